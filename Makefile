@@ -1,0 +1,33 @@
+# netbed: `make demo` runs the shipped comparison, `make test` the tests.
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: all build test bench lint demo generate clean fuzz
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test: lint
+	$(GO) test -count=1 -timeout 40m $(PKGS)
+
+# Benchmarks; results are recorded in docs/benchmarks.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+generate:
+	$(GO) generate $(PKGS)
+
+demo: build
+	./scripts/demo.sh
+
+clean:
+	rm -rf $(BIN) out

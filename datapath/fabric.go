@@ -1,0 +1,62 @@
+package datapath
+
+import (
+	"net"
+	"net/netip"
+	"time"
+)
+
+// PortRef names one port of one node.
+type PortRef struct {
+	Node string
+	Port int
+}
+
+// Wire joins two node ports, as a topology link does. Zero Rate means
+// unlimited (no serialisation delay); zero MTU means 1500 (9000 in the
+// underlay of a VXLAN fabric is the fabric's choice).
+type Wire struct {
+	A, B  PortRef
+	Rate  int64 // bits per second
+	Delay time.Duration
+	MTU   int
+}
+
+// NetworkSpec is a tenant network as the controller defines it.
+type NetworkSpec struct {
+	Name    string
+	Tenant  string       // VPC; two tenants may reuse a subnet
+	Subnet  netip.Prefix // e.g. 10.0.1.0/24
+	Gateway netip.Addr   // gen 1: on the core; gen 2: anycast on every leaf
+	VLAN    uint16       // gen 1 and the host side of gen 2
+	VNI     uint32       // gen 2 L2 VNI
+}
+
+// InstanceSpec is a VM, bare-metal instance or pod to attach to a host.
+type InstanceSpec struct {
+	Name    string
+	Host    string // topology node with role host
+	Network string // NetworkSpec.Name (gen 1, 2); empty for gen 3
+	MAC     net.HardwareAddr
+	IP      netip.Prefix
+	Gateway netip.Addr
+	// Labels feed gen 3 identities ("app=web").
+	Labels map[string]string
+}
+
+// Fabric is one generation realised on a topology: the nodes to run, how
+// their ports are wired, and how instances join and leave. sim runs a Fabric
+// in virtual time; the userspace runtime runs the same nodes over namespaces.
+//
+// Contract: Nodes and Wires describe the fabric after construction; every
+// successful AddInstance returns a new node and the wire joining it to its
+// host, which the runtime adds; RemoveInstance undoes it. Wire ports refer to
+// indices in the nodes' Ports. Methods are not safe for concurrent use.
+type Fabric interface {
+	Generation() string
+	Nodes() []Node
+	Wires() []Wire
+	AddNetwork(n NetworkSpec) error
+	AddInstance(s InstanceSpec) (Node, Wire, error)
+	RemoveInstance(name string) error
+}

@@ -1,0 +1,156 @@
+package frame
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// Broadcast is the Ethernet broadcast address.
+var Broadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+var serializeOpts = gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+
+// Serialize builds a frame from layers with lengths and checksums fixed.
+func Serialize(ls ...gopacket.SerializableLayer) ([]byte, error) {
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, serializeOpts, ls...); err != nil {
+		return nil, fmt.Errorf("serialize frame: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func mustSerialize(ls ...gopacket.SerializableLayer) []byte {
+	b, err := Serialize(ls...)
+	if err != nil {
+		// Only reachable with inconsistent layers built in this file.
+		panic(err)
+	}
+	return b
+}
+
+// Ethernet returns an Ethernet header carrying etype, tagged with vid when
+// vid is not 0.
+func Ethernet(src, dst net.HardwareAddr, etype layers.EthernetType, vid uint16) []gopacket.SerializableLayer {
+	if vid == 0 {
+		return []gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: src, DstMAC: dst, EthernetType: etype}}
+	}
+	return []gopacket.SerializableLayer{
+		&layers.Ethernet{SrcMAC: src, DstMAC: dst, EthernetType: layers.EthernetTypeDot1Q},
+		&layers.Dot1Q{VLANIdentifier: vid, Type: etype},
+	}
+}
+
+// ARPRequest builds a broadcast who-has tpa from (sha, spa).
+func ARPRequest(sha net.HardwareAddr, spa, tpa netip.Addr) []byte {
+	ls := Ethernet(sha, Broadcast, layers.EthernetTypeARP, 0)
+	ls = append(ls, &layers.ARP{
+		AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4,
+		HwAddressSize: 6, ProtAddressSize: 4, Operation: layers.ARPRequest,
+		SourceHwAddress: sha, SourceProtAddress: spa.AsSlice(),
+		DstHwAddress: make(net.HardwareAddr, 6), DstProtAddress: tpa.AsSlice(),
+	})
+	return mustSerialize(ls...)
+}
+
+// ARPReply builds a unicast reply telling tha/tpa that spa is at sha.
+func ARPReply(sha net.HardwareAddr, spa netip.Addr, tha net.HardwareAddr, tpa netip.Addr) []byte {
+	ls := Ethernet(sha, tha, layers.EthernetTypeARP, 0)
+	ls = append(ls, &layers.ARP{
+		AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4,
+		HwAddressSize: 6, ProtAddressSize: 4, Operation: layers.ARPReply,
+		SourceHwAddress: sha, SourceProtAddress: spa.AsSlice(),
+		DstHwAddress: tha, DstProtAddress: tpa.AsSlice(),
+	})
+	return mustSerialize(ls...)
+}
+
+// IPv4 describes the IP header of a packet to build.
+type IPv4 struct {
+	SrcMAC, DstMAC net.HardwareAddr
+	Src, Dst       netip.Addr
+	TTL            uint8 // 0 means 64
+	ID             uint16
+}
+
+func (h IPv4) layers(proto layers.IPProtocol) []gopacket.SerializableLayer {
+	ttl := h.TTL
+	if ttl == 0 {
+		ttl = 64
+	}
+	ls := Ethernet(h.SrcMAC, h.DstMAC, layers.EthernetTypeIPv4, 0)
+	return append(ls, &layers.IPv4{
+		Version: 4, IHL: 5, TTL: ttl, Id: h.ID, Protocol: proto,
+		Flags: layers.IPv4DontFragment, SrcIP: h.Src.AsSlice(), DstIP: h.Dst.AsSlice(),
+	})
+}
+
+// ICMPEcho builds an ICMPv4 echo request (reply when reply is set) with the
+// given identifier, sequence number and payload.
+func ICMPEcho(h IPv4, reply bool, id, seq uint16, payload []byte) []byte {
+	typ := uint8(layers.ICMPv4TypeEchoRequest)
+	if reply {
+		typ = layers.ICMPv4TypeEchoReply
+	}
+	ls := h.layers(layers.IPProtocolICMPv4)
+	ls = append(ls, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0), Id: id, Seq: seq}, gopacket.Payload(payload))
+	return mustSerialize(ls...)
+}
+
+// UDP builds a UDP datagram.
+func UDP(h IPv4, sport, dport uint16, payload []byte) []byte {
+	ls := h.layers(layers.IPProtocolUDP)
+	udp := &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}
+	ip := ls[len(ls)-1].(*layers.IPv4)
+	if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
+		panic(err)
+	}
+	ls = append(ls, udp, gopacket.Payload(payload))
+	return mustSerialize(ls...)
+}
+
+// TCPFlags selects the flags of a TCP segment to build.
+type TCPFlags struct{ SYN, ACK, RST, FIN bool }
+
+// TCP builds a TCP segment with the given flags and sequence numbers.
+func TCP(h IPv4, sport, dport uint16, seq, ack uint32, f TCPFlags, payload []byte) []byte {
+	ls := h.layers(layers.IPProtocolTCP)
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport),
+		Seq: seq, Ack: ack, SYN: f.SYN, ACK: f.ACK, RST: f.RST, FIN: f.FIN, Window: 65535, DataOffset: 5}
+	ip := ls[len(ls)-1].(*layers.IPv4)
+	if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
+		panic(err)
+	}
+	ls = append(ls, tcp, gopacket.Payload(payload))
+	return mustSerialize(ls...)
+}
+
+// VXLANEncap wraps inner in Ethernet/IPv4/UDP/VXLAN from the VTEP at
+// (srcMAC, src) to the VTEP at (dstMAC, dst) with the given VNI. The UDP
+// source port is derived from the inner frame's hash so that ECMP spreads
+// flows, as real VTEPs do.
+func VXLANEncap(outer IPv4, vni uint32, inner []byte) []byte {
+	ls := outer.layers(layers.IPProtocolUDP)
+	udp := &layers.UDP{SrcPort: layers.UDPPort(49152 + flowHash(inner)%16384), DstPort: VXLANPort}
+	ip := ls[len(ls)-1].(*layers.IPv4)
+	if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
+		panic(err)
+	}
+	ls = append(ls, udp, &layers.VXLAN{ValidIDFlag: true, VNI: vni}, gopacket.Payload(inner))
+	return mustSerialize(ls...)
+}
+
+// flowHash is FNV-1a over the inner frame's addresses (first 34 bytes:
+// MACs, EtherType and the IPv4 header up to the addresses).
+func flowHash(b []byte) uint16 {
+	h := uint32(2166136261)
+	n := min(len(b), 34)
+	for _, c := range b[:n] {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return uint16(h ^ h>>16)
+}

@@ -92,8 +92,9 @@ const (
 type Topology struct {
 	// Name is the lab name (containerlab's "name").
 	Name string
-	// Prefix follows containerlab: nil means the default "clab", a pointer
-	// to "" means no prefix at all (containerlab's `prefix: ""` or `null`).
+	// Prefix follows containerlab: nil (the key absent or `prefix: null`)
+	// means the default "clab"; a pointer to "" means no prefix at all
+	// (`prefix: ""`); PrefixLabName ("__lab-name") keeps only the lab name.
 	Prefix *string
 	Nodes  []*Node
 	Links  []*Link
@@ -180,15 +181,22 @@ func (t *Topology) Peer(e Endpoint) (Endpoint, *Link, bool) {
 	return Endpoint{}, nil, false
 }
 
+// PrefixLabName is containerlab's magic prefix value: containers are named
+// "<lab>-<node>", without the "clab" part.
+const PrefixLabName = "__lab-name"
+
 // LabPrefix returns the namespace/container name prefix containerlab would
-// use: "clab-<name>-" by default, "<prefix>-<name>-" for a custom prefix and
-// "" when the prefix is empty.
+// use: "clab-<name>-" by default, "<prefix>-<name>-" for a custom prefix,
+// "<name>-" for the magic prefix "__lab-name" and "" when the prefix is empty.
 func (t *Topology) LabPrefix() string {
 	if t.Prefix == nil {
 		return "clab-" + t.Name + "-"
 	}
-	if *t.Prefix == "" {
+	switch *t.Prefix {
+	case "":
 		return ""
+	case PrefixLabName:
+		return t.Name + "-"
 	}
 	return *t.Prefix + "-" + t.Name + "-"
 }

@@ -1,0 +1,198 @@
+package l2
+
+import (
+	"sort"
+	"time"
+)
+
+// DefaultAgeing is the usual hardware and Linux bridge ageing time.
+const DefaultAgeing = 300 * time.Second
+
+// key packs a 12-bit VLAN ID and a 48-bit MAC into one word, so a lookup
+// hashes a fixed-size integer and never allocates.
+type key uint64
+
+func mkKey(vlan uint16, mac [6]byte) key {
+	return key(uint64(vlan&0x0fff)<<48 | uint64(mac[0])<<40 | uint64(mac[1])<<32 |
+		uint64(mac[2])<<24 | uint64(mac[3])<<16 | uint64(mac[4])<<8 | uint64(mac[5]))
+}
+
+func (k key) vlan() uint16 { return uint16(k >> 48) }
+
+func (k key) mac() [6]byte {
+	return [6]byte{byte(k >> 40), byte(k >> 32), byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}
+}
+
+type slot struct {
+	port int32
+	seen time.Duration
+}
+
+// Entry is one learned address, as reported by Entries.
+type Entry struct {
+	VLAN uint16
+	MAC  [6]byte
+	Port int
+	Seen time.Duration // when the address was last learned
+}
+
+// Table is a MAC table. An entry lives while now-Seen < the ageing time;
+// expired entries are removed when a lookup or learn meets them, or by
+// Expire. A Table is not safe for concurrent use.
+type Table struct {
+	m      map[key]slot
+	ageing time.Duration
+	max    int
+	// Refused counts learns rejected because the table was full.
+	Refused uint64
+	// Moves counts learns that moved an address to another port.
+	Moves uint64
+}
+
+// New returns a table whose entries age out after ageing (0: never) and that
+// holds at most max entries (0: no limit). A full table learns nothing new,
+// as hardware does: unknown addresses keep being flooded.
+func New(ageing time.Duration, max int) *Table {
+	return &Table{m: make(map[key]slot), ageing: ageing, max: max}
+}
+
+// Ageing returns the table's ageing time.
+func (t *Table) Ageing() time.Duration { return t.ageing }
+
+func (t *Table) live(s slot, now time.Duration) bool {
+	return t.ageing == 0 || now-s.seen < t.ageing
+}
+
+// Learn records that mac was seen on port in vlan at now. It reports whether
+// the address moved from another port and whether it is in the table
+// afterwards (false when the table is full).
+func (t *Table) Learn(now time.Duration, vlan uint16, mac [6]byte, port int) (moved, ok bool) {
+	k := mkKey(vlan, mac)
+	s, found := t.m[k]
+	if found && !t.live(s, now) {
+		found = false
+	}
+	if found {
+		if s.port == int32(port) && s.seen == now {
+			return false, true
+		}
+		moved = s.port != int32(port)
+		if moved {
+			t.Moves++
+		}
+		t.m[k] = slot{port: int32(port), seen: now}
+		return moved, true
+	}
+	if t.max > 0 && len(t.m) >= t.max {
+		t.Expire(now)
+		if len(t.m) >= t.max {
+			t.Refused++
+			return false, false
+		}
+	}
+	t.m[k] = slot{port: int32(port), seen: now}
+	return false, true
+}
+
+// Lookup returns the port mac was learned on in vlan, if the entry is live.
+func (t *Table) Lookup(now time.Duration, vlan uint16, mac [6]byte) (port int, ok bool) {
+	k := mkKey(vlan, mac)
+	s, found := t.m[k]
+	if !found {
+		return -1, false
+	}
+	if !t.live(s, now) {
+		delete(t.m, k)
+		return -1, false
+	}
+	return int(s.port), true
+}
+
+// Forget removes one entry and reports whether it was there.
+func (t *Table) Forget(vlan uint16, mac [6]byte) bool {
+	k := mkKey(vlan, mac)
+	_, ok := t.m[k]
+	delete(t.m, k)
+	return ok
+}
+
+// FlushPort removes every entry on port and returns how many it removed.
+func (t *Table) FlushPort(port int) int {
+	n := 0
+	for k, s := range t.m {
+		if s.port == int32(port) {
+			delete(t.m, k)
+			n++
+		}
+	}
+	return n
+}
+
+// FlushVLAN removes every entry in vlan and returns how many it removed.
+func (t *Table) FlushVLAN(vlan uint16) int {
+	n := 0
+	for k := range t.m {
+		if k.vlan() == vlan&0x0fff {
+			delete(t.m, k)
+			n++
+		}
+	}
+	return n
+}
+
+// Flush removes every entry and returns how many it removed.
+func (t *Table) Flush() int {
+	n := len(t.m)
+	clear(t.m)
+	return n
+}
+
+// Expire removes the entries that have aged out at now and returns how many.
+func (t *Table) Expire(now time.Duration) int {
+	if t.ageing == 0 {
+		return 0
+	}
+	n := 0
+	for k, s := range t.m {
+		if !t.live(s, now) {
+			delete(t.m, k)
+			n++
+		}
+	}
+	return n
+}
+
+// Len returns the number of entries held, expired ones not yet removed
+// included: the memory the table uses.
+func (t *Table) Len() int { return len(t.m) }
+
+// Count returns the number of live entries at now, for capacity reports.
+func (t *Table) Count(now time.Duration) int {
+	if t.ageing == 0 {
+		return len(t.m)
+	}
+	n := 0
+	for _, s := range t.m {
+		if t.live(s, now) {
+			n++
+		}
+	}
+	return n
+}
+
+// Entries returns the live entries at now, sorted by VLAN then MAC.
+func (t *Table) Entries(now time.Duration) []Entry {
+	out := make([]Entry, 0, len(t.m))
+	keys := make([]key, 0, len(t.m))
+	for k, s := range t.m {
+		if t.live(s, now) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	for _, k := range keys {
+		s := t.m[k]
+		out = append(out, Entry{VLAN: k.vlan(), MAC: k.mac(), Port: int(s.port), Seen: s.seen})
+	}
+	return out
+}

@@ -1,0 +1,293 @@
+package netns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/netbed/netbed/topologies"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Deploy realises t: one namespace per node, named t.LabPrefix()+node and
+// bind-mounted under NetnsDir, and one veth pair per link with the
+// topology's interface names and MTU, both ends created directly in their
+// namespaces and up, loopbacks up. Every interface netbed creates carries
+// the alias Alias(t.Name), and the lab's state is recorded under StateRoot
+// before anything is created.
+//
+// Deploy is idempotent: namespaces and veth pairs that already exist as
+// they should are kept; the Report tells what was created and what was
+// present. On error, what was created stays (Destroy removes it) and the
+// returned Lab is nil. opt may be nil.
+func Deploy(ctx context.Context, t *topologies.Topology, opt *Options) (*Lab, *Report, error) {
+	if err := checkTopology(t); err != nil {
+		return nil, nil, fmt.Errorf("deploy: %w", err)
+	}
+	start := time.Now()
+	root := opt.stateRoot()
+	lab := newLab(t, func(n string) string { return t.LabPrefix() + n })
+	lab.owned, lab.stateRoot = true, root
+
+	// Record the lab before touching the kernel, keeping namespaces an
+	// earlier deploy of this lab listed so that Destroy still finds them.
+	st := &State{Lab: t.Name}
+	seen := map[string]bool{}
+	if old, _, err := readState(root, t.Name); err == nil {
+		for _, ns := range old.Namespaces {
+			if !seen[ns] {
+				seen[ns] = true
+				st.Namespaces = append(st.Namespaces, ns)
+			}
+		}
+	}
+	for _, name := range lab.order {
+		if ns := lab.nodes[name].Netns; !seen[ns] {
+			seen[ns] = true
+			st.Namespaces = append(st.Namespaces, ns)
+		}
+	}
+	if err := writeState(root, st, t); err != nil {
+		return nil, nil, fmt.Errorf("deploy lab %s: %w", t.Name, err)
+	}
+	if err := prepareNetnsDir(); err != nil {
+		return nil, nil, fmt.Errorf("deploy lab %s: %w", t.Name, err)
+	}
+
+	rep := &Report{Lab: t.Name, Nodes: len(t.Nodes), Links: len(t.Links)}
+	fresh, err := lab.deployNamespaces(ctx, workerCount(opt, len(lab.order)), rep)
+	if err == nil {
+		err = lab.deployLinks(ctx, workerCount(opt, len(t.Links)), fresh, rep)
+	}
+	if err != nil {
+		lab.Close()
+		return nil, nil, fmt.Errorf("deploy lab %s: %w (run `netbed down %s` to remove what was created)", t.Name, err, t.Name)
+	}
+	st.Complete = true
+	if err := writeState(root, st, nil); err != nil {
+		lab.Close()
+		return nil, nil, fmt.Errorf("deploy lab %s: %w", t.Name, err)
+	}
+	rep.Duration = time.Since(start)
+	return lab, rep, nil
+}
+
+// deployNamespaces opens or creates every node's namespace and reports which
+// ones it created.
+func (l *Lab) deployNamespaces(ctx context.Context, workers int, rep *Report) (map[string]bool, error) {
+	alias := Alias(l.Name)
+	created := make([]bool, len(l.order))
+	var present atomic.Int64
+	err := pool(ctx, len(l.order), workers, func() (func(int) error, func(), error) {
+		var m *nsMaker // made on first use: present namespaces need no thread
+		job := func(i int) error {
+			n := l.nodes[l.order[i]]
+			if isNamespace(n.Path()) {
+				s, err := openNode(n.Path())
+				if err == nil {
+					err = setupLoopback(s.nl, alias)
+				}
+				if err != nil {
+					s.close()
+					return fmt.Errorf("node %s: %w", n.Name, err)
+				}
+				n.sys = s
+				present.Add(1)
+				return nil
+			}
+			// A file that is not a namespace is left by a run killed
+			// between creating and mounting it.
+			if _, err := removeNamespace(n.Netns); err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
+			if m == nil {
+				var err error
+				if m, err = newNsMaker(); err != nil {
+					return err
+				}
+			}
+			s, err := m.make(n.Netns, alias)
+			if err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
+			n.sys = s
+			created[i] = true
+			return nil
+		}
+		done := func() {
+			if m != nil {
+				m.close()
+			}
+		}
+		return job, done, nil
+	})
+	fresh := make(map[string]bool, len(l.order))
+	for i, c := range created {
+		if c {
+			fresh[l.order[i]] = true
+			rep.NamespacesCreated++
+		}
+	}
+	rep.NamespacesPresent = int(present.Load())
+	return fresh, err
+}
+
+type linkOutcome int
+
+const (
+	linkCreated linkOutcome = iota
+	linkPresent
+	linkReplaced
+	linkFixed
+)
+
+func (l *Lab) deployLinks(ctx context.Context, workers int, fresh map[string]bool, rep *Report) error {
+	var counts [4]atomic.Int64
+	alias := Alias(l.Name)
+	err := pool(ctx, len(l.Topology.Links), workers, simple(func(i int) error {
+		lk := l.Topology.Links[i]
+		out, err := l.ensureLink(lk, fresh[lk.A.Node] && fresh[lk.B.Node], alias)
+		if err != nil {
+			return fmt.Errorf("link %s--%s: %w", lk.A, lk.B, err)
+		}
+		counts[out].Add(1)
+		return nil
+	}))
+	rep.LinksCreated = int(counts[linkCreated].Load())
+	rep.LinksPresent = int(counts[linkPresent].Load())
+	rep.LinksReplaced = int(counts[linkReplaced].Load())
+	rep.LinksFixed = int(counts[linkFixed].Load())
+	return err
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf)
+}
+
+// ensureLink makes lk exist as a veth pair between its two namespaces. When
+// both namespaces are new it creates the pair without looking.
+func (l *Lab) ensureLink(lk *topologies.Link, fresh bool, alias string) (linkOutcome, error) {
+	a, b := l.nodes[lk.A.Node], l.nodes[lk.B.Node]
+	mtu := linkMTU(lk)
+	if fresh {
+		return linkCreated, createVeth(a, b, lk, mtu, alias)
+	}
+	la, errA := a.sys.nl.LinkByName(lk.A.Iface)
+	if errA != nil && !isNotFound(errA) {
+		return 0, fmt.Errorf("look up %s: %w", lk.A, errA)
+	}
+	lb, errB := b.sys.nl.LinkByName(lk.B.Iface)
+	if errB != nil && !isNotFound(errB) {
+		return 0, fmt.Errorf("look up %s: %w", lk.B, errB)
+	}
+	if errA == nil && errB == nil && pairedVeths(a, la, b, lb) {
+		fixed, err := fixEnd(a, la, mtu, alias)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", lk.A, err)
+		}
+		fixedB, err := fixEnd(b, lb, mtu, alias)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", lk.B, err)
+		}
+		if fixed || fixedB {
+			return linkFixed, nil
+		}
+		return linkPresent, nil
+	}
+	out := linkCreated
+	if errA == nil {
+		if err := a.sys.nl.LinkDel(la); err != nil && !isNotFound(err) {
+			return 0, fmt.Errorf("remove stale %s: %w", lk.A, err)
+		}
+		out = linkReplaced
+	}
+	if errB == nil {
+		// Deleting a's old veth may have taken b's end with it.
+		if err := b.sys.nl.LinkDel(lb); err != nil && !isNotFound(err) && !errors.Is(err, unix.ENODEV) {
+			return 0, fmt.Errorf("remove stale %s: %w", lk.B, err)
+		}
+		out = linkReplaced
+	}
+	return out, createVeth(a, b, lk, mtu, alias)
+}
+
+// pairedVeths reports whether la (in a) and lb (in b) are the two ends of
+// one veth pair.
+func pairedVeths(a *Node, la netlink.Link, b *Node, lb netlink.Link) bool {
+	if la.Type() != "veth" || lb.Type() != "veth" {
+		return false
+	}
+	if la.Attrs().ParentIndex != lb.Attrs().Index || lb.Attrs().ParentIndex != la.Attrs().Index {
+		return false
+	}
+	// Index numbers are per namespace: check the peer's namespace too.
+	idB, err := a.sys.nl.GetNetNsIdByFd(int(b.sys.ns))
+	if err != nil || idB != la.Attrs().NetNsID {
+		return false
+	}
+	idA, err := b.sys.nl.GetNetNsIdByFd(int(a.sys.ns))
+	return err == nil && idA == lb.Attrs().NetNsID
+}
+
+// fixEnd corrects the MTU, state and alias of an existing end.
+func fixEnd(n *Node, lk netlink.Link, mtu int, alias string) (bool, error) {
+	fixed := false
+	if lk.Attrs().MTU != mtu {
+		if err := n.sys.nl.LinkSetMTU(lk, mtu); err != nil {
+			return false, fmt.Errorf("set MTU %d: %w", mtu, err)
+		}
+		fixed = true
+	}
+	if lk.Attrs().Alias != alias {
+		if err := n.sys.nl.LinkSetAlias(lk, alias); err != nil {
+			return false, fmt.Errorf("set alias: %w", err)
+		}
+		fixed = true
+	}
+	if lk.Attrs().RawFlags&unix.IFF_UP == 0 {
+		if err := n.sys.nl.LinkSetUp(lk); err != nil {
+			return false, fmt.Errorf("bring up: %w", err)
+		}
+		fixed = true
+	}
+	return fixed, nil
+}
+
+// createVeth creates the pair with each end born in its namespace under its
+// final name (no move, no rename), then marks both ends and brings the
+// peer up (the kernel takes IFF_UP only for the first end at creation).
+func createVeth(a, b *Node, lk *topologies.Link, mtu int, alias string) error {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = lk.A.Iface
+	attrs.MTU = mtu
+	attrs.Flags = net.FlagUp
+	attrs.Namespace = netlink.NsFd(a.sys.ns)
+	veth := &netlink.Veth{
+		LinkAttrs:     attrs,
+		PeerName:      lk.B.Iface,
+		PeerNamespace: netlink.NsFd(b.sys.ns),
+		PeerTxQLen:    -1,
+	}
+	if err := a.sys.nl.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create veth %s--%s: %w", lk.A, lk.B, err)
+	}
+	if err := a.sys.nl.LinkSetAlias(veth, alias); err != nil {
+		return fmt.Errorf("set alias of %s: %w", lk.A, err)
+	}
+	peer, err := b.sys.nl.LinkByName(lk.B.Iface)
+	if err != nil {
+		return fmt.Errorf("find new peer %s: %w", lk.B, err)
+	}
+	if err := b.sys.nl.LinkSetAlias(peer, alias); err != nil {
+		return fmt.Errorf("set alias of %s: %w", lk.B, err)
+	}
+	if err := b.sys.nl.LinkSetUp(peer); err != nil {
+		return fmt.Errorf("bring up %s: %w", lk.B, err)
+	}
+	return nil
+}

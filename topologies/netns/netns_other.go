@@ -1,0 +1,40 @@
+//go:build !linux
+
+package netns
+
+import (
+	"context"
+
+	"github.com/netbed/netbed/topologies"
+)
+
+type nodeSys struct{}
+
+// Deploy needs Linux; elsewhere it returns ErrUnsupported.
+func Deploy(ctx context.Context, t *topologies.Topology, opt *Options) (*Lab, *Report, error) {
+	return nil, nil, ErrUnsupported
+}
+
+// Destroy needs Linux; elsewhere it returns ErrUnsupported.
+func Destroy(lab string, opt *Options) (*DestroyReport, error) { return nil, ErrUnsupported }
+
+// DestroyAll needs Linux; elsewhere it returns ErrUnsupported.
+func DestroyAll(opt *Options) (*DestroyReport, error) { return nil, ErrUnsupported }
+
+// Attach needs Linux; elsewhere it returns ErrUnsupported.
+func Attach(t *topologies.Topology) (*Lab, error) { return nil, ErrUnsupported }
+
+// AttachLab needs Linux; elsewhere it returns ErrUnsupported.
+func AttachLab(name string, opt *Options) (*Lab, error) { return nil, ErrUnsupported }
+
+// AttachClab needs Linux; elsewhere it returns ErrUnsupported.
+func AttachClab(path string) (*Lab, error) { return nil, ErrUnsupported }
+
+// Close does nothing outside Linux.
+func (l *Lab) Close() error { return nil }
+
+// Destroy needs Linux; elsewhere it returns ErrUnsupported.
+func (l *Lab) Destroy() (*DestroyReport, error) { return nil, ErrUnsupported }
+
+// Do needs Linux; elsewhere it returns ErrUnsupported.
+func (l *Lab) Do(node string, fn func() error) error { return ErrUnsupported }

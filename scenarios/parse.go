@@ -1,0 +1,583 @@
+package scenarios
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ErrInvalid marks every error about a scenario file's content.
+var ErrInvalid = errors.New("invalid scenario")
+
+// Error is a problem at a place in a scenario file.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, e.Msg)
+}
+
+func (e *Error) Unwrap() error { return ErrInvalid }
+
+// Load reads and validates a scenario file.
+func Load(path string) (*Scenario, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read scenario: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse parses and validates scenario YAML; file names it in errors.
+func Parse(file string, data []byte) (*Scenario, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		return nil, yamlError(file, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, &Error{File: file, Msg: "empty file; a scenario needs at least name, topology and steps"}
+	}
+	p := &parser{file: file}
+	var raw rawScenario
+	p.decode(doc.Content[0], "", &raw)
+	if p.err != nil {
+		return nil, p.err
+	}
+	s := p.build(&raw, doc.Content[0])
+	if p.err != nil {
+		return nil, p.err
+	}
+	return s, nil
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+
+func yamlError(file string, err error) error {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: n, Msg: m[2]}
+	}
+	return &Error{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+}
+
+type parser struct {
+	file string
+	err  error
+}
+
+func (p *parser) fail(line int, field, format string, a ...any) {
+	if p.err == nil {
+		p.err = &Error{File: p.file, Line: line, Field: field, Msg: fmt.Sprintf(format, a...)}
+	}
+}
+
+// decode decodes node into out (a pointer to a raw struct), rejecting keys
+// the struct does not have, recursively, so a typo anywhere names its line.
+func (p *parser) decode(node *yaml.Node, path string, out any) {
+	if p.err != nil {
+		return
+	}
+	p.checkKeys(node, path, reflect.TypeOf(out).Elem())
+	if p.err != nil {
+		return
+	}
+	if err := node.Decode(out); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 {
+			e := yamlError(p.file, errors.New(te.Errors[0])).(*Error)
+			e.Field = path
+			p.err = e
+			return
+		}
+		p.fail(node.Line, path, "%v", err)
+	}
+}
+
+func (p *parser) checkKeys(node *yaml.Node, path string, t reflect.Type) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Slice:
+		if node.Kind == yaml.SequenceNode {
+			for i, c := range node.Content {
+				p.checkKeys(c, fmt.Sprintf("%s[%d]", path, i), t.Elem())
+			}
+		}
+		return
+	case reflect.Map:
+		if node.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(node.Content); i += 2 {
+				p.checkKeys(node.Content[i+1], join(path, node.Content[i].Value), t.Elem())
+			}
+		}
+		return
+	case reflect.Struct:
+	default:
+		return
+	}
+	if node.Kind != yaml.MappingNode {
+		p.fail(node.Line, path, "expected a mapping, got %s", describe(node))
+		return
+	}
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			fields[name] = f.Type
+		}
+	}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k := node.Content[i]
+		ft, ok := fields[k.Value]
+		if !ok {
+			names := make([]string, 0, len(fields))
+			for n := range fields {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			p.fail(k.Line, join(path, k.Value), "unknown field; expected one of %s", strings.Join(names, ", "))
+			return
+		}
+		p.checkKeys(node.Content[i+1], join(path, k.Value), ft)
+	}
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// Raw shapes of the YAML. Durations and addresses stay strings here and
+// are checked in build, where the line is known.
+type rawScenario struct {
+	Name        string             `yaml:"name"`
+	Description string             `yaml:"description"`
+	Topology    *rawTopo           `yaml:"topology"`
+	Topologies  map[string]rawTopo `yaml:"topologies"`
+	Generations []string           `yaml:"generations"`
+	Backend     string             `yaml:"backend"`
+	Seed        int64              `yaml:"seed"`
+	Networks    []rawNetwork       `yaml:"networks"`
+	Steps       []rawStep          `yaml:"steps"`
+}
+
+type rawTopo struct {
+	File    string         `yaml:"file"`
+	Builder string         `yaml:"builder"`
+	Params  map[string]int `yaml:"params"`
+}
+
+type rawNetwork struct {
+	Name   string   `yaml:"name"`
+	Tenant string   `yaml:"tenant"`
+	Subnet string   `yaml:"subnet"`
+	Labels []string `yaml:"labels"`
+}
+
+type rawStep struct {
+	At      string      `yaml:"at"`
+	Gens    []string    `yaml:"generations"`
+	Spawn   *rawSpawn   `yaml:"spawn"`
+	Churn   *rawChurn   `yaml:"churn"`
+	Drift   *rawDrift   `yaml:"drift"`
+	Fail    *rawTarget  `yaml:"fail"`
+	Restore *rawTarget  `yaml:"restore"`
+	Traffic *rawTraffic `yaml:"traffic"`
+	Policy  *rawPolicy  `yaml:"policy"`
+	Expect  *rawExpect  `yaml:"expect"`
+	Comment string      `yaml:"comment"`
+}
+
+type rawSpawn struct {
+	Name    string            `yaml:"name"`
+	Kind    string            `yaml:"kind"`
+	Count   int               `yaml:"count"`
+	Hosts   []string          `yaml:"hosts"`
+	Place   string            `yaml:"placement"`
+	Network string            `yaml:"network"`
+	Label   string            `yaml:"label"`
+	Labels  map[string]string `yaml:"labels"`
+}
+
+type rawChurn struct {
+	Name     string  `yaml:"name"`
+	Rate     float64 `yaml:"rate"`
+	Duration string  `yaml:"duration"`
+	Network  string  `yaml:"network"`
+	Label    string  `yaml:"label"`
+}
+
+type rawDrift struct {
+	Instances []string `yaml:"instances"`
+	To        string   `yaml:"to"`
+}
+
+type rawTarget struct {
+	Node       string `yaml:"node"`
+	Role       string `yaml:"role"`
+	Link       string `yaml:"link"`
+	Controller bool   `yaml:"controller"`
+	Agent      string `yaml:"agent"`
+}
+
+type rawTraffic struct {
+	Proto  string   `yaml:"proto"`
+	Port   uint16   `yaml:"port"`
+	From   []string `yaml:"from"`
+	To     []string `yaml:"to"`
+	Matrix bool     `yaml:"matrix"`
+	Count  int      `yaml:"count"`
+	Rate   float64  `yaml:"rate"`
+	Tag    string   `yaml:"tag"`
+}
+
+type rawPolicy struct {
+	Action string            `yaml:"action"`
+	Name   string            `yaml:"name"`
+	From   map[string]string `yaml:"from"`
+	To     map[string]string `yaml:"to"`
+	Proto  string            `yaml:"proto"`
+	Port   uint16            `yaml:"port"`
+	Allow  *bool             `yaml:"allow"`
+}
+
+type rawExpect struct {
+	Tag           string         `yaml:"tag"`
+	Reachable     []string       `yaml:"reachable"`
+	Unreachable   []string       `yaml:"unreachable"`
+	AllReachable  bool           `yaml:"all_reachable"`
+	Hops          map[string]int `yaml:"hops"`
+	SwitchHops    map[string]int `yaml:"switch_hops"`
+	MaxLatency    string         `yaml:"max_latency"`
+	Verdict       string         `yaml:"verdict"`
+	Rule          string         `yaml:"rule"`
+	IPUnchanged   []string       `yaml:"ip_unchanged"`
+	PortState     string         `yaml:"port_state"`
+	Within        string         `yaml:"within"`
+	NoUnexplained bool           `yaml:"no_unexplained_drops"`
+}
+
+// child returns the value node of key in a mapping node, or nil.
+func child(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func lineOf(n *yaml.Node, fallback int) int {
+	if n == nil {
+		return fallback
+	}
+	return n.Line
+}
+
+var builders = []string{"three-tier", "spine-leaf", "multi-az"}
+
+func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
+	s := &Scenario{Name: r.Name, Description: r.Description, Backend: r.Backend, Seed: r.Seed, File: p.file,
+		Topologies: map[string]TopologySpec{}}
+	if s.Name == "" {
+		p.fail(root.Line, "name", "missing; give the scenario a name")
+	}
+	switch s.Backend {
+	case "":
+		s.Backend = "auto"
+	case "sim", "netns", "auto":
+	default:
+		p.fail(lineOf(child(root, "backend"), root.Line), "backend", "%q is not a backend; use sim, netns or auto", s.Backend)
+	}
+	if r.Topology != nil {
+		r.Topologies = map[string]rawTopo{"default": *r.Topology}
+		r.Topology = nil
+	}
+	topoNode := child(root, "topologies")
+	if topoNode == nil {
+		topoNode = child(root, "topology")
+	}
+	if len(r.Topologies) == 0 {
+		p.fail(root.Line, "topology", "missing; name a file (topology: {file: x.clab.yml}) or a builder (topology: {builder: spine-leaf})")
+	}
+	for key, t := range r.Topologies {
+		line := lineOf(child(topoNode, key), lineOf(topoNode, root.Line))
+		if key != "default" && !slices.Contains(Generations, Generation(key)) {
+			p.fail(line, "topologies."+key, "not a generation; use default or one of %v", Generations)
+		}
+		if (t.File == "") == (t.Builder == "") {
+			p.fail(line, "topology", "give exactly one of file and builder")
+		}
+		if t.Builder != "" && !slices.Contains(builders, t.Builder) {
+			p.fail(line, "topology.builder", "%q is not a builder; use one of %s", t.Builder, strings.Join(builders, ", "))
+		}
+		s.Topologies[key] = TopologySpec{File: t.File, Builder: t.Builder, Params: t.Params, Line: line}
+	}
+	gensNode := child(root, "generations")
+	for i, g := range r.Generations {
+		if !slices.Contains(Generations, Generation(g)) {
+			p.fail(lineOf(gensNode, root.Line), fmt.Sprintf("generations[%d]", i), "%q is not a generation; use %v", g, Generations)
+		}
+		s.Generations = append(s.Generations, Generation(g))
+	}
+	if len(s.Generations) == 0 {
+		s.Generations = []Generation{GenVLAN, GenEVPN, GenEBPF}
+	}
+	for _, g := range s.Generations {
+		if _, ok := s.Topologies[string(g)]; !ok {
+			if _, ok := s.Topologies["default"]; !ok {
+				p.fail(lineOf(topoNode, root.Line), "topologies", "no topology for generation %s and no default", g)
+			}
+		}
+	}
+	netsNode := child(root, "networks")
+	names := map[string]bool{}
+	for i, rn := range r.Networks {
+		line := lineOf(netsNode, root.Line)
+		if netsNode != nil && i < len(netsNode.Content) {
+			line = netsNode.Content[i].Line
+		}
+		field := fmt.Sprintf("networks[%d]", i)
+		pfx, err := netip.ParsePrefix(rn.Subnet)
+		if err != nil {
+			p.fail(line, field+".subnet", "%q is not a CIDR like 10.0.1.0/24", rn.Subnet)
+		}
+		if rn.Name == "" || names[rn.Name] {
+			p.fail(line, field+".name", "missing or duplicate network name %q", rn.Name)
+		}
+		names[rn.Name] = true
+		s.Networks = append(s.Networks, Network{Name: rn.Name, Tenant: rn.Tenant, Subnet: pfx.Masked(), Labels: rn.Labels, Line: line})
+	}
+	stepsNode := child(root, "steps")
+	if len(r.Steps) == 0 {
+		p.fail(root.Line, "steps", "missing; a scenario needs at least one step")
+	}
+	var last time.Duration
+	for i := range r.Steps {
+		n := stepsNode.Content[i]
+		st := p.step(&r.Steps[i], n, fmt.Sprintf("steps[%d]", i), names)
+		if st.At < last {
+			p.fail(n.Line, fmt.Sprintf("steps[%d].at", i), "%v is before the previous step's %v; steps run in order", st.At, last)
+		}
+		last = st.At
+		s.Steps = append(s.Steps, st)
+	}
+	return s
+}
+
+func (p *parser) duration(n *yaml.Node, field, v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		p.fail(lineOf(n, 0), field, "%q is not a duration like 500ms or 2s", v)
+	}
+	return d
+}
+
+func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[string]bool) Step {
+	st := Step{Line: n.Line}
+	st.At = p.duration(child(n, "at"), field+".at", r.At)
+	for _, g := range r.Gens {
+		if !slices.Contains(Generations, Generation(g)) {
+			p.fail(lineOf(child(n, "generations"), n.Line), field+".generations", "%q is not a generation", g)
+		}
+		st.Gens = append(st.Gens, Generation(g))
+	}
+	set := 0
+	for _, ok := range []bool{r.Spawn != nil, r.Churn != nil, r.Drift != nil, r.Fail != nil, r.Restore != nil, r.Traffic != nil, r.Policy != nil, r.Expect != nil} {
+		if ok {
+			set++
+		}
+	}
+	if set != 1 {
+		p.fail(n.Line, field, "a step needs exactly one action (spawn, churn, drift, fail, restore, traffic, policy, expect); found %d", set)
+		return st
+	}
+	checkNet := func(k, network, label string) {
+		if network == "" && label == "" {
+			p.fail(lineOf(child(n, k), n.Line), field+"."+k, "give a network or a label")
+		}
+		if network != "" && !networks[network] {
+			p.fail(lineOf(child(child(n, k), "network"), n.Line), field+"."+k+".network", "unknown network %q; define it under networks", network)
+		}
+	}
+	switch {
+	case r.Spawn != nil:
+		sp := r.Spawn
+		f := field + ".spawn"
+		if sp.Count < 1 {
+			p.fail(lineOf(child(child(n, "spawn"), "count"), n.Line), f+".count", "must be at least 1")
+		}
+		if sp.Name == "" {
+			p.fail(lineOf(child(n, "spawn"), n.Line), f+".name", "missing; instances are named <name>-1, <name>-2, ...")
+		}
+		if sp.Kind == "" {
+			sp.Kind = "vm"
+		}
+		if !slices.Contains([]string{"vm", "baremetal", "pod"}, sp.Kind) {
+			p.fail(lineOf(child(child(n, "spawn"), "kind"), n.Line), f+".kind", "%q: use vm, baremetal or pod", sp.Kind)
+		}
+		place := Placement(sp.Place)
+		if place == "" {
+			place = PlaceSpread
+		}
+		if place != PlaceSpread && place != PlacePacked {
+			p.fail(lineOf(child(child(n, "spawn"), "placement"), n.Line), f+".placement", "%q: use spread or packed", sp.Place)
+		}
+		checkNet("spawn", sp.Network, sp.Label)
+		st.Spawn = &Spawn{Name: sp.Name, Kind: sp.Kind, Count: sp.Count, Hosts: sp.Hosts, Place: place, Network: sp.Network, Label: sp.Label, Labels: sp.Labels}
+	case r.Churn != nil:
+		c := r.Churn
+		if c.Rate <= 0 {
+			p.fail(lineOf(child(n, "churn"), n.Line), field+".churn.rate", "must be positive (pods per second)")
+		}
+		checkNet("churn", c.Network, c.Label)
+		st.Churn = &Churn{Name: c.Name, Rate: c.Rate, Network: c.Network, Label: c.Label,
+			Duration: p.duration(child(child(n, "churn"), "duration"), field+".churn.duration", c.Duration)}
+	case r.Drift != nil:
+		if len(r.Drift.Instances) == 0 {
+			p.fail(lineOf(child(n, "drift"), n.Line), field+".drift.instances", "name at least one instance")
+		}
+		st.Drift = &Drift{Instances: r.Drift.Instances, To: r.Drift.To}
+	case r.Fail != nil, r.Restore != nil:
+		t, k := r.Fail, "fail"
+		if t == nil {
+			t, k = r.Restore, "restore"
+		}
+		nset := 0
+		for _, ok := range []bool{t.Node != "", t.Role != "", t.Link != "", t.Controller, t.Agent != ""} {
+			if ok {
+				nset++
+			}
+		}
+		if nset != 1 {
+			p.fail(lineOf(child(n, k), n.Line), field+"."+k, "name exactly one of node, role, link, controller, agent")
+		}
+		tg := &Target{Node: t.Node, Role: t.Role, Link: t.Link, Controller: t.Controller, Agent: t.Agent}
+		if k == "fail" {
+			st.Fail = tg
+		} else {
+			st.Restore = tg
+		}
+	case r.Traffic != nil:
+		tr := r.Traffic
+		f := field + ".traffic"
+		if tr.Proto == "" {
+			tr.Proto = "icmp"
+		}
+		if !slices.Contains([]string{"icmp", "udp", "tcp"}, tr.Proto) {
+			p.fail(lineOf(child(child(n, "traffic"), "proto"), n.Line), f+".proto", "%q: use icmp, udp or tcp", tr.Proto)
+		}
+		if len(tr.From) == 0 || len(tr.To) == 0 {
+			p.fail(lineOf(child(n, "traffic"), n.Line), f, "needs from and to")
+		}
+		if tr.Count == 0 {
+			tr.Count = 1
+		}
+		st.Traffic = &Traffic{Proto: tr.Proto, Port: tr.Port, From: tr.From, To: tr.To, Matrix: tr.Matrix, Count: tr.Count, Rate: tr.Rate, Tag: tr.Tag}
+	case r.Policy != nil:
+		po := r.Policy
+		if po.Action == "" {
+			po.Action = "apply"
+		}
+		if po.Action != "apply" && po.Action != "remove" {
+			p.fail(lineOf(child(n, "policy"), n.Line), field+".policy.action", "%q: use apply or remove", po.Action)
+		}
+		allow := po.Allow == nil || *po.Allow
+		st.Policy = &Policy{Action: po.Action, Name: po.Name, From: po.From, To: po.To, Proto: po.Proto, Port: po.Port, Allow: allow}
+	case r.Expect != nil:
+		e := r.Expect
+		en := child(n, "expect")
+		f := field + ".expect"
+		x := &Expect{Tag: e.Tag, AllReachable: e.AllReachable, Verdict: e.Verdict, Rule: e.Rule, IPUnchanged: e.IPUnchanged,
+			PortState: e.PortState, NoUnexplained: e.NoUnexplained,
+			MaxLatency: p.duration(child(en, "max_latency"), f+".max_latency", e.MaxLatency),
+			Within:     p.duration(child(en, "within"), f+".within", e.Within)}
+		x.Reachable = p.pairs(child(en, "reachable"), f+".reachable", e.Reachable)
+		x.Unreachable = p.pairs(child(en, "unreachable"), f+".unreachable", e.Unreachable)
+		x.Hops = p.genInts(child(en, "hops"), f+".hops", e.Hops)
+		x.SwitchHops = p.genInts(child(en, "switch_hops"), f+".switch_hops", e.SwitchHops)
+		if x.Verdict != "" && x.Verdict != "forwarded" && x.Verdict != "dropped" {
+			p.fail(lineOf(child(en, "verdict"), n.Line), f+".verdict", "%q: use forwarded or dropped", x.Verdict)
+		}
+		if x.PortState != "" && x.PortState != "ACTIVE_ACTIVE" {
+			p.fail(lineOf(child(en, "port_state"), n.Line), f+".port_state", "%q: only ACTIVE_ACTIVE can be expected", x.PortState)
+		}
+		st.Expect = x
+	}
+	return st
+}
+
+func (p *parser) pairs(n *yaml.Node, field string, in []string) []Pair {
+	var out []Pair
+	for i, s := range in {
+		a, b, ok := strings.Cut(s, "->")
+		a, b = strings.TrimSpace(a), strings.TrimSpace(b)
+		if !ok || a == "" || b == "" {
+			line := lineOf(n, 0)
+			if n != nil && i < len(n.Content) {
+				line = n.Content[i].Line
+			}
+			p.fail(line, fmt.Sprintf("%s[%d]", field, i), "%q: write pairs as \"from -> to\"", s)
+			continue
+		}
+		out = append(out, Pair{From: a, To: b})
+	}
+	return out
+}
+
+func (p *parser) genInts(n *yaml.Node, field string, in map[string]int) map[Generation]int {
+	if len(in) == 0 {
+		return nil
+	}
+	out := map[Generation]int{}
+	for k, v := range in {
+		if !slices.Contains(Generations, Generation(k)) {
+			p.fail(lineOf(child(n, k), lineOf(n, 0)), field+"."+k, "not a generation; use %v", Generations)
+		}
+		out[Generation(k)] = v
+	}
+	return out
+}

@@ -1,0 +1,135 @@
+package scenarios
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `name: demo
+description: two VMs in two subnets
+topologies:
+  default: {builder: spine-leaf, params: {spines: 2, leaves: 4, hosts_per_leaf: 2}}
+  vlan: {file: ../topologies/examples/three-tier.clab.yml}
+generations: [vlan, evpn]
+seed: 7
+networks:
+  - {name: web, subnet: 10.0.1.0/24, labels: [prod-env]}
+  - {name: db, subnet: 10.0.2.0/24}
+steps:
+  - at: 0s
+    spawn: {name: web, kind: vm, count: 2, network: web}
+  - at: 100ms
+    spawn: {name: db, count: 1, label: prod-env, placement: packed}
+  - at: 1s
+    traffic: {proto: icmp, from: [web-1], to: [db-1], tag: x}
+  - at: 2s
+    expect:
+      tag: x
+      reachable: ["web-1 -> db-1"]
+      hops: {vlan: 18}
+      max_latency: 1ms
+`
+
+func TestParseGood(t *testing.T) {
+	s, err := Parse("good.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "demo" || s.Seed != 7 || len(s.Generations) != 2 || s.Backend != "auto" {
+		t.Errorf("header: %+v", s)
+	}
+	if got := s.Topologies["vlan"].File; got != "../topologies/examples/three-tier.clab.yml" {
+		t.Errorf("vlan topology file = %q", got)
+	}
+	if got := s.Topologies["default"].Params["leaves"]; got != 4 {
+		t.Errorf("default leaves = %d", got)
+	}
+	if len(s.Steps) != 4 {
+		t.Fatalf("steps = %d", len(s.Steps))
+	}
+	kinds := []string{}
+	for _, st := range s.Steps {
+		kinds = append(kinds, st.Kind())
+	}
+	if strings.Join(kinds, ",") != "spawn,spawn,traffic,expect" {
+		t.Errorf("kinds = %v", kinds)
+	}
+	if s.Steps[1].At != 100*time.Millisecond || s.Steps[1].Spawn.Place != PlacePacked || s.Steps[0].Spawn.Place != PlaceSpread {
+		t.Errorf("step 1 = %+v", s.Steps[1])
+	}
+	e := s.Steps[3].Expect
+	if e.Hops[GenVLAN] != 18 || e.MaxLatency != time.Millisecond || e.Reachable[0] != (Pair{"web-1", "db-1"}) {
+		t.Errorf("expect = %+v", e)
+	}
+	if s.Steps[3].Line != 18 {
+		t.Errorf("expect step line = %d, want 18", s.Steps[3].Line)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name, edit, want string
+	}{
+		{"unknown field", "count: 2, network: web}", "good.yaml:13: steps[0].spawn.cuont: unknown field"},
+		{"bad count", "count: 2, network: web}", "good.yaml:13: steps[0].spawn.count: must be at least 1"},
+		{"bad duration", "at: 100ms", "good.yaml:14: steps[1].at: \"100 parsecs\" is not a duration"},
+		{"unknown network", "count: 2, network: web}", "good.yaml:13: steps[0].spawn.network: unknown network \"webb\""},
+		{"bad subnet", "subnet: 10.0.2.0/24", "good.yaml:10: networks[1].subnet: \"10.0.2.0/33\" is not a CIDR"},
+		{"bad generation", "generations: [vlan, evpn]", "good.yaml:6: generations[1]: \"evnp\" is not a generation"},
+		{"bad builder", "default: {builder: spine-leaf", "good.yaml:4: topology.builder: \"clos\" is not a builder"},
+		{"bad pair", `reachable: ["web-1 -> db-1"]`, `good.yaml:21: steps[3].expect.reachable[0]: "web-1 db-1": write pairs as "from -> to"`},
+		{"two actions", "traffic: {proto: icmp,", "good.yaml:16: steps[2]: a step needs exactly one action"},
+		{"type error", "seed: 7", "good.yaml:7: cannot unmarshal !!str `seven` into int64"},
+		{"out of order", "at: 2s", "good.yaml:18: steps[3].at: 0s is before the previous step's 1s"},
+		{"bad yaml", "description: two VMs", "good.yaml:2: mapping values are not allowed"},
+	}
+	replace := map[string]string{
+		"unknown field":   "cuont: 2, network: web}",
+		"bad count":       "count: 0, network: web}",
+		"bad duration":    "at: 100 parsecs",
+		"unknown network": "count: 2, network: webb}",
+		"bad subnet":      "subnet: 10.0.2.0/33",
+		"bad generation":  "generations: [vlan, evnp]",
+		"bad builder":     "default: {builder: clos",
+		"bad pair":        `reachable: ["web-1 db-1"]`,
+		"two actions":     "spawn: {name: z, count: 1, network: web}\n    traffic: {proto: icmp,",
+		"type error":      "seed: seven",
+		"out of order":    "at: 0s",
+		"bad yaml":        "description: two: VMs",
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := strings.Replace(good, c.edit, replace[c.name], 1)
+			if in == good {
+				t.Fatalf("edit %q did not apply", c.edit)
+			}
+			_, err := Parse("good.yaml", []byte(in))
+			if err == nil {
+				t.Fatalf("no error; want %q", c.want)
+			}
+			if !strings.HasPrefix(err.Error(), c.want) {
+				t.Errorf("error:\n got %q\nwant prefix %q", err, c.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v is not ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("name: x\nsteps: []\n"))
+	f.Add([]byte("{}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Parse("fuzz.yaml", b)
+		if err == nil && (s.Name == "" || len(s.Steps) == 0 || len(s.Generations) == 0) {
+			t.Fatalf("accepted an incomplete scenario: %+v", s)
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("error %v is not ErrInvalid", err)
+		}
+	})
+}

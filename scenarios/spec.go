@@ -1,0 +1,197 @@
+package scenarios
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Generation names a datapath generation a scenario compares.
+type Generation string
+
+// The generations. vlan-stock is gen 1 with stock OpenStack's per-instance
+// Linux bridge (seed Fig. 6); ebpf-direct is gen 3 with BGP direct routing
+// instead of the VXLAN tunnel.
+const (
+	GenVLAN       Generation = "vlan"
+	GenVLANStock  Generation = "vlan-stock"
+	GenEVPN       Generation = "evpn"
+	GenEBPF       Generation = "ebpf"
+	GenEBPFDirect Generation = "ebpf-direct"
+)
+
+// Generations lists every generation in report order.
+var Generations = []Generation{GenVLAN, GenVLANStock, GenEVPN, GenEBPF, GenEBPFDirect}
+
+// Family is the generation's number in the seed: 1, 2 or 3.
+func (g Generation) Family() int {
+	switch g {
+	case GenVLAN, GenVLANStock:
+		return 1
+	case GenEVPN:
+		return 2
+	case GenEBPF, GenEBPFDirect:
+		return 3
+	}
+	return 0
+}
+
+// Scenario is one parsed scenario file.
+type Scenario struct {
+	Name        string
+	Description string
+	// Topologies maps a generation (or "default") to its topology.
+	Topologies  map[string]TopologySpec
+	Generations []Generation
+	Backend     string // sim, netns or auto
+	Seed        int64
+	Networks    []Network
+	Steps       []Step
+	// File is the path the scenario was read from, for error messages.
+	File string
+}
+
+// TopologySpec names a topology: a file, or a builder with parameters.
+type TopologySpec struct {
+	File    string
+	Builder string // three-tier, spine-leaf, multi-az
+	Params  map[string]int
+	Line    int
+}
+
+// Network is a tenant network every generation gets.
+type Network struct {
+	Name   string
+	Tenant string
+	Subnet netip.Prefix
+	Labels []string
+	Line   int
+}
+
+// Step is one timed action. Exactly one of the action fields is set.
+type Step struct {
+	At      time.Duration
+	Gens    []Generation // restrict the step to these generations; empty: all
+	Spawn   *Spawn
+	Churn   *Churn
+	Drift   *Drift
+	Fail    *Target
+	Restore *Target
+	Traffic *Traffic
+	Policy  *Policy
+	Expect  *Expect
+	Line    int
+}
+
+// Kind returns the step's action name.
+func (s *Step) Kind() string {
+	switch {
+	case s.Spawn != nil:
+		return "spawn"
+	case s.Churn != nil:
+		return "churn"
+	case s.Drift != nil:
+		return "drift"
+	case s.Fail != nil:
+		return "fail"
+	case s.Restore != nil:
+		return "restore"
+	case s.Traffic != nil:
+		return "traffic"
+	case s.Policy != nil:
+		return "policy"
+	case s.Expect != nil:
+		return "expect"
+	}
+	return ""
+}
+
+// Placement says how spawned instances are spread over hosts.
+type Placement string
+
+// Placements.
+const (
+	PlaceSpread Placement = "spread" // round-robin over hosts
+	PlacePacked Placement = "packed" // fill a host before the next
+)
+
+// Spawn creates Count instances named Name-1 … Name-Count.
+type Spawn struct {
+	Name    string
+	Kind    string // vm, baremetal, pod
+	Count   int
+	Hosts   []string // explicit hosts, or empty for all hosts
+	Place   Placement
+	Network string // network name, or
+	Label   string // any network with this label
+	Labels  map[string]string
+}
+
+// Churn creates and deletes pods at Rate per second for Duration.
+type Churn struct {
+	Name     string
+	Rate     float64
+	Duration time.Duration
+	Network  string
+	Label    string
+}
+
+// Drift moves instances to another host.
+type Drift struct {
+	Instances []string
+	To        string // host; empty: the next host in order
+}
+
+// Target is what a fail or restore step acts on.
+type Target struct {
+	Node       string // a topology node
+	Role       string // or the first node with this role ("leaf", "core"...)
+	Link       string // or a link "a:eth1"
+	Controller bool   // or the controller
+	Agent      string // or the host agent on this host
+}
+
+// Traffic sends probes.
+type Traffic struct {
+	Proto string // icmp, udp, tcp
+	Port  uint16
+	From  []string // instances or name prefixes ("web" matches web-1, web-2)
+	To    []string
+	// Matrix probes every From to every To; otherwise pairs are zipped.
+	Matrix bool
+	Count  int
+	Rate   float64 // probes per second per pair
+	Tag    string  // names the probes for expectations
+}
+
+// Policy applies or removes an allow rule between labelled instances.
+type Policy struct {
+	Action string // apply or remove
+	Name   string
+	From   map[string]string
+	To     map[string]string
+	Proto  string
+	Port   uint16
+	Allow  bool
+}
+
+// Expect checks what the last traffic step (or a tagged one) observed.
+type Expect struct {
+	Tag           string
+	Reachable     []Pair
+	Unreachable   []Pair
+	Hops          map[Generation]int // per generation, for every probed pair of the tag
+	SwitchHops    map[Generation]int
+	MaxLatency    time.Duration
+	Verdict       string // forwarded or dropped
+	Rule          string // the rule that decided, for dropped
+	IPUnchanged   []string
+	PortState     string // ACTIVE_ACTIVE
+	Within        time.Duration
+	NoUnexplained bool // no drops without a reason that the scenario expects
+	AllReachable  bool
+}
+
+// Pair is one from→to pair of instances (or prefixes).
+type Pair struct {
+	From, To string
+}

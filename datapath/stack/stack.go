@@ -1,0 +1,492 @@
+package stack
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/frame"
+)
+
+// Port is the instance's only port.
+const Port = "eth0"
+
+// PendingLimit is how many packets wait for one unresolved next hop, as
+// Linux's unres_qlen; a further packet drops the oldest (arp-unresolved).
+const PendingLimit = 3
+
+// EphemeralBase is where the source ports of probes start. UDP datagrams to
+// a port at or above it are never echoed, so two instances cannot echo a
+// stray reply back and forth forever.
+const EphemeralBase = 32768
+
+// Proto is the protocol of a probe.
+type Proto uint8
+
+// Probe protocols.
+const (
+	ICMP Proto = iota + 1
+	UDP
+	TCP
+)
+
+func (p Proto) String() string {
+	switch p {
+	case ICMP:
+		return "icmp"
+	case UDP:
+		return "udp"
+	case TCP:
+		return "tcp"
+	}
+	return "proto?"
+}
+
+// ProbeSpec describes one probe. ID is carried in the packet (8 bytes of
+// payload, big-endian; for ICMP also id = ID>>16, seq = ID) so that captures
+// on real interfaces can correlate it. DstPort defaults to 7 for UDP and 80
+// for TCP.
+type ProbeSpec struct {
+	Proto   Proto
+	Dst     netip.Addr
+	DstPort uint16
+	ID      uint64
+}
+
+// ReplyKind says what answered a probe.
+type ReplyKind string
+
+// Reply kinds.
+const (
+	ReplyEcho   ReplyKind = "echo-reply" // ICMP echo reply
+	ReplyUDP    ReplyKind = "udp-echo"
+	ReplySynAck ReplyKind = "syn-ack" // TCP port open
+	ReplyRST    ReplyKind = "rst"     // TCP port closed
+)
+
+// Reply is one answer to a probe the instance sent.
+type Reply struct {
+	ID   uint64
+	Time time.Duration
+	Kind ReplyKind
+	From netip.Addr
+}
+
+// Context is the runtime's metadata of the frame being processed (the
+// simulator's probe ID and frame lineage); opaque to the instance.
+type Context struct {
+	Probe uint64
+	Ref   int64
+}
+
+// Resumer is an optional interface of a datapath.Output whose runtime
+// carries metadata alongside frames. The instance saves the context when it
+// queues a packet behind ARP resolution and resumes it when it finally sends
+// the packet, so that the packet keeps belonging to the probe (or reply)
+// that created it rather than to the ARP reply that released it.
+type Resumer interface {
+	Context() Context
+	Resume(c Context)
+}
+
+type pending struct {
+	frame []byte // Ethernet frame with the destination MAC to be filled in
+	ctx   Context
+	has   bool
+}
+
+type outstanding struct {
+	id    uint64
+	proto Proto
+}
+
+// Instance is a VM or pod IP stack: one port, eth0, one IPv4 address.
+// It is a datapath.Node; like every node it is not safe for concurrent use.
+type Instance struct {
+	name  string
+	mac   net.HardwareAddr
+	mac6  [6]byte
+	ip    netip.Prefix
+	gw    netip.Addr
+	ports []string
+	open  map[uint16]bool
+
+	arp     map[netip.Addr][6]byte
+	pending map[netip.Addr][]pending
+	probes  map[replyKey]outstanding
+	replies []Reply
+	onReply func(Reply)
+	parser  *frame.Parser
+	ipID    uint16
+}
+
+var _ datapath.Node = (*Instance)(nil)
+
+// DefaultOpenPorts are the TCP ports an instance answers with SYN-ACK.
+var DefaultOpenPorts = []uint16{22, 80, 443}
+
+// New returns an instance with address ip (address and prefix length) and
+// default gateway gw (the zero Addr for none).
+func New(name string, mac net.HardwareAddr, ip netip.Prefix, gw netip.Addr) *Instance {
+	in := &Instance{
+		name: name, mac: append(net.HardwareAddr(nil), mac...), ip: ip, gw: gw,
+		ports:   []string{Port},
+		open:    map[uint16]bool{},
+		arp:     map[netip.Addr][6]byte{},
+		pending: map[netip.Addr][]pending{},
+		probes:  map[replyKey]outstanding{},
+		parser:  frame.NewParser(),
+	}
+	copy(in.mac6[:], mac)
+	for _, p := range DefaultOpenPorts {
+		in.open[p] = true
+	}
+	return in
+}
+
+// Name returns the instance name.
+func (in *Instance) Name() string { return in.name }
+
+// Ports returns ["eth0"].
+func (in *Instance) Ports() []string { return in.ports }
+
+// MAC returns the instance's MAC address.
+func (in *Instance) MAC() net.HardwareAddr { return in.mac }
+
+// Addr returns the instance's address with its prefix length.
+func (in *Instance) Addr() netip.Prefix { return in.ip }
+
+// Gateway returns the default gateway.
+func (in *Instance) Gateway() netip.Addr { return in.gw }
+
+// SetOpenPorts replaces the TCP ports that answer SYN with SYN-ACK.
+func (in *Instance) SetOpenPorts(ports ...uint16) {
+	clear(in.open)
+	for _, p := range ports {
+		in.open[p] = true
+	}
+}
+
+// OnReply sets a function called for every probe reply received.
+func (in *Instance) OnReply(f func(Reply)) { in.onReply = f }
+
+// Replies returns the probe replies received so far, in arrival order.
+func (in *Instance) Replies() []Reply { return in.replies }
+
+// Neighbor returns the cached MAC of ip.
+func (in *Instance) Neighbor(ip netip.Addr) (net.HardwareAddr, bool) {
+	m, ok := in.arp[ip]
+	if !ok {
+		return nil, false
+	}
+	return net.HardwareAddr(m[:]), true
+}
+
+// FlushARP empties the ARP cache (packets waiting for ARP stay queued).
+func (in *Instance) FlushARP() { clear(in.arp) }
+
+// Pending reports whether a packet of probe id is still queued behind an
+// unresolved ARP entry.
+func (in *Instance) Pending(id uint64) bool {
+	for _, q := range in.pending {
+		for _, p := range q {
+			if p.has && p.ctx.Probe == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// PendingCount returns how many packets wait for ARP resolution.
+func (in *Instance) PendingCount() int {
+	n := 0
+	for _, q := range in.pending {
+		n += len(q)
+	}
+	return n
+}
+
+// SetPortState is a no-op: an instance keeps its caches when its link
+// flaps; call Announce after it moves.
+func (in *Instance) SetPortState(now time.Duration, port int, up bool, out datapath.Output) {}
+
+// Announce sends a gratuitous ARP (a request for the instance's own
+// address) so that switches learn where it is and neighbours update caches.
+func (in *Instance) Announce(now time.Duration, out datapath.Output) {
+	a := in.ip.Addr()
+	in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:gratuitous")
+	out.Send(0, frame.ARPRequest(in.mac, a, a))
+}
+
+func (in *Instance) trace(out datapath.Output, act datapath.Action, r datapath.Reason, rule string) {
+	ev := datapath.Event{Node: in.name, Device: Port, Kind: datapath.KindNIC, Action: act, Reason: r, Rule: rule}
+	if act == datapath.ActOriginate {
+		ev.OutPort = Port
+	} else {
+		ev.InPort = Port
+	}
+	out.Trace(ev)
+}
+
+// replyKey identifies an outstanding probe by what its reply carries: the
+// protocol, the remote address, and the ICMP id and sequence or the remote
+// and local ports.
+type replyKey struct {
+	proto  Proto
+	remote netip.Addr
+	a, b   uint16
+}
+
+func probeKey(proto Proto, remote netip.Addr, a, b uint16) replyKey {
+	return replyKey{proto, remote, a, b}
+}
+
+// srcPort is the ephemeral source port of probe id.
+func srcPort(id uint64) uint16 {
+	return uint16(EphemeralBase + id%(65536-EphemeralBase))
+}
+
+// Probe sends the probe p. The packet leaves at once if the next hop's MAC
+// is known, otherwise after ARP resolution. Replies are recorded (Replies,
+// OnReply) when they arrive.
+func (in *Instance) Probe(now time.Duration, out datapath.Output, p ProbeSpec) {
+	payload := binary.BigEndian.AppendUint64(make([]byte, 0, 8), p.ID)
+	h := in.header(p.Dst)
+	var b []byte
+	switch p.Proto {
+	case ICMP:
+		id, seq := uint16(p.ID>>16), uint16(p.ID)
+		in.probes[probeKey(ICMP, p.Dst, id, seq)] = outstanding{p.ID, ICMP}
+		b = frame.ICMPEcho(h, false, id, seq, payload)
+	case UDP:
+		dport := p.DstPort
+		if dport == 0 {
+			dport = 7
+		}
+		sport := srcPort(p.ID)
+		in.probes[probeKey(UDP, p.Dst, dport, sport)] = outstanding{p.ID, UDP}
+		b = frame.UDP(h, sport, dport, payload)
+	case TCP:
+		dport := p.DstPort
+		if dport == 0 {
+			dport = 80
+		}
+		sport := srcPort(p.ID)
+		in.probes[probeKey(TCP, p.Dst, dport, sport)] = outstanding{p.ID, TCP}
+		b = frame.TCP(h, sport, dport, uint32(p.ID), 0, frame.TCPFlags{SYN: true}, payload)
+	default:
+		in.trace(out, datapath.ActDrop, datapath.ReasonMalformed, "probe:unknown-proto")
+		return
+	}
+	in.sendIP(out, p.Dst, b, "probe:"+p.Proto.String())
+}
+
+func (in *Instance) header(dst netip.Addr) frame.IPv4 {
+	in.ipID++
+	return frame.IPv4{SrcMAC: in.mac, DstMAC: frame.Broadcast, Src: in.ip.Addr(), Dst: dst, ID: in.ipID}
+}
+
+// nextHop returns where a packet to dst goes on the link.
+func (in *Instance) nextHop(dst netip.Addr) (netip.Addr, bool) {
+	if in.ip.Contains(dst) {
+		return dst, true
+	}
+	if in.gw.IsValid() {
+		return in.gw, true
+	}
+	return netip.Addr{}, false
+}
+
+// sendIP sends the IPv4 frame b (its destination MAC still to be set)
+// towards dst, resolving the next hop first when needed.
+func (in *Instance) sendIP(out datapath.Output, dst netip.Addr, b []byte, rule string) {
+	nh, ok := in.nextHop(dst)
+	if !ok {
+		in.trace(out, datapath.ActDrop, datapath.ReasonNoRoute, "route:none")
+		return
+	}
+	if mac, ok := in.arp[nh]; ok {
+		copy(b[0:6], mac[:])
+		in.trace(out, datapath.ActOriginate, datapath.ReasonNone, rule)
+		out.Send(0, b)
+		return
+	}
+	p := pending{frame: b}
+	if r, ok := out.(Resumer); ok {
+		p.ctx, p.has = r.Context(), true
+	}
+	q := in.pending[nh]
+	if len(q) >= PendingLimit {
+		in.trace(out, datapath.ActDrop, datapath.ReasonNoARP, "arp:queue-full")
+		q = append(q[:0], q[1:]...)
+	}
+	in.pending[nh] = append(q, p)
+	// Ask again for every packet queued: there are no timers in a node, so
+	// this is the retry.
+	in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:request")
+	out.Send(0, frame.ARPRequest(in.mac, in.ip.Addr(), nh))
+}
+
+// release sends the packets that waited for nh, now at mac.
+func (in *Instance) release(out datapath.Output, nh netip.Addr, mac [6]byte) {
+	q := in.pending[nh]
+	if len(q) == 0 {
+		return
+	}
+	delete(in.pending, nh)
+	r, resumable := out.(Resumer)
+	var saved Context
+	if resumable {
+		saved = r.Context()
+	}
+	for _, p := range q {
+		if resumable && p.has {
+			r.Resume(p.ctx)
+		}
+		copy(p.frame[0:6], mac[:])
+		in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:resolved")
+		out.Send(0, p.frame)
+	}
+	if resumable {
+		r.Resume(saved)
+	}
+}
+
+// Receive handles one frame arriving on eth0.
+func (in *Instance) Receive(now time.Duration, port int, b []byte, out datapath.Output) {
+	p, err := in.parser.Parse(b)
+	if err != nil {
+		in.trace(out, datapath.ActDrop, datapath.ReasonMalformed, "parse")
+		return
+	}
+	dst := frame.DstMAC(b)
+	if dst != in.mac6 && !frame.IsBroadcastOrMulticast(b) {
+		in.trace(out, datapath.ActDrop, datapath.ReasonNotForMe, "mac")
+		return
+	}
+	if p.Has(layers.LayerTypeDot1Q) {
+		in.trace(out, datapath.ActDrop, datapath.ReasonVLANMismatch, "tagged")
+		return
+	}
+	switch {
+	case p.Has(layers.LayerTypeARP):
+		in.receiveARP(now, p, out)
+	case p.Has(layers.LayerTypeIPv4):
+		in.receiveIPv4(now, p, out)
+	default:
+		in.trace(out, datapath.ActDrop, datapath.ReasonNotForMe, "ethertype")
+	}
+}
+
+func (in *Instance) receiveARP(now time.Duration, p *frame.Parsed, out datapath.Output) {
+	a := &p.ARP
+	spa, ok1 := netip.AddrFromSlice(a.SourceProtAddress)
+	tpa, ok2 := netip.AddrFromSlice(a.DstProtAddress)
+	if !ok1 || !ok2 || len(a.SourceHwAddress) != 6 {
+		in.trace(out, datapath.ActDrop, datapath.ReasonMalformed, "arp")
+		return
+	}
+	sha := [6]byte(a.SourceHwAddress)
+	me := in.ip.Addr()
+	switch {
+	case a.Operation == layers.ARPRequest && tpa == me && spa != me:
+		// Linux creates the neighbour entry of whoever asks for it.
+		in.arp[spa] = sha
+		in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "arp:request")
+		in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:reply")
+		out.Send(0, frame.ARPReply(in.mac, me, a.SourceHwAddress, spa))
+		in.release(out, spa, sha)
+	case a.Operation == layers.ARPReply && tpa == me:
+		in.arp[spa] = sha
+		in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "arp:reply")
+		in.release(out, spa, sha)
+	default:
+		// Someone else's ARP, or a gratuitous one: update an existing
+		// entry (arp_accept=0 behaviour), but the frame was not for us.
+		if _, known := in.arp[spa]; known && spa != me {
+			in.arp[spa] = sha
+		}
+		in.trace(out, datapath.ActDrop, datapath.ReasonNotForMe, "arp:other")
+	}
+}
+
+func (in *Instance) receiveIPv4(now time.Duration, p *frame.Parsed, out datapath.Output) {
+	ip := &p.IP4
+	dst, _ := netip.AddrFromSlice(ip.DstIP)
+	src, _ := netip.AddrFromSlice(ip.SrcIP)
+	if dst != in.ip.Addr() {
+		in.trace(out, datapath.ActDrop, datapath.ReasonNotForMe, "ip")
+		return
+	}
+	switch {
+	case p.Has(layers.LayerTypeICMPv4):
+		ic := &p.ICMP4
+		switch ic.TypeCode.Type() {
+		case layers.ICMPv4TypeEchoRequest:
+			in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "icmp:echo-request")
+			payload := append([]byte(nil), ic.Payload...)
+			in.sendIP(out, src, frame.ICMPEcho(in.header(src), true, ic.Id, ic.Seq, payload), "icmp:echo-reply")
+		case layers.ICMPv4TypeEchoReply:
+			in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "icmp:echo-reply")
+			in.answered(now, probeKey(ICMP, src, ic.Id, ic.Seq), ReplyEcho, src)
+		default:
+			in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "icmp:other")
+		}
+	case p.Has(layers.LayerTypeUDP):
+		u := &p.UDP
+		sport, dport := uint16(u.SrcPort), uint16(u.DstPort)
+		in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "udp")
+		if dport >= EphemeralBase {
+			in.answered(now, probeKey(UDP, src, sport, dport), ReplyUDP, src)
+			return
+		}
+		// The layer's own payload: p.Payload stays empty when gopacket
+		// maps the port to an application layer (53, 443...).
+		payload := append([]byte(nil), u.Payload...)
+		in.sendIP(out, src, frame.UDP(in.header(src), dport, sport, payload), "udp:echo")
+	case p.Has(layers.LayerTypeTCP):
+		t := &p.TCP
+		sport, dport := uint16(t.SrcPort), uint16(t.DstPort)
+		switch {
+		case t.SYN && !t.ACK:
+			if in.open[dport] {
+				in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "tcp:open")
+				in.sendIP(out, src, frame.TCP(in.header(src), dport, sport, uint32(now), t.Seq+1,
+					frame.TCPFlags{SYN: true, ACK: true}, nil), "tcp:syn-ack")
+			} else {
+				in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "tcp:closed")
+				in.sendIP(out, src, frame.TCP(in.header(src), dport, sport, 0, t.Seq+1,
+					frame.TCPFlags{RST: true, ACK: true}, nil), "tcp:rst")
+			}
+		case t.SYN && t.ACK:
+			in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "tcp:syn-ack")
+			in.answered(now, probeKey(TCP, src, sport, dport), ReplySynAck, src)
+		case t.RST:
+			in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "tcp:rst")
+			in.answered(now, probeKey(TCP, src, sport, dport), ReplyRST, src)
+		default:
+			in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "tcp")
+		}
+	default:
+		in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "ip:other")
+	}
+}
+
+// answered records the reply to an outstanding probe, if it is one.
+func (in *Instance) answered(now time.Duration, key replyKey, kind ReplyKind, from netip.Addr) {
+	o, ok := in.probes[key]
+	if !ok {
+		return
+	}
+	delete(in.probes, key)
+	r := Reply{ID: o.id, Time: now, Kind: kind, From: from}
+	in.replies = append(in.replies, r)
+	if in.onReply != nil {
+		in.onReply(r)
+	}
+}

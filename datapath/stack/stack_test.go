@@ -1,0 +1,342 @@
+package stack
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/frame"
+)
+
+// recorder is a datapath.Output that keeps what a node sent and traced.
+// With resumable set it also implements Resumer.
+type recorder struct {
+	sent   [][]byte
+	sentAt []Context
+	events []datapath.Event
+	ctx    Context
+}
+
+func (r *recorder) Send(port int, b []byte) {
+	r.sent = append(r.sent, append([]byte(nil), b...))
+	r.sentAt = append(r.sentAt, r.ctx)
+}
+func (r *recorder) Trace(ev datapath.Event) { r.events = append(r.events, ev) }
+
+type resumer struct{ *recorder }
+
+func (r resumer) Context() Context { return r.ctx }
+func (r resumer) Resume(c Context) { r.ctx = c }
+
+// hub joins instances on one broadcast segment and delivers frames in order.
+type hub struct {
+	nodes []*Instance
+	out   map[*Instance]*recorder
+	seen  [][]byte // every frame on the segment
+}
+
+func newHub(ins ...*Instance) *hub {
+	h := &hub{nodes: ins, out: map[*Instance]*recorder{}}
+	for _, in := range ins {
+		h.out[in] = &recorder{}
+	}
+	return h
+}
+
+// run delivers queued frames until none are left (bounded, to catch loops).
+func (h *hub) run(t *testing.T) {
+	t.Helper()
+	for step := 0; step < 1000; step++ {
+		moved := false
+		for _, from := range h.nodes {
+			r := h.out[from]
+			for len(r.sent) > 0 {
+				b := r.sent[0]
+				r.sent = r.sent[1:]
+				h.seen = append(h.seen, b)
+				moved = true
+				for _, to := range h.nodes {
+					if to != from {
+						to.Receive(time.Duration(step), 0, b, h.out[to])
+					}
+				}
+			}
+		}
+		if !moved {
+			return
+		}
+	}
+	t.Fatal("hub did not go idle: frames loop")
+}
+
+func mac(b byte) net.HardwareAddr { return net.HardwareAddr{2, 0, 0, 0, 0, b} }
+
+func count(evs []datapath.Event, act datapath.Action, rule string) int {
+	n := 0
+	for _, e := range evs {
+		if e.Action == act && (rule == "" || e.Rule == rule) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestProbeOnLink(t *testing.T) {
+	cases := []struct {
+		name string
+		spec ProbeSpec
+		open []uint16
+		want ReplyKind
+	}{
+		{"icmp", ProbeSpec{Proto: ICMP, ID: 0x1234_5678_9abc}, nil, ReplyEcho},
+		{"udp-echo-port", ProbeSpec{Proto: UDP, DstPort: 7, ID: 77}, nil, ReplyUDP},
+		{"udp-any-port", ProbeSpec{Proto: UDP, DstPort: 5353, ID: 78}, nil, ReplyUDP},
+		{"tcp-open-default", ProbeSpec{Proto: TCP, DstPort: 443, ID: 79}, nil, ReplySynAck},
+		{"tcp-closed", ProbeSpec{Proto: TCP, DstPort: 8080, ID: 80}, nil, ReplyRST},
+		{"tcp-opened", ProbeSpec{Proto: TCP, DstPort: 8080, ID: 81}, []uint16{8080}, ReplySynAck},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.MustParseAddr("10.0.0.254"))
+			b := New("b", mac(2), netip.MustParsePrefix("10.0.0.2/24"), netip.MustParseAddr("10.0.0.254"))
+			if c.open != nil {
+				b.SetOpenPorts(c.open...)
+			}
+			var got []Reply
+			a.OnReply(func(r Reply) { got = append(got, r) })
+			h := newHub(a, b)
+			spec := c.spec
+			spec.Dst = b.Addr().Addr()
+			a.Probe(0, h.out[a], spec)
+			h.run(t)
+
+			if len(a.Replies()) != 1 || len(got) != 1 {
+				t.Fatalf("replies = %+v, callback %+v; want one", a.Replies(), got)
+			}
+			r := a.Replies()[0]
+			if r.ID != spec.ID || r.Kind != c.want || r.From != spec.Dst {
+				t.Errorf("reply = %+v, want id %d kind %s from %s", r, spec.ID, c.want, spec.Dst)
+			}
+			// a: ARP request, then the probe; b: ARP reply, then the answer.
+			if n := count(h.out[a].events, datapath.ActOriginate, "arp:request"); n != 1 {
+				t.Errorf("a sent %d ARP requests, want 1", n)
+			}
+			if n := count(h.out[a].events, datapath.ActOriginate, "arp:resolved"); n != 1 {
+				t.Errorf("a released %d queued packets, want 1", n)
+			}
+			// b learned a from its ARP request and answered without asking.
+			if n := count(h.out[b].events, datapath.ActOriginate, "arp:request"); n != 0 {
+				t.Errorf("b sent %d ARP requests, want 0", n)
+			}
+			if n := count(h.out[b].events, datapath.ActDeliver, ""); n != 2 {
+				t.Errorf("b delivered %d frames (ARP request + probe), want 2: %+v", n, h.out[b].events)
+			}
+			// The probe's packet carries the ID in its payload.
+			ps := frame.NewParser()
+			found := false
+			for _, f := range h.seen {
+				p, err := ps.Parse(f)
+				if err != nil {
+					t.Fatalf("parse frame on segment: %v", err)
+				}
+				if p.Has(layers.LayerTypeIPv4) && net.IP(p.IP4.SrcIP).Equal(a.Addr().Addr().AsSlice()) {
+					var pl []byte
+					switch spec.Proto {
+					case ICMP:
+						pl = p.ICMP4.Payload
+					case UDP:
+						pl = p.UDP.Payload
+					case TCP:
+						pl = p.TCP.Payload
+					}
+					if len(pl) == 8 && binary.BigEndian.Uint64(pl) == spec.ID {
+						found = true
+					}
+					if spec.Proto == ICMP && (p.ICMP4.Id != uint16(spec.ID>>16) || p.ICMP4.Seq != uint16(spec.ID)) {
+						t.Errorf("icmp id/seq = %d/%d, want the probe ID's", p.ICMP4.Id, p.ICMP4.Seq)
+					}
+				}
+			}
+			if !found {
+				t.Error("no frame from a carries the probe ID in its payload")
+			}
+		})
+	}
+}
+
+func TestOffLinkUsesGateway(t *testing.T) {
+	gwMAC := mac(0xfe)
+	gw := netip.MustParseAddr("10.0.0.254")
+	a := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), gw)
+	r := &recorder{}
+	dst := netip.MustParseAddr("10.9.9.9")
+	a.Probe(0, r, ProbeSpec{Proto: ICMP, Dst: dst, ID: 5})
+	if len(r.sent) != 1 {
+		t.Fatalf("sent %d frames before ARP resolution, want 1 (the ARP request)", len(r.sent))
+	}
+	p, err := frame.NewParser().Parse(r.sent[0])
+	if err != nil || !p.Has(layers.LayerTypeARP) {
+		t.Fatalf("first frame is not ARP: %v", err)
+	}
+	if tpa, _ := netip.AddrFromSlice(p.ARP.DstProtAddress); tpa != gw {
+		t.Fatalf("ARP asks for %s, want the gateway %s", tpa, gw)
+	}
+	a.Receive(1, 0, frame.ARPReply(gwMAC, gw, a.MAC(), a.Addr().Addr()), r)
+	if len(r.sent) != 2 {
+		t.Fatalf("sent %d frames after ARP reply, want 2", len(r.sent))
+	}
+	p, err = frame.NewParser().Parse(r.sent[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if net.HardwareAddr(p.Eth.DstMAC).String() != gwMAC.String() {
+		t.Errorf("probe goes to MAC %s, want gateway %s", p.Eth.DstMAC, gwMAC)
+	}
+	if d, _ := netip.AddrFromSlice(p.IP4.DstIP); d != dst {
+		t.Errorf("probe IP dst %s, want %s", d, dst)
+	}
+	// Further probes go straight out.
+	a.Probe(2, r, ProbeSpec{Proto: UDP, Dst: dst, ID: 6})
+	if len(r.sent) != 3 || count(r.events, datapath.ActOriginate, "arp:request") != 1 {
+		t.Errorf("second probe: %d frames, %d ARP requests; want 3 and 1", len(r.sent), count(r.events, datapath.ActOriginate, "arp:request"))
+	}
+}
+
+func TestReceiveVerdicts(t *testing.T) {
+	me := netip.MustParseAddr("10.0.0.1")
+	other := netip.MustParseAddr("10.0.0.3")
+	peer := netip.MustParseAddr("10.0.0.2")
+	h := frame.IPv4{SrcMAC: mac(2), DstMAC: mac(1), Src: peer, Dst: me}
+	cases := []struct {
+		name   string
+		frame  []byte
+		act    datapath.Action
+		reason datapath.Reason
+		sends  int
+	}{
+		{"arp-request-for-me", frame.ARPRequest(mac(2), peer, me), datapath.ActDeliver, "", 1},
+		{"arp-request-for-other", frame.ARPRequest(mac(2), peer, other), datapath.ActDrop, datapath.ReasonNotForMe, 0},
+		{"unicast-other-mac", frame.UDP(frame.IPv4{SrcMAC: mac(2), DstMAC: mac(9), Src: peer, Dst: me}, 1, 7, nil), datapath.ActDrop, datapath.ReasonNotForMe, 0},
+		{"my-mac-other-ip", frame.UDP(frame.IPv4{SrcMAC: mac(2), DstMAC: mac(1), Src: peer, Dst: other}, 1, 7, nil), datapath.ActDrop, datapath.ReasonNotForMe, 0},
+		{"udp-echo", frame.UDP(h, 40000, 7, []byte("hi")), datapath.ActDeliver, "", 1},
+		{"udp-to-ephemeral-not-echoed", frame.UDP(h, 7, 40000, []byte("hi")), datapath.ActDeliver, "", 0},
+		{"icmp-echo", frame.ICMPEcho(h, false, 1, 2, nil), datapath.ActDeliver, "", 1},
+		{"unsolicited-echo-reply", frame.ICMPEcho(h, true, 1, 2, nil), datapath.ActDeliver, "", 0},
+		{"tagged", frame.PushVLAN(nil, frame.ICMPEcho(h, false, 1, 2, nil), 10), datapath.ActDrop, datapath.ReasonVLANMismatch, 0},
+		{"truncated", []byte{1, 2, 3}, datapath.ActDrop, datapath.ReasonMalformed, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.Addr{})
+			in.arp[peer] = [6]byte(mac(2)) // known, so answers leave at once
+			r := &recorder{}
+			in.Receive(0, 0, c.frame, r)
+			if len(r.events) == 0 {
+				t.Fatal("no trace event")
+			}
+			ev := r.events[0]
+			if ev.Action != c.act || ev.Reason != c.reason || ev.Node != "a" || ev.Device != Port || ev.Kind != datapath.KindNIC {
+				t.Errorf("event = %+v, want %s/%q", ev, c.act, c.reason)
+			}
+			if len(r.sent) != c.sends {
+				t.Errorf("sent %d frames, want %d", len(r.sent), c.sends)
+			}
+			if n := count(r.events, datapath.ActOriginate, ""); n != c.sends {
+				t.Errorf("%d originate events for %d frames sent", n, c.sends)
+			}
+		})
+	}
+}
+
+func TestPendingLimitAndNoRoute(t *testing.T) {
+	in := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.Addr{})
+	r := &recorder{}
+	for i := range PendingLimit + 2 {
+		in.Probe(0, r, ProbeSpec{Proto: ICMP, Dst: netip.MustParseAddr("10.0.0.2"), ID: uint64(i + 1)})
+	}
+	if in.PendingCount() != PendingLimit {
+		t.Errorf("pending = %d, want %d", in.PendingCount(), PendingLimit)
+	}
+	if n := count(r.events, datapath.ActDrop, "arp:queue-full"); n != 2 {
+		t.Errorf("%d arp-unresolved drops, want 2", n)
+	}
+	// Without a Resumer the instance knows no probe IDs for queued packets.
+	if in.Pending(PendingLimit + 2) {
+		t.Error("Pending reports a probe without a runtime context")
+	}
+	r = &recorder{}
+	in.Probe(0, r, ProbeSpec{Proto: UDP, Dst: netip.MustParseAddr("192.168.1.1"), ID: 9})
+	if len(r.sent) != 0 || len(r.events) != 1 || r.events[0].Reason != datapath.ReasonNoRoute {
+		t.Errorf("off-link without gateway: sent %d, events %+v; want a no-route drop", len(r.sent), r.events)
+	}
+}
+
+func TestResumeKeepsProbeContext(t *testing.T) {
+	a := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.Addr{})
+	b := New("b", mac(2), netip.MustParsePrefix("10.0.0.2/24"), netip.Addr{})
+	rec := &recorder{}
+	out := resumer{rec}
+	rec.ctx = Context{Probe: 42, Ref: 7}
+	a.Probe(0, out, ProbeSpec{Proto: ICMP, Dst: b.Addr().Addr(), ID: 42})
+	if !a.Pending(42) {
+		t.Fatal("probe 42 not pending behind ARP")
+	}
+	// The ARP reply arrives in another frame's context.
+	rec.ctx = Context{Probe: 42, Ref: 99}
+	a.Receive(1, 0, frame.ARPReply(b.MAC(), b.Addr().Addr(), a.MAC(), a.Addr().Addr()), out)
+	if len(rec.sent) != 2 {
+		t.Fatalf("sent %d, want ARP request + probe", len(rec.sent))
+	}
+	if got := rec.sentAt[1]; got != (Context{Probe: 42, Ref: 7}) {
+		t.Errorf("released probe sent in context %+v, want the one it was queued in", got)
+	}
+	if rec.ctx != (Context{Probe: 42, Ref: 99}) {
+		t.Errorf("context after release = %+v, want the ARP reply's restored", rec.ctx)
+	}
+}
+
+func TestAnnounceUpdatesNeighbours(t *testing.T) {
+	a := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.Addr{})
+	b := New("b", mac(2), netip.MustParsePrefix("10.0.0.2/24"), netip.Addr{})
+	c := New("c", mac(3), netip.MustParsePrefix("10.0.0.3/24"), netip.Addr{})
+	b.arp[a.Addr().Addr()] = [6]byte(mac(0x77)) // stale: a moved
+	h := newHub(a, b, c)
+	a.Announce(0, h.out[a])
+	h.run(t)
+	if m, ok := b.Neighbor(a.Addr().Addr()); !ok || m.String() != a.MAC().String() {
+		t.Errorf("b's entry for a = %v %v, want %s", m, ok, a.MAC())
+	}
+	if _, ok := c.Neighbor(a.Addr().Addr()); ok {
+		t.Error("c learned a from a gratuitous ARP (arp_accept=0 must not create entries)")
+	}
+	if count(h.out[c].events, datapath.ActDrop, "arp:other") != 1 {
+		t.Errorf("c events %+v, want one not-for-me drop", h.out[c].events)
+	}
+}
+
+func FuzzReceive(f *testing.F) {
+	me := netip.MustParseAddr("10.0.0.1")
+	peer := netip.MustParseAddr("10.0.0.2")
+	h := frame.IPv4{SrcMAC: mac(2), DstMAC: mac(1), Src: peer, Dst: me}
+	f.Add(frame.ARPRequest(mac(2), peer, me))
+	f.Add(frame.ICMPEcho(h, false, 1, 2, []byte("12345678")))
+	f.Add(frame.TCP(h, 40000, 80, 1, 0, frame.TCPFlags{SYN: true}, nil))
+	f.Add(frame.UDP(h, 40000, 7, nil))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.MustParseAddr("10.0.0.254"))
+		r := &recorder{}
+		in.Receive(0, 0, b, r)
+		if len(r.events) == 0 {
+			t.Fatal("frame handled without a trace event")
+		}
+		if n := count(r.events, datapath.ActOriginate, ""); n != len(r.sent) {
+			t.Fatalf("%d originate events for %d frames sent", n, len(r.sent))
+		}
+	})
+}

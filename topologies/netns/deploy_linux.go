@@ -81,7 +81,7 @@ func Deploy(ctx context.Context, t *topologies.Topology, opt *Options) (*Lab, *R
 func (l *Lab) deployNamespaces(ctx context.Context, workers int, rep *Report) (map[string]bool, error) {
 	alias := Alias(l.Name)
 	created := make([]bool, len(l.order))
-	var present atomic.Int64
+	var present, made atomic.Int64
 	err := pool(ctx, len(l.order), workers, func() (func(int) error, func(), error) {
 		var m *nsMaker // made on first use: present namespaces need no thread
 		job := func(i int) error {
@@ -116,6 +116,9 @@ func (l *Lab) deployNamespaces(ctx context.Context, workers int, rep *Report) (m
 			}
 			n.sys = s
 			created[i] = true
+			if testHook != nil {
+				testHook("namespace", int(made.Add(1)))
+			}
 			return nil
 		}
 		done := func() {
@@ -136,6 +139,10 @@ func (l *Lab) deployNamespaces(ctx context.Context, workers int, rep *Report) (m
 	return fresh, err
 }
 
+// testHook, when set by a test, is called after each namespace ("namespace")
+// and link ("link") Deploy creates, with how many it created so far.
+var testHook func(stage string, done int)
+
 type linkOutcome int
 
 const (
@@ -155,6 +162,9 @@ func (l *Lab) deployLinks(ctx context.Context, workers int, fresh map[string]boo
 			return fmt.Errorf("link %s--%s: %w", lk.A, lk.B, err)
 		}
 		counts[out].Add(1)
+		if testHook != nil {
+			testHook("link", int(counts[linkCreated].Load()))
+		}
 		return nil
 	}))
 	rep.LinksCreated = int(counts[linkCreated].Load())

@@ -1,0 +1,318 @@
+package reports
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"html/template"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Report is every run of one invocation: scenarios × generations.
+type Report struct {
+	Title   string    `json:"title"`
+	Machine string    `json:"machine,omitempty"`
+	Runs    []*Run    `json:"runs"`
+	Created time.Time `json:"created"`
+}
+
+// Failed reports whether any run failed.
+func (r *Report) Failed() bool {
+	for _, run := range r.Runs {
+		if run.Failed() {
+			return true
+		}
+	}
+	return false
+}
+
+// Scenarios returns the scenario names in first-seen order.
+func (r *Report) Scenarios() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, run := range r.Runs {
+		if !seen[run.Scenario] {
+			seen[run.Scenario] = true
+			out = append(out, run.Scenario)
+		}
+	}
+	return out
+}
+
+// RunsOf returns the runs of one scenario in report order.
+func (r *Report) RunsOf(scenario string) []*Run {
+	var out []*Run
+	for _, run := range r.Runs {
+		if run.Scenario == scenario {
+			out = append(out, run)
+		}
+	}
+	return out
+}
+
+// Merge appends the runs of other reports (shards of one study).
+func (r *Report) Merge(others ...*Report) {
+	for _, o := range others {
+		r.Runs = append(r.Runs, o.Runs...)
+	}
+}
+
+// WriteJSON writes the report as indented JSON.
+func WriteJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// ReadJSON reads a report written by WriteJSON.
+func ReadJSON(rd io.Reader) (*Report, error) {
+	var r Report
+	if err := json.NewDecoder(rd).Decode(&r); err != nil {
+		return nil, fmt.Errorf("read report: %w", err)
+	}
+	return &r, nil
+}
+
+func dur(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "-"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.1fµs", float64(d)/1e3)
+	case d < time.Second:
+		return fmt.Sprintf("%.2fms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+// WriteMarkdown writes the comparison: one table per scenario with a row
+// per generation, then the failed checks.
+func WriteMarkdown(w io.Writer, r *Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n\n", r.Title)
+	if r.Machine != "" {
+		fmt.Fprintf(&b, "Machine: %s\n\n", r.Machine)
+	}
+	for _, sc := range r.Scenarios() {
+		fmt.Fprintf(&b, "## %s\n\n", sc)
+		b.WriteString("| generation | backend | probes delivered | hops (min–max) | switch hops | RTT p50 | RTT p99 | spawn p50 | checks |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+		for _, run := range r.RunsOf(sc) {
+			s := Summarize(run)
+			status := fmt.Sprintf("%d/%d", s.ChecksPassed, s.Checks)
+			if run.Failed() {
+				status += " ✗"
+			} else {
+				status += " ✓"
+			}
+			hops := fmt.Sprintf("%d–%d", s.HopsMin, s.HopsMax)
+			if s.HopsMin == s.HopsMax {
+				hops = fmt.Sprint(s.HopsMin)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d/%d | %s | %d | %s | %s | %s | %s |\n", run.Generation, run.Backend,
+				s.Delivered, s.Probes, hops, s.SwitchHopsMax, dur(s.RTTp50), dur(s.RTTp99), dur(s.SpawnP50), status)
+		}
+		b.WriteString("\n")
+		for _, run := range r.RunsOf(sc) {
+			if run.Error != "" {
+				fmt.Fprintf(&b, "- **%s**: run error: %s\n", run.Generation, run.Error)
+			}
+			for _, c := range run.Checks {
+				if !c.Passed {
+					fmt.Fprintf(&b, "- **%s** step %d (line %d): %s — %s\n", run.Generation, c.Step, c.Line, c.What, c.Detail)
+				}
+			}
+			if len(run.Drops) > 0 {
+				keys := make([]string, 0, len(run.Drops))
+				for k := range run.Drops {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				parts := make([]string, len(keys))
+				for i, k := range keys {
+					parts[i] = fmt.Sprintf("%s %d", k, run.Drops[k])
+				}
+				fmt.Fprintf(&b, "- %s drops: %s\n", run.Generation, strings.Join(parts, ", "))
+			}
+		}
+		if p := firstPath(r.RunsOf(sc)); p != "" {
+			b.WriteString("\nPaths of the first delivered probe:\n\n" + p)
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func firstPath(runs []*Run) string {
+	var b strings.Builder
+	for _, run := range runs {
+		for _, p := range run.Probes {
+			if p.Delivered && len(p.Path) > 0 {
+				fmt.Fprintf(&b, "- %s, %s → %s, %d hops: %s\n", run.Generation, p.From, p.To, p.Hops, strings.Join(p.Path, " → "))
+				break
+			}
+		}
+	}
+	return b.String()
+}
+
+// JUnit XML, one suite per scenario and generation, one case per check.
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Time     float64     `xml:"time,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Failure   *junitFailure `xml:"failure,omitempty"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Body    string `xml:",chardata"`
+}
+
+// WriteJUnit writes JUnit XML for CI systems.
+func WriteJUnit(w io.Writer, r *Report) error {
+	var out junitSuites
+	for _, run := range r.Runs {
+		s := junitSuite{Name: run.Scenario + "/" + run.Generation, Time: run.Elapsed.Seconds()}
+		if run.Error != "" {
+			s.Cases = append(s.Cases, junitCase{Name: "run", Classname: s.Name, Failure: &junitFailure{Message: run.Error}})
+		}
+		for _, c := range run.Checks {
+			jc := junitCase{Name: fmt.Sprintf("step %d: %s", c.Step, c.What), Classname: s.Name}
+			if !c.Passed {
+				jc.Failure = &junitFailure{Message: c.Detail, Body: fmt.Sprintf("line %d", c.Line)}
+			}
+			s.Cases = append(s.Cases, jc)
+		}
+		s.Tests = len(s.Cases)
+		for _, c := range s.Cases {
+			if c.Failure != nil {
+				s.Failures++
+			}
+		}
+		out.Suites = append(out.Suites, s)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	return enc.Encode(out)
+}
+
+// Bar is one bar of a bar chart.
+type Bar struct {
+	Label string
+	Value float64
+	Text  string
+}
+
+var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948"}
+
+// BarChartSVG draws a horizontal bar chart as a standalone SVG.
+func BarChartSVG(title, unit string, bars []Bar) string {
+	const width, left, barH, gap = 640, 140, 22, 8
+	h := 40 + len(bars)*(barH+gap)
+	maxV := 0.0
+	for _, b := range bars {
+		maxV = max(maxV, b.Value)
+	}
+	if maxV == 0 {
+		maxV = 1
+	}
+	var s strings.Builder
+	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`, width, h)
+	fmt.Fprintf(&s, `<text x="8" y="18" font-weight="bold">%s</text>`, template.HTMLEscapeString(title+" ("+unit+")"))
+	for i, b := range bars {
+		y := 30 + i*(barH+gap)
+		w := int(float64(width-left-90) * b.Value / maxV)
+		fmt.Fprintf(&s, `<text x="8" y="%d">%s</text>`, y+15, template.HTMLEscapeString(b.Label))
+		fmt.Fprintf(&s, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`, left, y, max(w, 1), barH, palette[i%len(palette)])
+		txt := b.Text
+		if txt == "" {
+			txt = fmt.Sprintf("%g", b.Value)
+		}
+		fmt.Fprintf(&s, `<text x="%d" y="%d">%s</text>`, left+w+6, y+15, template.HTMLEscapeString(txt))
+	}
+	s.WriteString(`</svg>`)
+	return s.String()
+}
+
+var htmlTmpl = template.Must(template.New("report").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>{{.Title}}</title>
+<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+.fail{color:#b00}.pass{color:#070}code{font-size:11px}</style></head><body>
+<h1>{{.Title}}</h1>{{if .Machine}}<p>Machine: {{.Machine}}</p>{{end}}
+{{range .Sections}}<h2>{{.Name}}</h2>
+<table><tr><th>generation</th><th>backend</th><th>delivered</th><th>hops</th><th>switch hops</th><th>RTT p50</th><th>RTT p99</th><th>checks</th></tr>
+{{range .Rows}}<tr><td>{{.Gen}}</td><td>{{.Backend}}</td><td>{{.Delivered}}</td><td>{{.Hops}}</td><td>{{.SwitchHops}}</td><td>{{.P50}}</td><td>{{.P99}}</td><td class="{{.Class}}">{{.Checks}}</td></tr>{{end}}
+</table>
+{{range .Plots}}{{.}}{{end}}
+{{range .Failures}}<p class="fail">{{.}}</p>{{end}}
+{{end}}</body></html>
+`))
+
+// WriteHTML writes a self-contained HTML report with SVG plots of hops and
+// round-trip times per generation.
+func WriteHTML(w io.Writer, r *Report) error {
+	type row struct{ Gen, Backend, Delivered, Hops, SwitchHops, P50, P99, Checks, Class string }
+	type section struct {
+		Name     string
+		Rows     []row
+		Plots    []template.HTML
+		Failures []string
+	}
+	data := struct {
+		Title, Machine string
+		Sections       []section
+	}{Title: r.Title, Machine: r.Machine}
+	for _, sc := range r.Scenarios() {
+		sec := section{Name: sc}
+		var hops, rtts []Bar
+		for _, run := range r.RunsOf(sc) {
+			s := Summarize(run)
+			class := "pass"
+			if run.Failed() {
+				class = "fail"
+			}
+			sec.Rows = append(sec.Rows, row{run.Generation, run.Backend, fmt.Sprintf("%d/%d", s.Delivered, s.Probes),
+				fmt.Sprintf("%d–%d", s.HopsMin, s.HopsMax), fmt.Sprint(s.SwitchHopsMax), dur(s.RTTp50), dur(s.RTTp99),
+				fmt.Sprintf("%d/%d", s.ChecksPassed, s.Checks), class})
+			if s.Delivered > 0 {
+				hops = append(hops, Bar{Label: run.Generation, Value: float64(s.HopsMax)})
+				rtts = append(rtts, Bar{Label: run.Generation, Value: float64(s.RTTp50) / 1e3, Text: dur(s.RTTp50)})
+			}
+			if run.Error != "" {
+				sec.Failures = append(sec.Failures, run.Generation+": "+run.Error)
+			}
+			for _, c := range run.Checks {
+				if !c.Passed {
+					sec.Failures = append(sec.Failures, fmt.Sprintf("%s step %d (line %d): %s — %s", run.Generation, c.Step, c.Line, c.What, c.Detail))
+				}
+			}
+		}
+		if len(hops) > 0 {
+			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("hops, longest delivered path", "hops", hops)))
+			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("round-trip time p50", "µs", rtts)))
+		}
+		data.Sections = append(data.Sections, sec)
+	}
+	return htmlTmpl.Execute(w, data)
+}

@@ -1,0 +1,83 @@
+package reports
+
+import (
+	"bytes"
+	"encoding/xml"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sample() *Report {
+	run := func(gen string, hops int, rtt time.Duration, pass bool) *Run {
+		r := &Run{Scenario: "cross-subnet-hops", Generation: gen, Backend: "sim"}
+		for i := range 10 {
+			r.Probes = append(r.Probes, Probe{From: "a", To: "b", Delivered: true, Replied: true, Hops: hops, RTT: rtt + time.Duration(i)*time.Microsecond, Path: []string{"a", "b"}})
+		}
+		r.Probes = append(r.Probes, Probe{From: "a", To: "c", Reason: "no-route", DropAt: "core1"})
+		r.Checks = []Check{{Step: 3, Line: 12, What: "hops", Passed: pass, Detail: "want 18"}}
+		return r
+	}
+	return &Report{Title: "t", Runs: []*Run{run("vlan", 18, 100*time.Microsecond, true), run("evpn", 6, 40*time.Microsecond, false)}}
+}
+
+func TestSummarize(t *testing.T) {
+	s := Summarize(sample().Runs[0])
+	if s.Probes != 11 || s.Delivered != 10 || s.HopsMin != 18 || s.HopsMax != 18 {
+		t.Errorf("summary = %+v", s)
+	}
+	// Empirical quantile of 100..109µs: p50 is the 5th value, max the last.
+	if s.RTTp50 != 104*time.Microsecond || s.RTTmax != 109*time.Microsecond {
+		t.Errorf("rtt p50 %v max %v", s.RTTp50, s.RTTmax)
+	}
+}
+
+func TestRenderers(t *testing.T) {
+	r := sample()
+	if !r.Failed() || r.Runs[0].Failed() {
+		t.Fatal("Failed() wrong")
+	}
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## cross-subnet-hops", "| vlan | sim | 10/11 | 18 |", "| evpn | sim | 10/11 | 6 |", "1/1 ✓", "0/1 ✗", "**evpn** step 3 (line 12): hops — want 18"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := WriteJSON(&js, r); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadJSON(&js)
+	if err != nil || len(back.Runs) != 2 || back.Runs[1].Probes[0].RTT != r.Runs[1].Probes[0].RTT {
+		t.Fatalf("json round trip: %v", err)
+	}
+	var ju bytes.Buffer
+	if err := WriteJUnit(&ju, r); err != nil {
+		t.Fatal(err)
+	}
+	var parsed junitSuites
+	if err := xml.Unmarshal(ju.Bytes(), &parsed); err != nil {
+		t.Fatal(err)
+	}
+	if len(parsed.Suites) != 2 || parsed.Suites[1].Failures != 1 || parsed.Suites[0].Failures != 0 {
+		t.Errorf("junit = %+v", parsed)
+	}
+	var h bytes.Buffer
+	if err := WriteHTML(&h, r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(h.String(), "<svg") != 2 || !strings.Contains(h.String(), `class="fail"`) {
+		t.Errorf("html lacks plots or failure marks")
+	}
+}
+
+func TestMerge(t *testing.T) {
+	a, b := sample(), sample()
+	a.Merge(b)
+	if len(a.Runs) != 4 || len(a.Scenarios()) != 1 || len(a.RunsOf("cross-subnet-hops")) != 4 {
+		t.Errorf("merge: %d runs", len(a.Runs))
+	}
+}

@@ -1,0 +1,145 @@
+package reports
+
+import (
+	"sort"
+	"time"
+
+	"gonum.org/v1/gonum/stat"
+)
+
+// Run is one scenario replayed for one generation on one backend.
+type Run struct {
+	Scenario   string         `json:"scenario"`
+	Generation string         `json:"generation"`
+	Backend    string         `json:"backend"`
+	Seed       int64          `json:"seed"`
+	Topology   string         `json:"topology"`
+	Probes     []Probe        `json:"probes"`
+	Checks     []Check        `json:"checks"`
+	Timeline   []SpawnEvent   `json:"timeline,omitempty"`
+	Drops      map[string]int `json:"drops,omitempty"`  // by reason
+	Tables     map[string]int `json:"tables,omitempty"` // capacity: "leaf1 fdb" -> entries
+	Counters   map[string]int `json:"counters,omitempty"`
+	Error      string         `json:"error,omitempty"` // the run could not finish
+	Elapsed    time.Duration  `json:"elapsed_ns"`      // wall-clock time of the run
+}
+
+// Probe is one probe's outcome.
+type Probe struct {
+	Tag        string        `json:"tag,omitempty"`
+	From       string        `json:"from"`
+	To         string        `json:"to"`
+	Proto      string        `json:"proto"`
+	Delivered  bool          `json:"delivered"`
+	Replied    bool          `json:"replied"`
+	Hops       int           `json:"hops"`
+	SwitchHops int           `json:"switch_hops"`
+	Path       []string      `json:"path,omitempty"`
+	OneWay     time.Duration `json:"one_way_ns"`
+	RTT        time.Duration `json:"rtt_ns"`
+	DropAt     string        `json:"drop_at,omitempty"`
+	Reason     string        `json:"reason,omitempty"`
+	Rule       string        `json:"rule,omitempty"`
+}
+
+// Verdict is "forwarded" when the probe reached its destination, else "dropped".
+func (p Probe) Verdict() string {
+	if p.Delivered {
+		return "forwarded"
+	}
+	return "dropped"
+}
+
+// Check is one expectation and whether it held.
+type Check struct {
+	Step   int    `json:"step"`
+	Line   int    `json:"line"`
+	What   string `json:"what"`
+	Passed bool   `json:"passed"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// SpawnEvent is one step of an instance's spawn flow (seed Fig. 10) or a
+// port state transition.
+type SpawnEvent struct {
+	Instance string        `json:"instance"`
+	Step     string        `json:"step"`
+	At       time.Duration `json:"at_ns"`
+}
+
+// Failed reports whether any check failed or the run errored.
+func (r *Run) Failed() bool {
+	if r.Error != "" {
+		return true
+	}
+	for _, c := range r.Checks {
+		if !c.Passed {
+			return true
+		}
+	}
+	return false
+}
+
+// Summary aggregates a run's probes.
+type Summary struct {
+	Probes, Delivered      int
+	HopsMin, HopsMax       int
+	SwitchHopsMax          int
+	RTTp50, RTTp99, RTTmax time.Duration
+	ChecksPassed, Checks   int
+	SpawnP50, SpawnMax     time.Duration // from first to last event of an instance
+}
+
+// Summarize computes a run's summary; percentiles use gonum/stat's
+// empirical quantiles.
+func Summarize(r *Run) Summary {
+	s := Summary{HopsMin: -1}
+	var rtts []float64
+	for _, p := range r.Probes {
+		s.Probes++
+		if !p.Delivered {
+			continue
+		}
+		s.Delivered++
+		if s.HopsMin < 0 || p.Hops < s.HopsMin {
+			s.HopsMin = p.Hops
+		}
+		s.HopsMax = max(s.HopsMax, p.Hops)
+		s.SwitchHopsMax = max(s.SwitchHopsMax, p.SwitchHops)
+		if p.Replied {
+			rtts = append(rtts, float64(p.RTT))
+		}
+	}
+	if s.HopsMin < 0 {
+		s.HopsMin = 0
+	}
+	s.RTTp50, s.RTTp99, s.RTTmax = quantiles(rtts)
+	for _, c := range r.Checks {
+		s.Checks++
+		if c.Passed {
+			s.ChecksPassed++
+		}
+	}
+	first, last := map[string]time.Duration{}, map[string]time.Duration{}
+	for _, e := range r.Timeline {
+		if t, ok := first[e.Instance]; !ok || e.At < t {
+			first[e.Instance] = e.At
+		}
+		last[e.Instance] = max(last[e.Instance], e.At)
+	}
+	var spawns []float64
+	for k, f := range first {
+		spawns = append(spawns, float64(last[k]-f))
+	}
+	s.SpawnP50, _, s.SpawnMax = quantiles(spawns)
+	return s
+}
+
+func quantiles(xs []float64) (p50, p99, mx time.Duration) {
+	if len(xs) == 0 {
+		return 0, 0, 0
+	}
+	sort.Float64s(xs)
+	q := func(p float64) time.Duration { return time.Duration(stat.Quantile(p, stat.Empirical, xs, nil)) }
+	return q(0.5), q(0.99), time.Duration(xs[len(xs)-1])
+}

@@ -50,6 +50,7 @@ const (
 	KindSwitch   DeviceKind = "switch"   // L2 fabric switch (ToR, aggregation)
 	KindRouter   DeviceKind = "router"   // L3 device (core, spine, routing leaf)
 	KindVTEP     DeviceKind = "vtep"     // VXLAN tunnel endpoint on a leaf
+	KindTunnel   DeviceKind = "tunnel"   // a host's software tunnel device (cilium_vxlan); not a switch hop
 	KindBPF      DeviceKind = "bpf"      // a BPF program on a hook
 	KindFirewall DeviceKind = "firewall" // a firewall or security-group chain
 	KindInstance DeviceKind = "instance" // the VM or pod itself (source, sink)

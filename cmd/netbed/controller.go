@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/netbed/netbed/controller"
+	"github.com/netbed/netbed/controller/api"
+	"github.com/netbed/netbed/controller/store"
+)
+
+// controllerOverlay, when set (from another file's init), builds the overlay
+// hook for `netbed controller serve`, e.g. the CNC. Without it no overlay is
+// programmed and overlay states change only through the API.
+var controllerOverlay func(svc *controller.Service) (controller.Overlay, error)
+
+func init() {
+	register(command{name: "controller", short: "run the SDN controller (network service, IPAM, port states) over HTTP", run: runController})
+}
+
+func runController(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "serve" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			fmt.Fprintln(stderr, "Usage: netbed controller serve [flags]")
+			return nil
+		}
+		return usageErr("want 'netbed controller serve --store path --listen addr'")
+	}
+	fs := newFlags("controller serve", "controller serve [flags]", stderr)
+	storePath := fs.String("store", "netbed-controller.db", "bbolt store file (created if missing)")
+	listen := fs.String("listen", "127.0.0.1:7480", "address to serve the HTTP API on")
+	lockWait := fs.Duration("lock-timeout", 2*time.Second, "how long to wait for another process's lock on the store")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected arguments %q", fs.Args())
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return serveController(ctx, *storePath, *listen, *lockWait, stdout)
+}
+
+// serveController runs the API until ctx ends, then shuts down gracefully:
+// in-flight requests finish, overlay hooks stop, the store closes.
+func serveController(ctx context.Context, storePath, listen string, lockWait time.Duration, stdout io.Writer) error {
+	st, err := store.OpenBolt(storePath, store.BoltOptions{LockTimeout: lockWait})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	svc := controller.New(st, nil, nil)
+	defer svc.Close()
+	if controllerOverlay != nil {
+		ov, err := controllerOverlay(svc)
+		if err != nil {
+			return fmt.Errorf("build overlay: %w", err)
+		}
+		svc.SetOverlay(ov)
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another controller running there?)", listen, err)
+	}
+	srv := &http.Server{Handler: api.NewServer(svc), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "controller: store %s, serving http://%s\n", storePath, ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(stdout, "controller: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

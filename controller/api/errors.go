@@ -1,0 +1,76 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/netbed/netbed/controller"
+	"github.com/netbed/netbed/controller/ipam"
+	"github.com/netbed/netbed/controller/store"
+)
+
+// Error codes on the wire, each with its HTTP status and the sentinel the
+// client's error matches with errors.Is. First match wins on the server.
+var codes = []struct {
+	code   string
+	status int
+	err    error
+}{
+	{"pool_exhausted", http.StatusConflict, ipam.ErrPoolExhausted},
+	{"address_in_use", http.StatusConflict, ipam.ErrAddressInUse},
+	{"not_allocated", http.StatusNotFound, ipam.ErrNotAllocated},
+	{"not_holder", http.StatusConflict, ipam.ErrNotHolder},
+	{"out_of_range", http.StatusBadRequest, ipam.ErrOutOfRange},
+	{"invalid", http.StatusBadRequest, controller.ErrInvalid},
+	{"not_found", http.StatusNotFound, controller.ErrNotFound},
+	{"already_exists", http.StatusConflict, controller.ErrExists},
+	{"subnet_overlap", http.StatusConflict, controller.ErrOverlap},
+	{"illegal_transition", http.StatusConflict, controller.ErrIllegalTransition},
+	{"in_use", http.StatusConflict, controller.ErrInUse},
+	{"stale", http.StatusConflict, controller.ErrStale},
+	{"timeout", http.StatusRequestTimeout, context.DeadlineExceeded},
+	{"unavailable", http.StatusServiceUnavailable, store.ErrClosed},
+}
+
+// Error is an error response: what the server said, and (through Unwrap)
+// the sentinel its code stands for.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"` // for code "invalid": the field at fault
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the sentinel of e's code, so errors.Is(err,
+// ipam.ErrPoolExhausted) holds for a client error as for a local one.
+func (e *Error) Unwrap() error {
+	for _, c := range codes {
+		if c.code == e.Code {
+			return c.err
+		}
+	}
+	return nil
+}
+
+// toError turns a service error into a wire error.
+func toError(err error) *Error {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	e := &Error{Status: http.StatusInternalServerError, Code: "internal", Message: err.Error()}
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			e.Status, e.Code = c.status, c.code
+			break
+		}
+	}
+	var fe *controller.FieldError
+	if errors.As(err, &fe) {
+		e.Field = fe.Field
+	}
+	return e
+}

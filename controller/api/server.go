@@ -1,0 +1,332 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/netbed/netbed/controller"
+)
+
+// MaxWait caps one long-poll (?wait=) request; clients poll again.
+const MaxWait = 60 * time.Second
+
+// maxBody caps a request body.
+const maxBody = 1 << 20
+
+// Server is the controller's HTTP API over a Service. Routes (JSON bodies):
+//
+//	POST   /v1/networks                 NetworkRequest -> 201 Network
+//	GET    /v1/networks[?label=]        -> []Network
+//	GET    /v1/networks/{ref}           -> Network (ref: name or ID)
+//	POST   /v1/subnets                  SubnetRequest -> 201 Subnet
+//	GET    /v1/subnets[?network=]       -> []Subnet
+//	POST   /v1/ports                    PortRequest -> 202 Port (bound, overlay pending) or 201
+//	PUT    /v1/ports/{name}             PortRequest -> get-or-create: 200 or 201/202 Port
+//	GET    /v1/ports[?host=]            -> []Port
+//	GET    /v1/ports/{name}[?wait=ACTIVE_ACTIVE&timeout=10s] -> Port (408 "timeout" if not reached)
+//	DELETE /v1/ports/{name}             -> 200 Port
+//	PUT    /v1/ports/{name}/binding     {"host": h} -> Port
+//	PUT    /v1/ports/{name}/underlay    StateUpdate -> Port (host agent)
+//	PUT    /v1/ports/{name}/overlay     StateUpdate -> Port (CNC)
+//	POST   /v1/allocations              AllocRequest -> 201 {"allocations": [...]} (batch, by network or label)
+//	POST   /v1/reservations             ReserveRequest -> 201 Allocation
+//	POST   /v1/releases                 ReleaseRequest -> 204
+//	GET    /v1/stats                    -> []EndpointStats (latency per endpoint)
+//	GET    /v1/check                    -> {"problems": [...]} (store consistency)
+//	GET    /healthz                     -> 204
+//
+// Errors are {"code","message"[,"field"]} with the status of their code.
+type Server struct {
+	svc   *controller.Service
+	mux   *http.ServeMux
+	stats *Stats
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// ReserveRequest holds a specific address.
+type ReserveRequest struct {
+	Network string     `json:"network"`
+	Address netip.Addr `json:"address"`
+	Holder  string     `json:"holder"`
+}
+
+// ReleaseRequest frees addresses of a network.
+type ReleaseRequest struct {
+	Network   string       `json:"network"`
+	Addresses []netip.Addr `json:"addresses"`
+	Holder    string       `json:"holder,omitempty"`
+}
+
+// AllocResponse lists a batch's addresses.
+type AllocResponse struct {
+	Allocations []controller.Allocation `json:"allocations"`
+}
+
+// BindRequest sets a port's host ("" unbinds).
+type BindRequest struct {
+	Host string `json:"host"`
+}
+
+// CheckResponse lists store inconsistencies (none when healthy).
+type CheckResponse struct {
+	Problems []string `json:"problems"`
+}
+
+// NewServer returns the API of svc.
+func NewServer(svc *controller.Service) *Server {
+	s := &Server{svc: svc, mux: http.NewServeMux(), stats: newStats()}
+	s.handle("POST /v1/networks", s.createNetwork)
+	s.handle("GET /v1/networks", s.listNetworks)
+	s.handle("GET /v1/networks/{ref}", s.getNetwork)
+	s.handle("POST /v1/subnets", s.createSubnet)
+	s.handle("GET /v1/subnets", s.listSubnets)
+	s.handle("POST /v1/ports", s.createPort)
+	s.handle("PUT /v1/ports/{name}", s.ensurePort)
+	s.handle("GET /v1/ports", s.listPorts)
+	s.handle("GET /v1/ports/{name}", s.getPort)
+	s.handle("DELETE /v1/ports/{name}", s.deletePort)
+	s.handle("PUT /v1/ports/{name}/binding", s.bindPort)
+	s.handle("PUT /v1/ports/{name}/underlay", s.setState(controller.PlaneUnderlay))
+	s.handle("PUT /v1/ports/{name}/overlay", s.setState(controller.PlaneOverlay))
+	s.handle("POST /v1/allocations", s.allocate)
+	s.handle("POST /v1/reservations", s.reserve)
+	s.handle("POST /v1/releases", s.release)
+	s.handle("GET /v1/check", s.check)
+	s.mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.stats.Snapshot())
+	})
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	return s
+}
+
+// Stats returns the server's latency figures.
+func (s *Server) Stats() *Stats { return s.stats }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// handler returns a status and a body (nil for none) or an error.
+type handler func(r *http.Request) (int, any, error)
+
+func (s *Server) handle(pattern string, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		status, body, err := h(r)
+		if err != nil {
+			e := toError(err)
+			status, body = e.Status, e
+		}
+		writeJSON(w, status, body)
+		s.stats.observe(pattern, time.Since(start), status >= 400)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	if body == nil {
+		w.WriteHeader(status)
+		return
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(&Error{Code: "internal", Message: "encode response: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// decode reads a JSON body into v, refusing unknown fields and trailing data.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf("%s %s: bad JSON body: %v", r.Method, r.URL.Path, err)}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf("%s %s: trailing data after the JSON body", r.Method, r.URL.Path)}
+	}
+	return nil
+}
+
+func (s *Server) createNetwork(r *http.Request) (int, any, error) {
+	var req controller.NetworkRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	n, err := s.svc.CreateNetwork(r.Context(), req)
+	return http.StatusCreated, n, err
+}
+
+func (s *Server) listNetworks(r *http.Request) (int, any, error) {
+	ns, err := s.svc.ListNetworks(r.Context(), r.URL.Query().Get("label"))
+	if ns == nil {
+		ns = []controller.Network{}
+	}
+	return http.StatusOK, ns, err
+}
+
+func (s *Server) getNetwork(r *http.Request) (int, any, error) {
+	n, err := s.svc.GetNetwork(r.Context(), r.PathValue("ref"))
+	return http.StatusOK, n, err
+}
+
+func (s *Server) createSubnet(r *http.Request) (int, any, error) {
+	var req controller.SubnetRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	sub, err := s.svc.CreateSubnet(r.Context(), req)
+	return http.StatusCreated, sub, err
+}
+
+func (s *Server) listSubnets(r *http.Request) (int, any, error) {
+	subs, err := s.svc.ListSubnets(r.Context(), r.URL.Query().Get("network"))
+	if subs == nil {
+		subs = []controller.Subnet{}
+	}
+	return http.StatusOK, subs, err
+}
+
+// createdStatus is 202 when the port waits for its overlay, else 201.
+func createdStatus(p controller.Port) int {
+	if p.Host != "" && p.Status() != controller.StatusActiveActive {
+		return http.StatusAccepted
+	}
+	return http.StatusCreated
+}
+
+func (s *Server) createPort(r *http.Request) (int, any, error) {
+	var req controller.PortRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	p, err := s.svc.CreatePort(r.Context(), req)
+	return createdStatus(p), p, err
+}
+
+func (s *Server) ensurePort(r *http.Request) (int, any, error) {
+	var req controller.PortRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	name := r.PathValue("name")
+	if req.Name != "" && req.Name != name {
+		return 0, nil, &controller.FieldError{Field: "name", Value: req.Name, Reason: fmt.Sprintf("differs from the port named in the path, %q", name)}
+	}
+	req.Name = name
+	p, created, err := s.svc.EnsurePort(r.Context(), req)
+	if created {
+		return createdStatus(p), p, err
+	}
+	return http.StatusOK, p, err
+}
+
+func (s *Server) listPorts(r *http.Request) (int, any, error) {
+	var ps []controller.Port
+	var err error
+	if h := r.URL.Query().Get("host"); h != "" {
+		ps, err = s.svc.PortsOnHost(r.Context(), h)
+	} else {
+		ps, err = s.svc.ListPorts(r.Context())
+	}
+	if ps == nil {
+		ps = []controller.Port{}
+	}
+	return http.StatusOK, ps, err
+}
+
+func (s *Server) getPort(r *http.Request) (int, any, error) {
+	name := r.PathValue("name")
+	q := r.URL.Query()
+	want := q.Get("wait")
+	if want == "" {
+		p, err := s.svc.GetPort(r.Context(), name)
+		return http.StatusOK, p, err
+	}
+	switch controller.Status(want) {
+	case controller.StatusActiveActive, controller.StatusBuild, controller.StatusDown, controller.StatusError:
+	default:
+		return 0, nil, &controller.FieldError{Field: "wait", Value: want, Reason: "want ACTIVE_ACTIVE, BUILD, DOWN or ERROR"}
+	}
+	timeout := 30 * time.Second
+	if t := q.Get("timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 {
+			return 0, nil, &controller.FieldError{Field: "timeout", Value: t, Reason: "want a positive duration such as 10s"}
+		}
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), min(timeout, MaxWait))
+	defer cancel()
+	p, err := s.svc.WaitPort(ctx, name, controller.Status(want))
+	return http.StatusOK, p, err
+}
+
+func (s *Server) deletePort(r *http.Request) (int, any, error) {
+	p, err := s.svc.DeletePort(r.Context(), r.PathValue("name"))
+	return http.StatusOK, p, err
+}
+
+func (s *Server) bindPort(r *http.Request) (int, any, error) {
+	var req BindRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	p, err := s.svc.BindPort(r.Context(), r.PathValue("name"), req.Host)
+	return http.StatusOK, p, err
+}
+
+func (s *Server) setState(plane controller.Plane) handler {
+	return func(r *http.Request) (int, any, error) {
+		var req controller.StateUpdate
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		set := s.svc.SetUnderlayState
+		if plane == controller.PlaneOverlay {
+			set = s.svc.SetOverlayState
+		}
+		p, err := set(r.Context(), r.PathValue("name"), req)
+		return http.StatusOK, p, err
+	}
+}
+
+func (s *Server) allocate(r *http.Request) (int, any, error) {
+	var req controller.AllocRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	as, err := s.svc.AllocateBatch(r.Context(), req)
+	return http.StatusCreated, AllocResponse{Allocations: as}, err
+}
+
+func (s *Server) reserve(r *http.Request) (int, any, error) {
+	var req ReserveRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	a, err := s.svc.Reserve(r.Context(), req.Network, req.Address, req.Holder)
+	return http.StatusCreated, a, err
+}
+
+func (s *Server) release(r *http.Request) (int, any, error) {
+	var req ReleaseRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, s.svc.Release(r.Context(), req.Network, req.Addresses, req.Holder)
+}
+
+func (s *Server) check(r *http.Request) (int, any, error) {
+	ps, err := s.svc.Check(r.Context())
+	if ps == nil {
+		ps = []string{}
+	}
+	return http.StatusOK, CheckResponse{Problems: ps}, err
+}

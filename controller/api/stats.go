@@ -1,0 +1,99 @@
+package api
+
+import (
+	"math"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Latency histogram buckets grow by 10% from 1µs; 220 buckets reach ~1.3 h.
+const (
+	bucketBase   = float64(time.Microsecond)
+	bucketGrowth = 1.1
+	bucketCount  = 220
+)
+
+// EndpointStats is the request latency of one endpoint (method and route).
+type EndpointStats struct {
+	Endpoint string  `json:"endpoint"`
+	Count    uint64  `json:"count"`
+	Errors   uint64  `json:"errors"` // responses with status >= 400
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Maxms    float64 `json:"max_ms"`
+}
+
+type histogram struct {
+	count, errors uint64
+	max           time.Duration
+	buckets       [bucketCount]uint64
+}
+
+func bucketOf(d time.Duration) int {
+	if float64(d) <= bucketBase {
+		return 0
+	}
+	i := int(math.Ceil(math.Log(float64(d)/bucketBase) / math.Log(bucketGrowth)))
+	return min(i, bucketCount-1)
+}
+
+func bucketUpper(i int) float64 { return bucketBase * math.Pow(bucketGrowth, float64(i)) }
+
+// quantile returns the upper bound of the bucket holding quantile q (at
+// most 10% above the true value), capped by the maximum seen.
+func (h *histogram) quantile(q float64) time.Duration {
+	if h.count == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(h.count)))
+	var seen uint64
+	for i, n := range h.buckets {
+		seen += n
+		if seen >= rank {
+			return min(time.Duration(bucketUpper(i)), h.max)
+		}
+	}
+	return h.max
+}
+
+// Stats collects request latency per endpoint. Safe for concurrent use.
+type Stats struct {
+	mu sync.Mutex
+	m  map[string]*histogram
+}
+
+func newStats() *Stats { return &Stats{m: map[string]*histogram{}} }
+
+func (s *Stats) observe(endpoint string, d time.Duration, failed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.m[endpoint]
+	if h == nil {
+		h = &histogram{}
+		s.m[endpoint] = h
+	}
+	h.count++
+	if failed {
+		h.errors++
+	}
+	h.max = max(h.max, d)
+	h.buckets[bucketOf(d)]++
+}
+
+// Snapshot returns every endpoint's figures, sorted by endpoint.
+func (s *Stats) Snapshot() []EndpointStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]EndpointStats, 0, len(s.m))
+	for ep, h := range s.m {
+		out = append(out, EndpointStats{
+			Endpoint: ep, Count: h.count, Errors: h.errors,
+			P50ms: ms(h.quantile(0.50)), P99ms: ms(h.quantile(0.99)), Maxms: ms(h.max),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Endpoint < out[j].Endpoint })
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,3 @@
+// Package store is the controller's durable, transactional key-value store:
+// a small Store interface and its default implementation on bbolt.
+package store

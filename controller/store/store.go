@@ -1,0 +1,71 @@
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// Store is the controller's persistent state: named buckets of ordered
+// byte keys, read and written in transactions.
+//
+// Contract every implementation keeps:
+//   - Update runs fn in a read-write transaction that commits atomically and
+//     durably when fn returns nil and leaves nothing behind when fn returns an
+//     error (that error is returned unchanged, so callers test it with
+//     errors.Is). Concurrent Updates may be batched into one commit, so fn
+//     may be called more than once: it must only read and write through tx
+//     and set its results afresh on every call.
+//   - View runs fn in a read-only snapshot; a View never sees part of an
+//     Update.
+//   - Slices passed to fn (keys, values) are valid only inside fn.
+//   - Buckets are created on first Put; reading a missing bucket is empty.
+//   - After Close, Update and View return ErrClosed.
+type Store interface {
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	View(ctx context.Context, fn func(tx Tx) error) error
+	Close() error
+}
+
+// Tx is one transaction. A read-only Tx returns ErrReadOnly from Put and
+// Delete.
+type Tx interface {
+	// Get returns the value of key in bucket, or nil when absent.
+	Get(bucket string, key []byte) []byte
+	// Put sets key to value in bucket.
+	Put(bucket string, key, value []byte) error
+	// Delete removes key from bucket; deleting an absent key is not an error.
+	Delete(bucket string, key []byte) error
+	// Scan calls fn for each key of bucket that starts with prefix and is
+	// >= from (from may be nil), in key order, until fn returns false.
+	Scan(bucket string, prefix, from []byte, fn func(k, v []byte) bool) error
+}
+
+var (
+	// ErrClosed is returned by a Store used after Close.
+	ErrClosed = errors.New("store closed")
+	// ErrReadOnly is returned by writes inside View.
+	ErrReadOnly = errors.New("store: write in a read-only transaction")
+	// ErrLocked is returned by Open when another live process holds the
+	// store's file lock.
+	ErrLocked = errors.New("store locked by another process")
+)
+
+// Dump copies every key of the named buckets, for tests and debugging:
+// bucket -> key -> value.
+func Dump(ctx context.Context, s Store, buckets ...string) (map[string]map[string]string, error) {
+	out := make(map[string]map[string]string, len(buckets))
+	err := s.View(ctx, func(tx Tx) error {
+		for _, b := range buckets {
+			m := map[string]string{}
+			if err := tx.Scan(b, nil, nil, func(k, v []byte) bool {
+				m[string(k)] = string(v)
+				return true
+			}); err != nil {
+				return err
+			}
+			out[b] = m
+		}
+		return nil
+	})
+	return out, err
+}

@@ -59,9 +59,13 @@ func Deploy(ctx context.Context, t *topologies.Topology, opt *Options) (*Lab, *R
 	}
 
 	rep := &Report{Lab: t.Name, Nodes: len(t.Nodes), Links: len(t.Links)}
+	stage := time.Now()
 	fresh, err := lab.deployNamespaces(ctx, workerCount(opt, len(lab.order)), rep)
+	rep.NamespacesTook = time.Since(stage)
 	if err == nil {
+		stage = time.Now()
 		err = lab.deployLinks(ctx, workerCount(opt, len(t.Links)), fresh, rep)
+		rep.LinksTook = time.Since(stage)
 	}
 	if err != nil {
 		lab.Close()

@@ -67,7 +67,9 @@ type Report struct {
 	// Replaced links existed with the wrong peer and were recreated; Fixed
 	// counts present links whose MTU, state or alias were corrected.
 	LinksCreated, LinksPresent, LinksReplaced, LinksFixed int
-	Duration                                              time.Duration
+	// Duration is the whole deploy; NamespacesTook and LinksTook its two
+	// stages.
+	Duration, NamespacesTook, LinksTook time.Duration
 }
 
 // NodesPerSecond is the deploy rate.

@@ -1,0 +1,493 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/topologies"
+)
+
+// Options tune a run.
+type Options struct {
+	// Progress receives one-line progress messages; nil discards them.
+	Progress func(string)
+	// ProbeTimeout bounds each probe (default 2s of backend time).
+	ProbeTimeout time.Duration
+}
+
+// Run replays s for gen on b and returns what it measured. The backend is
+// started and closed here. An error means the run could not be carried
+// out (bad topology, backend failure); failed expectations are recorded in
+// the returned run, not returned as an error.
+func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Options) (run *reports.Run, err error) {
+	start := time.Now()
+	run = &reports.Run{Scenario: s.Name, Generation: string(gen), Backend: b.Name(), Seed: s.Seed}
+	defer func() { run.Elapsed = time.Since(start) }()
+	spec := s.TopologyFor(gen)
+	topo, err := spec.Build(s.File)
+	if err != nil {
+		return run, err
+	}
+	run.Topology = topo.String()
+	r := &runner{s: s, gen: gen, b: b, topo: topo, run: run, opts: opts,
+		hosts: hostNames(topo), inst: map[string]Instance{}, firstIP: map[string]netip.Addr{}}
+	if r.opts.ProbeTimeout == 0 {
+		r.opts.ProbeTimeout = 2 * time.Second
+	}
+	env := Env{Generation: gen, Topology: topo, Seed: s.Seed, Networks: Segments(s.Networks), Progress: opts.Progress}
+	if err := b.Start(ctx, env); err != nil {
+		_ = b.Close()
+		return run, fmt.Errorf("start %s backend for %s: %w", b.Name(), gen, err)
+	}
+	defer func() {
+		if cerr := b.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close %s backend: %w", b.Name(), cerr)
+		}
+	}()
+	for i := range s.Steps {
+		st := &s.Steps[i]
+		if len(st.Gens) > 0 && !slices.Contains(st.Gens, gen) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return run, err
+		}
+		if wait := st.At - b.Now(); wait > 0 {
+			if err := b.Sleep(ctx, wait); err != nil {
+				return run, err
+			}
+		}
+		r.progress("%s/%s: step %d/%d %s", s.Name, gen, i+1, len(s.Steps), st.Kind())
+		if err := r.step(ctx, i, st); err != nil {
+			return run, fmt.Errorf("%s:%d: step %d (%s): %w", s.File, st.Line, i, st.Kind(), err)
+		}
+	}
+	if err := b.Finish(run); err != nil {
+		return run, fmt.Errorf("finish: %w", err)
+	}
+	return run, nil
+}
+
+// Segments gives every network its VLAN (100, 101, ...), VNI (10100, ...)
+// and gateway (the subnet's first address).
+func Segments(nets []Network) []NetworkSegment {
+	out := make([]NetworkSegment, len(nets))
+	for i, n := range nets {
+		out[i] = NetworkSegment{Network: n, Gateway: n.Subnet.Addr().Next(), VLAN: uint16(100 + i), VNI: uint32(10100 + i)}
+	}
+	return out
+}
+
+type runner struct {
+	s       *Scenario
+	gen     Generation
+	b       Backend
+	topo    *topologies.Topology
+	run     *reports.Run
+	opts    Options
+	hosts   []string
+	next    int                   // spread cursor over hosts
+	inst    map[string]Instance   // live instances
+	order   []string              // live instances in spawn order
+	firstIP map[string]netip.Addr // address at first spawn, for ip_unchanged
+	lastTag string
+	churned int
+}
+
+func hostNames(t *topologies.Topology) []string {
+	var out []string
+	for _, n := range t.NodesByRole(topologies.RoleHost) {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+func (r *runner) progress(format string, a ...any) {
+	if r.opts.Progress != nil {
+		r.opts.Progress(fmt.Sprintf(format, a...))
+	}
+}
+
+func (r *runner) step(ctx context.Context, i int, st *Step) error {
+	switch {
+	case st.Spawn != nil:
+		return r.spawn(ctx, st.Spawn)
+	case st.Churn != nil:
+		return r.churn(ctx, st.Churn)
+	case st.Drift != nil:
+		return r.drift(ctx, st.Drift)
+	case st.Fail != nil:
+		t, err := r.target(*st.Fail)
+		if err != nil {
+			return err
+		}
+		return r.b.Fail(ctx, t)
+	case st.Restore != nil:
+		t, err := r.target(*st.Restore)
+		if err != nil {
+			return err
+		}
+		return r.b.Restore(ctx, t)
+	case st.Traffic != nil:
+		return r.traffic(ctx, st.Traffic)
+	case st.Policy != nil:
+		return r.b.Policy(ctx, *st.Policy)
+	case st.Expect != nil:
+		r.expect(ctx, i, st)
+		return nil
+	}
+	return errors.New("empty step")
+}
+
+func (r *runner) spawn(ctx context.Context, sp *Spawn) error {
+	hosts := sp.Hosts
+	if len(hosts) == 0 {
+		hosts = r.hosts
+	}
+	for _, h := range hosts {
+		if n := r.topo.Node(h); n == nil || n.Role != topologies.RoleHost {
+			return fmt.Errorf("spawn %s: %q is not a host of topology %s", sp.Name, h, r.topo.Name)
+		}
+	}
+	if len(hosts) == 0 {
+		return fmt.Errorf("spawn %s: topology %s has no hosts", sp.Name, r.topo.Name)
+	}
+	for k := 1; k <= sp.Count; k++ {
+		name := fmt.Sprintf("%s-%d", sp.Name, k)
+		if _, dup := r.inst[name]; dup {
+			return fmt.Errorf("spawn %s: instance %s exists already", sp.Name, name)
+		}
+		var host string
+		if sp.Place == PlacePacked {
+			host = hosts[0]
+		} else if len(sp.Hosts) > 0 {
+			host = hosts[(k-1)%len(hosts)]
+		} else {
+			host = hosts[r.next%len(hosts)]
+			r.next++
+		}
+		in, err := r.b.Spawn(ctx, SpawnRequest{Name: name, Kind: sp.Kind, Host: host, Network: sp.Network, Label: sp.Label, Labels: sp.Labels})
+		if err != nil {
+			return fmt.Errorf("spawn %s on %s: %w", name, host, err)
+		}
+		r.add(in)
+	}
+	return nil
+}
+
+func (r *runner) add(in Instance) {
+	if _, ok := r.inst[in.Name]; !ok {
+		r.order = append(r.order, in.Name)
+	}
+	r.inst[in.Name] = in
+	if _, ok := r.firstIP[in.Name]; !ok {
+		r.firstIP[in.Name] = in.IP
+	}
+}
+
+func (r *runner) remove(name string) {
+	delete(r.inst, name)
+	r.order = slices.DeleteFunc(r.order, func(s string) bool { return s == name })
+}
+
+// churn creates a pod every 1/rate seconds and deletes each one five
+// intervals after it was created, so about five churn pods live at a time.
+func (r *runner) churn(ctx context.Context, c *Churn) error {
+	interval := time.Duration(float64(time.Second) / c.Rate)
+	name := c.Name
+	if name == "" {
+		name = "churn"
+	}
+	var live []string
+	for elapsed := time.Duration(0); elapsed < c.Duration; elapsed += interval {
+		r.churned++
+		pod := fmt.Sprintf("%s-c%d", name, r.churned)
+		host := r.hosts[r.next%len(r.hosts)]
+		r.next++
+		in, err := r.b.Spawn(ctx, SpawnRequest{Name: pod, Kind: "pod", Host: host, Network: c.Network, Label: c.Label})
+		if err != nil {
+			return fmt.Errorf("churn: spawn %s: %w", pod, err)
+		}
+		r.add(in)
+		live = append(live, pod)
+		if len(live) > 5 {
+			if err := r.b.Delete(ctx, live[0]); err != nil {
+				return fmt.Errorf("churn: delete %s: %w", live[0], err)
+			}
+			r.remove(live[0])
+			live = live[1:]
+		}
+		if err := r.b.Sleep(ctx, interval); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *runner) drift(ctx context.Context, d *Drift) error {
+	for _, name := range r.resolve(d.Instances) {
+		in := r.inst[name]
+		to := d.To
+		if to == "" {
+			i := slices.Index(r.hosts, in.Host)
+			to = r.hosts[(i+1)%len(r.hosts)]
+		}
+		moved, err := r.b.Move(ctx, name, to)
+		if err != nil {
+			return fmt.Errorf("drift %s to %s: %w", name, to, err)
+		}
+		r.add(moved)
+	}
+	return nil
+}
+
+func (r *runner) target(t Target) (Target, error) {
+	if t.Role != "" {
+		nodes := r.topo.NodesByRole(topologies.Role(t.Role))
+		if len(nodes) == 0 {
+			return t, fmt.Errorf("no node with role %q in topology %s", t.Role, r.topo.Name)
+		}
+		names := make([]string, len(nodes))
+		for i, n := range nodes {
+			names[i] = n.Name
+		}
+		sort.Strings(names)
+		t.Node = names[0]
+	}
+	if t.Node != "" && r.topo.Node(t.Node) == nil {
+		return t, fmt.Errorf("no node %q in topology %s", t.Node, r.topo.Name)
+	}
+	return t, nil
+}
+
+// resolve expands names and prefixes ("web" for web-1, web-2, ...) into
+// live instance names in spawn order.
+func (r *runner) resolve(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if _, ok := r.inst[n]; ok {
+			out = append(out, n)
+			continue
+		}
+		for _, live := range r.order {
+			if strings.HasPrefix(live, n+"-") {
+				out = append(out, live)
+			}
+		}
+	}
+	return out
+}
+
+func (r *runner) traffic(ctx context.Context, t *Traffic) error {
+	from, to := r.resolve(t.From), r.resolve(t.To)
+	if len(from) == 0 || len(to) == 0 {
+		return fmt.Errorf("traffic: no live instance matches from %v / to %v", t.From, t.To)
+	}
+	var pairs [][2]string
+	if t.Matrix {
+		for _, a := range from {
+			for _, b := range to {
+				if a != b {
+					pairs = append(pairs, [2]string{a, b})
+				}
+			}
+		}
+	} else {
+		for i := range max(len(from), len(to)) {
+			pairs = append(pairs, [2]string{from[i%len(from)], to[i%len(to)]})
+		}
+	}
+	tag := t.Tag
+	if tag == "" {
+		tag = fmt.Sprintf("traffic@%d", len(r.run.Probes))
+	}
+	r.lastTag = tag
+	var gap time.Duration
+	if t.Rate > 0 {
+		gap = time.Duration(float64(time.Second) / t.Rate)
+	}
+	for c := 0; c < t.Count; c++ {
+		for _, p := range pairs {
+			res, err := r.b.Probe(ctx, ProbeRequest{From: p[0], To: p[1], Proto: t.Proto, Port: t.Port, Tag: tag, Timeout: r.opts.ProbeTimeout})
+			if err != nil {
+				return fmt.Errorf("probe %s -> %s: %w", p[0], p[1], err)
+			}
+			res.Tag, res.From, res.To, res.Proto = tag, p[0], p[1], t.Proto
+			r.run.Probes = append(r.run.Probes, res)
+		}
+		if gap > 0 && c+1 < t.Count {
+			if err := r.b.Sleep(ctx, gap); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *runner) probesOf(tag string) []reports.Probe {
+	if tag == "" {
+		tag = r.lastTag
+	}
+	var out []reports.Probe
+	for _, p := range r.run.Probes {
+		if p.Tag == tag {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r *runner) check(i int, st *Step, what string, ok bool, format string, a ...any) {
+	c := reports.Check{Step: i, Line: st.Line, What: what, Passed: ok}
+	if !ok {
+		c.Detail = fmt.Sprintf(format, a...)
+	}
+	r.run.Checks = append(r.run.Checks, c)
+}
+
+func (r *runner) pairProbes(probes []reports.Probe, p Pair) []reports.Probe {
+	from, to := r.resolve([]string{p.From}), r.resolve([]string{p.To})
+	var out []reports.Probe
+	for _, pr := range probes {
+		if slices.Contains(from, pr.From) && slices.Contains(to, pr.To) {
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
+func (r *runner) expect(ctx context.Context, i int, st *Step) {
+	e := st.Expect
+	probes := r.probesOf(e.Tag)
+	for _, p := range e.Reachable {
+		ps := r.pairProbes(probes, p)
+		bad := ""
+		for _, pr := range ps {
+			if !pr.Replied {
+				bad = fmt.Sprintf("%s -> %s not answered (dropped at %s: %s)", pr.From, pr.To, pr.DropAt, pr.Reason)
+				break
+			}
+		}
+		if len(ps) == 0 {
+			bad = "no probe between them was sent"
+		}
+		r.check(i, st, fmt.Sprintf("reachable %s -> %s", p.From, p.To), bad == "", "%s", bad)
+	}
+	for _, p := range e.Unreachable {
+		ps := r.pairProbes(probes, p)
+		bad := ""
+		for _, pr := range ps {
+			if pr.Delivered {
+				bad = fmt.Sprintf("%s -> %s was delivered in %d hops", pr.From, pr.To, pr.Hops)
+				break
+			}
+		}
+		if len(ps) == 0 {
+			bad = "no probe between them was sent"
+		}
+		r.check(i, st, fmt.Sprintf("unreachable %s -> %s", p.From, p.To), bad == "", "%s", bad)
+	}
+	if e.AllReachable {
+		bad := 0
+		first := ""
+		for _, pr := range probes {
+			if !pr.Replied {
+				bad++
+				if first == "" {
+					first = fmt.Sprintf("%s -> %s dropped at %s (%s)", pr.From, pr.To, pr.DropAt, pr.Reason)
+				}
+			}
+		}
+		r.check(i, st, "all reachable", bad == 0 && len(probes) > 0, "%d of %d probes unanswered, first: %s", bad, len(probes), first)
+	}
+	if want, ok := e.Hops[r.gen]; ok {
+		r.checkEach(i, st, probes, fmt.Sprintf("hops = %d", want), func(p reports.Probe) (bool, string) {
+			return p.Hops == want, fmt.Sprintf("%s -> %s took %d hops: %s", p.From, p.To, p.Hops, strings.Join(p.Path, " → "))
+		})
+	}
+	if want, ok := e.SwitchHops[r.gen]; ok {
+		r.checkEach(i, st, probes, fmt.Sprintf("switch hops = %d", want), func(p reports.Probe) (bool, string) {
+			return p.SwitchHops == want, fmt.Sprintf("%s -> %s crossed %d switches: %s", p.From, p.To, p.SwitchHops, strings.Join(p.Path, " → "))
+		})
+	}
+	if e.MaxLatency > 0 {
+		r.checkEach(i, st, probes, fmt.Sprintf("rtt ≤ %v", e.MaxLatency), func(p reports.Probe) (bool, string) {
+			return p.RTT <= e.MaxLatency, fmt.Sprintf("%s -> %s rtt %v", p.From, p.To, p.RTT)
+		})
+	}
+	if e.Verdict != "" {
+		r.checkEach(i, st, probes, "verdict "+e.Verdict, func(p reports.Probe) (bool, string) {
+			ok := p.Verdict() == e.Verdict && (e.Rule == "" || !strings.Contains(e.Verdict, "drop") || p.Rule == e.Rule)
+			return ok, fmt.Sprintf("%s -> %s %s at %s by %q (%s)", p.From, p.To, p.Verdict(), p.DropAt, p.Rule, p.Reason)
+		})
+	}
+	for _, name := range r.resolve(e.IPUnchanged) {
+		now, first := r.inst[name].IP, r.firstIP[name]
+		r.check(i, st, "ip unchanged "+name, now == first, "%s had %v, now %v", name, first, now)
+	}
+	if len(e.IPUnchanged) > 0 && len(r.resolve(e.IPUnchanged)) == 0 {
+		r.check(i, st, "ip unchanged", false, "no live instance matches %v", e.IPUnchanged)
+	}
+	if e.PortState != "" {
+		r.portStates(ctx, i, st, e)
+	}
+	if e.NoUnexplained {
+		var scratch reports.Run
+		err := r.b.Finish(&scratch)
+		n := scratch.Counters["unexplained_drops"]
+		r.check(i, st, "no unexplained drops", err == nil && n == 0, "%d unexplained drops (%v)", n, err)
+	}
+}
+
+func (r *runner) checkEach(i int, st *Step, probes []reports.Probe, what string, f func(reports.Probe) (bool, string)) {
+	if len(probes) == 0 {
+		r.check(i, st, what, false, "no probes to check")
+		return
+	}
+	for _, p := range probes {
+		if !p.Delivered && !strings.HasPrefix(what, "verdict") {
+			continue
+		}
+		if ok, detail := f(p); !ok {
+			r.check(i, st, what, false, "%s", detail)
+			return
+		}
+	}
+	r.check(i, st, what, true, "")
+}
+
+// portStates waits up to e.Within (backend time) for every live instance's
+// port to reach e.PortState.
+func (r *runner) portStates(ctx context.Context, i int, st *Step, e *Expect) {
+	deadline := r.b.Now() + e.Within
+	step := max(e.Within/50, time.Millisecond)
+	for {
+		pending := ""
+		for _, name := range r.order {
+			s, err := r.b.PortState(ctx, name)
+			if err != nil || s != e.PortState {
+				pending = fmt.Sprintf("%s is %s (%v)", name, s, err)
+				break
+			}
+		}
+		if pending == "" {
+			r.check(i, st, "ports "+e.PortState, true, "")
+			return
+		}
+		if r.b.Now() >= deadline || ctx.Err() != nil {
+			r.check(i, st, "ports "+e.PortState+" within "+e.Within.String(), false, "%s", pending)
+			return
+		}
+		if err := r.b.Sleep(ctx, step); err != nil {
+			r.check(i, st, "ports "+e.PortState, false, "%v", err)
+			return
+		}
+	}
+}

@@ -25,6 +25,9 @@ type BoltOptions struct {
 	MaxBatchDelay time.Duration
 	// MaxBatchSize caps the writers committed together. Default 1000.
 	MaxBatchSize int
+	// NoBatch commits each Update on its own (db.Update) instead of batching:
+	// lower latency for a single writer, far lower throughput for many.
+	NoBatch bool
 	// NoSync skips fsync on commit: fast, not durable. For benchmarks that
 	// want to compare; never for a real controller.
 	NoSync bool
@@ -33,8 +36,9 @@ type BoltOptions struct {
 // Bolt is the default Store: one bbolt file, each Update a durable commit,
 // concurrent Updates batched into one commit by bbolt's DB.Batch.
 type Bolt struct {
-	db     *bolt.DB
-	closed atomic.Bool
+	db      *bolt.DB
+	noBatch bool
+	closed  atomic.Bool
 }
 
 var _ Store = (*Bolt)(nil)
@@ -66,7 +70,7 @@ func OpenBolt(path string, o BoltOptions) (*Bolt, error) {
 	}
 	db.MaxBatchDelay = o.MaxBatchDelay
 	db.MaxBatchSize = o.MaxBatchSize
-	return &Bolt{db: db}, nil
+	return &Bolt{db: db, noBatch: o.NoBatch}, nil
 }
 
 // Path returns the store file's path.
@@ -80,7 +84,11 @@ func (b *Bolt) Update(ctx context.Context, fn func(tx Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := b.db.Batch(func(btx *bolt.Tx) error {
+	commit := b.db.Batch
+	if b.noBatch {
+		commit = b.db.Update
+	}
+	err := commit(func(btx *bolt.Tx) error {
 		return fn(&boltTx{tx: btx})
 	})
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {

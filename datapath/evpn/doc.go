@@ -1,0 +1,26 @@
+// Package evpn models netbed's generation 2 datapath, a VXLAN/EVPN spine-leaf
+// fabric: an EVPN route table (type 2, 3 and 5 routes), leaves that are VTEPs
+// with a distributed anycast gateway, ARP suppression and symmetric IRB, and
+// spines that route the underlay with ECMP.
+//
+// # Devices in traces
+//
+// Every leaf and spine crossing is one trace event, so a probe between two
+// hosts on different leaves counts leaf → spine → leaf = 3 switch hops (see
+// datapath.HopRule) and one between two hosts on the same leaf counts 1.
+// The event's Kind says what the device did on that crossing:
+//
+//   - a leaf that encapsulates or decapsulates VXLAN (bridged or routed, the
+//     latter by symmetric IRB over the tenant's L3 VNI) is KindVTEP;
+//   - a leaf that routes between two local subnets is KindRouter;
+//   - a leaf that bridges between two local access ports, answers an ARP
+//     request itself (ARP suppression) or floods only locally is KindSwitch;
+//   - a spine, routing the underlay, is KindRouter.
+//
+// Below the leaf, hosts are the generation 1 host model (package vlan): the
+// host tags an instance's frames with its network's VLAN on its uplink trunk
+// and the leaf maps (access port, VLAN) to the network's L2 VNI.
+//
+// The route table does no I/O: the fabric fills it the way the controller
+// (CNC) would, and a BGP speaker can fill it the same way.
+package evpn

@@ -1,0 +1,478 @@
+package evpn
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/l3"
+	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/datapath/vlan"
+	"github.com/netbed/netbed/topologies"
+)
+
+// Generation is the name Fabric.Generation returns.
+const Generation = "evpn"
+
+// Defaults for Options left at zero.
+var (
+	DefaultLoopbackPool = netip.MustParsePrefix("10.255.0.0/16")
+	// DefaultGatewayMAC is the anycast gateway MAC every leaf answers for.
+	DefaultGatewayMAC = MAC{0x00, 0x00, 0x5e, 0x00, 0x01, 0x01}
+)
+
+// DefaultL3VNIBase is added to a tenant's number (1, 2, ... in order of
+// first appearance) to give its L3 VNI.
+const DefaultL3VNIBase = 50000
+
+// Errors the fabric returns for bad requests.
+var (
+	ErrExists    = errors.New("already exists")
+	ErrBadSpec   = errors.New("bad specification")
+	ErrNotLeaf   = errors.New("host has no leaf")
+	ErrBadFabric = errors.New("topology is not a spine-leaf fabric")
+)
+
+// Options configure a fabric. Zero values take the defaults.
+type Options struct {
+	// LoopbackPool is where leaf and spine loopbacks (VTEP addresses)
+	// come from, in topology order.
+	LoopbackPool netip.Prefix
+	GatewayMAC   MAC
+	L3VNIBase    uint32
+	// Host configures the hosts below the leaves (gen 1's host model).
+	Host vlan.HostOptions
+}
+
+type uplink struct {
+	leaf     *Leaf
+	leafPort int // the leaf's port towards the host
+}
+
+type netState struct {
+	spec  datapath.NetworkSpec
+	l3vni uint32
+}
+
+type instState struct {
+	spec     datapath.InstanceSpec
+	net      *netState
+	host     string
+	primary  *Leaf
+	leafPort int
+	route    Route
+	node     *stack.Instance
+}
+
+type portUse struct {
+	leaf *Leaf
+	port int
+	vlan uint16
+}
+
+type imetUse struct {
+	vni  uint32
+	vtep netip.Addr
+}
+
+// Fabric is generation 2 on a spine-leaf topology: spines are underlay
+// routers (l3.Router) with ECMP, leaves and border leaves are VTEPs (Leaf)
+// and hosts are gen 1's host model (vlan.Host), dual-homed where the
+// topology links a host to two leaves; the host's bond is active-backup,
+// its first uplink active, so an instance is advertised (type 2) behind the
+// leaf on that uplink while both leaves carry the port configuration.
+type Fabric struct {
+	topo   *topologies.Topology
+	opts   Options
+	table  *RouteTable
+	nodes  []datapath.Node
+	wires  []datapath.Wire
+	leaves map[string]*Leaf
+	spines map[string]*l3.Router
+	hosts  map[string]*vlan.Host
+	loop   map[string]netip.Prefix
+	up     map[string][]uplink // host → its leaves, in the host's interface order
+
+	networks  map[string]*netState
+	byVNI     map[uint32]*netState
+	byVLAN    map[uint16]*netState
+	tenants   map[string]uint32
+	instances map[string]*instState
+	portRefs  map[portUse]int
+	imetRefs  map[imetUse]int
+}
+
+var _ datapath.Fabric = (*Fabric)(nil)
+
+// New builds the fabric on t: nodes with role spine become underlay
+// routers, leaf and border become VTEPs, host become hosts. Underlay
+// routes (ECMP shortest paths to every loopback) are computed and
+// installed.
+func New(t *topologies.Topology, opts Options) (*Fabric, error) {
+	if !opts.LoopbackPool.IsValid() {
+		opts.LoopbackPool = DefaultLoopbackPool
+	}
+	if opts.GatewayMAC == (MAC{}) {
+		opts.GatewayMAC = DefaultGatewayMAC
+	}
+	if opts.L3VNIBase == 0 {
+		opts.L3VNIBase = DefaultL3VNIBase
+	}
+	f := &Fabric{
+		topo: t, opts: opts, table: NewRouteTable(),
+		leaves: map[string]*Leaf{}, spines: map[string]*l3.Router{}, hosts: map[string]*vlan.Host{},
+		up:       map[string][]uplink{},
+		networks: map[string]*netState{}, byVNI: map[uint32]*netState{}, byVLAN: map[uint16]*netState{},
+		tenants: map[string]uint32{}, instances: map[string]*instState{},
+		portRefs: map[portUse]int{}, imetRefs: map[imetUse]int{},
+	}
+	isRouter := func(n *topologies.Node) bool { return l3.IsRouterRole(n.Role) }
+	loop, err := l3.Loopbacks(t, isRouter, opts.LoopbackPool)
+	if err != nil {
+		return nil, fmt.Errorf("build evpn fabric: %w", err)
+	}
+	f.loop = loop
+	var att []l3.Attachment
+	for _, n := range t.Nodes {
+		if lo, ok := loop[n.Name]; ok {
+			att = append(att, l3.Attachment{Router: n.Name, Prefix: lo, Port: l3.LocalPort})
+		}
+	}
+	routes, err := l3.ComputeRoutes(l3.Underlay{Topology: t, IsRouter: isRouter, Attached: att})
+	if err != nil {
+		return nil, fmt.Errorf("build evpn fabric: underlay routes: %w", err)
+	}
+	spines, err := l3.RoutersFor(t, func(n *topologies.Node) bool { return n.Role == topologies.RoleSpine }, nil, loop)
+	if err != nil {
+		return nil, fmt.Errorf("build evpn fabric: %w", err)
+	}
+	for _, n := range t.Nodes {
+		ifaces := t.Interfaces(n.Name)
+		switch n.Role {
+		case topologies.RoleSpine:
+			r := spines[n.Name]
+			if err := r.SetRoutes(routes[n.Name]); err != nil {
+				return nil, fmt.Errorf("build evpn fabric: spine %s: %w", n.Name, err)
+			}
+			f.spines[n.Name] = r
+			f.nodes = append(f.nodes, r)
+		case topologies.RoleLeaf, topologies.RoleBorder:
+			l, err := f.newLeaf(n.Name, ifaces, routes[n.Name])
+			if err != nil {
+				return nil, fmt.Errorf("build evpn fabric: %w", err)
+			}
+			f.leaves[n.Name] = l
+			f.nodes = append(f.nodes, l)
+		case topologies.RoleHost:
+			h := vlan.NewHost(n.Name, ifaces, opts.Host)
+			f.hosts[n.Name] = h
+			f.nodes = append(f.nodes, h)
+		default:
+			return nil, fmt.Errorf("build evpn fabric on %s: node %s has role %q: %w (roles: spine, leaf, border, host)", t.Name, n.Name, n.Role, ErrBadFabric)
+		}
+	}
+	if len(f.leaves) == 0 {
+		return nil, fmt.Errorf("build evpn fabric on %s: no leaves: %w", t.Name, ErrBadFabric)
+	}
+	for _, lk := range t.Links {
+		w := datapath.Wire{Rate: lk.Rate, Delay: lk.Delay, MTU: lk.MTU,
+			A: datapath.PortRef{Node: lk.A.Node, Port: slices.Index(t.Interfaces(lk.A.Node), lk.A.Iface)},
+			B: datapath.PortRef{Node: lk.B.Node, Port: slices.Index(t.Interfaces(lk.B.Node), lk.B.Iface)}}
+		f.wires = append(f.wires, w)
+		for _, e := range [][2]datapath.PortRef{{w.A, w.B}, {w.B, w.A}} {
+			if _, isHost := f.hosts[e[0].Node]; !isHost {
+				continue
+			}
+			l, ok := f.leaves[e[1].Node]
+			if !ok {
+				return nil, fmt.Errorf("build evpn fabric on %s: host %s is linked to %s, which is not a leaf: %w", t.Name, e[0].Node, e[1].Node, ErrBadFabric)
+			}
+			f.up[e[0].Node] = append(f.up[e[0].Node], uplink{leaf: l, leafPort: e[1].Port})
+		}
+	}
+	// Order each host's leaves by the host's interface order: the first
+	// is on the bond's active NIC.
+	for h, ups := range f.up {
+		ifaces := t.Interfaces(h)
+		idx := func(u uplink) int {
+			for _, lk := range t.Links {
+				for _, e := range [][2]topologies.Endpoint{{lk.A, lk.B}, {lk.B, lk.A}} {
+					if e[0].Node == h && e[1].Node == u.leaf.Name() && slices.Index(t.Interfaces(u.leaf.Name()), e[1].Iface) == u.leafPort {
+						return slices.Index(ifaces, e[0].Iface)
+					}
+				}
+			}
+			return -1
+		}
+		slices.SortStableFunc(ups, func(a, b uplink) int { return idx(a) - idx(b) })
+	}
+	return f, nil
+}
+
+func (f *Fabric) newLeaf(name string, ifaces []string, routes []l3.Route) (*Leaf, error) {
+	cfg := LeafConfig{Name: name, Ports: ifaces, VTEP: f.loop[name].Addr(),
+		RouterMAC: MACOf(l3.PortMAC(name, 0xffff)), GatewayMAC: f.opts.GatewayMAC}
+	for i := range ifaces {
+		cfg.PortMACs = append(cfg.PortMACs, MACOf(l3.PortMAC(name, i)))
+		peer, _, ok := f.topo.Peer(topologies.Endpoint{Node: name, Iface: ifaces[i]})
+		if ok {
+			if pn := f.topo.Node(peer.Node); pn != nil && l3.IsRouterRole(pn.Role) {
+				cfg.Uplinks = append(cfg.Uplinks, i)
+			}
+		}
+	}
+	l, err := NewLeaf(cfg, f.table)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range routes {
+		var nhs []NextHop
+		for _, nh := range r.NextHops {
+			if nh.Port != l3.LocalPort {
+				nhs = append(nhs, NextHop{Port: nh.Port, MAC: MACOf(nh.MAC)})
+			}
+		}
+		if len(nhs) > 0 && r.Prefix.Bits() == 32 {
+			if err := l.SetUnderlayRoute(r.Prefix.Addr(), nhs); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return l, nil
+}
+
+// Generation implements datapath.Fabric.
+func (f *Fabric) Generation() string { return Generation }
+
+// Nodes implements datapath.Fabric: spines, leaves and hosts in topology
+// order (instances are returned by AddInstance).
+func (f *Fabric) Nodes() []datapath.Node { return slices.Clone(f.nodes) }
+
+// Wires implements datapath.Fabric: one per topology link.
+func (f *Fabric) Wires() []datapath.Wire { return slices.Clone(f.wires) }
+
+// Table returns the fabric's EVPN route table.
+func (f *Fabric) Table() *RouteTable { return f.table }
+
+// Leaf returns the leaf (or border leaf) called name.
+func (f *Fabric) Leaf(name string) (*Leaf, bool) { l, ok := f.leaves[name]; return l, ok }
+
+// Spine returns the spine called name.
+func (f *Fabric) Spine(name string) (*l3.Router, bool) { s, ok := f.spines[name]; return s, ok }
+
+// Host returns the host called name.
+func (f *Fabric) Host(name string) (*vlan.Host, bool) { h, ok := f.hosts[name]; return h, ok }
+
+// HostLeaves returns the leaves of host, the active bond member's first.
+func (f *Fabric) HostLeaves(host string) []string {
+	var out []string
+	for _, u := range f.up[host] {
+		out = append(out, u.leaf.Name())
+	}
+	return out
+}
+
+// InstanceLeaf returns the leaf that advertises instance (its host's
+// active leaf).
+func (f *Fabric) InstanceLeaf(instance string) (string, bool) {
+	in, ok := f.instances[instance]
+	if !ok {
+		return "", false
+	}
+	return in.primary.Name(), true
+}
+
+// L3VNI returns the tenant's L3 VNI, once one of its networks exists.
+func (f *Fabric) L3VNI(tenant string) (uint32, bool) { v, ok := f.tenants[tenant]; return v, ok }
+
+// AddNetwork implements datapath.Fabric. A network's VNI and VLAN must be
+// unique in the fabric; its subnet must not overlap another of the same
+// tenant (other tenants may reuse it). Every leaf gets the network's SVI
+// (the anycast gateway) configuration.
+func (f *Fabric) AddNetwork(n datapath.NetworkSpec) error {
+	where := fmt.Sprintf("add network %q", n.Name)
+	switch {
+	case n.Name == "":
+		return fmt.Errorf("add network: %w: name is empty", ErrBadSpec)
+	case f.networks[n.Name] != nil:
+		return fmt.Errorf("%s: %w", where, ErrExists)
+	case !n.Subnet.IsValid() || !n.Subnet.Addr().Is4() || n.Subnet.Bits() > 30:
+		return fmt.Errorf("%s: %w: subnet %v must be an IPv4 prefix of /30 or shorter", where, ErrBadSpec, n.Subnet)
+	case !n.Subnet.Contains(n.Gateway):
+		return fmt.Errorf("%s: %w: gateway %v is outside subnet %v", where, ErrBadSpec, n.Gateway, n.Subnet)
+	case n.VLAN == 0 || n.VLAN > 4094:
+		return fmt.Errorf("%s: %w: VLAN %d must be 1..4094", where, ErrBadSpec, n.VLAN)
+	case n.VNI == 0 || n.VNI >= 1<<24:
+		return fmt.Errorf("%s: %w: VNI %d must be 1..16777215", where, ErrBadSpec, n.VNI)
+	case f.byVNI[n.VNI] != nil:
+		return fmt.Errorf("%s: %w: VNI %d is network %q's", where, ErrExists, n.VNI, f.byVNI[n.VNI].spec.Name)
+	case f.byVLAN[n.VLAN] != nil:
+		return fmt.Errorf("%s: %w: VLAN %d is network %q's", where, ErrExists, n.VLAN, f.byVLAN[n.VLAN].spec.Name)
+	}
+	l3vni, ok := f.tenants[n.Tenant]
+	if !ok {
+		l3vni = f.opts.L3VNIBase + uint32(len(f.tenants)) + 1
+	}
+	if f.byVNI[l3vni] != nil {
+		return fmt.Errorf("%s: %w: tenant %q's L3 VNI %d is network %q's VNI; choose another L3VNIBase", where, ErrExists, n.Tenant, l3vni, f.byVNI[l3vni].spec.Name)
+	}
+	if n.VNI > f.opts.L3VNIBase && n.VNI <= f.opts.L3VNIBase+uint32(len(f.tenants))+1 {
+		return fmt.Errorf("%s: %w: VNI %d is in the tenants' L3 VNI range above %d", where, ErrExists, n.VNI, f.opts.L3VNIBase)
+	}
+	for _, o := range f.networks {
+		if o.spec.Tenant == n.Tenant && o.spec.Subnet.Overlaps(n.Subnet) {
+			return fmt.Errorf("%s: %w: subnet %v overlaps network %q (%v) of tenant %q", where, ErrExists, n.Subnet, o.spec.Name, o.spec.Subnet, n.Tenant)
+		}
+	}
+	for _, name := range f.leafNames() {
+		if err := f.leaves[name].AddNetwork(Network{VNI: n.VNI, L3VNI: l3vni, Subnet: n.Subnet, Gateway: n.Gateway}); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	f.tenants[n.Tenant] = l3vni
+	s := &netState{spec: n, l3vni: l3vni}
+	f.networks[n.Name], f.byVNI[n.VNI], f.byVLAN[n.VLAN] = s, s, s
+	return nil
+}
+
+func (f *Fabric) leafNames() []string {
+	out := make([]string, 0, len(f.leaves))
+	for n := range f.leaves {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// AddInstance implements datapath.Fabric, in the order of the seed's spawn
+// flow: the host attaches the instance to br-int (underlay), the CNC
+// configures the VLAN → VNI mapping on the host's leaf ports (overlay),
+// and the instance's leaf advertises it (type 2, and type 3 for the VNI).
+func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.Wire, error) {
+	where := fmt.Sprintf("add instance %q", s.Name)
+	n := f.networks[s.Network]
+	switch {
+	case s.Name == "":
+		return nil, datapath.Wire{}, fmt.Errorf("add instance: %w: name is empty", ErrBadSpec)
+	case f.instances[s.Name] != nil:
+		return nil, datapath.Wire{}, fmt.Errorf("%s: %w", where, ErrExists)
+	case n == nil:
+		return nil, datapath.Wire{}, fmt.Errorf("%s: %w: no network %q (add it first)", where, ErrBadSpec, s.Network)
+	case len(s.MAC) != 6 || s.MAC[0]&1 == 1 || MACOf(s.MAC) == (MAC{}):
+		return nil, datapath.Wire{}, fmt.Errorf("%s: %w: MAC %v must be a 6-byte unicast address", where, ErrBadSpec, s.MAC)
+	case !n.spec.Subnet.Contains(s.IP.Addr()) || s.IP.Addr() == n.spec.Gateway:
+		return nil, datapath.Wire{}, fmt.Errorf("%s: %w: IP %v is not a host address of %v", where, ErrBadSpec, s.IP, n.spec.Subnet)
+	}
+	host, ok := f.hosts[s.Host]
+	if !ok {
+		return nil, datapath.Wire{}, fmt.Errorf("%s: %w: %q is not a host of %s", where, ErrBadSpec, s.Host, f.topo.Name)
+	}
+	ups := f.up[s.Host]
+	if len(ups) == 0 {
+		return nil, datapath.Wire{}, fmt.Errorf("%s: host %s: %w", where, s.Host, ErrNotLeaf)
+	}
+	mac := MACOf(s.MAC)
+	for _, o := range f.instances {
+		if o.net.spec.VNI == n.spec.VNI && o.route.MAC == mac {
+			return nil, datapath.Wire{}, fmt.Errorf("%s: %w: MAC %v is instance %q's in network %q", where, ErrExists, s.MAC, o.spec.Name, s.Network)
+		}
+		if o.net.l3vni == n.l3vni && o.route.IP == s.IP.Addr() {
+			return nil, datapath.Wire{}, fmt.Errorf("%s: %w: IP %v is instance %q's in tenant %q", where, ErrExists, s.IP.Addr(), o.spec.Name, n.spec.Tenant)
+		}
+	}
+	gw := s.Gateway
+	if !gw.IsValid() {
+		gw = n.spec.Gateway
+	}
+	vid := n.spec.VLAN
+	// Underlay: tap on br-int, local VLAN, provider VLAN on the trunk.
+	hostPort := host.AttachInstance(s.Name, vid)
+	if hostPort < 0 {
+		return nil, datapath.Wire{}, fmt.Errorf("%s: host %s refused VLAN %d", where, s.Host, vid)
+	}
+	// Overlay: the CNC configures every leaf port the host is on.
+	var done []portUse
+	for _, u := range ups {
+		pu := portUse{u.leaf, u.leafPort, vid}
+		if f.portRefs[pu] == 0 {
+			if err := u.leaf.ConfigurePort(u.leafPort, vid, n.spec.VNI); err != nil {
+				for _, d := range done {
+					f.releasePort(d)
+				}
+				host.DetachInstance(s.Name)
+				return nil, datapath.Wire{}, fmt.Errorf("%s: %w", where, err)
+			}
+		}
+		f.portRefs[pu]++
+		done = append(done, pu)
+	}
+	primary := ups[0]
+	if err := primary.leaf.BindLocal(primary.leafPort, vid, mac); err != nil {
+		return nil, datapath.Wire{}, fmt.Errorf("%s: %w", where, err)
+	}
+	im := imetUse{n.spec.VNI, primary.leaf.VTEP()}
+	if f.imetRefs[im] == 0 {
+		if err := f.table.Add(Route{Type: InclusiveMulticast, VNI: im.vni, VTEP: im.vtep}); err != nil {
+			return nil, datapath.Wire{}, fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	f.imetRefs[im]++
+	rt := Route{Type: MACIP, VNI: n.spec.VNI, L3VNI: n.l3vni, MAC: mac, IP: s.IP.Addr(),
+		VTEP: primary.leaf.VTEP(), RouterMAC: primary.leaf.RouterMAC()}
+	if err := f.table.Add(rt); err != nil {
+		return nil, datapath.Wire{}, fmt.Errorf("%s: %w", where, err)
+	}
+	inst := stack.New(s.Name, s.MAC, s.IP, gw)
+	f.instances[s.Name] = &instState{spec: s, net: n, host: s.Host, primary: primary.leaf,
+		leafPort: primary.leafPort, route: rt, node: inst}
+	w := datapath.Wire{A: datapath.PortRef{Node: s.Name, Port: 0}, B: datapath.PortRef{Node: s.Host, Port: hostPort}}
+	return inst, w, nil
+}
+
+func (f *Fabric) releasePort(pu portUse) {
+	f.portRefs[pu]--
+	if f.portRefs[pu] <= 0 {
+		delete(f.portRefs, pu)
+		_ = pu.leaf.UnconfigurePort(pu.port, pu.vlan)
+	}
+}
+
+// RemoveInstance implements datapath.Fabric: the instance's routes are
+// withdrawn, its local binding removed, the leaf ports unconfigured when
+// no other instance of the network remains on the host, and its tap
+// detached.
+func (f *Fabric) RemoveInstance(name string) error {
+	in, ok := f.instances[name]
+	if !ok {
+		return fmt.Errorf("remove instance %q: %w", name, ErrNotFound)
+	}
+	delete(f.instances, name)
+	if err := f.table.Withdraw(in.route); err != nil {
+		return fmt.Errorf("remove instance %q: %w", name, err)
+	}
+	_ = in.primary.UnbindLocal(in.net.spec.VNI, in.route.MAC)
+	im := imetUse{in.net.spec.VNI, in.primary.VTEP()}
+	f.imetRefs[im]--
+	if f.imetRefs[im] <= 0 {
+		delete(f.imetRefs, im)
+		if err := f.table.Withdraw(Route{Type: InclusiveMulticast, VNI: im.vni, VTEP: im.vtep}); err != nil {
+			return fmt.Errorf("remove instance %q: %w", name, err)
+		}
+	}
+	for _, u := range f.up[in.host] {
+		f.releasePort(portUse{u.leaf, u.leafPort, in.net.spec.VLAN})
+	}
+	f.hosts[in.host].DetachInstance(name)
+	return nil
+}
+
+// Instance returns the node of an attached instance.
+func (f *Fabric) Instance(name string) (*stack.Instance, bool) {
+	in, ok := f.instances[name]
+	if !ok {
+		return nil, false
+	}
+	return in.node, true
+}

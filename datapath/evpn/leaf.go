@@ -1,0 +1,903 @@
+package evpn
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/l3"
+)
+
+// Errors returned by leaf configuration.
+var (
+	ErrUnknownVNI   = errors.New("unknown VNI")
+	ErrNotAccess    = errors.New("not an access port")
+	ErrPortConflict = errors.New("port and VLAN already mapped to another VNI")
+)
+
+// Trace rules a leaf reports (constant strings: no allocation per frame).
+const (
+	RuleFDBLocal    = "fdb:local"
+	RuleFDBRemote   = "fdb:remote"
+	RuleFlood       = "flood"
+	RuleARPSuppress = "arp-suppress"
+	RuleARPGateway  = "arp-gateway"
+	RuleRouteLocal  = "irb:local"
+	RuleRouteRemote = "irb:l3vni"
+	RulePrefix      = "irb:type-5"
+	RuleNoPort      = "access:port-vlan-unmapped"
+	RuleNoVNI       = "vxlan:vni-not-imported"
+	RuleGlean       = "irb:host-unknown"
+	RuleUnderlay    = "underlay"
+)
+
+// LeafConfig describes a leaf (VTEP).
+type LeafConfig struct {
+	Name     string
+	Ports    []string
+	PortMACs []MAC // one per port
+	// Uplinks are the ports towards spines (the underlay); all other ports
+	// are access ports towards hosts (VLAN trunks).
+	Uplinks []int
+	// VTEP is the leaf's loopback, the outer source of its VXLAN packets.
+	VTEP netip.Addr
+	// RouterMAC is the leaf's own MAC for symmetric IRB: the inner
+	// destination MAC of routed packets sent to this leaf.
+	RouterMAC MAC
+	// GatewayMAC is the distributed anycast gateway's MAC, the same on
+	// every leaf.
+	GatewayMAC MAC
+}
+
+// Network is an L2 VNI as a leaf sees it: a tenant subnet with its anycast
+// gateway, routed in the tenant's L3 VNI.
+type Network struct {
+	VNI     uint32
+	L3VNI   uint32 // the tenant (VPC)
+	Subnet  netip.Prefix
+	Gateway netip.Addr
+}
+
+type portVLAN struct {
+	port int
+	vlan uint16
+}
+
+type macKey struct {
+	vni uint32
+	mac MAC
+}
+
+type ipKey struct {
+	vni uint32 // L2 VNI for ARP, L3 VNI for host routes
+	ip  netip.Addr
+}
+
+type network struct {
+	Network
+	ports []portVLAN   // configured access (port, VLAN) pairs, sorted
+	flood []netip.Addr // type-3 VTEPs other than this leaf, sorted
+}
+
+type hostRoute struct {
+	local bool
+	vni   uint32 // local: the L2 VNI the host is in
+	mac   MAC    // local: the host's MAC
+	vtep  netip.Addr
+	rmac  MAC
+}
+
+type remoteVTEP struct {
+	vtep netip.Addr
+	rmac MAC
+}
+
+// prefixRoute is a VRF LPM entry: a connected subnet (an L2 VNI with its
+// SVI on this leaf) or a type-5 prefix with ECMP over VTEPs.
+type prefixRoute struct {
+	connected uint32 // L2 VNI; 0 if not connected
+	vteps     []remoteVTEP
+}
+
+type vrf struct {
+	l3vni  uint32
+	refs   int // imported L2 VNIs of this tenant
+	hosts  map[netip.Addr]hostRoute
+	prefix *l3.FIB[*prefixRoute]
+}
+
+// Leaf is a VTEP: host-facing access ports carry VLAN trunks, each
+// (port, VLAN) mapped to an L2 VNI by configuration; uplinks carry VXLAN
+// to the other leaves' loopbacks over the spines. It bridges within a VNI
+// (local ports or VXLAN to the MAC's VTEP), answers ARP for known bindings
+// and for the anycast gateway, routes between subnets on the ingress leaf
+// (symmetric IRB over the tenant's L3 VNI) and replicates BUM frames to
+// every VTEP that announced the VNI (type 3).
+//
+// A leaf imports routes from its RouteTable for the VNIs it carries: an L2
+// VNI while at least one access (port, VLAN) maps to it, a tenant's L3 VNI
+// while at least one of the tenant's L2 VNIs is imported.
+type Leaf struct {
+	cfg      LeafConfig
+	table    *RouteTable
+	cancel   func()
+	isUplink []bool
+	u        underlay
+	seed     uint32
+
+	networks map[uint32]*network // by L2 VNI
+	vrfs     map[uint32]*vrf     // by L3 VNI
+	portCfg  map[portVLAN]uint32
+	local    map[macKey]portVLAN   // local FDB (bound by the controller)
+	remote   map[macKey]netip.Addr // remote FDB (type 2)
+	arp      map[ipKey]MAC         // ARP suppression cache (type 2 with IP)
+
+	pbuf, obuf, ebuf []byte // scratch buffers; out.Send copies
+}
+
+var _ datapath.Node = (*Leaf)(nil)
+
+// NewLeaf returns a leaf that imports from table (which may be shared by
+// every leaf of the fabric). Call Close to unsubscribe.
+func NewLeaf(cfg LeafConfig, table *RouteTable) (*Leaf, error) {
+	if len(cfg.PortMACs) != len(cfg.Ports) {
+		return nil, fmt.Errorf("new leaf %q: %d port MACs for %d ports", cfg.Name, len(cfg.PortMACs), len(cfg.Ports))
+	}
+	if !cfg.VTEP.Is4() {
+		return nil, fmt.Errorf("new leaf %q: VTEP address %v must be IPv4", cfg.Name, cfg.VTEP)
+	}
+	l := &Leaf{
+		cfg: cfg, table: table, isUplink: make([]bool, len(cfg.Ports)),
+		u:        newUnderlay(cfg.VTEP, len(cfg.Ports)),
+		seed:     fnv(2166136261, []byte(cfg.Name)),
+		networks: map[uint32]*network{}, vrfs: map[uint32]*vrf{},
+		portCfg: map[portVLAN]uint32{}, local: map[macKey]portVLAN{},
+		remote: map[macKey]netip.Addr{}, arp: map[ipKey]MAC{},
+		pbuf: make([]byte, 0, 2048), obuf: make([]byte, 0, 2048), ebuf: make([]byte, 0, 2048),
+	}
+	for _, p := range cfg.Uplinks {
+		if p < 0 || p >= len(cfg.Ports) {
+			return nil, fmt.Errorf("new leaf %q: uplink port %d out of range", cfg.Name, p)
+		}
+		l.isUplink[p] = true
+	}
+	if table != nil {
+		l.cancel = table.Subscribe(l.apply)
+	}
+	return l, nil
+}
+
+// Close ends the leaf's subscription to its route table.
+func (l *Leaf) Close() {
+	if l.cancel != nil {
+		l.cancel()
+		l.cancel = nil
+	}
+}
+
+// Name implements datapath.Node.
+func (l *Leaf) Name() string { return l.cfg.Name }
+
+// Ports implements datapath.Node.
+func (l *Leaf) Ports() []string { return l.cfg.Ports }
+
+// VTEP returns the leaf's loopback address.
+func (l *Leaf) VTEP() netip.Addr { return l.cfg.VTEP }
+
+// RouterMAC returns the leaf's router MAC.
+func (l *Leaf) RouterMAC() MAC { return l.cfg.RouterMAC }
+
+// IsUplink reports whether port faces the spines.
+func (l *Leaf) IsUplink(port int) bool { return port >= 0 && port < len(l.isUplink) && l.isUplink[port] }
+
+// SetUnderlayRoute installs the ECMP next hops towards the loopback dst.
+func (l *Leaf) SetUnderlayRoute(dst netip.Addr, nhs []NextHop) error {
+	if err := l.u.setRoute(dst, nhs); err != nil {
+		return fmt.Errorf("leaf %s: %w", l.cfg.Name, err)
+	}
+	return nil
+}
+
+// SetPortState implements datapath.Node: an uplink going down leaves the
+// ECMP groups through it (flows rehash over the other spines).
+func (l *Leaf) SetPortState(_ time.Duration, port int, up bool, _ datapath.Output) {
+	if port >= 0 && port < len(l.u.portUp) {
+		l.u.portUp[port] = up
+	}
+}
+
+// AddNetwork tells the leaf about an L2 VNI (its subnet, anycast gateway
+// and tenant). It carries no traffic until a port is configured for it.
+func (l *Leaf) AddNetwork(n Network) error {
+	if n.VNI == 0 || n.L3VNI == 0 || n.VNI == n.L3VNI {
+		return fmt.Errorf("leaf %s: add network vni %d l3vni %d: VNIs must be non-zero and distinct", l.cfg.Name, n.VNI, n.L3VNI)
+	}
+	if old, ok := l.networks[n.VNI]; ok {
+		if old.Network != n {
+			return fmt.Errorf("leaf %s: add network vni %d: already defined as %v", l.cfg.Name, n.VNI, old.Network)
+		}
+		return nil
+	}
+	n.Subnet = n.Subnet.Masked()
+	l.networks[n.VNI] = &network{Network: n}
+	return nil
+}
+
+// ConfigurePort maps VLAN vlan on access port to L2 VNI vni (the CNC's
+// per-port configuration). The first mapping of a VNI imports its routes.
+func (l *Leaf) ConfigurePort(port int, vlan uint16, vni uint32) error {
+	where := fmt.Sprintf("leaf %s: configure port %d vlan %d vni %d", l.cfg.Name, port, vlan, vni)
+	if port < 0 || port >= len(l.cfg.Ports) || l.isUplink[port] {
+		return fmt.Errorf("%s: %w", where, ErrNotAccess)
+	}
+	if vlan == 0 || vlan > 4094 {
+		return fmt.Errorf("%s: VLAN must be 1..4094", where)
+	}
+	n, ok := l.networks[vni]
+	if !ok {
+		return fmt.Errorf("%s: %w (add the network first)", where, ErrUnknownVNI)
+	}
+	pv := portVLAN{port, vlan}
+	if cur, ok := l.portCfg[pv]; ok {
+		if cur == vni {
+			return nil
+		}
+		return fmt.Errorf("%s: %w (vni %d)", where, ErrPortConflict, cur)
+	}
+	l.portCfg[pv] = vni
+	n.ports = append(n.ports, pv)
+	slices.SortFunc(n.ports, comparePV)
+	if len(n.ports) == 1 {
+		l.importL2(n)
+	}
+	return nil
+}
+
+// UnconfigurePort removes the mapping of (port, vlan); the last mapping of
+// a VNI flushes its routes and local bindings from the leaf.
+func (l *Leaf) UnconfigurePort(port int, vlan uint16) error {
+	pv := portVLAN{port, vlan}
+	vni, ok := l.portCfg[pv]
+	if !ok {
+		return fmt.Errorf("leaf %s: unconfigure port %d vlan %d: %w", l.cfg.Name, port, vlan, ErrNotFound)
+	}
+	delete(l.portCfg, pv)
+	n := l.networks[vni]
+	n.ports = slices.DeleteFunc(n.ports, func(x portVLAN) bool { return x == pv })
+	for k, at := range l.local {
+		if at == pv {
+			delete(l.local, k)
+		}
+	}
+	if len(n.ports) == 0 {
+		l.flushL2(n)
+	}
+	return nil
+}
+
+// BindLocal records that mac lives behind (port, vlan): the local FDB
+// entry the leaf learns when an instance attaches (the controller knows
+// the host's leaf port; the instance's first frame would teach it too).
+func (l *Leaf) BindLocal(port int, vlan uint16, mac MAC) error {
+	vni, ok := l.portCfg[portVLAN{port, vlan}]
+	if !ok {
+		return fmt.Errorf("leaf %s: bind %s on port %d vlan %d: %w (configure the port first)", l.cfg.Name, mac, port, vlan, ErrUnknownVNI)
+	}
+	l.local[macKey{vni, mac}] = portVLAN{port, vlan}
+	return nil
+}
+
+// UnbindLocal removes a local FDB entry.
+func (l *Leaf) UnbindLocal(vni uint32, mac MAC) error {
+	k := macKey{vni, mac}
+	if _, ok := l.local[k]; !ok {
+		return fmt.Errorf("leaf %s: unbind %s in vni %d: %w", l.cfg.Name, mac, vni, ErrNotFound)
+	}
+	delete(l.local, k)
+	return nil
+}
+
+func comparePV(a, b portVLAN) int {
+	if a.port != b.port {
+		return a.port - b.port
+	}
+	return int(a.vlan) - int(b.vlan)
+}
+
+// importL2 starts carrying n: its type-2/3 routes, its connected subnet
+// and (for the first VNI of a tenant) the tenant's VRF.
+func (l *Leaf) importL2(n *network) {
+	if l.table != nil {
+		for _, r := range l.table.Import(n.VNI) {
+			if r.VNI == n.VNI {
+				l.applyL2(r, true)
+			}
+		}
+	}
+	v := l.vrfs[n.L3VNI]
+	if v == nil {
+		v = &vrf{l3vni: n.L3VNI, hosts: map[netip.Addr]hostRoute{}, prefix: l3.NewFIB[*prefixRoute]()}
+		l.vrfs[n.L3VNI] = v
+	}
+	v.refs++
+	if v.refs == 1 && l.table != nil {
+		for _, r := range l.table.Import(n.L3VNI) {
+			if r.L3VNI == n.L3VNI {
+				l.applyL3(r, true)
+			}
+		}
+	}
+	pr, _ := v.prefix.Get(n.Subnet)
+	if pr == nil {
+		pr = &prefixRoute{}
+		_ = v.prefix.Insert(n.Subnet, pr) // Subnet is IPv4, checked by the fabric
+	}
+	pr.connected = n.VNI
+}
+
+func (l *Leaf) flushL2(n *network) {
+	for k := range l.remote {
+		if k.vni == n.VNI {
+			delete(l.remote, k)
+		}
+	}
+	for k := range l.local {
+		if k.vni == n.VNI {
+			delete(l.local, k)
+		}
+	}
+	for k := range l.arp {
+		if k.vni == n.VNI {
+			delete(l.arp, k)
+		}
+	}
+	n.flood = nil
+	v := l.vrfs[n.L3VNI]
+	if v == nil {
+		return
+	}
+	if pr, ok := v.prefix.Get(n.Subnet); ok && pr.connected == n.VNI {
+		pr.connected = 0
+		if len(pr.vteps) == 0 {
+			v.prefix.Delete(n.Subnet)
+		}
+	}
+	v.refs--
+	if v.refs == 0 {
+		delete(l.vrfs, n.L3VNI)
+	}
+}
+
+// apply is the route table subscription.
+func (l *Leaf) apply(u Update) {
+	add := u.Op == OpAdd
+	r := u.Route
+	if r.Type != IPPrefix {
+		if n := l.networks[r.VNI]; n != nil && len(n.ports) > 0 {
+			l.applyL2(r, add)
+		}
+	}
+	if r.Type == IPPrefix || (r.Type == MACIP && r.IP.IsValid()) {
+		if v := l.vrfs[r.L3VNI]; v != nil {
+			l.applyL3(r, add)
+		}
+	}
+}
+
+func (l *Leaf) applyL2(r Route, add bool) {
+	n := l.networks[r.VNI]
+	switch r.Type {
+	case MACIP:
+		k := macKey{r.VNI, r.MAC}
+		if r.VTEP != l.cfg.VTEP {
+			if add {
+				l.remote[k] = r.VTEP
+			} else if l.remote[k] == r.VTEP {
+				delete(l.remote, k)
+			}
+		}
+		if r.IP.IsValid() {
+			ak := ipKey{r.VNI, r.IP}
+			if add {
+				l.arp[ak] = r.MAC
+			} else if l.arp[ak] == r.MAC {
+				delete(l.arp, ak)
+			}
+		}
+	case InclusiveMulticast:
+		if r.VTEP == l.cfg.VTEP {
+			return
+		}
+		i, found := slices.BinarySearchFunc(n.flood, r.VTEP, netip.Addr.Compare)
+		if add && !found {
+			n.flood = slices.Insert(n.flood, i, r.VTEP)
+		} else if !add && found {
+			n.flood = slices.Delete(n.flood, i, i+1)
+		}
+	}
+}
+
+func (l *Leaf) applyL3(r Route, add bool) {
+	v := l.vrfs[r.L3VNI]
+	switch r.Type {
+	case MACIP:
+		h := hostRoute{vtep: r.VTEP, rmac: r.RouterMAC}
+		if r.VTEP == l.cfg.VTEP {
+			h = hostRoute{local: true, vni: r.VNI, mac: r.MAC}
+		}
+		if add {
+			v.hosts[r.IP] = h
+		} else if cur, ok := v.hosts[r.IP]; ok && cur == h {
+			delete(v.hosts, r.IP)
+		}
+	case IPPrefix:
+		if r.VTEP == l.cfg.VTEP {
+			return
+		}
+		pr, _ := v.prefix.Get(r.Prefix)
+		if pr == nil {
+			if !add {
+				return
+			}
+			pr = &prefixRoute{}
+			if err := v.prefix.Insert(r.Prefix, pr); err != nil {
+				return // an IPv6 prefix: this model routes IPv4 only
+			}
+		}
+		rv := remoteVTEP{r.VTEP, r.RouterMAC}
+		i, found := slices.BinarySearchFunc(pr.vteps, r.VTEP, func(x remoteVTEP, a netip.Addr) int { return x.vtep.Compare(a) })
+		switch {
+		case add && found:
+			pr.vteps[i] = rv
+		case add:
+			pr.vteps = slices.Insert(pr.vteps, i, rv)
+		case found:
+			pr.vteps = slices.Delete(pr.vteps, i, i+1)
+		}
+		if len(pr.vteps) == 0 && pr.connected == 0 {
+			v.prefix.Delete(r.Prefix)
+		}
+	}
+}
+
+// FDBEntry is where a leaf sends frames for a MAC in an L2 VNI.
+type FDBEntry struct {
+	Local bool
+	Port  int        // local: access port
+	VLAN  uint16     // local: VLAN on that port
+	VTEP  netip.Addr // remote: the MAC's VTEP
+}
+
+// LookupMAC returns the FDB entry for mac in vni; local bindings win.
+func (l *Leaf) LookupMAC(vni uint32, mac MAC) (FDBEntry, bool) {
+	k := macKey{vni, mac}
+	if pv, ok := l.local[k]; ok {
+		return FDBEntry{Local: true, Port: pv.port, VLAN: pv.vlan}, true
+	}
+	if v, ok := l.remote[k]; ok {
+		return FDBEntry{VTEP: v}, true
+	}
+	return FDBEntry{}, false
+}
+
+// FIBEntry is how a leaf routes an IP in a tenant's VRF.
+type FIBEntry struct {
+	// Prefix is the matching route: a /32 host route (type 2), a connected
+	// subnet or a type-5 prefix.
+	Prefix netip.Prefix
+	// Local host routes: the host's L2 VNI and MAC.
+	Local bool
+	VNI   uint32
+	MAC   MAC
+	// Connected: the prefix is a local subnet but the host is unknown.
+	Connected bool
+	// Remote: the VTEPs (ECMP for type 5) and their router MACs.
+	VTEPs      []netip.Addr
+	RouterMACs []MAC
+}
+
+// LookupIP returns the VRF entry for ip in tenant l3vni: host routes
+// first, then the longest matching prefix; a type-5 prefix wins over a
+// connected one of the same length only when no SVI is present.
+func (l *Leaf) LookupIP(l3vni uint32, ip netip.Addr) (FIBEntry, bool) {
+	v := l.vrfs[l3vni]
+	if v == nil || !ip.Is4() {
+		return FIBEntry{}, false
+	}
+	if h, ok := v.hosts[ip]; ok {
+		e := FIBEntry{Prefix: netip.PrefixFrom(ip, 32), Local: h.local, VNI: h.vni, MAC: h.mac}
+		if !h.local {
+			e.VTEPs, e.RouterMACs = []netip.Addr{h.vtep}, []MAC{h.rmac}
+		}
+		return e, true
+	}
+	pr, p, ok := v.prefix.LookupAddr(ip)
+	if !ok {
+		return FIBEntry{}, false
+	}
+	e := FIBEntry{Prefix: p}
+	if pr.connected != 0 {
+		e.Connected, e.VNI = true, pr.connected
+		return e, true
+	}
+	for _, rv := range pr.vteps {
+		e.VTEPs = append(e.VTEPs, rv.vtep)
+		e.RouterMACs = append(e.RouterMACs, rv.rmac)
+	}
+	return e, true
+}
+
+// LeafTables are a leaf's table sizes, for capacity reports.
+type LeafTables struct {
+	PortVLANs  int // access (port, VLAN) → VNI mappings
+	L2VNIs     int // imported L2 VNIs
+	VRFs       int // imported L3 VNIs
+	LocalMACs  int
+	RemoteMACs int
+	ARP        int // ARP-suppression bindings
+	HostRoutes int // /32 routes in all VRFs
+	Prefixes   int // connected and type-5 prefixes in all VRFs
+	FloodVTEPs int // type-3 ingress-replication entries over all VNIs
+	Underlay   int // underlay routes
+}
+
+// Tables returns the leaf's table sizes.
+func (l *Leaf) Tables() LeafTables {
+	t := LeafTables{PortVLANs: len(l.portCfg), VRFs: len(l.vrfs), LocalMACs: len(l.local),
+		RemoteMACs: len(l.remote), ARP: len(l.arp), Underlay: len(l.u.fib)}
+	for _, n := range l.networks {
+		if len(n.ports) > 0 {
+			t.L2VNIs++
+			t.FloodVTEPs += len(n.flood)
+		}
+	}
+	for _, v := range l.vrfs {
+		t.HostRoutes += len(v.hosts)
+		t.Prefixes += v.prefix.Len()
+	}
+	return t
+}
+
+// ---- forwarding ----
+
+// Receive implements datapath.Node.
+func (l *Leaf) Receive(now time.Duration, port int, b []byte, out datapath.Output) {
+	ev := datapath.Event{Time: now, Node: l.cfg.Name, Device: l.cfg.Name, Kind: datapath.KindSwitch}
+	if port < 0 || port >= len(l.cfg.Ports) {
+		ev.Action, ev.Reason = datapath.ActDrop, datapath.ReasonMalformed
+		out.Trace(ev)
+		return
+	}
+	ev.InPort = l.cfg.Ports[port]
+	if len(b) < ethLen {
+		l.drop(ev, out, datapath.ReasonMalformed, "")
+		return
+	}
+	if l.isUplink[port] {
+		l.fromUnderlay(ev, port, b, out)
+		return
+	}
+	l.fromAccess(ev, port, b, out)
+}
+
+func (l *Leaf) drop(ev datapath.Event, out datapath.Output, r datapath.Reason, rule string) {
+	ev.Action, ev.Reason, ev.Rule, ev.OutPort = datapath.ActDrop, r, rule, ""
+	out.Trace(ev)
+}
+
+func (l *Leaf) fromAccess(ev datapath.Event, port int, b []byte, out datapath.Output) {
+	// Pop the host trunk's VLAN tag into pbuf.
+	var vlan uint16
+	f := l.pbuf[:0]
+	if len(b) >= 18 && binary.BigEndian.Uint16(b[12:14]) == etherVLAN {
+		vlan = binary.BigEndian.Uint16(b[14:16]) & 0x0fff
+		f = append(append(f, b[:12]...), b[16:]...)
+	} else {
+		f = append(f, b...)
+	}
+	l.pbuf = f
+	pv := portVLAN{port, vlan}
+	vni, ok := l.portCfg[pv]
+	if !ok {
+		l.drop(ev, out, datapath.ReasonVLANMismatch, RuleNoPort)
+		return
+	}
+	n := l.networks[vni]
+	dst := MAC(f[0:6])
+	switch {
+	case f[0]&1 == 1:
+		if binary.BigEndian.Uint16(f[12:14]) == etherARP && l.suppressARP(ev, pv, n, f, out) {
+			return
+		}
+		l.flood(ev, n, pv, f, true, out)
+	case dst == l.cfg.GatewayMAC || dst == l.cfg.RouterMAC:
+		l.route(ev, n, f, out)
+	default:
+		l.bridge(ev, n, pv, f, out)
+	}
+}
+
+// bridge forwards f (untagged) within n from an access port.
+func (l *Leaf) bridge(ev datapath.Event, n *network, in portVLAN, f []byte, out datapath.Output) {
+	k := macKey{n.VNI, MAC(f[0:6])}
+	if pv, ok := l.local[k]; ok {
+		if pv == in {
+			l.drop(ev, out, datapath.ReasonSplitHorizon, RuleFDBLocal)
+			return
+		}
+		l.sendAccess(ev, datapath.ActForward, RuleFDBLocal, pv, f, out)
+		return
+	}
+	if vtep, ok := l.remote[k]; ok {
+		ev.Kind = datapath.KindVTEP
+		l.sendVXLAN(ev, RuleFDBRemote, vtep, n.VNI, f, out)
+		return
+	}
+	l.flood(ev, n, in, f, true, out)
+}
+
+// sendAccess pushes pv's VLAN onto f and sends it to the host.
+func (l *Leaf) sendAccess(ev datapath.Event, act datapath.Action, rule string, pv portVLAN, f []byte, out datapath.Output) {
+	l.obuf = pushVLAN(l.obuf, f, pv.vlan)
+	ev.Action, ev.Rule, ev.OutPort = act, rule, l.cfg.Ports[pv.port]
+	out.Trace(ev)
+	out.Send(pv.port, l.obuf)
+}
+
+func pushVLAN(dst, f []byte, vid uint16) []byte {
+	dst = append(dst[:0], f[:12]...)
+	dst = binary.BigEndian.AppendUint16(dst, etherVLAN)
+	dst = binary.BigEndian.AppendUint16(dst, vid&0x0fff)
+	return append(dst, f[12:]...)
+}
+
+// sendVXLAN encapsulates f in vni towards vtep, picking the uplink by ECMP
+// over the outer flow (whose UDP source port hashes the inner flow).
+func (l *Leaf) sendVXLAN(ev datapath.Event, rule string, vtep netip.Addr, vni uint32, f []byte, out datapath.Output) {
+	p, ok := l.encapTo(vtep, vni, f)
+	if !ok {
+		ev.Kind = datapath.KindVTEP
+		l.drop(ev, out, datapath.ReasonNoRoute, RuleUnderlay)
+		return
+	}
+	ev.Kind, ev.Action, ev.Rule, ev.OutPort = datapath.KindVTEP, datapath.ActEncap, rule, l.cfg.Ports[p]
+	out.Trace(ev)
+	out.Send(p, l.ebuf)
+}
+
+// encapTo builds the VXLAN packet in ebuf and returns its uplink.
+func (l *Leaf) encapTo(vtep netip.Addr, vni uint32, f []byte) (int, bool) {
+	l.ebuf = encap(l.ebuf, MAC{}, MAC{}, l.cfg.VTEP, vtep, innerSourcePort(f), vni, f)
+	nh, _, ok := l.u.lookup(vtep, l3.FlowHash(l.seed, l.ebuf))
+	if !ok {
+		return 0, false
+	}
+	copy(l.ebuf[0:6], nh.MAC[:])
+	copy(l.ebuf[6:12], l.cfg.PortMACs[nh.Port][:])
+	return nh.Port, true
+}
+
+// flood sends a BUM frame of n to every local (port, VLAN) but in and, when
+// it came from an access port, to every type-3 VTEP (ingress replication).
+// A frame from the overlay is flooded locally only (split horizon).
+func (l *Leaf) flood(ev datapath.Event, n *network, in portVLAN, f []byte, replicate bool, out datapath.Output) {
+	sent := 0
+	ev.Action, ev.Rule = datapath.ActFlood, RuleFlood
+	if replicate && len(n.flood) > 0 {
+		ev.Kind = datapath.KindVTEP
+	}
+	traced := false
+	trace := func() {
+		if !traced {
+			out.Trace(ev)
+			traced = true
+		}
+	}
+	for _, pv := range n.ports {
+		if pv == in {
+			continue
+		}
+		trace()
+		l.obuf = pushVLAN(l.obuf, f, pv.vlan)
+		out.Send(pv.port, l.obuf)
+		sent++
+	}
+	if replicate {
+		for _, vtep := range n.flood {
+			if p, ok := l.encapTo(vtep, n.VNI, f); ok {
+				trace()
+				out.Send(p, l.ebuf)
+				sent++
+			}
+		}
+	}
+	if sent == 0 {
+		l.drop(ev, out, datapath.ReasonSplitHorizon, RuleFlood)
+	}
+}
+
+// suppressARP answers an ARP request for the anycast gateway or for a
+// known binding of n on the leaf itself. It reports false when the request
+// must be flooded.
+func (l *Leaf) suppressARP(ev datapath.Event, in portVLAN, n *network, f []byte, out datapath.Output) bool {
+	if len(f) < ethLen+28 || binary.BigEndian.Uint16(f[20:22]) != 1 {
+		return false
+	}
+	tpa := addr4(f[38:42])
+	var mac MAC
+	rule := RuleARPSuppress
+	switch m, ok := l.arp[ipKey{n.VNI, tpa}]; {
+	case tpa == n.Gateway:
+		mac, rule = l.cfg.GatewayMAC, RuleARPGateway
+	case ok:
+		mac = m
+	default:
+		return false
+	}
+	// Build the reply in obuf: Ethernet+802.1Q, then ARP.
+	r := l.obuf[:0]
+	r = append(r, f[22:28]...) // to the requester
+	r = append(r, mac[:]...)
+	r = binary.BigEndian.AppendUint16(r, etherVLAN)
+	r = binary.BigEndian.AppendUint16(r, in.vlan)
+	r = binary.BigEndian.AppendUint16(r, etherARP)
+	r = append(r, 0, 1, 0x08, 0, 6, 4, 0, 2)
+	r = append(r, mac[:]...)
+	r = append(r, f[38:42]...)
+	r = append(r, f[22:32]...) // requester's MAC and IP
+	for len(r) < 64 {
+		r = append(r, 0) // pad to the Ethernet minimum (60 bytes + tag)
+	}
+	l.obuf = r
+	ev.Action, ev.Rule, ev.OutPort = datapath.ActForward, rule, l.cfg.Ports[in.port]
+	out.Trace(ev)
+	out.Send(in.port, r)
+	return true
+}
+
+// route routes f (untagged, addressed to the gateway) in n's tenant VRF:
+// to a local host (KindRouter), or by symmetric IRB over the L3 VNI to the
+// destination's VTEP (KindVTEP).
+func (l *Leaf) route(ev datapath.Event, n *network, f []byte, out datapath.Output) {
+	ip, _, ok := ipv4Header(f)
+	if !ok {
+		l.drop(ev, out, datapath.ReasonNotForMe, "gateway:not-ipv4")
+		return
+	}
+	ev.Kind = datapath.KindRouter
+	v := l.vrfs[n.L3VNI]
+	dst := addr4(ip[16:20])
+	if dst == n.Gateway {
+		l.drop(ev, out, datapath.ReasonNotForMe, "gateway:local")
+		return
+	}
+	if !decTTL(ip) {
+		l.drop(ev, out, datapath.ReasonTTL, "")
+		return
+	}
+	if h, ok := v.hosts[dst]; ok {
+		if h.local {
+			l.routeLocal(ev, h, f, out)
+			return
+		}
+		copy(f[0:6], h.rmac[:])
+		copy(f[6:12], l.cfg.RouterMAC[:])
+		l.sendVXLAN(ev, RuleRouteRemote, h.vtep, v.l3vni, f, out)
+		return
+	}
+	pr, _, ok := v.prefix.LookupAddr(dst)
+	switch {
+	case !ok:
+		l.drop(ev, out, datapath.ReasonNoRoute, "")
+	case len(pr.vteps) > 0 && pr.connected == 0:
+		rv := pr.vteps[0]
+		if len(pr.vteps) > 1 {
+			rv = pr.vteps[l3.FlowHash(l.seed, f)%uint32(len(pr.vteps))]
+		}
+		copy(f[0:6], rv.rmac[:])
+		copy(f[6:12], l.cfg.RouterMAC[:])
+		l.sendVXLAN(ev, RulePrefix, rv.vtep, v.l3vni, f, out)
+	default:
+		l.drop(ev, out, datapath.ReasonNoARP, RuleGlean)
+	}
+}
+
+// routeLocal delivers a routed packet to a host on this leaf.
+func (l *Leaf) routeLocal(ev datapath.Event, h hostRoute, f []byte, out datapath.Output) {
+	pv, ok := l.local[macKey{h.vni, h.mac}]
+	if !ok {
+		l.drop(ev, out, datapath.ReasonNoARP, RuleGlean)
+		return
+	}
+	copy(f[0:6], h.mac[:])
+	copy(f[6:12], l.cfg.GatewayMAC[:])
+	l.sendAccess(ev, datapath.ActRoute, RuleRouteLocal, pv, f, out)
+}
+
+func (l *Leaf) fromUnderlay(ev datapath.Event, port int, b []byte, out datapath.Output) {
+	ev.Kind = datapath.KindVTEP
+	ip, payload, ok := ipv4Header(b)
+	if !ok {
+		l.drop(ev, out, datapath.ReasonMalformed, "underlay:not-ipv4")
+		return
+	}
+	if MAC(b[0:6]) != l.cfg.PortMACs[port] {
+		l.drop(ev, out, datapath.ReasonNotForMe, "underlay:dst-mac")
+		return
+	}
+	if addr4(ip[16:20]) != l.cfg.VTEP {
+		l.drop(ev, out, datapath.ReasonNotForMe, "underlay:not-my-vtep")
+		return
+	}
+	if ip[9] != protoUDP || len(b) < payload+udpLen+vxlanLen+ethLen ||
+		binary.BigEndian.Uint16(b[payload+2:payload+4]) != vxlanPort || b[payload+udpLen]&0x08 == 0 {
+		l.drop(ev, out, datapath.ReasonNotForMe, "underlay:not-vxlan")
+		return
+	}
+	vx := b[payload+udpLen : payload+udpLen+vxlanLen]
+	vni := uint32(vx[4])<<16 | uint32(vx[5])<<8 | uint32(vx[6])
+	inner := b[payload+udpLen+vxlanLen:]
+	ev.Action = datapath.ActDecap
+	if n := l.networks[vni]; n != nil && len(n.ports) > 0 {
+		f := append(l.pbuf[:0], inner...)
+		l.pbuf = f
+		if f[0]&1 == 0 {
+			if pv, ok := l.local[macKey{vni, MAC(f[0:6])}]; ok {
+				l.sendAccess(ev, datapath.ActDecap, RuleFDBLocal, pv, f, out)
+				return
+			}
+		}
+		l.flood(ev, n, portVLAN{-1, 0}, f, false, out)
+		return
+	}
+	if v := l.vrfs[vni]; v != nil {
+		l.routeDecap(ev, v, inner, out)
+		return
+	}
+	l.drop(ev, out, datapath.ReasonNoTunnel, RuleNoVNI)
+}
+
+// routeDecap is the egress half of symmetric IRB: route the inner packet
+// in the tenant's VRF to a local host.
+func (l *Leaf) routeDecap(ev datapath.Event, v *vrf, inner []byte, out datapath.Output) {
+	f := append(l.pbuf[:0], inner...)
+	l.pbuf = f
+	if MAC(f[0:6]) != l.cfg.RouterMAC {
+		l.drop(ev, out, datapath.ReasonNotForMe, "irb:inner-dst-mac")
+		return
+	}
+	ip, _, ok := ipv4Header(f)
+	if !ok {
+		l.drop(ev, out, datapath.ReasonMalformed, "irb:not-ipv4")
+		return
+	}
+	h, ok := v.hosts[addr4(ip[16:20])]
+	if !ok || !h.local {
+		l.drop(ev, out, datapath.ReasonNoRoute, RuleGlean)
+		return
+	}
+	if !decTTL(ip) {
+		l.drop(ev, out, datapath.ReasonTTL, "")
+		return
+	}
+	pv, ok := l.local[macKey{h.vni, h.mac}]
+	if !ok {
+		l.drop(ev, out, datapath.ReasonNoARP, RuleGlean)
+		return
+	}
+	copy(f[0:6], h.mac[:])
+	copy(f[6:12], l.cfg.GatewayMAC[:])
+	l.sendAccess(ev, datapath.ActDecap, RuleRouteRemote, pv, f, out)
+}
+
+func fnv(h uint32, b []byte) uint32 {
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
+}

@@ -1,0 +1,419 @@
+package evpn
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/frame"
+)
+
+// rec is a recording datapath.Output.
+type rec struct {
+	sends  []sent
+	events []datapath.Event
+}
+
+type sent struct {
+	port  int
+	frame []byte
+}
+
+func (r *rec) Send(port int, f []byte) {
+	r.sends = append(r.sends, sent{port, bytes.Clone(f)})
+}
+func (r *rec) Trace(ev datapath.Event) { r.events = append(r.events, ev) }
+
+type discard struct{}
+
+func (discard) Send(int, []byte)     {}
+func (discard) Trace(datapath.Event) {}
+
+// Leaf under test: ports 0, 1 face hosts; 2, 3 face spines.
+const (
+	pHost1, pHost2, pUp1, pUp2 = 0, 1, 2, 3
+)
+
+var (
+	gwMAC   = DefaultGatewayMAC
+	rmac1   = MAC{2, 0xaa, 0, 0, 0, 1}
+	rmac2   = MAC{2, 0xaa, 0, 0, 0, 2}
+	spine1  = MAC{2, 0xbb, 0, 0, 0, 1}
+	spine2  = MAC{2, 0xbb, 0, 0, 0, 2}
+	macC    = MAC{2, 0, 0, 0, 0, 0xc}
+	macD    = MAC{2, 0, 0, 0, 0, 0xd}
+	ipC     = netip.MustParseAddr("10.0.2.30")
+	ipD     = netip.MustParseAddr("10.0.2.40")
+	gw1     = netip.MustParseAddr("10.0.1.1")
+	gw2     = netip.MustParseAddr("10.0.2.1")
+	net100  = Network{VNI: 100, L3VNI: 50001, Subnet: netip.MustParsePrefix("10.0.1.0/24"), Gateway: gw1}
+	net200  = Network{VNI: 200, L3VNI: 50001, Subnet: netip.MustParsePrefix("10.0.2.0/24"), Gateway: gw2}
+	leafCfg = LeafConfig{
+		Name: "leaf1", Ports: []string{"eth1", "eth2", "up1", "up2"},
+		PortMACs: []MAC{{2, 1, 0, 0, 0, 0}, {2, 1, 0, 0, 0, 1}, {2, 1, 0, 0, 0, 2}, {2, 1, 0, 0, 0, 3}},
+		Uplinks:  []int{pUp1, pUp2}, VTEP: vtep1, RouterMAC: rmac1, GatewayMAC: gwMAC,
+	}
+)
+
+// testLeaf builds leaf1 with VNI 100 on host port 0 VLAN 10 and VNI 200 on
+// host port 1 VLAN 20 (one tenant), A and D local, B and C behind vtep2.
+func testLeaf(t testing.TB) (*Leaf, *RouteTable) {
+	t.Helper()
+	tb := NewRouteTable()
+	l, err := NewLeaf(leafCfg, tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.SetUnderlayRoute(vtep2, []NextHop{{pUp1, spine1}, {pUp2, spine2}}))
+	must(l.AddNetwork(net100))
+	must(l.AddNetwork(net200))
+	must(l.ConfigurePort(pHost1, 10, 100))
+	must(l.ConfigurePort(pHost2, 20, 200))
+	must(l.BindLocal(pHost1, 10, macA))
+	must(l.BindLocal(pHost2, 20, macD))
+	for _, r := range []Route{
+		{Type: MACIP, VNI: 100, L3VNI: 50001, MAC: macA, IP: ipA, VTEP: vtep1, RouterMAC: rmac1},
+		{Type: MACIP, VNI: 200, L3VNI: 50001, MAC: macD, IP: ipD, VTEP: vtep1, RouterMAC: rmac1},
+		{Type: MACIP, VNI: 100, L3VNI: 50001, MAC: macB, IP: ipB, VTEP: vtep2, RouterMAC: rmac2},
+		{Type: MACIP, VNI: 200, L3VNI: 50001, MAC: macC, IP: ipC, VTEP: vtep2, RouterMAC: rmac2},
+		{Type: InclusiveMulticast, VNI: 100, VTEP: vtep1},
+		{Type: InclusiveMulticast, VNI: 100, VTEP: vtep2},
+		{Type: InclusiveMulticast, VNI: 200, VTEP: vtep2},
+	} {
+		must(tb.Add(r))
+	}
+	return l, tb
+}
+
+func ipHdr(src, dst MAC, s, d netip.Addr) frame.IPv4 {
+	return frame.IPv4{SrcMAC: src[:], DstMAC: dst[:], Src: s, Dst: d}
+}
+
+func tagged(f []byte, vid uint16) []byte { return frame.PushVLAN(nil, f, vid) }
+
+// vxlanFrom builds a VXLAN packet from vtep2 to leaf1's port p.
+func vxlanFrom(p int, vni uint32, inner []byte) []byte {
+	return frame.VXLANEncap(frame.IPv4{SrcMAC: spine1[:], DstMAC: leafCfg.PortMACs[p][:], Src: vtep2, Dst: vtep1, TTL: 63}, vni, inner)
+}
+
+func parse(t *testing.T, f []byte) *frame.Parsed {
+	t.Helper()
+	p, err := frame.NewParser().Parse(f)
+	if err != nil {
+		t.Fatalf("parse sent frame: %v", err)
+	}
+	return p
+}
+
+// wantVXLAN checks an encapsulated frame sent on an uplink.
+func wantVXLAN(t *testing.T, s sent, vni uint32, dst netip.Addr, inner []byte) {
+	t.Helper()
+	if s.port != pUp1 && s.port != pUp2 {
+		t.Fatalf("sent on port %d, want an uplink", s.port)
+	}
+	p := parse(t, s.frame)
+	if !p.IsVXLAN() || p.VXLAN.VNI != vni {
+		t.Fatalf("not VXLAN in VNI %d: %v", vni, p.Decoded)
+	}
+	if got := netip.AddrFrom4([4]byte(p.IP4.DstIP.To4())); got != dst {
+		t.Errorf("outer dst %v, want %v", got, dst)
+	}
+	if got := netip.AddrFrom4([4]byte(p.IP4.SrcIP.To4())); got != vtep1 {
+		t.Errorf("outer src %v, want %v", got, vtep1)
+	}
+	wantMAC := spine1
+	if s.port == pUp2 {
+		wantMAC = spine2
+	}
+	if MACOf(p.Eth.DstMAC) != wantMAC || MACOf(p.Eth.SrcMAC) != leafCfg.PortMACs[s.port] {
+		t.Errorf("outer MACs %v -> %v, want %v -> %v", p.Eth.SrcMAC, p.Eth.DstMAC, leafCfg.PortMACs[s.port], wantMAC)
+	}
+	if p.IP4.Checksum != ipChecksumOf(s.frame[14:34]) {
+		t.Errorf("outer IPv4 checksum wrong")
+	}
+	if inner != nil && !bytes.Equal(p.VXLAN.Payload, inner) {
+		t.Errorf("inner frame\n got %x\nwant %x", p.VXLAN.Payload, inner)
+	}
+}
+
+func ipChecksumOf(h []byte) uint16 {
+	c := bytes.Clone(h)
+	c[10], c[11] = 0, 0
+	return ipChecksum(c)
+}
+
+// routed returns f (untagged IPv4) as a router forwards it: new MACs,
+// TTL - 1, checksum patched.
+func routed(f []byte, src, dst MAC) []byte {
+	g := bytes.Clone(f)
+	copy(g[0:6], dst[:])
+	copy(g[6:12], src[:])
+	g[22]--
+	g[24], g[25] = 0, 0
+	cs := ipChecksum(g[14:34])
+	g[24], g[25] = byte(cs>>8), byte(cs)
+	return g
+}
+
+func TestLeafReceive(t *testing.T) {
+	icmpAB := frame.ICMPEcho(ipHdr(macA, macB, ipA, ipB), false, 1, 1, []byte("ab"))
+	icmpAC := frame.ICMPEcho(ipHdr(macA, gwMAC, ipA, ipC), false, 1, 2, []byte("ac"))
+	icmpAD := frame.ICMPEcho(ipHdr(macA, gwMAC, ipA, ipD), false, 1, 3, []byte("ad"))
+	icmpBA := frame.ICMPEcho(ipHdr(macB, macA, ipB, ipA), true, 1, 1, []byte("ba"))
+	icmpCD := frame.ICMPEcho(ipHdr(rmac2, rmac1, ipC, ipD), false, 1, 4, []byte("cd"))
+	arpB := frame.ARPRequest(macA[:], ipA, ipB)
+	arpGW := frame.ARPRequest(macA[:], ipA, gw1)
+	arpUnknown := frame.ARPRequest(macA[:], ipA, netip.MustParseAddr("10.0.1.99"))
+	bcast := frame.ARPRequest(macB[:], ipB, netip.MustParseAddr("10.0.1.98"))
+
+	cases := []struct {
+		name    string
+		port    int
+		in      []byte
+		kind    datapath.DeviceKind
+		act     datapath.Action
+		reason  datapath.Reason
+		rule    string
+		nsent   int
+		check   func(t *testing.T, s []sent)
+		upAfter bool // no frame may leave on an uplink
+	}{
+		{"bridge-to-remote-mac", pHost1, tagged(icmpAB, 10), datapath.KindVTEP, datapath.ActEncap, "", RuleFDBRemote, 1,
+			func(t *testing.T, s []sent) { wantVXLAN(t, s[0], 100, vtep2, icmpAB) }, false},
+		{"route-to-remote-subnet-symmetric-irb", pHost1, tagged(icmpAC, 10), datapath.KindVTEP, datapath.ActEncap, "", RuleRouteRemote, 1,
+			func(t *testing.T, s []sent) { wantVXLAN(t, s[0], 50001, vtep2, routed(icmpAC, rmac1, rmac2)) }, false},
+		{"route-to-local-subnet", pHost1, tagged(icmpAD, 10), datapath.KindRouter, datapath.ActRoute, "", RuleRouteLocal, 1,
+			func(t *testing.T, s []sent) {
+				if s[0].port != pHost2 || !bytes.Equal(s[0].frame, tagged(routed(icmpAD, gwMAC, macD), 20)) {
+					t.Errorf("sent %d %x", s[0].port, s[0].frame)
+				}
+			}, true},
+		{"arp-suppressed-for-remote-binding", pHost1, tagged(arpB, 10), datapath.KindSwitch, datapath.ActForward, "", RuleARPSuppress, 1,
+			func(t *testing.T, s []sent) {
+				want := tagged(frame.ARPReply(macB[:], ipB, macA[:], ipA), 10)
+				if s[0].port != pHost1 || !bytes.Equal(s[0].frame, want) {
+					t.Errorf("reply on %d\n got %x\nwant %x", s[0].port, s[0].frame, want)
+				}
+			}, true},
+		{"arp-for-anycast-gateway", pHost1, tagged(arpGW, 10), datapath.KindSwitch, datapath.ActForward, "", RuleARPGateway, 1,
+			func(t *testing.T, s []sent) {
+				want := tagged(frame.ARPReply(gwMAC[:], gw1, macA[:], ipA), 10)
+				if !bytes.Equal(s[0].frame, want) {
+					t.Errorf("reply\n got %x\nwant %x", s[0].frame, want)
+				}
+			}, true},
+		{"arp-unknown-ingress-replicated", pHost1, tagged(arpUnknown, 10), datapath.KindVTEP, datapath.ActFlood, "", RuleFlood, 1,
+			func(t *testing.T, s []sent) { wantVXLAN(t, s[0], 100, vtep2, arpUnknown) }, false},
+		{"unmapped-vlan-dropped", pHost1, tagged(icmpAB, 99), datapath.KindSwitch, datapath.ActDrop, datapath.ReasonVLANMismatch, RuleNoPort, 0, nil, true},
+		{"untagged-dropped", pHost1, icmpAB, datapath.KindSwitch, datapath.ActDrop, datapath.ReasonVLANMismatch, RuleNoPort, 0, nil, true},
+		{"decap-bridged", pUp1, vxlanFrom(pUp1, 100, icmpBA), datapath.KindVTEP, datapath.ActDecap, "", RuleFDBLocal, 1,
+			func(t *testing.T, s []sent) {
+				if s[0].port != pHost1 || !bytes.Equal(s[0].frame, tagged(icmpBA, 10)) {
+					t.Errorf("sent %d %x", s[0].port, s[0].frame)
+				}
+			}, true},
+		{"decap-routed-symmetric-irb", pUp2, vxlanFrom(pUp2, 50001, icmpCD), datapath.KindVTEP, datapath.ActDecap, "", RuleRouteRemote, 1,
+			func(t *testing.T, s []sent) {
+				if s[0].port != pHost2 || !bytes.Equal(s[0].frame, tagged(routed(icmpCD, gwMAC, macD), 20)) {
+					t.Errorf("sent %d %x", s[0].port, s[0].frame)
+				}
+			}, true},
+		{"decap-bum-local-only", pUp1, vxlanFrom(pUp1, 100, bcast), datapath.KindVTEP, datapath.ActFlood, "", RuleFlood, 1,
+			func(t *testing.T, s []sent) {
+				if s[0].port != pHost1 || !bytes.Equal(s[0].frame, tagged(bcast, 10)) {
+					t.Errorf("sent %d %x", s[0].port, s[0].frame)
+				}
+			}, true},
+		{"decap-unknown-vni", pUp1, vxlanFrom(pUp1, 300, icmpBA), datapath.KindVTEP, datapath.ActDrop, datapath.ReasonNoTunnel, RuleNoVNI, 0, nil, true},
+		{"decap-wrong-outer-mac", pUp2, vxlanFrom(pUp1, 100, icmpBA), datapath.KindVTEP, datapath.ActDrop, datapath.ReasonNotForMe, "underlay:dst-mac", 0, nil, true},
+		{"decap-l3-wrong-inner-mac", pUp1, vxlanFrom(pUp1, 50001, icmpBA), datapath.KindVTEP, datapath.ActDrop, datapath.ReasonNotForMe, "irb:inner-dst-mac", 0, nil, true},
+		{"short-frame", pHost1, []byte{1, 2, 3}, datapath.KindSwitch, datapath.ActDrop, datapath.ReasonMalformed, "", 0, nil, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, _ := testLeaf(t)
+			var r rec
+			in := bytes.Clone(c.in)
+			l.Receive(0, c.port, in, &r)
+			if !bytes.Equal(in, c.in) {
+				t.Errorf("Receive modified its input frame")
+			}
+			if len(r.events) != 1 {
+				t.Fatalf("events %+v, want exactly one (one device crossing)", r.events)
+			}
+			ev := r.events[0]
+			if ev.Kind != c.kind || ev.Action != c.act || ev.Reason != c.reason || ev.Rule != c.rule || ev.Node != "leaf1" {
+				t.Errorf("event %+v, want kind %s action %s reason %q rule %q", ev, c.kind, c.act, c.reason, c.rule)
+			}
+			if len(r.sends) != c.nsent {
+				t.Fatalf("%d frames sent, want %d", len(r.sends), c.nsent)
+			}
+			if c.check != nil {
+				c.check(t, r.sends)
+			}
+			for _, s := range r.sends {
+				if c.upAfter && l.IsUplink(s.port) {
+					t.Errorf("frame left on uplink %d", s.port)
+				}
+			}
+		})
+	}
+}
+
+func TestLeafECMPRehash(t *testing.T) {
+	l, _ := testLeaf(t)
+	perPort := func() map[int]int {
+		n := map[int]int{}
+		for i := range 64 {
+			// frame.VXLANEncap's source port hashes the inner addresses.
+			src := netip.AddrFrom4([4]byte{10, 0, 1, byte(20 + i)})
+			f := frame.UDP(ipHdr(macA, macB, src, ipB), 1000, 7, nil)
+			var r rec
+			l.Receive(0, pHost1, tagged(f, 10), &r)
+			for _, s := range r.sends {
+				n[s.port]++
+			}
+		}
+		return n
+	}
+	both := perPort()
+	if both[pUp1] == 0 || both[pUp2] == 0 || both[pUp1]+both[pUp2] != 64 {
+		t.Fatalf("64 flows spread %v, want both uplinks used", both)
+	}
+	l.SetPortState(0, pUp1, false, discard{})
+	if got := perPort(); got[pUp2] != 64 {
+		t.Errorf("with up1 down: %v, want all 64 on up2", got)
+	}
+	l.SetPortState(0, pUp2, false, discard{})
+	var r rec
+	l.Receive(0, pHost1, tagged(frame.UDP(ipHdr(macA, macB, ipA, ipB), 1, 7, nil), 10), &r)
+	if len(r.sends) != 0 || r.events[0].Reason != datapath.ReasonNoRoute {
+		t.Errorf("with both uplinks down: sends %d event %+v, want no-route drop", len(r.sends), r.events[0])
+	}
+	l.SetPortState(0, pUp1, true, discard{})
+	l.SetPortState(0, pUp2, true, discard{})
+	if got := perPort(); fmt.Sprint(got) != fmt.Sprint(both) {
+		t.Errorf("after restore %v, want the original spread %v", got, both)
+	}
+}
+
+func TestLeafImportFollowsPortConfig(t *testing.T) {
+	l, tb := testLeaf(t)
+	if _, ok := l.LookupMAC(200, macC); !ok {
+		t.Fatal("remote MAC C in VNI 200 not imported")
+	}
+	if err := l.UnconfigurePort(pHost2, 20); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.LookupMAC(200, macC); ok {
+		t.Error("VNI 200 still has MAC C after its last port went")
+	}
+	if _, ok := l.LookupMAC(200, macD); ok {
+		t.Error("local binding of D survived unconfiguring its port")
+	}
+	// The tenant VRF stays (VNI 100 is still there) and keeps host routes.
+	if e, ok := l.LookupIP(50001, ipC); !ok || e.Local || len(e.VTEPs) != 1 || e.VTEPs[0] != vtep2 {
+		t.Errorf("LookupIP(C) = %+v %v", e, ok)
+	}
+	if err := l.UnconfigurePort(pHost1, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.LookupIP(50001, ipC); ok {
+		t.Error("VRF 50001 still imported without any of its VNIs")
+	}
+	if n := l.Tables(); n != (LeafTables{Underlay: 1}) {
+		t.Errorf("tables after unconfiguring everything: %+v", n)
+	}
+	// Reconfiguring re-imports from the table.
+	if err := l.ConfigurePort(pHost2, 20, 200); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := l.LookupMAC(200, macC); !ok || e.VTEP != vtep2 {
+		t.Errorf("re-import: LookupMAC(C) = %+v %v", e, ok)
+	}
+	if got := l.Tables(); got.FloodVTEPs != 1 || got.RemoteMACs != 1 || got.HostRoutes != 4 {
+		t.Errorf("re-import tables %+v (routes %d)", got, tb.Counts().Total())
+	}
+	// Errors.
+	if err := l.ConfigurePort(pUp1, 10, 100); err == nil {
+		t.Error("configuring an uplink as access succeeded")
+	}
+	if err := l.ConfigurePort(pHost2, 20, 100); err == nil {
+		t.Error("remapping a (port, VLAN) to another VNI succeeded")
+	}
+	if err := l.ConfigurePort(pHost2, 30, 777); err == nil {
+		t.Error("configuring an unknown VNI succeeded")
+	}
+}
+
+func TestEncapMatchesFrameBuilder(t *testing.T) {
+	inners := [][]byte{
+		frame.ICMPEcho(ipHdr(macA, macB, ipA, ipB), false, 1, 1, []byte("x")),
+		frame.ARPRequest(macA[:], ipA, ipB),
+		frame.UDP(ipHdr(macA, macB, ipA, ipB), 5, 6, make([]byte, 1000)),
+	}
+	for i, inner := range inners {
+		want := frame.VXLANEncap(frame.IPv4{SrcMAC: spine1[:], DstMAC: spine2[:], Src: vtep1, Dst: vtep2}, 4242, inner)
+		got := encap(nil, spine1, spine2, vtep1, vtep2, innerSourcePort(inner), 4242, inner)
+		// Identical but for the UDP checksum, which a VTEP leaves zero.
+		if len(got) != len(want) || !bytes.Equal(got[:40], want[:40]) || !bytes.Equal(got[42:], want[42:]) {
+			t.Errorf("inner %d: encap differs from frame.VXLANEncap\n got %x\nwant %x", i, got, want)
+		}
+		if got[40] != 0 || got[41] != 0 {
+			t.Errorf("inner %d: UDP checksum %x, want 0", i, got[40:42])
+		}
+		if p := parse(t, got); p.VXLAN.VNI != 4242 || !p.Has(layers.LayerTypeUDP) {
+			t.Errorf("inner %d: parse %v", i, p.Decoded)
+		}
+	}
+}
+
+func TestDecTTL(t *testing.T) {
+	for _, ttl := range []uint8{64, 2, 255, 128} {
+		f := frame.ICMPEcho(frame.IPv4{SrcMAC: macA[:], DstMAC: macB[:], Src: ipA, Dst: ipB, TTL: ttl, ID: uint16(ttl) * 77}, false, 1, 1, nil)
+		ip := f[14:34]
+		if !decTTL(ip) {
+			t.Fatalf("ttl %d: refused", ttl)
+		}
+		if ip[8] != ttl-1 || ipChecksumOf(ip) != uint16(ip[10])<<8|uint16(ip[11]) {
+			t.Errorf("ttl %d: got ttl %d, checksum %x want %x", ttl, ip[8], ip[10:12], ipChecksumOf(ip))
+		}
+	}
+	f := frame.ICMPEcho(frame.IPv4{SrcMAC: macA[:], DstMAC: macB[:], Src: ipA, Dst: ipB, TTL: 1}, false, 1, 1, nil)
+	if decTTL(f[14:34]) {
+		t.Error("ttl 1 forwarded")
+	}
+}
+
+func FuzzLeafReceive(f *testing.F) {
+	f.Add(0, tagged(frame.ICMPEcho(ipHdr(macA, macB, ipA, ipB), false, 1, 1, nil), 10))
+	f.Add(0, tagged(frame.ARPRequest(macA[:], ipA, ipB), 10))
+	f.Add(2, vxlanFrom(pUp1, 100, frame.ARPRequest(macB[:], ipB, ipA)))
+	f.Add(3, vxlanFrom(pUp2, 50001, frame.ICMPEcho(ipHdr(rmac2, rmac1, ipC, ipD), false, 1, 4, nil)))
+	f.Add(1, []byte{})
+	l, _ := testLeaf(f)
+	f.Fuzz(func(t *testing.T, port int, b []byte) {
+		var r rec
+		l.Receive(0, port, b, &r)
+		if len(r.events) != 1 {
+			t.Fatalf("%d events for one frame, want 1", len(r.events))
+		}
+		ev := r.events[0]
+		if (ev.Action == datapath.ActDrop) != (len(r.sends) == 0) {
+			t.Fatalf("event %+v with %d sends: every frame is sent or dropped with a reason", ev, len(r.sends))
+		}
+		if ev.Action == datapath.ActDrop && ev.Reason == "" {
+			t.Fatalf("drop without a reason: %+v", ev)
+		}
+	})
+}

@@ -192,7 +192,9 @@ func (l *Leaf) VTEP() netip.Addr { return l.cfg.VTEP }
 func (l *Leaf) RouterMAC() MAC { return l.cfg.RouterMAC }
 
 // IsUplink reports whether port faces the spines.
-func (l *Leaf) IsUplink(port int) bool { return port >= 0 && port < len(l.isUplink) && l.isUplink[port] }
+func (l *Leaf) IsUplink(port int) bool {
+	return port >= 0 && port < len(l.isUplink) && l.isUplink[port]
+}
 
 // SetUnderlayRoute installs the ECMP next hops towards the loopback dst.
 func (l *Leaf) SetUnderlayRoute(dst netip.Addr, nhs []NextHop) error {

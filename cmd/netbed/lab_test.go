@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/netbed/netbed/internal/testutil"
+)
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestLabCommandsUsage(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{[]string{"up"}, 2, "exactly one topology file"},
+		{[]string{"up", "a.yml", "b.yml"}, 2, "exactly one topology file"},
+		{[]string{"up", filepath.Join(t.TempDir(), "missing.clab.yml")}, 1, "missing.clab.yml"},
+		{[]string{"down"}, 2, "--lab name, or --all"},
+		{[]string{"down", "--all", "--lab", "x"}, 2, "--lab name, or --all"},
+		{[]string{"down", "--all", "f.yml"}, 2, "--lab name, or --all"},
+		{[]string{"doctor", "extra"}, 2, "unexpected arguments"},
+		{[]string{"up", "-h"}, 0, "Usage: netbed up"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := runCLI(c.args...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, c.code, c.want)
+			}
+		})
+	}
+}
+
+func TestDoctorCommand(t *testing.T) {
+	code, stdout, stderr := runCLI("doctor", "--require", "sim")
+	if code != 0 || !strings.Contains(stdout, "BACKEND") || !strings.Contains(stdout, "sim") {
+		t.Fatalf("doctor: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, _, stderr := runCLI("doctor", "--require", "warp"); code != 2 || !strings.Contains(stderr, `unknown backend "warp"`) {
+		t.Errorf("doctor --require warp: exit %d, %s", code, stderr)
+	}
+}
+
+func TestUpDown(t *testing.T) {
+	testutil.RequireRoot(t)
+	lab := testutil.Name("nbtest-cli")
+	file := filepath.Join(t.TempDir(), "lab.clab.yml")
+	yml := fmt.Sprintf(`name: %s
+topology:
+  nodes:
+    spine1: {kind: linux, labels: {netbed.role: spine}}
+    leaf1: {kind: linux, labels: {netbed.role: leaf}}
+    leaf2: {kind: linux, labels: {netbed.role: leaf}}
+    host1: {kind: linux, labels: {netbed.role: host}}
+  links:
+    - endpoints: ["spine1:eth1", "leaf1:eth1"]
+    - endpoints: ["spine1:eth2", "leaf2:eth1"]
+    - endpoints: ["host1:eth1", "leaf1:eth2"]
+`, lab)
+	if err := os.WriteFile(file, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { runCLI("down", "--lab", lab) })
+	nsPath := "/run/netns/clab-" + lab + "-leaf1"
+
+	steps := []struct {
+		args     []string
+		want     string
+		nsExists bool
+	}{
+		{[]string{"up", file}, "4 nodes (4 created, 0 present), 3 links (3 created", true},
+		{[]string{"up", file}, "4 nodes (0 created, 4 present), 3 links (0 created, 3 present", true},
+		{[]string{"down", file}, "removed " + lab + ": 4 namespaces", false},
+		{[]string{"down", "--lab", lab}, "nothing to remove", false},
+	}
+	for _, s := range steps {
+		code, stdout, stderr := runCLI(s.args...)
+		if code != 0 || !strings.Contains(stdout, s.want) {
+			t.Fatalf("netbed %s: exit %d\nstdout %s\nstderr %s\nwant %q", strings.Join(s.args, " "), code, stdout, stderr, s.want)
+		}
+		if _, err := os.Stat(nsPath); (err == nil) != s.nsExists {
+			t.Errorf("after netbed %s: %s exists=%v, want %v", strings.Join(s.args, " "), nsPath, err == nil, s.nsExists)
+		}
+	}
+}

@@ -1,0 +1,628 @@
+package sim
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/stack"
+)
+
+// KindLink marks trace events the engine itself emits for frames a link or
+// a failed node dropped (queue-full, link-loss, port-down, node-down).
+const KindLink datapath.DeviceKind = "link"
+
+// Errors callers test with errors.Is.
+var (
+	ErrUnknownNode = errors.New("unknown node")
+	ErrDuplicate   = errors.New("duplicate name")
+	ErrBadPort     = errors.New("port out of range")
+	ErrEventLimit  = errors.New("event limit reached")
+	ErrNoTrace     = errors.New("trace recording is off")
+)
+
+// LinkOpts are the engine-side properties of a wire, beyond its rate and
+// delay (in datapath.Wire).
+type LinkOpts struct {
+	// QueueFrames bounds each direction's FIFO, counting the frame being
+	// serialised; a frame sent to a full queue is dropped (queue-full).
+	// 0 means unbounded.
+	QueueFrames int
+	// Loss is the probability that a frame is lost on the wire (link-loss),
+	// drawn from the engine's seeded RNG when the frame is sent.
+	Loss float64
+}
+
+// direction is one way of a wire: a FIFO of transmission end times.
+type direction struct {
+	ends    []time.Duration // ring of the queued frames' end times; nil if unbounded
+	head, n int
+	lastEnd time.Duration // when the last queued frame finishes serialising
+}
+
+type wireState struct {
+	w       datapath.Wire
+	opts    LinkOpts
+	node    [2]int32 // A, B
+	port    [2]int32
+	dir     [2]direction // 0: A to B
+	up      bool
+	removed bool
+	epoch   uint32 // bumped when the wire goes down: frames in flight are lost
+}
+
+type nodeState struct {
+	n       datapath.Node
+	name    string
+	ports   []string
+	delay   time.Duration
+	wire    []int32 // per port: wire index, -1 if unwired
+	side    []uint8 // per port: which end of the wire the node is
+	up      bool
+	removed bool
+	out     *output
+}
+
+// output is the datapath.Output of one node; it also implements
+// stack.Resumer so that packets queued behind ARP keep their lineage.
+type output struct {
+	e *Engine
+	n int32
+}
+
+var (
+	_ datapath.Output = (*output)(nil)
+	_ stack.Resumer   = (*output)(nil)
+)
+
+func (o *output) Send(port int, b []byte) { o.e.send(o.n, port, b) }
+func (o *output) Trace(ev datapath.Event) { o.e.nodeTrace(o.n, ev) }
+func (o *output) Context() stack.Context  { return o.e.context() }
+func (o *output) Resume(c stack.Context)  { o.e.resume(c) }
+func (o *output) String() string          { return o.e.nodes[o.n].name }
+func (e *Engine) context() stack.Context {
+	ref := int64(uint32(e.cur.head))
+	if e.cur.arp {
+		ref |= 1 << 32
+	}
+	return stack.Context{Probe: e.cur.probe, Ref: ref}
+}
+
+func (e *Engine) resume(c stack.Context) {
+	e.cur.probe = c.Probe
+	e.cur.head = int32(uint32(c.Ref))
+	e.cur.arp = c.Ref&(1<<32) != 0
+	e.cur.flood = -1
+}
+
+// segment is what the engine knows about the step a node is running: the
+// frame's probe and lineage, and what the node did with it.
+type segment struct {
+	probe   uint64
+	head    int32 // trace index of the last non-drop event on this frame's path
+	flood   int32 // trace index of the last flood event in this step, -1 if none
+	arp     bool  // the frame being processed is ARP
+	sends   int
+	dropped bool
+	reason  datapath.Reason
+}
+
+// Counts is the engine's packet accounting. Every frame a node sends is
+// injected; each injected frame ends exactly one way: a node consumed it
+// (Delivered: it sent nothing in response; Forwarded: it sent one or more
+// frames, which are injected in turn), it was dropped (by the node, which
+// traced a drop and sent nothing, or by the engine: queue-full, link-loss,
+// port-down, node-down), or it is still in flight.
+type Counts struct {
+	Injected  uint64
+	Delivered uint64
+	Forwarded uint64
+	InFlight  uint64
+	Dropped   map[datapath.Reason]uint64
+	// Hops is the number of frames handed to a node's Receive: packet-hop
+	// events. Trace counts the trace events emitted.
+	Hops  uint64
+	Trace uint64
+}
+
+// DroppedTotal sums the drops of every reason.
+func (c Counts) DroppedTotal() uint64 {
+	var n uint64
+	for _, v := range c.Dropped {
+		n += v
+	}
+	return n
+}
+
+// Engine is a discrete-event simulator of datapath nodes. It is not safe for
+// concurrent use; scheduled functions run on the goroutine that calls Run.
+type Engine struct {
+	now    time.Duration
+	seq    uint64
+	q      queue
+	rng    *rand.Rand
+	nodes  []*nodeState
+	byName map[string]int32
+	wires  []wireState
+
+	bufs     [][]byte
+	freeBufs []int32
+	actions  []func()
+	freeActs []int32
+
+	cur    segment
+	counts Counts
+
+	record  bool
+	trace   []record
+	sink    func(datapath.Event)
+	limit   uint64
+	handled uint64
+
+	// Load remembers how to add instances later.
+	delayFn func(datapath.Node) time.Duration
+	opts    LinkOpts
+
+	probes    map[uint64]*probeInfo
+	nextProbe uint64
+	index     probeIndex
+}
+
+// New returns an engine whose random choices (link loss) come from seed.
+// Trace recording is on; see SetRecord.
+func New(seed int64) *Engine {
+	s := uint64(seed)
+	return &Engine{
+		rng:    rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15)),
+		byName: map[string]int32{},
+		counts: Counts{Dropped: map[datapath.Reason]uint64{}},
+		record: true,
+		probes: map[uint64]*probeInfo{},
+		cur:    segment{head: -1, flood: -1},
+	}
+}
+
+// Now returns the virtual time.
+func (e *Engine) Now() time.Duration { return e.now }
+
+// SetRecord turns the in-memory trace on or off (on by default). Probe
+// results need it; throughput runs turn it off.
+func (e *Engine) SetRecord(on bool) { e.record = on }
+
+// OnTrace sets a function called with every trace event, stamped.
+func (e *Engine) OnTrace(f func(datapath.Event)) { e.sink = f }
+
+// SetEventLimit makes Run stop with ErrEventLimit after n more queue events
+// (0: no limit), a guard against forwarding loops.
+func (e *Engine) SetEventLimit(n uint64) { e.limit, e.handled = n, 0 }
+
+// AddNode adds a node whose every frame takes procDelay to process.
+func (e *Engine) AddNode(n datapath.Node, procDelay time.Duration) error {
+	name := n.Name()
+	if i, ok := e.byName[name]; ok && !e.nodes[i].removed {
+		return fmt.Errorf("add node %q: %w", name, ErrDuplicate)
+	}
+	ports := n.Ports()
+	ns := &nodeState{n: n, name: name, ports: ports, delay: procDelay,
+		wire: make([]int32, len(ports)), side: make([]uint8, len(ports)), up: true}
+	for i := range ns.wire {
+		ns.wire[i] = -1
+	}
+	idx := int32(len(e.nodes))
+	ns.out = &output{e: e, n: idx}
+	e.nodes = append(e.nodes, ns)
+	e.byName[name] = idx
+	return nil
+}
+
+// Node returns the node called name.
+func (e *Engine) Node(name string) (datapath.Node, bool) {
+	i, ok := e.byName[name]
+	if !ok || e.nodes[i].removed {
+		return nil, false
+	}
+	return e.nodes[i].n, true
+}
+
+func (e *Engine) lookup(name string) (int32, error) {
+	i, ok := e.byName[name]
+	if !ok || e.nodes[i].removed {
+		return 0, fmt.Errorf("node %q: %w", name, ErrUnknownNode)
+	}
+	return i, nil
+}
+
+// Connect adds a wire between two ports of nodes already added and returns
+// its index (for SetLinkState).
+func (e *Engine) Connect(w datapath.Wire, opts LinkOpts) (int, error) {
+	ws := wireState{w: w, opts: opts, up: true}
+	for s, end := range [2]datapath.PortRef{w.A, w.B} {
+		ni, err := e.lookup(end.Node)
+		if err != nil {
+			return 0, fmt.Errorf("connect %s:%d: %w", end.Node, end.Port, err)
+		}
+		n := e.nodes[ni]
+		if end.Port < 0 || end.Port >= len(n.ports) {
+			return 0, fmt.Errorf("connect %s:%d (node has %d ports): %w", end.Node, end.Port, len(n.ports), ErrBadPort)
+		}
+		if n.wire[end.Port] >= 0 {
+			return 0, fmt.Errorf("connect %s port %s: already wired: %w", end.Node, n.ports[end.Port], ErrDuplicate)
+		}
+		ws.node[s], ws.port[s] = ni, int32(end.Port)
+		if opts.QueueFrames > 0 {
+			ws.dir[s].ends = make([]time.Duration, opts.QueueFrames)
+		}
+	}
+	wi := int32(len(e.wires))
+	for s := range 2 {
+		n := e.nodes[ws.node[s]]
+		n.wire[ws.port[s]], n.side[ws.port[s]] = wi, uint8(s)
+	}
+	e.wires = append(e.wires, ws)
+	return int(wi), nil
+}
+
+// Wire returns the index of the wire on port ref.
+func (e *Engine) Wire(ref datapath.PortRef) (int, error) {
+	ni, err := e.lookup(ref.Node)
+	if err != nil {
+		return 0, err
+	}
+	n := e.nodes[ni]
+	if ref.Port < 0 || ref.Port >= len(n.wire) || n.wire[ref.Port] < 0 {
+		return 0, fmt.Errorf("wire on %s:%d: %w", ref.Node, ref.Port, ErrBadPort)
+	}
+	return int(n.wire[ref.Port]), nil
+}
+
+// UniformDelay gives every node the same processing delay.
+func UniformDelay(d time.Duration) func(datapath.Node) time.Duration {
+	return func(datapath.Node) time.Duration { return d }
+}
+
+// Load adds every node and wire of f, with the processing delay delay(node)
+// (nil: none) and opts on every wire. Instances added later through
+// AddInstance get the same.
+func (e *Engine) Load(f datapath.Fabric, delay func(datapath.Node) time.Duration, opts LinkOpts) error {
+	if delay == nil {
+		delay = UniformDelay(0)
+	}
+	e.delayFn, e.opts = delay, opts
+	for _, n := range f.Nodes() {
+		if err := e.AddNode(n, delay(n)); err != nil {
+			return fmt.Errorf("load %s fabric: %w", f.Generation(), err)
+		}
+	}
+	for _, w := range f.Wires() {
+		if _, err := e.Connect(w, opts); err != nil {
+			return fmt.Errorf("load %s fabric: %w", f.Generation(), err)
+		}
+	}
+	return nil
+}
+
+// AddInstance attaches an instance through f and adds its node and wire.
+// Call it before Run or from a scheduled function (At).
+func (e *Engine) AddInstance(f datapath.Fabric, s datapath.InstanceSpec) (datapath.Node, error) {
+	n, w, err := f.AddInstance(s)
+	if err != nil {
+		return nil, fmt.Errorf("add instance %q: %w", s.Name, err)
+	}
+	d := time.Duration(0)
+	if e.delayFn != nil {
+		d = e.delayFn(n)
+	}
+	if err := e.AddNode(n, d); err != nil {
+		return nil, fmt.Errorf("add instance %q: %w", s.Name, err)
+	}
+	if _, err := e.Connect(w, e.opts); err != nil {
+		return nil, fmt.Errorf("add instance %q: %w", s.Name, err)
+	}
+	return n, nil
+}
+
+// RemoveInstance detaches an instance through f and removes its node and
+// wire; frames in flight to it are dropped (port-down).
+func (e *Engine) RemoveInstance(f datapath.Fabric, name string) error {
+	ni, err := e.lookup(name)
+	if err != nil {
+		return fmt.Errorf("remove instance: %w", err)
+	}
+	if err := f.RemoveInstance(name); err != nil {
+		return fmt.Errorf("remove instance %q: %w", name, err)
+	}
+	n := e.nodes[ni]
+	n.removed, n.up = true, false
+	for p, wi := range n.wire {
+		if wi < 0 {
+			continue
+		}
+		w := &e.wires[wi]
+		w.up, w.removed = false, true
+		w.epoch++
+		peer := e.nodes[w.node[1-n.side[p]]]
+		peer.wire[w.port[1-n.side[p]]] = -1
+		n.wire[p] = -1
+	}
+	delete(e.byName, name)
+	return nil
+}
+
+// schedule queues an action at t (not before now).
+func (e *Engine) schedule(t time.Duration, f func()) {
+	if t < e.now {
+		t = e.now
+	}
+	var i int32
+	if n := len(e.freeActs); n > 0 {
+		i = e.freeActs[n-1]
+		e.freeActs = e.freeActs[:n-1]
+		e.actions[i] = f
+	} else {
+		i = int32(len(e.actions))
+		e.actions = append(e.actions, f)
+	}
+	e.seq++
+	e.q.push(event{at: t, seq: e.seq, kind: evAction, wire: i})
+}
+
+// At runs f at virtual time t (now, if t is past).
+func (e *Engine) At(t time.Duration, f func()) { e.schedule(t, f) }
+
+// Do runs f at time t in node's context: frames it sends leave from the
+// node, and they and the trace events carry probe (0: none). A node that is
+// down or removed by then does nothing.
+func (e *Engine) Do(t time.Duration, node string, probe uint64, f func(now time.Duration, out datapath.Output)) error {
+	ni, err := e.lookup(node)
+	if err != nil {
+		return fmt.Errorf("do: %w", err)
+	}
+	e.schedule(t, func() {
+		n := e.nodes[ni]
+		if !n.up {
+			return
+		}
+		e.begin(probe, -1, false)
+		f(e.now, n.out)
+		e.cur = segment{head: -1, flood: -1}
+	})
+	return nil
+}
+
+func (e *Engine) begin(probe uint64, head int32, arp bool) {
+	e.cur = segment{probe: probe, head: head, flood: -1, arp: arp}
+}
+
+// isARP reports whether a raw frame is ARP (untagged or with one tag).
+func isARP(b []byte) bool {
+	if len(b) < 14 {
+		return false
+	}
+	et := binary.BigEndian.Uint16(b[12:14])
+	if et == 0x8100 && len(b) >= 18 {
+		et = binary.BigEndian.Uint16(b[16:18])
+	}
+	return et == 0x0806
+}
+
+// serialisation returns the time to put n bytes on a wire of rate bit/s,
+// rounded up to the nanosecond; 0 for an unlimited rate.
+func serialisation(n int, rate int64) time.Duration {
+	if rate <= 0 {
+		return 0
+	}
+	bits := int64(n) * 8 * int64(time.Second)
+	return time.Duration((bits + rate - 1) / rate)
+}
+
+func (e *Engine) allocBuf(b []byte) int32 {
+	var i int32
+	if n := len(e.freeBufs); n > 0 {
+		i = e.freeBufs[n-1]
+		e.freeBufs = e.freeBufs[:n-1]
+	} else {
+		i = int32(len(e.bufs))
+		e.bufs = append(e.bufs, make([]byte, 0, max(len(b), 1600)))
+	}
+	e.bufs[i] = append(e.bufs[i][:0], b...)
+	return i
+}
+
+func (e *Engine) send(ni int32, port int, b []byte) {
+	e.counts.Injected++
+	e.cur.sends++
+	n := e.nodes[ni]
+	head := e.cur.head
+	if e.cur.flood >= 0 {
+		// The next branch of a flood starts again from the flood point.
+		e.cur.head = e.cur.flood
+	}
+	if port < 0 || port >= len(n.wire) || n.wire[port] < 0 {
+		e.linkDrop(n, port, true, datapath.ReasonPortDown, "sim:unwired", head)
+		return
+	}
+	wi := n.wire[port]
+	w := &e.wires[wi]
+	side := n.side[port]
+	if !w.up {
+		e.linkDrop(n, port, true, datapath.ReasonPortDown, "sim:link-down", head)
+		return
+	}
+	if w.opts.Loss > 0 && e.rng.Float64() < w.opts.Loss {
+		e.linkDrop(n, port, true, datapath.ReasonLoss, "sim:loss", head)
+		return
+	}
+	d := &w.dir[side]
+	if d.ends != nil {
+		for d.n > 0 && d.ends[d.head] <= e.now {
+			d.head = (d.head + 1) % len(d.ends)
+			d.n--
+		}
+		if d.n == len(d.ends) {
+			e.linkDrop(n, port, true, datapath.ReasonQueueFull, "sim:queue-full", head)
+			return
+		}
+	}
+	start := max(e.now, d.lastEnd)
+	end := start + serialisation(len(b), w.w.Rate)
+	d.lastEnd = end
+	if d.ends != nil {
+		d.ends[(d.head+d.n)%len(d.ends)] = end
+		d.n++
+	}
+	dst := e.nodes[w.node[1-side]]
+	e.counts.InFlight++
+	e.seq++
+	e.q.push(event{at: end + w.w.Delay + dst.delay, seq: e.seq, probe: e.cur.probe,
+		wire: wi, buf: e.allocBuf(b), head: head, epoch: w.epoch, kind: evArrive, dir: side})
+}
+
+// linkDrop counts and traces a frame the engine dropped on n's port.
+func (e *Engine) linkDrop(n *nodeState, port int, out bool, r datapath.Reason, rule string, head int32) {
+	e.counts.Dropped[r]++
+	ev := datapath.Event{Node: n.name, Kind: KindLink, Action: datapath.ActDrop, Reason: r, Rule: rule}
+	if port >= 0 && port < len(n.ports) {
+		ev.Device = n.ports[port]
+		if out {
+			ev.OutPort = ev.Device
+		} else {
+			ev.InPort = ev.Device
+		}
+	}
+	saved := e.cur.head
+	e.cur.head = head
+	e.emit(ev)
+	e.cur.head = saved
+}
+
+func (e *Engine) nodeTrace(ni int32, ev datapath.Event) {
+	if ev.Action == datapath.ActDrop {
+		e.cur.dropped = true
+		e.cur.reason = ev.Reason
+	}
+	e.emit(ev)
+}
+
+// emit stamps ev, records it with its lineage and passes it to the sink.
+func (e *Engine) emit(ev datapath.Event) {
+	ev.Time = e.now
+	ev.Probe = e.cur.probe
+	e.counts.Trace++
+	if e.record {
+		i := int32(len(e.trace))
+		e.trace = append(e.trace, record{ev: ev, prev: e.cur.head, arp: e.cur.arp})
+		switch ev.Action {
+		case datapath.ActDrop:
+			// A drop ends its branch; the path goes on without it.
+		case datapath.ActFlood:
+			e.cur.head, e.cur.flood = i, i
+		default:
+			e.cur.head = i
+		}
+	}
+	if e.sink != nil {
+		e.sink(ev)
+	}
+}
+
+func (e *Engine) arrive(ev *event) {
+	e.counts.InFlight--
+	w := &e.wires[ev.wire]
+	far := 1 - ev.dir
+	n := e.nodes[w.node[far]]
+	port := int(w.port[far])
+	b := e.bufs[ev.buf]
+	e.begin(ev.probe, ev.head, e.record && isARP(b))
+	switch {
+	case !w.up || w.epoch != ev.epoch:
+		e.linkDrop(n, port, false, datapath.ReasonPortDown, "sim:link-down", ev.head)
+	case !n.up:
+		e.linkDrop(n, port, false, datapath.ReasonNodeDown, "sim:node-down", ev.head)
+	default:
+		e.counts.Hops++
+		n.n.Receive(e.now, port, b, n.out)
+		switch {
+		case e.cur.sends > 0:
+			e.counts.Forwarded++
+		case e.cur.dropped:
+			e.counts.Dropped[e.cur.reason]++
+		default:
+			e.counts.Delivered++
+		}
+	}
+	e.freeBufs = append(e.freeBufs, ev.buf)
+	e.cur = segment{head: -1, flood: -1}
+}
+
+// Run processes events up to and including virtual time until, then sets
+// the clock to until.
+func (e *Engine) Run(until time.Duration) error {
+	for e.q.len() > 0 && e.q.peek().at <= until {
+		if err := e.step(); err != nil {
+			return err
+		}
+	}
+	if until > e.now {
+		e.now = until
+	}
+	return nil
+}
+
+// RunUntilIdle processes events until the queue is empty.
+func (e *Engine) RunUntilIdle() error {
+	for e.q.len() > 0 {
+		if err := e.step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) step() error {
+	if e.limit > 0 {
+		if e.handled >= e.limit {
+			return fmt.Errorf("run at %v: %w (%d events; a forwarding loop?)", e.now, ErrEventLimit, e.limit)
+		}
+		e.handled++
+	}
+	ev := e.q.pop()
+	e.now = ev.at
+	switch ev.kind {
+	case evArrive:
+		e.arrive(&ev)
+	case evAction:
+		f := e.actions[ev.wire]
+		e.actions[ev.wire] = nil
+		e.freeActs = append(e.freeActs, ev.wire)
+		f()
+	}
+	return nil
+}
+
+// Counts returns a copy of the packet accounting.
+func (e *Engine) Counts() Counts {
+	c := e.counts
+	c.Dropped = make(map[datapath.Reason]uint64, len(e.counts.Dropped))
+	for k, v := range e.counts.Dropped {
+		c.Dropped[k] = v
+	}
+	return c
+}
+
+// ErrConservation is returned when frames went missing in the accounting.
+var ErrConservation = errors.New("packet conservation violated")
+
+// Conservation returns the accounting and an error unless every injected
+// frame was delivered, forwarded, dropped, or is in flight.
+func (e *Engine) Conservation() (Counts, error) {
+	c := e.Counts()
+	sum := c.Delivered + c.Forwarded + c.DroppedTotal() + c.InFlight
+	if c.Injected != sum {
+		return c, fmt.Errorf("injected %d != delivered %d + forwarded %d + dropped %d + in flight %d: %w",
+			c.Injected, c.Delivered, c.Forwarded, c.DroppedTotal(), c.InFlight, ErrConservation)
+	}
+	return c, nil
+}

@@ -1,0 +1,73 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+)
+
+// SetLinkState takes wire (an index from Connect or Wire) down or up at
+// time at. Frames in flight on a wire that goes down are lost (port-down),
+// and so are frames sent on it while it is down. Both end nodes get
+// SetPortState, in the order A, B.
+func (e *Engine) SetLinkState(at time.Duration, wire int, up bool) error {
+	if wire < 0 || wire >= len(e.wires) {
+		return fmt.Errorf("set link %d state: %w", wire, ErrBadPort)
+	}
+	e.schedule(at, func() {
+		w := &e.wires[wire]
+		if w.removed || w.up == up {
+			return
+		}
+		w.up = up
+		if !up {
+			w.epoch++
+			w.dir = [2]direction{{ends: w.dir[0].ends}, {ends: w.dir[1].ends}}
+		}
+		for s := range 2 {
+			e.portState(w.node[s], int(w.port[s]), up)
+		}
+	})
+	return nil
+}
+
+// portState tells a node (if it is up) that the link on port changed.
+func (e *Engine) portState(ni int32, port int, up bool) {
+	n := e.nodes[ni]
+	if !n.up {
+		return
+	}
+	e.begin(0, -1, false)
+	n.n.SetPortState(e.now, port, up, n.out)
+	e.cur = segment{head: -1, flood: -1}
+}
+
+// SetNodeState fails a node (up false) or restores it at time at. A node
+// that is down drops every frame that reaches it (node-down) and runs no
+// Do functions; its neighbours get SetPortState on the ports facing it, as
+// if those links had gone down (or come back). The node's own state is
+// kept, as after a reboot with a saved configuration.
+func (e *Engine) SetNodeState(at time.Duration, node string, up bool) error {
+	ni, err := e.lookup(node)
+	if err != nil {
+		return fmt.Errorf("set node state: %w", err)
+	}
+	e.schedule(at, func() {
+		n := e.nodes[ni]
+		if n.removed || n.up == up {
+			return
+		}
+		n.up = up
+		for p, wi := range n.wire {
+			if wi < 0 {
+				continue
+			}
+			w := &e.wires[wi]
+			if !w.up {
+				continue
+			}
+			far := 1 - n.side[p]
+			e.portState(w.node[far], int(w.port[far]), up)
+		}
+	})
+	return nil
+}

@@ -1,0 +1,305 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/stack"
+)
+
+// Prober is an instance that can originate probes; *stack.Instance is one.
+type Prober interface {
+	datapath.Node
+	Probe(now time.Duration, out datapath.Output, p stack.ProbeSpec)
+	Addr() netip.Prefix
+}
+
+// ErrUnknownProbe is returned by Result for an ID never sent.
+var ErrUnknownProbe = errors.New("unknown probe")
+
+type probeInfo struct {
+	from string
+	node datapath.Node
+	spec stack.ProbeSpec
+	at   time.Duration
+}
+
+// probeIndex maps probe IDs to their trace indices, rebuilt when the trace
+// has grown since.
+type probeIndex struct {
+	n  int
+	by map[uint64][]int32
+}
+
+// Probe schedules instance from to send spec at time at and returns the
+// probe's ID (spec.ID, or the next free one when spec.ID is 0). Every frame
+// the probe causes, on its way out and back, carries the ID in the trace.
+func (e *Engine) Probe(at time.Duration, from string, spec stack.ProbeSpec) (uint64, error) {
+	ni, err := e.lookup(from)
+	if err != nil {
+		return 0, fmt.Errorf("probe: %w", err)
+	}
+	pr, ok := e.nodes[ni].n.(Prober)
+	if !ok {
+		return 0, fmt.Errorf("probe from %q: node is a %T, not an instance", from, e.nodes[ni].n)
+	}
+	if spec.ID == 0 {
+		for e.nextProbe++; e.probes[e.nextProbe] != nil; e.nextProbe++ {
+		}
+		spec.ID = e.nextProbe
+	} else if e.probes[spec.ID] != nil {
+		return 0, fmt.Errorf("probe %d from %q: %w", spec.ID, from, ErrDuplicate)
+	}
+	e.probes[spec.ID] = &probeInfo{from: from, node: pr, spec: spec, at: at}
+	err = e.Do(at, from, spec.ID, func(now time.Duration, out datapath.Output) {
+		pr.Probe(now, out, spec)
+	})
+	return spec.ID, err
+}
+
+// Result is what happened to one probe.
+//
+// Paths follow frame lineage, not trace order: each trace event records the
+// device before it on its frame's path; a frame sent by a node continues
+// from the last device the node traced before sending (after a flood event,
+// every further send branches from the flood point); a packet an instance
+// held back for ARP resolution continues from where it was queued
+// (stack.Resumer). So the forward path is the chain that ends at the
+// destination's deliver event, with ARP exchanges and flood copies to
+// other ports left out; the return path is the part of the reply's chain
+// after that deliver event, starting at the destination's originate. Drop
+// events are never on a path.
+type Result struct {
+	ID         uint64
+	From, To   string // To: the node that delivered the probe ("" if none)
+	Spec       stack.ProbeSpec
+	Forward    datapath.Path // up to the last device before the drop when not delivered
+	Return     datapath.Path
+	Hops       int // Forward.Hops()
+	SwitchHops int // Forward.SwitchHops()
+	// OneWay runs from the probe packet's originate event (after ARP
+	// resolution) to its delivery; RTT to the reply's delivery at From.
+	OneWay, RTT time.Duration
+	Delivered   bool
+	Replied     bool
+	ReplyKind   stack.ReplyKind
+	// Where and why the probe or its reply was dropped, when it was.
+	DropNode, DropDevice string
+	Reason               datapath.Reason
+	Rule                 string
+}
+
+func (e *Engine) probeEvents(id uint64) []int32 {
+	if e.index.by == nil || e.index.n != len(e.trace) {
+		if e.index.by == nil || e.index.n > len(e.trace) {
+			e.index = probeIndex{by: map[uint64][]int32{}}
+		}
+		for i := e.index.n; i < len(e.trace); i++ {
+			if p := e.trace[i].ev.Probe; p != 0 {
+				e.index.by[p] = append(e.index.by[p], int32(i))
+			}
+		}
+		e.index.n = len(e.trace)
+	}
+	return e.index.by[id]
+}
+
+// Result derives the outcome of probe id from the trace (see Result).
+func (e *Engine) Result(id uint64) (Result, error) {
+	info := e.probes[id]
+	if info == nil {
+		return Result{}, fmt.Errorf("result of probe %d: %w", id, ErrUnknownProbe)
+	}
+	if !e.record {
+		return Result{}, fmt.Errorf("result of probe %d: %w", id, ErrNoTrace)
+	}
+	r := Result{ID: id, From: info.from, Spec: info.spec}
+	evs := e.probeEvents(id)
+	fwd := int32(-1)
+	for _, i := range evs {
+		ev := &e.trace[i].ev
+		if ev.Action == datapath.ActDeliver && !e.trace[i].arp && ev.Node != info.from {
+			fwd = i
+			break
+		}
+	}
+	if fwd < 0 {
+		r.dropFrom(e, evs, -1, info)
+		return r, nil
+	}
+	r.Delivered = true
+	r.To = e.trace[fwd].ev.Node
+	r.Forward = e.pathTo(fwd)
+	r.Hops, r.SwitchHops = r.Forward.Hops(), r.Forward.SwitchHops()
+	r.OneWay = r.Forward[len(r.Forward)-1].Time - r.Forward[0].Time
+	for _, i := range evs {
+		ev := &e.trace[i].ev
+		if i <= fwd || ev.Action != datapath.ActDeliver || e.trace[i].arp || ev.Node != info.from {
+			continue
+		}
+		ch := e.chain(i)
+		for k, j := range ch {
+			if j == fwd {
+				r.Replied = true
+				for _, j := range ch[k+1:] {
+					r.Return = append(r.Return, e.trace[j].ev)
+				}
+				r.RTT = ev.Time - r.Forward[0].Time
+				break
+			}
+		}
+		if r.Replied {
+			break
+		}
+	}
+	if r.Replied {
+		if rp, ok := info.node.(interface{ Replies() []stack.Reply }); ok {
+			for _, x := range rp.Replies() {
+				if x.ID == id {
+					r.ReplyKind = x.Kind
+				}
+			}
+		}
+		return r, nil
+	}
+	r.dropFrom(e, evs, fwd, info)
+	return r, nil
+}
+
+// dropFrom fills the drop verdict from the probe's drop events after trace
+// index after: the first drop of the probe's own packets that is not a
+// flood copy reaching the wrong instance; else such a not-for-me drop; else
+// a packet still waiting for ARP at the source; else a dropped ARP frame.
+func (r *Result) dropFrom(e *Engine, evs []int32, after int32, info *probeInfo) {
+	pick := int32(-1)
+	rank := 4
+	for _, i := range evs {
+		rec := &e.trace[i]
+		if i <= after || rec.ev.Action != datapath.ActDrop {
+			continue
+		}
+		k := 0
+		switch {
+		case rec.arp:
+			k = 3
+		case rec.ev.Reason == datapath.ReasonNotForMe:
+			k = 1
+		}
+		if k < rank {
+			pick, rank = i, k
+		}
+	}
+	if rank >= 2 {
+		if pd, ok := info.node.(interface{ Pending(uint64) bool }); ok && pd.Pending(r.ID) {
+			r.DropNode, r.DropDevice, r.Reason, r.Rule = info.from, stack.Port, datapath.ReasonNoARP, "arp:unresolved"
+			return
+		}
+	}
+	if pick < 0 {
+		return
+	}
+	ev := &e.trace[pick].ev
+	r.DropNode, r.DropDevice, r.Reason, r.Rule = ev.Node, ev.Device, ev.Reason, ev.Rule
+	if after < 0 && !e.trace[pick].arp {
+		r.Forward = e.pathTo(pick)
+		r.Hops, r.SwitchHops = r.Forward.Hops(), r.Forward.SwitchHops()
+	}
+}
+
+// Matrix is a reachability matrix between instances.
+type Matrix struct {
+	Names []string
+	// Reach[i][j]: the probe from Names[i] to Names[j] got its reply.
+	// The diagonal is true and not probed.
+	Reach [][]bool
+	IDs   [][]uint64
+}
+
+// Reachable counts the ordered pairs (i != j) that reached each other.
+func (m *Matrix) Reachable() int {
+	n := 0
+	for i := range m.Reach {
+		for j := range m.Reach[i] {
+			if i != j && m.Reach[i][j] {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// String draws the matrix: one row per source, '+' reachable, '.' not.
+func (m *Matrix) String() string {
+	var b strings.Builder
+	for i, row := range m.Reach {
+		b.WriteString(m.Names[i])
+		b.WriteByte(' ')
+		for _, ok := range row {
+			if ok {
+				b.WriteByte('+')
+			} else {
+				b.WriteByte('.')
+			}
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// AllPairs probes every ordered pair of the named instances with spec
+// (Dst filled in per pair), one probe every gap from start, runs the engine
+// until idle and returns who reached whom.
+func (e *Engine) AllPairs(start, gap time.Duration, names []string, spec stack.ProbeSpec) (*Matrix, error) {
+	m := &Matrix{Names: names, Reach: make([][]bool, len(names)), IDs: make([][]uint64, len(names))}
+	addrs := make([]netip.Addr, len(names))
+	for i, n := range names {
+		ni, err := e.lookup(n)
+		if err != nil {
+			return nil, fmt.Errorf("all pairs: %w", err)
+		}
+		pr, ok := e.nodes[ni].n.(Prober)
+		if !ok {
+			return nil, fmt.Errorf("all pairs: %q is a %T, not an instance", n, e.nodes[ni].n)
+		}
+		addrs[i] = pr.Addr().Addr()
+	}
+	t := start
+	for i := range names {
+		m.Reach[i] = make([]bool, len(names))
+		m.IDs[i] = make([]uint64, len(names))
+		for j := range names {
+			if i == j {
+				m.Reach[i][j] = true
+				continue
+			}
+			s := spec
+			s.Dst, s.ID = addrs[j], 0
+			id, err := e.Probe(t, names[i], s)
+			if err != nil {
+				return nil, fmt.Errorf("all pairs: %w", err)
+			}
+			m.IDs[i][j] = id
+			t += gap
+		}
+	}
+	if err := e.RunUntilIdle(); err != nil {
+		return nil, fmt.Errorf("all pairs: %w", err)
+	}
+	for i := range names {
+		for j := range names {
+			if i == j {
+				continue
+			}
+			r, err := e.Result(m.IDs[i][j])
+			if err != nil {
+				return nil, fmt.Errorf("all pairs: %w", err)
+			}
+			m.Reach[i][j] = r.Replied
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,517 @@
+package clab
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/netbed/netbed/topologies"
+)
+
+// built returns topologies from every builder, with defaults and without.
+func built(t testing.TB) map[string]*topologies.Topology {
+	t.Helper()
+	out := map[string]*topologies.Topology{}
+	must := func(name string, topo *topologies.Topology, err error) {
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out[name] = topo
+	}
+	tt, err := topologies.ThreeTier(topologies.ThreeTierParams{})
+	must("three-tier", tt, err)
+	tt2, err := topologies.ThreeTier(topologies.ThreeTierParams{Pods: 2, RacksPerPod: 2, HostsPerRack: 3, Firewalls: 2})
+	must("three-tier-2pods", tt2, err)
+	sl, err := topologies.SpineLeaf(topologies.SpineLeafParams{})
+	must("spine-leaf", sl, err)
+	sld, err := topologies.SpineLeaf(topologies.SpineLeafParams{Spines: 4, Leaves: 8, HostsPerLeaf: 2, DualHomed: true, Kind: "nokia_srlinux", Image: "ghcr.io/nokia/srlinux"})
+	must("spine-leaf-dual-srl", sld, err)
+	maz, err := topologies.MultiAZ(topologies.MultiAZParams{AZs: 3})
+	must("multi-az", maz, err)
+	empty := ""
+	sl.Prefix = &empty
+	lab := topologies.PrefixLabName
+	maz.Prefix = &lab
+	return out
+}
+
+// foreign lists the hand-written and generated containerlab files in testdata.
+func foreign(t testing.TB) []string {
+	t.Helper()
+	files, err := filepath.Glob("testdata/*.clab.yml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata files: %v", err)
+	}
+	return files
+}
+
+func compileSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	sch, err := c.Compile("testdata/clab.schema.json")
+	if err != nil {
+		t.Fatalf("compile containerlab schema: %v", err)
+	}
+	return sch
+}
+
+// asJSON converts YAML to the JSON data model the validator expects.
+func asJSON(t *testing.T, b []byte) any {
+	t.Helper()
+	var v any
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(j))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func TestWriteValidatesAgainstSchema(t *testing.T) {
+	sch := compileSchema(t)
+	check := func(t *testing.T, topo *topologies.Topology) {
+		b, err := Write(topo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sch.Validate(asJSON(t, b)); err != nil {
+			t.Fatalf("written file does not validate against the containerlab schema:\n%v\n%s", err, b)
+		}
+	}
+	for name, topo := range built(t) {
+		t.Run(name, func(t *testing.T) { check(t, topo) })
+	}
+	for _, f := range foreign(t) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			topo, _, err := Read(f, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, topo)
+		})
+	}
+}
+
+// TestSchemaCatchesBadFiles makes sure the schema check above can fail.
+func TestSchemaCatchesBadFiles(t *testing.T) {
+	sch := compileSchema(t)
+	for _, bad := range []string{
+		"name: x\ntopology:\n  nodes:\n    a: {kind: linux, colour: red}\n",
+		"name: x\n",
+		"name: x\ntopology:\n  nodes: {a: {kind: nosuchkind}}\n",
+		"name: x\ntopology:\n  nodes: {a: {kind: linux}}\n  links:\n    - endpoints: [\"a-eth1\", \"b:eth1\"]\n",
+	} {
+		if err := sch.Validate(asJSON(t, []byte(bad))); err == nil {
+			t.Errorf("schema accepted %q", bad)
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	stable := func(t *testing.T, first []byte) *topologies.Topology {
+		t.Helper()
+		topo, rep, err := Read("first.clab.yml", first)
+		if err != nil {
+			t.Fatalf("read back: %v\n%s", err, first)
+		}
+		if len(rep.Inferred) > 0 || len(rep.Unresolved) > 0 {
+			t.Errorf("reading netbed's own file inferred something:\n%s", rep)
+		}
+		second, err := Write(topo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(first, second) {
+			t.Errorf("write, read, write is not byte-stable:\n--- first\n%s\n--- second\n%s", first, second)
+		}
+		return topo
+	}
+	for name, topo := range built(t) {
+		t.Run(name, func(t *testing.T) {
+			b, err := Write(topo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := stable(t, b)
+			if !reflect.DeepEqual(topo, back) {
+				t.Errorf("read(write(t)) differs from t:\n%+v\n%+v", topo, back)
+			}
+		})
+	}
+	for _, f := range foreign(t) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			topo, _, err := Read(f, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := Write(topo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := stable(t, b)
+			if !reflect.DeepEqual(topo, back) {
+				t.Errorf("imported topology changed on write/read")
+			}
+		})
+	}
+}
+
+func TestImport(t *testing.T) {
+	type want struct {
+		roles    map[string]topologies.Role
+		prefix   string // LabPrefix
+		links    int
+		ifaces   map[string][]string // node -> interfaces in link order
+		azs      map[string]string
+		inferred []string // substrings of the report
+		valid    bool
+	}
+	cases := map[string]want{
+		"generated-srl-3tier.clab.yml": {
+			roles: map[string]topologies.Role{"node1-1": "leaf", "node1-4": "leaf", "node2-1": "spine", "node2-2": "spine", "node3-1": "spine"},
+			prefix: "clab-3tier-", links: 4*2 + 2*1,
+			ifaces:   map[string][]string{"node1-1": {"e1-1", "e1-2"}, "node2-1": {"e1-1", "e1-2", "e1-3", "e1-4", "e1-5"}, "node3-1": {"e1-1", "e1-2"}},
+			inferred: []string{"node1-1: role leaf (from group tier-1", "node3-1: role spine (from group tier-3: super-spine", "node2-2: role spine (from group tier-2"},
+			valid:    true,
+		},
+		"generated-linux-2tier.clab.yml": {
+			roles:  map[string]topologies.Role{"node1-1": "leaf", "node1-3": "leaf", "node2-1": "spine", "node2-2": "spine"},
+			prefix: "", links: 8,
+			ifaces:   map[string][]string{"node1-2": {"eth1", "eth2"}, "node2-2": {"eth1", "eth2", "eth3", "eth4"}},
+			inferred: []string{"node1-1: role leaf (from group tier-1"},
+			valid:    true,
+		},
+		"nos-srl-ceos.clab.yml": {
+			roles: map[string]topologies.Role{"dc1-leaf1": "leaf", "dc1-leaf2": "leaf", "dc1-spine1": "spine", "dc1-spine2": "spine", "client1": "host", "client2": "host"},
+			prefix: "evpn-dc-", links: 6,
+			ifaces: map[string][]string{"dc1-leaf1": {"e1-49", "e1-50", "e1-1"}, "dc1-spine1": {"eth1", "eth2"}, "dc1-spine2": {"eth1", "eth2"}},
+			inferred: []string{`dc1-leaf1: role leaf (from name, word "leaf")`, `client1: role host (from name, word "client")`,
+				"interface ethernet-1/49 is a nokia_srlinux alias of e1-49", "interface Ethernet2 is a arista_ceos alias of eth2",
+				"link type host", "mgmt: not carried", "startup-config"},
+			valid: true,
+		},
+		"nos-anonymous.clab.yml": {
+			roles:  map[string]topologies.Role{"r1": "leaf", "r2": "leaf", "r3": "spine", "r4": "spine", "c1": "host", "c2": "host", "c3": "host"},
+			prefix: "clab-anon-", links: 8,
+			inferred: []string{"c2: role host (from shape", "r1: role leaf (from shape: links to 2 host(s))", "r3: role spine (from shape: links only to leaves"},
+			valid:    true,
+		},
+		"groups-labels.clab.yml": {
+			roles:    map[string]topologies.Role{"s1": "spine", "s2": "spine", "t1": "leaf", "t2": "leaf", "web1": "host", "db1": "host"},
+			prefix:   "lab-grouped-", links: 6,
+			azs:      map[string]string{"s1": "az-east", "t1": ""},
+			inferred: []string{`t1: role leaf (from group leaves, word "leaves")`, `web1: role host (from group servers`},
+			valid:    true,
+		},
+	}
+	for _, f := range foreign(t) {
+		base := filepath.Base(f)
+		w, ok := cases[base]
+		if !ok {
+			t.Errorf("testdata file %s has no expectations in TestImport", base)
+			continue
+		}
+		t.Run(base, func(t *testing.T) {
+			topo, rep, err := Load(f)
+			if (err == nil) != w.valid {
+				t.Fatalf("Load: %v (want valid=%v)\n%s", err, w.valid, rep)
+			}
+			for n, r := range w.roles {
+				if got := topo.Node(n); got == nil || got.Role != r {
+					t.Errorf("node %s: got %+v, want role %s", n, got, r)
+				}
+			}
+			for _, n := range topo.Nodes {
+				if _, ok := w.roles[n.Name]; !ok && !strings.HasPrefix(n.Name, "node1-") {
+					t.Errorf("node %s (role %s) not covered by the test", n.Name, n.Role)
+				}
+			}
+			if got := topo.LabPrefix(); got != w.prefix {
+				t.Errorf("lab prefix %q, want %q", got, w.prefix)
+			}
+			if len(topo.Links) != w.links {
+				t.Errorf("%d links, want %d", len(topo.Links), w.links)
+			}
+			for n, ifs := range w.ifaces {
+				if got := topo.Interfaces(n); !slices.Equal(got, ifs) {
+					t.Errorf("node %s interfaces %v, want %v", n, got, ifs)
+				}
+			}
+			for n, az := range w.azs {
+				if got := topo.Node(n).AZ; got != az {
+					t.Errorf("node %s AZ %q, want %q", n, got, az)
+				}
+			}
+			report := rep.String()
+			for _, s := range w.inferred {
+				if !strings.Contains(report, s) {
+					t.Errorf("report lacks %q:\n%s", s, report)
+				}
+			}
+			if len(rep.Unresolved) > 0 {
+				t.Errorf("unresolved nodes: %v", rep.Unresolved)
+			}
+		})
+	}
+}
+
+func TestImportDetails(t *testing.T) {
+	topo, _, err := Load("testdata/nos-srl-ceos.clab.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := topo.Node("dc1-leaf1")
+	if leaf.Kind != "nokia_srlinux" || leaf.Image != "ghcr.io/nokia/srlinux:24.10.1" {
+		t.Errorf("leaf kind/image from kinds: got %q %q", leaf.Kind, leaf.Image)
+	}
+	if sp := topo.Node("dc1-spine1"); sp.Labels["graph-level"] != "1" || sp.Image != "ceos:4.32.0F" {
+		t.Errorf("spine1 labels %v image %q", sp.Labels, sp.Image)
+	}
+	_, l, ok := topo.Peer(topologies.Endpoint{Node: "dc1-leaf2", Iface: "e1-50"})
+	if !ok || l.MTU != 9100 || l.Rate != topologies.Rate100G || l.B != (topologies.Endpoint{Node: "dc1-spine2", Iface: "eth2"}) {
+		t.Errorf("extended link: %+v", l)
+	}
+	g, _, err := Load("testdata/groups-labels.clab.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := g.Node("web1"); w.Image != "ghcr.io/hellt/network-multitool" || w.Kind != "linux" {
+		t.Errorf("web1 from group template and defaults: %+v", w)
+	}
+	if t2 := g.Node("t2"); t2.Rack != "r2" || t2.Labels["owner"] != "netops" || len(t2.Labels) != 1 {
+		t.Errorf("t2 rack %q labels %v", t2.Rack, t2.Labels)
+	}
+	_, l, _ = g.Peer(topologies.Endpoint{Node: "web1", Iface: "eth1"})
+	if l.Rate != topologies.Rate25G || l.Delay.Microseconds() != 50 {
+		t.Errorf("web1 link rate %d delay %v", l.Rate, l.Delay)
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	const file = "spine-leaf.clab.yml"
+	cases := []struct {
+		name  string
+		yaml  string
+		class error
+		want  string // exact error text, or a substring when it starts with "~"
+	}{
+		{"undefined node", `name: sl
+topology:
+  nodes:
+    leaf1: {kind: linux}
+    spine1: {kind: linux}
+  links:
+    - endpoints: ["leaf1:eth1", "spine1:eth1"]
+    - endpoints: ["leaf1:eth2", "leaf9:eth1"]
+`, ErrUndefinedNode, `spine-leaf.clab.yml:8: topology.links[1].endpoints[1]: node "leaf9" is not defined; add it under topology.nodes or fix the endpoint`},
+		{"unknown node field", "name: x\ntopology:\n  nodes:\n    a:\n      kind: linux\n      imgae: alpine\n",
+			ErrUnknownField, `spine-leaf.clab.yml:6: topology.nodes.a.imgae: unknown field "imgae"; did you mean "image"?`},
+		{"unknown top field", "name: x\ntopolgy:\n  nodes: {a: {kind: linux}}\n", ErrUnknownField, `~:2: topolgy: unknown field "topolgy"`},
+		{"unknown link field", "name: x\ntopology:\n  nodes: {a: {kind: linux}, b: {kind: linux}}\n  links:\n    - endpoints: [a:eth1, b:eth1]\n      speed: 10G\n",
+			ErrUnknownField, `~:6: topology.links[0].speed: unknown field`},
+		{"unknown endpoint field", "name: x\ntopology:\n  nodes: {a: {kind: linux}, b: {kind: linux}}\n  links:\n    - type: veth\n      endpoints:\n        - {node: a, interface: eth1, port: 3}\n        - {node: b, interface: eth1}\n",
+			ErrUnknownField, `~:7: topology.links[0].endpoints[0].port`},
+		{"bad endpoint", "name: x\ntopology:\n  nodes: {a: {kind: linux}}\n  links:\n    - endpoints: [a-eth1, a:eth2]\n",
+			ErrInvalid, `~:5: topology.links[0].endpoints[0]: endpoint "a-eth1": want "node:interface"`},
+		{"three endpoints", "name: x\ntopology:\n  nodes: {a: {kind: linux}}\n  links:\n    - endpoints: [a:eth1, a:eth2, a:eth3]\n",
+			ErrInvalid, `~topology.links[0].endpoints: want exactly two endpoints, got 3`},
+		{"bad role label", "name: x\ntopology:\n  nodes:\n    a:\n      kind: linux\n      labels:\n        netbed.role: router\n",
+			ErrInvalid, `~:7: topology.nodes.a.labels.netbed.role: unknown role "router"`},
+		{"bad rate", "name: x\ntopology:\n  nodes: {a: {kind: linux}, b: {kind: linux}}\n  links:\n    - endpoints: [a:eth1, b:eth1]\n      vars: {netbed.rate: fast}\n",
+			ErrInvalid, `~:6: topology.links[0].vars.netbed.rate: rate "fast"`},
+		{"bad mtu", "name: x\ntopology:\n  nodes: {a: {kind: linux}, b: {kind: linux}}\n  links:\n    - endpoints: [a:eth1, b:eth1]\n      mtu: big\n",
+			ErrInvalid, `~:6: topology.links[0].mtu`},
+		{"no kind", "name: x\ntopology:\n  nodes:\n    a:\n", ErrInvalid, `~:4: topology.nodes.a: node "a" has no kind`},
+		{"duplicate key", "name: x\ntopology:\n  nodes:\n    a: {kind: linux}\n    a: {kind: linux}\n", ErrSyntax, `~:5: topology.nodes.a: "a" is set twice`},
+		{"yaml syntax", "name: x\ntopology:\n  nodes: [\n", ErrSyntax, `~spine-leaf.clab.yml:3: `},
+		{"empty", "", ErrSyntax, `~the file is empty`},
+		{"no name", "topology:\n  nodes: {a: {kind: linux}}\n", ErrInvalid, `~the lab has no name`},
+		{"no topology", "name: x\n", ErrInvalid, `~no topology section`},
+		{"not a mapping", "- a\n- b\n", ErrSyntax, `~want a mapping`},
+		{"node name with colon", "name: x\ntopology:\n  nodes:\n    \"a:b\": {kind: linux}\n", ErrInvalid, `~:4: topology.nodes.a:b: node name "a:b"`},
+		{"unknown link type", "name: x\ntopology:\n  nodes: {a: {kind: linux}}\n  links:\n    - type: wormhole\n      endpoint: {node: a, interface: eth1}\n",
+			ErrInvalid, `~unknown link type "wormhole"`},
+		{"no endpoints", "name: x\ntopology:\n  nodes: {a: {kind: linux}}\n  links:\n    - mtu: 1500\n", ErrInvalid, `~the link has no endpoints`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			topo, rep, err := Read(file, []byte(c.yaml))
+			if err == nil {
+				t.Fatalf("no error; got %v, report %v", topo, rep)
+			}
+			if topo != nil {
+				t.Errorf("a topology came back with the error")
+			}
+			if !errors.Is(err, c.class) {
+				t.Errorf("error %q is not %v", err, c.class)
+			}
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.File != file {
+				t.Errorf("error %q is not a *ParseError naming the file", err)
+			}
+			got := err.Error()
+			if sub, ok := strings.CutPrefix(c.want, "~"); ok {
+				if !strings.Contains(got, sub) {
+					t.Errorf("error\n  %s\ndoes not contain\n  %s", got, sub)
+				}
+			} else if got != c.want {
+				t.Errorf("error\n  %s\nwant\n  %s", got, c.want)
+			}
+		})
+	}
+}
+
+func TestReadReportsSeveralErrors(t *testing.T) {
+	src := "name: x\ntopology:\n  nodes:\n    a: {kind: linux, colour: red}\n    b: {kind: linux, size: 3}\n"
+	_, _, err := Read("f.yml", []byte(src))
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok || len(j.Unwrap()) != 2 {
+		t.Fatalf("want two joined errors, got %v", err)
+	}
+}
+
+func TestPrefix(t *testing.T) {
+	cases := []struct {
+		line string
+		want *string
+		lab  string
+	}{
+		{"", nil, "clab-p-"},
+		{"prefix: null\n", nil, "clab-p-"},
+		{"prefix: ~\n", nil, "clab-p-"},
+		{"prefix: \"\"\n", ptr(""), ""},
+		{"prefix: __lab-name\n", ptr("__lab-name"), "p-"},
+		{"prefix: dc\n", ptr("dc"), "dc-p-"},
+	}
+	for _, c := range cases {
+		topo, _, err := Read("p.yml", []byte("name: p\n"+c.line+"topology:\n  nodes: {a: {kind: linux}}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(topo.Prefix, c.want) || topo.LabPrefix() != c.lab {
+			t.Errorf("%q: prefix %v (lab prefix %q), want %v (%q)", c.line, topo.Prefix, topo.LabPrefix(), c.want, c.lab)
+		}
+		b, err := Write(topo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, _, err := Read("p.yml", b)
+		if err != nil || !reflect.DeepEqual(back.Prefix, c.want) {
+			t.Errorf("%q: prefix not kept through write/read: %v %v", c.line, back, err)
+		}
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+func TestAliases(t *testing.T) {
+	cases := []struct {
+		kind, in, out string
+		ok            bool
+	}{
+		{"nokia_srlinux", "ethernet-1/49", "e1-49", true},
+		{"srl", "ethernet-2/3/1", "e2-3-1", true},
+		{"nokia_srlinux", "e1-49", "", false},
+		{"arista_ceos", "Ethernet1", "eth1", true},
+		{"ceos", "Ethernet3/1", "eth3_1", true},
+		{"arista_ceos", "Et12", "eth12", true},
+		{"arista_ceos", "eth1", "", false},
+		{"linux", "Ethernet1", "", false},
+		{"linux", "ethernet-1/1", "", false},
+	}
+	for _, c := range cases {
+		out, ok := linuxIface(c.kind, c.in)
+		if out != c.out || ok != c.ok {
+			t.Errorf("%s %s: got %q %v, want %q %v", c.kind, c.in, out, ok, c.out, c.ok)
+		}
+	}
+}
+
+// TestKnownFieldsMatchSchema keeps the reader's field lists in step with the
+// schema: every node-config property and top-level key the schema knows is
+// accepted.
+func TestKnownFieldsMatchSchema(t *testing.T) {
+	raw, err := os.ReadFile("testdata/clab.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Properties  map[string]json.RawMessage `json:"properties"`
+		Definitions struct {
+			NodeConfig struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"node-config"`
+			LinkConfig struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"link-config"`
+		} `json:"definitions"`
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	for k := range s.Properties {
+		if !topKeys[k] {
+			t.Errorf("top-level key %q in the schema is not accepted", k)
+		}
+	}
+	for k := range s.Definitions.NodeConfig.Properties {
+		if !nodeKeys[k] {
+			t.Errorf("node field %q in the schema is not accepted", k)
+		}
+	}
+	for k := range s.Definitions.LinkConfig.Properties {
+		if !briefKeys[k] {
+			t.Errorf("link field %q in the schema is not accepted", k)
+		}
+	}
+	if len(s.Definitions.NodeConfig.Properties) < 10 {
+		t.Fatalf("schema parse found only %d node fields", len(s.Definitions.NodeConfig.Properties))
+	}
+}
+
+func TestLoadRejectsInvalidTopology(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.clab.yml")
+	src := "name: bad\ntopology:\n  nodes:\n    leaf1: {kind: linux}\n    leaf2: {kind: linux}\n    mystery: {kind: nokia_srlinux}\n  links:\n    - endpoints: [leaf1:eth1, leaf2:eth1]\n    - endpoints: [leaf1:eth1, leaf2:eth2]\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, rep, err := Load(path)
+	if err == nil {
+		t.Fatal("Load accepted an invalid topology")
+	}
+	for _, class := range []error{topologies.ErrDuplicateIface, topologies.ErrNoRole, topologies.ErrDisconnected} {
+		if !errors.Is(err, class) {
+			t.Errorf("error lacks %v:\n%v", class, err)
+		}
+	}
+	if !strings.Contains(err.Error(), path) || rep == nil || !slices.Equal(rep.Unresolved, []string{"mystery"}) {
+		t.Errorf("error %q should name %s; report %+v", err, path, rep)
+	}
+	if _, _, err := Load(filepath.Join(dir, "missing.clab.yml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}

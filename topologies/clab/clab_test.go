@@ -191,7 +191,7 @@ func TestImport(t *testing.T) {
 	}
 	cases := map[string]want{
 		"generated-srl-3tier.clab.yml": {
-			roles: map[string]topologies.Role{"node1-1": "leaf", "node1-4": "leaf", "node2-1": "spine", "node2-2": "spine", "node3-1": "spine"},
+			roles:  map[string]topologies.Role{"node1-1": "leaf", "node1-4": "leaf", "node2-1": "spine", "node2-2": "spine", "node3-1": "spine"},
 			prefix: "clab-3tier-", links: 4*2 + 2*1,
 			ifaces:   map[string][]string{"node1-1": {"e1-1", "e1-2"}, "node2-1": {"e1-1", "e1-2", "e1-3", "e1-4", "e1-5"}, "node3-1": {"e1-1", "e1-2"}},
 			inferred: []string{"node1-1: role leaf (from group tier-1", "node3-1: role spine (from group tier-3: super-spine", "node2-2: role spine (from group tier-2"},
@@ -205,7 +205,7 @@ func TestImport(t *testing.T) {
 			valid:    true,
 		},
 		"nos-srl-ceos.clab.yml": {
-			roles: map[string]topologies.Role{"dc1-leaf1": "leaf", "dc1-leaf2": "leaf", "dc1-spine1": "spine", "dc1-spine2": "spine", "client1": "host", "client2": "host"},
+			roles:  map[string]topologies.Role{"dc1-leaf1": "leaf", "dc1-leaf2": "leaf", "dc1-spine1": "spine", "dc1-spine2": "spine", "client1": "host", "client2": "host"},
 			prefix: "evpn-dc-", links: 6,
 			ifaces: map[string][]string{"dc1-leaf1": {"e1-49", "e1-50", "e1-1"}, "dc1-spine1": {"eth1", "eth2"}, "dc1-spine2": {"eth1", "eth2"}},
 			inferred: []string{`dc1-leaf1: role leaf (from name, word "leaf")`, `client1: role host (from name, word "client")`,
@@ -220,8 +220,8 @@ func TestImport(t *testing.T) {
 			valid:    true,
 		},
 		"groups-labels.clab.yml": {
-			roles:    map[string]topologies.Role{"s1": "spine", "s2": "spine", "t1": "leaf", "t2": "leaf", "web1": "host", "db1": "host"},
-			prefix:   "lab-grouped-", links: 6,
+			roles:  map[string]topologies.Role{"s1": "spine", "s2": "spine", "t1": "leaf", "t2": "leaf", "web1": "host", "db1": "host"},
+			prefix: "lab-grouped-", links: 6,
 			azs:      map[string]string{"s1": "az-east", "t1": ""},
 			inferred: []string{`t1: role leaf (from group leaves, word "leaves")`, `web1: role host (from group servers`},
 			valid:    true,

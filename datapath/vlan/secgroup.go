@@ -1,0 +1,195 @@
+package vlan
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/netbed/netbed/datapath/frame"
+)
+
+// Direction is the way a packet crosses an instance's port, seen from the
+// instance.
+type Direction uint8
+
+// Directions.
+const (
+	Ingress Direction = iota // towards the instance
+	Egress                   // from the instance
+)
+
+func (d Direction) String() string {
+	if d == Egress {
+		return "egress"
+	}
+	return "ingress"
+}
+
+// Verdict is what a security-group rule does with a packet it matches.
+type Verdict uint8
+
+// Verdicts. The zero value accepts.
+const (
+	Accept Verdict = iota
+	Drop
+)
+
+func (v Verdict) String() string {
+	if v == Drop {
+		return "drop"
+	}
+	return "accept"
+}
+
+// Protocol numbers for SGRule.Proto; 0 matches any.
+const (
+	ProtoAny  uint8 = 0
+	ProtoICMP uint8 = 1
+	ProtoTCP  uint8 = 6
+	ProtoUDP  uint8 = 17
+)
+
+// SGRule is one iptables-style rule of a security group.
+type SGRule struct {
+	Direction Direction
+	Proto     uint8        // ProtoAny, ProtoICMP, ProtoTCP, ProtoUDP
+	Remote    netip.Prefix // the peer's address; zero Prefix matches any
+	// PortMin..PortMax is the peer-facing service port range (destination
+	// port on egress, destination port on ingress); both 0 match any.
+	PortMin, PortMax uint16
+	Action           Verdict
+}
+
+// SecurityGroup is a named, ordered list of rules.
+type SecurityGroup struct {
+	Name  string
+	Rules []SGRule
+}
+
+// The chain: OpenStack's iptables layout in miniature. Every IPv4 packet on
+// the instance's qbr is matched first against connection tracking (packets
+// of a flow already accepted the other way pass, rule "sg:ct:established"),
+// then against the rules of each group in order, rule by rule; the first
+// match decides and names itself "sg:<group>:<n>" (n counts from 1). No
+// match gives the chain's default for the direction, "sg:default:<dir>".
+// Non-IP frames (ARP) are not filtered, as iptables does not see them.
+
+type compiledRule struct {
+	SGRule
+	name string
+}
+
+type flowKey struct {
+	proto    uint8
+	src, dst [4]byte
+	sp, dp   uint16
+}
+
+func (k flowKey) reverse() flowKey {
+	return flowKey{proto: k.proto, src: k.dst, dst: k.src, sp: k.dp, dp: k.sp}
+}
+
+type chain struct {
+	rules    []compiledRule
+	counters []uint64 // per rule, then established, default ingress, default egress
+	defaults [2]Verdict
+	ct       map[flowKey]time.Duration
+}
+
+// Chain rule names that are not group rules.
+const (
+	RuleEstablished    = "sg:ct:established"
+	RuleDefaultIngress = "sg:default:ingress"
+	RuleDefaultEgress  = "sg:default:egress"
+	RuleNonIP          = "sg:non-ip"
+)
+
+// ctTimeout is how long an idle tracked flow is remembered.
+const ctTimeout = 600 * time.Second
+
+func newChain(groups []SecurityGroup, defIn, defOut Verdict) *chain {
+	c := &chain{defaults: [2]Verdict{defIn, defOut}, ct: map[flowKey]time.Duration{}}
+	for _, g := range groups {
+		for i, r := range g.Rules {
+			c.rules = append(c.rules, compiledRule{SGRule: r, name: fmt.Sprintf("sg:%s:%d", g.Name, i+1)})
+		}
+	}
+	c.counters = make([]uint64, len(c.rules)+3)
+	return c
+}
+
+// evaluate returns the verdict and rule name for the packet p crossing in
+// direction d. It counts the hit and tracks accepted flows.
+func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (Verdict, string) {
+	if !p.Has(layers.LayerTypeIPv4) {
+		return Accept, RuleNonIP
+	}
+	ip := &p.IP4
+	if len(ip.SrcIP) != 4 || len(ip.DstIP) != 4 {
+		return Accept, RuleNonIP
+	}
+	k := flowKey{proto: uint8(ip.Protocol), src: [4]byte(ip.SrcIP), dst: [4]byte(ip.DstIP)}
+	var port uint16
+	switch {
+	case p.Has(layers.LayerTypeTCP):
+		k.sp, k.dp = uint16(p.TCP.SrcPort), uint16(p.TCP.DstPort)
+		port = k.dp
+	case p.Has(layers.LayerTypeUDP):
+		k.sp, k.dp = uint16(p.UDP.SrcPort), uint16(p.UDP.DstPort)
+		port = k.dp
+	case p.Has(layers.LayerTypeICMPv4):
+		k.sp, k.dp = p.ICMP4.Id, p.ICMP4.Id
+	}
+	if seen, ok := c.ct[k.reverse()]; ok && now-seen < ctTimeout {
+		c.ct[k.reverse()] = now
+		c.counters[len(c.rules)]++
+		return Accept, RuleEstablished
+	}
+	var remote netip.Addr
+	if d == Egress {
+		remote = netip.AddrFrom4(k.dst)
+	} else {
+		remote = netip.AddrFrom4(k.src)
+	}
+	for i := range c.rules {
+		r := &c.rules[i]
+		if r.Direction != d || (r.Proto != ProtoAny && r.Proto != k.proto) {
+			continue
+		}
+		if r.Remote.IsValid() && !r.Remote.Contains(remote) {
+			continue
+		}
+		if (r.PortMin != 0 || r.PortMax != 0) && (port < r.PortMin || port > r.PortMax) {
+			continue
+		}
+		c.counters[i]++
+		if r.Action == Accept {
+			c.ct[k] = now
+		}
+		return r.Action, r.name
+	}
+	v := c.defaults[d]
+	name := RuleDefaultIngress
+	if d == Egress {
+		name = RuleDefaultEgress
+	}
+	c.counters[len(c.rules)+1+int(d)]++
+	if v == Accept {
+		c.ct[k] = now
+	}
+	return v, name
+}
+
+// snapshot returns the rule counters by rule name.
+func (c *chain) snapshot() map[string]uint64 {
+	m := make(map[string]uint64, len(c.counters))
+	for i, r := range c.rules {
+		m[r.name] = c.counters[i]
+	}
+	m[RuleEstablished] = c.counters[len(c.rules)]
+	m[RuleDefaultIngress] = c.counters[len(c.rules)+1]
+	m[RuleDefaultEgress] = c.counters[len(c.rules)+2]
+	return m
+}

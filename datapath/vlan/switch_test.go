@@ -97,7 +97,9 @@ func TestSwitchLearningAgeingFlush(t *testing.T) {
 		{"learned", func(s *Switch, r *rec) {}, time.Second, []int{0}},
 		{"aged-out", func(s *Switch, r *rec) {}, 11 * time.Second, []int{0, 3, 5}},
 		{"port-down-flushes", func(s *Switch, r *rec) { s.SetPortState(time.Second, 0, false, r) }, 2 * time.Second, []int{3, 5}},
-		{"moved", func(s *Switch, r *rec) { s.Receive(time.Second, 3, frame.PushVLAN(nil, icmp(mac1, mac2, ip1, ip2), 10), r) }, 2 * time.Second, []int{3}},
+		{"moved", func(s *Switch, r *rec) {
+			s.Receive(time.Second, 3, frame.PushVLAN(nil, icmp(mac1, mac2, ip1, ip2), 10), r)
+		}, 2 * time.Second, []int{3}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -18,9 +18,9 @@ type tree struct {
 }
 
 type treeLink struct {
-	a, b       string
-	upA, upB   bool
-	blocked    atomic.Bool
+	a, b     string
+	upA, upB bool
+	blocked  atomic.Bool
 }
 
 func newTree(rank map[string]int) *tree { return &tree{rank: rank} }

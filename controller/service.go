@@ -569,6 +569,9 @@ func (s *Service) Reserve(ctx context.Context, network string, a netip.Addr, hol
 				if a == sub.Gateway {
 					return &FieldError{Field: "address", Value: a.String(), Reason: "is the subnet's gateway"}
 				}
+				if d, ok := ipam.DefaultRange(sub.CIDR); !ok || !d.Contains(a) {
+					return &FieldError{Field: "address", Value: a.String(), Reason: fmt.Sprintf("network or broadcast address of %v", sub.CIDR)}
+				}
 				out = Allocation{Network: n.ID, Subnet: sub.ID, Address: a, Holder: holder}
 				return ipam.Reserve(tx, sub.pool(), a, holder)
 			}

@@ -44,6 +44,40 @@ type Options struct {
 	L3VNIBase    uint32
 	// Host configures the hosts below the leaves (gen 1's host model).
 	Host vlan.HostOptions
+	// TapSlots is how many instances one host can hold (DefaultTapSlots).
+	// A host lists its uplinks and every slot as ports from the start, so
+	// a runtime that reads a node's ports once can wire later instances.
+	TapSlots int
+}
+
+// DefaultTapSlots is the default number of instance slots per host (the
+// seed runs 500+ pods on one node).
+const DefaultTapSlots = 512
+
+// ErrHostFull is returned when a host has no free instance slot.
+var ErrHostFull = errors.New("host has no free instance slot")
+
+// hostNode is a vlan.Host whose port list has a fixed length: uplinks,
+// then TapSlots tap ports named when an instance attaches ("" while free).
+type hostNode struct {
+	*vlan.Host
+	names []string
+}
+
+func newHostNode(h *vlan.Host, slots int) *hostNode {
+	names := make([]string, len(h.Ports())+slots)
+	copy(names, h.Ports())
+	return &hostNode{Host: h, names: names}
+}
+
+// Ports implements datapath.Node.
+func (h *hostNode) Ports() []string { return h.names }
+
+func (h *hostNode) sync() {
+	for i := range h.names {
+		h.names[i] = ""
+	}
+	copy(h.names, h.Host.Ports())
 }
 
 type uplink struct {
@@ -91,7 +125,7 @@ type Fabric struct {
 	wires  []datapath.Wire
 	leaves map[string]*Leaf
 	spines map[string]*l3.Router
-	hosts  map[string]*vlan.Host
+	hosts  map[string]*hostNode
 	loop   map[string]netip.Prefix
 	up     map[string][]uplink // host → its leaves, in the host's interface order
 
@@ -120,9 +154,12 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	if opts.L3VNIBase == 0 {
 		opts.L3VNIBase = DefaultL3VNIBase
 	}
+	if opts.TapSlots <= 0 {
+		opts.TapSlots = DefaultTapSlots
+	}
 	f := &Fabric{
 		topo: t, opts: opts, table: NewRouteTable(),
-		leaves: map[string]*Leaf{}, spines: map[string]*l3.Router{}, hosts: map[string]*vlan.Host{},
+		leaves: map[string]*Leaf{}, spines: map[string]*l3.Router{}, hosts: map[string]*hostNode{},
 		up:       map[string][]uplink{},
 		networks: map[string]*netState{}, byVNI: map[uint32]*netState{}, byVLAN: map[uint16]*netState{},
 		tenants: map[string]uint32{}, instances: map[string]*instState{},
@@ -166,7 +203,7 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 			f.leaves[n.Name] = l
 			f.nodes = append(f.nodes, l)
 		case topologies.RoleHost:
-			h := vlan.NewHost(n.Name, ifaces, opts.Host)
+			h := newHostNode(vlan.NewHost(n.Name, ifaces, opts.Host), opts.TapSlots)
 			f.hosts[n.Name] = h
 			f.nodes = append(f.nodes, h)
 		default:
@@ -263,7 +300,13 @@ func (f *Fabric) Leaf(name string) (*Leaf, bool) { l, ok := f.leaves[name]; retu
 func (f *Fabric) Spine(name string) (*l3.Router, bool) { s, ok := f.spines[name]; return s, ok }
 
 // Host returns the host called name.
-func (f *Fabric) Host(name string) (*vlan.Host, bool) { h, ok := f.hosts[name]; return h, ok }
+func (f *Fabric) Host(name string) (*vlan.Host, bool) {
+	h, ok := f.hosts[name]
+	if !ok {
+		return nil, false
+	}
+	return h.Host, true
+}
 
 // HostLeaves returns the leaves of host, the active bond member's first.
 func (f *Fabric) HostLeaves(host string) []string {
@@ -392,6 +435,11 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 	if hostPort < 0 {
 		return nil, datapath.Wire{}, fmt.Errorf("%s: host %s refused VLAN %d", where, s.Host, vid)
 	}
+	if hostPort >= len(host.names) {
+		host.DetachInstance(s.Name)
+		return nil, datapath.Wire{}, fmt.Errorf("%s: host %s: %w (%d slots; raise Options.TapSlots)", where, s.Host, ErrHostFull, f.opts.TapSlots)
+	}
+	host.sync()
 	// Overlay: the CNC configures every leaf port the host is on.
 	var done []portUse
 	for _, u := range ups {
@@ -402,6 +450,7 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 					f.releasePort(d)
 				}
 				host.DetachInstance(s.Name)
+				host.sync()
 				return nil, datapath.Wire{}, fmt.Errorf("%s: %w", where, err)
 			}
 		}
@@ -465,6 +514,7 @@ func (f *Fabric) RemoveInstance(name string) error {
 		f.releasePort(portUse{u.leaf, u.leafPort, in.net.spec.VLAN})
 	}
 	f.hosts[in.host].DetachInstance(name)
+	f.hosts[in.host].sync()
 	return nil
 }
 

@@ -209,7 +209,7 @@ func TestImport(t *testing.T) {
 			prefix: "evpn-dc-", links: 6,
 			ifaces: map[string][]string{"dc1-leaf1": {"e1-49", "e1-50", "e1-1"}, "dc1-spine1": {"eth1", "eth2"}, "dc1-spine2": {"eth1", "eth2"}},
 			inferred: []string{`dc1-leaf1: role leaf (from name, word "leaf")`, `client1: role host (from name, word "client")`,
-				"interface ethernet-1/49 is a nokia_srlinux alias of e1-49", "interface Ethernet2 is a arista_ceos alias of eth2",
+				"interface ethernet-1/49 is a nokia_srlinux alias; using its Linux name e1-49", "interface Ethernet2 is a arista_ceos alias; using its Linux name eth2", "topology.kinds.nokia_srlinux: type not carried", "topology.defaults: env not carried",
 				"link type host", "mgmt: not carried", "startup-config"},
 			valid: true,
 		},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -405,6 +406,21 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 		return nil, nil
 	}
 
+	dropped := func(where string, nd nodeDef) {
+		if len(nd.dropped) > 0 {
+			rep.note("%s: %s not carried (netbed does not use them)", where, strings.Join(nd.dropped, ", "))
+		}
+	}
+	dropped("topology.defaults", defaults)
+	for _, set := range []struct {
+		path string
+		defs map[string]nodeDef
+	}{{"topology.kinds.", kinds}, {"topology.groups.", groups}} {
+		for _, name := range sortedNames(set.defs) {
+			dropped(set.path+name, set.defs[name])
+		}
+	}
+
 	// Resolve each node: node > group > kind > defaults, as containerlab.
 	groupOf := map[string]string{}
 	for _, name := range nodeNames {
@@ -448,9 +464,7 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 		if len(labels) > 0 {
 			n.Labels = labels
 		}
-		if len(nd.dropped) > 0 {
-			rep.note("%s: %s not carried (netbed does not use them)", name, strings.Join(nd.dropped, ", "))
-		}
+		dropped(name, nd)
 		t.Nodes = append(t.Nodes, n)
 	}
 	if len(d.errs) > 0 {
@@ -471,7 +485,7 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 			e := &ld.ends[i]
 			if linux, ok := linuxIface(kindOf[e.Node], e.Iface); ok {
 				if !aliased[*e] {
-					rep.note("%s: interface %s is a %s alias of %s; using %s", e.Node, e.Iface, kindOf[e.Node], linux, linux)
+					rep.note("%s: interface %s is a %s alias; using its Linux name %s", e.Node, e.Iface, kindOf[e.Node], linux)
 					aliased[*e] = true
 				}
 				e.Iface = linux
@@ -486,6 +500,15 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 	}
 	infer(t, groupOf, rep)
 	return t, rep
+}
+
+func sortedNames(m map[string]nodeDef) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
 }
 
 func first(s ...string) string {

@@ -1,0 +1,394 @@
+package ebpf
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/l3"
+	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/topologies"
+)
+
+// Options configure a gen 3 fabric. Zero fields take the defaults in
+// parentheses.
+type Options struct {
+	Mode         Mode         // Tunnel or Direct (Tunnel)
+	ClusterCIDR  netip.Prefix // pod addresses of the whole cluster (10.0.0.0/16)
+	NodeMaskBits int          // size of each node's pod CIDR (24)
+	// UnderlayCIDR holds router loopbacks (first half) and node IPs
+	// (second half) (172.16.0.0/16).
+	UnderlayCIDR netip.Prefix
+	// PodsPerNode is the number of lxc slots per node (0: see
+	// NodeConfig.Slots).
+	PodsPerNode int
+}
+
+func (o *Options) defaults() error {
+	if o.Mode == 0 {
+		o.Mode = Tunnel
+	}
+	if !o.ClusterCIDR.IsValid() {
+		o.ClusterCIDR = netip.MustParsePrefix("10.0.0.0/16")
+	}
+	if o.NodeMaskBits == 0 {
+		o.NodeMaskBits = 24
+	}
+	if !o.UnderlayCIDR.IsValid() {
+		o.UnderlayCIDR = netip.MustParsePrefix("172.16.0.0/16")
+	}
+	o.ClusterCIDR, o.UnderlayCIDR = o.ClusterCIDR.Masked(), o.UnderlayCIDR.Masked()
+	if o.Mode != Tunnel && o.Mode != Direct {
+		return fmt.Errorf("mode %v: want tunnel or direct", o.Mode)
+	}
+	if !o.ClusterCIDR.Addr().Is4() || !o.UnderlayCIDR.Addr().Is4() {
+		return fmt.Errorf("cluster CIDR %v and underlay CIDR %v must be IPv4", o.ClusterCIDR, o.UnderlayCIDR)
+	}
+	if o.NodeMaskBits < o.ClusterCIDR.Bits() || o.NodeMaskBits > 30 {
+		return fmt.Errorf("node mask /%d: must lie between the cluster CIDR's /%d and /30", o.NodeMaskBits, o.ClusterCIDR.Bits())
+	}
+	if o.UnderlayCIDR.Bits() > 30 || o.UnderlayCIDR.Overlaps(o.ClusterCIDR) {
+		return fmt.Errorf("underlay CIDR %v: must be /30 or larger and not overlap the cluster CIDR %v", o.UnderlayCIDR, o.ClusterCIDR)
+	}
+	return nil
+}
+
+type pod struct {
+	host string
+	inst *stack.Instance
+	ep   *Endpoint
+}
+
+// Fabric is gen 3 on a spine-leaf topology: spines, leaves and borders are
+// l3 routers; every host is a Cilium Node with a pod CIDR carved from the
+// cluster CIDR in host order. It implements datapath.Fabric.
+type Fabric struct {
+	t        *topologies.Topology
+	opts     Options
+	routers  map[string]*l3.Router
+	hosts    map[string]*Node
+	order    []string // hosts in topology order
+	nodes    []datapath.Node
+	wires    []datapath.Wire
+	ids      *Identities
+	policies []Policy
+	pods     map[string]*pod
+	podOrder []string
+	compiled CompiledPolicy
+}
+
+var _ datapath.Fabric = (*Fabric)(nil)
+
+// New builds the fabric: routers with ECMP shortest-path routes to every
+// loopback and node IP (and, in Direct mode, every node's pod CIDR), and a
+// Cilium node per host with its tunnel map and ipcache filled for the
+// other nodes.
+func New(t *topologies.Topology, opts Options) (*Fabric, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, fmt.Errorf("ebpf fabric on %s: %w", t.Name, err)
+	}
+	f := &Fabric{t: t, opts: opts, hosts: map[string]*Node{}, ids: NewIdentities(), pods: map[string]*pod{}}
+	isRouter := func(n *topologies.Node) bool { return l3.IsRouterRole(n.Role) }
+	for _, n := range t.Nodes {
+		if n.Role != topologies.RoleHost && !isRouter(n) {
+			return nil, fmt.Errorf("ebpf fabric on %s: node %q has role %s; gen 3 runs on spine-leaf fabrics (hosts, leaves, spines, borders)", t.Name, n.Name, n.Role)
+		}
+	}
+	half := netip.PrefixFrom(opts.UnderlayCIDR.Addr(), opts.UnderlayCIDR.Bits()+1)
+	loopbacks, err := l3.Loopbacks(t, isRouter, half)
+	if err != nil {
+		return nil, fmt.Errorf("ebpf fabric: %w", err)
+	}
+	routers, err := l3.RoutersFor(t, isRouter, nil, loopbacks)
+	if err != nil {
+		return nil, fmt.Errorf("ebpf fabric: %w", err)
+	}
+	f.routers = routers
+	var atts []l3.Attachment
+	for name, lo := range loopbacks {
+		atts = append(atts, l3.Attachment{Router: name, Prefix: lo, Port: l3.LocalPort})
+	}
+	nodeIP := lastHalf(opts.UnderlayCIDR).Addr()
+	cidr := netip.PrefixFrom(opts.ClusterCIDR.Addr(), opts.NodeMaskBits)
+	hosts := t.NodesByRole(topologies.RoleHost)
+	for i, h := range hosts {
+		if i > 0 {
+			cidr = nextPrefix(cidr)
+		}
+		nodeIP = nodeIP.Next()
+		if !opts.ClusterCIDR.Contains(cidr.Addr()) {
+			return nil, fmt.Errorf("ebpf fabric on %s: cluster CIDR %v has room for %d node CIDRs of /%d, not %d hosts; use a larger cluster CIDR or a longer node mask",
+				t.Name, opts.ClusterCIDR, i, opts.NodeMaskBits, len(hosts))
+		}
+		if !opts.UnderlayCIDR.Contains(nodeIP) {
+			return nil, fmt.Errorf("ebpf fabric on %s: underlay CIDR %v too small for %d hosts", t.Name, opts.UnderlayCIDR, len(hosts))
+		}
+		cfg := NodeConfig{Name: h.Name, Mode: opts.Mode, NodeIP: nodeIP, NodeCIDR: cidr, ClusterCIDR: opts.ClusterCIDR, Slots: opts.PodsPerNode}
+		for _, ifc := range t.Interfaces(h.Name) {
+			peer, _, _ := t.Peer(topologies.Endpoint{Node: h.Name, Iface: ifc})
+			r, ok := routers[peer.Node]
+			if !ok {
+				return nil, fmt.Errorf("ebpf fabric on %s: host %s interface %s goes to %q, not a leaf", t.Name, h.Name, ifc, peer.Node)
+			}
+			port := r.PortIndex(peer.Iface)
+			if err := r.SetPortIP(port, loopbacks[peer.Node]); err != nil {
+				return nil, fmt.Errorf("ebpf fabric: %w", err)
+			}
+			nicMAC := DeviceMAC(h.Name, ifc)
+			cfg.NICs = append(cfg.NICs, NIC{Name: ifc, MAC: nicMAC, GatewayMAC: r.Port(port).MAC})
+			atts = append(atts, l3.Attachment{Router: peer.Node, Prefix: netip.PrefixFrom(nodeIP, 32), Port: port, MAC: nicMAC})
+			if opts.Mode == Direct {
+				atts = append(atts, l3.Attachment{Router: peer.Node, Prefix: cidr, Port: port, MAC: nicMAC})
+			}
+		}
+		if len(cfg.NICs) == 0 {
+			return nil, fmt.Errorf("ebpf fabric on %s: host %s has no link to a leaf", t.Name, h.Name)
+		}
+		node, err := NewNode(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("ebpf fabric: %w", err)
+		}
+		f.hosts[h.Name] = node
+		f.order = append(f.order, h.Name)
+	}
+	routes, err := l3.ComputeRoutes(l3.Underlay{Topology: t, IsRouter: isRouter, Attached: atts})
+	if err != nil {
+		return nil, fmt.Errorf("ebpf fabric: %w", err)
+	}
+	for name, r := range routers {
+		if err := r.SetRoutes(routes[name]); err != nil {
+			return nil, fmt.Errorf("ebpf fabric: %w", err)
+		}
+	}
+	for _, a := range f.order {
+		for _, b := range f.order {
+			if a == b {
+				continue
+			}
+			cb := f.hosts[b].cfg
+			if opts.Mode == Tunnel {
+				if err := f.hosts[a].SetTunnel(cb.NodeCIDR, cb.NodeIP); err != nil {
+					return nil, fmt.Errorf("ebpf fabric: %w", err)
+				}
+			}
+			if err := f.hosts[a].SetRemote(netip.PrefixFrom(cb.NodeIP, 32), IdentityRemoteNode, netip.Addr{}); err != nil {
+				return nil, fmt.Errorf("ebpf fabric: %w", err)
+			}
+		}
+	}
+	for _, n := range t.Nodes {
+		if r, ok := routers[n.Name]; ok {
+			f.nodes = append(f.nodes, r)
+		} else {
+			f.nodes = append(f.nodes, f.hosts[n.Name])
+		}
+	}
+	for _, l := range t.Links {
+		a, b := f.portOf(l.A), f.portOf(l.B)
+		f.wires = append(f.wires, datapath.Wire{A: a, B: b, Rate: l.Rate, Delay: l.Delay, MTU: l.MTU})
+	}
+	return f, nil
+}
+
+func (f *Fabric) portOf(e topologies.Endpoint) datapath.PortRef {
+	return datapath.PortRef{Node: e.Node, Port: slices.Index(f.t.Interfaces(e.Node), e.Iface)}
+}
+
+func lastHalf(p netip.Prefix) netip.Prefix {
+	first := netip.PrefixFrom(p.Addr(), p.Bits()+1)
+	return nextPrefix(first)
+}
+
+// nextPrefix returns the prefix of the same length right after p.
+func nextPrefix(p netip.Prefix) netip.Prefix {
+	a := p.Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v += 1 << (32 - p.Bits())
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), p.Bits())
+}
+
+// Generation implements datapath.Fabric.
+func (f *Fabric) Generation() string { return "ebpf-" + f.opts.Mode.String() }
+
+// Nodes implements datapath.Fabric: routers and Cilium nodes in topology
+// order (instances come from AddInstance).
+func (f *Fabric) Nodes() []datapath.Node { return f.nodes }
+
+// Wires implements datapath.Fabric.
+func (f *Fabric) Wires() []datapath.Wire { return f.wires }
+
+// AddNetwork implements datapath.Fabric. Gen 3 has no tenant networks:
+// pods take addresses from their node's CIDR, so this accepts and ignores
+// the network.
+func (f *Fabric) AddNetwork(datapath.NetworkSpec) error { return nil }
+
+// Options returns the options with defaults filled in.
+func (f *Fabric) Options() Options { return f.opts }
+
+// Router returns the l3 router of a spine, leaf or border.
+func (f *Fabric) Router(name string) (*l3.Router, bool) {
+	r, ok := f.routers[name]
+	return r, ok
+}
+
+// Host returns the Cilium node of a host.
+func (f *Fabric) Host(name string) (*Node, bool) {
+	n, ok := f.hosts[name]
+	return n, ok
+}
+
+// Identities returns the identity allocator.
+func (f *Fabric) Identities() *Identities { return f.ids }
+
+// Instance returns the IP stack of a pod.
+func (f *Fabric) Instance(name string) (*stack.Instance, bool) {
+	p, ok := f.pods[name]
+	if !ok {
+		return nil, false
+	}
+	return p.inst, true
+}
+
+// Endpoint returns a pod's endpoint and the host it runs on.
+func (f *Fabric) Endpoint(name string) (*Endpoint, string, bool) {
+	p, ok := f.pods[name]
+	if !ok {
+		return nil, "", false
+	}
+	return p.ep, p.host, true
+}
+
+// AddInstance implements datapath.Fabric: it attaches a pod to s.Host with
+// an lxc device. s.IP must lie in the host's node CIDR (zero: the next
+// free address); the pod gets it as a /32 with the node's gateway as
+// default route, as Cilium configures pods. s.Labels give the identity.
+func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.Wire, error) {
+	node, ok := f.hosts[s.Host]
+	if !ok {
+		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: %q is not a host of %s (hosts: %v)", s.Name, s.Host, f.t.Name, f.order)
+	}
+	if _, ok := f.pods[s.Name]; ok {
+		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: %w", s.Name, ErrExists)
+	}
+	if f.t.Node(s.Name) != nil {
+		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: a topology node has that name", s.Name)
+	}
+	ip := s.IP.Addr()
+	if !s.IP.IsValid() {
+		var err error
+		if ip, err = f.freeIP(node); err != nil {
+			return nil, datapath.Wire{}, fmt.Errorf("add pod %q: %w", s.Name, err)
+		}
+	}
+	if s.Gateway.IsValid() && s.Gateway != node.Gateway() {
+		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: gateway %v: pods on %s use %v (cilium_host); leave Gateway empty", s.Name, s.Gateway, s.Host, node.Gateway())
+	}
+	mac := s.MAC
+	if mac == nil {
+		mac = DeviceMAC(s.Name, "eth0")
+	}
+	_, known := f.ids.Lookup(s.Labels)
+	id := f.ids.Allocate(s.Labels)
+	ep, err := node.AddEndpoint(s.Name, ip, mac, id, s.Labels)
+	if err != nil {
+		return nil, datapath.Wire{}, fmt.Errorf("add pod: %w", err)
+	}
+	for _, h := range f.order {
+		if h != s.Host {
+			if err := f.hosts[h].SetRemote(netip.PrefixFrom(ip, 32), id, node.cfg.NodeIP); err != nil {
+				return nil, datapath.Wire{}, fmt.Errorf("add pod %q: %w", s.Name, err)
+			}
+		}
+	}
+	if !known && len(f.policies) > 0 {
+		if err := f.recompile(); err != nil {
+			return nil, datapath.Wire{}, fmt.Errorf("add pod %q: %w", s.Name, err)
+		}
+	}
+	inst := stack.New(s.Name, mac, netip.PrefixFrom(ip, 32), node.Gateway())
+	f.pods[s.Name] = &pod{host: s.Host, inst: inst, ep: ep}
+	f.podOrder = append(f.podOrder, s.Name)
+	w := datapath.Wire{A: datapath.PortRef{Node: s.Name, Port: 0}, B: datapath.PortRef{Node: s.Host, Port: ep.Port}}
+	return inst, w, nil
+}
+
+func (f *Fabric) freeIP(n *Node) (netip.Addr, error) {
+	for a := n.Gateway().Next(); n.cfg.NodeCIDR.Contains(a); a = a.Next() {
+		if _, used := n.maps.Endpoints.Lookup(EndpointKey{a.As4()}); !used && a != lastAddr(n.cfg.NodeCIDR) {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("node CIDR %v of %s is full", n.cfg.NodeCIDR, n.cfg.Name)
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	return nextPrefix(p).Addr().Prev()
+}
+
+// RemoveInstance implements datapath.Fabric.
+func (f *Fabric) RemoveInstance(name string) error {
+	p, ok := f.pods[name]
+	if !ok {
+		return fmt.Errorf("remove pod %q: %w", name, ErrNotFound)
+	}
+	if err := f.hosts[p.host].RemoveEndpoint(name); err != nil {
+		return err
+	}
+	for _, h := range f.order {
+		if h != p.host {
+			_ = f.hosts[h].DeleteRemote(netip.PrefixFrom(p.ep.IP, 32))
+		}
+	}
+	delete(f.pods, name)
+	f.podOrder = slices.DeleteFunc(f.podOrder, func(s string) bool { return s == name })
+	return nil
+}
+
+// ApplyPolicy adds a policy, or replaces the one with the same name, and
+// recompiles every node's policy map.
+func (f *Fabric) ApplyPolicy(p Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if i := slices.IndexFunc(f.policies, func(q Policy) bool { return q.Name == p.Name }); i >= 0 {
+		f.policies[i] = p
+	} else {
+		f.policies = append(f.policies, p)
+	}
+	return f.recompile()
+}
+
+// RemovePolicy removes the policy called name.
+func (f *Fabric) RemovePolicy(name string) error {
+	i := slices.IndexFunc(f.policies, func(q Policy) bool { return q.Name == name })
+	if i < 0 {
+		return fmt.Errorf("remove policy %q: %w", name, ErrNotFound)
+	}
+	f.policies = slices.Delete(f.policies, i, i+1)
+	return f.recompile()
+}
+
+// Policies returns the applied policies in order.
+func (f *Fabric) Policies() []Policy { return slices.Clone(f.policies) }
+
+// Compiled returns the policy map entries every node holds.
+func (f *Fabric) Compiled() CompiledPolicy { return f.compiled }
+
+func (f *Fabric) recompile() error {
+	cp, err := Compile(f.policies, f.ids)
+	if err != nil {
+		return err
+	}
+	f.compiled = cp
+	for _, h := range f.order {
+		if err := f.hosts[h].SetPolicy(cp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PodMAC is the MAC a pod gets when the spec has none.
+func PodMAC(name string) net.HardwareAddr { return DeviceMAC(name, "eth0") }

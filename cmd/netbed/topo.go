@@ -287,6 +287,7 @@ func topoShow(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	group("availability zones", func(n *topologies.Node) string { return n.AZ })
+	group("pods", func(n *topologies.Node) string { return n.Labels[topologies.LabelPod] })
 	group("racks", func(n *topologies.Node) string { return n.Rack })
 
 	kinds := map[string]int{}

@@ -109,6 +109,22 @@ func TestWriteValidatesAgainstSchema(t *testing.T) {
 			check(t, topo)
 		})
 	}
+	// The shipped examples, as they are on disk.
+	examples, _ := filepath.Glob("../examples/*.clab.yml")
+	if len(examples) < 3 {
+		t.Fatalf("found %d shipped examples, want at least 3", len(examples))
+	}
+	for _, f := range examples {
+		t.Run("examples/"+filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sch.Validate(asJSON(t, data)); err != nil {
+				t.Fatalf("%s does not validate against the containerlab schema:\n%v", f, err)
+			}
+		})
+	}
 }
 
 // TestSchemaCatchesBadFiles makes sure the schema check above can fail.

@@ -106,7 +106,7 @@ type prefixRoute struct {
 type vrf struct {
 	l3vni  uint32
 	refs   int // imported L2 VNIs of this tenant
-	hosts  map[netip.Addr]hostRoute
+	hosts  map[uint32]hostRoute // by IPv4 address (key4)
 	prefix *l3.FIB[*prefixRoute]
 }
 
@@ -322,13 +322,13 @@ func (l *Leaf) importL2(n *network) {
 	}
 	v := l.vrfs[n.L3VNI]
 	if v == nil {
-		v = &vrf{l3vni: n.L3VNI, hosts: map[netip.Addr]hostRoute{}, prefix: l3.NewFIB[*prefixRoute]()}
+		v = &vrf{l3vni: n.L3VNI, hosts: map[uint32]hostRoute{}, prefix: l3.NewFIB[*prefixRoute]()}
 		l.vrfs[n.L3VNI] = v
 	}
 	v.refs++
 	if v.refs == 1 && l.table != nil {
 		for _, r := range l.table.Import(n.L3VNI) {
-			if r.L3VNI == n.L3VNI {
+			if r.L3VNI == n.L3VNI && (r.Type == IPPrefix || r.IP.Is4()) {
 				l.applyL3(r, true)
 			}
 		}
@@ -383,7 +383,8 @@ func (l *Leaf) apply(u Update) {
 			l.applyL2(r, add)
 		}
 	}
-	if r.Type == IPPrefix || (r.Type == MACIP && r.IP.IsValid()) {
+	// This model routes IPv4 only; IPv6 host routes are ignored.
+	if r.Type == IPPrefix || (r.Type == MACIP && r.IP.Is4()) {
 		if v := l.vrfs[r.L3VNI]; v != nil {
 			l.applyL3(r, add)
 		}
@@ -402,7 +403,7 @@ func (l *Leaf) applyL2(r Route, add bool) {
 				delete(l.remote, k)
 			}
 		}
-		if r.IP.IsValid() {
+		if r.IP.Is4() {
 			ak := ipKey{r.VNI, r.IP}
 			if add {
 				l.arp[ak] = r.MAC
@@ -432,9 +433,9 @@ func (l *Leaf) applyL3(r Route, add bool) {
 			h = hostRoute{local: true, vni: r.VNI, mac: r.MAC}
 		}
 		if add {
-			v.hosts[r.IP] = h
-		} else if cur, ok := v.hosts[r.IP]; ok && cur == h {
-			delete(v.hosts, r.IP)
+			v.hosts[key4(r.IP)] = h
+		} else if cur, ok := v.hosts[key4(r.IP)]; ok && cur == h {
+			delete(v.hosts, key4(r.IP))
 		}
 	case IPPrefix:
 		if r.VTEP == l.cfg.VTEP {
@@ -510,7 +511,7 @@ func (l *Leaf) LookupIP(l3vni uint32, ip netip.Addr) (FIBEntry, bool) {
 	if v == nil || !ip.Is4() {
 		return FIBEntry{}, false
 	}
-	if h, ok := v.hosts[ip]; ok {
+	if h, ok := v.hosts[key4(ip)]; ok {
 		e := FIBEntry{Prefix: netip.PrefixFrom(ip, 32), Local: h.local, VNI: h.vni, MAC: h.mac}
 		if !h.local {
 			e.VTEPs, e.RouterMACs = []netip.Addr{h.vtep}, []MAC{h.rmac}
@@ -781,7 +782,7 @@ func (l *Leaf) route(ev datapath.Event, n *network, f []byte, out datapath.Outpu
 		l.drop(ev, out, datapath.ReasonTTL, "")
 		return
 	}
-	if h, ok := v.hosts[dst]; ok {
+	if h, ok := v.hosts[be32(ip[16:20])]; ok {
 		if h.local {
 			l.routeLocal(ev, h, f, out)
 			return
@@ -877,7 +878,7 @@ func (l *Leaf) routeDecap(ev datapath.Event, v *vrf, inner []byte, out datapath.
 		l.drop(ev, out, datapath.ReasonMalformed, "irb:not-ipv4")
 		return
 	}
-	h, ok := v.hosts[addr4(ip[16:20])]
+	h, ok := v.hosts[be32(ip[16:20])]
 	if !ok || !h.local {
 		l.drop(ev, out, datapath.ReasonNoRoute, RuleGlean)
 		return

@@ -20,7 +20,7 @@ type NextHop struct {
 // rehashes the flows that used it over the remaining ones.
 type underlay struct {
 	self   netip.Addr
-	fib    map[netip.Addr]*ecmpGroup
+	fib    map[uint32]*ecmpGroup // by destination IPv4, big-endian
 	portUp []bool
 	live   []int // scratch: live next-hop indices
 }
@@ -32,7 +32,7 @@ type ecmpGroup struct {
 }
 
 func newUnderlay(self netip.Addr, ports int) underlay {
-	u := underlay{self: self, fib: map[netip.Addr]*ecmpGroup{}, portUp: make([]bool, ports)}
+	u := underlay{self: self, fib: map[uint32]*ecmpGroup{}, portUp: make([]bool, ports)}
 	for i := range u.portUp {
 		u.portUp[i] = true
 	}
@@ -49,16 +49,16 @@ func (u *underlay) setRoute(dst netip.Addr, nhs []NextHop) error {
 		}
 	}
 	if len(nhs) == 0 {
-		delete(u.fib, dst)
+		delete(u.fib, key4(dst))
 		return nil
 	}
-	u.fib[dst] = &ecmpGroup{dst: dst, nhs: slices.Clone(nhs), rule: "underlay:" + dst.String()}
+	u.fib[key4(dst)] = &ecmpGroup{dst: dst, nhs: slices.Clone(nhs), rule: "underlay:" + dst.String()}
 	return nil
 }
 
 // lookup picks the next hop for dst among the live ones by hash.
 func (u *underlay) lookup(dst netip.Addr, hash uint32) (NextHop, *ecmpGroup, bool) {
-	g := u.fib[dst]
+	g := u.fib[key4(dst)]
 	if g == nil {
 		return NextHop{}, nil, false
 	}
@@ -188,3 +188,11 @@ func ipv4Header(b []byte) (ip []byte, payload int, ok bool) {
 }
 
 func addr4(b []byte) netip.Addr { return netip.AddrFrom4([4]byte(b[:4])) }
+
+// key4 is an IPv4 address as a map key (cheaper to hash than netip.Addr).
+func key4(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func be32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }

@@ -105,7 +105,7 @@ type prefixRoute struct {
 
 type vrf struct {
 	l3vni  uint32
-	refs   int // imported L2 VNIs of this tenant
+	refs   int                  // imported L2 VNIs of this tenant
 	hosts  map[uint32]hostRoute // by IPv4 address (key4)
 	prefix *l3.FIB[*prefixRoute]
 }

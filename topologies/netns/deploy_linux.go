@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -33,7 +34,14 @@ func Deploy(ctx context.Context, t *topologies.Topology, opt *Options) (*Lab, *R
 	lab := newLab(t, func(n string) string { return t.LabPrefix() + n })
 	lab.owned, lab.stateRoot = true, root
 
-	// Record the lab before touching the kernel, keeping namespaces an
+	// Open what exists first: a namespace of another lab under the name
+	// this lab wants must stop Deploy before its state claims that name.
+	if err := lab.openExisting(ctx, workerCount(opt, len(lab.order))); err != nil {
+		lab.Close()
+		return nil, nil, fmt.Errorf("deploy lab %s: %w", t.Name, err)
+	}
+
+	// Record the lab before creating anything, keeping namespaces an
 	// earlier deploy of this lab listed so that Destroy still finds them.
 	st := &State{Lab: t.Name}
 	seen := map[string]bool{}
@@ -80,6 +88,30 @@ func Deploy(ctx context.Context, t *topologies.Topology, opt *Options) (*Lab, *R
 	return lab, rep, nil
 }
 
+// openExisting opens the namespaces that already exist and checks that
+// they are this lab's.
+func (l *Lab) openExisting(ctx context.Context, workers int) error {
+	alias := Alias(l.Name)
+	return pool(ctx, len(l.order), workers, simple(func(i int) error {
+		n := l.nodes[l.order[i]]
+		if !isNamespace(n.Path()) {
+			return nil
+		}
+		s, err := openNode(n.Path())
+		if err == nil {
+			err = checkOwner(n, s, alias)
+			if err != nil {
+				s.close()
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		n.sys = s
+		return nil
+	}))
+}
+
 // deployNamespaces opens or creates every node's namespace and reports which
 // ones it created.
 func (l *Lab) deployNamespaces(ctx context.Context, workers int, rep *Report) (map[string]bool, error) {
@@ -90,16 +122,10 @@ func (l *Lab) deployNamespaces(ctx context.Context, workers int, rep *Report) (m
 		var m *nsMaker // made on first use: present namespaces need no thread
 		job := func(i int) error {
 			n := l.nodes[l.order[i]]
-			if isNamespace(n.Path()) {
-				s, err := openNode(n.Path())
-				if err == nil {
-					err = setupLoopback(s.nl, alias)
-				}
-				if err != nil {
-					s.close()
+			if n.sys.open { // opened by openExisting
+				if err := setupLoopback(n.sys.nl, alias); err != nil {
 					return fmt.Errorf("node %s: %w", n.Name, err)
 				}
-				n.sys = s
 				present.Add(1)
 				return nil
 			}
@@ -146,6 +172,24 @@ func (l *Lab) deployNamespaces(ctx context.Context, workers int, rep *Report) (m
 // testHook, when set by a test, is called after each namespace ("namespace")
 // and link ("link") Deploy creates, with how many it created so far.
 var testHook func(stage string, done int)
+
+// checkOwner refuses a namespace Deploy did not make for this lab: a
+// symlink (containerlab links its containers' namespaces so) or one whose
+// loopback carries another lab's mark. An unmarked namespace is taken over:
+// it is what a run killed right after creating it leaves.
+func checkOwner(n *Node, s nodeSys, alias string) error {
+	if fi, err := os.Lstat(n.Path()); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a symlink, as containerlab makes: %w; remove that lab or rename this one", n.Path(), ErrForeign)
+	}
+	lo, err := s.nl.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find lo: %w", err)
+	}
+	if a := lo.Attrs().Alias; a != "" && a != alias {
+		return fmt.Errorf("namespace %s is marked %q: %w; remove that lab or rename this one", n.Netns, a, ErrForeign)
+	}
+	return nil
+}
 
 type linkOutcome int
 

@@ -32,6 +32,9 @@ var (
 	ErrNotDeployed = errors.New("not deployed")
 	// ErrUnknownNode: a node name that is not in the lab.
 	ErrUnknownNode = errors.New("unknown node")
+	// ErrForeign: Deploy found a namespace with the name it wants that
+	// belongs to something else (another netbed lab, or containerlab).
+	ErrForeign = errors.New("namespace belongs to another lab")
 )
 
 // Alias returns the interface alias that marks netbed's links of lab.

@@ -586,3 +586,52 @@ func TestDestroyUnknownLab(t *testing.T) {
 		t.Errorf("Destroy of an unknown lab: %+v, %v; want an empty report", rep, err)
 	}
 }
+
+func TestDeployRefusesForeignNamespaces(t *testing.T) {
+	testutil.RequireRoot(t)
+	owner, opt := newTestLab(t, 1, 1, -1)
+	deploy(t, owner, opt)
+	taken := owner.LabPrefix() + "spine1"
+
+	empty := ""
+	cases := []struct {
+		name  string
+		setup func(t *testing.T) *topologies.Topology
+	}{
+		{"marked by another lab", func(t *testing.T) *topologies.Topology {
+			// No prefix: the node's name is the namespace's name.
+			tp := &topologies.Topology{Name: testutil.Name(testLabPrefix), Prefix: &empty}
+			tp.AddNode(taken, topologies.RoleSpine)
+			return tp
+		}},
+		{"a containerlab-style symlink", func(t *testing.T) *topologies.Topology {
+			tp := &topologies.Topology{Name: testutil.Name(testLabPrefix)}
+			tp.AddNode("a", topologies.RoleHost)
+			link := filepath.Join(NetnsDir, tp.LabPrefix()+"a")
+			if err := os.Symlink(filepath.Join(NetnsDir, taken), link); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Remove(link) })
+			return tp
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tp := c.setup(t)
+			topt := &Options{StateRoot: t.TempDir()}
+			_, _, err := Deploy(context.Background(), tp, topt)
+			if !errors.Is(err, ErrForeign) {
+				t.Fatalf("Deploy over a foreign namespace: %v, want ErrForeign", err)
+			}
+			if _, err := os.Stat(labDir(topt.StateRoot, tp.Name)); !os.IsNotExist(err) {
+				t.Errorf("refused deploy left state (%v): a Destroy would remove the other lab's namespace", err)
+			}
+			// The owner's namespace is untouched.
+			lab, err := Attach(owner)
+			if err != nil {
+				t.Fatalf("owner lab damaged: %v", err)
+			}
+			lab.Close()
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/l3"
@@ -77,6 +78,11 @@ type Fabric struct {
 	pods     map[string]*pod
 	podOrder []string
 	compiled CompiledPolicy
+
+	// Routing state, for reconvergence after link faults.
+	atts     []l3.Attachment
+	portLink map[datapath.PortRef]*topologies.Link
+	down     map[*topologies.Link]bool
 }
 
 var _ datapath.Fabric = (*Fabric)(nil)
@@ -153,14 +159,18 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		f.hosts[h.Name] = node
 		f.order = append(f.order, h.Name)
 	}
-	routes, err := l3.ComputeRoutes(l3.Underlay{Topology: t, IsRouter: isRouter, Attached: atts})
-	if err != nil {
+	f.atts = atts
+	f.portLink = map[datapath.PortRef]*topologies.Link{}
+	f.down = map[*topologies.Link]bool{}
+	for _, l := range t.Links {
+		f.portLink[f.portOf(l.A)] = l
+		f.portLink[f.portOf(l.B)] = l
+	}
+	if err := f.route(); err != nil {
 		return nil, fmt.Errorf("ebpf fabric: %w", err)
 	}
 	for name, r := range routers {
-		if err := r.SetRoutes(routes[name]); err != nil {
-			return nil, fmt.Errorf("ebpf fabric: %w", err)
-		}
+		r.OnPortState(func(_ time.Duration, port int, up bool) { f.linkState(name, port, up) })
 	}
 	for _, a := range f.order {
 		for _, b := range f.order {
@@ -190,6 +200,48 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		f.wires = append(f.wires, datapath.Wire{A: a, B: b, Rate: l.Rate, Delay: l.Delay, MTU: l.MTU})
 	}
 	return f, nil
+}
+
+// route computes and installs every router's routes over the links that
+// are up: BGP's converged state.
+func (f *Fabric) route() error {
+	var atts []l3.Attachment
+	for _, a := range f.atts {
+		if a.Port != l3.LocalPort && f.down[f.portLink[datapath.PortRef{Node: a.Router, Port: a.Port}]] {
+			continue
+		}
+		atts = append(atts, a)
+	}
+	routes, err := l3.ComputeRoutes(l3.Underlay{Topology: f.t, Attached: atts,
+		IsRouter: func(n *topologies.Node) bool { return l3.IsRouterRole(n.Role) },
+		LinkUp:   func(l *topologies.Link) bool { return !f.down[l] }})
+	if err != nil {
+		return err
+	}
+	for name, r := range f.routers {
+		if err := r.SetRoutes(routes[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// linkState reconverges the underlay when a router sees a port change:
+// routing converges at once (no BGP timers are modelled); until then the
+// router's own ECMP rehash has already moved flows off the port.
+func (f *Fabric) linkState(router string, port int, up bool) {
+	l := f.portLink[datapath.PortRef{Node: router, Port: port}]
+	if l == nil || f.down[l] == !up {
+		return
+	}
+	if up {
+		delete(f.down, l)
+	} else {
+		f.down[l] = true
+	}
+	// Routes were valid before; recomputing over a subset of links with
+	// the same attachments cannot fail.
+	_ = f.route()
 }
 
 func (f *Fabric) portOf(e topologies.Endpoint) datapath.PortRef {

@@ -43,6 +43,10 @@ type Underlay struct {
 	// attach at several routers (anycast, a dual-homed host): each router
 	// then routes to the nearest ones.
 	Attached []Attachment
+	// LinkUp filters the router-to-router links routing may use; nil
+	// means all. (Attachments over a failed link are the caller's to
+	// leave out.)
+	LinkUp func(l *topologies.Link) bool
 }
 
 // PortMAC is the default MAC of a router port: locally administered,
@@ -105,7 +109,7 @@ func ComputeRoutes(u Underlay) (map[string][]Route, error) {
 	for _, l := range t.Links {
 		a, aok := idx[l.A.Node]
 		b, bok := idx[l.B.Node]
-		if !aok || !bok || a == b {
+		if !aok || !bok || a == b || u.LinkUp != nil && !u.LinkUp(l) {
 			continue
 		}
 		pa, pb := portIdx(l.A.Node, l.A.Iface), portIdx(l.B.Node, l.B.Iface)

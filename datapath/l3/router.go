@@ -88,6 +88,7 @@ type Router struct {
 	groups    []*group
 	seed      uint32
 	buf       []byte
+	onPort    func(now time.Duration, port int, up bool)
 }
 
 var _ datapath.Node = (*Router)(nil)
@@ -248,7 +249,7 @@ func (r *Router) refresh(g *group) {
 // SetPortState implements datapath.Node: next hops through a down port
 // leave their ECMP groups (flows rehash over the rest) and return when the
 // port comes back up.
-func (r *Router) SetPortState(_ time.Duration, port int, up bool, _ datapath.Output) {
+func (r *Router) SetPortState(now time.Duration, port int, up bool, _ datapath.Output) {
 	if port < 0 || port >= len(r.up) || r.up[port] == up {
 		return
 	}
@@ -256,7 +257,15 @@ func (r *Router) SetPortState(_ time.Duration, port int, up bool, _ datapath.Out
 	for _, g := range r.groups {
 		r.refresh(g)
 	}
+	if r.onPort != nil {
+		r.onPort(now, port, up)
+	}
 }
+
+// OnPortState sets a function called after the router has reacted to a
+// port going down or up; a fabric uses it to model the routing protocol
+// reconverging (recomputing every router's routes without the link).
+func (r *Router) OnPortState(fn func(now time.Duration, port int, up bool)) { r.onPort = fn }
 
 // PortUp reports whether port i is up.
 func (r *Router) PortUp(i int) bool { return r.up[i] }

@@ -1,0 +1,118 @@
+package ebpf
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/sim"
+	"github.com/netbed/netbed/topologies"
+)
+
+// TestFaults fails a device or link and probes all pairs of pods (one per
+// host): a spine failure cuts nothing (ECMP), a leaf failure cuts its
+// single-homed hosts but not dual-homed ones, and routing reconverges.
+func TestFaults(t *testing.T) {
+	type fault struct {
+		node       string // fail this node, or
+		linkA      string // the link from this node ...
+		linkB      string // ... to this one
+		restoreOne bool   // restore and check full reachability again
+	}
+	cases := []struct {
+		name      string
+		dual      bool
+		mode      Mode
+		fault     fault
+		reachable int // ordered pairs (of 12) that still reach each other
+	}{
+		{"spine-down-tunnel", false, Tunnel, fault{node: "spine1", restoreOne: true}, 12},
+		{"spine-down-direct", false, Direct, fault{node: "spine2"}, 12},
+		{"leaf-spine-link-direct", false, Direct, fault{linkA: "leaf1", linkB: "spine1", restoreOne: true}, 12},
+		// host1 and host2 hang off leaf1 alone: pairs with them are cut,
+		// host3 <-> host4 remain (2 ordered pairs).
+		{"leaf-down-single-homed", false, Tunnel, fault{node: "leaf1", restoreOne: true}, 2},
+		{"leaf-down-dual-homed", true, Tunnel, fault{node: "leaf1", restoreOne: true}, 12},
+		{"host-link-dual-homed", true, Direct, fault{linkA: "host1", linkB: "leaf1"}, 12},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := topologies.SpineLeafParams{Spines: 2, Leaves: 2, HostsPerLeaf: 2, DualHomed: c.dual}
+			topo, err := topologies.SpineLeaf(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := New(topo, Options{Mode: c.mode, PodsPerNode: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := sim.New(7)
+			if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{}); err != nil {
+				t.Fatal(err)
+			}
+			var pods []string
+			for i, h := range topo.NodesByRole(topologies.RoleHost) {
+				name := fmt.Sprintf("pod%d", i+1)
+				if _, err := e.AddInstance(f, datapath.InstanceSpec{Name: name, Host: h.Name, Labels: map[string]string{"app": name}}); err != nil {
+					t.Fatal(err)
+				}
+				pods = append(pods, name)
+			}
+			allPairs := func() *sim.Matrix {
+				t.Helper()
+				m, err := e.AllPairs(e.Now()+time.Millisecond, 10*time.Microsecond, pods, stack.ProbeSpec{Proto: stack.ICMP})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.Conservation(); err != nil {
+					t.Fatal(err)
+				}
+				return m
+			}
+			if m := allPairs(); m.Reachable() != 12 {
+				t.Fatalf("before the fault:\n%s", m)
+			}
+			at := e.Now() + time.Millisecond
+			setState := func(up bool) {
+				if c.fault.node != "" {
+					if err := e.SetNodeState(at, c.fault.node, up); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				for _, l := range topo.Links {
+					if l.A.Node == c.fault.linkA && l.B.Node == c.fault.linkB || l.A.Node == c.fault.linkB && l.B.Node == c.fault.linkA {
+						w, err := e.Wire(f.portOf(l.A))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if err := e.SetLinkState(at, w, up); err != nil {
+							t.Fatal(err)
+						}
+						return
+					}
+				}
+				t.Fatalf("no link %s-%s", c.fault.linkA, c.fault.linkB)
+			}
+			setState(false)
+			if err := e.Run(at); err != nil {
+				t.Fatal(err)
+			}
+			if m := allPairs(); m.Reachable() != c.reachable {
+				t.Errorf("after the fault %d pairs reachable, want %d:\n%s", m.Reachable(), c.reachable, m)
+			}
+			if c.fault.restoreOne {
+				at = e.Now() + time.Millisecond
+				setState(true)
+				if err := e.Run(at); err != nil {
+					t.Fatal(err)
+				}
+				if m := allPairs(); m.Reachable() != 12 {
+					t.Errorf("after restoring:\n%s", m)
+				}
+			}
+		})
+	}
+}

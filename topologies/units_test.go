@@ -62,3 +62,24 @@ func TestDelays(t *testing.T) {
 		t.Error("negative delay accepted")
 	}
 }
+
+// FuzzParseRate checks that every rate ParseRate accepts is non-negative
+// and survives FormatRate and ParseRate again.
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"25G", "100Gbps", "2.5G", "1500", "40 Gbit/s", "1e3M", "0", "-1", "NaN", "9223372036854775807"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseRate(s)
+		if err != nil {
+			return
+		}
+		if v < 0 {
+			t.Fatalf("ParseRate(%q) = %d", s, v)
+		}
+		back, err := ParseRate(FormatRate(v))
+		if err != nil || back != v {
+			t.Fatalf("%q -> %d -> %q -> %d, %v", s, v, FormatRate(v), back, err)
+		}
+	})
+}

@@ -396,6 +396,9 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 	for i := range r.Steps {
 		n := stepsNode.Content[i]
 		st := p.step(&r.Steps[i], n, fmt.Sprintf("steps[%d]", i), names)
+		if st.At < 0 { // no "at": right after the previous step
+			st.At = last
+		}
 		if st.At < last {
 			p.fail(n.Line, fmt.Sprintf("steps[%d].at", i), "%v is before the previous step's %v; steps run in order", st.At, last)
 		}
@@ -417,8 +420,10 @@ func (p *parser) duration(n *yaml.Node, field, v string) time.Duration {
 }
 
 func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[string]bool) Step {
-	st := Step{Line: n.Line}
-	st.At = p.duration(child(n, "at"), field+".at", r.At)
+	st := Step{Line: n.Line, At: -1}
+	if r.At != "" {
+		st.At = p.duration(child(n, "at"), field+".at", r.At)
+	}
 	for _, g := range r.Gens {
 		if !slices.Contains(Generations, Generation(g)) {
 			p.fail(lineOf(child(n, "generations"), n.Line), field+".generations", "%q is not a generation", g)

@@ -170,7 +170,13 @@ func TestLeafLookupDifferential(t *testing.T) {
 		for step := range 400 {
 			switch op := rng.IntN(10); {
 			case op < 4:
-				_ = tb.Add(randRoute())
+				r := randRoute()
+				prev, had := tb.Lookup(r.VNI, r.MAC, r.IP)
+				_ = tb.Add(r)
+				// A newer type-2 from another VTEP moves the MAC away.
+				if r.Type == MACIP && r.VTEP != self && (!had || prev != r) && m.l2Imported(r.VNI) {
+					delete(m.bindings, macKey{r.VNI, r.MAC})
+				}
 			case op < 6:
 				rs := tb.Routes()
 				if len(rs) > 0 {

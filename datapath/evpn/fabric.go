@@ -106,11 +106,6 @@ type portUse struct {
 	vlan uint16
 }
 
-type imetUse struct {
-	vni  uint32
-	vtep netip.Addr
-}
-
 // Fabric is generation 2 on a spine-leaf topology: spines are underlay
 // routers (l3.Router) with ECMP, leaves and border leaves are VTEPs (Leaf)
 // and hosts are gen 1's host model (vlan.Host), dual-homed where the
@@ -135,7 +130,7 @@ type Fabric struct {
 	tenants   map[string]uint32
 	instances map[string]*instState
 	portRefs  map[portUse]int
-	imetRefs  map[imetUse]int
+	byVTEP    map[netip.Addr]*Leaf
 }
 
 var _ datapath.Fabric = (*Fabric)(nil)
@@ -163,7 +158,7 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		up:       map[string][]uplink{},
 		networks: map[string]*netState{}, byVNI: map[uint32]*netState{}, byVLAN: map[uint16]*netState{},
 		tenants: map[string]uint32{}, instances: map[string]*instState{},
-		portRefs: map[portUse]int{}, imetRefs: map[imetUse]int{},
+		portRefs: map[portUse]int{}, byVTEP: map[netip.Addr]*Leaf{},
 	}
 	isRouter := func(n *topologies.Node) bool { return l3.IsRouterRole(n.Role) }
 	loop, err := l3.Loopbacks(t, isRouter, opts.LoopbackPool)
@@ -201,6 +196,7 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 				return nil, fmt.Errorf("build evpn fabric: %w", err)
 			}
 			f.leaves[n.Name] = l
+			f.byVTEP[l.VTEP()] = l
 			f.nodes = append(f.nodes, l)
 		case topologies.RoleHost:
 			h := newHostNode(vlan.NewHost(n.Name, ifaces, opts.Host), opts.TapSlots)
@@ -317,14 +313,19 @@ func (f *Fabric) HostLeaves(host string) []string {
 	return out
 }
 
-// InstanceLeaf returns the leaf that advertises instance (its host's
-// active leaf).
+// InstanceLeaf returns the leaf that advertises instance now: its host's
+// active leaf when it attached, another leaf of the host after a bond
+// failover.
 func (f *Fabric) InstanceLeaf(instance string) (string, bool) {
 	in, ok := f.instances[instance]
 	if !ok {
 		return "", false
 	}
-	return in.primary.Name(), true
+	r, ok := f.table.Lookup(in.route.VNI, in.route.MAC, in.route.IP)
+	if !ok || f.byVTEP[r.VTEP] == nil {
+		return "", false
+	}
+	return f.byVTEP[r.VTEP].Name(), true
 }
 
 // L3VNI returns the tenant's L3 VNI, once one of its networks exists.
@@ -391,8 +392,10 @@ func (f *Fabric) leafNames() []string {
 
 // AddInstance implements datapath.Fabric, in the order of the seed's spawn
 // flow: the host attaches the instance to br-int (underlay), the CNC
-// configures the VLAN → VNI mapping on the host's leaf ports (overlay),
-// and the instance's leaf advertises it (type 2, and type 3 for the VNI).
+// configures the VLAN → VNI mapping on the host's leaf ports (overlay) and
+// binds the instance's MAC on the leaf of the host's active NIC, which
+// advertises type 3 for the VNI; then the controller adds the type-2 route
+// (MAC, IP, L3 VNI) with that leaf as next hop.
 func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.Wire, error) {
 	where := fmt.Sprintf("add instance %q", s.Name)
 	n := f.networks[s.Network]
@@ -461,13 +464,6 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 	if err := primary.leaf.BindLocal(primary.leafPort, vid, mac); err != nil {
 		return nil, datapath.Wire{}, fmt.Errorf("%s: %w", where, err)
 	}
-	im := imetUse{n.spec.VNI, primary.leaf.VTEP()}
-	if f.imetRefs[im] == 0 {
-		if err := f.table.Add(Route{Type: InclusiveMulticast, VNI: im.vni, VTEP: im.vtep}); err != nil {
-			return nil, datapath.Wire{}, fmt.Errorf("%s: %w", where, err)
-		}
-	}
-	f.imetRefs[im]++
 	rt := Route{Type: MACIP, VNI: n.spec.VNI, L3VNI: n.l3vni, MAC: mac, IP: s.IP.Addr(),
 		VTEP: primary.leaf.VTEP(), RouterMAC: primary.leaf.RouterMAC()}
 	if err := f.table.Add(rt); err != nil {
@@ -498,17 +494,17 @@ func (f *Fabric) RemoveInstance(name string) error {
 		return fmt.Errorf("remove instance %q: %w", name, ErrNotFound)
 	}
 	delete(f.instances, name)
-	if err := f.table.Withdraw(in.route); err != nil {
+	// Withdraw the route as it stands now: after a bond failover another
+	// leaf of the host may have re-advertised it.
+	cur, ok := f.table.Lookup(in.route.VNI, in.route.MAC, in.route.IP)
+	if !ok {
+		return fmt.Errorf("remove instance %q: route %s: %w", name, in.route, ErrNotFound)
+	}
+	if err := f.table.Withdraw(cur); err != nil {
 		return fmt.Errorf("remove instance %q: %w", name, err)
 	}
-	_ = in.primary.UnbindLocal(in.net.spec.VNI, in.route.MAC)
-	im := imetUse{in.net.spec.VNI, in.primary.VTEP()}
-	f.imetRefs[im]--
-	if f.imetRefs[im] <= 0 {
-		delete(f.imetRefs, im)
-		if err := f.table.Withdraw(Route{Type: InclusiveMulticast, VNI: im.vni, VTEP: im.vtep}); err != nil {
-			return fmt.Errorf("remove instance %q: %w", name, err)
-		}
+	for _, u := range f.up[in.host] {
+		_ = u.leaf.UnbindLocal(in.net.spec.VNI, in.route.MAC) // absent on leaves it never reached
 	}
 	for _, u := range f.up[in.host] {
 		f.releasePort(portUse{u.leaf, u.leafPort, in.net.spec.VLAN})

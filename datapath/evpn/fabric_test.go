@@ -568,3 +568,65 @@ func TestFabricErrors(t *testing.T) {
 		t.Errorf("New on a core-only topology: %v", err)
 	}
 }
+
+func TestLeafFailure(t *testing.T) {
+	defs := []instDef{
+		{"i1", "host1", "red1", "10.0.1.11/24"},
+		{"i2", "host3", "red1", "10.0.1.12/24"},
+		{"i3", "host5", "red2", "10.0.2.13/24"},
+		{"i4", "host8", "red2", "10.0.2.14/24"},
+		{"i5", "host2", "red2", "10.0.2.15/24"},
+	}
+	names := []string{"i1", "i2", "i3", "i4", "i5"}
+	cases := []struct {
+		name      string
+		dual      bool
+		wantReach int
+		wantMoved []string // instances whose type-2 must now point elsewhere
+	}{
+		// Dual-homed: leaf1's hosts fail over to leaf2, which learns their
+		// MACs from the bond's announcements and re-advertises them.
+		{"dual-homed", true, 20, []string{"i1", "i2", "i5"}},
+		// Single-homed control: i1 and i5 sit on leaf1 alone.
+		{"single-homed", false, 6, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tb := newTestbed(t, topologies.SpineLeafParams{Spines: 2, Leaves: 4, HostsPerLeaf: 2, DualHomed: c.dual}, defs, nil)
+			if _, err := tb.e.AllPairs(time.Millisecond, 10*time.Microsecond, names, stack.ProbeSpec{Proto: stack.ICMP}); err != nil {
+				t.Fatal(err)
+			}
+			before := map[string]string{}
+			for _, n := range names {
+				before[n], _ = tb.f.InstanceLeaf(n)
+			}
+			if err := tb.e.SetNodeState(tb.e.Now()+time.Millisecond, "leaf1", false); err != nil {
+				t.Fatal(err)
+			}
+			if err := tb.e.Run(tb.e.Now() + 2*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range c.wantMoved {
+				now, _ := tb.f.InstanceLeaf(n)
+				if before[n] != "leaf1" || now != "leaf2" {
+					t.Errorf("%s advertised by %s, then %s; want leaf1 then leaf2", n, before[n], now)
+				}
+			}
+			m, err := tb.e.AllPairs(tb.e.Now()+time.Millisecond, 10*time.Microsecond, names, stack.ProbeSpec{Proto: stack.ICMP})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Reachable(); got != c.wantReach {
+				t.Errorf("%d pairs reachable, want %d:\n%s", got, c.wantReach, m)
+			}
+			tb.conserve(t)
+			// Removing a moved instance withdraws the route where it is now.
+			if err := tb.e.RemoveInstance(tb.f, "i1"); err != nil {
+				t.Fatal(err)
+			}
+			if c := tb.f.Table().Counts(); c.MACIP != len(names)-1 {
+				t.Errorf("type-2 routes after removing i1: %d, want %d", c.MACIP, len(names)-1)
+			}
+		})
+	}
+}

@@ -132,7 +132,8 @@ type Leaf struct {
 	networks map[uint32]*network // by L2 VNI
 	vrfs     map[uint32]*vrf     // by L3 VNI
 	portCfg  map[portVLAN]uint32
-	local    map[macKey]portVLAN   // local FDB (bound by the controller)
+	local    map[macKey]portVLAN   // local FDB (bound by the controller, or learned)
+	nLocal   map[uint32]int        // local MACs per L2 VNI
 	remote   map[macKey]netip.Addr // remote FDB (type 2)
 	arp      map[ipKey]MAC         // ARP suppression cache (type 2 with IP)
 
@@ -155,7 +156,7 @@ func NewLeaf(cfg LeafConfig, table *RouteTable) (*Leaf, error) {
 		u:        newUnderlay(cfg.VTEP, len(cfg.Ports)),
 		seed:     fnv(2166136261, []byte(cfg.Name)),
 		networks: map[uint32]*network{}, vrfs: map[uint32]*vrf{},
-		portCfg: map[portVLAN]uint32{}, local: map[macKey]portVLAN{},
+		portCfg: map[portVLAN]uint32{}, local: map[macKey]portVLAN{}, nLocal: map[uint32]int{},
 		remote: map[macKey]netip.Addr{}, arp: map[ipKey]MAC{},
 		pbuf: make([]byte, 0, 2048), obuf: make([]byte, 0, 2048), ebuf: make([]byte, 0, 2048),
 	}
@@ -272,7 +273,7 @@ func (l *Leaf) UnconfigurePort(port int, vlan uint16) error {
 	n.ports = slices.DeleteFunc(n.ports, func(x portVLAN) bool { return x == pv })
 	for k, at := range l.local {
 		if at == pv {
-			delete(l.local, k)
+			l.delLocal(k)
 		}
 	}
 	if len(n.ports) == 0 {
@@ -289,7 +290,7 @@ func (l *Leaf) BindLocal(port int, vlan uint16, mac MAC) error {
 	if !ok {
 		return fmt.Errorf("leaf %s: bind %s on port %d vlan %d: %w (configure the port first)", l.cfg.Name, mac, port, vlan, ErrUnknownVNI)
 	}
-	l.local[macKey{vni, mac}] = portVLAN{port, vlan}
+	l.setLocal(macKey{vni, mac}, portVLAN{port, vlan})
 	return nil
 }
 
@@ -299,8 +300,52 @@ func (l *Leaf) UnbindLocal(vni uint32, mac MAC) error {
 	if _, ok := l.local[k]; !ok {
 		return fmt.Errorf("leaf %s: unbind %s in vni %d: %w", l.cfg.Name, mac, vni, ErrNotFound)
 	}
-	delete(l.local, k)
+	l.delLocal(k)
 	return nil
+}
+
+// setLocal records a local endpoint. The leaf advertises an inclusive
+// multicast route (type 3) for a VNI while it has local endpoints in it.
+func (l *Leaf) setLocal(k macKey, pv portVLAN) {
+	if _, ok := l.local[k]; !ok {
+		l.nLocal[k.vni]++
+		if l.nLocal[k.vni] == 1 && l.table != nil {
+			_ = l.table.Add(Route{Type: InclusiveMulticast, VNI: k.vni, VTEP: l.cfg.VTEP})
+		}
+	}
+	l.local[k] = pv
+}
+
+func (l *Leaf) delLocal(k macKey) {
+	if _, ok := l.local[k]; !ok {
+		return
+	}
+	delete(l.local, k)
+	l.nLocal[k.vni]--
+	if l.nLocal[k.vni] == 0 {
+		delete(l.nLocal, k.vni)
+		if l.table != nil {
+			_ = l.table.Withdraw(Route{Type: InclusiveMulticast, VNI: k.vni, VTEP: l.cfg.VTEP})
+		}
+	}
+}
+
+// learn records a MAC seen on an access port. If the route table places
+// the MAC behind another VTEP, it moved here (a host's bond failed over to
+// this leaf, announcing its instances): the leaf re-advertises its type-2
+// routes with itself as next hop (MAC mobility), so the fabric converges.
+// A leaf does not originate routes for MACs the table does not know.
+func (l *Leaf) learn(k macKey, pv portVLAN) {
+	l.setLocal(k, pv)
+	if l.table == nil {
+		return
+	}
+	for _, r := range l.table.LookupMAC(k.vni, k.mac) {
+		if r.VTEP != l.cfg.VTEP {
+			r.VTEP, r.RouterMAC = l.cfg.VTEP, l.cfg.RouterMAC
+			_ = l.table.Add(r)
+		}
+	}
 }
 
 func comparePV(a, b portVLAN) int {
@@ -349,7 +394,7 @@ func (l *Leaf) flushL2(n *network) {
 	}
 	for k := range l.local {
 		if k.vni == n.VNI {
-			delete(l.local, k)
+			l.delLocal(k)
 		}
 	}
 	for k := range l.arp {
@@ -398,6 +443,9 @@ func (l *Leaf) applyL2(r Route, add bool) {
 		k := macKey{r.VNI, r.MAC}
 		if r.VTEP != l.cfg.VTEP {
 			if add {
+				// A newer advertisement from another VTEP: the MAC
+				// moved away from here.
+				l.delLocal(k)
 				l.remote[k] = r.VTEP
 			} else if l.remote[k] == r.VTEP {
 				delete(l.remote, k)
@@ -610,6 +658,11 @@ func (l *Leaf) fromAccess(ev datapath.Event, port int, b []byte, out datapath.Ou
 		return
 	}
 	n := l.networks[vni]
+	if src := MAC(f[6:12]); src[0]&1 == 0 {
+		if k := (macKey{vni, src}); l.local[k] != pv {
+			l.learn(k, pv)
+		}
+	}
 	dst := MAC(f[0:6])
 	switch {
 	case f[0]&1 == 1:

@@ -201,6 +201,7 @@ func (c *Counts) add(t RouteType, d int) {
 // and Withdraw and must not change the table.
 type RouteTable struct {
 	routes map[key]Route
+	byMAC  map[macKey][]netip.Addr // type-2 keys by (VNI, MAC): their IPs
 	subs   map[int]func(Update)
 	nextID int
 	moves  int
@@ -208,7 +209,7 @@ type RouteTable struct {
 
 // NewRouteTable returns an empty table.
 func NewRouteTable() *RouteTable {
-	return &RouteTable{routes: map[key]Route{}, subs: map[int]func(Update){}}
+	return &RouteTable{routes: map[key]Route{}, byMAC: map[macKey][]netip.Addr{}, subs: map[int]func(Update){}}
 }
 
 // Add installs or replaces r and notifies subscribers. Adding a route that
@@ -228,10 +229,10 @@ func (t *RouteTable) Add(r Route) error {
 		if old.VTEP != r.VTEP {
 			t.moves++
 		}
-		delete(t.routes, k)
+		t.remove(old)
 		t.notify(Update{OpWithdraw, old})
 	}
-	t.routes[k] = r
+	t.put(r)
 	t.notify(Update{OpAdd, r})
 	return nil
 }
@@ -248,9 +249,41 @@ func (t *RouteTable) Withdraw(r Route) error {
 	if !ok || old.VTEP != r.VTEP {
 		return fmt.Errorf("withdraw %s: %w", r, ErrNotFound)
 	}
-	delete(t.routes, k)
+	t.remove(old)
 	t.notify(Update{OpWithdraw, old})
 	return nil
+}
+
+func (t *RouteTable) put(r Route) {
+	t.routes[r.key()] = r
+	if r.Type == MACIP {
+		mk := macKey{r.VNI, r.MAC}
+		t.byMAC[mk] = append(t.byMAC[mk], r.IP)
+	}
+}
+
+func (t *RouteTable) remove(r Route) {
+	delete(t.routes, r.key())
+	if r.Type == MACIP {
+		mk := macKey{r.VNI, r.MAC}
+		ips := slices.DeleteFunc(t.byMAC[mk], func(a netip.Addr) bool { return a == r.IP })
+		if len(ips) == 0 {
+			delete(t.byMAC, mk)
+		} else {
+			t.byMAC[mk] = ips
+		}
+	}
+}
+
+// LookupMAC returns the type-2 routes of mac in vni (MAC-only and with
+// each of its IPs), in a stable order.
+func (t *RouteTable) LookupMAC(vni uint32, mac MAC) []Route {
+	var out []Route
+	for _, ip := range t.byMAC[macKey{vni, mac}] {
+		out = append(out, t.routes[key{typ: MACIP, vni: vni, mac: mac, ip: ip}])
+	}
+	slices.SortFunc(out, compareRoutes)
+	return out
 }
 
 // WithdrawVTEP removes every route whose next hop is vtep (the VTEP's BGP
@@ -264,7 +297,7 @@ func (t *RouteTable) WithdrawVTEP(vtep netip.Addr) int {
 	}
 	slices.SortFunc(gone, compareRoutes)
 	for _, r := range gone {
-		delete(t.routes, r.key())
+		t.remove(r)
 		t.notify(Update{OpWithdraw, r})
 	}
 	return len(gone)

@@ -184,7 +184,7 @@ func isL2(r topologies.Role) bool {
 
 // wire configures the two ports of one link by the roles at its ends.
 func (f *Fabric) wire(a *topologies.Node, pa int, b *topologies.Node, pb int) error {
-	if b.Role == topologies.RoleHost || (a.Role == topologies.RoleFirewall && b.Role != topologies.RoleFirewall) {
+	if b.Role == topologies.RoleHost || b.Role == topologies.RoleFirewall {
 		a, b, pa, pb = b, a, pb, pa
 	}
 	switch {

@@ -1,0 +1,445 @@
+package vlan
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/sim"
+	"github.com/netbed/netbed/topologies"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden traces in testdata/")
+
+// instances of the test fabric: name, host, network, address.
+var testInstances = []struct{ name, host, net, ip string }{
+	{"a1", "host1", "net-a", "10.0.1.11"},
+	{"a2", "host1", "net-a", "10.0.1.12"},
+	{"a3", "host3", "net-a", "10.0.1.13"},
+	{"b1", "host3", "net-b", "10.0.2.21"},
+	{"b2", "host2", "net-b", "10.0.2.22"},
+	{"b3", "host1", "net-b", "10.0.2.23"},
+}
+
+var testNets = []datapath.NetworkSpec{
+	{Name: "net-a", Subnet: netip.MustParsePrefix("10.0.1.0/24"), VLAN: 100},
+	{Name: "net-b", Subnet: netip.MustParsePrefix("10.0.2.0/24"), VLAN: 200},
+}
+
+type bed struct {
+	f   *Fabric
+	e   *sim.Engine
+	ips map[string]netip.Addr
+}
+
+// newBed builds the seed's three-tier fabric (one pod, two racks of two
+// hosts, ToR pairs, an aggregation pair, two cores and a firewall) with the
+// test networks and instances, loaded into the simulator.
+func newBed(t *testing.T, opts Options) *bed {
+	t.Helper()
+	topo, err := topologies.ThreeTier(topologies.ThreeTierParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(topo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range testNets {
+		if err := f.AddNetwork(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Instances are attached before the fabric is loaded: the engine sizes
+	// a node's ports when it is added, and hosts grow a tap per instance.
+	b := &bed{f: f, ips: map[string]netip.Addr{}}
+	var nodes []datapath.Node
+	var wires []datapath.Wire
+	for _, in := range testInstances {
+		ip := netip.MustParseAddr(in.ip)
+		n, w, err := f.AddInstance(datapath.InstanceSpec{Name: in.name, Host: in.host, Network: in.net,
+			IP: netip.PrefixFrom(ip, 24)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes, wires = append(nodes, n), append(wires, w)
+		b.ips[in.name] = ip
+	}
+	e := sim.New(1)
+	e.SetEventLimit(5_000_000)
+	if err := e.Load(f, sim.UniformDelay(2*time.Microsecond), sim.LinkOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes {
+		if err := e.AddNode(n, 2*time.Microsecond); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Connect(wires[i], sim.LinkOpts{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.e = e
+	t.Cleanup(func() {
+		if c, err := e.Conservation(); err != nil {
+			t.Errorf("conservation: %v (%+v)", err, c)
+		}
+	})
+	return b
+}
+
+func names() []string {
+	var out []string
+	for _, in := range testInstances {
+		out = append(out, in.name)
+	}
+	return out
+}
+
+// warm sends one probe between every pair so that ARP caches and MAC
+// tables are filled, then forgets the trace.
+func (b *bed) warm(t *testing.T) {
+	t.Helper()
+	if _, err := b.e.AllPairs(b.e.Now(), 100*time.Microsecond, names(), stack.ProbeSpec{Proto: stack.ICMP}); err != nil {
+		t.Fatal(err)
+	}
+	b.e.ResetTrace()
+}
+
+func (b *bed) probe(t *testing.T, from, to string) sim.Result {
+	t.Helper()
+	id, err := b.e.Probe(b.e.Now()+time.Millisecond, from, stack.ProbeSpec{Proto: stack.ICMP, Dst: b.ips[to]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.e.RunUntilIdle(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.e.Result(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func subnetOf(name string) string {
+	for _, in := range testInstances {
+		if in.name == name {
+			return in.net
+		}
+	}
+	return ""
+}
+
+func golden(t *testing.T, name string, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("trace differs from %s (go test -update rewrites it)\n got:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+func pathText(r sim.Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s -> %s: %d hops, %d switch hops\n", r.From, r.To, r.Hops, r.SwitchHops)
+	b.WriteString("# forward\n")
+	for _, d := range r.Forward.Devices() {
+		b.WriteString(d + "\n")
+	}
+	b.WriteString("# return\n")
+	for _, d := range r.Return.Devices() {
+		b.WriteString(d + "\n")
+	}
+	return b.String()
+}
+
+// TestSeedPaths reproduces the seed's table for gen 1: the devices of
+// Fig. 5 (or 6) out and back, and the hop counts.
+func TestSeedPaths(t *testing.T) {
+	cases := []struct {
+		name     string
+		stock    bool
+		from, to string
+		wantHops int // -1: only the golden trace decides
+	}{
+		{"cross-subnet", false, "a1", "b1", 18},
+		{"cross-subnet-stock", true, "a1", "b1", 24},
+		{"cross-subnet-same-host", false, "a1", "b3", 18},
+		{"same-subnet-same-host", false, "a1", "a2", -1},
+		{"same-subnet-same-host-stock", true, "a1", "a2", -1},
+		{"same-subnet-other-rack", false, "a1", "a3", -1},
+		// No warm-up: ARP at the source and at the core hold the packet,
+		// which keeps its path when released.
+		{"cross-subnet-cold", false, "b2", "a3", 18},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := newBed(t, Options{Stock: c.stock})
+			if !strings.HasSuffix(c.name, "-cold") {
+				b.warm(t)
+			}
+			r := b.probe(t, c.from, c.to)
+			if !r.Delivered || !r.Replied {
+				t.Fatalf("probe %s -> %s: delivered %v replied %v, dropped at %s/%s %s %s",
+					c.from, c.to, r.Delivered, r.Replied, r.DropNode, r.DropDevice, r.Reason, r.Rule)
+			}
+			if c.wantHops >= 0 && r.Hops != c.wantHops {
+				t.Errorf("hops = %d, want %d; path %v", r.Hops, c.wantHops, r.Forward.Devices())
+			}
+			if got, back := r.Forward.Devices(), r.Return.Devices(); len(got) != len(back) {
+				t.Errorf("forward %d devices, return %d", len(got), len(back))
+			}
+			// The same devices, with the instance ends swapped, come back.
+			fwd := r.Forward.Devices()
+			ret := slices.Clone(r.Return.Devices())
+			slices.Reverse(ret)
+			if len(fwd) == len(ret) && !slices.Equal(fwd[1:len(fwd)-1], ret[1:len(ret)-1]) {
+				t.Errorf("return path is not the forward path reversed:\n%v\n%v", fwd, ret)
+			}
+			// Cross-subnet paths meet the gateway core once; same-subnet never.
+			crosses := strings.Count(strings.Join(fwd, " "), "core1")
+			if want := map[bool]int{true: 1, false: 0}[subnetOf(c.from) != subnetOf(c.to)]; crosses != want {
+				t.Errorf("core1 on the path %d times, want %d", crosses, want)
+			}
+			golden(t, c.name, pathText(r))
+		})
+	}
+}
+
+// crossSubnet reports whether the ordered pair (i, j) of names() is in
+// different networks.
+func crossSubnet(i, j int) bool { return testInstances[i].net != testInstances[j].net }
+
+// TestFaults: a ToR failure with bonding loses no reachability; a failure
+// of the core holding the gateways cuts every cross-subnet pair and no
+// same-subnet pair; restoring it brings everything back.
+func TestFaults(t *testing.T) {
+	cases := []struct {
+		name      string
+		fail      []string
+		wantReach func(i, j int) bool
+	}{
+		{"none", nil, func(i, j int) bool { return true }},
+		{"tor1", []string{"tor1"}, func(i, j int) bool { return true }},
+		{"tor1-and-tor3", []string{"tor1", "tor3"}, func(i, j int) bool { return true }},
+		{"agg1", []string{"agg1"}, func(i, j int) bool { return true }},
+		{"core2", []string{"core2"}, func(i, j int) bool { return true }},
+		{"core1", []string{"core1"}, func(i, j int) bool { return !crossSubnet(i, j) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := newBed(t, Options{})
+			b.warm(t)
+			for _, n := range c.fail {
+				if err := b.e.SetNodeState(b.e.Now()+time.Millisecond, n, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.e.Run(b.e.Now() + 2*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			// Every bond is active on a NIC whose ToR is alive.
+			for _, h := range []string{"host1", "host2", "host3", "host4"} {
+				nic := b.f.Host(h).ActiveUplink()
+				peer, _, _ := b.f.topo.Peer(topologies.Endpoint{Node: h, Iface: nic})
+				if slices.Contains(c.fail, peer.Node) {
+					t.Errorf("%s bond still active on %s towards failed %s", h, nic, peer.Node)
+				}
+			}
+			m, err := b.e.AllPairs(b.e.Now(), 100*time.Microsecond, names(), stack.ProbeSpec{Proto: stack.ICMP})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range m.Names {
+				for j := range m.Names {
+					if i != j && m.Reach[i][j] != c.wantReach(i, j) {
+						t.Errorf("%s -> %s reachable %v, want %v", m.Names[i], m.Names[j], m.Reach[i][j], c.wantReach(i, j))
+					}
+				}
+			}
+			if t.Failed() {
+				t.Logf("matrix:\n%s", m)
+			}
+			if len(c.fail) == 0 {
+				return
+			}
+			// Restore: everything is reachable again.
+			for _, n := range c.fail {
+				if err := b.e.SetNodeState(b.e.Now()+time.Millisecond, n, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.e.Run(b.e.Now() + 2*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			m, err = b.e.AllPairs(b.e.Now(), 100*time.Microsecond, names(), stack.ProbeSpec{Proto: stack.ICMP})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := m.Reachable(), len(names())*(len(names())-1); got != want {
+				t.Errorf("after restore %d pairs reachable, want %d:\n%s", got, want, m)
+			}
+		})
+	}
+}
+
+// TestVLANFlooding: a broadcast reaches every instance of its VLAN and
+// nothing else: no instance of another VLAN, no host without an instance
+// in the VLAN (ToR host ports carry only their hosts' VLANs).
+func TestVLANFlooding(t *testing.T) {
+	cases := []struct {
+		from      string
+		target    string
+		wantInst  []string
+		wantHosts []string
+	}{
+		{"a1", "10.0.1.99", []string{"a2", "a3"}, []string{"host1", "host3"}},
+		{"b2", "10.0.2.99", []string{"b1", "b3"}, []string{"host1", "host2", "host3"}},
+		{"a3", "10.0.1.98", []string{"a1", "a2"}, []string{"host1", "host3"}},
+	}
+	for _, c := range cases {
+		t.Run(c.from, func(t *testing.T) {
+			b := newBed(t, Options{})
+			b.warm(t)
+			in, _ := b.e.Node(c.from)
+			inst := in.(*stack.Instance)
+			req := frame.ARPRequest(inst.MAC(), b.ips[c.from], netip.MustParseAddr(c.target))
+			const probe = 4242
+			err := b.e.Do(b.e.Now()+time.Millisecond, c.from, probe, func(now time.Duration, out datapath.Output) {
+				out.Trace(datapath.Event{Node: c.from, Device: stack.Port, Kind: datapath.KindNIC, OutPort: stack.Port, Action: datapath.ActOriginate})
+				out.Send(0, req)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.e.RunUntilIdle(); err != nil {
+				t.Fatal(err)
+			}
+			gotInst, gotHosts := map[string]bool{}, map[string]bool{}
+			for _, ev := range b.e.Trace() {
+				if ev.Probe != probe {
+					continue
+				}
+				if _, isInst := b.ips[ev.Node]; isInst && ev.Node != c.from {
+					gotInst[ev.Node] = true
+				}
+				if strings.HasPrefix(ev.Node, "host") {
+					gotHosts[ev.Node] = true
+					if strings.HasPrefix(ev.Device, PrefixTap) && subnetOf(strings.TrimPrefix(ev.Device, PrefixTap)) != subnetOf(c.from) {
+						t.Errorf("flood crossed into %s/%s", ev.Node, ev.Device)
+					}
+				}
+			}
+			if got := sortedKeys(gotInst); !slices.Equal(got, c.wantInst) {
+				t.Errorf("instances reached %v, want %v", got, c.wantInst)
+			}
+			if got := sortedKeys(gotHosts); !slices.Equal(got, c.wantHosts) {
+				t.Errorf("hosts reached %v, want %v", got, c.wantHosts)
+			}
+		})
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestSecurityGroupDeny: in the stock model a deny rule drops the probe on
+// the destination's qbr and the verdict names the rule.
+func TestSecurityGroupDeny(t *testing.T) {
+	ops := SecurityGroup{Name: "ops", Rules: []SGRule{
+		{Direction: Ingress, Proto: ProtoICMP, Remote: netip.MustParsePrefix("10.0.1.0/24"), Action: Drop},
+		{Direction: Ingress, Action: Accept},
+	}}
+	cases := []struct {
+		from, to  string
+		wantReply bool
+		wantDev   string
+		wantRule  string
+	}{
+		{"a1", "b1", false, "qbr-b1", "sg:ops:1"},
+		{"a1", "a3", false, "qbr-a3", "sg:ops:1"},
+		{"b2", "b1", true, "", ""},
+		{"b2", "a3", true, "", ""},
+	}
+	b := newBed(t, Options{Stock: true, SecurityGroups: []SecurityGroup{ops}, DefaultIngress: Drop})
+	for _, c := range cases {
+		t.Run(c.from+"-"+c.to, func(t *testing.T) {
+			r := b.probe(t, c.from, c.to)
+			if r.Replied != c.wantReply {
+				t.Fatalf("replied %v, want %v (drop %s/%s %s %s)", r.Replied, c.wantReply, r.DropNode, r.DropDevice, r.Reason, r.Rule)
+			}
+			if c.wantReply {
+				return
+			}
+			if r.DropDevice != c.wantDev || r.Rule != c.wantRule || r.Reason != datapath.ReasonPolicy {
+				t.Errorf("dropped at %s/%s by %q (%s), want %s by %q (policy-deny)", r.DropNode, r.DropDevice, r.Rule, r.Reason, c.wantDev, c.wantRule)
+			}
+		})
+	}
+	host := b.f.Host("host3")
+	if n := host.SGCounters("b1")["sg:ops:1"]; n == 0 {
+		t.Errorf("rule sg:ops:1 of b1 never counted: %v", host.SGCounters("b1"))
+	}
+}
+
+// TestMACAgeing: learned entries age out of every switch and br-int; the
+// next probe floods, still arrives, and the tables relearn.
+func TestMACAgeing(t *testing.T) {
+	const ageing = 20 * time.Second
+	b := newBed(t, Options{MACAgeing: ageing})
+	b.warm(t)
+	learned := b.f.MACCounts(b.e.Now())
+	for _, n := range []string{"tor1", "agg1", "core1", "host1"} {
+		if learned[n] == 0 {
+			t.Fatalf("%s learned nothing after warm-up: %v", n, learned)
+		}
+	}
+	if err := b.e.Run(b.e.Now() + ageing); err != nil {
+		t.Fatal(err)
+	}
+	for n, c := range b.f.MACCounts(b.e.Now()) {
+		if c != 0 {
+			t.Errorf("%s still has %d live entries after %v", n, c, ageing)
+		}
+	}
+	r := b.probe(t, "a1", "a3")
+	if !r.Replied {
+		t.Fatalf("probe after ageing: dropped at %s/%s %s", r.DropNode, r.DropDevice, r.Reason)
+	}
+	floods := 0
+	for _, ev := range r.Forward {
+		if ev.Action == datapath.ActFlood {
+			floods++
+		}
+	}
+	if floods == 0 {
+		t.Errorf("no flood on the forward path after ageing: %v", r.Forward.Devices())
+	}
+	if c := b.f.MACCounts(b.e.Now())["tor3"]; c == 0 {
+		t.Errorf("tor3 did not relearn")
+	}
+}

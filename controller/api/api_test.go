@@ -29,8 +29,12 @@ type fixture struct {
 // newFixture serves a service over a real, durable bbolt store in a temp
 // directory.
 func newFixture(t testing.TB, ov controller.Overlay) *fixture {
+	return newFixtureOpts(t, ov, store.BoltOptions{})
+}
+
+func newFixtureOpts(t testing.TB, ov controller.Overlay, o store.BoltOptions) *fixture {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "api.db"), store.BoltOptions{})
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "api.db"), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,25 +21,41 @@ type BoltOptions struct {
 	// killed with SIGKILL releases its lock with its file descriptors, so a
 	// store it left behind opens at once.
 	LockTimeout time.Duration
-	// MaxBatchDelay is how long the first writer of a batch waits for others
-	// to join it before committing. Default 1ms.
-	MaxBatchDelay time.Duration
 	// MaxBatchSize caps the writers committed together. Default 1000.
 	MaxBatchSize int
 	// NoBatch commits each Update on its own (db.Update) instead of batching:
-	// lower latency for a single writer, far lower throughput for many.
+	// fine for a single writer, far lower throughput for many.
 	NoBatch bool
+	// BoltBatch batches with bbolt's own DB.Batch instead of the store's
+	// group commit (kept to compare; see docs/bench/controller.md).
+	// MaxBatchDelay is then how long a batch waits for company (default 1ms).
+	BoltBatch     bool
+	MaxBatchDelay time.Duration
 	// NoSync skips fsync on commit: fast, not durable. For benchmarks that
 	// want to compare; never for a real controller.
 	NoSync bool
 }
 
-// Bolt is the default Store: one bbolt file, each Update a durable commit,
-// concurrent Updates batched into one commit by bbolt's DB.Batch.
+// Bolt is the default Store: one bbolt file, each Update a durable commit.
+// Concurrent Updates are group-committed: one committer goroutine takes every
+// Update waiting when the previous commit finishes and runs them in one
+// transaction and one fsync, so the batch grows with the load and a lone
+// writer waits for nobody.
 type Bolt struct {
-	db      *bolt.DB
-	noBatch bool
-	closed  atomic.Bool
+	db        *bolt.DB
+	noBatch   bool
+	boltBatch bool
+	maxBatch  int
+
+	mu     sync.RWMutex // held shared while enqueueing, exclusively by Close
+	closed atomic.Bool
+	reqs   chan *call
+	done   chan struct{} // committer exited
+}
+
+type call struct {
+	fn  func(*bolt.Tx) error
+	err chan error
 }
 
 var _ Store = (*Bolt)(nil)
@@ -70,7 +87,68 @@ func OpenBolt(path string, o BoltOptions) (*Bolt, error) {
 	}
 	db.MaxBatchDelay = o.MaxBatchDelay
 	db.MaxBatchSize = o.MaxBatchSize
-	return &Bolt{db: db, noBatch: o.NoBatch}, nil
+	b := &Bolt{db: db, noBatch: o.NoBatch, boltBatch: o.BoltBatch, maxBatch: o.MaxBatchSize,
+		reqs: make(chan *call, 4*o.MaxBatchSize), done: make(chan struct{})}
+	go b.committer()
+	return b, nil
+}
+
+// committer runs queued Updates in batches until reqs is closed.
+func (b *Bolt) committer() {
+	defer close(b.done)
+	batch := make([]*call, 0, b.maxBatch)
+	for c := range b.reqs {
+		batch = append(batch[:0], c)
+	fill:
+		for len(batch) < b.maxBatch {
+			select {
+			case c, ok := <-b.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, c)
+			default:
+				break fill
+			}
+		}
+		b.commit(batch)
+	}
+}
+
+// commit runs batch in one transaction. A function that fails gets its own
+// error (having seen the writes of those before it, which commit next) and
+// the batch is retried without it.
+func (b *Bolt) commit(batch []*call) {
+	for len(batch) > 0 {
+		failed := -1
+		var ferr error
+		err := b.db.Update(func(tx *bolt.Tx) error {
+			for i, c := range batch {
+				if ferr = safeCall(c.fn, tx); ferr != nil {
+					failed = i
+					return ferr
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, c := range batch {
+				c.err <- err
+			}
+			return
+		}
+		batch[failed].err <- ferr
+		batch = append(batch[:failed], batch[failed+1:]...)
+	}
+}
+
+func safeCall(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store update panicked: %v", p)
+		}
+	}()
+	return fn(tx)
 }
 
 // Path returns the store file's path.
@@ -84,13 +162,24 @@ func (b *Bolt) Update(ctx context.Context, fn func(tx Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	commit := b.db.Batch
-	if b.noBatch {
-		commit = b.db.Update
+	bfn := func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx}) }
+	var err error
+	switch {
+	case b.noBatch:
+		err = b.db.Update(bfn)
+	case b.boltBatch:
+		err = b.db.Batch(bfn)
+	default:
+		c := &call{fn: bfn, err: make(chan error, 1)}
+		b.mu.RLock()
+		if b.closed.Load() {
+			b.mu.RUnlock()
+			return ErrClosed
+		}
+		b.reqs <- c
+		b.mu.RUnlock()
+		err = <-c.err
 	}
-	err := commit(func(btx *bolt.Tx) error {
-		return fn(&boltTx{tx: btx})
-	})
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
@@ -114,11 +203,17 @@ func (b *Bolt) View(ctx context.Context, fn func(tx Tx) error) error {
 	return err
 }
 
-// Close waits for running transactions and closes the file.
+// Close commits the Updates already queued, waits for running
+// transactions and closes the file.
 func (b *Bolt) Close() error {
+	b.mu.Lock()
 	if b.closed.Swap(true) {
+		b.mu.Unlock()
 		return nil
 	}
+	close(b.reqs)
+	b.mu.Unlock()
+	<-b.done
 	return b.db.Close()
 }
 

@@ -13,8 +13,9 @@ import (
 //     durably when fn returns nil and leaves nothing behind when fn returns an
 //     error (that error is returned unchanged, so callers test it with
 //     errors.Is). Concurrent Updates may be batched into one commit, so fn
-//     may be called more than once: it must only read and write through tx
-//     and set its results afresh on every call.
+//     may be called more than once: it must only read and write through tx,
+//     set its results afresh on every call, and depend only on what it reads
+//     (so that a re-run after a batch-mate's failure does the same).
 //   - View runs fn in a read-only snapshot; a View never sees part of an
 //     Update.
 //   - Slices passed to fn (keys, values) are valid only inside fn.

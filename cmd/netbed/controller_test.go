@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netbed/netbed/controller"
+	"github.com/netbed/netbed/controller/api"
+	"github.com/netbed/netbed/controller/store"
+)
+
+// TestControllerServe runs `netbed controller serve`'s server, creates a
+// network through the client, shuts it down as SIGTERM would, and finds the
+// network in the store afterwards.
+func TestControllerServe(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ctl.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- serveController(ctx, path, "127.0.0.1:0", time.Second, pw)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() {
+		t.Fatalf("no output; serve returned %v", <-errc)
+	}
+	_, url, ok := strings.Cut(lines.Text(), "serving ")
+	if !ok {
+		t.Fatalf("unexpected first line %q", lines.Text())
+	}
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	c := api.NewClient(url, nil)
+	if _, err := c.CreateNetwork(ctx, controller.NetworkRequest{Name: "kept", Segment: controller.Segment{Type: controller.SegmentVLAN, ID: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	// A second controller on the same store is refused while the first runs.
+	if err := serveController(ctx, path, "127.0.0.1:0", 50*time.Millisecond, io.Discard); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Errorf("second controller on a busy store: %v", err)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("graceful shutdown: %v", err)
+	}
+	st, err := store.OpenBolt(path, store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc := controller.New(st, nil, nil)
+	defer svc.Close()
+	if n, err := svc.GetNetwork(context.Background(), "kept"); err != nil || n.Segment.ID != 10 {
+		t.Errorf("network after restart: %+v %v", n, err)
+	}
+}
+
+func TestControllerUsage(t *testing.T) {
+	var out, errb strings.Builder
+	if code := run([]string{"controller"}, &out, &errb); code != 2 {
+		t.Errorf("netbed controller without serve: exit %d, want 2 (%s)", code, errb.String())
+	}
+	if code := run([]string{"controller", "serve", "extra"}, &out, &errb); code != 2 {
+		t.Errorf("extra argument: exit %d, want 2", code)
+	}
+}

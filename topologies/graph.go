@@ -61,6 +61,10 @@ type Node struct {
 	Image string
 	// Labels are free-form; netbed's own keys start with "netbed.".
 	Labels map[string]string
+	// Extra holds the containerlab node fields netbed does not model
+	// (startup-config, binds, env, type, ...), as decoded from YAML, so
+	// that a lab read from a containerlab file is written back with them.
+	Extra map[string]any
 }
 
 // Endpoint is one end of a link: a node and one of its interfaces.
@@ -98,6 +102,9 @@ type Topology struct {
 	Prefix *string
 	Nodes  []*Node
 	Links  []*Link
+	// Extra holds top-level containerlab sections netbed does not model
+	// ("mgmt", "settings"), carried from file to file unchanged.
+	Extra map[string]any
 }
 
 // Node returns the node called name, or nil.

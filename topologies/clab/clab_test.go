@@ -225,8 +225,8 @@ func TestImport(t *testing.T) {
 			prefix: "evpn-dc-", links: 6,
 			ifaces: map[string][]string{"dc1-leaf1": {"e1-49", "e1-50", "e1-1"}, "dc1-spine1": {"eth1", "eth2"}, "dc1-spine2": {"eth1", "eth2"}},
 			inferred: []string{`dc1-leaf1: role leaf (from name, word "leaf")`, `client1: role host (from name, word "client")`,
-				"interface ethernet-1/49 is a nokia_srlinux alias; using its Linux name e1-49", "interface Ethernet2 is a arista_ceos alias; using its Linux name eth2", "topology.kinds.nokia_srlinux: type not carried", "topology.defaults: env not carried",
-				"link type host", "mgmt: not carried", "startup-config"},
+				"interface ethernet-1/49 is a nokia_srlinux alias; using its Linux name e1-49", "interface Ethernet2 is a arista_ceos alias; using its Linux name eth2",
+				"link type host"},
 			valid: true,
 		},
 		"nos-anonymous.clab.yml": {
@@ -309,6 +309,20 @@ func TestImportDetails(t *testing.T) {
 	_, l, ok := topo.Peer(topologies.Endpoint{Node: "dc1-leaf2", Iface: "e1-50"})
 	if !ok || l.MTU != 9100 || l.Rate != topologies.Rate100G || l.B != (topologies.Endpoint{Node: "dc1-spine2", Iface: "eth2"}) {
 		t.Errorf("extended link: %+v", l)
+	}
+	// Fields netbed does not model are carried, resolved as containerlab does.
+	wantExtra := map[string]map[string]any{
+		"dc1-leaf1":  {"env": map[string]any{"TZ": "UTC"}, "type": "ixrd3l", "startup-config": "configs/leaf1.cfg", "mgmt-ipv4": "172.80.80.11"},
+		"dc1-spine2": {"env": map[string]any{"TZ": "UTC"}},
+		"client2":    {"env": map[string]any{"TZ": "UTC"}, "binds": []any{"configs/client2.sh:/client.sh"}},
+	}
+	for n, want := range wantExtra {
+		if got := topo.Node(n).Extra; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s extra fields %v, want %v", n, got, want)
+		}
+	}
+	if m, ok := topo.Extra["mgmt"].(map[string]any); !ok || m["ipv4-subnet"] != "172.80.80.0/24" {
+		t.Errorf("mgmt not carried: %v", topo.Extra)
 	}
 	g, _, err := Load("testdata/groups-labels.clab.yml")
 	if err != nil {

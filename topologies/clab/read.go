@@ -99,7 +99,7 @@ type nodeDef struct {
 	kind, image, group string
 	labels             map[string]string
 	labelLines         map[string]int
-	dropped            []string // fields present that netbed does not carry
+	extra              map[string]any // fields netbed carries without modelling them
 }
 
 type linkDef struct {
@@ -330,10 +330,19 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 				t.Prefix = &p
 			}
 		case "mgmt", "settings":
-			if !isNull(v) {
-				d.pairs(v, key, nil, func(string, *yaml.Node, *yaml.Node) {})
-				rep.note("%s: not carried (netbed labs have no management network)", key)
+			// An empty section says nothing (and the schema rejects it).
+			if isNull(v) || !d.pairs(v, key, nil, func(string, *yaml.Node, *yaml.Node) {}) || len(v.Content) == 0 {
+				return
 			}
+			var x any
+			if err := v.Decode(&x); err != nil {
+				d.fail(v, key, ErrSyntax, "%v", err)
+				return
+			}
+			if t.Extra == nil {
+				t.Extra = map[string]any{}
+			}
+			t.Extra[key] = x
 		case "topology":
 			topo, topoKey = v, k
 		}
@@ -406,21 +415,6 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 		return nil, nil
 	}
 
-	dropped := func(where string, nd nodeDef) {
-		if len(nd.dropped) > 0 {
-			rep.note("%s: %s not carried (netbed does not use them)", where, strings.Join(nd.dropped, ", "))
-		}
-	}
-	dropped("topology.defaults", defaults)
-	for _, set := range []struct {
-		path string
-		defs map[string]nodeDef
-	}{{"topology.kinds.", kinds}, {"topology.groups.", groups}} {
-		for _, name := range sortedNames(set.defs) {
-			dropped(set.path+name, set.defs[name])
-		}
-	}
-
 	// Resolve each node: node > group > kind > defaults, as containerlab.
 	groupOf := map[string]string{}
 	for _, name := range nodeNames {
@@ -464,7 +458,7 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 		if len(labels) > 0 {
 			n.Labels = labels
 		}
-		dropped(name, nd)
+		n.Extra = mergeExtra(defaults, k, g, nd)
 		t.Nodes = append(t.Nodes, n)
 	}
 	if len(d.errs) > 0 {
@@ -502,13 +496,49 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 	return t, rep
 }
 
-func sortedNames(m map[string]nodeDef) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
+// mergeExtra resolves the fields netbed carries without modelling them as
+// containerlab does: the most specific of node, group, kind and defaults
+// wins, except that env and sysctls maps merge key by key and binds lists
+// add up.
+func mergeExtra(levels ...nodeDef) map[string]any {
+	out := map[string]any{}
+	for _, l := range levels {
+		for k, v := range l.extra {
+			prev, seen := out[k]
+			switch {
+			case seen && (k == "env" || k == "sysctls"):
+				pm, ok1 := prev.(map[string]any)
+				vm, ok2 := v.(map[string]any)
+				if ok1 && ok2 {
+					m := make(map[string]any, len(pm)+len(vm))
+					for mk, mv := range pm {
+						m[mk] = mv
+					}
+					for mk, mv := range vm {
+						m[mk] = mv
+					}
+					v = m
+				}
+			case seen && k == "binds":
+				pl, ok1 := prev.([]any)
+				vl, ok2 := v.([]any)
+				if ok1 && ok2 {
+					l := slices.Clone(pl)
+					for _, b := range vl {
+						if bs, ok := b.(string); !ok || !slices.Contains(l, any(bs)) {
+							l = append(l, b)
+						}
+					}
+					v = l
+				}
+			}
+			out[k] = v
+		}
 	}
-	slices.Sort(names)
-	return names
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 func first(s ...string) string {
@@ -559,7 +589,15 @@ func (d *decoder) nodeDef(n *yaml.Node, path string) nodeDef {
 				}
 			})
 		default:
-			nd.dropped = append(nd.dropped, key)
+			var x any
+			if err := v.Decode(&x); err != nil {
+				d.fail(v, p, ErrSyntax, "%v", err)
+				return
+			}
+			if nd.extra == nil {
+				nd.extra = map[string]any{}
+			}
+			nd.extra[key] = x
 		}
 	})
 	return nd

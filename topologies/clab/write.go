@@ -30,6 +30,9 @@ func Write(t *topologies.Topology) ([]byte, error) {
 	if t.Prefix != nil {
 		add(root, "prefix", str(*t.Prefix))
 	}
+	if err := addExtra(root, t.Extra); err != nil {
+		return nil, fmt.Errorf("write topology %q: %w", t.Name, err)
+	}
 	topo := mapping()
 	add(root, "topology", topo)
 
@@ -76,6 +79,9 @@ func Write(t *topologies.Topology) ([]byte, error) {
 		set(LabelRack, n.Rack)
 		if len(labels) > 0 {
 			add(nm, "labels", sortedMap(labels))
+		}
+		if err := addExtra(nm, n.Extra); err != nil {
+			return nil, fmt.Errorf("write topology %q: node %q: %w", t.Name, n.Name, err)
 		}
 		if len(nm.Content) == 0 {
 			nm.Style = yaml.FlowStyle
@@ -174,4 +180,21 @@ func sortedMap(m map[string]string) *yaml.Node {
 		add(out, k, str(m[k]))
 	}
 	return out
+}
+
+// addExtra appends fields carried from a containerlab file, sorted by key.
+func addExtra(m *yaml.Node, extra map[string]any) error {
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		var v yaml.Node
+		if err := v.Encode(extra[k]); err != nil {
+			return fmt.Errorf("field %s: %w", k, err)
+		}
+		add(m, k, &v)
+	}
+	return nil
 }

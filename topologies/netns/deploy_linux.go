@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -60,9 +61,11 @@ func Deploy(ctx context.Context, t *topologies.Topology, opt *Options) (*Lab, *R
 		}
 	}
 	if err := writeState(root, st, t); err != nil {
+		lab.Close()
 		return nil, nil, fmt.Errorf("deploy lab %s: %w", t.Name, err)
 	}
 	if err := prepareNetnsDir(); err != nil {
+		lab.Close()
 		return nil, nil, fmt.Errorf("deploy lab %s: %w", t.Name, err)
 	}
 
@@ -72,8 +75,34 @@ func Deploy(ctx context.Context, t *topologies.Topology, opt *Options) (*Lab, *R
 	rep.NamespacesTook = time.Since(stage)
 	if err == nil {
 		stage = time.Now()
-		err = lab.deployLinks(ctx, workerCount(opt, len(t.Links)), fresh, rep)
+		err = lab.removeStaleLinks(ctx, workerCount(opt, len(lab.order)), fresh, rep)
+		if err == nil {
+			err = lab.deployLinks(ctx, workerCount(opt, len(t.Links)), fresh, rep)
+		}
 		rep.LinksTook = time.Since(stage)
+	}
+	if err == nil {
+		// Namespaces of nodes an earlier deploy had and t no longer has.
+		current := map[string]bool{}
+		for _, n := range lab.nodes {
+			current[n.Netns] = true
+		}
+		var stale []string
+		for _, ns := range st.Namespaces {
+			if !current[ns] {
+				stale = append(stale, ns)
+			}
+		}
+		var removed atomic.Int64
+		err = pool(ctx, len(stale), workerCount(opt, len(stale)), simple(func(i int) error {
+			ok, err := removeNamespace(stale[i])
+			if ok {
+				removed.Add(1)
+			}
+			return err
+		}))
+		rep.NamespacesRemoved = int(removed.Load())
+		st.Namespaces = slices.DeleteFunc(st.Namespaces, func(ns string) bool { return !current[ns] })
 	}
 	if err != nil {
 		lab.Close()
@@ -189,6 +218,38 @@ func checkOwner(n *Node, s nodeSys, alias string) error {
 		return fmt.Errorf("namespace %s is marked %q: %w; remove that lab or rename this one", n.Netns, a, ErrForeign)
 	}
 	return nil
+}
+
+// removeStaleLinks deletes, in namespaces that existed before this deploy,
+// interfaces carrying the lab's mark that the topology no longer has (a
+// link removed or re-wired in the file since the last deploy).
+func (l *Lab) removeStaleLinks(ctx context.Context, workers int, fresh map[string]bool, rep *Report) error {
+	alias := Alias(l.Name)
+	var removed atomic.Int64
+	err := pool(ctx, len(l.order), workers, simple(func(i int) error {
+		n := l.nodes[l.order[i]]
+		if fresh[n.Name] {
+			return nil
+		}
+		links, err := n.sys.nl.LinkList()
+		if err != nil {
+			return fmt.Errorf("node %s: list links: %w", n.Name, err)
+		}
+		for _, lk := range links {
+			a := lk.Attrs()
+			if a.Alias != alias || a.Name == "lo" || slices.Contains(n.Ifaces, a.Name) {
+				continue
+			}
+			// Its peer may have gone already, taking this end with it.
+			if err := n.sys.nl.LinkDel(lk); err != nil && !isNotFound(err) && !errors.Is(err, unix.ENODEV) {
+				return fmt.Errorf("node %s: remove stale %s: %w", n.Name, a.Name, err)
+			}
+			removed.Add(1)
+		}
+		return nil
+	}))
+	rep.LinksRemoved = int(removed.Load())
+	return err
 }
 
 type linkOutcome int

@@ -65,11 +65,15 @@ type Report struct {
 	Nodes int
 	Links int
 	// NamespacesCreated and NamespacesPresent add up to Nodes.
-	NamespacesCreated, NamespacesPresent int
+	// NamespacesRemoved counts namespaces of nodes an earlier deploy of the
+	// lab had and the topology no longer has.
+	NamespacesCreated, NamespacesPresent, NamespacesRemoved int
 	// LinksCreated + LinksPresent + LinksReplaced add up to Links.
 	// Replaced links existed with the wrong peer and were recreated; Fixed
 	// counts present links whose MTU, state or alias were corrected.
-	LinksCreated, LinksPresent, LinksReplaced, LinksFixed int
+	// LinksRemoved counts interfaces with the lab's mark that the topology
+	// no longer has (counted per end: a removed veth pair may count 1 or 2).
+	LinksCreated, LinksPresent, LinksReplaced, LinksFixed, LinksRemoved int
 	// Duration is the whole deploy; NamespacesTook and LinksTook its two
 	// stages.
 	Duration, NamespacesTook, LinksTook time.Duration
@@ -85,14 +89,18 @@ func (r *Report) NodesPerSecond() float64 {
 
 // Changed reports whether Deploy created, replaced or fixed anything.
 func (r *Report) Changed() bool {
-	return r.NamespacesCreated+r.LinksCreated+r.LinksReplaced+r.LinksFixed > 0
+	return r.NamespacesCreated+r.NamespacesRemoved+r.LinksCreated+r.LinksReplaced+r.LinksFixed+r.LinksRemoved > 0
 }
 
 func (r *Report) String() string {
-	return fmt.Sprintf("lab %s: %d nodes (%d created, %d present), %d links (%d created, %d present, %d replaced, %d fixed) in %v (%.0f nodes/s)",
+	s := fmt.Sprintf("lab %s: %d nodes (%d created, %d present), %d links (%d created, %d present, %d replaced, %d fixed) in %v (%.0f nodes/s)",
 		r.Lab, r.Nodes, r.NamespacesCreated, r.NamespacesPresent,
 		r.Links, r.LinksCreated, r.LinksPresent, r.LinksReplaced, r.LinksFixed,
 		r.Duration.Round(time.Millisecond), r.NodesPerSecond())
+	if r.NamespacesRemoved+r.LinksRemoved > 0 {
+		s += fmt.Sprintf("; removed %d stale namespaces and %d stale interfaces", r.NamespacesRemoved, r.LinksRemoved)
+	}
+	return s
 }
 
 // DestroyReport says what Destroy or DestroyAll removed.

@@ -635,3 +635,62 @@ func TestDeployRefusesForeignNamespaces(t *testing.T) {
 		})
 	}
 }
+
+func TestRedeployConverges(t *testing.T) {
+	testutil.RequireRoot(t)
+	t.Run("nodes removed from the topology", func(t *testing.T) {
+		tp, opt := newTestLab(t, 1, 2, 1)
+		deploy(t, tp, opt)
+		smaller, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: tp.Name, Spines: 1, Leaves: 1, HostsPerLeaf: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lab, rep, err := Deploy(context.Background(), smaller, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lab.Close()
+		// leaf2 and host2 go; spine1's end of the spine1-leaf2 link too.
+		if rep.NamespacesRemoved != 2 || rep.LinksRemoved != 1 || rep.NamespacesCreated != 0 || rep.LinksPresent != 2 {
+			t.Errorf("report %+v", *rep)
+		}
+		for _, gone := range []string{"leaf2", "host2"} {
+			if _, err := os.Lstat(filepath.Join(NetnsDir, tp.LabPrefix()+gone)); !os.IsNotExist(err) {
+				t.Errorf("namespace of %s still there (%v)", gone, err)
+			}
+		}
+		st, _, err := readState(opt.stateRoot(), tp.Name)
+		if err != nil || len(st.Namespaces) != len(smaller.Nodes) || !st.Complete {
+			t.Errorf("state after shrinking: %+v, %v", st, err)
+		}
+		h, _ := lab.Handle("spine1")
+		if _, err := h.LinkByName("eth2"); !isNotFound(err) {
+			t.Errorf("spine1:eth2 still there: %v", err)
+		}
+	})
+	t.Run("link re-wired", func(t *testing.T) {
+		tp := &topologies.Topology{Name: testutil.Name(testLabPrefix)}
+		for _, n := range []string{"a", "b", "c"} {
+			tp.AddNode(n, topologies.RoleHost)
+		}
+		tp.Connect("a", "eth1", "b", "eth1")
+		opt := &Options{StateRoot: t.TempDir()}
+		deploy(t, tp, opt)
+		tp.Links[0].B = topologies.Endpoint{Node: "c", Iface: "eth1"}
+		lab, rep, err := Deploy(context.Background(), tp, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lab.Close()
+		if rep.LinksRemoved != 1 || rep.LinksCreated != 1 {
+			t.Errorf("report %+v", *rep)
+		}
+		if err := sendReceive(lab, tp.Links[0].A, tp.Links[0].B, "rewired"); err != nil {
+			t.Error(err)
+		}
+		h, _ := lab.Handle("b")
+		if _, err := h.LinkByName("eth1"); !isNotFound(err) {
+			t.Errorf("b:eth1 still there: %v", err)
+		}
+	})
+}

@@ -24,6 +24,7 @@ var (
 	ErrBadAddress       = errors.New("bad address")
 	ErrUnsupported      = errors.New("not part of a three-tier fabric")
 	ErrNoSecurityGroups = errors.New("security groups need the stock host model (Options.Stock)")
+	ErrHostFull         = errors.New("host has no free instance slot (raise Options.TapSlots)")
 )
 
 // Options configure a gen-1 fabric.
@@ -41,7 +42,14 @@ type Options struct {
 	MACAgeing, ARPTimeout time.Duration
 	// FirewallRules are every firewall's rules; what none matches passes.
 	FirewallRules []FirewallRule
+	// TapSlots is how many instances one host can hold (DefaultTapSlots
+	// when 0); see HostOptions.TapSlots.
+	TapSlots int
 }
+
+// DefaultTapSlots is the default number of instance slots per host (the
+// seed runs 500+ instances and pods on one node).
+const DefaultTapSlots = 512
 
 type network struct {
 	spec datapath.NetworkSpec
@@ -110,6 +118,9 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	if t == nil {
 		return nil, fmt.Errorf("build vlan fabric: %w: nil topology", ErrUnsupported)
 	}
+	if opts.TapSlots == 0 {
+		opts.TapSlots = DefaultTapSlots
+	}
 	f := &Fabric{topo: t, opts: opts, hosts: map[string]*Host{}, switches: map[string]*Switch{},
 		cores: map[string]*Core{}, firewalls: map[string]*Firewall{}, nets: map[string]*network{},
 		vlans: map[uint16]*network{}, insts: map[string]*instance{}, edges: map[string][]portRef{},
@@ -125,7 +136,8 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		switch n.Role {
 		case topologies.RoleHost:
 			h := NewHost(n.Name, ifaces, HostOptions{Stock: opts.Stock, SecurityGroups: opts.SecurityGroups,
-				DefaultIngress: opts.DefaultIngress, DefaultEgress: opts.DefaultEgress, MACAgeing: opts.MACAgeing})
+				DefaultIngress: opts.DefaultIngress, DefaultEgress: opts.DefaultEgress, MACAgeing: opts.MACAgeing,
+				TapSlots: opts.TapSlots})
 			f.hosts[n.Name], node = h, h
 		case topologies.RoleToR, topologies.RoleAccess, topologies.RoleAggregation:
 			s := NewSwitch(n.Name, ifaces, opts.MACAgeing)
@@ -301,6 +313,9 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 		return fail(fmt.Errorf("mac %v: %w", mac, ErrBadAddress))
 	}
 	port := h.AttachInstance(s.Name, nw.spec.VLAN)
+	if port < 0 {
+		return fail(fmt.Errorf("host %q: %w", s.Host, ErrHostFull))
+	}
 	vs := f.hostVLANs[s.Host]
 	if vs == nil {
 		vs = map[uint16]int{}

@@ -1,6 +1,7 @@
 package vlan
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -59,41 +60,31 @@ func newBed(t *testing.T, opts Options) *bed {
 			t.Fatal(err)
 		}
 	}
-	// Instances are attached before the fabric is loaded: the engine sizes
-	// a node's ports when it is added, and hosts grow a tap per instance.
-	b := &bed{f: f, ips: map[string]netip.Addr{}}
-	var nodes []datapath.Node
-	var wires []datapath.Wire
-	for _, in := range testInstances {
-		ip := netip.MustParseAddr(in.ip)
-		n, w, err := f.AddInstance(datapath.InstanceSpec{Name: in.name, Host: in.host, Network: in.net,
-			IP: netip.PrefixFrom(ip, 24)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes, wires = append(nodes, n), append(wires, w)
-		b.ips[in.name] = ip
-	}
 	e := sim.New(1)
 	e.SetEventLimit(5_000_000)
 	if err := e.Load(f, sim.UniformDelay(2*time.Microsecond), sim.LinkOpts{}); err != nil {
 		t.Fatal(err)
 	}
-	for i, n := range nodes {
-		if err := e.AddNode(n, 2*time.Microsecond); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.Connect(wires[i], sim.LinkOpts{}); err != nil {
-			t.Fatal(err)
-		}
+	b := &bed{f: f, e: e, ips: map[string]netip.Addr{}}
+	for _, in := range testInstances {
+		b.add(t, in.name, in.host, in.net, in.ip)
 	}
-	b.e = e
 	t.Cleanup(func() {
 		if c, err := e.Conservation(); err != nil {
 			t.Errorf("conservation: %v (%+v)", err, c)
 		}
 	})
 	return b
+}
+
+func (b *bed) add(t *testing.T, name, host, network, addr string) {
+	t.Helper()
+	ip := netip.MustParseAddr(addr)
+	if _, err := b.e.AddInstance(b.f, datapath.InstanceSpec{Name: name, Host: host, Network: network,
+		IP: netip.PrefixFrom(ip, 24)}); err != nil {
+		t.Fatal(err)
+	}
+	b.ips[name] = ip
 }
 
 func names() []string {
@@ -441,5 +432,177 @@ func TestMACAgeing(t *testing.T) {
 	}
 	if c := b.f.MACCounts(b.e.Now())["tor3"]; c == 0 {
 		t.Errorf("tor3 did not relearn")
+	}
+}
+
+// TestChurn: instances leave and join while the simulation runs; a host's
+// ToR ports start and stop carrying a VLAN with its instances.
+func TestChurn(t *testing.T) {
+	b := newBed(t, Options{TapSlots: 4})
+	b.warm(t)
+	// host4 has no instance: its ToR ports carry no VLAN.
+	tor3 := b.f.Switch("tor3")
+	port := slices.Index(tor3.Ports(), portFacing(t, b, "tor3", "host4"))
+	if tor3.Allowed(port, 200) {
+		t.Fatalf("tor3 carries VLAN 200 to empty host4")
+	}
+	if err := b.e.RemoveInstance(b.f, "b1"); err != nil {
+		t.Fatal(err)
+	}
+	delete(b.ips, "b1")
+	b.add(t, "b4", "host4", "net-b", "10.0.2.24")
+	if !tor3.Allowed(port, 200) {
+		t.Errorf("tor3 does not carry VLAN 200 to host4 after b4 joined")
+	}
+	for _, to := range []string{"a1", "b2", "b3"} {
+		if r := b.probe(t, "b4", to); !r.Replied {
+			t.Errorf("b4 -> %s: dropped at %s/%s %s", to, r.DropNode, r.DropDevice, r.Reason)
+		}
+	}
+	if err := b.e.RemoveInstance(b.f, "b4"); err != nil {
+		t.Fatal(err)
+	}
+	if tor3.Allowed(port, 200) {
+		t.Errorf("tor3 still carries VLAN 200 to host4 after its last instance left")
+	}
+	// A full host refuses instances.
+	for i, name := range []string{"x1", "x2"} {
+		_, _, err := b.f.AddInstance(datapath.InstanceSpec{Name: name, Host: "host1", Network: "net-a",
+			IP: netip.MustParsePrefix(fmt.Sprintf("10.0.1.%d/24", 50+i))})
+		if want := i == 1; errors.Is(err, ErrHostFull) != want {
+			t.Errorf("add %s to host1 (3 of 4 slots used before): err %v, want full %v", name, err, want)
+		}
+	}
+}
+
+func portFacing(t *testing.T, b *bed, sw, host string) string {
+	t.Helper()
+	for _, l := range b.f.topo.Links {
+		if l.A.Node == sw && l.B.Node == host {
+			return l.A.Iface
+		}
+		if l.B.Node == sw && l.A.Node == host {
+			return l.B.Iface
+		}
+	}
+	t.Fatalf("no link %s - %s", sw, host)
+	return ""
+}
+
+// TestOutside: traffic to an address outside every network is routed by
+// the gateway core to the firewall beside it, which lets it out or drops
+// it by rule.
+func TestOutside(t *testing.T) {
+	rules := []FirewallRule{{Dst: netip.MustParsePrefix("192.0.2.0/24"), Action: Drop}}
+	cases := []struct {
+		dst      string
+		wantDrop bool
+		wantRule string
+	}{
+		{"198.51.100.7", false, "fw:default"},
+		{"192.0.2.9", true, "fw:1"},
+	}
+	b := newBed(t, Options{FirewallRules: rules})
+	b.warm(t)
+	for _, c := range cases {
+		t.Run(c.dst, func(t *testing.T) {
+			b.ips["outside"] = netip.MustParseAddr(c.dst)
+			r := b.probe(t, "a1", "outside")
+			if c.wantDrop {
+				if r.Delivered || r.DropNode != "fw1" || r.Rule != c.wantRule || r.Reason != datapath.ReasonPolicy {
+					t.Errorf("delivered %v, dropped at %s by %q (%s), want fw1 by %q", r.Delivered, r.DropNode, r.Rule, r.Reason, c.wantRule)
+				}
+				return
+			}
+			if !r.Delivered || r.To != "fw1" || r.Forward[len(r.Forward)-1].Rule != c.wantRule {
+				t.Fatalf("delivered %v to %q, want fw1 (%s); path %v", r.Delivered, r.To, c.wantRule, r.Forward.Devices())
+			}
+			devs := r.Forward.Devices()
+			if devs[len(devs)-2] != "core1" {
+				t.Errorf("firewall not reached from the gateway core: %v", devs)
+			}
+		})
+	}
+}
+
+func TestBuildAndAPIErrors(t *testing.T) {
+	topo, err := topologies.ThreeTier(topologies.ThreeTierParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, err := topologies.SpineLeaf(topologies.SpineLeafParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(sl, Options{}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("spine-leaf: err %v, want ErrUnsupported", err)
+	}
+	if _, err := New(topo, Options{GatewayCore: "core9"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing gateway core: err %v, want ErrNotFound", err)
+	}
+	f, err := New(topo, Options{GatewayCore: "core2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.GatewayCore().Name() != "core2" {
+		t.Errorf("gateway core %s, want core2", f.GatewayCore().Name())
+	}
+	if f.Generation() != "vlan" || len(f.Nodes()) != len(topo.Nodes) || len(f.Wires()) != len(topo.Links) {
+		t.Errorf("generation %q, %d nodes, %d wires", f.Generation(), len(f.Nodes()), len(f.Wires()))
+	}
+	p := netip.MustParsePrefix
+	netCases := []struct {
+		name string
+		n    datapath.NetworkSpec
+		want error
+	}{
+		{"ok", datapath.NetworkSpec{Name: "n1", Subnet: p("10.1.0.0/24"), VLAN: 10}, nil},
+		{"dup-name", datapath.NetworkSpec{Name: "n1", Subnet: p("10.2.0.0/24"), VLAN: 11}, ErrExists},
+		{"dup-vlan", datapath.NetworkSpec{Name: "n2", Subnet: p("10.2.0.0/24"), VLAN: 10}, ErrExists},
+		{"vlan-0", datapath.NetworkSpec{Name: "n3", Subnet: p("10.3.0.0/24"), VLAN: 0}, ErrBadVLAN},
+		{"vlan-4095", datapath.NetworkSpec{Name: "n3", Subnet: p("10.3.0.0/24"), VLAN: 4095}, ErrBadVLAN},
+		{"overlap", datapath.NetworkSpec{Name: "n4", Subnet: p("10.1.0.128/25"), VLAN: 12}, ErrExists},
+		{"gw-outside", datapath.NetworkSpec{Name: "n5", Subnet: p("10.5.0.0/24"), VLAN: 13, Gateway: netip.MustParseAddr("10.6.0.1")}, ErrBadAddress},
+	}
+	for _, c := range netCases {
+		t.Run("network-"+c.name, func(t *testing.T) {
+			err := f.AddNetwork(c.n)
+			if (c.want == nil) != (err == nil) || (c.want != nil && !errors.Is(err, c.want)) {
+				t.Errorf("err %v, want %v", err, c.want)
+			}
+		})
+	}
+	instCases := []struct {
+		name string
+		s    datapath.InstanceSpec
+		want error
+	}{
+		{"ok", datapath.InstanceSpec{Name: "vm1", Host: "host1", Network: "n1", IP: p("10.1.0.5/24")}, nil},
+		{"dup", datapath.InstanceSpec{Name: "vm1", Host: "host1", Network: "n1", IP: p("10.1.0.6/24")}, ErrExists},
+		{"no-host", datapath.InstanceSpec{Name: "vm2", Host: "tor1", Network: "n1", IP: p("10.1.0.6/24")}, ErrNotFound},
+		{"no-net", datapath.InstanceSpec{Name: "vm2", Host: "host1", Network: "nx", IP: p("10.1.0.6/24")}, ErrNotFound},
+		{"ip-outside", datapath.InstanceSpec{Name: "vm2", Host: "host1", Network: "n1", IP: p("10.9.0.6/24")}, ErrBadAddress},
+	}
+	for _, c := range instCases {
+		t.Run("instance-"+c.name, func(t *testing.T) {
+			_, _, err := f.AddInstance(c.s)
+			if (c.want == nil) != (err == nil) || (c.want != nil && !errors.Is(err, c.want)) {
+				t.Errorf("err %v, want %v", err, c.want)
+			}
+		})
+	}
+	if err := f.RemoveInstance("nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("remove unknown: %v", err)
+	}
+	// The tree blocks exactly the redundant links: links - (switches - 1).
+	sw := 0
+	for _, n := range topo.Nodes {
+		if isL2(n.Role) {
+			sw++
+		}
+	}
+	trunks := len(f.trunks) / 2
+	if got, want := len(f.BlockedLinks()), trunks-(sw-1); got != want {
+		t.Errorf("%d blocked links %v, want %d", got, f.BlockedLinks(), want)
 	}
 }

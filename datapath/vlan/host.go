@@ -47,6 +47,11 @@ type HostOptions struct {
 	DefaultIngress, DefaultEgress Verdict
 	// MACAgeing is br-int's MAC ageing time (l2.DefaultAgeing when 0).
 	MACAgeing time.Duration
+	// TapSlots, when not 0, fixes the port list at the uplinks plus this
+	// many tap ports, named when an instance attaches ("" while free), so
+	// that a runtime reading a node's ports once can wire later instances;
+	// AttachInstance then fails (-1) on a full host. 0: the list grows.
+	TapSlots int
 }
 
 // patchID is the port number of br-int's patch port in its MAC table; the
@@ -112,6 +117,10 @@ func NewHost(name string, uplinks []string, opts HostOptions) *Host {
 		parser:  frame.NewParser(),
 		buf:     make([]byte, 0, 2048),
 		active:  -1,
+	}
+	if opts.TapSlots > 0 {
+		h.ports = make([]string, len(uplinks)+opts.TapSlots)
+		copy(h.ports, uplinks)
 	}
 	for i := 0; i < len(uplinks) && i < 2; i++ {
 		h.slaves = append(h.slaves, i)
@@ -185,13 +194,23 @@ func (h *Host) SetSecurityGroups(inst string, groups []SecurityGroup) error {
 // AttachInstance adds a tap port for inst on provider VLAN vlan (1-4094)
 // and returns its port number; br-int gives the network a local VLAN if it
 // has none yet. Attaching an attached instance returns its port; a VLAN out
-// of range returns -1.
+// of range, or a full host (HostOptions.TapSlots), returns -1.
 func (h *Host) AttachInstance(inst string, vlan uint16) (port int) {
 	if vlan == 0 || vlan > 4094 {
 		return -1
 	}
 	if p, ok := h.byInst[inst]; ok {
 		return p
+	}
+	slot := -1
+	for i := range h.taps {
+		if !h.taps[i].used {
+			slot = i
+			break
+		}
+	}
+	if slot < 0 && h.opts.TapSlots > 0 && len(h.taps) >= h.opts.TapSlots {
+		return -1
 	}
 	n := h.nets[vlan]
 	if n == nil {
@@ -209,17 +228,14 @@ func (h *Host) AttachInstance(inst string, vlan uint16) (port int) {
 	if h.opts.Stock {
 		tp.chain = newChain(h.opts.SecurityGroups, h.opts.DefaultIngress, h.opts.DefaultEgress)
 	}
-	slot := -1
-	for i := range h.taps {
-		if !h.taps[i].used {
-			slot = i
-			break
-		}
-	}
 	if slot < 0 {
 		h.taps = append(h.taps, tp)
-		h.ports = append(h.ports, tp.tap)
 		slot = len(h.taps) - 1
+		if h.opts.TapSlots > 0 {
+			h.ports[h.nUp+slot] = tp.tap
+		} else {
+			h.ports = append(h.ports, tp.tap)
+		}
 	} else {
 		h.taps[slot] = tp
 		h.ports[h.nUp+slot] = tp.tap
@@ -276,6 +292,8 @@ func (h *Host) Receive(now time.Duration, port int, b []byte, out datapath.Outpu
 		h.drop(now, out, h.ports[port], datapath.KindNIC, "", datapath.ReasonMalformed, "frame:short")
 	case port < h.nUp:
 		h.fromFabric(now, port, b, out)
+	case port-h.nUp >= len(h.taps):
+		h.drop(now, out, h.name, datapath.KindTap, "", datapath.ReasonPortDown, "tap:free-slot")
 	default:
 		h.fromTap(now, port, b, out)
 	}

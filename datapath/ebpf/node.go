@@ -392,7 +392,8 @@ func ipv4(b []byte) bool {
 		return false
 	}
 	ihl := int(b[14]&0xf) * 4
-	return ihl >= 20 && len(b) >= 14+ihl
+	total := int(binary.BigEndian.Uint16(b[16:18]))
+	return ihl >= 20 && len(b) >= 14+ihl && total >= ihl && total <= len(b)-14
 }
 
 // flow extracts the conntrack tuple, protocol and destination port.

@@ -484,3 +484,54 @@ func BenchmarkRouterForward(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 }
+
+func TestComputeRoutesLinkDown(t *testing.T) {
+	topo := clos(2, 2, 1)
+	atts := []Attachment{{Router: "leaf2", Prefix: netip.MustParsePrefix("10.0.2.0/24"), Port: 2, MAC: net.HardwareAddr{2, 0xcc, 0, 0, 0, 2}}}
+	cases := []struct {
+		name       string
+		down       [2]string // link endpoints (nodes)
+		leaf1Ports []int
+		spine1Port int // spine1's next hop port towards leaf2's prefix
+	}{
+		{"all-up", [2]string{}, []int{0, 1}, 1},
+		{"leaf1-spine1", [2]string{"leaf1", "spine1"}, []int{1}, 1},
+		// spine1 cut off from leaf2 still reaches it through leaf1 and
+		// spine2: plain shortest path, no valley-free rule.
+		{"leaf2-spine1", [2]string{"leaf2", "spine1"}, []int{1}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			routes, err := ComputeRoutes(Underlay{Topology: topo, Attached: atts, LinkUp: func(l *topologies.Link) bool {
+				return !(l.A.Node == c.down[0] && l.B.Node == c.down[1])
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ports []int
+			for _, r := range routes["leaf1"] {
+				for _, nh := range r.NextHops {
+					ports = append(ports, nh.Port)
+				}
+			}
+			if fmt.Sprint(ports) != fmt.Sprint(c.leaf1Ports) {
+				t.Errorf("leaf1 next hops on ports %v, want %v", ports, c.leaf1Ports)
+			}
+			if len(routes["spine1"]) != 1 || len(routes["spine1"][0].NextHops) != 1 || routes["spine1"][0].NextHops[0].Port != c.spine1Port {
+				t.Errorf("spine1 routes %v, want one via port %d", routes["spine1"], c.spine1Port)
+			}
+		})
+	}
+}
+
+func TestOnPortStateHook(t *testing.T) {
+	r := testRouter(t)
+	var got []string
+	r.OnPortState(func(now time.Duration, port int, up bool) { got = append(got, fmt.Sprint(port, up)) })
+	r.SetPortState(0, 1, false, &rec{})
+	r.SetPortState(0, 1, false, &rec{}) // no change: no call
+	r.SetPortState(0, 1, true, &rec{})
+	if fmt.Sprint(got) != "[1 false 1 true]" {
+		t.Errorf("hook calls %v", got)
+	}
+}

@@ -321,7 +321,8 @@ func (r *Router) receiveARP(now time.Duration, port int, f []byte, out datapath.
 }
 
 func (r *Router) receiveIPv4(now time.Duration, port int, f []byte, out datapath.Output) {
-	if len(f) < 34 || f[14]>>4 != 4 || int(f[14]&0xf)*4 < 20 || len(f) < 14+int(f[14]&0xf)*4 {
+	if len(f) < 34 || f[14]>>4 != 4 || int(f[14]&0xf)*4 < 20 || len(f) < 14+int(f[14]&0xf)*4 ||
+		int(binary.BigEndian.Uint16(f[16:18])) < int(f[14]&0xf)*4 || int(binary.BigEndian.Uint16(f[16:18])) > len(f)-14 {
 		r.drop(now, port, out, datapath.ReasonMalformed, "")
 		return
 	}

@@ -522,3 +522,24 @@ func (f *Fabric) Instance(name string) (*stack.Instance, bool) {
 	}
 	return in.node, true
 }
+
+// Capacity is the fabric's table usage, for capacity reports ("what
+// happens to leaf tables at 500 pods per node?").
+type Capacity struct {
+	Routes    Counts                // EVPN routes by type
+	Leaves    map[string]LeafTables // per leaf (and border leaf)
+	SpineFIB  map[string]int        // underlay routes per spine
+	Instances int
+}
+
+// Capacity returns the current table sizes.
+func (f *Fabric) Capacity() Capacity {
+	c := Capacity{Routes: f.table.Counts(), Leaves: map[string]LeafTables{}, SpineFIB: map[string]int{}, Instances: len(f.instances)}
+	for n, l := range f.leaves {
+		c.Leaves[n] = l.Tables()
+	}
+	for n, s := range f.spines {
+		c.SpineFIB[n] = s.FIBLen()
+	}
+	return c
+}

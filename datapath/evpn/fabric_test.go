@@ -480,6 +480,15 @@ func TestDriftMovesEntries(t *testing.T) {
 	if got := tb.f.Table().Counts(); got.MACIP != 3 {
 		t.Errorf("type-2 routes after drift: %d, want 3", got.MACIP)
 	}
+	capa := tb.f.Capacity()
+	if capa.Instances != 3 || capa.Leaves[oldLeaf].LocalMACs != 0 || capa.Leaves[newLeaf].LocalMACs != 1 {
+		t.Errorf("capacity after drift: %d instances, local MACs old %d new %d", capa.Instances, capa.Leaves[oldLeaf].LocalMACs, capa.Leaves[newLeaf].LocalMACs)
+	}
+	for s, n := range capa.SpineFIB {
+		if n != len(capa.Leaves)+len(capa.SpineFIB) {
+			t.Errorf("%s underlay FIB has %d routes, want one per fabric loopback (%d)", s, n, len(capa.Leaves)+len(capa.SpineFIB))
+		}
+	}
 	if r, ok := tb.f.Table().Lookup(netRed1.VNI, mac, ip); !ok || r.VTEP != ln.VTEP() {
 		t.Errorf("type-2 route %v %v, want next hop %s", r, ok, ln.VTEP())
 	}

@@ -89,6 +89,7 @@ func testLeaf(t testing.TB) (*Leaf, *RouteTable) {
 		{Type: InclusiveMulticast, VNI: 100, VTEP: vtep1},
 		{Type: InclusiveMulticast, VNI: 100, VTEP: vtep2},
 		{Type: InclusiveMulticast, VNI: 200, VTEP: vtep2},
+		{Type: IPPrefix, L3VNI: 50001, Prefix: netip.MustParsePrefix("192.168.0.0/16"), VTEP: vtep2, RouterMAC: rmac2},
 	} {
 		must(tb.Add(r))
 	}
@@ -171,6 +172,10 @@ func TestLeafReceive(t *testing.T) {
 	icmpAD := frame.ICMPEcho(ipHdr(macA, gwMAC, ipA, ipD), false, 1, 3, []byte("ad"))
 	icmpBA := frame.ICMPEcho(ipHdr(macB, macA, ipB, ipA), true, 1, 1, []byte("ba"))
 	icmpCD := frame.ICMPEcho(ipHdr(rmac2, rmac1, ipC, ipD), false, 1, 4, []byte("cd"))
+	ext := netip.MustParseAddr("192.168.7.7")
+	icmpExt := frame.ICMPEcho(ipHdr(macA, gwMAC, ipA, ext), false, 1, 5, []byte("ext"))
+	icmpGlean := frame.ICMPEcho(ipHdr(macA, gwMAC, ipA, netip.MustParseAddr("10.0.2.99")), false, 1, 6, nil)
+	icmpNoRoute := frame.ICMPEcho(ipHdr(macA, gwMAC, ipA, netip.MustParseAddr("172.16.0.1")), false, 1, 7, nil)
 	arpB := frame.ARPRequest(macA[:], ipA, ipB)
 	arpGW := frame.ARPRequest(macA[:], ipA, gw1)
 	arpUnknown := frame.ARPRequest(macA[:], ipA, netip.MustParseAddr("10.0.1.99"))
@@ -192,6 +197,10 @@ func TestLeafReceive(t *testing.T) {
 			func(t *testing.T, s []sent) { wantVXLAN(t, s[0], 100, vtep2, icmpAB) }, false},
 		{"route-to-remote-subnet-symmetric-irb", pHost1, tagged(icmpAC, 10), datapath.KindVTEP, datapath.ActEncap, "", RuleRouteRemote, 1,
 			func(t *testing.T, s []sent) { wantVXLAN(t, s[0], 50001, vtep2, routed(icmpAC, rmac1, rmac2)) }, false},
+		{"route-to-type5-prefix", pHost1, tagged(icmpExt, 10), datapath.KindVTEP, datapath.ActEncap, "", RulePrefix, 1,
+			func(t *testing.T, s []sent) { wantVXLAN(t, s[0], 50001, vtep2, routed(icmpExt, rmac1, rmac2)) }, false},
+		{"route-glean-unknown-host", pHost1, tagged(icmpGlean, 10), datapath.KindRouter, datapath.ActDrop, datapath.ReasonNoARP, RuleGlean, 0, nil, true},
+		{"route-no-route", pHost1, tagged(icmpNoRoute, 10), datapath.KindRouter, datapath.ActDrop, datapath.ReasonNoRoute, "", 0, nil, true},
 		{"route-to-local-subnet", pHost1, tagged(icmpAD, 10), datapath.KindRouter, datapath.ActRoute, "", RuleRouteLocal, 1,
 			func(t *testing.T, s []sent) {
 				if s[0].port != pHost2 || !bytes.Equal(s[0].frame, tagged(routed(icmpAD, gwMAC, macD), 20)) {

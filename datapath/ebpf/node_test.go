@@ -23,8 +23,10 @@ type sentFrame struct {
 	b    []byte
 }
 
-func (r *rec) Send(port int, b []byte) { r.sent = append(r.sent, sentFrame{port, append([]byte(nil), b...)}) }
-func (r *rec) Trace(ev datapath.Event)  { r.events = append(r.events, ev) }
+func (r *rec) Send(port int, b []byte) {
+	r.sent = append(r.sent, sentFrame{port, append([]byte(nil), b...)})
+}
+func (r *rec) Trace(ev datapath.Event) { r.events = append(r.events, ev) }
 
 func testNode(t testing.TB, mode Mode) (*Node, *Endpoint, *Endpoint) {
 	t.Helper()

@@ -639,3 +639,53 @@ func TestLeafFailure(t *testing.T) {
 		})
 	}
 }
+
+func TestMultiAZThroughBorderLeaves(t *testing.T) {
+	topo, err := topologies.MultiAZ(topologies.MultiAZParams{AZs: 2, BorderLeaves: 2,
+		Fabric: topologies.SpineLeafParams{Spines: 2, Leaves: 2, HostsPerLeaf: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(topo, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []datapath.NetworkSpec{netRed1, netRed2} {
+		if err := f.AddNetwork(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := sim.New(1)
+	if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	defs := []instDef{
+		{"a", "az1-host1", "red1", "10.0.1.11/24"},
+		{"b", "az2-host2", "red1", "10.0.1.2/24"},
+		{"c", "az2-host1", "red2", "10.0.2.3/24"},
+	}
+	tb := &testbed{f: f, e: e, ips: map[string]netip.Addr{}, defs: defs}
+	for i, d := range defs {
+		if _, err := e.AddInstance(f, d.spec(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		tb.ips[d.name] = netip.MustParsePrefix(d.ip).Addr()
+	}
+	want := []topologies.Role{topologies.RoleLeaf, topologies.RoleSpine, topologies.RoleBorder,
+		topologies.RoleBorder, topologies.RoleSpine, topologies.RoleLeaf}
+	for _, to := range []string{"b", "c"} {
+		r := tb.probe(t, "a", to)
+		if !r.Replied || r.To != to {
+			t.Fatalf("a -> %s across AZs: replied %v (drop %s %s %s)", to, r.Replied, r.DropNode, r.Reason, r.Rule)
+		}
+		sw := fabricNodes(r.Forward)
+		var roles []topologies.Role
+		for _, n := range sw {
+			roles = append(roles, role(f, n))
+		}
+		if fmt.Sprint(roles) != fmt.Sprint(want) || r.SwitchHops != len(want) {
+			t.Errorf("a -> %s: fabric path %v (%v), %d switch hops; want roles %v", to, sw, roles, r.SwitchHops, want)
+		}
+	}
+	tb.conserve(t)
+}

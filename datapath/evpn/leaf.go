@@ -886,7 +886,7 @@ func (l *Leaf) fromUnderlay(ev datapath.Event, port int, b []byte, out datapath.
 		return
 	}
 	if addr4(ip[16:20]) != l.cfg.VTEP {
-		l.drop(ev, out, datapath.ReasonNotForMe, "underlay:not-my-vtep")
+		l.transit(ev, b, len(ip), out)
 		return
 	}
 	if ip[9] != protoUDP || len(b) < payload+udpLen+vxlanLen+ethLen ||
@@ -915,6 +915,28 @@ func (l *Leaf) fromUnderlay(ev datapath.Event, port int, b []byte, out datapath.
 		return
 	}
 	l.drop(ev, out, datapath.ReasonNoTunnel, RuleNoVNI)
+}
+
+// transit routes an underlay packet for another loopback, as a border
+// leaf between availability zones does (KindRouter).
+func (l *Leaf) transit(ev datapath.Event, b []byte, ihl int, out datapath.Output) {
+	ev.Kind = datapath.KindRouter
+	f := append(l.ebuf[:0], b...)
+	l.ebuf = f
+	nh, g, ok := l.u.lookup(addr4(f[30:34]), l3.FlowHash(l.seed, f))
+	if !ok {
+		l.drop(ev, out, datapath.ReasonNoRoute, "underlay:no-route")
+		return
+	}
+	if !decTTL(f[ethLen : ethLen+ihl]) {
+		l.drop(ev, out, datapath.ReasonTTL, g.rule)
+		return
+	}
+	copy(f[0:6], nh.MAC[:])
+	copy(f[6:12], l.cfg.PortMACs[nh.Port][:])
+	ev.Action, ev.Rule, ev.OutPort = datapath.ActRoute, g.rule, l.cfg.Ports[nh.Port]
+	out.Trace(ev)
+	out.Send(nh.Port, f)
 }
 
 // routeDecap is the egress half of symmetric IRB: route the inner packet

@@ -243,6 +243,14 @@ func TestLeafReceive(t *testing.T) {
 					t.Errorf("sent %d %x", s[0].port, s[0].frame)
 				}
 			}, true},
+		{"transit-to-other-vtep", pUp1, frame.VXLANEncap(frame.IPv4{SrcMAC: spine1[:], DstMAC: leafCfg.PortMACs[pUp1][:], Src: netip.MustParseAddr("10.255.0.9"), Dst: vtep2, TTL: 9}, 100, icmpBA),
+			datapath.KindRouter, datapath.ActRoute, "", "underlay:" + vtep2.String(), 1,
+			func(t *testing.T, s []sent) {
+				p := parse(t, s[0].frame)
+				if !p.IsVXLAN() || p.IP4.TTL != 8 || p.IP4.Checksum != ipChecksumOf(s[0].frame[14:34]) {
+					t.Errorf("transit packet: ttl %d vxlan %v", p.IP4.TTL, p.IsVXLAN())
+				}
+			}, false},
 		{"decap-unknown-vni", pUp1, vxlanFrom(pUp1, 300, icmpBA), datapath.KindVTEP, datapath.ActDrop, datapath.ReasonNoTunnel, RuleNoVNI, 0, nil, true},
 		{"decap-wrong-outer-mac", pUp2, vxlanFrom(pUp1, 100, icmpBA), datapath.KindVTEP, datapath.ActDrop, datapath.ReasonNotForMe, "underlay:dst-mac", 0, nil, true},
 		{"decap-l3-wrong-inner-mac", pUp1, vxlanFrom(pUp1, 50001, icmpBA), datapath.KindVTEP, datapath.ActDrop, datapath.ReasonNotForMe, "irb:inner-dst-mac", 0, nil, true},

@@ -545,3 +545,23 @@ func TestLoadRejectsInvalidTopology(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+func TestWriteRejectsClashingExtra(t *testing.T) {
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Spines: 1, Leaves: 1, HostsPerLeaf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo.Nodes[0].Extra = map[string]any{"startup-config": "a.cfg"}
+	if _, err := Write(topo); err != nil {
+		t.Fatalf("harmless extra field: %v", err)
+	}
+	for _, bad := range []func(){
+		func() { topo.Nodes[0].Extra = map[string]any{"labels": map[string]any{"x": "y"}} },
+		func() { topo.Nodes[0].Extra, topo.Extra = nil, map[string]any{"topology": "x"} },
+	} {
+		bad()
+		if _, err := Write(topo); err == nil || !strings.Contains(err.Error(), "clashes") {
+			t.Errorf("clashing extra field written: %v", err)
+		}
+	}
+}

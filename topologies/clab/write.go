@@ -30,7 +30,7 @@ func Write(t *topologies.Topology) ([]byte, error) {
 	if t.Prefix != nil {
 		add(root, "prefix", str(*t.Prefix))
 	}
-	if err := addExtra(root, t.Extra); err != nil {
+	if err := addExtra(root, t.Extra, "name", "prefix", "topology"); err != nil {
 		return nil, fmt.Errorf("write topology %q: %w", t.Name, err)
 	}
 	topo := mapping()
@@ -80,7 +80,7 @@ func Write(t *topologies.Topology) ([]byte, error) {
 		if len(labels) > 0 {
 			add(nm, "labels", sortedMap(labels))
 		}
-		if err := addExtra(nm, n.Extra); err != nil {
+		if err := addExtra(nm, n.Extra, "kind", "image", "group", "labels"); err != nil {
 			return nil, fmt.Errorf("write topology %q: node %q: %w", t.Name, n.Name, err)
 		}
 		if len(nm.Content) == 0 {
@@ -182,10 +182,14 @@ func sortedMap(m map[string]string) *yaml.Node {
 	return out
 }
 
-// addExtra appends fields carried from a containerlab file, sorted by key.
-func addExtra(m *yaml.Node, extra map[string]any) error {
+// addExtra appends fields carried from a containerlab file, sorted by key;
+// none may be one of the fields netbed writes itself.
+func addExtra(m *yaml.Node, extra map[string]any, own ...string) error {
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
+		if slices.Contains(own, k) {
+			return fmt.Errorf("extra field %q clashes with the field netbed writes; set it through the topology instead", k)
+		}
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/netbed/netbed/datapath/l3"
 )
@@ -108,9 +109,14 @@ type CTEntry struct {
 	Packets  uint64
 	Bytes    uint64
 	Created  uint64 // virtual ns
+	LastSeen uint64 // virtual ns; entries idle for CTTimeout expire
 	Identity uint32 // source identity of the flow's first packet
 	_        [4]byte
 }
+
+// CTTimeout is how long a conntrack entry lives without packets (Cilium's
+// non-TCP lifetime; one value for all protocols here).
+const CTTimeout = 60 * time.Second
 
 // MapSpec names a map and its capacity.
 type MapSpec struct {

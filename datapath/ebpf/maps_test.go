@@ -29,7 +29,7 @@ func TestMapLayout(t *testing.T) {
 		{"PolicyKey", PolicyKey{}, unsafe.Sizeof(PolicyKey{}), 12},
 		{"PolicyEntry", PolicyEntry{}, unsafe.Sizeof(PolicyEntry{}), 24},
 		{"CTKey", CTKey{}, unsafe.Sizeof(CTKey{}), 16},
-		{"CTEntry", CTEntry{}, unsafe.Sizeof(CTEntry{}), 32},
+		{"CTEntry", CTEntry{}, unsafe.Sizeof(CTEntry{}), 40},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -441,15 +441,42 @@ func ipChecksum(h []byte) uint16 {
 	return ^uint16(s)
 }
 
-// ctTrack records the flow of b in the conntrack map.
+// ctTrack records the flow k in the conntrack map. A full map is swept
+// of expired entries first (the agent's CT garbage collection); if it is
+// still full the flow goes untracked, and replies to it then face the
+// policy like new traffic.
 func (n *Node) ctTrack(now time.Duration, k CTKey, id Identity, size int) {
 	e, ok := n.maps.CT.Lookup(k)
-	if !ok {
+	if !ok || uint64(now)-e.LastSeen > uint64(CTTimeout) {
 		e = CTEntry{Created: uint64(now), Identity: uint32(id)}
 	}
 	e.Packets++
 	e.Bytes += uint64(size)
-	_ = n.maps.CT.Update(k, e) // a full CT map only loses reply tracking
+	e.LastSeen = uint64(now)
+	if err := n.maps.CT.Update(k, e); err != nil {
+		n.ctGC(now)
+		_ = n.maps.CT.Update(k, e)
+	}
+}
+
+// ctLive reports whether k has a conntrack entry that has not expired.
+func (n *Node) ctLive(now time.Duration, k CTKey) bool {
+	e, ok := n.maps.CT.Lookup(k)
+	return ok && uint64(now)-e.LastSeen <= uint64(CTTimeout)
+}
+
+// ctGC removes expired conntrack entries.
+func (n *Node) ctGC(now time.Duration) {
+	var dead []CTKey
+	n.maps.CT.Range(func(k CTKey, e CTEntry) bool {
+		if uint64(now)-e.LastSeen > uint64(CTTimeout) {
+			dead = append(dead, k)
+		}
+		return true
+	})
+	for _, k := range dead {
+		_ = n.maps.CT.Delete(k)
+	}
 }
 
 // ingress is the policy check for a packet from identity src to the local
@@ -458,7 +485,7 @@ func (n *Node) ctTrack(now time.Duration, k CTKey, id Identity, size int) {
 func (n *Node) ingress(now time.Duration, src Identity, ep *Endpoint, b []byte) (bool, string) {
 	info, _ := n.maps.Endpoints.Lookup(EndpointKey{ep.IP.As4()})
 	k, proto, dport := flow(b)
-	if _, ok := n.maps.CT.Lookup(reverse(k)); ok {
+	if n.ctLive(now, reverse(k)) {
 		n.ctTrack(now, reverse(k), src, len(b))
 		return true, "ct:reply"
 	}

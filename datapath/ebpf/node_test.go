@@ -177,3 +177,57 @@ func FuzzNodeReceive(f *testing.F) {
 		}
 	})
 }
+
+// TestConntrack: a reply to an enforced pod's own flow passes by
+// conntrack until the entry expires; a full CT map is swept of expired
+// entries.
+func TestConntrack(t *testing.T) {
+	n, a, _ := testNode(t, Tunnel)
+	if err := n.SetPolicy(CompiledPolicy{Enforced: map[Identity]bool{a.Identity: true}}); err != nil {
+		t.Fatal(err)
+	}
+	remote := netip.MustParseAddr("10.0.1.5")
+	out := frame.UDP(frame.IPv4{SrcMAC: a.MAC, DstMAC: n.HostMAC(), Src: a.IP, Dst: remote}, 40000, 7, nil)
+	reply := func() []byte {
+		inner := frame.UDP(frame.IPv4{SrcMAC: a.MAC, DstMAC: n.HostMAC(), Src: remote, Dst: a.IP}, 7, 40000, nil)
+		return frame.VXLANEncap(frame.IPv4{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: n.cfg.NICs[0].MAC,
+			Src: netip.MustParseAddr("172.16.128.2"), Dst: n.cfg.NodeIP}, 300, inner)
+	}
+	cases := []struct {
+		name   string
+		at     time.Duration
+		send   bool // a sends first
+		action datapath.Action
+		rule   string
+	}{
+		{"reply", time.Second, true, datapath.ActRedirect, "ct:reply"},
+		{"reply-refreshes", time.Second + CTTimeout - time.Millisecond, false, datapath.ActRedirect, "ct:reply"},
+		{"expired", 3*time.Second + 2*CTTimeout, false, datapath.ActDrop, DefaultDenyRule(300, a.Identity)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.send {
+				n.Receive(0, a.Port, out, &rec{})
+			}
+			var o rec
+			n.Receive(c.at, 0, reply(), &o)
+			var bpf *datapath.Event
+			for i := range o.events {
+				if o.events[i].Device == ProgOverlay {
+					bpf = &o.events[i]
+				}
+			}
+			if bpf == nil || bpf.Action != c.action || bpf.Rule != c.rule {
+				t.Errorf("bpf_overlay event %+v, want %s %q", bpf, c.action, c.rule)
+			}
+		})
+	}
+	// GC: a map of two entries, both expired, makes room.
+	n.maps.CT = NewHashMap[CTKey, CTEntry](MapSpec{"ct", 2})
+	n.ctTrack(0, CTKey{Src: [4]byte{1}}, 1, 1)
+	n.ctTrack(0, CTKey{Src: [4]byte{2}}, 1, 1)
+	n.ctTrack(2*CTTimeout, CTKey{Src: [4]byte{3}}, 1, 1)
+	if _, ok := n.maps.CT.Lookup(CTKey{Src: [4]byte{3}}); !ok || n.maps.CT.Len() != 1 {
+		t.Errorf("after GC: %d entries, new one present %v", n.maps.CT.Len(), ok)
+	}
+}

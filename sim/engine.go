@@ -150,7 +150,7 @@ type Engine struct {
 
 	bufs     [][]byte
 	freeBufs []int32
-	actions  []func()
+	actions  []action
 	freeActs []int32
 
 	cur    segment
@@ -351,8 +351,18 @@ func (e *Engine) RemoveInstance(f datapath.Fabric, name string) error {
 	return nil
 }
 
+// action is a scheduled function: f, or do in node's context with probe.
+// Do keeps the caller's function as it is, so that scheduling allocates
+// nothing once the tables have grown.
+type action struct {
+	f     func()
+	do    func(now time.Duration, out datapath.Output)
+	node  int32
+	probe uint64
+}
+
 // schedule queues an action at t (not before now).
-func (e *Engine) schedule(t time.Duration, f func()) {
+func (e *Engine) schedule(t time.Duration, a action) {
 	if t < e.now {
 		t = e.now
 	}
@@ -360,17 +370,39 @@ func (e *Engine) schedule(t time.Duration, f func()) {
 	if n := len(e.freeActs); n > 0 {
 		i = e.freeActs[n-1]
 		e.freeActs = e.freeActs[:n-1]
-		e.actions[i] = f
+		e.actions[i] = a
 	} else {
 		i = int32(len(e.actions))
-		e.actions = append(e.actions, f)
+		e.actions = append(e.actions, a)
 	}
 	e.seq++
 	e.q.push(event{at: t, seq: e.seq, kind: evAction, wire: i})
 }
 
+// runAction runs the action at index i and frees its slot.
+func (e *Engine) runAction(i int32) {
+	a := e.actions[i]
+	e.actions[i] = action{}
+	e.freeActs = append(e.freeActs, i)
+	if a.f != nil {
+		a.f()
+		return
+	}
+	n := e.nodes[a.node]
+	if !n.up {
+		return
+	}
+	e.begin(a.probe, -1, false)
+	if a.do != nil {
+		a.do(e.now, n.out)
+	} else if info := e.probes[a.probe]; info != nil {
+		info.node.(Prober).Probe(e.now, n.out, info.spec)
+	}
+	e.cur = segment{head: -1, flood: -1}
+}
+
 // At runs f at virtual time t (now, if t is past).
-func (e *Engine) At(t time.Duration, f func()) { e.schedule(t, f) }
+func (e *Engine) At(t time.Duration, f func()) { e.schedule(t, action{f: f}) }
 
 // Do runs f at time t in node's context: frames it sends leave from the
 // node, and they and the trace events carry probe (0: none). A node that is
@@ -380,15 +412,7 @@ func (e *Engine) Do(t time.Duration, node string, probe uint64, f func(now time.
 	if err != nil {
 		return fmt.Errorf("do: %w", err)
 	}
-	e.schedule(t, func() {
-		n := e.nodes[ni]
-		if !n.up {
-			return
-		}
-		e.begin(probe, -1, false)
-		f(e.now, n.out)
-		e.cur = segment{head: -1, flood: -1}
-	})
+	e.schedule(t, action{do: f, node: ni, probe: probe})
 	return nil
 }
 
@@ -594,10 +618,7 @@ func (e *Engine) step() error {
 	case evArrive:
 		e.arrive(&ev)
 	case evAction:
-		f := e.actions[ev.wire]
-		e.actions[ev.wire] = nil
-		e.freeActs = append(e.freeActs, ev.wire)
-		f()
+		e.runAction(ev.wire)
 	}
 	return nil
 }

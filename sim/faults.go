@@ -13,7 +13,7 @@ func (e *Engine) SetLinkState(at time.Duration, wire int, up bool) error {
 	if wire < 0 || wire >= len(e.wires) {
 		return fmt.Errorf("set link %d state: %w", wire, ErrBadPort)
 	}
-	e.schedule(at, func() {
+	e.At(at, func() {
 		w := &e.wires[wire]
 		if w.removed || w.up == up {
 			return
@@ -51,7 +51,7 @@ func (e *Engine) SetNodeState(at time.Duration, node string, up bool) error {
 	if err != nil {
 		return fmt.Errorf("set node state: %w", err)
 	}
-	e.schedule(at, func() {
+	e.At(at, func() {
 		n := e.nodes[ni]
 		if n.removed || n.up == up {
 			return

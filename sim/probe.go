@@ -55,10 +55,8 @@ func (e *Engine) Probe(at time.Duration, from string, spec stack.ProbeSpec) (uin
 		return 0, fmt.Errorf("probe %d from %q: %w", spec.ID, from, ErrDuplicate)
 	}
 	e.probes[spec.ID] = &probeInfo{from: from, node: pr, spec: spec, at: at}
-	err = e.Do(at, from, spec.ID, func(now time.Duration, out datapath.Output) {
-		pr.Probe(now, out, spec)
-	})
-	return spec.ID, err
+	e.schedule(at, action{node: ni, probe: spec.ID})
+	return spec.ID, nil
 }
 
 // Result is what happened to one probe.

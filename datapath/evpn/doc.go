@@ -15,12 +15,21 @@
 //   - a leaf that routes between two local subnets is KindRouter;
 //   - a leaf that bridges between two local access ports, answers an ARP
 //     request itself (ARP suppression) or floods only locally is KindSwitch;
-//   - a spine, routing the underlay, is KindRouter.
+//   - a spine, routing the underlay, is KindRouter, and so is a border
+//     leaf routing underlay transit between availability zones;
+//   - a leaf answering an ICMP echo to the anycast gateway is KindRouter
+//     (deliver, then the reply leaves the same crossing).
 //
 // Below the leaf, hosts are the generation 1 host model (package vlan): the
 // host tags an instance's frames with its network's VLAN on its uplink trunk
 // and the leaf maps (access port, VLAN) to the network's L2 VNI.
 //
 // The route table does no I/O: the fabric fills it the way the controller
-// (CNC) would, and a BGP speaker can fill it the same way.
+// (CNC) would, and a BGP speaker can fill it the same way. Leaves write to
+// it too, as their BGP speakers would: a type-3 route for every VNI in
+// which they have local endpoints, and a re-advertised type-2 route when a
+// known MAC appears on one of their access ports (a dual-homed host's bond
+// failed over to them: MAC mobility). The table and every leaf that shares
+// it must be driven from one goroutine (the simulator does; a real-time
+// runtime must serialise route updates with Receive).
 package evpn

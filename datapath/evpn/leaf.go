@@ -4,11 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/datapath/l3"
 )
 
@@ -33,6 +35,7 @@ const (
 	RuleNoVNI       = "vxlan:vni-not-imported"
 	RuleGlean       = "irb:host-unknown"
 	RuleUnderlay    = "underlay"
+	RuleGatewayEcho = "gateway:echo"
 )
 
 // LeafConfig describes a leaf (VTEP).
@@ -671,7 +674,7 @@ func (l *Leaf) fromAccess(ev datapath.Event, port int, b []byte, out datapath.Ou
 		}
 		l.flood(ev, n, pv, f, true, out)
 	case dst == l.cfg.GatewayMAC || dst == l.cfg.RouterMAC:
-		l.route(ev, n, f, out)
+		l.route(ev, n, pv, f, out)
 	default:
 		l.bridge(ev, n, pv, f, out)
 	}
@@ -818,8 +821,8 @@ func (l *Leaf) suppressARP(ev datapath.Event, in portVLAN, n *network, f []byte,
 // route routes f (untagged, addressed to the gateway) in n's tenant VRF:
 // to a local host (KindRouter), or by symmetric IRB over the L3 VNI to the
 // destination's VTEP (KindVTEP).
-func (l *Leaf) route(ev datapath.Event, n *network, f []byte, out datapath.Output) {
-	ip, _, ok := ipv4Header(f)
+func (l *Leaf) route(ev datapath.Event, n *network, in portVLAN, f []byte, out datapath.Output) {
+	ip, payload, ok := ipv4Header(f)
 	if !ok {
 		l.drop(ev, out, datapath.ReasonNotForMe, "gateway:not-ipv4")
 		return
@@ -828,7 +831,7 @@ func (l *Leaf) route(ev datapath.Event, n *network, f []byte, out datapath.Outpu
 	v := l.vrfs[n.L3VNI]
 	dst := addr4(ip[16:20])
 	if dst == n.Gateway {
-		l.drop(ev, out, datapath.ReasonNotForMe, "gateway:local")
+		l.gatewayEcho(ev, in, f, ip, payload, out)
 		return
 	}
 	if !decTTL(ip) {
@@ -860,6 +863,23 @@ func (l *Leaf) route(ev datapath.Event, n *network, f []byte, out datapath.Outpu
 	default:
 		l.drop(ev, out, datapath.ReasonNoARP, RuleGlean)
 	}
+}
+
+// gatewayEcho answers an ICMP echo request to the anycast gateway, as
+// the leaf's SVI does; anything else to the gateway is consumed.
+func (l *Leaf) gatewayEcho(ev datapath.Event, in portVLAN, f, ip []byte, payload int, out datapath.Output) {
+	end := ethLen + int(binary.BigEndian.Uint16(ip[2:4]))
+	if ip[9] != 1 || end < payload+8 || f[payload] != 8 || f[payload+1] != 0 {
+		l.drop(ev, out, datapath.ReasonNotForMe, "gateway:local")
+		return
+	}
+	icmp := f[payload:end]
+	reply := frame.ICMPEcho(frame.IPv4{SrcMAC: l.cfg.GatewayMAC[:], DstMAC: net.HardwareAddr(f[6:12]),
+		Src: addr4(ip[16:20]), Dst: addr4(ip[12:16])}, true,
+		binary.BigEndian.Uint16(icmp[4:6]), binary.BigEndian.Uint16(icmp[6:8]), icmp[8:])
+	ev.Action, ev.Rule, ev.OutPort = datapath.ActDeliver, RuleGatewayEcho, l.cfg.Ports[in.port]
+	out.Trace(ev)
+	out.Send(in.port, pushVLAN(l.obuf, reply, in.vlan))
 }
 
 // routeLocal delivers a routed packet to a host on this leaf.

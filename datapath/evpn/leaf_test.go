@@ -200,6 +200,16 @@ func TestLeafReceive(t *testing.T) {
 		{"route-to-type5-prefix", pHost1, tagged(icmpExt, 10), datapath.KindVTEP, datapath.ActEncap, "", RulePrefix, 1,
 			func(t *testing.T, s []sent) { wantVXLAN(t, s[0], 50001, vtep2, routed(icmpExt, rmac1, rmac2)) }, false},
 		{"route-glean-unknown-host", pHost1, tagged(icmpGlean, 10), datapath.KindRouter, datapath.ActDrop, datapath.ReasonNoARP, RuleGlean, 0, nil, true},
+		{"gateway-answers-echo", pHost1, tagged(frame.ICMPEcho(ipHdr(macA, gwMAC, ipA, gw1), false, 3, 4, []byte("gw")), 10),
+			datapath.KindRouter, datapath.ActDeliver, "", RuleGatewayEcho, 1,
+			func(t *testing.T, s []sent) {
+				want := tagged(frame.ICMPEcho(ipHdr(gwMAC, macA, gw1, ipA), true, 3, 4, []byte("gw")), 10)
+				if s[0].port != pHost1 || !bytes.Equal(s[0].frame, want) {
+					t.Errorf("echo reply on %d\n got %x\nwant %x", s[0].port, s[0].frame, want)
+				}
+			}, true},
+		{"gateway-consumes-udp", pHost1, tagged(frame.UDP(ipHdr(macA, gwMAC, ipA, gw1), 5, 6, nil), 10),
+			datapath.KindRouter, datapath.ActDrop, datapath.ReasonNotForMe, "gateway:local", 0, nil, true},
 		{"route-no-route", pHost1, tagged(icmpNoRoute, 10), datapath.KindRouter, datapath.ActDrop, datapath.ReasonNoRoute, "", 0, nil, true},
 		{"route-to-local-subnet", pHost1, tagged(icmpAD, 10), datapath.KindRouter, datapath.ActRoute, "", RuleRouteLocal, 1,
 			func(t *testing.T, s []sent) {

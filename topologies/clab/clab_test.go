@@ -57,7 +57,7 @@ func foreign(t testing.TB) []string {
 func compileSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
 	c := jsonschema.NewCompiler()
-	sch, err := c.Compile("testdata/clab.schema.json")
+	sch, err := c.Compile("testdata/containerlab/clab.schema.json")
 	if err != nil {
 		t.Fatalf("compile containerlab schema: %v", err)
 	}
@@ -484,7 +484,7 @@ func TestAliases(t *testing.T) {
 // schema: every node-config property and top-level key the schema knows is
 // accepted.
 func TestKnownFieldsMatchSchema(t *testing.T) {
-	raw, err := os.ReadFile("testdata/clab.schema.json")
+	raw, err := os.ReadFile("testdata/containerlab/clab.schema.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -178,8 +178,7 @@ func (p prober) veth() (*netlink.LinkAttrs, error) {
 // afPacket opens a raw socket bound to the veth; the calling thread is in
 // the probe namespace, so the socket is too.
 func (p prober) afPacket(veth *netlink.LinkAttrs) error {
-	proto := int(htons(unix.ETH_P_ALL))
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("AF_PACKET socket: %w", err)
 	}

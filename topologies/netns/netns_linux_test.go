@@ -239,7 +239,10 @@ func packetSocket(lab *Lab, e topologies.Endpoint) (fd int, mac net.HardwareAddr
 			return err
 		}
 		mac = ifi.HardwareAddr
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(testEtherType)))
+		// Protocol 0 at socket() and the real one at bind(): a socket
+		// made with a protocol is hooked at once, and bind() re-hooking
+		// it waits for an RCU grace period.
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("AF_PACKET socket: %w", err)
 		}

@@ -302,9 +302,7 @@ func TestLeafECMPRehash(t *testing.T) {
 	perPort := func() map[int]int {
 		n := map[int]int{}
 		for i := range 64 {
-			// frame.VXLANEncap's source port hashes the inner addresses.
-			src := netip.AddrFrom4([4]byte{10, 0, 1, byte(20 + i)})
-			f := frame.UDP(ipHdr(macA, macB, src, ipB), 1000, 7, nil)
+			f := frame.UDP(ipHdr(macA, macB, ipA, ipB), uint16(1000+i), 7, nil)
 			var r rec
 			l.Receive(0, pHost1, tagged(f, 10), &r)
 			for _, s := range r.sends {
@@ -420,8 +418,9 @@ func TestEncapMatchesFrameBuilder(t *testing.T) {
 	for i, inner := range inners {
 		want := frame.VXLANEncap(frame.IPv4{SrcMAC: spine1[:], DstMAC: spine2[:], Src: vtep1, Dst: vtep2}, 4242, inner)
 		got := encap(nil, spine1, spine2, vtep1, vtep2, innerSourcePort(inner), 4242, inner)
-		// Identical but for the UDP checksum, which a VTEP leaves zero.
-		if len(got) != len(want) || !bytes.Equal(got[:40], want[:40]) || !bytes.Equal(got[42:], want[42:]) {
+		// Identical but for the UDP source port (the leaf hashes the inner
+		// flow's L4 ports too) and checksum (a VTEP leaves it zero).
+		if len(got) != len(want) || !bytes.Equal(got[:34], want[:34]) || !bytes.Equal(got[36:40], want[36:40]) || !bytes.Equal(got[42:], want[42:]) {
 			t.Errorf("inner %d: encap differs from frame.VXLANEncap\n got %x\nwant %x", i, got, want)
 		}
 		if got[40] != 0 || got[41] != 0 {
@@ -429,6 +428,29 @@ func TestEncapMatchesFrameBuilder(t *testing.T) {
 		}
 		if p := parse(t, got); p.VXLAN.VNI != 4242 || !p.Has(layers.LayerTypeUDP) {
 			t.Errorf("inner %d: parse %v", i, p.Decoded)
+		}
+	}
+}
+
+func TestSourcePortFollowsTheFlow(t *testing.T) {
+	h := ipHdr(macA, macB, ipA, ipB)
+	cases := []struct {
+		name string
+		a, b []byte
+		same bool
+	}{
+		{"same-flow-other-ip-id", frame.UDP(frame.IPv4{SrcMAC: macA[:], DstMAC: macB[:], Src: ipA, Dst: ipB, ID: 1}, 1000, 7, []byte("x")),
+			frame.UDP(frame.IPv4{SrcMAC: macA[:], DstMAC: macB[:], Src: ipA, Dst: ipB, ID: 2}, 1000, 7, []byte("yy")), true},
+		{"other-source-port", frame.UDP(h, 1000, 7, nil), frame.UDP(h, 1001, 7, nil), false},
+		{"other-protocol", frame.UDP(h, 1000, 80, nil), frame.TCP(h, 1000, 80, 1, 0, frame.TCPFlags{SYN: true}, nil), false},
+		{"arp-by-macs", frame.ARPRequest(macA[:], ipA, ipB), frame.ARPRequest(macA[:], ipA, ipC), true},
+	}
+	for _, c := range cases {
+		if got := innerSourcePort(c.a) == innerSourcePort(c.b); got != c.same {
+			t.Errorf("%s: same source port %v, want %v", c.name, got, c.same)
+		}
+		if p := innerSourcePort(c.a); p < 49152 {
+			t.Errorf("%s: source port %d outside the dynamic range", c.name, p)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/netbed/netbed/datapath/l3"
 )
 
 // NextHop is one underlay next hop: the local port and the MAC of the
@@ -89,17 +91,12 @@ const (
 	vxlanPort = 4789
 )
 
-// innerSourcePort derives the VXLAN UDP source port from the inner frame
-// exactly as frame.VXLANEncap does (FNV-1a over its first 34 bytes), so
-// frames built by either hash the same way in the fabric.
+// innerSourcePort derives the VXLAN UDP source port from the inner
+// frame's flow (RFC 7348 §5): addresses, protocol and L4 ports of an IPv4
+// packet, the MAC addresses of anything else, so that the fabric's ECMP
+// keeps a flow on one path and spreads flows over all of them.
 func innerSourcePort(inner []byte) uint16 {
-	h := uint32(2166136261)
-	n := min(len(inner), 34)
-	for _, c := range inner[:n] {
-		h ^= uint32(c)
-		h *= 16777619
-	}
-	return 49152 + uint16(h^h>>16)%16384
+	return 49152 + uint16(l3.FlowHash(2166136261, inner)%16384)
 }
 
 // encap writes into dst (reused) an Ethernet/IPv4/UDP/VXLAN packet from

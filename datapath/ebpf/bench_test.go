@@ -172,3 +172,50 @@ func BenchmarkNodeForward(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPolicyMapVsChain runs the map and the chain in alternating
+// batches of the same queries, so that a busy machine slows both alike,
+// and reports both costs and their ratio.
+func BenchmarkPolicyMapVsChain(b *testing.B) {
+	for _, n := range []int{10, 100, 1000, 10000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(uint64(n), 1))
+			rules := policyRules(n, r)
+			qs := policyQueries(rules, r)
+			m := NewHashMap[PolicyKey, PolicyEntry](MapSpec{"policy", 0})
+			if _, err := Install(m, CompiledPolicy{Rules: rules}); err != nil {
+				b.Fatal(err)
+			}
+			chain := NewChain(rules)
+			const batch = 64
+			var tMap, tChain time.Duration
+			lookups, hitsMap, hitsChain := 0, 0, 0
+			for i := 0; i < b.N; i++ {
+				base := (i * batch) & 4095
+				start := time.Now()
+				for j := range batch {
+					q := &qs[(base+j)&4095]
+					if _, _, ok := PolicyLookup(m, q.src, q.dst, q.proto, q.port); ok {
+						hitsMap++
+					}
+				}
+				mid := time.Now()
+				for j := range batch {
+					q := &qs[(base+j)&4095]
+					if _, ok := chain.Match(q.src, q.dst, q.proto, q.port); ok {
+						hitsChain++
+					}
+				}
+				tMap += mid.Sub(start)
+				tChain += time.Since(mid)
+				lookups += batch
+			}
+			if hitsMap != hitsChain {
+				b.Fatalf("map hit %d, chain %d", hitsMap, hitsChain)
+			}
+			b.ReportMetric(float64(tMap.Nanoseconds())/float64(lookups), "map-ns/lookup")
+			b.ReportMetric(float64(tChain.Nanoseconds())/float64(lookups), "chain-ns/lookup")
+			b.ReportMetric(float64(tChain)/float64(tMap), "chain/map")
+		})
+	}
+}

@@ -371,6 +371,7 @@ func TestPolicyVerdicts(t *testing.T) {
 					}
 				}
 				r := v.probe(t, c.from, c.to, c.proto, c.port)
+				golden(t, "policy-"+mode.String()+"-"+c.name, render(r))
 				if r.Delivered != c.want.delivered || r.Replied != c.want.replied || r.Reason != c.want.reason {
 					t.Fatalf("result %s", render(r))
 				}

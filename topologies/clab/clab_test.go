@@ -235,6 +235,14 @@ func TestImport(t *testing.T) {
 			inferred: []string{"c2: role host (from shape", "r1: role leaf (from shape: links to 2 host(s))", "r3: role spine (from shape: links only to leaves"},
 			valid:    true,
 		},
+		"legacy-three-tier.clab.yml": {
+			roles: map[string]topologies.Role{"core-a": "core", "core-b": "core", "fw": "firewall", "agg-a": "aggregation", "agg-b": "aggregation",
+				"sw1": "tor", "sw2": "tor", "srv1": "host", "srv2": "host"},
+			prefix: "clab-legacy-dc-", links: 15,
+			inferred: []string{`fw: role firewall (from name, word "fw")`, "sw1: role tor (from shape: links to 2 host(s) and to aggregation)",
+				`srv2: role host (from name, word "srv")`},
+			valid: true,
+		},
 		"groups-labels.clab.yml": {
 			roles:  map[string]topologies.Role{"s1": "spine", "s2": "spine", "t1": "leaf", "t2": "leaf", "web1": "host", "db1": "host"},
 			prefix: "lab-grouped-", links: 6,

@@ -15,9 +15,11 @@ import (
 // Port is the instance's only port.
 const Port = "eth0"
 
-// PendingLimit is how many packets wait for one unresolved next hop, as
-// Linux's unres_qlen; a further packet drops the oldest (arp-unresolved).
-const PendingLimit = 3
+// PendingLimit is how many packets wait for one unresolved next hop; a
+// further packet drops the oldest (arp-unresolved). Linux bounds the queue
+// by bytes (unres_qlen_bytes, 208 KiB by default), a few hundred small
+// packets; 256 lets a burst of probes to every peer wait for one gateway.
+const PendingLimit = 256
 
 // EphemeralBase is where the source ports of probes start. UDP datagrams to
 // a port at or above it are never echoed, so two instances cannot echo a

@@ -1,0 +1,159 @@
+package fabricbench
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/ebpf"
+	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/sim"
+	"github.com/netbed/netbed/topologies"
+)
+
+// The seed's fabric: 4 spines, 16 leaves, 16 hosts a leaf; one instance
+// per host, so all pairs is 256 x 255 probes.
+var params = topologies.SpineLeafParams{Spines: 4, Leaves: 16, HostsPerLeaf: 16}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
+}
+
+// allPairs probes every ordered pair once per b.N iteration with trace
+// recording off, checks every probe was answered and reports packet-hop
+// events per CPU second ("events/s"), per wall second, and allocations
+// per event.
+func allPairs(b *testing.B, e *sim.Engine, names []string, insts []*stack.Instance) {
+	e.SetRecord(false)
+	n := len(names)
+	addrs := make([]netip.Addr, n)
+	for i, in := range insts {
+		addrs[i] = in.Addr().Addr()
+	}
+	var replies int
+	for _, in := range insts {
+		in.OnReply(func(stack.Reply) { replies++ })
+	}
+	b.ResetTimer()
+	c0, _ := e.Conservation()
+	start, cpu0, m0 := time.Now(), cpuTime(), mallocs()
+	for range b.N {
+		replies = 0
+		t := e.Now() + time.Millisecond
+		for i := range n {
+			for j := range n {
+				if i == j {
+					continue
+				}
+				if _, err := e.Probe(t, names[i], stack.ProbeSpec{Proto: stack.ICMP, Dst: addrs[j]}); err != nil {
+					b.Fatal(err)
+				}
+				t += 100 * time.Nanosecond
+			}
+		}
+		if err := e.RunUntilIdle(); err != nil {
+			b.Fatal(err)
+		}
+		if replies != n*(n-1) {
+			c, _ := e.Conservation()
+			b.Fatalf("%d of %d probes answered; drops %v", replies, n*(n-1), c.Dropped)
+		}
+	}
+	wall, cpu, allocs := time.Since(start), cpuTime()-cpu0, mallocs()-m0
+	b.StopTimer()
+	c, err := e.Conservation()
+	if err != nil {
+		b.Fatal(err)
+	}
+	hops := c.Hops - c0.Hops
+	b.ReportMetric(float64(hops)/cpu.Seconds(), "events/s")
+	b.ReportMetric(float64(hops)/wall.Seconds(), "events/wall-s")
+	b.ReportMetric(float64(hops)/float64(b.N*n*(n-1)), "hops/probe")
+	b.ReportMetric(float64(allocs)/float64(hops), "allocs/event")
+}
+
+func BenchmarkEBPFAllPairs(b *testing.B) {
+	for _, mode := range []ebpf.Mode{ebpf.Tunnel, ebpf.Direct} {
+		b.Run(mode.String(), func(b *testing.B) {
+			topo, err := topologies.SpineLeaf(params)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f, err := ebpf.New(topo, ebpf.Options{Mode: mode, PodsPerNode: 2})
+			if err != nil {
+				b.Fatal(err)
+			}
+			e := sim.New(1)
+			if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{QueueFrames: 1024}); err != nil {
+				b.Fatal(err)
+			}
+			var names []string
+			var insts []*stack.Instance
+			for h, hn := range topo.NodesByRole(topologies.RoleHost) {
+				name := fmt.Sprintf("pod%d", h)
+				nd, err := e.AddInstance(f, datapath.InstanceSpec{Name: name, Host: hn.Name})
+				if err != nil {
+					b.Fatal(err)
+				}
+				names, insts = append(names, name), append(insts, nd.(*stack.Instance))
+			}
+			allPairs(b, e, names, insts)
+		})
+	}
+}
+
+func BenchmarkEVPNAllPairs(b *testing.B) {
+	topo, err := topologies.SpineLeaf(params)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := evpn.New(topo, evpn.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Two subnets of one tenant: half the pairs are routed on the leaf.
+	nets := []datapath.NetworkSpec{
+		{Name: "a", Tenant: "t", Subnet: netip.MustParsePrefix("10.1.0.0/16"), Gateway: netip.MustParseAddr("10.1.0.1"), VLAN: 10, VNI: 10010},
+		{Name: "b", Tenant: "t", Subnet: netip.MustParsePrefix("10.2.0.0/16"), Gateway: netip.MustParseAddr("10.2.0.1"), VLAN: 20, VNI: 10020},
+	}
+	for _, n := range nets {
+		if err := f.AddNetwork(n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	e := sim.New(1)
+	if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{QueueFrames: 1024}); err != nil {
+		b.Fatal(err)
+	}
+	var names []string
+	var insts []*stack.Instance
+	for h, hn := range topo.NodesByRole(topologies.RoleHost) {
+		nw := nets[h%2]
+		ip := nw.Subnet.Addr().As4()
+		ip[2], ip[3] = byte((h+2)>>8), byte(h+2)
+		spec := datapath.InstanceSpec{Name: fmt.Sprintf("vm%d", h), Host: hn.Name, Network: nw.Name,
+			MAC: net.HardwareAddr{2, 0x10, 0, 0, byte(h >> 8), byte(h)}, IP: netip.PrefixFrom(netip.AddrFrom4(ip), 16), Gateway: nw.Gateway}
+		nd, err := e.AddInstance(f, spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		names, insts = append(names, spec.Name), append(insts, nd.(*stack.Instance))
+	}
+	allPairs(b, e, names, insts)
+}

@@ -41,6 +41,11 @@ type Options struct {
 	Clock controller.Clock
 	// StepHistory caps the steps kept per port. Default 64.
 	StepHistory int
+	// AccessVLAN, when set and returning ok, fixes the access VLAN of a
+	// VXLAN network on a leaf (a fabric model whose hosts tag each network
+	// with one VLAN, as EVPNDriver.AccessVLAN does); otherwise the CNC
+	// allocates the lowest free VLAN per leaf.
+	AccessVLAN func(leaf string, vni uint32) (uint16, bool)
 }
 
 func (o *Options) defaults() {
@@ -98,13 +103,13 @@ var _ controller.Overlay = (*CNC)(nil)
 // pending is a port's queued work: its name (to read it back) and the hosts
 // the hooks said it left (used when the CNC holds no record of the port).
 type pending struct {
-	name     string
-	network  string
+	last     controller.Port // the port as the latest hook saw it
 	oldHosts []string
 }
 
 // binding is what the CNC configured for one port.
 type binding struct {
+	port    controller.Port // as last applied: its MAC and addresses go in removals
 	name    string
 	host    string
 	network string
@@ -209,7 +214,7 @@ func (c *CNC) enqueue(p controller.Port, oldHost string) {
 	}
 	pd := c.dirty[p.ID]
 	if pd == nil {
-		pd = &pending{name: p.Name, network: p.Network}
+		pd = &pending{}
 		c.dirty[p.ID] = pd
 		if !c.running[p.ID] {
 			if c.busy == 0 {
@@ -218,6 +223,7 @@ func (c *CNC) enqueue(p controller.Port, oldHost string) {
 			c.busy++
 		}
 	}
+	pd.last = p
 	if oldHost != "" && oldHost != p.Host && !slices.Contains(pd.oldHosts, oldHost) {
 		pd.oldHosts = append(pd.oldHosts, oldHost)
 	}
@@ -322,12 +328,13 @@ func (c *CNC) reconcile(id PortID, pd *pending) {
 	svc, err := c.service()
 	var p controller.Port
 	if err == nil {
-		p, err = svc.GetPort(c.ctx, pd.name)
+		p, err = svc.GetPort(c.ctx, pd.last.Name)
 	}
 	gone := errors.Is(err, controller.ErrNotFound) || (err == nil && p.ID != id)
 	if gone {
 		err = nil
-		p = controller.Port{ID: id, Name: pd.name, Network: pd.network}
+		p = pd.last
+		p.Host = ""
 	}
 	var atts []Attachment
 	var seg controller.Segment
@@ -366,7 +373,7 @@ func (c *CNC) reconcile(id PortID, pd *pending) {
 		// A routed network has no overlay to program; the service marked
 		// it ACTIVE. Keep the binding for the blast radius.
 		c.mu.Lock()
-		c.bound[id] = &binding{name: p.Name, host: p.Host, network: p.Network, seg: seg, applied: map[Attachment]uint16{}}
+		c.bound[id] = &binding{port: p, name: p.Name, host: p.Host, network: p.Network, seg: seg, applied: map[Attachment]uint16{}}
 		c.mu.Unlock()
 		return
 	}
@@ -380,7 +387,7 @@ func (c *CNC) reconcile(id PortID, pd *pending) {
 		}
 		c.bound[id] = b
 	}
-	b.name, b.host, b.network, b.seg = p.Name, p.Host, p.Network, seg
+	b.port, b.name, b.host, b.network, b.seg = p, p.Name, p.Host, p.Network, seg
 	c.mu.Unlock()
 
 	wait := c.opts.Backoff
@@ -487,11 +494,12 @@ func (c *CNC) removeStale(p controller.Port, seg controller.Segment, want map[At
 		}
 		return rms[i].a.Iface < rms[j].a.Iface
 	})
+	old := p // the configuration to remove is the one applied
 	if b != nil {
-		seg = b.seg
+		seg, old = b.seg, b.port
 	}
 	for _, r := range rms {
-		cfg := c.config(r.a, r.vlan, seg, p)
+		cfg := c.config(r.a, r.vlan, seg, old)
 		cfg.RemoveMapping = r.mapping
 		wait := c.opts.Backoff
 		for attempt := 1; ; attempt++ {
@@ -537,6 +545,12 @@ func (c *CNC) acquire(a Attachment, port PortID, seg controller.Segment) (uint16
 		vlan = uint16(seg.ID)
 	case controller.SegmentVXLAN:
 		vni = seg.ID
+		if c.opts.AccessVLAN != nil {
+			if v, ok := c.opts.AccessVLAN(a.Leaf, vni); ok {
+				vlan = v
+				break
+			}
+		}
 		lv := c.vlans[a.Leaf]
 		if lv == nil {
 			lv = map[uint32]uint16{}

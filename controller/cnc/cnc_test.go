@@ -53,12 +53,19 @@ type env struct {
 
 func newEnv(t *testing.T, o cnc.Options) *env {
 	t.Helper()
+	drv := cnc.NewMemoryDriver()
+	e := newEnvWith(t, drv, o)
+	e.drv = drv
+	return e
+}
+
+func newEnvWith(t *testing.T, drv cnc.LeafDriver, o cnc.Options) *env {
+	t.Helper()
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "ctl.db"), store.BoltOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc := controller.New(st, nil, nil)
-	drv := cnc.NewMemoryDriver()
 	if o.Backoff == 0 {
 		o.Backoff = time.Millisecond
 	}
@@ -69,7 +76,7 @@ func newEnv(t *testing.T, o cnc.Options) *env {
 		c.Close()
 		st.Close()
 	})
-	return &env{svc: svc, cnc: c, drv: drv, st: st}
+	return &env{svc: svc, cnc: c, st: st}
 }
 
 func ctx(t *testing.T) context.Context {

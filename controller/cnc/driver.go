@@ -152,7 +152,9 @@ func (d *MemoryDriver) Remove(ctx context.Context, leaf string, cfg LeafConfig) 
 	if err != nil {
 		return err
 	}
-	if e, ok := l.entries[cfg.Port]; ok && e.Iface == cfg.Iface {
+	// Only the entry cfg describes goes: a removal built from a stale or
+	// partial view of the port changes nothing.
+	if e, ok := l.entries[cfg.Port]; ok && e.Iface == cfg.Iface && e.MAC == cfg.MAC {
 		delete(l.entries, cfg.Port)
 	}
 	if cfg.RemoveMapping {

@@ -140,6 +140,18 @@ func (t *Table) FlushVLAN(vlan uint16) int {
 	return n
 }
 
+// FlushPortVLAN removes the entries on port in vlan and returns how many.
+func (t *Table) FlushPortVLAN(port int, vlan uint16) int {
+	n := 0
+	for k, s := range t.m {
+		if s.port == int32(port) && k.vlan() == vlan&0x0fff {
+			delete(t.m, k)
+			n++
+		}
+	}
+	return n
+}
+
 // Flush removes every entry and returns how many it removed.
 func (t *Table) Flush() int {
 	n := len(t.m)

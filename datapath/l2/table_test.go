@@ -120,6 +120,12 @@ func TestDifferential(t *testing.T) {
 						tb.FlushVLAN(v)
 						m.flush(func(e Entry) bool { return e.VLAN != v })
 					case 8:
+						if r.IntN(2) == 0 {
+							p, v := r.IntN(4), vlan()
+							tb.FlushPortVLAN(p, v)
+							m.flush(func(e Entry) bool { return e.Port != p || e.VLAN != v })
+							break
+						}
 						now += time.Duration(r.IntN(4000)) * time.Millisecond
 					case 9:
 						if got, want := tb.Count(now), m.count(now); got != want {

@@ -606,3 +606,27 @@ func TestBuildAndAPIErrors(t *testing.T) {
 		t.Errorf("%d blocked links %v, want %d", got, f.BlockedLinks(), want)
 	}
 }
+
+// TestDeterministic: the same scenario twice gives byte-identical traces,
+// failover and tree recomputation included.
+func TestDeterministic(t *testing.T) {
+	run := func() string {
+		b := newBed(t, Options{Stock: true})
+		b.warm(t)
+		if err := b.e.SetNodeState(b.e.Now()+time.Millisecond, "tor1", false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.e.AllPairs(b.e.Now()+2*time.Millisecond, 50*time.Microsecond, names(), stack.ProbeSpec{Proto: stack.TCP}); err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		if err := b.e.WriteTrace(&sb); err != nil {
+			t.Fatal(err)
+		}
+		return sb.String()
+	}
+	a, b := run(), run()
+	if a != b || len(a) == 0 {
+		t.Errorf("two runs differ (%d and %d bytes)", len(a), len(b))
+	}
+}

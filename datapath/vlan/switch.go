@@ -115,11 +115,7 @@ func (s *Switch) Allow(port int, vlan uint16, on bool) {
 		return
 	}
 	s.ports[port].allowed.unset(vlan)
-	for _, e := range s.fdb.Entries(0) {
-		if e.Port == port && e.VLAN == vlan {
-			s.fdb.Forget(e.VLAN, e.MAC)
-		}
-	}
+	s.fdb.FlushPortVLAN(port, vlan)
 }
 
 // Allowed reports whether port carries vlan.

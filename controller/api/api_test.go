@@ -356,3 +356,7 @@ func TestConcurrentAllocateRelease(t *testing.T) {
 	}
 	f.mustCheck(t)
 }
+
+func portReq(name, network, host string) controller.PortRequest {
+	return controller.PortRequest{Name: name, Network: network, Host: host}
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -423,4 +424,45 @@ func TestMemoryDriverIdempotent(t *testing.T) {
 	if err := d.Apply(context.Background(), "leaf", cfg); err != nil {
 		t.Fatalf("after the injected failure: %v", err)
 	}
+}
+
+func TestTimelineFollowsSpawnFlow(t *testing.T) {
+	e := newEnv(t, cnc.Options{})
+	e.network(t, "blue", controller.Segment{Type: controller.SegmentVXLAN, ID: 13}, "10.11.0.0/24")
+	p := e.place(t, "vm-1", "blue", "host-a", controller.StateActive)
+	tl := cnc.Timeline(p, e.cnc.Steps(p.ID))
+	// The seed's order: bound (overlay BUILD), the CNC looks up the
+	// host's leaves, applies, and reports; the overlay then turns ACTIVE.
+	order := []struct{ source, prefix string }{
+		{"overlay", "DOWN -> BUILD"},
+		{"cnc", "lookup"},
+		{"cnc", "apply leaf leaf1"},
+		{"cnc", "report overlay ACTIVE"},
+		{"overlay", "BUILD -> ACTIVE"},
+	}
+	i := 0
+	for _, ev := range tl {
+		if i < len(order) && ev.Source == order[i].source && strings.HasPrefix(ev.What, order[i].prefix) {
+			i++
+		}
+		if ev.Took < 0 {
+			t.Errorf("event %+v has a negative duration", ev)
+		}
+	}
+	if i != len(order) {
+		t.Errorf("timeline lacks %v in order; got:\n%s", order[i], dump(tl))
+	}
+	for j := 1; j < len(tl); j++ {
+		if tl[j].At.Before(tl[j-1].At) {
+			t.Fatalf("timeline out of order at %d:\n%s", j, dump(tl))
+		}
+	}
+}
+
+func dump(tl []cnc.Event) string {
+	var b strings.Builder
+	for _, ev := range tl {
+		b.WriteString(ev.At.Format("15:04:05.000000") + " " + ev.Source + " " + ev.What + "\n")
+	}
+	return b.String()
 }

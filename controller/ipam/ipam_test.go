@@ -412,3 +412,58 @@ func FuzzNodePoolUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func TestLocalPersistedInStore(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "local.db")
+	st, err := store.OpenBolt(path, store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := NewLocal(netip.MustParsePrefix("10.244.0.0/16"), 24)
+	held := map[netip.Addr]bool{}
+	for _, n := range []string{"n1", "n2"} {
+		if _, err := l.AssignNode(n); err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			a, err := l.Allocate(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held[a] = true
+		}
+	}
+	if err := SaveLocal(ctx, st, "cluster-1", l); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, err = store.OpenBolt(path, store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, ok, err := LoadLocal(ctx, st, "other"); ok || err != nil {
+		t.Errorf("load of a name never saved: %v %v", ok, err)
+	}
+	got, ok, err := LoadLocal(ctx, st, "cluster-1")
+	if !ok || err != nil {
+		t.Fatalf("load: %v %v", ok, err)
+	}
+	for _, n := range []string{"n1", "n2"} {
+		p, err := got.Node(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// New allocations avoid everything held before the save.
+		for range 20 {
+			a, err := p.Allocate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if held[a] {
+				t.Fatalf("node %s handed out %v again after reload", n, a)
+			}
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"context"
 
 	"github.com/netbed/netbed/topologies"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 type nodeSys struct{}
@@ -38,3 +40,12 @@ func (l *Lab) Destroy() (*DestroyReport, error) { return nil, ErrUnsupported }
 
 // Do needs Linux; elsewhere it returns ErrUnsupported.
 func (l *Lab) Do(node string, fn func() error) error { return ErrUnsupported }
+
+// Handle needs Linux; elsewhere it returns ErrUnsupported.
+func (l *Lab) Handle(node string) (*netlink.Handle, error) { return nil, ErrUnsupported }
+
+// NsHandle needs Linux; elsewhere it returns ErrUnsupported.
+func (l *Lab) NsHandle(node string) (netns.NsHandle, error) { return netns.None(), ErrUnsupported }
+
+// DoIn needs Linux; elsewhere it returns ErrUnsupported.
+func DoIn(ns netns.NsHandle, fn func() error) error { return ErrUnsupported }

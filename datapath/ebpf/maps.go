@@ -232,6 +232,16 @@ func (t *LPMTrie[V]) Lookup(ip [4]byte) (V, bool) {
 // Len returns the number of prefixes.
 func (t *LPMTrie[V]) Len() int { return t.fib.Len() }
 
+// Spec returns the trie's name and capacity.
+func (t *LPMTrie[V]) Spec() MapSpec { return t.spec }
+
+// Range calls fn for every prefix (longest first) until fn returns false.
+func (t *LPMTrie[V]) Range(fn func(IPCacheKey, V) bool) {
+	t.fib.Walk(func(p netip.Prefix, v V) bool {
+		return fn(IPCacheKey{PrefixLen: uint32(p.Bits()), IP: p.Addr().As4()}, v)
+	})
+}
+
 // Maps are one node's BPF maps. Tunnel and ipcache entries for other nodes
 // are the same on every node; endpoints, policy and conntrack are the
 // node's own.

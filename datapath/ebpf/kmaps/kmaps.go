@@ -1,0 +1,103 @@
+package kmaps
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	gen3 "github.com/netbed/netbed/datapath/ebpf"
+)
+
+func size(v any) uint32 { return uint32(binary.Size(v)) }
+
+// Specs returns the kernel specs of the node maps: hash maps for
+// endpoints, tunnel, policy and conntrack, an LPM trie for the ipcache.
+// Key and value sizes come from the Go types, so the model and the kernel
+// agree byte for byte.
+func Specs() map[string]*ebpf.MapSpec {
+	m := gen3.NewMaps()
+	hash := func(name string, max int, k, v any) *ebpf.MapSpec {
+		return &ebpf.MapSpec{Name: name, Type: ebpf.Hash, KeySize: size(k), ValueSize: size(v), MaxEntries: uint32(max)}
+	}
+	return map[string]*ebpf.MapSpec{
+		"endpoints": hash(m.Endpoints.Spec().Name, m.Endpoints.Spec().MaxEntries, gen3.EndpointKey{}, gen3.EndpointInfo{}),
+		"ipcache": {Name: m.IPCache.Spec().Name, Type: ebpf.LPMTrie, KeySize: size(gen3.IPCacheKey{}), ValueSize: size(gen3.IPCacheValue{}),
+			MaxEntries: uint32(m.IPCache.Spec().MaxEntries), Flags: unix.BPF_F_NO_PREALLOC},
+		"tunnel": hash(m.Tunnel.Spec().Name, m.Tunnel.Spec().MaxEntries, gen3.TunnelKey{}, gen3.TunnelValue{}),
+		"policy": hash(m.Policy.Spec().Name, m.Policy.Spec().MaxEntries, gen3.PolicyKey{}, gen3.PolicyEntry{}),
+		"ct":     hash(m.CT.Spec().Name, m.CT.Spec().MaxEntries, gen3.CTKey{}, gen3.CTEntry{}),
+	}
+}
+
+// Maps are a node's maps in the kernel.
+type Maps struct {
+	Endpoints, IPCache, Tunnel, Policy, CT *ebpf.Map
+}
+
+// New creates the maps in the kernel (unpinned; they live until Close).
+func New() (*Maps, error) {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("create BPF maps: lift the memlock limit: %w", err)
+	}
+	specs := Specs()
+	km := &Maps{}
+	for _, x := range []struct {
+		name string
+		dst  **ebpf.Map
+	}{{"endpoints", &km.Endpoints}, {"ipcache", &km.IPCache}, {"tunnel", &km.Tunnel}, {"policy", &km.Policy}, {"ct", &km.CT}} {
+		m, err := ebpf.NewMap(specs[x.name])
+		if err != nil {
+			km.Close()
+			return nil, fmt.Errorf("create BPF map %s: %w", specs[x.name].Name, err)
+		}
+		*x.dst = m
+	}
+	return km, nil
+}
+
+// Close releases the maps.
+func (km *Maps) Close() error {
+	var errs []error
+	for _, m := range []*ebpf.Map{km.Endpoints, km.IPCache, km.Tunnel, km.Policy, km.CT} {
+		if m != nil {
+			errs = append(errs, m.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Sync writes every entry of the model maps into the kernel maps (the
+// agent's job after it compiles endpoints and policy). It adds and
+// replaces; entries only in the kernel stay.
+func (km *Maps) Sync(m *gen3.Maps) error {
+	var err error
+	put := func(km *ebpf.Map, k, v any) bool {
+		if e := km.Put(k, v); e != nil {
+			err = fmt.Errorf("sync BPF map: put %+v: %w", k, e)
+			return false
+		}
+		return true
+	}
+	m.Endpoints.Range(func(k gen3.EndpointKey, v gen3.EndpointInfo) bool { return put(km.Endpoints, k, v) })
+	if err != nil {
+		return err
+	}
+	m.IPCache.Range(func(k gen3.IPCacheKey, v gen3.IPCacheValue) bool { return put(km.IPCache, k, v) })
+	if err != nil {
+		return err
+	}
+	m.Tunnel.Range(func(k gen3.TunnelKey, v gen3.TunnelValue) bool { return put(km.Tunnel, k, v) })
+	if err != nil {
+		return err
+	}
+	m.Policy.Range(func(k gen3.PolicyKey, v gen3.PolicyEntry) bool { return put(km.Policy, k, v) })
+	if err != nil {
+		return err
+	}
+	m.CT.Range(func(k gen3.CTKey, v gen3.CTEntry) bool { return put(km.CT, k, v) })
+	return err
+}

@@ -1,0 +1,152 @@
+package kmaps
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	gen3 "github.com/netbed/netbed/datapath/ebpf"
+	"github.com/netbed/netbed/internal/testutil"
+)
+
+func TestSpecsMatchTypes(t *testing.T) {
+	specs := Specs()
+	cases := []struct {
+		name       string
+		typ        ebpf.MapType
+		key, value uint32
+	}{
+		{"endpoints", ebpf.Hash, 4, 28},
+		{"ipcache", ebpf.LPMTrie, 8, 8},
+		{"tunnel", ebpf.Hash, 4, 4},
+		{"policy", ebpf.Hash, 12, 24},
+		{"ct", ebpf.Hash, 16, 40},
+	}
+	for _, c := range cases {
+		s := specs[c.name]
+		if s == nil || s.Type != c.typ || s.KeySize != c.key || s.ValueSize != c.value || s.MaxEntries == 0 {
+			t.Errorf("%s: spec %+v, want %v key %d value %d", c.name, s, c.typ, c.key, c.value)
+		}
+	}
+}
+
+// node builds a model node with pods, remote entries, tunnels and policy.
+func node(t *testing.T) *gen3.Node {
+	t.Helper()
+	n, err := gen3.NewNode(gen3.NodeConfig{Name: "host1", Mode: gen3.Tunnel, NodeIP: netip.MustParseAddr("172.16.128.1"),
+		NodeCIDR: netip.MustParsePrefix("10.0.0.0/24"), ClusterCIDR: netip.MustParsePrefix("10.0.0.0/16"), Slots: 8,
+		NICs: []gen3.NIC{{Name: "eth1", MAC: gen3.DeviceMAC("host1", "eth1"), GatewayMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := gen3.NewIdentities()
+	for i, app := range []string{"web", "db", "cache"} {
+		l := map[string]string{"app": app}
+		ip := netip.AddrFrom4([4]byte{10, 0, 0, byte(2 + i)})
+		if _, err := n.AddEndpoint(app, ip, gen3.PodMAC(app), ids.Allocate(l), l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for h := 2; h <= 6; h++ {
+		cidr := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(h), 0}), 24)
+		nodeIP := netip.AddrFrom4([4]byte{172, 16, 128, byte(h)})
+		if err := n.SetTunnel(cidr, nodeIP); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.SetRemote(netip.PrefixFrom(cidr.Addr().Next().Next(), 32), gen3.FirstPodIdentity+gen3.Identity(h), nodeIP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.SetRemote(netip.MustParsePrefix("10.0.0.0/16"), gen3.IdentityWorld, netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := gen3.Compile([]gen3.Policy{
+		{Name: "web-db", From: map[string]string{"app": "web"}, To: map[string]string{"app": "db"}, Proto: gen3.ProtoTCP, Port: 5432, Allow: true},
+		{Name: "any-web", To: map[string]string{"app": "web"}, Proto: gen3.ProtoTCP, Port: 80, Allow: true},
+	}, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.SetPolicy(cp); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func lookup[K comparable, V comparable](t *testing.T, name string, km *ebpf.Map, k K, want V) {
+	t.Helper()
+	var got V
+	if err := km.Lookup(k, &got); err != nil {
+		t.Errorf("%s: kernel lookup %+v: %v", name, k, err)
+		return
+	}
+	if got != want {
+		t.Errorf("%s: kernel has %+v for %+v, model %+v", name, got, k, want)
+	}
+}
+
+// TestSyncToKernel creates the maps in the kernel, syncs a node's model
+// maps into them, reads every entry back, and checks the kernel's LPM trie
+// against the model's ipcache lookups for random addresses.
+func TestSyncToKernel(t *testing.T) {
+	testutil.RequireRoot(t)
+	km, err := New()
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = km.Close() })
+	n := node(t)
+	m := n.Maps()
+	if err := km.Sync(m); err != nil {
+		t.Fatal(err)
+	}
+	count := func(x *ebpf.Map) int {
+		var k, v []byte
+		it := x.Iterate()
+		c := 0
+		for it.Next(&k, &v) {
+			c++
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if got, want := count(km.Endpoints), m.Endpoints.Len(); got != want || want == 0 {
+		t.Errorf("endpoints: kernel %d entries, model %d", got, want)
+	}
+	if got, want := count(km.Policy), m.Policy.Len(); got != want || want == 0 {
+		t.Errorf("policy: kernel %d entries, model %d", got, want)
+	}
+	m.Endpoints.Range(func(k gen3.EndpointKey, v gen3.EndpointInfo) bool { lookup(t, "endpoints", km.Endpoints, k, v); return true })
+	m.Tunnel.Range(func(k gen3.TunnelKey, v gen3.TunnelValue) bool { lookup(t, "tunnel", km.Tunnel, k, v); return true })
+	m.Policy.Range(func(k gen3.PolicyKey, v gen3.PolicyEntry) bool { lookup(t, "policy", km.Policy, k, v); return true })
+	// Longest-prefix match: the kernel trie and the model agree.
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		ip := [4]byte{10, 0, byte(r.IntN(8)), byte(r.IntN(8))}
+		if r.IntN(10) == 0 {
+			ip = [4]byte{172, 16, 128, byte(r.IntN(8))}
+		}
+		want, wok := m.IPCache.Lookup(ip)
+		var got gen3.IPCacheValue
+		err := km.IPCache.Lookup(gen3.IPCacheKey{PrefixLen: 32, IP: ip}, &got)
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			if wok {
+				t.Fatalf("ipcache %v: kernel has no match, model %+v", ip, want)
+			}
+		case err != nil:
+			t.Fatal(err)
+		case !wok || got != want:
+			t.Fatalf("ipcache %v: kernel %+v, model %+v (found %v)", ip, got, want, wok)
+		}
+	}
+}

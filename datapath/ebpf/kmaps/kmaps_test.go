@@ -125,7 +125,10 @@ func TestSyncToKernel(t *testing.T) {
 	if got, want := count(km.Policy), m.Policy.Len(); got != want || want == 0 {
 		t.Errorf("policy: kernel %d entries, model %d", got, want)
 	}
-	m.Endpoints.Range(func(k gen3.EndpointKey, v gen3.EndpointInfo) bool { lookup(t, "endpoints", km.Endpoints, k, v); return true })
+	m.Endpoints.Range(func(k gen3.EndpointKey, v gen3.EndpointInfo) bool {
+		lookup(t, "endpoints", km.Endpoints, k, v)
+		return true
+	})
 	m.Tunnel.Range(func(k gen3.TunnelKey, v gen3.TunnelValue) bool { lookup(t, "tunnel", km.Tunnel, k, v); return true })
 	m.Policy.Range(func(k gen3.PolicyKey, v gen3.PolicyEntry) bool { lookup(t, "policy", km.Policy, k, v); return true })
 	// Longest-prefix match: the kernel trie and the model agree.

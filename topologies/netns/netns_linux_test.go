@@ -582,6 +582,24 @@ func anyNamespace(lab string) bool {
 	return false
 }
 
+func TestDestroyWithoutState(t *testing.T) {
+	testutil.RequireRoot(t)
+	tp, opt := newTestLab(t, 1, 2, 1)
+	lab, _ := deploy(t, tp, opt)
+	lab.Close()
+	if err := os.RemoveAll(labDir(opt.stateRoot(), tp.Name)); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Destroy(tp.Name, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Namespaces != len(tp.Nodes) {
+		t.Errorf("Destroy found %d namespaces by their mark, want %d", rep.Namespaces, len(tp.Nodes))
+	}
+	assertGone(t, tp.Name, opt)
+}
+
 func TestDestroyUnknownLab(t *testing.T) {
 	testutil.RequireRoot(t)
 	rep, err := Destroy(testutil.Name(testLabPrefix), &Options{StateRoot: t.TempDir()})

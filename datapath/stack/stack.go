@@ -124,6 +124,7 @@ type Instance struct {
 	onReply func(Reply)
 	parser  *frame.Parser
 	ipID    uint16
+	buf     []byte // frame being built; Send copies it
 }
 
 var _ datapath.Node = (*Instance)(nil)
@@ -142,6 +143,7 @@ func New(name string, mac net.HardwareAddr, ip netip.Prefix, gw netip.Addr) *Ins
 		pending: map[netip.Addr][]pending{},
 		probes:  map[replyKey]outstanding{},
 		parser:  frame.NewParser(),
+		buf:     make([]byte, 0, 2048),
 	}
 	copy(in.mac6[:], mac)
 	for _, p := range DefaultOpenPorts {
@@ -222,8 +224,10 @@ func (in *Instance) SetPortState(now time.Duration, port int, up bool, out datap
 func (in *Instance) Announce(now time.Duration, out datapath.Output) {
 	a := in.ip.Addr()
 	in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:gratuitous")
-	out.Send(0, frame.ARPRequest(in.mac, a, a))
+	out.Send(0, in.arpFrame(1, bcast, [6]byte{}, a, a))
 }
+
+var bcast = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 func (in *Instance) trace(out datapath.Output, act datapath.Action, r datapath.Reason, rule string) {
 	ev := datapath.Event{Node: in.name, Device: Port, Kind: datapath.KindNIC, Action: act, Reason: r, Rule: rule}
@@ -257,14 +261,15 @@ func srcPort(id uint64) uint16 {
 // is known, otherwise after ARP resolution. Replies are recorded (Replies,
 // OnReply) when they arrive.
 func (in *Instance) Probe(now time.Duration, out datapath.Output, p ProbeSpec) {
-	payload := binary.BigEndian.AppendUint64(make([]byte, 0, 8), p.ID)
-	h := in.header(p.Dst)
+	var pl [8]byte
+	binary.BigEndian.PutUint64(pl[:], p.ID)
+	payload := pl[:]
 	var b []byte
 	switch p.Proto {
 	case ICMP:
 		id, seq := uint16(p.ID>>16), uint16(p.ID)
 		in.probes[probeKey(ICMP, p.Dst, id, seq)] = outstanding{p.ID, ICMP}
-		b = frame.ICMPEcho(h, false, id, seq, payload)
+		b = in.icmpEcho(p.Dst, false, id, seq, payload)
 	case UDP:
 		dport := p.DstPort
 		if dport == 0 {
@@ -272,7 +277,7 @@ func (in *Instance) Probe(now time.Duration, out datapath.Output, p ProbeSpec) {
 		}
 		sport := srcPort(p.ID)
 		in.probes[probeKey(UDP, p.Dst, dport, sport)] = outstanding{p.ID, UDP}
-		b = frame.UDP(h, sport, dport, payload)
+		b = in.udp(p.Dst, sport, dport, payload)
 	case TCP:
 		dport := p.DstPort
 		if dport == 0 {
@@ -280,17 +285,12 @@ func (in *Instance) Probe(now time.Duration, out datapath.Output, p ProbeSpec) {
 		}
 		sport := srcPort(p.ID)
 		in.probes[probeKey(TCP, p.Dst, dport, sport)] = outstanding{p.ID, TCP}
-		b = frame.TCP(h, sport, dport, uint32(p.ID), 0, frame.TCPFlags{SYN: true}, payload)
+		b = in.tcp(p.Dst, sport, dport, uint32(p.ID), 0, tcpSYN, payload)
 	default:
 		in.trace(out, datapath.ActDrop, datapath.ReasonMalformed, "probe:unknown-proto")
 		return
 	}
 	in.sendIP(out, p.Dst, b, "probe:"+p.Proto.String())
-}
-
-func (in *Instance) header(dst netip.Addr) frame.IPv4 {
-	in.ipID++
-	return frame.IPv4{SrcMAC: in.mac, DstMAC: frame.Broadcast, Src: in.ip.Addr(), Dst: dst, ID: in.ipID}
 }
 
 // nextHop returns where a packet to dst goes on the link.
@@ -318,7 +318,7 @@ func (in *Instance) sendIP(out datapath.Output, dst netip.Addr, b []byte, rule s
 		out.Send(0, b)
 		return
 	}
-	p := pending{frame: b}
+	p := pending{frame: append([]byte(nil), b...)}
 	if r, ok := out.(Resumer); ok {
 		p.ctx, p.has = r.Context(), true
 	}
@@ -331,7 +331,7 @@ func (in *Instance) sendIP(out datapath.Output, dst netip.Addr, b []byte, rule s
 	// Ask again for every packet queued: there are no timers in a node, so
 	// this is the retry.
 	in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:request")
-	out.Send(0, frame.ARPRequest(in.mac, in.ip.Addr(), nh))
+	out.Send(0, in.arpFrame(1, bcast, [6]byte{}, in.ip.Addr(), nh))
 }
 
 // release sends the packets that waited for nh, now at mac.
@@ -401,7 +401,7 @@ func (in *Instance) receiveARP(now time.Duration, p *frame.Parsed, out datapath.
 		in.arp[spa] = sha
 		in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "arp:request")
 		in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:reply")
-		out.Send(0, frame.ARPReply(in.mac, me, a.SourceHwAddress, spa))
+		out.Send(0, in.arpFrame(2, sha, sha, me, spa))
 		in.release(out, spa, sha)
 	case a.Operation == layers.ARPReply && tpa == me:
 		in.arp[spa] = sha
@@ -431,8 +431,7 @@ func (in *Instance) receiveIPv4(now time.Duration, p *frame.Parsed, out datapath
 		switch ic.TypeCode.Type() {
 		case layers.ICMPv4TypeEchoRequest:
 			in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "icmp:echo-request")
-			payload := append([]byte(nil), ic.Payload...)
-			in.sendIP(out, src, frame.ICMPEcho(in.header(src), true, ic.Id, ic.Seq, payload), "icmp:echo-reply")
+			in.sendIP(out, src, in.icmpEcho(src, true, ic.Id, ic.Seq, ic.Payload), "icmp:echo-reply")
 		case layers.ICMPv4TypeEchoReply:
 			in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "icmp:echo-reply")
 			in.answered(now, probeKey(ICMP, src, ic.Id, ic.Seq), ReplyEcho, src)
@@ -449,8 +448,7 @@ func (in *Instance) receiveIPv4(now time.Duration, p *frame.Parsed, out datapath
 		}
 		// The layer's own payload: p.Payload stays empty when gopacket
 		// maps the port to an application layer (53, 443...).
-		payload := append([]byte(nil), u.Payload...)
-		in.sendIP(out, src, frame.UDP(in.header(src), dport, sport, payload), "udp:echo")
+		in.sendIP(out, src, in.udp(src, dport, sport, u.Payload), "udp:echo")
 	case p.Has(layers.LayerTypeTCP):
 		t := &p.TCP
 		sport, dport := uint16(t.SrcPort), uint16(t.DstPort)
@@ -458,12 +456,10 @@ func (in *Instance) receiveIPv4(now time.Duration, p *frame.Parsed, out datapath
 		case t.SYN && !t.ACK:
 			if in.open[dport] {
 				in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "tcp:open")
-				in.sendIP(out, src, frame.TCP(in.header(src), dport, sport, uint32(now), t.Seq+1,
-					frame.TCPFlags{SYN: true, ACK: true}, nil), "tcp:syn-ack")
+				in.sendIP(out, src, in.tcp(src, dport, sport, uint32(now), t.Seq+1, tcpSYN|tcpACK, nil), "tcp:syn-ack")
 			} else {
 				in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "tcp:closed")
-				in.sendIP(out, src, frame.TCP(in.header(src), dport, sport, 0, t.Seq+1,
-					frame.TCPFlags{RST: true, ACK: true}, nil), "tcp:rst")
+				in.sendIP(out, src, in.tcp(src, dport, sport, 0, t.Seq+1, tcpRST|tcpACK, nil), "tcp:rst")
 			}
 		case t.SYN && t.ACK:
 			in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "tcp:syn-ack")

@@ -82,27 +82,7 @@ func Deploy(ctx context.Context, t *topologies.Topology, opt *Options) (*Lab, *R
 		rep.LinksTook = time.Since(stage)
 	}
 	if err == nil {
-		// Namespaces of nodes an earlier deploy had and t no longer has.
-		current := map[string]bool{}
-		for _, n := range lab.nodes {
-			current[n.Netns] = true
-		}
-		var stale []string
-		for _, ns := range st.Namespaces {
-			if !current[ns] {
-				stale = append(stale, ns)
-			}
-		}
-		var removed atomic.Int64
-		err = pool(ctx, len(stale), workerCount(opt, len(stale)), simple(func(i int) error {
-			ok, err := removeNamespace(stale[i])
-			if ok {
-				removed.Add(1)
-			}
-			return err
-		}))
-		rep.NamespacesRemoved = int(removed.Load())
-		st.Namespaces = slices.DeleteFunc(st.Namespaces, func(ns string) bool { return !current[ns] })
+		err = lab.removeStaleNamespaces(ctx, opt, st, rep)
 	}
 	if err != nil {
 		lab.Close()
@@ -115,6 +95,34 @@ func Deploy(ctx context.Context, t *topologies.Topology, opt *Options) (*Lab, *R
 	}
 	rep.Duration = time.Since(start)
 	return lab, rep, nil
+}
+
+// removeStaleNamespaces removes the namespaces st lists that the lab no
+// longer has (nodes an earlier deploy had), and drops them from st.
+func (l *Lab) removeStaleNamespaces(ctx context.Context, opt *Options, st *State, rep *Report) error {
+	current := map[string]bool{}
+	for _, n := range l.nodes {
+		current[n.Netns] = true
+	}
+	var stale []string
+	for _, ns := range st.Namespaces {
+		if !current[ns] {
+			stale = append(stale, ns)
+		}
+	}
+	var removed atomic.Int64
+	err := pool(ctx, len(stale), workerCount(opt, len(stale)), simple(func(i int) error {
+		ok, err := removeNamespace(stale[i])
+		if ok {
+			removed.Add(1)
+		}
+		return err
+	}))
+	rep.NamespacesRemoved = int(removed.Load())
+	if err == nil {
+		st.Namespaces = slices.DeleteFunc(st.Namespaces, func(ns string) bool { return !current[ns] })
+	}
+	return err
 }
 
 // openExisting opens the namespaces that already exist and checks that

@@ -384,3 +384,29 @@ func (f *Fabric) MACCounts(now time.Duration) map[string]int {
 	}
 	return m
 }
+
+// Capacity is the fabric's table usage, for capacity reports.
+type Capacity struct {
+	VLANs     int            // networks defined, of the 4094 VLAN IDs
+	Instances int            //
+	MAC       map[string]int // live MAC entries per switch and core
+	HostMAC   map[string]int // live br-int MAC entries per host
+	ARP       map[string]int // live ARP entries per core
+	Blocked   int            // inter-switch links the spanning tree blocks
+}
+
+// Capacity returns the table sizes at now.
+func (f *Fabric) Capacity(now time.Duration) Capacity {
+	c := Capacity{VLANs: len(f.vlans), Instances: len(f.insts), MAC: map[string]int{}, HostMAC: map[string]int{},
+		ARP: map[string]int{}, Blocked: len(f.BlockedLinks())}
+	for n, s := range f.switches {
+		c.MAC[n] = s.MACCount(now)
+	}
+	for n, h := range f.hosts {
+		c.HostMAC[n] = h.MACCount(now)
+	}
+	for n, co := range f.cores {
+		c.ARP[n] = co.ARPCount(now)
+	}
+	return c
+}

@@ -630,3 +630,23 @@ func TestDeterministic(t *testing.T) {
 		t.Errorf("two runs differ (%d and %d bytes)", len(a), len(b))
 	}
 }
+
+func TestCapacity(t *testing.T) {
+	b := newBed(t, Options{})
+	b.warm(t)
+	c := b.f.Capacity(b.e.Now())
+	if c.VLANs != len(testNets) || c.Instances != len(testInstances) {
+		t.Errorf("vlans %d instances %d", c.VLANs, c.Instances)
+	}
+	// The gateway core knows every instance's MAC and address after
+	// all-pairs probes (cross-subnet traffic meets it), core2 no address.
+	if c.ARP["core1"] != len(testInstances) || c.ARP["core2"] != 0 {
+		t.Errorf("ARP entries %v, want core1 %d", c.ARP, len(testInstances))
+	}
+	if c.MAC["core1"] < len(testInstances) {
+		t.Errorf("core1 MAC entries %d < %d instances", c.MAC["core1"], len(testInstances))
+	}
+	if c.Blocked == 0 {
+		t.Errorf("no blocked link in a dual-homed fabric")
+	}
+}

@@ -131,6 +131,10 @@ type Fabric struct {
 	instances map[string]*instState
 	portRefs  map[portUse]int
 	byVTEP    map[netip.Addr]*Leaf
+
+	graph       *underlayGraph
+	linkDown    map[*topologies.Link]bool
+	reconverged int
 }
 
 var _ datapath.Fabric = (*Fabric)(nil)
@@ -166,16 +170,8 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		return nil, fmt.Errorf("build evpn fabric: %w", err)
 	}
 	f.loop = loop
-	var att []l3.Attachment
-	for _, n := range t.Nodes {
-		if lo, ok := loop[n.Name]; ok {
-			att = append(att, l3.Attachment{Router: n.Name, Prefix: lo, Port: l3.LocalPort})
-		}
-	}
-	routes, err := l3.ComputeRoutes(l3.Underlay{Topology: t, IsRouter: isRouter, Attached: att})
-	if err != nil {
-		return nil, fmt.Errorf("build evpn fabric: underlay routes: %w", err)
-	}
+	f.graph = newUnderlayGraph(t, loop)
+	f.linkDown = map[*topologies.Link]bool{}
 	spines, err := l3.RoutersFor(t, func(n *topologies.Node) bool { return n.Role == topologies.RoleSpine }, nil, loop)
 	if err != nil {
 		return nil, fmt.Errorf("build evpn fabric: %w", err)
@@ -185,13 +181,10 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		switch n.Role {
 		case topologies.RoleSpine:
 			r := spines[n.Name]
-			if err := r.SetRoutes(routes[n.Name]); err != nil {
-				return nil, fmt.Errorf("build evpn fabric: spine %s: %w", n.Name, err)
-			}
 			f.spines[n.Name] = r
 			f.nodes = append(f.nodes, r)
 		case topologies.RoleLeaf, topologies.RoleBorder:
-			l, err := f.newLeaf(n.Name, ifaces, routes[n.Name])
+			l, err := f.newLeaf(n.Name, ifaces)
 			if err != nil {
 				return nil, fmt.Errorf("build evpn fabric: %w", err)
 			}
@@ -208,6 +201,9 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	}
 	if len(f.leaves) == 0 {
 		return nil, fmt.Errorf("build evpn fabric on %s: no leaves: %w", t.Name, ErrBadFabric)
+	}
+	if err := f.installUnderlay(); err != nil {
+		return nil, fmt.Errorf("build evpn fabric on %s: %w", t.Name, err)
 	}
 	for _, lk := range t.Links {
 		w := datapath.Wire{Rate: lk.Rate, Delay: lk.Delay, MTU: lk.MTU,
@@ -244,7 +240,7 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	return f, nil
 }
 
-func (f *Fabric) newLeaf(name string, ifaces []string, routes []l3.Route) (*Leaf, error) {
+func (f *Fabric) newLeaf(name string, ifaces []string) (*Leaf, error) {
 	cfg := LeafConfig{Name: name, Ports: ifaces, VTEP: f.loop[name].Addr(),
 		RouterMAC: MACOf(l3.PortMAC(name, 0xffff)), GatewayMAC: f.opts.GatewayMAC}
 	for i := range ifaces {
@@ -260,19 +256,7 @@ func (f *Fabric) newLeaf(name string, ifaces []string, routes []l3.Route) (*Leaf
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range routes {
-		var nhs []NextHop
-		for _, nh := range r.NextHops {
-			if nh.Port != l3.LocalPort {
-				nhs = append(nhs, NextHop{Port: nh.Port, MAC: MACOf(nh.MAC)})
-			}
-		}
-		if len(nhs) > 0 && r.Prefix.Bits() == 32 {
-			if err := l.SetUnderlayRoute(r.Prefix.Addr(), nhs); err != nil {
-				return nil, err
-			}
-		}
-	}
+	l.portHook = func(port int, up bool) { f.portChanged(name, port, up) }
 	return l, nil
 }
 

@@ -141,6 +141,10 @@ type Leaf struct {
 	arp      map[ipKey]MAC         // ARP suppression cache (type 2 with IP)
 
 	pbuf, obuf, ebuf []byte // scratch buffers; out.Send copies
+
+	// portHook, if set, hears of every port state change (the fabric's
+	// underlay control plane).
+	portHook func(port int, up bool)
 }
 
 var _ datapath.Node = (*Leaf)(nil)
@@ -213,6 +217,9 @@ func (l *Leaf) SetUnderlayRoute(dst netip.Addr, nhs []NextHop) error {
 func (l *Leaf) SetPortState(_ time.Duration, port int, up bool, _ datapath.Output) {
 	if port >= 0 && port < len(l.u.portUp) {
 		l.u.portUp[port] = up
+		if l.portHook != nil {
+			l.portHook(port, up)
+		}
 	}
 }
 

@@ -689,3 +689,32 @@ func TestMultiAZThroughBorderLeaves(t *testing.T) {
 	}
 	tb.conserve(t)
 }
+
+func TestDeterministicTrace(t *testing.T) {
+	run := func() []byte {
+		tb := newTestbed(t, topologies.SpineLeafParams{Spines: 2, Leaves: 4, HostsPerLeaf: 2, DualHomed: true}, pathDefs, nil)
+		names := make([]string, len(pathDefs))
+		for i, d := range pathDefs {
+			names[i] = d.name
+		}
+		if _, err := tb.e.AllPairs(time.Millisecond, 3*time.Microsecond, names, stack.ProbeSpec{Proto: stack.UDP}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tb.e.SetNodeState(tb.e.Now()+time.Millisecond, "spine1", false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tb.e.AllPairs(tb.e.Now()+2*time.Millisecond, 3*time.Microsecond, names, stack.ProbeSpec{Proto: stack.TCP}); err != nil {
+			t.Fatal(err)
+		}
+		tb.conserve(t)
+		var b bytes.Buffer
+		if err := tb.e.WriteTrace(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	a, b := run(), run()
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("two runs gave different traces (%d and %d bytes)", len(a), len(b))
+	}
+}

@@ -650,3 +650,57 @@ func TestCapacity(t *testing.T) {
 		t.Errorf("no blocked link in a dual-homed fabric")
 	}
 }
+
+// TestLinkFaults: single link failures in the dual-homed fabric lose no
+// pair; the bond or the spanning tree routes around them.
+func TestLinkFaults(t *testing.T) {
+	cases := []struct {
+		name       string
+		a, b       string // the link's ends
+		wantActive map[string]string
+	}{
+		{"host1-tor1", "host1", "tor1", map[string]string{"host1": "eth2"}},
+		{"tor1-agg1", "tor1", "agg1", nil},
+		{"agg1-core1", "agg1", "core1", nil},
+		{"tor3-agg1", "tor3", "agg1", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := newBed(t, Options{})
+			b.warm(t)
+			w := -1
+			for _, l := range b.f.topo.Links {
+				if (l.A.Node == c.a && l.B.Node == c.b) || (l.A.Node == c.b && l.B.Node == c.a) {
+					ifaces := b.f.topo.Interfaces(l.A.Node)
+					wi, err := b.e.Wire(datapath.PortRef{Node: l.A.Node, Port: slices.Index(ifaces, l.A.Iface)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					w = wi
+				}
+			}
+			if w < 0 {
+				t.Fatalf("no link %s - %s", c.a, c.b)
+			}
+			blockedBefore := b.f.BlockedLinks()
+			if err := b.e.SetLinkState(b.e.Now()+time.Millisecond, w, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.e.Run(b.e.Now() + 2*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			for h, nic := range c.wantActive {
+				if got := b.f.Host(h).ActiveUplink(); got != nic {
+					t.Errorf("%s active on %s, want %s", h, got, nic)
+				}
+			}
+			m, err := b.e.AllPairs(b.e.Now(), 100*time.Microsecond, names(), stack.ProbeSpec{Proto: stack.ICMP})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := m.Reachable(), len(names())*(len(names())-1); got != want {
+				t.Errorf("%d of %d pairs reachable; blocked before %v, after %v:\n%s", got, want, blockedBefore, b.f.BlockedLinks(), m)
+			}
+		})
+	}
+}

@@ -13,8 +13,12 @@ import (
 	"github.com/netbed/netbed/topologies"
 )
 
-// Generation is the name Fabric.Generation returns.
-const Generation = "vlan"
+// Generation names, as Fabric.Generation returns them (and as scenarios
+// name the generations): Ctrip's host model, and stock OpenStack's.
+const (
+	Generation      = "vlan"
+	GenerationStock = "vlan-stock"
+)
 
 // Errors callers test with errors.Is.
 var (
@@ -220,8 +224,13 @@ func (f *Fabric) wire(a *topologies.Node, pa int, b *topologies.Node, pb int) er
 	return nil
 }
 
-// Generation returns "vlan".
-func (f *Fabric) Generation() string { return Generation }
+// Generation returns "vlan", or "vlan-stock" with Options.Stock.
+func (f *Fabric) Generation() string {
+	if f.opts.Stock {
+		return GenerationStock
+	}
+	return Generation
+}
 
 // Nodes returns the fabric's nodes in topology order.
 func (f *Fabric) Nodes() []datapath.Node { return f.nodes }

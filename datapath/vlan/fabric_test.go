@@ -547,6 +547,9 @@ func TestBuildAndAPIErrors(t *testing.T) {
 	if f.GatewayCore().Name() != "core2" {
 		t.Errorf("gateway core %s, want core2", f.GatewayCore().Name())
 	}
+	if fs, err := New(topo, Options{Stock: true}); err != nil || fs.Generation() != GenerationStock {
+		t.Errorf("stock fabric: %v, generation %q", err, fs.Generation())
+	}
 	if f.Generation() != "vlan" || len(f.Nodes()) != len(topo.Nodes) || len(f.Wires()) != len(topo.Links) {
 		t.Errorf("generation %q, %d nodes, %d wires", f.Generation(), len(f.Nodes()), len(f.Wires()))
 	}

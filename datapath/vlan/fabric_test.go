@@ -707,3 +707,82 @@ func TestLinkFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestHandBuiltAccessFabric: a topology built with the graph API, access
+// switches instead of ToRs, single-homed hosts, no firewall, a triangle of
+// switches that the tree must break.
+func TestHandBuiltAccessFabric(t *testing.T) {
+	topo := &topologies.Topology{Name: "small"}
+	for _, n := range []struct {
+		name string
+		role topologies.Role
+	}{{"core", topologies.RoleCore}, {"acc1", topologies.RoleAccess}, {"acc2", topologies.RoleAccess},
+		{"h1", topologies.RoleHost}, {"h2", topologies.RoleHost}} {
+		topo.AddNode(n.name, n.role)
+	}
+	topo.Connect("h1", "eth0", "acc1", "e1")
+	topo.Connect("h2", "eth0", "acc2", "e1")
+	topo.Connect("acc1", "e2", "core", "e1")
+	topo.Connect("acc2", "e2", "core", "e2")
+	topo.Connect("acc1", "e3", "acc2", "e3") // loop
+	f, err := New(topo, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.BlockedLinks(); !slices.Equal(got, []string{"acc1-acc2"}) {
+		t.Fatalf("blocked %v, want [acc1-acc2]", got)
+	}
+	for _, n := range testNets {
+		if err := f.AddNetwork(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := sim.New(7)
+	e.SetEventLimit(1_000_000)
+	if err := e.Load(f, nil, sim.LinkOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	specs := []datapath.InstanceSpec{
+		{Name: "x", Host: "h1", Network: "net-a", IP: netip.MustParsePrefix("10.0.1.5/24")},
+		{Name: "y", Host: "h2", Network: "net-b", IP: netip.MustParsePrefix("10.0.2.5/24")},
+		{Name: "z", Host: "h2", Network: "net-a", IP: netip.MustParsePrefix("10.0.1.6/24")},
+	}
+	var ns []string
+	for _, s := range specs {
+		if _, err := e.AddInstance(f, s); err != nil {
+			t.Fatal(err)
+		}
+		ns = append(ns, s.Name)
+	}
+	m, err := e.AllPairs(0, 100*time.Microsecond, ns, stack.ProbeSpec{Proto: stack.UDP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Reachable() != 6 {
+		t.Errorf("reachable %d of 6:\n%s", m.Reachable(), m)
+	}
+	// Breaking acc2's uplink unblocks the loop link.
+	w, err := e.Wire(datapath.PortRef{Node: "acc2", Port: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetLinkState(e.Now()+time.Millisecond, w, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(e.Now() + 2*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.BlockedLinks(); len(got) != 0 {
+		t.Errorf("blocked after failure %v, want none", got)
+	}
+	m, err = e.AllPairs(e.Now(), 100*time.Microsecond, ns, stack.ProbeSpec{Proto: stack.TCP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Reachable() != 6 {
+		t.Errorf("after failure reachable %d of 6:\n%s", m.Reachable(), m)
+	}
+	if _, err := e.Conservation(); err != nil {
+		t.Error(err)
+	}
+}

@@ -62,7 +62,7 @@ func newEnv(t *testing.T, o cnc.Options) *env {
 
 func newEnvWith(t *testing.T, drv cnc.LeafDriver, o cnc.Options) *env {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "ctl.db"), store.BoltOptions{})
+	st, err := openStore(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,4 +465,8 @@ func dump(tl []cnc.Event) string {
 		b.WriteString(ev.At.Format("15:04:05.000000") + " " + ev.Source + " " + ev.What + "\n")
 	}
 	return b.String()
+}
+
+func openStore(tb testing.TB) (*store.Bolt, error) {
+	return store.OpenBolt(filepath.Join(tb.TempDir(), "ctl.db"), store.BoltOptions{})
 }

@@ -32,7 +32,7 @@ func (n *testNS) path() string { return "/var/run/netns/" + n.name }
 
 // newNS creates a namespace with a random nbtest- name on a locked thread
 // and removes it when the test ends.
-func newNS(t *testing.T) *testNS {
+func newNS(t testing.TB) *testNS {
 	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -62,7 +62,7 @@ func newNS(t *testing.T) *testNS {
 	return n
 }
 
-func (n *testNS) handle(t *testing.T) *netlink.Handle {
+func (n *testNS) handle(t testing.TB) *netlink.Handle {
 	t.Helper()
 	h, err := netlink.NewHandleAt(n.h)
 	if err != nil {
@@ -74,7 +74,7 @@ func (n *testNS) handle(t *testing.T) *netlink.Handle {
 
 // in runs fn with the calling thread in n: sockets it opens and processes
 // it starts (a plugin run by libcni) live in n.
-func (n *testNS) in(t *testing.T, fn func()) {
+func (n *testNS) in(t testing.TB, fn func()) {
 	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -190,7 +190,7 @@ type cniRun struct {
 	conf *libcni.PluginConfig
 }
 
-func newCNIRun(t *testing.T, confBytes []byte) *cniRun {
+func newCNIRun(t testing.TB, confBytes []byte) *cniRun {
 	t.Helper()
 	conf, err := libcni.ConfFromBytes(confBytes)
 	if err != nil {

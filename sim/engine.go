@@ -481,8 +481,14 @@ func (e *Engine) send(ni int32, port int, b []byte) {
 	}
 	d := &w.dir[side]
 	if d.ends != nil {
+		if d.lastEnd <= e.now {
+			// Idle wire: the queue is empty, no need to walk it.
+			d.n = 0
+		}
 		for d.n > 0 && d.ends[d.head] <= e.now {
-			d.head = (d.head + 1) % len(d.ends)
+			if d.head++; d.head == len(d.ends) {
+				d.head = 0
+			}
 			d.n--
 		}
 		if d.n == len(d.ends) {
@@ -494,7 +500,11 @@ func (e *Engine) send(ni int32, port int, b []byte) {
 	end := start + serialisation(len(b), w.w.Rate)
 	d.lastEnd = end
 	if d.ends != nil {
-		d.ends[(d.head+d.n)%len(d.ends)] = end
+		i := d.head + d.n
+		if i >= len(d.ends) {
+			i -= len(d.ends)
+		}
+		d.ends[i] = end
 		d.n++
 	}
 	dst := e.nodes[w.node[1-side]]

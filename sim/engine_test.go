@@ -212,7 +212,7 @@ func TestLinkFault(t *testing.T) {
 	burst(t, e, 15*time.Microsecond, 1, 64) // on wire 2 from 25µs: in flight when it fails
 	ok(t, e.SetLinkState(30*time.Microsecond, w2, false))
 	burst(t, e, 40*time.Microsecond, 1, 64) // reaches w at 50µs, sent on a down wire
-	ok(t, e.SetLinkState(60*time.Microsecond, w2, true))
+	ok(t, e.SetPortLinkState(60*time.Microsecond, datapath.PortRef{Node: "w", Port: 1}, true))
 	burst(t, e, 70*time.Microsecond, 1, 64) // delivered at 90µs
 	ok(t, e.RunUntilIdle())
 	want := []time.Duration{20 * time.Microsecond, 90 * time.Microsecond}

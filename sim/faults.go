@@ -3,6 +3,8 @@ package sim
 import (
 	"fmt"
 	"time"
+
+	"github.com/netbed/netbed/datapath"
 )
 
 // SetLinkState takes wire (an index from Connect or Wire) down or up at
@@ -28,6 +30,15 @@ func (e *Engine) SetLinkState(at time.Duration, wire int, up bool) error {
 		}
 	})
 	return nil
+}
+
+// SetPortLinkState is SetLinkState for the wire on port ref.
+func (e *Engine) SetPortLinkState(at time.Duration, ref datapath.PortRef, up bool) error {
+	w, err := e.Wire(ref)
+	if err != nil {
+		return fmt.Errorf("set link state: %w", err)
+	}
+	return e.SetLinkState(at, w, up)
 }
 
 // portState tells a node (if it is up) that the link on port changed.

@@ -29,46 +29,58 @@ func (a *event) before(b *event) bool {
 	return a.seq < b.seq
 }
 
-// queue is a binary min-heap of events ordered by (at, seq).
+// queue is a 4-ary min-heap of events ordered by (at, seq): half the
+// depth of a binary heap and the children of a node share cache lines.
 type queue struct{ h []event }
 
 func (q *queue) len() int { return len(q.h) }
 
 func (q *queue) push(e event) {
 	q.h = append(q.h, e)
-	i := len(q.h) - 1
+	h := q.h
+	i := len(h) - 1
 	for i > 0 {
-		p := (i - 1) / 2
-		if !q.h[i].before(&q.h[p]) {
+		p := (i - 1) / 4
+		if !e.before(&h[p]) {
 			break
 		}
-		q.h[i], q.h[p] = q.h[p], q.h[i]
+		h[i] = h[p]
 		i = p
 	}
+	h[i] = e
 }
 
 func (q *queue) peek() *event { return &q.h[0] }
 
 func (q *queue) pop() event {
-	top := q.h[0]
-	n := len(q.h) - 1
-	q.h[0] = q.h[n]
-	q.h = q.h[:n]
+	h := q.h
+	top := h[0]
+	n := len(h) - 1
+	last := h[n]
+	q.h = h[:n]
+	h = h[:n]
+	if n == 0 {
+		return top
+	}
 	i := 0
 	for {
-		l := 2*i + 1
-		if l >= n {
+		c := 4*i + 1
+		if c >= n {
 			break
 		}
-		m := l
-		if r := l + 1; r < n && q.h[r].before(&q.h[l]) {
-			m = r
+		m := c
+		end := min(c+4, n)
+		for k := c + 1; k < end; k++ {
+			if h[k].before(&h[m]) {
+				m = k
+			}
 		}
-		if !q.h[m].before(&q.h[i]) {
+		if !h[m].before(&last) {
 			break
 		}
-		q.h[i], q.h[m] = q.h[m], q.h[i]
+		h[i] = h[m]
 		i = m
 	}
+	h[i] = last
 	return top
 }

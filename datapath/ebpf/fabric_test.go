@@ -491,3 +491,39 @@ func TestAddInstanceErrors(t *testing.T) {
 		t.Errorf("slot not reused after remove: %v", err)
 	}
 }
+
+// TestPodToRemoteNode pings another node's underlay address from a pod:
+// the request goes natively, the reply comes back through the tunnel in
+// tunnel mode (pod addresses are not routable there) and natively in
+// direct mode.
+func TestPodToRemoteNode(t *testing.T) {
+	for _, mode := range []Mode{Tunnel, Direct} {
+		t.Run(mode.String(), func(t *testing.T) {
+			v := newEnv(t, mode)
+			v.pod(t, "a", "host1", nil)
+			h3, _ := v.f.Host("host3")
+			id, err := v.e.Probe(time.Millisecond, "a", stack.ProbeSpec{Proto: stack.ICMP, Dst: h3.Config().NodeIP})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := v.e.RunUntilIdle(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.e.Conservation(); err != nil {
+				t.Fatal(err)
+			}
+			r, err := v.e.Result(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.Delivered || r.To != "host3" || !r.Replied {
+				t.Fatalf("result %s", render(r))
+			}
+			tunnelled := kinds(r.Return)[datapath.KindTunnel] > 0
+			if tunnelled != (mode == Tunnel) {
+				t.Errorf("reply through the tunnel: %v in %s mode\n%s", tunnelled, mode, render(r))
+			}
+			golden(t, "pod-to-node-"+mode.String(), render(r))
+		})
+	}
+}

@@ -577,14 +577,12 @@ func (n *Node) fromContainer(now time.Duration, ep *Endpoint, b []byte, out data
 	}
 	d := netip.AddrFrom4(dst)
 	if n.cfg.Mode == Tunnel && n.cfg.ClusterCIDR.Contains(d) {
-		pfx, _ := d.Prefix(n.cfg.NodeCIDR.Bits())
-		tk := TunnelKey{pfx.Addr().As4()}
-		tv, ok := n.maps.Tunnel.Lookup(tk)
+		tk, tv, ok := n.tunnelFor(d)
 		if !ok {
 			n.trace(out, now, ProgLxc, datapath.KindBPF, ep.Device, "", datapath.ActDrop, datapath.ReasonNoTunnel, "tunnel:miss")
 			return
 		}
-		n.encap(now, ep, tv.NodeIP, n.tunnels[tk], b, out)
+		n.encap(now, ProgLxc, ep.Device, ep.Identity, tv.NodeIP, n.tunnels[tk], b, out)
 		return
 	}
 	n.routeOut(now, ProgLxc, ep.Device, b, "fib:default", out)
@@ -680,10 +678,10 @@ const (
 
 // encap sends a pod's packet through cilium_vxlan to the node at remote,
 // the source identity in the VNI as Cilium does.
-func (n *Node) encap(now time.Duration, ep *Endpoint, remote [4]byte, rule string, b []byte, out datapath.Output) {
+func (n *Node) encap(now time.Duration, prog, in string, id Identity, remote [4]byte, rule string, b []byte, out datapath.Output) {
 	i := n.uplink(b)
 	if i < 0 {
-		n.trace(out, now, ProgLxc, datapath.KindBPF, ep.Device, "", datapath.ActDrop, datapath.ReasonPortDown, "fib:no-uplink")
+		n.trace(out, now, prog, datapath.KindBPF, in, "", datapath.ActDrop, datapath.ReasonPortDown, "fib:no-uplink")
 		return
 	}
 	c := &n.nics[i]
@@ -692,12 +690,24 @@ func (n *Node) encap(now time.Duration, ep *Endpoint, remote [4]byte, rule strin
 	inner := buf[outerLen:]
 	copy(inner[6:12], n.vxMAC[:])
 	decTTL(inner)
-	writeOuter(buf, c.mac, c.gw, n.hostIP, remote, uint32(ep.Identity), uint16(49152+l3.FlowHash(n.seed, b)%16384))
+	writeOuter(buf, c.mac, c.gw, n.hostIP, remote, uint32(id), uint16(49152+l3.FlowHash(n.seed, b)%16384))
 	n.buf = buf
-	n.trace(out, now, ProgLxc, datapath.KindBPF, ep.Device, DevCiliumVXLAN, datapath.ActRedirect, "", rule)
-	n.trace(out, now, DevCiliumVXLAN, datapath.KindTunnel, ProgLxc, c.Name, datapath.ActEncap, "", "vxlan")
+	n.trace(out, now, prog, datapath.KindBPF, in, DevCiliumVXLAN, datapath.ActRedirect, "", rule)
+	n.trace(out, now, DevCiliumVXLAN, datapath.KindTunnel, prog, c.Name, datapath.ActEncap, "", "vxlan")
 	n.trace(out, now, c.Name, datapath.KindNIC, DevCiliumVXLAN, c.Name, datapath.ActForward, "", "")
 	out.Send(i, buf)
+}
+
+// tunnelFor returns the tunnel map entry covering a pod address of
+// another node, in tunnel mode.
+func (n *Node) tunnelFor(d netip.Addr) (TunnelKey, TunnelValue, bool) {
+	if n.cfg.Mode != Tunnel || !n.cfg.ClusterCIDR.Contains(d) || n.cfg.NodeCIDR.Contains(d) {
+		return TunnelKey{}, TunnelValue{}, false
+	}
+	pfx, _ := d.Prefix(n.cfg.NodeCIDR.Bits())
+	tk := TunnelKey{pfx.Addr().As4()}
+	tv, ok := n.maps.Tunnel.Lookup(tk)
+	return tk, tv, ok
 }
 
 // writeOuter fills the first outerLen bytes of b with Ethernet, IPv4, UDP
@@ -763,6 +773,14 @@ func (n *Node) fromNetdev(now time.Duration, i int, b []byte, out datapath.Outpu
 		n.trace(out, now, c.Name, datapath.KindNIC, c.Name, ProgHost, datapath.ActForward, "", "")
 		n.trace(out, now, ProgHost, datapath.KindBPF, c.Name, "", datapath.ActDeliver, "", "host")
 		if reply := echoReply(b, c.mac, [6]byte(b[6:12])); reply != nil {
+			// In tunnel mode the host routes the cluster CIDR through
+			// cilium_host into the tunnel: pod addresses are not routable
+			// in the underlay.
+			if tk, tv, ok := n.tunnelFor(netip.AddrFrom4([4]byte(b[26:30]))); ok {
+				n.trace(out, now, DevCiliumHost, datapath.KindVeth, "", ProgHost, datapath.ActOriginate, "", "icmp:echo-reply")
+				n.encap(now, ProgHost, DevCiliumHost, IdentityRemoteNode, tv.NodeIP, n.tunnels[tk], reply, out)
+				return
+			}
 			n.trace(out, now, c.Name, datapath.KindNIC, "", c.Name, datapath.ActOriginate, "", "icmp:echo-reply")
 			out.Send(i, reply)
 		}

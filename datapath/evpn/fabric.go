@@ -48,6 +48,12 @@ type Options struct {
 	// A host lists its uplinks and every slot as ports from the start, so
 	// a runtime that reads a node's ports once can wire later instances.
 	TapSlots int
+	// ExternalOverlay leaves the leaves to a controller: AddInstance only
+	// wires the underlay (the tap on the host's br-int, its VLAN on the
+	// trunk) and RemoveInstance only unplugs it, while the VLAN → VNI
+	// mappings, local bindings and type-2 routes come from the CNC (its
+	// EVPN driver), as in the seed's spawn flow (Fig. 10, steps 7–9).
+	ExternalOverlay bool
 }
 
 // DefaultTapSlots is the default number of instance slots per host (the
@@ -98,6 +104,7 @@ type instState struct {
 	leafPort int
 	route    Route
 	node     *stack.Instance
+	external bool // the overlay is a controller's (Options.ExternalOverlay)
 }
 
 type portUse struct {
@@ -427,7 +434,14 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 		return nil, datapath.Wire{}, fmt.Errorf("%s: host %s: %w (%d slots; raise Options.TapSlots)", where, s.Host, ErrHostFull, f.opts.TapSlots)
 	}
 	host.sync()
-	// Overlay: the CNC configures every leaf port the host is on.
+	if f.opts.ExternalOverlay {
+		inst := stack.New(s.Name, s.MAC, s.IP, gw)
+		f.instances[s.Name] = &instState{spec: s, net: n, host: s.Host, node: inst, external: true}
+		w := datapath.Wire{A: datapath.PortRef{Node: s.Name, Port: 0}, B: datapath.PortRef{Node: s.Host, Port: hostPort}}
+		return inst, w, nil
+	}
+	// Overlay: the fabric plays the CNC and configures every leaf port the
+	// host is on.
 	var done []portUse
 	for _, u := range ups {
 		pu := portUse{u.leaf, u.leafPort, vid}
@@ -478,6 +492,11 @@ func (f *Fabric) RemoveInstance(name string) error {
 		return fmt.Errorf("remove instance %q: %w", name, ErrNotFound)
 	}
 	delete(f.instances, name)
+	if in.external {
+		f.hosts[in.host].DetachInstance(name)
+		f.hosts[in.host].sync()
+		return nil
+	}
 	// Withdraw the route as it stands now: after a bond failover another
 	// leaf of the host may have re-advertised it.
 	cur, ok := f.table.Lookup(in.route.VNI, in.route.MAC, in.route.IP)

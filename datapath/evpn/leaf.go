@@ -226,16 +226,25 @@ func (l *Leaf) SetPortState(_ time.Duration, port int, up bool, _ datapath.Outpu
 // AddNetwork tells the leaf about an L2 VNI (its subnet, anycast gateway
 // and tenant). It carries no traffic until a port is configured for it.
 func (l *Leaf) AddNetwork(n Network) error {
-	if n.VNI == 0 || n.L3VNI == 0 || n.VNI == n.L3VNI {
-		return fmt.Errorf("leaf %s: add network vni %d l3vni %d: VNIs must be non-zero and distinct", l.cfg.Name, n.VNI, n.L3VNI)
+	where := fmt.Sprintf("leaf %s: add network vni %d l3vni %d", l.cfg.Name, n.VNI, n.L3VNI)
+	if n.VNI == 0 || n.L3VNI == 0 || n.VNI == n.L3VNI || n.VNI >= 1<<24 || n.L3VNI >= 1<<24 {
+		return fmt.Errorf("%s: VNIs must be distinct and 1..16777215", where)
 	}
+	if !n.Subnet.IsValid() || !n.Subnet.Addr().Is4() || !n.Subnet.Contains(n.Gateway) {
+		return fmt.Errorf("%s: subnet %v must be IPv4 and hold gateway %v", where, n.Subnet, n.Gateway)
+	}
+	n.Subnet = n.Subnet.Masked()
 	if old, ok := l.networks[n.VNI]; ok {
 		if old.Network != n {
-			return fmt.Errorf("leaf %s: add network vni %d: already defined as %v", l.cfg.Name, n.VNI, old.Network)
+			return fmt.Errorf("%s: already defined as %+v", where, old.Network)
 		}
 		return nil
 	}
-	n.Subnet = n.Subnet.Masked()
+	for _, o := range l.networks {
+		if o.L3VNI == n.VNI || o.VNI == n.L3VNI {
+			return fmt.Errorf("%s: clashes with network vni %d l3vni %d (L2 and L3 VNIs share one space)", where, o.VNI, o.L3VNI)
+		}
+	}
 	l.networks[n.VNI] = &network{Network: n}
 	return nil
 }

@@ -370,6 +370,20 @@ func TestLeafImportFollowsPortConfig(t *testing.T) {
 		t.Errorf("re-import tables %+v (routes %d)", got, tb.Counts().Total())
 	}
 	// Errors.
+	for _, n := range []Network{
+		{VNI: 400, L3VNI: 100, Subnet: netip.MustParsePrefix("10.4.0.0/24"), Gateway: netip.MustParseAddr("10.4.0.1")},
+		{VNI: 50001, L3VNI: 50009, Subnet: netip.MustParsePrefix("10.4.0.0/24"), Gateway: netip.MustParseAddr("10.4.0.1")},
+		{VNI: 400, L3VNI: 50001, Subnet: netip.MustParsePrefix("fd00::/64"), Gateway: netip.MustParseAddr("fd00::1")},
+		{VNI: 400, L3VNI: 50001, Subnet: netip.MustParsePrefix("10.4.0.0/24"), Gateway: netip.MustParseAddr("10.5.0.1")},
+		{VNI: 100, L3VNI: 50001, Subnet: netip.MustParsePrefix("10.4.0.0/24"), Gateway: netip.MustParseAddr("10.4.0.1")},
+	} {
+		if err := l.AddNetwork(n); err == nil {
+			t.Errorf("AddNetwork(%+v) succeeded", n)
+		}
+	}
+	if err := l.AddNetwork(Network{VNI: 100, L3VNI: 50001, Subnet: netip.MustParsePrefix("10.0.1.77/24"), Gateway: gw1}); err != nil {
+		t.Errorf("re-adding network 100 with an unmasked subnet: %v", err)
+	}
 	if err := l.ConfigurePort(pUp1, 10, 100); err == nil {
 		t.Error("configuring an uplink as access succeeded")
 	}

@@ -143,7 +143,7 @@ func New(name string, mac net.HardwareAddr, ip netip.Prefix, gw netip.Addr) *Ins
 		pending: map[netip.Addr][]pending{},
 		probes:  map[replyKey]outstanding{},
 		parser:  frame.NewParser(),
-		buf:     make([]byte, 0, 2048),
+		buf:     make([]byte, 0, 128),
 	}
 	copy(in.mac6[:], mac)
 	for _, p := range DefaultOpenPorts {

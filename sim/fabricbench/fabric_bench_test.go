@@ -157,3 +157,70 @@ func BenchmarkEVPNAllPairs(b *testing.B) {
 	}
 	allPairs(b, e, names, insts)
 }
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// BenchmarkMemory reports the heap of the generations' fabrics in the
+// engine: per fabric node (spines, leaves, hosts with their models and the
+// engine's state) and per instance added (stack, host-side ports, engine).
+func BenchmarkMemory(b *testing.B) {
+	const podsPerHost = 8
+	for _, gen := range []string{"ebpf-direct", "evpn"} {
+		b.Run(gen, func(b *testing.B) {
+			for range b.N {
+				h0 := heapInUse()
+				topo, err := topologies.SpineLeaf(params)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var f datapath.Fabric
+				switch gen {
+				case "ebpf-direct":
+					f, err = ebpf.New(topo, ebpf.Options{Mode: ebpf.Direct, PodsPerNode: podsPerHost})
+				case "evpn":
+					ef, e2 := evpn.New(topo, evpn.Options{TapSlots: podsPerHost})
+					f, err = ef, e2
+					if err == nil {
+						err = ef.AddNetwork(datapath.NetworkSpec{Name: "a", Tenant: "t", Subnet: netip.MustParsePrefix("10.0.0.0/16"),
+							Gateway: netip.MustParseAddr("10.0.0.1"), VLAN: 10, VNI: 10010})
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				e := sim.New(1)
+				if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{QueueFrames: 64}); err != nil {
+					b.Fatal(err)
+				}
+				h1 := heapInUse()
+				hosts := topo.NodesByRole(topologies.RoleHost)
+				k := 0
+				for _, hn := range hosts {
+					for range podsPerHost {
+						k++
+						s := datapath.InstanceSpec{Name: fmt.Sprintf("i%d", k), Host: hn.Name}
+						if gen == "evpn" {
+							s.Network = "a"
+							s.MAC = net.HardwareAddr{2, 0x10, 0, 0, byte(k >> 8), byte(k)}
+							s.IP = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte((k + 1) >> 8), byte(k + 1)}), 16)
+							s.Gateway = netip.MustParseAddr("10.0.0.1")
+						}
+						if _, err := e.AddInstance(f, s); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				h2 := heapInUse()
+				b.ReportMetric(float64(h1-h0)/float64(len(f.Nodes())), "B/node")
+				b.ReportMetric(float64(h2-h1)/float64(k), "B/instance")
+				runtime.KeepAlive(e)
+			}
+		})
+	}
+}

@@ -116,3 +116,51 @@ func TestFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestMultiAZ runs gen 3 across two availability zones joined by border
+// leaves: every pair reachable, cross-AZ paths go leaf, spine, border,
+// border, spine, leaf.
+func TestMultiAZ(t *testing.T) {
+	for _, mode := range []Mode{Tunnel, Direct} {
+		t.Run(mode.String(), func(t *testing.T) {
+			topo, err := topologies.MultiAZ(topologies.MultiAZParams{AZs: 2, Fabric: topologies.SpineLeafParams{Spines: 2, Leaves: 2, HostsPerLeaf: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := New(topo, Options{Mode: mode, PodsPerNode: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := sim.New(3)
+			if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{}); err != nil {
+				t.Fatal(err)
+			}
+			var pods []string
+			for i, h := range topo.NodesByRole(topologies.RoleHost) {
+				name := fmt.Sprintf("pod%d", i+1)
+				if _, err := e.AddInstance(f, datapath.InstanceSpec{Name: name, Host: h.Name}); err != nil {
+					t.Fatal(err)
+				}
+				pods = append(pods, name)
+			}
+			m, err := e.AllPairs(time.Millisecond, 10*time.Microsecond, pods, stack.ProbeSpec{Proto: stack.ICMP})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Conservation(); err != nil {
+				t.Fatal(err)
+			}
+			if want := len(pods) * (len(pods) - 1); m.Reachable() != want {
+				t.Fatalf("%d of %d pairs reachable:\n%s", m.Reachable(), want, m)
+			}
+			// pod1 is in az1, the last pod in az2.
+			r, err := e.Result(m.IDs[0][len(pods)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.SwitchHops != 6 {
+				t.Errorf("cross-AZ switch hops %d, want 6: %v", r.SwitchHops, r.Forward.Devices())
+			}
+		})
+	}
+}

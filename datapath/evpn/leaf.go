@@ -677,7 +677,7 @@ func (l *Leaf) fromAccess(ev datapath.Event, port int, b []byte, out datapath.Ou
 		return
 	}
 	n := l.networks[vni]
-	if src := MAC(f[6:12]); src[0]&1 == 0 {
+	if src := MAC(f[6:12]); src[0]&1 == 0 && src != (MAC{}) {
 		if k := (macKey{vni, src}); l.local[k] != pv {
 			l.learn(k, pv)
 		}

@@ -803,6 +803,9 @@ func (l *Leaf) suppressARP(ev datapath.Event, in portVLAN, n *network, f []byte,
 		return false
 	}
 	tpa := addr4(f[38:42])
+	if tpa == addr4(f[28:32]) {
+		return false // gratuitous ARP: flood it, neighbours update their caches
+	}
 	var mac MAC
 	rule := RuleARPSuppress
 	switch m, ok := l.arp[ipKey{n.VNI, tpa}]; {

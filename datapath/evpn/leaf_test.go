@@ -233,6 +233,8 @@ func TestLeafReceive(t *testing.T) {
 			}, true},
 		{"arp-unknown-ingress-replicated", pHost1, tagged(arpUnknown, 10), datapath.KindVTEP, datapath.ActFlood, "", RuleFlood, 1,
 			func(t *testing.T, s []sent) { wantVXLAN(t, s[0], 100, vtep2, arpUnknown) }, false},
+		{"gratuitous-arp-flooded", pHost1, tagged(frame.ARPRequest(macA[:], ipA, ipA), 10), datapath.KindVTEP, datapath.ActFlood, "", RuleFlood, 1,
+			func(t *testing.T, s []sent) { wantVXLAN(t, s[0], 100, vtep2, frame.ARPRequest(macA[:], ipA, ipA)) }, false},
 		{"unmapped-vlan-dropped", pHost1, tagged(icmpAB, 99), datapath.KindSwitch, datapath.ActDrop, datapath.ReasonVLANMismatch, RuleNoPort, 0, nil, true},
 		{"untagged-dropped", pHost1, icmpAB, datapath.KindSwitch, datapath.ActDrop, datapath.ReasonVLANMismatch, RuleNoPort, 0, nil, true},
 		{"decap-bridged", pUp1, vxlanFrom(pUp1, 100, icmpBA), datapath.KindVTEP, datapath.ActDecap, "", RuleFDBLocal, 1,

@@ -2,6 +2,7 @@ package ebpf
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -59,5 +60,44 @@ func BenchmarkSimAllPairs(b *testing.B) {
 			}
 			b.ReportMetric(float64(hops)/elapsed.Seconds(), "hops/s")
 		})
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkFabricMemory builds a 4-spine, 16-leaf, 16-hosts-per-leaf gen 3
+// fabric (256 Cilium nodes) and attaches 20 pods per node, and reports
+// the heap per node (fabric, routes, maps, lxc slots) and per pod
+// (endpoint, stack, ipcache entries on every other node).
+func BenchmarkFabricMemory(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Spines: 4, Leaves: 16, HostsPerLeaf: 16})
+		if err != nil {
+			b.Fatal(err)
+		}
+		hosts := topo.NodesByRole(topologies.RoleHost)
+		before := heapInUse()
+		f, err := New(topo, Options{Mode: Tunnel, PodsPerNode: 32})
+		if err != nil {
+			b.Fatal(err)
+		}
+		built := heapInUse()
+		const perNode = 20
+		for _, h := range hosts {
+			for p := range perNode {
+				if _, _, err := f.AddInstance(datapath.InstanceSpec{Name: fmt.Sprintf("%s-p%d", h.Name, p), Host: h.Name}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		after := heapInUse()
+		b.ReportMetric(float64(built-before)/float64(len(hosts)), "B/node")
+		b.ReportMetric(float64(after-built)/float64(len(hosts)*perNode), "B/pod")
+		runtime.KeepAlive(f)
 	}
 }

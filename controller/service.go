@@ -1080,6 +1080,10 @@ func (s *Service) changed(p Port, oldHost string) {
 // runHook runs fn in the background. Hooks of one port run one at a time,
 // in the order their changes committed; hooks of different ports run
 // concurrently.
+// Idle waits until the overlay hooks queued so far have run. It must not
+// race with calls that queue hooks (BindPort, DeletePort, EnsurePort).
+func (s *Service) Idle() { s.hooks.Wait() }
+
 func (s *Service) runHook(port string, fn func(ctx context.Context)) {
 	s.hookMu.Lock()
 	defer s.hookMu.Unlock()

@@ -259,3 +259,5 @@ func (c *Client) Check(ctx context.Context) ([]string, error) {
 	_, err := c.do(ctx, http.MethodGet, "/v1/check", nil, &out)
 	return out.Problems, err
 }
+
+var _ controller.API = (*Client)(nil)

@@ -638,34 +638,9 @@ func (c *CNC) IsolatedPorts(device string) []PortID {
 }
 
 func (c *CNC) ports(device string, isolatedOnly bool) []PortID {
-	n := c.w.topo.Node(device)
-	if n == nil {
+	hit := c.w.hostHit(device, isolatedOnly)
+	if hit == nil {
 		return nil
-	}
-	var hit func(host string) bool
-	switch n.Role {
-	case topologies.RoleHost:
-		hit = func(h string) bool { return h == device }
-	case topologies.RoleLeaf:
-		hit = func(h string) bool {
-			ls := c.w.leafSet(h)
-			return ls[device] && (!isolatedOnly || len(ls) == 1)
-		}
-	default:
-		hit = func(h string) bool {
-			ls := c.w.leafSet(h)
-			dep, allCut := false, len(ls) > 0
-			for l := range ls {
-				up := c.w.up[l]
-				d := slices.Contains(up, device)
-				dep = dep || d
-				allCut = allCut && d && len(up) == 1
-			}
-			if isolatedOnly {
-				return allCut
-			}
-			return dep
-		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -3,6 +3,7 @@ package cnc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -363,8 +364,20 @@ func TestBlastRadius(t *testing.T) {
 		{"spine2", ports("pa", "pb", "pc", "pd"), ports("pd")}, // leaf4 is cut; host-c keeps leaf3
 		{"no-such-device", nil, nil},
 	}
+	all, err := e.svc.ListPorts(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range cases {
 		t.Run(tc.device, func(t *testing.T) {
+			r, err := cnc.BlastRadius(fabric(), all, tc.device)
+			if tc.device == "no-such-device" {
+				if !errors.Is(err, cnc.ErrUnknownDevice) {
+					t.Errorf("BlastRadius of an unknown device: %v", err)
+				}
+			} else if err != nil || !slices.Equal(r.Dependent, tc.dependent) || !slices.Equal(r.Isolated, tc.isolate) {
+				t.Errorf("BlastRadius(%s) = %+v, %v; want dependent %v isolated %v", tc.device, r, err, tc.dependent, tc.isolate)
+			}
 			if got := e.cnc.DependentPorts(tc.device); !slices.Equal(got, tc.dependent) {
 				t.Errorf("DependentPorts(%s) = %v, want %v", tc.device, got, tc.dependent)
 			}
@@ -469,4 +482,36 @@ func dump(tl []cnc.Event) string {
 
 func openStore(tb testing.TB) (*store.Bolt, error) {
 	return store.OpenBolt(filepath.Join(tb.TempDir(), "ctl.db"), store.BoltOptions{})
+}
+
+// A controller restarting on its store, with leaves that lost their
+// configuration: Attach re-pushes every binding the store holds.
+func TestAttachResyncsAfterRestart(t *testing.T) {
+	e := newEnv(t, cnc.Options{})
+	e.network(t, "blue", controller.Segment{Type: controller.SegmentVXLAN, ID: 14}, "10.12.0.0/24")
+	var ids []string
+	for i, host := range []string{"host-a", "host-b", "host-c"} {
+		ids = append(ids, e.place(t, fmt.Sprintf("p%d", i), "blue", host, controller.StateActive).ID)
+	}
+	e.cnc.Close()
+	fresh := cnc.NewMemoryDriver()
+	c, err := cnc.Attach(ctx(t), e.svc, fabric(), fresh, cnc.Options{Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Wait(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		leaf string
+		port string
+	}{{"leaf1", ids[0]}, {"leaf2", ids[1]}, {"leaf3", ids[1]}, {"leaf3", ids[2]}, {"leaf4", ids[2]}} {
+		if !fresh.Leaf(want.leaf).HasEntry(want.port) {
+			t.Errorf("after Attach %s lacks port %s: %+v", want.leaf, want.port, fresh.Leaf(want.leaf))
+		}
+	}
+	if got := c.BoundPorts(); len(got) != 3 {
+		t.Errorf("bound after Attach: %v", got)
+	}
 }

@@ -330,18 +330,21 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 		p.fail(lineOf(child(root, "backend"), root.Line), "backend", "%q is not a backend; use sim, netns or auto", s.Backend)
 	}
 	if r.Topology != nil {
-		r.Topologies = map[string]rawTopo{"default": *r.Topology}
+		if _, both := r.Topologies["default"]; both {
+			p.fail(lineOf(child(root, "topology"), root.Line), "topology", "give the default topology once: as topology or as topologies.default")
+		}
+		if r.Topologies == nil {
+			r.Topologies = map[string]rawTopo{}
+		}
+		r.Topologies["default"] = *r.Topology
 		r.Topology = nil
 	}
 	topoNode := child(root, "topologies")
-	if topoNode == nil {
-		topoNode = child(root, "topology")
-	}
 	if len(r.Topologies) == 0 {
 		p.fail(root.Line, "topology", "missing; name a file (topology: {file: x.clab.yml}) or a builder (topology: {builder: spine-leaf})")
 	}
 	for key, t := range r.Topologies {
-		line := lineOf(child(topoNode, key), lineOf(topoNode, root.Line))
+		line := lineOf(child(topoNode, key), lineOf(child(root, "topology"), root.Line))
 		if key != "default" && !slices.Contains(Generations, Generation(key)) {
 			p.fail(line, "topologies."+key, "not a generation; use default or one of %v", Generations)
 		}

@@ -436,7 +436,10 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 	host.sync()
 	if f.opts.ExternalOverlay {
 		inst := stack.New(s.Name, s.MAC, s.IP, gw)
-		f.instances[s.Name] = &instState{spec: s, net: n, host: s.Host, node: inst, external: true}
+		// The route's key (no next hop yet): for uniqueness checks and
+		// InstanceLeaf once the controller has advertised it.
+		key := Route{Type: MACIP, VNI: n.spec.VNI, L3VNI: n.l3vni, MAC: mac, IP: s.IP.Addr()}
+		f.instances[s.Name] = &instState{spec: s, net: n, host: s.Host, node: inst, external: true, route: key}
 		w := datapath.Wire{A: datapath.PortRef{Node: s.Name, Port: 0}, B: datapath.PortRef{Node: s.Host, Port: hostPort}}
 		return inst, w, nil
 	}

@@ -1,0 +1,631 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/netbed/netbed/controller"
+	"github.com/netbed/netbed/controller/cnc"
+	"github.com/netbed/netbed/controller/ipam"
+	"github.com/netbed/netbed/controller/store"
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/ebpf"
+	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/datapath/vlan"
+	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/topologies"
+)
+
+// FabricOptions configure a FabricBackend.
+type FabricOptions struct {
+	// Runtime runs the fabric's nodes (simrt, netnsrt).
+	Runtime Runtime
+	// StoreDir holds the controller's bbolt store; empty: a temporary
+	// directory removed on Close.
+	StoreDir string
+	// ControllerLatency is added, in the runtime's time, to every
+	// controller call of a spawn. The sim runtime needs it to model the
+	// API's cost (the seed's Neutron takes ~100 ms); on real runtimes the
+	// calls take real time and it should be 0.
+	ControllerLatency time.Duration
+}
+
+// FabricBackend is the Backend every runtime shares: it builds the
+// generation's fabric on the topology, runs the controller (the real
+// service over a real bbolt store, and the CNC for gen 2), follows the
+// generation's spawn flow, and leaves packets and time to its Runtime.
+type FabricBackend struct {
+	opts FabricOptions
+	rt   Runtime
+	env  Env
+	fab  datapath.Fabric
+
+	storePath string
+	tmpDir    string
+	st        store.Store
+	svc       *controller.Service
+	cnc       *cnc.CNC
+	drv       *cnc.EVPNDriver
+	ctlDown   bool
+	agentDown map[string]bool
+
+	local    map[string]*ipam.NodePool // gen 3: per host
+	insts    map[string]*instance
+	timeline []reports.SpawnEvent
+	failed   map[string]bool // nodes and links failed, for restore
+}
+
+type instance struct {
+	spec datapath.InstanceSpec
+	kind string
+	// labels and the controller network the instance was asked for, so
+	// that a move asks the same way.
+	network, label string
+}
+
+var _ Backend = (*FabricBackend)(nil)
+
+// NewFabricBackend returns a backend over opts.Runtime.
+func NewFabricBackend(opts FabricOptions) *FabricBackend {
+	return &FabricBackend{opts: opts, rt: opts.Runtime, agentDown: map[string]bool{}, failed: map[string]bool{},
+		local: map[string]*ipam.NodePool{}, insts: map[string]*instance{}}
+}
+
+// Name implements Backend: the runtime's name.
+func (b *FabricBackend) Name() string { return b.rt.Name() }
+
+// Now implements Backend.
+func (b *FabricBackend) Now() time.Duration { return b.rt.Now() }
+
+// Sleep implements Backend.
+func (b *FabricBackend) Sleep(ctx context.Context, d time.Duration) error { return b.rt.Sleep(ctx, d) }
+
+func (b *FabricBackend) progress(format string, a ...any) {
+	if b.env.Progress != nil {
+		b.env.Progress(fmt.Sprintf(format, a...))
+	}
+}
+
+// controlled reports whether the generation's instances get their ports
+// from the controller (gens 1 and 2); gen 3 uses local IPAM.
+func (b *FabricBackend) controlled() bool { return b.env.Generation.Family() != 3 }
+
+// Start implements Backend.
+func (b *FabricBackend) Start(ctx context.Context, env Env) error {
+	b.env = env
+	var err error
+	switch env.Generation {
+	case GenVLAN, GenVLANStock:
+		b.fab, err = vlan.New(env.Topology, vlan.Options{Stock: env.Generation == GenVLANStock})
+	case GenEVPN:
+		var f *evpn.Fabric
+		f, err = evpn.New(env.Topology, evpn.Options{ExternalOverlay: true})
+		if err == nil {
+			b.fab = f
+			b.drv = cnc.NewEVPNDriver(f, &mutateLocker{rt: b.rt})
+		}
+	case GenEBPF, GenEBPFDirect:
+		mode := ebpf.Tunnel
+		if env.Generation == GenEBPFDirect {
+			mode = ebpf.Direct
+		}
+		b.fab, err = ebpf.New(env.Topology, ebpf.Options{Mode: mode})
+	default:
+		err = fmt.Errorf("unknown generation %q", env.Generation)
+	}
+	if err != nil {
+		return fmt.Errorf("build %s fabric: %w", env.Generation, err)
+	}
+	if err := b.rt.Load(ctx, b.fab, env.Topology); err != nil {
+		return fmt.Errorf("load %s fabric on %s: %w", env.Generation, b.rt.Name(), err)
+	}
+	if !b.controlled() {
+		return b.startLocalIPAM()
+	}
+	if err := b.openStore(); err != nil {
+		return err
+	}
+	if err := b.startController(); err != nil {
+		return err
+	}
+	for _, n := range env.Networks {
+		if err := b.addNetwork(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *FabricBackend) startLocalIPAM() error {
+	f := b.fab.(*ebpf.Fabric)
+	for _, h := range b.env.Topology.NodesByRole(topologies.RoleHost) {
+		n, ok := f.Host(h.Name)
+		if !ok {
+			return fmt.Errorf("gen 3: host %s has no cilium node", h.Name)
+		}
+		pool, err := ipam.NewNodePool(n.Config().NodeCIDR)
+		if err != nil {
+			return fmt.Errorf("local IPAM for %s: %w", h.Name, err)
+		}
+		b.local[h.Name] = pool
+	}
+	return nil
+}
+
+func (b *FabricBackend) openStore() error {
+	dir := b.opts.StoreDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "netbed-store-")
+		if err != nil {
+			return fmt.Errorf("controller store: %w", err)
+		}
+		b.tmpDir, dir = tmp, tmp
+	}
+	b.storePath = filepath.Join(dir, fmt.Sprintf("%s-%s.db", b.env.Topology.Name, b.env.Generation))
+	return nil
+}
+
+// startController opens the store and starts the service (and the CNC for
+// gen 2); after a controller failure it is the restart.
+func (b *FabricBackend) startController() error {
+	st, err := store.OpenBolt(b.storePath, store.BoltOptions{})
+	if err != nil {
+		return fmt.Errorf("open controller store %s: %w", b.storePath, err)
+	}
+	b.st = st
+	b.svc = controller.New(st, nil, controller.SystemClock{})
+	if b.drv != nil {
+		b.cnc = cnc.New(b.env.Topology, b.drv, b.svc, cnc.Options{AccessVLAN: b.drv.AccessVLAN})
+		b.svc.SetOverlay(b.cnc)
+	}
+	b.ctlDown = false
+	return nil
+}
+
+func (b *FabricBackend) stopController() error {
+	var errs []error
+	if b.cnc != nil {
+		errs = append(errs, b.cnc.Close())
+		b.cnc = nil
+	}
+	if b.svc != nil {
+		b.svc.Close()
+		b.svc = nil
+	}
+	if b.st != nil {
+		errs = append(errs, b.st.Close())
+		b.st = nil
+	}
+	b.ctlDown = true
+	return errors.Join(errs...)
+}
+
+func (b *FabricBackend) addNetwork(ctx context.Context, n NetworkSegment) error {
+	seg := controller.Segment{Type: controller.SegmentVLAN, ID: uint32(n.VLAN)}
+	if b.env.Generation == GenEVPN {
+		seg = controller.Segment{Type: controller.SegmentVXLAN, ID: n.VNI}
+	}
+	tenant := n.Tenant
+	if tenant == "" {
+		tenant = "default"
+	}
+	if _, err := b.svc.CreateNetwork(ctx, controller.NetworkRequest{Name: n.Name, Labels: n.Labels, Tenant: tenant, Segment: seg}); err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	if _, err := b.svc.CreateSubnet(ctx, controller.SubnetRequest{Network: n.Name, CIDR: n.Subnet, Gateway: n.Gateway}); err != nil {
+		return fmt.Errorf("network %s: subnet %v: %w", n.Name, n.Subnet, err)
+	}
+	spec := datapath.NetworkSpec{Name: n.Name, Tenant: tenant, Subnet: n.Subnet, Gateway: n.Gateway, VLAN: n.VLAN, VNI: n.VNI}
+	return b.rt.Mutate(func() error {
+		if b.drv != nil {
+			return b.drv.AddNetwork(spec)
+		}
+		return b.fab.AddNetwork(spec)
+	})
+}
+
+func (b *FabricBackend) mark(inst, step string) {
+	b.timeline = append(b.timeline, reports.SpawnEvent{Instance: inst, Step: step, At: b.rt.Now()})
+}
+
+// cost models a controller call's latency in the runtime's time.
+func (b *FabricBackend) cost(ctx context.Context) error {
+	if b.opts.ControllerLatency > 0 {
+		return b.rt.Sleep(ctx, b.opts.ControllerLatency)
+	}
+	return nil
+}
+
+// Spawn implements Backend.
+func (b *FabricBackend) Spawn(ctx context.Context, req SpawnRequest) (Instance, error) {
+	if _, ok := b.insts[req.Name]; ok {
+		return Instance{}, fmt.Errorf("instance %q exists", req.Name)
+	}
+	in := &instance{kind: req.Kind, network: req.Network, label: req.Label}
+	in.spec = datapath.InstanceSpec{Name: req.Name, Host: req.Host, Labels: req.Labels}
+	if err := b.wire(ctx, in, req.Host); err != nil {
+		return Instance{}, err
+	}
+	b.insts[req.Name] = in
+	return in.public(), nil
+}
+
+func (in *instance) public() Instance {
+	return Instance{Name: in.spec.Name, Host: in.spec.Host, IP: in.spec.IP.Addr(), MAC: in.spec.MAC.String()}
+}
+
+// wire attaches in on host. Gens 1 and 2 follow the seed's spawn flow
+// (Fig. 10); gen 3 allocates from the node's local IPAM and creates the
+// endpoint.
+func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) error {
+	name := in.spec.Name
+	in.spec.Host = host
+	b.mark(name, "1-schedule:"+host)
+	if !b.controlled() {
+		pool := b.local[host]
+		if pool == nil {
+			return fmt.Errorf("gen 3: %s is not a node", host)
+		}
+		ip, err := pool.Allocate()
+		if err != nil {
+			return fmt.Errorf("local IPAM of %s: %w", host, err)
+		}
+		in.spec.IP = netip.PrefixFrom(ip, pool.CIDR().Bits())
+		in.spec.Gateway = pool.Gateway()
+		in.spec.MAC = ebpf.PodMAC(name)
+		b.mark(name, "2-ipam-local")
+		if err := b.rt.AddInstance(ctx, b.fab, in.spec); err != nil {
+			_ = pool.Release(ip)
+			return fmt.Errorf("create endpoint: %w", err)
+		}
+		b.mark(name, "3-endpoint-bpf-maps")
+		return nil
+	}
+	if b.ctlDown {
+		return fmt.Errorf("spawn %s: the controller is down", name)
+	}
+	owner := controller.DeviceOwner(in.kind)
+	if owner == "" {
+		owner = controller.OwnerVM
+	}
+	// Steps 2-4: the compute node asks for a port; the service allocates
+	// its address in the same transaction and syncs it to the CNC. A port
+	// that exists already (same identity) is found again: drift.
+	p, _, err := b.svc.EnsurePort(ctx, controller.PortRequest{Name: name, Network: in.network, Label: in.label, DeviceOwner: owner})
+	if err != nil {
+		return fmt.Errorf("create port: %w", err)
+	}
+	if err := b.cost(ctx); err != nil {
+		return err
+	}
+	b.mark(name, "2-4-port-created")
+	if len(p.IPs) == 0 {
+		return fmt.Errorf("port %s has no address", name)
+	}
+	fip := p.IPs[0]
+	mac, err := net.ParseMAC(p.MAC)
+	if err != nil {
+		return fmt.Errorf("port %s: MAC %q: %w", name, p.MAC, err)
+	}
+	netw, err := b.svc.GetNetwork(ctx, p.Network)
+	if err != nil {
+		return fmt.Errorf("port %s: %w", name, err)
+	}
+	in.spec.Network, in.spec.MAC = netw.Name, mac
+	in.spec.IP, in.spec.Gateway = netip.PrefixFrom(fip.Address, fip.Prefix.Bits()), fip.Gateway
+	// Step 5: the vNIC is created and attached to br-int.
+	if err := b.rt.AddInstance(ctx, b.fab, in.spec); err != nil {
+		return fmt.Errorf("attach %s to %s: %w", name, host, err)
+	}
+	b.mark(name, "5-vnic-attached")
+	// Steps 7-8: the port is bound to the host and the binding reaches the
+	// CNC. The controller takes plane reports only for bound ports, so the
+	// binding is recorded before the agent's report (step 6).
+	if _, err := b.svc.BindPort(ctx, name, host); err != nil {
+		return fmt.Errorf("bind %s to %s: %w", name, host, err)
+	}
+	if err := b.cost(ctx); err != nil {
+		return err
+	}
+	b.mark(name, "7-8-host-bound")
+	// Step 6: the OVS agent wires the port and reports the underlay.
+	if !b.agentDown[host] {
+		if err := b.underlay(ctx, name, host); err != nil {
+			return err
+		}
+	}
+	// Step 9: the CNC configures the host's leaf ports and reports the
+	// overlay. Gen 1 has no overlay to program: its gateways sit on the
+	// core, configured by hand.
+	return b.overlay(ctx, name, host)
+}
+
+func (b *FabricBackend) underlay(ctx context.Context, name, host string) error {
+	for _, s := range []controller.State{controller.StateBuild, controller.StateActive} {
+		if _, err := b.svc.SetUnderlayState(ctx, name, controller.StateUpdate{State: s, Host: host, Reason: "ovs agent"}); err != nil {
+			return fmt.Errorf("underlay of %s: %w", name, err)
+		}
+	}
+	b.mark(name, "6-underlay-active")
+	return nil
+}
+
+func (b *FabricBackend) overlay(ctx context.Context, name, host string) error {
+	if b.cnc != nil {
+		b.svc.Idle()
+		if err := b.cnc.Wait(ctx); err != nil {
+			return fmt.Errorf("cnc: %w", err)
+		}
+		if err := b.cost(ctx); err != nil {
+			return err
+		}
+		p, err := b.svc.GetPort(ctx, name)
+		if err != nil {
+			return err
+		}
+		if p.OverlayState != controller.StateActive {
+			return fmt.Errorf("cnc left %s's overlay %s", name, p.OverlayState)
+		}
+		b.mark(name, "9-overlay-active")
+		return nil
+	}
+	for _, s := range []controller.State{controller.StateBuild, controller.StateActive} {
+		if _, err := b.svc.SetOverlayState(ctx, name, controller.StateUpdate{State: s, Host: host, Reason: "gateway on the core"}); err != nil {
+			return fmt.Errorf("overlay of %s: %w", name, err)
+		}
+	}
+	b.mark(name, "9-overlay-active")
+	return nil
+}
+
+// Delete implements Backend: the instance leaves its host and its port is
+// deleted (its address released).
+func (b *FabricBackend) Delete(ctx context.Context, name string) error {
+	in, ok := b.insts[name]
+	if !ok {
+		return fmt.Errorf("delete %s: no such instance", name)
+	}
+	if err := b.unwire(ctx, in); err != nil {
+		return err
+	}
+	delete(b.insts, name)
+	if !b.controlled() {
+		return nil
+	}
+	if _, err := b.svc.DeletePort(ctx, name); err != nil {
+		return fmt.Errorf("delete port %s: %w", name, err)
+	}
+	b.svc.Idle()
+	if b.cnc != nil {
+		return b.cnc.Wait(ctx)
+	}
+	return nil
+}
+
+func (b *FabricBackend) unwire(ctx context.Context, in *instance) error {
+	if err := b.rt.RemoveInstance(ctx, b.fab, in.spec.Name); err != nil {
+		return fmt.Errorf("detach %s: %w", in.spec.Name, err)
+	}
+	if !b.controlled() {
+		return b.local[in.spec.Host].Release(in.spec.IP.Addr())
+	}
+	return nil
+}
+
+// Move implements Backend: the instance is deleted on its host and
+// created on host with the same identity. Gens 1 and 2 find the same port
+// again (same address; the CNC moves the leaf configuration); gen 3 takes
+// an address of the new node.
+func (b *FabricBackend) Move(ctx context.Context, name, host string) (Instance, error) {
+	in, ok := b.insts[name]
+	if !ok {
+		return Instance{}, fmt.Errorf("move %s: no such instance", name)
+	}
+	if err := b.unwire(ctx, in); err != nil {
+		return Instance{}, err
+	}
+	if b.controlled() {
+		b.mark(name, "drift-unplugged:"+in.spec.Host)
+	}
+	if err := b.wire(ctx, in, host); err != nil {
+		delete(b.insts, name)
+		return Instance{}, fmt.Errorf("move %s to %s: %w", name, host, err)
+	}
+	return in.public(), nil
+}
+
+// Fail implements Backend.
+func (b *FabricBackend) Fail(ctx context.Context, t Target) error { return b.fault(ctx, t, false) }
+
+// Restore implements Backend.
+func (b *FabricBackend) Restore(ctx context.Context, t Target) error { return b.fault(ctx, t, true) }
+
+func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
+	verb := map[bool]string{false: "fail", true: "restore"}[up]
+	switch {
+	case t.Controller:
+		if !b.controlled() {
+			return fmt.Errorf("%s controller: gen 3 has no central controller", verb)
+		}
+		if !up {
+			b.progress("controller killed")
+			return b.stopController()
+		}
+		if err := b.startController(); err != nil {
+			return err
+		}
+		ports, err := b.svc.ListPorts(ctx)
+		if err != nil {
+			return fmt.Errorf("restart controller: %w", err)
+		}
+		if b.cnc != nil {
+			b.cnc.Resync(ports)
+			return b.cnc.Wait(ctx)
+		}
+		return nil
+	case t.Agent != "":
+		b.agentDown[t.Agent] = !up
+		if !up || !b.controlled() {
+			return nil
+		}
+		// The agent comes back and reports the ports it wired meanwhile.
+		for _, in := range b.sortedInstances() {
+			if in.spec.Host != t.Agent {
+				continue
+			}
+			p, err := b.svc.GetPort(ctx, in.spec.Name)
+			if err == nil && p.UnderlayState != controller.StateActive {
+				if err := b.underlay(ctx, in.spec.Name, t.Agent); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	case t.Link != "":
+		ep, err := parseEndpoint(t.Link)
+		if err != nil {
+			return err
+		}
+		return b.rt.SetLinkState(ctx, ep, up)
+	case t.Node != "":
+		return b.rt.SetNodeState(ctx, t.Node, up)
+	}
+	return fmt.Errorf("%s: empty target", verb)
+}
+
+func parseEndpoint(s string) (topologies.Endpoint, error) {
+	for i := len(s) - 1; i > 0; i-- {
+		if s[i] == ':' {
+			return topologies.Endpoint{Node: s[:i], Iface: s[i+1:]}, nil
+		}
+	}
+	return topologies.Endpoint{}, fmt.Errorf("link %q: write it as node:interface", s)
+}
+
+func (b *FabricBackend) sortedInstances() []*instance {
+	out := make([]*instance, 0, len(b.insts))
+	for _, in := range b.insts {
+		out = append(out, in)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].spec.Name < out[j].spec.Name })
+	return out
+}
+
+// Policy implements Backend: gen 3 compiles it into the policy map.
+func (b *FabricBackend) Policy(_ context.Context, p Policy) error {
+	f, ok := b.fab.(*ebpf.Fabric)
+	if !ok {
+		return fmt.Errorf("policy %s: %s has no identity policy (gen 1 removed security groups, gen 2 uses a hardware firewall)", p.Name, b.env.Generation)
+	}
+	return b.rt.Mutate(func() error {
+		if p.Action == "remove" {
+			return f.RemovePolicy(p.Name)
+		}
+		proto, ok := policyProtos[p.Proto]
+		if !ok {
+			return fmt.Errorf("policy %s: protocol %q: use icmp, tcp, udp or leave it empty for any", p.Name, p.Proto)
+		}
+		return f.ApplyPolicy(ebpf.Policy{Name: p.Name, From: p.From, To: p.To, Proto: proto, Port: p.Port, Allow: p.Allow})
+	})
+}
+
+var policyProtos = map[string]ebpf.Proto{"": ebpf.ProtoAny, "any": ebpf.ProtoAny, "icmp": ebpf.ProtoICMP, "tcp": ebpf.ProtoTCP, "udp": ebpf.ProtoUDP}
+
+// Probe implements Backend.
+func (b *FabricBackend) Probe(ctx context.Context, req ProbeRequest) (reports.Probe, error) {
+	from, ok := b.insts[req.From]
+	if !ok {
+		return reports.Probe{}, fmt.Errorf("probe from %s: no such instance", req.From)
+	}
+	to, ok := b.insts[req.To]
+	if !ok {
+		return reports.Probe{}, fmt.Errorf("probe to %s: no such instance", req.To)
+	}
+	return b.rt.Probe(ctx, RuntimeProbe{From: from.spec.Name, To: to.spec.Name, Dst: to.spec.IP.Addr(),
+		Proto: req.Proto, Port: req.Port, Timeout: req.Timeout})
+}
+
+// PortState implements Backend.
+func (b *FabricBackend) PortState(ctx context.Context, name string) (string, error) {
+	if _, ok := b.insts[name]; !ok {
+		return "", fmt.Errorf("port state of %s: no such instance", name)
+	}
+	if !b.controlled() {
+		return string(controller.StatusActiveActive), nil
+	}
+	if b.ctlDown {
+		return "", errors.New("the controller is down")
+	}
+	p, err := b.svc.GetPort(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	return string(p.Status()), nil
+}
+
+// Finish implements Backend.
+func (b *FabricBackend) Finish(run *reports.Run) error {
+	drops, unexplained := b.rt.Stats()
+	run.Drops = drops
+	if run.Counters == nil {
+		run.Counters = map[string]int{}
+	}
+	run.Counters["unexplained_drops"] = unexplained
+	run.Counters["instances"] = len(b.insts)
+	run.Timeline = append(run.Timeline[:0], b.timeline...)
+	if f, ok := b.fab.(*evpn.Fabric); ok {
+		c := f.Capacity()
+		run.Tables = map[string]int{"evpn routes": c.Routes.Total()}
+		for leaf, t := range c.Leaves {
+			run.Tables[leaf+" macs"] = t.LocalMACs + t.RemoteMACs
+		}
+	}
+	return nil
+}
+
+// Close implements Backend.
+func (b *FabricBackend) Close() error {
+	var errs []error
+	if !b.ctlDown && b.svc != nil {
+		errs = append(errs, b.stopController())
+	}
+	errs = append(errs, b.rt.Close())
+	if b.tmpDir != "" {
+		errs = append(errs, os.RemoveAll(b.tmpDir))
+	}
+	return errors.Join(errs...)
+}
+
+// mutateLocker turns Runtime.Mutate into a sync.Locker for the CNC's
+// leaf driver: Lock returns once the runtime has paused its nodes, and
+// they resume on Unlock. Not reentrant.
+type mutateLocker struct {
+	rt      Runtime
+	release chan struct{}
+	done    chan error
+}
+
+func (l *mutateLocker) Lock() {
+	acquired, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- l.rt.Mutate(func() error {
+			close(acquired)
+			<-release
+			return nil
+		})
+	}()
+	<-acquired
+	l.release, l.done = release, done
+}
+
+func (l *mutateLocker) Unlock() {
+	close(l.release)
+	<-l.done
+}

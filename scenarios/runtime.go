@@ -1,0 +1,52 @@
+package scenarios
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/topologies"
+)
+
+// Runtime runs a generation's fabric: the simulator in virtual time, or the
+// userspace datapath on real namespaces in real time. FabricBackend does
+// everything else (controller, IPAM, spawn flow) the same way on top of
+// either, which is what makes sim and netns comparable.
+//
+// Contract: Load is called once, first; Close once, last, and removes every
+// namespace, link and goroutine the runtime created. Mutate runs f while no
+// node is processing a frame (the fabric's node models are not safe for
+// concurrent use), and every change to the fabric (AddInstance,
+// RemoveInstance, policies, CNC driver calls) goes through it.
+type Runtime interface {
+	Name() string
+	Load(ctx context.Context, f datapath.Fabric, t *topologies.Topology) error
+	// AddInstance attaches an instance: f.AddInstance plus whatever makes it
+	// real (a simulated node; a namespace with the kernel's stack).
+	AddInstance(ctx context.Context, f datapath.Fabric, s datapath.InstanceSpec) error
+	RemoveInstance(ctx context.Context, f datapath.Fabric, name string) error
+	SetNodeState(ctx context.Context, node string, up bool) error
+	// SetLinkState fails or restores the topology link with endpoint e.
+	SetLinkState(ctx context.Context, e topologies.Endpoint, up bool) error
+	// Probe sends one probe from instance from to the instance to at dst and
+	// waits for its answer or timeout. Delivered means it reached to itself.
+	Probe(ctx context.Context, p RuntimeProbe) (reports.Probe, error)
+	Mutate(f func() error) error
+	Sleep(ctx context.Context, d time.Duration) error
+	Now() time.Duration
+	// Stats reports drops by reason and the number of frames whose fate is
+	// unexplained (a conservation failure).
+	Stats() (drops map[string]int, unexplained int)
+	Close() error
+}
+
+// RuntimeProbe is one probe as a runtime sends it.
+type RuntimeProbe struct {
+	From, To string
+	Dst      netip.Addr
+	Proto    string // icmp, udp, tcp
+	Port     uint16
+	Timeout  time.Duration
+}

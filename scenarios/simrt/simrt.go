@@ -1,0 +1,187 @@
+// Package simrt is the sim runtime: a generation's fabric run by the
+// discrete-event simulator in virtual time, deterministic for a seed.
+package simrt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/sim"
+	"github.com/netbed/netbed/topologies"
+)
+
+// Processing delays per device, the model's only timing besides links
+// (propagation, serialisation, queues). Hardware switches forward in about
+// a microsecond; a software vswitch (OVS) costs more than a BPF program
+// on the same host; an instance's kernel stack answers in tens of µs.
+const (
+	SwitchDelay   = 1 * time.Microsecond
+	VSwitchDelay  = 5 * time.Microsecond
+	BPFHostDelay  = 2 * time.Microsecond
+	InstanceDelay = 10 * time.Microsecond
+	// ControllerLatency is what FabricOptions.ControllerLatency should be
+	// on sim: a controller API call in virtual time. Measured calls take
+	// ~1–4 ms over HTTP with a durable store (docs/benchmarks.md); the
+	// seed's Neutron took ~100 ms.
+	ControllerLatency = 2 * time.Millisecond
+)
+
+// Runtime runs a fabric in the simulator. It implements scenarios.Runtime.
+type Runtime struct {
+	e    *sim.Engine
+	topo *topologies.Topology
+	bpf  bool // gen 3 hosts
+}
+
+var _ scenarios.Runtime = (*Runtime)(nil)
+
+// New returns a sim runtime seeded with seed.
+func New(seed int64) *Runtime { return &Runtime{e: sim.New(seed)} }
+
+// Engine exposes the simulator, for tests and traces.
+func (r *Runtime) Engine() *sim.Engine { return r.e }
+
+// Name implements scenarios.Runtime.
+func (r *Runtime) Name() string { return "sim" }
+
+func (r *Runtime) delay(n datapath.Node) time.Duration {
+	tn := r.topo.Node(n.Name())
+	switch {
+	case tn == nil:
+		return InstanceDelay
+	case tn.Role == topologies.RoleHost && r.bpf:
+		return BPFHostDelay
+	case tn.Role == topologies.RoleHost:
+		return VSwitchDelay
+	}
+	return SwitchDelay
+}
+
+// Load implements scenarios.Runtime.
+func (r *Runtime) Load(_ context.Context, f datapath.Fabric, t *topologies.Topology) error {
+	r.topo = t
+	r.bpf = strings.HasPrefix(f.Generation(), "ebpf")
+	return r.e.Load(f, r.delay, sim.LinkOpts{QueueFrames: 1024})
+}
+
+// AddInstance implements scenarios.Runtime.
+func (r *Runtime) AddInstance(_ context.Context, f datapath.Fabric, s datapath.InstanceSpec) error {
+	_, err := r.e.AddInstance(f, s)
+	return err
+}
+
+// RemoveInstance implements scenarios.Runtime.
+func (r *Runtime) RemoveInstance(_ context.Context, f datapath.Fabric, name string) error {
+	return r.e.RemoveInstance(f, name)
+}
+
+// SetNodeState implements scenarios.Runtime.
+func (r *Runtime) SetNodeState(_ context.Context, node string, up bool) error {
+	return r.e.SetNodeState(r.e.Now(), node, up)
+}
+
+// SetLinkState implements scenarios.Runtime.
+func (r *Runtime) SetLinkState(_ context.Context, ep topologies.Endpoint, up bool) error {
+	n, ok := r.e.Node(ep.Node)
+	if !ok {
+		return fmt.Errorf("link %s: no node %q", ep, ep.Node)
+	}
+	port := slices.Index(n.Ports(), ep.Iface)
+	if port < 0 {
+		return fmt.Errorf("link %s: node %s has no port %q", ep, ep.Node, ep.Iface)
+	}
+	w, err := r.e.Wire(datapath.PortRef{Node: ep.Node, Port: port})
+	if err != nil {
+		return fmt.Errorf("link %s: %w", ep, err)
+	}
+	return r.e.SetLinkState(r.e.Now(), w, up)
+}
+
+var protos = map[string]stack.Proto{"icmp": stack.ICMP, "udp": stack.UDP, "tcp": stack.TCP}
+
+// Probe implements scenarios.Runtime: the probe leaves now and virtual
+// time runs until it is answered or the timeout passes.
+func (r *Runtime) Probe(_ context.Context, p scenarios.RuntimeProbe) (reports.Probe, error) {
+	proto, ok := protos[p.Proto]
+	if !ok {
+		return reports.Probe{}, fmt.Errorf("probe: unknown protocol %q", p.Proto)
+	}
+	start := r.e.Now()
+	id, err := r.e.Probe(start, p.From, stack.ProbeSpec{Proto: proto, Dst: p.Dst, DstPort: p.Port})
+	if err != nil {
+		return reports.Probe{}, err
+	}
+	var res sim.Result
+	for step := 50 * time.Microsecond; ; step *= 2 {
+		deadline := min(r.e.Now()+step, start+p.Timeout)
+		if err := r.e.Run(deadline); err != nil {
+			return reports.Probe{}, fmt.Errorf("probe %s -> %s: %w", p.From, p.To, err)
+		}
+		if res, err = r.e.Result(id); err != nil {
+			return reports.Probe{}, err
+		}
+		if res.Replied || r.e.Now() >= start+p.Timeout {
+			break
+		}
+	}
+	out := reports.Probe{
+		Delivered: res.Delivered && res.To == p.To, Replied: res.Replied && res.To == p.To,
+		Hops: res.Hops, SwitchHops: res.SwitchHops, Path: res.Forward.Devices(),
+		OneWay: res.OneWay, RTT: res.RTT, Reason: string(res.Reason), Rule: res.Rule,
+	}
+	if res.DropNode != "" {
+		out.DropAt = res.DropNode
+		if res.DropDevice != "" && res.DropDevice != res.DropNode {
+			out.DropAt += "/" + res.DropDevice
+		}
+	}
+	if res.Delivered && res.To != p.To {
+		// Answered by someone else: another tenant's instance with the
+		// same address would be a leak, so it is reported as such.
+		out.DropAt, out.Reason = res.To, "delivered-to-other-instance"
+	}
+	return out, nil
+}
+
+// Mutate implements scenarios.Runtime; the simulator is single-threaded.
+func (r *Runtime) Mutate(f func() error) error { return f() }
+
+// Sleep implements scenarios.Runtime by running virtual time.
+func (r *Runtime) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return r.e.Run(r.e.Now() + d)
+}
+
+// Now implements scenarios.Runtime.
+func (r *Runtime) Now() time.Duration { return r.e.Now() }
+
+// Stats implements scenarios.Runtime.
+func (r *Runtime) Stats() (map[string]int, int) {
+	c, err := r.e.Conservation()
+	drops := map[string]int{}
+	for reason, n := range c.Dropped {
+		drops[string(reason)] = int(n)
+	}
+	unexplained := 0
+	if errors.Is(err, sim.ErrConservation) {
+		sum := c.Delivered + c.Forwarded + c.DroppedTotal() + c.InFlight
+		unexplained = int(max(c.Injected, sum) - min(c.Injected, sum))
+	}
+	if n := drops[""]; n > 0 {
+		unexplained += n
+	}
+	return drops, unexplained
+}
+
+// Close implements scenarios.Runtime; the simulator holds no resources.
+func (r *Runtime) Close() error { return nil }

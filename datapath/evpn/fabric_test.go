@@ -731,3 +731,71 @@ func TestDeterministicTrace(t *testing.T) {
 		t.Errorf("two runs gave different traces (%d and %d bytes)", len(a), len(b))
 	}
 }
+
+// TestExternalOverlay drives the leaves as the controller's CNC does: the
+// fabric only plugs instances into their hosts; port mappings, bindings
+// and type-2 routes come from outside.
+func TestExternalOverlay(t *testing.T) {
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(topo, Options{ExternalOverlay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddNetwork(netRed1); err != nil {
+		t.Fatal(err)
+	}
+	e := sim.New(1)
+	if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	defs := []instDef{{"a", "host1", "red1", "10.0.1.11/24"}, {"b", "host5", "red1", "10.0.1.12/24"}}
+	tb := &testbed{f: f, e: e, ips: map[string]netip.Addr{}, defs: defs}
+	for i, d := range defs {
+		if _, err := e.AddInstance(f, d.spec(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		tb.ips[d.name] = netip.MustParsePrefix(d.ip).Addr()
+	}
+	if c := f.Table().Counts(); c.Total() != 0 {
+		t.Fatalf("fabric advertised routes itself: %+v", c)
+	}
+	if _, _, err := f.AddInstance(instDef{"dup", "host2", "red1", "10.0.1.11/24"}.spec(9)); !errors.Is(err, ErrExists) {
+		t.Errorf("duplicate IP accepted in external mode: %v", err)
+	}
+	if r := tb.probe(t, "a", "b"); r.Replied {
+		t.Fatal("reachable before the controller programmed the overlay")
+	}
+	// The CNC's steps: map VLAN → VNI on the host's leaf port, bind the
+	// MAC on the active leaf, advertise type 2.
+	l3vni, _ := f.L3VNI("red")
+	for i, d := range defs {
+		leaf, _ := f.Leaf(f.HostLeaves(d.host)[0])
+		port := portTo(t, f, leaf.Name(), d.host)
+		if err := leaf.ConfigurePort(port, netRed1.VLAN, netRed1.VNI); err != nil {
+			t.Fatal(err)
+		}
+		mac := MACOf(d.spec(i + 1).MAC)
+		if err := leaf.BindLocal(port, netRed1.VLAN, mac); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Table().Add(Route{Type: MACIP, VNI: netRed1.VNI, L3VNI: l3vni, MAC: mac, IP: tb.ips[d.name], VTEP: leaf.VTEP(), RouterMAC: leaf.RouterMAC()}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := f.InstanceLeaf(d.name); got != leaf.Name() {
+			t.Errorf("InstanceLeaf(%s) = %q, want %s", d.name, got, leaf.Name())
+		}
+	}
+	if r := tb.probe(t, "a", "b"); !r.Replied || r.SwitchHops != 3 {
+		t.Errorf("after programming: replied %v, switch hops %d", r.Replied, r.SwitchHops)
+	}
+	if err := e.RemoveInstance(f, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.Table().Counts(); c.MACIP != 2 {
+		t.Errorf("RemoveInstance touched the controller's routes: %+v", c)
+	}
+	tb.conserve(t)
+}

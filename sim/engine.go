@@ -83,27 +83,30 @@ func (o *output) Trace(ev datapath.Event) { o.e.nodeTrace(o.n, ev) }
 func (o *output) Context() stack.Context  { return o.e.context() }
 func (o *output) Resume(c stack.Context)  { o.e.resume(c) }
 func (o *output) String() string          { return o.e.nodes[o.n].name }
+
+// context packs the current segment's lineage: Ref is the path head,
+// Aux the flood point (+1, shifted) and the ARP bit.
 func (e *Engine) context() stack.Context {
-	ref := int64(uint32(e.cur.head))
+	aux := (e.cur.flood + 1) << 1
 	if e.cur.arp {
-		ref |= 1 << 32
+		aux |= 1
 	}
-	return stack.Context{Probe: e.cur.probe, Ref: ref}
+	return stack.Context{Probe: e.cur.probe, Ref: e.cur.head, Aux: aux}
 }
 
 func (e *Engine) resume(c stack.Context) {
 	e.cur.probe = c.Probe
-	e.cur.head = int32(uint32(c.Ref))
-	e.cur.arp = c.Ref&(1<<32) != 0
-	e.cur.flood = -1
+	e.cur.head = c.Ref
+	e.cur.arp = c.Aux&1 != 0
+	e.cur.flood = c.Aux>>1 - 1
 }
 
 // segment is what the engine knows about the step a node is running: the
 // frame's probe and lineage, and what the node did with it.
 type segment struct {
 	probe   uint64
-	head    int32 // trace index of the last non-drop event on this frame's path
-	flood   int32 // trace index of the last flood event in this step, -1 if none
+	head    int64 // trace index of the last non-drop event on this frame's path, -1 if none
+	flood   int64 // trace index of the last flood event in this step, -1 if none
 	arp     bool  // the frame being processed is ARP
 	sends   int
 	dropped bool
@@ -158,6 +161,7 @@ type Engine struct {
 
 	record  bool
 	trace   []record
+	base    int64 // trace index of trace[0]: indices stay valid across ResetTrace
 	sink    func(datapath.Event)
 	limit   uint64
 	handled uint64
@@ -416,7 +420,7 @@ func (e *Engine) Do(t time.Duration, node string, probe uint64, f func(now time.
 	return nil
 }
 
-func (e *Engine) begin(probe uint64, head int32, arp bool) {
+func (e *Engine) begin(probe uint64, head int64, arp bool) {
 	e.cur = segment{probe: probe, head: head, flood: -1, arp: arp}
 }
 
@@ -515,7 +519,7 @@ func (e *Engine) send(ni int32, port int, b []byte) {
 }
 
 // linkDrop counts and traces a frame the engine dropped on n's port.
-func (e *Engine) linkDrop(n *nodeState, port int, out bool, r datapath.Reason, rule string, head int32) {
+func (e *Engine) linkDrop(n *nodeState, port int, out bool, r datapath.Reason, rule string, head int64) {
 	e.counts.Dropped[r]++
 	ev := datapath.Event{Node: n.name, Kind: KindLink, Action: datapath.ActDrop, Reason: r, Rule: rule}
 	if port >= 0 && port < len(n.ports) {
@@ -546,7 +550,7 @@ func (e *Engine) emit(ev datapath.Event) {
 	ev.Probe = e.cur.probe
 	e.counts.Trace++
 	if e.record {
-		i := int32(len(e.trace))
+		i := e.base + int64(len(e.trace))
 		e.trace = append(e.trace, record{ev: ev, prev: e.cur.head, arp: e.cur.arp})
 		switch ev.Action {
 		case datapath.ActDrop:

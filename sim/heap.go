@@ -14,9 +14,9 @@ type event struct {
 	at    time.Duration
 	seq   uint64 // ties broken by scheduling order: determinism
 	probe uint64
+	head  int64 // trace index of the last device on the frame's path, -1 if none
 	wire  int32 // evArrive: wire index; evAction: action index
 	buf   int32 // frame buffer in the arena
-	head  int32 // trace index of the last device on the frame's path, -1 if none
 	epoch uint32
 	kind  uint8
 	dir   uint8 // 0: A to B, 1: B to A

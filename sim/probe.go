@@ -32,7 +32,7 @@ type probeInfo struct {
 // has grown since.
 type probeIndex struct {
 	n  int
-	by map[uint64][]int32
+	by map[uint64][]int64
 }
 
 // Probe schedules instance from to send spec at time at and returns the
@@ -91,14 +91,15 @@ type Result struct {
 	Rule                 string
 }
 
-func (e *Engine) probeEvents(id uint64) []int32 {
+// probeEvents returns the trace indices of probe id's events.
+func (e *Engine) probeEvents(id uint64) []int64 {
 	if e.index.by == nil || e.index.n != len(e.trace) {
 		if e.index.by == nil || e.index.n > len(e.trace) {
-			e.index = probeIndex{by: map[uint64][]int32{}}
+			e.index = probeIndex{by: map[uint64][]int64{}}
 		}
 		for i := e.index.n; i < len(e.trace); i++ {
 			if p := e.trace[i].ev.Probe; p != 0 {
-				e.index.by[p] = append(e.index.by[p], int32(i))
+				e.index.by[p] = append(e.index.by[p], e.base+int64(i))
 			}
 		}
 		e.index.n = len(e.trace)
@@ -117,10 +118,10 @@ func (e *Engine) Result(id uint64) (Result, error) {
 	}
 	r := Result{ID: id, From: info.from, Spec: info.spec}
 	evs := e.probeEvents(id)
-	fwd := int32(-1)
+	fwd := int64(-1)
 	for _, i := range evs {
-		ev := &e.trace[i].ev
-		if ev.Action == datapath.ActDeliver && !e.trace[i].arp && ev.Node != info.from {
+		ev := &e.rec(i).ev
+		if ev.Action == datapath.ActDeliver && !e.rec(i).arp && ev.Node != info.from {
 			fwd = i
 			break
 		}
@@ -130,13 +131,13 @@ func (e *Engine) Result(id uint64) (Result, error) {
 		return r, nil
 	}
 	r.Delivered = true
-	r.To = e.trace[fwd].ev.Node
+	r.To = e.rec(fwd).ev.Node
 	r.Forward = e.pathTo(fwd)
 	r.Hops, r.SwitchHops = r.Forward.Hops(), r.Forward.SwitchHops()
 	r.OneWay = r.Forward[len(r.Forward)-1].Time - r.Forward[0].Time
 	for _, i := range evs {
-		ev := &e.trace[i].ev
-		if i <= fwd || ev.Action != datapath.ActDeliver || e.trace[i].arp || ev.Node != info.from {
+		ev := &e.rec(i).ev
+		if i <= fwd || ev.Action != datapath.ActDeliver || e.rec(i).arp || ev.Node != info.from {
 			continue
 		}
 		ch := e.chain(i)
@@ -144,7 +145,7 @@ func (e *Engine) Result(id uint64) (Result, error) {
 			if j == fwd {
 				r.Replied = true
 				for _, j := range ch[k+1:] {
-					r.Return = append(r.Return, e.trace[j].ev)
+					r.Return = append(r.Return, e.rec(j).ev)
 				}
 				r.RTT = ev.Time - r.Forward[0].Time
 				break
@@ -172,11 +173,11 @@ func (e *Engine) Result(id uint64) (Result, error) {
 // index after: the first drop of the probe's own packets that is not a
 // flood copy reaching the wrong instance; else such a not-for-me drop; else
 // a packet still waiting for ARP at the source; else a dropped ARP frame.
-func (r *Result) dropFrom(e *Engine, evs []int32, after int32, info *probeInfo) {
-	pick := int32(-1)
+func (r *Result) dropFrom(e *Engine, evs []int64, after int64, info *probeInfo) {
+	pick := int64(-1)
 	rank := 4
 	for _, i := range evs {
-		rec := &e.trace[i]
+		rec := e.rec(i)
 		if i <= after || rec.ev.Action != datapath.ActDrop {
 			continue
 		}
@@ -200,9 +201,9 @@ func (r *Result) dropFrom(e *Engine, evs []int32, after int32, info *probeInfo) 
 	if pick < 0 {
 		return
 	}
-	ev := &e.trace[pick].ev
+	ev := &e.rec(pick).ev
 	r.DropNode, r.DropDevice, r.Reason, r.Rule = ev.Node, ev.Device, ev.Reason, ev.Rule
-	if after < 0 && !e.trace[pick].arp {
+	if after < 0 && !e.rec(pick).arp {
 		r.Forward = e.pathTo(pick)
 		r.Hops, r.SwitchHops = r.Forward.Hops(), r.Forward.SwitchHops()
 	}

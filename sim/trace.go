@@ -13,7 +13,7 @@ import (
 // event handled an ARP frame.
 type record struct {
 	ev   datapath.Event
-	prev int32
+	prev int64
 	arp  bool
 }
 
@@ -29,6 +29,7 @@ func (e *Engine) Trace() []datapath.Event {
 // ResetTrace forgets the recorded trace (and so the results of probes sent
 // so far). Counts are kept.
 func (e *Engine) ResetTrace() {
+	e.base += int64(len(e.trace))
 	e.trace = e.trace[:0]
 	e.index = probeIndex{}
 }
@@ -43,7 +44,7 @@ func (e *Engine) WriteTrace(w io.Writer) error {
 		r := &e.trace[i]
 		ev := &r.ev
 		fmt.Fprintf(bw, "%d\t%d\t%d\t%s\t%s\t%s\tin=%s\tout=%s\t%s\t%s\t%s\tprev=%d\n",
-			i, ev.Time.Nanoseconds(), ev.Probe, ev.Node, ev.Device, ev.Kind, ev.InPort, ev.OutPort,
+			e.base+int64(i), ev.Time.Nanoseconds(), ev.Probe, ev.Node, ev.Device, ev.Kind, ev.InPort, ev.OutPort,
 			ev.Action, ev.Reason, ev.Rule, r.prev)
 	}
 	if err := bw.Flush(); err != nil {
@@ -52,27 +53,31 @@ func (e *Engine) WriteTrace(w io.Writer) error {
 	return nil
 }
 
+// rec returns the record at trace index g (which must be >= e.base).
+func (e *Engine) rec(g int64) *record { return &e.trace[g-e.base] }
+
 // pathTo returns the devices on the path of the frame that reached trace
-// index i, ending with i itself unless it is a drop.
-func (e *Engine) pathTo(i int32) datapath.Path {
-	var idx []int32
-	if e.trace[i].ev.Action != datapath.ActDrop {
-		idx = append(idx, i)
+// index g, ending with g itself unless it is a drop. The path stops at the
+// first device forgotten by ResetTrace.
+func (e *Engine) pathTo(g int64) datapath.Path {
+	var idx []int64
+	if e.rec(g).ev.Action != datapath.ActDrop {
+		idx = append(idx, g)
 	}
-	for j := e.trace[i].prev; j >= 0; j = e.trace[j].prev {
+	for j := e.rec(g).prev; j >= e.base; j = e.rec(j).prev {
 		idx = append(idx, j)
 	}
 	p := make(datapath.Path, len(idx))
 	for k, j := range idx {
-		p[len(idx)-1-k] = e.trace[j].ev
+		p[len(idx)-1-k] = e.rec(j).ev
 	}
 	return p
 }
 
-// chain returns the trace indices on the path to i, from its start.
-func (e *Engine) chain(i int32) []int32 {
-	var idx []int32
-	for j := i; j >= 0; j = e.trace[j].prev {
+// chain returns the trace indices on the path to g, from its start.
+func (e *Engine) chain(g int64) []int64 {
+	var idx []int64
+	for j := g; j >= e.base; j = e.rec(j).prev {
 		idx = append(idx, j)
 	}
 	for a, b := 0, len(idx)-1; a < b; a, b = a+1, b-1 {

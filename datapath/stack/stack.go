@@ -81,8 +81,8 @@ type Reply struct {
 // Context is the runtime's metadata of the frame being processed (the
 // simulator's probe ID and frame lineage); opaque to the instance.
 type Context struct {
-	Probe uint64
-	Ref   int64
+	Probe    uint64
+	Ref, Aux int64
 }
 
 // Resumer is an optional interface of a datapath.Output whose runtime

@@ -146,3 +146,21 @@ func (l *localIPAM) Release(holder string) error {
 		return true, nil
 	})
 }
+
+// GC releases the address of every holder not in valid.
+func (l *localIPAM) GC(valid map[string]bool) error {
+	return l.with(func(s *localState) (bool, error) {
+		changed := false
+		for h, a := range s.Holders {
+			if valid[h] {
+				continue
+			}
+			delete(s.Holders, h)
+			if err := s.Pool.Release(a); err != nil && !errors.Is(err, ipam.ErrNotAllocated) {
+				return false, err
+			}
+			changed = true
+		}
+		return changed, nil
+	})
+}

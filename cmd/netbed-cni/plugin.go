@@ -112,6 +112,7 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 		Routed: c.conf.Mode == ModeEBPF, Bridge: c.conf.Bridge, CreateBridge: c.conf.CreateBridge}
 
 	var port controller.Port
+	var created bool
 	if c.conf.Mode == ModeEBPF {
 		addr, gw, err := newLocalIPAM(c.conf.DataDir, c.conf.Name, c.conf.nodeCIDR).Allocate(c.holder)
 		if err != nil {
@@ -121,7 +122,7 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 		w.Gateways = []netip.Addr{gw}
 		if c.registers() {
 			req := controller.PortRequest{Name: c.id.Port, Network: c.conf.Network, Label: c.conf.Label, DeviceOwner: controller.OwnerPod, Host: c.conf.Host, IP: addr}
-			if port, _, err = c.client.EnsurePort(c.ctx, req); err != nil {
+			if port, created, err = c.client.EnsurePort(c.ctx, req); err != nil {
 				return nil, nil, controllerError(fmt.Sprintf("register port %q", c.id.Port), err)
 			}
 		}
@@ -130,7 +131,7 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 		// pod's identity, bound to this host; a port found bound elsewhere
 		// moves here and the CNC moves its leaf configuration.
 		req := controller.PortRequest{Name: c.id.Port, Network: c.conf.Network, Label: c.conf.Label, DeviceOwner: controller.OwnerPod, Host: c.conf.Host}
-		if port, _, err = c.client.EnsurePort(c.ctx, req); err != nil {
+		if port, created, err = c.client.EnsurePort(c.ctx, req); err != nil {
 			return nil, nil, controllerError(fmt.Sprintf("get or create port %q", c.id.Port), err)
 		}
 		if len(port.IPs) == 0 {
@@ -155,8 +156,16 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 	// Step 5–6: the veth pair, configured, attached on the host.
 	got, err := p.link.Setup(w)
 	if err != nil {
+		if c.conf.Mode == ModeEBPF {
+			_ = newLocalIPAM(c.conf.DataDir, c.conf.Name, c.conf.nodeCIDR).Release(c.holder)
+		}
 		if c.registers() {
 			c.underlay(port.Name, controller.StateError, err.Error())
+			if created && !c.keep() {
+				// Nothing else knows this port yet: do not leak it (or
+				// its address) if the runtime never calls DEL.
+				_, _ = c.client.DeletePort(c.ctx, port.Name)
+			}
 		}
 		return nil, nil, types.NewError(types.ErrInternal, fmt.Sprintf("wire pod %s: %v", c.id.Port, err), "")
 	}
@@ -357,11 +366,35 @@ func (p *plugin) cmdStatus(args *skel.CmdArgs) error {
 	return nil
 }
 
+// cmdGC (spec 1.1) releases the node-local addresses (ebpf mode) of every
+// attachment of this network that the runtime no longer lists as valid.
+// Veths are left alone: their names do not say which network they belong
+// to, and the runtime DELs attachments it knows of. Controller ports are
+// not collected either: kept ports belong to identities, not containers.
+func (p *plugin) cmdGC(args *skel.CmdArgs) error {
+	hn, _ := p.hostname()
+	conf, terr := parseConf(args.StdinData, hn)
+	if terr != nil {
+		return terr
+	}
+	if conf.Mode != ModeEBPF {
+		return nil
+	}
+	valid := map[string]bool{}
+	for _, a := range conf.ValidAttachments {
+		valid[a.ContainerID+"/"+a.IfName] = true
+	}
+	if err := newLocalIPAM(conf.DataDir, conf.Name, conf.nodeCIDR).GC(valid); err != nil {
+		return types.NewError(types.ErrInternal, err.Error(), "")
+	}
+	return nil
+}
+
 // supported are the CNI spec versions the plugin speaks.
 var supported = version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 func main() {
 	p := newPlugin()
-	skel.PluginMainFuncs(skel.CNIFuncs{Add: p.cmdAdd, Del: p.cmdDel, Check: p.cmdCheck, Status: p.cmdStatus},
+	skel.PluginMainFuncs(skel.CNIFuncs{Add: p.cmdAdd, Del: p.cmdDel, Check: p.cmdCheck, Status: p.cmdStatus, GC: p.cmdGC},
 		supported, "netbed-cni: netbed's CNI plugin (evpn: controller IPAM + bridge; ebpf: local IPAM + lxc veth)")
 }

@@ -216,6 +216,9 @@ func TestAddErrors(t *testing.T) {
 			if tc.state != "" && (len(cl.states) == 0 || cl.states[len(cl.states)-1] != tc.state) {
 				t.Errorf("underlay reports %v, want last %q", cl.states, tc.state)
 			}
+			if len(cl.ports) != 0 {
+				t.Errorf("failed ADD left ports %v (created for a container identity)", cl.ports)
+			}
 		})
 	}
 }
@@ -322,5 +325,33 @@ func TestEBPFModeFake(t *testing.T) {
 	}
 	if err := p.cmdStatus(args(conf, "", "")); err != nil {
 		t.Errorf("STATUS: %v", err)
+	}
+}
+
+func TestGCReleasesLocalAddresses(t *testing.T) {
+	ln := newFakeLinker()
+	p := &plugin{hostname: func() (string, error) { return "node-1", nil }, link: ln}
+	dir := t.TempDir()
+	conf := confJSON(t, "1.1.0", map[string]any{"mode": "ebpf", "controllerURL": nil, "network": nil, "nodeCIDR": "10.244.4.0/24", "dataDir": dir})
+	for _, cid := range []string{"keep", "gone"} {
+		if _, _, err := p.add(args(conf, cid, "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var m map[string]any
+	_ = json.Unmarshal(conf, &m)
+	m["cni.dev/valid-attachments"] = []map[string]string{{"containerID": "keep", "ifname": "eth0"}}
+	gc, _ := json.Marshal(m)
+	if err := p.cmdGC(args(gc, "", "")); err != nil {
+		t.Fatal(err)
+	}
+	l := newLocalIPAM(dir, "netbed", netip.MustParsePrefix("10.244.4.0/24"))
+	for _, tc := range []struct {
+		holder string
+		held   bool
+	}{{"keep/eth0", true}, {"gone/eth0", false}} {
+		if _, _, ok, err := l.Lookup(tc.holder); err != nil || ok != tc.held {
+			t.Errorf("after GC %s holds an address = %v (%v), want %v", tc.holder, ok, err, tc.held)
+		}
 	}
 }

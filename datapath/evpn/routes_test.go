@@ -190,3 +190,59 @@ func TestRouteTableImportAndWithdrawVTEP(t *testing.T) {
 		t.Errorf("after WithdrawVTEP: %+v", c)
 	}
 }
+
+// FuzzRouteTable applies operations decoded from the input and checks the
+// table's indexes and counts against its route list after each one.
+func FuzzRouteTable(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 2, 2, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tb := NewRouteTable()
+		updates := 0
+		tb.Subscribe(func(Update) { updates++ })
+		vteps := []netip.Addr{vtep1, vtep2}
+		for i := 0; i+3 < len(b); i += 4 {
+			op, typ, a, v := b[i], b[i+1], b[i+2], b[i+3]
+			r := Route{VTEP: vteps[v%2], VNI: 100 + uint32(a%3), L3VNI: 50001}
+			switch typ % 3 {
+			case 0:
+				r.Type, r.MAC = MACIP, MAC{2, 0, 0, 0, 0, a % 5}
+				if a%2 == 0 {
+					r.IP = netip.AddrFrom4([4]byte{10, 0, 0, a % 7})
+				}
+			case 1:
+				r.Type = InclusiveMulticast
+			default:
+				r.Type, r.Prefix = IPPrefix, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, a, 0, 0}), 16)
+			}
+			if op%3 == 2 {
+				_ = tb.Withdraw(r)
+			} else {
+				_ = tb.Add(r)
+			}
+			rs := tb.Routes()
+			c := tb.Counts()
+			if c.Total() != len(rs) {
+				t.Fatalf("counts %+v for %d routes", c, len(rs))
+			}
+			n := 0
+			seen := map[macKey]bool{}
+			for _, r := range rs {
+				if r.Type != MACIP {
+					continue
+				}
+				mk := macKey{r.VNI, r.MAC}
+				if !seen[mk] {
+					seen[mk] = true
+					n += len(tb.LookupMAC(r.VNI, r.MAC))
+				}
+				if got, ok := tb.Lookup(r.VNI, r.MAC, r.IP); !ok || got != r {
+					t.Fatalf("Lookup(%v) = %v %v", r, got, ok)
+				}
+			}
+			if n != c.MACIP {
+				t.Fatalf("LookupMAC finds %d type-2 routes, table has %d", n, c.MACIP)
+			}
+		}
+	})
+}

@@ -456,7 +456,9 @@ func TestAddInstanceErrors(t *testing.T) {
 	}{
 		{"ok", datapath.InstanceSpec{Name: "p1", Host: "host1", IP: inCIDR(5)}, nil},
 		{"outside", datapath.InstanceSpec{Name: "p2", Host: "host1", IP: netip.MustParsePrefix("10.0.9.9/32")}, ErrOutsideNodeCIDR},
-		{"gateway", datapath.InstanceSpec{Name: "p3", Host: "host1", IP: inCIDR(1)}, ErrOutsideNodeCIDR},
+		{"gateway", datapath.InstanceSpec{Name: "p3", Host: "host1", IP: inCIDR(1)}, ErrReservedAddr},
+		{"network", datapath.InstanceSpec{Name: "p3", Host: "host1", IP: inCIDR(0)}, ErrReservedAddr},
+		{"broadcast", datapath.InstanceSpec{Name: "p3", Host: "host1", IP: inCIDR(255)}, ErrReservedAddr},
 		{"in-use", datapath.InstanceSpec{Name: "p4", Host: "host1", IP: inCIDR(5)}, ErrAddrInUse},
 		{"duplicate", datapath.InstanceSpec{Name: "p1", Host: "host1"}, ErrExists},
 		{"auto-ip", datapath.InstanceSpec{Name: "p5", Host: "host1"}, nil},

@@ -60,6 +60,7 @@ const (
 // Errors.
 var (
 	ErrOutsideNodeCIDR = errors.New("address outside the node's pod CIDR")
+	ErrReservedAddr    = errors.New("address reserved")
 	ErrAddrInUse       = errors.New("address already in use")
 	ErrExists          = errors.New("already exists")
 	ErrNotFound        = errors.New("not found")
@@ -245,8 +246,11 @@ func (n *Node) AddEndpoint(name string, ip netip.Addr, mac net.HardwareAddr, id 
 	if _, ok := n.byName[name]; ok {
 		return nil, fmt.Errorf("add endpoint %q on %s: %w", name, n.cfg.Name, ErrExists)
 	}
-	if !n.cfg.NodeCIDR.Contains(ip) || ip == n.gw || ip == n.cfg.NodeCIDR.Masked().Addr() {
-		return nil, fmt.Errorf("add endpoint %q on %s: %v: %w %v (usable: after the gateway %v)", name, n.cfg.Name, ip, ErrOutsideNodeCIDR, n.cfg.NodeCIDR, n.gw)
+	if !n.cfg.NodeCIDR.Contains(ip) {
+		return nil, fmt.Errorf("add endpoint %q on %s: %v: %w %v; give the pod an address from %v", name, n.cfg.Name, ip, ErrOutsideNodeCIDR, n.cfg.NodeCIDR, n.cfg.NodeCIDR)
+	}
+	if ip == n.gw || ip == n.cfg.NodeCIDR.Masked().Addr() || ip == lastAddr(n.cfg.NodeCIDR) {
+		return nil, fmt.Errorf("add endpoint %q on %s: %v in %v: %w (network, gateway %v on cilium_host, broadcast); use another address", name, n.cfg.Name, ip, n.cfg.NodeCIDR, ErrReservedAddr, n.gw)
 	}
 	if _, ok := n.maps.Endpoints.Lookup(EndpointKey{ip.As4()}); ok {
 		return nil, fmt.Errorf("add endpoint %q on %s: %v: %w", name, n.cfg.Name, ip, ErrAddrInUse)

@@ -64,7 +64,7 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 				return run, err
 			}
 		}
-		r.progress("%s/%s: step %d/%d %s", s.Name, gen, i+1, len(s.Steps), st.Kind())
+		r.progress("step %d/%d %s", i+1, len(s.Steps), st.Kind())
 		if err := r.step(ctx, i, st); err != nil {
 			return run, fmt.Errorf("%s:%d: step %d (%s): %w", s.File, st.Line, i, st.Kind(), err)
 		}

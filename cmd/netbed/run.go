@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/scenarios/simrt"
+)
+
+func init() {
+	register(command{name: "run", short: "replay a scenario for its generations and report (exit 1 if an expectation fails)", run: runRun})
+	register(command{name: "compare", short: "replay several scenarios and write one comparative report", run: runCompare})
+	register(command{name: "validate", short: "check scenario files; errors name file, line and field", run: runValidate})
+	register(command{name: "report", short: "merge JSON results of shards into one report (report merge a.json b.json -o dir)", run: runReport})
+}
+
+// errChecksFailed makes the command exit 1 after printing its report.
+var errChecksFailed = errors.New("expectations failed; see the report")
+
+func runValidate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("validate", "validate scenario.yaml...", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageErr("name at least one scenario file")
+	}
+	var errs []error
+	for _, f := range fs.Args() {
+		s, err := scenarios.Load(f)
+		if err == nil {
+			for _, g := range s.Generations {
+				if _, terr := s.TopologyFor(g).Build(f); terr != nil {
+					err = terr
+					break
+				}
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: ok (%s: %d steps, generations %v)\n", f, s.Name, len(s.Steps), s.Generations)
+	}
+	return errors.Join(errs...)
+}
+
+type runFlags struct {
+	gens, backend, out, shard, formats string
+	quiet                              bool
+}
+
+func runRun(args []string, stdout, stderr io.Writer) error {
+	return runScenarios("run", "run [flags] scenario.yaml", args, stdout, stderr)
+}
+
+func runCompare(args []string, stdout, stderr io.Writer) error {
+	return runScenarios("compare", "compare [flags] scenario.yaml...", args, stdout, stderr)
+}
+
+func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags(name, usage, stderr)
+	var f runFlags
+	fs.StringVar(&f.gens, "gen", "", "generations to run, comma-separated (vlan,vlan-stock,evpn,ebpf,ebpf-direct); default: each scenario's own")
+	fs.StringVar(&f.backend, "backend", "auto", "sim, netns or auto (netns when root and the kernel allows, else sim)")
+	fs.StringVar(&f.out, "out", "", "directory for report.md, report.html, report.json and junit.xml")
+	fs.StringVar(&f.shard, "shard", "", "run only shard i of n (i/n, from 0) of the scenario × generation runs")
+	fs.BoolVar(&f.quiet, "q", false, "no progress display")
+	files, err := topoParse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return usageErr("name at least one scenario file")
+	}
+	if name == "run" && len(files) > 1 {
+		return usageErr("run takes one scenario; use compare for several")
+	}
+	backend, note, err := pickBackend(f.backend)
+	if err != nil {
+		return err
+	}
+	shardI, shardN, err := parseShard(f.shard)
+	if err != nil {
+		return err
+	}
+	var gens []scenarios.Generation
+	for _, g := range strings.Split(f.gens, ",") {
+		if g = strings.TrimSpace(g); g == "" {
+			continue
+		}
+		if !slices.Contains(scenarios.Generations, scenarios.Generation(g)) {
+			return usageErr("--gen: %q is not a generation; use %v", g, scenarios.Generations)
+		}
+		gens = append(gens, scenarios.Generation(g))
+	}
+	type job struct {
+		s   *scenarios.Scenario
+		gen scenarios.Generation
+	}
+	var jobs []job
+	for _, file := range files {
+		s, err := scenarios.Load(file)
+		if err != nil {
+			return err
+		}
+		for _, g := range s.Generations {
+			if len(gens) == 0 || slices.Contains(gens, g) {
+				jobs = append(jobs, job{s, g})
+			}
+		}
+	}
+	var mine []job
+	for i, j := range jobs {
+		if i%shardN == shardI {
+			mine = append(mine, j)
+		}
+	}
+	if len(mine) == 0 {
+		return usageErr("nothing to run: no scenario names the generations %v (or the shard is empty)", gens)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if note != "" && !f.quiet {
+		fmt.Fprintln(stderr, note)
+	}
+	rep := &reports.Report{Title: "netbed comparison", Machine: machine(), Created: time.Now().UTC()}
+	var runErrs []error
+	for i, j := range mine {
+		prefix := fmt.Sprintf("[%d/%d] %s/%s on %s", i+1, len(mine), j.s.Name, j.gen, backend.name)
+		opts := scenarios.Options{}
+		if !f.quiet {
+			opts.Progress = progressLine(stderr, prefix)
+			opts.Progress("starting")
+		}
+		run, err := scenarios.Run(ctx, j.s, j.gen, backend.make(j.s.Seed), opts)
+		if err != nil {
+			run.Error = err.Error()
+			runErrs = append(runErrs, fmt.Errorf("%s/%s: %w", j.s.Name, j.gen, err))
+		}
+		rep.Runs = append(rep.Runs, run)
+		if !f.quiet {
+			status := "ok"
+			if run.Failed() {
+				status = "FAILED"
+			}
+			fmt.Fprintf(stderr, "\r\033[K%s: %s (%d probes, %d checks, %s)\n", prefix, status, len(run.Probes), len(run.Checks), run.Elapsed.Round(time.Millisecond))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if err := reports.WriteMarkdown(stdout, rep); err != nil {
+		return err
+	}
+	if f.out != "" {
+		if err := writeReports(f.out, rep); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "report written to %s/report.{md,html,json} and junit.xml\n", f.out)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted; the lab was torn down")
+	}
+	if len(runErrs) > 0 {
+		return errors.Join(runErrs...)
+	}
+	if rep.Failed() {
+		return errChecksFailed
+	}
+	return nil
+}
+
+type backendChoice struct {
+	name string
+	make func(seed int64) scenarios.Backend
+}
+
+// pickBackend resolves --backend. auto takes netns when this process may
+// create namespaces, else sim, and says so.
+func pickBackend(name string) (backendChoice, string, error) {
+	simB := backendChoice{"sim", func(seed int64) scenarios.Backend {
+		return scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: simrt.New(seed), ControllerLatency: simrt.ControllerLatency})
+	}}
+	switch name {
+	case "sim":
+		return simB, "", nil
+	case "netns":
+		b, err := netnsBackend()
+		return b, "", err
+	case "auto":
+		if b, err := netnsBackend(); err == nil {
+			return b, "backend: netns (real namespaces)", nil
+		} else {
+			return simB, fmt.Sprintf("backend: sim (netns unavailable: %v)", err), nil
+		}
+	}
+	return backendChoice{}, "", usageErr("--backend: %q; use sim, netns or auto", name)
+}
+
+func parseShard(s string) (int, int, error) {
+	if s == "" {
+		return 0, 1, nil
+	}
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, usageErr("--shard %q: write i/n with 0 <= i < n, e.g. 0/4", s)
+	}
+	return i, n, nil
+}
+
+func progressLine(w io.Writer, prefix string) func(string) {
+	return func(msg string) {
+		fmt.Fprintf(w, "\r\033[K%s: %s", prefix, msg)
+	}
+}
+
+func machine() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s, %d CPUs, %s/%s, %s", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+func writeReports(dir string, rep *reports.Report) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("report dir: %w", err)
+	}
+	writers := map[string]func(io.Writer, *reports.Report) error{
+		"report.md": reports.WriteMarkdown, "report.html": reports.WriteHTML,
+		"report.json": reports.WriteJSON, "junit.xml": reports.WriteJUnit,
+	}
+	for name, w := range writers {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		err = w(f, rep)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func runReport(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "merge" {
+		return usageErr("the only report command is: report merge a.json b.json... -o dir")
+	}
+	fs := newFlags("report merge", "report merge [flags] shard.json...", stderr)
+	out := fs.String("o", "", "directory for the merged report (default: print Markdown only)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageErr("name the JSON reports to merge")
+	}
+	var merged *reports.Report
+	for _, path := range fs.Args() {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("merge: %w", err)
+		}
+		r, err := reports.ReadJSON(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("merge %s: %w", path, err)
+		}
+		if merged == nil {
+			merged = r
+		} else {
+			merged.Merge(r)
+		}
+	}
+	if err := reports.WriteMarkdown(stdout, merged); err != nil {
+		return err
+	}
+	if *out != "" {
+		return writeReports(*out, merged)
+	}
+	if merged.Failed() {
+		return errChecksFailed
+	}
+	return nil
+}

@@ -219,6 +219,35 @@ func (n *Node) Gateway() netip.Addr { return n.gw }
 // HostMAC returns cilium_host's MAC, the one bpf_lxc answers ARP with.
 func (n *Node) HostMAC() net.HardwareAddr { return net.HardwareAddr(n.hostMAC[:]) }
 
+// Device is one network device of a node, as `ip link` would list it.
+type Device struct {
+	Name    string
+	IfIndex int
+	Kind    datapath.DeviceKind
+	MAC     net.HardwareAddr
+	Addr    netip.Prefix // zero when the device has no address
+}
+
+// Devices lists the node's devices: the NICs (with the node IP), the
+// cilium_host/cilium_net pair (the gateway on cilium_host), cilium_vxlan in
+// tunnel mode, and one lxc device per pod.
+func (n *Node) Devices() []Device {
+	var out []Device
+	for i, c := range n.nics {
+		out = append(out, Device{Name: c.Name, IfIndex: IfIndexBase + i, Kind: datapath.KindNIC, MAC: c.MAC, Addr: netip.PrefixFrom(n.cfg.NodeIP, 32)})
+	}
+	out = append(out,
+		Device{Name: DevCiliumHost, IfIndex: IfIndexCiliumHost, Kind: datapath.KindVeth, MAC: net.HardwareAddr(n.hostMAC[:]), Addr: netip.PrefixFrom(n.gw, 32)},
+		Device{Name: DevCiliumNet, IfIndex: IfIndexCiliumNet, Kind: datapath.KindVeth, MAC: net.HardwareAddr(n.netMAC[:])})
+	if n.cfg.Mode == Tunnel {
+		out = append(out, Device{Name: DevCiliumVXLAN, IfIndex: IfIndexCiliumVXLAN, Kind: datapath.KindTunnel, MAC: net.HardwareAddr(n.vxMAC[:])})
+	}
+	for _, ep := range n.Endpoints() {
+		out = append(out, Device{Name: ep.Device, IfIndex: IfIndexBase + ep.Port, Kind: datapath.KindVeth, MAC: ep.NodeMAC})
+	}
+	return out
+}
+
 // Maps returns the node's BPF maps.
 func (n *Node) Maps() *Maps { return n.maps }
 

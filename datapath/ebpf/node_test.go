@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,5 +230,32 @@ func TestConntrack(t *testing.T) {
 	n.ctTrack(2*CTTimeout, CTKey{Src: [4]byte{3}}, 1, 1)
 	if _, ok := n.maps.CT.Lookup(CTKey{Src: [4]byte{3}}); !ok || n.maps.CT.Len() != 1 {
 		t.Errorf("after GC: %d entries, new one present %v", n.maps.CT.Len(), ok)
+	}
+}
+
+func TestDevices(t *testing.T) {
+	for _, c := range []struct {
+		mode  Mode
+		names string
+	}{
+		{Tunnel, "eth1 cilium_host cilium_net cilium_vxlan lxc1 lxc2"},
+		{Direct, "eth1 cilium_host cilium_net lxc1 lxc2"},
+	} {
+		n, _, _ := testNode(t, c.mode)
+		var names []string
+		seen := map[int]bool{}
+		for _, d := range n.Devices() {
+			names = append(names, d.Name)
+			if seen[d.IfIndex] || len(d.MAC) != 6 {
+				t.Errorf("%s: device %+v: duplicate ifindex or bad MAC", c.mode, d)
+			}
+			seen[d.IfIndex] = true
+			if d.Name == DevCiliumHost && d.Addr.Addr() != n.Gateway() {
+				t.Errorf("cilium_host has %v, want the gateway %v", d.Addr, n.Gateway())
+			}
+		}
+		if got := strings.Join(names, " "); got != c.names {
+			t.Errorf("%s: devices %q, want %q", c.mode, got, c.names)
+		}
 	}
 }

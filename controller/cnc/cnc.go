@@ -43,7 +43,7 @@ type Options struct {
 	StepHistory int
 	// AccessVLAN, when set and returning ok, fixes the access VLAN of a
 	// VXLAN network on a leaf (a fabric model whose hosts tag each network
-	// with one VLAN, as EVPNDriver.AccessVLAN does); otherwise the CNC
+	// with one VLAN, as evpndriver.Driver.AccessVLAN does); otherwise the CNC
 	// allocates the lowest free VLAN per leaf.
 	AccessVLAN func(leaf string, vni uint32) (uint16, bool)
 }

@@ -1,4 +1,4 @@
-package cnc
+package evpndriver
 
 import (
 	"context"
@@ -8,11 +8,12 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/netbed/netbed/controller/cnc"
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/evpn"
 )
 
-// EVPNDriver is the LeafDriver of the generation 2 fabric model: it maps
+// Driver is the cnc.LeafDriver of the generation 2 fabric model: it maps
 // access VLANs to VNIs on an evpn.Fabric's leaves and, on the leaf of the
 // host's active NIC, binds the port's MAC and advertises its type-2 route
 // (MAC, IP, L3 VNI), as the seed's CNC does on the switches.
@@ -20,28 +21,28 @@ import (
 // The fabric's node models are not safe for concurrent use: every call
 // holds Lock, which whoever else drives the fabric (the simulator) must
 // share. Networks go through AddNetwork, so that the driver knows each
-// VNI's host-side VLAN and tenant; pass AccessVLAN as Options.AccessVLAN so
+// VNI's host-side VLAN and tenant; pass AccessVLAN as cnc.Options.AccessVLAN so
 // that the CNC uses the VLAN the fabric's hosts tag with.
-type EVPNDriver struct {
+type Driver struct {
 	Lock sync.Locker
 	f    *evpn.Fabric
 	nets map[uint32]datapath.NetworkSpec // by VNI
 }
 
-var _ LeafDriver = (*EVPNDriver)(nil)
+var _ cnc.LeafDriver = (*Driver)(nil)
 
-// NewEVPNDriver returns a driver of f serialised by lock (nil: a mutex of
+// New returns a driver of f serialised by lock (nil: a mutex of
 // its own).
-func NewEVPNDriver(f *evpn.Fabric, lock sync.Locker) *EVPNDriver {
+func New(f *evpn.Fabric, lock sync.Locker) *Driver {
 	if lock == nil {
 		lock = &sync.Mutex{}
 	}
-	return &EVPNDriver{Lock: lock, f: f, nets: map[uint32]datapath.NetworkSpec{}}
+	return &Driver{Lock: lock, f: f, nets: map[uint32]datapath.NetworkSpec{}}
 }
 
 // AddNetwork adds n to the fabric (every leaf learns its subnet, anycast
 // gateway and tenant) and records its VLAN and tenant.
-func (d *EVPNDriver) AddNetwork(n datapath.NetworkSpec) error {
+func (d *Driver) AddNetwork(n datapath.NetworkSpec) error {
 	d.Lock.Lock()
 	defer d.Lock.Unlock()
 	if err := d.f.AddNetwork(n); err != nil {
@@ -52,7 +53,7 @@ func (d *EVPNDriver) AddNetwork(n datapath.NetworkSpec) error {
 }
 
 // AccessVLAN returns the host-side VLAN of vni (the same on every leaf).
-func (d *EVPNDriver) AccessVLAN(_ string, vni uint32) (uint16, bool) {
+func (d *Driver) AccessVLAN(_ string, vni uint32) (uint16, bool) {
 	d.Lock.Lock()
 	defer d.Lock.Unlock()
 	n, ok := d.nets[vni]
@@ -60,7 +61,7 @@ func (d *EVPNDriver) AccessVLAN(_ string, vni uint32) (uint16, bool) {
 }
 
 // leafPort finds the leaf and the index of cfg's interface on it.
-func (d *EVPNDriver) leafPort(leaf string, cfg LeafConfig) (*evpn.Leaf, int, error) {
+func (d *Driver) leafPort(leaf string, cfg cnc.LeafConfig) (*evpn.Leaf, int, error) {
 	l, ok := d.f.Leaf(leaf)
 	if !ok {
 		return nil, 0, fmt.Errorf("leaf %q: not a leaf of the evpn fabric", leaf)
@@ -74,12 +75,12 @@ func (d *EVPNDriver) leafPort(leaf string, cfg LeafConfig) (*evpn.Leaf, int, err
 
 // primary reports whether leaf is the one behind host's active NIC, which
 // binds and advertises the host's endpoints.
-func (d *EVPNDriver) primary(leaf, host string) bool {
+func (d *Driver) primary(leaf, host string) bool {
 	ls := d.f.HostLeaves(host)
 	return len(ls) > 0 && ls[0] == leaf
 }
 
-func (d *EVPNDriver) routes(l *evpn.Leaf, cfg LeafConfig) ([]evpn.Route, error) {
+func (d *Driver) routes(l *evpn.Leaf, cfg cnc.LeafConfig) ([]evpn.Route, error) {
 	hw, err := net.ParseMAC(cfg.MAC)
 	if err != nil {
 		return nil, fmt.Errorf("port %s: MAC %q: %w", cfg.Port, cfg.MAC, err)
@@ -101,14 +102,14 @@ func (d *EVPNDriver) routes(l *evpn.Leaf, cfg LeafConfig) ([]evpn.Route, error) 
 
 // Apply maps cfg.VLAN to cfg.VNI on the leaf port and, on the primary
 // leaf, binds and advertises the port.
-func (d *EVPNDriver) Apply(ctx context.Context, leaf string, cfg LeafConfig) error {
+func (d *Driver) Apply(ctx context.Context, leaf string, cfg cnc.LeafConfig) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	d.Lock.Lock()
 	defer d.Lock.Unlock()
 	if _, ok := d.nets[cfg.VNI]; !ok {
-		return fmt.Errorf("apply on leaf %s: VNI %d: %w (add the network with EVPNDriver.AddNetwork)", leaf, cfg.VNI, evpn.ErrUnknownVNI)
+		return fmt.Errorf("apply on leaf %s: VNI %d: %w (add the network with Driver.AddNetwork)", leaf, cfg.VNI, evpn.ErrUnknownVNI)
 	}
 	l, port, err := d.leafPort(leaf, cfg)
 	if err != nil {
@@ -137,7 +138,7 @@ func (d *EVPNDriver) Apply(ctx context.Context, leaf string, cfg LeafConfig) err
 
 // Remove withdraws the port's routes from this leaf, unbinds its MAC and,
 // when asked, removes the VLAN → VNI mapping.
-func (d *EVPNDriver) Remove(ctx context.Context, leaf string, cfg LeafConfig) error {
+func (d *Driver) Remove(ctx context.Context, leaf string, cfg cnc.LeafConfig) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

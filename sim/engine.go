@@ -363,6 +363,7 @@ type action struct {
 	do    func(now time.Duration, out datapath.Output)
 	node  int32
 	probe uint64
+	info  *probeInfo // a probe to send (Engine.Probe)
 }
 
 // schedule queues an action at t (not before now).
@@ -399,8 +400,8 @@ func (e *Engine) runAction(i int32) {
 	e.begin(a.probe, -1, false)
 	if a.do != nil {
 		a.do(e.now, n.out)
-	} else if info := e.probes[a.probe]; info != nil {
-		info.node.(Prober).Probe(e.now, n.out, info.spec)
+	} else if a.info != nil {
+		a.info.node.Probe(e.now, n.out, a.info.spec)
 	}
 	e.cur = segment{head: -1, flood: -1}
 }

@@ -29,13 +29,27 @@ func (a *event) before(b *event) bool {
 	return a.seq < b.seq
 }
 
-// queue is a 4-ary min-heap of events ordered by (at, seq): half the
-// depth of a binary heap and the children of a node share cache lines.
-type queue struct{ h []event }
+// queue orders events by (at, seq). Events scheduled in time order (most
+// of them: probes laid out in advance, frames on links of equal delay) go
+// to a FIFO; the rest go to a 4-ary min-heap (half the depth of a binary
+// heap, children sharing cache lines). pop takes the smaller head of the
+// two, so the order is exactly (at, seq) either way.
+type queue struct {
+	h     []event
+	fifo  []event
+	fhead int
+}
 
-func (q *queue) len() int { return len(q.h) }
+func (q *queue) len() int { return len(q.h) + len(q.fifo) - q.fhead }
 
 func (q *queue) push(e event) {
+	if n := len(q.fifo); n == q.fhead || !e.before(&q.fifo[n-1]) {
+		if q.fhead > 0 && q.fhead == n {
+			q.fifo, q.fhead = q.fifo[:0], 0
+		}
+		q.fifo = append(q.fifo, e)
+		return
+	}
 	q.h = append(q.h, e)
 	h := q.h
 	i := len(h) - 1
@@ -50,9 +64,37 @@ func (q *queue) push(e event) {
 	h[i] = e
 }
 
-func (q *queue) peek() *event { return &q.h[0] }
+// fromFIFO reports whether the next event is the FIFO's head.
+func (q *queue) fromFIFO() bool {
+	if q.fhead == len(q.fifo) {
+		return false
+	}
+	return len(q.h) == 0 || q.fifo[q.fhead].before(&q.h[0])
+}
+
+func (q *queue) peek() *event {
+	if q.fromFIFO() {
+		return &q.fifo[q.fhead]
+	}
+	return &q.h[0]
+}
 
 func (q *queue) pop() event {
+	if q.fromFIFO() {
+		e := q.fifo[q.fhead]
+		q.fhead++
+		if q.fhead == len(q.fifo) {
+			q.fifo, q.fhead = q.fifo[:0], 0
+		} else if q.fhead >= 4096 && q.fhead*2 >= len(q.fifo) {
+			n := copy(q.fifo, q.fifo[q.fhead:])
+			q.fifo, q.fhead = q.fifo[:n], 0
+		}
+		return e
+	}
+	return q.popHeap()
+}
+
+func (q *queue) popHeap() event {
 	h := q.h
 	top := h[0]
 	n := len(h) - 1

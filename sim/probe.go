@@ -23,7 +23,7 @@ var ErrUnknownProbe = errors.New("unknown probe")
 
 type probeInfo struct {
 	from string
-	node datapath.Node
+	node Prober
 	spec stack.ProbeSpec
 	at   time.Duration
 }
@@ -54,8 +54,9 @@ func (e *Engine) Probe(at time.Duration, from string, spec stack.ProbeSpec) (uin
 	} else if e.probes[spec.ID] != nil {
 		return 0, fmt.Errorf("probe %d from %q: %w", spec.ID, from, ErrDuplicate)
 	}
-	e.probes[spec.ID] = &probeInfo{from: from, node: pr, spec: spec, at: at}
-	e.schedule(at, action{node: ni, probe: spec.ID})
+	info := &probeInfo{from: from, node: pr, spec: spec, at: at}
+	e.probes[spec.ID] = info
+	e.schedule(at, action{node: ni, probe: spec.ID, info: info})
 	return spec.ID, nil
 }
 

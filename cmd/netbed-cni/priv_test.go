@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/internal/testutil"
@@ -109,7 +111,11 @@ func (n *testNS) addrAdd(t *testing.T, link string, a netip.Prefix, bridge bool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(a)}); err != nil {
+	addr := &netlink.Addr{IPNet: ipNet(a)}
+	if a.Addr().Is6() {
+		addr.Flags = unix.IFA_F_NODAD
+	}
+	if err := h.AddrAdd(l, addr); err != nil {
 		t.Fatalf("address %v on %s in %s: %v", a, link, n.name, err)
 	}
 	if err := h.LinkSetUp(l); err != nil {
@@ -117,7 +123,7 @@ func (n *testNS) addrAdd(t *testing.T, link string, a netip.Prefix, bridge bool)
 	}
 }
 
-// podAddrs lists the IPv4 addresses of ifName in n (nil when it is gone).
+// podAddrs lists the global addresses of ifName in n (nil when it is gone).
 func (n *testNS) podAddrs(t *testing.T, ifName string) []netip.Prefix {
 	t.Helper()
 	h := n.handle(t)
@@ -125,13 +131,16 @@ func (n *testNS) podAddrs(t *testing.T, ifName string) []netip.Prefix {
 	if err != nil {
 		return nil
 	}
-	as, err := h.AddrList(l, netlink.FAMILY_V4)
+	as, err := h.AddrList(l, netlink.FAMILY_ALL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []netip.Prefix
 	for _, a := range as {
 		ip, _ := netip.AddrFromSlice(a.IP)
+		if ip.IsLinkLocalUnicast() {
+			continue
+		}
 		ones, _ := a.Mask.Size()
 		out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
 	}
@@ -149,12 +158,12 @@ func udpExchange(t *testing.T, src *testNS, from netip.Addr, dst *testNS, to net
 	t.Helper()
 	var srv, cli net.PacketConn
 	var err error
-	dst.in(t, func() { srv, err = net.ListenPacket("udp4", netip.AddrPortFrom(to, 0).String()) })
+	dst.in(t, func() { srv, err = net.ListenPacket("udp", netip.AddrPortFrom(to, 0).String()) })
 	if err != nil {
 		t.Fatalf("listen in %s on %v: %v", dst.name, to, err)
 	}
 	defer srv.Close()
-	src.in(t, func() { cli, err = net.ListenPacket("udp4", netip.AddrPortFrom(from, 0).String()) })
+	src.in(t, func() { cli, err = net.ListenPacket("udp", netip.AddrPortFrom(from, 0).String()) })
 	if err != nil {
 		t.Fatalf("listen in %s on %v: %v", src.name, from, err)
 	}
@@ -206,11 +215,17 @@ func rt(cid string, pod *testNS, cniArgs ...[2]string) *libcni.RuntimeConf {
 func TestLibCNIEVPNPrivileged(t *testing.T) {
 	testutil.RequireRoot(t)
 	rc := startController(t, "10.30.0.0/24")
-	gw := netip.MustParsePrefix("10.30.0.1/24") // the subnet's gateway
+	// Dual stack: the network gets an IPv6 subnet too.
+	if _, err := rc.svc.CreateSubnet(context.Background(), controller.SubnetRequest{Network: "blue", CIDR: netip.MustParsePrefix("fd00:30::/64")}); err != nil {
+		t.Fatal(err)
+	}
+	gw := netip.MustParsePrefix("10.30.0.1/24")   // the subnets' gateways,
+	gw6 := netip.MustParsePrefix("fd00:30::1/64") // held here by the test host
 	hostA, hostB := newNS(t), newNS(t)
 	podA, podB, podC := newNS(t), newNS(t), newNS(t)
 	// host-a has its br-int; host-b's is created by the plugin.
 	hostA.addrAdd(t, "br-int", gw, true)
+	hostA.addrAdd(t, "br-int", gw6, false)
 
 	mk := func(host string, create bool) []byte {
 		return confJSON(t, "1.1.0", map[string]any{"controllerURL": rc.unixURL, "host": host, "createBridge": create, "mtu": 1450})
@@ -231,12 +246,24 @@ func TestLibCNIEVPNPrivileged(t *testing.T) {
 		}
 	})
 	port := rc.settled(t, "id:db-0")
-	podIP := port.IPs[0].Address
-	if got := res1.IPs[0].Address.String(); got != netip.PrefixFrom(podIP, 24).String() {
-		t.Fatalf("result address %s, controller gave %v", got, podIP)
+	if len(port.IPs) != 2 || len(res1.IPs) != 2 || len(res1.Routes) != 2 {
+		t.Fatalf("dual stack: port %v, result IPs %v routes %v; want one address and one default route per family", port.IPs, res1.IPs, res1.Routes)
 	}
-	if got := podA.podAddrs(t, "eth0"); len(got) != 1 || got[0] != netip.PrefixFrom(podIP, 24) {
-		t.Fatalf("eth0 in the pod has %v, want %v/24", got, podIP)
+	var podIP, podIP6 netip.Addr
+	var want []netip.Prefix
+	for i, ip := range port.IPs {
+		if ip.Address.Is4() {
+			podIP = ip.Address
+		} else {
+			podIP6 = ip.Address
+		}
+		want = append(want, netip.PrefixFrom(ip.Address, ip.Prefix.Bits()))
+		if got := res1.IPs[i].Address.String(); got != want[i].String() {
+			t.Fatalf("result address %s, controller gave %v", got, want[i])
+		}
+	}
+	if got := podA.podAddrs(t, "eth0"); !sameSet(got, want) {
+		t.Fatalf("eth0 in the pod has %v, want %v", got, want)
 	}
 	hostIf := res1.Interfaces[0].Name
 	if !strings.HasPrefix(hostIf, "tap") || !hostA.hasLink(t, hostIf) {
@@ -244,6 +271,7 @@ func TestLibCNIEVPNPrivileged(t *testing.T) {
 	}
 	udpExchange(t, hostA, gw.Addr(), podA, podIP)
 	udpExchange(t, podA, podIP, hostA, gw.Addr())
+	udpExchange(t, hostA, gw6.Addr(), podA, podIP6)
 
 	// CHECK and STATUS.
 	hostA.in(t, func() {
@@ -289,8 +317,8 @@ func TestLibCNIEVPNPrivileged(t *testing.T) {
 	if moved.Host != "host-b" || moved.IPs[0].Address != podIP {
 		t.Fatalf("after drift: host %s address %v, want host-b %v", moved.Host, moved.IPs[0].Address, podIP)
 	}
-	if got := podB.podAddrs(t, "eth0"); len(got) != 1 || got[0].Addr() != podIP {
-		t.Fatalf("eth0 on host-b's pod has %v, want %v", got, podIP)
+	if got := podB.podAddrs(t, "eth0"); !sameSet(got, want) {
+		t.Fatalf("eth0 on host-b's pod has %v, want %v", got, want)
 	}
 	if rc.drv.Leaf("leaf1").HasEntry(port.ID) || !rc.drv.Leaf("leaf2").HasEntry(port.ID) {
 		t.Errorf("leaf config after drift: leaf1 %+v leaf2 %+v", rc.drv.Leaf("leaf1"), rc.drv.Leaf("leaf2"))
@@ -308,14 +336,19 @@ func TestLibCNIEVPNPrivileged(t *testing.T) {
 		t.Fatalf("raw ADD failed: %s", out)
 	}
 	var raw types100.Result
-	if err := json.Unmarshal(out, &raw); err != nil || len(raw.IPs) != 1 {
+	if err := json.Unmarshal(out, &raw); err != nil || len(raw.IPs) != 2 {
 		t.Fatalf("raw ADD result %q: %v", out, err)
 	}
-	webIP, _ := netip.AddrFromSlice(raw.IPs[0].Address.IP)
-	if webIP.Unmap() == podIP {
+	var webIP netip.Addr
+	for _, ipc := range raw.IPs {
+		if a, ok := netip.AddrFromSlice(ipc.Address.IP); ok && a.Unmap().Is4() {
+			webIP = a.Unmap()
+		}
+	}
+	if !webIP.IsValid() || webIP == podIP {
 		t.Fatalf("second pod got the first pod's address %v", podIP)
 	}
-	udpExchange(t, podC, webIP.Unmap(), podB, podIP) // pod to pod across br-int
+	udpExchange(t, podC, webIP, podB, podIP) // pod to pod across br-int
 	env["CNI_COMMAND"] = "DEL"
 	hostB.in(t, func() { out, ok = runPlugin(t, env, mk("host-b", true)) })
 	if !ok {
@@ -374,4 +407,16 @@ func TestLibCNIEBPFPrivileged(t *testing.T) {
 	if host.hasLink(t, lxc) || pod.hasLink(t, "eth0") {
 		t.Errorf("DEL left links")
 	}
+}
+
+func sameSet(a, b []netip.Prefix) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/cnc"
+	"github.com/netbed/netbed/controller/cnc/evpndriver"
 	"github.com/netbed/netbed/controller/ipam"
 	"github.com/netbed/netbed/controller/store"
 	"github.com/netbed/netbed/datapath"
@@ -52,7 +53,7 @@ type FabricBackend struct {
 	st        store.Store
 	svc       *controller.Service
 	cnc       *cnc.CNC
-	drv       *cnc.EVPNDriver
+	drv       *evpndriver.Driver
 	ctlDown   bool
 	agentDown map[string]bool
 
@@ -109,7 +110,7 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 		f, err = evpn.New(env.Topology, evpn.Options{ExternalOverlay: true})
 		if err == nil {
 			b.fab = f
-			b.drv = cnc.NewEVPNDriver(f, &mutateLocker{rt: b.rt})
+			b.drv = evpndriver.New(f, &mutateLocker{rt: b.rt})
 		}
 	case GenEBPF, GenEBPFDirect:
 		mode := ebpf.Tunnel

@@ -75,6 +75,25 @@ type macKey struct {
 	mac MAC
 }
 
+// fdbKey packs a network's bridge-domain index on this leaf and a MAC into
+// one word, as a switch ASIC keys its MAC table (cheaper to hash than a
+// struct on the forwarding path).
+type fdbKey uint64
+
+func (n *network) key(mac MAC) fdbKey {
+	return fdbKey(uint64(n.bd)<<48 | uint64(mac[0])<<40 | uint64(mac[1])<<32 |
+		uint64(mac[2])<<24 | uint64(mac[3])<<16 | uint64(mac[4])<<8 | uint64(mac[5]))
+}
+
+func (k fdbKey) bd() uint16 { return uint16(k >> 48) }
+
+func (k fdbKey) mac() MAC {
+	return MAC{byte(k >> 40), byte(k >> 32), byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}
+}
+
+// pvKey packs an access port and VLAN into a map key.
+func pvKey(port int, vlan uint16) uint32 { return uint32(port)<<12 | uint32(vlan&0x0fff) }
+
 type ipKey struct {
 	vni uint32 // L2 VNI for ARP, L3 VNI for host routes
 	ip  netip.Addr
@@ -82,8 +101,10 @@ type ipKey struct {
 
 type network struct {
 	Network
-	ports []portVLAN   // configured access (port, VLAN) pairs, sorted
-	flood []netip.Addr // type-3 VTEPs other than this leaf, sorted
+	bd     uint16       // bridge-domain index on this leaf (fdbKey)
+	ports  []portVLAN   // configured access (port, VLAN) pairs, sorted
+	flood  []netip.Addr // type-3 VTEPs other than this leaf, sorted
+	nLocal int          // local MACs
 }
 
 type hostRoute struct {
@@ -132,12 +153,12 @@ type Leaf struct {
 	u        underlay
 	seed     uint32
 
-	networks map[uint32]*network // by L2 VNI
-	vrfs     map[uint32]*vrf     // by L3 VNI
-	portCfg  map[portVLAN]uint32
-	local    map[macKey]portVLAN   // local FDB (bound by the controller, or learned)
-	nLocal   map[uint32]int        // local MACs per L2 VNI
-	remote   map[macKey]netip.Addr // remote FDB (type 2)
+	networks map[uint32]*network   // by L2 VNI
+	vrfs     map[uint32]*vrf       // by L3 VNI
+	bds      []*network            // by bridge-domain index
+	portCfg  map[uint32]*network   // by pvKey(port, VLAN)
+	local    map[fdbKey]portVLAN   // local FDB (bound by the controller, or learned)
+	remote   map[fdbKey]netip.Addr // remote FDB (type 2)
 	arp      map[ipKey]MAC         // ARP suppression cache (type 2 with IP)
 
 	pbuf, obuf, ebuf []byte // scratch buffers; out.Send copies
@@ -163,8 +184,8 @@ func NewLeaf(cfg LeafConfig, table *RouteTable) (*Leaf, error) {
 		u:        newUnderlay(cfg.VTEP, len(cfg.Ports)),
 		seed:     fnv(2166136261, []byte(cfg.Name)),
 		networks: map[uint32]*network{}, vrfs: map[uint32]*vrf{},
-		portCfg: map[portVLAN]uint32{}, local: map[macKey]portVLAN{}, nLocal: map[uint32]int{},
-		remote: map[macKey]netip.Addr{}, arp: map[ipKey]MAC{},
+		portCfg: map[uint32]*network{}, local: map[fdbKey]portVLAN{},
+		remote: map[fdbKey]netip.Addr{}, arp: map[ipKey]MAC{},
 		pbuf: make([]byte, 0, 2048), obuf: make([]byte, 0, 2048), ebuf: make([]byte, 0, 2048),
 	}
 	for _, p := range cfg.Uplinks {
@@ -245,7 +266,12 @@ func (l *Leaf) AddNetwork(n Network) error {
 			return fmt.Errorf("%s: clashes with network vni %d l3vni %d (L2 and L3 VNIs share one space)", where, o.VNI, o.L3VNI)
 		}
 	}
-	l.networks[n.VNI] = &network{Network: n}
+	if len(l.bds) > 0xffff {
+		return fmt.Errorf("%s: the leaf holds %d networks already", where, len(l.bds))
+	}
+	nw := &network{Network: n, bd: uint16(len(l.bds))}
+	l.bds = append(l.bds, nw)
+	l.networks[n.VNI] = nw
 	return nil
 }
 
@@ -264,13 +290,13 @@ func (l *Leaf) ConfigurePort(port int, vlan uint16, vni uint32) error {
 		return fmt.Errorf("%s: %w (add the network first)", where, ErrUnknownVNI)
 	}
 	pv := portVLAN{port, vlan}
-	if cur, ok := l.portCfg[pv]; ok {
-		if cur == vni {
+	if cur, ok := l.portCfg[pvKey(port, vlan)]; ok {
+		if cur == n {
 			return nil
 		}
-		return fmt.Errorf("%s: %w (vni %d)", where, ErrPortConflict, cur)
+		return fmt.Errorf("%s: %w (vni %d)", where, ErrPortConflict, cur.VNI)
 	}
-	l.portCfg[pv] = vni
+	l.portCfg[pvKey(port, vlan)] = n
 	n.ports = append(n.ports, pv)
 	slices.SortFunc(n.ports, comparePV)
 	if len(n.ports) == 1 {
@@ -283,12 +309,11 @@ func (l *Leaf) ConfigurePort(port int, vlan uint16, vni uint32) error {
 // a VNI flushes its routes and local bindings from the leaf.
 func (l *Leaf) UnconfigurePort(port int, vlan uint16) error {
 	pv := portVLAN{port, vlan}
-	vni, ok := l.portCfg[pv]
+	n, ok := l.portCfg[pvKey(port, vlan)]
 	if !ok {
 		return fmt.Errorf("leaf %s: unconfigure port %d vlan %d: %w", l.cfg.Name, port, vlan, ErrNotFound)
 	}
-	delete(l.portCfg, pv)
-	n := l.networks[vni]
+	delete(l.portCfg, pvKey(port, vlan))
 	n.ports = slices.DeleteFunc(n.ports, func(x portVLAN) bool { return x == pv })
 	for k, at := range l.local {
 		if at == pv {
@@ -305,17 +330,21 @@ func (l *Leaf) UnconfigurePort(port int, vlan uint16) error {
 // entry the leaf learns when an instance attaches (the controller knows
 // the host's leaf port; the instance's first frame would teach it too).
 func (l *Leaf) BindLocal(port int, vlan uint16, mac MAC) error {
-	vni, ok := l.portCfg[portVLAN{port, vlan}]
+	n, ok := l.portCfg[pvKey(port, vlan)]
 	if !ok {
 		return fmt.Errorf("leaf %s: bind %s on port %d vlan %d: %w (configure the port first)", l.cfg.Name, mac, port, vlan, ErrUnknownVNI)
 	}
-	l.setLocal(macKey{vni, mac}, portVLAN{port, vlan})
+	l.setLocal(n.key(mac), portVLAN{port, vlan})
 	return nil
 }
 
 // UnbindLocal removes a local FDB entry.
 func (l *Leaf) UnbindLocal(vni uint32, mac MAC) error {
-	k := macKey{vni, mac}
+	n := l.networks[vni]
+	if n == nil {
+		return fmt.Errorf("leaf %s: unbind %s in vni %d: %w", l.cfg.Name, mac, vni, ErrNotFound)
+	}
+	k := n.key(mac)
 	if _, ok := l.local[k]; !ok {
 		return fmt.Errorf("leaf %s: unbind %s in vni %d: %w", l.cfg.Name, mac, vni, ErrNotFound)
 	}
@@ -325,27 +354,26 @@ func (l *Leaf) UnbindLocal(vni uint32, mac MAC) error {
 
 // setLocal records a local endpoint. The leaf advertises an inclusive
 // multicast route (type 3) for a VNI while it has local endpoints in it.
-func (l *Leaf) setLocal(k macKey, pv portVLAN) {
+func (l *Leaf) setLocal(k fdbKey, pv portVLAN) {
 	if _, ok := l.local[k]; !ok {
-		l.nLocal[k.vni]++
-		if l.nLocal[k.vni] == 1 && l.table != nil {
-			_ = l.table.Add(Route{Type: InclusiveMulticast, VNI: k.vni, VTEP: l.cfg.VTEP})
+		n := l.bds[k.bd()]
+		n.nLocal++
+		if n.nLocal == 1 && l.table != nil {
+			_ = l.table.Add(Route{Type: InclusiveMulticast, VNI: n.VNI, VTEP: l.cfg.VTEP})
 		}
 	}
 	l.local[k] = pv
 }
 
-func (l *Leaf) delLocal(k macKey) {
+func (l *Leaf) delLocal(k fdbKey) {
 	if _, ok := l.local[k]; !ok {
 		return
 	}
 	delete(l.local, k)
-	l.nLocal[k.vni]--
-	if l.nLocal[k.vni] == 0 {
-		delete(l.nLocal, k.vni)
-		if l.table != nil {
-			_ = l.table.Withdraw(Route{Type: InclusiveMulticast, VNI: k.vni, VTEP: l.cfg.VTEP})
-		}
+	n := l.bds[k.bd()]
+	n.nLocal--
+	if n.nLocal == 0 && l.table != nil {
+		_ = l.table.Withdraw(Route{Type: InclusiveMulticast, VNI: n.VNI, VTEP: l.cfg.VTEP})
 	}
 }
 
@@ -354,12 +382,12 @@ func (l *Leaf) delLocal(k macKey) {
 // this leaf, announcing its instances): the leaf re-advertises its type-2
 // routes with itself as next hop (MAC mobility), so the fabric converges.
 // A leaf does not originate routes for MACs the table does not know.
-func (l *Leaf) learn(k macKey, pv portVLAN) {
+func (l *Leaf) learn(k fdbKey, pv portVLAN) {
 	l.setLocal(k, pv)
 	if l.table == nil {
 		return
 	}
-	for _, r := range l.table.LookupMAC(k.vni, k.mac) {
+	for _, r := range l.table.LookupMAC(l.bds[k.bd()].VNI, k.mac()) {
 		if r.VTEP != l.cfg.VTEP {
 			r.VTEP, r.RouterMAC = l.cfg.VTEP, l.cfg.RouterMAC
 			_ = l.table.Add(r)
@@ -407,12 +435,12 @@ func (l *Leaf) importL2(n *network) {
 
 func (l *Leaf) flushL2(n *network) {
 	for k := range l.remote {
-		if k.vni == n.VNI {
+		if k.bd() == n.bd {
 			delete(l.remote, k)
 		}
 	}
 	for k := range l.local {
-		if k.vni == n.VNI {
+		if k.bd() == n.bd {
 			l.delLocal(k)
 		}
 	}
@@ -459,7 +487,7 @@ func (l *Leaf) applyL2(r Route, add bool) {
 	n := l.networks[r.VNI]
 	switch r.Type {
 	case MACIP:
-		k := macKey{r.VNI, r.MAC}
+		k := n.key(r.MAC)
 		if r.VTEP != l.cfg.VTEP {
 			if add {
 				// A newer advertisement from another VTEP: the MAC
@@ -544,7 +572,11 @@ type FDBEntry struct {
 
 // LookupMAC returns the FDB entry for mac in vni; local bindings win.
 func (l *Leaf) LookupMAC(vni uint32, mac MAC) (FDBEntry, bool) {
-	k := macKey{vni, mac}
+	n := l.networks[vni]
+	if n == nil {
+		return FDBEntry{}, false
+	}
+	k := n.key(mac)
 	if pv, ok := l.local[k]; ok {
 		return FDBEntry{Local: true, Port: pv.port, VLAN: pv.vlan}, true
 	}
@@ -671,14 +703,13 @@ func (l *Leaf) fromAccess(ev datapath.Event, port int, b []byte, out datapath.Ou
 	}
 	l.pbuf = f
 	pv := portVLAN{port, vlan}
-	vni, ok := l.portCfg[pv]
+	n, ok := l.portCfg[pvKey(port, vlan)]
 	if !ok {
 		l.drop(ev, out, datapath.ReasonVLANMismatch, RuleNoPort)
 		return
 	}
-	n := l.networks[vni]
 	if src := MAC(f[6:12]); src[0]&1 == 0 && src != (MAC{}) {
-		if k := (macKey{vni, src}); l.local[k] != pv {
+		if k := n.key(src); l.local[k] != pv {
 			l.learn(k, pv)
 		}
 	}
@@ -698,7 +729,7 @@ func (l *Leaf) fromAccess(ev datapath.Event, port int, b []byte, out datapath.Ou
 
 // bridge forwards f (untagged) within n from an access port.
 func (l *Leaf) bridge(ev datapath.Event, n *network, in portVLAN, f []byte, out datapath.Output) {
-	k := macKey{n.VNI, MAC(f[0:6])}
+	k := n.key(MAC(f[0:6]))
 	if pv, ok := l.local[k]; ok {
 		if pv == in {
 			l.drop(ev, out, datapath.ReasonSplitHorizon, RuleFDBLocal)
@@ -901,9 +932,19 @@ func (l *Leaf) gatewayEcho(ev datapath.Event, in portVLAN, f, ip []byte, payload
 	out.Send(in.port, pushVLAN(l.obuf, reply, in.vlan))
 }
 
+// localHost finds the access (port, VLAN) of a local host route.
+func (l *Leaf) localHost(h hostRoute) (portVLAN, bool) {
+	n := l.networks[h.vni]
+	if n == nil {
+		return portVLAN{}, false
+	}
+	pv, ok := l.local[n.key(h.mac)]
+	return pv, ok
+}
+
 // routeLocal delivers a routed packet to a host on this leaf.
 func (l *Leaf) routeLocal(ev datapath.Event, h hostRoute, f []byte, out datapath.Output) {
-	pv, ok := l.local[macKey{h.vni, h.mac}]
+	pv, ok := l.localHost(h)
 	if !ok {
 		l.drop(ev, out, datapath.ReasonNoARP, RuleGlean)
 		return
@@ -941,7 +982,7 @@ func (l *Leaf) fromUnderlay(ev datapath.Event, port int, b []byte, out datapath.
 		f := append(l.pbuf[:0], inner...)
 		l.pbuf = f
 		if f[0]&1 == 0 {
-			if pv, ok := l.local[macKey{vni, MAC(f[0:6])}]; ok {
+			if pv, ok := l.local[n.key(MAC(f[0:6]))]; ok {
 				l.sendAccess(ev, datapath.ActDecap, RuleFDBLocal, pv, f, out)
 				return
 			}
@@ -1001,7 +1042,7 @@ func (l *Leaf) routeDecap(ev datapath.Event, v *vrf, inner []byte, out datapath.
 		l.drop(ev, out, datapath.ReasonTTL, "")
 		return
 	}
-	pv, ok := l.local[macKey{h.vni, h.mac}]
+	pv, ok := l.localHost(h)
 	if !ok {
 		l.drop(ev, out, datapath.ReasonNoARP, RuleGlean)
 		return

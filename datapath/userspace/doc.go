@@ -1,0 +1,5 @@
+// Package userspace runs datapath.Nodes in real time over AF_PACKET
+// sockets: one socket per port, opened inside the node's network
+// namespace on the veth of that port's name, read in batches and written
+// back through the node's Output (the userspace datapath).
+package userspace

@@ -1,0 +1,743 @@
+package userspace
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vnetns "github.com/vishvananda/netns"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/stack"
+)
+
+// KindLink marks trace events the runtime itself emits for frames it
+// dropped outside a node (port-down, node-down, queue-full), as sim does.
+const KindLink datapath.DeviceKind = "link"
+
+// Errors callers test with errors.Is.
+var (
+	ErrUnknownNode = errors.New("unknown node")
+	ErrBadPort     = errors.New("port out of range")
+	ErrDuplicate   = errors.New("duplicate name")
+	ErrClosed      = errors.New("runtime closed")
+)
+
+// Options tune a Runtime. The zero value is the default.
+type Options struct {
+	// ProbeID returns the probe a frame belongs to (0: none); default
+	// stack.ProbeIDOf. Frames of probe 0 are forwarded but not recorded.
+	ProbeID func(frame []byte) uint64
+	// Batch is how many frames one read takes from a socket (64).
+	Batch int
+	// FrameSize is the largest frame a port reads or writes (9216).
+	FrameSize int
+	// OnEvent, if set, is called with every trace event of a probe, from
+	// the node's goroutine.
+	OnEvent func(Record)
+}
+
+// Key names a frame arriving at a port: the receiving node and port and a
+// hash of the frame's bytes. A frame sent on a port and read on its peer
+// has the same key on both sides, which is how the runtime follows a
+// frame across a veth (its lineage) without carrying anything in it.
+type Key struct {
+	Node string
+	Port int
+	Hash uint64
+}
+
+// Record is one trace event with its lineage: Prev is the index (in
+// Trace) of the device before it on the frame's path, -1 at the start or
+// when the frame came from outside the runtime (From is then set: the key
+// under which the caller can find the frame's origin).
+type Record struct {
+	datapath.Event
+	Prev int32
+	ARP  bool
+	From *Key
+}
+
+// Egress is a probe frame sent to a port whose peer is not a node of the
+// runtime (an instance's kernel stack): Head is the trace index of the
+// last device before it.
+type Egress struct {
+	Key
+	Head  int32
+	Time  time.Duration
+	Probe uint64
+}
+
+type port struct {
+	name    string // interface name
+	fd      int
+	tok     uint64
+	tx      *txQueue
+	up      bool // the link is up (SetLinkState)
+	peer    datapath.PortRef
+	hasPeer bool
+}
+
+type nodeRun struct {
+	r     *Runtime
+	n     datapath.Node
+	name  string
+	ns    vnetns.NsHandle
+	ports []*port
+	byTok map[uint64]int
+	poll  *poller
+	up    atomic.Bool
+	stop  atomic.Bool
+	tid   atomic.Int32
+	done  chan struct{}
+	rx    *batch
+	out   output
+}
+
+// Runtime runs nodes in real time. Node calls never overlap: each node has
+// one goroutine, and Mutate runs its function while no node is inside
+// Receive or SetPortState.
+type Runtime struct {
+	opts  Options
+	start time.Time
+	seed  maphash.Seed
+	gate  sync.RWMutex
+
+	mu     sync.Mutex // nodes, peers
+	nodes  map[string]*nodeRun
+	tokens atomic.Uint64
+	closed bool
+
+	tmu     sync.Mutex // trace, pending, egress
+	trace   []Record
+	pending map[Key][]int32
+	egress  []Egress
+
+	drops   sync.Map // datapath.Reason -> *atomic.Int64
+	frames  atomic.Int64
+	sendErr atomic.Int64
+}
+
+// New returns an empty runtime whose clock starts now.
+func New(opts Options) *Runtime {
+	if opts.ProbeID == nil {
+		opts.ProbeID = func(b []byte) uint64 { id, _ := stack.ProbeIDOf(b); return id }
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 64
+	}
+	if opts.FrameSize <= 0 {
+		opts.FrameSize = 9216
+	}
+	return &Runtime{opts: opts, start: time.Now(), seed: maphash.MakeSeed(),
+		nodes: map[string]*nodeRun{}, pending: map[Key][]int32{}}
+}
+
+// Now is the time since New (monotonic).
+func (r *Runtime) Now() time.Duration { return time.Since(r.start) }
+
+// Start is the wall-clock time Now counts from; kernel timestamps convert
+// to the runtime's time as ts.Sub(Start()).
+func (r *Runtime) Start() time.Time { return r.start }
+
+// AddNode starts n: for every port i with ifaces[i] != "", a socket on that
+// interface inside ns. The node's goroutine runs until Close or
+// RemoveNode. ifaces may be shorter than n.Ports(); ports without an
+// interface drop what the node sends to them (port-down) until AttachPort.
+func (r *Runtime) AddNode(n datapath.Node, ns vnetns.NsHandle, ifaces []string) error {
+	name := n.Name()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return fmt.Errorf("add node %q: %w", name, ErrClosed)
+	}
+	if _, ok := r.nodes[name]; ok {
+		return fmt.Errorf("add node %q: %w", name, ErrDuplicate)
+	}
+	p, err := newPoller()
+	if err != nil {
+		return fmt.Errorf("add node %q: %w", name, err)
+	}
+	nr := &nodeRun{r: r, n: n, name: name, ns: ns, byTok: map[uint64]int{}, poll: p,
+		done: make(chan struct{}), rx: newBatch(r.opts.Batch, r.opts.FrameSize, true)}
+	nr.out = output{nr: nr, head: -1, flood: -1}
+	nr.up.Store(true)
+	nr.ports = make([]*port, len(n.Ports()))
+	for i, ifn := range ifaces {
+		if ifn == "" || i >= len(nr.ports) {
+			continue
+		}
+		if err := nr.attach(i, ifn); err != nil {
+			nr.closeAll()
+			return fmt.Errorf("add node %q: %w", name, err)
+		}
+	}
+	r.nodes[name] = nr
+	go nr.run()
+	return nil
+}
+
+func (nr *nodeRun) attach(i int, ifname string) error {
+	fd, err := OpenSocket(nr.ns, ifname)
+	if err != nil {
+		return fmt.Errorf("port %d: %w", i, err)
+	}
+	tok := nr.r.tokens.Add(1)
+	if err := nr.poll.add(fd, tok); err != nil {
+		closeFD(fd)
+		return fmt.Errorf("port %d (%s): %w", i, ifname, err)
+	}
+	p := nr.ports[i]
+	if p == nil {
+		p = &port{up: true}
+		nr.ports[i] = p
+	}
+	p.name, p.fd, p.tok = ifname, fd, tok
+	p.tx = newTxQueue(fd, nr.r.opts.Batch, nr.r.opts.FrameSize)
+	nr.byTok[tok] = i
+	return nil
+}
+
+func (nr *nodeRun) detach(i int) {
+	p := nr.ports[i]
+	if p == nil || p.fd == 0 {
+		return
+	}
+	nr.poll.remove(p.fd)
+	closeFD(p.fd)
+	delete(nr.byTok, p.tok)
+	p.fd, p.tok, p.tx, p.name = 0, 0, nil, ""
+}
+
+func (nr *nodeRun) closeAll() {
+	for i := range nr.ports {
+		nr.detach(i)
+	}
+	nr.poll.close()
+}
+
+func (r *Runtime) node(name string) (*nodeRun, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	nr, ok := r.nodes[name]
+	if !ok {
+		return nil, fmt.Errorf("node %q: %w", name, ErrUnknownNode)
+	}
+	return nr, nil
+}
+
+// AttachPort opens port of a running node on interface ifname (an
+// instance wired after the node started).
+//
+// AttachPort, DetachPort, Connect, Do, SetLinkState and SetNodeState wait
+// for the nodes to be idle themselves: never call them inside Mutate.
+func (r *Runtime) AttachPort(node string, port int, ifname string) error {
+	nr, err := r.node(node)
+	if err != nil {
+		return fmt.Errorf("attach port: %w", err)
+	}
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	if port < 0 || port >= len(nr.ports) {
+		return fmt.Errorf("attach port %d of %s: %w", port, node, ErrBadPort)
+	}
+	nr.detach(port)
+	if err := nr.attach(port, ifname); err != nil {
+		return fmt.Errorf("attach port of %s: %w", node, err)
+	}
+	return nil
+}
+
+// DetachPort closes port's socket and forgets its peer.
+func (r *Runtime) DetachPort(node string, port int) error {
+	nr, err := r.node(node)
+	if err != nil {
+		return fmt.Errorf("detach port: %w", err)
+	}
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	if port < 0 || port >= len(nr.ports) {
+		return fmt.Errorf("detach port %d of %s: %w", port, node, ErrBadPort)
+	}
+	nr.detach(port)
+	if p := nr.ports[port]; p != nil {
+		p.hasPeer = false
+	}
+	return nil
+}
+
+// Connect records that the two ports of w face each other, so that the
+// lineage of probe frames follows them from one node to the other. A port
+// left unconnected has its peer outside the runtime (see Egress).
+func (r *Runtime) Connect(w datapath.Wire) error {
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	for _, e := range [2][2]datapath.PortRef{{w.A, w.B}, {w.B, w.A}} {
+		nr, err := r.node(e[0].Node)
+		if err != nil {
+			continue // the kernel's side: an instance
+		}
+		if e[0].Port < 0 || e[0].Port >= len(nr.ports) {
+			return fmt.Errorf("connect %s:%d: %w", e[0].Node, e[0].Port, ErrBadPort)
+		}
+		if _, err := r.node(e[1].Node); err != nil {
+			continue
+		}
+		p := nr.ports[e[0].Port]
+		if p == nil {
+			p = &port{up: true}
+			nr.ports[e[0].Port] = p
+		}
+		p.peer, p.hasPeer = e[1], true
+	}
+	return nil
+}
+
+// Mutate runs f while no node is processing a frame.
+func (r *Runtime) Mutate(f func() error) error {
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	return f()
+}
+
+// Do runs f in node's context (its Output) while the node is not
+// processing, e.g. to call SetPortState. It waits for f to return.
+func (r *Runtime) Do(node string, f func(now time.Duration, n datapath.Node, out datapath.Output)) error {
+	nr, err := r.node(node)
+	if err != nil {
+		return fmt.Errorf("do: %w", err)
+	}
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	nr.out.begin(0, -1, false)
+	f(r.Now(), nr.n, &nr.out)
+	nr.out.flush()
+	return nil
+}
+
+// SetLinkState takes the link on ref down or up: frames sent or arriving
+// on it are dropped (port-down) while it is down, and the node (and the
+// peer node, if it is one of the runtime's) gets SetPortState.
+func (r *Runtime) SetLinkState(ref datapath.PortRef, up bool) error {
+	nr, err := r.node(ref.Node)
+	if err != nil {
+		return fmt.Errorf("set link state: %w", err)
+	}
+	if ref.Port < 0 || ref.Port >= len(nr.ports) {
+		return fmt.Errorf("set link state of %s:%d: %w", ref.Node, ref.Port, ErrBadPort)
+	}
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	ends := []datapath.PortRef{ref}
+	if p := nr.ports[ref.Port]; p != nil && p.hasPeer {
+		ends = append(ends, p.peer)
+	}
+	for _, e := range ends {
+		n, err := r.node(e.Node)
+		if err != nil {
+			continue
+		}
+		p := n.ports[e.Port]
+		if p == nil {
+			p = &port{}
+			n.ports[e.Port] = p
+		}
+		if p.up == up {
+			continue
+		}
+		p.up = up
+		if n.up.Load() {
+			n.out.begin(0, -1, false)
+			n.n.SetPortState(r.Now(), e.Port, up, &n.out)
+			n.out.flush()
+		}
+	}
+	return nil
+}
+
+// SetNodeState fails (up false) or restores a node: while down it reads
+// and drops every frame (node-down); its neighbours among the runtime's
+// nodes get SetPortState on the ports facing it. Its state is kept.
+func (r *Runtime) SetNodeState(name string, up bool) error {
+	nr, err := r.node(name)
+	if err != nil {
+		return fmt.Errorf("set node state: %w", err)
+	}
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	if nr.up.Load() == up {
+		return nil
+	}
+	nr.up.Store(up)
+	for _, p := range nr.ports {
+		if p == nil || !p.hasPeer || !p.up {
+			continue
+		}
+		peer, err := r.node(p.peer.Node)
+		if err != nil || !peer.up.Load() {
+			continue
+		}
+		peer.out.begin(0, -1, false)
+		peer.n.SetPortState(r.Now(), p.peer.Port, up, &peer.out)
+		peer.out.flush()
+	}
+	return nil
+}
+
+// RemoveNode stops a node's goroutine and closes its sockets.
+func (r *Runtime) RemoveNode(name string) error {
+	r.mu.Lock()
+	nr, ok := r.nodes[name]
+	delete(r.nodes, name)
+	r.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("remove node %q: %w", name, ErrUnknownNode)
+	}
+	nr.halt()
+	return nil
+}
+
+func (nr *nodeRun) halt() {
+	nr.stop.Store(true)
+	nr.poll.wake()
+	<-nr.done
+	nr.closeAll()
+}
+
+// Close stops every node and closes every socket.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	nodes := make([]*nodeRun, 0, len(r.nodes))
+	for _, nr := range r.nodes {
+		nodes = append(nodes, nr)
+	}
+	r.nodes = map[string]*nodeRun{}
+	r.mu.Unlock()
+	for _, nr := range nodes {
+		nr.stop.Store(true)
+		nr.poll.wake()
+	}
+	for _, nr := range nodes {
+		<-nr.done
+		nr.closeAll()
+	}
+	return nil
+}
+
+// run is the node's goroutine. It keeps its OS thread, which spends its
+// idle time blocked in epoll_wait.
+func (nr *nodeRun) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(nr.done)
+	nr.tid.Store(int32(gettid()))
+	r := nr.r
+	toks := make([]uint64, 0, 64)
+	for !nr.stop.Load() {
+		var err error
+		toks, err = nr.poll.wait(toks)
+		if err != nil || nr.stop.Load() {
+			return
+		}
+		r.gate.RLock()
+		for _, t := range toks {
+			i, ok := nr.byTok[t]
+			if !ok {
+				continue
+			}
+			// A full batch means more is waiting: read on without
+			// another epoll_wait, a few batches at most so that the
+			// other ports and Mutate get their turn.
+			for range 8 {
+				if nr.drain(i) < len(nr.rx.msgs) {
+					break
+				}
+				nr.out.flush()
+			}
+		}
+		nr.out.flush()
+		r.gate.RUnlock()
+	}
+}
+
+// drain reads one batch from port i, hands the frames to the node and
+// returns how many it read.
+func (nr *nodeRun) drain(i int) int {
+	p := nr.ports[i]
+	if p == nil || p.fd == 0 {
+		return 0
+	}
+	n, err := nr.rx.recv(p.fd)
+	if err != nil || n == 0 {
+		return 0
+	}
+	r := nr.r
+	r.frames.Add(int64(n))
+	for k := range n {
+		now := r.Now()
+		b := nr.rx.frame(k)
+		if len(b) < 14 {
+			continue
+		}
+		probe := r.opts.ProbeID(b)
+		arp := isARP(b)
+		var head int32 = -1
+		var from *Key
+		if probe != 0 {
+			key := Key{Node: nr.name, Port: i, Hash: maphash.Bytes(r.seed, b)}
+			if !p.hasPeer {
+				from = &key
+			} else {
+				head = r.popPending(key)
+			}
+		}
+		o := &nr.out
+		o.begin(probe, head, arp)
+		o.now = now
+		o.from = from
+		switch {
+		case !p.up:
+			o.linkDrop(i, false, datapath.ReasonPortDown, "userspace:link-down")
+		case !nr.up.Load():
+			o.linkDrop(i, false, datapath.ReasonNodeDown, "userspace:node-down")
+		default:
+			nr.n.Receive(now, i, b, o)
+		}
+	}
+	return n
+}
+
+func isARP(b []byte) bool {
+	et := uint16(b[12])<<8 | uint16(b[13])
+	if (et == 0x8100 || et == 0x88a8) && len(b) >= 18 {
+		et = uint16(b[16])<<8 | uint16(b[17])
+	}
+	return et == 0x0806
+}
+
+func (r *Runtime) popPending(k Key) int32 {
+	r.tmu.Lock()
+	defer r.tmu.Unlock()
+	q := r.pending[k]
+	if len(q) == 0 {
+		return -1
+	}
+	h := q[0]
+	if len(q) == 1 {
+		delete(r.pending, k)
+	} else {
+		r.pending[k] = q[1:]
+	}
+	return h
+}
+
+func (r *Runtime) countDrop(reason datapath.Reason) {
+	v, ok := r.drops.Load(reason)
+	if !ok {
+		v, _ = r.drops.LoadOrStore(reason, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Add(1)
+}
+
+// output is a node's datapath.Output; it tracks the lineage of the frame
+// being processed as sim does (stack.Resumer included).
+type output struct {
+	nr      *nodeRun
+	now     time.Duration
+	probe   uint64
+	head    int32
+	flood   int32
+	arp     bool
+	from    *Key
+	pending []int // ports with queued frames
+}
+
+var (
+	_ datapath.Output = (*output)(nil)
+	_ stack.Resumer   = (*output)(nil)
+)
+
+func (o *output) begin(probe uint64, head int32, arp bool) {
+	o.now = o.nr.r.Now()
+	o.probe, o.head, o.flood, o.arp, o.from = probe, head, -1, arp, nil
+}
+
+// Context implements stack.Resumer.
+func (o *output) Context() stack.Context {
+	ref := int64(uint32(o.head))
+	if o.arp {
+		ref |= 1 << 32
+	}
+	return stack.Context{Probe: o.probe, Ref: ref}
+}
+
+// Resume implements stack.Resumer.
+func (o *output) Resume(c stack.Context) {
+	o.probe, o.head, o.arp, o.flood, o.from = c.Probe, int32(uint32(c.Ref)), c.Ref&(1<<32) != 0, -1, nil
+}
+
+// Send implements datapath.Output.
+func (o *output) Send(i int, b []byte) {
+	nr := o.nr
+	r := nr.r
+	head := o.head
+	if o.flood >= 0 {
+		o.head = o.flood
+	}
+	if i < 0 || i >= len(nr.ports) || nr.ports[i] == nil || nr.ports[i].tx == nil {
+		o.linkDropAt(i, true, datapath.ReasonPortDown, "userspace:unwired", head)
+		return
+	}
+	p := nr.ports[i]
+	if !p.up {
+		o.linkDropAt(i, true, datapath.ReasonPortDown, "userspace:link-down", head)
+		return
+	}
+	if p.tx.n == 0 {
+		o.pending = append(o.pending, i)
+	}
+	if o.probe != 0 {
+		// Register the frame's lineage before it can reach the peer.
+		if p.hasPeer {
+			k := Key{Node: p.peer.Node, Port: p.peer.Port, Hash: maphash.Bytes(r.seed, b)}
+			r.tmu.Lock()
+			r.pending[k] = append(r.pending[k], head)
+			r.tmu.Unlock()
+		} else {
+			e := Egress{Key: Key{Node: nr.name, Port: i, Hash: maphash.Bytes(r.seed, b)}, Head: head, Time: o.now, Probe: o.probe}
+			r.tmu.Lock()
+			r.egress = append(r.egress, e)
+			r.tmu.Unlock()
+		}
+	}
+	ok, err := p.tx.add(b)
+	if err != nil {
+		r.sendErr.Add(1)
+	}
+	if !ok {
+		o.linkDropAt(i, true, datapath.ReasonQueueFull, "userspace:frame-too-large", head)
+	}
+}
+
+// flush writes every port's queued frames.
+func (o *output) flush() {
+	for _, i := range o.pending {
+		p := o.nr.ports[i]
+		if p == nil || p.tx == nil || p.tx.n == 0 {
+			continue
+		}
+		if err := p.tx.flush(); err != nil {
+			o.nr.r.sendErr.Add(1)
+		}
+	}
+	o.pending = o.pending[:0]
+}
+
+// Trace implements datapath.Output.
+func (o *output) Trace(ev datapath.Event) {
+	ev.Time = o.now
+	ev.Probe = o.probe
+	r := o.nr.r
+	if ev.Action == datapath.ActDrop {
+		r.countDrop(ev.Reason)
+	}
+	if o.probe == 0 {
+		return
+	}
+	rec := Record{Event: ev, Prev: o.head, ARP: o.arp}
+	if o.head < 0 && o.from != nil {
+		rec.From = o.from
+	}
+	r.tmu.Lock()
+	i := int32(len(r.trace))
+	r.trace = append(r.trace, rec)
+	r.tmu.Unlock()
+	switch ev.Action {
+	case datapath.ActDrop:
+	case datapath.ActFlood:
+		o.head, o.flood = i, i
+	default:
+		o.head = i
+	}
+	if r.opts.OnEvent != nil {
+		r.opts.OnEvent(rec)
+	}
+}
+
+func (o *output) linkDrop(port int, out bool, reason datapath.Reason, rule string) {
+	o.linkDropAt(port, out, reason, rule, o.head)
+}
+
+func (o *output) linkDropAt(port int, out bool, reason datapath.Reason, rule string, head int32) {
+	ev := datapath.Event{Node: o.nr.name, Kind: KindLink, Action: datapath.ActDrop, Reason: reason, Rule: rule}
+	if ports := o.nr.n.Ports(); port >= 0 && port < len(ports) {
+		ev.Device = ports[port]
+		if out {
+			ev.OutPort = ev.Device
+		} else {
+			ev.InPort = ev.Device
+		}
+	}
+	saved := o.head
+	o.head = head
+	o.Trace(ev)
+	o.head = saved
+}
+
+// Trace returns a copy of the recorded probe trace.
+func (r *Runtime) Trace() []Record {
+	r.tmu.Lock()
+	defer r.tmu.Unlock()
+	return append([]Record(nil), r.trace...)
+}
+
+// Egress returns a copy of the probe frames sent to peers outside the
+// runtime.
+func (r *Runtime) Egress() []Egress {
+	r.tmu.Lock()
+	defer r.tmu.Unlock()
+	return append([]Egress(nil), r.egress...)
+}
+
+// ResetTrace forgets the recorded trace and egress log.
+func (r *Runtime) ResetTrace() {
+	r.tmu.Lock()
+	defer r.tmu.Unlock()
+	r.trace, r.egress = nil, nil
+	clear(r.pending)
+}
+
+// Stats are the runtime's counters.
+type Stats struct {
+	Frames     int64            // frames read
+	SendErrors int64            // frames the kernel refused
+	Drops      map[string]int64 // traced drops by reason
+}
+
+// Stats returns the counters.
+func (r *Runtime) Stats() Stats {
+	s := Stats{Frames: r.frames.Load(), SendErrors: r.sendErr.Load(), Drops: map[string]int64{}}
+	r.drops.Range(func(k, v any) bool {
+		s.Drops[string(k.(datapath.Reason))] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return s
+}
+
+// Nodes returns the names of the running nodes, sorted.
+func (r *Runtime) Nodes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.nodes))
+	for n := range r.nodes {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,282 @@
+package userspace
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/topologies"
+	"github.com/netbed/netbed/topologies/netns"
+)
+
+// relay is a two-port node that forwards every frame to its other port,
+// or drops it when drop is set.
+type relay struct {
+	name string
+	drop bool
+	seen int
+	down []int
+}
+
+func (n *relay) Name() string    { return n.name }
+func (n *relay) Ports() []string { return []string{"eth1", "eth2"} }
+func (n *relay) Receive(now time.Duration, p int, b []byte, out datapath.Output) {
+	n.seen++
+	if n.drop {
+		out.Trace(datapath.Event{Node: n.name, Device: n.name, Kind: datapath.KindSwitch, InPort: n.Ports()[p], Action: datapath.ActDrop, Reason: datapath.ReasonPolicy, Rule: "test:drop"})
+		return
+	}
+	out.Trace(datapath.Event{Node: n.name, Device: n.name, Kind: datapath.KindSwitch, InPort: n.Ports()[p], OutPort: n.Ports()[1-p], Action: datapath.ActForward})
+	out.Send(1-p, b)
+}
+func (n *relay) SetPortState(now time.Duration, p int, up bool, out datapath.Output) {
+	if !up {
+		n.down = append(n.down, p)
+	}
+}
+
+// chain deploys a -- r1 -- ... -- rN -- b with every link's interfaces
+// named eth1 (towards a) and eth2 (towards b).
+func chain(t testing.TB, relays int) (*netns.Lab, []string) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	tp := &topologies.Topology{Name: testutil.Name("nbtest-us")}
+	names := []string{"a"}
+	for i := range relays {
+		names = append(names, "r"+string(rune('1'+i)))
+	}
+	names = append(names, "b")
+	for _, n := range names {
+		tp.Nodes = append(tp.Nodes, &topologies.Node{Name: n, Role: topologies.RoleToR})
+	}
+	for i := 0; i+1 < len(names); i++ {
+		tp.Links = append(tp.Links, &topologies.Link{A: topologies.Endpoint{Node: names[i], Iface: "eth2"}, B: topologies.Endpoint{Node: names[i+1], Iface: "eth1"}})
+	}
+	opt := &netns.Options{StateRoot: t.TempDir()}
+	t.Cleanup(func() {
+		if _, err := netns.Destroy(tp.Name, opt); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	lab, _, err := netns.Deploy(context.Background(), tp, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Close() })
+	return lab, names
+}
+
+// endpoint is a test socket on a lab interface.
+type endpoint struct{ fd int }
+
+func open(t testing.TB, lab *netns.Lab, node, ifname string) endpoint {
+	t.Helper()
+	ns, err := lab.NsHandle(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := OpenSocket(ns, ifname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return endpoint{fd}
+}
+
+func (e endpoint) send(t testing.TB, b []byte) {
+	t.Helper()
+	if _, err := unix.Write(e.fd, b); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+}
+
+// recv waits up to timeout for a frame whose payload tail matches want.
+func (e endpoint) recv(t testing.TB, match func([]byte) bool, timeout time.Duration) []byte {
+	t.Helper()
+	bt := newBatch(8, 2048, true)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		fds := []unix.PollFd{{Fd: int32(e.fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, 20); err != nil && !errors.Is(err, unix.EINTR) {
+			t.Fatal(err)
+		}
+		n, err := bt.recv(e.fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if b := bt.frame(i); match(b) {
+				return append([]byte(nil), b...)
+			}
+		}
+	}
+	return nil
+}
+
+func probeFrame(id uint64, vid uint16) []byte {
+	var pl [8]byte
+	binary.BigEndian.PutUint64(pl[:], id)
+	b := frame.UDP(frame.IPv4{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2},
+		Src: mustAddr("10.0.0.1"), Dst: mustAddr("10.0.0.2")}, 40000, 7, pl[:])
+	if vid != 0 {
+		b = frame.PushVLAN(nil, b, vid)
+	}
+	return b
+}
+
+func start(t testing.TB, lab *netns.Lab, names []string, relays []*relay) *Runtime {
+	t.Helper()
+	r := New(Options{})
+	t.Cleanup(func() { r.Close() })
+	for i, n := range relays {
+		ns, err := lab.NsHandle(names[i+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.AddNode(n, ns, n.Ports()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i+1 < len(relays); i++ {
+		if err := r.Connect(datapath.Wire{A: datapath.PortRef{Node: relays[i].name, Port: 1}, B: datapath.PortRef{Node: relays[i+1].name, Port: 0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// TestRelayChain sends probe frames (untagged and VLAN-tagged) through two
+// relays and checks that they arrive intact, that the trace follows the
+// frame from one node to the next, that frames from outside carry their
+// key, that frames to outside are logged, and that a failed node drops.
+func TestRelayChain(t *testing.T) {
+	lab, names := chain(t, 2)
+	relays := []*relay{{name: "r1"}, {name: "r2"}}
+	r := start(t, lab, names, relays)
+	a, b := open(t, lab, "a", "eth2"), open(t, lab, "b", "eth1")
+	cases := []struct {
+		name string
+		id   uint64
+		vid  uint16
+	}{{"untagged", 7, 0}, {"tagged", 8, 100}, {"tagged-again", 9, 4094}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := probeFrame(c.id, c.vid)
+			a.send(t, want)
+			got := b.recv(t, func(f []byte) bool { return bytes.Equal(f, want) }, 2*time.Second)
+			if got == nil {
+				t.Fatalf("frame %d (VLAN %d) did not arrive intact", c.id, c.vid)
+			}
+			var recs []Record
+			var idx []int32
+			for i, rec := range r.Trace() {
+				if rec.Probe == c.id {
+					recs = append(recs, rec)
+					idx = append(idx, int32(i))
+				}
+			}
+			if len(recs) != 2 || recs[0].Node != "r1" || recs[1].Node != "r2" {
+				t.Fatalf("trace of probe %d: %+v", c.id, recs)
+			}
+			if recs[0].From == nil || recs[0].From.Node != "r1" || recs[0].From.Port != 0 || recs[0].Prev != -1 {
+				t.Errorf("first record: From %+v Prev %d; want the key of r1 port 0 and no predecessor", recs[0].From, recs[0].Prev)
+			}
+			if recs[1].Prev != idx[0] || recs[1].From != nil {
+				t.Errorf("second record: Prev %d From %+v; want %d (lineage across the veth)", recs[1].Prev, recs[1].From, idx[0])
+			}
+			var eg []Egress
+			for _, e := range r.Egress() {
+				if e.Probe == c.id {
+					eg = append(eg, e)
+				}
+			}
+			if len(eg) != 1 || eg[0].Node != "r2" || eg[0].Port != 1 || eg[0].Head != idx[1] {
+				t.Errorf("egress of probe %d: %+v; want one from r2 port 1 after record %d", c.id, eg, idx[1])
+			}
+		})
+	}
+	t.Run("mutate", func(t *testing.T) {
+		if err := r.Mutate(func() error { relays[1].drop = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		a.send(t, probeFrame(20, 0))
+		if got := b.recv(t, func(f []byte) bool { return bytes.Equal(f, probeFrame(20, 0)) }, 300*time.Millisecond); got != nil {
+			t.Fatal("frame passed a relay told to drop")
+		}
+		r.Mutate(func() error { relays[1].drop = false; return nil })
+		if r.Stats().Drops[string(datapath.ReasonPolicy)] == 0 {
+			t.Error("policy drop not counted")
+		}
+	})
+	t.Run("node-down", func(t *testing.T) {
+		if err := r.SetNodeState("r2", false); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Mutate(func() error {
+			if len(relays[0].down) != 1 || relays[0].down[0] != 1 {
+				t.Errorf("r1 ports told down: %v, want [1]", relays[0].down)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		a.send(t, probeFrame(30, 0))
+		if got := b.recv(t, func(f []byte) bool { return bytes.Equal(f, probeFrame(30, 0)) }, 300*time.Millisecond); got != nil {
+			t.Fatal("frame crossed a failed node")
+		}
+		found := false
+		for _, rec := range r.Trace() {
+			if rec.Probe == 30 && rec.Node == "r2" && rec.Reason == datapath.ReasonNodeDown {
+				found = true
+			}
+		}
+		if !found {
+			t.Error("no node-down drop traced at r2")
+		}
+		r.SetNodeState("r2", true)
+		a.send(t, probeFrame(31, 0))
+		if got := b.recv(t, func(f []byte) bool { return bytes.Equal(f, probeFrame(31, 0)) }, 2*time.Second); got == nil {
+			t.Fatal("frame lost after the node came back")
+		}
+	})
+}
+
+// TestCloseLeavesNothing checks that Close stops every node goroutine.
+func TestCloseLeavesNothing(t *testing.T) {
+	lab, names := chain(t, 2)
+	before := runtime.NumGoroutine()
+	r := New(Options{})
+	relays := []*relay{{name: "r1"}, {name: "r2"}}
+	for i, n := range relays {
+		ns, _ := lab.NsHandle(names[i+1])
+		if err := r.AddNode(n, ns, n.Ports()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if runtime.NumGoroutine() <= before {
+		t.Fatal("no node goroutine started")
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after Close, %d before", n, before)
+	}
+	if err := r.AddNode(&relay{name: "r3"}, 0, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("AddNode after Close: %v, want ErrClosed", err)
+	}
+}

@@ -41,6 +41,9 @@ type Options struct {
 	Clock controller.Clock
 	// StepHistory caps the steps kept per port. Default 64.
 	StepHistory int
+	// GoneHistory caps how many deleted ports keep their steps (for a
+	// timeline read after the deletion). Default 4096.
+	GoneHistory int
 	// AccessVLAN, when set and returning ok, fixes the access VLAN of a
 	// VXLAN network on a leaf (a fabric model whose hosts tag each network
 	// with one VLAN, as evpndriver.Driver.AccessVLAN does); otherwise the CNC
@@ -63,6 +66,9 @@ func (o *Options) defaults() {
 	}
 	if o.StepHistory <= 0 {
 		o.StepHistory = 64
+	}
+	if o.GoneHistory <= 0 {
+		o.GoneHistory = 4096
 	}
 }
 
@@ -96,6 +102,7 @@ type CNC struct {
 	vlans    map[string]map[uint32]uint16 // leaf -> VNI -> access VLAN
 	networks map[string]controller.Segment
 	steps    map[PortID][]Step
+	gone     []PortID // deleted ports whose steps are still kept, oldest first
 }
 
 var _ controller.Overlay = (*CNC)(nil)
@@ -278,6 +285,21 @@ func (c *CNC) record(s Step) {
 	c.steps[s.Port] = st
 }
 
+// forget marks a deleted port: its steps go once GoneHistory newer
+// deleted ports have come.
+func (c *CNC) forget(id PortID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gone = append(c.gone, id)
+	for len(c.gone) > c.opts.GoneHistory {
+		old := c.gone[0]
+		c.gone = c.gone[1:]
+		if _, back := c.bound[old]; !back {
+			delete(c.steps, old)
+		}
+	}
+}
+
 // Steps returns the recorded steps of port, oldest first.
 func (c *CNC) Steps(port PortID) []Step {
 	c.mu.Lock()
@@ -362,6 +384,9 @@ func (c *CNC) reconcile(id PortID, pd *pending) {
 	}
 	// The seed's order: remove from the old leaves, then push to the new.
 	c.removeStale(p, seg, want, pd.oldHosts)
+	if gone {
+		c.forget(id)
+	}
 	if err != nil {
 		c.report(id, p.Name, p.Host, controller.StateError, err.Error())
 		return

@@ -515,3 +515,39 @@ func TestAttachResyncsAfterRestart(t *testing.T) {
 		t.Errorf("bound after Attach: %v", got)
 	}
 }
+
+// Deleted ports keep their steps for a while, not forever.
+func TestStepsOfDeletedPortsAreBounded(t *testing.T) {
+	e := newEnv(t, cnc.Options{GoneHistory: 2})
+	e.network(t, "blue", controller.Segment{Type: controller.SegmentVXLAN, ID: 15}, "10.13.0.0/24")
+	var ids []string
+	for i := range 4 {
+		name := fmt.Sprintf("p%d", i)
+		ids = append(ids, e.place(t, name, "blue", "host-a", controller.StateActive).ID)
+		if _, err := e.svc.DeletePort(ctx(t), name); err != nil {
+			t.Fatal(err)
+		}
+		waitUnbound(t, e, ids[i])
+	}
+	for i, id := range ids {
+		kept := len(e.cnc.Steps(id)) > 0
+		if want := i >= 2; kept != want {
+			t.Errorf("deleted port %d keeps steps = %v, want %v", i, kept, want)
+		}
+	}
+}
+
+// waitUnbound waits until the CNC has released port and finished.
+func waitUnbound(t *testing.T, e *env, port string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for slices.Contains(e.cnc.BoundPorts(), port) {
+		if time.Now().After(deadline) {
+			t.Fatalf("CNC never released port %s", port)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := e.cnc.Wait(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -6,4 +6,28 @@
 // global IPAM and attaches the host side to an OVS-like bridge; mode "ebpf"
 // (generation 3) takes them from the node's own CIDR and routes to a plain
 // lxc veth.
+//
+// A configuration (fields in NetConf):
+//
+//	{
+//	  "cniVersion": "1.1.0",
+//	  "name": "netbed",
+//	  "type": "netbed-cni",
+//	  "mode": "evpn",
+//	  "controllerURL": "unix:///run/netbed/controller.sock",
+//	  "label": "prod-env",
+//	  "createBridge": true,
+//	  "mtu": 1450
+//	}
+//
+// and for generation 3:
+//
+//	{"cniVersion": "1.1.0", "name": "pods", "type": "netbed-cni",
+//	 "mode": "ebpf", "nodeCIDR": "10.244.1.0/24"}
+//
+// A pod's port is named after its identity, first match: an identity label
+// in args.cni.labels (default "statefulset.kubernetes.io/pod-name"),
+// NETBED_IDENTITY in CNI_ARGS, K8S_POD_NAMESPACE and K8S_POD_NAME, the
+// container ID. With keepPort "auto", DEL keeps the port (and its address)
+// of the first two, which are stateful, and deletes the others.
 package main

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -154,7 +155,9 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 	}
 
 	// Step 5–6: the veth pair, configured, attached on the host.
+	wireStart := time.Now()
 	got, err := p.link.Setup(w)
+	wireTook := time.Since(wireStart)
 	if err != nil {
 		if c.conf.Mode == ModeEBPF {
 			_ = newLocalIPAM(c.conf.DataDir, c.conf.Name, c.conf.nodeCIDR).Release(c.holder)
@@ -170,7 +173,8 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 		return nil, nil, types.NewError(types.ErrInternal, fmt.Sprintf("wire pod %s: %v", c.id.Port, err), "")
 	}
 	if c.registers() {
-		if _, err := c.client.SetUnderlayState(c.ctx, port.Name, controller.StateUpdate{State: controller.StateActive, Host: c.conf.Host, Reason: "wired " + c.hostIf}); err != nil {
+		if _, err := c.client.SetUnderlayState(c.ctx, port.Name, controller.StateUpdate{State: controller.StateActive, Host: c.conf.Host,
+			Reason: fmt.Sprintf("wired %s <-> %s in %v", c.hostIf, args.IfName, wireTook.Round(time.Microsecond))}); err != nil {
 			_ = p.link.Teardown(args.Netns, args.IfName, c.hostIf)
 			return nil, nil, controllerError(fmt.Sprintf("report port %q underlay ACTIVE", port.Name), err)
 		}

@@ -212,3 +212,28 @@ func TestRealControllerExhaustedAndUnknownLabel(t *testing.T) {
 func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
+
+// A malformed config is refused before anything changes: no port in the
+// controller, no link.
+func TestMalformedConfigChangesNothing(t *testing.T) {
+	rc := startController(t, "10.22.0.0/24")
+	ln := newFakeLinker()
+	a := realPlugin("host-a", ln)
+	for _, tc := range malformed {
+		extra := map[string]any{}
+		for k, v := range tc.extra {
+			extra[k] = v
+		}
+		if _, ok := extra["controllerURL"]; !ok {
+			extra["controllerURL"] = rc.unixURL
+		}
+		_, _, err := a.add(args(confJSON(t, "1.0.0", extra), "c1", "NETBED_IDENTITY=x"))
+		if err == nil {
+			t.Errorf("%s: ADD accepted", tc.name)
+		}
+	}
+	ports, err := rc.svc.ListPorts(context.Background())
+	if err != nil || len(ports) != 0 || len(ln.links) != 0 {
+		t.Errorf("malformed ADDs left ports %v (%v) and links %v", ports, err, ln.links)
+	}
+}

@@ -192,13 +192,15 @@ func (b *FabricBackend) startController() error {
 
 func (b *FabricBackend) stopController() error {
 	var errs []error
-	if b.cnc != nil {
-		errs = append(errs, b.cnc.Close())
-		b.cnc = nil
-	}
+	// The service first: its hooks feed the CNC, which must not get work
+	// while it shuts down.
 	if b.svc != nil {
 		b.svc.Close()
 		b.svc = nil
+	}
+	if b.cnc != nil {
+		errs = append(errs, b.cnc.Close())
+		b.cnc = nil
 	}
 	if b.st != nil {
 		errs = append(errs, b.st.Close())

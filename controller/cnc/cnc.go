@@ -561,6 +561,13 @@ func (c *CNC) config(a Attachment, vlan uint16, seg controller.Segment, p contro
 // VLAN: the network's own for a VLAN network; for a VXLAN network, the
 // leaf's VLAN for the VNI, allocated (lowest free) on first use.
 func (c *CNC) acquire(a Attachment, port PortID, seg controller.Segment) (uint16, error) {
+	// Ask a fixed VLAN before taking c.mu: the callback may take a lock of
+	// the fabric model whose holder may call into the CNC.
+	var fixed uint16
+	var isFixed bool
+	if seg.Type == controller.SegmentVXLAN && c.opts.AccessVLAN != nil {
+		fixed, isFixed = c.opts.AccessVLAN(a.Leaf, seg.ID)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var vlan uint16
@@ -570,11 +577,9 @@ func (c *CNC) acquire(a Attachment, port PortID, seg controller.Segment) (uint16
 		vlan = uint16(seg.ID)
 	case controller.SegmentVXLAN:
 		vni = seg.ID
-		if c.opts.AccessVLAN != nil {
-			if v, ok := c.opts.AccessVLAN(a.Leaf, vni); ok {
-				vlan = v
-				break
-			}
+		if isFixed {
+			vlan = fixed
+			break
 		}
 		lv := c.vlans[a.Leaf]
 		if lv == nil {

@@ -274,12 +274,19 @@ func sendReceive(lab *Lab, from, to topologies.Endpoint, payload string) error {
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, eth, gopacket.Payload(payload)); err != nil {
 		return err
 	}
-	if _, err := unix.Write(sfd, buf.Bytes()); err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
+	// A veth whose peer came up a moment ago may not carry the first
+	// frame, so the frame is sent again every half second until it
+	// arrives or the deadline passes.
+	deadline := time.Now().Add(10 * time.Second)
+	var resend time.Time
 	b := make([]byte, 2048)
 	for time.Now().Before(deadline) {
+		if time.Now().After(resend) {
+			if _, err := unix.Write(sfd, buf.Bytes()); err != nil {
+				return fmt.Errorf("send: %w", err)
+			}
+			resend = time.Now().Add(500 * time.Millisecond)
+		}
 		n, sa, err := unix.Recvfrom(rfd, b, 0)
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			continue

@@ -126,6 +126,17 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 			if port, created, err = c.client.EnsurePort(c.ctx, req); err != nil {
 				return nil, nil, controllerError(fmt.Sprintf("register port %q", c.id.Port), err)
 			}
+			if !slices.Contains(port.Addrs(), addr) {
+				// The identity held an address of another node's CIDR:
+				// in generation 3 addresses never leave their node, so it
+				// gets this node's.
+				if _, err := c.client.DeletePort(c.ctx, port.Name); err != nil && !errors.Is(err, controller.ErrNotFound) {
+					return nil, nil, controllerError(fmt.Sprintf("replace port %q", port.Name), err)
+				}
+				if port, created, err = c.client.EnsurePort(c.ctx, req); err != nil {
+					return nil, nil, controllerError(fmt.Sprintf("register port %q", c.id.Port), err)
+				}
+			}
 		}
 	} else {
 		// The seed's steps 2–4 and 7: get (or create) the port by the

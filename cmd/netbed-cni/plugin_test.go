@@ -355,3 +355,35 @@ func TestGCReleasesLocalAddresses(t *testing.T) {
 		}
 	}
 }
+
+// In ebpf mode an identity registered in the controller that comes up on
+// another node gets that node's address: addresses never leave a node.
+func TestEBPFRegisteredIdentityMovesNodes(t *testing.T) {
+	cl := newFakeClient()
+	mk := func(node, cidr string) (*plugin, []byte) {
+		p := &plugin{hostname: func() (string, error) { return node, nil }, link: newFakeLinker(),
+			newClient: func(*NetConf) (portClient, error) { return cl, nil }}
+		return p, confJSON(t, "1.1.0", map[string]any{"mode": "ebpf", "nodeCIDR": cidr, "dataDir": t.TempDir(), "keepPort": KeepAlways})
+	}
+	a, ca := mk("node-1", "10.244.1.0/24")
+	b, cb := mk("node-2", "10.244.2.0/24")
+	ra, _, err := a.add(args(ca, "c1", "NETBED_IDENTITY=db-0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmdDel(args(ca, "c1", "NETBED_IDENTITY=db-0")); err != nil {
+		t.Fatal(err)
+	}
+	rb, _, err := b.add(args(cb, "c2", "NETBED_IDENTITY=db-0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := netip.AddrFromSlice(rb.IPs[0].Address.IP)
+	if !netip.MustParsePrefix("10.244.2.0/24").Contains(got.Unmap()) {
+		t.Fatalf("on node-2 the identity got %v (node-1 gave %v)", rb.IPs[0].Address, ra.IPs[0].Address)
+	}
+	p := cl.ports["id:db-0"]
+	if p.Host != "node-2" || !slices.Contains(p.Addrs(), got.Unmap()) {
+		t.Errorf("controller port after the move: %+v", p)
+	}
+}

@@ -157,15 +157,15 @@ func (s *Service) CreateNetwork(ctx context.Context, r NetworkRequest) (Network,
 
 // resolveNetwork finds a network by ID or name.
 func resolveNetwork(tx store.Tx, ref string) (Network, error) {
-	var n Network
-	id := []byte(ref)
-	if tx.Get(bNetworks, id) == nil {
-		id = tx.Get(bNetName, []byte(ref))
-		if id == nil {
-			return n, fmt.Errorf("network %q: %w (list networks to see the names)", ref, ErrNotFound)
-		}
+	n, ok, err := networkMemo.get(tx, bNetworks, []byte(ref))
+	if ok || err != nil {
+		return n, err
 	}
-	_, err := getJSON(tx, bNetworks, id, &n)
+	id := tx.Get(bNetName, []byte(ref))
+	if id == nil {
+		return n, fmt.Errorf("network %q: %w (list networks to see the names)", ref, ErrNotFound)
+	}
+	n, _, err = networkMemo.get(tx, bNetworks, id)
 	return n, err
 }
 
@@ -229,8 +229,8 @@ func labelNetworks(tx store.Tx, label string) ([]Network, error) {
 	}
 	out := make([]Network, 0, len(ids))
 	for _, id := range ids {
-		var n Network
-		if _, err := getJSON(tx, bNetworks, []byte(id), &n); err != nil {
+		n, _, err := networkMemo.get(tx, bNetworks, []byte(id))
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, n)
@@ -288,8 +288,8 @@ func networkSubnets(tx store.Tx, netID string) ([]Subnet, error) {
 	}
 	out := make([]Subnet, 0, len(ids))
 	for _, id := range ids {
-		var sub Subnet
-		if _, err := getJSON(tx, bSubnets, []byte(id), &sub); err != nil {
+		sub, _, err := subnetMemo.get(tx, bSubnets, []byte(id))
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, sub)
@@ -837,8 +837,7 @@ func (s *Service) EnsurePort(ctx context.Context, r PortRequest) (p Port, create
 }
 
 func networkOf(tx store.Tx, p Port) (Network, error) {
-	var n Network
-	ok, err := getJSON(tx, bNetworks, []byte(p.Network), &n)
+	n, ok, err := networkMemo.get(tx, bNetworks, []byte(p.Network))
 	if err == nil && !ok {
 		err = fmt.Errorf("port %q: network %s: %w", p.Name, p.Network, ErrNotFound)
 	}
@@ -954,8 +953,8 @@ func (s *Service) DeletePort(ctx context.Context, name string) (Port, error) {
 			return err
 		}
 		for _, ip := range p.IPs {
-			var sub Subnet
-			if _, err := getJSON(tx, bSubnets, []byte(ip.Subnet), &sub); err != nil {
+			sub, _, err := subnetMemo.get(tx, bSubnets, []byte(ip.Subnet))
+			if err != nil {
 				return err
 			}
 			if err := ipam.Release(tx, sub.pool(), ip.Address, portHolderPrefix+p.ID); err != nil {

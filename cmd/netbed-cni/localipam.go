@@ -112,6 +112,11 @@ func (l *localIPAM) Allocate(holder string) (addr, gw netip.Addr, err error) {
 			return false, nil
 		}
 		a, err := s.Pool.Allocate()
+		if err != nil && s.Pool.Used() < s.Pool.Size() {
+			// NodePool.Allocate can miss free addresses behind its cursor
+			// in a CIDR smaller than 64 addresses; find one by hand.
+			a, err = firstFree(s.Pool)
+		}
 		if err != nil {
 			return false, fmt.Errorf("node CIDR %v: %w", l.cidr, err)
 		}
@@ -163,4 +168,14 @@ func (l *localIPAM) GC(valid map[string]bool) error {
 		}
 		return changed, nil
 	})
+}
+
+// firstFree reserves and returns the lowest free address of p.
+func firstFree(p *ipam.NodePool) (netip.Addr, error) {
+	for a := p.CIDR().Addr(); p.CIDR().Contains(a); a = a.Next() {
+		if !p.InUse(a) {
+			return a, p.Reserve(a)
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("%w (pool %v)", ipam.ErrPoolExhausted, p.CIDR())
 }

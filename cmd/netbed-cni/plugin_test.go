@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -253,29 +254,38 @@ func TestCheckAndStatusFake(t *testing.T) {
 }
 
 func TestLocalIPAM(t *testing.T) {
+	for _, tc := range []struct {
+		cidr string
+		n    int // addresses for pods
+	}{{"10.244.1.0/26", 61}, {"10.244.1.0/28", 13}, {"10.244.2.0/23", 509}} {
+		t.Run(tc.cidr, func(t *testing.T) { testLocalIPAM(t, netip.MustParsePrefix(tc.cidr), tc.n) })
+	}
+}
+
+func testLocalIPAM(t *testing.T, cidr netip.Prefix, n int) {
 	dir := t.TempDir()
-	cidr := netip.MustParsePrefix("10.244.1.0/26") // 64 addresses: 61 for pods
 	l := newLocalIPAM(dir, "netbed", cidr)
-	const n = 61
-	got := make(chan netip.Addr, n)
-	errs := make(chan error, n)
+	got := make([]netip.Addr, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
 	for i := range n {
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			a, gw, err := l.Allocate(fmt.Sprintf("c%d/eth0", i))
-			if err == nil && gw != netip.MustParseAddr("10.244.1.1") {
+			if err == nil && gw != cidr.Addr().Next() {
 				err = fmt.Errorf("gateway %v", gw)
 			}
-			errs <- err
-			got <- a
+			got[i], errs[i] = a, err
 		}()
 	}
+	wg.Wait()
 	seen := map[netip.Addr]bool{}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+	for i, a := range got {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
 		}
-		a := <-got
-		if seen[a] || !cidr.Contains(a) || a == netip.MustParseAddr("10.244.1.1") {
+		if seen[a] || !cidr.Contains(a) || a == cidr.Addr().Next() {
 			t.Fatalf("bad or duplicate address %v (have %v)", a, seen)
 		}
 		seen[a] = true

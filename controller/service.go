@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"sort"
 	"strings"
@@ -30,10 +31,11 @@ const (
 	bPortName    = "ports.name"       // name -> id
 	bPortHost    = "ports.host"       // host 0 id -> ""
 	bPortMAC     = "ports.mac"        // network id 0 mac -> id
+	bNetMACSeq   = "networks.macseq"  // network id -> last generated MAC counter
 )
 
 // Buckets lists every bucket the service and its IPAM use, for dumps.
-var Buckets = []string{bNetworks, bNetName, bNetLabel, bNetSegment, bSubnets, bSubnetByNet,
+var Buckets = []string{bNetworks, bNetName, bNetLabel, bNetSegment, bNetMACSeq, bSubnets, bSubnetByNet,
 	bPorts, bPortName, bPortHost, bPortMAC, ipam.BucketAddrs, ipam.BucketPools}
 
 const portHolderPrefix = "port:"
@@ -653,34 +655,37 @@ func mustPort(tx store.Tx, name string) (Port, error) {
 
 func savePort(tx store.Tx, p Port) error { return putJSON(tx, bPorts, []byte(p.ID), p) }
 
-// macFor returns the MAC to give a new port: the asked one, or one derived
-// from seed that is free in the network.
-func macFor(tx store.Tx, netID, asked string, seed [5]byte) (string, error) {
+// macFor returns the MAC to give a new port: the asked one, or the next of
+// the network's sequence, 02:hh:hh:cc:cc:cc (locally administered; hh a hash
+// of the network ID, c a counter kept in the store), skipping MACs taken by
+// hand. Sequential MACs keep the MAC index's writes on few pages.
+func macFor(tx store.Tx, netID, asked string) (string, error) {
 	if asked != "" {
 		if id := tx.Get(bPortMAC, key(netID, asked)); id != nil {
 			return "", fmt.Errorf("%w: MAC %s is used by port %s in this network; omit mac to get a free one", ErrExists, asked, id)
 		}
 		return asked, nil
 	}
-	b := seed
-	for range 1 << 16 {
-		m := fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4])
+	h := fnv.New32a()
+	h.Write([]byte(netID))
+	hh := h.Sum32()
+	var seq uint32
+	if v := tx.Get(bNetMACSeq, []byte(netID)); len(v) == 4 {
+		seq = binary.BigEndian.Uint32(v)
+	}
+	for range 1 << 24 {
+		seq = (seq + 1) & 0xffffff
+		m := fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", byte(hh>>8), byte(hh), byte(seq>>16), byte(seq>>8), byte(seq))
 		if tx.Get(bPortMAC, key(netID, m)) == nil {
-			return m, nil
-		}
-		for i := 4; i >= 0; i-- { // next MAC
-			b[i]++
-			if b[i] != 0 {
-				break
-			}
+			return m, tx.Put(bNetMACSeq, []byte(netID), binary.BigEndian.AppendUint32(nil, seq))
 		}
 	}
-	return "", fmt.Errorf("no free MAC near %x", seed)
+	return "", fmt.Errorf("%w: every generated MAC of network %s is taken", ipam.ErrPoolExhausted, netID)
 }
 
 // createPortTx creates the port in tx: network choice, address, MAC, name
 // and host indexes, binding states. now is the creation time.
-func (s *Service) createPortTx(tx store.Tx, r PortRequest, id string, seed [5]byte) (Port, error) {
+func (s *Service) createPortTx(tx store.Tx, r PortRequest, id string) (Port, error) {
 	if old := tx.Get(bPortName, []byte(r.Name)); old != nil {
 		return Port{}, fmt.Errorf("%w: port %q (id %s); ports names are unique, delete it or use another name", ErrExists, r.Name, old)
 	}
@@ -690,7 +695,7 @@ func (s *Service) createPortTx(tx store.Tx, r PortRequest, id string, seed [5]by
 	}
 	now := s.clock.Now()
 	p := Port{ID: id, Name: r.Name, Network: n.ID, DeviceOwner: r.DeviceOwner, UnderlayState: StateDown, OverlayState: StateDown, Created: now}
-	if p.MAC, err = macFor(tx, n.ID, r.MAC, seed); err != nil {
+	if p.MAC, err = macFor(tx, n.ID, r.MAC); err != nil {
 		return Port{}, err
 	}
 	if p.IPs, err = allocatePortIPs(tx, n, subs, r.IP, portHolderPrefix+id); err != nil {
@@ -754,24 +759,16 @@ func (s *Service) bindTx(tx store.Tx, p *Port, n Network, host string) error {
 	return nil
 }
 
-func randSeed() [5]byte {
-	var b [5]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	return b
-}
-
 // CreatePort creates a port and allocates its addresses in one transaction;
 // with a host it is bound at once and the overlay is told asynchronously.
 func (s *Service) CreatePort(ctx context.Context, r PortRequest) (Port, error) {
 	if err := r.validate(); err != nil {
 		return Port{}, fmt.Errorf("create port %q: %w", r.Name, err)
 	}
-	id, seed := newID("port-"), randSeed()
+	id := newID("port-")
 	var p Port
 	err := s.st.Update(ctx, func(tx store.Tx) (err error) {
-		p, err = s.createPortTx(tx, r, id, seed)
+		p, err = s.createPortTx(tx, r, id)
 		return err
 	})
 	if err != nil {
@@ -790,7 +787,7 @@ func (s *Service) EnsurePort(ctx context.Context, r PortRequest) (p Port, create
 	if err := r.validate(); err != nil {
 		return Port{}, false, fmt.Errorf("ensure port %q: %w", r.Name, err)
 	}
-	id, seed := newID("port-"), randSeed()
+	id := newID("port-")
 	var oldHost string
 	err = s.st.Update(ctx, func(tx store.Tx) error {
 		oldHost, created = "", false
@@ -800,7 +797,7 @@ func (s *Service) EnsurePort(ctx context.Context, r PortRequest) (p Port, create
 		}
 		if !ok {
 			created = true
-			p, err = s.createPortTx(tx, r, id, seed)
+			p, err = s.createPortTx(tx, r, id)
 			return err
 		}
 		n, err := networkOf(tx, cur)

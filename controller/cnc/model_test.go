@@ -124,6 +124,9 @@ func compareWithModel(t *testing.T, c *cnc.CNC, drv *cnc.MemoryDriver, svc *mode
 			wantM[mapping{a.Leaf, a.Iface, svc.nets[p.Network].ID}] = true
 		}
 	}
+	if len(wantE) == 0 || len(wantM) == 0 {
+		t.Fatal("the run left no port bound: the model checks nothing")
+	}
 	gotE, gotM := map[entry]bool{}, map[mapping]bool{}
 	for _, leaf := range []string{"leaf1", "leaf2", "leaf3", "leaf4"} {
 		s := drv.Leaf(leaf)

@@ -2,6 +2,7 @@ package cnc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -100,7 +101,7 @@ func NewMemoryDriver() *MemoryDriver {
 }
 
 // ErrInjected is the error of a call that Fail made fail.
-var ErrInjected = fmt.Errorf("injected leaf failure")
+var ErrInjected = errors.New("injected leaf failure")
 
 // Fail makes the next n calls for leaf fail with ErrInjected; n < 0 makes
 // every call fail until Fail(leaf, 0).

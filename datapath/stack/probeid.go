@@ -67,7 +67,8 @@ func innerIPv4(b []byte) (l4, bool) {
 			return l4{}, false
 		}
 		p := l4{proto: ip[9], src: [4]byte(ip[12:16]), dst: [4]byte(ip[16:20]), seg: ip[ihl:total]}
-		if p.proto == protoUDP && len(p.seg) >= 8+8 && binary.BigEndian.Uint16(p.seg[2:4]) == vxlanPort {
+		if p.proto == protoUDP && len(p.seg) >= 8+8 && binary.BigEndian.Uint16(p.seg[2:4]) == vxlanPort &&
+			int(binary.BigEndian.Uint16(p.seg[4:6])) == len(p.seg) {
 			b = p.seg[16:] // UDP header, VXLAN header, inner frame
 			continue
 		}
@@ -91,7 +92,7 @@ func (p l4) payload() ([]byte, Flow, bool) {
 		}
 		return s[8:], f, true
 	case protoUDP:
-		if len(s) < 8 {
+		if len(s) < 8 || int(binary.BigEndian.Uint16(s[4:6])) != len(s) {
 			return nil, f, false
 		}
 		f.SrcPort, f.DstPort = binary.BigEndian.Uint16(s[0:2]), binary.BigEndian.Uint16(s[2:4])

@@ -7,13 +7,14 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/datapath/stack"
 )
 
 // Decoder finds the probe ID and innermost flow of captured frames with
-// gopacket's DecodingLayerParser. VXLAN is decoded through: the inner
-// frame's layers overwrite the outer ones, so what is left is the
-// innermost packet. A Decoder is not safe for concurrent use.
+// gopacket's DecodingLayerParser, one pass per encapsulation level (the
+// outer packet is checked before its VXLAN payload is decoded). A Decoder
+// is not safe for concurrent use.
 type Decoder struct {
 	dlp     *gopacket.DecodingLayerParser
 	eth     layers.Ethernet
@@ -32,7 +33,7 @@ type Decoder struct {
 func NewDecoder() *Decoder {
 	d := &Decoder{decoded: make([]gopacket.LayerType, 0, 16)}
 	d.dlp = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet,
-		&d.eth, &d.dot1q, &d.ip4, &d.udp, &d.tcp, &d.icmp, &d.vxlan, &d.arp, &d.payload)
+		&d.eth, &d.dot1q, &d.ip4, &d.udp, &d.tcp, &d.icmp, &d.arp, &d.payload)
 	d.dlp.IgnoreUnsupported = true
 	return d
 }
@@ -53,40 +54,53 @@ type Decoded struct {
 // Decode decodes b. It allocates nothing once warm.
 func (d *Decoder) Decode(b []byte) Decoded {
 	var out Decoded
-	// Errors only say that decoding stopped early; what was decoded is
-	// still valid.
-	_ = d.dlp.DecodeLayers(b, &d.decoded)
-	last := gopacket.LayerTypeZero
-	for _, lt := range d.decoded {
-		switch lt {
-		case layers.LayerTypeDot1Q:
-			if out.VLAN == 0 && !out.VXLAN {
-				out.VLAN = d.dot1q.VLANIdentifier
-			}
-		case layers.LayerTypeARP:
-			out.ARP = true
-		case layers.LayerTypeVXLAN:
-			out.VXLAN = true
-		case layers.LayerTypeIPv4:
-			if d.ip4.Flags&layers.IPv4MoreFragments != 0 || d.ip4.FragOffset != 0 {
-				return out
+	for depth := 0; depth < 3; depth++ {
+		// Errors only say that decoding stopped early (at VXLAN, which
+		// is decoded below, or at an unsupported layer); what was
+		// decoded is still valid.
+		_ = d.dlp.DecodeLayers(b, &d.decoded)
+		for _, lt := range d.decoded {
+			switch lt {
+			case layers.LayerTypeDot1Q:
+				if out.VLAN == 0 && depth == 0 {
+					out.VLAN = d.dot1q.VLANIdentifier
+				}
+			case layers.LayerTypeARP:
+				out.ARP = true
 			}
 		}
-		last = lt
+		if !has(d.decoded, layers.LayerTypeIPv4) {
+			return out
+		}
+		// Only well-formed, unfragmented packets carry probes (the rules
+		// stack.ProbeIDOf applies).
+		ip := &d.ip4
+		if ip.Version != 4 || ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 ||
+			len(ip.Contents)+len(ip.Payload) != int(ip.Length) ||
+			binary.BigEndian.Uint16(ip.Contents[2:4]) != ip.Length { // gopacket reads length 0 as "all" (TSO)
+			return out
+		}
+		if ip.Protocol == layers.IPProtocolUDP && has(d.decoded, layers.LayerTypeUDP) &&
+			d.udp.DstPort == layers.UDPPort(frame.VXLANPort) && int(d.udp.Length) == len(d.ip4.Payload) &&
+			len(d.udp.Payload) >= 8 {
+			if err := d.vxlan.DecodeFromBytes(d.udp.Payload, gopacket.NilDecodeFeedback); err != nil {
+				return out
+			}
+			out.VXLAN = true
+			b = d.vxlan.Payload
+			continue
+		}
+		return d.transport(out)
 	}
+	return out
+}
+
+// transport reads the flow and probe ID from the decoded innermost packet.
+func (d *Decoder) transport(out Decoded) Decoded {
 	var pl []byte
-	f := stack.Flow{}
-	switch last {
-	case layers.LayerTypeICMPv4, layers.LayerTypeUDP, layers.LayerTypeTCP, gopacket.LayerTypePayload:
-	default:
-		return out
-	}
-	if !has(d.decoded, layers.LayerTypeIPv4) {
-		return out
-	}
+	f := stack.Flow{Proto: uint8(d.ip4.Protocol)}
 	f.Src, _ = netip.AddrFromSlice(d.ip4.SrcIP)
 	f.Dst, _ = netip.AddrFromSlice(d.ip4.DstIP)
-	f.Proto = uint8(d.ip4.Protocol)
 	switch d.ip4.Protocol {
 	case layers.IPProtocolICMPv4:
 		if !has(d.decoded, layers.LayerTypeICMPv4) {
@@ -97,7 +111,7 @@ func (d *Decoder) Decode(b []byte) Decoded {
 			pl = d.icmp.Payload
 		}
 	case layers.IPProtocolUDP:
-		if !has(d.decoded, layers.LayerTypeUDP) {
+		if !has(d.decoded, layers.LayerTypeUDP) || int(d.udp.Length) != len(d.ip4.Payload) {
 			return out
 		}
 		f.SrcPort, f.DstPort = uint16(d.udp.SrcPort), uint16(d.udp.DstPort)
@@ -108,9 +122,6 @@ func (d *Decoder) Decode(b []byte) Decoded {
 		}
 		f.SrcPort, f.DstPort = uint16(d.tcp.SrcPort), uint16(d.tcp.DstPort)
 		pl = d.tcp.Payload
-	default:
-		out.Flow, out.HasFlow = f, true
-		return out
 	}
 	out.Flow, out.HasFlow = f, true
 	if len(pl) == stack.ProbePayloadLen {

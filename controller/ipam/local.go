@@ -110,8 +110,12 @@ func (p *NodePool) allocLocked() (uint32, bool) {
 	n := uint32(len(p.words))
 	w := p.cursor >> 6
 	// First word: mask off bits below the cursor.
+	// Bits past the pool's end count as free here; take refuses them and
+	// the search goes on from the next word (wrapping to this one).
 	if free := ^p.words[w] &^ (1<<(p.cursor&63) - 1); free != 0 {
-		return p.take(w, free)
+		if i, ok := p.take(w, free); ok {
+			return i, true
+		}
 	}
 	for k := uint32(1); k <= n; k++ {
 		wi := (w + k) % n

@@ -799,3 +799,39 @@ func TestExternalOverlay(t *testing.T) {
 	}
 	tb.conserve(t)
 }
+
+func TestHostSlots(t *testing.T) {
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(topo, Options{TapSlots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddNetwork(netRed1); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := f.Host("host1")
+	up := len(h.Ports())
+	for i := range 3 {
+		d := instDef{fmt.Sprintf("s%d", i), "host1", "red1", fmt.Sprintf("10.0.1.%d/24", 10+i)}
+		_, w, err := f.AddInstance(d.spec(i + 1))
+		switch {
+		case i < 2 && (err != nil || w.B.Port != up+i):
+			t.Errorf("instance %d: port %d, err %v; want port %d", i, w.B.Port, err, up+i)
+		case i == 2 && !errors.Is(err, ErrHostFull):
+			t.Errorf("third instance on a 2-slot host: %v, want ErrHostFull", err)
+		}
+	}
+	if c := f.Capacity(); c.Instances != 2 || c.Routes.MACIP != 2 {
+		t.Errorf("after a refused attach: %+v", c)
+	}
+	// A freed slot is reused.
+	if err := f.RemoveInstance("s0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, w, err := f.AddInstance(instDef{"s9", "host1", "red1", "10.0.1.99/24"}.spec(9)); err != nil || w.B.Port != up {
+		t.Errorf("re-attach: port %d err %v, want the freed port %d", w.B.Port, err, up)
+	}
+}

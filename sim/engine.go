@@ -38,9 +38,20 @@ type LinkOpts struct {
 
 // direction is one way of a wire: a FIFO of transmission end times.
 type direction struct {
-	ends    []time.Duration // ring of the queued frames' end times; nil if unbounded
+	ends    []time.Duration // ring of the queued frames' end times, grown up to limit
+	limit   int             // QueueFrames; 0: unbounded, no ring
 	head, n int
 	lastEnd time.Duration // when the last queued frame finishes serialising
+}
+
+// grow doubles the ring (up to limit), unrolling it: most links never
+// queue more than a few frames, so their rings stay small and in cache.
+func (d *direction) grow() {
+	n := min(max(2*len(d.ends), 4), d.limit)
+	ends := make([]time.Duration, n)
+	k := copy(ends, d.ends[d.head:])
+	copy(ends[k:], d.ends[:d.head])
+	d.ends, d.head = ends, 0
 }
 
 type wireState struct {
@@ -257,7 +268,7 @@ func (e *Engine) Connect(w datapath.Wire, opts LinkOpts) (int, error) {
 		}
 		ws.node[s], ws.port[s] = ni, int32(end.Port)
 		if opts.QueueFrames > 0 {
-			ws.dir[s].ends = make([]time.Duration, opts.QueueFrames)
+			ws.dir[s].limit = opts.QueueFrames
 		}
 	}
 	wi := int32(len(e.wires))
@@ -485,7 +496,7 @@ func (e *Engine) send(ni int32, port int, b []byte) {
 		return
 	}
 	d := &w.dir[side]
-	if d.ends != nil {
+	if d.limit > 0 {
 		if d.lastEnd <= e.now {
 			// Idle wire: the queue is empty, no need to walk it.
 			d.n = 0
@@ -496,7 +507,7 @@ func (e *Engine) send(ni int32, port int, b []byte) {
 			}
 			d.n--
 		}
-		if d.n == len(d.ends) {
+		if d.n == d.limit {
 			e.linkDrop(n, port, true, datapath.ReasonQueueFull, "sim:queue-full", head)
 			return
 		}
@@ -504,7 +515,10 @@ func (e *Engine) send(ni int32, port int, b []byte) {
 	start := max(e.now, d.lastEnd)
 	end := start + serialisation(len(b), w.w.Rate)
 	d.lastEnd = end
-	if d.ends != nil {
+	if d.limit > 0 {
+		if d.n == len(d.ends) {
+			d.grow()
+		}
 		i := d.head + d.n
 		if i >= len(d.ends) {
 			i -= len(d.ends)

@@ -23,7 +23,9 @@ func (e *Engine) SetLinkState(at time.Duration, wire int, up bool) error {
 		w.up = up
 		if !up {
 			w.epoch++
-			w.dir = [2]direction{{ends: w.dir[0].ends}, {ends: w.dir[1].ends}}
+			for s := range w.dir {
+				w.dir[s].head, w.dir[s].n, w.dir[s].lastEnd = 0, 0, 0
+			}
 		}
 		for s := range 2 {
 			e.portState(w.node[s], int(w.port[s]), up)

@@ -32,4 +32,11 @@
 // failed over to them: MAC mobility). The table and every leaf that shares
 // it must be driven from one goroutine (the simulator does; a real-time
 // runtime must serialise route updates with Receive).
+//
+// # Limits
+//
+// The model routes IPv4 only (IPv6 routes are ignored). Multihoming is a
+// host's active-backup bond with MAC mobility, not EVPN multihoming (no
+// ESI, aliasing or designated forwarder). Control-plane convergence, of
+// the route table and of the underlay after a link change, is instant.
 package evpn

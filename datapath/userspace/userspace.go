@@ -115,6 +115,7 @@ type Runtime struct {
 
 	tmu     sync.Mutex // trace, pending, egress
 	trace   []Record
+	byProbe map[uint64][]int32
 	pending map[Key][]int32
 	egress  []Egress
 
@@ -135,7 +136,7 @@ func New(opts Options) *Runtime {
 		opts.FrameSize = 9216
 	}
 	return &Runtime{opts: opts, start: time.Now(), seed: maphash.MakeSeed(),
-		nodes: map[string]*nodeRun{}, pending: map[Key][]int32{}}
+		nodes: map[string]*nodeRun{}, pending: map[Key][]int32{}, byProbe: map[uint64][]int32{}}
 }
 
 // Now is the time since New (monotonic).
@@ -602,8 +603,10 @@ func (o *output) Send(i int, b []byte) {
 	if p.tx.n == 0 {
 		o.pending = append(o.pending, i)
 	}
-	if o.probe != 0 {
-		// Register the frame's lineage before it can reach the peer.
+	if o.probe != 0 && r.opts.ProbeID(b) == o.probe {
+		// Register the frame's lineage before it can reach the peer (a
+		// frame that is not the probe's own, such as an ARP request it
+		// triggered, is not followed: the peer will not look for it).
 		if p.hasPeer {
 			k := Key{Node: p.peer.Node, Port: p.peer.Port, Hash: maphash.Bytes(r.seed, b)}
 			r.tmu.Lock()
@@ -657,6 +660,7 @@ func (o *output) Trace(ev datapath.Event) {
 	r.tmu.Lock()
 	i := int32(len(r.trace))
 	r.trace = append(r.trace, rec)
+	r.byProbe[o.probe] = append(r.byProbe[o.probe], i)
 	r.tmu.Unlock()
 	switch ev.Action {
 	case datapath.ActDrop:
@@ -697,6 +701,22 @@ func (r *Runtime) Trace() []Record {
 	return append([]Record(nil), r.trace...)
 }
 
+// TraceOf returns the records of probe id and their indices in Trace
+// (which Prev refers to).
+func (r *Runtime) TraceOf(id uint64) ([]Record, []int32) {
+	r.tmu.Lock()
+	defer r.tmu.Unlock()
+	idx := append([]int32(nil), r.byProbe[id]...)
+	recs := make([]Record, len(idx))
+	for k, i := range idx {
+		recs[k] = r.trace[i]
+	}
+	return recs, idx
+}
+
+// Hash is the hash of a frame's bytes that Key carries.
+func (r *Runtime) Hash(b []byte) uint64 { return maphash.Bytes(r.seed, b) }
+
 // Egress returns a copy of the probe frames sent to peers outside the
 // runtime.
 func (r *Runtime) Egress() []Egress {
@@ -711,6 +731,7 @@ func (r *Runtime) ResetTrace() {
 	defer r.tmu.Unlock()
 	r.trace, r.egress = nil, nil
 	clear(r.pending)
+	clear(r.byProbe)
 }
 
 // Stats are the runtime's counters.

@@ -1,0 +1,156 @@
+package kmaps
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// tc verdicts.
+const (
+	TCActOK   = 0
+	TCActShot = 2
+)
+
+// __sk_buff offsets of data and data_end.
+const (
+	skbData    = 76
+	skbDataEnd = 80
+)
+
+// Stack slots of the policy program (offsets from the frame pointer).
+const (
+	fpIPCacheKey = -8  // IPCacheKey: prefix length, then the source IP
+	fpEPKey      = -16 // EndpointKey: the destination IP
+	fpPolicyKey  = -32 // PolicyKey: src, dst identity, dport, proto, pad
+	fpPolicyDst  = fpPolicyKey + 4
+	fpPolicyPort = fpPolicyKey + 8
+	fpPolicyProt = fpPolicyKey + 10
+	fpPolicyPad  = fpPolicyKey + 11
+	fpFlags      = -40 // the endpoint's flags
+	fpPort       = -44 // the packet's dport, kept for the second round
+	fpProto      = -46 // the packet's protocol, kept for the second round
+)
+
+// PolicyInstructions is the ingress policy check of the Go model
+// (ebpf.PolicyLookup plus endpoint enforcement, without conntrack) as a tc
+// BPF program over the kernel maps: for an IPv4 packet to a local endpoint
+// it finds the source identity in the ipcache (world if absent), tries the
+// policy map from (src, dst, proto, port) down to (any, dst, any, any),
+// and returns TC_ACT_SHOT for a deny entry, or for no entry when the
+// endpoint enforces policy; TC_ACT_OK otherwise (including traffic that is
+// not IPv4 or not for a local endpoint).
+func PolicyInstructions(km *Maps) asm.Instructions {
+	lookup := func(m *ebpf.Map, fp int16) asm.Instructions {
+		return asm.Instructions{
+			asm.LoadMapPtr(asm.R1, m.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, int32(fp)),
+			asm.FnMapLookupElem.Call(),
+		}
+	}
+	// round tries the three keys with the source identity already in the
+	// key; a hit jumps to "verdict".
+	round := func(n string) asm.Instructions {
+		var ins asm.Instructions
+		ins = append(ins,
+			asm.LoadMem(asm.R1, asm.RFP, fpPolicyPort, asm.Half),
+			asm.JEq.Imm(asm.R1, 0, "noport"+n))
+		ins = append(ins, lookup(km.Policy, fpPolicyKey)...)
+		ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
+		ins = append(ins,
+			asm.StoreImm(asm.RFP, fpPolicyPort, 0, asm.Half).WithSymbol("noport"+n),
+			asm.LoadMem(asm.R1, asm.RFP, fpPolicyProt, asm.Byte),
+			asm.JEq.Imm(asm.R1, 0, "noproto"+n))
+		ins = append(ins, lookup(km.Policy, fpPolicyKey)...)
+		ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
+		ins = append(ins, asm.StoreImm(asm.RFP, fpPolicyProt, 0, asm.Byte).WithSymbol("noproto"+n))
+		ins = append(ins, lookup(km.Policy, fpPolicyKey)...)
+		ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
+		return ins
+	}
+	ins := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
+		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.Add.Imm(asm.R2, 34),
+		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
+		asm.LoadMem(asm.R2, asm.R7, 12, asm.Half),
+		asm.JNE.Imm(asm.R2, 0x0008, "pass"), // ETH_P_IP in network order, loaded little-endian
+		asm.LoadMem(asm.R3, asm.R7, 14, asm.Byte),
+		asm.And.Imm(asm.R3, 0x0f),
+		asm.LSh.Imm(asm.R3, 2),
+		asm.JLT.Imm(asm.R3, 20, "pass"),
+		asm.LoadMem(asm.R4, asm.R7, 23, asm.Byte),
+		asm.StoreImm(asm.RFP, fpPolicyPort, 0, asm.Half),
+		asm.JEq.Imm(asm.R4, 6, "l4"),
+		asm.JEq.Imm(asm.R4, 17, "l4"),
+		asm.Ja.Label("keys"),
+		asm.Mov.Reg(asm.R5, asm.R7).WithSymbol("l4"),
+		asm.Add.Imm(asm.R5, 14),
+		asm.Add.Reg(asm.R5, asm.R3),
+		asm.Mov.Reg(asm.R0, asm.R5),
+		asm.Add.Imm(asm.R0, 4),
+		asm.JGT.Reg(asm.R0, asm.R8, "pass"),
+		asm.LoadMem(asm.R0, asm.R5, 2, asm.Half),
+		asm.StoreMem(asm.RFP, fpPolicyPort, asm.R0, asm.Half),
+
+		asm.StoreMem(asm.RFP, fpPolicyProt, asm.R4, asm.Byte).WithSymbol("keys"),
+		asm.StoreImm(asm.RFP, fpPolicyPad, 0, asm.Byte),
+		asm.StoreMem(asm.RFP, fpProto, asm.R4, asm.Half),
+		asm.LoadMem(asm.R0, asm.RFP, fpPolicyPort, asm.Half),
+		asm.StoreMem(asm.RFP, fpPort, asm.R0, asm.Half),
+		asm.LoadMem(asm.R0, asm.R7, 30, asm.Word),
+		asm.StoreMem(asm.RFP, fpEPKey, asm.R0, asm.Word),
+		asm.StoreImm(asm.RFP, fpIPCacheKey, 32, asm.Word),
+		asm.LoadMem(asm.R0, asm.R7, 26, asm.Word),
+		asm.StoreMem(asm.RFP, fpIPCacheKey+4, asm.R0, asm.Word),
+	}
+	ins = append(ins, lookup(km.Endpoints, fpEPKey)...)
+	ins = append(ins,
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R1, asm.R0, 4, asm.Word), // EndpointInfo.Identity
+		asm.StoreMem(asm.RFP, fpPolicyDst, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R0, 8, asm.Word), // EndpointInfo.Flags
+		asm.StoreMem(asm.RFP, fpFlags, asm.R1, asm.Word))
+	ins = append(ins, lookup(km.IPCache, fpIPCacheKey)...)
+	ins = append(ins,
+		asm.Mov.Imm(asm.R9, 2), // world
+		asm.JEq.Imm(asm.R0, 0, "src"),
+		asm.LoadMem(asm.R9, asm.R0, 0, asm.Word), // IPCacheValue.Identity
+		asm.StoreMem(asm.RFP, fpPolicyKey, asm.R9, asm.Word).WithSymbol("src"))
+	ins = append(ins, round("1")...)
+	ins = append(ins,
+		asm.JEq.Imm(asm.R9, 0, "nomatch"),
+		asm.StoreImm(asm.RFP, fpPolicyKey, 0, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, fpPort, asm.Half),
+		asm.StoreMem(asm.RFP, fpPolicyPort, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, asm.RFP, fpProto, asm.Half),
+		asm.StoreMem(asm.RFP, fpPolicyProt, asm.R1, asm.Byte))
+	ins = append(ins, round("2")...)
+	ins = append(ins,
+		asm.LoadMem(asm.R1, asm.RFP, fpFlags, asm.Word).WithSymbol("nomatch"),
+		asm.And.Imm(asm.R1, 1), // EndpointPolicyEnforced
+		asm.JNE.Imm(asm.R1, 0, "shot"),
+		asm.Ja.Label("pass"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Byte).WithSymbol("verdict"), // PolicyEntry.Action
+		asm.JEq.Imm(asm.R1, 1, "pass"),
+		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("shot"),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, TCActOK).WithSymbol("pass"),
+		asm.Return(),
+	)
+	return ins
+}
+
+// NewPolicyProgram loads PolicyInstructions as a tc (sched_cls) program.
+func NewPolicyProgram(km *Maps) (*ebpf.Program, error) {
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bpf_policy", Type: ebpf.SchedCLS, License: "Dual BSD/GPL",
+		Instructions: PolicyInstructions(km)})
+	if err != nil {
+		return nil, fmt.Errorf("load policy program: %w", err)
+	}
+	return p, nil
+}

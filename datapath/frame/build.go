@@ -143,14 +143,27 @@ func VXLANEncap(outer IPv4, vni uint32, inner []byte) []byte {
 	return mustSerialize(ls...)
 }
 
-// flowHash is FNV-1a over the inner frame's addresses (first 34 bytes:
-// MACs, EtherType and the IPv4 header up to the addresses).
+// flowHash is FNV-1a over an untagged inner frame's flow identity: MAC
+// addresses and EtherType, and for IPv4 the protocol, addresses and the
+// first four bytes after the header (TCP/UDP ports). Fields that change per
+// packet (IP ID, checksum, TTL) stay out, so one flow keeps one outer
+// source port and one ECMP path.
 func flowHash(b []byte) uint16 {
 	h := uint32(2166136261)
-	n := min(len(b), 34)
-	for _, c := range b[:n] {
-		h ^= uint32(c)
-		h *= 16777619
+	mix := func(p []byte) {
+		for _, c := range p {
+			h ^= uint32(c)
+			h *= 16777619
+		}
+	}
+	mix(b[:min(len(b), 14)])
+	if len(b) >= 34 && b[12] == 0x08 && b[13] == 0x00 {
+		ihl := int(b[14]&0x0f) * 4
+		mix(b[23:24]) // protocol
+		mix(b[26:34]) // addresses
+		if l4 := 14 + ihl; len(b) >= l4+4 {
+			mix(b[l4 : l4+4])
+		}
 	}
 	return uint16(h ^ h>>16)
 }

@@ -147,3 +147,32 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// TestVXLANSourcePortPerFlow: every packet of one flow gets the same outer
+// source port (one ECMP path); another flow may get another.
+func TestVXLANSourcePortPerFlow(t *testing.T) {
+	h := IPv4{SrcMAC: macA, DstMAC: macB, Src: ipA, Dst: ipB}
+	outer := IPv4{SrcMAC: macB, DstMAC: macA, Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("192.0.2.2")}
+	ps := NewParser()
+	sport := func(inner []byte) layers.UDPPort {
+		p, err := ps.Parse(VXLANEncap(outer, 1, inner))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.UDP.SrcPort
+	}
+	first := sport(UDP(IPv4{SrcMAC: macA, DstMAC: macB, Src: ipA, Dst: ipB, ID: 1, TTL: 64}, 1000, 53, []byte("a")))
+	for id := uint16(2); id < 50; id++ {
+		h.ID, h.TTL = id, uint8(id)
+		if got := sport(UDP(h, 1000, 53, []byte("payload varies"))); got != first {
+			t.Fatalf("packet %d of the flow: source port %d, first was %d", id, got, first)
+		}
+	}
+	differ := false
+	for p := uint16(1001); p < 1032; p++ {
+		differ = differ || sport(UDP(h, p, 53, nil)) != first
+	}
+	if !differ {
+		t.Error("32 flows with other source ports all hashed to one outer source port")
+	}
+}

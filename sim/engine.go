@@ -405,10 +405,16 @@ func (e *Engine) runAction(i int32) {
 		return
 	}
 	n := e.nodes[a.node]
+	e.begin(a.probe, -1, false)
 	if !n.up {
+		if a.info != nil {
+			// The probe's source is down: say so in the probe's trace.
+			e.emit(datapath.Event{Node: n.name, Device: stack.Port, Kind: KindLink,
+				Action: datapath.ActDrop, Reason: datapath.ReasonNodeDown, Rule: "sim:source-down"})
+		}
+		e.cur = segment{head: -1, flood: -1}
 		return
 	}
-	e.begin(a.probe, -1, false)
 	if a.do != nil {
 		a.do(e.now, n.out)
 	} else if a.info != nil {

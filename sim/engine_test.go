@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -398,8 +399,26 @@ func TestProbeFloodAndDrop(t *testing.T) {
 	if r.Delivered || r.DropNode != "hub" || r.Reason != datapath.ReasonNodeDown {
 		t.Errorf("probe through failed hub: %+v", r)
 	}
+	if s := r.String(); !strings.Contains(s, "dropped at hub/p0: node-down") {
+		t.Errorf("summary %q does not name the drop", s)
+	}
 	if got := r.Forward.Devices(); !equalStr(got, []string{"vm1/eth0"}) {
 		t.Errorf("partial path %v, want [vm1/eth0]", got)
+	}
+}
+
+func TestProbeFromDownInstance(t *testing.T) {
+	e, _ := lan(t, 1, 2)
+	ok(t, e.SetNodeState(0, "vm1", false))
+	id := mustT(e.Probe(time.Millisecond, "vm1", stack.ProbeSpec{Proto: stack.ICMP, Dst: netip4(10, 0, 0, 2)}))
+	ok(t, e.RunUntilIdle())
+	c := conserve(t, e)
+	r := mustT(e.Result(id))
+	if r.Delivered || r.DropNode != "vm1" || r.Reason != datapath.ReasonNodeDown {
+		t.Errorf("probe from a down instance: %v", r)
+	}
+	if c.Injected != 0 {
+		t.Errorf("a down instance injected %d frames", c.Injected)
 	}
 }
 

@@ -93,6 +93,34 @@ type Result struct {
 }
 
 // probeEvents returns the trace indices of probe id's events.
+// String summarises the result on one line: verdict, path, hops, times.
+func (r Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "probe %d %s %s -> %v", r.ID, r.Spec.Proto, r.From, r.Spec.Dst)
+	switch {
+	case r.Replied:
+		fmt.Fprintf(&b, ": replied (%s) rtt %v", r.ReplyKind, r.RTT)
+	case r.Delivered:
+		fmt.Fprintf(&b, ": delivered to %s, no reply", r.To)
+	default:
+		b.WriteString(": not delivered")
+	}
+	if r.Reason != datapath.ReasonNone {
+		fmt.Fprintf(&b, ", dropped at %s/%s: %s", r.DropNode, r.DropDevice, r.Reason)
+		if r.Rule != "" {
+			fmt.Fprintf(&b, " (%s)", r.Rule)
+		}
+	}
+	if len(r.Forward) > 0 {
+		fmt.Fprintf(&b, "; %d hops, %d switch hops, one-way %v: %s", r.Hops, r.SwitchHops, r.OneWay,
+			strings.Join(r.Forward.Devices(), " > "))
+	}
+	if len(r.Return) > 0 {
+		fmt.Fprintf(&b, "; back: %s", strings.Join(r.Return.Devices(), " > "))
+	}
+	return b.String()
+}
+
 func (e *Engine) probeEvents(id uint64) []int64 {
 	if e.index.by == nil || e.index.n != len(e.trace) {
 		if e.index.by == nil || e.index.n > len(e.trace) {

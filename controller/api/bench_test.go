@@ -82,6 +82,10 @@ func benchPortCreate(b *testing.B, clients int, o store.BoltOptions) {
 	// CPU time (client and server, user and system) per port: the figure
 	// that does not depend on what else the machine runs.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/port")
+	if s := f.st.Stats(); s.Commits > 0 {
+		b.ReportMetric(float64(s.BatchP50), "batch-p50")
+		b.ReportMetric(float64(s.CommitP99)/float64(time.Millisecond), "commit-p99-ms")
+	}
 }
 
 // cpuTime is this process's user+system CPU time.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,48 @@ type Bolt struct {
 	closed atomic.Bool
 	reqs   chan *call
 	done   chan struct{} // committer exited
+
+	statMu  sync.Mutex
+	commits uint64
+	updates uint64
+	recent  [statWindow]commitStat // ring of the last commits
+}
+
+// statWindow is how many recent commits Stats describes.
+const statWindow = 4096
+
+type commitStat struct {
+	dur  time.Duration
+	size int
+}
+
+// BoltStats describes the group commit: how many commits and updates, and
+// over the last commits (up to 4096) the batch size and commit time.
+type BoltStats struct {
+	Commits, Updates                uint64
+	BatchP50, BatchP90, BatchMax    int
+	CommitP50, CommitP99, CommitMax time.Duration
+}
+
+// Stats returns the group commit's figures (zero with NoBatch or BoltBatch).
+func (b *Bolt) Stats() BoltStats {
+	b.statMu.Lock()
+	st := BoltStats{Commits: b.commits, Updates: b.updates}
+	n := int(min(b.commits, statWindow))
+	durs := make([]time.Duration, n)
+	sizes := make([]int, n)
+	for i := range n {
+		durs[i], sizes[i] = b.recent[i].dur, b.recent[i].size
+	}
+	b.statMu.Unlock()
+	if n == 0 {
+		return st
+	}
+	slices.Sort(durs)
+	slices.Sort(sizes)
+	st.BatchP50, st.BatchP90, st.BatchMax = sizes[n/2], sizes[n*9/10], sizes[n-1]
+	st.CommitP50, st.CommitP99, st.CommitMax = durs[n/2], durs[n*99/100], durs[n-1]
+	return st
 }
 
 type call struct {
@@ -114,7 +157,14 @@ func (b *Bolt) committer() {
 				break fill
 			}
 		}
+		t0 := time.Now()
 		b.commit(batch)
+		d := time.Since(t0)
+		b.statMu.Lock()
+		b.recent[b.commits%statWindow] = commitStat{dur: d, size: len(batch)}
+		b.commits++
+		b.updates += uint64(len(batch))
+		b.statMu.Unlock()
 	}
 }
 

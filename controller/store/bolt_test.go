@@ -273,3 +273,26 @@ func TestBoltSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 }
+
+func TestBoltStatsCountBatches(t *testing.T) {
+	st := openTemp(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				_ = st.Update(ctx, func(tx Tx) error { return tx.Put("kv", []byte(fmt.Sprint(w, i)), nil) })
+			}
+		}()
+	}
+	wg.Wait()
+	s := st.Stats()
+	if s.Updates != 160 || s.Commits == 0 || s.Commits > s.Updates {
+		t.Errorf("stats %+v: want 160 updates in at most 160 commits", s)
+	}
+	if s.BatchMax < s.BatchP50 || s.CommitMax < s.CommitP50 || s.BatchP50 < 1 {
+		t.Errorf("stats out of order: %+v", s)
+	}
+}

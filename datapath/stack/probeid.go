@@ -2,141 +2,51 @@ package stack
 
 import (
 	"encoding/binary"
-	"net/netip"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/netbed/netbed/datapath/frame"
 )
 
-// ProbePayloadLen is the length of the payload a probe carries: its ID,
-// 8 bytes big-endian (see ProbeSpec).
-const ProbePayloadLen = 8
+// IDMatch says how much of a probe ID a captured frame carried.
+type IDMatch uint8
 
-// vxlanPort is the IANA VXLAN UDP port (frame.VXLANPort; repeated here so
-// that this file stays a leaf of byte arithmetic).
-const vxlanPort = 4789
+// ID matches.
+const (
+	NoID   IDMatch = iota // not a probe's frame
+	FullID                // the 8-byte payload: the whole ID
+	Low32                 // a TCP answer: only the ID's low 32 bits (ack - 1)
+)
 
-// Flow is the innermost IPv4 5-tuple of a frame. For ICMP echo, SrcPort is
-// the echo identifier and DstPort the sequence number.
-type Flow struct {
-	Proto            uint8
-	Src, Dst         netip.Addr
-	SrcPort, DstPort uint16
-}
-
-// Reverse returns the flow of the answer.
-func (f Flow) Reverse() Flow {
-	r := Flow{Proto: f.Proto, Src: f.Dst, Dst: f.Src, SrcPort: f.DstPort, DstPort: f.SrcPort}
-	return r
-}
-
-// l4 is the innermost IPv4 packet of a frame: its header fields and its
-// transport header and payload (up to the IP total length, without
-// Ethernet padding).
-type l4 struct {
-	proto    uint8
-	src, dst [4]byte
-	seg      []byte
-}
-
-// innerIPv4 walks a raw Ethernet frame through 802.1Q/802.1ad tags and
-// VXLAN encapsulation (up to two levels) to the innermost unfragmented
-// IPv4 packet. It allocates nothing.
-func innerIPv4(b []byte) (l4, bool) {
-	for depth := 0; depth < 3; depth++ {
-		if len(b) < ethLen {
-			return l4{}, false
-		}
-		o := 12
-		et := binary.BigEndian.Uint16(b[o:])
-		for tags := 0; (et == 0x8100 || et == 0x88a8) && tags < 2; tags++ {
-			o += 4
-			if len(b) < o+2 {
-				return l4{}, false
-			}
-			et = binary.BigEndian.Uint16(b[o:])
-		}
-		o += 2
-		if et != 0x0800 || len(b) < o+ipv4Len {
-			return l4{}, false
-		}
-		ip := b[o:]
-		ihl := int(ip[0]&0x0f) * 4
-		total := int(binary.BigEndian.Uint16(ip[2:4]))
-		if ip[0]>>4 != 4 || ihl < ipv4Len || total < ihl || total > len(ip) {
-			return l4{}, false
-		}
-		if binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 { // fragment
-			return l4{}, false
-		}
-		p := l4{proto: ip[9], src: [4]byte(ip[12:16]), dst: [4]byte(ip[16:20]), seg: ip[ihl:total]}
-		if p.proto == protoUDP && len(p.seg) >= 8+8 && binary.BigEndian.Uint16(p.seg[2:4]) == vxlanPort &&
-			int(binary.BigEndian.Uint16(p.seg[4:6])) == len(p.seg) {
-			b = p.seg[16:] // UDP header, VXLAN header, inner frame
-			continue
-		}
-		return p, true
+// ProbeIDOf reads the probe ID from a decoded frame (a capture on a real
+// interface, say): the 8-byte payload of an ICMP echo or echo reply, a UDP
+// datagram or a TCP SYN sent by Probe or echoed by an instance; for a
+// SYN-ACK or RST answering a probe, only the low 32 bits, from the
+// acknowledgement number. VXLAN packets are read through to the inner
+// frame.
+func ProbeIDOf(p *frame.Parsed) (uint64, IDMatch) {
+	if p.Inner != nil {
+		return ProbeIDOf(p.Inner)
 	}
-	return l4{}, false
-}
-
-// payload returns the transport payload and the flow of p.
-func (p l4) payload() ([]byte, Flow, bool) {
-	f := Flow{Proto: p.proto, Src: netip.AddrFrom4(p.src), Dst: netip.AddrFrom4(p.dst)}
-	s := p.seg
-	switch p.proto {
-	case protoICMP:
-		if len(s) < 8 {
-			return nil, f, false
+	var payload []byte
+	switch {
+	case p.Has(layers.LayerTypeICMPv4):
+		switch p.ICMP4.TypeCode.Type() {
+		case layers.ICMPv4TypeEchoRequest, layers.ICMPv4TypeEchoReply:
+			payload = p.ICMP4.Payload
 		}
-		f.SrcPort, f.DstPort = binary.BigEndian.Uint16(s[4:6]), binary.BigEndian.Uint16(s[6:8])
-		if s[0] != 0 && s[0] != 8 { // only echo request and reply carry probes
-			return nil, f, true
+	case p.Has(layers.LayerTypeUDP):
+		payload = p.UDP.Payload
+	case p.Has(layers.LayerTypeTCP):
+		t := &p.TCP
+		if t.SYN && !t.ACK {
+			payload = t.Payload
+		} else if t.ACK && (t.SYN || t.RST) {
+			return uint64(t.Ack - 1), Low32
 		}
-		return s[8:], f, true
-	case protoUDP:
-		if len(s) < 8 || int(binary.BigEndian.Uint16(s[4:6])) != len(s) {
-			return nil, f, false
-		}
-		f.SrcPort, f.DstPort = binary.BigEndian.Uint16(s[0:2]), binary.BigEndian.Uint16(s[2:4])
-		return s[8:], f, true
-	case protoTCP:
-		if len(s) < 20 {
-			return nil, f, false
-		}
-		f.SrcPort, f.DstPort = binary.BigEndian.Uint16(s[0:2]), binary.BigEndian.Uint16(s[2:4])
-		off := int(s[12]>>4) * 4
-		if off < 20 || off > len(s) {
-			return nil, f, false
-		}
-		return s[off:], f, true
 	}
-	return nil, f, true
-}
-
-// ProbeIDOf returns the probe ID a raw Ethernet frame carries, as Probe
-// writes it: an ICMP echo, UDP datagram or TCP segment whose payload is
-// exactly the 8-byte ID, found through VLAN tags and VXLAN encapsulation.
-// It reports false for any other frame (ARP, answers without payload such
-// as a SYN-ACK, ID 0). It allocates nothing.
-func ProbeIDOf(b []byte) (uint64, bool) {
-	p, ok := innerIPv4(b)
-	if !ok {
-		return 0, false
+	if len(payload) != 8 {
+		return 0, NoID
 	}
-	pl, _, ok := p.payload()
-	if !ok || len(pl) != ProbePayloadLen {
-		return 0, false
-	}
-	id := binary.BigEndian.Uint64(pl)
-	return id, id != 0
-}
-
-// FlowOf returns the innermost IPv4 flow of a raw Ethernet frame (through
-// VLAN tags and VXLAN), so that a runtime can attribute answers that carry
-// no payload (a SYN-ACK, a RST) to the probe whose flow they reverse.
-func FlowOf(b []byte) (Flow, bool) {
-	p, ok := innerIPv4(b)
-	if !ok {
-		return Flow{}, false
-	}
-	_, f, ok := p.payload()
-	return f, ok
+	return binary.BigEndian.Uint64(payload), FullID
 }

@@ -1,112 +1,93 @@
 package stack
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"testing"
 
 	"github.com/netbed/netbed/datapath/frame"
 )
 
-// TestProbeIDOf checks that ProbeIDOf finds the ID in every probe an
-// Instance sends, and in the same frames tagged or VXLAN-encapsulated,
-// and that the flow matches the probe's.
+// TestProbeIDOf reads the ID back from every frame a probe exchange puts
+// on the wire, on both sides.
 func TestProbeIDOf(t *testing.T) {
-	a := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.Addr{})
-	dst := netip.MustParseAddr("10.0.0.2")
-	a.arp[dst] = [6]byte(mac(2))
-	outer := frame.IPv4{SrcMAC: mac(7), DstMAC: mac(8), Src: netip.MustParseAddr("172.16.0.1"), Dst: netip.MustParseAddr("172.16.0.2")}
-	wraps := []struct {
-		name string
-		wrap func([]byte) []byte
+	var id uint64 = 0x0102_0304_0506_0708
+	cases := []struct {
+		name  string
+		spec  ProbeSpec
+		open  bool
+		reply IDMatch
 	}{
-		{"plain", func(b []byte) []byte { return b }},
-		{"dot1q", func(b []byte) []byte { return frame.PushVLAN(nil, b, 100) }},
-		{"qinq", func(b []byte) []byte { return frame.PushVLAN(nil, frame.PushVLAN(nil, b, 100), 200) }},
-		{"vxlan", func(b []byte) []byte { return frame.VXLANEncap(outer, 10010, b) }},
-		{"vxlan-dot1q", func(b []byte) []byte { return frame.PushVLAN(nil, frame.VXLANEncap(outer, 10010, b), 30) }},
+		{"icmp", ProbeSpec{Proto: ICMP, ID: id}, false, FullID},
+		{"udp", ProbeSpec{Proto: UDP, ID: id}, false, FullID},
+		{"tcp-open", ProbeSpec{Proto: TCP, DstPort: 80, ID: id}, true, Low32},
+		{"tcp-closed", ProbeSpec{Proto: TCP, DstPort: 81, ID: id}, false, Low32},
 	}
-	for _, proto := range []Proto{ICMP, UDP, TCP} {
-		for _, id := range []uint64{1, 0x1234_5678_9abc_def0, 1 << 40} {
-			r := &recorder{}
-			a.Probe(0, r, ProbeSpec{Proto: proto, Dst: dst, ID: id})
-			if len(r.sent) != 1 {
-				t.Fatalf("%v probe: sent %d frames", proto, len(r.sent))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.Addr{})
+			b := New("b", mac(2), netip.MustParsePrefix("10.0.0.2/24"), netip.Addr{})
+			h := newHub(a, b)
+			spec := c.spec
+			spec.Dst = b.Addr().Addr()
+			a.Probe(0, h.out[a], spec)
+			h.run(t)
+			ps := frame.NewParser()
+			var got []IDMatch
+			for _, f := range h.seen {
+				p, err := ps.Parse(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pid, m := ProbeIDOf(p)
+				if m == NoID {
+					continue // ARP
+				}
+				got = append(got, m)
+				want := id
+				if m == Low32 {
+					want = uint64(uint32(id))
+				}
+				if pid != want {
+					t.Errorf("frame %x: id %#x (%d), want %#x", f, pid, m, want)
+				}
 			}
-			for _, w := range wraps {
-				t.Run(proto.String()+"/"+w.name, func(t *testing.T) {
-					b := w.wrap(r.sent[0])
-					got, ok := ProbeIDOf(b)
-					if !ok || got != id {
-						t.Errorf("ProbeIDOf = %#x, %v; want %#x", got, ok, id)
-					}
-					f, ok := FlowOf(b)
-					if !ok || f.Src != a.Addr().Addr() || f.Dst != dst || f.Proto != uint8(map[Proto]int{ICMP: 1, UDP: 17, TCP: 6}[proto]) {
-						t.Errorf("FlowOf = %+v, %v", f, ok)
-					}
-					if proto != ICMP && f.SrcPort != srcPort(id) {
-						t.Errorf("source port %d, want %d", f.SrcPort, srcPort(id))
-					}
-				})
-			}
-		}
-	}
-	// Frames that carry no probe.
-	none := map[string][]byte{
-		"arp":      frame.ARPRequest(mac(1), a.Addr().Addr(), dst),
-		"short":    {1, 2, 3},
-		"syn-ack":  cp(a.tcp(dst, 80, 40000, 1, 2, tcpSYN|tcpACK, nil)),
-		"long-udp": cp(a.udp(dst, 1, 2, make([]byte, 9))),
-		"zero-id":  cp(a.udp(dst, 1, 2, make([]byte, 8))),
-		"icmp-unreachable": func() []byte {
-			b := append([]byte(nil), a.icmpEcho(dst, false, 1, 2, []byte{0, 0, 0, 0, 0, 0, 0, 9})...)
-			b[ethLen+ipv4Len] = 3
-			return b
-		}(),
-		"fragment": func() []byte {
-			b := append([]byte(nil), a.udp(dst, 1, 2, []byte{0, 0, 0, 0, 0, 0, 0, 9})...)
-			binary.BigEndian.PutUint16(b[ethLen+6:], 0x2000)
-			return b
-		}(),
-	}
-	for name, b := range none {
-		t.Run("none/"+name, func(t *testing.T) {
-			if id, ok := ProbeIDOf(b); ok {
-				t.Errorf("ProbeIDOf = %#x, want none", id)
+			if len(got) != 2 || got[0] != FullID || got[1] != c.reply {
+				t.Errorf("matches %v, want [full %d]", got, c.reply)
 			}
 		})
 	}
-	if f, ok := FlowOf(none["syn-ack"]); !ok || f.SrcPort != 80 || f.DstPort != 40000 || f.Reverse().Src != dst {
-		t.Errorf("FlowOf(syn-ack) = %+v, %v", f, ok)
+	// Through a VXLAN tunnel.
+	inner := frame.ICMPEcho(frame.IPv4{SrcMAC: mac(1), DstMAC: mac(2), Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")},
+		false, 1, 2, []byte{0, 0, 0, 0, 0, 0, 0, 42})
+	outer := frame.VXLANEncap(frame.IPv4{SrcMAC: mac(3), DstMAC: mac(4), Src: netip.MustParseAddr("172.16.0.1"), Dst: netip.MustParseAddr("172.16.0.2")}, 100, inner)
+	p, err := frame.NewParser().Parse(outer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, m := ProbeIDOf(p); pid != 42 || m != FullID {
+		t.Errorf("vxlan: %d %d, want 42 full", pid, m)
 	}
 }
-
-// cp copies a frame out of the instance's reused buffer.
-func cp(b []byte) []byte { return append([]byte(nil), b...) }
 
 func FuzzProbeIDOf(f *testing.F) {
-	a := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.Addr{})
-	dst := netip.MustParseAddr("10.0.0.2")
-	f.Add(append([]byte(nil), a.udp(dst, 40000, 7, []byte{0, 0, 0, 0, 0, 0, 0, 5})...))
-	f.Add(append([]byte(nil), a.icmpEcho(dst, false, 1, 2, []byte{0, 0, 0, 0, 0, 0, 0, 5})...))
-	f.Add(frame.VXLANEncap(frame.IPv4{SrcMAC: mac(7), DstMAC: mac(8), Src: dst, Dst: dst}, 1,
-		append([]byte(nil), a.tcp(dst, 1, 2, 3, 4, tcpSYN, []byte{0, 0, 0, 0, 0, 0, 0, 5})...)))
+	h := frame.IPv4{SrcMAC: mac(1), DstMAC: mac(2), Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")}
+	f.Add(frame.ICMPEcho(h, false, 1, 2, []byte("12345678")))
+	f.Add(frame.UDP(h, 40000, 7, []byte("12345678")))
+	f.Add(frame.TCP(h, 40000, 80, 5, 0, frame.TCPFlags{SYN: true}, []byte("12345678")))
+	f.Add(frame.TCP(h, 80, 40000, 5, 6, frame.TCPFlags{SYN: true, ACK: true}, nil))
+	f.Add(frame.VXLANEncap(h, 7, frame.UDP(h, 1, 2, []byte("12345678"))))
+	ps := frame.NewParser()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		id, ok := ProbeIDOf(b)
-		if ok && id == 0 {
-			t.Fatal("ok with ID 0")
+		p, err := ps.Parse(b)
+		if err != nil {
+			return
 		}
-		FlowOf(b)
+		id, m := ProbeIDOf(p)
+		if m == NoID && id != 0 {
+			t.Fatalf("no match but id %d", id)
+		}
+		if m == Low32 && id>>32 != 0 {
+			t.Fatalf("low-32 match with high bits: %#x", id)
+		}
 	})
-}
-
-func BenchmarkProbeIDOf(b *testing.B) {
-	a := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.Addr{})
-	dst := netip.MustParseAddr("10.0.0.2")
-	fr := frame.VXLANEncap(frame.IPv4{SrcMAC: mac(7), DstMAC: mac(8), Src: dst, Dst: dst}, 1,
-		append([]byte(nil), a.udp(dst, 40000, 7, []byte{0, 0, 0, 0, 0, 0, 0, 5})...))
-	b.ReportAllocs()
-	for b.Loop() {
-		ProbeIDOf(fr)
-	}
 }

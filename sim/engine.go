@@ -171,6 +171,7 @@ type Engine struct {
 	counts Counts
 
 	record  bool
+	filter  func(probe uint64) bool
 	trace   []record
 	base    int64 // trace index of trace[0]: indices stay valid across ResetTrace
 	sink    func(datapath.Event)
@@ -206,6 +207,12 @@ func (e *Engine) Now() time.Duration { return e.now }
 // SetRecord turns the in-memory trace on or off (on by default). Probe
 // results need it; throughput runs turn it off.
 func (e *Engine) SetRecord(on bool) { e.record = on }
+
+// SetRecordFilter records only the events whose probe ID keep accepts
+// (nil: all). Lineage survives it, since every event on a probe's path
+// carries the probe's ID; e.g. func(p uint64) bool { return p != 0 }
+// leaves out traffic that belongs to no probe.
+func (e *Engine) SetRecordFilter(keep func(probe uint64) bool) { e.filter = keep }
 
 // OnTrace sets a function called with every trace event, stamped.
 func (e *Engine) OnTrace(f func(datapath.Event)) { e.sink = f }
@@ -570,7 +577,7 @@ func (e *Engine) emit(ev datapath.Event) {
 	ev.Time = e.now
 	ev.Probe = e.cur.probe
 	e.counts.Trace++
-	if e.record {
+	if e.record && (e.filter == nil || e.filter(ev.Probe)) {
 		i := e.base + int64(len(e.trace))
 		e.trace = append(e.trace, record{ev: ev, prev: e.cur.head, arp: e.cur.arp})
 		switch ev.Action {

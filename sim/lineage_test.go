@@ -99,3 +99,34 @@ func TestResetTraceKeepsLineageSafe(t *testing.T) {
 		t.Errorf("first probe after reset: %+v", r1)
 	}
 }
+
+// TestRecordFilter keeps only probe traffic in the trace: the results stay
+// the same and the background (probe 0) frames are left out.
+func TestRecordFilter(t *testing.T) {
+	run := func(filter bool) (Result, int, int) {
+		e, _ := lan(t, 1, 3)
+		if filter {
+			e.SetRecordFilter(func(p uint64) bool { return p != 0 })
+		}
+		nd, _ := e.Node("vm3")
+		ok(t, e.Do(0, "vm3", 0, nd.(*stack.Instance).Announce)) // background
+		id := mustT(e.ProbeTo(time.Millisecond, "vm1", "vm2", stack.ProbeSpec{Proto: stack.UDP}))
+		ok(t, e.RunUntilIdle())
+		conserve(t, e)
+		zero := 0
+		for _, ev := range e.Trace() {
+			if ev.Probe == 0 {
+				zero++
+			}
+		}
+		return mustT(e.Result(id)), len(e.Trace()), zero
+	}
+	all, nAll, zAll := run(false)
+	some, nSome, zSome := run(true)
+	if zAll == 0 || zSome != 0 || nSome != nAll-zAll {
+		t.Errorf("events: %d (%d background) unfiltered, %d (%d background) filtered", nAll, zAll, nSome, zSome)
+	}
+	if all.String() != some.String() || !some.Replied {
+		t.Errorf("results differ:\n%v\n%v", all, some)
+	}
+}

@@ -60,6 +60,21 @@ func (e *Engine) Probe(at time.Duration, from string, spec stack.ProbeSpec) (uin
 	return spec.ID, nil
 }
 
+// ProbeTo is Probe with the destination given as an instance's name: its
+// address fills spec.Dst.
+func (e *Engine) ProbeTo(at time.Duration, from, to string, spec stack.ProbeSpec) (uint64, error) {
+	ni, err := e.lookup(to)
+	if err != nil {
+		return 0, fmt.Errorf("probe to: %w", err)
+	}
+	pr, ok := e.nodes[ni].n.(Prober)
+	if !ok {
+		return 0, fmt.Errorf("probe to %q: node is a %T, not an instance", to, e.nodes[ni].n)
+	}
+	spec.Dst = pr.Addr().Addr()
+	return e.Probe(at, from, spec)
+}
+
 // Result is what happened to one probe.
 //
 // Paths follow frame lineage, not trace order: each trace event records the

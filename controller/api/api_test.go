@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -218,6 +219,21 @@ func TestAsyncCreateAndWait(t *testing.T) {
 	}
 	if counts["POST /v1/ports"] != 1 || counts["PUT /v1/ports/{name}/underlay"] != 2 {
 		t.Errorf("stats counts %v", counts)
+	}
+	resp, err := http.Get(f.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`netbed_controller_request_seconds_count{endpoint="POST /v1/ports"} 1`,
+		`netbed_controller_request_seconds_count{endpoint="PUT /v1/ports/{name}/underlay"} 2`,
+		`netbed_controller_request_seconds{endpoint="POST /v1/ports",quantile="0.99"}`,
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
 	}
 }
 

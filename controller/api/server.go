@@ -37,6 +37,7 @@ const maxBody = 1 << 20
 //	POST   /v1/reservations             ReserveRequest -> 201 Allocation
 //	POST   /v1/releases                 ReleaseRequest -> 204
 //	GET    /v1/stats                    -> []EndpointStats (latency per endpoint)
+//	GET    /metrics                     -> the same in Prometheus text format
 //	GET    /v1/check                    -> {"problems": [...]} (store consistency)
 //	GET    /healthz                     -> 204
 //
@@ -100,6 +101,10 @@ func NewServer(svc *controller.Service) *Server {
 	s.handle("GET /v1/check", s.check)
 	s.mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.stats.Snapshot())
+	})
+	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_ = s.stats.WritePrometheus(w)
 	})
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	return s

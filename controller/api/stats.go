@@ -1,8 +1,12 @@
 package api
 
 import (
+	"fmt"
+	"io"
 	"math"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -97,3 +101,25 @@ func (s *Stats) Snapshot() []EndpointStats {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// WritePrometheus writes the figures in the Prometheus text format: a
+// summary per endpoint (seconds) and an error counter.
+func (s *Stats) WritePrometheus(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("# HELP netbed_controller_request_seconds Request latency per endpoint.\n")
+	b.WriteString("# TYPE netbed_controller_request_seconds summary\n")
+	snap := s.Snapshot()
+	for _, e := range snap {
+		l := strconv.Quote(e.Endpoint)
+		fmt.Fprintf(&b, "netbed_controller_request_seconds{endpoint=%s,quantile=\"0.5\"} %g\n", l, e.P50ms/1000)
+		fmt.Fprintf(&b, "netbed_controller_request_seconds{endpoint=%s,quantile=\"0.99\"} %g\n", l, e.P99ms/1000)
+		fmt.Fprintf(&b, "netbed_controller_request_seconds_count{endpoint=%s} %d\n", l, e.Count)
+	}
+	b.WriteString("# HELP netbed_controller_request_errors_total Responses with status >= 400 per endpoint.\n")
+	b.WriteString("# TYPE netbed_controller_request_errors_total counter\n")
+	for _, e := range snap {
+		fmt.Fprintf(&b, "netbed_controller_request_errors_total{endpoint=%s} %d\n", strconv.Quote(e.Endpoint), e.Errors)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -361,14 +361,18 @@ func (in *Instance) release(out datapath.Output, nh netip.Addr, mac [6]byte) {
 
 // Receive handles one frame arriving on eth0.
 func (in *Instance) Receive(now time.Duration, port int, b []byte, out datapath.Output) {
-	p, err := in.parser.Parse(b)
-	if err != nil {
+	if len(b) < ethLen {
 		in.trace(out, datapath.ActDrop, datapath.ReasonMalformed, "parse")
 		return
 	}
-	dst := frame.DstMAC(b)
-	if dst != in.mac6 && !frame.IsBroadcastOrMulticast(b) {
+	// Unicast to someone else (a flood copy) needs no decoding.
+	if frame.DstMAC(b) != in.mac6 && !frame.IsBroadcastOrMulticast(b) {
 		in.trace(out, datapath.ActDrop, datapath.ReasonNotForMe, "mac")
+		return
+	}
+	p, err := in.parser.Parse(b)
+	if err != nil {
+		in.trace(out, datapath.ActDrop, datapath.ReasonMalformed, "parse")
 		return
 	}
 	if p.Has(layers.LayerTypeDot1Q) {

@@ -14,6 +14,8 @@ type API interface {
 	ListNetworks(ctx context.Context, label string) ([]Network, error)
 	CreateSubnet(ctx context.Context, r SubnetRequest) (Subnet, error)
 	ListSubnets(ctx context.Context, network string) ([]Subnet, error)
+	DeleteSubnet(ctx context.Context, id string) (Subnet, error)
+	DeleteNetwork(ctx context.Context, ref string) (Network, error)
 
 	CreatePort(ctx context.Context, r PortRequest) (Port, error)
 	EnsurePort(ctx context.Context, r PortRequest) (Port, bool, error)

@@ -335,6 +335,89 @@ func (s *Service) ListSubnets(ctx context.Context, ref string) ([]Subnet, error)
 	return out, err
 }
 
+// DeleteSubnet deletes a subnet whose addresses are all free; otherwise
+// ErrInUse (delete its ports and release its addresses first).
+func (s *Service) DeleteSubnet(ctx context.Context, id string) (Subnet, error) {
+	var sub Subnet
+	err := s.st.Update(ctx, func(tx store.Tx) error {
+		var ok bool
+		var err error
+		if sub, ok, err = subnetMemo.get(tx, bSubnets, []byte(id)); err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("subnet %q: %w", id, ErrNotFound)
+		}
+		held := 0
+		var first string
+		if err := ipam.ForEach(tx, id, func(a netip.Addr, h string) bool {
+			if held == 0 {
+				first = fmt.Sprintf("%v (held by %s)", a, h)
+			}
+			held++
+			return true
+		}); err != nil {
+			return err
+		}
+		if held > 0 {
+			return fmt.Errorf("%w: %d addresses still held, e.g. %s; delete those ports and release those addresses first", ErrInUse, held, first)
+		}
+		if err := tx.Delete(bSubnetByNet, key(sub.Network, sub.ID)); err != nil {
+			return err
+		}
+		if err := tx.Delete(bSubnets, []byte(id)); err != nil {
+			return err
+		}
+		return ipam.DropPool(tx, id)
+	})
+	if err != nil {
+		return Subnet{}, fmt.Errorf("delete subnet %q: %w", id, err)
+	}
+	return sub, nil
+}
+
+// DeleteNetwork deletes a network without subnets; otherwise ErrInUse
+// (delete its subnets first).
+func (s *Service) DeleteNetwork(ctx context.Context, ref string) (Network, error) {
+	var n Network
+	err := s.st.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if n, err = resolveNetwork(tx, ref); err != nil {
+			return err
+		}
+		subs, err := networkSubnets(tx, n.ID)
+		if err != nil {
+			return err
+		}
+		if len(subs) > 0 {
+			return fmt.Errorf("%w: network %q has %d subnets, e.g. %s (%v); delete them first", ErrInUse, n.Name, len(subs), subs[0].ID, subs[0].CIDR)
+		}
+		for _, l := range n.Labels {
+			if err := tx.Delete(bNetLabel, key(l, n.ID)); err != nil {
+				return err
+			}
+		}
+		if n.Segment.Type != SegmentNone {
+			if err := tx.Delete(bNetSegment, []byte(n.Segment.String())); err != nil {
+				return err
+			}
+		}
+		for _, kv := range []struct {
+			b string
+			k string
+		}{{bNetName, n.Name}, {bNetMACSeq, n.ID}, {bNetworks, n.ID}} {
+			if err := tx.Delete(kv.b, []byte(kv.k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Network{}, fmt.Errorf("delete network %q: %w", ref, err)
+	}
+	return n, nil
+}
+
 // ---- allocation ----
 
 func family(a netip.Addr) int {

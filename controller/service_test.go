@@ -217,6 +217,19 @@ func TestBadInputChangesNothing(t *testing.T) {
 			_, err := svc.SetUnderlayState(ctx, "p1", StateUpdate{State: StateActive})
 			return err
 		}, ErrIllegalTransition, "", "bind it"},
+		{"delete network with subnets", func() error {
+			_, err := svc.DeleteNetwork(ctx, "n1")
+			return err
+		}, ErrInUse, "", "delete them first"},
+		{"delete subnet with a port", func() error {
+			p, _ := svc.GetPort(ctx, "p1")
+			_, err := svc.DeleteSubnet(ctx, p.IPs[0].Subnet)
+			return err
+		}, ErrInUse, "", "port:"},
+		{"delete unknown subnet", func() error {
+			_, err := svc.DeleteSubnet(ctx, "sub-nope")
+			return err
+		}, ErrNotFound, "", "sub-nope"},
 		{"delete unknown port", func() error {
 			_, err := svc.DeletePort(ctx, "ghost")
 			return err

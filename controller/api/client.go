@@ -128,6 +128,20 @@ func (c *Client) ListSubnets(ctx context.Context, network string) ([]controller.
 	return ss, err
 }
 
+// DeleteSubnet deletes a subnet none of whose addresses is held.
+func (c *Client) DeleteSubnet(ctx context.Context, id string) (controller.Subnet, error) {
+	var s controller.Subnet
+	_, err := c.do(ctx, http.MethodDelete, "/v1/subnets/"+esc(id), nil, &s)
+	return s, err
+}
+
+// DeleteNetwork deletes a network without subnets.
+func (c *Client) DeleteNetwork(ctx context.Context, ref string) (controller.Network, error) {
+	var n controller.Network
+	_, err := c.do(ctx, http.MethodDelete, "/v1/networks/"+esc(ref), nil, &n)
+	return n, err
+}
+
 // CreatePort creates a port with its addresses. A bound port comes back
 // before its overlay is ACTIVE; WaitPort waits for that.
 func (c *Client) CreatePort(ctx context.Context, r controller.PortRequest) (controller.Port, error) {

@@ -94,6 +94,30 @@ func script(t *testing.T, a controller.API) []string {
 	}
 	_, err = a.DeletePort(ctx, "pod-0")
 	note("delete twice: %s", errIs(err, sentinels...))
+	_, err = a.DeleteNetwork(ctx, "prod-1")
+	note("delete network with subnets: %s", errIs(err, sentinels...))
+	subs, _ := a.ListSubnets(ctx, "prod-1")
+	_, err = a.DeleteSubnet(ctx, subs[0].ID)
+	note("delete subnet with vips held: %s", errIs(err, sentinels...))
+	var vips []netip.Addr
+	for _, x := range as {
+		vips = append(vips, x.Address)
+	}
+	if err := a.Release(ctx, "prod-1", vips, "vips"); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range subs {
+		if _, err := a.DeleteSubnet(ctx, sub.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := a.DeleteNetwork(ctx, "prod-1")
+	note("delete emptied network: %s %v", n.Name, err)
+	ns, _ := a.ListNetworks(ctx, "prod-env")
+	note("networks left with the label: %d", len(ns))
+	// The segment and name are free again.
+	_, err = a.CreateNetwork(ctx, controller.NetworkRequest{Name: "prod-1", Segment: controller.Segment{Type: controller.SegmentVXLAN, ID: 5001}})
+	note("recreate: %v", err)
 	probs, err := a.Check(ctx)
 	note("check: %v %v", probs, err)
 	return out

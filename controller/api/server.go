@@ -23,8 +23,10 @@ const maxBody = 1 << 20
 //	POST   /v1/networks                 NetworkRequest -> 201 Network
 //	GET    /v1/networks[?label=]        -> []Network
 //	GET    /v1/networks/{ref}           -> Network (ref: name or ID)
+//	DELETE /v1/networks/{ref}           -> Network (409 "in_use" while it has subnets)
 //	POST   /v1/subnets                  SubnetRequest -> 201 Subnet
 //	GET    /v1/subnets[?network=]       -> []Subnet
+//	DELETE /v1/subnets/{id}             -> Subnet (409 "in_use" while addresses are held)
 //	POST   /v1/ports                    PortRequest -> 202 Port (bound, overlay pending) or 201
 //	PUT    /v1/ports/{name}             PortRequest -> get-or-create: 200 or 201/202 Port
 //	GET    /v1/ports[?host=]            -> []Port
@@ -85,7 +87,15 @@ func NewServer(svc *controller.Service) *Server {
 	s.handle("POST /v1/networks", s.createNetwork)
 	s.handle("GET /v1/networks", s.listNetworks)
 	s.handle("GET /v1/networks/{ref}", s.getNetwork)
+	s.handle("DELETE /v1/networks/{ref}", func(r *http.Request) (int, any, error) {
+		n, err := s.svc.DeleteNetwork(r.Context(), r.PathValue("ref"))
+		return http.StatusOK, n, err
+	})
 	s.handle("POST /v1/subnets", s.createSubnet)
+	s.handle("DELETE /v1/subnets/{id}", func(r *http.Request) (int, any, error) {
+		sub, err := s.svc.DeleteSubnet(r.Context(), r.PathValue("id"))
+		return http.StatusOK, sub, err
+	})
 	s.handle("GET /v1/subnets", s.listSubnets)
 	s.handle("POST /v1/ports", s.createPort)
 	s.handle("PUT /v1/ports/{name}", s.ensurePort)

@@ -31,7 +31,7 @@ var (
 // Options tune a Runtime. The zero value is the default.
 type Options struct {
 	// ProbeID returns the probe a frame belongs to (0: none); default
-	// stack.ProbeIDOf. Frames of probe 0 are forwarded but not recorded.
+	// ProbeIDOf. Frames of probe 0 are forwarded but not recorded.
 	ProbeID func(frame []byte) uint64
 	// Batch is how many frames one read takes from a socket (64).
 	Batch int
@@ -127,7 +127,7 @@ type Runtime struct {
 // New returns an empty runtime whose clock starts now.
 func New(opts Options) *Runtime {
 	if opts.ProbeID == nil {
-		opts.ProbeID = func(b []byte) uint64 { id, _ := stack.ProbeIDOf(b); return id }
+		opts.ProbeID = func(b []byte) uint64 { id, _ := ProbeIDOf(b); return id }
 	}
 	if opts.Batch <= 0 {
 		opts.Batch = 64

@@ -18,7 +18,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/datapath/userspace"
 	"github.com/netbed/netbed/topologies/netns"
 )
 
@@ -40,7 +40,7 @@ type Frame struct {
 type Options struct {
 	// FlowProbe, if set, attributes frames that carry no probe ID (a
 	// SYN-ACK, a RST) by their flow; return 0 for none.
-	FlowProbe func(f stack.Flow) uint64
+	FlowProbe func(f userspace.Flow) uint64
 	// OnFrame, if set, is called for every probe frame, from the
 	// capture's goroutine.
 	OnFrame func(Frame)

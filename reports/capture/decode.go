@@ -8,7 +8,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/netbed/netbed/datapath/frame"
-	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/datapath/userspace"
 )
 
 // Decoder finds the probe ID and innermost flow of captured frames with
@@ -41,10 +41,10 @@ func NewDecoder() *Decoder {
 // Decoded is what Decode found in one frame.
 type Decoded struct {
 	// Probe is the ID the frame carries (0: none), read as
-	// stack.ProbeIDOf reads it.
+	// userspace.ProbeIDOf reads it.
 	Probe uint64
 	// Flow is the innermost IPv4 flow, valid when HasFlow.
-	Flow    stack.Flow
+	Flow    userspace.Flow
 	HasFlow bool
 	ARP     bool
 	VXLAN   bool
@@ -73,7 +73,7 @@ func (d *Decoder) Decode(b []byte) Decoded {
 			return out
 		}
 		// Only well-formed, unfragmented packets carry probes (the rules
-		// stack.ProbeIDOf applies).
+		// userspace.ProbeIDOf applies).
 		ip := &d.ip4
 		if ip.Version != 4 || ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 ||
 			len(ip.Contents)+len(ip.Payload) != int(ip.Length) ||
@@ -98,7 +98,7 @@ func (d *Decoder) Decode(b []byte) Decoded {
 // transport reads the flow and probe ID from the decoded innermost packet.
 func (d *Decoder) transport(out Decoded) Decoded {
 	var pl []byte
-	f := stack.Flow{Proto: uint8(d.ip4.Protocol)}
+	f := userspace.Flow{Proto: uint8(d.ip4.Protocol)}
 	f.Src, _ = netip.AddrFromSlice(d.ip4.SrcIP)
 	f.Dst, _ = netip.AddrFromSlice(d.ip4.DstIP)
 	switch d.ip4.Protocol {
@@ -124,7 +124,7 @@ func (d *Decoder) transport(out Decoded) Decoded {
 		pl = d.tcp.Payload
 	}
 	out.Flow, out.HasFlow = f, true
-	if len(pl) == stack.ProbePayloadLen {
+	if len(pl) == userspace.ProbePayloadLen {
 		out.Probe = binary.BigEndian.Uint64(pl)
 	}
 	return out

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/netbed/netbed/datapath/frame"
-	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/datapath/userspace"
 )
 
 func testFrames() map[string][]byte {
@@ -33,17 +33,17 @@ func testFrames() map[string][]byte {
 }
 
 // TestDecodeAgreesWithStack checks the gopacket decoder against the
-// hand-written reader the datapath uses (stack.ProbeIDOf, FlowOf).
+// hand-written reader the datapath uses (userspace.ProbeIDOf, FlowOf).
 func TestDecodeAgreesWithStack(t *testing.T) {
 	d := NewDecoder()
 	for name, b := range testFrames() {
 		t.Run(name, func(t *testing.T) {
 			got := d.Decode(b)
-			id, _ := stack.ProbeIDOf(b)
+			id, _ := userspace.ProbeIDOf(b)
 			if got.Probe != id {
 				t.Errorf("probe %#x, stack reads %#x", got.Probe, id)
 			}
-			f, ok := stack.FlowOf(b)
+			f, ok := userspace.FlowOf(b)
 			if got.HasFlow != ok || (ok && got.Flow != f) {
 				t.Errorf("flow %+v (%v), stack reads %+v (%v)", got.Flow, got.HasFlow, f, ok)
 			}
@@ -61,7 +61,7 @@ func FuzzDecode(f *testing.F) {
 	d := NewDecoder()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got := d.Decode(b)
-		id, _ := stack.ProbeIDOf(b)
+		id, _ := userspace.ProbeIDOf(b)
 		if got.Probe != id {
 			t.Fatalf("probe %#x, stack reads %#x", got.Probe, id)
 		}

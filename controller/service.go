@@ -62,6 +62,11 @@ type Service struct {
 // New returns a service over st. overlay may be nil (nothing programs the
 // fabric; overlay states then change only by SetOverlayState); clock nil
 // means the wall clock.
+//
+// Overlay calls happen after the change they report has committed, in a
+// goroutine per port: the calls for one port arrive one at a time in commit
+// order (bind, move, delete), calls for different ports run concurrently.
+// Close cancels their context and waits for them.
 func New(st store.Store, overlay Overlay, clock Clock) *Service {
 	if clock == nil {
 		clock = SystemClock{}

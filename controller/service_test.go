@@ -592,3 +592,36 @@ func TestWaitPort(t *testing.T) {
 		t.Errorf("wait for a status never reached: %v", err)
 	}
 }
+
+// TestOverlayCallsInCommitOrder: rapid moves of one port reach the overlay
+// one at a time, in order, each naming the host the previous one bound.
+func TestOverlayCallsInCommitOrder(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{calls: make(chan hookCall, 64)}
+	svc, _ := newTestService(t, rec)
+	mustNet(t, svc, "n1", Segment{Type: SegmentVXLAN, ID: 9}, nil, "10.0.0.0/24")
+	if _, err := svc.CreatePort(ctx, PortRequest{Name: "mover", Network: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	const moves = 30
+	for i := range moves {
+		if _, err := svc.BindPort(ctx, "mover", fmt.Sprintf("host-%02d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.BindPort(ctx, "mover", ""); err != nil {
+		t.Fatal(err)
+	}
+	prev := ""
+	for i := range moves {
+		c := rec.next(t)
+		want := hookCall{bound: true, port: "mover", host: fmt.Sprintf("host-%02d", i), oldHost: prev}
+		if c != want {
+			t.Fatalf("call %d: %+v, want %+v", i, c, want)
+		}
+		prev = c.host
+	}
+	if c := rec.next(t); c != (hookCall{port: "mover", host: prev}) {
+		t.Errorf("unbind: %+v", c)
+	}
+}

@@ -24,7 +24,7 @@ func BenchmarkKernelPolicy(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer km.Close()
-			prog, err := NewPolicyProgram(km)
+			prog, err := NewPolicyProgram(km, TCActOK)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -70,13 +71,21 @@ func TestSameNodePodsKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = prog.Close() })
+	// The policy check runs first on the same hook and hands allowed
+	// traffic on to bpf_lxc (TC_ACT_UNSPEC).
+	policy, err := NewPolicyProgram(km, TCActUnspec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = policy.Close() })
 
 	type pod struct {
-		ns  netns.NsHandle
-		h   *netlink.Handle
-		ip  net.IP
-		eth netlink.Link
-		lxc netlink.Link
+		ns   netns.NsHandle
+		h    *netlink.Handle
+		ip   net.IP
+		eth  netlink.Link
+		lxc  netlink.Link
+		info gen3.EndpointInfo
 	}
 	var pods []*pod
 	for i := range 2 {
@@ -126,16 +135,22 @@ func TestSameNodePodsKernel(t *testing.T) {
 			Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT}}); err != nil {
 			t.Fatalf("add clsact to %s: %v", lxcName, err)
 		}
-		if err := node.FilterAdd(&netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: p.lxc.Attrs().Index,
-			Parent: netlink.HANDLE_MIN_INGRESS, Handle: netlink.MakeHandle(0, 1), Protocol: unix.ETH_P_ALL, Priority: 1},
-			Fd: prog.FD(), Name: "bpf_lxc", DirectAction: true}); err != nil {
-			t.Fatalf("attach bpf_lxc to %s: %v", lxcName, err)
+		for prio, pr := range []*ebpf.Program{policy, prog} {
+			if err := node.FilterAdd(&netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: p.lxc.Attrs().Index,
+				Parent: netlink.HANDLE_MIN_INGRESS, Handle: netlink.MakeHandle(0, uint16(prio+1)), Protocol: unix.ETH_P_ALL, Priority: uint16(prio + 1)},
+				Fd: pr.FD(), Name: fmt.Sprint("bpf", prio), DirectAction: true}); err != nil {
+				t.Fatalf("attach program %d to %s: %v", prio, lxcName, err)
+			}
 		}
 		info := gen3.EndpointInfo{IfIndex: uint32(p.lxc.Attrs().Index), Identity: uint32(gen3.FirstPodIdentity) + uint32(i),
 			LxcID: uint16(i + 1), MAC: [6]byte(p.eth.Attrs().HardwareAddr), NodeMAC: [6]byte(p.lxc.Attrs().HardwareAddr)}
 		if err := km.Endpoints.Put(gen3.EndpointKey{IP: [4]byte(p.ip)}, info); err != nil {
 			t.Fatal(err)
 		}
+		if err := km.IPCache.Put(gen3.IPCacheKey{PrefixLen: 32, IP: [4]byte(p.ip)}, gen3.IPCacheValue{Identity: info.Identity}); err != nil {
+			t.Fatal(err)
+		}
+		p.info = info
 		pods = append(pods, p)
 	}
 
@@ -154,29 +169,64 @@ func TestSameNodePodsKernel(t *testing.T) {
 		return c
 	}
 	c1, c2 := listen(pods[0], 0), listen(pods[1], 7777)
-	exchange := func(from, to net.PacketConn, dst net.Addr, msg string) net.Addr {
+	// send sends msg up to tries times, each with a deadline to arrive
+	// (the first datagram waits in the kernel for ARP), and returns its
+	// source once it does, nil if it never does.
+	send := func(from, to net.PacketConn, dst net.Addr, msg string, tries int) net.Addr {
 		t.Helper()
 		buf := make([]byte, 64)
-		// The first datagram waits in the kernel for ARP; retry a few
-		// times in case it is dropped, with a deadline for each.
-		for range 5 {
+		for range tries {
 			if _, err := from.WriteTo([]byte(msg), dst); err != nil {
 				t.Fatal(err)
 			}
 			_ = to.SetReadDeadline(time.Now().Add(time.Second))
-			n, src, err := to.ReadFrom(buf)
-			if err == nil && string(buf[:n]) == msg {
-				return src
+			for {
+				n, src, err := to.ReadFrom(buf)
+				if err != nil {
+					break
+				}
+				if string(buf[:n]) == msg {
+					return src
+				}
 			}
 		}
-		t.Fatalf("%q never arrived", msg)
 		return nil
+	}
+	exchange := func(from, to net.PacketConn, dst net.Addr, msg string) net.Addr {
+		t.Helper()
+		src := send(from, to, dst, msg, 5)
+		if src == nil {
+			t.Fatalf("%q never arrived", msg)
+		}
+		return src
 	}
 	src := exchange(c1, c2, &net.UDPAddr{IP: pods[1].ip, Port: 7777}, "ping")
 	if !src.(*net.UDPAddr).IP.Equal(pods[0].ip) {
 		t.Errorf("ping came from %v, want %v", src, pods[0].ip)
 	}
 	exchange(c2, c1, src, "pong")
+
+	// Policy: pod2 enforces ingress. An allow entry for pod1's identity
+	// to UDP 7777 lets the datagram through; without it the policy
+	// program drops it before bpf_lxc redirects.
+	to2 := &net.UDPAddr{IP: pods[1].ip, Port: 7777}
+	enforced := pods[1].info
+	enforced.Flags = gen3.EndpointPolicyEnforced
+	if err := km.Endpoints.Put(gen3.EndpointKey{IP: [4]byte(pods[1].ip)}, enforced); err != nil {
+		t.Fatal(err)
+	}
+	allow := gen3.NewPolicyKey(gen3.Identity(pods[0].info.Identity), gen3.Identity(enforced.Identity), gen3.ProtoUDP, 7777)
+	if err := km.Policy.Put(allow, gen3.PolicyEntry{Action: gen3.PolicyAllow}); err != nil {
+		t.Fatal(err)
+	}
+	exchange(c1, c2, to2, "allowed")
+	if err := km.Policy.Delete(allow); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(c1, c2, to2, "denied", 2); got != nil {
+		t.Errorf("a datagram to the enforced pod arrived without an allow entry")
+	}
+	exchange(c2, c1, src, "pod2 is not enforced on the way out")
 
 	links, err := node.LinkList()
 	if err != nil {

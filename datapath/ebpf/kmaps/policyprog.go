@@ -9,8 +9,9 @@ import (
 
 // tc verdicts.
 const (
-	TCActOK   = 0
-	TCActShot = 2
+	TCActUnspec = -1 // go on with the next filter
+	TCActOK     = 0
+	TCActShot   = 2
 )
 
 // __sk_buff offsets of data and data_end.
@@ -39,9 +40,10 @@ const (
 // it finds the source identity in the ipcache (world if absent), tries the
 // policy map from (src, dst, proto, port) down to (any, dst, any, any),
 // and returns TC_ACT_SHOT for a deny entry, or for no entry when the
-// endpoint enforces policy; TC_ACT_OK otherwise (including traffic that is
-// not IPv4 or not for a local endpoint).
-func PolicyInstructions(km *Maps) asm.Instructions {
+// endpoint enforces policy; pass otherwise (including traffic that is not
+// IPv4 or not for a local endpoint). pass is TCActOK for a program on its
+// own, TCActUnspec for one that runs before bpf_lxc on the same hook.
+func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
 	lookup := func(m *ebpf.Map, fp int16) asm.Instructions {
 		return asm.Instructions{
 			asm.LoadMapPtr(asm.R1, m.FD()),
@@ -139,16 +141,17 @@ func PolicyInstructions(km *Maps) asm.Instructions {
 		asm.JEq.Imm(asm.R1, 1, "pass"),
 		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("shot"),
 		asm.Return(),
-		asm.Mov.Imm(asm.R0, TCActOK).WithSymbol("pass"),
+		asm.Mov.Imm(asm.R0, pass).WithSymbol("pass"),
 		asm.Return(),
 	)
 	return ins
 }
 
-// NewPolicyProgram loads PolicyInstructions as a tc (sched_cls) program.
-func NewPolicyProgram(km *Maps) (*ebpf.Program, error) {
+// NewPolicyProgram loads PolicyInstructions as a tc (sched_cls) program
+// that returns pass for allowed traffic.
+func NewPolicyProgram(km *Maps, pass int32) (*ebpf.Program, error) {
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bpf_policy", Type: ebpf.SchedCLS, License: "Dual BSD/GPL",
-		Instructions: PolicyInstructions(km)})
+		Instructions: PolicyInstructions(km, pass)})
 	if err != nil {
 		return nil, fmt.Errorf("load policy program: %w", err)
 	}

@@ -37,7 +37,7 @@ func TestPolicyProgramDifferential(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = km.Close() })
-			prog, err := NewPolicyProgram(km)
+			prog, err := NewPolicyProgram(km, TCActOK)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -69,7 +69,16 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another controller running there?)", listen, err)
 	}
-	srv := &http.Server{Handler: api.NewServer(svc), ReadHeaderTimeout: 10 * time.Second}
+	// Requests run under base, cancelled when shutdown starts, so that
+	// long-polls (?wait=) end at once instead of holding the shutdown.
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           api.NewServer(svc),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
 	fmt.Fprintf(stdout, "controller: store %s, serving http://%s\n", storePath, ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -79,6 +88,7 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 	case <-ctx.Done():
 	}
 	fmt.Fprintln(stdout, "controller: shutting down")
+	cancelBase()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {

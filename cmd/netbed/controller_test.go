@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net/http/httptrace"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,10 +49,32 @@ func TestControllerServe(t *testing.T) {
 	if err := serveController(ctx, path, "127.0.0.1:0", 50*time.Millisecond, io.Discard); err == nil || !strings.Contains(err.Error(), "locked") {
 		t.Errorf("second controller on a busy store: %v", err)
 	}
+	// A long-poll in flight does not hold the shutdown.
+	if _, err := c.CreateSubnet(ctx, controller.SubnetRequest{Network: "kept", CIDR: netip.MustParsePrefix("10.0.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreatePort(ctx, controller.PortRequest{Name: "p", Network: "kept", Host: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	wrote := make(chan struct{})
+	go func() {
+		tctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) },
+		})
+		_, err := c.WaitPort(tctx, "p", controller.StatusActiveActive)
+		waited <- err
+	}()
+	<-wrote
+	start := time.Now()
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatalf("graceful shutdown: %v", err)
 	}
+	if err := <-waited; err == nil {
+		t.Error("long-poll of a port never ACTIVE_ACTIVE returned no error")
+	}
+	t.Logf("shutdown with a long-poll in flight took %v", time.Since(start))
 	st, err := store.OpenBolt(path, store.BoltOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ var codes = []struct {
 	{"stale", http.StatusConflict, controller.ErrStale},
 	{"timeout", http.StatusRequestTimeout, context.DeadlineExceeded},
 	{"unavailable", http.StatusServiceUnavailable, store.ErrClosed},
+	{"canceled", http.StatusServiceUnavailable, context.Canceled}, // server shutting down or client gone
 }
 
 // Error is an error response: what the server said, and (through Unwrap)

@@ -49,8 +49,9 @@ func (p Proto) String() string {
 }
 
 // ProbeSpec describes one probe. ID is carried in the packet (8 bytes of
-// payload, big-endian; for ICMP also id = ID>>16, seq = ID) so that captures
-// on real interfaces can correlate it. DstPort defaults to 7 for UDP and 80
+// payload, big-endian; for ICMP also id = ID>>16, seq = ID; a TCP answer
+// acknowledges uint32(ID)+1) so that captures on real interfaces can
+// correlate it (userspace.ProbeIDOf reads it back from a raw frame). DstPort defaults to 7 for UDP and 80
 // for TCP.
 type ProbeSpec struct {
 	Proto   Proto

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,9 +59,10 @@ func TestControllerServe(t *testing.T) {
 	}
 	waited := make(chan error, 1)
 	wrote := make(chan struct{})
+	var once sync.Once
 	go func() {
 		tctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-			WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) },
+			WroteRequest: func(httptrace.WroteRequestInfo) { once.Do(func() { close(wrote) }) },
 		})
 		_, err := c.WaitPort(tctx, "p", controller.StatusActiveActive)
 		waited <- err

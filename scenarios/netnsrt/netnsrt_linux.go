@@ -1,0 +1,403 @@
+package netnsrt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vnetns "github.com/vishvananda/netns"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/userspace"
+	"github.com/netbed/netbed/reports/capture"
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/topologies"
+	"github.com/netbed/netbed/topologies/netns"
+)
+
+// LabPrefix starts the name of every lab this runtime deploys
+// ("nb-<scenario>-<generation>-<hex>"), so that `netbed down --all` (or
+// netns.DestroyAll with a Match on it) finds what a killed run left.
+const LabPrefix = "nb-"
+
+// Options configure a Runtime. The zero value works: captures go to a
+// temporary directory removed at Close.
+type Options struct {
+	// Scenario names the run in the lab name.
+	Scenario string
+	// OutDir, if set, keeps the pcapng captures under OutDir/pcap/<lab>/,
+	// one file per namespace.
+	OutDir string
+	// StateRoot overrides netns.StateRoot (tests).
+	StateRoot string
+	// InstancesOnly captures only the instances' namespaces (their eth0,
+	// which the results need), not the fabric's.
+	InstancesOnly bool
+	// Settle bounds how long Probe waits, after the answer or the
+	// timeout, for the captures to deliver the probe's last frames
+	// (default 500ms).
+	Settle time.Duration
+}
+
+// Runtime runs a fabric's nodes on real namespaces in real time. It
+// implements scenarios.Runtime.
+type Runtime struct {
+	opts   Options
+	lab    *netns.Lab
+	labOpt *netns.Options
+	name   string // lab name
+	topo   *topologies.Topology
+	us     *userspace.Runtime
+	cap    *capture.Capture
+	capTmp string // capture directory to remove at Close
+
+	mu    sync.Mutex
+	insts map[string]*instance
+	// nodes are the fabric's nodes by name, for port names.
+	nodes map[string]datapath.Node
+
+	fmu    sync.RWMutex
+	flows  map[userspace.Flow]uint64
+	nflows atomic.Int32
+
+	nextProbe atomic.Uint64
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ scenarios.Runtime = (*Runtime)(nil)
+
+// New returns a netns runtime; Load deploys its lab.
+func New(opts Options) *Runtime {
+	if opts.Settle <= 0 {
+		opts.Settle = 500 * time.Millisecond
+	}
+	return &Runtime{opts: opts, insts: map[string]*instance{}, nodes: map[string]datapath.Node{},
+		flows: map[userspace.Flow]uint64{}}
+}
+
+// Name implements scenarios.Runtime.
+func (r *Runtime) Name() string { return "netns" }
+
+// Lab returns the deployed lab (nil before Load).
+func (r *Runtime) Lab() *netns.Lab { return r.lab }
+
+// LabName returns the lab's name.
+func (r *Runtime) LabName() string { return r.name }
+
+// Capture returns the lab's capture (nil before Load).
+func (r *Runtime) Capture() *capture.Capture { return r.cap }
+
+// Userspace returns the userspace datapath running the nodes.
+func (r *Runtime) Userspace() *userspace.Runtime { return r.us }
+
+// sanitize keeps a name usable in a lab name.
+func sanitize(s string) string {
+	s = strings.ToLower(s)
+	var b strings.Builder
+	for _, c := range s {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	out := strings.Trim(b.String(), "-")
+	if len(out) > 24 {
+		out = out[:24]
+	}
+	if out == "" {
+		out = "run"
+	}
+	return out
+}
+
+// labName returns "nb-<scenario>-<gen>-<8 hex>".
+func labName(scenario, gen string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return LabPrefix + sanitize(scenario) + "-" + sanitize(gen) + "-" + hex.EncodeToString(b[:])
+}
+
+// probeID is the userspace datapath's and the captures' view of which
+// probe a frame belongs to: the ID in its payload, else its flow's.
+func (r *Runtime) probeID(b []byte) uint64 {
+	if id, ok := userspace.ProbeIDOf(b); ok {
+		return id
+	}
+	if r.nflows.Load() == 0 {
+		return 0
+	}
+	f, ok := userspace.FlowOf(b)
+	if !ok {
+		return 0
+	}
+	return r.flowProbe(f)
+}
+
+func (r *Runtime) flowProbe(f userspace.Flow) uint64 {
+	if r.nflows.Load() == 0 {
+		return 0
+	}
+	r.fmu.RLock()
+	defer r.fmu.RUnlock()
+	return r.flows[f]
+}
+
+func (r *Runtime) addFlow(f userspace.Flow, id uint64) {
+	r.fmu.Lock()
+	r.flows[f], r.flows[f.Reverse()] = id, id
+	r.nflows.Store(int32(len(r.flows)))
+	r.fmu.Unlock()
+}
+
+func (r *Runtime) dropFlow(f userspace.Flow) {
+	r.fmu.Lock()
+	delete(r.flows, f)
+	delete(r.flows, f.Reverse())
+	r.nflows.Store(int32(len(r.flows)))
+	r.fmu.Unlock()
+}
+
+// Load implements scenarios.Runtime: it deploys t as a new lab (one
+// namespace per node, one veth pair per link), turns IPv6 off in every
+// namespace (no router solicitations or MLD reports in the fabric), starts
+// every fabric node in the userspace datapath inside its namespace, and
+// starts the captures.
+func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Topology) (err error) {
+	if r.lab != nil {
+		return errors.New("netns runtime: Load called twice")
+	}
+	tc := *t
+	tc.Name = labName(r.opts.Scenario, f.Generation())
+	tc.Prefix = nil
+	r.name, r.topo = tc.Name, &tc
+	r.labOpt = &netns.Options{StateRoot: r.opts.StateRoot}
+	lab, _, err := netns.Deploy(ctx, &tc, r.labOpt)
+	if err != nil {
+		// Deploy leaves what it created for Destroy.
+		_, _ = netns.Destroy(tc.Name, r.labOpt)
+		return fmt.Errorf("netns runtime: %w", err)
+	}
+	r.lab = lab
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	for _, n := range lab.Nodes() {
+		if err := lab.Do(n, disableIPv6); err != nil {
+			return fmt.Errorf("netns runtime: node %s: %w", n, err)
+		}
+	}
+	dir := ""
+	if r.opts.OutDir != "" {
+		dir = filepath.Join(r.opts.OutDir, "pcap", r.name)
+	} else {
+		tmp, err := os.MkdirTemp("", r.name+"-pcap-")
+		if err != nil {
+			return fmt.Errorf("netns runtime: %w", err)
+		}
+		r.capTmp, dir = tmp, tmp
+	}
+	r.cap, err = capture.New(dir, capture.Options{FlowProbe: r.flowProbe})
+	if err != nil {
+		return fmt.Errorf("netns runtime: %w", err)
+	}
+	r.us = userspace.New(userspace.Options{ProbeID: r.probeID})
+	for _, n := range f.Nodes() {
+		name := n.Name()
+		ns, err := lab.NsHandle(name)
+		if err != nil {
+			return fmt.Errorf("netns runtime: fabric node %q is not a topology node: %w", name, err)
+		}
+		ifs := tc.Interfaces(name)
+		ports := n.Ports()
+		ifaces := make([]string, len(ports))
+		for i, p := range ports {
+			if p != "" && slices.Contains(ifs, p) {
+				ifaces[i] = p
+			}
+		}
+		if err := r.us.AddNode(n, ns, ifaces); err != nil {
+			return fmt.Errorf("netns runtime: %w", err)
+		}
+		r.nodes[name] = n
+		if !r.opts.InstancesOnly {
+			if err := r.cap.Add(name, ns); err != nil {
+				return fmt.Errorf("netns runtime: %w", err)
+			}
+		}
+	}
+	for _, w := range f.Wires() {
+		if err := r.us.Connect(w); err != nil {
+			return fmt.Errorf("netns runtime: %w", err)
+		}
+	}
+	return nil
+}
+
+// disableIPv6 runs inside a namespace.
+func disableIPv6() error {
+	for _, p := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"} {
+		if err := os.WriteFile(p, []byte("1"), 0o644); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("disable IPv6: %w", err)
+		}
+	}
+	return nil
+}
+
+// Mutate implements scenarios.Runtime.
+func (r *Runtime) Mutate(f func() error) error {
+	if r.us == nil {
+		return f()
+	}
+	return r.us.Mutate(f)
+}
+
+// SetNodeState implements scenarios.Runtime: a failed node drops every
+// frame (node-down) and its neighbours see their ports go down.
+func (r *Runtime) SetNodeState(_ context.Context, node string, up bool) error {
+	if err := r.us.SetNodeState(node, up); err != nil {
+		return fmt.Errorf("netns runtime: %w", err)
+	}
+	return nil
+}
+
+// SetLinkState implements scenarios.Runtime: both veth ends go down (or
+// up) in the kernel and both nodes see the port change.
+func (r *Runtime) SetLinkState(_ context.Context, e topologies.Endpoint, up bool) error {
+	n, ok := r.nodes[e.Node]
+	if !ok {
+		return fmt.Errorf("netns runtime: link %s: no fabric node %q", e, e.Node)
+	}
+	port := slices.Index(n.Ports(), e.Iface)
+	if port < 0 {
+		return fmt.Errorf("netns runtime: link %s: node %s has no port %q", e, e.Node, e.Iface)
+	}
+	ends := []topologies.Endpoint{e}
+	if peer, _, ok := r.topo.Peer(e); ok {
+		ends = append(ends, peer)
+	}
+	for _, end := range ends {
+		h, err := r.lab.Handle(end.Node)
+		if err != nil {
+			return fmt.Errorf("netns runtime: link %s: %w", end, err)
+		}
+		l, err := h.LinkByName(end.Iface)
+		if err != nil {
+			return fmt.Errorf("netns runtime: link %s: %w", end, err)
+		}
+		if up {
+			err = h.LinkSetUp(l)
+		} else {
+			err = h.LinkSetDown(l)
+		}
+		if err != nil {
+			return fmt.Errorf("netns runtime: set link %s up=%v: %w", end, up, err)
+		}
+	}
+	if err := r.us.SetLinkState(datapath.PortRef{Node: e.Node, Port: port}, up); err != nil {
+		return fmt.Errorf("netns runtime: %w", err)
+	}
+	return nil
+}
+
+// Sleep implements scenarios.Runtime in real time.
+func (r *Runtime) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Now implements scenarios.Runtime: the time since Load.
+func (r *Runtime) Now() time.Duration {
+	if r.us == nil {
+		return 0
+	}
+	return r.us.Now()
+}
+
+// Stats implements scenarios.Runtime: the nodes' drops by reason; drops
+// without a reason and frames the kernel refused to send are unexplained.
+func (r *Runtime) Stats() (map[string]int, int) {
+	drops := map[string]int{}
+	if r.us == nil {
+		return drops, 0
+	}
+	s := r.us.Stats()
+	for k, v := range s.Drops {
+		drops[k] = int(v)
+	}
+	unexplained := drops[""] + int(s.SendErrors)
+	if s.SendErrors > 0 {
+		drops["send-error"] = int(s.SendErrors)
+	}
+	return drops, unexplained
+}
+
+// Close implements scenarios.Runtime: it stops the nodes and captures,
+// removes the instances' namespaces and destroys the lab. It is safe to
+// call more than once and from another goroutine (on SIGINT).
+func (r *Runtime) Close() error {
+	r.closeOnce.Do(func() {
+		var errs []error
+		if r.us != nil {
+			errs = append(errs, r.us.Close())
+		}
+		r.mu.Lock()
+		insts := make([]*instance, 0, len(r.insts))
+		for _, in := range r.insts {
+			insts = append(insts, in)
+		}
+		r.insts = map[string]*instance{}
+		r.mu.Unlock()
+		for _, in := range insts {
+			if r.cap != nil {
+				errs = append(errs, r.cap.Remove(in.name))
+			}
+			errs = append(errs, in.destroy())
+		}
+		if r.cap != nil {
+			errs = append(errs, r.cap.Close())
+		}
+		if r.capTmp != "" {
+			errs = append(errs, os.RemoveAll(r.capTmp))
+		}
+		if r.lab != nil {
+			r.lab.Close()
+			if _, err := netns.Destroy(r.name, r.labOpt); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		r.closeErr = errors.Join(errs...)
+	})
+	return r.closeErr
+}
+
+// nsHandle returns an instance's open namespace.
+func (r *Runtime) instance(name string) (*instance, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in, ok := r.insts[name]
+	if !ok {
+		return nil, fmt.Errorf("netns runtime: no instance %q", name)
+	}
+	return in, nil
+}
+
+var _ = vnetns.None

@@ -1,0 +1,420 @@
+package netnsrt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/datapath/userspace"
+	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/topologies/netns"
+)
+
+var debugTrace = os.Getenv("NETNSRT_DEBUG") != ""
+
+// DefaultTimeout is a probe's timeout when the request gives none.
+const DefaultTimeout = time.Second
+
+var protos = map[string]stack.Proto{"icmp": stack.ICMP, "udp": stack.UDP, "tcp": stack.TCP}
+
+// srcPort is the source port of probe id, as stack.Instance picks it.
+func srcPort(id uint64) uint16 {
+	return uint16(stack.EphemeralBase + id%(65536-stack.EphemeralBase))
+}
+
+// Probe implements scenarios.Runtime: the source instance's kernel sends
+// a real packet carrying the probe ID as stack.Instance does (ICMP echo
+// with id = ID>>16, seq = ID and the ID as payload from a raw socket; a
+// UDP datagram with the ID as payload from port srcPort(ID); a TCP
+// connect from that port), and waits for the answer or the timeout. The
+// path is the nodes' trace of the probe joined to the instances' eth0
+// events read from the captures, and is derived as sim derives it.
+func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.Probe, error) {
+	proto, ok := protos[p.Proto]
+	if !ok {
+		return reports.Probe{}, fmt.Errorf("probe: unknown protocol %q (icmp, udp, tcp)", p.Proto)
+	}
+	src, err := r.instance(p.From)
+	if err != nil {
+		return reports.Probe{}, fmt.Errorf("probe: %w", err)
+	}
+	dst, _ := r.instance(p.To)
+	timeout := p.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	port := p.Port
+	switch {
+	case proto == stack.UDP && port == 0:
+		port = 7
+	case proto == stack.TCP && port == 0:
+		port = 80
+	}
+	if proto == stack.UDP && dst != nil {
+		if err := dst.ensureUDP(port); err != nil {
+			return reports.Probe{}, fmt.Errorf("probe: %w", err)
+		}
+	}
+	id := r.nextProbe.Add(1)
+	var flow userspace.Flow
+	if proto != stack.ICMP {
+		pr := uint8(17)
+		if proto == stack.TCP {
+			pr = 6
+		}
+		flow = userspace.Flow{Proto: pr, Src: src.ip.Addr(), Dst: p.Dst, SrcPort: srcPort(id), DstPort: port}
+		r.addFlow(flow, id)
+		defer r.dropFlow(flow)
+	}
+	var replied bool
+	switch proto {
+	case stack.ICMP:
+		replied, err = src.ping(ctx, p.Dst, id, timeout)
+	case stack.UDP:
+		replied, err = src.udpProbe(ctx, p.Dst, port, id, timeout)
+	case stack.TCP:
+		replied, err = src.tcpProbe(ctx, p.Dst, port, id, timeout)
+	}
+	if err != nil {
+		return reports.Probe{}, fmt.Errorf("probe %d %s -> %s: %w", id, p.From, p.To, err)
+	}
+	r.settle(ctx, id, src, dst, replied)
+	out := r.result(id, p)
+	return out, nil
+}
+
+// settle waits until the captures hold the frames that delivered the
+// probe and its answer (they are read asynchronously).
+func (r *Runtime) settle(ctx context.Context, id uint64, src, dst *instance, replied bool) {
+	if !replied {
+		return
+	}
+	deadline := time.Now().Add(r.opts.Settle)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var atSrc, atDst bool
+		for _, f := range r.cap.Frames(id) {
+			if f.Out || f.ARP || f.Iface != stack.Port {
+				continue
+			}
+			atSrc = atSrc || f.Netns == src.name
+			atDst = atDst || dst == nil || f.Netns == dst.name
+		}
+		if atSrc && atDst {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// result joins the nodes' records of probe id with the instances' eth0
+// frames and derives the outcome.
+func (r *Runtime) result(id uint64, p scenarios.RuntimeProbe) reports.Probe {
+	nrecs, gidx := r.us.TraceOf(id)
+	local := make(map[int32]int32, len(gidx))
+	for k, g := range gidx {
+		local[g] = int32(k)
+	}
+	rs := make([]rec, 0, len(nrecs)+8)
+	for _, nr := range nrecs {
+		prev := int32(-1)
+		if l, ok := local[nr.Prev]; ok && nr.Prev >= 0 {
+			prev = l
+		}
+		rs = append(rs, rec{ev: nr.Event, prev: prev, arp: nr.ARP})
+	}
+	start := r.us.Start()
+	r.mu.Lock()
+	insts := make(map[string]*instance, len(r.insts))
+	for k, v := range r.insts {
+		insts[k] = v
+	}
+	r.mu.Unlock()
+	type synth struct {
+		at   int32 // index in rs
+		hash uint64
+		inst *instance
+		used bool
+	}
+	var outs, ins []*synth
+	sentBySource := false
+	for _, f := range r.cap.Frames(id) {
+		in, ok := insts[f.Netns]
+		if !ok || f.Iface != stack.Port {
+			continue
+		}
+		ev := datapath.Event{Time: f.Time.Sub(start), Node: in.name, Device: stack.Port, Kind: datapath.KindNIC, Probe: id}
+		if f.Out {
+			ev.OutPort, ev.Action, ev.Rule = stack.Port, datapath.ActOriginate, "kernel"
+			if in.name == p.From && !f.ARP {
+				sentBySource = true
+			}
+		} else {
+			ev.InPort = stack.Port
+			if in.forMe(f.Data) {
+				ev.Action, ev.Rule = datapath.ActDeliver, "kernel"
+			} else {
+				ev.Action, ev.Reason, ev.Rule = datapath.ActDrop, datapath.ReasonNotForMe, "ip"
+			}
+		}
+		s := &synth{at: int32(len(rs)), hash: r.us.Hash(f.Data), inst: in}
+		rs = append(rs, rec{ev: ev, prev: -1, arp: f.ARP})
+		if f.Out {
+			outs = append(outs, s)
+		} else {
+			ins = append(ins, s)
+		}
+	}
+	// A frame a node read from an instance's port continues from the
+	// instance's originate of the same bytes.
+	for k, nr := range nrecs {
+		if nr.From == nil {
+			continue
+		}
+		for _, s := range outs {
+			if !s.used && s.hash == nr.From.Hash && s.inst.host == nr.From.Node && s.inst.hostPort == nr.From.Port {
+				s.used = true
+				rs[k].prev = s.at
+				break
+			}
+		}
+	}
+	// A frame an instance received continues from the node's send.
+	used := map[int]bool{}
+	egress := r.us.Egress()
+	for _, s := range ins {
+		for j, e := range egress {
+			if used[j] || e.Probe != id || e.Hash != s.hash || e.Node != s.inst.host || e.Port != s.inst.hostPort {
+				continue
+			}
+			used[j] = true
+			if l, ok := local[e.Head]; ok && e.Head >= 0 {
+				rs[s.at].prev = l
+			}
+			break
+		}
+	}
+	// An instance's answer continues from what it delivered last.
+	for _, s := range outs {
+		best := int32(-1)
+		for _, d := range ins {
+			ev := &rs[d.at].ev
+			if d.inst == s.inst && ev.Action == datapath.ActDeliver && !rs[d.at].arp && ev.Time <= rs[s.at].ev.Time &&
+				(best < 0 || ev.Time >= rs[best].ev.Time) {
+				best = d.at
+			}
+		}
+		rs[s.at].prev = best
+	}
+	sorted := sortByTime(rs)
+	if debugTrace {
+		for i, r := range sorted {
+			fmt.Printf("%d\t%v\t%s\t%s\t%s\t%s\t%s\tprev=%d arp=%v\n", i, r.ev.Time, r.ev.Node, r.ev.Device, r.ev.Action, r.ev.Reason, r.ev.Rule, r.prev, r.arp)
+		}
+	}
+	o := derive(sorted, p.From, !sentBySource)
+	return o.report(p.From, p.To, p.Proto)
+}
+
+// forMe reports whether a frame arriving on eth0 is for the instance's own
+// stack: to its MAC (or a group address) and, for IPv4, to its address.
+func (in *instance) forMe(b []byte) bool {
+	if len(b) < 14 {
+		return false
+	}
+	if !frame.IsBroadcastOrMulticast(b) && !bytes.Equal(b[0:6], in.mac) {
+		return false
+	}
+	if f, ok := userspace.FlowOf(b); ok {
+		return f.Dst == in.ip.Addr()
+	}
+	return true
+}
+
+// ping sends an ICMP echo request from a raw socket in the instance's
+// namespace and waits for the matching reply.
+func (in *instance) ping(ctx context.Context, dst netip.Addr, id uint64, timeout time.Duration) (bool, error) {
+	var fd int
+	if err := netns.DoIn(in.ns, func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+		return err
+	}); err != nil {
+		return false, fmt.Errorf("raw ICMP socket in %s: %w", in.name, err)
+	}
+	defer unix.Close(fd)
+	icmpID, seq := uint16(id>>16), uint16(id)
+	msg := []byte{8, 0, 0, 0, byte(icmpID >> 8), byte(icmpID), byte(seq >> 8), byte(seq)}
+	msg = binary.BigEndian.AppendUint64(msg, id)
+	binary.BigEndian.PutUint16(msg[2:], inetChecksum(msg))
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
+		return false, fmt.Errorf("send echo request from %s: %w", in.name, err)
+	}
+	buf := make([]byte, 1500)
+	return waitFor(ctx, fd, timeout, func() (bool, error) {
+		n, from, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+		if err != nil {
+			return false, err
+		}
+		sa, ok := from.(*unix.SockaddrInet4)
+		if !ok || netip.AddrFrom4(sa.Addr) != dst || n < 20 {
+			return false, nil
+		}
+		ihl := int(buf[0]&0x0f) * 4
+		m := buf[ihl:n]
+		return len(m) >= 16 && m[0] == 0 && binary.BigEndian.Uint16(m[4:]) == icmpID &&
+			binary.BigEndian.Uint16(m[6:]) == seq && binary.BigEndian.Uint64(m[8:]) == id, nil
+	})
+}
+
+// udpProbe sends the ID from port srcPort(id) and waits for its echo.
+func (in *instance) udpProbe(ctx context.Context, dst netip.Addr, port uint16, id uint64, timeout time.Duration) (bool, error) {
+	fd, err := in.socket(unix.SOCK_DGRAM, id)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	pl := binary.BigEndian.AppendUint64(nil, id)
+	if err := unix.Sendto(fd, pl, 0, &unix.SockaddrInet4{Addr: dst.As4(), Port: int(port)}); err != nil {
+		return false, fmt.Errorf("send UDP probe from %s: %w", in.name, err)
+	}
+	buf := make([]byte, 64)
+	return waitFor(ctx, fd, timeout, func() (bool, error) {
+		n, from, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+		if errors.Is(err, unix.ECONNREFUSED) {
+			return false, nil // an ICMP error for an earlier datagram
+		}
+		if err != nil {
+			return false, err
+		}
+		sa, ok := from.(*unix.SockaddrInet4)
+		return ok && netip.AddrFrom4(sa.Addr) == dst && sa.Port == int(port) && bytes.Equal(buf[:n], pl), nil
+	})
+}
+
+// tcpProbe connects from port srcPort(id): a SYN-ACK or a RST answers it.
+// The connection is reset at once (SO_LINGER 0).
+func (in *instance) tcpProbe(ctx context.Context, dst netip.Addr, port uint16, id uint64, timeout time.Duration) (bool, error) {
+	fd, err := in.socket(unix.SOCK_STREAM, id)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	// No retransmitted SYN inside the timeout of a probe.
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_SYNCNT, 1)
+	err = unix.Connect(fd, &unix.SockaddrInet4{Addr: dst.As4(), Port: int(port)})
+	if err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		return errors.Is(err, unix.ECONNREFUSED), nil
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 || ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(pfd, int(min(left, 50*time.Millisecond)/time.Millisecond)+1)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return false, fmt.Errorf("poll TCP probe: %w", err)
+		}
+		if n == 0 {
+			continue
+		}
+		soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return false, fmt.Errorf("TCP probe: %w", err)
+		}
+		switch syscall.Errno(soerr) {
+		case 0:
+			return true, nil // SYN-ACK
+		case unix.ECONNREFUSED:
+			return true, nil // RST
+		default:
+			return false, nil // unreachable, timed out
+		}
+	}
+}
+
+// socket opens a non-blocking IPv4 socket of type typ in the instance's
+// namespace, bound to the instance's address and port srcPort(id).
+func (in *instance) socket(typ int, id uint64) (int, error) {
+	var fd int
+	err := netns.DoIn(in.ns, func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_INET, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: in.ip.Addr().As4(), Port: int(srcPort(id))}); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("bind port %d: %w", srcPort(id), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("socket in %s: %w", in.name, err)
+	}
+	return fd, nil
+}
+
+// waitFor polls fd until match reports the answer, the timeout passes or
+// ctx ends.
+func waitFor(ctx context.Context, fd int, timeout time.Duration, match func() (bool, error)) (bool, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(pfd, int(min(left, 50*time.Millisecond)/time.Millisecond)+1); err != nil && !errors.Is(err, unix.EINTR) {
+			return false, fmt.Errorf("poll: %w", err)
+		}
+		for {
+			ok, err := match()
+			if errors.Is(err, unix.EAGAIN) {
+				break
+			}
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				return true, nil
+			}
+		}
+	}
+}
+
+// inetChecksum is the Internet checksum of b.
+func inetChecksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+var _ = net.IPv4len

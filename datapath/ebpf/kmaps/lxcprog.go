@@ -44,18 +44,39 @@ func storeMAC(dst asm.Register, off int16, mac net.HardwareAddr) asm.Instruction
 	}
 }
 
+// LxcConfig is what bpf_lxc is compiled with on a node.
+type LxcConfig struct {
+	HostMAC net.HardwareAddr // cilium_host's MAC, the answer to every ARP
+	// VXLANIfIndex is cilium_vxlan's ifindex; 0 leaves packets to pods of
+	// other nodes to the host stack (direct routing).
+	VXLANIfIndex int
+	NodeMaskBits int // the node CIDRs' prefix length, for the tunnel map key
+}
+
+// bpf_tunnel_key layout (struct bpf_tunnel_key, 28 bytes).
+const (
+	fpTunnelKey  = -80 // 28 bytes, 8-aligned
+	tunnelKeyLen = 28
+	fpTunnelMap  = -52 // TunnelKey
+)
+
 // FromContainerInstructions is bpf_lxc's from-container program of the Go
-// model for the kernel (tc ingress on every lxc device), without policy
-// and conntrack:
+// model for the kernel (tc ingress on every lxc device), without
+// conntrack (policy runs as its own program before it, see
+// PolicyInstructions):
 //   - an ARP request from the pod is turned into the reply in place, with
-//     hostMAC (cilium_host's) as the answer, and sent back out of the same
-//     lxc (bpf_redirect to skb->ifindex), so pods never ARP each other;
+//     cfg.HostMAC (cilium_host's) as the answer, and sent back out of the
+//     same lxc (bpf_redirect to skb->ifindex), so pods never ARP each other;
 //   - an IPv4 packet to a local endpoint gets the TTL decremented (checksum
 //     fixed with bpf_l3_csum_replace), its MACs rewritten from the
 //     endpoints map, and is redirected to the endpoint's lxc: lxc → BPF →
 //     lxc, no bridge;
+//   - with cfg.VXLANIfIndex set, an IPv4 packet whose node CIDR is in the
+//     tunnel map gets a tunnel key (remote node IP, the source identity
+//     from the ipcache as VNI) and is redirected to cilium_vxlan;
 //   - anything else goes on to the host stack (TC_ACT_OK).
-func FromContainerInstructions(km *Maps, hostMAC net.HardwareAddr) asm.Instructions {
+func FromContainerInstructions(km *Maps, cfg LxcConfig) asm.Instructions {
+	hostMAC := cfg.HostMAC
 	ins := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
@@ -81,7 +102,7 @@ func FromContainerInstructions(km *Maps, hostMAC net.HardwareAddr) asm.Instructi
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, fpEPKey),
 		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.JEq.Imm(asm.R0, 0, "remote"),
 		asm.Mov.Reg(asm.R9, asm.R0),
 		// TTL - 1: fix the checksum first (the helper invalidates packet
 		// pointers), then reload them and write.
@@ -131,20 +152,143 @@ func FromContainerInstructions(km *Maps, hostMAC net.HardwareAddr) asm.Instructi
 		asm.Mov.Imm(asm.R2, 0),
 		asm.FnRedirect.Call(),
 		asm.Return(),
-
+	)
+	ins = append(ins, tunnelOut(km, cfg)...)
+	ins = append(ins,
 		asm.Mov.Imm(asm.R0, TCActOK).WithSymbol("pass"),
 		asm.Return(),
 	)
 	return ins
 }
 
+// tunnelOut is the "remote" branch of bpf_lxc: tunnel map lookup on the
+// destination's node CIDR, tunnel key, redirect to cilium_vxlan. The
+// destination IP is in the endpoint key slot; packet pointers are stale.
+func tunnelOut(km *Maps, cfg LxcConfig) asm.Instructions {
+	if cfg.VXLANIfIndex == 0 {
+		return asm.Instructions{asm.Ja.Label("pass").WithSymbol("remote")}
+	}
+	var m [4]byte
+	for i := range 4 {
+		bits := min(max(cfg.NodeMaskBits-8*i, 0), 8)
+		m[i] = byte(0xff << (8 - bits))
+	}
+	ins := asm.Instructions{
+		asm.LoadMem(asm.R1, asm.RFP, fpEPKey, asm.Word).WithSymbol("remote"),
+		asm.Mov.Imm32(asm.R2, int32(binary.LittleEndian.Uint32(m[:]))),
+		asm.And.Reg32(asm.R1, asm.R2),
+		asm.StoreMem(asm.RFP, fpTunnelMap, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, km.Tunnel.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpTunnelMap),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.Mov.Reg(asm.R9, asm.R0),
+		// Source identity from the ipcache (the source IP is still in
+		// the packet; reload the pointers).
+		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
+		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.Add.Imm(asm.R2, 34),
+		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
+		asm.StoreImm(asm.RFP, fpIPCacheKey, 32, asm.Word),
+		asm.LoadMem(asm.R0, asm.R7, 26, asm.Word),
+		asm.StoreMem(asm.RFP, fpIPCacheKey+4, asm.R0, asm.Word),
+	}
+	for off := int16(0); off < tunnelKeyLen; off += 4 {
+		ins = append(ins, asm.StoreImm(asm.RFP, fpTunnelKey+off, 0, asm.Word))
+	}
+	ins = append(ins,
+		asm.LoadMapPtr(asm.R1, km.IPCache.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpIPCacheKey),
+		asm.FnMapLookupElem.Call(),
+		asm.Mov.Imm(asm.R1, 2), // world
+		asm.JEq.Imm(asm.R0, 0, "vni"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+		asm.StoreMem(asm.RFP, fpTunnelKey, asm.R1, asm.Word).WithSymbol("vni"), // tunnel_id
+		asm.LoadMem(asm.R1, asm.R9, 0, asm.Word),                               // TunnelValue.NodeIP, network order
+		asm.HostTo(asm.BE, asm.R1, asm.Word),                                   // remote_ipv4 is in host order
+		asm.StoreMem(asm.RFP, fpTunnelKey+4, asm.R1, asm.Word),
+		asm.StoreImm(asm.RFP, fpTunnelKey+21, 64, asm.Byte), // tunnel_ttl
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpTunnelKey),
+		asm.Mov.Imm(asm.R3, tunnelKeyLen),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnSkbSetTunnelKey.Call(),
+		asm.JNE.Imm(asm.R0, 0, "drop"),
+		asm.Mov.Imm(asm.R1, int32(cfg.VXLANIfIndex)),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.FnRedirect.Call(),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("drop"),
+		asm.Return(),
+	)
+	return ins
+}
+
+// OverlayInstructions is bpf_overlay (tc ingress on cilium_vxlan): a
+// decapsulated packet for a local endpoint gets its MACs rewritten from
+// the endpoints map and is redirected to the endpoint's lxc; anything else
+// goes on to the host stack.
+func OverlayInstructions(km *Maps) asm.Instructions {
+	ins := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
+		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.Add.Imm(asm.R2, 34),
+		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
+		asm.LoadMem(asm.R2, asm.R7, 12, asm.Half),
+		asm.JNE.Imm(asm.R2, 0x0008, "pass"),
+		asm.LoadMem(asm.R0, asm.R7, 30, asm.Word),
+		asm.StoreMem(asm.RFP, fpEPKey, asm.R0, asm.Word),
+		asm.LoadMapPtr(asm.R1, km.Endpoints.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpEPKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.Mov.Reg(asm.R9, asm.R0),
+		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
+		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.Add.Imm(asm.R2, 34),
+		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
+	}
+	ins = append(ins, copyMAC(asm.R7, 0, asm.R9, epMAC)...)
+	ins = append(ins, copyMAC(asm.R7, 6, asm.R9, epNodeMAC)...)
+	ins = append(ins,
+		asm.LoadMem(asm.R1, asm.R9, epIfIndex, asm.Word),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.FnRedirect.Call(),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, TCActOK).WithSymbol("pass"),
+		asm.Return(),
+	)
+	return ins
+}
+
+// NewOverlayProgram loads OverlayInstructions as a tc program.
+func NewOverlayProgram(km *Maps) (*ebpf.Program, error) {
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bpf_overlay", Type: ebpf.SchedCLS, License: "Dual BSD/GPL",
+		Instructions: OverlayInstructions(km)})
+	if err != nil {
+		return nil, fmt.Errorf("load overlay program: %w", err)
+	}
+	return p, nil
+}
+
 // NewFromContainerProgram loads FromContainerInstructions as a tc program.
-func NewFromContainerProgram(km *Maps, hostMAC net.HardwareAddr) (*ebpf.Program, error) {
-	if len(hostMAC) != 6 {
-		return nil, fmt.Errorf("load from-container program: host MAC %v must be 6 bytes", hostMAC)
+func NewFromContainerProgram(km *Maps, cfg LxcConfig) (*ebpf.Program, error) {
+	if len(cfg.HostMAC) != 6 {
+		return nil, fmt.Errorf("load from-container program: host MAC %v must be 6 bytes", cfg.HostMAC)
+	}
+	if cfg.VXLANIfIndex != 0 && (cfg.NodeMaskBits < 1 || cfg.NodeMaskBits > 32) {
+		return nil, fmt.Errorf("load from-container program: node mask /%d: want 1 to 32 with a tunnel", cfg.NodeMaskBits)
 	}
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bpf_lxc", Type: ebpf.SchedCLS, License: "Dual BSD/GPL",
-		Instructions: FromContainerInstructions(km, hostMAC)})
+		Instructions: FromContainerInstructions(km, cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("load from-container program: %w", err)
 	}

@@ -38,7 +38,7 @@ func TestFromContainerRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = km.Close() })
-	prog, err := NewFromContainerProgram(km, hostMAC)
+	prog, err := NewFromContainerProgram(km, LxcConfig{HostMAC: hostMAC})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,198 +18,276 @@ import (
 	"github.com/netbed/netbed/internal/testutil"
 )
 
-// TestSameNodePodsKernel realises seed Fig. 16 in the kernel: a node
-// namespace with two pod namespaces, each pod's eth0 a veth whose host end
-// lxcN carries bpf_lxc on tc ingress. A UDP exchange between the pods must
-// work with no bridge in the node, and the pods' neighbour tables must
-// hold only the gateway (at cilium_host's MAC), never the other pod.
-func TestSameNodePodsKernel(t *testing.T) {
+// lab builds namespaces for kernel tests; the calling goroutine stays
+// locked to its thread, which is back in its original namespace whenever
+// a lab method returns.
+type lab struct {
+	t    *testing.T
+	orig netns.NsHandle
+}
+
+func newLab(t *testing.T) *lab {
 	testutil.RequireRoot(t)
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer orig.Close()
-	defer func() { _ = netns.Set(orig) }()
+	t.Cleanup(func() {
+		_ = netns.Set(orig)
+		orig.Close()
+		runtime.UnlockOSThread()
+	})
+	return &lab{t: t, orig: orig}
+}
 
-	newNS := func() (netns.NsHandle, *netlink.Handle) {
-		t.Helper()
-		name := testutil.Name("nbtest-")
-		ns, err := netns.NewNamed(name)
-		if err != nil {
-			t.Fatalf("create namespace %s: %v", name, err)
-		}
-		if err := netns.Set(orig); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ns.Close(); _ = netns.DeleteNamed(name) })
-		h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(h.Close)
-		if lo, err := h.LinkByName("lo"); err == nil {
-			_ = h.LinkSetUp(lo)
-		}
-		return ns, h
+func (l *lab) ns() (netns.NsHandle, *netlink.Handle) {
+	t := l.t
+	t.Helper()
+	name := testutil.Name("nbtest-")
+	ns, err := netns.NewNamed(name)
+	if err != nil {
+		t.Fatalf("create namespace %s: %v", name, err)
 	}
-	nodeNS, node := newNS()
-	_ = nodeNS
+	if err := netns.Set(l.orig); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close(); _ = netns.DeleteNamed(name) })
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	if lo, err := h.LinkByName("lo"); err == nil {
+		_ = h.LinkSetUp(lo)
+	}
+	return ns, h
+}
+
+// veth creates a veth pair in a with end name there and peer moved into
+// b as peer.
+func (l *lab) veth(a *netlink.Handle, name string, bNS netns.NsHandle, b *netlink.Handle, peer string) (netlink.Link, netlink.Link) {
+	t := l.t
+	t.Helper()
+	tmp := testutil.Name("nb")
+	if err := a.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: tmp}); err != nil {
+		t.Fatalf("create veth %s: %v", name, err)
+	}
+	p, err := a.LinkByName(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.LinkSetNsFd(p, int(bNS)); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = b.LinkByName(tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.LinkSetName(p, peer); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		h    *netlink.Handle
+		name string
+	}{{a, name}, {b, peer}} {
+		lk, err := x.h.LinkByName(x.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.h.LinkSetUp(lk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ea, _ := a.LinkByName(name)
+	eb, _ := b.LinkByName(peer)
+	return ea, eb
+}
+
+// attach puts programs on link's tc ingress, in order.
+func (l *lab) attach(h *netlink.Handle, link netlink.Link, progs ...*ebpf.Program) {
+	t := l.t
+	t.Helper()
+	if err := h.QdiscAdd(&netlink.Clsact{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: link.Attrs().Index,
+		Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT}}); err != nil {
+		t.Fatalf("add clsact to %s: %v", link.Attrs().Name, err)
+	}
+	for i, pr := range progs {
+		if err := h.FilterAdd(&netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: link.Attrs().Index,
+			Parent: netlink.HANDLE_MIN_INGRESS, Handle: netlink.MakeHandle(0, uint16(i+1)), Protocol: unix.ETH_P_ALL, Priority: uint16(i + 1)},
+			Fd: pr.FD(), Name: fmt.Sprint("bpf", i), DirectAction: true}); err != nil {
+			t.Fatalf("attach program %d to %s: %v", i, link.Attrs().Name, err)
+		}
+	}
+}
+
+type kpod struct {
+	ns   netns.NsHandle
+	h    *netlink.Handle
+	ip   net.IP
+	eth  netlink.Link
+	lxc  netlink.Link
+	info gen3.EndpointInfo
+}
+
+// pod creates a pod namespace wired to the node by lxcName, addressed
+// ip/32 with gw as default gateway, with progs on the lxc's tc ingress and
+// its entries in km (endpoints, ipcache).
+func (l *lab) pod(node *netlink.Handle, km *Maps, lxcName string, ip, gw net.IP, id gen3.Identity, progs ...*ebpf.Program) *kpod {
+	t := l.t
+	t.Helper()
+	p := &kpod{ip: ip.To4()}
+	p.ns, p.h = l.ns()
+	p.lxc, p.eth = l.veth(node, lxcName, p.ns, p.h, "eth0")
+	if err := p.h.AddrAdd(p.eth, &netlink.Addr{IPNet: &net.IPNet{IP: p.ip, Mask: net.CIDRMask(32, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	idx := p.eth.Attrs().Index
+	if err := p.h.RouteAdd(&netlink.Route{LinkIndex: idx, Dst: &net.IPNet{IP: gw, Mask: net.CIDRMask(32, 32)}, Scope: netlink.SCOPE_LINK}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.h.RouteAdd(&netlink.Route{LinkIndex: idx, Gw: gw}); err != nil {
+		t.Fatal(err)
+	}
+	l.attach(node, p.lxc, progs...)
+	p.info = gen3.EndpointInfo{IfIndex: uint32(p.lxc.Attrs().Index), Identity: uint32(id),
+		MAC: [6]byte(p.eth.Attrs().HardwareAddr), NodeMAC: [6]byte(p.lxc.Attrs().HardwareAddr)}
+	if err := km.Endpoints.Put(gen3.EndpointKey{IP: [4]byte(p.ip)}, p.info); err != nil {
+		t.Fatal(err)
+	}
+	if err := km.IPCache.Put(gen3.IPCacheKey{PrefixLen: 32, IP: [4]byte(p.ip)}, gen3.IPCacheValue{Identity: uint32(id)}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// listen opens a UDP socket in the pod's namespace.
+func (l *lab) listen(p *kpod, port int) net.PacketConn {
+	t := l.t
+	t.Helper()
+	if err := netns.Set(p.ns); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = netns.Set(l.orig) }()
+	c, err := net.ListenPacket("udp4", fmt.Sprintf("%s:%d", p.ip, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// send sends msg up to tries times, each with a deadline to arrive (the
+// first datagram waits in the kernel for ARP), and returns its source once
+// it does, nil if it never does.
+func send(t *testing.T, from, to net.PacketConn, dst net.Addr, msg string, tries int) net.Addr {
+	t.Helper()
+	buf := make([]byte, 64)
+	for range tries {
+		if _, err := from.WriteTo([]byte(msg), dst); err != nil {
+			t.Fatal(err)
+		}
+		_ = to.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			n, src, err := to.ReadFrom(buf)
+			if err != nil {
+				break
+			}
+			if string(buf[:n]) == msg {
+				return src
+			}
+		}
+	}
+	return nil
+}
+
+func exchange(t *testing.T, from, to net.PacketConn, dst net.Addr, msg string) net.Addr {
+	t.Helper()
+	src := send(t, from, to, dst, msg, 5)
+	if src == nil {
+		t.Fatalf("%q never arrived", msg)
+	}
+	return src
+}
+
+func newKernelMaps(t *testing.T) *Maps {
+	t.Helper()
 	km, err := New()
 	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, ebpf.ErrNotSupported) {
 			testutil.Unavailable(t, "cannot create BPF maps: "+err.Error())
 		}
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = km.Close() })
-	gw := net.IPv4(10, 0, 0, 1).To4()
-	prog, err := NewFromContainerProgram(km, hostMAC)
+	return km
+}
+
+// load fails the test on err and closes p at the end.
+func (l *lab) load(p *ebpf.Program, err error) *ebpf.Program {
+	t := l.t
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = prog.Close() })
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// checkNeighbours fails unless the pod resolved the gateway to
+// cilium_host's MAC and has no entry for other.
+func checkNeighbours(t *testing.T, p *kpod, gw, other net.IP) {
+	t.Helper()
+	neigh, err := p.h.NeighList(p.eth.Attrs().Index, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sawGW := false
+	for _, n := range neigh {
+		if n.IP.Equal(other) {
+			t.Errorf("pod %v has a neighbour entry for the other pod %v", p.ip, other)
+		}
+		if n.IP.Equal(gw) {
+			sawGW = true
+			if n.HardwareAddr.String() != hostMAC.String() {
+				t.Errorf("pod %v resolved the gateway to %v, want cilium_host's %v", p.ip, n.HardwareAddr, hostMAC)
+			}
+		}
+	}
+	if !sawGW {
+		t.Errorf("pod %v never resolved the gateway: %v", p.ip, neigh)
+	}
+}
+
+// TestSameNodePodsKernel realises seed Fig. 16 in the kernel: a node
+// namespace with two pod namespaces, each pod's eth0 a veth whose host end
+// lxcN carries the policy program and bpf_lxc on tc ingress. UDP between
+// the pods must work with no bridge in the node; the pods' neighbour
+// tables hold only the gateway (at cilium_host's MAC), never the other
+// pod; an enforced pod admits only what the policy map allows.
+func TestSameNodePodsKernel(t *testing.T) {
+	l := newLab(t)
+	_, node := l.ns()
+	km := newKernelMaps(t)
+	gw := net.IPv4(10, 0, 0, 1).To4()
+	prog := l.load(NewFromContainerProgram(km, LxcConfig{HostMAC: hostMAC}))
 	// The policy check runs first on the same hook and hands allowed
 	// traffic on to bpf_lxc (TC_ACT_UNSPEC).
-	policy, err := NewPolicyProgram(km, TCActUnspec)
-	if err != nil {
-		t.Fatal(err)
+	policy := l.load(NewPolicyProgram(km, TCActUnspec))
+	pods := []*kpod{
+		l.pod(node, km, "lxc1", net.IPv4(10, 0, 0, 2), gw, gen3.FirstPodIdentity, policy, prog),
+		l.pod(node, km, "lxc2", net.IPv4(10, 0, 0, 3), gw, gen3.FirstPodIdentity+1, policy, prog),
 	}
-	t.Cleanup(func() { _ = policy.Close() })
-
-	type pod struct {
-		ns   netns.NsHandle
-		h    *netlink.Handle
-		ip   net.IP
-		eth  netlink.Link
-		lxc  netlink.Link
-		info gen3.EndpointInfo
-	}
-	var pods []*pod
-	for i := range 2 {
-		p := &pod{ip: net.IPv4(10, 0, 0, byte(2+i)).To4()}
-		p.ns, p.h = newNS()
-		lxcName, tmp := fmt.Sprintf("lxc%d", i+1), fmt.Sprintf("nbtmp%d", i+1)
-		if err := node.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: lxcName}, PeerName: tmp}); err != nil {
-			t.Fatalf("create veth %s: %v", lxcName, err)
-		}
-		peer, err := node.LinkByName(tmp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := node.LinkSetNsFd(peer, int(p.ns)); err != nil {
-			t.Fatal(err)
-		}
-		eth, err := p.h.LinkByName(tmp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.h.LinkSetName(eth, "eth0"); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.h.LinkSetUp(eth); err != nil {
-			t.Fatal(err)
-		}
-		if p.eth, err = p.h.LinkByName("eth0"); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.h.AddrAdd(p.eth, &netlink.Addr{IPNet: &net.IPNet{IP: p.ip, Mask: net.CIDRMask(32, 32)}}); err != nil {
-			t.Fatal(err)
-		}
-		idx := p.eth.Attrs().Index
-		if err := p.h.RouteAdd(&netlink.Route{LinkIndex: idx, Dst: &net.IPNet{IP: gw, Mask: net.CIDRMask(32, 32)}, Scope: netlink.SCOPE_LINK}); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.h.RouteAdd(&netlink.Route{LinkIndex: idx, Gw: gw}); err != nil {
-			t.Fatal(err)
-		}
-		if p.lxc, err = node.LinkByName(lxcName); err != nil {
-			t.Fatal(err)
-		}
-		if err := node.LinkSetUp(p.lxc); err != nil {
-			t.Fatal(err)
-		}
-		if err := node.QdiscAdd(&netlink.Clsact{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: p.lxc.Attrs().Index,
-			Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT}}); err != nil {
-			t.Fatalf("add clsact to %s: %v", lxcName, err)
-		}
-		for prio, pr := range []*ebpf.Program{policy, prog} {
-			if err := node.FilterAdd(&netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: p.lxc.Attrs().Index,
-				Parent: netlink.HANDLE_MIN_INGRESS, Handle: netlink.MakeHandle(0, uint16(prio+1)), Protocol: unix.ETH_P_ALL, Priority: uint16(prio + 1)},
-				Fd: pr.FD(), Name: fmt.Sprint("bpf", prio), DirectAction: true}); err != nil {
-				t.Fatalf("attach program %d to %s: %v", prio, lxcName, err)
-			}
-		}
-		info := gen3.EndpointInfo{IfIndex: uint32(p.lxc.Attrs().Index), Identity: uint32(gen3.FirstPodIdentity) + uint32(i),
-			LxcID: uint16(i + 1), MAC: [6]byte(p.eth.Attrs().HardwareAddr), NodeMAC: [6]byte(p.lxc.Attrs().HardwareAddr)}
-		if err := km.Endpoints.Put(gen3.EndpointKey{IP: [4]byte(p.ip)}, info); err != nil {
-			t.Fatal(err)
-		}
-		if err := km.IPCache.Put(gen3.IPCacheKey{PrefixLen: 32, IP: [4]byte(p.ip)}, gen3.IPCacheValue{Identity: info.Identity}); err != nil {
-			t.Fatal(err)
-		}
-		p.info = info
-		pods = append(pods, p)
-	}
-
-	// Sockets belong to the namespace of the thread that opens them.
-	listen := func(p *pod, port int) net.PacketConn {
-		t.Helper()
-		if err := netns.Set(p.ns); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = netns.Set(orig) }()
-		c, err := net.ListenPacket("udp4", fmt.Sprintf("%s:%d", p.ip, port))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	c1, c2 := listen(pods[0], 0), listen(pods[1], 7777)
-	// send sends msg up to tries times, each with a deadline to arrive
-	// (the first datagram waits in the kernel for ARP), and returns its
-	// source once it does, nil if it never does.
-	send := func(from, to net.PacketConn, dst net.Addr, msg string, tries int) net.Addr {
-		t.Helper()
-		buf := make([]byte, 64)
-		for range tries {
-			if _, err := from.WriteTo([]byte(msg), dst); err != nil {
-				t.Fatal(err)
-			}
-			_ = to.SetReadDeadline(time.Now().Add(time.Second))
-			for {
-				n, src, err := to.ReadFrom(buf)
-				if err != nil {
-					break
-				}
-				if string(buf[:n]) == msg {
-					return src
-				}
-			}
-		}
-		return nil
-	}
-	exchange := func(from, to net.PacketConn, dst net.Addr, msg string) net.Addr {
-		t.Helper()
-		src := send(from, to, dst, msg, 5)
-		if src == nil {
-			t.Fatalf("%q never arrived", msg)
-		}
-		return src
-	}
-	src := exchange(c1, c2, &net.UDPAddr{IP: pods[1].ip, Port: 7777}, "ping")
+	c1, c2 := l.listen(pods[0], 0), l.listen(pods[1], 7777)
+	to2 := &net.UDPAddr{IP: pods[1].ip, Port: 7777}
+	src := exchange(t, c1, c2, to2, "ping")
 	if !src.(*net.UDPAddr).IP.Equal(pods[0].ip) {
 		t.Errorf("ping came from %v, want %v", src, pods[0].ip)
 	}
-	exchange(c2, c1, src, "pong")
+	exchange(t, c2, c1, src, "pong")
 
 	// Policy: pod2 enforces ingress. An allow entry for pod1's identity
 	// to UDP 7777 lets the datagram through; without it the policy
 	// program drops it before bpf_lxc redirects.
-	to2 := &net.UDPAddr{IP: pods[1].ip, Port: 7777}
 	enforced := pods[1].info
 	enforced.Flags = gen3.EndpointPolicyEnforced
 	if err := km.Endpoints.Put(gen3.EndpointKey{IP: [4]byte(pods[1].ip)}, enforced); err != nil {
@@ -219,44 +297,90 @@ func TestSameNodePodsKernel(t *testing.T) {
 	if err := km.Policy.Put(allow, gen3.PolicyEntry{Action: gen3.PolicyAllow}); err != nil {
 		t.Fatal(err)
 	}
-	exchange(c1, c2, to2, "allowed")
+	exchange(t, c1, c2, to2, "allowed")
 	if err := km.Policy.Delete(allow); err != nil {
 		t.Fatal(err)
 	}
-	if got := send(c1, c2, to2, "denied", 2); got != nil {
+	if got := send(t, c1, c2, to2, "denied", 2); got != nil {
 		t.Errorf("a datagram to the enforced pod arrived without an allow entry")
 	}
-	exchange(c2, c1, src, "pod2 is not enforced on the way out")
+	exchange(t, c2, c1, src, "pod2 is not enforced on the way out")
 
 	links, err := node.LinkList()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range links {
-		if l.Type() == "bridge" {
-			t.Errorf("node has a bridge %s", l.Attrs().Name)
+	for _, lk := range links {
+		if lk.Type() == "bridge" {
+			t.Errorf("node has a bridge %s", lk.Attrs().Name)
 		}
 	}
-	for i, p := range pods {
-		other := pods[1-i].ip
-		neigh, err := p.h.NeighList(p.eth.Attrs().Index, netlink.FAMILY_V4)
+	checkNeighbours(t, pods[0], gw, pods[1].ip)
+	checkNeighbours(t, pods[1], gw, pods[0].ip)
+}
+
+// TestCrossNodeTunnelKernel connects two node namespaces by an underlay
+// veth, gives each a cilium_vxlan device in external (flow-based) mode with
+// bpf_overlay on its tc ingress, and one pod each: bpf_lxc finds the
+// remote node CIDR in the tunnel map, sets the tunnel key (remote node IP,
+// source identity as VNI) and redirects to cilium_vxlan; the other node
+// decapsulates and bpf_overlay redirects to the pod's lxc. UDP must flow
+// both ways, and neither pod ever resolves the other.
+func TestCrossNodeTunnelKernel(t *testing.T) {
+	l := newLab(t)
+	_, n1 := l.ns()
+	n2NS, n2 := l.ns()
+	e1, e2 := l.veth(n1, "eth1", n2NS, n2, "eth1")
+	type node struct {
+		h      *netlink.Handle
+		uplink netlink.Link
+		ip     net.IP
+		gw     net.IP
+		podIP  net.IP
+		km     *Maps
+		pod    *kpod
+	}
+	nodes := []*node{
+		{h: n1, uplink: e1, ip: net.IPv4(172, 16, 0, 1).To4(), gw: net.IPv4(10, 0, 1, 1).To4(), podIP: net.IPv4(10, 0, 1, 2).To4()},
+		{h: n2, uplink: e2, ip: net.IPv4(172, 16, 0, 2).To4(), gw: net.IPv4(10, 0, 2, 1).To4(), podIP: net.IPv4(10, 0, 2, 2).To4()},
+	}
+	for i, n := range nodes {
+		if err := n.h.AddrAdd(n.uplink, &netlink.Addr{IPNet: &net.IPNet{IP: n.ip, Mask: net.CIDRMask(24, 32)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.h.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: gen3.DevCiliumVXLAN}, FlowBased: true, Port: 4789}); err != nil {
+			testutil.Unavailable(t, "cannot create a flow-based VXLAN device: "+err.Error())
+		}
+		vx, err := n.h.LinkByName(gen3.DevCiliumVXLAN)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sawGW := false
-		for _, n := range neigh {
-			if n.IP.Equal(other) {
-				t.Errorf("pod %v has a neighbour entry for the other pod %v", p.ip, other)
-			}
-			if n.IP.Equal(gw) {
-				sawGW = true
-				if n.HardwareAddr.String() != hostMAC.String() {
-					t.Errorf("pod %v resolved the gateway to %v, want cilium_host's %v", p.ip, n.HardwareAddr, hostMAC)
-				}
-			}
+		if err := n.h.LinkSetUp(vx); err != nil {
+			t.Fatal(err)
 		}
-		if !sawGW {
-			t.Errorf("pod %v never resolved the gateway: %v", p.ip, neigh)
+		n.km = newKernelMaps(t)
+		lxc := l.load(NewFromContainerProgram(n.km, LxcConfig{HostMAC: hostMAC, VXLANIfIndex: vx.Attrs().Index, NodeMaskBits: 24}))
+		l.attach(n.h, vx, l.load(NewOverlayProgram(n.km)))
+		n.pod = l.pod(n.h, n.km, "lxc1", n.podIP, n.gw, gen3.FirstPodIdentity+gen3.Identity(i), lxc)
+	}
+	for i, n := range nodes {
+		o := nodes[1-i]
+		cidr := [4]byte(o.podIP)
+		cidr[3] = 0
+		if err := n.km.Tunnel.Put(gen3.TunnelKey{IP: cidr}, gen3.TunnelValue{NodeIP: [4]byte(o.ip)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.km.IPCache.Put(gen3.IPCacheKey{PrefixLen: 32, IP: [4]byte(o.podIP)},
+			gen3.IPCacheValue{Identity: o.pod.info.Identity, TunnelEndpoint: [4]byte(o.ip)}); err != nil {
+			t.Fatal(err)
 		}
 	}
+	c1, c2 := l.listen(nodes[0].pod, 0), l.listen(nodes[1].pod, 7777)
+	src := exchange(t, c1, c2, &net.UDPAddr{IP: nodes[1].podIP, Port: 7777}, "over the tunnel")
+	if !src.(*net.UDPAddr).IP.Equal(nodes[0].podIP) {
+		t.Errorf("datagram came from %v, want %v", src, nodes[0].podIP)
+	}
+	exchange(t, c2, c1, src, "and back")
+	checkNeighbours(t, nodes[0].pod, nodes[0].gw, nodes[1].podIP)
+	checkNeighbours(t, nodes[1].pod, nodes[1].gw, nodes[0].podIP)
 }

@@ -2,15 +2,16 @@
 // with cilium/ebpf from the same key and value types, syncs a node's model
 // maps into them, and loads tc programs written with cilium/ebpf's asm
 // package over those maps: bpf_lxc's from-container path (ARP responder;
-// redirect to a local endpoint's lxc with MAC rewrite; or a tunnel key and
-// a redirect to cilium_vxlan), bpf_overlay (decapsulated packets to the
-// local endpoint) and the ingress policy check.
+// redirect to a local endpoint's lxc with MAC rewrite; a tunnel key and a
+// redirect to cilium_vxlan; or, in direct routing, the host stack),
+// bpf_overlay and bpf_host (packets from the tunnel or a NIC to the local
+// endpoint) and the ingress policy check.
 //
 // The programs are tested against the Go model through BPF_PROG_TEST_RUN.
 // They are also tested end to end in real network namespaces: two pods on
 // one node (lxc → BPF → lxc, with policy allow and deny), and two nodes
-// joined by an underlay veth with flow-based cilium_vxlan devices. Not yet
-// in the kernel: conntrack, the VNI as source identity for policy on the
-// receiving node, direct routing (bpf_host), and TTL decrement on the
+// joined by an underlay veth, over flow-based cilium_vxlan devices or
+// routed directly. Not yet in the kernel: conntrack, the VNI as source
+// identity for policy on the receiving node, and TTL decrement on the
 // tunnel path.
 package kmaps

@@ -73,7 +73,9 @@ const (
 //     lxc, no bridge;
 //   - with cfg.VXLANIfIndex set, an IPv4 packet whose node CIDR is in the
 //     tunnel map gets a tunnel key (remote node IP, the source identity
-//     from the ipcache as VNI) and is redirected to cilium_vxlan;
+//     from the ipcache as VNI) and is redirected to cilium_vxlan; without
+//     it (direct routing) other IPv4 packets are handed to the host stack
+//     to route, marked as addressed to the host;
 //   - anything else goes on to the host stack (TC_ACT_OK).
 func FromContainerInstructions(km *Maps, cfg LxcConfig) asm.Instructions {
 	hostMAC := cfg.HostMAC
@@ -166,7 +168,15 @@ func FromContainerInstructions(km *Maps, cfg LxcConfig) asm.Instructions {
 // destination IP is in the endpoint key slot; packet pointers are stale.
 func tunnelOut(km *Maps, cfg LxcConfig) asm.Instructions {
 	if cfg.VXLANIfIndex == 0 {
-		return asm.Instructions{asm.Ja.Label("pass").WithSymbol("remote")}
+		// Direct routing: the host stack forwards the packet. It was
+		// addressed to cilium_host's MAC, not the lxc's, so mark it
+		// for this host (bpf_skb_change_type PACKET_HOST).
+		return asm.Instructions{
+			asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("remote"),
+			asm.Mov.Imm(asm.R2, 0), // PACKET_HOST
+			asm.FnSkbChangeType.Call(),
+			asm.Ja.Label("pass"),
+		}
 	}
 	var m [4]byte
 	for i := range 4 {
@@ -269,12 +279,24 @@ func OverlayInstructions(km *Maps) asm.Instructions {
 	return ins
 }
 
-// NewOverlayProgram loads OverlayInstructions as a tc program.
+// NewOverlayProgram loads OverlayInstructions as a tc program for
+// cilium_vxlan.
 func NewOverlayProgram(km *Maps) (*ebpf.Program, error) {
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bpf_overlay", Type: ebpf.SchedCLS, License: "Dual BSD/GPL",
+	return newToEndpoint(km, "bpf_overlay")
+}
+
+// NewHostProgram loads the same delivery to local endpoints as bpf_host,
+// for the NICs in direct-routing mode: packets the leaf routed to a pod of
+// this node go straight to its lxc.
+func NewHostProgram(km *Maps) (*ebpf.Program, error) {
+	return newToEndpoint(km, "bpf_host")
+}
+
+func newToEndpoint(km *Maps, name string) (*ebpf.Program, error) {
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: name, Type: ebpf.SchedCLS, License: "Dual BSD/GPL",
 		Instructions: OverlayInstructions(km)})
 	if err != nil {
-		return nil, fmt.Errorf("load overlay program: %w", err)
+		return nil, fmt.Errorf("load %s program: %w", name, err)
 	}
 	return p, nil
 }

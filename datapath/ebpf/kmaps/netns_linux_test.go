@@ -326,11 +326,33 @@ func TestSameNodePodsKernel(t *testing.T) {
 // source identity as VNI) and redirects to cilium_vxlan; the other node
 // decapsulates and bpf_overlay redirects to the pod's lxc. UDP must flow
 // both ways, and neither pod ever resolves the other.
-func TestCrossNodeTunnelKernel(t *testing.T) {
+func TestCrossNodeTunnelKernel(t *testing.T) { crossNode(t, gen3.Tunnel) }
+
+// TestCrossNodeDirectKernel is the same in direct-routing mode: bpf_lxc
+// hands the packet to the node's stack, which routes the remote node CIDR
+// over the underlay (the leaf's job in the fabric, BGP-learnt in the real
+// thing); bpf_host on the receiving NIC redirects it to the pod's lxc.
+func TestCrossNodeDirectKernel(t *testing.T) { crossNode(t, gen3.Direct) }
+
+// sysctl writes a sysctl in a namespace.
+func (l *lab) sysctl(ns netns.NsHandle, path, value string) {
+	t := l.t
+	t.Helper()
+	if err := netns.Set(ns); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = netns.Set(l.orig) }()
+	if err := os.WriteFile("/proc/sys/"+path, []byte(value), 0o644); err != nil {
+		t.Fatalf("sysctl %s=%s: %v", path, value, err)
+	}
+}
+
+func crossNode(t *testing.T, mode gen3.Mode) {
 	l := newLab(t)
-	_, n1 := l.ns()
+	n1NS, n1 := l.ns()
 	n2NS, n2 := l.ns()
 	e1, e2 := l.veth(n1, "eth1", n2NS, n2, "eth1")
+	nsOf := []netns.NsHandle{n1NS, n2NS}
 	type node struct {
 		h      *netlink.Handle
 		uplink netlink.Link
@@ -348,26 +370,44 @@ func TestCrossNodeTunnelKernel(t *testing.T) {
 		if err := n.h.AddrAdd(n.uplink, &netlink.Addr{IPNet: &net.IPNet{IP: n.ip, Mask: net.CIDRMask(24, 32)}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := n.h.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: gen3.DevCiliumVXLAN}, FlowBased: true, Port: 4789}); err != nil {
-			testutil.Unavailable(t, "cannot create a flow-based VXLAN device: "+err.Error())
-		}
-		vx, err := n.h.LinkByName(gen3.DevCiliumVXLAN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.h.LinkSetUp(vx); err != nil {
-			t.Fatal(err)
-		}
 		n.km = newKernelMaps(t)
-		lxc := l.load(NewFromContainerProgram(n.km, LxcConfig{HostMAC: hostMAC, VXLANIfIndex: vx.Attrs().Index, NodeMaskBits: 24}))
-		l.attach(n.h, vx, l.load(NewOverlayProgram(n.km)))
+		cfg := LxcConfig{HostMAC: hostMAC, NodeMaskBits: 24}
+		if mode == gen3.Tunnel {
+			if err := n.h.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: gen3.DevCiliumVXLAN}, FlowBased: true, Port: 4789}); err != nil {
+				testutil.Unavailable(t, "cannot create a flow-based VXLAN device: "+err.Error())
+			}
+			vx, err := n.h.LinkByName(gen3.DevCiliumVXLAN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.h.LinkSetUp(vx); err != nil {
+				t.Fatal(err)
+			}
+			cfg.VXLANIfIndex = vx.Attrs().Index
+			l.attach(n.h, vx, l.load(NewOverlayProgram(n.km)))
+		} else {
+			l.attach(n.h, n.uplink, l.load(NewHostProgram(n.km)))
+			l.sysctl(nsOf[i], "net/ipv4/ip_forward", "1")
+		}
+		lxc := l.load(NewFromContainerProgram(n.km, cfg))
 		n.pod = l.pod(n.h, n.km, "lxc1", n.podIP, n.gw, gen3.FirstPodIdentity+gen3.Identity(i), lxc)
+		if mode == gen3.Direct {
+			// The node's own route to its pod, for the stack's reverse
+			// path check on what the pod sends.
+			if err := n.h.RouteAdd(&netlink.Route{LinkIndex: n.pod.lxc.Attrs().Index, Dst: &net.IPNet{IP: n.podIP, Mask: net.CIDRMask(32, 32)}, Scope: netlink.SCOPE_LINK}); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	for i, n := range nodes {
 		o := nodes[1-i]
 		cidr := [4]byte(o.podIP)
 		cidr[3] = 0
-		if err := n.km.Tunnel.Put(gen3.TunnelKey{IP: cidr}, gen3.TunnelValue{NodeIP: [4]byte(o.ip)}); err != nil {
+		if mode == gen3.Tunnel {
+			if err := n.km.Tunnel.Put(gen3.TunnelKey{IP: cidr}, gen3.TunnelValue{NodeIP: [4]byte(o.ip)}); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := n.h.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: net.IP(cidr[:]), Mask: net.CIDRMask(24, 32)}, Gw: o.ip}); err != nil {
 			t.Fatal(err)
 		}
 		if err := n.km.IPCache.Put(gen3.IPCacheKey{PrefixLen: 32, IP: [4]byte(o.podIP)},
@@ -376,11 +416,24 @@ func TestCrossNodeTunnelKernel(t *testing.T) {
 		}
 	}
 	c1, c2 := l.listen(nodes[0].pod, 0), l.listen(nodes[1].pod, 7777)
-	src := exchange(t, c1, c2, &net.UDPAddr{IP: nodes[1].podIP, Port: 7777}, "over the tunnel")
+	src := exchange(t, c1, c2, &net.UDPAddr{IP: nodes[1].podIP, Port: 7777}, "across nodes")
 	if !src.(*net.UDPAddr).IP.Equal(nodes[0].podIP) {
 		t.Errorf("datagram came from %v, want %v", src, nodes[0].podIP)
 	}
 	exchange(t, c2, c1, src, "and back")
 	checkNeighbours(t, nodes[0].pod, nodes[0].gw, nodes[1].podIP)
 	checkNeighbours(t, nodes[1].pod, nodes[1].gw, nodes[0].podIP)
+	// Delivery to the pod was BPF's: the node's stack never resolved its
+	// own pod on the lxc.
+	for _, n := range nodes {
+		neigh, err := n.h.NeighList(n.pod.lxc.Attrs().Index, netlink.FAMILY_V4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range neigh {
+			if e.IP.Equal(n.podIP) {
+				t.Errorf("node stack resolved its pod %v on %s: delivery bypassed BPF", n.podIP, n.pod.lxc.Attrs().Name)
+			}
+		}
+	}
 }

@@ -32,7 +32,9 @@
 // tunnel endpoint), tunnel (node CIDR → node IP), policy ((src identity,
 // dst identity, proto, port) → allow/deny) and conntrack. Keys and values
 // have the C layout the kernel programs use; package kmaps creates them
-// as real BPF maps with cilium/ebpf and syncs a node's maps into them.
+// as real BPF maps with cilium/ebpf, syncs a node's maps into them and
+// runs bpf_lxc, bpf_overlay, bpf_host and the policy check as tc programs
+// over them.
 //
 // # Policy
 //

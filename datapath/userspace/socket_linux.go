@@ -22,9 +22,12 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // OpenSocket opens an AF_PACKET socket on interface ifname inside the
 // namespace ns (netns.None() for the current one): raw, non-blocking,
 // promiscuous, blind to the frames it sends itself (PACKET_IGNORE_OUTGOING),
-// sending past the qdisc (PACKET_QDISC_BYPASS), with VLAN tags reported in
-// auxiliary data. The socket stays in ns.
-func OpenSocket(ns vnetns.NsHandle, ifname string) (fd int, err error) {
+// with VLAN tags reported in auxiliary data. With bypass it sends straight
+// to the driver (PACKET_QDISC_BYPASS): faster, and no frame is lost to the
+// noop qdisc a device has until the kernel's link watcher activates it,
+// but packet taps (captures) on the interface do not see what it sends.
+// The socket stays in ns.
+func OpenSocket(ns vnetns.NsHandle, ifname string, bypass bool) (fd int, err error) {
 	open := func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
@@ -42,11 +45,7 @@ func OpenSocket(ns vnetns.NsHandle, ifname string) (fd int, err error) {
 		}{
 			{unix.SOL_PACKET, unix.PACKET_AUXDATA, 1, "auxdata"},
 			{unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1, "ignore outgoing"},
-			// Straight to the driver: no qdisc, which also means no
-			// frames lost to the noop qdisc a device has until the
-			// kernel's link watcher activates it (up to a second after
-			// it comes up).
-			{unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1, "qdisc bypass"},
+			{unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, boolInt(bypass), "qdisc bypass"},
 			{unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4 << 20, "receive buffer"},
 			{unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4 << 20, "send buffer"},
 		} {
@@ -282,3 +281,10 @@ func (p *poller) close() {
 func closeFD(fd int) { unix.Close(fd) }
 
 func gettid() int { return unix.Gettid() }
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

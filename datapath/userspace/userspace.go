@@ -37,6 +37,11 @@ type Options struct {
 	Batch int
 	// FrameSize is the largest frame a port reads or writes (9216).
 	FrameSize int
+	// Taps makes the sockets send through the qdisc, so that packet
+	// captures on the nodes' interfaces see the frames the nodes send;
+	// by default they bypass it (PACKET_QDISC_BYPASS, faster). See
+	// OpenSocket.
+	Taps bool
 	// OnEvent, if set, is called with every trace event of a probe, from
 	// the node's goroutine.
 	OnEvent func(Record)
@@ -94,6 +99,7 @@ type nodeRun struct {
 	up    atomic.Bool
 	stop  atomic.Bool
 	tid   atomic.Int32
+	reads atomic.Int64 // recvmmsg calls that returned frames
 	done  chan struct{}
 	rx    *batch
 	out   output
@@ -184,7 +190,7 @@ func (r *Runtime) AddNode(n datapath.Node, ns vnetns.NsHandle, ifaces []string) 
 }
 
 func (nr *nodeRun) attach(i int, ifname string) error {
-	fd, err := OpenSocket(nr.ns, ifname)
+	fd, err := OpenSocket(nr.ns, ifname, !nr.r.opts.Taps)
 	if err != nil {
 		return fmt.Errorf("port %d: %w", i, err)
 	}
@@ -480,6 +486,7 @@ func (nr *nodeRun) drain(i int) int {
 	}
 	r := nr.r
 	r.frames.Add(int64(n))
+	nr.reads.Add(1)
 	for k := range n {
 		now := r.Now()
 		b := nr.rx.frame(k)

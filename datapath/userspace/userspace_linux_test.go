@@ -85,7 +85,7 @@ func open(t testing.TB, lab *netns.Lab, node, ifname string) endpoint {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := OpenSocket(ns, ifname)
+	fd, err := OpenSocket(ns, ifname, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
@@ -205,7 +206,33 @@ func (r *Runtime) realise(in *instance) error {
 			return fmt.Errorf("instance %s: %s: %w", in.name, step.what, err)
 		}
 	}
+	for _, w := range []struct {
+		h    *netlink.Handle
+		name string
+	}{{hh, in.ifname}, {ih, stack.Port}} {
+		if err := waitOperUp(w.h, w.name); err != nil {
+			return fmt.Errorf("instance %s: %w", in.name, err)
+		}
+	}
 	return in.startResponders()
+}
+
+// waitOperUp waits until the link is operationally up (its qdisc active).
+func waitOperUp(h *netlink.Handle, name string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			return fmt.Errorf("find %s: %w", name, err)
+		}
+		if l.Attrs().OperState == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s is not operationally up after 5s (state %s)", name, l.Attrs().OperState)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // startResponders listens on the TCP ports a stack.Instance answers

@@ -384,9 +384,9 @@ func crossNode(t *testing.T, mode gen3.Mode) {
 				t.Fatal(err)
 			}
 			cfg.VXLANIfIndex = vx.Attrs().Index
-			l.attach(n.h, vx, l.load(NewOverlayProgram(n.km)))
+			l.attach(n.h, vx, l.load(NewPolicyProgram(n.km, TCActUnspec)), l.load(NewOverlayProgram(n.km)))
 		} else {
-			l.attach(n.h, n.uplink, l.load(NewHostProgram(n.km)))
+			l.attach(n.h, n.uplink, l.load(NewPolicyProgram(n.km, TCActUnspec)), l.load(NewHostProgram(n.km)))
 			l.sysctl(nsOf[i], "net/ipv4/ip_forward", "1")
 		}
 		lxc := l.load(NewFromContainerProgram(n.km, cfg))
@@ -421,6 +421,24 @@ func crossNode(t *testing.T, mode gen3.Mode) {
 		t.Errorf("datagram came from %v, want %v", src, nodes[0].podIP)
 	}
 	exchange(t, c2, c1, src, "and back")
+
+	// Policy on the receiving node, before delivery: pod2 enforced, with
+	// and without an allow entry for pod1's identity (from the ipcache).
+	to2 := &net.UDPAddr{IP: nodes[1].podIP, Port: 7777}
+	enforced := nodes[1].pod.info
+	enforced.Flags = gen3.EndpointPolicyEnforced
+	if err := nodes[1].km.Endpoints.Put(gen3.EndpointKey{IP: [4]byte(nodes[1].podIP)}, enforced); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(t, c1, c2, to2, "denied", 2); got != nil {
+		t.Errorf("a datagram to the enforced pod arrived without an allow entry")
+	}
+	allow := gen3.NewPolicyKey(gen3.Identity(nodes[0].pod.info.Identity), gen3.Identity(enforced.Identity), gen3.ProtoUDP, 7777)
+	if err := nodes[1].km.Policy.Put(allow, gen3.PolicyEntry{Action: gen3.PolicyAllow}); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, c1, c2, to2, "allowed")
+
 	checkNeighbours(t, nodes[0].pod, nodes[0].gw, nodes[1].podIP)
 	checkNeighbours(t, nodes[1].pod, nodes[1].gw, nodes[0].podIP)
 	// Delivery to the pod was BPF's: the node's stack never resolved its

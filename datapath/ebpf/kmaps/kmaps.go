@@ -20,8 +20,11 @@ func size(v any) uint32 { return uint32(binary.Size(v)) }
 // agree byte for byte.
 func Specs() map[string]*ebpf.MapSpec {
 	m := gen3.NewMaps()
+	// Hash maps allocate entries on demand (BPF_F_NO_PREALLOC): the
+	// policy and conntrack maps are large, and a node uses a fraction.
 	hash := func(name string, max int, k, v any) *ebpf.MapSpec {
-		return &ebpf.MapSpec{Name: name, Type: ebpf.Hash, KeySize: size(k), ValueSize: size(v), MaxEntries: uint32(max)}
+		return &ebpf.MapSpec{Name: name, Type: ebpf.Hash, KeySize: size(k), ValueSize: size(v), MaxEntries: uint32(max),
+			Flags: unix.BPF_F_NO_PREALLOC}
 	}
 	return map[string]*ebpf.MapSpec{
 		"endpoints": hash(m.Endpoints.Spec().Name, m.Endpoints.Spec().MaxEntries, gen3.EndpointKey{}, gen3.EndpointInfo{}),

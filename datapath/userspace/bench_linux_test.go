@@ -45,12 +45,15 @@ func BenchmarkForward(b *testing.B) {
 		size int
 		taps bool
 		tor  bool
+		mmsg bool
 	}{
-		{"64B", 64, false, false},
-		{"1500B", 1500, false, false},
-		{"64B-qdisc", 64, true, false},
-		{"64B-tor", 64, false, true},
-		{"1500B-tor", 1500, false, true},
+		{"64B", 64, false, false, false},
+		{"1500B", 1500, false, false, false},
+		{"64B-recvmmsg", 64, false, false, true},
+		{"1500B-recvmmsg", 1500, false, false, true},
+		{"64B-qdisc", 64, true, false, false},
+		{"64B-tor", 64, false, true, false},
+		{"1500B-tor", 1500, false, true, false},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -67,7 +70,7 @@ func BenchmarkForward(b *testing.B) {
 			if c.size > len(fr) {
 				fr = append(fr, make([]byte, c.size-len(fr))...)
 			}
-			r := New(Options{Taps: c.taps})
+			r := New(Options{Taps: c.taps, NoRing: c.mmsg})
 			defer r.Close()
 			ns, err := lab.NsHandle(names[1])
 			if err != nil {

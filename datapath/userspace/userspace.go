@@ -42,6 +42,11 @@ type Options struct {
 	// by default they bypass it (PACKET_QDISC_BYPASS, faster). See
 	// OpenSocket.
 	Taps bool
+	// NoRing reads with recvmmsg instead of a TPACKET_V2 receive ring
+	// mapped into memory (the default).
+	NoRing bool
+	// RingBytes is the size of each port's receive ring (512 KiB).
+	RingBytes int
 	// OnEvent, if set, is called with every trace event of a probe, from
 	// the node's goroutine.
 	OnEvent func(Record)
@@ -83,7 +88,8 @@ type port struct {
 	fd      int
 	tok     uint64
 	tx      *txQueue
-	up      bool // the link is up (SetLinkState)
+	ring    *rxRing // nil: read with recvmmsg
+	up      bool    // the link is up (SetLinkState)
 	peer    datapath.PortRef
 	hasPeer bool
 }
@@ -138,6 +144,9 @@ func New(opts Options) *Runtime {
 	if opts.Batch <= 0 {
 		opts.Batch = 64
 	}
+	if opts.RingBytes <= 0 {
+		opts.RingBytes = 512 << 10
+	}
 	if opts.FrameSize <= 0 {
 		opts.FrameSize = 9216
 	}
@@ -190,7 +199,7 @@ func (r *Runtime) AddNode(n datapath.Node, ns vnetns.NsHandle, ifaces []string) 
 }
 
 func (nr *nodeRun) attach(i int, ifname string) error {
-	fd, err := OpenSocket(nr.ns, ifname, !nr.r.opts.Taps)
+	fd, ring, err := openSocket(nr.ns, ifname, !nr.r.opts.Taps, ringSize(!nr.r.opts.NoRing, nr.r.opts.RingBytes))
 	if err != nil {
 		return fmt.Errorf("port %d: %w", i, err)
 	}
@@ -204,7 +213,7 @@ func (nr *nodeRun) attach(i int, ifname string) error {
 		p = &port{up: true}
 		nr.ports[i] = p
 	}
-	p.name, p.fd, p.tok = ifname, fd, tok
+	p.name, p.fd, p.tok, p.ring = ifname, fd, tok, ring
 	p.tx = newTxQueue(fd, nr.r.opts.Batch, nr.r.opts.FrameSize)
 	nr.byTok[tok] = i
 	return nil
@@ -216,6 +225,10 @@ func (nr *nodeRun) detach(i int) {
 		return
 	}
 	nr.poll.remove(p.fd)
+	if p.ring != nil {
+		p.ring.close()
+		p.ring = nil
+	}
 	closeFD(p.fd)
 	delete(nr.byTok, p.tok)
 	p.fd, p.tok, p.tx, p.name = 0, 0, nil, ""
@@ -461,8 +474,12 @@ func (nr *nodeRun) run() {
 			// A full batch means more is waiting: read on without
 			// another epoll_wait, a few batches at most so that the
 			// other ports and Mutate get their turn.
+			// A ring is looked at again while it yields frames (a
+			// memory read); recvmmsg only after a full batch (a
+			// system call).
 			for range 8 {
-				if nr.drain(i) < len(nr.rx.msgs) {
+				n := nr.drain(i)
+				if n == 0 || n < len(nr.rx.msgs) && !nr.hasRing(i) {
 					break
 				}
 				nr.out.flush()
@@ -473,52 +490,73 @@ func (nr *nodeRun) run() {
 	}
 }
 
-// drain reads one batch from port i, hands the frames to the node and
-// returns how many it read.
+// drain reads one batch from port i (from its ring, or with recvmmsg),
+// hands the frames to the node and returns how many it read.
 func (nr *nodeRun) drain(i int) int {
 	p := nr.ports[i]
 	if p == nil || p.fd == 0 {
 		return 0
 	}
+	if p.ring != nil {
+		n := p.ring.drain(len(nr.rx.msgs), func(b []byte) { nr.handle(i, p, b) })
+		if n > 0 {
+			nr.r.frames.Add(int64(n))
+			nr.reads.Add(1)
+		}
+		return n
+	}
 	n, err := nr.rx.recv(p.fd)
 	if err != nil || n == 0 {
 		return 0
 	}
-	r := nr.r
-	r.frames.Add(int64(n))
+	nr.r.frames.Add(int64(n))
 	nr.reads.Add(1)
 	for k := range n {
-		now := r.Now()
-		b := nr.rx.frame(k)
-		if len(b) < 14 {
-			continue
-		}
-		probe := r.opts.ProbeID(b)
-		arp := isARP(b)
-		var head int32 = -1
-		var from *Key
-		if probe != 0 {
-			key := Key{Node: nr.name, Port: i, Hash: maphash.Bytes(r.seed, b)}
-			if !p.hasPeer {
-				from = &key
-			} else {
-				head = r.popPending(key)
-			}
-		}
-		o := &nr.out
-		o.begin(probe, head, arp)
-		o.now = now
-		o.from = from
-		switch {
-		case !p.up:
-			o.linkDrop(i, false, datapath.ReasonPortDown, "userspace:link-down")
-		case !nr.up.Load():
-			o.linkDrop(i, false, datapath.ReasonNodeDown, "userspace:node-down")
-		default:
-			nr.n.Receive(now, i, b, o)
-		}
+		nr.handle(i, p, nr.rx.frame(k))
 	}
 	return n
+}
+
+func ringSize(on bool, n int) int {
+	if !on {
+		return 0
+	}
+	return n
+}
+
+func (nr *nodeRun) hasRing(i int) bool { return nr.ports[i] != nil && nr.ports[i].ring != nil }
+
+// handle gives one frame read on port i to the node.
+func (nr *nodeRun) handle(i int, p *port, b []byte) {
+	if len(b) < 14 {
+		return
+	}
+	r := nr.r
+	now := r.Now()
+	probe := r.opts.ProbeID(b)
+	arp := isARP(b)
+	var head int32 = -1
+	var from *Key
+	if probe != 0 {
+		key := Key{Node: nr.name, Port: i, Hash: maphash.Bytes(r.seed, b)}
+		if !p.hasPeer {
+			from = &key
+		} else {
+			head = r.popPending(key)
+		}
+	}
+	o := &nr.out
+	o.begin(probe, head, arp)
+	o.now = now
+	o.from = from
+	switch {
+	case !p.up:
+		o.linkDrop(i, false, datapath.ReasonPortDown, "userspace:link-down")
+	case !nr.up.Load():
+		o.linkDrop(i, false, datapath.ReasonNodeDown, "userspace:node-down")
+	default:
+		nr.n.Receive(now, i, b, o)
+	}
 }
 
 func isARP(b []byte) bool {

@@ -13,13 +13,11 @@ import (
 
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/api"
+	"github.com/netbed/netbed/controller/cnc"
 	"github.com/netbed/netbed/controller/store"
+	"github.com/netbed/netbed/topologies"
+	"github.com/netbed/netbed/topologies/clab"
 )
-
-// controllerOverlay, when set (from another file's init), builds the overlay
-// hook for `netbed controller serve`, e.g. the CNC. Without it no overlay is
-// programmed and overlay states change only through the API.
-var controllerOverlay func(svc *controller.Service) (controller.Overlay, error)
 
 func init() {
 	register(command{name: "controller", short: "run the SDN controller (network service, IPAM, port states) over HTTP", run: runController})
@@ -37,6 +35,7 @@ func runController(args []string, stdout, stderr io.Writer) error {
 	storePath := fs.String("store", "netbed-controller.db", "bbolt store file (created if missing)")
 	listen := fs.String("listen", "127.0.0.1:7480", "address to serve the HTTP API on")
 	lockWait := fs.Duration("lock-timeout", 2*time.Second, "how long to wait for another process's lock on the store")
+	topoFile := fs.String("topology", "", "fabric topology (containerlab file): run the CNC, which configures the leaves of bound ports (in memory) and reports their overlay")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -45,25 +44,42 @@ func runController(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return serveController(ctx, *storePath, *listen, *lockWait, stdout)
+	var topo *topologies.Topology
+	if *topoFile != "" {
+		t, _, err := clab.Load(*topoFile)
+		if err != nil {
+			return err
+		}
+		topo = t
+	}
+	return serveController(ctx, *storePath, *listen, *lockWait, topo, stdout)
 }
 
 // serveController runs the API until ctx ends, then shuts down gracefully:
 // in-flight requests finish, overlay hooks stop, the store closes.
-func serveController(ctx context.Context, storePath, listen string, lockWait time.Duration, stdout io.Writer) error {
+func serveController(ctx context.Context, storePath, listen string, lockWait time.Duration, topo *topologies.Topology, stdout io.Writer) error {
 	st, err := store.OpenBolt(storePath, store.BoltOptions{LockTimeout: lockWait})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	svc := controller.New(st, nil, nil)
-	defer svc.Close()
-	if controllerOverlay != nil {
-		ov, err := controllerOverlay(svc)
-		if err != nil {
-			return fmt.Errorf("build overlay: %w", err)
+	var overlay *cnc.CNC
+	defer func() {
+		// The service first: its hooks feed the CNC.
+		svc.Close()
+		if overlay != nil {
+			overlay.Close()
 		}
-		svc.SetOverlay(ov)
+	}()
+	if topo != nil {
+		// Without a fabric driver on this machine the leaves are the CNC's
+		// in-memory model; ports still go BUILD -> ACTIVE through it.
+		c, err := cnc.Attach(ctx, svc, topo, cnc.NewMemoryDriver(), cnc.Options{})
+		if err != nil {
+			return err
+		}
+		overlay = c
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -80,6 +96,9 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	fmt.Fprintf(stdout, "controller: store %s, serving http://%s\n", storePath, ln.Addr())
+	if topo != nil {
+		fmt.Fprintf(stdout, "controller: the CNC configures the leaves of %s\n", topo)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -15,6 +15,7 @@ import (
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/api"
 	"github.com/netbed/netbed/controller/store"
+	"github.com/netbed/netbed/topologies"
 )
 
 // TestControllerServe runs `netbed controller serve`'s server, creates a
@@ -27,7 +28,7 @@ func TestControllerServe(t *testing.T) {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- serveController(ctx, path, "127.0.0.1:0", time.Second, pw)
+		errc <- serveController(ctx, path, "127.0.0.1:0", time.Second, nil, pw)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -47,7 +48,7 @@ func TestControllerServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second controller on the same store is refused while the first runs.
-	if err := serveController(ctx, path, "127.0.0.1:0", 50*time.Millisecond, io.Discard); err == nil || !strings.Contains(err.Error(), "locked") {
+	if err := serveController(ctx, path, "127.0.0.1:0", 50*time.Millisecond, nil, io.Discard); err == nil || !strings.Contains(err.Error(), "locked") {
 		t.Errorf("second controller on a busy store: %v", err)
 	}
 	// A long-poll in flight does not hold the shutdown.
@@ -96,5 +97,60 @@ func TestControllerUsage(t *testing.T) {
 	}
 	if code := run([]string{"controller", "serve", "extra"}, &out, &errb); code != 2 {
 		t.Errorf("extra argument: exit %d, want 2", code)
+	}
+}
+
+// TestControllerServeWithCNC: with a topology the CNC runs inside the
+// server: a port bound to a host gets its overlay ACTIVE from the CNC, and
+// with the agent's underlay report the port is ACTIVE_ACTIVE.
+func TestControllerServeWithCNC(t *testing.T) {
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Spines: 2, Leaves: 2, HostsPerLeaf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- serveController(ctx, filepath.Join(t.TempDir(), "ctl.db"), "127.0.0.1:0", time.Second, topo, pw)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() {
+		t.Fatalf("no output; serve returned %v", <-errc)
+	}
+	_, url, _ := strings.Cut(lines.Text(), "serving ")
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	c := api.NewClient(url, nil)
+	if _, err := c.CreateNetwork(ctx, controller.NetworkRequest{Name: "n", Segment: controller.Segment{Type: controller.SegmentVXLAN, ID: 5000}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateSubnet(ctx, controller.SubnetRequest{Network: "n", CIDR: netip.MustParsePrefix("10.0.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreatePort(ctx, controller.PortRequest{Name: "p", Network: "n", Host: "host1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []controller.State{controller.StateBuild, controller.StateActive} {
+		if _, err := c.SetUnderlayState(ctx, "p", controller.StateUpdate{State: s, Host: "host1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	p, err := c.WaitPort(wctx, "p", controller.StatusActiveActive)
+	if err != nil {
+		t.Fatalf("port never ACTIVE_ACTIVE: %v", err)
+	}
+	if p.OverlayState != controller.StateActive {
+		t.Errorf("overlay %s", p.OverlayState)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }

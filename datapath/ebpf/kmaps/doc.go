@@ -11,8 +11,9 @@
 // They are also tested end to end in real network namespaces: two pods on
 // one node (lxc → BPF → lxc, with policy allow and deny), and two nodes
 // joined by an underlay veth, over flow-based cilium_vxlan devices or
-// routed directly, with the policy check before delivery on the receiving
-// node. Not yet in the kernel: conntrack, and TTL decrement on the tunnel
-// path. The policy program takes the source identity from the ipcache, not
-// from the VNI, which bpf_lxc does fill.
+// routed directly, with the policy check (conntrack replies, policy map,
+// default deny) before delivery on the receiving node. Not yet in the
+// kernel: conntrack expiry (the agent's GC), and TTL decrement on the
+// tunnel path. The policy program takes the source identity from the
+// ipcache, not from the VNI, which bpf_lxc does fill.
 package kmaps

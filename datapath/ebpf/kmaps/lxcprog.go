@@ -53,6 +53,36 @@ type LxcConfig struct {
 	NodeMaskBits int // the node CIDRs' prefix length, for the tunnel map key
 }
 
+// ctRecord records the pod's flow in the conntrack map, as the Go model's
+// ctTrack does for everything a pod sends: R7/R8 are the packet.
+func ctRecord(km *Maps) asm.Instructions {
+	ins := asm.Instructions{
+		asm.LoadMem(asm.R3, asm.R7, 14, asm.Byte),
+		asm.And.Imm(asm.R3, 0x0f),
+		asm.LSh.Imm(asm.R3, 2),
+		asm.JLT.Imm(asm.R3, 20, "pass"),
+		asm.LoadMem(asm.R4, asm.R7, 23, asm.Byte),
+	}
+	ins = append(ins, ctTuple("fwd_", false, "pass")...)
+	for off := int16(0); off < 40; off += 4 {
+		ins = append(ins, asm.StoreImm(asm.RFP, fpCTVal+off, 0, asm.Word))
+	}
+	ins = append(ins,
+		asm.FnKtimeGetNs.Call(),
+		asm.StoreMem(asm.RFP, fpCTVal+16, asm.R0, asm.DWord), // Created
+		asm.StoreMem(asm.RFP, fpCTVal+24, asm.R0, asm.DWord), // LastSeen
+		asm.StoreImm(asm.RFP, fpCTVal, 1, asm.Word),          // Packets
+		asm.LoadMapPtr(asm.R1, km.CT.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpCTKey),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, fpCTVal),
+		asm.Mov.Imm(asm.R4, 0), // BPF_ANY
+		asm.FnMapUpdateElem.Call(),
+	)
+	return ins
+}
+
 // bpf_tunnel_key layout (struct bpf_tunnel_key, 28 bytes).
 const (
 	fpTunnelKey  = -80 // 28 bytes, 8-aligned
@@ -61,9 +91,9 @@ const (
 )
 
 // FromContainerInstructions is bpf_lxc's from-container program of the Go
-// model for the kernel (tc ingress on every lxc device), without
-// conntrack (policy runs as its own program before it, see
-// PolicyInstructions):
+// model for the kernel (tc ingress on every lxc device); policy runs as its
+// own program before it (see PolicyInstructions). Every IPv4 packet's flow
+// is recorded in the conntrack map, then:
 //   - an ARP request from the pod is turned into the reply in place, with
 //     cfg.HostMAC (cilium_host's) as the answer, and sent back out of the
 //     same lxc (bpf_redirect to skb->ifindex), so pods never ARP each other;
@@ -96,6 +126,9 @@ func FromContainerInstructions(km *Maps, cfg LxcConfig) asm.Instructions {
 		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
 		asm.LoadMem(asm.R1, asm.R7, 22, asm.Byte),
 		asm.JLE.Imm(asm.R1, 1, "pass"), // TTL would expire: let the stack answer
+	}
+	ins = append(ins, ctRecord(km)...)
+	ins = append(ins, asm.Instructions{
 		asm.LoadMem(asm.R0, asm.R7, 30, asm.Word),
 		asm.StoreMem(asm.RFP, fpEPKey, asm.R0, asm.Word),
 		asm.LoadMem(asm.R0, asm.R7, 22, asm.Half), // TTL and protocol, as in memory
@@ -123,7 +156,7 @@ func FromContainerInstructions(km *Maps, cfg LxcConfig) asm.Instructions {
 		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
 		asm.LoadMem(asm.R4, asm.RFP, -50, asm.Half),
 		asm.StoreMem(asm.R7, 22, asm.R4, asm.Half),
-	}
+	}...)
 	ins = append(ins, copyMAC(asm.R7, 0, asm.R9, epMAC)...)
 	ins = append(ins, copyMAC(asm.R7, 6, asm.R9, epNodeMAC)...)
 	ins = append(ins,

@@ -258,6 +258,40 @@ func checkNeighbours(t *testing.T, p *kpod, gw, other net.IP) {
 	}
 }
 
+// policyChecks enforces ingress on dst (km holds its node's maps; c2
+// listens on dst:7777) and checks, each time on a new flow from src: no
+// allow entry, dropped; an allow entry for src's identity to UDP 7777,
+// delivered; and, without the entry, a reply to a flow dst started
+// passes by conntrack while a new flow is still dropped.
+func policyChecks(t *testing.T, l *lab, src, dst *kpod, km *Maps, c2 net.PacketConn) {
+	t.Helper()
+	to2 := &net.UDPAddr{IP: dst.ip, Port: 7777}
+	enforced := dst.info
+	enforced.Flags = gen3.EndpointPolicyEnforced
+	if err := km.Endpoints.Put(gen3.EndpointKey{IP: [4]byte(dst.ip)}, enforced); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(t, l.listen(src, 0), c2, to2, "denied", 1); got != nil {
+		t.Errorf("a datagram to the enforced pod arrived without an allow entry")
+	}
+	allow := gen3.NewPolicyKey(gen3.Identity(src.info.Identity), gen3.Identity(enforced.Identity), gen3.ProtoUDP, 7777)
+	if err := km.Policy.Put(allow, gen3.PolicyEntry{Action: gen3.PolicyAllow}); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, l.listen(src, 0), c2, to2, "allowed")
+	if err := km.Policy.Delete(allow); err != nil {
+		t.Fatal(err)
+	}
+	c := l.listen(src, 0)
+	// dst starts a flow to src (src does not enforce), and src's answer
+	// on that flow gets in by conntrack.
+	exchange(t, c2, c, c.LocalAddr(), "dst starts a flow")
+	exchange(t, c, c2, to2, "reply by conntrack")
+	if got := send(t, l.listen(src, 0), c2, to2, "a new flow, denied", 1); got != nil {
+		t.Errorf("a new flow to the enforced pod arrived without an allow entry")
+	}
+}
+
 // TestSameNodePodsKernel realises seed Fig. 16 in the kernel: a node
 // namespace with two pod namespaces, each pod's eth0 a veth whose host end
 // lxcN carries the policy program and bpf_lxc on tc ingress. UDP between
@@ -285,26 +319,7 @@ func TestSameNodePodsKernel(t *testing.T) {
 	}
 	exchange(t, c2, c1, src, "pong")
 
-	// Policy: pod2 enforces ingress. An allow entry for pod1's identity
-	// to UDP 7777 lets the datagram through; without it the policy
-	// program drops it before bpf_lxc redirects.
-	enforced := pods[1].info
-	enforced.Flags = gen3.EndpointPolicyEnforced
-	if err := km.Endpoints.Put(gen3.EndpointKey{IP: [4]byte(pods[1].ip)}, enforced); err != nil {
-		t.Fatal(err)
-	}
-	allow := gen3.NewPolicyKey(gen3.Identity(pods[0].info.Identity), gen3.Identity(enforced.Identity), gen3.ProtoUDP, 7777)
-	if err := km.Policy.Put(allow, gen3.PolicyEntry{Action: gen3.PolicyAllow}); err != nil {
-		t.Fatal(err)
-	}
-	exchange(t, c1, c2, to2, "allowed")
-	if err := km.Policy.Delete(allow); err != nil {
-		t.Fatal(err)
-	}
-	if got := send(t, c1, c2, to2, "denied", 2); got != nil {
-		t.Errorf("a datagram to the enforced pod arrived without an allow entry")
-	}
-	exchange(t, c2, c1, src, "pod2 is not enforced on the way out")
+	policyChecks(t, l, pods[0], pods[1], km, c2)
 
 	links, err := node.LinkList()
 	if err != nil {
@@ -422,22 +437,8 @@ func crossNode(t *testing.T, mode gen3.Mode) {
 	}
 	exchange(t, c2, c1, src, "and back")
 
-	// Policy on the receiving node, before delivery: pod2 enforced, with
-	// and without an allow entry for pod1's identity (from the ipcache).
-	to2 := &net.UDPAddr{IP: nodes[1].podIP, Port: 7777}
-	enforced := nodes[1].pod.info
-	enforced.Flags = gen3.EndpointPolicyEnforced
-	if err := nodes[1].km.Endpoints.Put(gen3.EndpointKey{IP: [4]byte(nodes[1].podIP)}, enforced); err != nil {
-		t.Fatal(err)
-	}
-	if got := send(t, c1, c2, to2, "denied", 2); got != nil {
-		t.Errorf("a datagram to the enforced pod arrived without an allow entry")
-	}
-	allow := gen3.NewPolicyKey(gen3.Identity(nodes[0].pod.info.Identity), gen3.Identity(enforced.Identity), gen3.ProtoUDP, 7777)
-	if err := nodes[1].km.Policy.Put(allow, gen3.PolicyEntry{Action: gen3.PolicyAllow}); err != nil {
-		t.Fatal(err)
-	}
-	exchange(t, c1, c2, to2, "allowed")
+	// Policy on the receiving node, before delivery.
+	policyChecks(t, l, nodes[0].pod, nodes[1].pod, nodes[1].km, c2)
 
 	checkNeighbours(t, nodes[0].pod, nodes[0].gw, nodes[1].podIP)
 	checkNeighbours(t, nodes[1].pod, nodes[1].gw, nodes[0].podIP)

@@ -29,15 +29,68 @@ const (
 	fpPolicyPort = fpPolicyKey + 8
 	fpPolicyProt = fpPolicyKey + 10
 	fpPolicyPad  = fpPolicyKey + 11
-	fpFlags      = -40 // the endpoint's flags
-	fpPort       = -44 // the packet's dport, kept for the second round
-	fpProto      = -46 // the packet's protocol, kept for the second round
+	fpFlags      = -40  // the endpoint's flags
+	fpPort       = -44  // the packet's dport, kept for the second round
+	fpProto      = -46  // the packet's protocol, kept for the second round
+	fpCTKey      = -112 // CTKey, 16 bytes
+	fpCTVal      = -152 // CTEntry, 40 bytes
 )
 
+// ctTuple writes the conntrack key of the IPv4 packet at R7 (data) /
+// R8 (data_end) to fpCTKey: addresses and ports swapped when reverse (the
+// key a reply to this packet's flow was recorded under). For TCP and UDP
+// the ports; for ICMP echo both ports hold the echo ID, as the Go model's
+// flow(). The IHL must be in R3 (bounded, 20 to 60) and the protocol in R4;
+// jumps to fail when the packet is too short. R0 and R5 are clobbered.
+func ctTuple(prefix string, reverse bool, fail string) asm.Instructions {
+	src, dst := int16(26), int16(30)
+	sport, dport := int16(fpCTKey+8), int16(fpCTKey+10)
+	if reverse {
+		src, dst = dst, src
+		sport, dport = dport, sport
+	}
+	return asm.Instructions{
+		asm.LoadMem(asm.R0, asm.R7, src, asm.Word),
+		asm.StoreMem(asm.RFP, fpCTKey, asm.R0, asm.Word),
+		asm.LoadMem(asm.R0, asm.R7, dst, asm.Word),
+		asm.StoreMem(asm.RFP, fpCTKey+4, asm.R0, asm.Word),
+		asm.StoreImm(asm.RFP, fpCTKey+8, 0, asm.Word),
+		asm.StoreImm(asm.RFP, fpCTKey+12, 0, asm.Word),
+		asm.StoreMem(asm.RFP, fpCTKey+12, asm.R4, asm.Byte),
+		asm.Mov.Reg(asm.R5, asm.R7),
+		asm.Add.Imm(asm.R5, 14),
+		asm.Add.Reg(asm.R5, asm.R3),
+		asm.JEq.Imm(asm.R4, 6, prefix+"ports"),
+		asm.JEq.Imm(asm.R4, 17, prefix+"ports"),
+		asm.JNE.Imm(asm.R4, 1, prefix+"done"),
+		// ICMP echo: the ID in both ports.
+		asm.Mov.Reg(asm.R0, asm.R5),
+		asm.Add.Imm(asm.R0, 8),
+		asm.JGT.Reg(asm.R0, asm.R8, fail),
+		asm.LoadMem(asm.R0, asm.R5, 0, asm.Byte),
+		asm.JEq.Imm(asm.R0, 8, prefix+"echo"),
+		asm.JNE.Imm(asm.R0, 0, prefix+"done"),
+		asm.LoadMem(asm.R0, asm.R5, 4, asm.Half).WithSymbol(prefix + "echo"),
+		asm.StoreMem(asm.RFP, fpCTKey+8, asm.R0, asm.Half),
+		asm.StoreMem(asm.RFP, fpCTKey+10, asm.R0, asm.Half),
+		asm.Ja.Label(prefix + "done"),
+		asm.Mov.Reg(asm.R0, asm.R5).WithSymbol(prefix + "ports"),
+		asm.Add.Imm(asm.R0, 4),
+		asm.JGT.Reg(asm.R0, asm.R8, fail),
+		asm.LoadMem(asm.R0, asm.R5, 0, asm.Half),
+		asm.StoreMem(asm.RFP, sport, asm.R0, asm.Half),
+		asm.LoadMem(asm.R0, asm.R5, 2, asm.Half),
+		asm.StoreMem(asm.RFP, dport, asm.R0, asm.Half),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol(prefix + "done"),
+	}
+}
+
 // PolicyInstructions is the ingress policy check of the Go model
-// (ebpf.PolicyLookup plus endpoint enforcement, without conntrack) as a tc
-// BPF program over the kernel maps: for an IPv4 packet to a local endpoint
-// it finds the source identity in the ipcache (world if absent), tries the
+// (conntrack replies, ebpf.PolicyLookup, endpoint enforcement) as a tc BPF
+// program over the kernel maps: for an IPv4 packet to a local endpoint it
+// lets a reply to a flow in the conntrack map pass (entries do not expire
+// here: the agent's GC would delete them), else finds the source identity
+// in the ipcache (world if absent), tries the
 // policy map from (src, dst, proto, port) down to (any, dst, any, any),
 // and returns TC_ACT_SHOT for a deny entry, or for no entry when the
 // endpoint enforces policy; pass otherwise (including traffic that is not
@@ -110,6 +163,7 @@ func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
 		asm.LoadMem(asm.R0, asm.R7, 26, asm.Word),
 		asm.StoreMem(asm.RFP, fpIPCacheKey+4, asm.R0, asm.Word),
 	}
+	ins = append(ins, ctTuple("rev_", true, "pass")...)
 	ins = append(ins, lookup(km.Endpoints, fpEPKey)...)
 	ins = append(ins,
 		asm.JEq.Imm(asm.R0, 0, "pass"),
@@ -117,6 +171,9 @@ func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
 		asm.StoreMem(asm.RFP, fpPolicyDst, asm.R1, asm.Word),
 		asm.LoadMem(asm.R1, asm.R0, 8, asm.Word), // EndpointInfo.Flags
 		asm.StoreMem(asm.RFP, fpFlags, asm.R1, asm.Word))
+	// A reply to a flow the destination started passes (conntrack).
+	ins = append(ins, lookup(km.CT, fpCTKey)...)
+	ins = append(ins, asm.JNE.Imm(asm.R0, 0, "pass"))
 	ins = append(ins, lookup(km.IPCache, fpIPCacheKey)...)
 	ins = append(ins,
 		asm.Mov.Imm(asm.R9, 2), // world

@@ -92,8 +92,8 @@ const (
 
 // FromContainerInstructions is bpf_lxc's from-container program of the Go
 // model for the kernel (tc ingress on every lxc device); policy runs as its
-// own program before it (see PolicyInstructions). Every IPv4 packet's flow
-// is recorded in the conntrack map, then:
+// own program before it (see PolicyInstructions), and every IPv4 packet's
+// flow is recorded in the conntrack map first:
 //   - an ARP request from the pod is turned into the reply in place, with
 //     cfg.HostMAC (cilium_host's) as the answer, and sent back out of the
 //     same lxc (bpf_redirect to skb->ifindex), so pods never ARP each other;

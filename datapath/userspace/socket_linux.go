@@ -389,3 +389,6 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// clearSocketError reads (and so clears) a socket's pending error.
+func clearSocketError(fd int) { _, _ = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR) }

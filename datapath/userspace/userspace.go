@@ -502,6 +502,10 @@ func (nr *nodeRun) drain(i int) int {
 		if n > 0 {
 			nr.r.frames.Add(int64(n))
 			nr.reads.Add(1)
+		} else {
+			// Woken with nothing to read: a pending socket error (the
+			// link went down), which only reading it clears.
+			clearSocketError(p.fd)
 		}
 		return n
 	}

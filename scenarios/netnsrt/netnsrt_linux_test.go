@@ -382,3 +382,48 @@ func TestChildRun(t *testing.T) {
 	fmt.Printf("LAB %s\n", rt.LabName())
 	time.Sleep(time.Minute)
 }
+
+// TestMoveInstance removes an instance and adds it again on another host
+// with the same identity (a drift): its namespace and veth are replaced,
+// and probes reach it at its new place, along the new path.
+func TestMoveInstance(t *testing.T) {
+	testutil.RequireRoot(t)
+	s := setups[0]
+	_, addrs := s.simPaths(t, nil)
+	f, topo := s.build(t)
+	rt := New(Options{Scenario: "move", StateRoot: t.TempDir(), InstancesOnly: true})
+	defer rt.Close()
+	ctx := context.Background()
+	if err := rt.Load(ctx, f, topo); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range s.insts {
+		if err := rt.AddInstance(ctx, f, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	probe := func() []string {
+		t.Helper()
+		got, err := rt.Probe(ctx, scenarios.RuntimeProbe{From: s.insts[0].Name, To: s.insts[1].Name, Dst: addrs[1], Proto: "udp", Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Replied {
+			t.Fatalf("not answered: %s at %s (%s)", got.Reason, got.DropAt, got.Rule)
+		}
+		return got.Path
+	}
+	before := probe()
+	moved := s.insts[1]
+	moved.Host = "host1"
+	if err := rt.RemoveInstance(ctx, f, moved.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.AddInstance(ctx, f, moved); err != nil {
+		t.Fatal(err)
+	}
+	after := probe()
+	if slices.Equal(before, after) || !slices.Contains(after, "host1/tap-"+moved.Name) || slices.Contains(after, "leaf2") {
+		t.Errorf("path before the move %v, after %v: want a path on host1 only", before, after)
+	}
+}

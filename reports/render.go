@@ -138,6 +138,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 				fmt.Fprintf(&b, "- %s drops: %s\n", run.Generation, strings.Join(parts, ", "))
 			}
 		}
+		if d := droppedProbes(r.RunsOf(sc), 8); d != "" {
+			b.WriteString("\nDropped probes:\n\n" + d)
+		}
 		if p := firstPath(r.RunsOf(sc)); p != "" {
 			b.WriteString("\nPaths of the first delivered probe:\n\n" + p)
 		}
@@ -145,6 +148,42 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// droppedProbes lists where and why probes were dropped, one line per
+// distinct (generation, pair, place, rule), at most limit lines.
+func droppedProbes(runs []*Run, limit int) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	n := 0
+	for _, run := range runs {
+		for _, p := range run.Probes {
+			if p.Delivered {
+				continue
+			}
+			line := fmt.Sprintf("- %s, %s → %s (%s): dropped at %s, %s", run.Generation, p.From, p.To, p.Proto, orDash(p.DropAt), orDash(p.Reason))
+			if p.Rule != "" {
+				line += ", rule " + p.Rule
+			}
+			if seen[line] {
+				continue
+			}
+			seen[line] = true
+			if n++; n > limit {
+				b.WriteString("- …\n")
+				return b.String()
+			}
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func firstPath(runs []*Run) string {

@@ -41,7 +41,7 @@ func TestRenderers(t *testing.T) {
 	if err := WriteMarkdown(&md, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## cross-subnet-hops", "| vlan | sim | 10/11 | 18 |", "| evpn | sim | 10/11 | 6 |", "1/1 ✓", "0/1 ✗", "**evpn** step 3 (line 12): hops — want 18"} {
+	for _, want := range []string{"## cross-subnet-hops", "| vlan | sim | 10/11 | 18 |", "| evpn | sim | 10/11 | 6 |", "1/1 ✓", "0/1 ✗", "**evpn** step 3 (line 12): hops — want 18", "- vlan, a → c (): dropped at core1, no-route"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}

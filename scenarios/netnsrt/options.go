@@ -1,0 +1,27 @@
+package netnsrt
+
+import "time"
+
+// LabPrefix starts the name of every lab this runtime deploys
+// ("nb-<scenario>-<generation>-<hex>"), so that `netbed down --all` (or
+// netns.DestroyAll with a Match on it) finds what a killed run left.
+const LabPrefix = "nb-"
+
+// Options configure a Runtime. The zero value works: captures go to a
+// temporary directory removed at Close.
+type Options struct {
+	// Scenario names the run in the lab name.
+	Scenario string
+	// OutDir, if set, keeps the pcapng captures under OutDir/pcap/<lab>/,
+	// one file per namespace.
+	OutDir string
+	// StateRoot overrides netns.StateRoot (tests).
+	StateRoot string
+	// InstancesOnly captures only the instances' namespaces (their eth0,
+	// which the results need), not the fabric's.
+	InstancesOnly bool
+	// Settle bounds how long Probe waits, after the answer or the
+	// timeout, for the captures to deliver the probe's last frames
+	// (default 500ms).
+	Settle time.Duration
+}

@@ -104,3 +104,48 @@ func TestFailedExpectationIsRecorded(t *testing.T) {
 		t.Errorf("failed check = %+v", c)
 	}
 }
+
+// TestLinkFaultOnSim: failing a host's only uplink cuts its instance off;
+// restoring it brings it back. Covers link targets end to end.
+func TestLinkFaultOnSim(t *testing.T) {
+	const src = `name: link
+topology: {builder: spine-leaf, params: {spines: 2, leaves: 2, hosts_per_leaf: 1}}
+generations: [evpn, ebpf]
+networks: [{name: n, subnet: 10.0.0.0/24}]
+steps:
+  - spawn: {name: a, count: 2, network: n}
+  - fail: {link: "host1:eth1"}
+  - traffic: {from: [a-2], to: [a-1], tag: cut}
+  - expect: {tag: cut, unreachable: ["a-2 -> a-1"]}
+  - restore: {link: "host1:eth1"}
+  - at: 1s
+    traffic: {from: [a-2], to: [a-1], tag: back}
+  - expect: {tag: back, reachable: ["a-2 -> a-1"]}
+  - fail: {link: "host1:eth9"}
+`
+	s, err := scenarios.Parse("link.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gen := range s.Generations {
+		run, err := scenarios.Run(context.Background(), s, gen, simBackend(t, 1), scenarios.Options{})
+		if err == nil || !strings.Contains(err.Error(), `link.yaml:14: step 7 (fail)`) || !strings.Contains(err.Error(), "eth9") {
+			t.Errorf("%s: bad link: error %v", gen, err)
+		}
+		if len(run.Checks) != 2 {
+			t.Errorf("%s: checks %+v", gen, run.Checks)
+		}
+		if !allPassed(run) {
+			t.Errorf("%s: %+v", gen, run.Checks)
+		}
+	}
+}
+
+func allPassed(r *reports.Run) bool {
+	for _, c := range r.Checks {
+		if !c.Passed {
+			return false
+		}
+	}
+	return true
+}

@@ -302,13 +302,18 @@ func (q *txQueue) flush() error {
 	return first
 }
 
-// poller waits on a node's sockets and a wake-up eventfd.
+// poller waits on a node's sockets, a wake-up eventfd and a timer (for
+// frames held back by link delay).
 type poller struct {
-	ep, ev int
-	events []unix.EpollEvent
+	ep, ev, tm int
+	events     []unix.EpollEvent
+	armed      atomic.Int64 // CLOCK_MONOTONIC ns the timer is set for, 0 if none
 }
 
-const wakeToken = ^uint64(0)
+const (
+	wakeToken  = ^uint64(0)
+	timerToken = ^uint64(0) - 1
+)
 
 func newPoller() (*poller, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -320,12 +325,41 @@ func newPoller() (*poller, error) {
 		unix.Close(ep)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	p := &poller{ep: ep, ev: ev, events: make([]unix.EpollEvent, 64)}
+	tm, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		unix.Close(ep)
+		unix.Close(ev)
+		return nil, fmt.Errorf("timerfd: %w", err)
+	}
+	p := &poller{ep: ep, ev: ev, tm: tm, events: make([]unix.EpollEvent, 64)}
 	if err := p.add(ev, wakeToken); err != nil {
 		p.close()
 		return nil, err
 	}
+	if err := p.add(tm, timerToken); err != nil {
+		p.close()
+		return nil, err
+	}
 	return p, nil
+}
+
+// monoNow is CLOCK_MONOTONIC in ns, the timer's clock.
+func monoNow() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// arm sets the timer to fire at the monotonic time at (ns); 0 disarms it.
+func (p *poller) arm(at int64) {
+	if p.armed.Swap(at) == at {
+		return
+	}
+	var spec unix.ItimerSpec
+	if at > 0 {
+		spec.Value = unix.NsecToTimespec(at)
+	}
+	_ = unix.TimerfdSettime(p.tm, unix.TFD_TIMER_ABSTIME, &spec, nil)
 }
 
 func setToken(e *unix.EpollEvent, tok uint64) {
@@ -360,9 +394,14 @@ func (p *poller) wait(toks []uint64) ([]uint64, error) {
 	toks = toks[:0]
 	for i := range n {
 		t := token(&p.events[i])
-		if t == wakeToken {
+		switch t {
+		case wakeToken:
 			var buf [8]byte
 			_, _ = unix.Read(p.ev, buf[:])
+		case timerToken:
+			var buf [8]byte
+			_, _ = unix.Read(p.tm, buf[:])
+			p.armed.Store(0)
 		}
 		toks = append(toks, t)
 	}
@@ -375,6 +414,7 @@ func (p *poller) wake() {
 }
 
 func (p *poller) close() {
+	unix.Close(p.tm)
 	unix.Close(p.ev)
 	unix.Close(p.ep)
 }

@@ -90,8 +90,17 @@ type port struct {
 	tx      *txQueue
 	ring    *rxRing // nil: read with recvmmsg
 	up      bool    // the link is up (SetLinkState)
+	delay   time.Duration
+	held    []heldFrame // sent, waiting out the link delay (due times ascend)
 	peer    datapath.PortRef
 	hasPeer bool
+}
+
+// heldFrame is a frame a node sent on a port with link delay, sent to
+// the socket when its time comes (monotonic ns).
+type heldFrame struct {
+	due   int64
+	frame []byte
 }
 
 type nodeRun struct {
@@ -106,9 +115,12 @@ type nodeRun struct {
 	stop  atomic.Bool
 	tid   atomic.Int32
 	reads atomic.Int64 // recvmmsg calls that returned frames
-	done  chan struct{}
-	rx    *batch
-	out   output
+	// holding is set when a port holds delayed frames; the node's
+	// goroutine (or whoever holds the gate) releases them.
+	holding bool
+	done    chan struct{}
+	rx      *batch
+	out     output
 }
 
 // Runtime runs nodes in real time. Node calls never overlap: each node has
@@ -314,6 +326,7 @@ func (r *Runtime) Connect(w datapath.Wire) error {
 			nr.ports[e[0].Port] = p
 		}
 		p.peer, p.hasPeer = e[1], true
+		p.delay = w.Delay
 	}
 	return nil
 }
@@ -668,6 +681,13 @@ func (o *output) Send(i int, b []byte) {
 			r.tmu.Unlock()
 		}
 	}
+	if p.delay > 0 {
+		// The link's delay (which netem would add on a kernel link):
+		// the frame waits in the node's timer queue.
+		p.held = append(p.held, heldFrame{due: monoNow() + int64(p.delay), frame: append([]byte(nil), b...)})
+		nr.holding = true
+		return
+	}
 	ok, err := p.tx.add(b)
 	if err != nil {
 		r.sendErr.Add(1)
@@ -677,8 +697,42 @@ func (o *output) Send(i int, b []byte) {
 	}
 }
 
+// release moves held frames that are due to their ports' queues and arms
+// the timer for the next one.
+func (nr *nodeRun) release() {
+	if !nr.holding {
+		return
+	}
+	now := monoNow()
+	next := int64(0)
+	for i, p := range nr.ports {
+		if p == nil || len(p.held) == 0 {
+			continue
+		}
+		k := 0
+		for ; k < len(p.held) && p.held[k].due <= now; k++ {
+			if p.tx == nil || !p.up {
+				continue // unwired or down meanwhile: lost with the link
+			}
+			if p.tx.n == 0 {
+				nr.out.pending = append(nr.out.pending, i)
+			}
+			if _, err := p.tx.add(p.held[k].frame); err != nil {
+				nr.r.sendErr.Add(1)
+			}
+		}
+		p.held = p.held[k:]
+		if len(p.held) > 0 && (next == 0 || p.held[0].due < next) {
+			next = p.held[0].due
+		}
+	}
+	nr.holding = next != 0
+	nr.poll.arm(next)
+}
+
 // flush writes every port's queued frames.
 func (o *output) flush() {
+	o.nr.release()
 	for _, i := range o.pending {
 		p := o.nr.ports[i]
 		if p == nil || p.tx == nil || p.tx.n == 0 {

@@ -280,3 +280,57 @@ func TestCloseLeavesNothing(t *testing.T) {
 		t.Errorf("AddNode after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestLinkDelay wires r1 to r2 with a delay: frames cross that wire no
+// sooner than the delay (a lower bound, whatever the machine's load), and
+// frames keep their order.
+func TestLinkDelay(t *testing.T) {
+	lab, names := chain(t, 2)
+	relays := []*relay{{name: "r1"}, {name: "r2"}}
+	r := New(Options{})
+	t.Cleanup(func() { r.Close() })
+	for i, n := range relays {
+		ns, err := lab.NsHandle(names[i+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.AddNode(n, ns, n.Ports()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const delay = 30 * time.Millisecond
+	if err := r.Connect(datapath.Wire{A: datapath.PortRef{Node: "r1", Port: 1}, B: datapath.PortRef{Node: "r2", Port: 0}, Delay: delay}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := open(t, lab, "a", "eth2"), open(t, lab, "b", "eth1")
+	ids := []uint64{101, 102, 103}
+	for _, id := range ids {
+		a.send(t, probeFrame(id, 0))
+	}
+	seen := map[uint64]bool{}
+	b.recv(t, func(f []byte) bool {
+		for _, id := range ids {
+			if bytes.Equal(f, probeFrame(id, 0)) {
+				seen[id] = true
+			}
+		}
+		return len(seen) == len(ids)
+	}, 2*time.Second)
+	if len(seen) != len(ids) {
+		t.Fatalf("frames lost on a delayed link: got %v of %v", seen, ids)
+	}
+	var last time.Duration
+	for _, id := range ids {
+		recs, _ := r.TraceOf(id)
+		if len(recs) != 2 {
+			t.Fatalf("probe %d: %d records", id, len(recs))
+		}
+		if d := recs[1].Time - recs[0].Time; d < delay {
+			t.Errorf("probe %d crossed the %v link in %v", id, delay, d)
+		}
+		if recs[1].Time < last {
+			t.Errorf("probe %d overtook the one before it", id)
+		}
+		last = recs[1].Time
+	}
+}

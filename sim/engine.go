@@ -90,7 +90,7 @@ var (
 )
 
 func (o *output) Send(port int, b []byte) { o.e.send(o.n, port, b) }
-func (o *output) Trace(ev datapath.Event) { o.e.nodeTrace(o.n, ev) }
+func (o *output) Trace(ev datapath.Event) { o.e.nodeTrace(&ev) }
 func (o *output) Context() stack.Context  { return o.e.context() }
 func (o *output) Resume(c stack.Context)  { o.e.resume(c) }
 func (o *output) String() string          { return o.e.nodes[o.n].name }
@@ -182,7 +182,7 @@ type Engine struct {
 	delayFn func(datapath.Node) time.Duration
 	opts    LinkOpts
 
-	probes    map[uint64]*probeInfo
+	probes    probeTable
 	nextProbe uint64
 	index     probeIndex
 }
@@ -196,7 +196,6 @@ func New(seed int64) *Engine {
 		byName: map[string]int32{},
 		counts: Counts{Dropped: map[datapath.Reason]uint64{}},
 		record: true,
-		probes: map[uint64]*probeInfo{},
 		cur:    segment{head: -1, flood: -1},
 	}
 }
@@ -381,7 +380,7 @@ type action struct {
 	do    func(now time.Duration, out datapath.Output)
 	node  int32
 	probe uint64
-	info  *probeInfo // a probe to send (Engine.Probe)
+	send  bool // send probe (Engine.Probe)
 }
 
 // schedule queues an action at t (not before now).
@@ -414,9 +413,9 @@ func (e *Engine) runAction(i int32) {
 	n := e.nodes[a.node]
 	e.begin(a.probe, -1, false)
 	if !n.up {
-		if a.info != nil {
+		if a.send {
 			// The probe's source is down: say so in the probe's trace.
-			e.emit(datapath.Event{Node: n.name, Device: stack.Port, Kind: KindLink,
+			e.emit(&datapath.Event{Node: n.name, Device: stack.Port, Kind: KindLink,
 				Action: datapath.ActDrop, Reason: datapath.ReasonNodeDown, Rule: "sim:source-down"})
 		}
 		e.cur = segment{head: -1, flood: -1}
@@ -424,8 +423,9 @@ func (e *Engine) runAction(i int32) {
 	}
 	if a.do != nil {
 		a.do(e.now, n.out)
-	} else if a.info != nil {
-		a.info.node.Probe(e.now, n.out, a.info.spec)
+	} else if a.send {
+		info := e.probes.get(a.probe)
+		info.node.Probe(e.now, n.out, info.spec)
 	}
 	e.cur = segment{head: -1, flood: -1}
 }
@@ -560,11 +560,11 @@ func (e *Engine) linkDrop(n *nodeState, port int, out bool, r datapath.Reason, r
 	}
 	saved := e.cur.head
 	e.cur.head = head
-	e.emit(ev)
+	e.emit(&ev)
 	e.cur.head = saved
 }
 
-func (e *Engine) nodeTrace(ni int32, ev datapath.Event) {
+func (e *Engine) nodeTrace(ev *datapath.Event) {
 	if ev.Action == datapath.ActDrop {
 		e.cur.dropped = true
 		e.cur.reason = ev.Reason
@@ -573,13 +573,13 @@ func (e *Engine) nodeTrace(ni int32, ev datapath.Event) {
 }
 
 // emit stamps ev, records it with its lineage and passes it to the sink.
-func (e *Engine) emit(ev datapath.Event) {
+func (e *Engine) emit(ev *datapath.Event) {
 	ev.Time = e.now
 	ev.Probe = e.cur.probe
 	e.counts.Trace++
 	if e.record && (e.filter == nil || e.filter(ev.Probe)) {
 		i := e.base + int64(len(e.trace))
-		e.trace = append(e.trace, record{ev: ev, prev: e.cur.head, arp: e.cur.arp})
+		e.trace = append(e.trace, record{ev: *ev, prev: e.cur.head, arp: e.cur.arp})
 		switch ev.Action {
 		case datapath.ActDrop:
 			// A drop ends its branch; the path goes on without it.
@@ -590,7 +590,7 @@ func (e *Engine) emit(ev datapath.Event) {
 		}
 	}
 	if e.sink != nil {
-		e.sink(ev)
+		e.sink(*ev)
 	}
 }
 

@@ -23,9 +23,44 @@ var ErrUnknownProbe = errors.New("unknown probe")
 
 type probeInfo struct {
 	from string
-	node Prober
+	node Prober // nil: no probe has this ID
 	spec stack.ProbeSpec
 	at   time.Duration
+}
+
+// probeTable holds what the engine knows of every probe sent, by ID. IDs
+// the engine picks are consecutive, so they index a slice (no allocation
+// per probe once it has grown); an ID a caller chose far beyond its end
+// goes to a map.
+type probeTable struct {
+	dense  []probeInfo // ID i+1 at index i
+	sparse map[uint64]*probeInfo
+}
+
+// get returns the probe with ID id, or nil.
+func (t *probeTable) get(id uint64) *probeInfo {
+	if id-1 < uint64(len(t.dense)) {
+		if p := &t.dense[id-1]; p.node != nil {
+			return p
+		}
+	}
+	return t.sparse[id]
+}
+
+// add records p under p.spec.ID, which get reports unused.
+func (t *probeTable) add(p probeInfo) {
+	i := p.spec.ID - 1
+	if i >= uint64(len(t.dense)) && i < uint64(len(t.dense))+1024 {
+		t.dense = append(t.dense, make([]probeInfo, i+1-uint64(len(t.dense)))...)
+	}
+	if i < uint64(len(t.dense)) {
+		t.dense[i] = p
+		return
+	}
+	if t.sparse == nil {
+		t.sparse = map[uint64]*probeInfo{}
+	}
+	t.sparse[p.spec.ID] = &p
 }
 
 // probeIndex maps probe IDs to their trace indices, rebuilt when the trace
@@ -48,15 +83,14 @@ func (e *Engine) Probe(at time.Duration, from string, spec stack.ProbeSpec) (uin
 		return 0, fmt.Errorf("probe from %q: node is a %T, not an instance", from, e.nodes[ni].n)
 	}
 	if spec.ID == 0 {
-		for e.nextProbe++; e.probes[e.nextProbe] != nil; e.nextProbe++ {
+		for e.nextProbe++; e.probes.get(e.nextProbe) != nil; e.nextProbe++ {
 		}
 		spec.ID = e.nextProbe
-	} else if e.probes[spec.ID] != nil {
+	} else if e.probes.get(spec.ID) != nil {
 		return 0, fmt.Errorf("probe %d from %q: %w", spec.ID, from, ErrDuplicate)
 	}
-	info := &probeInfo{from: from, node: pr, spec: spec, at: at}
-	e.probes[spec.ID] = info
-	e.schedule(at, action{node: ni, probe: spec.ID, info: info})
+	e.probes.add(probeInfo{from: from, node: pr, spec: spec, at: at})
+	e.schedule(at, action{node: ni, probe: spec.ID, send: true})
 	return spec.ID, nil
 }
 
@@ -153,7 +187,7 @@ func (e *Engine) probeEvents(id uint64) []int64 {
 
 // Result derives the outcome of probe id from the trace (see Result).
 func (e *Engine) Result(id uint64) (Result, error) {
-	info := e.probes[id]
+	info := e.probes.get(id)
 	if info == nil {
 		return Result{}, fmt.Errorf("result of probe %d: %w", id, ErrUnknownProbe)
 	}

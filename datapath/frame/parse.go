@@ -67,9 +67,16 @@ type Parser struct {
 // NewParser returns a Parser for Ethernet frames.
 func NewParser() *Parser {
 	ps := &Parser{}
-	ps.dlp = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet,
-		&ps.p.Eth, &ps.p.Dot1Q, &ps.p.ARP, &ps.p.IP4, &ps.p.IP6,
-		&ps.p.ICMP4, &ps.p.ICMP6, &ps.p.UDP, &ps.p.TCP, &ps.p.Payload)
+	// The layers sit in a slice indexed by layer type (gopacket's sparse
+	// container) rather than the default map: one index per layer instead
+	// of a map lookup. The layer types decoded here are small numbers.
+	var dlc gopacket.DecodingLayerContainer = gopacket.DecodingLayerSparse(nil)
+	for _, d := range []gopacket.DecodingLayer{&ps.p.Eth, &ps.p.Dot1Q, &ps.p.ARP, &ps.p.IP4, &ps.p.IP6,
+		&ps.p.ICMP4, &ps.p.ICMP6, &ps.p.UDP, &ps.p.TCP, &ps.p.Payload} {
+		dlc = dlc.Put(d)
+	}
+	ps.dlp = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet)
+	ps.dlp.SetDecodingLayerContainer(dlc)
 	ps.dlp.IgnoreUnsupported = true
 	ps.p.Decoded = make([]gopacket.LayerType, 0, 8)
 	return ps

@@ -126,6 +126,11 @@ type Instance struct {
 	parser  *frame.Parser
 	ipID    uint16
 	buf     []byte // frame being built; Send copies it
+
+	// Buffers of released packets and emptied queues, reused by the next
+	// packets that wait for ARP.
+	spare   [][]byte
+	spareQs [][]pending
 }
 
 var _ datapath.Node = (*Instance)(nil)
@@ -291,7 +296,21 @@ func (in *Instance) Probe(now time.Duration, out datapath.Output, p ProbeSpec) {
 		in.trace(out, datapath.ActDrop, datapath.ReasonMalformed, "probe:unknown-proto")
 		return
 	}
-	in.sendIP(out, p.Dst, b, "probe:"+p.Proto.String())
+	in.sendIP(out, p.Dst, b, p.Proto.rule())
+}
+
+// rule is the trace rule of a probe's first packet (a constant: no
+// allocation per probe).
+func (p Proto) rule() string {
+	switch p {
+	case ICMP:
+		return "probe:icmp"
+	case UDP:
+		return "probe:udp"
+	case TCP:
+		return "probe:tcp"
+	}
+	return "probe:" + p.String()
 }
 
 // nextHop returns where a packet to dst goes on the link.
@@ -319,13 +338,18 @@ func (in *Instance) sendIP(out datapath.Output, dst netip.Addr, b []byte, rule s
 		out.Send(0, b)
 		return
 	}
-	p := pending{frame: append([]byte(nil), b...)}
+	p := pending{frame: append(in.spareFrame(), b...)}
 	if r, ok := out.(Resumer); ok {
 		p.ctx, p.has = r.Context(), true
 	}
-	q := in.pending[nh]
+	q, ok := in.pending[nh]
+	if !ok && len(in.spareQs) > 0 {
+		q = in.spareQs[len(in.spareQs)-1]
+		in.spareQs = in.spareQs[:len(in.spareQs)-1]
+	}
 	if len(q) >= PendingLimit {
 		in.trace(out, datapath.ActDrop, datapath.ReasonNoARP, "arp:queue-full")
+		in.recycle(q[0].frame)
 		q = append(q[:0], q[1:]...)
 	}
 	in.pending[nh] = append(q, p)
@@ -333,6 +357,29 @@ func (in *Instance) sendIP(out datapath.Output, dst netip.Addr, b []byte, rule s
 	// this is the retry.
 	in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:request")
 	out.Send(0, in.arpFrame(1, bcast, [6]byte{}, in.ip.Addr(), nh))
+}
+
+// How many emptied buffers and queues an instance keeps for reuse.
+const (
+	maxSpareFrames = 64
+	maxSpareQueues = 4
+)
+
+// recycle keeps the buffer of a packet that left the queue.
+func (in *Instance) recycle(b []byte) {
+	if len(in.spare) < maxSpareFrames {
+		in.spare = append(in.spare, b[:0])
+	}
+}
+
+// spareFrame returns an empty buffer for a packet to queue.
+func (in *Instance) spareFrame() []byte {
+	if n := len(in.spare); n > 0 {
+		b := in.spare[n-1]
+		in.spare = in.spare[:n-1]
+		return b
+	}
+	return make([]byte, 0, 128)
 }
 
 // release sends the packets that waited for nh, now at mac.
@@ -354,6 +401,11 @@ func (in *Instance) release(out datapath.Output, nh netip.Addr, mac [6]byte) {
 		copy(p.frame[0:6], mac[:])
 		in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:resolved")
 		out.Send(0, p.frame)
+		in.recycle(p.frame)
+	}
+	clear(q)
+	if len(in.spareQs) < maxSpareQueues {
+		in.spareQs = append(in.spareQs, q[:0])
 	}
 	if resumable {
 		r.Resume(saved)

@@ -3,6 +3,7 @@ package vlan
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/netbed/netbed/datapath"
@@ -89,10 +90,10 @@ type Host struct {
 	active  int // index into slaves, -1 when every slave is down
 	taps    []tapPort
 	byInst  map[string]int
-	nets    map[uint16]*localNet // by provider VLAN
-	byLocal map[uint16]*localNet
+	nets    []*localNet // sorted by provider VLAN (netOf)
+	byLocal []*localNet // indexed by local VLAN, allocated from 1 up
 	fdb     *l2.Table
-	parser  *frame.Parser
+	parser  *frame.Parser // made on first use: only security groups decode
 	buf     []byte
 	flood   []int
 
@@ -109,14 +110,11 @@ func NewHost(name string, uplinks []string, opts HostOptions) *Host {
 	}
 	h := &Host{
 		name: name, opts: opts, nUp: len(uplinks),
-		ports:   append([]string(nil), uplinks...),
-		byInst:  map[string]int{},
-		nets:    map[uint16]*localNet{},
-		byLocal: map[uint16]*localNet{},
-		fdb:     l2.New(opts.MACAgeing, 0),
-		parser:  frame.NewParser(),
-		buf:     make([]byte, 0, 2048),
-		active:  -1,
+		ports:  append([]string(nil), uplinks...),
+		byInst: map[string]int{},
+		fdb:    l2.New(opts.MACAgeing, 0),
+		buf:    make([]byte, 0, 2048),
+		active: -1,
 	}
 	if opts.TapSlots > 0 {
 		h.ports = make([]string, len(uplinks)+opts.TapSlots)
@@ -152,7 +150,7 @@ func (h *Host) ActiveUplink() string {
 
 // LocalVLAN returns br-int's local VLAN for a provider VLAN (0: none).
 func (h *Host) LocalVLAN(provider uint16) uint16 {
-	if n := h.nets[provider]; n != nil {
+	if n := h.netOf(provider); n != nil {
 		return n.local
 	}
 	return 0
@@ -212,16 +210,21 @@ func (h *Host) AttachInstance(inst string, vlan uint16) (port int) {
 	if slot < 0 && h.opts.TapSlots > 0 && len(h.taps) >= h.opts.TapSlots {
 		return -1
 	}
-	n := h.nets[vlan]
+	n := h.netOf(vlan)
 	if n == nil {
 		var local uint16 = 1
-		for h.byLocal[local] != nil {
+		for h.localNet(local) != nil {
 			local++
 		}
 		n = &localNet{provider: vlan, local: local,
 			ruleOut: fmt.Sprintf("vlan:%d->%d", local, vlan),
 			ruleIn:  fmt.Sprintf("vlan:%d->%d", vlan, local)}
-		h.nets[vlan], h.byLocal[local] = n, n
+		i, _ := slices.BinarySearchFunc(h.nets, vlan, compareProvider)
+		h.nets = slices.Insert(h.nets, i, n)
+		if int(local) >= len(h.byLocal) {
+			h.byLocal = append(h.byLocal, make([]*localNet, int(local)+1-len(h.byLocal))...)
+		}
+		h.byLocal[local] = n
 	}
 	tp := tapPort{inst: inst, used: true, local: n.local, provider: vlan,
 		tap: PrefixTap + inst, qbr: PrefixQbr + inst, qvb: PrefixQvb + inst, qvo: PrefixQvo + inst}
@@ -255,7 +258,7 @@ func (h *Host) DetachInstance(inst string) {
 	}
 	delete(h.byInst, inst)
 	tp := &h.taps[port-h.nUp]
-	n := h.nets[tp.provider]
+	n := h.netOf(tp.provider)
 	for i, p := range n.taps {
 		if p == port {
 			n.taps = append(n.taps[:i], n.taps[i+1:]...)
@@ -264,12 +267,40 @@ func (h *Host) DetachInstance(inst string) {
 	}
 	if len(n.taps) == 0 {
 		h.fdb.FlushVLAN(n.local)
-		delete(h.nets, n.provider)
-		delete(h.byLocal, n.local)
+		i, _ := slices.BinarySearchFunc(h.nets, n.provider, compareProvider)
+		h.nets = slices.Delete(h.nets, i, i+1)
+		h.byLocal[n.local] = nil
 	}
 	h.fdb.FlushPort(port)
 	*tp = tapPort{}
 	h.ports[port] = ""
+}
+
+// parse decodes b for the security-group chains.
+func (h *Host) parse(b []byte) (*frame.Parsed, error) {
+	if h.parser == nil {
+		h.parser = frame.NewParser()
+	}
+	return h.parser.Parse(b)
+}
+
+func compareProvider(n *localNet, vlan uint16) int { return int(n.provider) - int(vlan) }
+
+// netOf returns the network on provider VLAN vlan, or nil. A host carries
+// few networks: a binary search over a short slice beats a map.
+func (h *Host) netOf(vlan uint16) *localNet {
+	if i, ok := slices.BinarySearchFunc(h.nets, vlan, compareProvider); ok {
+		return h.nets[i]
+	}
+	return nil
+}
+
+// localNet returns the network on br-int's local VLAN v, or nil.
+func (h *Host) localNet(v uint16) *localNet {
+	if int(v) < len(h.byLocal) {
+		return h.byLocal[v]
+	}
+	return nil
 }
 
 func (h *Host) ev(now time.Duration, dev string, kind datapath.DeviceKind, in, outp string, act datapath.Action) datapath.Event {
@@ -307,7 +338,7 @@ func (h *Host) fromTap(now time.Duration, port int, b []byte, out datapath.Outpu
 	}
 	var parsed *frame.Parsed
 	if tp.chain != nil {
-		p, err := h.parser.Parse(b)
+		p, err := h.parse(b)
 		if err != nil {
 			h.drop(now, out, tp.tap, datapath.KindTap, "", datapath.ReasonMalformed, "parse")
 			return
@@ -348,7 +379,7 @@ func (h *Host) fromTap(now time.Duration, port int, b []byte, out datapath.Outpu
 				h.drop(now, out, DevBrInt, datapath.KindBridge, inName, datapath.ReasonNotForMe, "fdb:same-port")
 			case q == patchID:
 				out.Trace(h.ev(now, DevBrInt, datapath.KindBridge, inName, DevPatchInt, datapath.ActForward))
-				h.toFabric(now, h.byLocal[local], b, out)
+				h.toFabric(now, h.localNet(local), b, out)
 			default:
 				e := h.ev(now, DevBrInt, datapath.KindBridge, inName, h.ports[q], datapath.ActForward)
 				out.Trace(e)
@@ -357,30 +388,41 @@ func (h *Host) fromTap(now time.Duration, port int, b []byte, out datapath.Outpu
 			return
 		}
 	}
-	n := h.byLocal[local]
+	n := h.localNet(local)
 	out.Trace(h.ev(now, DevBrInt, datapath.KindBridge, inName, "", datapath.ActFlood))
 	branch := floodPoint(out)
 	for _, q := range n.taps {
 		if q != port {
-			branch()
+			branch.restore()
 			h.toTap(now, q, b, parsed, out)
 		}
 	}
-	branch()
+	branch.restore()
 	h.toFabric(now, n, b, out)
 }
 
-// floodPoint returns a function that puts the runtime's frame lineage back
-// at the flood event just traced, so that every branch of a flood starts
-// from br-int even when the previous branch ended in a drop (stock: a
-// security group) without sending anything.
-func floodPoint(out datapath.Output) func() {
+// floodMark is the runtime's frame lineage at the flood event just traced
+// (floodPoint); restore puts it back, so that every branch of a flood
+// starts from br-int even when the previous branch ended in a drop
+// (stock: a security group) without sending anything. A value, not a
+// closure: a flood allocates nothing.
+type floodMark struct {
+	r stack.Resumer // nil: the runtime keeps no lineage
+	c stack.Context
+}
+
+func floodPoint(out datapath.Output) floodMark {
 	r, ok := out.(stack.Resumer)
 	if !ok {
-		return func() {}
+		return floodMark{}
 	}
-	c := r.Context()
-	return func() { r.Resume(c) }
+	return floodMark{r: r, c: r.Context()}
+}
+
+func (m floodMark) restore() {
+	if m.r != nil {
+		m.r.Resume(m.c)
+	}
 }
 
 // toTap takes an untagged frame from br-int to the instance on port q.
@@ -389,7 +431,7 @@ func (h *Host) toTap(now time.Duration, q int, b []byte, parsed *frame.Parsed, o
 	tp := &h.taps[q-h.nUp]
 	if tp.chain != nil {
 		if parsed == nil {
-			p, err := h.parser.Parse(b)
+			p, err := h.parse(b)
 			if err != nil {
 				h.drop(now, out, tp.qvo, datapath.KindVeth, DevBrInt, datapath.ReasonMalformed, "parse")
 				return
@@ -447,7 +489,7 @@ func (h *Host) fromFabric(now time.Duration, port int, b []byte, out datapath.Ou
 	e.Rule = h.bondRules[h.active]
 	out.Trace(e)
 	vid := frame.VLANOf(b)
-	n := h.nets[vid]
+	n := h.netOf(vid)
 	if vid == 0 || n == nil {
 		h.drop(now, out, DevBrBond, datapath.KindBridge, DevBond, datapath.ReasonVLANMismatch, "vlan:no-local-network")
 		return
@@ -482,9 +524,9 @@ func (h *Host) fromFabric(now time.Duration, port int, b []byte, out datapath.Ou
 	var parsed *frame.Parsed
 	branch := floodPoint(out)
 	for _, q := range n.taps {
-		branch()
+		branch.restore()
 		if parsed == nil && h.taps[q-h.nUp].chain != nil {
-			p, err := h.parser.Parse(u)
+			p, err := h.parse(u)
 			if err != nil {
 				h.drop(now, out, DevBrInt, datapath.KindBridge, DevPatchInt, datapath.ReasonMalformed, "parse")
 				return
@@ -536,7 +578,7 @@ func (h *Host) announce(now time.Duration, out datapath.Output) {
 		if e.Port < h.nUp {
 			continue
 		}
-		n := h.byLocal[e.VLAN]
+		n := h.localNet(e.VLAN)
 		if n == nil {
 			continue
 		}

@@ -60,7 +60,9 @@ func (t *probeTable) add(p probeInfo) {
 	if t.sparse == nil {
 		t.sparse = map[uint64]*probeInfo{}
 	}
-	t.sparse[p.spec.ID] = &p
+	q := new(probeInfo) // not &p: p would move to the heap on every call
+	*q = p
+	t.sparse[q.spec.ID] = q
 }
 
 // probeIndex maps probe IDs to their trace indices, rebuilt when the trace

@@ -131,6 +131,10 @@ type Runtime struct {
 	start time.Time
 	seed  maphash.Seed
 	gate  sync.RWMutex
+	// pmu guards paused: how many pauses (Mutate and the like) hold the
+	// gate; the first takes it, the last gives it back.
+	pmu    sync.Mutex
+	paused int
 
 	mu     sync.Mutex // nodes, peers
 	nodes  map[string]*nodeRun
@@ -273,8 +277,7 @@ func (r *Runtime) AttachPort(node string, port int, ifname string) error {
 	if err != nil {
 		return fmt.Errorf("attach port: %w", err)
 	}
-	r.gate.Lock()
-	defer r.gate.Unlock()
+	defer r.pause()()
 	if port < 0 || port >= len(nr.ports) {
 		return fmt.Errorf("attach port %d of %s: %w", port, node, ErrBadPort)
 	}
@@ -291,8 +294,7 @@ func (r *Runtime) DetachPort(node string, port int) error {
 	if err != nil {
 		return fmt.Errorf("detach port: %w", err)
 	}
-	r.gate.Lock()
-	defer r.gate.Unlock()
+	defer r.pause()()
 	if port < 0 || port >= len(nr.ports) {
 		return fmt.Errorf("detach port %d of %s: %w", port, node, ErrBadPort)
 	}
@@ -307,8 +309,7 @@ func (r *Runtime) DetachPort(node string, port int) error {
 // lineage of probe frames follows them from one node to the other. A port
 // left unconnected has its peer outside the runtime (see Egress).
 func (r *Runtime) Connect(w datapath.Wire) error {
-	r.gate.Lock()
-	defer r.gate.Unlock()
+	defer r.pause()()
 	for _, e := range [2][2]datapath.PortRef{{w.A, w.B}, {w.B, w.A}} {
 		nr, err := r.node(e[0].Node)
 		if err != nil {
@@ -332,10 +333,42 @@ func (r *Runtime) Connect(w datapath.Wire) error {
 }
 
 // Mutate runs f while no node is processing a frame.
+//
+// Calls nest: a Mutate that starts while the nodes are already paused
+// runs at once, from whatever goroutine (a driver that takes the
+// runtime's pause as its lock, called inside a Mutate, does so from a
+// goroutine of its own). As on sim, Mutate does not order mutators
+// among themselves: callers must not change the fabric concurrently.
 func (r *Runtime) Mutate(f func() error) error {
-	r.gate.Lock()
-	defer r.gate.Unlock()
+	defer r.pause()()
 	return f()
+}
+
+// pause stops the nodes (or joins a pause in progress) and returns the
+// function that ends it; the nodes resume when the last pause ends.
+func (r *Runtime) pause() func() {
+	r.pmu.Lock()
+	if r.paused > 0 {
+		r.paused++
+		r.pmu.Unlock()
+		return r.unpause
+	}
+	r.pmu.Unlock()
+	r.gate.Lock()
+	r.pmu.Lock()
+	r.paused++
+	r.pmu.Unlock()
+	return r.unpause
+}
+
+func (r *Runtime) unpause() {
+	r.pmu.Lock()
+	r.paused--
+	last := r.paused == 0
+	r.pmu.Unlock()
+	if last {
+		r.gate.Unlock()
+	}
 }
 
 // Do runs f in node's context (its Output) while the node is not
@@ -345,8 +378,7 @@ func (r *Runtime) Do(node string, f func(now time.Duration, n datapath.Node, out
 	if err != nil {
 		return fmt.Errorf("do: %w", err)
 	}
-	r.gate.Lock()
-	defer r.gate.Unlock()
+	defer r.pause()()
 	nr.out.begin(0, -1, false)
 	f(r.Now(), nr.n, &nr.out)
 	nr.out.flush()
@@ -364,8 +396,7 @@ func (r *Runtime) SetLinkState(ref datapath.PortRef, up bool) error {
 	if ref.Port < 0 || ref.Port >= len(nr.ports) {
 		return fmt.Errorf("set link state of %s:%d: %w", ref.Node, ref.Port, ErrBadPort)
 	}
-	r.gate.Lock()
-	defer r.gate.Unlock()
+	defer r.pause()()
 	ends := []datapath.PortRef{ref}
 	if p := nr.ports[ref.Port]; p != nil && p.hasPeer {
 		ends = append(ends, p.peer)
@@ -401,8 +432,7 @@ func (r *Runtime) SetNodeState(name string, up bool) error {
 	if err != nil {
 		return fmt.Errorf("set node state: %w", err)
 	}
-	r.gate.Lock()
-	defer r.gate.Unlock()
+	defer r.pause()()
 	if nr.up.Load() == up {
 		return nil
 	}

@@ -334,3 +334,40 @@ func TestLinkDelay(t *testing.T) {
 		last = recs[1].Time
 	}
 }
+
+// TestMutateNests checks that a Mutate started from another goroutine
+// while the nodes are paused runs at once (a driver whose lock is the
+// runtime's pause, called inside a Mutate), and that the nodes stay
+// paused until the last one ends.
+func TestMutateNests(t *testing.T) {
+	r := New(Options{})
+	defer r.Close()
+	done := make(chan struct{})
+	err := r.Mutate(func() error {
+		inner := make(chan error, 1)
+		go func() {
+			inner <- r.Mutate(func() error {
+				if r.gate.TryRLock() {
+					r.gate.RUnlock()
+					t.Error("nodes not paused inside the nested Mutate")
+				}
+				close(done)
+				return nil
+			})
+		}()
+		select {
+		case err := <-inner:
+			return err
+		case <-time.After(5 * time.Second):
+			return errors.New("nested Mutate blocked")
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if !r.gate.TryRLock() {
+		t.Fatal("nodes still paused after the last Mutate")
+	}
+	r.gate.RUnlock()
+}

@@ -1,0 +1,79 @@
+package netnsrt_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/scenarios/netnsrt"
+	"github.com/netbed/netbed/scenarios/simrt"
+)
+
+// TestLibraryCrossValidation replays shipped scenarios for every
+// generation they name on sim and on netns (the same FabricBackend over
+// either runtime): every expectation must hold on netns, and both
+// runtimes must report the same probes: verdicts, paths, hop counts.
+func TestLibraryCrossValidation(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, name := range []string{"cross-subnet-hops"} {
+		s, err := scenarios.Load("../library/" + name + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, gen := range s.Generations {
+			t.Run(name+"/"+string(gen), func(t *testing.T) {
+				ctx := context.Background()
+				simRun, err := scenarios.Run(ctx, s, gen, scenarios.NewFabricBackend(scenarios.FabricOptions{
+					Runtime: simrt.New(s.Seed), StoreDir: t.TempDir(), ControllerLatency: simrt.ControllerLatency}), scenarios.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rt := netnsrt.New(netnsrt.Options{Scenario: name, StateRoot: t.TempDir(), OutDir: t.TempDir()})
+				nsRun, err := scenarios.Run(ctx, s, gen, scenarios.NewFabricBackend(scenarios.FabricOptions{
+					Runtime: rt, StoreDir: t.TempDir()}), scenarios.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range nsRun.Checks {
+					if !c.Passed {
+						t.Errorf("netns: step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+					}
+				}
+				if len(nsRun.Checks) == 0 {
+					t.Error("no checks ran on netns")
+				}
+				if len(nsRun.Probes) != len(simRun.Probes) {
+					t.Fatalf("netns sent %d probes, sim %d", len(nsRun.Probes), len(simRun.Probes))
+				}
+				for i := range simRun.Probes {
+					if d := probeDiff(simRun.Probes[i], nsRun.Probes[i]); d != "" {
+						t.Errorf("probe %d (%s -> %s): %s", i, simRun.Probes[i].From, simRun.Probes[i].To, d)
+					}
+				}
+			})
+		}
+	}
+}
+
+// probeDiff says how two runtimes' reports of one probe differ in what
+// must agree (not in timings).
+func probeDiff(a, b reports.Probe) string {
+	var d []string
+	if a.Delivered != b.Delivered || a.Replied != b.Replied {
+		d = append(d, "verdict")
+	}
+	if a.Hops != b.Hops || a.SwitchHops != b.SwitchHops {
+		d = append(d, "hops")
+	}
+	if !slices.Equal(a.Path, b.Path) {
+		d = append(d, "path:\n  sim   "+strings.Join(a.Path, " ")+"\n  netns "+strings.Join(b.Path, " "))
+	}
+	if a.DropAt != b.DropAt || a.Reason != b.Reason {
+		d = append(d, "drop "+a.DropAt+" "+a.Reason+" vs "+b.DropAt+" "+b.Reason)
+	}
+	return strings.Join(d, "; ")
+}

@@ -75,6 +75,7 @@ type nodeState struct {
 	up      bool
 	removed bool
 	out     *output
+	prober  Prober // n as a Prober, nil if it is not one
 }
 
 // output is the datapath.Output of one node; it also implements
@@ -234,6 +235,7 @@ func (e *Engine) AddNode(n datapath.Node, procDelay time.Duration) error {
 	}
 	idx := int32(len(e.nodes))
 	ns.out = &output{e: e, n: idx}
+	ns.prober, _ = n.(Prober)
 	e.nodes = append(e.nodes, ns)
 	e.byName[name] = idx
 	return nil
@@ -374,20 +376,17 @@ func (e *Engine) RemoveInstance(f datapath.Fabric, name string) error {
 
 // action is a scheduled function: f, or do in node's context with probe.
 // Do keeps the caller's function as it is, so that scheduling allocates
-// nothing once the tables have grown.
+// nothing once the tables have grown. (Probes need no action: the queue
+// event names the node and the probe.)
 type action struct {
 	f     func()
 	do    func(now time.Duration, out datapath.Output)
 	node  int32
 	probe uint64
-	send  bool // send probe (Engine.Probe)
 }
 
 // schedule queues an action at t (not before now).
 func (e *Engine) schedule(t time.Duration, a action) {
-	if t < e.now {
-		t = e.now
-	}
 	var i int32
 	if n := len(e.freeActs); n > 0 {
 		i = e.freeActs[n-1]
@@ -397,8 +396,14 @@ func (e *Engine) schedule(t time.Duration, a action) {
 		i = int32(len(e.actions))
 		e.actions = append(e.actions, a)
 	}
+	e.enqueue(t, event{kind: evAction, wire: i})
+}
+
+// enqueue queues ev at t (not before now).
+func (e *Engine) enqueue(t time.Duration, ev event) {
 	e.seq++
-	e.q.push(event{at: t, seq: e.seq, kind: evAction, wire: i})
+	ev.at, ev.seq = max(t, e.now), e.seq
+	e.q.push(ev)
 }
 
 // runAction runs the action at index i and frees its slot.
@@ -411,21 +416,29 @@ func (e *Engine) runAction(i int32) {
 		return
 	}
 	n := e.nodes[a.node]
-	e.begin(a.probe, -1, false)
-	if !n.up {
-		if a.send {
-			// The probe's source is down: say so in the probe's trace.
-			e.emit(&datapath.Event{Node: n.name, Device: stack.Port, Kind: KindLink,
-				Action: datapath.ActDrop, Reason: datapath.ReasonNodeDown, Rule: "sim:source-down"})
-		}
-		e.cur = segment{head: -1, flood: -1}
-		return
-	}
-	if a.do != nil {
+	if n.up {
+		e.begin(a.probe, -1, false)
 		a.do(e.now, n.out)
-	} else if a.send {
-		info := e.probes.get(a.probe)
-		info.node.Probe(e.now, n.out, info.spec)
+	}
+	e.cur = segment{head: -1, flood: -1}
+}
+
+// sendProbe has node ni send probe id (Engine.Probe).
+func (e *Engine) sendProbe(ni int32, id uint64) {
+	n := e.nodes[ni]
+	e.begin(id, -1, false)
+	if n.up {
+		var spec stack.ProbeSpec
+		if r := e.probes.rec(id); r != nil {
+			spec = r.spec(id)
+		} else {
+			spec = e.probes.sparse[id].spec
+		}
+		n.prober.Probe(e.now, n.out, spec)
+	} else {
+		// The probe's source is down: say so in the probe's trace.
+		e.emit(&datapath.Event{Node: n.name, Device: stack.Port, Kind: KindLink,
+			Action: datapath.ActDrop, Reason: datapath.ReasonNodeDown, Rule: "sim:source-down"})
 	}
 	e.cur = segment{head: -1, flood: -1}
 }
@@ -661,6 +674,8 @@ func (e *Engine) step() error {
 		e.arrive(&ev)
 	case evAction:
 		e.runAction(ev.wire)
+	case evProbe:
+		e.sendProbe(ev.wire, ev.probe)
 	}
 	return nil
 }

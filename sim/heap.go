@@ -9,6 +9,7 @@ import (
 const (
 	evArrive uint8 = iota // a frame reaches the far end of a wire
 	evAction              // a scheduled function (At, Do, faults)
+	evProbe               // an instance sends a probe (Engine.Probe)
 )
 
 // event is one entry of the queue: a value type, no pointers, so that the
@@ -18,7 +19,7 @@ type event struct {
 	seq   uint64 // ties broken by scheduling order: determinism
 	probe uint64
 	head  int64 // trace index of the last device on the frame's path, -1 if none
-	wire  int32 // evArrive: wire index; evAction: action index
+	wire  int32 // evArrive: wire index; evAction: action index; evProbe: node index
 	buf   int32 // frame buffer in the arena
 	epoch uint32
 	kind  uint8

@@ -23,46 +23,99 @@ var ErrUnknownProbe = errors.New("unknown probe")
 
 type probeInfo struct {
 	from string
-	node Prober // nil: no probe has this ID
+	node Prober
 	spec stack.ProbeSpec
 	at   time.Duration
 }
 
-// probeTable holds what the engine knows of every probe sent, by ID. IDs
-// the engine picks are consecutive, so they index a slice (no allocation
-// per probe once it has grown); an ID a caller chose far beyond its end
-// goes to a map.
-type probeTable struct {
-	dense  []probeInfo // ID i+1 at index i
-	sparse map[uint64]*probeInfo
+// probeRec is a probe as the table stores it: no pointers, so that the
+// garbage collector never scans the table, however many probes a run
+// sends. The source is an engine node index.
+type probeRec struct {
+	at    time.Duration
+	dst   [16]byte
+	node  int32
+	port  uint16
+	proto stack.Proto
+	kind  uint8 // 0: no probe; 4: dst is IPv4 (first 4 bytes); 6: IPv6
 }
 
-// get returns the probe with ID id, or nil.
-func (t *probeTable) get(id uint64) *probeInfo {
-	if id-1 < uint64(len(t.dense)) {
-		if p := &t.dense[id-1]; p.node != nil {
-			return p
+// probeChunk is how many probes one block of the table holds.
+const probeChunk = 4096
+
+// probeTable holds what the engine knows of every probe sent, by ID. IDs
+// the engine picks are consecutive, so they index fixed-size blocks (added
+// as needed, never copied); a probe whose ID a caller chose far beyond
+// them, or whose destination has an IPv6 zone, goes to a map.
+type probeTable struct {
+	blocks [][]probeRec // ID i+1 at blocks[i/probeChunk][i%probeChunk]
+	sparse map[uint64]probeInfo
+}
+
+// rec returns the stored probe with ID id, or nil.
+func (t *probeTable) rec(id uint64) *probeRec {
+	i := id - 1
+	if b := i / probeChunk; b < uint64(len(t.blocks)) {
+		if r := &t.blocks[b][i%probeChunk]; r.kind != 0 {
+			return r
 		}
 	}
-	return t.sparse[id]
+	return nil
 }
 
-// add records p under p.spec.ID, which get reports unused.
-func (t *probeTable) add(p probeInfo) {
-	i := p.spec.ID - 1
-	if i >= uint64(len(t.dense)) && i < uint64(len(t.dense))+1024 {
-		t.dense = append(t.dense, make([]probeInfo, i+1-uint64(len(t.dense)))...)
+func (t *probeTable) has(id uint64) bool {
+	if t.rec(id) != nil {
+		return true
 	}
-	if i < uint64(len(t.dense)) {
-		t.dense[i] = p
+	_, ok := t.sparse[id]
+	return ok
+}
+
+// add records probe p sent by engine node ni; p.spec.ID must be unused.
+func (t *probeTable) add(ni int32, p probeInfo) {
+	i := p.spec.ID - 1
+	r := probeRec{at: p.at, node: ni, port: p.spec.DstPort, proto: p.spec.Proto}
+	switch d := p.spec.Dst; {
+	case d.Is4():
+		r.kind = 4
+		a := d.As4()
+		copy(r.dst[:], a[:])
+	case d.Is6() && d.Zone() == "":
+		r.kind, r.dst = 6, d.As16()
+	}
+	if b := i / probeChunk; r.kind != 0 && b <= uint64(len(t.blocks)) {
+		if b == uint64(len(t.blocks)) {
+			t.blocks = append(t.blocks, make([]probeRec, probeChunk))
+		}
+		t.blocks[b][i%probeChunk] = r
 		return
 	}
 	if t.sparse == nil {
-		t.sparse = map[uint64]*probeInfo{}
+		t.sparse = map[uint64]probeInfo{}
 	}
-	q := new(probeInfo) // not &p: p would move to the heap on every call
-	*q = p
-	t.sparse[q.spec.ID] = q
+	t.sparse[p.spec.ID] = p
+}
+
+// probe returns what the engine knows of probe id.
+func (e *Engine) probe(id uint64) (probeInfo, bool) {
+	r := e.probes.rec(id)
+	if r == nil {
+		p, ok := e.probes.sparse[id]
+		return p, ok
+	}
+	n := e.nodes[r.node]
+	pr, _ := n.n.(Prober) // checked by Probe
+	return probeInfo{from: n.name, node: pr, spec: r.spec(id), at: r.at}, true
+}
+
+func (r *probeRec) spec(id uint64) stack.ProbeSpec {
+	s := stack.ProbeSpec{Proto: r.proto, DstPort: r.port, ID: id}
+	if r.kind == 4 {
+		s.Dst = netip.AddrFrom4([4]byte(r.dst[:4]))
+	} else {
+		s.Dst = netip.AddrFrom16(r.dst)
+	}
+	return s
 }
 
 // probeIndex maps probe IDs to their trace indices, rebuilt when the trace
@@ -85,14 +138,14 @@ func (e *Engine) Probe(at time.Duration, from string, spec stack.ProbeSpec) (uin
 		return 0, fmt.Errorf("probe from %q: node is a %T, not an instance", from, e.nodes[ni].n)
 	}
 	if spec.ID == 0 {
-		for e.nextProbe++; e.probes.get(e.nextProbe) != nil; e.nextProbe++ {
+		for e.nextProbe++; e.probes.has(e.nextProbe); e.nextProbe++ {
 		}
 		spec.ID = e.nextProbe
-	} else if e.probes.get(spec.ID) != nil {
+	} else if e.probes.has(spec.ID) {
 		return 0, fmt.Errorf("probe %d from %q: %w", spec.ID, from, ErrDuplicate)
 	}
-	e.probes.add(probeInfo{from: from, node: pr, spec: spec, at: at})
-	e.schedule(at, action{node: ni, probe: spec.ID, send: true})
+	e.probes.add(ni, probeInfo{from: from, node: pr, spec: spec, at: at})
+	e.enqueue(at, event{kind: evProbe, wire: ni, probe: spec.ID})
 	return spec.ID, nil
 }
 
@@ -189,8 +242,8 @@ func (e *Engine) probeEvents(id uint64) []int64 {
 
 // Result derives the outcome of probe id from the trace (see Result).
 func (e *Engine) Result(id uint64) (Result, error) {
-	info := e.probes.get(id)
-	if info == nil {
+	info, ok := e.probe(id)
+	if !ok {
 		return Result{}, fmt.Errorf("result of probe %d: %w", id, ErrUnknownProbe)
 	}
 	if !e.record {
@@ -207,7 +260,7 @@ func (e *Engine) Result(id uint64) (Result, error) {
 		}
 	}
 	if fwd < 0 {
-		r.dropFrom(e, evs, -1, info)
+		r.dropFrom(e, evs, -1, &info)
 		return r, nil
 	}
 	r.Delivered = true
@@ -245,7 +298,7 @@ func (e *Engine) Result(id uint64) (Result, error) {
 		}
 		return r, nil
 	}
-	r.dropFrom(e, evs, fwd, info)
+	r.dropFrom(e, evs, fwd, &info)
 	return r, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/google/gopacket/layers"
@@ -121,7 +122,8 @@ type Instance struct {
 	arp     map[netip.Addr][6]byte
 	pending map[netip.Addr][]pending
 	probes  map[replyKey]outstanding
-	replies []Reply
+	replies []Reply    // Replies: log made into Replies when asked
+	log     []replyRec // replies received since
 	onReply func(Reply)
 	parser  *frame.Parser
 	ipID    uint16
@@ -185,7 +187,28 @@ func (in *Instance) SetOpenPorts(ports ...uint16) {
 func (in *Instance) OnReply(f func(Reply)) { in.onReply = f }
 
 // Replies returns the probe replies received so far, in arrival order.
-func (in *Instance) Replies() []Reply { return in.replies }
+func (in *Instance) Replies() []Reply {
+	for _, r := range in.log {
+		in.replies = append(in.replies, r.reply())
+	}
+	in.log = in.log[:0]
+	return in.replies
+}
+
+// replyRec is a Reply as the instance keeps it until asked: no pointers,
+// so the garbage collector never scans the record of a long run.
+type replyRec struct {
+	id   uint64
+	time time.Duration
+	from [4]byte // replies are IPv4
+	kind uint8   // index into replyKinds
+}
+
+var replyKinds = [...]ReplyKind{ReplyEcho, ReplyUDP, ReplySynAck, ReplyRST}
+
+func (r replyRec) reply() Reply {
+	return Reply{ID: r.id, Time: r.time, Kind: replyKinds[r.kind], From: netip.AddrFrom4(r.from)}
+}
 
 // Neighbor returns the cached MAC of ip.
 func (in *Instance) Neighbor(ip netip.Addr) (net.HardwareAddr, bool) {
@@ -247,15 +270,19 @@ func (in *Instance) trace(out datapath.Output, act datapath.Action, r datapath.R
 
 // replyKey identifies an outstanding probe by what its reply carries: the
 // protocol, the remote address, and the ICMP id and sequence or the remote
-// and local ports.
+// and local ports. Plain bytes and words, no padding: the map hashes and
+// compares it as one block of memory.
 type replyKey struct {
-	proto  Proto
-	remote netip.Addr
-	a, b   uint16
+	remote [16]byte // As16
+	x      uint64   // protocol, IPv4 flag, a, b
 }
 
 func probeKey(proto Proto, remote netip.Addr, a, b uint16) replyKey {
-	return replyKey{proto, remote, a, b}
+	x := uint64(proto)<<40 | uint64(a)<<16 | uint64(b)
+	if remote.Is4() {
+		x |= 1 << 32 // apart from the same address IPv4-mapped
+	}
+	return replyKey{remote.As16(), x}
 }
 
 // srcPort is the ephemeral source port of probe id.
@@ -539,9 +566,9 @@ func (in *Instance) answered(now time.Duration, key replyKey, kind ReplyKind, fr
 		return
 	}
 	delete(in.probes, key)
-	r := Reply{ID: o.id, Time: now, Kind: kind, From: from}
-	in.replies = append(in.replies, r)
+	rec := replyRec{id: o.id, time: now, from: from.As4(), kind: uint8(slices.Index(replyKinds[:], kind))}
+	in.log = append(in.log, rec)
 	if in.onReply != nil {
-		in.onReply(r)
+		in.onReply(rec.reply())
 	}
 }

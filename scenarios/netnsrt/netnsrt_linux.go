@@ -56,7 +56,7 @@ var _ scenarios.Runtime = (*Runtime)(nil)
 // New returns a netns runtime; Load deploys its lab.
 func New(opts Options) *Runtime {
 	if opts.Settle <= 0 {
-		opts.Settle = 500 * time.Millisecond
+		opts.Settle = 3 * time.Second
 	}
 	return &Runtime{opts: opts, insts: map[string]*instance{}, nodes: map[string]datapath.Node{},
 		flows: map[userspace.Flow]uint64{}}

@@ -22,6 +22,6 @@ type Options struct {
 	InstancesOnly bool
 	// Settle bounds how long Probe waits, after the answer or the
 	// timeout, for the captures to deliver the probe's last frames
-	// (default 500ms).
+	// (default 3s; it returns as soon as they are all there).
 	Settle time.Duration
 }

@@ -92,27 +92,40 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 		return reports.Probe{}, fmt.Errorf("probe %d %s -> %s: %w", id, p.From, p.To, err)
 	}
 	r.settle(ctx, id, src, dst, replied)
+	if debugTrace {
+		fmt.Printf("probe %d %s -> %s %s: kernel answered %v\n", id, p.From, p.To, p.Proto, replied)
+	}
 	out := r.result(id, p)
 	return out, nil
 }
 
-// settle waits until the captures hold the frames that delivered the
-// probe and its answer (they are read asynchronously).
+// settle waits until the captures hold the frames on the instances' eth0
+// that an answered probe must have crossed: out of the source, into and
+// out of the destination, back into the source (the captures are read
+// asynchronously, one goroutine per namespace).
 func (r *Runtime) settle(ctx context.Context, id uint64, src, dst *instance, replied bool) {
 	if !replied {
 		return
 	}
 	deadline := time.Now().Add(r.opts.Settle)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		var atSrc, atDst bool
+		var seen [2][2]bool // [source, destination][in, out]
 		for _, f := range r.cap.Frames(id) {
-			if f.Out || f.ARP || f.Iface != stack.Port {
+			if f.ARP || f.Iface != stack.Port {
 				continue
 			}
-			atSrc = atSrc || f.Netns == src.name
-			atDst = atDst || dst == nil || f.Netns == dst.name
+			dir := 0
+			if f.Out {
+				dir = 1
+			}
+			switch {
+			case f.Netns == src.name:
+				seen[0][dir] = true
+			case dst != nil && f.Netns == dst.name:
+				seen[1][dir] = true
+			}
 		}
-		if atSrc && atDst {
+		if seen[0][0] && seen[0][1] && (dst == nil || seen[1][0] && seen[1][1]) {
 			return
 		}
 		time.Sleep(2 * time.Millisecond)

@@ -141,11 +141,12 @@ type Runtime struct {
 	tokens atomic.Uint64
 	closed bool
 
-	tmu     sync.Mutex // trace, pending, egress
-	trace   []Record
-	byProbe map[uint64][]int32
-	pending map[Key][]int32
-	egress  []Egress
+	tmu      sync.Mutex // trace, pending, egress
+	trace    []Record
+	byProbe  map[uint64][]int32
+	egressOf map[uint64][]int32
+	pending  map[Key][]int32
+	egress   []Egress
 
 	drops   sync.Map // datapath.Reason -> *atomic.Int64
 	frames  atomic.Int64
@@ -167,7 +168,7 @@ func New(opts Options) *Runtime {
 		opts.FrameSize = 9216
 	}
 	return &Runtime{opts: opts, start: time.Now(), seed: maphash.MakeSeed(),
-		nodes: map[string]*nodeRun{}, pending: map[Key][]int32{}, byProbe: map[uint64][]int32{}}
+		nodes: map[string]*nodeRun{}, pending: map[Key][]int32{}, byProbe: map[uint64][]int32{}, egressOf: map[uint64][]int32{}}
 }
 
 // Now is the time since New (monotonic).
@@ -707,6 +708,7 @@ func (o *output) Send(i int, b []byte) {
 		} else {
 			e := Egress{Key: Key{Node: nr.name, Port: i, Hash: maphash.Bytes(r.seed, b)}, Head: head, Time: o.now, Probe: o.probe}
 			r.tmu.Lock()
+			r.egressOf[o.probe] = append(r.egressOf[o.probe], int32(len(r.egress)))
 			r.egress = append(r.egress, e)
 			r.tmu.Unlock()
 		}
@@ -858,6 +860,17 @@ func (r *Runtime) Egress() []Egress {
 	return append([]Egress(nil), r.egress...)
 }
 
+// EgressOf returns the egress log of probe id.
+func (r *Runtime) EgressOf(id uint64) []Egress {
+	r.tmu.Lock()
+	defer r.tmu.Unlock()
+	out := make([]Egress, 0, len(r.egressOf[id]))
+	for _, i := range r.egressOf[id] {
+		out = append(out, r.egress[i])
+	}
+	return out
+}
+
 // ResetTrace forgets the recorded trace and egress log.
 func (r *Runtime) ResetTrace() {
 	r.tmu.Lock()
@@ -865,6 +878,7 @@ func (r *Runtime) ResetTrace() {
 	r.trace, r.egress = nil, nil
 	clear(r.pending)
 	clear(r.byProbe)
+	clear(r.egressOf)
 }
 
 // Stats are the runtime's counters.

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"syscall"
@@ -206,10 +205,10 @@ func (r *Runtime) result(id uint64, p scenarios.RuntimeProbe) reports.Probe {
 	}
 	// A frame an instance received continues from the node's send.
 	used := map[int]bool{}
-	egress := r.us.Egress()
+	egress := r.us.EgressOf(id)
 	for _, s := range ins {
 		for j, e := range egress {
-			if used[j] || e.Probe != id || e.Hash != s.hash || e.Node != s.inst.host || e.Port != s.inst.hostPort {
+			if used[j] || e.Hash != s.hash || e.Node != s.inst.host || e.Port != s.inst.hostPort {
 				continue
 			}
 			used[j] = true
@@ -429,5 +428,3 @@ func inetChecksum(b []byte) uint16 {
 	}
 	return ^uint16(sum)
 }
-
-var _ = net.IPv4len

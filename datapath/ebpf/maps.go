@@ -147,8 +147,10 @@ func (h *HashMap[K, V]) Lookup(k K) (V, bool) {
 
 // Update inserts or replaces k.
 func (h *HashMap[K, V]) Update(k K, v V) error {
-	if _, ok := h.m[k]; !ok && h.spec.MaxEntries > 0 && len(h.m) >= h.spec.MaxEntries {
-		return fmt.Errorf("update map %s: %w (%d entries)", h.spec.Name, ErrMapFull, h.spec.MaxEntries)
+	if h.spec.MaxEntries > 0 && len(h.m) >= h.spec.MaxEntries {
+		if _, ok := h.m[k]; !ok {
+			return fmt.Errorf("update map %s: %w (%d entries)", h.spec.Name, ErrMapFull, h.spec.MaxEntries)
+		}
 	}
 	h.m[k] = v
 	return nil

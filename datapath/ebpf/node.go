@@ -480,7 +480,12 @@ func ipChecksum(h []byte) uint16 {
 // policy like new traffic.
 func (n *Node) ctTrack(now time.Duration, k CTKey, id Identity, size int) {
 	e, ok := n.maps.CT.Lookup(k)
-	if !ok || uint64(now)-e.LastSeen > uint64(CTTimeout) {
+	n.ctUpdate(now, k, e, ok && ctFresh(now, e), id, size)
+}
+
+// ctUpdate counts a packet of flow k, whose entry e is live or not.
+func (n *Node) ctUpdate(now time.Duration, k CTKey, e CTEntry, live bool, id Identity, size int) {
+	if !live {
 		e = CTEntry{Created: uint64(now), Identity: uint32(id)}
 	}
 	e.Packets++
@@ -492,10 +497,9 @@ func (n *Node) ctTrack(now time.Duration, k CTKey, id Identity, size int) {
 	}
 }
 
-// ctLive reports whether k has a conntrack entry that has not expired.
-func (n *Node) ctLive(now time.Duration, k CTKey) bool {
-	e, ok := n.maps.CT.Lookup(k)
-	return ok && uint64(now)-e.LastSeen <= uint64(CTTimeout)
+// ctFresh reports whether a conntrack entry has not expired at now.
+func ctFresh(now time.Duration, e CTEntry) bool {
+	return uint64(now)-e.LastSeen <= uint64(CTTimeout)
 }
 
 // ctGC removes expired conntrack entries.
@@ -516,10 +520,10 @@ func (n *Node) ctGC(now time.Duration) {
 // endpoint ep: conntrack replies pass, then the policy map decides, and an
 // enforced endpoint denies what nothing allows.
 func (n *Node) ingress(now time.Duration, src Identity, ep *Endpoint, b []byte) (bool, string) {
-	info, _ := n.maps.Endpoints.Lookup(EndpointKey{ep.IP.As4()})
 	k, proto, dport := flow(b)
-	if n.ctLive(now, reverse(k)) {
-		n.ctTrack(now, reverse(k), src, len(b))
+	rk := reverse(k)
+	if e, ok := n.maps.CT.Lookup(rk); ok && ctFresh(now, e) {
+		n.ctUpdate(now, rk, e, true, src, len(b))
 		return true, "ct:reply"
 	}
 	pk, e, ok := PolicyLookup(n.maps.Policy, src, ep.Identity, proto, dport)
@@ -537,7 +541,7 @@ func (n *Node) ingress(now time.Duration, src Identity, ep *Endpoint, b []byte) 
 		n.ctTrack(now, k, src, len(b))
 		return true, name
 	}
-	if info.Flags&EndpointPolicyEnforced != 0 {
+	if info, _ := n.maps.Endpoints.Lookup(EndpointKey{ep.IP.As4()}); info.Flags&EndpointPolicyEnforced != 0 {
 		return false, DefaultDenyRule(src, ep.Identity)
 	}
 	n.ctTrack(now, k, src, len(b))

@@ -83,7 +83,7 @@ type Router struct {
 	portNames []string
 	macs      [][6]byte
 	up        []bool
-	own       map[netip.Addr]bool
+	own       map[uint32]bool // own IPv4 addresses, as big-endian words
 	fib       *FIB[*group]
 	groups    []*group
 	seed      uint32
@@ -96,7 +96,7 @@ var _ datapath.Node = (*Router)(nil)
 // NewRouter returns a router with the given ports, all up, and no routes.
 // Every port IP becomes a local address.
 func NewRouter(name string, ports []Port) (*Router, error) {
-	r := &Router{name: name, fib: NewFIB[*group](), own: map[netip.Addr]bool{}, seed: fnv32(2166136261, []byte(name))}
+	r := &Router{name: name, fib: NewFIB[*group](), own: map[uint32]bool{}, seed: fnv32(2166136261, []byte(name))}
 	for i, p := range ports {
 		if len(p.MAC) != 6 {
 			return nil, fmt.Errorf("router %s port %d %q: %w", name, i, p.Name, ErrBadMAC)
@@ -109,7 +109,7 @@ func NewRouter(name string, ports []Port) (*Router, error) {
 			if !p.IP.Addr().Is4() {
 				return nil, fmt.Errorf("router %s port %q address %v: %w", name, p.Name, p.IP, ErrNotIPv4)
 			}
-			r.own[p.IP.Addr()] = true
+			r.own[be32(p.IP.Addr().As4())] = true
 		}
 	}
 	return r, nil
@@ -136,18 +136,23 @@ func (r *Router) SetPortIP(i int, ip netip.Prefix) error {
 		return fmt.Errorf("set address %v on %s: %w", ip, r.name, ErrNotIPv4)
 	}
 	if old := r.ports[i].IP; old.IsValid() {
-		delete(r.own, old.Addr())
+		delete(r.own, be32(old.Addr().As4()))
 	}
 	r.ports[i].IP = ip
 	if ip.IsValid() {
-		r.own[ip.Addr()] = true
+		r.own[be32(ip.Addr().As4())] = true
 	}
 	return nil
 }
 
 // AddLocal makes addr one of the router's own addresses (a loopback): it
 // answers ARP and ICMP echo for it. Routes to it should use LocalPort.
-func (r *Router) AddLocal(addr netip.Addr) { r.own[addr] = true }
+// Only IPv4 addresses can match (the router routes IPv4).
+func (r *Router) AddLocal(addr netip.Addr) {
+	if addr.Is4() {
+		r.own[be32(addr.As4())] = true
+	}
+}
 
 // AddRoute installs or replaces the route for rt.Prefix.
 func (r *Router) AddRoute(rt Route) error {
@@ -308,7 +313,7 @@ func (r *Router) receiveARP(now time.Duration, port int, f []byte, out datapath.
 	}
 	op := binary.BigEndian.Uint16(f[20:22])
 	tpa := netip.AddrFrom4([4]byte(f[38:42]))
-	if op != 1 || !r.own[tpa] {
+	if op != 1 || !r.own[binary.BigEndian.Uint32(f[38:42])] {
 		r.drop(now, port, out, datapath.ReasonNotForMe, "")
 		return
 	}
@@ -328,7 +333,7 @@ func (r *Router) receiveIPv4(now time.Duration, port int, f []byte, out datapath
 	}
 	dst := binary.BigEndian.Uint32(f[30:34])
 	g, _, ok := r.fib.Lookup(dst)
-	if ok && g.local || r.own[netip.AddrFrom4([4]byte(f[30:34]))] {
+	if ok && g.local || r.own[dst] {
 		r.deliverLocal(now, port, f, out)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/reports"
@@ -88,3 +89,32 @@ var libraryScenarios = func() []string {
 	}
 	return []string{"cross-subnet-hops", "pod-drift-keeps-ip"}
 }()
+
+// BenchmarkPodDriftKeepsIP is the wall time of the shipped
+// pod-drift-keeps-ip scenario end to end on netns (deploy, spawns through
+// the controller, drift, probes, teardown), per generation.
+func BenchmarkPodDriftKeepsIP(b *testing.B) {
+	testutil.RequireRoot(b)
+	s, err := scenarios.Load("../library/pod-drift-keeps-ip.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, gen := range s.Generations {
+		b.Run(string(gen), func(b *testing.B) {
+			var total time.Duration
+			for range b.N {
+				rt := netnsrt.New(netnsrt.Options{Scenario: s.Name, StateRoot: b.TempDir(), OutDir: b.TempDir()})
+				run, err := scenarios.Run(context.Background(), s, gen, scenarios.NewFabricBackend(scenarios.FabricOptions{
+					Runtime: rt, StoreDir: b.TempDir()}), scenarios.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if run.Failed() {
+					b.Fatalf("run failed: %+v", run.Checks)
+				}
+				total += run.Elapsed
+			}
+			b.ReportMetric(total.Seconds()/float64(b.N), "s/run")
+		})
+	}
+}

@@ -279,8 +279,11 @@ func (r *Runtime) AttachPort(node string, port int, ifname string) error {
 		return fmt.Errorf("attach port: %w", err)
 	}
 	defer r.pause()()
-	if port < 0 || port >= len(nr.ports) {
+	if port < 0 || port >= len(nr.n.Ports()) {
 		return fmt.Errorf("attach port %d of %s: %w", port, node, ErrBadPort)
+	}
+	for len(nr.ports) <= port { // the node grew a port since it started
+		nr.ports = append(nr.ports, nil)
 	}
 	nr.detach(port)
 	if err := nr.attach(port, ifname); err != nil {

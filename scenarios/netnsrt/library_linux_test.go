@@ -118,3 +118,42 @@ func BenchmarkPodDriftKeepsIP(b *testing.B) {
 		})
 	}
 }
+
+// TestInterruptedRunIsCleaned cancels a run on netns in the middle (as
+// the CLI does on SIGINT) and checks that nothing of its lab is left.
+func TestInterruptedRunIsCleaned(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, err := scenarios.Load("../library/cross-subnet-hops.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rt := netnsrt.New(netnsrt.Options{Scenario: s.Name, StateRoot: t.TempDir(), OutDir: t.TempDir()})
+	b := scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: rt, StoreDir: t.TempDir()})
+	// Cancel once both instances exist: the run is then sleeping until
+	// its traffic step at 2s.
+	go func() {
+		for rt.LabName() == "" || len(namespacesOf(rt.LabName())) < 16 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err = scenarios.Run(ctx, s, scenarios.GenEVPN, b, scenarios.Options{})
+	if err == nil {
+		t.Fatal("the run finished despite the cancel")
+	}
+	if left := namespacesOf(rt.LabName()); len(left) > 0 {
+		t.Errorf("namespaces left after an interrupted run: %v", left)
+	}
+}
+
+func namespacesOf(lab string) []string {
+	ents, _ := os.ReadDir("/run/netns")
+	var out []string
+	for _, e := range ents {
+		if strings.Contains(e.Name(), lab) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}

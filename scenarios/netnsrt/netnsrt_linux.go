@@ -68,8 +68,13 @@ func (r *Runtime) Name() string { return "netns" }
 // Lab returns the deployed lab (nil before Load).
 func (r *Runtime) Lab() *netns.Lab { return r.lab }
 
-// LabName returns the lab's name.
-func (r *Runtime) LabName() string { return r.name }
+// LabName returns the lab's name ("" before Load). It may be called from
+// any goroutine, as during Load to learn what to clean.
+func (r *Runtime) LabName() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.name
+}
 
 // Capture returns the lab's capture (nil before Load).
 func (r *Runtime) Capture() *capture.Capture { return r.cap }
@@ -157,7 +162,9 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 	tc := *t
 	tc.Name = labName(r.opts.Scenario, f.Generation())
 	tc.Prefix = nil
+	r.mu.Lock()
 	r.name, r.topo = tc.Name, &tc
+	r.mu.Unlock()
 	r.labOpt = &netns.Options{StateRoot: r.opts.StateRoot}
 	lab, _, err := netns.Deploy(ctx, &tc, r.labOpt)
 	if err != nil {

@@ -89,7 +89,7 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 	if name == "run" && len(files) > 1 {
 		return usageErr("run takes one scenario; use compare for several")
 	}
-	backend, note, err := pickBackend(f.backend)
+	backend, note, err := pickBackend(f.backend, f.out)
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 			opts.Progress = progressLine(stderr, prefix)
 			opts.Progress("starting")
 		}
-		run, err := scenarios.Run(ctx, j.s, j.gen, backend.make(j.s.Seed), opts)
+		run, err := scenarios.Run(ctx, j.s, j.gen, backend.make(j.s), opts)
 		if err != nil {
 			run.Error = err.Error()
 			runErrs = append(runErrs, fmt.Errorf("%s/%s: %w", j.s.Name, j.gen, err))
@@ -186,23 +186,23 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 
 type backendChoice struct {
 	name string
-	make func(seed int64) scenarios.Backend
+	make func(s *scenarios.Scenario) scenarios.Backend
 }
 
 // pickBackend resolves --backend. auto takes netns when this process may
 // create namespaces, else sim, and says so.
-func pickBackend(name string) (backendChoice, string, error) {
-	simB := backendChoice{"sim", func(seed int64) scenarios.Backend {
-		return scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: simrt.New(seed), ControllerLatency: simrt.ControllerLatency})
+func pickBackend(name, out string) (backendChoice, string, error) {
+	simB := backendChoice{"sim", func(s *scenarios.Scenario) scenarios.Backend {
+		return scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: simrt.New(s.Seed), ControllerLatency: simrt.ControllerLatency})
 	}}
 	switch name {
 	case "sim":
 		return simB, "", nil
 	case "netns":
-		b, err := netnsBackend()
+		b, err := netnsBackend(out)
 		return b, "", err
 	case "auto":
-		if b, err := netnsBackend(); err == nil {
+		if b, err := netnsBackend(out); err == nil {
 			return b, "backend: netns (real namespaces)", nil
 		} else {
 			return simB, fmt.Sprintf("backend: sim (netns unavailable: %v)", err), nil

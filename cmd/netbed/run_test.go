@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netbed/netbed/internal/testutil"
+)
+
+// TestRunSimReportsAndExitCodes: a scenario whose expectations hold exits
+// 0 and writes every report format; a wrong expectation exits 1.
+func TestRunSimReportsAndExitCodes(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"run", "-q", "--backend", "sim", "--gen", "evpn", "--out", out, "../../scenarios/library/spine-failure.yaml"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, f := range []string{"report.md", "report.html", "report.json", "junit.xml"} {
+		if fi, err := os.Stat(out + "/" + f); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if !strings.Contains(stdout.String(), "| evpn | sim | 59/59 |") {
+		t.Errorf("summary lacks the evpn row:\n%s", stdout.String())
+	}
+	bad := t.TempDir() + "/bad.yaml"
+	src, _ := os.ReadFile("../../scenarios/library/spine-failure.yaml")
+	os.WriteFile(bad, bytes.Replace(src, []byte("evpn: 3,"), []byte("evpn: 4,"), 1), 0o644)
+	stderr.Reset()
+	if code := run([]string{"run", "-q", "--backend", "sim", "--gen", "evpn", bad}, &stdout, &stderr); code != 1 {
+		t.Errorf("wrong expectation: exit %d, want 1; %s", code, stderr.String())
+	}
+	if code := run([]string{"run", "--backend", "quantum", bad}, &stdout, &stderr); code != 2 {
+		t.Errorf("bad backend: exit %d, want 2", code)
+	}
+}
+
+// TestRunInterruptTearsDown: SIGINT during a netns run stops it, exits
+// non-zero and leaves no namespace of the run behind.
+func TestRunInterruptTearsDown(t *testing.T) {
+	testutil.RequireRoot(t)
+	const prefix = "clab-nb-cross-subnet-hops-evpn-"
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- run([]string{"run", "-q", "--backend", "netns", "--gen", "evpn", "../../scenarios/library/cross-subnet-hops.yaml"}, &bytes.Buffer{}, &stderr)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for len(labNamespaces(prefix)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the run never created its lab")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code == 0 {
+			t.Errorf("interrupted run exited 0")
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the run did not stop after SIGINT")
+	}
+	if left := labNamespaces(prefix); len(left) > 0 {
+		t.Errorf("namespaces left after SIGINT: %v", left)
+	}
+}
+
+func labNamespaces(prefix string) []string {
+	entries, _ := os.ReadDir("/run/netns")
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}

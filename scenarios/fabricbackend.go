@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/controller"
+	"github.com/netbed/netbed/controller/api"
 	"github.com/netbed/netbed/controller/cnc"
 	"github.com/netbed/netbed/controller/cnc/evpndriver"
 	"github.com/netbed/netbed/controller/ipam"
@@ -36,6 +38,10 @@ type FabricOptions struct {
 	// API's cost (the seed's Neutron takes ~100 ms); on real runtimes the
 	// calls take real time and it should be 0.
 	ControllerLatency time.Duration
+	// HTTP serves the controller's API on a loopback port and makes every
+	// call of the spawn flow through the HTTP client, as compute nodes do.
+	// Off, the backend calls the service in process (sim: deterministic).
+	HTTP bool
 }
 
 // FabricBackend is the Backend every runtime shares: it builds the
@@ -52,6 +58,8 @@ type FabricBackend struct {
 	tmpDir    string
 	st        store.Store
 	svc       *controller.Service
+	api       controller.API // svc, or a client of it over HTTP
+	srv       *http.Server
 	cnc       *cnc.CNC
 	drv       *evpndriver.Driver
 	ctlDown   bool
@@ -182,17 +190,33 @@ func (b *FabricBackend) startController() error {
 	}
 	b.st = st
 	b.svc = controller.New(st, nil, controller.SystemClock{})
+	b.api = b.svc
 	if b.drv != nil {
 		b.cnc = cnc.New(b.env.Topology, b.drv, b.svc, cnc.Options{AccessVLAN: b.drv.AccessVLAN})
 		b.svc.SetOverlay(b.cnc)
 	}
 	b.ctlDown = false
+	if b.opts.HTTP {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("controller API: %w", err)
+		}
+		b.srv = &http.Server{Handler: api.NewServer(b.svc), ReadHeaderTimeout: 10 * time.Second}
+		go b.srv.Serve(ln)
+		b.api = api.NewClient("http://"+ln.Addr().String(), nil)
+	}
 	return nil
 }
 
 func (b *FabricBackend) stopController() error {
 	var errs []error
-	// The service first: its hooks feed the CNC, which must not get work
+	if b.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, b.srv.Shutdown(ctx))
+		cancel()
+		b.srv = nil
+	}
+	// The service next: its hooks feed the CNC, which must not get work
 	// while it shuts down.
 	if b.svc != nil {
 		b.svc.Close()
@@ -219,10 +243,10 @@ func (b *FabricBackend) addNetwork(ctx context.Context, n NetworkSegment) error 
 	if tenant == "" {
 		tenant = "default"
 	}
-	if _, err := b.svc.CreateNetwork(ctx, controller.NetworkRequest{Name: n.Name, Labels: n.Labels, Tenant: tenant, Segment: seg}); err != nil {
+	if _, err := b.api.CreateNetwork(ctx, controller.NetworkRequest{Name: n.Name, Labels: n.Labels, Tenant: tenant, Segment: seg}); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	if _, err := b.svc.CreateSubnet(ctx, controller.SubnetRequest{Network: n.Name, CIDR: n.Subnet, Gateway: n.Gateway}); err != nil {
+	if _, err := b.api.CreateSubnet(ctx, controller.SubnetRequest{Network: n.Name, CIDR: n.Subnet, Gateway: n.Gateway}); err != nil {
 		return fmt.Errorf("network %s: subnet %v: %w", n.Name, n.Subnet, err)
 	}
 	spec := datapath.NetworkSpec{Name: n.Name, Tenant: tenant, Subnet: n.Subnet, Gateway: n.Gateway, VLAN: n.VLAN, VNI: n.VNI}
@@ -301,7 +325,7 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 	// Steps 2-4: the compute node asks for a port; the service allocates
 	// its address in the same transaction and syncs it to the CNC. A port
 	// that exists already (same identity) is found again: drift.
-	p, _, err := b.svc.EnsurePort(ctx, controller.PortRequest{Name: name, Network: in.network, Label: in.label, DeviceOwner: owner})
+	p, _, err := b.api.EnsurePort(ctx, controller.PortRequest{Name: name, Network: in.network, Label: in.label, DeviceOwner: owner})
 	if err != nil {
 		return fmt.Errorf("create port: %w", err)
 	}
@@ -317,7 +341,7 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 	if err != nil {
 		return fmt.Errorf("port %s: MAC %q: %w", name, p.MAC, err)
 	}
-	netw, err := b.svc.GetNetwork(ctx, p.Network)
+	netw, err := b.api.GetNetwork(ctx, p.Network)
 	if err != nil {
 		return fmt.Errorf("port %s: %w", name, err)
 	}
@@ -331,7 +355,7 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 	// Steps 7-8: the port is bound to the host and the binding reaches the
 	// CNC. The controller takes plane reports only for bound ports, so the
 	// binding is recorded before the agent's report (step 6).
-	if _, err := b.svc.BindPort(ctx, name, host); err != nil {
+	if _, err := b.api.BindPort(ctx, name, host); err != nil {
 		return fmt.Errorf("bind %s to %s: %w", name, host, err)
 	}
 	if err := b.cost(ctx); err != nil {
@@ -352,7 +376,7 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 
 func (b *FabricBackend) underlay(ctx context.Context, name, host string) error {
 	for _, s := range []controller.State{controller.StateBuild, controller.StateActive} {
-		if _, err := b.svc.SetUnderlayState(ctx, name, controller.StateUpdate{State: s, Host: host, Reason: "ovs agent"}); err != nil {
+		if _, err := b.api.SetUnderlayState(ctx, name, controller.StateUpdate{State: s, Host: host, Reason: "ovs agent"}); err != nil {
 			return fmt.Errorf("underlay of %s: %w", name, err)
 		}
 	}
@@ -369,7 +393,7 @@ func (b *FabricBackend) overlay(ctx context.Context, name, host string) error {
 		if err := b.cost(ctx); err != nil {
 			return err
 		}
-		p, err := b.svc.GetPort(ctx, name)
+		p, err := b.api.GetPort(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -380,7 +404,7 @@ func (b *FabricBackend) overlay(ctx context.Context, name, host string) error {
 		return nil
 	}
 	for _, s := range []controller.State{controller.StateBuild, controller.StateActive} {
-		if _, err := b.svc.SetOverlayState(ctx, name, controller.StateUpdate{State: s, Host: host, Reason: "gateway on the core"}); err != nil {
+		if _, err := b.api.SetOverlayState(ctx, name, controller.StateUpdate{State: s, Host: host, Reason: "gateway on the core"}); err != nil {
 			return fmt.Errorf("overlay of %s: %w", name, err)
 		}
 	}
@@ -402,7 +426,7 @@ func (b *FabricBackend) Delete(ctx context.Context, name string) error {
 	if !b.controlled() {
 		return nil
 	}
-	if _, err := b.svc.DeletePort(ctx, name); err != nil {
+	if _, err := b.api.DeletePort(ctx, name); err != nil {
 		return fmt.Errorf("delete port %s: %w", name, err)
 	}
 	b.svc.Idle()
@@ -464,7 +488,7 @@ func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
 		if err := b.startController(); err != nil {
 			return err
 		}
-		ports, err := b.svc.ListPorts(ctx)
+		ports, err := b.api.ListPorts(ctx)
 		if err != nil {
 			return fmt.Errorf("restart controller: %w", err)
 		}
@@ -483,7 +507,7 @@ func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
 			if in.spec.Host != t.Agent {
 				continue
 			}
-			p, err := b.svc.GetPort(ctx, in.spec.Name)
+			p, err := b.api.GetPort(ctx, in.spec.Name)
 			if err == nil && p.UnderlayState != controller.StateActive {
 				if err := b.underlay(ctx, in.spec.Name, t.Agent); err != nil {
 					return err
@@ -566,7 +590,7 @@ func (b *FabricBackend) PortState(ctx context.Context, name string) (string, err
 	if b.ctlDown {
 		return "", errors.New("the controller is down")
 	}
-	p, err := b.svc.GetPort(ctx, name)
+	p, err := b.api.GetPort(ctx, name)
 	if err != nil {
 		return "", err
 	}

@@ -3,6 +3,7 @@ package scenarios_test
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,6 +44,33 @@ func TestLibraryOnSim(t *testing.T) {
 				}
 				if n := run.Counters["unexplained_drops"]; n != 0 {
 					t.Errorf("%d unexplained drops", n)
+				}
+			})
+		}
+	}
+}
+
+// TestControllerOverHTTP replays the scenarios that lean on the controller
+// with every call of the spawn flow going through the HTTP API, as the
+// netns backend does.
+func TestControllerOverHTTP(t *testing.T) {
+	for _, f := range []string{"library/controller-restart.yaml", "library/pod-drift-keeps-ip.yaml", "library/vm-spawn.yaml"} {
+		s, err := scenarios.Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, gen := range []scenarios.Generation{scenarios.GenVLAN, scenarios.GenEVPN} {
+			if !slices.Contains(s.Generations, gen) {
+				continue
+			}
+			t.Run(filepath.Base(f)+"/"+string(gen), func(t *testing.T) {
+				b := scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: simrt.New(s.Seed), StoreDir: t.TempDir(), HTTP: true})
+				run, err := scenarios.Run(context.Background(), s, gen, b, scenarios.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if run.Failed() || len(run.Checks) == 0 {
+					t.Errorf("checks %+v", run.Checks)
 				}
 			})
 		}

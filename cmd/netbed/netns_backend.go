@@ -22,6 +22,7 @@ func netnsBackend(out string) (backendChoice, error) {
 	return backendChoice{"netns", func(s *scenarios.Scenario) scenarios.Backend {
 		return scenarios.NewFabricBackend(scenarios.FabricOptions{
 			Runtime: netnsrt.New(netnsrt.Options{Scenario: s.Name, OutDir: out}),
+			HTTP:    true,
 		})
 	}}, nil
 }

@@ -843,6 +843,14 @@ func (l *Leaf) suppressARP(ev datapath.Event, in portVLAN, n *network, f []byte,
 	case tpa == n.Gateway:
 		mac, rule = l.cfg.GatewayMAC, RuleARPGateway
 	case ok:
+		if pv, local := l.local[n.key(m)]; local && pv.port == in.port {
+			// The target sits behind the requester's own port: the
+			// request reached it there and it answers itself. A reply
+			// from here would carry its MAC up from this port and teach
+			// the host's bridges that it lives beyond the leaf.
+			l.drop(ev, out, datapath.ReasonSplitHorizon, RuleARPSuppress+":local")
+			return true
+		}
 		mac = m
 	default:
 		return false

@@ -224,6 +224,8 @@ func TestLeafReceive(t *testing.T) {
 					t.Errorf("reply on %d\n got %x\nwant %x", s[0].port, s[0].frame, want)
 				}
 			}, true},
+		{"arp-for-binding-behind-the-same-port-left-to-it", pHost1, tagged(frame.ARPRequest([]byte{2, 0, 0, 0, 0, 0x77}, netip.MustParseAddr("10.0.1.77"), ipA), 10),
+			datapath.KindSwitch, datapath.ActDrop, datapath.ReasonSplitHorizon, RuleARPSuppress + ":local", 0, nil, true},
 		{"arp-for-anycast-gateway", pHost1, tagged(arpGW, 10), datapath.KindSwitch, datapath.ActForward, "", RuleARPGateway, 1,
 			func(t *testing.T, s []sent) {
 				want := tagged(frame.ARPReply(gwMAC[:], gw1, macA[:], ipA), 10)

@@ -241,3 +241,22 @@ func TestNextPrefix(t *testing.T) {
 		t.Errorf("next of 10.0.255.0/24 = %v", got)
 	}
 }
+
+// TestPrefix4 checks the word matcher against netip.Prefix.Contains.
+func TestPrefix4(t *testing.T) {
+	prefixes := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("10.1.2.0/24"),
+		netip.MustParsePrefix("10.1.2.77/24"), netip.MustParsePrefix("0.0.0.0/0"),
+		netip.MustParsePrefix("10.1.2.3/32"), netip.MustParsePrefix("fd00::/8"), {},
+	}
+	addrs := []string{"10.1.2.3", "10.1.3.3", "11.0.0.1", "0.0.0.0", "255.255.255.255", "10.255.255.255"}
+	for _, p := range prefixes {
+		m := newPrefix4(p)
+		for _, s := range addrs {
+			a := netip.MustParseAddr(s)
+			if got, want := m.contains(a.As4()), p.Contains(a); got != want {
+				t.Errorf("%v contains %v = %v, want %v", p, a, got, want)
+			}
+		}
+	}
+}

@@ -139,6 +139,8 @@ type Node struct {
 	hostIP  [4]byte
 	gw4     [4]byte
 	vxMAC   [6]byte
+	// The cluster and node CIDRs, to match raw addresses.
+	cluster4, node4 prefix4
 }
 
 var _ datapath.Node = (*Node)(nil)
@@ -177,6 +179,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.vxMAC = [6]byte(DeviceMAC(cfg.Name, DevCiliumVXLAN))
 	n.hostIP = cfg.NodeIP.As4()
 	n.gw4 = n.gw.As4()
+	n.cluster4, n.node4 = newPrefix4(cfg.ClusterCIDR), newPrefix4(cfg.NodeCIDR)
 	for i, c := range cfg.NICs {
 		if len(c.MAC) != 6 || len(c.GatewayMAC) != 6 {
 			return nil, fmt.Errorf("node %s NIC %d %q: MAC and gateway MAC must be 6 bytes", cfg.Name, i, c.Name)
@@ -621,9 +624,8 @@ func (n *Node) fromContainer(now time.Duration, ep *Endpoint, b []byte, out data
 		n.toHost(now, ep, b, out)
 		return
 	}
-	d := netip.AddrFrom4(dst)
-	if n.cfg.Mode == Tunnel && n.cfg.ClusterCIDR.Contains(d) {
-		tk, tv, ok := n.tunnelFor(d)
+	if n.cfg.Mode == Tunnel && n.cluster4.contains(dst) {
+		tk, tv, ok := n.tunnelFor4(dst)
 		if !ok {
 			n.trace(out, now, ProgLxc, datapath.KindBPF, ep.Device, "", datapath.ActDrop, datapath.ReasonNoTunnel, "tunnel:miss")
 			return
@@ -747,13 +749,41 @@ func (n *Node) encap(now time.Duration, prog, in string, id Identity, remote [4]
 // tunnelFor returns the tunnel map entry covering a pod address of
 // another node, in tunnel mode.
 func (n *Node) tunnelFor(d netip.Addr) (TunnelKey, TunnelValue, bool) {
-	if n.cfg.Mode != Tunnel || !n.cfg.ClusterCIDR.Contains(d) || n.cfg.NodeCIDR.Contains(d) {
+	if !d.Is4() {
 		return TunnelKey{}, TunnelValue{}, false
 	}
-	pfx, _ := d.Prefix(n.cfg.NodeCIDR.Bits())
-	tk := TunnelKey{pfx.Addr().As4()}
+	return n.tunnelFor4(d.As4())
+}
+
+// tunnelFor4 is tunnelFor on a raw IPv4 address.
+func (n *Node) tunnelFor4(a [4]byte) (TunnelKey, TunnelValue, bool) {
+	if n.cfg.Mode != Tunnel || !n.cluster4.contains(a) || n.node4.contains(a) {
+		return TunnelKey{}, TunnelValue{}, false
+	}
+	var tk TunnelKey
+	binary.BigEndian.PutUint32(tk.IP[:], binary.BigEndian.Uint32(a[:])&n.node4.mask)
 	tv, ok := n.maps.Tunnel.Lookup(tk)
 	return tk, tv, ok
+}
+
+// prefix4 is an IPv4 prefix as words, to match raw addresses with two
+// operations (netip.Prefix.Contains does the same on 128-bit values).
+type prefix4 struct {
+	net, mask uint32
+	ok        bool // an IPv4 prefix; otherwise nothing matches
+}
+
+func newPrefix4(p netip.Prefix) prefix4 {
+	if !p.IsValid() || !p.Addr().Is4() {
+		return prefix4{}
+	}
+	a := p.Addr().As4()
+	// A shift by 32 gives 0 in Go: /0 matches every IPv4 address.
+	return prefix4{net: binary.BigEndian.Uint32(a[:]), mask: ^uint32(0) << (32 - p.Bits()), ok: true}
+}
+
+func (p prefix4) contains(a [4]byte) bool {
+	return p.ok && (binary.BigEndian.Uint32(a[:])^p.net)&p.mask == 0
 }
 
 // writeOuter fills the first outerLen bytes of b with Ethernet, IPv4, UDP

@@ -172,6 +172,7 @@ type Engine struct {
 	counts Counts
 
 	record  bool
+	keeping bool // record || sink != nil: trace events go further than a count
 	filter  func(probe uint64) bool
 	trace   []record
 	base    int64 // trace index of trace[0]: indices stay valid across ResetTrace
@@ -196,8 +197,8 @@ func New(seed int64) *Engine {
 		rng:    rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15)),
 		byName: map[string]int32{},
 		counts: Counts{Dropped: map[datapath.Reason]uint64{}},
-		record: true,
-		cur:    segment{head: -1, flood: -1},
+		record: true, keeping: true,
+		cur: segment{head: -1, flood: -1},
 	}
 }
 
@@ -206,7 +207,10 @@ func (e *Engine) Now() time.Duration { return e.now }
 
 // SetRecord turns the in-memory trace on or off (on by default). Probe
 // results need it; throughput runs turn it off.
-func (e *Engine) SetRecord(on bool) { e.record = on }
+func (e *Engine) SetRecord(on bool) {
+	e.record = on
+	e.keeping = e.record || e.sink != nil
+}
 
 // SetRecordFilter records only the events whose probe ID keep accepts
 // (nil: all). Lineage survives it, since every event on a probe's path
@@ -215,7 +219,10 @@ func (e *Engine) SetRecord(on bool) { e.record = on }
 func (e *Engine) SetRecordFilter(keep func(probe uint64) bool) { e.filter = keep }
 
 // OnTrace sets a function called with every trace event, stamped.
-func (e *Engine) OnTrace(f func(datapath.Event)) { e.sink = f }
+func (e *Engine) OnTrace(f func(datapath.Event)) {
+	e.sink = f
+	e.keeping = e.record || e.sink != nil
+}
 
 // SetEventLimit makes Run stop with ErrEventLimit after n more queue events
 // (0: no limit), a guard against forwarding loops.
@@ -586,10 +593,19 @@ func (e *Engine) nodeTrace(ev *datapath.Event) {
 }
 
 // emit stamps ev, records it with its lineage and passes it to the sink.
+// Small enough to inline: with recording off and no sink, a trace event
+// costs a count.
 func (e *Engine) emit(ev *datapath.Event) {
 	ev.Time = e.now
 	ev.Probe = e.cur.probe
 	e.counts.Trace++
+	if e.keeping {
+		e.keep(ev)
+	}
+}
+
+// keep records ev (when recording) and passes it to the sink.
+func (e *Engine) keep(ev *datapath.Event) {
 	if e.record && (e.filter == nil || e.filter(ev.Probe)) {
 		i := e.base + int64(len(e.trace))
 		e.trace = append(e.trace, record{ev: *ev, prev: e.cur.head, arp: e.cur.arp})

@@ -1,9 +1,11 @@
 package stack
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -337,6 +339,63 @@ func FuzzReceive(f *testing.F) {
 		}
 		if n := count(r.events, datapath.ActOriginate, ""); n != len(r.sent) {
 			t.Fatalf("%d originate events for %d frames sent", n, len(r.sent))
+		}
+	})
+}
+
+// FuzzICMPFastPath checks that the fixed-offset path for ICMP frames
+// decides exactly as the decoder's path: same trace events, same frames
+// sent, same replies recorded, on any frame.
+func FuzzICMPFastPath(f *testing.F) {
+	me := netip.MustParseAddr("10.0.0.1")
+	peer := netip.MustParseAddr("10.0.0.2")
+	h := frame.IPv4{SrcMAC: mac(2), DstMAC: mac(1), Src: peer, Dst: me}
+	req := frame.ICMPEcho(h, false, 1, 2, []byte("12345678"))
+	f.Add(req)
+	f.Add(frame.ICMPEcho(h, true, 0, 1, []byte{0, 0, 0, 0, 0, 0, 0, 1})) // answers probe 1
+	f.Add(frame.ICMPEcho(h, false, 7, 7, nil))
+	f.Add(append(bytes.Clone(req), make([]byte, 20)...)) // padded
+	other := frame.ICMPEcho(frame.IPv4{SrcMAC: mac(2), DstMAC: mac(1), Src: peer, Dst: netip.MustParseAddr("10.0.0.9")}, false, 1, 2, nil)
+	f.Add(other)
+	frag := bytes.Clone(req)
+	frag[20] |= 0x20 // more fragments
+	f.Add(frag)
+	short := bytes.Clone(req)
+	short[16], short[17] = 0, 20 // total length shorter than the ICMP header
+	f.Add(short)
+	zero := bytes.Clone(req)
+	zero[16], zero[17] = 0, 0 // total length 0 (TSO): the decoder takes the frame's
+	f.Add(zero)
+	opts := bytes.Clone(req)
+	opts[14] = 0x46 // IHL 6
+	f.Add(opts)
+	v6 := bytes.Clone(req)
+	v6[14] = 0x65 // version 6, IHL 5
+	f.Add(v6)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		newInst := func() (*Instance, *recorder) {
+			in := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.MustParseAddr("10.0.0.254"))
+			in.arp[peer] = [6]byte(mac(2))
+			r := &recorder{}
+			in.Probe(0, r, ProbeSpec{Proto: ICMP, Dst: peer, ID: 1})
+			return in, &recorder{}
+		}
+		a, ra := newInst()
+		d, rd := newInst()
+		a.Receive(0, 0, b, ra)
+		if len(b) >= ethLen && (frame.DstMAC(b) == d.mac6 || frame.IsBroadcastOrMulticast(b)) {
+			d.receiveDecoded(0, b, rd)
+		} else {
+			d.Receive(0, 0, b, rd)
+		}
+		if !slices.Equal(ra.events, rd.events) {
+			t.Fatalf("events differ:\nfast    %+v\ndecoded %+v", ra.events, rd.events)
+		}
+		if !slices.EqualFunc(ra.sent, rd.sent, bytes.Equal) {
+			t.Fatalf("frames sent differ:\nfast    % x\ndecoded % x", ra.sent, rd.sent)
+		}
+		if !slices.Equal(a.Replies(), d.Replies()) {
+			t.Fatalf("replies differ: fast %+v, decoded %+v", a.Replies(), d.Replies())
 		}
 	})
 }

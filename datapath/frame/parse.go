@@ -67,10 +67,10 @@ type Parser struct {
 // NewParser returns a Parser for Ethernet frames.
 func NewParser() *Parser {
 	ps := &Parser{}
-	// The layers sit in a slice indexed by layer type (gopacket's sparse
-	// container) rather than the default map: one index per layer instead
-	// of a map lookup. The layer types decoded here are small numbers.
-	var dlc gopacket.DecodingLayerContainer = gopacket.DecodingLayerSparse(nil)
+	// The layers sit in a short array searched in order (gopacket's array
+	// container) rather than the default map: ten comparisons at most
+	// instead of a map lookup per layer, and a third of the memory.
+	var dlc gopacket.DecodingLayerContainer = gopacket.DecodingLayerArray(nil)
 	for _, d := range []gopacket.DecodingLayer{&ps.p.Eth, &ps.p.Dot1Q, &ps.p.ARP, &ps.p.IP4, &ps.p.IP6,
 		&ps.p.ICMP4, &ps.p.ICMP6, &ps.p.UDP, &ps.p.TCP, &ps.p.Payload} {
 		dlc = dlc.Put(d)

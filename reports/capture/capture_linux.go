@@ -268,12 +268,19 @@ func (c *Capture) record(nc *nsCapture, dec *Decoder, ll *unix.SockaddrLinklayer
 	}
 }
 
-// Frames returns the frames of probe id seen so far, by time.
+// Frames returns the frames of probe id seen so far, by time. A veth may
+// hand a frame to its peer with the sender's timestamp, so a send and its
+// receive can carry the same time: then the send comes first.
 func (c *Capture) Frames(id uint64) []Frame {
 	c.mu.Lock()
 	out := append([]Frame(nil), c.probes[id]...)
 	c.mu.Unlock()
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Time.Equal(out[j].Time) {
+			return out[i].Time.Before(out[j].Time)
+		}
+		return out[i].Out && !out[j].Out
+	})
 	return out
 }
 

@@ -38,6 +38,9 @@ type LinkOpts struct {
 
 // direction is one way of a wire: a FIFO of transmission end times.
 type direction struct {
+	lag     time.Duration   // wire delay + the far node's processing delay
+	lastLen int             // the last frame's length and serialisation time:
+	lastSer time.Duration   // frames on a wire repeat lengths, a division saved
 	ends    []time.Duration // ring of the queued frames' end times, grown up to limit
 	limit   int             // QueueFrames; 0: unbounded, no ring
 	head, n int
@@ -290,6 +293,8 @@ func (e *Engine) Connect(w datapath.Wire, opts LinkOpts) (int, error) {
 	for s := range 2 {
 		n := e.nodes[ws.node[s]]
 		n.wire[ws.port[s]], n.side[ws.port[s]] = wi, uint8(s)
+		ws.dir[s].lag = w.Delay + e.nodes[ws.node[1-s]].delay
+		ws.dir[s].lastLen = -1
 	}
 	e.wires = append(e.wires, ws)
 	return int(wi), nil
@@ -546,7 +551,10 @@ func (e *Engine) send(ni int32, port int, b []byte) {
 		}
 	}
 	start := max(e.now, d.lastEnd)
-	end := start + serialisation(len(b), w.w.Rate)
+	if len(b) != d.lastLen {
+		d.lastLen, d.lastSer = len(b), serialisation(len(b), w.w.Rate)
+	}
+	end := start + d.lastSer
 	d.lastEnd = end
 	if d.limit > 0 {
 		if d.n == len(d.ends) {
@@ -559,10 +567,9 @@ func (e *Engine) send(ni int32, port int, b []byte) {
 		d.ends[i] = end
 		d.n++
 	}
-	dst := e.nodes[w.node[1-side]]
 	e.counts.InFlight++
 	e.seq++
-	e.q.push(event{at: end + w.w.Delay + dst.delay, seq: e.seq, probe: e.cur.probe,
+	e.q.push(event{at: end + d.lag, seq: e.seq, probe: e.cur.probe,
 		wire: wi, buf: e.allocBuf(b), head: head, epoch: w.epoch, kind: evArrive, dir: side})
 }
 

@@ -39,8 +39,14 @@ type Entry struct {
 // Table is a MAC table. An entry lives while now-Seen < the ageing time;
 // expired entries are removed when a lookup or learn meets them, or by
 // Expire. A Table is not safe for concurrent use.
+//
+// The map gives each address an index into slots, so that learning an
+// address already known (every frame of a flow) rewrites its slot with
+// one map lookup and no map write.
 type Table struct {
-	m      map[key]slot
+	m      map[key]int32
+	slots  []slot
+	free   []int32 // indices of unused slots
 	ageing time.Duration
 	max    int
 	// Refused counts learns rejected because the table was full.
@@ -53,7 +59,27 @@ type Table struct {
 // holds at most max entries (0: no limit). A full table learns nothing new,
 // as hardware does: unknown addresses keep being flooded.
 func New(ageing time.Duration, max int) *Table {
-	return &Table{m: make(map[key]slot), ageing: ageing, max: max}
+	return &Table{m: make(map[key]int32), ageing: ageing, max: max}
+}
+
+// add stores a new entry for k.
+func (t *Table) add(k key, s slot) {
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+		t.slots[i] = s
+	} else {
+		i = int32(len(t.slots))
+		t.slots = append(t.slots, s)
+	}
+	t.m[k] = i
+}
+
+// remove deletes k, whose slot is i.
+func (t *Table) remove(k key, i int32) {
+	delete(t.m, k)
+	t.free = append(t.free, i)
 }
 
 // Ageing returns the table's ageing time.
@@ -68,60 +94,64 @@ func (t *Table) live(s slot, now time.Duration) bool {
 // afterwards (false when the table is full).
 func (t *Table) Learn(now time.Duration, vlan uint16, mac [6]byte, port int) (moved, ok bool) {
 	k := mkKey(vlan, mac)
-	s, found := t.m[k]
-	if found && !t.live(s, now) {
-		found = false
-	}
+	i, found := t.m[k]
 	if found {
-		if s.port == int32(port) && s.seen == now {
-			return false, true
+		if s := &t.slots[i]; t.live(*s, now) {
+			moved = s.port != int32(port)
+			if moved {
+				t.Moves++
+			}
+			*s = slot{port: int32(port), seen: now}
+			return moved, true
 		}
-		moved = s.port != int32(port)
-		if moved {
-			t.Moves++
-		}
-		t.m[k] = slot{port: int32(port), seen: now}
-		return moved, true
+		// Expired: learned afresh, as if it were new.
 	}
 	if t.max > 0 && len(t.m) >= t.max {
-		t.Expire(now)
+		t.Expire(now) // removes k too, if it was there
+		found = false
 		if len(t.m) >= t.max {
 			t.Refused++
 			return false, false
 		}
 	}
-	t.m[k] = slot{port: int32(port), seen: now}
+	if found {
+		t.slots[i] = slot{port: int32(port), seen: now}
+	} else {
+		t.add(k, slot{port: int32(port), seen: now})
+	}
 	return false, true
 }
 
 // Lookup returns the port mac was learned on in vlan, if the entry is live.
 func (t *Table) Lookup(now time.Duration, vlan uint16, mac [6]byte) (port int, ok bool) {
 	k := mkKey(vlan, mac)
-	s, found := t.m[k]
+	i, found := t.m[k]
 	if !found {
 		return -1, false
 	}
-	if !t.live(s, now) {
-		delete(t.m, k)
-		return -1, false
+	if s := t.slots[i]; t.live(s, now) {
+		return int(s.port), true
 	}
-	return int(s.port), true
+	t.remove(k, i)
+	return -1, false
 }
 
 // Forget removes one entry and reports whether it was there.
 func (t *Table) Forget(vlan uint16, mac [6]byte) bool {
 	k := mkKey(vlan, mac)
-	_, ok := t.m[k]
-	delete(t.m, k)
+	i, ok := t.m[k]
+	if ok {
+		t.remove(k, i)
+	}
 	return ok
 }
 
 // FlushPort removes every entry on port and returns how many it removed.
 func (t *Table) FlushPort(port int) int {
 	n := 0
-	for k, s := range t.m {
-		if s.port == int32(port) {
-			delete(t.m, k)
+	for k, i := range t.m {
+		if t.slots[i].port == int32(port) {
+			t.remove(k, i)
 			n++
 		}
 	}
@@ -131,9 +161,9 @@ func (t *Table) FlushPort(port int) int {
 // FlushVLAN removes every entry in vlan and returns how many it removed.
 func (t *Table) FlushVLAN(vlan uint16) int {
 	n := 0
-	for k := range t.m {
+	for k, i := range t.m {
 		if k.vlan() == vlan&0x0fff {
-			delete(t.m, k)
+			t.remove(k, i)
 			n++
 		}
 	}
@@ -143,9 +173,9 @@ func (t *Table) FlushVLAN(vlan uint16) int {
 // FlushPortVLAN removes the entries on port in vlan and returns how many.
 func (t *Table) FlushPortVLAN(port int, vlan uint16) int {
 	n := 0
-	for k, s := range t.m {
-		if s.port == int32(port) && k.vlan() == vlan&0x0fff {
-			delete(t.m, k)
+	for k, i := range t.m {
+		if t.slots[i].port == int32(port) && k.vlan() == vlan&0x0fff {
+			t.remove(k, i)
 			n++
 		}
 	}
@@ -156,6 +186,7 @@ func (t *Table) FlushPortVLAN(port int, vlan uint16) int {
 func (t *Table) Flush() int {
 	n := len(t.m)
 	clear(t.m)
+	t.slots, t.free = t.slots[:0], t.free[:0]
 	return n
 }
 
@@ -165,9 +196,9 @@ func (t *Table) Expire(now time.Duration) int {
 		return 0
 	}
 	n := 0
-	for k, s := range t.m {
-		if !t.live(s, now) {
-			delete(t.m, k)
+	for k, i := range t.m {
+		if !t.live(t.slots[i], now) {
+			t.remove(k, i)
 			n++
 		}
 	}
@@ -184,8 +215,8 @@ func (t *Table) Count(now time.Duration) int {
 		return len(t.m)
 	}
 	n := 0
-	for _, s := range t.m {
-		if t.live(s, now) {
+	for _, i := range t.m {
+		if t.live(t.slots[i], now) {
 			n++
 		}
 	}
@@ -196,14 +227,14 @@ func (t *Table) Count(now time.Duration) int {
 func (t *Table) Entries(now time.Duration) []Entry {
 	out := make([]Entry, 0, len(t.m))
 	keys := make([]key, 0, len(t.m))
-	for k, s := range t.m {
-		if t.live(s, now) {
+	for k, i := range t.m {
+		if t.live(t.slots[i], now) {
 			keys = append(keys, k)
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
 	for _, k := range keys {
-		s := t.m[k]
+		s := t.slots[t.m[k]]
 		out = append(out, Entry{VLAN: k.vlan(), MAC: k.mac(), Port: int(s.port), Seen: s.seen})
 	}
 	return out

@@ -688,7 +688,10 @@ func (n *Node) uplink(b []byte) int {
 	if up == 0 {
 		return -1
 	}
-	pick := int(l3.FlowHash(n.seed, b) % uint32(up))
+	pick := 0 // one NIC up: no hash needed, any hash modulo 1 is 0
+	if up > 1 {
+		pick = int(l3.FlowHash(n.seed, b) % uint32(up))
+	}
 	for i := range n.nics {
 		if n.nics[i].up {
 			if pick == 0 {

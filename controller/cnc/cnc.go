@@ -99,6 +99,7 @@ type CNC struct {
 	workers  sync.WaitGroup
 	bound    map[PortID]*binding
 	refs     map[mapKey]map[PortID]bool   // mapping on a leaf port -> ports needing it
+	attLocks map[Attachment]*sync.Mutex   // see lockAttachment
 	vlans    map[string]map[uint32]uint16 // leaf -> VNI -> access VLAN
 	networks map[string]controller.Segment
 	steps    map[PortID][]Step
@@ -160,7 +161,7 @@ func New(topo *topologies.Topology, drv LeafDriver, svc Service, o Options) *CNC
 	return &CNC{
 		w: newWiring(topo), drv: drv, opts: o, ctx: ctx, cancel: cancel, svc: svc,
 		dirty: map[PortID]*pending{}, running: map[PortID]bool{}, idle: idle,
-		bound: map[PortID]*binding{}, refs: map[mapKey]map[PortID]bool{},
+		bound: map[PortID]*binding{}, refs: map[mapKey]map[PortID]bool{}, attLocks: map[Attachment]*sync.Mutex{},
 		vlans: map[string]map[uint32]uint16{}, networks: map[string]controller.Segment{},
 		steps: map[PortID][]Step{},
 	}
@@ -461,6 +462,7 @@ func (c *CNC) sleep(d time.Duration) bool {
 
 func (c *CNC) applyOne(p controller.Port, seg controller.Segment, a Attachment, attempt int) error {
 	st := Step{Port: p.ID, Kind: "apply", Host: p.Host, Leaf: a.Leaf, Attempt: attempt, Start: c.opts.Clock.Now()}
+	defer c.lockAttachment(a)()
 	vlan, err := c.acquire(a, p.ID, seg)
 	if err == nil {
 		err = c.drv.Apply(c.ctx, a.Leaf, c.config(a, vlan, seg, p))
@@ -524,8 +526,11 @@ func (c *CNC) removeStale(p controller.Port, seg controller.Segment, want map[At
 		seg, old = b.seg, b.port
 	}
 	for _, r := range rms {
+		unlock := c.lockAttachment(r.a)
 		cfg := c.config(r.a, r.vlan, seg, old)
-		cfg.RemoveMapping = r.mapping
+		// Another port may have taken the mapping again since this one
+		// released it; then only the entry goes.
+		cfg.RemoveMapping = r.mapping && !c.mapped(r.a, r.vlan, seg)
 		wait := c.opts.Backoff
 		for attempt := 1; ; attempt++ {
 			st := Step{Port: p.ID, Kind: "remove", Host: p.Host, Leaf: r.a.Leaf, Attempt: attempt, Start: c.opts.Clock.Now()}
@@ -542,7 +547,35 @@ func (c *CNC) removeStale(p controller.Port, seg controller.Segment, want map[At
 			}
 			wait = min(2*wait, c.opts.MaxBackoff)
 		}
+		unlock()
 	}
+}
+
+// lockAttachment serialises the work on one leaf port: a port's reference
+// on an access mapping and the driver call that follows it happen together,
+// so a removal never takes away a mapping another port has just applied.
+func (c *CNC) lockAttachment(a Attachment) (unlock func()) {
+	c.mu.Lock()
+	m := c.attLocks[a]
+	if m == nil {
+		m = &sync.Mutex{}
+		c.attLocks[a] = m
+	}
+	c.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// mapped reports whether some port holds the access mapping vlan (and the
+// segment's VNI) on a.
+func (c *CNC) mapped(a Attachment, vlan uint16, seg controller.Segment) bool {
+	var vni uint32
+	if seg.Type == controller.SegmentVXLAN {
+		vni = seg.ID
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.refs[mapKey{leaf: a.Leaf, iface: a.Iface, vlan: vlan, vni: vni}]) > 0
 }
 
 func (c *CNC) config(a Attachment, vlan uint16, seg controller.Segment, p controller.Port) LeafConfig {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,11 +45,25 @@ func TestRunSimReportsAndExitCodes(t *testing.T) {
 // non-zero and leaves no namespace of the run behind.
 func TestRunInterruptTearsDown(t *testing.T) {
 	testutil.RequireRoot(t)
-	const prefix = "clab-nb-cross-subnet-hops-evpn-"
+	// A name of its own, so that no other run's lab (tests of other
+	// packages run at the same time) can be taken for this one's: the
+	// signal must not arrive before the run listens for it.
+	name := testutil.Name("sigint-")
+	src, err := os.ReadFile("../../scenarios/library/cross-subnet-hops.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := t.TempDir() + "/sigint.yaml"
+	src = bytes.Replace(src, []byte("name: cross-subnet-hops"), []byte("name: "+name), 1)
+	src = bytes.ReplaceAll(src, []byte("../../topologies/"), []byte(mustAbs(t, "../../topologies")+"/"))
+	if err := os.WriteFile(file, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prefix := "clab-nb-" + name + "-evpn-"
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- run([]string{"run", "-q", "--backend", "netns", "--gen", "evpn", "../../scenarios/library/cross-subnet-hops.yaml"}, &bytes.Buffer{}, &stderr)
+		done <- run([]string{"run", "-q", "--backend", "netns", "--gen", "evpn", file}, &bytes.Buffer{}, &stderr)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for len(labNamespaces(prefix)) == 0 {
@@ -82,4 +97,13 @@ func labNamespaces(prefix string) []string {
 		}
 	}
 	return out
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

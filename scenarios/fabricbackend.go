@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/netbed/netbed/controller"
@@ -631,15 +632,18 @@ func (b *FabricBackend) Close() error {
 }
 
 // mutateLocker turns Runtime.Mutate into a sync.Locker for the CNC's
-// leaf driver: Lock returns once the runtime has paused its nodes, and
-// they resume on Unlock. Not reentrant.
+// leaf driver, whose workers call it from several goroutines: Lock returns
+// once the runtime has paused its nodes, and they resume on Unlock. One
+// holder at a time (mu); not reentrant.
 type mutateLocker struct {
+	mu      sync.Mutex
 	rt      Runtime
 	release chan struct{}
 	done    chan error
 }
 
 func (l *mutateLocker) Lock() {
+	l.mu.Lock()
 	acquired, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
 		done <- l.rt.Mutate(func() error {
@@ -655,4 +659,5 @@ func (l *mutateLocker) Lock() {
 func (l *mutateLocker) Unlock() {
 	close(l.release)
 	<-l.done
+	l.mu.Unlock()
 }

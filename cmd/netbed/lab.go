@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/netbed/netbed/internal/doctor"
 	"github.com/netbed/netbed/topologies/clab"
@@ -57,6 +58,10 @@ func runUp(args []string, stdout, stderr io.Writer) error {
 	}
 	defer lab.Close()
 	fmt.Fprintln(stdout, drep)
+	// Deployed means ready: every veth carries frames when up returns.
+	if err := lab.WaitUp(ctx, 10*time.Second); err != nil {
+		return fmt.Errorf("lab deployed, but: %w", err)
+	}
 	if nodes := lab.Nodes(); len(nodes) > 0 {
 		name, _ := lab.NetnsName(nodes[0])
 		fmt.Fprintf(stdout, "try: ip netns exec %s ip link\nremove with: netbed down %s\n", name, fs.Arg(0))

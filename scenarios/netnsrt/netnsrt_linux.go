@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/vishvananda/netlink"
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/userspace"
@@ -200,7 +197,7 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 	// The nodes send through the qdisc when their namespaces are
 	// captured, so that the captures see both directions of every veth.
 	r.us = userspace.New(userspace.Options{ProbeID: r.probeID, Taps: !r.opts.InstancesOnly})
-	if err := r.waitLinksUp(ctx, lab.Nodes()); err != nil {
+	if err := lab.WaitUp(ctx, 5*time.Second); err != nil {
 		return fmt.Errorf("netns runtime: %w", err)
 	}
 	for _, n := range f.Nodes() {
@@ -230,43 +227,6 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 	for _, w := range f.Wires() {
 		if err := r.us.Connect(w); err != nil {
 			return fmt.Errorf("netns runtime: %w", err)
-		}
-	}
-	return nil
-}
-
-// waitLinksUp waits until every interface of the nodes is operationally
-// up: the kernel's link watcher has then activated the device's qdisc,
-// which drops what is sent before (the noop qdisc).
-func (r *Runtime) waitLinksUp(ctx context.Context, nodes []string) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for _, n := range nodes {
-		h, err := r.lab.Handle(n)
-		if err != nil {
-			return err
-		}
-		for {
-			links, err := h.LinkList()
-			if err != nil {
-				return fmt.Errorf("node %s: list links: %w", n, err)
-			}
-			down := ""
-			for _, l := range links {
-				a := l.Attrs()
-				if a.Name != "lo" && a.Flags&net.FlagUp != 0 && a.OperState != netlink.OperUp {
-					down = a.Name
-					break
-				}
-			}
-			if down == "" {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("node %s: interface %s is not operationally up after 5s", n, down)
-			}
-			if err := r.Sleep(ctx, 5*time.Millisecond); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

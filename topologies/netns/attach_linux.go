@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/netbed/netbed/topologies"
 	"github.com/vishvananda/netlink"
@@ -194,4 +196,44 @@ func DoIn(ns netns.NsHandle, fn func() error) error {
 		res <- ferr
 	}()
 	return <-res
+}
+
+// WaitUp waits until every interface that is up on every node is also
+// operationally up: the kernel sets carrier on a new veth a moment after
+// both ends come up, and a frame sent before is lost. It gives up at
+// timeout, naming an interface still down.
+func (l *Lab) WaitUp(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, n := range l.Nodes() {
+		h, err := l.Handle(n)
+		if err != nil {
+			return err
+		}
+		for {
+			links, err := h.LinkList()
+			if err != nil {
+				return fmt.Errorf("node %s: list links: %w", n, err)
+			}
+			down := ""
+			for _, lk := range links {
+				a := lk.Attrs()
+				if a.Name != "lo" && a.Flags&net.FlagUp != 0 && a.OperState != netlink.OperUp {
+					down = a.Name
+					break
+				}
+			}
+			if down == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %s: interface %s is not operationally up after %v", n, down, timeout)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }

@@ -722,3 +722,56 @@ func TestRedeployConverges(t *testing.T) {
 		}
 	})
 }
+
+// TestWaitUp: after WaitUp every link end of the lab is operationally up;
+// with a link end forced down it names that interface.
+func TestWaitUp(t *testing.T) {
+	testutil.RequireRoot(t)
+	tp, opt := newTestLab(t, 1, 2, 1)
+	lab, _ := deploy(t, tp, opt)
+	if err := lab.WaitUp(context.Background(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range tp.Links {
+		for _, e := range []topologies.Endpoint{l.A, l.B} {
+			h, err := lab.Handle(e.Node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lk, err := h.LinkByName(e.Iface)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := lk.Attrs().OperState; st != netlink.OperUp {
+				t.Errorf("%s after WaitUp: %s", e, st)
+			}
+		}
+	}
+	// Carrier goes when the peer end goes down; the end still set up
+	// then never comes operationally up.
+	e := tp.Links[0].B
+	h, _ := lab.Handle(e.Node)
+	peer, _ := h.LinkByName(e.Iface)
+	if err := h.LinkSetDown(peer); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel notices the lost carrier a moment later.
+	a := tp.Links[0].A
+	ha, _ := lab.Handle(a.Node)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		lk, err := ha.LinkByName(a.Iface)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lk.Attrs().OperState != netlink.OperUp {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stayed up with its peer down", a)
+		}
+	}
+	err := lab.WaitUp(context.Background(), 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "node "+a.Node+": interface "+a.Iface) {
+		t.Errorf("WaitUp with %s down: %v", e, err)
+	}
+}

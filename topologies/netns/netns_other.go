@@ -4,6 +4,7 @@ package netns
 
 import (
 	"context"
+	"time"
 
 	"github.com/netbed/netbed/topologies"
 	"github.com/vishvananda/netlink"
@@ -49,3 +50,6 @@ func (l *Lab) NsHandle(node string) (netns.NsHandle, error) { return netns.None(
 
 // DoIn needs Linux; elsewhere it returns ErrUnsupported.
 func DoIn(ns netns.NsHandle, fn func() error) error { return ErrUnsupported }
+
+// WaitUp is not supported off Linux.
+func (l *Lab) WaitUp(ctx context.Context, timeout time.Duration) error { return ErrUnsupported }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,4 +107,30 @@ func mustAbs(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// TestShardsMerge: two shards of a comparison run disjoint halves of the
+// scenario × generation runs, and `report merge` joins them into the whole.
+func TestShardsMerge(t *testing.T) {
+	dir := t.TempDir()
+	file := "../../scenarios/library/spine-failure.yaml" // evpn, ebpf, ebpf-direct
+	var stdout, stderr bytes.Buffer
+	for i, shard := range []string{"0/2", "1/2"} {
+		out := filepath.Join(dir, fmt.Sprint("s", i))
+		if code := run([]string{"compare", "-q", "--backend", "sim", "--shard", shard, "--out", out, file}, &stdout, &stderr); code != 0 {
+			t.Fatalf("shard %s: exit %d: %s", shard, code, stderr.String())
+		}
+	}
+	stdout.Reset()
+	if code := run([]string{"report", "merge", "-o", filepath.Join(dir, "all"), filepath.Join(dir, "s0", "report.json"), filepath.Join(dir, "s1", "report.json")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("merge: exit %d: %s", code, stderr.String())
+	}
+	for _, gen := range []string{"| evpn | sim |", "| ebpf | sim |", "| ebpf-direct | sim |"} {
+		if strings.Count(stdout.String(), gen) != 1 {
+			t.Errorf("merged report has %d rows %q:\n%s", strings.Count(stdout.String(), gen), gen, stdout.String())
+		}
+	}
+	if code := run([]string{"compare", "--shard", "2/2", file}, &stdout, &stderr); code != 2 {
+		t.Errorf("shard 2/2: exit %d, want 2", code)
+	}
 }

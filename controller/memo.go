@@ -51,6 +51,27 @@ func (c *memo[T]) get(tx store.Tx, bucket string, id []byte) (T, bool, error) {
 	return v, true, nil
 }
 
+// indexed loads the records of bucket whose IDs the index bucket lists
+// under prefix (keys prefix+ID), in index order.
+func (c *memo[T]) indexed(tx store.Tx, index string, prefix []byte, bucket string) ([]T, error) {
+	var ids []string
+	if err := tx.Scan(index, prefix, nil, func(k, _ []byte) bool {
+		ids = append(ids, string(k[len(prefix):]))
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(ids))
+	for _, id := range ids {
+		v, _, err := c.get(tx, bucket, []byte(id))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 var (
 	networkMemo memo[Network]
 	subnetMemo  memo[Subnet]

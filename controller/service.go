@@ -226,21 +226,9 @@ func sortNetworks(ns []Network) {
 // labelNetworks returns the networks carrying label in the order label
 // allocation tries them: by name, then ID.
 func labelNetworks(tx store.Tx, label string) ([]Network, error) {
-	var ids []string
-	prefix := key(label, "")
-	if err := tx.Scan(bNetLabel, prefix, nil, func(k, _ []byte) bool {
-		ids = append(ids, string(k[len(prefix):]))
-		return true
-	}); err != nil {
+	out, err := networkMemo.indexed(tx, bNetLabel, key(label, ""), bNetworks)
+	if err != nil {
 		return nil, err
-	}
-	out := make([]Network, 0, len(ids))
-	for _, id := range ids {
-		n, _, err := networkMemo.get(tx, bNetworks, []byte(id))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
 	}
 	sortNetworks(out)
 	return out, nil
@@ -285,21 +273,9 @@ func (s *Service) CreateSubnet(ctx context.Context, r SubnetRequest) (Subnet, er
 
 // networkSubnets returns a network's subnets in creation order (then ID).
 func networkSubnets(tx store.Tx, netID string) ([]Subnet, error) {
-	prefix := key(netID, "")
-	var ids []string
-	if err := tx.Scan(bSubnetByNet, prefix, nil, func(k, _ []byte) bool {
-		ids = append(ids, string(k[len(prefix):]))
-		return true
-	}); err != nil {
+	out, err := subnetMemo.indexed(tx, bSubnetByNet, key(netID, ""), bSubnets)
+	if err != nil {
 		return nil, err
-	}
-	out := make([]Subnet, 0, len(ids))
-	for _, id := range ids {
-		sub, _, err := subnetMemo.get(tx, bSubnets, []byte(id))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sub)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Created.Equal(out[j].Created) {

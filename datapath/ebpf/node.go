@@ -463,27 +463,7 @@ func decTTL(b []byte) {
 	b[22]--
 	ihl := int(b[14]&0xf) * 4
 	b[24], b[25] = 0, 0
-	binary.BigEndian.PutUint16(b[24:26], ipChecksum(b[14:14+ihl]))
-}
-
-func ipChecksum(h []byte) uint16 {
-	var s uint32
-	if len(h) == 20 {
-		// The usual header without options, unrolled: the same sum.
-		be := binary.BigEndian
-		s = uint32(be.Uint16(h[0:])) + uint32(be.Uint16(h[2:])) + uint32(be.Uint16(h[4:])) +
-			uint32(be.Uint16(h[6:])) + uint32(be.Uint16(h[8:])) + uint32(be.Uint16(h[10:])) +
-			uint32(be.Uint16(h[12:])) + uint32(be.Uint16(h[14:])) + uint32(be.Uint16(h[16:])) +
-			uint32(be.Uint16(h[18:]))
-	} else {
-		for i := 0; i+1 < len(h); i += 2 {
-			s += uint32(h[i])<<8 | uint32(h[i+1])
-		}
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
+	binary.BigEndian.PutUint16(b[24:26], frame.IPv4Checksum(b[14:14+ihl]))
 }
 
 // ctTrack records the flow k in the conntrack map. A full map is swept
@@ -806,7 +786,7 @@ func writeOuter(b []byte, src, dst [6]byte, sip, dip [4]byte, vni uint32, sport 
 	ip[10], ip[11] = 0, 0
 	copy(ip[12:16], sip[:])
 	copy(ip[16:20], dip[:])
-	binary.BigEndian.PutUint16(ip[10:12], ipChecksum(ip))
+	binary.BigEndian.PutUint16(ip[10:12], frame.IPv4Checksum(ip))
 	udp := b[34:42]
 	binary.BigEndian.PutUint16(udp[0:2], sport)
 	binary.BigEndian.PutUint16(udp[2:4], frame.VXLANPort)

@@ -150,7 +150,7 @@ func wantVXLAN(t *testing.T, s sent, vni uint32, dst netip.Addr, inner []byte) {
 func ipChecksumOf(h []byte) uint16 {
 	c := bytes.Clone(h)
 	c[10], c[11] = 0, 0
-	return ipChecksum(c)
+	return frame.IPv4Checksum(c)
 }
 
 // routed returns f (untagged IPv4) as a router forwards it: new MACs,
@@ -161,7 +161,7 @@ func routed(f []byte, src, dst MAC) []byte {
 	copy(g[6:12], src[:])
 	g[22]--
 	g[24], g[25] = 0, 0
-	cs := ipChecksum(g[14:34])
+	cs := frame.IPv4Checksum(g[14:34])
 	g[24], g[25] = byte(cs>>8), byte(cs)
 	return g
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/datapath/l3"
 )
 
@@ -124,7 +125,7 @@ func encap(dst []byte, srcMAC, dstMAC MAC, src, dstIP netip.Addr, sport uint16, 
 	s4, d4 := src.As4(), dstIP.As4()
 	copy(ip[12:16], s4[:])
 	copy(ip[16:20], d4[:])
-	binary.BigEndian.PutUint16(ip[10:12], ipChecksum(ip))
+	binary.BigEndian.PutUint16(ip[10:12], frame.IPv4Checksum(ip))
 	udp := b[ethLen+ipv4Len : ethLen+ipv4Len+udpLen]
 	binary.BigEndian.PutUint16(udp[0:2], sport)
 	binary.BigEndian.PutUint16(udp[2:4], vxlanPort)
@@ -135,28 +136,6 @@ func encap(dst []byte, srcMAC, dstMAC MAC, src, dstIP netip.Addr, sport uint16, 
 	vx[4], vx[5], vx[6], vx[7] = byte(vni>>16), byte(vni>>8), byte(vni), 0
 	copy(b[encapLen:], inner)
 	return b
-}
-
-// ipChecksum is the Internet checksum of an IPv4 header whose checksum
-// field is zero.
-func ipChecksum(h []byte) uint16 {
-	var s uint32
-	if len(h) == 20 {
-		// The usual header without options, unrolled: the same sum.
-		be := binary.BigEndian
-		s = uint32(be.Uint16(h[0:])) + uint32(be.Uint16(h[2:])) + uint32(be.Uint16(h[4:])) +
-			uint32(be.Uint16(h[6:])) + uint32(be.Uint16(h[8:])) + uint32(be.Uint16(h[10:])) +
-			uint32(be.Uint16(h[12:])) + uint32(be.Uint16(h[14:])) + uint32(be.Uint16(h[16:])) +
-			uint32(be.Uint16(h[18:]))
-	} else {
-		for i := 0; i+1 < len(h); i += 2 {
-			s += uint32(h[i])<<8 | uint32(h[i+1])
-		}
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return ^uint16(s)
 }
 
 // decTTL decrements the TTL of the IPv4 header ip and patches its checksum

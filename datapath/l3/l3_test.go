@@ -154,7 +154,7 @@ func testRouter(t *testing.T) *Router {
 
 func validIPChecksum(f []byte) bool {
 	ihl := int(f[14]&0xf) * 4
-	return ipChecksum(f[14:14+ihl]) == 0
+	return frame.IPv4Checksum(f[14:14+ihl]) == 0
 }
 
 func TestRouterReceive(t *testing.T) {

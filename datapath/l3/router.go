@@ -360,7 +360,7 @@ func (r *Router) receiveIPv4(now time.Duration, port int, f []byte, out datapath
 	b[22]--
 	ihl := int(b[14]&0xf) * 4
 	b[24], b[25] = 0, 0
-	binary.BigEndian.PutUint16(b[24:26], ipChecksum(b[14:14+ihl]))
+	binary.BigEndian.PutUint16(b[24:26], frame.IPv4Checksum(b[14:14+ihl]))
 	out.Trace(datapath.Event{Time: now, Node: r.name, Device: r.name, Kind: datapath.KindRouter,
 		InPort: r.portNames[port], OutPort: r.portNames[h.port], Action: datapath.ActRoute, Rule: g.rule})
 	out.Send(h.port, b)
@@ -390,28 +390,6 @@ func (r *Router) deliverLocal(now time.Duration, port int, f []byte, out datapat
 	copy(reply[0:6], h.mac[:])
 	copy(reply[6:12], r.macs[h.port][:])
 	out.Send(h.port, reply)
-}
-
-// ipChecksum is the Internet checksum of an IPv4 header whose checksum
-// field is zero.
-func ipChecksum(h []byte) uint16 {
-	var s uint32
-	if len(h) == 20 {
-		// The usual header without options, unrolled: the same sum.
-		be := binary.BigEndian
-		s = uint32(be.Uint16(h[0:])) + uint32(be.Uint16(h[2:])) + uint32(be.Uint16(h[4:])) +
-			uint32(be.Uint16(h[6:])) + uint32(be.Uint16(h[8:])) + uint32(be.Uint16(h[10:])) +
-			uint32(be.Uint16(h[12:])) + uint32(be.Uint16(h[14:])) + uint32(be.Uint16(h[16:])) +
-			uint32(be.Uint16(h[18:]))
-	} else {
-		for i := 0; i+1 < len(h); i += 2 {
-			s += uint32(h[i])<<8 | uint32(h[i+1])
-		}
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
 }
 
 func fnv32(h uint32, b []byte) uint32 {

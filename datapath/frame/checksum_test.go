@@ -1,13 +1,13 @@
-package l3
+package frame
 
 import (
 	"math/rand/v2"
 	"testing"
 )
 
-// TestIPChecksumUnrolled checks the unrolled 20-byte path against the
+// TestIPv4ChecksumUnrolled checks the unrolled 20-byte path against the
 // plain loop, on random headers and on sums that carry more than once.
-func TestIPChecksumUnrolled(t *testing.T) {
+func TestIPv4ChecksumUnrolled(t *testing.T) {
 	slow := func(h []byte) uint16 {
 		var s uint32
 		for i := 0; i+1 < len(h); i += 2 {
@@ -29,8 +29,8 @@ func TestIPChecksumUnrolled(t *testing.T) {
 		headers = append(headers, h)
 	}
 	for _, h := range headers {
-		if got, want := ipChecksum(h), slow(h); got != want {
-			t.Fatalf("ipChecksum(% x) = %#04x, want %#04x", h, got, want)
+		if got, want := IPv4Checksum(h), slow(h); got != want {
+			t.Fatalf("IPv4Checksum(% x) = %#04x, want %#04x", h, got, want)
 		}
 	}
 }

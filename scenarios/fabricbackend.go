@@ -119,7 +119,7 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 		f, err = evpn.New(env.Topology, evpn.Options{ExternalOverlay: true})
 		if err == nil {
 			b.fab = f
-			b.drv = evpndriver.New(f, &mutateLocker{rt: b.rt})
+			b.drv = evpndriver.New(f, &runtimeLocker{rt: b.rt})
 		}
 	case GenEBPF, GenEBPFDirect:
 		mode := ebpf.Tunnel
@@ -631,33 +631,21 @@ func (b *FabricBackend) Close() error {
 	return errors.Join(errs...)
 }
 
-// mutateLocker turns Runtime.Mutate into a sync.Locker for the CNC's
-// leaf driver, whose workers call it from several goroutines: Lock returns
-// once the runtime has paused its nodes, and they resume on Unlock. One
-// holder at a time (mu); not reentrant.
-type mutateLocker struct {
-	mu      sync.Mutex
-	rt      Runtime
-	release chan struct{}
-	done    chan error
+// runtimeLocker turns the runtime's pause into a sync.Locker for the CNC's
+// leaf driver, whose workers lock it from several goroutines: one holder
+// at a time (mu), the nodes paused while it holds.
+type runtimeLocker struct {
+	mu     sync.Mutex
+	rt     Runtime
+	resume func()
 }
 
-func (l *mutateLocker) Lock() {
+func (l *runtimeLocker) Lock() {
 	l.mu.Lock()
-	acquired, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- l.rt.Mutate(func() error {
-			close(acquired)
-			<-release
-			return nil
-		})
-	}()
-	<-acquired
-	l.release, l.done = release, done
+	l.resume = l.rt.Pause()
 }
 
-func (l *mutateLocker) Unlock() {
-	close(l.release)
-	<-l.done
+func (l *runtimeLocker) Unlock() {
+	l.resume()
 	l.mu.Unlock()
 }

@@ -34,6 +34,9 @@ type Runtime interface {
 	// waits for its answer or timeout. Delivered means it reached to itself.
 	Probe(ctx context.Context, p RuntimeProbe) (reports.Probe, error)
 	Mutate(f func() error) error
+	// Pause stops the nodes until resume is called (Mutate is Pause, f,
+	// resume). Pauses may nest, from any goroutine.
+	Pause() (resume func())
 	Sleep(ctx context.Context, d time.Duration) error
 	Now() time.Duration
 	// Stats reports drops by reason and the number of frames whose fate is

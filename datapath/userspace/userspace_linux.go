@@ -278,7 +278,7 @@ func (r *Runtime) AttachPort(node string, port int, ifname string) error {
 	if err != nil {
 		return fmt.Errorf("attach port: %w", err)
 	}
-	defer r.pause()()
+	defer r.Pause()()
 	if port < 0 || port >= len(nr.n.Ports()) {
 		return fmt.Errorf("attach port %d of %s: %w", port, node, ErrBadPort)
 	}
@@ -298,7 +298,7 @@ func (r *Runtime) DetachPort(node string, port int) error {
 	if err != nil {
 		return fmt.Errorf("detach port: %w", err)
 	}
-	defer r.pause()()
+	defer r.Pause()()
 	if port < 0 || port >= len(nr.ports) {
 		return fmt.Errorf("detach port %d of %s: %w", port, node, ErrBadPort)
 	}
@@ -313,7 +313,7 @@ func (r *Runtime) DetachPort(node string, port int) error {
 // lineage of probe frames follows them from one node to the other. A port
 // left unconnected has its peer outside the runtime (see Egress).
 func (r *Runtime) Connect(w datapath.Wire) error {
-	defer r.pause()()
+	defer r.Pause()()
 	for _, e := range [2][2]datapath.PortRef{{w.A, w.B}, {w.B, w.A}} {
 		nr, err := r.node(e[0].Node)
 		if err != nil {
@@ -344,13 +344,13 @@ func (r *Runtime) Connect(w datapath.Wire) error {
 // goroutine of its own). As on sim, Mutate does not order mutators
 // among themselves: callers must not change the fabric concurrently.
 func (r *Runtime) Mutate(f func() error) error {
-	defer r.pause()()
+	defer r.Pause()()
 	return f()
 }
 
-// pause stops the nodes (or joins a pause in progress) and returns the
+// Pause stops the nodes (or joins a pause in progress) and returns the
 // function that ends it; the nodes resume when the last pause ends.
-func (r *Runtime) pause() func() {
+func (r *Runtime) Pause() (resume func()) {
 	r.pmu.Lock()
 	if r.paused > 0 {
 		r.paused++
@@ -382,7 +382,7 @@ func (r *Runtime) Do(node string, f func(now time.Duration, n datapath.Node, out
 	if err != nil {
 		return fmt.Errorf("do: %w", err)
 	}
-	defer r.pause()()
+	defer r.Pause()()
 	nr.out.begin(0, -1, false)
 	f(r.Now(), nr.n, &nr.out)
 	nr.out.flush()
@@ -400,7 +400,7 @@ func (r *Runtime) SetLinkState(ref datapath.PortRef, up bool) error {
 	if ref.Port < 0 || ref.Port >= len(nr.ports) {
 		return fmt.Errorf("set link state of %s:%d: %w", ref.Node, ref.Port, ErrBadPort)
 	}
-	defer r.pause()()
+	defer r.Pause()()
 	ends := []datapath.PortRef{ref}
 	if p := nr.ports[ref.Port]; p != nil && p.hasPeer {
 		ends = append(ends, p.peer)
@@ -436,7 +436,7 @@ func (r *Runtime) SetNodeState(name string, up bool) error {
 	if err != nil {
 		return fmt.Errorf("set node state: %w", err)
 	}
-	defer r.pause()()
+	defer r.Pause()()
 	if nr.up.Load() == up {
 		return nil
 	}

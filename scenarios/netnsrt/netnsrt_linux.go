@@ -244,10 +244,17 @@ func disableIPv6() error {
 
 // Mutate implements scenarios.Runtime.
 func (r *Runtime) Mutate(f func() error) error {
+	defer r.Pause()()
+	return f()
+}
+
+// Pause implements scenarios.Runtime: the userspace datapath's nodes stop
+// until resume.
+func (r *Runtime) Pause() (resume func()) {
 	if r.us == nil {
-		return f()
+		return func() {}
 	}
-	return r.us.Mutate(f)
+	return r.us.Pause()
 }
 
 // SetNodeState implements scenarios.Runtime: a failed node drops every

@@ -58,6 +58,9 @@ func (r *Runtime) Probe(context.Context, scenarios.RuntimeProbe) (reports.Probe,
 // Mutate implements scenarios.Runtime.
 func (r *Runtime) Mutate(f func() error) error { return f() }
 
+// Pause implements scenarios.Runtime.
+func (r *Runtime) Pause() func() { return func() {} }
+
 // Sleep implements scenarios.Runtime.
 func (r *Runtime) Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

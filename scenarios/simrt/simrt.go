@@ -154,6 +154,9 @@ func (r *Runtime) Probe(_ context.Context, p scenarios.RuntimeProbe) (reports.Pr
 // Mutate implements scenarios.Runtime; the simulator is single-threaded.
 func (r *Runtime) Mutate(f func() error) error { return f() }
 
+// Pause implements scenarios.Runtime; nothing runs between events.
+func (r *Runtime) Pause() func() { return func() {} }
+
 // Sleep implements scenarios.Runtime by running virtual time.
 func (r *Runtime) Sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {

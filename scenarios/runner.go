@@ -408,23 +408,23 @@ func (r *runner) expect(ctx context.Context, i int, st *Step) {
 		r.check(i, st, "all reachable", bad == 0 && len(probes) > 0, "%d of %d probes unanswered, first: %s", bad, len(probes), first)
 	}
 	if want, ok := e.Hops[r.gen]; ok {
-		r.checkEach(i, st, probes, fmt.Sprintf("hops = %d", want), func(p reports.Probe) (bool, string) {
+		r.checkEach(i, st, probes, fmt.Sprintf("hops = %d", want), false, func(p reports.Probe) (bool, string) {
 			return p.Hops == want, fmt.Sprintf("%s -> %s took %d hops: %s", p.From, p.To, p.Hops, strings.Join(p.Path, " → "))
 		})
 	}
 	if want, ok := e.SwitchHops[r.gen]; ok {
-		r.checkEach(i, st, probes, fmt.Sprintf("switch hops = %d", want), func(p reports.Probe) (bool, string) {
+		r.checkEach(i, st, probes, fmt.Sprintf("switch hops = %d", want), false, func(p reports.Probe) (bool, string) {
 			return p.SwitchHops == want, fmt.Sprintf("%s -> %s crossed %d switches: %s", p.From, p.To, p.SwitchHops, strings.Join(p.Path, " → "))
 		})
 	}
 	if e.MaxLatency > 0 {
-		r.checkEach(i, st, probes, fmt.Sprintf("rtt ≤ %v", e.MaxLatency), func(p reports.Probe) (bool, string) {
+		r.checkEach(i, st, probes, fmt.Sprintf("rtt ≤ %v", e.MaxLatency), false, func(p reports.Probe) (bool, string) {
 			return p.RTT <= e.MaxLatency, fmt.Sprintf("%s -> %s rtt %v", p.From, p.To, p.RTT)
 		})
 	}
 	if e.Verdict != "" {
-		r.checkEach(i, st, probes, "verdict "+e.Verdict, func(p reports.Probe) (bool, string) {
-			ok := p.Verdict() == e.Verdict && (e.Rule == "" || !strings.Contains(e.Verdict, "drop") || p.Rule == e.Rule)
+		r.checkEach(i, st, probes, "verdict "+e.Verdict, true, func(p reports.Probe) (bool, string) {
+			ok := p.Verdict() == e.Verdict && (e.Rule == "" || e.Verdict != "dropped" || p.Rule == e.Rule)
 			return ok, fmt.Sprintf("%s -> %s %s at %s by %q (%s)", p.From, p.To, p.Verdict(), p.DropAt, p.Rule, p.Reason)
 		})
 	}
@@ -446,13 +446,15 @@ func (r *runner) expect(ctx context.Context, i int, st *Step) {
 	}
 }
 
-func (r *runner) checkEach(i int, st *Step, probes []reports.Probe, what string, f func(reports.Probe) (bool, string)) {
+// checkEach checks f on every delivered probe, or on every probe when
+// dropped ones count too (verdicts).
+func (r *runner) checkEach(i int, st *Step, probes []reports.Probe, what string, dropped bool, f func(reports.Probe) (bool, string)) {
 	if len(probes) == 0 {
 		r.check(i, st, what, false, "no probes to check")
 		return
 	}
 	for _, p := range probes {
-		if !p.Delivered && !strings.HasPrefix(what, "verdict") {
+		if !p.Delivered && !dropped {
 			continue
 		}
 		if ok, detail := f(p); !ok {

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -57,6 +58,9 @@ type FabricBackend struct {
 
 	storePath string
 	tmpDir    string
+	// cniDir holds what the CNI plugin reaches (a runtime that is a
+	// PodAttacher): the controller's unix socket, the local IPAM state.
+	cniDir    string
 	st        store.Store
 	svc       *controller.Service
 	api       controller.API // svc, or a client of it over HTTP
@@ -136,6 +140,11 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 	if err := b.rt.Load(ctx, b.fab, env.Topology); err != nil {
 		return fmt.Errorf("load %s fabric on %s: %w", env.Generation, b.rt.Name(), err)
 	}
+	if _, ok := b.rt.(PodAttacher); ok {
+		if b.cniDir, err = os.MkdirTemp("", "netbed-cni-"); err != nil {
+			return fmt.Errorf("CNI state: %w", err)
+		}
+	}
 	if !b.controlled() {
 		return b.startLocalIPAM()
 	}
@@ -197,17 +206,37 @@ func (b *FabricBackend) startController() error {
 		b.svc.SetOverlay(b.cnc)
 	}
 	b.ctlDown = false
+	var lns []net.Listener
 	if b.opts.HTTP {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("controller API: %w", err)
 		}
-		b.srv = &http.Server{Handler: api.NewServer(b.svc), ReadHeaderTimeout: 10 * time.Second}
-		go b.srv.Serve(ln)
+		lns = append(lns, ln)
 		b.api = api.NewClient("http://"+ln.Addr().String(), nil)
+	}
+	if b.cniDir != "" {
+		// The CNI plugin runs in a host's namespace, where the loopback
+		// is not this one: it reaches the controller on a unix socket.
+		ln, err := net.Listen("unix", b.controllerSocket())
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("controller API: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	if len(lns) > 0 {
+		b.srv = &http.Server{Handler: api.NewServer(b.svc), ReadHeaderTimeout: 10 * time.Second}
+		for _, ln := range lns {
+			go b.srv.Serve(ln)
+		}
 	}
 	return nil
 }
+
+func (b *FabricBackend) controllerSocket() string { return filepath.Join(b.cniDir, "controller.sock") }
 
 func (b *FabricBackend) stopController() error {
 	var errs []error
@@ -296,6 +325,9 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 	name := in.spec.Name
 	in.spec.Host = host
 	b.mark(name, "1-schedule:"+host)
+	if pa, ok := b.rt.(PodAttacher); ok && in.kind == "pod" && (b.env.Generation == GenEVPN || !b.controlled()) {
+		return b.wirePod(ctx, pa, in, host)
+	}
 	if !b.controlled() {
 		pool := b.local[host]
 		if pool == nil {
@@ -372,6 +404,75 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 	// Step 9: the CNC configures the host's leaf ports and reports the
 	// overlay. Gen 1 has no overlay to program: its gateways sit on the
 	// core, configured by hand.
+	return b.overlay(ctx, name, host)
+}
+
+// wirePod attaches a pod through the runtime's CNI plugin, as the kubelet
+// does. Gen 2: the plugin gets (or finds, after a drift) the pod's port
+// from the controller bound to host, wires it and reports the underlay
+// (steps 2–7); the CNC then programs the leaf (step 9). Gen 3: the plugin
+// takes an address from the node's local IPAM, which the backend's pool
+// of that node then holds too.
+func (b *FabricBackend) wirePod(ctx context.Context, pa PodAttacher, in *instance, host string) error {
+	name := in.spec.Name
+	conf := map[string]any{"cniVersion": "1.1.0", "name": "netbed", "type": "netbed-cni"}
+	if b.controlled() {
+		if b.ctlDown {
+			return fmt.Errorf("spawn %s: the controller is down", name)
+		}
+		conf["mode"], conf["attach"], conf["host"] = "evpn", "none", host
+		conf["controllerURL"] = "unix://" + b.controllerSocket()
+		if in.network != "" {
+			conf["network"] = in.network
+		} else {
+			conf["label"] = in.label
+		}
+	} else {
+		pool := b.local[host]
+		if pool == nil {
+			return fmt.Errorf("gen 3: %s is not a node", host)
+		}
+		conf["mode"], conf["nodeCIDR"] = "ebpf", pool.CIDR().String()
+		conf["dataDir"] = filepath.Join(b.cniDir, "ipam", host)
+	}
+	raw, err := json.Marshal(conf)
+	if err != nil {
+		return err
+	}
+	spec, err := pa.AttachPod(ctx, in.spec, raw)
+	if err != nil {
+		return fmt.Errorf("attach pod %s on %s: %w", name, host, err)
+	}
+	undo := func(err error) error {
+		return errors.Join(err, b.rt.RemoveInstance(ctx, b.fab, name))
+	}
+	if !b.controlled() {
+		if err := b.local[host].Reserve(spec.IP.Addr()); err != nil {
+			return undo(fmt.Errorf("local IPAM of %s: the plugin gave %v: %w", host, spec.IP.Addr(), err))
+		}
+		if err := b.rt.AddInstance(ctx, b.fab, spec); err != nil {
+			_ = b.local[host].Release(spec.IP.Addr())
+			return undo(fmt.Errorf("create endpoint: %w", err))
+		}
+		in.spec = spec
+		b.mark(name, "2-3-cni-add-local-ipam-endpoint")
+		return nil
+	}
+	// The port the plugin got names the network (a label picks one).
+	p, err := b.api.GetPort(ctx, name)
+	if err != nil {
+		return undo(fmt.Errorf("port %s: %w", name, err))
+	}
+	netw, err := b.api.GetNetwork(ctx, p.Network)
+	if err != nil {
+		return undo(fmt.Errorf("port %s: %w", name, err))
+	}
+	spec.Network = netw.Name
+	if err := b.rt.AddInstance(ctx, b.fab, spec); err != nil {
+		return undo(fmt.Errorf("attach %s to %s: %w", name, host, err))
+	}
+	in.spec = spec
+	b.mark(name, "2-7-cni-add-port-bound-underlay-active")
 	return b.overlay(ctx, name, host)
 }
 
@@ -625,8 +726,10 @@ func (b *FabricBackend) Close() error {
 		errs = append(errs, b.stopController())
 	}
 	errs = append(errs, b.rt.Close())
-	if b.tmpDir != "" {
-		errs = append(errs, os.RemoveAll(b.tmpDir))
+	for _, d := range []string{b.tmpDir, b.cniDir} {
+		if d != "" {
+			errs = append(errs, os.RemoveAll(d))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -53,3 +53,19 @@ type RuntimeProbe struct {
 	Port     uint16
 	Timeout  time.Duration
 }
+
+// PodAttacher is a Runtime that attaches pods as a kubelet does: through
+// a CNI plugin, which takes the pod's address itself (from the
+// controller's global IPAM, or from the node's local IPAM) and wires the
+// pod's veth.
+type PodAttacher interface {
+	Runtime
+	// AttachPod runs CNI ADD for the pod s (Name and Host set; its
+	// controller port is named s.Name) with the plugin configuration conf
+	// (JSON, as in /etc/cni/net.d), and returns s with the address,
+	// gateway and MAC the plugin gave. The pod is wired but not yet in
+	// the fabric: AddInstance with the completed spec adds it and plugs
+	// its veth into the host's datapath. RemoveInstance runs the plugin's
+	// DEL, before or after AddInstance.
+	AttachPod(ctx context.Context, s datapath.InstanceSpec, conf []byte) (datapath.InstanceSpec, error)
+}

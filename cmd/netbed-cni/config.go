@@ -25,6 +25,12 @@ const (
 	KeepNever  = "never"  // delete every port (its address is released)
 )
 
+// Where the host side of an evpn pod goes.
+const (
+	AttachBridge = "bridge" // into the Linux bridge Bridge
+	AttachNone   = "none"   // nowhere: the host's datapath reads the veth itself
+)
+
 // Defaults.
 const (
 	DefaultBridge  = "br-int"
@@ -52,6 +58,11 @@ type NetConf struct {
 	// Host is this node's name in the controller and topology; default the
 	// hostname.
 	Host string `json:"host,omitempty"`
+	// Attach says where the host side goes in evpn mode: "bridge"
+	// (default: into Bridge) or "none" (left up on its own, for a datapath
+	// that reads the veth itself: netbed's userspace datapath, an OVS
+	// netdev or AF_XDP port).
+	Attach string `json:"attach,omitempty"`
 	// Bridge is the evpn host bridge (default br-int); CreateBridge makes
 	// it when missing instead of failing.
 	Bridge       string `json:"bridge,omitempty"`
@@ -167,11 +178,21 @@ func (c *NetConf) validate(hostname string) *types.Error {
 	if err := checkName(c.Host); err != "" {
 		return configError("host", "%q: %s", c.Host, err)
 	}
-	if c.Bridge == "" {
-		c.Bridge = DefaultBridge
-	}
-	if err := checkIfName(c.Bridge, 15); err != "" {
-		return configError("bridge", "%q: %s", c.Bridge, err)
+	switch c.Attach {
+	case "", AttachBridge:
+		c.Attach = AttachBridge
+		if c.Bridge == "" {
+			c.Bridge = DefaultBridge
+		}
+		if err := checkIfName(c.Bridge, 15); err != "" {
+			return configError("bridge", "%q: %s", c.Bridge, err)
+		}
+	case AttachNone:
+		if c.Bridge != "" || c.CreateBridge {
+			return configError("bridge", "set with \"attach\": \"none\", which leaves the host side out of any bridge")
+		}
+	default:
+		return configError("attach", "%q; want %q (the host side joins bridge) or %q (it stays on its own)", c.Attach, AttachBridge, AttachNone)
 	}
 	if c.HostIfPrefix == "" {
 		c.HostIfPrefix = "tap"

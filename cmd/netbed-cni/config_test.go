@@ -97,6 +97,8 @@ var malformed = []struct {
 	{"keepPort unknown", map[string]any{"keepPort": "sometimes"}, "keepPort", types.ErrInvalidNetworkConfig},
 	{"timeout garbage", map[string]any{"timeout": "forever"}, "timeout", types.ErrInvalidNetworkConfig},
 	{"identity label empty", map[string]any{"identityLabels": []string{""}}, "identityLabels[0]", types.ErrInvalidNetworkConfig},
+	{"attach unknown", map[string]any{"attach": "ovs"}, "attach", types.ErrInvalidNetworkConfig},
+	{"attach none with a bridge", map[string]any{"attach": "none", "bridge": "br-int"}, "bridge", types.ErrInvalidNetworkConfig},
 	{"createBridge wrong type", map[string]any{"createBridge": "yes"}, "createBridge", types.ErrDecodingFailure},
 }
 

@@ -25,9 +25,12 @@
 //	{"cniVersion": "1.1.0", "name": "pods", "type": "netbed-cni",
 //	 "mode": "ebpf", "nodeCIDR": "10.244.1.0/24"}
 //
-// A pod's port is named after its identity, first match: an identity label
+// A pod's port is named after its identity, first match: NETBED_PORT in
+// CNI_ARGS (that exact name), an identity label
 // in args.cni.labels (default "statefulset.kubernetes.io/pod-name"),
 // NETBED_IDENTITY in CNI_ARGS, K8S_POD_NAMESPACE and K8S_POD_NAME, the
 // container ID. With keepPort "auto", DEL keeps the port (and its address)
-// of the first two, which are stateful, and deletes the others.
+// of the first three, which are stateful, and deletes the others.
+// "attach": "none" leaves an evpn pod's host side out of any bridge (netbed's
+// netns backend, whose userspace datapath reads the veth itself).
 package main

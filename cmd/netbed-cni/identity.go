@@ -18,8 +18,8 @@ type Identity struct {
 	// an explicit NETBED_IDENTITY): with keepPort "auto" DEL keeps the port
 	// so that the identity gets its address back wherever it comes up.
 	Stateful bool
-	// Source says where the identity came from: "label:<key>",
-	// "NETBED_IDENTITY", "k8s" or "container".
+	// Source says where the identity came from: "NETBED_PORT",
+	// "label:<key>", "NETBED_IDENTITY", "k8s" or "container".
 	Source string
 }
 
@@ -40,11 +40,19 @@ func parseCNIArgs(s string) (map[string]string, error) {
 	return out, nil
 }
 
-// identityOf derives a pod's identity, first match wins: an identity
-// label (args.cni.labels), NETBED_IDENTITY in CNI_ARGS, the Kubernetes
+// identityOf derives a pod's identity, first match wins: NETBED_PORT in
+// CNI_ARGS (the port's exact name, chosen by an orchestrator that manages
+// ports itself, as Kuryr does with Neutron's), an identity label
+// (args.cni.labels), NETBED_IDENTITY in CNI_ARGS, the Kubernetes
 // namespace/name in CNI_ARGS, the container ID. Interfaces other than eth0
-// get their own port ("@<ifname>").
+// get their own port ("@<ifname>"), except with NETBED_PORT.
 func identityOf(conf *NetConf, cniArgs map[string]string, containerID, ifName string) (Identity, error) {
+	if p, ok := cniArgs["NETBED_PORT"]; ok {
+		if err := checkName(p); err != "" {
+			return Identity{}, fmt.Errorf("NETBED_PORT %q: %s", p, err)
+		}
+		return Identity{Port: p, Stateful: true, Source: "NETBED_PORT"}, nil
+	}
 	ns := cniArgs["K8S_POD_NAMESPACE"]
 	labels := conf.labels()
 	var id Identity

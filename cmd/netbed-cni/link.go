@@ -18,7 +18,8 @@ type wiring struct {
 	MTU      int
 	// Routed (ebpf): the host side is a plain veth with a /32 route to the
 	// pod, the pod reaches its gateway through the host side's MAC.
-	// Otherwise (evpn) the host side is enslaved to Bridge.
+	// Otherwise (evpn) the host side is enslaved to Bridge, if one is
+	// named.
 	Routed       bool
 	Bridge       string
 	CreateBridge bool

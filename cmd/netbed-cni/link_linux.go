@@ -83,7 +83,7 @@ func (netlinkLinker) Setup(w wiring) (_ wired, err error) {
 	out := wired{HostMAC: host.Attrs().HardwareAddr, PodMAC: pod.Attrs().HardwareAddr}
 
 	// Host side.
-	if w.Routed {
+	if w.Routed || w.Bridge == "" {
 		if err := hh.LinkSetUp(host); err != nil {
 			return out, fmt.Errorf("up %s: %w", w.HostIf, err)
 		}
@@ -265,7 +265,7 @@ func (netlinkLinker) Check(w wiring) error {
 	if pod.Attrs().ParentIndex != 0 && pod.Attrs().ParentIndex != host.Attrs().Index {
 		return fmt.Errorf("%s in %s is not paired with %s", w.IfName, w.Netns, w.HostIf)
 	}
-	if !w.Routed {
+	if !w.Routed && w.Bridge != "" {
 		br, err := hh.LinkByName(w.Bridge)
 		if err != nil {
 			return fmt.Errorf("bridge %s: %w", w.Bridge, err)

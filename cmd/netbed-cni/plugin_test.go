@@ -56,6 +56,8 @@ func TestIdentity(t *testing.T) {
 		{"stateful label wins", map[string]any{"args": labels}, "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=db-0", "eth0", "sts:shop:db-0", true},
 		{"explicit identity", nil, "NETBED_IDENTITY=cache-3;K8S_POD_NAMESPACE=a;K8S_POD_NAME=b", "eth0", "id:cache-3", true},
 		{"container fallback", nil, "", "eth0", "ctr:c0ffee", false},
+		{"exact port name wins", map[string]any{"args": labels}, "NETBED_PORT=pod-3;NETBED_IDENTITY=cache-3", "eth0", "pod-3", true},
+		{"exact port name on a second interface", nil, "NETBED_PORT=pod-3-data", "net1", "pod-3-data", true},
 		{"second interface", nil, "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web", "net1", "pod:shop:web@net1", false},
 		{"custom identity label", map[string]any{"identityLabels": []string{"app.kubernetes.io/instance"},
 			"args": map[string]any{"cni": map[string]any{"labels": []map[string]string{{"key": "app.kubernetes.io/instance", "value": "kafka-1"}}}}},
@@ -79,6 +81,18 @@ func TestIdentity(t *testing.T) {
 				t.Errorf("identity %+v, want port %q stateful %v", id, tc.port, tc.stateful)
 			}
 		})
+	}
+}
+
+func TestIdentityRejectsBadPortName(t *testing.T) {
+	conf, terr := parseConf(confJSON(t, "1.0.0", nil), "node-1")
+	if terr != nil {
+		t.Fatal(terr)
+	}
+	for _, bad := range []string{"", "pod 3", strings.Repeat("p", 129)} {
+		if id, err := identityOf(conf, map[string]string{"NETBED_PORT": bad}, "c0ffee", "eth0"); err == nil || !strings.Contains(err.Error(), "NETBED_PORT") {
+			t.Errorf("NETBED_PORT %q: identity %+v, error %v; want an error naming NETBED_PORT", bad, id, err)
+		}
 	}
 }
 

@@ -36,6 +36,11 @@ type instance struct {
 	mac      net.HardwareAddr
 	ip       netip.Prefix
 	gw       netip.Addr
+	// cni is the plugin configuration a pod was attached with (nil for a
+	// VM, which the runtime wires itself); inFabric says whether
+	// AddInstance has added it to the fabric and its host's datapath.
+	cni      []byte
+	inFabric bool
 
 	mu     sync.Mutex
 	closer []func() error // responders
@@ -53,11 +58,51 @@ func hostIfname(p string) string {
 	return fmt.Sprintf("nbi%08x", h.Sum32())
 }
 
+func (r *Runtime) newInstance(s datapath.InstanceSpec) *instance {
+	return &instance{name: s.Name, netns: r.topo.LabPrefix() + s.Name, host: s.Host, hostPort: -1,
+		mac: s.MAC, ip: s.IP, gw: s.Gateway, udp: map[uint16]bool{}}
+}
+
+// AttachPod implements scenarios.PodAttacher: a namespace for the pod,
+// then CNI ADD run in the host's namespace, as a kubelet on that host
+// would, by the netbed-cni binary found on Options.CNIPath.
+func (r *Runtime) AttachPod(ctx context.Context, s datapath.InstanceSpec, conf []byte) (_ datapath.InstanceSpec, err error) {
+	r.mu.Lock()
+	_, exists := r.insts[s.Name]
+	r.mu.Unlock()
+	if exists {
+		return s, fmt.Errorf("attach pod %q: it exists", s.Name)
+	}
+	if _, err := r.lab.NsHandle(s.Host); err != nil {
+		return s, fmt.Errorf("attach pod %q: host %q: %w", s.Name, s.Host, err)
+	}
+	in := r.newInstance(s)
+	in.cni = conf
+	if err := r.makeInstanceNS(in); err != nil {
+		return s, fmt.Errorf("attach pod %q: %w", s.Name, err)
+	}
+	if err := r.cniAdd(ctx, in); err != nil {
+		return s, errors.Join(fmt.Errorf("attach pod %q: %w", s.Name, err), r.destroy(in, false))
+	}
+	r.mu.Lock()
+	r.insts[s.Name] = in
+	r.mu.Unlock()
+	s.IP, s.MAC, s.Gateway = in.ip, in.mac, in.gw
+	return s, nil
+}
+
 // AddInstance implements scenarios.Runtime: f.AddInstance (inside Mutate),
-// then a namespace for the instance with eth0 (its MAC, address, default
-// route via its gateway, IPv6 off), the veth's other end in the host's
-// namespace under the host port's name, and the host node reading it.
+// then, for a VM, a namespace for the instance with eth0 (its MAC,
+// address, default route via its gateway, IPv6 off) and the veth's other
+// end in the host's namespace under the host port's name; a pod that
+// AttachPod wired keeps the plugin's veth. Then the host node reads it.
 func (r *Runtime) AddInstance(ctx context.Context, f datapath.Fabric, s datapath.InstanceSpec) (err error) {
+	r.mu.Lock()
+	in := r.insts[s.Name]
+	r.mu.Unlock()
+	if in != nil && (in.inFabric || in.cni == nil) {
+		return fmt.Errorf("add instance %q: it exists", s.Name)
+	}
 	var (
 		node     datapath.Node
 		w        datapath.Wire
@@ -83,18 +128,32 @@ func (r *Runtime) AddInstance(ctx context.Context, f datapath.Fabric, s datapath
 	}); err != nil {
 		return fmt.Errorf("add instance %q: %w", s.Name, err)
 	}
-	in := &instance{name: s.Name, netns: r.topo.LabPrefix() + s.Name, host: w.B.Node, hostPort: w.B.Port,
-		ifname: hostIfname(portName), mac: s.MAC, ip: s.IP, gw: s.Gateway, udp: map[uint16]bool{}}
-	if si, ok := node.(*stack.Instance); ok {
-		in.mac, in.ip, in.gw = si.MAC(), si.Addr(), si.Gateway()
+	pod := in != nil
+	if !pod {
+		in = r.newInstance(s)
+		in.ifname = hostIfname(portName)
+		if si, ok := node.(*stack.Instance); ok {
+			in.mac, in.ip, in.gw = si.MAC(), si.Addr(), si.Gateway()
+		}
 	}
+	in.host, in.hostPort = w.B.Node, w.B.Port
 	defer func() {
 		if err != nil {
-			in.destroy()
+			if !pod {
+				_ = r.destroy(in, false)
+			}
 			_ = r.Mutate(func() error { return f.RemoveInstance(s.Name) })
 		}
 	}()
-	if err := r.realise(in); err != nil {
+	if !pod {
+		if err := r.makeInstanceNS(in); err != nil {
+			return fmt.Errorf("add instance %q: %w", s.Name, err)
+		}
+		if err := r.wireVeth(in); err != nil {
+			return fmt.Errorf("add instance %q: %w", s.Name, err)
+		}
+	}
+	if err := r.finish(in); err != nil {
 		return fmt.Errorf("add instance %q: %w", s.Name, err)
 	}
 	if err := r.us.AttachPort(in.host, in.hostPort, in.ifname); err != nil {
@@ -105,34 +164,39 @@ func (r *Runtime) AddInstance(ctx context.Context, f datapath.Fabric, s datapath
 		return fmt.Errorf("add instance %q: %w", s.Name, err)
 	}
 	r.mu.Lock()
+	in.inFabric = true
 	r.insts[s.Name] = in
 	r.mu.Unlock()
 	return nil
 }
 
-// RemoveInstance implements scenarios.Runtime.
+// RemoveInstance implements scenarios.Runtime; for a pod it runs CNI DEL.
 func (r *Runtime) RemoveInstance(ctx context.Context, f datapath.Fabric, name string) error {
 	in, err := r.instance(name)
 	if err != nil {
 		return err
 	}
-	if err := r.Mutate(func() error { return f.RemoveInstance(name) }); err != nil {
-		return fmt.Errorf("remove instance %q: %w", name, err)
+	var errs []error
+	if in.inFabric {
+		if err := r.Mutate(func() error { return f.RemoveInstance(name) }); err != nil {
+			return fmt.Errorf("remove instance %q: %w", name, err)
+		}
+		errs = append(errs, r.us.DetachPort(in.host, in.hostPort), r.cap.Remove(name))
 	}
 	r.mu.Lock()
 	delete(r.insts, name)
 	r.mu.Unlock()
-	errs := []error{r.us.DetachPort(in.host, in.hostPort), r.cap.Remove(name), in.destroy()}
+	errs = append(errs, r.destroy(in, true))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove instance %q: %w", name, err)
 	}
 	return nil
 }
 
-// realise creates the instance's namespace, veth pair and addresses, and
-// starts its responders.
-func (r *Runtime) realise(in *instance) error {
-	alias := netns.Alias(r.name)
+// makeInstanceNS creates the instance's namespace, marked (lo's alias) so
+// that DestroyAll finds it after a killed run, with IPv6 off before any
+// interface exists.
+func (r *Runtime) makeInstanceNS(in *instance) error {
 	ns, err := makeNamespace(in.netns)
 	if err != nil {
 		return err
@@ -143,13 +207,11 @@ func (r *Runtime) realise(in *instance) error {
 		return fmt.Errorf("netlink in %s: %w", in.netns, err)
 	}
 	defer ih.Close()
-	// Mark the namespace (lo's alias) so that DestroyAll finds it after a
-	// killed run, and turn IPv6 off before eth0 exists.
 	lo, err := ih.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("find lo in %s: %w", in.netns, err)
 	}
-	if err := ih.LinkSetAlias(lo, alias); err != nil {
+	if err := ih.LinkSetAlias(lo, netns.Alias(r.name)); err != nil {
 		return fmt.Errorf("mark %s: %w", in.netns, err)
 	}
 	if err := ih.LinkSetUp(lo); err != nil {
@@ -158,10 +220,21 @@ func (r *Runtime) realise(in *instance) error {
 	if err := netns.DoIn(ns, disableIPv6); err != nil {
 		return fmt.Errorf("namespace %s: %w", in.netns, err)
 	}
+	return nil
+}
+
+// wireVeth does for a VM what the CNI plugin does for a pod: the veth
+// pair, eth0's address and the default route via the gateway.
+func (r *Runtime) wireVeth(in *instance) error {
 	hh, err := r.lab.Handle(in.host)
 	if err != nil {
 		return err
 	}
+	ih, err := netlink.NewHandleAt(in.ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", in.netns, err)
+	}
+	defer ih.Close()
 	// A port slot reused after RemoveInstance: its old veth went with the
 	// old namespace, but be sure.
 	if old, err := hh.LinkByName(in.ifname); err == nil {
@@ -169,7 +242,7 @@ func (r *Runtime) realise(in *instance) error {
 	}
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.MTU = in.ifname, 1500
-	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: stack.Port, PeerHardwareAddr: in.mac, PeerNamespace: netlink.NsFd(ns)}
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: stack.Port, PeerHardwareAddr: in.mac, PeerNamespace: netlink.NsFd(in.ns)}
 	if err := hh.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create veth %s:%s--%s:%s: %w", in.host, in.ifname, in.name, stack.Port, err)
 	}
@@ -185,14 +258,9 @@ func (r *Runtime) realise(in *instance) error {
 		what string
 		do   func() error
 	}{
-		{"mark host end", func() error { return hh.LinkSetAlias(hl, alias) }},
-		{"mark eth0", func() error { return ih.LinkSetAlias(el, alias) }},
 		{"host end up", func() error { return hh.LinkSetUp(hl) }},
 		{"address", func() error {
 			return ih.AddrAdd(el, &netlink.Addr{IPNet: &net.IPNet{IP: in.ip.Addr().AsSlice(), Mask: net.CIDRMask(in.ip.Bits(), 32)}})
-		}},
-		{"checksums in software", func() error {
-			return netns.DoIn(ns, func() error { return noTxChecksum(stack.Port) })
 		}},
 		{"eth0 up", func() error { return ih.LinkSetUp(el) }},
 		{"default route", func() error {
@@ -200,6 +268,36 @@ func (r *Runtime) realise(in *instance) error {
 				return nil
 			}
 			return ih.RouteAdd(&netlink.Route{LinkIndex: el.Attrs().Index, Gw: in.gw.AsSlice(), Flags: int(netlink.FLAG_ONLINK)})
+		}},
+	} {
+		if err := step.do(); err != nil {
+			return fmt.Errorf("instance %s: %s: %w", in.name, step.what, err)
+		}
+	}
+	return nil
+}
+
+// finish readies a wired instance: both veth ends marked, checksums in
+// software, both ends operationally up, the responders listening.
+func (r *Runtime) finish(in *instance) error {
+	alias := netns.Alias(r.name)
+	hh, err := r.lab.Handle(in.host)
+	if err != nil {
+		return err
+	}
+	ih, err := netlink.NewHandleAt(in.ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", in.netns, err)
+	}
+	defer ih.Close()
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"mark host end", func() error { return setAlias(hh, in.ifname, alias) }},
+		{"mark eth0", func() error { return setAlias(ih, stack.Port, alias) }},
+		{"checksums in software", func() error {
+			return netns.DoIn(in.ns, func() error { return noTxChecksum(stack.Port) })
 		}},
 	} {
 		if err := step.do(); err != nil {
@@ -215,6 +313,14 @@ func (r *Runtime) realise(in *instance) error {
 		}
 	}
 	return in.startResponders()
+}
+
+func setAlias(h *netlink.Handle, name, alias string) error {
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", name, err)
+	}
+	return h.LinkSetAlias(l, alias)
 }
 
 // waitOperUp waits until the link is operationally up (its qdisc active).
@@ -294,9 +400,10 @@ func (in *instance) ensureUDP(port uint16) error {
 	return nil
 }
 
-// destroy stops the responders and removes the namespace (its eth0 and so
-// the veth pair go with it).
-func (in *instance) destroy() error {
+// destroy stops the responders, runs CNI DEL for a pod when del is set
+// (at Close the lab goes anyway, and the controller may be gone), and
+// removes the namespace (its eth0 and so the veth pair go with it).
+func (r *Runtime) destroy(in *instance, del bool) error {
 	in.mu.Lock()
 	cl := in.closer
 	in.closer = nil
@@ -304,11 +411,15 @@ func (in *instance) destroy() error {
 	for _, c := range cl {
 		c()
 	}
+	var errs []error
+	if del && in.cni != nil {
+		errs = append(errs, r.cniDel(in))
+	}
 	if in.ns.IsOpen() {
 		in.ns.Close()
 		in.ns = vnetns.None()
 	}
-	return removeNamespace(in.netns)
+	return errors.Join(append(errs, removeNamespace(in.netns))...)
 }
 
 // makeNamespace creates a named namespace under netns.NetnsDir, as `ip

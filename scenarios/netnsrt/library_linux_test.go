@@ -2,6 +2,7 @@ package netnsrt_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
-	"github.com/netbed/netbed/scenarios/netnsrt"
 	"github.com/netbed/netbed/scenarios/simrt"
 )
 
@@ -34,7 +34,7 @@ func TestLibraryCrossValidation(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				rt := netnsrt.New(netnsrt.Options{Scenario: name, StateRoot: t.TempDir(), OutDir: t.TempDir()})
+				rt := newRuntime(t, name)
 				nsRun, err := scenarios.Run(ctx, s, gen, scenarios.NewFabricBackend(scenarios.FabricOptions{
 					Runtime: rt, StoreDir: t.TempDir()}), scenarios.Options{})
 				if err != nil {
@@ -49,6 +49,7 @@ func TestLibraryCrossValidation(t *testing.T) {
 				if len(nsRun.Checks) == 0 {
 					t.Error("no checks ran on netns")
 				}
+				checkPodsAttachedByCNI(t, s, gen, nsRun)
 				if len(nsRun.Probes) != len(simRun.Probes) {
 					t.Fatalf("netns sent %d probes, sim %d", len(nsRun.Probes), len(simRun.Probes))
 				}
@@ -103,7 +104,7 @@ func BenchmarkPodDriftKeepsIP(b *testing.B) {
 		b.Run(string(gen), func(b *testing.B) {
 			var total time.Duration
 			for range b.N {
-				rt := netnsrt.New(netnsrt.Options{Scenario: s.Name, StateRoot: b.TempDir(), OutDir: b.TempDir()})
+				rt := newRuntime(b, s.Name)
 				run, err := scenarios.Run(context.Background(), s, gen, scenarios.NewFabricBackend(scenarios.FabricOptions{
 					Runtime: rt, StoreDir: b.TempDir()}), scenarios.Options{})
 				if err != nil {
@@ -128,7 +129,7 @@ func TestInterruptedRunIsCleaned(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rt := netnsrt.New(netnsrt.Options{Scenario: s.Name, StateRoot: t.TempDir(), OutDir: t.TempDir()})
+	rt := newRuntime(t, s.Name)
 	b := scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: rt, StoreDir: t.TempDir()})
 	// Cancel once both instances exist: the run is then sleeping until
 	// its traffic step at 2s.
@@ -156,4 +157,32 @@ func namespacesOf(lab string) []string {
 		}
 	}
 	return out
+}
+
+// checkPodsAttachedByCNI checks that every pod spawn of a generation with
+// a CNI mode went through the plugin on netns (the timeline says so).
+func checkPodsAttachedByCNI(t *testing.T, s *scenarios.Scenario, gen scenarios.Generation, run *reports.Run) {
+	t.Helper()
+	if gen != scenarios.GenEVPN && gen.Family() != 3 {
+		return
+	}
+	pods := map[string]bool{}
+	for _, st := range s.Steps {
+		if st.Spawn != nil && st.Spawn.Kind == "pod" {
+			for k := 1; k <= st.Spawn.Count; k++ {
+				pods[fmt.Sprintf("%s-%d", st.Spawn.Name, k)] = true
+			}
+		}
+	}
+	viaCNI := map[string]int{}
+	for _, e := range run.Timeline {
+		if pods[e.Instance] && strings.Contains(e.Step, "cni-add") {
+			viaCNI[e.Instance]++
+		}
+	}
+	for p := range pods {
+		if viaCNI[p] == 0 {
+			t.Errorf("pod %s was not attached through CNI (timeline has no cni-add step)", p)
+		}
+	}
 }

@@ -33,6 +33,8 @@ type Runtime struct {
 	us     *userspace.Runtime
 	cap    *capture.Capture
 	capTmp string // capture directory to remove at Close
+	// cniCache is libcni's result cache, created by the first AttachPod.
+	cniCache string
 
 	mu    sync.Mutex
 	insts map[string]*instance
@@ -48,7 +50,7 @@ type Runtime struct {
 	closeErr  error
 }
 
-var _ scenarios.Runtime = (*Runtime)(nil)
+var _ scenarios.PodAttacher = (*Runtime)(nil)
 
 // New returns a netns runtime; Load deploys its lab.
 func New(opts Options) *Runtime {
@@ -360,10 +362,13 @@ func (r *Runtime) Close() error {
 		r.insts = map[string]*instance{}
 		r.mu.Unlock()
 		for _, in := range insts {
-			if r.cap != nil {
+			if r.cap != nil && in.inFabric {
 				errs = append(errs, r.cap.Remove(in.name))
 			}
-			errs = append(errs, in.destroy())
+			errs = append(errs, r.destroy(in, false))
+		}
+		if r.cniCache != "" {
+			errs = append(errs, os.RemoveAll(r.cniCache))
 		}
 		if r.cap != nil {
 			errs = append(errs, r.cap.Close())

@@ -19,7 +19,7 @@ var ErrUnsupported = errors.New("the netns runtime needs Linux network namespace
 // Runtime is the netns runtime; off Linux every call fails.
 type Runtime struct{ opts Options }
 
-var _ scenarios.Runtime = (*Runtime)(nil)
+var _ scenarios.PodAttacher = (*Runtime)(nil)
 
 // New returns a runtime whose Load fails with ErrUnsupported.
 func New(opts Options) *Runtime { return &Runtime{opts: opts} }
@@ -35,6 +35,11 @@ func (r *Runtime) Load(context.Context, datapath.Fabric, *topologies.Topology) e
 // AddInstance implements scenarios.Runtime.
 func (r *Runtime) AddInstance(context.Context, datapath.Fabric, datapath.InstanceSpec) error {
 	return ErrUnsupported
+}
+
+// AttachPod implements scenarios.PodAttacher.
+func (r *Runtime) AttachPod(_ context.Context, s datapath.InstanceSpec, _ []byte) (datapath.InstanceSpec, error) {
+	return s, ErrUnsupported
 }
 
 // RemoveInstance implements scenarios.Runtime.

@@ -20,6 +20,11 @@ type Options struct {
 	// InstancesOnly captures only the instances' namespaces (their eth0,
 	// which the results need), not the fabric's.
 	InstancesOnly bool
+	// CNIPath lists the directories AttachPod looks for the netbed-cni
+	// plugin in, as CNI_PATH does; default the running executable's
+	// directory (bin/, where `make build` puts both), then $CNI_PATH,
+	// then /opt/cni/bin.
+	CNIPath []string
 	// Settle bounds how long Probe waits, after the answer or the
 	// timeout, for the captures to deliver the probe's last frames
 	// (default 3s; it returns as soon as they are all there).

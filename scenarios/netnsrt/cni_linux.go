@@ -1,0 +1,130 @@
+package netnsrt
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/topologies/netns"
+)
+
+// PluginType is the CNI plugin AttachPod runs.
+const PluginType = "netbed-cni"
+
+// cniPath is where the plugin is looked for.
+func (r *Runtime) cniPath() []string {
+	if len(r.opts.CNIPath) > 0 {
+		return r.opts.CNIPath
+	}
+	var dirs []string
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(exe))
+	}
+	dirs = append(dirs, filepath.SplitList(os.Getenv("CNI_PATH"))...)
+	return append(dirs, "/opt/cni/bin")
+}
+
+// cni returns libcni over the plugin path, and the pod's configuration
+// and runtime arguments.
+func (r *Runtime) cni(in *instance) (*libcni.CNIConfig, *libcni.PluginConfig, *libcni.RuntimeConf, error) {
+	conf, err := libcni.ConfFromBytes(in.cni)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("CNI configuration: %w", err)
+	}
+	if conf.Network.Type != PluginType {
+		return nil, nil, nil, fmt.Errorf("CNI configuration: type %q; the netns runtime runs %q", conf.Network.Type, PluginType)
+	}
+	r.mu.Lock()
+	if r.cniCache == "" {
+		r.cniCache, err = os.MkdirTemp("", "netbed-cni-cache-")
+	}
+	cache := r.cniCache
+	r.mu.Unlock()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("CNI cache: %w", err)
+	}
+	rc := &libcni.RuntimeConf{
+		ContainerID: in.netns,
+		NetNS:       filepath.Join(netns.NetnsDir, in.netns),
+		IfName:      stack.Port,
+		// The port is the pod's name: a pod that drifts finds it again.
+		Args: [][2]string{{"IgnoreUnknown", "1"}, {"NETBED_PORT", in.name}},
+	}
+	return libcni.NewCNIConfigWithCacheDir(r.cniPath(), cache, nil), conf, rc, nil
+}
+
+// cniAdd runs CNI ADD for in inside its host's namespace (the plugin
+// creates the host side there, as it does on a real node) and takes the
+// pod's address, gateway, MAC and host interface from the result.
+func (r *Runtime) cniAdd(ctx context.Context, in *instance) error {
+	cfg, conf, rc, err := r.cni(in)
+	if err != nil {
+		return err
+	}
+	if _, err := invoke.FindInPath(PluginType, r.cniPath()); err != nil {
+		return fmt.Errorf("pods on the netns backend are attached by the %s plugin: %w (make build puts it beside netbed in bin/)", PluginType, err)
+	}
+	var res types.Result
+	err = r.lab.Do(in.host, func() error {
+		var err error
+		res, err = cfg.AddNetwork(ctx, conf, rc)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("CNI ADD on %s: %w", in.host, err)
+	}
+	cur, err := types100.NewResultFromResult(res)
+	if err != nil {
+		return fmt.Errorf("CNI ADD on %s: result: %w", in.host, err)
+	}
+	for _, ifc := range cur.Interfaces {
+		switch {
+		case ifc.Sandbox == "":
+			in.ifname = ifc.Name
+		case ifc.Name == stack.Port:
+			if in.mac, err = net.ParseMAC(ifc.Mac); err != nil {
+				return fmt.Errorf("CNI ADD on %s: %s's MAC %q: %w", in.host, ifc.Name, ifc.Mac, err)
+			}
+		}
+	}
+	for _, ipc := range cur.IPs {
+		a, ok := netip.AddrFromSlice(ipc.Address.IP)
+		if !ok || !a.Unmap().Is4() {
+			continue
+		}
+		ones, _ := ipc.Address.Mask.Size()
+		in.ip = netip.PrefixFrom(a.Unmap(), ones)
+		if gw, ok := netip.AddrFromSlice(ipc.Gateway); ok {
+			in.gw = gw.Unmap()
+		}
+		break
+	}
+	if in.ifname == "" || in.mac == nil || !in.ip.IsValid() {
+		return fmt.Errorf("CNI ADD on %s: the result lacks the host interface, the pod's MAC or an IPv4 address: %+v", in.host, cur)
+	}
+	return nil
+}
+
+// cniDel runs CNI DEL for in inside its host's namespace.
+func (r *Runtime) cniDel(in *instance) error {
+	cfg, conf, rc, err := r.cni(in)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.lab.Do(in.host, func() error { return cfg.DelNetwork(ctx, conf, rc) }); err != nil {
+		return fmt.Errorf("CNI DEL on %s: %w", in.host, err)
+	}
+	return nil
+}

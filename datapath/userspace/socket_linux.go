@@ -33,9 +33,10 @@ func OpenSocket(ns vnetns.NsHandle, ifname string, bypass bool) (fd int, err err
 	return fd, err
 }
 
-// openSocket is OpenSocket, with a TPACKET_V2 receive ring of ringBytes
-// when it is not 0 (falling back to none if the kernel refuses it).
-func openSocket(ns vnetns.NsHandle, ifname string, bypass bool, ringBytes int) (fd int, rg *rxRing, err error) {
+// openSocket is OpenSocket, with a receive ring of ringBytes sized for
+// the interface's MTU when ringBytes is not 0 (falling back to none if
+// the kernel refuses it).
+func openSocket(ns vnetns.NsHandle, ifname string, bypass bool, ringBytes int) (fd int, rg *RxRing, err error) {
 	open := func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
@@ -63,7 +64,10 @@ func openSocket(ns vnetns.NsHandle, ifname string, bypass bool, ringBytes int) (
 			}
 		}
 		if ringBytes > 0 {
-			rg = newRxRing(fd, ifname, ringBytes)
+			// An Ethernet header and a VLAN tag around the MTU.
+			if rg, err = NewRxRing(fd, ifaceMTU(fd, ifname)+18, ringBytes); err != nil {
+				rg = nil
+			}
 		}
 		mr := unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_PROMISC}
 		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mr); err != nil {
@@ -82,94 +86,23 @@ func openSocket(ns vnetns.NsHandle, ifname string, bypass bool, ringBytes int) (
 		err = netns.DoIn(ns, open)
 	}
 	if err != nil && rg != nil {
-		rg.close()
+		_ = rg.Close()
 		rg = nil
 	}
 	return fd, rg, err
 }
 
-// rxRing is a TPACKET_V2 receive ring: the kernel copies each frame into
-// a slot of memory shared with the process, so reading a frame is a
-// memory access rather than a system call.
-type rxRing struct {
-	mem    []byte
-	fsize  int
-	frames int
-	next   int
-}
-
-// ringReserve is the headroom asked before each frame (PACKET_RESERVE),
-// where a stripped VLAN tag is put back.
-const ringReserve = 4
-
-// newRxRing sets up a receive ring on fd (not yet bound) sized for the
-// interface's MTU, or returns nil if the kernel refuses.
-func newRxRing(fd int, ifname string, ringBytes int) *rxRing {
-	mtu := 1500
-	if ifr, err := unix.NewIfreq(ifname); err == nil {
-		if err := unix.IoctlIfreq(fd, unix.SIOCGIFMTU, ifr); err == nil {
-			mtu = int(ifr.Uint32())
-		}
-	}
-	// Header, address, alignment and reserve: 128 bytes is ample.
-	fsize := 2048
-	for fsize < mtu+18+128 {
-		fsize *= 2
-	}
-	block := max(fsize, 1<<16)
-	nblocks := max(ringBytes/block, 2)
-	if unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2) != nil ||
-		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_RESERVE, ringReserve) != nil {
-		return nil
-	}
-	req := unix.TpacketReq{Block_size: uint32(block), Block_nr: uint32(nblocks), Frame_size: uint32(fsize),
-		Frame_nr: uint32(block / fsize * nblocks)}
-	if unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req) != nil {
-		return nil
-	}
-	mem, err := unix.Mmap(fd, 0, block*nblocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+// ifaceMTU is the MTU of interface ifname (1500 if it cannot be read),
+// asked through socket fd.
+func ifaceMTU(fd int, ifname string) int {
+	ifr, err := unix.NewIfreq(ifname)
 	if err != nil {
-		return nil
+		return 1500
 	}
-	return &rxRing{mem: mem, fsize: fsize, frames: int(req.Frame_nr)}
-}
-
-// drain hands up to max ready frames to f (in order), giving each slot
-// back to the kernel after f returns, and returns how many it handed.
-func (rg *rxRing) drain(max int, f func([]byte)) int {
-	n := 0
-	for n < max {
-		off := rg.next * rg.fsize
-		hdr := (*unix.Tpacket2Hdr)(unsafe.Pointer(&rg.mem[off]))
-		status := atomic.LoadUint32(&hdr.Status)
-		if status&unix.TP_STATUS_USER == 0 {
-			break
-		}
-		mac, snap := off+int(hdr.Mac), int(hdr.Snaplen)
-		b := rg.mem[mac : mac+snap]
-		if status&unix.TP_STATUS_VLAN_VALID != 0 && snap >= 12 && int(hdr.Mac) >= unix.SizeofTpacket2Hdr+4 {
-			tpid := uint16(unix.ETH_P_8021Q)
-			if status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
-				tpid = hdr.Vlan_tpid
-			}
-			copy(rg.mem[mac-4:mac+8], rg.mem[mac:mac+12])
-			rg.mem[mac+8], rg.mem[mac+9] = byte(tpid>>8), byte(tpid)
-			rg.mem[mac+10], rg.mem[mac+11] = byte(hdr.Vlan_tci>>8), byte(hdr.Vlan_tci)
-			b = rg.mem[mac-4 : mac+snap]
-		}
-		f(b)
-		atomic.StoreUint32(&hdr.Status, unix.TP_STATUS_KERNEL)
-		rg.next = (rg.next + 1) % rg.frames
-		n++
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFMTU, ifr); err != nil {
+		return 1500
 	}
-	return n
-}
-
-func (rg *rxRing) close() {
-	if rg.mem != nil {
-		_ = unix.Munmap(rg.mem)
-		rg.mem = nil
-	}
+	return int(ifr.Uint32())
 }
 
 // mmsghdr is struct mmsghdr.

@@ -88,7 +88,7 @@ type port struct {
 	fd      int
 	tok     uint64
 	tx      *txQueue
-	ring    *rxRing // nil: read with recvmmsg
+	ring    *RxRing // nil: read with recvmmsg
 	up      bool    // the link is up (SetLinkState)
 	delay   time.Duration
 	held    []heldFrame // sent, waiting out the link delay (due times ascend)
@@ -243,7 +243,7 @@ func (nr *nodeRun) detach(i int) {
 	}
 	nr.poll.remove(p.fd)
 	if p.ring != nil {
-		p.ring.close()
+		_ = p.ring.Close()
 		p.ring = nil
 	}
 	closeFD(p.fd)
@@ -545,7 +545,7 @@ func (nr *nodeRun) drain(i int) int {
 		return 0
 	}
 	if p.ring != nil {
-		n := p.ring.drain(len(nr.rx.msgs), func(b []byte) { nr.handle(i, p, b) })
+		n := p.ring.Drain(len(nr.rx.msgs), func(f RxFrame) { nr.handle(i, p, f.Data) })
 		if n > 0 {
 			nr.r.frames.Add(int64(n))
 			nr.reads.Add(1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,6 +22,9 @@ import (
 // runtimes must report the same probes: verdicts, paths, hop counts.
 func TestLibraryCrossValidation(t *testing.T) {
 	testutil.RequireRoot(t)
+	if len(libraryScenarios) == 0 {
+		t.Fatal("no shipped scenarios found in ../library")
+	}
 	for _, name := range libraryScenarios {
 		s, err := scenarios.Load("../library/" + name + ".yaml")
 		if err != nil {
@@ -41,6 +45,9 @@ func TestLibraryCrossValidation(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Logf("netns run: %v wall time (sim: %v)", nsRun.Elapsed, simRun.Elapsed)
+				if left := namespacesOf(rt.LabName()); len(left) > 0 {
+					t.Errorf("namespaces left after the run: %v", left)
+				}
 				for _, c := range nsRun.Checks {
 					if !c.Passed {
 						t.Errorf("netns: step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
@@ -82,13 +89,18 @@ func probeDiff(a, b reports.Probe) string {
 	return strings.Join(d, "; ")
 }
 
-// libraryScenarios are the shipped scenarios small enough for the test
-// budget (NETNSRT_LIBRARY=a,b,... replaces the list).
+// libraryScenarios are the shipped scenarios: every one of them
+// (NETNSRT_LIBRARY=a,b,... replaces the list).
 var libraryScenarios = func() []string {
 	if v := os.Getenv("NETNSRT_LIBRARY"); v != "" {
 		return strings.Split(v, ",")
 	}
-	return []string{"cross-subnet-hops", "pod-drift-keeps-ip"}
+	files, _ := filepath.Glob("../library/*.yaml")
+	var names []string
+	for _, f := range files {
+		names = append(names, strings.TrimSuffix(filepath.Base(f), ".yaml"))
+	}
+	return names
 }()
 
 // BenchmarkPodDriftKeepsIP is the wall time of the shipped

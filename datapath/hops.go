@@ -1,5 +1,7 @@
 package datapath
 
+import "time"
+
 // HopRule is the one rule netbed uses to count hops, for every generation:
 //
 // The path of a probe is the ordered list of devices that handled it, from
@@ -60,6 +62,16 @@ func (p Path) Devices() []string {
 		} else {
 			out[i] = e.Node + "/" + e.Device
 		}
+	}
+	return out
+}
+
+// Offsets returns when the probe reached each device of the path, since
+// it reached the first.
+func (p Path) Offsets() []time.Duration {
+	out := make([]time.Duration, len(p))
+	for i, e := range p {
+		out[i] = e.Time - p[0].Time
 	}
 	return out
 }

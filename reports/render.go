@@ -189,14 +189,58 @@ func orDash(s string) string {
 func firstPath(runs []*Run) string {
 	var b strings.Builder
 	for _, run := range runs {
-		for _, p := range run.Probes {
-			if p.Delivered && len(p.Path) > 0 {
-				fmt.Fprintf(&b, "- %s, %s → %s, %d hops: %s\n", run.Generation, p.From, p.To, p.Hops, strings.Join(p.Path, " → "))
-				break
-			}
+		if p, ok := firstDelivered(run); ok {
+			fmt.Fprintf(&b, "- %s, %s → %s, %d hops: %s\n", run.Generation, p.From, p.To, p.Hops, timedPath(p))
 		}
 	}
 	return b.String()
+}
+
+// firstDelivered is the run's first probe that reached its destination
+// along a known path.
+func firstDelivered(run *Run) (Probe, bool) {
+	for _, p := range run.Probes {
+		if p.Delivered && len(p.Path) > 0 {
+			return p, true
+		}
+	}
+	return Probe{}, false
+}
+
+// timedPath joins the path's devices, each after the first with the time
+// the probe took from the previous one when it is known.
+func timedPath(p Probe) string {
+	if len(p.HopAt) != len(p.Path) {
+		return strings.Join(p.Path, " → ")
+	}
+	var b strings.Builder
+	b.WriteString(p.Path[0])
+	for i := 1; i < len(p.Path); i++ {
+		fmt.Fprintf(&b, " → %s (+%s)", p.Path[i], hopDur(p.HopAt[i]-p.HopAt[i-1]))
+	}
+	return b.String()
+}
+
+// hopDur is dur, with a hop that took no time (devices of one node,
+// which handles the frame in one go) shown as 0.
+func hopDur(d time.Duration) string {
+	if d == 0 {
+		return "0"
+	}
+	return dur(d)
+}
+
+// hopBars are the per-hop latencies of p, one bar per hop.
+func hopBars(p Probe) []Bar {
+	if len(p.HopAt) != len(p.Path) {
+		return nil
+	}
+	var bars []Bar
+	for i := 1; i < len(p.Path); i++ {
+		d := p.HopAt[i] - p.HopAt[i-1]
+		bars = append(bars, Bar{Label: p.Path[i], Value: float64(d) / 1e3, Text: hopDur(d)})
+	}
+	return bars
 }
 
 // JUnit XML, one suite per scenario and generation, one case per check.
@@ -350,6 +394,14 @@ func WriteHTML(w io.Writer, r *Report) error {
 		if len(hops) > 0 {
 			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("hops, longest delivered path", "hops", hops)))
 			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("round-trip time p50", "µs", rtts)))
+		}
+		for _, run := range r.RunsOf(sc) {
+			if p, ok := firstDelivered(run); ok {
+				if bars := hopBars(p); len(bars) > 0 {
+					title := fmt.Sprintf("%s on %s: time to each device, %s → %s", run.Generation, run.Backend, p.From, p.To)
+					sec.Plots = append(sec.Plots, template.HTML(BarChartSVG(title, "µs", bars)))
+				}
+			}
 		}
 		data.Sections = append(data.Sections, sec)
 	}

@@ -12,7 +12,7 @@ func sample() *Report {
 	run := func(gen string, hops int, rtt time.Duration, pass bool) *Run {
 		r := &Run{Scenario: "cross-subnet-hops", Generation: gen, Backend: "sim"}
 		for i := range 10 {
-			r.Probes = append(r.Probes, Probe{From: "a", To: "b", Delivered: true, Replied: true, Hops: hops, RTT: rtt + time.Duration(i)*time.Microsecond, Path: []string{"a", "b"}})
+			r.Probes = append(r.Probes, Probe{From: "a", To: "b", Delivered: true, Replied: true, Hops: hops, RTT: rtt + time.Duration(i)*time.Microsecond, Path: []string{"a", "b"}, HopAt: []time.Duration{0, 7 * time.Microsecond}})
 		}
 		r.Probes = append(r.Probes, Probe{From: "a", To: "c", Reason: "no-route", DropAt: "core1"})
 		r.Checks = []Check{{Step: 3, Line: 12, What: "hops", Passed: pass, Detail: "want 18"}}
@@ -41,7 +41,7 @@ func TestRenderers(t *testing.T) {
 	if err := WriteMarkdown(&md, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## cross-subnet-hops", "| vlan | sim | 10/11 | 18 |", "| evpn | sim | 10/11 | 6 |", "1/1 ✓", "0/1 ✗", "**evpn** step 3 (line 12): hops — want 18", "- vlan, a → c (): dropped at core1, no-route"} {
+	for _, want := range []string{"## cross-subnet-hops", "| vlan | sim | 10/11 | 18 |", "| evpn | sim | 10/11 | 6 |", "1/1 ✓", "0/1 ✗", "**evpn** step 3 (line 12): hops — want 18", "- vlan, a → c (): dropped at core1, no-route", "- vlan, a → b, 18 hops: a → b (+7.0µs)"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
@@ -69,8 +69,12 @@ func TestRenderers(t *testing.T) {
 	if err := WriteHTML(&h, r); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Count(h.String(), "<svg") != 2 || !strings.Contains(h.String(), `class="fail"`) {
+	// Hops, RTT, and the per-hop times of each generation's first probe.
+	if strings.Count(h.String(), "<svg") != 4 || !strings.Contains(h.String(), `class="fail"`) {
 		t.Errorf("html lacks plots or failure marks")
+	}
+	if !strings.Contains(h.String(), "vlan on sim: time to each device, a → b") || !strings.Contains(h.String(), ">7.0µs<") {
+		t.Errorf("html lacks the per-hop plot")
 	}
 }
 

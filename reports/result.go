@@ -26,20 +26,23 @@ type Run struct {
 
 // Probe is one probe's outcome.
 type Probe struct {
-	Tag        string        `json:"tag,omitempty"`
-	From       string        `json:"from"`
-	To         string        `json:"to"`
-	Proto      string        `json:"proto"`
-	Delivered  bool          `json:"delivered"`
-	Replied    bool          `json:"replied"`
-	Hops       int           `json:"hops"`
-	SwitchHops int           `json:"switch_hops"`
-	Path       []string      `json:"path,omitempty"`
-	OneWay     time.Duration `json:"one_way_ns"`
-	RTT        time.Duration `json:"rtt_ns"`
-	DropAt     string        `json:"drop_at,omitempty"`
-	Reason     string        `json:"reason,omitempty"`
-	Rule       string        `json:"rule,omitempty"`
+	Tag        string   `json:"tag,omitempty"`
+	From       string   `json:"from"`
+	To         string   `json:"to"`
+	Proto      string   `json:"proto"`
+	Delivered  bool     `json:"delivered"`
+	Replied    bool     `json:"replied"`
+	Hops       int      `json:"hops"`
+	SwitchHops int      `json:"switch_hops"`
+	Path       []string `json:"path,omitempty"`
+	// HopAt is when the probe reached each element of Path, since it
+	// left the first: where a path's latency accrues.
+	HopAt  []time.Duration `json:"hop_at_ns,omitempty"`
+	OneWay time.Duration   `json:"one_way_ns"`
+	RTT    time.Duration   `json:"rtt_ns"`
+	DropAt string          `json:"drop_at,omitempty"`
+	Reason string          `json:"reason,omitempty"`
+	Rule   string          `json:"rule,omitempty"`
 }
 
 // Verdict is "forwarded" when the probe reached its destination, else "dropped".

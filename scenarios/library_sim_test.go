@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/simrt"
 )
@@ -45,6 +46,7 @@ func TestLibraryOnSim(t *testing.T) {
 				if n := run.Counters["unexplained_drops"]; n != 0 {
 					t.Errorf("%d unexplained drops", n)
 				}
+				testutil.CheckHopTimes(t, run.Probes, true)
 			})
 		}
 	}

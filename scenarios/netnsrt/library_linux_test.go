@@ -57,6 +57,7 @@ func TestLibraryCrossValidation(t *testing.T) {
 					t.Error("no checks ran on netns")
 				}
 				checkPodsAttachedByCNI(t, s, gen, nsRun)
+				testutil.CheckHopTimes(t, nsRun.Probes, true)
 				if len(nsRun.Probes) != len(simRun.Probes) {
 					t.Fatalf("netns sent %d probes, sim %d", len(nsRun.Probes), len(simRun.Probes))
 				}

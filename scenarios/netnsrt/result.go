@@ -162,7 +162,7 @@ func (o *outcome) dropFrom(rs []rec, after int32, from string, pendingAtSource b
 func (o outcome) report(from, to, proto string) reports.Probe {
 	p := reports.Probe{From: from, To: to, Proto: proto,
 		Delivered: o.delivered && o.to == to, Replied: o.replied && o.to == to,
-		Hops: o.forward.Hops(), SwitchHops: o.forward.SwitchHops(), Path: o.forward.Devices(),
+		Hops: o.forward.Hops(), SwitchHops: o.forward.SwitchHops(), Path: o.forward.Devices(), HopAt: o.forward.Offsets(),
 		OneWay: o.oneWay, RTT: o.rtt, Reason: string(o.reason), Rule: o.rule}
 	if o.dropNode != "" {
 		p.DropAt = o.dropNode

@@ -134,7 +134,7 @@ func (r *Runtime) Probe(_ context.Context, p scenarios.RuntimeProbe) (reports.Pr
 	}
 	out := reports.Probe{
 		Delivered: res.Delivered && res.To == p.To, Replied: res.Replied && res.To == p.To,
-		Hops: res.Hops, SwitchHops: res.SwitchHops, Path: res.Forward.Devices(),
+		Hops: res.Hops, SwitchHops: res.SwitchHops, Path: res.Forward.Devices(), HopAt: res.Forward.Offsets(),
 		OneWay: res.OneWay, RTT: res.RTT, Reason: string(res.Reason), Rule: res.Rule,
 	}
 	if res.DropNode != "" {

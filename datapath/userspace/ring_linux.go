@@ -16,6 +16,8 @@ import (
 // and its timestamp is taken by the kernel as it handles the frame, never
 // when the process reads it. An RxRing is not safe for concurrent use.
 type RxRing struct {
+	fd       int
+	spill    []byte // headroom and a frame read from the socket; nil: no Spill
 	mem      []byte
 	block    int // bytes per block
 	fsize    int // bytes per slot
@@ -26,12 +28,9 @@ type RxRing struct {
 }
 
 // ringReserve is the headroom asked before each frame (PACKET_RESERVE),
-// where a stripped VLAN tag is put back.
+// where a stripped VLAN tag is put back. It also keeps the frame clear of
+// the header and address before it, whatever the link header's length.
 const ringReserve = 4
-
-// tpacket2HdrLen is TPACKET2_HDRLEN: the frame header, then the address
-// the frame was seen at (struct sockaddr_ll).
-const tpacket2HdrLen = unix.SizeofTpacket2Hdr + unix.SizeofSockaddrLinklayer
 
 // NewRxRing sets up a receive ring of about ringBytes (at least two
 // blocks) on fd, a packet socket not yet bound, whose slots hold frames
@@ -66,7 +65,19 @@ func NewRxRing(fd, frameLen, ringBytes int) (*RxRing, error) {
 		_ = unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &unix.TpacketReq{})
 		return nil, fmt.Errorf("receive ring: map: %w", err)
 	}
-	return &RxRing{mem: mem, block: block, fsize: fsize, perBlock: block / fsize, frames: int(req.Frame_nr)}, nil
+	return &RxRing{fd: fd, mem: mem, block: block, fsize: fsize, perBlock: block / fsize, frames: int(req.Frame_nr)}, nil
+}
+
+// Spill makes frames longer than the slots come whole, up to max bytes:
+// the kernel also queues each on the socket (PACKET_COPY_THRESH), and
+// Drain reads it from there. One still comes cut when the socket's
+// receive buffer (SO_RCVBUF) is full.
+func (rg *RxRing) Spill(max int) error {
+	if err := unix.SetsockoptInt(rg.fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
+		return fmt.Errorf("receive ring: set copy threshold: %w", err)
+	}
+	rg.spill = make([]byte, ringReserve+max)
+	return nil
 }
 
 // Slots is how many frames the ring holds.
@@ -118,17 +129,24 @@ func (rg *RxRing) Drain(max int, f func(RxFrame)) int {
 		if status&unix.TP_STATUS_USER == 0 {
 			break
 		}
-		mac, snap := off+int(hdr.Mac), int(hdr.Snaplen)
-		fr := RxFrame{Data: rg.mem[mac : mac+snap], hdr: hdr}
-		if status&unix.TP_STATUS_VLAN_VALID != 0 && snap >= 12 && int(hdr.Mac) >= tpacket2HdrLen+4 {
+		mac := off + int(hdr.Mac)
+		b := rg.mem[mac-ringReserve : mac+int(hdr.Snaplen)] // headroom, then the frame
+		if status&unix.TP_STATUS_COPY != 0 && rg.spill != nil {
+			// Cut here, whole on the socket.
+			if k, _, err := unix.Recvfrom(rg.fd, rg.spill[ringReserve:], unix.MSG_DONTWAIT); err == nil {
+				b = rg.spill[:ringReserve+k]
+			}
+		}
+		fr := RxFrame{Data: b[ringReserve:], hdr: hdr}
+		if status&unix.TP_STATUS_VLAN_VALID != 0 && len(fr.Data) >= 12 {
 			tpid := uint16(unix.ETH_P_8021Q)
 			if status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
 				tpid = hdr.Vlan_tpid
 			}
-			copy(rg.mem[mac-4:mac+8], rg.mem[mac:mac+12])
-			rg.mem[mac+8], rg.mem[mac+9] = byte(tpid>>8), byte(tpid)
-			rg.mem[mac+10], rg.mem[mac+11] = byte(hdr.Vlan_tci>>8), byte(hdr.Vlan_tci)
-			fr.Data, fr.tagged = rg.mem[mac-4:mac+snap], true
+			copy(b[0:12], b[ringReserve:ringReserve+12])
+			b[12], b[13] = byte(tpid>>8), byte(tpid)
+			b[14], b[15] = byte(hdr.Vlan_tci>>8), byte(hdr.Vlan_tci)
+			fr.Data, fr.tagged = b, true
 		}
 		f(fr)
 		atomic.StoreUint32(&hdr.Status, unix.TP_STATUS_KERNEL)

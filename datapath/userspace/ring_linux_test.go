@@ -9,12 +9,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/topologies/netns"
 )
 
 // ringSocket opens a packet socket in node with a receive ring for frames
-// of up to frameLen bytes, bound to every interface.
-func ringSocket(t *testing.T, lab *netns.Lab, node string, frameLen int) (int, *RxRing) {
+// of up to frameLen bytes (longer ones spilled whole up to spill bytes if
+// spill is not 0), bound to every interface.
+func ringSocket(t *testing.T, lab *netns.Lab, node string, frameLen, spill int) (int, *RxRing) {
 	t.Helper()
 	var fd int
 	var rg *RxRing
@@ -26,6 +28,13 @@ func ringSocket(t *testing.T, lab *netns.Lab, node string, frameLen int) (int, *
 		if rg, err = NewRxRing(fd, frameLen, 1<<16); err != nil {
 			unix.Close(fd)
 			return err
+		}
+		if spill > 0 {
+			if err := rg.Spill(spill); err != nil {
+				rg.Close()
+				unix.Close(fd)
+				return err
+			}
 		}
 		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL)}); err != nil {
 			rg.Close()
@@ -78,8 +87,9 @@ func collect(t *testing.T, fd int, rg *RxRing, n int, keep func([]byte) bool) []
 
 // TestRxRing sends frames from a to b and reads them from rings in both:
 // the header's direction, interface, length and timestamp, a stripped
-// VLAN tag put back, a frame longer than the slots truncated, and each
-// send stamped no later than its receive and than the send's return.
+// VLAN tag put back, a frame longer than the slots cut (or read whole from
+// the socket by a ring that spills), and each send stamped no later than
+// its receive and than the send's return.
 // Then it sends more frames than the ring holds, in batches each read
 // before the next, so that the reading crosses blocks and wraps.
 func TestRxRing(t *testing.T) {
@@ -88,8 +98,9 @@ func TestRxRing(t *testing.T) {
 		t.Fatal(err)
 	}
 	const frameLen = 256
-	afd, arg := ringSocket(t, lab, "a", frameLen)
-	bfd, brg := ringSocket(t, lab, "b", frameLen)
+	afd, arg := ringSocket(t, lab, "a", frameLen, 0)
+	bfd, brg := ringSocket(t, lab, "b", frameLen, 0)
+	sfd, srg := ringSocket(t, lab, "b", frameLen, 2048)
 	ifindex := func(node, name string) int {
 		h, err := lab.Handle(node)
 		if err != nil {
@@ -111,8 +122,7 @@ func TestRxRing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	long := probeFrame(3, 0)
-	long = append(long, make([]byte, 600)...)
+	long := frame.PushVLAN(nil, append(probeFrame(3, 0), make([]byte, 600)...), 200)
 	sent := [][]byte{probeFrame(1, 0), probeFrame(2, 100), long}
 	var returned []time.Time
 	for _, b := range sent {
@@ -131,6 +141,11 @@ func TestRxRing(t *testing.T) {
 	}
 	outs := collect(t, afd, arg, len(sent), ours)
 	ins := collect(t, bfd, brg, len(sent), ours)
+	for i, f := range collect(t, sfd, srg, len(sent), ours) {
+		if !bytes.Equal(f.data, sent[i]) || f.len != len(sent[i]) {
+			t.Errorf("frame %d into b, spilling ring: %x (%d on the wire), sent %x (%d)", i, f.data, f.len, sent[i], len(sent[i]))
+		}
+	}
 	for i, b := range sent {
 		want := b
 		if len(want) > frameLen {

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -10,7 +11,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -25,10 +25,22 @@ import (
 // Snaplen is how many bytes of each frame the pcap files keep.
 const Snaplen = 9216
 
+// DefaultRingBytes is the memory of a namespace's receive ring unless
+// Options.RingBytes says otherwise: 1184 slots.
+const DefaultRingBytes = 2 << 20
+
+// ringFrameLen is how long a frame a ring's slot holds: a 1500-byte MTU
+// with Ethernet, VLAN and VXLAN headers. A longer frame (up to Snaplen)
+// comes whole through the socket.
+const ringFrameLen = 1600
+
 // Frame is one probe frame seen on one interface.
 type Frame struct {
-	Time  time.Time // kernel timestamp; all namespaces share one clock
-	Netns string    // the capture's name (the node)
+	// Time is when the kernel handled the frame (as the interface sent
+	// or received it, not when the capture read it); all namespaces
+	// share one clock.
+	Time  time.Time
+	Netns string // the capture's name (the node)
 	Iface string
 	Out   bool // sent by this interface (else received)
 	Probe uint64
@@ -44,6 +56,10 @@ type Options struct {
 	// OnFrame, if set, is called for every probe frame, from the
 	// capture's goroutine.
 	OnFrame func(Frame)
+	// RingBytes is the memory of each namespace's receive ring
+	// (DefaultRingBytes if 0), held from Add to Remove: frames that
+	// arrive while its slots are full are lost.
+	RingBytes int
 }
 
 // Capture records frames in several namespaces.
@@ -62,14 +78,15 @@ type nsCapture struct {
 	name   string
 	handle vnetns.NsHandle
 	file   *os.File
-	sock   *os.File
+	sock   *os.File // the packet socket, waited on through the runtime's poller
+	ring   *userspace.RxRing
 	buf    *bufio.Writer
 	w      *pcapgo.NgWriter
 	ifaces map[int]int    // kernel ifindex -> pcapng interface id
 	names  map[int]string // kernel ifindex -> name
 	count  int
 	err    error
-	done   bool // file closed: frames still read are ignored
+	exited chan struct{} // closed when the reader has returned
 }
 
 // New returns a capture writing its pcapng files into dir (created).
@@ -97,32 +114,21 @@ func (c *Capture) Add(name string, ns vnetns.NsHandle) error {
 	if _, ok := c.ns[name]; ok {
 		return fmt.Errorf("capture %s: already capturing", name)
 	}
-	var fd int
-	err := netns.DoIn(ns, func() error {
-		var err error
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("packet socket: %w", err)
-		}
-		for _, o := range [][2]int{{unix.SOL_PACKET, unix.PACKET_AUXDATA}, {unix.SOL_SOCKET, unix.SO_TIMESTAMPNS}} {
-			if err := unix.SetsockoptInt(fd, o[0], o[1], 1); err != nil {
-				unix.Close(fd)
-				return fmt.Errorf("packet socket option %d: %w", o[1], err)
-			}
-		}
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL)}); err != nil {
-			unix.Close(fd)
-			return fmt.Errorf("bind packet socket: %w", err)
-		}
-		return nil
-	})
+	ringBytes := c.opts.RingBytes
+	if ringBytes == 0 {
+		ringBytes = DefaultRingBytes
+	}
+	sock, ring, err := openRing(ns, ringBytes)
 	if err != nil {
 		return fmt.Errorf("capture %s: %w", name, err)
 	}
+	abandon := func() {
+		_ = ring.Close()
+		sock.Close()
+	}
 	f, err := os.Create(c.Path(name))
 	if err != nil {
-		unix.Close(fd)
+		abandon()
 		return fmt.Errorf("capture %s: %w", name, err)
 	}
 	bw := bufio.NewWriterSize(f, 64<<10)
@@ -130,11 +136,11 @@ func (c *Capture) Add(name string, ns vnetns.NsHandle) error {
 		TimestampResolution: 9}, pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "netbed", Comment: "namespace " + name}})
 	if err != nil {
 		f.Close()
-		unix.Close(fd)
+		abandon()
 		return fmt.Errorf("capture %s: %w", name, err)
 	}
-	nc := &nsCapture{name: name, handle: ns, file: f, sock: os.NewFile(uintptr(fd), "capture-"+name), buf: bw, w: w,
-		ifaces: map[int]int{}, names: map[int]string{}}
+	nc := &nsCapture{name: name, handle: ns, file: f, sock: sock, ring: ring, buf: bw, w: w,
+		ifaces: map[int]int{}, names: map[int]string{}, exited: make(chan struct{})}
 	c.ns[name] = nc
 	c.wg.Add(1)
 	go c.read(nc)
@@ -142,6 +148,58 @@ func (c *Capture) Add(name string, ns vnetns.NsHandle) error {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// openRing opens a packet socket in ns that reads every interface
+// through a receive ring of ringBytes. The kernel stamps each frame in
+// the ring as it handles it, an outgoing one as it leaves. (A socket read
+// with recvmsg is stamped so only while the kernel's timestamp switch is
+// on, which the first socket to ask for timestamps turns on some
+// milliseconds later; until then a sent frame is stamped when read, after
+// its receive in the next namespace.)
+func openRing(ns vnetns.NsHandle, ringBytes int) (*os.File, *userspace.RxRing, error) {
+	var fd int
+	var ring *userspace.RxRing
+	err := netns.DoIn(ns, func() (err error) {
+		// Opened unhooked (protocol 0), hooked at bind once the ring
+		// is in place.
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("packet socket: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				if ring != nil {
+					_ = ring.Close()
+				}
+				unix.Close(fd)
+			}
+		}()
+		if ring, err = userspace.NewRxRing(fd, ringFrameLen, ringBytes); err != nil {
+			return err
+		}
+		if err = ring.Spill(Snaplen); err != nil {
+			return err
+		}
+		// Room for long frames waiting on the socket.
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
+		if err = unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL)}); err != nil {
+			return fmt.Errorf("bind packet socket: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	sock := os.NewFile(uintptr(fd), "capture")
+	// Only a socket in the runtime's poller can be waited on, and woken
+	// by a read deadline to stop.
+	if err := sock.SetReadDeadline(time.Time{}); err != nil {
+		_ = ring.Close()
+		sock.Close()
+		return nil, nil, fmt.Errorf("packet socket not pollable: %w", err)
+	}
+	return sock, ring, nil
+}
 
 // ifname returns the name of ifindex in nc's namespace, looked up once.
 func (nc *nsCapture) ifname(ifindex int) string {
@@ -159,97 +217,69 @@ func (nc *nsCapture) ifname(ifindex int) string {
 	return name
 }
 
-var auxLen = unix.CmsgSpace(int(unsafe.Sizeof(unix.TpacketAuxdata{})))
-
+// read delivers the frames of nc's ring as they come until finish sets
+// a read deadline; then it delivers what the ring holds and returns.
 func (c *Capture) read(nc *nsCapture) {
 	defer c.wg.Done()
-	rc, err := nc.sock.SyscallConn()
-	if err != nil {
-		nc.err = err
-		return
-	}
-	buf := make([]byte, Snaplen+4)
-	oob := make([]byte, auxLen+unix.CmsgSpace(16)+64)
+	defer close(nc.exited)
 	dec := NewDecoder()
-	for {
-		var n, oobn int
-		var from unix.Sockaddr
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), buf[4:], oob, unix.MSG_DONTWAIT)
-			return !errors.Is(rerr, unix.EAGAIN)
-		})
-		if err != nil {
-			return // closed
-		}
-		if rerr != nil {
-			if errors.Is(rerr, unix.EINTR) {
-				continue
-			}
-			nc.err = rerr
-			return
-		}
-		ll, ok := from.(*unix.SockaddrLinklayer)
-		if !ok || n < 14 {
-			continue
-		}
-		data, ts := restore(buf, n, oob[:oobn])
-		c.record(nc, dec, ll, data, ts)
+	slots := nc.ring.Slots()
+	rc, err := nc.sock.SyscallConn()
+	for err == nil {
+		// Waits while the ring is empty; returns after a ring's worth
+		// of frames so that a flood does not hide the deadline.
+		err = rc.Read(func(uintptr) bool { return c.drain(nc, dec, slots) == slots })
+	}
+	c.drain(nc, dec, slots)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.mu.Lock()
+		nc.err = cmp.Or(nc.err, err)
+		c.mu.Unlock()
 	}
 }
 
-// restore parses the control messages: the timestamp, and a VLAN tag the
-// kernel stripped, which it puts back in front of the payload (buf has 4
-// bytes of headroom before the frame read at buf[4:]).
-func restore(buf []byte, n int, oob []byte) ([]byte, time.Time) {
-	data := buf[4 : 4+n]
-	ts := time.Now()
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return data, ts
-	}
-	for _, m := range msgs {
-		switch {
-		case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16:
-			t := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
-			ts = time.Unix(t.Sec, t.Nsec)
-		case m.Header.Level == unix.SOL_PACKET && m.Header.Type == unix.PACKET_AUXDATA && len(m.Data) >= int(unsafe.Sizeof(unix.TpacketAuxdata{})):
-			aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&m.Data[0]))
-			if aux.Status&unix.TP_STATUS_VLAN_VALID != 0 && n >= 12 {
-				tpid := uint16(unix.ETH_P_8021Q)
-				if aux.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
-					tpid = aux.Vlan_tpid
-				}
-				copy(buf[0:12], buf[4:16])
-				buf[12], buf[13] = byte(tpid>>8), byte(tpid)
-				buf[14], buf[15] = byte(aux.Vlan_tci>>8), byte(aux.Vlan_tci)
-				data = buf[:n+4]
-			}
+// drain delivers up to max frames from nc's ring, a batch at a time
+// under c.mu, and returns how many.
+func (c *Capture) drain(nc *nsCapture, dec *Decoder, max int) int {
+	n := 0
+	for n < max {
+		c.mu.Lock()
+		k := nc.ring.Drain(min(64, max-n), func(f userspace.RxFrame) { c.record(nc, dec, f) })
+		c.mu.Unlock()
+		if k == 0 {
+			break
 		}
+		n += k
 	}
-	return data, ts
+	return n
 }
 
-func (c *Capture) record(nc *nsCapture, dec *Decoder, ll *unix.SockaddrLinklayer, data []byte, ts time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if nc.done {
+// record writes frame f to nc's file and keeps it if it belongs to a
+// probe. c.mu is held.
+func (c *Capture) record(nc *nsCapture, dec *Decoder, f userspace.RxFrame) {
+	data := f.Data
+	if len(data) < 14 {
 		return
 	}
-	id, ok := nc.ifaces[ll.Ifindex]
+	if len(data) > Snaplen {
+		data = data[:Snaplen]
+	}
+	ifindex := f.Ifindex()
+	id, ok := nc.ifaces[ifindex]
 	if !ok {
 		var err error
-		id, err = nc.w.AddInterface(pcapgo.NgInterface{Name: nc.ifname(ll.Ifindex), LinkType: layers.LinkTypeEthernet,
+		id, err = nc.w.AddInterface(pcapgo.NgInterface{Name: nc.ifname(ifindex), LinkType: layers.LinkTypeEthernet,
 			SnapLength: Snaplen, TimestampResolution: 9})
 		if err != nil {
-			nc.err = err
+			nc.err = cmp.Or(nc.err, err)
 			return
 		}
-		nc.ifaces[ll.Ifindex] = id
+		nc.ifaces[ifindex] = id
 	}
-	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: len(data), InterfaceIndex: id}
-	if err := nc.w.WritePacket(ci, data); err != nil && nc.err == nil {
-		nc.err = err
+	ts := f.Time()
+	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: max(f.Len(), len(data)), InterfaceIndex: id}
+	if err := nc.w.WritePacket(ci, data); err != nil {
+		nc.err = cmp.Or(nc.err, err)
 	}
 	nc.count++
 	d := dec.Decode(data)
@@ -260,17 +290,17 @@ func (c *Capture) record(nc *nsCapture, dec *Decoder, ll *unix.SockaddrLinklayer
 	if probe == 0 {
 		return
 	}
-	f := Frame{Time: ts, Netns: nc.name, Iface: nc.ifname(ll.Ifindex), Out: ll.Pkttype == unix.PACKET_OUTGOING,
+	fr := Frame{Time: ts, Netns: nc.name, Iface: nc.ifname(ifindex), Out: f.Outgoing(),
 		Probe: probe, ARP: d.ARP, Data: append([]byte(nil), data...)}
-	c.probes[probe] = append(c.probes[probe], f)
+	c.probes[probe] = append(c.probes[probe], fr)
 	if c.opts.OnFrame != nil {
-		c.opts.OnFrame(f)
+		c.opts.OnFrame(fr)
 	}
 }
 
-// Frames returns the frames of probe id seen so far, by time. A veth may
-// hand a frame to its peer with the sender's timestamp, so a send and its
-// receive can carry the same time: then the send comes first.
+// Frames returns the frames of probe id seen so far, by time. A send and
+// its receive can carry the same time (a frame keeps a software timestamp
+// it already had): then the send comes first.
 func (c *Capture) Frames(id uint64) []Frame {
 	c.mu.Lock()
 	out := append([]Frame(nil), c.probes[id]...)
@@ -337,7 +367,8 @@ func (c *Capture) Count(name string) int {
 	return 0
 }
 
-// Remove stops capturing namespace name and closes its file.
+// Remove stops capturing namespace name, once every frame its ring holds
+// is recorded, and closes its file.
 func (c *Capture) Remove(name string) error {
 	c.mu.Lock()
 	nc, ok := c.ns[name]
@@ -350,29 +381,26 @@ func (c *Capture) Remove(name string) error {
 }
 
 func (c *Capture) finish(nc *nsCapture) error {
-	nc.sock.Close()
+	// A past deadline wakes the reader, which delivers what the ring
+	// holds and returns (Add checked that the socket takes deadlines).
+	_ = nc.sock.SetReadDeadline(time.Now())
+	<-nc.exited
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	nc.done = true
-	err := nc.err
-	if e := nc.w.Flush(); e != nil && err == nil {
-		err = e
-	}
-	if e := nc.buf.Flush(); e != nil && err == nil {
-		err = e
-	}
-	if e := nc.file.Close(); e != nil && err == nil {
-		err = e
-	}
-	if err != nil {
+	// All are done, in order; the first error is reported. The ring is
+	// unmapped before the socket is closed: the mapping holds it open.
+	errs := []error{nc.err, nc.ring.Close(), nc.sock.Close(), nc.w.Flush(), nc.buf.Flush(), nc.file.Close()}
+	if err := cmp.Or(errs...); err != nil {
 		return fmt.Errorf("capture %s: %w", nc.name, err)
 	}
 	return nil
 }
 
-// Close stops every capture and flushes the files.
+// Close stops every capture, once every frame their rings hold is
+// recorded, and flushes the files.
 func (c *Capture) Close() error {
 	c.mu.Lock()
+	c.closed = true
 	all := make([]*nsCapture, 0, len(c.ns))
 	for _, nc := range c.ns {
 		all = append(all, nc)
@@ -386,8 +414,5 @@ func (c *Capture) Close() error {
 		}
 	}
 	c.wg.Wait()
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
 	return errors.Join(errs...)
 }

@@ -75,3 +75,18 @@ func (p Path) Offsets() []time.Duration {
 	}
 	return out
 }
+
+// Before orders paths for choices that must not depend on timing (which
+// of several flood copies' drops names a lost probe's verdict): the
+// shorter path first, then by device names, hop by hop.
+func (p Path) Before(q Path) bool {
+	if len(p) != len(q) {
+		return len(p) < len(q)
+	}
+	for i := range p {
+		if a, b := p[i].Node+"/"+p[i].Device, q[i].Node+"/"+q[i].Device; a != b {
+			return a < b
+		}
+	}
+	return false
+}

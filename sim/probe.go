@@ -303,9 +303,11 @@ func (e *Engine) Result(id uint64) (Result, error) {
 }
 
 // dropFrom fills the drop verdict from the probe's drop events after trace
-// index after: the first drop of the probe's own packets that is not a
-// flood copy reaching the wrong instance; else such a not-for-me drop; else
-// a packet still waiting for ARP at the source; else a dropped ARP frame.
+// index after: a drop of the probe's own packets that is not a flood copy
+// reaching the wrong instance; else such a not-for-me drop; else a packet
+// still waiting for ARP at the source; else a dropped ARP frame. Of
+// several drops of one kind (flood copies), the one whose path comes
+// first by Path.Before: on real namespaces their order in time varies.
 func (r *Result) dropFrom(e *Engine, evs []int64, after int64, info *probeInfo) {
 	pick := int64(-1)
 	rank := 4
@@ -321,7 +323,7 @@ func (r *Result) dropFrom(e *Engine, evs []int64, after int64, info *probeInfo) 
 		case rec.ev.Reason == datapath.ReasonNotForMe:
 			k = 1
 		}
-		if k < rank {
+		if k < rank || k == rank && e.dropPath(i).Before(e.dropPath(pick)) {
 			pick, rank = i, k
 		}
 	}
@@ -340,6 +342,11 @@ func (r *Result) dropFrom(e *Engine, evs []int64, after int64, info *probeInfo) 
 		r.Forward = e.pathTo(pick)
 		r.Hops, r.SwitchHops = r.Forward.Hops(), r.Forward.SwitchHops()
 	}
+}
+
+// dropPath is the path to drop event i, the drop included.
+func (e *Engine) dropPath(i int64) datapath.Path {
+	return append(e.pathTo(i), e.rec(i).ev)
 }
 
 // Matrix is a reachability matrix between instances.

@@ -81,6 +81,11 @@ func pathTo(rs []rec, i int32) datapath.Path {
 	return p
 }
 
+// dropPath is the path to drop record i, the drop included.
+func dropPath(rs []rec, i int32) datapath.Path {
+	return append(pathTo(rs, i), rs[i].ev)
+}
+
 // derive computes the outcome of a probe sent by from (see sim.Result).
 // pendingAtSource says that the source never sent the probe packet (it
 // waits for ARP).
@@ -140,7 +145,7 @@ func (o *outcome) dropFrom(rs []rec, after int32, from string, pendingAtSource b
 		case r.ev.Reason == datapath.ReasonNotForMe:
 			k = 1
 		}
-		if k < rank {
+		if k < rank || k == rank && dropPath(rs, int32(i)).Before(dropPath(rs, pick)) {
 			pick, rank = int32(i), k
 		}
 	}

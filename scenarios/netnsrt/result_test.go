@@ -175,3 +175,30 @@ func TestSortByTimeRemapsPrev(t *testing.T) {
 		t.Errorf("path %v", p)
 	}
 }
+
+// TestDropChoiceIgnoresTiming: a lost probe whose flood copies are
+// dropped at two places is reported at the same one, whichever drop
+// happened first (on namespaces their order varies from run to run).
+func TestDropChoiceIgnoresTiming(t *testing.T) {
+	ev := func(at time.Duration, node, dev string, a datapath.Action, r datapath.Reason) datapath.Event {
+		return datapath.Event{Time: at, Probe: 1, Node: node, Device: dev, Action: a, Reason: r}
+	}
+	for _, tor4First := range []bool{false, true} {
+		t2, t4 := 30*time.Microsecond, 40*time.Microsecond
+		if tor4First {
+			t2, t4 = t4, t2
+		}
+		rs := []rec{
+			{ev: ev(0, "web-1", "eth0", datapath.ActOriginate, ""), prev: -1},
+			{ev: ev(10*time.Microsecond, "agg1", "agg1", datapath.ActForward, ""), prev: 0},
+			{ev: ev(t2, "tor2", "tor2", datapath.ActForward, ""), prev: 1},
+			{ev: ev(t4, "tor4", "tor4", datapath.ActForward, ""), prev: 1},
+			{ev: ev(t2+5*time.Microsecond, "host1", "eth2", datapath.ActDrop, "bond-backup"), prev: 2},
+			{ev: ev(t4+5*time.Microsecond, "host3", "eth2", datapath.ActDrop, "bond-backup"), prev: 3},
+		}
+		o := derive(sortByTime(rs), "web-1", false)
+		if o.dropNode != "host1" || o.dropDevice != "eth2" || !slices.Equal(o.forward.Devices(), []string{"web-1/eth0", "agg1", "tor2"}) {
+			t.Errorf("tor4 first %v: dropped at %s/%s after %v, want host1/eth2 after tor2", tor4First, o.dropNode, o.dropDevice, o.forward.Devices())
+		}
+	}
+}

@@ -90,6 +90,37 @@ func BenchmarkForward(b *testing.B) {
 	}
 }
 
+// TestRxFull: frames that arrive while a node's receive ring is full are
+// dropped by the kernel, and Stats counts them.
+func TestRxFull(t *testing.T) {
+	fb := newForwardBench(t, 64, false, Options{RingBytes: 128 << 10})
+	const burst = 2000 // against two 64 KiB blocks of 1664-byte slots
+	resume := fb.r.Pause()
+	for range burst {
+		fb.q.add(fb.frame)
+		if fb.q.n == len(fb.q.b.msgs) {
+			fb.q.flush()
+		}
+	}
+	fb.q.flush()
+	resume()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := fb.r.Stats()
+		got := fb.node.n.Load()
+		if got+s.RxFull == burst {
+			if s.RxFull == 0 {
+				t.Fatalf("all %d frames fitted a ring of under 80 slots", burst)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("forwarded %d, dropped on a full ring %d, of %d", got, s.RxFull, burst)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // BenchmarkForwardSaturated measures the forwarding capacity of one
 // core: the node is paused while the generator fills its receive ring
 // with a round of frames, then resumed; frames/cpu-s is the frames
@@ -145,10 +176,10 @@ type forwardBench struct {
 	nr    *nodeRun
 	q     *txQueue
 	frame []byte
-	b     *testing.B
+	b     testing.TB
 }
 
-func newForwardBench(b *testing.B, size int, tor bool, opts Options) *forwardBench {
+func newForwardBench(b testing.TB, size int, tor bool, opts Options) *forwardBench {
 	lab, names := chain(b, 1)
 	node := &counter{}
 	fr := probeFrame(0, 0)
@@ -186,7 +217,7 @@ func (fb *forwardBench) cpu() time.Duration { return threadCPU(fb.b, int(fb.nr.t
 
 // threadCPU is the CPU time thread tid of this process has run
 // (/proc/self/task/<tid>/schedstat, first field).
-func threadCPU(b *testing.B, tid int) time.Duration {
+func threadCPU(b testing.TB, tid int) time.Duration {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/schedstat", tid))
 	if err != nil {
 		b.Fatal(err)

@@ -365,3 +365,14 @@ func boolInt(b bool) int {
 
 // clearSocketError reads (and so clears) a socket's pending error.
 func clearSocketError(fd int) { _, _ = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR) }
+
+// SocketDrops returns how many frames the kernel dropped on packet socket
+// fd, its ring or its buffer being full, since the last call (reading
+// PACKET_STATISTICS resets it); 0 if it cannot tell.
+func SocketDrops(fd int) uint64 {
+	st, err := unix.GetsockoptTpacketStats(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	if err != nil {
+		return 0
+	}
+	return uint64(st.Drops)
+}

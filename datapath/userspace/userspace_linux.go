@@ -151,6 +151,7 @@ type Runtime struct {
 	drops   sync.Map // datapath.Reason -> *atomic.Int64
 	frames  atomic.Int64
 	sendErr atomic.Int64
+	rxLost  atomic.Int64 // frames the kernel dropped on full receive rings or buffers
 }
 
 // New returns an empty runtime whose clock starts now.
@@ -242,6 +243,7 @@ func (nr *nodeRun) detach(i int) {
 		return
 	}
 	nr.poll.remove(p.fd)
+	nr.r.rxLost.Add(int64(SocketDrops(p.fd)))
 	if p.ring != nil {
 		_ = p.ring.Close()
 		p.ring = nil
@@ -889,11 +891,27 @@ type Stats struct {
 	Frames     int64            // frames read
 	SendErrors int64            // frames the kernel refused
 	Drops      map[string]int64 // traced drops by reason
+	// RxFull counts the frames the kernel dropped because a port's
+	// receive ring (or socket buffer) was full: a node that could not keep
+	// up, as a switch's ingress buffer overflows.
+	RxFull int64
 }
 
-// Stats returns the counters.
+// Stats returns the counters. It pauses the nodes for a moment, to read
+// their sockets' drop counters.
 func (r *Runtime) Stats() Stats {
-	s := Stats{Frames: r.frames.Load(), SendErrors: r.sendErr.Load(), Drops: map[string]int64{}}
+	resume := r.Pause()
+	r.mu.Lock()
+	for _, nr := range r.nodes {
+		for _, p := range nr.ports {
+			if p != nil && p.fd != 0 {
+				r.rxLost.Add(int64(SocketDrops(p.fd)))
+			}
+		}
+	}
+	r.mu.Unlock()
+	resume()
+	s := Stats{Frames: r.frames.Load(), SendErrors: r.sendErr.Load(), RxFull: r.rxLost.Load(), Drops: map[string]int64{}}
 	r.drops.Range(func(k, v any) bool {
 		s.Drops[string(k.(datapath.Reason))] = v.(*atomic.Int64).Load()
 		return true

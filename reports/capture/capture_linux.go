@@ -72,6 +72,7 @@ type Capture struct {
 	probes map[uint64][]Frame
 	wg     sync.WaitGroup
 	closed bool
+	lost   int // frames the kernel dropped on full rings (Lost)
 }
 
 type nsCapture struct {
@@ -389,11 +390,34 @@ func (c *Capture) finish(nc *nsCapture) error {
 	defer c.mu.Unlock()
 	// All are done, in order; the first error is reported. The ring is
 	// unmapped before the socket is closed: the mapping holds it open.
+	c.lost += nc.drops()
 	errs := []error{nc.err, nc.ring.Close(), nc.sock.Close(), nc.w.Flush(), nc.buf.Flush(), nc.file.Close()}
 	if err := cmp.Or(errs...); err != nil {
 		return fmt.Errorf("capture %s: %w", nc.name, err)
 	}
 	return nil
+}
+
+// drops reads the kernel's count of frames lost to a full ring since the
+// last read.
+func (nc *nsCapture) drops() int {
+	n := 0
+	if rc, err := nc.sock.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { n = int(userspace.SocketDrops(int(fd))) })
+	}
+	return n
+}
+
+// Lost returns how many frames the kernel dropped because a namespace's
+// ring was full, since the capture started: frames that are in no pcap
+// file and that no result saw.
+func (c *Capture) Lost() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, nc := range c.ns {
+		c.lost += nc.drops()
+	}
+	return c.lost
 }
 
 // Close stops every capture, once every frame their rings hold is

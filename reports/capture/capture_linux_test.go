@@ -287,3 +287,44 @@ func TestCloseDeliversTheRing(t *testing.T) {
 		t.Errorf("%s holds %d of the %d probes sent", c.Path("a"), len(seen), n)
 	}
 }
+
+// TestLostCountsFullRing: frames that arrive while a namespace's ring is
+// full are lost, and Lost says how many. The reader is held (it records
+// under the capture's lock) while more frames than the ring's slots
+// arrive.
+func TestLostCountsFullRing(t *testing.T) {
+	lab, fd := pair(t)
+	c := capture(t, lab, Options{RingBytes: 128 << 10})
+	if n := c.Lost(); n != 0 {
+		t.Fatalf("lost %d before anything was sent", n)
+	}
+	const burst = 400 // the ring has two 64 KiB blocks: under 80 slots
+	c.mu.Lock()
+	for i := range burst {
+		if _, err := unix.Write(fd, udpProbe(uint64(1000+i))); err != nil {
+			c.mu.Unlock()
+			t.Fatal(err)
+		}
+	}
+	c.mu.Unlock()
+	// Each frame is captured twice (sent on a, received on b): what was
+	// recorded and what was lost make up all of them.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := 0
+		for i := range burst {
+			got += len(c.Frames(uint64(1000 + i)))
+		}
+		lost := c.Lost()
+		if got+lost == 2*burst {
+			if lost == 0 {
+				t.Fatalf("no frame lost with %d frames against a ring of under 80 slots", burst)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recorded %d and lost %d of %d frames", got, lost, 2*burst)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

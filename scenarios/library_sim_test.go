@@ -78,3 +78,21 @@ func TestControllerOverHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestSpawnProgress: a long spawn step reports how far it is.
+func TestSpawnProgress(t *testing.T) {
+	s, err := scenarios.Load("library/pod-spawn-storm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	if _, err := scenarios.Run(context.Background(), s, scenarios.GenEBPF, simBackend(t, s.Seed),
+		scenarios.Options{Progress: func(m string) { msgs = append(msgs, m) }}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"step 1/4 spawn", "step 1/4 spawn 150/300", "step 1/4 spawn 300/300"} {
+		if !slices.Contains(msgs, want) {
+			t.Errorf("progress lacks %q: %q", want, msgs)
+		}
+	}
+}

@@ -64,7 +64,8 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 				return run, err
 			}
 		}
-		r.progress("step %d/%d %s", i+1, len(s.Steps), st.Kind())
+		r.stepMsg = fmt.Sprintf("step %d/%d %s", i+1, len(s.Steps), st.Kind())
+		r.progress("%s", r.stepMsg)
 		if err := r.step(ctx, i, st); err != nil {
 			return run, fmt.Errorf("%s:%d: step %d (%s): %w", s.File, st.Line, i, st.Kind(), err)
 		}
@@ -99,6 +100,7 @@ type runner struct {
 	firstIP map[string]netip.Addr // address at first spawn, for ip_unchanged
 	lastTag string
 	churned int
+	stepMsg string // "step i/n kind", the progress line of the current step
 }
 
 func hostNames(t *topologies.Topology) []string {
@@ -178,6 +180,9 @@ func (r *runner) spawn(ctx context.Context, sp *Spawn) error {
 			return fmt.Errorf("spawn %s on %s: %w", name, host, err)
 		}
 		r.add(in)
+		if sp.Count >= 20 && k%10 == 0 {
+			r.progress("%s %d/%d", r.stepMsg, k, sp.Count)
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"reflect"
@@ -258,14 +259,15 @@ type rawTarget struct {
 }
 
 type rawTraffic struct {
-	Proto  string   `yaml:"proto"`
-	Port   uint16   `yaml:"port"`
-	From   []string `yaml:"from"`
-	To     []string `yaml:"to"`
-	Matrix bool     `yaml:"matrix"`
-	Count  int      `yaml:"count"`
-	Rate   float64  `yaml:"rate"`
-	Tag    string   `yaml:"tag"`
+	Proto    string   `yaml:"proto"`
+	Port     uint16   `yaml:"port"`
+	From     []string `yaml:"from"`
+	To       []string `yaml:"to"`
+	Matrix   bool     `yaml:"matrix"`
+	Count    int      `yaml:"count"`
+	Rate     float64  `yaml:"rate"`
+	Duration string   `yaml:"duration"`
+	Tag      string   `yaml:"tag"`
 }
 
 type rawPolicy struct {
@@ -520,6 +522,25 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 		}
 		if len(tr.From) == 0 || len(tr.To) == 0 {
 			p.fail(lineOf(child(n, "traffic"), n.Line), f, "needs from and to")
+		}
+		tn := child(n, "traffic")
+		if tr.Count < 0 {
+			p.fail(lineOf(child(tn, "count"), n.Line), f+".count", "must be at least 1")
+		}
+		if tr.Rate < 0 {
+			p.fail(lineOf(child(tn, "rate"), n.Line), f+".rate", "must be positive (probes per second per pair)")
+		}
+		if tr.Duration != "" {
+			d := p.duration(child(tn, "duration"), f+".duration", tr.Duration)
+			switch {
+			case tr.Count != 0:
+				p.fail(lineOf(child(tn, "duration"), n.Line), f+".duration", "set count or duration, not both")
+			case tr.Rate <= 0:
+				p.fail(lineOf(child(tn, "duration"), n.Line), f+".rate", "a duration needs a rate (probes per second per pair)")
+			default:
+				// Probes at 0, 1/rate, … while within the duration.
+				tr.Count = max(1, int(math.Ceil(tr.Rate*d.Seconds())))
+			}
 		}
 		if tr.Count == 0 {
 			tr.Count = 1

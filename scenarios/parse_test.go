@@ -84,20 +84,26 @@ func TestParseErrors(t *testing.T) {
 		{"type error", "seed: 7", "good.yaml:7: cannot unmarshal !!str `seven` into int64"},
 		{"out of order", "at: 2s", "good.yaml:18: steps[3].at: 0s is before the previous step's 1s"},
 		{"bad yaml", "description: two VMs", "good.yaml:2: mapping values are not allowed"},
+		{"count and duration", "tag: x}", "good.yaml:17: steps[2].traffic.duration: set count or duration, not both"},
+		{"duration without rate", "tag: x}", "good.yaml:17: steps[2].traffic.rate: a duration needs a rate"},
+		{"negative rate", "tag: x}", "good.yaml:17: steps[2].traffic.rate: must be positive"},
 	}
 	replace := map[string]string{
-		"unknown field":   "cuont: 2, network: web}",
-		"bad count":       "count: 0, network: web}",
-		"bad duration":    "at: 100 parsecs",
-		"unknown network": "count: 2, network: webb}",
-		"bad subnet":      "subnet: 10.0.2.0/33",
-		"bad generation":  "generations: [vlan, evnp]",
-		"bad builder":     "default: {builder: clos",
-		"bad pair":        `reachable: ["web-1 db-1"]`,
-		"two actions":     "spawn: {name: z, count: 1, network: web}\n    traffic: {proto: icmp,",
-		"type error":      "seed: seven",
-		"out of order":    "at: 0s",
-		"bad yaml":        "description: two: VMs",
+		"unknown field":         "cuont: 2, network: web}",
+		"bad count":             "count: 0, network: web}",
+		"bad duration":          "at: 100 parsecs",
+		"unknown network":       "count: 2, network: webb}",
+		"bad subnet":            "subnet: 10.0.2.0/33",
+		"bad generation":        "generations: [vlan, evnp]",
+		"bad builder":           "default: {builder: clos",
+		"bad pair":              `reachable: ["web-1 db-1"]`,
+		"two actions":           "spawn: {name: z, count: 1, network: web}\n    traffic: {proto: icmp,",
+		"type error":            "seed: seven",
+		"out of order":          "at: 0s",
+		"bad yaml":              "description: two: VMs",
+		"count and duration":    "tag: x, count: 3, rate: 5, duration: 1s}",
+		"duration without rate": "tag: x, duration: 1s}",
+		"negative rate":         "tag: x, rate: -1}",
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -116,6 +122,22 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %v is not ErrInvalid", err)
 			}
 		})
+	}
+}
+
+// A traffic step's duration at a rate is a count of probes per pair.
+func TestTrafficDuration(t *testing.T) {
+	for _, c := range []struct {
+		edit string
+		want int
+	}{{"tag: x, rate: 10, duration: 2s}", 20}, {"tag: x, rate: 3, duration: 500ms}", 2}, {"tag: x, rate: 1, duration: 0s}", 1}, {"tag: x}", 1}} {
+		s, err := Parse("good.yaml", []byte(strings.Replace(good, "tag: x}", c.edit, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Steps[2].Traffic.Count; got != c.want {
+			t.Errorf("%s: count %d, want %d", c.edit, got, c.want)
+		}
 	}
 }
 

@@ -158,7 +158,7 @@ type Traffic struct {
 	To    []string
 	// Matrix probes every From to every To; otherwise pairs are zipped.
 	Matrix bool
-	Count  int
+	Count  int     // probes per pair (a duration in the file: Rate × it)
 	Rate   float64 // probes per second per pair
 	Tag    string  // names the probes for expectations
 }

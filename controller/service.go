@@ -799,19 +799,19 @@ func (s *Service) bindTx(tx store.Tx, p *Port, n Network, host string) error {
 	} else if p.Host != "" {
 		reason = "moved from " + p.Host + " to " + host
 	}
-	if err := p.transition(PlaneUnderlay, StateDown, now, reason); err != nil {
+	if _, err := p.transition(PlaneUnderlay, StateDown, now, reason); err != nil {
 		return err
 	}
 	if host == "" {
-		if err := p.transition(PlaneOverlay, StateDown, now, reason); err != nil {
+		if _, err := p.transition(PlaneOverlay, StateDown, now, reason); err != nil {
 			return err
 		}
 	} else {
-		if err := p.transition(PlaneOverlay, StateBuild, now, reason); err != nil {
+		if _, err := p.transition(PlaneOverlay, StateBuild, now, reason); err != nil {
 			return err
 		}
 		if n.Segment.Type == SegmentNone {
-			if err := p.transition(PlaneOverlay, StateActive, now, "routed network: no overlay to program"); err != nil {
+			if _, err := p.transition(PlaneOverlay, StateActive, now, "routed network: no overlay to program"); err != nil {
 				return err
 			}
 		}
@@ -1066,12 +1066,12 @@ func (s *Service) setState(ctx context.Context, name string, plane Plane, u Stat
 		if u.State != StateDown && cur.Host == "" {
 			return fmt.Errorf("%w: %s %s for an unbound port; bind it to a host first", ErrIllegalTransition, plane, u.State)
 		}
-		n := len(cur.Transitions)
-		if err := cur.transition(plane, u.State, s.clock.Now(), u.Reason); err != nil {
+		changed, err := cur.transition(plane, u.State, s.clock.Now(), u.Reason)
+		if err != nil {
 			return err
 		}
 		p = cur
-		if len(cur.Transitions) == n {
+		if !changed {
 			return nil // same state again: nothing to write
 		}
 		return savePort(tx, cur)

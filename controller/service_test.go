@@ -376,7 +376,7 @@ func TestTransitions(t *testing.T) {
 		for _, to := range states {
 			p := Port{Name: "p", UnderlayState: from, OverlayState: from}
 			at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-			err := p.transition(PlaneUnderlay, to, at, "test")
+			_, err := p.transition(PlaneUnderlay, to, at, "test")
 			switch {
 			case from == to:
 				if err != nil || len(p.Transitions) != 0 {
@@ -623,5 +623,35 @@ func TestOverlayCallsInCommitOrder(t *testing.T) {
 	}
 	if c := rec.next(t); c != (hookCall{port: "mover", host: prev}) {
 		t.Errorf("unbind: %+v", c)
+	}
+}
+
+// TestTransitionsBounded: a port that flaps for a long time keeps only its
+// latest MaxTransitions transitions, in the store too.
+func TestTransitionsBounded(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := newTestService(t, nil)
+	mustNet(t, svc, "n1", Segment{Type: SegmentVLAN, ID: 100}, nil, "10.0.0.0/24")
+	if _, err := svc.CreatePort(ctx, PortRequest{Name: "flappy", Network: "n1", DeviceOwner: OwnerVM, Host: "host-a"}); err != nil {
+		t.Fatal(err)
+	}
+	states := []State{StateBuild, StateActive, StateDown}
+	for i := range 3 * MaxTransitions {
+		if _, err := svc.SetUnderlayState(ctx, "flappy", StateUpdate{State: states[i%3], Host: "host-a", Reason: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := svc.GetPort(ctx, "flappy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var under []Transition
+	for _, tr := range p.Transitions {
+		if tr.Plane == PlaneUnderlay {
+			under = append(under, tr)
+		}
+	}
+	if len(p.Transitions) != MaxTransitions || len(under) == 0 || under[len(under)-1].Reason != fmt.Sprint(3*MaxTransitions-1) {
+		t.Fatalf("%d transitions kept, last underlay one %+v; want %d ending with report %d", len(p.Transitions), under[len(under)-1], MaxTransitions, 3*MaxTransitions-1)
 	}
 }

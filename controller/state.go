@@ -83,23 +83,32 @@ func DeriveStatus(under, over State) Status {
 	}
 }
 
-// transition moves one plane of p to `to`, recording it at now. Reporting
-// the current state again changes nothing.
-func (p *Port) transition(plane Plane, to State, now time.Time, reason string) error {
+// MaxTransitions is how many of its latest transitions a port keeps: the
+// record of a pod that drifts and churns for months must not grow without
+// bound (every state report rewrites it).
+const MaxTransitions = 64
+
+// transition moves one plane of p to `to`, recording it at now, and
+// reports whether the state changed: reporting the current state again
+// changes nothing.
+func (p *Port) transition(plane Plane, to State, now time.Time, reason string) (bool, error) {
 	if !to.Valid() {
-		return &FieldError{Field: string(plane) + "_state", Value: string(to), Reason: "want DOWN, BUILD, ACTIVE or ERROR"}
+		return false, &FieldError{Field: string(plane) + "_state", Value: string(to), Reason: "want DOWN, BUILD, ACTIVE or ERROR"}
 	}
 	cur := &p.UnderlayState
 	if plane == PlaneOverlay {
 		cur = &p.OverlayState
 	}
 	if *cur == to {
-		return nil
+		return false, nil
 	}
 	if !CanTransition(*cur, to) {
-		return fmt.Errorf("port %q %s %s -> %s: %w (allowed from %s: %v)", p.Name, plane, *cur, to, ErrIllegalTransition, *cur, legal[*cur])
+		return false, fmt.Errorf("port %q %s %s -> %s: %w (allowed from %s: %v)", p.Name, plane, *cur, to, ErrIllegalTransition, *cur, legal[*cur])
+	}
+	if len(p.Transitions) >= MaxTransitions {
+		p.Transitions = append(p.Transitions[:0], p.Transitions[len(p.Transitions)-MaxTransitions+1:]...)
 	}
 	p.Transitions = append(p.Transitions, Transition{Plane: plane, From: *cur, To: to, At: now, Reason: reason})
 	*cur = to
-	return nil
+	return true, nil
 }

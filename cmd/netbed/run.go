@@ -24,11 +24,15 @@ func init() {
 	register(command{name: "run", short: "replay a scenario for its generations and report (exit 1 if an expectation fails)", run: runRun})
 	register(command{name: "compare", short: "replay several scenarios and write one comparative report", run: runCompare})
 	register(command{name: "validate", short: "check scenario files; errors name file, line and field", run: runValidate})
-	register(command{name: "report", short: "merge JSON results of shards into one report (report merge a.json b.json -o dir)", run: runReport})
+	register(command{name: "report", short: "merge shards' JSON results (report merge a.json b.json -o dir), or compare with a baseline (report diff old.json new.json)", run: runReport})
 }
 
 // errChecksFailed makes the command exit 1 after printing its report.
 var errChecksFailed = errors.New("expectations failed; see the report")
+
+// errRegressed makes the command exit 1: the runs differ from the
+// baseline in behaviour (or in timing beyond --max-slowdown).
+var errRegressed = errors.New("regressions against the baseline; see the report")
 
 func runValidate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("validate", "validate scenario.yaml...", stderr)
@@ -61,6 +65,8 @@ func runValidate(args []string, stdout, stderr io.Writer) error {
 type runFlags struct {
 	gens, backend, out, shard, formats string
 	quiet                              bool
+	baseline                           string
+	maxSlowdown                        float64
 }
 
 func runRun(args []string, stdout, stderr io.Writer) error {
@@ -79,6 +85,8 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&f.out, "out", "", "directory for report.md, report.html, report.json and junit.xml")
 	fs.StringVar(&f.shard, "shard", "", "run only shard i of n (i/n, from 0) of the scenario × generation runs")
 	fs.BoolVar(&f.quiet, "q", false, "no progress display")
+	fs.StringVar(&f.baseline, "baseline", "", "report.json of an earlier run: list what changed, exit 1 on a regression (behaviour, or timing beyond --max-slowdown)")
+	fs.Float64Var(&f.maxSlowdown, "max-slowdown", 0, "with --baseline, the factor by which round-trip and spawn times of runs on the same backend may grow (0: timings not compared)")
 	files, err := topoParse(fs, args)
 	if err != nil {
 		return err
@@ -88,6 +96,15 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 	}
 	if name == "run" && len(files) > 1 {
 		return usageErr("run takes one scenario; use compare for several")
+	}
+	var base *reports.Report
+	if f.baseline != "" {
+		if base, err = readReport(f.baseline); err != nil {
+			return usageErr("--baseline: %v", err)
+		}
+	}
+	if f.maxSlowdown != 0 && (f.maxSlowdown <= 1 || f.baseline == "") {
+		return usageErr("--max-slowdown wants a factor above 1, with --baseline")
 	}
 	backend, note, err := pickBackend(f.backend, f.out)
 	if err != nil {
@@ -172,6 +189,12 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 		}
 		fmt.Fprintf(stderr, "report written to %s/report.{md,html,json} and junit.xml\n", f.out)
 	}
+	regressed := false
+	if base != nil {
+		if regressed, err = writeDiff(stdout, f.out, f.baseline, base, rep, reports.DiffOptions{MaxSlowdown: f.maxSlowdown}); err != nil {
+			return err
+		}
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted; the lab was torn down")
 	}
@@ -181,7 +204,47 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 	if rep.Failed() {
 		return errChecksFailed
 	}
+	if regressed {
+		return errRegressed
+	}
 	return nil
+}
+
+// readReport reads a report.json.
+func readReport(path string) (*reports.Report, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	r, err := reports.ReadJSON(fh)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// writeDiff prints what changed against the baseline, and writes it to
+// dir/baseline.md when dir is set; it reports whether anything regressed.
+func writeDiff(stdout io.Writer, dir, name string, base, cur *reports.Report, opts reports.DiffOptions) (bool, error) {
+	changes := reports.Diff(base, cur, opts)
+	if err := reports.WriteDiffMarkdown(stdout, name, changes); err != nil {
+		return false, err
+	}
+	if dir != "" {
+		fh, err := os.Create(filepath.Join(dir, "baseline.md"))
+		if err != nil {
+			return false, fmt.Errorf("write baseline.md: %w", err)
+		}
+		err = reports.WriteDiffMarkdown(fh, name, changes)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return false, fmt.Errorf("write baseline.md: %w", err)
+		}
+	}
+	return reports.Regressed(changes), nil
 }
 
 type backendChoice struct {
@@ -260,8 +323,11 @@ func writeReports(dir string, rep *reports.Report) error {
 }
 
 func runReport(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "diff" {
+		return runReportDiff(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "merge" {
-		return usageErr("the only report command is: report merge a.json b.json... -o dir")
+		return usageErr("report commands: report merge a.json b.json... -o dir; report diff baseline.json new.json")
 	}
 	fs := newFlags("report merge", "report merge [flags] shard.json...", stderr)
 	out := fs.String("o", "", "directory for the merged report (default: print Markdown only)")
@@ -296,6 +362,36 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	}
 	if merged.Failed() {
 		return errChecksFailed
+	}
+	return nil
+}
+
+func runReportDiff(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("report diff", "report diff [flags] baseline.json new.json", stderr)
+	slow := fs.Float64("max-slowdown", 0, "the factor by which round-trip and spawn times of runs on the same backend may grow (0: timings not compared)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return usageErr("name the baseline report.json and the new one")
+	}
+	if *slow != 0 && *slow <= 1 {
+		return usageErr("--max-slowdown wants a factor above 1")
+	}
+	base, err := readReport(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	cur, err := readReport(fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	regressed, err := writeDiff(stdout, "", fs.Arg(0), base, cur, reports.DiffOptions{MaxSlowdown: *slow})
+	if err != nil {
+		return err
+	}
+	if regressed {
+		return errRegressed
 	}
 	return nil
 }

@@ -134,3 +134,56 @@ func TestShardsMerge(t *testing.T) {
 		t.Errorf("shard 2/2: exit %d, want 2", code)
 	}
 }
+
+// TestBaseline: a sim run against its own earlier report changes nothing
+// (sim is deterministic for a seed) and exits 0; against a baseline whose
+// hop count differs it names the probe and exits 1, and `report diff`
+// says the same.
+func TestBaseline(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"run", "-q", "--backend", "sim", "--gen", "vlan,evpn", "../../scenarios/library/cross-subnet-hops.yaml"}
+	var stdout, stderr bytes.Buffer
+	if code := run(append(args[:len(args)-1:len(args)-1], "--out", dir+"/a", args[len(args)-1]), &stdout, &stderr); code != 0 {
+		t.Fatalf("first run: exit %d: %s", code, stderr.String())
+	}
+	stdout.Reset()
+	if code := run(append(args[:len(args)-1:len(args)-1], "--baseline", dir+"/a/report.json", "--out", dir+"/b", args[len(args)-1]), &stdout, &stderr); code != 0 {
+		t.Fatalf("same run against its baseline: exit %d: %s\n%s", code, stderr.String(), stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "No change") {
+		t.Errorf("no 'No change' line:\n%s", stdout.String())
+	}
+	if b, err := os.ReadFile(dir + "/b/baseline.md"); err != nil || !strings.Contains(string(b), "No change") {
+		t.Errorf("baseline.md: %v %q", err, b)
+	}
+	// A baseline in which gen 1 took 24 hops (the stock host).
+	raw, err := os.ReadFile(dir + "/a/report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(raw, []byte(`"hops": 18`), []byte(`"hops": 24`), 1)
+	if bytes.Equal(edited, raw) {
+		t.Fatal("report.json has no 18-hop probe to edit")
+	}
+	old := dir + "/old.json"
+	if err := os.WriteFile(old, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if code := run(append(args[:len(args)-1:len(args)-1], "--baseline", old, args[len(args)-1]), &stdout, &stderr); code != 1 {
+		t.Errorf("against a changed baseline: exit %d, want 1", code)
+	}
+	if !strings.Contains(stdout.String(), "**regression** cross-subnet-hops/vlan: probe 0 (web-1 -> db-1, icmp): 18 hops") {
+		t.Errorf("the regression is not named:\n%s", stdout.String())
+	}
+	stdout.Reset()
+	if code := run([]string{"report", "diff", old, dir + "/b/report.json"}, &stdout, &stderr); code != 1 || !strings.Contains(stdout.String(), "18 hops") {
+		t.Errorf("report diff: exit %d:\n%s", code, stdout.String())
+	}
+	if code := run([]string{"report", "diff", dir + "/a/report.json", dir + "/b/report.json"}, &stdout, &stderr); code != 0 {
+		t.Errorf("report diff of equal reports: exit %d", code)
+	}
+	if code := run(append(args[:len(args)-1:len(args)-1], "--max-slowdown", "2", args[len(args)-1]), &stdout, &stderr); code != 2 {
+		t.Errorf("--max-slowdown without --baseline: exit %d, want 2", code)
+	}
+}

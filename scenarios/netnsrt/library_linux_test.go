@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,32 +61,13 @@ func TestLibraryCrossValidation(t *testing.T) {
 					t.Fatalf("netns sent %d probes, sim %d", len(nsRun.Probes), len(simRun.Probes))
 				}
 				for i := range simRun.Probes {
-					if d := probeDiff(simRun.Probes[i], nsRun.Probes[i]); d != "" {
-						t.Errorf("probe %d (%s -> %s): %s", i, simRun.Probes[i].From, simRun.Probes[i].To, d)
+					if d := reports.ProbeChanges(simRun.Probes[i], nsRun.Probes[i]); len(d) > 0 {
+						t.Errorf("probe %d (%s -> %s) on netns (was: on sim): %s", i, simRun.Probes[i].From, simRun.Probes[i].To, strings.Join(d, "; "))
 					}
 				}
 			})
 		}
 	}
-}
-
-// probeDiff says how two runtimes' reports of one probe differ in what
-// must agree (not in timings).
-func probeDiff(a, b reports.Probe) string {
-	var d []string
-	if a.Delivered != b.Delivered || a.Replied != b.Replied {
-		d = append(d, "verdict")
-	}
-	if a.Hops != b.Hops || a.SwitchHops != b.SwitchHops {
-		d = append(d, "hops")
-	}
-	if !slices.Equal(a.Path, b.Path) {
-		d = append(d, "path:\n  sim   "+strings.Join(a.Path, " ")+"\n  netns "+strings.Join(b.Path, " "))
-	}
-	if a.DropAt != b.DropAt || a.Reason != b.Reason {
-		d = append(d, "drop "+a.DropAt+" "+a.Reason+" vs "+b.DropAt+" "+b.Reason)
-	}
-	return strings.Join(d, "; ")
 }
 
 // libraryScenarios are the shipped scenarios: every one of them

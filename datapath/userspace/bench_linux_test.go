@@ -106,11 +106,13 @@ func TestRxFull(t *testing.T) {
 	resume()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
+		// The node also forwards what the namespaces' own kernels send
+		// (IPv6 neighbour discovery): at least the burst is accounted for.
 		s := fb.r.Stats()
 		got := fb.node.n.Load()
-		if got+s.RxFull == burst {
-			if s.RxFull == 0 {
-				t.Fatalf("all %d frames fitted a ring of under 80 slots", burst)
+		if got+s.RxFull >= burst {
+			if s.RxFull < burst-100 {
+				t.Fatalf("%d of %d frames dropped on a full ring of under 80 slots, %d forwarded", s.RxFull, burst, got)
 			}
 			break
 		}

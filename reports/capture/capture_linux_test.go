@@ -315,10 +315,12 @@ func TestLostCountsFullRing(t *testing.T) {
 		for i := range burst {
 			got += len(c.Frames(uint64(1000 + i)))
 		}
+		// Lost also counts what the namespaces' own kernels sent (IPv6
+		// neighbour discovery): at least the burst is accounted for.
 		lost := c.Lost()
-		if got+lost == 2*burst {
-			if lost == 0 {
-				t.Fatalf("no frame lost with %d frames against a ring of under 80 slots", burst)
+		if got+lost >= 2*burst {
+			if lost < 2*(burst-100) {
+				t.Fatalf("%d of %d frames lost against rings of under 80 slots, %d recorded", lost, 2*burst, got)
 			}
 			break
 		}

@@ -61,13 +61,7 @@ func BenchmarkForward(b *testing.B) {
 			cpu0 := fb.cpu()
 			b.ResetTimer()
 			start := time.Now()
-			for i := 0; i < b.N; i++ {
-				fb.q.add(fb.frame)
-				if fb.q.n == len(fb.q.b.msgs) {
-					fb.q.flush()
-				}
-			}
-			fb.q.flush()
+			fb.blast(b.N)
 			// Wait until the node has drained its socket.
 			last := int64(-1)
 			for fb.node.n.Load() != last {
@@ -96,13 +90,7 @@ func TestRxFull(t *testing.T) {
 	fb := newForwardBench(t, 64, false, Options{RingBytes: 128 << 10})
 	const burst = 2000 // against two 64 KiB blocks of 1664-byte slots
 	resume := fb.r.Pause()
-	for range burst {
-		fb.q.add(fb.frame)
-		if fb.q.n == len(fb.q.b.msgs) {
-			fb.q.flush()
-		}
-	}
-	fb.q.flush()
+	fb.blast(burst)
 	resume()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -147,13 +135,7 @@ func BenchmarkForwardSaturated(b *testing.B) {
 				n := min(round, b.N-sent)
 				want := fb.node.n.Load() + int64(n)
 				resume := fb.r.Pause()
-				for range n {
-					fb.q.add(fb.frame)
-					if fb.q.n == len(fb.q.b.msgs) {
-						fb.q.flush()
-					}
-				}
-				fb.q.flush()
+				fb.blast(n)
 				cpu0 := fb.cpu()
 				resume()
 				for deadline := time.Now().Add(10 * time.Second); fb.node.n.Load() < want; time.Sleep(time.Millisecond) {
@@ -212,6 +194,17 @@ func newForwardBench(b testing.TB, size int, tor bool, opts Options) *forwardBen
 		time.Sleep(time.Millisecond)
 	}
 	return &forwardBench{r: r, node: node, nr: nr, q: newTxQueue(gen.fd, 64, 2048), frame: fr, b: b}
+}
+
+// blast sends n frames from the generator, in batches.
+func (fb *forwardBench) blast(n int) {
+	for range n {
+		fb.q.add(fb.frame)
+		if fb.q.n == len(fb.q.b.msgs) {
+			fb.q.flush()
+		}
+	}
+	fb.q.flush()
 }
 
 // cpu is the CPU time the node's thread has run.

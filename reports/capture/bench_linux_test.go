@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"testing"
@@ -11,8 +10,6 @@ import (
 
 	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/internal/testutil"
-	"github.com/netbed/netbed/topologies"
-	"github.com/netbed/netbed/topologies/netns"
 )
 
 // BenchmarkCapture is what capturing costs per frame, end to end: a
@@ -30,7 +27,7 @@ func BenchmarkCapture(b *testing.B) {
 			name = "a+b"
 		}
 		b.Run(name, func(b *testing.B) {
-			lab, fd := benchLab(b)
+			lab, fd := pair(b)
 			var c *Capture
 			if captured {
 				var err error
@@ -82,39 +79,6 @@ func BenchmarkCapture(b *testing.B) {
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(frames), "cpu-ns/frame")
 		})
 	}
-}
-
-// benchLab is two namespaces a and b joined by a veth (eth1, up), and a
-// packet socket sending on a's end.
-func benchLab(b *testing.B) (*netns.Lab, int) {
-	tp := &topologies.Topology{Name: testutil.Name("nbtest-capb"),
-		Nodes: []*topologies.Node{{Name: "a", Role: topologies.RoleHost}, {Name: "b", Role: topologies.RoleHost}},
-		Links: []*topologies.Link{{A: topologies.Endpoint{Node: "a", Iface: "eth1"}, B: topologies.Endpoint{Node: "b", Iface: "eth1"}}}}
-	opt := &netns.Options{StateRoot: b.TempDir()}
-	b.Cleanup(func() { netns.Destroy(tp.Name, opt) })
-	lab, _, err := netns.Deploy(context.Background(), tp, opt)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { lab.Close() })
-	if err := lab.WaitUp(context.Background(), 10*time.Second); err != nil {
-		b.Fatal(err)
-	}
-	var fd int
-	if err := lab.Do("a", func() error {
-		ifi, err := net.InterfaceByName("eth1")
-		if err != nil {
-			return err
-		}
-		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
-			return err
-		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
-	}); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { unix.Close(fd) })
-	return lab, fd
 }
 
 // cpuTime is the process's CPU time so far (user and system), in ns.

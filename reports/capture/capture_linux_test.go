@@ -23,7 +23,7 @@ import (
 // pair deploys namespaces a and b joined by a veth (eth1 in both, MTU
 // 9500), waits until it carries frames, and returns it with a packet
 // socket sending on a's end.
-func pair(t *testing.T) (*netns.Lab, int) {
+func pair(t testing.TB) (*netns.Lab, int) {
 	t.Helper()
 	testutil.RequireRoot(t)
 	tp := &topologies.Topology{Name: testutil.Name("nbtest-cap"),

@@ -223,16 +223,24 @@ func (r *Runtime) makeInstanceNS(in *instance) error {
 	return nil
 }
 
+// handles returns netlink handles in in's host's namespace (the lab's:
+// not to be closed) and in in's own (to be closed).
+func (r *Runtime) handles(in *instance) (host, inst *netlink.Handle, err error) {
+	if host, err = r.lab.Handle(in.host); err != nil {
+		return nil, nil, err
+	}
+	if inst, err = netlink.NewHandleAt(in.ns); err != nil {
+		return nil, nil, fmt.Errorf("netlink in %s: %w", in.netns, err)
+	}
+	return host, inst, nil
+}
+
 // wireVeth does for a VM what the CNI plugin does for a pod: the veth
 // pair, eth0's address and the default route via the gateway.
 func (r *Runtime) wireVeth(in *instance) error {
-	hh, err := r.lab.Handle(in.host)
+	hh, ih, err := r.handles(in)
 	if err != nil {
 		return err
-	}
-	ih, err := netlink.NewHandleAt(in.ns)
-	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", in.netns, err)
 	}
 	defer ih.Close()
 	// A port slot reused after RemoveInstance: its old veth went with the
@@ -281,13 +289,9 @@ func (r *Runtime) wireVeth(in *instance) error {
 // software, both ends operationally up, the responders listening.
 func (r *Runtime) finish(in *instance) error {
 	alias := netns.Alias(r.name)
-	hh, err := r.lab.Handle(in.host)
+	hh, ih, err := r.handles(in)
 	if err != nil {
 		return err
-	}
-	ih, err := netlink.NewHandleAt(in.ns)
-	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", in.netns, err)
 	}
 	defer ih.Close()
 	for _, step := range []struct {

@@ -60,3 +60,17 @@ type Fabric interface {
 	AddInstance(s InstanceSpec) (Node, Wire, error)
 	RemoveInstance(name string) error
 }
+
+// TableSize is how many entries one table of one node holds.
+type TableSize struct {
+	Node, Table string
+	Entries     int
+}
+
+// TableReporter is a Fabric that reports its nodes' table sizes (MAC
+// tables, routes, BPF maps), for capacity planning. now is the time of
+// the nodes' clock (entries that aged out do not count); like every
+// Fabric method it must not run while a node does.
+type TableReporter interface {
+	TableSizes(now time.Duration) []TableSize
+}

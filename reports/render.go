@@ -144,10 +144,54 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		if p := firstPath(r.RunsOf(sc)); p != "" {
 			b.WriteString("\nPaths of the first delivered probe:\n\n" + p)
 		}
+		if t := tableSizes(r.RunsOf(sc)); len(t) > 0 {
+			b.WriteString("\n<details><summary>Table sizes at the end (largest node per table)</summary>\n\n")
+			b.WriteString("| generation | table | largest | on | total over nodes |\n|---|---|---|---|---|\n")
+			for _, x := range t {
+				fmt.Fprintf(&b, "| %s | %s | %d | %s | %d |\n", x.Gen, x.Name, x.Largest, x.Node, x.Total)
+			}
+			b.WriteString("\n</details>\n")
+		}
 		b.WriteString("\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// tableSize is one table kind of one run: its largest instance and the
+// sum over the nodes.
+type tableSize struct {
+	Gen, Name, Node string
+	Largest, Total  int
+}
+
+// tableSizes summarises the runs' tables per kind (its name), leaving
+// out the kinds that stayed empty everywhere.
+func tableSizes(runs []*Run) []tableSize {
+	var out []tableSize
+	for _, run := range runs {
+		byName := map[string]*tableSize{}
+		var names []string
+		for _, t := range run.Tables {
+			x, ok := byName[t.Name]
+			if !ok {
+				x = &tableSize{Gen: run.Generation, Name: t.Name, Node: t.Node, Largest: -1}
+				byName[t.Name] = x
+				names = append(names, t.Name)
+			}
+			x.Total += t.Entries
+			if t.Entries > x.Largest {
+				x.Largest, x.Node = t.Entries, t.Node
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if x := byName[n]; x.Largest > 0 {
+				out = append(out, *x)
+			}
+		}
+	}
+	return out
 }
 
 // droppedProbes lists where and why probes were dropped, one line per
@@ -349,6 +393,10 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 </table>
 {{range .Plots}}{{.}}{{end}}
 {{range .Failures}}<p class="fail">{{.}}</p>{{end}}
+{{if .Tables}}<details><summary>Table sizes at the end (largest node per table)</summary>
+<table><tr><th>generation</th><th>table</th><th>largest</th><th>on</th><th>total over nodes</th></tr>
+{{range .Tables}}<tr><td>{{.Gen}}</td><td>{{.Name}}</td><td>{{.Largest}}</td><td>{{.Node}}</td><td>{{.Total}}</td></tr>{{end}}
+</table></details>{{end}}
 {{end}}</body></html>
 `))
 
@@ -361,13 +409,14 @@ func WriteHTML(w io.Writer, r *Report) error {
 		Rows     []row
 		Plots    []template.HTML
 		Failures []string
+		Tables   []tableSize
 	}
 	data := struct {
 		Title, Machine string
 		Sections       []section
 	}{Title: r.Title, Machine: r.Machine}
 	for _, sc := range r.Scenarios() {
-		sec := section{Name: sc}
+		sec := section{Name: sc, Tables: tableSizes(r.RunsOf(sc))}
 		var hops, rtts []Bar
 		for _, run := range r.RunsOf(sc) {
 			s := Summarize(run)

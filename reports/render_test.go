@@ -16,6 +16,7 @@ func sample() *Report {
 		}
 		r.Probes = append(r.Probes, Probe{From: "a", To: "c", Reason: "no-route", DropAt: "core1"})
 		r.Checks = []Check{{Step: 3, Line: 12, What: "hops", Passed: pass, Detail: "want 18"}}
+		r.Tables = []Table{{Node: "tor1", Name: "macs", Entries: 40}, {Node: "tor2", Name: "macs", Entries: 60}, {Node: "core1", Name: "arp", Entries: 0}}
 		return r
 	}
 	return &Report{Title: "t", Runs: []*Run{run("vlan", 18, 100*time.Microsecond, true), run("evpn", 6, 40*time.Microsecond, false)}}
@@ -41,7 +42,7 @@ func TestRenderers(t *testing.T) {
 	if err := WriteMarkdown(&md, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## cross-subnet-hops", "| vlan | sim | 10/11 | 18 |", "| evpn | sim | 10/11 | 6 |", "1/1 ✓", "0/1 ✗", "**evpn** step 3 (line 12): hops — want 18", "- vlan, a → c (): dropped at core1, no-route", "- vlan, a → b, 18 hops: a → b (+7.0µs)"} {
+	for _, want := range []string{"## cross-subnet-hops", "| vlan | sim | 10/11 | 18 |", "| evpn | sim | 10/11 | 6 |", "1/1 ✓", "0/1 ✗", "**evpn** step 3 (line 12): hops — want 18", "- vlan, a → c (): dropped at core1, no-route", "- vlan, a → b, 18 hops: a → b (+7.0µs)", "| vlan | macs | 60 | tor2 | 100 |"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
@@ -75,6 +76,12 @@ func TestRenderers(t *testing.T) {
 	}
 	if !strings.Contains(h.String(), "vlan on sim: time to each device, a → b") || !strings.Contains(h.String(), ">7.0µs<") {
 		t.Errorf("html lacks the per-hop plot")
+	}
+	if !strings.Contains(h.String(), "<td>macs</td><td>60</td><td>tor2</td><td>100</td>") {
+		t.Errorf("html lacks the table sizes")
+	}
+	if strings.Contains(md.String(), "| arp |") {
+		t.Errorf("a table empty everywhere is listed:\n%s", md.String())
 	}
 }
 

@@ -17,11 +17,19 @@ type Run struct {
 	Probes     []Probe        `json:"probes"`
 	Checks     []Check        `json:"checks"`
 	Timeline   []SpawnEvent   `json:"timeline,omitempty"`
-	Drops      map[string]int `json:"drops,omitempty"`  // by reason
-	Tables     map[string]int `json:"tables,omitempty"` // capacity: "leaf1 fdb" -> entries
+	Drops      map[string]int `json:"drops,omitempty"`       // by reason
+	Tables     []Table        `json:"table_sizes,omitempty"` // capacity: entries per node and table at the end
 	Counters   map[string]int `json:"counters,omitempty"`
 	Error      string         `json:"error,omitempty"` // the run could not finish
 	Elapsed    time.Duration  `json:"elapsed_ns"`      // wall-clock time of the run
+}
+
+// Table is how many entries one table of one node held at the end of a
+// run (a leaf's MAC table, a node's BPF policy map, the EVPN routes).
+type Table struct {
+	Node    string `json:"node"`
+	Name    string `json:"table"`
+	Entries int    `json:"entries"`
 }
 
 // Probe is one probe's outcome.

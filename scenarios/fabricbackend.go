@@ -709,12 +709,22 @@ func (b *FabricBackend) Finish(run *reports.Run) error {
 	run.Counters["unexplained_drops"] = unexplained
 	run.Counters["instances"] = len(b.insts)
 	run.Timeline = append(run.Timeline[:0], b.timeline...)
-	if f, ok := b.fab.(*evpn.Fabric); ok {
-		c := f.Capacity()
-		run.Tables = map[string]int{"evpn routes": c.Routes.Total()}
-		for leaf, t := range c.Leaves {
-			run.Tables[leaf+" macs"] = t.LocalMACs + t.RemoteMACs
+	if tr, ok := b.fab.(datapath.TableReporter); ok {
+		// Sizes are read while no node runs (on netns they run in real
+		// time), at the nodes' own time, so that aged entries are out.
+		run.Tables = run.Tables[:0]
+		if err := b.rt.Mutate(func() error {
+			for _, t := range tr.TableSizes(b.rt.Now()) {
+				run.Tables = append(run.Tables, reports.Table{Node: t.Node, Name: t.Table, Entries: t.Entries})
+			}
+			return nil
+		}); err != nil {
+			return err
 		}
+		sort.Slice(run.Tables, func(i, j int) bool {
+			a, c := run.Tables[i], run.Tables[j]
+			return a.Node < c.Node || a.Node == c.Node && a.Name < c.Name
+		})
 	}
 	return nil
 }

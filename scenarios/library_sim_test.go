@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/simrt"
 )
@@ -94,5 +95,60 @@ func TestSpawnProgress(t *testing.T) {
 		if !slices.Contains(msgs, want) {
 			t.Errorf("progress lacks %q: %q", want, msgs)
 		}
+	}
+}
+
+// TestTableSizes: after 300 pods, the tables say so. Gen 2: a type-2
+// route per pod (MAC/IP) and the leaves' MAC tables hold them; gen 3:
+// every pod is an endpoint on one node and in the ipcache of the others.
+func TestTableSizes(t *testing.T) {
+	s, err := scenarios.Load("library/pod-spawn-storm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pods = 300
+	sum := func(run *reports.Run, name string) (total, largest int, nodes int) {
+		for _, tb := range run.Tables {
+			if tb.Name == name {
+				total += tb.Entries
+				largest = max(largest, tb.Entries)
+				nodes++
+			}
+		}
+		return
+	}
+	evpn, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, simBackend(t, s.Seed), scenarios.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := sum(evpn, "type-2 routes"); n < pods {
+		t.Errorf("evpn: %d type-2 routes for %d pods", n, pods)
+	}
+	if _, largest, leaves := sum(evpn, "macs"); leaves == 0 || largest < pods/leaves {
+		t.Errorf("evpn: largest leaf MAC table %d over %d leaves for %d pods", largest, leaves, pods)
+	}
+	ebpf, err := scenarios.Run(context.Background(), s, scenarios.GenEBPF, simBackend(t, s.Seed), scenarios.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps, _, nodes := sum(ebpf, "endpoints")
+	ipc, _, _ := sum(ebpf, "ipcache")
+	if eps != pods || nodes == 0 || ipc < pods*(nodes-1) {
+		t.Errorf("ebpf: %d endpoints on %d nodes, %d ipcache entries; want %d endpoints and at least %d remote entries", eps, nodes, ipc, pods, pods*(nodes-1))
+	}
+	// Gen 1: the core, the gateway of both subnets, learnt both VMs.
+	x, err := scenarios.Load("library/cross-subnet-hops.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vlan, err := scenarios.Run(context.Background(), x, scenarios.GenVLAN, simBackend(t, x.Seed), scenarios.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, arp, _ := sum(vlan, "arp"); arp < 2 {
+		t.Errorf("vlan: the core's ARP table holds %d entries, want both VMs", arp)
+	}
+	if macs, _, _ := sum(vlan, "macs"); macs == 0 {
+		t.Error("vlan: no MAC learnt anywhere")
 	}
 }

@@ -85,7 +85,10 @@ type Fabric struct {
 	down     map[*topologies.Link]bool
 }
 
-var _ datapath.Fabric = (*Fabric)(nil)
+var (
+	_ datapath.Fabric        = (*Fabric)(nil)
+	_ datapath.TableReporter = (*Fabric)(nil)
+)
 
 // New builds the fabric: routers with ECMP shortest-path routes to every
 // loopback and node IP (and, in Direct mode, every node's pod CIDR), and a
@@ -316,6 +319,22 @@ func (f *Fabric) Endpoint(name string) (*Endpoint, string, bool) {
 // an lxc device. s.IP must lie in the host's node CIDR (zero: the next
 // free address); the pod gets it as a /32 with the node's gateway as
 // default route, as Cilium configures pods. s.Labels give the identity.
+// TableSizes implements datapath.TableReporter: every node's BPF maps
+// (endpoints, ipcache, tunnel, policy, conntrack).
+func (f *Fabric) TableSizes(time.Duration) []datapath.TableSize {
+	var out []datapath.TableSize
+	for n, h := range f.hosts {
+		m := h.Maps()
+		for _, e := range []struct {
+			name string
+			v    int
+		}{{"endpoints", m.Endpoints.Len()}, {"ipcache", m.IPCache.Len()}, {"tunnel", m.Tunnel.Len()}, {"policy", m.Policy.Len()}, {"conntrack", m.CT.Len()}} {
+			out = append(out, datapath.TableSize{Node: n, Table: e.name, Entries: e.v})
+		}
+	}
+	return out
+}
+
 func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.Wire, error) {
 	node, ok := f.hosts[s.Host]
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/l3"
@@ -144,7 +145,10 @@ type Fabric struct {
 	reconverged int
 }
 
-var _ datapath.Fabric = (*Fabric)(nil)
+var (
+	_ datapath.Fabric        = (*Fabric)(nil)
+	_ datapath.TableReporter = (*Fabric)(nil)
+)
 
 // New builds the fabric on t: nodes with role spine become underlay
 // routers, leaf and border become VTEPs, host become hosts. Underlay
@@ -536,6 +540,31 @@ type Capacity struct {
 	Leaves    map[string]LeafTables // per leaf (and border leaf)
 	SpineFIB  map[string]int        // underlay routes per spine
 	Instances int
+}
+
+// TableSizes implements datapath.TableReporter: the EVPN routes (as the
+// route reflectors hold them), every leaf's tables and every spine's
+// underlay FIB.
+func (f *Fabric) TableSizes(time.Duration) []datapath.TableSize {
+	c := f.Capacity()
+	out := []datapath.TableSize{
+		{Node: "evpn", Table: "type-2 routes", Entries: c.Routes.MACIP},
+		{Node: "evpn", Table: "type-3 routes", Entries: c.Routes.InclusiveMulticast},
+		{Node: "evpn", Table: "type-5 routes", Entries: c.Routes.IPPrefix},
+	}
+	for n, t := range c.Leaves {
+		for _, e := range []struct {
+			name string
+			v    int
+		}{{"port vlans", t.PortVLANs}, {"l2 vnis", t.L2VNIs}, {"vrfs", t.VRFs}, {"macs", t.LocalMACs + t.RemoteMACs},
+			{"arp suppression", t.ARP}, {"host routes", t.HostRoutes}, {"prefixes", t.Prefixes}, {"flood vteps", t.FloodVTEPs}, {"underlay routes", t.Underlay}} {
+			out = append(out, datapath.TableSize{Node: n, Table: e.name, Entries: e.v})
+		}
+	}
+	for n, v := range c.SpineFIB {
+		out = append(out, datapath.TableSize{Node: n, Table: "underlay routes", Entries: v})
+	}
+	return out
 }
 
 // Capacity returns the current table sizes.

@@ -93,7 +93,28 @@ type Fabric struct {
 	trunks    []portRef
 }
 
-var _ datapath.Fabric = (*Fabric)(nil)
+var (
+	_ datapath.Fabric        = (*Fabric)(nil)
+	_ datapath.TableReporter = (*Fabric)(nil)
+)
+
+// TableSizes implements datapath.TableReporter: the MAC tables of every
+// host's vswitch and every switch (the cores' included), and the cores'
+// ARP tables, which hold every instance that talks across subnets.
+func (f *Fabric) TableSizes(now time.Duration) []datapath.TableSize {
+	var out []datapath.TableSize
+	for n, h := range f.hosts {
+		out = append(out, datapath.TableSize{Node: n, Table: "macs", Entries: h.MACCount(now)})
+	}
+	for n, s := range f.switches {
+		out = append(out, datapath.TableSize{Node: n, Table: "macs", Entries: s.MACCount(now)})
+	}
+	for n, c := range f.cores {
+		out = append(out, datapath.TableSize{Node: n, Table: "macs", Entries: c.MACCount(now)},
+			datapath.TableSize{Node: n, Table: "arp", Entries: c.ARPCount(now)})
+	}
+	return out
+}
 
 // MACFor returns the locally administered MAC netbed gives name (routers,
 // firewalls, and instances created without one).

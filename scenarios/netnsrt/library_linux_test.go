@@ -57,6 +57,9 @@ func TestLibraryCrossValidation(t *testing.T) {
 				}
 				checkPodsAttachedByCNI(t, s, gen, nsRun)
 				testutil.CheckHopTimes(t, nsRun.Probes, true)
+				if len(nsRun.Tables) == 0 {
+					t.Error("netns: no table sizes")
+				}
 				if len(nsRun.Probes) != len(simRun.Probes) {
 					t.Fatalf("netns sent %d probes, sim %d", len(nsRun.Probes), len(simRun.Probes))
 				}

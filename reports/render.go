@@ -158,37 +158,18 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	return err
 }
 
-// tableSize is one table kind of one run: its largest instance and the
-// sum over the nodes.
+// tableSize is a TableStat of one generation's run.
 type tableSize struct {
-	Gen, Name, Node string
-	Largest, Total  int
+	Gen string
+	TableStat
 }
 
-// tableSizes summarises the runs' tables per kind (its name), leaving
-// out the kinds that stayed empty everywhere.
+// tableSizes lists the runs' TableStats.
 func tableSizes(runs []*Run) []tableSize {
 	var out []tableSize
 	for _, run := range runs {
-		byName := map[string]*tableSize{}
-		var names []string
-		for _, t := range run.Tables {
-			x, ok := byName[t.Name]
-			if !ok {
-				x = &tableSize{Gen: run.Generation, Name: t.Name, Node: t.Node, Largest: -1}
-				byName[t.Name] = x
-				names = append(names, t.Name)
-			}
-			x.Total += t.Entries
-			if t.Entries > x.Largest {
-				x.Largest, x.Node = t.Entries, t.Node
-			}
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			if x := byName[n]; x.Largest > 0 {
-				out = append(out, *x)
-			}
+		for _, t := range TableStats(run) {
+			out = append(out, tableSize{run.Generation, t})
 		}
 	}
 	return out
@@ -455,4 +436,69 @@ func WriteHTML(w io.Writer, r *Report) error {
 		data.Sections = append(data.Sections, sec)
 	}
 	return htmlTmpl.Execute(w, data)
+}
+
+// Series is one line of a line chart.
+type Series struct {
+	Name   string
+	Points [][2]float64 // (x, y), x ascending
+}
+
+// LineChartSVG draws series as lines over shared axes, as a standalone
+// SVG, with a legend.
+func LineChartSVG(title, xLabel, yLabel string, series []Series) string {
+	const width, height, left, right, top, bottom = 720, 360, 60, 200, 30, 40
+	maxX, maxY := 0.0, 0.0
+	for _, s := range series {
+		for _, p := range s.Points {
+			maxX, maxY = max(maxX, p[0]), max(maxY, p[1])
+		}
+	}
+	if maxX == 0 {
+		maxX = 1
+	}
+	if maxY == 0 {
+		maxY = 1
+	}
+	pw, ph := float64(width-left-right), float64(height-top-bottom)
+	px := func(x float64) float64 { return float64(left) + pw*x/maxX }
+	py := func(y float64) float64 { return float64(top) + ph*(1-y/maxY) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`, width, height)
+	fmt.Fprintf(&b, `<text x="8" y="16" font-weight="bold" font-size="12">%s</text>`, template.HTMLEscapeString(title))
+	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#444"/>`, left, height-bottom, width-right, height-bottom)
+	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#444"/>`, left, top, left, height-bottom)
+	for i := 0; i <= 4; i++ {
+		y := maxY * float64(i) / 4
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`, left-4, py(y)+4, compact(y))
+		x := maxX * float64(i) / 4
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, px(x), height-bottom+14, compact(x))
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`, left+int(pw)/2, height-6, template.HTMLEscapeString(xLabel))
+	fmt.Fprintf(&b, `<text x="12" y="%d" transform="rotate(-90 12 %d)" text-anchor="middle">%s</text>`, top+int(ph)/2, top+int(ph)/2, template.HTMLEscapeString(yLabel))
+	for i, s := range series {
+		color := palette[i%len(palette)]
+		var pts []string
+		for _, p := range s.Points {
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(p[0]), py(p[1])))
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>`, px(p[0]), py(p[1]), color)
+		}
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`, color, strings.Join(pts, " "))
+		ly := top + 14*i
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/>`, width-right+10, ly, color)
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`, width-right+24, ly+9, template.HTMLEscapeString(s.Name))
+	}
+	b.WriteString(`</svg>`)
+	return b.String()
+}
+
+// compact prints an axis value: 1200 as 1.2k.
+func compact(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.3gM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.3gk", v/1e3)
+	}
+	return fmt.Sprintf("%.3g", v)
 }

@@ -92,3 +92,18 @@ func TestMerge(t *testing.T) {
 		t.Errorf("merge: %d runs", len(a.Runs))
 	}
 }
+
+func TestLineChartSVG(t *testing.T) {
+	svg := LineChartSVG("macs per leaf", "pods per node", "entries", []Series{
+		{Name: "evpn macs", Points: [][2]float64{{10, 80}, {100, 800}, {500, 4000}}},
+		{Name: "ebpf ipcache", Points: [][2]float64{{10, 160}, {100, 1600}}},
+	})
+	for _, want := range []string{"<svg", "macs per leaf", "evpn macs", "ebpf ipcache", ">4k<", ">500<", "<polyline"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("svg lacks %q", want)
+		}
+	}
+	if strings.Count(svg, "<polyline") != 2 || strings.Count(svg, "<circle") != 5 {
+		t.Errorf("want 2 lines and 5 points:\n%s", svg)
+	}
+}

@@ -32,6 +32,40 @@ type Table struct {
 	Entries int    `json:"entries"`
 }
 
+// TableStat is one kind of table (its name) in one run: its largest
+// instance, on which node, and the sum over the nodes.
+type TableStat struct {
+	Name, Node     string
+	Largest, Total int
+}
+
+// TableStats summarises run's tables per kind, by name, leaving out the
+// kinds that stayed empty on every node.
+func TableStats(run *Run) []TableStat {
+	byName := map[string]*TableStat{}
+	var names []string
+	for _, t := range run.Tables {
+		x, ok := byName[t.Name]
+		if !ok {
+			x = &TableStat{Name: t.Name, Node: t.Node, Largest: -1}
+			byName[t.Name] = x
+			names = append(names, t.Name)
+		}
+		x.Total += t.Entries
+		if t.Entries > x.Largest {
+			x.Largest, x.Node = t.Entries, t.Node
+		}
+	}
+	sort.Strings(names)
+	var out []TableStat
+	for _, n := range names {
+		if x := byName[n]; x.Largest > 0 {
+			out = append(out, *x)
+		}
+	}
+	return out
+}
+
 // Probe is one probe's outcome.
 type Probe struct {
 	Tag        string   `json:"tag,omitempty"`

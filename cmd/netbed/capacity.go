@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/scenarios/simrt"
+)
+
+func init() {
+	register(command{name: "capacity", short: "table sizes (MACs, routes, BPF maps) per generation as instances per host grow", run: runCapacity})
+}
+
+// capacityPoint is one generation at one number of instances per host.
+type capacityPoint struct {
+	Generation string              `json:"generation"`
+	PerHost    int                 `json:"per_host"`
+	Hosts      int                 `json:"hosts"`
+	Tables     []reports.TableStat `json:"tables,omitempty"`
+	// Error says why the instances could not all be spawned (an address
+	// pool exhausted: a capacity limit too).
+	Error string `json:"error,omitempty"`
+}
+
+// capacityScenario is the study's scenario for one generation: perHost
+// instances on every host of the topology, spread, and with traffic each
+// of them probing the first (so that tables learnt from traffic fill).
+func capacityScenario(gen scenarios.Generation, perHost, hosts int, topo string, traffic bool) string {
+	kind := "pod"
+	if gen.Family() == 1 {
+		kind = "vm"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: capacity-%s-%d\ntopology: %s\ngenerations: [%s]\nseed: 1\n", gen, perHost, topo, gen)
+	b.WriteString("networks:\n  - {name: cap, subnet: 10.64.0.0/14, labels: [cap]}\nsteps:\n")
+	fmt.Fprintf(&b, "  - spawn: {name: i, kind: %s, count: %d, label: cap}\n", kind, perHost*hosts)
+	if traffic {
+		b.WriteString("  - traffic: {proto: icmp, from: [i], to: [i-1], matrix: true}\n")
+	}
+	return b.String()
+}
+
+func runCapacity(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("capacity", "capacity [flags]", stderr)
+	gensF := fs.String("gen", "vlan,evpn,ebpf", "generations, comma-separated")
+	perF := fs.String("per-host", "10,100,250,500", "instances per host to try, comma-separated")
+	spines := fs.Int("spines", 2, "spine-leaf (gens 2 and 3): spines")
+	leaves := fs.Int("leaves", 4, "spine-leaf: leaves")
+	hostsPerLeaf := fs.Int("hosts-per-leaf", 4, "spine-leaf: hosts per leaf (gen 1 uses the default three-tier fabric)")
+	traffic := fs.Bool("traffic", true, "every instance probes the first one, so that tables learnt from traffic (gen 1's MAC tables) fill")
+	out := fs.String("out", "", "directory for capacity.md, capacity.html and capacity.json")
+	quiet := fs.Bool("q", false, "no progress display")
+	if _, err := topoParse(fs, args); err != nil {
+		return err
+	}
+	var gens []scenarios.Generation
+	for _, g := range strings.Split(*gensF, ",") {
+		if g = strings.TrimSpace(g); !slices.Contains(scenarios.Generations, scenarios.Generation(g)) {
+			return usageErr("--gen: %q is not a generation; use %v", g, scenarios.Generations)
+		}
+		gens = append(gens, scenarios.Generation(g))
+	}
+	var per []int
+	for _, p := range strings.Split(*perF, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 {
+			return usageErr("--per-host: %q is not a positive count", p)
+		}
+		per = append(per, n)
+	}
+	slices.Sort(per)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var points []capacityPoint
+	for _, gen := range gens {
+		topo := fmt.Sprintf("{builder: spine-leaf, params: {spines: %d, leaves: %d, hosts_per_leaf: %d}}", *spines, *leaves, *hostsPerLeaf)
+		if gen.Family() == 1 {
+			topo = "{builder: three-tier}"
+		}
+		for _, n := range per {
+			prefix := fmt.Sprintf("%s, %d per host", gen, n)
+			var progress func(string)
+			if !*quiet {
+				progress = progressLine(stderr, prefix)
+			}
+			pt, err := capacityRun(ctx, gen, n, topo, *traffic, progress)
+			if err != nil {
+				return err
+			}
+			points = append(points, pt)
+			if !*quiet {
+				status := "ok"
+				if pt.Error != "" {
+					status = "limit: " + pt.Error
+				}
+				fmt.Fprintf(stderr, "\r\033[K%s on %d hosts: %s\n", prefix, pt.Hosts, status)
+			}
+			if pt.Error != "" {
+				break // more per host fails the same way
+			}
+		}
+	}
+	if err := writeCapacityMarkdown(stdout, points); err != nil {
+		return err
+	}
+	if *out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	for name, write := range map[string]func(io.Writer, []capacityPoint) error{
+		"capacity.md": writeCapacityMarkdown, "capacity.html": writeCapacityHTML, "capacity.json": writeCapacityJSON,
+	} {
+		fh, err := os.Create(filepath.Join(*out, name))
+		if err != nil {
+			return err
+		}
+		err = write(fh, points)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	fmt.Fprintf(stderr, "written to %s/capacity.{md,html,json}\n", *out)
+	return nil
+}
+
+// capacityRun runs one point on the sim backend.
+func capacityRun(ctx context.Context, gen scenarios.Generation, perHost int, topo string, traffic bool, progress func(string)) (capacityPoint, error) {
+	pt := capacityPoint{Generation: string(gen), PerHost: perHost}
+	// The host count comes from the topology, built once without steps.
+	probe, err := scenarios.Parse("capacity.yaml", []byte(capacityScenario(gen, 1, 1, topo, false)))
+	if err != nil {
+		return pt, err
+	}
+	t, err := probe.TopologyFor(gen).Build(probe.File)
+	if err != nil {
+		return pt, err
+	}
+	pt.Hosts = len(t.NodesByRole("host"))
+	s, err := scenarios.Parse("capacity.yaml", []byte(capacityScenario(gen, perHost, pt.Hosts, topo, traffic)))
+	if err != nil {
+		return pt, err
+	}
+	dir, err := os.MkdirTemp("", "netbed-capacity-")
+	if err != nil {
+		return pt, err
+	}
+	defer os.RemoveAll(dir)
+	b := scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: simrt.New(s.Seed), StoreDir: dir, ControllerLatency: simrt.ControllerLatency})
+	run, err := scenarios.Run(ctx, s, gen, b, scenarios.Options{Progress: progress})
+	if ctx.Err() != nil {
+		return pt, ctx.Err()
+	}
+	if err != nil {
+		pt.Error = err.Error()
+		return pt, nil
+	}
+	pt.Tables = reports.TableStats(run)
+	return pt, nil
+}
+
+// capacityRows is, per generation, each table's largest size at each
+// point, in the order of the points.
+func capacityRows(points []capacityPoint) (gens []string, tables map[string][]string, at map[string]map[string]map[int]int) {
+	tables, at = map[string][]string{}, map[string]map[string]map[int]int{}
+	for _, p := range points {
+		if _, ok := at[p.Generation]; !ok {
+			gens = append(gens, p.Generation)
+			at[p.Generation] = map[string]map[int]int{}
+		}
+		for _, t := range p.Tables {
+			if _, ok := at[p.Generation][t.Name]; !ok {
+				at[p.Generation][t.Name] = map[int]int{}
+				tables[p.Generation] = append(tables[p.Generation], t.Name)
+			}
+			at[p.Generation][t.Name][p.PerHost] = t.Largest
+		}
+	}
+	for _, g := range gens {
+		slices.Sort(tables[g])
+	}
+	return gens, tables, at
+}
+
+func perHostOf(points []capacityPoint, gen string) []capacityPoint {
+	var out []capacityPoint
+	for _, p := range points {
+		if p.Generation == gen {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func writeCapacityMarkdown(w io.Writer, points []capacityPoint) error {
+	var b strings.Builder
+	b.WriteString("# netbed capacity\n\nLargest table of any node (entries), by instances per host (sim backend).\n")
+	gens, tables, at := capacityRows(points)
+	for _, g := range gens {
+		ps := perHostOf(points, g)
+		fmt.Fprintf(&b, "\n## %s (%d hosts)\n\n| table |", g, ps[0].Hosts)
+		for _, p := range ps {
+			fmt.Fprintf(&b, " %d/host |", p.PerHost)
+		}
+		b.WriteString("\n|---|" + strings.Repeat("---|", len(ps)) + "\n")
+		for _, t := range tables[g] {
+			fmt.Fprintf(&b, "| %s |", t)
+			for _, p := range ps {
+				if v, ok := at[g][t][p.PerHost]; ok {
+					fmt.Fprintf(&b, " %d |", v)
+				} else {
+					b.WriteString(" – |")
+				}
+			}
+			b.WriteString("\n")
+		}
+		for _, p := range ps {
+			if p.Error != "" {
+				fmt.Fprintf(&b, "\nAt %d per host: **limit reached**: %s\n", p.PerHost, p.Error)
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+var capacityTmpl = template.Must(template.New("capacity").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>netbed capacity</title>
+<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}.fail{color:#b00}</style></head><body>
+<h1>netbed capacity</h1><p>Largest table of any node, by instances per host (sim backend).</p>
+{{range .}}<h2>{{.Gen}}</h2>{{.Plot}}{{range .Limits}}<p class="fail">{{.}}</p>{{end}}{{end}}
+</body></html>
+`))
+
+func writeCapacityHTML(w io.Writer, points []capacityPoint) error {
+	type section struct {
+		Gen    string
+		Plot   template.HTML
+		Limits []string
+	}
+	var secs []section
+	gens, tables, at := capacityRows(points)
+	for _, g := range gens {
+		sec := section{Gen: g}
+		var series []reports.Series
+		for _, t := range tables[g] {
+			s := reports.Series{Name: t}
+			for _, p := range perHostOf(points, g) {
+				if v, ok := at[g][t][p.PerHost]; ok {
+					s.Points = append(s.Points, [2]float64{float64(p.PerHost), float64(v)})
+				}
+			}
+			series = append(series, s)
+		}
+		sec.Plot = template.HTML(reports.LineChartSVG(g+": largest table of any node", "instances per host", "entries", series))
+		for _, p := range perHostOf(points, g) {
+			if p.Error != "" {
+				sec.Limits = append(sec.Limits, fmt.Sprintf("at %d per host, limit reached: %s", p.PerHost, p.Error))
+			}
+		}
+		secs = append(secs, sec)
+	}
+	return capacityTmpl.Execute(w, secs)
+}
+
+func writeCapacityJSON(w io.Writer, points []capacityPoint) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(points)
+}

@@ -92,6 +92,9 @@ func NewFabricBackend(opts FabricOptions) *FabricBackend {
 		local: map[string]*ipam.NodePool{}, insts: map[string]*instance{}}
 }
 
+// Runtime returns the runtime the backend runs on.
+func (b *FabricBackend) Runtime() Runtime { return b.rt }
+
 // Name implements Backend: the runtime's name.
 func (b *FabricBackend) Name() string { return b.rt.Name() }
 

@@ -20,6 +20,11 @@ type Options struct {
 	Progress func(string)
 	// ProbeTimeout bounds each probe (default 2s of backend time).
 	ProbeTimeout time.Duration
+	// Hold, if set, is called once the steps are done and the run is
+	// measured, before the backend closes: the lab is still up with its
+	// live instances (on netns the nodes keep forwarding), for a person to
+	// look around. The run closes when it returns.
+	Hold func(ctx context.Context, b Backend, live []Instance) error
 }
 
 // Run replays s for gen on b and returns what it measured. The backend is
@@ -72,6 +77,15 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 	}
 	if err := b.Finish(run); err != nil {
 		return run, fmt.Errorf("finish: %w", err)
+	}
+	if opts.Hold != nil {
+		live := make([]Instance, 0, len(r.order))
+		for _, n := range r.order {
+			live = append(live, r.inst[n])
+		}
+		if err := opts.Hold(ctx, b, live); err != nil {
+			return run, fmt.Errorf("hold: %w", err)
+		}
 	}
 	return run, nil
 }

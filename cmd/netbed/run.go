@@ -67,6 +67,7 @@ type runFlags struct {
 	quiet                              bool
 	baseline                           string
 	maxSlowdown                        float64
+	hold                               bool
 }
 
 func runRun(args []string, stdout, stderr io.Writer) error {
@@ -86,6 +87,7 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&f.shard, "shard", "", "run only shard i of n (i/n, from 0) of the scenario × generation runs")
 	fs.BoolVar(&f.quiet, "q", false, "no progress display")
 	fs.StringVar(&f.baseline, "baseline", "", "report.json of an earlier run: list what changed, exit 1 on a regression (behaviour, or timing beyond --max-slowdown)")
+	fs.BoolVar(&f.hold, "hold", false, "netns: once the run is measured, keep its lab up (the nodes forwarding) and list its instances' namespaces until Ctrl-C")
 	fs.Float64Var(&f.maxSlowdown, "max-slowdown", 0, "with --baseline, the factor by which round-trip and spawn times of runs on the same backend may grow (0: timings not compared)")
 	files, err := topoParse(fs, args)
 	if err != nil {
@@ -149,6 +151,9 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 	if len(mine) == 0 {
 		return usageErr("nothing to run: no scenario names the generations %v (or the shard is empty)", gens)
 	}
+	if f.hold && (len(mine) != 1 || backend.name != "netns") {
+		return usageErr("--hold keeps one lab up: run one scenario for one generation (--gen) on the netns backend")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if note != "" && !f.quiet {
@@ -159,6 +164,9 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 	for i, j := range mine {
 		prefix := fmt.Sprintf("[%d/%d] %s/%s on %s", i+1, len(mine), j.s.Name, j.gen, backend.name)
 		opts := scenarios.Options{}
+		if f.hold {
+			opts.Hold = holdLab(stderr)
+		}
 		if !f.quiet {
 			opts.Progress = progressLine(stderr, prefix)
 			opts.Progress("starting")
@@ -195,7 +203,7 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && !f.hold {
 		return fmt.Errorf("interrupted; the lab was torn down")
 	}
 	if len(runErrs) > 0 {
@@ -208,6 +216,34 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 		return errRegressed
 	}
 	return nil
+}
+
+// holdLab lists the live instances and how to reach them, and waits for
+// Ctrl-C (the run's context ending).
+func holdLab(w io.Writer) func(context.Context, scenarios.Backend, []scenarios.Instance) error {
+	return func(ctx context.Context, b scenarios.Backend, live []scenarios.Instance) error {
+		var ns interface {
+			InstanceNamespace(string) (string, bool)
+			LabName() string
+		}
+		if fb, ok := b.(*scenarios.FabricBackend); ok {
+			ns, _ = fb.Runtime().(interface {
+				InstanceNamespace(string) (string, bool)
+				LabName() string
+			})
+		}
+		if ns == nil {
+			return fmt.Errorf("the %s backend has no lab to hold", b.Name())
+		}
+		fmt.Fprintf(w, "\nlab %s is up, its nodes forwarding (node namespaces: ip netns list | grep %s). Instances:\n", ns.LabName(), ns.LabName())
+		for _, in := range live {
+			n, _ := ns.InstanceNamespace(in.Name)
+			fmt.Fprintf(w, "  %-14s %-15s on %-8s ip netns exec %s ...\n", in.Name, in.IP, in.Host, n)
+		}
+		fmt.Fprintln(w, "Ctrl-C tears it down.")
+		<-ctx.Done()
+		return nil
+	}
 }
 
 // readReport reads a report.json.

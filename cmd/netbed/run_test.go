@@ -3,14 +3,19 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	vnetns "github.com/vishvananda/netns"
+
 	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/topologies/netns"
 )
 
 // TestRunSimReportsAndExitCodes: a scenario whose expectations hold exits
@@ -186,4 +191,120 @@ func TestBaseline(t *testing.T) {
 	if code := run(append(args[:len(args)-1:len(args)-1], "--max-slowdown", "2", args[len(args)-1]), &stdout, &stderr); code != 2 {
 		t.Errorf("--max-slowdown without --baseline: exit %d, want 2", code)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunHold: with --hold the lab stays up after the run, its nodes
+// forwarding: from the namespace the listing names for web-1, db-1 (in
+// the other subnet) echoes UDP. Ctrl-C then tears it down and the run
+// exits 0.
+func TestRunHold(t *testing.T) {
+	testutil.RequireRoot(t)
+	name := testutil.Name("hold-")
+	src, err := os.ReadFile("../../scenarios/library/cross-subnet-hops.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := t.TempDir() + "/hold.yaml"
+	src = bytes.Replace(src, []byte("name: cross-subnet-hops"), []byte("name: "+name), 1)
+	src = bytes.ReplaceAll(src, []byte("../../topologies/"), []byte(mustAbs(t, "../../topologies")+"/"))
+	if err := os.WriteFile(file, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"run", "--hold", "--backend", "sim", "--gen", "evpn", file}, &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
+		t.Errorf("--hold on sim: exit %d, want 2", code)
+	}
+	done := make(chan int, 1)
+	stderr := &syncBuffer{}
+	go func() {
+		done <- run([]string{"run", "-q", "--hold", "--backend", "netns", "--gen", "evpn", file}, &bytes.Buffer{}, stderr)
+	}()
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(stderr.String(), "Ctrl-C tears it down") {
+		if time.Now().After(deadline) {
+			syscall.Kill(os.Getpid(), syscall.SIGINT)
+			t.Fatalf("the lab was never held: %s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	nsOf, ipOf := map[string]string{}, map[string]string{}
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 8 && f[2] == "on" && f[4] == "ip" && f[5] == "netns" && f[6] == "exec" {
+			nsOf[f[0]], ipOf[f[0]] = f[7], f[1]
+		}
+	}
+	if nsOf["web-1"] == "" || ipOf["db-1"] == "" {
+		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		t.Fatalf("listing lacks web-1 or db-1:\n%s", stderr.String())
+	}
+	echoed := udpEcho(t, nsOf["web-1"], ipOf["db-1"]+":7")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("held run exited %d after Ctrl-C: %s", code, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the held run did not end after SIGINT")
+	}
+	if !echoed {
+		t.Errorf("db-1 did not echo web-1's datagram while the lab was held")
+	}
+	if left := labNamespaces("clab-nb-" + name); len(left) > 0 {
+		t.Errorf("namespaces left: %v", left)
+	}
+}
+
+// udpEcho sends a datagram to addr from inside namespace ns and reports
+// whether it came back.
+func udpEcho(t *testing.T, ns, addr string) bool {
+	t.Helper()
+	h, err := vnetns.GetFromName(ns)
+	if err != nil {
+		t.Errorf("namespace %s: %v", ns, err)
+		return false
+	}
+	defer h.Close()
+	ok := false
+	err = netns.DoIn(h, func() error {
+		c, err := net.Dial("udp4", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		buf := make([]byte, 64)
+		for range 5 {
+			c.Write([]byte("held"))
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			if n, err := c.Read(buf); err == nil && string(buf[:n]) == "held" {
+				ok = true
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("udp from %s: %v", ns, err)
+	}
+	return ok
 }

@@ -400,7 +400,17 @@ func (r *Runtime) Close() error {
 	return r.closeErr
 }
 
-// nsHandle returns an instance's open namespace.
+// InstanceNamespace returns the name of instance name's namespace (under
+// /run/netns, for `ip netns exec`).
+func (r *Runtime) InstanceNamespace(name string) (string, bool) {
+	in, err := r.instance(name)
+	if err != nil {
+		return "", false
+	}
+	return in.netns, true
+}
+
+// instance returns a live instance.
 func (r *Runtime) instance(name string) (*instance, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -86,3 +86,6 @@ func (r *Runtime) Stats() (map[string]int, int) { return map[string]int{}, 0 }
 
 // Close implements scenarios.Runtime.
 func (r *Runtime) Close() error { return nil }
+
+// InstanceNamespace needs Linux.
+func (r *Runtime) InstanceNamespace(string) (string, bool) { return "", false }

@@ -144,6 +144,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		if p := firstPath(r.RunsOf(sc)); p != "" {
 			b.WriteString("\nPaths of the first delivered probe:\n\n" + p)
 		}
+		if t := spawnLines(r.RunsOf(sc)); t != "" {
+			b.WriteString("\nSpawn of the first instance, step by step:\n\n" + t)
+		}
 		if t := tableSizes(r.RunsOf(sc)); len(t) > 0 {
 			b.WriteString("\n<details><summary>Table sizes at the end (largest node per table)</summary>\n\n")
 			b.WriteString("| generation | table | largest | on | total over nodes |\n|---|---|---|---|---|\n")
@@ -156,6 +159,40 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// firstSpawn returns the steps of the first instance the run's timeline
+// names, in order.
+func firstSpawn(run *Run) []SpawnEvent {
+	if len(run.Timeline) == 0 {
+		return nil
+	}
+	name := run.Timeline[0].Instance
+	var out []SpawnEvent
+	for _, e := range run.Timeline {
+		if e.Instance == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// spawnLines is a line per run: its first instance's spawn steps, each
+// with the time since the first step.
+func spawnLines(runs []*Run) string {
+	var b strings.Builder
+	for _, run := range runs {
+		ev := firstSpawn(run)
+		if len(ev) < 2 {
+			continue
+		}
+		fmt.Fprintf(&b, "- %s, %s: %s", run.Generation, ev[0].Instance, ev[0].Step)
+		for _, e := range ev[1:] {
+			fmt.Fprintf(&b, " → %s (+%s)", e.Step, hopDur(e.At-ev[0].At))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // tableSize is a TableStat of one generation's run.
@@ -424,6 +461,17 @@ func WriteHTML(w io.Writer, r *Report) error {
 		if len(hops) > 0 {
 			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("hops, longest delivered path", "hops", hops)))
 			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("round-trip time p50", "µs", rtts)))
+		}
+		for _, run := range r.RunsOf(sc) {
+			if ev := firstSpawn(run); len(ev) >= 2 {
+				var bars []Bar
+				for _, e := range ev[1:] {
+					d := e.At - ev[0].At
+					bars = append(bars, Bar{Label: e.Step, Value: float64(d) / 1e6, Text: hopDur(d)})
+				}
+				title := fmt.Sprintf("%s on %s: spawn of %s, time of each step since %s", run.Generation, run.Backend, ev[0].Instance, ev[0].Step)
+				sec.Plots = append(sec.Plots, template.HTML(BarChartSVG(title, "ms", bars)))
+			}
 		}
 		for _, run := range r.RunsOf(sc) {
 			if p, ok := firstDelivered(run); ok {

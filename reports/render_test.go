@@ -16,6 +16,8 @@ func sample() *Report {
 		}
 		r.Probes = append(r.Probes, Probe{From: "a", To: "c", Reason: "no-route", DropAt: "core1"})
 		r.Checks = []Check{{Step: 3, Line: 12, What: "hops", Passed: pass, Detail: "want 18"}}
+		r.Timeline = []SpawnEvent{{Instance: "a", Step: "1-schedule:host1", At: time.Second}, {Instance: "b", Step: "1-schedule:host2", At: time.Second},
+			{Instance: "a", Step: "2-4-port-created", At: time.Second + 2*time.Millisecond}, {Instance: "a", Step: "9-overlay-active", At: time.Second + 9*time.Millisecond}}
 		r.Tables = []Table{{Node: "tor1", Name: "macs", Entries: 40}, {Node: "tor2", Name: "macs", Entries: 60}, {Node: "core1", Name: "arp", Entries: 0}}
 		return r
 	}
@@ -42,7 +44,7 @@ func TestRenderers(t *testing.T) {
 	if err := WriteMarkdown(&md, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## cross-subnet-hops", "| vlan | sim | 10/11 | 18 |", "| evpn | sim | 10/11 | 6 |", "1/1 ✓", "0/1 ✗", "**evpn** step 3 (line 12): hops — want 18", "- vlan, a → c (): dropped at core1, no-route", "- vlan, a → b, 18 hops: a → b (+7.0µs)", "| vlan | macs | 60 | tor2 | 100 |"} {
+	for _, want := range []string{"## cross-subnet-hops", "| vlan | sim | 10/11 | 18 |", "| evpn | sim | 10/11 | 6 |", "1/1 ✓", "0/1 ✗", "**evpn** step 3 (line 12): hops — want 18", "- vlan, a → c (): dropped at core1, no-route", "- vlan, a → b, 18 hops: a → b (+7.0µs)", "| vlan | macs | 60 | tor2 | 100 |", "- vlan, a: 1-schedule:host1 → 2-4-port-created (+2.00ms) → 9-overlay-active (+9.00ms)"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
@@ -70,12 +72,16 @@ func TestRenderers(t *testing.T) {
 	if err := WriteHTML(&h, r); err != nil {
 		t.Fatal(err)
 	}
-	// Hops, RTT, and the per-hop times of each generation's first probe.
-	if strings.Count(h.String(), "<svg") != 4 || !strings.Contains(h.String(), `class="fail"`) {
+	// Hops, RTT, and per generation the spawn steps of its first instance
+	// and the per-hop times of its first probe.
+	if strings.Count(h.String(), "<svg") != 6 || !strings.Contains(h.String(), `class="fail"`) {
 		t.Errorf("html lacks plots or failure marks")
 	}
 	if !strings.Contains(h.String(), "vlan on sim: time to each device, a → b") || !strings.Contains(h.String(), ">7.0µs<") {
 		t.Errorf("html lacks the per-hop plot")
+	}
+	if !strings.Contains(h.String(), "evpn on sim: spawn of a, time of each step since 1-schedule:host1") {
+		t.Errorf("html lacks the spawn plot")
 	}
 	if !strings.Contains(h.String(), "<td>macs</td><td>60</td><td>tor2</td><td>100</td>") {
 		t.Errorf("html lacks the table sizes")

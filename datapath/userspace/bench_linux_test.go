@@ -1,6 +1,7 @@
 package userspace
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/datapath/vlan"
+	"github.com/netbed/netbed/topologies/netns"
 )
 
 // counter is a two-port node that forwards every frame to its other port
@@ -37,27 +39,29 @@ func (c *counter) SetPortState(time.Duration, int, bool, datapath.Output) {}
 // forwarded per second of its own thread's CPU time (the per-core rate,
 // whatever else the machine runs); frames/s is per second of wall time.
 // Cases: the bare datapath (a node that only swaps ports), the same
-// through the qdisc (Options.Taps), and gen 1's ToR model with tagged
-// frames (MAC learning, VLAN check).
+// writing through a transmit ring (Options.TxRing), reading with
+// recvmmsg instead of the receive ring, through the qdisc (Options.Taps),
+// and gen 1's ToR model with tagged frames (MAC learning, VLAN check).
 func BenchmarkForward(b *testing.B) {
 	cases := []struct {
 		name string
 		size int
-		taps bool
 		tor  bool
-		mmsg bool
+		opts Options
 	}{
-		{"64B", 64, false, false, false},
-		{"1500B", 1500, false, false, false},
-		{"64B-recvmmsg", 64, false, false, true},
-		{"1500B-recvmmsg", 1500, false, false, true},
-		{"64B-qdisc", 64, true, false, false},
-		{"64B-tor", 64, false, true, false},
-		{"1500B-tor", 1500, false, true, false},
+		{"64B", 64, false, Options{}},
+		{"1500B", 1500, false, Options{}},
+		{"64B-txring", 64, false, Options{TxRing: true}},
+		{"1500B-txring", 1500, false, Options{TxRing: true}},
+		{"64B-recvmmsg", 64, false, Options{NoRing: true}},
+		{"1500B-recvmmsg", 1500, false, Options{NoRing: true}},
+		{"64B-qdisc", 64, false, Options{Taps: true}},
+		{"64B-tor", 64, true, Options{}},
+		{"1500B-tor", 1500, true, Options{}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
-			fb := newForwardBench(b, c.size, c.tor, Options{Taps: c.taps, NoRing: c.mmsg})
+			fb := newForwardBench(b, c.size, c.tor, c.opts)
 			cpu0 := fb.cpu()
 			b.ResetTimer()
 			start := time.Now()
@@ -111,6 +115,58 @@ func TestRxFull(t *testing.T) {
 	}
 }
 
+// TestTxRing: through a node writing with its transmit ring, a burst of
+// distinct 1500-byte frames (more than the ring's slots) arrives whole
+// and in order.
+func TestTxRing(t *testing.T) {
+	fb := newForwardBench(t, 1500, false, Options{TxRing: true, RingBytes: 4 << 20})
+	p := fb.nr.ports[1]
+	if p.tx.ring == nil {
+		t.Fatal("the node's port has no transmit ring")
+	}
+	sink := open(t, fb.lab, "b", "eth1")
+	const burst = 1000
+	frames := make([][]byte, burst)
+	for i := range frames {
+		fr := probeFrame(uint64(i+1), 0)
+		frames[i] = append(fr, make([]byte, 1500-len(fr))...)
+	}
+	resume := fb.r.Pause()
+	for _, fr := range frames {
+		fb.q.add(fr)
+		if fb.q.n == len(fb.q.b.msgs) {
+			fb.q.flush()
+		}
+	}
+	fb.q.flush()
+	resume()
+	next := 0
+	bt := newBatch(64, 2048, true)
+	for deadline := time.Now().Add(10 * time.Second); next < burst && time.Now().Before(deadline); {
+		n, err := bt.recv(sink.fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		for i := range n {
+			got := bt.frame(i)
+			id, ok := ProbeIDOf(got)
+			if !ok {
+				continue // the namespaces' own frames
+			}
+			if id != uint64(next+1) || !bytes.Equal(got, frames[next]) {
+				t.Fatalf("frame %d: got probe %d (%d bytes), want %d", next, id, len(got), next+1)
+			}
+			next++
+		}
+	}
+	if next != burst {
+		t.Errorf("%d of %d frames arrived (lost %v)", next, burst, fb.r.Stats())
+	}
+}
+
 // BenchmarkForwardSaturated measures the forwarding capacity of one
 // core: the node is paused while the generator fills its receive ring
 // with a round of frames, then resumed; frames/cpu-s is the frames
@@ -122,12 +178,14 @@ func TestRxFull(t *testing.T) {
 func BenchmarkForwardSaturated(b *testing.B) {
 	const round = 8192
 	for _, c := range []struct {
-		name string
-		size int
-		tor  bool
-	}{{"64B", 64, false}, {"1500B", 1500, false}, {"1500B-tor", 1500, true}} {
+		name   string
+		size   int
+		tor    bool
+		txRing bool
+	}{{"64B", 64, false, false}, {"1500B", 1500, false, false}, {"1500B-tor", 1500, true, false},
+		{"64B-txring", 64, false, true}, {"1500B-txring", 1500, false, true}} {
 		b.Run(c.name, func(b *testing.B) {
-			fb := newForwardBench(b, c.size, c.tor, Options{RingBytes: 64 << 20})
+			fb := newForwardBench(b, c.size, c.tor, Options{RingBytes: 64 << 20, TxRing: c.txRing})
 			b.ResetTimer()
 			var cpu time.Duration
 			sent := 0
@@ -155,6 +213,7 @@ func BenchmarkForwardSaturated(b *testing.B) {
 // forwardBench is node r1 in the userspace datapath between namespaces
 // a and b, and a generator on a's side of r1's eth1.
 type forwardBench struct {
+	lab   *netns.Lab
 	r     *Runtime
 	node  *counter
 	nr    *nodeRun
@@ -193,7 +252,7 @@ func newForwardBench(b testing.TB, size int, tor bool, opts Options) *forwardBen
 	for nr.tid.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	return &forwardBench{r: r, node: node, nr: nr, q: newTxQueue(gen.fd, 64, 2048), frame: fr, b: b}
+	return &forwardBench{lab: lab, r: r, node: node, nr: nr, q: newTxQueue(gen.fd, 64, 2048), frame: fr, b: b}
 }
 
 // blast sends n frames from the generator, in batches.

@@ -180,37 +180,68 @@ func (b *batch) frame(i int) []byte {
 	return buf[headroom : headroom+n]
 }
 
-// txQueue collects frames for one port and writes them with sendmmsg.
+// txQueue collects frames for one port and writes them: into its
+// transmit ring if it has one, else (or when the ring is full) with
+// sendmmsg. Frames leave in the order they were added.
 type txQueue struct {
 	fd   int
 	b    *batch
-	n    int
+	n    int // frames in the batch
 	lens []int
+	ring *txRing
+	// batched: a frame went to the batch since the last flush, so the
+	// ones after it go there too (the batch is sent after the ring).
+	batched bool
 }
 
 func newTxQueue(fd, n, size int) *txQueue {
 	return &txQueue{fd: fd, b: newBatch(n, size, false), lens: make([]int, n)}
 }
 
-// add copies frame into the queue, flushing first when it is full; it
+// pending is how many frames wait for flush.
+func (q *txQueue) pending() int {
+	if q.ring != nil {
+		return q.n + q.ring.pending
+	}
+	return q.n
+}
+
+// add queues frame, sending first what waits when there is no room; it
 // reports false for a frame too large for the buffers.
 func (q *txQueue) add(frame []byte) (bool, error) {
 	if len(frame) > q.b.size {
 		return false, nil
 	}
 	var err error
+	if q.ring != nil && !q.batched {
+		if q.ring.add(frame) {
+			return true, nil
+		}
+		// The next slot is in flight: send what is marked, which the
+		// kernel usually completes before it returns, and try again.
+		err = q.ring.send()
+		if q.ring.add(frame) {
+			return true, err
+		}
+		q.batched = true
+	}
 	if q.n == len(q.b.msgs) {
-		err = q.flush()
+		err = errors.Join(err, q.flush())
+		q.batched = q.ring != nil
 	}
 	q.lens[q.n] = copy(q.b.bufs[q.n], frame)
 	q.n++
 	return true, err
 }
 
-// flush writes the queued frames; it returns the first error and drops
-// what the kernel refused.
+// flush writes the queued frames: the ring's, then the batch's; it
+// returns the first error and drops what the kernel refused.
 func (q *txQueue) flush() error {
 	var first error
+	if q.ring != nil {
+		first = q.ring.send()
+		q.batched = false
+	}
 	done := 0
 	for done < q.n {
 		for i := done; i < q.n; i++ {

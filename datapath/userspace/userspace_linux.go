@@ -47,6 +47,13 @@ type Options struct {
 	NoRing bool
 	// RingBytes is the size of each port's receive ring (512 KiB).
 	RingBytes int
+	// TxRing writes through a TPACKET_V2 transmit ring (128 KiB per port)
+	// instead of sendmmsg: the kernel sends each frame from the ring's
+	// pages instead of copying it into a new buffer, 7% less CPU per
+	// 1500-byte frame at full load. Off by default: setting a ring up and
+	// tearing it down each wait for an RCU grace period, which made the
+	// shipped scenarios' runs about a second longer.
+	TxRing bool
 	// OnEvent, if set, is called with every trace event of a probe, from
 	// the node's goroutine.
 	OnEvent func(Record)
@@ -233,6 +240,12 @@ func (nr *nodeRun) attach(i int, ifname string) error {
 	}
 	p.name, p.fd, p.tok, p.ring = ifname, fd, tok, ring
 	p.tx = newTxQueue(fd, nr.r.opts.Batch, nr.r.opts.FrameSize)
+	if nr.r.opts.TxRing {
+		// Without one (the kernel refused it), frames go by sendmmsg.
+		if t, err := openTxRing(nr.ns, ifname, !nr.r.opts.Taps, 128<<10); err == nil {
+			p.tx.ring = t
+		}
+	}
 	nr.byTok[tok] = i
 	return nil
 }
@@ -244,6 +257,9 @@ func (nr *nodeRun) detach(i int) {
 	}
 	nr.poll.remove(p.fd)
 	nr.r.rxLost.Add(int64(SocketDrops(p.fd)))
+	if p.tx != nil && p.tx.ring != nil {
+		p.tx.ring.close()
+	}
 	if p.ring != nil {
 		_ = p.ring.Close()
 		p.ring = nil
@@ -698,7 +714,7 @@ func (o *output) Send(i int, b []byte) {
 		o.linkDropAt(i, true, datapath.ReasonPortDown, "userspace:link-down", head)
 		return
 	}
-	if p.tx.n == 0 {
+	if p.tx.pending() == 0 {
 		o.pending = append(o.pending, i)
 	}
 	if o.probe != 0 && r.opts.ProbeID(b) == o.probe {
@@ -751,7 +767,7 @@ func (nr *nodeRun) release() {
 			if p.tx == nil || !p.up {
 				continue // unwired or down meanwhile: lost with the link
 			}
-			if p.tx.n == 0 {
+			if p.tx.pending() == 0 {
 				nr.out.pending = append(nr.out.pending, i)
 			}
 			if _, err := p.tx.add(p.held[k].frame); err != nil {
@@ -772,7 +788,7 @@ func (o *output) flush() {
 	o.nr.release()
 	for _, i := range o.pending {
 		p := o.nr.ports[i]
-		if p == nil || p.tx == nil || p.tx.n == 0 {
+		if p == nil || p.tx == nil || p.tx.pending() == 0 {
 			continue
 		}
 		if err := p.tx.flush(); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/netbed/netbed/topologies"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -274,7 +275,7 @@ func (l *Lab) deployLinks(ctx context.Context, workers int, fresh map[string]boo
 	alias := Alias(l.Name)
 	err := pool(ctx, len(l.Topology.Links), workers, simple(func(i int) error {
 		lk := l.Topology.Links[i]
-		out, err := l.ensureLink(lk, fresh[lk.A.Node] && fresh[lk.B.Node], alias)
+		out, err := l.ensureLink(lk, i, fresh[lk.A.Node] && fresh[lk.B.Node], alias)
 		if err != nil {
 			return fmt.Errorf("link %s--%s: %w", lk.A, lk.B, err)
 		}
@@ -298,11 +299,11 @@ func isNotFound(err error) bool {
 
 // ensureLink makes lk exist as a veth pair between its two namespaces. When
 // both namespaces are new it creates the pair without looking.
-func (l *Lab) ensureLink(lk *topologies.Link, fresh bool, alias string) (linkOutcome, error) {
+func (l *Lab) ensureLink(lk *topologies.Link, pos int, fresh bool, alias string) (linkOutcome, error) {
 	a, b := l.nodes[lk.A.Node], l.nodes[lk.B.Node]
 	mtu := linkMTU(lk)
 	if fresh {
-		return linkCreated, createVeth(a, b, lk, mtu, alias)
+		return linkCreated, createVeth(a, b, lk, pos, mtu, alias)
 	}
 	la, errA := a.sys.nl.LinkByName(lk.A.Iface)
 	if errA != nil && !isNotFound(errA) {
@@ -340,7 +341,7 @@ func (l *Lab) ensureLink(lk *topologies.Link, fresh bool, alias string) (linkOut
 		}
 		out = linkReplaced
 	}
-	return out, createVeth(a, b, lk, mtu, alias)
+	return out, createVeth(a, b, lk, pos, mtu, alias)
 }
 
 // pairedVeths reports whether la (in a) and lb (in b) are the two ends of
@@ -359,6 +360,40 @@ func pairedVeths(a *Node, la netlink.Link, b *Node, lb netlink.Link) bool {
 	}
 	idA, err := b.sys.nl.GetNetNsIdByFd(int(a.sys.ns))
 	return err == nil && idA == lb.Attrs().NetNsID
+}
+
+// vethIndexes are the interface indexes of the ends of the lab's link at
+// position pos: distinct from each other, and from every index the
+// kernel gives on its own in a new namespace (it counts from 1). Equal
+// indexes on the two ends of a veth (each namespace counts its own, so a
+// spine's first link and a leaf's first link are both 2) make the kernel
+// take the pair for a device that is its own lower device: the carrier
+// event loses its urgency and waits for linkwatch's next one-second run.
+func vethIndexes(pos int) (a, b int) { return 1<<20 + 2*pos, 1<<20 + 2*pos + 1 }
+
+// addVethIndexed creates the veth pair of lk with the given interface
+// indexes, which the netlink library cannot ask for: RTM_NEWLINK with the
+// index in the ifinfomsg of each end, each end placed in its namespace.
+func addVethIndexed(a, b *Node, lk *topologies.Link, mtu, ia, ib int) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(ia)
+	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(lk.A.Iface)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
+	req.AddData(nl.NewRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(a.sys.ns))))
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
+	peer := info.AddRtAttr(nl.IFLA_INFO_DATA, nil).AddRtAttr(nl.VETH_INFO_PEER, nil)
+	pm := nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC)
+	pm.Index = int32(ib)
+	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(lk.B.Iface))
+	peer.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu)))
+	peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(b.sys.ns)))
+	req.AddData(info)
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
 }
 
 // fixEnd corrects the MTU, state and alias of an existing end.
@@ -388,7 +423,9 @@ func fixEnd(n *Node, lk netlink.Link, mtu int, alias string) (bool, error) {
 // createVeth creates the pair with each end born in its namespace under its
 // final name (no move, no rename), then marks both ends and brings the
 // peer up (the kernel takes IFF_UP only for the first end at creation).
-func createVeth(a, b *Node, lk *topologies.Link, mtu int, alias string) error {
+// pos is the link's position in the lab: it gives the two ends distinct
+// interface indexes (vethIndexes).
+func createVeth(a, b *Node, lk *topologies.Link, pos, mtu int, alias string) error {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = lk.A.Iface
 	attrs.MTU = mtu
@@ -400,9 +437,19 @@ func createVeth(a, b *Node, lk *topologies.Link, mtu int, alias string) error {
 		PeerNamespace: netlink.NsFd(b.sys.ns),
 		PeerTxQLen:    -1,
 	}
-	if err := a.sys.nl.LinkAdd(veth); err != nil {
-		return fmt.Errorf("create veth %s--%s: %w", lk.A, lk.B, err)
+	ia, ib := vethIndexes(pos)
+	if err := addVethIndexed(a, b, lk, mtu, ia, ib); err != nil {
+		// An index taken (a lab repaired after hand edits): let the
+		// kernel pick.
+		if err := a.sys.nl.LinkAdd(veth); err != nil {
+			return fmt.Errorf("create veth %s--%s: %w", lk.A, lk.B, err)
+		}
 	}
+	l, err := a.sys.nl.LinkByName(lk.A.Iface)
+	if err != nil {
+		return fmt.Errorf("find new %s: %w", lk.A, err)
+	}
+	veth.LinkAttrs = *l.Attrs()
 	if err := a.sys.nl.LinkSetAlias(veth, alias); err != nil {
 		return fmt.Errorf("set alias of %s: %w", lk.A, err)
 	}

@@ -745,6 +745,11 @@ func TestWaitUp(t *testing.T) {
 			if st := lk.Attrs().OperState; st != netlink.OperUp {
 				t.Errorf("%s after WaitUp: %s", e, st)
 			}
+			// An end whose index equals its peer's would wait a
+			// second for its carrier (see vethIndexes).
+			if at := lk.Attrs(); at.Index == at.ParentIndex {
+				t.Errorf("%s: interface index %d equals its peer's", e, at.Index)
+			}
 		}
 	}
 	// Carrier goes when the peer end goes down; the end still set up

@@ -190,15 +190,13 @@ func (r *Runtime) Start() time.Time { return r.start }
 // interface inside ns. The node's goroutine runs until Close or
 // RemoveNode. ifaces may be shorter than n.Ports(); ports without an
 // interface drop what the node sends to them (port-down) until AttachPort.
+//
+// Nodes may be added side by side: each socket with a ring waits for an
+// RCU grace period as it is set up, which concurrent ones share.
 func (r *Runtime) AddNode(n datapath.Node, ns vnetns.NsHandle, ifaces []string) error {
 	name := n.Name()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return fmt.Errorf("add node %q: %w", name, ErrClosed)
-	}
-	if _, ok := r.nodes[name]; ok {
-		return fmt.Errorf("add node %q: %w", name, ErrDuplicate)
+	if err := r.canAdd(name); err != nil {
+		return err
 	}
 	p, err := newPoller()
 	if err != nil {
@@ -218,8 +216,31 @@ func (r *Runtime) AddNode(n datapath.Node, ns vnetns.NsHandle, ifaces []string) 
 			return fmt.Errorf("add node %q: %w", name, err)
 		}
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.canAddLocked(name); err != nil {
+		nr.closeAll()
+		return err
+	}
 	r.nodes[name] = nr
 	go nr.run()
+	return nil
+}
+
+// canAdd says why a node called name cannot be added, if it cannot.
+func (r *Runtime) canAdd(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.canAddLocked(name)
+}
+
+func (r *Runtime) canAddLocked(name string) error {
+	if r.closed {
+		return fmt.Errorf("add node %q: %w", name, ErrClosed)
+	}
+	if _, ok := r.nodes[name]; ok {
+		return fmt.Errorf("add node %q: %w", name, ErrDuplicate)
+	}
 	return nil
 }
 
@@ -508,10 +529,16 @@ func (r *Runtime) Close() error {
 		nr.stop.Store(true)
 		nr.poll.wake()
 	}
+	// Each socket with a ring waits for an RCU grace period as it
+	// closes: nodes close theirs side by side, so that they share them.
+	var wg sync.WaitGroup
 	for _, nr := range nodes {
-		<-nr.done
-		nr.closeAll()
+		wg.Go(func() {
+			<-nr.done
+			nr.closeAll()
+		})
 	}
+	wg.Wait()
 	return nil
 }
 

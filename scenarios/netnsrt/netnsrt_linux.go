@@ -204,32 +204,54 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 	if err := lab.WaitUp(ctx, 5*time.Second); err != nil {
 		return fmt.Errorf("netns runtime: %w", err)
 	}
-	for _, n := range f.Nodes() {
-		name := n.Name()
-		ns, err := lab.NsHandle(name)
-		if err != nil {
-			return fmt.Errorf("netns runtime: fabric node %q is not a topology node: %w", name, err)
-		}
-		ifs := tc.Interfaces(name)
-		ports := n.Ports()
-		ifaces := make([]string, len(ports))
-		for i, p := range ports {
-			if p != "" && slices.Contains(ifs, p) {
-				ifaces[i] = p
-			}
-		}
-		if err := r.us.AddNode(n, ns, ifaces); err != nil {
-			return fmt.Errorf("netns runtime: %w", err)
-		}
-		r.nodes[name] = n
-		if !r.opts.InstancesOnly {
-			if err := r.cap.Add(name, ns); err != nil {
-				return fmt.Errorf("netns runtime: %w", err)
-			}
-		}
+	// Nodes start side by side (their sockets' setup waits for RCU grace
+	// periods, which concurrent ones share), eight at a time.
+	nodes := f.Nodes()
+	errs := make([]error, len(nodes))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = r.startNode(n, tc.Interfaces(n.Name()))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	for _, w := range f.Wires() {
 		if err := r.us.Connect(w); err != nil {
+			return fmt.Errorf("netns runtime: %w", err)
+		}
+	}
+	return nil
+}
+
+// startNode runs fabric node n in the userspace datapath inside its
+// namespace, on the interfaces of ifs its ports name, and captures it.
+func (r *Runtime) startNode(n datapath.Node, ifs []string) error {
+	name := n.Name()
+	ns, err := r.lab.NsHandle(name)
+	if err != nil {
+		return fmt.Errorf("netns runtime: fabric node %q is not a topology node: %w", name, err)
+	}
+	ports := n.Ports()
+	ifaces := make([]string, len(ports))
+	for i, p := range ports {
+		if p != "" && slices.Contains(ifs, p) {
+			ifaces[i] = p
+		}
+	}
+	if err := r.us.AddNode(n, ns, ifaces); err != nil {
+		return fmt.Errorf("netns runtime: %w", err)
+	}
+	r.mu.Lock()
+	r.nodes[name] = n
+	r.mu.Unlock()
+	if !r.opts.InstancesOnly {
+		if err := r.cap.Add(name, ns); err != nil {
 			return fmt.Errorf("netns runtime: %w", err)
 		}
 	}

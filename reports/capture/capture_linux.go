@@ -72,7 +72,8 @@ type Capture struct {
 	probes map[uint64][]Frame
 	wg     sync.WaitGroup
 	closed bool
-	lost   int // frames the kernel dropped on full rings (Lost)
+	lost   int             // frames the kernel dropped on full rings (Lost)
+	adding map[string]bool // names of Adds in progress
 }
 
 type nsCapture struct {
@@ -106,15 +107,19 @@ func (c *Capture) Path(name string) string { return filepath.Join(c.dir, name+".
 
 // Add starts capturing every interface of namespace ns (present and
 // future) into <dir>/<name>.pcapng.
+//
+// The socket is opened without holding the capture's lock (setting up a
+// ring waits for an RCU grace period): the other captures go on reading,
+// and captures may be added side by side.
 func (c *Capture) Add(name string, ns vnetns.NsHandle) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return fmt.Errorf("capture %s: capture closed", name)
+	if err := c.reserve(name); err != nil {
+		return err
 	}
-	if _, ok := c.ns[name]; ok {
-		return fmt.Errorf("capture %s: already capturing", name)
-	}
+	defer func() {
+		c.mu.Lock()
+		delete(c.adding, name)
+		c.mu.Unlock()
+	}()
 	ringBytes := c.opts.RingBytes
 	if ringBytes == 0 {
 		ringBytes = DefaultRingBytes
@@ -142,9 +147,33 @@ func (c *Capture) Add(name string, ns vnetns.NsHandle) error {
 	}
 	nc := &nsCapture{name: name, handle: ns, file: f, sock: sock, ring: ring, buf: bw, w: w,
 		ifaces: map[int]int{}, names: map[int]string{}, exited: make(chan struct{})}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		f.Close()
+		abandon()
+		return fmt.Errorf("capture %s: capture closed", name)
+	}
 	c.ns[name] = nc
 	c.wg.Add(1)
 	go c.read(nc)
+	return nil
+}
+
+// reserve claims name for an Add in progress, or says why it cannot.
+func (c *Capture) reserve(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("capture %s: capture closed", name)
+	}
+	if _, ok := c.ns[name]; ok || c.adding[name] {
+		return fmt.Errorf("capture %s: already capturing", name)
+	}
+	if c.adding == nil {
+		c.adding = map[string]bool{}
+	}
+	c.adding[name] = true
 	return nil
 }
 
@@ -386,12 +415,16 @@ func (c *Capture) finish(nc *nsCapture) error {
 	// holds and returns (Add checked that the socket takes deadlines).
 	_ = nc.sock.SetReadDeadline(time.Now())
 	<-nc.exited
+	drops := nc.drops()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	// All are done, in order; the first error is reported. The ring is
+	c.lost += drops
+	readErr := nc.err
+	c.mu.Unlock()
+	// The reader is gone and nothing else touches nc: it closes without
+	// the lock (a socket with a ring waits for an RCU grace period). All
+	// are done, in order; the first error is reported. The ring is
 	// unmapped before the socket is closed: the mapping holds it open.
-	c.lost += nc.drops()
-	errs := []error{nc.err, nc.ring.Close(), nc.sock.Close(), nc.w.Flush(), nc.buf.Flush(), nc.file.Close()}
+	errs := []error{readErr, nc.ring.Close(), nc.sock.Close(), nc.w.Flush(), nc.buf.Flush(), nc.file.Close()}
 	if err := cmp.Or(errs...); err != nil {
 		return fmt.Errorf("capture %s: %w", nc.name, err)
 	}
@@ -431,12 +464,14 @@ func (c *Capture) Close() error {
 	}
 	c.ns = map[string]*nsCapture{}
 	c.mu.Unlock()
-	var errs []error
-	for _, nc := range all {
-		if err := c.finish(nc); err != nil {
-			errs = append(errs, err)
-		}
+	// Side by side: closing a socket with a ring waits for an RCU grace
+	// period, which concurrent closes share.
+	errs := make([]error, len(all))
+	var wg sync.WaitGroup
+	for i, nc := range all {
+		wg.Go(func() { errs[i] = c.finish(nc) })
 	}
+	wg.Wait()
 	c.wg.Wait()
 	return errors.Join(errs...)
 }

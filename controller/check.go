@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -21,19 +20,8 @@ func (s *Service) Check(ctx context.Context) ([]string, error) {
 		problems = nil
 		bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
 		ports := map[string]Port{}
-		var derr error
-		if err := tx.Scan(bPorts, nil, nil, func(k, v []byte) bool {
-			var p Port
-			if derr = json.Unmarshal(v, &p); derr != nil {
-				return false
-			}
-			ports[string(k)] = p
-			return true
-		}); err != nil {
+		if err := scanJSON(tx, bPorts, func(k []byte, p Port) { ports[string(k)] = p }); err != nil {
 			return err
-		}
-		if derr != nil {
-			return derr
 		}
 		owner := map[string]string{} // subnet 0 addr -> port id, from ports
 		for id, p := range ports {
@@ -69,19 +57,9 @@ func (s *Service) Check(ctx context.Context) ([]string, error) {
 				return true
 			})
 		}
-		var subnets []Subnet
-		if err := tx.Scan(bSubnets, nil, nil, func(_, v []byte) bool {
-			var sub Subnet
-			if derr = json.Unmarshal(v, &sub); derr != nil {
-				return false
-			}
-			subnets = append(subnets, sub)
-			return true
-		}); err != nil {
+		subnets, err := listJSON[Subnet](tx, bSubnets)
+		if err != nil {
 			return err
-		}
-		if derr != nil {
-			return derr
 		}
 		for _, sub := range subnets {
 			p := sub.pool()

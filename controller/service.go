@@ -117,6 +117,32 @@ func getJSON(tx store.Tx, bucket string, k []byte, v any) (bool, error) {
 	return true, nil
 }
 
+// scanJSON decodes every value of bucket, in key order, calling fn with
+// its key.
+func scanJSON[T any](tx store.Tx, bucket string, fn func(k []byte, v T)) error {
+	var derr error
+	err := tx.Scan(bucket, nil, nil, func(k, b []byte) bool {
+		var v T
+		if derr = json.Unmarshal(b, &v); derr != nil {
+			derr = fmt.Errorf("decode %s/%s: %w", bucket, k, derr)
+			return false
+		}
+		fn(k, v)
+		return true
+	})
+	if derr != nil {
+		return derr
+	}
+	return err
+}
+
+// listJSON decodes every value of bucket, in key order.
+func listJSON[T any](tx store.Tx, bucket string) ([]T, error) {
+	var out []T
+	err := scanJSON(tx, bucket, func(_ []byte, v T) { out = append(out, v) })
+	return out, err
+}
+
 func putJSON(tx store.Tx, bucket string, k []byte, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -195,21 +221,11 @@ func (s *Service) ListNetworks(ctx context.Context, label string) ([]Network, er
 			out, err = labelNetworks(tx, label)
 			return err
 		}
-		out = nil
-		var derr error
-		err = tx.Scan(bNetworks, nil, nil, func(_, v []byte) bool {
-			var n Network
-			if derr = json.Unmarshal(v, &n); derr != nil {
-				return false
-			}
-			out = append(out, n)
-			return true
-		})
-		if derr != nil {
-			return derr
+		if out, err = listJSON[Network](tx, bNetworks); err != nil {
+			return err
 		}
 		sortNetworks(out)
-		return err
+		return nil
 	})
 	return out, err
 }
@@ -298,19 +314,8 @@ func (s *Service) ListSubnets(ctx context.Context, ref string) ([]Subnet, error)
 			out, err = networkSubnets(tx, n.ID)
 			return err
 		}
-		out = nil
-		var derr error
-		err := tx.Scan(bSubnets, nil, nil, func(_, v []byte) bool {
-			var sub Subnet
-			if derr = json.Unmarshal(v, &sub); derr != nil {
-				return false
-			}
-			out = append(out, sub)
-			return true
-		})
-		if derr != nil {
-			return derr
-		}
+		var err error
+		out, err = listJSON[Subnet](tx, bSubnets)
 		return err
 	})
 	return out, err
@@ -919,19 +924,8 @@ func (s *Service) GetPort(ctx context.Context, name string) (Port, error) {
 func (s *Service) ListPorts(ctx context.Context) ([]Port, error) {
 	var out []Port
 	err := s.st.View(ctx, func(tx store.Tx) error {
-		out = nil
-		var derr error
-		err := tx.Scan(bPorts, nil, nil, func(_, v []byte) bool {
-			var p Port
-			if derr = json.Unmarshal(v, &p); derr != nil {
-				return false
-			}
-			out = append(out, p)
-			return true
-		})
-		if derr != nil {
-			return derr
-		}
+		var err error
+		out, err = listJSON[Port](tx, bPorts)
 		return err
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

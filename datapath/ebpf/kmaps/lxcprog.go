@@ -27,6 +27,29 @@ func le32(b []byte) int64 { return int64(int32(binary.LittleEndian.Uint32(b))) }
 func le16(b []byte) int64 { return int64(int16(binary.LittleEndian.Uint16(b))) }
 
 // copyMAC copies 6 bytes from src+so to dst+do through R0.
+// loadPacket loads the packet pointers into R7 (data) and R8 (data_end),
+// again after a helper call invalidated them, and jumps to "pass" unless
+// the packet has n bytes. R6 holds the skb.
+func loadPacket(n int32) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
+		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.Add.Imm(asm.R2, n),
+		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
+	}
+}
+
+// mapLookup looks the key at fp+off up in m: R0 is then the value, or 0.
+func mapLookup(m *ebpf.Map, off int16) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMapPtr(asm.R1, m.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, int32(off)),
+		asm.FnMapLookupElem.Call(),
+	}
+}
+
 func copyMAC(dst asm.Register, do int16, src asm.Register, so int16) asm.Instructions {
 	return asm.Instructions{
 		asm.LoadMem(asm.R0, src, so, asm.Word),
@@ -109,13 +132,8 @@ const (
 //   - anything else goes on to the host stack (TC_ACT_OK).
 func FromContainerInstructions(km *Maps, cfg LxcConfig) asm.Instructions {
 	hostMAC := cfg.HostMAC
-	ins := asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
-		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.Add.Imm(asm.R2, 14),
-		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
+	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(14)...)
+	ins = append(ins, asm.Instructions{
 		asm.LoadMem(asm.R2, asm.R7, 12, asm.Half),
 		asm.JEq.Imm(asm.R2, 0x0608, "arp"),  // ETH_P_ARP in network order
 		asm.JNE.Imm(asm.R2, 0x0008, "pass"), // ETH_P_IP
@@ -126,17 +144,16 @@ func FromContainerInstructions(km *Maps, cfg LxcConfig) asm.Instructions {
 		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
 		asm.LoadMem(asm.R1, asm.R7, 22, asm.Byte),
 		asm.JLE.Imm(asm.R1, 1, "pass"), // TTL would expire: let the stack answer
-	}
+	}...)
 	ins = append(ins, ctRecord(km)...)
 	ins = append(ins, asm.Instructions{
 		asm.LoadMem(asm.R0, asm.R7, 30, asm.Word),
 		asm.StoreMem(asm.RFP, fpEPKey, asm.R0, asm.Word),
 		asm.LoadMem(asm.R0, asm.R7, 22, asm.Half), // TTL and protocol, as in memory
 		asm.StoreMem(asm.RFP, -48, asm.R0, asm.Half),
-		asm.LoadMapPtr(asm.R1, km.Endpoints.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpEPKey),
-		asm.FnMapLookupElem.Call(),
+	}...)
+	ins = append(ins, mapLookup(km.Endpoints, fpEPKey)...)
+	ins = append(ins, asm.Instructions{
 		asm.JEq.Imm(asm.R0, 0, "remote"),
 		asm.Mov.Reg(asm.R9, asm.R0),
 		// TTL - 1: fix the checksum first (the helper invalidates packet
@@ -149,11 +166,9 @@ func FromContainerInstructions(km *Maps, cfg LxcConfig) asm.Instructions {
 		asm.Mov.Imm(asm.R2, 14+10),
 		asm.Mov.Imm(asm.R5, 2),
 		asm.FnL3CsumReplace.Call(),
-		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
-		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.Add.Imm(asm.R2, 34),
-		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
+	}...)
+	ins = append(ins, loadPacket(34)...)
+	ins = append(ins, asm.Instructions{
 		asm.LoadMem(asm.R4, asm.RFP, -50, asm.Half),
 		asm.StoreMem(asm.R7, 22, asm.R4, asm.Half),
 	}...)
@@ -221,31 +236,23 @@ func tunnelOut(km *Maps, cfg LxcConfig) asm.Instructions {
 		asm.Mov.Imm32(asm.R2, int32(binary.LittleEndian.Uint32(m[:]))),
 		asm.And.Reg32(asm.R1, asm.R2),
 		asm.StoreMem(asm.RFP, fpTunnelMap, asm.R1, asm.Word),
-		asm.LoadMapPtr(asm.R1, km.Tunnel.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpTunnelMap),
-		asm.FnMapLookupElem.Call(),
+	}
+	ins = append(ins, mapLookup(km.Tunnel, fpTunnelMap)...)
+	ins = append(ins,
 		asm.JEq.Imm(asm.R0, 0, "pass"),
-		asm.Mov.Reg(asm.R9, asm.R0),
-		// Source identity from the ipcache (the source IP is still in
-		// the packet; reload the pointers).
-		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
-		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.Add.Imm(asm.R2, 34),
-		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
+		asm.Mov.Reg(asm.R9, asm.R0))
+	// Source identity from the ipcache (the source IP is still in the
+	// packet; reload the pointers).
+	ins = append(ins, loadPacket(34)...)
+	ins = append(ins,
 		asm.StoreImm(asm.RFP, fpIPCacheKey, 32, asm.Word),
 		asm.LoadMem(asm.R0, asm.R7, 26, asm.Word),
-		asm.StoreMem(asm.RFP, fpIPCacheKey+4, asm.R0, asm.Word),
-	}
+		asm.StoreMem(asm.RFP, fpIPCacheKey+4, asm.R0, asm.Word))
 	for off := int16(0); off < tunnelKeyLen; off += 4 {
 		ins = append(ins, asm.StoreImm(asm.RFP, fpTunnelKey+off, 0, asm.Word))
 	}
+	ins = append(ins, mapLookup(km.IPCache, fpIPCacheKey)...)
 	ins = append(ins,
-		asm.LoadMapPtr(asm.R1, km.IPCache.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpIPCacheKey),
-		asm.FnMapLookupElem.Call(),
 		asm.Mov.Imm(asm.R1, 2), // world
 		asm.JEq.Imm(asm.R0, 0, "vni"),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
@@ -276,29 +283,17 @@ func tunnelOut(km *Maps, cfg LxcConfig) asm.Instructions {
 // the endpoints map and is redirected to the endpoint's lxc; anything else
 // goes on to the host stack.
 func OverlayInstructions(km *Maps) asm.Instructions {
-	ins := asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
-		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.Add.Imm(asm.R2, 34),
-		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
+	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(34)...)
+	ins = append(ins,
 		asm.LoadMem(asm.R2, asm.R7, 12, asm.Half),
 		asm.JNE.Imm(asm.R2, 0x0008, "pass"),
 		asm.LoadMem(asm.R0, asm.R7, 30, asm.Word),
-		asm.StoreMem(asm.RFP, fpEPKey, asm.R0, asm.Word),
-		asm.LoadMapPtr(asm.R1, km.Endpoints.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpEPKey),
-		asm.FnMapLookupElem.Call(),
+		asm.StoreMem(asm.RFP, fpEPKey, asm.R0, asm.Word))
+	ins = append(ins, mapLookup(km.Endpoints, fpEPKey)...)
+	ins = append(ins,
 		asm.JEq.Imm(asm.R0, 0, "pass"),
-		asm.Mov.Reg(asm.R9, asm.R0),
-		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
-		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.Add.Imm(asm.R2, 34),
-		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
-	}
+		asm.Mov.Reg(asm.R9, asm.R0))
+	ins = append(ins, loadPacket(34)...)
 	ins = append(ins, copyMAC(asm.R7, 0, asm.R9, epMAC)...)
 	ins = append(ins, copyMAC(asm.R7, 6, asm.R9, epNodeMAC)...)
 	ins = append(ins,

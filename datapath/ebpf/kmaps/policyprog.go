@@ -97,14 +97,6 @@ func ctTuple(prefix string, reverse bool, fail string) asm.Instructions {
 // IPv4 or not for a local endpoint). pass is TCActOK for a program on its
 // own, TCActUnspec for one that runs before bpf_lxc on the same hook.
 func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
-	lookup := func(m *ebpf.Map, fp int16) asm.Instructions {
-		return asm.Instructions{
-			asm.LoadMapPtr(asm.R1, m.FD()),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, int32(fp)),
-			asm.FnMapLookupElem.Call(),
-		}
-	}
 	// round tries the three keys with the source identity already in the
 	// key; a hit jumps to "verdict".
 	round := func(n string) asm.Instructions {
@@ -112,26 +104,21 @@ func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
 		ins = append(ins,
 			asm.LoadMem(asm.R1, asm.RFP, fpPolicyPort, asm.Half),
 			asm.JEq.Imm(asm.R1, 0, "noport"+n))
-		ins = append(ins, lookup(km.Policy, fpPolicyKey)...)
+		ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
 		ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
 		ins = append(ins,
 			asm.StoreImm(asm.RFP, fpPolicyPort, 0, asm.Half).WithSymbol("noport"+n),
 			asm.LoadMem(asm.R1, asm.RFP, fpPolicyProt, asm.Byte),
 			asm.JEq.Imm(asm.R1, 0, "noproto"+n))
-		ins = append(ins, lookup(km.Policy, fpPolicyKey)...)
+		ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
 		ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
 		ins = append(ins, asm.StoreImm(asm.RFP, fpPolicyProt, 0, asm.Byte).WithSymbol("noproto"+n))
-		ins = append(ins, lookup(km.Policy, fpPolicyKey)...)
+		ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
 		ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
 		return ins
 	}
-	ins := asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
-		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.Add.Imm(asm.R2, 34),
-		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
+	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(34)...)
+	ins = append(ins, asm.Instructions{
 		asm.LoadMem(asm.R2, asm.R7, 12, asm.Half),
 		asm.JNE.Imm(asm.R2, 0x0008, "pass"), // ETH_P_IP in network order, loaded little-endian
 		asm.LoadMem(asm.R3, asm.R7, 14, asm.Byte),
@@ -162,9 +149,9 @@ func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
 		asm.StoreImm(asm.RFP, fpIPCacheKey, 32, asm.Word),
 		asm.LoadMem(asm.R0, asm.R7, 26, asm.Word),
 		asm.StoreMem(asm.RFP, fpIPCacheKey+4, asm.R0, asm.Word),
-	}
+	}...)
 	ins = append(ins, ctTuple("rev_", true, "pass")...)
-	ins = append(ins, lookup(km.Endpoints, fpEPKey)...)
+	ins = append(ins, mapLookup(km.Endpoints, fpEPKey)...)
 	ins = append(ins,
 		asm.JEq.Imm(asm.R0, 0, "pass"),
 		asm.LoadMem(asm.R1, asm.R0, 4, asm.Word), // EndpointInfo.Identity
@@ -172,9 +159,9 @@ func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R0, 8, asm.Word), // EndpointInfo.Flags
 		asm.StoreMem(asm.RFP, fpFlags, asm.R1, asm.Word))
 	// A reply to a flow the destination started passes (conntrack).
-	ins = append(ins, lookup(km.CT, fpCTKey)...)
+	ins = append(ins, mapLookup(km.CT, fpCTKey)...)
 	ins = append(ins, asm.JNE.Imm(asm.R0, 0, "pass"))
-	ins = append(ins, lookup(km.IPCache, fpIPCacheKey)...)
+	ins = append(ins, mapLookup(km.IPCache, fpIPCacheKey)...)
 	ins = append(ins,
 		asm.Mov.Imm(asm.R9, 2), // world
 		asm.JEq.Imm(asm.R0, 0, "src"),

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/internal/doctor"
+	"github.com/netbed/netbed/scenarios/netnsrt"
 	"github.com/netbed/netbed/topologies/clab"
 	"github.com/netbed/netbed/topologies/netns"
 )
@@ -126,6 +127,11 @@ func runDoctor(args []string, stdout, stderr io.Writer) error {
 	if err := res.WriteTable(stdout); err != nil {
 		return err
 	}
+	if p, err := netnsrt.FindPlugin(nil); err == nil {
+		fmt.Fprintf(stdout, "\nCNI plugin: %s (pods on the netns backend are attached by it)\n", p)
+	} else {
+		fmt.Fprintf(stdout, "\nCNI plugin: not found (%v): pods on the netns backend need it; make build puts it in bin/ beside netbed\n", err)
+	}
 	if *require == "" {
 		return nil
 	}
@@ -140,6 +146,8 @@ func runDoctor(args []string, stdout, stderr io.Writer) error {
 		switch {
 		case !ok:
 			return usageErr("unknown backend %q in --require (want sim, netns or kernel)", name)
+		case !b.Built:
+			errs = append(errs, fmt.Errorf("backend %s is not built yet (see docs/design.md)", name))
 		case !b.OK():
 			errs = append(errs, fmt.Errorf("backend %s cannot run here: missing %s", name, strings.Join(b.Missing, ", ")))
 		}

@@ -50,6 +50,27 @@ func TestDoctorCommand(t *testing.T) {
 	if code, _, stderr := runCLI("doctor", "--require", "warp"); code != 2 || !strings.Contains(stderr, `unknown backend "warp"`) {
 		t.Errorf("doctor --require warp: exit %d, %s", code, stderr)
 	}
+	// The kernel backend does not exist yet, whatever the machine has.
+	if code, stdout, stderr := runCLI("doctor", "--require", "kernel"); code != 1 || !strings.Contains(stderr, "kernel is not built yet") ||
+		!strings.Contains(stdout, "not built") {
+		t.Errorf("doctor --require kernel: exit %d\n%s%s", code, stdout, stderr)
+	}
+	// The test binary's directory has no plugin, nor has $CNI_PATH here
+	// (nor /opt/cni/bin, unless this machine installed one).
+	t.Setenv("CNI_PATH", "")
+	if _, err := os.Stat("/opt/cni/bin/netbed-cni"); err != nil {
+		if _, stdout, _ := runCLI("doctor"); !strings.Contains(stdout, "CNI plugin: not found") {
+			t.Errorf("doctor without the plugin around:\n%s", stdout)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "netbed-cni"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CNI_PATH", dir)
+	if _, stdout, _ := runCLI("doctor"); !strings.Contains(stdout, "CNI plugin: "+filepath.Join(dir, "netbed-cni")) {
+		t.Errorf("doctor with the plugin in $CNI_PATH:\n%s", stdout)
+	}
 }
 
 func TestUpDown(t *testing.T) {

@@ -21,17 +21,33 @@ import (
 // PluginType is the CNI plugin AttachPod runs.
 const PluginType = "netbed-cni"
 
-// cniPath is where the plugin is looked for.
-func (r *Runtime) cniPath() []string {
-	if len(r.opts.CNIPath) > 0 {
-		return r.opts.CNIPath
-	}
+// DefaultCNIPath is where the plugin is looked for unless
+// Options.CNIPath says otherwise: the running executable's directory,
+// then $CNI_PATH, then /opt/cni/bin.
+func DefaultCNIPath() []string {
 	var dirs []string
 	if exe, err := os.Executable(); err == nil {
 		dirs = append(dirs, filepath.Dir(exe))
 	}
 	dirs = append(dirs, filepath.SplitList(os.Getenv("CNI_PATH"))...)
 	return append(dirs, "/opt/cni/bin")
+}
+
+// FindPlugin returns the path of the netbed-cni plugin in dirs
+// (DefaultCNIPath if nil).
+func FindPlugin(dirs []string) (string, error) {
+	if dirs == nil {
+		dirs = DefaultCNIPath()
+	}
+	return invoke.FindInPath(PluginType, dirs)
+}
+
+// cniPath is where the plugin is looked for.
+func (r *Runtime) cniPath() []string {
+	if len(r.opts.CNIPath) > 0 {
+		return r.opts.CNIPath
+	}
+	return DefaultCNIPath()
 }
 
 // cni returns libcni over the plugin path, and the pod's configuration
@@ -71,7 +87,7 @@ func (r *Runtime) cniAdd(ctx context.Context, in *instance) error {
 	if err != nil {
 		return err
 	}
-	if _, err := invoke.FindInPath(PluginType, r.cniPath()); err != nil {
+	if _, err := FindPlugin(r.cniPath()); err != nil {
 		return fmt.Errorf("pods on the netns backend are attached by the %s plugin: %w (make build puts it beside netbed in bin/)", PluginType, err)
 	}
 	var res types.Result

@@ -89,3 +89,6 @@ func (r *Runtime) Close() error { return nil }
 
 // InstanceNamespace needs Linux.
 func (r *Runtime) InstanceNamespace(string) (string, bool) { return "", false }
+
+// FindPlugin needs Linux.
+func FindPlugin([]string) (string, error) { return "", ErrUnsupported }

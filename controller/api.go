@@ -32,6 +32,11 @@ type API interface {
 	Reserve(ctx context.Context, network string, a netip.Addr, holder string) (Allocation, error)
 	Release(ctx context.Context, network string, addrs []netip.Addr, holder string) error
 
+	// Generation 3's node blocks of the cluster pool.
+	EnsureNode(ctx context.Context, name string) (Node, bool, error)
+	ListNodes(ctx context.Context) ([]Node, error)
+	DeleteNode(ctx context.Context, name string) (Node, error)
+
 	Check(ctx context.Context) ([]string, error)
 }
 

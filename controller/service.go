@@ -36,7 +36,7 @@ const (
 
 // Buckets lists every bucket the service and its IPAM use, for dumps.
 var Buckets = []string{bNetworks, bNetName, bNetLabel, bNetSegment, bNetMACSeq, bSubnets, bSubnetByNet,
-	bPorts, bPortName, bPortHost, bPortMAC, ipam.BucketAddrs, ipam.BucketPools}
+	bPorts, bPortName, bPortHost, bPortMAC, bMeta, bNodes, ipam.BucketAddrs, ipam.BucketPools}
 
 const portHolderPrefix = "port:"
 

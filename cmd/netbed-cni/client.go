@@ -19,6 +19,9 @@ type portClient interface {
 	GetPort(ctx context.Context, name string) (controller.Port, error)
 	DeletePort(ctx context.Context, name string) (controller.Port, error)
 	SetUnderlayState(ctx context.Context, name string, u controller.StateUpdate) (controller.Port, error)
+	// EnsureNode returns the node's block of the cluster pool (ebpf
+	// mode without a nodeCIDR).
+	EnsureNode(ctx context.Context, name string) (controller.Node, bool, error)
 	// Ping reports whether the controller answers.
 	Ping(ctx context.Context) error
 }

@@ -72,7 +72,9 @@ type NetConf struct {
 	HostIfPrefix string `json:"hostIfPrefix,omitempty"`
 	// MTU of both veth ends; 0 leaves the kernel default.
 	MTU int `json:"mtu,omitempty"`
-	// NodeCIDR is the ebpf node's own address block (local IPAM).
+	// NodeCIDR is the ebpf node's own address block (local IPAM). Left
+	// out, with a ControllerURL, ADD asks the controller for this host's
+	// block of its cluster pool (PUT /v1/nodes/{host}).
 	NodeCIDR string `json:"nodeCIDR,omitempty"`
 	// DataDir holds the local IPAM state (ebpf); default /var/lib/netbed-cni.
 	DataDir string `json:"dataDir,omitempty"`
@@ -219,8 +221,8 @@ func (c *NetConf) validate(hostname string) *types.Error {
 		}
 		c.nodeCIDR = p
 	}
-	if c.Mode == ModeEBPF && !c.nodeCIDR.IsValid() {
-		return configError("nodeCIDR", "ebpf mode allocates locally and needs this node's CIDR, e.g. \"10.244.1.0/24\"")
+	if c.Mode == ModeEBPF && !c.nodeCIDR.IsValid() && c.ControllerURL == "" {
+		return configError("nodeCIDR", "ebpf mode allocates locally and needs this node's CIDR, e.g. \"10.244.1.0/24\", or a controllerURL to get it from the cluster pool")
 	}
 	if c.Mode == ModeEVPN && c.NodeCIDR != "" {
 		return configError("nodeCIDR", "only used in ebpf mode; evpn takes addresses from the controller")

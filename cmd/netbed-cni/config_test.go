@@ -91,7 +91,7 @@ var malformed = []struct {
 	{"mtu too large", map[string]any{"mtu": 70000}, "mtu", types.ErrInvalidNetworkConfig},
 	{"mtu wrong type", map[string]any{"mtu": "big"}, "mtu", types.ErrDecodingFailure},
 	{"node CIDR in evpn", map[string]any{"nodeCIDR": "10.244.1.0/24"}, "nodeCIDR", types.ErrInvalidNetworkConfig},
-	{"ebpf without node CIDR", map[string]any{"mode": "ebpf"}, "nodeCIDR", types.ErrInvalidNetworkConfig},
+	{"ebpf without node CIDR nor controller", map[string]any{"mode": "ebpf", "controllerURL": nil, "network": nil}, "nodeCIDR", types.ErrInvalidNetworkConfig},
 	{"ebpf node CIDR garbage", map[string]any{"mode": "ebpf", "nodeCIDR": "ten"}, "nodeCIDR", types.ErrInvalidNetworkConfig},
 	{"ebpf node CIDR host bits", map[string]any{"mode": "ebpf", "nodeCIDR": "10.244.1.7/24"}, "nodeCIDR", types.ErrInvalidNetworkConfig},
 	{"keepPort unknown", map[string]any{"keepPort": "sometimes"}, "keepPort", types.ErrInvalidNetworkConfig},

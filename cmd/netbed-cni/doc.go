@@ -20,7 +20,8 @@
 //	  "mtu": 1450
 //	}
 //
-// and for generation 3:
+// and for generation 3, with the node's CIDR given or, without it, the
+// node's block of the controller's cluster pool:
 //
 //	{"cniVersion": "1.1.0", "name": "pods", "type": "netbed-cni",
 //	 "mode": "ebpf", "nodeCIDR": "10.244.1.0/24"}

@@ -18,6 +18,7 @@ type fakeClient struct {
 	calls  []string
 	down   bool // every call fails as unreachable
 	states []string
+	nodes  map[string]netip.Prefix // node blocks, 10.244.<n>.0/24 in order
 }
 
 func newFakeClient() *fakeClient { return &fakeClient{ports: map[string]controller.Port{}} }
@@ -90,6 +91,24 @@ func (f *fakeClient) SetUnderlayState(_ context.Context, name string, u controll
 	p.UnderlayState = u.State
 	f.ports[name] = p
 	return p, nil
+}
+
+func (f *fakeClient) EnsureNode(_ context.Context, name string) (controller.Node, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "node "+name)
+	if f.down {
+		return controller.Node{}, false, errFakeDown
+	}
+	if f.nodes == nil {
+		f.nodes = map[string]netip.Prefix{}
+	}
+	if b, ok := f.nodes[name]; ok {
+		return controller.Node{Name: name, PodCIDR: b}, false, nil
+	}
+	b := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(len(f.nodes)), 0}), 24)
+	f.nodes[name] = b
+	return controller.Node{Name: name, PodCIDR: b}, true, nil
 }
 
 func (f *fakeClient) Ping(context.Context) error {

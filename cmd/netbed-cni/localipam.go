@@ -52,6 +52,9 @@ func (l *localIPAM) with(fn func(s *localState) (bool, error)) error {
 	b, err := os.ReadFile(l.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		if !l.cidr.IsValid() {
+			return errors.New("local IPAM: no node CIDR yet: set nodeCIDR, or controllerURL to get one from the cluster pool")
+		}
 		if s.Pool, err = ipam.NewNodePool(l.cidr); err != nil {
 			return fmt.Errorf("local IPAM: %w", err)
 		}
@@ -61,7 +64,9 @@ func (l *localIPAM) with(fn func(s *localState) (bool, error)) error {
 		if err := json.Unmarshal(b, s); err != nil {
 			return fmt.Errorf("local IPAM: %s: %w (move the file away to start afresh)", l.path, err)
 		}
-		if s.Pool == nil || s.Pool.CIDR() != l.cidr {
+		// Without a CIDR (DEL, CHECK, GC with the block from the
+		// controller) the file's is the node's.
+		if s.Pool == nil || l.cidr.IsValid() && s.Pool.CIDR() != l.cidr {
 			return fmt.Errorf("local IPAM: %s holds node CIDR %v but nodeCIDR is %v; release the pods first or use another dataDir", l.path, cidrOf(s.Pool), l.cidr)
 		}
 		if s.Holders == nil {
@@ -125,6 +130,19 @@ func (l *localIPAM) Allocate(holder string) (addr, gw netip.Addr, err error) {
 		return true, nil
 	})
 	return addr, gw, err
+}
+
+// NodeCIDR returns the node CIDR the state holds, if there is one.
+func (l *localIPAM) NodeCIDR() (netip.Prefix, error) {
+	if _, err := os.Stat(l.path); err != nil {
+		return netip.Prefix{}, nil
+	}
+	var cidr netip.Prefix
+	err := l.with(func(s *localState) (bool, error) {
+		cidr = s.Pool.CIDR()
+		return false, nil
+	})
+	return cidr, err
 }
 
 // Lookup returns holder's address, if any.

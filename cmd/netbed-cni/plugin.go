@@ -115,6 +115,19 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 	var port controller.Port
 	var created bool
 	if c.conf.Mode == ModeEBPF {
+		if !c.conf.nodeCIDR.IsValid() {
+			// The block this node already has, else (Cilium's
+			// cluster-pool IPAM) one from the operator, here the
+			// controller; the rest stays local.
+			c.conf.nodeCIDR, _ = newLocalIPAM(c.conf.DataDir, c.conf.Name, netip.Prefix{}).NodeCIDR()
+		}
+		if !c.conf.nodeCIDR.IsValid() {
+			n, _, err := c.client.EnsureNode(c.ctx, c.conf.Host)
+			if err != nil {
+				return nil, nil, controllerError(fmt.Sprintf("get node %q's pod CIDR", c.conf.Host), err)
+			}
+			c.conf.nodeCIDR = n.PodCIDR
+		}
 		addr, gw, err := newLocalIPAM(c.conf.DataDir, c.conf.Name, c.conf.nodeCIDR).Allocate(c.holder)
 		if err != nil {
 			return nil, nil, types.NewError(types.ErrInternal, err.Error(), "")

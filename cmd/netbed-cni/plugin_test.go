@@ -411,3 +411,46 @@ func TestEBPFRegisteredIdentityMovesNodes(t *testing.T) {
 		t.Errorf("controller port after the move: %+v", p)
 	}
 }
+
+// Without a nodeCIDR, ebpf mode takes the node's block of the cluster
+// pool from the controller on ADD, once per node; DEL, CHECK and GC then
+// go by the block the local IPAM holds, without the controller.
+func TestEBPFNodeCIDRFromController(t *testing.T) {
+	cl := newFakeClient()
+	mk := func(node string) (*plugin, []byte) {
+		p := &plugin{hostname: func() (string, error) { return node, nil }, link: newFakeLinker(),
+			newClient: func(*NetConf) (portClient, error) { return cl, nil }}
+		return p, confJSON(t, "1.1.0", map[string]any{"mode": "ebpf", "network": nil, "dataDir": t.TempDir()})
+	}
+	a, ca := mk("node-1")
+	b, cb := mk("node-2")
+	for i, c := range []struct {
+		p    *plugin
+		conf []byte
+		cid  string
+		want string
+	}{{a, ca, "c1", "10.244.0.0/24"}, {b, cb, "c2", "10.244.1.0/24"}, {a, ca, "c3", "10.244.0.0/24"}} {
+		res, _, err := c.p.add(args(c.conf, c.cid, ""))
+		if err != nil {
+			t.Fatalf("ADD %d: %v", i, err)
+		}
+		got, _ := netip.AddrFromSlice(res.IPs[0].Address.IP)
+		if !netip.MustParsePrefix(c.want).Contains(got.Unmap()) {
+			t.Errorf("ADD %d on %s: %v, want an address of %s", i, c.cid, got, c.want)
+		}
+	}
+	cl.down = true
+	if err := a.cmdCheck(args(ca, "c1", "")); err != nil {
+		t.Errorf("CHECK with the controller down: %v", err)
+	}
+	if err := a.cmdDel(args(ca, "c1", "")); err != nil {
+		t.Errorf("DEL with the controller down: %v", err)
+	}
+	if _, _, err := b.add(args(cb, "c4", "")); err != nil {
+		t.Errorf("ADD on a node that has its block, controller down: %v", err)
+	}
+	c, cc := mk("node-3")
+	if _, _, err := c.add(args(cc, "c5", "")); err == nil || !strings.Contains(err.Error(), "pod CIDR") {
+		t.Errorf("ADD on a new node with the controller down: %v", err)
+	}
+}

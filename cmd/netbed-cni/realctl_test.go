@@ -237,3 +237,44 @@ func TestMalformedConfigChangesNothing(t *testing.T) {
 		t.Errorf("malformed ADDs left ports %v (%v) and links %v", ports, err, ln.links)
 	}
 }
+
+// Ebpf mode without a nodeCIDR against a real controller with a cluster
+// pool: each host's pods get addresses of the block the controller gave
+// that host, over the unix socket.
+func TestRealControllerNodeBlocks(t *testing.T) {
+	rc := startController(t, "10.20.0.0/24")
+	if err := rc.svc.SetClusterPool(context.Background(), controller.ClusterPool{CIDR: netip.MustParsePrefix("10.244.0.0/16"), MaskBits: 24}); err != nil {
+		t.Fatal(err)
+	}
+	conf := confJSON(t, "1.1.0", map[string]any{"mode": "ebpf", "controllerURL": rc.unixURL, "network": nil, "dataDir": t.TempDir()})
+	confB := confJSON(t, "1.1.0", map[string]any{"mode": "ebpf", "controllerURL": rc.unixURL, "network": nil, "dataDir": t.TempDir()})
+	ln := newFakeLinker()
+	ra, _, err := realPlugin("host-a", ln).add(args(conf, "pa", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _, err := realPlugin("host-b", ln).add(args(confB, "pb", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := rc.svc.ListNodes(context.Background())
+	if err != nil || len(nodes) != 2 {
+		t.Fatalf("nodes: %+v %v", nodes, err)
+	}
+	block := map[string]netip.Prefix{}
+	for _, n := range nodes {
+		block[n.Name] = n.PodCIDR
+	}
+	for _, c := range []struct {
+		host string
+		ip   net.IP
+	}{{"host-a", ra.IPs[0].Address.IP}, {"host-b", rb.IPs[0].Address.IP}} {
+		a, _ := netip.AddrFromSlice(c.ip)
+		if !block[c.host].Contains(a.Unmap()) {
+			t.Errorf("%s's pod got %v, outside its block %v", c.host, a, block[c.host])
+		}
+	}
+	if block["host-a"] == block["host-b"] {
+		t.Errorf("both hosts got block %v", block["host-a"])
+	}
+}

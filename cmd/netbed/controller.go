@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os/signal"
 	"syscall"
 	"time"
@@ -36,6 +37,8 @@ func runController(args []string, stdout, stderr io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:7480", "address to serve the HTTP API on")
 	lockWait := fs.Duration("lock-timeout", 2*time.Second, "how long to wait for another process's lock on the store")
 	topoFile := fs.String("topology", "", "fabric topology (containerlab file): run the CNC, which configures the leaves of bound ports (in memory) and reports their overlay")
+	clusterCIDR := fs.String("cluster-cidr", "", "generation 3: the cluster pool nodes get their pod CIDRs from (PUT /v1/nodes/{name}), e.g. 10.244.0.0/16")
+	nodeMask := fs.Int("node-mask", 24, "with --cluster-cidr, the prefix length of each node's block")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -52,18 +55,32 @@ func runController(args []string, stdout, stderr io.Writer) error {
 		}
 		topo = t
 	}
-	return serveController(ctx, *storePath, *listen, *lockWait, topo, stdout)
+	var pool *controller.ClusterPool
+	if *clusterCIDR != "" {
+		p, err := netip.ParsePrefix(*clusterCIDR)
+		if err != nil {
+			return usageErr("--cluster-cidr: %v", err)
+		}
+		pool = &controller.ClusterPool{CIDR: p, MaskBits: *nodeMask}
+	}
+	return serveController(ctx, *storePath, *listen, *lockWait, topo, pool, stdout)
 }
 
 // serveController runs the API until ctx ends, then shuts down gracefully:
 // in-flight requests finish, overlay hooks stop, the store closes.
-func serveController(ctx context.Context, storePath, listen string, lockWait time.Duration, topo *topologies.Topology, stdout io.Writer) error {
+func serveController(ctx context.Context, storePath, listen string, lockWait time.Duration, topo *topologies.Topology, pool *controller.ClusterPool, stdout io.Writer) error {
 	st, err := store.OpenBolt(storePath, store.BoltOptions{LockTimeout: lockWait})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	svc := controller.New(st, nil, nil)
+	if pool != nil {
+		if err := svc.SetClusterPool(ctx, *pool); err != nil {
+			svc.Close()
+			return err
+		}
+	}
 	var overlay *cnc.CNC
 	defer func() {
 		// The service first: its hooks feed the CNC.

@@ -28,7 +28,7 @@ func TestControllerServe(t *testing.T) {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- serveController(ctx, path, "127.0.0.1:0", time.Second, nil, pw)
+		errc <- serveController(ctx, path, "127.0.0.1:0", time.Second, nil, &controller.ClusterPool{CIDR: netip.MustParsePrefix("10.244.0.0/16"), MaskBits: 24}, pw)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -47,8 +47,12 @@ func TestControllerServe(t *testing.T) {
 	if _, err := c.CreateNetwork(ctx, controller.NetworkRequest{Name: "kept", Segment: controller.Segment{Type: controller.SegmentVLAN, ID: 10}}); err != nil {
 		t.Fatal(err)
 	}
+	// --cluster-cidr 10.244.0.0/16 --node-mask 24: node blocks.
+	if n, _, err := c.EnsureNode(ctx, "host1"); err != nil || n.PodCIDR.String() != "10.244.0.0/24" {
+		t.Errorf("node block: %+v %v", n, err)
+	}
 	// A second controller on the same store is refused while the first runs.
-	if err := serveController(ctx, path, "127.0.0.1:0", 50*time.Millisecond, nil, io.Discard); err == nil || !strings.Contains(err.Error(), "locked") {
+	if err := serveController(ctx, path, "127.0.0.1:0", 50*time.Millisecond, nil, nil, io.Discard); err == nil || !strings.Contains(err.Error(), "locked") {
 		t.Errorf("second controller on a busy store: %v", err)
 	}
 	// A long-poll in flight does not hold the shutdown.
@@ -113,7 +117,7 @@ func TestControllerServeWithCNC(t *testing.T) {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- serveController(ctx, filepath.Join(t.TempDir(), "ctl.db"), "127.0.0.1:0", time.Second, topo, pw)
+		errc <- serveController(ctx, filepath.Join(t.TempDir(), "ctl.db"), "127.0.0.1:0", time.Second, topo, nil, pw)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)

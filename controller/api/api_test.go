@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -375,4 +376,38 @@ func TestConcurrentAllocateRelease(t *testing.T) {
 
 func portReq(name, network, host string) controller.PortRequest {
 	return controller.PortRequest{Name: name, Network: network, Host: host}
+}
+
+// TestNodesOverHTTP: node blocks of the cluster pool through the client,
+// with the pool's exhaustion as a 409 that still matches
+// ipam.ErrPoolExhausted, and an unknown node as a 404.
+func TestNodesOverHTTP(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	if err := f.svc.SetClusterPool(ctx, controller.ClusterPool{CIDR: netip.MustParsePrefix("10.244.0.0/23"), MaskBits: 24}); err != nil {
+		t.Fatal(err)
+	}
+	a, created, err := f.c.EnsureNode(ctx, "host1")
+	if err != nil || !created || a.PodCIDR.String() != "10.244.0.0/24" {
+		t.Fatalf("host1: %+v created=%v %v", a, created, err)
+	}
+	if again, created, err := f.c.EnsureNode(ctx, "host1"); err != nil || created || again.PodCIDR != a.PodCIDR {
+		t.Errorf("host1 again: %+v created=%v %v", again, created, err)
+	}
+	if _, _, err := f.c.EnsureNode(ctx, "host2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.c.EnsureNode(ctx, "host3"); !errors.Is(err, ipam.ErrPoolExhausted) || !strings.Contains(err.Error(), "cluster pool 10.244.0.0/23") {
+		t.Errorf("host3 in a full pool: %v", err)
+	}
+	nodes, err := f.c.ListNodes(ctx)
+	if err != nil || len(nodes) != 2 {
+		t.Errorf("list: %+v %v", nodes, err)
+	}
+	if _, err := f.c.DeleteNode(ctx, "nope"); !errors.Is(err, controller.ErrNotFound) {
+		t.Errorf("delete unknown node: %v", err)
+	}
+	if n, err := f.c.DeleteNode(ctx, "host1"); err != nil || n.PodCIDR != a.PodCIDR {
+		t.Errorf("delete host1: %+v %v", n, err)
+	}
 }

@@ -158,6 +158,28 @@ func (c *Client) EnsurePort(ctx context.Context, r controller.PortRequest) (cont
 	return p, status == http.StatusCreated || status == http.StatusAccepted, err
 }
 
+// EnsureNode returns node name's block of the cluster pool (generation
+// 3), giving it one on the first call.
+func (c *Client) EnsureNode(ctx context.Context, name string) (controller.Node, bool, error) {
+	var n controller.Node
+	status, err := c.do(ctx, http.MethodPut, "/v1/nodes/"+esc(name), nil, &n)
+	return n, status == http.StatusCreated, err
+}
+
+// ListNodes returns every node with its block.
+func (c *Client) ListNodes(ctx context.Context) ([]controller.Node, error) {
+	var ns []controller.Node
+	_, err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, &ns)
+	return ns, err
+}
+
+// DeleteNode gives node name's block back.
+func (c *Client) DeleteNode(ctx context.Context, name string) (controller.Node, error) {
+	var n controller.Node
+	_, err := c.do(ctx, http.MethodDelete, "/v1/nodes/"+esc(name), nil, &n)
+	return n, err
+}
+
 // GetPort returns the port named name.
 func (c *Client) GetPort(ctx context.Context, name string) (controller.Port, error) {
 	var p controller.Port

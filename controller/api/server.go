@@ -108,6 +108,9 @@ func NewServer(svc *controller.Service) *Server {
 	s.handle("POST /v1/allocations", s.allocate)
 	s.handle("POST /v1/reservations", s.reserve)
 	s.handle("POST /v1/releases", s.release)
+	s.handle("PUT /v1/nodes/{name}", s.ensureNode)
+	s.handle("GET /v1/nodes", s.listNodes)
+	s.handle("DELETE /v1/nodes/{name}", s.deleteNode)
 	s.handle("GET /v1/check", s.check)
 	s.mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.stats.Snapshot())
@@ -240,6 +243,27 @@ func (s *Server) ensurePort(r *http.Request) (int, any, error) {
 		return createdStatus(p), p, err
 	}
 	return http.StatusOK, p, err
+}
+
+func (s *Server) ensureNode(r *http.Request) (int, any, error) {
+	n, created, err := s.svc.EnsureNode(r.Context(), r.PathValue("name"))
+	if created {
+		return http.StatusCreated, n, err
+	}
+	return http.StatusOK, n, err
+}
+
+func (s *Server) listNodes(r *http.Request) (int, any, error) {
+	ns, err := s.svc.ListNodes(r.Context())
+	if ns == nil {
+		ns = []controller.Node{}
+	}
+	return http.StatusOK, ns, err
+}
+
+func (s *Server) deleteNode(r *http.Request) (int, any, error) {
+	n, err := s.svc.DeleteNode(r.Context(), r.PathValue("name"))
+	return http.StatusOK, n, err
 }
 
 func (s *Server) listPorts(r *http.Request) (int, any, error) {

@@ -4,7 +4,7 @@ BIN     := bin
 PKGS    := ./...
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build test bench lint demo generate clean fuzz
+.PHONY: all build test bench bench-smoke lint demo generate clean fuzz
 
 all: build
 
@@ -13,6 +13,11 @@ build:
 
 test: lint
 	$(GO) test -count=1 -timeout 40m $(PKGS)
+	$(MAKE) --no-print-directory bench-smoke
+
+# Every benchmark once, so that none rots between `make bench` runs.
+bench-smoke:
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m $(PKGS) > /dev/null
 
 # Benchmarks; results are recorded in docs/benchmarks.md.
 bench:

@@ -83,12 +83,15 @@ type Router struct {
 	portNames []string
 	macs      [][6]byte
 	up        []bool
-	own       map[uint32]bool // own IPv4 addresses, as big-endian words
-	fib       *FIB[*group]
-	groups    []*group
-	seed      uint32
-	buf       []byte
-	onPort    func(now time.Duration, port int, up bool)
+	// own are the router's own IPv4 addresses, as big-endian words: a
+	// handful (its ports' and loopbacks), scanned on every packet, which
+	// is cheaper than hashing into a map.
+	own    []uint32
+	fib    *FIB[*group]
+	groups []*group
+	seed   uint32
+	buf    []byte
+	onPort func(now time.Duration, port int, up bool)
 }
 
 var _ datapath.Node = (*Router)(nil)
@@ -96,7 +99,7 @@ var _ datapath.Node = (*Router)(nil)
 // NewRouter returns a router with the given ports, all up, and no routes.
 // Every port IP becomes a local address.
 func NewRouter(name string, ports []Port) (*Router, error) {
-	r := &Router{name: name, fib: NewFIB[*group](), own: map[uint32]bool{}, seed: fnv32(2166136261, []byte(name))}
+	r := &Router{name: name, fib: NewFIB[*group](), seed: fnv32(2166136261, []byte(name))}
 	for i, p := range ports {
 		if len(p.MAC) != 6 {
 			return nil, fmt.Errorf("router %s port %d %q: %w", name, i, p.Name, ErrBadMAC)
@@ -109,10 +112,22 @@ func NewRouter(name string, ports []Port) (*Router, error) {
 			if !p.IP.Addr().Is4() {
 				return nil, fmt.Errorf("router %s port %q address %v: %w", name, p.Name, p.IP, ErrNotIPv4)
 			}
-			r.own[be32(p.IP.Addr().As4())] = true
+			r.addOwn(be32(p.IP.Addr().As4()))
 		}
 	}
 	return r, nil
+}
+
+func (r *Router) isOwn(a uint32) bool { return slices.Contains(r.own, a) }
+
+func (r *Router) addOwn(a uint32) {
+	if !r.isOwn(a) {
+		r.own = append(r.own, a)
+	}
+}
+
+func (r *Router) delOwn(a uint32) {
+	r.own = slices.DeleteFunc(r.own, func(x uint32) bool { return x == a })
 }
 
 // Name implements datapath.Node.
@@ -136,11 +151,11 @@ func (r *Router) SetPortIP(i int, ip netip.Prefix) error {
 		return fmt.Errorf("set address %v on %s: %w", ip, r.name, ErrNotIPv4)
 	}
 	if old := r.ports[i].IP; old.IsValid() {
-		delete(r.own, be32(old.Addr().As4()))
+		r.delOwn(be32(old.Addr().As4()))
 	}
 	r.ports[i].IP = ip
 	if ip.IsValid() {
-		r.own[be32(ip.Addr().As4())] = true
+		r.addOwn(be32(ip.Addr().As4()))
 	}
 	return nil
 }
@@ -150,7 +165,7 @@ func (r *Router) SetPortIP(i int, ip netip.Prefix) error {
 // Only IPv4 addresses can match (the router routes IPv4).
 func (r *Router) AddLocal(addr netip.Addr) {
 	if addr.Is4() {
-		r.own[be32(addr.As4())] = true
+		r.addOwn(be32(addr.As4()))
 	}
 }
 
@@ -313,7 +328,7 @@ func (r *Router) receiveARP(now time.Duration, port int, f []byte, out datapath.
 	}
 	op := binary.BigEndian.Uint16(f[20:22])
 	tpa := netip.AddrFrom4([4]byte(f[38:42]))
-	if op != 1 || !r.own[binary.BigEndian.Uint32(f[38:42])] {
+	if op != 1 || !r.isOwn(binary.BigEndian.Uint32(f[38:42])) {
 		r.drop(now, port, out, datapath.ReasonNotForMe, "")
 		return
 	}
@@ -333,7 +348,7 @@ func (r *Router) receiveIPv4(now time.Duration, port int, f []byte, out datapath
 	}
 	dst := binary.BigEndian.Uint32(f[30:34])
 	g, _, ok := r.fib.Lookup(dst)
-	if ok && g.local || r.own[dst] {
+	if ok && g.local || r.isOwn(dst) {
 		r.deliverLocal(now, port, f, out)
 		return
 	}

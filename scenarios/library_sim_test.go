@@ -80,7 +80,8 @@ func TestControllerOverHTTP(t *testing.T) {
 	}
 }
 
-// TestSpawnProgress: a long spawn step reports how far it is.
+// TestSpawnProgress: a long spawn step, and a long traffic step, report
+// how far they are.
 func TestSpawnProgress(t *testing.T) {
 	s, err := scenarios.Load("library/pod-spawn-storm.yaml")
 	if err != nil {
@@ -95,6 +96,25 @@ func TestSpawnProgress(t *testing.T) {
 		if !slices.Contains(msgs, want) {
 			t.Errorf("progress lacks %q: %q", want, msgs)
 		}
+	}
+	x, err := scenarios.Parse("many.yaml", []byte(`name: many
+topology: {builder: spine-leaf, params: {spines: 1, leaves: 2, hosts_per_leaf: 1}}
+generations: [ebpf]
+networks: [{name: pods, subnet: 10.8.0.0/20}]
+steps:
+  - spawn: {name: p, kind: pod, count: 16, network: pods}
+  - traffic: {from: [p], to: [p], matrix: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs = nil
+	if _, err := scenarios.Run(context.Background(), x, scenarios.GenEBPF, simBackend(t, 1),
+		scenarios.Options{Progress: func(m string) { msgs = append(msgs, m) }}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(msgs, "step 2/2 traffic 200/240 probes") {
+		t.Errorf("traffic progress: %q", msgs)
 	}
 }
 

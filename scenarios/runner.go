@@ -332,6 +332,7 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 	if t.Rate > 0 {
 		gap = time.Duration(float64(time.Second) / t.Rate)
 	}
+	total, sent := t.Count*len(pairs), 0
 	for c := 0; c < t.Count; c++ {
 		for _, p := range pairs {
 			res, err := r.b.Probe(ctx, ProbeRequest{From: p[0], To: p[1], Proto: t.Proto, Port: t.Port, Tag: tag, Timeout: r.opts.ProbeTimeout})
@@ -340,6 +341,9 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 			}
 			res.Tag, res.From, res.To, res.Proto = tag, p[0], p[1], t.Proto
 			r.run.Probes = append(r.run.Probes, res)
+			if sent++; total >= 200 && sent%100 == 0 {
+				r.progress("%s %d/%d probes", r.stepMsg, sent, total)
+			}
 		}
 		if gap > 0 && c+1 < t.Count {
 			if err := r.b.Sleep(ctx, gap); err != nil {

@@ -236,10 +236,19 @@ func TestRunHold(t *testing.T) {
 	go func() {
 		done <- run([]string{"run", "-q", "--hold", "--backend", "netns", "--gen", "evpn", file}, &bytes.Buffer{}, stderr)
 	}()
+	// stop ends the held run and waits for its teardown, so that a failing
+	// test leaves no lab behind either.
+	stop := func() {
+		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+		}
+	}
 	deadline := time.Now().Add(90 * time.Second)
 	for !strings.Contains(stderr.String(), "Ctrl-C tears it down") {
 		if time.Now().After(deadline) {
-			syscall.Kill(os.Getpid(), syscall.SIGINT)
+			stop()
 			t.Fatalf("the lab was never held: %s", stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -252,7 +261,7 @@ func TestRunHold(t *testing.T) {
 		}
 	}
 	if nsOf["web-1"] == "" || ipOf["db-1"] == "" {
-		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		stop()
 		t.Fatalf("listing lacks web-1 or db-1:\n%s", stderr.String())
 	}
 	echoed := udpEcho(t, nsOf["web-1"], ipOf["db-1"]+":7")

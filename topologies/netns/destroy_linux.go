@@ -4,16 +4,20 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/netbed/netbed/topologies"
 )
 
 // Destroy removes every namespace of lab (and with them its veth pairs) and
-// its state. The namespaces are those the state lists or, when the state is
-// gone, those whose interfaces carry the lab's alias. A lab that does not
+// its state. The namespaces are those the state lists, with those named
+// with the lab's prefix that carry its alias (instances a runtime added),
+// or, when the state is gone, those whose interfaces carry the lab's alias. A lab that does not
 // exist is not an error: the report is empty. opt may be nil.
 func Destroy(lab string, opt *Options) (*DestroyReport, error) {
 	start := time.Now()
@@ -22,8 +26,19 @@ func Destroy(lab string, opt *Options) (*DestroyReport, error) {
 	st, _, err := readState(root, lab)
 	if err == nil {
 		names = st.Namespaces
+		// Namespaces a runtime added to the lab (its instances) carry
+		// the lab's mark but are not in its state: looked for by the
+		// lab's default namespace prefix, taken by the mark.
+		prefix := (&topologies.Topology{Name: lab}).LabPrefix()
+		marked, err := scanMarked(context.Background(), opt, func(n string) bool {
+			return strings.HasPrefix(n, prefix) && !slices.Contains(names, n)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("destroy lab %s: %w", lab, err)
+		}
+		names = union(names, marked[lab])
 	} else {
-		marked, err := scanMarked(context.Background(), opt)
+		marked, err := scanMarked(context.Background(), opt, nil)
 		if err != nil {
 			return nil, fmt.Errorf("destroy lab %s: %w", lab, err)
 		}
@@ -53,7 +68,7 @@ func DestroyAll(opt *Options) (*DestroyReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("destroy all labs: %w", err)
 	}
-	marked, err := scanMarked(context.Background(), opt)
+	marked, err := scanMarked(context.Background(), opt, nil)
 	if err != nil {
 		return nil, fmt.Errorf("destroy all labs: %w", err)
 	}
@@ -120,7 +135,7 @@ func destroyLab(lab string, names []string, root string, opt *Options) (*Destroy
 
 // scanMarked opens every namespace under NetnsDir and returns, per lab,
 // those with an interface whose alias is netbed's mark.
-func scanMarked(ctx context.Context, opt *Options) (map[string][]string, error) {
+func scanMarked(ctx context.Context, opt *Options, keep func(name string) bool) (map[string][]string, error) {
 	ents, err := os.ReadDir(NetnsDir)
 	if os.IsNotExist(err) {
 		return nil, nil
@@ -132,7 +147,7 @@ func scanMarked(ctx context.Context, opt *Options) (map[string][]string, error) 
 	out := map[string][]string{}
 	err = pool(ctx, len(ents), workerCount(opt, len(ents)), simple(func(i int) error {
 		name := ents[i].Name()
-		if !isNamespace(nsPath(name)) {
+		if keep != nil && !keep(name) || !isNamespace(nsPath(name)) {
 			return nil
 		}
 		s, err := openNode(nsPath(name))

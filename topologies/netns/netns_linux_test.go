@@ -207,7 +207,7 @@ func assertGone(t *testing.T, lab string, opt *Options) {
 	if _, err := os.Stat(labDir(opt.stateRoot(), lab)); !os.IsNotExist(err) {
 		t.Errorf("state of %s left behind (%v)", lab, err)
 	}
-	marked, err := scanMarked(context.Background(), nil)
+	marked, err := scanMarked(context.Background(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -778,5 +778,34 @@ func TestWaitUp(t *testing.T) {
 	err := lab.WaitUp(context.Background(), 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "node "+a.Node+": interface "+a.Iface) {
 		t.Errorf("WaitUp with %s down: %v", e, err)
+	}
+}
+
+// TestDestroyTakesMarkedInstances: Destroy also removes the namespaces a
+// runtime added to the lab (named with its prefix, marked with its alias,
+// not in its state), as a killed scenario run leaves its instances, and
+// leaves one with the prefix but another lab's mark.
+func TestDestroyTakesMarkedInstances(t *testing.T) {
+	testutil.RequireRoot(t)
+	tp, opt := newTestLab(t, 1, 1, 1)
+	deploy(t, tp, opt)
+	mine, theirs := tp.LabPrefix()+"web-1", tp.LabPrefix()+"zz"
+	for _, ns := range []struct{ name, lab string }{{mine, tp.Name}, {theirs, tp.Name + "-other"}} {
+		if out, err := exec.Command("ip", "netns", "add", ns.name).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add %s: %v %s", ns.name, err, out)
+		}
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns.name).Run() })
+		if out, err := exec.Command("ip", "-n", ns.name, "link", "set", "lo", "alias", Alias(ns.lab)).CombinedOutput(); err != nil {
+			t.Fatalf("mark %s: %v %s", ns.name, err, out)
+		}
+	}
+	if _, err := Destroy(tp.Name, opt); err != nil {
+		t.Fatal(err)
+	}
+	if isNamespace(nsPath(mine)) {
+		t.Errorf("%s, marked with the lab's alias, survived Destroy", mine)
+	}
+	if !isNamespace(nsPath(theirs)) {
+		t.Errorf("%s, marked for another lab, was removed", theirs)
 	}
 }

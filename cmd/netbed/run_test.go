@@ -317,3 +317,21 @@ func udpEcho(t *testing.T, ns, addr string) bool {
 	}
 	return ok
 }
+
+// TestBaselineAcrossBackends: a sim report is a baseline for a netns run
+// of the same scenario (the two must agree on paths, hops and verdicts):
+// no change, exit 0.
+func TestBaselineAcrossBackends(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	file := "../../scenarios/library/cross-subnet-hops.yaml"
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"run", "-q", "--backend", "sim", "--gen", "evpn,ebpf", "--out", dir + "/sim", file}, &stdout, &stderr); code != 0 {
+		t.Fatalf("sim run: exit %d: %s", code, stderr.String())
+	}
+	stdout.Reset()
+	code := run([]string{"run", "-q", "--backend", "netns", "--gen", "evpn,ebpf", "--baseline", dir + "/sim/report.json", file}, &stdout, &stderr)
+	if code != 0 || !strings.Contains(stdout.String(), "No change") {
+		t.Errorf("netns against the sim baseline: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+}

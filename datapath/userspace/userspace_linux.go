@@ -1,6 +1,7 @@
 package userspace
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -207,14 +208,34 @@ func (r *Runtime) AddNode(n datapath.Node, ns vnetns.NsHandle, ifaces []string) 
 	nr.out = output{nr: nr, head: -1, flood: -1}
 	nr.up.Store(true)
 	nr.ports = make([]*port, len(n.Ports()))
+	// The ports' sockets open side by side: each ring's setup waits for
+	// an RCU grace period, which concurrent ones share.
+	opened := make([]openedPort, len(ifaces))
+	errs := make([]error, len(ifaces))
+	var wg sync.WaitGroup
 	for i, ifn := range ifaces {
-		if ifn == "" || i >= len(nr.ports) {
-			continue
+		if ifn != "" && i < len(nr.ports) {
+			wg.Go(func() { opened[i], errs[i] = nr.open(ifn) })
 		}
-		if err := nr.attach(i, ifn); err != nil {
-			nr.closeAll()
-			return fmt.Errorf("add node %q: %w", name, err)
+	}
+	wg.Wait()
+	var failed error
+	for i, ifn := range ifaces {
+		switch {
+		case ifn == "" || i >= len(nr.ports):
+		case errs[i] != nil:
+			failed = cmp.Or(failed, fmt.Errorf("port %d: %w", i, errs[i]))
+		case failed != nil:
+			opened[i].close()
+		default:
+			failed = nr.adopt(i, ifn, opened[i])
 		}
+	}
+	if failed != nil {
+		// The ports before the failure are the node's; those after it
+		// were closed above.
+		nr.closeAll()
+		return fmt.Errorf("add node %q: %w", name, failed)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -244,14 +265,55 @@ func (r *Runtime) canAddLocked(name string) error {
 	return nil
 }
 
-func (nr *nodeRun) attach(i int, ifname string) error {
+// openedPort is a port's sockets, not yet the node's.
+type openedPort struct {
+	fd   int
+	ring *RxRing
+	tx   *txRing
+}
+
+// open opens the sockets of a port on ifname. It touches nothing of nr's
+// state, so a node's ports may be opened side by side.
+func (nr *nodeRun) open(ifname string) (openedPort, error) {
 	fd, ring, err := openSocket(nr.ns, ifname, !nr.r.opts.Taps, ringSize(!nr.r.opts.NoRing, nr.r.opts.RingBytes))
+	if err != nil {
+		return openedPort{}, err
+	}
+	op := openedPort{fd: fd, ring: ring}
+	if nr.r.opts.TxRing {
+		// Without one (the kernel refused it), frames go by sendmmsg.
+		if t, err := openTxRing(nr.ns, ifname, !nr.r.opts.Taps, 128<<10); err == nil {
+			op.tx = t
+		}
+	}
+	return op, nil
+}
+
+// close closes sockets that never became a port's.
+func (op openedPort) close() {
+	if op.tx != nil {
+		op.tx.close()
+	}
+	if op.ring != nil {
+		_ = op.ring.Close()
+	}
+	closeFD(op.fd)
+}
+
+// attach opens port i on ifname and makes it the node's.
+func (nr *nodeRun) attach(i int, ifname string) error {
+	op, err := nr.open(ifname)
 	if err != nil {
 		return fmt.Errorf("port %d: %w", i, err)
 	}
+	return nr.adopt(i, ifname, op)
+}
+
+// adopt makes the opened sockets port i's.
+func (nr *nodeRun) adopt(i int, ifname string, op openedPort) error {
 	tok := nr.r.tokens.Add(1)
-	if err := nr.poll.add(fd, tok); err != nil {
-		closeFD(fd)
+	if err := nr.poll.add(op.fd, tok); err != nil {
+		op.close()
 		return fmt.Errorf("port %d (%s): %w", i, ifname, err)
 	}
 	p := nr.ports[i]
@@ -259,41 +321,47 @@ func (nr *nodeRun) attach(i int, ifname string) error {
 		p = &port{up: true}
 		nr.ports[i] = p
 	}
-	p.name, p.fd, p.tok, p.ring = ifname, fd, tok, ring
-	p.tx = newTxQueue(fd, nr.r.opts.Batch, nr.r.opts.FrameSize)
-	if nr.r.opts.TxRing {
-		// Without one (the kernel refused it), frames go by sendmmsg.
-		if t, err := openTxRing(nr.ns, ifname, !nr.r.opts.Taps, 128<<10); err == nil {
-			p.tx.ring = t
-		}
-	}
+	p.name, p.fd, p.tok, p.ring = ifname, op.fd, tok, op.ring
+	p.tx = newTxQueue(op.fd, nr.r.opts.Batch, nr.r.opts.FrameSize)
+	p.tx.ring = op.tx
 	nr.byTok[tok] = i
 	return nil
 }
 
 func (nr *nodeRun) detach(i int) {
+	if op, ok := nr.unplug(i); ok {
+		op.close()
+	}
+}
+
+// unplug takes port i's sockets from the node (which forgets them) and
+// returns them to be closed.
+func (nr *nodeRun) unplug(i int) (openedPort, bool) {
 	p := nr.ports[i]
 	if p == nil || p.fd == 0 {
-		return
+		return openedPort{}, false
 	}
 	nr.poll.remove(p.fd)
 	nr.r.rxLost.Add(int64(SocketDrops(p.fd)))
-	if p.tx != nil && p.tx.ring != nil {
-		p.tx.ring.close()
+	op := openedPort{fd: p.fd, ring: p.ring}
+	if p.tx != nil {
+		op.tx = p.tx.ring
 	}
-	if p.ring != nil {
-		_ = p.ring.Close()
-		p.ring = nil
-	}
-	closeFD(p.fd)
 	delete(nr.byTok, p.tok)
-	p.fd, p.tok, p.tx, p.name = 0, 0, nil, ""
+	p.fd, p.tok, p.tx, p.name, p.ring = 0, 0, nil, "", nil
+	return op, true
 }
 
+// closeAll closes every port, side by side (each socket with a ring waits
+// for an RCU grace period as it closes), and the poller.
 func (nr *nodeRun) closeAll() {
+	var wg sync.WaitGroup
 	for i := range nr.ports {
-		nr.detach(i)
+		if op, ok := nr.unplug(i); ok {
+			wg.Go(op.close)
+		}
 	}
+	wg.Wait()
 	nr.poll.close()
 }
 

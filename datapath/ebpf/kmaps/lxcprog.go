@@ -50,6 +50,18 @@ func mapLookup(m *ebpf.Map, off int16) asm.Instructions {
 	}
 }
 
+// redirectToEndpoint rewrites the packet's MACs (R7) from the endpoints
+// map entry in R9 and redirects it to the endpoint's lxc.
+func redirectToEndpoint() asm.Instructions {
+	ins := append(copyMAC(asm.R7, 0, asm.R9, epMAC), copyMAC(asm.R7, 6, asm.R9, epNodeMAC)...)
+	return append(ins,
+		asm.LoadMem(asm.R1, asm.R9, epIfIndex, asm.Word),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.FnRedirect.Call(),
+		asm.Return(),
+	)
+}
+
 func copyMAC(dst asm.Register, do int16, src asm.Register, so int16) asm.Instructions {
 	return asm.Instructions{
 		asm.LoadMem(asm.R0, src, so, asm.Word),
@@ -172,14 +184,8 @@ func FromContainerInstructions(km *Maps, cfg LxcConfig) asm.Instructions {
 		asm.LoadMem(asm.R4, asm.RFP, -50, asm.Half),
 		asm.StoreMem(asm.R7, 22, asm.R4, asm.Half),
 	}...)
-	ins = append(ins, copyMAC(asm.R7, 0, asm.R9, epMAC)...)
-	ins = append(ins, copyMAC(asm.R7, 6, asm.R9, epNodeMAC)...)
+	ins = append(ins, redirectToEndpoint()...)
 	ins = append(ins,
-		asm.LoadMem(asm.R1, asm.R9, epIfIndex, asm.Word),
-		asm.Mov.Imm(asm.R2, 0),
-		asm.FnRedirect.Call(),
-		asm.Return(),
-
 		// ARP: answer every request (but gratuitous ones) with hostMAC.
 		asm.Mov.Reg(asm.R2, asm.R7).WithSymbol("arp"),
 		asm.Add.Imm(asm.R2, 42),
@@ -294,13 +300,8 @@ func OverlayInstructions(km *Maps) asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, "pass"),
 		asm.Mov.Reg(asm.R9, asm.R0))
 	ins = append(ins, loadPacket(34)...)
-	ins = append(ins, copyMAC(asm.R7, 0, asm.R9, epMAC)...)
-	ins = append(ins, copyMAC(asm.R7, 6, asm.R9, epNodeMAC)...)
+	ins = append(ins, redirectToEndpoint()...)
 	ins = append(ins,
-		asm.LoadMem(asm.R1, asm.R9, epIfIndex, asm.Word),
-		asm.Mov.Imm(asm.R2, 0),
-		asm.FnRedirect.Call(),
-		asm.Return(),
 		asm.Mov.Imm(asm.R0, TCActOK).WithSymbol("pass"),
 		asm.Return(),
 	)

@@ -110,6 +110,25 @@ func (s setup) build(t *testing.T) (datapath.Fabric, *topologies.Topology) {
 	return f, topo
 }
 
+// start loads the setup on a netns runtime capturing only the instances,
+// with every instance added; the runtime closes with the test.
+func (s setup) start(t *testing.T, scenario string) (*Runtime, datapath.Fabric) {
+	t.Helper()
+	f, topo := s.build(t)
+	rt := New(Options{Scenario: scenario, StateRoot: t.TempDir(), InstancesOnly: true})
+	t.Cleanup(func() { rt.Close() })
+	ctx := context.Background()
+	if err := rt.Load(ctx, f, topo); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range s.insts {
+		if err := rt.AddInstance(ctx, f, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rt, f
+}
+
 // simPaths runs the setup in the simulator: one probe of each protocol
 // from the first instance to the second, in order, with IDs 1, 2, 3.
 func (s setup) simPaths(t *testing.T, protos []string) ([]sim.Result, []netip.Addr) {
@@ -249,18 +268,8 @@ func TestDropAndFailures(t *testing.T) {
 	testutil.RequireRoot(t)
 	s := setups[0]
 	_, addrs := s.simPaths(t, nil)
-	f, topo := s.build(t)
-	rt := New(Options{Scenario: "fail", StateRoot: t.TempDir(), InstancesOnly: true})
-	defer rt.Close()
+	rt, _ := s.start(t, "fail")
 	ctx := context.Background()
-	if err := rt.Load(ctx, f, topo); err != nil {
-		t.Fatal(err)
-	}
-	for _, in := range s.insts {
-		if err := rt.AddInstance(ctx, f, in); err != nil {
-			t.Fatal(err)
-		}
-	}
 	probe := func() (pr struct {
 		Delivered bool
 		DropAt    string
@@ -295,7 +304,7 @@ func TestDropAndFailures(t *testing.T) {
 	}
 	// The second leaf's only link to host2 down, then up.
 	ep := topologies.Endpoint{}
-	for _, l := range topo.Links {
+	for _, l := range rt.topo.Links {
 		if l.A.Node == "host2" {
 			ep = l.B
 		} else if l.B.Node == "host2" {
@@ -390,18 +399,8 @@ func TestMoveInstance(t *testing.T) {
 	testutil.RequireRoot(t)
 	s := setups[0]
 	_, addrs := s.simPaths(t, nil)
-	f, topo := s.build(t)
-	rt := New(Options{Scenario: "move", StateRoot: t.TempDir(), InstancesOnly: true})
-	defer rt.Close()
+	rt, f := s.start(t, "move")
 	ctx := context.Background()
-	if err := rt.Load(ctx, f, topo); err != nil {
-		t.Fatal(err)
-	}
-	for _, in := range s.insts {
-		if err := rt.AddInstance(ctx, f, in); err != nil {
-			t.Fatal(err)
-		}
-	}
 	probe := func() []string {
 		t.Helper()
 		got, err := rt.Probe(ctx, scenarios.RuntimeProbe{From: s.insts[0].Name, To: s.insts[1].Name, Dst: addrs[1], Proto: "udp", Timeout: time.Second})

@@ -87,9 +87,6 @@ func (r *Runtime) cniAdd(ctx context.Context, in *instance) error {
 	if err != nil {
 		return err
 	}
-	if _, err := FindPlugin(r.cniPath()); err != nil {
-		return fmt.Errorf("pods on the netns backend are attached by the %s plugin: %w (make build puts it beside netbed in bin/)", PluginType, err)
-	}
 	var res types.Result
 	err = r.lab.Do(in.host, func() error {
 		var err error
@@ -97,6 +94,9 @@ func (r *Runtime) cniAdd(ctx context.Context, in *instance) error {
 		return err
 	})
 	if err != nil {
+		if _, ferr := FindPlugin(r.cniPath()); ferr != nil {
+			return fmt.Errorf("pods on the netns backend are attached by the %s plugin: %w (make build puts it beside netbed in bin/)", PluginType, ferr)
+		}
 		return fmt.Errorf("CNI ADD on %s: %w", in.host, err)
 	}
 	cur, err := types100.NewResultFromResult(res)

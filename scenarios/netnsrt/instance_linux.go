@@ -100,7 +100,7 @@ func (r *Runtime) AddInstance(ctx context.Context, f datapath.Fabric, s datapath
 	r.mu.Lock()
 	in := r.insts[s.Name]
 	r.mu.Unlock()
-	if in != nil && (in.inFabric || in.cni == nil) {
+	if in != nil && in.inFabric {
 		return fmt.Errorf("add instance %q: it exists", s.Name)
 	}
 	var (

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -587,10 +589,7 @@ func (nr *nodeRun) halt() {
 func (r *Runtime) Close() error {
 	r.mu.Lock()
 	r.closed = true
-	nodes := make([]*nodeRun, 0, len(r.nodes))
-	for _, nr := range r.nodes {
-		nodes = append(nodes, nr)
-	}
+	nodes := slices.Collect(maps.Values(r.nodes))
 	r.nodes = map[string]*nodeRun{}
 	r.mu.Unlock()
 	for _, nr := range nodes {

@@ -5,9 +5,11 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -458,10 +460,7 @@ func (c *Capture) Lost() int {
 func (c *Capture) Close() error {
 	c.mu.Lock()
 	c.closed = true
-	all := make([]*nsCapture, 0, len(c.ns))
-	for _, nc := range c.ns {
-		all = append(all, nc)
-	}
+	all := slices.Collect(maps.Values(c.ns))
 	c.ns = map[string]*nsCapture{}
 	c.mu.Unlock()
 	// Side by side: closing a socket with a ring waits for an RCU grace

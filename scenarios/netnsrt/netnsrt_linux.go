@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -390,10 +391,7 @@ func (r *Runtime) Close() error {
 			errs = append(errs, r.us.Close())
 		}
 		r.mu.Lock()
-		insts := make([]*instance, 0, len(r.insts))
-		for _, in := range r.insts {
-			insts = append(insts, in)
-		}
+		insts := slices.Collect(maps.Values(r.insts))
 		r.insts = map[string]*instance{}
 		r.mu.Unlock()
 		for _, in := range insts {

@@ -195,6 +195,7 @@ type rawScenario struct {
 	Generations []string           `yaml:"generations"`
 	Backend     string             `yaml:"backend"`
 	Seed        int64              `yaml:"seed"`
+	Congestion  bool               `yaml:"expect_congestion"`
 	Networks    []rawNetwork       `yaml:"networks"`
 	Steps       []rawStep          `yaml:"steps"`
 }
@@ -319,7 +320,7 @@ func lineOf(n *yaml.Node, fallback int) int {
 var builders = []string{"three-tier", "spine-leaf", "multi-az"}
 
 func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
-	s := &Scenario{Name: r.Name, Description: r.Description, Backend: r.Backend, Seed: r.Seed, File: p.file,
+	s := &Scenario{Name: r.Name, Description: r.Description, Backend: r.Backend, Seed: r.Seed, Congestion: r.Congestion, File: p.file,
 		Topologies: map[string]TopologySpec{}}
 	if s.Name == "" {
 		p.fail(root.Line, "name", "missing; give the scenario a name")

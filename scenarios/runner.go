@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/topologies"
 )
@@ -78,6 +79,7 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 	if err := b.Finish(run); err != nil {
 		return run, fmt.Errorf("finish: %w", err)
 	}
+	r.conserve()
 	if opts.Hold != nil {
 		live := make([]Instance, 0, len(r.order))
 		for _, n := range r.order {
@@ -430,23 +432,27 @@ func (r *runner) expect(ctx context.Context, i int, st *Step) {
 		}
 		r.check(i, st, "all reachable", bad == 0 && len(probes) > 0, "%d of %d probes unanswered, first: %s", bad, len(probes), first)
 	}
+	tag := e.Tag
+	if tag == "" {
+		tag = r.lastTag
+	}
 	if want, ok := e.Hops[r.gen]; ok {
-		r.checkEach(i, st, probes, fmt.Sprintf("hops = %d", want), false, func(p reports.Probe) (bool, string) {
+		r.checkEach(i, st, probes, tag, fmt.Sprintf("hops = %d", want), measureDelivered("hops"), func(p reports.Probe) (bool, string) {
 			return p.Hops == want, fmt.Sprintf("%s -> %s took %d hops: %s", p.From, p.To, p.Hops, strings.Join(p.Path, " → "))
 		})
 	}
 	if want, ok := e.SwitchHops[r.gen]; ok {
-		r.checkEach(i, st, probes, fmt.Sprintf("switch hops = %d", want), false, func(p reports.Probe) (bool, string) {
+		r.checkEach(i, st, probes, tag, fmt.Sprintf("switch hops = %d", want), measureDelivered("switch hops"), func(p reports.Probe) (bool, string) {
 			return p.SwitchHops == want, fmt.Sprintf("%s -> %s crossed %d switches: %s", p.From, p.To, p.SwitchHops, strings.Join(p.Path, " → "))
 		})
 	}
 	if e.MaxLatency > 0 {
-		r.checkEach(i, st, probes, fmt.Sprintf("rtt ≤ %v", e.MaxLatency), false, func(p reports.Probe) (bool, string) {
+		r.checkEach(i, st, probes, tag, fmt.Sprintf("rtt ≤ %v", e.MaxLatency), measureAnswered, func(p reports.Probe) (bool, string) {
 			return p.RTT <= e.MaxLatency, fmt.Sprintf("%s -> %s rtt %v", p.From, p.To, p.RTT)
 		})
 	}
 	if e.Verdict != "" {
-		r.checkEach(i, st, probes, "verdict "+e.Verdict, true, func(p reports.Probe) (bool, string) {
+		r.checkEach(i, st, probes, tag, "verdict "+e.Verdict, measureEvery, func(p reports.Probe) (bool, string) {
 			ok := p.Verdict() == e.Verdict && (e.Rule == "" || e.Verdict != "dropped" || p.Rule == e.Rule)
 			return ok, fmt.Sprintf("%s -> %s %s at %s by %q (%s)", p.From, p.To, p.Verdict(), p.DropAt, p.Rule, p.Reason)
 		})
@@ -469,23 +475,101 @@ func (r *runner) expect(ctx context.Context, i int, st *Step) {
 	}
 }
 
-// checkEach checks f on every delivered probe, or on every probe when
-// dropped ones count too (verdicts).
-func (r *runner) checkEach(i int, st *Step, probes []reports.Probe, what string, dropped bool, f func(reports.Probe) (bool, string)) {
+// measure says which of a tag's probes a check measures. A check with
+// nothing to measure fails: a check must never pass because every probe
+// it was meant to look at was lost.
+type measure struct {
+	// quantity names what is measured on delivered probes ("hops"); empty:
+	// every probe is measured.
+	quantity string
+	// answered requires every probe to have been answered (round trips).
+	answered bool
+}
+
+var (
+	measureEvery    = measure{}
+	measureAnswered = measure{answered: true}
+)
+
+func measureDelivered(quantity string) measure { return measure{quantity: quantity} }
+
+// checkEach checks f on the probes m selects among probes (those of tag).
+func (r *runner) checkEach(i int, st *Step, probes []reports.Probe, tag, what string, m measure, f func(reports.Probe) (bool, string)) {
 	if len(probes) == 0 {
-		r.check(i, st, what, false, "no probes to check")
+		r.check(i, st, what, false, "no probe of tag %s was sent", tag)
 		return
 	}
+	n := 0
 	for _, p := range probes {
-		if !p.Delivered && !dropped {
+		switch {
+		case m.answered && !p.Replied:
+			r.check(i, st, what, false, "%s -> %s was not answered (%s): no round trip to measure", p.From, p.To, lostAt(p))
+			return
+		case m.quantity != "" && !p.Delivered:
 			continue
 		}
+		n++
 		if ok, detail := f(p); !ok {
 			r.check(i, st, what, false, "%s", detail)
 			return
 		}
 	}
+	if n == 0 {
+		r.check(i, st, what, false, "no delivered probe of tag %s to measure %s on (all %d lost, the first %s)",
+			tag, m.quantity, len(probes), lostAt(probes[0]))
+		return
+	}
 	r.check(i, st, what, true, "")
+}
+
+// lostAt says where and why a probe was lost.
+func lostAt(p reports.Probe) string {
+	switch {
+	case p.DropAt == "" && p.Reason == "":
+		return "lost without a recorded drop"
+	case p.Delivered:
+		return fmt.Sprintf("answer dropped at %s: %s", p.DropAt, p.Reason)
+	}
+	return fmt.Sprintf("dropped at %s: %s", p.DropAt, p.Reason)
+}
+
+// congestionDrops are the drop reasons of a queue or ring that overflowed:
+// explained only where a scenario expects congestion.
+var congestionDrops = []string{string(datapath.ReasonQueueFull), "rx-ring-full"}
+
+// conserve checks, at the end of every run, that every probe is
+// accounted for: answered, or lost at a named place for a named reason;
+// and that the runtime saw no frame vanish (its unexplained drops).
+func (r *runner) conserve() {
+	c := reports.Check{Step: len(r.s.Steps), What: "packet conservation", Passed: true}
+	unexplained := r.run.Counters["unexplained_drops"]
+	var why []string
+	if unexplained > 0 {
+		why = append(why, fmt.Sprintf("%d frames lost without a reason", unexplained))
+	}
+	if !r.s.Congestion {
+		for _, reason := range congestionDrops {
+			if n := r.run.Drops[reason]; n > 0 {
+				why = append(why, fmt.Sprintf("%d frames dropped as %s in a scenario that does not expect congestion (expect_congestion: true)", n, reason))
+			}
+		}
+	}
+	lost := 0
+	first := ""
+	for _, p := range r.run.Probes {
+		if !p.Replied && (p.DropAt == "" || p.Reason == "") {
+			if lost++; first == "" {
+				first = fmt.Sprintf("%s -> %s (%s)", p.From, p.To, p.Tag)
+			}
+		}
+	}
+	if lost > 0 {
+		why = append(why, fmt.Sprintf("%d probes lost without a recorded drop, first %s", lost, first))
+	}
+	if len(why) > 0 {
+		c.Passed, c.Detail = false, strings.Join(why, "; ")
+	}
+	r.run.Checks = append(r.run.Checks, c)
 }
 
 // portStates waits up to e.Within (backend time) for every live instance's

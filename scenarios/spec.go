@@ -44,8 +44,12 @@ type Scenario struct {
 	Generations []Generation
 	Backend     string // sim, netns or auto
 	Seed        int64
-	Networks    []Network
-	Steps       []Step
+	// Congestion says the scenario expects frames lost to full queues
+	// and receive rings; otherwise such a loss is unexplained and fails
+	// the run's conservation check.
+	Congestion bool
+	Networks   []Network
+	Steps      []Step
 	// File is the path the scenario was read from, for error messages.
 	File string
 }

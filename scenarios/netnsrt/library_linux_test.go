@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -181,4 +182,65 @@ func checkPodsAttachedByCNI(t *testing.T, s *scenarios.Scenario, gen scenarios.G
 			t.Errorf("pod %s was not attached through CNI (timeline has no cni-add step)", p)
 		}
 	}
+}
+
+// TestConservationOnNetns: a probe that left its instance must end
+// delivered and answered, or dropped at a named place. Here the
+// destination's own kernel drops it (an iptables rule netbed knows
+// nothing about, added while the run is under way): the frame reaches the
+// instance, no node recorded a drop, so the run's conservation check
+// fails and names the lost probe. Before the rule, the same probes pass.
+func TestConservationOnNetns(t *testing.T) {
+	testutil.RequireRoot(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		testutil.Unavailable(t, "needs iptables to drop packets inside an instance")
+	}
+	const src = `name: conserve
+topology: {builder: spine-leaf, params: {spines: 1, leaves: 2, hosts_per_leaf: 1}}
+generations: [evpn]
+networks: [{name: n, subnet: 10.0.0.0/24}]
+steps:
+  - spawn: {name: a, count: 2, network: n}
+  - at: 500ms
+    traffic: {proto: icmp, from: [a-1], to: [a-2], tag: before}
+  - expect: {tag: before, all_reachable: true}
+  - traffic: {proto: icmp, from: [a-1], to: [a-2], tag: blackholed}
+`
+	s, err := scenarios.Parse("conserve.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t, s.Name)
+	var ruleErr error
+	progress := func(msg string) {
+		// Before the fourth step, the destination's kernel starts
+		// dropping ICMP behind netbed's back.
+		if strings.HasPrefix(msg, "step 4/4") {
+			ns := "clab-" + rt.LabName() + "-a-2"
+			out, err := exec.Command("ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-p", "icmp", "-j", "DROP").CombinedOutput()
+			if err != nil {
+				ruleErr = fmt.Errorf("iptables in %s: %v: %s", ns, err, out)
+			}
+		}
+	}
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, scenarios.NewFabricBackend(scenarios.FabricOptions{
+		Runtime: rt, StoreDir: t.TempDir()}), scenarios.Options{Progress: progress, ProbeTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ruleErr != nil {
+		t.Fatal(ruleErr)
+	}
+	for _, c := range run.Checks {
+		switch {
+		case c.What == "all reachable" && !c.Passed:
+			t.Errorf("before the fault: %s", c.Detail)
+		case c.What == "packet conservation":
+			if c.Passed || !strings.Contains(c.Detail, "1 probes lost without a recorded drop, first a-1 -> a-2 (blackholed)") {
+				t.Errorf("conservation check: passed=%v %q", c.Passed, c.Detail)
+			}
+			return
+		}
+	}
+	t.Errorf("no conservation check in %+v", run.Checks)
 }

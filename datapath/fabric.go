@@ -74,3 +74,16 @@ type TableSize struct {
 type TableReporter interface {
 	TableSizes(now time.Duration) []TableSize
 }
+
+// ControlPlane is a Fabric whose control plane hears of node failures:
+// the routes a failed node advertised are withdrawn, as its peers withdraw
+// them when its routing sessions drop, and advertised again when it comes
+// back. A runtime that fails a node calls NodeStateChanged(node, false)
+// FailureDetection after the node went down (its peers' BFD or hold
+// timer; until then the data plane already reacts, e.g. bonds fail over),
+// and NodeStateChanged(node, true) as soon as it is back; like every
+// Fabric method, never while a node runs.
+type ControlPlane interface {
+	FailureDetection() time.Duration
+	NodeStateChanged(node string, up bool)
+}

@@ -24,19 +24,28 @@
 // host tags an instance's frames with its network's VLAN on its uplink trunk
 // and the leaf maps (access port, VLAN) to the network's L2 VNI.
 //
-// The route table does no I/O: the fabric fills it the way the controller
-// (CNC) would, and a BGP speaker can fill it the same way. Leaves write to
-// it too, as their BGP speakers would: a type-3 route for every VNI in
-// which they have local endpoints, and a re-advertised type-2 route when a
-// known MAC appears on one of their access ports (a dual-homed host's bond
-// failed over to them: MAC mobility). The table and every leaf that shares
-// it must be driven from one goroutine (the simulator does; a real-time
-// runtime must serialise route updates with Receive).
+// The route table does no I/O. Every route enters it through the leaf
+// that originates it, as through that leaf's BGP speaker (Leaf.Advertise
+// and Leaf.Withdraw, the leaf's Adj-RIB-Out): the fabric or the
+// controller's CNC advertises an instance's type-2 route from its leaf,
+// and a leaf advertises a type-3 route for every VNI in which it has local
+// endpoints and re-advertises a type-2 route when a known MAC appears on
+// one of its access ports (a dual-homed host's bond failed over to it: MAC
+// mobility). A leaf whose BGP session drops (Leaf.SetSession; the fabric
+// does it when a runtime reports the leaf failed, see
+// datapath.ControlPlane) has all its routes withdrawn from the table, and
+// every other leaf, fed only by the table's add and withdraw events,
+// removes what pointed at it; they are advertised again when the session
+// is back. The table and every leaf that shares it must be driven from one
+// goroutine (the simulator does; a real-time runtime must serialise route
+// updates with Receive).
 //
 // # Limits
 //
 // The model routes IPv4 only (IPv6 routes are ignored). Multihoming is a
 // host's active-backup bond with MAC mobility, not EVPN multihoming (no
 // ESI, aliasing or designated forwarder). Control-plane convergence, of
-// the route table and of the underlay after a link change, is instant.
+// the route table and of the underlay after a link change, is instant,
+// except that a failed leaf's routes are withdrawn only after the failure
+// detection time (Options.FailureDetection, BFD's 300 ms by default).
 package evpn

@@ -55,7 +55,14 @@ type Options struct {
 	// mappings, local bindings and type-2 routes come from the CNC (its
 	// EVPN driver), as in the seed's spawn flow (Fig. 10, steps 7–9).
 	ExternalOverlay bool
+	// FailureDetection is how long a failed leaf's peers take to notice
+	// that its BGP session is gone (DefaultFailureDetection).
+	FailureDetection time.Duration
 }
+
+// DefaultFailureDetection is BFD's detection time with 100 ms intervals
+// and a multiplier of 3, a common setting for EVPN fabrics' BGP sessions.
+const DefaultFailureDetection = 300 * time.Millisecond
 
 // DefaultTapSlots is the default number of instance slots per host (the
 // seed runs 500+ pods on one node).
@@ -148,6 +155,7 @@ type Fabric struct {
 var (
 	_ datapath.Fabric        = (*Fabric)(nil)
 	_ datapath.TableReporter = (*Fabric)(nil)
+	_ datapath.ControlPlane  = (*Fabric)(nil)
 )
 
 // New builds the fabric on t: nodes with role spine become underlay
@@ -166,6 +174,9 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	}
 	if opts.TapSlots <= 0 {
 		opts.TapSlots = DefaultTapSlots
+	}
+	if opts.FailureDetection <= 0 {
+		opts.FailureDetection = DefaultFailureDetection
 	}
 	f := &Fabric{
 		topo: t, opts: opts, table: NewRouteTable(),
@@ -471,7 +482,7 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 	}
 	rt := Route{Type: MACIP, VNI: n.spec.VNI, L3VNI: n.l3vni, MAC: mac, IP: s.IP.Addr(),
 		VTEP: primary.leaf.VTEP(), RouterMAC: primary.leaf.RouterMAC()}
-	if err := f.table.Add(rt); err != nil {
+	if err := primary.leaf.Advertise(rt); err != nil {
 		return nil, datapath.Wire{}, fmt.Errorf("%s: %w", where, err)
 	}
 	inst := stack.New(s.Name, s.MAC, s.IP, gw)
@@ -504,14 +515,20 @@ func (f *Fabric) RemoveInstance(name string) error {
 		f.hosts[in.host].sync()
 		return nil
 	}
-	// Withdraw the route as it stands now: after a bond failover another
-	// leaf of the host may have re-advertised it.
-	cur, ok := f.table.Lookup(in.route.VNI, in.route.MAC, in.route.IP)
-	if !ok {
-		return fmt.Errorf("remove instance %q: route %s: %w", name, in.route, ErrNotFound)
+	// Withdraw the route from the leaf that originates it now: after a
+	// bond failover another leaf of the host may have re-advertised it.
+	withdrawn := false
+	for _, u := range f.up[in.host] {
+		r := in.route
+		r.VTEP, r.RouterMAC = u.leaf.VTEP(), u.leaf.RouterMAC()
+		if err := u.leaf.Withdraw(r); err == nil {
+			withdrawn = true
+		} else if !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("remove instance %q: %w", name, err)
+		}
 	}
-	if err := f.table.Withdraw(cur); err != nil {
-		return fmt.Errorf("remove instance %q: %w", name, err)
+	if !withdrawn {
+		return fmt.Errorf("remove instance %q: route %s: %w", name, in.route, ErrNotFound)
 	}
 	for _, u := range f.up[in.host] {
 		_ = u.leaf.UnbindLocal(in.net.spec.VNI, in.route.MAC) // absent on leaves it never reached
@@ -531,6 +548,21 @@ func (f *Fabric) Instance(name string) (*stack.Instance, bool) {
 		return nil, false
 	}
 	return in.node, true
+}
+
+// FailureDetection implements datapath.ControlPlane (Options.FailureDetection).
+func (f *Fabric) FailureDetection() time.Duration { return f.opts.FailureDetection }
+
+// NodeStateChanged implements datapath.ControlPlane: a failed leaf's BGP
+// session drops, so every route it originated (type 2, 3 and 5) is
+// withdrawn and the other leaves remove what pointed at its VTEP; a
+// restored leaf advertises them again. Other nodes originate no EVPN
+// routes (a host's instances stay advertised by their leaf until the
+// controller removes them).
+func (f *Fabric) NodeStateChanged(node string, up bool) {
+	if l, ok := f.leaves[node]; ok {
+		l.SetSession(up)
+	}
 }
 
 // Capacity is the fabric's table usage, for capacity reports ("what

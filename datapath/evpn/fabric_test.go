@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -833,5 +834,127 @@ func TestHostSlots(t *testing.T) {
 	}
 	if _, w, err := f.AddInstance(instDef{"s9", "host1", "red1", "10.0.1.99/24"}.spec(9)); err != nil || w.B.Port != up {
 		t.Errorf("re-attach: port %d err %v, want the freed port %d", w.B.Port, err, up)
+	}
+}
+
+// TestLeafFailureWithdrawsItsRoutes fails a leaf and, after the failure
+// detection time, tells the fabric's control plane as a runtime does: the
+// leaf's BGP session drops, so its type-2, type-3 and type-5 routes leave
+// the table and every other leaf drops the MACs, host routes, prefixes
+// and flood entries that pointed at its VTEP. Restoring it advertises
+// them again. Dual-homed hosts' instances stay reachable: their bonds
+// fail over and the other leaf re-advertises them before the session
+// times out.
+func TestLeafFailureWithdrawsItsRoutes(t *testing.T) {
+	defs := []instDef{
+		{"i1", "host1", "red1", "10.0.1.11/24"},
+		{"i2", "host3", "red1", "10.0.1.12/24"},
+		{"i3", "host5", "red2", "10.0.2.13/24"},
+		{"i4", "host8", "red2", "10.0.2.14/24"},
+		{"i5", "host2", "red2", "10.0.2.15/24"},
+	}
+	names := []string{"i1", "i2", "i3", "i4", "i5"}
+	type5 := netip.MustParsePrefix("192.168.0.0/16")
+	for _, dual := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dual-homed=%v", dual), func(t *testing.T) {
+			tb := newTestbed(t, topologies.SpineLeafParams{Spines: 2, Leaves: 4, HostsPerLeaf: 2, DualHomed: dual}, defs, nil)
+			// Traffic first, so that the hosts' bridges know their
+			// instances and the bonds announce them on failover.
+			if _, err := tb.e.AllPairs(time.Millisecond, 10*time.Microsecond, names, stack.ProbeSpec{Proto: stack.ICMP}); err != nil {
+				t.Fatal(err)
+			}
+			leaf1, _ := tb.f.Leaf("leaf1")
+			l3vni, _ := tb.f.L3VNI("red")
+			if err := leaf1.Advertise(Route{Type: IPPrefix, L3VNI: l3vni, Prefix: type5, VTEP: leaf1.VTEP(), RouterMAC: leaf1.RouterMAC()}); err != nil {
+				t.Fatal(err)
+			}
+			others := []string{"leaf2", "leaf3", "leaf4"}
+			before := map[string]LeafTables{}
+			for _, n := range others {
+				l, _ := tb.f.Leaf(n)
+				before[n] = l.Tables()
+			}
+			routesBefore := tb.f.Table().Counts()
+			if c := tb.f.Table().CountsByVTEP()[leaf1.VTEP()]; c.MACIP == 0 || c.InclusiveMulticast == 0 || c.IPPrefix != 1 {
+				t.Fatalf("leaf1 originates %+v before the failure; want type 2, 3 and 5 routes", c)
+			}
+
+			fail := tb.e.Now() + time.Millisecond
+			if err := tb.e.SetNodeState(fail, "leaf1", false); err != nil {
+				t.Fatal(err)
+			}
+			if err := tb.e.Run(fail + tb.f.FailureDetection()); err != nil {
+				t.Fatal(err)
+			}
+			tb.f.NodeStateChanged("leaf1", false)
+
+			if c, ok := tb.f.Table().CountsByVTEP()[leaf1.VTEP()]; ok {
+				t.Errorf("routes via failed leaf1 still in the table: %+v", c)
+			}
+			i1mac := MACOf(defs[0].spec(1).MAC)
+			for _, n := range others {
+				l, _ := tb.f.Leaf(n)
+				if e, ok := l.LookupMAC(netRed1.VNI, i1mac); ok && e.VTEP == leaf1.VTEP() {
+					t.Errorf("%s still sends i1's MAC to leaf1", n)
+				}
+				if e, ok := l.LookupIP(l3vni, tb.ips["i5"]); ok && slices.Contains(e.VTEPs, leaf1.VTEP()) {
+					t.Errorf("%s still routes i5 (%v) to leaf1", n, tb.ips["i5"])
+				}
+				if e, ok := l.LookupIP(l3vni, netip.MustParseAddr("192.168.1.1")); ok {
+					t.Errorf("%s still routes leaf1's type-5 prefix: %+v", n, e)
+				}
+			}
+			// leaf2 carries red1 and red2 in both cases; in the single-homed
+			// case everything it knew of leaf1 is gone.
+			l2, _ := tb.f.Leaf("leaf2")
+			after := l2.Tables()
+			if !dual {
+				b := before["leaf2"]
+				if after.RemoteMACs >= b.RemoteMACs || after.HostRoutes >= b.HostRoutes || after.FloodVTEPs >= b.FloodVTEPs || after.Prefixes >= b.Prefixes {
+					t.Errorf("leaf2's tables did not shrink: before %+v, after %+v", b, after)
+				}
+			}
+			m, err := tb.e.AllPairs(tb.e.Now()+time.Millisecond, 10*time.Microsecond, names, stack.ProbeSpec{Proto: stack.ICMP})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 6 // i2, i3, i4 among themselves
+			if dual {
+				want = 20
+			}
+			if got := m.Reachable(); got != want {
+				t.Errorf("%d pairs reachable after the withdrawal, want %d:\n%s", got, want, m)
+			}
+
+			if err := tb.e.SetNodeState(tb.e.Now()+time.Millisecond, "leaf1", true); err != nil {
+				t.Fatal(err)
+			}
+			if err := tb.e.Run(tb.e.Now() + 2*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			tb.f.NodeStateChanged("leaf1", true)
+			if c := tb.f.Table().CountsByVTEP()[leaf1.VTEP()]; c.IPPrefix != 1 || (!dual && c.MACIP == 0) {
+				t.Errorf("leaf1 re-advertised %+v; want its type-5 route and (single-homed) its type-2 routes", c)
+			}
+			if !dual {
+				if got := tb.f.Table().Counts(); got != routesBefore {
+					t.Errorf("routes after restore %+v, before the failure %+v", got, routesBefore)
+				}
+				for _, n := range others {
+					l, _ := tb.f.Leaf(n)
+					if got := l.Tables(); got != before[n] {
+						t.Errorf("%s after restore %+v, before the failure %+v", n, got, before[n])
+					}
+				}
+				m, err := tb.e.AllPairs(tb.e.Now()+time.Millisecond, 10*time.Microsecond, names, stack.ProbeSpec{Proto: stack.ICMP})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := m.Reachable(); got != 20 {
+					t.Errorf("%d pairs reachable after restore, want 20:\n%s", got, m)
+				}
+			}
+			tb.conserve(t)
+		})
 	}
 }

@@ -163,6 +163,11 @@ type Leaf struct {
 
 	pbuf, obuf, ebuf []byte // scratch buffers; out.Send copies
 
+	// rib is what the leaf originates (its BGP Adj-RIB-Out): in the table
+	// while the session is up, withdrawn from it while it is down.
+	rib       map[key]Route
+	sessionUp bool
+
 	// portHook, if set, hears of every port state change (the fabric's
 	// underlay control plane).
 	portHook func(port int, up bool)
@@ -186,6 +191,7 @@ func NewLeaf(cfg LeafConfig, table *RouteTable) (*Leaf, error) {
 		networks: map[uint32]*network{}, vrfs: map[uint32]*vrf{},
 		portCfg: map[uint32]*network{}, local: map[fdbKey]portVLAN{},
 		remote: map[fdbKey]netip.Addr{}, arp: map[ipKey]MAC{},
+		rib: map[key]Route{}, sessionUp: true,
 		pbuf: make([]byte, 0, 2048), obuf: make([]byte, 0, 2048), ebuf: make([]byte, 0, 2048),
 	}
 	for _, p := range cfg.Uplinks {
@@ -358,8 +364,8 @@ func (l *Leaf) setLocal(k fdbKey, pv portVLAN) {
 	if _, ok := l.local[k]; !ok {
 		n := l.bds[k.bd()]
 		n.nLocal++
-		if n.nLocal == 1 && l.table != nil {
-			_ = l.table.Add(Route{Type: InclusiveMulticast, VNI: n.VNI, VTEP: l.cfg.VTEP})
+		if n.nLocal == 1 {
+			_ = l.Advertise(Route{Type: InclusiveMulticast, VNI: n.VNI, VTEP: l.cfg.VTEP})
 		}
 	}
 	l.local[k] = pv
@@ -372,8 +378,8 @@ func (l *Leaf) delLocal(k fdbKey) {
 	delete(l.local, k)
 	n := l.bds[k.bd()]
 	n.nLocal--
-	if n.nLocal == 0 && l.table != nil {
-		_ = l.table.Withdraw(Route{Type: InclusiveMulticast, VNI: n.VNI, VTEP: l.cfg.VTEP})
+	if n.nLocal == 0 {
+		_ = l.Withdraw(Route{Type: InclusiveMulticast, VNI: n.VNI, VTEP: l.cfg.VTEP})
 	}
 }
 
@@ -390,10 +396,96 @@ func (l *Leaf) learn(k fdbKey, pv portVLAN) {
 	for _, r := range l.table.LookupMAC(l.bds[k.bd()].VNI, k.mac()) {
 		if r.VTEP != l.cfg.VTEP {
 			r.VTEP, r.RouterMAC = l.cfg.VTEP, l.cfg.RouterMAC
-			_ = l.table.Add(r)
+			_ = l.Advertise(r)
 		}
 	}
 }
+
+// Advertise originates r from this leaf, as its BGP speaker would: r
+// joins the leaf's Adj-RIB-Out and, while the leaf's session is up, the
+// route table. r's next hop must be the leaf's VTEP.
+func (l *Leaf) Advertise(r Route) error {
+	if r.VTEP != l.cfg.VTEP {
+		return fmt.Errorf("leaf %s: advertise %s: %w: next hop is not this leaf's VTEP %s", l.cfg.Name, r, ErrInvalidRoute, l.cfg.VTEP)
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("leaf %s: advertise: %w", l.cfg.Name, err)
+	}
+	if r.Type == IPPrefix {
+		r.Prefix = r.Prefix.Masked()
+	}
+	l.rib[r.key()] = r
+	if l.sessionUp && l.table != nil {
+		if err := l.table.Add(r); err != nil {
+			return fmt.Errorf("leaf %s: %w", l.cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// Withdraw stops originating r (its next hop must be this leaf's VTEP):
+// it leaves the Adj-RIB-Out and, while the session is up, the table. It
+// returns ErrNotFound when the leaf does not originate r (any more: a
+// type-2 route another leaf advertised since is not this leaf's).
+func (l *Leaf) Withdraw(r Route) error {
+	if r.Type == IPPrefix {
+		r.Prefix = r.Prefix.Masked()
+	}
+	k := r.key()
+	own, ok := l.rib[k]
+	if !ok || r.VTEP != l.cfg.VTEP {
+		return fmt.Errorf("leaf %s: withdraw %s: %w", l.cfg.Name, r, ErrNotFound)
+	}
+	delete(l.rib, k)
+	if l.sessionUp && l.table != nil {
+		if err := l.table.Withdraw(own); err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("leaf %s: %w", l.cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// Advertised returns the routes the leaf originates, in a stable order.
+func (l *Leaf) Advertised() []Route {
+	out := make([]Route, 0, len(l.rib))
+	for _, r := range l.rib {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, compareRoutes)
+	return out
+}
+
+// SetSession takes the leaf's BGP session down or up. Down, every route
+// the leaf originates is withdrawn from the table, as the route
+// reflectors withdraw a peer's routes when its session drops, and the
+// other leaves remove the MACs, host routes, prefixes and flood entries
+// that pointed at it; the routes stay in the leaf's Adj-RIB-Out. Up, they
+// are advertised again. It returns how many routes changed in the table.
+func (l *Leaf) SetSession(up bool) int {
+	if l.sessionUp == up {
+		return 0
+	}
+	l.sessionUp = up
+	if l.table == nil {
+		return 0
+	}
+	n := 0
+	for _, r := range l.Advertised() {
+		var err error
+		if up {
+			err = l.table.Add(r)
+		} else {
+			err = l.table.Withdraw(r)
+		}
+		if err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// SessionUp reports whether the leaf's BGP session is up.
+func (l *Leaf) SessionUp() bool { return l.sessionUp }
 
 func comparePV(a, b portVLAN) int {
 	if a.port != b.port {
@@ -470,6 +562,14 @@ func (l *Leaf) flushL2(n *network) {
 func (l *Leaf) apply(u Update) {
 	add := u.Op == OpAdd
 	r := u.Route
+	if add && r.Type == MACIP && r.VTEP != l.cfg.VTEP {
+		// A newer advertisement of a MAC this leaf originated (MAC
+		// mobility): the leaf no longer originates it, and does not
+		// advertise it again when its session comes back.
+		if own, ok := l.rib[r.key()]; ok && own.VTEP == l.cfg.VTEP {
+			delete(l.rib, r.key())
+		}
+	}
 	if r.Type != IPPrefix {
 		if n := l.networks[r.VNI]; n != nil && len(n.ports) > 0 {
 			l.applyL2(r, add)

@@ -2,6 +2,7 @@ package evpn
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -511,4 +512,63 @@ func FuzzLeafReceive(f *testing.F) {
 			t.Fatalf("drop without a reason: %+v", ev)
 		}
 	})
+}
+
+// TestLeafSession: a leaf's routes go through its Adj-RIB-Out. While its
+// session is down they are out of the table (and advertising more only
+// fills the Adj-RIB-Out); when it comes back they return, except a MAC
+// that another VTEP advertised since (MAC mobility), which stays there.
+func TestLeafSession(t *testing.T) {
+	tb := NewRouteTable()
+	l, err := NewLeaf(leafCfg, tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	macE, macF := MAC{2, 0, 0, 0, 0, 0xe}, MAC{2, 0, 0, 0, 0, 0xf}
+	mine := []Route{
+		{Type: MACIP, VNI: 100, MAC: macE, VTEP: vtep1},
+		{Type: MACIP, VNI: 100, MAC: macF, VTEP: vtep1},
+		{Type: InclusiveMulticast, VNI: 100, VTEP: vtep1},
+		{Type: IPPrefix, L3VNI: 50001, Prefix: netip.MustParsePrefix("192.168.0.0/16"), VTEP: vtep1, RouterMAC: rmac1},
+	}
+	for _, r := range mine {
+		if err := l.Advertise(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Advertise(Route{Type: MACIP, VNI: 100, MAC: macC, VTEP: vtep2}); !errors.Is(err, ErrInvalidRoute) {
+		t.Errorf("advertising another VTEP's route: %v, want ErrInvalidRoute", err)
+	}
+	if got := tb.Counts().Total(); got != 4 {
+		t.Fatalf("%d routes in the table, want 4", got)
+	}
+	// macF moves to vtep2.
+	if err := tb.Add(Route{Type: MACIP, VNI: 100, MAC: macF, VTEP: vtep2}); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.SetSession(false); n != 3 {
+		t.Errorf("session down withdrew %d routes, want 3", n)
+	}
+	if c := tb.CountsByVTEP()[vtep1]; c.Total() != 0 {
+		t.Errorf("routes via vtep1 with its session down: %+v", c)
+	}
+	late := Route{Type: MACIP, VNI: 100, MAC: MAC{2, 0, 0, 0, 0, 0x10}, VTEP: vtep1}
+	if err := l.Advertise(late); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tb.Lookup(100, late.MAC, netip.Addr{}); ok {
+		t.Error("a route advertised while the session is down reached the table")
+	}
+	if n := l.SetSession(true); n != 4 {
+		t.Errorf("session up advertised %d routes, want 4", n)
+	}
+	if r, ok := tb.Lookup(100, macF, netip.Addr{}); !ok || r.VTEP != vtep2 {
+		t.Errorf("moved MAC after the session came back: %v %v, want via %s", r, ok, vtep2)
+	}
+	if _, ok := tb.Lookup(100, late.MAC, netip.Addr{}); !ok {
+		t.Error("the route advertised while down is missing after the session came back")
+	}
+	if err := l.Withdraw(mine[1]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("withdrawing the moved MAC: %v, want ErrNotFound", err)
+	}
 }

@@ -101,7 +101,8 @@ func (d *Driver) routes(l *evpn.Leaf, cfg cnc.LeafConfig) ([]evpn.Route, error) 
 }
 
 // Apply maps cfg.VLAN to cfg.VNI on the leaf port and, on the primary
-// leaf, binds and advertises the port.
+// leaf, binds the port and advertises it from the leaf (its BGP speaker:
+// a leaf whose session is down advertises it when the session is back).
 func (d *Driver) Apply(ctx context.Context, leaf string, cfg cnc.LeafConfig) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -129,7 +130,7 @@ func (d *Driver) Apply(ctx context.Context, leaf string, cfg cnc.LeafConfig) err
 		return fmt.Errorf("apply: %w", err)
 	}
 	for _, r := range rts {
-		if err := d.f.Table().Add(r); err != nil {
+		if err := l.Advertise(r); err != nil {
 			return fmt.Errorf("apply on leaf %s: %w", leaf, err)
 		}
 	}
@@ -155,7 +156,7 @@ func (d *Driver) Remove(ctx context.Context, leaf string, cfg cnc.LeafConfig) er
 	for _, r := range rts {
 		// Only a route still pointing at this leaf goes; after a move the
 		// newer one stays.
-		if err := d.f.Table().Withdraw(r); err != nil && !errors.Is(err, evpn.ErrNotFound) {
+		if err := l.Withdraw(r); err != nil && !errors.Is(err, evpn.ErrNotFound) {
 			return fmt.Errorf("remove on leaf %s: %w", leaf, err)
 		}
 	}

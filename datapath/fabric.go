@@ -82,8 +82,9 @@ type TableReporter interface {
 // FailureDetection after the node went down (its peers' BFD or hold
 // timer; until then the data plane already reacts, e.g. bonds fail over),
 // and NodeStateChanged(node, true) as soon as it is back; like every
-// Fabric method, never while a node runs.
+// Fabric method, never while a node runs. NodeStateChanged returns how
+// many routes were withdrawn (or advertised again).
 type ControlPlane interface {
 	FailureDetection() time.Duration
-	NodeStateChanged(node string, up bool)
+	NodeStateChanged(node string, up bool) int
 }

@@ -137,6 +137,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 				}
 				fmt.Fprintf(&b, "- %s drops: %s\n", run.Generation, strings.Join(parts, ", "))
 			}
+			for _, f := range run.Faults {
+				fmt.Fprintf(&b, "- %s %s\n", run.Generation, f)
+			}
 		}
 		if d := droppedProbes(r.RunsOf(sc), 8); d != "" {
 			b.WriteString("\nDropped probes:\n\n" + d)

@@ -113,3 +113,34 @@ func TestLineChartSVG(t *testing.T) {
 		t.Errorf("want 2 lines and 5 points:\n%s", svg)
 	}
 }
+
+// A run's faults are listed in the Markdown, with the ports a host took
+// down, the routes withdrawn and the controller's outage, and survive JSON.
+func TestFaultsRendered(t *testing.T) {
+	r := sample()
+	r.Runs[1].Faults = []Fault{
+		{At: time.Second, Target: "node leaf1", RoutesWithdrawn: 5},
+		{At: 2 * time.Second, Target: "node host2", PortsDown: []string{"vm-2", "vm-6"}},
+		{At: 3 * time.Second, Target: "controller", Restore: true, APIUnavailable: 1500 * time.Millisecond},
+	}
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"- evpn fail node leaf1 at 1.00s: 5 routes withdrawn", "- evpn fail node host2 at 2.00s: ports down: vm-2, vm-6", "- evpn restore controller at 3.00s: API unavailable for 1.50s"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := WriteJSON(&js, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js.String(), `"ports_down": [`) {
+		t.Errorf("json lacks ports_down:\n%s", js.String())
+	}
+	back, err := ReadJSON(&js)
+	if err != nil || len(back.Runs[1].Faults) != 3 || back.Runs[1].Faults[2].APIUnavailable != 1500*time.Millisecond {
+		t.Fatalf("json round trip of faults: %v %+v", err, back.Runs[1].Faults)
+	}
+}

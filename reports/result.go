@@ -1,7 +1,9 @@
 package reports
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"gonum.org/v1/gonum/stat"
@@ -22,6 +24,47 @@ type Run struct {
 	Counters   map[string]int `json:"counters,omitempty"`
 	Error      string         `json:"error,omitempty"` // the run could not finish
 	Elapsed    time.Duration  `json:"elapsed_ns"`      // wall-clock time of the run
+	// Faults are the run's fail and restore steps as carried out, in order.
+	Faults []Fault `json:"faults,omitempty"`
+}
+
+// Fault is one fail or restore step as the backend carried it out.
+type Fault struct {
+	At      time.Duration `json:"at_ns"`   // backend time of the step
+	Target  string        `json:"target"`  // "node leaf1", "link leaf1:eth1", "agent host1", "controller"
+	Restore bool          `json:"restore"` // a restore step; false: a fail
+	// PortsDown are the controller ports taken down by a failed host (its
+	// agent is gone, so their underlay is DOWN), in name order.
+	PortsDown []string `json:"ports_down,omitempty"`
+	// RoutesWithdrawn is how many routes the failed node's peers withdrew
+	// when its sessions dropped (on restore: advertised again).
+	RoutesWithdrawn int `json:"routes_withdrawn,omitempty"`
+	// APIUnavailable is, on a controller restore, how long the controller's
+	// API was unavailable as its clients saw it: from the first call that
+	// failed to the first that succeeded again.
+	APIUnavailable time.Duration `json:"api_unavailable_ns,omitempty"`
+}
+
+func (f Fault) String() string {
+	verb := "fail"
+	if f.Restore {
+		verb = "restore"
+	}
+	s := fmt.Sprintf("%s %s at %s", verb, f.Target, hopDur(f.At))
+	if f.RoutesWithdrawn > 0 {
+		if f.Restore {
+			s += fmt.Sprintf(": %d routes advertised again", f.RoutesWithdrawn)
+		} else {
+			s += fmt.Sprintf(": %d routes withdrawn", f.RoutesWithdrawn)
+		}
+	}
+	if len(f.PortsDown) > 0 {
+		s += fmt.Sprintf(": ports down: %s", strings.Join(f.PortsDown, ", "))
+	}
+	if f.APIUnavailable > 0 {
+		s += fmt.Sprintf(": API unavailable for %s", hopDur(f.APIUnavailable))
+	}
+	return s
 }
 
 // Table is how many entries one table of one node held at the end of a

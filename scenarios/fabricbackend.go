@@ -74,6 +74,7 @@ type FabricBackend struct {
 	insts    map[string]*instance
 	timeline []reports.SpawnEvent
 	failed   map[string]bool // nodes and links failed, for restore
+	faults   []reports.Fault
 }
 
 type instance struct {
@@ -627,9 +628,54 @@ func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
 		}
 		return b.rt.SetLinkState(ctx, ep, up)
 	case t.Node != "":
-		return b.rt.SetNodeState(ctx, t.Node, up)
+		return b.nodeState(ctx, t.Node, up)
 	}
 	return fmt.Errorf("%s: empty target", verb)
+}
+
+// nodeState fails or restores a node. A fabric with a control plane
+// (datapath.ControlPlane) withdraws what the node advertised once its
+// peers notice (the fail step lasts the detection time) and advertises it
+// again on restore. A failed host's agent is gone with it: its instances'
+// ports go down in the controller, and come back when the host does.
+func (b *FabricBackend) nodeState(ctx context.Context, node string, up bool) error {
+	f := reports.Fault{At: b.rt.Now(), Target: "node " + node, Restore: up}
+	if err := b.rt.SetNodeState(ctx, node, up); err != nil {
+		return err
+	}
+	if cp, ok := b.fab.(datapath.ControlPlane); ok {
+		if !up {
+			if err := b.rt.Sleep(ctx, cp.FailureDetection()); err != nil {
+				return err
+			}
+		}
+		if err := b.rt.Mutate(func() error {
+			f.RoutesWithdrawn = cp.NodeStateChanged(node, up)
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if n := b.env.Topology.Node(node); n != nil && n.Role == topologies.RoleHost && b.controlled() {
+		b.agentDown[node] = !up
+		for _, in := range b.sortedInstances() {
+			if in.spec.Host != node {
+				continue
+			}
+			if up {
+				if err := b.underlay(ctx, in.spec.Name, node); err != nil {
+					return fmt.Errorf("restore host %s: %w", node, err)
+				}
+				continue
+			}
+			if _, err := b.api.SetUnderlayState(ctx, in.spec.Name, controller.StateUpdate{State: controller.StateDown, Host: node, Reason: "host failed"}); err != nil {
+				return fmt.Errorf("fail host %s: port %s: %w", node, in.spec.Name, err)
+			}
+			f.PortsDown = append(f.PortsDown, in.spec.Name)
+		}
+	}
+	b.faults = append(b.faults, f)
+	return nil
 }
 
 func parseEndpoint(s string) (topologies.Endpoint, error) {
@@ -712,6 +758,7 @@ func (b *FabricBackend) Finish(run *reports.Run) error {
 	run.Counters["unexplained_drops"] = unexplained
 	run.Counters["instances"] = len(b.insts)
 	run.Timeline = append(run.Timeline[:0], b.timeline...)
+	run.Faults = append(run.Faults[:0], b.faults...)
 	if tr, ok := b.fab.(datapath.TableReporter); ok {
 		// Sizes are read while no node runs (on netns they run in real
 		// time), at the nodes' own time, so that aged entries are out.

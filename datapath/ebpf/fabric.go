@@ -320,9 +320,13 @@ func (f *Fabric) Endpoint(name string) (*Endpoint, string, bool) {
 // free address); the pod gets it as a /32 with the node's gateway as
 // default route, as Cilium configures pods. s.Labels give the identity.
 // TableSizes implements datapath.TableReporter: every node's BPF maps
-// (endpoints, ipcache, tunnel, policy, conntrack).
+// (endpoints, ipcache, tunnel, policy, conntrack) and every router's
+// routes (with Direct routing, the node CIDRs of the hosts it reaches).
 func (f *Fabric) TableSizes(time.Duration) []datapath.TableSize {
 	var out []datapath.TableSize
+	for n, r := range f.routers {
+		out = append(out, datapath.TableSize{Node: n, Table: "routes", Entries: r.FIBLen()})
+	}
 	for n, h := range f.hosts {
 		m := h.Maps()
 		for _, e := range []struct {

@@ -559,10 +559,11 @@ func (f *Fabric) FailureDetection() time.Duration { return f.opts.FailureDetecti
 // restored leaf advertises them again. Other nodes originate no EVPN
 // routes (a host's instances stay advertised by their leaf until the
 // controller removes them).
-func (f *Fabric) NodeStateChanged(node string, up bool) {
+func (f *Fabric) NodeStateChanged(node string, up bool) int {
 	if l, ok := f.leaves[node]; ok {
-		l.SetSession(up)
+		return l.SetSession(up)
 	}
+	return 0
 }
 
 // Capacity is the fabric's table usage, for capacity reports ("what

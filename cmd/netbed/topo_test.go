@@ -171,7 +171,7 @@ func TestTopoErrors(t *testing.T) {
 		{[]string{"topo", "show"}, 2, "exactly one topology file"},
 		{[]string{"topo", "show", "/nonexistent/x.clab.yml"}, 1, "no such file"},
 		{[]string{"topo", "export", filepath.Join(examplesDir, "three-tier.clab.yml")}, 2, "needs -o"},
-		{[]string{"topo", "import", "../../topologies/clab/testdata/containerlab/clab.schema.json"}, 1, "clab.schema.json:"},
+		{[]string{"topo", "import", "../../topologies/clab/schema/clab.schema.json"}, 1, "clab.schema.json:"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

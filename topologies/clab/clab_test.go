@@ -57,7 +57,7 @@ func foreign(t testing.TB) []string {
 func compileSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
 	c := jsonschema.NewCompiler()
-	sch, err := c.Compile("testdata/containerlab/clab.schema.json")
+	sch, err := c.Compile("schema/clab.schema.json")
 	if err != nil {
 		t.Fatalf("compile containerlab schema: %v", err)
 	}
@@ -209,15 +209,23 @@ func TestImport(t *testing.T) {
 		"generated-srl-3tier.clab.yml": {
 			roles:  map[string]topologies.Role{"node1-1": "leaf", "node1-4": "leaf", "node2-1": "spine", "node2-2": "spine", "node3-1": "spine"},
 			prefix: "clab-3tier-", links: 4*2 + 2*1,
-			ifaces:   map[string][]string{"node1-1": {"e1-1", "e1-2"}, "node2-1": {"e1-1", "e1-2", "e1-3", "e1-4", "e1-5"}, "node3-1": {"e1-1", "e1-2"}},
-			inferred: []string{"node1-1: role leaf (from group tier-1", "node3-1: role spine (from group tier-3: super-spine", "node2-2: role spine (from group tier-2"},
-			valid:    true,
+			ifaces: map[string][]string{"node1-1": {"e1-1", "e1-2"}, "node2-1": {"e1-1", "e1-2", "e1-3", "e1-4", "e1-5"}, "node3-1": {"e1-1", "e1-2"}},
+			inferred: []string{"node1-1: role leaf (from group tier-1", "node3-1: role spine (from group tier-3: super-spine", "node2-2: role spine (from group tier-2",
+				"note ignored: debug", "unused node field type on 7 nodes (node1-1 ... node3-1): kept, and written back on export; netbed does not use it"},
+			valid: true,
 		},
 		"generated-linux-2tier.clab.yml": {
 			roles:  map[string]topologies.Role{"node1-1": "leaf", "node1-3": "leaf", "node2-1": "spine", "node2-2": "spine"},
-			prefix: "", links: 8,
+			prefix: "clab-clos-", links: 8,
 			ifaces:   map[string][]string{"node1-2": {"eth1", "eth2"}, "node2-2": {"eth1", "eth2", "eth3", "eth4"}},
-			inferred: []string{"node1-1: role leaf (from group tier-1"},
+			inferred: []string{"node1-1: role leaf (from group tier-1", "note ignored: debug"},
+			valid:    true,
+		},
+		"generated-srl-2tier.clab.yml": {
+			roles:  map[string]topologies.Role{"node1-1": "leaf", "node1-4": "leaf", "node2-1": "spine", "node2-2": "spine"},
+			prefix: "clab-clos-", links: 8,
+			ifaces:   map[string][]string{"node1-4": {"e1-1", "e1-2"}, "node2-1": {"e1-1", "e1-2", "e1-3", "e1-4"}},
+			inferred: []string{"node2-2: role spine (from group tier-2", "note ignored: debug"},
 			valid:    true,
 		},
 		"nos-srl-ceos.clab.yml": {
@@ -488,45 +496,202 @@ func TestAliases(t *testing.T) {
 	}
 }
 
-// TestKnownFieldsMatchSchema keeps the reader's field lists in step with the
-// schema: every node-config property and top-level key the schema knows is
-// accepted.
-func TestKnownFieldsMatchSchema(t *testing.T) {
-	raw, err := os.ReadFile("testdata/containerlab/clab.schema.json")
+// schemaDef is the part of a JSON schema the field tests walk.
+type schemaDef struct {
+	Ref               string                `json:"$ref"`
+	Type              any                   `json:"type"`
+	Properties        map[string]*schemaDef `json:"properties"`
+	PatternProperties map[string]*schemaDef `json:"patternProperties"`
+	Items             *schemaDef            `json:"items"`
+	OneOf             []*schemaDef          `json:"oneOf"`
+	AnyOf             []*schemaDef          `json:"anyOf"`
+	Definitions       map[string]*schemaDef `json:"definitions"`
+}
+
+func loadSchema(t *testing.T) *schemaDef {
+	t.Helper()
+	raw, err := os.ReadFile("schema/clab.schema.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s struct {
-		Properties  map[string]json.RawMessage `json:"properties"`
-		Definitions struct {
-			NodeConfig struct {
-				Properties map[string]json.RawMessage `json:"properties"`
-			} `json:"node-config"`
-			LinkConfig struct {
-				Properties map[string]json.RawMessage `json:"properties"`
-			} `json:"link-config"`
-		} `json:"definitions"`
-	}
+	var s schemaDef
 	if err := json.Unmarshal(raw, &s); err != nil {
 		t.Fatal(err)
 	}
-	for k := range s.Properties {
+	return &s
+}
+
+// deref follows $ref and takes the first non-null alternative of oneOf or
+// anyOf.
+func (s *schemaDef) deref(root *schemaDef) *schemaDef {
+	for d := 0; s != nil && d < 8; d++ {
+		switch {
+		case s.Ref != "":
+			s = root.Definitions[strings.TrimPrefix(s.Ref, "#/definitions/")]
+		case len(s.OneOf)+len(s.AnyOf) > 0:
+			alts := append(slices.Clone(s.OneOf), s.AnyOf...)
+			next := alts[0]
+			for _, a := range alts {
+				if a.Type != "null" {
+					next = a
+					break
+				}
+			}
+			s = next
+		default:
+			return s
+		}
+	}
+	return s
+}
+
+// TestFieldsMatchSchema walks containerlab's schema from the top and checks
+// that the reader accepts every field the schema has at every level it
+// checks: top level, topology, defaults, kinds, nodes, links, mgmt and
+// settings.
+func TestFieldsMatchSchema(t *testing.T) {
+	root := loadSchema(t)
+	checked := 0
+	check := func(where string, s *schemaDef, accepted map[string]bool) {
+		t.Helper()
+		s = s.deref(root)
+		if s == nil || len(s.Properties) == 0 {
+			t.Fatalf("%s: the schema has no properties there", where)
+		}
+		for k := range s.Properties {
+			checked++
+			if !accepted[k] {
+				t.Errorf("%s: field %q of the schema is not accepted", where, k)
+			}
+		}
+	}
+	check("top level", root, topKeys)
+	topo := root.Properties["topology"].deref(root)
+	check("topology", topo, topologyKeys)
+	check("topology.defaults", topo.Properties["defaults"], nodeKeys)
+	for kind, s := range topo.Properties["kinds"].deref(root).Properties {
+		check("topology.kinds."+kind, s, nodeKeys)
+	}
+	for _, s := range topo.Properties["nodes"].deref(root).PatternProperties {
+		check("topology.nodes.*", s, nodeKeys)
+	}
+	if g, ok := topo.Properties["groups"]; ok {
+		for _, s := range g.deref(root).PatternProperties {
+			check("topology.groups.*", s, nodeKeys)
+		}
+	}
+	check("topology.links[]", topo.Properties["links"].deref(root).Items, briefKeys)
+	check("mgmt", root.Properties["mgmt"], mgmtKeys)
+	check("settings", root.Properties["settings"], settingsKeys)
+	if checked < 100 {
+		t.Errorf("checked only %d fields; is the schema walk broken?", checked)
+	}
+	// What containerlab itself writes beyond the schema.
+	for _, k := range []string{"debug"} {
 		if !topKeys[k] {
-			t.Errorf("top-level key %q in the schema is not accepted", k)
+			t.Errorf("top-level %q (containerlab generate writes it) is not accepted", k)
 		}
 	}
-	for k := range s.Definitions.NodeConfig.Properties {
-		if !nodeKeys[k] {
-			t.Errorf("node field %q in the schema is not accepted", k)
+}
+
+// sample is a value of the schema's type for s.
+func sample(root, s *schemaDef) any {
+	s = s.deref(root)
+	typ, _ := s.Type.(string)
+	if l, ok := s.Type.([]any); ok && len(l) > 0 {
+		typ, _ = l[0].(string)
+	}
+	switch typ {
+	case "object":
+		return map[string]any{}
+	case "array":
+		return []any{"x"}
+	case "integer", "number":
+		return 1
+	case "boolean":
+		return true
+	}
+	return "x"
+}
+
+// everyField sets every field of s with a sample value, then the given
+// fields.
+func everyField(root, s *schemaDef, set map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, p := range s.deref(root).Properties {
+		out[k] = sample(root, p)
+	}
+	for k, v := range set {
+		out[k] = v
+	}
+	return out
+}
+
+// TestReadEveryField reads a file that sets every field the schema knows at
+// every level the reader checks, plus what containerlab generate writes
+// beyond it: no error, and the fields netbed does not use are in the
+// report's notes.
+func TestReadEveryField(t *testing.T) {
+	root := loadSchema(t)
+	topo := root.Properties["topology"].deref(root)
+	nodeCfg := root.Definitions["node-config"]
+	node := func(role string) map[string]any {
+		return everyField(root, nodeCfg, map[string]any{"kind": "linux", "image": "alpine:3", "group": "g",
+			"labels": map[string]any{LabelRole: role}, "type": "t"})
+	}
+	kinds := map[string]any{}
+	for kind := range topo.Properties["kinds"].deref(root).Properties {
+		kinds[kind] = everyField(root, nodeCfg, map[string]any{"kind": kind, "labels": map[string]any{"k": "v"}, "group": "g"})
+	}
+	doc := everyField(root, root, map[string]any{
+		"name":     "every",
+		"prefix":   "p",
+		"debug":    false,
+		"mgmt":     everyField(root, root.Properties["mgmt"], nil),
+		"settings": everyField(root, root.Properties["settings"], nil),
+		"topology": everyField(root, topo, map[string]any{
+			"defaults": everyField(root, nodeCfg, map[string]any{"kind": "linux", "labels": map[string]any{"k": "v"}, "group": "g"}),
+			"kinds":    kinds,
+			"groups":   map[string]any{"g": everyField(root, nodeCfg, map[string]any{"labels": map[string]any{"k": "v"}, "group": "g"})},
+			"nodes":    map[string]any{"a": node("leaf"), "b": node("spine")},
+			"links": []any{everyField(root, topo.Properties["links"].deref(root).Items, map[string]any{
+				"endpoints": []any{"a:eth1", "b:eth1"}, "vars": map[string]any{"x": "y"}, "mtu": 1500, "labels": map[string]any{"x": "y"}})},
+		}),
+	})
+	b, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, rep, err := Read("every.clab.yml", b)
+	if err != nil {
+		t.Fatalf("a file with every schema field: %v\n%s", err, b)
+	}
+	if len(got.Nodes) != 2 || len(got.Links) != 1 {
+		t.Fatalf("read %d nodes and %d links, want 2 and 1", len(got.Nodes), len(got.Links))
+	}
+	report := rep.String()
+	for _, want := range []string{"note ignored: debug", "unused mgmt: kept", "unused settings: kept",
+		"unused node field startup-config on 2 nodes (a ... b): kept", "topology.links[0]: labels.x, vars.x not carried"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
 		}
 	}
-	for k := range s.Definitions.LinkConfig.Properties {
-		if !briefKeys[k] {
-			t.Errorf("link field %q in the schema is not accepted", k)
+	// One field more, at each level, is still an error, with a suggestion.
+	for _, c := range []struct{ yaml, want string }{
+		{"name: x\ndebugg: true\ntopology: {nodes: {a: {kind: linux}}}\n", `:2: debugg: unknown field "debugg"; did you mean "debug"?`},
+		{"name: x\nmgmt: {ipv4_subnet: 10.0.0.0/24}\ntopology: {nodes: {a: {kind: linux}}}\n", `:2: mgmt.ipv4_subnet: unknown field "ipv4_subnet"; did you mean "ipv4-subnet"?`},
+		{"name: x\nsettings: {certificate-authorty: {}}\ntopology: {nodes: {a: {kind: linux}}}\n", `settings.certificate-authorty: unknown field "certificate-authorty"; did you mean "certificate-authority"?`},
+		{"name: x\ntopology: {nodes: {a: {kind: linux}}, group: {}}\n", `topology.group: unknown field "group"; did you mean "groups"?`},
+		{"name: x\ntopology: {nodes: {a: {kind: linux}}, defaults: {imag: x}}\n", `topology.defaults.imag: unknown field "imag"; did you mean "image"?`},
+		{"name: x\ntopology: {nodes: {a: {kind: linux}}, kinds: {linux: {lables: {}}}}\n", `topology.kinds.linux.lables: unknown field "lables"; did you mean "labels"?`},
+		{"name: x\ntopology: {nodes: {a: {kind: linux}}, groups: {g: {kinds: x}}}\n", `topology.groups.g.kinds: unknown field "kinds"; did you mean "kind"?`},
+		{"name: x\ntopology: {nodes: {a: {kind: linux}}, links: [{endpoints: [a:eth1, a:eth2], mtus: 1}]}\n", `topology.links[0].mtus: unknown field "mtus"; did you mean "mtu"?`},
+		{"name: x\ntopology: {nodes: {a: {kind: linux}}, links: [{type: veth, endpoints: [{node: a, interface: eth1, ipv5: x}, {node: a, interface: eth2}]}]}\n", `topology.links[0].endpoints[0].ipv5: unknown field "ipv5"; did you mean "ipv4"?`},
+	} {
+		_, _, err := Read("f.clab.yml", []byte(c.yaml))
+		if !errors.Is(err, ErrUnknownField) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want an unknown-field error containing %q", c.yaml, err, c.want)
 		}
-	}
-	if len(s.Definitions.NodeConfig.Properties) < 10 {
-		t.Fatalf("schema parse found only %d node fields", len(s.Definitions.NodeConfig.Properties))
 	}
 }
 

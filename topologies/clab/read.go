@@ -3,6 +3,7 @@ package clab
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -58,25 +59,6 @@ func (e *ParseError) Unwrap() error { return e.Err }
 
 // maxErrors bounds how many problems one Read reports.
 const maxErrors = 20
-
-// nodeKeys are the node (and kinds/groups/defaults) fields containerlab
-// knows: the JSON schema's node-config properties plus fields newer
-// containerlab releases accept. netbed uses kind, image, group and labels.
-var nodeKeys = set("aliases", "auto-remove", "binds", "certificate", "cmd", "config", "cpu", "cpu-set",
-	"dns", "enforce-startup-config", "entrypoint", "env", "exec", "extras", "group", "healthcheck",
-	"image", "image-pull-policy", "kernel", "kind", "labels", "license", "memory", "mgmt-ipv4",
-	"mgmt-ipv6", "network-mode", "ports", "publish", "restart-policy", "runtime", "sandbox", "stages",
-	"startup-config", "startup-delay", "type", "user",
-	// newer than the schema netbed tests against
-	"env-files", "devices", "cap-add", "shm-size", "sysctls", "components", "suppress-startup-config")
-
-var (
-	topKeys      = set("name", "prefix", "mgmt", "topology", "settings")
-	topologyKeys = set("defaults", "kinds", "groups", "nodes", "links")
-	briefKeys    = set("endpoints", "mtu", "vars", "labels")
-	extendedKeys = set("type", "endpoints", "endpoint", "mtu", "vars", "labels", "host-interface", "mode", "remote", "vni", "udp-port")
-	endpointKeys = set("node", "interface", "mac", "vars")
-)
 
 // linkTypes are containerlab's extended link types; only veth joins two
 // nodes, the others join a node to the host and are not modelled.
@@ -255,16 +237,27 @@ func describe(n *yaml.Node) string {
 
 // suggest names the allowed key closest to an unknown one.
 func suggest(key string, allowed map[string]bool) string {
-	best, bestD := "", 3
+	// Closest first; on a tie, the one sharing the longest prefix with key
+	// ("kinds" is "kind", not "binds"), then the first alphabetically.
+	best, bestD, bestP := "", 3, 0
 	for k := range allowed {
-		if dist := editDistance(key, k); dist < bestD || (dist == bestD && best != "" && k < best) {
-			best, bestD = k, dist
+		dist, pre := editDistance(key, k), commonPrefix(key, k)
+		if dist < bestD || (dist == bestD && best != "" && (pre > bestP || pre == bestP && k < best)) {
+			best, bestD, bestP = k, dist, pre
 		}
 	}
 	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
 }
 
 func editDistance(a, b string) int {
@@ -329,11 +322,23 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 			if p, ok := d.str(v, key); ok {
 				t.Prefix = &p
 			}
-		case "mgmt", "settings":
-			// An empty section says nothing (and the schema rejects it).
-			if isNull(v) || !d.pairs(v, key, nil, func(string, *yaml.Node, *yaml.Node) {}) || len(v.Content) == 0 {
+		case "debug":
+			// containerlab generate writes its --debug flag here.
+			if !isNull(v) && (v.Kind != yaml.ScalarNode || v.Tag != "!!bool") {
+				d.fail(v, key, ErrInvalid, "want true or false, got %s", describe(v))
 				return
 			}
+			rep.note("ignored: debug (containerlab's own debug flag; netbed does not use it)")
+		case "mgmt", "settings":
+			allowed := mgmtKeys
+			if key == "settings" {
+				allowed = settingsKeys
+			}
+			// An empty section says nothing (and the schema rejects it).
+			if isNull(v) || !d.pairs(v, key, allowed, func(string, *yaml.Node, *yaml.Node) {}) || len(v.Content) == 0 {
+				return
+			}
+			rep.Unused = append(rep.Unused, key)
 			var x any
 			if err := v.Decode(&x); err != nil {
 				d.fail(v, key, ErrSyntax, "%v", err)
@@ -464,6 +469,7 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 	if len(d.errs) > 0 {
 		return nil, nil
 	}
+	noteUnused(t.Nodes, rep)
 
 	kindOf := map[string]string{}
 	for _, n := range t.Nodes {
@@ -494,6 +500,25 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 	}
 	infer(t, groupOf, rep)
 	return t, rep
+}
+
+// noteUnused reports the node fields netbed carries without using them,
+// one note per field.
+func noteUnused(nodes []*topologies.Node, rep *Report) {
+	on := map[string][]string{}
+	for _, n := range nodes {
+		for k := range n.Extra {
+			on[k] = append(on[k], n.Name)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(on)) {
+		names := on[k]
+		which := names[0]
+		if len(names) > 1 {
+			which = fmt.Sprintf("%d nodes (%s ... %s)", len(names), names[0], names[len(names)-1])
+		}
+		rep.Unused = append(rep.Unused, fmt.Sprintf("node field %s on %s", k, which))
+	}
 }
 
 // mergeExtra resolves the fields netbed carries without modelling them as
@@ -668,8 +693,10 @@ func (d *decoder) link(n *yaml.Node, path string, nodes map[string]nodeDef) link
 					ld.extras = append(ld.extras, key+"."+vk)
 				}
 			})
-		case "endpoint", "host-interface", "mode", "remote", "vni", "udp-port":
-			// Only meaningful for the one-ended link types skipped below.
+		default:
+			// ipv4, ipv6, and the fields of the one-ended link types
+			// skipped below.
+			ld.extras = append(ld.extras, key)
 		}
 	})
 	if extended && typ == "" && endpoints != nil {
@@ -706,7 +733,7 @@ func (d *decoder) link(n *yaml.Node, path string, nodes map[string]nodeDef) link
 					e.Node, _ = d.str(v, p+".node")
 				case "interface":
 					e.Iface, _ = d.str(v, p+".interface")
-				case "mac", "vars":
+				default:
 					ld.extras = append(ld.extras, fmt.Sprintf("endpoints[%d].%s", i, key))
 				}
 			})

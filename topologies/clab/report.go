@@ -14,8 +14,13 @@ type Report struct {
 	// Unresolved names the nodes whose role could not be inferred.
 	Unresolved []string
 	// Notes are everything else worth knowing: aliases mapped to Linux
-	// interface names, links skipped, fields not carried.
+	// interface names, links skipped, fields ignored or not carried.
 	Notes []string
+	// Unused lists the fields netbed does not use but keeps, to write them
+	// back on export (node fields such as startup-config, mgmt, settings).
+	// They do not make a report non-empty: netbed's own files carry them
+	// too.
+	Unused []string
 }
 
 // Inference is one inferred attribute of a node.
@@ -39,14 +44,14 @@ func (r *Report) infer(node, attr, value, format string, a ...any) {
 }
 
 // Empty reports whether nothing was inferred, unresolved or noted: the file
-// carried everything netbed needs.
+// carried everything netbed needs (fields it keeps unused do not count).
 func (r *Report) Empty() bool {
 	return r == nil || len(r.Inferred)+len(r.Unresolved)+len(r.Notes) == 0
 }
 
 // String renders the report, one item per line.
 func (r *Report) String() string {
-	if r.Empty() {
+	if r.Empty() && (r == nil || len(r.Unused) == 0) {
 		return ""
 	}
 	var b strings.Builder
@@ -58,6 +63,9 @@ func (r *Report) String() string {
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note %s\n", n)
+	}
+	for _, n := range r.Unused {
+		fmt.Fprintf(&b, "unused %s: kept, and written back on export; netbed does not use it\n", n)
 	}
 	return b.String()
 }

@@ -27,7 +27,10 @@ func (t TopologySpec) Build(scenarioFile string) (*topologies.Topology, error) {
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(filepath.Dir(scenarioFile), path)
 		}
-		topo, _, err := clab.Load(path)
+		topo, rep, err := clab.Load(path)
+		if err == nil {
+			err = clab.NeedHosts(path, topo, rep)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", at, err)
 		}

@@ -28,9 +28,10 @@ Subcommands:
   gen three-tier|spine-leaf|multi-az [flags] [-o file.clab.yml]
                      build a fabric and write it as a containerlab file (stdout without -o)
   show file.clab.yml  nodes by role, AZs, racks, links, counts and the validation result
-  import file.clab.yml [-o out.clab.yml]
+  import file.clab.yml [-hosts-per-leaf N] [-o out.clab.yml]
                      read a containerlab file netbed did not write, print what was
-                     inferred (roles, AZs, interface aliases) and write it with netbed labels
+                     inferred (roles, AZs, interface aliases) and write it with netbed labels;
+                     -hosts-per-leaf adds hosts below the leaves of a generated Clos
   export file.clab.yml -o out.clab.yml
                      write a topology file back in netbed's normalised form
 
@@ -321,6 +322,7 @@ func topoShow(args []string, stdout, stderr io.Writer) error {
 func topoImport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("topo import", "topo import [flags] file.clab.yml", stderr)
 	out := fs.String("o", "", "write the netbed-labelled file here (default stdout; the report then goes to stderr)")
+	hostsPerLeaf := fs.Int("hosts-per-leaf", 0, "add this many linux hosts below every leaf (a Clos from containerlab generate has none)")
 	pos, err := topoParse(fs, args)
 	if err != nil {
 		return err
@@ -341,6 +343,13 @@ func topoImport(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(report, "%s: nothing to infer, the file carries netbed labels\n", path)
 	} else {
 		fmt.Fprint(report, rep.String())
+	}
+	if *hostsPerLeaf != 0 {
+		added, err := topologies.AddHostsPerLeaf(t, *hostsPerLeaf)
+		if err != nil {
+			return usageErr("-hosts-per-leaf: %v", err)
+		}
+		fmt.Fprintf(report, "added %d hosts, %d below every leaf: %s\n", len(added), *hostsPerLeaf, nameList(added))
 	}
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("%s does not make a valid topology; fix the file (or add netbed.role labels) and import again:\n%w", path, err)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -116,6 +117,32 @@ func TestTopoShow(t *testing.T) {
 	code, out, errs = topoCLI("topo", "show", "-links=false", bad)
 	if code != 1 || !strings.Contains(out, "validation: 1 problem(s)") || !strings.Contains(out, "lonely") || !strings.Contains(errs, "not a valid topology") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
+// TestTopoImportHostsPerLeaf: --hosts-per-leaf puts hosts below every leaf
+// of a Clos from containerlab generate, which has none, flag after the file.
+func TestTopoImportHostsPerLeaf(t *testing.T) {
+	in := "../../topologies/clab/testdata/generated-srl-2tier.clab.yml"
+	out := filepath.Join(t.TempDir(), "with-hosts.clab.yml")
+	code, stdout, errs := topoCLI("topo", "import", in, "-o", out, "--hosts-per-leaf", "2")
+	if code != 0 {
+		t.Fatalf("import: exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"note ignored: debug", "has no host nodes below its leaves", "added 8 hosts, 2 below every leaf: host1 host2"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("import output lacks %q:\n%s", want, stdout)
+		}
+	}
+	topo, _, err := clab.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hosts := topo.NodesByRole(topologies.RoleHost); len(hosts) != 8 || !slices.Contains(topo.Neighbors("node1-4"), "host8") {
+		t.Errorf("imported file: %d hosts, node1-4 neighbours %v", len(hosts), topo.Neighbors("node1-4"))
+	}
+	if code, _, errs := topoCLI("topo", "import", in, "--hosts-per-leaf", "-1"); code != 2 || !strings.Contains(errs, "must not be negative") {
+		t.Errorf("negative hosts per leaf: exit %d: %s", code, errs)
 	}
 }
 

@@ -134,6 +134,13 @@ func infer(t *topologies.Topology, groupOf map[string]string, rep *Report) {
 			rep.Unresolved = append(rep.Unresolved, n.Name)
 		}
 	}
+	if maxTier > 0 {
+		rep.GeneratedClos = true
+		if len(t.NodesByRole(topologies.RoleHost)) == 0 {
+			rep.note("a Clos from containerlab generate has no host nodes below its leaves; scenarios need them: " +
+				"add N below every leaf with 'netbed topo import --hosts-per-leaf N'")
+		}
+	}
 }
 
 func inferFromShape(t *topologies.Topology, rep *Report) {

@@ -1,8 +1,11 @@
 package clab
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/netbed/netbed/topologies"
 )
 
 // Report says what Read inferred about a file and what it left out.
@@ -21,6 +24,9 @@ type Report struct {
 	// They do not make a report non-empty: netbed's own files carry them
 	// too.
 	Unused []string
+	// GeneratedClos is set when the nodes are in containerlab generate's
+	// tier-N groups.
+	GeneratedClos bool
 }
 
 // Inference is one inferred attribute of a node.
@@ -68,4 +74,23 @@ func (r *Report) String() string {
 		fmt.Fprintf(&b, "unused %s: kept, and written back on export; netbed does not use it\n", n)
 	}
 	return b.String()
+}
+
+// ErrNoHosts is returned by NeedHosts for a topology without host nodes.
+var ErrNoHosts = errors.New("no host nodes")
+
+// NeedHosts returns an error wrapping ErrNoHosts, saying how to add hosts,
+// when t (read from file, with report rep) has no host nodes for instances
+// to run on: a Clos from containerlab generate has none.
+func NeedHosts(file string, t *topologies.Topology, rep *Report) error {
+	if len(t.NodesByRole(topologies.RoleHost)) > 0 {
+		return nil
+	}
+	fix := fmt.Sprintf("netbed topo import --hosts-per-leaf 2 %s -o with-hosts.clab.yml", file)
+	if rep != nil && rep.GeneratedClos {
+		return fmt.Errorf("%s: %w: a Clos from containerlab generate has no servers below its leaves, so instances have nowhere to run; "+
+			"add N hosts below every leaf with '%s' and use that file", file, ErrNoHosts, fix)
+	}
+	return fmt.Errorf("%s: %w: instances run on nodes with role host (label %s: host); add them below the leaves, "+
+		"or add N below every leaf with '%s'", file, ErrNoHosts, LabelRole, fix)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -473,6 +475,92 @@ func TestPrefix(t *testing.T) {
 
 func ptr(s string) *string { return &s }
 
+// generateClos writes what 'containerlab generate --name name --nodes ...'
+// writes (cmd/generate.go in containerlab, marshalled by yaml.v2): tiers of
+// nodes named nodeT-N in groups tier-T, every node of a tier linked to every
+// node of the next; a node's links to the tier above are numbered after its
+// links to the tier below. ifFormat gives each kind's interface names.
+func generateClos(name string, tiers []int, kinds []string, ifFormat map[string]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: %s\nprefix: null\nmgmt: {}\nsettings: null\ntopology:\n  nodes:\n", name)
+	for i, n := range tiers {
+		for j := 1; j <= n; j++ {
+			fmt.Fprintf(&b, "    node%d-%d:\n      kind: %s\n      group: tier-%d\n", i+1, j, kinds[i], i+1)
+		}
+	}
+	b.WriteString("  links:\n")
+	for i := 0; i+1 < len(tiers); i++ {
+		offset := 0
+		if i > 0 {
+			offset = tiers[i-1]
+		}
+		for j := 1; j <= tiers[i]; j++ {
+			for k := 1; k <= tiers[i+1]; k++ {
+				fmt.Fprintf(&b, "  - endpoints:\n    - node%d-%d:%s\n    - node%d-%d:%s\n",
+					i+1, j, fmt.Sprintf(ifFormat[kinds[i]], k+offset), i+2, k, fmt.Sprintf(ifFormat[kinds[i+1]], j))
+			}
+		}
+	}
+	b.WriteString("debug: false\n")
+	return b.String()
+}
+
+// TestImportGeneratedAnyKind imports what containerlab generate writes for
+// each kind it can generate (the interface formats are containerlab's),
+// with 2, 3 and 4 tiers: no error, a valid topology, the first tier leaves
+// and the rest spines, interfaces under their Linux names.
+func TestImportGeneratedAnyKind(t *testing.T) {
+	formats := map[string]string{
+		"srl": "e1-%d", "nokia_srlinux": "e1-%d", "linux": "eth%d", "ceos": "eth%d", "crpd": "eth%d", "sonic-vs": "eth%d",
+		"cisco_iol": "eth%d", "xrd": "eth%d", "nvidia_cumulusvx": "swp%d", "bridge": "eth%d",
+		"juniper_vjunosswitch": "et-0/0/%d", "juniper_vjunosevolved": "et-0/0/%d", "juniper_vmx": "ge-0/0/%d",
+		"cisco_xrd_vrouter": "Te0/0/0/%d", "cisco_xrv9k": "Gi0/0/0/%d", "arista_veos": "Et1/%d", "nokia_sros": "1/1/%d",
+	}
+	// generate numbers ports from 1; Juniper and Cisco VMs count theirs
+	// from 0 (et-0/0/0 is eth1), so a generated lab starts at eth2.
+	linuxOf := map[string]string{"juniper_vjunosswitch": "eth2", "juniper_vjunosevolved": "eth2", "juniper_vmx": "eth2",
+		"cisco_xrd_vrouter": "eth2", "cisco_xrv9k": "eth2", "arista_veos": "eth1", "nokia_sros": "eth1", "srl": "e1-1", "nokia_srlinux": "e1-1"}
+	kinds := slices.Sorted(maps.Keys(formats))
+	cases := map[string][]string{"mixed ceos-srl": {"ceos", "srl"}, "mixed linux-vjunos-xrd": {"linux", "juniper_vjunosswitch", "cisco_xrd_vrouter"}}
+	for _, k := range kinds {
+		cases[k] = []string{k}
+	}
+	for name, ks := range cases {
+		for _, tiers := range [][]int{{4, 2}, {4, 2, 1}, {4, 4, 2, 1}} {
+			perTier := make([]string, len(tiers))
+			for i := range tiers {
+				perTier[i] = ks[min(i, len(ks)-1)]
+			}
+			t.Run(fmt.Sprintf("%s/%d-tier", name, len(tiers)), func(t *testing.T) {
+				src := generateClos("gen", tiers, perTier, formats)
+				topo, rep, err := Read("gen.clab.yml", []byte(src))
+				if err != nil {
+					t.Fatalf("%v\n%s", err, src)
+				}
+				if err := topo.Validate(); err != nil {
+					t.Fatalf("not valid: %v\n%s", err, rep)
+				}
+				if len(rep.Unresolved) > 0 || !rep.GeneratedClos || !strings.Contains(rep.String(), "note ignored: debug") {
+					t.Errorf("report:\n%s", rep)
+				}
+				for _, n := range topo.Nodes {
+					want := topologies.RoleSpine
+					if strings.HasPrefix(n.Name, "node1-") {
+						want = topologies.RoleLeaf
+					}
+					if n.Role != want {
+						t.Errorf("%s: role %s, want %s", n.Name, n.Role, want)
+					}
+				}
+				first := topo.Interfaces("node1-1")[0]
+				if want, ok := linuxOf[perTier[0]]; ok && first != want {
+					t.Errorf("node1-1's first interface %s, want %s", first, want)
+				}
+			})
+		}
+	}
+}
+
 func TestAliases(t *testing.T) {
 	cases := []struct {
 		kind, in, out string
@@ -487,6 +575,14 @@ func TestAliases(t *testing.T) {
 		{"arista_ceos", "eth1", "", false},
 		{"linux", "Ethernet1", "", false},
 		{"linux", "ethernet-1/1", "", false},
+		{"juniper_vjunosswitch", "et-0/0/0", "eth1", true},
+		{"vr-vmx", "ge-0/0/4", "eth5", true},
+		{"cisco_xrd_vrouter", "Te0/0/0/2", "eth3", true},
+		{"vr-cisco_xrv9k", "GigabitEthernet0/0/0/0", "eth1", true},
+		{"arista_veos", "Et1/3", "eth3", true},
+		{"nokia_sros", "1/1/2", "eth2", true},
+		{"nokia_sros", "1/2/2", "", false},
+		{"juniper_vmx", "ge-1/0/0", "", false},
 	}
 	for _, c := range cases {
 		out, ok := linuxIface(c.kind, c.in)

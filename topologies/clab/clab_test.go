@@ -661,30 +661,30 @@ func TestFieldsMatchSchema(t *testing.T) {
 			}
 		}
 	}
-	check("top level", root, topKeys)
+	check("top level", root, accepted().top)
 	topo := root.Properties["topology"].deref(root)
-	check("topology", topo, topologyKeys)
-	check("topology.defaults", topo.Properties["defaults"], nodeKeys)
+	check("topology", topo, accepted().topology)
+	check("topology.defaults", topo.Properties["defaults"], accepted().node)
 	for kind, s := range topo.Properties["kinds"].deref(root).Properties {
-		check("topology.kinds."+kind, s, nodeKeys)
+		check("topology.kinds."+kind, s, accepted().node)
 	}
 	for _, s := range topo.Properties["nodes"].deref(root).PatternProperties {
-		check("topology.nodes.*", s, nodeKeys)
+		check("topology.nodes.*", s, accepted().node)
 	}
 	if g, ok := topo.Properties["groups"]; ok {
 		for _, s := range g.deref(root).PatternProperties {
-			check("topology.groups.*", s, nodeKeys)
+			check("topology.groups.*", s, accepted().node)
 		}
 	}
-	check("topology.links[]", topo.Properties["links"].deref(root).Items, briefKeys)
-	check("mgmt", root.Properties["mgmt"], mgmtKeys)
-	check("settings", root.Properties["settings"], settingsKeys)
+	check("topology.links[]", topo.Properties["links"].deref(root).Items, accepted().brief)
+	check("mgmt", root.Properties["mgmt"], accepted().mgmt)
+	check("settings", root.Properties["settings"], accepted().settings)
 	if checked < 100 {
 		t.Errorf("checked only %d fields; is the schema walk broken?", checked)
 	}
 	// What containerlab itself writes beyond the schema.
 	for _, k := range []string{"debug"} {
-		if !topKeys[k] {
+		if !accepted().top[k] {
 			t.Errorf("top-level %q (containerlab generate writes it) is not accepted", k)
 		}
 	}

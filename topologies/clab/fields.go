@@ -57,17 +57,25 @@ var places = []place{
 	{"settings", "/properties/settings/properties", nil},
 }
 
-// Accepted field sets, one per place.
-var (
-	topKeys      = mustFields("top level")
-	topologyKeys = mustFields("topology")
-	nodeKeys     = mustFields("node")
-	briefKeys    = mustFields("brief link")
-	extendedKeys = mustFields("extended link")
-	endpointKeys = mustFields("endpoint")
-	mgmtKeys     = mustFields("mgmt")
-	settingsKeys = mustFields("settings")
-)
+// fieldSets are the accepted fields, one set per place.
+type fieldSets struct {
+	top, topology, node, brief, extended, endpoint, mgmt, settings map[string]bool
+}
+
+// accepted derives the field sets on first use, so that a netbed command
+// that reads no topology does not parse the schema.
+var accepted = sync.OnceValue(func() fieldSets {
+	return fieldSets{
+		top:      mustFields("top level"),
+		topology: mustFields("topology"),
+		node:     mustFields("node"),
+		brief:    mustFields("brief link"),
+		extended: mustFields("extended link"),
+		endpoint: mustFields("endpoint"),
+		mgmt:     mustFields("mgmt"),
+		settings: mustFields("settings"),
+	}
+})
 
 var schemaDoc = sync.OnceValues(func() (any, error) {
 	var doc any

@@ -308,7 +308,7 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 	var topo *yaml.Node
 	var topoKey *yaml.Node
 	hasName := false
-	if !d.pairs(root, "", topKeys, func(key string, k, v *yaml.Node) {
+	if !d.pairs(root, "", accepted().top, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
 			t.Name, hasName = d.str(v, key)
@@ -330,9 +330,9 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 			}
 			rep.note("ignored: debug (containerlab's own debug flag; netbed does not use it)")
 		case "mgmt", "settings":
-			allowed := mgmtKeys
+			allowed := accepted().mgmt
 			if key == "settings" {
-				allowed = settingsKeys
+				allowed = accepted().settings
 			}
 			// An empty section says nothing (and the schema rejects it).
 			if isNull(v) || !d.pairs(v, key, allowed, func(string, *yaml.Node, *yaml.Node) {}) || len(v.Content) == 0 {
@@ -371,7 +371,7 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 	nodes := map[string]nodeDef{}
 	var links []linkDef
 	var linksNode *yaml.Node
-	d.pairs(topo, "topology", topologyKeys, func(key string, k, v *yaml.Node) {
+	d.pairs(topo, "topology", accepted().topology, func(key string, k, v *yaml.Node) {
 		path := "topology." + key
 		switch key {
 		case "defaults":
@@ -592,7 +592,7 @@ func (d *decoder) nodeDef(n *yaml.Node, path string) nodeDef {
 		return nd
 	}
 	nd.line = n.Line
-	d.pairs(n, path, nodeKeys, func(key string, k, v *yaml.Node) {
+	d.pairs(n, path, accepted().node, func(key string, k, v *yaml.Node) {
 		p := path + "." + key
 		switch key {
 		case "kind":
@@ -648,9 +648,9 @@ func (d *decoder) link(n *yaml.Node, path string, nodes map[string]nodeDef) link
 			extended = true
 		}
 	}
-	allowed := briefKeys
+	allowed := accepted().brief
 	if extended {
-		allowed = extendedKeys
+		allowed = accepted().extended
 	}
 	var endpoints *yaml.Node
 	d.pairs(n, path, allowed, func(key string, k, v *yaml.Node) {
@@ -727,7 +727,7 @@ func (d *decoder) link(n *yaml.Node, path string, nodes map[string]nodeDef) link
 				d.fail(en, p, ErrSyntax, "want {node: ..., interface: ...}, got %s", describe(en))
 				continue
 			}
-			d.pairs(en, p, endpointKeys, func(key string, _, v *yaml.Node) {
+			d.pairs(en, p, accepted().endpoint, func(key string, _, v *yaml.Node) {
 				switch key {
 				case "node":
 					e.Node, _ = d.str(v, p+".node")

@@ -1,0 +1,308 @@
+package speaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/datapath/evpn/bgpevpn"
+)
+
+// Client drives a speaker through its gRPC API, whichever process runs
+// it (Serve in this one, netbed speaker in a namespace, or any GoBGP).
+type Client struct {
+	node string
+	asn  uint32
+	conn *grpc.ClientConn
+	api  api.GobgpApiClient
+}
+
+// Dial connects to the speaker of node serving on the unix socket path;
+// asn is the AS its routes' targets are numbered in.
+func Dial(ctx context.Context, node, path string, asn uint32) (*Client, error) {
+	conn, err := grpc.DialContext(ctx, "unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithBlock())
+	if err != nil {
+		return nil, fmt.Errorf("%s: connect to the speaker's API at %s: %w", node, path, err)
+	}
+	return &Client{node: node, asn: asn, conn: conn, api: api.NewGobgpApiClient(conn)}, nil
+}
+
+// Close closes the connection, not the speaker.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Node returns the speaker's node name.
+func (c *Client) Node() string { return c.node }
+
+// Advertise originates EVPN routes; their VTEP is the next hop.
+func (c *Client) Advertise(ctx context.Context, routes ...evpn.Route) error {
+	return c.paths(ctx, false, routes)
+}
+
+// Withdraw withdraws EVPN routes this speaker originated.
+func (c *Client) Withdraw(ctx context.Context, routes ...evpn.Route) error {
+	return c.paths(ctx, true, routes)
+}
+
+// paths sends routes on one AddPathStream (20,000 routes in one call
+// rather than 20,000 round trips); a withdrawal is a path marked so.
+func (c *Client) paths(ctx context.Context, withdraw bool, routes []evpn.Route) error {
+	if len(routes) == 0 {
+		return nil
+	}
+	ps := make([]*api.Path, 0, len(routes))
+	for _, r := range routes {
+		bp, err := bgpevpn.Encode(r, uint16(c.asn))
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.node, err)
+		}
+		p, err := apiutil.NewPath(bp.NLRI, withdraw, bp.Attrs, time.Now())
+		if err != nil {
+			return fmt.Errorf("%s: %s as a GoBGP path: %w", c.node, r, err)
+		}
+		ps = append(ps, p)
+	}
+	return c.stream(ctx, ps, fmt.Sprintf("%d EVPN routes", len(routes)))
+}
+
+func (c *Client) stream(ctx context.Context, ps []*api.Path, what string) error {
+	st, err := c.api.AddPathStream(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: send %s: %w", c.node, what, err)
+	}
+	const batch = 1000
+	for i := 0; i < len(ps); i += batch {
+		req := &api.AddPathStreamRequest{TableType: api.TableType_GLOBAL, Paths: ps[i:min(i+batch, len(ps))]}
+		if err := st.Send(req); err != nil {
+			return fmt.Errorf("%s: send %s: %w", c.node, what, err)
+		}
+	}
+	if _, err := st.CloseAndRecv(); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: send %s: %w", c.node, what, err)
+	}
+	return nil
+}
+
+// AdvertisePrefix originates IPv4 unicast routes (gen 3's direct
+// routing: a node's pod CIDR with the node as next hop).
+func (c *Client) AdvertisePrefix(ctx context.Context, routes ...PrefixRoute) error {
+	return c.prefixes(ctx, false, routes)
+}
+
+// WithdrawPrefix withdraws IPv4 unicast routes this speaker originated.
+func (c *Client) WithdrawPrefix(ctx context.Context, routes ...PrefixRoute) error {
+	return c.prefixes(ctx, true, routes)
+}
+
+func (c *Client) prefixes(ctx context.Context, withdraw bool, routes []PrefixRoute) error {
+	ps := make([]*api.Path, 0, len(routes))
+	for _, r := range routes {
+		if !r.Prefix.Addr().Is4() || !r.NextHop.Is4() {
+			return fmt.Errorf("%s: prefix route %s via %s: IPv4 only", c.node, r.Prefix, r.NextHop)
+		}
+		nlri := bgp.NewIPAddrPrefix(uint8(r.Prefix.Bits()), r.Prefix.Masked().Addr().String())
+		attrs := []bgp.PathAttributeInterface{
+			bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
+			bgp.NewPathAttributeNextHop(r.NextHop.String()),
+		}
+		p, err := apiutil.NewPath(nlri, withdraw, attrs, time.Now())
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", c.node, r.Prefix, err)
+		}
+		ps = append(ps, p)
+	}
+	return c.stream(ctx, ps, fmt.Sprintf("%d prefixes", len(routes)))
+}
+
+// Update is a change of the speaker's best paths (its Loc-RIB).
+type Update struct {
+	Adds, Withdrawn []evpn.Route
+	// PrefixAdds and PrefixWithdrawn are IPv4 unicast best paths learnt
+	// or lost (gen 3's pod CIDRs).
+	PrefixAdds, PrefixWithdrawn []PrefixRoute
+}
+
+// PrefixRoute is an IPv4 unicast route.
+type PrefixRoute struct {
+	Prefix  netip.Prefix
+	NextHop netip.Addr
+}
+
+// Watch calls fn with every change of the speaker's best paths, starting
+// with the paths it holds now, until ctx ends or the speaker goes away;
+// it returns then, nil when ctx ended. fn runs on the caller's goroutine.
+func (c *Client) Watch(ctx context.Context, fn func(Update)) error {
+	req := &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
+		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true}},
+	}}
+	st, err := c.api.WatchEvent(ctx, req)
+	if err != nil {
+		return fmt.Errorf("%s: watch best paths: %w", c.node, err)
+	}
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%s: watch best paths: %w", c.node, err)
+		}
+		if t := r.GetTable(); t != nil {
+			fn(decodePaths(t.Paths))
+		}
+	}
+}
+
+// decodePaths turns GoBGP paths into netbed routes; routes netbed does
+// not model (other EVPN route types) are skipped.
+func decodePaths(paths []*api.Path) Update {
+	var u Update
+	for _, p := range paths {
+		nlri, err := apiutil.GetNativeNlri(p)
+		if err != nil {
+			continue
+		}
+		attrs, err := apiutil.GetNativePathAttributes(p)
+		if err != nil {
+			continue
+		}
+		switch n := nlri.(type) {
+		case *bgp.EVPNNLRI:
+			r, err := bgpevpn.Decode(bgpevpn.Path{NLRI: n, Attrs: attrs})
+			if err != nil {
+				continue
+			}
+			if p.IsWithdraw {
+				u.Withdrawn = append(u.Withdrawn, r)
+			} else {
+				u.Adds = append(u.Adds, r)
+			}
+		case *bgp.IPAddrPrefix:
+			pr, ok := decodePrefix(n, attrs)
+			if !ok {
+				continue
+			}
+			if p.IsWithdraw {
+				u.PrefixWithdrawn = append(u.PrefixWithdrawn, pr)
+			} else {
+				u.PrefixAdds = append(u.PrefixAdds, pr)
+			}
+		}
+	}
+	return u
+}
+
+func decodePrefix(n *bgp.IPAddrPrefix, attrs []bgp.PathAttributeInterface) (PrefixRoute, bool) {
+	a, ok := netip.AddrFromSlice(n.Prefix.To4())
+	if !ok {
+		return PrefixRoute{}, false
+	}
+	r := PrefixRoute{Prefix: netip.PrefixFrom(a, int(n.Length))}
+	for _, at := range attrs {
+		if nh, ok := at.(*bgp.PathAttributeNextHop); ok {
+			r.NextHop, _ = netip.AddrFromSlice(nh.Value.To4())
+		}
+	}
+	return r, true
+}
+
+// Routes returns the speaker's best EVPN paths, sorted by their text.
+func (c *Client) Routes(ctx context.Context) ([]evpn.Route, error) {
+	st, err := c.api.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: families[EVPN]})
+	if err != nil {
+		return nil, fmt.Errorf("%s: list EVPN paths: %w", c.node, err)
+	}
+	var paths []*api.Path
+	for {
+		r, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: list EVPN paths: %w", c.node, err)
+		}
+		for _, p := range r.GetDestination().GetPaths() {
+			if p.Best {
+				paths = append(paths, p)
+			}
+		}
+	}
+	rs := decodePaths(paths).Adds
+	slices.SortFunc(rs, func(a, b evpn.Route) int { return strings.Compare(a.String(), b.String()) })
+	return rs, nil
+}
+
+// Session is one neighbour's state.
+type Session struct {
+	Peer        netip.Addr
+	ASN         uint32
+	Established bool
+	State       string // idle, connect, active, opensent, openconfirm, established
+}
+
+// Sessions returns the state of every configured neighbour, by address.
+func (c *Client) Sessions(ctx context.Context) ([]Session, error) {
+	st, err := c.api.ListPeer(ctx, &api.ListPeerRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("%s: list peers: %w", c.node, err)
+	}
+	var out []Session
+	for {
+		r, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: list peers: %w", c.node, err)
+		}
+		p := r.GetPeer()
+		a, _ := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+		state := p.GetState().GetSessionState()
+		out = append(out, Session{Peer: a, ASN: p.GetConf().GetPeerAsn(),
+			Established: state == api.PeerState_ESTABLISHED, State: stateNames[state]})
+	}
+	slices.SortFunc(out, func(a, b Session) int { return a.Peer.Compare(b.Peer) })
+	return out, nil
+}
+
+var stateNames = map[api.PeerState_SessionState]string{
+	api.PeerState_UNKNOWN: "unknown", api.PeerState_IDLE: "idle", api.PeerState_CONNECT: "connect",
+	api.PeerState_ACTIVE: "active", api.PeerState_OPENSENT: "opensent", api.PeerState_OPENCONFIRM: "openconfirm",
+	api.PeerState_ESTABLISHED: "established",
+}
+
+// WaitEstablished polls until every configured session is established or
+// ctx ends; the error then names the sessions that are not.
+func (c *Client) WaitEstablished(ctx context.Context) error {
+	for {
+		ss, err := c.Sessions(ctx)
+		if err != nil {
+			return err
+		}
+		var down []string
+		for _, x := range ss {
+			if !x.Established {
+				down = append(down, fmt.Sprintf("%s (%s)", x.Peer, x.State))
+			}
+		}
+		if len(down) == 0 && len(ss) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: sessions not established: %s: %w", c.node, strings.Join(down, ", "), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -47,9 +48,14 @@ type nsFabric struct {
 	procs   map[string]*exec.Cmd
 	clients map[string]*speaker.Client
 	links   map[string]topologies.Link // leaf -> its link to the spine
+	// spineAddr is the spine's address on each leaf's link.
+	spineAddr map[string]netip.Addr
 }
 
-func startNsFabric(t *testing.T, timers speaker.Timers) *nsFabric {
+// startNsFabric deploys the fabric and starts netbed's speakers on the
+// spine and on every leaf but those in others (whose speaker the test
+// brings: FRR).
+func startNsFabric(t *testing.T, timers speaker.Timers, others ...string) *nsFabric {
 	t.Helper()
 	testutil.RequireRoot(t)
 	tp, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: testutil.Name("nbspk"), Spines: 1, Leaves: 2, HostsPerLeaf: 1})
@@ -69,7 +75,8 @@ func startNsFabric(t *testing.T, timers speaker.Timers) *nsFabric {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lab.Close() })
-	f := &nsFabric{lab: lab, procs: map[string]*exec.Cmd{}, clients: map[string]*speaker.Client{}, links: map[string]topologies.Link{}}
+	f := &nsFabric{lab: lab, procs: map[string]*exec.Cmd{}, clients: map[string]*speaker.Client{}, links: map[string]topologies.Link{},
+		spineAddr: map[string]netip.Addr{}}
 	dir := t.TempDir()
 	spine := speaker.Config{Node: "spine1", ASN: asn, RouterID: netip.MustParseAddr("10.255.0.1"), GRPC: filepath.Join(dir, "spine1.sock"), Timers: timers}
 	var leaves []speaker.Config
@@ -87,6 +94,11 @@ func startNsFabric(t *testing.T, timers speaker.Timers) *nsFabric {
 		addAddr(t, lab, s, sa)
 		addAddr(t, lab, l, la)
 		f.links[l.Node] = *lk
+		f.spineAddr[l.Node] = sa
+		if slices.Contains(others, l.Node) {
+			spine.Peers = append(spine.Peers, speaker.Peer{Address: la, ASN: asn, RRClient: true, Passive: true})
+			continue
+		}
 		spine.Peers = append(spine.Peers, speaker.Peer{Address: la, ASN: asn, RRClient: true, Passive: true})
 		leaves = append(leaves, speaker.Config{Node: l.Node, ASN: asn, RouterID: netip.AddrFrom4([4]byte{10, 255, 0, byte(10 + k)}),
 			Port: -1, GRPC: filepath.Join(dir, l.Node+".sock"), Timers: timers,
@@ -98,9 +110,11 @@ func startNsFabric(t *testing.T, timers speaker.Timers) *nsFabric {
 	for _, c := range append([]speaker.Config{spine}, leaves...) {
 		f.start(t, ctx, c)
 	}
-	for _, c := range f.clients {
-		if err := c.WaitEstablished(ctx); err != nil {
-			t.Fatal(err)
+	if len(others) == 0 {
+		for _, c := range f.clients {
+			if err := c.WaitEstablished(ctx); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	return f

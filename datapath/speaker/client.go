@@ -306,3 +306,21 @@ func (c *Client) WaitEstablished(ctx context.Context) error {
 		}
 	}
 }
+
+// AddPeer configures one more neighbour on a running speaker, with
+// timers; a route-reflector client's cluster is the speaker's router ID.
+func (c *Client) AddPeer(ctx context.Context, p Peer, timers Timers) error {
+	g, err := c.api.GetBgp(ctx, &api.GetBgpRequest{})
+	if err != nil {
+		return fmt.Errorf("%s: add peer %s: %w", c.node, p.Address, err)
+	}
+	id, err := netip.ParseAddr(g.GetGlobal().GetRouterId())
+	if err != nil {
+		return fmt.Errorf("%s: add peer %s: router ID: %w", c.node, p.Address, err)
+	}
+	cfg := Config{Timers: timers, RouterID: id}
+	if _, err := c.api.AddPeer(ctx, &api.AddPeerRequest{Peer: cfg.apiPeer(p)}); err != nil {
+		return fmt.Errorf("%s: add peer %s: %w", c.node, p.Address, err)
+	}
+	return nil
+}

@@ -30,6 +30,7 @@ var (
 type fabric struct {
 	servers []*speaker.Server
 	clients []*speaker.Client // spine, leaf1, leaf2
+	sockets []string          // their gRPC sockets
 }
 
 func startFabric(t *testing.T) *fabric {
@@ -60,6 +61,7 @@ func startFabric(t *testing.T) *fabric {
 			t.Fatal(err)
 		}
 		f.clients = append(f.clients, cl)
+		f.sockets = append(f.sockets, c.GRPC)
 		t.Cleanup(func() { cl.Close(); s.Stop() })
 	}
 	for _, c := range f.clients {

@@ -41,19 +41,21 @@ type DeviceKind string
 
 // Device kinds. Every kind counts the same for hops (see HopRule).
 const (
-	KindNIC      DeviceKind = "nic"      // an instance's vNIC or a host's physical NIC
-	KindTap      DeviceKind = "tap"      // tap device between instance and vswitch
-	KindVeth     DeviceKind = "veth"     // one end of a veth pair (qvb, qvo, lxc, cilium_host...)
-	KindBridge   DeviceKind = "bridge"   // Linux bridge or OVS bridge
-	KindPatch    DeviceKind = "patch"    // OVS patch port
-	KindBond     DeviceKind = "bond"     // bond of host NICs
-	KindSwitch   DeviceKind = "switch"   // L2 fabric switch (ToR, aggregation)
-	KindRouter   DeviceKind = "router"   // L3 device (core, spine, routing leaf)
-	KindVTEP     DeviceKind = "vtep"     // VXLAN tunnel endpoint on a leaf
-	KindTunnel   DeviceKind = "tunnel"   // a host's software tunnel device (cilium_vxlan); not a switch hop
-	KindBPF      DeviceKind = "bpf"      // a BPF program on a hook
-	KindFirewall DeviceKind = "firewall" // a firewall or security-group chain
-	KindInstance DeviceKind = "instance" // the VM or pod itself (source, sink)
+	KindNIC    DeviceKind = "nic"    // an instance's vNIC or a host's physical NIC
+	KindTap    DeviceKind = "tap"    // tap device between instance and vswitch
+	KindVeth   DeviceKind = "veth"   // one end of a veth pair (qvb, qvo, lxc, cilium_host...)
+	KindBridge DeviceKind = "bridge" // OVS bridge (a vswitch's br-int, br-bond)
+	// KindLinuxBridge is the kernel's bridge (stock OpenStack's qbr).
+	KindLinuxBridge DeviceKind = "linux-bridge"
+	KindPatch       DeviceKind = "patch"    // OVS patch port
+	KindBond        DeviceKind = "bond"     // bond of host NICs
+	KindSwitch      DeviceKind = "switch"   // L2 fabric switch (ToR, aggregation)
+	KindRouter      DeviceKind = "router"   // L3 device (core, spine, routing leaf)
+	KindVTEP        DeviceKind = "vtep"     // VXLAN tunnel endpoint on a leaf
+	KindTunnel      DeviceKind = "tunnel"   // a host's software tunnel device (cilium_vxlan); not a switch hop
+	KindBPF         DeviceKind = "bpf"      // a BPF program on a hook
+	KindFirewall    DeviceKind = "firewall" // a firewall or security-group chain
+	KindInstance    DeviceKind = "instance" // the VM or pod itself (source, sink)
 )
 
 // Action is what a device did with a frame.
@@ -105,6 +107,10 @@ type Event struct {
 	Action  Action
 	Reason  Reason // set when Action is ActDrop
 	Rule    string // the rule or table entry that decided, e.g. "sg:allow-icmp", "policy:42"
+	// Walked is how many rules of an iptables chain the device evaluated
+	// to decide (stock OpenStack's security groups on qbr); 0 when it
+	// walked none. The simulator costs each (package datapath/cost).
+	Walked int
 	// Probe identifies the probe the frame belongs to; set by the runtime,
 	// not by nodes (0: not a probe).
 	Probe uint64

@@ -313,6 +313,14 @@ func (h *Host) drop(now time.Duration, out datapath.Output, dev string, kind dat
 	out.Trace(e)
 }
 
+// sgDrop traces a packet the security-group chain on qbr dropped after
+// walking walked rules.
+func (h *Host) sgDrop(now time.Duration, out datapath.Output, qbr, in, rule string, walked int) {
+	e := h.ev(now, qbr, datapath.KindLinuxBridge, in, "", datapath.ActDrop)
+	e.Reason, e.Rule, e.Walked = datapath.ReasonPolicy, rule, walked
+	out.Trace(e)
+}
+
 // Receive handles a frame from an instance (tap port) or from the fabric
 // (uplink).
 func (h *Host) Receive(now time.Duration, port int, b []byte, out datapath.Output) {
@@ -345,13 +353,13 @@ func (h *Host) fromTap(now time.Duration, port int, b []byte, out datapath.Outpu
 		}
 		parsed = p
 		out.Trace(h.ev(now, tp.tap, datapath.KindTap, "", tp.qbr, datapath.ActForward))
-		v, rule := tp.chain.evaluate(now, Egress, parsed)
+		v, rule, walked := tp.chain.evaluate(now, Egress, parsed)
 		if v == Drop {
-			h.drop(now, out, tp.qbr, datapath.KindBridge, tp.tap, datapath.ReasonPolicy, rule)
+			h.sgDrop(now, out, tp.qbr, tp.tap, rule, walked)
 			return
 		}
-		e := h.ev(now, tp.qbr, datapath.KindBridge, tp.tap, tp.qvb, datapath.ActForward)
-		e.Rule = rule
+		e := h.ev(now, tp.qbr, datapath.KindLinuxBridge, tp.tap, tp.qvb, datapath.ActForward)
+		e.Rule, e.Walked = rule, walked
 		out.Trace(e)
 		out.Trace(h.ev(now, tp.qvb, datapath.KindVeth, tp.qbr, tp.qvo, datapath.ActForward))
 		out.Trace(h.ev(now, tp.qvo, datapath.KindVeth, tp.qvb, DevBrInt, datapath.ActForward))
@@ -440,13 +448,13 @@ func (h *Host) toTap(now time.Duration, q int, b []byte, parsed *frame.Parsed, o
 		}
 		out.Trace(h.ev(now, tp.qvo, datapath.KindVeth, DevBrInt, tp.qvb, datapath.ActForward))
 		out.Trace(h.ev(now, tp.qvb, datapath.KindVeth, tp.qvo, tp.qbr, datapath.ActForward))
-		v, rule := tp.chain.evaluate(now, Ingress, parsed)
+		v, rule, walked := tp.chain.evaluate(now, Ingress, parsed)
 		if v == Drop {
-			h.drop(now, out, tp.qbr, datapath.KindBridge, tp.qvb, datapath.ReasonPolicy, rule)
+			h.sgDrop(now, out, tp.qbr, tp.qvb, rule, walked)
 			return
 		}
-		e := h.ev(now, tp.qbr, datapath.KindBridge, tp.qvb, tp.tap, datapath.ActForward)
-		e.Rule = rule
+		e := h.ev(now, tp.qbr, datapath.KindLinuxBridge, tp.qvb, tp.tap, datapath.ActForward)
+		e.Rule, e.Walked = rule, walked
 		out.Trace(e)
 		out.Trace(h.ev(now, tp.tap, datapath.KindTap, tp.qbr, "", datapath.ActForward))
 	} else {

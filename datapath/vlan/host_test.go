@@ -228,14 +228,17 @@ func TestSecurityGroupChain(t *testing.T) {
 		b        []byte
 		wantRule string
 		wantDrop bool
+		// iptables rules walked: the conntrack rule, then the
+		// direction's rules up to the match (all of them for a default)
+		walked int
 	}{
-		{"tcp-80-accepted", 0, in(frame.TCP(hdr(ip3), 40000, 80, 1, 0, frame.TCPFlags{SYN: true}, nil)), "sg:web:1", false},
-		{"tcp-22-default-drop", 0, in(frame.TCP(hdr(ip3), 40000, 22, 1, 0, frame.TCPFlags{SYN: true}, nil)), RuleDefaultIngress, true},
-		{"icmp-from-denied-subnet", 0, in(icmp(far, mac1, other, ip1)), "sg:web:2", true},
-		{"icmp-accepted", 0, in(frame.ICMPEcho(hdr(ip3), false, 7, 1, nil)), "sg:web:3", false},
-		{"udp-egress-denied", p, frame.UDP(frame.IPv4{SrcMAC: mac1, DstMAC: far, Src: ip1, Dst: ip3}, 5000, 53, nil), "sg:no-udp-out:1", true},
-		{"echo-reply-established", p, frame.ICMPEcho(frame.IPv4{SrcMAC: mac1, DstMAC: far, Src: ip1, Dst: ip3}, true, 7, 1, nil), RuleEstablished, false},
-		{"arp-not-filtered", 0, in(frame.ARPRequest(far, ip3, ip1)), RuleNonIP, false},
+		{"tcp-80-accepted", 0, in(frame.TCP(hdr(ip3), 40000, 80, 1, 0, frame.TCPFlags{SYN: true}, nil)), "sg:web:1", false, 2},
+		{"tcp-22-default-drop", 0, in(frame.TCP(hdr(ip3), 40000, 22, 1, 0, frame.TCPFlags{SYN: true}, nil)), RuleDefaultIngress, true, 4},
+		{"icmp-from-denied-subnet", 0, in(icmp(far, mac1, other, ip1)), "sg:web:2", true, 3},
+		{"icmp-accepted", 0, in(frame.ICMPEcho(hdr(ip3), false, 7, 1, nil)), "sg:web:3", false, 4},
+		{"udp-egress-denied", p, frame.UDP(frame.IPv4{SrcMAC: mac1, DstMAC: far, Src: ip1, Dst: ip3}, 5000, 53, nil), "sg:no-udp-out:1", true, 2},
+		{"echo-reply-established", p, frame.ICMPEcho(frame.IPv4{SrcMAC: mac1, DstMAC: far, Src: ip1, Dst: ip3}, true, 7, 1, nil), RuleEstablished, false, 1},
+		{"arp-not-filtered", 0, in(frame.ARPRequest(far, ip3, ip1)), RuleNonIP, false, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -252,6 +255,9 @@ func TestSecurityGroupChain(t *testing.T) {
 			}
 			if qbr.Rule != c.wantRule {
 				t.Errorf("rule %q, want %q", qbr.Rule, c.wantRule)
+			}
+			if qbr.Walked != c.walked || qbr.Kind != datapath.KindLinuxBridge {
+				t.Errorf("qbr is a %s that walked %d rules, want a %s that walked %d", qbr.Kind, qbr.Walked, datapath.KindLinuxBridge, c.walked)
 			}
 			dropped := qbr.Action == datapath.ActDrop
 			if dropped != c.wantDrop || (dropped && (qbr.Reason != datapath.ReasonPolicy || len(r.sent) != 0)) {

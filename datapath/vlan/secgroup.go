@@ -121,14 +121,19 @@ func newChain(groups []SecurityGroup, defIn, defOut Verdict) *chain {
 }
 
 // evaluate returns the verdict and rule name for the packet p crossing in
-// direction d. It counts the hit and tracks accepted flows.
-func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (Verdict, string) {
+// direction d, and how many iptables rules deciding it walked: the
+// connection-tracking rule first (as OpenStack's per-port chain starts
+// with its RELATED,ESTABLISHED rule), then the direction's group rules up
+// to the one that matched, or all of them before the default (0 for
+// non-IP frames, which iptables does not see). It counts the hit and tracks accepted
+// flows.
+func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (v Verdict, rule string, walked int) {
 	if !p.Has(layers.LayerTypeIPv4) {
-		return Accept, RuleNonIP
+		return Accept, RuleNonIP, 0
 	}
 	ip := &p.IP4
 	if len(ip.SrcIP) != 4 || len(ip.DstIP) != 4 {
-		return Accept, RuleNonIP
+		return Accept, RuleNonIP, 0
 	}
 	k := flowKey{proto: uint8(ip.Protocol), src: [4]byte(ip.SrcIP), dst: [4]byte(ip.DstIP)}
 	var port uint16
@@ -145,7 +150,7 @@ func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (Verdi
 	if seen, ok := c.ct[k.reverse()]; ok && now-seen < ctTimeout {
 		c.ct[k.reverse()] = now
 		c.counters[len(c.rules)]++
-		return Accept, RuleEstablished
+		return Accept, RuleEstablished, 1
 	}
 	var remote netip.Addr
 	if d == Egress {
@@ -153,9 +158,14 @@ func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (Verdi
 	} else {
 		remote = netip.AddrFrom4(k.src)
 	}
+	walked = 1 // the connection-tracking rule
 	for i := range c.rules {
 		r := &c.rules[i]
-		if r.Direction != d || (r.Proto != ProtoAny && r.Proto != k.proto) {
+		if r.Direction != d {
+			continue // the other direction's chain
+		}
+		walked++
+		if r.Proto != ProtoAny && r.Proto != k.proto {
 			continue
 		}
 		if r.Remote.IsValid() && !r.Remote.Contains(remote) {
@@ -168,9 +178,9 @@ func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (Verdi
 		if r.Action == Accept {
 			c.ct[k] = now
 		}
-		return r.Action, r.name
+		return r.Action, r.name, walked
 	}
-	v := c.defaults[d]
+	v = c.defaults[d]
 	name := RuleDefaultIngress
 	if d == Egress {
 		name = RuleDefaultEgress
@@ -179,7 +189,7 @@ func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (Verdi
 	if v == Accept {
 		c.ct[k] = now
 	}
-	return v, name
+	return v, name, walked
 }
 
 // snapshot returns the rule counters by rule name.

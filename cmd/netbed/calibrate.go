@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/netbed/netbed/datapath/cost"
+	"github.com/netbed/netbed/datapath/cost/calibrate"
+)
+
+func init() {
+	register(command{name: "calibrate", short: "remeasure the sim's per-device costs on this machine's kernel devices and Open vSwitch (root)", run: runCalibrate})
+}
+
+func runCalibrate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("calibrate", "calibrate [flags]", stderr)
+	outPath := fs.String("o", "", "write the calibration JSON here (datapath/cost/calibration.json is the one netbed embeds; rebuild after)")
+	samples := fs.Int("samples", 30000, "round trips per path")
+	rounds := fs.Int("rounds", 100, "interleaved rounds the samples are taken in")
+	ovs := fs.Bool("ovs", true, "measure Open vSwitch's userspace datapath too (needs ovsdb-server and ovs-vswitchd)")
+	machine := fs.String("machine", "", "describe the machine (default: CPU model, cores, memory and kernel as Linux reports them)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageErr("unexpected arguments %q", fs.Args())
+	}
+	if *samples < 100 {
+		return usageErr("--samples must be at least 100 (got %d)", *samples)
+	}
+	if *rounds < 1 || *rounds > *samples {
+		return usageErr("--rounds must be between 1 and --samples (got %d)", *rounds)
+	}
+	if *ovs {
+		if _, err := exec.LookPath("ovs-vswitchd"); err != nil {
+			return fmt.Errorf("calibrate: --ovs needs ovs-vswitchd (Debian openvswitch-switch), or pass --ovs=false: %w", err)
+		}
+	}
+	if *machine == "" {
+		*machine = describeMachine()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	cmdline := strings.TrimSpace("netbed calibrate " + strings.Join(args, " "))
+	t, err := calibrate.Run(ctx, calibrate.Options{Samples: *samples, Rounds: *rounds, OVS: *ovs, Machine: *machine, Command: cmdline,
+		Progress: func(s string) { fmt.Fprintln(stderr, s) }})
+	if err != nil {
+		return err
+	}
+	b, err := t.Marshal()
+	if err != nil {
+		return err
+	}
+	if _, err := cost.Parse(b); err != nil {
+		return fmt.Errorf("calibrate: the measured table does not parse back: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "device\tcost\tmeasured\n")
+	for _, c := range cost.Classes {
+		f := t.Figures[c]
+		fmt.Fprintf(tw, "%s\t%v\t%v\n", c, f.Cost, f.Measured)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if *outPath == "" {
+		_, err := stdout.Write(b)
+		return err
+	}
+	if err := os.WriteFile(*outPath, b, 0o644); err != nil {
+		return fmt.Errorf("calibrate: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", *outPath)
+	return nil
+}
+
+// describeMachine says what Linux reports of the CPU, memory and kernel.
+func describeMachine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			mem = fmt.Sprintf(", %d GB", (kb+1<<19)>>20)
+		}
+	}
+	kernel := ""
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = ", Linux " + strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("%d vCPU %s%s%s, %s", runtime.NumCPU(), cpu, mem, kernel, runtime.Version())
+}

@@ -116,6 +116,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 				s.Delivered, s.Probes, hops, s.SwitchHopsMax, dur(s.RTTp50), dur(s.RTTp99), dur(s.SpawnP50), status)
 		}
 		b.WriteString("\n")
+		for _, l := range latencyLines(r.RunsOf(sc)) {
+			fmt.Fprintf(&b, "Latency on %s\n\n", l)
+		}
 		for _, run := range r.RunsOf(sc) {
 			if run.Error != "" {
 				fmt.Fprintf(&b, "- **%s**: run error: %s\n", run.Generation, run.Error)
@@ -162,6 +165,21 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// latencyLines says, once per backend, what the runs' latencies are
+// ("sim: modelled (…)"), in the order the runs come.
+func latencyLines(runs []*Run) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, run := range runs {
+		l := run.Backend + ": " + run.Latency.String()
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // firstSpawn returns the steps of the first instance the run's timeline
@@ -412,6 +430,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 <table><tr><th>generation</th><th>backend</th><th>delivered</th><th>hops</th><th>switch hops</th><th>RTT p50</th><th>RTT p99</th><th>checks</th></tr>
 {{range .Rows}}<tr><td>{{.Gen}}</td><td>{{.Backend}}</td><td>{{.Delivered}}</td><td>{{.Hops}}</td><td>{{.SwitchHops}}</td><td>{{.P50}}</td><td>{{.P99}}</td><td class="{{.Class}}">{{.Checks}}</td></tr>{{end}}
 </table>
+{{range .Latency}}<p>Latency on {{.}}</p>{{end}}
 {{range .Plots}}{{.}}{{end}}
 {{range .Failures}}<p class="fail">{{.}}</p>{{end}}
 {{if .Tables}}<details><summary>Table sizes at the end (largest node per table)</summary>
@@ -431,13 +450,14 @@ func WriteHTML(w io.Writer, r *Report) error {
 		Plots    []template.HTML
 		Failures []string
 		Tables   []tableSize
+		Latency  []string
 	}
 	data := struct {
 		Title, Machine string
 		Sections       []section
 	}{Title: r.Title, Machine: r.Machine}
 	for _, sc := range r.Scenarios() {
-		sec := section{Name: sc, Tables: tableSizes(r.RunsOf(sc))}
+		sec := section{Name: sc, Tables: tableSizes(r.RunsOf(sc)), Latency: latencyLines(r.RunsOf(sc))}
 		var hops, rtts []Bar
 		for _, run := range r.RunsOf(sc) {
 			s := Summarize(run)

@@ -22,8 +22,10 @@ type Run struct {
 	Drops      map[string]int `json:"drops,omitempty"`       // by reason
 	Tables     []Table        `json:"table_sizes,omitempty"` // capacity: entries per node and table at the end
 	Counters   map[string]int `json:"counters,omitempty"`
-	Error      string         `json:"error,omitempty"` // the run could not finish
-	Elapsed    time.Duration  `json:"elapsed_ns"`      // wall-clock time of the run
+	// Latency says what the probes' latencies are: modelled or measured.
+	Latency Latency       `json:"latency"`
+	Error   string        `json:"error,omitempty"` // the run could not finish
+	Elapsed time.Duration `json:"elapsed_ns"`      // wall-clock time of the run
 	// Faults are the run's fail and restore steps as carried out, in order.
 	Faults []Fault `json:"faults,omitempty"`
 }
@@ -63,6 +65,52 @@ func (f Fault) String() string {
 	}
 	if f.APIUnavailable > 0 {
 		s += fmt.Sprintf(": API unavailable for %s", hopDur(f.APIUnavailable))
+	}
+	return s
+}
+
+// What a latency is (Latency.Kind).
+const (
+	// LatencyModelled: computed by the simulator from per-device costs
+	// (a calibration table) and link delays, in virtual time.
+	LatencyModelled = "modelled"
+	// LatencyMeasured: timed on real packets by the machine's clock.
+	LatencyMeasured = "measured"
+)
+
+// Latency says what a run's latencies are and where they come from.
+type Latency struct {
+	Kind string `json:"kind"` // LatencyModelled or LatencyMeasured
+	// Calibration and Machine name the table a modelled latency is
+	// costed with: the date it was measured and the machine.
+	Calibration string `json:"calibration,omitempty"`
+	Machine     string `json:"machine,omitempty"`
+	// Method says in a phrase how the times were obtained.
+	Method string `json:"method,omitempty"`
+}
+
+// String says what the latencies are in one line, for reports.
+func (l Latency) String() string {
+	switch l.Kind {
+	case "":
+		return "latency source not recorded"
+	case LatencyModelled:
+		s := "modelled (sim"
+		if l.Calibration != "" {
+			s += ", device costs calibrated " + l.Calibration
+			if l.Machine != "" {
+				s += " on " + l.Machine
+			}
+		}
+		s += ")"
+		if l.Method != "" {
+			s += ": " + l.Method
+		}
+		return s
+	}
+	s := l.Kind
+	if l.Method != "" {
+		s += ": " + l.Method
 	}
 	return s
 }

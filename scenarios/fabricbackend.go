@@ -759,6 +759,9 @@ func (b *FabricBackend) Finish(run *reports.Run) error {
 	run.Counters["instances"] = len(b.insts)
 	run.Timeline = append(run.Timeline[:0], b.timeline...)
 	run.Faults = append(run.Faults[:0], b.faults...)
+	if ls, ok := b.rt.(LatencySource); ok {
+		run.Latency = ls.Latency()
+	}
 	if tr, ok := b.fab.(datapath.TableReporter); ok {
 		// Sizes are read while no node runs (on netns they run in real
 		// time), at the nodes' own time, so that aged entries are out.

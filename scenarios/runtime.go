@@ -45,6 +45,12 @@ type Runtime interface {
 	Close() error
 }
 
+// LatencySource is a Runtime that says what its latencies are (modelled
+// or measured, and how); FabricBackend records it in the run.
+type LatencySource interface {
+	Latency() reports.Latency
+}
+
 // RuntimeProbe is one probe as a runtime sends it.
 type RuntimeProbe struct {
 	From, To string

@@ -6,7 +6,12 @@
 // max(t, the end of the previous frame in that direction), takes
 // ceil(len*8/R) (length without preamble, FCS or gap; 0 for R = 0), then
 // travels the wire's Delay, and the receiving node handles it after its
-// processing delay (nodes have no queue of their own). Each direction holds
+// processing delay (nodes have no queue of their own). With a DeviceCost
+// (SetDeviceCost), every device a node traces costs time besides: the
+// devices of one step run one after another, each event is stamped when
+// its device is done, and frames leave when the last device before the
+// send is (the scenarios' sim runtime costs devices from the calibration
+// table of package datapath/cost). Each direction holds
 // at most LinkOpts.QueueFrames frames, the one on the wire included;
 // beyond that the frame is dropped (queue-full). Loss is drawn from the
 // engine's seeded RNG when the frame is sent. Wire MTUs are not enforced.

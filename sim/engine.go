@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/cost"
 	"github.com/netbed/netbed/datapath/stack"
 )
 
@@ -94,7 +95,7 @@ var (
 )
 
 func (o *output) Send(port int, b []byte) { o.e.send(o.n, port, b) }
-func (o *output) Trace(ev datapath.Event) { o.e.nodeTrace(&ev) }
+func (o *output) Trace(ev datapath.Event) { o.e.nodeTrace(o.n, &ev) }
 func (o *output) Context() stack.Context  { return o.e.context() }
 func (o *output) Resume(c stack.Context)  { o.e.resume(c) }
 func (o *output) String() string          { return o.e.nodes[o.n].name }
@@ -114,6 +115,11 @@ func (e *Engine) resume(c stack.Context) {
 	e.cur.head = c.Ref
 	e.cur.arp = c.Aux&1 != 0
 	e.cur.flood = c.Aux>>1 - 1
+	if e.cur.floodAt >= 0 {
+		// A flood's next branch (vlan's floodPoint): its devices start
+		// from the flooding device's time again.
+		e.cur.at, e.cur.prev = e.cur.floodAt, e.cur.floodKind
+	}
 }
 
 // segment is what the engine knows about the step a node is running: the
@@ -126,7 +132,19 @@ type segment struct {
 	sends   int
 	dropped bool
 	reason  datapath.Reason
+	// at is the device time spent in this step so far (DeviceCost), so
+	// the devices traced run at now+at and frames leave at now+at;
+	// floodAt is at just after the last flood event (-1: none), where
+	// each branch of the flood starts again. prev is the kind of the
+	// device traced before in this step, floodKind the flooding device's.
+	at, floodAt     time.Duration
+	prev, floodKind datapath.DeviceKind
 }
+
+// DeviceCost is the time a device takes to handle a frame, by its trace
+// event and where it is (see cost.Where); cost.Model.Of is one. See
+// SetDeviceCost.
+type DeviceCost func(ev *datapath.Event, at cost.Where) time.Duration
 
 // Counts is the engine's packet accounting. Every frame a node sends is
 // injected; each injected frame ends exactly one way: a node consumed it
@@ -171,8 +189,9 @@ type Engine struct {
 	actions  []action
 	freeActs []int32
 
-	cur    segment
-	counts Counts
+	cur     segment
+	counts  Counts
+	devCost DeviceCost
 
 	record  bool
 	keeping bool // record || sink != nil: trace events go further than a count
@@ -201,9 +220,23 @@ func New(seed int64) *Engine {
 		byName: map[string]int32{},
 		counts: Counts{Dropped: map[datapath.Reason]uint64{}},
 		record: true, keeping: true,
-		cur: segment{head: -1, flood: -1},
+		cur: idle,
 	}
 }
+
+// idle is the segment between steps.
+var idle = segment{head: -1, flood: -1, floodAt: -1}
+
+// SetDeviceCost makes every device a node traces cost time (nil: none,
+// the default). Within one step of a node (one frame received, one
+// scheduled function, one probe sent), each traced device starts when the
+// one before it is done, so an event's time is when its device finished
+// with the frame: the step's start plus the costs of the devices traced so
+// far, its own included. Frames the node sends leave then. After a flood
+// event, each branch (each send, and each restore of the flood point
+// through stack.Resumer) starts from the flooding device's time. Drops
+// the engine traces (links, failed nodes) cost nothing.
+func (e *Engine) SetDeviceCost(c DeviceCost) { e.devCost = c }
 
 // Now returns the virtual time.
 func (e *Engine) Now() time.Duration { return e.now }
@@ -432,7 +465,7 @@ func (e *Engine) runAction(i int32) {
 		e.begin(a.probe, -1, false)
 		a.do(e.now, n.out)
 	}
-	e.cur = segment{head: -1, flood: -1}
+	e.cur = idle
 }
 
 // sendProbe has node ni send probe id (Engine.Probe).
@@ -452,7 +485,7 @@ func (e *Engine) sendProbe(ni int32, id uint64) {
 		e.emit(&datapath.Event{Node: n.name, Device: stack.Port, Kind: KindLink,
 			Action: datapath.ActDrop, Reason: datapath.ReasonNodeDown, Rule: "sim:source-down"})
 	}
-	e.cur = segment{head: -1, flood: -1}
+	e.cur = idle
 }
 
 // At runs f at virtual time t (now, if t is past).
@@ -471,7 +504,7 @@ func (e *Engine) Do(t time.Duration, node string, probe uint64, f func(now time.
 }
 
 func (e *Engine) begin(probe uint64, head int64, arp bool) {
-	e.cur = segment{probe: probe, head: head, flood: -1, arp: arp}
+	e.cur = segment{probe: probe, head: head, flood: -1, arp: arp, floodAt: -1}
 }
 
 // isARP reports whether a raw frame is ARP (untagged or with one tag).
@@ -518,6 +551,10 @@ func (e *Engine) send(ni int32, port int, b []byte) {
 		// The next branch of a flood starts again from the flood point.
 		e.cur.head = e.cur.flood
 	}
+	leave := e.now + e.cur.at
+	if e.cur.floodAt >= 0 {
+		e.cur.at, e.cur.prev = e.cur.floodAt, e.cur.floodKind
+	}
 	if port < 0 || port >= len(n.wire) || n.wire[port] < 0 {
 		e.linkDrop(n, port, true, datapath.ReasonPortDown, "sim:unwired", head)
 		return
@@ -550,7 +587,7 @@ func (e *Engine) send(ni int32, port int, b []byte) {
 			return
 		}
 	}
-	start := max(e.now, d.lastEnd)
+	start := max(leave, d.lastEnd)
 	if len(b) != d.lastLen {
 		d.lastLen, d.lastSer = len(b), serialisation(len(b), w.w.Rate)
 	}
@@ -591,7 +628,14 @@ func (e *Engine) linkDrop(n *nodeState, port int, out bool, r datapath.Reason, r
 	e.cur.head = saved
 }
 
-func (e *Engine) nodeTrace(ev *datapath.Event) {
+func (e *Engine) nodeTrace(ni int32, ev *datapath.Event) {
+	if e.devCost != nil {
+		e.cur.at += e.devCost(ev, cost.Where{Instance: e.nodes[ni].prober != nil, Prev: e.cur.prev})
+		e.cur.prev = ev.Kind
+		if ev.Action == datapath.ActFlood {
+			e.cur.floodAt, e.cur.floodKind = e.cur.at, ev.Kind
+		}
+	}
 	if ev.Action == datapath.ActDrop {
 		e.cur.dropped = true
 		e.cur.reason = ev.Reason
@@ -603,7 +647,7 @@ func (e *Engine) nodeTrace(ev *datapath.Event) {
 // Small enough to inline: with recording off and no sink, a trace event
 // costs a count.
 func (e *Engine) emit(ev *datapath.Event) {
-	ev.Time = e.now
+	ev.Time = e.now + e.cur.at
 	ev.Probe = e.cur.probe
 	e.counts.Trace++
 	if e.keeping {
@@ -656,7 +700,7 @@ func (e *Engine) arrive(ev *event) {
 		}
 	}
 	e.freeBufs = append(e.freeBufs, ev.buf)
-	e.cur = segment{head: -1, flood: -1}
+	e.cur = idle
 }
 
 // Run processes events up to and including virtual time until, then sets

@@ -51,7 +51,7 @@ func (e *Engine) portState(ni int32, port int, up bool) {
 	}
 	e.begin(0, -1, false)
 	n.n.SetPortState(e.now, port, up, n.out)
-	e.cur = segment{head: -1, flood: -1}
+	e.cur = idle
 }
 
 // SetNodeState fails a node (up false) or restores it at time at. A node

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/cost"
 	"github.com/netbed/netbed/datapath/stack"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
@@ -18,33 +18,37 @@ import (
 	"github.com/netbed/netbed/topologies"
 )
 
-// Processing delays per device, the model's only timing besides links
-// (propagation, serialisation, queues). Hardware switches forward in about
-// a microsecond; a software vswitch (OVS) costs more than a BPF program
-// on the same host; an instance's kernel stack answers in tens of µs.
-const (
-	SwitchDelay   = 1 * time.Microsecond
-	VSwitchDelay  = 5 * time.Microsecond
-	BPFHostDelay  = 2 * time.Microsecond
-	InstanceDelay = 10 * time.Microsecond
-	// ControllerLatency is what FabricOptions.ControllerLatency should be
-	// on sim: a controller API call in virtual time. Measured calls take
-	// ~1–4 ms over HTTP with a durable store (docs/benchmarks.md); the
-	// seed's Neutron took ~100 ms.
-	ControllerLatency = 2 * time.Millisecond
-)
+// ControllerLatency is what FabricOptions.ControllerLatency should be on
+// sim: a controller API call in virtual time. Measured calls take ~1–4 ms
+// over HTTP with a durable store (docs/benchmarks.md); the seed's Neutron
+// took ~100 ms.
+const ControllerLatency = 2 * time.Millisecond
 
 // Runtime runs a fabric in the simulator. It implements scenarios.Runtime.
+//
+// Timing: every device a frame crosses costs what the calibration table
+// says its kind costs (package datapath/cost: measured on this machine's
+// kernel devices and Open vSwitch, documented for physical switches), hop
+// by hop (sim.Engine.SetDeviceCost); links add their own delay and
+// serialisation. Nodes have no processing delay of their own.
 type Runtime struct {
-	e    *sim.Engine
-	topo *topologies.Topology
-	bpf  bool // gen 3 hosts
+	e     *sim.Engine
+	model *cost.Model
 }
 
 var _ scenarios.Runtime = (*Runtime)(nil)
 
-// New returns a sim runtime seeded with seed.
-func New(seed int64) *Runtime { return &Runtime{e: sim.New(seed)} }
+// New returns a sim runtime seeded with seed, costing devices with the
+// calibration checked into the repository.
+func New(seed int64) *Runtime { return NewCalibrated(seed, nil) }
+
+// NewCalibrated returns a sim runtime seeded with seed whose devices cost
+// what t says (cost.Default() when nil).
+func NewCalibrated(seed int64, t *cost.Table) *Runtime {
+	r := &Runtime{e: sim.New(seed), model: cost.NewModel(t)}
+	r.e.SetDeviceCost(r.model.Of)
+	return r
+}
 
 // Engine exposes the simulator, for tests and traces.
 func (r *Runtime) Engine() *sim.Engine { return r.e }
@@ -52,24 +56,17 @@ func (r *Runtime) Engine() *sim.Engine { return r.e }
 // Name implements scenarios.Runtime.
 func (r *Runtime) Name() string { return "sim" }
 
-func (r *Runtime) delay(n datapath.Node) time.Duration {
-	tn := r.topo.Node(n.Name())
-	switch {
-	case tn == nil:
-		return InstanceDelay
-	case tn.Role == topologies.RoleHost && r.bpf:
-		return BPFHostDelay
-	case tn.Role == topologies.RoleHost:
-		return VSwitchDelay
-	}
-	return SwitchDelay
+// Latency says that the runtime's latencies are modelled, and from which
+// calibration.
+func (r *Runtime) Latency() reports.Latency {
+	t := r.model.Table()
+	return reports.Latency{Kind: reports.LatencyModelled, Calibration: t.Date, Machine: t.Machine,
+		Method: "each device on the path costs its kind's calibrated time (datapath/cost), plus link delays, in virtual time"}
 }
 
 // Load implements scenarios.Runtime.
-func (r *Runtime) Load(_ context.Context, f datapath.Fabric, t *topologies.Topology) error {
-	r.topo = t
-	r.bpf = strings.HasPrefix(f.Generation(), "ebpf")
-	return r.e.Load(f, r.delay, sim.LinkOpts{QueueFrames: 1024})
+func (r *Runtime) Load(_ context.Context, f datapath.Fabric, _ *topologies.Topology) error {
+	return r.e.Load(f, nil, sim.LinkOpts{QueueFrames: 1024})
 }
 
 // AddInstance implements scenarios.Runtime.

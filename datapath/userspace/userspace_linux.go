@@ -657,7 +657,7 @@ func (nr *nodeRun) drain(i int) int {
 		return 0
 	}
 	if p.ring != nil {
-		n := p.ring.Drain(len(nr.rx.msgs), func(f RxFrame) { nr.handle(i, p, f.Data) })
+		n := p.ring.Drain(len(nr.rx.msgs), func(f RxFrame) { nr.handle(i, p, f.Data, nr.stamp(f)) })
 		if n > 0 {
 			nr.r.frames.Add(int64(n))
 			nr.reads.Add(1)
@@ -675,7 +675,7 @@ func (nr *nodeRun) drain(i int) int {
 	nr.r.frames.Add(int64(n))
 	nr.reads.Add(1)
 	for k := range n {
-		nr.handle(i, p, nr.rx.frame(k))
+		nr.handle(i, p, nr.rx.frame(k), nr.r.Now())
 	}
 	return n
 }
@@ -689,13 +689,28 @@ func ringSize(on bool, n int) int {
 
 func (nr *nodeRun) hasRing(i int) bool { return nr.ports[i] != nil && nr.ports[i].ring != nil }
 
-// handle gives one frame read on port i to the node.
-func (nr *nodeRun) handle(i int, p *port, b []byte) {
+// stamp is when the kernel received f on the node's port (the ring's
+// timestamp, the time a capture on that interface would show) on the
+// runtime's clock, so that a node's trace events are timed where the frame
+// reached the node, not when its goroutine got to it; the runtime's clock
+// when the ring has no timestamp or one from before the runtime began.
+func (nr *nodeRun) stamp(f RxFrame) time.Duration {
+	if f.hdr.Sec == 0 {
+		return nr.r.Now()
+	}
+	at := f.Time().Sub(nr.r.start)
+	if at < 0 || at > nr.r.Now() {
+		return nr.r.Now()
+	}
+	return at
+}
+
+// handle gives one frame read on port i at time now to the node.
+func (nr *nodeRun) handle(i int, p *port, b []byte, now time.Duration) {
 	if len(b) < 14 {
 		return
 	}
 	r := nr.r
-	now := r.Now()
 	probe := r.opts.ProbeID(b)
 	arp := isARP(b)
 	var head int32 = -1

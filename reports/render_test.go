@@ -144,3 +144,43 @@ func TestFaultsRendered(t *testing.T) {
 		t.Fatalf("json round trip of faults: %v %+v", err, back.Runs[1].Faults)
 	}
 }
+
+// TestLatencySource: every format says what the latencies are, once per
+// backend: modelled on sim with the calibration's date and machine,
+// measured on netns, and that it was not recorded in an older report.
+func TestLatencySource(t *testing.T) {
+	r := sample()
+	for _, run := range r.Runs {
+		run.Latency = Latency{Kind: LatencyModelled, Calibration: "2026-12-06", Machine: "2 vCPU AMD EPYC"}
+	}
+	netns := *r.Runs[0]
+	netns.Backend, netns.Latency = "netns", Latency{Kind: LatencyMeasured, Method: "captures"}
+	old := *r.Runs[0]
+	old.Scenario, old.Latency = "older", Latency{}
+	r.Runs = append(r.Runs, &netns, &old)
+	var md, html, js bytes.Buffer
+	for _, f := range []func() error{
+		func() error { return WriteMarkdown(&md, r) },
+		func() error { return WriteHTML(&html, r) },
+		func() error { return WriteJSON(&js, r) },
+	} {
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, out := range map[string]string{"markdown": md.String(), "html": html.String()} {
+		if n := strings.Count(out, "sim: modelled (sim, device costs calibrated 2026-12-06 on 2 vCPU AMD EPYC)"); n != 1 {
+			t.Errorf("%s: the sim runs' latency source appears %d times, want once:\n%s", name, n, out)
+		}
+		if !strings.Contains(out, "netns: measured: captures") || !strings.Contains(out, "sim: latency source not recorded") {
+			t.Errorf("%s: no netns or unrecorded latency source:\n%s", name, out)
+		}
+	}
+	back, err := ReadJSON(&js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Runs[0].Latency; got != r.Runs[0].Latency {
+		t.Errorf("JSON round trip: latency %+v, want %+v", got, r.Runs[0].Latency)
+	}
+}

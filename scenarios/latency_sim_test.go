@@ -2,6 +2,7 @@ package scenarios_test
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -108,5 +109,25 @@ func TestEmittedKindsAreCosted(t *testing.T) {
 		if len(seen) < 3 {
 			t.Errorf("%s: only kinds %v on the trace", gen, seen)
 		}
+	}
+}
+
+// TestModelledLatencyDeterministic: the same scenario and seed give the
+// same modelled latencies, hop by hop.
+func TestModelledLatencyDeterministic(t *testing.T) {
+	s, err := scenarios.Load("library/cross-subnet-hops.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var probes [2][]reports.Probe
+	for i := range probes {
+		run, err := scenarios.Run(context.Background(), s, scenarios.GenVLANStock, simBackend(t, s.Seed), scenarios.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		probes[i] = run.Probes
+	}
+	if !reflect.DeepEqual(probes[0], probes[1]) {
+		t.Errorf("two runs with seed %d differ:\n%+v\n%+v", s.Seed, probes[0], probes[1])
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/cost"
 	"github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/stack"
@@ -118,7 +119,14 @@ func BenchmarkEBPFAllPairs(b *testing.B) {
 	}
 }
 
-func BenchmarkEVPNAllPairs(b *testing.B) {
+func BenchmarkEVPNAllPairs(b *testing.B) { evpnAllPairs(b, nil) }
+
+// BenchmarkEVPNAllPairsCalibrated is BenchmarkEVPNAllPairs with every
+// device costed from the calibration table, as the scenarios' sim runtime
+// does (sim.Engine.SetDeviceCost): what costing each trace event adds.
+func BenchmarkEVPNAllPairsCalibrated(b *testing.B) { evpnAllPairs(b, cost.NewModel(nil).Of) }
+
+func evpnAllPairs(b *testing.B, devCost sim.DeviceCost) {
 	topo, err := topologies.SpineLeaf(params)
 	if err != nil {
 		b.Fatal(err)
@@ -138,6 +146,7 @@ func BenchmarkEVPNAllPairs(b *testing.B) {
 		}
 	}
 	e := sim.New(1)
+	e.SetDeviceCost(devCost)
 	if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{QueueFrames: 1024}); err != nil {
 		b.Fatal(err)
 	}

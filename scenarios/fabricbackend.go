@@ -148,6 +148,9 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 		if b.cniDir, err = os.MkdirTemp("", "netbed-cni-"); err != nil {
 			return fmt.Errorf("CNI state: %w", err)
 		}
+		if err := b.recordTempDir(b.cniDir); err != nil {
+			return fmt.Errorf("CNI state: %w", err)
+		}
 	}
 	if !b.controlled() {
 		return b.startLocalIPAM()
@@ -190,8 +193,20 @@ func (b *FabricBackend) openStore() error {
 			return fmt.Errorf("controller store: %w", err)
 		}
 		b.tmpDir, dir = tmp, tmp
+		if err := b.recordTempDir(tmp); err != nil {
+			return fmt.Errorf("controller store: %w", err)
+		}
 	}
 	b.storePath = filepath.Join(dir, fmt.Sprintf("%s-%s.db", b.env.Topology.Name, b.env.Generation))
+	return nil
+}
+
+// recordTempDir records dir with the runtime's lab, when it keeps one
+// that a killed run can leave behind.
+func (b *FabricBackend) recordTempDir(dir string) error {
+	if r, ok := b.rt.(TempDirRecorder); ok {
+		return r.RecordTempDir(dir)
+	}
 	return nil
 }
 

@@ -60,6 +60,13 @@ type RuntimeProbe struct {
 	Timeout  time.Duration
 }
 
+// TempDirRecorder is a Runtime whose labs can outlive a killed process
+// (netns): the backend records the temporary directories it makes for the
+// lab with it, so that `netbed down` removes them with the lab.
+type TempDirRecorder interface {
+	RecordTempDir(dir string) error
+}
+
 // PodAttacher is a Runtime that attaches pods as a kubelet does: through
 // a CNI plugin, which takes the pod's address itself (from the
 // controller's global IPAM, or from the node's local IPAM) and wires the

@@ -62,7 +62,9 @@ func (r *Runtime) cni(in *instance) (*libcni.CNIConfig, *libcni.PluginConfig, *l
 	}
 	r.mu.Lock()
 	if r.cniCache == "" {
-		r.cniCache, err = os.MkdirTemp("", "netbed-cni-cache-")
+		if r.cniCache, err = os.MkdirTemp("", "netbed-cni-cache-"); err == nil {
+			err = r.RecordTempDir(r.cniCache)
+		}
 	}
 	cache := r.cniCache
 	r.mu.Unlock()

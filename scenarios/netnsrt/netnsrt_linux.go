@@ -165,7 +165,7 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 	r.mu.Lock()
 	r.name, r.topo = tc.Name, &tc
 	r.mu.Unlock()
-	r.labOpt = &netns.Options{StateRoot: r.opts.StateRoot}
+	r.labOpt = &netns.Options{StateRoot: r.opts.StateRoot, Backend: "netns"}
 	lab, _, err := netns.Deploy(ctx, &tc, r.labOpt)
 	if err != nil {
 		// Deploy leaves what it created for Destroy.
@@ -192,6 +192,9 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 			return fmt.Errorf("netns runtime: %w", err)
 		}
 		r.capTmp, dir = tmp, tmp
+		if err := r.RecordTempDir(tmp); err != nil {
+			return err
+		}
 	}
 	// 1 MiB rings (592 frames) per namespace: a 300-pod lab pins 300 MiB.
 	// Capture.Lost, in Stats, tells if that was too little.
@@ -418,6 +421,19 @@ func (r *Runtime) Close() error {
 		r.closeErr = errors.Join(errs...)
 	})
 	return r.closeErr
+}
+
+// RecordTempDir implements scenarios.TempDirRecorder: dir is recorded in
+// the lab's state, and `netbed down` removes it with the lab after a
+// killed run.
+func (r *Runtime) RecordTempDir(dir string) error {
+	if r.lab == nil && r.labOpt == nil {
+		return errors.New("netns runtime: no lab to record a temporary directory with")
+	}
+	if err := netns.RecordTempDir(r.name, dir, r.labOpt); err != nil {
+		return fmt.Errorf("netns runtime: %w", err)
+	}
+	return nil
 }
 
 // InstanceNamespace returns the name of instance name's namespace (under

@@ -45,9 +45,10 @@ func Deploy(ctx context.Context, t *topologies.Topology, opt *Options) (*Lab, *R
 
 	// Record the lab before creating anything, keeping namespaces an
 	// earlier deploy of this lab listed so that Destroy still finds them.
-	st := &State{Lab: t.Name}
+	st := &State{Lab: t.Name, Backend: opt.backend()}
 	seen := map[string]bool{}
 	if old, _, err := readState(root, t.Name); err == nil {
+		st.TempDirs, st.Created = old.TempDirs, old.Created
 		for _, ns := range old.Namespaces {
 			if !seen[ns] {
 				seen[ns] = true

@@ -127,10 +127,14 @@ func destroyLab(lab string, names []string, root string, opt *Options) (*Destroy
 	if err != nil {
 		return nil, fmt.Errorf("destroy lab %s: %w", lab, err)
 	}
+	dirs, err := removeTempDirs(root, lab)
+	if err != nil {
+		return nil, fmt.Errorf("destroy lab %s: %w", lab, err)
+	}
 	if err := removeState(root, lab); err != nil {
 		return nil, fmt.Errorf("destroy lab %s: %w", lab, err)
 	}
-	return &DestroyReport{Labs: []string{lab}, Namespaces: int(removed.Load())}, nil
+	return &DestroyReport{Labs: []string{lab}, Namespaces: int(removed.Load()), TempDirs: dirs}, nil
 }
 
 // scanMarked opens every namespace under NetnsDir and returns, per lab,

@@ -49,6 +49,15 @@ type Options struct {
 	StateRoot string
 	// Match, when set, limits DestroyAll to the labs it accepts.
 	Match func(lab string) bool
+	// Backend is recorded in the lab's state for 'netbed labs' (State.Backend).
+	Backend string
+}
+
+func (o *Options) backend() string {
+	if o == nil {
+		return ""
+	}
+	return o.Backend
 }
 
 func (o *Options) stateRoot() string {
@@ -109,19 +118,27 @@ type DestroyReport struct {
 	Labs []string
 	// Namespaces removed.
 	Namespaces int
-	Duration   time.Duration
+	// TempDirs is how many of the labs' recorded temporary directories
+	// were removed (State.TempDirs).
+	TempDirs int
+	Duration time.Duration
 }
 
 func (r *DestroyReport) add(o *DestroyReport) {
 	r.Labs = append(r.Labs, o.Labs...)
 	r.Namespaces += o.Namespaces
+	r.TempDirs += o.TempDirs
 }
 
 func (r *DestroyReport) String() string {
 	if len(r.Labs) == 0 {
 		return "nothing to remove"
 	}
-	return fmt.Sprintf("removed %s: %d namespaces in %v", strings.Join(r.Labs, ", "), r.Namespaces, r.Duration.Round(time.Millisecond))
+	dirs := ""
+	if r.TempDirs > 0 {
+		dirs = fmt.Sprintf(", %d temporary directories", r.TempDirs)
+	}
+	return fmt.Sprintf("removed %s: %d namespaces%s in %v", strings.Join(r.Labs, ", "), r.Namespaces, dirs, r.Duration.Round(time.Millisecond))
 }
 
 // Node is one node of a deployed or attached lab.
@@ -259,4 +276,33 @@ func joinErrs(errs []error) error {
 		return errs[0]
 	}
 	return errors.Join(errs...)
+}
+
+// LabInfo is one lab on the machine, as Labs finds it.
+type LabInfo struct {
+	Name string
+	// State is the lab's recorded state; nil for a lab found only by the
+	// marks on its namespaces' interfaces.
+	State *State
+	// Nodes is the topology's node count (from the state).
+	Nodes int
+	// Namespaces are the lab's namespaces that exist now: its nodes' and
+	// those a runtime added for instances.
+	Namespaces []string
+	// Prefix starts the names of the lab's node namespaces
+	// ("clab-<lab>-").
+	Prefix string
+}
+
+// Age is how long ago the lab was deployed, or zero when that is unknown
+// (a lab found only by its marks).
+func (li LabInfo) Age(now time.Time) time.Duration {
+	if li.State == nil {
+		return 0
+	}
+	created := li.State.Created
+	if created.IsZero() {
+		created = li.State.Updated
+	}
+	return now.Sub(created)
 }

@@ -53,3 +53,6 @@ func DoIn(ns netns.NsHandle, fn func() error) error { return ErrUnsupported }
 
 // WaitUp is not supported off Linux.
 func (l *Lab) WaitUp(ctx context.Context, timeout time.Duration) error { return ErrUnsupported }
+
+// Labs needs Linux; elsewhere it returns ErrUnsupported.
+func Labs(opt *Options) ([]LabInfo, error) { return nil, ErrUnsupported }

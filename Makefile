@@ -2,6 +2,8 @@
 GO      ?= go
 BIN     := bin
 PKGS    := ./...
+# `netbed version` prints it; a plain `go build` shows the module's version.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 export PATH := /usr/local/go/bin:$(PATH)
 
 .PHONY: all build test bench bench-smoke lint demo generate clean fuzz
@@ -9,7 +11,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/...
 
 test: lint
 	$(GO) test -count=1 -timeout 40m $(PKGS)

@@ -9,13 +9,31 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/netbed/netbed/controller/api"
 	"github.com/netbed/netbed/controller/cnc"
 	"github.com/netbed/netbed/topologies/clab"
 )
 
 func init() {
-	register(command{name: "blast", short: "which controller ports a device's failure touches (host, leaf, spine)", run: runBlast})
+	register(func() *cobra.Command {
+		var o blastFlags
+		c := &cobra.Command{
+			Use:   "blast --topology FILE [--controller URL] [flags] DEVICE...",
+			Short: "which controller ports a device's failure touches (host, leaf, spine)",
+			RunE: func(c *cobra.Command, args []string) error {
+				return runBlast(args, o, c.OutOrStdout())
+			},
+		}
+		fs := c.Flags()
+		fs.StringVar(&o.topology, "topology", "", "containerlab topology file of the fabric (required)")
+		fs.StringVar(&o.controller, "controller", "http://127.0.0.1:7480", "controller API to read the ports' host bindings from")
+		fs.BoolVar(&o.ports, "ports", false, "list the ports by name under each device")
+		fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
+		fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for the controller")
+		return c
+	})
 }
 
 // blastRow is one device's radius, by port name.
@@ -26,31 +44,28 @@ type blastRow struct {
 	Isolated  []string `json:"isolated"`
 }
 
-func runBlast(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("blast", "blast --topology FILE [--controller URL] [flags] DEVICE...", stderr)
-	topoPath := fs.String("topology", "", "containerlab topology file of the fabric (required)")
-	ctlURL := fs.String("controller", "http://127.0.0.1:7480", "controller API to read the ports' host bindings from")
-	list := fs.Bool("ports", false, "list the ports by name under each device")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the controller")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *topoPath == "" {
+type blastFlags struct {
+	topology, controller string
+	ports, json          bool
+	timeout              time.Duration
+}
+
+func runBlast(devices []string, o blastFlags, stdout io.Writer) error {
+	if o.topology == "" {
 		return usageErr("--topology is required: the fabric whose devices you ask about")
 	}
-	if fs.NArg() == 0 {
+	if len(devices) == 0 {
 		return usageErr("name at least one device (a host, leaf or spine of the topology)")
 	}
-	topo, _, err := clab.Load(*topoPath)
+	topo, _, err := clab.Load(o.topology)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	ports, err := api.NewClient(*ctlURL, nil).ListPorts(ctx)
+	ports, err := api.NewClient(o.controller, nil).ListPorts(ctx)
 	if err != nil {
-		return fmt.Errorf("list ports from the controller at %s: %w (is it running? see --controller)", *ctlURL, err)
+		return fmt.Errorf("list ports from the controller at %s: %w (is it running? see --controller)", o.controller, err)
 	}
 	names := make(map[string]string, len(ports))
 	for _, p := range ports {
@@ -64,14 +79,14 @@ func runBlast(args []string, stdout, stderr io.Writer) error {
 		return out
 	}
 	var rows []blastRow
-	for _, dev := range fs.Args() {
+	for _, dev := range devices {
 		r, err := cnc.BlastRadius(topo, ports, dev)
 		if err != nil {
-			return fmt.Errorf("%w (devices are the node names of %s)", err, *topoPath)
+			return fmt.Errorf("%w (devices are the node names of %s)", err, o.topology)
 		}
 		rows = append(rows, blastRow{Device: dev, Role: string(r.Role), Dependent: byName(r.Dependent), Isolated: byName(r.Isolated)})
 	}
-	if *asJSON {
+	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
@@ -84,7 +99,7 @@ func runBlast(args []string, stdout, stderr io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if *list {
+	if o.ports {
 		for _, r := range rows {
 			fmt.Fprintf(stdout, "\n%s\n  dependent: %s\n  isolated:  %s\n", r.Device, joinOrNone(r.Dependent), joinOrNone(r.Isolated))
 		}

@@ -11,27 +11,51 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/netbed/netbed/datapath/cost"
 	"github.com/netbed/netbed/datapath/cost/calibrate"
 )
 
 func init() {
-	register(command{name: "calibrate", short: "remeasure the sim's per-device costs on this machine's kernel devices and Open vSwitch (root)", run: runCalibrate})
+	register(func() *cobra.Command {
+		var o calibrateFlags
+		c := &cobra.Command{
+			Use:   "calibrate [flags]",
+			Short: "remeasure the sim's per-device costs on this machine's kernel devices and Open vSwitch (root)",
+			Args:  noArgs,
+		}
+		c.RunE = func(c *cobra.Command, _ []string) error {
+			// The command line recorded in the table, flags in a canonical order.
+			cmdline := []string{"netbed", "calibrate"}
+			c.Flags().Visit(func(f *pflag.Flag) {
+				if f.Name == "output" {
+					cmdline = append(cmdline, "-o", f.Value.String())
+				} else {
+					cmdline = append(cmdline, "--"+f.Name+"="+f.Value.String())
+				}
+			})
+			return runCalibrate(o, strings.Join(cmdline, " "), c.OutOrStdout(), c.ErrOrStderr())
+		}
+		fs := c.Flags()
+		fs.StringVarP(&o.out, "output", "o", "", "write the calibration JSON here (datapath/cost/calibration.json is the one netbed embeds; rebuild after)")
+		fs.IntVar(&o.samples, "samples", 30000, "round trips per path")
+		fs.IntVar(&o.rounds, "rounds", 100, "interleaved rounds the samples are taken in")
+		fs.BoolVar(&o.ovs, "ovs", true, "measure Open vSwitch's userspace datapath too (needs ovsdb-server and ovs-vswitchd)")
+		fs.StringVar(&o.machine, "machine", "", "describe the machine (default: CPU model, cores, memory and kernel as Linux reports them)")
+		return c
+	})
 }
 
-func runCalibrate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("calibrate", "calibrate [flags]", stderr)
-	outPath := fs.String("o", "", "write the calibration JSON here (datapath/cost/calibration.json is the one netbed embeds; rebuild after)")
-	samples := fs.Int("samples", 30000, "round trips per path")
-	rounds := fs.Int("rounds", 100, "interleaved rounds the samples are taken in")
-	ovs := fs.Bool("ovs", true, "measure Open vSwitch's userspace datapath too (needs ovsdb-server and ovs-vswitchd)")
-	machine := fs.String("machine", "", "describe the machine (default: CPU model, cores, memory and kernel as Linux reports them)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usageErr("unexpected arguments %q", fs.Args())
-	}
+type calibrateFlags struct {
+	out, machine    string
+	samples, rounds int
+	ovs             bool
+}
+
+func runCalibrate(o calibrateFlags, cmdline string, stdout, stderr io.Writer) error {
+	outPath, samples, rounds, ovs, machine := &o.out, &o.samples, &o.rounds, &o.ovs, &o.machine
 	if *samples < 100 {
 		return usageErr("--samples must be at least 100 (got %d)", *samples)
 	}
@@ -48,7 +72,6 @@ func runCalibrate(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	cmdline := strings.TrimSpace("netbed calibrate " + strings.Join(args, " "))
 	t, err := calibrate.Run(ctx, calibrate.Options{Samples: *samples, Rounds: *rounds, OVS: *ovs, Machine: *machine, Command: cmdline,
 		Progress: func(s string) { fmt.Fprintln(stderr, s) }})
 	if err != nil {

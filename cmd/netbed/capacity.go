@@ -14,13 +14,35 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/simrt"
 )
 
 func init() {
-	register(command{name: "capacity", short: "table sizes (MACs, routes, BPF maps) per generation as instances per host grow", run: runCapacity})
+	register(func() *cobra.Command {
+		var o capacityFlags
+		c := &cobra.Command{
+			Use:   "capacity [flags]",
+			Short: "table sizes (MACs, routes, BPF maps) per generation as instances per host grow",
+			Args:  noArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				return runCapacity(o, c.OutOrStdout(), c.ErrOrStderr())
+			},
+		}
+		fs := c.Flags()
+		fs.StringVar(&o.gens, "gen", "vlan,evpn,ebpf", "generations, comma-separated")
+		fs.StringVar(&o.perHost, "per-host", "10,100,250,500", "instances per host to try, comma-separated")
+		fs.IntVar(&o.spines, "spines", 2, "spine-leaf (gens 2 and 3): spines")
+		fs.IntVar(&o.leaves, "leaves", 4, "spine-leaf: leaves")
+		fs.IntVar(&o.hostsPerLeaf, "hosts-per-leaf", 4, "spine-leaf: hosts per leaf (gen 1 uses the default three-tier fabric)")
+		fs.BoolVar(&o.traffic, "traffic", true, "every instance probes the first one, so that tables learnt from traffic (gen 1's MAC tables) fill")
+		fs.StringVar(&o.out, "out", "", "directory for capacity.md, capacity.html and capacity.json")
+		fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress display")
+		return c
+	})
 }
 
 // capacityPoint is one generation at one number of instances per host.
@@ -52,19 +74,15 @@ func capacityScenario(gen scenarios.Generation, perHost, hosts int, topo string,
 	return b.String()
 }
 
-func runCapacity(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("capacity", "capacity [flags]", stderr)
-	gensF := fs.String("gen", "vlan,evpn,ebpf", "generations, comma-separated")
-	perF := fs.String("per-host", "10,100,250,500", "instances per host to try, comma-separated")
-	spines := fs.Int("spines", 2, "spine-leaf (gens 2 and 3): spines")
-	leaves := fs.Int("leaves", 4, "spine-leaf: leaves")
-	hostsPerLeaf := fs.Int("hosts-per-leaf", 4, "spine-leaf: hosts per leaf (gen 1 uses the default three-tier fabric)")
-	traffic := fs.Bool("traffic", true, "every instance probes the first one, so that tables learnt from traffic (gen 1's MAC tables) fill")
-	out := fs.String("out", "", "directory for capacity.md, capacity.html and capacity.json")
-	quiet := fs.Bool("q", false, "no progress display")
-	if _, err := topoParse(fs, args); err != nil {
-		return err
-	}
+type capacityFlags struct {
+	gens, perHost                string
+	spines, leaves, hostsPerLeaf int
+	traffic, quiet               bool
+	out                          string
+}
+
+func runCapacity(o capacityFlags, stdout, stderr io.Writer) error {
+	gensF, perF, spines, leaves, hostsPerLeaf, traffic, out, quiet := &o.gens, &o.perHost, &o.spines, &o.leaves, &o.hostsPerLeaf, &o.traffic, &o.out, &o.quiet
 	var gens []scenarios.Generation
 	for _, g := range strings.Split(*gensF, ",") {
 		if g = strings.TrimSpace(g); !slices.Contains(scenarios.Generations, scenarios.Generation(g)) {
@@ -84,6 +102,7 @@ func runCapacity(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var points []capacityPoint
+	pr := newProgress(stderr)
 	for _, gen := range gens {
 		topo := fmt.Sprintf("{builder: spine-leaf, params: {spines: %d, leaves: %d, hosts_per_leaf: %d}}", *spines, *leaves, *hostsPerLeaf)
 		if gen.Family() == 1 {
@@ -93,7 +112,7 @@ func runCapacity(args []string, stdout, stderr io.Writer) error {
 			prefix := fmt.Sprintf("%s, %d per host", gen, n)
 			var progress func(string)
 			if !*quiet {
-				progress = progressLine(stderr, prefix)
+				progress = pr.line(prefix)
 			}
 			pt, err := capacityRun(ctx, gen, n, topo, *traffic, progress)
 			if err != nil {
@@ -105,7 +124,7 @@ func runCapacity(args []string, stdout, stderr io.Writer) error {
 				if pt.Error != "" {
 					status = "limit: " + pt.Error
 				}
-				fmt.Fprintf(stderr, "\r\033[K%s on %d hosts: %s\n", prefix, pt.Hosts, status)
+				pr.done("%s on %d hosts: %s", prefix, pt.Hosts, status)
 			}
 			if pt.Error != "" {
 				break // more per host fails the same way

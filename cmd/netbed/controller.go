@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/api"
 	"github.com/netbed/netbed/controller/cnc"
@@ -21,30 +23,44 @@ import (
 )
 
 func init() {
-	register(command{name: "controller", short: "run the SDN controller (network service, IPAM, port states) over HTTP", run: runController})
+	register(func() *cobra.Command {
+		c := &cobra.Command{
+			Use:   "controller",
+			Short: "run the SDN controller (network service, IPAM, port states) over HTTP",
+			Args: func(*cobra.Command, []string) error {
+				return usageErr("want 'netbed controller serve --store path --listen addr'")
+			},
+			RunE: func(*cobra.Command, []string) error { return nil },
+		}
+		var o controllerFlags
+		serve := &cobra.Command{
+			Use:   "serve [flags]",
+			Short: "serve the controller's HTTP API on its bbolt store until SIGINT or SIGTERM",
+			Args:  noArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				return runController(o, c.OutOrStdout())
+			},
+		}
+		fs := serve.Flags()
+		fs.StringVar(&o.store, "store", "netbed-controller.db", "bbolt store file (created if missing)")
+		fs.StringVar(&o.listen, "listen", "127.0.0.1:7480", "address to serve the HTTP API on")
+		fs.DurationVar(&o.lockTimeout, "lock-timeout", 2*time.Second, "how long to wait for another process's lock on the store")
+		fs.StringVar(&o.topology, "topology", "", "fabric topology (containerlab file): run the CNC, which configures the leaves of bound ports (in memory) and reports their overlay")
+		fs.StringVar(&o.clusterCIDR, "cluster-cidr", "", "generation 3: the cluster pool nodes get their pod CIDRs from (PUT /v1/nodes/{name}), e.g. 10.244.0.0/16")
+		fs.IntVar(&o.nodeMask, "node-mask", 24, "with --cluster-cidr, the prefix length of each node's block")
+		c.AddCommand(serve)
+		return c
+	})
 }
 
-func runController(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "serve" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprintln(stderr, "Usage: netbed controller serve [flags]")
-			return nil
-		}
-		return usageErr("want 'netbed controller serve --store path --listen addr'")
-	}
-	fs := newFlags("controller serve", "controller serve [flags]", stderr)
-	storePath := fs.String("store", "netbed-controller.db", "bbolt store file (created if missing)")
-	listen := fs.String("listen", "127.0.0.1:7480", "address to serve the HTTP API on")
-	lockWait := fs.Duration("lock-timeout", 2*time.Second, "how long to wait for another process's lock on the store")
-	topoFile := fs.String("topology", "", "fabric topology (containerlab file): run the CNC, which configures the leaves of bound ports (in memory) and reports their overlay")
-	clusterCIDR := fs.String("cluster-cidr", "", "generation 3: the cluster pool nodes get their pod CIDRs from (PUT /v1/nodes/{name}), e.g. 10.244.0.0/16")
-	nodeMask := fs.Int("node-mask", 24, "with --cluster-cidr, the prefix length of each node's block")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected arguments %q", fs.Args())
-	}
+type controllerFlags struct {
+	store, listen, topology, clusterCIDR string
+	lockTimeout                          time.Duration
+	nodeMask                             int
+}
+
+func runController(o controllerFlags, stdout io.Writer) error {
+	storePath, listen, lockWait, topoFile, clusterCIDR, nodeMask := &o.store, &o.listen, &o.lockTimeout, &o.topology, &o.clusterCIDR, &o.nodeMask
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var topo *topologies.Topology

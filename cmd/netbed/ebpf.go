@@ -10,11 +10,33 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/netbed/netbed/datapath/ebpf"
 )
 
 func init() {
-	register(command{name: "policy-bench", short: "gen 3 policy lookup: O(1) BPF policy map vs O(n) iptables-style chain", run: runPolicyBench})
+	register(func() *cobra.Command {
+		var (
+			sizes   string
+			lookups int
+			seed    uint64
+			asJSON  bool
+		)
+		c := &cobra.Command{
+			Use:   "policy-bench [flags]",
+			Short: "gen 3 policy lookup: O(1) BPF policy map vs O(n) iptables-style chain",
+			Args:  noArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				return runPolicyBench(sizes, lookups, seed, asJSON, c.OutOrStdout())
+			},
+		}
+		c.Flags().StringVar(&sizes, "rules", "10,100,1000,10000", "comma-separated rule counts")
+		c.Flags().IntVar(&lookups, "lookups", 200000, "lookups per rule count and structure")
+		c.Flags().Uint64Var(&seed, "seed", 1, "seed of the random rules and queries")
+		c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+		return c
+	})
 }
 
 // policyBenchRow is one rule count's measurement.
@@ -25,18 +47,8 @@ type policyBenchRow struct {
 	ChainOverMap  float64 `json:"chain_over_map"`
 }
 
-func runPolicyBench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("policy-bench", "policy-bench [flags]", stderr)
-	sizes := fs.String("rules", "10,100,1000,10000", "comma-separated rule counts")
-	lookups := fs.Int("lookups", 200000, "lookups per rule count and structure")
-	seed := fs.Uint64("seed", 1, "seed of the random rules and queries")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usageErr("unexpected arguments %q", fs.Args())
-	}
+func runPolicyBench(sizesF string, lookupsF int, seedF uint64, asJSONF bool, stdout io.Writer) error {
+	sizes, lookups, seed, asJSON := &sizesF, &lookupsF, &seedF, &asJSONF
 	var ns []int
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))

@@ -7,9 +7,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/netbed/netbed/internal/doctor"
 	"github.com/netbed/netbed/scenarios/netnsrt"
@@ -18,9 +21,60 @@ import (
 )
 
 func init() {
-	register(command{name: "up", short: "deploy a topology file as network namespaces and veth pairs", run: runUp})
-	register(command{name: "down", short: "remove a lab deployed by 'netbed up' (or every netbed lab with --all)", run: runDown})
-	register(command{name: "doctor", short: "check what this machine's kernel offers and which backends can run", run: runDoctor})
+	register(func() *cobra.Command {
+		var o upFlags
+		c := &cobra.Command{
+			Use:   "up [flags] file.clab.yml",
+			Short: "deploy a topology file as network namespaces and veth pairs",
+			Args:  exactArgs(1, "want exactly one topology file, e.g. 'netbed up topologies/examples/spine-leaf-2x4.clab.yml'"),
+			RunE: func(c *cobra.Command, args []string) error {
+				return runUp(args[0], o, c.OutOrStdout(), c.ErrOrStderr())
+			},
+		}
+		c.Flags().IntVar(&o.workers, "workers", 0, "namespaces or links set up at once (0: twice the CPUs)")
+		c.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "do not print what was inferred from the file")
+		return c
+	})
+	register(func() *cobra.Command {
+		var o downFlags
+		c := &cobra.Command{
+			Use:   "down [flags] file.clab.yml | lab | --lab name | --all",
+			Short: "remove a lab deployed by 'netbed up' or 'netbed run' (or every netbed lab with --all)",
+			RunE: func(c *cobra.Command, args []string) error {
+				return runDown(args, o, c.OutOrStdout())
+			},
+		}
+		c.Flags().BoolVar(&o.all, "all", false, "remove every netbed lab on this machine, including ones left by a crashed or killed run")
+		c.Flags().StringVar(&o.lab, "lab", "", "remove the lab with this name, as 'netbed labs' or 'ip netns list' shows it (no file needed)")
+		return c
+	})
+	register(func() *cobra.Command {
+		var require string
+		c := &cobra.Command{
+			Use:   "doctor [flags]",
+			Short: "check what this machine's kernel offers and which backends can run",
+			Args:  noArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				return runDoctor(require, c.OutOrStdout())
+			},
+		}
+		c.Flags().StringVar(&require, "require", "", "comma-separated backends (sim, netns, kernel) that must be able to run; exit 1 otherwise")
+		return c
+	})
+}
+
+type upFlags struct {
+	workers int
+	quiet   bool
+}
+
+// downAllOptions limits `down --all` in tests, which must not remove other
+// tests' labs; nil otherwise.
+var downAllOptions *netns.Options
+
+type downFlags struct {
+	all bool
+	lab string
 }
 
 // needRoot explains, before anything is attempted, that namespaces need root.
@@ -31,21 +85,12 @@ func needRoot(cmd string) error {
 	return nil
 }
 
-func runUp(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("up", "up [flags] file.clab.yml", stderr)
-	workers := fs.Int("workers", 0, "namespaces or links set up at once (0: twice the CPUs)")
-	quiet := fs.Bool("q", false, "do not print what was inferred from the file")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usageErr("want exactly one topology file, e.g. 'netbed up topologies/examples/spine-leaf-2x4.clab.yml'")
-	}
-	t, rep, err := clab.Load(fs.Arg(0))
+func runUp(file string, o upFlags, stdout, stderr io.Writer) error {
+	t, rep, err := clab.Load(file)
 	if err != nil {
 		return err
 	}
-	if !*quiet && !rep.Empty() {
+	if !o.quiet && !rep.Empty() {
 		fmt.Fprint(stderr, rep.String())
 	}
 	if err := needRoot("netbed up"); err != nil {
@@ -53,7 +98,7 @@ func runUp(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	lab, drep, err := netns.Deploy(ctx, t, &netns.Options{Workers: *workers})
+	lab, drep, err := netns.Deploy(ctx, t, &netns.Options{Workers: o.workers})
 	if err != nil {
 		return err
 	}
@@ -65,48 +110,57 @@ func runUp(args []string, stdout, stderr io.Writer) error {
 	}
 	if nodes := lab.Nodes(); len(nodes) > 0 {
 		name, _ := lab.NetnsName(nodes[0])
-		fmt.Fprintf(stdout, "try: ip netns exec %s ip link\nremove with: netbed down %s\n", name, fs.Arg(0))
+		fmt.Fprintf(stdout, "try: ip netns exec %s ip link\nremove with: netbed down %s\n", name, file)
 	}
 	return nil
 }
 
-func runDown(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("down", "down [flags] file.clab.yml | --lab name | --all", stderr)
-	all := fs.Bool("all", false, "remove every netbed lab on this machine, including ones left by a crashed or killed run")
-	labName := fs.String("lab", "", "remove the lab with this name (no file needed)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+func runDown(args []string, o downFlags, stdout io.Writer) error {
 	given := 0
-	for _, b := range []bool{*all, *labName != "", fs.NArg() > 0} {
+	for _, b := range []bool{o.all, o.lab != "", len(args) > 0} {
 		if b {
 			given++
 		}
 	}
-	if given != 1 || fs.NArg() > 1 {
+	if given != 1 || len(args) > 1 {
 		return usageErr("want one of: a topology file, --lab name, or --all")
 	}
 	if err := needRoot("netbed down"); err != nil {
 		return err
 	}
-	var (
-		rep *netns.DestroyReport
-		err error
-	)
-	switch {
-	case *all:
-		rep, err = netns.DestroyAll(nil)
-	default:
-		name := *labName
-		if name == "" {
-			t, _, lerr := clab.Load(fs.Arg(0))
-			if lerr != nil {
-				return fmt.Errorf("%w (to remove a lab whose file is gone, use --lab name or --all)", lerr)
+	if o.all {
+		rep, err := netns.DestroyAll(downAllOptions)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, rep)
+		return nil
+	}
+	name, what := o.lab, "lab"
+	if name == "" {
+		name, what = args[0], "file"
+		if _, err := os.Stat(name); err == nil || strings.ContainsAny(name, "/") || strings.HasSuffix(name, ".yml") || strings.HasSuffix(name, ".yaml") {
+			t, _, err := clab.Load(name)
+			if err != nil {
+				return fmt.Errorf("%w (to remove a lab whose file is gone, use --lab name or --all)", err)
 			}
 			name = t.Name
+		} else {
+			what = "lab" // not a file: a lab's name, as deploy errors print it
 		}
-		rep, err = netns.Destroy(name, nil)
 	}
+	labs, err := netns.Labs(nil)
+	if err != nil {
+		return err
+	}
+	lab, ok := matchLab(labs, name)
+	if !ok {
+		if what == "file" {
+			return fmt.Errorf("no lab %s on this machine: nothing to remove ('netbed labs' lists the labs)", name)
+		}
+		return fmt.Errorf("no lab matches %q: nothing to remove ('netbed labs' lists the labs; --lab takes a lab's name or one of its namespaces as 'ip netns list' shows them)", name)
+	}
+	rep, err := netns.Destroy(lab, nil)
 	if err != nil {
 		return err
 	}
@@ -114,15 +168,26 @@ func runDown(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func runDoctor(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("doctor", "doctor [flags]", stderr)
-	require := fs.String("require", "", "comma-separated backends (sim, netns, kernel) that must be able to run; exit 1 otherwise")
-	if err := fs.Parse(args); err != nil {
-		return err
+// matchLab finds the lab that name means: a lab's name, the same with
+// containerlab's "clab-" in front, or the name of one of its namespaces
+// as `ip netns list` shows it ("clab-<lab>-<node>").
+func matchLab(labs []netns.LabInfo, name string) (string, bool) {
+	for _, l := range labs {
+		if l.Name == name || "clab-"+l.Name == name || slices.Contains(l.Namespaces, name) {
+			return l.Name, true
+		}
 	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected arguments %q", fs.Args())
+	// A node namespace that is gone: the longest lab prefix it carries.
+	best := ""
+	for _, l := range labs {
+		if strings.HasPrefix(name, l.Prefix) && len(l.Name) > len(best) {
+			best = l.Name
+		}
 	}
+	return best, best != ""
+}
+
+func runDoctor(require string, stdout io.Writer) error {
 	res := doctor.Run()
 	if err := res.WriteTable(stdout); err != nil {
 		return err
@@ -132,7 +197,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "\nCNI plugin: not found (%v): pods on the netns backend need it; make build puts it in bin/ beside netbed\n", err)
 	}
-	if *require == "" {
+	if require == "" {
 		return nil
 	}
 	can := map[string]doctor.Backend{}
@@ -140,7 +205,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) error {
 		can[b.Name] = b
 	}
 	var errs []error
-	for _, name := range strings.Split(*require, ",") {
+	for _, name := range strings.Split(require, ",") {
 		name = strings.TrimSpace(name)
 		b, ok := can[name]
 		switch {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,7 +31,7 @@ func TestLabCommandsUsage(t *testing.T) {
 		{[]string{"down", "--all", "--lab", "x"}, 2, "--lab name, or --all"},
 		{[]string{"down", "--all", "f.yml"}, 2, "--lab name, or --all"},
 		{[]string{"doctor", "extra"}, 2, "unexpected arguments"},
-		{[]string{"up", "-h"}, 0, "Usage: netbed up"},
+		{[]string{"up", "-h"}, 0, ""}, // help goes to stdout: TestHelpEveryCommand
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -97,21 +98,56 @@ topology:
 
 	steps := []struct {
 		args     []string
-		want     string
+		code     int
+		want     string // in stdout, or in stderr when code != 0
 		nsExists bool
 	}{
-		{[]string{"up", file}, "4 nodes (4 created, 0 present), 3 links (3 created", true},
-		{[]string{"up", file}, "4 nodes (0 created, 4 present), 3 links (0 created, 3 present", true},
-		{[]string{"down", file}, "removed " + lab + ": 4 namespaces", false},
-		{[]string{"down", "--lab", lab}, "nothing to remove", false},
+		{[]string{"up", file}, 0, "4 nodes (4 created, 0 present), 3 links (3 created", true},
+		{[]string{"up", file}, 0, "4 nodes (0 created, 4 present), 3 links (0 created, 3 present", true},
+		{[]string{"down", file}, 0, "removed " + lab + ": 4 namespaces", false},
+		// Nothing left to match: down says so and fails.
+		{[]string{"down", "--lab", lab}, 1, "no lab matches", false},
+		{[]string{"down", file}, 1, "no lab " + lab + " on this machine", false},
 	}
 	for _, s := range steps {
 		code, stdout, stderr := runCLI(s.args...)
-		if code != 0 || !strings.Contains(stdout, s.want) {
+		out := stdout
+		if s.code != 0 {
+			out = stderr
+		}
+		if code != s.code || !strings.Contains(out, s.want) {
 			t.Fatalf("netbed %s: exit %d\nstdout %s\nstderr %s\nwant %q", strings.Join(s.args, " "), code, stdout, stderr, s.want)
 		}
 		if _, err := os.Stat(nsPath); (err == nil) != s.nsExists {
 			t.Errorf("after netbed %s: %s exists=%v, want %v", strings.Join(s.args, " "), nsPath, err == nil, s.nsExists)
 		}
+		if s.args[0] == "up" {
+			// This process deployed it: its owner is alive.
+			if r, ok := labsRow(t, lab); !ok || r.Backend != "topology" || r.Nodes != 4 || len(r.Namespaces) != 4 || r.Owner != "alive" || r.AgeSeconds <= 0 {
+				t.Errorf("netbed labs: %+v (found %v)", r, ok)
+			}
+		}
 	}
+	if _, ok := labsRow(t, lab); ok {
+		t.Errorf("netbed labs lists %s after down", lab)
+	}
+}
+
+// labsRow returns lab's row of 'netbed labs --json'.
+func labsRow(t *testing.T, lab string) (labRow, bool) {
+	t.Helper()
+	code, stdout, stderr := runCLI("labs", "--json")
+	if code != 0 {
+		t.Fatalf("netbed labs: exit %d: %s", code, stderr)
+	}
+	var rows []labRow
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+		t.Fatalf("netbed labs --json: %v in %q", err, stdout)
+	}
+	for _, r := range rows {
+		if r.Name == lab {
+			return r, true
+		}
+	}
+	return labRow{}, false
 }

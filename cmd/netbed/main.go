@@ -5,35 +5,26 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// command is one `netbed <name>` subcommand. Each lives in its own file and
-// registers itself from init.
-type command struct {
-	name  string
-	short string // one line for `netbed help`
-	// run gets the arguments after the command name; stdout and stderr are
-	// where it writes. It returns an error to print and exit non-zero.
-	run func(args []string, stdout, stderr io.Writer) error
+// commands holds the constructors of the `netbed <name>` subcommands. Each
+// lives in its own file and registers itself from init; run builds a fresh
+// tree for every call, so that no flag value outlives it.
+var commands []func() *cobra.Command
+
+func register(newCmd func() *cobra.Command) {
+	commands = append(commands, newCmd)
 }
 
-var commands = map[string]command{}
-
-func register(c command) {
-	if _, dup := commands[c.name]; dup {
-		panic("netbed: command registered twice: " + c.name)
-	}
-	commands[c.name] = c
-}
-
-// errUsage marks an error caused by how the command was called; main prints
-// it with a hint to run help.
+// errUsage marks an error caused by how the command was called; it exits
+// 2 with a hint to run help.
 var errUsage = errors.New("usage")
 
 func usageErr(format string, a ...any) error {
@@ -44,55 +35,136 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// newRoot returns the command tree writing to stdout and stderr.
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "netbed",
+		Short: "network simulation and verification testbed (VLAN, EVPN, eBPF generations)",
+		// Errors are printed once, by run, with the exit code they deserve.
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Version:       versionString(),
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("netbed {{.Version}}\n")
+	root.SetUsageTemplate(usageTemplate)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
+	root.CompletionOptions.HiddenDefaultCmd = false
+	// -o and -q are the long flags --output and --quiet; --o and --q, which
+	// Go's flag package accepted, still reach them.
+	root.SetGlobalNormalizationFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		switch name {
+		case "o":
+			name = "output"
+		case "q":
+			name = "quiet"
+		}
+		return pflag.NormalizedName(name)
+	})
+	for _, newCmd := range commands {
+		root.AddCommand(newCmd())
+	}
+	return root
+}
+
+// usageTemplate is cobra's, with the usage line on the line of "Usage:".
+const usageTemplate = `Usage: {{if .Runnable}}{{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}{{if .Runnable}}
+       {{end}}{{.CommandPath}} <command>{{end}}{{if gt (len .Aliases) 0}}
+
+Aliases:
+  {{.NameAndAliases}}{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
+
+Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
+
+Global Flags:
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+
+Run '{{.CommandPath}} <command> -h' for a command's flags.{{end}}
+`
+
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		printHelp(stdout)
+	root := newRoot(stdout, stderr)
+	root.SetArgs(goStyleFlags(root, args))
+	c, err := root.ExecuteC()
+	if err == nil {
 		return 0
 	}
-	c, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "netbed: unknown command %q; run 'netbed help' for the list\n", args[0])
+	if c == root && !errors.Is(err, errUsage) {
+		// cobra's "unknown command" (with its suggestions).
+		fmt.Fprintf(stderr, "netbed: %v\nrun 'netbed help' for the list\n", err)
 		return 2
 	}
-	if err := c.run(args[1:], stdout, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "netbed %s: %v\n", c.name, err)
-		if errors.Is(err, errUsage) {
-			fmt.Fprintf(stderr, "run 'netbed %s -h' for usage\n", c.name)
-			return 2
-		}
-		return 1
+	fmt.Fprintf(stderr, "%s: %v\n", c.CommandPath(), err)
+	if errors.Is(err, errUsage) {
+		fmt.Fprintf(stderr, "run '%s -h' for usage\n", c.CommandPath())
+		return 2
 	}
-	return 0
+	return 1
 }
 
-func printHelp(w io.Writer) {
-	fmt.Fprintln(w, "netbed: network simulation and verification testbed (VLAN, EVPN, eBPF generations)")
-	fmt.Fprintln(w, "\nUsage: netbed <command> [flags] [args]\n\nCommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].short)
-	}
-	fmt.Fprintln(w, "\nRun 'netbed <command> -h' for a command's flags.")
-}
-
-// newFlags returns a FlagSet that reports errors instead of exiting and
-// prints usage to stderr.
-func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("netbed "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: netbed %s\n", usage)
-		if strings.Contains(usage, "[flags]") {
-			fmt.Fprintln(stderr, "\nFlags:")
-			fs.PrintDefaults()
+// goStyleFlags rewrites "-name" and "-name=value", as Go's flag package
+// took them, to "--name": every long flag netbed had before it moved to
+// pflag still works with one dash. Single letters (-o, -q, -h), negative
+// numbers and everything after "--" are left alone.
+func goStyleFlags(root *cobra.Command, args []string) []string {
+	long := map[string]bool{"help": true, "version": true}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) { long[f.Name] = true })
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
 		}
 	}
-	return fs
+	walk(root)
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
+			name, _, _ := strings.Cut(a[1:], "=")
+			if len(name) > 1 && long[name] {
+				a = "-" + a
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// exactArgs, minArgs and noArgs are cobra's argument checks with netbed's
+// messages, as usage errors (exit 2).
+func exactArgs(n int, msg string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErr("%s", msg)
+		}
+		return nil
+	}
+}
+
+func minArgs(n int, msg string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usageErr("%s", msg)
+		}
+		return nil
+	}
+}
+
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErr("unexpected arguments %q", args)
+	}
+	return nil
 }

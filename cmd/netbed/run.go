@@ -15,16 +15,91 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/simrt"
 )
 
 func init() {
-	register(command{name: "run", short: "replay a scenario for its generations and report (exit 1 if an expectation fails)", run: runRun})
-	register(command{name: "compare", short: "replay several scenarios and write one comparative report", run: runCompare})
-	register(command{name: "validate", short: "check scenario files; errors name file, line and field", run: runValidate})
-	register(command{name: "report", short: "merge shards' JSON results (report merge a.json b.json -o dir), or compare with a baseline (report diff old.json new.json)", run: runReport})
+	register(func() *cobra.Command {
+		return scenarioCmd("run [flags] scenario.yaml", "replay a scenario for its generations and report (exit 1 if an expectation fails)")
+	})
+	register(func() *cobra.Command {
+		return scenarioCmd("compare [flags] scenario.yaml...", "replay several scenarios and write one comparative report")
+	})
+	register(func() *cobra.Command {
+		return &cobra.Command{
+			Use:   "validate scenario.yaml...",
+			Short: "check scenario files without running them; every problem with file:line: field",
+			Args:  minArgs(1, "name at least one scenario file"),
+			RunE: func(c *cobra.Command, args []string) error {
+				return runValidate(args, c.OutOrStdout())
+			},
+		}
+	})
+	register(func() *cobra.Command {
+		c := &cobra.Command{
+			Use:   "report",
+			Short: "merge shards' JSON results (report merge a.json b.json -o dir), or compare with a baseline (report diff old.json new.json)",
+			Args:  reportArgs,
+			RunE:  func(*cobra.Command, []string) error { return reportArgs(nil, nil) },
+		}
+		var out string
+		merge := &cobra.Command{
+			Use:   "merge [flags] shard.json...",
+			Short: "merge report.json files of shards into one report",
+			Args:  minArgs(1, "name the JSON reports to merge"),
+			RunE: func(c *cobra.Command, args []string) error {
+				return runReportMerge(args, out, c.OutOrStdout())
+			},
+		}
+		merge.Flags().StringVarP(&out, "output", "o", "", "directory for the merged report (default: print Markdown only)")
+		var slow float64
+		diff := &cobra.Command{
+			Use:   "diff [flags] baseline.json new.json",
+			Short: "list what changed between two report.json files; exit 1 on a regression",
+			Args:  exactArgs(2, "name the baseline report.json and the new one"),
+			RunE: func(c *cobra.Command, args []string) error {
+				return runReportDiff(args, slow, c.OutOrStdout())
+			},
+		}
+		diff.Flags().Float64Var(&slow, "max-slowdown", 0, "the factor by which round-trip and spawn times of runs on the same backend may grow (0: timings not compared)")
+		c.AddCommand(merge, diff)
+		return c
+	})
+}
+
+// reportArgs refuses 'netbed report' without a known subcommand.
+func reportArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErr("unknown report subcommand %q; report commands: report merge a.json b.json... -o dir; report diff baseline.json new.json", args[0])
+	}
+	return usageErr("report commands: report merge a.json b.json... -o dir; report diff baseline.json new.json")
+}
+
+// scenarioCmd is 'netbed run' or 'netbed compare'.
+func scenarioCmd(use, short string) *cobra.Command {
+	var f runFlags
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  minArgs(1, "name at least one scenario file"),
+	}
+	c.RunE = func(c *cobra.Command, args []string) error {
+		return runScenarios(c.Name(), f, args, c.OutOrStdout(), c.ErrOrStderr())
+	}
+	fs := c.Flags()
+	fs.StringVar(&f.gens, "gen", "", "generations to run, comma-separated (vlan,vlan-stock,evpn,ebpf,ebpf-direct); default: each scenario's own")
+	fs.StringVar(&f.backend, "backend", "auto", "sim, netns or auto (netns when root and the kernel allows, else sim)")
+	fs.StringVar(&f.out, "out", "", "directory for report.md, report.html, report.json and junit.xml")
+	fs.StringVar(&f.shard, "shard", "", "run only shard i of n (i/n, from 0) of the scenario × generation runs")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
+	fs.StringVar(&f.baseline, "baseline", "", "report.json of an earlier run: list what changed, exit 1 on a regression (behaviour, or timing beyond --max-slowdown)")
+	fs.BoolVar(&f.hold, "hold", false, "netns: once the run is measured, keep its lab up (the nodes forwarding) and list its instances' namespaces until Ctrl-C")
+	fs.Float64Var(&f.maxSlowdown, "max-slowdown", 0, "with --baseline, the factor by which round-trip and spawn times of runs on the same backend may grow (0: timings not compared)")
+	return c
 }
 
 // errChecksFailed makes the command exit 1 after printing its report.
@@ -34,16 +109,9 @@ var errChecksFailed = errors.New("expectations failed; see the report")
 // baseline in behaviour (or in timing beyond --max-slowdown).
 var errRegressed = errors.New("regressions against the baseline; see the report")
 
-func runValidate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate", "validate scenario.yaml...", stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return usageErr("name at least one scenario file")
-	}
+func runValidate(files []string, stdout io.Writer) error {
 	var errs []error
-	for _, f := range fs.Args() {
+	for _, f := range files {
 		s, err := scenarios.Load(f)
 		if err == nil {
 			for _, g := range s.Generations {
@@ -70,32 +138,8 @@ type runFlags struct {
 	hold                               bool
 }
 
-func runRun(args []string, stdout, stderr io.Writer) error {
-	return runScenarios("run", "run [flags] scenario.yaml", args, stdout, stderr)
-}
-
-func runCompare(args []string, stdout, stderr io.Writer) error {
-	return runScenarios("compare", "compare [flags] scenario.yaml...", args, stdout, stderr)
-}
-
-func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(name, usage, stderr)
-	var f runFlags
-	fs.StringVar(&f.gens, "gen", "", "generations to run, comma-separated (vlan,vlan-stock,evpn,ebpf,ebpf-direct); default: each scenario's own")
-	fs.StringVar(&f.backend, "backend", "auto", "sim, netns or auto (netns when root and the kernel allows, else sim)")
-	fs.StringVar(&f.out, "out", "", "directory for report.md, report.html, report.json and junit.xml")
-	fs.StringVar(&f.shard, "shard", "", "run only shard i of n (i/n, from 0) of the scenario × generation runs")
-	fs.BoolVar(&f.quiet, "q", false, "no progress display")
-	fs.StringVar(&f.baseline, "baseline", "", "report.json of an earlier run: list what changed, exit 1 on a regression (behaviour, or timing beyond --max-slowdown)")
-	fs.BoolVar(&f.hold, "hold", false, "netns: once the run is measured, keep its lab up (the nodes forwarding) and list its instances' namespaces until Ctrl-C")
-	fs.Float64Var(&f.maxSlowdown, "max-slowdown", 0, "with --baseline, the factor by which round-trip and spawn times of runs on the same backend may grow (0: timings not compared)")
-	files, err := topoParse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(files) == 0 {
-		return usageErr("name at least one scenario file")
-	}
+func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Writer) error {
+	var err error
 	if name == "run" && len(files) > 1 {
 		return usageErr("run takes one scenario; use compare for several")
 	}
@@ -160,6 +204,7 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stderr, note)
 	}
 	rep := &reports.Report{Title: "netbed comparison", Machine: machine(), Created: time.Now().UTC()}
+	pr := newProgress(stderr)
 	var runErrs []error
 	for i, j := range mine {
 		prefix := fmt.Sprintf("[%d/%d] %s/%s on %s", i+1, len(mine), j.s.Name, j.gen, backend.name)
@@ -168,7 +213,7 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 			opts.Hold = holdLab(stderr)
 		}
 		if !f.quiet {
-			opts.Progress = progressLine(stderr, prefix)
+			opts.Progress = pr.line(prefix)
 			opts.Progress("starting")
 		}
 		run, err := scenarios.Run(ctx, j.s, j.gen, backend.make(j.s), opts)
@@ -182,7 +227,7 @@ func runScenarios(name, usage string, args []string, stdout, stderr io.Writer) e
 			if run.Failed() {
 				status = "FAILED"
 			}
-			fmt.Fprintf(stderr, "\r\033[K%s: %s (%d probes, %d checks, %s)\n", prefix, status, len(run.Probes), len(run.Checks), run.Elapsed.Round(time.Millisecond))
+			pr.done("%s: %s (%d probes, %d checks, %s)", prefix, status, len(run.Probes), len(run.Checks), run.Elapsed.Round(time.Millisecond))
 		}
 		if ctx.Err() != nil {
 			break
@@ -323,12 +368,6 @@ func parseShard(s string) (int, int, error) {
 	return i, n, nil
 }
 
-func progressLine(w io.Writer, prefix string) func(string) {
-	return func(msg string) {
-		fmt.Fprintf(w, "\r\033[K%s: %s", prefix, msg)
-	}
-}
-
 func machine() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s, %d CPUs, %s/%s, %s", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
@@ -358,23 +397,9 @@ func writeReports(dir string, rep *reports.Report) error {
 	return nil
 }
 
-func runReport(args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "diff" {
-		return runReportDiff(args[1:], stdout, stderr)
-	}
-	if len(args) == 0 || args[0] != "merge" {
-		return usageErr("report commands: report merge a.json b.json... -o dir; report diff baseline.json new.json")
-	}
-	fs := newFlags("report merge", "report merge [flags] shard.json...", stderr)
-	out := fs.String("o", "", "directory for the merged report (default: print Markdown only)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return usageErr("name the JSON reports to merge")
-	}
+func runReportMerge(files []string, out string, stdout io.Writer) error {
 	var merged *reports.Report
-	for _, path := range fs.Args() {
+	for _, path := range files {
 		f, err := os.Open(path)
 		if err != nil {
 			return fmt.Errorf("merge: %w", err)
@@ -393,8 +418,8 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	if err := reports.WriteMarkdown(stdout, merged); err != nil {
 		return err
 	}
-	if *out != "" {
-		return writeReports(*out, merged)
+	if out != "" {
+		return writeReports(out, merged)
 	}
 	if merged.Failed() {
 		return errChecksFailed
@@ -402,27 +427,19 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func runReportDiff(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("report diff", "report diff [flags] baseline.json new.json", stderr)
-	slow := fs.Float64("max-slowdown", 0, "the factor by which round-trip and spawn times of runs on the same backend may grow (0: timings not compared)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 2 {
-		return usageErr("name the baseline report.json and the new one")
-	}
-	if *slow != 0 && *slow <= 1 {
+func runReportDiff(files []string, slow float64, stdout io.Writer) error {
+	if slow != 0 && slow <= 1 {
 		return usageErr("--max-slowdown wants a factor above 1")
 	}
-	base, err := readReport(fs.Arg(0))
+	base, err := readReport(files[0])
 	if err != nil {
 		return err
 	}
-	cur, err := readReport(fs.Arg(1))
+	cur, err := readReport(files[1])
 	if err != nil {
 		return err
 	}
-	regressed, err := writeDiff(stdout, "", fs.Arg(0), base, cur, reports.DiffOptions{MaxSlowdown: *slow})
+	regressed, err := writeDiff(stdout, "", files[0], base, cur, reports.DiffOptions{MaxSlowdown: slow})
 	if err != nil {
 		return err
 	}

@@ -2,13 +2,15 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/netbed/netbed/topologies"
 	"github.com/netbed/netbed/topologies/clab"
@@ -19,67 +21,34 @@ import (
 //go:generate go test -run TestExamplesAreGenerated -update-examples .
 
 func init() {
-	register(command{name: "topo", short: "generate, show, import and export topologies (containerlab files)", run: runTopo})
-}
-
-const topoUsage = `Usage: netbed topo <subcommand> [flags] [args]
-
-Subcommands:
-  gen three-tier|spine-leaf|multi-az [flags] [-o file.clab.yml]
-                     build a fabric and write it as a containerlab file (stdout without -o)
-  show file.clab.yml  nodes by role, AZs, racks, links, counts and the validation result
-  import file.clab.yml [-hosts-per-leaf N] [-o out.clab.yml]
-                     read a containerlab file netbed did not write, print what was
-                     inferred (roles, AZs, interface aliases) and write it with netbed labels;
-                     -hosts-per-leaf adds hosts below the leaves of a generated Clos
-  export file.clab.yml -o out.clab.yml
-                     write a topology file back in netbed's normalised form
-
-Run 'netbed topo <subcommand> -h' for its flags.
-`
-
-func runTopo(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, topoUsage)
-		return usageErr("topo needs a subcommand: gen, show, import or export")
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, topoUsage)
-		return nil
-	case "gen", "generate":
-		return topoGen(args[1:], stdout, stderr)
-	case "show":
-		return topoShow(args[1:], stdout, stderr)
-	case "import":
-		return topoImport(args[1:], stdout, stderr)
-	case "export":
-		return topoExport(args[1:], stdout, stderr)
-	}
-	return usageErr("unknown topo subcommand %q; want gen, show, import or export", args[0])
-}
-
-// topoParse parses flags that may come before, between or after positional
-// arguments ("show file -links=false"), and returns the positionals.
-func topoParse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageErr("%v", err)
+	register(func() *cobra.Command {
+		c := &cobra.Command{
+			Use:   "topo",
+			Short: "generate, show, import and export topologies (containerlab files)",
+			Args: func(_ *cobra.Command, args []string) error {
+				if len(args) == 0 {
+					return usageErr("topo needs a subcommand: gen, show, import or export")
+				}
+				return usageErr("unknown topo subcommand %q; want gen, show, import or export", args[0])
+			},
+			RunE: func(*cobra.Command, []string) error { return nil },
 		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
+		gen := &cobra.Command{
+			Use:     "gen",
+			Aliases: []string{"generate"},
+			Short:   "build a fabric (three-tier, spine-leaf or multi-az) and write it as a containerlab file (stdout without -o)",
+			Args: func(_ *cobra.Command, args []string) error {
+				if len(args) == 0 {
+					return usageErr("topo gen needs a fabric: three-tier, spine-leaf or multi-az")
+				}
+				return usageErr("unknown fabric %q; want three-tier, spine-leaf or multi-az", args[0])
+			},
+			RunE: func(*cobra.Command, []string) error { return nil },
 		}
-		if rest[0] == "--" {
-			return append(pos, rest[1:]...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
+		gen.AddCommand(topoGenCmd("three-tier"), topoGenCmd("spine-leaf"), topoGenCmd("multi-az"))
+		c.AddCommand(gen, topoShowCmd(), topoImportCmd(), topoExportCmd())
+		return c
+	})
 }
 
 // rateFlag is a link rate flag: "25G", "100G", "40000000000".
@@ -91,6 +60,8 @@ func (r rateFlag) String() string {
 	}
 	return topologies.FormatRate(*r.v)
 }
+
+func (r rateFlag) Type() string { return "rate" }
 
 func (r rateFlag) Set(s string) error {
 	v, err := topologies.ParseRate(s)
@@ -104,17 +75,14 @@ func (r rateFlag) Set(s string) error {
 	return nil
 }
 
-func topoGen(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprint(stdout, topoUsage)
-			return nil
-		}
-		return usageErr("topo gen needs a fabric: three-tier, spine-leaf or multi-az")
+// topoGenCmd is 'netbed topo gen <fabric>', with the fabric's flags.
+func topoGenCmd(fabric string) *cobra.Command {
+	c := &cobra.Command{
+		Use:   fabric + " [flags] [-o file.clab.yml]",
+		Short: "generate a " + fabric + " fabric",
 	}
-	fabric := args[0]
-	fs := newFlags("topo gen "+fabric, "topo gen "+fabric+" [flags] [-o file.clab.yml]", stderr)
-	out := fs.String("o", "", "write the containerlab file here instead of stdout")
+	fs := c.Flags()
+	out := fs.StringP("output", "o", "", "write the containerlab file here instead of stdout")
 	name := fs.String("name", "", "lab name (default: the fabric's name)")
 	kind := fs.String("kind", "", "containerlab kind written for every node (default "+topologies.DefaultKind+")")
 	image := fs.String("image", "", "container image written for every node (default "+topologies.DefaultImage+")")
@@ -150,20 +118,27 @@ func topoGen(args []string, stdout, stderr io.Writer) error {
 		build = func() (*topologies.Topology, error) {
 			p.Name, p.Kind, p.Image = *name, *kind, *image
 			if p.InterAZDelay <= 0 {
-				return nil, usageErr("-inter-az-delay must be positive, e.g. 500us")
+				return nil, usageErr("--inter-az-delay must be positive, e.g. 500us")
 			}
 			return topologies.MultiAZ(p)
 		}
-	default:
-		return usageErr("unknown fabric %q; want three-tier, spine-leaf or multi-az", fabric)
 	}
-	pos, err := topoParse(fs, args[1:])
-	if err != nil {
-		return err
+	c.Args = func(_ *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageErr("unexpected argument %q; write the output file with -o", args[0])
+		}
+		return nil
 	}
-	if len(pos) > 0 {
-		return usageErr("unexpected argument %q; write the output file with -o", pos[0])
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		return topoGen(c, fabric, build, *out)
 	}
+	return c
+}
+
+// topoGen builds the fabric and writes it, headed by the command that made
+// it.
+func topoGen(c *cobra.Command, fabric string, build func() (*topologies.Topology, error), out string) error {
+	stdout := c.OutOrStdout()
 	t, err := build()
 	if errors.Is(err, topologies.ErrBadParams) {
 		return usageErr("%v", err)
@@ -181,24 +156,24 @@ func topoGen(args []string, stdout, stderr io.Writer) error {
 	// Record how the file was made, flags in a canonical order, so that the
 	// same command gives the same bytes.
 	cmd := []string{"netbed", "topo", "gen", fabric}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name != "o" {
+	c.Flags().Visit(func(f *pflag.Flag) {
+		if f.Name != "output" {
 			cmd = append(cmd, "-"+f.Name+"="+f.Value.String())
 		}
 	})
 	b = append([]byte("# "+strings.Join(cmd, " ")+"\n"), b...)
-	if *out == "" {
+	if out == "" {
 		_, err := stdout.Write(b)
 		return err
 	}
-	if err := os.WriteFile(*out, b, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", *out, err)
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
 	}
-	fmt.Fprintf(stdout, "wrote %s: %s\n", *out, t)
+	fmt.Fprintf(stdout, "wrote %s: %s\n", out, t)
 	return nil
 }
 
-func slFlags(fs *flag.FlagSet, p *topologies.SpineLeafParams) {
+func slFlags(fs *pflag.FlagSet, p *topologies.SpineLeafParams) {
 	fs.IntVar(&p.Spines, "spines", 2, "spine switches")
 	fs.IntVar(&p.Leaves, "leaves", 4, "leaf switches (even with -dual-homed)")
 	fs.IntVar(&p.HostsPerLeaf, "hosts", 2, "hosts per leaf (-1 for none)")
@@ -208,11 +183,8 @@ func slFlags(fs *flag.FlagSet, p *topologies.SpineLeafParams) {
 }
 
 // topoFileArg checks there is exactly one topology file argument.
-func topoFileArg(pos []string, sub string) (string, error) {
-	if len(pos) != 1 {
-		return "", usageErr("topo %s wants exactly one topology file, e.g. 'netbed topo %s topologies/examples/spine-leaf-2x4.clab.yml'", sub, sub)
-	}
-	return pos[0], nil
+func topoFileArg(sub string) cobra.PositionalArgs {
+	return exactArgs(1, fmt.Sprintf("topo %s wants exactly one topology file, e.g. 'netbed topo %s topologies/examples/spine-leaf-2x4.clab.yml'", sub, sub))
 }
 
 func topoRead(path string) (*topologies.Topology, *clab.Report, error) {
@@ -223,17 +195,21 @@ func topoRead(path string) (*topologies.Topology, *clab.Report, error) {
 	return clab.Read(path, data)
 }
 
-func topoShow(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("topo show", "topo show [flags] file.clab.yml", stderr)
-	links := fs.Bool("links", true, "list every link")
-	pos, err := topoParse(fs, args)
-	if err != nil {
-		return err
+func topoShowCmd() *cobra.Command {
+	var links bool
+	c := &cobra.Command{
+		Use:   "show [flags] file.clab.yml",
+		Short: "nodes by role, AZs, racks, links, counts and the validation result",
+		Args:  topoFileArg("show"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return topoShow(args[0], links, c.OutOrStdout())
+		},
 	}
-	path, err := topoFileArg(pos, "show")
-	if err != nil {
-		return err
-	}
+	c.Flags().BoolVar(&links, "links", true, "list every link")
+	return c
+}
+
+func topoShow(path string, links bool, stdout io.Writer) error {
 	t, rep, err := topoRead(path)
 	if err != nil {
 		return err
@@ -302,7 +278,7 @@ func topoShow(args []string, stdout, stderr io.Writer) error {
 	sort.Strings(ks)
 	fmt.Fprintf(w, "\nkinds: %s\n", strings.Join(ks, ", "))
 
-	if *links && len(t.Links) > 0 {
+	if links && len(t.Links) > 0 {
 		fmt.Fprintln(w, "\nlinks:")
 		for _, l := range t.Links {
 			fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-24s -- %-24s %s", l.A, l.B, linkAttrs(l)), " "))
@@ -319,24 +295,31 @@ func topoShow(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func topoImport(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("topo import", "topo import [flags] file.clab.yml", stderr)
-	out := fs.String("o", "", "write the netbed-labelled file here (default stdout; the report then goes to stderr)")
-	hostsPerLeaf := fs.Int("hosts-per-leaf", 0, "add this many linux hosts below every leaf (a Clos from containerlab generate has none)")
-	pos, err := topoParse(fs, args)
-	if err != nil {
-		return err
+func topoImportCmd() *cobra.Command {
+	var (
+		out          string
+		hostsPerLeaf int
+	)
+	c := &cobra.Command{
+		Use:   "import [flags] file.clab.yml",
+		Short: "read a containerlab file netbed did not write, print what was inferred (roles, AZs, interface aliases) and write it with netbed labels; --hosts-per-leaf adds hosts below the leaves of a generated Clos",
+		Args:  topoFileArg("import"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return topoImport(args[0], out, hostsPerLeaf, c.OutOrStdout(), c.ErrOrStderr())
+		},
 	}
-	path, err := topoFileArg(pos, "import")
-	if err != nil {
-		return err
-	}
+	c.Flags().StringVarP(&out, "output", "o", "", "write the netbed-labelled file here (default stdout; the report then goes to stderr)")
+	c.Flags().IntVar(&hostsPerLeaf, "hosts-per-leaf", 0, "add this many linux hosts below every leaf (a Clos from containerlab generate has none)")
+	return c
+}
+
+func topoImport(path, out string, hostsPerLeaf int, stdout, stderr io.Writer) error {
 	t, rep, err := topoRead(path)
 	if err != nil {
 		return err
 	}
 	report := stdout
-	if *out == "" {
+	if out == "" {
 		report = stderr
 	}
 	if rep.Empty() {
@@ -344,12 +327,12 @@ func topoImport(args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprint(report, rep.String())
 	}
-	if *hostsPerLeaf != 0 {
-		added, err := topologies.AddHostsPerLeaf(t, *hostsPerLeaf)
+	if hostsPerLeaf != 0 {
+		added, err := topologies.AddHostsPerLeaf(t, hostsPerLeaf)
 		if err != nil {
-			return usageErr("-hosts-per-leaf: %v", err)
+			return usageErr("--hosts-per-leaf: %v", err)
 		}
-		fmt.Fprintf(report, "added %d hosts, %d below every leaf: %s\n", len(added), *hostsPerLeaf, nameList(added))
+		fmt.Fprintf(report, "added %d hosts, %d below every leaf: %s\n", len(added), hostsPerLeaf, nameList(added))
 	}
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("%s does not make a valid topology; fix the file (or add netbed.role labels) and import again:\n%w", path, err)
@@ -358,39 +341,43 @@ func topoImport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *out == "" {
+	if out == "" {
 		_, err := stdout.Write(b)
 		return err
 	}
-	if err := os.WriteFile(*out, b, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", *out, err)
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
 	}
-	fmt.Fprintf(report, "wrote %s: %s\n", *out, t)
+	fmt.Fprintf(report, "wrote %s: %s\n", out, t)
 	return nil
 }
 
-func topoExport(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("topo export", "topo export [flags] file.clab.yml -o out.clab.yml", stderr)
-	out := fs.String("o", "", "output file (required)")
-	pos, err := topoParse(fs, args)
-	if err != nil {
-		return err
+func topoExportCmd() *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "export [flags] file.clab.yml -o out.clab.yml",
+		Short: "write a topology file back in netbed's normalised form",
+		Args:  topoFileArg("export"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return topoExport(args[0], out, c.OutOrStdout())
+		},
 	}
-	path, err := topoFileArg(pos, "export")
-	if err != nil {
-		return err
-	}
-	if *out == "" {
+	c.Flags().StringVarP(&out, "output", "o", "", "output file (required)")
+	return c
+}
+
+func topoExport(path, out string, stdout io.Writer) error {
+	if out == "" {
 		return usageErr("topo export needs -o out.clab.yml")
 	}
 	t, _, err := clab.Load(path)
 	if err != nil {
 		return err
 	}
-	if err := clab.WriteFile(*out, t); err != nil {
+	if err := clab.WriteFile(out, t); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: %s\n", *out, t)
+	fmt.Fprintf(stdout, "wrote %s: %s\n", out, t)
 	return nil
 }
 

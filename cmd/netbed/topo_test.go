@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -207,20 +206,5 @@ func TestTopoErrors(t *testing.T) {
 				t.Errorf("exit %d (want %d), stderr:\n%s\nwant it to contain %q", code, c.code, errs, c.want)
 			}
 		})
-	}
-}
-
-func TestTopoParse(t *testing.T) {
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	o := fs.String("o", "", "")
-	v := fs.Bool("v", false, "")
-	pos, err := topoParse(fs, []string{"a", "-o", "out", "b", "-v", "--", "-c"})
-	if err != nil || *o != "out" || !*v || strings.Join(pos, ",") != "a,b,-c" {
-		t.Errorf("got %v %q %v %v", pos, *o, *v, err)
-	}
-	fs2 := flag.NewFlagSet("y", flag.ContinueOnError)
-	fs2.SetOutput(&bytes.Buffer{})
-	if _, err := topoParse(fs2, []string{"a", "-nope"}); err == nil || errors.Is(err, flag.ErrHelp) {
-		t.Errorf("unknown flag: %v", err)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/netbed/netbed/internal/yamltext"
 )
 
 // ErrInvalid marks every error about a scenario file's content.
@@ -53,9 +55,18 @@ func Load(path string) (*Scenario, error) {
 
 // Parse parses and validates scenario YAML; file names it in errors.
 func Parse(file string, data []byte) (*Scenario, error) {
+	if yamltext.Binary(data) {
+		return nil, &Error{File: file, Msg: "not a text file (it holds binary data): a scenario is a YAML file; is this the file you meant?"}
+	}
+	if yamltext.Empty(data) {
+		return nil, &Error{File: file, Msg: "empty file; a scenario needs at least name, topology and steps"}
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
+		if line, key, ok := yamltext.TabIndent(data); ok {
+			return nil, &Error{File: file, Line: line, Field: key, Msg: "this line is indented with a tab; YAML indents with spaces only"}
+		}
 		return nil, yamlError(file, err)
 	}
 	if len(doc.Content) == 0 {
@@ -71,7 +82,29 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
+	s.lines = map[string]int{}
+	recordLines(doc.Content[0], "", s.lines)
 	return s, nil
+}
+
+// recordLines maps the path of every field under n (as errors name it:
+// steps[2].drift.instances[0]) to its line: a mapping's entry to the line
+// of its key.
+func recordLines(n *yaml.Node, path string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			f := join(path, n.Content[i].Value)
+			lines[f] = n.Content[i].Line
+			recordLines(n.Content[i+1], f, lines)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			f := fmt.Sprintf("%s[%d]", path, i)
+			lines[f] = c.Line
+			recordLines(c, f, lines)
+		}
+	}
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
@@ -123,21 +156,28 @@ func (p *parser) checkKeys(node *yaml.Node, path string, t reflect.Type) {
 	}
 	switch t.Kind() {
 	case reflect.Slice:
-		if node.Kind == yaml.SequenceNode {
+		switch {
+		case node.Kind == yaml.SequenceNode:
 			for i, c := range node.Content {
 				p.checkKeys(c, fmt.Sprintf("%s[%d]", path, i), t.Elem())
 			}
+		case !isNull(node):
+			p.fail(node.Line, path, "want a list, like [a, b], got %s", describe(node))
 		}
 		return
 	case reflect.Map:
-		if node.Kind == yaml.MappingNode {
+		switch {
+		case node.Kind == yaml.MappingNode:
 			for i := 0; i+1 < len(node.Content); i += 2 {
 				p.checkKeys(node.Content[i+1], join(path, node.Content[i].Value), t.Elem())
 			}
+		case !isNull(node):
+			p.fail(node.Line, path, "want a mapping, like {key: value}, got %s", describe(node))
 		}
 		return
 	case reflect.Struct:
 	default:
+		p.checkScalar(node, path, t)
 		return
 	}
 	if node.Kind != yaml.MappingNode {
@@ -172,10 +212,39 @@ func describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.SequenceNode:
 		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
 	case yaml.ScalarNode:
 		return fmt.Sprintf("%q", n.Value)
 	}
 	return "something else"
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
+// checkScalar fails when node cannot be decoded into a t (a number, a
+// bool or a string), naming the field and the kind of value it wants,
+// instead of the YAML library's "cannot unmarshal !!str into int".
+func (p *parser) checkScalar(node *yaml.Node, path string, t reflect.Type) {
+	if node.Kind == yaml.AliasNode || isNull(node) || node.Decode(reflect.New(t).Interface()) == nil {
+		return
+	}
+	var want string
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		want = "a whole number"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		want = fmt.Sprintf("a whole number from 0 to %d", uint64(1)<<t.Bits()-1)
+	case reflect.Float32, reflect.Float64:
+		want = "a number"
+	case reflect.Bool:
+		want = "true or false"
+	case reflect.String:
+		want = "a string"
+	default:
+		want = "a " + t.String()
+	}
+	p.fail(node.Line, path, "want %s, got %s", want, describe(node))
 }
 
 func join(path, key string) string {

@@ -81,7 +81,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad builder", "default: {builder: spine-leaf", "good.yaml:4: topology.builder: \"clos\" is not a builder"},
 		{"bad pair", `reachable: ["web-1 -> db-1"]`, `good.yaml:21: steps[3].expect.reachable[0]: "web-1 db-1": write pairs as "from -> to"`},
 		{"two actions", "traffic: {proto: icmp,", "good.yaml:16: steps[2]: a step needs exactly one action"},
-		{"type error", "seed: 7", "good.yaml:7: cannot unmarshal !!str `seven` into int64"},
+		{"type error", "seed: 7", `good.yaml:7: seed: want a whole number, got "seven"`},
 		{"out of order", "at: 2s", "good.yaml:18: steps[3].at: 0s is before the previous step's 1s"},
 		{"bad yaml", "description: two VMs", "good.yaml:2: mapping values are not allowed"},
 		{"count and duration", "tag: x}", "good.yaml:17: steps[2].traffic.duration: set count or duration, not both"},
@@ -154,4 +154,40 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error %v is not ErrInvalid", err)
 		}
 	})
+}
+
+// TestParseFileErrors: whatever is wrong with the file, the error names
+// the file, and the line and the field where there is one; never the YAML
+// library's words ("EOF", "cannot unmarshal !!str").
+func TestParseFileErrors(t *testing.T) {
+	const head = "name: x\ntopology: {builder: spine-leaf}\nnetworks: [{name: n, subnet: 10.0.0.0/24}]\nsteps:\n"
+	cases := []struct {
+		name, data, want string
+	}{
+		{"empty", "", "s.yaml: empty file; a scenario needs at least name, topology and steps"},
+		{"comments only", "# nothing yet\n\n", "s.yaml: empty file; a scenario needs at least name, topology and steps"},
+		{"binary", "\x7fELF\x02\x01\x01\x00\x00", "s.yaml: not a text file (it holds binary data): a scenario is a YAML file; is this the file you meant?"},
+		{"not utf-8", "name: caf\xe9\n", "s.yaml: not a text file (it holds binary data): a scenario is a YAML file; is this the file you meant?"},
+		{"tab", "name: x\ntopology:\n\tbuilder: spine-leaf\n", "s.yaml:3: builder: this line is indented with a tab; YAML indents with spaces only"},
+		{"count: two", head + "  - spawn: {name: a, count: two, network: n}\n", `s.yaml:5: steps[0].spawn.count: want a whole number, got "two"`},
+		{"port out of range", head + "  - traffic: {from: [a], to: [b], port: 70000}\n", `s.yaml:5: steps[0].traffic.port: want a whole number from 0 to 65535, got "70000"`},
+		{"rate not a number", head + "  - traffic: {from: [a], to: [b], rate: fast}\n", `s.yaml:5: steps[0].traffic.rate: want a number, got "fast"`},
+		{"bool", head + "  - traffic: {from: [a], to: [b], matrix: sometimes}\n", `s.yaml:5: steps[0].traffic.matrix: want true or false, got "sometimes"`},
+		{"list wanted", head + "  - traffic: {from: a, to: [b]}\n", `s.yaml:5: steps[0].traffic.from: want a list, like [a, b], got "a"`},
+		{"string wanted", head + "  - spawn: {name: [a], network: n}\n", `s.yaml:5: steps[0].spawn.name: want a string, got a list`},
+		{"mapping wanted", "name: x\ntopology: {builder: spine-leaf, params: 4}\nsteps: []\n", `s.yaml:2: topology.params: want a mapping, like {key: value}, got "4"`},
+		{"params value", "name: x\ntopology: {builder: spine-leaf, params: {spines: two}}\nsteps: []\n", `s.yaml:2: topology.params.spines: want a whole number, got "two"`},
+		{"seed a list", "name: x\nseed: [1]\n", `s.yaml:2: seed: want a whole number, got a list`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("s.yaml", []byte(c.data))
+			if err == nil || err.Error() != c.want {
+				t.Errorf("got  %v\nwant %s", err, c.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("%v is not ErrInvalid", err)
+			}
+		})
+	}
 }

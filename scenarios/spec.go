@@ -52,6 +52,8 @@ type Scenario struct {
 	Steps      []Step
 	// File is the path the scenario was read from, for error messages.
 	File string
+	// lines maps a field's path (steps[2].drift.to) to its line in File.
+	lines map[string]int
 }
 
 // TopologySpec names a topology: a file, or a builder with parameters.

@@ -130,3 +130,38 @@ func TestUnknownCommand(t *testing.T) {
 		t.Errorf("netbed without arguments: exit %d\n%s", code, out)
 	}
 }
+
+// TestValidateAllProblems: validate reports every problem of every file,
+// one per line starting with file:line:, and exits 1; good files say ok.
+func TestValidateAllProblems(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	src := `name: bad
+topology: {builder: spine-leaf, params: {spines: 1, leaves: 2, hosts_per_leaf: 1}}
+generations: [evpn]
+networks: [{name: web, subnet: 10.0.1.0/24}]
+steps:
+  - spawn: {name: web, count: 1, network: web, hosts: [host9]}
+  - traffic: {from: [web-1], to: [db-1], tag: x}
+  - expect: {tag: z}
+`
+	if err := os.WriteFile(bad, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.yaml")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := "../../scenarios/library/spine-failure.yaml"
+	code, out, errs := runCLI("validate", bad, good, empty)
+	want := []string{
+		bad + `:6: steps[0].spawn.hosts[0]: "host9" is not a host of topology spine-leaf (hosts: host1, host2)`,
+		bad + `:7: steps[1].traffic.to[0]: "db-1" matches no instance spawned before this step`,
+		bad + `:8: steps[2].expect.tag: "z" is set by no traffic step before this one (tags set before it: x)`,
+		empty + `: empty file; a scenario needs at least name, topology and steps`,
+		"netbed validate: 4 problem(s) in 2 of 3 file(s), listed above",
+	}
+	if code != 1 || strings.TrimSpace(errs) != strings.Join(want, "\n") || !strings.Contains(out, good+": ok") {
+		t.Errorf("exit %d\nstdout: %s\nstderr:\n%s\nwant stderr:\n%s", code, out, errs, strings.Join(want, "\n"))
+	}
+}

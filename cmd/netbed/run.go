@@ -20,6 +20,7 @@ import (
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/simrt"
+	"github.com/netbed/netbed/topologies"
 )
 
 func init() {
@@ -35,7 +36,7 @@ func init() {
 			Short: "check scenario files without running them; every problem with file:line: field",
 			Args:  minArgs(1, "name at least one scenario file"),
 			RunE: func(c *cobra.Command, args []string) error {
-				return runValidate(args, c.OutOrStdout())
+				return runValidate(args, c.OutOrStdout(), c.ErrOrStderr())
 			},
 		}
 	})
@@ -109,25 +110,58 @@ var errChecksFailed = errors.New("expectations failed; see the report")
 // baseline in behaviour (or in timing beyond --max-slowdown).
 var errRegressed = errors.New("regressions against the baseline; see the report")
 
-func runValidate(files []string, stdout io.Writer) error {
-	var errs []error
+// runValidate checks each file as far as it can without running it: the
+// YAML, the topologies, and every name a step refers to. Each problem is a
+// line of its own on stderr, file:line: field: message.
+func runValidate(files []string, stdout, stderr io.Writer) error {
+	var problems, bad int
 	for _, f := range files {
-		s, err := scenarios.Load(f)
-		if err == nil {
-			for _, g := range s.Generations {
-				if _, terr := s.TopologyFor(g).Build(f); terr != nil {
-					err = terr
-					break
-				}
-			}
-		}
-		if err != nil {
-			errs = append(errs, err)
+		errs := validateScenario(f)
+		if len(errs) == 0 {
+			s, _ := scenarios.Load(f)
+			fmt.Fprintf(stdout, "%s: ok (%s: %d steps, generations %v)\n", f, s.Name, len(s.Steps), s.Generations)
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: ok (%s: %d steps, generations %v)\n", f, s.Name, len(s.Steps), s.Generations)
+		bad++
+		for _, err := range errs {
+			problems++
+			fmt.Fprintln(stderr, err)
+		}
 	}
-	return errors.Join(errs...)
+	if bad > 0 {
+		return fmt.Errorf("%d problem(s) in %d of %d file(s), listed above", problems, bad, len(files))
+	}
+	return nil
+}
+
+// validateScenario returns every problem of scenario file f.
+func validateScenario(f string) []error {
+	s, err := scenarios.Load(f)
+	if err != nil {
+		return []error{err}
+	}
+	type built struct {
+		t   *topologies.Topology
+		err error
+	}
+	cache := map[string]built{}
+	err = s.CheckReferences(func(g scenarios.Generation) (*topologies.Topology, error) {
+		spec := s.TopologyFor(g)
+		key := fmt.Sprint(spec)
+		b, ok := cache[key]
+		if !ok {
+			b.t, b.err = spec.Build(f)
+			cache[key] = b
+		}
+		return b.t, b.err
+	})
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 type runFlags struct {

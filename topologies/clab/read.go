@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/netbed/netbed/internal/yamltext"
 	"github.com/netbed/netbed/topologies"
 )
 
@@ -119,8 +120,14 @@ func Load(path string) (*topologies.Topology, *Report, error) {
 // not run Topology.Validate.
 func Read(file string, data []byte) (*topologies.Topology, *Report, error) {
 	d := &decoder{file: file}
+	if yamltext.Binary(data) {
+		return nil, nil, &ParseError{File: file, Err: ErrSyntax, Msg: "not a text file (it holds binary data): a topology is a containerlab YAML file (.clab.yml); is this the file you meant?"}
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
+		if line, key, ok := yamltext.TabIndent(data); ok {
+			return nil, nil, &ParseError{File: file, Line: line, Path: key, Err: ErrSyntax, Msg: "this line is indented with a tab; YAML indents with spaces only"}
+		}
 		return nil, nil, d.yamlError(err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/ipam"
@@ -41,7 +42,16 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"` // for code "invalid": the field at fault
+	// cause is what the server logs and does not send: the internal
+	// error behind an "internal" or "unavailable" answer, or the JSON
+	// decoder's words behind an "invalid" body.
+	cause error
 }
+
+// internalMessage answers a request that failed inside the controller
+// (a store error, a bug): the cause is in the server's log, not in the
+// response.
+const internalMessage = "internal error in the controller; its log has the cause"
 
 func (e *Error) Error() string { return e.Message }
 
@@ -67,6 +77,23 @@ func toError(err error) *Error {
 		if errors.Is(err, c.err) {
 			e.Status, e.Code = c.status, c.code
 			break
+		}
+	}
+	// The controller's own errors (not found, invalid field, conflicts)
+	// are written for the caller; what is left is internal, or the
+	// context's and the store's words: fixed messages, the cause logged.
+	switch e.Code {
+	case "internal":
+		e.Message, e.cause = internalMessage, err
+	case "unavailable":
+		e.Message, e.cause = "the controller is shutting down (its store is closed); retry against the restarted controller", err
+	case "canceled":
+		e.Message, e.cause = "the request was canceled: the controller is shutting down or the client went away", err
+	case "timeout":
+		if msg, ok := strings.CutSuffix(err.Error(), ": "+context.DeadlineExceeded.Error()); ok {
+			e.Message = msg + ": timed out"
+		} else if err.Error() == context.DeadlineExceeded.Error() {
+			e.Message = "the request timed out"
 		}
 	}
 	var fe *controller.FieldError

@@ -2,11 +2,17 @@ package api
 
 import (
 	"context"
+	"encoding"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
+	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/netbed/netbed/controller"
@@ -48,7 +54,13 @@ type Server struct {
 	svc   *controller.Service
 	mux   *http.ServeMux
 	stats *Stats
+	log   *slog.Logger
 }
+
+// SetLogger sets where the server logs what it does not tell callers: the
+// internal cause of a 500 (a store error, say) and the decoder's own
+// words for a bad body. The default is slog.Default().
+func (s *Server) SetLogger(l *slog.Logger) { s.log = l }
 
 var _ http.Handler = (*Server)(nil)
 
@@ -83,7 +95,7 @@ type CheckResponse struct {
 
 // NewServer returns the API of svc.
 func NewServer(svc *controller.Service) *Server {
-	s := &Server{svc: svc, mux: http.NewServeMux(), stats: newStats()}
+	s := &Server{svc: svc, mux: http.NewServeMux(), stats: newStats(), log: slog.Default()}
 	s.handle("POST /v1/networks", s.createNetwork)
 	s.handle("GET /v1/networks", s.listNetworks)
 	s.handle("GET /v1/networks/{ref}", s.getNetwork)
@@ -137,39 +149,106 @@ func (s *Server) handle(pattern string, h handler) {
 		status, body, err := h(r)
 		if err != nil {
 			e := toError(err)
+			if e.cause != nil {
+				s.log.Error("controller API", "method", r.Method, "path", r.URL.Path, "status", e.Status, "code", e.Code, "error", e.cause)
+			}
 			status, body = e.Status, e
 		}
-		writeJSON(w, status, body)
+		if err := writeJSON(w, status, body); err != nil {
+			s.log.Error("controller API: encode response", "method", r.Method, "path", r.URL.Path, "error", err)
+		}
 		s.stats.observe(pattern, time.Since(start), status >= 400)
 	})
 }
 
-func writeJSON(w http.ResponseWriter, status int, body any) {
+// writeJSON writes body with status; a body that cannot be encoded (a
+// server bug) becomes a 500 whose cause is returned for the log.
+func writeJSON(w http.ResponseWriter, status int, body any) error {
 	if body == nil {
 		w.WriteHeader(status)
-		return
+		return nil
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(&Error{Code: "internal", Message: "encode response: " + err.Error()})
+		b, _ = json.Marshal(&Error{Code: "internal", Message: internalMessage})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
+	return err
 }
 
-// decode reads a JSON body into v, refusing unknown fields and trailing data.
+// decode reads a JSON body into v, refusing unknown fields and trailing
+// data. Its errors say what the caller sent wrong, in the API's words (the
+// field, the JSON type it wants); the decoder's own text goes to the log.
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf("%s %s: bad JSON body: %v", r.Method, r.URL.Path, err)}
+		e := bodyError(err)
+		e.Status, e.Code, e.cause = http.StatusBadRequest, "invalid", err
+		e.Message = fmt.Sprintf("%s %s: %s", r.Method, r.URL.Path, e.Message)
+		return e
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf("%s %s: trailing data after the JSON body", r.Method, r.URL.Path)}
+		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf("%s %s: the body goes on after its JSON object; send one object", r.Method, r.URL.Path)}
 	}
 	return nil
+}
+
+// bodyError says what is wrong with a body the JSON decoder refused.
+func bodyError(err error) *Error {
+	var (
+		syn   *json.SyntaxError
+		typ   *json.UnmarshalTypeError
+		large *http.MaxBytesError
+	)
+	switch {
+	case errors.Is(err, io.EOF):
+		return &Error{Message: "the body is empty; send a JSON object"}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &Error{Message: "the body ends in the middle of its JSON object"}
+	case errors.As(err, &large):
+		return &Error{Message: fmt.Sprintf("the body is larger than %d bytes", large.Limit)}
+	case errors.As(err, &syn):
+		return &Error{Message: fmt.Sprintf("the body is not valid JSON (at byte %d)", syn.Offset)}
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return &Error{Message: fmt.Sprintf("the body is JSON %s; send a JSON object", typ.Value)}
+		}
+		return &Error{Field: typ.Field, Message: fmt.Sprintf("field %q: want %s, got JSON %s", typ.Field, jsonKind(typ.Type), typ.Value)}
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name, _ = strconv.Unquote(name)
+		return &Error{Field: name, Message: fmt.Sprintf("unknown field %q", name)}
+	}
+	// A value whose type parses itself (an address, a prefix, a state).
+	return &Error{Message: "a value in the body is not valid: addresses are written like \"10.0.0.5\", prefixes like \"10.0.0.0/24\", states and segment types as the API documents them"}
+}
+
+// jsonKind names the JSON a Go type is decoded from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number from 0"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	if t.Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) || reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		return "a string"
+	}
+	return "another JSON type"
 }
 
 func (s *Server) createNetwork(r *http.Request) (int, any, error) {

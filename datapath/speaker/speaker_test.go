@@ -116,7 +116,24 @@ func TestReflectedRoutes(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	if err := leaf1.Advertise(context.Background(), type2, type3); err != nil {
+	// The watch is open once it has seen a route (its first answer is
+	// what the speaker holds, so a route advertised before it opened
+	// still shows as an add); only then is type 2 advertised.
+	if err := leaf1.Advertise(context.Background(), type3); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(adds)
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("leaf2's watch saw nothing of leaf1's type 3 route")
+		}
+	}
+	if err := leaf1.Advertise(context.Background(), type2); err != nil {
 		t.Fatal(err)
 	}
 	waitRoutes(t, leaf2, []evpn.Route{type2, type3})

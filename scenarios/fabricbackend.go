@@ -67,7 +67,7 @@ type FabricBackend struct {
 	srv       *http.Server
 	cnc       *cnc.CNC
 	drv       *evpndriver.Driver
-	ctlDown   bool
+	ctl       ctlRun
 	agentDown map[string]bool
 
 	local    map[string]*ipam.NodePool // gen 3: per host
@@ -83,14 +83,17 @@ type instance struct {
 	// labels and the controller network the instance was asked for, so
 	// that a move asks the same way.
 	network, label string
+	bound          string // the host its port was last bound to
 }
 
 var _ Backend = (*FabricBackend)(nil)
 
 // NewFabricBackend returns a backend over opts.Runtime.
 func NewFabricBackend(opts FabricOptions) *FabricBackend {
-	return &FabricBackend{opts: opts, rt: opts.Runtime, agentDown: map[string]bool{}, failed: map[string]bool{},
+	b := &FabricBackend{opts: opts, rt: opts.Runtime, agentDown: map[string]bool{}, failed: map[string]bool{},
 		local: map[string]*ipam.NodePool{}, insts: map[string]*instance{}}
+	b.ctl.lastRestore = -1
+	return b
 }
 
 // Runtime returns the runtime the backend runs on.
@@ -103,7 +106,7 @@ func (b *FabricBackend) Name() string { return b.rt.Name() }
 func (b *FabricBackend) Now() time.Duration { return b.rt.Now() }
 
 // Sleep implements Backend.
-func (b *FabricBackend) Sleep(ctx context.Context, d time.Duration) error { return b.rt.Sleep(ctx, d) }
+func (b *FabricBackend) Sleep(ctx context.Context, d time.Duration) error { return b.sleep(ctx, d) }
 
 func (b *FabricBackend) progress(format string, a ...any) {
 	if b.env.Progress != nil {
@@ -158,6 +161,24 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 	if err := b.openStore(); err != nil {
 		return err
 	}
+	if ch, ok := b.rt.(ControllerHost); ok {
+		// The controller is its own process, reached on its socket.
+		if b.ctl.bin, err = ch.ControllerBinary(); err != nil {
+			return fmt.Errorf("controller: %w", err)
+		}
+		if b.cniDir == "" {
+			if b.cniDir, err = os.MkdirTemp("", "netbed-ctl-"); err != nil {
+				return fmt.Errorf("controller socket: %w", err)
+			}
+			if err := b.recordTempDir(b.cniDir); err != nil {
+				return err
+			}
+		}
+		b.ctl.client = unixClient(b.controllerSocket())
+		if b.drv != nil {
+			b.cnc = b.newProcessCNC()
+		}
+	}
 	if err := b.startController(); err != nil {
 		return err
 	}
@@ -210,9 +231,20 @@ func (b *FabricBackend) recordTempDir(dir string) error {
 	return nil
 }
 
-// startController opens the store and starts the service (and the CNC for
-// gen 2); after a controller failure it is the restart.
+// startController starts the controller on the run's store: as its own
+// process (ControllerHost), or the service (and the CNC for gen 2) in this
+// one; after a controller failure it is the restart.
 func (b *FabricBackend) startController() error {
+	if b.ctl.bin != "" {
+		if err := b.startProcess(); err != nil {
+			return err
+		}
+		if b.ctl.api.API == nil {
+			b.ctl.api = ctlAPI{API: b.ctl.client, b: b}
+			b.api = &b.ctl.api
+		}
+		return nil
+	}
 	st, err := store.OpenBolt(b.storePath, store.BoltOptions{})
 	if err != nil {
 		return fmt.Errorf("open controller store %s: %w", b.storePath, err)
@@ -224,7 +256,6 @@ func (b *FabricBackend) startController() error {
 		b.cnc = cnc.New(b.env.Topology, b.drv, b.svc, cnc.Options{AccessVLAN: b.drv.AccessVLAN})
 		b.svc.SetOverlay(b.cnc)
 	}
-	b.ctlDown = false
 	var lns []net.Listener
 	if b.opts.HTTP {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -252,6 +283,11 @@ func (b *FabricBackend) startController() error {
 			go b.srv.Serve(ln)
 		}
 	}
+	b.ctl.api = ctlAPI{API: b.api, b: b}
+	b.api = &b.ctl.api
+	b.ctl.mu.Lock()
+	b.ctl.down = false
+	b.ctl.mu.Unlock()
 	return nil
 }
 
@@ -279,7 +315,9 @@ func (b *FabricBackend) stopController() error {
 		errs = append(errs, b.st.Close())
 		b.st = nil
 	}
-	b.ctlDown = true
+	b.ctl.mu.Lock()
+	b.ctl.down = true
+	b.ctl.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -367,9 +405,6 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 		b.mark(name, "3-endpoint-bpf-maps")
 		return nil
 	}
-	if b.ctlDown {
-		return fmt.Errorf("spawn %s: the controller is down", name)
-	}
 	owner := controller.DeviceOwner(in.kind)
 	if owner == "" {
 		owner = controller.OwnerVM
@@ -407,9 +442,11 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 	// Steps 7-8: the port is bound to the host and the binding reaches the
 	// CNC. The controller takes plane reports only for bound ports, so the
 	// binding is recorded before the agent's report (step 6).
-	if _, err := b.api.BindPort(ctx, name, host); err != nil {
+	bound, err := b.api.BindPort(ctx, name, host)
+	if err != nil {
 		return fmt.Errorf("bind %s to %s: %w", name, host, err)
 	}
+	b.portBound(ctx, in, bound)
 	if err := b.cost(ctx); err != nil {
 		return err
 	}
@@ -436,8 +473,10 @@ func (b *FabricBackend) wirePod(ctx context.Context, pa PodAttacher, in *instanc
 	name := in.spec.Name
 	conf := map[string]any{"cniVersion": "1.1.0", "name": "netbed", "type": "netbed-cni"}
 	if b.controlled() {
-		if b.ctlDown {
-			return fmt.Errorf("spawn %s: the controller is down", name)
+		// The plugin calls the controller itself: wait for it while it
+		// restarts.
+		if _, err := b.api.GetNetwork(ctx, in.network); err != nil && in.network != "" {
+			return fmt.Errorf("spawn %s: %w", name, err)
 		}
 		conf["mode"], conf["attach"], conf["host"] = "evpn", "none", host
 		conf["controllerURL"] = "unix://" + b.controllerSocket()
@@ -487,6 +526,7 @@ func (b *FabricBackend) wirePod(ctx context.Context, pa PodAttacher, in *instanc
 		return undo(fmt.Errorf("port %s: %w", name, err))
 	}
 	spec.Network = netw.Name
+	b.portBound(ctx, in, p)
 	if err := b.rt.AddInstance(ctx, b.fab, spec); err != nil {
 		return undo(fmt.Errorf("attach %s to %s: %w", name, host, err))
 	}
@@ -507,7 +547,9 @@ func (b *FabricBackend) underlay(ctx context.Context, name, host string) error {
 
 func (b *FabricBackend) overlay(ctx context.Context, name, host string) error {
 	if b.cnc != nil {
-		b.svc.Idle()
+		if b.svc != nil {
+			b.svc.Idle()
+		}
 		if err := b.cnc.Wait(ctx); err != nil {
 			return fmt.Errorf("cnc: %w", err)
 		}
@@ -515,6 +557,15 @@ func (b *FabricBackend) overlay(ctx context.Context, name, host string) error {
 			return err
 		}
 		p, err := b.api.GetPort(ctx, name)
+		for start := b.rt.Now(); err == nil && p.OverlayState != controller.StateActive && b.controllerFailed() && b.rt.Now()-start < maxUnavailable; {
+			// The controller died while the CNC reported: the resync
+			// after its restart reports again.
+			if err = b.sleep(ctx, 10*time.Millisecond); err == nil {
+				if err = b.cnc.Wait(ctx); err == nil {
+					p, err = b.api.GetPort(ctx, name)
+				}
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -547,10 +598,15 @@ func (b *FabricBackend) Delete(ctx context.Context, name string) error {
 	if !b.controlled() {
 		return nil
 	}
-	if _, err := b.api.DeletePort(ctx, name); err != nil {
+	p, err := b.api.DeletePort(ctx, name)
+	if err != nil {
 		return fmt.Errorf("delete port %s: %w", name, err)
 	}
-	b.svc.Idle()
+	if b.svc != nil {
+		b.svc.Idle()
+	} else if b.cnc != nil {
+		b.cnc.PortUnbound(ctx, p, in.spec.Host)
+	}
 	if b.cnc != nil {
 		return b.cnc.Wait(ctx)
 	}
@@ -602,22 +658,7 @@ func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
 		if !b.controlled() {
 			return fmt.Errorf("%s controller: gen 3 has no central controller", verb)
 		}
-		if !up {
-			b.progress("controller killed")
-			return b.stopController()
-		}
-		if err := b.startController(); err != nil {
-			return err
-		}
-		ports, err := b.api.ListPorts(ctx)
-		if err != nil {
-			return fmt.Errorf("restart controller: %w", err)
-		}
-		if b.cnc != nil {
-			b.cnc.Resync(ports)
-			return b.cnc.Wait(ctx)
-		}
-		return nil
+		return b.controllerFault(ctx, t, up)
 	case t.Agent != "":
 		b.agentDown[t.Agent] = !up
 		if !up || !b.controlled() {
@@ -689,7 +730,7 @@ func (b *FabricBackend) nodeState(ctx context.Context, node string, up bool) err
 			f.PortsDown = append(f.PortsDown, in.spec.Name)
 		}
 	}
-	b.faults = append(b.faults, f)
+	b.addFault(f, false)
 	return nil
 }
 
@@ -753,8 +794,8 @@ func (b *FabricBackend) PortState(ctx context.Context, name string) (string, err
 	if !b.controlled() {
 		return string(controller.StatusActiveActive), nil
 	}
-	if b.ctlDown {
-		return "", errors.New("the controller is down")
+	if b.ctl.isDown() {
+		return "", errControllerDown
 	}
 	p, err := b.api.GetPort(ctx, name)
 	if err != nil {
@@ -773,7 +814,13 @@ func (b *FabricBackend) Finish(run *reports.Run) error {
 	run.Counters["unexplained_drops"] = unexplained
 	run.Counters["instances"] = len(b.insts)
 	run.Timeline = append(run.Timeline[:0], b.timeline...)
+	b.ctl.mu.Lock()
 	run.Faults = append(run.Faults[:0], b.faults...)
+	asyncErr := b.ctl.asyncErr
+	b.ctl.mu.Unlock()
+	if asyncErr != nil {
+		return asyncErr
+	}
 	if ls, ok := b.rt.(LatencySource); ok {
 		run.Latency = ls.Latency()
 	}
@@ -800,7 +847,20 @@ func (b *FabricBackend) Finish(run *reports.Run) error {
 // Close implements Backend.
 func (b *FabricBackend) Close() error {
 	var errs []error
-	if !b.ctlDown && b.svc != nil {
+	b.ctl.mu.Lock()
+	for _, t := range b.ctl.timers {
+		if t.Stop() {
+			b.ctl.wg.Done()
+		}
+	}
+	b.ctl.mu.Unlock()
+	b.ctl.wg.Wait()
+	if b.ctl.bin != "" {
+		errs = append(errs, b.stopProcess())
+		if b.cnc != nil {
+			errs = append(errs, b.cnc.Close())
+		}
+	} else if !b.ctl.isDown() && b.svc != nil {
 		errs = append(errs, b.stopController())
 	}
 	errs = append(errs, b.rt.Close())

@@ -326,6 +326,7 @@ type rawTarget struct {
 	Link       string `yaml:"link"`
 	Controller bool   `yaml:"controller"`
 	Agent      string `yaml:"agent"`
+	After      string `yaml:"after"`
 }
 
 type rawTraffic struct {
@@ -364,6 +365,7 @@ type rawExpect struct {
 	PortState     string         `yaml:"port_state"`
 	Within        string         `yaml:"within"`
 	NoUnexplained bool           `yaml:"no_unexplained_drops"`
+	Consistent    bool           `yaml:"controller_consistent"`
 }
 
 // child returns the value node of key in a mapping node, or nil.
@@ -576,6 +578,13 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 			p.fail(lineOf(child(n, k), n.Line), field+"."+k, "name exactly one of node, role, link, controller, agent")
 		}
 		tg := &Target{Node: t.Node, Role: t.Role, Link: t.Link, Controller: t.Controller, Agent: t.Agent}
+		if t.After != "" {
+			an := child(child(n, k), "after")
+			tg.After = p.duration(an, field+"."+k+".after", t.After)
+			if !t.Controller {
+				p.fail(lineOf(an, n.Line), field+"."+k+".after", "only a controller fault can happen after a delay (while the next steps run)")
+			}
+		}
 		if k == "fail" {
 			st.Fail = tg
 		} else {
@@ -631,7 +640,7 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 		en := child(n, "expect")
 		f := field + ".expect"
 		x := &Expect{Tag: e.Tag, AllReachable: e.AllReachable, Verdict: e.Verdict, Rule: e.Rule, IPUnchanged: e.IPUnchanged,
-			PortState: e.PortState, NoUnexplained: e.NoUnexplained,
+			PortState: e.PortState, NoUnexplained: e.NoUnexplained, ControllerConsistent: e.Consistent,
 			MaxLatency: p.duration(child(en, "max_latency"), f+".max_latency", e.MaxLatency),
 			Within:     p.duration(child(en, "within"), f+".within", e.Within)}
 		x.Reachable = p.pairs(child(en, "reachable"), f+".reachable", e.Reachable)

@@ -473,6 +473,28 @@ func (r *runner) expect(ctx context.Context, i int, st *Step) {
 		n := scratch.Counters["unexplained_drops"]
 		r.check(i, st, "no unexplained drops", err == nil && n == 0, "%d unexplained drops (%v)", n, err)
 	}
+	if e.ControllerConsistent {
+		r.controllerConsistent(ctx, i, st)
+	}
+}
+
+// controllerConsistent checks the controller against the instances the
+// run was given: no acknowledged address lost, none held twice.
+func (r *runner) controllerConsistent(ctx context.Context, i int, st *Step) {
+	cc, ok := r.b.(ControllerChecker)
+	if !ok {
+		r.check(i, st, "controller consistent", false, "the %s backend cannot check its controller", r.b.Name())
+		return
+	}
+	live := make([]Instance, 0, len(r.order))
+	for _, n := range r.order {
+		live = append(live, r.inst[n])
+	}
+	problems, err := cc.CheckController(ctx, live)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	r.check(i, st, "controller consistent", len(problems) == 0, "%d problems, first: %s", len(problems), strings.Join(problems[:min(len(problems), 1)], ""))
 }
 
 // measure says which of a tag's probes a check measures. A check with

@@ -154,6 +154,10 @@ type Target struct {
 	Link       string // or a link "a:eth1"
 	Controller bool   // or the controller
 	Agent      string // or the host agent on this host
+	// After, for the controller, makes the step return at once and the
+	// fault happen that long later (backend time), while the next steps
+	// run: a controller killed in the middle of a spawn storm.
+	After time.Duration
 }
 
 // Traffic sends probes.
@@ -195,6 +199,11 @@ type Expect struct {
 	Within        time.Duration
 	NoUnexplained bool // no drops without a reason that the scenario expects
 	AllReachable  bool
+	// ControllerConsistent: every live instance's port is in the
+	// controller with the address the instance was given (no acknowledged
+	// address lost), no address is held twice, and the controller's own
+	// consistency check passes.
+	ControllerConsistent bool
 }
 
 // Pair is one from→to pair of instances (or prefixes).

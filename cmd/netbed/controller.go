@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,7 +45,7 @@ func init() {
 		}
 		fs := serve.Flags()
 		fs.StringVar(&o.store, "store", "netbed-controller.db", "bbolt store file (created if missing)")
-		fs.StringVar(&o.listen, "listen", "127.0.0.1:7480", "address to serve the HTTP API on")
+		fs.StringVar(&o.listen, "listen", "127.0.0.1:7480", "address to serve the HTTP API on: host:port, or unix:/path/to/socket")
 		fs.DurationVar(&o.lockTimeout, "lock-timeout", 2*time.Second, "how long to wait for another process's lock on the store")
 		fs.StringVar(&o.topology, "topology", "", "fabric topology (containerlab file): run the CNC, which configures the leaves of bound ports (in memory) and reports their overlay")
 		fs.StringVar(&o.clusterCIDR, "cluster-cidr", "", "generation 3: the cluster pool nodes get their pod CIDRs from (PUT /v1/nodes/{name}), e.g. 10.244.0.0/16")
@@ -114,7 +116,16 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 		}
 		overlay = c
 	}
-	ln, err := net.Listen("tcp", listen)
+	network, addr := "tcp", listen
+	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
+		// A socket left by a killed controller is in the way; the store's
+		// lock, taken above, says that no other controller serves it.
+		network, addr = "unix", path
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("listen on %s: %w", listen, err)
+		}
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another controller running there?)", listen, err)
 	}

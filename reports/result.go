@@ -45,6 +45,8 @@ type Fault struct {
 	// API was unavailable as its clients saw it: from the first call that
 	// failed to the first that succeeded again.
 	APIUnavailable time.Duration `json:"api_unavailable_ns,omitempty"`
+	// Detail says how the fault was carried out ("SIGKILL to pid 4242").
+	Detail string `json:"detail,omitempty"`
 }
 
 func (f Fault) String() string {
@@ -53,6 +55,9 @@ func (f Fault) String() string {
 		verb = "restore"
 	}
 	s := fmt.Sprintf("%s %s at %s", verb, f.Target, hopDur(f.At))
+	if f.Detail != "" {
+		s += " (" + f.Detail + ")"
+	}
 	if f.RoutesWithdrawn > 0 {
 		if f.Restore {
 			s += fmt.Sprintf(": %d routes advertised again", f.RoutesWithdrawn)

@@ -118,11 +118,15 @@ func (b *FabricBackend) controllerNow(ctx context.Context, up, async bool) error
 	f := reports.Fault{At: b.rt.Now(), Target: "controller", Restore: up}
 	if !up {
 		b.progress("controller killed")
-		err := b.killController()
+		var err error
+		f.Detail, err = b.killController()
 		b.addFault(f, false)
 		return err
 	}
 	err := b.startController()
+	if pid := b.controllerPID(); pid > 0 {
+		f.Detail = fmt.Sprintf("%s controller serve, pid %d", b.ctl.bin, pid)
+	}
 	if async {
 		b.ctl.mu.Lock()
 		b.ctl.restorePending--
@@ -156,28 +160,39 @@ func (b *FabricBackend) addFault(f reports.Fault, restore bool) {
 // process gets SIGKILL; in process, its listeners close at once and the
 // CNC's queued work is dropped. Whatever the store had not committed is
 // lost.
-func (b *FabricBackend) killController() error {
+func (b *FabricBackend) killController() (how string, err error) {
 	b.ctl.mu.Lock()
 	if b.ctl.down {
 		b.ctl.mu.Unlock()
-		return nil
+		return "already down", nil
 	}
 	b.ctl.down = true
 	proc, exited := b.ctl.proc, b.ctl.exited
 	b.ctl.proc = nil
 	b.ctl.mu.Unlock()
 	if proc != nil {
+		how = fmt.Sprintf("SIGKILL to pid %d", proc.Process.Pid)
 		if err := proc.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			return fmt.Errorf("kill controller process %d: %w", proc.Process.Pid, err)
+			return how, fmt.Errorf("kill controller process %d: %w", proc.Process.Pid, err)
 		}
 		<-exited
-		return nil
+		return how, nil
 	}
 	if b.srv != nil {
 		b.srv.Close()
 		b.srv = nil
 	}
-	return b.stopController()
+	return "in process: uncommitted work dropped", b.stopController()
+}
+
+// controllerPID is the controller process's id, 0 in process.
+func (b *FabricBackend) controllerPID() int {
+	b.ctl.mu.Lock()
+	defer b.ctl.mu.Unlock()
+	if b.ctl.proc == nil {
+		return 0
+	}
+	return b.ctl.proc.Process.Pid
 }
 
 // startProcess starts `netbed controller serve` on the run's store and

@@ -13,8 +13,9 @@ import (
 	"github.com/netbed/netbed/scenarios/netnsrt"
 )
 
-// pluginDir holds the netbed-cni binary TestMain builds: pods on the
-// netns runtime are attached by it.
+// pluginDir holds the binaries TestMain builds: netbed-cni, which
+// attaches pods on the netns runtime, and netbed, which serves the
+// controller as its own process.
 var pluginDir string
 
 func TestMain(m *testing.M) {
@@ -22,10 +23,14 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, netnsrt.PluginType), "github.com/netbed/netbed/cmd/netbed-cni").CombinedOutput()
-	if err != nil {
-		os.RemoveAll(dir)
-		panic("go build netbed-cni: " + err.Error() + "\n" + string(out))
+	// The plugin, and netbed, which serves the controller as its own
+	// process.
+	for _, b := range []struct{ name, pkg string }{{netnsrt.PluginType, "cmd/netbed-cni"}, {netnsrt.Executable, "cmd/netbed"}} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.name), "github.com/netbed/netbed/"+b.pkg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			panic("go build " + b.name + ": " + err.Error() + "\n" + string(out))
+		}
 	}
 	pluginDir = dir
 	code := m.Run()
@@ -36,7 +41,8 @@ func TestMain(m *testing.M) {
 // newRuntime is netnsrt.New with the test's plugin and temporary
 // directories.
 func newRuntime(t testing.TB, scenario string) *netnsrt.Runtime {
-	return netnsrt.New(netnsrt.Options{Scenario: scenario, StateRoot: t.TempDir(), OutDir: t.TempDir(), CNIPath: []string{pluginDir}})
+	return netnsrt.New(netnsrt.Options{Scenario: scenario, StateRoot: t.TempDir(), OutDir: t.TempDir(), CNIPath: []string{pluginDir},
+		Netbed: filepath.Join(pluginDir, netnsrt.Executable)})
 }
 
 // Without the plugin a pod cannot be attached, and the error says what

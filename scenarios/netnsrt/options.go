@@ -25,6 +25,9 @@ type Options struct {
 	// directory (bin/, where `make build` puts both), then $CNI_PATH,
 	// then /opt/cni/bin.
 	CNIPath []string
+	// Netbed is the netbed executable that serves the controller as its
+	// own process (`netbed controller serve`); default: FindNetbed.
+	Netbed string
 	// Settle bounds how long Probe waits, after the answer or the
 	// timeout, for the captures to deliver the probe's last frames
 	// (default 3s; it returns as soon as they are all there).

@@ -43,6 +43,8 @@ type FabricOptions struct {
 	// HTTP serves the controller's API on a loopback port and makes every
 	// call of the spawn flow through the HTTP client, as compute nodes do.
 	// Off, the backend calls the service in process (sim: deterministic).
+	// A runtime that is a ControllerHost (netns) runs the controller as
+	// its own process instead, always reached over HTTP.
 	HTTP bool
 }
 

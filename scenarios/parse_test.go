@@ -191,3 +191,20 @@ func TestParseFileErrors(t *testing.T) {
 		})
 	}
 }
+
+// A controller fault may fire after a delay; no other fault can, and an
+// expect may check the controller's consistency.
+func TestParseFaultAfter(t *testing.T) {
+	head := good[:strings.Index(good, "steps:")]
+	s, err := Parse("f.yaml", []byte(head+"steps:\n  - fail: {controller: true, after: 100ms}\n  - restore: {controller: true, after: 1s}\n  - expect: {controller_consistent: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Steps[0].Fail.After != 100*time.Millisecond || s.Steps[1].Restore.After != time.Second || !s.Steps[2].Expect.ControllerConsistent {
+		t.Errorf("steps %+v %+v %+v", s.Steps[0].Fail, s.Steps[1].Restore, s.Steps[2].Expect)
+	}
+	_, err = Parse("f.yaml", []byte(head+"steps:\n  - fail: {node: leaf1, after: 1s}\n"))
+	if err == nil || !strings.Contains(err.Error(), "f.yaml:12: steps[0].fail.after: only a controller fault") {
+		t.Errorf("after on a node fault: %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -207,7 +208,7 @@ func (b *FabricBackend) startProcess() error {
 	if err != nil {
 		return fmt.Errorf("controller log: %w", err)
 	}
-	cmd := exec.Command(b.ctl.bin, "controller", "serve", "--store", b.storePath, "--listen", "unix:"+sock, "--lock-timeout", "10s")
+	cmd := exec.Command(b.ctl.bin, "controller", "serve", "--store", b.storePath, "--listen", "unix:"+sock, "--lock-timeout", "10s", "--parent", strconv.Itoa(os.Getpid()))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -50,6 +50,7 @@ func init() {
 		fs.StringVar(&o.topology, "topology", "", "fabric topology (containerlab file): run the CNC, which configures the leaves of bound ports (in memory) and reports their overlay")
 		fs.StringVar(&o.clusterCIDR, "cluster-cidr", "", "generation 3: the cluster pool nodes get their pod CIDRs from (PUT /v1/nodes/{name}), e.g. 10.244.0.0/16")
 		fs.IntVar(&o.nodeMask, "node-mask", 24, "with --cluster-cidr, the prefix length of each node's block")
+		fs.IntVar(&o.parent, "parent", 0, "shut down when the process with this id, which started this one, has exited (a netns run's controller)")
 		c.AddCommand(serve)
 		return c
 	})
@@ -58,13 +59,16 @@ func init() {
 type controllerFlags struct {
 	store, listen, topology, clusterCIDR string
 	lockTimeout                          time.Duration
-	nodeMask                             int
+	nodeMask, parent                     int
 }
 
 func runController(o controllerFlags, stdout io.Writer) error {
-	storePath, listen, lockWait, topoFile, clusterCIDR, nodeMask := &o.store, &o.listen, &o.lockTimeout, &o.topology, &o.clusterCIDR, &o.nodeMask
+	storePath, listen, lockWait, topoFile, clusterCIDR, nodeMask, parent := &o.store, &o.listen, &o.lockTimeout, &o.topology, &o.clusterCIDR, &o.nodeMask, &o.parent
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *parent > 0 {
+		ctx = exitWithParent(ctx, *parent)
+	}
 	var topo *topologies.Topology
 	if *topoFile != "" {
 		t, _, err := clab.Load(*topoFile)
@@ -158,4 +162,32 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// exitWithParent returns a context that ends once parent is no longer
+// this process's parent (it exited and this one was reparented; maybe
+// before this process even started), so that a controller started by a
+// run that was killed does not outlive it.
+func exitWithParent(ctx context.Context, parent int) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	if os.Getppid() != parent {
+		cancel()
+		return ctx
+	}
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if os.Getppid() != parent {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return ctx
 }

@@ -2,13 +2,19 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http/httptrace"
 	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,5 +162,40 @@ func TestControllerServeWithCNC(t *testing.T) {
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A controller started with --parent shuts down when the process
+// that started it is gone, as a netns run's controller does when the run
+// is killed.
+func TestControllerExitsWithParent(t *testing.T) {
+	netbedOnPath(t)
+	dir := t.TempDir()
+	sh := exec.Command("sh", "-c", "netbed controller serve --parent $$ --store "+dir+"/c.db --listen unix:"+dir+"/c.sock >"+dir+"/log 2>&1 & echo $!")
+	out, err := sh.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("pid %q: %v", out, err)
+	}
+	alive := func() bool {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		return len(f) > 0 && f[0] != "Z"
+	}
+	for deadline := time.Now().Add(10 * time.Second); alive(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			log, _ := os.ReadFile(dir + "/log")
+			t.Fatalf("the controller outlived its parent by 10s; log:\n%s", log)
+		}
+	}
+	if log, _ := os.ReadFile(dir + "/log"); !bytes.Contains(log, []byte("shutting down")) {
+		t.Errorf("the controller did not shut down gracefully; log:\n%s", log)
 	}
 }

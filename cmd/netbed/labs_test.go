@@ -24,7 +24,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envRunCLI) == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if netbedDir != "" {
+		os.RemoveAll(netbedDir)
+	}
+	os.Exit(code)
 }
 
 // TestDownAfterKill: a `netbed run --backend netns` process killed with
@@ -34,6 +38,7 @@ func TestMain(m *testing.M) {
 // as `ip netns list` shows it, or `down --all`, removes all of it.
 func TestDownAfterKill(t *testing.T) {
 	testutil.RequireRoot(t)
+	netbedOnPath(t)
 	plugins := t.TempDir()
 	if out, err := exec.Command("go", "build", "-o", filepath.Join(plugins, "netbed-cni"), "github.com/netbed/netbed/cmd/netbed-cni").CombinedOutput(); err != nil {
 		t.Fatalf("go build netbed-cni: %v\n%s", err, out)

@@ -51,6 +51,7 @@ func TestRunSimReportsAndExitCodes(t *testing.T) {
 // non-zero and leaves no namespace of the run behind.
 func TestRunInterruptTearsDown(t *testing.T) {
 	testutil.RequireRoot(t)
+	netbedOnPath(t)
 	// A name of its own, so that no other run's lab (tests of other
 	// packages run at the same time) can be taken for this one's: the
 	// signal must not arrive before the run listens for it.
@@ -217,6 +218,7 @@ func (s *syncBuffer) String() string {
 // exits 0.
 func TestRunHold(t *testing.T) {
 	testutil.RequireRoot(t)
+	netbedOnPath(t)
 	name := testutil.Name("hold-")
 	src, err := os.ReadFile("../../scenarios/library/cross-subnet-hops.yaml")
 	if err != nil {
@@ -323,6 +325,7 @@ func udpEcho(t *testing.T, ns, addr string) bool {
 // no change, exit 0.
 func TestBaselineAcrossBackends(t *testing.T) {
 	testutil.RequireRoot(t)
+	netbedOnPath(t)
 	dir := t.TempDir()
 	file := "../../scenarios/library/cross-subnet-hops.yaml"
 	var stdout, stderr bytes.Buffer

@@ -520,3 +520,14 @@ func (b *FabricBackend) controllerFailed() bool {
 	}
 	return false
 }
+
+// awaitController returns once the controller answers, waiting while a
+// restart is on its way (for clients that call it themselves: the CNI
+// plugin).
+func (b *FabricBackend) awaitController(ctx context.Context) error {
+	_, err := call(ctx, b, func(c controller.API) (struct{}, error) {
+		_, err := c.ListNetworks(ctx, "")
+		return struct{}{}, err
+	})
+	return err
+}

@@ -354,7 +354,7 @@ func (b *FabricBackend) mark(inst, step string) {
 // cost models a controller call's latency in the runtime's time.
 func (b *FabricBackend) cost(ctx context.Context) error {
 	if b.opts.ControllerLatency > 0 {
-		return b.rt.Sleep(ctx, b.opts.ControllerLatency)
+		return b.sleep(ctx, b.opts.ControllerLatency)
 	}
 	return nil
 }
@@ -477,7 +477,7 @@ func (b *FabricBackend) wirePod(ctx context.Context, pa PodAttacher, in *instanc
 	if b.controlled() {
 		// The plugin calls the controller itself: wait for it while it
 		// restarts.
-		if _, err := b.api.GetNetwork(ctx, in.network); err != nil && in.network != "" {
+		if err := b.awaitController(ctx); err != nil {
 			return fmt.Errorf("spawn %s: %w", name, err)
 		}
 		conf["mode"], conf["attach"], conf["host"] = "evpn", "none", host
@@ -703,7 +703,7 @@ func (b *FabricBackend) nodeState(ctx context.Context, node string, up bool) err
 	}
 	if cp, ok := b.fab.(datapath.ControlPlane); ok {
 		if !up {
-			if err := b.rt.Sleep(ctx, cp.FailureDetection()); err != nil {
+			if err := b.sleep(ctx, cp.FailureDetection()); err != nil {
 				return err
 			}
 		}

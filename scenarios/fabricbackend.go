@@ -86,6 +86,8 @@ type instance struct {
 	// that a move asks the same way.
 	network, label string
 	bound          string // the host its port was last bound to
+	// moving is set while Move wires the instance on its new host.
+	moving bool
 }
 
 var _ Backend = (*FabricBackend)(nil)
@@ -405,7 +407,7 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 			return fmt.Errorf("create endpoint: %w", err)
 		}
 		b.mark(name, "3-endpoint-bpf-maps")
-		return nil
+		return b.announce(ctx, in)
 	}
 	owner := controller.DeviceOwner(in.kind)
 	if owner == "" {
@@ -441,6 +443,9 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 		return fmt.Errorf("attach %s to %s: %w", name, host, err)
 	}
 	b.mark(name, "5-vnic-attached")
+	if err := b.announce(ctx, in); err != nil {
+		return err
+	}
 	// Steps 7-8: the port is bound to the host and the binding reaches the
 	// CNC. The controller takes plane reports only for bound ports, so the
 	// binding is recorded before the agent's report (step 6).
@@ -516,7 +521,7 @@ func (b *FabricBackend) wirePod(ctx context.Context, pa PodAttacher, in *instanc
 		}
 		in.spec = spec
 		b.mark(name, "2-3-cni-add-local-ipam-endpoint")
-		return nil
+		return b.announce(ctx, in)
 	}
 	// The port the plugin got names the network (a label picks one).
 	p, err := b.api.GetPort(ctx, name)
@@ -534,7 +539,20 @@ func (b *FabricBackend) wirePod(ctx context.Context, pa PodAttacher, in *instanc
 	}
 	in.spec = spec
 	b.mark(name, "2-7-cni-add-port-bound-underlay-active")
+	if err := b.announce(ctx, in); err != nil {
+		return err
+	}
 	return b.overlay(ctx, name, host)
+}
+
+// announce has the instance, just attached, announce itself: a VM whose
+// hypervisor migrated it sends the RARP rounds too.
+func (b *FabricBackend) announce(ctx context.Context, in *instance) error {
+	if err := b.rt.Announce(ctx, in.spec.Name, in.moving && in.kind != "pod"); err != nil {
+		return fmt.Errorf("attach %s: %w", in.spec.Name, err)
+	}
+	b.mark(in.spec.Name, "announced")
+	return nil
 }
 
 func (b *FabricBackend) underlay(ctx context.Context, name, host string) error {
@@ -640,7 +658,10 @@ func (b *FabricBackend) Move(ctx context.Context, name, host string) (Instance, 
 	if b.controlled() {
 		b.mark(name, "drift-unplugged:"+in.spec.Host)
 	}
-	if err := b.wire(ctx, in, host); err != nil {
+	in.moving = true
+	err := b.wire(ctx, in, host)
+	in.moving = false
+	if err != nil {
 		delete(b.insts, name)
 		return Instance{}, fmt.Errorf("move %s to %s: %w", name, host, err)
 	}

@@ -27,6 +27,13 @@ type Runtime interface {
 	// real (a simulated node; a namespace with the kernel's stack).
 	AddInstance(ctx context.Context, f datapath.Fabric, s datapath.InstanceSpec) error
 	RemoveInstance(ctx context.Context, f datapath.Fabric, name string) error
+	// Announce has an attached instance say where it is now, as a real
+	// one does on attach: its stack's gratuitous ARP and unsolicited
+	// neighbour advertisement at once and, for a VM that was migrated,
+	// the hypervisor's RARP announce at each offset of
+	// MigrationAnnounce (in the background; a round after the instance
+	// has gone sends nothing).
+	Announce(ctx context.Context, name string, migrated bool) error
 	SetNodeState(ctx context.Context, node string, up bool) error
 	// SetLinkState fails or restores the topology link with endpoint e.
 	SetLinkState(ctx context.Context, e topologies.Endpoint, up bool) error
@@ -50,6 +57,12 @@ type Runtime interface {
 type LatencySource interface {
 	Latency() reports.Latency
 }
+
+// MigrationAnnounce is when a hypervisor sends its RARP announce after a
+// live migration, from the moment the VM runs on its new host: QEMU's
+// announce_self with its defaults (5 rounds, the first at once, then
+// 50 ms apart growing by 100 ms: announce-initial, -step, -max 550 ms).
+var MigrationAnnounce = []time.Duration{0, 50 * time.Millisecond, 200 * time.Millisecond, 450 * time.Millisecond, 800 * time.Millisecond}
 
 // RuntimeProbe is one probe as a runtime sends it.
 type RuntimeProbe struct {

@@ -248,12 +248,29 @@ func (in *Instance) PendingCount() int {
 // flaps; call Announce after it moves.
 func (in *Instance) SetPortState(now time.Duration, port int, up bool, out datapath.Output) {}
 
-// Announce sends a gratuitous ARP (a request for the instance's own
-// address) so that switches learn where it is and neighbours update caches.
+// Announce sends what a Linux guest sends when its link has moved
+// (netdev_notify_peers, as virtio-net's guest announce triggers after a
+// live migration) or when its interface comes up with arp_notify and
+// ndisc_notify set: a gratuitous ARP for its address (a broadcast request
+// whose sender and target are both the address, as `arping -U` sends) and
+// an unsolicited neighbour advertisement, override flag set, to ff02::1
+// for its IPv6 link-local address. Every MAC table on the way learns
+// where the instance is now; neighbours update the entries they hold.
 func (in *Instance) Announce(now time.Duration, out datapath.Output) {
 	a := in.ip.Addr()
 	in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:gratuitous")
 	out.Send(0, in.arpFrame(1, bcast, [6]byte{}, a, a))
+	in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "ndisc:unsolicited-na")
+	out.Send(0, frame.UnsolicitedNA(in.mac, frame.LinkLocal(in.mac)))
+}
+
+// AnnounceSelf sends one round of what a hypervisor sends for a VM that
+// has just been live-migrated to it (QEMU's announce_self): a RARP from
+// the VM's MAC. QEMU writes it into the VM's tap, so it leaves on the
+// instance's link like the guest's own frames.
+func (in *Instance) AnnounceSelf(now time.Duration, out datapath.Output) {
+	in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "rarp:announce")
+	out.Send(0, frame.RARPAnnounce(in.mac))
 }
 
 var bcast = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}

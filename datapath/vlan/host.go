@@ -596,26 +596,6 @@ func (h *Host) announce(now time.Duration, out datapath.Output) {
 		ev = h.ev(now, h.ports[upPort], datapath.KindNIC, DevBond, "", datapath.ActForward)
 		ev.Rule = h.bondRules[h.active]
 		out.Trace(ev)
-		out.Send(upPort, frame.PushVLAN(nil, rarp(e.MAC), n.provider))
+		out.Send(upPort, frame.PushVLAN(nil, frame.RARPAnnounce(e.MAC[:]), n.provider))
 	}
-}
-
-// rarp builds the RARP request OVS sends to teach switches where mac is.
-func rarp(mac [6]byte) []byte {
-	b := make([]byte, 0, 60)
-	b = append(b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-	b = append(b, mac[:]...)
-	b = binary.BigEndian.AppendUint16(b, 0x8035)
-	b = binary.BigEndian.AppendUint16(b, 1)      // hardware: Ethernet
-	b = binary.BigEndian.AppendUint16(b, 0x0800) // protocol: IPv4
-	b = append(b, 6, 4)
-	b = binary.BigEndian.AppendUint16(b, 3) // reverse request
-	b = append(b, mac[:]...)
-	b = append(b, 0, 0, 0, 0)
-	b = append(b, mac[:]...)
-	b = append(b, 0, 0, 0, 0)
-	for len(b) < 60 {
-		b = append(b, 0)
-	}
-	return b
 }

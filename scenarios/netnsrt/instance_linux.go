@@ -20,7 +20,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/internal/announce"
+	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/topologies/netns"
 )
 
@@ -516,5 +519,51 @@ func noTxChecksum(ifname string) error {
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); e != 0 {
 		return fmt.Errorf("ethtool -K %s tx off: %w", ifname, e)
 	}
+	return nil
+}
+
+// Announce implements scenarios.Runtime: real frames leave the
+// instance's eth0 into its veth, from a packet socket in its namespace:
+// the gratuitous ARP and unsolicited neighbour advertisement its kernel
+// sends when told it moved (arping -U for a pod, as CNI plugins do after
+// configuring the address), and for a migrated VM the hypervisor's RARP
+// rounds, the later ones from a goroutine that stops when the instance
+// goes.
+func (r *Runtime) Announce(_ context.Context, name string, migrated bool) error {
+	in, err := r.instance(name)
+	if err != nil {
+		return fmt.Errorf("announce: %w", err)
+	}
+	path := filepath.Join(netns.NetnsDir, in.netns)
+	if err := announce.SendIn(path, stack.Port, frame.GratuitousARP(in.mac, in.ip.Addr()), frame.UnsolicitedNA(in.mac, frame.LinkLocal(in.mac))); err != nil {
+		return fmt.Errorf("instance %s: %w", name, err)
+	}
+	if !migrated {
+		return nil
+	}
+	rarp := frame.RARPAnnounce(in.mac)
+	if err := announce.SendIn(path, stack.Port, rarp); err != nil {
+		return fmt.Errorf("instance %s: %w", name, err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		start := time.Now()
+		for _, at := range scenarios.MigrationAnnounce[1:] {
+			t := time.NewTimer(time.Until(start.Add(at)))
+			select {
+			case <-stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			// The instance may be going: a failed round is not reported.
+			_ = announce.SendIn(path, stack.Port, rarp)
+		}
+	}()
+	in.mu.Lock()
+	in.closer = append(in.closer, func() error { close(stop); <-done; return nil })
+	in.mu.Unlock()
 	return nil
 }

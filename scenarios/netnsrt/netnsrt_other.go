@@ -92,3 +92,6 @@ func (r *Runtime) InstanceNamespace(string) (string, bool) { return "", false }
 
 // FindPlugin needs Linux.
 func FindPlugin([]string) (string, error) { return "", ErrUnsupported }
+
+// Announce implements scenarios.Runtime.
+func (r *Runtime) Announce(context.Context, string, bool) error { return ErrUnsupported }

@@ -80,6 +80,32 @@ func (r *Runtime) RemoveInstance(_ context.Context, f datapath.Fabric, name stri
 	return r.e.RemoveInstance(f, name)
 }
 
+// Announce implements scenarios.Runtime: the instance's stack announces
+// itself now, and the hypervisor's RARP rounds of a migrated VM are
+// scheduled in virtual time.
+func (r *Runtime) Announce(_ context.Context, name string, migrated bool) error {
+	n, ok := r.e.Node(name)
+	if !ok {
+		return fmt.Errorf("announce %s: no such instance", name)
+	}
+	in, ok := n.(*stack.Instance)
+	if !ok {
+		return fmt.Errorf("announce %s: not an instance (%T)", name, n)
+	}
+	now := r.e.Now()
+	if migrated {
+		for _, at := range scenarios.MigrationAnnounce {
+			if err := r.e.Do(now+at, name, 0, in.AnnounceSelf); err != nil {
+				return fmt.Errorf("announce %s: %w", name, err)
+			}
+		}
+	}
+	if err := r.e.Do(now, name, 0, in.Announce); err != nil {
+		return fmt.Errorf("announce %s: %w", name, err)
+	}
+	return nil
+}
+
 // SetNodeState implements scenarios.Runtime.
 func (r *Runtime) SetNodeState(_ context.Context, node string, up bool) error {
 	return r.e.SetNodeState(r.e.Now(), node, up)

@@ -1,0 +1,72 @@
+package frame
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+var annMAC = net.HardwareAddr{0x02, 0x42, 0x0a, 0x07, 0x00, 0x05}
+
+// The announcements decode as what they claim to be, field by field.
+func TestAnnouncements(t *testing.T) {
+	ip := netip.MustParseAddr("10.7.0.5")
+	t.Run("gratuitous-arp", func(t *testing.T) {
+		p := gopacket.NewPacket(GratuitousARP(annMAC, ip), layers.LayerTypeEthernet, gopacket.Default)
+		eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		arp, _ := p.Layer(layers.LayerTypeARP).(*layers.ARP)
+		if eth == nil || arp == nil {
+			t.Fatalf("not Ethernet/ARP: %v", p)
+		}
+		if !bytes.Equal(eth.DstMAC, Broadcast) || !bytes.Equal(eth.SrcMAC, annMAC) || arp.Operation != layers.ARPRequest ||
+			!bytes.Equal(arp.SourceProtAddress, ip.AsSlice()) || !bytes.Equal(arp.DstProtAddress, ip.AsSlice()) ||
+			!bytes.Equal(arp.SourceHwAddress, annMAC) || !bytes.Equal(arp.DstHwAddress, make([]byte, 6)) {
+			t.Errorf("gratuitous ARP %+v %+v", eth, arp)
+		}
+	})
+	t.Run("rarp", func(t *testing.T) {
+		b := RARPAnnounce(annMAC)
+		if len(b) != 60 || !bytes.Equal(b[0:6], Broadcast) || !bytes.Equal(b[6:12], annMAC) ||
+			b[12] != 0x80 || b[13] != 0x35 || b[21] != 3 || !bytes.Equal(b[22:28], annMAC) || !bytes.Equal(b[32:38], annMAC) {
+			t.Errorf("RARP % x", b)
+		}
+	})
+	t.Run("unsolicited-na", func(t *testing.T) {
+		ll := LinkLocal(annMAC)
+		if want := netip.MustParseAddr("fe80::42:aff:fe07:5"); ll != want {
+			t.Errorf("link-local of %v = %v, want %v", annMAC, ll, want)
+		}
+		p := gopacket.NewPacket(UnsolicitedNA(annMAC, ll), layers.LayerTypeEthernet, gopacket.Default)
+		if el := p.ErrorLayer(); el != nil {
+			t.Fatalf("decode: %v", el.Error())
+		}
+		eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		ip6, _ := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+		icmp, _ := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+		na, _ := p.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement)
+		if eth == nil || ip6 == nil || icmp == nil || na == nil {
+			t.Fatalf("not an NA: %v", p)
+		}
+		if !bytes.Equal(eth.DstMAC, AllNodesMAC) || ip6.DstIP.String() != "ff02::1" || ip6.HopLimit != 255 ||
+			!na.Override() || na.Solicited() || na.Router() || !na.TargetAddress.Equal(ll.AsSlice()) ||
+			len(na.Options) != 1 || na.Options[0].Type != layers.ICMPv6OptTargetAddress || !bytes.Equal(na.Options[0].Data, annMAC) {
+			t.Errorf("NA %+v %+v %+v", eth, ip6, na)
+		}
+		// The checksum covers the pseudo-header: recomputing it over the
+		// decoded layers must give the same value.
+		sum := icmp.Checksum
+		_ = icmp.SetNetworkLayerForChecksum(ip6)
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true}, icmp, gopacket.Payload(icmp.Payload)); err != nil {
+			t.Fatal(err)
+		}
+		re := gopacket.NewPacket(buf.Bytes(), layers.LayerTypeICMPv6, gopacket.Default).Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+		if re.Checksum != sum {
+			t.Errorf("ICMPv6 checksum %#04x, recomputed %#04x", sum, re.Checksum)
+		}
+	})
+}

@@ -11,6 +11,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/internal/announce"
 )
 
 // netlinkLinker is the linker on Linux: every call aims at the pod's
@@ -148,7 +151,27 @@ func (netlinkLinker) Setup(w wiring) (_ wired, err error) {
 			}
 		}
 	}
+	// The pod announces its addresses, as the reference plugins do once
+	// the addresses are configured: switches that knew the MAC elsewhere
+	// (a pod that drifted here) relearn it. Like theirs, a failed
+	// announcement does not fail ADD.
+	_ = announce.SendIn(w.Netns, w.IfName, announcements(out.PodMAC, w.Addrs)...)
 	return out, nil
+}
+
+// announcements are the frames a pod with addresses addrs sends on ADD:
+// a gratuitous ARP per IPv4 address, an unsolicited neighbour
+// advertisement per IPv6 one.
+func announcements(mac net.HardwareAddr, addrs []netip.Prefix) [][]byte {
+	var out [][]byte
+	for _, a := range addrs {
+		if a.Addr().Is4() {
+			out = append(out, frame.GratuitousARP(mac, a.Addr()))
+		} else {
+			out = append(out, frame.UnsolicitedNA(mac, a.Addr()))
+		}
+	}
+	return out
 }
 
 // bridge returns the bridge called name, creating it when asked.

@@ -144,6 +144,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 				fmt.Fprintf(&b, "- %s %s\n", run.Generation, f)
 			}
 		}
+		if o := outageTable(r.RunsOf(sc)); o != "" {
+			b.WriteString("\nDrift outages per flow (background probe stream: last answer before the move → first answer after it):\n\n" + o)
+		}
 		if d := droppedProbes(r.RunsOf(sc), 8); d != "" {
 			b.WriteString("\nDropped probes:\n\n" + d)
 		}
@@ -180,6 +183,36 @@ func latencyLines(runs []*Run) []string {
 		}
 	}
 	return out
+}
+
+// outageTable lists every run's drift outages as Markdown table rows.
+func outageTable(runs []*Run) string {
+	var b strings.Builder
+	for _, run := range runs {
+		for _, o := range run.Outages {
+			if b.Len() == 0 {
+				b.WriteString("| generation | backend | drifted | at | flow | outage |\n|---|---|---|---|---|---|\n")
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %v | %s → %s | %s |\n", run.Generation, run.Backend, o.Instance, o.DriftAt, o.From, o.To, o)
+		}
+	}
+	return b.String()
+}
+
+// outageBars are the drift outages as bars in ms; a flow that never
+// recovered has an empty bar that says so.
+func outageBars(runs []*Run) []Bar {
+	var bars []Bar
+	for _, run := range runs {
+		for _, o := range run.Outages {
+			bar := Bar{Label: fmt.Sprintf("%s/%s %s→%s @%v", run.Generation, run.Backend, o.From, o.To, o.DriftAt), Text: o.String()}
+			if o.Recovered {
+				bar.Value = float64(o.Outage) / 1e6
+			}
+			bars = append(bars, bar)
+		}
+	}
+	return bars
 }
 
 // firstSpawn returns the steps of the first instance the run's timeline
@@ -484,6 +517,9 @@ func WriteHTML(w io.Writer, r *Report) error {
 		if len(hops) > 0 {
 			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("hops, longest delivered path", "hops", hops)))
 			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("round-trip time p50", "µs", rtts)))
+		}
+		if bars := outageBars(r.RunsOf(sc)); len(bars) > 0 {
+			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("drift outage per flow (last answer before the move → first after)", "ms", bars)))
 		}
 		for _, run := range r.RunsOf(sc) {
 			if ev := firstSpawn(run); len(ev) >= 2 {

@@ -184,3 +184,38 @@ func TestLatencySource(t *testing.T) {
 		t.Errorf("JSON round trip: latency %+v, want %+v", got, r.Runs[0].Latency)
 	}
 }
+
+// Drift outages appear per flow in the Markdown, the HTML (a plot) and
+// the JSON, and a flow that never recovered says so.
+func TestOutagesRendered(t *testing.T) {
+	r := sample()
+	r.Runs[0].Outages = []Outage{
+		{Tag: "s", Instance: "b", From: "a", To: "b", DriftAt: 2 * time.Second, Outage: 12340 * time.Microsecond, Recovered: true, Lost: 1},
+		{Tag: "s", Instance: "b", From: "c", To: "b", DriftAt: 2 * time.Second, Lost: 7},
+	}
+	var md, html, js bytes.Buffer
+	if err := WriteMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| vlan | sim | b | 2s | a → b | 12.34ms (1 lost) |", "| vlan | sim | b | 2s | c → b | never recovered (7 lost) |"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	if err := WriteHTML(&html, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html.String(), "drift outage per flow") || !strings.Contains(html.String(), "never recovered (7 lost)") {
+		t.Error("HTML lacks the outage plot")
+	}
+	if err := WriteJSON(&js, r); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadJSON(&js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Runs[0].Outages; len(got) != 2 || got[0] != r.Runs[0].Outages[0] || got[1].Recovered {
+		t.Errorf("JSON round trip: %+v", got)
+	}
+}

@@ -28,6 +28,9 @@ type Run struct {
 	Elapsed time.Duration `json:"elapsed_ns"`      // wall-clock time of the run
 	// Faults are the run's fail and restore steps as carried out, in order.
 	Faults []Fault `json:"faults,omitempty"`
+	// Outages are what drifts cost the flows of a background traffic
+	// stream (one per drift and flow of the drifted instance).
+	Outages []Outage `json:"outages,omitempty"`
 }
 
 // Fault is one fail or restore step as the backend carried it out.
@@ -189,6 +192,32 @@ func (p Probe) Verdict() string {
 		return "forwarded"
 	}
 	return "dropped"
+}
+
+// Outage is what one drift cost one flow of a continuous probe stream:
+// the time from the last answer before the move began to the first
+// answer after it, as an operator reads it off a running ping.
+type Outage struct {
+	Tag      string        `json:"tag"`      // the stream (its traffic step's tag)
+	Instance string        `json:"instance"` // the instance that drifted
+	From     string        `json:"from"`
+	To       string        `json:"to"`
+	DriftAt  time.Duration `json:"drift_at_ns"` // when the move began, in the run's time
+	// Outage is meaningful when Recovered: no probe of the flow was
+	// answered again before the stream ended (or the instance drifted
+	// again) otherwise.
+	Outage    time.Duration `json:"outage_ns"`
+	Recovered bool          `json:"recovered"`
+	Lost      int           `json:"lost"` // probes unanswered in between
+}
+
+// String is the outage as a report shows it: "12.3ms (4 lost)" or
+// "never recovered (10 lost)".
+func (o Outage) String() string {
+	if !o.Recovered {
+		return fmt.Sprintf("never recovered (%d lost)", o.Lost)
+	}
+	return fmt.Sprintf("%v (%d lost)", o.Outage.Round(10*time.Microsecond), o.Lost)
 }
 
 // Check is one expectation and whether it held.

@@ -339,6 +339,8 @@ type rawTraffic struct {
 	Rate     float64  `yaml:"rate"`
 	Duration string   `yaml:"duration"`
 	Tag      string   `yaml:"tag"`
+	// Background: see Traffic.Background.
+	Background bool `yaml:"background"`
 }
 
 type rawPolicy struct {
@@ -366,6 +368,8 @@ type rawExpect struct {
 	Within        string         `yaml:"within"`
 	NoUnexplained bool           `yaml:"no_unexplained_drops"`
 	Consistent    bool           `yaml:"controller_consistent"`
+	Recovered     bool           `yaml:"recovered"`
+	MaxOutage     string         `yaml:"max_outage"`
 }
 
 // child returns the value node of key in a mapping node, or nil.
@@ -621,10 +625,13 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 				tr.Count = max(1, int(math.Ceil(tr.Rate*d.Seconds())))
 			}
 		}
+		if tr.Background && tr.Rate <= 0 {
+			p.fail(lineOf(child(tn, "background"), n.Line), f+".rate", "a background stream needs a rate (probes per second per pair)")
+		}
 		if tr.Count == 0 {
 			tr.Count = 1
 		}
-		st.Traffic = &Traffic{Proto: tr.Proto, Port: tr.Port, From: tr.From, To: tr.To, Matrix: tr.Matrix, Count: tr.Count, Rate: tr.Rate, Tag: tr.Tag}
+		st.Traffic = &Traffic{Proto: tr.Proto, Port: tr.Port, From: tr.From, To: tr.To, Matrix: tr.Matrix, Count: tr.Count, Rate: tr.Rate, Tag: tr.Tag, Background: tr.Background}
 	case r.Policy != nil:
 		po := r.Policy
 		if po.Action == "" {
@@ -640,8 +647,9 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 		en := child(n, "expect")
 		f := field + ".expect"
 		x := &Expect{Tag: e.Tag, AllReachable: e.AllReachable, Verdict: e.Verdict, Rule: e.Rule, IPUnchanged: e.IPUnchanged,
-			PortState: e.PortState, NoUnexplained: e.NoUnexplained, ControllerConsistent: e.Consistent,
+			PortState: e.PortState, NoUnexplained: e.NoUnexplained, ControllerConsistent: e.Consistent, Recovered: e.Recovered,
 			MaxLatency: p.duration(child(en, "max_latency"), f+".max_latency", e.MaxLatency),
+			MaxOutage:  p.duration(child(en, "max_outage"), f+".max_outage", e.MaxOutage),
 			Within:     p.duration(child(en, "within"), f+".within", e.Within)}
 		x.Reachable = p.pairs(child(en, "reachable"), f+".reachable", e.Reachable)
 		x.Unreachable = p.pairs(child(en, "unreachable"), f+".unreachable", e.Unreachable)

@@ -66,7 +66,7 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 			return run, err
 		}
 		if wait := st.At - b.Now(); wait > 0 {
-			if err := b.Sleep(ctx, wait); err != nil {
+			if err := r.sleep(ctx, wait); err != nil {
 				return run, err
 			}
 		}
@@ -75,6 +75,9 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 		if err := r.step(ctx, i, st); err != nil {
 			return run, fmt.Errorf("%s:%d: step %d (%s): %w", s.File, st.Line, i, st.Kind(), err)
 		}
+	}
+	if err := r.finishStreams(ctx); err != nil {
+		return run, fmt.Errorf("background traffic: %w", err)
 	}
 	if err := b.Finish(run); err != nil {
 		return run, fmt.Errorf("finish: %w", err)
@@ -117,6 +120,9 @@ type runner struct {
 	lastTag string
 	churned int
 	stepMsg string // "step i/n kind", the progress line of the current step
+
+	streams []*stream    // background traffic (stream.go)
+	drifts  []driftEvent // drifts carried out, for the streams' outages
 }
 
 func hostNames(t *topologies.Topology) []string {
@@ -260,6 +266,7 @@ func (r *runner) drift(ctx context.Context, d *Drift) error {
 			i := slices.Index(r.hosts, in.Host)
 			to = r.hosts[(i+1)%len(r.hosts)]
 		}
+		r.drifts = append(r.drifts, driftEvent{instance: name, at: r.b.Now()})
 		moved, err := r.b.Move(ctx, name, to)
 		if err != nil {
 			return fmt.Errorf("drift %s to %s: %w", name, to, err)
@@ -329,6 +336,9 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 	if tag == "" {
 		tag = fmt.Sprintf("traffic@%d", len(r.run.Probes))
 	}
+	if t.Background {
+		return r.startStream(ctx, t, pairs, tag)
+	}
 	r.lastTag = tag
 	var gap time.Duration
 	if t.Rate > 0 {
@@ -348,7 +358,7 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 			}
 		}
 		if gap > 0 && c+1 < t.Count {
-			if err := r.b.Sleep(ctx, gap); err != nil {
+			if err := r.sleep(ctx, gap); err != nil {
 				return err
 			}
 		}
@@ -466,6 +476,9 @@ func (r *runner) expect(ctx context.Context, i int, st *Step) {
 	}
 	if e.PortState != "" {
 		r.portStates(ctx, i, st, e)
+	}
+	if e.Recovered || e.MaxOutage > 0 {
+		r.checkOutages(i, st, e)
 	}
 	if e.NoUnexplained {
 		var scratch reports.Run

@@ -171,6 +171,10 @@ type Traffic struct {
 	Count  int     // probes per pair (a duration in the file: Rate × it)
 	Rate   float64 // probes per second per pair
 	Tag    string  // names the probes for expectations
+	// Background keeps the step probing at Rate while later steps run
+	// (see stream): a continuous probe stream that measures drift
+	// outages.
+	Background bool
 }
 
 // Policy applies or removes an allow rule between labelled instances.
@@ -204,6 +208,11 @@ type Expect struct {
 	// address lost), no address is held twice, and the controller's own
 	// consistency check passes.
 	ControllerConsistent bool
+	// Recovered: every drift during the tag's background stream was
+	// followed by an answer on each of the drifted instance's flows;
+	// MaxOutage: and within this long (see reports.Outage).
+	Recovered bool
+	MaxOutage time.Duration
 }
 
 // Pair is one from→to pair of instances (or prefixes).

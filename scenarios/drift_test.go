@@ -1,0 +1,73 @@
+package scenarios_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/scenarios/simrt"
+)
+
+// mute is the sim runtime with instances that never announce themselves:
+// netbed before instances announced on attach.
+type mute struct{ *simrt.Runtime }
+
+func (mute) Announce(context.Context, string, bool) error { return nil }
+
+// A drifted instance is reachable at once only because it announces
+// itself: without the announcements, the shipped ping-pong drift fails
+// its reachability checks (frames go to where its MAC was learnt) and
+// its background stream reports flows that never recovered; with them,
+// every flow of the drifted instance recovers after each move, in both
+// directions, for gen 1 (VM migration) and gen 2 (pod drift).
+func TestDriftNeedsAnnouncements(t *testing.T) {
+	s, err := scenarios.Load("library/drift-ping-pong.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gen := range []scenarios.Generation{scenarios.GenVLAN, scenarios.GenEVPN} {
+		t.Run(string(gen), func(t *testing.T) {
+			b := scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: mute{simrt.New(s.Seed)}, StoreDir: t.TempDir(), ControllerLatency: simrt.ControllerLatency})
+			run, err := scenarios.Run(context.Background(), s, gen, b, scenarios.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var failed []string
+			for _, c := range run.Checks {
+				if !c.Passed {
+					failed = append(failed, c.What+": "+c.Detail)
+				}
+			}
+			all := strings.Join(failed, "\n")
+			if !strings.Contains(all, "all reachable") || !strings.Contains(all, "drift outages recovered") || !strings.Contains(all, "never recovered") {
+				t.Errorf("without announcements, failed checks:\n%s\nwant all reachable and drift outages recovered to fail", all)
+			}
+			if len(run.Outages) == 0 {
+				t.Fatal("no outages measured")
+			}
+			for _, o := range run.Outages {
+				if o.Recovered {
+					t.Errorf("without announcements %s -> %s recovered after %s drifted: %v", o.From, o.To, o.Instance, o)
+				}
+			}
+
+			run, err = scenarios.Run(context.Background(), s, gen, simBackend(t, s.Seed), scenarios.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run.Failed() {
+				t.Errorf("with announcements: %+v", run.Checks)
+			}
+			// Two flows to the mover, two moves.
+			if len(run.Outages) != 4 {
+				t.Fatalf("outages %+v; want 4 (2 flows × 2 drifts)", run.Outages)
+			}
+			for _, o := range run.Outages {
+				if !o.Recovered || o.Outage <= 0 || o.Instance != "mover-1" || o.To != "mover-1" || o.Tag != "stream" {
+					t.Errorf("outage %+v", o)
+				}
+			}
+		})
+	}
+}

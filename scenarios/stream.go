@@ -111,10 +111,16 @@ func (r *runner) nextDue(t time.Duration) *stream {
 	return best
 }
 
-// round sends one probe per pair of s and schedules the next round at
-// the first slot still ahead (slots missed while a step was busy are
-// skipped).
+// round sends one probe per pair of s and schedules the next round.
 func (r *runner) round(ctx context.Context, s *stream) error {
+	// Rounds that fell due while a step was busy were not sent: a real
+	// stream would have sent them and had no answer, so they count as
+	// lost. This round takes the latest slot.
+	for now := r.b.Now(); s.next+s.gap <= now && s.next+s.gap < s.until; s.next += s.gap {
+		for i := range s.pairs {
+			s.recs = append(s.recs, streamRec{pair: i, sent: s.next})
+		}
+	}
 	for i, p := range s.pairs {
 		sent := r.b.Now()
 		rec := streamRec{pair: i, sent: sent}
@@ -131,15 +137,7 @@ func (r *runner) round(ctx context.Context, s *stream) error {
 		}
 		s.recs = append(s.recs, rec)
 	}
-	// Rounds that fell due while a step was busy were not sent: a real
-	// stream would have sent them and had no answer, so they count as
-	// lost.
-	now := r.b.Now()
-	for s.next += s.gap; s.next < now && s.next < s.until; s.next += s.gap {
-		for i := range s.pairs {
-			s.recs = append(s.recs, streamRec{pair: i, sent: s.next})
-		}
-	}
+	s.next += s.gap
 	return nil
 }
 

@@ -353,9 +353,18 @@ func (b *FabricBackend) mark(inst, step string) {
 	b.timeline = append(b.timeline, reports.SpawnEvent{Instance: inst, Step: step, At: b.rt.Now()})
 }
 
-// cost models a controller call's latency in the runtime's time.
+// cost models a controller call's latency in the runtime's time. The
+// work the call started (the CNC programming leaves, on goroutines of its
+// own) is done first, so that frames in flight meanwhile (an instance's
+// announcements) meet the leaves in one order for a seed.
 func (b *FabricBackend) cost(ctx context.Context) error {
 	if b.opts.ControllerLatency > 0 {
+		if b.cnc != nil && b.svc != nil {
+			b.svc.Idle()
+			if err := b.cnc.Wait(ctx); err != nil {
+				return fmt.Errorf("cnc: %w", err)
+			}
+		}
 		return b.sleep(ctx, b.opts.ControllerLatency)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/netbed/netbed/datapath"
@@ -31,9 +32,19 @@ const ControllerLatency = 2 * time.Millisecond
 // kernel devices and Open vSwitch, documented for physical switches), hop
 // by hop (sim.Engine.SetDeviceCost); links add their own delay and
 // serialisation. Nodes have no processing delay of their own.
+//
+// The engine runs on the caller's goroutine (Sleep, Probe), but the
+// controller's CNC programs leaves from goroutines of its own: Pause
+// waits for the engine to stop between two runs and keeps it stopped,
+// so that a leaf's tables never change while it handles a frame.
 type Runtime struct {
 	e     *sim.Engine
 	model *cost.Model
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	running bool // the engine is running events
+	paused  int  // pauses in force
 }
 
 var _ scenarios.Runtime = (*Runtime)(nil)
@@ -47,7 +58,25 @@ func New(seed int64) *Runtime { return NewCalibrated(seed, nil) }
 func NewCalibrated(seed int64, t *cost.Table) *Runtime {
 	r := &Runtime{e: sim.New(seed), model: cost.NewModel(t)}
 	r.e.SetDeviceCost(r.model.Of)
+	r.cond = sync.NewCond(&r.mu)
 	return r
+}
+
+// run runs the engine until t, once no pause is in force.
+func (r *Runtime) run(t time.Duration) error {
+	r.mu.Lock()
+	for r.paused > 0 {
+		r.cond.Wait()
+	}
+	r.running = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.running = false
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	}()
+	return r.e.Run(t)
 }
 
 // Engine exposes the simulator, for tests and traces.
@@ -71,13 +100,15 @@ func (r *Runtime) Load(_ context.Context, f datapath.Fabric, _ *topologies.Topol
 
 // AddInstance implements scenarios.Runtime.
 func (r *Runtime) AddInstance(_ context.Context, f datapath.Fabric, s datapath.InstanceSpec) error {
-	_, err := r.e.AddInstance(f, s)
-	return err
+	return r.Mutate(func() error {
+		_, err := r.e.AddInstance(f, s)
+		return err
+	})
 }
 
 // RemoveInstance implements scenarios.Runtime.
 func (r *Runtime) RemoveInstance(_ context.Context, f datapath.Fabric, name string) error {
-	return r.e.RemoveInstance(f, name)
+	return r.Mutate(func() error { return r.e.RemoveInstance(f, name) })
 }
 
 // Announce implements scenarios.Runtime: the instance's stack announces
@@ -108,7 +139,7 @@ func (r *Runtime) Announce(_ context.Context, name string, migrated bool) error 
 
 // SetNodeState implements scenarios.Runtime.
 func (r *Runtime) SetNodeState(_ context.Context, node string, up bool) error {
-	return r.e.SetNodeState(r.e.Now(), node, up)
+	return r.Mutate(func() error { return r.e.SetNodeState(r.e.Now(), node, up) })
 }
 
 // SetLinkState implements scenarios.Runtime.
@@ -125,7 +156,7 @@ func (r *Runtime) SetLinkState(_ context.Context, ep topologies.Endpoint, up boo
 	if err != nil {
 		return fmt.Errorf("link %s: %w", ep, err)
 	}
-	return r.e.SetLinkState(r.e.Now(), w, up)
+	return r.Mutate(func() error { return r.e.SetLinkState(r.e.Now(), w, up) })
 }
 
 var protos = map[string]stack.Proto{"icmp": stack.ICMP, "udp": stack.UDP, "tcp": stack.TCP}
@@ -145,7 +176,7 @@ func (r *Runtime) Probe(_ context.Context, p scenarios.RuntimeProbe) (reports.Pr
 	var res sim.Result
 	for step := 50 * time.Microsecond; ; step *= 2 {
 		deadline := min(r.e.Now()+step, start+p.Timeout)
-		if err := r.e.Run(deadline); err != nil {
+		if err := r.run(deadline); err != nil {
 			return reports.Probe{}, fmt.Errorf("probe %s -> %s: %w", p.From, p.To, err)
 		}
 		if res, err = r.e.Result(id); err != nil {
@@ -174,18 +205,35 @@ func (r *Runtime) Probe(_ context.Context, p scenarios.RuntimeProbe) (reports.Pr
 	return out, nil
 }
 
-// Mutate implements scenarios.Runtime; the simulator is single-threaded.
-func (r *Runtime) Mutate(f func() error) error { return f() }
+// Mutate implements scenarios.Runtime.
+func (r *Runtime) Mutate(f func() error) error {
+	defer r.Pause()()
+	return f()
+}
 
-// Pause implements scenarios.Runtime; nothing runs between events.
-func (r *Runtime) Pause() func() { return func() {} }
+// Pause implements scenarios.Runtime: it waits for the engine to finish
+// its current run; pauses nest.
+func (r *Runtime) Pause() func() {
+	r.mu.Lock()
+	for r.running {
+		r.cond.Wait()
+	}
+	r.paused++
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		r.paused--
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	}
+}
 
 // Sleep implements scenarios.Runtime by running virtual time.
 func (r *Runtime) Sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return r.e.Run(r.e.Now() + d)
+	return r.run(r.e.Now() + d)
 }
 
 // Now implements scenarios.Runtime.

@@ -15,8 +15,9 @@ import (
 // migration, until Count probes per pair have been due. The runner's
 // steps are sequential, so the stream is served whenever the runner
 // waits (an `at`, a foreground traffic step's gaps, the end of the run):
-// probes that fall due while a step is busy (a drift being carried out)
-// cannot be sent and count as lost, as a real stream's would have been. Each probe waits for its
+// of the rounds that fall due while a step is busy (a drift being carried
+// out), the last is sent when the step ends and the others count as lost,
+// as a real stream's would have been. Each probe waits for its
 // answer at most its share of the interval; a later answer counts as
 // lost. Stream probes are not in Run.Probes (their number depends on
 // timing, which differs between backends): what they measure is the

@@ -244,3 +244,51 @@ steps:
 	}
 	t.Errorf("no conservation check in %+v", run.Checks)
 }
+
+// BenchmarkDriftOutage replays the shipped drift-ping-pong scenario (an
+// instance moved between two racks and back under a 100/s probe stream
+// from a peer on each host) per backend and generation, and reports the
+// mean outage per flow and move (last answer before the move to the
+// first after it) and the probes lost per outage.
+func BenchmarkDriftOutage(b *testing.B) {
+	testutil.RequireRoot(b)
+	s, err := scenarios.Load("../library/drift-ping-pong.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	backends := []struct {
+		name string
+		new  func(b *testing.B) scenarios.Backend
+	}{
+		{"sim", func(b *testing.B) scenarios.Backend {
+			return scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: simrt.New(s.Seed), StoreDir: b.TempDir(), ControllerLatency: simrt.ControllerLatency})
+		}},
+		{"netns", func(b *testing.B) scenarios.Backend {
+			return scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: newRuntime(b, s.Name), StoreDir: b.TempDir()})
+		}},
+	}
+	for _, be := range backends {
+		for _, gen := range s.Generations {
+			b.Run(be.name+"/"+string(gen), func(b *testing.B) {
+				var total time.Duration
+				var n, lost int
+				for range b.N {
+					run, err := scenarios.Run(context.Background(), s, gen, be.new(b), scenarios.Options{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if run.Failed() {
+						b.Fatalf("run failed: %+v", run.Checks)
+					}
+					for _, o := range run.Outages {
+						total += o.Outage
+						lost += o.Lost
+						n++
+					}
+				}
+				b.ReportMetric(float64(total.Microseconds())/1e3/float64(n), "outage-ms")
+				b.ReportMetric(float64(lost)/float64(n), "lost/outage")
+			})
+		}
+	}
+}

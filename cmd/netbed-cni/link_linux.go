@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -153,10 +154,27 @@ func (netlinkLinker) Setup(w wiring) (_ wired, err error) {
 	}
 	// The pod announces its addresses, as the reference plugins do once
 	// the addresses are configured: switches that knew the MAC elsewhere
-	// (a pod that drifted here) relearn it. Like theirs, a failed
-	// announcement does not fail ADD.
+	// (a pod that drifted here) relearn it. A bridge forwards from the
+	// host side only once the kernel has seen its carrier (the host
+	// side's operational state up), so that comes first. Like theirs, a
+	// failed announcement does not fail ADD.
+	waitOperUp(hh, w.HostIf, 2*time.Second)
 	_ = announce.SendIn(w.Netns, w.IfName, announcements(out.PodMAC, w.Addrs)...)
 	return out, nil
+}
+
+// waitOperUp waits up to timeout for the link name to be operationally up.
+func waitOperUp(h *netlink.Handle, name string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if l, err := h.LinkByName(name); err == nil && l.Attrs().OperState == netlink.OperUp {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // announcements are the frames a pod with addresses addrs sends on ADD:

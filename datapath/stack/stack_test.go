@@ -321,6 +321,42 @@ func TestAnnounceUpdatesNeighbours(t *testing.T) {
 	}
 }
 
+// An instance announces itself with the frames a Linux guest sends
+// (gratuitous ARP, unsolicited NA for its link-local address) and, as a
+// migrated VM, its hypervisor's RARP; the frames are the ones package
+// frame builds, and a neighbour drops the IPv6 and RARP frames as not
+// for it, with a reason (no malformed frame, nothing unexplained).
+func TestAnnounceFrames(t *testing.T) {
+	a := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.Addr{})
+	b := New("b", mac(2), netip.MustParsePrefix("10.0.0.2/24"), netip.Addr{})
+	h := newHub(a, b)
+	a.Announce(0, h.out[a])
+	a.AnnounceSelf(0, h.out[a])
+	want := [][]byte{frame.GratuitousARP(a.MAC(), a.Addr().Addr()), frame.UnsolicitedNA(a.MAC(), frame.LinkLocal(a.MAC())), frame.RARPAnnounce(a.MAC())}
+	if len(h.out[a].sent) != len(want) {
+		t.Fatalf("a sent %d frames, want %d", len(h.out[a].sent), len(want))
+	}
+	for i, w := range want {
+		if !bytes.Equal(h.out[a].sent[i], w) {
+			t.Errorf("frame %d:\n got % x\nwant % x", i, h.out[a].sent[i], w)
+		}
+	}
+	for _, rule := range []string{"arp:gratuitous", "ndisc:unsolicited-na", "rarp:announce"} {
+		if count(h.out[a].events, datapath.ActOriginate, rule) != 1 {
+			t.Errorf("a's events %+v lack one %s", h.out[a].events, rule)
+		}
+	}
+	h.run(t)
+	for _, ev := range h.out[b].events {
+		if ev.Action != datapath.ActDrop || ev.Reason != datapath.ReasonNotForMe {
+			t.Errorf("b: %+v; want every announcement dropped as not for it", ev)
+		}
+	}
+	if len(h.out[b].events) != 3 {
+		t.Errorf("b traced %d events, want 3: %+v", len(h.out[b].events), h.out[b].events)
+	}
+}
+
 func FuzzReceive(f *testing.F) {
 	me := netip.MustParseAddr("10.0.0.1")
 	peer := netip.MustParseAddr("10.0.0.2")

@@ -165,3 +165,43 @@ steps:
 		t.Errorf("exit %d\nstdout: %s\nstderr:\n%s\nwant stderr:\n%s", code, out, errs, strings.Join(want, "\n"))
 	}
 }
+
+// TestDocsNameRealCommands: the commands docs/design.md's layout and the
+// README's examples name are commands netbed has (the design once listed
+// a `plan` command that did not exist).
+func TestDocsNameRealCommands(t *testing.T) {
+	have := map[string]bool{}
+	for _, c := range newRoot(nil, nil).Commands() {
+		have[c.Name()] = true
+	}
+	design, err := os.ReadFile("../../docs/design.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := regexp.MustCompile(`(?s)the CLI: (.*?) \(netbed -h`).FindSubmatch(design)
+	if listed == nil {
+		t.Fatal("docs/design.md: no 'the CLI: ... (netbed -h' list of commands")
+	}
+	names := strings.FieldsFunc(string(listed[1]), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' })
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command lines in the README's code blocks.
+	for i, block := range strings.Split(string(readme), "```") {
+		if i%2 == 0 {
+			continue
+		}
+		for _, m := range regexp.MustCompile(`(?m)^netbed ([a-z][a-z-]*)`).FindAllStringSubmatch(block, -1) {
+			names = append(names, m[1])
+		}
+	}
+	if len(names) < 10 {
+		t.Fatalf("found only %v", names)
+	}
+	for _, n := range names {
+		if !have[n] {
+			t.Errorf("the docs name `netbed %s`, which does not exist", n)
+		}
+	}
+}

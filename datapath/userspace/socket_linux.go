@@ -29,19 +29,21 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // but packet taps (captures) on the interface do not see what it sends.
 // The socket stays in ns.
 func OpenSocket(ns vnetns.NsHandle, ifname string, bypass bool) (fd int, err error) {
-	fd, _, err = openSocket(ns, ifname, bypass, 0)
+	fd, _, _, err = openSocket(ns, ifname, bypass, 0)
 	return fd, err
 }
 
 // openSocket is OpenSocket, with a receive ring of ringBytes sized for
 // the interface's MTU when ringBytes is not 0 (falling back to none if
-// the kernel refuses it).
-func openSocket(ns vnetns.NsHandle, ifname string, bypass bool, ringBytes int) (fd int, rg *RxRing, err error) {
+// the kernel refuses it). It also returns what the node's kernel holds
+// on the interface (see kernelSide).
+func openSocket(ns vnetns.NsHandle, ifname string, bypass bool, ringBytes int) (fd int, rg *RxRing, kern kernelSide, err error) {
 	open := func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return fmt.Errorf("find interface %q: %w", ifname, err)
 		}
+		kern = kernelSideOf(ifi)
 		// Opened unhooked (protocol 0) and hooked at bind, so that
 		// closing it later costs no RCU grace period per socket.
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
@@ -89,7 +91,7 @@ func openSocket(ns vnetns.NsHandle, ifname string, bypass bool, ringBytes int) (
 		_ = rg.Close()
 		rg = nil
 	}
-	return fd, rg, err
+	return fd, rg, kern, err
 }
 
 // ifaceMTU is the MTU of interface ifname (1500 if it cannot be read),

@@ -99,7 +99,8 @@ type port struct {
 	tok     uint64
 	tx      *txQueue
 	ring    *RxRing // nil: read with recvmmsg
-	up      bool    // the link is up (SetLinkState)
+	kern    kernelSide
+	up      bool // the link is up (SetLinkState)
 	delay   time.Duration
 	held    []heldFrame // sent, waiting out the link delay (due times ascend)
 	peer    datapath.PortRef
@@ -161,6 +162,7 @@ type Runtime struct {
 	drops   sync.Map // datapath.Reason -> *atomic.Int64
 	frames  atomic.Int64
 	sendErr atomic.Int64
+	kernel  atomic.Int64 // frames left to the nodes' kernels
 	rxLost  atomic.Int64 // frames the kernel dropped on full receive rings or buffers
 }
 
@@ -272,16 +274,17 @@ type openedPort struct {
 	fd   int
 	ring *RxRing
 	tx   *txRing
+	kern kernelSide
 }
 
 // open opens the sockets of a port on ifname. It touches nothing of nr's
 // state, so a node's ports may be opened side by side.
 func (nr *nodeRun) open(ifname string) (openedPort, error) {
-	fd, ring, err := openSocket(nr.ns, ifname, !nr.r.opts.Taps, ringSize(!nr.r.opts.NoRing, nr.r.opts.RingBytes))
+	fd, ring, kern, err := openSocket(nr.ns, ifname, !nr.r.opts.Taps, ringSize(!nr.r.opts.NoRing, nr.r.opts.RingBytes))
 	if err != nil {
 		return openedPort{}, err
 	}
-	op := openedPort{fd: fd, ring: ring}
+	op := openedPort{fd: fd, ring: ring, kern: kern}
 	if nr.r.opts.TxRing {
 		// Without one (the kernel refused it), frames go by sendmmsg.
 		if t, err := openTxRing(nr.ns, ifname, !nr.r.opts.Taps, 128<<10); err == nil {
@@ -323,7 +326,7 @@ func (nr *nodeRun) adopt(i int, ifname string, op openedPort) error {
 		p = &port{up: true}
 		nr.ports[i] = p
 	}
-	p.name, p.fd, p.tok, p.ring = ifname, op.fd, tok, op.ring
+	p.name, p.fd, p.tok, p.ring, p.kern = ifname, op.fd, tok, op.ring, op.kern
 	p.tx = newTxQueue(op.fd, nr.r.opts.Batch, nr.r.opts.FrameSize)
 	p.tx.ring = op.tx
 	nr.byTok[tok] = i
@@ -350,7 +353,7 @@ func (nr *nodeRun) unplug(i int) (openedPort, bool) {
 		op.tx = p.tx.ring
 	}
 	delete(nr.byTok, p.tok)
-	p.fd, p.tok, p.tx, p.name, p.ring = 0, 0, nil, "", nil
+	p.fd, p.tok, p.tx, p.name, p.ring, p.kern = 0, 0, nil, "", nil, kernelSide{}
 	return op, true
 }
 
@@ -711,6 +714,11 @@ func (nr *nodeRun) handle(i int, p *port, b []byte, now time.Duration) {
 		return
 	}
 	r := nr.r
+	if p.kern.owns(b) {
+		// The node's kernel got it through its own stack.
+		r.kernel.Add(1)
+		return
+	}
 	probe := r.opts.ProbeID(b)
 	arp := isARP(b)
 	var head int32 = -1
@@ -1020,6 +1028,10 @@ type Stats struct {
 	// receive ring (or socket buffer) was full: a node that could not keep
 	// up, as a switch's ingress buffer overflows.
 	RxFull int64
+	// Kernel counts the frames left to the nodes' own kernels (addressed
+	// to a port's interface MAC, or ARP for its addresses), neither
+	// forwarded nor traced.
+	Kernel int64
 }
 
 // Stats returns the counters. It pauses the nodes for a moment, to read
@@ -1036,7 +1048,7 @@ func (r *Runtime) Stats() Stats {
 	}
 	r.mu.Unlock()
 	resume()
-	s := Stats{Frames: r.frames.Load(), SendErrors: r.sendErr.Load(), RxFull: r.rxLost.Load(), Drops: map[string]int64{}}
+	s := Stats{Frames: r.frames.Load(), SendErrors: r.sendErr.Load(), RxFull: r.rxLost.Load(), Kernel: r.kernel.Load(), Drops: map[string]int64{}}
 	r.drops.Range(func(k, v any) bool {
 		s.Drops[string(k.(datapath.Reason))] = v.(*atomic.Int64).Load()
 		return true

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/netbed/netbed/datapath"
@@ -26,12 +28,18 @@ type relay struct {
 	drop bool
 	seen int
 	down []int
+	// kept counts the frames keep accepts, when set.
+	keep func([]byte) bool
+	kept int
 }
 
 func (n *relay) Name() string    { return n.name }
 func (n *relay) Ports() []string { return []string{"eth1", "eth2"} }
 func (n *relay) Receive(now time.Duration, p int, b []byte, out datapath.Output) {
 	n.seen++
+	if n.keep != nil && n.keep(b) {
+		n.kept++
+	}
 	if n.drop {
 		out.Trace(datapath.Event{Node: n.name, Device: n.name, Kind: datapath.KindSwitch, InPort: n.Ports()[p], Action: datapath.ActDrop, Reason: datapath.ReasonPolicy, Rule: "test:drop"})
 		return
@@ -370,4 +378,99 @@ func TestMutateNests(t *testing.T) {
 		t.Fatal("nodes still paused after the last Mutate")
 	}
 	r.gate.RUnlock()
+}
+
+// TestKernelFramesLeftAlone: two nodes run by the datapath whose kernels
+// talk TCP to each other over the veth between them (as BGP speakers in
+// the nodes' namespaces do), on /31 addresses, while probes cross both
+// nodes. The kernels' frames (ARP for their addresses, segments to their
+// MACs) reach neither node: nothing of them is forwarded, traced or
+// counted as a drop, and the probes still pass.
+func TestKernelFramesLeftAlone(t *testing.T) {
+	lab, names := chain(t, 2)
+	kernel := func(b []byte) bool {
+		if isARP(b) {
+			return len(b) >= 42 && b[38] == 169 && b[39] == 254
+		}
+		return len(b) >= 34 && b[12] == 8 && b[13] == 0 && b[23] == 6 // TCP
+	}
+	relays := []*relay{{name: "r1", keep: kernel}, {name: "r2", keep: kernel}}
+	// The addresses are there before the ports open, as the netns
+	// runtime puts them.
+	for _, e := range []struct{ node, ifname, addr string }{{"r1", "eth2", "169.254.0.0"}, {"r2", "eth1", "169.254.0.1"}} {
+		h, err := lab.Handle(e.node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := h.LinkByName(e.ifname)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP(e.addr).To4(), Mask: net.CIDRMask(31, 32)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := start(t, lab, names, relays)
+	a, b := open(t, lab, "a", "eth2"), open(t, lab, "b", "eth1")
+	var ln net.Listener
+	if err := lab.Do("r2", func() (err error) { ln, err = net.Listen("tcp4", "169.254.0.1:1790"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	echoed := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			echoed <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.Copy(c, c)
+		echoed <- err
+	}()
+	var conn net.Conn
+	if err := lab.Do("r1", func() (err error) { conn, err = net.DialTimeout("tcp4", "169.254.0.1:1790", 5*time.Second); return err }); err != nil {
+		t.Fatalf("TCP between the nodes' kernels: %v", err)
+	}
+	msg := bytes.Repeat([]byte("keepalive"), 1000)
+	for i := range 5 {
+		if _, err := conn.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(conn, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo %d: %v", i, err)
+		}
+		want := probeFrame(uint64(100+i), 0)
+		a.send(t, want)
+		if b.recv(t, func(f []byte) bool { return bytes.Equal(f, want) }, 2*time.Second) == nil {
+			t.Fatalf("probe %d lost while the kernels talk", 100+i)
+		}
+	}
+	conn.Close()
+	if err := <-echoed; err != nil {
+		t.Fatal(err)
+	}
+	r.Mutate(func() error {
+		for _, n := range relays {
+			if n.kept > 0 {
+				t.Errorf("%s was handed %d of its kernel's frames", n.name, n.kept)
+			}
+		}
+		return nil
+	})
+	s := r.Stats()
+	if s.Kernel == 0 {
+		t.Error("no frame counted as the kernels'")
+	}
+	if len(s.Drops) > 0 || s.SendErrors > 0 {
+		t.Errorf("drops %v, send errors %d; want none", s.Drops, s.SendErrors)
+	}
+	for _, rec := range r.Trace() {
+		if rec.Probe < 100 || rec.Probe > 104 {
+			t.Errorf("trace record of a frame that is no probe: %+v", rec)
+		}
+	}
+	t.Logf("%d frames left to the kernels", s.Kernel)
 }

@@ -40,6 +40,14 @@
 // goroutine (the simulator does; a real-time runtime must serialise route
 // updates with Receive).
 //
+// With Options.LeafTables every leaf has a route table of its own, as a
+// real VTEP's BGP RIB: what a leaf originates goes to its table and to
+// its Exporter (its BGP speaker, Leaf.SetExporter), and other leaves'
+// routes reach its table only through Leaf.Import, from its speaker's
+// best paths. The netns runtime does this with a GoBGP speaker per leaf
+// and spine (control_plane: bgp); the shared table stays the default,
+// and the only mode the simulator runs.
+//
 // # Limits
 //
 // The model routes IPv4 only (IPv6 routes are ignored). Multihoming is a

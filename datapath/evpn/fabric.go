@@ -58,6 +58,14 @@ type Options struct {
 	// FailureDetection is how long a failed leaf's peers take to notice
 	// that its BGP session is gone (DefaultFailureDetection).
 	FailureDetection time.Duration
+	// LeafTables gives every leaf a route table of its own instead of one
+	// the fabric shares: a leaf's originations then reach the others only
+	// through an Exporter (its BGP speaker, see Leaf.SetExporter) and its
+	// table learns theirs only through Leaf.Import. A runtime that runs
+	// real speakers sets the exporters and feeds the imports (the netns
+	// runtime with control_plane: bgp); failure detection is then the
+	// speakers' own, so FailureDetection is 0.
+	LeafTables bool
 }
 
 // DefaultFailureDetection is BFD's detection time with 100 ms intervals
@@ -179,12 +187,15 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		opts.FailureDetection = DefaultFailureDetection
 	}
 	f := &Fabric{
-		topo: t, opts: opts, table: NewRouteTable(),
+		topo: t, opts: opts,
 		leaves: map[string]*Leaf{}, spines: map[string]*l3.Router{}, hosts: map[string]*hostNode{},
 		up:       map[string][]uplink{},
 		networks: map[string]*netState{}, byVNI: map[uint32]*netState{}, byVLAN: map[uint16]*netState{},
 		tenants: map[string]uint32{}, instances: map[string]*instState{},
 		portRefs: map[portUse]int{}, byVTEP: map[netip.Addr]*Leaf{},
+	}
+	if !opts.LeafTables {
+		f.table = NewRouteTable()
 	}
 	isRouter := func(n *topologies.Node) bool { return l3.IsRouterRole(n.Role) }
 	loop, err := l3.Loopbacks(t, isRouter, opts.LoopbackPool)
@@ -274,7 +285,11 @@ func (f *Fabric) newLeaf(name string, ifaces []string) (*Leaf, error) {
 			}
 		}
 	}
-	l, err := NewLeaf(cfg, f.table)
+	table := f.table
+	if f.opts.LeafTables {
+		table = NewRouteTable()
+	}
+	l, err := NewLeaf(cfg, table)
 	if err != nil {
 		return nil, err
 	}
@@ -292,8 +307,23 @@ func (f *Fabric) Nodes() []datapath.Node { return slices.Clone(f.nodes) }
 // Wires implements datapath.Fabric: one per topology link.
 func (f *Fabric) Wires() []datapath.Wire { return slices.Clone(f.wires) }
 
-// Table returns the fabric's EVPN route table.
+// Table returns the fabric's EVPN route table, nil when every leaf has
+// its own (Options.LeafTables: see Leaf.Table).
 func (f *Fabric) Table() *RouteTable { return f.table }
+
+// LeafTables reports whether every leaf has a route table of its own
+// (Options.LeafTables).
+func (f *Fabric) LeafTables() bool { return f.opts.LeafTables }
+
+// Leaves returns the names of the leaves and border leaves, sorted.
+func (f *Fabric) Leaves() []string { return f.leafNames() }
+
+// Loopback returns the loopback address of a leaf (its VTEP) or spine,
+// which is also its BGP router ID.
+func (f *Fabric) Loopback(node string) (netip.Addr, bool) {
+	p, ok := f.loop[node]
+	return p.Addr(), ok
+}
 
 // Leaf returns the leaf (or border leaf) called name.
 func (f *Fabric) Leaf(name string) (*Leaf, bool) { l, ok := f.leaves[name]; return l, ok }
@@ -325,6 +355,15 @@ func (f *Fabric) HostLeaves(host string) []string {
 func (f *Fabric) InstanceLeaf(instance string) (string, bool) {
 	in, ok := f.instances[instance]
 	if !ok {
+		return "", false
+	}
+	if f.table == nil {
+		// Every leaf its own table: the leaf whose Adj-RIB-Out holds it.
+		for _, name := range f.leafNames() {
+			if _, ok := f.leaves[name].rib[in.route.key()]; ok {
+				return name, true
+			}
+		}
 		return "", false
 	}
 	r, ok := f.table.Lookup(in.route.VNI, in.route.MAC, in.route.IP)
@@ -550,8 +589,14 @@ func (f *Fabric) Instance(name string) (*stack.Instance, bool) {
 	return in.node, true
 }
 
-// FailureDetection implements datapath.ControlPlane (Options.FailureDetection).
-func (f *Fabric) FailureDetection() time.Duration { return f.opts.FailureDetection }
+// FailureDetection implements datapath.ControlPlane (Options.FailureDetection;
+// 0 with Options.LeafTables, where the speakers detect failures themselves).
+func (f *Fabric) FailureDetection() time.Duration {
+	if f.opts.LeafTables {
+		return 0
+	}
+	return f.opts.FailureDetection
+}
 
 // NodeStateChanged implements datapath.ControlPlane: a failed leaf's BGP
 // session drops, so every route it originated (type 2, 3 and 5) is
@@ -576,7 +621,8 @@ type Capacity struct {
 }
 
 // TableSizes implements datapath.TableReporter: the EVPN routes (as the
-// route reflectors hold them), every leaf's tables and every spine's
+// route reflectors hold them; with Options.LeafTables, every route some
+// leaf's table holds), every leaf's tables and every spine's
 // underlay FIB.
 func (f *Fabric) TableSizes(time.Duration) []datapath.TableSize {
 	c := f.Capacity()
@@ -602,7 +648,20 @@ func (f *Fabric) TableSizes(time.Duration) []datapath.TableSize {
 
 // Capacity returns the current table sizes.
 func (f *Fabric) Capacity() Capacity {
-	c := Capacity{Routes: f.table.Counts(), Leaves: map[string]LeafTables{}, SpineFIB: map[string]int{}, Instances: len(f.instances)}
+	c := Capacity{Leaves: map[string]LeafTables{}, SpineFIB: map[string]int{}, Instances: len(f.instances)}
+	if f.table != nil {
+		c.Routes = f.table.Counts()
+	} else {
+		seen := map[Route]bool{}
+		for _, l := range f.leaves {
+			for _, r := range l.table.Routes() {
+				if !seen[r] {
+					seen[r] = true
+					c.Routes.add(r.Type, 1)
+				}
+			}
+		}
+	}
 	for n, l := range f.leaves {
 		c.Leaves[n] = l.Tables()
 	}

@@ -56,13 +56,23 @@ type testbed struct {
 
 func newTestbed(t *testing.T, p topologies.SpineLeafParams, defs []instDef, wrap func(datapath.Node) datapath.Node) *testbed {
 	t.Helper()
+	return newTestbedWith(t, p, Options{}, nil, defs, wrap)
+}
+
+// newTestbedWith is newTestbed with fabric options, and setup called on
+// the fabric before any instance is attached.
+func newTestbedWith(t *testing.T, p topologies.SpineLeafParams, opts Options, setup func(*Fabric), defs []instDef, wrap func(datapath.Node) datapath.Node) *testbed {
+	t.Helper()
 	topo, err := topologies.SpineLeaf(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := New(topo, Options{})
+	f, err := New(topo, opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(f)
 	}
 	for _, n := range []datapath.NetworkSpec{netRed1, netRed2, netBlue1} {
 		if err := f.AddNetwork(n); err != nil {

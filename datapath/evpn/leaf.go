@@ -167,6 +167,9 @@ type Leaf struct {
 	// while the session is up, withdrawn from it while it is down.
 	rib       map[key]Route
 	sessionUp bool
+	// export, if set, hears of every change of what the leaf advertises
+	// while its session is up (its BGP speaker; see SetExporter).
+	export Exporter
 
 	// portHook, if set, hears of every port state change (the fabric's
 	// underlay control plane).
@@ -205,6 +208,70 @@ func NewLeaf(cfg LeafConfig, table *RouteTable) (*Leaf, error) {
 	}
 	return l, nil
 }
+
+// Exporter takes the routes a leaf originates to its BGP speaker.
+// Export must not block: it is called while the leaf's fabric is being
+// changed, and from the leaf's Receive (a MAC that moved to it).
+type Exporter interface {
+	Export(u Update)
+}
+
+// SetExporter hands every later change of what the leaf advertises,
+// while its session is up, to e (nil: none). With an exporter the leaf's
+// table should be its own: other leaves' routes reach it through its
+// speaker, which Import feeds in (Options.LeafTables).
+func (l *Leaf) SetExporter(e Exporter) { l.export = e }
+
+func (l *Leaf) exportRoute(op Op, r Route) {
+	if l.export != nil && l.sessionUp {
+		l.export.Export(Update{Op: op, Route: r})
+	}
+}
+
+// Import applies routes the leaf's speaker learnt (its best paths) to
+// its own table: withdrawn first, then adds. Routes whose next hop is the
+// leaf's own VTEP are skipped (the leaf originates those itself), and so
+// are withdrawals of routes the table no longer holds from that VTEP (a
+// MAC that moved on). It returns the first invalid route's error.
+func (l *Leaf) Import(adds, withdrawn []Route) error {
+	if l.table == nil {
+		return nil
+	}
+	for _, r := range withdrawn {
+		if r.VTEP != l.cfg.VTEP {
+			_ = l.table.Withdraw(r) // ErrNotFound: gone already, or moved
+		}
+	}
+	var errs []error
+	for _, r := range adds {
+		if r.VTEP == l.cfg.VTEP {
+			continue
+		}
+		if err := l.table.Add(r); err != nil {
+			errs = append(errs, fmt.Errorf("leaf %s: import: %w", l.cfg.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Forget removes every route the leaf learnt from others from its table,
+// as a switch that lost power forgets them; its speaker gives them back
+// when it is up again (Import).
+func (l *Leaf) Forget() int {
+	if l.table == nil {
+		return 0
+	}
+	n := 0
+	for _, r := range l.table.Routes() {
+		if r.VTEP != l.cfg.VTEP && l.table.Withdraw(r) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Table returns the route table the leaf imports from.
+func (l *Leaf) Table() *RouteTable { return l.table }
 
 // Close ends the leaf's subscription to its route table.
 func (l *Leaf) Close() {
@@ -420,6 +487,7 @@ func (l *Leaf) Advertise(r Route) error {
 			return fmt.Errorf("leaf %s: %w", l.cfg.Name, err)
 		}
 	}
+	l.exportRoute(OpAdd, r)
 	return nil
 }
 
@@ -442,6 +510,7 @@ func (l *Leaf) Withdraw(r Route) error {
 			return fmt.Errorf("leaf %s: %w", l.cfg.Name, err)
 		}
 	}
+	l.exportRoute(OpWithdraw, own)
 	return nil
 }
 
@@ -461,11 +530,19 @@ func (l *Leaf) Advertised() []Route {
 // other leaves remove the MACs, host routes, prefixes and flood entries
 // that pointed at it; the routes stay in the leaf's Adj-RIB-Out. Up, they
 // are advertised again. It returns how many routes changed in the table.
+// With an exporter, the routes are exported again when the session comes
+// back (to a speaker that restarted), and not withdrawn when it drops:
+// a dropped session withdraws them at the peers.
 func (l *Leaf) SetSession(up bool) int {
 	if l.sessionUp == up {
 		return 0
 	}
 	l.sessionUp = up
+	if up {
+		for _, r := range l.Advertised() {
+			l.exportRoute(OpAdd, r)
+		}
+	}
 	if l.table == nil {
 		return 0
 	}
@@ -568,6 +645,7 @@ func (l *Leaf) apply(u Update) {
 		// advertise it again when its session comes back.
 		if own, ok := l.rib[r.key()]; ok && own.VTEP == l.cfg.VTEP {
 			delete(l.rib, r.key())
+			l.exportRoute(OpWithdraw, own)
 		}
 	}
 	if r.Type != IPPrefix {

@@ -49,6 +49,9 @@ type Env struct {
 	Topology   *topologies.Topology
 	Seed       int64
 	Networks   []NetworkSegment
+	// ControlPlane is the scenario's (gen 2 only; other generations
+	// ignore it).
+	ControlPlane ControlPlane
 	// Progress, if set, receives one-line progress messages.
 	Progress func(string)
 }

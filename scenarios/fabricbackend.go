@@ -131,7 +131,7 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 		b.fab, err = vlan.New(env.Topology, vlan.Options{Stock: env.Generation == GenVLANStock})
 	case GenEVPN:
 		var f *evpn.Fabric
-		f, err = evpn.New(env.Topology, evpn.Options{ExternalOverlay: true})
+		f, err = evpn.New(env.Topology, evpn.Options{ExternalOverlay: true, LeafTables: env.ControlPlane == ControlPlaneBGP})
 		if err == nil {
 			b.fab = f
 			b.drv = evpndriver.New(f, &runtimeLocker{rt: b.rt})

@@ -172,3 +172,22 @@ func TestTableSizes(t *testing.T) {
 		t.Error("vlan: no MAC learnt anywhere")
 	}
 }
+
+// TestBGPOnSimIsAnError: sim models no BGP; a gen 2 run with
+// control_plane: bgp fails at start saying so, where other generations
+// ignore the setting.
+func TestBGPOnSimIsAnError(t *testing.T) {
+	s, err := scenarios.Load("library/leaf-failure.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ControlPlane = scenarios.ControlPlaneBGP
+	_, err = scenarios.Run(context.Background(), s, scenarios.GenEVPN, simBackend(t, s.Seed), scenarios.Options{})
+	if err == nil || !strings.Contains(err.Error(), "sim models no BGP yet") || !strings.Contains(err.Error(), "control_plane") {
+		t.Errorf("gen 2 with control_plane bgp on sim: %v; want an error saying sim models no BGP", err)
+	}
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenEBPF, simBackend(t, s.Seed), scenarios.Options{})
+	if err != nil || run.Failed() {
+		t.Errorf("gen 3 with control_plane bgp on sim: %v", err)
+	}
+}

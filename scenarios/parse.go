@@ -265,6 +265,7 @@ type rawScenario struct {
 	Backend     string             `yaml:"backend"`
 	Seed        int64              `yaml:"seed"`
 	Congestion  bool               `yaml:"expect_congestion"`
+	Control     string             `yaml:"control_plane"`
 	Networks    []rawNetwork       `yaml:"networks"`
 	Steps       []rawStep          `yaml:"steps"`
 }
@@ -406,6 +407,14 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 	case "sim", "netns", "auto":
 	default:
 		p.fail(lineOf(child(root, "backend"), root.Line), "backend", "%q is not a backend; use sim, netns or auto", s.Backend)
+	}
+	switch ControlPlane(r.Control) {
+	case "":
+		s.ControlPlane = ControlPlaneShared
+	case ControlPlaneShared, ControlPlaneBGP:
+		s.ControlPlane = ControlPlane(r.Control)
+	default:
+		p.fail(lineOf(child(root, "control_plane"), root.Line), "control_plane", "%q is not a control plane; use shared (one route table, the default) or bgp (a GoBGP speaker per switch, netns only)", r.Control)
 	}
 	if r.Topology != nil {
 		if _, both := r.Topologies["default"]; both {

@@ -66,6 +66,13 @@ func TestParseGood(t *testing.T) {
 	if s.Steps[3].Line != 18 {
 		t.Errorf("expect step line = %d, want 18", s.Steps[3].Line)
 	}
+	if s.ControlPlane != ControlPlaneShared {
+		t.Errorf("control plane = %q, want the default %q", s.ControlPlane, ControlPlaneShared)
+	}
+	s, err = Parse("good.yaml", []byte(strings.Replace(good, "seed: 7", "seed: 7\ncontrol_plane: bgp", 1)))
+	if err != nil || s.ControlPlane != ControlPlaneBGP {
+		t.Errorf("control_plane: bgp: %v, %v", s, err)
+	}
 }
 
 func TestParseErrors(t *testing.T) {
@@ -88,6 +95,7 @@ func TestParseErrors(t *testing.T) {
 		{"duration without rate", "tag: x}", "good.yaml:17: steps[2].traffic.rate: a duration needs a rate"},
 		{"negative rate", "tag: x}", "good.yaml:17: steps[2].traffic.rate: must be positive"},
 		{"background without rate", "tag: x}", "good.yaml:17: steps[2].traffic.rate: a background stream needs a rate"},
+		{"bad control plane", "seed: 7", "good.yaml:8: control_plane: \"ospf\" is not a control plane; use shared"},
 	}
 	replace := map[string]string{
 		"unknown field":           "cuont: 2, network: web}",
@@ -106,6 +114,7 @@ func TestParseErrors(t *testing.T) {
 		"duration without rate":   "tag: x, duration: 1s}",
 		"negative rate":           "tag: x, rate: -1}",
 		"background without rate": "tag: x, background: true}",
+		"bad control plane":       "seed: 7\ncontrol_plane: ospf",
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

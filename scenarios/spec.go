@@ -35,6 +35,20 @@ func (g Generation) Family() int {
 	return 0
 }
 
+// ControlPlane says how gen 2's EVPN routes travel between leaves.
+type ControlPlane string
+
+// Control planes.
+const (
+	// ControlPlaneShared is one route table every leaf shares, as after
+	// BGP has converged (every runtime; the default).
+	ControlPlaneShared ControlPlane = "shared"
+	// ControlPlaneBGP runs a GoBGP speaker in every leaf's and spine's
+	// namespace (iBGP, the spines route reflectors) and builds each leaf's
+	// tables from its own speaker's best paths: the netns runtime only.
+	ControlPlaneBGP ControlPlane = "bgp"
+)
+
 // Scenario is one parsed scenario file.
 type Scenario struct {
 	Name        string
@@ -48,8 +62,11 @@ type Scenario struct {
 	// and receive rings; otherwise such a loss is unexplained and fails
 	// the run's conservation check.
 	Congestion bool
-	Networks   []Network
-	Steps      []Step
+	// ControlPlane is how gen 2's leaves learn each other's EVPN routes:
+	// ControlPlaneShared (default) or ControlPlaneBGP.
+	ControlPlane ControlPlane
+	Networks     []Network
+	Steps        []Step
 	// File is the path the scenario was read from, for error messages.
 	File string
 	// lines maps a field's path (steps[2].drift.to) to its line in File.

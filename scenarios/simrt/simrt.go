@@ -95,6 +95,9 @@ func (r *Runtime) Latency() reports.Latency {
 
 // Load implements scenarios.Runtime.
 func (r *Runtime) Load(_ context.Context, f datapath.Fabric, _ *topologies.Topology) error {
+	if lt, ok := f.(interface{ LeafTables() bool }); ok && lt.LeafTables() {
+		return errors.New("sim runtime: control_plane: bgp: sim models no BGP yet (its leaves share one route table); run the scenario on netns, or use control_plane: shared")
+	}
 	return r.e.Load(f, nil, sim.LinkOpts{QueueFrames: 1024})
 }
 

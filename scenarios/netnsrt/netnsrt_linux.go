@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/userspace"
 	"github.com/netbed/netbed/reports/capture"
 	"github.com/netbed/netbed/scenarios"
@@ -32,6 +33,8 @@ type Runtime struct {
 	name   string // lab name
 	topo   *topologies.Topology
 	us     *userspace.Runtime
+	// bgp is gen 2's BGP control plane (control_plane: bgp), or nil.
+	bgp    *bgpPlane
 	cap    *capture.Capture
 	capTmp string // capture directory to remove at Close
 	// cniCache is libcni's result cache, created by the first AttachPod.
@@ -46,6 +49,13 @@ type Runtime struct {
 	flows  map[userspace.Flow]uint64
 	nflows atomic.Int32
 
+	// xmu guards pauses and excl: Pause joins any pause but an exclusive
+	// one (exclusive), which waits until no pause is held.
+	xmu    sync.Mutex
+	xcond  *sync.Cond
+	pauses int
+	excl   bool
+
 	nextProbe atomic.Uint64
 	closeOnce sync.Once
 	closeErr  error
@@ -58,8 +68,10 @@ func New(opts Options) *Runtime {
 	if opts.Settle <= 0 {
 		opts.Settle = 3 * time.Second
 	}
-	return &Runtime{opts: opts, insts: map[string]*instance{}, nodes: map[string]datapath.Node{},
+	r := &Runtime{opts: opts, insts: map[string]*instance{}, nodes: map[string]datapath.Node{},
 		flows: map[userspace.Flow]uint64{}}
+	r.xcond = sync.NewCond(&r.xmu)
+	return r
 }
 
 // Name implements scenarios.Runtime.
@@ -78,6 +90,15 @@ func (r *Runtime) LabName() string {
 
 // Capture returns the lab's capture (nil before Load).
 func (r *Runtime) Capture() *capture.Capture { return r.cap }
+
+// Node returns the fabric node called name that the runtime runs. Its
+// state may be read only inside Mutate.
+func (r *Runtime) Node(name string) (datapath.Node, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, ok := r.nodes[name]
+	return n, ok
+}
 
 // Userspace returns the userspace datapath running the nodes.
 func (r *Runtime) Userspace() *userspace.Runtime { return r.us }
@@ -183,6 +204,17 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 			return fmt.Errorf("netns runtime: node %s: %w", n, err)
 		}
 	}
+	// The sessions' addresses go on the veths before the nodes' ports
+	// open: the datapath leaves what is addressed to them to the kernel.
+	if ef, ok := f.(*evpn.Fabric); ok && ef.LeafTables() {
+		dir := filepath.Join(r.labOpt.LabDir(tc.Name), "bgp")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("netns runtime: %w", err)
+		}
+		if r.bgp, err = newBGPPlane(r, ef, &tc, dir); err != nil {
+			return fmt.Errorf("netns runtime: %w", err)
+		}
+	}
 	dir := ""
 	if r.opts.OutDir != "" {
 		dir = filepath.Join(r.opts.OutDir, "pcap", r.name)
@@ -227,6 +259,11 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 	}
 	for _, w := range f.Wires() {
 		if err := r.us.Connect(w); err != nil {
+			return fmt.Errorf("netns runtime: %w", err)
+		}
+	}
+	if r.bgp != nil {
+		if err := r.bgp.start(ctx); err != nil {
 			return fmt.Errorf("netns runtime: %w", err)
 		}
 	}
@@ -279,19 +316,76 @@ func (r *Runtime) Mutate(f func() error) error {
 }
 
 // Pause implements scenarios.Runtime: the userspace datapath's nodes stop
-// until resume.
+// until resume. Pauses nest, from any goroutine, except with an
+// exclusive one (the BGP control plane's imports), which they wait for.
 func (r *Runtime) Pause() (resume func()) {
 	if r.us == nil {
 		return func() {}
 	}
-	return r.us.Pause()
+	r.xmu.Lock()
+	for r.excl {
+		r.xcond.Wait()
+	}
+	r.pauses++
+	r.xmu.Unlock()
+	end := r.us.Pause()
+	return func() {
+		end()
+		r.xmu.Lock()
+		r.pauses--
+		r.xcond.Broadcast()
+		r.xmu.Unlock()
+	}
+}
+
+// exclusive runs f while the nodes are paused and no one else holds a
+// pause: unlike Mutate, whose callers order themselves (the runner, and a
+// CNC driver inside it), f changes the fabric from a goroutine of its
+// own at any time. f must not pause.
+func (r *Runtime) exclusive(f func() error) error {
+	r.xmu.Lock()
+	for r.excl || r.pauses > 0 {
+		r.xcond.Wait()
+	}
+	r.excl = true
+	r.xmu.Unlock()
+	end := r.us.Pause()
+	defer func() {
+		end()
+		r.xmu.Lock()
+		r.excl = false
+		r.xcond.Broadcast()
+		r.xmu.Unlock()
+	}()
+	return f()
 }
 
 // SetNodeState implements scenarios.Runtime: a failed node drops every
-// frame (node-down) and its neighbours see their ports go down.
-func (r *Runtime) SetNodeState(_ context.Context, node string, up bool) error {
-	if err := r.us.SetNodeState(node, up); err != nil {
+// frame (node-down) and its neighbours see their ports go down. With
+// control_plane: bgp a failed leaf or spine also loses power: its links
+// lose carrier (its veth ends go down) and its speaker is killed, so its
+// peers learn of it only through BGP; restored, its links come up, its
+// speaker restarts, a leaf advertises its routes again, and the call
+// returns once every leaf's table is complete again.
+func (r *Runtime) SetNodeState(ctx context.Context, node string, up bool) error {
+	speaks := r.bgp != nil && r.bgp.nodes[node] != nil
+	if speaks && !up {
+		if err := r.bgp.failNode(node); err != nil {
+			return fmt.Errorf("netns runtime: %w", err)
+		}
+	}
+	// Inside a pause of this runtime's: the neighbours' SetPortState
+	// must not run beside an exclusive change.
+	resume := r.Pause()
+	err := r.us.SetNodeState(node, up)
+	resume()
+	if err != nil {
 		return fmt.Errorf("netns runtime: %w", err)
+	}
+	if speaks && up {
+		if err := r.bgp.restoreNode(ctx, node); err != nil {
+			return fmt.Errorf("netns runtime: %w", err)
+		}
 	}
 	return nil
 }
@@ -329,7 +423,10 @@ func (r *Runtime) SetLinkState(_ context.Context, e topologies.Endpoint, up bool
 			return fmt.Errorf("netns runtime: set link %s up=%v: %w", end, up, err)
 		}
 	}
-	if err := r.us.SetLinkState(datapath.PortRef{Node: e.Node, Port: port}, up); err != nil {
+	resume := r.Pause()
+	err := r.us.SetLinkState(datapath.PortRef{Node: e.Node, Port: port}, up)
+	resume()
+	if err != nil {
 		return fmt.Errorf("netns runtime: %w", err)
 	}
 	return nil
@@ -390,6 +487,9 @@ func (r *Runtime) Stats() (map[string]int, int) {
 func (r *Runtime) Close() error {
 	r.closeOnce.Do(func() {
 		var errs []error
+		if r.bgp != nil {
+			errs = append(errs, r.bgp.close())
+		}
 		if r.us != nil {
 			errs = append(errs, r.us.Close())
 		}

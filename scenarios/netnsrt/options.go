@@ -1,6 +1,10 @@
 package netnsrt
 
-import "time"
+import (
+	"time"
+
+	"github.com/netbed/netbed/datapath/speaker"
+)
 
 // LabPrefix starts the name of every lab this runtime deploys
 // ("nb-<scenario>-<generation>-<hex>"), so that `netbed down --all` (or
@@ -26,8 +30,13 @@ type Options struct {
 	// then /opt/cni/bin.
 	CNIPath []string
 	// Netbed is the netbed executable that serves the controller as its
-	// own process (`netbed controller serve`); default: FindNetbed.
+	// own process (`netbed controller serve`) and, with control_plane:
+	// bgp, runs every switch's speaker (`netbed speaker`); default:
+	// FindNetbed.
 	Netbed string
+	// BGPTimers are the speakers' session timers with control_plane:
+	// bgp (zero: speaker's defaults, a 9 s hold time).
+	BGPTimers speaker.Timers
 	// Settle bounds how long Probe waits, after the answer or the
 	// timeout, for the captures to deliver the probe's last frames
 	// (default 3s; it returns as soon as they are all there).

@@ -60,6 +60,10 @@ func (o *Options) backend() string {
 	return o.Backend
 }
 
+// LabDir is the directory where lab's state is recorded (under the
+// state root); Destroy removes it with everything in it.
+func (o *Options) LabDir(lab string) string { return labDir(o.stateRoot(), lab) }
+
 func (o *Options) stateRoot() string {
 	if o == nil || o.StateRoot == "" {
 		return StateRoot

@@ -1,0 +1,579 @@
+package netnsrt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/datapath/speaker"
+	"github.com/netbed/netbed/topologies"
+)
+
+// The BGP control plane's design (docs/design.md, "Gen 2's BGP control
+// plane"): one AS for the fabric (iBGP), the spines route reflectors
+// sharing one cluster ID, every leaf a client of every spine, each
+// speaker's router ID its node's loopback (a leaf's VTEP address), and
+// every session real TCP over the leaf–spine veth itself, between /31
+// addresses the kernels hold on the link's two ends.
+const (
+	// DefaultASN is the fabric's AS unless its switches carry LabelASN.
+	DefaultASN = 65000
+	// LabelASN, on a topology's spines and leaves, sets the fabric's AS
+	// number (one for all of them: the design is iBGP).
+	LabelASN = "netbed.asn"
+)
+
+// DefaultSessionPool is where the leaf–spine links' /31 session
+// addresses come from: link-local, so that they collide with no
+// loopback, tenant subnet or anything routed.
+var DefaultSessionPool = netip.MustParsePrefix("169.254.0.0/16")
+
+// bgpPlane is gen 2's control plane as real BGP: a speaker process in
+// every leaf's and spine's namespace, each leaf's route table fed from
+// its own speaker's best paths.
+type bgpPlane struct {
+	r     *Runtime
+	fab   *evpn.Fabric
+	asn   uint32
+	dir   string // <lab state>/bgp: configurations, sockets, logs
+	exe   string
+	nodes map[string]*bgpNode
+	order []string // spines, then leaves, in topology order
+}
+
+// bgpNode is one switch's speaker. Its process comes and goes with the
+// node's failures and restores; the node stays.
+type bgpNode struct {
+	p      *bgpPlane
+	name   string
+	leaf   *evpn.Leaf // nil for a spine
+	cfg    speaker.Config
+	ifaces []string // the node's fabric interfaces (its links)
+
+	// The current incarnation (between start and stop).
+	cmd    *exec.Cmd
+	exited chan struct{}
+	client *speaker.Client
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	live  bool          // the speaker runs: exports are queued
+	queue []evpn.Update // exports not sent yet
+	wake  chan struct{}
+	errs  []error
+}
+
+// newBGPPlane designs the fabric's BGP (ASN, router IDs, sessions),
+// puts the session addresses on the links' veths and writes every
+// speaker's configuration; start runs them.
+func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir string) (*bgpPlane, error) {
+	exe, err := r.ControllerBinary()
+	if err != nil {
+		return nil, fmt.Errorf("control_plane bgp: the speakers run as 'netbed speaker': %w", err)
+	}
+	asn, err := fabricASN(t)
+	if err != nil {
+		return nil, err
+	}
+	p := &bgpPlane{r: r, fab: fab, asn: asn, dir: dir, exe: exe, nodes: map[string]*bgpNode{}}
+	var cluster netip.Addr
+	for _, n := range t.Nodes {
+		isLeaf := n.Role == topologies.RoleLeaf || n.Role == topologies.RoleBorder
+		if n.Role != topologies.RoleSpine && !isLeaf {
+			continue
+		}
+		id, ok := fab.Loopback(n.Name)
+		if !ok {
+			return nil, fmt.Errorf("control_plane bgp: node %s: no loopback address for its router ID", n.Name)
+		}
+		sock := filepath.Join(dir, n.Name+".sock")
+		if len(sock) >= len(syscall.RawSockaddrUnix{}.Path) {
+			return nil, fmt.Errorf("control_plane bgp: node %s: gRPC socket path %s is longer than a unix socket allows; use a shorter state directory", n.Name, sock)
+		}
+		bn := &bgpNode{p: p, name: n.Name, ifaces: t.Interfaces(n.Name), wake: make(chan struct{}, 1),
+			cfg: speaker.Config{Node: n.Name, ASN: asn, RouterID: id, GRPC: sock, Timers: r.opts.BGPTimers}}
+		if isLeaf {
+			bn.leaf, _ = fab.Leaf(n.Name)
+			bn.cfg.Port = -1 // leaves dial their spines
+		} else if !cluster.IsValid() {
+			cluster = id
+		}
+		p.nodes[n.Name] = bn
+	}
+	// Spines first, so that they listen before the leaves dial.
+	for _, role := range []bool{false, true} {
+		for _, n := range t.Nodes {
+			if bn := p.nodes[n.Name]; bn != nil && (bn.leaf != nil) == role {
+				p.order = append(p.order, n.Name)
+			}
+		}
+	}
+	next := DefaultSessionPool.Masked().Addr()
+	for _, lk := range t.Links {
+		s, l := lk.A, lk.B
+		if p.nodes[s.Node] == nil || p.nodes[s.Node].leaf != nil {
+			s, l = l, s
+		}
+		spine, leaf := p.nodes[s.Node], p.nodes[l.Node]
+		if spine == nil || leaf == nil || spine.leaf != nil || leaf.leaf == nil {
+			continue // not a leaf–spine link
+		}
+		sa, la := next, next.Next()
+		next = la.Next()
+		if !DefaultSessionPool.Contains(la) {
+			return nil, fmt.Errorf("control_plane bgp: %s has more leaf–spine links than %s holds", t.Name, DefaultSessionPool)
+		}
+		for _, e := range []struct {
+			ep topologies.Endpoint
+			a  netip.Addr
+		}{{s, sa}, {l, la}} {
+			if err := p.addAddr(e.ep, e.a); err != nil {
+				return nil, err
+			}
+		}
+		spine.cfg.ClusterID = cluster
+		spine.cfg.Listen = append(spine.cfg.Listen, sa)
+		spine.cfg.Peers = append(spine.cfg.Peers, speaker.Peer{Address: la, ASN: asn, RRClient: true, Passive: true})
+		leaf.cfg.Peers = append(leaf.cfg.Peers, speaker.Peer{Address: sa, ASN: asn})
+	}
+	for _, name := range p.order {
+		bn := p.nodes[name]
+		if len(bn.cfg.Peers) == 0 {
+			return nil, fmt.Errorf("control_plane bgp: node %s has no leaf–spine link to run a session on", name)
+		}
+		if err := bn.cfg.Validate(); err != nil {
+			return nil, fmt.Errorf("control_plane bgp: %w", err)
+		}
+		if err := speaker.WriteConfig(bn.configPath(), bn.cfg); err != nil {
+			return nil, fmt.Errorf("control_plane bgp: %w", err)
+		}
+		if bn.leaf != nil {
+			bn.leaf.SetExporter(bn)
+		}
+	}
+	return p, nil
+}
+
+// fabricASN is the AS every spine and leaf of t shares: LabelASN where
+// set (the same on all of them), else DefaultASN. Route targets carry it
+// in two bytes.
+func fabricASN(t *topologies.Topology) (uint32, error) {
+	asn, from := uint32(0), ""
+	for _, n := range t.Nodes {
+		if n.Role != topologies.RoleSpine && n.Role != topologies.RoleLeaf && n.Role != topologies.RoleBorder {
+			continue
+		}
+		v, ok := n.Labels[LabelASN]
+		if !ok {
+			continue
+		}
+		a, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || a == 0 || a > 65535 {
+			return 0, fmt.Errorf("control_plane bgp: node %s: label %s: %q is not an AS number 1..65535", n.Name, LabelASN, v)
+		}
+		if asn != 0 && uint32(a) != asn {
+			return 0, fmt.Errorf("control_plane bgp: node %s: label %s: AS %d, but %s has AS %d; the fabric is one AS (iBGP)", n.Name, LabelASN, a, from, asn)
+		}
+		asn, from = uint32(a), n.Name
+	}
+	if asn == 0 {
+		asn = DefaultASN
+	}
+	return asn, nil
+}
+
+func (p *bgpPlane) addAddr(e topologies.Endpoint, a netip.Addr) error {
+	h, err := p.r.lab.Handle(e.Node)
+	if err != nil {
+		return fmt.Errorf("control_plane bgp: %s: %w", e, err)
+	}
+	l, err := h.LinkByName(e.Iface)
+	if err != nil {
+		return fmt.Errorf("control_plane bgp: %s: %w", e, err)
+	}
+	if err := h.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(31, 32)}}); err != nil {
+		return fmt.Errorf("control_plane bgp: session address %s on %s: %w", a, e, err)
+	}
+	return nil
+}
+
+func (bn *bgpNode) configPath() string { return strings.TrimSuffix(bn.cfg.GRPC, ".sock") + ".json" }
+
+// start runs every speaker, side by side, and waits until every session
+// is established.
+func (p *bgpPlane) start(ctx context.Context) error {
+	errs := make([]error, len(p.order))
+	var wg sync.WaitGroup
+	for i, name := range p.order {
+		wg.Go(func() { errs[i] = p.nodes[name].start(ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return p.waitEstablished(ctx, p.order)
+}
+
+func (p *bgpPlane) waitEstablished(ctx context.Context, names []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, name := range names {
+		if err := p.nodes[name].client.WaitEstablished(ctx); err != nil {
+			return fmt.Errorf("control_plane bgp: %w (log: %s)", err, p.nodes[name].logPath())
+		}
+	}
+	return nil
+}
+
+func (bn *bgpNode) logPath() string { return strings.TrimSuffix(bn.cfg.GRPC, ".sock") + ".log" }
+
+// start runs the node's speaker as a process born inside its namespace,
+// connects to its API and, for a leaf, starts sending the leaf's exports
+// and importing the speaker's best paths into the leaf's table.
+func (bn *bgpNode) start(ctx context.Context) error {
+	logf, err := os.OpenFile(bn.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("control_plane bgp: %s: %w", bn.name, err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(bn.p.exe, "speaker", "--config", bn.configPath())
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := bn.p.r.lab.Do(bn.name, cmd.Start); err != nil {
+		return fmt.Errorf("control_plane bgp: start the speaker of %s: %w", bn.name, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	client, err := dialSpeaker(ctx, bn.cfg, exited)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("control_plane bgp: %w (log: %s)", err, bn.logPath())
+	}
+	ictx, cancel := context.WithCancel(context.Background())
+	bn.mu.Lock()
+	bn.cmd, bn.exited, bn.client, bn.cancel = cmd, exited, client, cancel
+	bn.live, bn.queue = true, nil
+	bn.mu.Unlock()
+	if bn.leaf != nil {
+		bn.wg.Go(func() { bn.send(ictx, client) })
+		bn.wg.Go(func() { bn.watch(ictx, client) })
+	}
+	return nil
+}
+
+// dialSpeaker waits for the speaker's socket and connects to it.
+func dialSpeaker(ctx context.Context, c speaker.Config, exited <-chan struct{}) (*speaker.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		if _, err := os.Stat(c.GRPC); err == nil {
+			return speaker.Dial(ctx, c.Node, c.GRPC, c.ASN)
+		}
+		select {
+		case <-exited:
+			return nil, fmt.Errorf("%s: the speaker exited before opening %s", c.Node, c.GRPC)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: no gRPC socket at %s: %w", c.Node, c.GRPC, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// Export implements evpn.Exporter: it queues u for the speaker (never
+// blocking the leaf) while the speaker runs, and drops it otherwise (the
+// leaf exports everything again when its session comes back).
+func (bn *bgpNode) Export(u evpn.Update) {
+	bn.mu.Lock()
+	if bn.live {
+		bn.queue = append(bn.queue, u)
+	}
+	bn.mu.Unlock()
+	select {
+	case bn.wake <- struct{}{}:
+	default:
+	}
+}
+
+// send hands the queued exports to the speaker in order, consecutive ones
+// of the same kind in one call.
+func (bn *bgpNode) send(ctx context.Context, c *speaker.Client) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-bn.wake:
+		}
+		bn.mu.Lock()
+		q := bn.queue
+		bn.queue = nil
+		bn.mu.Unlock()
+		for i := 0; i < len(q); {
+			j := i
+			var rs []evpn.Route
+			for ; j < len(q) && q[j].Op == q[i].Op; j++ {
+				rs = append(rs, q[j].Route)
+			}
+			var err error
+			if q[i].Op == evpn.OpAdd {
+				err = c.Advertise(ctx, rs...)
+			} else {
+				err = c.Withdraw(ctx, rs...)
+			}
+			if err != nil && ctx.Err() == nil {
+				bn.fail(err)
+			}
+			i = j
+		}
+	}
+}
+
+// watch imports the speaker's best paths into the leaf's table, each
+// change while the nodes are paused.
+func (bn *bgpNode) watch(ctx context.Context, c *speaker.Client) {
+	present := map[evpn.Route]bool{}
+	err := c.Watch(ctx, func(u speaker.Update) {
+		adds, gone := newPaths(present, u)
+		if len(adds)+len(gone) == 0 {
+			return
+		}
+		if err := bn.p.r.exclusive(func() error { return bn.leaf.Import(adds, gone) }); err != nil {
+			bn.fail(err)
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		bn.fail(err)
+	}
+}
+
+// newPaths returns what in u the leaf imports, and keeps present (the
+// best paths the speaker holds) up to date: a best path that changes to
+// another copy of the same route (learnt from the other route reflector
+// when the first withdrew it) is reported as an add, but it is no new
+// advertisement, and importing it again would undo a newer route of the
+// same MAC from another leaf (MAC mobility). Withdrawals all pass.
+func newPaths(present map[evpn.Route]bool, u speaker.Update) (adds, gone []evpn.Route) {
+	for _, r := range u.Withdrawn {
+		delete(present, r)
+	}
+	gone = u.Withdrawn
+	for _, r := range u.Adds {
+		if !present[r] {
+			present[r] = true
+			adds = append(adds, r)
+		}
+	}
+	return adds, gone
+}
+
+func (bn *bgpNode) fail(err error) {
+	bn.mu.Lock()
+	bn.errs = append(bn.errs, err)
+	bn.mu.Unlock()
+}
+
+// stop ends the incarnation: no more exports are queued, the speaker
+// process gets SIGKILL (it vanishes without a word, as on power loss),
+// and the import and export goroutines end.
+func (bn *bgpNode) stop() {
+	bn.mu.Lock()
+	bn.live, bn.queue = false, nil
+	cmd, exited, client, cancel := bn.cmd, bn.exited, bn.client, bn.cancel
+	bn.cmd, bn.client, bn.cancel = nil, nil, nil
+	bn.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cancel()
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+	bn.wg.Wait()
+	_ = client.Close()
+	_ = os.Remove(bn.cfg.GRPC)
+}
+
+// setLinks takes every link of the node down (its veth ends, inside its
+// namespace: the peers lose carrier) or up.
+func (bn *bgpNode) setLinks(up bool) error {
+	h, err := bn.p.r.lab.Handle(bn.name)
+	if err != nil {
+		return err
+	}
+	for _, ifn := range bn.ifaces {
+		l, err := h.LinkByName(ifn)
+		if err != nil {
+			return fmt.Errorf("%s:%s: %w", bn.name, ifn, err)
+		}
+		if up {
+			err = h.LinkSetUp(l)
+		} else {
+			err = h.LinkSetDown(l)
+		}
+		if err != nil {
+			return fmt.Errorf("set %s:%s up=%v: %w", bn.name, ifn, up, err)
+		}
+	}
+	return nil
+}
+
+// fail is a switch losing power: its links lose carrier, its speaker
+// dies, and a leaf forgets what it had learnt. Its peers learn it only
+// from what they observe (carrier, the TCP session).
+func (p *bgpPlane) failNode(name string) error {
+	bn := p.nodes[name]
+	if err := bn.setLinks(false); err != nil {
+		return fmt.Errorf("control_plane bgp: fail %s: %w", name, err)
+	}
+	bn.stop()
+	if bn.leaf != nil {
+		return p.r.exclusive(func() error { bn.leaf.Forget(); return nil })
+	}
+	return nil
+}
+
+// restoreNode powers the switch back on: links up, speaker restarted,
+// its sessions established; a leaf advertises its routes again, and the
+// restore ends once every live leaf's table holds every live leaf's
+// routes.
+func (p *bgpPlane) restoreNode(ctx context.Context, name string) error {
+	bn := p.nodes[name]
+	if err := bn.setLinks(true); err != nil {
+		return fmt.Errorf("control_plane bgp: restore %s: %w", name, err)
+	}
+	if err := p.r.lab.WaitUp(ctx, 5*time.Second); err != nil {
+		return fmt.Errorf("control_plane bgp: restore %s: %w", name, err)
+	}
+	if err := bn.start(ctx); err != nil {
+		return err
+	}
+	if err := p.waitEstablished(ctx, []string{name}); err != nil {
+		return err
+	}
+	if bn.leaf != nil {
+		if err := p.r.exclusive(func() error { p.fab.NodeStateChanged(name, true); return nil }); err != nil {
+			return err
+		}
+	}
+	return p.waitConverged(ctx, 15*time.Second)
+}
+
+// waitConverged polls until every live leaf's table holds every route
+// the other live leaves advertise, or timeout; the error then names a
+// leaf and a route it lacks.
+func (p *bgpPlane) waitConverged(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var missing string
+		_ = p.r.exclusive(func() error { missing = p.missing(); return nil })
+		if missing == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("control_plane bgp: not converged after %v: %s", timeout, missing)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// missing names a live leaf and a route of another live leaf its table
+// lacks ("" when none); it runs while the nodes are paused.
+func (p *bgpPlane) missing() string {
+	var live []*bgpNode
+	for _, name := range p.order {
+		if bn := p.nodes[name]; bn.leaf != nil && bn.running() {
+			live = append(live, bn)
+		}
+	}
+	for _, to := range live {
+		have := map[evpn.Route]bool{}
+		for _, r := range to.leaf.Table().Routes() {
+			have[r] = true
+		}
+		for _, from := range live {
+			if from == to {
+				continue
+			}
+			for _, r := range from.leaf.Advertised() {
+				if !have[r] {
+					return fmt.Sprintf("%s lacks %s of %s", to.name, r, from.name)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func (bn *bgpNode) running() bool {
+	bn.mu.Lock()
+	defer bn.mu.Unlock()
+	return bn.live
+}
+
+// close stops every speaker and returns the errors their import and
+// export met.
+func (p *bgpPlane) close() error {
+	var wg sync.WaitGroup
+	for _, bn := range p.nodes {
+		wg.Go(bn.stop)
+	}
+	wg.Wait()
+	var errs []error
+	for _, name := range p.order {
+		bn := p.nodes[name]
+		bn.mu.Lock()
+		errs = append(errs, bn.errs...)
+		bn.mu.Unlock()
+		if bn.leaf != nil {
+			bn.leaf.SetExporter(nil)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Speakers returns the names of the nodes that run a BGP speaker
+// (control_plane: bgp), spines first; none otherwise.
+func (r *Runtime) Speakers() []string {
+	if r.bgp == nil {
+		return nil
+	}
+	return slices.Clone(r.bgp.order)
+}
+
+// SpeakerSocket returns the unix socket where node's speaker serves
+// GoBGP's gRPC API: `gobgp --target unix://<path> neighbor` works on it.
+func (r *Runtime) SpeakerSocket(node string) (string, bool) {
+	if r.bgp == nil || r.bgp.nodes[node] == nil {
+		return "", false
+	}
+	return r.bgp.nodes[node].cfg.GRPC, true
+}
+
+// Speaker returns a client of node's running speaker (nil while the node
+// is failed). It stays the runtime's: do not close it.
+func (r *Runtime) Speaker(node string) (*speaker.Client, bool) {
+	if r.bgp == nil || r.bgp.nodes[node] == nil {
+		return nil, false
+	}
+	bn := r.bgp.nodes[node]
+	bn.mu.Lock()
+	defer bn.mu.Unlock()
+	return bn.client, bn.client != nil
+}

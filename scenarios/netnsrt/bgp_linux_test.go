@@ -1,0 +1,300 @@
+package netnsrt_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/scenarios/netnsrt"
+)
+
+// bgpRun is one gen 2 run on netns and what the test saw of it.
+type bgpRun struct {
+	run *reports.Run
+	// final is every leaf's table at the end of the run, each route
+	// without its MAC (the controller draws MACs anew in every run).
+	final map[string][]string
+}
+
+// runGen2 runs s for gen 2 on netns with the control plane cp; watch, if
+// set, sees every progress message with the runtime.
+func runGen2(t *testing.T, s *scenarios.Scenario, cp scenarios.ControlPlane, watch func(msg string, rt *netnsrt.Runtime)) bgpRun {
+	t.Helper()
+	sc := *s
+	sc.ControlPlane = cp
+	rt := newRuntime(t, sc.Name)
+	out := bgpRun{final: map[string][]string{}}
+	opts := scenarios.Options{Hold: func(ctx context.Context, b scenarios.Backend, _ []scenarios.Instance) error {
+		return rt.Mutate(func() error {
+			for _, n := range rt.Lab().Nodes() {
+				node, ok := rt.Node(n)
+				if !ok {
+					continue
+				}
+				if l, ok := node.(*evpn.Leaf); ok {
+					out.final[n] = normRoutes(l.Table().Routes())
+				}
+			}
+			return nil
+		})
+	}}
+	if watch != nil {
+		opts.Progress = func(msg string) { watch(msg, rt) }
+	}
+	run, err := scenarios.Run(context.Background(), &sc, scenarios.GenEVPN, scenarios.NewFabricBackend(scenarios.FabricOptions{
+		Runtime: rt, StoreDir: t.TempDir()}), opts)
+	if err != nil {
+		t.Fatalf("%s with control_plane %s: %v", sc.Name, cp, err)
+	}
+	for _, c := range run.Checks {
+		if !c.Passed {
+			t.Errorf("control_plane %s: step %d (line %d) %s: %s", cp, c.Step, c.Line, c.What, c.Detail)
+		}
+	}
+	if len(run.Checks) == 0 {
+		t.Errorf("control_plane %s: no checks ran", cp)
+	}
+	if left := namespacesOf(rt.LabName()); len(left) > 0 {
+		t.Errorf("namespaces left after the run: %v", left)
+	}
+	out.run = run
+	return out
+}
+
+func normRoutes(rs []evpn.Route) []string {
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		r.MAC = evpn.MAC{}
+		out = append(out, r.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// speakerRoutes returns the best EVPN paths of every running leaf
+// speaker, by leaf.
+func speakerRoutes(t *testing.T, rt *netnsrt.Runtime) map[string][]evpn.Route {
+	t.Helper()
+	out := map[string][]evpn.Route{}
+	for _, n := range rt.Speakers() {
+		if !strings.HasPrefix(n, "leaf") {
+			continue
+		}
+		c, ok := rt.Speaker(n)
+		if !ok {
+			continue
+		}
+		rs, err := c.Routes(context.Background())
+		if err != nil {
+			t.Fatalf("routes of %s's speaker: %v", n, err)
+		}
+		out[n] = rs
+	}
+	return out
+}
+
+// waitSpeakers polls the leaves' speakers until ok holds (it returns ""
+// then, or what is wrong) or 10 s have passed.
+func waitSpeakers(t *testing.T, rt *netnsrt.Runtime, what string, ok func(map[string][]evpn.Route) string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		bad := ok(speakerRoutes(t, rt))
+		if bad == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s: %s", what, bad)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func vtepOf(t *testing.T, rt *netnsrt.Runtime, leaf string) netip.Addr {
+	t.Helper()
+	var v netip.Addr
+	rt.Mutate(func() error {
+		n, _ := rt.Node(leaf)
+		v = n.(*evpn.Leaf).VTEP()
+		return nil
+	})
+	return v
+}
+
+func leafTables(rt *netnsrt.Runtime) map[string]evpn.LeafTables {
+	out := map[string]evpn.LeafTables{}
+	rt.Mutate(func() error {
+		for _, n := range rt.Lab().Nodes() {
+			if node, ok := rt.Node(n); ok {
+				if l, ok := node.(*evpn.Leaf); ok {
+					out[n] = l.Tables()
+				}
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// TestBGPLeafFailure runs the shipped leaf-failure scenario with gen 2's
+// control plane as real BGP on netns (a speaker process in every leaf's
+// and spine's namespace, sessions over the fabric's veths): every check
+// passes, conservation included; once leaf1 has failed (its links lost
+// carrier, its speaker was killed) no other leaf's speaker holds a route
+// of leaf1 and the other leaves' tables have shrunk; after the restore
+// every leaf's table holds what the shared table holds in the same run
+// with control_plane: shared, and the reported table sizes agree.
+func TestBGPLeafFailure(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, err := scenarios.Load("../library/leaf-failure.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := runGen2(t, s, scenarios.ControlPlaneShared, nil)
+	var before map[string]evpn.LeafTables
+	var failedAt time.Time
+	checked := false
+	bgp := runGen2(t, s, scenarios.ControlPlaneBGP, func(msg string, rt *netnsrt.Runtime) {
+		switch {
+		case strings.Contains(msg, " fail"):
+			if len(rt.Speakers()) != 6 {
+				t.Errorf("speakers %v; want 2 spines and 4 leaves", rt.Speakers())
+			}
+			if sock, ok := rt.SpeakerSocket("spine1"); !ok || !strings.Contains(sock, rt.LabName()) {
+				t.Errorf("spine1's socket %q is not in the lab's state directory", sock)
+			}
+			before = leafTables(rt)
+			failedAt = time.Now()
+		case before != nil && !checked:
+			checked = true
+			v1 := vtepOf(t, rt, "leaf1")
+			waitSpeakers(t, rt, "after leaf1 failed", func(m map[string][]evpn.Route) string {
+				if _, ok := m["leaf1"]; ok {
+					return "leaf1's speaker still answers"
+				}
+				for n, rs := range m {
+					for _, r := range rs {
+						if r.VTEP == v1 {
+							return fmt.Sprintf("%s's speaker still holds %s", n, r)
+						}
+					}
+				}
+				return ""
+			})
+			t.Logf("every other leaf's speaker withdrew leaf1's routes within %v of the fail step", time.Since(failedAt).Round(time.Millisecond))
+			after := leafTables(rt)
+			for _, n := range []string{"leaf2", "leaf3", "leaf4"} {
+				b, a := before[n], after[n]
+				if a.RemoteMACs >= b.RemoteMACs || a.HostRoutes >= b.HostRoutes || a.FloodVTEPs >= b.FloodVTEPs {
+					t.Errorf("%s's tables did not shrink: before %+v, after %+v", n, b, a)
+				}
+			}
+		}
+	})
+	if !checked {
+		t.Fatal("the run had no step after the failure to check at")
+	}
+	sameFinal(t, shared, bgp)
+}
+
+// TestBGPPodDrift runs the shipped pod-drift-keeps-ip scenario with
+// control_plane: bgp on netns: every check passes; after the drift the
+// old leaf's type 2 for the pod is gone from every other leaf's speaker
+// and the new leaf's is there; the final tables equal the shared run's.
+func TestBGPPodDrift(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, err := scenarios.Load("../library/pod-drift-keeps-ip.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := runGen2(t, s, scenarios.ControlPlaneShared, nil)
+	var old map[netip.Addr]netip.Addr // type 2 IP -> VTEP, on leaf4 (the client's leaf)
+	checked := false
+	bgp := runGen2(t, s, scenarios.ControlPlaneBGP, func(msg string, rt *netnsrt.Runtime) {
+		switch {
+		case strings.Contains(msg, " drift"):
+			old = map[netip.Addr]netip.Addr{}
+			for _, r := range speakerRoutes(t, rt)["leaf4"] {
+				if r.Type == evpn.MACIP {
+					old[r.IP] = r.VTEP
+				}
+			}
+		case old != nil && !checked:
+			checked = true
+			v1, v3 := vtepOf(t, rt, "leaf1"), vtepOf(t, rt, "leaf3")
+			waitSpeakers(t, rt, "after the drift", func(m map[string][]evpn.Route) string {
+				var moved []netip.Addr
+				for _, r := range m["leaf4"] {
+					if r.Type == evpn.MACIP && old[r.IP].IsValid() && old[r.IP] != r.VTEP {
+						moved = append(moved, r.IP)
+					}
+				}
+				if len(moved) != 1 {
+					return fmt.Sprintf("leaf4's speaker shows %d type 2 routes moved (%v), want app-1's", len(moved), moved)
+				}
+				ip := moved[0]
+				if old[ip] != v1 {
+					return fmt.Sprintf("the moved route %s was via %s, want leaf1 (%s)", ip, old[ip], v1)
+				}
+				for n, rs := range m {
+					if n == "leaf3" {
+						continue
+					}
+					var via []netip.Addr
+					for _, r := range rs {
+						if r.Type == evpn.MACIP && r.IP == ip {
+							via = append(via, r.VTEP)
+						}
+					}
+					if !slices.Equal(via, []netip.Addr{v3}) {
+						return fmt.Sprintf("%s's speaker has %s via %v, want only via leaf3 (%s)", n, ip, via, v3)
+					}
+				}
+				return ""
+			})
+		}
+	})
+	if !checked {
+		t.Fatal("the run had no step after the drift to check at")
+	}
+	sameFinal(t, shared, bgp)
+}
+
+// sameFinal compares a BGP run's final leaf tables and reported table
+// sizes with the shared-table run's.
+func sameFinal(t *testing.T, shared, bgp bgpRun) {
+	t.Helper()
+	if len(bgp.final) == 0 {
+		t.Fatal("no leaf tables read at the end of the BGP run")
+	}
+	for leaf, want := range shared.final {
+		if got := bgp.final[leaf]; !slices.Equal(got, want) {
+			t.Errorf("%s's final table with BGP:\n  %s\nthe shared table:\n  %s", leaf, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+	}
+	sizes := func(r *reports.Run) map[string]int {
+		m := map[string]int{}
+		for _, tb := range r.Tables {
+			m[tb.Node+" "+tb.Name] = tb.Entries
+		}
+		return m
+	}
+	ws, gs := sizes(shared.run), sizes(bgp.run)
+	for k, w := range ws {
+		if gs[k] != w {
+			t.Errorf("table %s: %d entries with BGP, %d with the shared table", k, gs[k], w)
+		}
+	}
+	if len(gs) != len(ws) {
+		t.Errorf("%d tables reported with BGP, %d with the shared table", len(gs), len(ws))
+	}
+}

@@ -36,11 +36,25 @@ func (s *Server) watchCarrier(ctx context.Context) error {
 				}
 				down[p] = !up
 				if up {
-					_ = s.srv.EnablePeer(ctx, &api.EnablePeerRequest{Address: p.String()})
+					s.renewPeer(ctx, p)
 				} else {
 					_ = s.srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: p.String(), Communication: "carrier lost"})
 				}
 			}
+		}
+	}
+}
+
+// renewPeer configures peer p afresh once its link has carrier again.
+// Enabling the disabled peer would leave it idle for GoBGP's idle hold
+// time (5 s once a session has been up), refusing the peer's
+// connections meanwhile; a new peer is active at once.
+func (s *Server) renewPeer(ctx context.Context, addr netip.Addr) {
+	for _, p := range s.cfg.Peers {
+		if p.Address == addr {
+			_ = s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()})
+			_ = s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.cfg.apiPeer(p)})
+			return
 		}
 	}
 }

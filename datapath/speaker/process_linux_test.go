@@ -176,6 +176,26 @@ func dialRetry(ctx context.Context, c speaker.Config) (*speaker.Client, error) {
 	}
 }
 
+// setLink takes leaf's end of its link to the spine down or up.
+func (f *nsFabric) setLink(leaf string, up bool) error {
+	e := f.links[leaf].A
+	if e.Node != leaf {
+		e = f.links[leaf].B
+	}
+	h, err := f.lab.Handle(leaf)
+	if err != nil {
+		return err
+	}
+	l, err := h.LinkByName(e.Iface)
+	if err != nil {
+		return err
+	}
+	if up {
+		return h.LinkSetUp(l)
+	}
+	return h.LinkSetDown(l)
+}
+
 // TestLeafFailuresWithdraw runs the speakers as processes in their
 // namespaces and fails leaf1 three ways, as real equipment fails; each
 // time leaf2 loses leaf1's routes through the spine, learning only what
@@ -202,19 +222,7 @@ func TestLeafFailuresWithdraw(t *testing.T) {
 			case "carrier":
 				// leaf1 loses power: its end of the link goes down, so
 				// the spine's end loses carrier.
-				e := f.links["leaf1"].A
-				if e.Node != "leaf1" {
-					e = f.links["leaf1"].B
-				}
-				h, err := f.lab.Handle("leaf1")
-				if err != nil {
-					t.Fatal(err)
-				}
-				l, err := h.LinkByName(e.Iface)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := h.LinkSetDown(l); err != nil {
+				if err := f.setLink("leaf1", false); err != nil {
 					t.Fatal(err)
 				}
 			case "silent":
@@ -232,6 +240,16 @@ func TestLeafFailuresWithdraw(t *testing.T) {
 			}
 			waitRoutes(t, leaf2, nil)
 			t.Logf("%s: leaf2 withdrew leaf1's routes after %v", mode, time.Since(start).Round(time.Millisecond))
+			if mode == "carrier" {
+				// Power is back: the link has carrier again, the
+				// sessions come back and so do leaf1's routes.
+				start = time.Now()
+				if err := f.setLink("leaf1", true); err != nil {
+					t.Fatal(err)
+				}
+				waitRoutes(t, leaf2, []evpn.Route{type2, type3})
+				t.Logf("carrier back: leaf2 has leaf1's routes again after %v", time.Since(start).Round(time.Millisecond))
+			}
 		})
 	}
 }

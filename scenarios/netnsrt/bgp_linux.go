@@ -464,7 +464,14 @@ func (p *bgpPlane) restoreNode(ctx context.Context, name string) error {
 		return err
 	}
 	if bn.leaf != nil {
-		if err := p.r.exclusive(func() error { p.fab.NodeStateChanged(name, true); return nil }); err != nil {
+		// The leaf's session comes back: it advertises everything again
+		// (to a speaker that knows nothing), whether or not the fabric's
+		// control plane saw it go down.
+		if err := p.r.exclusive(func() error {
+			bn.leaf.SetSession(false)
+			p.fab.NodeStateChanged(name, true)
+			return nil
+		}); err != nil {
 			return err
 		}
 	}
@@ -505,20 +512,29 @@ func (p *bgpPlane) missing() string {
 	for _, to := range live {
 		have := map[evpn.Route]bool{}
 		for _, r := range to.leaf.Table().Routes() {
-			have[r] = true
+			have[asCarried(r)] = true
 		}
 		for _, from := range live {
 			if from == to {
 				continue
 			}
 			for _, r := range from.leaf.Advertised() {
-				if !have[r] {
+				if !have[asCarried(r)] {
 					return fmt.Sprintf("%s lacks %s of %s", to.name, r, from.name)
 				}
 			}
 		}
 	}
 	return ""
+}
+
+// asCarried is r as BGP carries it: a type 2 route without an IP has no
+// router MAC or L3 VNI (bgpevpn.Encode).
+func asCarried(r evpn.Route) evpn.Route {
+	if r.Type == evpn.MACIP && !r.IP.IsValid() {
+		r.RouterMAC, r.L3VNI = evpn.MAC{}, 0
+	}
+	return r
 }
 
 func (bn *bgpNode) running() bool {

@@ -14,6 +14,7 @@ import (
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/netnsrt"
+	"github.com/netbed/netbed/topologies"
 )
 
 // bgpRun is one gen 2 run on netns and what the test saw of it.
@@ -81,7 +82,7 @@ func normRoutes(rs []evpn.Route) []string {
 
 // speakerRoutes returns the best EVPN paths of every running leaf
 // speaker, by leaf.
-func speakerRoutes(t *testing.T, rt *netnsrt.Runtime) map[string][]evpn.Route {
+func speakerRoutes(t testing.TB, rt *netnsrt.Runtime) map[string][]evpn.Route {
 	t.Helper()
 	out := map[string][]evpn.Route{}
 	for _, n := range rt.Speakers() {
@@ -297,4 +298,98 @@ func sameFinal(t *testing.T, shared, bgp bgpRun) {
 	if len(gs) != len(ws) {
 		t.Errorf("%d tables reported with BGP, %d with the shared table", len(gs), len(ws))
 	}
+}
+
+// BenchmarkBGPFabric measures gen 2's BGP control plane on a 2×4 fabric
+// (2 spines, 4 leaves, a host per leaf) on netns: load-s is the time
+// from the start of Load (deploy, datapath, speakers) until every
+// session is established (shared-s: the same Load without BGP);
+// converge-ms is the time from a leaf's failure (its links lose carrier,
+// its speaker is killed) until every other leaf's speaker has withdrawn
+// its routes; restore-s is a restore (links up, speaker restarted,
+// sessions up, routes re-advertised and in every leaf's table).
+func BenchmarkBGPFabric(b *testing.B) {
+	testutil.RequireRoot(b)
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: "bgpbench", Spines: 2, Leaves: 4, HostsPerLeaf: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	load := func(b *testing.B, bgp bool) (*netnsrt.Runtime, *evpn.Fabric, time.Duration) {
+		f, err := evpn.New(topo, evpn.Options{LeafTables: bgp})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rt := newRuntime(b, "bgpbench")
+		b.Cleanup(func() { rt.Close() })
+		start := time.Now()
+		if err := rt.Load(context.Background(), f, topo); err != nil {
+			b.Fatal(err)
+		}
+		return rt, f, time.Since(start)
+	}
+	var shared, loadT, converge, restore time.Duration
+	for range b.N {
+		rt, _, d := load(b, false)
+		shared += d
+		rt.Close()
+
+		rt, f, d := load(b, true)
+		loadT += d
+		// Each leaf originates a type 3 and 50 type 2 routes (MAC and IP),
+		// as the CNC would for 50 instances.
+		rt.Mutate(func() error {
+			for i, n := range f.Leaves() {
+				l, _ := f.Leaf(n)
+				if err := l.Advertise(evpn.Route{Type: evpn.InclusiveMulticast, VNI: 100, VTEP: l.VTEP()}); err != nil {
+					return err
+				}
+				for k := range 50 {
+					r := evpn.Route{Type: evpn.MACIP, VNI: 100, L3VNI: 50001, MAC: evpn.MAC{2, 0, 0, byte(i), 0, byte(k + 1)},
+						IP: netip.AddrFrom4([4]byte{10, 0, byte(i), byte(k + 1)}), VTEP: l.VTEP(), RouterMAC: l.RouterMAC()}
+					if err := l.Advertise(r); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		v1, _ := f.Loopback("leaf1")
+		count := func(m map[string][]evpn.Route) (n int) {
+			for leaf, rs := range m {
+				for _, r := range rs {
+					if r.VTEP == v1 && leaf != "leaf1" {
+						n++
+					}
+				}
+			}
+			return n
+		}
+		for deadline := time.Now().Add(10 * time.Second); count(speakerRoutes(b, rt)) != 3*51; {
+			if time.Now().After(deadline) {
+				b.Fatalf("leaf1's routes did not reach the other leaves' speakers")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		start := time.Now()
+		if err := rt.SetNodeState(context.Background(), "leaf1", false); err != nil {
+			b.Fatal(err)
+		}
+		for count(speakerRoutes(b, rt)) != 0 {
+			if time.Since(start) > 30*time.Second {
+				b.Fatal("leaf1's routes not withdrawn after 30s")
+			}
+		}
+		converge += time.Since(start)
+		start = time.Now()
+		if err := rt.SetNodeState(context.Background(), "leaf1", true); err != nil {
+			b.Fatal(err)
+		}
+		restore += time.Since(start)
+		rt.Close()
+	}
+	n := float64(b.N)
+	b.ReportMetric(loadT.Seconds()/n, "load-s")
+	b.ReportMetric(shared.Seconds()/n, "shared-s")
+	b.ReportMetric(float64(converge.Milliseconds())/n, "converge-ms")
+	b.ReportMetric(restore.Seconds()/n, "restore-s")
 }

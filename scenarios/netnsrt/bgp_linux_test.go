@@ -393,3 +393,26 @@ func BenchmarkBGPFabric(b *testing.B) {
 	b.ReportMetric(float64(converge.Milliseconds())/n, "converge-ms")
 	b.ReportMetric(restore.Seconds()/n, "restore-s")
 }
+
+// TestBGPLibrary runs the other shipped gen 2 scenarios with
+// control_plane: bgp on netns: every check passes, and every leaf's
+// final table and the reported table sizes are the shared-table run's
+// (NETNSRT_LIBRARY narrows the list, as for TestLibraryCrossValidation).
+func TestBGPLibrary(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, name := range libraryScenarios {
+		if name == "leaf-failure" || name == "pod-drift-keeps-ip" {
+			continue // TestBGPLeafFailure, TestBGPPodDrift
+		}
+		s, err := scenarios.Load("../library/" + name + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(s.Generations, scenarios.GenEVPN) {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			sameFinal(t, runGen2(t, s, scenarios.ControlPlaneShared, nil), runGen2(t, s, scenarios.ControlPlaneBGP, nil))
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -27,13 +28,16 @@ type bgpRun struct {
 
 // runGen2 runs s for gen 2 on netns with the control plane cp; watch, if
 // set, sees every progress message with the runtime.
-func runGen2(t *testing.T, s *scenarios.Scenario, cp scenarios.ControlPlane, watch func(msg string, rt *netnsrt.Runtime)) bgpRun {
+func runGen2(t *testing.T, s *scenarios.Scenario, cp scenarios.ControlPlane, watch func(msg string, rt *netnsrt.Runtime), held ...func(*netnsrt.Runtime)) bgpRun {
 	t.Helper()
 	sc := *s
 	sc.ControlPlane = cp
 	rt := newRuntime(t, sc.Name)
 	out := bgpRun{final: map[string][]string{}}
 	opts := scenarios.Options{Hold: func(ctx context.Context, b scenarios.Backend, _ []scenarios.Instance) error {
+		for _, f := range held {
+			f(rt)
+		}
 		return rt.Mutate(func() error {
 			for _, n := range rt.Lab().Nodes() {
 				node, ok := rt.Node(n)
@@ -263,7 +267,7 @@ func TestBGPPodDrift(t *testing.T) {
 				return ""
 			})
 		}
-	})
+	}, gobgpNeighbors(t))
 	if !checked {
 		t.Fatal("the run had no step after the drift to check at")
 	}
@@ -414,5 +418,29 @@ func TestBGPLibrary(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sameFinal(t, runGen2(t, s, scenarios.ControlPlaneShared, nil), runGen2(t, s, scenarios.ControlPlaneBGP, nil))
 		})
+	}
+}
+
+// gobgpNeighbors checks, on the held lab, that the stock gobgp CLI (go
+// tool gobgp, the module's tool) reads a speaker's socket as the README
+// says: `gobgp --target unix://<socket> neighbor` lists spine1's four
+// leaves, established.
+func gobgpNeighbors(t *testing.T) func(*netnsrt.Runtime) {
+	return func(rt *netnsrt.Runtime) {
+		sock, ok := rt.SpeakerSocket("spine1")
+		if !ok {
+			t.Error("no speaker socket for spine1")
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "go", "tool", "gobgp", "--target", "unix://"+sock, "neighbor").CombinedOutput()
+		if err != nil {
+			t.Errorf("gobgp --target unix://%s neighbor: %v\n%s", sock, err, out)
+			return
+		}
+		if n := strings.Count(string(out), "Establ"); n != 4 {
+			t.Errorf("gobgp neighbor on spine1 shows %d established sessions, want 4:\n%s", n, out)
+		}
 	}
 }

@@ -35,32 +35,37 @@ func kernelSideOf(ifi *net.Interface) kernelSide {
 }
 
 // owns reports whether frame b, read on the port, is the kernel's alone:
-// a frame to the interface's own MAC (no node model uses the kernel's
-// MACs: theirs are synthetic), or an ARP packet whose target protocol
-// address is one of the interface's addresses (a request is broadcast:
-// the kernel answers it, the node must not flood it). Frames the kernel
-// sends never reach the node: its sockets ignore outgoing frames
-// (PACKET_IGNORE_OUTGOING), and a peer node's socket sees them as
-// addressed to its own kernel, or as ARP for its kernel's address.
+// an ARP packet whose target protocol address is one of the interface's
+// addresses (a request is broadcast: the kernel answers it, the node must
+// not flood it), or an IPv4 packet to one of them sent to the interface's
+// MAC (a BGP session's segments). An interface without addresses owns
+// nothing: a node model may use its kernel MAC as its own (gen 3's host
+// side of a pod's veth is the pod's gateway, as Cilium's lxc devices
+// are). Frames the kernel sends never reach the node: its sockets ignore
+// outgoing frames (PACKET_IGNORE_OUTGOING), and a peer node's socket sees
+// them as addressed to its own kernel, or as ARP for its kernel's address.
 func (k *kernelSide) owns(b []byte) bool {
-	if len(b) < 14 {
+	if len(k.addrs) == 0 || len(b) < 14 {
 		return false
 	}
-	if k.mac != ([6]byte{}) && [6]byte(b[0:6]) == k.mac {
-		return true
+	switch {
+	case b[12] == 0x08 && b[13] == 0x06 && len(b) >= 14+28:
+		// ARP for IPv4 over Ethernet: the target protocol address is
+		// the last 4 of its 28 bytes.
+		arp := b[14:]
+		if arp[0] != 0 || arp[1] != 1 || arp[2] != 0x08 || arp[3] != 0 || arp[4] != 6 || arp[5] != 4 {
+			return false
+		}
+		return k.has(netip.AddrFrom4([4]byte(arp[24:28])))
+	case b[12] == 0x08 && b[13] == 0x00 && len(b) >= 14+20:
+		return [6]byte(b[0:6]) == k.mac && k.has(netip.AddrFrom4([4]byte(b[14+16:14+20])))
 	}
-	if len(k.addrs) == 0 || b[12] != 0x08 || b[13] != 0x06 || len(b) < 14+28 {
-		return false
-	}
-	// ARP for IPv4 over Ethernet: the target protocol address is the
-	// last 4 of its 28 bytes.
-	arp := b[14:]
-	if arp[0] != 0 || arp[1] != 1 || arp[2] != 0x08 || arp[3] != 0 || arp[4] != 6 || arp[5] != 4 {
-		return false
-	}
-	tpa := netip.AddrFrom4([4]byte(arp[24:28]))
-	for _, a := range k.addrs {
-		if a == tpa {
+	return false
+}
+
+func (k *kernelSide) has(a netip.Addr) bool {
+	for _, x := range k.addrs {
+		if x == a {
 			return true
 		}
 	}

@@ -9,9 +9,10 @@ import (
 )
 
 // TestKernelOwns is the rule the runtime applies before a node sees a
-// frame: what is addressed to the node's own kernel (its interface's
-// MAC, ARP for its addresses) is the kernel's alone; everything else,
-// broadcast included, is the node's.
+// frame: what is addressed to the node's own kernel (ARP for its
+// interface's addresses, IPv4 to them at its MAC) is the kernel's alone;
+// everything else, broadcast included, is the node's, and so is all of an
+// interface the kernel holds no address on (a model may use its MAC).
 func TestKernelOwns(t *testing.T) {
 	kmac := net.HardwareAddr{0x7e, 1, 2, 3, 4, 5}
 	k := kernelSide{mac: [6]byte(kmac), addrs: []netip.Addr{mustAddr("169.254.0.1")}}
@@ -29,9 +30,10 @@ func TestKernelOwns(t *testing.T) {
 		copy(b[14+24:], tpa[:])
 		return b
 	}
-	ip := func(dst net.HardwareAddr) []byte {
-		return frame.UDP(frame.IPv4{SrcMAC: other, DstMAC: dst, Src: mustAddr("169.254.0.0"), Dst: mustAddr("169.254.0.1")}, 179, 40000, []byte("x"))
+	ipTo := func(dst net.HardwareAddr, to string) []byte {
+		return frame.UDP(frame.IPv4{SrcMAC: other, DstMAC: dst, Src: mustAddr("169.254.0.0"), Dst: mustAddr(to)}, 179, 40000, []byte("x"))
 	}
+	ip := func(dst net.HardwareAddr) []byte { return ipTo(dst, "169.254.0.1") }
 	cases := []struct {
 		name  string
 		frame []byte
@@ -44,6 +46,8 @@ func TestKernelOwns(t *testing.T) {
 		{"ARP request for another address", arp(bcast, 1, "10.0.0.1"), k, false},
 		{"to a model's MAC", ip(other), k, false},
 		{"broadcast IP", ip(bcast), k, false},
+		{"to the interface's MAC, routed through (another address)", ipTo(kmac, "10.9.0.2"), k, false},
+		{"to the MAC of an interface without addresses (gen 3's lxc)", ip(kmac), kernelSide{mac: [6]byte(kmac)}, false},
 		{"ARP with no kernel address", arp(bcast, 1, "169.254.0.1"), kernelSide{mac: [6]byte(kmac)}, false},
 		{"VLAN-tagged ARP (the kernel's interface is untagged)", frame.PushVLAN(nil, arp(bcast, 1, "169.254.0.1"), 100), k, false},
 		{"no kernel side known", ip(kmac), kernelSide{}, false},

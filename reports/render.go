@@ -96,8 +96,21 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if r.Machine != "" {
 		fmt.Fprintf(&b, "Machine: %s\n\n", r.Machine)
 	}
+	b.WriteString("## Overview\n\n" + overviewIntro + "\n\n")
+	b.WriteString(overviewMarkdown(r))
+	b.WriteString("\n")
 	for _, sc := range r.Scenarios() {
 		fmt.Fprintf(&b, "## %s\n\n", sc)
+		if d := description(r.RunsOf(sc)); d != "" {
+			b.WriteString(d + "\n\n")
+		}
+		if cl := checkList(r.RunsOf(sc)); len(cl) > 0 {
+			b.WriteString("What the run checks:\n\n")
+			for _, c := range cl {
+				b.WriteString("- " + c + "\n")
+			}
+			b.WriteString("\n")
+		}
 		b.WriteString("| generation | backend | probes delivered | hops (min–max) | switch hops | RTT p50 | RTT p99 | spawn p50 | checks |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 		for _, run := range r.RunsOf(sc) {
@@ -170,6 +183,23 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	return err
 }
 
+// overviewIntro says how to read the overview table.
+const overviewIntro = "One row per scenario and generation. Probes delivered counts the probes that reached their destination " +
+	"of those sent, and how many of the others the scenario's expectations wanted dropped. " +
+	"Round trips are modelled (sim: computed from calibrated device costs) or measured (timed on real packets). " +
+	"Drift outage is the worst gap a background stream saw when an instance moved."
+
+// description is the scenario's description, from the first of its
+// runs that carries one, on one line.
+func description(runs []*Run) string {
+	for _, run := range runs {
+		if d := strings.Join(strings.Fields(run.Description), " "); d != "" {
+			return d
+		}
+	}
+	return ""
+}
+
 // latencyLines says, once per backend, what the runs' latencies are
 // ("sim: modelled (…)"), in the order the runs come.
 func latencyLines(runs []*Run) []string {
@@ -197,6 +227,22 @@ func outageTable(runs []*Run) string {
 		}
 	}
 	return b.String()
+}
+
+// runOutage is an outage with its run's generation and backend.
+type runOutage struct {
+	Gen, Backend string
+	O            Outage
+}
+
+func runOutages(runs []*Run) []runOutage {
+	var out []runOutage
+	for _, run := range runs {
+		for _, o := range run.Outages {
+			out = append(out, runOutage{run.Generation, run.Backend, o})
+		}
+	}
+	return out
 }
 
 // outageBars are the drift outages as bars in ms; a flow that never
@@ -459,11 +505,22 @@ var htmlTmpl = template.Must(template.New("report").Parse(`<!doctype html>
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
 .fail{color:#b00}.pass{color:#070}code{font-size:11px}</style></head><body>
 <h1>{{.Title}}</h1>{{if .Machine}}<p>Machine: {{.Machine}}</p>{{end}}
-{{range .Sections}}<h2>{{.Name}}</h2>
-<table><tr><th>generation</th><th>backend</th><th>delivered</th><th>hops</th><th>switch hops</th><th>RTT p50</th><th>RTT p99</th><th>checks</th></tr>
-{{range .Rows}}<tr><td>{{.Gen}}</td><td>{{.Backend}}</td><td>{{.Delivered}}</td><td>{{.Hops}}</td><td>{{.SwitchHops}}</td><td>{{.P50}}</td><td>{{.P99}}</td><td class="{{.Class}}">{{.Checks}}</td></tr>{{end}}
+<h2 id="overview">Overview</h2>
+<p>{{.Intro}}</p>
+<table class="overview"><tr>{{range .Columns}}<th>{{.}}</th>{{end}}</tr>
+{{range .Overview}}<tr{{if .Failed}} class="fail"{{end}}>{{range .Cells}}<td>{{.}}</td>{{end}}</tr>
+{{end}}</table>
+{{range .Sections}}<h2 id="scenario-{{.Name}}">{{.Name}}</h2>
+{{if .Description}}<p>{{.Description}}</p>{{end}}
+{{if .CheckList}}<p>What the run checks:</p><ul>{{range .CheckList}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<table><tr><th>generation</th><th>backend</th><th>probes delivered</th><th>hops (min–max)</th><th>switch hops</th><th>RTT p50</th><th>RTT p99</th><th>spawn p50</th><th>checks</th></tr>
+{{range .Rows}}<tr><td>{{.Gen}}</td><td>{{.Backend}}</td><td>{{.Delivered}}</td><td>{{.Hops}}</td><td>{{.SwitchHops}}</td><td>{{.P50}}</td><td>{{.P99}}</td><td>{{.Spawn}}</td><td class="{{.Class}}">{{.Checks}}</td></tr>{{end}}
 </table>
 {{range .Latency}}<p>Latency on {{.}}</p>{{end}}
+{{if .Outages}}<p>Drift outages per flow (background probe stream: last answer before the move → first answer after it):</p>
+<table><tr><th>generation</th><th>backend</th><th>drifted</th><th>at</th><th>flow</th><th>outage</th></tr>
+{{range .Outages}}<tr><td>{{.Gen}}</td><td>{{.Backend}}</td><td>{{.O.Instance}}</td><td>{{.O.DriftAt}}</td><td>{{.O.From}} → {{.O.To}}</td><td>{{.O}}</td></tr>{{end}}
+</table>{{end}}
 {{range .Plots}}{{.}}{{end}}
 {{range .Failures}}<p class="fail">{{.}}</p>{{end}}
 {{if .Tables}}<details><summary>Table sizes at the end (largest node per table)</summary>
@@ -476,21 +533,26 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 // WriteHTML writes a self-contained HTML report with SVG plots of hops and
 // round-trip times per generation.
 func WriteHTML(w io.Writer, r *Report) error {
-	type row struct{ Gen, Backend, Delivered, Hops, SwitchHops, P50, P99, Checks, Class string }
+	type row struct{ Gen, Backend, Delivered, Hops, SwitchHops, P50, P99, Spawn, Checks, Class string }
 	type section struct {
-		Name     string
-		Rows     []row
-		Plots    []template.HTML
-		Failures []string
-		Tables   []tableSize
-		Latency  []string
+		Name, Description string
+		CheckList         []string
+		Rows              []row
+		Plots             []template.HTML
+		Failures          []string
+		Tables            []tableSize
+		Latency           []string
+		Outages           []runOutage
 	}
 	data := struct {
-		Title, Machine string
-		Sections       []section
-	}{Title: r.Title, Machine: r.Machine}
+		Title, Machine, Intro string
+		Columns               []string
+		Overview              []overviewRow
+		Sections              []section
+	}{Title: r.Title, Machine: r.Machine, Intro: overviewIntro, Columns: overviewColumns, Overview: overview(r)}
 	for _, sc := range r.Scenarios() {
-		sec := section{Name: sc, Tables: tableSizes(r.RunsOf(sc)), Latency: latencyLines(r.RunsOf(sc))}
+		sec := section{Name: sc, Description: description(r.RunsOf(sc)), CheckList: checkList(r.RunsOf(sc)),
+			Tables: tableSizes(r.RunsOf(sc)), Latency: latencyLines(r.RunsOf(sc)), Outages: runOutages(r.RunsOf(sc))}
 		var hops, rtts []Bar
 		for _, run := range r.RunsOf(sc) {
 			s := Summarize(run)
@@ -499,7 +561,7 @@ func WriteHTML(w io.Writer, r *Report) error {
 				class = "fail"
 			}
 			sec.Rows = append(sec.Rows, row{run.Generation, run.Backend, fmt.Sprintf("%d/%d", s.Delivered, s.Probes),
-				fmt.Sprintf("%d–%d", s.HopsMin, s.HopsMax), fmt.Sprint(s.SwitchHopsMax), dur(s.RTTp50), dur(s.RTTp99),
+				hopsCell(s), fmt.Sprint(s.SwitchHopsMax), dur(s.RTTp50), dur(s.RTTp99), dur(s.SpawnP50),
 				fmt.Sprintf("%d/%d", s.ChecksPassed, s.Checks), class})
 			if s.Delivered > 0 {
 				hops = append(hops, Bar{Label: run.Generation, Value: float64(s.HopsMax)})

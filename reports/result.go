@@ -11,17 +11,19 @@ import (
 
 // Run is one scenario replayed for one generation on one backend.
 type Run struct {
-	Scenario   string         `json:"scenario"`
-	Generation string         `json:"generation"`
-	Backend    string         `json:"backend"`
-	Seed       int64          `json:"seed"`
-	Topology   string         `json:"topology"`
-	Probes     []Probe        `json:"probes"`
-	Checks     []Check        `json:"checks"`
-	Timeline   []SpawnEvent   `json:"timeline,omitempty"`
-	Drops      map[string]int `json:"drops,omitempty"`       // by reason
-	Tables     []Table        `json:"table_sizes,omitempty"` // capacity: entries per node and table at the end
-	Counters   map[string]int `json:"counters,omitempty"`
+	Scenario string `json:"scenario"`
+	// Description is the scenario's description: what it shows.
+	Description string         `json:"description,omitempty"`
+	Generation  string         `json:"generation"`
+	Backend     string         `json:"backend"`
+	Seed        int64          `json:"seed"`
+	Topology    string         `json:"topology"`
+	Probes      []Probe        `json:"probes"`
+	Checks      []Check        `json:"checks"`
+	Timeline    []SpawnEvent   `json:"timeline,omitempty"`
+	Drops       map[string]int `json:"drops,omitempty"`       // by reason
+	Tables      []Table        `json:"table_sizes,omitempty"` // capacity: entries per node and table at the end
+	Counters    map[string]int `json:"counters,omitempty"`
 	// Latency says what the probes' latencies are: modelled or measured.
 	Latency Latency       `json:"latency"`
 	Error   string        `json:"error,omitempty"` // the run could not finish
@@ -184,7 +186,16 @@ type Probe struct {
 	DropAt string          `json:"drop_at,omitempty"`
 	Reason string          `json:"reason,omitempty"`
 	Rule   string          `json:"rule,omitempty"`
+	// Expect is what the scenario's expectations want of the probe:
+	// ExpectDelivered, ExpectDropped, or empty when none speaks of it.
+	Expect string `json:"expect,omitempty"`
 }
+
+// What an expectation wants of a probe (Probe.Expect).
+const (
+	ExpectDelivered = "delivered"
+	ExpectDropped   = "dropped"
+)
 
 // Verdict is "forwarded" when the probe reached its destination, else "dropped".
 func (p Probe) Verdict() string {

@@ -34,7 +34,7 @@ type Options struct {
 // the returned run, not returned as an error.
 func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Options) (run *reports.Run, err error) {
 	start := time.Now()
-	run = &reports.Run{Scenario: s.Name, Generation: string(gen), Backend: b.Name(), Seed: s.Seed}
+	run = &reports.Run{Scenario: s.Name, Description: s.Description, Generation: string(gen), Backend: b.Name(), Seed: s.Seed}
 	defer func() { run.Elapsed = time.Since(start) }()
 	spec := s.TopologyFor(gen)
 	topo, err := spec.Build(s.File)
@@ -398,9 +398,42 @@ func (r *runner) pairProbes(probes []reports.Probe, p Pair) []reports.Probe {
 	return out
 }
 
+// expectOutcome records on the run's probes of tag that pass keep what
+// an expectation wants of them (reports.ExpectDelivered or
+// ExpectDropped), so that a report can say how many drops were meant.
+func (r *runner) expectOutcome(tag string, keep func(reports.Probe) bool, want string) {
+	if tag == "" {
+		tag = r.lastTag
+	}
+	for k := range r.run.Probes {
+		if p := &r.run.Probes[k]; p.Tag == tag && keep(*p) {
+			p.Expect = want
+		}
+	}
+}
+
+// inPair says whether a probe goes between the pair's instances.
+func (r *runner) inPair(p Pair) func(reports.Probe) bool {
+	from, to := r.resolve([]string{p.From}), r.resolve([]string{p.To})
+	return func(pr reports.Probe) bool { return slices.Contains(from, pr.From) && slices.Contains(to, pr.To) }
+}
+
 func (r *runner) expect(ctx context.Context, i int, st *Step) {
 	e := st.Expect
 	probes := r.probesOf(e.Tag)
+	every := func(reports.Probe) bool { return true }
+	for _, p := range e.Reachable {
+		r.expectOutcome(e.Tag, r.inPair(p), reports.ExpectDelivered)
+	}
+	for _, p := range e.Unreachable {
+		r.expectOutcome(e.Tag, r.inPair(p), reports.ExpectDropped)
+	}
+	if e.AllReachable || e.Verdict == "forwarded" {
+		r.expectOutcome(e.Tag, every, reports.ExpectDelivered)
+	}
+	if e.Verdict == "dropped" {
+		r.expectOutcome(e.Tag, every, reports.ExpectDropped)
+	}
 	for _, p := range e.Reachable {
 		ps := r.pairProbes(probes, p)
 		bad := ""

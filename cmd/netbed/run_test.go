@@ -131,7 +131,8 @@ func TestShardsMerge(t *testing.T) {
 	if code := run([]string{"report", "merge", "-o", filepath.Join(dir, "all"), filepath.Join(dir, "s0", "report.json"), filepath.Join(dir, "s1", "report.json")}, &stdout, &stderr); code != 0 {
 		t.Fatalf("merge: exit %d: %s", code, stderr.String())
 	}
-	for _, gen := range []string{"| evpn | sim |", "| ebpf | sim |", "| ebpf-direct | sim |"} {
+	// Each run once in the overview.
+	for _, gen := range []string{"| spine-failure | evpn | sim |", "| spine-failure | ebpf | sim |", "| spine-failure | ebpf-direct | sim |"} {
 		if strings.Count(stdout.String(), gen) != 1 {
 			t.Errorf("merged report has %d rows %q:\n%s", strings.Count(stdout.String(), gen), gen, stdout.String())
 		}

@@ -219,6 +219,27 @@ func decodePrefix(n *bgp.IPAddrPrefix, attrs []bgp.PathAttributeInterface) (Pref
 
 // Routes returns the speaker's best EVPN paths, sorted by their text.
 func (c *Client) Routes(ctx context.Context) ([]evpn.Route, error) {
+	ps, err := c.Paths(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rs := make([]evpn.Route, len(ps))
+	for i, p := range ps {
+		rs[i] = p.Route
+	}
+	return rs, nil
+}
+
+// Path is one best EVPN path with the route targets it carries (AS:N,
+// sorted), which a Route leaves out.
+type Path struct {
+	Route        evpn.Route
+	RouteTargets []string
+}
+
+// Paths returns the speaker's best EVPN paths with their route targets,
+// sorted by the routes' text.
+func (c *Client) Paths(ctx context.Context) ([]Path, error) {
 	st, err := c.api.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: families[EVPN]})
 	if err != nil {
 		return nil, fmt.Errorf("%s: list EVPN paths: %w", c.node, err)
@@ -238,9 +259,51 @@ func (c *Client) Routes(ctx context.Context) ([]evpn.Route, error) {
 			}
 		}
 	}
-	rs := decodePaths(paths).Adds
-	slices.SortFunc(rs, func(a, b evpn.Route) int { return strings.Compare(a.String(), b.String()) })
-	return rs, nil
+	var out []Path
+	for _, p := range paths {
+		rs := decodePaths([]*api.Path{p}).Adds
+		if len(rs) == 0 {
+			continue
+		}
+		out = append(out, Path{Route: rs[0], RouteTargets: routeTargets(p)})
+	}
+	slices.SortFunc(out, func(a, b Path) int { return strings.Compare(a.Route.String(), b.Route.String()) })
+	return out, nil
+}
+
+// routeTargets returns the route targets among p's extended communities.
+func routeTargets(p *api.Path) []string {
+	attrs, err := apiutil.GetNativePathAttributes(p)
+	if err != nil {
+		return nil
+	}
+	var rts []string
+	for _, a := range attrs {
+		ec, ok := a.(*bgp.PathAttributeExtendedCommunities)
+		if !ok {
+			continue
+		}
+		for _, c := range ec.Value {
+			if typ, sub := c.GetTypes(); sub == bgp.EC_SUBTYPE_ROUTE_TARGET && typ <= bgp.EC_TYPE_TRANSITIVE_FOUR_OCTET_AS_SPECIFIC {
+				rts = append(rts, c.String())
+			}
+		}
+	}
+	slices.Sort(rts)
+	return rts
+}
+
+// RouterID returns the router ID the speaker runs with.
+func (c *Client) RouterID(ctx context.Context) (netip.Addr, error) {
+	g, err := c.api.GetBgp(ctx, &api.GetBgpRequest{})
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%s: router ID: %w", c.node, err)
+	}
+	id, err := netip.ParseAddr(g.GetGlobal().GetRouterId())
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%s: router ID %q: %w", c.node, g.GetGlobal().GetRouterId(), err)
+	}
+	return id, nil
 }
 
 // Session is one neighbour's state.

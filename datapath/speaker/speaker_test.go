@@ -138,6 +138,21 @@ func TestReflectedRoutes(t *testing.T) {
 	}
 	waitRoutes(t, leaf2, []evpn.Route{type2, type3})
 	waitRoutes(t, spine, []evpn.Route{type2, type3})
+	// What fabric checks read: the paths' route targets (AS:VNI for the
+	// L2 VNI, and the L3 VNI with an IP) and the speaker's router ID.
+	ps, err := leaf2.Paths(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[evpn.Route][]string{type2: {"65000:10100", "65000:50001"}, type3: {"65000:10100"}}
+	for _, p := range ps {
+		if !slices.Equal(p.RouteTargets, want[p.Route]) {
+			t.Errorf("leaf2 holds %s with route targets %v, want %v", p.Route, p.RouteTargets, want[p.Route])
+		}
+	}
+	if id, err := leaf1.RouterID(context.Background()); err != nil || id != netip.MustParseAddr("10.255.0.11") {
+		t.Errorf("leaf1's router ID = %v, %v; want 10.255.0.11", id, err)
+	}
 	if err := leaf1.Withdraw(context.Background(), type2); err != nil {
 		t.Fatal(err)
 	}

@@ -193,3 +193,40 @@ func TestConservation(t *testing.T) {
 		})
 	}
 }
+
+// TestControlPlaneChecksNeedBGP: on sim (the shared control plane) the
+// control-plane expectations fail and say what they need, instead of
+// passing with no speaker to ask.
+func TestControlPlaneChecksNeedBGP(t *testing.T) {
+	const src = `name: no-speakers
+topology: {builder: spine-leaf, params: {spines: 2, leaves: 2, hosts_per_leaf: 1}}
+generations: [evpn]
+networks:
+  - {name: blue, subnet: 10.6.0.0/24}
+steps:
+  - spawn: {name: blue, count: 2, network: blue}
+  - expect: {bgp_sessions: established}
+  - expect: {bgp_route: {present_on: [leaf2], type: 2, mac: blue-1}, fabric_consistent: true}
+`
+	s, err := scenarios.Parse("nospeakers.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, simBackend(t, 1), scenarios.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ what, want string }{
+		{"bgp_sessions", "bgp_sessions needs control_plane: bgp on netns (this run: control plane shared on sim"},
+		{"bgp_route, fabric_consistent", "bgp_route and fabric_consistent need control_plane: bgp on netns"},
+	} {
+		got, ok := failedCheck(run, c.what)
+		if !ok {
+			t.Errorf("%s passed on sim: %+v", c.what, run.Checks)
+			continue
+		}
+		if !strings.Contains(got.Detail, c.want) {
+			t.Errorf("%s: %q, want it to say %q", c.what, got.Detail, c.want)
+		}
+	}
+}

@@ -371,6 +371,11 @@ type rawExpect struct {
 	Consistent    bool           `yaml:"controller_consistent"`
 	Recovered     bool           `yaml:"recovered"`
 	MaxOutage     string         `yaml:"max_outage"`
+	// Control-plane checks (controlplane_parse.go): bgp_sessions is
+	// "established" or a list of nodes, bgp_route one route or a list.
+	BGPSessions      any  `yaml:"bgp_sessions"`
+	BGPRoute         any  `yaml:"bgp_route"`
+	FabricConsistent bool `yaml:"fabric_consistent"`
 }
 
 // child returns the value node of key in a mapping node, or nil.
@@ -670,6 +675,7 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 		if x.PortState != "" && x.PortState != "ACTIVE_ACTIVE" {
 			p.fail(lineOf(child(en, "port_state"), n.Line), f+".port_state", "%q: only ACTIVE_ACTIVE can be expected", x.PortState)
 		}
+		p.controlPlaneExpect(en, f, e, x, networks)
 		st.Expect = x
 	}
 	return st

@@ -522,6 +522,7 @@ func (r *runner) expect(ctx context.Context, i int, st *Step) {
 	if e.ControllerConsistent {
 		r.controllerConsistent(ctx, i, st)
 	}
+	r.controlPlane(ctx, i, st)
 }
 
 // controllerConsistent checks the controller against the instances the

@@ -230,6 +230,15 @@ type Expect struct {
 	// MaxOutage: and within this long (see reports.Outage).
 	Recovered bool
 	MaxOutage time.Duration
+	// Control-plane checks (control_plane: bgp on netns; see
+	// ControlPlaneInspector), polled until they hold or Within passes:
+	// BGPSessions, every session of the named speakers established;
+	// BGPRoutes, routes present on or absent from named speakers;
+	// FabricConsistent, no router-ID conflict, VNI or route-target
+	// inconsistency between leaves, or duplicate address.
+	BGPSessions      *BGPSessionsExpect
+	BGPRoutes        []BGPRouteExpect
+	FabricConsistent bool
 }
 
 // Pair is one from→to pair of instances (or prefixes).

@@ -20,6 +20,7 @@ import (
 
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/speaker"
+	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/topologies"
 )
 
@@ -53,6 +54,8 @@ type bgpPlane struct {
 	exe   string
 	nodes map[string]*bgpNode
 	order []string // spines, then leaves, in topology order
+	// peers names the node at each session address.
+	peers map[netip.Addr]string
 }
 
 // bgpNode is one switch's speaker. Its process comes and goes with the
@@ -90,7 +93,7 @@ func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir strin
 	if err != nil {
 		return nil, err
 	}
-	p := &bgpPlane{r: r, fab: fab, asn: asn, dir: dir, exe: exe, nodes: map[string]*bgpNode{}}
+	p := &bgpPlane{r: r, fab: fab, asn: asn, dir: dir, exe: exe, nodes: map[string]*bgpNode{}, peers: map[netip.Addr]string{}}
 	var cluster netip.Addr
 	for _, n := range t.Nodes {
 		isLeaf := n.Role == topologies.RoleLeaf || n.Role == topologies.RoleBorder
@@ -135,6 +138,7 @@ func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir strin
 		}
 		sa, la := next, next.Next()
 		next = la.Next()
+		p.peers[sa], p.peers[la] = s.Node, l.Node
 		if !DefaultSessionPool.Contains(la) {
 			return nil, fmt.Errorf("control_plane bgp: %s has more leaf–spine links than %s holds", t.Name, DefaultSessionPool)
 		}
@@ -592,4 +596,74 @@ func (r *Runtime) Speaker(node string) (*speaker.Client, bool) {
 	bn.mu.Lock()
 	defer bn.mu.Unlock()
 	return bn.client, bn.client != nil
+}
+
+var _ scenarios.ControlPlaneInspector = (*Runtime)(nil)
+
+// BGPSpeakers implements scenarios.ControlPlaneInspector: every node
+// with a speaker (none without control_plane bgp), its router ID as the
+// running speaker reports it.
+func (r *Runtime) BGPSpeakers(ctx context.Context) ([]scenarios.BGPSpeaker, error) {
+	if r.bgp == nil {
+		return nil, nil
+	}
+	var out []scenarios.BGPSpeaker
+	for _, name := range r.bgp.order {
+		bn := r.bgp.nodes[name]
+		s := scenarios.BGPSpeaker{Node: name, RouterID: bn.cfg.RouterID, Leaf: bn.leaf != nil}
+		if c, ok := r.Speaker(name); ok {
+			id, err := c.RouterID(ctx)
+			if err != nil {
+				return nil, err
+			}
+			s.RouterID, s.Running = id, true
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// BGPSessions implements scenarios.ControlPlaneInspector.
+func (r *Runtime) BGPSessions(ctx context.Context, node string) ([]scenarios.BGPSession, error) {
+	c, err := r.runningSpeaker(node)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := c.Sessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]scenarios.BGPSession, len(ss))
+	for i, s := range ss {
+		out[i] = scenarios.BGPSession{Peer: s.Peer, PeerNode: r.bgp.peers[s.Peer], State: s.State, Established: s.Established}
+	}
+	return out, nil
+}
+
+// BGPRoutes implements scenarios.ControlPlaneInspector.
+func (r *Runtime) BGPRoutes(ctx context.Context, node string) ([]scenarios.BGPRoute, error) {
+	c, err := r.runningSpeaker(node)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := c.Paths(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]scenarios.BGPRoute, len(ps))
+	for i, p := range ps {
+		out[i] = scenarios.BGPRoute{Route: p.Route, RouteTargets: p.RouteTargets}
+	}
+	return out, nil
+}
+
+func (r *Runtime) runningSpeaker(node string) (*speaker.Client, error) {
+	if r.bgp == nil || r.bgp.nodes[node] == nil {
+		return nil, fmt.Errorf("%s runs no BGP speaker", node)
+	}
+	c, ok := r.Speaker(node)
+	if !ok {
+		return nil, fmt.Errorf("%s: its speaker does not run (the node is failed)", node)
+	}
+	return c, nil
 }

@@ -1,0 +1,412 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/netbed/netbed/datapath/evpn"
+)
+
+// ControlPlaneInspector is a Runtime, or a Backend, whose control plane
+// is real BGP speakers that can be asked what they hold (netns with
+// control_plane: bgp). The runner's control-plane expectations
+// (bgp_sessions, bgp_route, fabric_consistent) read it; a backend without
+// it, or with no speakers, fails them.
+type ControlPlaneInspector interface {
+	// BGPSpeakers returns every node that runs a BGP speaker, spines
+	// first; none when the control plane is not BGP. A failed node's
+	// speaker is listed, not Running.
+	BGPSpeakers(ctx context.Context) ([]BGPSpeaker, error)
+	// BGPSessions returns the sessions of node's running speaker.
+	BGPSessions(ctx context.Context, node string) ([]BGPSession, error)
+	// BGPRoutes returns the best EVPN paths of node's running speaker.
+	BGPRoutes(ctx context.Context, node string) ([]BGPRoute, error)
+}
+
+// BGPSpeaker is one node's speaker.
+type BGPSpeaker struct {
+	Node string
+	// RouterID is what the running speaker says it is (as configured
+	// while it does not run). A leaf's is its VTEP address.
+	RouterID netip.Addr
+	Leaf     bool
+	Running  bool
+}
+
+// BGPSession is one session of a speaker.
+type BGPSession struct {
+	Peer        netip.Addr
+	PeerNode    string // the node at Peer, "" when unknown
+	State       string // idle, connect, active, opensent, openconfirm, established
+	Established bool
+}
+
+// BGPRoute is one best EVPN path with the route targets it carries.
+type BGPRoute struct {
+	evpn.Route
+	RouteTargets []string
+}
+
+// BGPSessionsExpect asks that every session of the named speakers (of
+// every speaker when Nodes is empty) be established.
+type BGPSessionsExpect struct {
+	Nodes []string
+}
+
+// BGPRouteExpect asks that a route be held by the speakers PresentOn and
+// by none of AbsentFrom. The other fields select the route; zero ones
+// match anything.
+type BGPRouteExpect struct {
+	PresentOn, AbsentFrom []string
+	Type                  evpn.RouteType // 2, 3 or 5; 0: any
+	// MAC and IP are an address or the name of an instance, which stands
+	// for its own.
+	MAC, IP string
+	Prefix  netip.Prefix
+	// VNI is the L2 VNI (types 2 and 3) or the L3 VNI (type 5); Network,
+	// a scenario network standing for its VNI.
+	VNI     uint32
+	Network string
+	// Origin is the node that originated the route (its VTEP is the
+	// node's router ID).
+	Origin string
+	Line   int
+}
+
+// cpView is what the speakers held at one moment.
+type cpView struct {
+	speakers []BGPSpeaker
+	sessions map[string][]BGPSession
+	routes   map[string][]BGPRoute
+	errs     map[string]error // per node: why its sessions or routes are unknown
+}
+
+func (v *cpView) speaker(node string) (BGPSpeaker, bool) {
+	for _, s := range v.speakers {
+		if s.Node == node {
+			return s, true
+		}
+	}
+	return BGPSpeaker{}, false
+}
+
+// nodeOf names the speaker whose router ID is a ("" when none).
+func (v *cpView) nodeOf(a netip.Addr) string {
+	for _, s := range v.speakers {
+		if s.RouterID == a {
+			return s.Node
+		}
+	}
+	return ""
+}
+
+func inspect(ctx context.Context, ins ControlPlaneInspector) (*cpView, error) {
+	ss, err := ins.BGPSpeakers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := &cpView{speakers: ss, sessions: map[string][]BGPSession{}, routes: map[string][]BGPRoute{}, errs: map[string]error{}}
+	for _, s := range ss {
+		if !s.Running {
+			v.errs[s.Node] = fmt.Errorf("its speaker does not run (the node is failed)")
+			continue
+		}
+		if v.sessions[s.Node], err = ins.BGPSessions(ctx, s.Node); err != nil {
+			v.errs[s.Node] = err
+			continue
+		}
+		if v.routes[s.Node], err = ins.BGPRoutes(ctx, s.Node); err != nil {
+			v.errs[s.Node] = err
+		}
+	}
+	return v, nil
+}
+
+// controlPlane checks e's control-plane expectations, polling the
+// speakers until they all hold or e.Within (backend time) has passed.
+func (r *runner) controlPlane(ctx context.Context, i int, st *Step) {
+	e := st.Expect
+	var names []string
+	if e.BGPSessions != nil {
+		names = append(names, "bgp_sessions")
+	}
+	if len(e.BGPRoutes) > 0 {
+		names = append(names, "bgp_route")
+	}
+	if e.FabricConsistent {
+		names = append(names, "fabric_consistent")
+	}
+	if len(names) == 0 {
+		return
+	}
+	var ss []BGPSpeaker
+	ins, ok := r.b.(ControlPlaneInspector)
+	if ok {
+		var err error
+		if ss, err = ins.BGPSpeakers(ctx); err != nil {
+			r.check(i, st, strings.Join(names, ", "), false, "%v", err)
+			return
+		}
+	}
+	if len(ss) == 0 {
+		verb := "needs"
+		if len(names) > 1 {
+			verb = "need"
+		}
+		r.check(i, st, strings.Join(names, ", "), false, "%s %s control_plane: bgp on netns (this run: control plane %s on %s, which has no BGP speakers to ask)",
+			strings.Join(names, " and "), verb, r.s.ControlPlane, r.b.Name())
+		return
+	}
+	deadline := r.b.Now() + e.Within
+	for {
+		v, err := inspect(ctx, ins)
+		var results []cpResult
+		if err == nil {
+			results = r.cpResults(v, e)
+		} else {
+			results = []cpResult{{what: strings.Join(names, ", "), detail: err.Error()}}
+		}
+		failed := slices.ContainsFunc(results, func(c cpResult) bool { return c.detail != "" })
+		if !failed || r.b.Now() >= deadline || ctx.Err() != nil {
+			for _, c := range results {
+				what := c.what
+				if failed && e.Within > 0 {
+					what += " within " + e.Within.String()
+				}
+				r.check(i, st, what, c.detail == "", "%s", c.detail)
+			}
+			return
+		}
+		if err := r.b.Sleep(ctx, max(e.Within/50, 50*time.Millisecond)); err != nil {
+			r.check(i, st, strings.Join(names, ", "), false, "%v", err)
+			return
+		}
+	}
+}
+
+// cpResult is one control-plane check's outcome: detail says why it
+// failed, "" when it passed.
+type cpResult struct{ what, detail string }
+
+func (r *runner) cpResults(v *cpView, e *Expect) []cpResult {
+	var out []cpResult
+	if e.BGPSessions != nil {
+		what := "bgp sessions established"
+		if len(e.BGPSessions.Nodes) > 0 {
+			what += " on " + strings.Join(e.BGPSessions.Nodes, ", ")
+		}
+		out = append(out, cpResult{what, strings.Join(sessionProblems(v, e.BGPSessions.Nodes), "; ")})
+	}
+	for _, re := range e.BGPRoutes {
+		out = append(out, r.routeResults(v, re)...)
+	}
+	if e.FabricConsistent {
+		out = append(out, cpResult{"fabric consistent", strings.Join(fabricProblems(v.speakers, v.routes), "; ")})
+	}
+	return out
+}
+
+// sessionProblems names every session of nodes (every speaker's when
+// empty) that is not established, and every node whose sessions are
+// unknown.
+func sessionProblems(v *cpView, nodes []string) []string {
+	if len(nodes) == 0 {
+		for _, s := range v.speakers {
+			nodes = append(nodes, s.Node)
+		}
+	}
+	var bad []string
+	for _, n := range nodes {
+		if _, ok := v.speaker(n); !ok {
+			bad = append(bad, fmt.Sprintf("%s runs no BGP speaker", n))
+			continue
+		}
+		if err := v.errs[n]; err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %v", n, err))
+			continue
+		}
+		if len(v.sessions[n]) == 0 {
+			bad = append(bad, fmt.Sprintf("%s has no sessions", n))
+		}
+		for _, x := range v.sessions[n] {
+			if !x.Established {
+				peer := x.Peer.String()
+				if x.PeerNode != "" {
+					peer = fmt.Sprintf("%s (%s)", x.PeerNode, x.Peer)
+				}
+				bad = append(bad, fmt.Sprintf("%s: session to %s is %s", n, peer, x.State))
+			}
+		}
+	}
+	return bad
+}
+
+// routeResults checks one bgp_route expectation: one result per speaker
+// list (present on, absent from).
+func (r *runner) routeResults(v *cpView, re BGPRouteExpect) []cpResult {
+	desc, match, err := r.routeMatcher(v, re)
+	if err != nil {
+		return []cpResult{{"bgp route " + desc, err.Error()}}
+	}
+	var out []cpResult
+	if len(re.PresentOn) > 0 {
+		var bad []string
+		for _, n := range re.PresentOn {
+			switch _, ok := v.speaker(n); {
+			case !ok:
+				bad = append(bad, fmt.Sprintf("%s runs no BGP speaker", n))
+			case v.errs[n] != nil:
+				bad = append(bad, fmt.Sprintf("%s: %v", n, v.errs[n]))
+			case !slices.ContainsFunc(v.routes[n], match):
+				bad = append(bad, fmt.Sprintf("%s lacks it (holds %d EVPN routes)", n, len(v.routes[n])))
+			}
+		}
+		out = append(out, cpResult{"bgp route " + desc + " present on " + strings.Join(re.PresentOn, ", "), strings.Join(bad, "; ")})
+	}
+	if len(re.AbsentFrom) > 0 {
+		var bad []string
+		for _, n := range re.AbsentFrom {
+			switch _, ok := v.speaker(n); {
+			case !ok:
+				bad = append(bad, fmt.Sprintf("%s runs no BGP speaker", n))
+			case v.errs[n] != nil:
+				bad = append(bad, fmt.Sprintf("%s: %v", n, v.errs[n]))
+			default:
+				if j := slices.IndexFunc(v.routes[n], match); j >= 0 {
+					rt := v.routes[n][j]
+					bad = append(bad, fmt.Sprintf("%s holds %s%s", n, rt.Route, originOf(v, rt.VTEP)))
+				}
+			}
+		}
+		out = append(out, cpResult{"bgp route " + desc + " absent from " + strings.Join(re.AbsentFrom, ", "), strings.Join(bad, "; ")})
+	}
+	return out
+}
+
+func originOf(v *cpView, vtep netip.Addr) string {
+	if n := v.nodeOf(vtep); n != "" {
+		return " (from " + n + ")"
+	}
+	return ""
+}
+
+// routeMatcher returns a description of the routes re selects and a
+// test for them; instance names and networks are resolved now.
+func (r *runner) routeMatcher(v *cpView, re BGPRouteExpect) (string, func(BGPRoute) bool, error) {
+	var desc []string
+	if re.Type != 0 {
+		desc = append(desc, re.Type.String())
+	}
+	var mac evpn.MAC
+	var ip netip.Addr
+	var vtep netip.Addr
+	vni := re.VNI
+	var errs []string
+	if re.MAC != "" {
+		desc = append(desc, "mac "+re.MAC)
+		m, err := r.macOf(re.MAC)
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		mac = m
+	}
+	if re.IP != "" {
+		desc = append(desc, "ip "+re.IP)
+		a, err := netip.ParseAddr(re.IP)
+		if err != nil {
+			in, ok := r.inst[re.IP]
+			if !ok || !in.IP.IsValid() {
+				errs = append(errs, fmt.Sprintf("ip: %q is neither an address nor a live instance", re.IP))
+			}
+			a = in.IP
+		}
+		ip = a
+	}
+	if re.Prefix.IsValid() {
+		desc = append(desc, "prefix "+re.Prefix.String())
+	}
+	if re.Network != "" {
+		desc = append(desc, "vni of "+re.Network)
+		for _, seg := range Segments(r.s.Networks) {
+			if seg.Name == re.Network {
+				vni = seg.VNI
+			}
+		}
+	} else if vni != 0 {
+		desc = append(desc, fmt.Sprintf("vni %d", vni))
+	}
+	if re.Origin != "" {
+		desc = append(desc, "from "+re.Origin)
+		s, ok := v.speaker(re.Origin)
+		if !ok {
+			errs = append(errs, fmt.Sprintf("origin: %s runs no BGP speaker", re.Origin))
+		}
+		vtep = s.RouterID
+	}
+	d := strings.Join(desc, " ")
+	if len(errs) > 0 {
+		return d, nil, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return d, func(rt BGPRoute) bool {
+		switch {
+		case re.Type != 0 && rt.Type != re.Type,
+			re.MAC != "" && rt.MAC != mac,
+			re.IP != "" && rt.IP != ip,
+			re.Prefix.IsValid() && rt.Prefix.Masked() != re.Prefix.Masked(),
+			re.Origin != "" && rt.VTEP != vtep:
+			return false
+		case vni != 0:
+			if rt.Type == evpn.IPPrefix {
+				return rt.L3VNI == vni
+			}
+			return rt.VNI == vni
+		}
+		return true
+	}, nil
+}
+
+func (r *runner) macOf(s string) (evpn.MAC, error) {
+	if hw, err := parseMAC(s); err == nil {
+		return hw, nil
+	}
+	in, ok := r.inst[s]
+	if !ok {
+		return evpn.MAC{}, fmt.Errorf("mac: %q is neither a MAC address nor a live instance", s)
+	}
+	hw, err := parseMAC(in.MAC)
+	if err != nil {
+		return evpn.MAC{}, fmt.Errorf("mac: instance %s has no MAC address (%q)", s, in.MAC)
+	}
+	return hw, nil
+}
+
+var _ ControlPlaneInspector = (*FabricBackend)(nil)
+
+// BGPSpeakers implements ControlPlaneInspector with the runtime's
+// speakers: none when the runtime has none.
+func (b *FabricBackend) BGPSpeakers(ctx context.Context) ([]BGPSpeaker, error) {
+	if ins, ok := b.rt.(ControlPlaneInspector); ok {
+		return ins.BGPSpeakers(ctx)
+	}
+	return nil, nil
+}
+
+// BGPSessions implements ControlPlaneInspector.
+func (b *FabricBackend) BGPSessions(ctx context.Context, node string) ([]BGPSession, error) {
+	if ins, ok := b.rt.(ControlPlaneInspector); ok {
+		return ins.BGPSessions(ctx, node)
+	}
+	return nil, fmt.Errorf("the %s runtime runs no BGP speakers", b.rt.Name())
+}
+
+// BGPRoutes implements ControlPlaneInspector.
+func (b *FabricBackend) BGPRoutes(ctx context.Context, node string) ([]BGPRoute, error) {
+	if ins, ok := b.rt.(ControlPlaneInspector); ok {
+		return ins.BGPRoutes(ctx, node)
+	}
+	return nil, fmt.Errorf("the %s runtime runs no BGP speakers", b.rt.Name())
+}

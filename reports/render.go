@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"sort"
 	"strings"
 	"time"
 )
@@ -142,14 +141,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 				}
 			}
 			if len(run.Drops) > 0 {
-				keys := make([]string, 0, len(run.Drops))
-				for k := range run.Drops {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				parts := make([]string, len(keys))
-				for i, k := range keys {
-					parts[i] = fmt.Sprintf("%s %d", k, run.Drops[k])
+				var parts []string
+				for _, k := range sortedKeys(run.Drops) {
+					parts = append(parts, fmt.Sprintf("%s %d", mdTerm(KindReason, k), run.Drops[k]))
 				}
 				fmt.Fprintf(&b, "- %s drops: %s\n", run.Generation, strings.Join(parts, ", "))
 			}
@@ -160,14 +154,14 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		if o := outageTable(r.RunsOf(sc)); o != "" {
 			b.WriteString("\nDrift outages per flow (background probe stream: last answer before the move → first answer after it):\n\n" + o)
 		}
-		if d := droppedProbes(r.RunsOf(sc), 8); d != "" {
-			b.WriteString("\nDropped probes:\n\n" + d)
+		if d := droppedProbes(r.RunsOf(sc), 8, mdLinker); len(d) > 0 {
+			b.WriteString("\nDropped probes:\n\n- " + strings.Join(d, "\n- ") + "\n")
 		}
 		if p := firstPath(r.RunsOf(sc)); p != "" {
 			b.WriteString("\nPaths of the first delivered probe:\n\n" + p)
 		}
-		if t := spawnLines(r.RunsOf(sc)); t != "" {
-			b.WriteString("\nSpawn of the first instance, step by step:\n\n" + t)
+		if t := spawnLines(r.RunsOf(sc), mdLinker); len(t) > 0 {
+			b.WriteString("\nSpawn of the first instance, step by step:\n\n- " + strings.Join(t, "\n- ") + "\n")
 		}
 		if t := tableSizes(r.RunsOf(sc)); len(t) > 0 {
 			b.WriteString("\n<details><summary>Table sizes at the end (largest node per table)</summary>\n\n")
@@ -179,6 +173,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(glossaryMarkdown(r))
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -277,22 +272,35 @@ func firstSpawn(run *Run) []SpawnEvent {
 	return out
 }
 
+// linker renders a term of a kind in one output format, linked to its
+// glossary entry; esc escapes the text around it.
+type linker struct {
+	term func(TermKind, string) string
+	esc  func(string) string
+}
+
+var (
+	mdLinker   = linker{term: mdTerm, esc: func(s string) string { return s }}
+	htmlLinker = linker{term: func(k TermKind, s string) string { return string(htmlTerm(k, s)) }, esc: template.HTMLEscapeString}
+)
+
 // spawnLines is a line per run: its first instance's spawn steps, each
 // with the time since the first step.
-func spawnLines(runs []*Run) string {
-	var b strings.Builder
+func spawnLines(runs []*Run, l linker) []string {
+	var out []string
 	for _, run := range runs {
 		ev := firstSpawn(run)
 		if len(ev) < 2 {
 			continue
 		}
-		fmt.Fprintf(&b, "- %s, %s: %s", run.Generation, ev[0].Instance, ev[0].Step)
+		var b strings.Builder
+		b.WriteString(l.esc(fmt.Sprintf("%s, %s: ", run.Generation, ev[0].Instance)) + l.term(KindStep, ev[0].Step))
 		for _, e := range ev[1:] {
-			fmt.Fprintf(&b, " → %s (+%s)", e.Step, hopDur(e.At-ev[0].At))
+			b.WriteString(" → " + l.term(KindStep, e.Step) + l.esc(fmt.Sprintf(" (+%s)", hopDur(e.At-ev[0].At))))
 		}
-		b.WriteString("\n")
+		out = append(out, b.String())
 	}
-	return b.String()
+	return out
 }
 
 // tableSize is a TableStat of one generation's run.
@@ -314,31 +322,38 @@ func tableSizes(runs []*Run) []tableSize {
 
 // droppedProbes lists where and why probes were dropped, one line per
 // distinct (generation, pair, place, rule), at most limit lines.
-func droppedProbes(runs []*Run, limit int) string {
-	var b strings.Builder
+func droppedProbes(runs []*Run, limit int, l linker) []string {
+	var out []string
 	seen := map[string]bool{}
-	n := 0
 	for _, run := range runs {
 		for _, p := range run.Probes {
 			if p.Delivered {
 				continue
 			}
-			line := fmt.Sprintf("- %s, %s → %s (%s): dropped at %s, %s", run.Generation, p.From, p.To, p.Proto, orDash(p.DropAt), orDash(p.Reason))
-			if p.Rule != "" {
-				line += ", rule " + p.Rule
-			}
-			if seen[line] {
+			key := fmt.Sprint(run.Generation, p.From, p.To, p.Proto, p.DropAt, p.Reason, p.Rule)
+			if seen[key] {
 				continue
 			}
-			seen[line] = true
-			if n++; n > limit {
-				b.WriteString("- …\n")
-				return b.String()
+			seen[key] = true
+			if len(out) == limit {
+				return append(out, "…")
 			}
-			b.WriteString(line + "\n")
+			line := l.esc(fmt.Sprintf("%s, %s → %s (%s): dropped at %s, ", run.Generation, p.From, p.To, p.Proto, orDash(p.DropAt)))
+			if p.Reason == "" {
+				line += "-"
+			} else {
+				line += l.term(KindReason, p.Reason)
+			}
+			if p.Rule != "" {
+				line += ", rule " + l.term(KindRule, p.Rule)
+			}
+			if p.Expect == ExpectDropped {
+				line += l.esc(" (expected)")
+			}
+			out = append(out, line)
 		}
 	}
-	return b.String()
+	return out
 }
 
 func orDash(s string) string {
@@ -523,11 +538,20 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 </table>{{end}}
 {{range .Plots}}{{.}}{{end}}
 {{range .Failures}}<p class="fail">{{.}}</p>{{end}}
+{{if .Notes}}<ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{if .Dropped}}<p>Dropped probes:</p><ul>{{range .Dropped}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{if .Spawns}}<p>Spawn of the first instance, step by step:</p><ul>{{range .Spawns}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .Tables}}<details><summary>Table sizes at the end (largest node per table)</summary>
 <table><tr><th>generation</th><th>table</th><th>largest</th><th>on</th><th>total over nodes</th></tr>
 {{range .Tables}}<tr><td>{{.Gen}}</td><td>{{.Name}}</td><td>{{.Largest}}</td><td>{{.Node}}</td><td>{{.Total}}</td></tr>{{end}}
 </table></details>{{end}}
-{{end}}</body></html>
+{{end}}
+{{if .Glossary}}<h2 id="glossary">Glossary</h2>
+<p>The drop reasons, rule prefixes (a rule's first word, before its <code>:</code>) and spawn steps this report names.</p>
+<table><tr><th>term</th><th>kind</th><th>meaning</th></tr>
+{{range .Glossary}}<tr id="{{.ID}}"><td><code>{{.Name}}</code></td><td>{{.Kind}}</td><td>{{.Meaning}}</td></tr>
+{{end}}</table>{{end}}
+</body></html>
 `))
 
 // WriteHTML writes a self-contained HTML report with SVG plots of hops and
@@ -543,16 +567,47 @@ func WriteHTML(w io.Writer, r *Report) error {
 		Tables            []tableSize
 		Latency           []string
 		Outages           []runOutage
+		// Notes are each run's drops by reason and its faults.
+		Notes, Dropped, Spawns []template.HTML
+	}
+	type term struct {
+		Term
+		ID string
 	}
 	data := struct {
 		Title, Machine, Intro string
 		Columns               []string
 		Overview              []overviewRow
 		Sections              []section
+		Glossary              []term
 	}{Title: r.Title, Machine: r.Machine, Intro: overviewIntro, Columns: overviewColumns, Overview: overview(r)}
+	for _, t := range usedTerms(r) {
+		if t.Meaning == "" {
+			t.Meaning = "(not in the glossary)"
+		}
+		data.Glossary = append(data.Glossary, term{t, anchor(t)})
+	}
 	for _, sc := range r.Scenarios() {
 		sec := section{Name: sc, Description: description(r.RunsOf(sc)), CheckList: checkList(r.RunsOf(sc)),
 			Tables: tableSizes(r.RunsOf(sc)), Latency: latencyLines(r.RunsOf(sc)), Outages: runOutages(r.RunsOf(sc))}
+		for _, run := range r.RunsOf(sc) {
+			if len(run.Drops) > 0 {
+				var parts []string
+				for _, k := range sortedKeys(run.Drops) {
+					parts = append(parts, fmt.Sprintf("%s %d", htmlTerm(KindReason, k), run.Drops[k]))
+				}
+				sec.Notes = append(sec.Notes, template.HTML(template.HTMLEscapeString(run.Generation+" drops: ")+strings.Join(parts, ", ")))
+			}
+			for _, f := range run.Faults {
+				sec.Notes = append(sec.Notes, template.HTML(template.HTMLEscapeString(run.Generation+" "+f.String())))
+			}
+		}
+		for _, d := range droppedProbes(r.RunsOf(sc), 8, htmlLinker) {
+			sec.Dropped = append(sec.Dropped, template.HTML(d))
+		}
+		for _, l := range spawnLines(r.RunsOf(sc), htmlLinker) {
+			sec.Spawns = append(sec.Spawns, template.HTML(l))
+		}
 		var hops, rtts []Bar
 		for _, run := range r.RunsOf(sc) {
 			s := Summarize(run)

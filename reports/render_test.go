@@ -44,7 +44,7 @@ func TestRenderers(t *testing.T) {
 	if err := WriteMarkdown(&md, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## cross-subnet-hops", "| vlan | sim | 10/11 | 18 |", "| evpn | sim | 10/11 | 6 |", "1/1 ✓", "0/1 ✗", "**evpn** step 3 (line 12): hops — want 18", "- vlan, a → c (): dropped at core1, no-route", "- vlan, a → b, 18 hops: a → b (+7.0µs)", "| vlan | macs | 60 | tor2 | 100 |", "- vlan, a: 1-schedule:host1 → 2-4-port-created (+2.00ms) → 9-overlay-active (+9.00ms)"} {
+	for _, want := range []string{"## cross-subnet-hops", "| vlan | sim | 10/11 | 18 |", "| evpn | sim | 10/11 | 6 |", "1/1 ✓", "0/1 ✗", "**evpn** step 3 (line 12): hops — want 18", "- vlan, a → c (): dropped at core1, [no-route](#glossary)", "- vlan, a → b, 18 hops: a → b (+7.0µs)", "| vlan | macs | 60 | tor2 | 100 |", "- vlan, a: [1-schedule:host1](#glossary) → [2-4-port-created](#glossary) (+2.00ms) → [9-overlay-active](#glossary) (+9.00ms)"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}

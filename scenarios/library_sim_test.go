@@ -48,6 +48,11 @@ func TestLibraryOnSim(t *testing.T) {
 					t.Errorf("%d unexplained drops", n)
 				}
 				testutil.CheckHopTimes(t, run.Probes, true)
+				for _, term := range reports.TermsOf(run) {
+					if _, ok := reports.LookupTerm(term.Kind, term.Name); !ok {
+						t.Errorf("the report names %s %q, which has no glossary entry (reports.Glossary)", term.Kind, term.Name)
+					}
+				}
 			})
 		}
 	}

@@ -1,0 +1,262 @@
+package reports
+
+import (
+	"fmt"
+	"html/template"
+	"sort"
+	"strings"
+)
+
+// TermKind is what a glossary term names.
+type TermKind string
+
+// The kinds of term a report uses.
+const (
+	// KindReason is a drop reason (datapath.Reason and the netns
+	// runtime's own), as in Probe.Reason and Run.Drops.
+	KindReason TermKind = "drop reason"
+	// KindRule is the prefix of a Probe.Rule, before its first ':'
+	// ("bond" of "bond:backup"): the table or program that decided.
+	KindRule TermKind = "rule prefix"
+	// KindStep is a spawn step of SpawnEvent.Step, before its first ':'
+	// ("1-schedule" of "1-schedule:host1").
+	KindStep TermKind = "spawn step"
+)
+
+// Term is one glossary entry.
+type Term struct {
+	Kind    TermKind
+	Name    string
+	Meaning string
+}
+
+// Glossary is every drop reason, rule prefix and spawn step the runtimes
+// emit, with a line on what it means. TestGlossaryComplete scans the
+// sources for the terms and fails when one lacks an entry here.
+var Glossary = []Term{
+	// Drop reasons: datapath.Reason constants, gen 1's in datapath/vlan,
+	// the runtimes' probe outcomes and the netns runtime's counters.
+	{KindReason, "no-route", "no route or FIB entry matched the destination"},
+	{KindReason, "arp-unresolved", "the next hop's MAC could not be resolved by ARP, or too many frames waited for it"},
+	{KindReason, "policy-deny", "a policy denied the packet (gen 3 identity policy); the rule names the entry"},
+	{KindReason, "port-down", "the port or link the frame used is down, detached or not wired"},
+	{KindReason, "node-down", "the node that had the frame has failed"},
+	{KindReason, "queue-full", "a link's egress queue was full: congestion"},
+	{KindReason, "link-loss", "the link lost the frame (its configured loss rate)"},
+	{KindReason, "ttl-exceeded", "the IP TTL ran out at a router"},
+	{KindReason, "malformed", "the frame is not what the device handles: too short, not IPv4, an unknown protocol"},
+	{KindReason, "not-for-me", "a copy for another MAC or address, or a flood copy with nowhere to go: normal for floods, not a lost probe"},
+	{KindReason, "vlan-mismatch", "the frame's VLAN is not allowed on the port (tagged on an access port, not trunked, no local network)"},
+	{KindReason, "no-tunnel", "no tunnel endpoint or VNI is known for the destination"},
+	{KindReason, "split-horizon", "not sent back where it came from (gen 2: a flood or ARP the leaf's own port already has); normal"},
+	{KindReason, "bond-backup", "arrived on an active-backup bond's backup NIC, which the bond ignores; normal for floods"},
+	{KindReason, "stp-blocked", "arrived on a port the spanning tree blocks (in flight while the tree changed)"},
+	{KindReason, "delivered-to-other-instance", "the probe reached an instance, but not the one it was sent to (another tenant's with the same address)"},
+	{KindReason, "rx-ring-full", "netns: the kernel dropped frames a node's receive ring had no room for; the node could not keep up"},
+	{KindReason, "send-error", "netns: the kernel refused to send a frame; unexplained"},
+	{KindReason, "capture-lost", "netns: frames the capture rings missed, so results may lack them; unexplained"},
+
+	// Rule prefixes: the first word of the rule that decided.
+	{KindRule, "access", "an access port's VLAN mapping (a tagged frame on an access port, a port with no VLAN mapped)"},
+	{KindRule, "arp", "ARP: a request, a reply, resolution, or a frame that waited for it"},
+	{KindRule, "arp-gateway", "gen 2: the leaf answers ARP for the anycast gateway"},
+	{KindRule, "arp-suppress", "gen 2: the leaf answers ARP from its EVPN table instead of flooding it"},
+	{KindRule, "bond", "a host's bond: which NIC is active, frames on the backup NIC, learning packets"},
+	{KindRule, "ct", "gen 3: connection tracking let a reply of a tracked flow pass"},
+	{KindRule, "endpoint", "gen 3: the traffic of a local endpoint (pod) allowed by its entry"},
+	{KindRule, "ethertype", "an instance's stack: a frame of an EtherType it does not handle"},
+	{KindRule, "fdb", "a MAC table (forwarding database) entry: local, remote, or learnt on the port the frame came in on"},
+	{KindRule, "fib", "gen 3: the node's routing table (default route)"},
+	{KindRule, "flood", "flooding an unknown or broadcast frame to the ports or VTEPs of its segment"},
+	{KindRule, "frame", "a frame too short to parse"},
+	{KindRule, "fw", "gen 1 stock: the per-instance iptables firewall rule n, or its default"},
+	{KindRule, "gateway", "the gateway address's own traffic: pings to it, frames for it"},
+	{KindRule, "host", "gen 3: traffic to or from the node's own stack (cilium_host)"},
+	{KindRule, "icmp", "the instance's stack handling ICMP (echo request and reply)"},
+	{KindRule, "inner", "gen 3: the decapsulated inner packet"},
+	{KindRule, "ip", "an IP stack's handling: too short, TTL, another protocol, or the kernel's routing (netns)"},
+	{KindRule, "irb", "gen 2: the leaf's integrated routing (local host, L3 VNI, EVPN type-5 prefix, host not yet known)"},
+	{KindRule, "kernel", "netns: the Linux kernel of the instance's namespace sent or received it"},
+	{KindRule, "local", "delivered to the router itself"},
+	{KindRule, "mac", "an instance's stack: a frame for another MAC"},
+	{KindRule, "ndisc", "IPv6 neighbour discovery (an unsolicited advertisement after a move)"},
+	{KindRule, "nic", "a host NIC that is not part of the bond"},
+	{KindRule, "no-endpoint", "gen 3: a pod veth with no endpoint behind it"},
+	{KindRule, "not-ipv4", "gen 3: a pod sent something other than IPv4 or ARP"},
+	{KindRule, "parse", "gen 1: a host bridge could not parse the frame"},
+	{KindRule, "policy", "gen 3: the identity policy entry <src-id>-><dst-id>:<proto>/<port>, or default-deny"},
+	{KindRule, "port", "a switch or router port: unknown or down"},
+	{KindRule, "probe", "the probe sender: which protocol it sends"},
+	{KindRule, "rarp", "the RARP announcement a migrated VM's hypervisor sends"},
+	{KindRule, "route", "a routing table entry (the route to a prefix, the default route, none)"},
+	{KindRule, "routed", "a routed port's input (not IPv4)"},
+	{KindRule, "sg", "gen 1 stock: a security-group rule <group>:<n>, conntrack, or the default"},
+	{KindRule, "sim", "the simulator's links and nodes: down, not wired, lossy, queue full, a source that failed"},
+	{KindRule, "source-ip-check", "gen 3: a pod sent from an address that is not its own (anti-spoofing)"},
+	{KindRule, "stp", "the spanning tree blocks the port"},
+	{KindRule, "svi", "gen 1: the core's VLAN interface (the subnet's gateway): ARP, pings, routing"},
+	{KindRule, "tap", "the instance's tap device: detached, or a slot with no instance"},
+	{KindRule, "tagged", "an instance's stack: a VLAN-tagged frame, which it does not take"},
+	{KindRule, "tcp", "the instance's stack handling TCP (open, closed, SYN-ACK, RST)"},
+	{KindRule, "tunnel", "gen 3: the tunnel map entry for the destination node, or its miss"},
+	{KindRule, "udp", "the instance's stack echoing UDP"},
+	{KindRule, "underlay", "gen 2: the leaf's underlay: routes between VTEPs, frames not for its VTEP"},
+	{KindRule, "userspace", "netns: the userspace node's links: down, not wired, frame too large"},
+	{KindRule, "vlan", "a host's VLAN translation (local VLAN to network VLAN), or a VLAN not allowed"},
+	{KindRule, "vxlan", "VXLAN: a VNI the leaf does not import, or a frame without a known VNI"},
+
+	// Spawn steps: the seed's spawn flow (Fig. 10) as the fabric backend
+	// marks it, numbered as there, and the steps around it.
+	{KindStep, "1-schedule", "the scheduler placed the instance on a host (named after the colon)"},
+	{KindStep, "2-4-port-created", "gens 1 and 2: the controller created the port, allocated its address and synced it to the CNC"},
+	{KindStep, "5-vnic-attached", "gens 1 and 2: the vNIC was created and attached to br-int"},
+	{KindStep, "announced", "the instance, just attached, announced itself (gratuitous ARP; after a move the RARP rounds too)"},
+	{KindStep, "7-8-host-bound", "gens 1 and 2: the port was bound to the host and the binding reached the CNC"},
+	{KindStep, "6-underlay-active", "gens 1 and 2: the OVS agent wired the port and reported its underlay ACTIVE"},
+	{KindStep, "9-overlay-active", "gens 1 and 2: the CNC reported the port's overlay ACTIVE: the instance is reachable"},
+	{KindStep, "2-ipam-local", "gen 3: the node's own IPAM allocated the address"},
+	{KindStep, "3-endpoint-bpf-maps", "gen 3: the endpoint was created and written to the node's BPF maps"},
+	{KindStep, "2-3-cni-add-local-ipam-endpoint", "a pod by CNI ADD with node-local IPAM: address and endpoint in one call"},
+	{KindStep, "2-7-cni-add-port-bound-underlay-active", "a pod by CNI ADD through the controller: port, binding and underlay in one call"},
+	{KindStep, "drift-unplugged", "a drift began: the instance was unplugged from its old host (named after the colon)"},
+}
+
+// termIndex finds a glossary entry by kind and name.
+var termIndex = func() map[TermKind]map[string]Term {
+	idx := map[TermKind]map[string]Term{}
+	for _, t := range Glossary {
+		if idx[t.Kind] == nil {
+			idx[t.Kind] = map[string]Term{}
+		}
+		idx[t.Kind][t.Name] = t
+	}
+	return idx
+}()
+
+// termName is the glossary name of text of a kind: a rule or step up
+// to its first ':'.
+func termName(kind TermKind, text string) string {
+	if kind == KindReason {
+		return text
+	}
+	name, _, _ := strings.Cut(text, ":")
+	return name
+}
+
+// LookupTerm finds the glossary entry for a reason, rule or step as a
+// report shows it ("bond:backup" finds the rule prefix "bond").
+func LookupTerm(kind TermKind, text string) (Term, bool) {
+	t, ok := termIndex[kind][termName(kind, text)]
+	return t, ok
+}
+
+// TermsOf lists every reason, rule and step a run's report names, each
+// once, in the order first seen.
+func TermsOf(run *Run) []Term {
+	var out []Term
+	seen := map[string]bool{}
+	add := func(kind TermKind, text string) {
+		if text == "" {
+			return
+		}
+		key := string(kind) + "\x00" + termName(kind, text)
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		t, ok := LookupTerm(kind, text)
+		if !ok {
+			t = Term{Kind: kind, Name: termName(kind, text)}
+		}
+		out = append(out, t)
+	}
+	for _, k := range sortedKeys(run.Drops) {
+		add(KindReason, k)
+	}
+	for _, p := range run.Probes {
+		add(KindReason, p.Reason)
+		add(KindRule, p.Rule)
+	}
+	for _, e := range run.Timeline {
+		add(KindStep, e.Step)
+	}
+	return out
+}
+
+// anchor is a term's id in the HTML report.
+func anchor(t Term) string {
+	return "term-" + strings.ReplaceAll(string(t.Kind), " ", "-") + "-" + t.Name
+}
+
+// mdTerm is text as the Markdown report shows it: linked to the
+// glossary section when the glossary has it.
+func mdTerm(kind TermKind, text string) string {
+	if _, ok := LookupTerm(kind, text); !ok {
+		return text
+	}
+	return "[" + text + "](#glossary)"
+}
+
+// htmlTerm is text linked to its glossary entry in the HTML report, with
+// the meaning as a tooltip.
+func htmlTerm(kind TermKind, text string) template.HTML {
+	t, ok := LookupTerm(kind, text)
+	if !ok {
+		return template.HTML(template.HTMLEscapeString(text))
+	}
+	return template.HTML(fmt.Sprintf(`<a href="#%s" title="%s">%s</a>`, anchor(t),
+		template.HTMLEscapeString(t.Meaning), template.HTMLEscapeString(text)))
+}
+
+// usedTerms are the glossary entries the report's runs name, by kind
+// (reasons, rules, steps) and name; a term without an entry is listed
+// with an empty meaning.
+func usedTerms(r *Report) []Term {
+	seen := map[string]bool{}
+	var out []Term
+	for _, run := range r.Runs {
+		for _, t := range TermsOf(run) {
+			if k := string(t.Kind) + "\x00" + t.Name; !seen[k] {
+				seen[k] = true
+				out = append(out, t)
+			}
+		}
+	}
+	order := map[TermKind]int{KindReason: 0, KindRule: 1, KindStep: 2}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Kind != out[j].Kind {
+			return order[out[i].Kind] < order[out[j].Kind]
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// sortedKeys are m's keys in order.
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// glossaryMarkdown is the report's glossary section: the terms it uses.
+func glossaryMarkdown(r *Report) string {
+	terms := usedTerms(r)
+	if len(terms) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("## Glossary\n\nThe drop reasons, rule prefixes (a rule's first word, before its `:`) and spawn steps this report names.\n\n")
+	b.WriteString("| term | kind | meaning |\n|---|---|---|\n")
+	for _, t := range terms {
+		m := t.Meaning
+		if m == "" {
+			m = "(not in the glossary)"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", t.Name, t.Kind, strings.ReplaceAll(m, "|", `\|`))
+	}
+	return b.String()
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Report is every run of one invocation: scenarios × generations.
@@ -240,20 +241,68 @@ func runOutages(runs []*Run) []runOutage {
 	return out
 }
 
-// outageBars are the drift outages as bars in ms; a flow that never
-// recovered has an empty bar that says so.
-func outageBars(runs []*Run) []Bar {
-	var bars []Bar
+// outageBars are the drift outages as bars in one unit; a flow that
+// never recovered has an empty bar that says so.
+func outageBars(runs []*Run) ([]Bar, string) {
+	var bars []timeBar
 	for _, run := range runs {
 		for _, o := range run.Outages {
-			bar := Bar{Label: fmt.Sprintf("%s/%s %s→%s @%v", run.Generation, run.Backend, o.From, o.To, o.DriftAt), Text: o.String()}
-			if o.Recovered {
-				bar.Value = float64(o.Outage) / 1e6
+			bars = append(bars, timeBar{Label: fmt.Sprintf("%s/%s %s→%s @%v", run.Generation, run.Backend, o.From, o.To, o.DriftAt),
+				Gen: run.Generation, D: o.Outage, Note: fmt.Sprintf(" (%d lost)", o.Lost), Missing: !o.Recovered})
+			if !o.Recovered {
+				bars[len(bars)-1].Note = o.String()
 			}
-			bars = append(bars, bar)
 		}
 	}
-	return bars
+	return timeBars(bars)
+}
+
+// timeBar is a bar whose value is a time.
+type timeBar struct {
+	Label, Gen string
+	D          time.Duration
+	// Note follows the time in the bar's text; when Missing the bar has
+	// no time and the note is its whole text.
+	Note    string
+	Missing bool
+}
+
+// timeBars are bars in one unit for every bar, µs, ms or s, chosen by
+// the longest time; the unit is returned for the plot's title.
+func timeBars(tbs []timeBar) ([]Bar, string) {
+	var longest time.Duration
+	for _, b := range tbs {
+		longest = max(longest, b.D)
+	}
+	unit, scale := "µs", float64(time.Microsecond)
+	switch {
+	case longest >= time.Second:
+		unit, scale = "s", float64(time.Second)
+	case longest >= time.Millisecond:
+		unit, scale = "ms", float64(time.Millisecond)
+	}
+	bars := make([]Bar, len(tbs))
+	for i, b := range tbs {
+		bars[i] = Bar{Label: b.Label, Gen: b.Gen, Text: b.Note}
+		if !b.Missing {
+			bars[i].Value = float64(b.D) / scale
+			bars[i].Text = inUnit(bars[i].Value, unit) + b.Note
+		}
+	}
+	return bars, unit
+}
+
+// inUnit prints v with three significant digits or so and its unit.
+func inUnit(v float64, unit string) string {
+	switch {
+	case v == 0:
+		return "0 " + unit
+	case v < 10:
+		return fmt.Sprintf("%.2f %s", v, unit)
+	case v < 100:
+		return fmt.Sprintf("%.1f %s", v, unit)
+	}
+	return fmt.Sprintf("%.0f %s", v, unit)
 }
 
 // firstSpawn returns the steps of the first instance the run's timeline
@@ -407,17 +456,17 @@ func hopDur(d time.Duration) string {
 	return dur(d)
 }
 
-// hopBars are the per-hop latencies of p, one bar per hop.
-func hopBars(p Probe) []Bar {
+// hopBars are the per-hop latencies of a generation's probe p, one bar
+// per hop, in one unit.
+func hopBars(gen string, p Probe) ([]Bar, string) {
 	if len(p.HopAt) != len(p.Path) {
-		return nil
+		return nil, ""
 	}
-	var bars []Bar
+	var bars []timeBar
 	for i := 1; i < len(p.Path); i++ {
-		d := p.HopAt[i] - p.HopAt[i-1]
-		bars = append(bars, Bar{Label: p.Path[i], Value: float64(d) / 1e3, Text: hopDur(d)})
+		bars = append(bars, timeBar{Label: p.Path[i], Gen: gen, D: p.HopAt[i] - p.HopAt[i-1]})
 	}
-	return bars
+	return timeBars(bars)
 }
 
 // JUnit XML, one suite per scenario and generation, one case per check.
@@ -480,38 +529,80 @@ func WriteJUnit(w io.Writer, r *Report) error {
 type Bar struct {
 	Label string
 	Value float64
-	Text  string
+	Text  string // the value as shown; empty: Value
+	Gen   string // the generation the bar is of: its colour
 }
 
-var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948"}
+var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"}
 
-// BarChartSVG draws a horizontal bar chart as a standalone SVG.
+// genColours gives each generation its colour in every plot.
+var genColours = map[string]string{
+	"vlan": "#4e79a7", "vlan-stock": "#76b7b2", "evpn": "#f28e2b", "ebpf": "#59a14f", "ebpf-direct": "#e15759",
+}
+
+// GenColour is the colour of a generation in every plot; a generation
+// without one of its own gets a palette colour by its name.
+func GenColour(gen string) string {
+	if c, ok := genColours[gen]; ok {
+		return c
+	}
+	h := 0
+	for _, r := range gen {
+		h = h*31 + int(r)
+	}
+	return palette[(h%len(palette)+len(palette))%len(palette)]
+}
+
+// textWidth is an upper estimate of the width in pixels of s in a 12px
+// sans-serif font, so that labels are laid out to fit.
+func textWidth(s string) int {
+	return utf8.RuneCountInString(s)*7 + 4
+}
+
+// BarChartSVG draws a horizontal bar chart as a standalone SVG, each bar
+// in its generation's colour. Its margins fit the longest label, value
+// text and the title, so that no text is cut off.
 func BarChartSVG(title, unit string, bars []Bar) string {
-	const width, left, barH, gap = 640, 140, 22, 8
-	h := 40 + len(bars)*(barH+gap)
+	const plotW, barH, gap = 360, 22, 8
+	left, right := 0, 0
 	maxV := 0.0
 	for _, b := range bars {
 		maxV = max(maxV, b.Value)
+		left = max(left, textWidth(b.Label))
+		right = max(right, textWidth(barText(b)))
 	}
+	left += 16
+	right += 12
+	heading := title + " (" + unit + ")"
+	width := max(left+plotW+right, textWidth(heading)+16)
+	h := 40 + len(bars)*(barH+gap)
 	if maxV == 0 {
 		maxV = 1
 	}
 	var s strings.Builder
 	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`, width, h)
-	fmt.Fprintf(&s, `<text x="8" y="18" font-weight="bold">%s</text>`, template.HTMLEscapeString(title+" ("+unit+")"))
+	fmt.Fprintf(&s, `<text x="8" y="18" font-weight="bold">%s</text>`, template.HTMLEscapeString(heading))
 	for i, b := range bars {
 		y := 30 + i*(barH+gap)
-		w := int(float64(width-left-90) * b.Value / maxV)
-		fmt.Fprintf(&s, `<text x="8" y="%d">%s</text>`, y+15, template.HTMLEscapeString(b.Label))
-		fmt.Fprintf(&s, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`, left, y, max(w, 1), barH, palette[i%len(palette)])
-		txt := b.Text
-		if txt == "" {
-			txt = fmt.Sprintf("%g", b.Value)
+		w := int(float64(plotW) * b.Value / maxV)
+		colour := palette[i%len(palette)]
+		if b.Gen != "" {
+			colour = GenColour(b.Gen)
 		}
-		fmt.Fprintf(&s, `<text x="%d" y="%d">%s</text>`, left+w+6, y+15, template.HTMLEscapeString(txt))
+		fmt.Fprintf(&s, `<text x="8" y="%d">%s</text>`, y+15, template.HTMLEscapeString(b.Label))
+		fmt.Fprintf(&s, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`, left, y, max(w, 1), barH, colour)
+		fmt.Fprintf(&s, `<text x="%d" y="%d">%s</text>`, left+w+6, y+15, template.HTMLEscapeString(barText(b)))
 	}
 	s.WriteString(`</svg>`)
 	return s.String()
+}
+
+// barText is what a bar says beside it.
+func barText(b Bar) string {
+	if b.Text != "" {
+		return b.Text
+	}
+	return fmt.Sprintf("%g", b.Value)
 }
 
 var htmlTmpl = template.Must(template.New("report").Parse(`<!doctype html>
@@ -608,7 +699,8 @@ func WriteHTML(w io.Writer, r *Report) error {
 		for _, l := range spawnLines(r.RunsOf(sc), htmlLinker) {
 			sec.Spawns = append(sec.Spawns, template.HTML(l))
 		}
-		var hops, rtts []Bar
+		var hops []Bar
+		var rtts []timeBar
 		for _, run := range r.RunsOf(sc) {
 			s := Summarize(run)
 			class := "pass"
@@ -619,8 +711,9 @@ func WriteHTML(w io.Writer, r *Report) error {
 				hopsCell(s), fmt.Sprint(s.SwitchHopsMax), dur(s.RTTp50), dur(s.RTTp99), dur(s.SpawnP50),
 				fmt.Sprintf("%d/%d", s.ChecksPassed, s.Checks), class})
 			if s.Delivered > 0 {
-				hops = append(hops, Bar{Label: run.Generation, Value: float64(s.HopsMax)})
-				rtts = append(rtts, Bar{Label: run.Generation, Value: float64(s.RTTp50) / 1e3, Text: dur(s.RTTp50)})
+				label := run.Generation + " on " + run.Backend
+				hops = append(hops, Bar{Label: label, Value: float64(s.HopsMax), Gen: run.Generation})
+				rtts = append(rtts, timeBar{Label: label, Gen: run.Generation, D: s.RTTp50})
 			}
 			if run.Error != "" {
 				sec.Failures = append(sec.Failures, run.Generation+": "+run.Error)
@@ -633,27 +726,28 @@ func WriteHTML(w io.Writer, r *Report) error {
 		}
 		if len(hops) > 0 {
 			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("hops, longest delivered path", "hops", hops)))
-			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("round-trip time p50", "µs", rtts)))
+			bars, unit := timeBars(rtts)
+			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("round-trip time p50", unit, bars)))
 		}
-		if bars := outageBars(r.RunsOf(sc)); len(bars) > 0 {
-			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("drift outage per flow (last answer before the move → first after)", "ms", bars)))
+		if bars, unit := outageBars(r.RunsOf(sc)); len(bars) > 0 {
+			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("drift outage per flow (last answer before the move → first after)", unit, bars)))
 		}
 		for _, run := range r.RunsOf(sc) {
 			if ev := firstSpawn(run); len(ev) >= 2 {
-				var bars []Bar
+				var steps []timeBar
 				for _, e := range ev[1:] {
-					d := e.At - ev[0].At
-					bars = append(bars, Bar{Label: e.Step, Value: float64(d) / 1e6, Text: hopDur(d)})
+					steps = append(steps, timeBar{Label: e.Step, Gen: run.Generation, D: e.At - ev[0].At})
 				}
+				bars, unit := timeBars(steps)
 				title := fmt.Sprintf("%s on %s: spawn of %s, time of each step since %s", run.Generation, run.Backend, ev[0].Instance, ev[0].Step)
-				sec.Plots = append(sec.Plots, template.HTML(BarChartSVG(title, "ms", bars)))
+				sec.Plots = append(sec.Plots, template.HTML(BarChartSVG(title, unit, bars)))
 			}
 		}
 		for _, run := range r.RunsOf(sc) {
 			if p, ok := firstDelivered(run); ok {
-				if bars := hopBars(p); len(bars) > 0 {
+				if bars, unit := hopBars(run.Generation, p); len(bars) > 0 {
 					title := fmt.Sprintf("%s on %s: time to each device, %s → %s", run.Generation, run.Backend, p.From, p.To)
-					sec.Plots = append(sec.Plots, template.HTML(BarChartSVG(title, "µs", bars)))
+					sec.Plots = append(sec.Plots, template.HTML(BarChartSVG(title, unit, bars)))
 				}
 			}
 		}

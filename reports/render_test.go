@@ -3,6 +3,9 @@ package reports
 import (
 	"bytes"
 	"encoding/xml"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +80,7 @@ func TestRenderers(t *testing.T) {
 	if strings.Count(h.String(), "<svg") != 6 || !strings.Contains(h.String(), `class="fail"`) {
 		t.Errorf("html lacks plots or failure marks")
 	}
-	if !strings.Contains(h.String(), "vlan on sim: time to each device, a → b") || !strings.Contains(h.String(), ">7.0µs<") {
+	if !strings.Contains(h.String(), "vlan on sim: time to each device, a → b") || !strings.Contains(h.String(), ">7.00 µs<") {
 		t.Errorf("html lacks the per-hop plot")
 	}
 	if !strings.Contains(h.String(), "evpn on sim: spawn of a, time of each step since 1-schedule:host1") {
@@ -217,5 +220,120 @@ func TestOutagesRendered(t *testing.T) {
 	}
 	if got := back.Runs[0].Outages; len(got) != 2 || got[0] != r.Runs[0].Outages[0] || got[1].Recovered {
 		t.Errorf("JSON round trip: %+v", got)
+	}
+}
+
+// TestPlotUnits: every bar of a time plot is in the unit its title
+// names, whatever the spread of the times (699.3µs next to 4ms is 0.70
+// ms next to 4.00 ms), and a missing time says why instead.
+func TestPlotUnits(t *testing.T) {
+	bars, unit := timeBars([]timeBar{{Label: "a", D: 699300 * time.Nanosecond}, {Label: "b", D: 4 * time.Millisecond, Note: " (1 lost)"}, {Label: "c", Missing: true, Note: "never recovered (7 lost)"}})
+	if unit != "ms" {
+		t.Fatalf("unit %q, want ms", unit)
+	}
+	want := []Bar{{Label: "a", Value: 0.6993, Text: "0.70 ms"}, {Label: "b", Value: 4, Text: "4.00 ms (1 lost)"}, {Label: "c", Text: "never recovered (7 lost)"}}
+	for i := range want {
+		if bars[i] != want[i] {
+			t.Errorf("bar %d = %+v, want %+v", i, bars[i], want[i])
+		}
+	}
+	if _, unit := timeBars([]timeBar{{D: 7 * time.Microsecond}}); unit != "µs" {
+		t.Errorf("7µs in %s, want µs", unit)
+	}
+	if _, unit := timeBars([]timeBar{{D: 1500 * time.Millisecond}}); unit != "s" {
+		t.Errorf("1.5s in %s, want s", unit)
+	}
+	// In a rendered report no bar of a time plot names another unit
+	// than its title.
+	r := sample()
+	r.Runs[1].Probes[0].Path = []string{"a", "x", "b"}
+	r.Runs[1].Probes[0].HopAt = []time.Duration{0, 7 * time.Microsecond, 2 * time.Millisecond}
+	var h bytes.Buffer
+	if err := WriteHTML(&h, r); err != nil {
+		t.Fatal(err)
+	}
+	title := regexp.MustCompile(`font-weight="bold">[^<]*\((µs|ms|s|hops)\)</text>`)
+	barUnit := regexp.MustCompile(`\d ?(µs|ms|s)[ <]`)
+	for _, svg := range strings.Split(h.String(), "<svg")[1:] {
+		m := title.FindStringSubmatch(svg)
+		if m == nil {
+			t.Errorf("a plot's title names no unit: %.200s", svg)
+			continue
+		}
+		for _, u := range barUnit.FindAllStringSubmatch(svg, -1) {
+			if u[1] != m[1] {
+				t.Errorf("a plot titled in %s has a bar in %s: %.300s", m[1], u[1], svg)
+			}
+		}
+	}
+}
+
+// TestPlotLabelsFit: a plot is wide enough for its longest label, value
+// text and title, and the bars start after the labels.
+func TestPlotLabelsFit(t *testing.T) {
+	long := "host1/tap-a-very-long-instance-name-indeed-0123456789"
+	title := "ebpf-direct on netns: time to each device, a-very-long-instance-name → another-long-one"
+	svg := BarChartSVG(title, "µs", []Bar{{Label: long, Value: 1, Text: "1.00 µs"}, {Label: "x", Value: 2, Text: "never recovered (17 lost)"}})
+	width := atoiAttr(t, svg, `<svg [^>]*width="(\d+)"`)
+	x := atoiAttr(t, svg, `<rect x="(\d+)"`)
+	if x < textWidth(long)+8 {
+		t.Errorf("bars start at x=%d, over the label (%d px)", x, textWidth(long))
+	}
+	if width < textWidth(title+" (µs)") || width < x+360+textWidth("never recovered (17 lost)") {
+		t.Errorf("plot %d px wide: too narrow for its title or texts", width)
+	}
+}
+
+func atoiAttr(t *testing.T, s, re string) int {
+	t.Helper()
+	m := regexp.MustCompile(re).FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("no %s in %s", re, s)
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestGenColours: in every plot of a report a generation's bars have its
+// one colour, and no two generations share one.
+func TestGenColours(t *testing.T) {
+	r := sample()
+	r.Runs[0].Outages = []Outage{{From: "a", To: "b", Outage: time.Millisecond, Recovered: true}}
+	var h bytes.Buffer
+	if err := WriteHTML(&h, r); err != nil {
+		t.Fatal(err)
+	}
+	fills := regexp.MustCompile(`fill="(#[0-9a-f]{6})"`)
+	for _, svg := range strings.Split(h.String(), "<svg")[1:] {
+		var want []string
+		switch {
+		case strings.Contains(svg, "vlan on sim:"):
+			want = []string{GenColour("vlan")}
+		case strings.Contains(svg, "evpn on sim:"):
+			want = []string{GenColour("evpn")}
+		case strings.Contains(svg, "drift outage"):
+			want = []string{GenColour("vlan")}
+		default: // one bar per generation, vlan's first
+			want = []string{GenColour("vlan"), GenColour("evpn")}
+		}
+		var got []string
+		for _, m := range fills.FindAllStringSubmatch(svg, -1) {
+			if !slices.Contains(got, m[1]) {
+				got = append(got, m[1])
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("plot colours %v, want %v: %.200s", got, want, svg)
+		}
+	}
+	seen := map[string]string{}
+	for _, g := range []string{"vlan", "vlan-stock", "evpn", "ebpf", "ebpf-direct"} {
+		if other, ok := seen[GenColour(g)]; ok {
+			t.Errorf("%s and %s share a colour", g, other)
+		}
+		seen[GenColour(g)] = g
 	}
 }

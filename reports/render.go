@@ -729,6 +729,13 @@ func WriteHTML(w io.Writer, r *Report) error {
 			bars, unit := timeBars(rtts)
 			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("round-trip time p50", unit, bars)))
 		}
+		if cdf := rttSeries(r.RunsOf(sc)); len(cdf) > 0 {
+			svg, err := LatencyCDFSVG(sc+": round-trip times per generation", "round-trip time", cdf)
+			if err != nil {
+				return err
+			}
+			sec.Plots = append(sec.Plots, template.HTML(svg))
+		}
 		if bars, unit := outageBars(r.RunsOf(sc)); len(bars) > 0 {
 			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("drift outage per flow (last answer before the move → first after)", unit, bars)))
 		}
@@ -754,6 +761,24 @@ func WriteHTML(w io.Writer, r *Report) error {
 		data.Sections = append(data.Sections, sec)
 	}
 	return htmlTmpl.Execute(w, data)
+}
+
+// rttSeries are the round-trip times of the runs' answered probes, a
+// series per run.
+func rttSeries(runs []*Run) []TimeSeries {
+	var out []TimeSeries
+	for _, run := range runs {
+		s := TimeSeries{Name: run.Generation + " on " + run.Backend, Gen: run.Generation}
+		for _, p := range run.Probes {
+			if p.Replied && p.RTT > 0 {
+				s.Times = append(s.Times, p.RTT)
+			}
+		}
+		if len(s.Times) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Series is one line of a line chart.

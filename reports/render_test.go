@@ -75,9 +75,9 @@ func TestRenderers(t *testing.T) {
 	if err := WriteHTML(&h, r); err != nil {
 		t.Fatal(err)
 	}
-	// Hops, RTT, and per generation the spawn steps of its first instance
+	// Hops, RTT, the RTT CDF, and per generation the spawn steps of its first instance
 	// and the per-hop times of its first probe.
-	if strings.Count(h.String(), "<svg") != 6 || !strings.Contains(h.String(), `class="fail"`) {
+	if strings.Count(h.String(), "<svg") != 7 || !strings.Contains(h.String(), `class="fail"`) {
 		t.Errorf("html lacks plots or failure marks")
 	}
 	if !strings.Contains(h.String(), "vlan on sim: time to each device, a → b") || !strings.Contains(h.String(), ">7.00 µs<") {
@@ -255,6 +255,9 @@ func TestPlotUnits(t *testing.T) {
 	title := regexp.MustCompile(`font-weight="bold">[^<]*\((µs|ms|s|hops)\)</text>`)
 	barUnit := regexp.MustCompile(`\d ?(µs|ms|s)[ <]`)
 	for _, svg := range strings.Split(h.String(), "<svg")[1:] {
+		if strings.Contains(svg, "viewBox") {
+			continue // gonum/plot's: TestLatencyCDF
+		}
 		m := title.FindStringSubmatch(svg)
 		if m == nil {
 			t.Errorf("a plot's title names no unit: %.200s", svg)
@@ -307,8 +310,20 @@ func TestGenColours(t *testing.T) {
 		t.Fatal(err)
 	}
 	fills := regexp.MustCompile(`fill="(#[0-9a-f]{6})"`)
+	lines := regexp.MustCompile(`stroke:(#[0-9A-F]{6});stroke-width:1.5`)
 	for _, svg := range strings.Split(h.String(), "<svg")[1:] {
 		var want []string
+		if strings.Contains(svg, "viewBox") { // the CDF: a line per generation, and its legend's
+			for _, m := range lines.FindAllStringSubmatch(svg, -1) {
+				if c := strings.ToLower(m[1]); !slices.Contains(want, c) {
+					want = append(want, c)
+				}
+			}
+			if !slices.Equal(want, []string{GenColour("vlan"), GenColour("evpn")}) {
+				t.Errorf("CDF line colours %v, want vlan's then evpn's", want)
+			}
+			continue
+		}
 		switch {
 		case strings.Contains(svg, "vlan on sim:"):
 			want = []string{GenColour("vlan")}

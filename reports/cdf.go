@@ -1,0 +1,130 @@
+package reports
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// TimeSeries is one line of a time plot: a generation's times.
+type TimeSeries struct {
+	Name  string // the legend entry ("evpn on sim")
+	Gen   string // the generation: the line's colour
+	Times []time.Duration
+}
+
+// cdfPoints is the empirical CDF of xs as the corners of a step line:
+// (x₀, 0), then (xᵢ, (i+1)/n) for xs in ascending order, each held until
+// the next x.
+func cdfPoints(xs []float64) plotter.XYs {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	pts := make(plotter.XYs, 0, len(xs)+1)
+	if len(xs) == 0 {
+		return pts
+	}
+	pts = append(pts, plotter.XY{X: xs[0], Y: 0})
+	for i, x := range xs {
+		y := float64(i+1) / float64(len(xs))
+		if i+1 < len(xs) && xs[i+1] == x {
+			continue // one step per distinct time
+		}
+		pts = append(pts, plotter.XY{X: x, Y: y})
+	}
+	return pts
+}
+
+// rgb parses "#rrggbb".
+func rgb(hex string) color.Color {
+	v, err := strconv.ParseUint(strings.TrimPrefix(hex, "#"), 16, 32)
+	if err != nil {
+		return color.Black
+	}
+	return color.RGBA{R: uint8(v >> 16), G: uint8(v >> 8), B: uint8(v), A: 255}
+}
+
+// LatencyCDFSVG draws, with gonum/plot, the empirical CDF of each
+// series' times as an SVG: the fraction of probes answered within x,
+// one line per series in its generation's colour, x in one unit chosen
+// by the longest time (named in the axis label), on a log axis when the
+// times span more than an order of magnitude.
+func LatencyCDFSVG(title, xLabel string, series []TimeSeries) (string, error) {
+	var lo, hi time.Duration
+	for _, s := range series {
+		for _, d := range s.Times {
+			if d <= 0 {
+				continue
+			}
+			if lo == 0 || d < lo {
+				lo = d
+			}
+			hi = max(hi, d)
+		}
+	}
+	if hi == 0 {
+		return "", fmt.Errorf("latency CDF %q: no times to plot", title)
+	}
+	unit, scale := "µs", float64(time.Microsecond)
+	switch {
+	case hi >= time.Second:
+		unit, scale = "s", float64(time.Second)
+	case hi >= time.Millisecond:
+		unit, scale = "ms", float64(time.Millisecond)
+	}
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = fmt.Sprintf("%s (%s)", xLabel, unit)
+	p.Y.Label.Text = "fraction of probes"
+	p.Y.Min, p.Y.Max = 0, 1
+	// A margin on either side, so that no step lies on the frame.
+	p.X.Min, p.X.Max = float64(lo)/scale*0.9, float64(hi)/scale*1.1
+	if hi > 10*lo {
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	p.Legend.Top = false
+	p.Legend.Left = false
+	p.Add(plotter.NewGrid())
+	for _, s := range series {
+		var xs []float64
+		for _, d := range s.Times {
+			if d > 0 {
+				xs = append(xs, float64(d)/scale)
+			}
+		}
+		if len(xs) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(cdfPoints(xs))
+		if err != nil {
+			return "", fmt.Errorf("latency CDF %q, %s: %w", title, s.Name, err)
+		}
+		l.StepStyle = plotter.PostStep
+		l.Color = rgb(GenColour(s.Gen))
+		l.Width = vg.Points(1.5)
+		p.Add(l)
+		p.Legend.Add(s.Name, l)
+	}
+	w, err := p.WriterTo(vg.Points(540), vg.Points(270), "svg")
+	if err != nil {
+		return "", fmt.Errorf("latency CDF %q: %w", title, err)
+	}
+	var b bytes.Buffer
+	if _, err := w.WriteTo(&b); err != nil {
+		return "", fmt.Errorf("latency CDF %q: %w", title, err)
+	}
+	// Inline in HTML: the <svg> element alone, without the XML prolog.
+	out := b.String()
+	if i := strings.Index(out, "<svg"); i > 0 {
+		out = out[i:]
+	}
+	return out, nil
+}

@@ -52,6 +52,10 @@ type Fault struct {
 	APIUnavailable time.Duration `json:"api_unavailable_ns,omitempty"`
 	// Detail says how the fault was carried out ("SIGKILL to pid 4242").
 	Detail string `json:"detail,omitempty"`
+	// Convergence is, for a leaf failed with control_plane bgp, the time
+	// from the fault until every other leaf's speaker had withdrawn the
+	// failed leaf's routes.
+	Convergence time.Duration `json:"convergence_ns,omitempty"`
 }
 
 func (f Fault) String() string {
@@ -69,6 +73,9 @@ func (f Fault) String() string {
 		} else {
 			s += fmt.Sprintf(": %d routes withdrawn", f.RoutesWithdrawn)
 		}
+	}
+	if f.Convergence > 0 {
+		s += fmt.Sprintf(": every other leaf's speaker withdrew its routes in %s", hopDur(f.Convergence))
 	}
 	if len(f.PortsDown) > 0 {
 		s += fmt.Sprintf(": ports down: %s", strings.Join(f.PortsDown, ", "))

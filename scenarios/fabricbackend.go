@@ -728,8 +728,18 @@ func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
 // ports go down in the controller, and come back when the host does.
 func (b *FabricBackend) nodeState(ctx context.Context, node string, up bool) error {
 	f := reports.Fault{At: b.rt.Now(), Target: "node " + node, Restore: up}
+	var converged func(context.Context) (time.Duration, string, error)
+	if !up {
+		converged = b.withdrawalWatch(ctx, node, f.At)
+	}
 	if err := b.rt.SetNodeState(ctx, node, up); err != nil {
 		return err
+	}
+	if converged != nil {
+		var err error
+		if f.Convergence, f.Detail, err = converged(ctx); err != nil {
+			return fmt.Errorf("fail %s: convergence: %w", node, err)
+		}
 	}
 	if cp, ok := b.fab.(datapath.ControlPlane); ok {
 		if !up {

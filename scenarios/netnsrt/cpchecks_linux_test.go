@@ -2,6 +2,7 @@ package netnsrt_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -85,6 +86,17 @@ func TestControlPlaneChecks(t *testing.T) {
 		if !strings.Contains(failed[0].Detail, want) {
 			t.Errorf("%s: %q does not say %q", failed[0].What, failed[0].Detail, want)
 		}
+	}
+	// The fail step measured convergence: the other leaves' speakers
+	// withdrew leaf1's routes, which the report gives.
+	fi := slices.IndexFunc(run.Faults, func(f reports.Fault) bool { return f.Target == "node leaf1" && !f.Restore })
+	if fi < 0 {
+		t.Fatalf("no fault of leaf1 recorded: %+v", run.Faults)
+	}
+	if f := run.Faults[fi]; f.Convergence <= 0 || !strings.Contains(f.String(), "every other leaf's speaker withdrew its routes in") {
+		t.Errorf("leaf1's fault %q (%+v) gives no convergence", f, f)
+	} else {
+		t.Logf("%s", f)
 	}
 	if !strings.HasPrefix(failed[1].What, "bgp route type-2 mac a-1 present on leaf2") || !strings.Contains(failed[1].Detail, "leaf2 lacks it") {
 		t.Errorf("%s: %q; want leaf2 named as lacking leaf1's type-2 route", failed[1].What, failed[1].Detail)

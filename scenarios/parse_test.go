@@ -156,6 +156,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(good))
 	f.Add([]byte("name: x\nsteps: []\n"))
 	f.Add([]byte("{}"))
+	f.Add(cpScenario("      bgp_sessions: [leaf1]\n      bgp_route: [{present_on: [leaf2], type: 2, mac: web-1, vni: web}]\n      fabric_consistent: true\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Parse("fuzz.yaml", b)
 		if err == nil && (s.Name == "" || len(s.Steps) == 0 || len(s.Generations) == 0) {

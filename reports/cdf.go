@@ -21,10 +21,28 @@ type TimeSeries struct {
 	Times []time.Duration
 }
 
+// cdfMaxPoints bounds a CDF line's corners: a 100,000-probe run draws at
+// most this many steps (each at most 1/cdfMaxPoints high), not one per probe.
+const cdfMaxPoints = 1000
+
 // cdfPoints is the empirical CDF of xs as the corners of a step line:
 // (x₀, 0), then (xᵢ, (i+1)/n) for xs in ascending order, each held until
-// the next x.
+// the next x; of more than cdfMaxPoints corners, evenly spaced ones and
+// the last are kept.
 func cdfPoints(xs []float64) plotter.XYs {
+	pts := cdfCorners(xs)
+	if len(pts) <= cdfMaxPoints {
+		return pts
+	}
+	kept := make(plotter.XYs, 0, cdfMaxPoints+1)
+	step := float64(len(pts)-1) / float64(cdfMaxPoints-1)
+	for i := range cdfMaxPoints - 1 {
+		kept = append(kept, pts[int(float64(i)*step)])
+	}
+	return append(kept, pts[len(pts)-1])
+}
+
+func cdfCorners(xs []float64) plotter.XYs {
 	xs = slices.Clone(xs)
 	slices.Sort(xs)
 	pts := make(plotter.XYs, 0, len(xs)+1)

@@ -53,3 +53,30 @@ func TestLatencyCDF(t *testing.T) {
 		t.Error("a CDF of no times drew")
 	}
 }
+
+// TestCDFPointsBounded: a CDF of 100,000 distinct times keeps at most
+// cdfMaxPoints corners, from the first to the last, still rising, with
+// its median where the full CDF has it.
+func TestCDFPointsBounded(t *testing.T) {
+	xs := make([]float64, 100000)
+	for i := range xs {
+		xs[i] = float64(i + 1)
+	}
+	pts := cdfPoints(xs)
+	if len(pts) != cdfMaxPoints || pts[0].Y != 0 || pts[len(pts)-1].X != 100000 || pts[len(pts)-1].Y != 1 {
+		t.Fatalf("%d points from %+v to %+v", len(pts), pts[0], pts[len(pts)-1])
+	}
+	for i := 1; i < len(pts); i++ {
+		if pts[i].X < pts[i-1].X || pts[i].Y < pts[i-1].Y {
+			t.Fatalf("point %d %+v falls back from %+v", i, pts[i], pts[i-1])
+		}
+	}
+	for _, p := range pts {
+		if p.Y >= 0.5 {
+			if p.X < 50000-101 || p.X > 50000+101 {
+				t.Errorf("the thinned CDF crosses 0.5 at %v, want 50000 ± 101", p.X)
+			}
+			break
+		}
+	}
+}

@@ -113,14 +113,17 @@ func outageCell(outs []Outage) string {
 }
 
 // faultsCell sums up the run's faults: what failed, and what it cost
-// ("fail node host2: 2 ports down; restore controller: API unavailable
-// for 900.00ms").
+// ("fail node leaf1: 3 routes withdrawn, converged in 85.00ms; fail node
+// host2: 2 ports down; restore controller: API unavailable for 900.00ms").
 func faultsCell(faults []Fault) string {
 	var parts []string
 	for _, f := range faults {
 		var effects []string
 		if f.RoutesWithdrawn > 0 && !f.Restore {
 			effects = append(effects, fmt.Sprintf("%d routes withdrawn", f.RoutesWithdrawn))
+		}
+		if f.Convergence > 0 {
+			effects = append(effects, "converged in "+dur(f.Convergence))
 		}
 		if len(f.PortsDown) > 0 {
 			effects = append(effects, fmt.Sprintf("%d ports down", len(f.PortsDown)))

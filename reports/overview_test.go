@@ -16,7 +16,7 @@ func overviewSample() *Report {
 	r.Runs[0].Latency = Latency{Kind: LatencyModelled}
 	r.Runs[0].Probes[10].Expect = ExpectDropped
 	r.Runs[1].Faults = []Fault{
-		{At: time.Second, Target: "node leaf1", RoutesWithdrawn: 5},
+		{At: time.Second, Target: "node leaf1", RoutesWithdrawn: 5, Convergence: 85 * time.Millisecond},
 		{At: 2 * time.Second, Target: "node leaf1", Restore: true, RoutesWithdrawn: 5},
 		{At: 3 * time.Second, Target: "controller"},
 		{At: 4 * time.Second, Target: "controller", Restore: true, APIUnavailable: 900 * time.Millisecond},
@@ -31,7 +31,8 @@ func overviewSample() *Report {
 	return r
 }
 
-// TestOverview: the overview table, exactly, with every column.
+// TestOverview: the overview table, exactly, with every column (a
+// fault's convergence among its costs).
 func TestOverview(t *testing.T) {
 	var b bytes.Buffer
 	if err := WriteOverview(&b, overviewSample()); err != nil {
@@ -40,7 +41,7 @@ func TestOverview(t *testing.T) {
 	want := `| scenario | generation | backend | checks | probes delivered / sent | hops | RTT p50 / p99 | spawn p50 | drift outage | faults | policy verdicts |
 |---|---|---|---|---|---|---|---|---|---|---|
 | cross-subnet-hops | vlan | sim | 1/1 ✓ | 10/11, 1 dropped as expected | 18 | 104.0µs / 109.0µs (modelled) | - | - | - | - |
-| cross-subnet-hops | evpn | sim | 0/1 ✗ | 10/11 | 6 | 44.0µs / 49.0µs (source not recorded) | - | max 12.34ms over 2 flows | fail node leaf1: 5 routes withdrawn; fail controller; restore controller: API unavailable for 900.00ms | - |
+| cross-subnet-hops | evpn | sim | 0/1 ✗ | 10/11 | 6 | 44.0µs / 49.0µs (source not recorded) | - | max 12.34ms over 2 flows | fail node leaf1: 5 routes withdrawn, converged in 85.00ms; fail controller; restore controller: API unavailable for 900.00ms | - |
 | policy | ebpf | netns | 2/2 ✓ | 1/2, 1 dropped as expected | 10 | 50.0µs / 50.0µs (measured) | - | - | - | 1 denied, verdicts 2/2 |
 | policy | ebpf-direct | sim | 0/0 ✗ run error | 0/0 | - | - | - | 1 of 2 flows never recovered | - | - |
 `

@@ -232,7 +232,11 @@ func checkList(runs []*Run) []string {
 			more = fmt.Sprintf(" and %d more", len(w)-most)
 			w = w[:most]
 		}
-		out = append(out, fmt.Sprintf("step %d (line %d): %s%s", st.step, st.line, strings.Join(w, ", "), more))
+		where := fmt.Sprintf("step %d (line %d)", st.step, st.line)
+		if st.line == 0 {
+			where = "after the last step" // the runner's own checks: packet conservation
+		}
+		out = append(out, fmt.Sprintf("%s: %s%s", where, strings.Join(w, ", "), more))
 	}
 	return out
 }

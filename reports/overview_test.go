@@ -55,6 +55,7 @@ func TestOverview(t *testing.T) {
 // and what it checks before its details.
 func TestOverviewFirst(t *testing.T) {
 	r := overviewSample()
+	r.Runs[0].Checks = append(r.Runs[0].Checks, Check{Step: 4, What: "packet conservation", Passed: true})
 	var md, html bytes.Buffer
 	if err := WriteMarkdown(&md, r); err != nil {
 		t.Fatal(err)
@@ -67,7 +68,7 @@ func TestOverviewFirst(t *testing.T) {
 	if ov < 0 || sc < ov {
 		t.Fatalf("the Markdown does not open with the overview:\n%s", m)
 	}
-	want := "## cross-subnet-hops\n\nTwo VMs in two subnets.\n\nWhat the run checks:\n\n- step 3 (line 12): hops\n\n| generation"
+	want := "## cross-subnet-hops\n\nTwo VMs in two subnets.\n\nWhat the run checks:\n\n- step 3 (line 12): hops\n- after the last step: packet conservation\n\n| generation"
 	if !strings.Contains(m, want) {
 		t.Errorf("Markdown lacks the description and checks:\n%s\nwant %q", m, want)
 	}

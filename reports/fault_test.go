@@ -21,6 +21,10 @@ func TestFaultConvergence(t *testing.T) {
 	if !strings.Contains(string(b), `"convergence_ns":42000000`) {
 		t.Errorf("fault JSON %s lacks convergence_ns", b)
 	}
+	f.Restore = true
+	if got := f.String(); !strings.Contains(got, "every other leaf's speaker learnt its routes in 42.00ms") {
+		t.Errorf("restore line %q does not give the convergence", got)
+	}
 	if s := (Fault{Target: "node leaf1"}).String(); strings.Contains(s, "withdrew") {
 		t.Errorf("fault without a measured convergence says %q", s)
 	}

@@ -54,7 +54,8 @@ type Fault struct {
 	Detail string `json:"detail,omitempty"`
 	// Convergence is, for a leaf failed with control_plane bgp, the time
 	// from the fault until every other leaf's speaker had withdrawn the
-	// failed leaf's routes.
+	// failed leaf's routes; for a leaf restored, until every other leaf's
+	// speaker held every route the leaf's own speaker originated.
 	Convergence time.Duration `json:"convergence_ns,omitempty"`
 }
 
@@ -75,7 +76,11 @@ func (f Fault) String() string {
 		}
 	}
 	if f.Convergence > 0 {
-		s += fmt.Sprintf(": every other leaf's speaker withdrew its routes in %s", hopDur(f.Convergence))
+		verb := "withdrew"
+		if f.Restore {
+			verb = "learnt"
+		}
+		s += fmt.Sprintf(": every other leaf's speaker %s its routes in %s", verb, hopDur(f.Convergence))
 	}
 	if len(f.PortsDown) > 0 {
 		s += fmt.Sprintf(": ports down: %s", strings.Join(f.PortsDown, ", "))

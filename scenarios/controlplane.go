@@ -411,55 +411,90 @@ func (b *FabricBackend) BGPRoutes(ctx context.Context, node string) ([]BGPRoute,
 	return nil, fmt.Errorf("the %s runtime runs no BGP speakers", b.rt.Name())
 }
 
-// convergenceTimeout bounds how long a fail step waits for the other
-// leaves' speakers to withdraw the failed leaf's routes.
+// convergenceTimeout bounds how long a fail or restore step waits for
+// the other leaves' speakers to withdraw or learn the leaf's routes.
 const convergenceTimeout = 30 * time.Second
 
-// withdrawalWatch, for a leaf about to fail on a runtime with BGP
-// speakers, returns a function to call once the fault is carried out: it
-// polls the other running leaves' speakers until none holds a route
-// whose VTEP is the leaf's, and returns the backend time that took from
-// start (the operators' convergence after a failure), or what was still
-// held after convergenceTimeout. It returns nil for anything else.
-func (b *FabricBackend) withdrawalWatch(ctx context.Context, node string, start time.Duration) func(context.Context) (time.Duration, string, error) {
+// convergenceWatch, for a leaf about to fail (up false) or be restored
+// on a runtime with BGP speakers, returns a function to call once the
+// fault is carried out: it polls the other running leaves' speakers
+// until none holds a route whose VTEP is the leaf's (after a failure),
+// or each holds every route the leaf's own speaker originated (after a
+// restore), and returns the backend time that took from start (the
+// operators' convergence), or what was still held or missing after
+// convergenceTimeout. It returns nil for anything else.
+func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start time.Duration, up bool) func(context.Context) (time.Duration, string, error) {
 	ss, err := b.BGPSpeakers(ctx)
 	if err != nil || len(ss) == 0 {
 		return nil
 	}
 	i := slices.IndexFunc(ss, func(s BGPSpeaker) bool { return s.Node == node })
-	if i < 0 || !ss[i].Leaf || !ss[i].Running {
+	if i < 0 || !ss[i].Leaf || ss[i].Running == up {
 		return nil
 	}
 	vtep := ss[i].RouterID
 	return func(ctx context.Context) (time.Duration, string, error) {
 		for {
-			held := ""
-			ss, err := b.BGPSpeakers(ctx)
+			wrong, err := b.converged(ctx, node, vtep, up)
 			if err != nil {
 				return 0, "", err
 			}
-			for _, s := range ss {
-				if s.Node == node || !s.Leaf || !s.Running || held != "" {
-					continue
-				}
-				rs, err := b.BGPRoutes(ctx, s.Node)
-				if err != nil {
-					return 0, "", err
-				}
-				if j := slices.IndexFunc(rs, func(r BGPRoute) bool { return r.VTEP == vtep }); j >= 0 {
-					held = fmt.Sprintf("%s's speaker still holds %s", s.Node, rs[j].Route)
-				}
-			}
 			took := b.rt.Now() - start
-			if held == "" {
+			if wrong == "" {
 				return took, "", nil
 			}
 			if took > convergenceTimeout {
-				return 0, fmt.Sprintf("not converged after %v: %s", convergenceTimeout, held), nil
+				return 0, fmt.Sprintf("not converged after %v: %s", convergenceTimeout, wrong), nil
 			}
 			if err := b.rt.Sleep(ctx, 5*time.Millisecond); err != nil {
 				return 0, "", err
 			}
 		}
 	}
+}
+
+// converged says what keeps the other leaves' speakers from having
+// withdrawn (up false) or learnt (up true) the routes of node, whose VTEP
+// is vtep; "" when nothing does.
+func (b *FabricBackend) converged(ctx context.Context, node string, vtep netip.Addr, up bool) (string, error) {
+	var own []evpn.Route
+	if up {
+		rs, err := b.BGPRoutes(ctx, node)
+		if err != nil {
+			return "", err
+		}
+		for _, r := range rs {
+			if r.VTEP == vtep {
+				own = append(own, r.Route)
+			}
+		}
+		if len(own) == 0 {
+			return node + "'s speaker holds no route of its own yet", nil
+		}
+	}
+	ss, err := b.BGPSpeakers(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range ss {
+		if s.Node == node || !s.Leaf || !s.Running {
+			continue
+		}
+		rs, err := b.BGPRoutes(ctx, s.Node)
+		if err != nil {
+			return "", err
+		}
+		if !up {
+			if j := slices.IndexFunc(rs, func(r BGPRoute) bool { return r.VTEP == vtep }); j >= 0 {
+				return fmt.Sprintf("%s's speaker still holds %s", s.Node, rs[j].Route), nil
+			}
+			continue
+		}
+		for _, r := range own {
+			if !slices.ContainsFunc(rs, func(x BGPRoute) bool { return x.Route == r }) {
+				return fmt.Sprintf("%s's speaker lacks %s", s.Node, r), nil
+			}
+		}
+	}
+	return "", nil
 }

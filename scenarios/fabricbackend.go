@@ -726,19 +726,19 @@ func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
 // peers notice (the fail step lasts the detection time) and advertises it
 // again on restore. A failed host's agent is gone with it: its instances'
 // ports go down in the controller, and come back when the host does.
+// With BGP speakers (ControlPlaneInspector), a leaf's fail or restore
+// lasts until the other leaves' speakers have withdrawn or learnt its
+// routes, and the fault records how long that took (convergenceWatch).
 func (b *FabricBackend) nodeState(ctx context.Context, node string, up bool) error {
 	f := reports.Fault{At: b.rt.Now(), Target: "node " + node, Restore: up}
-	var converged func(context.Context) (time.Duration, string, error)
-	if !up {
-		converged = b.withdrawalWatch(ctx, node, f.At)
-	}
+	converged := b.convergenceWatch(ctx, node, f.At, up)
 	if err := b.rt.SetNodeState(ctx, node, up); err != nil {
 		return err
 	}
 	if converged != nil {
 		var err error
 		if f.Convergence, f.Detail, err = converged(ctx); err != nil {
-			return fmt.Errorf("fail %s: convergence: %w", node, err)
+			return fmt.Errorf("node %s (up %v): convergence: %w", node, up, err)
 		}
 	}
 	if cp, ok := b.fab.(datapath.ControlPlane); ok {

@@ -94,7 +94,23 @@ const (
 	ReasonVLANMismatch Reason = "vlan-mismatch"
 	ReasonNoTunnel     Reason = "no-tunnel"
 	ReasonSplitHorizon Reason = "split-horizon"
+	// ReasonBondBackup: a frame arrived on the backup NIC of an
+	// active-backup bond, which listens only on its active NIC.
+	ReasonBondBackup Reason = "bond-backup"
 )
+
+// Incidental reports whether a drop of this reason is what happens to the
+// extra copies of a frame in normal operation (a flood's copy for another
+// MAC, one sent back where it came from, one on a bond's backup NIC), not
+// the loss of the frame. A probe's outcome names a real drop before an
+// incidental one.
+func (r Reason) Incidental() bool {
+	switch r {
+	case ReasonNotForMe, ReasonSplitHorizon, ReasonBondBackup:
+		return true
+	}
+	return false
+}
 
 // Event is one device handling one frame.
 type Event struct {

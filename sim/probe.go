@@ -303,11 +303,12 @@ func (e *Engine) Result(id uint64) (Result, error) {
 }
 
 // dropFrom fills the drop verdict from the probe's drop events after trace
-// index after: a drop of the probe's own packets that is not a flood copy
-// reaching the wrong instance; else such a not-for-me drop; else a packet
-// still waiting for ARP at the source; else a dropped ARP frame. Of
-// several drops of one kind (flood copies), the one whose path comes
-// first by Path.Before: on real namespaces their order in time varies.
+// index after: a real drop of the probe's own packets; else the packet
+// still waiting for ARP at the source; else an incidental drop
+// (datapath.Reason.Incidental: a flood's copy for another instance, a copy
+// on a bond's backup NIC); else a dropped ARP frame. Of several drops of
+// one kind, the one whose path comes first by Path.Before: on real
+// namespaces their order in time varies.
 func (r *Result) dropFrom(e *Engine, evs []int64, after int64, info *probeInfo) {
 	pick := int64(-1)
 	rank := 4
@@ -320,8 +321,8 @@ func (r *Result) dropFrom(e *Engine, evs []int64, after int64, info *probeInfo) 
 		switch {
 		case rec.arp:
 			k = 3
-		case rec.ev.Reason == datapath.ReasonNotForMe:
-			k = 1
+		case rec.ev.Reason.Incidental():
+			k = 2
 		}
 		if k < rank || k == rank && e.dropPath(i).Before(e.dropPath(pick)) {
 			pick, rank = i, k

@@ -28,7 +28,7 @@ const (
 
 // ReasonBondBackup is the drop reason of a frame that arrived on the backup
 // NIC of an active-backup bond: the bond only listens on its active NIC.
-const ReasonBondBackup datapath.Reason = "bond-backup"
+const ReasonBondBackup = datapath.ReasonBondBackup
 
 // ReasonSTPBlocked is the drop reason of a frame that arrived on a port the
 // spanning tree blocks (in flight while the tree changed).

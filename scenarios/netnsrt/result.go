@@ -131,6 +131,7 @@ func derive(rs []rec, from string, pendingAtSource bool) outcome {
 	return o
 }
 
+// dropFrom picks the drop as sim.Result.dropFrom does.
 func (o *outcome) dropFrom(rs []rec, after int32, from string, pendingAtSource bool) {
 	pick, rank := int32(-1), 4
 	for i := int(after) + 1; i < len(rs); i++ {
@@ -142,8 +143,8 @@ func (o *outcome) dropFrom(rs []rec, after int32, from string, pendingAtSource b
 		switch {
 		case r.arp:
 			k = 3
-		case r.ev.Reason == datapath.ReasonNotForMe:
-			k = 1
+		case r.ev.Reason.Incidental():
+			k = 2
 		}
 		if k < rank || k == rank && dropPath(rs, int32(i)).Before(dropPath(rs, pick)) {
 			pick, rank = int32(i), k

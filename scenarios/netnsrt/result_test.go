@@ -202,3 +202,32 @@ func TestDropChoiceIgnoresTiming(t *testing.T) {
 		}
 	}
 }
+
+// TestRealDropBeforeIncidental: a probe lost at a failed node is reported
+// there, not at a shorter path's incidental drop of one of its flood
+// copies (a bond's backup NIC: core-failure once blamed host1/eth2's
+// backup NIC); and a source still waiting for ARP names that rather than a
+// copy dropped as not-for-me.
+func TestRealDropBeforeIncidental(t *testing.T) {
+	ev := func(at time.Duration, node, dev string, a datapath.Action, r datapath.Reason) datapath.Event {
+		return datapath.Event{Time: at, Probe: 1, Node: node, Device: dev, Action: a, Reason: r}
+	}
+	rs := []rec{
+		{ev: ev(0, "web-1", "eth0", datapath.ActOriginate, ""), prev: -1},
+		{ev: ev(10*time.Microsecond, "tor1", "tor1", datapath.ActForward, ""), prev: 0},
+		{ev: ev(15*time.Microsecond, "host1", "eth2", datapath.ActDrop, datapath.ReasonBondBackup), prev: 1},
+		{ev: ev(20*time.Microsecond, "agg1", "agg1", datapath.ActForward, ""), prev: 1},
+		{ev: ev(30*time.Microsecond, "core1", "core1", datapath.ActDrop, datapath.ReasonNodeDown), prev: 3},
+	}
+	o := derive(sortByTime(rs), "web-1", false)
+	if o.dropNode != "core1" || o.reason != datapath.ReasonNodeDown {
+		t.Errorf("dropped at %s (%s), want core1 (node-down)", o.dropNode, o.reason)
+	}
+	pending := []rec{
+		{ev: ev(0, "web-1", "eth0", datapath.ActOriginate, ""), prev: -1},
+		{ev: ev(10*time.Microsecond, "host1", "br-int", datapath.ActDrop, datapath.ReasonNotForMe), prev: 0},
+	}
+	if o := derive(sortByTime(pending), "web-1", true); o.reason != datapath.ReasonNoARP {
+		t.Errorf("source waiting for ARP: reported %s at %s, want %s", o.reason, o.dropNode, datapath.ReasonNoARP)
+	}
+}

@@ -319,6 +319,16 @@ func holdLab(w io.Writer) func(context.Context, scenarios.Backend, []scenarios.I
 			n, _ := ns.InstanceNamespace(in.Name)
 			fmt.Fprintf(w, "  %-14s %-15s on %-8s ip netns exec %s ...\n", in.Name, in.IP, in.Host, n)
 		}
+		if sp, ok := ns.(interface {
+			Speakers() []string
+			SpeakerSocket(string) (string, bool)
+		}); ok && len(sp.Speakers()) > 0 {
+			fmt.Fprintln(w, "BGP speakers (GoBGP's own CLI reads them: go tool gobgp --target unix://<socket> neighbor):")
+			for _, n := range sp.Speakers() {
+				sock, _ := sp.SpeakerSocket(n)
+				fmt.Fprintf(w, "  %-14s unix://%s\n", n, sock)
+			}
+		}
 		fmt.Fprintln(w, "Ctrl-C tears it down.")
 		<-ctx.Done()
 		return nil

@@ -339,3 +339,59 @@ func TestBaselineAcrossBackends(t *testing.T) {
 		t.Errorf("netns against the sim baseline: exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
 }
+
+// TestRunHoldListsSpeakers: a held gen 2 lab with control_plane: bgp lists
+// every switch's speaker with its gRPC socket, which exists while the lab
+// is held.
+func TestRunHoldListsSpeakers(t *testing.T) {
+	testutil.RequireRoot(t)
+	netbedOnPath(t)
+	name := testutil.Name("hold-")
+	src, err := os.ReadFile("../../scenarios/library/leaf-failure.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := t.TempDir() + "/hold.yaml"
+	src = bytes.Replace(src, []byte("name: leaf-failure"), []byte("name: "+name+"\ncontrol_plane: bgp"), 1)
+	if err := os.WriteFile(file, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	stderr := &syncBuffer{}
+	go func() {
+		done <- run([]string{"run", "-q", "--hold", "--backend", "netns", "--gen", "evpn", file}, &bytes.Buffer{}, stderr)
+	}()
+	stop := func() {
+		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("the held run did not end after SIGINT")
+		}
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	for !strings.Contains(stderr.String(), "Ctrl-C tears it down") {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("the lab was never held: %s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	socks := map[string]string{}
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[1], "unix://") {
+			socks[f[0]] = strings.TrimPrefix(f[1], "unix://")
+		}
+	}
+	for _, n := range []string{"spine1", "spine2", "leaf1", "leaf4"} {
+		if socks[n] == "" {
+			t.Errorf("no speaker listed for %s:\n%s", n, stderr.String())
+		} else if _, err := os.Stat(socks[n]); err != nil {
+			t.Errorf("%s's socket: %v", n, err)
+		}
+	}
+	stop()
+	if left := labNamespaces("clab-nb-" + name); len(left) > 0 {
+		t.Errorf("namespaces left: %v", left)
+	}
+}

@@ -234,28 +234,7 @@ func TestRunHold(t *testing.T) {
 	if code := run([]string{"run", "--hold", "--backend", "sim", "--gen", "evpn", file}, &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
 		t.Errorf("--hold on sim: exit %d, want 2", code)
 	}
-	done := make(chan int, 1)
-	stderr := &syncBuffer{}
-	go func() {
-		done <- run([]string{"run", "-q", "--hold", "--backend", "netns", "--gen", "evpn", file}, &bytes.Buffer{}, stderr)
-	}()
-	// stop ends the held run and waits for its teardown, so that a failing
-	// test leaves no lab behind either.
-	stop := func() {
-		syscall.Kill(os.Getpid(), syscall.SIGINT)
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-		}
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(stderr.String(), "Ctrl-C tears it down") {
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("the lab was never held: %s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	stderr, stop := holdRun(t, file)
 	nsOf, ipOf := map[string]string{}, map[string]string{}
 	for _, l := range strings.Split(stderr.String(), "\n") {
 		f := strings.Fields(l)
@@ -268,16 +247,10 @@ func TestRunHold(t *testing.T) {
 		t.Fatalf("listing lacks web-1 or db-1:\n%s", stderr.String())
 	}
 	echoed := udpEcho(t, nsOf["web-1"], ipOf["db-1"]+":7")
-	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("held run exited %d after Ctrl-C: %s", code, stderr.String())
-		}
-	case <-time.After(60 * time.Second):
+	if code, ended := stop(); !ended {
 		t.Fatal("the held run did not end after SIGINT")
+	} else if code != 0 {
+		t.Errorf("held run exited %d after Ctrl-C: %s", code, stderr.String())
 	}
 	if !echoed {
 		t.Errorf("db-1 did not echo web-1's datagram while the lab was held")
@@ -356,27 +329,7 @@ func TestRunHoldListsSpeakers(t *testing.T) {
 	if err := os.WriteFile(file, src, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan int, 1)
-	stderr := &syncBuffer{}
-	go func() {
-		done <- run([]string{"run", "-q", "--hold", "--backend", "netns", "--gen", "evpn", file}, &bytes.Buffer{}, stderr)
-	}()
-	stop := func() {
-		syscall.Kill(os.Getpid(), syscall.SIGINT)
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Error("the held run did not end after SIGINT")
-		}
-	}
-	deadline := time.Now().Add(120 * time.Second)
-	for !strings.Contains(stderr.String(), "Ctrl-C tears it down") {
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("the lab was never held: %s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	stderr, stop := holdRun(t, file)
 	socks := map[string]string{}
 	for _, l := range strings.Split(stderr.String(), "\n") {
 		if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[1], "unix://") {
@@ -390,8 +343,41 @@ func TestRunHoldListsSpeakers(t *testing.T) {
 			t.Errorf("%s's socket: %v", n, err)
 		}
 	}
-	stop()
+	if _, ended := stop(); !ended {
+		t.Error("the held run did not end after SIGINT")
+	}
 	if left := labNamespaces("clab-nb-" + name); len(left) > 0 {
 		t.Errorf("namespaces left: %v", left)
 	}
+}
+
+// holdRun starts `netbed run --hold` of file's evpn run on netns and
+// returns once the lab is held. stop sends SIGINT and waits for the run to
+// end, returning its exit code (ended false if it did not end within a
+// minute); a failing test calls it too, so that it leaves no lab behind.
+func holdRun(t *testing.T, file string) (*syncBuffer, func() (code int, ended bool)) {
+	t.Helper()
+	done := make(chan int, 1)
+	stderr := &syncBuffer{}
+	go func() {
+		done <- run([]string{"run", "-q", "--hold", "--backend", "netns", "--gen", "evpn", file}, &bytes.Buffer{}, stderr)
+	}()
+	stop := func() (int, bool) {
+		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		select {
+		case code := <-done:
+			return code, true
+		case <-time.After(60 * time.Second):
+			return 0, false
+		}
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	for !strings.Contains(stderr.String(), "Ctrl-C tears it down") {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("the lab was never held: %s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return stderr, stop
 }

@@ -2,6 +2,7 @@ package scenarios_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -228,5 +229,37 @@ steps:
 		if !strings.Contains(got.Detail, c.want) {
 			t.Errorf("%s: %q, want it to say %q", c.what, got.Detail, c.want)
 		}
+	}
+}
+
+// settling is a scripted backend whose control plane has not converged.
+type settling struct {
+	scripted
+	settled int
+	err     error
+}
+
+func (b *settling) Settle(context.Context) error {
+	b.settled++
+	return b.err
+}
+
+// TestTrafficSettlesFirst: a backend whose control plane converges in its
+// own time (real BGP) is settled before each traffic step, and a fabric
+// that does not converge stops the run saying what is missing.
+func TestTrafficSettlesFirst(t *testing.T) {
+	b := &settling{scripted: scripted{probes: map[string]reports.Probe{"a-2": answered, "a-3": answered}}}
+	runScripted(t, scriptedSrc, &b.scripted) // the plain backend: nothing to settle
+	s, err := scenarios.Parse("scripted.yaml", []byte(scriptedSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, b, scenarios.Options{}); err != nil || b.settled != 1 {
+		t.Errorf("settled %d times (err %v), want once, before the traffic step", b.settled, err)
+	}
+	b.err = errors.New("leaf1 lacks type-2 vni 10100 02:00:00:00:00:01 of leaf2")
+	_, err = scenarios.Run(context.Background(), s, scenarios.GenEVPN, b, scenarios.Options{})
+	if err == nil || !strings.Contains(err.Error(), "traffic: leaf1 lacks type-2") {
+		t.Errorf("a fabric that does not converge: error %v", err)
 	}
 }

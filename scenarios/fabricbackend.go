@@ -814,6 +814,14 @@ func (b *FabricBackend) Policy(_ context.Context, p Policy) error {
 
 var policyProtos = map[string]ebpf.Proto{"": ebpf.ProtoAny, "any": ebpf.ProtoAny, "icmp": ebpf.ProtoICMP, "tcp": ebpf.ProtoTCP, "udp": ebpf.ProtoUDP}
 
+// Settle implements Settler: it settles the runtime if it is one.
+func (b *FabricBackend) Settle(ctx context.Context) error {
+	if s, ok := b.rt.(Settler); ok {
+		return s.Settle(ctx)
+	}
+	return nil
+}
+
 // Probe implements Backend.
 func (b *FabricBackend) Probe(ctx context.Context, req ProbeRequest) (reports.Probe, error) {
 	from, ok := b.insts[req.From]

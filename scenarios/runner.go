@@ -318,6 +318,11 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 	if len(from) == 0 || len(to) == 0 {
 		return fmt.Errorf("traffic: no live instance matches from %v / to %v", t.From, t.To)
 	}
+	if st, ok := r.b.(Settler); ok {
+		if err := st.Settle(ctx); err != nil {
+			return fmt.Errorf("traffic: %w", err)
+		}
+	}
 	var pairs [][2]string
 	if t.Matrix {
 		for _, a := range from {

@@ -95,3 +95,13 @@ type PodAttacher interface {
 	// DEL, before or after AddInstance.
 	AttachPod(ctx context.Context, s datapath.InstanceSpec, conf []byte) (datapath.InstanceSpec, error)
 }
+
+// Settler is a Runtime (or Backend) whose control plane converges in its
+// own time, as real BGP speakers do: Settle returns once every node holds
+// what the others advertise, or an error naming what is still missing.
+// The runner settles the fabric before each foreground traffic step, so
+// that a probe measures the converged fabric as on the shared control
+// plane; convergence itself is measured by the faults (Fault.Convergence).
+type Settler interface {
+	Settle(ctx context.Context) error
+}

@@ -667,3 +667,16 @@ func (r *Runtime) runningSpeaker(node string) (*speaker.Client, error) {
 	}
 	return c, nil
 }
+
+// Settle implements scenarios.Settler: with control_plane bgp it waits
+// until every live leaf's table holds every route the other live leaves
+// advertise (at most 15 s); with the shared table there is nothing to
+// wait for.
+func (r *Runtime) Settle(ctx context.Context) error {
+	if r.bgp == nil {
+		return nil
+	}
+	return r.bgp.waitConverged(ctx, 15*time.Second)
+}
+
+var _ scenarios.Settler = (*Runtime)(nil)

@@ -41,26 +41,39 @@ steps:
   - expect: {tag: across, switch_hops: {evpn: 3}}
   - expect: {tag: across, max_latency: 1s}
 `
-	s, err := scenarios.Parse("nothing.yaml", []byte(src))
+	wantFailures(t, runSrc(t, "nothing.yaml", src, simBackend(t, 1)), map[string]string{
+		"hops":        "no delivered probe of tag across to measure hops on",
+		"switch hops": "no delivered probe of tag across to measure switch hops on",
+		"rtt":         "blue-1 -> red-1 was not answered",
+	})
+}
+
+// runSrc parses scenario src (named file) and runs its evpn generation on b.
+func runSrc(t *testing.T, file, src string, b scenarios.Backend) *reports.Run {
+	t.Helper()
+	s, err := scenarios.Parse(file, []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, simBackend(t, 1), scenarios.Options{})
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, b, scenarios.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ what, want string }{
-		{"hops", "no delivered probe of tag across to measure hops on"},
-		{"switch hops", "no delivered probe of tag across to measure switch hops on"},
-		{"rtt", "blue-1 -> red-1 was not answered"},
-	} {
-		got, ok := failedCheck(run, c.what)
+	return run
+}
+
+// wantFailures checks that, for every check name prefix, a check failed
+// and its detail says the text given.
+func wantFailures(t *testing.T, run *reports.Run, want map[string]string) {
+	t.Helper()
+	for what, text := range want {
+		got, ok := failedCheck(run, what)
 		if !ok {
-			t.Errorf("%s check passed with every probe dropped: %+v", c.what, run.Checks)
+			t.Errorf("%s check passed: %+v", what, run.Checks)
 			continue
 		}
-		if !strings.Contains(got.Detail, c.want) {
-			t.Errorf("%s check: %q, want it to say %q", c.what, got.Detail, c.want)
+		if !strings.Contains(got.Detail, text) {
+			t.Errorf("%s check: %q, want it to say %q", what, got.Detail, text)
 		}
 	}
 }
@@ -121,15 +134,7 @@ steps:
 
 func runScripted(t *testing.T, src string, b *scripted) *reports.Run {
 	t.Helper()
-	s, err := scenarios.Parse("scripted.yaml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, b, scenarios.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return run
+	return runSrc(t, "scripted.yaml", src, b)
 }
 
 var answered = reports.Probe{Delivered: true, Replied: true, Hops: 4, RTT: 100 * time.Microsecond}
@@ -209,27 +214,10 @@ steps:
   - expect: {bgp_sessions: established}
   - expect: {bgp_route: {present_on: [leaf2], type: 2, mac: blue-1}, fabric_consistent: true}
 `
-	s, err := scenarios.Parse("nospeakers.yaml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, simBackend(t, 1), scenarios.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct{ what, want string }{
-		{"bgp_sessions", "bgp_sessions needs control_plane: bgp on netns (this run: control plane shared on sim"},
-		{"bgp_route, fabric_consistent", "bgp_route and fabric_consistent need control_plane: bgp on netns"},
-	} {
-		got, ok := failedCheck(run, c.what)
-		if !ok {
-			t.Errorf("%s passed on sim: %+v", c.what, run.Checks)
-			continue
-		}
-		if !strings.Contains(got.Detail, c.want) {
-			t.Errorf("%s: %q, want it to say %q", c.what, got.Detail, c.want)
-		}
-	}
+	wantFailures(t, runSrc(t, "nospeakers.yaml", src, simBackend(t, 1)), map[string]string{
+		"bgp_sessions":                 "bgp_sessions needs control_plane: bgp on netns (this run: control plane shared on sim",
+		"bgp_route, fabric_consistent": "bgp_route and fabric_consistent need control_plane: bgp on netns",
+	})
 }
 
 // settling is a scripted backend whose control plane has not converged.
@@ -249,7 +237,6 @@ func (b *settling) Settle(context.Context) error {
 // that does not converge stops the run saying what is missing.
 func TestTrafficSettlesFirst(t *testing.T) {
 	b := &settling{scripted: scripted{probes: map[string]reports.Probe{"a-2": answered, "a-3": answered}}}
-	runScripted(t, scriptedSrc, &b.scripted) // the plain backend: nothing to settle
 	s, err := scenarios.Parse("scripted.yaml", []byte(scriptedSrc))
 	if err != nil {
 		t.Fatal(err)

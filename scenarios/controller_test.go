@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/topologies"
@@ -42,19 +42,7 @@ func checkMidStorm(t *testing.T, run *reports.Run) {
 	}
 	kill, restore := run.Faults[0], run.Faults[1]
 	t.Logf("%s; %s", run.Faults[0], run.Faults[1])
-	if restore.APIUnavailable <= 0 || restore.APIUnavailable > restore.At-kill.At+time.Second {
-		t.Errorf("API unavailable for %v between a kill at %v and a restore at %v", restore.APIUnavailable, kill.At, restore.At)
-	}
-	var before, after bool
-	for _, e := range run.Timeline {
-		if strings.HasPrefix(e.Instance, "storm-") {
-			before = before || e.At < kill.At
-			after = after || e.At > restore.At
-		}
-	}
-	if !before || !after {
-		t.Errorf("storm steps before the kill: %v, after the restore: %v; want both (the kill in the middle of the storm)", before, after)
-	}
+	testutil.CheckKilledMidStorm(t, run, kill, restore)
 }
 
 // CheckController finds an acknowledged address the controller lost or

@@ -1,0 +1,113 @@
+// Package kernel realises a generation's fabric on the Linux kernel's own
+// devices, as it ran in production: Open vSwitch and the Linux bridge for
+// gen 1, the bridge and VXLAN devices for gen 2, tc BPF programs for gen 3.
+// Each generation's builder lives in a subpackage (ovs, bridge, bpf) and
+// implements Fabric; the netns runtime runs it in place of the userspace
+// datapath when a scenario runs with --backend kernel.
+//
+// The generation's Go model (datapath/vlan, evpn, ebpf) stays the desired
+// state, as an agent's configuration is: the controller, the CNC's drivers
+// and the node agents change the model, and Sync makes the kernel match
+// it. Packets never pass through the model on this backend.
+package kernel
+
+import (
+	"context"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/topologies"
+)
+
+// Lab is what a kernel fabric is built in: a deployed topology, one
+// namespace per node and one veth pair per link, named as the topology
+// names the node's interfaces. topologies/netns.Lab implements it.
+type Lab interface {
+	// Nodes returns the topology's node names.
+	Nodes() []string
+	// Do runs fn on a locked OS thread inside node's namespace; a process
+	// fn starts (exec.Cmd.Start) is born in that namespace.
+	Do(node string, fn func() error) error
+	// Handle is a netlink handle acting in node's namespace (owned by the
+	// lab: do not close it).
+	Handle(node string) (*netlink.Handle, error)
+	// NsHandle is node's open namespace (owned by the lab).
+	NsHandle(node string) (netns.NsHandle, error)
+}
+
+// Env is what Build gets.
+type Env struct {
+	Lab      Lab
+	Topology *topologies.Topology
+	// Model is the generation's Go model built on Topology: networks,
+	// VLANs and VNIs, addressing, gen 3's maps. Read it only inside
+	// Build, Plug, Unplug and Sync (the caller serialises those with
+	// every change to the model).
+	Model datapath.Fabric
+	// StateDir is the lab's own directory for daemons' run, db and log
+	// files and BPF pins; `netbed down` removes it with the lab, and
+	// kills every process still running in the lab's namespaces.
+	StateDir string
+	// Progress, if set, receives one-line progress messages.
+	Progress func(string)
+}
+
+// Port is an instance's attachment: the instance's namespace holds eth0,
+// and the other end of its veth, HostIf, is already in the host's
+// namespace, up, with no address.
+type Port struct {
+	Instance string
+	Host     string // topology node the instance runs on
+	HostIf   string // the veth end in Host's namespace
+	MAC      net.HardwareAddr
+	IP       netip.Prefix
+	Gateway  netip.Addr
+	// Network is the controller network (gen 1, 2; empty for gen 3),
+	// with its VLAN and VNI from the model.
+	Network string
+	VLAN    uint16
+	VNI     uint32
+	Labels  map[string]string
+}
+
+// Fabric is one generation on kernel devices.
+//
+// Contract: Build is called once, first, after the lab's links are up;
+// Close once, last, and stops every daemon, BPF link and pin the fabric
+// created (the namespaces themselves belong to the lab). Calls never
+// overlap.
+type Fabric interface {
+	Build(ctx context.Context, env Env) error
+	// Plug joins p to its host's datapath (an OVS access port, a bridge
+	// port, an lxc veth with its programs) once the model holds the
+	// instance; Unplug undoes it.
+	Plug(ctx context.Context, p Port) error
+	Unplug(ctx context.Context, p Port) error
+	// Sync makes the kernel's tables (FDB, neighbours, routes, BPF maps,
+	// flows, rules) match the model after a change to it.
+	Sync(ctx context.Context) error
+	Close() error
+}
+
+// Drop is one packet the kernel (or a BPF program, or OVS) discarded.
+type Drop struct {
+	Node   string // the node whose namespace dropped it
+	Iface  string // the interface it was last seen on, if known
+	Reason string // the kernel's drop reason (NETFILTER_DROP), or the program's
+}
+
+// Event is one sighting of a packet on a device, in the order the kernel
+// saw them.
+type Event struct {
+	Node  string // namespace's node (or instance) name
+	Iface string
+	Out   bool // transmitted (net_dev_start_xmit) rather than received
+	// Drop is set when the kernel freed the packet as a drop.
+	Drop *Drop
+	// Nanos is the kernel's monotonic clock (bpf_ktime_get_ns).
+	Nanos uint64
+}

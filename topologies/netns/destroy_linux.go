@@ -116,8 +116,16 @@ func union(a, b []string) []string {
 }
 
 func destroyLab(lab string, names []string, root string, opt *Options) (*DestroyReport, error) {
+	paths := make([]string, len(names))
+	for i, n := range names {
+		paths[i] = nsPath(n)
+	}
+	killed, err := killProcessesIn(paths)
+	if err != nil {
+		return nil, fmt.Errorf("destroy lab %s: %w", lab, err)
+	}
 	var removed atomic.Int64
-	err := pool(context.Background(), len(names), workerCount(opt, len(names)), simple(func(i int) error {
+	err = pool(context.Background(), len(names), workerCount(opt, len(names)), simple(func(i int) error {
 		ok, err := removeNamespace(names[i])
 		if ok {
 			removed.Add(1)
@@ -134,7 +142,7 @@ func destroyLab(lab string, names []string, root string, opt *Options) (*Destroy
 	if err := removeState(root, lab); err != nil {
 		return nil, fmt.Errorf("destroy lab %s: %w", lab, err)
 	}
-	return &DestroyReport{Labs: []string{lab}, Namespaces: int(removed.Load()), TempDirs: dirs}, nil
+	return &DestroyReport{Labs: []string{lab}, Namespaces: int(removed.Load()), TempDirs: dirs, Processes: killed}, nil
 }
 
 // scanMarked opens every namespace under NetnsDir and returns, per lab,

@@ -125,13 +125,18 @@ type DestroyReport struct {
 	// TempDirs is how many of the labs' recorded temporary directories
 	// were removed (State.TempDirs).
 	TempDirs int
-	Duration time.Duration
+	// Processes is how many processes still running in the labs'
+	// namespaces (BGP speakers, OVS and FRR daemons of a killed run)
+	// were killed.
+	Processes int
+	Duration  time.Duration
 }
 
 func (r *DestroyReport) add(o *DestroyReport) {
 	r.Labs = append(r.Labs, o.Labs...)
 	r.Namespaces += o.Namespaces
 	r.TempDirs += o.TempDirs
+	r.Processes += o.Processes
 }
 
 func (r *DestroyReport) String() string {
@@ -141,6 +146,9 @@ func (r *DestroyReport) String() string {
 	dirs := ""
 	if r.TempDirs > 0 {
 		dirs = fmt.Sprintf(", %d temporary directories", r.TempDirs)
+	}
+	if r.Processes > 0 {
+		dirs += fmt.Sprintf(", %d processes killed", r.Processes)
 	}
 	return fmt.Sprintf("removed %s: %d namespaces%s in %v", strings.Join(r.Labs, ", "), r.Namespaces, dirs, r.Duration.Round(time.Millisecond))
 }

@@ -809,3 +809,47 @@ func TestDestroyTakesMarkedInstances(t *testing.T) {
 		t.Errorf("%s, marked for another lab, was removed", theirs)
 	}
 }
+
+// A daemon a run started inside its lab (a BGP speaker, ovs-vswitchd)
+// outlives the run when the run is killed; destroying the lab kills it,
+// and leaves processes outside the lab alone.
+func TestDestroyKillsLabProcesses(t *testing.T) {
+	testutil.RequireRoot(t)
+	tp, opt := newTestLab(t, 1, 2, 1)
+	lab, _ := deploy(t, tp, opt)
+	start := func(node string) *exec.Cmd {
+		cmd := exec.Command("sleep", "300")
+		var err error
+		if node == "" {
+			err = cmd.Start()
+		} else {
+			err = lab.Do(node, cmd.Start)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	inLab := []*exec.Cmd{start("leaf1"), start("spine1"), start("leaf1")}
+	outside := start("")
+	lab.Close()
+	rep, err := Destroy(tp.Name, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Processes != len(inLab) {
+		t.Errorf("destroy killed %d processes, want %d: %v", rep.Processes, len(inLab), rep)
+	}
+	for _, c := range inLab {
+		if alive(c.Process.Pid) {
+			t.Errorf("process %d in the lab survived its destruction", c.Process.Pid)
+		}
+	}
+	if !alive(outside.Process.Pid) {
+		t.Error("destroy killed a process outside the lab")
+	}
+	if !strings.Contains(rep.String(), "3 processes killed") {
+		t.Errorf("report %q does not say what it killed", rep)
+	}
+}

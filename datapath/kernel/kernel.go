@@ -66,11 +66,9 @@ type Port struct {
 	MAC      net.HardwareAddr
 	IP       netip.Prefix
 	Gateway  netip.Addr
-	// Network is the controller network (gen 1, 2; empty for gen 3),
-	// with its VLAN and VNI from the model.
+	// Network is the controller network (gen 1, 2; empty for gen 3):
+	// the model has its VLAN and VNI.
 	Network string
-	VLAN    uint16
-	VNI     uint32
 	Labels  map[string]string
 }
 

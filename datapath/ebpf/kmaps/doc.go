@@ -7,6 +7,11 @@
 // bpf_overlay and bpf_host (packets from the tunnel or a NIC to the local
 // endpoint) and the ingress policy check.
 //
+// Reconcile makes the kernel maps equal to a node's model maps (deleting
+// what the model dropped, translating endpoints to the real lxc devices);
+// the policy program can also write every verdict to a ring buffer as a
+// FlowRecord (NewEvents, PolicyConfig.Events), Hubble's flow events.
+//
 // The programs are tested against the Go model through BPF_PROG_TEST_RUN.
 // They are also tested end to end in real network namespaces: two pods on
 // one node (lxc → BPF → lxc, with policy allow and deny), and two nodes

@@ -104,3 +104,57 @@ func (km *Maps) Sync(m *gen3.Maps) error {
 	m.CT.Range(func(k gen3.CTKey, v gen3.CTEntry) bool { return put(km.CT, k, v) })
 	return err
 }
+
+// Reconcile makes the kernel maps hold exactly the model's entries
+// (endpoints, ipcache, tunnel, policy): it writes what is missing or
+// different and deletes what the model no longer has, as the agent does
+// after a change. endpoint translates a model endpoint entry for this
+// kernel (the lxc device's real ifindex and MAC); false leaves the
+// endpoint out (its device is not there yet). The conntrack map is the
+// programs' own and stays as it is.
+func (km *Maps) Reconcile(m *gen3.Maps, endpoint func(gen3.EndpointKey, gen3.EndpointInfo) (gen3.EndpointInfo, bool)) error {
+	eps := map[gen3.EndpointKey]gen3.EndpointInfo{}
+	m.Endpoints.Range(func(k gen3.EndpointKey, v gen3.EndpointInfo) bool {
+		if v, ok := endpoint(k, v); ok {
+			eps[k] = v
+		}
+		return true
+	})
+	ipc := map[gen3.IPCacheKey]gen3.IPCacheValue{}
+	m.IPCache.Range(func(k gen3.IPCacheKey, v gen3.IPCacheValue) bool { ipc[k] = v; return true })
+	tun := map[gen3.TunnelKey]gen3.TunnelValue{}
+	m.Tunnel.Range(func(k gen3.TunnelKey, v gen3.TunnelValue) bool { tun[k] = v; return true })
+	pol := map[gen3.PolicyKey]gen3.PolicyEntry{}
+	m.Policy.Range(func(k gen3.PolicyKey, v gen3.PolicyEntry) bool { pol[k] = v; return true })
+	return errors.Join(reconcile(km.Endpoints, eps), reconcile(km.IPCache, ipc), reconcile(km.Tunnel, tun), reconcile(km.Policy, pol))
+}
+
+// reconcile makes the kernel map hold exactly want.
+func reconcile[K, V comparable](km *ebpf.Map, want map[K]V) error {
+	have := map[K]V{}
+	var k K
+	var v V
+	it := km.Iterate()
+	for it.Next(&k, &v) {
+		have[k] = v
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("reconcile BPF map %s: read: %w", km.String(), err)
+	}
+	for k := range have {
+		if _, ok := want[k]; !ok {
+			if err := km.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return fmt.Errorf("reconcile BPF map %s: delete %+v: %w", km.String(), k, err)
+			}
+		}
+	}
+	for k, v := range want {
+		if hv, ok := have[k]; ok && hv == v {
+			continue
+		}
+		if err := km.Put(k, v); err != nil {
+			return fmt.Errorf("reconcile BPF map %s: put %+v: %w", km.String(), k, err)
+		}
+	}
+	return nil
+}

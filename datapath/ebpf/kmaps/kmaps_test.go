@@ -153,3 +153,80 @@ func TestSyncToKernel(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcile: after the model loses an endpoint, a tunnel, a remote
+// and its policy, Reconcile leaves the kernel maps equal to the model's
+// (Sync would keep the stale entries), translates endpoints, leaves out
+// the ones the translation rejects, and keeps the conntrack map.
+func TestReconcile(t *testing.T) {
+	testutil.RequireRoot(t)
+	km, err := New()
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = km.Close() })
+	n := node(t)
+	if err := km.Sync(n.Maps()); err != nil {
+		t.Fatal(err)
+	}
+	ct := gen3.CTKey{Src: [4]byte{10, 0, 0, 2}, Dst: [4]byte{10, 0, 0, 3}, Proto: 17}
+	if err := km.CT.Put(ct, gen3.CTEntry{Packets: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.RemoveEndpoint("cache"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.DeleteTunnel(netip.MustParsePrefix("10.0.2.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.DeleteRemote(netip.MustParsePrefix("10.0.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.SetPolicy(gen3.CompiledPolicy{Enforced: map[gen3.Identity]bool{}}); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel's web is at ifindex 42; db is not plugged.
+	web := netip.MustParseAddr("10.0.0.2").As4()
+	translate := func(k gen3.EndpointKey, v gen3.EndpointInfo) (gen3.EndpointInfo, bool) {
+		if k.IP != web {
+			return v, false
+		}
+		v.IfIndex = 42
+		return v, true
+	}
+	if err := km.Reconcile(n.Maps(), translate); err != nil {
+		t.Fatal(err)
+	}
+	m := n.Maps()
+	keys := func(x *ebpf.Map) int {
+		var k, v []byte
+		c := 0
+		for it := x.Iterate(); it.Next(&k, &v); {
+			c++
+		}
+		return c
+	}
+	info, _ := m.Endpoints.Lookup(gen3.EndpointKey{IP: web})
+	info.IfIndex = 42
+	lookup(t, "endpoints", km.Endpoints, gen3.EndpointKey{IP: web}, info)
+	for _, c := range []struct {
+		name      string
+		km        *ebpf.Map
+		got, want int
+	}{
+		{"endpoints", km.Endpoints, keys(km.Endpoints), 1},
+		{"ipcache", km.IPCache, keys(km.IPCache), m.IPCache.Len()},
+		{"tunnel", km.Tunnel, keys(km.Tunnel), m.Tunnel.Len()},
+		{"policy", km.Policy, keys(km.Policy), 0},
+		{"ct", km.CT, keys(km.CT), 1},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: kernel has %d entries after Reconcile, want %d", c.name, c.got, c.want)
+		}
+	}
+	m.IPCache.Range(func(k gen3.IPCacheKey, v gen3.IPCacheValue) bool { lookup(t, "ipcache", km.IPCache, k, v); return true })
+	m.Tunnel.Range(func(k gen3.TunnelKey, v gen3.TunnelValue) bool { lookup(t, "tunnel", km.Tunnel, k, v); return true })
+}

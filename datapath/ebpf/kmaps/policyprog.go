@@ -85,18 +85,38 @@ func ctTuple(prefix string, reverse bool, fail string) asm.Instructions {
 	}
 }
 
+// PolicyConfig is what the policy program is built with.
+type PolicyConfig struct {
+	// Pass is the verdict for allowed traffic: TCActOK for a program on
+	// its own, TCActUnspec (TCX_NEXT) for one that runs before bpf_lxc or
+	// bpf_overlay on the same hook.
+	Pass int32
+	// Events, if set, is a ring buffer (NewEvents) that receives a
+	// FlowRecord for every verdict on traffic to a local endpoint.
+	Events *ebpf.Map
+}
+
 // PolicyInstructions is the ingress policy check of the Go model
 // (conntrack replies, ebpf.PolicyLookup, endpoint enforcement) as a tc BPF
 // program over the kernel maps: for an IPv4 packet to a local endpoint it
-// lets a reply to a flow in the conntrack map pass (entries do not expire
-// here: the agent's GC would delete them), else finds the source identity
-// in the ipcache (world if absent), tries the
-// policy map from (src, dst, proto, port) down to (any, dst, any, any),
-// and returns TC_ACT_SHOT for a deny entry, or for no entry when the
-// endpoint enforces policy; pass otherwise (including traffic that is not
-// IPv4 or not for a local endpoint). pass is TCActOK for a program on its
-// own, TCActUnspec for one that runs before bpf_lxc on the same hook.
+// finds the source identity in the ipcache (world if absent), lets a reply
+// to a flow in the conntrack map pass (entries do not expire here: the
+// agent's GC would delete them), else tries the policy map from (src,
+// dst, proto, port) down to (any, dst, any, any), and returns TC_ACT_SHOT
+// for a deny entry, or for no entry when the endpoint enforces policy;
+// pass otherwise (including traffic that is not IPv4 or not for a local
+// endpoint). pass is TCActOK for a program on its own, TCActUnspec for one
+// that runs before bpf_lxc on the same hook.
 func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
+	return PolicyInstructionsWith(km, PolicyConfig{Pass: pass})
+}
+
+// PolicyInstructionsWith is PolicyInstructions with cfg.Events: every
+// verdict on traffic to a local endpoint is also written to the ring
+// buffer as a FlowRecord (source and destination address and identity,
+// the ifindex it ran on, the policy key last looked up, verdict, reason),
+// as Hubble's flow events.
+func PolicyInstructionsWith(km *Maps, cfg PolicyConfig) asm.Instructions {
 	// round tries the three keys with the source identity already in the
 	// key; a hit jumps to "verdict".
 	round := func(n string) asm.Instructions {
@@ -116,6 +136,22 @@ func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
 		ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
 		ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
 		return ins
+	}
+	// decide ends a path with a verdict: with events, it records verdict
+	// and reason and goes to "emit"; without, straight to pass or shot.
+	decide := func(sym string, verdict, reason uint8) asm.Instructions {
+		if cfg.Events == nil {
+			to := "pass"
+			if verdict == VerdictDropped {
+				to = "shot"
+			}
+			return asm.Instructions{asm.Ja.Label(to).WithSymbol(sym)}
+		}
+		return asm.Instructions{
+			asm.StoreImm(asm.RFP, fpEvent+evVerdict, int64(verdict), asm.Byte).WithSymbol(sym),
+			asm.StoreImm(asm.RFP, fpEvent+evReason, int64(reason), asm.Word), // with the padding after it
+			asm.Ja.Label("emit"),
+		}
 	}
 	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(34)...)
 	ins = append(ins, asm.Instructions{
@@ -158,15 +194,15 @@ func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
 		asm.StoreMem(asm.RFP, fpPolicyDst, asm.R1, asm.Word),
 		asm.LoadMem(asm.R1, asm.R0, 8, asm.Word), // EndpointInfo.Flags
 		asm.StoreMem(asm.RFP, fpFlags, asm.R1, asm.Word))
-	// A reply to a flow the destination started passes (conntrack).
-	ins = append(ins, mapLookup(km.CT, fpCTKey)...)
-	ins = append(ins, asm.JNE.Imm(asm.R0, 0, "pass"))
 	ins = append(ins, mapLookup(km.IPCache, fpIPCacheKey)...)
 	ins = append(ins,
 		asm.Mov.Imm(asm.R9, 2), // world
 		asm.JEq.Imm(asm.R0, 0, "src"),
 		asm.LoadMem(asm.R9, asm.R0, 0, asm.Word), // IPCacheValue.Identity
 		asm.StoreMem(asm.RFP, fpPolicyKey, asm.R9, asm.Word).WithSymbol("src"))
+	// A reply to a flow the destination started passes (conntrack).
+	ins = append(ins, mapLookup(km.CT, fpCTKey)...)
+	ins = append(ins, asm.JNE.Imm(asm.R0, 0, "ctreply"))
 	ins = append(ins, round("1")...)
 	ins = append(ins,
 		asm.JEq.Imm(asm.R9, 0, "nomatch"),
@@ -179,14 +215,63 @@ func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
 	ins = append(ins,
 		asm.LoadMem(asm.R1, asm.RFP, fpFlags, asm.Word).WithSymbol("nomatch"),
 		asm.And.Imm(asm.R1, 1), // EndpointPolicyEnforced
-		asm.JNE.Imm(asm.R1, 0, "shot"),
-		asm.Ja.Label("pass"),
+		asm.JNE.Imm(asm.R1, 0, "defaultdeny"))
+	ins = append(ins, decide("open", VerdictForwarded, ReasonNotEnforced)...)
+	ins = append(ins,
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Byte).WithSymbol("verdict"), // PolicyEntry.Action
-		asm.JEq.Imm(asm.R1, 1, "pass"),
+		asm.JNE.Imm(asm.R1, 1, "denied"))
+	ins = append(ins, decide("allowed", VerdictForwarded, ReasonPolicyAllow)...)
+	ins = append(ins, decide("denied", VerdictDropped, ReasonPolicyDeny)...)
+	ins = append(ins, decide("defaultdeny", VerdictDropped, ReasonDefaultDeny)...)
+	ins = append(ins, decide("ctreply", VerdictForwarded, ReasonCTReply)...)
+	if cfg.Events != nil {
+		ins = append(ins, emitRecord(cfg.Events)...)
+	}
+	ins = append(ins,
 		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("shot"),
 		asm.Return(),
-		asm.Mov.Imm(asm.R0, pass).WithSymbol("pass"),
+		asm.Mov.Imm(asm.R0, cfg.Pass).WithSymbol("pass"),
 		asm.Return(),
+	)
+	return ins
+}
+
+// emitRecord ("emit") fills the rest of the FlowRecord at fpEvent (verdict
+// and reason are already there), writes it to the ring buffer, and ends
+// with the verdict. R6 is the skb, R9 the source identity.
+func emitRecord(events *ebpf.Map) asm.Instructions {
+	ins := asm.Instructions{
+		asm.LoadMem(asm.R1, asm.RFP, fpIPCacheKey+4, asm.Word).WithSymbol("emit"),
+		asm.StoreMem(asm.RFP, fpEvent+evSrc, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, fpEPKey, asm.Word),
+		asm.StoreMem(asm.RFP, fpEvent+evDst, asm.R1, asm.Word),
+		asm.StoreMem(asm.RFP, fpEvent+evSrcID, asm.R9, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, fpPolicyDst, asm.Word),
+		asm.StoreMem(asm.RFP, fpEvent+evDstID, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R6, skbIfIndex, asm.Word),
+		asm.StoreMem(asm.RFP, fpEvent+evIfIndex, asm.R1, asm.Word),
+	}
+	for off := int16(0); off < 12; off += 4 {
+		ins = append(ins,
+			asm.LoadMem(asm.R1, asm.RFP, fpPolicyKey+off, asm.Word),
+			asm.StoreMem(asm.RFP, fpEvent+evKey+off, asm.R1, asm.Word))
+	}
+	ins = append(ins,
+		asm.LoadMem(asm.R1, asm.RFP, fpPort, asm.Half),
+		asm.StoreMem(asm.RFP, fpEvent+evDPort, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, asm.RFP, fpProto, asm.Half),
+		asm.StoreMem(asm.RFP, fpEvent+evProto, asm.R1, asm.Byte),
+		asm.FnKtimeGetNs.Call(),
+		asm.StoreMem(asm.RFP, fpEvent+evNanos, asm.R0, asm.DWord),
+		asm.LoadMapPtr(asm.R1, events.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpEvent),
+		asm.Mov.Imm(asm.R3, flowRecordLen),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnRingbufOutput.Call(), // a full ring loses the record, not the packet
+		asm.LoadMem(asm.R1, asm.RFP, fpEvent+evVerdict, asm.Byte),
+		asm.JEq.Imm(asm.R1, int32(VerdictDropped), "shot"),
+		asm.Ja.Label("pass"),
 	)
 	return ins
 }
@@ -194,8 +279,13 @@ func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
 // NewPolicyProgram loads PolicyInstructions as a tc (sched_cls) program
 // that returns pass for allowed traffic.
 func NewPolicyProgram(km *Maps, pass int32) (*ebpf.Program, error) {
+	return NewPolicyProgramWith(km, PolicyConfig{Pass: pass})
+}
+
+// NewPolicyProgramWith loads PolicyInstructionsWith as a tc program.
+func NewPolicyProgramWith(km *Maps, cfg PolicyConfig) (*ebpf.Program, error) {
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bpf_policy", Type: ebpf.SchedCLS, License: "Dual BSD/GPL",
-		Instructions: PolicyInstructions(km, pass)})
+		Instructions: PolicyInstructionsWith(km, cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("load policy program: %w", err)
 	}

@@ -1,14 +1,18 @@
 package kmaps
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
 
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/frame"
@@ -42,6 +46,21 @@ func TestPolicyProgramDifferential(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = prog.Close() })
+			events, err := NewEvents(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = events.Close() })
+			evProg, err := NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = evProg.Close() })
+			rd, err := ringbuf.NewReader(events)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = rd.Close() })
 
 			r := rand.New(rand.NewPCG(seed, 3))
 			ids := gen3.NewIdentities()
@@ -100,21 +119,33 @@ func TestPolicyProgramDifferential(t *testing.T) {
 			if err := km.Sync(m); err != nil {
 				t.Fatal(err)
 			}
-			model := func(src, dst netip.Addr, proto gen3.Proto, port uint16) uint32 {
+			// model returns the verdict and, for a local destination,
+			// the record the events program must write.
+			model := func(src, dst netip.Addr, proto gen3.Proto, port uint16) (uint32, *FlowRecord) {
 				ep, ok := m.Endpoints.Lookup(gen3.EndpointKey{IP: dst.As4()})
 				if !ok {
-					return TCActOK
+					return TCActOK, nil
 				}
 				sid := gen3.IdentityWorld
 				if v, ok := m.IPCache.Lookup(src.As4()); ok {
 					sid = gen3.Identity(v.Identity)
 				}
-				_, e, hit := gen3.PolicyLookup(m.Policy, sid, gen3.Identity(ep.Identity), proto, port)
+				rec := &FlowRecord{Src: src.As4(), Dst: dst.As4(), SrcIdentity: uint32(sid), DstIdentity: ep.Identity,
+					Proto: uint8(proto), DPort: [2]byte{byte(port >> 8), byte(port)}}
+				k, e, hit := gen3.PolicyLookup(m.Policy, sid, gen3.Identity(ep.Identity), proto, port)
 				switch {
-				case hit && e.Action == gen3.PolicyAllow, !hit && ep.Flags&gen3.EndpointPolicyEnforced == 0:
-					return TCActOK
+				case hit && e.Action == gen3.PolicyAllow:
+					rec.Verdict, rec.Reason, rec.Key = VerdictForwarded, ReasonPolicyAllow, k
+					return TCActOK, rec
+				case hit:
+					rec.Verdict, rec.Reason, rec.Key = VerdictDropped, ReasonPolicyDeny, k
+				case ep.Flags&gen3.EndpointPolicyEnforced == 0:
+					rec.Verdict, rec.Reason = VerdictForwarded, ReasonNotEnforced
+					return TCActOK, rec
+				default:
+					rec.Verdict, rec.Reason = VerdictDropped, ReasonDefaultDeny
 				}
-				return TCActShot
+				return TCActShot, rec
 			}
 			macA, macB := net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}
 			verdicts := map[uint32]int{}
@@ -143,14 +174,85 @@ func TestPolicyProgramDifferential(t *testing.T) {
 					}
 					t.Fatal(err)
 				}
-				if want := model(src, dst, proto, port); got != want {
+				want, wantRec := model(src, dst, proto, port)
+				if got != want {
 					t.Fatalf("policies %+v\n%v -> %v %s/%d: kernel %d, model %d", ps, src, dst, proto, port, got, want)
 				}
+				if got, err := evProg.Run(&ebpf.RunOptions{Data: f}); err != nil || got != want {
+					t.Fatalf("%v -> %v %s/%d: with events, verdict %d (%v), want %d", src, dst, proto, port, got, err, want)
+				}
+				checkRecord(t, rd, wantRec)
 				verdicts[got]++
 			}
 			t.Logf("verdicts: %d pass, %d shot", verdicts[TCActOK], verdicts[TCActShot])
 			total[TCActOK] += verdicts[TCActOK]
 			total[TCActShot] += verdicts[TCActShot]
 		})
+	}
+}
+
+// checkRecord reads what the events program wrote for one run and
+// compares it with want (nil: nothing must have been written). The
+// ifindex and time are the test run's and are not compared; the key only
+// for reasons that name an entry.
+func checkRecord(t *testing.T, rd *ringbuf.Reader, want *FlowRecord) {
+	t.Helper()
+	rd.SetDeadline(time.Now())
+	rec, err := rd.Read()
+	if want == nil {
+		if err == nil {
+			t.Fatalf("a record for traffic to no local endpoint: % x", rec.RawSample)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("no flow record for %+v: %v", *want, err)
+	}
+	got, err := ParseFlowRecord(rec.RawSample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Nanos == 0 {
+		t.Errorf("record without a time: %+v", got)
+	}
+	got.IfIndex, got.Nanos = 0, 0
+	if want.Reason != ReasonPolicyAllow && want.Reason != ReasonPolicyDeny {
+		got.Key = gen3.PolicyKey{}
+	}
+	if want.Proto == uint8(gen3.ProtoICMP) {
+		got.DPort = [2]byte{}
+	}
+	if got != *want {
+		t.Fatalf("flow record\n%+v, want\n%+v", got, *want)
+	}
+}
+
+func TestFlowRecordLayout(t *testing.T) {
+	if n := binary.Size(FlowRecord{}); n != flowRecordLen {
+		t.Fatalf("FlowRecord is %d bytes, the program writes %d", n, flowRecordLen)
+	}
+	var r FlowRecord
+	for _, c := range []struct {
+		name     string
+		got, off uintptr
+	}{
+		{"Dst", unsafe.Offsetof(r.Dst), evDst}, {"SrcIdentity", unsafe.Offsetof(r.SrcIdentity), evSrcID},
+		{"DstIdentity", unsafe.Offsetof(r.DstIdentity), evDstID}, {"IfIndex", unsafe.Offsetof(r.IfIndex), evIfIndex},
+		{"Key", unsafe.Offsetof(r.Key), evKey}, {"DPort", unsafe.Offsetof(r.DPort), evDPort},
+		{"Proto", unsafe.Offsetof(r.Proto), evProto}, {"Verdict", unsafe.Offsetof(r.Verdict), evVerdict},
+		{"Reason", unsafe.Offsetof(r.Reason), evReason}, {"Nanos", unsafe.Offsetof(r.Nanos), evNanos},
+	} {
+		if c.got != c.off {
+			t.Errorf("FlowRecord.%s at %d, the program writes it at %d", c.name, c.got, c.off)
+		}
+	}
+	b := make([]byte, flowRecordLen)
+	b[evVerdict], b[evReason], b[evIfIndex] = VerdictDropped, ReasonDefaultDeny, 7
+	got, err := ParseFlowRecord(b)
+	if err != nil || got.Verdict != VerdictDropped || got.Reason != ReasonDefaultDeny || got.IfIndex != 7 {
+		t.Errorf("ParseFlowRecord: %+v, %v", got, err)
+	}
+	if _, err := ParseFlowRecord(b[:47]); err == nil {
+		t.Error("ParseFlowRecord accepted 47 bytes")
 	}
 }

@@ -1,0 +1,87 @@
+package kmaps
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	gen3 "github.com/netbed/netbed/datapath/ebpf"
+)
+
+// Verdicts of a FlowRecord, as Hubble names them.
+const (
+	VerdictForwarded uint8 = 1
+	VerdictDropped   uint8 = 2
+)
+
+// Reasons of a FlowRecord: which branch of the policy check decided.
+const (
+	ReasonCTReply     uint8 = 1 // a reply to a flow the destination started
+	ReasonPolicyAllow uint8 = 2 // an allow entry (FlowRecord.Key)
+	ReasonPolicyDeny  uint8 = 3 // a deny entry (FlowRecord.Key)
+	ReasonDefaultDeny uint8 = 4 // no entry, and the endpoint enforces policy
+	ReasonNotEnforced uint8 = 5 // no entry, and the endpoint does not enforce
+)
+
+// FlowRecord is what the policy program writes to the events ring buffer
+// for each verdict (48 bytes, the layout of the program's stack slot).
+type FlowRecord struct {
+	Src, Dst    [4]byte // network order
+	SrcIdentity uint32
+	DstIdentity uint32
+	IfIndex     uint32 // the device the program ran on
+	// Key is the policy map key last looked up: the entry that decided
+	// for ReasonPolicyAllow and ReasonPolicyDeny.
+	Key     gen3.PolicyKey
+	DPort   [2]byte // network order; the echo ID's slot is not used: 0 for ICMP
+	Proto   uint8
+	Verdict uint8
+	Reason  uint8
+	_       [3]byte
+	Nanos   uint64 // bpf_ktime_get_ns
+}
+
+// The record's stack slot and field offsets.
+const (
+	fpEvent       = -200
+	flowRecordLen = 48
+	evSrc         = 0
+	evDst         = 4
+	evSrcID       = 8
+	evDstID       = 12
+	evIfIndex     = 16
+	evKey         = 20
+	evDPort       = 32
+	evProto       = 34
+	evVerdict     = 35
+	evReason      = 36
+	evNanos       = 40
+)
+
+// DefaultEventsSize is the ring buffer size NewEvents uses for 0 (1 MiB,
+// about 21,000 records).
+const DefaultEventsSize = 1 << 20
+
+// NewEvents creates a ring buffer for flow records; size (bytes) must be
+// a power of two and a multiple of the page size, 0 for DefaultEventsSize.
+func NewEvents(size int) (*ebpf.Map, error) {
+	if size == 0 {
+		size = DefaultEventsSize
+	}
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "cilium_events", Type: ebpf.RingBuf, MaxEntries: uint32(size)})
+	if err != nil {
+		return nil, fmt.Errorf("create flow events ring buffer (%d bytes): %w", size, err)
+	}
+	return m, nil
+}
+
+// ParseFlowRecord decodes one ring buffer sample.
+func ParseFlowRecord(b []byte) (FlowRecord, error) {
+	var r FlowRecord
+	if len(b) < flowRecordLen {
+		return r, fmt.Errorf("flow record of %d bytes, want %d", len(b), flowRecordLen)
+	}
+	_, err := binary.Decode(b[:flowRecordLen], binary.LittleEndian, &r)
+	return r, err
+}

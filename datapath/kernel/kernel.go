@@ -96,6 +96,7 @@ type Drop struct {
 	Node   string // the node whose namespace dropped it
 	Iface  string // the interface it was last seen on, if known
 	Reason string // the kernel's drop reason (NETFILTER_DROP), or the program's
+	Func   string // the kernel function that freed it (nf_hook_slow), if known
 }
 
 // Event is one sighting of a packet on a device, in the order the kernel
@@ -104,6 +105,12 @@ type Event struct {
 	Node  string // namespace's node (or instance) name
 	Iface string
 	Out   bool // transmitted (net_dev_start_xmit) rather than received
+	// Reply is set for the answer's way back (the echo reply, the
+	// SYN-ACK, an ICMP error about the request).
+	Reply bool
+	// Encap is set when the packet was inside a VXLAN header on this
+	// device (an underlay device).
+	Encap bool
 	// Drop is set when the kernel freed the packet as a drop.
 	Drop *Drop
 	// Nanos is the kernel's monotonic clock (bpf_ktime_get_ns).

@@ -1,0 +1,210 @@
+package ktrace
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/topologies/netns"
+)
+
+// tns is a test namespace: its random name (for ip netns exec), the node
+// name events carry, a handle, and netlink in it.
+type tns struct {
+	node string
+	name string
+	ns   vnetns.NsHandle
+	h    *netlink.Handle
+}
+
+// newNS creates a named namespace with lo up, removed at cleanup, and
+// names it node in r.
+func newNS(t testing.TB, r *Namespaces, node string) *tns {
+	t.Helper()
+	testutil.RequireRoot(t)
+	name := testutil.Name("nbtest-")
+	var ns vnetns.NsHandle
+	errc := make(chan error, 1)
+	go func() {
+		// NewNamed moves the thread into the new namespace: the
+		// goroutine ends with it locked, so the thread ends too.
+		runtime.LockOSThread()
+		var err error
+		ns, err = vnetns.NewNamed(name)
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("create namespace %s: %v", name, err)
+	}
+	t.Cleanup(func() { ns.Close(); _ = vnetns.DeleteNamed(name) })
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	if lo, err := h.LinkByName("lo"); err == nil {
+		_ = h.LinkSetUp(lo)
+	}
+	if r != nil {
+		if err := r.Add(node, ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &tns{node: node, name: name, ns: ns, h: h}
+}
+
+// veth joins a's interface an to b's interface bn, both up.
+func veth(t testing.TB, a *tns, an string, b *tns, bn string) {
+	t.Helper()
+	tmp := testutil.Name("nb")
+	if err := a.h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: an}, PeerName: tmp}); err != nil {
+		t.Fatalf("create veth %s in %s: %v", an, a.node, err)
+	}
+	p, err := a.h.LinkByName(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.h.LinkSetNsFd(p, int(b.ns)); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = b.h.LinkByName(tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.h.LinkSetName(p, bn); err != nil {
+		t.Fatal(err)
+	}
+	a.up(t, an)
+	b.up(t, bn)
+}
+
+func (n *tns) link(t testing.TB, name string) netlink.Link {
+	t.Helper()
+	l, err := n.h.LinkByName(name)
+	if err != nil {
+		t.Fatalf("%s: %s: %v", n.node, name, err)
+	}
+	return l
+}
+
+func (n *tns) up(t testing.TB, name string) {
+	t.Helper()
+	if err := n.h.LinkSetUp(n.link(t, name)); err != nil {
+		t.Fatalf("%s: set %s up: %v", n.node, name, err)
+	}
+}
+
+func (n *tns) addr(t testing.TB, name, cidr string) {
+	t.Helper()
+	a, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.h.AddrAdd(n.link(t, name), a); err != nil {
+		t.Fatalf("%s: address %s on %s: %v", n.node, cidr, name, err)
+	}
+}
+
+// bridge creates br in n with ports.
+func (n *tns) bridge(t testing.TB, br string, ports ...string) {
+	t.Helper()
+	if err := n.h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: br}}); err != nil {
+		t.Fatalf("%s: create bridge %s: %v", n.node, br, err)
+	}
+	b := n.link(t, br)
+	for _, p := range ports {
+		if err := n.h.LinkSetMaster(n.link(t, p), b); err != nil {
+			t.Fatalf("%s: %s into %s: %v", n.node, p, br, err)
+		}
+	}
+	n.up(t, br)
+}
+
+// run runs a command inside n (ip netns exec).
+func (n *tns) run(t testing.TB, args ...string) {
+	t.Helper()
+	if _, err := exec.LookPath(args[0]); err != nil {
+		testutil.Unavailable(t, fmt.Sprintf("needs %s", args[0]))
+	}
+	out, err := exec.Command("ip", append([]string{"netns", "exec", n.name}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %v: %s", n.node, args, err, out)
+	}
+}
+
+// waitUp waits until name is operationally up (a veth gets its carrier a
+// moment after both ends are up; a frame sent before is lost).
+func (n *tns) waitUp(t testing.TB, names ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, name := range names {
+		for n.link(t, name).Attrs().OperState != netlink.OperUp {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s not up", n.node, name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// ping sends one echo request with id and seq from a raw socket in n and
+// reports whether the reply came within timeout.
+func (n *tns) ping(t testing.TB, dst netip.Addr, id, seq uint16, timeout time.Duration) bool {
+	t.Helper()
+	var fd int
+	if err := netns.DoIn(n.ns, func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+		return err
+	}); err != nil {
+		t.Fatalf("%s: raw socket: %v", n.node, err)
+	}
+	defer unix.Close(fd)
+	msg := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), byte(seq >> 8), byte(seq)}
+	msg = binary.BigEndian.AppendUint64(msg, uint64(id)<<16|uint64(seq))
+	binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
+		t.Fatalf("%s: send echo request: %v", n.node, err)
+	}
+	tv := unix.NsecToTimeval(timeout.Nanoseconds())
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	buf := make([]byte, 1500)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		m, _, err := unix.Recvfrom(fd, buf, 0)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: receive: %v", n.node, err)
+		}
+		ihl := int(buf[0]&0x0f) * 4
+		if r := buf[ihl:m]; len(r) >= 8 && r[0] == 0 && binary.BigEndian.Uint16(r[4:]) == id && binary.BigEndian.Uint16(r[6:]) == seq {
+			return true
+		}
+	}
+	return false
+}
+
+func checksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}

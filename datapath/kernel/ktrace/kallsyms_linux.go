@@ -31,7 +31,7 @@ func (k *kallsyms) load() {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 3 || (fields[1] != "t" && fields[1] != "T") {
+		if len(fields) < 3 || (fields[1] != "t" && fields[1] != "T") || strings.HasPrefix(fields[2], "__pfx_") {
 			continue
 		}
 		a, err := strconv.ParseUint(fields[0], 16, 64)

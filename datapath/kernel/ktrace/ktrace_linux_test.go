@@ -111,6 +111,102 @@ func TestBridgePath(t *testing.T) {
 	if !l.a.ping(t, addrB, 7, 2, 2*time.Second) {
 		t.Fatal("no reply")
 	}
-	got := sightings(settle(t, tr, probe, 8))
-	t.Logf("events:\n%s", strings.Join(got, "\n"))
+	// The reply reaches the raw socket (a clone); icmp_rcv then frees the
+	// original as NO_SOCKET, because no ping socket has that identifier.
+	want := []string{
+		"a/eth0 out", "m/pa in", "m/pb out", "b/eth0 in",
+		"b/eth0 out reply", "m/pb in reply", "m/pa out reply", "a/eth0 in reply",
+		"a/eth0 drop NO_SOCKET reply",
+	}
+	expect(t, settle(t, tr, probe, len(want)), want)
+	// Another key's traffic is not reported under this probe, and an
+	// unwatched key reports nothing more.
+	if err := tr.Unwatch(ICMPEcho(addrA, addrB, 7, 2)); err != nil {
+		t.Fatal(err)
+	}
+	tr.Take(probe)
+	if !l.a.ping(t, addrB, 7, 2, 2*time.Second) {
+		t.Fatal("no reply")
+	}
+	if err := tr.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if evs := tr.Events(probe); len(evs) != 0 {
+		t.Errorf("after Unwatch, %d events:\n%s", len(evs), strings.Join(sightings(evs), "\n"))
+	}
+}
+
+// expect fails t unless evs are want, in order.
+func expect(t *testing.T, evs []kernel.Event, want []string) {
+	t.Helper()
+	got := sightings(evs)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// dropOf returns the one drop among evs that is not the prober's own
+// NO_SOCKET after the reply, failing t otherwise.
+func dropOf(t *testing.T, evs []kernel.Event) kernel.Drop {
+	t.Helper()
+	var drops []kernel.Drop
+	for _, e := range evs {
+		if e.Drop != nil {
+			drops = append(drops, *e.Drop)
+		}
+	}
+	if len(drops) != 1 {
+		t.Fatalf("%d drops in:\n%s", len(drops), strings.Join(sightings(evs), "\n"))
+	}
+	return drops[0]
+}
+
+func TestNetfilterDrop(t *testing.T) {
+	l := newBridged(t)
+	// New namespaces call iptables for bridged IPv4 (br_netfilter is
+	// built in, bridge-nf-call-iptables defaults to 1): the bridge's
+	// forwarding passes through FORWARD.
+	l.m.run(t, "iptables", "-A", "FORWARD", "-p", "icmp", "-j", "DROP")
+	tr := newTracer(t, l.r)
+	const probe = 43
+	if err := tr.Watch(ICMPEcho(addrA, addrB, 9, 1), probe); err != nil {
+		t.Fatal(err)
+	}
+	if l.a.ping(t, addrB, 9, 1, 500*time.Millisecond) {
+		t.Fatal("a reply through a DROP rule")
+	}
+	// br_netfilter runs the IPv4 FORWARD hook once the bridge has
+	// chosen the output port: the packet is on pb when it is dropped.
+	want := []string{"a/eth0 out", "m/pa in", "m/pb drop NETFILTER_DROP"}
+	evs := settle(t, tr, probe, len(want))
+	expect(t, evs, want)
+	d := dropOf(t, evs)
+	if d.Func == "" {
+		t.Errorf("drop %+v: no kernel function", d)
+	}
+	t.Logf("dropped in %s", d.Func)
+}
+
+func TestNeighFailed(t *testing.T) {
+	l := newBridged(t)
+	// One ARP request, 100 ms for its answer, then the queued packet is
+	// freed.
+	l.a.run(t, "sysctl", "-q", "-w", "net.ipv4.neigh.eth0.mcast_solicit=1", "net.ipv4.neigh.eth0.retrans_time_ms=100")
+	tr := newTracer(t, l.r)
+	nobody := netip.MustParseAddr("10.99.0.77")
+	const probe = 44
+	if err := tr.Watch(ICMPEcho(addrA, nobody, 11, 1), probe); err != nil {
+		t.Fatal(err)
+	}
+	if l.a.ping(t, nobody, 11, 1, 500*time.Millisecond) {
+		t.Fatal("a reply from an address nobody holds")
+	}
+	// The request waits in eth0's neighbour queue (it was never sent);
+	// when resolution fails the kernel first answers itself with an ICMP
+	// host unreachable over lo (quoting the request: a reply), then frees
+	// the request as NEIGH_FAILED.
+	want := []string{"a/lo out reply", "a/eth0 drop NEIGH_FAILED", "a/lo in reply"}
+	evs := settle(t, tr, probe, len(want))
+	expect(t, evs, want)
+	t.Logf("dropped in %s", dropOf(t, evs).Func)
 }

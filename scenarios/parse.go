@@ -409,9 +409,9 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 	switch s.Backend {
 	case "":
 		s.Backend = "auto"
-	case "sim", "netns", "auto":
+	case "sim", "netns", "kernel", "auto":
 	default:
-		p.fail(lineOf(child(root, "backend"), root.Line), "backend", "%q is not a backend; use sim, netns or auto", s.Backend)
+		p.fail(lineOf(child(root, "backend"), root.Line), "backend", "%q is not a backend; use sim, netns, kernel or auto", s.Backend)
 	}
 	switch ControlPlane(r.Control) {
 	case "":

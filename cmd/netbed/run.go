@@ -93,7 +93,7 @@ func scenarioCmd(use, short string) *cobra.Command {
 	}
 	fs := c.Flags()
 	fs.StringVar(&f.gens, "gen", "", "generations to run, comma-separated (vlan,vlan-stock,evpn,ebpf,ebpf-direct); default: each scenario's own")
-	fs.StringVar(&f.backend, "backend", "auto", "sim, netns or auto (netns when root and the kernel allows, else sim)")
+	fs.StringVar(&f.backend, "backend", "auto", "sim, netns, kernel or auto (netns when root and the kernel allows, else sim)")
 	fs.StringVar(&f.out, "out", "", "directory for report.md, report.html, report.json and junit.xml")
 	fs.StringVar(&f.shard, "shard", "", "run only shard i of n (i/n, from 0) of the scenario × generation runs")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
@@ -229,8 +229,8 @@ func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Wri
 	if len(mine) == 0 {
 		return usageErr("nothing to run: no scenario names the generations %v (or the shard is empty)", gens)
 	}
-	if f.hold && (len(mine) != 1 || backend.name != "netns") {
-		return usageErr("--hold keeps one lab up: run one scenario for one generation (--gen) on the netns backend")
+	if f.hold && (len(mine) != 1 || backend.name == "sim") {
+		return usageErr("--hold keeps one lab up: run one scenario for one generation (--gen) on the netns or kernel backend")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -386,17 +386,17 @@ func pickBackend(name, out string) (backendChoice, string, error) {
 	switch name {
 	case "sim":
 		return simB, "", nil
-	case "netns":
-		b, err := netnsBackend(out)
+	case "netns", "kernel":
+		b, err := netnsBackend(out, name == "kernel")
 		return b, "", err
 	case "auto":
-		if b, err := netnsBackend(out); err == nil {
+		if b, err := netnsBackend(out, false); err == nil {
 			return b, "backend: netns (real namespaces)", nil
 		} else {
 			return simB, fmt.Sprintf("backend: sim (netns unavailable: %v)", err), nil
 		}
 	}
-	return backendChoice{}, "", usageErr("--backend: %q; use sim, netns or auto", name)
+	return backendChoice{}, "", usageErr("--backend: %q; use sim, netns, kernel or auto", name)
 }
 
 func parseShard(s string) (int, int, error) {

@@ -45,9 +45,6 @@ type Backend struct {
 	Name string
 	// Needs are the checks the backend requires; Missing those that failed.
 	Needs, Missing []string
-	// Built is false for a backend netbed does not have yet: the machine
-	// may be able to run it, netbed cannot.
-	Built bool
 }
 
 // OK reports whether every need is met.
@@ -59,11 +56,10 @@ func (b Backend) OK() bool { return len(b.Missing) == 0 }
 var backendNeeds = []struct {
 	name  string
 	needs []string
-	built bool
 }{
-	{"sim", nil, true},
-	{"netns", []string{Root, Netns, Veth, AFPacket}, true},
-	{"kernel", []string{Root, Netns, Veth, AFPacket, VXLAN, TCClsact, BPFLoad, TCBPF}, false},
+	{"sim", nil},
+	{"netns", []string{Root, Netns, Veth, AFPacket}},
+	{"kernel", []string{Root, Netns, Veth, AFPacket, VXLAN, TCClsact, BPFLoad, TCBPF}},
 }
 
 // Backends works out which backends the checks allow.
@@ -74,7 +70,7 @@ func Backends(checks []Check) []Backend {
 	}
 	out := make([]Backend, 0, len(backendNeeds))
 	for _, b := range backendNeeds {
-		be := Backend{Name: b.name, Needs: b.needs, Built: b.built}
+		be := Backend{Name: b.name, Needs: b.needs}
 		for _, n := range b.needs {
 			if !ok[n] {
 				be.Missing = append(be.Missing, n)
@@ -121,9 +117,6 @@ func (r *Result) WriteTable(w io.Writer) error {
 		}
 		if note == "" {
 			note = "nothing (runs anywhere)"
-		}
-		if !b.Built {
-			res, note = "not built", "netbed has no "+b.Name+" backend yet; "+note
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Name, res, note)
 	}

@@ -60,9 +60,6 @@ func TestBackends(t *testing.T) {
 				if b.OK() != (len(want) == 0) {
 					t.Errorf("%s OK() = %v", b.Name, b.OK())
 				}
-				if b.Built != (b.Name != "kernel") {
-					t.Errorf("%s Built = %v", b.Name, b.Built)
-				}
 			}
 		})
 	}

@@ -39,6 +39,9 @@ type instance struct {
 	mac      net.HardwareAddr
 	ip       netip.Prefix
 	gw       netip.Addr
+	// network and labels are the spec's, for a kernel fabric's port.
+	network string
+	labels  map[string]string
 	// cni is the plugin configuration a pod was attached with (nil for a
 	// VM, which the runtime wires itself); inFabric says whether
 	// AddInstance has added it to the fabric and its host's datapath.
@@ -63,7 +66,7 @@ func hostIfname(p string) string {
 
 func (r *Runtime) newInstance(s datapath.InstanceSpec) *instance {
 	return &instance{name: s.Name, netns: r.topo.LabPrefix() + s.Name, host: s.Host, hostPort: -1,
-		mac: s.MAC, ip: s.IP, gw: s.Gateway, udp: map[uint16]bool{}}
+		mac: s.MAC, ip: s.IP, gw: s.Gateway, network: s.Network, labels: s.Labels, udp: map[uint16]bool{}}
 }
 
 // AttachPod implements scenarios.PodAttacher: a namespace for the pod,
@@ -159,11 +162,11 @@ func (r *Runtime) AddInstance(ctx context.Context, f datapath.Fabric, s datapath
 	if err := r.finish(in); err != nil {
 		return fmt.Errorf("add instance %q: %w", s.Name, err)
 	}
-	if err := r.us.AttachPort(in.host, in.hostPort, in.ifname); err != nil {
+	if err := r.attach(ctx, in); err != nil {
 		return fmt.Errorf("add instance %q: %w", s.Name, err)
 	}
 	if err := r.cap.Add(in.name, in.ns); err != nil {
-		_ = r.us.DetachPort(in.host, in.hostPort)
+		_ = r.detach(ctx, in)
 		return fmt.Errorf("add instance %q: %w", s.Name, err)
 	}
 	r.mu.Lock()
@@ -184,7 +187,7 @@ func (r *Runtime) RemoveInstance(ctx context.Context, f datapath.Fabric, name st
 		if err := r.Mutate(func() error { return f.RemoveInstance(name) }); err != nil {
 			return fmt.Errorf("remove instance %q: %w", name, err)
 		}
-		errs = append(errs, r.us.DetachPort(in.host, in.hostPort), r.cap.Remove(name))
+		errs = append(errs, r.detach(ctx, in), r.cap.Remove(name))
 	}
 	r.mu.Lock()
 	delete(r.insts, name)

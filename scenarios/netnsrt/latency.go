@@ -16,6 +16,10 @@ var _ scenarios.LatencySource = (*Runtime)(nil)
 // have no interface to capture on: they share that time, and the time the
 // node took shows in the next device's.
 func (r *Runtime) Latency() reports.Latency {
+	if r.opts.Kernel {
+		return reports.Latency{Kind: reports.LatencyMeasured,
+			Method: "real packets through the kernel's own devices on namespaces; every device's time from the captures (kernel timestamps)"}
+	}
 	return reports.Latency{Kind: reports.LatencyMeasured,
 		Method: "real packets on namespaces; instances' eth0 and round trips from captures (kernel timestamps), " +
 			"each node's devices from the kernel's receive timestamp at the node's port"}

@@ -56,6 +56,9 @@ type Runtime struct {
 	pauses int
 	excl   bool
 
+	// k is the kernel's fabric (Options.Kernel), else nil.
+	k *kernelFabric
+
 	nextProbe atomic.Uint64
 	closeOnce sync.Once
 	closeErr  error
@@ -74,8 +77,14 @@ func New(opts Options) *Runtime {
 	return r
 }
 
-// Name implements scenarios.Runtime.
-func (r *Runtime) Name() string { return "netns" }
+// Name implements scenarios.Runtime: "netns", or "kernel" on the
+// kernel's devices.
+func (r *Runtime) Name() string {
+	if r.opts.Kernel {
+		return "kernel"
+	}
+	return "netns"
+}
 
 // Lab returns the deployed lab (nil before Load).
 func (r *Runtime) Lab() *netns.Lab { return r.lab }
@@ -186,7 +195,7 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 	r.mu.Lock()
 	r.name, r.topo = tc.Name, &tc
 	r.mu.Unlock()
-	r.labOpt = &netns.Options{StateRoot: r.opts.StateRoot, Backend: "netns"}
+	r.labOpt = &netns.Options{StateRoot: r.opts.StateRoot, Backend: r.Name()}
 	lab, _, err := netns.Deploy(ctx, &tc, r.labOpt)
 	if err != nil {
 		// Deploy leaves what it created for Destroy.
@@ -233,6 +242,9 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 	r.cap, err = capture.New(dir, capture.Options{FlowProbe: r.flowProbe, RingBytes: 1 << 20})
 	if err != nil {
 		return fmt.Errorf("netns runtime: %w", err)
+	}
+	if r.opts.Kernel {
+		return r.loadKernel(ctx, f, &tc)
 	}
 	// The nodes send through the qdisc when their namespaces are
 	// captured, so that the captures see both directions of every veth.
@@ -311,6 +323,9 @@ func disableIPv6() error {
 
 // Mutate implements scenarios.Runtime.
 func (r *Runtime) Mutate(f func() error) error {
+	if r.k != nil {
+		return r.k.mutate(f)
+	}
 	defer r.Pause()()
 	return f()
 }
@@ -368,6 +383,9 @@ func (r *Runtime) exclusive(f func() error) error {
 // speaker restarts, a leaf advertises its routes again, and the call
 // returns once every leaf's table is complete again.
 func (r *Runtime) SetNodeState(ctx context.Context, node string, up bool) error {
+	if r.k != nil {
+		return r.setCarrier(node, up)
+	}
 	speaks := r.bgp != nil && r.bgp.nodes[node] != nil
 	if speaks && !up {
 		if err := r.bgp.failNode(node); err != nil {
@@ -423,6 +441,9 @@ func (r *Runtime) SetLinkState(_ context.Context, e topologies.Endpoint, up bool
 			return fmt.Errorf("netns runtime: set link %s up=%v: %w", end, up, err)
 		}
 	}
+	if r.k != nil {
+		return nil
+	}
 	resume := r.Pause()
 	err := r.us.SetLinkState(datapath.PortRef{Node: e.Node, Port: port}, up)
 	resume()
@@ -446,6 +467,9 @@ func (r *Runtime) Sleep(ctx context.Context, d time.Duration) error {
 
 // Now implements scenarios.Runtime: the time since Load.
 func (r *Runtime) Now() time.Duration {
+	if r.k != nil {
+		return time.Since(r.k.start)
+	}
 	if r.us == nil {
 		return 0
 	}
@@ -456,6 +480,9 @@ func (r *Runtime) Now() time.Duration {
 // without a reason and frames the kernel refused to send are unexplained.
 func (r *Runtime) Stats() (map[string]int, int) {
 	drops := map[string]int{}
+	if r.k != nil {
+		return r.k.stats(r.capLost())
+	}
 	if r.us == nil {
 		return drops, 0
 	}
@@ -492,6 +519,9 @@ func (r *Runtime) Close() error {
 		}
 		if r.us != nil {
 			errs = append(errs, r.us.Close())
+		}
+		if r.k != nil {
+			errs = append(errs, r.k.close())
 		}
 		r.mu.Lock()
 		insts := slices.Collect(maps.Values(r.insts))

@@ -41,4 +41,10 @@ type Options struct {
 	// timeout, for the captures to deliver the probe's last frames
 	// (default 3s; it returns as soon as they are all there).
 	Settle time.Duration
+	// Kernel runs the fabric on the kernel's own devices (the backend
+	// called kernel: Open vSwitch, the Linux bridge and VXLAN, tc BPF,
+	// each generation's datapath/kernel fabric) instead of netbed's
+	// userspace datapath; paths come from the captures of every
+	// namespace.
+	Kernel bool
 }

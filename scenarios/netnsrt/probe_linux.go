@@ -94,8 +94,10 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 	if debugTrace {
 		fmt.Printf("probe %d %s -> %s %s: kernel answered %v\n", id, p.From, p.To, p.Proto, replied)
 	}
-	out := r.result(id, p)
-	return out, nil
+	if r.k != nil {
+		return r.kernelResult(id, p, src, dst, replied), nil
+	}
+	return r.result(id, p), nil
 }
 
 // settle waits until the captures hold the frames on the instances' eth0

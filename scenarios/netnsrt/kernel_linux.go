@@ -246,7 +246,8 @@ func (r *Runtime) kernelResult(id uint64, p scenarios.RuntimeProbe, src, dst *in
 	return out
 }
 
-// walkBack returns the path from frames[first] to frames[end].
+// walkBack returns the path from frames[first] to frames[end] in the
+// runtime's lab.
 func (r *Runtime) walkBack(frames []capture.Frame, first, end int) datapath.Path {
 	r.mu.Lock()
 	peers := map[[2]string][2]string{}
@@ -255,46 +256,58 @@ func (r *Runtime) walkBack(frames []capture.Frame, first, end int) datapath.Path
 		peers[[2]string{in.host, in.ifname}] = [2]string{in.name, stack.Port}
 	}
 	r.mu.Unlock()
-	peerOf := func(node, iface string) ([2]string, bool) {
+	peerOf := func(node, iface string) (string, string, bool) {
 		if p, ok := peers[[2]string{node, iface}]; ok {
-			return p, true
+			return p[0], p[1], true
 		}
 		if e, _, ok := r.topo.Peer(topologies.Endpoint{Node: node, Iface: iface}); ok {
-			return [2]string{e.Node, e.Iface}, true
+			return e.Node, e.Iface, true
 		}
-		return [2]string{}, false
+		return "", "", false
 	}
+	isSwitch := func(node string) bool {
+		n := r.topo.Node(node)
+		return n != nil && n.Role.IsSwitch()
+	}
+	return walkBack(frames, first, end, peerOf, isSwitch)
+}
+
+// walkBack returns the path from frames[first] to frames[end] (sorted by
+// time): a frame received on an interface continues the last frame sent
+// on the interface peerOf names (the link's other end), and a frame a
+// node sent continues the last frame that node received. A chain a
+// capture broke keeps what is known, from where it broke.
+func walkBack(frames []capture.Frame, first, end int, peerOf func(node, iface string) (string, string, bool), isSwitch func(string) bool) datapath.Path {
 	var rev []int
-	for i := end; i >= first; {
+	for i := end; ; {
 		rev = append(rev, i)
-		if i == first {
+		if i <= first {
 			break
 		}
 		f := frames[i]
 		prev := -1
-		for j := i - 1; j >= first; j-- {
+		for j := i - 1; j >= first && prev < 0; j-- {
 			g := frames[j]
-			if f.Out && g.Netns == f.Netns && !g.Out {
+			switch {
+			case f.Out && !g.Out && g.Netns == f.Netns:
 				prev = j // forwarded by this node
-				break
-			}
-			if !f.Out {
-				if p, ok := peerOf(f.Netns, f.Iface); ok && g.Out && g.Netns == p[0] && g.Iface == p[1] {
+			case !f.Out && g.Out:
+				if pn, pi, ok := peerOf(f.Netns, f.Iface); ok && g.Netns == pn && g.Iface == pi {
 					prev = j // sent by the other end of the link
-					break
 				}
 			}
 		}
 		if prev < 0 {
-			break // the chain is broken (a capture missed it): keep what is known
+			break
 		}
 		i = prev
 	}
+	t0 := frames[rev[len(rev)-1]].Time
 	path := make(datapath.Path, 0, len(rev))
 	for k := len(rev) - 1; k >= 0; k-- {
 		f := frames[rev[k]]
-		ev := datapath.Event{Time: f.Time.Sub(frames[first].Time), Node: f.Netns, Device: f.Iface, Kind: datapath.KindNIC}
-		if n := r.topo.Node(f.Netns); n != nil && n.Role.IsSwitch() {
+		ev := datapath.Event{Time: f.Time.Sub(t0), Node: f.Netns, Device: f.Iface, Kind: datapath.KindNIC}
+		if isSwitch(f.Netns) {
 			ev.Kind = datapath.KindSwitch
 		}
 		path = append(path, ev)

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/netbed/netbed/datapath"
@@ -381,6 +382,25 @@ func (f *Fabric) RemoveInstance(name string) error {
 		}
 	}
 	return nil
+}
+
+// Networks returns the networks defined, by VLAN.
+func (f *Fabric) Networks() []datapath.NetworkSpec {
+	out := make([]datapath.NetworkSpec, 0, len(f.nets))
+	for _, n := range f.nets {
+		out = append(out, n.spec)
+	}
+	slices.SortFunc(out, func(a, b datapath.NetworkSpec) int { return int(a.VLAN) - int(b.VLAN) })
+	return out
+}
+
+// Network returns the network called name (its gateway filled in).
+func (f *Fabric) Network(name string) (datapath.NetworkSpec, bool) {
+	n := f.nets[name]
+	if n == nil {
+		return datapath.NetworkSpec{}, false
+	}
+	return n.spec, true
 }
 
 // Host returns the host model called name, or nil.

@@ -786,3 +786,25 @@ func TestHandBuiltAccessFabric(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestNetworks(t *testing.T) {
+	b := newBed(t, Options{})
+	got := b.f.Networks()
+	if len(got) != len(testNets) {
+		t.Fatalf("%d networks, want %d", len(got), len(testNets))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i-1].VLAN >= got[i].VLAN {
+			t.Errorf("networks not sorted by VLAN: %v", got)
+		}
+	}
+	for _, n := range testNets {
+		s, ok := b.f.Network(n.Name)
+		if !ok || s.VLAN != n.VLAN || !s.Gateway.IsValid() || !s.Subnet.Contains(s.Gateway) {
+			t.Errorf("network %s: %+v %v", n.Name, s, ok)
+		}
+	}
+	if _, ok := b.f.Network("nope"); ok {
+		t.Error("unknown network found")
+	}
+}

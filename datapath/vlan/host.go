@@ -66,6 +66,7 @@ type tapPort struct {
 	tap, qbr        string
 	qvb, qvo        string
 	chain           *chain
+	groups          []SecurityGroup // what chain was built from (stock)
 }
 
 type localNet struct {
@@ -186,7 +187,20 @@ func (h *Host) SetSecurityGroups(inst string, groups []SecurityGroup) error {
 		return fmt.Errorf("set security groups of %q on %s: %w", inst, h.name, ErrNoSecurityGroups)
 	}
 	h.taps[p-h.nUp].chain = newChain(groups, h.opts.DefaultIngress, h.opts.DefaultEgress)
+	h.taps[p-h.nUp].groups = groups
 	return nil
+}
+
+// SecurityGroups returns the security groups applied to inst, in order,
+// and the defaults for packets no rule matches; ok is false when inst is
+// not on the host or the host is not stock (it has no security groups).
+// A kernel realisation renders them as iptables rules.
+func (h *Host) SecurityGroups(inst string) (groups []SecurityGroup, defIngress, defEgress Verdict, ok bool) {
+	p, found := h.byInst[inst]
+	if !found || !h.opts.Stock {
+		return nil, 0, 0, false
+	}
+	return h.taps[p-h.nUp].groups, h.opts.DefaultIngress, h.opts.DefaultEgress, true
 }
 
 // AttachInstance adds a tap port for inst on provider VLAN vlan (1-4094)
@@ -230,6 +244,7 @@ func (h *Host) AttachInstance(inst string, vlan uint16) (port int) {
 		tap: PrefixTap + inst, qbr: PrefixQbr + inst, qvb: PrefixQvb + inst, qvo: PrefixQvo + inst}
 	if h.opts.Stock {
 		tp.chain = newChain(h.opts.SecurityGroups, h.opts.DefaultIngress, h.opts.DefaultEgress)
+		tp.groups = h.opts.SecurityGroups
 	}
 	if slot < 0 {
 		h.taps = append(h.taps, tp)

@@ -272,3 +272,29 @@ func TestSecurityGroupChain(t *testing.T) {
 		}
 	}
 }
+
+func TestSecurityGroupsAccessor(t *testing.T) {
+	web := SecurityGroup{Name: "web", Rules: []SGRule{{Direction: Ingress, Proto: ProtoTCP, PortMin: 80, PortMax: 80}}}
+	h := NewHost("h1", []string{"eth1", "eth2"}, HostOptions{Stock: true, SecurityGroups: []SecurityGroup{web},
+		DefaultIngress: Drop, DefaultEgress: Accept})
+	h.AttachInstance("vm1", 100)
+	g, in, out, ok := h.SecurityGroups("vm1")
+	if !ok || len(g) != 1 || g[0].Name != "web" || in != Drop || out != Accept {
+		t.Errorf("vm1: %v %v %v %v, want [web] drop accept true", g, in, out, ok)
+	}
+	deny := SecurityGroup{Name: "deny", Rules: []SGRule{{Direction: Ingress, Action: Drop}}}
+	if err := h.SetSecurityGroups("vm1", []SecurityGroup{deny}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _, _, _ := h.SecurityGroups("vm1"); len(g) != 1 || g[0].Name != "deny" {
+		t.Errorf("after SetSecurityGroups: %v, want [deny]", g)
+	}
+	if _, _, _, ok := h.SecurityGroups("vm2"); ok {
+		t.Error("unknown instance reported ok")
+	}
+	ctrip := NewHost("h2", []string{"eth1", "eth2"}, HostOptions{})
+	ctrip.AttachInstance("vm3", 100)
+	if _, _, _, ok := ctrip.SecurityGroups("vm3"); ok {
+		t.Error("Ctrip host reported security groups")
+	}
+}

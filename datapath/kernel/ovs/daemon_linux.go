@@ -1,0 +1,190 @@
+package ovs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netbed/netbed/datapath/kernel"
+)
+
+// Where Debian's openvswitch-switch keeps its schema.
+var schemaPaths = []string{"/usr/share/openvswitch/vswitch.ovsschema", "/usr/local/share/openvswitch/vswitch.ovsschema"}
+
+// Binaries a vswitch needs.
+var binaries = []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl"}
+
+// ErrNoOVS: Open vSwitch's programs or schema are not installed.
+var ErrNoOVS = errors.New("Open vSwitch is not installed (apt-get install openvswitch-switch)")
+
+// Available reports whether this machine has Open vSwitch's programs and
+// schema, naming what is missing.
+func Available() error {
+	for _, b := range binaries {
+		if _, err := exec.LookPath(b); err != nil {
+			return fmt.Errorf("%w: no %s in PATH", ErrNoOVS, b)
+		}
+	}
+	if schema() == "" {
+		return fmt.Errorf("%w: no vswitch.ovsschema in %s", ErrNoOVS, strings.Join(schemaPaths, " or "))
+	}
+	return nil
+}
+
+func schema() string {
+	for _, p := range schemaPaths {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// stopGrace is how long a daemon has to exit after SIGTERM before SIGKILL.
+const stopGrace = 2 * time.Second
+
+// startTimeout bounds a daemon's start (its socket appearing).
+const startTimeout = 10 * time.Second
+
+// vswitch is one private Open vSwitch: an ovsdb-server and an
+// ovs-vswitchd running in a node's namespace, their sockets, database,
+// pid and log files in dir.
+type vswitch struct {
+	node  string
+	dir   string
+	procs []*daemon
+}
+
+type daemon struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (v *vswitch) db() string  { return "unix:" + filepath.Join(v.dir, "db.sock") }
+func (v *vswitch) ctl() string { return filepath.Join(v.dir, "ovs-vswitchd.ctl") }
+func (v *vswitch) env() []string {
+	return append(os.Environ(), "OVS_RUNDIR="+v.dir, "OVS_DBDIR="+v.dir, "OVS_LOGDIR="+v.dir, "OVS_SYSCONFDIR="+v.dir)
+}
+
+// startVswitch creates dir, the database, and starts both daemons inside
+// node's namespace. On error it stops what it started.
+func startVswitch(ctx context.Context, lab kernel.Lab, node, dir string) (_ *vswitch, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("vswitch on %s: %w", node, err)
+	}
+	v := &vswitch{node: node, dir: dir}
+	defer func() {
+		if err != nil {
+			v.stop()
+			err = fmt.Errorf("vswitch on %s: %w", node, err)
+		}
+	}()
+	dbFile := filepath.Join(dir, "conf.db")
+	os.Remove(dbFile)
+	if _, err := v.run(ctx, "ovsdb-tool", "create", dbFile, schema()); err != nil {
+		return nil, err
+	}
+	if err := v.start(lab, filepath.Join(dir, "db.sock"), "ovsdb-server", dbFile,
+		"--remote=punix:"+filepath.Join(dir, "db.sock"),
+		"--unixctl="+filepath.Join(dir, "ovsdb-server.ctl"),
+		"--pidfile="+filepath.Join(dir, "ovsdb-server.pid"),
+		"--log-file="+filepath.Join(dir, "ovsdb-server.log"), "-vconsole:off"); err != nil {
+		return nil, err
+	}
+	if _, err := v.vsctl(ctx, "--no-wait", "init"); err != nil {
+		return nil, err
+	}
+	if err := v.start(lab, v.ctl(), "ovs-vswitchd", v.db(),
+		"--unixctl="+v.ctl(),
+		"--pidfile="+filepath.Join(dir, "ovs-vswitchd.pid"),
+		"--log-file="+filepath.Join(dir, "ovs-vswitchd.log"), "-vconsole:off"); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// start runs a daemon inside v's namespace and waits until sock accepts
+// connections.
+func (v *vswitch) start(lab kernel.Lab, sock, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Env = v.env()
+	cmd.Dir = v.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := lab.Do(v.node, cmd.Start); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	d := &daemon{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(d.done) }()
+	v.procs = append(v.procs, d)
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-d.done:
+			return fmt.Errorf("%s exited at start (%v): %s (log in %s)", name, cmd.ProcessState, strings.TrimSpace(stderr.String()), v.dir)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: no %s after %v (log in %s)", name, sock, startTimeout, v.dir)
+		}
+	}
+}
+
+// run runs a program to completion (outside any namespace: the OVS
+// clients talk to the daemons over their unix sockets).
+func (v *vswitch) run(ctx context.Context, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = v.env()
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out.String(), nil
+}
+
+// vsctl runs ovs-vsctl against v's database (waiting, unless told
+// --no-wait, until ovs-vswitchd has applied the change).
+func (v *vswitch) vsctl(ctx context.Context, args ...string) (string, error) {
+	return v.run(ctx, "ovs-vsctl", append([]string{"--db=" + v.db(), "--timeout=20"}, args...)...)
+}
+
+// appctl runs an ovs-appctl command on v's ovs-vswitchd.
+func (v *vswitch) appctl(ctx context.Context, args ...string) (string, error) {
+	return v.run(ctx, "ovs-appctl", append([]string{"-t", v.ctl()}, args...)...)
+}
+
+// stop ends both daemons (ovs-vswitchd first): SIGTERM, then SIGKILL after
+// stopGrace, and waits for them. It removes v's directory.
+func (v *vswitch) stop() error {
+	var errs []error
+	for i := len(v.procs) - 1; i >= 0; i-- {
+		d := v.procs[i]
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(stopGrace):
+			d.cmd.Process.Kill()
+			<-d.done
+		}
+	}
+	v.procs = nil
+	if err := os.RemoveAll(v.dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

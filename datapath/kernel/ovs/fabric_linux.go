@@ -1,0 +1,650 @@
+package ovs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/netbed/netbed/datapath/kernel"
+	"github.com/netbed/netbed/datapath/vlan"
+	"github.com/netbed/netbed/topologies"
+)
+
+var _ kernel.Fabric = (*Fabric)(nil)
+
+// SettleTimeout bounds Build's wait for the switches' spanning tree to
+// converge (every port that is up forwarding or blocking).
+const SettleTimeout = 20 * time.Second
+
+// Fabric is gen 1 on kernel devices and Open vSwitch. The zero value is
+// ready for Build; a Fabric is used once (Build ... Close).
+type Fabric struct {
+	env      kernel.Env
+	model    *vlan.Fabric
+	stock    bool
+	built    bool
+	hosts    map[string]*host
+	switches []string // nodes with a DevSwitch bridge
+	gwNode   string
+	gw       *vswitch
+	svis     map[uint16]bool // gateways configured on the core
+}
+
+// New returns an unbuilt fabric.
+func New() *Fabric { return &Fabric{} }
+
+type host struct {
+	name  string
+	v     *vswitch
+	nics  []string // the bond's members (the host's first two uplinks)
+	ports map[string]*plugged
+	rules string // iptables-restore input last applied (stock)
+}
+
+type plugged struct {
+	port          kernel.Port
+	vid           uint16
+	ovsPort       string // the port on br-int: HostIf, or qvo
+	qbr, qvb, qvo string // stock only
+}
+
+func (f *Fabric) progress(format string, a ...any) {
+	if f.env.Progress != nil {
+		f.env.Progress(fmt.Sprintf(format, a...))
+	}
+}
+
+// Build realises the model on env.Lab: a Linux bridge with the kernel's
+// spanning tree on every switch, a private Open vSwitch on every host
+// (br-int, the patch pair, br-bond with an active-backup bond of the
+// host's first two NICs) and on the gateway core (br-gw with an internal
+// port per network holding its gateway; the core routes between them).
+// It returns once the spanning tree has converged.
+func (f *Fabric) Build(ctx context.Context, env kernel.Env) error {
+	if f.built {
+		return errors.New("ovs: Build called twice")
+	}
+	m, ok := env.Model.(*vlan.Fabric)
+	if !ok {
+		return fmt.Errorf("ovs: build: %w (got %T)", ErrModel, env.Model)
+	}
+	if err := Available(); err != nil {
+		return fmt.Errorf("ovs: build: %w", err)
+	}
+	if env.StateDir == "" || env.Lab == nil || env.Topology == nil {
+		return errors.New("ovs: build: Env needs Lab, Topology and StateDir")
+	}
+	f.env, f.model = env, m
+	f.stock = m.Generation() == vlan.GenerationStock
+	f.hosts = map[string]*host{}
+	f.svis = map[uint16]bool{}
+	f.gwNode = m.GatewayCore().Name()
+	f.built = true
+	t := env.Topology
+	start := time.Now()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(t.Nodes))
+	for i, n := range t.Nodes {
+		switch {
+		case n.Role == topologies.RoleHost:
+			h := &host{name: n.Name, ports: map[string]*plugged{}}
+			ifs := t.Interfaces(n.Name)
+			if len(ifs) == 0 {
+				return fmt.Errorf("ovs: build: host %s has no links", n.Name)
+			}
+			h.nics = ifs[:min(2, len(ifs))]
+			f.hosts[n.Name] = h
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := f.buildHost(ctx, h); err != nil {
+					errs <- fmt.Errorf("ovs: build host %s: %w", h.name, err)
+				}
+			}()
+		case isSwitch(n.Role):
+			f.switches = append(f.switches, n.Name)
+			prio := Priority(n.Role, i, n.Name == f.gwNode)
+			if err := f.buildSwitch(n.Name, prio); err != nil {
+				wg.Wait()
+				return fmt.Errorf("ovs: build switch %s: %w", n.Name, err)
+			}
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := f.buildGateways(ctx); err != nil {
+			errs <- fmt.Errorf("ovs: build gateways on %s: %w", f.gwNode, err)
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	if len(all) > 0 {
+		return errors.Join(all...)
+	}
+	f.progress("ovs: %d hosts, %d switches and the gateways on %s built in %v", len(f.hosts), len(f.switches), f.gwNode, time.Since(start).Round(time.Millisecond))
+	if err := f.Settle(ctx, SettleTimeout); err != nil {
+		return fmt.Errorf("ovs: build: %w", err)
+	}
+	f.progress("ovs: spanning tree converged after %v", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// fabricPorts returns node's interfaces linked to a host or a switch (not
+// to a firewall, which this package leaves alone).
+func (f *Fabric) fabricPorts(node string) []string {
+	t := f.env.Topology
+	var out []string
+	for _, ifc := range t.Interfaces(node) {
+		peer, _, ok := t.Peer(topologies.Endpoint{Node: node, Iface: ifc})
+		if !ok {
+			continue
+		}
+		if pn := t.Node(peer.Node); pn != nil && (pn.Role == topologies.RoleHost || isSwitch(pn.Role)) {
+			out = append(out, ifc)
+		}
+	}
+	return out
+}
+
+// ipBatch runs `ip -batch -` with script inside node's namespace.
+func (f *Fabric) ipBatch(node, script string) error {
+	return f.env.Lab.Do(node, func() error {
+		cmd := exec.Command("ip", "-batch", "-")
+		cmd.Stdin = strings.NewReader(script)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("ip -batch: %w: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		return nil
+	})
+}
+
+// buildSwitch makes node a Linux bridge over its fabric ports with the
+// kernel's 802.1D spanning tree. A bridge without VLAN filtering forwards
+// tagged frames by destination MAC, tag untouched.
+func (f *Fabric) buildSwitch(node string, prio int) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "link add %s type bridge stp_state 1 forward_delay %d hello_time %d max_age %d priority %d\n",
+		DevSwitch, ForwardDelayCS, HelloTimeCS, MaxAgeCS, prio)
+	for _, ifc := range f.fabricPorts(node) {
+		fmt.Fprintf(&b, "link set %s master %s\n", ifc, DevSwitch)
+	}
+	fmt.Fprintf(&b, "link set %s up\n", DevSwitch)
+	return f.ipBatch(node, b.String())
+}
+
+// buildHost starts the host's vswitch and builds Fig. 5's bridges. The
+// bond's first NIC is made active (the model's), then left without a
+// primary so that it does not take over again when it comes back.
+func (f *Fabric) buildHost(ctx context.Context, h *host) error {
+	v, err := startVswitch(ctx, f.env.Lab, h.name, filepath.Join(f.env.StateDir, h.name))
+	if err != nil {
+		return err
+	}
+	h.v = v
+	args := []string{
+		"--", "add-br", DevBrInt, "--", "set", "bridge", DevBrInt, "datapath_type=netdev",
+		"--", "add-br", DevBrBond, "--", "set", "bridge", DevBrBond, "datapath_type=netdev",
+		"--", "add-port", DevBrInt, DevPatchInt, "--", "set", "interface", DevPatchInt, "type=patch", "options:peer=" + DevPatchBond,
+		"--", "add-port", DevBrBond, DevPatchBond, "--", "set", "interface", DevPatchBond, "type=patch", "options:peer=" + DevPatchInt,
+	}
+	if len(h.nics) == 2 {
+		args = append(args, "--", "add-bond", DevBrBond, DevBond, h.nics[0], h.nics[1], "bond_mode=active-backup",
+			"other_config:bond-primary="+h.nics[0])
+	} else {
+		args = append(args, "--", "add-port", DevBrBond, h.nics[0])
+	}
+	if _, err := v.vsctl(ctx, args...); err != nil {
+		return err
+	}
+	if len(h.nics) == 2 {
+		if err := waitActive(ctx, v, h.nics[0]); err != nil {
+			return err
+		}
+		if _, err := v.vsctl(ctx, "remove", "port", DevBond, "other_config", "bond-primary"); err != nil {
+			return err
+		}
+	}
+	if f.stock {
+		// Frames bridged on a qbr go through iptables' FORWARD chain.
+		if err := f.env.Lab.Do(h.name, func() error {
+			return os.WriteFile("/proc/sys/net/bridge/bridge-nf-call-iptables", []byte("1"), 0o644)
+		}); err != nil {
+			return fmt.Errorf("bridge-nf-call-iptables: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitActive waits until the bond's active member is nic.
+func waitActive(ctx context.Context, v *vswitch, nic string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := v.appctl(ctx, "bond/show", DevBond)
+		if err != nil {
+			return err
+		}
+		if activeMember(out) == nic {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bond %s: active member %q, want %s after 5s:\n%s", DevBond, activeMember(out), nic, out)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// ActiveMember returns host's bond's active NIC ("" when none is).
+func (f *Fabric) ActiveMember(ctx context.Context, host string) (string, error) {
+	h, err := f.host(host)
+	if err != nil {
+		return "", err
+	}
+	out, err := h.v.appctl(ctx, "bond/show", DevBond)
+	if err != nil {
+		return "", err
+	}
+	return activeMember(out), nil
+}
+
+// buildGateways starts the gateway core's vswitch with br-gw, hangs it
+// off the core's bridge by a veth pair (a trunk), turns on forwarding,
+// and adds the model's gateways.
+func (f *Fabric) buildGateways(ctx context.Context) error {
+	v, err := startVswitch(ctx, f.env.Lab, f.gwNode, filepath.Join(f.env.StateDir, f.gwNode))
+	if err != nil {
+		return err
+	}
+	f.gw = v
+	script := fmt.Sprintf("link add %s type veth peer name %s\nlink set %s up\nlink set %s up\n",
+		DevGWTrunk, DevGWOVS, DevGWTrunk, DevGWOVS)
+	if err := f.ipBatch(f.gwNode, script); err != nil {
+		return err
+	}
+	if err := f.env.Lab.Do(f.gwNode, func() error {
+		for _, d := range []string{DevGWTrunk, DevGWOVS} {
+			if err := noTxChecksum(d); err != nil {
+				return err
+			}
+		}
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+	}); err != nil {
+		return err
+	}
+	if _, err := v.vsctl(ctx, "--", "add-br", DevBrGW, "--", "set", "bridge", DevBrGW, "datapath_type=netdev",
+		"--", "add-port", DevBrGW, DevGWOVS); err != nil {
+		return err
+	}
+	// The trunk joins the core's bridge once br-gw listens on it: the
+	// spanning tree then treats it as one more (edge) port.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		err := f.ipBatch(f.gwNode, fmt.Sprintf("link set %s master %s\n", DevGWTrunk, DevSwitch))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return f.syncGateways(ctx)
+}
+
+// syncGateways makes br-gw's internal ports match the model's networks:
+// one vlan<VID> per network, tagged, with the core's router MAC and the
+// gateway address.
+func (f *Fabric) syncGateways(ctx context.Context) error {
+	want := map[uint16]bool{}
+	var add []string
+	nets := f.model.Networks()
+	mac := f.model.GatewayCore().MAC().String()
+	for _, n := range nets {
+		want[n.VLAN] = true
+		if f.svis[n.VLAN] {
+			continue
+		}
+		dev := fmt.Sprintf("%s%d", PrefixSVI, n.VLAN)
+		add = append(add, "--", "add-port", DevBrGW, dev, fmt.Sprintf("tag=%d", n.VLAN),
+			"--", "set", "interface", dev, "type=internal", fmt.Sprintf("mac=%q", mac),
+			"external_ids:network="+n.Name)
+	}
+	var del []string
+	for vid := range f.svis {
+		if !want[vid] {
+			del = append(del, "--", "--if-exists", "del-port", DevBrGW, fmt.Sprintf("%s%d", PrefixSVI, vid))
+		}
+	}
+	if len(add)+len(del) == 0 {
+		return nil
+	}
+	if _, err := f.gw.vsctl(ctx, append(del, add...)...); err != nil {
+		return err
+	}
+	for vid := range f.svis {
+		if !want[vid] {
+			delete(f.svis, vid)
+		}
+	}
+	h, err := f.env.Lab.Handle(f.gwNode)
+	if err != nil {
+		return err
+	}
+	for _, n := range nets {
+		if f.svis[n.VLAN] {
+			continue
+		}
+		dev := fmt.Sprintf("%s%d", PrefixSVI, n.VLAN)
+		l, err := h.LinkByName(dev)
+		if err != nil {
+			return fmt.Errorf("gateway %s: %w", dev, err)
+		}
+		addr := &netlink.Addr{IPNet: prefixIPNet(n.Gateway, n.Subnet.Bits())}
+		if err := h.AddrReplace(l, addr); err != nil {
+			return fmt.Errorf("gateway %s: address %v/%d: %w", dev, n.Gateway, n.Subnet.Bits(), err)
+		}
+		if err := h.LinkSetUp(l); err != nil {
+			return fmt.Errorf("gateway %s: up: %w", dev, err)
+		}
+		f.svis[n.VLAN] = true
+	}
+	return nil
+}
+
+func (f *Fabric) host(name string) (*host, error) {
+	if !f.built {
+		return nil, ErrNotBuilt
+	}
+	h := f.hosts[name]
+	if h == nil || h.v == nil {
+		return nil, fmt.Errorf("host %q: %w (not a built host of the topology)", name, ErrUnknownPort)
+	}
+	return h, nil
+}
+
+// Plug puts p on its network's VLAN on br-int: the instance's veth end
+// itself (Ctrip, Fig. 5), or for stock OpenStack (Fig. 6) a Linux bridge
+// qbr holding it and a veth pair qvb-qvo whose qvo end is the access
+// port, with the instance's security groups as iptables rules on the qbr.
+func (f *Fabric) Plug(ctx context.Context, p kernel.Port) error {
+	h, err := f.host(p.Host)
+	if err != nil {
+		return fmt.Errorf("ovs: plug %s: %w", p.Instance, err)
+	}
+	if _, dup := h.ports[p.Instance]; dup {
+		return fmt.Errorf("ovs: plug %s: already plugged on %s", p.Instance, p.Host)
+	}
+	n, ok := f.model.Network(p.Network)
+	if !ok {
+		return fmt.Errorf("ovs: plug %s: network %q: not in the model", p.Instance, p.Network)
+	}
+	pl := &plugged{port: p, vid: n.VLAN, ovsPort: p.HostIf}
+	if f.stock {
+		pl.qbr, pl.qvb, pl.qvo = DevName(PrefixQbr, p.Instance), DevName(PrefixQvb, p.Instance), DevName(PrefixQvo, p.Instance)
+		pl.ovsPort = pl.qvo
+		script := fmt.Sprintf("link add %s type bridge\nlink add %s type veth peer name %s\nlink set %s master %s\nlink set %s master %s\nlink set %s up\nlink set %s up\nlink set %s up\n",
+			pl.qbr, pl.qvb, pl.qvo, p.HostIf, pl.qbr, pl.qvb, pl.qbr, pl.qbr, pl.qvb, pl.qvo)
+		if err := f.ipBatch(p.Host, script); err != nil {
+			return fmt.Errorf("ovs: plug %s: %w", p.Instance, err)
+		}
+	}
+	if err := f.env.Lab.Do(p.Host, func() error {
+		for _, d := range []string{p.HostIf, pl.qvb, pl.qvo} {
+			if d == "" {
+				continue
+			}
+			if err := noTxChecksum(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("ovs: plug %s: %w", p.Instance, err)
+	}
+	if _, err := h.v.vsctl(ctx, "--", "add-port", DevBrInt, pl.ovsPort, fmt.Sprintf("tag=%d", n.VLAN),
+		"--", "set", "interface", pl.ovsPort, "external_ids:iface-id="+p.Instance,
+		fmt.Sprintf("external_ids:attached-mac=%q", p.MAC.String())); err != nil {
+		return fmt.Errorf("ovs: plug %s: %w", p.Instance, err)
+	}
+	h.ports[p.Instance] = pl
+	if f.stock {
+		if err := f.syncRules(h); err != nil {
+			return fmt.Errorf("ovs: plug %s: %w", p.Instance, err)
+		}
+	}
+	return nil
+}
+
+// Unplug takes p off br-int, and on a stock host removes its qbr, its
+// veth pair and its rules. Unplugging an unknown port succeeds.
+func (f *Fabric) Unplug(ctx context.Context, p kernel.Port) error {
+	h, err := f.host(p.Host)
+	if err != nil {
+		return fmt.Errorf("ovs: unplug %s: %w", p.Instance, err)
+	}
+	pl := h.ports[p.Instance]
+	if pl == nil {
+		return nil
+	}
+	if _, err := h.v.vsctl(ctx, "--", "--if-exists", "del-port", DevBrInt, pl.ovsPort); err != nil {
+		return fmt.Errorf("ovs: unplug %s: %w", p.Instance, err)
+	}
+	delete(h.ports, p.Instance)
+	if pl.qbr != "" {
+		if err := f.ipBatch(p.Host, fmt.Sprintf("link del %s\nlink del %s\n", pl.qvb, pl.qbr)); err != nil {
+			return fmt.Errorf("ovs: unplug %s: %w", p.Instance, err)
+		}
+		if err := f.syncRules(h); err != nil {
+			return fmt.Errorf("ovs: unplug %s: %w", p.Instance, err)
+		}
+	}
+	return nil
+}
+
+// Sync makes the gateways match the model's networks and every stock
+// host's iptables rules match its instances' security groups.
+func (f *Fabric) Sync(ctx context.Context) error {
+	if !f.built {
+		return fmt.Errorf("ovs: sync: %w", ErrNotBuilt)
+	}
+	var errs []error
+	if err := f.syncGateways(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("ovs: sync gateways on %s: %w", f.gwNode, err))
+	}
+	if f.stock {
+		for _, name := range sortedHosts(f.hosts) {
+			if err := f.syncRules(f.hosts[name]); err != nil {
+				errs = append(errs, fmt.Errorf("ovs: sync rules on %s: %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sortedHosts(m map[string]*host) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// syncRules renders h's security groups from the model and loads them
+// with iptables-restore when they changed.
+func (f *Fabric) syncRules(h *host) error {
+	mh := f.model.Host(h.name)
+	var ports []SGPort
+	for inst, pl := range h.ports {
+		g, in, out, ok := mh.SecurityGroups(inst)
+		if !ok {
+			continue
+		}
+		ports = append(ports, SGPort{Instance: inst, Tap: pl.port.HostIf, Groups: g, DefIngress: in, DefEgress: out})
+	}
+	rules := RenderSecurityGroups(ports)
+	if rules == h.rules {
+		return nil
+	}
+	if err := f.env.Lab.Do(h.name, func() error {
+		cmd := exec.Command("iptables-restore")
+		cmd.Stdin = strings.NewReader(rules)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("iptables-restore: %w: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	h.rules = rules
+	return nil
+}
+
+// Settle waits until no switch port is listening or learning: the
+// spanning tree has converged and every port forwards or blocks.
+func (f *Fabric) Settle(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		pending := ""
+		for _, sw := range f.switches {
+			states, err := f.PortStates(sw)
+			if err != nil {
+				return err
+			}
+			for ifc, st := range states {
+				if st == "listening" || st == "learning" {
+					pending = sw + ":" + ifc + " " + st
+					break
+				}
+			}
+			if pending != "" {
+				break
+			}
+		}
+		if pending == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("spanning tree not converged after %v: %s", timeout, pending)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// PortStates returns the spanning-tree state of every port of node's
+// switch bridge ("forwarding", "blocking", "listening", "learning",
+// "disabled"), as `bridge link` reports them.
+func (f *Fabric) PortStates(node string) (map[string]string, error) {
+	var out []byte
+	err := f.env.Lab.Do(node, func() error {
+		var err error
+		out, err = exec.Command("bridge", "-j", "link", "show").Output()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: bridge link show: %w", node, err)
+	}
+	var links []struct {
+		Ifname string `json:"ifname"`
+		Master string `json:"master"`
+		State  string `json:"state"`
+	}
+	if err := json.Unmarshal(out, &links); err != nil {
+		return nil, fmt.Errorf("%s: bridge link show: %w", node, err)
+	}
+	m := map[string]string{}
+	for _, l := range links {
+		if l.Master == DevSwitch {
+			m[l.Ifname] = l.State
+		}
+	}
+	return m, nil
+}
+
+// Close stops every ovsdb-server and ovs-vswitchd the fabric started
+// (SIGTERM, then SIGKILL; waited for) and removes their directories, and
+// removes the bridges, veths and rules it created from the lab's
+// namespaces where they still exist.
+func (f *Fabric) Close() error {
+	if !f.built {
+		return nil
+	}
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	stop := func(v *vswitch) {
+		defer wg.Done()
+		if err := v.stop(); err != nil {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("ovs: stop vswitch on %s: %w", v.node, err))
+			mu.Unlock()
+		}
+	}
+	for _, h := range f.hosts {
+		if h.v != nil {
+			wg.Add(1)
+			go stop(h.v)
+		}
+	}
+	if f.gw != nil {
+		wg.Add(1)
+		go stop(f.gw)
+	}
+	wg.Wait()
+	// Devices: best effort, a failed node's namespace may be gone.
+	del := func(node string, names ...string) {
+		h, err := f.env.Lab.Handle(node)
+		if err != nil {
+			return
+		}
+		for _, n := range names {
+			if l, err := h.LinkByName(n); err == nil {
+				h.LinkDel(l)
+			}
+		}
+	}
+	for _, sw := range f.switches {
+		del(sw, DevSwitch)
+	}
+	del(f.gwNode, DevGWTrunk)
+	for _, h := range f.hosts {
+		for _, pl := range h.ports {
+			if pl.qbr != "" {
+				del(h.name, pl.qvb, pl.qbr)
+			}
+		}
+		if h.rules != "" {
+			f.env.Lab.Do(h.name, func() error { return exec.Command("iptables", "-F").Run() })
+			f.env.Lab.Do(h.name, func() error { return exec.Command("iptables", "-X").Run() })
+		}
+	}
+	f.hosts, f.gw, f.built = nil, nil, false
+	return errors.Join(errs...)
+}

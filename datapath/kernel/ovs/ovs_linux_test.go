@@ -1,0 +1,323 @@
+package ovs
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/kernel"
+	"github.com/netbed/netbed/datapath/vlan"
+	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/topologies"
+	"github.com/netbed/netbed/topologies/netns"
+)
+
+// testPrefix starts every lab, instance namespace and state directory of
+// this package's tests, for the leak checks in TestMain.
+const testPrefix = "nbtest-ovs"
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if left := ovsProcesses(testPrefix); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: tests left OVS daemons running: %v\n", left)
+		code = 1
+	}
+	ents, _ := os.ReadDir(netns.NetnsDir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), testPrefix) {
+			fmt.Fprintf(os.Stderr, "FAIL: tests left namespace %s\n", e.Name())
+			exec.Command("ip", "netns", "del", e.Name()).Run()
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// ovsProcesses returns the pid and command line of every ovsdb-server or
+// ovs-vswitchd whose command line contains s.
+func ovsProcesses(s string) []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cmd := strings.ReplaceAll(string(b), "\x00", " ")
+		if strings.Contains(cmd, "ovs") && strings.Contains(cmd, s) {
+			out = append(out, e.Name()+": "+cmd)
+		}
+	}
+	return out
+}
+
+// bed is a deployed three-tier lab with gen 1 built on it.
+type bed struct {
+	t      *testing.T
+	topo   *topologies.Topology
+	lab    *netns.Lab
+	model  *vlan.Fabric
+	f      *Fabric
+	state  string
+	ports  map[string]kernel.Port
+	nsName map[string]string
+}
+
+var (
+	net1 = datapath.NetworkSpec{Name: "net1", Subnet: netip.MustParsePrefix("10.1.0.0/24"), VLAN: 100}
+	net2 = datapath.NetworkSpec{Name: "net2", Subnet: netip.MustParsePrefix("10.2.0.0/24"), VLAN: 200}
+)
+
+// newBed deploys one pod with one rack of two hosts (two ToRs, two
+// aggregation switches, two cores, a firewall: every redundant link of
+// the three tiers), builds the model with net1 and net2, and builds the
+// fabric.
+func newBed(t *testing.T, opts vlan.Options) *bed {
+	t.Helper()
+	testutil.RequireRoot(t)
+	if err := Available(); err != nil {
+		testutil.Unavailable(t, err.Error())
+	}
+	topo, err := topologies.ThreeTier(topologies.ThreeTierParams{Name: testutil.Name(testPrefix), RacksPerPod: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := &netns.Options{StateRoot: t.TempDir()}
+	t.Cleanup(func() {
+		if _, err := netns.Destroy(topo.Name, opt); err != nil {
+			t.Errorf("destroy lab: %v", err)
+		}
+	})
+	ctx := context.Background()
+	lab, _, err := netns.Deploy(ctx, topo, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Close() })
+	if err := lab.WaitUp(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	m, err := vlan.New(topo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []datapath.NetworkSpec{net1, net2} {
+		if err := m.AddNetwork(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A short path: unix socket paths are limited to 108 bytes.
+	state, err := os.MkdirTemp("", testPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(state) })
+	b := &bed{t: t, topo: topo, lab: lab, model: m, f: New(), state: state, ports: map[string]kernel.Port{}, nsName: map[string]string{}}
+	t.Cleanup(func() {
+		if err := b.f.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	start := time.Now()
+	if err := b.f.Build(ctx, kernel.Env{Lab: lab, Topology: topo, Model: m, StateDir: state, Progress: func(s string) { t.Log(s) }}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built in %v", time.Since(start))
+	return b
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// addInstance adds inst to the model and creates it as the runtime does:
+// a namespace with eth0 (address, default route via the gateway, transmit
+// checksum offload off), its veth end tap-<inst> in host's namespace;
+// then plugs it.
+func (b *bed) addInstance(inst, host string, n datapath.NetworkSpec, ip string) {
+	t := b.t
+	t.Helper()
+	addr := netip.MustParseAddr(ip)
+	if _, _, err := b.model.AddInstance(datapath.InstanceSpec{Name: inst, Host: host, Network: n.Name,
+		IP: netip.PrefixFrom(addr, n.Subnet.Bits())}); err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := b.model.Network(n.Name)
+	ns := testPrefix + "-" + inst + "-" + b.topo.Name[len(testPrefix):]
+	hostNS, err := b.lab.NetnsName(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := vlan.MACFor("instance:" + inst)
+	tap := "tap-" + inst
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "link", "add", "eth0", "netns", ns, "address", mac.String(), "type", "veth", "peer", "name", tap, "netns", hostNS)
+	run(t, "ip", "-n", hostNS, "link", "set", tap, "up")
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
+	run(t, "ip", "-n", ns, "addr", "add", netip.PrefixFrom(addr, n.Subnet.Bits()).String(), "dev", "eth0")
+	run(t, "ip", "-n", ns, "route", "add", "default", "via", spec.Gateway.String())
+	run(t, "ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off")
+	p := kernel.Port{Instance: inst, Host: host, HostIf: tap, MAC: mac, IP: netip.PrefixFrom(addr, n.Subnet.Bits()),
+		Gateway: spec.Gateway, Network: n.Name}
+	if err := b.f.Plug(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	b.ports[inst] = p
+	b.nsName[inst] = ns
+}
+
+// ping sends echo requests from one instance to another, one at a time,
+// until one is answered (its reply's TTL) or within is over (-1).
+func (b *bed) ping(from, to string, within time.Duration) int {
+	dst := b.ports[to].IP.Addr()
+	deadline := time.Now().Add(within)
+	for seq := uint16(1); ; seq++ {
+		ttl, err := echo(b.nsName[from], dst, 0x4e42, seq, 300*time.Millisecond)
+		if err == nil {
+			return ttl
+		}
+		if time.Now().After(deadline) {
+			b.t.Logf("ping %s -> %s: %v", from, to, err)
+			return -1
+		}
+	}
+}
+
+func TestGen1(t *testing.T) {
+	b := newBed(t, vlan.Options{})
+	b.addInstance("vm1", "host1", net1, "10.1.0.11")
+	b.addInstance("vm2", "host2", net1, "10.1.0.12")
+	b.addInstance("vm3", "host2", net2, "10.2.0.13")
+
+	t.Run("same VLAN across hosts", func(t *testing.T) {
+		if b.ping("vm1", "vm2", 5*time.Second) != 64 {
+			t.Fatal("vm1 cannot reach vm2 on net1 (or the reply was routed)")
+		}
+		if err := tcpTransfer(b.nsName["vm1"], b.nsName["vm2"], b.ports["vm2"].IP.Addr(), 1<<20); err != nil {
+			t.Errorf("TCP vm1 -> vm2: %v", err)
+		}
+	})
+	t.Run("across VLANs through the core", func(t *testing.T) {
+		if ttl := b.ping("vm1", "vm3", 5*time.Second); ttl != 63 {
+			t.Fatalf("vm1 (net1) -> vm3 (net2): reply TTL %d, want 63 (routed once by the core)", ttl)
+		}
+	})
+	t.Run("bond fails over", func(t *testing.T) {
+		ctx := context.Background()
+		active, err := b.f.ActiveMember(ctx, "host1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := b.topo.Interfaces("host1")[0]; active != want {
+			t.Fatalf("active member %q, want the first NIC %s", active, want)
+		}
+		h, _ := b.lab.Handle("host1")
+		l, err := h.LinkByName(active)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.LinkSetDown(l); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if b.ping("vm1", "vm2", 10*time.Second) < 0 {
+			t.Fatal("vm1 cannot reach vm2 after its active NIC went down")
+		}
+		t.Logf("recovered in %v", time.Since(start))
+		now, _ := b.f.ActiveMember(ctx, "host1")
+		if now == active || now == "" {
+			t.Errorf("active member %q after %s went down", now, active)
+		}
+		if b.ping("vm1", "vm3", 5*time.Second) < 0 {
+			t.Error("vm1 cannot reach vm3 over the backup NIC")
+		}
+	})
+	t.Run("close stops every daemon", b.closeAndCheck)
+}
+
+// TestStock: stock OpenStack's host, with a security group that denies
+// ICMP from net1 to its instances: iptables on the destination's qbr
+// drops vm1's echo requests to vm3, while vm3's to vm1 are answered (their
+// replies pass as an established flow).
+func TestStock(t *testing.T) {
+	ops := vlan.SecurityGroup{Name: "ops", Rules: []vlan.SGRule{
+		{Direction: vlan.Ingress, Proto: vlan.ProtoICMP, Remote: net1.Subnet, Action: vlan.Drop},
+		{Direction: vlan.Ingress, Action: vlan.Accept},
+	}}
+	b := newBed(t, vlan.Options{Stock: true, SecurityGroups: []vlan.SecurityGroup{ops}, DefaultIngress: vlan.Drop})
+	b.addInstance("vm1", "host1", net1, "10.1.0.11")
+	b.addInstance("vm3", "host2", net2, "10.2.0.13")
+	h, _ := b.lab.Handle("host1")
+	for _, dev := range []string{"qbr-vm1", "qvb-vm1", "qvo-vm1"} {
+		if _, err := h.LinkByName(dev); err != nil {
+			t.Errorf("host1: %s: %v", dev, err)
+		}
+	}
+	if ttl := b.ping("vm3", "vm1", 5*time.Second); ttl != 63 {
+		t.Fatalf("vm3 -> vm1: reply TTL %d, want 63", ttl)
+	}
+	if err := tcpTransfer(b.nsName["vm3"], b.nsName["vm1"], b.ports["vm1"].IP.Addr(), 1<<20); err != nil {
+		t.Errorf("TCP vm3 -> vm1 through both qbrs: %v", err)
+	}
+	if ttl := b.ping("vm1", "vm3", time.Second); ttl >= 0 {
+		t.Fatalf("vm1 -> vm3 answered (TTL %d); want it dropped by sg:ops:1 on qbr-vm3", ttl)
+	}
+	hostNS, _ := b.lab.NetnsName("host2")
+	out := run(t, "ip", "netns", "exec", hostNS, "iptables", "-L", chainIn("tap-vm3"), "-v", "-x", "-n")
+	if n := ruleCount(out, "sg:ops:1"); n == 0 {
+		t.Errorf("rule sg:ops:1 on host2 dropped nothing:\n%s", out)
+	}
+	t.Run("close stops every daemon", b.closeAndCheck)
+}
+
+// ruleCount returns the packet counter of the iptables rule whose comment
+// is comment in `iptables -L -v -x -n` output.
+func ruleCount(listing, comment string) int {
+	for _, line := range strings.Split(listing, "\n") {
+		if strings.Contains(line, "/* "+comment+" */") {
+			f := strings.Fields(line)
+			if len(f) > 0 {
+				n, _ := strconv.Atoi(f[0])
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// closeAndCheck closes the fabric and checks that no OVS daemon of its
+// state directory runs and that the directory holds nothing of it.
+func (b *bed) closeAndCheck(t *testing.T) {
+	t.Helper()
+	if err := b.f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if left := ovsProcesses(b.state); len(left) > 0 {
+		t.Errorf("OVS daemons still running after Close: %v", left)
+	}
+	if ents, _ := os.ReadDir(b.state); len(ents) > 0 {
+		t.Errorf("state directory %s not emptied: %d entries left", b.state, len(ents))
+	}
+	h, _ := b.lab.Handle("tor1")
+	if _, err := h.LinkByName(DevSwitch); err == nil {
+		t.Errorf("tor1 still has %s after Close", DevSwitch)
+	}
+}

@@ -1,0 +1,35 @@
+//go:build !linux
+
+package bpf
+
+import (
+	"context"
+	"errors"
+
+	"github.com/netbed/netbed/datapath/kernel"
+)
+
+// ErrUnsupported: gen 3 on kernel devices needs Linux.
+var ErrUnsupported = errors.New("gen 3 on kernel devices needs Linux")
+
+// Options tune a Fabric (see the Linux build).
+type Options struct {
+	VXLANPort, EventsSize, MaxFlows int
+}
+
+// Fabric is unavailable on this platform: every method fails.
+type Fabric struct{}
+
+var _ kernel.Fabric = (*Fabric)(nil)
+
+// New returns a fabric whose methods fail with ErrUnsupported.
+func New(Options) *Fabric { return &Fabric{} }
+
+func (*Fabric) Build(context.Context, kernel.Env) error   { return ErrUnsupported }
+func (*Fabric) Plug(context.Context, kernel.Port) error   { return ErrUnsupported }
+func (*Fabric) Unplug(context.Context, kernel.Port) error { return ErrUnsupported }
+func (*Fabric) Sync(context.Context) error                { return ErrUnsupported }
+func (*Fabric) Close() error                              { return nil }
+
+// Flows returns nothing on this platform.
+func (*Fabric) Flows() []FlowEvent { return nil }

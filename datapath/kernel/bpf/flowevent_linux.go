@@ -1,0 +1,36 @@
+package bpf
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/netbed/netbed/datapath"
+	gen3 "github.com/netbed/netbed/datapath/ebpf"
+	"github.com/netbed/netbed/datapath/ebpf/kmaps"
+)
+
+// flowEvent turns a record into an event; iface and names resolve
+// ifindexes and addresses.
+func flowEvent(node string, r kmaps.FlowRecord, iface func(uint32) string, names func(netip.Addr) string) FlowEvent {
+	src, dst := netip.AddrFrom4(r.Src), netip.AddrFrom4(r.Dst)
+	e := FlowEvent{Node: node, Iface: iface(r.IfIndex), Src: src, Dst: dst,
+		SrcIdentity: gen3.Identity(r.SrcIdentity), DstIdentity: gen3.Identity(r.DstIdentity),
+		SrcName: names(src), DstName: names(dst), Proto: gen3.Proto(r.Proto),
+		DPort: uint16(r.DPort[0])<<8 | uint16(r.DPort[1]), Verdict: VerdictForwarded, Nanos: r.Nanos}
+	if r.Verdict == kmaps.VerdictDropped {
+		e.Verdict, e.Reason = VerdictDropped, datapath.ReasonPolicy
+	}
+	switch r.Reason {
+	case kmaps.ReasonCTReply:
+		e.Rule = "ct:reply"
+	case kmaps.ReasonPolicyAllow, kmaps.ReasonPolicyDeny:
+		e.Rule = gen3.RuleName(r.Key)
+	case kmaps.ReasonDefaultDeny:
+		e.Rule = gen3.DefaultDenyRule(e.SrcIdentity, e.DstIdentity)
+	case kmaps.ReasonNotEnforced:
+		e.Rule = "endpoint:" + dst.String()
+	default:
+		e.Rule = fmt.Sprintf("reason(%d)", r.Reason)
+	}
+	return e
+}

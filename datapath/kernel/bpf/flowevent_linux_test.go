@@ -1,0 +1,52 @@
+package bpf
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/netbed/netbed/datapath"
+	gen3 "github.com/netbed/netbed/datapath/ebpf"
+	"github.com/netbed/netbed/datapath/ebpf/kmaps"
+)
+
+// TestFlowEvent: each reason of a record becomes the rule name the model
+// gives the same verdict.
+func TestFlowEvent(t *testing.T) {
+	rec := kmaps.FlowRecord{Src: [4]byte{10, 0, 0, 2}, Dst: [4]byte{10, 0, 1, 2}, SrcIdentity: 256, DstIdentity: 257,
+		IfIndex: 9, DPort: [2]byte{0x1e, 0x61}, Proto: 17}
+	iface := func(i uint32) string {
+		if i == 9 {
+			return "cilium_vxlan"
+		}
+		return ""
+	}
+	names := func(a netip.Addr) string {
+		if a == netip.MustParseAddr("10.0.1.2") {
+			return "db"
+		}
+		return ""
+	}
+	key := gen3.NewPolicyKey(256, 257, gen3.ProtoUDP, 7777)
+	cases := []struct {
+		verdict, reason uint8
+		key             gen3.PolicyKey
+		want            FlowEvent
+	}{
+		{kmaps.VerdictForwarded, kmaps.ReasonPolicyAllow, key, FlowEvent{Verdict: VerdictForwarded, Rule: "policy:256->257:udp/7777"}},
+		{kmaps.VerdictDropped, kmaps.ReasonPolicyDeny, key, FlowEvent{Verdict: VerdictDropped, Reason: datapath.ReasonPolicy, Rule: "policy:256->257:udp/7777"}},
+		{kmaps.VerdictDropped, kmaps.ReasonDefaultDeny, gen3.PolicyKey{}, FlowEvent{Verdict: VerdictDropped, Reason: datapath.ReasonPolicy, Rule: gen3.DefaultDenyRule(256, 257)}},
+		{kmaps.VerdictForwarded, kmaps.ReasonCTReply, gen3.PolicyKey{}, FlowEvent{Verdict: VerdictForwarded, Rule: "ct:reply"}},
+		{kmaps.VerdictForwarded, kmaps.ReasonNotEnforced, gen3.PolicyKey{}, FlowEvent{Verdict: VerdictForwarded, Rule: "endpoint:10.0.1.2"}},
+	}
+	for _, c := range cases {
+		r := rec
+		r.Verdict, r.Reason, r.Key = c.verdict, c.reason, c.key
+		got := flowEvent("host2", r, iface, names)
+		want := c.want
+		want.Node, want.Iface, want.Src, want.Dst = "host2", "cilium_vxlan", netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.1.2")
+		want.SrcIdentity, want.DstIdentity, want.DstName, want.Proto, want.DPort = 256, 257, "db", gen3.ProtoUDP, 7777
+		if got != want {
+			t.Errorf("reason %d:\n got %+v\nwant %+v", c.reason, got, want)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+package bpf
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/netbed/netbed/datapath"
+	gen3 "github.com/netbed/netbed/datapath/ebpf"
+)
+
+// Verdicts of a FlowEvent, as Hubble shows them.
+const (
+	VerdictForwarded = "FORWARDED"
+	VerdictDropped   = "DROPPED"
+)
+
+// FlowEvent is one policy verdict a node's BPF program wrote to its ring
+// buffer, as Hubble lists flows.
+type FlowEvent struct {
+	Node  string // the host whose program decided
+	Iface string // the device it ran on: a pod's lxc, cilium_vxlan or a NIC
+	Src   netip.Addr
+	Dst   netip.Addr
+	// SrcIdentity and DstIdentity are the security identities the
+	// program used (the ipcache's, world when absent; the endpoint's).
+	SrcIdentity, DstIdentity gen3.Identity
+	// SrcName and DstName are the pods at those addresses when the
+	// fabric knew them at the last Plug or Sync, else "".
+	SrcName, DstName string
+	Proto            gen3.Proto
+	DPort            uint16 // 0 for ICMP
+	Verdict          string // VerdictForwarded or VerdictDropped
+	// Reason is datapath.ReasonPolicy for a drop, "" otherwise.
+	Reason datapath.Reason
+	// Rule names what decided, as the model's verdicts do: "ct:reply",
+	// "policy:<src>-><dst>:<proto>/<port>" (an entry),
+	// "policy:<src>-><dst>:default-deny", or "endpoint:<ip>" (the
+	// destination does not enforce policy).
+	Rule  string
+	Nanos uint64 // the kernel's monotonic clock
+}
+
+func (e FlowEvent) String() string {
+	name := func(a netip.Addr, n string, id gen3.Identity) string {
+		if n != "" {
+			return fmt.Sprintf("%s(%s,id %d)", a, n, id)
+		}
+		return fmt.Sprintf("%s(id %d)", a, id)
+	}
+	return fmt.Sprintf("%s %s: %s -> %s %s/%d %s %s", e.Node, e.Iface, name(e.Src, e.SrcName, e.SrcIdentity),
+		name(e.Dst, e.DstName, e.DstIdentity), e.Proto, e.DPort, e.Verdict, e.Rule)
+}

@@ -2,13 +2,23 @@ package ktrace
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
 	"github.com/netbed/netbed/datapath/kernel"
+	"github.com/netbed/netbed/internal/testutil"
 )
 
 // newTracer starts a tracer over r, closed at cleanup.
@@ -209,4 +219,168 @@ func TestNeighFailed(t *testing.T) {
 	evs := settle(t, tr, probe, len(want))
 	expect(t, evs, want)
 	t.Logf("dropped in %s", dropOf(t, evs).Func)
+}
+
+// TestVXLANInner: a ping between two VXLAN devices is matched on the
+// inner headers on the underlay veth too.
+func TestVXLANInner(t *testing.T) {
+	r := NewNamespaces()
+	t.Cleanup(r.Close)
+	u1, u2 := newNS(t, r, "u1"), newNS(t, r, "u2")
+	veth(t, u1, "ul", u2, "ul")
+	for i, n := range []*tns{u1, u2} {
+		n.addr(t, "ul", fmt.Sprintf("192.168.77.%d/24", i+1))
+		peer := net.ParseIP(fmt.Sprintf("192.168.77.%d", 2-i))
+		vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "vx0"}, VxlanId: 42, Group: peer,
+			VtepDevIndex: n.link(t, "ul").Attrs().Index, Port: 4789}
+		if err := n.h.LinkAdd(vx); err != nil {
+			t.Fatalf("%s: create vx0: %v", n.node, err)
+		}
+		n.up(t, "vx0")
+		n.addr(t, "vx0", fmt.Sprintf("10.98.0.%d/24", i+1))
+		n.waitUp(t, "ul")
+	}
+	tr := newTracer(t, r)
+	src, dst := netip.MustParseAddr("10.98.0.1"), netip.MustParseAddr("10.98.0.2")
+	if !u1.ping(t, dst, 5, 1, 2*time.Second) {
+		t.Fatal("u1 cannot ping u2 over vx0 before tracing")
+	}
+	const probe = 45
+	if err := tr.Watch(ICMPEcho(src, dst, 5, 2), probe); err != nil {
+		t.Fatal(err)
+	}
+	if !u1.ping(t, dst, 5, 2, 2*time.Second) {
+		t.Fatal("no reply")
+	}
+	want := []string{
+		"u1/vx0 out", "u1/ul out encap", "u2/ul in encap", "u2/vx0 in",
+		"u2/vx0 out reply", "u2/ul out reply encap", "u1/ul in reply encap", "u1/vx0 in reply",
+		"u1/vx0 drop NO_SOCKET reply",
+	}
+	expect(t, settle(t, tr, probe, len(want)), want)
+}
+
+// TestPortsAndQuotes: TCP and UDP keys match on ports, the answer on the
+// swapped ports, and an ICMP error on the header it quotes.
+func TestPortsAndQuotes(t *testing.T) {
+	l := newBridged(t)
+	tr := newTracer(t, l.r)
+	if !l.a.ping(t, addrB, 1, 1, 2*time.Second) {
+		t.Fatal("a cannot ping b")
+	}
+	for _, c := range []struct {
+		name  string
+		typ   int
+		proto uint8
+		probe uint64
+	}{
+		// No listener on b: the answer is an ICMP port unreachable
+		// quoting the datagram, sent before b frees the datagram.
+		{"udp", unix.SOCK_DGRAM, ProtoUDP, 46},
+		// The answer is a RST from port 9 to the prober's port.
+		{"tcp", unix.SOCK_STREAM, ProtoTCP, 47},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sport := uint16(40000 + c.probe)
+			if err := tr.Watch(Flow(c.proto, addrA, sport, addrB, 9), c.probe); err != nil {
+				t.Fatal(err)
+			}
+			l.a.send(t, c.typ, addrA, sport, addrB, 9)
+			want := []string{
+				"a/eth0 out", "m/pa in", "m/pb out", "b/eth0 in",
+				"b/eth0 out reply", "b/eth0 drop NO_SOCKET",
+				"m/pb in reply", "m/pa out reply", "a/eth0 in reply",
+			}
+			expect(t, settle(t, tr, c.probe, len(want)), want)
+		})
+	}
+}
+
+// TestCloseLeavesNothing: after Close no program, link or map of the
+// tracer is left in the kernel.
+func TestCloseLeavesNothing(t *testing.T) {
+	testutil.RequireRoot(t)
+	tr, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progs []ebpf.ProgramID
+	for _, p := range tr.progs {
+		info, err := p.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := info.ID()
+		progs = append(progs, id)
+	}
+	var links []link.ID
+	for _, l := range tr.links {
+		info, err := l.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		links = append(links, info.ID)
+	}
+	var maps []ebpf.MapID
+	for _, m := range []*ebpf.Map{tr.m.keys, tr.m.gate, tr.m.lost, tr.m.events} {
+		info, err := m.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := info.ID()
+		maps = append(maps, id)
+	}
+	if len(progs) != len(hooks) || len(links) != len(hooks) {
+		t.Fatalf("%d programs, %d links, want %d of each", len(progs), len(links), len(hooks))
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := tr.Watch(ICMPEcho(addrA, addrB, 1, 1), 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("Watch after Close: %v, want ErrClosed", err)
+	}
+	// The kernel frees programs and maps once their last reference is
+	// gone, after an RCU grace period: poll.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := live(progs, links, maps)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after Close: %s", strings.Join(left, ", "))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Keep the tracer's file descriptors from the garbage collector,
+	// which would close what Close forgot.
+	runtime.KeepAlive(tr)
+}
+
+// live names those of the objects that still exist.
+func live(progs []ebpf.ProgramID, links []link.ID, maps []ebpf.MapID) []string {
+	var left []string
+	for _, id := range progs {
+		if p, err := ebpf.NewProgramFromID(id); err == nil {
+			p.Close()
+			left = append(left, fmt.Sprintf("program %d", id))
+		}
+	}
+	it := new(link.Iterator)
+	for it.Next() {
+		if slices.Contains(links, it.ID) {
+			left = append(left, fmt.Sprintf("link %d", it.ID))
+		}
+	}
+	it.Close()
+	for _, id := range maps {
+		if m, err := ebpf.NewMapFromID(id); err == nil {
+			m.Close()
+			left = append(left, fmt.Sprintf("map %d", id))
+		}
+	}
+	return left
 }

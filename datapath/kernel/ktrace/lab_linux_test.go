@@ -208,3 +208,31 @@ func checksum(b []byte) uint16 {
 	}
 	return ^uint16(sum)
 }
+
+// send sends one UDP datagram, or one TCP SYN (a non-blocking connect),
+// from n's address and port sport to dst:dport.
+func (n *tns) send(t testing.TB, typ int, src netip.Addr, sport uint16, dst netip.Addr, dport uint16) {
+	t.Helper()
+	var fd int
+	if err := netns.DoIn(n.ns, func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_INET, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrInet4{Addr: src.As4(), Port: int(sport)})
+	}); err != nil {
+		t.Fatalf("%s: socket: %v", n.node, err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	to := &unix.SockaddrInet4{Addr: dst.As4(), Port: int(dport)}
+	var err error
+	if typ == unix.SOCK_DGRAM {
+		err = unix.Sendto(fd, []byte("probe"), 0, to)
+	} else if err = unix.Connect(fd, to); errors.Is(err, unix.EINPROGRESS) {
+		err = nil
+	}
+	if err != nil {
+		t.Fatalf("%s: send to %v:%d: %v", n.node, dst, dport, err)
+	}
+}

@@ -1,0 +1,121 @@
+package ktrace
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestKeyMarshal(t *testing.T) {
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	for _, c := range []struct {
+		name string
+		key  Key
+		want string // hex of the map key
+		err  string
+	}{
+		{"icmp", ICMPEcho(a, b, 0x0102, 0x0304), "0a0000010a00000201020304" + "01000000", ""},
+		{"udp", Flow(ProtoUDP, a, 40000, b, 7), "0a0000010a0000029c400007" + "11000000", ""},
+		{"tcp", Flow(ProtoTCP, a, 40000, b, 80), "0a0000010a0000029c400050" + "06000000", ""},
+		{"ipv6", ICMPEcho(netip.MustParseAddr("::1"), b, 1, 1), "", "must be IPv4"},
+		{"sctp", Flow(132, a, 1, b, 2), "", "protocol 132"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := c.key.marshal()
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("error %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h := hex(got[:]); h != c.want {
+				t.Errorf("key %s, want %s", h, c.want)
+			}
+		})
+	}
+}
+
+func hex(b []byte) string {
+	const digits = "0123456789abcdef"
+	var s strings.Builder
+	for _, x := range b {
+		s.WriteByte(digits[x>>4])
+		s.WriteByte(digits[x&15])
+	}
+	return s.String()
+}
+
+// TestKeyReverse: the answer's key, as the programs build it from the
+// answer's headers (ICMP keeps id and sequence; ports swap).
+func TestKeyReverse(t *testing.T) {
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	if got, want := ICMPEcho(a, b, 5, 6).reverse(), ICMPEcho(b, a, 5, 6); got != want {
+		t.Errorf("icmp reverse %v, want %v", got, want)
+	}
+	if got, want := Flow(ProtoTCP, a, 40000, b, 80).reverse(), Flow(ProtoTCP, b, 80, a, 40000); got != want {
+		t.Errorf("tcp reverse %v, want %v", got, want)
+	}
+}
+
+func TestDecodeRecord(t *testing.T) {
+	b := make([]byte, recordLen)
+	le := binary.NativeEndian
+	le.PutUint64(b[recNanos:], 100)
+	le.PutUint64(b[recProbe:], 42)
+	le.PutUint64(b[recLocation:], 0xffffffff81000000)
+	le.PutUint32(b[recNetns:], 4026531840)
+	le.PutUint32(b[recIfindex:], 7)
+	le.PutUint32(b[recReason:], 12)
+	b[recKind] = kindDrop
+	b[recFlags] = flagEncap | flagICMPErr
+	le.PutUint32(b[recLen:], 98)
+	r, err := decodeRecord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := record{nanos: 100, probe: 42, location: 0xffffffff81000000, netns: 4026531840, ifindex: 7,
+		reason: 12, kind: kindDrop, flags: flagEncap | flagICMPErr, len: 98}
+	if r != want {
+		t.Errorf("decoded %+v, want %+v", r, want)
+	}
+	if _, err := decodeRecord(b[:recordLen-1]); err == nil {
+		t.Error("a short record decoded")
+	}
+}
+
+// TestReply: the answer's way back is a reversed match, or an ICMP error
+// quoting the request (but not one quoting the answer).
+func TestReply(t *testing.T) {
+	for _, c := range []struct {
+		flags uint8
+		want  bool
+	}{
+		{0, false},
+		{flagReversed, true},
+		{flagICMPErr, true},
+		{flagICMPErr | flagReversed, false},
+		{flagEncap | flagReversed, true},
+	} {
+		if got := (record{flags: c.flags}).reply(); got != c.want {
+			t.Errorf("flags %#x: reply %v, want %v", c.flags, got, c.want)
+		}
+	}
+}
+
+func TestDropReasonName(t *testing.T) {
+	d := dropReasons{2: "NOT_SPECIFIED", 12: "NETFILTER_DROP"}
+	for v, want := range map[uint32]string{
+		12:                      "NETFILTER_DROP",
+		2:                       "NOT_SPECIFIED",
+		99:                      "REASON_99",
+		3<<dropSubsysShift | 12: "SUBSYS_3_12",
+	} {
+		if got := d.name(v); got != want {
+			t.Errorf("name(%#x) = %q, want %q", v, got, want)
+		}
+	}
+}

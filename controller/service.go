@@ -880,6 +880,9 @@ func (s *Service) EnsurePort(ctx context.Context, r PortRequest) (p Port, create
 			return fmt.Errorf("%w: port %q is in network %q, which lacks label %q", ErrExists, r.Name, n.Name, r.Label)
 		}
 		oldHost = cur.Host
+		if err := guard(ctx, "ensure", cur); err != nil {
+			return err
+		}
 		if r.Host != "" && r.Host != cur.Host {
 			if err := s.bindTx(tx, &cur, n, r.Host); err != nil {
 				return err
@@ -974,6 +977,9 @@ func (s *Service) BindPort(ctx context.Context, name, host string) (Port, error)
 		if err != nil {
 			return err
 		}
+		if err := guard(ctx, "bind", cur); err != nil {
+			return err
+		}
 		oldHost = cur.Host
 		if cur.Host == host {
 			p = cur
@@ -1005,6 +1011,9 @@ func (s *Service) DeletePort(ctx context.Context, name string) (Port, error) {
 	err := s.st.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if p, err = mustPort(tx, name); err != nil {
+			return err
+		}
+		if err := guard(ctx, "delete", p); err != nil {
 			return err
 		}
 		for _, ip := range p.IPs {
@@ -1052,6 +1061,9 @@ func (s *Service) setState(ctx context.Context, name string, plane Plane, u Stat
 	err := s.st.Update(ctx, func(tx store.Tx) error {
 		cur, err := mustPort(tx, name)
 		if err != nil {
+			return err
+		}
+		if err := guard(ctx, string(plane), cur); err != nil {
 			return err
 		}
 		if u.Host != "" && u.Host != cur.Host {

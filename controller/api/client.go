@@ -21,13 +21,23 @@ import (
 // error response comes back as *Error, which matches the service's
 // sentinels with errors.Is.
 type Client struct {
-	base string
-	hc   *http.Client
+	base  string
+	hc    *http.Client
+	token string // bearer token, "" for none
+}
+
+// WithToken returns a copy of c that sends token as its bearer token
+// (Authorization: Bearer <token>).
+func (c *Client) WithToken(token string) *Client {
+	d := *c
+	d.token = token
+	return &d
 }
 
 // NewClient returns a client of the controller at base (e.g.
-// "http://127.0.0.1:7480"). hc nil means a client with keep-alive
-// connections sized for many concurrent callers.
+// "http://127.0.0.1:7480", or "https://…" with hc's transport set up by
+// ClientTLS). hc nil means a client with keep-alive connections sized for
+// many concurrent callers.
 func NewClient(base string, hc *http.Client) *Client {
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{
@@ -58,6 +68,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) (in
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -33,6 +33,9 @@ var codes = []struct {
 	{"timeout", http.StatusRequestTimeout, context.DeadlineExceeded},
 	{"unavailable", http.StatusServiceUnavailable, store.ErrClosed},
 	{"canceled", http.StatusServiceUnavailable, context.Canceled}, // server shutting down or client gone
+	{"unauthorized", http.StatusUnauthorized, ErrUnauthorized},
+	{"forbidden", http.StatusForbidden, ErrForbidden},
+	{"busy", http.StatusTooManyRequests, ErrBusy},
 }
 
 // Error is an error response: what the server said, and (through Unwrap)
@@ -42,6 +45,7 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"` // for code "invalid": the field at fault
+	Rule    string `json:"rule,omitempty"`  // for codes "unauthorized" and "forbidden": the rule that refused
 	// cause is what the server logs and does not send: the internal
 	// error behind an "internal" or "unavailable" answer, or the JSON
 	// decoder's words behind an "invalid" body.

@@ -47,15 +47,27 @@ const maxBody = 1 << 20
 //	GET    /v1/stats                    -> []EndpointStats (latency per endpoint)
 //	GET    /metrics                     -> the same in Prometheus text format
 //	GET    /v1/check                    -> {"problems": [...]} (store consistency)
-//	GET    /healthz                     -> 204
+//	GET    /healthz                     -> 204 (never authenticated)
+//
+// With SetAuth, every other request is authenticated (401 "unauthorized")
+// and authorized by its caller's Role (403 "forbidden"); both answers name
+// the refusing rule in "rule" and are counted in /metrics.
 //
 // Errors are {"code","message"[,"field"]} with the status of their code.
 type Server struct {
-	svc   *controller.Service
-	mux   *http.ServeMux
-	stats *Stats
-	log   *slog.Logger
+	svc    *controller.Service
+	mux    *http.ServeMux
+	stats  *Stats
+	log    *slog.Logger
+	auth   *Auth // nil: every caller may do everything
+	limits Limits
+	waits  waiters
 }
+
+// SetAuth makes the server authenticate every request but GET /healthz
+// (401 without valid credentials) and authorize it by the caller's role
+// (403 naming the rule); nil serves everyone. Call it before serving.
+func (s *Server) SetAuth(a *Auth) { s.auth = a }
 
 // SetLogger sets where the server logs what it does not tell callers: the
 // internal cause of a 500 (a store error, say) and the decoder's own
@@ -95,7 +107,7 @@ type CheckResponse struct {
 
 // NewServer returns the API of svc.
 func NewServer(svc *controller.Service) *Server {
-	s := &Server{svc: svc, mux: http.NewServeMux(), stats: newStats(), log: slog.Default()}
+	s := &Server{svc: svc, mux: http.NewServeMux(), stats: newStats(), log: slog.Default(), limits: DefaultLimits()}
 	s.handle("POST /v1/networks", s.createNetwork)
 	s.handle("GET /v1/networks", s.listNetworks)
 	s.handle("GET /v1/networks/{ref}", s.getNetwork)
@@ -138,7 +150,74 @@ func NewServer(svc *controller.Service) *Server {
 // Stats returns the server's latency figures.
 func (s *Server) Stats() *Stats { return s.stats }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		noRoute(w, r, h)
+		return
+	}
+	if s.auth != nil && pattern != "GET /healthz" {
+		p, e := s.auth.authenticate(r)
+		if e == nil {
+			e = authorize(pattern, p)
+		}
+		if e != nil {
+			s.refuse(w, r, pattern, p, e)
+			return
+		}
+		r = r.WithContext(withPrincipal(r.Context(), p))
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// refuse answers a request that authentication or authorization refused,
+// logs it and counts it by rule.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, pattern string, p Principal, e *Error) {
+	start := time.Now()
+	if e.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="netbed-controller"`)
+	}
+	s.log.Warn("controller API: refused", "method", r.Method, "path", r.URL.Path, "caller", p.Name, "role", p.Role, "status", e.Status, "rule", e.Rule, "remote", r.RemoteAddr)
+	_ = writeJSON(w, e.Status, e)
+	s.stats.refused(e.Rule)
+	s.stats.observe(pattern, time.Since(start), true)
+}
+
+// noRoute answers a request no route matches (the mux's 404, 405 or
+// redirect) with the same status and a JSON error.
+func noRoute(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	rec := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	e := &Error{Status: rec.status, Code: "not_found", Message: fmt.Sprintf("no route %s %s; the routes are listed on api.Server", r.Method, r.URL.Path)}
+	switch {
+	case rec.status == http.StatusMethodNotAllowed:
+		e.Code, e.Message = "method_not_allowed", fmt.Sprintf("%s %s: method not allowed; allowed: %s", r.Method, r.URL.Path, rec.header.Get("Allow"))
+		w.Header().Set("Allow", rec.header.Get("Allow"))
+	case rec.status >= 300 && rec.status < 400:
+		e.Status, e.Message = http.StatusNotFound, fmt.Sprintf("no route %s %s; write the path without empty, . or .. segments", r.Method, r.URL.Path)
+	case rec.status != http.StatusNotFound:
+		e.Status = http.StatusNotFound
+	}
+	_ = writeJSON(w, e.Status, e)
+}
+
+// statusRecorder keeps the status and headers a handler writes and drops
+// its body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+}
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
 
 // handler returns a status and a body (nil for none) or an error.
 type handler func(r *http.Request) (int, any, error)
@@ -151,6 +230,11 @@ func (s *Server) handle(pattern string, h handler) {
 			e := toError(err)
 			if e.cause != nil {
 				s.log.Error("controller API", "method", r.Method, "path", r.URL.Path, "status", e.Status, "code", e.Code, "error", e.cause)
+			}
+			if e.Status == http.StatusForbidden {
+				p, _ := principalOf(r)
+				s.log.Warn("controller API: refused", "method", r.Method, "path", r.URL.Path, "caller", p.Name, "role", p.Role, "status", e.Status, "rule", e.Rule, "remote", r.RemoteAddr)
+				s.stats.refused(e.Rule)
 			}
 			status, body = e.Status, e
 		}
@@ -303,6 +387,9 @@ func (s *Server) createPort(r *http.Request) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
+	if err := nodeHost(r, "host", &req.Host, false); err != nil {
+		return 0, nil, err
+	}
 	p, err := s.svc.CreatePort(r.Context(), req)
 	return createdStatus(p), p, err
 }
@@ -317,6 +404,9 @@ func (s *Server) ensurePort(r *http.Request) (int, any, error) {
 		return 0, nil, &controller.FieldError{Field: "name", Value: req.Name, Reason: fmt.Sprintf("differs from the port named in the path, %q", name)}
 	}
 	req.Name = name
+	if err := nodeHost(r, "host", &req.Host, false); err != nil {
+		return 0, nil, err
+	}
 	p, created, err := s.svc.EnsurePort(r.Context(), req)
 	if created {
 		return createdStatus(p), p, err
@@ -325,7 +415,11 @@ func (s *Server) ensurePort(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) ensureNode(r *http.Request) (int, any, error) {
-	n, created, err := s.svc.EnsureNode(r.Context(), r.PathValue("name"))
+	name := r.PathValue("name")
+	if p, ok := principalOf(r); ok && p.Role == RoleNode && name != p.Host {
+		return 0, nil, forbidden(RuleNodeOwnBlock, "%s may not take node %q's block: a node takes only its own, %q's", p, name, p.Host)
+	}
+	n, created, err := s.svc.EnsureNode(r.Context(), name)
 	if created {
 		return http.StatusCreated, n, err
 	}
@@ -380,6 +474,11 @@ func (s *Server) getPort(r *http.Request) (int, any, error) {
 		}
 		timeout = d
 	}
+	leave, err := s.waits.enter(r, s.limits.MaxWaits)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer leave()
 	ctx, cancel := context.WithTimeout(r.Context(), min(timeout, MaxWait))
 	defer cancel()
 	p, err := s.svc.WaitPort(ctx, name, controller.Status(want))
@@ -396,6 +495,9 @@ func (s *Server) bindPort(r *http.Request) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
+	if err := nodeHost(r, "host", &req.Host, true); err != nil {
+		return 0, nil, err
+	}
 	p, err := s.svc.BindPort(r.Context(), r.PathValue("name"), req.Host)
 	return http.StatusOK, p, err
 }
@@ -404,6 +506,9 @@ func (s *Server) setState(plane controller.Plane) handler {
 	return func(r *http.Request) (int, any, error) {
 		var req controller.StateUpdate
 		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		if err := nodeHost(r, "host", &req.Host, false); err != nil {
 			return 0, nil, err
 		}
 		set := s.svc.SetUnderlayState
@@ -418,6 +523,9 @@ func (s *Server) setState(plane controller.Plane) handler {
 func (s *Server) allocate(r *http.Request) (int, any, error) {
 	var req controller.AllocRequest
 	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := s.checkBatch("count", req.Count); err != nil {
 		return 0, nil, err
 	}
 	as, err := s.svc.AllocateBatch(r.Context(), req)
@@ -436,6 +544,9 @@ func (s *Server) reserve(r *http.Request) (int, any, error) {
 func (s *Server) release(r *http.Request) (int, any, error) {
 	var req ReleaseRequest
 	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := s.checkBatch("addresses", len(req.Addresses)); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, s.svc.Release(r.Context(), req.Network, req.Addresses, req.Holder)

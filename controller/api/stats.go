@@ -63,11 +63,29 @@ func (h *histogram) quantile(q float64) time.Duration {
 
 // Stats collects request latency per endpoint. Safe for concurrent use.
 type Stats struct {
-	mu sync.Mutex
-	m  map[string]*histogram
+	mu      sync.Mutex
+	m       map[string]*histogram
+	refusal map[string]uint64 // 401 and 403 answers by rule
 }
 
-func newStats() *Stats { return &Stats{m: map[string]*histogram{}} }
+func newStats() *Stats { return &Stats{m: map[string]*histogram{}, refusal: map[string]uint64{}} }
+
+func (s *Stats) refused(rule string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refusal[rule]++
+}
+
+// Refused returns how many requests were refused (401, 403) by each rule.
+func (s *Stats) Refused() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]uint64, len(s.refusal))
+	for k, v := range s.refusal {
+		out[k] = v
+	}
+	return out
+}
 
 func (s *Stats) observe(endpoint string, d time.Duration, failed bool) {
 	s.mu.Lock()
@@ -119,6 +137,17 @@ func (s *Stats) WritePrometheus(w io.Writer) error {
 	b.WriteString("# TYPE netbed_controller_request_errors_total counter\n")
 	for _, e := range snap {
 		fmt.Fprintf(&b, "netbed_controller_request_errors_total{endpoint=%s} %d\n", strconv.Quote(e.Endpoint), e.Errors)
+	}
+	b.WriteString("# HELP netbed_controller_refused_total Requests refused by authentication (401) or authorization (403), per rule.\n")
+	b.WriteString("# TYPE netbed_controller_refused_total counter\n")
+	refused := s.Refused()
+	rules := make([]string, 0, len(refused))
+	for r := range refused {
+		rules = append(rules, r)
+	}
+	sort.Strings(rules)
+	for _, r := range rules {
+		fmt.Fprintf(&b, "netbed_controller_refused_total{rule=%s} %d\n", strconv.Quote(r), refused[r])
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

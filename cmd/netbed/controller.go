@@ -51,7 +51,8 @@ func init() {
 		fs.StringVar(&o.clusterCIDR, "cluster-cidr", "", "generation 3: the cluster pool nodes get their pod CIDRs from (PUT /v1/nodes/{name}), e.g. 10.244.0.0/16")
 		fs.IntVar(&o.nodeMask, "node-mask", 24, "with --cluster-cidr, the prefix length of each node's block")
 		fs.IntVar(&o.parent, "parent", 0, "shut down when the process with this id, which started this one, has exited (a netns run's controller)")
-		c.AddCommand(serve)
+		o.sec.add(fs)
+		c.AddCommand(serve, newControllerCertsCmd())
 		return c
 	})
 }
@@ -60,10 +61,15 @@ type controllerFlags struct {
 	store, listen, topology, clusterCIDR string
 	lockTimeout                          time.Duration
 	nodeMask, parent                     int
+	sec                                  securityFlags
 }
 
 func runController(o controllerFlags, stdout io.Writer) error {
 	storePath, listen, lockWait, topoFile, clusterCIDR, nodeMask, parent := &o.store, &o.listen, &o.lockTimeout, &o.topology, &o.clusterCIDR, &o.nodeMask, &o.parent
+	sec, err := o.sec.prepare(o.listen)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if *parent > 0 {
@@ -85,12 +91,16 @@ func runController(o controllerFlags, stdout io.Writer) error {
 		}
 		pool = &controller.ClusterPool{CIDR: p, MaskBits: *nodeMask}
 	}
-	return serveController(ctx, *storePath, *listen, *lockWait, topo, pool, stdout)
+	return serveController(ctx, *storePath, *listen, *lockWait, topo, pool, sec, stdout)
 }
 
 // serveController runs the API until ctx ends, then shuts down gracefully:
-// in-flight requests finish, overlay hooks stop, the store closes.
-func serveController(ctx context.Context, storePath, listen string, lockWait time.Duration, topo *topologies.Topology, pool *controller.ClusterPool, stdout io.Writer) error {
+// in-flight requests finish, overlay hooks stop, the store closes. sec nil
+// serves plain HTTP to everyone.
+func serveController(ctx context.Context, storePath, listen string, lockWait time.Duration, topo *topologies.Topology, pool *controller.ClusterPool, sec *serverSecurity, stdout io.Writer) error {
+	if sec == nil {
+		sec = &serverSecurity{limits: api.DefaultLimits()}
+	}
 	st, err := store.OpenBolt(storePath, store.BoltOptions{LockTimeout: lockWait})
 	if err != nil {
 		return err
@@ -129,7 +139,7 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 			return fmt.Errorf("listen on %s: %w", listen, err)
 		}
 	}
-	ln, err := net.Listen(network, addr)
+	ln, err := sec.listen(network, addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another controller running there?)", listen, err)
 	}
@@ -137,13 +147,16 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 	// long-polls (?wait=) end at once instead of holding the shutdown.
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
+	handler := api.NewServer(svc)
+	sec.apply(handler, stdout)
 	srv := &http.Server{
-		Handler:           api.NewServer(svc),
+		Handler:           handler,
+		MaxHeaderBytes:    64 << 10,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
-	fmt.Fprintf(stdout, "controller: store %s, serving http://%s\n", storePath, ln.Addr())
+	fmt.Fprintf(stdout, "controller: store %s, serving %s://%s\n", storePath, sec.scheme(), ln.Addr())
 	if topo != nil {
 		fmt.Fprintf(stdout, "controller: the CNC configures the leaves of %s\n", topo)
 	}

@@ -34,7 +34,7 @@ func TestControllerServe(t *testing.T) {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- serveController(ctx, path, "127.0.0.1:0", time.Second, nil, &controller.ClusterPool{CIDR: netip.MustParsePrefix("10.244.0.0/16"), MaskBits: 24}, pw)
+		errc <- serveController(ctx, path, "127.0.0.1:0", time.Second, nil, &controller.ClusterPool{CIDR: netip.MustParsePrefix("10.244.0.0/16"), MaskBits: 24}, nil, pw)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -58,7 +58,7 @@ func TestControllerServe(t *testing.T) {
 		t.Errorf("node block: %+v %v", n, err)
 	}
 	// A second controller on the same store is refused while the first runs.
-	if err := serveController(ctx, path, "127.0.0.1:0", 50*time.Millisecond, nil, nil, io.Discard); err == nil || !strings.Contains(err.Error(), "locked") {
+	if err := serveController(ctx, path, "127.0.0.1:0", 50*time.Millisecond, nil, nil, nil, io.Discard); err == nil || !strings.Contains(err.Error(), "locked") {
 		t.Errorf("second controller on a busy store: %v", err)
 	}
 	// A long-poll in flight does not hold the shutdown.
@@ -123,7 +123,7 @@ func TestControllerServeWithCNC(t *testing.T) {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- serveController(ctx, filepath.Join(t.TempDir(), "ctl.db"), "127.0.0.1:0", time.Second, topo, nil, pw)
+		errc <- serveController(ctx, filepath.Join(t.TempDir(), "ctl.db"), "127.0.0.1:0", time.Second, topo, nil, nil, pw)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)

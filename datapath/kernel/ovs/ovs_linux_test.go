@@ -21,8 +21,10 @@ import (
 )
 
 // testPrefix starts every lab, instance namespace and state directory of
-// this package's tests, for the leak checks in TestMain.
-const testPrefix = "nbtest-ovs"
+// this test process, for the leak checks in TestMain: it holds a random
+// part of its own, so that another run of these tests at the same time
+// (another worktree, CI) is not taken for a leak.
+var testPrefix = testutil.Name("nbtest-ovs")[:14]
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -202,6 +204,7 @@ func (b *bed) ping(from, to string, within time.Duration) int {
 }
 
 func TestGen1(t *testing.T) {
+	t.Parallel() // each test has its own lab: their spanning trees converge together
 	b := newBed(t, vlan.Options{})
 	b.addInstance("vm1", "host1", net1, "10.1.0.11")
 	b.addInstance("vm2", "host2", net1, "10.1.0.12")
@@ -219,6 +222,9 @@ func TestGen1(t *testing.T) {
 		if ttl := b.ping("vm1", "vm3", 5*time.Second); ttl != 63 {
 			t.Fatalf("vm1 (net1) -> vm3 (net2): reply TTL %d, want 63 (routed once by the core)", ttl)
 		}
+	})
+	t.Run("hops", func(t *testing.T) {
+		b.checkHops(t, "vm1", "vm3", 18)
 	})
 	t.Run("bond fails over", func(t *testing.T) {
 		ctx := context.Background()
@@ -250,7 +256,40 @@ func TestGen1(t *testing.T) {
 			t.Error("vm1 cannot reach vm3 over the backup NIC")
 		}
 	})
+	t.Run("a network added later gets its gateway", func(t *testing.T) {
+		net3 := datapath.NetworkSpec{Name: "net3", Subnet: netip.MustParsePrefix("10.3.0.0/24"), VLAN: 300}
+		if err := b.model.AddNetwork(net3); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.f.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		b.addInstance("vm4", "host1", net3, "10.3.0.14")
+		if ttl := b.ping("vm4", "vm3", 5*time.Second); ttl != 63 {
+			t.Fatalf("vm4 (net3) -> vm3 (net2): reply TTL %d, want 63", ttl)
+		}
+	})
+	t.Run("unplugged instance is unreachable", func(t *testing.T) {
+		b.unplug(t, "vm2")
+		if ttl := b.ping("vm1", "vm2", 500*time.Millisecond); ttl >= 0 {
+			t.Fatalf("vm2 answered after Unplug")
+		}
+		if err := b.f.Unplug(context.Background(), b.ports["vm2"]); err != nil {
+			t.Errorf("second Unplug: %v, want success", err)
+		}
+	})
 	t.Run("close stops every daemon", b.closeAndCheck)
+}
+
+// unplug removes inst from the model and unplugs it.
+func (b *bed) unplug(t *testing.T, inst string) {
+	t.Helper()
+	if err := b.model.RemoveInstance(inst); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.f.Unplug(context.Background(), b.ports[inst]); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestStock: stock OpenStack's host, with a security group that denies
@@ -262,6 +301,7 @@ func TestStock(t *testing.T) {
 		{Direction: vlan.Ingress, Proto: vlan.ProtoICMP, Remote: net1.Subnet, Action: vlan.Drop},
 		{Direction: vlan.Ingress, Action: vlan.Accept},
 	}}
+	t.Parallel()
 	b := newBed(t, vlan.Options{Stock: true, SecurityGroups: []vlan.SecurityGroup{ops}, DefaultIngress: vlan.Drop})
 	b.addInstance("vm1", "host1", net1, "10.1.0.11")
 	b.addInstance("vm3", "host2", net2, "10.2.0.13")
@@ -280,11 +320,27 @@ func TestStock(t *testing.T) {
 	if ttl := b.ping("vm1", "vm3", time.Second); ttl >= 0 {
 		t.Fatalf("vm1 -> vm3 answered (TTL %d); want it dropped by sg:ops:1 on qbr-vm3", ttl)
 	}
+	t.Run("hops", func(t *testing.T) {
+		b.checkHops(t, "vm3", "vm1", 24)
+	})
 	hostNS, _ := b.lab.NetnsName("host2")
 	out := run(t, "ip", "netns", "exec", hostNS, "iptables", "-L", chainIn("tap-vm3"), "-v", "-x", "-n")
 	if n := ruleCount(out, "sg:ops:1"); n == 0 {
 		t.Errorf("rule sg:ops:1 on host2 dropped nothing:\n%s", out)
 	}
+	t.Run("unplug removes qbr and rules", func(t *testing.T) {
+		b.unplug(t, "vm3")
+		h, _ := b.lab.Handle("host2")
+		for _, dev := range []string{"qbr-vm3", "qvb-vm3", "qvo-vm3"} {
+			if _, err := h.LinkByName(dev); err == nil {
+				t.Errorf("host2: %s still there", dev)
+			}
+		}
+		out := run(t, "ip", "netns", "exec", hostNS, "iptables-save", "-t", "filter")
+		if strings.Contains(out, "tap-vm3") {
+			t.Errorf("host2's rules still name tap-vm3:\n%s", out)
+		}
+	})
 	t.Run("close stops every daemon", b.closeAndCheck)
 }
 
@@ -319,5 +375,23 @@ func (b *bed) closeAndCheck(t *testing.T) {
 	h, _ := b.lab.Handle("tor1")
 	if _, err := h.LinkByName(DevSwitch); err == nil {
 		t.Errorf("tor1 still has %s after Close", DevSwitch)
+	}
+}
+
+// checkHops checks the real devices between two instances that have just
+// exchanged packets: the seed's 18 hops (Fig. 5) or 24 (Fig. 6) between
+// instances on different subnets, and where they are.
+func (b *bed) checkHops(t *testing.T, from, to string, want int) {
+	t.Helper()
+	p, err := b.f.ProbePath(context.Background(), b.ports[from], b.ports[to])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d hops: %s", p.Hops(), strings.Join(p.Devices(), " "))
+	if p.Hops() != want {
+		t.Errorf("%s -> %s: %d hops, want %d", from, to, p.Hops(), want)
+	}
+	if n := p.SwitchHops(); n != 5 {
+		t.Errorf("%s -> %s: %d switch hops, want 5 (ToR, aggregation, core, aggregation, ToR)", from, to, n)
 	}
 }

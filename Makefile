@@ -15,7 +15,18 @@ build:
 
 test: lint
 	$(GO) test -count=1 -timeout 40m $(PKGS)
+	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory bench-smoke
+
+# Each fuzz target below for FUZZTIME (their seeds and committed corpora,
+# testdata/fuzz/, also run as plain tests in `go test`).
+FUZZTIME ?= 10s
+FUZZ     := ./controller/api:FuzzRequests ./controller/api:FuzzRequestBodies ./controller/api:FuzzTokensFile
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		echo "fuzz $${t#*:} ($${t%%:*}, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
 
 # Every benchmark once, so that none rots between `make bench` runs.
 bench-smoke:

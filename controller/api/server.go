@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"path"
 	"reflect"
 	"strconv"
 	"strings"
@@ -152,7 +153,9 @@ func (s *Server) Stats() *Stats { return s.stats }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, pattern := s.mux.Handler(r)
-	if pattern == "" {
+	if pattern == "" || r.URL.Path != cleanPath(r.URL.Path) {
+		// The mux would redirect a path it cleans; no client of this
+		// API writes one.
 		noRoute(w, r, h)
 		return
 	}
@@ -186,8 +189,11 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, pattern string, 
 // noRoute answers a request no route matches (the mux's 404, 405 or
 // redirect) with the same status and a JSON error.
 func noRoute(w http.ResponseWriter, r *http.Request, h http.Handler) {
-	rec := &statusRecorder{header: http.Header{}}
-	h.ServeHTTP(rec, r)
+	rec := &statusRecorder{header: http.Header{}, status: http.StatusMovedPermanently}
+	if r.URL.Path == cleanPath(r.URL.Path) {
+		rec.status = 0
+		h.ServeHTTP(rec, r)
+	}
 	e := &Error{Status: rec.status, Code: "not_found", Message: fmt.Sprintf("no route %s %s; the routes are listed on api.Server", r.Method, r.URL.Path)}
 	switch {
 	case rec.status == http.StatusMethodNotAllowed:
@@ -199,6 +205,19 @@ func noRoute(w http.ResponseWriter, r *http.Request, h http.Handler) {
 		e.Status = http.StatusNotFound
 	}
 	_ = writeJSON(w, e.Status, e)
+}
+
+// cleanPath is p as the mux cleans it: no empty, . or .. segments, a
+// trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	np := path.Clean(p)
+	if strings.HasSuffix(p, "/") && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // statusRecorder keeps the status and headers a handler writes and drops

@@ -27,8 +27,10 @@ import (
 	"github.com/netbed/netbed/topologies/netns"
 )
 
-// testPrefix starts every namespace this package's tests create.
-const testPrefix = "nbtest-kbpf"
+// testPrefix starts every namespace this process's tests and benchmarks
+// create, so that the leak check below sees only its own (a benchmark
+// of this package may run in another process at the same time).
+var testPrefix = fmt.Sprintf("nbtest-kbpf%d", os.Getpid())
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -65,7 +67,9 @@ type pod struct {
 	port kernel.Port
 }
 
-func newRig(t *testing.T, mode gen3.Mode) *rig {
+// newRig deploys the lab and builds the fabric; with hold4789 a UDP
+// socket holds port 4789 in host2's namespace first.
+func newRig(t *testing.T, mode gen3.Mode, hold4789 bool) *rig {
 	testutil.RequireRoot(t)
 	tp, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: testutil.Name(testPrefix + "-"), Spines: 1, Leaves: 2, HostsPerLeaf: 1})
 	if err != nil {
@@ -88,6 +92,17 @@ func newRig(t *testing.T, mode gen3.Mode) *rig {
 	model, err := gen3.New(tp, gen3.Options{Mode: mode})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hold4789 {
+		var c *net.UDPConn
+		if err := lab.Do("host2", func() error {
+			var err error
+			c, err = net.ListenUDP("udp4", &net.UDPAddr{Port: PortVXLAN})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
 	}
 	r := &rig{t: t, tp: tp, lab: lab, model: model, fab: New(Options{}), state: t.TempDir(), pods: map[string]*pod{}}
 	err = r.fab.Build(context.Background(), kernel.Env{Lab: lab, Topology: tp, Model: model, StateDir: r.state, Progress: func(s string) { t.Log(s) }})
@@ -300,7 +315,8 @@ func waitFlow(t *testing.T, f *Fabric, what string, match func(FlowEvent) bool) 
 }
 
 // TestKernelFabricTunnel realises gen 3 (tunnel) on a deployed lab and
-// sends real packets: see kernelFabric.
+// sends real packets: see kernelFabric. A socket holds UDP 4789 on host2,
+// so cilium_vxlan must take Cilium's 8472 on both hosts.
 func TestKernelFabricTunnel(t *testing.T) { kernelFabric(t, gen3.Tunnel) }
 
 // TestKernelFabricDirect is the same with direct routing: the leaves and
@@ -317,7 +333,10 @@ func TestKernelFabricDirect(t *testing.T) { kernelFabric(t, gen3.Direct) }
 // ran on; after Unplug, db-1 is out of its host's maps; after Close, no
 // program, device, route or pin of the fabric is left.
 func kernelFabric(t *testing.T, mode gen3.Mode) {
-	r := newRig(t, mode)
+	r := newRig(t, mode, mode == gen3.Tunnel)
+	if mode == gen3.Tunnel && r.fab.VXLANPort() != PortCiliumVXLAN {
+		t.Errorf("cilium_vxlan on UDP %d with 4789 taken on host2, want %d", r.fab.VXLANPort(), PortCiliumVXLAN)
+	}
 	if !r.fab.TCX() {
 		t.Log("programs attached as clsact filters: this kernel has no TCX")
 	}

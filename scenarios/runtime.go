@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/outcome"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/topologies"
 )
@@ -104,4 +105,25 @@ type PodAttacher interface {
 // plane; convergence itself is measured by the faults (Fault.Convergence).
 type Settler interface {
 	Settle(ctx context.Context) error
+}
+
+// ProbeRecord is the runner's record of probe p whose outcome a runtime
+// derived (outcome.Derive), the same on every runtime.
+func ProbeRecord(o outcome.Outcome, p RuntimeProbe) reports.Probe {
+	out := reports.Probe{From: p.From, To: p.To, Proto: p.Proto,
+		Delivered: o.Delivered && o.To == p.To, Replied: o.Replied && o.To == p.To,
+		Hops: o.Forward.Hops(), SwitchHops: o.Forward.SwitchHops(), Path: o.Forward.Devices(), HopAt: o.Forward.Offsets(),
+		OneWay: o.OneWay, RTT: o.RTT, Reason: string(o.Reason), Rule: o.Rule}
+	if o.DropNode != "" {
+		out.DropAt = o.DropNode
+		if o.DropDevice != "" && o.DropDevice != o.DropNode {
+			out.DropAt += "/" + o.DropDevice
+		}
+	}
+	if o.Delivered && o.To != p.To {
+		// Answered by someone else: another tenant's instance with the
+		// same address would be a leak, so it is reported as such.
+		out.DropAt, out.Reason = o.To, "delivered-to-other-instance"
+	}
+	return out
 }

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/outcome"
 	"github.com/netbed/netbed/datapath/stack"
 )
 
@@ -177,23 +179,16 @@ func (e *Engine) ProbeTo(at time.Duration, from, to string, spec stack.ProbeSpec
 // after that deliver event, starting at the destination's originate. Drop
 // events are never on a path.
 type Result struct {
-	ID         uint64
-	From, To   string // To: the node that delivered the probe ("" if none)
-	Spec       stack.ProbeSpec
-	Forward    datapath.Path // up to the last device before the drop when not delivered
-	Return     datapath.Path
+	ID   uint64
+	From string
+	Spec stack.ProbeSpec
+	// Outcome is the verdict, paths and times (outcome.Derive); its
+	// Forward ends at the last device before the drop when the probe
+	// was not delivered.
+	outcome.Outcome
 	Hops       int // Forward.Hops()
 	SwitchHops int // Forward.SwitchHops()
-	// OneWay runs from the probe packet's originate event (after ARP
-	// resolution) to its delivery; RTT to the reply's delivery at From.
-	OneWay, RTT time.Duration
-	Delivered   bool
-	Replied     bool
-	ReplyKind   stack.ReplyKind
-	// Where and why the probe or its reply was dropped, when it was.
-	DropNode, DropDevice string
-	Reason               datapath.Reason
-	Rule                 string
+	ReplyKind  stack.ReplyKind
 }
 
 // probeEvents returns the trace indices of probe id's events.
@@ -240,7 +235,9 @@ func (e *Engine) probeEvents(id uint64) []int64 {
 	return e.index.by[id]
 }
 
-// Result derives the outcome of probe id from the trace (see Result).
+// Result derives the outcome of probe id from the trace (see Result):
+// the probe's records, with every record on their lineage, go to
+// outcome.Derive as every runtime's do.
 func (e *Engine) Result(id uint64) (Result, error) {
 	info, ok := e.probe(id)
 	if !ok {
@@ -250,44 +247,12 @@ func (e *Engine) Result(id uint64) (Result, error) {
 		return Result{}, fmt.Errorf("result of probe %d: %w", id, ErrNoTrace)
 	}
 	r := Result{ID: id, From: info.from, Spec: info.spec}
-	evs := e.probeEvents(id)
-	fwd := int64(-1)
-	for _, i := range evs {
-		ev := &e.rec(i).ev
-		if ev.Action == datapath.ActDeliver && !e.rec(i).arp && ev.Node != info.from {
-			fwd = i
-			break
-		}
+	pending := func() bool {
+		pd, ok := info.node.(interface{ Pending(uint64) bool })
+		return ok && pd.Pending(id)
 	}
-	if fwd < 0 {
-		r.dropFrom(e, evs, -1, &info)
-		return r, nil
-	}
-	r.Delivered = true
-	r.To = e.rec(fwd).ev.Node
-	r.Forward = e.pathTo(fwd)
+	r.Outcome = outcome.Derive(e.records(e.probeEvents(id)), info.from, pending)
 	r.Hops, r.SwitchHops = r.Forward.Hops(), r.Forward.SwitchHops()
-	r.OneWay = r.Forward[len(r.Forward)-1].Time - r.Forward[0].Time
-	for _, i := range evs {
-		ev := &e.rec(i).ev
-		if i <= fwd || ev.Action != datapath.ActDeliver || e.rec(i).arp || ev.Node != info.from {
-			continue
-		}
-		ch := e.chain(i)
-		for k, j := range ch {
-			if j == fwd {
-				r.Replied = true
-				for _, j := range ch[k+1:] {
-					r.Return = append(r.Return, e.rec(j).ev)
-				}
-				r.RTT = ev.Time - r.Forward[0].Time
-				break
-			}
-		}
-		if r.Replied {
-			break
-		}
-	}
 	if r.Replied {
 		if rp, ok := info.node.(interface{ Replies() []stack.Reply }); ok {
 			for _, x := range rp.Replies() {
@@ -296,58 +261,45 @@ func (e *Engine) Result(id uint64) (Result, error) {
 				}
 			}
 		}
-		return r, nil
 	}
-	r.dropFrom(e, evs, fwd, &info)
 	return r, nil
 }
 
-// dropFrom fills the drop verdict from the probe's drop events after trace
-// index after: a real drop of the probe's own packets; else the packet
-// still waiting for ARP at the source; else an incidental drop
-// (datapath.Reason.Incidental: a flood's copy for another instance, a copy
-// on a bond's backup NIC); else a dropped ARP frame. Of several drops of
-// one kind, the one whose path comes first by Path.Before: on real
-// namespaces their order in time varies.
-func (r *Result) dropFrom(e *Engine, evs []int64, after int64, info *probeInfo) {
-	pick := int64(-1)
-	rank := 4
-	for _, i := range evs {
-		rec := e.rec(i)
-		if i <= after || rec.ev.Action != datapath.ActDrop {
-			continue
-		}
-		k := 0
-		switch {
-		case rec.arp:
-			k = 3
-		case rec.ev.Reason.Incidental():
-			k = 2
-		}
-		if k < rank || k == rank && e.dropPath(i).Before(e.dropPath(pick)) {
-			pick, rank = i, k
+// records returns the trace records at indices evs (in trace order) and
+// every record on their lineage that is not among them, in trace order,
+// with their lineage as indices into the result. The lineage stops at the
+// first record forgotten by ResetTrace.
+func (e *Engine) records(evs []int64) []outcome.Record {
+	all := evs
+	var seen map[int64]bool
+	for _, g := range evs {
+		for j := e.rec(g).prev; j >= e.base; j = e.rec(j).prev {
+			if _, ok := slices.BinarySearch(evs, j); ok || seen[j] {
+				break
+			}
+			if seen == nil {
+				seen = map[int64]bool{}
+				all = slices.Clone(evs)
+			}
+			seen[j] = true
+			all = append(all, j)
 		}
 	}
-	if rank >= 2 {
-		if pd, ok := info.node.(interface{ Pending(uint64) bool }); ok && pd.Pending(r.ID) {
-			r.DropNode, r.DropDevice, r.Reason, r.Rule = info.from, stack.Port, datapath.ReasonNoARP, "arp:unresolved"
-			return
+	if seen != nil {
+		slices.Sort(all)
+	}
+	rs := make([]outcome.Record, len(all))
+	for k, g := range all {
+		rec := e.rec(g)
+		prev := int32(-1)
+		if rec.prev >= e.base {
+			if l, ok := slices.BinarySearch(all, rec.prev); ok {
+				prev = int32(l)
+			}
 		}
+		rs[k] = outcome.Record{Ev: rec.ev, Prev: prev, ARP: rec.arp}
 	}
-	if pick < 0 {
-		return
-	}
-	ev := &e.rec(pick).ev
-	r.DropNode, r.DropDevice, r.Reason, r.Rule = ev.Node, ev.Device, ev.Reason, ev.Rule
-	if after < 0 && !e.rec(pick).arp {
-		r.Forward = e.pathTo(pick)
-		r.Hops, r.SwitchHops = r.Forward.Hops(), r.Forward.SwitchHops()
-	}
-}
-
-// dropPath is the path to drop event i, the drop included.
-func (e *Engine) dropPath(i int64) datapath.Path {
-	return append(e.pathTo(i), e.rec(i).ev)
+	return rs
 }
 
 // Matrix is a reachability matrix between instances.

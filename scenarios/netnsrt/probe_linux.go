@@ -15,6 +15,7 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/outcome"
 	"github.com/netbed/netbed/datapath/stack"
 	"github.com/netbed/netbed/datapath/userspace"
 	"github.com/netbed/netbed/reports"
@@ -141,13 +142,13 @@ func (r *Runtime) result(id uint64, p scenarios.RuntimeProbe) reports.Probe {
 	for k, g := range gidx {
 		local[g] = int32(k)
 	}
-	rs := make([]rec, 0, len(nrecs)+8)
+	rs := make([]outcome.Record, 0, len(nrecs)+8)
 	for _, nr := range nrecs {
 		prev := int32(-1)
 		if l, ok := local[nr.Prev]; ok && nr.Prev >= 0 {
 			prev = l
 		}
-		rs = append(rs, rec{ev: nr.Event, prev: prev, arp: nr.ARP})
+		rs = append(rs, outcome.Record{Ev: nr.Event, Prev: prev, ARP: nr.ARP})
 	}
 	start := r.us.Start()
 	r.mu.Lock()
@@ -184,7 +185,7 @@ func (r *Runtime) result(id uint64, p scenarios.RuntimeProbe) reports.Probe {
 			}
 		}
 		s := &synth{at: int32(len(rs)), hash: r.us.Hash(f.Data), inst: in}
-		rs = append(rs, rec{ev: ev, prev: -1, arp: f.ARP})
+		rs = append(rs, outcome.Record{Ev: ev, Prev: -1, ARP: f.ARP})
 		if f.Out {
 			outs = append(outs, s)
 		} else {
@@ -200,7 +201,7 @@ func (r *Runtime) result(id uint64, p scenarios.RuntimeProbe) reports.Probe {
 		for _, s := range outs {
 			if !s.used && s.hash == nr.From.Hash && s.inst.host == nr.From.Node && s.inst.hostPort == nr.From.Port {
 				s.used = true
-				rs[k].prev = s.at
+				rs[k].Prev = s.at
 				break
 			}
 		}
@@ -215,7 +216,7 @@ func (r *Runtime) result(id uint64, p scenarios.RuntimeProbe) reports.Probe {
 			}
 			used[j] = true
 			if l, ok := local[e.Head]; ok && e.Head >= 0 {
-				rs[s.at].prev = l
+				rs[s.at].Prev = l
 			}
 			break
 		}
@@ -224,22 +225,22 @@ func (r *Runtime) result(id uint64, p scenarios.RuntimeProbe) reports.Probe {
 	for _, s := range outs {
 		best := int32(-1)
 		for _, d := range ins {
-			ev := &rs[d.at].ev
-			if d.inst == s.inst && ev.Action == datapath.ActDeliver && !rs[d.at].arp && ev.Time <= rs[s.at].ev.Time &&
-				(best < 0 || ev.Time >= rs[best].ev.Time) {
+			ev := &rs[d.at].Ev
+			if d.inst == s.inst && ev.Action == datapath.ActDeliver && !rs[d.at].ARP && ev.Time <= rs[s.at].Ev.Time &&
+				(best < 0 || ev.Time >= rs[best].Ev.Time) {
 				best = d.at
 			}
 		}
-		rs[s.at].prev = best
+		rs[s.at].Prev = best
 	}
-	sorted := sortByTime(rs)
+	sorted := outcome.SortByTime(rs)
 	if debugTrace {
 		for i, r := range sorted {
-			fmt.Printf("%d\t%v\t%s\t%s\t%s\t%s\t%s\tprev=%d arp=%v\n", i, r.ev.Time, r.ev.Node, r.ev.Device, r.ev.Action, r.ev.Reason, r.ev.Rule, r.prev, r.arp)
+			fmt.Printf("%d\t%v\t%s\t%s\t%s\t%s\t%s\tprev=%d arp=%v\n", i, r.Ev.Time, r.Ev.Node, r.Ev.Device, r.Ev.Action, r.Ev.Reason, r.Ev.Rule, r.Prev, r.ARP)
 		}
 	}
-	o := derive(sorted, p.From, !sentBySource)
-	return o.report(p.From, p.To, p.Proto)
+	pending := !sentBySource
+	return scenarios.ProbeRecord(outcome.Derive(sorted, p.From, func() bool { return pending }), p)
 }
 
 // forMe reports whether a frame arriving on eth0 is for the instance's own

@@ -13,6 +13,7 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/datapath/outcome"
 	"github.com/netbed/netbed/datapath/stack"
 	"github.com/netbed/netbed/sim"
 	"github.com/netbed/netbed/topologies"
@@ -20,11 +21,11 @@ import (
 
 // parseTrace reads sim's WriteTrace output back into records by probe,
 // with prev as an index into the probe's own records.
-func parseTrace(t *testing.T, b []byte) map[uint64][]rec {
+func parseTrace(t *testing.T, b []byte) map[uint64][]outcome.Record {
 	t.Helper()
 	type line struct {
 		g, prev int64
-		r       rec
+		r       outcome.Record
 	}
 	byProbe := map[uint64][]line{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -47,20 +48,20 @@ func parseTrace(t *testing.T, b []byte) map[uint64][]rec {
 		ev := datapath.Event{Time: time.Duration(num(f[1])), Probe: probe, Node: f[3], Device: f[4], Kind: datapath.DeviceKind(f[5]),
 			InPort: strings.TrimPrefix(f[6], "in="), OutPort: strings.TrimPrefix(f[7], "out="),
 			Action: datapath.Action(f[8]), Reason: datapath.Reason(f[9]), Rule: f[10]}
-		byProbe[probe] = append(byProbe[probe], line{g: num(f[0]), prev: num(f[11]), r: rec{ev: ev}})
+		byProbe[probe] = append(byProbe[probe], line{g: num(f[0]), prev: num(f[11]), r: outcome.Record{Ev: ev}})
 	}
-	out := map[uint64][]rec{}
+	out := map[uint64][]outcome.Record{}
 	for p, ls := range byProbe {
 		pos := map[int64]int32{}
 		for i, l := range ls {
 			pos[l.g] = int32(i)
 		}
-		rs := make([]rec, len(ls))
+		rs := make([]outcome.Record, len(ls))
 		for i, l := range ls {
 			rs[i] = l.r
-			rs[i].prev = -1
+			rs[i].Prev = -1
 			if j, ok := pos[l.prev]; ok {
-				rs[i].prev = j
+				rs[i].Prev = j
 			}
 		}
 		out[p] = rs
@@ -68,8 +69,9 @@ func parseTrace(t *testing.T, b []byte) map[uint64][]rec {
 	return out
 }
 
-// TestDeriveMatchesSim is a differential test of derive against sim's own
-// Result: every probe of an all-pairs run (warm caches, so no ARP inside
+// TestDeriveMatchesSim is a differential test of outcome.Derive over
+// records read back from sim's text trace (as a runtime that only sees a
+// trace builds them) against sim's own Result: every probe of an all-pairs run (warm caches, so no ARP inside
 // a probe) on an evpn fabric, plus probes to an address nobody has.
 func TestDeriveMatchesSim(t *testing.T) {
 	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Spines: 2, Leaves: 2, HostsPerLeaf: 2})
@@ -127,19 +129,19 @@ func TestDeriveMatchesSim(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slices.ContainsFunc(rs, func(r rec) bool { return strings.HasPrefix(r.ev.Rule, "arp:") }) {
+		if slices.ContainsFunc(rs, func(r outcome.Record) bool { return strings.HasPrefix(r.Ev.Rule, "arp:") }) {
 			continue // ARP inside the probe: the text trace has no ARP flag
 		}
-		got := derive(rs, want.From, false)
+		got := outcome.Derive(rs, want.From, nil)
 		switch {
-		case got.delivered != want.Delivered || got.replied != want.Replied || got.to != want.To:
-			t.Errorf("probe %d: delivered/replied/to %v/%v/%s, sim %v/%v/%s", id, got.delivered, got.replied, got.to, want.Delivered, want.Replied, want.To)
-		case !slices.Equal(got.forward.Devices(), want.Forward.Devices()) || !slices.Equal(got.ret.Devices(), want.Return.Devices()):
-			t.Errorf("probe %d: forward %v return %v\nsim forward %v return %v", id, got.forward.Devices(), got.ret.Devices(), want.Forward.Devices(), want.Return.Devices())
-		case got.oneWay != want.OneWay || got.rtt != want.RTT:
-			t.Errorf("probe %d: one way %v RTT %v, sim %v %v", id, got.oneWay, got.rtt, want.OneWay, want.RTT)
-		case got.dropNode != want.DropNode || got.dropDevice != want.DropDevice || got.reason != want.Reason || got.rule != want.Rule:
-			t.Errorf("probe %d: drop %s/%s %s %s, sim %s/%s %s %s", id, got.dropNode, got.dropDevice, got.reason, got.rule, want.DropNode, want.DropDevice, want.Reason, want.Rule)
+		case got.Delivered != want.Delivered || got.Replied != want.Replied || got.To != want.To:
+			t.Errorf("probe %d: delivered/replied/to %v/%v/%s, sim %v/%v/%s", id, got.Delivered, got.Replied, got.To, want.Delivered, want.Replied, want.To)
+		case !slices.Equal(got.Forward.Devices(), want.Forward.Devices()) || !slices.Equal(got.Return.Devices(), want.Return.Devices()):
+			t.Errorf("probe %d: forward %v return %v\nsim forward %v return %v", id, got.Forward.Devices(), got.Return.Devices(), want.Forward.Devices(), want.Return.Devices())
+		case got.OneWay != want.OneWay || got.RTT != want.RTT:
+			t.Errorf("probe %d: one way %v RTT %v, sim %v %v", id, got.OneWay, got.RTT, want.OneWay, want.RTT)
+		case got.DropNode != want.DropNode || got.DropDevice != want.DropDevice || got.Reason != want.Reason || got.Rule != want.Rule:
+			t.Errorf("probe %d: drop %s/%s %s %s, sim %s/%s %s %s", id, got.DropNode, got.DropDevice, got.Reason, got.Rule, want.DropNode, want.DropDevice, want.Reason, want.Rule)
 		}
 		switch {
 		case want.Replied:
@@ -154,80 +156,3 @@ func TestDeriveMatchesSim(t *testing.T) {
 }
 
 func netMAC(b byte) net.HardwareAddr { return net.HardwareAddr{2, 0x20, 0, 0, 0, b} }
-
-// TestSortByTimeRemapsPrev checks that sorting keeps each record's
-// predecessor.
-func TestSortByTimeRemapsPrev(t *testing.T) {
-	rs := []rec{
-		{ev: datapath.Event{Node: "c", Time: 30}, prev: 2},
-		{ev: datapath.Event{Node: "a", Time: 10}, prev: -1},
-		{ev: datapath.Event{Node: "b", Time: 20}, prev: 1},
-	}
-	got := sortByTime(rs)
-	var order []string
-	for _, r := range got {
-		order = append(order, r.ev.Node)
-	}
-	if !slices.Equal(order, []string{"a", "b", "c"}) || got[0].prev != -1 || got[1].prev != 0 || got[2].prev != 1 {
-		t.Errorf("sorted %v with prev %d %d %d", order, got[0].prev, got[1].prev, got[2].prev)
-	}
-	if p := pathTo(got, 2).Devices(); !slices.Equal(p, []string{"a", "b", "c"}) {
-		t.Errorf("path %v", p)
-	}
-}
-
-// TestDropChoiceIgnoresTiming: a lost probe whose flood copies are
-// dropped at two places is reported at the same one, whichever drop
-// happened first (on namespaces their order varies from run to run).
-func TestDropChoiceIgnoresTiming(t *testing.T) {
-	ev := func(at time.Duration, node, dev string, a datapath.Action, r datapath.Reason) datapath.Event {
-		return datapath.Event{Time: at, Probe: 1, Node: node, Device: dev, Action: a, Reason: r}
-	}
-	for _, tor4First := range []bool{false, true} {
-		t2, t4 := 30*time.Microsecond, 40*time.Microsecond
-		if tor4First {
-			t2, t4 = t4, t2
-		}
-		rs := []rec{
-			{ev: ev(0, "web-1", "eth0", datapath.ActOriginate, ""), prev: -1},
-			{ev: ev(10*time.Microsecond, "agg1", "agg1", datapath.ActForward, ""), prev: 0},
-			{ev: ev(t2, "tor2", "tor2", datapath.ActForward, ""), prev: 1},
-			{ev: ev(t4, "tor4", "tor4", datapath.ActForward, ""), prev: 1},
-			{ev: ev(t2+5*time.Microsecond, "host1", "eth2", datapath.ActDrop, "bond-backup"), prev: 2},
-			{ev: ev(t4+5*time.Microsecond, "host3", "eth2", datapath.ActDrop, "bond-backup"), prev: 3},
-		}
-		o := derive(sortByTime(rs), "web-1", false)
-		if o.dropNode != "host1" || o.dropDevice != "eth2" || !slices.Equal(o.forward.Devices(), []string{"web-1/eth0", "agg1", "tor2"}) {
-			t.Errorf("tor4 first %v: dropped at %s/%s after %v, want host1/eth2 after tor2", tor4First, o.dropNode, o.dropDevice, o.forward.Devices())
-		}
-	}
-}
-
-// TestRealDropBeforeIncidental: a probe lost at a failed node is reported
-// there, not at a shorter path's incidental drop of one of its flood
-// copies (a bond's backup NIC: core-failure once blamed host1/eth2's
-// backup NIC); and a source still waiting for ARP names that rather than a
-// copy dropped as not-for-me.
-func TestRealDropBeforeIncidental(t *testing.T) {
-	ev := func(at time.Duration, node, dev string, a datapath.Action, r datapath.Reason) datapath.Event {
-		return datapath.Event{Time: at, Probe: 1, Node: node, Device: dev, Action: a, Reason: r}
-	}
-	rs := []rec{
-		{ev: ev(0, "web-1", "eth0", datapath.ActOriginate, ""), prev: -1},
-		{ev: ev(10*time.Microsecond, "tor1", "tor1", datapath.ActForward, ""), prev: 0},
-		{ev: ev(15*time.Microsecond, "host1", "eth2", datapath.ActDrop, datapath.ReasonBondBackup), prev: 1},
-		{ev: ev(20*time.Microsecond, "agg1", "agg1", datapath.ActForward, ""), prev: 1},
-		{ev: ev(30*time.Microsecond, "core1", "core1", datapath.ActDrop, datapath.ReasonNodeDown), prev: 3},
-	}
-	o := derive(sortByTime(rs), "web-1", false)
-	if o.dropNode != "core1" || o.reason != datapath.ReasonNodeDown {
-		t.Errorf("dropped at %s (%s), want core1 (node-down)", o.dropNode, o.reason)
-	}
-	pending := []rec{
-		{ev: ev(0, "web-1", "eth0", datapath.ActOriginate, ""), prev: -1},
-		{ev: ev(10*time.Microsecond, "host1", "br-int", datapath.ActDrop, datapath.ReasonNotForMe), prev: 0},
-	}
-	if o := derive(sortByTime(pending), "web-1", true); o.reason != datapath.ReasonNoARP {
-		t.Errorf("source waiting for ARP: reported %s at %s, want %s", o.reason, o.dropNode, datapath.ReasonNoARP)
-	}
-}

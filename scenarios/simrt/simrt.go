@@ -189,23 +189,7 @@ func (r *Runtime) Probe(_ context.Context, p scenarios.RuntimeProbe) (reports.Pr
 			break
 		}
 	}
-	out := reports.Probe{
-		Delivered: res.Delivered && res.To == p.To, Replied: res.Replied && res.To == p.To,
-		Hops: res.Hops, SwitchHops: res.SwitchHops, Path: res.Forward.Devices(), HopAt: res.Forward.Offsets(),
-		OneWay: res.OneWay, RTT: res.RTT, Reason: string(res.Reason), Rule: res.Rule,
-	}
-	if res.DropNode != "" {
-		out.DropAt = res.DropNode
-		if res.DropDevice != "" && res.DropDevice != res.DropNode {
-			out.DropAt += "/" + res.DropDevice
-		}
-	}
-	if res.Delivered && res.To != p.To {
-		// Answered by someone else: another tenant's instance with the
-		// same address would be a leak, so it is reported as such.
-		out.DropAt, out.Reason = res.To, "delivered-to-other-instance"
-	}
-	return out, nil
+	return scenarios.ProbeRecord(res.Outcome, p), nil
 }
 
 // Mutate implements scenarios.Runtime.

@@ -1,15 +1,10 @@
 package reports
 
 import (
-	"bytes"
 	"fmt"
-	"image/color"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
-	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 )
@@ -60,15 +55,6 @@ func cdfCorners(xs []float64) plotter.XYs {
 	return pts
 }
 
-// rgb parses "#rrggbb".
-func rgb(hex string) color.Color {
-	v, err := strconv.ParseUint(strings.TrimPrefix(hex, "#"), 16, 32)
-	if err != nil {
-		return color.Black
-	}
-	return color.RGBA{R: uint8(v >> 16), G: uint8(v >> 8), B: uint8(v), A: 255}
-}
-
 // LatencyCDFSVG draws, with gonum/plot, the empirical CDF of each
 // series' times as an SVG: the fraction of probes answered within x,
 // one line per series in its generation's colour, x in one unit chosen
@@ -90,28 +76,19 @@ func LatencyCDFSVG(title, xLabel string, series []TimeSeries) (string, error) {
 	if hi == 0 {
 		return "", fmt.Errorf("latency CDF %q: no times to plot", title)
 	}
-	unit, scale := "µs", float64(time.Microsecond)
-	switch {
-	case hi >= time.Second:
-		unit, scale = "s", float64(time.Second)
-	case hi >= time.Millisecond:
-		unit, scale = "ms", float64(time.Millisecond)
-	}
-	p := plot.New()
-	p.Title.Text = title
+	unit, scale := timeUnit(hi)
+	p := newPlot(title)
 	p.X.Label.Text = fmt.Sprintf("%s (%s)", xLabel, unit)
 	p.Y.Label.Text = "fraction of probes"
 	p.Y.Min, p.Y.Max = 0, 1
 	// A margin on either side, so that no step lies on the frame.
 	p.X.Min, p.X.Max = float64(lo)/scale*0.9, float64(hi)/scale*1.1
-	if hi > 10*lo {
-		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	if spansDecade(float64(lo), float64(hi)) {
+		logAxis(&p.X, float64(lo)/scale, float64(hi)/scale)
 	}
-	p.Legend.Top = false
-	p.Legend.Left = false
 	p.Add(plotter.NewGrid())
-	for _, s := range series {
+	leg := newLegend()
+	for i, s := range series {
 		var xs []float64
 		for _, d := range s.Times {
 			if d > 0 {
@@ -127,22 +104,9 @@ func LatencyCDFSVG(title, xLabel string, series []TimeSeries) (string, error) {
 		}
 		l.StepStyle = plotter.PostStep
 		l.Color = rgb(GenColour(s.Gen))
-		l.Width = vg.Points(1.5)
+		l.Width = lineWidth(i, len(series))
 		p.Add(l)
-		p.Legend.Add(s.Name, l)
+		leg.Add(s.Name, l)
 	}
-	w, err := p.WriterTo(vg.Points(540), vg.Points(270), "svg")
-	if err != nil {
-		return "", fmt.Errorf("latency CDF %q: %w", title, err)
-	}
-	var b bytes.Buffer
-	if _, err := w.WriteTo(&b); err != nil {
-		return "", fmt.Errorf("latency CDF %q: %w", title, err)
-	}
-	// Inline in HTML: the <svg> element alone, without the XML prolog.
-	out := b.String()
-	if i := strings.Index(out, "<svg"); i > 0 {
-		out = out[i:]
-	}
-	return out, nil
+	return plotSVG(p, &leg, vg.Points(540), vg.Points(270))
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Report is every run of one invocation: scenarios × generations.
@@ -274,16 +273,10 @@ func timeBars(tbs []timeBar) ([]Bar, string) {
 	for _, b := range tbs {
 		longest = max(longest, b.D)
 	}
-	unit, scale := "µs", float64(time.Microsecond)
-	switch {
-	case longest >= time.Second:
-		unit, scale = "s", float64(time.Second)
-	case longest >= time.Millisecond:
-		unit, scale = "ms", float64(time.Millisecond)
-	}
+	unit, scale := timeUnit(longest)
 	bars := make([]Bar, len(tbs))
 	for i, b := range tbs {
-		bars[i] = Bar{Label: b.Label, Gen: b.Gen, Text: b.Note}
+		bars[i] = Bar{Label: b.Label, Gen: b.Gen, Text: b.Note, Missing: b.Missing}
 		if !b.Missing {
 			bars[i].Value = float64(b.D) / scale
 			bars[i].Text = inUnit(bars[i].Value, unit) + b.Note
@@ -531,6 +524,9 @@ type Bar struct {
 	Value float64
 	Text  string // the value as shown; empty: Value
 	Gen   string // the generation the bar is of: its colour
+	// Missing: the bar has no value (a flow that never recovered); its
+	// Text says why.
+	Missing bool
 }
 
 var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"}
@@ -553,50 +549,6 @@ func GenColour(gen string) string {
 	return palette[(h%len(palette)+len(palette))%len(palette)]
 }
 
-// textWidth is an upper estimate of the width in pixels of s in a 12px
-// sans-serif font, so that labels are laid out to fit.
-func textWidth(s string) int {
-	return utf8.RuneCountInString(s)*7 + 4
-}
-
-// BarChartSVG draws a horizontal bar chart as a standalone SVG, each bar
-// in its generation's colour. Its margins fit the longest label, value
-// text and the title, so that no text is cut off.
-func BarChartSVG(title, unit string, bars []Bar) string {
-	const plotW, barH, gap = 360, 22, 8
-	left, right := 0, 0
-	maxV := 0.0
-	for _, b := range bars {
-		maxV = max(maxV, b.Value)
-		left = max(left, textWidth(b.Label))
-		right = max(right, textWidth(barText(b)))
-	}
-	left += 16
-	right += 12
-	heading := title + " (" + unit + ")"
-	width := max(left+plotW+right, textWidth(heading)+16)
-	h := 40 + len(bars)*(barH+gap)
-	if maxV == 0 {
-		maxV = 1
-	}
-	var s strings.Builder
-	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`, width, h)
-	fmt.Fprintf(&s, `<text x="8" y="18" font-weight="bold">%s</text>`, template.HTMLEscapeString(heading))
-	for i, b := range bars {
-		y := 30 + i*(barH+gap)
-		w := int(float64(plotW) * b.Value / maxV)
-		colour := palette[i%len(palette)]
-		if b.Gen != "" {
-			colour = GenColour(b.Gen)
-		}
-		fmt.Fprintf(&s, `<text x="8" y="%d">%s</text>`, y+15, template.HTMLEscapeString(b.Label))
-		fmt.Fprintf(&s, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`, left, y, max(w, 1), barH, colour)
-		fmt.Fprintf(&s, `<text x="%d" y="%d">%s</text>`, left+w+6, y+15, template.HTMLEscapeString(barText(b)))
-	}
-	s.WriteString(`</svg>`)
-	return s.String()
-}
-
 // barText is what a bar says beside it.
 func barText(b Bar) string {
 	if b.Text != "" {
@@ -608,7 +560,7 @@ func barText(b Bar) string {
 var htmlTmpl = template.Must(template.New("report").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>{{.Title}}</title>
 <style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+svg{display:block;margin:1em 0}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
 .fail{color:#b00}.pass{color:#070}code{font-size:11px}</style></head><body>
 <h1>{{.Title}}</h1>{{if .Machine}}<p>Machine: {{.Machine}}</p>{{end}}
 <h2 id="overview">Overview</h2>
@@ -645,8 +597,9 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 </body></html>
 `))
 
-// WriteHTML writes a self-contained HTML report with SVG plots of hops and
-// round-trip times per generation.
+// WriteHTML writes a self-contained HTML report: the overview, then per
+// scenario its tables and its plots (scenarioPlots), drawn with
+// gonum/plot and inlined as SVG, so that the page needs nothing else.
 func WriteHTML(w io.Writer, r *Report) error {
 	type row struct{ Gen, Backend, Delivered, Hops, SwitchHops, P50, P99, Spawn, Checks, Class string }
 	type section struct {
@@ -699,8 +652,6 @@ func WriteHTML(w io.Writer, r *Report) error {
 		for _, l := range spawnLines(r.RunsOf(sc), htmlLinker) {
 			sec.Spawns = append(sec.Spawns, template.HTML(l))
 		}
-		var hops []Bar
-		var rtts []timeBar
 		for _, run := range r.RunsOf(sc) {
 			s := Summarize(run)
 			class := "pass"
@@ -710,11 +661,6 @@ func WriteHTML(w io.Writer, r *Report) error {
 			sec.Rows = append(sec.Rows, row{run.Generation, run.Backend, fmt.Sprintf("%d/%d", s.Delivered, s.Probes),
 				hopsCell(s), fmt.Sprint(s.SwitchHopsMax), dur(s.RTTp50), dur(s.RTTp99), dur(s.SpawnP50),
 				fmt.Sprintf("%d/%d", s.ChecksPassed, s.Checks), class})
-			if s.Delivered > 0 {
-				label := run.Generation + " on " + run.Backend
-				hops = append(hops, Bar{Label: label, Value: float64(s.HopsMax), Gen: run.Generation})
-				rtts = append(rtts, timeBar{Label: label, Gen: run.Generation, D: s.RTTp50})
-			}
 			if run.Error != "" {
 				sec.Failures = append(sec.Failures, run.Generation+": "+run.Error)
 			}
@@ -724,40 +670,11 @@ func WriteHTML(w io.Writer, r *Report) error {
 				}
 			}
 		}
-		if len(hops) > 0 {
-			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("hops, longest delivered path", "hops", hops)))
-			bars, unit := timeBars(rtts)
-			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("round-trip time p50", unit, bars)))
+		plots, err := scenarioPlots(sc, r.RunsOf(sc))
+		if err != nil {
+			return err
 		}
-		if cdf := rttSeries(r.RunsOf(sc)); len(cdf) > 0 {
-			svg, err := LatencyCDFSVG(sc+": round-trip times per generation", "round-trip time", cdf)
-			if err != nil {
-				return err
-			}
-			sec.Plots = append(sec.Plots, template.HTML(svg))
-		}
-		if bars, unit := outageBars(r.RunsOf(sc)); len(bars) > 0 {
-			sec.Plots = append(sec.Plots, template.HTML(BarChartSVG("drift outage per flow (last answer before the move → first after)", unit, bars)))
-		}
-		for _, run := range r.RunsOf(sc) {
-			if ev := firstSpawn(run); len(ev) >= 2 {
-				var steps []timeBar
-				for _, e := range ev[1:] {
-					steps = append(steps, timeBar{Label: e.Step, Gen: run.Generation, D: e.At - ev[0].At})
-				}
-				bars, unit := timeBars(steps)
-				title := fmt.Sprintf("%s on %s: spawn of %s, time of each step since %s", run.Generation, run.Backend, ev[0].Instance, ev[0].Step)
-				sec.Plots = append(sec.Plots, template.HTML(BarChartSVG(title, unit, bars)))
-			}
-		}
-		for _, run := range r.RunsOf(sc) {
-			if p, ok := firstDelivered(run); ok {
-				if bars, unit := hopBars(run.Generation, p); len(bars) > 0 {
-					title := fmt.Sprintf("%s on %s: time to each device, %s → %s", run.Generation, run.Backend, p.From, p.To)
-					sec.Plots = append(sec.Plots, template.HTML(BarChartSVG(title, unit, bars)))
-				}
-			}
-		}
+		sec.Plots = plots
 		data.Sections = append(data.Sections, sec)
 	}
 	return htmlTmpl.Execute(w, data)
@@ -779,69 +696,4 @@ func rttSeries(runs []*Run) []TimeSeries {
 		}
 	}
 	return out
-}
-
-// Series is one line of a line chart.
-type Series struct {
-	Name   string
-	Points [][2]float64 // (x, y), x ascending
-}
-
-// LineChartSVG draws series as lines over shared axes, as a standalone
-// SVG, with a legend.
-func LineChartSVG(title, xLabel, yLabel string, series []Series) string {
-	const width, height, left, right, top, bottom = 720, 360, 60, 200, 30, 40
-	maxX, maxY := 0.0, 0.0
-	for _, s := range series {
-		for _, p := range s.Points {
-			maxX, maxY = max(maxX, p[0]), max(maxY, p[1])
-		}
-	}
-	if maxX == 0 {
-		maxX = 1
-	}
-	if maxY == 0 {
-		maxY = 1
-	}
-	pw, ph := float64(width-left-right), float64(height-top-bottom)
-	px := func(x float64) float64 { return float64(left) + pw*x/maxX }
-	py := func(y float64) float64 { return float64(top) + ph*(1-y/maxY) }
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`, width, height)
-	fmt.Fprintf(&b, `<text x="8" y="16" font-weight="bold" font-size="12">%s</text>`, template.HTMLEscapeString(title))
-	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#444"/>`, left, height-bottom, width-right, height-bottom)
-	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#444"/>`, left, top, left, height-bottom)
-	for i := 0; i <= 4; i++ {
-		y := maxY * float64(i) / 4
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`, left-4, py(y)+4, compact(y))
-		x := maxX * float64(i) / 4
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, px(x), height-bottom+14, compact(x))
-	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`, left+int(pw)/2, height-6, template.HTMLEscapeString(xLabel))
-	fmt.Fprintf(&b, `<text x="12" y="%d" transform="rotate(-90 12 %d)" text-anchor="middle">%s</text>`, top+int(ph)/2, top+int(ph)/2, template.HTMLEscapeString(yLabel))
-	for i, s := range series {
-		color := palette[i%len(palette)]
-		var pts []string
-		for _, p := range s.Points {
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(p[0]), py(p[1])))
-			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>`, px(p[0]), py(p[1]), color)
-		}
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`, color, strings.Join(pts, " "))
-		ly := top + 14*i
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/>`, width-right+10, ly, color)
-		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`, width-right+24, ly+9, template.HTMLEscapeString(s.Name))
-	}
-	b.WriteString(`</svg>`)
-	return b.String()
-}
-
-// compact prints an axis value: 1200 as 1.2k.
-func compact(v float64) string {
-	switch {
-	case v >= 1e6:
-		return fmt.Sprintf("%.3gM", v/1e6)
-	case v >= 1e3:
-		return fmt.Sprintf("%.3gk", v/1e3)
-	}
-	return fmt.Sprintf("%.3g", v)
 }

@@ -33,6 +33,21 @@ type Run struct {
 	// Outages are what drifts cost the flows of a background traffic
 	// stream (one per drift and flow of the drifted instance).
 	Outages []Outage `json:"outages,omitempty"`
+	// Reach is every round of probes, of traffic steps and background
+	// streams, in the order sent: how many flows were reached when.
+	Reach []Reach `json:"reach,omitempty"`
+}
+
+// Reach is one round of probes (a probe per flow of a traffic step or
+// a background stream): when it was sent and how many of its flows it
+// reached, for plotting reachability against time around faults.
+type Reach struct {
+	At    time.Duration `json:"at_ns"` // when the round began, in the run's time
+	Tag   string        `json:"tag"`
+	Flows int           `json:"flows"`
+	// Reached counts the flows whose probe was delivered (a traffic
+	// step) or answered in time (a background stream).
+	Reached int `json:"reached"`
 }
 
 // Fault is one fail or restore step as the backend carried it out.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/netbed/netbed/reports"
@@ -56,5 +58,44 @@ func TestOverviewGolden(t *testing.T) {
 	}
 	if !bytes.Equal(got.Bytes(), want) {
 		t.Errorf("overview differs from %s (run with -update and review the diff):\n%s", golden, got.String())
+	}
+}
+
+// TestReachRecorded: a run records each round of probes with how many
+// of its flows it reached (reports.Run.Reach, the report's flows-reached
+// plot): core-failure's four cross-subnet flows all reached before the
+// core fails and none after, the two same-subnet flows still reached;
+// drift-ping-pong's background stream a round per 10 ms.
+func TestReachRecorded(t *testing.T) {
+	runOf := func(name string) *reports.Run {
+		s, err := scenarios.Load(filepath.Join("library", name+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := scenarios.Run(context.Background(), s, s.Generations[0], simBackend(t, s.Seed), scenarios.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return run
+	}
+	run := runOf("core-failure")
+	var got []string
+	for _, r := range run.Reach {
+		got = append(got, fmt.Sprintf("%s %d/%d", r.Tag, r.Reached, r.Flows))
+	}
+	if want := []string{"before 4/4", "cross 0/4", "same 2/2"}; !slices.Equal(got, want) {
+		t.Errorf("core-failure rounds %v, want %v", got, want)
+	}
+	if f := run.Faults; len(f) != 1 || !(run.Reach[0].At < f[0].At && f[0].At <= run.Reach[1].At) {
+		t.Errorf("rounds at %v, %v; fault %+v between them", run.Reach[0].At, run.Reach[1].At, f)
+	}
+	stream := 0
+	for _, r := range runOf("drift-ping-pong").Reach {
+		if r.Tag == "stream" {
+			stream++
+		}
+	}
+	if stream != 300 { // 3 s at 100 rounds per second
+		t.Errorf("drift-ping-pong: %d stream rounds, want 300", stream)
 	}
 }

@@ -351,6 +351,7 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 	}
 	total, sent := t.Count*len(pairs), 0
 	for c := 0; c < t.Count; c++ {
+		round := reports.Reach{At: r.b.Now(), Tag: tag, Flows: len(pairs)}
 		for _, p := range pairs {
 			res, err := r.b.Probe(ctx, ProbeRequest{From: p[0], To: p[1], Proto: t.Proto, Port: t.Port, Tag: tag, Timeout: r.opts.ProbeTimeout})
 			if err != nil {
@@ -358,10 +359,14 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 			}
 			res.Tag, res.From, res.To, res.Proto = tag, p[0], p[1], t.Proto
 			r.run.Probes = append(r.run.Probes, res)
+			if res.Delivered {
+				round.Reached++
+			}
 			if sent++; total >= 200 && sent%100 == 0 {
 				r.progress("%s %d/%d probes", r.stepMsg, sent, total)
 			}
 		}
+		r.run.Reach = append(r.run.Reach, round)
 		if gap > 0 && c+1 < t.Count {
 			if err := r.sleep(ctx, gap); err != nil {
 				return err

@@ -121,7 +121,9 @@ func (r *runner) round(ctx context.Context, s *stream) error {
 		for i := range s.pairs {
 			s.recs = append(s.recs, streamRec{pair: i, sent: s.next})
 		}
+		r.run.Reach = append(r.run.Reach, reports.Reach{At: s.next, Tag: s.tag, Flows: len(s.pairs)})
 	}
+	round := reports.Reach{At: r.b.Now(), Tag: s.tag, Flows: len(s.pairs)}
 	for i, p := range s.pairs {
 		sent := r.b.Now()
 		rec := streamRec{pair: i, sent: sent}
@@ -137,7 +139,11 @@ func (r *runner) round(ctx context.Context, s *stream) error {
 			}
 		}
 		s.recs = append(s.recs, rec)
+		if rec.replied {
+			round.Reached++
+		}
 	}
+	r.run.Reach = append(r.run.Reach, round)
 	s.next += s.gap
 	return nil
 }

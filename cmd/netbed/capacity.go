@@ -261,41 +261,78 @@ func writeCapacityMarkdown(w io.Writer, points []capacityPoint) error {
 
 var capacityTmpl = template.Must(template.New("capacity").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>netbed capacity</title>
-<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}.fail{color:#b00}</style></head><body>
-<h1>netbed capacity</h1><p>Largest table of any node, by instances per host (sim backend).</p>
-{{range .}}<h2>{{.Gen}}</h2>{{.Plot}}{{range .Limits}}<p class="fail">{{.}}</p>{{end}}{{end}}
+<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}.fail{color:#b00}
+.plots{display:flex;flex-wrap:wrap;gap:8px}</style></head><body>
+<h1>netbed capacity</h1><p>Largest table of any node, by instances per host (sim backend): a plot per table,
+a line per generation that has it; an axis spanning more than an order of magnitude is logarithmic.</p>
+<div class="plots">{{range .Plots}}{{.}}{{end}}</div>
+{{if .Constant}}<p>Tables of the same size at every point:</p><ul>{{range .Constant}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{range .Limits}}<p class="fail">{{.}}</p>{{end}}
 </body></html>
 `))
 
-func writeCapacityHTML(w io.Writer, points []capacityPoint) error {
-	type section struct {
-		Gen    string
-		Plot   template.HTML
-		Limits []string
-	}
-	var secs []section
+// capacityPlots are a plot per table name with a line per generation
+// that has the table (in name order), and the tables whose largest size
+// is the same at every point, listed rather than drawn.
+func capacityPlots(points []capacityPoint) (plots []template.HTML, constant []string, err error) {
 	gens, tables, at := capacityRows(points)
+	var names []string
 	for _, g := range gens {
-		sec := section{Gen: g}
-		var series []reports.Series
 		for _, t := range tables[g] {
-			s := reports.Series{Name: t}
-			for _, p := range perHostOf(points, g) {
+			if !slices.Contains(names, t) {
+				names = append(names, t)
+			}
+		}
+	}
+	slices.Sort(names)
+	for _, t := range names {
+		var lines []reports.GenPoints
+		for _, g := range gens {
+			ps := perHostOf(points, g)
+			l := reports.GenPoints{Gen: g}
+			values := map[int]bool{}
+			for _, p := range ps {
 				if v, ok := at[g][t][p.PerHost]; ok {
-					s.Points = append(s.Points, [2]float64{float64(p.PerHost), float64(v)})
+					l.Points = append(l.Points, [2]float64{float64(p.PerHost), float64(v)})
+					values[v] = true
 				}
 			}
-			series = append(series, s)
-		}
-		sec.Plot = template.HTML(reports.LineChartSVG(g+": largest table of any node", "instances per host", "entries", series))
-		for _, p := range perHostOf(points, g) {
-			if p.Error != "" {
-				sec.Limits = append(sec.Limits, fmt.Sprintf("at %d per host, limit reached: %s", p.PerHost, p.Error))
+			switch {
+			case len(l.Points) == 0:
+				continue
+			case len(l.Points) > 1 && len(values) == 1:
+				constant = append(constant, fmt.Sprintf("%s, %s: %d", g, t, int(l.Points[0][1])))
+				continue
 			}
+			lines = append(lines, l)
 		}
-		secs = append(secs, sec)
+		if len(lines) == 0 {
+			continue
+		}
+		svg, err := reports.CapacitySVG(t, "instances per host", "entries, largest node", lines)
+		if err != nil {
+			return nil, nil, err
+		}
+		plots = append(plots, template.HTML(svg))
 	}
-	return capacityTmpl.Execute(w, secs)
+	return plots, constant, nil
+}
+
+func writeCapacityHTML(w io.Writer, points []capacityPoint) error {
+	var data struct {
+		Plots            []template.HTML
+		Constant, Limits []string
+	}
+	var err error
+	if data.Plots, data.Constant, err = capacityPlots(points); err != nil {
+		return err
+	}
+	for _, p := range points {
+		if p.Error != "" {
+			data.Limits = append(data.Limits, fmt.Sprintf("%s at %d per host, limit reached: %s", p.Generation, p.PerHost, p.Error))
+		}
+	}
+	return capacityTmpl.Execute(w, data)
 }
 
 func writeCapacityJSON(w io.Writer, points []capacityPoint) error {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/netbed/netbed/reports"
 )
 
 // TestCapacity: table sizes grow with the instances per host as the
@@ -38,10 +41,41 @@ func TestCapacity(t *testing.T) {
 		t.Fatalf("capacity.json: %d points, %v", len(points), err)
 	}
 	html, err := os.ReadFile(dir + "/capacity.html")
-	if err != nil || strings.Count(string(html), "<svg") != 2 || !strings.Contains(string(html), "limit reached") {
+	// A plot per table that grew: evpn's type-2 routes, macs, ARP
+	// suppression and host routes; ebpf's endpoints and ipcache (no
+	// traffic: no conntrack).
+	if err != nil || strings.Count(string(html), "<svg") != 6 || !strings.Contains(string(html), "limit reached") {
 		t.Errorf("capacity.html: %v, %d plots", err, strings.Count(string(html), "<svg"))
 	}
 	if code := run([]string{"capacity", "--per-host", "0"}, &stdout, &stderr); code != 2 {
 		t.Errorf("--per-host 0: exit %d, want 2", code)
+	}
+}
+
+// TestCapacityPlots: a plot per table name with every generation that
+// has the table on it (macs: vlan and evpn), and a table whose size is
+// the same at every point listed instead of drawn.
+func TestCapacityPlots(t *testing.T) {
+	pt := func(gen string, per int, tables ...reports.TableStat) capacityPoint {
+		return capacityPoint{Generation: gen, PerHost: per, Hosts: 4, Tables: tables}
+	}
+	points := []capacityPoint{
+		pt("vlan", 10, reports.TableStat{Name: "macs", Largest: 40}), pt("vlan", 100, reports.TableStat{Name: "macs", Largest: 400}),
+		pt("evpn", 10, reports.TableStat{Name: "macs", Largest: 40}, reports.TableStat{Name: "vrfs", Largest: 1}),
+		pt("evpn", 100, reports.TableStat{Name: "macs", Largest: 400}, reports.TableStat{Name: "vrfs", Largest: 1}),
+	}
+	plots, constant, err := capacityPlots(points)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plots) != 1 || !slices.Equal(constant, []string{"evpn, vrfs: 1"}) {
+		t.Fatalf("%d plots, constant %q; want the macs plot and vrfs listed", len(plots), constant)
+	}
+	svg := string(plots[0])
+	for _, want := range []string{">macs<", ">vlan<", ">evpn<", ">instances per host<", ">entries, largest node<",
+		"stroke:" + strings.ToUpper(reports.GenColour("vlan")), "stroke:" + strings.ToUpper(reports.GenColour("evpn"))} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("macs plot lacks %q", want)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/ebpf/kmaps"
@@ -461,11 +462,17 @@ func (f *Fabric) Sync(ctx context.Context) error {
 	return nil
 }
 
+// syncHost reconciles a host's maps with the model, and puts back the
+// pods' routes (a device set down, as a failed node's are, lost them).
 func (f *Fabric) syncHost(hs *host) error {
 	byIP := map[[4]byte]*plugged{}
+	var errs []error
 	for name, pl := range hs.ports {
 		if ep, _, ok := f.model.Endpoint(name); ok {
 			byIP[ep.IP.As4()] = pl
+		}
+		if err := hs.h.RouteReplace(pl.route); err != nil && !errors.Is(err, unix.ENETDOWN) {
+			errs = append(errs, fmt.Errorf("route to %v: %w", pl.route.Dst, err))
 		}
 	}
 	err := hs.km.Reconcile(hs.model.Maps(), func(k gen3.EndpointKey, v gen3.EndpointInfo) (gen3.EndpointInfo, bool) {
@@ -480,7 +487,7 @@ func (f *Fabric) syncHost(hs *host) error {
 		}
 		return v, true
 	})
-	if err != nil {
+	if err := errors.Join(append(errs, err)...); err != nil {
 		return fmt.Errorf("host %s: %w", hs.name, err)
 	}
 	return nil

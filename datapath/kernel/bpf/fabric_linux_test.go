@@ -330,7 +330,9 @@ func TestKernelFabricDirect(t *testing.T) { kernelFabric(t, gen3.Direct) }
 // each other; after a policy applied to the model (web may send UDP 7777
 // to db) and Sync, web still reaches both dbs and cache reaches neither,
 // each verdict a flow event with the model's rule name on the device it
-// ran on; after Unplug, db-1 is out of its host's maps; after Close, no
+// ran on; after host1 loses power and gets it back (every link down and
+// up, then Sync) both still hold; after Unplug, db-1 is out of its host's
+// maps; after Close, no
 // program, device, route or pin of the fabric is left.
 func kernelFabric(t *testing.T, mode gen3.Mode) {
 	r := newRig(t, mode, mode == gen3.Tunnel)
@@ -425,6 +427,67 @@ func kernelFabric(t *testing.T, mode gen3.Mode) {
 		}
 		if !ping(t, cache, web, 3) {
 			t.Error("cache-1 could not ping web-1, which no policy selects")
+		}
+	})
+
+	t.Run("power cycle", func(t *testing.T) {
+		// host1 loses power and comes back as the runtime does it:
+		// every link of the node down, then up, then Sync (the kernel
+		// dropped the routes over them).
+		h, err := r.lab.Handle("host1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := append(r.tp.Interfaces("host1"), web.port.HostIf, cache.port.HostIf, db1.port.HostIf)
+		for _, up := range []bool{false, true} {
+			for _, name := range names {
+				lk, err := h.LinkByName(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if up {
+					err = h.LinkSetUp(lk)
+				} else {
+					err = h.LinkSetDown(lk)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		// (Lab.WaitUp would wait for cilium_vxlan too, whose state is
+		// "unknown": vxlan devices report no carrier.)
+		deadline := time.Now().Add(5 * time.Second)
+		for _, name := range names {
+			for {
+				lk, err := h.LinkByName(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if lk.Attrs().OperState == netlink.OperUp {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("host1 %s still %v", name, lk.Attrs().OperState)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if err := r.fab.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		rts, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: podRouteProto}, netlink.RT_FILTER_PROTOCOL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rts) != 3 {
+			t.Errorf("host1 has %d pod routes after the power cycle and Sync, want 3: %v", len(rts), rts)
+		}
+		if !udp(t, web, db2, c2, "after the power cycle", 5) {
+			t.Error("web-1 -> db-2 UDP 7777 lost after host1's power cycle and Sync")
+		}
+		if !ping(t, db2, web, 5) {
+			t.Error("db-2 could not ping web-1 after host1's power cycle and Sync")
 		}
 	})
 

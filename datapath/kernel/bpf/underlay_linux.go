@@ -41,7 +41,8 @@ func (f *Fabric) loopbacks() map[string]netip.Addr {
 }
 
 // buildUnderlay turns on forwarding (rp_filter off, as the unnumbered
-// fabric needs) on every router and host, puts each router's loopback on
+// fabric needs; routes over a link without carrier ignored) on every
+// router and host, puts each router's loopback on
 // its lo and each host's node IP on its NICs; syncRoutes then installs
 // the routes.
 func (f *Fabric) buildUnderlay(ctx context.Context) error {
@@ -51,7 +52,12 @@ func (f *Fabric) buildUnderlay(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		for _, s := range []struct{ path, v string }{{"net/ipv4/ip_forward", "1"}, {"net/ipv4/conf/all/rp_filter", "0"}, {"net/ipv4/conf/default/rp_filter", "0"}} {
+		for _, s := range []struct{ path, v string }{
+			{"net/ipv4/ip_forward", "1"}, {"net/ipv4/conf/all/rp_filter", "0"}, {"net/ipv4/conf/default/rp_filter", "0"},
+			// A next hop whose link lost carrier is skipped, as a BGP
+			// session over it would have gone down.
+			{"net/ipv4/conf/all/ignore_routes_with_linkdown", "1"},
+		} {
 			if err := f.sysctl(name, s.path, s.v); err != nil {
 				return err
 			}

@@ -38,8 +38,12 @@ type FlowRecord struct {
 	Proto   uint8
 	Verdict uint8
 	Reason  uint8
-	_       [3]byte
-	Nanos   uint64 // bpf_ktime_get_ns
+	_       uint8
+	// SPort is the source port (network order), or for ICMP echo the
+	// echo ID, as the conntrack key holds it: what tells one probe's
+	// packets from another's.
+	SPort [2]byte
+	Nanos uint64 // bpf_ktime_get_ns
 }
 
 // The record's stack slot and field offsets.
@@ -56,6 +60,7 @@ const (
 	evProto       = 34
 	evVerdict     = 35
 	evReason      = 36
+	evSPort       = 38
 	evNanos       = 40
 )
 

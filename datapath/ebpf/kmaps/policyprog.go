@@ -149,7 +149,7 @@ func PolicyInstructionsWith(km *Maps, cfg PolicyConfig) asm.Instructions {
 		}
 		return asm.Instructions{
 			asm.StoreImm(asm.RFP, fpEvent+evVerdict, int64(verdict), asm.Byte).WithSymbol(sym),
-			asm.StoreImm(asm.RFP, fpEvent+evReason, int64(reason), asm.Word), // with the padding after it
+			asm.StoreImm(asm.RFP, fpEvent+evReason, int64(reason), asm.Half), // with the padding byte after it
 			asm.Ja.Label("emit"),
 		}
 	}
@@ -261,6 +261,10 @@ func emitRecord(events *ebpf.Map) asm.Instructions {
 		asm.StoreMem(asm.RFP, fpEvent+evDPort, asm.R1, asm.Half),
 		asm.LoadMem(asm.R1, asm.RFP, fpProto, asm.Half),
 		asm.StoreMem(asm.RFP, fpEvent+evProto, asm.R1, asm.Byte),
+		// The reversed conntrack key holds the packet's source port
+		// (or echo ID) in its DPort.
+		asm.LoadMem(asm.R1, asm.RFP, fpCTKey+10, asm.Half),
+		asm.StoreMem(asm.RFP, fpEvent+evSPort, asm.R1, asm.Half),
 		asm.FnKtimeGetNs.Call(),
 		asm.StoreMem(asm.RFP, fpEvent+evNanos, asm.R0, asm.DWord),
 		asm.LoadMapPtr(asm.R1, events.FD()),

@@ -131,7 +131,10 @@ func TestPolicyProgramDifferential(t *testing.T) {
 					sid = gen3.Identity(v.Identity)
 				}
 				rec := &FlowRecord{Src: src.As4(), Dst: dst.As4(), SrcIdentity: uint32(sid), DstIdentity: ep.Identity,
-					Proto: uint8(proto), DPort: [2]byte{byte(port >> 8), byte(port)}}
+					Proto: uint8(proto), DPort: [2]byte{byte(port >> 8), byte(port)}, SPort: [2]byte{40000 >> 8, 40000 & 0xff}}
+				if proto == gen3.ProtoICMP {
+					rec.SPort = [2]byte{0, 1} // the echo ID
+				}
 				k, e, hit := gen3.PolicyLookup(m.Policy, sid, gen3.Identity(ep.Identity), proto, port)
 				switch {
 				case hit && e.Action == gen3.PolicyAllow:
@@ -240,7 +243,8 @@ func TestFlowRecordLayout(t *testing.T) {
 		{"DstIdentity", unsafe.Offsetof(r.DstIdentity), evDstID}, {"IfIndex", unsafe.Offsetof(r.IfIndex), evIfIndex},
 		{"Key", unsafe.Offsetof(r.Key), evKey}, {"DPort", unsafe.Offsetof(r.DPort), evDPort},
 		{"Proto", unsafe.Offsetof(r.Proto), evProto}, {"Verdict", unsafe.Offsetof(r.Verdict), evVerdict},
-		{"Reason", unsafe.Offsetof(r.Reason), evReason}, {"Nanos", unsafe.Offsetof(r.Nanos), evNanos},
+		{"Reason", unsafe.Offsetof(r.Reason), evReason}, {"SPort", unsafe.Offsetof(r.SPort), evSPort},
+		{"Nanos", unsafe.Offsetof(r.Nanos), evNanos},
 	} {
 		if c.got != c.off {
 			t.Errorf("FlowRecord.%s at %d, the program writes it at %d", c.name, c.got, c.off)

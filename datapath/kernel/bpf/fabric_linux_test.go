@@ -411,6 +411,9 @@ func kernelFabric(t *testing.T, mode gen3.Mode) {
 			e := waitFlow(t, r.fab, c.name, func(e FlowEvent) bool {
 				return e.Src == c.src.ip && e.Dst == c.dst.ip && e.Proto == gen3.ProtoUDP && e.DPort == 7777 && e.Rule != "endpoint:"+c.dst.ip.String()
 			})
+			if e.SPort == 0 {
+				t.Errorf("%s: flow event without a source port: %v", c.name, e)
+			}
 			verdict, reason := VerdictForwarded, datapath.ReasonNone
 			if !c.allowed {
 				verdict, reason = VerdictDropped, datapath.ReasonPolicy

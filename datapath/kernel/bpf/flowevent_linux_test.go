@@ -13,7 +13,7 @@ import (
 // gives the same verdict.
 func TestFlowEvent(t *testing.T) {
 	rec := kmaps.FlowRecord{Src: [4]byte{10, 0, 0, 2}, Dst: [4]byte{10, 0, 1, 2}, SrcIdentity: 256, DstIdentity: 257,
-		IfIndex: 9, DPort: [2]byte{0x1e, 0x61}, Proto: 17}
+		IfIndex: 9, DPort: [2]byte{0x1e, 0x61}, SPort: [2]byte{0x9c, 0x40}, Proto: 17}
 	iface := func(i uint32) string {
 		if i == 9 {
 			return "cilium_vxlan"
@@ -44,7 +44,7 @@ func TestFlowEvent(t *testing.T) {
 		got := flowEvent("host2", r, iface, names)
 		want := c.want
 		want.Node, want.Iface, want.Src, want.Dst = "host2", "cilium_vxlan", netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.1.2")
-		want.SrcIdentity, want.DstIdentity, want.DstName, want.Proto, want.DPort = 256, 257, "db", gen3.ProtoUDP, 7777
+		want.SrcIdentity, want.DstIdentity, want.DstName, want.Proto, want.DPort, want.SPort = 256, 257, "db", gen3.ProtoUDP, 7777, 40000
 		if got != want {
 			t.Errorf("reason %d:\n got %+v\nwant %+v", c.reason, got, want)
 		}

@@ -29,7 +29,10 @@ type FlowEvent struct {
 	SrcName, DstName string
 	Proto            gen3.Proto
 	DPort            uint16 // 0 for ICMP
-	Verdict          string // VerdictForwarded or VerdictDropped
+	// SPort is the source port; for ICMP echo, the echo ID (what tells
+	// one probe's packets from another's).
+	SPort   uint16
+	Verdict string // VerdictForwarded or VerdictDropped
 	// Reason is datapath.ReasonPolicy for a drop, "" otherwise.
 	Reason datapath.Reason
 	// Rule names what decided, as the model's verdicts do: "ct:reply",
@@ -47,6 +50,6 @@ func (e FlowEvent) String() string {
 		}
 		return fmt.Sprintf("%s(id %d)", a, id)
 	}
-	return fmt.Sprintf("%s %s: %s -> %s %s/%d %s %s", e.Node, e.Iface, name(e.Src, e.SrcName, e.SrcIdentity),
+	return fmt.Sprintf("%s %s: %s:%d -> %s %s/%d %s %s", e.Node, e.Iface, name(e.Src, e.SrcName, e.SrcIdentity), e.SPort,
 		name(e.Dst, e.DstName, e.DstIdentity), e.Proto, e.DPort, e.Verdict, e.Rule)
 }

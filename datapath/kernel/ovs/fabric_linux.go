@@ -598,6 +598,35 @@ func (f *Fabric) PortStates(node string) (map[string]string, error) {
 	return m, nil
 }
 
+// BlockedLinks returns the links between switches that the kernel's
+// spanning tree blocks (a port at either end blocking), as "a-b" in
+// topology link order: what vlan.Fabric.BlockedLinks says of the
+// model's tree.
+func (f *Fabric) BlockedLinks() ([]string, error) {
+	if !f.built {
+		return nil, ErrNotBuilt
+	}
+	states := map[string]map[string]string{}
+	for _, sw := range f.switches {
+		st, err := f.PortStates(sw)
+		if err != nil {
+			return nil, err
+		}
+		states[sw] = st
+	}
+	var out []string
+	for _, l := range f.env.Topology.Links {
+		sa, sb := states[l.A.Node], states[l.B.Node]
+		if sa == nil || sb == nil {
+			continue
+		}
+		if sa[l.A.Iface] == "blocking" || sb[l.B.Iface] == "blocking" {
+			out = append(out, l.A.Node+"-"+l.B.Node)
+		}
+	}
+	return out, nil
+}
+
 // Close stops every ovsdb-server and ovs-vswitchd the fabric started
 // (SIGTERM, then SIGKILL; waited for) and removes their directories, and
 // removes the bridges, veths and rules it created from the lab's

@@ -210,6 +210,20 @@ func TestGen1(t *testing.T) {
 	b.addInstance("vm2", "host2", net1, "10.1.0.12")
 	b.addInstance("vm3", "host2", net2, "10.2.0.13")
 
+	t.Run("spanning tree is the model's", func(t *testing.T) {
+		got, err := b.f.BlockedLinks()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := b.model.BlockedLinks()
+		if len(want) == 0 {
+			t.Fatal("the model blocks no link: the topology has no loop to test")
+		}
+		t.Logf("blocked: %v", got)
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("kernel STP blocks %v, the model's tree %v", got, want)
+		}
+	})
 	t.Run("same VLAN across hosts", func(t *testing.T) {
 		if b.ping("vm1", "vm2", 5*time.Second) != 64 {
 			t.Fatal("vm1 cannot reach vm2 on net1 (or the reply was routed)")
@@ -254,6 +268,61 @@ func TestGen1(t *testing.T) {
 		}
 		if b.ping("vm1", "vm3", 5*time.Second) < 0 {
 			t.Error("vm1 cannot reach vm3 over the backup NIC")
+		}
+	})
+	t.Run("spanning tree routes around a failed uplink", func(t *testing.T) {
+		// The tree's path from host1's ToRs to the root goes through
+		// agg1 and its link to core1; cut that link at agg1.
+		p, err := b.f.ProbePath(context.Background(), b.ports["vm1"], b.ports["vm3"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var agg string
+		for _, e := range p {
+			if n := b.topo.Node(e.Node); n != nil && n.Role == topologies.RoleAggregation {
+				agg = e.Node
+				break
+			}
+		}
+		if agg == "" {
+			t.Fatalf("no aggregation switch on %v", p.Devices())
+		}
+		states, err := b.f.PortStates(agg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var up string
+		for _, ifc := range b.topo.Interfaces(agg) {
+			peer, _, _ := b.topo.Peer(topologies.Endpoint{Node: agg, Iface: ifc})
+			if peer.Node == "core1" {
+				up = ifc
+			}
+		}
+		if states[up] != "forwarding" {
+			t.Fatalf("%s:%s (to core1) is %q, want forwarding; states %v", agg, up, states[up], states)
+		}
+		h, _ := b.lab.Handle(agg)
+		l, err := h.LinkByName(up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.LinkSetDown(l); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if ttl := b.ping("vm1", "vm3", 20*time.Second); ttl != 63 {
+			t.Fatalf("vm1 -> vm3 not restored after %s:%s went down", agg, up)
+		}
+		t.Logf("restored in %v (802.1D: the alternate port listens and learns for 2 x forward delay)", time.Since(start))
+		p, err = b.f.ProbePath(context.Background(), b.ports["vm1"], b.ports["vm3"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d hops now: %s", p.Hops(), strings.Join(p.Devices(), " "))
+		for _, e := range p {
+			if e.Node == agg && e.OutPort == up {
+				t.Errorf("path still leaves %s by %s: %v", agg, up, p.Devices())
+			}
 		}
 	})
 	t.Run("a network added later gets its gateway", func(t *testing.T) {

@@ -197,6 +197,12 @@ func (f *Fabric) buildSwitch(node string, prio int) error {
 	for _, ifc := range f.fabricPorts(node) {
 		fmt.Fprintf(&b, "link set %s master %s\n", ifc, DevSwitch)
 	}
+	if node == f.gwNode {
+		// The trunk to br-gw joins the bridge with the fabric's ports, so
+		// that its listening and learning overlap theirs.
+		fmt.Fprintf(&b, "link add %s type veth peer name %s\nlink set %s master %s\nlink set %s up\nlink set %s up\n",
+			DevGWTrunk, DevGWOVS, DevGWTrunk, DevSwitch, DevGWTrunk, DevGWOVS)
+	}
 	fmt.Fprintf(&b, "link set %s up\n", DevSwitch)
 	return f.ipBatch(node, b.String())
 }
@@ -279,20 +285,15 @@ func (f *Fabric) ActiveMember(ctx context.Context, host string) (string, error) 
 	return activeMember(out), nil
 }
 
-// buildGateways starts the gateway core's vswitch with br-gw, hangs it
-// off the core's bridge by a veth pair (a trunk), turns on forwarding,
-// and adds the model's gateways.
+// buildGateways starts the gateway core's vswitch with br-gw on the veth
+// pair buildSwitch hung off the core's bridge (a trunk), turns on
+// forwarding, and adds the model's gateways.
 func (f *Fabric) buildGateways(ctx context.Context) error {
 	v, err := startVswitch(ctx, f.env.Lab, f.gwNode, filepath.Join(f.env.StateDir, f.gwNode))
 	if err != nil {
 		return err
 	}
 	f.gw = v
-	script := fmt.Sprintf("link add %s type veth peer name %s\nlink set %s up\nlink set %s up\n",
-		DevGWTrunk, DevGWOVS, DevGWTrunk, DevGWOVS)
-	if err := f.ipBatch(f.gwNode, script); err != nil {
-		return err
-	}
 	if err := f.env.Lab.Do(f.gwNode, func() error {
 		for _, d := range []string{DevGWTrunk, DevGWOVS} {
 			if err := noTxChecksum(d); err != nil {
@@ -306,18 +307,6 @@ func (f *Fabric) buildGateways(ctx context.Context) error {
 	if _, err := v.vsctl(ctx, "--", "add-br", DevBrGW, "--", "set", "bridge", DevBrGW, "datapath_type=netdev",
 		"--", "add-port", DevBrGW, DevGWOVS); err != nil {
 		return err
-	}
-	// The trunk joins the core's bridge once br-gw listens on it: the
-	// spanning tree then treats it as one more (edge) port.
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		err := f.ipBatch(f.gwNode, fmt.Sprintf("link set %s master %s\n", DevGWTrunk, DevSwitch))
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	return f.syncGateways(ctx)
 }

@@ -52,6 +52,8 @@ type Env struct {
 	// ControlPlane is the scenario's (gen 2 only; other generations
 	// ignore it).
 	ControlPlane ControlPlane
+	// Controller is how the controller runs (ControllerSpec).
+	Controller ControllerSpec
 	// Progress, if set, receives one-line progress messages.
 	Progress func(string)
 }

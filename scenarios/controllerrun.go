@@ -52,10 +52,12 @@ var errControllerDown = errors.New("the controller is down")
 type ctlRun struct {
 	api ctlAPI // what the backend calls: the controller, with retries
 
-	bin    string      // netbed, when the controller is its own process
-	client *api.Client // over the unix socket, when it is
-	proc   *exec.Cmd
-	exited chan struct{} // closed when proc has been waited for
+	bin       string       // netbed, when the controller is its own process
+	client    *api.Client  // over the unix socket, when it is
+	cncClient *api.Client  // the CNC's, in a secure run
+	sec       *ctlSecurity // a secure run's certificates and tokens
+	proc      *exec.Cmd
+	exited    chan struct{} // closed when proc has been waited for
 
 	mu             sync.Mutex
 	down           bool
@@ -208,7 +210,7 @@ func (b *FabricBackend) startProcess() error {
 	if err != nil {
 		return fmt.Errorf("controller log: %w", err)
 	}
-	cmd := exec.Command(b.ctl.bin, "controller", "serve", "--store", b.storePath, "--listen", "unix:"+sock, "--lock-timeout", "10s", "--parent", strconv.Itoa(os.Getpid()))
+	cmd := exec.Command(b.ctl.bin, append([]string{"controller", "serve", "--store", b.storePath, "--listen", "unix:" + sock, "--lock-timeout", "10s", "--parent", strconv.Itoa(os.Getpid())}, b.secureArgs()...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -249,7 +251,7 @@ func (b *FabricBackend) startProcess() error {
 	b.ctl.mu.Lock()
 	b.ctl.proc, b.ctl.exited, b.ctl.down = cmd, exited, false
 	b.ctl.mu.Unlock()
-	return nil
+	return b.checkSecure(context.Background())
 }
 
 // stopProcess shuts the controller process down gracefully (SIGTERM), or
@@ -496,7 +498,7 @@ func (a *ctlAPI) SetOverlayState(ctx context.Context, name string, u controller.
 // follows the controller through its API; the backend tells it of
 // bindings (the service's hooks do in process).
 func (b *FabricBackend) newProcessCNC() *cnc.CNC {
-	return cnc.New(b.env.Topology, b.drv, b.ctl.client, cnc.Options{AccessVLAN: b.drv.AccessVLAN})
+	return cnc.New(b.env.Topology, b.drv, b.cncAPI(), cnc.Options{AccessVLAN: b.drv.AccessVLAN})
 }
 
 // portBound tells a CNC that follows a controller process of a binding

@@ -179,6 +179,11 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 			}
 		}
 		b.ctl.client = unixClient(b.controllerSocket())
+		if b.env.Controller.Secure {
+			if err := b.setupSecure(); err != nil {
+				return err
+			}
+		}
 		if b.drv != nil {
 			b.cnc = b.newProcessCNC()
 		}
@@ -496,6 +501,10 @@ func (b *FabricBackend) wirePod(ctx context.Context, pa PodAttacher, in *instanc
 		}
 		conf["mode"], conf["attach"], conf["host"] = "evpn", "none", host
 		conf["controllerURL"] = "unix://" + b.controllerSocket()
+		b.secureCNI(conf, host)
+		if err := b.secureMove(ctx, name, host); err != nil {
+			return err
+		}
 		if in.network != "" {
 			conf["network"] = in.network
 		} else {

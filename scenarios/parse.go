@@ -266,6 +266,7 @@ type rawScenario struct {
 	Seed        int64              `yaml:"seed"`
 	Congestion  bool               `yaml:"expect_congestion"`
 	Control     string             `yaml:"control_plane"`
+	Controller  *rawController     `yaml:"controller"`
 	Networks    []rawNetwork       `yaml:"networks"`
 	Steps       []rawStep          `yaml:"steps"`
 }
@@ -274,6 +275,10 @@ type rawTopo struct {
 	File    string         `yaml:"file"`
 	Builder string         `yaml:"builder"`
 	Params  map[string]int `yaml:"params"`
+}
+
+type rawController struct {
+	Secure bool `yaml:"secure"`
 }
 
 type rawNetwork struct {
@@ -420,6 +425,9 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 		s.ControlPlane = ControlPlane(r.Control)
 	default:
 		p.fail(lineOf(child(root, "control_plane"), root.Line), "control_plane", "%q is not a control plane; use shared (one route table, the default) or bgp (a GoBGP speaker per switch, netns only)", r.Control)
+	}
+	if r.Controller != nil {
+		s.Controller = ControllerSpec{Secure: r.Controller.Secure}
 	}
 	if r.Topology != nil {
 		if _, both := r.Topologies["default"]; both {

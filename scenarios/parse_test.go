@@ -220,3 +220,24 @@ func TestParseFaultAfter(t *testing.T) {
 		t.Errorf("after on a node fault: %v", err)
 	}
 }
+
+// TestParseController: controller: {secure: true} turns the secure
+// controller on; an unknown key or a non-boolean is an error naming the
+// line and field.
+func TestParseController(t *testing.T) {
+	s, err := Parse("good.yaml", []byte("controller: {secure: true}\n"+good))
+	if err != nil || !s.Controller.Secure {
+		t.Fatalf("secure: %+v %v", s.Controller, err)
+	}
+	if s, err := Parse("good.yaml", []byte(good)); err != nil || s.Controller.Secure {
+		t.Errorf("default: %+v %v; want not secure", s.Controller, err)
+	}
+	for _, c := range []struct{ src, want string }{
+		{"controller: {secure: maybe}\n", "good.yaml:1: controller.secure"},
+		{"controller: {tls: true}\n", "good.yaml:1: controller.tls: unknown field"},
+	} {
+		if _, err := Parse("good.yaml", []byte(c.src+good)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.src, err, c.want)
+		}
+	}
+}

@@ -47,7 +47,7 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 	if r.opts.ProbeTimeout == 0 {
 		r.opts.ProbeTimeout = 2 * time.Second
 	}
-	env := Env{Generation: gen, Topology: topo, Seed: s.Seed, Networks: Segments(s.Networks), ControlPlane: s.ControlPlane, Progress: opts.Progress}
+	env := Env{Generation: gen, Topology: topo, Seed: s.Seed, Networks: Segments(s.Networks), ControlPlane: s.ControlPlane, Controller: s.Controller, Progress: opts.Progress}
 	if err := b.Start(ctx, env); err != nil {
 		_ = b.Close()
 		return run, fmt.Errorf("start %s backend for %s: %w", b.Name(), gen, err)

@@ -65,8 +65,10 @@ type Scenario struct {
 	// ControlPlane is how gen 2's leaves learn each other's EVPN routes:
 	// ControlPlaneShared (default) or ControlPlaneBGP.
 	ControlPlane ControlPlane
-	Networks     []Network
-	Steps        []Step
+	// Controller is how the controller runs: controller: {secure: true}.
+	Controller ControllerSpec
+	Networks   []Network
+	Steps      []Step
 	// File is the path the scenario was read from, for error messages.
 	File string
 	// lines maps a field's path (steps[2].drift.to) to its line in File.

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/api"
@@ -35,24 +34,46 @@ type apiClient struct {
 
 var _ portClient = (*apiClient)(nil)
 
-// newAPIClient returns a client of the controller at raw: http(s)://host:port
-// or unix:///path/to/socket.
-func newAPIClient(raw string, timeout time.Duration) (*apiClient, error) {
+// newAPIClient returns a client of the controller c names: at
+// http(s)://host:port or unix:///path/to/socket, over TLS with c.CAFile
+// (or https), with c's token or client certificate. A file that cannot be
+// used is an error naming its field.
+func newAPIClient(c *NetConf) (*apiClient, error) {
+	raw, timeout := c.ControllerURL, c.timeout
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("controller URL %q: %w", raw, err)
 	}
 	tr := &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: timeout}).DialContext}
 	base := raw
+	secure := u.Scheme == "https" || c.CAFile != ""
 	if u.Scheme == "unix" {
 		sock := u.Path
 		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{Timeout: timeout}).DialContext(ctx, "unix", sock)
 		}
-		base = "http://controller"
+		base = "http://localhost"
+		if secure {
+			base = "https://localhost"
+		}
+	}
+	if secure {
+		conf, err := api.ClientTLS(c.CAFile, c.CertFile, c.KeyFile, c.ServerName)
+		if err != nil {
+			return nil, fmt.Errorf("netbed-cni config: fields caFile, certFile, keyFile: %w", err)
+		}
+		tr.TLSClientConfig = conf
 	}
 	hc := &http.Client{Transport: tr, Timeout: timeout}
-	return &apiClient{Client: api.NewClient(base, hc), base: base, hc: hc}, nil
+	cl := api.NewClient(base, hc)
+	if c.TokenFile != "" {
+		tok, err := api.ReadTokenFile(c.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("netbed-cni config: field \"tokenFile\": %w", err)
+		}
+		cl = cl.WithToken(tok)
+	}
+	return &apiClient{Client: cl, base: base, hc: hc}, nil
 }
 
 // Ping asks the controller's /healthz.

@@ -48,6 +48,19 @@ type NetConf struct {
 	// ControllerURL is the controller API: http://host:port, or
 	// unix:///path/to/socket. Required in evpn mode, optional in ebpf mode.
 	ControllerURL string `json:"controllerURL,omitempty"`
+	// CAFile is the CA that signed the controller's certificate: with it
+	// the plugin speaks TLS, on https:// (where it defaults to the
+	// system's roots) and over a unix:// socket alike.
+	CAFile string `json:"caFile,omitempty"`
+	// ServerName is the name the controller's certificate must carry;
+	// default the URL's host, "localhost" for a unix socket.
+	ServerName string `json:"serverName,omitempty"`
+	// TokenFile holds this node's bearer token (mode 0600); CertFile and
+	// KeyFile its client certificate for mutual TLS. Either names the
+	// node to a controller that authenticates.
+	TokenFile string `json:"tokenFile,omitempty"`
+	CertFile  string `json:"certFile,omitempty"`
+	KeyFile   string `json:"keyFile,omitempty"`
 	// Mode is "evpn" (default) or "ebpf".
 	Mode string `json:"mode,omitempty"`
 	// Network names the controller network to take the address from, or
@@ -165,6 +178,16 @@ func (c *NetConf) validate(hostname string) *types.Error {
 		default:
 			return configError("controllerURL", "scheme %q unsupported; want http, https or unix", u.Scheme)
 		}
+		switch {
+		case u.Scheme == "http" && (c.CAFile != "" || c.CertFile != "" || c.ServerName != ""):
+			return configError("controllerURL", "%q is plain http, but caFile, certFile or serverName asks for TLS; write https://", c.ControllerURL)
+		case (c.CertFile == "") != (c.KeyFile == ""):
+			return configError(map[bool]string{true: "keyFile", false: "certFile"}[c.KeyFile == ""], "certFile and keyFile go together (the client certificate and its key)")
+		case u.Scheme == "unix" && c.CertFile != "" && c.CAFile == "":
+			return configError("caFile", "a client certificate over a unix socket needs TLS: set caFile, the controller's CA")
+		}
+	} else if c.CAFile != "" || c.TokenFile != "" || c.CertFile != "" || c.KeyFile != "" {
+		return configError("controllerURL", "caFile, tokenFile, certFile and keyFile are for talking to a controller; set controllerURL")
 	}
 	switch {
 	case c.Network != "" && c.Label != "":

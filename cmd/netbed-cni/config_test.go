@@ -100,6 +100,11 @@ var malformed = []struct {
 	{"attach unknown", map[string]any{"attach": "ovs"}, "attach", types.ErrInvalidNetworkConfig},
 	{"attach none with a bridge", map[string]any{"attach": "none", "bridge": "br-int"}, "bridge", types.ErrInvalidNetworkConfig},
 	{"createBridge wrong type", map[string]any{"createBridge": "yes"}, "createBridge", types.ErrDecodingFailure},
+	{"CA over plain http", map[string]any{"caFile": "/ca.crt"}, "controllerURL", types.ErrInvalidNetworkConfig},
+	{"cert without key", map[string]any{"controllerURL": "https://c:7480", "certFile": "/n.crt"}, "keyFile", types.ErrInvalidNetworkConfig},
+	{"key without cert", map[string]any{"controllerURL": "https://c:7480", "keyFile": "/n.key"}, "certFile", types.ErrInvalidNetworkConfig},
+	{"client cert on a socket without CA", map[string]any{"controllerURL": "unix:///c.sock", "certFile": "/n.crt", "keyFile": "/n.key"}, "caFile", types.ErrInvalidNetworkConfig},
+	{"token without controller", map[string]any{"mode": "ebpf", "nodeCIDR": "10.244.1.0/24", "controllerURL": nil, "network": nil, "tokenFile": "/t"}, "controllerURL", types.ErrInvalidNetworkConfig},
 }
 
 func TestMalformedConfigInProcess(t *testing.T) {

@@ -34,4 +34,11 @@
 // of the first three, which are stateful, and deletes the others.
 // "attach": "none" leaves an evpn pod's host side out of any bridge (netbed's
 // netns backend, whose userspace datapath reads the veth itself).
+//
+// Against a controller that serves TLS and authenticates: "caFile" (its
+// CA; TLS over https:// or a unix:// socket), "serverName", and the node's
+// "tokenFile" or "certFile" and "keyFile":
+//
+//	{"controllerURL": "https://10.0.0.1:7480", "caFile": "/etc/netbed/ca.crt",
+//	 "tokenFile": "/etc/netbed/token", "label": "prod-env"}
 package main

@@ -29,7 +29,7 @@ type plugin struct {
 func newPlugin() *plugin {
 	return &plugin{
 		hostname:  os.Hostname,
-		newClient: func(c *NetConf) (portClient, error) { return newAPIClient(c.ControllerURL, c.timeout) },
+		newClient: func(c *NetConf) (portClient, error) { return newAPIClient(c) },
 		link:      netlinkLinker{},
 	}
 }

@@ -41,8 +41,8 @@ func (f *Fabric) loopbacks() map[string]netip.Addr {
 }
 
 // buildUnderlay turns on forwarding (rp_filter off, as the unnumbered
-// fabric needs; routes over a link without carrier ignored) on every
-// router and host, puts each router's loopback on
+// fabric needs; routes over a link without carrier ignored; ECMP by the
+// layer 4 flow) on every router and host, puts each router's loopback on
 // its lo and each host's node IP on its NICs; syncRoutes then installs
 // the routes.
 func (f *Fabric) buildUnderlay(ctx context.Context) error {
@@ -57,6 +57,10 @@ func (f *Fabric) buildUnderlay(ctx context.Context) error {
 			// A next hop whose link lost carrier is skipped, as a BGP
 			// session over it would have gone down.
 			{"net/ipv4/conf/all/ignore_routes_with_linkdown", "1"},
+			// ECMP by flow (addresses, protocol, ports), as the
+			// model's routers hash; VXLAN's source port carries the
+			// inner flow's hash.
+			{"net/ipv4/fib_multipath_hash_policy", "1"},
 		} {
 			if err := f.sysctl(name, s.path, s.v); err != nil {
 				return err

@@ -100,8 +100,14 @@ func startVswitch(ctx context.Context, lab kernel.Lab, node, dir string) (_ *vsw
 		"--log-file="+filepath.Join(dir, "ovsdb-server.log"), "-vconsole:off"); err != nil {
 		return nil, err
 	}
-	if _, err := v.vsctl(ctx, "--no-wait", "init"); err != nil {
-		return nil, err
+	for deadline := time.Now().Add(startTimeout); ; time.Sleep(10 * time.Millisecond) {
+		_, err := v.vsctl(ctx, "--no-wait", "init")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
 	}
 	if err := v.start(lab, v.ctl(), "ovs-vswitchd", v.db(),
 		"--unixctl="+v.ctl(),
@@ -129,8 +135,7 @@ func (v *vswitch) start(lab kernel.Lab, sock, name string, args ...string) error
 	v.procs = append(v.procs, d)
 	deadline := time.Now().Add(startTimeout)
 	for {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
+		if ready(sock) {
 			return nil
 		}
 		select {
@@ -142,6 +147,26 @@ func (v *vswitch) start(lab kernel.Lab, sock, name string, args ...string) error
 			return fmt.Errorf("%s: no %s after %v (log in %s)", name, sock, startTimeout, v.dir)
 		}
 	}
+}
+
+// maxSunPath is the longest unix socket path Go can dial (sun_path less
+// its terminating NUL). OVS reaches longer ones through /proc/self/fd.
+const maxSunPath = 107
+
+// ready reports whether the daemon's socket sock accepts connections; a
+// path too long to dial is ready once it exists (the caller retries its
+// first command).
+func ready(sock string) bool {
+	if len(sock) > maxSunPath {
+		_, err := os.Stat(sock)
+		return err == nil
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // run runs a program to completion (outside any namespace: the OVS

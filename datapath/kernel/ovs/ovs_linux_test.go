@@ -490,3 +490,48 @@ func (b *bed) checkHops(t *testing.T, from, to string, want int) {
 		t.Errorf("%s -> %s: %d switch hops, want 5 (ToR, aggregation, core, aggregation, ToR)", from, to, n)
 	}
 }
+
+// nsLab is a kernel.Lab of named namespaces, for tests that need no
+// topology.
+type nsLab struct{ kernel.Lab }
+
+func (nsLab) Do(node string, fn func() error) error { return inNS(node, fn) }
+
+// TestLongStateDir: a state directory whose socket paths are longer than
+// a unix socket address holds still gets a working vswitch (OVS reaches
+// such sockets through /proc/self/fd; netbed waits for them to appear).
+func TestLongStateDir(t *testing.T) {
+	testutil.RequireRoot(t)
+	if err := Available(); err != nil {
+		testutil.Unavailable(t, err.Error())
+	}
+	ns := testPrefix + "-long"
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	base, err := os.MkdirTemp("", testPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	dir := filepath.Join(base, strings.Repeat("d", 100))
+	if len(filepath.Join(dir, "ovs-vswitchd.ctl")) <= maxSunPath {
+		t.Fatalf("%s is not too long for a socket address", dir)
+	}
+	v, err := startVswitch(context.Background(), nsLab{}, ns, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.stop()
+	if _, err := v.vsctl(context.Background(), "add-br", "br-x", "--", "set", "bridge", "br-x", "datapath_type=netdev"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := v.appctl(context.Background(), "dpif/show"); err != nil || !strings.Contains(out, "br-x") {
+		t.Errorf("dpif/show: %v\n%s", err, out)
+	}
+	if err := v.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if left := ovsProcesses(base); len(left) > 0 {
+		t.Errorf("daemons left after stop: %v", left)
+	}
+}

@@ -2,28 +2,38 @@ package netnsrt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/kernel"
+	"github.com/netbed/netbed/datapath/kernel/bpf"
+	"github.com/netbed/netbed/datapath/kernel/ktrace"
+	"github.com/netbed/netbed/datapath/kernel/ovs"
+	"github.com/netbed/netbed/datapath/outcome"
 	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/datapath/vlan"
 	"github.com/netbed/netbed/reports"
-	"github.com/netbed/netbed/reports/capture"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/topologies"
 )
 
 // kernelFabrics are the generations the kernel backend builds, by the
 // model's Generation(): each returns a fresh datapath/kernel fabric.
-var kernelFabrics = map[string]func() kernel.Fabric{}
+var kernelFabrics = map[string]func() kernel.Fabric{
+	vlan.Generation:      func() kernel.Fabric { return ovs.New() },
+	vlan.GenerationStock: func() kernel.Fabric { return ovs.New() },
+	"ebpf-tunnel":        func() kernel.Fabric { return bpf.New(bpf.Options{}) },
+	"ebpf-direct":        func() kernel.Fabric { return bpf.New(bpf.Options{}) },
+}
 
 // KernelGenerations lists the generations the kernel backend can run.
 func KernelGenerations() []string { return slices.Sorted(maps.Keys(kernelFabrics)) }
@@ -38,6 +48,13 @@ type kernelFabric struct {
 	// down are the interfaces a node failure set down, per node, for
 	// its restore.
 	down map[string][]string
+	// tr reports every probe's packets from the kernel's tracepoints,
+	// with names names the namespaces of the lab and its instances.
+	tr    *ktrace.Tracer
+	names *ktrace.Namespaces
+	// drops counts the probes' drops the kernel reported, by reason.
+	dmu   sync.Mutex
+	drops map[string]int
 }
 
 // loadKernel builds f's generation on kernel devices in the deployed lab:
@@ -74,7 +91,16 @@ func (r *Runtime) loadKernel(ctx context.Context, f datapath.Fabric, tc *topolog
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("kernel runtime: %w", err)
 	}
-	r.k = &kernelFabric{f: mk(), start: time.Now(), down: map[string][]string{}}
+	k := &kernelFabric{f: mk(), start: time.Now(), down: map[string][]string{}, names: ktrace.NewNamespaces(), drops: map[string]int{}}
+	r.k = k
+	if err := k.names.AddLab(r.lab); err != nil {
+		return fmt.Errorf("kernel runtime: %w", err)
+	}
+	tr, err := ktrace.New(ktrace.Options{Resolver: k.names})
+	if err != nil {
+		return fmt.Errorf("kernel runtime: trace the kernel's packets: %w", err)
+	}
+	k.tr = tr
 	if err := r.k.f.Build(ctx, kernel.Env{Lab: r.lab, Topology: tc, Model: f, StateDir: dir}); err != nil {
 		return fmt.Errorf("kernel runtime: build %s: %w", f.Generation(), err)
 	}
@@ -105,6 +131,9 @@ func (r *Runtime) attach(ctx context.Context, in *instance) error {
 	if r.k == nil {
 		return r.us.AttachPort(in.host, in.hostPort, in.ifname)
 	}
+	if err := r.k.names.Add(in.name, in.ns); err != nil {
+		return err
+	}
 	r.k.mu.Lock()
 	defer r.k.mu.Unlock()
 	return r.k.f.Plug(ctx, in.port())
@@ -114,6 +143,7 @@ func (r *Runtime) detach(ctx context.Context, in *instance) error {
 	if r.k == nil {
 		return r.us.DetachPort(in.host, in.hostPort)
 	}
+	r.k.names.Remove(in.name)
 	r.k.mu.Lock()
 	defer r.k.mu.Unlock()
 	return r.k.f.Unplug(ctx, in.port())
@@ -169,7 +199,13 @@ func (r *Runtime) setCarrier(node string, up bool) error {
 }
 
 func (k *kernelFabric) stats(capLost int) (map[string]int, int) {
-	drops := map[string]int{}
+	k.dmu.Lock()
+	drops := maps.Clone(k.drops)
+	k.dmu.Unlock()
+	if lost, err := k.tr.Lost(); err == nil && lost > 0 {
+		drops["trace-lost"] = int(lost)
+		capLost += int(lost)
+	}
 	if capLost > 0 {
 		drops["capture-lost"] = capLost
 	}
@@ -179,79 +215,77 @@ func (k *kernelFabric) stats(capLost int) (map[string]int, int) {
 func (k *kernelFabric) close() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.f.Close()
+	var errs []error
+	if k.tr != nil {
+		errs = append(errs, k.tr.Close())
+	}
+	k.names.Close()
+	return errors.Join(append(errs, k.f.Close())...)
 }
 
-// kernelResult derives a probe's outcome from the captures of every
-// namespace the probe crossed. The path is walked back from where the
-// request ended (the destination's eth0, or the last place it was seen):
-// a frame received on an interface came from the last frame sent on the
-// other end of its link, and a frame a node sent came from the last frame
-// that node received. Each sighting is one device crossing, so hops count
-// the interfaces the kernel forwarded the probe through.
-func (r *Runtime) kernelResult(id uint64, p scenarios.RuntimeProbe, src, dst *instance, replied bool) reports.Probe {
-	out := reports.Probe{From: p.From, To: p.To, Proto: p.Proto, Replied: replied}
-	var frames []capture.Frame
-	for _, f := range r.cap.Frames(id) {
-		if !f.ARP {
-			frames = append(frames, f)
-		}
+// kernelKey is the key under which the kernel's tracepoints report probe
+// id's packets and their answers (see Probe for what each protocol sends).
+func kernelKey(id uint64, proto string, src, dst netip.Addr, port uint16) ktrace.Key {
+	switch proto {
+	case "udp":
+		return ktrace.Flow(ktrace.ProtoUDP, src, srcPort(id), dst, port)
+	case "tcp":
+		return ktrace.Flow(ktrace.ProtoTCP, src, srcPort(id), dst, port)
 	}
-	sort.SliceStable(frames, func(i, j int) bool { return frames[i].Time.Before(frames[j].Time) })
-	first := -1 // the source's first send
-	for i, f := range frames {
-		if f.Netns == src.name && f.Iface == stack.Port && f.Out {
-			first = i
-			break
-		}
-	}
-	if first < 0 {
-		out.DropAt, out.Reason = src.name, "not-sent"
-		return out
-	}
-	end := -1
-	for i := first; i < len(frames) && dst != nil; i++ {
-		if f := frames[i]; f.Netns == dst.name && f.Iface == stack.Port && !f.Out && dst.forMe(f.Data) {
-			end = i
-			break
-		}
-	}
-	out.Delivered = end >= 0
-	if end < 0 {
-		// The request's last sighting before the source heard anything
-		// back: where it was lost.
-		end = first
-		for i := first + 1; i < len(frames); i++ {
-			if frames[i].Netns == src.name {
-				break
-			}
-			end = i
-		}
-	}
-	path := r.walkBack(frames, first, end)
-	out.Hops, out.SwitchHops, out.Path, out.HopAt = path.Hops(), path.SwitchHops(), path.Devices(), path.Offsets()
-	t0 := frames[first].Time
-	if out.Delivered {
-		out.OneWay = frames[end].Time.Sub(t0)
-		for i := end + 1; i < len(frames); i++ {
-			if f := frames[i]; f.Netns == src.name && f.Iface == stack.Port && !f.Out && src.forMe(f.Data) {
-				out.RTT = f.Time.Sub(t0)
-				break
-			}
-		}
-	} else {
-		last := frames[end]
-		out.DropAt = last.Netns + "/" + last.Iface
-	}
-	return out
+	return ktrace.ICMPEcho(src, dst, uint16(id>>16), uint16(id))
 }
 
-// walkBack returns the path from frames[first] to frames[end] in the
-// runtime's lab.
-func (r *Runtime) walkBack(frames []capture.Frame, first, end int) datapath.Path {
+// kernelResult derives probe id's outcome from what the kernel's
+// tracepoints saw of it and of its answer, in every namespace.
+func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.RuntimeProbe, key ktrace.Key) (reports.Probe, error) {
+	if err := r.k.tr.Sync(ctx); err != nil {
+		return reports.Probe{}, fmt.Errorf("probe %d: %w", id, err)
+	}
+	evs := r.k.tr.Take(id)
+	if debugTrace {
+		for i, e := range evs {
+			drop := ""
+			if e.Drop != nil {
+				drop = " drop " + e.Drop.Reason
+			}
+			fmt.Printf("%d\t%d\t%s\t%s\tout=%v%s\n", i, e.Nanos, e.Node, e.Iface, e.Out, drop)
+		}
+	}
+	o := outcome.Derive(r.kernelRecords(evs), p.From, nil)
+	if bf, ok := r.k.f.(*bpf.Fabric); ok && o.Reason != "" && !o.Delivered {
+		explainDrop(&o, bf.Flows(), key)
+	}
+	if o.Reason != "" {
+		r.k.dmu.Lock()
+		r.k.drops[string(o.Reason)]++
+		r.k.dmu.Unlock()
+	}
+	return scenarios.ProbeRecord(o, p), nil
+}
+
+// explainDrop names the BPF program's verdict for a drop the kernel
+// reported on a node whose programs record their verdicts (gen 3's flow
+// events, as Hubble shows them): the kernel says only that tc dropped
+// the packet, the program says which policy entry decided.
+func explainDrop(o *outcome.Outcome, flows []bpf.FlowEvent, k ktrace.Key) {
+	for i := len(flows) - 1; i >= 0; i-- {
+		fe := flows[i]
+		if fe.Verdict == bpf.VerdictDropped && fe.Node == o.DropNode && fe.Src == k.Src && fe.Dst == k.Dst &&
+			uint8(fe.Proto) == k.Proto && (k.Proto == ktrace.ProtoICMP || fe.DPort == k.DstPort) {
+			o.Reason, o.Rule = fe.Reason, fe.Rule
+			return
+		}
+	}
+}
+
+// kernelRecords turns kernel events (in time order) into records with
+// their lineage, for outcome.Derive.
+func (r *Runtime) kernelRecords(evs []kernel.Event) []outcome.Record {
 	r.mu.Lock()
 	peers := map[[2]string][2]string{}
+	insts := map[string]bool{}
 	for _, in := range r.insts {
+		insts[in.name] = true
 		peers[[2]string{in.name, stack.Port}] = [2]string{in.host, in.ifname}
 		peers[[2]string{in.host, in.ifname}] = [2]string{in.name, stack.Port}
 	}
@@ -265,52 +299,74 @@ func (r *Runtime) walkBack(frames []capture.Frame, first, end int) datapath.Path
 		}
 		return "", "", false
 	}
-	isSwitch := func(node string) bool {
-		n := r.topo.Node(node)
-		return n != nil && n.Role.IsSwitch()
+	kind := func(node string) datapath.DeviceKind {
+		if n := r.topo.Node(node); n != nil && n.Role.IsSwitch() {
+			return datapath.KindSwitch
+		}
+		return datapath.KindNIC
 	}
-	return walkBack(frames, first, end, peerOf, isSwitch)
+	return kernelLineage(evs, insts, peerOf, kind)
 }
 
-// walkBack returns the path from frames[first] to frames[end] (sorted by
-// time): a frame received on an interface continues the last frame sent
-// on the interface peerOf names (the link's other end), and a frame a
-// node sent continues the last frame that node received. A chain a
-// capture broke keeps what is known, from where it broke.
-func walkBack(frames []capture.Frame, first, end int, peerOf func(node, iface string) (string, string, bool), isSwitch func(string) bool) datapath.Path {
-	var rev []int
-	for i := end; ; {
-		rev = append(rev, i)
-		if i <= first {
-			break
-		}
-		f := frames[i]
-		prev := -1
-		for j := i - 1; j >= first && prev < 0; j-- {
-			g := frames[j]
-			switch {
-			case f.Out && !g.Out && g.Netns == f.Netns:
-				prev = j // forwarded by this node
-			case !f.Out && g.Out:
-				if pn, pi, ok := peerOf(f.Netns, f.Iface); ok && g.Netns == pn && g.Iface == pi {
-					prev = j // sent by the other end of the link
-				}
+// kernelLineage gives each kernel event its place on a frame's path: a
+// packet received on an interface continues the last one sent on the
+// other end of its link (else the last seen on that node, else on this
+// one: a device such as a VXLAN or BPF-redirect target has no link); a
+// packet a node sent, or dropped, continues the last one it received.
+// An instance's eth0 originates what it sends and delivers what it
+// receives.
+func kernelLineage(evs []kernel.Event, insts map[string]bool,
+	peerOf func(node, iface string) (string, string, bool), kind func(string) datapath.DeviceKind) []outcome.Record {
+	rs := make([]outcome.Record, len(evs))
+	last := func(i int, ok func(kernel.Event) bool) int32 {
+		for j := i - 1; j >= 0; j-- {
+			if ok(evs[j]) {
+				return int32(j)
 			}
 		}
-		if prev < 0 {
-			break
-		}
-		i = prev
+		return -1
 	}
-	t0 := frames[rev[len(rev)-1]].Time
-	path := make(datapath.Path, 0, len(rev))
-	for k := len(rev) - 1; k >= 0; k-- {
-		f := frames[rev[k]]
-		ev := datapath.Event{Time: f.Time.Sub(t0), Node: f.Netns, Device: f.Iface, Kind: datapath.KindNIC}
-		if isSwitch(f.Netns) {
-			ev.Kind = datapath.KindSwitch
+	for i, e := range evs {
+		ev := datapath.Event{Time: time.Duration(e.Nanos - evs[0].Nanos), Node: e.Node, Device: e.Iface, Kind: kind(e.Node),
+			Action: datapath.ActForward}
+		onNode := func(g kernel.Event) bool { return g.Node == e.Node }
+		prev := int32(-1)
+		switch {
+		case e.Drop != nil:
+			ev.Action, ev.Reason, ev.Rule = datapath.ActDrop, datapath.Reason(kernelReason(e.Drop.Reason)), "kernel:"+e.Drop.Reason
+			prev = last(i, onNode)
+		case e.Out:
+			if insts[e.Node] && e.Iface == stack.Port {
+				ev.Action, ev.Kind = datapath.ActOriginate, datapath.KindNIC
+			}
+			prev = last(i, func(g kernel.Event) bool { return g.Node == e.Node && !g.Out && g.Drop == nil })
+			if prev < 0 {
+				prev = last(i, onNode)
+			}
+		default:
+			if insts[e.Node] && e.Iface == stack.Port {
+				ev.Action, ev.Kind = datapath.ActDeliver, datapath.KindNIC
+			}
+			if pn, pi, ok := peerOf(e.Node, e.Iface); ok {
+				prev = last(i, func(g kernel.Event) bool { return g.Out && g.Node == pn && g.Iface == pi })
+				if prev < 0 {
+					prev = last(i, func(g kernel.Event) bool { return g.Node == pn && g.Drop == nil })
+				}
+			}
+			if prev < 0 {
+				prev = last(i, onNode)
+			}
 		}
-		path = append(path, ev)
+		if insts[e.Node] && ev.Action == datapath.ActForward {
+			ev.Kind = datapath.KindNIC
+		}
+		rs[i] = outcome.Record{Ev: ev, Prev: prev}
 	}
-	return path
+	return rs
+}
+
+// kernelReason is the report's name for a kernel drop reason: the
+// kernel's own, lower case with dashes (NETFILTER_DROP: netfilter-drop).
+func kernelReason(r string) string {
+	return strings.ReplaceAll(strings.ToLower(r), "_", "-")
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/kernel/ktrace"
 	"github.com/netbed/netbed/datapath/outcome"
 	"github.com/netbed/netbed/datapath/stack"
 	"github.com/netbed/netbed/datapath/userspace"
@@ -79,6 +80,14 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 		r.addFlow(flow, id)
 		defer r.dropFlow(flow)
 	}
+	var key ktrace.Key
+	if r.k != nil {
+		key = kernelKey(id, p.Proto, src.ip.Addr(), p.Dst, port)
+		if err := r.k.tr.Watch(key, id); err != nil {
+			return reports.Probe{}, fmt.Errorf("probe %d %s -> %s: %w", id, p.From, p.To, err)
+		}
+		defer r.k.tr.Unwatch(key)
+	}
 	var replied bool
 	switch proto {
 	case stack.ICMP:
@@ -96,7 +105,7 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 		fmt.Printf("probe %d %s -> %s %s: kernel answered %v\n", id, p.From, p.To, p.Proto, replied)
 	}
 	if r.k != nil {
-		return r.kernelResult(id, p, src, dst, replied), nil
+		return r.kernelResult(ctx, id, p, key)
 	}
 	return r.result(id, p), nil
 }

@@ -78,8 +78,20 @@ func (f *Fabric) progress(format string, a ...any) {
 // (br-int, the patch pair, br-bond with an active-backup bond of the
 // host's first two NICs) and on the gateway core (br-gw with an internal
 // port per network holding its gateway; the core routes between them).
-// It returns once the spanning tree has converged.
+// It returns once the spanning tree has converged. On error it has
+// undone what it did (as Close does).
 func (f *Fabric) Build(ctx context.Context, env kernel.Env) error {
+	if f.built {
+		return errors.New("ovs: Build called twice")
+	}
+	if err := f.build(ctx, env); err != nil {
+		f.Close()
+		return err
+	}
+	return nil
+}
+
+func (f *Fabric) build(ctx context.Context, env kernel.Env) error {
 	if f.built {
 		return errors.New("ovs: Build called twice")
 	}
@@ -191,6 +203,14 @@ func (f *Fabric) ipBatch(node, script string) error {
 // kernel's 802.1D spanning tree. A bridge without VLAN filtering forwards
 // tagged frames by destination MAC, tag untouched.
 func (f *Fabric) buildSwitch(node string, prio int) error {
+	// What an earlier build left (a run killed before its Close) goes.
+	if nl, err := f.env.Lab.Handle(node); err == nil {
+		for _, d := range []string{DevSwitch, DevGWTrunk} {
+			if l, err := nl.LinkByName(d); err == nil {
+				nl.LinkDel(l)
+			}
+		}
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "link add %s type bridge stp_state 1 forward_delay %d hello_time %d max_age %d priority %d\n",
 		DevSwitch, ForwardDelayCS, HelloTimeCS, MaxAgeCS, prio)

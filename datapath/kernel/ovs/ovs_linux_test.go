@@ -423,6 +423,18 @@ func TestStock(t *testing.T) {
 	if n := ruleCount(out, "sg:ops:1"); n == 0 {
 		t.Errorf("rule sg:ops:1 on host2 dropped nothing:\n%s", out)
 	}
+	t.Run("changed security groups are synced", func(t *testing.T) {
+		open := vlan.SecurityGroup{Name: "open", Rules: []vlan.SGRule{{Direction: vlan.Ingress, Action: vlan.Accept}}}
+		if err := b.model.Host("host2").SetSecurityGroups("vm3", []vlan.SecurityGroup{open}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.f.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if ttl := b.ping("vm1", "vm3", 5*time.Second); ttl != 63 {
+			t.Fatalf("vm1 -> vm3 after vm3's groups allow it: reply TTL %d, want 63", ttl)
+		}
+	})
 	t.Run("unplug removes qbr and rules", func(t *testing.T) {
 		b.unplug(t, "vm3")
 		h, _ := b.lab.Handle("host2")

@@ -17,7 +17,7 @@ import (
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/api"
 	"github.com/netbed/netbed/controller/cnc"
-	"github.com/netbed/netbed/controller/cnc/evpndriver"
+	"github.com/netbed/netbed/datapath/evpn/evpndriver"
 	"github.com/netbed/netbed/controller/ipam"
 	"github.com/netbed/netbed/controller/store"
 	"github.com/netbed/netbed/datapath"

@@ -18,8 +18,8 @@ import (
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/userspace"
-	"github.com/netbed/netbed/scenarios/netnsrt/capture"
 	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/scenarios/netnsrt/capture"
 	"github.com/netbed/netbed/topologies"
 	"github.com/netbed/netbed/topologies/netns"
 )

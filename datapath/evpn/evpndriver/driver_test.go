@@ -10,10 +10,10 @@ import (
 
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/cnc"
-	"github.com/netbed/netbed/datapath/evpn/evpndriver"
 	"github.com/netbed/netbed/controller/store"
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/datapath/evpn/evpndriver"
 	"github.com/netbed/netbed/topologies"
 )
 

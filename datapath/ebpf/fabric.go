@@ -265,7 +265,12 @@ func nextPrefix(p netip.Prefix) netip.Prefix {
 }
 
 // Generation implements datapath.Fabric.
-func (f *Fabric) Generation() string { return "ebpf-" + f.opts.Mode.String() }
+func (f *Fabric) Generation() string {
+	if f.opts.Mode == Direct {
+		return "ebpf-direct"
+	}
+	return "ebpf"
+}
 
 // Nodes implements datapath.Fabric: routers and Cilium nodes in topology
 // order (instances come from AddInstance).

@@ -31,7 +31,7 @@ import (
 var kernelFabrics = map[string]func() kernel.Fabric{
 	vlan.Generation:      func() kernel.Fabric { return ovs.New() },
 	vlan.GenerationStock: func() kernel.Fabric { return ovs.New() },
-	"ebpf-tunnel":        func() kernel.Fabric { return bpf.New(bpf.Options{}) },
+	"ebpf":               func() kernel.Fabric { return bpf.New(bpf.Options{}) },
 	"ebpf-direct":        func() kernel.Fabric { return bpf.New(bpf.Options{}) },
 }
 

@@ -278,6 +278,54 @@ func ping(t *testing.T, src, dst *pod, tries int) bool {
 	return false
 }
 
+// tcpBulk connects from src to dst:7778 and sends n bytes, which dst
+// must receive in full within ten seconds: full-size segments cross the
+// fabric (through cilium_vxlan, they must fit the underlay's MTU).
+func tcpBulk(t *testing.T, src, dst *pod, n int) error {
+	t.Helper()
+	var ln net.Listener
+	dst.in(t, func() error {
+		var err error
+		ln, err = net.Listen("tcp4", net.JoinHostPort(dst.ip.String(), "7778"))
+		return err
+	})
+	defer ln.Close()
+	got := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 64<<10)
+		total := 0
+		for total < n {
+			k, err := c.Read(buf)
+			total += k
+			if err != nil {
+				got <- fmt.Errorf("received %d of %d bytes: %w", total, n, err)
+				return
+			}
+		}
+		got <- nil
+	}()
+	var c net.Conn
+	src.in(t, func() error {
+		var err error
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: src.ip.AsSlice()}}
+		c, err = d.Dial("tcp4", net.JoinHostPort(dst.ip.String(), "7778"))
+		return err
+	})
+	defer c.Close()
+	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(make([]byte, n)); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return <-got
+}
+
 func icmpChecksum(b []byte) uint16 {
 	var s uint32
 	for i := 0; i+1 < len(b); i += 2 {
@@ -359,6 +407,11 @@ func kernelFabric(t *testing.T, mode gen3.Mode) {
 			}
 			if !ping(t, c.src, c.dst, 5) {
 				t.Errorf("%s: %s never got an echo reply from %s", c.name, c.src.name, c.dst.name)
+			}
+		}
+		for _, dst := range []*pod{db1, db2} {
+			if err := tcpBulk(t, web, dst, 1<<20); err != nil {
+				t.Errorf("TCP, 1 MiB from web-1 to %s: %v", dst.name, err)
 			}
 		}
 		e := waitFlow(t, r.fab, "web-1 -> db-2 before any policy", func(e FlowEvent) bool {

@@ -208,7 +208,12 @@ func (f *Fabric) syncRoutes() error {
 		keep := map[string]bool{}
 		for _, rt := range want {
 			keep[rt.Dst.String()] = true
-			if err := h.RouteReplace(rt); err != nil {
+			switch err := h.RouteReplace(rt); {
+			case errors.Is(err, unix.ENETDOWN):
+				// The node is failed (its links are set down, as power
+				// loss does): the route returns with the Sync of its
+				// restore.
+			case err != nil:
 				errs = append(errs, fmt.Errorf("route %v on %s: %w", rt.Dst, name, err))
 			}
 		}

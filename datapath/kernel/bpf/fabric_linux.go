@@ -84,6 +84,9 @@ type host struct {
 	policy, lxc, toEP *ebpf.Program
 	ports             map[string]*plugged // by instance
 	ifnames           map[uint32]string   // guarded by Fabric.mu
+	// flushed gets a value when the reader has read everything up to a
+	// Flush of rd.
+	flushed chan struct{}
 }
 
 // plugged is a pod's lxc device with its programs.
@@ -220,7 +223,7 @@ func (f *Fabric) buildHost(name string) error {
 	if err != nil {
 		return err
 	}
-	hs := &host{name: name, model: n, h: h, ports: map[string]*plugged{}, ifnames: map[uint32]string{}}
+	hs := &host{name: name, model: n, h: h, ports: map[string]*plugged{}, ifnames: map[uint32]string{}, flushed: make(chan struct{}, 1)}
 	f.hosts[name] = hs
 	f.undo = append(f.undo, hs.closeBPF)
 	if hs.km, err = kmaps.New(); err != nil {
@@ -350,8 +353,14 @@ func (f *Fabric) readFlows(hs *host) {
 	for {
 		rec, err := hs.rd.Read()
 		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
+			switch {
+			case errors.Is(err, os.ErrClosed):
 				return
+			case errors.Is(err, ringbuf.ErrFlushed):
+				select {
+				case hs.flushed <- struct{}{}:
+				default:
+				}
 			}
 			continue
 		}
@@ -377,6 +386,32 @@ func (f *Fabric) Flows() []FlowEvent {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.flows)
+}
+
+// FlushFlows waits until every flow record the hosts' programs wrote
+// before the call is in Flows: a caller that saw a packet dropped (the
+// program writes its record before it returns the verdict) finds the
+// verdict's event without polling. Calls must not overlap.
+func (f *Fabric) FlushFlows(ctx context.Context) error {
+	for _, name := range f.order {
+		hs := f.hosts[name]
+		if hs == nil || hs.rd == nil {
+			continue
+		}
+		select {
+		case <-hs.flushed: // a stale signal
+		default:
+		}
+		if err := hs.rd.Flush(); err != nil {
+			return fmt.Errorf("flush flow events of %s: %w", name, err)
+		}
+		select {
+		case <-hs.flushed:
+		case <-ctx.Done():
+			return fmt.Errorf("flush flow events of %s: %w", name, ctx.Err())
+		}
+	}
+	return nil
 }
 
 // LostFlows is how many events came after Options.MaxFlows were kept.

@@ -31,5 +31,8 @@ func (*Fabric) Unplug(context.Context, kernel.Port) error { return ErrUnsupporte
 func (*Fabric) Sync(context.Context) error                { return ErrUnsupported }
 func (*Fabric) Close() error                              { return nil }
 
+// FlushFlows fails on this platform.
+func (*Fabric) FlushFlows(context.Context) error { return ErrUnsupported }
+
 // Flows returns nothing on this platform.
 func (*Fabric) Flows() []FlowEvent { return nil }

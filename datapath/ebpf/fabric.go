@@ -2,6 +2,7 @@ package ebpf
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -78,6 +79,9 @@ type Fabric struct {
 	pods     map[string]*pod
 	podOrder []string
 	compiled CompiledPolicy
+	// extra holds entries compiled elsewhere (SetCompiledRules).
+	extra    CompiledPolicy
+	hasExtra bool
 
 	// Routing state, for reconvergence after link faults.
 	atts     []l3.Attachment
@@ -456,10 +460,27 @@ func (f *Fabric) Policies() []Policy { return slices.Clone(f.policies) }
 // Compiled returns the policy map entries every node holds.
 func (f *Fabric) Compiled() CompiledPolicy { return f.compiled }
 
+// SetCompiledRules installs entries another compiler resolved
+// (Kubernetes and Cilium policies, see scenarios/policycompile) beside
+// those of the fabric's own policies, replacing the previous such set,
+// and recompiles every node's policy map. The caller recompiles them
+// when pods come and go.
+func (f *Fabric) SetCompiledRules(rules []PolicyRule, enforced, egressEnforced map[Identity]bool) error {
+	f.extra = CompileRules(rules, enforced, egressEnforced)
+	f.hasExtra = len(rules) > 0 || len(enforced) > 0 || len(egressEnforced) > 0
+	return f.recompile()
+}
+
 func (f *Fabric) recompile() error {
 	cp, err := Compile(f.policies, f.ids)
 	if err != nil {
 		return err
+	}
+	if f.hasExtra {
+		rules := append(slices.Clone(cp.Rules), f.extra.Rules...)
+		enf := maps.Clone(f.extra.Enforced)
+		maps.Copy(enf, cp.Enforced)
+		cp = CompileRules(rules, enf, maps.Clone(f.extra.EgressEnforced))
 	}
 	f.compiled = cp
 	for _, h := range f.order {

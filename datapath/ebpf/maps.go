@@ -32,6 +32,10 @@ const (
 	// EndpointPolicyEnforced: ingress to the endpoint is default-deny; only
 	// what the policy map allows (and replies, via conntrack) gets in.
 	EndpointPolicyEnforced uint32 = 1 << 0
+	// EndpointEgressEnforced: what the endpoint sends is default-deny;
+	// only what the policy map's egress entries allow (and replies)
+	// leaves it.
+	EndpointEgressEnforced uint32 = 1 << 1
 )
 
 // EndpointInfo is the value of the endpoints map (Cilium's endpoint_info).
@@ -70,14 +74,17 @@ type TunnelValue struct {
 }
 
 // PolicyKey is the key of the policy map: (source identity, destination
-// identity, protocol, destination port). Identity 0, protocol 0 and port 0
-// are wildcards.
+// identity, protocol, destination port, direction). Protocol 0 and port 0
+// are wildcards, and so is identity 0 on the remote side: the source of
+// an ingress entry, the destination of an egress one. Egress is 1 for an
+// entry checked where the packet leaves its source pod (on the source
+// node), 0 for one checked where it enters the destination pod.
 type PolicyKey struct {
 	SrcIdentity uint32
 	DstIdentity uint32
 	DPort       [2]byte // network order
 	Proto       uint8
-	_           uint8
+	Egress      uint8
 }
 
 // Policy actions.

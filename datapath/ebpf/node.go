@@ -305,6 +305,9 @@ func (n *Node) AddEndpoint(name string, ip netip.Addr, mac net.HardwareAddr, id 
 	if n.policy.Enforced[id] {
 		info.Flags |= EndpointPolicyEnforced
 	}
+	if n.policy.EgressEnforced[id] {
+		info.Flags |= EndpointEgressEnforced
+	}
 	if err := n.maps.Endpoints.Update(EndpointKey{ip.As4()}, info); err != nil {
 		return nil, fmt.Errorf("add endpoint %q on %s: %w", name, n.cfg.Name, err)
 	}
@@ -376,9 +379,12 @@ func (n *Node) SetPolicy(cp CompiledPolicy) error {
 	for _, ep := range n.byName {
 		k := EndpointKey{ep.IP.As4()}
 		info, _ := n.maps.Endpoints.Lookup(k)
-		info.Flags &^= EndpointPolicyEnforced
+		info.Flags &^= EndpointPolicyEnforced | EndpointEgressEnforced
 		if t.Enforced[ep.Identity] {
 			info.Flags |= EndpointPolicyEnforced
+		}
+		if t.EgressEnforced[ep.Identity] {
+			info.Flags |= EndpointEgressEnforced
 		}
 		if err := n.maps.Endpoints.Update(k, info); err != nil {
 			return err
@@ -540,6 +546,44 @@ func (n *Node) ingress(now time.Duration, src Identity, ep *Endpoint, b []byte) 
 	return true, ep.allowRule
 }
 
+// egress is the policy check for a packet leaving the local endpoint ep
+// for dst, made on the source node: nothing to check unless ep is
+// egress-enforced; then replies (conntrack) pass and the policy map's
+// egress entries decide, with the destination's identity from the
+// endpoints map or the ipcache (world when neither knows it).
+func (n *Node) egress(now time.Duration, ep *Endpoint, dst [4]byte, b []byte) (bool, string) {
+	if info, _ := n.maps.Endpoints.Lookup(EndpointKey{ep.IP.As4()}); info.Flags&EndpointEgressEnforced == 0 {
+		return true, ""
+	}
+	k, proto, dport := flow(b)
+	if e, ok := n.maps.CT.Lookup(reverse(k)); ok && ctFresh(now, e) {
+		return true, "ct:reply"
+	}
+	remote := IdentityWorld
+	switch {
+	case n.endpointOf(dst) != nil:
+		remote = n.endpointOf(dst).Identity
+	case dst == n.gw4 || dst == n.hostIP:
+		remote = IdentityHost
+	default:
+		if v, ok := n.maps.IPCache.Lookup(dst); ok {
+			remote = Identity(v.Identity)
+		}
+	}
+	pk, e, ok := EgressLookup(n.maps.Policy, ep.Identity, remote, proto, dport)
+	if !ok {
+		return false, EgressDefaultDenyRule(ep.Identity, remote)
+	}
+	e.Packets++
+	e.Bytes += uint64(len(b))
+	_ = n.maps.Policy.Update(pk, e)
+	name := ""
+	if int(e.RuleID) < len(n.policy.Names) {
+		name = n.policy.Names[e.RuleID]
+	}
+	return e.Action == PolicyAllow, name
+}
+
 // deliver hands b (an IPv4 frame for ep that prog already decided on) to
 // the pod: MACs rewritten, TTL decremented, out of the lxc device.
 func (n *Node) deliver(now time.Duration, prog, in string, ep *Endpoint, b []byte, rule string, out datapath.Output) {
@@ -594,6 +638,10 @@ func (n *Node) fromContainer(now time.Duration, ep *Endpoint, b []byte, out data
 		return
 	}
 	dst := [4]byte(b[30:34])
+	if ok, rule := n.egress(now, ep, dst, b); !ok {
+		n.trace(out, now, ProgLxc, datapath.KindBPF, ep.Device, "", datapath.ActDrop, datapath.ReasonPolicy, rule)
+		return
+	}
 	k, _, _ := flow(b)
 	n.ctTrack(now, k, ep.Identity, len(b))
 	if peer := n.endpointOf(dst); peer != nil {

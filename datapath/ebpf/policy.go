@@ -65,23 +65,37 @@ func (p Policy) Validate() error {
 }
 
 // RuleName is how verdicts name a policy map entry:
-// "policy:<src-id>-><dst-id>:<proto>/<port>", with "any" for wildcards.
+// "policy:<src-id>-><dst-id>:<proto>/<port>", with "any" for wildcards,
+// and "policy:egress:…" for an egress entry.
 func RuleName(k PolicyKey) string {
-	src := "any"
+	src, dst := "any", "any"
 	if k.SrcIdentity != 0 {
 		src = strconv.FormatUint(uint64(k.SrcIdentity), 10)
+	}
+	if k.DstIdentity != 0 {
+		dst = strconv.FormatUint(uint64(k.DstIdentity), 10)
 	}
 	port := "any"
 	if p := portOf(k.DPort); p != 0 {
 		port = strconv.Itoa(int(p))
 	}
-	return "policy:" + src + "->" + strconv.FormatUint(uint64(k.DstIdentity), 10) + ":" + Proto(k.Proto).String() + "/" + port
+	dir := ""
+	if k.Egress != 0 {
+		dir = "egress:"
+	}
+	return "policy:" + dir + src + "->" + dst + ":" + Proto(k.Proto).String() + "/" + port
 }
 
 // DefaultDenyRule names the verdict for traffic to an enforced endpoint
 // that no entry allows.
 func DefaultDenyRule(src, dst Identity) string {
 	return "policy:" + strconv.FormatUint(uint64(src), 10) + "->" + strconv.FormatUint(uint64(dst), 10) + ":default-deny"
+}
+
+// EgressDefaultDenyRule names the verdict for traffic from an egress-
+// enforced endpoint that no egress entry allows.
+func EgressDefaultDenyRule(src, dst Identity) string {
+	return "policy:egress:" + strconv.FormatUint(uint64(src), 10) + "->" + strconv.FormatUint(uint64(dst), 10) + ":default-deny"
 }
 
 // PolicyRule is one compiled policy map entry.
@@ -96,13 +110,22 @@ type PolicyRule struct {
 // CompiledPolicy is what the agent writes into the policy map.
 type CompiledPolicy struct {
 	Rules []PolicyRule
-	// Enforced lists the identities with ingress enforcement.
-	Enforced map[Identity]bool
+	// Enforced lists the identities with ingress enforcement,
+	// EgressEnforced those with egress enforcement.
+	Enforced, EgressEnforced map[Identity]bool
 }
 
-// NewPolicyKey builds a policy map key.
+// NewPolicyKey builds an ingress policy map key.
 func NewPolicyKey(src, dst Identity, proto Proto, port uint16) PolicyKey {
 	return PolicyKey{SrcIdentity: uint32(src), DstIdentity: uint32(dst), Proto: uint8(proto), DPort: port2(port)}
+}
+
+// NewEgressKey builds an egress policy map key: src is the local pod,
+// dst the destination (IdentityAny for every destination).
+func NewEgressKey(src, dst Identity, proto Proto, port uint16) PolicyKey {
+	k := NewPolicyKey(src, dst, proto, port)
+	k.Egress = 1
+	return k
 }
 
 // Compile turns policies into policy map entries for the identities ids
@@ -152,7 +175,40 @@ func Compile(policies []Policy, ids *Identities) (CompiledPolicy, error) {
 			}
 		}
 	}
-	// Shadow overlapping allows with denies.
+	return finish(cp, entries, denies), nil
+}
+
+// CompileRules builds the compiled policy from entries another compiler
+// resolved (scenarios/policycompile: Kubernetes and Cilium policies),
+// shadowing the allows that denies overlap as Compile does. A key given
+// twice keeps its deny if it has one, else its first rule.
+func CompileRules(rules []PolicyRule, enforced, egressEnforced map[Identity]bool) CompiledPolicy {
+	cp := CompiledPolicy{Enforced: enforced, EgressEnforced: egressEnforced}
+	entries := make(map[PolicyKey]PolicyRule, len(rules))
+	var denies []PolicyRule
+	for _, r := range rules {
+		if r.Name == "" {
+			r.Name = RuleName(r.Key)
+		}
+		if old, ok := entries[r.Key]; ok && (old.Action == PolicyDeny || r.Action != PolicyDeny) {
+			continue
+		}
+		entries[r.Key] = r
+		if r.Action == PolicyDeny {
+			denies = append(denies, r)
+		}
+	}
+	return finish(cp, entries, denies)
+}
+
+// finish shadows overlapping allows with denies and sorts the rules.
+func finish(cp CompiledPolicy, entries map[PolicyKey]PolicyRule, denies []PolicyRule) CompiledPolicy {
+	if cp.Enforced == nil {
+		cp.Enforced = map[Identity]bool{}
+	}
+	if cp.EgressEnforced == nil {
+		cp.EgressEnforced = map[Identity]bool{}
+	}
 	for _, d := range denies {
 		for k, r := range entries {
 			if r.Action != PolicyAllow {
@@ -163,22 +219,26 @@ func Compile(policies []Policy, ids *Identities) (CompiledPolicy, error) {
 			}
 		}
 	}
+	cp.Rules = make([]PolicyRule, 0, len(entries))
 	for _, r := range entries {
 		cp.Rules = append(cp.Rules, r)
 	}
 	SortRules(cp.Rules)
-	return cp, nil
+	return cp
 }
 
 // intersect returns the key matching exactly the packets both a and b
 // match, if any.
 func intersect(a, b PolicyKey) (PolicyKey, bool) {
-	if a.DstIdentity != b.DstIdentity {
+	if a.Egress != b.Egress {
 		return PolicyKey{}, false
 	}
-	out := PolicyKey{DstIdentity: a.DstIdentity}
+	out := PolicyKey{Egress: a.Egress}
 	var ok bool
 	if out.SrcIdentity, ok = meet(a.SrcIdentity, b.SrcIdentity); !ok {
+		return PolicyKey{}, false
+	}
+	if out.DstIdentity, ok = meet(a.DstIdentity, b.DstIdentity); !ok {
 		return PolicyKey{}, false
 	}
 	p, ok := meet(uint32(a.Proto), uint32(b.Proto))
@@ -209,7 +269,11 @@ func meet(a, b uint32) (uint32, bool) {
 // wildcard source, then protocol and port before protocol before neither.
 func level(k PolicyKey) int {
 	l := 0
-	if k.SrcIdentity == 0 {
+	remote := k.SrcIdentity
+	if k.Egress != 0 {
+		remote = k.DstIdentity
+	}
+	if remote == 0 {
 		l = 3
 	}
 	switch {
@@ -228,6 +292,9 @@ func SortRules(rs []PolicyRule) {
 	slices.SortFunc(rs, func(a, b PolicyRule) int {
 		if d := level(a.Key) - level(b.Key); d != 0 {
 			return d
+		}
+		if a.Key.Egress != b.Key.Egress {
+			return int(a.Key.Egress) - int(b.Key.Egress)
 		}
 		if a.Key.DstIdentity != b.Key.DstIdentity {
 			return cmpU32(a.Key.DstIdentity, b.Key.DstIdentity)
@@ -279,6 +346,36 @@ func PolicyLookup(m *HashMap[PolicyKey, PolicyEntry], src, dst Identity, proto P
 	return PolicyKey{}, PolicyEntry{}, false
 }
 
+// EgressLookup is the egress policy check, made on the source node as
+// the packet leaves pod src for dst (IdentityWorld outside the cluster):
+// the same six lookups as PolicyLookup over egress entries, with the
+// destination as the wildcard side.
+func EgressLookup(m *HashMap[PolicyKey, PolicyEntry], src, dst Identity, proto Proto, dport uint16) (PolicyKey, PolicyEntry, bool) {
+	k := NewEgressKey(src, dst, proto, dport)
+	for range 2 {
+		if dport != 0 {
+			if e, ok := m.Lookup(k); ok {
+				return k, e, true
+			}
+		}
+		k.DPort = [2]byte{}
+		if proto != 0 {
+			if e, ok := m.Lookup(k); ok {
+				return k, e, true
+			}
+		}
+		k.Proto = 0
+		if e, ok := m.Lookup(k); ok {
+			return k, e, true
+		}
+		if dst == 0 {
+			break
+		}
+		k = NewEgressKey(src, IdentityAny, proto, dport)
+	}
+	return PolicyKey{}, PolicyEntry{}, false
+}
+
 // Chain is an iptables-style policy chain: the same rules as a list,
 // scanned in order, first match wins. It exists to compare with the map.
 type Chain struct {
@@ -297,7 +394,7 @@ func (c *Chain) Match(src, dst Identity, proto Proto, dport uint16) (PolicyRule,
 	s, d, p, port := uint32(src), uint32(dst), uint8(proto), port2(dport)
 	for i := range c.Rules {
 		k := &c.Rules[i].Key
-		if k.DstIdentity == d && (k.SrcIdentity == 0 || k.SrcIdentity == s) &&
+		if k.Egress == 0 && k.DstIdentity == d && (k.SrcIdentity == 0 || k.SrcIdentity == s) &&
 			(k.Proto == 0 || k.Proto == p) && (k.DPort == [2]byte{} || k.DPort == port) {
 			return c.Rules[i], true
 		}
@@ -308,15 +405,15 @@ func (c *Chain) Match(src, dst Identity, proto Proto, dport uint16) (PolicyRule,
 // PolicyTable is the agent's view of the compiled policy: the map entries
 // with their names (RuleID indexes Names).
 type PolicyTable struct {
-	Names    []string
-	Enforced map[Identity]bool
+	Names                    []string
+	Enforced, EgressEnforced map[Identity]bool
 }
 
 // Install writes compiled rules into a policy map, replacing its content,
 // and returns the rule names indexed by the entries' RuleID.
 func Install(m *HashMap[PolicyKey, PolicyEntry], cp CompiledPolicy) (*PolicyTable, error) {
 	m.Clear()
-	t := &PolicyTable{Enforced: cp.Enforced}
+	t := &PolicyTable{Enforced: cp.Enforced, EgressEnforced: cp.EgressEnforced}
 	for i, r := range cp.Rules {
 		if err := m.Update(r.Key, PolicyEntry{Action: r.Action, RuleID: uint32(i)}); err != nil {
 			return nil, fmt.Errorf("install policy rule %s: %w", r.Name, err)

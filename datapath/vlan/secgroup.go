@@ -127,7 +127,7 @@ func newChain(groups []SecurityGroup, defIn, defOut Verdict) *chain {
 // to the one that matched, or all of them before the default (0 for
 // non-IP frames, which iptables does not see). It counts the hit and tracks accepted
 // flows.
-func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (v Verdict, rule string, walked int) {
+func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (Verdict, string, int) {
 	if !p.Has(layers.LayerTypeIPv4) {
 		return Accept, RuleNonIP, 0
 	}
@@ -158,29 +158,17 @@ func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (v Ver
 	} else {
 		remote = netip.AddrFrom4(k.src)
 	}
-	walked = 1 // the connection-tracking rule
-	for i := range c.rules {
+	i, walked := c.match(d, k.proto, remote, port)
+	walked++ // the connection-tracking rule
+	if i >= 0 {
 		r := &c.rules[i]
-		if r.Direction != d {
-			continue // the other direction's chain
-		}
-		walked++
-		if r.Proto != ProtoAny && r.Proto != k.proto {
-			continue
-		}
-		if r.Remote.IsValid() && !r.Remote.Contains(remote) {
-			continue
-		}
-		if (r.PortMin != 0 || r.PortMax != 0) && (port < r.PortMin || port > r.PortMax) {
-			continue
-		}
 		c.counters[i]++
 		if r.Action == Accept {
 			c.ct[k] = now
 		}
 		return r.Action, r.name, walked
 	}
-	v = c.defaults[d]
+	v := c.defaults[d]
 	name := RuleDefaultIngress
 	if d == Egress {
 		name = RuleDefaultEgress
@@ -202,4 +190,45 @@ func (c *chain) snapshot() map[string]uint64 {
 	m[RuleDefaultIngress] = c.counters[len(c.rules)+1]
 	m[RuleDefaultEgress] = c.counters[len(c.rules)+2]
 	return m
+}
+
+// match returns the index of the first rule of direction d matching a
+// packet of proto to or from remote with destination port port (-1 if
+// none), and how many of the direction's rules it walked.
+func (c *chain) match(d Direction, proto uint8, remote netip.Addr, port uint16) (int, int) {
+	walked := 0
+	for i := range c.rules {
+		r := &c.rules[i]
+		if r.Direction != d {
+			continue // the other direction's chain
+		}
+		walked++
+		if r.Proto != ProtoAny && r.Proto != proto {
+			continue
+		}
+		if r.Remote.IsValid() && !r.Remote.Contains(remote) {
+			continue
+		}
+		if (r.PortMin != 0 || r.PortMax != 0) && (port < r.PortMin || port > r.PortMax) {
+			continue
+		}
+		return i, walked
+	}
+	return -1, walked
+}
+
+// Match is the verdict the security groups' chain gives a new flow's
+// first packet (no connection tracking) crossing an instance's port in
+// direction d, with the rule that decided ("sg:<group>:<n>", or the
+// direction's default) and how many rules it walked.
+func Match(groups []SecurityGroup, defIn, defOut Verdict, d Direction, proto uint8, remote netip.Addr, port uint16) (Verdict, string, int) {
+	c := newChain(groups, defIn, defOut)
+	i, walked := c.match(d, proto, remote, port)
+	if i >= 0 {
+		return c.rules[i].Action, c.rules[i].name, walked
+	}
+	if d == Egress {
+		return c.defaults[d], RuleDefaultEgress, walked
+	}
+	return c.defaults[d], RuleDefaultIngress, walked
 }

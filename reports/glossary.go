@@ -86,7 +86,7 @@ var Glossary = []Term{
 	{KindRule, "not-ipv4", "gen 3: a pod sent something other than IPv4 or ARP"},
 	{KindRule, "parse", "gen 1: a host bridge could not parse the frame"},
 	{KindRule, "ovs", "gen 1 on Open vSwitch: the actions ofproto/trace gave a frame the switch did not forward (ovs:<actions>)"},
-	{KindRule, "policy", "gen 3: the identity policy entry <src-id>-><dst-id>:<proto>/<port>, or default-deny"},
+	{KindRule, "policy", "gen 3: the identity policy entry <src-id>-><dst-id>:<proto>/<port>, or default-deny; policy:egress:… is checked on the source node as the packet leaves its pod"},
 	{KindRule, "port", "a switch or router port: unknown or down"},
 	{KindRule, "probe", "the probe sender: which protocol it sends"},
 	{KindRule, "rarp", "the RARP announcement a migrated VM's hypervisor sends"},

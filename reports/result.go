@@ -36,6 +36,8 @@ type Run struct {
 	// Reach is every round of probes, of traffic steps and background
 	// streams, in the order sent: how many flows were reached when.
 	Reach []Reach `json:"reach,omitempty"`
+	// TruthTables are the run's policy truth tables (expect truth_table).
+	TruthTables []TruthTable `json:"truth_tables,omitempty"`
 }
 
 // Reach is one round of probes (a probe per flow of a traffic step or

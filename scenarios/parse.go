@@ -311,6 +311,9 @@ type rawSpawn struct {
 	Network string            `yaml:"network"`
 	Label   string            `yaml:"label"`
 	Labels  map[string]string `yaml:"labels"`
+	// Namespace and Ports: see Spawn.
+	Namespace string            `yaml:"namespace"`
+	Ports     map[string]string `yaml:"ports"`
 }
 
 type rawChurn struct {
@@ -357,6 +360,7 @@ type rawPolicy struct {
 	Proto  string            `yaml:"proto"`
 	Port   uint16            `yaml:"port"`
 	Allow  *bool             `yaml:"allow"`
+	File   string            `yaml:"file"`
 }
 
 type rawExpect struct {
@@ -378,9 +382,11 @@ type rawExpect struct {
 	MaxOutage     string         `yaml:"max_outage"`
 	// Control-plane checks (controlplane_parse.go): bgp_sessions is
 	// "established" or a list of nodes, bgp_route one route or a list.
-	BGPSessions      any  `yaml:"bgp_sessions"`
-	BGPRoute         any  `yaml:"bgp_route"`
-	FabricConsistent bool `yaml:"fabric_consistent"`
+	BGPSessions      any      `yaml:"bgp_sessions"`
+	BGPRoute         any      `yaml:"bgp_route"`
+	FabricConsistent bool     `yaml:"fabric_consistent"`
+	TruthTable       bool     `yaml:"truth_table"`
+	Namespaces       []string `yaml:"namespaces"`
 }
 
 // child returns the value node of key in a mapping node, or nil.
@@ -575,7 +581,8 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 			p.fail(lineOf(child(child(n, "spawn"), "placement"), n.Line), f+".placement", "%q: use spread or packed", sp.Place)
 		}
 		checkNet("spawn", sp.Network, sp.Label)
-		st.Spawn = &Spawn{Name: sp.Name, Kind: sp.Kind, Count: sp.Count, Hosts: sp.Hosts, Place: place, Network: sp.Network, Label: sp.Label, Labels: sp.Labels}
+		st.Spawn = &Spawn{Name: sp.Name, Kind: sp.Kind, Count: sp.Count, Hosts: sp.Hosts, Place: place, Network: sp.Network, Label: sp.Label, Labels: sp.Labels,
+			Namespace: sp.Namespace, Ports: p.namedPorts(child(child(n, "spawn"), "ports"), f+".ports", sp.Ports)}
 	case r.Churn != nil:
 		c := r.Churn
 		if c.Rate <= 0 {
@@ -664,6 +671,9 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 		}
 		allow := po.Allow == nil || *po.Allow
 		st.Policy = &Policy{Action: po.Action, Name: po.Name, From: po.From, To: po.To, Proto: po.Proto, Port: po.Port, Allow: allow}
+		if po.File != "" {
+			st.Policy.File, st.Policy.Set = p.policyFile(child(n, "policy"), field+".policy", po)
+		}
 	case r.Expect != nil:
 		e := r.Expect
 		en := child(n, "expect")
@@ -684,6 +694,10 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 			p.fail(lineOf(child(en, "port_state"), n.Line), f+".port_state", "%q: only ACTIVE_ACTIVE can be expected", x.PortState)
 		}
 		p.controlPlaneExpect(en, f, e, x, networks)
+		x.TruthTable, x.Namespaces = e.TruthTable, e.Namespaces
+		if len(e.Namespaces) > 0 && !e.TruthTable {
+			p.fail(lineOf(child(en, "namespaces"), n.Line), f+".namespaces", "selects the namespaces of a truth table; add truth_table: true")
+		}
 		st.Expect = x
 	}
 	return st

@@ -12,6 +12,7 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/scenarios/policy"
 	"github.com/netbed/netbed/topologies"
 )
 
@@ -123,6 +124,11 @@ type runner struct {
 
 	streams []*stream    // background traffic (stream.go)
 	drifts  []driftEvent // drifts carried out, for the streams' outages
+
+	// Policy files (policyfile.go): what spawns said of pods, and the
+	// policies applied.
+	meta     map[string]podMeta
+	policies *policy.Set
 }
 
 func hostNames(t *topologies.Topology) []string {
@@ -142,11 +148,20 @@ func (r *runner) progress(format string, a ...any) {
 func (r *runner) step(ctx context.Context, i int, st *Step) error {
 	switch {
 	case st.Spawn != nil:
-		return r.spawn(ctx, st.Spawn)
+		if err := r.spawn(ctx, st.Spawn); err != nil {
+			return err
+		}
+		return r.syncPolicies(ctx)
 	case st.Churn != nil:
-		return r.churn(ctx, st.Churn)
+		if err := r.churn(ctx, st.Churn); err != nil {
+			return err
+		}
+		return r.syncPolicies(ctx)
 	case st.Drift != nil:
-		return r.drift(ctx, st.Drift)
+		if err := r.drift(ctx, st.Drift); err != nil {
+			return err
+		}
+		return r.syncPolicies(ctx)
 	case st.Fail != nil:
 		t, err := r.target(*st.Fail)
 		if err != nil {
@@ -161,8 +176,16 @@ func (r *runner) step(ctx context.Context, i int, st *Step) error {
 		return r.b.Restore(ctx, t)
 	case st.Traffic != nil:
 		return r.traffic(ctx, st.Traffic)
+	case st.Policy != nil && st.Policy.Set != nil:
+		return r.policyFile(ctx, st.Policy)
 	case st.Policy != nil:
 		return r.b.Policy(ctx, *st.Policy)
+	case st.Expect != nil && st.Expect.TruthTable:
+		if err := r.truthTable(ctx, i, st); err != nil {
+			return err
+		}
+		r.expect(ctx, i, st)
+		return nil
 	case st.Expect != nil:
 		r.expect(ctx, i, st)
 		return nil
@@ -197,10 +220,11 @@ func (r *runner) spawn(ctx context.Context, sp *Spawn) error {
 			host = hosts[r.next%len(hosts)]
 			r.next++
 		}
-		in, err := r.b.Spawn(ctx, SpawnRequest{Name: name, Kind: sp.Kind, Host: host, Network: sp.Network, Label: sp.Label, Labels: sp.Labels})
+		in, err := r.b.Spawn(ctx, SpawnRequest{Name: name, Kind: sp.Kind, Host: host, Network: sp.Network, Label: sp.Label, Labels: spawnLabels(sp)})
 		if err != nil {
 			return fmt.Errorf("spawn %s on %s: %w", name, host, err)
 		}
+		r.notePod(name, sp)
 		r.add(in)
 		if sp.Count >= 20 && k%10 == 0 {
 			r.progress("%s %d/%d", r.stepMsg, k, sp.Count)

@@ -3,6 +3,8 @@ package scenarios
 import (
 	"net/netip"
 	"time"
+
+	"github.com/netbed/netbed/scenarios/policy"
 )
 
 // Generation names a datapath generation a scenario compares.
@@ -149,6 +151,10 @@ type Spawn struct {
 	Network string // network name, or
 	Label   string // any network with this label
 	Labels  map[string]string
+	// Namespace is the pods' Kubernetes namespace (policy files; empty:
+	// default), Ports their named container ports.
+	Namespace string
+	Ports     []policy.NamedPort
 }
 
 // Churn creates and deletes pods at Rate per second for Duration.
@@ -196,8 +202,12 @@ type Traffic struct {
 	Background bool
 }
 
-// Policy applies or removes an allow rule between labelled instances.
+// Policy applies or removes an allow rule between labelled instances, or
+// the policies of a file (File and Set: Kubernetes NetworkPolicies and
+// CiliumNetworkPolicies, see scenarios/policy).
 type Policy struct {
+	File   string
+	Set    *policy.Set
 	Action string // apply or remove
 	Name   string
 	From   map[string]string
@@ -241,6 +251,11 @@ type Expect struct {
 	BGPSessions      *BGPSessionsExpect
 	BGPRoutes        []BGPRouteExpect
 	FabricConsistent bool
+	// TruthTable probes every pod pair of Namespaces (empty: every
+	// namespace) on every traffic the applied policy files name, plus
+	// one they do not, against the reference evaluator.
+	TruthTable bool
+	Namespaces []string
 }
 
 // Pair is one from→to pair of instances (or prefixes).

@@ -457,6 +457,15 @@ func flow(b []byte) (k CTKey, proto Proto, dport uint16) {
 	return k, Proto(k.Proto), portOf(k.DPort)
 }
 
+// echoRequest reports whether the IPv4 frame b is an ICMP echo request:
+// a request is never the reply of a flow the other way, even when it
+// carries the same echo ID (conntrack tells them apart by type, as
+// Linux's does).
+func echoRequest(b []byte) bool {
+	ihl := int(b[14]&0xf) * 4
+	return b[23] == 1 && len(b) > 14+ihl && b[14+ihl] == 8
+}
+
 func reverse(k CTKey) CTKey {
 	k.Src, k.Dst = k.Dst, k.Src
 	k.SPort, k.DPort = k.DPort, k.SPort
@@ -520,7 +529,7 @@ func (n *Node) ctGC(now time.Duration) {
 func (n *Node) ingress(now time.Duration, src Identity, ep *Endpoint, b []byte) (bool, string) {
 	k, proto, dport := flow(b)
 	rk := reverse(k)
-	if e, ok := n.maps.CT.Lookup(rk); ok && ctFresh(now, e) {
+	if e, ok := n.maps.CT.Lookup(rk); ok && ctFresh(now, e) && !echoRequest(b) {
 		n.ctUpdate(now, rk, e, true, src, len(b))
 		return true, "ct:reply"
 	}
@@ -556,7 +565,7 @@ func (n *Node) egress(now time.Duration, ep *Endpoint, dst [4]byte, b []byte) (b
 		return true, ""
 	}
 	k, proto, dport := flow(b)
-	if e, ok := n.maps.CT.Lookup(reverse(k)); ok && ctFresh(now, e) {
+	if e, ok := n.maps.CT.Lookup(reverse(k)); ok && ctFresh(now, e) && !echoRequest(b) {
 		return true, "ct:reply"
 	}
 	remote := IdentityWorld

@@ -79,11 +79,11 @@ func RuleName(k PolicyKey) string {
 	if p := portOf(k.DPort); p != 0 {
 		port = strconv.Itoa(int(p))
 	}
-	dir := ""
+	prefix := "policy:"
 	if k.Egress != 0 {
-		dir = "egress:"
+		prefix = "policy:egress:"
 	}
-	return "policy:" + dir + src + "->" + dst + ":" + Proto(k.Proto).String() + "/" + port
+	return prefix + src + "->" + dst + ":" + Proto(k.Proto).String() + "/" + port
 }
 
 // DefaultDenyRule names the verdict for traffic to an enforced endpoint

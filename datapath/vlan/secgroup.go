@@ -147,7 +147,10 @@ func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (Verdi
 	case p.Has(layers.LayerTypeICMPv4):
 		k.sp, k.dp = p.ICMP4.Id, p.ICMP4.Id
 	}
-	if seen, ok := c.ct[k.reverse()]; ok && now-seen < ctTimeout {
+	// An echo request is never the reply of a flow the other way, even
+	// with the same echo ID: conntrack tells them apart by type.
+	request := p.Has(layers.LayerTypeICMPv4) && p.ICMP4.TypeCode.Type() == layers.ICMPv4TypeEchoRequest
+	if seen, ok := c.ct[k.reverse()]; ok && now-seen < ctTimeout && !request {
 		c.ct[k.reverse()] = now
 		c.counters[len(c.rules)]++
 		return Accept, RuleEstablished, 1

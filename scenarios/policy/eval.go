@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -349,8 +350,8 @@ func CiliumSelector(sel metav1.LabelSelector, ns string) *metav1.LabelSelector {
 }
 
 func stripSource(k string) string {
-	for _, p := range []string{"k8s:", "any:"} {
-		k = strings.TrimPrefix(k, p)
+	if src, rest, ok := strings.Cut(k, ":"); ok && (src == "k8s" || src == "any") {
+		return rest
 	}
 	return k
 }
@@ -415,4 +416,103 @@ func ciliumMatch(c *Cluster, ns string, r *CiliumRule, peer Peer, dst *Pod, t Tr
 		}
 	}
 	return false
+}
+
+// ProbeTraffics are the traffics a truth table probes for s over c:
+// every TCP and UDP port the policies name (a range by its two ends,
+// a named port by the number each pod gives it), one TCP port none
+// names, and ICMP. SCTP ports are returned in skipped (no probe speaks
+// SCTP).
+func ProbeTraffics(s *Set, c *Cluster) (out []Traffic, skipped []string) {
+	seen := map[Traffic]bool{}
+	add := func(t Traffic) {
+		if t.Protocol == "SCTP" {
+			if !seen[t] {
+				skipped = append(skipped, t.String())
+			}
+			seen[t] = true
+			return
+		}
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	named := func(name, proto string) {
+		for _, p := range c.Pods {
+			if n, ok := p.NamedPortOf(name, proto); ok {
+				add(Traffic{Protocol: proto, Port: n})
+			}
+		}
+	}
+	var ranges [][2]uint16
+	npPorts := func(ports []networkingv1.NetworkPolicyPort) {
+		for _, p := range ports {
+			proto := "TCP"
+			if p.Protocol != nil {
+				proto = string(*p.Protocol)
+			}
+			switch {
+			case p.Port == nil:
+			case p.Port.Type == intstr.Int:
+				add(Traffic{Protocol: proto, Port: uint16(p.Port.IntVal)})
+				hi := uint16(p.Port.IntVal)
+				if p.EndPort != nil {
+					hi = uint16(*p.EndPort)
+					add(Traffic{Protocol: proto, Port: hi})
+				}
+				ranges = append(ranges, [2]uint16{uint16(p.Port.IntVal), hi})
+			default:
+				named(p.Port.StrVal, proto)
+			}
+		}
+	}
+	for _, np := range s.NetworkPolicies {
+		for _, r := range np.Spec.Ingress {
+			npPorts(r.Ports)
+		}
+		for _, r := range np.Spec.Egress {
+			npPorts(r.Ports)
+		}
+	}
+	for _, cp := range s.Cilium {
+		for _, rules := range [][]CiliumRule{cp.Ingress, cp.IngressDeny, cp.Egress, cp.EgressDeny} {
+			for _, r := range rules {
+				for _, p := range r.Ports {
+					protos := []string{p.Protocol}
+					if p.Protocol == "ANY" {
+						protos = []string{"TCP", "UDP"}
+					}
+					for _, proto := range protos {
+						switch {
+						case p.Name != "":
+							named(p.Name, proto)
+						case p.Port != 0:
+							add(Traffic{Protocol: proto, Port: p.Port})
+							hi := p.Port
+							if p.EndPort != 0 {
+								hi = p.EndPort
+								add(Traffic{Protocol: proto, Port: hi})
+							}
+							ranges = append(ranges, [2]uint16{p.Port, hi})
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, p := range c.Pods {
+		for _, np := range p.Ports {
+			ranges = append(ranges, [2]uint16{np.Port, np.Port})
+		}
+	}
+	// One TCP port nothing names: the first from 81 up.
+	for port := uint16(81); port != 0; port++ {
+		if !slices.ContainsFunc(ranges, func(r [2]uint16) bool { return port >= r[0] && port <= r[1] }) && !seen[Traffic{Protocol: "TCP", Port: port}] {
+			add(Traffic{Protocol: "TCP", Port: port})
+			break
+		}
+	}
+	add(Traffic{Protocol: "ICMP"})
+	return out, skipped
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios/policy"
@@ -116,6 +117,12 @@ func (r *runner) syncPolicies(ctx context.Context) error {
 	return nil
 }
 
+// TruthTableTimeout bounds each truth-table probe (or the run's probe
+// timeout, if shorter): a cell is a verdict, not a latency, every
+// backend answers an allowed probe within milliseconds, and a table has
+// many dropped cells that each wait the whole timeout.
+const TruthTableTimeout = 500 * time.Millisecond
+
 // truthTable probes every pod pair of the expectation's namespaces on
 // every traffic the applied policies name and checks each cell against
 // the reference evaluator.
@@ -153,7 +160,7 @@ func (r *runner) truthTable(ctx context.Context, i int, st *Step) error {
 				if a == b {
 					continue // a pod's traffic to itself never leaves it
 				}
-				res, err := r.b.Probe(ctx, ProbeRequest{From: a.Name, To: b.Name, Proto: proto, Port: t.Port, Tag: tag, Timeout: r.opts.ProbeTimeout})
+				res, err := r.b.Probe(ctx, ProbeRequest{From: a.Name, To: b.Name, Proto: proto, Port: t.Port, Tag: tag, Timeout: min(r.opts.ProbeTimeout, TruthTableTimeout)})
 				if err != nil {
 					return fmt.Errorf("truth table probe %s -> %s %s: %w", a, b, t, err)
 				}

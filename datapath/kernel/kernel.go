@@ -91,6 +91,15 @@ type Fabric interface {
 	Close() error
 }
 
+// PathReporter is a Fabric whose hosts forward where the kernel cannot
+// see (Open vSwitch's userspace datapath: its bridges and patch ports are
+// no kernel devices): ProbePath returns the devices a packet from src to
+// dst crosses, from the datapath's own view (ofproto/trace and the
+// bridges' tables), and the runtime takes the hosts' devices from it.
+type PathReporter interface {
+	ProbePath(ctx context.Context, src, dst Port) (datapath.Path, error)
+}
+
 // Drop is one packet the kernel (or a BPF program, or OVS) discarded.
 type Drop struct {
 	Node   string // the node whose namespace dropped it

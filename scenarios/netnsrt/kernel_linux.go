@@ -237,7 +237,7 @@ func kernelKey(id uint64, proto string, src, dst netip.Addr, port uint16) ktrace
 
 // kernelResult derives probe id's outcome from what the kernel's
 // tracepoints saw of it and of its answer, in every namespace.
-func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.RuntimeProbe, key ktrace.Key) (reports.Probe, error) {
+func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.RuntimeProbe, key ktrace.Key, src, dst *instance) (reports.Probe, error) {
 	if err := r.k.tr.Sync(ctx); err != nil {
 		return reports.Probe{}, fmt.Errorf("probe %d: %w", id, err)
 	}
@@ -255,12 +255,72 @@ func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.Runti
 	if bf, ok := r.k.f.(*bpf.Fabric); ok && o.Reason != "" && !o.Delivered {
 		explainDrop(&o, bf.Flows(), key)
 	}
+	var view datapath.Path
+	if pr, ok := r.k.f.(kernel.PathReporter); ok && o.Delivered && dst != nil {
+		r.k.mu.Lock()
+		v, err := pr.ProbePath(ctx, src.port(), dst.port())
+		r.k.mu.Unlock()
+		if err == nil {
+			view = v
+		} else if debugTrace {
+			fmt.Printf("probe %d: no host view: %v\n", id, err)
+		}
+	}
+	o.Forward = r.devicePath(o.Forward, view)
 	if o.Reason != "" {
 		r.k.dmu.Lock()
 		r.k.drops[string(o.Reason)]++
 		r.k.dmu.Unlock()
 	}
 	return scenarios.ProbeRecord(o, p), nil
+}
+
+// devicePath turns the kernel's sightings of a probe into devices as
+// datapath.HopRule counts them: a fabric switch once per visit, whatever
+// ports it took the packet in and out of (a core's routing between its
+// internal ports included), and on a host whose datapath the kernel
+// cannot see, the devices that datapath reports (view, from
+// kernel.PathReporter), at the time the kernel first saw the packet on
+// that host (the last one when the kernel last saw it).
+func (r *Runtime) devicePath(obs, view datapath.Path) datapath.Path {
+	return devicePath(obs, view, func(node string) bool {
+		n := r.topo.Node(node)
+		return n != nil && n.Role == topologies.RoleHost
+	})
+}
+
+func devicePath(obs, view datapath.Path, isHost func(string) bool) datapath.Path {
+	out := make(datapath.Path, 0, len(obs)+len(view))
+	for i := 0; i < len(obs); {
+		e := obs[i]
+		j := i
+		for j < len(obs) && obs[j].Node == e.Node {
+			j++
+		}
+		var host datapath.Path
+		if isHost(e.Node) {
+			for _, v := range view {
+				if v.Node == e.Node {
+					v.Time = e.Time
+					host = append(host, v)
+				}
+			}
+		}
+		switch {
+		case e.Kind == datapath.KindSwitch:
+			e.Device = e.Node
+			out = append(out, e)
+		case len(host) > 0:
+			// The view has no times: what the host took shows
+			// on its last device, when the kernel last saw it.
+			host[len(host)-1].Time = obs[j-1].Time
+			out = append(out, host...)
+		default:
+			out = append(out, obs[i:j]...)
+		}
+		i = j
+	}
+	return out
 }
 
 // explainDrop names the BPF program's verdict for a drop the kernel

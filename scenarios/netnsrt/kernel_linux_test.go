@@ -86,3 +86,50 @@ func TestKernelLineage(t *testing.T) {
 		t.Errorf("path to the drop %v, want %v", got, want[:6])
 	}
 }
+
+// The kernel's sightings become devices as datapath.HopRule counts them:
+// a switch once per visit, and a host's devices from its datapath's own
+// view where the kernel cannot see them (gen 1's OVS bridges).
+func TestDevicePath(t *testing.T) {
+	at := func(us int) time.Duration { return time.Duration(us) * time.Microsecond }
+	e := func(us int, node, dev string, k datapath.DeviceKind) datapath.Event {
+		return datapath.Event{Time: at(us), Node: node, Device: dev, Kind: k}
+	}
+	obs := datapath.Path{
+		e(0, "a", "eth0", datapath.KindNIC),
+		e(1, "h1", "tap-a", datapath.KindNIC),
+		e(9, "h1", "eth1", datapath.KindNIC),
+		e(10, "tor1", "eth1", datapath.KindSwitch),
+		e(11, "tor1", "eth3", datapath.KindSwitch),
+		e(12, "core1", "eth1", datapath.KindSwitch),
+		e(13, "core1", "gw", datapath.KindSwitch),
+		e(20, "core1", "eth1", datapath.KindSwitch),
+		e(21, "tor1", "eth3", datapath.KindSwitch),
+		e(22, "tor1", "eth2", datapath.KindSwitch),
+		e(23, "h2", "eth1", datapath.KindNIC),
+		e(30, "h2", "tap-b", datapath.KindNIC),
+		e(31, "b", "eth0", datapath.KindNIC),
+	}
+	view := datapath.Path{
+		{Node: "a", Device: "eth0"},
+		{Node: "h1", Device: "tap-a"}, {Node: "h1", Device: "br-int"}, {Node: "h1", Device: "br-bond"}, {Node: "h1", Device: "eth1"},
+		{Node: "tor1"}, {Node: "core1"}, {Node: "tor1"},
+		{Node: "h2", Device: "eth1"}, {Node: "h2", Device: "br-bond"}, {Node: "h2", Device: "br-int"}, {Node: "h2", Device: "tap-b"},
+		{Node: "b", Device: "eth0"},
+	}
+	isHost := func(n string) bool { return n == "h1" || n == "h2" }
+	got := devicePath(obs, view, isHost)
+	want := []string{"a/eth0", "h1/tap-a", "h1/br-int", "h1/br-bond", "h1/eth1", "tor1", "core1", "tor1",
+		"h2/eth1", "h2/br-bond", "h2/br-int", "h2/tap-b", "b/eth0"}
+	if !reflect.DeepEqual(got.Devices(), want) {
+		t.Fatalf("devices %v, want %v", got.Devices(), want)
+	}
+	if offs := got.Offsets(); offs[1] != at(1) || offs[4] != at(9) || offs[6] != at(12) || offs[11] != at(30) {
+		t.Errorf("offsets %v: a host's first device at its first sighting, its last at its last", offs)
+	}
+	// Without a view (gen 3: the kernel sees every device), the hosts'
+	// sightings stay as they are.
+	if got := devicePath(obs, nil, isHost).Devices(); len(got) != 9 || got[2] != "h1/eth1" || got[3] != "tor1" {
+		t.Errorf("without a view: %v", got)
+	}
+}

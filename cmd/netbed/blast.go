@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/netbed/netbed/controller/api"
 	"github.com/netbed/netbed/controller/cnc"
 	"github.com/netbed/netbed/topologies/clab"
 )
@@ -32,6 +31,7 @@ func init() {
 		fs.BoolVar(&o.ports, "ports", false, "list the ports by name under each device")
 		fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 		fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for the controller")
+		o.access.add(fs)
 		return c
 	})
 }
@@ -48,6 +48,7 @@ type blastFlags struct {
 	topology, controller string
 	ports, json          bool
 	timeout              time.Duration
+	access               clientFlags
 }
 
 func runBlast(devices []string, o blastFlags, stdout io.Writer) error {
@@ -63,7 +64,11 @@ func runBlast(devices []string, o blastFlags, stdout io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	ports, err := api.NewClient(o.controller, nil).ListPorts(ctx)
+	cl, err := o.access.client(o.controller)
+	if err != nil {
+		return err
+	}
+	ports, err := cl.ListPorts(ctx)
 	if err != nil {
 		return fmt.Errorf("list ports from the controller at %s: %w (is it running? see --controller)", o.controller, err)
 	}

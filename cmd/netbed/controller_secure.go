@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"strconv"
@@ -177,4 +178,42 @@ func (sec *serverSecurity) scheme() string {
 		return "https"
 	}
 	return "http"
+}
+
+// clientFlags say how a command reaches a controller that serves TLS and
+// authenticates (a read token suffices for what the commands read).
+type clientFlags struct {
+	ca, tokenFile, cert, key string
+}
+
+func (c *clientFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&c.ca, "ca", "", "CA of the controller's certificate (https://); default the system's roots")
+	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the bearer token to call the controller with (mode 0600)")
+	fs.StringVar(&c.cert, "cert", "", "client certificate for mutual TLS (with --key)")
+	fs.StringVar(&c.key, "key", "", "the client certificate's key (mode 0600)")
+}
+
+// client returns a client of the controller at url with the flags'
+// TLS settings and token.
+func (c clientFlags) client(url string) (*api.Client, error) {
+	var hc *http.Client
+	if c.ca != "" || c.cert != "" || c.key != "" {
+		if !strings.HasPrefix(url, "https://") {
+			return nil, usageErr("--ca, --cert and --key are for an https:// controller, not %s", url)
+		}
+		conf, err := api.ClientTLS(c.ca, c.cert, c.key, "")
+		if err != nil {
+			return nil, err
+		}
+		hc = &http.Client{Transport: &http.Transport{TLSClientConfig: conf}}
+	}
+	cl := api.NewClient(url, hc)
+	if c.tokenFile != "" {
+		tok, err := api.ReadTokenFile(c.tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		cl = cl.WithToken(tok)
+	}
+	return cl, nil
 }

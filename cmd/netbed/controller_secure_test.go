@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,7 +18,10 @@ import (
 
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/api"
+	"github.com/netbed/netbed/controller/store"
 	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/topologies"
+	"github.com/netbed/netbed/topologies/clab"
 )
 
 // TestControllerRefusesOpen: a non-loopback address without TLS and
@@ -194,5 +198,52 @@ func TestControllerSocketGroup(t *testing.T) {
 	}
 	if gid := fi.Sys().(*syscall.Stat_t).Gid; gid != 1 {
 		t.Errorf("socket group %d, want 1", gid)
+	}
+}
+
+// TestBlastSecure: netbed blast reads a controller that serves TLS with
+// tokens with --ca and a read token; without the token it fails with the
+// controller's 401.
+func TestBlastSecure(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeControllerCerts(dir, nil, nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	topo := &topologies.Topology{Name: "blast"}
+	topo.AddNode("leaf1", topologies.RoleLeaf)
+	topo.AddNode("host-a", topologies.RoleHost)
+	topo.Connect("host-a", "eth1", "leaf1", "eth2")
+	for _, n := range topo.Nodes {
+		n.Kind = "linux"
+	}
+	topoPath := filepath.Join(dir, "blast.clab.yml")
+	if err := clab.WriteFile(topoPath, topo); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenBolt(filepath.Join(dir, "ctl.db"), store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := controller.New(st, nil, nil)
+	srv := api.NewServer(svc)
+	toks, err := api.LoadTokens(dir + "/tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetAuth(&api.Auth{Tokens: toks})
+	hs := httptest.NewUnstartedServer(srv)
+	if hs.TLS, err = api.ServerTLS(dir+"/server.crt", dir+"/server.key", "", false); err != nil {
+		t.Fatal(err)
+	}
+	hs.StartTLS()
+	t.Cleanup(func() { hs.Close(); svc.Close(); st.Close() })
+	url := strings.Replace(hs.URL, "127.0.0.1", "localhost", 1)
+	code, out, errOut := runCLI("blast", "--topology", topoPath, "--controller", url, "--ca", dir+"/ca.crt", "--token-file", dir+"/token-read", "leaf1")
+	if code != 0 || !strings.Contains(out, "leaf1") {
+		t.Errorf("blast with --ca and a read token: exit %d, %q %q", code, out, errOut)
+	}
+	code, _, errOut = runCLI("blast", "--topology", topoPath, "--controller", url, "--ca", dir+"/ca.crt", "leaf1")
+	if code == 0 || !strings.Contains(errOut, "no credentials") {
+		t.Errorf("blast without a token: exit %d, %q", code, errOut)
 	}
 }

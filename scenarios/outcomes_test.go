@@ -1,0 +1,86 @@
+package scenarios_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/scenarios"
+)
+
+// outcome is what a run of a shipped scenario must reproduce, whatever
+// the run path keeps in memory: every probe's outcome and path, every
+// check, the report table's figures, drops and table sizes.
+type outcome struct {
+	Probes  []reports.Probe
+	Checks  []reports.Check
+	Summary reports.Summary
+	Drops   map[string]int
+	Tables  []reports.Table
+}
+
+// TestLibraryOutcomesUnchanged replays every shipped scenario for every
+// generation on sim and compares its outcome with testdata/outcomes/,
+// recorded (-update) by the run path that kept every probe in full in
+// memory: the lean run path gives the same verdicts, hops, paths and
+// report figures.
+func TestLibraryOutcomesUnchanged(t *testing.T) {
+	files, err := filepath.Glob("library/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		s, err := scenarios.Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, gen := range s.Generations {
+			name := strings.TrimSuffix(filepath.Base(f), ".yaml") + "." + string(gen)
+			t.Run(name, func(t *testing.T) {
+				run, err := scenarios.Run(context.Background(), s, gen, simBackend(t, s.Seed), scenarios.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := json.MarshalIndent(outcome{Probes: run.Probes, Checks: run.Checks, Summary: reports.Summarize(run),
+					Drops: run.Drops, Tables: run.Tables}, "", " ")
+				if err != nil {
+					t.Fatal(err)
+				}
+				golden := filepath.Join("testdata", "outcomes", name+".json")
+				if *update {
+					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)) {
+					t.Errorf("outcome differs from %s:\n%s", golden, firstDiff(string(want), string(got)))
+				}
+			})
+		}
+	}
+}
+
+// firstDiff shows the first line where got departs from want.
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := range min(len(w), len(g)) {
+		if w[i] != g[i] {
+			return fmt.Sprintf("line %d:\nwant: %s\ngot:  %s", i+1, w[i], g[i])
+		}
+	}
+	return fmt.Sprintf("lengths differ: want %d lines, got %d", len(w), len(g))
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/cost"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
@@ -93,18 +94,20 @@ func TestEmittedKindsAreCosted(t *testing.T) {
 	for _, gen := range s.Generations {
 		rt := simrt.New(s.Seed)
 		b := scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: rt, StoreDir: t.TempDir(), ControllerLatency: simrt.ControllerLatency})
-		if _, err := scenarios.Run(context.Background(), s, gen, b, scenarios.Options{}); err != nil {
-			t.Fatal(err)
-		}
+		// The runtime keeps one probe's trace at a time: every event is
+		// looked at as it is traced.
 		seen := map[string]bool{}
-		for _, ev := range rt.Engine().Trace() {
+		rt.Engine().OnTrace(func(ev datapath.Event) {
 			if ev.Kind == sim.KindLink || seen[string(ev.Kind)] {
-				continue
+				return
 			}
 			seen[string(ev.Kind)] = true
 			if !slices.Contains(cost.Kinds, ev.Kind) {
 				t.Errorf("%s: device kind %q (%s/%s) has no calibrated cost", gen, ev.Kind, ev.Node, ev.Device)
 			}
+		})
+		if _, err := scenarios.Run(context.Background(), s, gen, b, scenarios.Options{}); err != nil {
+			t.Fatal(err)
 		}
 		if len(seen) < 3 {
 			t.Errorf("%s: only kinds %v on the trace", gen, seen)

@@ -15,7 +15,7 @@ import (
 
 func simBackend(t testing.TB, seed int64) *scenarios.FabricBackend {
 	return scenarios.NewFabricBackend(scenarios.FabricOptions{
-		Runtime: simrt.New(seed), StoreDir: t.TempDir(), ControllerLatency: simrt.ControllerLatency})
+		Runtime: simrt.New(seed), StoreDir: t.TempDir(), ControllerLatency: simrt.ControllerLatency, StoreNoSync: true})
 }
 
 // TestLibraryOnSim replays every shipped scenario for every generation it

@@ -181,7 +181,7 @@ func capacityRun(ctx context.Context, gen scenarios.Generation, perHost int, top
 		return pt, err
 	}
 	defer os.RemoveAll(dir)
-	b := scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: simrt.New(s.Seed), StoreDir: dir, ControllerLatency: simrt.ControllerLatency})
+	b := scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: simrt.New(s.Seed), StoreDir: dir, ControllerLatency: simrt.ControllerLatency, StoreNoSync: true})
 	run, err := scenarios.Run(ctx, s, gen, b, scenarios.Options{Progress: progress})
 	if ctx.Err() != nil {
 		return pt, ctx.Err()

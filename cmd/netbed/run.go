@@ -381,7 +381,7 @@ type backendChoice struct {
 // create namespaces, else sim, and says so.
 func pickBackend(name, out string) (backendChoice, string, error) {
 	simB := backendChoice{"sim", func(s *scenarios.Scenario) scenarios.Backend {
-		return scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: simrt.New(s.Seed), ControllerLatency: simrt.ControllerLatency})
+		return scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: simrt.New(s.Seed), ControllerLatency: simrt.ControllerLatency, StoreNoSync: true})
 	}}
 	switch name {
 	case "sim":

@@ -90,9 +90,22 @@ func diffRun(key string, b, c *Run, opts DiffOptions, add func(string, bool, str
 			add(key, false, "check holds now: step %d %s", ch.Step, ch.What)
 		}
 	}
-	if len(b.Probes) != len(c.Probes) {
-		add(key, true, "%d probes, baseline %d", len(c.Probes), len(b.Probes))
+	if bn, cn := StatsOf(b).Sent, StatsOf(c).Sent; bn != cn {
+		add(key, true, "%d probes, baseline %d", cn, bn)
 	}
+	if !b.AllProbesKept() || !c.AllProbesKept() {
+		diffSampled(key, b, c, add)
+	} else {
+		diffProbes(key, b, c, add)
+	}
+	if opts.MaxSlowdown <= 1 || b.Backend != c.Backend {
+		return
+	}
+	diffTimes(key, b, c, opts, add)
+}
+
+// diffProbes compares two runs that kept every probe, probe by probe.
+func diffProbes(key string, b, c *Run, add func(string, bool, string, ...any)) {
 	for i := range min(len(b.Probes), len(c.Probes)) {
 		bp, cp := b.Probes[i], c.Probes[i]
 		name := fmt.Sprintf("probe %d (%s -> %s, %s)", i, cp.From, cp.To, cp.Proto)
@@ -104,9 +117,89 @@ func diffRun(key string, b, c *Run, opts DiffOptions, add func(string, bool, str
 			add(key, true, "%s: %s", name, d)
 		}
 	}
-	if opts.MaxSlowdown <= 1 || b.Backend != c.Backend {
-		return
+}
+
+// diffSampled compares two runs of which one at least kept a sample of
+// its probes: how many probes had each outcome (ProbeKey), then the
+// probes both kept in full, matched by tag, pair, protocol and their
+// rank among that pair's probes.
+func diffSampled(key string, b, c *Run, add func(string, bool, string, ...any)) {
+	count := func(r *Run) (map[ProbeKey]int, []ProbeKey) {
+		m := map[ProbeKey]int{}
+		var order []ProbeKey
+		for _, cl := range StatsOf(r).Classes {
+			if _, ok := m[cl.ProbeKey]; !ok {
+				order = append(order, cl.ProbeKey)
+			}
+			m[cl.ProbeKey] += cl.Probes
+		}
+		return m, order
 	}
+	bm, border := count(b)
+	cm, corder := count(c)
+	for _, k := range append(corder, border...) {
+		if bm[k] != cm[k] {
+			add(key, true, "%d probes %s, baseline %d", cm[k], k, bm[k])
+			bm[k], cm[k] = 0, 0 // once
+		}
+	}
+	type pk struct {
+		tag, from, to, proto string
+		rank                 int
+	}
+	index := func(r *Run) map[pk]Probe {
+		m, seen := map[pk]Probe{}, map[pk]int{}
+		for _, p := range r.Probes {
+			k := pk{p.Tag, p.From, p.To, p.Proto, 0}
+			k.rank = seen[k]
+			seen[k]++
+			m[k] = p
+		}
+		return m
+	}
+	bi := index(b)
+	seen := map[pk]int{}
+	for _, cp := range c.Probes {
+		k := pk{cp.Tag, cp.From, cp.To, cp.Proto, 0}
+		k.rank = seen[k]
+		seen[k]++
+		bp, ok := bi[k]
+		if !ok {
+			continue
+		}
+		name := fmt.Sprintf("probe %s -> %s (%s, %s #%d)", cp.From, cp.To, cp.Proto, cp.Tag, k.rank+1)
+		for _, d := range ProbeChanges(bp, cp) {
+			add(key, true, "%s: %s", name, d)
+		}
+	}
+}
+
+// String names the outcome: "tagged all (icmp) answered in 9 hops (3
+// switch)", "tagged deny (udp) dropped: policy-deny (policy:42)".
+func (k ProbeKey) String() string {
+	s := fmt.Sprintf("tagged %s (%s) ", k.Tag, k.Proto)
+	switch {
+	case k.Replied:
+		s += "answered"
+	case k.Delivered:
+		s += "delivered, not answered"
+	default:
+		s += "dropped"
+	}
+	if k.Delivered {
+		s += fmt.Sprintf(" in %d hops (%d switch)", k.Hops, k.SwitchHops)
+	}
+	if k.Reason != "" {
+		s += ": " + k.Reason
+		if k.Rule != "" {
+			s += " (" + k.Rule + ")"
+		}
+	}
+	return s
+}
+
+// diffTimes compares timings of two runs on one backend.
+func diffTimes(key string, b, c *Run, opts DiffOptions, add func(string, bool, string, ...any)) {
 	bs, cs := Summarize(b), Summarize(c)
 	for _, t := range []struct {
 		what string

@@ -175,9 +175,9 @@ func TermsOf(run *Run) []Term {
 	for _, k := range sortedKeys(run.Drops) {
 		add(KindReason, k)
 	}
-	for _, p := range run.Probes {
-		add(KindReason, p.Reason)
-		add(KindRule, p.Rule)
+	for _, c := range StatsOf(run).Classes {
+		add(KindReason, c.Reason)
+		add(KindRule, c.Rule)
 	}
 	for _, e := range run.Timeline {
 		add(KindStep, e.Step)

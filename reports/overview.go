@@ -52,13 +52,7 @@ func checksCell(run *Run, s Summary) string {
 // passing run with drops reads right.
 func deliveredCell(run *Run, s Summary) string {
 	cell := fmt.Sprintf("%d/%d", s.Delivered, s.Probes)
-	meant := 0
-	for _, p := range run.Probes {
-		if !p.Delivered && p.Expect == ExpectDropped {
-			meant++
-		}
-	}
-	if meant > 0 {
+	if meant := StatsOf(run).ExpectedDrops; meant > 0 {
 		cell += fmt.Sprintf(", %d dropped as expected", meant)
 	}
 	return cell
@@ -154,9 +148,9 @@ func faultsCell(faults []Fault) string {
 // checks passed ("2 denied, verdicts 4/4").
 func policyCell(run *Run) string {
 	denied := 0
-	for _, p := range run.Probes {
-		if p.Reason == "policy-deny" {
-			denied++
+	for _, c := range StatsOf(run).Classes {
+		if c.Reason == "policy-deny" {
+			denied += c.Probes
 		}
 	}
 	checks, passed := 0, 0

@@ -685,12 +685,7 @@ func WriteHTML(w io.Writer, r *Report) error {
 func rttSeries(runs []*Run) []TimeSeries {
 	var out []TimeSeries
 	for _, run := range runs {
-		s := TimeSeries{Name: run.Generation + " on " + run.Backend, Gen: run.Generation}
-		for _, p := range run.Probes {
-			if p.Replied && p.RTT > 0 {
-				s.Times = append(s.Times, p.RTT)
-			}
-		}
+		s := TimeSeries{Name: run.Generation + " on " + run.Backend, Gen: run.Generation, Times: StatsOf(run).RTTs}
 		if len(s.Times) > 0 {
 			out = append(out, s)
 		}

@@ -13,17 +13,24 @@ import (
 type Run struct {
 	Scenario string `json:"scenario"`
 	// Description is the scenario's description: what it shows.
-	Description string         `json:"description,omitempty"`
-	Generation  string         `json:"generation"`
-	Backend     string         `json:"backend"`
-	Seed        int64          `json:"seed"`
-	Topology    string         `json:"topology"`
-	Probes      []Probe        `json:"probes"`
-	Checks      []Check        `json:"checks"`
-	Timeline    []SpawnEvent   `json:"timeline,omitempty"`
-	Drops       map[string]int `json:"drops,omitempty"`       // by reason
-	Tables      []Table        `json:"table_sizes,omitempty"` // capacity: entries per node and table at the end
-	Counters    map[string]int `json:"counters,omitempty"`
+	Description string `json:"description,omitempty"`
+	Generation  string `json:"generation"`
+	Backend     string `json:"backend"`
+	Seed        int64  `json:"seed"`
+	Topology    string `json:"topology"`
+	// Probes are the probes kept in full, in the order they were sent:
+	// every one of a run of at most a thousand, beyond that the first
+	// thousand and the first few of each outcome (ProbeKey). ProbeStats
+	// counts them all.
+	Probes []Probe `json:"probes"`
+	// ProbeStats aggregates every probe sent; nil in reports written
+	// before it existed (StatsOf derives it from Probes then).
+	ProbeStats *ProbeStats    `json:"probe_stats,omitempty"`
+	Checks     []Check        `json:"checks"`
+	Timeline   []SpawnEvent   `json:"timeline,omitempty"`
+	Drops      map[string]int `json:"drops,omitempty"`       // by reason
+	Tables     []Table        `json:"table_sizes,omitempty"` // capacity: entries per node and table at the end
+	Counters   map[string]int `json:"counters,omitempty"`
 	// Latency says what the probes' latencies are: modelled or measured.
 	Latency Latency       `json:"latency"`
 	Error   string        `json:"error,omitempty"` // the run could not finish
@@ -303,27 +310,9 @@ type Summary struct {
 // Summarize computes a run's summary; percentiles use gonum/stat's
 // empirical quantiles.
 func Summarize(r *Run) Summary {
-	s := Summary{HopsMin: -1}
-	var rtts []float64
-	for _, p := range r.Probes {
-		s.Probes++
-		if !p.Delivered {
-			continue
-		}
-		s.Delivered++
-		if s.HopsMin < 0 || p.Hops < s.HopsMin {
-			s.HopsMin = p.Hops
-		}
-		s.HopsMax = max(s.HopsMax, p.Hops)
-		s.SwitchHopsMax = max(s.SwitchHopsMax, p.SwitchHops)
-		if p.Replied {
-			rtts = append(rtts, float64(p.RTT))
-		}
-	}
-	if s.HopsMin < 0 {
-		s.HopsMin = 0
-	}
-	s.RTTp50, s.RTTp99, s.RTTmax = quantiles(rtts)
+	ps := StatsOf(r)
+	s := Summary{Probes: ps.Sent, Delivered: ps.Delivered, HopsMin: ps.HopsMin, HopsMax: ps.HopsMax,
+		SwitchHopsMax: ps.SwitchHopsMax, RTTp50: ps.RTTp50, RTTp99: ps.RTTp99, RTTmax: ps.RTTmax}
 	for _, c := range r.Checks {
 		s.Checks++
 		if c.Passed {

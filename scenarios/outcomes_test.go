@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,22 @@ func TestLibraryOutcomesUnchanged(t *testing.T) {
 					Drops: run.Drops, Tables: run.Tables}, "", " ")
 				if err != nil {
 					t.Fatal(err)
+				}
+				// The report from the run's figures is the report from its
+				// probes, as reports read before the figures existed.
+				old := *run
+				old.ProbeStats = nil
+				for _, write := range []func(io.Writer, *reports.Report) error{reports.WriteMarkdown, reports.WriteHTML, reports.WriteOverview} {
+					var a, b bytes.Buffer
+					if err := write(&a, &reports.Report{Runs: []*reports.Run{run}}); err != nil {
+						t.Fatal(err)
+					}
+					if err := write(&b, &reports.Report{Runs: []*reports.Run{&old}}); err != nil {
+						t.Fatal(err)
+					}
+					if a.String() != b.String() {
+						t.Errorf("the report from the run's figures differs from the report from its probes:\n%s", firstDiff(b.String(), a.String()))
+					}
 				}
 				golden := filepath.Join("testdata", "outcomes", name+".json")
 				if *update {

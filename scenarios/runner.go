@@ -27,6 +27,11 @@ type Options struct {
 	// live instances (on netns the nodes keep forwarding), for a person to
 	// look around. The run closes when it returns.
 	Hold func(ctx context.Context, b Backend, live []Instance) error
+	// OnProbe, if set, receives every probe of a traffic step as it is
+	// answered, in full (path and hop times), before any expectation
+	// speaks of it (its Expect is empty). The run keeps only a sample of
+	// its probes in full (reports.Run.Probes); this sees them all.
+	OnProbe func(reports.Probe)
 }
 
 // Run replays s for gen on b and returns what it measured. The backend is
@@ -43,8 +48,9 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 		return run, err
 	}
 	run.Topology = topo.String()
-	r := &runner{s: s, gen: gen, b: b, topo: topo, run: run, opts: opts,
+	r := &runner{s: s, gen: gen, b: b, topo: topo, run: run, opts: opts, log: newProbeLog(opts.OnProbe),
 		hosts: hostNames(topo), inst: map[string]Instance{}, firstIP: map[string]netip.Addr{}}
+	defer r.log.finish(run)
 	if r.opts.ProbeTimeout == 0 {
 		r.opts.ProbeTimeout = 2 * time.Second
 	}
@@ -113,6 +119,7 @@ type runner struct {
 	topo    *topologies.Topology
 	run     *reports.Run
 	opts    Options
+	log     *probeLog // every probe sent (the run gets a sample and figures)
 	hosts   []string
 	next    int                   // spread cursor over hosts
 	inst    map[string]Instance   // live instances
@@ -363,7 +370,7 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 	}
 	tag := t.Tag
 	if tag == "" {
-		tag = fmt.Sprintf("traffic@%d", len(r.run.Probes))
+		tag = fmt.Sprintf("traffic@%d", r.log.len())
 	}
 	if t.Background {
 		return r.startStream(ctx, t, pairs, tag)
@@ -382,7 +389,7 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 				return fmt.Errorf("probe %s -> %s: %w", p[0], p[1], err)
 			}
 			res.Tag, res.From, res.To, res.Proto = tag, p[0], p[1], t.Proto
-			r.run.Probes = append(r.run.Probes, res)
+			r.log.add(res)
 			if res.Delivered {
 				round.Reached++
 			}
@@ -400,17 +407,13 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 	return nil
 }
 
-func (r *runner) probesOf(tag string) []reports.Probe {
+// probesOf lists the probes of tag (the last traffic step's when empty)
+// by their index in the run's log.
+func (r *runner) probesOf(tag string) []int {
 	if tag == "" {
 		tag = r.lastTag
 	}
-	var out []reports.Probe
-	for _, p := range r.run.Probes {
-		if p.Tag == tag {
-			out = append(out, p)
-		}
-	}
-	return out
+	return r.log.tagged(tag)
 }
 
 func (r *runner) check(i int, st *Step, what string, ok bool, format string, a ...any) {
@@ -421,11 +424,11 @@ func (r *runner) check(i int, st *Step, what string, ok bool, format string, a .
 	r.run.Checks = append(r.run.Checks, c)
 }
 
-func (r *runner) pairProbes(probes []reports.Probe, p Pair) []reports.Probe {
-	from, to := r.resolve([]string{p.From}), r.resolve([]string{p.To})
+func (r *runner) pairProbes(probes []int, p Pair) []reports.Probe {
+	in := r.inPair(p)
 	var out []reports.Probe
-	for _, pr := range probes {
-		if slices.Contains(from, pr.From) && slices.Contains(to, pr.To) {
+	for _, i := range probes {
+		if pr := r.log.probe(i); in(pr) {
 			out = append(out, pr)
 		}
 	}
@@ -436,12 +439,9 @@ func (r *runner) pairProbes(probes []reports.Probe, p Pair) []reports.Probe {
 // an expectation wants of them (reports.ExpectDelivered or
 // ExpectDropped), so that a report can say how many drops were meant.
 func (r *runner) expectOutcome(tag string, keep func(reports.Probe) bool, want string) {
-	if tag == "" {
-		tag = r.lastTag
-	}
-	for k := range r.run.Probes {
-		if p := &r.run.Probes[k]; p.Tag == tag && keep(*p) {
-			p.Expect = want
+	for _, i := range r.probesOf(tag) {
+		if keep(r.log.probe(i)) {
+			r.log.setExpect(i, want)
 		}
 	}
 }
@@ -499,8 +499,8 @@ func (r *runner) expect(ctx context.Context, i int, st *Step) {
 	if e.AllReachable {
 		bad := 0
 		first := ""
-		for _, pr := range probes {
-			if !pr.Replied {
+		for _, i := range probes {
+			if pr := r.log.probe(i); !pr.Replied {
 				bad++
 				if first == "" {
 					first = fmt.Sprintf("%s -> %s dropped at %s (%s)", pr.From, pr.To, pr.DropAt, pr.Reason)
@@ -597,13 +597,14 @@ var (
 func measureDelivered(quantity string) measure { return measure{quantity: quantity} }
 
 // checkEach checks f on the probes m selects among probes (those of tag).
-func (r *runner) checkEach(i int, st *Step, probes []reports.Probe, tag, what string, m measure, f func(reports.Probe) (bool, string)) {
+func (r *runner) checkEach(i int, st *Step, probes []int, tag, what string, m measure, f func(reports.Probe) (bool, string)) {
 	if len(probes) == 0 {
 		r.check(i, st, what, false, "no probe of tag %s was sent", tag)
 		return
 	}
 	n := 0
-	for _, p := range probes {
+	for _, k := range probes {
+		p := r.log.probe(k)
 		switch {
 		case m.answered && !p.Replied:
 			r.check(i, st, what, false, "%s -> %s was not answered (%s): no round trip to measure", p.From, p.To, lostAt(p))
@@ -619,7 +620,7 @@ func (r *runner) checkEach(i int, st *Step, probes []reports.Probe, tag, what st
 	}
 	if n == 0 {
 		r.check(i, st, what, false, "no delivered probe of tag %s to measure %s on (all %d lost, the first %s)",
-			tag, m.quantity, len(probes), lostAt(probes[0]))
+			tag, m.quantity, len(probes), lostAt(r.log.probe(probes[0])))
 		return
 	}
 	r.check(i, st, what, true, "")
@@ -659,8 +660,8 @@ func (r *runner) conserve() {
 	}
 	lost := 0
 	first := ""
-	for _, p := range r.run.Probes {
-		if !p.Replied && (p.DropAt == "" || p.Reason == "") {
+	for i := range r.log.len() {
+		if p := r.log.probe(i); !p.Replied && (p.DropAt == "" || p.Reason == "") {
 			if lost++; first == "" {
 				first = fmt.Sprintf("%s -> %s (%s)", p.From, p.To, p.Tag)
 			}

@@ -95,6 +95,7 @@ func scenarioCmd(use, short string) *cobra.Command {
 	fs.StringVar(&f.gens, "gen", "", "generations to run, comma-separated (vlan,vlan-stock,evpn,ebpf,ebpf-direct); default: each scenario's own")
 	fs.StringVar(&f.backend, "backend", "auto", "sim, netns, kernel or auto (netns when root and the kernel allows, else sim)")
 	fs.StringVar(&f.out, "out", "", "directory for report.md, report.html, report.json and junit.xml")
+	fs.StringVar(&f.probes, "probes", "", "file to write every probe to as the runs go, one JSON object a line (the report keeps a sample in full)")
 	fs.StringVar(&f.shard, "shard", "", "run only shard i of n (i/n, from 0) of the scenario × generation runs")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
 	fs.StringVar(&f.baseline, "baseline", "", "report.json of an earlier run: list what changed, exit 1 on a regression (behaviour, or timing beyond --max-slowdown)")
@@ -166,6 +167,7 @@ func validateScenario(f string) []error {
 
 type runFlags struct {
 	gens, backend, out, shard, formats string
+	probes                             string
 	quiet                              bool
 	baseline                           string
 	maxSlowdown                        float64
@@ -237,6 +239,12 @@ func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Wri
 	if note != "" && !f.quiet {
 		fmt.Fprintln(stderr, note)
 	}
+	var probes *probeFile
+	if f.probes != "" {
+		if probes, err = createProbeFile(f.probes); err != nil {
+			return err
+		}
+	}
 	rep := &reports.Report{Title: "netbed comparison", Machine: machine(), Created: time.Now().UTC()}
 	pr := newProgress(stderr)
 	var runErrs []error
@@ -245,6 +253,9 @@ func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Wri
 		opts := scenarios.Options{}
 		if f.hold {
 			opts.Hold = holdLab(stderr)
+		}
+		if probes != nil {
+			opts.OnProbe = probes.sink(j.s.Name, string(j.gen), backend.name)
 		}
 		if !f.quiet {
 			opts.Progress = pr.line(prefix)
@@ -261,10 +272,15 @@ func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Wri
 			if run.Failed() {
 				status = "FAILED"
 			}
-			pr.done("%s: %s (%d probes, %d checks, %s)", prefix, status, len(run.Probes), len(run.Checks), run.Elapsed.Round(time.Millisecond))
+			pr.done("%s: %s (%d probes, %d checks, %s)", prefix, status, reports.StatsOf(run).Sent, len(run.Checks), run.Elapsed.Round(time.Millisecond))
 		}
 		if ctx.Err() != nil {
 			break
+		}
+	}
+	if probes != nil {
+		if err := probes.Close(); err != nil {
+			return err
 		}
 	}
 	if err := reports.WriteMarkdown(stdout, rep); err != nil {

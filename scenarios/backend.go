@@ -49,6 +49,9 @@ type Env struct {
 	Topology   *topologies.Topology
 	Seed       int64
 	Networks   []NetworkSegment
+	// Options is the generation's address plan (the zero value: the
+	// fabric's own defaults).
+	Options GenOptions
 	// ControlPlane is the scenario's (gen 2 only; other generations
 	// ignore it).
 	ControlPlane ControlPlane

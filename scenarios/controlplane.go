@@ -331,7 +331,7 @@ func (r *runner) routeMatcher(v *cpView, re BGPRouteExpect) (string, func(BGPRou
 	}
 	if re.Network != "" {
 		desc = append(desc, "vni of "+re.Network)
-		for _, seg := range Segments(r.s.Networks) {
+		for _, seg := range SegmentsFor(r.s.Networks, r.s.OptionsFor(r.gen)) {
 			if seg.Name == re.Network {
 				vni = seg.VNI
 			}

@@ -146,7 +146,7 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 		if env.Generation == GenEBPFDirect {
 			mode = ebpf.Direct
 		}
-		b.fab, err = ebpf.New(env.Topology, ebpf.Options{Mode: mode})
+		b.fab, err = ebpf.New(env.Topology, ebpf.Options{Mode: mode, ClusterCIDR: env.Options.ClusterCIDR, NodeMaskBits: env.Options.NodeMask})
 	default:
 		err = fmt.Errorf("unknown generation %q", env.Generation)
 	}

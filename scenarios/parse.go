@@ -257,18 +257,19 @@ func join(path, key string) string {
 // Raw shapes of the YAML. Durations and addresses stay strings here and
 // are checked in build, where the line is known.
 type rawScenario struct {
-	Name        string             `yaml:"name"`
-	Description string             `yaml:"description"`
-	Topology    *rawTopo           `yaml:"topology"`
-	Topologies  map[string]rawTopo `yaml:"topologies"`
-	Generations []string           `yaml:"generations"`
-	Backend     string             `yaml:"backend"`
-	Seed        int64              `yaml:"seed"`
-	Congestion  bool               `yaml:"expect_congestion"`
-	Control     string             `yaml:"control_plane"`
-	Controller  *rawController     `yaml:"controller"`
-	Networks    []rawNetwork       `yaml:"networks"`
-	Steps       []rawStep          `yaml:"steps"`
+	Name        string                   `yaml:"name"`
+	Description string                   `yaml:"description"`
+	Topology    *rawTopo                 `yaml:"topology"`
+	Topologies  map[string]rawTopo       `yaml:"topologies"`
+	Generations []string                 `yaml:"generations"`
+	Backend     string                   `yaml:"backend"`
+	Seed        int64                    `yaml:"seed"`
+	Congestion  bool                     `yaml:"expect_congestion"`
+	Control     string                   `yaml:"control_plane"`
+	Controller  *rawController           `yaml:"controller"`
+	Options     map[string]rawGenOptions `yaml:"options"`
+	Networks    []rawNetwork             `yaml:"networks"`
+	Steps       []rawStep                `yaml:"steps"`
 }
 
 type rawTopo struct {
@@ -445,6 +446,7 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 		r.Topologies["default"] = *r.Topology
 		r.Topology = nil
 	}
+	p.genOptions(r.Options, root, s)
 	topoNode := child(root, "topologies")
 	if len(r.Topologies) == 0 {
 		p.fail(root.Line, "topology", "missing; name a file (topology: {file: x.clab.yml}) or a builder (topology: {builder: spine-leaf})")

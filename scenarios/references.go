@@ -41,7 +41,7 @@ func (s *Scenario) CheckReferences(topo func(Generation) (*topologies.Topology, 
 			}
 			continue
 		}
-		for _, p := range s.referenceProblems(g, t) {
+		for _, p := range append(s.referenceProblems(g, t), s.capacityProblems(g, t)...) {
 			k := key{p[0], p[1]}
 			if _, seen := gensOf[k]; !seen {
 				order = append(order, k)

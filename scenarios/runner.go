@@ -54,7 +54,11 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 	if r.opts.ProbeTimeout == 0 {
 		r.opts.ProbeTimeout = 2 * time.Second
 	}
-	env := Env{Generation: gen, Topology: topo, Seed: s.Seed, Networks: Segments(s.Networks), ControlPlane: s.ControlPlane, Controller: s.Controller, Progress: opts.Progress}
+	if err := s.capacityError(gen, topo); err != nil {
+		return run, err
+	}
+	gopts := s.OptionsFor(gen)
+	env := Env{Generation: gen, Topology: topo, Seed: s.Seed, Networks: SegmentsFor(s.Networks, gopts), Options: gopts, ControlPlane: s.ControlPlane, Controller: s.Controller, Progress: opts.Progress}
 	if err := b.Start(ctx, env); err != nil {
 		_ = b.Close()
 		return run, fmt.Errorf("start %s backend for %s: %w", b.Name(), gen, err)
@@ -103,14 +107,8 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 }
 
 // Segments gives every network its VLAN (100, 101, ...), VNI (10100, ...)
-// and gateway (the subnet's first address).
-func Segments(nets []Network) []NetworkSegment {
-	out := make([]NetworkSegment, len(nets))
-	for i, n := range nets {
-		out[i] = NetworkSegment{Network: n, Gateway: n.Subnet.Addr().Next(), VLAN: uint16(100 + i), VNI: uint32(10100 + i)}
-	}
-	return out
-}
+// and gateway (the subnet's first address): SegmentsFor the defaults.
+func Segments(nets []Network) []NetworkSegment { return SegmentsFor(nets, DefaultGenOptions) }
 
 type runner struct {
 	s       *Scenario

@@ -70,7 +70,9 @@ type Scenario struct {
 	// Controller is how the controller runs: controller: {secure: true}.
 	Controller ControllerSpec
 	Networks   []Network
-	Steps      []Step
+	// Options are address plans by generation or "default" (OptionsFor).
+	Options map[string]GenOptions
+	Steps   []Step
 	// File is the path the scenario was read from, for error messages.
 	File string
 	// lines maps a field's path (steps[2].drift.to) to its line in File.

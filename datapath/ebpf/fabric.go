@@ -18,8 +18,8 @@ import (
 // parentheses.
 type Options struct {
 	Mode         Mode         // Tunnel or Direct (Tunnel)
-	ClusterCIDR  netip.Prefix // pod addresses of the whole cluster (10.0.0.0/16)
-	NodeMaskBits int          // size of each node's pod CIDR (24)
+	ClusterCIDR  netip.Prefix // pod addresses of the whole cluster (DefaultClusterCIDR)
+	NodeMaskBits int          // size of each node's pod CIDR (DefaultNodeMaskBits)
 	// UnderlayCIDR holds router loopbacks (first half) and node IPs
 	// (second half) (172.16.0.0/16).
 	UnderlayCIDR netip.Prefix
@@ -28,15 +28,23 @@ type Options struct {
 	PodsPerNode int
 }
 
+// The defaults of Options: the cluster CIDR holds 4,096 node CIDRs of
+// /24, the seed's four zones of 500+ nodes with room to spare (its first
+// 256 are those of the /16 that Kubernetes defaults to).
+var (
+	DefaultClusterCIDR  = netip.MustParsePrefix("10.0.0.0/12")
+	DefaultNodeMaskBits = 24
+)
+
 func (o *Options) defaults() error {
 	if o.Mode == 0 {
 		o.Mode = Tunnel
 	}
 	if !o.ClusterCIDR.IsValid() {
-		o.ClusterCIDR = netip.MustParsePrefix("10.0.0.0/16")
+		o.ClusterCIDR = DefaultClusterCIDR
 	}
 	if o.NodeMaskBits == 0 {
-		o.NodeMaskBits = 24
+		o.NodeMaskBits = DefaultNodeMaskBits
 	}
 	if !o.UnderlayCIDR.IsValid() {
 		o.UnderlayCIDR = netip.MustParsePrefix("172.16.0.0/16")

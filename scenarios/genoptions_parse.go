@@ -1,0 +1,89 @@
+package scenarios
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// rawGenOptions is one entry of a scenario's `options:`.
+type rawGenOptions struct {
+	ClusterCIDR string `yaml:"cluster_cidr"`
+	NodeMask    int    `yaml:"node_mask"`
+	VLANs       string `yaml:"vlans"`
+	VNIs        string `yaml:"vnis"`
+}
+
+// genOptions checks and sets the scenario's options, keyed by
+// generation or default: every malformed value is an error at its line.
+func (p *parser) genOptions(raw map[string]rawGenOptions, root *yaml.Node, s *Scenario) {
+	node := child(root, "options")
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		r := raw[key]
+		entry := child(node, key)
+		line := lineOf(entry, lineOf(node, root.Line))
+		at := func(field string) int { return lineOf(child(entry, field), line) }
+		path := "options." + key
+		if key != "default" && !slices.Contains(Generations, Generation(key)) {
+			p.fail(line, path, "not a generation; use default or one of %v", Generations)
+			continue
+		}
+		var o GenOptions
+		if r.ClusterCIDR != "" {
+			c, err := netip.ParsePrefix(r.ClusterCIDR)
+			switch {
+			case err != nil:
+				p.fail(at("cluster_cidr"), path+".cluster_cidr", "%q is not a CIDR (like 10.0.0.0/12)", r.ClusterCIDR)
+			case !c.Addr().Is4() || c.Bits() < 8 || c.Bits() > 30:
+				p.fail(at("cluster_cidr"), path+".cluster_cidr", "%v: want an IPv4 CIDR from /8 to /30", c)
+			case c.Masked() != c:
+				p.fail(at("cluster_cidr"), path+".cluster_cidr", "%v has host bits set; did you mean %v?", c, c.Masked())
+			}
+			o.ClusterCIDR = c
+		}
+		if r.NodeMask != 0 {
+			if r.NodeMask < 8 || r.NodeMask > 30 {
+				p.fail(at("node_mask"), path+".node_mask", "%d: want a prefix length from 8 to 30 (24: a /24 per node, 253 pods)", r.NodeMask)
+			}
+			o.NodeMask = r.NodeMask
+		}
+		o.VLANs = p.idRange(r.VLANs, at("vlans"), path+".vlans", MaxVLAN, "VLAN IDs run from 1 to 4094")
+		o.VNIs = p.idRange(r.VNIs, at("vnis"), path+".vnis", MaxVNI, "VNIs run from 1 to 16777215")
+		if s.Options == nil {
+			s.Options = map[string]GenOptions{}
+		}
+		s.Options[key] = o
+	}
+}
+
+// idRange parses "first-last" (or one ID) within 1..limit.
+func (p *parser) idRange(v string, line int, field string, limit uint32, why string) IDRange {
+	if v == "" {
+		return IDRange{}
+	}
+	a, b, ok := strings.Cut(v, "-")
+	if !ok {
+		b = a
+	}
+	first, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 32)
+	last, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 32)
+	switch {
+	case err1 != nil || err2 != nil:
+		p.fail(line, field, "%q is not a range; write first-last, like 100-199", v)
+	case first < 1 || last > uint64(limit):
+		p.fail(line, field, "%q: %s", v, why)
+	case first > last:
+		p.fail(line, field, "%q runs backwards; write first-last, first ≤ last", v)
+	default:
+		return IDRange{uint32(first), uint32(last)}
+	}
+	return IDRange{}
+}

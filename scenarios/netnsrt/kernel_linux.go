@@ -251,7 +251,13 @@ func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.Runti
 			fmt.Printf("%d\t%d\t%s\t%s\tout=%v%s\n", i, e.Nanos, e.Node, e.Iface, e.Out, drop)
 		}
 	}
-	o := outcome.Derive(r.kernelRecords(evs), p.From, nil)
+	rs := r.kernelRecords(evs)
+	// No packet of the probe left the source: its stack still waits for
+	// ARP (the tracepoints match IPv4 only).
+	pending := func() bool {
+		return !slices.ContainsFunc(rs, func(x outcome.Record) bool { return x.Ev.Action == datapath.ActOriginate && x.Ev.Node == p.From })
+	}
+	o := outcome.Derive(rs, p.From, pending)
 	if bf, ok := r.k.f.(*bpf.Fabric); ok && o.Reason != "" && !o.Delivered {
 		explainDrop(&o, bf.Flows(), key)
 	}
@@ -393,7 +399,7 @@ func kernelLineage(evs []kernel.Event, insts map[string]bool,
 		prev := int32(-1)
 		switch {
 		case e.Drop != nil:
-			ev.Action, ev.Reason, ev.Rule = datapath.ActDrop, datapath.Reason(kernelReason(e.Drop.Reason)), "kernel:"+e.Drop.Reason
+			ev.Action, ev.Reason, ev.Rule = datapath.ActDrop, kernelReason(e.Drop.Reason), "kernel:"+e.Drop.Reason
 			prev = last(i, onNode)
 		case e.Out:
 			if insts[e.Node] && e.Iface == stack.Port {
@@ -426,7 +432,14 @@ func kernelLineage(evs []kernel.Event, insts map[string]bool,
 }
 
 // kernelReason is the report's name for a kernel drop reason: the
-// kernel's own, lower case with dashes (NETFILTER_DROP: netfilter-drop).
-func kernelReason(r string) string {
-	return strings.ReplaceAll(strings.ToLower(r), "_", "-")
+// kernel's own, lower case with dashes (NETFILTER_DROP: netfilter-drop),
+// except where the kernel's reason is one datapath already names.
+// OTHERHOST is a frame for another MAC reaching a stack that is not its
+// destination, as on a device a userspace switch owns (an OVS port) or a
+// flood copy: the not-for-me of netbed's own models, incidental.
+func kernelReason(r string) datapath.Reason {
+	if r == "OTHERHOST" {
+		return datapath.ReasonNotForMe
+	}
+	return datapath.Reason(strings.ReplaceAll(strings.ToLower(r), "_", "-"))
 }

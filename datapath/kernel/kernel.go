@@ -120,6 +120,10 @@ type Event struct {
 	// Encap is set when the packet was inside a VXLAN header on this
 	// device (an underlay device).
 	Encap bool
+	// TCPFlags are a TCP packet's flags (SYN 0x02, RST 0x04, ACK 0x10):
+	// they tell a connect's SYN and its SYN-ACK or RST from the ACK and
+	// RST that follow under the same key.
+	TCPFlags uint8
 	// Drop is set when the kernel freed the packet as a drop.
 	Drop *Drop
 	// Nanos is the kernel's monotonic clock (bpf_ktime_get_ns).

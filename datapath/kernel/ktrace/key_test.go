@@ -72,13 +72,14 @@ func TestDecodeRecord(t *testing.T) {
 	le.PutUint32(b[recReason:], 12)
 	b[recKind] = kindDrop
 	b[recFlags] = flagEncap | flagICMPErr
+	b[recTCPFlags] = 0x12
 	le.PutUint32(b[recLen:], 98)
 	r, err := decodeRecord(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := record{nanos: 100, probe: 42, location: 0xffffffff81000000, netns: 4026531840, ifindex: 7,
-		reason: 12, kind: kindDrop, flags: flagEncap | flagICMPErr, len: 98}
+		reason: 12, kind: kindDrop, flags: flagEncap | flagICMPErr, tcpFlags: 0x12, len: 98}
 	if r != want {
 		t.Errorf("decoded %+v, want %+v", r, want)
 	}

@@ -283,7 +283,8 @@ func (t *Tracer) read() {
 // event names r's device and drop reason; it is false for a namespace
 // the resolver does not know (another lab's, the host's).
 func (t *Tracer) event(r record) (kernel.Event, bool) {
-	ev := kernel.Event{Out: r.kind == kindXmit, Reply: r.reply(), Encap: r.flags&flagEncap != 0, Nanos: r.nanos}
+	ev := kernel.Event{Out: r.kind == kindXmit, Reply: r.reply(), Encap: r.flags&flagEncap != 0,
+		TCPFlags: r.tcpFlags, Nanos: r.nanos}
 	if t.opts.Resolver != nil {
 		node, iface, ok := t.opts.Resolver.Resolve(r.netns, r.ifindex)
 		if !ok {

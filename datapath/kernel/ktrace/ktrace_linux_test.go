@@ -79,6 +79,9 @@ func sighting(e kernel.Event) string {
 	if e.Encap {
 		s += " encap"
 	}
+	if e.TCPFlags != 0 {
+		s += fmt.Sprintf(" tcp=%#02x", e.TCPFlags)
+	}
 	return s
 }
 
@@ -273,12 +276,14 @@ func TestPortsAndQuotes(t *testing.T) {
 		typ   int
 		proto uint8
 		probe uint64
+		syn   string // the flags of the request and of the answer
+		rst   string
 	}{
 		// No listener on b: the answer is an ICMP port unreachable
 		// quoting the datagram, sent before b frees the datagram.
-		{"udp", unix.SOCK_DGRAM, ProtoUDP, 46},
+		{"udp", unix.SOCK_DGRAM, ProtoUDP, 46, "", ""},
 		// The answer is a RST from port 9 to the prober's port.
-		{"tcp", unix.SOCK_STREAM, ProtoTCP, 47},
+		{"tcp", unix.SOCK_STREAM, ProtoTCP, 47, " tcp=0x02", " tcp=0x14"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			sport := uint16(40000 + c.probe)
@@ -287,9 +292,9 @@ func TestPortsAndQuotes(t *testing.T) {
 			}
 			l.a.send(t, c.typ, addrA, sport, addrB, 9)
 			want := []string{
-				"a/eth0 out", "m/pa in", "m/pb out", "b/eth0 in",
-				"b/eth0 out reply", "b/eth0 drop NO_SOCKET",
-				"m/pb in reply", "m/pa out reply", "a/eth0 in reply",
+				"a/eth0 out" + c.syn, "m/pa in" + c.syn, "m/pb out" + c.syn, "b/eth0 in" + c.syn,
+				"b/eth0 out reply" + c.rst, "b/eth0 drop NO_SOCKET" + c.syn,
+				"m/pb in reply" + c.rst, "m/pa out reply" + c.rst, "a/eth0 in reply" + c.rst,
 			}
 			expect(t, settle(t, tr, c.probe, len(want)), want)
 		})

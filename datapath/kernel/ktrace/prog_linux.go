@@ -21,9 +21,9 @@ const (
 	fpKey     = -64  // the key as seen
 	fpRev     = -80  // the key with source and destination swapped
 	fpIP      = -104 // IPv4 header (20 bytes)
-	fpL4      = -112 // first 8 bytes after it
-	fpScratch = -120 // an EtherType
-	fpZero    = -128 // 0, the key of the array maps
+	fpL4      = -120 // first 16 bytes after it (TCP's flags are at 13)
+	fpScratch = -128 // an EtherType
+	fpZero    = -136 // 0, the key of the array maps
 )
 
 // Registers kept across helper calls.
@@ -58,7 +58,7 @@ func probeRead(dst int16, n int32, src asm.Register, add int32) asm.Instructions
 	}
 }
 
-// parseIPv4 reads the IPv4 header at rAddr and the 8 bytes after it into
+// parseIPv4 reads the IPv4 header at rAddr and the 16 bytes after it into
 // fpIP and fpL4, leaving rAddr at the latter; anything else (another
 // version, a short header, a later fragment) ends the program.
 func parseIPv4() asm.Instructions {
@@ -76,7 +76,7 @@ func parseIPv4() asm.Instructions {
 		asm.JNE.Imm(asm.R2, 0, "exit"),
 		asm.Add.Reg(rAddr, asm.R1),
 	)
-	return append(ins, probeRead(fpL4, 8, rAddr, 0)...)
+	return append(ins, probeRead(fpL4, l4Len, rAddr, 0)...)
 }
 
 // labelled puts label on the first of ins.
@@ -84,6 +84,11 @@ func labelled(label string, ins asm.Instructions) asm.Instructions {
 	ins[0] = ins[0].WithSymbol(label)
 	return ins
 }
+
+// l4Len is how much of the transport header is read: ports, ICMP id and
+// sequence, TCP flags. A quoted header may hold only 8 bytes of it; the
+// rest is then whatever follows, and only TCP flags read it.
+const l4Len = 16
 
 // setFlag ors f into the record's flags.
 func setFlag(f int32) asm.Instruction { return asm.Or.Imm(rFlags, f) }
@@ -282,6 +287,9 @@ func instructions(h hook, l layout, m maps, vxlanPorts []uint16) asm.Instruction
 		asm.StoreMem(asm.RFP, fpKey+10, asm.R2, asm.Half),
 		asm.StoreMem(asm.RFP, fpRev+8, asm.R2, asm.Half),
 		asm.StoreMem(asm.RFP, fpRev+10, asm.R1, asm.Half),
+		asm.JNE.Imm(asm.R3, ProtoTCP, "lookup"),
+		asm.LoadMem(asm.R1, asm.RFP, fpL4+13, asm.Byte),
+		asm.StoreMem(asm.RFP, fpRec+recTCPFlags, asm.R1, asm.Byte),
 
 		asm.LoadMapPtr(asm.R1, m.keys.FD()).WithSymbol("lookup"),
 		asm.Mov.Reg(asm.R2, asm.RFP),

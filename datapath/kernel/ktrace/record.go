@@ -30,6 +30,7 @@ const (
 	recReason   = 32
 	recKind     = 36
 	recFlags    = 37
+	recTCPFlags = 38
 	recLen      = 40
 	recordLen   = 48
 )
@@ -44,6 +45,7 @@ type record struct {
 	reason   uint32 // enum skb_drop_reason
 	kind     uint8
 	flags    uint8
+	tcpFlags uint8  // a TCP packet's flags
 	len      uint32 // skb->len
 }
 
@@ -61,6 +63,7 @@ func decodeRecord(b []byte) (record, error) {
 		reason:   le.Uint32(b[recReason:]),
 		kind:     b[recKind],
 		flags:    b[recFlags],
+		tcpFlags: b[recTCPFlags],
 		len:      le.Uint32(b[recLen:]),
 	}, nil
 }

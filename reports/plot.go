@@ -70,9 +70,11 @@ func plotSVG(p *plot.Plot, leg *plot.Legend, w, h vg.Length) (string, error) {
 	}
 	w = max(w, p.Title.TextStyle.Width(p.Title.Text)+2*pad, legW+240)
 	titleH := p.Title.TextStyle.Height(p.Title.Text) + p.Title.Padding
-	h = max(h, legH+titleH+2*pad)
+	h = max(h, legH+titleH+3*pad)
 	c := vgsvg.New(w, h)
-	dc := draw.New(c)
+	// A margin all round: a browser's font boxes reach a little beyond
+	// the extents gonum/plot lays the text out with.
+	dc := draw.Crop(draw.New(c), pad/2, -pad/2, pad/2, -pad/2)
 	if p.Title.Text != "" && legW > 0 {
 		// The title centred over the whole width, the plot and the
 		// legend below it.
@@ -85,7 +87,7 @@ func plotSVG(p *plot.Plot, leg *plot.Legend, w, h vg.Length) (string, error) {
 	}
 	p.Draw(draw.Crop(dc, 0, -legW, 0, 0))
 	if legW > 0 {
-		leg.Draw(draw.Crop(dc, w-legW+pad, -pad, pad, -pad))
+		leg.Draw(draw.Crop(dc, dc.Max.X-dc.Min.X-legW+pad, -pad, pad, -pad))
 	}
 	var b bytes.Buffer
 	if _, err := c.WriteTo(&b); err != nil {

@@ -54,7 +54,7 @@ var Glossary = []Term{
 	{KindReason, "delivered-to-other-instance", "the probe reached an instance, but not the one it was sent to (another tenant's with the same address)"},
 	{KindReason, "rx-ring-full", "netns: the kernel dropped frames a node's receive ring had no room for; the node could not keep up"},
 	{KindReason, "send-error", "netns: the kernel refused to send a frame; unexplained"},
-	{KindReason, "not-sent", "netns: no frame of the probe left its source's port (the instance's stack did not send it)"},
+	{KindReason, "trace-lost", "netns on kernel devices: trace events the kernel's ring buffer had no room for, so results may lack them; unexplained"},
 	{KindReason, "capture-lost", "netns: frames the capture rings missed, so results may lack them; unexplained"},
 
 	// Rule prefixes: the first word of the rule that decided.

@@ -21,8 +21,9 @@ const (
 	// switch.
 	DevSwitch = "br0"
 	// DevBrGW is the gateway core's OVS bridge holding the gateways; it
-	// hangs off the core's DevSwitch by the veth pair DevGWTrunk (in
-	// DevSwitch) - DevGWOVS (a trunk port of DevBrGW).
+	// hangs off the core's DevSwitch by the pair DevGWTrunk (a port of
+	// DevSwitch) - DevGWOVS (a trunk port of DevBrGW): OVS patch ports,
+	// or a veth pair when DevSwitch is a Linux bridge.
 	DevBrGW    = "br-gw"
 	DevGWTrunk = "gw-trunk"
 	DevGWOVS   = "gw-ovs"

@@ -27,9 +27,21 @@ var _ kernel.Fabric = (*Fabric)(nil)
 // converge (every port that is up forwarding or blocking).
 const SettleTimeout = 20 * time.Second
 
+// Options tune a Fabric. The zero value is the default.
+type Options struct {
+	// LinuxBridges makes the switches Linux bridges with the kernel's
+	// 802.1D spanning tree instead of Open vSwitch bridges with RSTP: no
+	// daemon per switch, but a port forwards only 4 s after it comes up,
+	// and a failure is routed around in 4 s (a link on the tree) to
+	// 10 s (the root bridge: max age, then listening and learning),
+	// where RSTP takes well under a second.
+	LinuxBridges bool
+}
+
 // Fabric is gen 1 on kernel devices and Open vSwitch. The zero value is
 // ready for Build; a Fabric is used once (Build ... Close).
 type Fabric struct {
+	opts     Options
 	env      kernel.Env
 	model    *vlan.Fabric
 	stock    bool
@@ -37,8 +49,10 @@ type Fabric struct {
 	hosts    map[string]*host
 	switches []string // nodes with a DevSwitch bridge
 	gwNode   string
-	gw       *vswitch
-	svis     map[uint16]bool // gateways configured on the core
+	gw       *vswitch // the vswitch holding the gateways
+	mu       sync.Mutex
+	swv      map[string]*vswitch // switches' vswitches (RSTP)
+	svis     map[uint16]bool     // gateways configured on the core
 	// how long Build took to build the devices, and until the spanning
 	// tree converged (from Build's start)
 	builtIn, convergedIn time.Duration
@@ -49,8 +63,17 @@ type Fabric struct {
 // (both from Build's start; the second is Build's whole time).
 func (f *Fabric) BuildTook() (devices, converged time.Duration) { return f.builtIn, f.convergedIn }
 
-// New returns an unbuilt fabric.
+// New returns an unbuilt fabric with the default options.
 func New() *Fabric { return &Fabric{} }
+
+// NewWith returns an unbuilt fabric with options o.
+func NewWith(o Options) *Fabric { return &Fabric{opts: o} }
+
+// gwBridge is the OVS bridge holding the gateways' internal ports. It
+// is not the switch's own bridge even when that is OVS: a bridge running
+// RSTP forwards to no internal port (OVS leaves them out of RSTP, and
+// counts a port outside RSTP as discarding).
+func (f *Fabric) gwBridge() string { return DevBrGW }
 
 type host struct {
 	name  string
@@ -109,13 +132,14 @@ func (f *Fabric) build(ctx context.Context, env kernel.Env) error {
 	f.stock = m.Generation() == vlan.GenerationStock
 	f.hosts = map[string]*host{}
 	f.svis = map[uint16]bool{}
+	f.swv = map[string]*vswitch{}
 	f.gwNode = m.GatewayCore().Name()
 	f.built = true
 	t := env.Topology
 	start := time.Now()
 
 	var wg sync.WaitGroup
-	errs := make(chan error, len(t.Nodes))
+	errs := make(chan error, len(t.Nodes)+1)
 	for i, n := range t.Nodes {
 		switch {
 		case n.Role == topologies.RoleHost:
@@ -133,23 +157,40 @@ func (f *Fabric) build(ctx context.Context, env kernel.Env) error {
 					errs <- fmt.Errorf("ovs: build host %s: %w", h.name, err)
 				}
 			}()
-		case isSwitch(n.Role):
+		case isSwitch(n.Role) && f.opts.LinuxBridges:
 			f.switches = append(f.switches, n.Name)
 			prio := Priority(n.Role, i, n.Name == f.gwNode)
 			if err := f.buildSwitch(n.Name, prio); err != nil {
 				wg.Wait()
 				return fmt.Errorf("ovs: build switch %s: %w", n.Name, err)
 			}
+		case isSwitch(n.Role):
+			f.switches = append(f.switches, n.Name)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := f.buildOVSSwitch(ctx, n, i); err != nil {
+					errs <- fmt.Errorf("ovs: build switch %s: %w", n.Name, err)
+				}
+			}()
 		}
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := f.buildGateways(ctx); err != nil {
+	if f.opts.LinuxBridges {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.buildGateways(ctx); err != nil {
+				errs <- fmt.Errorf("ovs: build gateways on %s: %w", f.gwNode, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if !f.opts.LinuxBridges && len(errs) == 0 {
+		f.gw = f.swv[f.gwNode]
+		if err := f.routeGateways(ctx); err != nil {
 			errs <- fmt.Errorf("ovs: build gateways on %s: %w", f.gwNode, err)
 		}
-	}()
-	wg.Wait()
+	}
 	close(errs)
 	var all []error
 	for err := range errs {
@@ -305,6 +346,53 @@ func (f *Fabric) ActiveMember(ctx context.Context, host string) (string, error) 
 	return activeMember(out), nil
 }
 
+// routeGateways turns on forwarding in the gateway core (whose switch
+// vswitch holds the gateways) and adds the model's gateways.
+func (f *Fabric) routeGateways(ctx context.Context) error {
+	if err := f.env.Lab.Do(f.gwNode, func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+	}); err != nil {
+		return err
+	}
+	return f.syncGateways(ctx)
+}
+
+// buildOVSSwitch makes n an Open vSwitch bridge over its fabric ports
+// with RSTP: priorities by the model's ranks (RSTP's priority steps of
+// 4096 by tier, the bridge address by topology order), host-facing ports
+// edge ports.
+func (f *Fabric) buildOVSSwitch(ctx context.Context, n *topologies.Node, index int) error {
+	v, err := startVswitch(ctx, f.env.Lab, n.Name, filepath.Join(f.env.StateDir, n.Name))
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.swv[n.Name] = v
+	f.mu.Unlock()
+	prio := Priority(n.Role, 0, n.Name == f.gwNode)
+	args := []string{"--", "add-br", DevSwitch, "--", "set", "bridge", DevSwitch, "datapath_type=netdev", "rstp_enable=true",
+		fmt.Sprintf("other_config:rstp-priority=%d", prio),
+		fmt.Sprintf("other_config:rstp-address=\"02:00:00:00:%02x:%02x\"", (index+1)>>8&0xff, (index+1)&0xff)}
+	t := f.env.Topology
+	for _, ifc := range f.fabricPorts(n.Name) {
+		args = append(args, "--", "add-port", DevSwitch, ifc)
+		peer, _, _ := t.Peer(topologies.Endpoint{Node: n.Name, Iface: ifc})
+		if pn := t.Node(peer.Node); pn != nil && pn.Role == topologies.RoleHost {
+			args = append(args, "--", "set", "port", ifc, "other_config:rstp-port-admin-edge=true")
+		}
+	}
+	if n.Name == f.gwNode {
+		// The gateways' bridge, patched to the switch's as a trunk (an
+		// edge port of its RSTP).
+		args = append(args, "--", "add-br", DevBrGW, "--", "set", "bridge", DevBrGW, "datapath_type=netdev",
+			"--", "add-port", DevSwitch, DevGWTrunk, "--", "set", "interface", DevGWTrunk, "type=patch", "options:peer="+DevGWOVS,
+			"--", "set", "port", DevGWTrunk, "other_config:rstp-port-admin-edge=true",
+			"--", "add-port", DevBrGW, DevGWOVS, "--", "set", "interface", DevGWOVS, "type=patch", "options:peer="+DevGWTrunk)
+	}
+	_, err = v.vsctl(ctx, args...)
+	return err
+}
+
 // buildGateways starts the gateway core's vswitch with br-gw on the veth
 // pair buildSwitch hung off the core's bridge (a trunk), turns on
 // forwarding, and adds the model's gateways.
@@ -345,14 +433,14 @@ func (f *Fabric) syncGateways(ctx context.Context) error {
 			continue
 		}
 		dev := fmt.Sprintf("%s%d", PrefixSVI, n.VLAN)
-		add = append(add, "--", "add-port", DevBrGW, dev, fmt.Sprintf("tag=%d", n.VLAN),
+		add = append(add, "--", "add-port", f.gwBridge(), dev, fmt.Sprintf("tag=%d", n.VLAN),
 			"--", "set", "interface", dev, "type=internal", fmt.Sprintf("mac=%q", mac),
 			"external_ids:network="+n.Name)
 	}
 	var del []string
 	for vid := range f.svis {
 		if !want[vid] {
-			del = append(del, "--", "--if-exists", "del-port", DevBrGW, fmt.Sprintf("%s%d", PrefixSVI, vid))
+			del = append(del, "--", "--if-exists", "del-port", f.gwBridge(), fmt.Sprintf("%s%d", PrefixSVI, vid))
 		}
 	}
 	if len(add)+len(del) == 0 {
@@ -579,8 +667,22 @@ func (f *Fabric) Settle(ctx context.Context, timeout time.Duration) error {
 
 // PortStates returns the spanning-tree state of every port of node's
 // switch bridge ("forwarding", "blocking", "listening", "learning",
-// "disabled"), as `bridge link` reports them.
+// "disabled"), as `bridge link` reports them; with RSTP, as
+// `ovs-appctl rstp/show` does, in the same words (a discarding alternate
+// or backup port is "blocking", a discarding root or designated port
+// still agreeing with its peer "listening").
 func (f *Fabric) PortStates(node string) (map[string]string, error) {
+	if !f.opts.LinuxBridges {
+		v := f.swv[node]
+		if v == nil {
+			return nil, fmt.Errorf("%s: not a switch of the fabric", node)
+		}
+		out, err := v.appctl(context.Background(), "rstp/show", DevSwitch)
+		if err != nil {
+			return nil, err
+		}
+		return rstpStates(out), nil
+	}
 	var out []byte
 	err := f.env.Lab.Do(node, func() error {
 		var err error
@@ -661,9 +763,13 @@ func (f *Fabric) Close() error {
 			go stop(h.v)
 		}
 	}
-	if f.gw != nil {
+	if f.gw != nil && f.opts.LinuxBridges {
 		wg.Add(1)
 		go stop(f.gw)
+	}
+	for _, v := range f.swv {
+		wg.Add(1)
+		go stop(v)
 	}
 	wg.Wait()
 	// Devices: best effort, a failed node's namespace may be gone.
@@ -678,11 +784,16 @@ func (f *Fabric) Close() error {
 			}
 		}
 	}
+	// A stopped vswitch's bridge devices may outlive it for a moment.
 	for _, sw := range f.switches {
 		del(sw, DevSwitch)
 	}
-	del(f.gwNode, DevGWTrunk)
+	del(f.gwNode, DevGWTrunk, DevBrGW)
+	for vid := range f.svis {
+		del(f.gwNode, fmt.Sprintf("%s%d", PrefixSVI, vid))
+	}
 	for _, h := range f.hosts {
+		del(h.name, DevBrInt, DevBrBond)
 		for _, pl := range h.ports {
 			if pl.qbr != "" {
 				del(h.name, pl.qvb, pl.qbr)
@@ -693,6 +804,6 @@ func (f *Fabric) Close() error {
 			f.env.Lab.Do(h.name, func() error { return exec.Command("iptables", "-X").Run() })
 		}
 	}
-	f.hosts, f.gw, f.built = nil, nil, false
+	f.hosts, f.gw, f.swv, f.built = nil, nil, nil, false
 	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -199,6 +200,9 @@ func (f *Fabric) plugged(p kernel.Port) (*host, *plugged, error) {
 // FDBPort returns the port of node's switch bridge that its forwarding
 // database sends mac to ("" when it has not learned mac).
 func (f *Fabric) FDBPort(node string, mac net.HardwareAddr) (string, error) {
+	if !f.opts.LinuxBridges {
+		return f.ovsFDBPort(node, mac)
+	}
 	nl, err := f.env.Lab.Handle(node)
 	if err != nil {
 		return "", err
@@ -222,6 +226,45 @@ func (f *Fabric) FDBPort(node string, mac net.HardwareAddr) (string, error) {
 		return l.Attrs().Name, nil
 	}
 	return "", nil
+}
+
+// ovsFDBPort is FDBPort for a switch that is an OVS bridge: its MAC
+// table (per VLAN; a MAC is unique, so any VLAN's entry will do).
+func (f *Fabric) ovsFDBPort(node string, mac net.HardwareAddr) (string, error) {
+	v := f.swv[node]
+	if v == nil {
+		return "", fmt.Errorf("%s: not a switch of the fabric", node)
+	}
+	ctx := context.Background()
+	fdb, err := v.appctl(ctx, "fdb/show", DevSwitch)
+	if err != nil {
+		return "", err
+	}
+	of := ""
+	for _, line := range strings.Split(fdb, "\n") {
+		fs := strings.Fields(line)
+		if len(fs) >= 3 && strings.EqualFold(fs[2], mac.String()) {
+			of = fs[0]
+			break
+		}
+	}
+	if of == "" {
+		return "", nil
+	}
+	show, err := v.appctl(ctx, "dpif/show")
+	if err != nil {
+		return "", err
+	}
+	ports, err := ParseDPIFShow(show)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range ports {
+		if p.Bridge == DevSwitch && p.OFPort == of {
+			return p.Name, nil
+		}
+	}
+	return "", fmt.Errorf("%s: MAC table port %s of %s not in dpif/show", node, of, mac)
 }
 
 // walk follows mac through the switches' forwarding databases, starting
@@ -258,10 +301,10 @@ func (f *Fabric) walk(at topologies.Endpoint, mac net.HardwareAddr) (datapath.Pa
 		if err != nil {
 			return nil, at, err
 		}
-		switch port {
-		case "":
+		switch {
+		case port == "":
 			return nil, at, fmt.Errorf("%s has not learned %s", n.Name, mac)
-		case DevGWTrunk:
+		case n.Name == f.gwNode && (port == DevGWTrunk || strings.HasPrefix(port, PrefixSVI)):
 			path[len(path)-1].OutPort = port
 			return path, topologies.Endpoint{Node: n.Name}, nil
 		}

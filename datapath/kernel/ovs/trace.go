@@ -147,3 +147,42 @@ func ParseTrace(s string) (Trace, error) {
 	}
 	return t, nil
 }
+
+// rstpStates maps each port of `ovs-appctl rstp/show` output to a
+// spanning-tree state in the kernel bridge's words: "forwarding",
+// "learning", "disabled", "blocking" for a discarding alternate or backup
+// port, "listening" for a discarding root or designated port (not yet
+// agreed with its peer).
+func rstpStates(show string) map[string]string {
+	m := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(show))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 {
+			continue
+		}
+		role, state := f[1], f[2]
+		switch role {
+		case "Root", "Designated", "Alternate", "Backup", "Disabled":
+		default:
+			continue
+		}
+		switch state {
+		case "Forwarding":
+			m[f[0]] = "forwarding"
+		case "Learning":
+			m[f[0]] = "learning"
+		case "Disabled":
+			m[f[0]] = "disabled"
+		case "Discarding":
+			if role == "Disabled" {
+				m[f[0]] = "disabled"
+			} else if role == "Alternate" || role == "Backup" {
+				m[f[0]] = "blocking"
+			} else {
+				m[f[0]] = "listening"
+			}
+		}
+	}
+	return m
+}

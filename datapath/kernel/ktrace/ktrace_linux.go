@@ -33,8 +33,11 @@ type Tracer struct {
 
 	syncMu  sync.Mutex
 	flushed chan struct{}
-	done    chan struct{}
-	closed  bool
+	// stale is set when a Sync gave up before the reader acknowledged
+	// its flush: the next Sync waits for that acknowledgement first.
+	stale  bool
+	done   chan struct{}
+	closed bool
 }
 
 // New loads the programs and attaches them to the tracepoints, which see
@@ -148,15 +151,29 @@ func (t *Tracer) setGate() error {
 func (t *Tracer) Sync(ctx context.Context) error {
 	t.syncMu.Lock()
 	defer t.syncMu.Unlock()
-	select {
-	case <-t.flushed:
-	default:
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		return fmt.Errorf("ktrace: sync: %w", ErrClosed)
+	}
+	if t.stale {
+		if err := t.flushDone(ctx); err != nil {
+			return err
+		}
 	}
 	if err := t.rd.Flush(); err != nil {
 		return fmt.Errorf("ktrace: sync: %w", err)
 	}
+	return t.flushDone(ctx)
+}
+
+// flushDone waits for the reader to acknowledge a flush (t.syncMu held).
+func (t *Tracer) flushDone(ctx context.Context) error {
+	t.stale = true
 	select {
 	case <-t.flushed:
+		t.stale = false
 		return nil
 	case <-t.done:
 		t.mu.Lock()

@@ -347,6 +347,9 @@ func TestCloseLeavesNothing(t *testing.T) {
 	if err := tr.Watch(ICMPEcho(addrA, addrB, 1, 1), 1); !errors.Is(err, ErrClosed) {
 		t.Errorf("Watch after Close: %v, want ErrClosed", err)
 	}
+	if err := tr.Sync(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Sync after Close: %v, want ErrClosed", err)
+	}
 	// The kernel frees programs and maps once their last reference is
 	// gone, after an RCU grace period: poll.
 	deadline := time.Now().Add(10 * time.Second)

@@ -41,12 +41,31 @@ type Maps struct {
 	Endpoints, IPCache, Tunnel, Policy, CT *ebpf.Map
 }
 
+// Capacity overrides the maps' sizes; a zero field keeps Specs' (the
+// model's, Cilium's defaults). A hash map's bucket array is allocated and
+// zeroed when it is created, even without preallocated entries: the
+// default policy (1M entries) and conntrack (512k) maps take about 25 MB
+// and 200 ms to create on a small machine, so a lab of many nodes wants
+// smaller ones. The model's maps keep their capacity: a kernel map that
+// overflows fails the Sync that fills it.
+type Capacity struct {
+	Endpoints, IPCache, Tunnel, Policy, CT int
+}
+
 // New creates the maps in the kernel (unpinned; they live until Close).
-func New() (*Maps, error) {
+func New() (*Maps, error) { return NewSized(Capacity{}) }
+
+// NewSized is New with the capacities c overrides.
+func NewSized(c Capacity) (*Maps, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("create BPF maps: lift the memlock limit: %w", err)
 	}
 	specs := Specs()
+	for name, n := range map[string]int{"endpoints": c.Endpoints, "ipcache": c.IPCache, "tunnel": c.Tunnel, "policy": c.Policy, "ct": c.CT} {
+		if n > 0 {
+			specs[name].MaxEntries = uint32(n)
+		}
+	}
 	km := &Maps{}
 	for _, x := range []struct {
 		name string

@@ -230,3 +230,33 @@ func TestReconcile(t *testing.T) {
 	m.IPCache.Range(func(k gen3.IPCacheKey, v gen3.IPCacheValue) bool { lookup(t, "ipcache", km.IPCache, k, v); return true })
 	m.Tunnel.Range(func(k gen3.TunnelKey, v gen3.TunnelValue) bool { lookup(t, "tunnel", km.Tunnel, k, v); return true })
 }
+
+// TestNewSized: the capacities given are the kernel maps', the others
+// the defaults; a put beyond a small map's capacity fails.
+func TestNewSized(t *testing.T) {
+	testutil.RequireRoot(t)
+	km, err := NewSized(Capacity{Policy: 4, CT: 128})
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = km.Close() })
+	specs := Specs()
+	for _, c := range []struct {
+		name string
+		m    *ebpf.Map
+		want uint32
+	}{{"policy", km.Policy, 4}, {"ct", km.CT, 128}, {"endpoints", km.Endpoints, specs["endpoints"].MaxEntries}, {"tunnel", km.Tunnel, specs["tunnel"].MaxEntries}} {
+		if got := c.m.MaxEntries(); got != c.want {
+			t.Errorf("%s: %d entries, want %d", c.name, got, c.want)
+		}
+	}
+	for i := range 5 {
+		err := km.Policy.Put(gen3.NewPolicyKey(gen3.Identity(256+i), 257, gen3.ProtoUDP, 53), gen3.PolicyEntry{Action: gen3.PolicyAllow})
+		if (err != nil) != (i == 4) {
+			t.Errorf("policy put %d into a map of 4: %v", i+1, err)
+		}
+	}
+}

@@ -44,7 +44,15 @@ type Options struct {
 	// MaxFlows bounds the events Flows returns (0: DefaultMaxFlows);
 	// later ones are counted in LostFlows.
 	MaxFlows int
+	// MapEntries is the capacity of each host's policy and conntrack
+	// maps (0: DefaultMapEntries). The model's are larger (1M, 512k),
+	// but a kernel hash map's buckets are allocated when it is created;
+	// a Sync that overflows a map fails naming it.
+	MapEntries int
 }
+
+// DefaultMapEntries is Options.MapEntries' default.
+const DefaultMapEntries = 65536
 
 // Fabric is gen 3 (ebpf tunnel and ebpf-direct) on kernel devices; it
 // implements kernel.Fabric for a model *ebpf.Fabric.
@@ -104,6 +112,9 @@ type closer interface{ Close() error }
 func New(opts Options) *Fabric {
 	if opts.MaxFlows == 0 {
 		opts.MaxFlows = DefaultMaxFlows
+	}
+	if opts.MapEntries == 0 {
+		opts.MapEntries = DefaultMapEntries
 	}
 	return &Fabric{opts: opts, hosts: map[string]*host{}, names: map[netip.Addr]string{}}
 }
@@ -226,7 +237,7 @@ func (f *Fabric) buildHost(name string) error {
 	hs := &host{name: name, model: n, h: h, ports: map[string]*plugged{}, ifnames: map[uint32]string{}, flushed: make(chan struct{}, 1)}
 	f.hosts[name] = hs
 	f.undo = append(f.undo, hs.closeBPF)
-	if hs.km, err = kmaps.New(); err != nil {
+	if hs.km, err = kmaps.NewSized(kmaps.Capacity{Policy: f.opts.MapEntries, CT: f.opts.MapEntries}); err != nil {
 		return err
 	}
 	if hs.events, err = kmaps.NewEvents(f.opts.EventsSize); err != nil {

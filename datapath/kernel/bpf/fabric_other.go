@@ -14,7 +14,7 @@ var ErrUnsupported = errors.New("gen 3 on kernel devices needs Linux")
 
 // Options tune a Fabric (see the Linux build).
 type Options struct {
-	VXLANPort, EventsSize, MaxFlows int
+	VXLANPort, EventsSize, MaxFlows, MapEntries int
 }
 
 // Fabric is unavailable on this platform: every method fails.

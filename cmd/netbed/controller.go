@@ -151,8 +151,9 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 	sec.apply(handler, stdout)
 	srv := &http.Server{
 		Handler:           handler,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    64 << 10, // and bodies 1 MiB (the API's limit)
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second, // a body trickled in holds no goroutine for long
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/netbed/netbed/controller/api"
+	"github.com/netbed/netbed/scenarios"
 )
 
 // securityFlags are `controller serve`'s flags for TLS, authentication,
@@ -216,4 +217,18 @@ func (c clientFlags) client(url string) (*api.Client, error) {
 		cl = cl.WithToken(tok)
 	}
 	return cl, nil
+}
+
+// holdController says how to reach a held run's controller process: its
+// socket and, in a secure run, the CA and the admin token to call it with.
+func holdController(w io.Writer, b *scenarios.FabricBackend) {
+	e, ok := b.ControllerEndpoint()
+	if !ok {
+		return
+	}
+	if e.CA == "" {
+		fmt.Fprintf(w, "controller: curl --unix-socket %s http://localhost/v1/ports\n", e.Socket)
+		return
+	}
+	fmt.Fprintf(w, "controller (TLS, tokens): curl --unix-socket %s --cacert %s -H \"Authorization: Bearer $(cat %s)\" https://localhost/v1/ports\n", e.Socket, e.CA, e.Tokens["admin"])
 }

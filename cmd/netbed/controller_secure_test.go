@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -245,5 +246,58 @@ func TestBlastSecure(t *testing.T) {
 	code, _, errOut = runCLI("blast", "--topology", topoPath, "--controller", url, "--ca", dir+"/ca.crt", "leaf1")
 	if code == 0 || !strings.Contains(errOut, "no credentials") {
 		t.Errorf("blast without a token: exit %d, %q", code, errOut)
+	}
+}
+
+// TestRunHoldSecureController: a held netns run with controller: {secure:
+// true} says how to call its controller (socket, CA, admin token), and
+// that works; the same socket refuses a caller without the token.
+func TestRunHoldSecureController(t *testing.T) {
+	testutil.RequireRoot(t)
+	netbedOnPath(t)
+	name := testutil.Name("hold-")
+	src, err := os.ReadFile("../../scenarios/library/cross-subnet-hops.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src = bytes.Replace(src, []byte("name: cross-subnet-hops"), []byte("name: "+name+"\ncontroller: {secure: true}"), 1)
+	src = bytes.ReplaceAll(src, []byte("../../topologies/"), []byte(mustAbs(t, "../../topologies")+"/"))
+	file := t.TempDir() + "/hold.yaml"
+	if err := os.WriteFile(file, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stderr, stop := holdRun(t, file)
+	defer stop()
+	var sock, ca, token string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if rest, ok := strings.CutPrefix(l, "controller (TLS, tokens): curl --unix-socket "); ok {
+			f := strings.Fields(rest)
+			// <socket> --cacert <ca> -H "Authorization: Bearer $(cat <token>)" <url>
+			if len(f) >= 8 {
+				sock, ca, token = f[0], f[2], strings.TrimSuffix(f[7], ")\"")
+			}
+		}
+	}
+	if sock == "" || ca == "" || token == "" {
+		t.Fatalf("no secure controller line in:\n%s", stderr.String())
+	}
+	conf, err := api.ClientTLS(ca, "", "", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := api.NewClient("https://localhost", &http.Client{Transport: &http.Transport{TLSClientConfig: conf,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}})
+	ctx := context.Background()
+	if _, err := c.ListPorts(ctx); !errors.Is(err, api.ErrUnauthorized) {
+		t.Errorf("without the token: %v, want 401", err)
+	}
+	tok, err := api.ReadTokenFile(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := c.WithToken(tok).ListPorts(ctx); err != nil || len(ps) == 0 {
+		t.Errorf("the held run's ports with the admin token: %d, %v", len(ps), err)
 	}
 }

@@ -345,6 +345,9 @@ func holdLab(w io.Writer) func(context.Context, scenarios.Backend, []scenarios.I
 				fmt.Fprintf(w, "  %-14s unix://%s\n", n, sock)
 			}
 		}
+		if fb, ok := b.(*scenarios.FabricBackend); ok {
+			holdController(w, fb)
+		}
 		fmt.Fprintln(w, "Ctrl-C tears it down.")
 		<-ctx.Done()
 		return nil

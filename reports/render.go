@@ -16,6 +16,9 @@ type Report struct {
 	Machine string    `json:"machine,omitempty"`
 	Runs    []*Run    `json:"runs"`
 	Created time.Time `json:"created"`
+	// Shard is the part of a study the report holds (--shard); nil for
+	// a whole study (or a merged one).
+	Shard *Shard `json:"shard,omitempty"`
 }
 
 // Failed reports whether any run failed.

@@ -96,7 +96,8 @@ func scenarioCmd(use, short string) *cobra.Command {
 	fs.StringVar(&f.backend, "backend", "auto", "sim, netns, kernel or auto (netns when root and the kernel allows, else sim)")
 	fs.StringVar(&f.out, "out", "", "directory for report.md, report.html, report.json and junit.xml")
 	fs.StringVar(&f.probes, "probes", "", "file to write every probe to as the runs go, one JSON object a line (the report keeps a sample in full)")
-	fs.StringVar(&f.shard, "shard", "", "run only shard i of n (i/n, from 0) of the scenario × generation runs")
+	fs.StringVar(&f.shard, "shard", "", "run only shard i of n (i/n, from 0) of the scenario × generation runs; default: "+envJobIndex+" of a Kubernetes Indexed Job, of --shards")
+	fs.IntVar(&f.shards, "shards", 0, "the number of shards when the index comes from "+envJobIndex+" (default: $"+envShards+")")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
 	fs.StringVar(&f.baseline, "baseline", "", "report.json of an earlier run: list what changed, exit 1 on a regression (behaviour, or timing beyond --max-slowdown)")
 	fs.BoolVar(&f.hold, "hold", false, "netns: once the run is measured, keep its lab up (the nodes forwarding) and list its instances' namespaces until Ctrl-C")
@@ -168,6 +169,7 @@ func validateScenario(f string) []error {
 type runFlags struct {
 	gens, backend, out, shard, formats string
 	probes                             string
+	shards                             int
 	quiet                              bool
 	baseline                           string
 	maxSlowdown                        float64
@@ -192,7 +194,7 @@ func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	shardI, shardN, err := parseShard(f.shard)
+	shardI, shardN, shardEnv, err := resolveShard(f.shard, f.shards, os.Getenv)
 	if err != nil {
 		return err
 	}
@@ -228,8 +230,8 @@ func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Wri
 			mine = append(mine, j)
 		}
 	}
-	if len(mine) == 0 {
-		return usageErr("nothing to run: no scenario names the generations %v (or the shard is empty)", gens)
+	if len(jobs) == 0 {
+		return usageErr("nothing to run: no scenario names the generations %v", gens)
 	}
 	if f.hold && (len(mine) != 1 || backend.name == "sim") {
 		return usageErr("--hold keeps one lab up: run one scenario for one generation (--gen) on the netns or kernel backend")
@@ -239,6 +241,9 @@ func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Wri
 	if note != "" && !f.quiet {
 		fmt.Fprintln(stderr, note)
 	}
+	if shardEnv && !f.quiet {
+		fmt.Fprintln(stderr, shardNote(shardI, shardN))
+	}
 	var probes *probeFile
 	if f.probes != "" {
 		if probes, err = createProbeFile(f.probes); err != nil {
@@ -246,6 +251,11 @@ func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Wri
 		}
 	}
 	rep := &reports.Report{Title: "netbed comparison", Machine: machine(), Created: time.Now().UTC()}
+	if shardN > 1 {
+		// An empty shard (more shards than runs) still writes its
+		// report, so that the merge sees every shard.
+		rep.Shard = &reports.Shard{Index: shardI, Count: shardN}
+	}
 	pr := newProgress(stderr)
 	var runErrs []error
 	for i, j := range mine {
@@ -461,7 +471,7 @@ func writeReports(dir string, rep *reports.Report) error {
 }
 
 func runReportMerge(files []string, out string, stdout io.Writer) error {
-	var merged *reports.Report
+	var rs []reports.NamedReport
 	for _, path := range files {
 		f, err := os.Open(path)
 		if err != nil {
@@ -472,11 +482,11 @@ func runReportMerge(files []string, out string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("merge %s: %w", path, err)
 		}
-		if merged == nil {
-			merged = r
-		} else {
-			merged.Merge(r)
-		}
+		rs = append(rs, reports.NamedReport{Name: path, Report: r})
+	}
+	merged, err := reports.MergeShards(rs)
+	if err != nil {
+		return err
 	}
 	if err := reports.WriteMarkdown(stdout, merged); err != nil {
 		return err

@@ -52,6 +52,8 @@ type kernelFabric struct {
 	// with names names the namespaces of the lab and its instances.
 	tr    *ktrace.Tracer
 	names *ktrace.Namespaces
+	// views are the host paths a PathReporter gave (hostView).
+	views map[string]datapath.Path
 	// drops counts the probes' drops the kernel reported, by reason.
 	dmu   sync.Mutex
 	drops map[string]int
@@ -91,7 +93,8 @@ func (r *Runtime) loadKernel(ctx context.Context, f datapath.Fabric, tc *topolog
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("kernel runtime: %w", err)
 	}
-	k := &kernelFabric{f: mk(), start: time.Now(), down: map[string][]string{}, names: ktrace.NewNamespaces(), drops: map[string]int{}}
+	k := &kernelFabric{f: mk(), start: time.Now(), down: map[string][]string{}, names: ktrace.NewNamespaces(), drops: map[string]int{},
+		views: map[string]datapath.Path{}}
 	r.k = k
 	if err := k.names.AddLab(r.lab); err != nil {
 		return fmt.Errorf("kernel runtime: %w", err)
@@ -262,15 +265,8 @@ func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.Runti
 		explainDrop(&o, bf.Flows(), key)
 	}
 	var view datapath.Path
-	if pr, ok := r.k.f.(kernel.PathReporter); ok && o.Delivered && dst != nil {
-		r.k.mu.Lock()
-		v, err := pr.ProbePath(ctx, src.port(), dst.port())
-		r.k.mu.Unlock()
-		if err == nil {
-			view = v
-		} else if debugTrace {
-			fmt.Printf("probe %d: no host view: %v\n", id, err)
-		}
+	if o.Delivered && dst != nil {
+		view = r.k.hostView(ctx, src, dst, o.Forward, r.isHost)
 	}
 	o.Forward = r.devicePath(o.Forward, view)
 	if o.Reason != "" {
@@ -289,10 +285,45 @@ func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.Runti
 // kernel.PathReporter), at the time the kernel first saw the packet on
 // that host (the last one when the kernel last saw it).
 func (r *Runtime) devicePath(obs, view datapath.Path) datapath.Path {
-	return devicePath(obs, view, func(node string) bool {
-		n := r.topo.Node(node)
-		return n != nil && n.Role == topologies.RoleHost
-	})
+	return devicePath(obs, view, r.isHost)
+}
+
+func (r *Runtime) isHost(node string) bool {
+	n := r.topo.Node(node)
+	return n != nil && n.Role == topologies.RoleHost
+}
+
+// hostView asks a kernel.PathReporter fabric for the devices between src
+// and dst. The devices a datapath takes a packet through on a host follow
+// from where the packet entered and left that host, so the answer is
+// kept for the same instances on the same hosts and the same sightings
+// on them (asking OVS runs ofproto/trace, several processes, per host).
+func (k *kernelFabric) hostView(ctx context.Context, src, dst *instance, obs datapath.Path, isHost func(string) bool) datapath.Path {
+	pr, ok := k.f.(kernel.PathReporter)
+	if !ok {
+		return nil
+	}
+	var key strings.Builder
+	fmt.Fprintf(&key, "%s@%s>%s@%s", src.name, src.host, dst.name, dst.host)
+	for _, e := range obs {
+		if isHost(e.Node) {
+			key.WriteString("|" + e.Node + "/" + e.Device)
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if v, ok := k.views[key.String()]; ok {
+		return v
+	}
+	v, err := pr.ProbePath(ctx, src.port(), dst.port())
+	if err != nil {
+		if debugTrace {
+			fmt.Printf("%s: no host view: %v\n", key.String(), err)
+		}
+		return nil
+	}
+	k.views[key.String()] = v
+	return v
 }
 
 func devicePath(obs, view datapath.Path, isHost func(string) bool) datapath.Path {

@@ -33,6 +33,9 @@ import (
 var testPrefix = fmt.Sprintf("nbtest-kbpf%d", os.Getpid())
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childLabEnv) != "" {
+		os.Exit(childBuild())
+	}
 	code := m.Run()
 	ents, _ := os.ReadDir(netns.NetnsDir)
 	var leaked []string

@@ -120,3 +120,20 @@ func TestDropReasonName(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeRecord: any bytes decode or fail, and a decoded record's
+// fields are the bytes at their offsets.
+func FuzzDecodeRecord(f *testing.F) {
+	f.Add(make([]byte, recordLen))
+	f.Add(make([]byte, recordLen-1))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeRecord(b)
+		if (err == nil) != (len(b) >= recordLen) {
+			t.Fatalf("%d bytes: error %v", len(b), err)
+		}
+		if err == nil && (r.kind != b[recKind] || r.probe != binary.NativeEndian.Uint64(b[recProbe:])) {
+			t.Fatalf("decoded %+v from %x", r, b)
+		}
+	})
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/netbed/netbed/datapath/kernel"
 	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/topologies/netns"
 )
 
 // newTracer starts a tracer over r, closed at cleanup.
@@ -391,4 +392,31 @@ func live(progs []ebpf.ProgramID, links []link.ID, maps []ebpf.MapID) []string {
 		}
 	}
 	return left
+}
+
+// TestLocalOutputDrop: a packet dropped in the sender's OUTPUT hook has no
+// device yet; the drop is placed in its socket's namespace.
+func TestLocalOutputDrop(t *testing.T) {
+	l := newBridged(t)
+	l.a.run(t, "iptables", "-A", "OUTPUT", "-p", "udp", "--dport", "9", "-j", "DROP")
+	tr := newTracer(t, l.r)
+	const probe = 48
+	if err := tr.Watch(Flow(ProtoUDP, addrA, 40048, addrB, 9), probe); err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	if err := netns.DoIn(l.a.ns, func() error {
+		var err error
+		if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrInet4{Addr: addrA.As4(), Port: 40048})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Sendto(fd, []byte("probe"), 0, &unix.SockaddrInet4{Addr: addrB.As4(), Port: 9}); !errors.Is(err, unix.EPERM) {
+		t.Fatalf("send through an OUTPUT DROP: %v, want EPERM", err)
+	}
+	expect(t, settle(t, tr, probe, 1), []string{"a/ drop NETFILTER_DROP"})
 }

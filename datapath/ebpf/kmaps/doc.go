@@ -18,7 +18,8 @@
 // joined by an underlay veth, over flow-based cilium_vxlan devices or
 // routed directly, with the policy check (conntrack replies, policy map,
 // default deny) before delivery on the receiving node. Not yet in the
-// kernel: conntrack expiry (the agent's GC), and TTL decrement on the
+// kernel: conntrack expiry (the agent's GC, ExpireCT, runs on the agent's
+// schedule, not the kernel's), and TTL decrement on the
 // tunnel path. The policy program takes the source identity from the
 // ipcache, not from the VNI, which bpf_lxc does fill.
 package kmaps

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
@@ -176,4 +177,36 @@ func reconcile[K, V comparable](km *ebpf.Map, want map[K]V) error {
 		}
 	}
 	return nil
+}
+
+// ExpireCT deletes the conntrack entries the programs have not refreshed
+// for ttl (their LastSeen is bpf_ktime_get_ns, CLOCK_MONOTONIC), as the
+// agent's conntrack GC does, and returns how many it deleted.
+func (km *Maps) ExpireCT(ttl time.Duration) (int, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0, fmt.Errorf("expire conntrack entries: read the clock: %w", err)
+	}
+	now := uint64(ts.Nano())
+	var k gen3.CTKey
+	var v gen3.CTEntry
+	var old []gen3.CTKey
+	it := km.CT.Iterate()
+	for it.Next(&k, &v) {
+		if now > v.LastSeen && now-v.LastSeen > uint64(ttl) {
+			old = append(old, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return 0, fmt.Errorf("expire conntrack entries: read: %w", err)
+	}
+	n := 0
+	for _, k := range old {
+		if err := km.CT.Delete(k); err == nil {
+			n++
+		} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return n, fmt.Errorf("expire conntrack entry %+v: %w", k, err)
+		}
+	}
+	return n, nil
 }

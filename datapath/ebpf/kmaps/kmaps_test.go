@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/internal/testutil"
@@ -258,5 +259,42 @@ func TestNewSized(t *testing.T) {
 		if (err != nil) != (i == 4) {
 			t.Errorf("policy put %d into a map of 4: %v", i+1, err)
 		}
+	}
+}
+
+// TestExpireCT: entries not seen for longer than the TTL go, fresh ones
+// stay.
+func TestExpireCT(t *testing.T) {
+	testutil.RequireRoot(t)
+	km, err := NewSized(Capacity{Policy: 16, CT: 16})
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = km.Close() })
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatal(err)
+	}
+	now := uint64(ts.Nano())
+	fresh, stale := gen3.CTKey{Src: [4]byte{10, 0, 0, 1}, Proto: 17}, gen3.CTKey{Src: [4]byte{10, 0, 0, 2}, Proto: 17}
+	if err := km.CT.Put(fresh, gen3.CTEntry{LastSeen: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := km.CT.Put(stale, gen3.CTEntry{LastSeen: now - uint64(2*gen3.CTTimeout)}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := km.ExpireCT(gen3.CTTimeout)
+	if err != nil || n != 1 {
+		t.Fatalf("ExpireCT: %d deleted, %v; want 1", n, err)
+	}
+	var v gen3.CTEntry
+	if err := km.CT.Lookup(fresh, &v); err != nil {
+		t.Errorf("the fresh entry is gone: %v", err)
+	}
+	if err := km.CT.Lookup(stale, &v); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Errorf("the stale entry survived: %v", err)
 	}
 }

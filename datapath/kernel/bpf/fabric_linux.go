@@ -494,11 +494,16 @@ func (f *Fabric) Unplug(ctx context.Context, p kernel.Port) error {
 }
 
 // Sync reconciles every host's maps (endpoints of plugged pods, ipcache,
-// tunnel, policy) and every router's routes with the model.
+// tunnel, policy) and every router's routes with the model, and expires
+// the conntrack entries idle for ebpf.CTTimeout (the agent's GC).
 func (f *Fabric) Sync(ctx context.Context) error {
 	var errs []error
 	for _, name := range f.order {
-		errs = append(errs, f.syncHost(f.hosts[name]))
+		hs := f.hosts[name]
+		errs = append(errs, f.syncHost(hs))
+		if _, err := hs.km.ExpireCT(gen3.CTTimeout); err != nil {
+			errs = append(errs, fmt.Errorf("host %s: %w", name, err))
+		}
 	}
 	errs = append(errs, f.syncRoutes())
 	f.refreshNames()

@@ -15,15 +15,22 @@ import (
 
 // BenchmarkLabStart measures starting gen 1 on kernel devices: deploying
 // the shipped three-tier topology (one pod, two racks of two hosts: 13
-// nodes) and building it (a private OVS per host and on the gateway
-// core, Linux bridges with STP on the switches) until the spanning tree
-// has converged. Tearing down is not timed. Metrics: the whole start, the
+// nodes) and building it (a private OVS per host and on every switch or
+// only the gateway core) until the spanning tree
+// has converged; "rstp" with Open vSwitch switches (the default),
+// "802.1d" with Linux bridges (Options.LinuxBridges). Tearing down is not
+// timed. Metrics: the whole start, the
 // deploy, the OVS and device build, and the wait for STP.
 func BenchmarkLabStart(b *testing.B) {
 	testutil.RequireRoot(b)
 	if err := Available(); err != nil {
 		testutil.Unavailable(b, err.Error())
 	}
+	b.Run("rstp", func(b *testing.B) { benchLabStart(b, Options{}) })
+	b.Run("802.1d", func(b *testing.B) { benchLabStart(b, Options{LinuxBridges: true}) })
+}
+
+func benchLabStart(b *testing.B, fopts Options) {
 	var deploy, devices, converged time.Duration
 	hosts := 0
 	for b.Loop() {
@@ -56,7 +63,7 @@ func BenchmarkLabStart(b *testing.B) {
 			b.Fatal(err)
 		}
 		deploy += time.Since(start)
-		f := New()
+		f := NewWith(fopts)
 		err = f.Build(ctx, kernel.Env{Lab: lab, Topology: topo, Model: m, StateDir: state})
 		b.StopTimer()
 		d, c := f.BuildTook()

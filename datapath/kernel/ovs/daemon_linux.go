@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -75,9 +76,43 @@ func (v *vswitch) env() []string {
 	return append(os.Environ(), "OVS_RUNDIR="+v.dir, "OVS_DBDIR="+v.dir, "OVS_LOGDIR="+v.dir, "OVS_SYSCONFDIR="+v.dir)
 }
 
-// startVswitch creates dir, the database, and starts both daemons inside
-// node's namespace. On error it stops what it started.
-func startVswitch(ctx context.Context, lab kernel.Lab, node, dir string) (_ *vswitch, err error) {
+// TemplateDir is the directory, in the state directory, of the empty
+// database every vswitch's starts as a copy of.
+const TemplateDir = ".ovs-template"
+
+// templates serialises the creation of the empty databases that
+// startVswitch copies (one ovsdb-tool run per state directory, not per
+// vswitch).
+var templates sync.Mutex
+
+// emptyDB returns an empty Open_vSwitch database made in base.
+func emptyDB(ctx context.Context, base string) ([]byte, error) {
+	templates.Lock()
+	defer templates.Unlock()
+	path := filepath.Join(base, TemplateDir, "empty.conf.db")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		return b, nil
+	}
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	cmd := exec.CommandContext(ctx, "ovsdb-tool", "create", tmp, schema())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("ovsdb-tool create: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(path)
+}
+
+// startVswitch creates dir and the database holding config (ovs-vsctl
+// commands, each starting with "--"), and starts both daemons inside
+// node's namespace; it returns once ovs-vswitchd has applied config. On
+// error it stops what it started.
+func startVswitch(ctx context.Context, lab kernel.Lab, node, dir string, config ...string) (_ *vswitch, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("vswitch on %s: %w", node, err)
 	}
@@ -89,8 +124,11 @@ func startVswitch(ctx context.Context, lab kernel.Lab, node, dir string) (_ *vsw
 		}
 	}()
 	dbFile := filepath.Join(dir, "conf.db")
-	os.Remove(dbFile)
-	if _, err := v.run(ctx, "ovsdb-tool", "create", dbFile, schema()); err != nil {
+	empty, err := emptyDB(ctx, filepath.Dir(dir))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(dbFile, empty, 0o644); err != nil {
 		return nil, err
 	}
 	if err := v.start(lab, filepath.Join(dir, "db.sock"), "ovsdb-server", dbFile,
@@ -101,7 +139,7 @@ func startVswitch(ctx context.Context, lab kernel.Lab, node, dir string) (_ *vsw
 		return nil, err
 	}
 	for deadline := time.Now().Add(startTimeout); ; time.Sleep(10 * time.Millisecond) {
-		_, err := v.vsctl(ctx, "--no-wait", "init")
+		_, err := v.vsctl(ctx, append([]string{"--no-wait", "--", "init"}, config...)...)
 		if err == nil {
 			break
 		}
@@ -113,6 +151,10 @@ func startVswitch(ctx context.Context, lab kernel.Lab, node, dir string) (_ *vsw
 		"--unixctl="+v.ctl(),
 		"--pidfile="+filepath.Join(dir, "ovs-vswitchd.pid"),
 		"--log-file="+filepath.Join(dir, "ovs-vswitchd.log"), "-vconsole:off"); err != nil {
+		return nil, err
+	}
+	// A change ovs-vsctl waits for: ovs-vswitchd has applied everything.
+	if _, err := v.vsctl(ctx, "set", "Open_vSwitch", ".", "external_ids:netbed-node="+node); err != nil {
 		return nil, err
 	}
 	return v, nil

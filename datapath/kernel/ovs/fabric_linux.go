@@ -272,11 +272,6 @@ func (f *Fabric) buildSwitch(node string, prio int) error {
 // bond's first NIC is made active (the model's), then left without a
 // primary so that it does not take over again when it comes back.
 func (f *Fabric) buildHost(ctx context.Context, h *host) error {
-	v, err := startVswitch(ctx, f.env.Lab, h.name, filepath.Join(f.env.StateDir, h.name))
-	if err != nil {
-		return err
-	}
-	h.v = v
 	args := []string{
 		"--", "add-br", DevBrInt, "--", "set", "bridge", DevBrInt, "datapath_type=netdev",
 		"--", "add-br", DevBrBond, "--", "set", "bridge", DevBrBond, "datapath_type=netdev",
@@ -289,9 +284,11 @@ func (f *Fabric) buildHost(ctx context.Context, h *host) error {
 	} else {
 		args = append(args, "--", "add-port", DevBrBond, h.nics[0])
 	}
-	if _, err := v.vsctl(ctx, args...); err != nil {
+	v, err := startVswitch(ctx, f.env.Lab, h.name, filepath.Join(f.env.StateDir, h.name), args...)
+	if err != nil {
 		return err
 	}
+	h.v = v
 	if len(h.nics) == 2 {
 		if err := waitActive(ctx, v, h.nics[0]); err != nil {
 			return err
@@ -362,13 +359,6 @@ func (f *Fabric) routeGateways(ctx context.Context) error {
 // 4096 by tier, the bridge address by topology order), host-facing ports
 // edge ports.
 func (f *Fabric) buildOVSSwitch(ctx context.Context, n *topologies.Node, index int) error {
-	v, err := startVswitch(ctx, f.env.Lab, n.Name, filepath.Join(f.env.StateDir, n.Name))
-	if err != nil {
-		return err
-	}
-	f.mu.Lock()
-	f.swv[n.Name] = v
-	f.mu.Unlock()
 	prio := Priority(n.Role, 0, n.Name == f.gwNode)
 	args := []string{"--", "add-br", DevSwitch, "--", "set", "bridge", DevSwitch, "datapath_type=netdev", "rstp_enable=true",
 		fmt.Sprintf("other_config:rstp-priority=%d", prio),
@@ -389,15 +379,23 @@ func (f *Fabric) buildOVSSwitch(ctx context.Context, n *topologies.Node, index i
 			"--", "set", "port", DevGWTrunk, "other_config:rstp-port-admin-edge=true",
 			"--", "add-port", DevBrGW, DevGWOVS, "--", "set", "interface", DevGWOVS, "type=patch", "options:peer="+DevGWTrunk)
 	}
-	_, err = v.vsctl(ctx, args...)
-	return err
+	v, err := startVswitch(ctx, f.env.Lab, n.Name, filepath.Join(f.env.StateDir, n.Name), args...)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.swv[n.Name] = v
+	f.mu.Unlock()
+	return nil
 }
 
 // buildGateways starts the gateway core's vswitch with br-gw on the veth
 // pair buildSwitch hung off the core's bridge (a trunk), turns on
 // forwarding, and adds the model's gateways.
 func (f *Fabric) buildGateways(ctx context.Context) error {
-	v, err := startVswitch(ctx, f.env.Lab, f.gwNode, filepath.Join(f.env.StateDir, f.gwNode))
+	v, err := startVswitch(ctx, f.env.Lab, f.gwNode, filepath.Join(f.env.StateDir, f.gwNode),
+		"--", "add-br", DevBrGW, "--", "set", "bridge", DevBrGW, "datapath_type=netdev",
+		"--", "add-port", DevBrGW, DevGWOVS)
 	if err != nil {
 		return err
 	}
@@ -410,10 +408,6 @@ func (f *Fabric) buildGateways(ctx context.Context) error {
 		}
 		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
 	}); err != nil {
-		return err
-	}
-	if _, err := v.vsctl(ctx, "--", "add-br", DevBrGW, "--", "set", "bridge", DevBrGW, "datapath_type=netdev",
-		"--", "add-port", DevBrGW, DevGWOVS); err != nil {
 		return err
 	}
 	return f.syncGateways(ctx)
@@ -772,6 +766,9 @@ func (f *Fabric) Close() error {
 		go stop(v)
 	}
 	wg.Wait()
+	if err := os.RemoveAll(filepath.Join(f.env.StateDir, TemplateDir)); err != nil {
+		errs = append(errs, err)
+	}
 	// Devices: best effort, a failed node's namespace may be gone.
 	del := func(node string, names ...string) {
 		h, err := f.env.Lab.Handle(node)

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/datapath/kernel"
 	"github.com/netbed/netbed/datapath/vlan"
+	"github.com/netbed/netbed/internal/announce"
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/topologies"
 	"github.com/netbed/netbed/topologies/netns"
@@ -176,13 +178,10 @@ func (b *bed) addInstance(inst, host string, n datapath.NetworkSpec, ip string) 
 	tap := "tap-" + inst
 	run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "link", "add", "eth0", "netns", ns, "address", mac.String(), "type", "veth", "peer", "name", tap, "netns", hostNS)
-	run(t, "ip", "-n", hostNS, "link", "set", tap, "up")
+	b.wire(ns, hostNS, tap, mac.String())
 	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
 	run(t, "ip", "-n", ns, "addr", "add", netip.PrefixFrom(addr, n.Subnet.Bits()).String(), "dev", "eth0")
 	run(t, "ip", "-n", ns, "route", "add", "default", "via", spec.Gateway.String())
-	run(t, "ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off")
 	p := kernel.Port{Instance: inst, Host: host, HostIf: tap, MAC: mac, IP: netip.PrefixFrom(addr, n.Subnet.Bits()),
 		Gateway: spec.Gateway, Network: n.Name}
 	if err := b.f.Plug(context.Background(), p); err != nil {
@@ -190,6 +189,54 @@ func (b *bed) addInstance(inst, host string, n datapath.NetworkSpec, ip string) 
 	}
 	b.ports[inst] = p
 	b.nsName[inst] = ns
+	// Announce it, as the runtime does after attaching an instance.
+	if err := announce.SendIn(filepath.Join(netns.NetnsDir, ns), "eth0", frame.GratuitousARP(mac, addr)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wire creates an instance's veth: eth0 in ns (up, transmit checksum
+// offload off) and tap in hostNS (up).
+func (b *bed) wire(ns, hostNS, tap, mac string) {
+	t := b.t
+	t.Helper()
+	run(t, "ip", "link", "add", "eth0", "netns", ns, "address", mac, "type", "veth", "peer", "name", tap, "netns", hostNS)
+	run(t, "ip", "-n", hostNS, "link", "set", tap, "up")
+	run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
+	run(t, "ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off")
+}
+
+// migrate moves inst to host as a live migration does: off its old
+// host's br-int, its veth recreated on the new host, plugged there, then
+// the hypervisor's announcements (a gratuitous ARP and a RARP).
+func (b *bed) migrate(inst, host string) {
+	t := b.t
+	t.Helper()
+	ctx := context.Background()
+	p := b.ports[inst]
+	if err := b.f.Unplug(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.model.RemoveInstance(inst); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "-n", b.nsName[inst], "link", "del", "eth0")
+	if _, _, err := b.model.AddInstance(datapath.InstanceSpec{Name: inst, Host: host, Network: p.Network, IP: p.IP, MAC: p.MAC}); err != nil {
+		t.Fatal(err)
+	}
+	hostNS, _ := b.lab.NetnsName(host)
+	b.wire(b.nsName[inst], hostNS, p.HostIf, p.MAC.String())
+	run(t, "ip", "-n", b.nsName[inst], "addr", "add", p.IP.String(), "dev", "eth0")
+	run(t, "ip", "-n", b.nsName[inst], "route", "add", "default", "via", p.Gateway.String())
+	p.Host = host
+	if err := b.f.Plug(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	b.ports[inst] = p
+	if err := announce.SendIn(filepath.Join(netns.NetnsDir, b.nsName[inst]), "eth0",
+		frame.GratuitousARP(p.MAC, p.IP.Addr()), frame.RARPAnnounce(p.MAC)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // ping sends echo requests from one instance to another, one at a time,
@@ -234,7 +281,7 @@ func TestGen1(t *testing.T) {
 		if b.ping("vm1", "vm2", 5*time.Second) != 64 {
 			t.Fatal("vm1 cannot reach vm2 on net1 (or the reply was routed)")
 		}
-		if err := tcpTransfer(b.nsName["vm1"], b.nsName["vm2"], b.ports["vm2"].IP.Addr(), 1<<20); err != nil {
+		if err := tcpTransfer(b.nsName["vm1"], b.nsName["vm2"], b.ports["vm2"].IP.Addr(), 256<<10); err != nil {
 			t.Errorf("TCP vm1 -> vm2: %v", err)
 		}
 	})
@@ -400,6 +447,34 @@ func (b *bed) unplug(t *testing.T, inst string) {
 	}
 }
 
+// TestMigrate: an instance live-migrated to another host and back is
+// reached again from peers on both hosts once it announces itself.
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, vlan.Options{})
+	b.addInstance("mover", "host1", net1, "10.1.0.20")
+	b.addInstance("left", "host1", net1, "10.1.0.21")
+	b.addInstance("right", "host2", net1, "10.1.0.22")
+	for _, from := range []string{"left", "right"} {
+		if b.ping(from, "mover", 5*time.Second) < 0 {
+			t.Fatalf("%s -> mover before the move", from)
+		}
+	}
+	for _, to := range []string{"host2", "host1"} {
+		start := time.Now()
+		b.migrate("mover", to)
+		t.Logf("moved to %s in %v (Unplug, veth, Plug, announcements)", to, time.Since(start))
+		start = time.Now()
+		for _, from := range []string{"left", "right"} {
+			if b.ping(from, "mover", 10*time.Second) < 0 {
+				t.Errorf("%s -> mover after it moved to %s: no answer after %v", from, to, time.Since(start))
+				continue
+			}
+			t.Logf("%s -> mover answered %v after the move to %s", from, time.Since(start), to)
+		}
+	}
+}
+
 // TestGen1LinuxBridges: the switches as Linux bridges with the kernel's
 // 802.1D spanning tree (Options.LinuxBridges).
 func TestGen1LinuxBridges(t *testing.T) {
@@ -417,7 +492,7 @@ func TestGen1LinuxBridges(t *testing.T) {
 	if ttl := b.ping("vm1", "vm3", 5*time.Second); ttl != 63 {
 		t.Fatalf("vm1 (net1) -> vm3 (net2): reply TTL %d, want 63", ttl)
 	}
-	if err := tcpTransfer(b.nsName["vm1"], b.nsName["vm3"], b.ports["vm3"].IP.Addr(), 1<<20); err != nil {
+	if err := tcpTransfer(b.nsName["vm1"], b.nsName["vm3"], b.ports["vm3"].IP.Addr(), 256<<10); err != nil {
 		t.Errorf("TCP vm1 -> vm3: %v", err)
 	}
 	b.checkHops(t, "vm1", "vm3", 18)
@@ -446,7 +521,7 @@ func TestStock(t *testing.T) {
 	if ttl := b.ping("vm3", "vm1", 5*time.Second); ttl != 63 {
 		t.Fatalf("vm3 -> vm1: reply TTL %d, want 63", ttl)
 	}
-	if err := tcpTransfer(b.nsName["vm3"], b.nsName["vm1"], b.ports["vm1"].IP.Addr(), 1<<20); err != nil {
+	if err := tcpTransfer(b.nsName["vm3"], b.nsName["vm1"], b.ports["vm1"].IP.Addr(), 256<<10); err != nil {
 		t.Errorf("TCP vm3 -> vm1 through both qbrs: %v", err)
 	}
 	if ttl := b.ping("vm1", "vm3", time.Second); ttl >= 0 {

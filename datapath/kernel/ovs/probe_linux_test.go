@@ -104,7 +104,7 @@ func tcpTransfer(from, to string, addr netip.Addr, n int) error {
 			return
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.SetDeadline(time.Now().Add(30 * time.Second))
 		m, err := io.Copy(io.Discard, c)
 		if err == nil && m != int64(n) {
 			err = fmt.Errorf("received %d bytes, want %d", m, n)
@@ -119,7 +119,7 @@ func tcpTransfer(from, to string, addr netip.Addr, n int) error {
 	}); err != nil {
 		return err
 	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(30 * time.Second))
 	_, werr := c.Write(make([]byte, n))
 	c.Close()
 	return errors.Join(werr, <-got)

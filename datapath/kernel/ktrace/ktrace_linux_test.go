@@ -205,7 +205,8 @@ func TestNeighFailed(t *testing.T) {
 	l := newBridged(t)
 	// One ARP request, 100 ms for its answer, then the queued packet is
 	// freed.
-	l.a.run(t, "sysctl", "-q", "-w", "net.ipv4.neigh.eth0.mcast_solicit=1", "net.ipv4.neigh.eth0.retrans_time_ms=100")
+	l.a.sysctl(t, "net/ipv4/neigh/eth0/mcast_solicit", "1")
+	l.a.sysctl(t, "net/ipv4/neigh/eth0/retrans_time_ms", "100")
 	tr := newTracer(t, l.r)
 	nobody := netip.MustParseAddr("10.99.0.77")
 	const probe = 44

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"runtime"
 	"testing"
@@ -234,5 +235,16 @@ func (n *tns) send(t testing.TB, typ int, src netip.Addr, sport uint16, dst neti
 	}
 	if err != nil {
 		t.Fatalf("%s: send to %v:%d: %v", n.node, dst, dport, err)
+	}
+}
+
+// sysctl writes value to /proc/sys/key from inside n (net sysctls are the
+// writing thread's namespace's).
+func (n *tns) sysctl(t testing.TB, key, value string) {
+	t.Helper()
+	if err := netns.DoIn(n.ns, func() error {
+		return os.WriteFile("/proc/sys/"+key, []byte(value), 0)
+	}); err != nil {
+		t.Fatalf("%s: sysctl %s=%s: %v", n.node, key, value, err)
 	}
 }

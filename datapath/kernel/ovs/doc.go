@@ -17,27 +17,33 @@
 // namespace (FORWARD with physdev matches, bridge-nf-call-iptables on),
 // each rule's comment the model's rule name.
 //
-// Switches: every ToR, access, aggregation and core switch is a Linux
-// bridge br0 without VLAN filtering, which forwards tagged frames by MAC
-// with the tag untouched (learning is shared across VLANs; MACs are
-// unique), with the kernel's own 802.1D spanning tree at the shortest
-// timers it accepts (forward delay 2 s, hello 1 s, max age 6 s). This is a
-// real spanning tree rather than the model's oracle, so that the two can
-// be compared (they agree: TestGen1), and needs no daemon per switch;
-// bridge priorities follow the model's ranks (the gateway core is the
-// root, then cores, aggregation, ToRs, in topology order). Its price is
-// 802.1D's: a port forwards 4 s after it comes up (Build's start overlaps
-// it with the OVS starts) and a failed tree link is routed around in 4 to
-// 9 s; RSTP on OVS would take well under a second, at the cost of a
-// vswitch per switch.
+// Switches: every ToR, access, aggregation and core switch is an Open
+// vSwitch bridge br0 (its own private vswitch) whose ports are trunks, with
+// RSTP: host-facing ports are edge ports, bridge priorities follow the
+// model's ranks (the gateway core is the root, then cores, aggregation,
+// ToRs; RSTP's priority steps of 4096 by tier and the bridge address by
+// topology order), so the kernel's tree is the model's (TestGen1 checks
+// it, before and after a link fails). RSTP reconverges in about a second
+// after a failure, as the model's tree does at once; the shipped
+// core-failure scenario needs that. Options.LinuxBridges makes them Linux
+// bridges without VLAN filtering (tags pass untouched; learning shared
+// across VLANs) with the kernel's own 802.1D spanning tree at its
+// shortest timers (forward delay 2 s, hello 1 s, max age 6 s): no daemon
+// per switch, so a lab starts in about half the time, but a port forwards
+// 4 s after it comes up and a failure is routed around in 4 to 10 s (a
+// failed root costs max age first), which cuts same-subnet pairs in
+// core-failure.
 //
 // Cores: as in the model, one core holds every gateway (vlan.Options.
 // GatewayCore, by default the first) and the other is a switch like the
 // rest; there is no gateway failover (the seed's gateways were configured
-// by hand, and the model has none). The gateway core's bridge has a veth
-// trunk to its own OVS bridge br-gw, where each network has an internal
-// port vlan<VID> tagged with its VLAN, holding the gateway address and the
-// model's router MAC; the core's kernel routes between them.
+// by hand, and the model has none). The gateway core's switch bridge has a
+// trunk (an OVS patch pair; a veth pair beside a Linux bridge) to an OVS
+// bridge br-gw, where each network has an internal port vlan<VID> tagged
+// with its VLAN, holding the gateway address and the model's router MAC;
+// the core's kernel routes between them. (The internal ports cannot sit on
+// br0 itself: OVS leaves internal ports out of RSTP and then forwards
+// nothing to them.)
 //
 // Not built: firewalls (their links are left as the lab made them, so the
 // core has no default route), VLAN pruning (the model carries on a
@@ -46,7 +52,6 @@
 //
 // Paths: PathOut, PathIn and ProbePath list the devices a frame crosses as
 // the devices report them (ofproto/trace and dpif/show for OVS, bridge
-// membership for qbr, the bridges' forwarding databases for the
-// switches), so that hops are counted over real devices: gen 1's 18 and
+// membership for qbr, the switches' MAC tables), so that hops are counted over real devices: gen 1's 18 and
 // stock OpenStack's 24 between instances on different subnets.
 package ovs

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // overviewColumns are the overview table's columns, in order; the
@@ -175,17 +176,42 @@ func policyCell(run *Run) string {
 	return strings.Join(parts, ", ")
 }
 
-// overviewMarkdown is the overview table in Markdown.
+// overviewPad is the widest a column is padded to: a longer cell (a run
+// with several faults) overflows its row alone, not every row.
+const overviewPad = 40
+
+// overviewMarkdown is the overview table in Markdown, each column padded
+// to the width of its cells (at most overviewPad) so that it reads as a
+// table in a terminal too.
 func overviewMarkdown(r *Report) string {
-	var b strings.Builder
-	b.WriteString("| " + strings.Join(overviewColumns, " | ") + " |\n")
-	b.WriteString(strings.Repeat("|---", len(overviewColumns)) + "|\n")
+	rows := [][]string{overviewColumns}
 	for _, row := range overview(r) {
 		cells := make([]string, len(row.Cells))
 		for i, c := range row.Cells {
 			cells[i] = strings.ReplaceAll(c, "|", `\|`)
 		}
-		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+		rows = append(rows, cells)
+	}
+	width := make([]int, len(overviewColumns))
+	for _, row := range rows {
+		for i, c := range row {
+			width[i] = max(width[i], min(utf8.RuneCountInString(c), overviewPad), 3)
+		}
+	}
+	var b strings.Builder
+	line := func(cells []string) {
+		for i, c := range cells {
+			b.WriteString("| " + c + strings.Repeat(" ", max(width[i]-utf8.RuneCountInString(c), 0)) + " ")
+		}
+		b.WriteString("|\n")
+	}
+	line(rows[0])
+	for i := range width {
+		b.WriteString("|" + strings.Repeat("-", width[i]+2))
+	}
+	b.WriteString("|\n")
+	for _, row := range rows[1:] {
+		line(row)
 	}
 	return b.String()
 }
@@ -241,4 +267,34 @@ func checkList(runs []*Run) []string {
 func WriteOverview(w io.Writer, r *Report) error {
 	_, err := io.WriteString(w, overviewMarkdown(r))
 	return err
+}
+
+// WriteSummary writes what a terminal shows at the end of a run: the
+// overview table, then every run error and failed check on a line of
+// its own.
+func WriteSummary(w io.Writer, r *Report) error {
+	var b strings.Builder
+	b.WriteString(overviewMarkdown(r))
+	if f := failureLines(r); len(f) > 0 {
+		b.WriteString("\nFailed:\n- " + strings.Join(f, "\n- ") + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// failureLines are the runs' errors and failed checks, one line each
+// ("core-failure/vlan step 3 (line 12): hops — want 18").
+func failureLines(r *Report) []string {
+	var out []string
+	for _, run := range r.Runs {
+		if run.Error != "" {
+			out = append(out, fmt.Sprintf("%s/%s: run error: %s", run.Scenario, run.Generation, run.Error))
+		}
+		for _, c := range run.Checks {
+			if !c.Passed {
+				out = append(out, fmt.Sprintf("%s/%s step %d (line %d): %s — %s", run.Scenario, run.Generation, c.Step, c.Line, c.What, c.Detail))
+			}
+		}
+	}
+	return out
 }

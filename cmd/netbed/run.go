@@ -101,6 +101,7 @@ func scenarioCmd(use, short string) *cobra.Command {
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
 	fs.StringVar(&f.baseline, "baseline", "", "report.json of an earlier run: list what changed, exit 1 on a regression (behaviour, or timing beyond --max-slowdown)")
 	fs.BoolVar(&f.hold, "hold", false, "netns: once the run is measured, keep its lab up (the nodes forwarding) and list its instances' namespaces until Ctrl-C")
+	fs.StringVar(&f.format, "format", "text", "standard output: text (the overview table and the failed checks) or json (the report.json content, for pipelines; progress stays on standard error)")
 	fs.Float64Var(&f.maxSlowdown, "max-slowdown", 0, "with --baseline, the factor by which round-trip and spawn times of runs on the same backend may grow (0: timings not compared)")
 	return c
 }
@@ -167,13 +168,13 @@ func validateScenario(f string) []error {
 }
 
 type runFlags struct {
-	gens, backend, out, shard, formats string
-	probes                             string
-	shards                             int
-	quiet                              bool
-	baseline                           string
-	maxSlowdown                        float64
-	hold                               bool
+	gens, backend, out, shard, format string
+	probes                            string
+	shards                            int
+	quiet                             bool
+	baseline                          string
+	maxSlowdown                       float64
+	hold                              bool
 }
 
 func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Writer) error {
@@ -186,6 +187,9 @@ func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Wri
 		if base, err = readReport(f.baseline); err != nil {
 			return usageErr("--baseline: %v", err)
 		}
+	}
+	if f.format != "text" && f.format != "json" {
+		return usageErr("--format %q: use text or json", f.format)
 	}
 	if f.maxSlowdown != 0 && (f.maxSlowdown <= 1 || f.baseline == "") {
 		return usageErr("--max-slowdown wants a factor above 1, with --baseline")
@@ -293,7 +297,15 @@ func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Wri
 			return err
 		}
 	}
-	if err := reports.WriteMarkdown(stdout, rep); err != nil {
+	// Standard output is the overview (or, for pipelines, the JSON
+	// result alone); everything else goes to standard error.
+	diffOut := stdout
+	if f.format == "json" {
+		err, diffOut = reports.WriteJSON(stdout, rep), stderr
+	} else {
+		err = reports.WriteSummary(stdout, rep)
+	}
+	if err != nil {
 		return err
 	}
 	if f.out != "" {
@@ -301,10 +313,12 @@ func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Wri
 			return err
 		}
 		fmt.Fprintf(stderr, "report written to %s/report.{md,html,json} and junit.xml\n", f.out)
+	} else if !f.quiet {
+		fmt.Fprintln(stderr, "the full report (Markdown, HTML with plots, JSON, JUnit): --out DIR")
 	}
 	regressed := false
 	if base != nil {
-		if regressed, err = writeDiff(stdout, f.out, f.baseline, base, rep, reports.DiffOptions{MaxSlowdown: f.maxSlowdown}); err != nil {
+		if regressed, err = writeDiff(diffOut, f.out, f.baseline, base, rep, reports.DiffOptions{MaxSlowdown: f.maxSlowdown}); err != nil {
 			return err
 		}
 	}

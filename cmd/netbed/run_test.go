@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +18,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 
 	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/topologies/netns"
 )
 
@@ -32,18 +36,88 @@ func TestRunSimReportsAndExitCodes(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	if !strings.Contains(stdout.String(), "| evpn | sim | 59/59 |") {
-		t.Errorf("summary lacks the evpn row:\n%s", stdout.String())
+	// The summary is the overview table, the report's first, alone.
+	rows := overviewRows(stdout.String())
+	if len(rows) != 2 || rows[0][0] != "scenario" || !slices.Equal(rows[1][:5], []string{"spine-failure", "evpn", "sim", "4/4 ✓", "59/59"}) {
+		t.Errorf("summary is not the overview with the evpn row:\n%s", stdout.String())
+	}
+	if strings.Contains(stdout.String(), "## spine-failure") || strings.Contains(stdout.String(), "Failed:") {
+		t.Errorf("summary has more than the overview:\n%s", stdout.String())
 	}
 	bad := t.TempDir() + "/bad.yaml"
 	src, _ := os.ReadFile("../../scenarios/library/spine-failure.yaml")
 	os.WriteFile(bad, bytes.Replace(src, []byte("evpn: 3,"), []byte("evpn: 4,"), 1), 0o644)
+	stdout.Reset()
 	stderr.Reset()
 	if code := run([]string{"run", "-q", "--backend", "sim", "--gen", "evpn", bad}, &stdout, &stderr); code != 1 {
 		t.Errorf("wrong expectation: exit %d, want 1; %s", code, stderr.String())
 	}
+	if rows := overviewRows(stdout.String()); len(rows) != 2 || rows[1][3] != "3/4 ✗" || !strings.Contains(stdout.String(), "\nFailed:\n- spine-failure/evpn step 5 (line 18): switch hops = 4 — a-1 -> a-3 crossed 3 switches") {
+		t.Errorf("summary of a failed check lacks its row or line:\n%s", stdout.String())
+	}
 	if code := run([]string{"run", "--backend", "quantum", bad}, &stdout, &stderr); code != 2 {
 		t.Errorf("bad backend: exit %d, want 2", code)
+	}
+}
+
+// overviewRows are the rows of the Markdown table at the start of out,
+// header first, each cell trimmed.
+func overviewRows(out string) [][]string {
+	var rows [][]string
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(l, "|") {
+			break
+		}
+		if strings.HasPrefix(l, "|--") {
+			continue
+		}
+		var cells []string
+		for _, c := range strings.Split(strings.Trim(l, "|"), "|") {
+			cells = append(cells, strings.TrimSpace(c))
+		}
+		rows = append(rows, cells)
+	}
+	return rows
+}
+
+// TestRunFormatJSON: with --format json the standard output is the
+// report.json content alone, which a pipeline reads back, while the
+// progress goes to standard error; against a baseline the changes go
+// there too. An unknown format is a usage error.
+func TestRunFormatJSON(t *testing.T) {
+	out := t.TempDir()
+	file := "../../scenarios/library/core-failure.yaml"
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"run", "--backend", "sim", "--format", "json", "--out", out, file}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	written, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stdout.Bytes(), written) {
+		t.Errorf("stdout is not report.json:\n%.500s", stdout.String())
+	}
+	rep, err := reports.ReadJSON(&stdout)
+	if err != nil || len(rep.Runs) != 1 || rep.Runs[0].Scenario != "core-failure" || len(rep.Runs[0].Probes) != 10 {
+		t.Fatalf("stdout does not read back as the run's report: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "[1/1] core-failure/vlan on sim: ok") {
+		t.Errorf("no progress on stderr:\n%s", stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"run", "-q", "--backend", "sim", "--format", "json", "--baseline", filepath.Join(out, "report.json"), file}, &stdout, &stderr); code != 0 {
+		t.Fatalf("against its own baseline: exit %d: %s", code, stderr.String())
+	}
+	if !json.Valid(stdout.Bytes()) {
+		t.Errorf("stdout with --baseline is not the JSON alone:\n%.500s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "No change") {
+		t.Errorf("the baseline comparison is not on stderr:\n%s", stderr.String())
+	}
+	if code := run([]string{"run", "--backend", "sim", "--format", "yaml", file}, &stdout, &stderr); code != 2 {
+		t.Errorf("--format yaml: exit %d, want 2", code)
 	}
 }
 
@@ -132,9 +206,10 @@ func TestShardsMerge(t *testing.T) {
 		t.Fatalf("merge: exit %d: %s", code, stderr.String())
 	}
 	// Each run once in the overview.
-	for _, gen := range []string{"| spine-failure | evpn | sim |", "| spine-failure | ebpf | sim |", "| spine-failure | ebpf-direct | sim |"} {
-		if strings.Count(stdout.String(), gen) != 1 {
-			t.Errorf("merged report has %d rows %q:\n%s", strings.Count(stdout.String(), gen), gen, stdout.String())
+	for _, gen := range []string{"evpn", "ebpf", "ebpf-direct"} {
+		row := regexp.MustCompile(`(?m)^\| spine-failure +\| ` + gen + ` +\| sim +\|`)
+		if n := len(row.FindAllString(stdout.String(), -1)); n != 1 {
+			t.Errorf("merged report has %d overview rows of %s:\n%s", n, gen, stdout.String())
 		}
 	}
 	if code := run([]string{"compare", "--shard", "2/2", file}, &stdout, &stderr); code != 2 {

@@ -107,6 +107,13 @@ func (r *Runtime) loadKernel(ctx context.Context, f datapath.Fabric, tc *topolog
 	if err := r.k.f.Build(ctx, kernel.Env{Lab: r.lab, Topology: tc, Model: f, StateDir: dir}); err != nil {
 		return fmt.Errorf("kernel runtime: build %s: %w", f.Generation(), err)
 	}
+	if r.bgp != nil {
+		// The speakers fill each leaf's model tables; every import
+		// is a change the kernel follows (exclusive is mutate here).
+		if err := r.bgp.start(ctx); err != nil {
+			return fmt.Errorf("kernel runtime: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -262,6 +269,9 @@ func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.Runti
 	}
 	o := outcome.Derive(rs, p.From, pending)
 	if bf, ok := r.k.f.(*bpf.Fabric); ok && o.Reason != "" && !o.Delivered {
+		if err := bf.FlushFlows(ctx); err != nil {
+			return reports.Probe{}, fmt.Errorf("probe %d: %w", id, err)
+		}
 		explainDrop(&o, bf.Flows(), key)
 	}
 	var view datapath.Path

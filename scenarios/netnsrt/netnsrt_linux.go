@@ -358,6 +358,9 @@ func (r *Runtime) Pause() (resume func()) {
 // CNC driver inside it), f changes the fabric from a goroutine of its
 // own at any time. f must not pause.
 func (r *Runtime) exclusive(f func() error) error {
+	if r.k != nil {
+		return r.k.mutate(f)
+	}
 	r.xmu.Lock()
 	for r.excl || r.pauses > 0 {
 		r.xcond.Wait()
@@ -383,22 +386,25 @@ func (r *Runtime) exclusive(f func() error) error {
 // speaker restarts, a leaf advertises its routes again, and the call
 // returns once every leaf's table is complete again.
 func (r *Runtime) SetNodeState(ctx context.Context, node string, up bool) error {
-	if r.k != nil {
-		return r.setCarrier(node, up)
-	}
 	speaks := r.bgp != nil && r.bgp.nodes[node] != nil
 	if speaks && !up {
 		if err := r.bgp.failNode(node); err != nil {
 			return fmt.Errorf("netns runtime: %w", err)
 		}
 	}
-	// Inside a pause of this runtime's: the neighbours' SetPortState
-	// must not run beside an exclusive change.
-	resume := r.Pause()
-	err := r.us.SetNodeState(node, up)
-	resume()
-	if err != nil {
-		return fmt.Errorf("netns runtime: %w", err)
+	if r.k != nil {
+		if err := r.setCarrier(node, up); err != nil {
+			return err
+		}
+	} else {
+		// Inside a pause of this runtime's: the neighbours'
+		// SetPortState must not run beside an exclusive change.
+		resume := r.Pause()
+		err := r.us.SetNodeState(node, up)
+		resume()
+		if err != nil {
+			return fmt.Errorf("netns runtime: %w", err)
+		}
 	}
 	if speaks && up {
 		if err := r.bgp.restoreNode(ctx, node); err != nil {

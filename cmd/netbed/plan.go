@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netbed/netbed/plan"
+	"github.com/netbed/netbed/scenarios"
+)
+
+type planFlags struct {
+	p        plan.Params
+	gens     string
+	profiles string
+	out      string
+	shard    string
+	shards   int
+	quiet    bool
+}
+
+func init() {
+	register(func() *cobra.Command {
+		var f planFlags
+		c := &cobra.Command{
+			Use:   "plan [flags]",
+			Short: "plan a fabric of the seed's scale on sim: table sizes per device against switch profiles, VLANs and VNIs, flood domains, the spawn storm's controller load, blast radius",
+			Args:  noArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				return runPlan(f, c.OutOrStdout(), c.ErrOrStderr())
+			},
+		}
+		fs := c.Flags()
+		fs.IntVar(&f.p.Zones, "zones", 4, "availability zones, joined by border leaves")
+		fs.IntVar(&f.p.NodesPerZone, "nodes-per-zone", 500, "hosts per zone")
+		fs.IntVar(&f.p.InstancesPerZone, "instances-per-zone", 20000, "VMs per zone (gens 1 and 2)")
+		fs.IntVar(&f.p.PodsPerNode, "pods-per-node", 0, "pods per host (gen 3; default: instances per zone / nodes per zone)")
+		fs.IntVar(&f.p.HostsPerLeaf, "hosts-per-leaf", 20, "hosts per leaf (gen 1: per rack)")
+		fs.IntVar(&f.p.Spines, "spines", 4, "spines per zone")
+		fs.IntVar(&f.p.InstancesPerNetwork, "instances-per-network", 250, "instances per tenant network, each a VLAN (and a VNI in gen 2)")
+		fs.StringVar(&f.gens, "gen", "vlan,evpn,ebpf", "generations, comma-separated")
+		fs.StringVar(&f.profiles, "profiles", "", "switch profiles file (YAML; default: the shipped plan/profiles.yaml)")
+		fs.StringVar(&f.out, "out", "", "directory for plan.md, plan.html and plan.json")
+		fs.StringVar(&f.shard, "shard", "", "plan only shard i of n (i/n) of the generations; default: "+envJobIndex+" of a Kubernetes Indexed Job")
+		fs.IntVar(&f.shards, "shards", 0, "the number of shards when the index comes from "+envJobIndex+" (default: $"+envShards+")")
+		fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
+		return c
+	})
+}
+
+func runPlan(f planFlags, stdout, stderr io.Writer) error {
+	var gens []scenarios.Generation
+	for _, g := range strings.Split(f.gens, ",") {
+		if g = strings.TrimSpace(g); !slices.Contains(scenarios.Generations, scenarios.Generation(g)) {
+			return usageErr("--gen: %q is not a generation; use %v", g, scenarios.Generations)
+		}
+		gens = append(gens, scenarios.Generation(g))
+	}
+	i, n, _, err := resolveShard(f.shard, f.shards, os.Getenv)
+	if err != nil {
+		return err
+	}
+	var mine []scenarios.Generation
+	for k, g := range gens {
+		if k%n == i {
+			mine = append(mine, g)
+		}
+	}
+	profiles := plan.DefaultProfiles()
+	if f.profiles != "" {
+		if profiles, err = plan.LoadProfiles(f.profiles); err != nil {
+			return usageErr("--profiles: %v", err)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var progress func(string)
+	if !f.quiet {
+		pr := newProgress(stderr)
+		progress = pr.line("plan")
+	}
+	p, err := plan.Run(ctx, f.p, profiles, mine, progress)
+	if err != nil {
+		return err
+	}
+	if err := plan.WriteMarkdown(stdout, p); err != nil {
+		return err
+	}
+	if f.out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return err
+	}
+	for name, write := range map[string]func(io.Writer, *plan.Plan) error{
+		"plan.md": plan.WriteMarkdown, "plan.html": plan.WriteHTML, "plan.json": plan.WriteJSON,
+	} {
+		fh, err := os.Create(filepath.Join(f.out, name))
+		if err != nil {
+			return err
+		}
+		err = write(fh, p)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	fmt.Fprintf(stderr, "written to %s/plan.{md,html,json}\n", f.out)
+	return nil
+}

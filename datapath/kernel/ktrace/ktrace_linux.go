@@ -89,7 +89,7 @@ func (t *Tracer) load(l layout) error {
 		return fmt.Errorf("read ring buffer: %w", err)
 	}
 	for _, h := range hooks {
-		p, err := loadProgram(h, l, t.m, t.opts.VXLANPorts)
+		p, err := loadProgram(h, l, t.m, t.opts.VXLANPorts, t.opts.RingBytes)
 		if err != nil {
 			return err
 		}
@@ -187,14 +187,17 @@ func (t *Tracer) flushDone(ctx context.Context) error {
 	}
 }
 
-// Events returns probe's events so far, in the kernel's time order.
+// Events returns probe's events read so far, in the kernel's time order.
+// The kernel wakes the reader only when its ring is half full: call Sync
+// first to have every event reported until then.
 func (t *Tracer) Events(probe uint64) []kernel.Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return sorted(t.events[probe])
 }
 
-// Take returns probe's events, as Events does, and forgets them.
+// Take returns probe's events, as Events does (after Sync), and forgets
+// them.
 func (t *Tracer) Take(probe uint64) []kernel.Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -85,6 +85,13 @@ func labelled(label string, ins asm.Instructions) asm.Instructions {
 	return ins
 }
 
+// bpf_ringbuf_query and bpf_ringbuf_output flags.
+const (
+	rbAvailData   = 0 // BPF_RB_AVAIL_DATA
+	rbNoWakeup    = 1 // BPF_RB_NO_WAKEUP
+	rbForceWakeup = 2 // BPF_RB_FORCE_WAKEUP
+)
+
 // l4Len is how much of the transport header is read: ports, ICMP id and
 // sequence, TCP flags. A quoted header may hold only 8 bytes of it; the
 // rest is then whatever follows, and only TCP flags read it.
@@ -109,7 +116,7 @@ var hooks = []hook{
 // instructions is the program for h: find the IPv4 header (inner, behind
 // VXLAN on one of vxlanPorts; quoted, in an ICMP error), build its key and
 // the reversed key, look both up and write a record for a watched one.
-func instructions(h hook, l layout, m maps, vxlanPorts []uint16) asm.Instructions {
+func instructions(h hook, l layout, m maps, vxlanPorts []uint16, ringBytes int) asm.Instructions {
 	ins := asm.Instructions{
 		asm.Mov.Reg(rCtx, asm.R1),
 		asm.LoadMem(rSkb, rCtx, 0, asm.DWord),
@@ -308,11 +315,20 @@ func instructions(h hook, l layout, m maps, vxlanPorts []uint16) asm.Instruction
 		asm.StoreMem(asm.RFP, fpRec+recFlags, rFlags, asm.Byte),
 		asm.FnKtimeGetNs.Call(),
 		asm.StoreMem(asm.RFP, fpRec+recNanos, asm.R0, asm.DWord),
+		// Wake the reader only once the ring is half full: Sync
+		// flushes the rest, and the reader does not run (and disturb
+		// the probe's timing) for every record.
 		asm.LoadMapPtr(asm.R1, m.events.FD()),
+		asm.Mov.Imm(asm.R2, rbAvailData),
+		asm.FnRingbufQuery.Call(),
+		asm.Mov.Imm(rFlags, rbNoWakeup),
+		asm.JLT.Imm(asm.R0, int32(ringBytes/2), "output"),
+		asm.Mov.Imm(rFlags, rbForceWakeup),
+		asm.LoadMapPtr(asm.R1, m.events.FD()).WithSymbol("output"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, fpRec),
 		asm.Mov.Imm(asm.R3, recordLen),
-		asm.Mov.Imm(asm.R4, 0),
+		asm.Mov.Reg(asm.R4, rFlags),
 		asm.FnRingbufOutput.Call(),
 		asm.JEq.Imm(asm.R0, 0, "exit"),
 		// No room: count it.
@@ -331,14 +347,14 @@ func instructions(h hook, l layout, m maps, vxlanPorts []uint16) asm.Instruction
 }
 
 // loadProgram loads h's program for attaching as tp_btf.
-func loadProgram(h hook, l layout, m maps, vxlanPorts []uint16) (*ebpf.Program, error) {
+func loadProgram(h hook, l layout, m maps, vxlanPorts []uint16, ringBytes int) (*ebpf.Program, error) {
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         h.name,
 		Type:         ebpf.Tracing,
 		AttachType:   ebpf.AttachTraceRawTp,
 		AttachTo:     h.tracepoint,
 		License:      "GPL",
-		Instructions: instructions(h, l, m, vxlanPorts),
+		Instructions: instructions(h, l, m, vxlanPorts, ringBytes),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load %s program for tracepoint %s: %w", h.name, h.tracepoint, err)

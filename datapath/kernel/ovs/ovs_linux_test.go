@@ -214,9 +214,11 @@ func (b *bed) migrate(inst, host string) {
 	t.Helper()
 	ctx := context.Background()
 	p := b.ports[inst]
+	start := time.Now()
 	if err := b.f.Unplug(ctx, p); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Unplug %s from %s: %v", inst, p.Host, time.Since(start))
 	if err := b.model.RemoveInstance(inst); err != nil {
 		t.Fatal(err)
 	}
@@ -229,9 +231,11 @@ func (b *bed) migrate(inst, host string) {
 	run(t, "ip", "-n", b.nsName[inst], "addr", "add", p.IP.String(), "dev", "eth0")
 	run(t, "ip", "-n", b.nsName[inst], "route", "add", "default", "via", p.Gateway.String())
 	p.Host = host
+	start = time.Now()
 	if err := b.f.Plug(ctx, p); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Plug %s on %s: %v", inst, host, time.Since(start))
 	b.ports[inst] = p
 	if err := announce.SendIn(filepath.Join(netns.NetnsDir, b.nsName[inst]), "eth0",
 		frame.GratuitousARP(p.MAC, p.IP.Addr()), frame.RARPAnnounce(p.MAC)); err != nil {

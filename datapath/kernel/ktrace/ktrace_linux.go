@@ -29,7 +29,13 @@ type Tracer struct {
 	mu     sync.Mutex
 	keys   map[Key]uint64
 	events map[uint64][]kernel.Event
-	err    error // the reader's, once it stopped
+	// watched counts each probe's watched keys; taken holds the probes
+	// taken since they were last watched. Events of a probe that is
+	// both unwatched and taken (a TCP probe's last ACK and RST, read
+	// after the outcome was derived) are discarded.
+	watched map[uint64]int
+	taken   map[uint64]bool
+	err     error // the reader's, once it stopped
 
 	syncMu  sync.Mutex
 	flushed chan struct{}
@@ -58,6 +64,7 @@ func New(opts Options) (*Tracer, error) {
 	}
 	t := &Tracer{opts: opts, reasons: reasons, syms: &kallsyms{},
 		keys: map[Key]uint64{}, events: map[uint64][]kernel.Event{},
+		watched: map[uint64]int{}, taken: map[uint64]bool{},
 		flushed: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := t.load(l); err != nil {
 		t.release()
@@ -118,7 +125,12 @@ func (t *Tracer) Watch(k Key, probe uint64) error {
 	if err := t.m.keys.Put(b[:], probe); err != nil {
 		return fmt.Errorf("ktrace: watch %v: %w", k, err)
 	}
+	if old, ok := t.keys[k]; ok {
+		t.unwatched(old)
+	}
 	t.keys[k] = probe
+	t.watched[probe]++
+	delete(t.taken, probe)
 	return t.setGate()
 }
 
@@ -127,7 +139,8 @@ func (t *Tracer) Watch(k Key, probe uint64) error {
 func (t *Tracer) Unwatch(k Key) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.keys[k]; !ok || t.closed {
+	probe, ok := t.keys[k]
+	if !ok || t.closed {
 		return nil
 	}
 	b, _ := k.marshal()
@@ -135,7 +148,27 @@ func (t *Tracer) Unwatch(k Key) error {
 		return fmt.Errorf("ktrace: unwatch %v: %w", k, err)
 	}
 	delete(t.keys, k)
+	t.unwatched(probe)
 	return t.setGate()
+}
+
+// unwatched counts one key of probe less (t.mu held).
+func (t *Tracer) unwatched(probe uint64) {
+	if t.watched[probe]--; t.watched[probe] > 0 {
+		return
+	}
+	delete(t.watched, probe)
+	if t.taken[probe] {
+		delete(t.events, probe)
+	}
+}
+
+// store keeps ev for probe, unless probe is finished (t.mu held).
+func (t *Tracer) store(probe uint64, ev kernel.Event) {
+	if t.watched[probe] == 0 && t.taken[probe] {
+		return
+	}
+	t.events[probe] = append(t.events[probe], ev)
 }
 
 // setGate tells the programs how many keys are watched (t.mu held).
@@ -197,12 +230,14 @@ func (t *Tracer) Events(probe uint64) []kernel.Event {
 }
 
 // Take returns probe's events, as Events does (after Sync), and forgets
-// them.
+// them. Once probe is taken and none of its keys is watched, its events
+// still in the ring buffer are discarded.
 func (t *Tracer) Take(probe uint64) []kernel.Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	evs := t.events[probe]
 	delete(t.events, probe)
+	t.taken[probe] = true
 	return sorted(evs)
 }
 
@@ -294,7 +329,7 @@ func (t *Tracer) read() {
 		}
 		if ev, ok := t.event(r); ok {
 			t.mu.Lock()
-			t.events[r.probe] = append(t.events[r.probe], ev)
+			t.store(r.probe, ev)
 			t.mu.Unlock()
 		}
 	}

@@ -42,3 +42,17 @@ func TestKernelLayout(t *testing.T) {
 		t.Errorf("reason %d is %s, want CONSUMED (the programs skip up to it)", consumed, d.name(consumed))
 	}
 }
+
+func TestDropReasonName(t *testing.T) {
+	d := dropReasons{2: "NOT_SPECIFIED", 12: "NETFILTER_DROP"}
+	for v, want := range map[uint32]string{
+		12:                      "NETFILTER_DROP",
+		2:                       "NOT_SPECIFIED",
+		99:                      "REASON_99",
+		3<<dropSubsysShift | 12: "SUBSYS_3_12",
+	} {
+		if got := d.name(v); got != want {
+			t.Errorf("name(%#x) = %q, want %q", v, got, want)
+		}
+	}
+}

@@ -107,20 +107,6 @@ func TestReply(t *testing.T) {
 	}
 }
 
-func TestDropReasonName(t *testing.T) {
-	d := dropReasons{2: "NOT_SPECIFIED", 12: "NETFILTER_DROP"}
-	for v, want := range map[uint32]string{
-		12:                      "NETFILTER_DROP",
-		2:                       "NOT_SPECIFIED",
-		99:                      "REASON_99",
-		3<<dropSubsysShift | 12: "SUBSYS_3_12",
-	} {
-		if got := d.name(v); got != want {
-			t.Errorf("name(%#x) = %q, want %q", v, got, want)
-		}
-	}
-}
-
 // FuzzDecodeRecord: any bytes decode or fail, and a decoded record's
 // fields are the bytes at their offsets.
 func FuzzDecodeRecord(f *testing.F) {

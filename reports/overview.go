@@ -265,6 +265,7 @@ func checkList(runs []*Run) []string {
 // run with its checks, deliveries, hops, round trips, spawn time, drift
 // outage, faults and policy verdicts.
 func WriteOverview(w io.Writer, r *Report) error {
+	r = withStats(r)
 	_, err := io.WriteString(w, overviewMarkdown(r))
 	return err
 }
@@ -273,6 +274,7 @@ func WriteOverview(w io.Writer, r *Report) error {
 // overview table, then every run error and failed check on a line of
 // its own.
 func WriteSummary(w io.Writer, r *Report) error {
+	r = withStats(r)
 	var b strings.Builder
 	b.WriteString(overviewMarkdown(r))
 	if f := failureLines(r); len(f) > 0 {

@@ -165,3 +165,21 @@ func StatsOf(run *Run) *ProbeStats {
 func (r *Run) AllProbesKept() bool {
 	return r.ProbeStats == nil || r.ProbeStats.Sent == len(r.Probes)
 }
+
+// withStats is r with every run's ProbeStats set, computed once here for
+// a run that has none (a report.json written before them, with every
+// probe), so that a renderer asking StatsOf many times per run does not
+// tally 100,000 probes each time. r and its runs are left as they are.
+func withStats(r *Report) *Report {
+	out := *r
+	out.Runs = make([]*Run, len(r.Runs))
+	for i, run := range r.Runs {
+		out.Runs[i] = run
+		if run.ProbeStats == nil {
+			c := *run
+			c.ProbeStats = StatsOf(run)
+			out.Runs[i] = &c
+		}
+	}
+	return &out
+}

@@ -1,7 +1,9 @@
 package reports
 
 import (
+	"bytes"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +70,31 @@ func TestProbeTally(t *testing.T) {
 	}
 	if n := len(s.Classes); n != 4 {
 		t.Errorf("%d classes, want 4 (delivered in 3 and 4 hops, dropped, denied): %+v", n, s.Classes)
+	}
+}
+
+// TestWithStats: renderers tally a run without ProbeStats once, on a
+// copy: the report they were given is unchanged, a run that has its
+// figures is shared, and the Markdown is what it was.
+func TestWithStats(t *testing.T) {
+	r := sample()
+	r.Runs[1].ProbeStats = StatsOf(r.Runs[1])
+	w := withStats(r)
+	if r.Runs[0].ProbeStats != nil {
+		t.Error("withStats changed the report it was given")
+	}
+	if w.Runs[1] != r.Runs[1] || w.Runs[0] == r.Runs[0] || !reflect.DeepEqual(w.Runs[0].ProbeStats, StatsOf(r.Runs[0])) {
+		t.Error("withStats did not tally the run without figures alone")
+	}
+	var a, b bytes.Buffer
+	if err := WriteMarkdown(&a, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Runs[0].ProbeStats = StatsOf(r.Runs[0])
+	if err := WriteMarkdown(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if a.String() != b.String() {
+		t.Error("the Markdown of a run with its figures tallied differs")
 	}
 }

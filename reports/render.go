@@ -93,6 +93,7 @@ func dur(d time.Duration) string {
 // WriteMarkdown writes the comparison: one table per scenario with a row
 // per generation, then the failed checks.
 func WriteMarkdown(w io.Writer, r *Report) error {
+	r = withStats(r)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n", r.Title)
 	if r.Machine != "" {
@@ -604,6 +605,7 @@ svg{display:block;margin:1em 0}table{border-collapse:collapse;margin:1em 0}td,th
 // scenario its tables and its plots (scenarioPlots), drawn with
 // gonum/plot and inlined as SVG, so that the page needs nothing else.
 func WriteHTML(w io.Writer, r *Report) error {
+	r = withStats(r)
 	type row struct{ Gen, Backend, Delivered, Hops, SwitchHops, P50, P99, Spawn, Checks, Class string }
 	type section struct {
 		Name, Description string

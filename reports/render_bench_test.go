@@ -26,25 +26,66 @@ func bigRun(n int) *Report {
 		}
 		run.Probes = append(run.Probes, p)
 	}
+	// A round of probes per 100, the leaf failing halfway and its
+	// flows down for a tenth of the run, and the spawn of vm-0.
+	for i := 0; i < n; i += 100 {
+		r := Reach{At: time.Duration(i) * time.Millisecond, Tag: "t", Flows: 100, Reached: 100}
+		if i >= n/2 && i < n/2+n/10 {
+			r.Reached = 75
+		}
+		run.Reach = append(run.Reach, r)
+	}
+	run.Faults = []Fault{{At: time.Duration(n/2) * time.Millisecond, Target: "node leaf1", RoutesWithdrawn: 25}}
+	for i, step := range []string{"1-schedule:host1", "2-4-port-created", "5-vnic-attached", "9-overlay-active"} {
+		run.Timeline = append(run.Timeline, SpawnEvent{Instance: "vm-0", Step: step, At: time.Duration(i) * time.Millisecond})
+	}
 	run.Checks = []Check{{What: "all reachable", Passed: true}}
 	return &Report{Title: "bench", Runs: []*Run{run}}
 }
 
-// BenchmarkRender100k renders the Markdown and the HTML report (with its
-// round-trip CDF) of a 100,000-probe run.
+// sampled is r's run as the runner now records it: the figures of every
+// probe (ProbeStats) and, in full, the first 1,000 probes and the first
+// four of each outcome after them.
+func sampled(r *Report) *Report {
+	run := *r.Runs[0]
+	var t ProbeTally
+	perKey := map[ProbeKey]int{}
+	run.Probes = nil
+	for i, p := range r.Runs[0].Probes {
+		t.Add(p)
+		if k := KeyOf(p); i < 1000 || perKey[k] < 4 {
+			perKey[k]++
+			run.Probes = append(run.Probes, p)
+		}
+	}
+	run.ProbeStats = t.Stats()
+	return &Report{Title: r.Title, Runs: []*Run{&run}}
+}
+
+// BenchmarkRender100k renders the Markdown and the HTML report of a
+// 100,000-probe run: its plots are the round-trip CDF, the flows reached
+// over time (1,000 rounds around a fault), the spawn steps and the time
+// per hop. The run is as the runner records it (figures of every probe,
+// a sample in full), and, "all-probes", as a report.json written before
+// ProbeStats holds it: every probe, the figures derived from them.
 func BenchmarkRender100k(b *testing.B) {
-	r := bigRun(100000)
-	for _, f := range []struct {
-		name  string
-		write func(io.Writer, *Report) error
-	}{{"markdown", WriteMarkdown}, {"html", WriteHTML}} {
-		b.Run(f.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := f.write(io.Discard, r); err != nil {
-					b.Fatal(err)
+	all := bigRun(100000)
+	for _, r := range []struct {
+		name string
+		rep  *Report
+	}{{"", sampled(all)}, {"all-probes-", all}} {
+		for _, f := range []struct {
+			name  string
+			write func(io.Writer, *Report) error
+		}{{"markdown", WriteMarkdown}, {"html", WriteHTML}} {
+			b.Run(r.name+f.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := f.write(io.Discard, r.rep); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }

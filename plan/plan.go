@@ -221,10 +221,10 @@ func scenario(p Params, gen scenarios.Generation) (src string, instances, networ
 	return b.String(), instances, networks
 }
 
-func runGen(ctx context.Context, p Params, profiles []Profile, gen scenarios.Generation, progress func(string)) (Gen, error) {
+func runGen(ctx context.Context, p Params, profiles []Profile, gen scenarios.Generation, progress func(string)) (g Gen, err error) {
 	start := time.Now()
 	src, instances, networks := scenario(p, gen)
-	g := Gen{Generation: string(gen), Instances: instances, Networks: networks}
+	g = Gen{Generation: string(gen), Instances: instances, Networks: networks}
 	defer func() { g.Elapsed = time.Since(start) }()
 	if networks > 4096 {
 		return g, fmt.Errorf("plan %s: %d networks of %d instances: more than the plan's addressing holds (4,096); raise --instances-per-network", gen, networks, p.InstancesPerNetwork)

@@ -59,7 +59,7 @@ func WriteMarkdown(w io.Writer, p *Plan) error {
 			fmt.Fprintf(&b, "\nSpawn storm: %d IPAM calls through the controller, %d controller calls in all, %s one after another (%.1f calls/s); a zone: %d calls, %s; at Neutron's ~100 ms a call the storm's controller time is %s.\n",
 				s.IPAMCalls, s.ControllerCalls, dur(s.Duration), s.CallsPerSecond, s.PerZoneCalls, dur(s.PerZoneDuration), dur(s.AtNeutron))
 		} else {
-			fmt.Fprintf(&b, "\nSpawn storm: %d addresses from the nodes' local IPAM, no controller call; %s one after another.\n", s.LocalAllocations, dur(s.Duration))
+			fmt.Fprintf(&b, "\nSpawn storm: %d addresses from the nodes' local IPAM, no controller call (%s of virtual time one after another).\n", s.LocalAllocations, dur(s.Duration))
 		}
 		b.WriteString("\n| table | devices | min | p50 | max (device) | limit (profile) | use |\n|---|---|---|---|---|---|---|\n")
 		for _, t := range g.Tables {

@@ -44,9 +44,15 @@ const portHolderPrefix = "port:"
 // a Store, with an Overlay hook told of port bindings. Safe for concurrent
 // use. Every method that changes state does so in one store transaction.
 type Service struct {
-	st      store.Store
-	overlay Overlay
-	clock   Clock
+	st        store.Store
+	overlayMu sync.RWMutex
+	overlay   Overlay
+	clock     Clock
+	// feed is set when the store tells of changes other replicas commit
+	// (store.Watcher): then overlay hooks and waiters follow the store's
+	// change feed, for every replica's commits, instead of this one's.
+	feed     bool
+	stopFeed func()
 
 	hookCtx  context.Context
 	stopHook context.CancelFunc
@@ -72,12 +78,60 @@ func New(st store.Store, overlay Overlay, clock Clock) *Service {
 		clock = SystemClock{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{st: st, overlay: overlay, clock: clock, hookCtx: ctx, stopHook: cancel, hookQ: map[string][]func(context.Context){}, watchers: map[string]chan struct{}{}}
+	s := &Service{st: st, overlay: overlay, clock: clock, hookCtx: ctx, stopHook: cancel, hookQ: map[string][]func(context.Context){}, watchers: map[string]chan struct{}{}}
+	if w, ok := st.(store.Watcher); ok {
+		s.feed = true
+		s.stopFeed = w.Watch(bPorts, s.portChanged)
+	}
+	return s
 }
 
-// SetOverlay sets the overlay hook; call before serving requests (the CNC
-// needs the service to exist before it can be built).
-func (s *Service) SetOverlay(o Overlay) { s.overlay = o }
+// SetOverlay sets the overlay hook (nil: none). The CNC needs the service
+// to exist before it can be built; a replica that wins the CNC's election
+// sets it, and one that loses leadership clears it.
+func (s *Service) SetOverlay(o Overlay) {
+	s.overlayMu.Lock()
+	defer s.overlayMu.Unlock()
+	s.overlay = o
+}
+
+func (s *Service) getOverlay() Overlay {
+	s.overlayMu.RLock()
+	defer s.overlayMu.RUnlock()
+	return s.overlay
+}
+
+// portChanged follows the store's change feed of ports, committed by any
+// replica: it wakes the port's waiters and tells the overlay of a new
+// binding or an unbinding, as changed and DeletePort do for one process.
+func (s *Service) portChanged(_, old, new []byte) {
+	var before, after Port
+	if old != nil && json.Unmarshal(old, &before) != nil {
+		return
+	}
+	if new != nil && json.Unmarshal(new, &after) != nil {
+		return
+	}
+	if new == nil {
+		s.notify(before.Name)
+		if o := s.getOverlay(); o != nil && before.Host != "" {
+			s.runHook(before.Name, func(ctx context.Context) { o.PortUnbound(ctx, before, before.Host) })
+		}
+		return
+	}
+	s.notify(after.Name)
+	if after.Host == before.Host {
+		return
+	}
+	if o := s.getOverlay(); o != nil {
+		switch {
+		case after.Host != "":
+			s.runHook(after.Name, func(ctx context.Context) { o.PortBound(ctx, after, before.Host) })
+		default:
+			s.runHook(after.Name, func(ctx context.Context) { o.PortUnbound(ctx, after, before.Host) })
+		}
+	}
+}
 
 // Store returns the service's store.
 func (s *Service) Store() store.Store { return s.st }
@@ -85,6 +139,9 @@ func (s *Service) Store() store.Store { return s.st }
 // Close cancels running overlay hooks and waits for them. It does not close
 // the store.
 func (s *Service) Close() {
+	if s.stopFeed != nil {
+		s.stopFeed()
+	}
 	s.hookMu.Lock()
 	s.closed = true
 	s.hookMu.Unlock()
@@ -1039,8 +1096,8 @@ func (s *Service) DeletePort(ctx context.Context, name string) (Port, error) {
 		return Port{}, fmt.Errorf("delete port %q: %w", name, err)
 	}
 	s.notify(p.Name)
-	if p.Host != "" && s.overlay != nil {
-		s.runHook(p.Name, func(ctx context.Context) { s.overlay.PortUnbound(ctx, p, p.Host) })
+	if o := s.getOverlay(); p.Host != "" && o != nil && !s.feed {
+		s.runHook(p.Name, func(ctx context.Context) { o.PortUnbound(ctx, p, p.Host) })
 	}
 	return p, nil
 }
@@ -1132,14 +1189,15 @@ func (s *Service) notify(name string) {
 // changed wakes watchers and tells the overlay of a new binding.
 func (s *Service) changed(p Port, oldHost string) {
 	s.notify(p.Name)
-	if s.overlay == nil {
+	o := s.getOverlay()
+	if o == nil || s.feed {
 		return
 	}
 	switch {
 	case p.Host != "":
-		s.runHook(p.Name, func(ctx context.Context) { s.overlay.PortBound(ctx, p, oldHost) })
+		s.runHook(p.Name, func(ctx context.Context) { o.PortBound(ctx, p, oldHost) })
 	case oldHost != "":
-		s.runHook(p.Name, func(ctx context.Context) { s.overlay.PortUnbound(ctx, p, oldHost) })
+		s.runHook(p.Name, func(ctx context.Context) { o.PortUnbound(ctx, p, oldHost) })
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/api"
 	"github.com/netbed/netbed/controller/cnc"
+	"github.com/netbed/netbed/controller/election"
 	"github.com/netbed/netbed/controller/store"
 	"github.com/netbed/netbed/topologies"
 	"github.com/netbed/netbed/topologies/clab"
@@ -44,7 +46,10 @@ func init() {
 			},
 		}
 		fs := serve.Flags()
-		fs.StringVar(&o.store, "store", "netbed-controller.db", "bbolt store file (created if missing)")
+		fs.StringVar(&o.store, "store", "netbed-controller.db", "bbolt store file (created if missing), or etcd://host:port[,host:port…] to serve as one of several replicas on etcd")
+		fs.StringVar(&o.etcd.Prefix, "etcd-prefix", "/netbed/", "with an etcd store, the prefix of every key it writes (one per controller sharing the etcd)")
+		fs.StringVar(&o.etcd.Name, "replica", "", "with an etcd store, this replica's name (default host-pid-random)")
+		fs.DurationVar(&o.leaderTTL, "leader-ttl", 5*time.Second, "with an etcd store and --topology, how long the CNC's leader may be silent before another replica takes over")
 		fs.StringVar(&o.listen, "listen", "127.0.0.1:7480", "address to serve the HTTP API on: host:port, or unix:/path/to/socket")
 		fs.DurationVar(&o.lockTimeout, "lock-timeout", 2*time.Second, "how long to wait for another process's lock on the store")
 		fs.StringVar(&o.topology, "topology", "", "fabric topology (containerlab file): run the CNC, which configures the leaves of bound ports (in memory) and reports their overlay")
@@ -59,9 +64,10 @@ func init() {
 
 type controllerFlags struct {
 	store, listen, topology, clusterCIDR string
-	lockTimeout                          time.Duration
+	lockTimeout, leaderTTL               time.Duration
 	nodeMask, parent                     int
 	sec                                  securityFlags
+	etcd                                 store.EtcdOptions
 }
 
 func runController(o controllerFlags, stdout io.Writer) error {
@@ -91,6 +97,19 @@ func runController(o controllerFlags, stdout io.Writer) error {
 		}
 		pool = &controller.ClusterPool{CIDR: p, MaskBits: *nodeMask}
 	}
+	eps, isEtcd, err := store.ParseEtcdURL(*storePath)
+	if err != nil {
+		return usageErr("--store: %v", err)
+	}
+	if isEtcd {
+		o.etcd.Endpoints = eps
+		st, err := store.OpenEtcd(o.etcd)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return serveOn(ctx, st, *storePath, *listen, topo, pool, o.leaderTTL, sec, stdout)
+	}
 	return serveController(ctx, *storePath, *listen, *lockWait, topo, pool, sec, stdout)
 }
 
@@ -98,14 +117,23 @@ func runController(o controllerFlags, stdout io.Writer) error {
 // in-flight requests finish, overlay hooks stop, the store closes. sec nil
 // serves plain HTTP to everyone.
 func serveController(ctx context.Context, storePath, listen string, lockWait time.Duration, topo *topologies.Topology, pool *controller.ClusterPool, sec *serverSecurity, stdout io.Writer) error {
-	if sec == nil {
-		sec = &serverSecurity{limits: api.DefaultLimits()}
-	}
 	st, err := store.OpenBolt(storePath, store.BoltOptions{LockTimeout: lockWait})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	return serveOn(ctx, st, storePath, listen, topo, pool, 0, sec, stdout)
+}
+
+// serveOn serves the API on an open store. On an etcd store the CNC (with
+// topo) runs on the replica that wins the election under the store's
+// prefix, for at most leaderTTL after that replica is lost. sec nil
+// serves plain HTTP to everyone.
+func serveOn(ctx context.Context, st store.Store, storePath, listen string, topo *topologies.Topology, pool *controller.ClusterPool, leaderTTL time.Duration, sec *serverSecurity, stdout io.Writer) error {
+	if sec == nil {
+		sec = &serverSecurity{limits: api.DefaultLimits()}
+	}
+	est, replicated := st.(*store.Etcd)
 	svc := controller.New(st, nil, nil)
 	if pool != nil {
 		if err := svc.SetClusterPool(ctx, *pool); err != nil {
@@ -114,14 +142,35 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 		}
 	}
 	var overlay *cnc.CNC
+	var elected sync.WaitGroup
 	defer func() {
 		// The service first: its hooks feed the CNC.
 		svc.Close()
+		elected.Wait()
 		if overlay != nil {
 			overlay.Close()
 		}
 	}()
-	if topo != nil {
+	if topo != nil && replicated {
+		ectx, stopElection := context.WithCancel(ctx)
+		defer stopElection()
+		elected.Add(1)
+		go func() {
+			defer elected.Done()
+			_ = election.Run(ectx, est.Client(), est.Prefix()+"cnc", est.Name(), leaderTTL, func(lctx context.Context) {
+				c, err := cnc.Attach(lctx, svc, topo, cnc.NewMemoryDriver(), cnc.Options{})
+				if err != nil {
+					fmt.Fprintf(stdout, "controller: replica %s won the CNC's election but could not start it: %v\n", est.Name(), err)
+					return
+				}
+				fmt.Fprintf(stdout, "controller: replica %s runs the CNC\n", est.Name())
+				<-lctx.Done()
+				svc.SetOverlay(nil)
+				c.Close()
+				fmt.Fprintf(stdout, "controller: replica %s no longer runs the CNC\n", est.Name())
+			})
+		}()
+	} else if topo != nil {
 		// Without a fabric driver on this machine the leaves are the CNC's
 		// in-memory model; ports still go BUILD -> ACTIVE through it.
 		c, err := cnc.Attach(ctx, svc, topo, cnc.NewMemoryDriver(), cnc.Options{})
@@ -133,7 +182,8 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 	network, addr := "tcp", listen
 	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
 		// A socket left by a killed controller is in the way; the store's
-		// lock, taken above, says that no other controller serves it.
+		// lock, taken above, says that no other controller serves it (each
+		// etcd replica has a socket of its own).
 		network, addr = "unix", path
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("listen on %s: %w", listen, err)
@@ -158,7 +208,7 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	fmt.Fprintf(stdout, "controller: store %s, serving %s://%s\n", storePath, sec.scheme(), ln.Addr())
-	if topo != nil {
+	if topo != nil && !replicated {
 		fmt.Fprintf(stdout, "controller: the CNC configures the leaves of %s\n", topo)
 	}
 	errc := make(chan error, 1)
@@ -177,6 +227,7 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 	}
 	return nil
 }
+
 
 // exitWithParent returns a context that ends once parent is no longer
 // this process's parent (it exited and this one was reparented; maybe

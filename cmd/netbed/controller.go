@@ -228,7 +228,6 @@ func serveOn(ctx context.Context, st store.Store, storePath, listen string, topo
 	return nil
 }
 
-
 // exitWithParent returns a context that ends once parent is no longer
 // this process's parent (it exited and this one was reparented; maybe
 // before this process even started), so that a controller started by a

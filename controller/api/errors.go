@@ -30,6 +30,8 @@ var codes = []struct {
 	{"illegal_transition", http.StatusConflict, controller.ErrIllegalTransition},
 	{"in_use", http.StatusConflict, controller.ErrInUse},
 	{"stale", http.StatusConflict, controller.ErrStale},
+	{"store_unreachable", http.StatusServiceUnavailable, store.ErrUnreachable},
+	{"too_large", http.StatusRequestEntityTooLarge, store.ErrTooLarge},
 	{"timeout", http.StatusRequestTimeout, context.DeadlineExceeded},
 	{"unavailable", http.StatusServiceUnavailable, store.ErrClosed},
 	{"canceled", http.StatusServiceUnavailable, context.Canceled}, // server shutting down or client gone
@@ -91,6 +93,8 @@ func toError(err error) *Error {
 		e.Message, e.cause = internalMessage, err
 	case "unavailable":
 		e.Message, e.cause = "the controller is shutting down (its store is closed); retry against the restarted controller", err
+	case "store_unreachable":
+		e.Message, e.cause = "the controller cannot reach its store (etcd): a change is made entirely or not at all; retry, reading first what a change that failed this way may have made", err
 	case "canceled":
 		e.Message, e.cause = "the request was canceled: the controller is shutting down or the client went away", err
 	case "timeout":

@@ -119,7 +119,8 @@ type Watcher interface {
 	Watch(bucket string, fn func(key, old, new []byte)) (stop func())
 }
 
-// ErrUnreachable is returned when etcd does not answer in time.
+// ErrUnreachable is returned when etcd does not answer in time, or has no
+// leader to answer with.
 var ErrUnreachable = errors.New("etcd unreachable")
 
 // ParseEtcdURL returns the endpoints of an etcd://host:port[,host:port…]
@@ -216,6 +217,7 @@ func (e *Etcd) Endpoints() []string { return slices.Clone(e.o.Endpoints) }
 func (e *Etcd) errf(op string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) ||
 		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost) ||
+		errors.Is(err, rpctypes.ErrLeaderChanged) || errors.Is(err, rpctypes.ErrGRPCNoLeader) ||
 		status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded {
 		return fmt.Errorf("%s: %w at %s (%v)", op, ErrUnreachable, strings.Join(e.o.Endpoints, ","), err)
 	}

@@ -218,3 +218,23 @@ func (c *Cluster) stop() {
 		_ = os.RemoveAll(m.Dir)
 	}
 }
+
+// Leader returns the index of the member that is raft leader.
+func (c *Cluster) Leader(t testing.TB) int {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("etcd client: %v", err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i, ep := range c.Endpoints() {
+		st, err := cli.Status(ctx, ep)
+		if err == nil && st.Leader == st.Header.MemberId {
+			return i
+		}
+	}
+	t.Fatal("no etcd member says it is the leader")
+	return -1
+}

@@ -189,8 +189,8 @@ func transient(err error) bool {
 type ledger struct {
 	retries atomic.Int64 // calls repeated, on another replica or later
 	mu      sync.Mutex
-	ports map[string]controller.Port // live acknowledged ports by name
-	held  map[netip.Addr]string      // acknowledged allocations -> holder
+	ports   map[string]controller.Port // live acknowledged ports by name
+	held    map[netip.Addr]string      // acknowledged allocations -> holder
 }
 
 // storm runs workers clients, each on replica w%n and moving to the next

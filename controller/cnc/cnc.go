@@ -310,17 +310,44 @@ func (c *CNC) Steps(port PortID) []Step {
 
 // report sends the overlay state; a report the service refuses because the
 // port moved on or was deleted meanwhile is dropped (a newer run follows).
+// One the service could not take (its store away for a moment) is sent
+// again, backing off, until it is taken or refused.
 func (c *CNC) report(id PortID, name, host string, s controller.State, reason string) {
 	st := Step{Port: id, Kind: "report", Host: host, State: s, Start: c.opts.Clock.Now()}
-	svc, err := c.service()
-	if err == nil {
-		_, err = svc.SetOverlayState(c.ctx, name, controller.StateUpdate{State: s, Reason: reason, Host: host})
-	}
+	err := c.untilAnswered(id, func(svc Service) error {
+		_, err := svc.SetOverlayState(c.ctx, name, controller.StateUpdate{State: s, Reason: reason, Host: host})
+		return err
+	})
 	st.End = c.opts.Clock.Now()
 	if err != nil {
 		st.Err = err.Error()
 	}
 	c.record(st)
+}
+
+// answered reports whether err is the service's answer about the port (it
+// is gone, moved on, or the change is refused) rather than the service
+// failing to answer (its store unreachable, the replica shutting down).
+func answered(err error) bool {
+	return err == nil || errors.Is(err, controller.ErrNotFound) || errors.Is(err, controller.ErrStale) ||
+		errors.Is(err, controller.ErrIllegalTransition) || errors.Is(err, controller.ErrInvalid) || errors.Is(err, controller.ErrExists)
+}
+
+// untilAnswered calls f until the service answers it (see answered), backing
+// off from Backoff to MaxBackoff, while the CNC runs and no newer run of the
+// port is queued (which will ask again itself).
+func (c *CNC) untilAnswered(id PortID, f func(Service) error) error {
+	wait := c.opts.Backoff
+	for {
+		svc, err := c.service()
+		if err == nil {
+			err = f(svc)
+		}
+		if answered(err) || c.hasNewer(id) || !c.sleep(wait) {
+			return err
+		}
+		wait = min(2*wait, c.opts.MaxBackoff)
+	}
 }
 
 // segment returns a network's segment, cached (segments do not change).
@@ -348,11 +375,11 @@ func (c *CNC) segment(network string) (controller.Segment, error) {
 // reconcile brings the leaves in line with the port's current binding.
 func (c *CNC) reconcile(id PortID, pd *pending) {
 	look := Step{Port: id, Kind: "lookup", Start: c.opts.Clock.Now()}
-	svc, err := c.service()
 	var p controller.Port
-	if err == nil {
+	err := c.untilAnswered(id, func(svc Service) (err error) {
 		p, err = svc.GetPort(c.ctx, pd.last.Name)
-	}
+		return err
+	})
 	gone := errors.Is(err, controller.ErrNotFound) || (err == nil && p.ID != id)
 	if gone {
 		err = nil
@@ -362,7 +389,10 @@ func (c *CNC) reconcile(id PortID, pd *pending) {
 	var atts []Attachment
 	var seg controller.Segment
 	if err == nil && p.Host != "" {
-		seg, err = c.segment(p.Network)
+		err = c.untilAnswered(id, func(Service) (err error) {
+			seg, err = c.segment(p.Network)
+			return err
+		})
 	}
 	if err == nil && p.Host != "" {
 		var ok bool

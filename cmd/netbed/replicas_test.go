@@ -27,7 +27,7 @@ import (
 // replicaSet runs `netbed controller serve` replicas on one etcd cluster,
 // each a process of its own (this test binary acting as netbed).
 type replicaSet struct {
-	t       *testing.T
+	t       testing.TB
 	etcd    *etcdtest.Cluster
 	topo    string
 	prefix  string
@@ -38,7 +38,7 @@ type replicaSet struct {
 	clients []*api.Client
 }
 
-func startReplicas(t *testing.T, c *etcdtest.Cluster, n int, topo string) *replicaSet {
+func startReplicas(t testing.TB, c *etcdtest.Cluster, n int, topo string) *replicaSet {
 	t.Helper()
 	rs := &replicaSet{t: t, etcd: c, topo: topo, prefix: "/" + filepath.Base(t.TempDir()) + "/"}
 	rs.procs = make([]*exec.Cmd, n)
@@ -66,13 +66,23 @@ func startReplicas(t *testing.T, c *etcdtest.Cluster, n int, topo string) *repli
 func (rs *replicaSet) name(i int) string { return fmt.Sprintf("replica-%d", i+1) }
 
 func (rs *replicaSet) start(i int) {
-	t := rs.t
-	t.Helper()
+	rs.t.Helper()
 	args := []string{"controller", "serve", "--store", rs.etcd.URL(), "--etcd-prefix", rs.prefix,
 		"--replica", rs.name(i), "--listen", "127.0.0.1:0", "--leader-ttl", "1s"}
 	if rs.topo != "" {
 		args = append(args, "--topology", rs.topo)
 	}
+	cmd, u, log := spawnController(rs.t, &rs.mu, rs.name(i), args)
+	rs.mu.Lock()
+	rs.procs[i], rs.urls[i], rs.logs[i], rs.clients[i] = cmd, u, log, api.NewClient(u, nil)
+	rs.mu.Unlock()
+}
+
+// spawnController starts `netbed controller serve args` as a process (this
+// test binary acting as netbed) and returns it once it serves, with its
+// URL and its output (written under mu).
+func spawnController(t testing.TB, mu *sync.Mutex, name string, args []string) (*exec.Cmd, string, *strings.Builder) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), envRunCLI+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -81,7 +91,7 @@ func (rs *replicaSet) start(i int) {
 		t.Fatal(err)
 	}
 	log := &strings.Builder{}
-	cmd.Stderr = &lockedWriter{mu: &rs.mu, w: log}
+	cmd.Stderr = &lockedWriter{mu: mu, w: log}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,9 +100,9 @@ func (rs *replicaSet) start(i int) {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			line := sc.Text()
-			rs.mu.Lock()
+			mu.Lock()
 			log.WriteString(line + "\n")
-			rs.mu.Unlock()
+			mu.Unlock()
 			if _, u, ok := strings.Cut(line, "serving "); ok {
 				urlc <- u
 			}
@@ -103,15 +113,14 @@ func (rs *replicaSet) start(i int) {
 	case u, ok := <-urlc:
 		if !ok {
 			_ = cmd.Wait()
-			t.Fatalf("%s exited before serving:\n%s", rs.name(i), log)
+			t.Fatalf("%s exited before serving:\n%s", name, log)
 		}
-		rs.mu.Lock()
-		rs.procs[i], rs.urls[i], rs.logs[i], rs.clients[i] = cmd, u, log, api.NewClient(u, nil)
-		rs.mu.Unlock()
+		return cmd, u, log
 	case <-time.After(20 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatalf("%s did not serve within 20s:\n%s", rs.name(i), log)
+		t.Fatalf("%s did not serve within 20s:\n%s", name, log)
 	}
+	return nil, "", nil
 }
 
 type lockedWriter struct {
@@ -420,7 +429,7 @@ func checkExact(t *testing.T, rs *replicaSet, c *api.Client, lg *ledger) {
 	t.Logf("%d ports, %d addresses held, all as acknowledged", len(byName), len(have))
 }
 
-func setupNetwork(t *testing.T, c *api.Client, segment controller.Segment) {
+func setupNetwork(t testing.TB, c *api.Client, segment controller.Segment) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := c.CreateNetwork(ctx, controller.NetworkRequest{Name: "n", Segment: segment}); err != nil {

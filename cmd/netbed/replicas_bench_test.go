@@ -114,4 +114,3 @@ func BenchmarkZoneReplicas(b *testing.B) {
 		b.Errorf("store check: %v %v", problems, err)
 	}
 }
-

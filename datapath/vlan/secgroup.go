@@ -220,12 +220,24 @@ func (c *chain) match(d Direction, proto uint8, remote netip.Addr, port uint16) 
 	return -1, walked
 }
 
-// Match is the verdict the security groups' chain gives a new flow's
-// first packet (no connection tracking) crossing an instance's port in
-// direction d, with the rule that decided ("sg:<group>:<n>", or the
-// direction's default) and how many rules it walked.
-func Match(groups []SecurityGroup, defIn, defOut Verdict, d Direction, proto uint8, remote netip.Addr, port uint16) (Verdict, string, int) {
-	c := newChain(groups, defIn, defOut)
+// SGChain is a security-group chain outside any host, to ask it for
+// verdicts (compilers' tests, benchmarks).
+type SGChain struct{ c *chain }
+
+// NewSGChain builds the chain of groups with the directions' defaults.
+func NewSGChain(groups []SecurityGroup, defIn, defOut Verdict) *SGChain {
+	return &SGChain{newChain(groups, defIn, defOut)}
+}
+
+// Len is how many rules the chain holds.
+func (s *SGChain) Len() int { return len(s.c.rules) }
+
+// Match is the verdict the chain gives a new flow's first packet (no
+// connection tracking) crossing the instance's port in direction d,
+// with the rule that decided ("sg:<group>:<n>", or the direction's
+// default) and how many rules it walked: O(n) in the rules.
+func (s *SGChain) Match(d Direction, proto uint8, remote netip.Addr, port uint16) (Verdict, string, int) {
+	c := s.c
 	i, walked := c.match(d, proto, remote, port)
 	if i >= 0 {
 		return c.rules[i].Action, c.rules[i].name, walked

@@ -78,11 +78,11 @@ func gen3Allows(m *ebpf.HashMap[ebpf.PolicyKey, ebpf.PolicyEntry], g *Gen3, src,
 // then the destination's (ingress).
 func gen1Allows(g *Gen1, src, dst *policy.Pod, t policy.Traffic) bool {
 	proto := uint8(protoOf[t.Protocol])
-	v, _, _ := vlan.Match(g.Groups[src.String()], vlan.Accept, vlan.Accept, vlan.Egress, proto, dst.IP, t.Port)
+	v, _, _ := vlan.NewSGChain(g.Groups[src.String()], vlan.Accept, vlan.Accept).Match(vlan.Egress, proto, dst.IP, t.Port)
 	if v != vlan.Accept {
 		return false
 	}
-	v, _, _ = vlan.Match(g.Groups[dst.String()], vlan.Accept, vlan.Accept, vlan.Ingress, proto, src.IP, t.Port)
+	v, _, _ = vlan.NewSGChain(g.Groups[dst.String()], vlan.Accept, vlan.Accept).Match(vlan.Ingress, proto, src.IP, t.Port)
 	return v == vlan.Accept
 }
 

@@ -89,6 +89,17 @@ type resolved struct {
 	isolatedIn, isolatedOut map[*policy.Pod]bool
 	usesNames               bool
 	blocks                  []block
+	// nsLabels caches every namespace's labels.
+	nsLabels map[string]labels.Set
+}
+
+func (r *resolved) namespaceLabels(c *policy.Cluster, ns string) labels.Set {
+	l, ok := r.nsLabels[ns]
+	if !ok {
+		l = c.NamespaceLabels(ns)
+		r.nsLabels[ns] = l
+	}
+	return l
 }
 
 func selector(sel *metav1.LabelSelector) (labels.Selector, error) {
@@ -97,7 +108,7 @@ func selector(sel *metav1.LabelSelector) (labels.Selector, error) {
 
 // resolve turns the set's policies into grants over c's pods.
 func resolve(s *policy.Set, c *policy.Cluster) (*resolved, error) {
-	r := &resolved{isolatedIn: map[*policy.Pod]bool{}, isolatedOut: map[*policy.Pod]bool{}}
+	r := &resolved{isolatedIn: map[*policy.Pod]bool{}, isolatedOut: map[*policy.Pod]bool{}, nsLabels: map[string]labels.Set{}}
 	for i := range s.NetworkPolicies {
 		if err := r.networkPolicy(&s.NetworkPolicies[i], c); err != nil {
 			np := &s.NetworkPolicies[i]
@@ -178,7 +189,7 @@ func (r *resolved) npRule(c *policy.Cluster, ns string, subjects []*policy.Pod, 
 		for _, p := range c.Pods {
 			inNS := p.Namespace == ns
 			if nsSel != nil {
-				inNS = nsSel.Matches(c.NamespaceLabels(p.Namespace))
+				inNS = nsSel.Matches(r.namespaceLabels(c, p.Namespace))
 			}
 			if inNS && podSel.Matches(labels.Set(p.Labels)) {
 				g.peers.pods = append(g.peers.pods, p)

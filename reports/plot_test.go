@@ -88,7 +88,8 @@ func TestHopBars(t *testing.T) {
 }
 
 // TestSpawnBars: the first instance's steps at 0, 2 ms and 9 ms are bars
-// of 2 and 9 ms after the first step; another instance's are left out.
+// of 2 and 9 ms after the first step; another instance's are left out;
+// steps that all took no time make no plot.
 func TestSpawnBars(t *testing.T) {
 	run := &Run{Generation: "evpn", Timeline: []SpawnEvent{
 		{Instance: "a", Step: "1-schedule", At: time.Second},
@@ -100,6 +101,12 @@ func TestSpawnBars(t *testing.T) {
 	want := []Bar{{Label: "2-4-port-created", Value: 2, Text: "2.00 ms", Gen: "evpn"}, {Label: "9-overlay-active", Value: 9, Text: "9.00 ms", Gen: "evpn"}}
 	if unit != "ms" || !slices.Equal(bars, want) {
 		t.Errorf("spawn bars %+v in %s, want %+v in ms", bars, unit, want)
+	}
+	for i := range run.Timeline {
+		run.Timeline[i].At = time.Second
+	}
+	if bars, _ := spawnBars(run); bars != nil {
+		t.Errorf("a spawn whose steps took no time has bars %+v", bars)
 	}
 }
 

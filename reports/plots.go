@@ -3,6 +3,7 @@ package reports
 import (
 	"fmt"
 	"html/template"
+	"slices"
 )
 
 // scenarioPlots are the plots of one scenario's runs, in the order the
@@ -58,10 +59,11 @@ func scenarioPlots(sc string, runs []*Run) ([]template.HTML, error) {
 }
 
 // spawnBars are the steps of the run's first instance's spawn, each a
-// bar of its time since the first step, in one unit.
+// bar of its time since the first step, in one unit; none when every
+// step took no time (gen 3 on sim), which the spawn line already says.
 func spawnBars(run *Run) ([]Bar, string) {
 	ev := firstSpawn(run)
-	if len(ev) < 2 {
+	if len(ev) < 2 || slices.IndexFunc(ev, func(e SpawnEvent) bool { return e.At != ev[0].At }) < 0 {
 		return nil, ""
 	}
 	var steps []timeBar

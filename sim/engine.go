@@ -95,10 +95,15 @@ var (
 )
 
 func (o *output) Send(port int, b []byte) { o.e.send(o.n, port, b) }
-func (o *output) Trace(ev datapath.Event) { o.e.nodeTrace(o.n, &ev) }
-func (o *output) Context() stack.Context  { return o.e.context() }
-func (o *output) Resume(c stack.Context)  { o.e.resume(c) }
-func (o *output) String() string          { return o.e.nodes[o.n].name }
+func (o *output) Trace(ev datapath.Event) {
+	// Through the engine's own event, not &ev: a pointer handed to the
+	// device-cost function would move every traced event to the heap.
+	o.e.ev = ev
+	o.e.nodeTrace(o.n, &o.e.ev)
+}
+func (o *output) Context() stack.Context { return o.e.context() }
+func (o *output) Resume(c stack.Context) { o.e.resume(c) }
+func (o *output) String() string         { return o.e.nodes[o.n].name }
 
 // context packs the current segment's lineage: Ref is the path head,
 // Aux the flood point (+1, shifted) and the ARP bit.
@@ -192,6 +197,7 @@ type Engine struct {
 	cur     segment
 	counts  Counts
 	devCost DeviceCost
+	ev      datapath.Event // the event a node is tracing (output.Trace)
 
 	record  bool
 	keeping bool // record || sink != nil: trace events go further than a count

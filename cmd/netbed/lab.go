@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -197,10 +198,18 @@ func runDoctor(require string, stdout io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "\nCNI plugin: not found (%v): pods on the netns backend need it; make build puts it in bin/ beside netbed\n", err)
 	}
-	if gens := netnsrt.KernelGenerations(); len(gens) > 0 {
-		fmt.Fprintf(stdout, "kernel backend: runs %s on the kernel's own devices\n", strings.Join(gens, ", "))
-	} else {
-		fmt.Fprintln(stdout, "kernel backend: no generation runs on it yet")
+	needs := netnsrt.KernelNeeds()
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nGENERATION ON KERNEL\tCAN RUN")
+	for _, g := range netnsrt.KernelGenerations() {
+		if err := needs[g]; err != nil {
+			fmt.Fprintf(tw, "%s\tno: %s\n", g, strings.ReplaceAll(err.Error(), "\n", " "))
+		} else {
+			fmt.Fprintf(tw, "%s\twhere the kernel backend can\n", g)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
 	}
 	if require == "" {
 		return nil

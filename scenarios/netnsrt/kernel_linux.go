@@ -27,16 +27,34 @@ import (
 )
 
 // kernelFabrics are the generations the kernel backend builds, by the
-// model's Generation(): each returns a fresh datapath/kernel fabric.
-var kernelFabrics = map[string]func() kernel.Fabric{
-	vlan.Generation:      func() kernel.Fabric { return ovs.New() },
-	vlan.GenerationStock: func() kernel.Fabric { return ovs.New() },
-	"ebpf":               func() kernel.Fabric { return bpf.New(bpf.Options{}) },
-	"ebpf-direct":        func() kernel.Fabric { return bpf.New(bpf.Options{}) },
+// model's Generation(): a fresh datapath/kernel fabric, and what the
+// machine must have for it (nil: the kernel backend's own needs).
+var kernelFabrics = map[string]struct {
+	make  func() kernel.Fabric
+	needs func() error
+}{
+	vlan.Generation:      {func() kernel.Fabric { return ovs.New() }, ovs.Available},
+	vlan.GenerationStock: {func() kernel.Fabric { return ovs.New() }, ovs.Available},
+	"ebpf":               {func() kernel.Fabric { return bpf.New(bpf.Options{}) }, nil},
+	"ebpf-direct":        {func() kernel.Fabric { return bpf.New(bpf.Options{}) }, nil},
 }
 
 // KernelGenerations lists the generations the kernel backend can run.
 func KernelGenerations() []string { return slices.Sorted(maps.Keys(kernelFabrics)) }
+
+// KernelNeeds says, per generation the kernel backend runs, what this
+// machine lacks for it beyond the backend's own needs (nil: nothing).
+func KernelNeeds() map[string]error {
+	out := map[string]error{}
+	for g, k := range kernelFabrics {
+		if k.needs != nil {
+			out[g] = k.needs()
+		} else {
+			out[g] = nil
+		}
+	}
+	return out
+}
 
 // kernelFabric runs a generation on the kernel's devices: the model is
 // its desired state, and every change to the model is followed by Sync.
@@ -64,7 +82,7 @@ type kernelFabric struct {
 // interfaces) but never run, every node's namespace is captured, and the
 // generation's kernel fabric is built.
 func (r *Runtime) loadKernel(ctx context.Context, f datapath.Fabric, tc *topologies.Topology) error {
-	mk, ok := kernelFabrics[f.Generation()]
+	kg, ok := kernelFabrics[f.Generation()]
 	if !ok {
 		have := "none yet"
 		if gs := KernelGenerations(); len(gs) > 0 {
@@ -93,7 +111,12 @@ func (r *Runtime) loadKernel(ctx context.Context, f datapath.Fabric, tc *topolog
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("kernel runtime: %w", err)
 	}
-	k := &kernelFabric{f: mk(), start: time.Now(), down: map[string][]string{}, names: ktrace.NewNamespaces(), drops: map[string]int{},
+	if kg.needs != nil {
+		if err := kg.needs(); err != nil {
+			return fmt.Errorf("kernel runtime: %s: %w", f.Generation(), err)
+		}
+	}
+	k := &kernelFabric{f: kg.make(), start: time.Now(), down: map[string][]string{}, names: ktrace.NewNamespaces(), drops: map[string]int{},
 		views: map[string]datapath.Path{}}
 	r.k = k
 	if err := k.names.AddLab(r.lab); err != nil {

@@ -217,3 +217,30 @@ func TestCapacityPlot(t *testing.T) {
 		t.Error("2 to 5 instances on a log axis")
 	}
 }
+
+// TestHTMLLoadsNothing: the HTML report forbids itself to load anything
+// (Content-Security-Policy) and names nothing to load: no src, no link,
+// no URL but its own anchors (TestReportInBrowser watches a browser).
+func TestHTMLLoadsNothing(t *testing.T) {
+	r := overviewSample()
+	r.Runs[0].Reach = reachRun("vlan").Reach
+	r.Runs[0].Faults = reachRun("vlan").Faults
+	var b strings.Builder
+	if err := WriteHTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	h := b.String()
+	if !strings.Contains(h, `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">`) {
+		t.Error("the HTML has no Content-Security-Policy forbidding loads")
+	}
+	// The SVG namespaces are names, not addresses.
+	for _, ns := range []string{`xmlns="http://www.w3.org/2000/svg"`, `xmlns:xlink="http://www.w3.org/1999/xlink"`} {
+		h = strings.ReplaceAll(h, ns, "")
+	}
+	if m := regexp.MustCompile(`(?i)(src=|<link|url\(|@import|https?://)`).FindString(h); m != "" {
+		t.Errorf("the HTML names something to load: %q", m)
+	}
+	if !strings.Contains(h, "flows reached over time") {
+		t.Error("the sample has no reach plot")
+	}
+}

@@ -562,7 +562,9 @@ func barText(b Bar) string {
 }
 
 var htmlTmpl = template.Must(template.New("report").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>{{.Title}}</title>
+<html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>{{.Title}}</title>
 <style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}
 svg{display:block;margin:1em 0}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
 .fail{color:#b00}.pass{color:#070}code{font-size:11px}</style></head><body>
@@ -603,7 +605,8 @@ svg{display:block;margin:1em 0}table{border-collapse:collapse;margin:1em 0}td,th
 
 // WriteHTML writes a self-contained HTML report: the overview, then per
 // scenario its tables and its plots (scenarioPlots), drawn with
-// gonum/plot and inlined as SVG, so that the page needs nothing else.
+// gonum/plot and inlined as SVG, so that the page needs nothing else;
+// its Content-Security-Policy forbids it to load anything.
 func WriteHTML(w io.Writer, r *Report) error {
 	r = withStats(r)
 	type row struct{ Gen, Backend, Delivered, Hops, SwitchHops, P50, P99, Spawn, Checks, Class string }

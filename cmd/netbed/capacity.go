@@ -260,7 +260,9 @@ func writeCapacityMarkdown(w io.Writer, points []capacityPoint) error {
 }
 
 var capacityTmpl = template.Must(template.New("capacity").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>netbed capacity</title>
+<html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>netbed capacity</title>
 <style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}.fail{color:#b00}
 .plots{display:flex;flex-wrap:wrap;gap:8px}</style></head><body>
 <h1>netbed capacity</h1><p>Largest table of any node, by instances per host (sim backend): a plot per table,

@@ -49,6 +49,7 @@ func init() {
 		fs.StringVar(&o.store, "store", "netbed-controller.db", "bbolt store file (created if missing), or etcd://host:port[,host:port…] to serve as one of several replicas on etcd")
 		fs.StringVar(&o.etcd.Prefix, "etcd-prefix", "/netbed/", "with an etcd store, the prefix of every key it writes (one per controller sharing the etcd)")
 		fs.StringVar(&o.etcd.Name, "replica", "", "with an etcd store, this replica's name (default host-pid-random)")
+		fs.IntVar(&o.etcd.MaxTxnOps, "etcd-max-txn-ops", 128, "with an etcd store, etcd's --max-txn-ops: the most writes (and comparisons) one commit may hold")
 		fs.DurationVar(&o.leaderTTL, "leader-ttl", 5*time.Second, "with an etcd store and --topology, how long the CNC's leader may be silent before another replica takes over")
 		fs.StringVar(&o.listen, "listen", "127.0.0.1:7480", "address to serve the HTTP API on: host:port, or unix:/path/to/socket")
 		fs.DurationVar(&o.lockTimeout, "lock-timeout", 2*time.Second, "how long to wait for another process's lock on the store")

@@ -68,7 +68,7 @@ func (rs *replicaSet) name(i int) string { return fmt.Sprintf("replica-%d", i+1)
 func (rs *replicaSet) start(i int) {
 	rs.t.Helper()
 	args := []string{"controller", "serve", "--store", rs.etcd.URL(), "--etcd-prefix", rs.prefix,
-		"--replica", rs.name(i), "--listen", "127.0.0.1:0", "--leader-ttl", "1s"}
+		"--replica", rs.name(i), "--listen", "127.0.0.1:0", "--leader-ttl", "1s", "--etcd-max-txn-ops", fmt.Sprint(etcdtest.MaxTxnOps)}
 	if rs.topo != "" {
 		args = append(args, "--topology", rs.topo)
 	}

@@ -5,12 +5,16 @@
 // redirect to a local endpoint's lxc with MAC rewrite; a tunnel key and a
 // redirect to cilium_vxlan; or, in direct routing, the host stack),
 // bpf_overlay and bpf_host (packets from the tunnel or a NIC to the local
-// endpoint) and the ingress policy check.
+// endpoint), the ingress policy check, and the egress policy check on the
+// lxc devices (what a pod sends, on its own node, before bpf_lxc), both
+// over the one policy map, ingress and egress entries told apart by the
+// key's Egress byte as Cilium's policy key holds the direction.
 //
 // Reconcile makes the kernel maps equal to a node's model maps (deleting
 // what the model dropped, translating endpoints to the real lxc devices);
-// the policy program can also write every verdict to a ring buffer as a
-// FlowRecord (NewEvents, PolicyConfig.Events), Hubble's flow events.
+// the policy programs can also write every verdict to a ring buffer as a
+// FlowRecord with its direction (NewEvents, PolicyConfig.Events), Hubble's
+// flow events.
 //
 // The programs are tested against the Go model through BPF_PROG_TEST_RUN.
 // They are also tested end to end in real network namespaces: two pods on

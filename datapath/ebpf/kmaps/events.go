@@ -24,8 +24,17 @@ const (
 	ReasonNotEnforced uint8 = 5 // no entry, and the endpoint does not enforce
 )
 
-// FlowRecord is what the policy program writes to the events ring buffer
-// for each verdict (48 bytes, the layout of the program's stack slot).
+// Directions of a FlowRecord, as Hubble's traffic direction.
+const (
+	DirIngress uint8 = 0 // checked for the destination, on its node
+	DirEgress  uint8 = 1 // checked for the source, on its node, as it leaves the pod
+)
+
+// FlowRecord is what the policy programs write to the events ring buffer
+// for each verdict (48 bytes, the layout of the programs' stack slot).
+// For an egress verdict the source is the local pod whose egress policy
+// decided and the destination identity the remote one (the ipcache's,
+// world when absent).
 type FlowRecord struct {
 	Src, Dst    [4]byte // network order
 	SrcIdentity uint32
@@ -38,7 +47,8 @@ type FlowRecord struct {
 	Proto   uint8
 	Verdict uint8
 	Reason  uint8
-	_       uint8
+	// Direction is DirIngress or DirEgress: whose policy decided.
+	Direction uint8
 	// SPort is the source port (network order), or for ICMP echo the
 	// echo ID, as the conntrack key holds it: what tells one probe's
 	// packets from another's.
@@ -60,6 +70,7 @@ const (
 	evProto       = 34
 	evVerdict     = 35
 	evReason      = 36
+	evDirection   = 37
 	evSPort       = 38
 	evNanos       = 40
 )

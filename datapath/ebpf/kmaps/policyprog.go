@@ -34,6 +34,11 @@ const (
 	fpProto      = -46  // the packet's protocol, kept for the second round
 	fpCTKey      = -112 // CTKey, 16 bytes
 	fpCTVal      = -152 // CTEntry, 40 bytes
+	fpEcho       = -48  // 1 when the packet is an ICMP echo request
+	fpRemote     = -56  // egress: the destination's identity
+	fpCTFwd      = -72  // CTKey of the packet's own flow, 16 bytes
+	fpIPCacheDst = -88  // egress: IPCacheKey of the destination
+	fpEPSrc      = -92  // egress: EndpointKey of the source
 )
 
 // ctTuple writes the conntrack key of the IPv4 packet at R7 (data) /
@@ -42,6 +47,8 @@ const (
 // the ports; for ICMP echo both ports hold the echo ID, as the Go model's
 // flow(). The IHL must be in R3 (bounded, 20 to 60) and the protocol in R4;
 // jumps to fail when the packet is too short. R0 and R5 are clobbered.
+// The reverse tuple also sets fpEcho for an ICMP echo request, which is
+// never a reply whatever its echo ID (the model's echoRequest).
 func ctTuple(prefix string, reverse bool, fail string) asm.Instructions {
 	src, dst := int16(26), int16(30)
 	sport, dport := int16(fpCTKey+8), int16(fpCTKey+10)
@@ -49,7 +56,24 @@ func ctTuple(prefix string, reverse bool, fail string) asm.Instructions {
 		src, dst = dst, src
 		sport, dport = dport, sport
 	}
-	return asm.Instructions{
+	echo := asm.Instructions{
+		asm.LoadMem(asm.R0, asm.R5, 0, asm.Byte),
+		asm.JEq.Imm(asm.R0, 8, prefix+"echo"),
+		asm.JNE.Imm(asm.R0, 0, prefix+"done"),
+	}
+	if reverse {
+		echo = asm.Instructions{
+			asm.LoadMem(asm.R0, asm.R5, 0, asm.Byte),
+			asm.JEq.Imm(asm.R0, 0, prefix+"echo"),
+			asm.JNE.Imm(asm.R0, 8, prefix+"done"),
+			asm.StoreImm(asm.RFP, fpEcho, 1, asm.Byte),
+		}
+	}
+	ins := asm.Instructions{}
+	if reverse {
+		ins = append(ins, asm.StoreImm(asm.RFP, fpEcho, 0, asm.Byte))
+	}
+	ins = append(ins, asm.Instructions{
 		asm.LoadMem(asm.R0, asm.R7, src, asm.Word),
 		asm.StoreMem(asm.RFP, fpCTKey, asm.R0, asm.Word),
 		asm.LoadMem(asm.R0, asm.R7, dst, asm.Word),
@@ -67,9 +91,9 @@ func ctTuple(prefix string, reverse bool, fail string) asm.Instructions {
 		asm.Mov.Reg(asm.R0, asm.R5),
 		asm.Add.Imm(asm.R0, 8),
 		asm.JGT.Reg(asm.R0, asm.R8, fail),
-		asm.LoadMem(asm.R0, asm.R5, 0, asm.Byte),
-		asm.JEq.Imm(asm.R0, 8, prefix+"echo"),
-		asm.JNE.Imm(asm.R0, 0, prefix+"done"),
+	}...)
+	ins = append(ins, echo...)
+	return append(ins, asm.Instructions{
 		asm.LoadMem(asm.R0, asm.R5, 4, asm.Half).WithSymbol(prefix + "echo"),
 		asm.StoreMem(asm.RFP, fpCTKey+8, asm.R0, asm.Half),
 		asm.StoreMem(asm.RFP, fpCTKey+10, asm.R0, asm.Half),
@@ -82,17 +106,19 @@ func ctTuple(prefix string, reverse bool, fail string) asm.Instructions {
 		asm.LoadMem(asm.R0, asm.R5, 2, asm.Half),
 		asm.StoreMem(asm.RFP, dport, asm.R0, asm.Half),
 		asm.Mov.Imm(asm.R0, 0).WithSymbol(prefix + "done"),
-	}
+	}...)
 }
 
-// PolicyConfig is what the policy program is built with.
+// PolicyConfig is what the policy programs are built with.
 type PolicyConfig struct {
 	// Pass is the verdict for allowed traffic: TCActOK for a program on
 	// its own, TCActUnspec (TCX_NEXT) for one that runs before bpf_lxc or
 	// bpf_overlay on the same hook.
 	Pass int32
 	// Events, if set, is a ring buffer (NewEvents) that receives a
-	// FlowRecord for every verdict on traffic to a local endpoint.
+	// FlowRecord for every verdict: the ingress program's on traffic to
+	// a local endpoint, the egress program's on traffic from a local
+	// endpoint that enforces egress policy.
 	Events *ebpf.Map
 }
 
@@ -100,61 +126,60 @@ type PolicyConfig struct {
 // (conntrack replies, ebpf.PolicyLookup, endpoint enforcement) as a tc BPF
 // program over the kernel maps: for an IPv4 packet to a local endpoint it
 // finds the source identity in the ipcache (world if absent), lets a reply
-// to a flow in the conntrack map pass (entries do not expire here: the
-// agent's GC would delete them), else tries the policy map from (src,
-// dst, proto, port) down to (any, dst, any, any), and returns TC_ACT_SHOT
-// for a deny entry, or for no entry when the endpoint enforces policy;
-// pass otherwise (including traffic that is not IPv4 or not for a local
-// endpoint). pass is TCActOK for a program on its own, TCActUnspec for one
+// to a flow in the conntrack map pass (an ICMP echo request is never a
+// reply; entries do not expire here: the agent's GC deletes them), else
+// tries the policy map from (src, dst, proto, port) down to (any, dst,
+// any, any), and returns TC_ACT_SHOT for a deny entry, or for no entry
+// when the endpoint enforces policy; pass otherwise (including traffic
+// that is not IPv4 or not for a local endpoint). What it lets in by an
+// entry or an open endpoint is recorded in the conntrack map, as the
+// model's ingress does, so that the endpoint's replies pass its egress
+// policy. pass is TCActOK for a program on its own, TCActUnspec for one
 // that runs before bpf_lxc on the same hook.
 func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
 	return PolicyInstructionsWith(km, PolicyConfig{Pass: pass})
 }
 
-// PolicyInstructionsWith is PolicyInstructions with cfg.Events: every
-// verdict on traffic to a local endpoint is also written to the ring
-// buffer as a FlowRecord (source and destination address and identity,
-// the ifindex it ran on, the policy key last looked up, verdict, reason),
-// as Hubble's flow events.
-func PolicyInstructionsWith(km *Maps, cfg PolicyConfig) asm.Instructions {
-	// round tries the three keys with the source identity already in the
-	// key; a hit jumps to "verdict".
-	round := func(n string) asm.Instructions {
-		var ins asm.Instructions
-		ins = append(ins,
-			asm.LoadMem(asm.R1, asm.RFP, fpPolicyPort, asm.Half),
-			asm.JEq.Imm(asm.R1, 0, "noport"+n))
-		ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
-		ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
-		ins = append(ins,
-			asm.StoreImm(asm.RFP, fpPolicyPort, 0, asm.Half).WithSymbol("noport"+n),
-			asm.LoadMem(asm.R1, asm.RFP, fpPolicyProt, asm.Byte),
-			asm.JEq.Imm(asm.R1, 0, "noproto"+n))
-		ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
-		ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
-		ins = append(ins, asm.StoreImm(asm.RFP, fpPolicyProt, 0, asm.Byte).WithSymbol("noproto"+n))
-		ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
-		ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
-		return ins
+// policyRound tries the three keys at fpPolicyKey (port, protocol,
+// neither) with both identities already in the key; a hit jumps to
+// "verdict" with the entry in R0.
+func policyRound(km *Maps, n string) asm.Instructions {
+	var ins asm.Instructions
+	ins = append(ins,
+		asm.LoadMem(asm.R1, asm.RFP, fpPolicyPort, asm.Half),
+		asm.JEq.Imm(asm.R1, 0, "noport"+n))
+	ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
+	ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
+	ins = append(ins,
+		asm.StoreImm(asm.RFP, fpPolicyPort, 0, asm.Half).WithSymbol("noport"+n),
+		asm.LoadMem(asm.R1, asm.RFP, fpPolicyProt, asm.Byte),
+		asm.JEq.Imm(asm.R1, 0, "noproto"+n))
+	ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
+	ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
+	ins = append(ins, asm.StoreImm(asm.RFP, fpPolicyProt, 0, asm.Byte).WithSymbol("noproto"+n))
+	ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
+	ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
+	return ins
+}
+
+// restoreKey puts the packet's port and protocol back into the policy
+// key for the second round.
+func restoreKey() asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R1, asm.RFP, fpPort, asm.Half),
+		asm.StoreMem(asm.RFP, fpPolicyPort, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, asm.RFP, fpProto, asm.Half),
+		asm.StoreMem(asm.RFP, fpPolicyProt, asm.R1, asm.Byte),
 	}
-	// decide ends a path with a verdict: with events, it records verdict
-	// and reason and goes to "emit"; without, straight to pass or shot.
-	decide := func(sym string, verdict, reason uint8) asm.Instructions {
-		if cfg.Events == nil {
-			to := "pass"
-			if verdict == VerdictDropped {
-				to = "shot"
-			}
-			return asm.Instructions{asm.Ja.Label(to).WithSymbol(sym)}
-		}
-		return asm.Instructions{
-			asm.StoreImm(asm.RFP, fpEvent+evVerdict, int64(verdict), asm.Byte).WithSymbol(sym),
-			asm.StoreImm(asm.RFP, fpEvent+evReason, int64(reason), asm.Half), // with the padding byte after it
-			asm.Ja.Label("emit"),
-		}
-	}
-	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(34)...)
-	ins = append(ins, asm.Instructions{
+}
+
+// parseL4 reads the IPv4 packet at R7/R8 into the policy key slots: the
+// protocol, the destination port for TCP and UDP (0 otherwise), the Egress
+// byte, and copies kept for the second round. It jumps to "pass" for what
+// is not IPv4 or too short, and leaves the IHL in R3 and the protocol in
+// R4 for ctTuple.
+func parseL4(egress uint8) asm.Instructions {
+	return asm.Instructions{
 		asm.LoadMem(asm.R2, asm.R7, 12, asm.Half),
 		asm.JNE.Imm(asm.R2, 0x0008, "pass"), // ETH_P_IP in network order, loaded little-endian
 		asm.LoadMem(asm.R3, asm.R7, 14, asm.Byte),
@@ -176,16 +201,98 @@ func PolicyInstructionsWith(km *Maps, cfg PolicyConfig) asm.Instructions {
 		asm.StoreMem(asm.RFP, fpPolicyPort, asm.R0, asm.Half),
 
 		asm.StoreMem(asm.RFP, fpPolicyProt, asm.R4, asm.Byte).WithSymbol("keys"),
-		asm.StoreImm(asm.RFP, fpPolicyPad, 0, asm.Byte),
+		asm.StoreImm(asm.RFP, fpPolicyPad, int64(egress), asm.Byte),
 		asm.StoreMem(asm.RFP, fpProto, asm.R4, asm.Half),
 		asm.LoadMem(asm.R0, asm.RFP, fpPolicyPort, asm.Half),
 		asm.StoreMem(asm.RFP, fpPort, asm.R0, asm.Half),
+		// Both addresses where emitRecord reads them.
 		asm.LoadMem(asm.R0, asm.R7, 30, asm.Word),
 		asm.StoreMem(asm.RFP, fpEPKey, asm.R0, asm.Word),
-		asm.StoreImm(asm.RFP, fpIPCacheKey, 32, asm.Word),
 		asm.LoadMem(asm.R0, asm.R7, 26, asm.Word),
 		asm.StoreMem(asm.RFP, fpIPCacheKey+4, asm.R0, asm.Word),
-	}...)
+	}
+}
+
+// ctLookupReply jumps to "ctreply" when the packet is a reply to a flow
+// in the conntrack map (fpCTKey holds the reverse tuple): never for an
+// echo request.
+func ctLookupReply(km *Maps) asm.Instructions {
+	ins := asm.Instructions{
+		asm.LoadMem(asm.R1, asm.RFP, fpEcho, asm.Byte),
+		asm.JNE.Imm(asm.R1, 0, "noct"),
+	}
+	ins = append(ins, mapLookup(km.CT, fpCTKey)...)
+	return append(ins,
+		asm.JNE.Imm(asm.R0, 0, "ctreply"),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("noct"))
+}
+
+// ctTrackFlow records the packet's own flow (fpCTKey reversed back) in
+// the conntrack map, as the model's ctTrack: the first instruction
+// carries sym. R1 to R5 and R0 are clobbered.
+func ctTrackFlow(km *Maps, sym string) asm.Instructions {
+	ins := asm.Instructions{
+		asm.LoadMem(asm.R1, asm.RFP, fpCTKey, asm.Word).WithSymbol(sym),
+		asm.StoreMem(asm.RFP, fpCTFwd+4, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, fpCTKey+4, asm.Word),
+		asm.StoreMem(asm.RFP, fpCTFwd, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, fpCTKey+8, asm.Half),
+		asm.StoreMem(asm.RFP, fpCTFwd+10, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, asm.RFP, fpCTKey+10, asm.Half),
+		asm.StoreMem(asm.RFP, fpCTFwd+8, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, asm.RFP, fpCTKey+12, asm.Word),
+		asm.StoreMem(asm.RFP, fpCTFwd+12, asm.R1, asm.Word),
+	}
+	for off := int16(0); off < 40; off += 4 {
+		ins = append(ins, asm.StoreImm(asm.RFP, fpCTVal+off, 0, asm.Word))
+	}
+	return append(ins,
+		asm.FnKtimeGetNs.Call(),
+		asm.StoreMem(asm.RFP, fpCTVal+16, asm.R0, asm.DWord), // Created
+		asm.StoreMem(asm.RFP, fpCTVal+24, asm.R0, asm.DWord), // LastSeen
+		asm.StoreImm(asm.RFP, fpCTVal, 1, asm.Word),          // Packets
+		asm.LoadMapPtr(asm.R1, km.CT.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpCTFwd),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, fpCTVal),
+		asm.Mov.Imm(asm.R4, 0), // BPF_ANY
+		asm.FnMapUpdateElem.Call(),
+	)
+}
+
+// decide ends a path with a verdict: with events, it records verdict and
+// reason and goes to "emit"; without, straight to pass or shot. pre runs
+// first (the symbol is then on its first instruction).
+func decide(cfg PolicyConfig, sym string, verdict, reason uint8, pre asm.Instructions) asm.Instructions {
+	var ins asm.Instructions
+	if cfg.Events == nil {
+		to := "pass"
+		if verdict == VerdictDropped {
+			to = "shot"
+		}
+		ins = asm.Instructions{asm.Ja.Label(to)}
+	} else {
+		ins = asm.Instructions{
+			asm.StoreImm(asm.RFP, fpEvent+evVerdict, int64(verdict), asm.Byte),
+			asm.StoreImm(asm.RFP, fpEvent+evReason, int64(reason), asm.Half), // with the direction byte after it
+			asm.Ja.Label("emit"),
+		}
+	}
+	ins = append(pre, ins...)
+	ins[0] = ins[0].WithSymbol(sym)
+	return ins
+}
+
+// PolicyInstructionsWith is PolicyInstructions with cfg.Events: every
+// verdict on traffic to a local endpoint is also written to the ring
+// buffer as a FlowRecord (source and destination address and identity,
+// the ifindex it ran on, the policy key last looked up, verdict, reason,
+// DirIngress), as Hubble's flow events.
+func PolicyInstructionsWith(km *Maps, cfg PolicyConfig) asm.Instructions {
+	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(34)...)
+	ins = append(ins, parseL4(0)...)
+	ins = append(ins, asm.StoreImm(asm.RFP, fpIPCacheKey, 32, asm.Word))
 	ins = append(ins, ctTuple("rev_", true, "pass")...)
 	ins = append(ins, mapLookup(km.Endpoints, fpEPKey)...)
 	ins = append(ins,
@@ -201,31 +308,98 @@ func PolicyInstructionsWith(km *Maps, cfg PolicyConfig) asm.Instructions {
 		asm.LoadMem(asm.R9, asm.R0, 0, asm.Word), // IPCacheValue.Identity
 		asm.StoreMem(asm.RFP, fpPolicyKey, asm.R9, asm.Word).WithSymbol("src"))
 	// A reply to a flow the destination started passes (conntrack).
-	ins = append(ins, mapLookup(km.CT, fpCTKey)...)
-	ins = append(ins, asm.JNE.Imm(asm.R0, 0, "ctreply"))
-	ins = append(ins, round("1")...)
+	ins = append(ins, ctLookupReply(km)...)
+	ins = append(ins, policyRound(km, "1")...)
 	ins = append(ins,
 		asm.JEq.Imm(asm.R9, 0, "nomatch"),
-		asm.StoreImm(asm.RFP, fpPolicyKey, 0, asm.Word),
-		asm.LoadMem(asm.R1, asm.RFP, fpPort, asm.Half),
-		asm.StoreMem(asm.RFP, fpPolicyPort, asm.R1, asm.Half),
-		asm.LoadMem(asm.R1, asm.RFP, fpProto, asm.Half),
-		asm.StoreMem(asm.RFP, fpPolicyProt, asm.R1, asm.Byte))
-	ins = append(ins, round("2")...)
+		asm.StoreImm(asm.RFP, fpPolicyKey, 0, asm.Word))
+	ins = append(ins, restoreKey()...)
+	ins = append(ins, policyRound(km, "2")...)
 	ins = append(ins,
 		asm.LoadMem(asm.R1, asm.RFP, fpFlags, asm.Word).WithSymbol("nomatch"),
 		asm.And.Imm(asm.R1, 1), // EndpointPolicyEnforced
 		asm.JNE.Imm(asm.R1, 0, "defaultdeny"))
-	ins = append(ins, decide("open", VerdictForwarded, ReasonNotEnforced)...)
+	ins = append(ins, decide(cfg, "open", VerdictForwarded, ReasonNotEnforced, ctTrackFlow(km, ""))...)
 	ins = append(ins,
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Byte).WithSymbol("verdict"), // PolicyEntry.Action
 		asm.JNE.Imm(asm.R1, 1, "denied"))
-	ins = append(ins, decide("allowed", VerdictForwarded, ReasonPolicyAllow)...)
-	ins = append(ins, decide("denied", VerdictDropped, ReasonPolicyDeny)...)
-	ins = append(ins, decide("defaultdeny", VerdictDropped, ReasonDefaultDeny)...)
-	ins = append(ins, decide("ctreply", VerdictForwarded, ReasonCTReply)...)
+	ins = append(ins, decide(cfg, "allowed", VerdictForwarded, ReasonPolicyAllow, ctTrackFlow(km, ""))...)
+	ins = append(ins, decide(cfg, "denied", VerdictDropped, ReasonPolicyDeny, nil)...)
+	ins = append(ins, decide(cfg, "defaultdeny", VerdictDropped, ReasonDefaultDeny, nil)...)
+	ins = append(ins, decide(cfg, "ctreply", VerdictForwarded, ReasonCTReply, nil)...)
 	if cfg.Events != nil {
-		ins = append(ins, emitRecord(cfg.Events)...)
+		ins = append(ins, emitRecord(cfg.Events, DirIngress, fpPolicyDst)...)
+	}
+	ins = append(ins,
+		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("shot"),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, cfg.Pass).WithSymbol("pass"),
+		asm.Return(),
+	)
+	return ins
+}
+
+// EgressInstructions is the egress policy check of the Go model (its
+// Node.egress: conntrack replies, ebpf.EgressLookup, egress enforcement),
+// made on the source node as the packet leaves the pod: a tc program for
+// the lxc's ingress hook, before the ingress check and bpf_lxc. For an
+// IPv4 packet from a local endpoint that enforces egress policy it lets a
+// reply to a flow in the conntrack map pass (never an echo request), else
+// finds the destination's identity in the ipcache (world if absent) and
+// tries the policy map's egress entries from (src, dst, proto, port) down
+// to (src, any, any, any): an allow entry passes, a deny entry or no entry
+// returns TC_ACT_SHOT. Every packet from a local endpoint that it lets
+// pass, enforced or not, is recorded in the conntrack map (the model's
+// fromContainer tracks the flow before the destination's ingress check).
+// Everything else passes untouched. With cfg.Events every verdict on an
+// enforcing endpoint's traffic is written to the ring buffer as a
+// FlowRecord with DirEgress; a pod without egress policy has no verdict.
+func EgressInstructions(km *Maps, cfg PolicyConfig) asm.Instructions {
+	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(34)...)
+	ins = append(ins, parseL4(1)...)
+	ins = append(ins,
+		asm.LoadMem(asm.R0, asm.RFP, fpIPCacheKey+4, asm.Word),
+		asm.StoreMem(asm.RFP, fpEPSrc, asm.R0, asm.Word),
+		asm.LoadMem(asm.R0, asm.RFP, fpEPKey, asm.Word),
+		asm.StoreMem(asm.RFP, fpIPCacheDst+4, asm.R0, asm.Word),
+		asm.StoreImm(asm.RFP, fpIPCacheDst, 32, asm.Word))
+	ins = append(ins, ctTuple("rev_", true, "pass")...)
+	ins = append(ins, mapLookup(km.Endpoints, fpEPSrc)...)
+	ins = append(ins,
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R1, asm.R0, 8, asm.Word), // EndpointInfo.Flags
+		asm.And.Imm(asm.R1, 2),                   // EndpointEgressEnforced
+		asm.JEq.Imm(asm.R1, 0, "open"),
+		asm.LoadMem(asm.R9, asm.R0, 4, asm.Word), // EndpointInfo.Identity
+		asm.StoreMem(asm.RFP, fpPolicyKey, asm.R9, asm.Word))
+	ins = append(ins, mapLookup(km.IPCache, fpIPCacheDst)...)
+	ins = append(ins,
+		asm.Mov.Imm(asm.R1, 2), // world
+		asm.JEq.Imm(asm.R0, 0, "dst"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word), // IPCacheValue.Identity
+		asm.StoreMem(asm.RFP, fpPolicyDst, asm.R1, asm.Word).WithSymbol("dst"),
+		asm.StoreMem(asm.RFP, fpRemote, asm.R1, asm.Word))
+	// A reply to a flow the destination started passes (conntrack).
+	ins = append(ins, ctLookupReply(km)...)
+	ins = append(ins, policyRound(km, "1")...)
+	ins = append(ins,
+		asm.LoadMem(asm.R1, asm.RFP, fpRemote, asm.Word),
+		asm.JEq.Imm(asm.R1, 0, "defaultdeny"),
+		asm.StoreImm(asm.RFP, fpPolicyDst, 0, asm.Word))
+	ins = append(ins, restoreKey()...)
+	ins = append(ins, policyRound(km, "2")...)
+	ins = append(ins, asm.Ja.Label("defaultdeny"))
+	ins = append(ins,
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Byte).WithSymbol("verdict"), // PolicyEntry.Action
+		asm.JNE.Imm(asm.R1, 1, "denied"))
+	ins = append(ins, decide(cfg, "allowed", VerdictForwarded, ReasonPolicyAllow, ctTrackFlow(km, ""))...)
+	ins = append(ins, decide(cfg, "denied", VerdictDropped, ReasonPolicyDeny, nil)...)
+	ins = append(ins, decide(cfg, "defaultdeny", VerdictDropped, ReasonDefaultDeny, nil)...)
+	ins = append(ins, decide(cfg, "ctreply", VerdictForwarded, ReasonCTReply, ctTrackFlow(km, ""))...)
+	ins = append(ins, ctTrackFlow(km, "open")...)
+	ins = append(ins, asm.Ja.Label("pass"))
+	if cfg.Events != nil {
+		ins = append(ins, emitRecord(cfg.Events, DirEgress, fpRemote)...)
 	}
 	ins = append(ins,
 		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("shot"),
@@ -238,16 +412,18 @@ func PolicyInstructionsWith(km *Maps, cfg PolicyConfig) asm.Instructions {
 
 // emitRecord ("emit") fills the rest of the FlowRecord at fpEvent (verdict
 // and reason are already there), writes it to the ring buffer, and ends
-// with the verdict. R6 is the skb, R9 the source identity.
-func emitRecord(events *ebpf.Map) asm.Instructions {
+// with the verdict. R6 is the skb, R9 the source identity; dstID is the
+// stack slot of the destination identity.
+func emitRecord(events *ebpf.Map, dir uint8, dstID int16) asm.Instructions {
 	ins := asm.Instructions{
 		asm.LoadMem(asm.R1, asm.RFP, fpIPCacheKey+4, asm.Word).WithSymbol("emit"),
 		asm.StoreMem(asm.RFP, fpEvent+evSrc, asm.R1, asm.Word),
 		asm.LoadMem(asm.R1, asm.RFP, fpEPKey, asm.Word),
 		asm.StoreMem(asm.RFP, fpEvent+evDst, asm.R1, asm.Word),
 		asm.StoreMem(asm.RFP, fpEvent+evSrcID, asm.R9, asm.Word),
-		asm.LoadMem(asm.R1, asm.RFP, fpPolicyDst, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, dstID, asm.Word),
 		asm.StoreMem(asm.RFP, fpEvent+evDstID, asm.R1, asm.Word),
+		asm.StoreImm(asm.RFP, fpEvent+evDirection, int64(dir), asm.Byte),
 		asm.LoadMem(asm.R1, asm.R6, skbIfIndex, asm.Word),
 		asm.StoreMem(asm.RFP, fpEvent+evIfIndex, asm.R1, asm.Word),
 	}
@@ -284,6 +460,17 @@ func emitRecord(events *ebpf.Map) asm.Instructions {
 // that returns pass for allowed traffic.
 func NewPolicyProgram(km *Maps, pass int32) (*ebpf.Program, error) {
 	return NewPolicyProgramWith(km, PolicyConfig{Pass: pass})
+}
+
+// NewEgressProgram loads EgressInstructions as a tc program for the lxc
+// devices' ingress hook (what the pod sends), before the ingress check.
+func NewEgressProgram(km *Maps, cfg PolicyConfig) (*ebpf.Program, error) {
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bpf_egress", Type: ebpf.SchedCLS, License: "Dual BSD/GPL",
+		Instructions: EgressInstructions(km, cfg)})
+	if err != nil {
+		return nil, fmt.Errorf("load egress policy program: %w", err)
+	}
+	return p, nil
 }
 
 // NewPolicyProgramWith loads PolicyInstructionsWith as a tc program.

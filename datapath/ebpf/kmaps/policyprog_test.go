@@ -22,7 +22,8 @@ import (
 // TestPolicyProgramDifferential runs the tc policy program in the kernel
 // (BPF_PROG_TEST_RUN) on random packets between pods under random
 // policies and checks every verdict against the Go model's lookup over the
-// same map contents.
+// same map contents; its egress subtests do the same for the egress
+// program followed by the ingress one (egressDifferential).
 func TestPolicyProgramDifferential(t *testing.T) {
 	testutil.RequireRoot(t)
 	total := map[uint32]int{}
@@ -192,6 +193,22 @@ func TestPolicyProgramDifferential(t *testing.T) {
 			total[TCActShot] += verdicts[TCActShot]
 		})
 	}
+	reasons := map[[2]uint8]int{}
+	defer func() {
+		for _, vr := range [][2]uint8{{VerdictForwarded, ReasonCTReply}, {VerdictForwarded, ReasonPolicyAllow},
+			{VerdictDropped, ReasonPolicyDeny}, {VerdictDropped, ReasonDefaultDeny}} {
+			if !t.Failed() && reasons[vr] == 0 {
+				t.Errorf("the egress runs never saw verdict %d with reason %d: %v", vr[0], vr[1], reasons)
+			}
+		}
+	}()
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("egress/seed", seed), func(t *testing.T) {
+			verdicts := egressDifferential(t, seed, reasons)
+			total[TCActOK] += verdicts[TCActOK]
+			total[TCActShot] += verdicts[TCActShot]
+		})
+	}
 }
 
 // checkRecord reads what the events program wrote for one run and
@@ -243,7 +260,8 @@ func TestFlowRecordLayout(t *testing.T) {
 		{"DstIdentity", unsafe.Offsetof(r.DstIdentity), evDstID}, {"IfIndex", unsafe.Offsetof(r.IfIndex), evIfIndex},
 		{"Key", unsafe.Offsetof(r.Key), evKey}, {"DPort", unsafe.Offsetof(r.DPort), evDPort},
 		{"Proto", unsafe.Offsetof(r.Proto), evProto}, {"Verdict", unsafe.Offsetof(r.Verdict), evVerdict},
-		{"Reason", unsafe.Offsetof(r.Reason), evReason}, {"SPort", unsafe.Offsetof(r.SPort), evSPort},
+		{"Reason", unsafe.Offsetof(r.Reason), evReason}, {"Direction", unsafe.Offsetof(r.Direction), evDirection},
+		{"SPort", unsafe.Offsetof(r.SPort), evSPort},
 		{"Nanos", unsafe.Offsetof(r.Nanos), evNanos},
 	} {
 		if c.got != c.off {

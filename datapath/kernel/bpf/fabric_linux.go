@@ -87,11 +87,11 @@ type host struct {
 	km     *kmaps.Maps
 	events *ebpf.Map
 	rd     *ringbuf.Reader
-	// policy runs first on every ingress hook, then lxc (from-container)
-	// or toEP (bpf_overlay or bpf_host).
-	policy, lxc, toEP *ebpf.Program
-	ports             map[string]*plugged // by instance
-	ifnames           map[uint32]string   // guarded by Fabric.mu
+	// policy runs on every ingress hook, then lxc (from-container) or
+	// toEP (bpf_overlay or bpf_host); on an lxc, egress runs first.
+	egress, policy, lxc, toEP *ebpf.Program
+	ports                     map[string]*plugged // by instance
+	ifnames                   map[uint32]string   // guarded by Fabric.mu
 	// flushed gets a value when the reader has read everything up to a
 	// Flush of rd.
 	flushed chan struct{}
@@ -246,6 +246,9 @@ func (f *Fabric) buildHost(name string) error {
 	if hs.policy, err = kmaps.NewPolicyProgramWith(hs.km, kmaps.PolicyConfig{Pass: kmaps.TCActUnspec, Events: hs.events}); err != nil {
 		return err
 	}
+	if hs.egress, err = kmaps.NewEgressProgram(hs.km, kmaps.PolicyConfig{Pass: kmaps.TCActUnspec, Events: hs.events}); err != nil {
+		return err
+	}
 	if hs.rd, err = ringbuf.NewReader(hs.events); err != nil {
 		return fmt.Errorf("read flow events: %w", err)
 	}
@@ -338,7 +341,7 @@ func (hs *host) closeBPF() error {
 	if hs.rd != nil {
 		errs = append(errs, hs.rd.Close())
 	}
-	for _, c := range []closer{hs.policy, hs.lxc, hs.toEP, hs.events} {
+	for _, c := range []closer{hs.egress, hs.policy, hs.lxc, hs.toEP, hs.events} {
 		if c != nil && !isNilCloser(c) {
 			errs = append(errs, c.Close())
 		}
@@ -433,7 +436,8 @@ func (f *Fabric) LostFlows() uint64 {
 }
 
 // Plug attaches p's host end (HostIf, kept under its name) as the pod's
-// lxc device: the policy check and bpf_lxc on its ingress, a /32 route to
+// lxc device: the egress and ingress policy checks and bpf_lxc on its
+// ingress (what the pod sends), a /32 route to
 // the pod, and the pod's endpoint in the host's maps. The model must
 // already hold the instance on p.Host.
 func (f *Fabric) Plug(ctx context.Context, p kernel.Port) error {
@@ -453,7 +457,7 @@ func (f *Fabric) Plug(ctx context.Context, p kernel.Port) error {
 		return fmt.Errorf("plug %q: find %s on %s: %w", p.Instance, p.HostIf, p.Host, err)
 	}
 	pl := &plugged{port: p, ifindex: lk.Attrs().Index, mac: lk.Attrs().HardwareAddr}
-	if pl.att, err = f.attach(p.Host, hs.h, lk, hs.policy, hs.lxc); err != nil {
+	if pl.att, err = f.attach(p.Host, hs.h, lk, hs.egress, hs.policy, hs.lxc); err != nil {
 		return fmt.Errorf("plug %q: %w", p.Instance, err)
 	}
 	pl.route = &netlink.Route{LinkIndex: pl.ifindex, Dst: ipNet(netip.PrefixFrom(ep.IP, 32)), Scope: netlink.SCOPE_LINK, Protocol: podRouteProto}

@@ -16,7 +16,11 @@ func flowEvent(node string, r kmaps.FlowRecord, iface func(uint32) string, names
 	e := FlowEvent{Node: node, Iface: iface(r.IfIndex), Src: src, Dst: dst,
 		SrcIdentity: gen3.Identity(r.SrcIdentity), DstIdentity: gen3.Identity(r.DstIdentity),
 		SrcName: names(src), DstName: names(dst), Proto: gen3.Proto(r.Proto),
-		DPort: uint16(r.DPort[0])<<8 | uint16(r.DPort[1]), SPort: uint16(r.SPort[0])<<8 | uint16(r.SPort[1]), Verdict: VerdictForwarded, Nanos: r.Nanos}
+		DPort: uint16(r.DPort[0])<<8 | uint16(r.DPort[1]), SPort: uint16(r.SPort[0])<<8 | uint16(r.SPort[1]), Verdict: VerdictForwarded,
+		Direction: DirIngress, Nanos: r.Nanos}
+	if r.Direction == kmaps.DirEgress {
+		e.Direction = DirEgress
+	}
 	if r.Verdict == kmaps.VerdictDropped {
 		e.Verdict, e.Reason = VerdictDropped, datapath.ReasonPolicy
 	}
@@ -27,6 +31,9 @@ func flowEvent(node string, r kmaps.FlowRecord, iface func(uint32) string, names
 		e.Rule = gen3.RuleName(r.Key)
 	case kmaps.ReasonDefaultDeny:
 		e.Rule = gen3.DefaultDenyRule(e.SrcIdentity, e.DstIdentity)
+		if e.Direction == DirEgress {
+			e.Rule = gen3.EgressDefaultDenyRule(e.SrcIdentity, e.DstIdentity)
+		}
 	case kmaps.ReasonNotEnforced:
 		e.Rule = "endpoint:" + dst.String()
 	default:

@@ -27,26 +27,36 @@ func TestFlowEvent(t *testing.T) {
 		return ""
 	}
 	key := gen3.NewPolicyKey(256, 257, gen3.ProtoUDP, 7777)
+	egKey := gen3.NewEgressKey(256, 257, gen3.ProtoUDP, 7777)
 	cases := []struct {
-		verdict, reason uint8
-		key             gen3.PolicyKey
-		want            FlowEvent
+		verdict, reason, dir uint8
+		key                  gen3.PolicyKey
+		want                 FlowEvent
 	}{
-		{kmaps.VerdictForwarded, kmaps.ReasonPolicyAllow, key, FlowEvent{Verdict: VerdictForwarded, Rule: "policy:256->257:udp/7777"}},
-		{kmaps.VerdictDropped, kmaps.ReasonPolicyDeny, key, FlowEvent{Verdict: VerdictDropped, Reason: datapath.ReasonPolicy, Rule: "policy:256->257:udp/7777"}},
-		{kmaps.VerdictDropped, kmaps.ReasonDefaultDeny, gen3.PolicyKey{}, FlowEvent{Verdict: VerdictDropped, Reason: datapath.ReasonPolicy, Rule: gen3.DefaultDenyRule(256, 257)}},
-		{kmaps.VerdictForwarded, kmaps.ReasonCTReply, gen3.PolicyKey{}, FlowEvent{Verdict: VerdictForwarded, Rule: "ct:reply"}},
-		{kmaps.VerdictForwarded, kmaps.ReasonNotEnforced, gen3.PolicyKey{}, FlowEvent{Verdict: VerdictForwarded, Rule: "endpoint:10.0.1.2"}},
+		{kmaps.VerdictForwarded, kmaps.ReasonPolicyAllow, kmaps.DirIngress, key, FlowEvent{Verdict: VerdictForwarded, Rule: "policy:256->257:udp/7777"}},
+		{kmaps.VerdictDropped, kmaps.ReasonPolicyDeny, kmaps.DirIngress, key, FlowEvent{Verdict: VerdictDropped, Reason: datapath.ReasonPolicy, Rule: "policy:256->257:udp/7777"}},
+		{kmaps.VerdictDropped, kmaps.ReasonDefaultDeny, kmaps.DirIngress, gen3.PolicyKey{}, FlowEvent{Verdict: VerdictDropped, Reason: datapath.ReasonPolicy, Rule: gen3.DefaultDenyRule(256, 257)}},
+		{kmaps.VerdictForwarded, kmaps.ReasonCTReply, kmaps.DirIngress, gen3.PolicyKey{}, FlowEvent{Verdict: VerdictForwarded, Rule: "ct:reply"}},
+		{kmaps.VerdictForwarded, kmaps.ReasonNotEnforced, kmaps.DirIngress, gen3.PolicyKey{}, FlowEvent{Verdict: VerdictForwarded, Rule: "endpoint:10.0.1.2"}},
+		// Egress: the source's policy, named as the model names it.
+		{kmaps.VerdictForwarded, kmaps.ReasonPolicyAllow, kmaps.DirEgress, egKey, FlowEvent{Verdict: VerdictForwarded, Rule: "policy:egress:256->257:udp/7777"}},
+		{kmaps.VerdictDropped, kmaps.ReasonPolicyDeny, kmaps.DirEgress, egKey, FlowEvent{Verdict: VerdictDropped, Reason: datapath.ReasonPolicy, Rule: gen3.RuleName(egKey)}},
+		{kmaps.VerdictDropped, kmaps.ReasonDefaultDeny, kmaps.DirEgress, gen3.PolicyKey{}, FlowEvent{Verdict: VerdictDropped, Reason: datapath.ReasonPolicy, Rule: gen3.EgressDefaultDenyRule(256, 257)}},
+		{kmaps.VerdictForwarded, kmaps.ReasonCTReply, kmaps.DirEgress, gen3.PolicyKey{}, FlowEvent{Verdict: VerdictForwarded, Rule: "ct:reply"}},
 	}
 	for _, c := range cases {
 		r := rec
-		r.Verdict, r.Reason, r.Key = c.verdict, c.reason, c.key
+		r.Verdict, r.Reason, r.Key, r.Direction = c.verdict, c.reason, c.key, c.dir
 		got := flowEvent("host2", r, iface, names)
 		want := c.want
+		want.Direction = DirIngress
+		if c.dir == kmaps.DirEgress {
+			want.Direction = DirEgress
+		}
 		want.Node, want.Iface, want.Src, want.Dst = "host2", "cilium_vxlan", netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.1.2")
 		want.SrcIdentity, want.DstIdentity, want.DstName, want.Proto, want.DPort, want.SPort = 256, 257, "db", gen3.ProtoUDP, 7777, 40000
 		if got != want {
-			t.Errorf("reason %d:\n got %+v\nwant %+v", c.reason, got, want)
+			t.Errorf("reason %d direction %d:\n got %+v\nwant %+v", c.reason, c.dir, got, want)
 		}
 	}
 }

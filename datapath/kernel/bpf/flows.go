@@ -14,6 +14,12 @@ const (
 	VerdictDropped   = "DROPPED"
 )
 
+// Directions of a FlowEvent, as Hubble's traffic direction.
+const (
+	DirIngress = "INGRESS"
+	DirEgress  = "EGRESS"
+)
+
 // FlowEvent is one policy verdict a node's BPF program wrote to its ring
 // buffer, as Hubble lists flows.
 type FlowEvent struct {
@@ -33,12 +39,17 @@ type FlowEvent struct {
 	// one probe's packets from another's).
 	SPort   uint16
 	Verdict string // VerdictForwarded or VerdictDropped
+	// Direction is DirIngress (the destination's policy, on its node)
+	// or DirEgress (the source's, on its node as the packet leaves it).
+	Direction string
 	// Reason is datapath.ReasonPolicy for a drop, "" otherwise.
 	Reason datapath.Reason
 	// Rule names what decided, as the model's verdicts do: "ct:reply",
 	// "policy:<src>-><dst>:<proto>/<port>" (an entry),
 	// "policy:<src>-><dst>:default-deny", or "endpoint:<ip>" (the
-	// destination does not enforce policy).
+	// destination does not enforce policy); an egress verdict's entries
+	// and default deny are "policy:egress:…", as ebpf.RuleName and
+	// ebpf.EgressDefaultDenyRule name them.
 	Rule  string
 	Nanos uint64 // the kernel's monotonic clock
 }
@@ -50,6 +61,6 @@ func (e FlowEvent) String() string {
 		}
 		return fmt.Sprintf("%s(id %d)", a, id)
 	}
-	return fmt.Sprintf("%s %s: %s:%d -> %s %s/%d %s %s", e.Node, e.Iface, name(e.Src, e.SrcName, e.SrcIdentity), e.SPort,
-		name(e.Dst, e.DstName, e.DstIdentity), e.Proto, e.DPort, e.Verdict, e.Rule)
+	return fmt.Sprintf("%s %s: %s:%d -> %s %s/%d %s %s %s", e.Node, e.Iface, name(e.Src, e.SrcName, e.SrcIdentity), e.SPort,
+		name(e.Dst, e.DstName, e.DstIdentity), e.Proto, e.DPort, e.Direction, e.Verdict, e.Rule)
 }

@@ -529,3 +529,45 @@ func TestPodToRemoteNode(t *testing.T) {
 		})
 	}
 }
+
+// TestEgressVerdicts: egress entries (SetCompiledRules) are checked on
+// the source's node as the packet leaves its pod; the reply of an
+// allowed flow passes by conntrack; an echo request the other way with
+// the same echo ID is no reply.
+func TestEgressVerdicts(t *testing.T) {
+	web, db := map[string]string{"app": "web"}, map[string]string{"app": "db"}
+	for _, mode := range []Mode{Tunnel, Direct} {
+		t.Run(mode.String(), func(t *testing.T) {
+			v := newEnv(t, mode)
+			v.pod(t, "web", "host1", web)
+			v.pod(t, "db", "host3", db).SetOpenPorts(5432)
+			ids := v.f.Identities()
+			w, _ := ids.Lookup(web)
+			d, _ := ids.Lookup(db)
+			allow := NewEgressKey(w, d, ProtoTCP, 5432)
+			err := v.f.SetCompiledRules([]PolicyRule{{Key: allow, Action: PolicyAllow, From: "test"}, {Key: NewEgressKey(w, d, ProtoICMP, 0), Action: PolicyAllow}},
+				nil, map[Identity]bool{w: true, d: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := v.probe(t, "web", "db", stack.TCP, 5432); !r.Replied {
+				t.Fatalf("allowed egress: %s", render(r))
+			}
+			r := v.probe(t, "web", "db", stack.TCP, 80)
+			if r.Delivered || r.DropNode != "host1" || r.Rule != EgressDefaultDenyRule(w, d) {
+				t.Fatalf("egress to an unlisted port dropped at %s by %q, want at host1 by %q: %s", r.DropNode, r.Rule, EgressDefaultDenyRule(w, d), render(r))
+			}
+			// db may only answer: its own echo request is dropped on host3.
+			if r := v.probe(t, "web", "db", stack.ICMP, 0); !r.Replied {
+				t.Fatalf("allowed echo: %s", render(r))
+			}
+			r = v.probe(t, "db", "web", stack.ICMP, 0)
+			if r.Delivered || r.DropNode != "host3" || r.Rule != EgressDefaultDenyRule(d, w) {
+				t.Fatalf("db's echo request dropped at %s by %q, want at host3 by %q", r.DropNode, r.Rule, EgressDefaultDenyRule(d, w))
+			}
+			if got := RuleName(allow); got != fmt.Sprintf("policy:egress:%d->%d:tcp/5432", w, d) {
+				t.Errorf("rule name %q", got)
+			}
+		})
+	}
+}

@@ -272,28 +272,13 @@ func (f *Fabric) buildSwitch(node string, prio int) error {
 // bond's first NIC is made active (the model's), then left without a
 // primary so that it does not take over again when it comes back.
 func (f *Fabric) buildHost(ctx context.Context, h *host) error {
-	args := []string{
-		"--", "add-br", DevBrInt, "--", "set", "bridge", DevBrInt, "datapath_type=netdev",
-		"--", "add-br", DevBrBond, "--", "set", "bridge", DevBrBond, "datapath_type=netdev",
-		"--", "add-port", DevBrInt, DevPatchInt, "--", "set", "interface", DevPatchInt, "type=patch", "options:peer=" + DevPatchBond,
-		"--", "add-port", DevBrBond, DevPatchBond, "--", "set", "interface", DevPatchBond, "type=patch", "options:peer=" + DevPatchInt,
-	}
-	if len(h.nics) == 2 {
-		args = append(args, "--", "add-bond", DevBrBond, DevBond, h.nics[0], h.nics[1], "bond_mode=active-backup",
-			"other_config:bond-primary="+h.nics[0])
-	} else {
-		args = append(args, "--", "add-port", DevBrBond, h.nics[0])
-	}
-	v, err := startVswitch(ctx, f.env.Lab, h.name, filepath.Join(f.env.StateDir, h.name), args...)
+	v, err := startVswitch(ctx, f.env.Lab, h.name, filepath.Join(f.env.StateDir, h.name), HostConfig(h.nics)...)
 	if err != nil {
 		return err
 	}
 	h.v = v
 	if len(h.nics) == 2 {
-		if err := waitActive(ctx, v, h.nics[0]); err != nil {
-			return err
-		}
-		if _, err := v.vsctl(ctx, "remove", "port", DevBond, "other_config", "bond-primary"); err != nil {
+		if err := (&Vswitch{v}).SettleBond(ctx, h.nics[0]); err != nil {
 			return err
 		}
 	}

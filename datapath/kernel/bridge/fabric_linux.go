@@ -1,0 +1,891 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/datapath/kernel"
+	"github.com/netbed/netbed/datapath/kernel/ovs"
+	"github.com/netbed/netbed/topologies"
+)
+
+var _ kernel.Fabric = (*Fabric)(nil)
+
+// Route protocols marking what this package installs: the underlay's
+// routes (main table) and the tenants' (their tables).
+const (
+	underlayProto = netlink.RouteProtocol(0x70)
+	tenantProto   = netlink.RouteProtocol(0x71)
+)
+
+// Fabric is gen 2 on the Linux bridge and VXLAN. A Fabric is used once
+// (Build ... Close).
+type Fabric struct {
+	opts    Options
+	env     kernel.Env
+	model   *evpn.Fabric
+	built   bool
+	routers []string // spines and leaves, topology order
+	leaves  map[string]*leaf
+	order   []string // leaves, topology order
+	hosts   map[string]*host
+	lo      map[string]netip.Addr
+	took    time.Duration
+}
+
+type leaf struct {
+	name   string
+	h      *netlink.Handle
+	v      *ovs.Vswitch
+	trunks []string            // host-facing interfaces, on br-acc
+	access map[string]string   // internal port → its trunk, built
+	l2     map[uint32]bool     // L2 VNIs with their bridge and VXLAN device
+	l3     map[uint32]bool     // L3 VNIs likewise
+	rules  map[string]uint32   // ip rules: ingress bridge → table
+	flows  string              // br-acc's OpenFlow rules last applied
+	nets   map[uint32][]string // L2 VNI → its access ports, last synced
+}
+
+type host struct {
+	name  string
+	nics  []string
+	v     *ovs.Vswitch
+	ports map[string]kernel.Port
+}
+
+// New returns an unbuilt fabric.
+func New(o Options) *Fabric {
+	if o.VXLANPort == 0 {
+		o.VXLANPort = PortVXLAN
+	}
+	return &Fabric{opts: o}
+}
+
+// BuildTook is how long Build took.
+func (f *Fabric) BuildTook() time.Duration { return f.took }
+
+func (f *Fabric) progress(format string, a ...any) {
+	if f.env.Progress != nil {
+		f.env.Progress(fmt.Sprintf(format, a...))
+	}
+}
+
+// Build realises the model on env.Lab: the spines' and leaves' underlay,
+// a vswitch per host (gen 1's) and per leaf (its access ports), then
+// Sync. On error it has undone what it did (as Close does).
+func (f *Fabric) Build(ctx context.Context, env kernel.Env) error {
+	if f.built {
+		return errors.New("bridge: Build called twice")
+	}
+	m, ok := env.Model.(*evpn.Fabric)
+	if !ok {
+		return fmt.Errorf("bridge: build: %w (got %T)", ErrModel, env.Model)
+	}
+	if env.Lab == nil || env.Topology == nil || env.StateDir == "" {
+		return errors.New("bridge: build: Env needs Lab, Topology and StateDir")
+	}
+	if err := ovs.Available(); err != nil {
+		return fmt.Errorf("bridge: build: %w", err)
+	}
+	f.env, f.model, f.built = env, m, true
+	f.leaves, f.hosts, f.lo = map[string]*leaf{}, map[string]*host{}, map[string]netip.Addr{}
+	if err := f.build(ctx); err != nil {
+		return errors.Join(err, f.Close())
+	}
+	return nil
+}
+
+func (f *Fabric) build(ctx context.Context) error {
+	start := time.Now()
+	t := f.env.Topology
+	for _, n := range t.Nodes {
+		switch n.Role {
+		case topologies.RoleSpine, topologies.RoleLeaf, topologies.RoleBorder:
+			f.routers = append(f.routers, n.Name)
+			if a, ok := f.model.Loopback(n.Name); ok {
+				f.lo[n.Name] = a
+			}
+			if _, ok := f.model.Leaf(n.Name); ok {
+				h, err := f.env.Lab.Handle(n.Name)
+				if err != nil {
+					return fmt.Errorf("bridge: build leaf %s: %w", n.Name, err)
+				}
+				l := &leaf{name: n.Name, h: h, access: map[string]string{}, l2: map[uint32]bool{}, l3: map[uint32]bool{},
+					rules: map[string]uint32{}, nets: map[uint32][]string{}}
+				for _, ifc := range t.Interfaces(n.Name) {
+					if peer, _, ok := t.Peer(topologies.Endpoint{Node: n.Name, Iface: ifc}); ok {
+						if pn := t.Node(peer.Node); pn != nil && pn.Role == topologies.RoleHost {
+							l.trunks = append(l.trunks, ifc)
+						}
+					}
+				}
+				f.leaves[n.Name] = l
+				f.order = append(f.order, n.Name)
+			}
+		case topologies.RoleHost:
+			ifs := t.Interfaces(n.Name)
+			if len(ifs) == 0 {
+				return fmt.Errorf("bridge: build: host %s has no links", n.Name)
+			}
+			f.hosts[n.Name] = &host{name: n.Name, nics: ifs[:min(2, len(ifs))], ports: map[string]kernel.Port{}}
+		}
+	}
+	if err := f.buildUnderlay(); err != nil {
+		return fmt.Errorf("bridge: build underlay: %w", err)
+	}
+	// The vswitches start together: each takes a few hundred ms.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	for _, name := range f.order {
+		l := f.leaves[name]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cfg := []string{"--", "add-br", DevAccess, "--", "set", "bridge", DevAccess, "datapath_type=netdev", "fail_mode=secure"}
+			for _, tr := range l.trunks {
+				cfg = append(cfg, "--", "add-port", DevAccess, tr)
+			}
+			v, err := ovs.StartVswitch(ctx, f.env.Lab, name, filepath.Join(f.env.StateDir, name), cfg...)
+			if err != nil {
+				fail(fmt.Errorf("bridge: build leaf %s: %w", name, err))
+				return
+			}
+			mu.Lock()
+			l.v = v
+			mu.Unlock()
+		}()
+	}
+	for _, h := range f.hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := ovs.StartVswitch(ctx, f.env.Lab, h.name, filepath.Join(f.env.StateDir, h.name), ovs.HostConfig(h.nics)...)
+			if err != nil {
+				fail(fmt.Errorf("bridge: build host %s: %w", h.name, err))
+				return
+			}
+			mu.Lock()
+			h.v = v
+			mu.Unlock()
+			if len(h.nics) == 2 {
+				if err := v.SettleBond(ctx, h.nics[0]); err != nil {
+					fail(fmt.Errorf("bridge: build host %s: %w", h.name, err))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := f.Sync(ctx); err != nil {
+		return err
+	}
+	f.took = time.Since(start)
+	f.progress("bridge: %d leaves, %d spines and %d hosts built in %v", len(f.leaves), len(f.routers)-len(f.leaves), len(f.hosts),
+		f.took.Round(time.Millisecond))
+	return nil
+}
+
+// buildUnderlay turns on routing on every spine and leaf and puts its
+// loopback on lo; syncUnderlay installs the routes.
+func (f *Fabric) buildUnderlay() error {
+	for _, name := range f.routers {
+		if err := kernel.RouteNode(f.env.Lab, name); err != nil {
+			return err
+		}
+		a, ok := f.lo[name]
+		if !ok {
+			return fmt.Errorf("%s has no loopback in the model", name)
+		}
+		h, err := f.env.Lab.Handle(name)
+		if err != nil {
+			return err
+		}
+		lo, err := h.LinkByName("lo")
+		if err != nil {
+			return fmt.Errorf("%s: find lo: %w", name, err)
+		}
+		if err := h.AddrReplace(lo, &netlink.Addr{IPNet: kernel.IPNet(netip.PrefixFrom(a, 32))}); err != nil {
+			return fmt.Errorf("%s: loopback %v: %w", name, a, err)
+		}
+	}
+	return nil
+}
+
+// syncUnderlay makes every spine's and leaf's underlay routes the
+// model's now (links down in the model are routed around).
+func (f *Fabric) syncUnderlay() error {
+	t := f.env.Topology
+	peer := func(node, iface string) (netip.Addr, bool) {
+		p, _, ok := t.Peer(topologies.Endpoint{Node: node, Iface: iface})
+		if !ok {
+			return netip.Addr{}, false
+		}
+		a, ok := f.lo[p.Node]
+		return a, ok
+	}
+	var errs []error
+	for _, name := range f.routers {
+		h, err := f.env.Lab.Handle(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		want, err := kernel.ModelRoutes(h, t, name, f.model.UnderlayRoutes(name), underlayProto, peer)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, kernel.SyncRoutes(h, name, underlayProto, want))
+	}
+	return errors.Join(errs...)
+}
+
+// Sync makes the underlay routes and every leaf's devices, FDB and
+// neighbour entries, rules and tenant routes match the model.
+func (f *Fabric) Sync(ctx context.Context) error {
+	if !f.built {
+		return fmt.Errorf("bridge: sync: %w", ErrNotBuilt)
+	}
+	errs := []error{f.syncUnderlay()}
+	for _, name := range f.order {
+		if err := f.syncLeaf(ctx, f.leaves[name]); err != nil {
+			errs = append(errs, fmt.Errorf("leaf %s: %w", name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bridge: sync: %w", err)
+	}
+	return nil
+}
+
+// syncLeaf programs a leaf from its tables.
+func (f *Fabric) syncLeaf(ctx context.Context, l *leaf) error {
+	ml, _ := f.model.Leaf(l.name)
+	st := ml.State()
+	ifaces := f.env.Topology.Interfaces(l.name)
+	// Access ports: one internal port per (port, VLAN) mapped to a VNI.
+	want := map[string]string{} // internal port → trunk
+	nets := map[uint32][]string{}
+	var flows strings.Builder
+	for _, n := range st.Networks {
+		for _, a := range n.Access {
+			if a.Port < 0 || a.Port >= len(ifaces) {
+				return fmt.Errorf("access port %d out of range", a.Port)
+			}
+			dev, trunk := AccessName(a.Port, a.VLAN), ifaces[a.Port]
+			want[dev] = trunk
+			nets[n.VNI] = append(nets[n.VNI], dev)
+			fmt.Fprintf(&flows, "priority=100,in_port=%s,dl_vlan=%d,actions=strip_vlan,output:%s\n", trunk, a.VLAN, dev)
+			fmt.Fprintf(&flows, "priority=100,in_port=%s,actions=mod_vlan_vid:%d,output:%s\n", dev, a.VLAN, trunk)
+		}
+	}
+	if err := f.syncAccess(ctx, l, want, flows.String()); err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range st.Networks {
+		if err := f.syncNetwork(l, st, n, nets[n.VNI]); err != nil {
+			errs = append(errs, fmt.Errorf("vni %d: %w", n.VNI, err))
+		}
+	}
+	for _, v := range st.VRFs {
+		if err := f.syncVRF(l, st, v); err != nil {
+			errs = append(errs, fmt.Errorf("l3 vni %d: %w", v.L3VNI, err))
+		}
+	}
+	errs = append(errs, f.syncRules(l, st))
+	// What the leaf no longer carries goes.
+	keep := map[uint32]bool{}
+	for _, n := range st.Networks {
+		keep[n.VNI] = true
+	}
+	for vni := range l.l2 {
+		if !keep[vni] {
+			errs = append(errs, delLinks(l.h, VXLANName(vni), BridgeName(vni)))
+			delete(l.l2, vni)
+		}
+	}
+	keep = map[uint32]bool{}
+	for _, v := range st.VRFs {
+		keep[v.L3VNI] = true
+	}
+	for vni := range l.l3 {
+		if !keep[vni] {
+			errs = append(errs, delLinks(l.h, VXLANName(vni), BridgeName(vni)), f.flushTable(l, vni))
+			delete(l.l3, vni)
+		}
+	}
+	l.nets = nets
+	return errors.Join(errs...)
+}
+
+// syncAccess makes br-acc's internal ports and flows want.
+func (f *Fabric) syncAccess(ctx context.Context, l *leaf, want map[string]string, flows string) error {
+	var args []string
+	for dev := range want {
+		if _, ok := l.access[dev]; !ok {
+			args = append(args, "--", "add-port", DevAccess, dev, "--", "set", "interface", dev, "type=internal")
+		}
+	}
+	for dev := range l.access {
+		if _, ok := want[dev]; !ok {
+			args = append(args, "--", "--if-exists", "del-port", DevAccess, dev)
+		}
+	}
+	if len(args) > 0 {
+		if _, err := l.v.Vsctl(ctx, args...); err != nil {
+			return fmt.Errorf("access ports: %w", err)
+		}
+	}
+	for dev := range want {
+		if _, ok := l.access[dev]; ok {
+			continue
+		}
+		if err := f.env.Lab.Do(l.name, func() error { return ovs.NoTxChecksum(dev) }); err != nil {
+			return fmt.Errorf("access port %s: %w", dev, err)
+		}
+	}
+	l.access = want
+	if flows == l.flows {
+		return nil
+	}
+	file := filepath.Join(f.env.StateDir, l.name, "access.flows")
+	if err := os.WriteFile(file, []byte(flows), 0o644); err != nil {
+		return err
+	}
+	if _, err := l.v.Ofctl(ctx, "replace-flows", DevAccess, file); err != nil {
+		return fmt.Errorf("access flows: %w", err)
+	}
+	l.flows = flows
+	return nil
+}
+
+// ensureBridge creates (once) the bridge and VXLAN device of vni, the
+// bridge with MAC mac, and returns both.
+func (f *Fabric) ensureBridge(l *leaf, st evpn.LeafState, vni uint32, mac evpn.MAC, suppress bool) (br, vx netlink.Link, err error) {
+	h := l.h
+	if br, err = h.LinkByName(BridgeName(vni)); err != nil {
+		b := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: BridgeName(vni), HardwareAddr: mac.HardwareAddr()}}
+		if err := h.LinkAdd(b); err != nil {
+			return nil, nil, fmt.Errorf("create %s: %w", BridgeName(vni), err)
+		}
+		if br, err = h.LinkByName(BridgeName(vni)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if vx, err = h.LinkByName(VXLANName(vni)); err != nil {
+		x := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: VXLANName(vni), MasterIndex: br.Attrs().Index},
+			VxlanId: int(vni), SrcAddr: st.VTEP.AsSlice(), Port: f.opts.VXLANPort, Learning: false, TTL: 64}
+		if err := h.LinkAdd(x); err != nil {
+			return nil, nil, fmt.Errorf("create %s (vni %d, local %v, port %d): %w", VXLANName(vni), vni, st.VTEP, f.opts.VXLANPort, err)
+		}
+		if vx, err = h.LinkByName(VXLANName(vni)); err != nil {
+			return nil, nil, err
+		}
+		if err := h.LinkSetLearning(vx, false); err != nil {
+			return nil, nil, fmt.Errorf("%s: learning off: %w", VXLANName(vni), err)
+		}
+		if suppress {
+			if err := h.LinkSetBrNeighSuppress(vx, true); err != nil {
+				return nil, nil, fmt.Errorf("%s: neigh_suppress on: %w", VXLANName(vni), err)
+			}
+		}
+	}
+	for _, lk := range []netlink.Link{vx, br} {
+		if lk.Attrs().Flags&net.FlagUp == 0 {
+			if err := h.LinkSetUp(lk); err != nil {
+				return nil, nil, fmt.Errorf("set %s up: %w", lk.Attrs().Name, err)
+			}
+		}
+	}
+	return br, vx, nil
+}
+
+// syncNetwork programs one L2 VNI: its bridge with the anycast gateway,
+// its VXLAN port, its access ports, and the remote MACs, flood list and
+// ARP bindings of the leaf's tables.
+func (f *Fabric) syncNetwork(l *leaf, st evpn.LeafState, n evpn.NetworkState, access []string) error {
+	h := l.h
+	br, vx, err := f.ensureBridge(l, st, n.VNI, st.GatewayMAC, true)
+	if err != nil {
+		return err
+	}
+	if !l.l2[n.VNI] {
+		gw := &netlink.Addr{IPNet: kernel.IPNet(netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))}
+		if err := h.AddrReplace(br, gw); err != nil {
+			return fmt.Errorf("gateway %v on %s: %w", gw.IPNet, BridgeName(n.VNI), err)
+		}
+		l.l2[n.VNI] = true
+	}
+	for _, dev := range access {
+		lk, err := h.LinkByName(dev)
+		if err != nil {
+			return fmt.Errorf("access port %s: %w", dev, err)
+		}
+		if lk.Attrs().MasterIndex != br.Attrs().Index {
+			if err := h.LinkSetMasterByIndex(lk, br.Attrs().Index); err != nil {
+				return fmt.Errorf("access port %s into %s: %w", dev, BridgeName(n.VNI), err)
+			}
+		}
+		if lk.Attrs().Flags&net.FlagUp == 0 {
+			if err := h.LinkSetUp(lk); err != nil {
+				return fmt.Errorf("set %s up: %w", dev, err)
+			}
+		}
+	}
+	remote := map[evpn.MAC]bool{}
+	var fdb []fdbEntry
+	for _, r := range n.Remote {
+		remote[r.MAC] = true
+		fdb = append(fdb, fdbEntry{mac: r.MAC, dst: r.VTEP})
+	}
+	for _, vtep := range n.Flood {
+		fdb = append(fdb, fdbEntry{dst: vtep})
+	}
+	var neighs []neighEntry
+	for _, a := range n.ARP {
+		if remote[a.MAC] {
+			neighs = append(neighs, neighEntry{ip: a.IP, mac: a.MAC})
+		}
+	}
+	return errors.Join(syncFDB(h, vx, fdb), syncNeighs(h, br, neighs))
+}
+
+// syncVRF programs one tenant: its L3 VNI bridge (router MAC) and VXLAN
+// device, the remote VTEPs' router MACs, and its table.
+func (f *Fabric) syncVRF(l *leaf, st evpn.LeafState, v evpn.VRFState) error {
+	h := l.h
+	br, vx, err := f.ensureBridge(l, st, v.L3VNI, st.RouterMAC, false)
+	if err != nil {
+		return err
+	}
+	l.l3[v.L3VNI] = true
+	var fdb []fdbEntry
+	var neighs []neighEntry
+	for _, r := range v.RouterMACs {
+		fdb = append(fdb, fdbEntry{mac: r.MAC, dst: r.VTEP})
+		neighs = append(neighs, neighEntry{ip: r.VTEP, mac: r.MAC})
+	}
+	errs := []error{syncFDB(h, vx, fdb), syncNeighs(h, br, neighs)}
+	table := int(v.L3VNI)
+	var want []*netlink.Route
+	for _, c := range v.Connected {
+		lk, err := h.LinkByName(BridgeName(c.VNI))
+		if err != nil {
+			continue // not carried here (yet)
+		}
+		want = append(want, &netlink.Route{Dst: kernel.IPNet(c.Prefix), LinkIndex: lk.Attrs().Index, Scope: netlink.SCOPE_LINK,
+			Table: table, Protocol: tenantProto})
+	}
+	via := func(dst netip.Prefix, vteps []netip.Addr) *netlink.Route {
+		rt := &netlink.Route{Dst: kernel.IPNet(dst), Table: table, Protocol: tenantProto}
+		for _, vt := range vteps {
+			rt.MultiPath = append(rt.MultiPath, &netlink.NexthopInfo{LinkIndex: br.Attrs().Index, Gw: vt.AsSlice(), Flags: int(netlink.FLAG_ONLINK)})
+		}
+		if len(rt.MultiPath) == 1 {
+			nh := rt.MultiPath[0]
+			rt.MultiPath, rt.LinkIndex, rt.Gw, rt.Flags = nil, nh.LinkIndex, nh.Gw, nh.Flags
+		}
+		return rt
+	}
+	for _, hr := range v.Hosts {
+		want = append(want, via(netip.PrefixFrom(hr.IP, 32), []netip.Addr{hr.VTEP}))
+	}
+	for _, p := range v.Prefixes {
+		want = append(want, via(p.Prefix, p.VTEPs))
+	}
+	// Nothing falls through to the main (underlay) table.
+	want = append(want, &netlink.Route{Dst: kernel.IPNet(netip.MustParsePrefix("0.0.0.0/0")), Type: unix.RTN_UNREACHABLE,
+		Table: table, Protocol: tenantProto})
+	keep := map[string]bool{}
+	for _, rt := range want {
+		keep[rt.Dst.String()] = true
+		if err := h.RouteReplace(rt); err != nil && !errors.Is(err, unix.ENETDOWN) {
+			errs = append(errs, fmt.Errorf("route %v in table %d: %w", rt.Dst, table, err))
+		}
+	}
+	have, err := tableRoutes(h, table)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, rt := range have {
+		if !keep[dst(rt)] {
+			if err := h.RouteDel(&rt); err != nil && !kernel.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove route %v from table %d: %w", rt.Dst, table, err))
+			}
+		}
+	}
+	_ = vx
+	return errors.Join(errs...)
+}
+
+func dst(rt netlink.Route) string {
+	if rt.Dst == nil {
+		return "0.0.0.0/0"
+	}
+	return rt.Dst.String()
+}
+
+func tableRoutes(h *netlink.Handle, table int) ([]netlink.Route, error) {
+	rs, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: table, Protocol: tenantProto},
+		netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		return nil, fmt.Errorf("list table %d: %w", table, err)
+	}
+	return rs, nil
+}
+
+func (f *Fabric) flushTable(l *leaf, table uint32) error {
+	rs, err := tableRoutes(l.h, int(table))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, rt := range rs {
+		if err := l.h.RouteDel(&rt); err != nil && !kernel.IsNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// syncRules makes the leaf's ip rules send what enters a tenant's
+// bridges (its subnets' and its L3 VNI's) to the tenant's table.
+func (f *Fabric) syncRules(l *leaf, st evpn.LeafState) error {
+	want := map[string]uint32{}
+	for _, v := range st.VRFs {
+		want[BridgeName(v.L3VNI)] = v.L3VNI
+		for _, c := range v.Connected {
+			if l.l2[c.VNI] {
+				want[BridgeName(c.VNI)] = v.L3VNI
+			}
+		}
+	}
+	var errs []error
+	for dev, table := range l.rules {
+		if want[dev] != table {
+			r := netlink.NewRule()
+			r.IifName, r.Table, r.Priority = dev, int(table), RulePriority
+			if err := l.h.RuleDel(r); err != nil && !kernel.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove rule iif %s table %d: %w", dev, table, err))
+			}
+			delete(l.rules, dev)
+		}
+	}
+	for dev, table := range want {
+		if l.rules[dev] == table {
+			continue
+		}
+		r := netlink.NewRule()
+		r.IifName, r.Table, r.Priority = dev, int(table), RulePriority
+		if err := l.h.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+			errs = append(errs, fmt.Errorf("rule iif %s table %d: %w", dev, table, err))
+			continue
+		}
+		l.rules[dev] = table
+	}
+	return errors.Join(errs...)
+}
+
+// fdbEntry is a remote MAC behind dst, or with a zero MAC a flood entry
+// (head-end replication to dst).
+type fdbEntry struct {
+	mac evpn.MAC
+	dst netip.Addr
+}
+
+// syncFDB makes vx's FDB entries of ours exactly want: per MAC the
+// bridge's entry (master, extern_learn) and the VXLAN device's (self,
+// dst); per flood VTEP an all-zero entry (self, dst, appended).
+func syncFDB(h *netlink.Handle, vx netlink.Link, want []fdbEntry) error {
+	idx := vx.Attrs().Index
+	have, err := h.NeighList(idx, unix.AF_BRIDGE)
+	if err != nil {
+		return fmt.Errorf("list fdb of %s: %w", vx.Attrs().Name, err)
+	}
+	type k struct {
+		mac    evpn.MAC
+		dst    netip.Addr
+		master bool
+	}
+	cur := map[k]bool{}
+	for _, n := range have {
+		if len(n.HardwareAddr) != 6 {
+			continue
+		}
+		key := k{mac: evpn.MACOf(n.HardwareAddr)}
+		switch {
+		case n.Flags&netlink.NTF_MASTER != 0 && n.Flags&netlink.NTF_EXT_LEARNED != 0:
+			key.master = true
+		case n.Flags&netlink.NTF_SELF != 0 && n.IP != nil:
+			a, _ := netip.AddrFromSlice(n.IP)
+			key.dst = a.Unmap()
+		default:
+			continue // the port's own entries, learnt ones
+		}
+		cur[key] = true
+	}
+	var errs []error
+	wanted := map[k]bool{}
+	for _, e := range want {
+		self := k{mac: e.mac, dst: e.dst}
+		wanted[self] = true
+		if e.mac != (evpn.MAC{}) {
+			master := k{mac: e.mac, master: true}
+			wanted[master] = true
+			if !cur[master] {
+				err := h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, State: netlink.NUD_REACHABLE,
+					Flags: netlink.NTF_MASTER | netlink.NTF_EXT_LEARNED, HardwareAddr: e.mac.HardwareAddr()})
+				if err != nil {
+					errs = append(errs, fmt.Errorf("fdb %s dev %s master extern_learn: %w", e.mac, vx.Attrs().Name, err))
+				}
+			}
+		}
+		if cur[self] {
+			continue
+		}
+		n := &netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT, Flags: netlink.NTF_SELF,
+			HardwareAddr: e.mac.HardwareAddr(), IP: e.dst.AsSlice()}
+		var err error
+		if e.mac == (evpn.MAC{}) {
+			err = h.NeighAppend(n)
+		} else {
+			// A MAC that moved: its entry to the old VTEP goes first.
+			for c := range cur {
+				if c.mac == e.mac && !c.master && c.dst != e.dst {
+					delFDB(h, idx, c.mac, c.dst, false)
+					delete(cur, c)
+				}
+			}
+			err = h.NeighSet(n)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("fdb %s dev %s dst %v: %w", e.mac, vx.Attrs().Name, e.dst, err))
+		}
+	}
+	for c := range cur {
+		if !wanted[c] {
+			if err := delFDB(h, idx, c.mac, c.dst, c.master); err != nil {
+				errs = append(errs, fmt.Errorf("remove fdb %s dev %s: %w", c.mac, vx.Attrs().Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func delFDB(h *netlink.Handle, idx int, mac evpn.MAC, dst netip.Addr, master bool) error {
+	n := &netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, HardwareAddr: mac.HardwareAddr()}
+	if master {
+		n.Flags = netlink.NTF_MASTER
+	} else {
+		n.Flags, n.IP = netlink.NTF_SELF, dst.AsSlice()
+	}
+	if err := h.NeighDel(n); err != nil && !kernel.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+type neighEntry struct {
+	ip  netip.Addr
+	mac evpn.MAC
+}
+
+// syncNeighs makes dev's neighbour entries of ours (extern_learn)
+// exactly want, each noarp: what the bridge answers ARP requests from
+// (neigh_suppress), and what the kernel resolves next hops with.
+func syncNeighs(h *netlink.Handle, dev netlink.Link, want []neighEntry) error {
+	idx := dev.Attrs().Index
+	have, err := h.NeighList(idx, unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("list neighbours of %s: %w", dev.Attrs().Name, err)
+	}
+	cur := map[netip.Addr]evpn.MAC{}
+	for _, n := range have {
+		if n.Flags&netlink.NTF_EXT_LEARNED == 0 || len(n.HardwareAddr) != 6 {
+			continue
+		}
+		a, _ := netip.AddrFromSlice(n.IP)
+		cur[a.Unmap()] = evpn.MACOf(n.HardwareAddr)
+	}
+	var errs []error
+	wanted := map[netip.Addr]bool{}
+	for _, e := range want {
+		wanted[e.ip] = true
+		if m, ok := cur[e.ip]; ok && m == e.mac {
+			continue
+		}
+		if err := h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, State: netlink.NUD_NOARP,
+			Flags: netlink.NTF_EXT_LEARNED, IP: e.ip.AsSlice(), HardwareAddr: e.mac.HardwareAddr()}); err != nil {
+			errs = append(errs, fmt.Errorf("neighbour %v lladdr %s dev %s extern_learn: %w", e.ip, e.mac, dev.Attrs().Name, err))
+		}
+	}
+	for ip := range cur {
+		if !wanted[ip] {
+			if err := h.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, IP: ip.AsSlice()}); err != nil && !kernel.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove neighbour %v dev %s: %w", ip, dev.Attrs().Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func delLinks(h *netlink.Handle, names ...string) error {
+	var errs []error
+	for _, n := range names {
+		lk, err := h.LinkByName(n)
+		if err != nil {
+			continue
+		}
+		if err := h.LinkDel(lk); err != nil && !kernel.IsNotFound(err) && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, fmt.Errorf("remove %s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (f *Fabric) host(name string) (*host, error) {
+	if !f.built {
+		return nil, ErrNotBuilt
+	}
+	h := f.hosts[name]
+	if h == nil || h.v == nil {
+		return nil, fmt.Errorf("%q is not a built host of the topology", name)
+	}
+	return h, nil
+}
+
+// Plug puts p's veth end on its host's br-int, an access port of its
+// network's VLAN.
+func (f *Fabric) Plug(ctx context.Context, p kernel.Port) error {
+	h, err := f.host(p.Host)
+	if err != nil {
+		return fmt.Errorf("bridge: plug %s: %w", p.Instance, err)
+	}
+	if _, dup := h.ports[p.Instance]; dup {
+		return fmt.Errorf("bridge: plug %s: already plugged on %s", p.Instance, p.Host)
+	}
+	n, ok := f.model.Network(p.Network)
+	if !ok {
+		return fmt.Errorf("bridge: plug %s: network %q: not in the model", p.Instance, p.Network)
+	}
+	if err := h.v.PlugAccess(ctx, f.env.Lab, p.HostIf, n.VLAN, p.Instance, p.MAC); err != nil {
+		return fmt.Errorf("bridge: plug %s: %w", p.Instance, err)
+	}
+	h.ports[p.Instance] = p
+	return nil
+}
+
+// Unplug takes p off br-int. Unplugging an unknown port succeeds.
+func (f *Fabric) Unplug(ctx context.Context, p kernel.Port) error {
+	h, err := f.host(p.Host)
+	if err != nil {
+		return fmt.Errorf("bridge: unplug %s: %w", p.Instance, err)
+	}
+	old, ok := h.ports[p.Instance]
+	if !ok {
+		return nil
+	}
+	if err := h.v.UnplugAccess(ctx, old.HostIf); err != nil {
+		return fmt.Errorf("bridge: unplug %s: %w", p.Instance, err)
+	}
+	delete(h.ports, p.Instance)
+	return nil
+}
+
+// Close stops every vswitch and removes the devices, rules, routes and
+// addresses the fabric added, where their namespaces still exist.
+func (f *Fabric) Close() error {
+	if !f.built {
+		return nil
+	}
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	stop := func(v *ovs.Vswitch) {
+		defer wg.Done()
+		if err := v.Stop(); err != nil {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("bridge: stop vswitch on %s: %w", v.Node(), err))
+			mu.Unlock()
+		}
+	}
+	for _, l := range f.leaves {
+		if l.v != nil {
+			wg.Add(1)
+			go stop(l.v)
+		}
+	}
+	for _, h := range f.hosts {
+		if h.v != nil {
+			wg.Add(1)
+			go stop(h.v)
+		}
+	}
+	wg.Wait()
+	os.RemoveAll(filepath.Join(f.env.StateDir, ovs.TemplateDir))
+	// Devices: best effort, a failed node's namespace may be gone.
+	for _, l := range f.leaves {
+		for dev, table := range l.rules {
+			r := netlink.NewRule()
+			r.IifName, r.Table, r.Priority = dev, int(table), RulePriority
+			l.h.RuleDel(r)
+		}
+		for vni := range l.l3 {
+			f.flushTable(l, vni)
+		}
+		var names []string
+		for vni := range l.l2 {
+			names = append(names, VXLANName(vni), BridgeName(vni))
+		}
+		for vni := range l.l3 {
+			names = append(names, VXLANName(vni), BridgeName(vni))
+		}
+		names = append(names, DevAccess)
+		for dev := range l.access {
+			names = append(names, dev)
+		}
+		slices.Sort(names)
+		delLinks(l.h, names...)
+	}
+	for _, h := range f.hosts {
+		if nl, err := f.env.Lab.Handle(h.name); err == nil {
+			delLinks(nl, ovs.DevBrInt, ovs.DevBrBond)
+		}
+	}
+	for _, name := range f.routers {
+		h, err := f.env.Lab.Handle(name)
+		if err != nil {
+			continue
+		}
+		kernel.DelRoutes(h, name, underlayProto, nil)
+		if a, ok := f.lo[name]; ok {
+			if lo, err := h.LinkByName("lo"); err == nil {
+				h.AddrDel(lo, &netlink.Addr{IPNet: kernel.IPNet(netip.PrefixFrom(a, 32))})
+			}
+		}
+	}
+	f.leaves, f.hosts, f.built = nil, nil, false
+	return errors.Join(errs...)
+}

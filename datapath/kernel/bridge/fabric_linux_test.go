@@ -1,0 +1,453 @@
+package bridge
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/kernel"
+	"github.com/netbed/netbed/datapath/kernel/ovs"
+	"github.com/netbed/netbed/internal/announce"
+	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/topologies"
+	"github.com/netbed/netbed/topologies/netns"
+)
+
+// testPrefix starts every lab, instance namespace and state directory of
+// this test process (the leak check in TestMain).
+var testPrefix = testutil.Name("nbtest-br")[:13]
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if left := daemons(testPrefix); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: tests left OVS daemons running: %v\n", left)
+		code = 1
+	}
+	ents, _ := os.ReadDir(netns.NetnsDir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), testPrefix) {
+			fmt.Fprintf(os.Stderr, "FAIL: tests left namespace %s\n", e.Name())
+			exec.Command("ip", "netns", "del", e.Name()).Run()
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// daemons returns the processes whose command line holds s.
+func daemons(s string) []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if cmd := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmd, s) {
+			out = append(out, e.Name()+": "+cmd)
+		}
+	}
+	return out
+}
+
+var (
+	net1 = datapath.NetworkSpec{Name: "net1", Tenant: "t1", Subnet: netip.MustParsePrefix("10.1.0.0/24"),
+		Gateway: netip.MustParseAddr("10.1.0.1"), VLAN: 100, VNI: 10100}
+	net2 = datapath.NetworkSpec{Name: "net2", Tenant: "t1", Subnet: netip.MustParsePrefix("10.2.0.0/24"),
+		Gateway: netip.MustParseAddr("10.2.0.1"), VLAN: 200, VNI: 10200}
+)
+
+// bed is a deployed spine-leaf lab (2 spines, 2 leaves, a host on each)
+// with gen 2 built on it.
+type bed struct {
+	t      *testing.T
+	topo   *topologies.Topology
+	lab    *netns.Lab
+	model  *evpn.Fabric
+	f      *Fabric
+	ports  map[string]kernel.Port
+	nsName map[string]string
+}
+
+func newBed(t *testing.T) *bed {
+	t.Helper()
+	testutil.RequireRoot(t)
+	if err := ovs.Available(); err != nil {
+		testutil.Unavailable(t, err.Error())
+	}
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: testutil.Name(testPrefix), Spines: 2, Leaves: 2, HostsPerLeaf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := &netns.Options{StateRoot: t.TempDir()}
+	t.Cleanup(func() {
+		if _, err := netns.Destroy(topo.Name, opt); err != nil {
+			t.Errorf("destroy lab: %v", err)
+		}
+	})
+	ctx := context.Background()
+	lab, _, err := netns.Deploy(ctx, topo, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Close() })
+	if err := lab.WaitUp(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	m, err := evpn.New(topo, evpn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []datapath.NetworkSpec{net1, net2} {
+		if err := m.AddNetwork(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A short path: unix socket paths are limited to 108 bytes.
+	state, err := os.MkdirTemp("", testPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(state) })
+	b := &bed{t: t, topo: topo, lab: lab, model: m, f: New(Options{}), ports: map[string]kernel.Port{}, nsName: map[string]string{}}
+	t.Cleanup(func() {
+		if err := b.f.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	if err := b.f.Build(ctx, kernel.Env{Lab: lab, Topology: topo, Model: m, StateDir: state, Progress: func(s string) { t.Log(s) }}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func macOf(inst string) net.HardwareAddr {
+	h := 0
+	for _, c := range inst {
+		h = h*31 + int(c)
+	}
+	return net.HardwareAddr{0x02, 0xbb, 0, byte(h >> 16), byte(h >> 8), byte(h)}
+}
+
+// addInstance adds inst to the model on host, creates its namespace and
+// veth as the runtime does, plugs it, syncs, and announces it.
+func (b *bed) addInstance(inst, host string, n datapath.NetworkSpec, ip string) {
+	t := b.t
+	t.Helper()
+	p := kernel.Port{Instance: inst, Host: host, HostIf: "tap-" + inst, MAC: macOf(inst),
+		IP: netip.PrefixFrom(netip.MustParseAddr(ip), n.Subnet.Bits()), Gateway: n.Gateway, Network: n.Name}
+	if _, ok := b.nsName[inst]; !ok {
+		ns := testPrefix + "-" + inst + "-" + b.topo.Name[len(testPrefix):]
+		run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		b.nsName[inst] = ns
+	}
+	b.place(p)
+}
+
+// place wires p as the runtime does and plugs it into the model, the
+// fabric and the kernel.
+func (b *bed) place(p kernel.Port) {
+	t := b.t
+	t.Helper()
+	if _, _, err := b.model.AddInstance(datapath.InstanceSpec{Name: p.Instance, Host: p.Host, Network: p.Network, IP: p.IP, MAC: p.MAC}); err != nil {
+		t.Fatal(err)
+	}
+	ns := b.nsName[p.Instance]
+	hostNS, err := b.lab.NetnsName(p.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "link", "add", "eth0", "netns", ns, "address", p.MAC.String(), "type", "veth", "peer", "name", p.HostIf, "netns", hostNS)
+	run(t, "ip", "-n", hostNS, "link", "set", p.HostIf, "up")
+	run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
+	run(t, "ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off")
+	run(t, "ip", "-n", ns, "addr", "add", p.IP.String(), "dev", "eth0")
+	run(t, "ip", "-n", ns, "route", "add", "default", "via", p.Gateway.String())
+	ctx := context.Background()
+	if err := b.f.Plug(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.f.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.ports[p.Instance] = p
+	if err := announce.SendIn(filepath.Join(netns.NetnsDir, ns), "eth0", frame.GratuitousARP(p.MAC, p.IP.Addr())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// move drifts inst to host: off its old host, the model's instance
+// removed and added again there (same MAC and IP), plugged, synced.
+func (b *bed) move(inst, host string) {
+	t := b.t
+	t.Helper()
+	p := b.ports[inst]
+	if err := b.f.Unplug(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.model.RemoveInstance(inst); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "-n", b.nsName[inst], "link", "del", "eth0")
+	p.Host = host
+	b.place(p)
+}
+
+// ping sends echo requests from one instance to another until one is
+// answered (its reply's TTL) or within is over (-1).
+func (b *bed) ping(from, to string, within time.Duration) int {
+	dst := b.ports[to].IP.Addr()
+	deadline := time.Now().Add(within)
+	for seq := uint16(1); ; seq++ {
+		ttl, err := echo(b.nsName[from], dst, seq, 300*time.Millisecond)
+		if err == nil {
+			return ttl
+		}
+		if time.Now().After(deadline) {
+			b.t.Logf("ping %s -> %s: %v", from, to, err)
+			return -1
+		}
+	}
+}
+
+// echo sends one ICMP echo request from namespace ns to dst and returns
+// its reply's TTL.
+func echo(ns string, dst netip.Addr, seq uint16, wait time.Duration) (int, error) {
+	h, err := vnetns.GetFromName(ns)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	var fd int
+	if err := netns.DoIn(h, func() error {
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	const id = 0x6272
+	req := make([]byte, 16)
+	req[0] = 8
+	binary.BigEndian.PutUint16(req[4:], id)
+	binary.BigEndian.PutUint16(req[6:], seq)
+	var sum uint32
+	for i := 0; i < len(req); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(req[i:]))
+	}
+	sum = sum&0xffff + sum>>16
+	binary.BigEndian.PutUint16(req[2:], ^uint16(sum+sum>>16))
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 1500)
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil || n < 28 {
+			continue
+		}
+		ihl := int(buf[0]&0x0f) * 4
+		if netip.AddrFrom4([4]byte(buf[12:16])) == dst && buf[ihl] == 0 &&
+			binary.BigEndian.Uint16(buf[ihl+4:]) == id && binary.BigEndian.Uint16(buf[ihl+6:]) == seq {
+			return int(buf[8]), nil
+		}
+	}
+	return 0, errors.New("no reply")
+}
+
+// nsRun runs a command in node's namespace (a lab node or an instance).
+func (b *bed) nsRun(node string, args ...string) string {
+	b.t.Helper()
+	ns, ok := b.nsName[node]
+	if !ok {
+		var err error
+		if ns, err = b.lab.NetnsName(node); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	return run(b.t, "ip", append([]string{"netns", "exec", ns}, args...)...)
+}
+
+// hasLine reports whether some line of out holds every one of words.
+func hasLine(out string, words ...string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		ok := true
+		for _, w := range words {
+			if !strings.Contains(l, w) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func TestEVPN(t *testing.T) {
+	b := newBed(t)
+	b.addInstance("vm1", "host1", net1, "10.1.0.11")
+	b.addInstance("vm2", "host2", net1, "10.1.0.12")
+	b.addInstance("vm3", "host2", net2, "10.2.0.13")
+	lo1, _ := b.model.Loopback("leaf1")
+	lo2, _ := b.model.Loopback("leaf2")
+	vx, br := VXLANName(net1.VNI), BridgeName(net1.VNI)
+
+	t.Run("leaf tables are the model's", func(t *testing.T) {
+		fdb := b.nsRun("leaf1", "bridge", "fdb", "show", "dev", vx)
+		mac := b.ports["vm2"].MAC.String()
+		if !hasLine(fdb, mac, "dst "+lo2.String(), "self") {
+			t.Errorf("leaf1 %s: no entry for vm2 (%s) to leaf2's VTEP %v:\n%s", vx, mac, lo2, fdb)
+		}
+		if !hasLine(fdb, mac, "master "+br, "extern_learn") {
+			t.Errorf("leaf1 %s: no extern_learn bridge entry for vm2 (%s):\n%s", vx, mac, fdb)
+		}
+		if !hasLine(fdb, "00:00:00:00:00:00", "dst "+lo2.String()) {
+			t.Errorf("leaf1 %s: no flood entry to leaf2 (type 3):\n%s", vx, fdb)
+		}
+		neigh := b.nsRun("leaf1", "ip", "neigh", "show", "dev", br)
+		if !hasLine(neigh, "10.1.0.12", mac, "extern_learn") {
+			t.Errorf("leaf1 %s: no extern_learn neighbour for vm2:\n%s", br, neigh)
+		}
+		routes := b.nsRun("leaf1", "ip", "route", "show", "table", strconv.Itoa(int(evpnL3VNI(t, b))))
+		if !hasLine(routes, "10.2.0.13", "via "+lo2.String(), BridgeName(evpnL3VNI(t, b))) {
+			t.Errorf("leaf1: no host route to vm3 over the L3 VNI:\n%s", routes)
+		}
+	})
+	t.Run("same subnet across leaves", func(t *testing.T) {
+		if ttl := b.ping("vm1", "vm2", 5*time.Second); ttl != 64 {
+			t.Fatalf("vm1 -> vm2 (net1, other leaf): reply TTL %d, want 64 (bridged over VXLAN)", ttl)
+		}
+	})
+	t.Run("across subnets at the anycast gateway", func(t *testing.T) {
+		// Symmetric IRB: routed by the ingress leaf and by the egress
+		// leaf, each way.
+		if ttl := b.ping("vm1", "vm3", 5*time.Second); ttl != 62 {
+			t.Fatalf("vm1 (net1) -> vm3 (net2): reply TTL %d, want 62", ttl)
+		}
+	})
+	t.Run("ARP answered by the leaf", func(t *testing.T) {
+		// vm2 is gone from the wire: an answer for its address can come
+		// only from leaf1's bridge, from the neighbour entry Sync put there.
+		b.nsRun("vm2", "ip", "link", "set", "eth0", "down")
+		defer b.nsRun("vm2", "ip", "link", "set", "eth0", "up")
+		b.nsRun("vm1", "ip", "neigh", "flush", "dev", "eth0")
+		echo(b.nsName["vm1"], b.ports["vm2"].IP.Addr(), 1, 500*time.Millisecond)
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			out := b.nsRun("vm1", "ip", "neigh", "show", "10.1.0.12")
+			if hasLine(out, b.ports["vm2"].MAC.String()) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("vm1 has no ARP answer for vm2 while vm2 is down: %q", out)
+			}
+			echo(b.nsName["vm1"], b.ports["vm2"].IP.Addr(), 2, 200*time.Millisecond)
+		}
+	})
+	t.Run("moved MAC reaches its new leaf", func(t *testing.T) {
+		b.move("vm2", "host1")
+		mac := b.ports["vm2"].MAC.String()
+		// leaf2 has no instance of net1 left: it no longer carries the
+		// VNI, and routes to vm2 over the L3 VNI to leaf1.
+		if out := b.nsRun("leaf2", "ip", "-d", "link", "show"); strings.Contains(out, vx+":") {
+			t.Errorf("leaf2 still carries %s with no instance of net1 left:\n%s", vx, out)
+		}
+		routes := b.nsRun("leaf2", "ip", "route", "show", "table", strconv.Itoa(int(evpnL3VNI(t, b))))
+		if !hasLine(routes, "10.1.0.12", "via "+lo1.String()) {
+			t.Errorf("leaf2: no host route to vm2 through leaf1's VTEP %v:\n%s", lo1, routes)
+		}
+		if fdb := b.nsRun("leaf1", "bridge", "fdb", "show", "dev", vx); hasLine(fdb, mac, "dst") {
+			t.Errorf("leaf1 %s still sends vm2 (now local) over VXLAN:\n%s", vx, fdb)
+		}
+		if ttl := b.ping("vm3", "vm2", 5*time.Second); ttl != 62 {
+			t.Errorf("vm3 -> vm2 on its new leaf: reply TTL %d, want 62", ttl)
+		}
+		if ttl := b.ping("vm1", "vm2", 5*time.Second); ttl != 64 {
+			t.Errorf("vm1 -> vm2, now on the same leaf: reply TTL %d, want 64", ttl)
+		}
+	})
+}
+
+func evpnL3VNI(t *testing.T, b *bed) uint32 {
+	v, ok := b.model.L3VNI("t1")
+	if !ok {
+		t.Fatal("tenant t1 has no L3 VNI")
+	}
+	return v
+}
+
+// TestClose: Close stops the vswitches and leaves no device, rule,
+// route or address of the fabric behind.
+func TestClose(t *testing.T) {
+	b := newBed(t)
+	b.addInstance("vm1", "host1", net1, "10.1.0.11")
+	b.addInstance("vm3", "host2", net2, "10.2.0.13")
+	if err := b.f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left := daemons(filepath.Base(b.f.env.StateDir)); len(left) > 0 {
+		t.Errorf("daemons left: %v", left)
+	}
+	lo1, _ := b.model.Loopback("leaf1")
+	for _, c := range []struct {
+		node string
+		args []string
+		bad  []string
+	}{
+		{"leaf1", []string{"ip", "link", "show"}, []string{DevAccess, PrefixVXLAN, BridgeName(net1.VNI), "a"}},
+		{"leaf1", []string{"ip", "rule", "show"}, []string{strconv.Itoa(RulePriority) + ":"}},
+		{"leaf1", []string{"ip", "addr", "show", "dev", "lo"}, []string{lo1.String()}},
+		{"spine1", []string{"ip", "route", "show"}, []string{"10.255."}},
+		{"host1", []string{"ip", "link", "show"}, []string{ovs.DevBrInt, ovs.DevBrBond}},
+	} {
+		out := b.nsRun(c.node, c.args...)
+		for _, l := range strings.Split(out, "\n") {
+			for _, w := range c.bad {
+				name := l
+				if i := strings.Index(l, ": "); i >= 0 && c.args[1] == "link" {
+					name = strings.Fields(l[i+2:])[0]
+					if !strings.HasPrefix(name, w) || (w == "a" && !strings.Contains(name, "v")) {
+						continue
+					}
+				} else if c.args[1] == "link" || !strings.Contains(l, w) {
+					continue
+				}
+				t.Errorf("%s: %s after Close: %s", c.node, strings.Join(c.args, " "), strings.TrimSpace(l))
+			}
+		}
+	}
+}

@@ -54,6 +54,7 @@ var Glossary = []Term{
 	{KindReason, "delivered-to-other-instance", "the probe reached an instance, but not the one it was sent to (another tenant's with the same address)"},
 	{KindReason, "rx-ring-full", "netns: the kernel dropped frames a node's receive ring had no room for; the node could not keep up"},
 	{KindReason, "send-error", "netns: the kernel refused to send a frame; unexplained"},
+	{KindReason, "answer-late", "kernel backend: the answer reached the source after the probe's timeout (the trace saw it; the socket had given up)"},
 	{KindReason, "trace-lost", "netns on kernel devices: trace events the kernel's ring buffer had no room for, so results may lack them; unexplained"},
 	{KindReason, "capture-lost", "netns: frames the capture rings missed, so results may lack them; unexplained"},
 
@@ -77,7 +78,8 @@ var Glossary = []Term{
 	{KindRule, "inner", "gen 3: the decapsulated inner packet"},
 	{KindRule, "ip", "an IP stack's handling: too short, TTL, another protocol, or the kernel's routing (netns)"},
 	{KindRule, "irb", "gen 2: the leaf's integrated routing (local host, L3 VNI, EVPN type-5 prefix, host not yet known)"},
-	{KindRule, "kernel", "netns: the Linux kernel of the instance's namespace sent or received it"},
+	{KindRule, "kernel", "netns: the Linux kernel of the instance's namespace sent or received it; kernel backend: kernel:<reason> is the kernel's own drop reason (enum skb_drop_reason), reported by its kfree_skb tracepoint"},
+	{KindRule, "timeout", "the probe's timeout passed before its answer reached the source"},
 	{KindRule, "local", "delivered to the router itself"},
 	{KindRule, "mac", "an instance's stack: a frame for another MAC"},
 	{KindRule, "ndisc", "IPv6 neighbour discovery (an unsolicited advertisement after a move)"},

@@ -256,6 +256,10 @@ func (k *kernelFabric) close() error {
 	return errors.Join(append(errs, k.f.Close())...)
 }
 
+// reasonAnswerLate is a probe whose answer the kernel traced back to the
+// source after the source's socket had given up on it.
+const reasonAnswerLate datapath.Reason = "answer-late"
+
 // kernelKey is the key under which the kernel's tracepoints report probe
 // id's packets and their answers (see Probe for what each protocol sends).
 func kernelKey(id uint64, proto string, src, dst netip.Addr, port uint16) ktrace.Key {
@@ -270,7 +274,7 @@ func kernelKey(id uint64, proto string, src, dst netip.Addr, port uint16) ktrace
 
 // kernelResult derives probe id's outcome from what the kernel's
 // tracepoints saw of it and of its answer, in every namespace.
-func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.RuntimeProbe, key ktrace.Key, src, dst *instance) (reports.Probe, error) {
+func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.RuntimeProbe, key ktrace.Key, src, dst *instance, answered bool) (reports.Probe, error) {
 	if err := r.k.tr.Sync(ctx); err != nil {
 		return reports.Probe{}, fmt.Errorf("probe %d: %w", id, err)
 	}
@@ -291,6 +295,11 @@ func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.Runti
 		return !slices.ContainsFunc(rs, func(x outcome.Record) bool { return x.Ev.Action == datapath.ActOriginate && x.Ev.Node == p.From })
 	}
 	o := outcome.Derive(rs, p.From, pending)
+	// The source's socket says whether the answer came in time; the
+	// trace may hold an answer that came after the timeout.
+	if o.Replied && !answered {
+		o.Replied, o.DropNode, o.DropDevice, o.Reason, o.Rule = false, p.From, stack.Port, reasonAnswerLate, "timeout"
+	}
 	if bf, ok := r.k.f.(*bpf.Fabric); ok && o.Reason != "" && !o.Delivered {
 		if err := bf.FlushFlows(ctx); err != nil {
 			return reports.Probe{}, fmt.Errorf("probe %d: %w", id, err)

@@ -105,7 +105,7 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 		fmt.Printf("probe %d %s -> %s %s: kernel answered %v\n", id, p.From, p.To, p.Proto, replied)
 	}
 	if r.k != nil {
-		return r.kernelResult(ctx, id, p, key, src, dst)
+		return r.kernelResult(ctx, id, p, key, src, dst, replied)
 	}
 	return r.result(id, p), nil
 }

@@ -453,6 +453,19 @@ func (s *Service) DeleteNetwork(ctx context.Context, ref string) (Network, error
 				return err
 			}
 		}
+		// Replicas' own MAC sequences (see macFor).
+		var seqs [][]byte
+		if err := tx.Scan(bNetMACSeq, key(n.ID, ""), nil, func(k, _ []byte) bool {
+			seqs = append(seqs, append([]byte(nil), k...))
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, k := range seqs {
+			if err := tx.Delete(bNetMACSeq, k); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -795,15 +808,25 @@ func macFor(tx store.Tx, netID, asked string) (string, error) {
 	h := fnv.New32a()
 	h.Write([]byte(netID))
 	hh := h.Sum32()
+	// In a store several replicas write at once, each keeps a sequence of
+	// its own, starting in a part of the 24-bit space its name picks, so
+	// that two replicas' creates do not both want the next MAC.
+	seqKey := []byte(netID)
 	var seq uint32
-	if v := tx.Get(bNetMACSeq, []byte(netID)); len(v) == 4 {
+	if sh, ok := tx.(store.Sharded); ok {
+		seqKey = key(netID, sh.Shard())
+		hs := fnv.New32a()
+		hs.Write([]byte(sh.Shard()))
+		seq = (hs.Sum32() & 0xff) << 16
+	}
+	if v := tx.Get(bNetMACSeq, seqKey); len(v) == 4 {
 		seq = binary.BigEndian.Uint32(v)
 	}
 	for range 1 << 24 {
 		seq = (seq + 1) & 0xffffff
 		m := fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", byte(hh>>8), byte(hh), byte(seq>>16), byte(seq>>8), byte(seq))
 		if tx.Get(bPortMAC, key(netID, m)) == nil {
-			return m, tx.Put(bNetMACSeq, []byte(netID), binary.BigEndian.AppendUint32(nil, seq))
+			return m, tx.Put(bNetMACSeq, seqKey, binary.BigEndian.AppendUint32(nil, seq))
 		}
 	}
 	return "", fmt.Errorf("%w: every generated MAC of network %s is taken", ipam.ErrPoolExhausted, netID)

@@ -3,6 +3,7 @@ package ipam
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 
 	"github.com/netbed/netbed/controller/store"
@@ -73,25 +74,90 @@ func addrFromKey(pool string, k []byte) (netip.Addr, bool) {
 
 type poolMeta struct {
 	cursor netip.Addr
-	used   uint64
+	used   int64 // this shard's part: negative when it released more than it took
 }
 
-func loadMeta(tx store.Tx, id string) poolMeta {
-	v := tx.Get(BucketPools, []byte(id))
+// A pool's state is one key, the pool's ID, in a store with one writer. In
+// a store several replicas write at once (store.Sharded) each replica keeps
+// its own part, ID 0x00 replica: its cursor, which starts at a point of the
+// ranges of its own so that replicas hand out addresses from different
+// places, and its count of addresses taken less those released; the pool's
+// count is the sum of the parts.
+func metaKey(id, shard string) []byte {
+	if shard == "" {
+		return []byte(id)
+	}
+	return []byte(id + "\x00" + shard)
+}
+
+func shardOf(tx store.Tx) (store.Sharded, string) {
+	if s, ok := tx.(store.Sharded); ok {
+		return s, s.Shard()
+	}
+	return nil, ""
+}
+
+func decodeMeta(v []byte) poolMeta {
 	if len(v) < 8 {
 		return poolMeta{}
 	}
-	m := poolMeta{used: binary.BigEndian.Uint64(v[:8])}
+	m := poolMeta{used: int64(binary.BigEndian.Uint64(v[:8]))}
 	m.cursor, _ = netip.AddrFromSlice(v[8:])
 	return m
 }
 
+// loadMeta reads this writer's part of pool id.
+func loadMeta(tx store.Tx, id string) poolMeta {
+	_, shard := shardOf(tx)
+	return decodeMeta(tx.Get(BucketPools, metaKey(id, shard)))
+}
+
 func saveMeta(tx store.Tx, id string, m poolMeta) error {
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 24), m.used)
+	_, shard := shardOf(tx)
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 24), uint64(m.used))
 	if m.cursor.IsValid() {
 		v = append(v, m.cursor.AsSlice()...)
 	}
-	return tx.Put(BucketPools, []byte(id), v)
+	return tx.Put(BucketPools, metaKey(id, shard), v)
+}
+
+// used returns how many addresses of pool id's ranges are held, given
+// this writer's part own: the other parts are peeked at.
+func usedWith(tx store.Tx, id string, own poolMeta) uint64 {
+	total := own.used
+	if sh, shard := shardOf(tx); sh != nil {
+		mine := string(metaKey(id, shard))
+		if v := sh.PeekGet(BucketPools, []byte(id)); v != nil {
+			total += decodeMeta(v).used
+		}
+		sh.PeekScan(BucketPools, []byte(id+"\x00"), func(k, v []byte) bool {
+			if string(k) != mine {
+				total += decodeMeta(v).used
+			}
+			return true
+		})
+	}
+	return uint64(max(total, 0))
+}
+
+// startCursor is where a shard's cursor starts: a point of p's ranges
+// chosen by the shard's name, so that replicas allocate apart.
+func startCursor(p Pool, shard string) netip.Addr {
+	size := p.Size()
+	if shard == "" || size == 0 {
+		return netip.Addr{}
+	}
+	h := fnv.New64a()
+	h.Write([]byte(shard))
+	off := h.Sum64() % size
+	for _, r := range p.Ranges {
+		if off < r.Size() {
+			a, _ := add(r.Start, off)
+			return a
+		}
+		off -= r.Size()
+	}
+	return netip.Addr{}
 }
 
 // Holder returns who holds a in pool, or "" when nobody does.
@@ -100,12 +166,13 @@ func Holder(tx store.Tx, pool string, a netip.Addr) string {
 }
 
 // Used returns how many addresses of the pool's ranges are held.
-func Used(tx store.Tx, p Pool) uint64 { return loadMeta(tx, p.ID).used }
+func Used(tx store.Tx, p Pool) uint64 { return usedWith(tx, p.ID, loadMeta(tx, p.ID)) }
 
-// HasRoom reports whether at least n addresses of p's ranges are free.
+// HasRoom reports whether at least n addresses of p's ranges are free (in
+// a store.Sharded, as far as the other replicas' parts last showed).
 func HasRoom(tx store.Tx, p Pool, n int) bool {
 	size := p.Size()
-	used := loadMeta(tx, p.ID).used
+	used := Used(tx, p)
 	return used <= size && size-used >= uint64(n)
 }
 
@@ -117,8 +184,12 @@ func Allocate(tx store.Tx, p Pool, holder string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("allocate in pool %s: empty holder", p.ID)
 	}
 	m := loadMeta(tx, p.ID)
-	if m.used >= p.Size() {
+	if usedWith(tx, p.ID, m) >= p.Size() {
 		return netip.Addr{}, &ExhaustedError{Pools: p.rangeNames()}
+	}
+	if !m.cursor.IsValid() {
+		_, shard := shardOf(tx)
+		m.cursor = startCursor(p, shard)
 	}
 	a, ok := nextFree(tx, p, m.cursor)
 	if !ok {
@@ -188,8 +259,8 @@ func Release(tx store.Tx, p Pool, a netip.Addr, holder string) error {
 	}
 	if p.inRanges(a) {
 		m := loadMeta(tx, p.ID)
-		if m.used > 0 {
-			m.used--
+		if sh, _ := shardOf(tx); sh != nil || m.used > 0 {
+			m.used-- // a part may go below zero; the sum does not
 		}
 		return saveMeta(tx, p.ID, m)
 	}
@@ -216,12 +287,24 @@ func DropPool(tx store.Tx, id string) error {
 	}); err != nil {
 		return err
 	}
+	parts := [][]byte{[]byte(id)} // the pool's state, and each replica's part
+	if err := tx.Scan(BucketPools, []byte(id+"\x00"), nil, func(k, _ []byte) bool {
+		parts = append(parts, append([]byte(nil), k...))
+		return true
+	}); err != nil {
+		return err
+	}
 	for _, k := range keys {
 		if err := tx.Delete(BucketAddrs, k); err != nil {
 			return err
 		}
 	}
-	return tx.Delete(BucketPools, []byte(id))
+	for _, k := range parts {
+		if err := tx.Delete(BucketPools, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nextFree finds the first free address after cursor, wrapping around the

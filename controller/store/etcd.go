@@ -107,6 +107,7 @@ type ecall struct {
 var (
 	_ Store   = (*Etcd)(nil)
 	_ Watcher = (*Etcd)(nil)
+	_ Sharded = (*etcdTx)(nil)
 )
 
 // Watcher is a Store that other processes change too: it tells of every
@@ -901,4 +902,23 @@ func (t *etcdTx) Scan(bucket string, prefix, from []byte, fn func(k, v []byte) b
 		t.ranges = append(t.ranges, r)
 	}
 	return nil
+}
+
+// Shard implements Sharded: the replica's name.
+func (t *etcdTx) Shard() string { return t.e.o.Name }
+
+// PeekGet implements Sharded.
+func (t *etcdTx) PeekGet(bucket string, key []byte) []byte {
+	saved := t.reads
+	t.reads = nil
+	defer func() { t.reads = saved }()
+	return t.Get(bucket, key)
+}
+
+// PeekScan implements Sharded.
+func (t *etcdTx) PeekScan(bucket string, prefix []byte, fn func(k, v []byte) bool) {
+	saved := t.reads
+	t.reads = nil
+	defer func() { t.reads = saved }()
+	_ = t.Scan(bucket, prefix, nil, fn)
 }

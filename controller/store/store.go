@@ -41,6 +41,22 @@ type Tx interface {
 	Scan(bucket string, prefix, from []byte, fn func(k, v []byte) bool) error
 }
 
+// Sharded is a Tx of a store that several replicas write at once (Etcd).
+// A counter every change updates (an address pool's) makes every two
+// replicas' commits conflict; kept in one part per replica instead, each
+// replica writes only its own part (under a key naming Shard) and reads the
+// others' with Peek, which does not make its commit fail when they change
+// meanwhile. The sum of the parts is then exact, each part only ever
+// changed by its replica's own serialised commits.
+type Sharded interface {
+	// Shard names this replica's part.
+	Shard() string
+	// PeekGet is Get, not checked at commit.
+	PeekGet(bucket string, key []byte) []byte
+	// PeekScan is Scan, not checked at commit.
+	PeekScan(bucket string, prefix []byte, fn func(k, v []byte) bool)
+}
+
 var (
 	// ErrClosed is returned by a Store used after Close.
 	ErrClosed = errors.New("store closed")

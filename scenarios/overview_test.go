@@ -95,7 +95,7 @@ func TestReachRecorded(t *testing.T) {
 			stream++
 		}
 	}
-	if stream != 300 { // 3 s at 100 rounds per second
-		t.Errorf("drift-ping-pong: %d stream rounds, want 300", stream)
+	if stream != 500 { // 5 s at 100 rounds per second
+		t.Errorf("drift-ping-pong: %d stream rounds, want 500", stream)
 	}
 }

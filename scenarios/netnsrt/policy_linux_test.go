@@ -2,11 +2,14 @@ package netnsrt_test
 
 import (
 	"context"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/scenarios/netnsrt"
 	"github.com/netbed/netbed/scenarios/simrt"
 )
 
@@ -55,6 +58,61 @@ func TestPolicyEdgeCasesOnNetns(t *testing.T) {
 						t.Errorf("table %d: %s on netns, %s on sim", i, c, st.Cells[j])
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestPolicyTruthTableOnKernel runs the library's netpol-truth-table for
+// gen 3 (tunnel and direct) on the kernel backend, where the tc programs
+// decide (the egress check on the sending pod's lxc, the ingress check at
+// the destination's node): every cell must hold and equal the sim's,
+// verdict and rule, so that an egress drop is named by the program's
+// flow event as the model names it.
+func TestPolicyTruthTableOnKernel(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, err := scenarios.Load("../library/netpol-truth-table.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := scenarios.Options{ProbeTimeout: 300 * time.Millisecond}
+	for _, gen := range []scenarios.Generation{scenarios.GenEBPF, scenarios.GenEBPFDirect} {
+		t.Run(string(gen), func(t *testing.T) {
+			ctx := context.Background()
+			simRun, err := scenarios.Run(ctx, s, gen, scenarios.NewFabricBackend(scenarios.FabricOptions{
+				Runtime: simrt.New(s.Seed), StoreDir: t.TempDir(), ControllerLatency: simrt.ControllerLatency}), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rt := netnsrt.New(netnsrt.Options{Scenario: s.Name, StateRoot: t.TempDir(), OutDir: t.TempDir(), CNIPath: []string{pluginDir},
+				Netbed: filepath.Join(pluginDir, netnsrt.Executable), Kernel: true})
+			run, err := scenarios.Run(ctx, s, gen, scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: rt, StoreDir: t.TempDir()}), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range run.Checks {
+				if !c.Passed {
+					t.Errorf("step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+				}
+			}
+			if len(run.TruthTables) != 1 || len(simRun.TruthTables) != 1 {
+				t.Fatalf("%d truth tables on kernel, %d on sim; want 1", len(run.TruthTables), len(simRun.TruthTables))
+			}
+			kc, sc := run.TruthTables[0].Cells, simRun.TruthTables[0].Cells
+			if len(kc) != len(sc) {
+				t.Fatalf("%d cells on kernel, %d on sim", len(kc), len(sc))
+			}
+			egress := 0
+			for i, c := range kc {
+				if c.Observed != sc[i].Observed || c.Rule != sc[i].Rule {
+					t.Errorf("%s on kernel (rule %q), %s on sim (rule %q)", c, c.Rule, sc[i], sc[i].Rule)
+				}
+				if strings.HasPrefix(c.Rule, "policy:egress:") {
+					egress++
+				}
+			}
+			if egress == 0 {
+				t.Error("no cell was dropped by an egress rule: the table no longer tests egress")
 			}
 		})
 	}

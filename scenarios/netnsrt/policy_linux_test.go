@@ -117,3 +117,34 @@ func TestPolicyTruthTableOnKernel(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyEdgeCasesOnKernel replays the same edge cases for gen 3 on
+// the kernel backend: the compiled entries in the kernel's policy map,
+// checked by the tc programs of ebpf/kmaps (ingress and egress), must
+// give every truth-table cell its expected verdict.
+func TestPolicyEdgeCasesOnKernel(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, err := scenarios.Load("../testdata/policy/edge-cases.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := netnsrt.New(netnsrt.Options{Scenario: s.Name, StateRoot: t.TempDir(), OutDir: t.TempDir(), CNIPath: []string{pluginDir},
+		Netbed: filepath.Join(pluginDir, netnsrt.Executable), Kernel: true, InstancesOnly: true})
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenEBPF, scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: rt, StoreDir: t.TempDir()}),
+		scenarios.Options{ProbeTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kernel run: %v wall time", run.Elapsed)
+	if run.Backend != "kernel" {
+		t.Errorf("the run says backend %q, want kernel", run.Backend)
+	}
+	if len(run.TruthTables) != 7 {
+		t.Fatalf("%d truth tables, want 7", len(run.TruthTables))
+	}
+	for _, c := range run.Checks {
+		if !c.Passed {
+			t.Errorf("kernel: step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+		}
+	}
+}

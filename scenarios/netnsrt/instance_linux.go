@@ -2,6 +2,7 @@ package netnsrt
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/kernel"
 	"github.com/netbed/netbed/datapath/stack"
 	"github.com/netbed/netbed/internal/announce"
 	"github.com/netbed/netbed/scenarios"
@@ -83,7 +85,9 @@ func (r *Runtime) AttachPod(ctx context.Context, s datapath.InstanceSpec, conf [
 		return s, fmt.Errorf("attach pod %q: host %q: %w", s.Name, s.Host, err)
 	}
 	in := r.newInstance(s)
-	in.cni = conf
+	if in.cni, err = r.podConf(conf); err != nil {
+		return s, fmt.Errorf("attach pod %q: %w", s.Name, err)
+	}
 	if err := r.makeInstanceNS(in); err != nil {
 		return s, fmt.Errorf("attach pod %q: %w", s.Name, err)
 	}
@@ -95,6 +99,29 @@ func (r *Runtime) AttachPod(ctx context.Context, s datapath.InstanceSpec, conf [
 	r.mu.Unlock()
 	s.IP, s.MAC, s.Gateway = in.ip, in.mac, in.gw
 	return s, nil
+}
+
+// podConf is a pod's CNI configuration for this runtime: on the kernel
+// backend, a fabric whose pods need a smaller MTU (gen 3's VXLAN tunnel:
+// 1450 on a 1500-byte underlay, as Cilium sets it) has it written as the
+// plugin's "mtu" unless the configuration names one.
+func (r *Runtime) podConf(conf []byte) ([]byte, error) {
+	if r.k == nil {
+		return conf, nil
+	}
+	m, ok := r.k.f.(kernel.PodMTUer)
+	if !ok || m.PodMTU() == 0 {
+		return conf, nil
+	}
+	var c map[string]any
+	if err := json.Unmarshal(conf, &c); err != nil {
+		return nil, fmt.Errorf("CNI configuration: %w", err)
+	}
+	if _, set := c["mtu"]; set {
+		return conf, nil
+	}
+	c["mtu"] = m.PodMTU()
+	return json.Marshal(c)
 }
 
 // AddInstance implements scenarios.Runtime: f.AddInstance (inside Mutate),

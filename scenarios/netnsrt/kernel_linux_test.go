@@ -1,6 +1,7 @@
 package netnsrt
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -131,5 +132,48 @@ func TestDevicePath(t *testing.T) {
 	// sightings stay as they are.
 	if got := devicePath(obs, nil, isHost).Devices(); len(got) != 9 || got[2] != "h1/eth1" || got[3] != "tor1" {
 		t.Errorf("without a view: %v", got)
+	}
+}
+
+// mtuFabric is a kernel fabric that only has a pod MTU, for podConf.
+type mtuFabric struct {
+	kernel.Fabric
+	mtu int
+}
+
+func (m mtuFabric) PodMTU() int { return m.mtu }
+
+// TestPodConfMTU: on the kernel backend a fabric's pod MTU is written
+// into the pod's CNI configuration unless it names one; netns and a
+// fabric without one leave it as it is. (The real gen 3 fabric's 1450 is
+// checked in datapath/kernel/bpf's TestKernelFabricTunnel.)
+func TestPodConfMTU(t *testing.T) {
+	conf := []byte(`{"cniVersion":"1.1.0","name":"pods","type":"netbed-cni","controllerURL":"unix:///x"}`)
+	for _, c := range []struct {
+		name string
+		k    *kernelFabric
+		conf []byte
+		want any
+	}{
+		{"netns", nil, conf, nil},
+		{"no pod MTU", &kernelFabric{f: mtuFabric{}}, conf, nil},
+		{"tunnel", &kernelFabric{f: mtuFabric{mtu: 1450}}, conf, 1450.0},
+		{"named by the configuration", &kernelFabric{f: mtuFabric{mtu: 1450}}, []byte(`{"type":"netbed-cni","mtu":9000}`), 9000.0},
+	} {
+		r := &Runtime{k: c.k}
+		got, err := r.podConf(c.conf)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(got, &m); err != nil {
+			t.Fatalf("%s: %s: %v", c.name, got, err)
+		}
+		if m["mtu"] != c.want || m["type"] != "netbed-cni" {
+			t.Errorf("%s: %s, want mtu %v", c.name, got, c.want)
+		}
+	}
+	if _, err := (&Runtime{k: &kernelFabric{f: mtuFabric{mtu: 1450}}}).podConf([]byte("{")); err == nil {
+		t.Error("a malformed configuration passed")
 	}
 }

@@ -64,6 +64,7 @@ type Fabric struct {
 	order   []string // hosts in topology order
 	routers []string
 	port    int // cilium_vxlan's UDP port (tunnel mode)
+	podMTU  int // the pods' MTU in tunnel mode, else 0
 	// tcxState says whether TCX links work here (found at the first
 	// attach).
 	tcxState int
@@ -77,7 +78,20 @@ type Fabric struct {
 	wg    sync.WaitGroup
 }
 
-var _ kernel.Fabric = (*Fabric)(nil)
+var (
+	_ kernel.Fabric   = (*Fabric)(nil)
+	_ kernel.PodMTUer = (*Fabric)(nil)
+)
+
+// VXLANOverhead is what VXLAN over IPv4 adds to a pod's packet: outer
+// Ethernet, IPv4, UDP and VXLAN headers.
+const VXLANOverhead = 14 + 20 + 8 + 8
+
+// PodMTU implements kernel.PodMTUer: in tunnel mode the smallest NIC MTU
+// of the hosts less VXLANOverhead (1450 on a 1500-byte underlay, as
+// Cilium sets its pods' MTU), so that an encapsulated full-size packet
+// still fits the underlay; 0 (the kernel default) with direct routing.
+func (f *Fabric) PodMTU() int { return f.podMTU }
 
 // host is one Cilium node in its namespace.
 type host struct {
@@ -297,6 +311,15 @@ func (f *Fabric) buildHost(name string) error {
 			return err
 		}
 		cfg.VXLANIfIndex = vx.Attrs().Index
+		for _, c := range n.Config().NICs {
+			lk, err := h.LinkByName(c.Name)
+			if err != nil {
+				return fmt.Errorf("find %s: %w", c.Name, err)
+			}
+			if m := lk.Attrs().MTU - VXLANOverhead; f.podMTU == 0 || m < f.podMTU {
+				f.podMTU = m
+			}
+		}
 		if hs.toEP, err = kmaps.NewOverlayProgram(hs.km); err != nil {
 			return err
 		}

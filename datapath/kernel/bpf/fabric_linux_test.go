@@ -393,6 +393,11 @@ func kernelFabric(t *testing.T, mode gen3.Mode) {
 	if !r.fab.TCX() {
 		t.Log("programs attached as clsact filters: this kernel has no TCX")
 	}
+	// Pods' MTU: the underlay's 1500 less VXLAN's 50 in tunnel mode, as
+	// Cilium sets it; the kernel default with direct routing.
+	if want := map[gen3.Mode]int{gen3.Tunnel: 1450, gen3.Direct: 0}[mode]; r.fab.PodMTU() != want {
+		t.Errorf("PodMTU %d in %v mode, want %d", r.fab.PodMTU(), mode, want)
+	}
 	web := r.addPod("web-1", "host1", map[string]string{"app": "web"})
 	cache := r.addPod("cache-1", "host1", map[string]string{"app": "cache"})
 	db1 := r.addPod("db-1", "host1", map[string]string{"app": "db"})

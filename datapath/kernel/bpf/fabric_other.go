@@ -31,6 +31,9 @@ func (*Fabric) Unplug(context.Context, kernel.Port) error { return ErrUnsupporte
 func (*Fabric) Sync(context.Context) error                { return ErrUnsupported }
 func (*Fabric) Close() error                              { return nil }
 
+// PodMTU is 0 on this platform.
+func (*Fabric) PodMTU() int { return 0 }
+
 // FlushFlows fails on this platform.
 func (*Fabric) FlushFlows(context.Context) error { return ErrUnsupported }
 

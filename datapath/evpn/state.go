@@ -186,3 +186,13 @@ func (f *Fabric) Network(name string) (datapath.NetworkSpec, bool) {
 	}
 	return n.spec, true
 }
+
+// InstanceNetwork returns the network an attached instance is on (a pod
+// attached by the CNI plugin arrives with its port's network unnamed).
+func (f *Fabric) InstanceNetwork(instance string) (datapath.NetworkSpec, bool) {
+	in, ok := f.instances[instance]
+	if !ok {
+		return datapath.NetworkSpec{}, false
+	}
+	return in.net.spec, true
+}

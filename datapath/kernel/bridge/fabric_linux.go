@@ -787,6 +787,10 @@ func (f *Fabric) Plug(ctx context.Context, p kernel.Port) error {
 		return fmt.Errorf("bridge: plug %s: already plugged on %s", p.Instance, p.Host)
 	}
 	n, ok := f.model.Network(p.Network)
+	if p.Network == "" {
+		// A pod the CNI plugin attached: the model knows its network.
+		n, ok = f.model.InstanceNetwork(p.Instance)
+	}
 	if !ok {
 		return fmt.Errorf("bridge: plug %s: network %q: not in the model", p.Instance, p.Network)
 	}

@@ -194,7 +194,11 @@ func (b *bed) place(p kernel.Port) {
 	run(t, "ip", "-n", ns, "addr", "add", p.IP.String(), "dev", "eth0")
 	run(t, "ip", "-n", ns, "route", "add", "default", "via", p.Gateway.String())
 	ctx := context.Background()
-	if err := b.f.Plug(ctx, p); err != nil {
+	plugged := p
+	if strings.HasPrefix(p.Instance, "pod") {
+		plugged.Network = "" // as the CNI plugin's pods arrive
+	}
+	if err := b.f.Plug(ctx, plugged); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.f.Sync(ctx); err != nil {
@@ -376,6 +380,13 @@ func TestEVPN(t *testing.T) {
 				t.Fatalf("vm1 has no ARP answer for vm2 while vm2 is down: %q", out)
 			}
 			echo(b.nsName["vm1"], b.ports["vm2"].IP.Addr(), 2, 200*time.Millisecond)
+		}
+	})
+	t.Run("pod plugged with no network named", func(t *testing.T) {
+		b.addInstance("pod1", "host1", net2, "10.2.0.21")
+		// Routed once, by leaf1, between its two subnets.
+		if ttl := b.ping("vm1", "pod1", 5*time.Second); ttl != 63 {
+			t.Fatalf("vm1 (net1) -> pod1 (net2, same leaf): reply TTL %d, want 63", ttl)
 		}
 	})
 	t.Run("moved MAC reaches its new leaf", func(t *testing.T) {

@@ -1,0 +1,103 @@
+package netnsrt_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/scenarios/netnsrt"
+	"github.com/netbed/netbed/scenarios/simrt"
+)
+
+// TestLibraryOnKernel runs every shipped scenario on the kernel backend
+// for every generation it names that the kernel backend runs, and checks
+// that it passes and agrees with sim on what reached its destination, what
+// was answered and the verdicts. Hops and paths may differ by design (the
+// kernel counts the devices it really crossed); the test logs where.
+// A cell of knownKernelDifferences is run and its differences logged,
+// not failed.
+func TestLibraryOnKernel(t *testing.T) {
+	testutil.RequireRoot(t)
+	kernelGens := netnsrt.KernelGenerations()
+	ran := 0
+	for _, name := range libraryScenarios {
+		s, err := scenarios.Load("../library/" + name + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, gen := range s.Generations {
+			if !slices.Contains(kernelGens, string(gen)) || s.ControlPlane == scenarios.ControlPlaneBGP {
+				continue
+			}
+			ran++
+			cell := name + "/" + string(gen)
+			t.Run(cell, func(t *testing.T) {
+				errorf := t.Errorf
+				if why, known := knownKernelDifferences[cell]; known {
+					errorf = func(format string, args ...any) {
+						t.Logf("known kernel difference (%s): "+format, append([]any{why}, args...)...)
+					}
+				}
+				ctx := context.Background()
+				simRun, err := scenarios.Run(ctx, s, gen, scenarios.NewFabricBackend(scenarios.FabricOptions{
+					Runtime: simrt.New(s.Seed), StoreDir: t.TempDir(), ControllerLatency: simrt.ControllerLatency}), scenarios.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rt := netnsrt.New(netnsrt.Options{Scenario: name, StateRoot: t.TempDir(), OutDir: t.TempDir(), CNIPath: []string{pluginDir},
+					Netbed: filepath.Join(pluginDir, netnsrt.Executable), Kernel: true, InstancesOnly: true})
+				kRun, err := scenarios.Run(ctx, s, gen, scenarios.NewFabricBackend(scenarios.FabricOptions{
+					Runtime: rt, StoreDir: t.TempDir()}), scenarios.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("kernel run: %v wall time (sim: %v)", kRun.Elapsed, simRun.Elapsed)
+				if left := namespacesOf(rt.LabName()); len(left) > 0 {
+					t.Errorf("namespaces left after the run: %v", left)
+				}
+				if kRun.Backend != "kernel" {
+					t.Errorf("the run says backend %q, want kernel", kRun.Backend)
+				}
+				for _, c := range kRun.Checks {
+					if !c.Passed {
+						errorf("kernel: step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+					}
+				}
+				if len(kRun.Probes) != len(simRun.Probes) {
+					errorf("kernel sent %d probes, sim %d", len(kRun.Probes), len(simRun.Probes))
+					return
+				}
+				for i, sp := range simRun.Probes {
+					kp := kRun.Probes[i]
+					if sp.Delivered != kp.Delivered || sp.Replied != kp.Replied || sp.Verdict() != kp.Verdict() {
+						errorf("probe %d %s -> %s (%s): kernel delivered %v replied %v (dropped at %s: %s), sim delivered %v replied %v (dropped at %s: %s)",
+							i, sp.From, sp.To, sp.Tag, kp.Delivered, kp.Replied, kp.DropAt, kp.Reason, sp.Delivered, sp.Replied, sp.DropAt, sp.Reason)
+					}
+					if kp.Delivered && len(kp.Path) == 0 {
+						t.Errorf("probe %d %s -> %s delivered on kernel with no path", i, sp.From, sp.To)
+					}
+					if kp.Delivered && kp.Hops != sp.Hops && i == 0 {
+						t.Logf("hops differ by design: kernel %d (%v), sim %d (%v)", kp.Hops, kp.Path, sp.Hops, sp.Path)
+					}
+				}
+			})
+		}
+	}
+	if ran == 0 {
+		t.Fatalf("no shipped scenario names a generation the kernel backend runs (%v)", kernelGens)
+	}
+}
+
+// knownKernelDifferences are the cells of TestLibraryOnKernel whose
+// failures are logged rather than failed, each with why; an entry goes
+// when its cause is fixed.
+var knownKernelDifferences = map[string]string{
+	// After a move the old place's OVS datapath flows still carry the
+	// instance's last frames; when the revalidator pushes their stats
+	// after the announce taught the new place, MAC learning moves the
+	// instance back (under investigation, issue 11).
+	"drift-ping-pong/vlan": "MAC re-learned at the old place after a move",
+}

@@ -51,10 +51,16 @@ type NetworkState struct {
 	Flood []netip.Addr
 	// Remote are the MACs behind other VTEPs, by MAC.
 	Remote []RemoteMAC
-	// Local are the MACs bound on access ports, by MAC.
-	Local []MAC
+	// Local are the MACs bound (or learnt) on access ports, by MAC.
+	Local []LocalMAC
 	// ARP are the suppression bindings (local and remote), by IP.
 	ARP []Neighbor
+}
+
+// LocalMAC is a MAC behind one of the leaf's access (port, VLAN)s.
+type LocalMAC struct {
+	MAC MAC
+	AccessVLAN
 }
 
 // RemoteHost is a /32 host route over the L3 VNI (symmetric IRB).
@@ -108,12 +114,12 @@ func (l *Leaf) State() LeafState {
 			}
 		}
 		slices.SortFunc(ns.Remote, func(a, b RemoteMAC) int { return compareMAC(a.MAC, b.MAC) })
-		for k := range l.local {
+		for k, pv := range l.local {
 			if k.bd() == n.bd {
-				ns.Local = append(ns.Local, k.mac())
+				ns.Local = append(ns.Local, LocalMAC{MAC: k.mac(), AccessVLAN: AccessVLAN{Port: pv.port, VLAN: pv.vlan}})
 			}
 		}
-		slices.SortFunc(ns.Local, compareMAC)
+		slices.SortFunc(ns.Local, func(a, b LocalMAC) int { return compareMAC(a.MAC, b.MAC) })
 		for k, mac := range l.arp {
 			if k.vni == n.VNI {
 				ns.ARP = append(ns.ARP, Neighbor{IP: k.ip, MAC: mac})

@@ -463,13 +463,67 @@ func (f *Fabric) syncNetwork(l *leaf, st evpn.LeafState, n evpn.NetworkState, ac
 	for _, vtep := range n.Flood {
 		fdb = append(fdb, fdbEntry{dst: vtep})
 	}
+	// The MACs bound on access ports (the controller's bindings), as
+	// static entries: the bridge never floods a frame for them.
+	local := map[string][]evpn.MAC{}
+	for _, dev := range access {
+		local[dev] = nil
+	}
+	for _, m := range n.Local {
+		dev := AccessName(m.Port, m.VLAN)
+		if _, ok := local[dev]; ok {
+			local[dev] = append(local[dev], m.MAC)
+		}
+	}
+	var errs []error
+	for dev, macs := range local {
+		if lk, err := h.LinkByName(dev); err == nil {
+			errs = append(errs, syncLocalFDB(h, lk, macs))
+		}
+	}
 	var neighs []neighEntry
 	for _, a := range n.ARP {
 		if remote[a.MAC] {
 			neighs = append(neighs, neighEntry{ip: a.IP, mac: a.MAC})
 		}
 	}
-	return errors.Join(syncFDB(h, vx, fdb), syncNeighs(h, br, neighs))
+	return errors.Join(append(errs, syncFDB(h, vx, fdb), syncNeighs(h, br, neighs))...)
+}
+
+// syncLocalFDB makes dev's static bridge entries exactly macs (a MAC
+// bound on another port is moved there by the replace).
+func syncLocalFDB(h *netlink.Handle, dev netlink.Link, macs []evpn.MAC) error {
+	idx := dev.Attrs().Index
+	have, err := h.NeighList(idx, unix.AF_BRIDGE)
+	if err != nil {
+		return fmt.Errorf("list fdb of %s: %w", dev.Attrs().Name, err)
+	}
+	want := map[evpn.MAC]bool{}
+	for _, m := range macs {
+		want[m] = true
+	}
+	var errs []error
+	for _, n := range have {
+		if n.Flags&netlink.NTF_MASTER == 0 || n.State&netlink.NUD_NOARP == 0 || len(n.HardwareAddr) != 6 {
+			continue
+		}
+		m := evpn.MACOf(n.HardwareAddr)
+		if want[m] {
+			delete(want, m)
+			continue
+		}
+		if err := h.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, Flags: netlink.NTF_MASTER,
+			HardwareAddr: n.HardwareAddr}); err != nil && !kernel.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove fdb %s dev %s: %w", m, dev.Attrs().Name, err))
+		}
+	}
+	for m := range want {
+		if err := h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, State: netlink.NUD_NOARP,
+			Flags: netlink.NTF_MASTER, HardwareAddr: m.HardwareAddr()}); err != nil {
+			errs = append(errs, fmt.Errorf("fdb %s dev %s master static: %w", m, dev.Attrs().Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // syncVRF programs one tenant: its L3 VNI bridge (router MAC) and VXLAN

@@ -342,6 +342,12 @@ func TestEVPN(t *testing.T) {
 		if !hasLine(fdb, "00:00:00:00:00:00", "dst "+lo2.String()) {
 			t.Errorf("leaf1 %s: no flood entry to leaf2 (type 3):\n%s", vx, fdb)
 		}
+		// vm1's binding on leaf1's access port: a static entry, so that
+		// frames for it are never flooded to the leaf's other hosts.
+		acc := b.nsRun("leaf1", "bridge", "fdb", "show", "br", br)
+		if !hasLine(acc, b.ports["vm1"].MAC.String(), "static") {
+			t.Errorf("leaf1 %s: no static entry for vm1's binding (%s):\n%s", br, b.ports["vm1"].MAC, acc)
+		}
 		neigh := b.nsRun("leaf1", "ip", "neigh", "show", "dev", br)
 		if !hasLine(neigh, "10.1.0.12", mac, "extern_learn") {
 			t.Errorf("leaf1 %s: no extern_learn neighbour for vm2:\n%s", br, neigh)

@@ -22,7 +22,15 @@
 // as an all-zero-MAC entry (head-end replication); each remote ARP
 // binding as a neighbour on br<VNI> (noarp, extern_learn), which the
 // bridge answers ARP requests from (neigh_suppress) instead of flooding
-// them.
+// them; each MAC the controller bound on an access port as a static
+// entry on that port, so that frames for it are never flooded to the
+// leaf's other hosts (the model's leaf never floods them either).
+//
+// Sync must follow every change to the model, the CNC's leaf
+// configuration included: a leaf carries a VNI (its bridge and VXLAN
+// device exist) only while the model's leaf maps an access VLAN to it,
+// and a VTEP with no VXLAN device yet answers VXLAN with ICMP port
+// unreachable.
 //
 // Access ports: this kernel has no 802.1Q devices and no VLAN
 // filtering, and the hosts (gen 1's OVS hosts, ovs.HostConfig) send

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -58,6 +59,7 @@ type ctlRun struct {
 	sec       *ctlSecurity // a secure run's certificates and tokens
 	proc      *exec.Cmd
 	exited    chan struct{} // closed when proc has been waited for
+	rs        *replicaSet   // the replicas on etcd, when it runs as such
 
 	mu             sync.Mutex
 	down           bool
@@ -74,6 +76,7 @@ type ctlRun struct {
 
 type dueFault struct {
 	at time.Duration
+	t  Target
 	up bool
 }
 
@@ -96,24 +99,51 @@ func (b *FabricBackend) controllerFault(ctx context.Context, t Target, up bool) 
 		if b.ctl.bin == "" {
 			// In process the backend's time may be virtual: the fault
 			// fires when a call or a sleep reaches its time.
-			b.ctl.due = append(b.ctl.due, dueFault{at: b.rt.Now() + t.After, up: up})
+			b.ctl.due = append(b.ctl.due, dueFault{at: b.rt.Now() + t.After, t: t, up: up})
 			sort.SliceStable(b.ctl.due, func(i, j int) bool { return b.ctl.due[i].at < b.ctl.due[j].at })
 			return nil
 		}
 		b.ctl.wg.Add(1)
 		b.ctl.timers = append(b.ctl.timers, time.AfterFunc(t.After, func() {
 			defer b.ctl.wg.Done()
-			if err := b.controllerNow(context.Background(), up, true); err != nil {
+			if err := b.faultNow(context.Background(), t, up, true); err != nil {
 				b.ctl.mu.Lock()
 				if b.ctl.asyncErr == nil {
-					b.ctl.asyncErr = fmt.Errorf("controller %s after %v: %w", map[bool]string{false: "fail", true: "restore"}[up], t.After, err)
+					b.ctl.asyncErr = fmt.Errorf("%s %s after %v: %w", t.ctlName(), map[bool]string{false: "fail", true: "restore"}[up], t.After, err)
 				}
 				b.ctl.mu.Unlock()
 			}
 		}))
 		return nil
 	}
-	return b.controllerNow(ctx, up, false)
+	return b.faultNow(ctx, t, up, false)
+}
+
+// faultNow fails or restores the controller, a replica or an etcd member
+// now.
+func (b *FabricBackend) faultNow(ctx context.Context, t Target, up, async bool) error {
+	if t.Replica == "" && t.Etcd == "" {
+		return b.controllerNow(ctx, up, async)
+	}
+	err := b.replicaNow(t, up)
+	if async && up {
+		b.ctl.mu.Lock()
+		b.ctl.restorePending--
+		b.ctl.mu.Unlock()
+	}
+	return err
+}
+
+// ctlName names a controller fault's target: the controller, replica-2,
+// etcd member-1.
+func (t Target) ctlName() string {
+	switch {
+	case t.Replica != "":
+		return t.Replica
+	case t.Etcd != "":
+		return "etcd " + t.Etcd
+	}
+	return "controller"
 }
 
 // controllerNow kills or restarts the controller now.
@@ -295,7 +325,7 @@ func (b *FabricBackend) runDue(ctx context.Context) error {
 		d := b.ctl.due[0]
 		b.ctl.due = b.ctl.due[1:]
 		b.ctl.mu.Unlock()
-		if err := b.controllerNow(ctx, d.up, true); err != nil {
+		if err := b.faultNow(ctx, d.t, d.up, true); err != nil {
 			return err
 		}
 	}
@@ -359,7 +389,11 @@ func call[T any](ctx context.Context, b *FabricBackend, f func(controller.API) (
 		b.sawController(false)
 		b.ctl.mu.Lock()
 		coming := b.ctl.restorePending > 0 || len(b.ctl.due) > 0
+		rs := b.ctl.rs
 		b.ctl.mu.Unlock()
+		// With replicas, a call that broke on a killed replica goes to
+		// another live one.
+		coming = coming || (rs != nil && rs.live() > 0)
 		if !coming {
 			return v, err
 		}
@@ -380,7 +414,13 @@ func (b *FabricBackend) unavailable(err error) bool {
 		return true
 	}
 	var ae *api.Error
-	return b.ctl.bin != "" && !errors.As(err, &ae)
+	if errors.As(err, &ae) {
+		// A replica whose etcd member died answers so until its
+		// client has moved to a live member: the call is retried, as
+		// the answer says.
+		return b.ctl.rs != nil && ae.Code == "store_unreachable"
+	}
+	return b.ctl.bin != ""
 }
 
 func (b *FabricBackend) sawController(ok bool) {
@@ -516,7 +556,7 @@ func (b *FabricBackend) controllerFailed() bool {
 	b.ctl.mu.Lock()
 	defer b.ctl.mu.Unlock()
 	for _, f := range b.faults {
-		if f.Target == "controller" && !f.Restore {
+		if strings.HasPrefix(f.Target, "controller") && !f.Restore {
 			return true
 		}
 	}

@@ -25,7 +25,28 @@ type ControllerSpec struct {
 	// backend's (admin's) binding, as Nova binds ports in Neutron. On sim
 	// the controller runs in process and nothing crosses a wire.
 	Secure bool
+	// Replicas is how many controller processes serve the API on one
+	// store (1 unless set). Above 1 the store is etcd: on netns the run
+	// starts a 3-member etcd and that many `netbed controller serve
+	// --replica` processes, and its clients (the backend, the CNC, the CNI
+	// plugin) reach any live replica through one socket. On sim the
+	// controller runs in process and stands for its replicas: a replica's
+	// or an etcd member's loss is recorded, and as on netns (where the
+	// other replicas serve and a 3-member etcd keeps its quorum) the
+	// clients do not see it.
+	Replicas int
+	// Store is bbolt (one controller) or etcd.
+	Store string
 }
+
+// The controller's stores (controller.store).
+const (
+	StoreBolt = "bbolt"
+	StoreEtcd = "etcd"
+)
+
+// EtcdMembers is the size of the etcd a run with store: etcd starts.
+const EtcdMembers = 3
 
 // ctlSecurity is a secure run's certificates and tokens.
 type ctlSecurity struct {

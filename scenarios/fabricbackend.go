@@ -250,7 +250,11 @@ func (b *FabricBackend) recordTempDir(dir string) error {
 // one; after a controller failure it is the restart.
 func (b *FabricBackend) startController() error {
 	if b.ctl.bin != "" {
-		if err := b.startProcess(); err != nil {
+		start := b.startProcess
+		if b.replicated() {
+			start = b.startReplicas
+		}
+		if err := start(); err != nil {
 			return err
 		}
 		if b.ctl.api.API == nil {
@@ -700,9 +704,9 @@ func (b *FabricBackend) Restore(ctx context.Context, t Target) error { return b.
 func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
 	verb := map[bool]string{false: "fail", true: "restore"}[up]
 	switch {
-	case t.Controller:
+	case t.Controller, t.Replica != "", t.Etcd != "":
 		if !b.controlled() {
-			return fmt.Errorf("%s controller: gen 3 has no central controller", verb)
+			return fmt.Errorf("%s %s: gen 3 has no central controller", verb, t.ctlName())
 		}
 		return b.controllerFault(ctx, t, up)
 	case t.Agent != "":
@@ -919,7 +923,12 @@ func (b *FabricBackend) Close() error {
 	}
 	b.ctl.mu.Unlock()
 	b.ctl.wg.Wait()
-	if b.ctl.bin != "" {
+	if b.ctl.rs != nil {
+		errs = append(errs, b.ctl.rs.close())
+		if b.cnc != nil {
+			errs = append(errs, b.cnc.Close())
+		}
+	} else if b.ctl.bin != "" {
 		errs = append(errs, b.stopProcess())
 		if b.cnc != nil {
 			errs = append(errs, b.cnc.Close())

@@ -279,7 +279,31 @@ type rawTopo struct {
 }
 
 type rawController struct {
-	Secure bool `yaml:"secure"`
+	Secure   bool   `yaml:"secure"`
+	Replicas *int   `yaml:"replicas"`
+	Store    string `yaml:"store"`
+}
+
+// rawCtlTarget is a fault's controller: true (the controller) or a
+// replica's name (replica-2).
+type rawCtlTarget string
+
+func (c *rawCtlTarget) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("controller: give true or a replica's name (replica-2)")
+	}
+	if n.Tag == "!!bool" {
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			return err
+		}
+		if b {
+			*c = "true"
+		}
+		return nil
+	}
+	*c = rawCtlTarget(n.Value)
+	return nil
 }
 
 type rawNetwork struct {
@@ -331,12 +355,13 @@ type rawDrift struct {
 }
 
 type rawTarget struct {
-	Node       string `yaml:"node"`
-	Role       string `yaml:"role"`
-	Link       string `yaml:"link"`
-	Controller bool   `yaml:"controller"`
-	Agent      string `yaml:"agent"`
-	After      string `yaml:"after"`
+	Node       string       `yaml:"node"`
+	Role       string       `yaml:"role"`
+	Link       string       `yaml:"link"`
+	Controller rawCtlTarget `yaml:"controller"`
+	Etcd       string       `yaml:"etcd"`
+	Agent      string       `yaml:"agent"`
+	After      string       `yaml:"after"`
 }
 
 type rawTraffic struct {
@@ -434,7 +459,7 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 		p.fail(lineOf(child(root, "control_plane"), root.Line), "control_plane", "%q is not a control plane; use shared (one route table, the default) or bgp (a GoBGP speaker per switch, netns only)", r.Control)
 	}
 	if r.Controller != nil {
-		s.Controller = ControllerSpec{Secure: r.Controller.Secure}
+		s.Controller = p.controller(r.Controller, child(root, "controller"), root.Line)
 	}
 	if r.Topology != nil {
 		if _, both := r.Topologies["default"]; both {
@@ -506,7 +531,7 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 	var last time.Duration
 	for i := range r.Steps {
 		n := stepsNode.Content[i]
-		st := p.step(&r.Steps[i], n, fmt.Sprintf("steps[%d]", i), names)
+		st := p.step(&r.Steps[i], n, fmt.Sprintf("steps[%d]", i), names, s.Controller)
 		if st.At < 0 { // no "at": right after the previous step
 			st.At = last
 		}
@@ -530,7 +555,7 @@ func (p *parser) duration(n *yaml.Node, field, v string) time.Duration {
 	return d
 }
 
-func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[string]bool) Step {
+func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[string]bool, ctl ControllerSpec) Step {
 	st := Step{Line: n.Line, At: -1}
 	if r.At != "" {
 		st.At = p.duration(child(n, "at"), field+".at", r.At)
@@ -604,20 +629,21 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 			t, k = r.Restore, "restore"
 		}
 		nset := 0
-		for _, ok := range []bool{t.Node != "", t.Role != "", t.Link != "", t.Controller, t.Agent != ""} {
+		for _, ok := range []bool{t.Node != "", t.Role != "", t.Link != "", t.Controller != "", t.Etcd != "", t.Agent != ""} {
 			if ok {
 				nset++
 			}
 		}
 		if nset != 1 {
-			p.fail(lineOf(child(n, k), n.Line), field+"."+k, "name exactly one of node, role, link, controller, agent")
+			p.fail(lineOf(child(n, k), n.Line), field+"."+k, "name exactly one of node, role, link, controller, etcd, agent")
 		}
-		tg := &Target{Node: t.Node, Role: t.Role, Link: t.Link, Controller: t.Controller, Agent: t.Agent}
+		tg := &Target{Node: t.Node, Role: t.Role, Link: t.Link, Agent: t.Agent}
+		p.ctlTarget(tg, t, ctl, child(n, k), field+"."+k)
 		if t.After != "" {
 			an := child(child(n, k), "after")
 			tg.After = p.duration(an, field+"."+k+".after", t.After)
-			if !t.Controller {
-				p.fail(lineOf(an, n.Line), field+"."+k+".after", "only a controller fault can happen after a delay (while the next steps run)")
+			if !tg.Controller && tg.Replica == "" && tg.Etcd == "" {
+				p.fail(lineOf(an, n.Line), field+"."+k+".after", "only a controller, replica or etcd fault can happen after a delay (while the next steps run)")
 			}
 		}
 		if k == "fail" {
@@ -735,4 +761,73 @@ func (p *parser) genInts(n *yaml.Node, field string, in map[string]int) map[Gene
 		out[Generation(k)] = v
 	}
 	return out
+}
+
+// maxReplicas bounds controller.replicas: a lab's replicas and etcd
+// members are processes on this machine.
+const maxReplicas = 5
+
+// controller builds the controller: section.
+func (p *parser) controller(r *rawController, n *yaml.Node, line int) ControllerSpec {
+	c := ControllerSpec{Secure: r.Secure, Replicas: 1, Store: r.Store}
+	if r.Replicas != nil {
+		c.Replicas = *r.Replicas
+		if c.Replicas < 1 || c.Replicas > maxReplicas {
+			p.fail(lineOf(child(n, "replicas"), line), "controller.replicas", "%d: give 1 to %d replicas", c.Replicas, maxReplicas)
+		}
+	}
+	switch c.Store {
+	case "":
+		c.Store = StoreBolt
+		if c.Replicas > 1 {
+			c.Store = StoreEtcd
+		}
+	case StoreBolt:
+		if c.Replicas > 1 {
+			p.fail(lineOf(child(n, "store"), line), "controller.store", "bbolt serves one controller; %d replicas need store: etcd", c.Replicas)
+		}
+	case StoreEtcd:
+	default:
+		p.fail(lineOf(child(n, "store"), line), "controller.store", "%q is not a store; use bbolt (one controller, the default) or etcd (replicas on a 3-member etcd)", c.Store)
+	}
+	if c.Secure && c.Store == StoreEtcd {
+		p.fail(lineOf(child(n, "secure"), line), "controller.secure", "a secure run on etcd is not built yet: use secure with store: bbolt, or etcd without secure")
+	}
+	return c
+}
+
+// ctlTarget fills a fault's controller, replica or etcd member, checked
+// against the scenario's controller.
+func (p *parser) ctlTarget(tg *Target, t *rawTarget, c ControllerSpec, n *yaml.Node, field string) {
+	switch {
+	case t.Controller == "true":
+		tg.Controller = true
+		if c.Replicas > 1 {
+			p.fail(lineOf(child(n, "controller"), n.Line), field+".controller", "the controller runs as %d replicas: name one (replica-1 … replica-%d)", c.Replicas, c.Replicas)
+		}
+	case t.Controller != "":
+		i, ok := ordinal(string(t.Controller), "replica-")
+		if !ok || i > c.Replicas {
+			p.fail(lineOf(child(n, "controller"), n.Line), field+".controller", "%q: give true or a replica, replica-1 … replica-%d (controller.replicas is %d)", t.Controller, c.Replicas, c.Replicas)
+		}
+		tg.Replica = string(t.Controller)
+	case t.Etcd != "":
+		i, ok := ordinal(t.Etcd, "member-")
+		if c.Store != StoreEtcd {
+			p.fail(lineOf(child(n, "etcd"), n.Line), field+".etcd", "the controller's store is not etcd: set controller: {store: etcd}")
+		} else if !ok || i > EtcdMembers {
+			p.fail(lineOf(child(n, "etcd"), n.Line), field+".etcd", "%q: name a member, member-1 … member-%d", t.Etcd, EtcdMembers)
+		}
+		tg.Etcd = t.Etcd
+	}
+}
+
+// ordinal parses prefix+N with N ≥ 1.
+func ordinal(s, prefix string) (int, bool) {
+	rest, ok := strings.CutPrefix(s, prefix)
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(rest)
+	return i, err == nil && i >= 1
 }

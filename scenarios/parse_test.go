@@ -218,7 +218,7 @@ func TestParseFaultAfter(t *testing.T) {
 		t.Errorf("steps %+v %+v %+v", s.Steps[0].Fail, s.Steps[1].Restore, s.Steps[2].Expect)
 	}
 	_, err = Parse("f.yaml", []byte(head+"steps:\n  - fail: {node: leaf1, after: 1s}\n"))
-	if err == nil || !strings.Contains(err.Error(), "f.yaml:12: steps[0].fail.after: only a controller fault") {
+	if err == nil || !strings.Contains(err.Error(), "f.yaml:12: steps[0].fail.after: only a controller, replica or etcd fault") {
 		t.Errorf("after on a node fault: %v", err)
 	}
 }
@@ -241,5 +241,52 @@ func TestParseController(t *testing.T) {
 		if _, err := Parse("good.yaml", []byte(c.src+good)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.src, err, c.want)
 		}
+	}
+}
+
+// TestParseReplicas: controller: {replicas: 3, store: etcd} and faults of
+// a replica or an etcd member; each mistake is an error naming the line
+// and field.
+func TestParseReplicas(t *testing.T) {
+	head := good[:strings.Index(good, "steps:")]
+	s, err := Parse("f.yaml", []byte("controller: {replicas: 3}\n"+head+
+		"steps:\n  - fail: {controller: replica-2, after: 50ms}\n  - fail: {etcd: member-3}\n  - restore: {controller: replica-2}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Controller.Replicas != 3 || s.Controller.Store != StoreEtcd {
+		t.Errorf("controller %+v; want 3 replicas on etcd", s.Controller)
+	}
+	if f := s.Steps[0].Fail; f.Replica != "replica-2" || f.Controller || f.After != 50*time.Millisecond {
+		t.Errorf("fail %+v", f)
+	}
+	if f := s.Steps[1].Fail; f.Etcd != "member-3" {
+		t.Errorf("fail %+v", f)
+	}
+	if s, err := Parse("f.yaml", []byte(good)); err != nil || s.Controller.Store != "" && s.Controller.Store != StoreBolt {
+		t.Errorf("default: %+v %v", s.Controller, err)
+	}
+	for _, c := range []struct{ name, ctl, steps, want string }{
+		{"replicas 0", "controller: {replicas: 0}\n", "", "f.yaml:1: controller.replicas: 0: give 1 to 5"},
+		{"bbolt replicas", "controller: {replicas: 2, store: bbolt}\n", "", "f.yaml:1: controller.store: bbolt serves one controller"},
+		{"unknown store", "controller: {store: zk}\n", "", `f.yaml:1: controller.store: "zk" is not a store`},
+		{"secure etcd", "controller: {secure: true, store: etcd}\n", "", "controller.secure: a secure run on etcd is not built yet"},
+		{"replica too far", "controller: {replicas: 3}\n", "  - fail: {controller: replica-4}\n", `steps[0].fail.controller: "replica-4": give true or a replica, replica-1 … replica-3`},
+		{"not a replica", "controller: {replicas: 3}\n", "  - fail: {controller: leader}\n", `steps[0].fail.controller: "leader"`},
+		{"whole set", "controller: {replicas: 3}\n", "  - fail: {controller: true}\n", "steps[0].fail.controller: the controller runs as 3 replicas: name one"},
+		{"etcd without etcd", "", "  - fail: {etcd: member-1}\n", "steps[0].fail.etcd: the controller's store is not etcd"},
+		{"etcd member too far", "controller: {store: etcd}\n", "  - fail: {etcd: member-4}\n", `steps[0].fail.etcd: "member-4": name a member, member-1 … member-3`},
+		{"two targets", "controller: {replicas: 3}\n", "  - fail: {controller: replica-1, etcd: member-1}\n", "name exactly one of node, role, link, controller, etcd, agent"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			steps := c.steps
+			if steps == "" {
+				steps = "  - fail: {node: leaf1}\n"
+			}
+			_, err := Parse("f.yaml", []byte(c.ctl+head+"steps:\n"+steps))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v; want %q", err, c.want)
+			}
+		})
 	}
 }

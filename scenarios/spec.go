@@ -180,8 +180,10 @@ type Target struct {
 	Role       string // or the first node with this role ("leaf", "core"...)
 	Link       string // or a link "a:eth1"
 	Controller bool   // or the controller
+	Replica    string // or one of its replicas (replica-2)
+	Etcd       string // or a member of its etcd (member-1)
 	Agent      string // or the host agent on this host
-	// After, for the controller, makes the step return at once and the
+	// After, for the controller (its replicas, its etcd), makes the step return at once and the
 	// fault happen that long later (backend time), while the next steps
 	// run: a controller killed in the middle of a spawn storm.
 	After time.Duration

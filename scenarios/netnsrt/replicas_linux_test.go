@@ -1,0 +1,72 @@
+package netnsrt_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/netbed/netbed/internal/etcdtest"
+	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/scenarios"
+)
+
+// TestControllerReplicasOnNetns runs the library's controller-replicas on
+// netns: three replica processes on a 3-member etcd; replica-1 and an
+// etcd member really get SIGKILL (their pids were alive before and are
+// gone after), the run's checks pass, and Close leaves no replica or
+// etcd process behind.
+func TestControllerReplicasOnNetns(t *testing.T) {
+	testutil.RequireRoot(t)
+	etcdtest.Binary(t)
+	s, err := scenarios.Load("../library/controller-replicas.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t, "controller-replicas")
+	b := scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: rt, StoreDir: t.TempDir()})
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, b, scenarios.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range run.Checks {
+		if !c.Passed {
+			t.Errorf("step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+		}
+	}
+	var pids []int
+	want := map[string]bool{"controller/replica-1": false, "etcd/member-1": false}
+	for _, f := range run.Faults {
+		if _, ok := want[f.Target]; !ok || f.Restore {
+			continue
+		}
+		want[f.Target] = true
+		var pid int
+		if _, err := fmt.Sscanf(f.Detail, "SIGKILL to pid %d", &pid); err != nil {
+			t.Errorf("%s: detail %q; want a SIGKILL to a pid", f.Target, f.Detail)
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	for k, seen := range want {
+		if !seen {
+			t.Errorf("no fault of %s in %+v", k, run.Faults)
+		}
+	}
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("pid %d was killed, yet it runs", pid)
+		}
+	}
+	// Close (by Run) stopped the replicas and the members it restarted.
+	out, _ := exec.Command("pgrep", "-f", "--replica replica-").Output()
+	for _, l := range strings.Fields(string(out)) {
+		cmdline, _ := exec.Command("ps", "-o", "args=", "-p", l).Output()
+		if strings.Contains(string(cmdline), "--parent "+strconv.Itoa(syscall.Getpid())) {
+			t.Errorf("replica left running: %s", cmdline)
+		}
+	}
+}

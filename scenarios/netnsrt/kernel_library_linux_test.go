@@ -2,6 +2,7 @@ package netnsrt_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -35,6 +36,9 @@ func TestLibraryOnKernel(t *testing.T) {
 			ran++
 			cell := name + "/" + string(gen)
 			t.Run(cell, func(t *testing.T) {
+				if why, slow := slowKernelCells[cell]; slow && os.Getenv("NETNSRT_LIBRARY") == "" {
+					t.Skipf("%s: run it with NETNSRT_LIBRARY=%s", why, name)
+				}
 				errorf := t.Errorf
 				if why, known := knownKernelDifferences[cell]; known {
 					errorf = func(format string, args ...any) {
@@ -89,6 +93,13 @@ func TestLibraryOnKernel(t *testing.T) {
 	if ran == 0 {
 		t.Fatalf("no shipped scenario names a generation the kernel backend runs (%v)", kernelGens)
 	}
+}
+
+// slowKernelCells are left out of TestLibraryOnKernel unless
+// NETNSRT_LIBRARY names the scenario, each with why: make test runs
+// this test, and these cells alone would take minutes.
+var slowKernelCells = map[string]string{
+	"pod-spawn-storm/ebpf": "300 pods through the CNI plugin, each a namespace, an lxc veth and its BPF programs: 5.5 minutes on 2 loaded vCPUs",
 }
 
 // knownKernelDifferences are the cells of TestLibraryOnKernel whose

@@ -50,6 +50,9 @@ func init() {
 		fs.StringVar(&o.etcd.Prefix, "etcd-prefix", "/netbed/", "with an etcd store, the prefix of every key it writes (one per controller sharing the etcd)")
 		fs.StringVar(&o.etcd.Name, "replica", "", "with an etcd store, this replica's name (default host-pid-random)")
 		fs.IntVar(&o.etcd.MaxTxnOps, "etcd-max-txn-ops", 128, "with an etcd store, etcd's --max-txn-ops: the most writes (and comparisons) one commit may hold")
+		fs.StringVar(&o.etcdCA, "etcd-ca", "", "with an etcd store, speak TLS to etcd: the CA file its server certificates are signed by")
+		fs.StringVar(&o.etcdCert, "etcd-cert", "", "with --etcd-ca, the client certificate to present to etcd (for its --client-cert-auth)")
+		fs.StringVar(&o.etcdKey, "etcd-key", "", "with --etcd-cert, the client certificate's key")
 		fs.DurationVar(&o.leaderTTL, "leader-ttl", 5*time.Second, "with an etcd store and --topology, how long the CNC's leader may be silent before another replica takes over")
 		fs.StringVar(&o.listen, "listen", "127.0.0.1:7480", "address to serve the HTTP API on: host:port, or unix:/path/to/socket")
 		fs.DurationVar(&o.lockTimeout, "lock-timeout", 2*time.Second, "how long to wait for another process's lock on the store")
@@ -69,6 +72,7 @@ type controllerFlags struct {
 	nodeMask, parent                     int
 	sec                                  securityFlags
 	etcd                                 store.EtcdOptions
+	etcdCA, etcdCert, etcdKey            string
 }
 
 func runController(o controllerFlags, stdout io.Writer) error {
@@ -102,8 +106,16 @@ func runController(o controllerFlags, stdout io.Writer) error {
 	if err != nil {
 		return usageErr("--store: %v", err)
 	}
+	if !isEtcd && o.etcdCA+o.etcdCert+o.etcdKey != "" {
+		return usageErr("--etcd-ca, --etcd-cert and --etcd-key are for an etcd store (--store etcd://host:port,…)")
+	}
 	if isEtcd {
 		o.etcd.Endpoints = eps
+		if o.etcdCA+o.etcdCert+o.etcdKey != "" {
+			if o.etcd.TLS, err = store.EtcdTLS(o.etcdCA, o.etcdCert, o.etcdKey); err != nil {
+				return usageErr("%v", err)
+			}
+		}
 		st, err := store.OpenEtcd(o.etcd)
 		if err != nil {
 			return err

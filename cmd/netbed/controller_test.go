@@ -199,3 +199,23 @@ func TestControllerExitsWithParent(t *testing.T) {
 		t.Errorf("the controller did not shut down gracefully; log:\n%s", log)
 	}
 }
+
+// TestControllerEtcdTLSFlags: the etcd TLS flags are checked before the
+// store is opened, each mistake a usage error (exit 2) naming the flag.
+func TestControllerEtcdTLSFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--store", filepath.Join(t.TempDir(), "c.db"), "--etcd-ca", "ca.crt"}, "are for an etcd store"},
+		{[]string{"--store", "etcd://127.0.0.1:1", "--etcd-cert", "c.crt", "--etcd-key", "c.key"}, "--etcd-ca) is required"},
+		{[]string{"--store", "etcd://127.0.0.1:1", "--etcd-ca", "/nonexistent/ca.crt"}, "/nonexistent/ca.crt"},
+		{[]string{"--store", "etcd://127.0.0.1:1", "--etcd-ca", "ca.crt", "--etcd-cert", "c.crt"}, "(--etcd-key) together"},
+	} {
+		var out, errb strings.Builder
+		code := run(append([]string{"controller", "serve", "--listen", "unix:" + filepath.Join(t.TempDir(), "s")}, c.args...), &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", c.args, code, errb.String(), c.want)
+		}
+	}
+}

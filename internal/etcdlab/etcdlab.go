@@ -5,6 +5,7 @@ package etcdlab
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,7 @@ var ErrNoBinary = errors.New("the etcd server binary is not installed (apt-get i
 // Cluster is a running etcd cluster; Close stops its members.
 type Cluster struct {
 	Members []*Member
+	tls     *tls.Config
 }
 
 // Member is one etcd process.
@@ -57,6 +59,9 @@ type Options struct {
 	ExtraArgs []string
 	// Scheme is the client URLs' scheme, http (default) or https.
 	Scheme string
+	// ClientTLS is what Start's health check speaks to an https cluster
+	// with.
+	ClientTLS *tls.Config
 }
 
 // Binary returns the etcd executable's path, or ErrNoBinary.
@@ -118,7 +123,7 @@ func Start(o Options) (*Cluster, error) {
 	for i := range n {
 		initial = append(initial, fmt.Sprintf("%s=http://127.0.0.1:%d", name(i), ports[2*i+1]))
 	}
-	c := &Cluster{}
+	c := &Cluster{tls: o.ClientTLS}
 	for i := range n {
 		m := &Member{Name: name(i), Dir: filepath.Join(o.Dir, name(i)),
 			ClientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i])}
@@ -141,13 +146,11 @@ func Start(o Options) (*Cluster, error) {
 			return nil, fmt.Errorf("start etcd %s: %w", m.Name, err)
 		}
 	}
-	if o.Scheme == "" || o.Scheme == "http" {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := c.WaitHealthy(ctx); err != nil {
-			c.Close()
-			return nil, err
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.WaitHealthy(ctx); err != nil {
+		c.Close()
+		return nil, err
 	}
 	return c, nil
 }
@@ -220,7 +223,7 @@ func (c *Cluster) Restart(i int) error {
 // WaitHealthy waits until the cluster answers a linearizable read, or ctx
 // ends (the error then holds the members' last log lines).
 func (c *Cluster) WaitHealthy(ctx context.Context) error {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), TLS: c.tls, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return fmt.Errorf("etcd client: %w", err)
 	}

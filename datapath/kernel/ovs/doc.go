@@ -23,7 +23,11 @@
 // model's ranks (the gateway core is the root, then cores, aggregation,
 // ToRs; RSTP's priority steps of 4096 by tier and the bridge address by
 // topology order), so the kernel's tree is the model's (TestGen1 checks
-// it, before and after a link fails). RSTP reconverges in about a second
+// it, before and after a link fails). Max age is 6 s and the transmit
+// hold count 10 (the standard's limits): when the root fails, its last
+// BPDUs circulate between the tiers until their message age reaches max
+// age (RSTP's count to infinity), about 8 s with the default 20 and
+// under a second with these. RSTP then reconverges in about a second
 // after a failure, as the model's tree does at once; the shipped
 // core-failure scenario needs that. Options.LinuxBridges makes them Linux
 // bridges without VLAN filtering (tags pass untouched; learning shared

@@ -11,11 +11,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/kernel"
 	"github.com/netbed/netbed/datapath/kernel/bpf"
+	"github.com/netbed/netbed/datapath/kernel/bridge"
 	"github.com/netbed/netbed/datapath/kernel/ktrace"
 	"github.com/netbed/netbed/datapath/kernel/ovs"
 	"github.com/netbed/netbed/datapath/outcome"
@@ -35,6 +38,7 @@ var kernelFabrics = map[string]struct {
 }{
 	vlan.Generation:      {func() kernel.Fabric { return ovs.New() }, ovs.Available},
 	vlan.GenerationStock: {func() kernel.Fabric { return ovs.New() }, ovs.Available},
+	evpn.Generation:      {func() kernel.Fabric { return bridge.New(bridge.Options{}) }, ovs.Available},
 	"ebpf":               {func() kernel.Fabric { return bpf.New(bpf.Options{}) }, nil},
 	"ebpf-direct":        {func() kernel.Fabric { return bpf.New(bpf.Options{}) }, nil},
 }
@@ -61,11 +65,16 @@ func KernelNeeds() map[string]error {
 type kernelFabric struct {
 	f     kernel.Fabric
 	start time.Time
-	// mu serialises changes to the model with Plug, Unplug and Sync.
-	mu sync.Mutex
+	// mu serialises changes to the model with Plug, Unplug and Sync;
+	// lock and unlock take it. dirty says the model changed under a
+	// pause (the CNC's leaf driver) and the kernel has not followed yet.
+	mu    sync.Mutex
+	dirty atomic.Bool
 	// down are the interfaces a node failure set down, per node, for
 	// its restore.
-	down map[string][]string
+	down  map[string][]string
+	emu   sync.Mutex
+	bgErr error
 	// tr reports every probe's packets from the kernel's tracepoints,
 	// with names names the namespaces of the lab and its instances.
 	tr    *ktrace.Tracer
@@ -140,10 +149,49 @@ func (r *Runtime) loadKernel(ctx context.Context, f datapath.Fabric, tc *topolog
 	return nil
 }
 
+func (k *kernelFabric) lock() { k.mu.Lock() }
+
+// unlock releases mu, syncing first if the model changed under a pause
+// meanwhile. A change that finds mu taken marks dirty before trying it,
+// and unlock looks at dirty after releasing, so one of the two syncs it.
+func (k *kernelFabric) unlock() {
+	for {
+		if k.dirty.Swap(false) {
+			if err := k.f.Sync(context.Background()); err != nil {
+				k.syncErr(err)
+			}
+		}
+		k.mu.Unlock()
+		if !k.dirty.Load() || !k.mu.TryLock() {
+			return
+		}
+	}
+}
+
+// changed is a pause's resume: the model changed outside Mutate (the
+// CNC's leaf driver, which may run inside a Mutate as well): the kernel
+// follows now, or when mu's holder lets go.
+func (k *kernelFabric) changed() {
+	k.dirty.Store(true)
+	if k.mu.TryLock() {
+		k.unlock()
+	}
+}
+
+// syncErr keeps the first error of a sync no caller waits for; the
+// runtime reports it at Close.
+func (k *kernelFabric) syncErr(err error) {
+	k.emu.Lock()
+	defer k.emu.Unlock()
+	if k.bgErr == nil {
+		k.bgErr = fmt.Errorf("kernel runtime: sync after a change: %w", err)
+	}
+}
+
 // mutate changes the model, then has the kernel follow.
 func (k *kernelFabric) mutate(f func() error) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
+	k.lock()
+	defer k.unlock()
 	if err := f(); err != nil {
 		return err
 	}
@@ -167,8 +215,8 @@ func (r *Runtime) attach(ctx context.Context, in *instance) error {
 	if err := r.k.names.Add(in.name, in.ns); err != nil {
 		return err
 	}
-	r.k.mu.Lock()
-	defer r.k.mu.Unlock()
+	r.k.lock()
+	defer r.k.unlock()
 	return r.k.f.Plug(ctx, in.port())
 }
 
@@ -177,8 +225,8 @@ func (r *Runtime) detach(ctx context.Context, in *instance) error {
 		return r.us.DetachPort(in.host, in.hostPort)
 	}
 	r.k.names.Remove(in.name)
-	r.k.mu.Lock()
-	defer r.k.mu.Unlock()
+	r.k.lock()
+	defer r.k.unlock()
 	return r.k.f.Unplug(ctx, in.port())
 }
 
@@ -193,8 +241,8 @@ func (r *Runtime) setCarrier(node string, up bool) error {
 		return fmt.Errorf("kernel runtime: %w", err)
 	}
 	k := r.k
-	k.mu.Lock()
-	defer k.mu.Unlock()
+	k.lock()
+	defer k.unlock()
 	names := k.down[node]
 	if !up {
 		names = slices.Clone(r.topo.Interfaces(node))
@@ -246,13 +294,16 @@ func (k *kernelFabric) stats(capLost int) (map[string]int, int) {
 }
 
 func (k *kernelFabric) close() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
+	k.lock()
+	defer k.unlock()
 	var errs []error
 	if k.tr != nil {
 		errs = append(errs, k.tr.Close())
 	}
 	k.names.Close()
+	k.emu.Lock()
+	errs = append(errs, k.bgErr)
+	k.emu.Unlock()
 	return errors.Join(append(errs, k.f.Close())...)
 }
 
@@ -352,8 +403,8 @@ func (k *kernelFabric) hostView(ctx context.Context, src, dst *instance, obs dat
 			key.WriteString("|" + e.Node + "/" + e.Device)
 		}
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
+	k.lock()
+	defer k.unlock()
 	if v, ok := k.views[key.String()]; ok {
 		return v
 	}

@@ -334,6 +334,11 @@ func (r *Runtime) Mutate(f func() error) error {
 // until resume. Pauses nest, from any goroutine, except with an
 // exclusive one (the BGP control plane's imports), which they wait for.
 func (r *Runtime) Pause() (resume func()) {
+	if r.k != nil {
+		// The kernel never stops; what changed while "paused" is
+		// synced on resume.
+		return r.k.changed
+	}
 	if r.us == nil {
 		return func() {}
 	}

@@ -415,6 +415,13 @@ func TestBGPLibrary(t *testing.T) {
 		if !slices.Contains(s.Generations, scenarios.GenEVPN) {
 			continue
 		}
+		if s.Controller.Replicas > 1 {
+			// Each replica hands out addresses from its own cursor,
+			// and which replica answers a call varies from run to
+			// run: two runs' instances get different addresses, so
+			// their final tables cannot be compared route by route.
+			continue
+		}
 		t.Run(name, func(t *testing.T) {
 			sameFinal(t, runGen2(t, s, scenarios.ControlPlaneShared, nil), runGen2(t, s, scenarios.ControlPlaneBGP, nil))
 		})

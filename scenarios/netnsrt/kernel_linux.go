@@ -408,7 +408,16 @@ func (k *kernelFabric) hostView(ctx context.Context, src, dst *instance, obs dat
 	if v, ok := k.views[key.String()]; ok {
 		return v
 	}
-	v, err := pr.ProbePath(ctx, src.port(), dst.port())
+	// The view reads the switches' MAC tables, which the probe itself
+	// taught: a table a moment behind is asked again.
+	var v datapath.Path
+	var err error
+	for try := 0; try < 5; try++ {
+		if v, err = pr.ProbePath(ctx, src.port(), dst.port()); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		if debugTrace {
 			fmt.Printf("%s: no host view: %v\n", key.String(), err)

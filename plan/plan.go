@@ -74,9 +74,12 @@ func (p *Params) defaults() error {
 
 // Plan is what netbed plan found, per generation.
 type Plan struct {
-	Params   Params    `json:"params"`
-	Profiles []Profile `json:"profiles"`
-	Gens     []Gen     `json:"generations"`
+	// Shard is the part of the generations this plan holds (--shard);
+	// nil for a whole plan. plan merge joins the shards.
+	Shard    *reports.Shard `json:"shard,omitempty"`
+	Params   Params         `json:"params"`
+	Profiles []Profile      `json:"profiles"`
+	Gens     []Gen          `json:"generations"`
 }
 
 // Gen is one generation's plan.

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/netbed/netbed/plan"
+	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 )
 
@@ -52,6 +53,17 @@ func init() {
 		fs.StringVar(&f.shard, "shard", "", "plan only shard i of n (i/n) of the generations; default: "+envJobIndex+" of a Kubernetes Indexed Job")
 		fs.IntVar(&f.shards, "shards", 0, "the number of shards when the index comes from "+envJobIndex+" (default: $"+envShards+")")
 		fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
+		var out string
+		merge := &cobra.Command{
+			Use:   "merge [flags] plan.json...",
+			Short: "merge the plan.json files of shards (plan --shard i/n) into one plan",
+			Args:  minArgs(1, "name the plan.json files to merge"),
+			RunE: func(c *cobra.Command, args []string) error {
+				return runPlanMerge(args, out, c.OutOrStdout(), c.ErrOrStderr())
+			},
+		}
+		merge.Flags().StringVarP(&out, "output", "o", "", "directory for the merged plan.md, plan.html and plan.json (default: print Markdown only)")
+		c.AddCommand(merge)
 		return c
 	})
 }
@@ -91,19 +103,48 @@ func runPlan(f planFlags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if n > 1 {
+		p.Shard = &reports.Shard{Index: i, Count: n}
+	}
+	return writePlan(stdout, stderr, f.out, p)
+}
+
+func runPlanMerge(files []string, out string, stdout, stderr io.Writer) error {
+	var ps []plan.Named
+	for _, path := range files {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("merge: %w", err)
+		}
+		p, err := plan.ReadJSON(data)
+		if err != nil {
+			return fmt.Errorf("merge %s: %w", path, err)
+		}
+		ps = append(ps, plan.Named{Name: path, Plan: p})
+	}
+	merged, err := plan.Merge(ps)
+	if err != nil {
+		return err
+	}
+	return writePlan(stdout, stderr, out, merged)
+}
+
+// writePlan prints the plan's Markdown and, with a directory, writes
+// plan.md, plan.html and plan.json there.
+func writePlan(stdout, stderr io.Writer, out string, p *plan.Plan) error {
 	if err := plan.WriteMarkdown(stdout, p); err != nil {
 		return err
 	}
-	if f.out == "" {
+	if out == "" {
 		return nil
 	}
-	if err := os.MkdirAll(f.out, 0o755); err != nil {
+	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
 	for name, write := range map[string]func(io.Writer, *plan.Plan) error{
 		"plan.md": plan.WriteMarkdown, "plan.html": plan.WriteHTML, "plan.json": plan.WriteJSON,
 	} {
-		fh, err := os.Create(filepath.Join(f.out, name))
+		fh, err := os.Create(filepath.Join(out, name))
 		if err != nil {
 			return err
 		}
@@ -115,6 +156,6 @@ func runPlan(f planFlags, stdout, stderr io.Writer) error {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 	}
-	fmt.Fprintf(stderr, "written to %s/plan.{md,html,json}\n", f.out)
+	fmt.Fprintf(stderr, "written to %s/plan.{md,html,json}\n", out)
 	return nil
 }

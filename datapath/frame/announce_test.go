@@ -70,3 +70,41 @@ func TestAnnouncements(t *testing.T) {
 		}
 	})
 }
+
+// Neighbour discovery frames decode with gopacket and read back through
+// ParseNDP; the solicited-node group and its MAC follow RFC 4291 and 2464.
+func TestNDP(t *testing.T) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	src, target := netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::12:3456")
+	if g := SolicitedNode(target); g != netip.MustParseAddr("ff02::1:ff12:3456") {
+		t.Errorf("solicited-node group %s", g)
+	}
+	if m := MulticastMAC(SolicitedNode(target)); m != [6]byte{0x33, 0x33, 0xff, 0x12, 0x34, 0x56} {
+		t.Errorf("group MAC %x", m)
+	}
+	ps := NewParser()
+	for _, c := range []struct {
+		b     []byte
+		typ   uint8
+		flags uint8
+	}{
+		{NeighborSolicitation(mac, src, target), layers.ICMPv6TypeNeighborSolicitation, 0},
+		{NeighborAdvertisement(mac, target, mac, src, NASolicited|NARouter), layers.ICMPv6TypeNeighborAdvertisement, NASolicited | NARouter},
+		{UnsolicitedNA(mac, target), layers.ICMPv6TypeNeighborAdvertisement, NAOverride},
+	} {
+		p, err := ps.Parse(c.b)
+		if err != nil || !p.Has(layers.LayerTypeICMPv6) {
+			t.Fatalf("parse %x: %v", c.b, err)
+		}
+		nd, ok := ParseNDP(p.ICMP6.TypeCode.Type(), p.ICMP6.Payload)
+		if !ok || nd.Type != c.typ || nd.Flags != c.flags || nd.Target != target || !nd.HasLL || nd.LLAddr != [6]byte(mac) {
+			t.Errorf("ParseNDP = %+v %v, want type %d flags %#x target %s", nd, ok, c.typ, c.flags, target)
+		}
+	}
+	if _, ok := ParseNDP(layers.ICMPv6TypeEchoRequest, make([]byte, 24)); ok {
+		t.Error("echo request read as NDP")
+	}
+	if _, ok := ParseNDP(layers.ICMPv6TypeNeighborSolicitation, make([]byte, 10)); ok {
+		t.Error("truncated solicitation read as NDP")
+	}
+}

@@ -68,7 +68,8 @@ func ARPReply(sha net.HardwareAddr, spa netip.Addr, tha net.HardwareAddr, tpa ne
 	return mustSerialize(ls...)
 }
 
-// IPv4 describes the IP header of a packet to build.
+// IPv4 describes the IP header of a packet to build: IPv4, or IPv6 when
+// its addresses are IPv6 (TTL is then the hop limit).
 type IPv4 struct {
 	SrcMAC, DstMAC net.HardwareAddr
 	Src, Dst       netip.Addr
@@ -81,6 +82,11 @@ func (h IPv4) layers(proto layers.IPProtocol) []gopacket.SerializableLayer {
 	if ttl == 0 {
 		ttl = 64
 	}
+	if h.Src.Is6() {
+		ls := Ethernet(h.SrcMAC, h.DstMAC, layers.EthernetTypeIPv6, 0)
+		return append(ls, &layers.IPv6{Version: 6, NextHeader: proto, HopLimit: ttl,
+			SrcIP: h.Src.AsSlice(), DstIP: h.Dst.AsSlice()})
+	}
 	ls := Ethernet(h.SrcMAC, h.DstMAC, layers.EthernetTypeIPv4, 0)
 	return append(ls, &layers.IPv4{
 		Version: 4, IHL: 5, TTL: ttl, Id: h.ID, Protocol: proto,
@@ -88,9 +94,13 @@ func (h IPv4) layers(proto layers.IPProtocol) []gopacket.SerializableLayer {
 	})
 }
 
-// ICMPEcho builds an ICMPv4 echo request (reply when reply is set) with the
-// given identifier, sequence number and payload.
+// ICMPEcho builds an ICMP echo request (reply when reply is set) with the
+// given identifier, sequence number and payload: ICMPv6 when h's addresses
+// are IPv6.
 func ICMPEcho(h IPv4, reply bool, id, seq uint16, payload []byte) []byte {
+	if h.Src.Is6() {
+		return ICMPv6Echo(h, reply, id, seq, payload)
+	}
 	typ := uint8(layers.ICMPv4TypeEchoRequest)
 	if reply {
 		typ = layers.ICMPv4TypeEchoReply
@@ -104,8 +114,7 @@ func ICMPEcho(h IPv4, reply bool, id, seq uint16, payload []byte) []byte {
 func UDP(h IPv4, sport, dport uint16, payload []byte) []byte {
 	ls := h.layers(layers.IPProtocolUDP)
 	udp := &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}
-	ip := ls[len(ls)-1].(*layers.IPv4)
-	if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
+	if err := udp.SetNetworkLayerForChecksum(ls[len(ls)-1].(gopacket.NetworkLayer)); err != nil {
 		panic(err)
 	}
 	ls = append(ls, udp, gopacket.Payload(payload))
@@ -120,8 +129,7 @@ func TCP(h IPv4, sport, dport uint16, seq, ack uint32, f TCPFlags, payload []byt
 	ls := h.layers(layers.IPProtocolTCP)
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport),
 		Seq: seq, Ack: ack, SYN: f.SYN, ACK: f.ACK, RST: f.RST, FIN: f.FIN, Window: 65535, DataOffset: 5}
-	ip := ls[len(ls)-1].(*layers.IPv4)
-	if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
+	if err := tcp.SetNetworkLayerForChecksum(ls[len(ls)-1].(gopacket.NetworkLayer)); err != nil {
 		panic(err)
 	}
 	ls = append(ls, tcp, gopacket.Payload(payload))
@@ -145,7 +153,8 @@ func VXLANEncap(outer IPv4, vni uint32, inner []byte) []byte {
 
 // flowHash is FNV-1a over an untagged inner frame's flow identity: MAC
 // addresses and EtherType, and for IPv4 the protocol, addresses and the
-// first four bytes after the header (TCP/UDP ports). Fields that change per
+// first four bytes after the header (TCP/UDP ports), and for IPv6 the next
+// header, addresses and the four bytes after the fixed header. Fields that change per
 // packet (IP ID, checksum, TTL) stay out, so one flow keeps one outer
 // source port and one ECMP path.
 func flowHash(b []byte) uint16 {
@@ -164,6 +173,11 @@ func flowHash(b []byte) uint16 {
 		if l4 := 14 + ihl; len(b) >= l4+4 {
 			mix(b[l4 : l4+4])
 		}
+	}
+	if len(b) >= 58 && b[12] == 0x86 && b[13] == 0xdd {
+		mix(b[20:21]) // next header
+		mix(b[22:54]) // addresses
+		mix(b[54:58]) // ports, when no extension header comes first
 	}
 	return uint16(h ^ h>>16)
 }

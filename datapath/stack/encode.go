@@ -3,6 +3,8 @@ package stack
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/netbed/netbed/datapath/frame"
 )
 
 // The instance builds its frames by hand into one reused buffer, so that
@@ -14,11 +16,13 @@ const (
 	minFrame = 60 // Ethernet minimum without FCS: shorter frames are padded
 	ethLen   = 14
 	ipv4Len  = 20
+	ipv6Len  = 40
 	arpLen   = 28
 
-	protoICMP = 1
-	protoTCP  = 6
-	protoUDP  = 17
+	protoICMP   = 1
+	protoTCP    = 6
+	protoUDP    = 17
+	protoICMPv6 = 58
 )
 
 // checksum is the Internet checksum (RFC 1071) of b, starting from sum.
@@ -36,12 +40,22 @@ func checksum(sum uint32, b []byte) uint16 {
 	return ^uint16(sum)
 }
 
-// pseudoSum is the partial sum of the IPv4 pseudo-header.
-func pseudoSum(src, dst [4]byte, proto uint8, n int) uint32 {
-	be := binary.BigEndian
-	return uint32(be.Uint16(src[0:2])) + uint32(be.Uint16(src[2:4])) +
-		uint32(be.Uint16(dst[0:2])) + uint32(be.Uint16(dst[2:4])) +
-		uint32(proto) + uint32(n)
+// pseudoSum is the partial sum of the IPv4 or IPv6 pseudo-header (the
+// family of src).
+func pseudoSum(src, dst netip.Addr, proto uint8, n int) uint32 {
+	sum := uint32(proto) + uint32(n)
+	for _, a := range [2]netip.Addr{src, dst} {
+		if a.Is4() {
+			b := a.As4()
+			sum += (uint32(b[0])<<8 | uint32(b[1])) + (uint32(b[2])<<8 | uint32(b[3]))
+			continue
+		}
+		b := a.As16()
+		for i := 0; i < 16; i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+	}
+	return sum
 }
 
 // ethernet appends an Ethernet header.
@@ -75,9 +89,13 @@ func (in *Instance) pad(b []byte) []byte {
 	return b
 }
 
-// ipFrame starts an IPv4 frame to dst (destination MAC left zero, filled
-// in by sendIP) and returns it with the offset of the L4 header.
+// ipFrame starts an IP frame to dst (destination MAC left zero, filled
+// in by sendIP): IPv4, or IPv6 from the instance's IPv6 address when dst
+// is IPv6.
 func (in *Instance) ipFrame(dst netip.Addr, proto uint8, l4len int) []byte {
+	if dst.Is6() {
+		return in.ip6Frame([6]byte{}, in.src(dst), dst, proto, 64, l4len)
+	}
 	b := ethernet(in.buf[:0], [6]byte{}, in.mac6, 0x0800)
 	in.ipID++
 	src, d := in.ip.Addr().As4(), dst.As4()
@@ -93,19 +111,79 @@ func (in *Instance) ipFrame(dst netip.Addr, proto uint8, l4len int) []byte {
 	return b
 }
 
-// icmpEcho builds an echo request (or reply) carrying payload.
+// ip6Frame starts an IPv6 frame from src to dst with the given hop limit.
+func (in *Instance) ip6Frame(dmac [6]byte, src, dst netip.Addr, next, hops uint8, l4len int) []byte {
+	b := ethernet(in.buf[:0], dmac, in.mac6, 0x86dd)
+	b = append(b, 0x60, 0, 0, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(l4len))
+	b = append(b, next, hops)
+	s, d := src.As16(), dst.As16()
+	b = append(b, s[:]...)
+	return append(b, d[:]...)
+}
+
+// icmpEcho builds an echo request (or reply) carrying payload: ICMPv6
+// (with its pseudo-header checksum) when dst is IPv6.
 func (in *Instance) icmpEcho(dst netip.Addr, reply bool, id, seq uint16, payload []byte) []byte {
-	b := in.ipFrame(dst, protoICMP, 8+len(payload))
-	o := len(b)
-	typ := byte(8)
-	if reply {
+	proto, typ := byte(protoICMP), byte(8)
+	switch {
+	case dst.Is6() && reply:
+		proto, typ = protoICMPv6, 129
+	case dst.Is6():
+		proto, typ = protoICMPv6, 128
+	case reply:
 		typ = 0
 	}
+	b := in.ipFrame(dst, proto, 8+len(payload))
+	o := len(b)
 	b = append(b, typ, 0, 0, 0)
 	b = binary.BigEndian.AppendUint16(b, id)
 	b = binary.BigEndian.AppendUint16(b, seq)
 	b = append(b, payload...)
-	binary.BigEndian.PutUint16(b[o+2:], checksum(0, b[o:]))
+	var sum uint32
+	if dst.Is6() {
+		sum = pseudoSum(in.src(dst), dst, protoICMPv6, len(b)-o)
+	}
+	binary.BigEndian.PutUint16(b[o+2:], checksum(sum, b[o:]))
+	return in.pad(b)
+}
+
+// nsFrame builds a neighbour solicitation for target, from the instance's
+// global address (its link-local one for a link-local target), to the
+// target's solicited-node group, with the source link-layer option.
+func (in *Instance) nsFrame(target netip.Addr) []byte {
+	src := in.ip6.Addr()
+	if target.IsLinkLocalUnicast() || !src.IsValid() {
+		src = in.ll
+	}
+	group := frame.SolicitedNode(target)
+	b := in.ip6Frame(frame.MulticastMAC(group), src, group, protoICMPv6, 255, 32)
+	o := len(b)
+	b = append(b, 135, 0, 0, 0, 0, 0, 0, 0)
+	t := target.As16()
+	b = append(b, t[:]...)
+	b = append(b, 1, 1) // source link-layer address, 8 bytes
+	b = append(b, in.mac6[:]...)
+	binary.BigEndian.PutUint16(b[o+2:], checksum(pseudoSum(src, group, protoICMPv6, len(b)-o), b[o:]))
+	return in.pad(b)
+}
+
+// naFrame builds a solicited neighbour advertisement for target (one of
+// the instance's addresses) to (dmac, dst), override set, with the target
+// link-layer option.
+func (in *Instance) naFrame(target netip.Addr, dmac [6]byte, dst netip.Addr) []byte {
+	b := in.ip6Frame(dmac, target, dst, protoICMPv6, 255, 32)
+	o := len(b)
+	flags := byte(frame.NAOverride)
+	if !dst.IsMulticast() {
+		flags |= frame.NASolicited
+	}
+	b = append(b, 136, 0, 0, 0, flags, 0, 0, 0)
+	t := target.As16()
+	b = append(b, t[:]...)
+	b = append(b, 2, 1) // target link-layer address, 8 bytes
+	b = append(b, in.mac6[:]...)
+	binary.BigEndian.PutUint16(b[o+2:], checksum(pseudoSum(target, dst, protoICMPv6, len(b)-o), b[o:]))
 	return in.pad(b)
 }
 
@@ -119,7 +197,7 @@ func (in *Instance) udp(dst netip.Addr, sport, dport uint16, payload []byte) []b
 	b = binary.BigEndian.AppendUint16(b, uint16(n))
 	b = append(b, 0, 0)
 	b = append(b, payload...)
-	c := checksum(pseudoSum(in.ip.Addr().As4(), dst.As4(), protoUDP, n), b[o:])
+	c := checksum(pseudoSum(in.src(dst), dst, protoUDP, n), b[o:])
 	if c == 0 {
 		c = 0xffff
 	}
@@ -148,6 +226,6 @@ func (in *Instance) tcp(dst netip.Addr, sport, dport uint16, seq, ack uint32, fl
 	b = binary.BigEndian.AppendUint16(b, 65535) // window
 	b = append(b, 0, 0, 0, 0)                   // checksum, urgent pointer
 	b = append(b, payload...)
-	binary.BigEndian.PutUint16(b[o+16:], checksum(pseudoSum(in.ip.Addr().As4(), dst.As4(), protoTCP, n), b[o:]))
+	binary.BigEndian.PutUint16(b[o+16:], checksum(pseudoSum(in.src(dst), dst, protoTCP, n), b[o:]))
 	return in.pad(b)
 }

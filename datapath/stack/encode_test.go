@@ -72,3 +72,42 @@ func BenchmarkEchoRoundTrip(b *testing.B) {
 		a.Receive(0, 0, rc.sent[0], ra)
 	}
 }
+
+// TestEncodeMatchesGopacketIPv6 does the same for the IPv6 frames of a
+// dual-stack instance: echo, UDP and TCP with the IPv6 pseudo-header in
+// their checksums, and neighbour solicitation and advertisement.
+func TestEncodeMatchesGopacketIPv6(t *testing.T) {
+	in := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.Addr{})
+	in.SetIPv6(netip.MustParsePrefix("fd00::1/64"), netip.Addr{})
+	me, dst := in.Addr6().Addr(), netip.MustParseAddr("fd00:9::77")
+	h := frame.IPv4{SrcMAC: in.MAC(), DstMAC: make([]byte, 6), Src: me, Dst: dst}
+	pl := []byte{1, 2, 3, 4, 5, 6, 7, 8}
+	odd := []byte{9, 8, 7}
+	cases := []struct {
+		name      string
+		mine, ref func() []byte
+	}{
+		{"icmp6-request", func() []byte { return in.icmpEcho(dst, false, 0x1234, 0xfedc, pl) },
+			func() []byte { return frame.ICMPEcho(h, false, 0x1234, 0xfedc, pl) }},
+		{"icmp6-reply-odd", func() []byte { return in.icmpEcho(dst, true, 1, 2, odd) },
+			func() []byte { return frame.ICMPEcho(h, true, 1, 2, odd) }},
+		{"udp6", func() []byte { return in.udp(dst, 40000, 7, pl) },
+			func() []byte { return frame.UDP(h, 40000, 7, pl) }},
+		{"tcp6-syn", func() []byte { return in.tcp(dst, 40000, 443, 99, 0, tcpSYN, pl) },
+			func() []byte { return frame.TCP(h, 40000, 443, 99, 0, frame.TCPFlags{SYN: true}, pl) }},
+		{"ns", func() []byte { return in.nsFrame(dst) },
+			func() []byte { return frame.NeighborSolicitation(in.MAC(), me, dst) }},
+		{"na", func() []byte { return in.naFrame(me, [6]byte(mac(2)), dst) },
+			func() []byte {
+				return frame.NeighborAdvertisement(in.MAC(), me, mac(2), dst, frame.NASolicited|frame.NAOverride)
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := append([]byte(nil), c.mine()...)
+			if want := c.ref(); !bytes.Equal(got, want) {
+				t.Errorf("hand-built frame differs from gopacket's\n got %x\nwant %x", got, want)
+			}
+		})
+	}
+}

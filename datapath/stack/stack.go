@@ -108,14 +108,20 @@ type outstanding struct {
 	proto Proto
 }
 
-// Instance is a VM or pod IP stack: one port, eth0, one IPv4 address.
-// It is a datapath.Node; like every node it is not safe for concurrent use.
+// Instance is a VM or pod IP stack: one port, eth0, an IPv4 address and,
+// dual-stack, an IPv6 one (SetIPv6) beside its link-local address. It
+// resolves IPv4 next hops with ARP and IPv6 ones with neighbour discovery,
+// into one neighbour cache. It is a datapath.Node; like every node it is
+// not safe for concurrent use.
 type Instance struct {
 	name  string
 	mac   net.HardwareAddr
 	mac6  [6]byte
 	ip    netip.Prefix
 	gw    netip.Addr
+	ip6   netip.Prefix // zero: IPv4 only
+	gw6   netip.Addr
+	ll    netip.Addr // IPv6 link-local address
 	ports []string
 	open  map[uint16]bool
 
@@ -154,6 +160,7 @@ func New(name string, mac net.HardwareAddr, ip netip.Prefix, gw netip.Addr) *Ins
 		buf:     make([]byte, 0, 128),
 	}
 	copy(in.mac6[:], mac)
+	in.ll = frame.LinkLocal(in.mac)
 	for _, p := range DefaultOpenPorts {
 		in.open[p] = true
 	}
@@ -174,6 +181,31 @@ func (in *Instance) Addr() netip.Prefix { return in.ip }
 
 // Gateway returns the default gateway.
 func (in *Instance) Gateway() netip.Addr { return in.gw }
+
+// SetIPv6 gives the instance the IPv6 address ip (address and prefix
+// length) and IPv6 default gateway gw (the zero Addr for none) beside its
+// IPv4 one: the instance is then dual-stack.
+func (in *Instance) SetIPv6(ip netip.Prefix, gw netip.Addr) { in.ip6, in.gw6 = ip, gw }
+
+// Addr6 returns the instance's IPv6 address with its prefix length, or the
+// zero Prefix when it has none.
+func (in *Instance) Addr6() netip.Prefix { return in.ip6 }
+
+// Gateway6 returns the IPv6 default gateway.
+func (in *Instance) Gateway6() netip.Addr { return in.gw6 }
+
+// src returns the instance's address of dst's family.
+func (in *Instance) src(dst netip.Addr) netip.Addr {
+	if dst.Is6() {
+		return in.ip6.Addr()
+	}
+	return in.ip.Addr()
+}
+
+// mine reports whether a is one of the instance's own addresses.
+func (in *Instance) mine(a netip.Addr) bool {
+	return a.IsValid() && (a == in.ip.Addr() || a == in.ip6.Addr() || a == in.ll)
+}
 
 // SetOpenPorts replaces the TCP ports that answer SYN with SYN-ACK.
 func (in *Instance) SetOpenPorts(ports ...uint16) {
@@ -200,17 +232,22 @@ func (in *Instance) Replies() []Reply {
 type replyRec struct {
 	id   uint64
 	time time.Duration
-	from [4]byte // replies are IPv4
-	kind uint8   // index into replyKinds
+	from [16]byte
+	v4   bool
+	kind uint8 // index into replyKinds
 }
 
 var replyKinds = [...]ReplyKind{ReplyEcho, ReplyUDP, ReplySynAck, ReplyRST}
 
 func (r replyRec) reply() Reply {
-	return Reply{ID: r.id, Time: r.time, Kind: replyKinds[r.kind], From: netip.AddrFrom4(r.from)}
+	from := netip.AddrFrom16(r.from)
+	if r.v4 {
+		from = from.Unmap()
+	}
+	return Reply{ID: r.id, Time: r.time, Kind: replyKinds[r.kind], From: from}
 }
 
-// Neighbor returns the cached MAC of ip.
+// Neighbor returns the cached MAC of ip (ARP or neighbour discovery).
 func (in *Instance) Neighbor(ip netip.Addr) (net.HardwareAddr, bool) {
 	m, ok := in.arp[ip]
 	if !ok {
@@ -254,14 +291,19 @@ func (in *Instance) SetPortState(now time.Duration, port int, up bool, out datap
 // ndisc_notify set: a gratuitous ARP for its address (a broadcast request
 // whose sender and target are both the address, as `arping -U` sends) and
 // an unsolicited neighbour advertisement, override flag set, to ff02::1
-// for its IPv6 link-local address. Every MAC table on the way learns
-// where the instance is now; neighbours update the entries they hold.
+// for its IPv6 link-local address, and one for its global IPv6 address
+// when it has one. Every MAC table on the way learns where the instance
+// is now; neighbours update the entries they hold.
 func (in *Instance) Announce(now time.Duration, out datapath.Output) {
 	a := in.ip.Addr()
 	in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:gratuitous")
 	out.Send(0, in.arpFrame(1, bcast, [6]byte{}, a, a))
 	in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "ndisc:unsolicited-na")
-	out.Send(0, frame.UnsolicitedNA(in.mac, frame.LinkLocal(in.mac)))
+	out.Send(0, frame.UnsolicitedNA(in.mac, in.ll))
+	if in.ip6.IsValid() {
+		in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "ndisc:unsolicited-na")
+		out.Send(0, frame.UnsolicitedNA(in.mac, in.ip6.Addr()))
+	}
 }
 
 // AnnounceSelf sends one round of what a hypervisor sends for a VM that
@@ -359,6 +401,17 @@ func (p Proto) rule() string {
 
 // nextHop returns where a packet to dst goes on the link.
 func (in *Instance) nextHop(dst netip.Addr) (netip.Addr, bool) {
+	if dst.Is6() {
+		switch {
+		case !in.ip6.IsValid():
+			return netip.Addr{}, false
+		case in.ip6.Contains(dst) || dst.IsLinkLocalUnicast():
+			return dst, true
+		case in.gw6.IsValid():
+			return in.gw6, true
+		}
+		return netip.Addr{}, false
+	}
 	if in.ip.Contains(dst) {
 		return dst, true
 	}
@@ -368,8 +421,9 @@ func (in *Instance) nextHop(dst netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// sendIP sends the IPv4 frame b (its destination MAC still to be set)
-// towards dst, resolving the next hop first when needed.
+// sendIP sends the IP frame b (its destination MAC still to be set)
+// towards dst, resolving the next hop first when needed: by ARP for IPv4,
+// by a neighbour solicitation for IPv6.
 func (in *Instance) sendIP(out datapath.Output, dst netip.Addr, b []byte, rule string) {
 	nh, ok := in.nextHop(dst)
 	if !ok {
@@ -399,6 +453,11 @@ func (in *Instance) sendIP(out datapath.Output, dst netip.Addr, b []byte, rule s
 	in.pending[nh] = append(q, p)
 	// Ask again for every packet queued: there are no timers in a node, so
 	// this is the retry.
+	if nh.Is6() {
+		in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "ndisc:solicit")
+		out.Send(0, in.nsFrame(nh))
+		return
+	}
 	in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:request")
 	out.Send(0, in.arpFrame(1, bcast, [6]byte{}, in.ip.Addr(), nh))
 }
@@ -513,6 +572,8 @@ func (in *Instance) receiveDecoded(now time.Duration, b []byte, out datapath.Out
 		in.receiveARP(now, p, out)
 	case p.Has(layers.LayerTypeIPv4):
 		in.receiveIPv4(now, p, out)
+	case p.Has(layers.LayerTypeIPv6):
+		in.receiveIPv6(now, p, out)
 	default:
 		in.trace(out, datapath.ActDrop, datapath.ReasonNotForMe, "ethertype")
 	}
@@ -558,10 +619,93 @@ func (in *Instance) receiveIPv4(now time.Duration, p *frame.Parsed, out datapath
 		in.trace(out, datapath.ActDrop, datapath.ReasonNotForMe, "ip")
 		return
 	}
-	switch {
-	case p.Has(layers.LayerTypeICMPv4):
+	if p.Has(layers.LayerTypeICMPv4) {
 		ic := &p.ICMP4
 		in.receiveICMP(now, src, ic.TypeCode.Type(), ic.Id, ic.Seq, ic.Payload, out)
+		return
+	}
+	in.receiveL4(now, src, p, out)
+}
+
+// receiveIPv6 handles an IPv6 packet: neighbour discovery, echo, and the
+// same UDP and TCP answers as over IPv4.
+func (in *Instance) receiveIPv6(now time.Duration, p *frame.Parsed, out datapath.Output) {
+	ip := &p.IP6
+	dst, _ := netip.AddrFromSlice(ip.DstIP)
+	src, _ := netip.AddrFromSlice(ip.SrcIP)
+	if p.Has(layers.LayerTypeICMPv6) {
+		ic := &p.ICMP6
+		typ := ic.TypeCode.Type()
+		if nd, ok := frame.ParseNDP(typ, ic.Payload); ok {
+			in.receiveNDP(now, p, src, dst, nd, out)
+			return
+		}
+		if !in.mine(dst) || !in.ip6.IsValid() {
+			in.trace(out, datapath.ActDrop, datapath.ReasonNotForMe, "ip6")
+			return
+		}
+		switch typ {
+		case layers.ICMPv6TypeEchoRequest, layers.ICMPv6TypeEchoReply:
+			if len(ic.Payload) < 4 {
+				in.trace(out, datapath.ActDrop, datapath.ReasonMalformed, "icmp6")
+				return
+			}
+			be := binary.BigEndian
+			t := uint8(layers.ICMPv4TypeEchoRequest)
+			if typ == layers.ICMPv6TypeEchoReply {
+				t = layers.ICMPv4TypeEchoReply
+			}
+			in.receiveICMP(now, src, t, be.Uint16(ic.Payload[0:2]), be.Uint16(ic.Payload[2:4]), ic.Payload[4:], out)
+		default:
+			in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "icmp6:other")
+		}
+		return
+	}
+	if !in.mine(dst) || !in.ip6.IsValid() {
+		in.trace(out, datapath.ActDrop, datapath.ReasonNotForMe, "ip6")
+		return
+	}
+	in.receiveL4(now, src, p, out)
+}
+
+// receiveNDP handles a neighbour solicitation or advertisement, as Linux
+// does: a solicitation for one of its addresses creates the asker's entry
+// and is answered; an advertisement fills the entry it solicited and
+// updates (override flag) an entry it holds; anything else is not for it.
+func (in *Instance) receiveNDP(now time.Duration, p *frame.Parsed, src, dst netip.Addr, nd frame.NDP, out datapath.Output) {
+	switch {
+	case nd.Type == layers.ICMPv6TypeNeighborSolicitation && in.mine(nd.Target) && nd.Target != in.ip.Addr():
+		if nd.HasLL && src.IsValid() && !src.IsUnspecified() {
+			in.arp[src] = nd.LLAddr
+		}
+		in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "ndisc:solicit")
+		dmac, to := [6]byte(p.Eth.SrcMAC), src
+		if src.IsUnspecified() { // duplicate address detection: answer all nodes
+			dmac, to = [6]byte(frame.AllNodesMAC), netip.MustParseAddr("ff02::1")
+		}
+		in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "ndisc:advert")
+		out.Send(0, in.naFrame(nd.Target, dmac, to))
+		if nd.HasLL {
+			in.release(out, src, nd.LLAddr)
+		}
+	case nd.Type == layers.ICMPv6TypeNeighborAdvertisement && in.mine(dst) && nd.HasLL:
+		in.arp[nd.Target] = nd.LLAddr
+		in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "ndisc:advert")
+		in.release(out, nd.Target, nd.LLAddr)
+	default:
+		// An advertisement to all nodes updates an entry held, when it
+		// overrides (Linux's behaviour without ndisc accept_untracked_na).
+		if _, known := in.arp[nd.Target]; known && nd.HasLL && nd.Flags&frame.NAOverride != 0 && !in.mine(nd.Target) {
+			in.arp[nd.Target] = nd.LLAddr
+		}
+		in.trace(out, datapath.ActDrop, datapath.ReasonNotForMe, "ndisc:other")
+	}
+}
+
+// receiveL4 answers a UDP or TCP packet from src to one of the instance's
+// addresses, either family.
+func (in *Instance) receiveL4(now time.Duration, src netip.Addr, p *frame.Parsed, out datapath.Output) {
+	switch {
 	case p.Has(layers.LayerTypeUDP):
 		u := &p.UDP
 		sport, dport := uint16(u.SrcPort), uint16(u.DstPort)
@@ -620,7 +764,7 @@ func (in *Instance) answered(now time.Duration, key replyKey, kind ReplyKind, fr
 		return
 	}
 	delete(in.probes, key)
-	rec := replyRec{id: o.id, time: now, from: from.As4(), kind: uint8(slices.Index(replyKinds[:], kind))}
+	rec := replyRec{id: o.id, time: now, from: from.As16(), v4: from.Is4(), kind: uint8(slices.Index(replyKinds[:], kind))}
 	in.log = append(in.log, rec)
 	if in.onReply != nil {
 		in.onReply(rec.reply())

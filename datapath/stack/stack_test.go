@@ -365,9 +365,16 @@ func FuzzReceive(f *testing.F) {
 	f.Add(frame.ICMPEcho(h, false, 1, 2, []byte("12345678")))
 	f.Add(frame.TCP(h, 40000, 80, 1, 0, frame.TCPFlags{SYN: true}, nil))
 	f.Add(frame.UDP(h, 40000, 7, nil))
+	me6, peer6 := netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2")
+	h6 := frame.IPv4{SrcMAC: mac(2), DstMAC: mac(1), Src: peer6, Dst: me6}
+	f.Add(frame.NeighborSolicitation(mac(2), peer6, me6))
+	f.Add(frame.NeighborAdvertisement(mac(2), peer6, mac(1), me6, frame.NASolicited))
+	f.Add(frame.ICMPEcho(h6, false, 1, 2, []byte("12345678")))
+	f.Add(frame.TCP(h6, 40000, 80, 1, 0, frame.TCPFlags{SYN: true}, nil))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.MustParseAddr("10.0.0.254"))
+		in.SetIPv6(netip.MustParsePrefix("fd00::1/64"), netip.MustParseAddr("fd00::fffe"))
 		r := &recorder{}
 		in.Receive(0, 0, b, r)
 		if len(r.events) == 0 {
@@ -434,4 +441,113 @@ func FuzzICMPFastPath(f *testing.F) {
 			t.Fatalf("replies differ: fast %+v, decoded %+v", a.Replies(), d.Replies())
 		}
 	})
+}
+
+func dual(name string, m byte, v4, v6 string) *Instance {
+	in := New(name, mac(m), netip.MustParsePrefix(v4), netip.MustParseAddr("10.0.0.254"))
+	in.SetIPv6(netip.MustParsePrefix(v6), netip.MustParseAddr("fd00::fffe"))
+	return in
+}
+
+// Two dual-stack instances on one segment answer every probe kind over
+// IPv6, resolving each other by neighbour discovery (no ARP), and replies
+// name the IPv6 address they came from.
+func TestProbeOnLinkIPv6(t *testing.T) {
+	for _, spec := range []ProbeSpec{
+		{Proto: ICMP, ID: 0x1234_5678_9abc}, {Proto: UDP, DstPort: 5353, ID: 78},
+		{Proto: TCP, DstPort: 443, ID: 79}, {Proto: TCP, DstPort: 8080, ID: 80},
+	} {
+		t.Run(spec.Proto.String(), func(t *testing.T) {
+			a := dual("a", 1, "10.0.0.1/24", "fd00::1/64")
+			b := dual("b", 2, "10.0.0.2/24", "fd00::2/64")
+			h := newHub(a, b)
+			spec.Dst = b.Addr6().Addr()
+			a.Probe(0, h.out[a], spec)
+			h.run(t)
+			rs := a.Replies()
+			if len(rs) != 1 || rs[0].ID != spec.ID || rs[0].From != spec.Dst {
+				t.Fatalf("replies = %+v, want one for %d from %s", rs, spec.ID, spec.Dst)
+			}
+			if n := count(h.out[a].events, datapath.ActOriginate, "ndisc:solicit"); n != 1 {
+				t.Errorf("a sent %d solicitations, want 1", n)
+			}
+			if n := count(h.out[a].events, datapath.ActOriginate, "arp:request") + count(h.out[b].events, datapath.ActOriginate, "arp:request"); n != 0 {
+				t.Errorf("%d ARP requests for an IPv6 probe", n)
+			}
+			if n := count(h.out[b].events, datapath.ActOriginate, "ndisc:solicit"); n != 0 {
+				t.Errorf("b solicited %d times; it learns a from a's solicitation", n)
+			}
+			if m, ok := b.Neighbor(a.Addr6().Addr()); !ok || m.String() != a.MAC().String() {
+				t.Errorf("b's neighbour entry for a: %v %v", m, ok)
+			}
+			// Every frame on the segment decodes as IPv6 (no malformed one).
+			ps := frame.NewParser()
+			for _, f := range h.seen {
+				p, err := ps.Parse(f)
+				if err != nil || !p.Has(layers.LayerTypeIPv6) || !p.Has(layers.LayerTypeICMPv6) && !p.Has(layers.LayerTypeUDP) && !p.Has(layers.LayerTypeTCP) {
+					t.Errorf("frame %x: %v %v", f, err, p.Decoded)
+				}
+			}
+		})
+	}
+}
+
+// An IPv6 probe off the link goes through the IPv6 gateway, resolved by a
+// solicitation to its solicited-node group; one without an IPv6 address
+// has no route.
+func TestOffLinkIPv6UsesGateway(t *testing.T) {
+	a := dual("a", 1, "10.0.0.1/24", "fd00::1/64")
+	r := &recorder{}
+	dst := netip.MustParseAddr("fd00:9::9")
+	a.Probe(0, r, ProbeSpec{Proto: ICMP, Dst: dst, ID: 5})
+	if len(r.sent) != 1 {
+		t.Fatalf("sent %d frames, want the solicitation", len(r.sent))
+	}
+	p, err := frame.NewParser().Parse(r.sent[0])
+	if err != nil || !p.Has(layers.LayerTypeICMPv6) {
+		t.Fatalf("first frame is not ICMPv6: %v", err)
+	}
+	nd, ok := frame.ParseNDP(p.ICMP6.TypeCode.Type(), p.ICMP6.Payload)
+	gw := a.Gateway6()
+	if !ok || nd.Target != gw || nd.LLAddr != [6]byte(a.MAC()) {
+		t.Fatalf("solicitation %+v, want one for the gateway %s with a's MAC", nd, gw)
+	}
+	if d, _ := netip.AddrFromSlice(p.IP6.DstIP); d != frame.SolicitedNode(gw) || frame.DstMAC(r.sent[0]) != frame.MulticastMAC(frame.SolicitedNode(gw)) {
+		t.Errorf("solicitation to %s / %x", d, frame.DstMAC(r.sent[0]))
+	}
+	gwMAC := mac(0xfe)
+	a.Receive(1, 0, frame.NeighborAdvertisement(gwMAC, gw, a.MAC(), a.Addr6().Addr(), frame.NASolicited|frame.NARouter), r)
+	if len(r.sent) != 2 {
+		t.Fatalf("sent %d frames after the advertisement, want 2", len(r.sent))
+	}
+	p, err = frame.NewParser().Parse(r.sent[1])
+	if err != nil || net.HardwareAddr(p.Eth.DstMAC).String() != gwMAC.String() {
+		t.Fatalf("probe to %v (%v), want the gateway's MAC", p.Eth.DstMAC, err)
+	}
+	if d, _ := netip.AddrFromSlice(p.IP6.DstIP); d != dst {
+		t.Errorf("probe to %s, want %s", d, dst)
+	}
+	v4only := New("c", mac(3), netip.MustParsePrefix("10.0.0.3/24"), netip.MustParseAddr("10.0.0.254"))
+	r = &recorder{}
+	v4only.Probe(0, r, ProbeSpec{Proto: ICMP, Dst: dst, ID: 6})
+	if len(r.sent) != 0 || count(r.events, datapath.ActDrop, "route:none") != 1 {
+		t.Errorf("IPv4-only instance: sent %d, events %+v; want a no-route drop", len(r.sent), r.events)
+	}
+}
+
+// A dual-stack instance announces its global IPv6 address too, and a
+// neighbour holding a stale entry for it takes the new MAC.
+func TestAnnounceIPv6(t *testing.T) {
+	a := dual("a", 1, "10.0.0.1/24", "fd00::1/64")
+	b := dual("b", 2, "10.0.0.2/24", "fd00::2/64")
+	b.arp[a.Addr6().Addr()] = [6]byte(mac(0x77))
+	h := newHub(a, b)
+	a.Announce(0, h.out[a])
+	if n := count(h.out[a].events, datapath.ActOriginate, "ndisc:unsolicited-na"); n != 2 {
+		t.Errorf("%d unsolicited NAs, want 2 (link-local and global)", n)
+	}
+	h.run(t)
+	if m, _ := b.Neighbor(a.Addr6().Addr()); m.String() != a.MAC().String() {
+		t.Errorf("b's entry for a = %v, want %s", m, a.MAC())
+	}
 }

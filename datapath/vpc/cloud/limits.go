@@ -30,9 +30,14 @@ type Bucket struct {
 	Refill   float64 // tokens per second
 }
 
-// Action is one API action's cost: its throttling class and its latency.
+// Action is one API action's cost: its throttling bucket and its latency.
 type Action struct {
-	Class   string
+	// Class is the action's category ("mutating"), or "" for an action
+	// with a bucket of its own size (EC2's uncategorized actions).
+	Class string
+	// Bucket is the size of the action's own bucket: its class's, or its
+	// own. A zero Capacity turns throttling off for the action.
+	Bucket  Bucket
 	Latency time.Duration
 }
 
@@ -44,7 +49,7 @@ type Limits struct {
 	// Sources are the documents the numbers come from.
 	Sources       []string
 	InstanceTypes []InstanceType
-	// Classes are the throttling classes' buckets, by class name. Every
+	// Classes are the throttling categories' bucket sizes, by name. Every
 	// action has a bucket of its own, of its class's size (EC2 evaluates
 	// each API individually).
 	Classes map[string]Bucket

@@ -145,8 +145,7 @@ func (m *Model) call(ctx context.Context, action string, apply func() error) err
 	m.mu.Lock()
 	b := m.buckets[action]
 	if b == nil {
-		c := m.limits.Classes[a.Class]
-		b = &bucket{Bucket: c, tokens: float64(c.Capacity), at: start}
+		b = &bucket{Bucket: a.Bucket, tokens: float64(a.Bucket.Capacity), at: start}
 		m.buckets[action] = b
 	}
 	allowed := b.Capacity <= 0 || b.take(start)
@@ -160,7 +159,7 @@ func (m *Model) call(ctx context.Context, action string, apply func() error) err
 	}
 	var err error
 	if !allowed {
-		err = fail(action, RequestLimitExceeded, "request limit exceeded for %s (bucket of %d tokens, %g per second, class %s)", action, b.Capacity, b.Refill, a.Class)
+		err = fail(action, RequestLimitExceeded, "request limit exceeded for %s (its bucket holds %d tokens and refills %g per second)", action, b.Capacity, b.Refill)
 	} else {
 		m.mu.Lock()
 		err = apply()

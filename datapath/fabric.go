@@ -30,6 +30,9 @@ type NetworkSpec struct {
 	Gateway netip.Addr   // gen 1: on the core; gen 2: anycast on every leaf
 	VLAN    uint16       // gen 1 and the host side of gen 2
 	VNI     uint32       // gen 2 L2 VNI
+	// Subnet6 and Gateway6 make the network dual-stack (zero: IPv4 only).
+	Subnet6  netip.Prefix // e.g. fd00:1::/64
+	Gateway6 netip.Addr
 }
 
 // InstanceSpec is a VM, bare-metal instance or pod to attach to a host.
@@ -40,6 +43,10 @@ type InstanceSpec struct {
 	MAC     net.HardwareAddr
 	IP      netip.Prefix
 	Gateway netip.Addr
+	// IP6 and Gateway6 are the instance's IPv6 address and gateway on a
+	// dual-stack network (zero: IPv4 only).
+	IP6      netip.Prefix
+	Gateway6 netip.Addr
 	// Labels feed gen 3 identities ("app=web").
 	Labels map[string]string
 }

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/cost"
+	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/datapath/stack"
 )
 
@@ -513,17 +513,9 @@ func (e *Engine) begin(probe uint64, head int64, arp bool) {
 	e.cur = segment{probe: probe, head: head, flood: -1, arp: arp, floodAt: -1}
 }
 
-// isARP reports whether a raw frame is ARP (untagged or with one tag).
-func isARP(b []byte) bool {
-	if len(b) < 14 {
-		return false
-	}
-	et := binary.BigEndian.Uint16(b[12:14])
-	if et == 0x8100 && len(b) >= 18 {
-		et = binary.BigEndian.Uint16(b[16:18])
-	}
-	return et == 0x0806
-}
+// isARP reports whether a raw frame is address resolution: ARP or IPv6
+// neighbour discovery.
+func isARP(b []byte) bool { return frame.IsResolution(b) }
 
 // serialisation returns the time to put n bytes on a wire of rate bit/s,
 // rounded up to the nanosecond; 0 for an unlimited rate.

@@ -108,3 +108,27 @@ func TestNDP(t *testing.T) {
 		t.Error("truncated solicitation read as NDP")
 	}
 }
+
+// Address resolution is ARP or neighbour discovery, tagged or not; an
+// echo over IPv6 is not.
+func TestIsResolution(t *testing.T) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	a, b := netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2")
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"arp", ARPRequest(mac, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")), true},
+		{"ns", NeighborSolicitation(mac, a, b), true},
+		{"ns-tagged", PushVLAN(nil, NeighborSolicitation(mac, a, b), 10), true},
+		{"na", NeighborAdvertisement(mac, a, mac, b, NASolicited), true},
+		{"echo6", ICMPEcho(IPv4{SrcMAC: mac, DstMAC: mac, Src: a, Dst: b}, false, 1, 1, nil), false},
+		{"echo4", ICMPEcho(IPv4{SrcMAC: mac, DstMAC: mac, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")}, false, 1, 1, nil), false},
+		{"short", []byte{1, 2}, false},
+	} {
+		if got := IsResolution(c.b); got != c.want {
+			t.Errorf("%s: IsResolution = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

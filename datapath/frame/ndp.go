@@ -123,3 +123,24 @@ func ICMPv6Echo(h IPv4, reply bool, id, seq uint16, payload []byte) []byte {
 	ls = append(ls, icmp, &layers.ICMPv6Echo{Identifier: id, SeqNumber: seq}, gopacket.Payload(payload))
 	return mustSerialize(ls...)
 }
+
+// IsResolution reports whether a raw frame (untagged, or with one 802.1Q
+// or 802.1ad tag) is address resolution: ARP, or an IPv6 neighbour
+// solicitation or advertisement, which IPv6 uses where IPv4 uses ARP.
+func IsResolution(b []byte) bool {
+	if len(b) < 14 {
+		return false
+	}
+	off := 12
+	et := uint16(b[12])<<8 | uint16(b[13])
+	if (et == 0x8100 || et == 0x88a8) && len(b) >= 18 {
+		off = 16
+		et = uint16(b[16])<<8 | uint16(b[17])
+	}
+	if et == 0x86dd {
+		ip := off + 2
+		return len(b) >= ip+41 && b[ip+6] == uint8(layers.IPProtocolICMPv6) &&
+			(b[ip+40] == layers.ICMPv6TypeNeighborSolicitation || b[ip+40] == layers.ICMPv6TypeNeighborAdvertisement)
+	}
+	return et == 0x0806
+}

@@ -16,6 +16,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/datapath/stack"
 )
 
@@ -745,13 +746,9 @@ func (nr *nodeRun) handle(i int, p *port, b []byte, now time.Duration) {
 	}
 }
 
-func isARP(b []byte) bool {
-	et := uint16(b[12])<<8 | uint16(b[13])
-	if (et == 0x8100 || et == 0x88a8) && len(b) >= 18 {
-		et = uint16(b[16])<<8 | uint16(b[17])
-	}
-	return et == 0x0806
-}
+// isARP reports whether a raw frame is address resolution: ARP or IPv6
+// neighbour discovery.
+func isARP(b []byte) bool { return frame.IsResolution(b) }
 
 func (r *Runtime) popPending(k Key) int32 {
 	r.tmu.Lock()

@@ -29,6 +29,10 @@ type svi struct {
 	subnet netip.Prefix
 	gw     netip.Addr
 	rule   string
+	// subnet6 and gw6 are the SVI's IPv6 prefix and gateway on a
+	// dual-stack network (zero: IPv4 only).
+	subnet6 netip.Prefix
+	gw6     netip.Addr
 }
 
 type arpEntry struct {
@@ -94,6 +98,21 @@ func (c *Core) AddSVI(name string, vlan uint16, subnet netip.Prefix, gw netip.Ad
 	c.svis[vlan] = s
 	c.list = append(c.list, s)
 	slices.SortStableFunc(c.list, func(a, b *svi) int { return b.subnet.Bits() - a.subnet.Bits() })
+	return nil
+}
+
+// AddSVI6 gives the SVI on vlan an IPv6 gateway gw6 of subnet6 beside its
+// IPv4 one: the core then answers neighbour solicitations for gw6 and
+// routes IPv6 between the VLANs that have one.
+func (c *Core) AddSVI6(vlan uint16, subnet6 netip.Prefix, gw6 netip.Addr) error {
+	s := c.svis[vlan]
+	if s == nil {
+		return fmt.Errorf("add IPv6 gateway %s on %s: vlan %d: %w", gw6, c.name, vlan, ErrNotFound)
+	}
+	if !subnet6.Addr().Is6() || !subnet6.Contains(gw6) {
+		return fmt.Errorf("add IPv6 gateway %s on %s: subnet %v: %w", gw6, c.name, subnet6, ErrBadAddress)
+	}
+	s.subnet6, s.gw6 = subnet6.Masked(), gw6
 	return nil
 }
 
@@ -170,6 +189,11 @@ func (c *Core) Receive(now time.Duration, port int, b []byte, out datapath.Outpu
 			return
 		}
 	}
+	if frame.IsBroadcastOrMulticast(b) && c.svis[vlan] != nil && c.svis[vlan].gw6.IsValid() && etherType(b) == 0x86dd {
+		if c.ndMulticast(now, port, vlan, b, out) {
+			return
+		}
+	}
 	c.bridge(now, port, inName, vlan, b, datapath.ActForward, "", true, out)
 }
 
@@ -240,6 +264,10 @@ func (c *Core) l3(now time.Duration, port int, vlan uint16, b []byte, out datapa
 		c.arp[spa] = arpEntry{mac: [6]byte(a.SourceHwAddress), vlan: vlan, seen: now}
 		c.trace(now, out, inName, "", datapath.ActDeliver, datapath.ReasonNone, "svi:arp-reply")
 		c.release(now, spa, out)
+		return
+	}
+	if p.Has(layers.LayerTypeIPv6) && s.gw6.IsValid() {
+		c.l3v6(now, port, vlan, s, b, p, out)
 		return
 	}
 	if !p.Has(layers.LayerTypeIPv4) {
@@ -349,6 +377,12 @@ func (c *Core) hold(now time.Duration, inName string, target *svi, dst netip.Add
 		q = append(q[:0], q[1:]...)
 	}
 	c.pending[dst] = append(q, h)
+	if dst.Is6() {
+		c.trace(now, out, inName, "", datapath.ActOriginate, datapath.ReasonNone, "ndisc:solicit")
+		req := frame.NeighborSolicitation(c.mac[:], target.gw6, dst)
+		c.bridge(now, -1, "", target.vlan, req, datapath.ActForward, "", false, out)
+		return
+	}
 	c.trace(now, out, inName, "", datapath.ActOriginate, datapath.ReasonNone, "arp:request")
 	req := frame.ARPRequest(c.mac[:], target.gw, dst)
 	c.bridge(now, -1, "", target.vlan, req, datapath.ActForward, "", false, out)
@@ -405,4 +439,129 @@ func decTTL(h []byte) {
 		sum = sum&0xffff + sum>>16
 	}
 	binary.BigEndian.PutUint16(h[10:12], ^uint16(sum))
+}
+
+// ndMulticast handles an IPv6 multicast frame in a VLAN with an IPv6
+// gateway, as arpBroadcast does ARP: a neighbour solicitation for the
+// gateway is answered (router flag set) and consumed; an advertisement
+// refreshes a known entry (an instance that moved) and is bridged on.
+func (c *Core) ndMulticast(now time.Duration, port int, vlan uint16, b []byte, out datapath.Output) bool {
+	p, err := c.parser.Parse(b)
+	if err != nil || !p.Has(layers.LayerTypeICMPv6) {
+		return false
+	}
+	nd, ok := frame.ParseNDP(p.ICMP6.TypeCode.Type(), p.ICMP6.Payload)
+	if !ok || !nd.HasLL {
+		return false
+	}
+	s := c.svis[vlan]
+	src, _ := netip.AddrFromSlice(p.IP6.SrcIP)
+	if nd.Type != layers.ICMPv6TypeNeighborSolicitation || nd.Target != s.gw6 {
+		if e, known := c.arp[nd.Target]; known && s.subnet6.Contains(nd.Target) && nd.Flags&frame.NAOverride != 0 {
+			e.mac, e.vlan, e.seen = nd.LLAddr, vlan, now
+			c.arp[nd.Target] = e
+		}
+		return false
+	}
+	c.answerNS(now, port, vlan, s, src, nd, out)
+	return true
+}
+
+// answerNS answers a solicitation for the gateway s.gw6 from src and
+// learns the asker.
+func (c *Core) answerNS(now time.Duration, port int, vlan uint16, s *svi, src netip.Addr, nd frame.NDP, out datapath.Output) {
+	if s.subnet6.Contains(src) {
+		c.arp[src] = arpEntry{mac: nd.LLAddr, vlan: vlan, seen: now}
+	}
+	c.trace(now, out, c.names[port], "", datapath.ActDeliver, datapath.ReasonNone, "svi:ndisc-solicit")
+	c.trace(now, out, "", c.names[port], datapath.ActOriginate, datapath.ReasonNone, "svi:ndisc-advert")
+	reply := frame.NeighborAdvertisement(c.mac[:], s.gw6, nd.LLAddr[:], src, frame.NARouter|frame.NASolicited|frame.NAOverride)
+	c.bridge(now, -1, "", vlan, reply, datapath.ActForward, "", false, out)
+	c.release(now, src, out)
+}
+
+// l3v6 handles an IPv6 frame addressed to the router MAC on SVI s:
+// neighbour discovery with the gateway, an echo to the gateway, or a
+// packet to route into the VLAN of the network holding its destination.
+// IPv6 beyond the networks is not routed (the firewall's default route
+// is IPv4's).
+func (c *Core) l3v6(now time.Duration, port int, vlan uint16, s *svi, b []byte, p *frame.Parsed, out datapath.Output) {
+	inName := c.names[port]
+	src, _ := netip.AddrFromSlice(p.IP6.SrcIP)
+	dst, _ := netip.AddrFromSlice(p.IP6.DstIP)
+	if p.Has(layers.LayerTypeICMPv6) {
+		if nd, ok := frame.ParseNDP(p.ICMP6.TypeCode.Type(), p.ICMP6.Payload); ok {
+			switch {
+			case nd.Type == layers.ICMPv6TypeNeighborSolicitation && nd.Target == s.gw6 && nd.HasLL:
+				c.answerNS(now, port, vlan, s, src, nd, out)
+			case nd.Type == layers.ICMPv6TypeNeighborAdvertisement && nd.HasLL && s.subnet6.Contains(nd.Target):
+				c.arp[nd.Target] = arpEntry{mac: nd.LLAddr, vlan: vlan, seen: now}
+				c.trace(now, out, inName, "", datapath.ActDeliver, datapath.ReasonNone, "svi:ndisc-advert")
+				c.release(now, nd.Target, out)
+			default:
+				c.trace(now, out, inName, "", datapath.ActDrop, datapath.ReasonNotForMe, "svi:ndisc-other")
+			}
+			return
+		}
+	}
+	if dst == s.gw6 || c.gatewayOwning6(dst) {
+		if !p.Has(layers.LayerTypeICMPv6) || p.ICMP6.TypeCode.Type() != layers.ICMPv6TypeEchoRequest || len(p.ICMP6.Payload) < 4 {
+			c.trace(now, out, inName, "", datapath.ActDeliver, datapath.ReasonNone, "svi:local")
+			return
+		}
+		c.trace(now, out, inName, "", datapath.ActDeliver, datapath.ReasonNone, "svi:icmp-echo-request")
+		pl := p.ICMP6.Payload
+		reply := frame.ICMPEcho(frame.IPv4{SrcMAC: c.mac[:], DstMAC: p.Eth.SrcMAC, Src: dst, Dst: src},
+			true, binary.BigEndian.Uint16(pl[0:2]), binary.BigEndian.Uint16(pl[2:4]), append([]byte(nil), pl[4:]...))
+		c.trace(now, out, "", inName, datapath.ActOriginate, datapath.ReasonNone, "svi:icmp-echo-reply")
+		c.bridge(now, -1, "", vlan, reply, datapath.ActForward, "", false, out)
+		return
+	}
+	off := 14
+	if binary.BigEndian.Uint16(b[12:14]) == 0x8100 {
+		off = 18
+	}
+	ip := b[off:]
+	if len(ip) < 40 {
+		c.trace(now, out, inName, "", datapath.ActDrop, datapath.ReasonMalformed, "ip6:short")
+		return
+	}
+	if ip[7] <= 1 {
+		c.trace(now, out, inName, "", datapath.ActDrop, datapath.ReasonTTL, "ip6:hop-limit")
+		return
+	}
+	var target *svi
+	for _, t := range c.list {
+		if t.gw6.IsValid() && t.subnet6.Contains(dst) {
+			target = t
+			break
+		}
+	}
+	if target == nil {
+		c.trace(now, out, inName, "", datapath.ActDrop, datapath.ReasonNoRoute, "route6:none")
+		return
+	}
+	// The routed frame: untagged, router MAC as source, hop limit one
+	// less (IPv6 has no header checksum).
+	c.rbuf = append(c.rbuf[:0], make([]byte, 12)...)
+	c.rbuf = binary.BigEndian.AppendUint16(c.rbuf, 0x86dd)
+	c.rbuf = append(c.rbuf, ip...)
+	c.rbuf[14+7]--
+	copy(c.rbuf[6:12], c.mac[:])
+	if e, ok := c.arp[dst]; ok && e.vlan == target.vlan && now-e.seen < c.arpTTL {
+		copy(c.rbuf[0:6], e.mac[:])
+		c.bridge(now, -1, inName, target.vlan, c.rbuf, datapath.ActRoute, target.rule, true, out)
+		return
+	}
+	c.hold(now, inName, target, dst, out)
+}
+
+// gatewayOwning6 reports whether ip is the IPv6 gateway of some SVI.
+func (c *Core) gatewayOwning6(ip netip.Addr) bool {
+	for _, s := range c.list {
+		if s.gw6.IsValid() && s.gw6 == ip {
+			return true
+		}
+	}
+	return false
 }

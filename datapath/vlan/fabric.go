@@ -292,8 +292,31 @@ func (f *Fabric) AddNetwork(n datapath.NetworkSpec) error {
 			return fmt.Errorf("add network %q: subnet %v overlaps %q (%v): %w", n.Name, n.Subnet, o.spec.Name, o.spec.Subnet, ErrExists)
 		}
 	}
+	if n.Subnet6.IsValid() {
+		if !n.Subnet6.Addr().Is6() || n.Subnet6.Bits() > 126 {
+			return fmt.Errorf("add network %q: IPv6 subnet %v: %w: want an IPv6 prefix such as fd00:1::/64", n.Name, n.Subnet6, ErrBadAddress)
+		}
+		n.Subnet6 = n.Subnet6.Masked()
+		if !n.Gateway6.IsValid() {
+			n.Gateway6 = n.Subnet6.Addr().Next()
+		}
+		if !n.Subnet6.Contains(n.Gateway6) {
+			return fmt.Errorf("add network %q: IPv6 gateway %v outside %v: %w", n.Name, n.Gateway6, n.Subnet6, ErrBadAddress)
+		}
+		for _, o := range f.nets {
+			if o.spec.Subnet6.IsValid() && o.spec.Subnet6.Overlaps(n.Subnet6) {
+				return fmt.Errorf("add network %q: IPv6 subnet %v overlaps %q (%v): %w", n.Name, n.Subnet6, o.spec.Name, o.spec.Subnet6, ErrExists)
+			}
+		}
+	}
 	if err := f.gw.AddSVI(n.Name, n.VLAN, n.Subnet, n.Gateway); err != nil {
 		return fmt.Errorf("add network %q: %w", n.Name, err)
+	}
+	if n.Subnet6.IsValid() {
+		if err := f.gw.AddSVI6(n.VLAN, n.Subnet6, n.Gateway6); err != nil {
+			f.gw.RemoveSVI(n.VLAN)
+			return fmt.Errorf("add network %q: %w", n.Name, err)
+		}
 	}
 	for _, r := range f.trunks {
 		r.sw.Allow(r.port, n.VLAN, true)
@@ -332,6 +355,9 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 		return fail(fmt.Errorf("address %v not in %v: %w", s.IP, nw.spec.Subnet, ErrBadAddress))
 	}
 	ip := netip.PrefixFrom(s.IP.Addr(), nw.spec.Subnet.Bits())
+	if s.IP6.IsValid() && (!nw.spec.Subnet6.IsValid() || !nw.spec.Subnet6.Contains(s.IP6.Addr())) {
+		return fail(fmt.Errorf("IPv6 address %v not in network %q's IPv6 subnet %v: %w", s.IP6, s.Network, nw.spec.Subnet6, ErrBadAddress))
+	}
 	gw := s.Gateway
 	if !gw.IsValid() {
 		gw = nw.spec.Gateway
@@ -360,6 +386,13 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 	}
 	f.insts[s.Name] = &instance{host: s.Host, net: nw, port: port}
 	node := stack.New(s.Name, mac, ip, gw)
+	if s.IP6.IsValid() {
+		gw6 := s.Gateway6
+		if !gw6.IsValid() {
+			gw6 = nw.spec.Gateway6
+		}
+		node.SetIPv6(netip.PrefixFrom(s.IP6.Addr(), nw.spec.Subnet6.Bits()), gw6)
+	}
 	return node, datapath.Wire{A: datapath.PortRef{Node: s.Name, Port: 0}, B: datapath.PortRef{Node: s.Host, Port: port}}, nil
 }
 

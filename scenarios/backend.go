@@ -55,6 +55,8 @@ type Env struct {
 	// ControlPlane is the scenario's (gen 2 only; other generations
 	// ignore it).
 	ControlPlane ControlPlane
+	// BGP are the scenario's session settings (control_plane: bgp).
+	BGP BGPSettings
 	// Controller is how the controller runs (ControllerSpec).
 	Controller ControllerSpec
 	// Progress, if set, receives one-line progress messages.

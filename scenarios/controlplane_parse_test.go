@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netbed/netbed/datapath/evpn"
 )
@@ -77,5 +78,82 @@ func TestParseControlPlaneErrors(t *testing.T) {
 				t.Errorf("error:\n got %v\nwant prefix %q", err, c.want)
 			}
 		})
+	}
+}
+
+// bgpScenario is good with control_plane: bgp, the bgp: block given
+// (none when empty) and its first step replaced by step.
+func bgpScenario(block, step string) []byte {
+	s := strings.Replace(good, "seed: 7\n", "seed: 7\ncontrol_plane: bgp\n"+block, 1)
+	if step != "" {
+		s = strings.Replace(s, "  - at: 0s\n    spawn: {name: web, kind: vm, count: 2, network: web}\n", step, 1)
+	}
+	return []byte(s)
+}
+
+// TestParseBGPSettings: hold and keepalive as given, hold 0 as no hold
+// timer, and the fail modes.
+func TestParseBGPSettings(t *testing.T) {
+	cases := []struct {
+		block string
+		want  BGPSettings
+	}{
+		{"", BGPSettings{}},
+		{"bgp: {hold: 3s, keepalive: 1s}\n", BGPSettings{Hold: 3 * time.Second, Keepalive: time.Second}},
+		{"bgp: {hold: 0s}\n", BGPSettings{Hold: NoHoldTimer}},
+		{"bgp: {keepalive: 2s}\n", BGPSettings{Keepalive: 2 * time.Second}},
+		{"bgp: {hold: 1m30s}\n", BGPSettings{Hold: 90 * time.Second}},
+	}
+	for _, c := range cases {
+		s, err := Parse("good.yaml", bgpScenario(c.block, ""))
+		if err != nil {
+			t.Errorf("%q: %v", c.block, err)
+			continue
+		}
+		if s.BGP != c.want {
+			t.Errorf("%q: BGP = %+v, want %+v", c.block, s.BGP, c.want)
+		}
+	}
+	for _, c := range []struct{ step, mode string }{
+		{"  - fail: {node: leaf1}\n", ""},
+		{"  - fail: {node: leaf1, mode: power}\n", ""},
+		{"  - fail: {role: leaf, mode: silent}\n", FailSilent},
+	} {
+		s, err := Parse("good.yaml", bgpScenario("", c.step))
+		if err != nil {
+			t.Errorf("%q: %v", c.step, err)
+			continue
+		}
+		if got := s.Steps[0].Fail.Mode; got != c.mode {
+			t.Errorf("%q: mode %q, want %q", c.step, got, c.mode)
+		}
+	}
+}
+
+func TestParseBGPSettingsErrors(t *testing.T) {
+	cases := []struct{ name, block, step, want string }{
+		{"hold below 3s", "bgp: {hold: 2s}\n", "", `good.yaml:9: bgp.hold: 2s: a hold time is 0 (none) or at least 3s`},
+		{"hold fraction", "bgp:\n  hold: 3500ms\n", "", `good.yaml:10: bgp.hold: 3.5s: BGP counts its timers in whole seconds`},
+		{"hold not a duration", "bgp: {hold: 9}\n", "", `good.yaml:9: bgp.hold: "9" is not a duration`},
+		{"keepalive not below hold", "bgp:\n  hold: 3s\n  keepalive: 3s\n", "", `good.yaml:11: bgp.keepalive: 3s is not below the hold time 3s`},
+		{"keepalive not below default hold", "bgp: {keepalive: 10s}\n", "", `good.yaml:9: bgp.keepalive: 10s is not below the hold time 9s`},
+		{"keepalive with hold 0", "bgp: {hold: 0s, keepalive: 1s}\n", "", `good.yaml:9: bgp.keepalive: with hold 0 no keepalives are sent`},
+		{"keepalive 0", "bgp: {keepalive: 0s}\n", "", `good.yaml:9: bgp.keepalive: 0: give an interval`},
+		{"unknown field", "bgp: {hold: 3s, keepalives: 1s}\n", "", `good.yaml:9: bgp.keepalives: unknown field`},
+		{"mode unknown", "", "  - fail: {node: leaf1, mode: quiet}\n", `good.yaml:13: steps[0].fail.mode: "quiet": use power`},
+		{"mode on a link", "", "  - fail: {link: \"leaf1:eth1\", mode: silent}\n", `good.yaml:13: steps[0].fail.mode: only a node`},
+		{"mode on restore", "", "  - restore: {node: leaf1, mode: silent}\n", `good.yaml:13: steps[0].restore.mode: a restore undoes`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("good.yaml", bgpScenario(c.block, c.step))
+			if err == nil || !strings.HasPrefix(err.Error(), c.want) || !errors.Is(err, ErrInvalid) {
+				t.Errorf("error:\n got %v\nwant prefix %q", err, c.want)
+			}
+		})
+	}
+	_, err := Parse("good.yaml", []byte(strings.Replace(good, "seed: 7\n", "seed: 7\nbgp: {hold: 3s}\n", 1)))
+	if want := "good.yaml:8: bgp: session settings need control_plane: bgp"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("bgp without control_plane bgp:\n got %v\nwant prefix %q", err, want)
 	}
 }

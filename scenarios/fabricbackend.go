@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,6 +153,9 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 	}
 	if err != nil {
 		return fmt.Errorf("build %s fabric: %w", env.Generation, err)
+	}
+	if c, ok := b.rt.(BGPConfigurer); ok {
+		c.ConfigureBGP(env.BGP)
 	}
 	if err := b.rt.Load(ctx, b.fab, env.Topology); err != nil {
 		return fmt.Errorf("load %s fabric on %s: %w", env.Generation, b.rt.Name(), err)
@@ -734,7 +738,7 @@ func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
 		}
 		return b.rt.SetLinkState(ctx, ep, up)
 	case t.Node != "":
-		return b.nodeState(ctx, t.Node, up)
+		return b.nodeState(ctx, t.Node, t.Mode, up)
 	}
 	return fmt.Errorf("%s: empty target", verb)
 }
@@ -747,10 +751,20 @@ func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
 // With BGP speakers (ControlPlaneInspector), a leaf's fail or restore
 // lasts until the other leaves' speakers have withdrawn or learnt its
 // routes, and the fault records how long that took (convergenceWatch).
-func (b *FabricBackend) nodeState(ctx context.Context, node string, up bool) error {
+// A node failed in mode FailSilent keeps its links up (SilentFailer):
+// its neighbours see only silence.
+func (b *FabricBackend) nodeState(ctx context.Context, node, mode string, up bool) error {
 	f := reports.Fault{At: b.rt.Now(), Target: "node " + node, Restore: up}
 	converged := b.convergenceWatch(ctx, node, f.At, up)
-	if err := b.rt.SetNodeState(ctx, node, up); err != nil {
+	if mode == FailSilent && !up {
+		sf, ok := b.rt.(SilentFailer)
+		if !ok {
+			return fmt.Errorf("fail node %s silently: the %s runtime cannot keep a failed node's links up (netns can)", node, b.rt.Name())
+		}
+		if err := sf.FailSilently(ctx, node); err != nil {
+			return err
+		}
+	} else if err := b.rt.SetNodeState(ctx, node, up); err != nil {
 		return err
 	}
 	if converged != nil {
@@ -758,6 +772,9 @@ func (b *FabricBackend) nodeState(ctx context.Context, node string, up bool) err
 		if f.Convergence, f.Detail, err = converged(ctx); err != nil {
 			return fmt.Errorf("node %s (up %v): convergence: %w", node, up, err)
 		}
+	}
+	if mode == FailSilent && !up {
+		f.Detail = strings.TrimSuffix("silent: links up, the node drops everything; "+f.Detail, "; ")
 	}
 	if cp, ok := b.fab.(datapath.ControlPlane); ok {
 		if !up {

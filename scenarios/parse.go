@@ -266,10 +266,17 @@ type rawScenario struct {
 	Seed        int64                    `yaml:"seed"`
 	Congestion  bool                     `yaml:"expect_congestion"`
 	Control     string                   `yaml:"control_plane"`
+	BGP         *rawBGP                  `yaml:"bgp"`
 	Controller  *rawController           `yaml:"controller"`
 	Options     map[string]rawGenOptions `yaml:"options"`
 	Networks    []rawNetwork             `yaml:"networks"`
 	Steps       []rawStep                `yaml:"steps"`
+}
+
+// rawBGP is the bgp: block (BGPSettings).
+type rawBGP struct {
+	Hold      string `yaml:"hold"`
+	Keepalive string `yaml:"keepalive"`
 }
 
 type rawTopo struct {
@@ -362,6 +369,7 @@ type rawTarget struct {
 	Etcd       string       `yaml:"etcd"`
 	Agent      string       `yaml:"agent"`
 	After      string       `yaml:"after"`
+	Mode       string       `yaml:"mode"`
 }
 
 type rawTraffic struct {
@@ -457,6 +465,9 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 		s.ControlPlane = ControlPlane(r.Control)
 	default:
 		p.fail(lineOf(child(root, "control_plane"), root.Line), "control_plane", "%q is not a control plane; use shared (one route table, the default) or bgp (a GoBGP speaker per switch, netns only)", r.Control)
+	}
+	if r.BGP != nil {
+		s.BGP = p.bgpSettings(r.BGP, child(root, "bgp"), s.ControlPlane)
 	}
 	if r.Controller != nil {
 		s.Controller = p.controller(r.Controller, child(root, "controller"), root.Line)
@@ -555,6 +566,52 @@ func (p *parser) duration(n *yaml.Node, field, v string) time.Duration {
 	return d
 }
 
+// bgpSettings checks the bgp: block (n) against RFC 4271's timers: a
+// hold time of 0 (none) or at least 3 s, a keepalive interval below it,
+// both in whole seconds, as BGP carries them.
+func (p *parser) bgpSettings(r *rawBGP, n *yaml.Node, cp ControlPlane) BGPSettings {
+	if cp != ControlPlaneBGP {
+		p.fail(lineOf(n, 0), "bgp", "session settings need control_plane: bgp (this scenario's control plane is %s)", cp)
+	}
+	var b BGPSettings
+	seconds := func(key, v string) time.Duration {
+		kn := child(n, key)
+		d := p.duration(kn, "bgp."+key, v)
+		if d%time.Second != 0 {
+			p.fail(lineOf(kn, n.Line), "bgp."+key, "%v: BGP counts its timers in whole seconds", d)
+		}
+		return d
+	}
+	hold := seconds("hold", r.Hold)
+	switch {
+	case r.Hold == "":
+	case hold == 0:
+		b.Hold = NoHoldTimer
+	case hold < 3*time.Second:
+		p.fail(lineOf(child(n, "hold"), n.Line), "bgp.hold", "%v: a hold time is 0 (none) or at least 3s (RFC 4271)", hold)
+	default:
+		b.Hold = hold
+	}
+	b.Keepalive = seconds("keepalive", r.Keepalive)
+	if r.Keepalive == "" {
+		return b
+	}
+	kl := lineOf(child(n, "keepalive"), n.Line)
+	limit := b.Hold
+	if limit == 0 {
+		limit = 9 * time.Second // the speakers' default
+	}
+	switch {
+	case b.Hold == NoHoldTimer:
+		p.fail(kl, "bgp.keepalive", "with hold 0 no keepalives are sent; leave keepalive out")
+	case b.Keepalive == 0:
+		p.fail(kl, "bgp.keepalive", "0: give an interval of at least 1s below the hold time, or leave keepalive out (hold/3)")
+	case b.Keepalive >= limit:
+		p.fail(kl, "bgp.keepalive", "%v is not below the hold time %v", b.Keepalive, limit)
+	}
+	return b
+}
+
 func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[string]bool, ctl ControllerSpec) Step {
 	st := Step{Line: n.Line, At: -1}
 	if r.At != "" {
@@ -644,6 +701,20 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 			tg.After = p.duration(an, field+"."+k+".after", t.After)
 			if !tg.Controller && tg.Replica == "" && tg.Etcd == "" {
 				p.fail(lineOf(an, n.Line), field+"."+k+".after", "only a controller, replica or etcd fault can happen after a delay (while the next steps run)")
+			}
+		}
+		if t.Mode != "" {
+			mn := child(child(n, k), "mode")
+			switch {
+			case k != "fail":
+				p.fail(lineOf(mn, n.Line), field+".restore.mode", "a restore undoes the node's failure whatever its mode; mode belongs on the fail step")
+			case t.Node == "" && t.Role == "":
+				p.fail(lineOf(mn, n.Line), field+".fail.mode", "only a node (node or role) fails in a mode")
+			case t.Mode != FailPower && t.Mode != FailSilent:
+				p.fail(lineOf(mn, n.Line), field+".fail.mode", "%q: use power (every link loses carrier, the default) or silent (links stay up, the node drops everything)", t.Mode)
+			}
+			if t.Mode == FailSilent {
+				tg.Mode = FailSilent
 			}
 		}
 		if k == "fail" {

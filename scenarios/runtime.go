@@ -107,6 +107,20 @@ type Settler interface {
 	Settle(ctx context.Context) error
 }
 
+// BGPConfigurer is a Runtime whose BGP speakers take the scenario's
+// session settings (bgp:); FabricBackend hands them over before Load.
+type BGPConfigurer interface {
+	ConfigureBGP(BGPSettings)
+}
+
+// SilentFailer is a Runtime that can fail a node silently (FailSilent):
+// its links keep their carrier while it drops everything, so that its
+// neighbours learn of it only from what stops arriving (BGP's hold
+// timer). SetNodeState(node, true) restores it.
+type SilentFailer interface {
+	FailSilently(ctx context.Context, node string) error
+}
+
 // ProbeRecord is the runner's record of probe p whose outcome a runtime
 // derived (outcome.Derive), the same on every runtime.
 func ProbeRecord(o outcome.Outcome, p RuntimeProbe) reports.Probe {

@@ -51,6 +51,32 @@ const (
 	ControlPlaneBGP ControlPlane = "bgp"
 )
 
+// BGPSettings are a scenario's BGP session settings (bgp: in the file),
+// for control_plane: bgp. Zero fields take the speakers' defaults.
+type BGPSettings struct {
+	// Hold is every session's hold time: 0 the default (9 s), NoHoldTimer
+	// none at all (RFC 4271's hold time 0: no keepalives, a silent peer is
+	// never noticed), else at least 3 s in whole seconds.
+	Hold time.Duration
+	// Keepalive is the keepalive interval, below Hold (default Hold/3).
+	Keepalive time.Duration
+}
+
+// NoHoldTimer is BGPSettings.Hold for "hold: 0": sessions without a hold
+// timer or keepalives.
+const NoHoldTimer time.Duration = -1
+
+// Fail modes of a node (Target.Mode).
+const (
+	// FailPower takes the carrier down on every link of the node (the
+	// default): its neighbours notice at once.
+	FailPower = "power"
+	// FailSilent keeps the node's links up and makes it drop everything,
+	// as a hung line card does: its neighbours notice only what BGP's
+	// hold timer (or BFD) tells them.
+	FailSilent = "silent"
+)
+
 // Scenario is one parsed scenario file.
 type Scenario struct {
 	Name        string
@@ -67,6 +93,8 @@ type Scenario struct {
 	// ControlPlane is how gen 2's leaves learn each other's EVPN routes:
 	// ControlPlaneShared (default) or ControlPlaneBGP.
 	ControlPlane ControlPlane
+	// BGP are the session settings with control_plane: bgp.
+	BGP BGPSettings
 	// Controller is how the controller runs: controller: {secure: true}.
 	Controller ControllerSpec
 	Networks   []Network
@@ -183,6 +211,9 @@ type Target struct {
 	Replica    string // or one of its replicas (replica-2)
 	Etcd       string // or a member of its etcd (member-1)
 	Agent      string // or the host agent on this host
+	// Mode is how a node fails: FailPower ("", the default) or
+	// FailSilent. A restore undoes either.
+	Mode string
 	// After, for the controller (its replicas, its etcd), makes the step return at once and the
 	// fault happen that long later (backend time), while the next steps
 	// run: a controller killed in the middle of a spawn storm.

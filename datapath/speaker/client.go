@@ -312,6 +312,9 @@ type Session struct {
 	ASN         uint32
 	Established bool
 	State       string // idle, connect, active, opensent, openconfirm, established
+	// Hold and Keepalive are the timers negotiated with the peer
+	// (while established).
+	Hold, Keepalive time.Duration
 }
 
 // Sessions returns the state of every configured neighbour, by address.
@@ -332,8 +335,11 @@ func (c *Client) Sessions(ctx context.Context) ([]Session, error) {
 		p := r.GetPeer()
 		a, _ := netip.ParseAddr(p.GetConf().GetNeighborAddress())
 		state := p.GetState().GetSessionState()
+		ts := p.GetTimers().GetState()
 		out = append(out, Session{Peer: a, ASN: p.GetConf().GetPeerAsn(),
-			Established: state == api.PeerState_ESTABLISHED, State: stateNames[state]})
+			Established: state == api.PeerState_ESTABLISHED, State: stateNames[state],
+			Hold:      time.Duration(ts.GetNegotiatedHoldTime()) * time.Second,
+			Keepalive: time.Duration(ts.GetKeepaliveInterval()) * time.Second})
 	}
 	slices.SortFunc(out, func(a, b Session) int { return a.Peer.Compare(b.Peer) })
 	return out, nil

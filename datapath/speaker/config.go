@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -55,10 +56,20 @@ type Peer struct {
 
 // Timers are the session timers. Zero values take the defaults.
 type Timers struct {
-	Hold         time.Duration // default 9 s
+	Hold         time.Duration // default 9 s; NoHold: none
 	Keepalive    time.Duration // default Hold/3
 	ConnectRetry time.Duration // default 1 s
 }
+
+// NoHold is Timers.Hold for sessions that never time out (RFC 4271's
+// hold time 0). GoBGP's API reads a hold time of 0 as "the default"
+// (90 s), so the speaker offers the largest hold time an OPEN carries,
+// 65535 s (18 hours), with keepalives every third of it: within a run,
+// a silent peer is never noticed, as with 0.
+const NoHold time.Duration = -1
+
+// maxHold is the largest hold time an OPEN message carries.
+const maxHold = 65535 * time.Second
 
 // Defaults: a data-centre fabric's short timers (RFC 7938 suggests
 // tuning them down from BGP's 90/30 s).
@@ -96,6 +107,18 @@ func (c *Config) Validate() error {
 	}
 	if !c.RouterID.Is4() || c.RouterID.IsUnspecified() {
 		bad("router_id", "%v is not an IPv4 address other than 0.0.0.0", c.RouterID)
+	}
+	switch t := c.Timers; {
+	case t.Hold > 0 && (t.Hold < 3*time.Second || t.Hold > maxHold || t.Hold%time.Second != 0):
+		bad("timers.hold", "%v: a hold time is 0 or whole seconds from 3s to 65535s (RFC 4271)", t.Hold)
+	case t.Hold < 0 && t.Hold != NoHold:
+		bad("timers.hold", "%v is negative; NoHold means none", t.Hold)
+	case t.Keepalive < 0 || t.Keepalive%time.Second != 0:
+		bad("timers.keepalive", "%v: whole seconds", t.Keepalive)
+	case t.Keepalive > 0 && t.Hold == NoHold:
+		bad("timers.keepalive", "%v: with no hold timer no keepalives are sent", t.Keepalive)
+	case t.Keepalive > 0 && t.Keepalive >= cmp.Or(t.Hold, DefaultHold):
+		bad("timers.keepalive", "%v is not below the hold time %v", t.Keepalive, cmp.Or(t.Hold, DefaultHold))
 	}
 	seen := map[netip.Addr]bool{}
 	for i, p := range c.Peers {

@@ -70,6 +70,9 @@ func (c *Config) apiPeer(p Peer) *api.Peer {
 	if hold == 0 {
 		hold = DefaultHold
 	}
+	if hold == NoHold {
+		hold = maxHold
+	}
 	keep := t.Keepalive
 	if keep == 0 {
 		keep = hold / 3

@@ -124,6 +124,9 @@ type nodeRun struct {
 	byTok map[uint64]int
 	poll  *poller
 	up    atomic.Bool
+	// hung: down by HangNode, its neighbours never told (changed
+	// under the runtime's pause).
+	hung  bool
 	stop  atomic.Bool
 	tid   atomic.Int32
 	reads atomic.Int64 // recvmmsg calls that returned frames
@@ -554,6 +557,11 @@ func (r *Runtime) SetNodeState(name string, up bool) error {
 		return nil
 	}
 	nr.up.Store(up)
+	if nr.hung {
+		// Its neighbours never saw it go: nothing to tell them.
+		nr.hung = false
+		return nil
+	}
 	for _, p := range nr.ports {
 		if p == nil || !p.hasPeer || !p.up {
 			continue
@@ -566,6 +574,24 @@ func (r *Runtime) SetNodeState(name string, up bool) error {
 		peer.n.SetPortState(r.Now(), p.peer.Port, up, &peer.out)
 		peer.out.flush()
 	}
+	return nil
+}
+
+// HangNode fails a node as a hung line card fails: like SetNodeState
+// it reads and drops every frame (node-down), but its neighbours are
+// told nothing and their ports stay up; they notice only the silence.
+// SetNodeState(name, true) brings it back.
+func (r *Runtime) HangNode(name string) error {
+	nr, err := r.node(name)
+	if err != nil {
+		return fmt.Errorf("hang node: %w", err)
+	}
+	defer r.Pause()()
+	if !nr.up.Load() {
+		return nil
+	}
+	nr.up.Store(false)
+	nr.hung = true
 	return nil
 }
 

@@ -257,6 +257,39 @@ func TestRelayChain(t *testing.T) {
 			t.Fatal("frame lost after the node came back")
 		}
 	})
+	t.Run("node-hung", func(t *testing.T) {
+		told := func() (n int) {
+			r.Mutate(func() error { n = len(relays[0].down); return nil })
+			return n
+		}
+		before := told()
+		if err := r.HangNode("r2"); err != nil {
+			t.Fatal(err)
+		}
+		a.send(t, probeFrame(40, 0))
+		if got := b.recv(t, func(f []byte) bool { return bytes.Equal(f, probeFrame(40, 0)) }, 300*time.Millisecond); got != nil {
+			t.Fatal("frame crossed a hung node")
+		}
+		found := false
+		for _, rec := range r.Trace() {
+			if rec.Probe == 40 && rec.Node == "r2" && rec.Reason == datapath.ReasonNodeDown {
+				found = true
+			}
+		}
+		if !found {
+			t.Error("no node-down drop traced at the hung r2")
+		}
+		if err := r.SetNodeState("r2", true); err != nil {
+			t.Fatal(err)
+		}
+		if n := told(); n != before {
+			t.Errorf("r2's neighbours were told of %d port changes while it hung; want none", n-before)
+		}
+		a.send(t, probeFrame(41, 0))
+		if got := b.recv(t, func(f []byte) bool { return bytes.Equal(f, probeFrame(41, 0)) }, 2*time.Second); got == nil {
+			t.Fatal("frame lost after the hung node came back")
+		}
+	})
 }
 
 // TestCloseLeavesNothing checks that Close stops every node goroutine.

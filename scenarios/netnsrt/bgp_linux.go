@@ -76,6 +76,7 @@ type bgpNode struct {
 
 	mu    sync.Mutex
 	live  bool          // the speaker runs: exports are queued
+	hung  bool          // the speaker is frozen (hang) until stop
 	queue []evpn.Update // exports not sent yet
 	wake  chan struct{}
 	errs  []error
@@ -395,7 +396,7 @@ func (bn *bgpNode) fail(err error) {
 // and the import and export goroutines end.
 func (bn *bgpNode) stop() {
 	bn.mu.Lock()
-	bn.live, bn.queue = false, nil
+	bn.live, bn.queue, bn.hung = false, nil, false
 	cmd, exited, client, cancel := bn.cmd, bn.exited, bn.client, bn.cancel
 	bn.cmd, bn.client, bn.cancel = nil, nil, nil
 	bn.mu.Unlock()
@@ -408,6 +409,28 @@ func (bn *bgpNode) stop() {
 	bn.wg.Wait()
 	_ = client.Close()
 	_ = os.Remove(bn.cfg.GRPC)
+}
+
+// hang freezes the speaker process (SIGSTOP), as on a hung line card:
+// its sessions' sockets stay open but it sends nothing, not even a
+// keepalive, so its peers drop it when their hold timers expire. The
+// leaf's exports are dropped and the import and export goroutines end;
+// the node's speaker is no longer listed as running. stop ends the
+// process for good.
+func (bn *bgpNode) hang() error {
+	bn.mu.Lock()
+	bn.live, bn.queue, bn.hung = false, nil, true
+	cmd, cancel := bn.cmd, bn.cancel
+	bn.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("freeze the speaker of %s: %w", bn.name, err)
+	}
+	cancel()
+	bn.wg.Wait()
+	return nil
 }
 
 // setLinks takes every link of the node down (its veth ends, inside its
@@ -455,6 +478,19 @@ func (p *bgpPlane) failNode(name string) error {
 // routes.
 func (p *bgpPlane) restoreNode(ctx context.Context, name string) error {
 	bn := p.nodes[name]
+	bn.mu.Lock()
+	hung := bn.hung
+	bn.mu.Unlock()
+	if hung {
+		// A hung switch is rebooted: the frozen speaker goes, and a
+		// leaf forgets what it had learnt, as after a power loss.
+		bn.stop()
+		if bn.leaf != nil {
+			if err := p.r.exclusive(func() error { bn.leaf.Forget(); return nil }); err != nil {
+				return err
+			}
+		}
+	}
 	if err := bn.setLinks(true); err != nil {
 		return fmt.Errorf("control_plane bgp: restore %s: %w", name, err)
 	}
@@ -587,7 +623,7 @@ func (r *Runtime) SpeakerSocket(node string) (string, bool) {
 }
 
 // Speaker returns a client of node's running speaker (nil while the node
-// is failed). It stays the runtime's: do not close it.
+// is failed, silently or not). It stays the runtime's: do not close it.
 func (r *Runtime) Speaker(node string) (*speaker.Client, bool) {
 	if r.bgp == nil || r.bgp.nodes[node] == nil {
 		return nil, false
@@ -595,6 +631,9 @@ func (r *Runtime) Speaker(node string) (*speaker.Client, bool) {
 	bn := r.bgp.nodes[node]
 	bn.mu.Lock()
 	defer bn.mu.Unlock()
+	if bn.hung {
+		return nil, false // frozen: its API would not answer
+	}
 	return bn.client, bn.client != nil
 }
 
@@ -663,7 +702,7 @@ func (r *Runtime) runningSpeaker(node string) (*speaker.Client, error) {
 	}
 	c, ok := r.Speaker(node)
 	if !ok {
-		return nil, fmt.Errorf("%s: its speaker does not run (the node is failed)", node)
+		return nil, fmt.Errorf("%s: its speaker does not run or is frozen (the node is failed)", node)
 	}
 	return c, nil
 }

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cilium/ebpf/link"
+
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/userspace"
@@ -58,6 +60,10 @@ type Runtime struct {
 
 	// k is the kernel's fabric (Options.Kernel), else nil.
 	k *kernelFabric
+	// hung are the nodes failed silently (FailSilently), and silenced
+	// the drops on their links, under mu.
+	hung     map[string]bool
+	silenced map[string][]link.Link
 
 	nextProbe atomic.Uint64
 	closeOnce sync.Once
@@ -392,6 +398,11 @@ func (r *Runtime) exclusive(f func() error) error {
 // returns once every leaf's table is complete again.
 func (r *Runtime) SetNodeState(ctx context.Context, node string, up bool) error {
 	speaks := r.bgp != nil && r.bgp.nodes[node] != nil
+	if up {
+		if _, err := r.unhang(node); err != nil {
+			return err
+		}
+	}
 	if speaks && !up {
 		if err := r.bgp.failNode(node); err != nil {
 			return fmt.Errorf("netns runtime: %w", err)
@@ -533,6 +544,12 @@ func (r *Runtime) Close() error {
 		}
 		if r.k != nil {
 			errs = append(errs, r.k.close())
+		}
+		r.mu.Lock()
+		silenced := slices.Collect(maps.Keys(r.silenced))
+		r.mu.Unlock()
+		for _, n := range silenced {
+			errs = append(errs, r.silence(n, false))
 		}
 		r.mu.Lock()
 		insts := slices.Collect(maps.Values(r.insts))

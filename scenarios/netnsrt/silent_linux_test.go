@@ -1,0 +1,121 @@
+package netnsrt_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/scenarios/netnsrt"
+)
+
+// silentFailure fails leaf1 by power (its links lose carrier) and leaf2
+// silently (links up, the leaf drops everything), each restored, with a
+// 3 s hold time.
+const silentFailure = `name: silent-failure
+topology: {builder: spine-leaf, params: {spines: 2, leaves: 3, hosts_per_leaf: 1}}
+generations: [evpn]
+control_plane: bgp
+bgp: {hold: 3s, keepalive: 1s}
+networks:
+  - {name: web, subnet: 10.9.0.0/24}
+steps:
+  - spawn: {name: a, count: 1, network: web, hosts: [host1]}
+  - spawn: {name: b, count: 1, network: web, hosts: [host2]}
+  - spawn: {name: c, count: 1, network: web, hosts: [host3]}
+  - expect: {bgp_sessions: established, within: 10s}
+  - fail: {node: leaf1}
+  - expect: {bgp_route: {absent_from: [leaf2, leaf3], type: 2, mac: a-1}}
+  - restore: {node: leaf1}
+  - fail: {node: leaf2, mode: silent}
+  - expect:
+      bgp_route: {absent_from: [leaf1, leaf3], type: 2, mac: b-1}
+      bgp_sessions: [leaf1, leaf3]
+  - traffic: {from: [c-1], to: [a-1, b-1], tag: during}
+  - expect: {tag: during, reachable: ["c-1 -> a-1"], unreachable: ["c-1 -> b-1"]}
+  - restore: {node: leaf2}
+  - expect: {bgp_sessions: established, bgp_route: {present_on: [leaf1, leaf3], type: 2, mac: b-1, origin: leaf2}, within: 10s}
+  - traffic: {from: [c-1], to: [a-1, b-1], tag: after}
+  - expect: {tag: after, reachable: ["c-1 -> a-1", "c-1 -> b-1"]}
+`
+
+// TestSilentFailure: with the scenario's hold time of 3 s (negotiated on
+// every session), a leaf failed silently is withdrawn by the other leaves'
+// speakers only once the route reflectors' hold timers have expired, at
+// least hold − keepalive (2 s) after the fault and later than a leaf that
+// lost power in the same run, whose carrier loss took its sessions down
+// at once; meanwhile its instance is unreachable, and after the restore
+// (a reboot) everything is back. Every check of the run passes.
+func TestSilentFailure(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, err := scenarios.Parse("silent-failure.yaml", []byte(silentFailure))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t, s.Name)
+	var holds []string
+	opts := scenarios.Options{Progress: func(msg string) {
+		if holds != nil || !strings.Contains(msg, " fail") {
+			return
+		}
+		c, ok := rt.Speaker("spine1")
+		if !ok {
+			t.Error("spine1's speaker does not run")
+			return
+		}
+		ss, err := c.Sessions(context.Background())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for _, x := range ss {
+			holds = append(holds, x.Hold.String()+"/"+x.Keepalive.String())
+		}
+	}}
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, scenarios.NewFabricBackend(scenarios.FabricOptions{
+		Runtime: rt, StoreDir: t.TempDir()}), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range run.Checks {
+		if !c.Passed {
+			t.Errorf("step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+		}
+	}
+	if len(holds) != 3 || slices.ContainsFunc(holds, func(h string) bool { return h != "3s/1s" }) {
+		t.Errorf("spine1's sessions negotiated hold/keepalive %v; want 3s/1s on each of 3", holds)
+	}
+	fault := func(target string) reports.Fault {
+		i := slices.IndexFunc(run.Faults, func(f reports.Fault) bool { return f.Target == target && !f.Restore })
+		if i < 0 {
+			t.Fatalf("no failure of %s recorded: %+v", target, run.Faults)
+		}
+		t.Logf("%s", run.Faults[i])
+		return run.Faults[i]
+	}
+	power, silent := fault("node leaf1"), fault("node leaf2")
+	if power.Convergence <= 0 || silent.Convergence <= 0 {
+		t.Fatalf("convergence not measured: power %v, silent %v", power.Convergence, silent.Convergence)
+	}
+	if !strings.HasPrefix(silent.Detail, "silent") || strings.HasPrefix(power.Detail, "silent") {
+		t.Errorf("fault details: power %q, silent %q", power.Detail, silent.Detail)
+	}
+	// The hold timer cannot expire before hold − keepalive has passed
+	// since the fault: the last keepalive was sent at most one interval
+	// before it.
+	if silent.Convergence < 2*time.Second {
+		t.Errorf("silent failure withdrawn after %v, before the hold timer (3 s, keepalive 1 s) could expire", silent.Convergence)
+	}
+	if silent.Convergence <= power.Convergence {
+		t.Errorf("silent failure withdrawn after %v, power loss after %v: the silent one should wait for the hold timer", silent.Convergence, power.Convergence)
+	}
+	if left := namespacesOf(rt.LabName()); len(left) > 0 {
+		t.Errorf("namespaces left after the run: %v", left)
+	}
+}
+
+var _ = netnsrt.Executable

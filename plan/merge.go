@@ -21,7 +21,7 @@ func ReadJSON(data []byte) (*Plan, error) {
 	if err := json.Unmarshal(data, &p); err != nil {
 		return nil, err
 	}
-	if len(p.Gens) == 0 && p.Shard == nil {
+	if len(p.Gens) == 0 && p.Shard == nil && p.Cloud == nil {
 		return nil, errors.New("no generation planned: not a plan.json")
 	}
 	return &p, nil
@@ -63,6 +63,11 @@ func Merge(ps []Named) (*Plan, error) {
 	}
 	merged := *ps[order[0]].Plan
 	merged.Shard = nil
+	for _, k := range order {
+		if c := ps[k].Plan.Cloud; c != nil {
+			merged.Cloud = c // planned by one shard
+		}
+	}
 	if shards[0] != nil {
 		merged.Gens = reports.Interleave(parts)
 	} else {

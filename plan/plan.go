@@ -80,6 +80,8 @@ type Plan struct {
 	Params   Params         `json:"params"`
 	Profiles []Profile      `json:"profiles"`
 	Gens     []Gen          `json:"generations"`
+	// Cloud is the public cloud's plan (the vpc generation), when asked.
+	Cloud *Cloud `json:"cloud,omitempty"`
 }
 
 // Gen is one generation's plan.

@@ -34,9 +34,14 @@ func dur(d time.Duration) string {
 func WriteMarkdown(w io.Writer, p *Plan) error {
 	var b strings.Builder
 	pp := p.Params
-	fmt.Fprintf(&b, "# netbed plan\n\n%d zones of %d nodes; %d instances a zone (gens 1 and 2, %d a network), %d pods a node (gen 3); on sim, controller calls at %s.\n",
-		pp.Zones, pp.NodesPerZone, pp.InstancesPerZone, pp.InstancesPerNetwork, pp.PodsPerNode, dur(pp.ControllerLatency))
-	b.WriteString("\n| generation | hosts | instances | VLANs used (of 4,094) | VNIs | flood domain | runs out first |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("# netbed plan\n")
+	if len(p.Gens) > 0 {
+		fmt.Fprintf(&b, "\n%d zones of %d nodes; %d instances a zone (gens 1 and 2, %d a network), %d pods a node (gen 3); on sim, controller calls at %s.\n",
+			pp.Zones, pp.NodesPerZone, pp.InstancesPerZone, pp.InstancesPerNetwork, pp.PodsPerNode, dur(pp.ControllerLatency))
+	}
+	if len(p.Gens) > 0 {
+		b.WriteString("\n| generation | hosts | instances | VLANs used (of 4,094) | VNIs | flood domain | runs out first |\n|---|---|---|---|---|---|---|\n")
+	}
 	for _, g := range p.Gens {
 		first := "-"
 		if e := g.RunsOutFirst; e != nil {
@@ -73,6 +78,9 @@ func WriteMarkdown(w io.Writer, p *Plan) error {
 		for _, x := range g.Blast {
 			fmt.Fprintf(&b, "| %s | %s | %d | %d |\n", x.Role, x.Device, x.CutOff, x.Ports)
 		}
+	}
+	if p.Cloud != nil {
+		writeCloudMarkdown(&b, p.Cloud)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/netbed/netbed/datapath/vpc/ipamd"
 	"github.com/netbed/netbed/plan"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
@@ -20,6 +21,8 @@ import (
 
 type planFlags struct {
 	p        plan.Params
+	cloud    plan.CloudParams
+	warm     ipamd.Config
 	gens     string
 	profiles string
 	out      string
@@ -47,7 +50,14 @@ func init() {
 		fs.IntVar(&f.p.HostsPerLeaf, "hosts-per-leaf", 20, "hosts per leaf (gen 1: per rack)")
 		fs.IntVar(&f.p.Spines, "spines", 4, "spines per zone")
 		fs.IntVar(&f.p.InstancesPerNetwork, "instances-per-network", 250, "instances per tenant network, each a VLAN (and a VNI in gen 2)")
-		fs.StringVar(&f.gens, "gen", "vlan,evpn,ebpf", "generations, comma-separated")
+		fs.StringVar(&f.gens, "gen", "vlan,evpn,ebpf", "generations, comma-separated (vpc: the public cloud's pods per node and API spawn storm)")
+		fs.StringVar(&f.cloud.LimitsFile, "cloud-limits", "", "vpc: the cloud's limits file (YAML; default: the shipped datapath/vpc/cloud/limits.yaml)")
+		fs.StringVar(&f.cloud.InstanceType, "instance-type", "m5.large", "vpc: instance type of the storm's nodes")
+		fs.IntVar(&f.cloud.Nodes, "cloud-nodes", 0, "vpc: nodes in the storm's zone (default: --nodes-per-zone)")
+		fs.IntVar(&f.cloud.PodsPerNode, "cloud-pods-per-node", 0, "vpc: pods a node in the storm (default: the type's max pods - 2)")
+		fs.IntVar(&f.warm.WarmENITarget, "warm-eni-target", 0, "vpc: compare a warm pool with this WARM_ENI_TARGET (with the two below: instead of the default comparisons)")
+		fs.IntVar(&f.warm.WarmIPTarget, "warm-ip-target", 0, "vpc: compare a warm pool with this WARM_IP_TARGET")
+		fs.IntVar(&f.warm.MinimumIPTarget, "minimum-ip-target", 0, "vpc: compare a warm pool with this MINIMUM_IP_TARGET")
 		fs.StringVar(&f.profiles, "profiles", "", "switch profiles file (YAML; default: the shipped plan/profiles.yaml)")
 		fs.StringVar(&f.out, "out", "", "directory for plan.md, plan.html and plan.json")
 		fs.StringVar(&f.shard, "shard", "", "plan only shard i of n (i/n) of the generations; default: "+envJobIndex+" of a Kubernetes Indexed Job")
@@ -70,8 +80,13 @@ func init() {
 
 func runPlan(f planFlags, stdout, stderr io.Writer) error {
 	var gens []scenarios.Generation
+	vpc := false
 	for _, g := range strings.Split(f.gens, ",") {
-		if g = strings.TrimSpace(g); !slices.Contains(scenarios.Generations, scenarios.Generation(g)) {
+		if g = strings.TrimSpace(g); g == "vpc" {
+			vpc = true
+			continue
+		}
+		if !slices.Contains(scenarios.Generations, scenarios.Generation(g)) {
 			return usageErr("--gen: %q is not a generation; use %v", g, scenarios.Generations)
 		}
 		gens = append(gens, scenarios.Generation(g))
@@ -102,6 +117,14 @@ func runPlan(f planFlags, stdout, stderr io.Writer) error {
 	p, err := plan.Run(ctx, f.p, profiles, mine, progress)
 	if err != nil {
 		return err
+	}
+	if vpc && i == 0 {
+		if !f.warm.Off() {
+			f.cloud.Pools = []ipamd.Config{f.warm}
+		}
+		if p.Cloud, err = plan.RunCloud(f.p, f.cloud, progress); err != nil {
+			return err
+		}
 	}
 	if n > 1 {
 		p.Shard = &reports.Shard{Index: i, Count: n}

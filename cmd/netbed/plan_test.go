@@ -101,3 +101,20 @@ func TestPlanMerge(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanVPC: --gen vpc plans the public cloud (a small storm here).
+func TestPlanVPC(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"plan", "-q", "--gen", "vpc", "--nodes-per-zone", "4", "--hosts-per-leaf", "2", "--instance-type", "t3.medium", "--warm-ip-target", "3"}
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"## vpc (public cloud)", "on 4 t3.medium nodes (15 a node)", "| no warm pool |", "| WARM_ENI_TARGET=1 |", "| WARM_IP_TARGET=3 MINIMUM_IP_TARGET=0 |"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if strings.Contains(stdout.String(), "## vlan") {
+		t.Error("--gen vpc planned vlan too")
+	}
+}

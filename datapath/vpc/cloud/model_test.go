@@ -298,3 +298,60 @@ func TestLatency(t *testing.T) {
 		t.Errorf("call took %v, want %v", got, want)
 	}
 }
+
+// TestConcurrentCalls: many goroutines creating ENIs and assigning
+// addresses at once never get one address twice (run with -race).
+func TestConcurrentCalls(t *testing.T) {
+	ctx := context.Background()
+	lim := cloud.DefaultLimits()
+	for name, a := range lim.Actions {
+		a.Latency, a.Bucket = 0, cloud.Bucket{} // no latency, no throttling
+		lim.Actions[name] = a
+	}
+	m := cloud.New(&cloud.StepClock{}, lim)
+	sub, err := m.CreateSubnet(ctx, netip.MustParsePrefix("10.4.0.0/22"), "az-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 8, 10
+	ids := make(chan cloud.ENIID, workers*each)
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for range each {
+				e, err := m.CreateNetworkInterface(ctx, cloud.CreateNetworkInterfaceInput{Subnet: sub.ID, SecondaryCount: 2})
+				if err == nil {
+					_, err = m.AssignPrivateIpAddresses(ctx, cloud.AssignPrivateIPAddressesInput{ENI: e.ID, Count: 3})
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				ids <- e.ID
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(ids)
+	seen := map[netip.Addr]cloud.ENIID{}
+	for id := range ids {
+		e, err := m.DescribeNetworkInterface(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range append([]netip.Addr{e.Primary}, e.Secondaries...) {
+			if other, dup := seen[a]; dup {
+				t.Fatalf("%s on %s and %s", a, other, id)
+			}
+			seen[a] = id
+		}
+	}
+	if len(seen) != workers*each*6 {
+		t.Errorf("%d addresses, want %d", len(seen), workers*each*6)
+	}
+}

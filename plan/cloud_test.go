@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/netbed/netbed/datapath/vpc/cloud"
+	"github.com/netbed/netbed/reports"
 )
 
 // TestCloudPlan: max pods per instance type from the AWS VPC CNI's
@@ -65,9 +67,25 @@ func TestCloudPlan(t *testing.T) {
 	if last := c.Storms[3]; last.Calls != 0 || last.Max != 0 {
 		t.Errorf("%s: %d calls, max %v", last.Pool, last.Calls, last.Max)
 	}
-	var md strings.Builder
+	var md, html strings.Builder
 	if err := WriteMarkdown(&md, &Plan{Cloud: c}); err != nil {
 		t.Fatal(err)
+	}
+	if err := WriteHTML(&html, &Plan{Cloud: c}); err != nil || !strings.Contains(html.String(), "<svg") || !strings.Contains(html.String(), "spawn storm") {
+		t.Errorf("HTML: %v, no storm plot", err)
+	}
+	// plan merge keeps the cloud, which one shard planned.
+	var js bytes.Buffer
+	if err := WriteJSON(&js, &Plan{Cloud: c, Shard: &reports.Shard{Index: 0, Count: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	p0, err := ReadJSON(js.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err := Merge([]Named{{Name: "s0", Plan: p0}, {Name: "s1", Plan: &Plan{Params: p0.Params, Shard: &reports.Shard{Index: 1, Count: 2}}}})
+	if err != nil || merged.Cloud == nil || len(merged.Cloud.Storms) != 4 {
+		t.Errorf("merge: %v, cloud %v", err, merged != nil && merged.Cloud != nil)
 	}
 	for _, want := range []string{"## vpc (public cloud)", "| m5.large | 3 | 10 | 29 |", "| no warm pool | 540 |", "ec2-api-throttling"} {
 		if !strings.Contains(md.String(), want) {

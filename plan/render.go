@@ -121,6 +121,18 @@ func WriteHTML(w io.Writer, p *Plan) error {
 		}
 		data.Plots = append(data.Plots, template.HTML(svg))
 	}
+	if c := p.Cloud; c != nil && len(c.Storms) > 0 {
+		var bars []reports.Bar
+		for _, st := range c.Storms {
+			bars = append(bars, reports.Bar{Label: st.Pool + ": p50", Value: st.P50.Seconds(), Text: dur(st.P50), Gen: "vpc"},
+				reports.Bar{Label: st.Pool + ": max", Value: st.Max.Seconds(), Text: dur(st.Max), Gen: "vpc"})
+		}
+		svg, err := reports.BarsSVG(fmt.Sprintf("vpc: a zone's spawn storm (%d pods), wait for an address", c.Params.Nodes*c.Params.PodsPerNode), "seconds (virtual time)", bars)
+		if err != nil {
+			return err
+		}
+		data.Plots = append(data.Plots, template.HTML(svg))
+	}
 	var md strings.Builder
 	if err := WriteMarkdown(&md, p); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -353,5 +354,28 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 	if len(seen) != workers*each*6 {
 		t.Errorf("%d addresses, want %d", len(seen), workers*each*6)
+	}
+}
+
+// TestObserver: every call is seen with its time, duration and code.
+func TestObserver(t *testing.T) {
+	ctx := context.Background()
+	var calls []cloud.Call
+	clock := &cloud.StepClock{}
+	m := cloud.New(clock, nil, cloud.WithObserver(func(c cloud.Call) { calls = append(calls, c) }))
+	if _, err := m.CreateSubnet(ctx, netip.MustParsePrefix("10.5.0.0/24"), "a"); err != nil {
+		t.Fatal(err)
+	}
+	_ = m.DeleteNetworkInterface(ctx, "eni-nope")
+	lat := m.Limits().Actions
+	want := []cloud.Call{
+		{At: 0, Action: "CreateSubnet", Took: lat["CreateSubnet"].Latency},
+		{At: lat["CreateSubnet"].Latency, Action: "DeleteNetworkInterface", Took: lat["DeleteNetworkInterface"].Latency, Code: cloud.InvalidNetworkInterfaceIDNotFound},
+	}
+	if !slices.Equal(calls, want) {
+		t.Errorf("observed %+v\nwant %+v", calls, want)
+	}
+	if s := m.Stats(); s.Errors[cloud.InvalidNetworkInterfaceIDNotFound] != 1 || s.Calls["CreateSubnet"] != 1 {
+		t.Errorf("stats %+v", s)
 	}
 }

@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"time"
@@ -21,6 +22,10 @@ type Wire struct {
 	Delay time.Duration
 	MTU   int
 }
+
+// ErrNoIPv6 is returned by a Fabric asked for an IPv6 subnet or address
+// when its generation does not model IPv6 yet.
+var ErrNoIPv6 = errors.New("IPv6 is not modelled in this generation yet")
 
 // NetworkSpec is a tenant network as the controller defines it.
 type NetworkSpec struct {

@@ -205,10 +205,12 @@ func TableStats(run *Run) []TableStat {
 
 // Probe is one probe's outcome.
 type Probe struct {
-	Tag        string   `json:"tag,omitempty"`
-	From       string   `json:"from"`
-	To         string   `json:"to"`
-	Proto      string   `json:"proto"`
+	Tag   string `json:"tag,omitempty"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Proto string `json:"proto"`
+	// Family is "ipv6" for a probe over IPv6; empty for IPv4.
+	Family     string   `json:"family,omitempty"`
 	Delivered  bool     `json:"delivered"`
 	Replied    bool     `json:"replied"`
 	Hops       int      `json:"hops"`

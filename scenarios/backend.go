@@ -67,9 +67,10 @@ type Env struct {
 // for it: a VLAN (gen 1, and the host side of gen 2) and a VNI (gen 2).
 type NetworkSegment struct {
 	Network
-	Gateway netip.Addr
-	VLAN    uint16
-	VNI     uint32
+	Gateway  netip.Addr
+	Gateway6 netip.Addr // the IPv6 subnet's first address, when it has one
+	VLAN     uint16
+	VNI      uint32
 }
 
 // SpawnRequest asks for one instance.
@@ -97,4 +98,7 @@ type ProbeRequest struct {
 	Port     uint16
 	Tag      string
 	Timeout  time.Duration
+	// Family is FamilyIPv6 to probe the destination's IPv6 address;
+	// empty or FamilyIPv4 for its IPv4 one.
+	Family string
 }

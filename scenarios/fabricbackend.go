@@ -358,7 +358,13 @@ func (b *FabricBackend) addNetwork(ctx context.Context, n NetworkSegment) error 
 	if _, err := b.api.CreateSubnet(ctx, controller.SubnetRequest{Network: n.Name, CIDR: n.Subnet, Gateway: n.Gateway}); err != nil {
 		return fmt.Errorf("network %s: subnet %v: %w", n.Name, n.Subnet, err)
 	}
-	spec := datapath.NetworkSpec{Name: n.Name, Tenant: tenant, Subnet: n.Subnet, Gateway: n.Gateway, VLAN: n.VLAN, VNI: n.VNI}
+	if n.Subnet6.IsValid() {
+		if _, err := b.api.CreateSubnet(ctx, controller.SubnetRequest{Network: n.Name, CIDR: n.Subnet6, Gateway: n.Gateway6}); err != nil {
+			return fmt.Errorf("network %s: IPv6 subnet %v: %w", n.Name, n.Subnet6, err)
+		}
+	}
+	spec := datapath.NetworkSpec{Name: n.Name, Tenant: tenant, Subnet: n.Subnet, Gateway: n.Gateway, VLAN: n.VLAN, VNI: n.VNI,
+		Subnet6: n.Subnet6, Gateway6: n.Gateway6}
 	return b.rt.Mutate(func() error {
 		if b.drv != nil {
 			return b.drv.AddNetwork(spec)
@@ -455,6 +461,12 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 		return fmt.Errorf("port %s has no address", name)
 	}
 	fip := p.IPs[0]
+	for _, a := range p.IPs[1:] {
+		if a.Address.Is6() && fip.Address.Is4() {
+			in.spec.IP6, in.spec.Gateway6 = netip.PrefixFrom(a.Address, a.Prefix.Bits()), a.Gateway
+			break
+		}
+	}
 	mac, err := net.ParseMAC(p.MAC)
 	if err != nil {
 		return fmt.Errorf("port %s: MAC %q: %w", name, p.MAC, err)
@@ -867,7 +879,14 @@ func (b *FabricBackend) Probe(ctx context.Context, req ProbeRequest) (reports.Pr
 	if !ok {
 		return reports.Probe{}, fmt.Errorf("probe to %s: no such instance", req.To)
 	}
-	return b.rt.Probe(ctx, RuntimeProbe{From: from.spec.Name, To: to.spec.Name, Dst: to.spec.IP.Addr(),
+	dst := to.spec.IP.Addr()
+	if req.Family == FamilyIPv6 {
+		if !to.spec.IP6.IsValid() {
+			return reports.Probe{}, fmt.Errorf("probe %s -> %s over IPv6: %s has no IPv6 address (%s)", req.From, req.To, req.To, b.noIPv6Why(to))
+		}
+		dst = to.spec.IP6.Addr()
+	}
+	return b.rt.Probe(ctx, RuntimeProbe{From: from.spec.Name, To: to.spec.Name, Dst: dst,
 		Proto: req.Proto, Port: req.Port, Timeout: req.Timeout})
 }
 
@@ -979,4 +998,22 @@ func (l *runtimeLocker) Lock() {
 func (l *runtimeLocker) Unlock() {
 	l.resume()
 	l.mu.Unlock()
+}
+
+// noIPv6Why says why instance in has no IPv6 address.
+func (b *FabricBackend) noIPv6Why(in *instance) string {
+	if !b.controlled() {
+		return fmt.Sprintf("gen 3 (%s) models IPv4 pods only, for now", b.env.Generation)
+	}
+	if in.kind == "pod" {
+		if _, ok := b.rt.(PodAttacher); ok {
+			return "pods attached by the CNI plugin get IPv4 only, for now"
+		}
+	}
+	for _, n := range b.env.Networks {
+		if n.Name == in.spec.Network && n.Subnet6.IsValid() {
+			return "its port got none"
+		}
+	}
+	return fmt.Sprintf("its network %s has no subnet6", in.spec.Network)
 }

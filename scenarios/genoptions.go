@@ -157,6 +157,9 @@ func SegmentsFor(nets []Network, o GenOptions) []NetworkSegment {
 	for i, n := range nets {
 		out[i] = NetworkSegment{Network: n, Gateway: n.Subnet.Addr().Next(),
 			VLAN: uint16(min(int(o.VLANs.First)+i, MaxVLAN)), VNI: uint32(min(int(o.VNIs.First)+i, MaxVNI))}
+		if n.Subnet6.IsValid() {
+			out[i].Gateway6 = n.Subnet6.Addr().Next()
+		}
 	}
 	return out
 }

@@ -314,10 +314,12 @@ func (c *rawCtlTarget) UnmarshalYAML(n *yaml.Node) error {
 }
 
 type rawNetwork struct {
-	Name   string   `yaml:"name"`
-	Tenant string   `yaml:"tenant"`
-	Subnet string   `yaml:"subnet"`
-	Labels []string `yaml:"labels"`
+	Name   string `yaml:"name"`
+	Tenant string `yaml:"tenant"`
+	Subnet string `yaml:"subnet"`
+	// Subnet6 is the network's IPv6 subnet beside the IPv4 one.
+	Subnet6 string   `yaml:"subnet6"`
+	Labels  []string `yaml:"labels"`
 }
 
 type rawStep struct {
@@ -382,6 +384,7 @@ type rawTraffic struct {
 	Rate     float64  `yaml:"rate"`
 	Duration string   `yaml:"duration"`
 	Tag      string   `yaml:"tag"`
+	Family   string   `yaml:"family"`
 	// Background: see Traffic.Background.
 	Background bool `yaml:"background"`
 }
@@ -528,12 +531,36 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 		pfx, err := netip.ParsePrefix(rn.Subnet)
 		if err != nil {
 			p.fail(line, field+".subnet", "%q is not a CIDR like 10.0.1.0/24", rn.Subnet)
+		} else if !pfx.Addr().Is4() {
+			p.fail(line, field+".subnet", "%v is IPv6: put it in subnet6, beside an IPv4 subnet", pfx)
+		}
+		var pfx6 netip.Prefix
+		if rn.Subnet6 != "" {
+			var nn *yaml.Node
+			if netsNode != nil && i < len(netsNode.Content) {
+				nn = netsNode.Content[i]
+			}
+			nl := lineOf(child(nn, "subnet6"), line)
+			pfx6, err = netip.ParsePrefix(rn.Subnet6)
+			switch {
+			case err != nil:
+				p.fail(nl, field+".subnet6", "%q is not an IPv6 CIDR like fd00:1::/64", rn.Subnet6)
+			case !pfx6.Addr().Is6() || pfx6.Addr().Is4In6():
+				p.fail(nl, field+".subnet6", "%v is not IPv6; use a prefix like fd00:1::/64", pfx6)
+			case pfx6.Bits() > 120:
+				p.fail(nl, field+".subnet6", "%v leaves fewer than 8 host bits; use a /64 (or up to /120)", pfx6)
+			}
+			for j, o := range s.Networks {
+				if o.Subnet6.IsValid() && pfx6.IsValid() && o.Subnet6.Overlaps(pfx6) && (o.Tenant == rn.Tenant) {
+					p.fail(nl, field+".subnet6", "%v overlaps networks[%d] (%s, %v) of the same tenant", pfx6, j, o.Name, o.Subnet6)
+				}
+			}
 		}
 		if rn.Name == "" || names[rn.Name] {
 			p.fail(line, field+".name", "missing or duplicate network name %q", rn.Name)
 		}
 		names[rn.Name] = true
-		s.Networks = append(s.Networks, Network{Name: rn.Name, Tenant: rn.Tenant, Subnet: pfx.Masked(), Labels: rn.Labels, Line: line})
+		s.Networks = append(s.Networks, Network{Name: rn.Name, Tenant: rn.Tenant, Subnet: pfx.Masked(), Subnet6: pfx6.Masked(), Labels: rn.Labels, Line: line})
 	}
 	stepsNode := child(root, "steps")
 	if len(r.Steps) == 0 {
@@ -759,7 +786,17 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 		if tr.Count == 0 {
 			tr.Count = 1
 		}
-		st.Traffic = &Traffic{Proto: tr.Proto, Port: tr.Port, From: tr.From, To: tr.To, Matrix: tr.Matrix, Count: tr.Count, Rate: tr.Rate, Tag: tr.Tag, Background: tr.Background}
+		switch tr.Family {
+		case "", FamilyIPv4, FamilyIPv6, FamilyDual:
+		default:
+			p.fail(lineOf(child(tn, "family"), n.Line), f+".family", "%q: use ipv4, ipv6 or dual (both, every pair)", tr.Family)
+		}
+		if tr.Family == FamilyIPv6 || tr.Family == FamilyDual {
+			if tr.Background {
+				p.fail(lineOf(child(tn, "family"), n.Line), f+".family", "a background stream probes over IPv4 only, for now")
+			}
+		}
+		st.Traffic = &Traffic{Proto: tr.Proto, Port: tr.Port, From: tr.From, To: tr.To, Matrix: tr.Matrix, Count: tr.Count, Rate: tr.Rate, Tag: tr.Tag, Family: tr.Family, Background: tr.Background}
 	case r.Policy != nil:
 		po := r.Policy
 		if po.Action == "" {

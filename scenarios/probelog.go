@@ -35,6 +35,7 @@ type probeRec struct {
 	full                       int32 // index in full, -1: not kept
 	hops, switchHops           uint16
 	delivered, replied, expect uint8 // expect: 0 none, 1 delivered, 2 dropped
+	v6                         uint8 // over IPv6
 }
 
 func newProbeLog(onProbe func(reports.Probe)) *probeLog {
@@ -64,7 +65,7 @@ func (l *probeLog) add(p reports.Probe) {
 	r := probeRec{oneWay: p.OneWay, rtt: p.RTT, tag: l.intern(p.Tag), from: l.intern(p.From), to: l.intern(p.To),
 		proto: l.intern(p.Proto), dropAt: l.intern(p.DropAt), reason: l.intern(p.Reason), rule: l.intern(p.Rule),
 		full: -1, hops: uint16(min(p.Hops, 0xffff)), switchHops: uint16(min(p.SwitchHops, 0xffff)),
-		delivered: b2u(p.Delivered), replied: b2u(p.Replied), expect: expectCode(p.Expect)}
+		delivered: b2u(p.Delivered), replied: b2u(p.Replied), expect: expectCode(p.Expect), v6: b2u(p.Family == FamilyIPv6)}
 	k := reports.KeyOf(p)
 	if len(l.recs) < keepFirst || l.perKey[k] < keepPerKey {
 		l.perKey[k]++
@@ -81,6 +82,9 @@ func (l *probeLog) probe(i int) reports.Probe {
 		Delivered: r.delivered != 0, Replied: r.replied != 0, Hops: int(r.hops), SwitchHops: int(r.switchHops),
 		OneWay: r.oneWay, RTT: r.rtt, DropAt: l.strs[r.dropAt], Reason: l.strs[r.reason], Rule: l.strs[r.rule],
 		Expect: expectNames[r.expect]}
+	if r.v6 != 0 {
+		p.Family = FamilyIPv6
+	}
 	if r.full >= 0 {
 		f := &l.full[r.full]
 		p.Path, p.HopAt = f.Path, f.HopAt

@@ -378,21 +378,27 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 	if t.Rate > 0 {
 		gap = time.Duration(float64(time.Second) / t.Rate)
 	}
-	total, sent := t.Count*len(pairs), 0
+	fams := t.families()
+	total, sent := t.Count*len(pairs)*len(fams), 0
 	for c := 0; c < t.Count; c++ {
-		round := reports.Reach{At: r.b.Now(), Tag: tag, Flows: len(pairs)}
+		round := reports.Reach{At: r.b.Now(), Tag: tag, Flows: len(pairs) * len(fams)}
 		for _, p := range pairs {
-			res, err := r.b.Probe(ctx, ProbeRequest{From: p[0], To: p[1], Proto: t.Proto, Port: t.Port, Tag: tag, Timeout: r.opts.ProbeTimeout})
-			if err != nil {
-				return fmt.Errorf("probe %s -> %s: %w", p[0], p[1], err)
-			}
-			res.Tag, res.From, res.To, res.Proto = tag, p[0], p[1], t.Proto
-			r.log.add(res)
-			if res.Delivered {
-				round.Reached++
-			}
-			if sent++; total >= 200 && sent%100 == 0 {
-				r.progress("%s %d/%d probes", r.stepMsg, sent, total)
+			for _, fam := range fams {
+				res, err := r.b.Probe(ctx, ProbeRequest{From: p[0], To: p[1], Proto: t.Proto, Port: t.Port, Tag: tag, Timeout: r.opts.ProbeTimeout, Family: fam})
+				if err != nil {
+					return fmt.Errorf("probe %s -> %s over %s: %w", p[0], p[1], fam, err)
+				}
+				res.Tag, res.From, res.To, res.Proto = tag, p[0], p[1], t.Proto
+				if fam == FamilyIPv6 {
+					res.Family = FamilyIPv6
+				}
+				r.log.add(res)
+				if res.Delivered {
+					round.Reached++
+				}
+				if sent++; total >= 200 && sent%100 == 0 {
+					r.progress("%s %d/%d probes", r.stepMsg, sent, total)
+				}
 			}
 		}
 		r.run.Reach = append(r.run.Reach, round)

@@ -120,8 +120,11 @@ type Network struct {
 	Name   string
 	Tenant string
 	Subnet netip.Prefix
-	Labels []string
-	Line   int
+	// Subnet6 makes the network dual-stack: every port on it gets an
+	// IPv6 address beside its IPv4 one (zero: IPv4 only).
+	Subnet6 netip.Prefix
+	Labels  []string
+	Line    int
 }
 
 // Step is one timed action. Exactly one of the action fields is set.
@@ -231,6 +234,10 @@ type Traffic struct {
 	Count  int     // probes per pair (a duration in the file: Rate × it)
 	Rate   float64 // probes per second per pair
 	Tag    string  // names the probes for expectations
+	// Family is the address family the probes use: FamilyIPv4 (the
+	// default), FamilyIPv6, or FamilyDual, which probes every pair over
+	// both, IPv4 first.
+	Family string
 	// Background keeps the step probing at Rate while later steps run
 	// (see stream): a continuous probe stream that measures drift
 	// outages.
@@ -296,4 +303,22 @@ type Expect struct {
 // Pair is one from→to pair of instances (or prefixes).
 type Pair struct {
 	From, To string
+}
+
+// Address families of a traffic step (Traffic.Family).
+const (
+	FamilyIPv4 = "ipv4"
+	FamilyIPv6 = "ipv6"
+	FamilyDual = "dual"
+)
+
+// families lists the address families a traffic step probes, in order.
+func (t *Traffic) families() []string {
+	switch t.Family {
+	case FamilyIPv6:
+		return []string{FamilyIPv6}
+	case FamilyDual:
+		return []string{FamilyIPv4, FamilyIPv6}
+	}
+	return []string{FamilyIPv4}
 }

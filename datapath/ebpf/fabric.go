@@ -367,6 +367,9 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 	if f.t.Node(s.Name) != nil {
 		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: a topology node has that name", s.Name)
 	}
+	if s.IP6.IsValid() {
+		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: IPv6 address %v: gen 3 (ebpf): %w", s.Name, s.IP6, datapath.ErrNoIPv6)
+	}
 	ip := s.IP.Addr()
 	if !s.IP.IsValid() {
 		var err error

@@ -391,6 +391,8 @@ func (f *Fabric) AddNetwork(n datapath.NetworkSpec) error {
 		return fmt.Errorf("%s: %w: subnet %v must be an IPv4 prefix of /30 or shorter", where, ErrBadSpec, n.Subnet)
 	case !n.Subnet.Contains(n.Gateway):
 		return fmt.Errorf("%s: %w: gateway %v is outside subnet %v", where, ErrBadSpec, n.Gateway, n.Subnet)
+	case n.Subnet6.IsValid():
+		return fmt.Errorf("%s: IPv6 subnet %v: gen 2 (evpn): %w (its type-2 and type-5 routes carry IPv4 only)", where, n.Subnet6, datapath.ErrNoIPv6)
 	case n.VLAN == 0 || n.VLAN > 4094:
 		return fmt.Errorf("%s: %w: VLAN %d must be 1..4094", where, ErrBadSpec, n.VLAN)
 	case n.VNI == 0 || n.VNI >= 1<<24:

@@ -48,6 +48,9 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 	if !ok {
 		return reports.Probe{}, fmt.Errorf("probe: unknown protocol %q (icmp, udp, tcp)", p.Proto)
 	}
+	if p.Dst.Is6() {
+		return reports.Probe{}, fmt.Errorf("probe %s -> %s over IPv6: the %s backend probes over IPv4 only, for now (use --backend sim)", p.From, p.To, r.Name())
+	}
 	src, err := r.instance(p.From)
 	if err != nil {
 		return reports.Probe{}, fmt.Errorf("probe: %w", err)

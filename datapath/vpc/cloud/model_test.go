@@ -379,3 +379,28 @@ func TestObserver(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// TestRealClock: on the wall clock (netns) a call sleeps its latency for
+// real; Sleep's guarantee makes the bound exact.
+func TestRealClock(t *testing.T) {
+	ctx := context.Background()
+	lim := cloud.DefaultLimits()
+	for name, a := range lim.Actions {
+		a.Latency = time.Millisecond
+		lim.Actions[name] = a
+	}
+	clock := cloud.NewRealClock()
+	m := cloud.New(clock, lim)
+	start := clock.Now()
+	if _, err := m.CreateSubnet(ctx, netip.MustParsePrefix("10.6.0.0/24"), "a"); err != nil {
+		t.Fatal(err)
+	}
+	if took := clock.Now() - start; took < time.Millisecond {
+		t.Errorf("call took %v on the wall clock, its latency is 1ms", took)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := m.CreateSubnet(cancelled, netip.MustParsePrefix("10.7.0.0/24"), "a"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled call: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netbed/netbed/generation"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/simrt"
@@ -200,13 +201,15 @@ func scenario(p Params, gen scenarios.Generation) (src string, instances, networ
 	if p.Zones == 1 {
 		topo = fmt.Sprintf("{builder: spine-leaf, params: {spines: %d, leaves: %d, hosts_per_leaf: %d}}", p.Spines, leaves, p.HostsPerLeaf)
 	}
-	if gen.Family() == 1 {
+	d := gen.Desc()
+	if d.Topology == "three-tier" {
 		// Gen 1 has no zones of its own: one three-tier fabric, a rack
 		// of ToRs per leaf's worth of hosts, a pod of racks per zone.
 		topo = fmt.Sprintf("{builder: three-tier, params: {pods: %d, racks_per_pod: %d, hosts_per_rack: %d}}", p.Zones, leaves, p.HostsPerLeaf)
 	}
 	fmt.Fprintf(&b, "name: plan-%s\ntopology: %s\ngenerations: [%s]\nseed: %d\n", gen, topo, gen, p.Seed)
-	if gen.Family() == 3 {
+	if d.LocalIPAM() {
+		// Pods on every node, from its own pool: no networks to plan.
 		instances = p.Zones * p.NodesPerZone * p.PodsPerNode
 		fmt.Fprintf(&b, "steps:\n  - spawn: {name: pod, kind: pod, count: %d, network: any}\n", instances)
 		return strings.Replace(b.String(), "steps:", "networks:\n  - {name: any, subnet: 10.64.0.0/24}\nsteps:", 1), instances, 0
@@ -263,11 +266,11 @@ func runGen(ctx context.Context, p Params, profiles []Profile, gen scenarios.Gen
 		g.Error = err.Error()
 		return g, nil
 	}
-	if gen.Family() != 3 {
+	switch gen.Desc().Segment {
+	case generation.SegmentVLAN:
 		g.VLANs = networks
-		if gen.Family() == 2 {
-			g.VNIs = networks
-		}
+	case generation.SegmentVXLAN:
+		g.VLANs, g.VNIs = networks, networks
 	}
 	g.Tables = tables(run, topo, profiles)
 	g.FloodDomain, g.FloodDomainWhat = floodDomain(gen, run, topo)
@@ -323,8 +326,8 @@ func tables(run *reports.Run, topo *topologies.Topology, profiles []Profile) []T
 
 // floodDomain is the size of what one broadcast reaches.
 func floodDomain(gen scenarios.Generation, run *reports.Run, topo *topologies.Topology) (int, string) {
-	switch gen.Family() {
-	case 1:
+	switch gen.Desc().Flood {
+	case generation.FloodLearnt:
 		// Every device that learnt MACs is in a VLAN's flood domain.
 		devs := map[string]bool{}
 		for _, t := range run.Tables {
@@ -333,7 +336,7 @@ func floodDomain(gen scenarios.Generation, run *reports.Run, topo *topologies.To
 			}
 		}
 		return len(devs), "devices a broadcast reaches (they learnt the VLAN's MACs)"
-	case 2:
+	case generation.FloodVTEPs:
 		most := 0
 		for _, t := range run.Tables {
 			if t.Name == "flood vteps" {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/netbed/netbed/generation"
 )
 
 // Report is every run of one invocation: scenarios × generations.
@@ -535,15 +537,11 @@ type Bar struct {
 
 var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"}
 
-// genColours gives each generation its colour in every plot.
-var genColours = map[string]string{
-	"vlan": "#4e79a7", "vlan-stock": "#76b7b2", "evpn": "#f28e2b", "ebpf": "#59a14f", "ebpf-direct": "#e15759",
-}
-
-// GenColour is the colour of a generation in every plot; a generation
-// without one of its own gets a palette colour by its name.
+// GenColour is the colour of a generation in every plot, its registered
+// description's (generation.Desc.Colour); a generation without one of its
+// own gets a palette colour by its name.
 func GenColour(gen string) string {
-	if c, ok := genColours[gen]; ok {
+	if c := generation.Colour(gen); c != "" {
 		return c
 	}
 	h := 0

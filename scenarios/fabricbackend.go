@@ -22,9 +22,8 @@ import (
 	"github.com/netbed/netbed/controller/store"
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/ebpf"
-	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/evpn/evpndriver"
-	"github.com/netbed/netbed/datapath/vlan"
+	"github.com/netbed/netbed/generation"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/topologies"
 )
@@ -62,7 +61,10 @@ type FabricBackend struct {
 	opts FabricOptions
 	rt   Runtime
 	env  Env
+	desc generation.Desc // env.Generation's
 	fab  datapath.Fabric
+	// built is what the generation's builder gave (RegisterFabric).
+	built BuiltFabric
 
 	storePath string
 	tmpDir    string
@@ -126,34 +128,17 @@ func (b *FabricBackend) progress(format string, a ...any) {
 
 // controlled reports whether the generation's instances get their ports
 // from the controller (gens 1 and 2); gen 3 uses local IPAM.
-func (b *FabricBackend) controlled() bool { return b.env.Generation.Family() != 3 }
+func (b *FabricBackend) controlled() bool { return b.desc.Controlled() }
 
 // Start implements Backend.
 func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 	b.env = env
-	var err error
-	switch env.Generation {
-	case GenVLAN, GenVLANStock:
-		b.fab, err = vlan.New(env.Topology, vlan.Options{Stock: env.Generation == GenVLANStock})
-	case GenEVPN:
-		var f *evpn.Fabric
-		f, err = evpn.New(env.Topology, evpn.Options{ExternalOverlay: true, LeafTables: env.ControlPlane == ControlPlaneBGP})
-		if err == nil {
-			b.fab = f
-			b.drv = evpndriver.New(f, &runtimeLocker{rt: b.rt})
-		}
-	case GenEBPF, GenEBPFDirect:
-		mode := ebpf.Tunnel
-		if env.Generation == GenEBPFDirect {
-			mode = ebpf.Direct
-		}
-		b.fab, err = ebpf.New(env.Topology, ebpf.Options{Mode: mode, ClusterCIDR: env.Options.ClusterCIDR, NodeMaskBits: env.Options.NodeMask})
-	default:
-		err = fmt.Errorf("unknown generation %q", env.Generation)
-	}
+	bf, err := buildFabric(FabricEnv{Generation: env.Generation, Topology: env.Topology, Options: env.Options,
+		ControlPlane: env.ControlPlane, Locker: &runtimeLocker{rt: b.rt}})
 	if err != nil {
 		return fmt.Errorf("build %s fabric: %w", env.Generation, err)
 	}
+	b.desc, b.built, b.fab, b.drv = env.Generation.Desc(), bf, bf.Fabric, bf.Driver
 	if c, ok := b.rt.(BGPConfigurer); ok {
 		c.ConfigureBGP(env.BGP)
 	}
@@ -209,13 +194,12 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 }
 
 func (b *FabricBackend) startLocalIPAM() error {
-	f := b.fab.(*ebpf.Fabric)
 	for _, h := range b.env.Topology.NodesByRole(topologies.RoleHost) {
-		n, ok := f.Host(h.Name)
+		cidr, ok := b.built.NodeCIDR(h.Name)
 		if !ok {
-			return fmt.Errorf("gen 3: host %s has no cilium node", h.Name)
+			return fmt.Errorf("%s: host %s has no node of the fabric", b.env.Generation, h.Name)
 		}
-		pool, err := ipam.NewNodePool(n.Config().NodeCIDR)
+		pool, err := ipam.NewNodePool(cidr)
 		if err != nil {
 			return fmt.Errorf("local IPAM for %s: %w", h.Name, err)
 		}
@@ -344,8 +328,11 @@ func (b *FabricBackend) stopController() error {
 }
 
 func (b *FabricBackend) addNetwork(ctx context.Context, n NetworkSegment) error {
-	seg := controller.Segment{Type: controller.SegmentVLAN, ID: uint32(n.VLAN)}
-	if b.env.Generation == GenEVPN {
+	var seg controller.Segment
+	switch b.desc.Segment {
+	case generation.SegmentVLAN:
+		seg = controller.Segment{Type: controller.SegmentVLAN, ID: uint32(n.VLAN)}
+	case generation.SegmentVXLAN:
 		seg = controller.Segment{Type: controller.SegmentVXLAN, ID: n.VNI}
 	}
 	tenant := n.Tenant
@@ -419,13 +406,13 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 	name := in.spec.Name
 	in.spec.Host = host
 	b.mark(name, "1-schedule:"+host)
-	if pa, ok := b.rt.(PodAttacher); ok && in.kind == "pod" && (b.env.Generation == GenEVPN || !b.controlled()) {
+	if pa, ok := b.rt.(PodAttacher); ok && in.kind == "pod" && b.desc.PodsViaCNI {
 		return b.wirePod(ctx, pa, in, host)
 	}
 	if !b.controlled() {
 		pool := b.local[host]
 		if pool == nil {
-			return fmt.Errorf("gen 3: %s is not a node", host)
+			return fmt.Errorf("%s: %s is not a node", b.env.Generation, host)
 		}
 		ip, err := pool.Allocate()
 		if err != nil {
@@ -433,7 +420,7 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 		}
 		in.spec.IP = netip.PrefixFrom(ip, pool.CIDR().Bits())
 		in.spec.Gateway = pool.Gateway()
-		in.spec.MAC = ebpf.PodMAC(name)
+		in.spec.MAC = b.built.PodMAC(name)
 		b.mark(name, "2-ipam-local")
 		if err := b.rt.AddInstance(ctx, b.fab, in.spec); err != nil {
 			_ = pool.Release(ip)
@@ -524,7 +511,7 @@ func (b *FabricBackend) wirePod(ctx context.Context, pa PodAttacher, in *instanc
 		if err := b.awaitController(ctx); err != nil {
 			return fmt.Errorf("spawn %s: %w", name, err)
 		}
-		conf["mode"], conf["attach"], conf["host"] = "evpn", "none", host
+		conf["mode"], conf["attach"], conf["host"] = b.desc.CNIMode, "none", host
 		conf["controllerURL"] = "unix://" + b.controllerSocket()
 		b.secureCNI(conf, host)
 		if err := b.secureMove(ctx, name, host); err != nil {
@@ -538,9 +525,9 @@ func (b *FabricBackend) wirePod(ctx context.Context, pa PodAttacher, in *instanc
 	} else {
 		pool := b.local[host]
 		if pool == nil {
-			return fmt.Errorf("gen 3: %s is not a node", host)
+			return fmt.Errorf("%s: %s is not a node", b.env.Generation, host)
 		}
-		conf["mode"], conf["nodeCIDR"] = "ebpf", pool.CIDR().String()
+		conf["mode"], conf["nodeCIDR"] = b.desc.CNIMode, pool.CIDR().String()
 		conf["dataDir"] = filepath.Join(b.cniDir, "ipam", host)
 	}
 	raw, err := json.Marshal(conf)

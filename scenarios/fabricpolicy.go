@@ -15,9 +15,13 @@ var _ PolicySetter = (*FabricBackend)(nil)
 // SetPolicies implements PolicySetter: gen 3 compiles the policies into
 // identity-keyed policy-map entries on every node (egress checked on the
 // source's node); gen 1's stock host (vlan-stock) into one security
-// group per instance, its qbr's iptables chain; gen 1 without the stock
-// host and gen 2 have no host policy and say so.
+// group per instance, its qbr's iptables chain; a generation without host
+// policy (generation.Desc.Policy: gen 1 without the stock host, gen 2)
+// says why (Desc.NoPolicy).
 func (b *FabricBackend) SetPolicies(_ context.Context, s *policy.Set, c *policy.Cluster) error {
+	if !b.desc.Policy {
+		return fmt.Errorf("%s: %w: %s", b.env.Generation, policycompile.ErrNoHostPolicy, b.desc.NoPolicy)
+	}
 	switch f := b.fab.(type) {
 	case *ebpf.Fabric:
 		ids := map[string]ebpf.Identity{}
@@ -34,9 +38,6 @@ func (b *FabricBackend) SetPolicies(_ context.Context, s *policy.Set, c *policy.
 		}
 		return b.rt.Mutate(func() error { return f.SetCompiledRules(g.Rules, g.Enforced, g.EgressEnforced) })
 	case *vlan.Fabric:
-		if b.env.Generation != GenVLANStock {
-			return fmt.Errorf("%s: %w: Ctrip's gen 1 host removed security groups for speed (the seed); use vlan-stock, stock OpenStack's host with its per-instance iptables chain", b.env.Generation, policycompile.ErrNoHostPolicy)
-		}
 		g, err := policycompile.CompileGen1(s, c)
 		if err != nil {
 			return err
@@ -54,5 +55,5 @@ func (b *FabricBackend) SetPolicies(_ context.Context, s *policy.Set, c *policy.
 			return nil
 		})
 	}
-	return fmt.Errorf("%s: %w: gen 2 filters at the hardware firewall beside the core, not per pod (the seed); restrict the step with generations", b.env.Generation, policycompile.ErrNoHostPolicy)
+	return fmt.Errorf("%s: the generation has host policy (generation.Desc.Policy) but its fabric %T has no policy compiler here", b.env.Generation, b.fab)
 }

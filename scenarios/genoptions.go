@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/netbed/netbed/datapath/ebpf"
+	"github.com/netbed/netbed/generation"
 	"github.com/netbed/netbed/topologies"
 )
 
@@ -92,7 +93,9 @@ func (s *Scenario) optionField(gen Generation, name string, set func(GenOptions)
 func (s *Scenario) capacityProblems(gen Generation, t *topologies.Topology) [][2]string {
 	var out [][2]string
 	o := s.OptionsFor(gen)
-	if gen.Family() == 3 {
+	d := gen.Desc()
+	// Local IPAM carves a node CIDR per host from the cluster CIDR.
+	if d.LocalIPAM() {
 		hosts := len(t.NodesByRole(topologies.RoleHost))
 		c := o.ClusterCIDR
 		switch {
@@ -111,12 +114,14 @@ func (s *Scenario) capacityProblems(gen Generation, t *topologies.Topology) [][2
 			out = append(out, [2]string{s.optionField(gen, "cluster_cidr", func(x GenOptions) bool { return x.ClusterCIDR.IsValid() }), msg})
 		}
 	}
-	if n := len(s.Networks); n > 0 && gen.Family() != 3 {
+	// A segmented generation numbers every network with a VLAN (gen 2:
+	// on each host's access side), and a VXLAN one with a VNI too.
+	if n := len(s.Networks); n > 0 && d.Segment != generation.SegmentNone {
 		if n > o.VLANs.Size() {
 			out = append(out, [2]string{s.optionField(gen, "vlans", func(x GenOptions) bool { return x.VLANs.First != 0 }),
 				idShortfall(o.VLANs, n, MaxVLAN, "VLANs", "802.1Q has 4,094 usable VLAN IDs: the seed's gen 1 limit")})
 		}
-		if gen.Family() == 2 && n > o.VNIs.Size() {
+		if d.Segment == generation.SegmentVXLAN && n > o.VNIs.Size() {
 			out = append(out, [2]string{s.optionField(gen, "vnis", func(x GenOptions) bool { return x.VNIs.First != 0 }),
 				idShortfall(o.VNIs, n, MaxVNI, "VNIs", "VXLAN has 16,777,215 VNIs")})
 		}

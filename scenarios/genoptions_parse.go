@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/netbed/netbed/generation"
 )
 
 // rawGenOptions is one entry of a scenario's `options:`.
@@ -32,8 +34,8 @@ func (p *parser) genOptions(raw map[string]rawGenOptions, root *yaml.Node, s *Sc
 		line := lineOf(entry, lineOf(node, root.Line))
 		at := func(field string) int { return lineOf(child(entry, field), line) }
 		path := "options." + key
-		if key != "default" && !slices.Contains(Generations, Generation(key)) {
-			p.fail(line, path, "not a generation; use default or one of %v", Generations)
+		if key != "default" && !generation.Known(Generation(key)) {
+			p.fail(line, path, "not a generation; use default or one of %v", generation.Names())
 			continue
 		}
 		var o GenOptions

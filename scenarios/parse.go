@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/netbed/netbed/generation"
 	"github.com/netbed/netbed/internal/yamltext"
 )
 
@@ -492,8 +493,8 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 	}
 	for key, t := range r.Topologies {
 		line := lineOf(child(topoNode, key), lineOf(child(root, "topology"), root.Line))
-		if key != "default" && !slices.Contains(Generations, Generation(key)) {
-			p.fail(line, "topologies."+key, "not a generation; use default or one of %v", Generations)
+		if key != "default" && !generation.Known(Generation(key)) {
+			p.fail(line, "topologies."+key, "not a generation; use default or one of %v", generation.Names())
 		}
 		if (t.File == "") == (t.Builder == "") {
 			p.fail(line, "topology", "give exactly one of file and builder")
@@ -505,13 +506,13 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 	}
 	gensNode := child(root, "generations")
 	for i, g := range r.Generations {
-		if !slices.Contains(Generations, Generation(g)) {
-			p.fail(lineOf(gensNode, root.Line), fmt.Sprintf("generations[%d]", i), "%q is not a generation; use %v", g, Generations)
+		if !generation.Known(Generation(g)) {
+			p.fail(lineOf(gensNode, root.Line), fmt.Sprintf("generations[%d]", i), "%q is not a generation; use %v", g, generation.Names())
 		}
 		s.Generations = append(s.Generations, Generation(g))
 	}
 	if len(s.Generations) == 0 {
-		s.Generations = []Generation{GenVLAN, GenEVPN, GenEBPF}
+		s.Generations = generation.Defaults()
 	}
 	for _, g := range s.Generations {
 		if _, ok := s.Topologies[string(g)]; !ok {
@@ -645,7 +646,7 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 		st.At = p.duration(child(n, "at"), field+".at", r.At)
 	}
 	for _, g := range r.Gens {
-		if !slices.Contains(Generations, Generation(g)) {
+		if !generation.Known(Generation(g)) {
 			p.fail(lineOf(child(n, "generations"), n.Line), field+".generations", "%q is not a generation", g)
 		}
 		st.Gens = append(st.Gens, Generation(g))
@@ -863,8 +864,8 @@ func (p *parser) genInts(n *yaml.Node, field string, in map[string]int) map[Gene
 	}
 	out := map[Generation]int{}
 	for k, v := range in {
-		if !slices.Contains(Generations, Generation(k)) {
-			p.fail(lineOf(child(n, k), lineOf(n, 0)), field+"."+k, "not a generation; use %v", Generations)
+		if !generation.Known(Generation(k)) {
+			p.fail(lineOf(child(n, k), lineOf(n, 0)), field+"."+k, "not a generation; use %v", generation.Names())
 		}
 		out[Generation(k)] = v
 	}

@@ -4,15 +4,18 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/netbed/netbed/generation"
 	"github.com/netbed/netbed/scenarios/policy"
 )
 
-// Generation names a datapath generation a scenario compares.
-type Generation string
+// Generation names a datapath generation a scenario compares; what each
+// is and can do is its registered description (package generation).
+type Generation = generation.Name
 
 // The generations. vlan-stock is gen 1 with stock OpenStack's per-instance
 // Linux bridge (seed Fig. 6); ebpf-direct is gen 3 with BGP direct routing
-// instead of the VXLAN tunnel.
+// instead of the VXLAN tunnel. Code outside a generation's own files looks
+// the generation up (generation.Lookup) rather than comparing names.
 const (
 	GenVLAN       Generation = "vlan"
 	GenVLANStock  Generation = "vlan-stock"
@@ -21,21 +24,9 @@ const (
 	GenEBPFDirect Generation = "ebpf-direct"
 )
 
-// Generations lists every generation in report order.
-var Generations = []Generation{GenVLAN, GenVLANStock, GenEVPN, GenEBPF, GenEBPFDirect}
-
-// Family is the generation's number in the seed: 1, 2 or 3.
-func (g Generation) Family() int {
-	switch g {
-	case GenVLAN, GenVLANStock:
-		return 1
-	case GenEVPN:
-		return 2
-	case GenEBPF, GenEBPFDirect:
-		return 3
-	}
-	return 0
-}
+// Generations lists every generation registered when the package was
+// initialised, in report order; generation.Names() is the live list.
+var Generations = generation.Names()
 
 // ControlPlane says how gen 2's EVPN routes travel between leaves.
 type ControlPlane string

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/netbed/netbed/generation"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/simrt"
@@ -60,10 +61,7 @@ type capacityPoint struct {
 // instances on every host of the topology, spread, and with traffic each
 // of them probing the first (so that tables learnt from traffic fill).
 func capacityScenario(gen scenarios.Generation, perHost, hosts int, topo string, traffic bool) string {
-	kind := "pod"
-	if gen.Family() == 1 {
-		kind = "vm"
-	}
+	kind := gen.Desc().Instance
 	var b strings.Builder
 	fmt.Fprintf(&b, "name: capacity-%s-%d\ntopology: %s\ngenerations: [%s]\nseed: 1\n", gen, perHost, topo, gen)
 	b.WriteString("networks:\n  - {name: cap, subnet: 10.64.0.0/14, labels: [cap]}\nsteps:\n")
@@ -85,8 +83,8 @@ func runCapacity(o capacityFlags, stdout, stderr io.Writer) error {
 	gensF, perF, spines, leaves, hostsPerLeaf, traffic, out, quiet := &o.gens, &o.perHost, &o.spines, &o.leaves, &o.hostsPerLeaf, &o.traffic, &o.out, &o.quiet
 	var gens []scenarios.Generation
 	for _, g := range strings.Split(*gensF, ",") {
-		if g = strings.TrimSpace(g); !slices.Contains(scenarios.Generations, scenarios.Generation(g)) {
-			return usageErr("--gen: %q is not a generation; use %v", g, scenarios.Generations)
+		if g = strings.TrimSpace(g); !generation.Known(generation.Name(g)) {
+			return usageErr("--gen: %q is not a generation; use %v", g, generation.Names())
 		}
 		gens = append(gens, scenarios.Generation(g))
 	}
@@ -105,7 +103,7 @@ func runCapacity(o capacityFlags, stdout, stderr io.Writer) error {
 	pr := newProgress(stderr)
 	for _, gen := range gens {
 		topo := fmt.Sprintf("{builder: spine-leaf, params: {spines: %d, leaves: %d, hosts_per_leaf: %d}}", *spines, *leaves, *hostsPerLeaf)
-		if gen.Family() == 1 {
+		if gen.Desc().Topology == "three-tier" {
 			topo = "{builder: three-tier}"
 		}
 		for _, n := range per {

@@ -7,13 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/netbed/netbed/datapath/vpc/ipamd"
+	"github.com/netbed/netbed/generation"
 	"github.com/netbed/netbed/plan"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
@@ -86,8 +86,8 @@ func runPlan(f planFlags, stdout, stderr io.Writer) error {
 			vpc = true
 			continue
 		}
-		if !slices.Contains(scenarios.Generations, scenarios.Generation(g)) {
-			return usageErr("--gen: %q is not a generation; use %v", g, scenarios.Generations)
+		if !generation.Known(generation.Name(g)) {
+			return usageErr("--gen: %q is not a generation; use %v", g, generation.Names())
 		}
 		gens = append(gens, scenarios.Generation(g))
 	}

@@ -15,32 +15,39 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/datapath"
-	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/kernel"
 	"github.com/netbed/netbed/datapath/kernel/bpf"
-	"github.com/netbed/netbed/datapath/kernel/bridge"
 	"github.com/netbed/netbed/datapath/kernel/ktrace"
-	"github.com/netbed/netbed/datapath/kernel/ovs"
 	"github.com/netbed/netbed/datapath/outcome"
 	"github.com/netbed/netbed/datapath/stack"
-	"github.com/netbed/netbed/datapath/vlan"
+	"github.com/netbed/netbed/generation"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/topologies"
 )
 
-// kernelFabrics are the generations the kernel backend builds, by the
-// model's Generation(): a fresh datapath/kernel fabric, and what the
-// machine must have for it (nil: the kernel backend's own needs).
-var kernelFabrics = map[string]struct {
+// kernelGen is how the kernel backend runs one generation: a fresh
+// datapath/kernel fabric, and what the machine must have for it (nil: the
+// kernel backend's own needs).
+type kernelGen struct {
 	make  func() kernel.Fabric
 	needs func() error
-}{
-	vlan.Generation:      {func() kernel.Fabric { return ovs.New() }, ovs.Available},
-	vlan.GenerationStock: {func() kernel.Fabric { return ovs.New() }, ovs.Available},
-	evpn.Generation:      {func() kernel.Fabric { return bridge.New(bridge.Options{}) }, ovs.Available},
-	"ebpf":               {func() kernel.Fabric { return bpf.New(bpf.Options{}) }, nil},
-	"ebpf-direct":        {func() kernel.Fabric { return bpf.New(bpf.Options{}) }, nil},
+}
+
+// kernelFabrics are the generations the kernel backend builds, by the
+// model's Generation() (registerKernel, in kernelgens_linux.go).
+var kernelFabrics = map[string]kernelGen{}
+
+// registerKernel registers generation g's kernel fabric. g must be a
+// registered generation; registering twice panics.
+func registerKernel(g generation.Name, make func() kernel.Fabric, needs func() error) {
+	if !generation.Known(g) {
+		panic(fmt.Sprintf("netnsrt: kernel fabric for %q, which is not a registered generation", g))
+	}
+	if _, ok := kernelFabrics[string(g)]; ok {
+		panic(fmt.Sprintf("netnsrt: kernel fabric for %s registered twice", g))
+	}
+	kernelFabrics[string(g)] = kernelGen{make, needs}
 }
 
 // KernelGenerations lists the generations the kernel backend can run.

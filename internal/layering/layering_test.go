@@ -46,6 +46,8 @@ func TestFloors(t *testing.T) {
 			[]string{"sim", "scenarios", "datapath/userspace", "datapath/kernel", "controller"}},
 		{[]string{"./datapath/..."}, "datapaths know nothing of how scenarios run them",
 			[]string{"scenarios", "sim"}},
+		{[]string{"./generation/..."}, "a generation's description is data that the scenario reader and reports read",
+			[]string{"datapath", "controller", "scenarios", "sim", "reports", "topologies", "plan", "cmd"}},
 		{[]string{"./topologies/..."}, "topologies are data",
 			[]string{"datapath", "controller", "scenarios", "sim", "reports"}},
 	}

@@ -50,6 +50,7 @@ func init() {
 		fs.StringVar(&o.etcd.Prefix, "etcd-prefix", "/netbed/", "with an etcd store, the prefix of every key it writes (one per controller sharing the etcd)")
 		fs.StringVar(&o.etcd.Name, "replica", "", "with an etcd store, this replica's name (default host-pid-random)")
 		fs.IntVar(&o.etcd.MaxTxnOps, "etcd-max-txn-ops", 128, "with an etcd store, etcd's --max-txn-ops: the most writes (and comparisons) one commit may hold")
+		fs.IntVar(&o.etcd.Committers, "etcd-committers", 1, "with an etcd store, how many batches of changes this replica commits at once, each as a writer of its own (raise it when etcd is on other machines and its round trip bounds the rate)")
 		fs.StringVar(&o.etcdCA, "etcd-ca", "", "with an etcd store, speak TLS to etcd: the CA file its server certificates are signed by")
 		fs.StringVar(&o.etcdCert, "etcd-cert", "", "with --etcd-ca, the client certificate to present to etcd (for its --client-cert-auth)")
 		fs.StringVar(&o.etcdKey, "etcd-key", "", "with --etcd-cert, the client certificate's key")

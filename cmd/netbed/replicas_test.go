@@ -31,6 +31,7 @@ type replicaSet struct {
 	etcd    *etcdtest.Cluster
 	topo    string
 	prefix  string
+	extra   []string // more flags for every replica
 	mu      sync.Mutex
 	procs   []*exec.Cmd
 	urls    []string
@@ -38,9 +39,9 @@ type replicaSet struct {
 	clients []*api.Client
 }
 
-func startReplicas(t testing.TB, c *etcdtest.Cluster, n int, topo string) *replicaSet {
+func startReplicas(t testing.TB, c *etcdtest.Cluster, n int, topo string, extra ...string) *replicaSet {
 	t.Helper()
-	rs := &replicaSet{t: t, etcd: c, topo: topo, prefix: "/" + filepath.Base(t.TempDir()) + "/"}
+	rs := &replicaSet{t: t, etcd: c, topo: topo, prefix: "/" + filepath.Base(t.TempDir()) + "/", extra: extra}
 	rs.procs = make([]*exec.Cmd, n)
 	rs.urls = make([]string, n)
 	rs.logs = make([]*strings.Builder, n)
@@ -69,6 +70,7 @@ func (rs *replicaSet) start(i int) {
 	rs.t.Helper()
 	args := []string{"controller", "serve", "--store", rs.etcd.URL(), "--etcd-prefix", rs.prefix,
 		"--replica", rs.name(i), "--listen", "127.0.0.1:0", "--leader-ttl", "1s", "--etcd-max-txn-ops", fmt.Sprint(etcdtest.MaxTxnOps)}
+	args = append(args, rs.extra...)
 	if rs.topo != "" {
 		args = append(args, "--topology", rs.topo)
 	}
@@ -467,6 +469,18 @@ func waitAllActive(t *testing.T, c *api.Client, lg *ledger) {
 			return
 		}
 	}
+}
+
+// TestReplicasCommittersAllocateRelease is TestReplicasAllocateRelease
+// with each replica committing three batches at once, each committer a
+// writer of its own (--etcd-committers 3): nine writers, the same exact
+// store.
+func TestReplicasCommittersAllocateRelease(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	rs := startReplicas(t, c, 3, "", "--etcd-committers", "3")
+	setupNetwork(t, rs.client(0), controller.Segment{Type: controller.SegmentVLAN, ID: 100})
+	lg := storm(t, rs, 64, 6, nil, nil)
+	checkExact(t, rs, rs.client(2), lg)
 }
 
 // TestReplicaKilledMidStorm: the replica running the CNC is SIGKILLed in

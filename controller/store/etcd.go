@@ -46,6 +46,16 @@ type EtcdOptions struct {
 	MaxTxnOps int
 	// MaxBatch caps the Updates committed together. Default 256.
 	MaxBatch int
+	// Committers is how many batches the replica commits at once
+	// (default 1). Each committer is a writer of its own (store.Sharded:
+	// its own part of a pool's count, cursor and MAC sequence, and its own
+	// commit marker), so that their commits do not conflict; while one
+	// waits for etcd the next takes the Updates that arrived meanwhile.
+	// More than one helps when etcd's round trip, not CPU, bounds the
+	// rate (members on machines of their own); on a machine whose CPUs
+	// the members share, the smaller batches cost more than they gain
+	// (docs/benchmarks.md).
+	Committers int
 	// Name names this replica in its commit marker (default host-pid-random).
 	Name string
 	// TLS, when set, is the client TLS the store speaks to etcd with (its
@@ -109,8 +119,6 @@ type Etcd struct {
 	cli      *clientv3.Client
 	o        EtcdOptions
 	data     string // Prefix + "d/"
-	marker   string // Prefix + "txn/" + Name
-	seq      atomic.Int64
 	m        *mirror
 	ctx      context.Context // the watch's; ends at Close
 	cancel   context.CancelFunc
@@ -119,7 +127,7 @@ type Etcd struct {
 	mu     sync.RWMutex // shared while enqueueing, exclusive in Close
 	closed atomic.Bool
 	reqs   chan *ecall
-	done   chan struct{}
+	done   sync.WaitGroup // the committers
 
 	subMu sync.Mutex
 	subs  map[string][]*sub
@@ -200,6 +208,9 @@ func OpenEtcd(o EtcdOptions) (*Etcd, error) {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
 	}
+	if o.Committers <= 0 {
+		o.Committers = 1
+	}
 	if o.Name == "" {
 		h, _ := os.Hostname()
 		var b [3]byte
@@ -225,9 +236,9 @@ func OpenEtcd(o EtcdOptions) (*Etcd, error) {
 		return nil, fmt.Errorf("open etcd store at %s: %w", where, err)
 	}
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
-	e := &Etcd{cli: cli, o: o, data: o.Prefix + "d/", marker: o.Prefix + "txn/" + o.Name, m: newMirror(),
+	e := &Etcd{cli: cli, o: o, data: o.Prefix + "d/", m: newMirror(),
 		ctx: ctx, cancel: cancel, watchEnd: make(chan struct{}),
-		reqs: make(chan *ecall, 4*o.MaxBatch), done: make(chan struct{}), subs: map[string][]*sub{}}
+		reqs: make(chan *ecall, 4*o.MaxBatch), subs: map[string][]*sub{}}
 	rev, err := e.load()
 	if err != nil {
 		cancel()
@@ -235,7 +246,15 @@ func OpenEtcd(o EtcdOptions) (*Etcd, error) {
 		return nil, fmt.Errorf("open etcd store at %s (prefix %s): %w", where, o.Prefix, err)
 	}
 	go e.watch(rev)
-	go e.committer()
+	for i := range o.Committers {
+		c := &committer{e: e, shard: o.Name}
+		if i > 0 {
+			c.shard = fmt.Sprintf("%s#%d", o.Name, i)
+		}
+		c.marker = o.Prefix + "txn/" + c.shard
+		e.done.Add(1)
+		go c.loop()
+	}
 	return e, nil
 }
 
@@ -480,7 +499,7 @@ func (e *Etcd) Close() error {
 	}
 	close(e.reqs)
 	e.mu.Unlock()
-	<-e.done
+	e.done.Wait()
 	e.cancel()
 	<-e.watchEnd
 	return e.cli.Close()
@@ -501,30 +520,45 @@ func (e *Etcd) Stats() EtcdStats {
 	return EtcdStats{Updates: e.updates, Commits: e.commits, Retries: e.retries, Ambiguous: e.ambig, LastBatch: e.lastBatch, MaxBatch: e.maxBat}
 }
 
-func (e *Etcd) committer() {
-	defer close(e.done)
+// committer takes the Updates waiting when it is free and commits them
+// together; a replica runs Committers of them. Each writes as a shard of
+// its own (the replica's name; the second and later add '#' and their
+// number) and has its own commit
+// marker, so that an unknown outcome is read back from a key no other
+// committer writes.
+type committer struct {
+	e      *Etcd
+	shard  string
+	marker string // Prefix + "txn/" + shard
+	seq    int64
+}
+
+func (c *committer) loop() {
+	e := c.e
+	defer e.done.Done()
 	var batch []*ecall
-	for c := range e.reqs {
-		batch = append(batch[:0], c)
+	for r := range e.reqs {
+		batch = append(batch[:0], r)
 	fill:
 		for len(batch) < e.o.MaxBatch {
 			select {
-			case c, ok := <-e.reqs:
+			case r, ok := <-e.reqs:
 				if !ok {
 					break fill
 				}
-				batch = append(batch, c)
+				batch = append(batch, r)
 			default:
 				break fill
 			}
 		}
-		e.run(batch)
+		c.run(batch)
 	}
 }
 
 // run commits batch, in as many commits as etcd's operation limit needs,
 // rerunning the functions after a conflict.
-func (e *Etcd) run(batch []*ecall) {
+func (cm *committer) run(batch []*ecall) {
+	e := cm.e
 	pending := slices.Clone(batch)
 	for len(pending) > 0 {
 		live := pending[:0]
@@ -539,7 +573,7 @@ func (e *Etcd) run(batch []*ecall) {
 		if len(pending) == 0 {
 			return
 		}
-		w := &txWrites{e: e, reads: map[string]int64{}, writes: map[string]map[string][]byte{}}
+		w := &txWrites{e: e, shard: cm.shard, reads: map[string]int64{}, writes: map[string]map[string][]byte{}}
 		e.m.mu.RLock()
 		w.snap = e.m.rev
 		n := 0
@@ -561,7 +595,7 @@ func (e *Etcd) run(batch []*ecall) {
 		e.m.mu.RUnlock()
 		now := pending[:n]
 		rest := pending[n:]
-		rev, err := e.commit(w)
+		rev, err := cm.commit(w)
 		if errors.Is(err, errConflict) {
 			e.statMu.Lock()
 			e.retries++
@@ -616,7 +650,8 @@ var ErrTooLarge = errors.New("transaction too large for etcd")
 // commit sends w as one etcd transaction and returns its revision (0 when
 // it wrote nothing). errConflict means a key read changed; the revision is
 // then etcd's current one.
-func (e *Etcd) commit(w *txWrites) (int64, error) {
+func (cm *committer) commit(w *txWrites) (int64, error) {
+	e := cm.e
 	cmps := w.compares()
 	var ops []clientv3.Op
 	for _, b := range sortedKeys(w.writes) {
@@ -635,8 +670,9 @@ func (e *Etcd) commit(w *txWrites) (int64, error) {
 	}
 	seq := ""
 	if len(ops) > 0 {
-		seq = strconv.FormatInt(e.seq.Add(1), 10)
-		ops = append(ops, clientv3.OpPut(e.marker, seq))
+		cm.seq++
+		seq = strconv.FormatInt(cm.seq, 10)
+		ops = append(ops, clientv3.OpPut(cm.marker, seq))
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.CommitTimeout)
 	defer cancel()
@@ -663,7 +699,7 @@ func (e *Etcd) commit(w *txWrites) (int64, error) {
 	rctx, rcancel := context.WithTimeout(e.ctx, e.o.CommitTimeout)
 	defer rcancel()
 	for {
-		mr, gerr := e.cli.Get(rctx, e.marker)
+		mr, gerr := e.cli.Get(rctx, cm.marker)
 		if gerr == nil {
 			if len(mr.Kvs) == 1 && string(mr.Kvs[0].Value) == seq {
 				return mr.Kvs[0].ModRevision, nil
@@ -689,6 +725,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // txWrites is a batch's accumulated reads and writes.
 type txWrites struct {
 	e      *Etcd
+	shard  string // the committer's
 	snap   int64
 	reads  map[string]int64 // mirror key (bucket/key) -> ModRevision seen (0 absent)
 	ranges []krange
@@ -940,8 +977,14 @@ func (t *etcdTx) Scan(bucket string, prefix, from []byte, fn func(k, v []byte) b
 	return nil
 }
 
-// Shard implements Sharded: the replica's name.
-func (t *etcdTx) Shard() string { return t.e.o.Name }
+// Shard implements Sharded: the committer's shard (in a View, which
+// writes nothing, the replica's name).
+func (t *etcdTx) Shard() string {
+	if t.w != nil {
+		return t.w.shard
+	}
+	return t.e.o.Name
+}
 
 // PeekGet implements Sharded.
 func (t *etcdTx) PeekGet(bucket string, key []byte) []byte {

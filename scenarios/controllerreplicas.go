@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netbed/netbed/controller/pki"
 	"github.com/netbed/netbed/internal/etcdlab"
 	"github.com/netbed/netbed/reports"
 )
@@ -29,6 +30,7 @@ type replicaSet struct {
 	dir   string
 	etcd  *etcdlab.Cluster
 	front net.Listener
+	args  []string // every replica's flags for etcd's TLS, in a secure run
 
 	mu    sync.Mutex
 	procs []*replicaProc
@@ -64,9 +66,21 @@ func (b *FabricBackend) startReplicas() error {
 	for i := range EtcdMembers {
 		names = append(names, fmt.Sprintf("member-%d", i+1))
 	}
-	if rs.etcd, err = etcdlab.Start(etcdlab.Options{Members: EtcdMembers, Dir: filepath.Join(dir, "etcd"), Names: names}); err != nil {
+	memberTLS, clientTLS, replicaTLS, err := b.etcdSecurity()
+	if err != nil {
+		return fmt.Errorf("controller replicas: %w", err)
+	}
+	o := etcdlab.Options{Members: EtcdMembers, Dir: filepath.Join(dir, "etcd"), Names: names}
+	if memberTLS != nil {
+		o.Scheme, o.ClientTLS, o.ExtraArgs = "https", clientTLS, memberTLS
+	}
+	if rs.etcd, err = etcdlab.Start(o); err != nil {
 		return fmt.Errorf("controller replicas: start etcd: %w", err)
 	}
+	if err := b.checkEtcdSecure(rs.etcd.Endpoints()); err != nil {
+		return fmt.Errorf("controller replicas: %w", err)
+	}
+	rs.args = replicaTLS
 	n := max(b.env.Controller.Replicas, 1)
 	for i := range n {
 		name := fmt.Sprintf("replica-%d", i+1)
@@ -90,7 +104,7 @@ func (b *FabricBackend) startReplicas() error {
 	b.ctl.mu.Lock()
 	b.ctl.down = false
 	b.ctl.mu.Unlock()
-	return nil
+	return b.checkSecure(context.Background())
 }
 
 // startReplica starts one replica process and waits until it answers on
@@ -107,6 +121,7 @@ func (b *FabricBackend) startReplica(p *replicaProc) error {
 	args := []string{"controller", "serve", "--store", rs.etcd.URL(), "--etcd-prefix", "/netbed/",
 		"--replica", p.name, "--etcd-max-txn-ops", strconv.Itoa(etcdlab.MaxTxnOps),
 		"--listen", "unix:" + p.sock, "--parent", strconv.Itoa(os.Getpid())}
+	args = append(append(args, rs.args...), b.secureArgs()...)
 	cmd := exec.Command(b.ctl.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -120,6 +135,13 @@ func (b *FabricBackend) startReplica(p *replicaProc) error {
 		close(exited)
 	}()
 	cl := unixClient(p.sock)
+	if s := b.ctl.sec; s != nil {
+		if cl, err = b.secureClientOn(p.sock, pki.KeyPair{}, s.toks.Clients["admin"]); err != nil {
+			_ = cmd.Process.Kill()
+			<-exited
+			return err
+		}
+	}
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := cl.ListNetworks(ctx, "")

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/api"
 	"github.com/netbed/netbed/controller/pki"
+	"github.com/netbed/netbed/controller/store"
 	"github.com/netbed/netbed/topologies"
 )
 
@@ -25,6 +27,11 @@ type ControllerSpec struct {
 	// backend's (admin's) binding, as Nova binds ports in Neutron. On sim
 	// the controller runs in process and nothing crosses a wire.
 	Secure bool
+	// With store etcd, the etcd members also serve TLS and ask for a
+	// client certificate (--client-cert-auth) of a CA of their own, which
+	// the replicas present (--etcd-ca/--etcd-cert/--etcd-key): a node's
+	// certificate, signed by the controller's CA, does not open etcd.
+	//
 	// Replicas is how many controller processes serve the API on one
 	// store (1 unless set). Above 1 the store is etcd: on netns the run
 	// starts a 3-member etcd and that many `netbed controller serve
@@ -52,6 +59,7 @@ const EtcdMembers = 3
 type ctlSecurity struct {
 	lab  pki.Lab
 	toks api.LabTokens
+	etcd pki.Lab // the etcd members' CA, server and (admin) client certificates
 }
 
 // setupSecure writes the run's certificates and tokens beside the
@@ -73,6 +81,11 @@ func (b *FabricBackend) setupSecure() error {
 		return fmt.Errorf("controller tokens: %w", err)
 	}
 	b.ctl.sec = &ctlSecurity{lab: lab, toks: toks}
+	if b.replicated() {
+		if b.ctl.sec.etcd, err = pki.WriteLab(pki.Options{Dir: filepath.Join(dir, "etcd")}); err != nil {
+			return fmt.Errorf("etcd certificates: %w", err)
+		}
+	}
 	admin, err := b.secureClient(pki.KeyPair{}, toks.Clients["admin"])
 	if err != nil {
 		return err
@@ -89,11 +102,15 @@ func (b *FabricBackend) setupSecure() error {
 // secureClient is a client of the controller's socket over TLS with the
 // run's CA, presenting kp, sending the token in tokenFile, if set.
 func (b *FabricBackend) secureClient(kp pki.KeyPair, tokenFile string) (*api.Client, error) {
+	return b.secureClientOn(b.controllerSocket(), kp, tokenFile)
+}
+
+// secureClientOn is secureClient on the socket sock (a replica's own).
+func (b *FabricBackend) secureClientOn(sock string, kp pki.KeyPair, tokenFile string) (*api.Client, error) {
 	conf, err := api.ClientTLS(b.ctl.sec.lab.CA, kp.Cert, kp.Key, "localhost")
 	if err != nil {
 		return nil, fmt.Errorf("controller client: %w", err)
 	}
-	sock := b.controllerSocket()
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, TLSClientConfig: conf,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "unix", sock)
@@ -116,6 +133,56 @@ func (b *FabricBackend) secureArgs() []string {
 		return nil
 	}
 	return []string{"--tls-cert", s.lab.Server, "--tls-key", s.lab.ServerKey, "--client-ca", s.lab.CA, "--tokens", s.toks.Server}
+}
+
+// etcdSecurity returns, in a secure run on etcd, the members' TLS flags,
+// the client TLS of a replica (for the health check) and the replicas'
+// flags; all nil otherwise.
+func (b *FabricBackend) etcdSecurity() (member []string, client *tls.Config, replica []string, err error) {
+	s := b.ctl.sec
+	if s == nil || s.etcd.CA == "" {
+		return nil, nil, nil, nil
+	}
+	kp := s.etcd.Clients["admin"]
+	if client, err = store.EtcdTLS(s.etcd.CA, kp.Cert, kp.Key); err != nil {
+		return nil, nil, nil, err
+	}
+	member = []string{"--client-cert-auth", "--trusted-ca-file", s.etcd.CA, "--cert-file", s.etcd.Server, "--key-file", s.etcd.ServerKey}
+	replica = []string{"--etcd-ca", s.etcd.CA, "--etcd-cert", kp.Cert, "--etcd-key", kp.Key}
+	return member, client, replica, nil
+}
+
+// checkEtcdSecure makes sure, in a secure run on etcd, that the members
+// refuse a client without a certificate and one presenting a certificate
+// of the controller's CA (a node's, which every host holds), so that a
+// run whose etcd is open fails.
+func (b *FabricBackend) checkEtcdSecure(endpoints []string) error {
+	s := b.ctl.sec
+	if s == nil || s.etcd.CA == "" {
+		return nil
+	}
+	other, who := s.lab.Clients["admin"], "the controller's admin certificate"
+	for name, kp := range s.lab.Clients {
+		if name != "admin" && name != "cnc" && name != "read" {
+			other, who = kp, "node "+name+"'s certificate"
+			break
+		}
+	}
+	for _, t := range []struct{ who, cert, key string }{
+		{"a client without a certificate", "", ""},
+		{who, other.Cert, other.Key},
+	} {
+		conf, err := store.EtcdTLS(s.etcd.CA, t.cert, t.key)
+		if err != nil {
+			return err
+		}
+		st, err := store.OpenEtcd(store.EtcdOptions{Endpoints: endpoints, TLS: conf, DialTimeout: time.Second, Name: "probe"})
+		if err == nil {
+			st.Close()
+			return fmt.Errorf("secure etcd: %s was let in, want it refused", t.who)
+		}
+	}
+	return nil
 }
 
 // checkSecure makes sure the controller just started refuses a caller

@@ -899,9 +899,6 @@ func (p *parser) controller(r *rawController, n *yaml.Node, line int) Controller
 	default:
 		p.fail(lineOf(child(n, "store"), line), "controller.store", "%q is not a store; use bbolt (one controller, the default) or etcd (replicas on a 3-member etcd)", c.Store)
 	}
-	if c.Secure && c.Store == StoreEtcd {
-		p.fail(lineOf(child(n, "secure"), line), "controller.secure", "a secure run on etcd is not built yet: use secure with store: bbolt, or etcd without secure")
-	}
 	return c
 }
 

@@ -271,7 +271,6 @@ func TestParseReplicas(t *testing.T) {
 		{"replicas 0", "controller: {replicas: 0}\n", "", "f.yaml:1: controller.replicas: 0: give 1 to 5"},
 		{"bbolt replicas", "controller: {replicas: 2, store: bbolt}\n", "", "f.yaml:1: controller.store: bbolt serves one controller"},
 		{"unknown store", "controller: {store: zk}\n", "", `f.yaml:1: controller.store: "zk" is not a store`},
-		{"secure etcd", "controller: {secure: true, store: etcd}\n", "", "controller.secure: a secure run on etcd is not built yet"},
 		{"replica too far", "controller: {replicas: 3}\n", "  - fail: {controller: replica-4}\n", `steps[0].fail.controller: "replica-4": give true or a replica, replica-1 … replica-3`},
 		{"not a replica", "controller: {replicas: 3}\n", "  - fail: {controller: leader}\n", `steps[0].fail.controller: "leader"`},
 		{"whole set", "controller: {replicas: 3}\n", "  - fail: {controller: true}\n", "steps[0].fail.controller: the controller runs as 3 replicas: name one"},

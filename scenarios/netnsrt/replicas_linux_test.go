@@ -70,3 +70,41 @@ func TestControllerReplicasOnNetns(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerReplicasSecureOnNetns runs controller-replicas with
+// secure: true: the replicas serve TLS with tokens and client
+// certificates, and the etcd members serve TLS and ask for a client
+// certificate of their own CA, which the replicas present. The run itself
+// fails unless the members refuse a client without a certificate and one
+// with a node's (the controller's CA's) certificate, and unless the
+// controller refuses a caller without credentials; replica-1 and an etcd
+// member are SIGKILLed and restarted on the way, as in the plain run.
+func TestControllerReplicasSecureOnNetns(t *testing.T) {
+	testutil.RequireRoot(t)
+	etcdtest.Binary(t)
+	s, err := scenarios.Load("../library/controller-replicas.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Controller.Secure = true
+	rt := newRuntime(t, "controller-replicas-secure")
+	b := scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: rt, StoreDir: t.TempDir()})
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, b, scenarios.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range run.Checks {
+		if !c.Passed {
+			t.Errorf("step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+		}
+	}
+	killed := 0
+	for _, f := range run.Faults {
+		if !f.Restore && strings.HasPrefix(f.Detail, "SIGKILL to pid") {
+			killed++
+		}
+	}
+	if killed != 2 {
+		t.Errorf("%d processes killed, want replica-1 and etcd member-1: %+v", killed, run.Faults)
+	}
+}

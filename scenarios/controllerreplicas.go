@@ -18,6 +18,7 @@ import (
 	"github.com/netbed/netbed/controller/pki"
 	"github.com/netbed/netbed/internal/etcdlab"
 	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/scenarios/spec"
 )
 
 // replicaSet is a run's controller as replicas on etcd, on a runtime where
@@ -257,7 +258,7 @@ func (b *FabricBackend) replicaNow(t Target, up bool) error {
 		return nil
 	}
 	if t.Etcd != "" {
-		i, _ := ordinal(t.Etcd, "member-")
+		i, _ := spec.Ordinal(t.Etcd, "member-")
 		if up {
 			if err := rs.etcd.Restart(i - 1); err != nil {
 				return err
@@ -271,7 +272,7 @@ func (b *FabricBackend) replicaNow(t Target, up bool) error {
 		b.addFault(f, up)
 		return nil
 	}
-	i, _ := ordinal(t.Replica, "replica-")
+	i, _ := spec.Ordinal(t.Replica, "replica-")
 	p := rs.procs[i-1]
 	if up {
 		rs.mu.Lock()

@@ -109,7 +109,7 @@ func (b *FabricBackend) controllerFault(ctx context.Context, t Target, up bool) 
 			if err := b.faultNow(context.Background(), t, up, true); err != nil {
 				b.ctl.mu.Lock()
 				if b.ctl.asyncErr == nil {
-					b.ctl.asyncErr = fmt.Errorf("%s %s after %v: %w", t.ctlName(), map[bool]string{false: "fail", true: "restore"}[up], t.After, err)
+					b.ctl.asyncErr = fmt.Errorf("%s %s after %v: %w", ctlName(t), map[bool]string{false: "fail", true: "restore"}[up], t.After, err)
 				}
 				b.ctl.mu.Unlock()
 			}
@@ -136,7 +136,7 @@ func (b *FabricBackend) faultNow(ctx context.Context, t Target, up, async bool) 
 
 // ctlName names a controller fault's target: the controller, replica-2,
 // etcd member-1.
-func (t Target) ctlName() string {
+func ctlName(t Target) string {
 	switch {
 	case t.Replica != "":
 		return t.Replica

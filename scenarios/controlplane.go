@@ -51,32 +51,6 @@ type BGPRoute struct {
 	RouteTargets []string
 }
 
-// BGPSessionsExpect asks that every session of the named speakers (of
-// every speaker when Nodes is empty) be established.
-type BGPSessionsExpect struct {
-	Nodes []string
-}
-
-// BGPRouteExpect asks that a route be held by the speakers PresentOn and
-// by none of AbsentFrom. The other fields select the route; zero ones
-// match anything.
-type BGPRouteExpect struct {
-	PresentOn, AbsentFrom []string
-	Type                  evpn.RouteType // 2, 3 or 5; 0: any
-	// MAC and IP are an address or the name of an instance, which stands
-	// for its own.
-	MAC, IP string
-	Prefix  netip.Prefix
-	// VNI is the L2 VNI (types 2 and 3) or the L3 VNI (type 5); Network,
-	// a scenario network standing for its VNI.
-	VNI     uint32
-	Network string
-	// Origin is the node that originated the route (its VTEP is the
-	// node's router ID).
-	Origin string
-	Line   int
-}
-
 // cpView is what the speakers held at one moment.
 type cpView struct {
 	speakers []BGPSpeaker
@@ -298,8 +272,9 @@ func originOf(v *cpView, vtep netip.Addr) string {
 // test for them; instance names and networks are resolved now.
 func (r *runner) routeMatcher(v *cpView, re BGPRouteExpect) (string, func(BGPRoute) bool, error) {
 	var desc []string
-	if re.Type != 0 {
-		desc = append(desc, re.Type.String())
+	typ := evpn.RouteType(re.Type) // the same numbers
+	if typ != 0 {
+		desc = append(desc, typ.String())
 	}
 	var mac evpn.MAC
 	var ip netip.Addr
@@ -353,7 +328,7 @@ func (r *runner) routeMatcher(v *cpView, re BGPRouteExpect) (string, func(BGPRou
 	}
 	return d, func(rt BGPRoute) bool {
 		switch {
-		case re.Type != 0 && rt.Type != re.Type,
+		case typ != 0 && rt.Type != typ,
 			re.MAC != "" && rt.MAC != mac,
 			re.IP != "" && rt.IP != ip,
 			re.Prefix.IsValid() && rt.Prefix.Masked() != re.Prefix.Masked(),

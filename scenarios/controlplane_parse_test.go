@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/scenarios/spec"
 )
 
 // cpScenario is good with its expect step's checks replaced by expect.
@@ -29,7 +29,7 @@ func TestParseControlPlaneExpect(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := s.Steps[3].Expect
-	want := BGPRouteExpect{PresentOn: []string{"leaf2", "leaf3"}, AbsentFrom: []string{"leaf4"}, Type: evpn.MACIP, MAC: "web-1", IP: "10.0.1.5", Network: "web", Line: 23}
+	want := BGPRouteExpect{PresentOn: []string{"leaf2", "leaf3"}, AbsentFrom: []string{"leaf4"}, Type: spec.MACIP, MAC: "web-1", IP: "10.0.1.5", Network: "web", Line: 23}
 	if e.BGPSessions == nil || len(e.BGPSessions.Nodes) != 0 || !e.FabricConsistent || len(e.BGPRoutes) != 1 {
 		t.Fatalf("expect = %+v", e)
 	}

@@ -22,7 +22,7 @@ func TestParseDualStack(t *testing.T) {
 	if s.Networks[0].Subnet6.IsValid() {
 		t.Errorf("web got subnet6 %v", s.Networks[0].Subnet6)
 	}
-	if got := s.Steps[2].Traffic.families(); len(got) != 2 || got[0] != FamilyIPv4 || got[1] != FamilyIPv6 {
+	if got := s.Steps[2].Traffic.Families(); len(got) != 2 || got[0] != FamilyIPv4 || got[1] != FamilyIPv6 {
 		t.Errorf("families = %v", got)
 	}
 	if segs := SegmentsFor(s.Networks, DefaultGenOptions); segs[1].Gateway6 != netip.MustParseAddr("fd00:2::1") || segs[0].Gateway6.IsValid() {

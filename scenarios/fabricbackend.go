@@ -709,7 +709,7 @@ func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
 	switch {
 	case t.Controller, t.Replica != "", t.Etcd != "":
 		if !b.controlled() {
-			return fmt.Errorf("%s %s: gen 3 has no central controller", verb, t.ctlName())
+			return fmt.Errorf("%s %s: gen 3 has no central controller", verb, ctlName(t))
 		}
 		return b.controllerFault(ctx, t, up)
 	case t.Agent != "":

@@ -107,3 +107,11 @@ func TestNewGenerationInOnePlace(t *testing.T) {
 		t.Error("the copy's colour is not its own")
 	}
 }
+
+// TestDefaultGenOptionsAreEBPFs: the scenario reader's default address
+// plan (package spec, which may not import datapath/ebpf) is gen 3's.
+func TestDefaultGenOptionsAreEBPFs(t *testing.T) {
+	if o := scenarios.DefaultGenOptions; o.ClusterCIDR != ebpf.DefaultClusterCIDR || o.NodeMask != ebpf.DefaultNodeMaskBits {
+		t.Errorf("spec's defaults %v /%d, datapath/ebpf's %v /%d", o.ClusterCIDR, o.NodeMask, ebpf.DefaultClusterCIDR, ebpf.DefaultNodeMaskBits)
+	}
+}

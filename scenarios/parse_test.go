@@ -60,7 +60,7 @@ func TestParseGood(t *testing.T) {
 		t.Errorf("step 1 = %+v", s.Steps[1])
 	}
 	e := s.Steps[3].Expect
-	if e.Hops[GenVLAN] != 18 || e.MaxLatency != time.Millisecond || e.Reachable[0] != (Pair{"web-1", "db-1"}) {
+	if e.Hops[GenVLAN] != 18 || e.MaxLatency != time.Millisecond || e.Reachable[0] != (Pair{From: "web-1", To: "db-1"}) {
 		t.Errorf("expect = %+v", e)
 	}
 	if s.Steps[3].Line != 18 {

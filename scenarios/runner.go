@@ -54,7 +54,7 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 	if r.opts.ProbeTimeout == 0 {
 		r.opts.ProbeTimeout = 2 * time.Second
 	}
-	if err := s.capacityError(gen, topo); err != nil {
+	if err := s.CapacityError(gen, topo); err != nil {
 		return run, err
 	}
 	gopts := s.OptionsFor(gen)
@@ -378,7 +378,7 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 	if t.Rate > 0 {
 		gap = time.Duration(float64(time.Second) / t.Rate)
 	}
-	fams := t.families()
+	fams := t.Families()
 	total, sent := t.Count*len(pairs)*len(fams), 0
 	for c := 0; c < t.Count; c++ {
 		round := reports.Reach{At: r.b.Now(), Tag: tag, Flows: len(pairs) * len(fams)}

@@ -46,6 +46,8 @@ func TestFloors(t *testing.T) {
 			[]string{"sim", "scenarios", "datapath/userspace", "datapath/kernel", "controller"}},
 		{[]string{"./datapath/..."}, "datapaths know nothing of how scenarios run them",
 			[]string{"scenarios", "sim"}},
+		{[]string{"./scenarios/spec/..."}, "the scenario reader reads files: runtimes, the controller and datapaths build on it, not under it",
+			[]string{"controller", "datapath", "sim", "reports", "scenarios/simrt", "scenarios/netnsrt", "cmd"}},
 		{[]string{"./generation/..."}, "a generation's description is data that the scenario reader and reports read",
 			[]string{"datapath", "controller", "scenarios", "sim", "reports", "topologies", "plan", "cmd"}},
 		{[]string{"./topologies/..."}, "topologies are data",

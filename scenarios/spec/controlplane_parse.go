@@ -1,14 +1,13 @@
-package scenarios
+package spec
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/netbed/netbed/datapath/evpn"
 )
 
 // rawBGPRoute is one bgp_route expectation as written.
@@ -86,12 +85,12 @@ func (p *parser) bgpRoute(n *yaml.Node, field string, rr rawBGPRoute, networks m
 	}
 	switch rr.Type {
 	case 0, 2, 3, 5:
-		re.Type = evpn.RouteType(rr.Type)
+		re.Type = RouteType(rr.Type)
 	default:
 		p.fail(line("type"), field+".type", "%d: use 2 (MAC/IP), 3 (inclusive multicast) or 5 (IP prefix)", rr.Type)
 	}
 	if rr.MAC != "" && strings.Contains(rr.MAC, ":") {
-		if _, err := parseMAC(rr.MAC); err != nil {
+		if err := checkMAC(rr.MAC); err != nil {
 			p.fail(line("mac"), field+".mac", "%v (or name an instance)", err)
 		}
 	}
@@ -121,15 +120,23 @@ func (p *parser) bgpRoute(n *yaml.Node, field string, rr rawBGPRoute, networks m
 		}
 	}
 	switch {
-	case re.Type == evpn.InclusiveMulticast && (rr.MAC != "" || rr.IP != "" || rr.Prefix != ""):
+	case re.Type == InclusiveMulticast && (rr.MAC != "" || rr.IP != "" || rr.Prefix != ""):
 		p.fail(line("type"), field+".type", "a type-3 route has no MAC, IP or prefix; select it by vni and origin")
-	case re.Type == evpn.IPPrefix && (rr.MAC != "" || rr.IP != ""):
+	case re.Type == IPPrefix && (rr.MAC != "" || rr.IP != ""):
 		p.fail(line("type"), field+".type", "a type-5 route has no MAC or IP; select it by prefix")
-	case re.Type == evpn.MACIP && rr.Prefix != "":
+	case re.Type == MACIP && rr.Prefix != "":
 		p.fail(line("type"), field+".type", "a type-2 route has no prefix; select it by mac or ip")
 	}
 	if re.Type == 0 && rr.MAC == "" && rr.IP == "" && rr.Prefix == "" && rr.VNI == "" && rr.Origin == "" {
 		p.fail(n.Line, field, "say which route: type, mac, ip, prefix, vni or origin")
 	}
 	return re
+}
+
+// checkMAC says whether s is a 6-byte MAC address.
+func checkMAC(s string) error {
+	if hw, err := net.ParseMAC(s); err != nil || len(hw) != 6 {
+		return fmt.Errorf("%q is not a MAC address like 52:54:00:12:34:56", s)
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package scenarios
+package spec
 
 import (
 	"net/netip"
@@ -303,8 +303,8 @@ const (
 	FamilyDual = "dual"
 )
 
-// families lists the address families a traffic step probes, in order.
-func (t *Traffic) families() []string {
+// Families lists the address families a traffic step probes, in order.
+func (t *Traffic) Families() []string {
 	switch t.Family {
 	case FamilyIPv6:
 		return []string{FamilyIPv6}

@@ -1,4 +1,4 @@
-package scenarios
+package spec
 
 import (
 	"bytes"
@@ -912,13 +912,13 @@ func (p *parser) ctlTarget(tg *Target, t *rawTarget, c ControllerSpec, n *yaml.N
 			p.fail(lineOf(child(n, "controller"), n.Line), field+".controller", "the controller runs as %d replicas: name one (replica-1 … replica-%d)", c.Replicas, c.Replicas)
 		}
 	case t.Controller != "":
-		i, ok := ordinal(string(t.Controller), "replica-")
+		i, ok := Ordinal(string(t.Controller), "replica-")
 		if !ok || i > c.Replicas {
 			p.fail(lineOf(child(n, "controller"), n.Line), field+".controller", "%q: give true or a replica, replica-1 … replica-%d (controller.replicas is %d)", t.Controller, c.Replicas, c.Replicas)
 		}
 		tg.Replica = string(t.Controller)
 	case t.Etcd != "":
-		i, ok := ordinal(t.Etcd, "member-")
+		i, ok := Ordinal(t.Etcd, "member-")
 		if c.Store != StoreEtcd {
 			p.fail(lineOf(child(n, "etcd"), n.Line), field+".etcd", "the controller's store is not etcd: set controller: {store: etcd}")
 		} else if !ok || i > EtcdMembers {
@@ -928,8 +928,8 @@ func (p *parser) ctlTarget(tg *Target, t *rawTarget, c ControllerSpec, n *yaml.N
 	}
 }
 
-// ordinal parses prefix+N with N ≥ 1.
-func ordinal(s, prefix string) (int, bool) {
+// Ordinal parses prefix+N with N ≥ 1.
+func Ordinal(s, prefix string) (int, bool) {
 	rest, ok := strings.CutPrefix(s, prefix)
 	if !ok {
 		return 0, false

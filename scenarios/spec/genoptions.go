@@ -1,11 +1,10 @@
-package scenarios
+package spec
 
 import (
 	"fmt"
 	"math/bits"
 	"net/netip"
 
-	"github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/generation"
 	"github.com/netbed/netbed/topologies"
 )
@@ -36,10 +35,11 @@ func (r IDRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last) 
 // node; node_mask: 23 for the seed's 500 pods on one node, 2,048 nodes).
 // The first 256 node CIDRs are those of the Kubernetes-style /16 default
 // that held only 256 nodes. VLANs and VNIs take every ID the wire allows
-// from 100 and 10100 on.
+// from 100 and 10100 on. The cluster CIDR and node mask are
+// datapath/ebpf's defaults (scenarios' TestDefaultGenOptionsAreEBPFs).
 var DefaultGenOptions = GenOptions{
-	ClusterCIDR: ebpf.DefaultClusterCIDR,
-	NodeMask:    ebpf.DefaultNodeMaskBits,
+	ClusterCIDR: netip.MustParsePrefix("10.0.0.0/12"),
+	NodeMask:    24,
 	VLANs:       IDRange{100, MaxVLAN},
 	VNIs:        IDRange{10100, MaxVNI},
 }
@@ -140,9 +140,9 @@ func idShortfall(r IDRange, n int, limit uint32, what, wire string) string {
 	return fmt.Sprintf("%s: it needs %d, like %d-%d", msg, n, first, first+n-1)
 }
 
-// capacityError is capacityProblems as one error, each problem with the
+// CapacityError is capacityProblems as one error, each problem with the
 // file and line of its option (the topology's, for a default).
-func (s *Scenario) capacityError(gen Generation, t *topologies.Topology) error {
+func (s *Scenario) CapacityError(gen Generation, t *topologies.Topology) error {
 	ps := s.capacityProblems(gen, t)
 	if len(ps) == 0 {
 		return nil
@@ -152,19 +152,4 @@ func (s *Scenario) capacityError(gen Generation, t *topologies.Topology) error {
 		line = s.TopologyFor(gen).Line
 	}
 	return &Error{File: s.File, Line: line, Field: ps[0][0], Msg: ps[0][1]}
-}
-
-// SegmentsFor gives every network its VLAN and VNI from o's ranges, in
-// order, and its gateway (the subnet's first address). The ranges must
-// hold the networks (capacityProblems).
-func SegmentsFor(nets []Network, o GenOptions) []NetworkSegment {
-	out := make([]NetworkSegment, len(nets))
-	for i, n := range nets {
-		out[i] = NetworkSegment{Network: n, Gateway: n.Subnet.Addr().Next(),
-			VLAN: uint16(min(int(o.VLANs.First)+i, MaxVLAN)), VNI: uint32(min(int(o.VNIs.First)+i, MaxVNI))}
-		if n.Subnet6.IsValid() {
-			out[i].Gateway6 = n.Subnet6.Addr().Next()
-		}
-	}
-	return out
 }

@@ -70,7 +70,7 @@ func (t *Topology) Validate() error {
 				add(ErrDanglingLink, "%s: node %q is not defined; add the node or fix the endpoint", desc, e.Node)
 			}
 			if msg := badIface(e.Iface); msg != "" {
-				add(ErrInvalidName, "%s: interface %q: %s", desc, e.Iface, msg)
+				add(ErrInvalidName, "%s: endpoint %s: interface %q: %s", desc, e, e.Iface, msg)
 			}
 			if first, dup := used[e]; dup {
 				add(ErrDuplicateIface, "node %q: interface %q is used by link %d and link %d; give each link its own interface", e.Node, e.Iface, first, i)

@@ -55,6 +55,8 @@ func TestValidate(t *testing.T) {
 			[]problem{{ErrDuplicateNode, []string{`"leaf2"`}}}},
 		{"bad interface name", func(t *Topology) { t.Connect("h1", "ethernet-1/1", "leaf1", "averyveryverylongname") },
 			[]problem{{ErrInvalidName, []string{"ethernet-1/1"}}, {ErrInvalidName, []string{"averyveryverylongname", "15"}}}},
+		{"same bad name on both ends", func(t *Topology) { t.Connect("h1", "1/1/c1/1", "leaf1", "1/1/c1/1") },
+			[]problem{{ErrInvalidName, []string{"endpoint h1:1/1/c1/1"}}, {ErrInvalidName, []string{"endpoint leaf1:1/1/c1/1"}}}},
 		{"several at once", func(t *Topology) {
 			t.Node("h1").Role = ""
 			t.Connect("h2", "eth2", "ghost", "eth1")

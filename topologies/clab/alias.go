@@ -44,6 +44,19 @@ var aliasRules = []aliasRule{
 	}},
 	{[]string{"arista_veos", "vr-veos", "vr-arista_veos"}, regexp.MustCompile(`^(?:Et|Ethernet)1/(\d+)$`), plus(0)},
 	{[]string{"nokia_sros", "vr-sros", "vr-nokia_sros"}, regexp.MustCompile(`^1/1/(\d+)$`), plus(0)},
+	// SR-SIM (SR OS in a container): card/[xiom/]mda/[connector/]port, every
+	// index from 1, to e<card>-[x<xiom>-]<mda>-[c<connector>-]<port>.
+	{[]string{"nokia_srsim"}, regexp.MustCompile(`^([1-9]\d*)/(?:x([1-9]\d*)/)?([1-9]\d*)(?:/c([1-9]\d*))?/([1-9]\d*)$`), func(m []string) string {
+		s := "e" + m[1] + "-"
+		if m[2] != "" {
+			s += "x" + m[2] + "-"
+		}
+		s += m[3] + "-"
+		if m[4] != "" {
+			s += "c" + m[4] + "-"
+		}
+		return s + m[5]
+	}},
 	{[]string{"juniper_vmx", "vr-vmx", "vr-juniper_vmx", "juniper_vqfx", "vr-vqfx", "vr-juniper_vqfx",
 		"juniper_vsrx", "vr-vsrx", "vr-juniper_vsrx", "juniper_vjunosrouter", "juniper_vjunosswitch", "juniper_vjunosevolved"},
 		regexp.MustCompile(`^(?:et|xe|ge)-0/0/(\d+)$`), plus(1)},

@@ -582,6 +582,13 @@ func TestAliases(t *testing.T) {
 		{"arista_veos", "Et1/3", "eth3", true},
 		{"nokia_sros", "1/1/2", "eth2", true},
 		{"nokia_sros", "1/2/2", "", false},
+		{"nokia_srsim", "1/1/c1/1", "e1-1-c1-1", true},
+		{"nokia_srsim", "2/1/c22/1", "e2-1-c22-1", true},
+		{"nokia_srsim", "1/2/3", "e1-2-3", true},
+		{"nokia_srsim", "1/x2/3/4", "e1-x2-3-4", true},
+		{"nokia_srsim", "1/x2/3/c4/5", "e1-x2-3-c4-5", true},
+		{"nokia_srsim", "e1-1-c1-1", "", false},
+		{"nokia_srsim", "0/1/1", "", false},
 		{"juniper_vmx", "ge-1/0/0", "", false},
 	}
 	for _, c := range cases {

@@ -47,8 +47,9 @@ type labRow struct {
 	Namespaces []string `json:"namespaces"`
 	AgeSeconds float64  `json:"age_seconds,omitempty"`
 	PID        int      `json:"pid,omitempty"`
-	// Owner: "alive", "gone" (the run was killed or crashed), or "unknown"
-	// (no state: found by the marks on its interfaces only).
+	// Owner: "alive", "gone" (the run was killed or crashed), "none" (a
+	// lab 'netbed up' finished: it outlives its process by design), or
+	// "unknown" (no state: found by the marks on its interfaces only).
 	Owner    string   `json:"owner"`
 	TempDirs []string `json:"temp_dirs,omitempty"`
 }
@@ -66,9 +67,14 @@ func labRows(labs []netns.LabInfo, now time.Time) []labRow {
 			}
 			r.PID, r.TempDirs = st.PID, st.TempDirs
 			r.AgeSeconds = l.Age(now).Seconds()
-			r.Owner = "gone"
-			if st.OwnerAlive() {
+			switch {
+			case st.OwnerAlive():
 				r.Owner = "alive"
+			case st.Backend == "" && st.Complete:
+				// 'netbed up' deployed it and exited: nothing was killed.
+				r.Owner = "none"
+			default:
+				r.Owner = "gone"
 			}
 		} else {
 			r.Backend = "?"
@@ -94,8 +100,11 @@ func writeLabs(w io.Writer, labs []netns.LabInfo, now time.Time) error {
 			pid = fmt.Sprint(r.PID)
 		}
 		owner := r.Owner
-		if owner == "gone" {
+		switch owner {
+		case "gone":
 			owner = "gone (killed? netbed down --lab " + r.Name + ")"
+		case "none":
+			owner = "none (left by netbed up)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.Backend, r.Nodes, len(r.Namespaces), age, pid, owner)
 	}

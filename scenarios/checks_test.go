@@ -200,7 +200,7 @@ func TestConservation(t *testing.T) {
 	}
 }
 
-// TestControlPlaneChecksNeedBGP: on sim (the shared control plane) the
+// TestControlPlaneChecksNeedBGP: with the shared control plane the
 // control-plane expectations fail and say what they need, instead of
 // passing with no speaker to ask.
 func TestControlPlaneChecksNeedBGP(t *testing.T) {
@@ -215,8 +215,8 @@ steps:
   - expect: {bgp_route: {present_on: [leaf2], type: 2, mac: blue-1}, fabric_consistent: true}
 `
 	wantFailures(t, runSrc(t, "nospeakers.yaml", src, simBackend(t, 1)), map[string]string{
-		"bgp_sessions":                 "bgp_sessions needs control_plane: bgp on netns (this run: control plane shared on sim",
-		"bgp_route, fabric_consistent": "bgp_route and fabric_consistent need control_plane: bgp on netns",
+		"bgp_sessions":                 "bgp_sessions needs control_plane: bgp (this run: control plane shared on sim",
+		"bgp_route, fabric_consistent": "bgp_route and fabric_consistent need control_plane: bgp (this run",
 	})
 }
 

@@ -12,8 +12,8 @@ import (
 )
 
 // ControlPlaneInspector is a Runtime, or a Backend, whose control plane
-// is real BGP speakers that can be asked what they hold (netns with
-// control_plane: bgp). The runner's control-plane expectations
+// is BGP speakers that can be asked what they hold (control_plane: bgp:
+// GoBGP processes on netns, the BGP model on sim). The runner's control-plane expectations
 // (bgp_sessions, bgp_route, fabric_consistent) read it; a backend without
 // it, or with no speakers, fails them.
 type ControlPlaneInspector interface {
@@ -131,7 +131,7 @@ func (r *runner) controlPlane(ctx context.Context, i int, st *Step) {
 		if len(names) > 1 {
 			verb = "need"
 		}
-		r.check(i, st, strings.Join(names, ", "), false, "%s %s control_plane: bgp on netns (this run: control plane %s on %s, which has no BGP speakers to ask)",
+		r.check(i, st, strings.Join(names, ", "), false, "%s %s control_plane: bgp (this run: control plane %s on %s, which has no BGP speakers to ask)",
 			strings.Join(names, " and "), verb, r.s.ControlPlane, r.b.Name())
 		return
 	}

@@ -12,10 +12,12 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/cost"
+	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/stack"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/sim"
+	"github.com/netbed/netbed/sim/bgpmodel"
 	"github.com/netbed/netbed/topologies"
 )
 
@@ -40,6 +42,13 @@ const ControllerLatency = 2 * time.Millisecond
 type Runtime struct {
 	e     *sim.Engine
 	model *cost.Model
+	seed  int64
+
+	// With control_plane: bgp, gen 2's speakers (bgp.go).
+	bgp       *bgpmodel.Model
+	fab       *evpn.Fabric
+	bgpParams *bgpmodel.Params
+	bgpTimers bgpmodel.Timers
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -56,7 +65,7 @@ func New(seed int64) *Runtime { return NewCalibrated(seed, nil) }
 // NewCalibrated returns a sim runtime seeded with seed whose devices cost
 // what t says (cost.Default() when nil).
 func NewCalibrated(seed int64, t *cost.Table) *Runtime {
-	r := &Runtime{e: sim.New(seed), model: cost.NewModel(t)}
+	r := &Runtime{e: sim.New(seed), model: cost.NewModel(t), seed: seed}
 	r.e.SetDeviceCost(r.model.Of)
 	// Only probes' events are kept (see Probe): an instance's
 	// announcements, flooded to every host of its segment, belong to none.
@@ -96,12 +105,23 @@ func (r *Runtime) Latency() reports.Latency {
 		Method: "each device on the path costs its kind's calibrated time (datapath/cost), plus link delays, in virtual time"}
 }
 
-// Load implements scenarios.Runtime.
-func (r *Runtime) Load(_ context.Context, f datapath.Fabric, _ *topologies.Topology) error {
-	if lt, ok := f.(interface{ LeafTables() bool }); ok && lt.LeafTables() {
-		return errors.New("sim runtime: control_plane: bgp: sim models no BGP yet (its leaves share one route table); run the scenario on netns, or use control_plane: shared")
+// Load implements scenarios.Runtime. A gen 2 fabric whose leaves have
+// tables of their own (control_plane: bgp) gets its control plane from
+// the BGP model (package sim/bgpmodel), its sessions established.
+func (r *Runtime) Load(_ context.Context, f datapath.Fabric, t *topologies.Topology) error {
+	if err := r.e.Load(f, nil, sim.LinkOpts{QueueFrames: 1024}); err != nil {
+		return err
 	}
-	return r.e.Load(f, nil, sim.LinkOpts{QueueFrames: 1024})
+	if ef, ok := f.(*evpn.Fabric); ok && ef.LeafTables() {
+		if t == nil {
+			return errors.New("sim runtime: control_plane: bgp needs the topology to design the sessions")
+		}
+		return r.loadBGP(ef, t)
+	}
+	if lt, ok := f.(interface{ LeafTables() bool }); ok && lt.LeafTables() {
+		return fmt.Errorf("sim runtime: control_plane: bgp: the BGP model runs gen 2's fabric only, not %s", f.Generation())
+	}
+	return nil
 }
 
 // AddInstance implements scenarios.Runtime.
@@ -143,9 +163,20 @@ func (r *Runtime) Announce(_ context.Context, name string, migrated bool) error 
 	return nil
 }
 
-// SetNodeState implements scenarios.Runtime.
+// SetNodeState implements scenarios.Runtime. A failed node loses power:
+// its links lose carrier, and with control_plane: bgp its speaker dies
+// and the speakers at the far ends of its links take their sessions down
+// (bgpmodel.Model.SetNodeState).
 func (r *Runtime) SetNodeState(_ context.Context, node string, up bool) error {
-	return r.Mutate(func() error { return r.e.SetNodeState(r.e.Now(), node, up) })
+	return r.Mutate(func() error {
+		if err := r.e.SetNodeState(r.e.Now(), node, up); err != nil {
+			return err
+		}
+		if r.bgp != nil {
+			r.bgp.SetNodeState(node, up)
+		}
+		return nil
+	})
 }
 
 // SetLinkState implements scenarios.Runtime.
@@ -162,7 +193,15 @@ func (r *Runtime) SetLinkState(_ context.Context, ep topologies.Endpoint, up boo
 	if err != nil {
 		return fmt.Errorf("link %s: %w", ep, err)
 	}
-	return r.Mutate(func() error { return r.e.SetLinkState(r.e.Now(), w, up) })
+	return r.Mutate(func() error {
+		if err := r.e.SetLinkState(r.e.Now(), w, up); err != nil {
+			return err
+		}
+		if r.bgp != nil {
+			r.bgp.SetLinkState(ep, up)
+		}
+		return nil
+	})
 }
 
 var protos = map[string]stack.Proto{"icmp": stack.ICMP, "udp": stack.UDP, "tcp": stack.TCP}
@@ -254,4 +293,10 @@ func (r *Runtime) Stats() (map[string]int, int) {
 }
 
 // Close implements scenarios.Runtime; the simulator holds no resources.
-func (r *Runtime) Close() error { return nil }
+// The BGP model lets go of the leaves.
+func (r *Runtime) Close() error {
+	if r.bgp != nil {
+		r.bgp.Close()
+	}
+	return nil
+}

@@ -468,7 +468,7 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 	case ControlPlaneShared, ControlPlaneBGP:
 		s.ControlPlane = ControlPlane(r.Control)
 	default:
-		p.fail(lineOf(child(root, "control_plane"), root.Line), "control_plane", "%q is not a control plane; use shared (one route table, the default) or bgp (a GoBGP speaker per switch, netns only)", r.Control)
+		p.fail(lineOf(child(root, "control_plane"), root.Line), "control_plane", "%q is not a control plane; use shared (one route table, the default) or bgp (a BGP speaker per switch: GoBGP on netns, its model on sim)", r.Control)
 	}
 	if r.BGP != nil {
 		s.BGP = p.bgpSettings(r.BGP, child(root, "bgp"), s.ControlPlane)

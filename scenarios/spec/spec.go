@@ -38,7 +38,9 @@ const (
 	ControlPlaneShared ControlPlane = "shared"
 	// ControlPlaneBGP runs a GoBGP speaker in every leaf's and spine's
 	// namespace (iBGP, the spines route reflectors) and builds each leaf's
-	// tables from its own speaker's best paths: the netns runtime only.
+	// tables from its own speaker's best paths. On netns the speakers are
+	// GoBGP processes; on sim, the calibrated model of package
+	// sim/bgpmodel.
 	ControlPlaneBGP ControlPlane = "bgp"
 )
 
@@ -275,7 +277,7 @@ type Expect struct {
 	// MaxOutage: and within this long (see reports.Outage).
 	Recovered bool
 	MaxOutage time.Duration
-	// Control-plane checks (control_plane: bgp on netns; see
+	// Control-plane checks (control_plane: bgp; see
 	// ControlPlaneInspector), polled until they hold or Within passes:
 	// BGPSessions, every session of the named speakers established;
 	// BGPRoutes, routes present on or absent from named speakers;

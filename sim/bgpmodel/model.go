@@ -1,0 +1,862 @@
+package bgpmodel
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/datapath/evpn/bgpevpn"
+	"github.com/netbed/netbed/topologies"
+)
+
+// Scheduler runs functions in virtual time; sim.Engine is one. Functions
+// run one at a time, in (time, scheduling) order.
+type Scheduler interface {
+	Now() time.Duration
+	At(t time.Duration, f func())
+}
+
+// Model is a fabric's speakers and sessions. It is not safe for
+// concurrent use: call it, and let its leaves export to it, only from the
+// scheduler's goroutine or while the scheduler is stopped.
+//
+// What it models, per speaker: an Adj-RIB-In per session, the routes it
+// originates (its leaf's exports), a Loc-RIB of best paths and an
+// Adj-RIB-Out per session. A change of best path is sent to every
+// established peer the design lets it go to (route reflection: a
+// client's routes to every peer, a non-client's to clients only, none
+// back to where it came from; a non-reflector passes no iBGP route on),
+// one route per UPDATE, at most one batch per MRAI; each UPDATE reaches
+// the peer after the link's delay and waits for the peer to have handled
+// the ones before it (Params.Update each). Best path: an originated route
+// wins, then the lowest router ID (ORIGINATOR_ID when reflected) of the
+// peer it came from, then the shorter cluster list, then the lowest peer
+// address. Loops are cut by ORIGINATOR_ID and CLUSTER_LIST (RFC 4456).
+// What it leaves out: MAC mobility sequence numbers (GoBGP acts on them
+// only between different Ethernet segments; netbed's are all single
+// homed), the TCP connection's own behaviour (a message is lost only when
+// the session is), and collisions beyond "a new session replaces the
+// old".
+type Model struct {
+	s      Scheduler
+	p      Params
+	t      Timers
+	rng    *rand.Rand
+	sp     []*speaker
+	byName map[string]*speaker
+	ss     []*session
+	errs   []error
+	// carried caches routes as BGP carries them.
+	carried map[carryKey]carriedRoute
+}
+
+type carryKey struct {
+	r   evpn.Route
+	asn uint16
+}
+
+type carriedRoute struct {
+	key   string // the NLRI: what one destination of a RIB is
+	route evpn.Route
+	rts   []string
+}
+
+// speaker is one node's model speaker.
+type speaker struct {
+	m *Model
+	Speaker
+	asn16 uint16
+	up    bool // powered: the process runs
+	// silent drops everything the speaker sends and receives, its links
+	// keeping carrier (a hung box).
+	silent bool
+	// epoch counts incarnations: what was scheduled by an earlier one is
+	// dropped.
+	epoch uint64
+	busy  time.Duration // when it will have handled the UPDATEs it has received
+	local map[string]path
+	best  map[string]path
+	ends  []*end
+	// imports are best-path changes not yet in the leaf's table.
+	imports     []change
+	importArmed bool
+}
+
+// change is one best-path change a leaf imports.
+type change struct {
+	withdraw bool
+	route    evpn.Route
+}
+
+// path is one route a speaker holds, with its path attributes.
+type path struct {
+	carriedRoute
+	from       *end // nil: originated
+	originator netip.Addr
+	cluster    []netip.Addr
+}
+
+type session struct {
+	Session
+	link bool // the link has carrier
+	inc  uint64
+	// connecting is the token of the establishment scheduled (0: none).
+	connecting uint64
+	end        [2]*end
+}
+
+// end is one speaker's side of a session.
+type end struct {
+	s    *session
+	sp   *speaker
+	i    int // 0: A, 1: B
+	addr netip.Addr
+	// inc is the session incarnation this end is established in; 0 when
+	// it is not.
+	inc    uint64
+	lastRx time.Duration
+	in     map[string]path // Adj-RIB-In
+	out    map[string]bool // Adj-RIB-Out: what the peer was sent
+	// pend is what waits for the MRAI to pass, in order; a nil path is a
+	// withdrawal.
+	pend      map[string]*path
+	pendOrder []string
+	lastSent  time.Duration
+	sentAny   bool
+	flushArm  bool
+	// down is why the end last went down ("" before any).
+	down string
+}
+
+func (e *end) peer() *end { return e.s.end[1-e.i] }
+
+// peerIsClient: this end's speaker reflects routes for the peer.
+func (e *end) peerIsClient() bool { return e.i == 0 && e.s.BClient }
+
+func (e *end) established() bool { return e.inc != 0 }
+
+// New builds the model of d. Every speaker starts powered with no
+// session; Start establishes them.
+func New(s Scheduler, d Design, p Params, t Timers, seed int64) (*Model, error) {
+	m := &Model{s: s, p: p, t: t.withDefaults(), rng: rand.New(rand.NewPCG(uint64(seed), 0x6267706d6f64656c)),
+		byName: map[string]*speaker{}, carried: map[carryKey]carriedRoute{}}
+	for _, sd := range d.Speakers {
+		if _, dup := m.byName[sd.Node]; dup {
+			return nil, fmt.Errorf("bgp model: node %s: two speakers", sd.Node)
+		}
+		if sd.ASN == 0 || sd.ASN > 65535 {
+			return nil, fmt.Errorf("bgp model: node %s: asn: %d is not an AS number 1..65535 (route targets carry it in two bytes)", sd.Node, sd.ASN)
+		}
+		if !sd.RouterID.Is4() {
+			return nil, fmt.Errorf("bgp model: node %s: router_id: %v is not an IPv4 address", sd.Node, sd.RouterID)
+		}
+		if !sd.ClusterID.IsValid() {
+			sd.ClusterID = sd.RouterID
+		}
+		sp := &speaker{m: m, Speaker: sd, asn16: uint16(sd.ASN), up: true, local: map[string]path{}, best: map[string]path{}}
+		m.sp = append(m.sp, sp)
+		m.byName[sd.Node] = sp
+	}
+	for _, sd := range d.Sessions {
+		a, b := m.byName[sd.A.Node], m.byName[sd.B.Node]
+		if a == nil || b == nil {
+			return nil, fmt.Errorf("bgp model: session %s–%s: both ends need a speaker", sd.A, sd.B)
+		}
+		if sd.BClient && a.ASN != b.ASN {
+			return nil, fmt.Errorf("bgp model: session %s–%s: a route-reflector client must be iBGP (AS %d, AS %d)", sd.A, sd.B, a.ASN, b.ASN)
+		}
+		s := &session{Session: sd, link: true}
+		for i, sp := range []*speaker{a, b} {
+			e := &end{s: s, sp: sp, i: i, addr: [2]netip.Addr{sd.AddrA, sd.AddrB}[i]}
+			e.reset()
+			s.end[i] = e
+			sp.ends = append(sp.ends, e)
+		}
+		m.ss = append(m.ss, s)
+	}
+	for _, sp := range m.sp {
+		if sp.Leaf != nil {
+			sp.Leaf.SetExporter(exporter{sp})
+		}
+	}
+	return m, nil
+}
+
+func (e *end) reset() {
+	e.inc = 0
+	e.in, e.out, e.pend, e.pendOrder = map[string]path{}, map[string]bool{}, map[string]*path{}, nil
+	e.flushArm = false
+}
+
+// Start establishes every session at once and takes in what the leaves
+// originate: the fabric as netns's Load leaves it, with every session up.
+func (m *Model) Start() {
+	for _, sp := range m.sp {
+		if sp.Leaf != nil {
+			for _, r := range sp.Leaf.Advertised() {
+				sp.originate(r, false)
+			}
+		}
+	}
+	for _, s := range m.ss {
+		if s.transport() {
+			m.establish(s)
+		}
+	}
+}
+
+// Close detaches the model from its leaves.
+func (m *Model) Close() {
+	for _, sp := range m.sp {
+		if sp.Leaf != nil {
+			sp.Leaf.SetExporter(nil)
+		}
+	}
+}
+
+// Err returns what went wrong importing routes into the leaves, or
+// encoding what they exported.
+func (m *Model) Err() error { return errors.Join(m.errs...) }
+
+// Params returns the timings the model runs with; Timers, the session
+// timers (defaults filled in).
+func (m *Model) Params() Params { return m.p }
+
+// Timers returns the session timers, defaults filled in.
+func (m *Model) Timers() Timers { return m.t }
+
+// exporter takes a leaf's exports to its speaker, after Params.Originate.
+type exporter struct{ sp *speaker }
+
+func (x exporter) Export(u evpn.Update) {
+	sp := x.sp
+	if !sp.up {
+		return // the speaker does not run: the leaf exports again when it does
+	}
+	epoch := sp.epoch
+	sp.m.s.At(sp.m.s.Now()+sp.m.p.Originate, func() {
+		if sp.up && sp.epoch == epoch {
+			sp.originate(u.Route, u.Op == evpn.OpWithdraw)
+		}
+	})
+}
+
+// carry returns r as BGP carries it (bgpevpn's encoding, decoded again)
+// with its route targets and NLRI.
+func (m *Model) carry(r evpn.Route, asn16 uint16) (carriedRoute, error) {
+	if c, ok := m.carried[carryKey{r, asn16}]; ok {
+		return c, nil
+	}
+	p, err := bgpevpn.Encode(r, asn16)
+	if err != nil {
+		return carriedRoute{}, err
+	}
+	d, err := bgpevpn.Decode(p)
+	if err != nil {
+		return carriedRoute{}, fmt.Errorf("%s as BGP carries it: %w", r, err)
+	}
+	c := carriedRoute{key: p.NLRI.String(), route: d, rts: routeTargets(p.Attrs)}
+	m.carried[carryKey{r, asn16}] = c
+	return c, nil
+}
+
+// routeTargets returns the route targets among attrs' extended
+// communities, as GoBGP prints them (AS:N), sorted.
+func routeTargets(attrs []bgp.PathAttributeInterface) []string {
+	var rts []string
+	for _, a := range attrs {
+		ec, ok := a.(*bgp.PathAttributeExtendedCommunities)
+		if !ok {
+			continue
+		}
+		for _, c := range ec.Value {
+			if typ, sub := c.GetTypes(); sub == bgp.EC_SUBTYPE_ROUTE_TARGET && typ <= bgp.EC_TYPE_TRANSITIVE_FOUR_OCTET_AS_SPECIFIC {
+				rts = append(rts, c.String())
+			}
+		}
+	}
+	slices.Sort(rts)
+	return rts
+}
+
+// originate adds (or withdraws) r to the routes sp originates.
+func (sp *speaker) originate(r evpn.Route, withdraw bool) {
+	c, err := sp.m.carry(r, sp.asn16)
+	if err != nil {
+		sp.m.errs = append(sp.m.errs, fmt.Errorf("%s: originate: %w", sp.Node, err))
+		return
+	}
+	if withdraw {
+		if _, ok := sp.local[c.key]; !ok {
+			return
+		}
+		delete(sp.local, c.key)
+	} else {
+		sp.local[c.key] = path{carriedRoute: c}
+	}
+	sp.recompute(c.key)
+}
+
+// recompute selects the best path for key and, if it changed, tells the
+// peers and the leaf.
+func (sp *speaker) recompute(key string) {
+	var cands []path
+	if p, ok := sp.local[key]; ok {
+		cands = append(cands, p)
+	}
+	for _, e := range sp.ends {
+		if p, ok := e.in[key]; ok && e.established() {
+			cands = append(cands, p)
+		}
+	}
+	old, had := sp.best[key]
+	var nb path
+	has := len(cands) > 0
+	if has {
+		nb = slices.MinFunc(cands, comparePaths)
+	}
+	switch {
+	case !had && !has:
+		return
+	case had && has && samePath(old, nb):
+		return
+	}
+	if has {
+		sp.best[key] = nb
+	} else {
+		delete(sp.best, key)
+	}
+	for _, e := range sp.ends {
+		if !e.established() {
+			continue
+		}
+		if has && sp.exports(nb, e) {
+			e.queue(key, sp.outgoing(nb))
+		} else if e.out[key] || e.pend[key] != nil {
+			e.queue(key, nil)
+		}
+	}
+	if sp.Leaf == nil {
+		return
+	}
+	switch {
+	case !has:
+		sp.importChange(change{withdraw: true, route: old.route})
+	case !had || old.route != nb.route:
+		sp.importChange(change{route: nb.route})
+	}
+}
+
+// comparePaths orders candidates for the same destination, best first.
+func comparePaths(a, b path) int {
+	if (a.from == nil) != (b.from == nil) {
+		if a.from == nil {
+			return -1
+		}
+		return 1
+	}
+	if a.from == nil {
+		return 0
+	}
+	if c := a.peerID().Compare(b.peerID()); c != 0 {
+		return c
+	}
+	if c := len(a.cluster) - len(b.cluster); c != 0 {
+		return c
+	}
+	return a.from.peer().addr.Compare(b.from.peer().addr)
+}
+
+// peerID is the router ID best-path selection compares: ORIGINATOR_ID
+// when the path was reflected, else the sending peer's.
+func (p path) peerID() netip.Addr {
+	if p.originator.IsValid() {
+		return p.originator
+	}
+	return p.from.peer().sp.RouterID
+}
+
+func samePath(a, b path) bool {
+	return a.from == b.from && a.route == b.route && a.originator == b.originator && slices.Equal(a.cluster, b.cluster)
+}
+
+// exports says whether sp sends its best path p to the peer of e.
+func (sp *speaker) exports(p path, e *end) bool {
+	if p.from == nil {
+		return true
+	}
+	if p.from.peer().sp == e.peer().sp {
+		return false // never back where it came from
+	}
+	if p.from.peer().sp.ASN != sp.ASN || e.peer().sp.ASN != sp.ASN {
+		return true // learnt over eBGP, or to an eBGP peer
+	}
+	// iBGP to iBGP: only a route reflector passes routes on; a client's
+	// to everyone, a non-client's to clients only.
+	return p.from.peerIsClient() || e.peerIsClient()
+}
+
+// outgoing is p as sp sends it: a reflected route carries its
+// originator and sp's cluster.
+func (sp *speaker) outgoing(p path) *path {
+	out := path{carriedRoute: p.carriedRoute}
+	if p.from != nil && p.from.peer().sp.ASN == sp.ASN {
+		out.originator = p.originator
+		if !out.originator.IsValid() {
+			out.originator = p.from.peer().sp.RouterID
+		}
+		out.cluster = append([]netip.Addr{sp.ClusterID}, p.cluster...)
+	}
+	return &out
+}
+
+// queue puts an advertisement (p) or a withdrawal (nil) of key in e's
+// Adj-RIB-Out, sent at once or when the MRAI has passed.
+func (e *end) queue(key string, p *path) {
+	if _, ok := e.pend[key]; !ok {
+		e.pendOrder = append(e.pendOrder, key)
+	}
+	e.pend[key] = p
+	m := e.sp.m
+	now := m.s.Now()
+	if m.p.MRAI <= 0 || !e.sentAny || now >= e.lastSent+m.p.MRAI {
+		e.flush()
+		return
+	}
+	if !e.flushArm {
+		e.flushArm = true
+		inc := e.inc
+		m.s.At(e.lastSent+m.p.MRAI, func() {
+			if e.inc == inc {
+				e.flushArm = false
+				e.flush()
+			}
+		})
+	}
+}
+
+// flush sends what waits in e's Adj-RIB-Out, one route per UPDATE.
+func (e *end) flush() {
+	order, pend := e.pendOrder, e.pend
+	e.pendOrder, e.pend = nil, map[string]*path{}
+	sent := false
+	for _, key := range order {
+		p := pend[key]
+		switch {
+		case p != nil:
+			e.out[key] = true
+		case e.out[key]:
+			delete(e.out, key)
+		default:
+			continue
+		}
+		e.send(func(r *end) { r.update(key, p) }, true)
+		sent = true
+	}
+	if sent {
+		e.lastSent, e.sentAny = e.sp.m.s.Now(), true
+	}
+}
+
+// send carries a message from e to its peer over the session's link:
+// it arrives after the link's delay if the session's transport works
+// then and on arrival, and is handled (an UPDATE after the messages
+// before it, Params.Update each) if the session is the same incarnation.
+func (e *end) send(handle func(r *end), update bool) {
+	m, s := e.sp.m, e.s
+	if !s.transport() {
+		return
+	}
+	inc := e.inc
+	r := e.peer()
+	m.s.At(m.s.Now()+s.Delay, func() {
+		if !s.transport() || r.inc != inc || inc == 0 {
+			return
+		}
+		if !update {
+			handle(r)
+			return
+		}
+		sp := r.sp
+		done := max(m.s.Now(), sp.busy) + m.p.Update
+		sp.busy = done
+		m.s.At(done, func() {
+			if r.inc == inc {
+				handle(r)
+			}
+		})
+	})
+}
+
+// update handles an UPDATE received on e: a path for key, or its
+// withdrawal (nil).
+func (e *end) update(key string, p *path) {
+	e.lastRx = e.sp.m.s.Now()
+	sp := e.sp
+	if p != nil && (p.originator == sp.RouterID || slices.Contains(p.cluster, sp.ClusterID) && sp.reflects()) {
+		p = nil // a loop: treated as withdrawn
+	}
+	if p == nil {
+		if _, ok := e.in[key]; !ok {
+			return
+		}
+		delete(e.in, key)
+	} else {
+		in := *p
+		in.from = e
+		e.in[key] = in
+	}
+	sp.recompute(key)
+}
+
+// reflects says whether sp is a route reflector for any peer.
+func (sp *speaker) reflects() bool {
+	return slices.ContainsFunc(sp.ends, (*end).peerIsClient)
+}
+
+// importChange queues a change of the leaf's table, applied after
+// Params.Watch together with the others queued by then, in order.
+func (sp *speaker) importChange(c change) {
+	sp.imports = append(sp.imports, c)
+	if sp.importArmed {
+		return
+	}
+	sp.importArmed = true
+	epoch := sp.epoch
+	sp.m.s.At(sp.m.s.Now()+sp.m.p.Watch, func() {
+		if sp.epoch != epoch {
+			return
+		}
+		cs := sp.imports
+		sp.imports, sp.importArmed = nil, false
+		for _, c := range cs {
+			var err error
+			if c.withdraw {
+				err = sp.Leaf.Import(nil, []evpn.Route{c.route})
+			} else {
+				err = sp.Leaf.Import([]evpn.Route{c.route}, nil)
+			}
+			if err != nil {
+				sp.m.errs = append(sp.m.errs, err)
+			}
+		}
+	})
+}
+
+// transport says whether the session's messages get through: carrier on
+// the link, both speakers running and neither silent.
+func (s *session) transport() bool {
+	a, b := s.end[0].sp, s.end[1].sp
+	return s.link && a.up && b.up && !a.silent && !b.silent
+}
+
+// carrier says whether e's end of the link has carrier: the link is up
+// and the node at the far end powered.
+func (e *end) carrier() bool { return e.s.link && e.peer().sp.up }
+
+// establish brings both ends of s up in a new incarnation (replacing an
+// old one either end still held), arms their timers and sends each side
+// the other's table.
+func (m *Model) establish(s *session) {
+	for _, e := range s.end {
+		if e.established() {
+			e.drop("replaced by a new session")
+		}
+	}
+	s.inc++
+	s.connecting = 0
+	now := m.s.Now()
+	for _, e := range s.end {
+		e.inc, e.lastRx, e.sentAny = s.inc, now, false
+		e.keepalive()
+		e.armHold()
+	}
+	for _, e := range s.end {
+		sp := e.sp
+		for _, key := range sortedKeys(sp.best) {
+			if p := sp.best[key]; sp.exports(p, e) {
+				e.queue(key, sp.outgoing(p))
+			}
+		}
+	}
+}
+
+// keepalive sends a KEEPALIVE every Timers.Keepalive while e stays in
+// its incarnation.
+func (e *end) keepalive() {
+	m, inc := e.sp.m, e.inc
+	m.s.At(m.s.Now()+m.t.Keepalive, func() {
+		if e.inc != inc || !e.sp.up {
+			return
+		}
+		if !e.sp.silent {
+			e.send(func(r *end) { r.lastRx = m.s.Now() }, false)
+		}
+		e.keepalive()
+	})
+}
+
+// armHold checks, when the hold time since the last message received
+// has passed, that nothing came meanwhile; else the session is dropped.
+func (e *end) armHold() {
+	m, inc := e.sp.m, e.inc
+	m.s.At(e.lastRx+m.t.Hold, func() {
+		if e.inc != inc || !e.sp.up {
+			return
+		}
+		if m.s.Now() < e.lastRx+m.t.Hold {
+			e.armHold()
+			return
+		}
+		e.notify("hold timer expired")
+	})
+}
+
+// notify drops e and sends the peer a NOTIFICATION, which drops its end
+// too if it gets through.
+func (e *end) notify(why string) {
+	inc := e.inc
+	if !e.sp.silent {
+		e.send(func(r *end) {
+			if r.inc == inc {
+				r.drop("notification: " + why)
+			}
+		}, false)
+	}
+	e.drop(why)
+}
+
+// drop takes e's side of the session down: the paths learnt on it are
+// gone, and once both sides are down a new session is attempted.
+func (e *end) drop(why string) {
+	if !e.established() {
+		return
+	}
+	in := e.in
+	e.reset()
+	e.down = why
+	for _, key := range sortedKeys(in) {
+		e.sp.recompute(key)
+	}
+	e.sp.m.tryConnect(e.s)
+}
+
+// tryConnect schedules a session attempt on s when neither end holds a
+// session, the transport works and none is scheduled: it succeeds after
+// a time drawn from [EstablishMin, EstablishMax] if the transport still
+// works then.
+func (m *Model) tryConnect(s *session) {
+	if s.connecting != 0 || !s.transport() || s.end[0].established() && s.end[1].established() {
+		return
+	}
+	if s.end[0].established() != s.end[1].established() {
+		// One side still holds the old session: it learns of the loss
+		// (carrier, hold timer) or the new OPEN replaces it.
+		if !s.end[0].sp.up || !s.end[1].sp.up {
+			return
+		}
+	}
+	tok := m.rng.Uint64() | 1
+	s.connecting = tok
+	d := m.p.EstablishMin
+	if span := m.p.EstablishMax - m.p.EstablishMin; span > 0 {
+		d += time.Duration(m.rng.Int64N(int64(span) + 1))
+	}
+	m.s.At(m.s.Now()+d, func() {
+		if s.connecting != tok {
+			return
+		}
+		s.connecting = 0
+		if s.transport() {
+			m.establish(s)
+		}
+	})
+}
+
+// SetNodeState powers node off (up false: its speaker dies without a
+// word, its links lose carrier, a leaf forgets what it learnt) or on
+// again (the speaker starts afresh; a leaf advertises everything again,
+// and its sessions come up after the establishment time). Nodes without
+// a speaker are ignored, as are no-op changes.
+func (m *Model) SetNodeState(node string, up bool) {
+	sp := m.byName[node]
+	if sp == nil || sp.up == up {
+		return
+	}
+	sp.up = up
+	sp.epoch++
+	sp.local, sp.best = map[string]path{}, map[string]path{}
+	sp.imports, sp.importArmed = nil, false
+	sp.busy = m.s.Now()
+	for _, e := range sp.ends {
+		e.reset()
+		e.s.connecting = 0
+	}
+	if !up {
+		if sp.Leaf != nil {
+			sp.Leaf.Forget()
+		}
+		for _, e := range sp.ends {
+			e.peer().carrierLost()
+		}
+		return
+	}
+	if sp.Leaf != nil {
+		// As on netns: the restarted speaker gets every route the leaf
+		// originates (the leaf's session comes back).
+		sp.Leaf.SetSession(false)
+		sp.Leaf.SetSession(true)
+	}
+	for _, e := range sp.ends {
+		m.tryConnect(e.s)
+	}
+}
+
+// carrierLost drops e after Params.CarrierLoss, if it is still the same
+// session then (fast external failover).
+func (e *end) carrierLost() {
+	if !e.established() || !e.sp.up {
+		return
+	}
+	m, inc := e.sp.m, e.inc
+	m.s.At(m.s.Now()+m.p.CarrierLoss, func() {
+		if e.inc == inc && !e.carrier() {
+			e.drop("carrier lost")
+		}
+	})
+}
+
+// SetLinkState takes the link at endpoint ep down (both ends lose
+// carrier) or up. Links that carry no session are ignored.
+func (m *Model) SetLinkState(ep topologies.Endpoint, up bool) {
+	for _, s := range m.ss {
+		if s.A != ep && s.B != ep || s.link == up {
+			continue
+		}
+		s.link = up
+		if !up {
+			s.connecting = 0
+			for _, e := range s.end {
+				e.carrierLost()
+			}
+			continue
+		}
+		m.tryConnect(s)
+	}
+}
+
+// SetSilent makes node drop everything its speaker sends and receives,
+// its links keeping carrier (a hung box): its peers learn of it by the
+// hold timer. Silent false lets its sessions come back.
+func (m *Model) SetSilent(node string, silent bool) {
+	sp := m.byName[node]
+	if sp == nil || sp.silent == silent {
+		return
+	}
+	sp.silent = silent
+	if !silent {
+		for _, e := range sp.ends {
+			m.tryConnect(e.s)
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// SpeakerState is one speaker as an operator sees it.
+type SpeakerState struct {
+	Node     string
+	RouterID netip.Addr
+	Leaf     bool
+	Running  bool
+}
+
+// Speakers returns every speaker, spines first.
+func (m *Model) Speakers() []SpeakerState {
+	out := make([]SpeakerState, len(m.sp))
+	for i, sp := range m.sp {
+		out[i] = SpeakerState{Node: sp.Node, RouterID: sp.RouterID, Leaf: sp.Leaf != nil, Running: sp.up}
+	}
+	return out
+}
+
+// SessionState is one session of a speaker.
+type SessionState struct {
+	Peer        netip.Addr
+	PeerNode    string
+	State       string // established, active (a session is being attempted or awaited), idle
+	Established bool
+	// Down is why the session last went down ("" if it never did).
+	Down string
+}
+
+// ErrNotRunning is returned for a speaker whose node is failed.
+var ErrNotRunning = errors.New("its speaker does not run (the node is failed)")
+
+// Sessions returns node's sessions, by peer address.
+func (m *Model) Sessions(node string) ([]SessionState, error) {
+	sp, err := m.running(node)
+	if err != nil {
+		return nil, err
+	}
+	var out []SessionState
+	for _, e := range sp.ends {
+		p := e.peer()
+		st := SessionState{Peer: p.addr, PeerNode: p.sp.Node, State: "idle", Established: e.established(), Down: e.down}
+		switch {
+		case e.established():
+			st.State = "established"
+		case e.s.connecting != 0 || e.carrier():
+			st.State = "active"
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b SessionState) int { return a.Peer.Compare(b.Peer) })
+	return out, nil
+}
+
+// Route is one best path with the route targets it carries.
+type Route struct {
+	Route        evpn.Route
+	RouteTargets []string
+}
+
+// Routes returns node's best paths, sorted by the routes' text (as
+// speaker.Client.Paths returns a real speaker's).
+func (m *Model) Routes(node string) ([]Route, error) {
+	sp, err := m.running(node)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Route, 0, len(sp.best))
+	for _, p := range sp.best {
+		out = append(out, Route{Route: p.route, RouteTargets: slices.Clone(p.rts)})
+	}
+	slices.SortFunc(out, func(a, b Route) int { return strings.Compare(a.Route.String(), b.Route.String()) })
+	return out, nil
+}
+
+func (m *Model) running(node string) (*speaker, error) {
+	sp := m.byName[node]
+	if sp == nil {
+		return nil, fmt.Errorf("%s runs no BGP speaker", node)
+	}
+	if !sp.up {
+		return nil, fmt.Errorf("%s: %w", node, ErrNotRunning)
+	}
+	return sp, nil
+}

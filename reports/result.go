@@ -79,8 +79,15 @@ type Fault struct {
 	// Convergence is, for a leaf failed with control_plane bgp, the time
 	// from the fault until every other leaf's speaker had withdrawn the
 	// failed leaf's routes; for a leaf restored, until every other leaf's
-	// speaker held every route the leaf's own speaker originated.
+	// speaker held every route the leaf's own speaker originated. For a
+	// spine (Spine) failed, until no running leaf's speaker had a session
+	// with it established (its paths via the spine gone, the other
+	// spines' chosen); restored, until every running leaf's session to it
+	// was established again and it held every route they originate.
 	Convergence time.Duration `json:"convergence_ns,omitempty"`
+	// Spine says that the fault's node is a spine (what Convergence
+	// measured).
+	Spine bool `json:"spine,omitempty"`
 }
 
 func (f Fault) String() string {
@@ -99,7 +106,12 @@ func (f Fault) String() string {
 			s += fmt.Sprintf(": %d routes withdrawn", f.RoutesWithdrawn)
 		}
 	}
-	if f.Convergence > 0 {
+	switch {
+	case f.Convergence > 0 && f.Spine && f.Restore:
+		s += fmt.Sprintf(": every leaf's session to it was back and it held their routes in %s", hopDur(f.Convergence))
+	case f.Convergence > 0 && f.Spine:
+		s += fmt.Sprintf(": every leaf's speaker dropped its session to it in %s", hopDur(f.Convergence))
+	case f.Convergence > 0:
 		verb := "withdrew"
 		if f.Restore {
 			verb = "learnt"

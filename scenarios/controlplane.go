@@ -390,27 +390,36 @@ func (b *FabricBackend) BGPRoutes(ctx context.Context, node string) ([]BGPRoute,
 // the other leaves' speakers to withdraw or learn the leaf's routes.
 const convergenceTimeout = 30 * time.Second
 
-// convergenceWatch, for a leaf about to fail (up false) or be restored
-// on a runtime with BGP speakers, returns a function to call once the
-// fault is carried out: it polls the other running leaves' speakers
-// until none holds a route whose VTEP is the leaf's (after a failure),
-// or each holds every route the leaf's own speaker originated (after a
-// restore), and returns the backend time that took from start (the
-// operators' convergence), or what was still held or missing after
-// convergenceTimeout. It returns nil for anything else.
-func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start time.Duration, up bool) func(context.Context) (time.Duration, string, error) {
+// convergenceWatch, for a leaf or spine about to fail (up false) or be
+// restored on a runtime with BGP speakers, returns a function to call
+// once the fault is carried out: it polls the other running leaves'
+// speakers until none holds a route whose VTEP is the leaf's (after a
+// failure), or each holds every route the leaf's own speaker originated
+// (after a restore); for a spine, until no running leaf has a session
+// with it established (after a failure), or every one has and the spine
+// holds every route they originate (after a restore). It returns the
+// backend time that took from start (the operators' convergence), or
+// what was still held or missing after convergenceTimeout, and whether
+// node is a spine. It returns nil for anything else.
+func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start time.Duration, up bool) (func(context.Context) (time.Duration, string, error), bool) {
 	ss, err := b.BGPSpeakers(ctx)
 	if err != nil || len(ss) == 0 {
-		return nil
+		return nil, false
 	}
 	i := slices.IndexFunc(ss, func(s BGPSpeaker) bool { return s.Node == node })
-	if i < 0 || !ss[i].Leaf || ss[i].Running == up {
-		return nil
+	if i < 0 || ss[i].Running == up {
+		return nil, false
 	}
-	vtep := ss[i].RouterID
+	vtep, spine := ss[i].RouterID, !ss[i].Leaf
 	return func(ctx context.Context) (time.Duration, string, error) {
 		for {
-			wrong, err := b.converged(ctx, node, vtep, up)
+			var wrong string
+			var err error
+			if spine {
+				wrong, err = b.spineConverged(ctx, node, up)
+			} else {
+				wrong, err = b.converged(ctx, node, vtep, up)
+			}
 			if err != nil {
 				return 0, "", err
 			}
@@ -421,11 +430,60 @@ func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start
 			if took > convergenceTimeout {
 				return 0, fmt.Sprintf("not converged after %v: %s", convergenceTimeout, wrong), nil
 			}
-			if err := b.rt.Sleep(ctx, 5*time.Millisecond); err != nil {
+			if err := b.rt.Sleep(ctx, convergencePoll); err != nil {
 				return 0, "", err
 			}
 		}
+	}, spine
+}
+
+// convergencePoll is how often convergence is polled, in backend time:
+// the figures' resolution on sim (on netns, asking the speakers costs
+// about as much again).
+const convergencePoll = time.Millisecond
+
+// spineConverged says what keeps the running leaves' speakers from having
+// dropped their sessions to spine (up false), or from having them
+// established again with the spine holding every route they originate
+// (up true); "" when nothing does.
+func (b *FabricBackend) spineConverged(ctx context.Context, spine string, up bool) (string, error) {
+	ss, err := b.BGPSpeakers(ctx)
+	if err != nil {
+		return "", err
 	}
+	var held []BGPRoute
+	if up {
+		if held, err = b.BGPRoutes(ctx, spine); err != nil {
+			return spine + "'s speaker does not answer yet", nil
+		}
+	}
+	for _, s := range ss {
+		if !s.Leaf || !s.Running {
+			continue
+		}
+		xs, err := b.BGPSessions(ctx, s.Node)
+		if err != nil {
+			return "", err
+		}
+		for _, x := range xs {
+			if x.PeerNode == spine && x.Established != up {
+				return fmt.Sprintf("%s's session to %s is %s", s.Node, spine, x.State), nil
+			}
+		}
+		if !up {
+			continue
+		}
+		rs, err := b.BGPRoutes(ctx, s.Node)
+		if err != nil {
+			return "", err
+		}
+		for _, r := range rs {
+			if r.VTEP == s.RouterID && !slices.ContainsFunc(held, func(h BGPRoute) bool { return h.Route == r.Route }) {
+				return fmt.Sprintf("%s lacks %s of %s", spine, r.Route, s.Node), nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // converged says what keeps the other leaves' speakers from having

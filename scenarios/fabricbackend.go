@@ -754,7 +754,7 @@ func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
 // its neighbours see only silence.
 func (b *FabricBackend) nodeState(ctx context.Context, node, mode string, up bool) error {
 	f := reports.Fault{At: b.rt.Now(), Target: "node " + node, Restore: up}
-	converged := b.convergenceWatch(ctx, node, f.At, up)
+	converged, spine := b.convergenceWatch(ctx, node, f.At, up)
 	if mode == FailSilent && !up {
 		sf, ok := b.rt.(SilentFailer)
 		if !ok {
@@ -768,6 +768,7 @@ func (b *FabricBackend) nodeState(ctx context.Context, node, mode string, up boo
 	}
 	if converged != nil {
 		var err error
+		f.Spine = spine
 		if f.Convergence, f.Detail, err = converged(ctx); err != nil {
 			return fmt.Errorf("node %s (up %v): convergence: %w", node, up, err)
 		}

@@ -55,7 +55,7 @@ type nsFabric struct {
 // startNsFabric deploys the fabric and starts netbed's speakers on the
 // spine and on every leaf but those in others (whose speaker the test
 // brings: FRR).
-func startNsFabric(t *testing.T, timers speaker.Timers, others ...string) *nsFabric {
+func startNsFabric(t testing.TB, timers speaker.Timers, others ...string) *nsFabric {
 	t.Helper()
 	testutil.RequireRoot(t)
 	tp, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: testutil.Name("nbspk"), Spines: 1, Leaves: 2, HostsPerLeaf: 1})
@@ -120,7 +120,7 @@ func startNsFabric(t *testing.T, timers speaker.Timers, others ...string) *nsFab
 	return f
 }
 
-func addAddr(t *testing.T, lab *netns.Lab, e topologies.Endpoint, a netip.Addr) {
+func addAddr(t testing.TB, lab *netns.Lab, e topologies.Endpoint, a netip.Addr) {
 	t.Helper()
 	h, err := lab.Handle(e.Node)
 	if err != nil {
@@ -137,7 +137,7 @@ func addAddr(t *testing.T, lab *netns.Lab, e topologies.Endpoint, a netip.Addr) 
 
 // start runs c's speaker as a process inside its node's namespace: it is
 // forked from a thread that is in the namespace, so it is born there.
-func (f *nsFabric) start(t *testing.T, ctx context.Context, c speaker.Config) {
+func (f *nsFabric) start(t testing.TB, ctx context.Context, c speaker.Config) {
 	t.Helper()
 	path := c.GRPC + ".json"
 	if err := speaker.WriteConfig(path, c); err != nil {

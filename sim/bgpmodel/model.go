@@ -80,7 +80,7 @@ type speaker struct {
 	// epoch counts incarnations: what was scheduled by an earlier one is
 	// dropped.
 	epoch uint64
-	busy  time.Duration // when it will have handled the UPDATEs it has received
+	busy  time.Duration // when it will have handled the last UPDATE it received
 	local map[string]path
 	best  map[string]path
 	ends  []*end
@@ -457,7 +457,11 @@ func (e *end) flush() {
 		default:
 			continue
 		}
-		e.send(func(r *end) { r.update(key, p) }, true)
+		kind := msgAdvertise
+		if p == nil {
+			kind = msgWithdraw
+		}
+		e.send(func(r *end) { r.update(key, p) }, kind)
 		sent = true
 	}
 	if sent {
@@ -465,11 +469,22 @@ func (e *end) flush() {
 	}
 }
 
+// msgKind is what a message is, for what handling it costs.
+type msgKind uint8
+
+const (
+	msgControl   msgKind = iota // KEEPALIVE, NOTIFICATION: handled on arrival
+	msgAdvertise                // an UPDATE with a route
+	msgWithdraw                 // an UPDATE withdrawing one
+)
+
 // send carries a message from e to its peer over the session's link:
 // it arrives after the link's delay if the session's transport works
-// then and on arrival, and is handled (an UPDATE after the messages
-// before it, Params.Update each) if the session is the same incarnation.
-func (e *end) send(handle func(r *end), update bool) {
+// then and on arrival, and is handled if the session is the same
+// incarnation: an UPDATE at the later of its arrival plus Params.Update
+// and the receiver's previous UPDATE plus Params.Service (or
+// ServiceWithdraw).
+func (e *end) send(handle func(r *end), kind msgKind) {
 	m, s := e.sp.m, e.s
 	if !s.transport() {
 		return
@@ -480,12 +495,16 @@ func (e *end) send(handle func(r *end), update bool) {
 		if !s.transport() || r.inc != inc || inc == 0 {
 			return
 		}
-		if !update {
+		if kind == msgControl {
 			handle(r)
 			return
 		}
 		sp := r.sp
-		done := max(m.s.Now(), sp.busy) + m.p.Update
+		service := m.p.Service
+		if kind == msgWithdraw {
+			service = m.p.ServiceWithdraw
+		}
+		done := max(m.s.Now()+m.p.Update, sp.busy+service)
 		sp.busy = done
 		m.s.At(done, func() {
 			if r.inc == inc {
@@ -597,7 +616,7 @@ func (e *end) keepalive() {
 			return
 		}
 		if !e.sp.silent {
-			e.send(func(r *end) { r.lastRx = m.s.Now() }, false)
+			e.send(func(r *end) { r.lastRx = m.s.Now() }, msgControl)
 		}
 		e.keepalive()
 	})
@@ -628,7 +647,7 @@ func (e *end) notify(why string) {
 			if r.inc == inc {
 				r.drop("notification: " + why)
 			}
-		}, false)
+		}, msgControl)
 	}
 	e.drop(why)
 }

@@ -586,7 +586,7 @@ func (e *end) carrier() bool { return e.s.link && e.peer().sp.up }
 func (m *Model) establish(s *session) {
 	for _, e := range s.end {
 		if e.established() {
-			e.drop("replaced by a new session")
+			e.takeDown("replaced by a new session")
 		}
 	}
 	s.inc++
@@ -638,23 +638,23 @@ func (e *end) armHold() {
 	})
 }
 
-// notify drops e and sends the peer a NOTIFICATION, which drops its end
+// notify takes e down and sends the peer a NOTIFICATION, which drops its end
 // too if it gets through.
 func (e *end) notify(why string) {
 	inc := e.inc
 	if !e.sp.silent {
 		e.send(func(r *end) {
 			if r.inc == inc {
-				r.drop("notification: " + why)
+				r.takeDown("notification: " + why)
 			}
 		}, msgControl)
 	}
-	e.drop(why)
+	e.takeDown(why)
 }
 
-// drop takes e's side of the session down: the paths learnt on it are
+// takeDown takes e's side of the session down: the paths learnt on it are
 // gone, and once both sides are down a new session is attempted.
-func (e *end) drop(why string) {
+func (e *end) takeDown(why string) {
 	if !e.established() {
 		return
 	}
@@ -747,7 +747,7 @@ func (e *end) carrierLost() {
 	m, inc := e.sp.m, e.inc
 	m.s.At(m.s.Now()+m.p.CarrierLoss, func() {
 		if e.inc == inc && !e.carrier() {
-			e.drop("carrier lost")
+			e.takeDown("carrier lost")
 		}
 	})
 }

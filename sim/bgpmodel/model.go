@@ -3,6 +3,7 @@ package bgpmodel
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -160,7 +161,7 @@ func New(s Scheduler, d Design, p Params, t Timers, seed int64) (*Model, error) 
 		if !sd.ClusterID.IsValid() {
 			sd.ClusterID = sd.RouterID
 		}
-		sp := &speaker{m: m, Speaker: sd, asn16: uint16(sd.ASN), up: true, local: map[string]path{}, best: map[string]path{}}
+		sp := &speaker{m: m, Speaker: sd, asn16: uint16(sd.ASN), up: true, busy: idle, local: map[string]path{}, best: map[string]path{}}
 		m.sp = append(m.sp, sp)
 		m.byName[sd.Node] = sp
 	}
@@ -469,6 +470,9 @@ func (e *end) flush() {
 	}
 }
 
+// idle is a speaker's busy time before its first UPDATE: long ago.
+const idle = time.Duration(math.MinInt64 / 4)
+
 // msgKind is what a message is, for what handling it costs.
 type msgKind uint8
 
@@ -713,7 +717,7 @@ func (m *Model) SetNodeState(node string, up bool) {
 	sp.epoch++
 	sp.local, sp.best = map[string]path{}, map[string]path{}
 	sp.imports, sp.importArmed = nil, false
-	sp.busy = m.s.Now()
+	sp.busy = idle
 	for _, e := range sp.ends {
 		e.reset()
 		e.s.connecting = 0

@@ -1,0 +1,396 @@
+package bgpmodel_test
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/sim"
+	"github.com/netbed/netbed/sim/bgpmodel"
+	"github.com/netbed/netbed/topologies"
+)
+
+// params are round timings, so that expected times read plainly.
+var params = bgpmodel.Params{Date: "test", Machine: "test", Command: "test", Method: "test",
+	Update: 200 * time.Microsecond, Service: time.Millisecond, ServiceWithdraw: 500 * time.Microsecond,
+	Originate: 700 * time.Microsecond, Watch: 600 * time.Microsecond, CarrierLoss: 2 * time.Millisecond,
+	EstablishMin: time.Second, EstablishMax: 2 * time.Second}
+
+type fixture struct {
+	e    *sim.Engine
+	m    *bgpmodel.Model
+	fab  *evpn.Fabric
+	topo *topologies.Topology
+}
+
+// newFixture builds a spines×leaves fabric with control_plane: bgp's leaf
+// tables and its model, every session up.
+func newFixture(t *testing.T, spines, leaves int, p bgpmodel.Params, tm bgpmodel.Timers) *fixture {
+	t.Helper()
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: "bgpm", Spines: spines, Leaves: leaves, HostsPerLeaf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fab, err := evpn.New(topo, evpn.Options{LeafTables: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := bgpmodel.IBGP(topo, fab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := sim.New(1)
+	m, err := bgpmodel.New(e, d, p, tm, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start()
+	t.Cleanup(m.Close)
+	return &fixture{e: e, m: m, fab: fab, topo: topo}
+}
+
+func (f *fixture) leaf(name string) *evpn.Leaf {
+	l, _ := f.fab.Leaf(name)
+	return l
+}
+
+func (f *fixture) type3(leaf string) evpn.Route {
+	return evpn.Route{Type: evpn.InclusiveMulticast, VNI: 100, VTEP: f.leaf(leaf).VTEP()}
+}
+
+func (f *fixture) type2(leaf string, i byte) evpn.Route {
+	l := f.leaf(leaf)
+	return evpn.Route{Type: evpn.MACIP, VNI: 100, L3VNI: 50001, MAC: evpn.MAC{2, 0, 0, 0, l.VTEP().As4()[3], i},
+		IP: netip.AddrFrom4([4]byte{10, 0, l.VTEP().As4()[3], i}), VTEP: l.VTEP(), RouterMAC: l.RouterMAC()}
+}
+
+func (f *fixture) run(t *testing.T, d time.Duration) {
+	t.Helper()
+	if err := f.e.Run(f.e.Now() + d); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runUntil runs virtual time in 10 µs steps until ok holds, and returns
+// the time it first held; it fails after limit.
+func (f *fixture) runUntil(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	end := f.e.Now() + limit
+	for !ok() {
+		if f.e.Now() >= end {
+			t.Fatalf("%s: not after %v", what, limit)
+		}
+		f.run(t, 10*time.Microsecond)
+	}
+	return f.e.Now()
+}
+
+func (f *fixture) holds(t *testing.T, node string, r evpn.Route) bool {
+	t.Helper()
+	rs, err := f.m.Routes(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.ContainsFunc(rs, func(x bgpmodel.Route) bool { return x.Route == r })
+}
+
+func inTable(l *evpn.Leaf, r evpn.Route) bool { return slices.Contains(l.Table().Routes(), r) }
+
+func sessions(t *testing.T, m *bgpmodel.Model, node string) map[string]bgpmodel.SessionState {
+	t.Helper()
+	ss, err := m.Sessions(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bgpmodel.SessionState{}
+	for _, s := range ss {
+		out[s.PeerNode] = s
+	}
+	return out
+}
+
+// TestReflection: a leaf's route reaches every speaker through the
+// route reflectors (each other leaf picking one of the two spines'
+// copies) and every other leaf's table, a lone route after exactly the
+// export, two UPDATE hops and the watch; a withdrawal takes it away
+// again once both spines' copies are withdrawn.
+func TestReflection(t *testing.T) {
+	f := newFixture(t, 2, 3, params, bgpmodel.Timers{})
+	r := f.type3("leaf1")
+	start := f.e.Now()
+	if err := f.leaf("leaf1").Advertise(r); err != nil {
+		t.Fatal(err)
+	}
+	at := f.runUntil(t, time.Second, "leaf2's table has leaf1's route", func() bool { return inTable(f.leaf("leaf2"), r) })
+	if want := params.Originate + 2*params.Update + params.Watch; at-start != want {
+		t.Errorf("leaf2 imported the route after %v, want originate + 2 update + watch = %v", at-start, want)
+	}
+	f.run(t, 10*time.Millisecond)
+	for _, n := range []string{"spine1", "spine2", "leaf1", "leaf2", "leaf3"} {
+		rs, err := f.m.Routes(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 1 || rs[0].Route != r || !slices.Equal(rs[0].RouteTargets, []string{"65000:100"}) {
+			t.Errorf("%s holds %+v, want only %s with route target 65000:100", n, rs, r)
+		}
+	}
+	if !inTable(f.leaf("leaf3"), r) {
+		t.Error("leaf3's table lacks leaf1's route")
+	}
+	start = f.e.Now()
+	if err := f.leaf("leaf1").Withdraw(r); err != nil {
+		t.Fatal(err)
+	}
+	// Both spines' withdrawals arrive together; the route is gone when
+	// leaf2 has handled the second.
+	at = f.runUntil(t, time.Second, "leaf2's table loses leaf1's route", func() bool { return !inTable(f.leaf("leaf2"), r) })
+	if want := params.Originate + 2*params.Update + params.ServiceWithdraw + params.Watch; at-start != want {
+		t.Errorf("leaf2 removed the route after %v, want originate + 2 update + service_withdraw + watch = %v", at-start, want)
+	}
+	for _, n := range []string{"spine1", "spine2", "leaf2", "leaf3"} {
+		if f.holds(t, n, r) {
+			t.Errorf("%s still holds the withdrawn route", n)
+		}
+	}
+}
+
+// TestBurstPace: routes exported together reach another leaf one
+// Service apart, the first after the lone route's time.
+func TestBurstPace(t *testing.T) {
+	f := newFixture(t, 1, 2, params, bgpmodel.Timers{})
+	const n = 10
+	var rs []evpn.Route
+	for i := range n {
+		r := f.type2("leaf1", byte(i+1))
+		rs = append(rs, r)
+		if err := f.leaf("leaf1").Advertise(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := f.runUntil(t, time.Second, "all routes at leaf2", func() bool {
+		return !slices.ContainsFunc(rs, func(r evpn.Route) bool { return !inTable(f.leaf("leaf2"), r) })
+	})
+	if want := params.Originate + 2*params.Update + params.Watch + (n-1)*params.Service; at != want {
+		t.Errorf("the last of %d routes reached leaf2's table at %v, want %v", n, at, want)
+	}
+}
+
+// TestLeafPowerLoss: a failed leaf's sessions go down at the spines once
+// they see carrier loss; the other leaves' speakers and tables lose its
+// routes after carrier loss, the two spines' withdrawals and the watch; the failed
+// leaf forgets what it learnt. Restored, its sessions come back within
+// the establishment time and its routes return everywhere.
+func TestLeafPowerLoss(t *testing.T) {
+	f := newFixture(t, 2, 3, params, bgpmodel.Timers{})
+	r1, r2 := f.type3("leaf1"), f.type3("leaf2")
+	for _, x := range []struct {
+		leaf string
+		r    evpn.Route
+	}{{"leaf1", r1}, {"leaf2", r2}} {
+		if err := f.leaf(x.leaf).Advertise(x.r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.run(t, 10*time.Millisecond)
+	if !inTable(f.leaf("leaf1"), r2) || !inTable(f.leaf("leaf3"), r1) {
+		t.Fatal("routes not exchanged before the failure")
+	}
+	start := f.e.Now()
+	f.m.SetNodeState("leaf1", false)
+	if inTable(f.leaf("leaf1"), r2) {
+		t.Error("the failed leaf's table still holds what it learnt")
+	}
+	if _, err := f.m.Routes("leaf1"); err == nil || !strings.Contains(err.Error(), "does not run") {
+		t.Errorf("routes of the failed leaf's speaker: %v; want an error saying it does not run", err)
+	}
+	at := f.runUntil(t, time.Second, "leaf3 loses leaf1's route", func() bool { return !inTable(f.leaf("leaf3"), r1) })
+	if want := params.CarrierLoss + params.Update + params.ServiceWithdraw + params.Watch; at-start != want {
+		t.Errorf("leaf3 lost leaf1's route after %v, want carrier loss + update + service_withdraw (the second spine's) + watch = %v", at-start, want)
+	}
+	for _, n := range []string{"spine1", "spine2"} {
+		s := sessions(t, f.m, n)["leaf1"]
+		if s.Established || s.Down != "carrier lost" {
+			t.Errorf("%s's session to leaf1: %+v, want down by carrier loss", n, s)
+		}
+	}
+	start = f.e.Now()
+	f.m.SetNodeState("leaf1", true)
+	at = f.runUntil(t, 3*time.Second, "leaf3 has leaf1's route again", func() bool { return inTable(f.leaf("leaf3"), r1) })
+	if d := at - start; d < params.EstablishMin || d > params.EstablishMax+10*time.Millisecond {
+		t.Errorf("leaf1's route was back after %v, want within the establishment range %v–%v (and the hops)", d, params.EstablishMin, params.EstablishMax)
+	}
+	f.runUntil(t, 3*time.Second, "leaf1 learns leaf2's route again", func() bool { return inTable(f.leaf("leaf1"), r2) })
+}
+
+// TestSpineFailure: the leaves keep every route through the other spine,
+// their sessions to the failed one down; a link failure takes only its
+// own session down.
+func TestSpineFailure(t *testing.T) {
+	f := newFixture(t, 2, 2, params, bgpmodel.Timers{})
+	r := f.type3("leaf1")
+	if err := f.leaf("leaf1").Advertise(r); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t, 10*time.Millisecond)
+	f.m.SetNodeState("spine1", false)
+	f.run(t, 10*time.Millisecond)
+	for _, n := range []string{"leaf1", "leaf2"} {
+		ss := sessions(t, f.m, n)
+		if ss["spine1"].Established || !ss["spine2"].Established {
+			t.Errorf("%s's sessions %+v, want spine1's down and spine2's up", n, ss)
+		}
+	}
+	if !f.holds(t, "leaf2", r) || !inTable(f.leaf("leaf2"), r) {
+		t.Error("leaf2 lost leaf1's route with one spine left")
+	}
+	f.m.SetNodeState("spine1", true)
+	f.run(t, 3*time.Second)
+	if !f.holds(t, "spine1", r) || !sessions(t, f.m, "leaf1")["spine1"].Established {
+		t.Error("the restored spine has not relearnt leaf1's route")
+	}
+	// A link between leaf2 and spine2 fails: that session only.
+	var ep topologies.Endpoint
+	for _, lk := range f.topo.Links {
+		if lk.A.Node == "spine2" && lk.B.Node == "leaf2" {
+			ep = lk.B
+		} else if lk.B.Node == "spine2" && lk.A.Node == "leaf2" {
+			ep = lk.A
+		}
+	}
+	f.m.SetLinkState(ep, false)
+	f.run(t, 10*time.Millisecond)
+	ss := sessions(t, f.m, "leaf2")
+	if ss["spine2"].Established || !ss["spine1"].Established || !sessions(t, f.m, "leaf1")["spine2"].Established {
+		t.Errorf("after %s failed: leaf2's sessions %+v; want only spine2's down", ep, ss)
+	}
+	if !inTable(f.leaf("leaf2"), r) {
+		t.Error("leaf2 lost leaf1's route with a session left")
+	}
+}
+
+// TestHoldTimer: a silent leaf (links up, nothing through) is noticed by
+// the hold timer alone: its routes stay until the hold time since the
+// last keepalive has passed, then go; when it speaks again its sessions
+// come back.
+func TestHoldTimer(t *testing.T) {
+	tm := bgpmodel.Timers{Hold: 3 * time.Second, Keepalive: time.Second}
+	f := newFixture(t, 1, 2, params, tm)
+	r := f.type3("leaf1")
+	if err := f.leaf("leaf1").Advertise(r); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t, 10*time.Millisecond)
+	start := f.e.Now()
+	f.m.SetSilent("leaf1", true)
+	at := f.runUntil(t, 5*time.Second, "leaf2 loses the silent leaf's route", func() bool { return !inTable(f.leaf("leaf2"), r) })
+	if d := at - start; d < tm.Hold-tm.Keepalive || d > tm.Hold+10*time.Millisecond {
+		t.Errorf("the silent leaf's route went after %v, want between hold - keepalive (%v) and hold (%v)", d, tm.Hold-tm.Keepalive, tm.Hold)
+	}
+	if s := sessions(t, f.m, "spine1")["leaf1"]; s.Established || s.Down != "hold timer expired" {
+		t.Errorf("spine1's session to leaf1: %+v, want down by the hold timer", s)
+	}
+	f.m.SetSilent("leaf1", false)
+	f.runUntil(t, 3*time.Second, "leaf2 has leaf1's route again", func() bool { return inTable(f.leaf("leaf2"), r) })
+}
+
+// TestMRAI: with an advertisement interval, a change that follows
+// another to the same peer waits for the interval to pass.
+func TestMRAI(t *testing.T) {
+	p := params
+	p.MRAI = 100 * time.Millisecond
+	f := newFixture(t, 1, 2, p, bgpmodel.Timers{})
+	r1, r2 := f.type2("leaf1", 1), f.type2("leaf1", 2)
+	if err := f.leaf("leaf1").Advertise(r1); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t, 5*time.Millisecond)
+	start := f.e.Now()
+	if err := f.leaf("leaf1").Advertise(r2); err != nil {
+		t.Fatal(err)
+	}
+	at := f.runUntil(t, time.Second, "r2 at leaf2", func() bool { return inTable(f.leaf("leaf2"), r2) })
+	if at-start < 90*time.Millisecond {
+		t.Errorf("the second route reached leaf2 after %v, within the MRAI (%v) of the first", at-start, p.MRAI)
+	}
+}
+
+// TestDeterministic: two models with the same seed fail and restore the
+// same way at the same virtual times.
+func TestDeterministic(t *testing.T) {
+	trace := func() []time.Duration {
+		f := newFixture(t, 2, 2, params, bgpmodel.Timers{})
+		r := f.type3("leaf1")
+		_ = f.leaf("leaf1").Advertise(r)
+		f.run(t, 10*time.Millisecond)
+		f.m.SetNodeState("leaf1", false)
+		f.run(t, 10*time.Millisecond)
+		f.m.SetNodeState("leaf1", true)
+		var out []time.Duration
+		out = append(out, f.runUntil(t, 3*time.Second, "back", func() bool { return inTable(f.leaf("leaf2"), r) }))
+		return out
+	}
+	if a, b := trace(), trace(); !slices.Equal(a, b) {
+		t.Errorf("two runs with one seed: %v and %v", a, b)
+	}
+}
+
+// TestIBGPDesign: the design is netns's: spines then leaves, one AS, the
+// first spine's router ID the cluster, a session per leaf–spine link with
+// the /31s of 169.254.0.0/16 in link order.
+func TestIBGPDesign(t *testing.T) {
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: "d", Spines: 2, Leaves: 2, HostsPerLeaf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fab, err := evpn.New(topo, evpn.Options{LeafTables: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := bgpmodel.IBGP(topo, fab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range d.Speakers {
+		names = append(names, s.Node)
+		if s.ASN != bgpmodel.DefaultASN || (s.Leaf == nil) != strings.HasPrefix(s.Node, "spine") {
+			t.Errorf("speaker %+v", s)
+		}
+	}
+	if !slices.Equal(names, []string{"spine1", "spine2", "leaf1", "leaf2"}) {
+		t.Errorf("speakers %v", names)
+	}
+	if len(d.Sessions) != 4 || d.Sessions[0].AddrA != netip.MustParseAddr("169.254.0.0") || d.Sessions[0].AddrB != netip.MustParseAddr("169.254.0.1") || !d.Sessions[0].BClient {
+		t.Errorf("sessions %+v", d.Sessions)
+	}
+	topo.Node("leaf1").Labels = map[string]string{bgpmodel.LabelASN: "0"}
+	if _, err := bgpmodel.IBGP(topo, fab); err == nil || !strings.Contains(err.Error(), "node leaf1: label netbed.asn") {
+		t.Errorf("ASN 0: %v", err)
+	}
+}
+
+// TestParams: the checked-in calibration parses and says where it comes
+// from; a file with a negative or inverted timing does not.
+func TestParams(t *testing.T) {
+	p := bgpmodel.Default()
+	if p.Update <= 0 || p.EstablishMax < p.EstablishMin || !strings.Contains(p.Command, "BGPModelCalibration") {
+		t.Errorf("checked-in calibration: %+v", p)
+	}
+	for _, bad := range []string{
+		`{"date":"d","machine":"m","command":"c","method":"x","update_ns":-1}`,
+		`{"date":"d","machine":"m","command":"c","method":"x","establish_min_ns":2,"establish_max_ns":1}`,
+		`{"date":"d","machine":"m","command":"c","method":"x","bogus":1}`,
+		`{"update_ns":1}`,
+	} {
+		if _, err := bgpmodel.ParseParams([]byte(bad)); err == nil {
+			t.Errorf("%s parsed", bad)
+		}
+	}
+}

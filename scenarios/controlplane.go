@@ -2,10 +2,12 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/netbed/netbed/datapath/evpn"
@@ -400,7 +402,10 @@ const convergenceTimeout = 30 * time.Second
 // holds every route they originate (after a restore). It returns the
 // backend time that took from start (the operators' convergence), or
 // what was still held or missing after convergenceTimeout, and whether
-// node is a spine. It returns nil for anything else.
+// node is a spine. It returns nil for anything else. The speakers are
+// listed once, before the fault, and asked side by side: on netns every
+// question is a gRPC call, and the figure is an upper bound by what one
+// round of them takes.
 func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start time.Duration, up bool) (func(context.Context) (time.Duration, string, error), bool) {
 	ss, err := b.BGPSpeakers(ctx)
 	if err != nil || len(ss) == 0 {
@@ -416,9 +421,9 @@ func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start
 			var wrong string
 			var err error
 			if spine {
-				wrong, err = b.spineConverged(ctx, node, up)
+				wrong, err = b.spineConverged(ctx, ss, node, up)
 			} else {
-				wrong, err = b.converged(ctx, node, vtep, up)
+				wrong, err = b.converged(ctx, ss, node, vtep, up)
 			}
 			if err != nil {
 				return 0, "", err
@@ -438,29 +443,48 @@ func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start
 }
 
 // convergencePoll is how often convergence is polled, in backend time:
-// the figures' resolution on sim (on netns, asking the speakers costs
-// about as much again).
+// the figures' resolution on sim.
 const convergencePoll = time.Millisecond
 
-// spineConverged says what keeps the running leaves' speakers from having
+// eachLeaf asks every running leaf of ss but skip, side by side, and
+// returns the first problem in speaker order ("" when none).
+func eachLeaf(ss []BGPSpeaker, skip string, ask func(BGPSpeaker) (string, error)) (string, error) {
+	var leaves []BGPSpeaker
+	for _, s := range ss {
+		if s.Leaf && s.Running && s.Node != skip {
+			leaves = append(leaves, s)
+		}
+	}
+	wrong, errs := make([]string, len(leaves)), make([]error, len(leaves))
+	var wg sync.WaitGroup
+	for i, s := range leaves {
+		wg.Go(func() { wrong[i], errs[i] = ask(s) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return "", err
+	}
+	for _, w := range wrong {
+		if w != "" {
+			return w, nil
+		}
+	}
+	return "", nil
+}
+
+// spineConverged says what keeps the running leaves of ss from having
 // dropped their sessions to spine (up false), or from having them
 // established again with the spine holding every route they originate
 // (up true); "" when nothing does.
-func (b *FabricBackend) spineConverged(ctx context.Context, spine string, up bool) (string, error) {
-	ss, err := b.BGPSpeakers(ctx)
-	if err != nil {
-		return "", err
-	}
+func (b *FabricBackend) spineConverged(ctx context.Context, ss []BGPSpeaker, spine string, up bool) (string, error) {
 	var held []BGPRoute
 	if up {
+		var err error
 		if held, err = b.BGPRoutes(ctx, spine); err != nil {
 			return spine + "'s speaker does not answer yet", nil
 		}
 	}
-	for _, s := range ss {
-		if !s.Leaf || !s.Running {
-			continue
-		}
+	return eachLeaf(ss, spine, func(s BGPSpeaker) (string, error) {
 		xs, err := b.BGPSessions(ctx, s.Node)
 		if err != nil {
 			return "", err
@@ -471,7 +495,7 @@ func (b *FabricBackend) spineConverged(ctx context.Context, spine string, up boo
 			}
 		}
 		if !up {
-			continue
+			return "", nil
 		}
 		rs, err := b.BGPRoutes(ctx, s.Node)
 		if err != nil {
@@ -482,14 +506,14 @@ func (b *FabricBackend) spineConverged(ctx context.Context, spine string, up boo
 				return fmt.Sprintf("%s lacks %s of %s", spine, r.Route, s.Node), nil
 			}
 		}
-	}
-	return "", nil
+		return "", nil
+	})
 }
 
-// converged says what keeps the other leaves' speakers from having
+// converged says what keeps the other running leaves of ss from having
 // withdrawn (up false) or learnt (up true) the routes of node, whose VTEP
 // is vtep; "" when nothing does.
-func (b *FabricBackend) converged(ctx context.Context, node string, vtep netip.Addr, up bool) (string, error) {
+func (b *FabricBackend) converged(ctx context.Context, ss []BGPSpeaker, node string, vtep netip.Addr, up bool) (string, error) {
 	var own []evpn.Route
 	if up {
 		rs, err := b.BGPRoutes(ctx, node)
@@ -505,14 +529,7 @@ func (b *FabricBackend) converged(ctx context.Context, node string, vtep netip.A
 			return node + "'s speaker holds no route of its own yet", nil
 		}
 	}
-	ss, err := b.BGPSpeakers(ctx)
-	if err != nil {
-		return "", err
-	}
-	for _, s := range ss {
-		if s.Node == node || !s.Leaf || !s.Running {
-			continue
-		}
+	return eachLeaf(ss, node, func(s BGPSpeaker) (string, error) {
 		rs, err := b.BGPRoutes(ctx, s.Node)
 		if err != nil {
 			return "", err
@@ -521,13 +538,13 @@ func (b *FabricBackend) converged(ctx context.Context, node string, vtep netip.A
 			if j := slices.IndexFunc(rs, func(r BGPRoute) bool { return r.VTEP == vtep }); j >= 0 {
 				return fmt.Sprintf("%s's speaker still holds %s", s.Node, rs[j].Route), nil
 			}
-			continue
+			return "", nil
 		}
 		for _, r := range own {
 			if !slices.ContainsFunc(rs, func(x BGPRoute) bool { return x.Route == r }) {
 				return fmt.Sprintf("%s's speaker lacks %s", s.Node, r), nil
 			}
 		}
-	}
-	return "", nil
+		return "", nil
+	})
 }

@@ -24,6 +24,9 @@ type bgpRun struct {
 	// final is every leaf's table at the end of the run, each route
 	// without its MAC (the controller draws MACs anew in every run).
 	final map[string][]string
+	// speakers is every speaker's best paths at the end (finalSpeakers),
+	// with control_plane bgp.
+	speakers map[string][]string
 }
 
 // runGen2 runs s for gen 2 on netns with the control plane cp; watch, if
@@ -37,6 +40,12 @@ func runGen2(t *testing.T, s *scenarios.Scenario, cp scenarios.ControlPlane, wat
 	opts := scenarios.Options{Hold: func(ctx context.Context, b scenarios.Backend, _ []scenarios.Instance) error {
 		for _, f := range held {
 			f(rt)
+		}
+		if cp == scenarios.ControlPlaneBGP {
+			var err error
+			if out.speakers, err = finalSpeakers(ctx, b); err != nil {
+				return err
+			}
 		}
 		return rt.Mutate(func() error {
 			for _, n := range rt.Lab().Nodes() {
@@ -209,6 +218,7 @@ func TestBGPLeafFailure(t *testing.T) {
 		t.Fatal("the run had no step after the failure to check at")
 	}
 	sameFinal(t, shared, bgp)
+	sameAsSim(t, s, bgp)
 }
 
 // TestBGPPodDrift runs the shipped pod-drift-keeps-ip scenario with
@@ -272,6 +282,7 @@ func TestBGPPodDrift(t *testing.T) {
 		t.Fatal("the run had no step after the drift to check at")
 	}
 	sameFinal(t, shared, bgp)
+	sameAsSim(t, s, bgp)
 }
 
 // sameFinal compares a BGP run's final leaf tables and reported table
@@ -400,8 +411,11 @@ func BenchmarkBGPFabric(b *testing.B) {
 
 // TestBGPLibrary runs the other shipped gen 2 scenarios with
 // control_plane: bgp on netns: every check passes, and every leaf's
-// final table and the reported table sizes are the shared-table run's
-// (NETNSRT_LIBRARY narrows the list, as for TestLibraryCrossValidation).
+// final table and the reported table sizes are the shared-table run's;
+// on sim with the BGP model every speaker ends with the same routes and
+// a failed spine's convergence is within a factor of two of netns's
+// (sameAsSim; NETNSRT_LIBRARY narrows the list, as for
+// TestLibraryCrossValidation).
 func TestBGPLibrary(t *testing.T) {
 	testutil.RequireRoot(t)
 	for _, name := range libraryScenarios {
@@ -423,7 +437,9 @@ func TestBGPLibrary(t *testing.T) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
-			sameFinal(t, runGen2(t, s, scenarios.ControlPlaneShared, nil), runGen2(t, s, scenarios.ControlPlaneBGP, nil))
+			bgp := runGen2(t, s, scenarios.ControlPlaneBGP, nil)
+			sameFinal(t, runGen2(t, s, scenarios.ControlPlaneShared, nil), bgp)
+			sameAsSim(t, s, bgp)
 		})
 	}
 }

@@ -96,12 +96,34 @@ func (r *Runtime) BGPRoutes(_ context.Context, node string) ([]scenarios.BGPRout
 	return out, err
 }
 
+// restored runs virtual time until node's speaker (if it has one) has
+// every session established whose peer runs and whose link is up, then
+// settles the fabric: netns's restore does both before it returns.
+func (r *Runtime) restored(ctx context.Context, node string) error {
+	deadline := r.e.Now() + settleLimit
+	for {
+		var pending string
+		_ = r.Mutate(func() error { pending = r.bgp.Establishing(node); return nil })
+		if pending == "" {
+			return r.Settle(ctx)
+		}
+		if r.e.Now() >= deadline {
+			return fmt.Errorf("control_plane bgp: restore %s: after %v: %s", node, settleLimit, pending)
+		}
+		if err := r.Sleep(ctx, time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
 // settleLimit bounds Settle in virtual time, as netns's does in real time.
 const settleLimit = 15 * time.Second
 
 // Settle implements scenarios.Settler: with control_plane: bgp it runs
 // virtual time until every live leaf's table holds every route the other
-// live leaves advertise (netns's test, in the same terms), at most 15 s.
+// live leaves advertise (netns's test, in the same terms) and no UPDATE
+// is under way any more (on netns the speakers go on in real time while
+// the run does; here time stands still between steps), at most 15 s.
 func (r *Runtime) Settle(ctx context.Context) error {
 	if r.bgp == nil {
 		return nil
@@ -110,7 +132,13 @@ func (r *Runtime) Settle(ctx context.Context) error {
 	for {
 		var missing string
 		var err error
-		_ = r.Mutate(func() error { missing, err = r.missing(), r.bgp.Err(); return nil })
+		_ = r.Mutate(func() error {
+			missing, err = r.missing(), r.bgp.Err()
+			if missing == "" && !r.bgp.Quiet() {
+				missing = "UPDATEs still under way"
+			}
+			return nil
+		})
 		if err != nil {
 			return fmt.Errorf("sim runtime: bgp: %w", err)
 		}

@@ -166,9 +166,11 @@ func (r *Runtime) Announce(_ context.Context, name string, migrated bool) error 
 // SetNodeState implements scenarios.Runtime. A failed node loses power:
 // its links lose carrier, and with control_plane: bgp its speaker dies
 // and the speakers at the far ends of its links take their sessions down
-// (bgpmodel.Model.SetNodeState).
-func (r *Runtime) SetNodeState(_ context.Context, node string, up bool) error {
-	return r.Mutate(func() error {
+// (bgpmodel.Model.SetNodeState). A restored node's speaker starts again
+// and, as on netns, the restore lasts (in virtual time) until its
+// sessions are established and every live leaf's table is complete.
+func (r *Runtime) SetNodeState(ctx context.Context, node string, up bool) error {
+	if err := r.Mutate(func() error {
 		if err := r.e.SetNodeState(r.e.Now(), node, up); err != nil {
 			return err
 		}
@@ -176,7 +178,13 @@ func (r *Runtime) SetNodeState(_ context.Context, node string, up bool) error {
 			r.bgp.SetNodeState(node, up)
 		}
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	if r.bgp == nil || !up {
+		return nil
+	}
+	return r.restored(ctx, node)
 }
 
 // SetLinkState implements scenarios.Runtime.

@@ -54,6 +54,8 @@ type Model struct {
 	byName map[string]*speaker
 	ss     []*session
 	errs   []error
+	// inflight counts exports, messages and imports under way.
+	inflight int
 	// carried caches routes as BGP carries them.
 	carried map[carryKey]carriedRoute
 }
@@ -242,7 +244,9 @@ func (x exporter) Export(u evpn.Update) {
 		return // the speaker does not run: the leaf exports again when it does
 	}
 	epoch := sp.epoch
+	sp.m.inflight++
 	sp.m.s.At(sp.m.s.Now()+sp.m.p.Originate, func() {
+		sp.m.inflight--
 		if sp.up && sp.epoch == epoch {
 			sp.originate(u.Route, u.Op == evpn.OpWithdraw)
 		}
@@ -434,7 +438,9 @@ func (e *end) queue(key string, p *path) {
 	if !e.flushArm {
 		e.flushArm = true
 		inc := e.inc
+		m.inflight++
 		m.s.At(e.lastSent+m.p.MRAI, func() {
+			m.inflight--
 			if e.inc == inc {
 				e.flushArm = false
 				e.flush()
@@ -495,7 +501,9 @@ func (e *end) send(handle func(r *end), kind msgKind) {
 	}
 	inc := e.inc
 	r := e.peer()
+	m.inflight++
 	m.s.At(m.s.Now()+s.Delay, func() {
+		m.inflight--
 		if !s.transport() || r.inc != inc || inc == 0 {
 			return
 		}
@@ -510,7 +518,9 @@ func (e *end) send(handle func(r *end), kind msgKind) {
 		}
 		done := max(m.s.Now()+m.p.Update, sp.busy+service)
 		sp.busy = done
+		m.inflight++
 		m.s.At(done, func() {
+			m.inflight--
 			if r.inc == inc {
 				handle(r)
 			}
@@ -553,7 +563,9 @@ func (sp *speaker) importChange(c change) {
 	}
 	sp.importArmed = true
 	epoch := sp.epoch
+	sp.m.inflight++
 	sp.m.s.At(sp.m.s.Now()+sp.m.p.Watch, func() {
+		sp.m.inflight--
 		if sp.epoch != epoch {
 			return
 		}
@@ -798,6 +810,26 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(ks)
 	return ks
+}
+
+// Quiet says that nothing is under way: no export, UPDATE, withdrawal
+// or import pending. Timers and session attempts do not count.
+func (m *Model) Quiet() bool { return m.inflight == 0 }
+
+// Establishing names a session of node's speaker that is not
+// established although its transport works (a session is being
+// attempted); "" when there is none, or node runs no speaker.
+func (m *Model) Establishing(node string) string {
+	sp := m.byName[node]
+	if sp == nil || !sp.up {
+		return ""
+	}
+	for _, e := range sp.ends {
+		if !e.established() && e.s.transport() {
+			return fmt.Sprintf("session to %s (%s) not established yet", e.peer().sp.Node, e.peer().addr)
+		}
+	}
+	return ""
 }
 
 // SpeakerState is one speaker as an operator sees it.

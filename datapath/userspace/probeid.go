@@ -11,15 +11,17 @@ const ProbePayloadLen = 8
 
 // Header sizes and protocol numbers the reader needs.
 const (
-	vxlanPort = 4789 // frame.VXLANPort
-	ethLen    = 14
-	ipv4Len   = 20
-	protoICMP = 1
-	protoTCP  = 6
-	protoUDP  = 17
+	vxlanPort   = 4789 // frame.VXLANPort
+	ethLen      = 14
+	ipv4Len     = 20
+	ipv6Len     = 40
+	protoICMP   = 1
+	protoTCP    = 6
+	protoUDP    = 17
+	protoICMPv6 = 58
 )
 
-// Flow is the innermost IPv4 5-tuple of a frame. For ICMP echo, SrcPort is
+// Flow is the innermost IP 5-tuple of a frame (IPv4 or IPv6). For ICMP echo, SrcPort is
 // the echo identifier and DstPort the sequence number.
 type Flow struct {
 	Proto            uint8
@@ -33,18 +35,19 @@ func (f Flow) Reverse() Flow {
 	return r
 }
 
-// l4 is the innermost IPv4 packet of a frame: its header fields and its
+// l4 is the innermost IP packet of a frame: its header fields and its
 // transport header and payload (up to the IP total length, without
 // Ethernet padding).
 type l4 struct {
 	proto    uint8
-	src, dst [4]byte
+	src, dst netip.Addr
 	seg      []byte
 }
 
 // innerIPv4 walks a raw Ethernet frame through 802.1Q/802.1ad tags and
 // VXLAN encapsulation (up to two levels) to the innermost unfragmented
-// IPv4 packet. It allocates nothing.
+// IPv4 packet, or IPv6 packet without extension headers (what probes
+// are). It allocates nothing.
 func innerIPv4(b []byte) (l4, bool) {
 	for depth := 0; depth < 3; depth++ {
 		if len(b) < ethLen {
@@ -60,6 +63,18 @@ func innerIPv4(b []byte) (l4, bool) {
 			et = binary.BigEndian.Uint16(b[o:])
 		}
 		o += 2
+		if et == 0x86dd {
+			if len(b) < o+ipv6Len {
+				return l4{}, false
+			}
+			ip := b[o:]
+			n := int(binary.BigEndian.Uint16(ip[4:6]))
+			if ip[0]>>4 != 6 || ipv6Len+n > len(ip) {
+				return l4{}, false
+			}
+			return l4{proto: ip[6], src: netip.AddrFrom16([16]byte(ip[8:24])), dst: netip.AddrFrom16([16]byte(ip[24:40])),
+				seg: ip[ipv6Len : ipv6Len+n]}, true
+		}
 		if et != 0x0800 || len(b) < o+ipv4Len {
 			return l4{}, false
 		}
@@ -72,7 +87,7 @@ func innerIPv4(b []byte) (l4, bool) {
 		if binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 { // fragment
 			return l4{}, false
 		}
-		p := l4{proto: ip[9], src: [4]byte(ip[12:16]), dst: [4]byte(ip[16:20]), seg: ip[ihl:total]}
+		p := l4{proto: ip[9], src: netip.AddrFrom4([4]byte(ip[12:16])), dst: netip.AddrFrom4([4]byte(ip[16:20])), seg: ip[ihl:total]}
 		if p.proto == protoUDP && len(p.seg) >= 8+8 && binary.BigEndian.Uint16(p.seg[2:4]) == vxlanPort &&
 			int(binary.BigEndian.Uint16(p.seg[4:6])) == len(p.seg) {
 			b = p.seg[16:] // UDP header, VXLAN header, inner frame
@@ -85,15 +100,16 @@ func innerIPv4(b []byte) (l4, bool) {
 
 // payload returns the transport payload and the flow of p.
 func (p l4) payload() ([]byte, Flow, bool) {
-	f := Flow{Proto: p.proto, Src: netip.AddrFrom4(p.src), Dst: netip.AddrFrom4(p.dst)}
+	f := Flow{Proto: p.proto, Src: p.src, Dst: p.dst}
 	s := p.seg
 	switch p.proto {
-	case protoICMP:
+	case protoICMP, protoICMPv6:
 		if len(s) < 8 {
 			return nil, f, false
 		}
 		f.SrcPort, f.DstPort = binary.BigEndian.Uint16(s[4:6]), binary.BigEndian.Uint16(s[6:8])
-		if s[0] != 0 && s[0] != 8 { // only echo request and reply carry probes
+		// Only echo request and reply carry probes (ICMPv6: 128, 129).
+		if p.proto == protoICMP && s[0] != 0 && s[0] != 8 || p.proto == protoICMPv6 && s[0] != 128 && s[0] != 129 {
 			return nil, f, true
 		}
 		return s[8:], f, true
@@ -136,7 +152,7 @@ func ProbeIDOf(b []byte) (uint64, bool) {
 	return id, id != 0
 }
 
-// FlowOf returns the innermost IPv4 flow of a raw Ethernet frame (through
+// FlowOf returns the innermost IP flow of a raw Ethernet frame (through
 // VLAN tags and VXLAN), so that a runtime can attribute answers that carry
 // no payload (a SYN-ACK, a RST) to the probe whose flow they reverse.
 func FlowOf(b []byte) (Flow, bool) {

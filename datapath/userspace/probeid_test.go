@@ -21,11 +21,23 @@ func (s *sent) Trace(ev datapath.Event) {}
 // stack.Instance sends, and in the same frames tagged or VXLAN-encapsulated,
 // and that the flow matches the probe's.
 func TestProbeIDOf(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ipv4", true: "ipv6"}[v6], func(t *testing.T) { testProbeIDOf(t, v6) })
+	}
+}
+
+func testProbeIDOf(t *testing.T, v6 bool) {
 	mac := func(b byte) net.HardwareAddr { return net.HardwareAddr{2, 0, 0, 0, 0, b} }
 	a := stack.New("a", mac(1), netip.MustParsePrefix("10.0.0.1/24"), netip.Addr{})
 	peer := stack.New("b", mac(2), netip.MustParsePrefix("10.0.0.2/24"), netip.Addr{})
-	dst := peer.Addr().Addr()
-	// Resolve the peer's MAC: a's ARP request, the peer's reply.
+	a.SetIPv6(netip.MustParsePrefix("fd00::1/64"), netip.Addr{})
+	peer.SetIPv6(netip.MustParsePrefix("fd00::2/64"), netip.Addr{})
+	src, dst := a.Addr().Addr(), peer.Addr().Addr()
+	if v6 {
+		src, dst = a.Addr6().Addr(), peer.Addr6().Addr()
+	}
+	// Resolve the peer's MAC: a's ARP request (or neighbour
+	// solicitation), the peer's reply.
 	req, rep := &sent{}, &sent{}
 	a.Probe(0, req, stack.ProbeSpec{Proto: stack.ICMP, Dst: dst, ID: 99})
 	peer.Receive(0, 0, req.frames[0], rep)
@@ -42,6 +54,9 @@ func TestProbeIDOf(t *testing.T) {
 		{"vxlan-dot1q", func(b []byte) []byte { return frame.PushVLAN(nil, frame.VXLANEncap(outer, 10010, b), 30) }},
 	}
 	protoNum := map[stack.Proto]uint8{stack.ICMP: 1, stack.UDP: 17, stack.TCP: 6}
+	if v6 {
+		protoNum[stack.ICMP] = 58
+	}
 	for _, proto := range []stack.Proto{stack.ICMP, stack.UDP, stack.TCP} {
 		for _, id := range []uint64{1, 0x1234_5678_9abc_def0, 1 << 40} {
 			s := &sent{}
@@ -57,7 +72,7 @@ func TestProbeIDOf(t *testing.T) {
 						t.Errorf("ProbeIDOf = %#x, %v; want %#x", got, ok, id)
 					}
 					f, ok := FlowOf(b)
-					if !ok || f.Src != a.Addr().Addr() || f.Dst != dst || f.Proto != protoNum[proto] {
+					if !ok || f.Src != src || f.Dst != dst || f.Proto != protoNum[proto] {
 						t.Errorf("FlowOf = %+v, %v", f, ok)
 					}
 					if proto != stack.ICMP && f.SrcPort != uint16(stack.EphemeralBase+id%(65536-stack.EphemeralBase)) {
@@ -67,24 +82,33 @@ func TestProbeIDOf(t *testing.T) {
 			}
 		}
 	}
-	h := frame.IPv4{SrcMAC: mac(1), DstMAC: mac(2), Src: a.Addr().Addr(), Dst: dst}
+	h := frame.IPv4{SrcMAC: mac(1), DstMAC: mac(2), Src: src, Dst: dst}
 	nine := []byte{0, 0, 0, 0, 0, 0, 0, 9}
 	none := map[string][]byte{
-		"arp":      frame.ARPRequest(mac(1), a.Addr().Addr(), dst),
+		"arp":      frame.ARPRequest(mac(1), a.Addr().Addr(), peer.Addr().Addr()),
+		"ns":       frame.NeighborSolicitation(mac(1), a.Addr6().Addr(), peer.Addr6().Addr()),
 		"short":    {1, 2, 3},
 		"syn-ack":  frame.TCP(h, 80, 40000, 1, 2, frame.TCPFlags{SYN: true, ACK: true}, nil),
 		"long-udp": frame.UDP(h, 1, 2, make([]byte, 9)),
 		"zero-id":  frame.UDP(h, 1, 2, make([]byte, 8)),
 		"icmp-unreachable": func() []byte {
 			b := frame.ICMPEcho(h, false, 1, 2, nine)
-			b[ethLen+ipv4Len] = 3
+			if v6 {
+				b[ethLen+ipv6Len] = 1
+			} else {
+				b[ethLen+ipv4Len] = 3
+			}
 			return b
 		}(),
-		"fragment": func() []byte {
+	}
+	if !v6 {
+		none["fragment"] = func() []byte {
 			b := frame.UDP(h, 1, 2, nine)
 			binary.BigEndian.PutUint16(b[ethLen+6:], 0x2000)
 			return b
-		}(),
+		}()
+	} else {
+		none["truncated"] = frame.UDP(h, 1, 2, nine)[:ethLen+ipv6Len+10]
 	}
 	for name, b := range none {
 		t.Run("none/"+name, func(t *testing.T) {
@@ -105,6 +129,10 @@ func FuzzProbeIDOf(f *testing.F) {
 	f.Add(frame.UDP(h, 40000, 7, five))
 	f.Add(frame.ICMPEcho(h, false, 1, 2, five))
 	f.Add(frame.VXLANEncap(h, 1, frame.TCP(h, 1, 2, 3, 4, frame.TCPFlags{SYN: true}, five)))
+	h6 := h
+	h6.Src, h6.Dst = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2")
+	f.Add(frame.ICMPEcho(h6, false, 1, 2, five))
+	f.Add(frame.VXLANEncap(h, 1, frame.UDP(h6, 40000, 7, five)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		id, ok := ProbeIDOf(b)
 		if ok && id == 0 {

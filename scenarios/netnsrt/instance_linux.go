@@ -41,6 +41,10 @@ type instance struct {
 	mac      net.HardwareAddr
 	ip       netip.Prefix
 	gw       netip.Addr
+	// ip6 and gw6 make a dual-stack instance: IPv6 on in its namespace
+	// (zero: IPv6 stays off).
+	ip6 netip.Prefix
+	gw6 netip.Addr
 	// network and labels are the spec's, for a kernel fabric's port.
 	network string
 	labels  map[string]string
@@ -68,7 +72,7 @@ func hostIfname(p string) string {
 
 func (r *Runtime) newInstance(s datapath.InstanceSpec) *instance {
 	return &instance{name: s.Name, netns: r.topo.LabPrefix() + s.Name, host: s.Host, hostPort: -1,
-		mac: s.MAC, ip: s.IP, gw: s.Gateway, network: s.Network, labels: s.Labels, udp: map[uint16]bool{}}
+		mac: s.MAC, ip: s.IP, gw: s.Gateway, ip6: s.IP6, gw6: s.Gateway6, network: s.Network, labels: s.Labels, udp: map[uint16]bool{}}
 }
 
 // AttachPod implements scenarios.PodAttacher: a namespace for the pod,
@@ -303,12 +307,20 @@ func (r *Runtime) wireVeth(in *instance) error {
 		{"address", func() error {
 			return ih.AddrAdd(el, &netlink.Addr{IPNet: &net.IPNet{IP: in.ip.Addr().AsSlice(), Mask: net.CIDRMask(in.ip.Bits(), 32)}})
 		}},
+		{"IPv6", func() error { return in.enableIPv6(ih, el) }},
 		{"eth0 up", func() error { return ih.LinkSetUp(el) }},
 		{"default route", func() error {
 			if !in.gw.IsValid() {
 				return nil
 			}
 			return ih.RouteAdd(&netlink.Route{LinkIndex: el.Attrs().Index, Gw: in.gw.AsSlice(), Flags: int(netlink.FLAG_ONLINK)})
+		}},
+		{"IPv6 default route", func() error {
+			if !in.ip6.IsValid() || !in.gw6.IsValid() {
+				return nil
+			}
+			return ih.RouteAdd(&netlink.Route{LinkIndex: el.Attrs().Index, Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)},
+				Gw: in.gw6.AsSlice(), Flags: int(netlink.FLAG_ONLINK)})
 		}},
 	} {
 		if err := step.do(); err != nil {
@@ -378,31 +390,76 @@ func waitOperUp(h *netlink.Handle, name string) error {
 	}
 }
 
+// addrs are the instance's addresses: IPv4, and IPv6 when dual-stack.
+func (in *instance) addrs() []netip.Addr {
+	if in.ip6.IsValid() {
+		return []netip.Addr{in.ip.Addr(), in.ip6.Addr()}
+	}
+	return []netip.Addr{in.ip.Addr()}
+}
+
+// enableIPv6 turns IPv6 on for eth0 of a dual-stack instance (the
+// namespace starts with it off) and gives it its address, quietly: no
+// duplicate address detection, router solicitations or autoconfiguration,
+// so that the only IPv6 on the wire is what a probe makes (and the
+// kernel's MLD reports for the groups it joins).
+func (in *instance) enableIPv6(ih *netlink.Handle, el netlink.Link) error {
+	if !in.ip6.IsValid() {
+		return nil
+	}
+	err := netns.DoIn(in.ns, func() error {
+		for _, kv := range [][2]string{{"accept_dad", "0"}, {"router_solicitations", "0"}, {"accept_ra", "0"},
+			{"autoconf", "0"}, {"disable_ipv6", "0"}} {
+			p := "/proc/sys/net/ipv6/conf/" + stack.Port + "/" + kv[0]
+			if err := os.WriteFile(p, []byte(kv[1]), 0o644); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return ih.AddrAdd(el, &netlink.Addr{IPNet: &net.IPNet{IP: in.ip6.Addr().AsSlice(), Mask: net.CIDRMask(in.ip6.Bits(), 128)},
+		Flags: unix.IFA_F_NODAD})
+}
+
 // startResponders listens on the TCP ports a stack.Instance answers
-// SYN-ACK on, and echoes UDP on port 7, like the simulated instance.
+// SYN-ACK on, and echoes UDP on port 7, like the simulated instance, on
+// each of its addresses.
 func (in *instance) startResponders() error {
 	for _, p := range stack.DefaultOpenPorts {
-		var l net.Listener
-		err := netns.DoIn(in.ns, func() error {
-			var err error
-			l, err = net.Listen("tcp4", netip.AddrPortFrom(in.ip.Addr(), p).String())
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("instance %s: listen on tcp %d: %w", in.name, p, err)
-		}
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
+		for _, a := range in.addrs() {
+			if err := in.listenTCP(a, p); err != nil {
+				return err
 			}
-		}()
-		in.closer = append(in.closer, l.Close)
+		}
 	}
 	return in.ensureUDP(7)
+}
+
+// listenTCP accepts (and closes) connections to a:p.
+func (in *instance) listenTCP(a netip.Addr, p uint16) error {
+	var l net.Listener
+	err := netns.DoIn(in.ns, func() error {
+		var err error
+		l, err = net.Listen("tcp", netip.AddrPortFrom(a, p).String())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("instance %s: listen on tcp %v: %w", in.name, netip.AddrPortFrom(a, p), err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	in.closer = append(in.closer, l.Close)
+	return nil
 }
 
 // ensureUDP starts a UDP echo responder on port (below
@@ -413,27 +470,29 @@ func (in *instance) ensureUDP(port uint16) error {
 	if in.udp[port] || port >= stack.EphemeralBase {
 		return nil
 	}
-	var c net.PacketConn
-	err := netns.DoIn(in.ns, func() error {
-		var err error
-		c, err = net.ListenPacket("udp4", netip.AddrPortFrom(in.ip.Addr(), port).String())
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("instance %s: listen on udp %d: %w", in.name, port, err)
+	for _, a := range in.addrs() {
+		var c net.PacketConn
+		err := netns.DoIn(in.ns, func() error {
+			var err error
+			c, err = net.ListenPacket("udp", netip.AddrPortFrom(a, port).String())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("instance %s: listen on udp %v: %w", in.name, netip.AddrPortFrom(a, port), err)
+		}
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				n, from, err := c.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				_, _ = c.WriteTo(buf[:n], from)
+			}
+		}()
+		in.closer = append(in.closer, c.Close)
 	}
 	in.udp[port] = true
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = c.WriteTo(buf[:n], from)
-		}
-	}()
-	in.closer = append(in.closer, c.Close)
 	return nil
 }
 
@@ -565,7 +624,11 @@ func (r *Runtime) Announce(_ context.Context, name string, migrated bool) error 
 		return fmt.Errorf("announce: %w", err)
 	}
 	path := filepath.Join(netns.NetnsDir, in.netns)
-	if err := announce.SendIn(path, stack.Port, frame.GratuitousARP(in.mac, in.ip.Addr()), frame.UnsolicitedNA(in.mac, frame.LinkLocal(in.mac))); err != nil {
+	frames := [][]byte{frame.GratuitousARP(in.mac, in.ip.Addr()), frame.UnsolicitedNA(in.mac, frame.LinkLocal(in.mac))}
+	if in.ip6.IsValid() {
+		frames = append(frames, frame.UnsolicitedNA(in.mac, in.ip6.Addr()))
+	}
+	if err := announce.SendIn(path, stack.Port, frames...); err != nil {
 		return fmt.Errorf("instance %s: %w", name, err)
 	}
 	if !migrated {

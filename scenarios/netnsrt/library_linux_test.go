@@ -74,8 +74,7 @@ func TestLibraryCrossValidation(t *testing.T) {
 	}
 }
 
-// libraryScenarios are the shipped scenarios: every one of them but
-// those that probe over IPv6, which the netns runtime does not do yet
+// libraryScenarios are the shipped scenarios: every one of them
 // (NETNSRT_LIBRARY=a,b,... replaces the list).
 var libraryScenarios = func() []string {
 	if v := os.Getenv("NETNSRT_LIBRARY"); v != "" {
@@ -84,23 +83,10 @@ var libraryScenarios = func() []string {
 	files, _ := filepath.Glob("../library/*.yaml")
 	var names []string
 	for _, f := range files {
-		if s, err := scenarios.Load(f); err == nil && probesIPv6(s) {
-			continue
-		}
 		names = append(names, strings.TrimSuffix(filepath.Base(f), ".yaml"))
 	}
 	return names
 }()
-
-// probesIPv6 reports whether a traffic step of s probes over IPv6.
-func probesIPv6(s *scenarios.Scenario) bool {
-	for _, st := range s.Steps {
-		if st.Traffic != nil && st.Traffic.Family != "" && st.Traffic.Family != scenarios.FamilyIPv4 {
-			return true
-		}
-	}
-	return false
-}
 
 // BenchmarkPodDriftKeepsIP is the wall time of the shipped
 // pod-drift-keeps-ip scenario end to end on netns (deploy, spawns through

@@ -48,12 +48,19 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 	if !ok {
 		return reports.Probe{}, fmt.Errorf("probe: unknown protocol %q (icmp, udp, tcp)", p.Proto)
 	}
-	if p.Dst.Is6() {
-		return reports.Probe{}, fmt.Errorf("probe %s -> %s over IPv6: the %s backend probes over IPv4 only, for now (use --backend sim)", p.From, p.To, r.Name())
+	if p.Dst.Is6() && r.k != nil {
+		return reports.Probe{}, fmt.Errorf("probe %s -> %s over IPv6: the kernel backend (lab %s) probes over IPv4 only, for now (use --backend netns or sim)", p.From, p.To, r.name)
 	}
 	src, err := r.instance(p.From)
 	if err != nil {
 		return reports.Probe{}, fmt.Errorf("probe: %w", err)
+	}
+	srcIP := src.ip.Addr()
+	if p.Dst.Is6() {
+		if !src.ip6.IsValid() {
+			return reports.Probe{}, fmt.Errorf("probe %s -> %s over IPv6: %s has no IPv6 address", p.From, p.To, p.From)
+		}
+		srcIP = src.ip6.Addr()
 	}
 	dst, _ := r.instance(p.To)
 	timeout := p.Timeout
@@ -79,7 +86,7 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 		if proto == stack.TCP {
 			pr = 6
 		}
-		flow = userspace.Flow{Proto: pr, Src: src.ip.Addr(), Dst: p.Dst, SrcPort: srcPort(id), DstPort: port}
+		flow = userspace.Flow{Proto: pr, Src: srcIP, Dst: p.Dst, SrcPort: srcPort(id), DstPort: port}
 		r.addFlow(flow, id)
 		defer r.dropFlow(flow)
 	}
@@ -264,8 +271,8 @@ func (in *instance) forMe(b []byte) bool {
 	if !frame.IsBroadcastOrMulticast(b) && !bytes.Equal(b[0:6], in.mac) {
 		return false
 	}
-	if f, ok := userspace.FlowOf(b); ok {
-		return f.Dst == in.ip.Addr()
+	if f, ok := userspace.FlowOf(b); ok && !frame.IsResolution(b) {
+		return f.Dst == in.ip.Addr() || in.ip6.IsValid() && f.Dst == in.ip6.Addr() || f.Dst.IsMulticast()
 	}
 	return true
 }
@@ -273,6 +280,9 @@ func (in *instance) forMe(b []byte) bool {
 // ping sends an ICMP echo request from a raw socket in the instance's
 // namespace and waits for the matching reply.
 func (in *instance) ping(ctx context.Context, dst netip.Addr, id uint64, timeout time.Duration) (bool, error) {
+	if dst.Is6() {
+		return in.ping6(ctx, dst, id, timeout)
+	}
 	var fd int
 	if err := netns.DoIn(in.ns, func() error {
 		var err error
@@ -306,15 +316,77 @@ func (in *instance) ping(ctx context.Context, dst netip.Addr, id uint64, timeout
 	})
 }
 
+// ping6 sends an ICMPv6 echo request (the kernel fills in the checksum
+// of a raw ICMPv6 socket) from the instance's IPv6 address and waits for
+// the matching reply; the raw socket receives the ICMPv6 message without
+// the IPv6 header.
+func (in *instance) ping6(ctx context.Context, dst netip.Addr, id uint64, timeout time.Duration) (bool, error) {
+	var fd int
+	if err := netns.DoIn(in.ns, func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
+		if err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet6{Addr: in.ip6.Addr().As16()}); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		return nil
+	}); err != nil {
+		return false, fmt.Errorf("raw ICMPv6 socket in %s: %w", in.name, err)
+	}
+	defer unix.Close(fd)
+	icmpID, seq := uint16(id>>16), uint16(id)
+	msg := []byte{128, 0, 0, 0, byte(icmpID >> 8), byte(icmpID), byte(seq >> 8), byte(seq)}
+	msg = binary.BigEndian.AppendUint64(msg, id)
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet6{Addr: dst.As16()}); err != nil {
+		return false, fmt.Errorf("send ICMPv6 echo request from %s: %w", in.name, err)
+	}
+	buf := make([]byte, 1500)
+	return waitFor(ctx, fd, timeout, func() (bool, error) {
+		n, from, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+		if err != nil {
+			return false, err
+		}
+		sa, ok := from.(*unix.SockaddrInet6)
+		if !ok || netip.AddrFrom16(sa.Addr) != dst {
+			return false, nil
+		}
+		m := buf[:n]
+		return len(m) >= 16 && m[0] == 129 && binary.BigEndian.Uint16(m[4:]) == icmpID &&
+			binary.BigEndian.Uint16(m[6:]) == seq && binary.BigEndian.Uint64(m[8:]) == id, nil
+	})
+}
+
+// sockaddr is dst:port as a socket address of dst's family.
+func sockaddr(dst netip.Addr, port uint16) unix.Sockaddr {
+	if dst.Is6() {
+		return &unix.SockaddrInet6{Addr: dst.As16(), Port: int(port)}
+	}
+	return &unix.SockaddrInet4{Addr: dst.As4(), Port: int(port)}
+}
+
+// fromAddr is the address and port of a socket address.
+func fromAddr(sa unix.Sockaddr) (netip.Addr, int) {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(sa.Addr), sa.Port
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(sa.Addr), sa.Port
+	}
+	return netip.Addr{}, 0
+}
+
 // udpProbe sends the ID from port srcPort(id) and waits for its echo.
 func (in *instance) udpProbe(ctx context.Context, dst netip.Addr, port uint16, id uint64, timeout time.Duration) (bool, error) {
-	fd, err := in.socket(unix.SOCK_DGRAM, id)
+	fd, err := in.socket(unix.SOCK_DGRAM, id, dst.Is6())
 	if err != nil {
 		return false, err
 	}
 	defer unix.Close(fd)
 	pl := binary.BigEndian.AppendUint64(nil, id)
-	if err := unix.Sendto(fd, pl, 0, &unix.SockaddrInet4{Addr: dst.As4(), Port: int(port)}); err != nil {
+	if err := unix.Sendto(fd, pl, 0, sockaddr(dst, port)); err != nil {
 		return false, fmt.Errorf("send UDP probe from %s: %w", in.name, err)
 	}
 	buf := make([]byte, 64)
@@ -326,15 +398,15 @@ func (in *instance) udpProbe(ctx context.Context, dst netip.Addr, port uint16, i
 		if err != nil {
 			return false, err
 		}
-		sa, ok := from.(*unix.SockaddrInet4)
-		return ok && netip.AddrFrom4(sa.Addr) == dst && sa.Port == int(port) && bytes.Equal(buf[:n], pl), nil
+		a, p := fromAddr(from)
+		return a == dst && p == int(port) && bytes.Equal(buf[:n], pl), nil
 	})
 }
 
 // tcpProbe connects from port srcPort(id): a SYN-ACK or a RST answers it.
 // The connection is reset at once (SO_LINGER 0).
 func (in *instance) tcpProbe(ctx context.Context, dst netip.Addr, port uint16, id uint64, timeout time.Duration) (bool, error) {
-	fd, err := in.socket(unix.SOCK_STREAM, id)
+	fd, err := in.socket(unix.SOCK_STREAM, id, dst.Is6())
 	if err != nil {
 		return false, err
 	}
@@ -342,7 +414,7 @@ func (in *instance) tcpProbe(ctx context.Context, dst netip.Addr, port uint16, i
 	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	// No retransmitted SYN inside the timeout of a probe.
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_SYNCNT, 1)
-	err = unix.Connect(fd, &unix.SockaddrInet4{Addr: dst.As4(), Port: int(port)})
+	err = unix.Connect(fd, sockaddr(dst, port))
 	if err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		return errors.Is(err, unix.ECONNREFUSED), nil
 	}
@@ -375,18 +447,23 @@ func (in *instance) tcpProbe(ctx context.Context, dst netip.Addr, port uint16, i
 	}
 }
 
-// socket opens a non-blocking IPv4 socket of type typ in the instance's
-// namespace, bound to the instance's address and port srcPort(id).
-func (in *instance) socket(typ int, id uint64) (int, error) {
+// socket opens a non-blocking IPv4 (IPv6 when v6) socket of type typ in
+// the instance's namespace, bound to the instance's address of that
+// family and port srcPort(id).
+func (in *instance) socket(typ int, id uint64, v6 bool) (int, error) {
 	var fd int
 	err := netns.DoIn(in.ns, func() error {
 		var err error
-		fd, err = unix.Socket(unix.AF_INET, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		family, local := unix.AF_INET, in.ip.Addr()
+		if v6 {
+			family, local = unix.AF_INET6, in.ip6.Addr()
+		}
+		fd, err = unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return err
 		}
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: in.ip.Addr().As4(), Port: int(srcPort(id))}); err != nil {
+		if err := unix.Bind(fd, sockaddr(local, srcPort(id))); err != nil {
 			unix.Close(fd)
 			return fmt.Errorf("bind port %d: %w", srcPort(id), err)
 		}

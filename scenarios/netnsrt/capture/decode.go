@@ -43,10 +43,10 @@ type Decoded struct {
 	// Probe is the ID the frame carries (0: none), read as
 	// userspace.ProbeIDOf reads it.
 	Probe uint64
-	// Flow is the innermost IPv4 flow, valid when HasFlow.
+	// Flow is the innermost IP flow, valid when HasFlow.
 	Flow    userspace.Flow
 	HasFlow bool
-	ARP     bool
+	ARP     bool // ARP or IPv6 neighbour discovery
 	VXLAN   bool
 	VLAN    uint16 // outermost 802.1Q tag, 0 if none
 }
@@ -70,6 +70,13 @@ func (d *Decoder) Decode(b []byte) Decoded {
 			}
 		}
 		if !has(d.decoded, layers.LayerTypeIPv4) {
+			out.ARP = out.ARP || frame.IsResolution(b) // IPv6 neighbour discovery
+			if f, ok := userspace.FlowOf(b); ok && f.Dst.Is6() {
+				// IPv6 (which the layers above leave undecoded): the
+				// raw reader the datapath uses finds its flow and ID.
+				out.Flow, out.HasFlow = f, true
+				out.Probe, _ = userspace.ProbeIDOf(b)
+			}
 			return out
 		}
 		// Only well-formed, unfragmented packets carry probes (the rules

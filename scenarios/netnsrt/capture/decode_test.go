@@ -17,6 +17,8 @@ func testFrames() map[string][]byte {
 		Src: netip.MustParseAddr("10.255.0.1"), Dst: netip.MustParseAddr("10.255.0.2")}
 	id := func(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 	udp := frame.UDP(h, 40000, 7, id(0x0102030405060708))
+	h6 := h
+	h6.Src, h6.Dst = netip.MustParseAddr("fd00:1::5"), netip.MustParseAddr("fd00:2::6")
 	return map[string][]byte{
 		"icmp":        frame.ICMPEcho(h, false, 1, 2, id(42)),
 		"icmp-reply":  frame.ICMPEcho(h, true, 1, 2, id(43)),
@@ -29,6 +31,12 @@ func testFrames() map[string][]byte {
 		"arp":         frame.ARPRequest(h.SrcMAC, h.Src, h.Dst),
 		"udp-9":       frame.UDP(h, 1, 2, make([]byte, 9)),
 		"short":       {1, 2, 3},
+		"icmp6":       frame.ICMPEcho(h6, false, 1, 2, id(45)),
+		"udp6":        frame.UDP(h6, 40000, 7, id(46)),
+		"tcp6-syn":    frame.TCP(h6, 40000, 80, 1, 0, frame.TCPFlags{SYN: true}, id(47)),
+		"vxlan-udp6":  frame.VXLANEncap(outer, 10010, frame.UDP(h6, 40000, 7, id(48))),
+		"ns":          frame.NeighborSolicitation(h.SrcMAC, h6.Src, h6.Dst),
+		"na":          frame.NeighborAdvertisement(h.SrcMAC, h6.Src, h.DstMAC, h6.Dst, frame.NASolicited),
 	}
 }
 
@@ -47,7 +55,7 @@ func TestDecodeAgreesWithStack(t *testing.T) {
 			if got.HasFlow != ok || (ok && got.Flow != f) {
 				t.Errorf("flow %+v (%v), stack reads %+v (%v)", got.Flow, got.HasFlow, f, ok)
 			}
-			if got.ARP != (name == "arp") {
+			if got.ARP != (name == "arp" || name == "ns" || name == "na") {
 				t.Errorf("ARP %v", got.ARP)
 			}
 		})

@@ -86,6 +86,12 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 		if err := r.step(ctx, i, st); err != nil {
 			return run, fmt.Errorf("%s:%d: step %d (%s): %w", s.File, st.Line, i, st.Kind(), err)
 		}
+		// Background streams whose rounds fell due while the step was
+		// busy send the latest as it ends, even when the next step does
+		// not wait.
+		if err := r.serveDue(ctx); err != nil {
+			return run, fmt.Errorf("%s:%d: step %d (%s): %w", s.File, st.Line, i, st.Kind(), err)
+		}
 	}
 	if err := r.finishStreams(ctx); err != nil {
 		return run, fmt.Errorf("background traffic: %w", err)

@@ -126,6 +126,9 @@ func faultsCell(faults []Fault) string {
 		if f.APIUnavailable > 0 {
 			effects = append(effects, "API unavailable for "+dur(f.APIUnavailable))
 		}
+		if f.CNCHandover > 0 {
+			effects = append(effects, "CNC handed over in "+dur(f.CNCHandover))
+		}
 		if f.Restore && len(effects) == 0 {
 			continue // a plain restore adds nothing to its fail
 		}

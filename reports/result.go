@@ -88,6 +88,10 @@ type Fault struct {
 	// Spine says that the fault's node is a spine (what Convergence
 	// measured).
 	Spine bool `json:"spine,omitempty"`
+	// CNCHandover is, for a controller replica killed while it led the
+	// CNC's election, the time from its SIGKILL until another replica led
+	// and the CNC, resynced through it, had caught up.
+	CNCHandover time.Duration `json:"cnc_handover_ns,omitempty"`
 }
 
 func (f Fault) String() string {
@@ -123,6 +127,9 @@ func (f Fault) String() string {
 	}
 	if f.APIUnavailable > 0 {
 		s += fmt.Sprintf(": API unavailable for %s", hopDur(f.APIUnavailable))
+	}
+	if f.CNCHandover > 0 {
+		s += fmt.Sprintf(": CNC handed over in %s", hopDur(f.CNCHandover))
 	}
 	return s
 }

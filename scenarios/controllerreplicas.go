@@ -32,6 +32,7 @@ type replicaSet struct {
 	etcd  *etcdlab.Cluster
 	front net.Listener
 	args  []string // every replica's flags for etcd's TLS, in a secure run
+	lead  *cncFollower
 
 	mu    sync.Mutex
 	procs []*replicaProc
@@ -105,7 +106,13 @@ func (b *FabricBackend) startReplicas() error {
 	b.ctl.mu.Lock()
 	b.ctl.down = false
 	b.ctl.mu.Unlock()
-	return b.checkSecure(context.Background())
+	if err := b.checkSecure(context.Background()); err != nil {
+		return err
+	}
+	if b.cnc != nil {
+		return b.followLeader()
+	}
+	return nil
 }
 
 // startReplica starts one replica process and waits until it answers on
@@ -123,6 +130,9 @@ func (b *FabricBackend) startReplica(p *replicaProc) error {
 		"--replica", p.name, "--etcd-max-txn-ops", strconv.Itoa(etcdlab.MaxTxnOps),
 		"--listen", "unix:" + p.sock, "--parent", strconv.Itoa(os.Getpid())}
 	args = append(append(args, rs.args...), b.secureArgs()...)
+	if b.cnc != nil {
+		args = append(args, "--cnc-election", "--leader-ttl", cncLeaderTTL.String())
+	}
 	cmd := exec.Command(b.ctl.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -272,14 +282,29 @@ func (b *FabricBackend) replicaNow(t Target, up bool) error {
 		b.addFault(f, up)
 		return nil
 	}
-	i, _ := spec.Ordinal(t.Replica, "replica-")
+	name := t.Replica
+	if name == CNCLeader {
+		if rs.lead == nil {
+			return fmt.Errorf("%s %s: the run has no CNC (gen 2 runs one)", map[bool]string{false: "fail", true: "restore"}[up], CNCLeader)
+		}
+		if name = rs.lead.current(); up {
+			rs.lead.mu.Lock()
+			name = rs.lead.lastKilled
+			rs.lead.mu.Unlock()
+			if name == "" {
+				return fmt.Errorf("restore %s: no replica was killed as the CNC's leader", CNCLeader)
+			}
+		}
+		f.Target = "controller/" + name
+	}
+	i, _ := spec.Ordinal(name, "replica-")
 	p := rs.procs[i-1]
 	if up {
 		rs.mu.Lock()
 		running := p.cmd != nil
 		rs.mu.Unlock()
 		if running {
-			return fmt.Errorf("restore %s: it is running", t.Replica)
+			return fmt.Errorf("restore %s: it is running", name)
 		}
 		if err := b.startReplica(p); err != nil {
 			return err
@@ -288,7 +313,14 @@ func (b *FabricBackend) replicaNow(t Target, up bool) error {
 		b.addFault(f, true)
 		return nil
 	}
-	b.progress("%s killed", t.Replica)
+	b.progress("%s killed", name)
+	recordLead := func(int) {}
+	if rs.lead != nil {
+		var led bool
+		if led, recordLead = rs.lead.killing(p.name); led {
+			b.progress("%s led the CNC's election", name)
+		}
+	}
 	rs.mu.Lock()
 	cmd, exited := p.cmd, p.exited
 	p.cmd = nil
@@ -304,6 +336,10 @@ func (b *FabricBackend) replicaNow(t Target, up bool) error {
 	}
 	<-exited
 	b.addFault(f, false)
+	b.ctl.mu.Lock()
+	idx := len(b.faults) - 1
+	b.ctl.mu.Unlock()
+	recordLead(idx)
 	return nil
 }
 
@@ -311,6 +347,9 @@ func (b *FabricBackend) replicaNow(t Target, up bool) error {
 // the etcd, and removes their directory.
 func (rs *replicaSet) close() error {
 	var errs []error
+	if rs.lead != nil {
+		errs = append(errs, rs.lead.close())
+	}
 	if rs.front != nil {
 		rs.front.Close()
 	}

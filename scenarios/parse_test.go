@@ -251,7 +251,8 @@ func TestParseController(t *testing.T) {
 func TestParseReplicas(t *testing.T) {
 	head := good[:strings.Index(good, "steps:")]
 	s, err := Parse("f.yaml", []byte("controller: {replicas: 3}\n"+head+
-		"steps:\n  - fail: {controller: replica-2, after: 50ms}\n  - fail: {etcd: member-3}\n  - restore: {controller: replica-2}\n"))
+		"steps:\n  - fail: {controller: replica-2, after: 50ms}\n  - fail: {etcd: member-3}\n  - restore: {controller: replica-2}\n"+
+		"  - fail: {controller: cnc-leader}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +265,9 @@ func TestParseReplicas(t *testing.T) {
 	if f := s.Steps[1].Fail; f.Etcd != "member-3" {
 		t.Errorf("fail %+v", f)
 	}
+	if f := s.Steps[3].Fail; f.Replica != CNCLeader {
+		t.Errorf("fail %+v; want the CNC's leader", f)
+	}
 	if s, err := Parse("f.yaml", []byte(good)); err != nil || s.Controller.Store != "" && s.Controller.Store != StoreBolt {
 		t.Errorf("default: %+v %v", s.Controller, err)
 	}
@@ -271,8 +275,9 @@ func TestParseReplicas(t *testing.T) {
 		{"replicas 0", "controller: {replicas: 0}\n", "", "f.yaml:1: controller.replicas: 0: give 1 to 5"},
 		{"bbolt replicas", "controller: {replicas: 2, store: bbolt}\n", "", "f.yaml:1: controller.store: bbolt serves one controller"},
 		{"unknown store", "controller: {store: zk}\n", "", `f.yaml:1: controller.store: "zk" is not a store`},
-		{"replica too far", "controller: {replicas: 3}\n", "  - fail: {controller: replica-4}\n", `steps[0].fail.controller: "replica-4": give true or a replica, replica-1 … replica-3`},
+		{"replica too far", "controller: {replicas: 3}\n", "  - fail: {controller: replica-4}\n", `steps[0].fail.controller: "replica-4": give true, a replica, replica-1 … replica-3 (controller.replicas is 3), or cnc-leader`},
 		{"not a replica", "controller: {replicas: 3}\n", "  - fail: {controller: leader}\n", `steps[0].fail.controller: "leader"`},
+		{"leader of one", "", "  - fail: {controller: cnc-leader}\n", "steps[0].fail.controller: cnc-leader: the CNC's leader is one of several replicas"},
 		{"whole set", "controller: {replicas: 3}\n", "  - fail: {controller: true}\n", "steps[0].fail.controller: the controller runs as 3 replicas: name one"},
 		{"etcd without etcd", "", "  - fail: {etcd: member-1}\n", "steps[0].fail.etcd: the controller's store is not etcd"},
 		{"etcd member too far", "controller: {store: etcd}\n", "  - fail: {etcd: member-4}\n", `steps[0].fail.etcd: "member-4": name a member, member-1 … member-3`},

@@ -51,6 +51,7 @@ const (
 	StoreBolt          = spec.StoreBolt
 	StoreEtcd          = spec.StoreEtcd
 	EtcdMembers        = spec.EtcdMembers
+	CNCLeader          = spec.CNCLeader
 	MaxVLAN            = spec.MaxVLAN
 	MaxVNI             = spec.MaxVNI
 )

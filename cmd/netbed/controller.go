@@ -54,6 +54,7 @@ func init() {
 		fs.StringVar(&o.etcdCA, "etcd-ca", "", "with an etcd store, speak TLS to etcd: the CA file its server certificates are signed by")
 		fs.StringVar(&o.etcdCert, "etcd-cert", "", "with --etcd-ca, the client certificate to present to etcd (for its --client-cert-auth)")
 		fs.StringVar(&o.etcdKey, "etcd-key", "", "with --etcd-cert, the client certificate's key")
+		fs.BoolVar(&o.cncElection, "cnc-election", false, "with an etcd store and no --topology, stand in the CNC's election all the same: the CNC runs beside the leaves, outside the replicas, and reports through whichever replica leads (a netns run's)")
 		fs.DurationVar(&o.leaderTTL, "leader-ttl", 5*time.Second, "with an etcd store and --topology, how long the CNC's leader may be silent before another replica takes over")
 		fs.StringVar(&o.listen, "listen", "127.0.0.1:7480", "address to serve the HTTP API on: host:port, or unix:/path/to/socket")
 		fs.DurationVar(&o.lockTimeout, "lock-timeout", 2*time.Second, "how long to wait for another process's lock on the store")
@@ -70,6 +71,7 @@ func init() {
 type controllerFlags struct {
 	store, listen, topology, clusterCIDR string
 	lockTimeout, leaderTTL               time.Duration
+	cncElection                          bool
 	nodeMask, parent                     int
 	sec                                  securityFlags
 	etcd                                 store.EtcdOptions
@@ -122,7 +124,7 @@ func runController(o controllerFlags, stdout io.Writer) error {
 			return err
 		}
 		defer st.Close()
-		return serveOn(ctx, st, *storePath, *listen, topo, pool, o.leaderTTL, sec, stdout)
+		return serveOn(ctx, st, *storePath, *listen, topo, pool, cncElect{ttl: o.leaderTTL, always: o.cncElection}, sec, stdout)
 	}
 	return serveController(ctx, *storePath, *listen, *lockWait, topo, pool, sec, stdout)
 }
@@ -136,14 +138,22 @@ func serveController(ctx context.Context, storePath, listen string, lockWait tim
 		return err
 	}
 	defer st.Close()
-	return serveOn(ctx, st, storePath, listen, topo, pool, 0, sec, stdout)
+	return serveOn(ctx, st, storePath, listen, topo, pool, cncElect{}, sec, stdout)
+}
+
+// cncElect is how an etcd replica stands in the CNC's election: a leader
+// silent for ttl is replaced; always campaigns without a topology too
+// (the CNC then runs outside the replicas and follows the leader).
+type cncElect struct {
+	ttl    time.Duration
+	always bool
 }
 
 // serveOn serves the API on an open store. On an etcd store the CNC (with
 // topo) runs on the replica that wins the election under the store's
-// prefix, for at most leaderTTL after that replica is lost. sec nil
-// serves plain HTTP to everyone.
-func serveOn(ctx context.Context, st store.Store, storePath, listen string, topo *topologies.Topology, pool *controller.ClusterPool, leaderTTL time.Duration, sec *serverSecurity, stdout io.Writer) error {
+// prefix, for at most el.ttl after that replica is lost. sec nil serves
+// plain HTTP to everyone.
+func serveOn(ctx context.Context, st store.Store, storePath, listen string, topo *topologies.Topology, pool *controller.ClusterPool, el cncElect, sec *serverSecurity, stdout io.Writer) error {
 	if sec == nil {
 		sec = &serverSecurity{limits: api.DefaultLimits()}
 	}
@@ -165,13 +175,26 @@ func serveOn(ctx context.Context, st store.Store, storePath, listen string, topo
 			overlay.Close()
 		}
 	}()
+	if replicated && topo == nil && el.always {
+		ectx, stopElection := context.WithCancel(ctx)
+		defer stopElection()
+		elected.Add(1)
+		go func() {
+			defer elected.Done()
+			_ = election.Run(ectx, est.Client(), est.Prefix()+"cnc", est.Name(), el.ttl, func(lctx context.Context) {
+				fmt.Fprintf(stdout, "controller: replica %s leads the CNC's election (the CNC runs beside the leaves)\n", est.Name())
+				<-lctx.Done()
+				fmt.Fprintf(stdout, "controller: replica %s no longer leads the CNC's election\n", est.Name())
+			})
+		}()
+	}
 	if topo != nil && replicated {
 		ectx, stopElection := context.WithCancel(ctx)
 		defer stopElection()
 		elected.Add(1)
 		go func() {
 			defer elected.Done()
-			_ = election.Run(ectx, est.Client(), est.Prefix()+"cnc", est.Name(), leaderTTL, func(lctx context.Context) {
+			_ = election.Run(ectx, est.Client(), est.Prefix()+"cnc", est.Name(), el.ttl, func(lctx context.Context) {
 				c, err := cnc.Attach(lctx, svc, topo, cnc.NewMemoryDriver(), cnc.Options{})
 				if err != nil {
 					fmt.Fprintf(stdout, "controller: replica %s won the CNC's election but could not start it: %v\n", est.Name(), err)

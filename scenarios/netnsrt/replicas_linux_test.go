@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/netbed/netbed/internal/etcdtest"
 	"github.com/netbed/netbed/internal/testutil"
@@ -106,5 +107,52 @@ func TestControllerReplicasSecureOnNetns(t *testing.T) {
 	}
 	if killed != 2 {
 		t.Errorf("%d processes killed, want replica-1 and etcd member-1: %+v", killed, run.Faults)
+	}
+}
+
+// TestControllerCNCHandoverOnNetns runs the library's
+// controller-cnc-handover on netns: the replica leading the CNC's election
+// gets SIGKILL in a spawn storm without being told; the CNC must then
+// report through the next leader, or the storm's ports stay in BUILD and
+// the run's checks fail. The kill's fault names the replica it resolved
+// to and carries the handover's time, which cannot be shorter than the
+// dead leader's lease.
+func TestControllerCNCHandoverOnNetns(t *testing.T) {
+	testutil.RequireRoot(t)
+	etcdtest.Binary(t)
+	s, err := scenarios.Load("../library/controller-cnc-handover.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t, "controller-cnc-handover")
+	b := scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: rt, StoreDir: t.TempDir()})
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, b, scenarios.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range run.Checks {
+		if !c.Passed {
+			t.Errorf("step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+		}
+	}
+	handovers := 0
+	for _, f := range run.Faults {
+		if f.Restore || !strings.HasPrefix(f.Target, "controller/replica-") {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscanf(f.Detail, "SIGKILL to pid %d", &pid); err != nil {
+			t.Errorf("%s: detail %q; want a SIGKILL to a pid", f.Target, f.Detail)
+		} else if syscall.Kill(pid, 0) == nil {
+			t.Errorf("pid %d was killed, yet it runs", pid)
+		}
+		if f.CNCHandover < time.Second || f.CNCHandover > 30*time.Second {
+			t.Errorf("%s: CNC handover %v, want between the lease (1s) and 30s", f.Target, f.CNCHandover)
+		}
+		handovers++
+		t.Logf("%s: %s", f.Target, f)
+	}
+	if handovers != 1 {
+		t.Errorf("%d kills of the CNC's leader with a handover, want 1: %+v", handovers, run.Faults)
 	}
 }

@@ -37,3 +37,8 @@ const (
 
 // EtcdMembers is the size of the etcd a run with store: etcd starts.
 const EtcdMembers = 3
+
+// CNCLeader names, in a fault on a run whose controller runs as replicas,
+// the replica that holds the CNC's leadership when the fault fires (a
+// restore restarts the replica last killed as the leader).
+const CNCLeader = "cnc-leader"

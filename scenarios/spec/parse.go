@@ -911,10 +911,15 @@ func (p *parser) ctlTarget(tg *Target, t *rawTarget, c ControllerSpec, n *yaml.N
 		if c.Replicas > 1 {
 			p.fail(lineOf(child(n, "controller"), n.Line), field+".controller", "the controller runs as %d replicas: name one (replica-1 … replica-%d)", c.Replicas, c.Replicas)
 		}
+	case t.Controller == CNCLeader:
+		if c.Replicas < 2 {
+			p.fail(lineOf(child(n, "controller"), n.Line), field+".controller", "%s: the CNC's leader is one of several replicas; set controller: {replicas: 3, store: etcd}", CNCLeader)
+		}
+		tg.Replica = CNCLeader
 	case t.Controller != "":
 		i, ok := Ordinal(string(t.Controller), "replica-")
 		if !ok || i > c.Replicas {
-			p.fail(lineOf(child(n, "controller"), n.Line), field+".controller", "%q: give true or a replica, replica-1 … replica-%d (controller.replicas is %d)", t.Controller, c.Replicas, c.Replicas)
+			p.fail(lineOf(child(n, "controller"), n.Line), field+".controller", "%q: give true, a replica, replica-1 … replica-%d (controller.replicas is %d), or %s", t.Controller, c.Replicas, c.Replicas, CNCLeader)
 		}
 		tg.Replica = string(t.Controller)
 	case t.Etcd != "":

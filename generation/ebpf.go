@@ -22,5 +22,6 @@ func init() {
 	direct := gen3
 	direct.Name, direct.Colour = "ebpf-direct", "#e15759"
 	direct.Summary = "gen 3 with BGP direct routing instead of the VXLAN tunnel"
+	direct.BGP = true // control_plane: bgp: its hosts' speakers advertise their pod CIDRs
 	Register(direct)
 }

@@ -52,8 +52,8 @@ type Env struct {
 	// Options is the generation's address plan (the zero value: the
 	// fabric's own defaults).
 	Options GenOptions
-	// ControlPlane is the scenario's (gen 2 only; other generations
-	// ignore it).
+	// ControlPlane is the scenario's (gen 2 and ebpf-direct; other
+	// generations ignore it).
 	ControlPlane ControlPlane
 	// BGP are the scenario's session settings (control_plane: bgp).
 	BGP BGPSettings

@@ -12,7 +12,8 @@ import (
 func init() {
 	for g, mode := range map[Generation]ebpf.Mode{GenEBPF: ebpf.Tunnel, GenEBPFDirect: ebpf.Direct} {
 		RegisterFabric(g, func(env FabricEnv) (BuiltFabric, error) {
-			f, err := ebpf.New(env.Topology, ebpf.Options{Mode: mode, ClusterCIDR: env.Options.ClusterCIDR, NodeMaskBits: env.Options.NodeMask})
+			f, err := ebpf.New(env.Topology, ebpf.Options{Mode: mode, ClusterCIDR: env.Options.ClusterCIDR, NodeMaskBits: env.Options.NodeMask,
+				PodCIDRsFromBGP: env.BGP})
 			if err != nil {
 				return BuiltFabric{}, err
 			}

@@ -1,6 +1,8 @@
 package ebpf
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -26,6 +28,12 @@ type Options struct {
 	// PodsPerNode is the number of lxc slots per node (0: see
 	// NodeConfig.Slots).
 	PodsPerNode int
+	// PodCIDRsFromBGP, in Direct mode, leaves a leaf without a route to
+	// an attached host's pod CIDR until the leaf's BGP speaker learns it
+	// from the host's (PodCIDRLearnt), as with Cilium's BGP control
+	// plane; otherwise every leaf routes its hosts' pod CIDRs from the
+	// start.
+	PodCIDRsFromBGP bool
 }
 
 // The defaults of Options: the cluster CIDR holds 4,096 node CIDRs of
@@ -75,24 +83,30 @@ type pod struct {
 // l3 routers; every host is a Cilium Node with a pod CIDR carved from the
 // cluster CIDR in host order. It implements datapath.Fabric.
 type Fabric struct {
-	t        *topologies.Topology
-	opts     Options
-	routers  map[string]*l3.Router
-	hosts    map[string]*Node
-	order    []string // hosts in topology order
-	nodes    []datapath.Node
-	wires    []datapath.Wire
-	ids      *Identities
-	policies []Policy
-	pods     map[string]*pod
-	podOrder []string
-	compiled CompiledPolicy
+	t       *topologies.Topology
+	opts    Options
+	routers map[string]*l3.Router
+	// loopbacks are the routers' loopback addresses.
+	loopbacks map[string]netip.Prefix
+	hosts     map[string]*Node
+	order     []string // hosts in topology order
+	nodes     []datapath.Node
+	wires     []datapath.Wire
+	ids       *Identities
+	policies  []Policy
+	pods      map[string]*pod
+	podOrder  []string
+	compiled  CompiledPolicy
 	// extra holds entries compiled elsewhere (SetCompiledRules).
 	extra    CompiledPolicy
 	hasExtra bool
 
 	// Routing state, for reconvergence after link faults.
-	atts     []l3.Attachment
+	atts []l3.Attachment
+	// podAtts are, with Options.PodCIDRsFromBGP, the pod CIDR
+	// attachments a leaf's port may learn, and learnt those it has.
+	podAtts  map[datapath.PortRef]l3.Attachment
+	learnt   map[datapath.PortRef]bool
 	portLink map[datapath.PortRef]*topologies.Link
 	down     map[*topologies.Link]bool
 }
@@ -126,7 +140,7 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ebpf fabric: %w", err)
 	}
-	f.routers = routers
+	f.routers, f.loopbacks = routers, loopbacks
 	var atts []l3.Attachment
 	for name, lo := range loopbacks {
 		atts = append(atts, l3.Attachment{Router: name, Prefix: lo, Port: l3.LocalPort})
@@ -160,7 +174,13 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 			nicMAC := DeviceMAC(h.Name, ifc)
 			cfg.NICs = append(cfg.NICs, NIC{Name: ifc, MAC: nicMAC, GatewayMAC: r.Port(port).MAC})
 			atts = append(atts, l3.Attachment{Router: peer.Node, Prefix: netip.PrefixFrom(nodeIP, 32), Port: port, MAC: nicMAC})
-			if opts.Mode == Direct {
+			switch {
+			case opts.Mode == Direct && opts.PodCIDRsFromBGP:
+				if f.podAtts == nil {
+					f.podAtts, f.learnt = map[datapath.PortRef]l3.Attachment{}, map[datapath.PortRef]bool{}
+				}
+				f.podAtts[datapath.PortRef{Node: peer.Node, Port: port}] = l3.Attachment{Router: peer.Node, Prefix: cidr, Port: port, MAC: nicMAC}
+			case opts.Mode == Direct:
 				atts = append(atts, l3.Attachment{Router: peer.Node, Prefix: cidr, Port: port, MAC: nicMAC})
 			}
 		}
@@ -221,7 +241,15 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 // are up: BGP's converged state.
 func (f *Fabric) route() error {
 	var atts []l3.Attachment
-	for _, a := range f.atts {
+	all := slices.Clip(f.atts)
+	refs := slices.Collect(maps.Keys(f.learnt))
+	slices.SortFunc(refs, func(a, b datapath.PortRef) int {
+		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Port, b.Port))
+	})
+	for _, ref := range refs {
+		all = append(all, f.podAtts[ref])
+	}
+	for _, a := range all {
 		if a.Port != l3.LocalPort && f.down[f.portLink[datapath.PortRef{Node: a.Router, Port: a.Port}]] {
 			continue
 		}
@@ -239,6 +267,54 @@ func (f *Fabric) route() error {
 		}
 	}
 	return nil
+}
+
+// PodCIDRsFromBGP reports whether the leaves learn their hosts' pod
+// CIDRs from BGP (Options.PodCIDRsFromBGP in Direct mode).
+func (f *Fabric) PodCIDRsFromBGP() bool { return f.podAtts != nil }
+
+// ErrNotAttached marks a pod CIDR learnt on a port that has no host with
+// that pod CIDR behind it.
+var ErrNotAttached = errors.New("no host with that pod CIDR on the port")
+
+// PodCIDRLearnt tells the fabric that leaf's speaker learnt (or lost)
+// cidr from the host on its interface iface: the leaf routes cidr to
+// that port while learnt, and the rest of the underlay's routes follow
+// at once (the leaf–spine underlay's routing is computed, not run).
+func (f *Fabric) PodCIDRLearnt(leaf, iface string, cidr netip.Prefix, learnt bool) error {
+	r, ok := f.routers[leaf]
+	if !ok {
+		return fmt.Errorf("pod CIDR %s on %s: %q is not a router", cidr, leaf, leaf)
+	}
+	ref := datapath.PortRef{Node: leaf, Port: r.PortIndex(iface)}
+	a, ok := f.podAtts[ref]
+	if !ok || a.Prefix != cidr.Masked() {
+		return fmt.Errorf("pod CIDR %s on %s:%s: %w", cidr, leaf, iface, ErrNotAttached)
+	}
+	if f.learnt[ref] == learnt {
+		return nil
+	}
+	if learnt {
+		f.learnt[ref] = true
+	} else {
+		delete(f.learnt, ref)
+	}
+	return f.route()
+}
+
+// Loopback returns a spine's, leaf's or border's loopback address.
+func (f *Fabric) Loopback(router string) (netip.Addr, bool) {
+	p, ok := f.loopbacks[router]
+	return p.Addr(), ok
+}
+
+// PodCIDRs returns every host's pod CIDR, by host.
+func (f *Fabric) PodCIDRs() map[string]netip.Prefix {
+	out := make(map[string]netip.Prefix, len(f.hosts))
+	for n, h := range f.hosts {
+		out[n] = h.cfg.NodeCIDR
+	}
+	return out
 }
 
 // linkState reconverges the underlay when a router sees a port change:

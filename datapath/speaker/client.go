@@ -393,3 +393,30 @@ func (c *Client) AddPeer(ctx context.Context, p Peer, timers Timers) error {
 	}
 	return nil
 }
+
+// Prefixes returns the speaker's best IPv4 unicast paths (gen 3's pod
+// CIDRs), sorted by prefix.
+func (c *Client) Prefixes(ctx context.Context) ([]PrefixRoute, error) {
+	st, err := c.api.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: families[IPv4Unicast]})
+	if err != nil {
+		return nil, fmt.Errorf("%s: list IPv4 paths: %w", c.node, err)
+	}
+	var best []*api.Path
+	for {
+		r, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: list IPv4 paths: %w", c.node, err)
+		}
+		for _, p := range r.GetDestination().GetPaths() {
+			if p.Best {
+				best = append(best, p)
+			}
+		}
+	}
+	out := decodePaths(best).PrefixAdds
+	slices.SortFunc(out, func(a, b PrefixRoute) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+	return out, nil
+}

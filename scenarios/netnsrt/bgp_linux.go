@@ -18,6 +18,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/speaker"
 	"github.com/netbed/netbed/scenarios"
@@ -47,13 +48,16 @@ var DefaultSessionPool = netip.MustParsePrefix("169.254.0.0/16")
 // every leaf's and spine's namespace, each leaf's route table fed from
 // its own speaker's best paths.
 type bgpPlane struct {
-	r     *Runtime
-	fab   *evpn.Fabric
-	asn   uint32
-	dir   string // <lab state>/bgp: configurations, sockets, logs
-	exe   string
-	nodes map[string]*bgpNode
-	order []string // spines, then leaves, in topology order
+	r   *Runtime
+	fab *evpn.Fabric // gen 2's, or nil
+	// direct is gen 3's fabric with direct routing (newDirectPlane), or
+	// nil.
+	direct *ebpf.Fabric
+	asn    uint32
+	dir    string // <lab state>/bgp: configurations, sockets, logs
+	exe    string
+	nodes  map[string]*bgpNode
+	order  []string // spines, then leaves, in topology order
 	// peers names the node at each session address.
 	peers map[netip.Addr]string
 }
@@ -66,6 +70,17 @@ type bgpNode struct {
 	leaf   *evpn.Leaf // nil for a spine
 	cfg    speaker.Config
 	ifaces []string // the node's fabric interfaces (its links)
+
+	// Gen 3 (newDirectPlane): a leaf's speaker learns its hosts' pod
+	// CIDRs (podRouter; ifaceOf maps a host's session address to the
+	// leaf's interface towards it, learnt the CIDRs the leaf routes, by
+	// interface, under mu); a host's advertises its own (pod) from its
+	// first session address (local).
+	podRouter bool
+	ifaceOf   map[netip.Addr]string
+	learnt    map[netip.Prefix]string
+	pod       netip.Prefix
+	local     netip.Addr
 
 	// The current incarnation (between start and stop).
 	cmd    *exec.Cmd
@@ -278,6 +293,14 @@ func (bn *bgpNode) start(ctx context.Context) error {
 		bn.wg.Go(func() { bn.send(ictx, client) })
 		bn.wg.Go(func() { bn.watch(ictx, client) })
 	}
+	if bn.podRouter {
+		bn.wg.Go(func() { bn.watchPods(ictx, client) })
+	}
+	if bn.pod.IsValid() {
+		if err := client.AdvertisePrefix(ctx, speaker.PrefixRoute{Prefix: bn.pod, NextHop: bn.local}); err != nil {
+			return fmt.Errorf("control_plane bgp: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -466,6 +489,9 @@ func (p *bgpPlane) failNode(name string) error {
 		return fmt.Errorf("control_plane bgp: fail %s: %w", name, err)
 	}
 	bn.stop()
+	if bn.podRouter {
+		return bn.forgetPods()
+	}
 	if bn.leaf != nil {
 		return p.r.exclusive(func() error { bn.leaf.Forget(); return nil })
 	}
@@ -485,6 +511,11 @@ func (p *bgpPlane) restoreNode(ctx context.Context, name string) error {
 		// A hung switch is rebooted: the frozen speaker goes, and a
 		// leaf forgets what it had learnt, as after a power loss.
 		bn.stop()
+		if bn.podRouter {
+			if err := bn.forgetPods(); err != nil {
+				return err
+			}
+		}
 		if bn.leaf != nil {
 			if err := p.r.exclusive(func() error { bn.leaf.Forget(); return nil }); err != nil {
 				return err
@@ -525,7 +556,11 @@ func (p *bgpPlane) waitConverged(ctx context.Context, timeout time.Duration) err
 	deadline := time.Now().Add(timeout)
 	for {
 		var missing string
-		_ = p.r.exclusive(func() error { missing = p.missing(); return nil })
+		if p.fab != nil {
+			_ = p.r.exclusive(func() error { missing = p.missing(); return nil })
+		} else {
+			missing = p.missingPods()
+		}
 		if missing == "" {
 			return nil
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/userspace"
 	"github.com/netbed/netbed/scenarios"
@@ -94,6 +95,13 @@ func (r *Runtime) Name() string {
 
 // Lab returns the deployed lab (nil before Load).
 func (r *Runtime) Lab() *netns.Lab { return r.lab }
+
+// Topology returns the topology Load deployed (nil before Load).
+func (r *Runtime) Topology() *topologies.Topology {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.topo
+}
 
 // LabName returns the lab's name ("" before Load). It may be called from
 // any goroutine, as during Load to learn what to clean.
@@ -227,6 +235,14 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 			return fmt.Errorf("netns runtime: %w", err)
 		}
 		if r.bgp, err = newBGPPlane(r, ef, &tc, dir); err != nil {
+			return fmt.Errorf("netns runtime: %w", err)
+		}
+	} else if df, ok := f.(*ebpf.Fabric); ok && df.PodCIDRsFromBGP() {
+		dir := filepath.Join(r.labOpt.LabDir(tc.Name), "bgp")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("netns runtime: %w", err)
+		}
+		if r.bgp, err = newDirectPlane(r, df, &tc, dir); err != nil {
 			return fmt.Errorf("netns runtime: %w", err)
 		}
 	}

@@ -109,6 +109,9 @@ func (r *Runtime) Latency() reports.Latency {
 // tables of their own (control_plane: bgp) gets its control plane from
 // the BGP model (package sim/bgpmodel), its sessions established.
 func (r *Runtime) Load(_ context.Context, f datapath.Fabric, t *topologies.Topology) error {
+	if pb, ok := f.(interface{ PodCIDRsFromBGP() bool }); ok && pb.PodCIDRsFromBGP() {
+		return errors.New("sim runtime: control_plane: bgp: the BGP model has no speakers for gen 3's direct routing; run the scenario on netns, or use control_plane: shared")
+	}
 	if err := r.e.Load(f, nil, sim.LinkOpts{QueueFrames: 1024}); err != nil {
 		return err
 	}

@@ -28,7 +28,8 @@ const (
 // initialised, in report order; generation.Names() is the live list.
 var Generations = generation.Names()
 
-// ControlPlane says how gen 2's EVPN routes travel between leaves.
+// ControlPlane says how gen 2's EVPN routes travel between leaves, and
+// how gen 3's direct routing learns the hosts' pod CIDRs.
 type ControlPlane string
 
 // Control planes.
@@ -40,7 +41,9 @@ const (
 	// namespace (iBGP, the spines route reflectors) and builds each leaf's
 	// tables from its own speaker's best paths. On netns the speakers are
 	// GoBGP processes; on sim, the calibrated model of package
-	// sim/bgpmodel.
+	// sim/bgpmodel. For ebpf-direct, a speaker on every host advertises
+	// its pod CIDR to its leaves', and a leaf routes only what its
+	// speaker learnt (netns only).
 	ControlPlaneBGP ControlPlane = "bgp"
 )
 

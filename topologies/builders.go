@@ -412,3 +412,53 @@ func positive(counts map[string]int, rates map[string]int64) error {
 	}
 	return errors.Join(errs...)
 }
+
+// VPCParams describes a public cloud VPC (generation vpc). Zero fields
+// take the defaults in parentheses.
+type VPCParams struct {
+	Name string // lab name ("vpc")
+	// Prefix is put before every node name ("" ; "use1-" for a region).
+	Prefix string
+	Hosts  int // VM instances, the Kubernetes nodes (4)
+	// HostRate is a VM's link to the VPC router (25G, an ENA NIC);
+	// EdgeRate the internet gateway's links (10G).
+	HostRate, EdgeRate int64
+	// NoInternet leaves out the internet gateway and the outside network.
+	NoInternet bool
+
+	Kind, Image string // carried to containerlab files (linux, DefaultImage)
+}
+
+// VPC builds a VPC: its implicit router (vpc-router, role vpc-router)
+// with one link to each VM (host1..hostN, role host) and one to the
+// internet gateway (igw, role internet-gateway), which links to a network
+// outside the VPC (internet, role external) where clients run.
+func VPC(p VPCParams) (*Topology, error) {
+	def(&p.Name, "vpc")
+	defInt(&p.Hosts, 4)
+	defRate(&p.HostRate, Rate25G)
+	defRate(&p.EdgeRate, Rate10G)
+	def(&p.Kind, DefaultKind)
+	def(&p.Image, DefaultImage)
+	if err := positive(map[string]int{"hosts": p.Hosts}, map[string]int64{"host rate": p.HostRate, "edge rate": p.EdgeRate}); err != nil {
+		return nil, fmt.Errorf("vpc: %w", err)
+	}
+	b := newBuilder(p.Name, p.Kind, p.Image)
+	b.addVPC(p)
+	return b.t, nil
+}
+
+func (b *builder) addVPC(p VPCParams) *Node {
+	r := b.node(p.Prefix+"vpc-router", RoleVPCRouter)
+	for i := 1; i <= p.Hosts; i++ {
+		h := b.node(fmt.Sprintf("%shost%d", p.Prefix, i), RoleHost)
+		b.link(h, r, p.HostRate, 0)
+	}
+	if !p.NoInternet {
+		igw := b.node(p.Prefix+"igw", RoleInternetGateway)
+		b.link(r, igw, p.EdgeRate, 0)
+		out := b.node(p.Prefix+"internet", RoleExternal)
+		b.link(igw, out, p.EdgeRate, 0)
+	}
+	return r
+}

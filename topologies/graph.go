@@ -22,10 +22,17 @@ const (
 	RoleLeaf        Role = "leaf"
 	RoleBorder      Role = "border"
 	RoleFirewall    Role = "firewall"
+	// A public cloud's VPC (generation vpc): its implicit router, its
+	// internet gateway, and a network outside it (clients on the
+	// internet).
+	RoleVPCRouter       Role = "vpc-router"
+	RoleInternetGateway Role = "internet-gateway"
+	RoleExternal        Role = "external"
 )
 
 // Roles lists every known role in a stable order.
-var Roles = []Role{RoleHost, RoleToR, RoleAccess, RoleAggregation, RoleCore, RoleSpine, RoleLeaf, RoleBorder, RoleFirewall}
+var Roles = []Role{RoleHost, RoleToR, RoleAccess, RoleAggregation, RoleCore, RoleSpine, RoleLeaf, RoleBorder, RoleFirewall,
+	RoleVPCRouter, RoleInternetGateway, RoleExternal}
 
 // Valid reports whether r is one of the known roles.
 func (r Role) Valid() bool {

@@ -16,7 +16,7 @@ import (
 // parentheses.
 type Options struct {
 	// OutsideCIDR holds the addresses of clients outside the VPC
-	// (198.51.100.0/24, TEST-NET-2).
+	// (192.0.2.0/24, TEST-NET-1; the cloud's floating IPs come from TEST-NET-2).
 	OutsideCIDR netip.Prefix
 	// Slots is how many pod (or client) ports a VM (or the outside
 	// network) has (DefaultSlots).
@@ -24,7 +24,7 @@ type Options struct {
 }
 
 // DefaultOutsideCIDR is Options.OutsideCIDR's default.
-var DefaultOutsideCIDR = netip.MustParsePrefix("198.51.100.0/24")
+var DefaultOutsideCIDR = netip.MustParsePrefix("192.0.2.0/24")
 
 type member struct {
 	host string
@@ -241,6 +241,9 @@ func (f *Fabric) IsOutside(node string) bool { return f.outside != nil && node =
 // AddNetwork implements datapath.Fabric: the network's subnet becomes a
 // subnet of the VPC (a local route in its route table).
 func (f *Fabric) AddNetwork(n datapath.NetworkSpec) error {
+	if n.Subnet6.IsValid() {
+		return fmt.Errorf("network %s: IPv6 subnet %v: vpc: %w (its ENIs carry IPv4 addresses only)", n.Name, n.Subnet6, datapath.ErrNoIPv6)
+	}
 	if err := f.AddSubnet(n.Subnet); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
@@ -356,6 +359,9 @@ func PodMAC(name string) net.HardwareAddr { return DeviceMAC(name, "eth0") }
 // an ENI of s.Host; the pod gets it as a /32 with PodGateway. On the
 // outside network: a client with s.IP or the next free address.
 func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.Wire, error) {
+	if s.IP6.IsValid() {
+		return nil, datapath.Wire{}, fmt.Errorf("add %q: IPv6 address %v: vpc: %w", s.Name, s.IP6, datapath.ErrNoIPv6)
+	}
 	if _, ok := f.members[s.Name]; ok || f.t.Node(s.Name) != nil {
 		return nil, datapath.Wire{}, fmt.Errorf("add %q: %w (an instance or a topology node)", s.Name, ErrExists)
 	}

@@ -232,7 +232,7 @@ func TestFloatingIP(t *testing.T) {
 	if _, err := v.e.AddInstance(v.f, datapath.InstanceSpec{Name: "client", Host: "internet"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := v.addr(t, "client"); got != netip.MustParseAddr("198.51.100.2") {
+	if got := v.addr(t, "client"); got != netip.MustParseAddr("192.0.2.2") {
 		t.Fatalf("client address %v", got)
 	}
 	fip := netip.MustParseAddr("203.0.113.10")
@@ -322,6 +322,9 @@ func TestFabricErrors(t *testing.T) {
 	v.pod(t, "a", "host1", "10.9.0.10")
 	if err := v.f.DetachENI("eni-host1-1"); !errors.Is(err, ErrInUse) {
 		t.Errorf("detach an ENI with a pod: %v", err)
+	}
+	if err := v.f.AddNetwork(datapath.NetworkSpec{Name: "v6", Subnet: netip.MustParsePrefix("10.30.0.0/24"), Subnet6: netip.MustParsePrefix("fd00::/64")}); !errors.Is(err, datapath.ErrNoIPv6) {
+		t.Errorf("an IPv6 subnet: %v", err)
 	}
 	spine, _ := topologies.SpineLeaf(topologies.SpineLeafParams{})
 	if _, err := New(spine, Options{}); err == nil || !strings.Contains(err.Error(), "vpc-router") {

@@ -21,7 +21,7 @@ test: lint
 # Each fuzz target below for FUZZTIME (their seeds and committed corpora,
 # testdata/fuzz/, also run as plain tests in `go test`).
 FUZZTIME ?= 10s
-FUZZ     := ./controller/api:FuzzRequests ./controller/api:FuzzRequestBodies ./controller/api:FuzzTokensFile ./datapath/vpc/cloud:FuzzParseLimits
+FUZZ     := ./controller/api:FuzzRequests ./controller/api:FuzzRequestBodies ./controller/api:FuzzTokensFile ./datapath/vpc/cloud:FuzzParseLimits ./datapath/vpc:FuzzRewrite
 fuzz:
 	@set -e; for t in $(FUZZ); do \
 		echo "fuzz $${t#*:} ($${t%%:*}, $(FUZZTIME))"; \

@@ -20,6 +20,10 @@ const (
 	IPAMGlobal IPAM = "global"
 	// IPAMLocal: a pool per node (the node's pod CIDR), no controller.
 	IPAMLocal IPAM = "local"
+	// IPAMCloud: a public cloud's addresses on the nodes' network
+	// interfaces, through its API; the controller records each as the
+	// instance's port (vpc).
+	IPAMCloud IPAM = "cloud"
 )
 
 // Segment is what separates a generation's tenant networks on the wire.
@@ -52,7 +56,8 @@ const (
 type Desc struct {
 	Name Name
 	// Family is the generation's number in the seed: 1 (VLAN), 2 (EVPN),
-	// 3 (eBPF). Variants of one design share it.
+	// 3 (eBPF), 4 (the public cloud's VPC). Variants of one design share
+	// it.
 	Family int
 	// Summary says in a line what the generation is (docs, --help).
 	Summary string
@@ -94,8 +99,12 @@ type Desc struct {
 func (d Desc) LocalIPAM() bool { return d.IPAM == IPAMLocal }
 
 // Controlled reports whether instances get their ports from the
-// controller (global IPAM).
-func (d Desc) Controlled() bool { return d.IPAM == IPAMGlobal }
+// controller (global IPAM, or the cloud's through the controller).
+func (d Desc) Controlled() bool { return d.IPAM == IPAMGlobal || d.IPAM == IPAMCloud }
+
+// CloudIPAM reports whether instances take their addresses from a public
+// cloud's API.
+func (d Desc) CloudIPAM() bool { return d.IPAM == IPAMCloud }
 
 var (
 	mu    sync.RWMutex
@@ -124,8 +133,8 @@ func (d Desc) validate() error {
 		return fmt.Errorf("a generation needs a name")
 	case d.Family < 1:
 		return fmt.Errorf("%s: family %d, want 1 or more", d.Name, d.Family)
-	case d.IPAM != IPAMGlobal && d.IPAM != IPAMLocal:
-		return fmt.Errorf("%s: IPAM %q, want %q or %q", d.Name, d.IPAM, IPAMGlobal, IPAMLocal)
+	case d.IPAM != IPAMGlobal && d.IPAM != IPAMLocal && d.IPAM != IPAMCloud:
+		return fmt.Errorf("%s: IPAM %q, want %q, %q or %q", d.Name, d.IPAM, IPAMGlobal, IPAMLocal, IPAMCloud)
 	case d.PodsViaCNI && d.CNIMode == "":
 		return fmt.Errorf("%s: pods attach through the CNI plugin but no CNIMode", d.Name)
 	case !d.Policy && d.NoPolicy == "":

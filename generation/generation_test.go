@@ -6,7 +6,7 @@ import (
 )
 
 func TestBuiltins(t *testing.T) {
-	want := []Name{"vlan", "vlan-stock", "evpn", "ebpf", "ebpf-direct"}
+	want := []Name{"vlan", "vlan-stock", "evpn", "ebpf", "ebpf-direct", "vpc"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %v, want %v (report order)", got, want)
 	}
@@ -25,6 +25,7 @@ func TestBuiltins(t *testing.T) {
 		{"evpn", 2, false, false, SegmentVXLAN},
 		{"ebpf", 3, true, true, SegmentNone},
 		{"ebpf-direct", 3, true, true, SegmentNone},
+		{"vpc", 4, false, false, SegmentNone},
 	} {
 		d, ok := Lookup(c.name)
 		if !ok {

@@ -97,7 +97,7 @@ var Glossary = []Term{
 	{KindRule, "route", "a routing table entry (the route to a prefix, the default route, none)"},
 	{KindRule, "route6", "gen 1: the core has no IPv6 route to the destination (IPv6 beyond the networks is not routed)"},
 	{KindRule, "routed", "a routed port's input (not IPv4)"},
-	{KindRule, "sg", "gen 1 stock: a security-group rule <group>:<n>, conntrack, or the default"},
+	{KindRule, "sg", "a security group: gen 1 stock's rule <group>:<n>, conntrack, or the default; vpc's ENI group rule, established, or no-ingress-rule"},
 	{KindRule, "sim", "the simulator's links and nodes: down, not wired, lossy, queue full, a source that failed"},
 	{KindRule, "source-ip-check", "gen 3: a pod sent from an address that is not its own (anti-spoofing)"},
 	{KindRule, "stp", "the spanning tree blocks the port"},
@@ -111,6 +111,12 @@ var Glossary = []Term{
 	{KindRule, "userspace", "netns: the userspace node's links: down, not wired, frame too large"},
 	{KindRule, "vlan", "a host's VLAN translation (local VLAN to network VLAN), or a VLAN not allowed"},
 	{KindRule, "vxlan", "VXLAN: a VNI the leaf does not import, or a frame without a known VNI"},
+	{KindRule, "igw", "vpc: the internet gateway: an address with no floating IP cannot leave or be reached from outside"},
+	{KindRule, "nat", "vpc: the internet gateway's one-to-one NAT of a floating IP and the private address it is associated with"},
+	{KindRule, "rtb", "vpc: the VPC router's route table: a subnet (local, to the ENI holding the address) or a target"},
+	{KindRule, "sg-egress", "vpc: the sending ENI's security groups let the packet out and track its connection"},
+	{KindRule, "src-dst-check", "vpc: the provider's source/destination check: the source address is not on the sending ENI"},
+	{KindRule, "unassigned", "vpc: no ENI holds the destination address (the VPC delivers only to assigned addresses)"},
 
 	// Spawn steps: the seed's spawn flow (Fig. 10) as the fabric backend
 	// marks it, numbered as there, and the steps around it.
@@ -126,6 +132,22 @@ var Glossary = []Term{
 	{KindStep, "2-3-cni-add-local-ipam-endpoint", "a pod by CNI ADD with node-local IPAM: address and endpoint in one call"},
 	{KindStep, "2-7-cni-add-port-bound-underlay-active", "a pod by CNI ADD through the controller: port, binding and underlay in one call"},
 	{KindStep, "drift-unplugged", "a drift began: the instance was unplugged from its old host (named after the colon)"},
+	{KindStep, "2-ipam-warm-pool", "vpc: the node's warm pool (ipamd) gave an address already on one of its ENIs: no cloud call"},
+	{KindStep, "2-ipam-cloud", "vpc: the cloud's API assigned the address on the spawn (no warm pool, or an empty one)"},
+	{KindStep, "2-ipam-address-moved", "vpc: a drift: the cloud reassigned the pod's address to an ENI of the new node (its floating IP follows)"},
+	{KindStep, "2-ipam-address-on-node", "vpc: a drift back: the pod's address was still on an ENI of the node"},
+	{KindStep, "3-port-recorded", "vpc: the controller recorded the address as the pod's port"},
+	{KindStep, "4-cni-veth-route-rule", "vpc: the VPC CNI wired the pod's veth, its /32 route and its policy rule on the node"},
+	{KindStep, "5-port-active", "vpc: the port was bound to the node and reported active"},
+	{KindStep, "2-outside-address", "vpc: a client outside the VPC took an address of the outside network"},
+	{KindStep, "cloud", "vpc: a call to the cloud's API made for the instance (the action after the colon)"},
+	{KindStep, "throttled", "vpc: the cloud throttled the call (RequestLimitExceeded); ipamd retries after a backoff"},
+	{KindStep, "cloud-error", "vpc: the cloud refused the call with the provider's error code (after the action)"},
+	{KindStep, "limit", "vpc: the node is at its instance type's ENI and address limits (max pods)"},
+	{KindStep, "ipamd", "vpc: the node's warm pool was empty; a reconciler pass refilled it"},
+	{KindStep, "floating-ip-attached", "vpc: a floating IP was associated with the instance's address"},
+	{KindStep, "floating-ip-detached", "vpc: the instance's floating IP was disassociated and released"},
+	{KindStep, "failed", "a spawn with allow_failures could not create the instance (the error after the colon)"},
 }
 
 // termIndex finds a glossary entry by kind and name.

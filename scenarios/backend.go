@@ -101,4 +101,6 @@ type ProbeRequest struct {
 	// Family is FamilyIPv6 to probe the destination's IPv6 address;
 	// empty or FamilyIPv4 for its IPv4 one.
 	Family string
+	// Floating sends the probe to To's floating IP (FloatingIPs).
+	Floating bool
 }

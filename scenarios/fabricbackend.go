@@ -81,6 +81,7 @@ type FabricBackend struct {
 	agentDown map[string]bool
 
 	local    map[string]*ipam.NodePool // gen 3: per host
+	vpc      *vpcPlane                 // the cloud and its IPAM (vpc)
 	insts    map[string]*instance
 	timeline []reports.SpawnEvent
 	failed   map[string]bool // nodes and links failed, for restore
@@ -185,10 +186,18 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 	if err := b.startController(); err != nil {
 		return err
 	}
+	if b.desc.CloudIPAM() {
+		if err := b.startVPC(); err != nil {
+			return err
+		}
+	}
 	for _, n := range env.Networks {
 		if err := b.addNetwork(ctx, n); err != nil {
 			return err
 		}
+	}
+	if b.vpc != nil {
+		return b.vpcNodes(ctx)
 	}
 	return nil
 }
@@ -345,6 +354,11 @@ func (b *FabricBackend) addNetwork(ctx context.Context, n NetworkSegment) error 
 	if _, err := b.api.CreateSubnet(ctx, controller.SubnetRequest{Network: n.Name, CIDR: n.Subnet, Gateway: n.Gateway}); err != nil {
 		return fmt.Errorf("network %s: subnet %v: %w", n.Name, n.Subnet, err)
 	}
+	if b.vpc != nil {
+		if err := b.vpc.ipam.AddNetwork(ctx, n.Name, n.Subnet); err != nil {
+			return err
+		}
+	}
 	if n.Subnet6.IsValid() {
 		if _, err := b.api.CreateSubnet(ctx, controller.SubnetRequest{Network: n.Name, CIDR: n.Subnet6, Gateway: n.Gateway6}); err != nil {
 			return fmt.Errorf("network %s: IPv6 subnet %v: %w", n.Name, n.Subnet6, err)
@@ -406,6 +420,9 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 	name := in.spec.Name
 	in.spec.Host = host
 	b.mark(name, "1-schedule:"+host)
+	if b.vpc != nil {
+		return b.wireVPC(ctx, in, host)
+	}
 	if pa, ok := b.rt.(PodAttacher); ok && in.kind == "pod" && b.desc.PodsViaCNI {
 		return b.wirePod(ctx, pa, in, host)
 	}
@@ -648,6 +665,9 @@ func (b *FabricBackend) Delete(ctx context.Context, name string) error {
 	if !b.controlled() {
 		return nil
 	}
+	if b.vpc != nil {
+		return b.deleteVPC(ctx, in)
+	}
 	p, err := b.api.DeletePort(ctx, name)
 	if err != nil {
 		return fmt.Errorf("delete port %s: %w", name, err)
@@ -874,6 +894,12 @@ func (b *FabricBackend) Probe(ctx context.Context, req ProbeRequest) (reports.Pr
 		}
 		dst = to.spec.IP6.Addr()
 	}
+	if req.Floating {
+		var err error
+		if dst, err = b.floatingDst(req.To); err != nil {
+			return reports.Probe{}, fmt.Errorf("probe to %s's floating IP: %w", req.To, err)
+		}
+	}
 	return b.rt.Probe(ctx, RuntimeProbe{From: from.spec.Name, To: to.spec.Name, Dst: dst,
 		Proto: req.Proto, Port: req.Port, Timeout: req.Timeout})
 }
@@ -883,7 +909,8 @@ func (b *FabricBackend) PortState(ctx context.Context, name string) (string, err
 	if _, ok := b.insts[name]; !ok {
 		return "", fmt.Errorf("port state of %s: no such instance", name)
 	}
-	if !b.controlled() {
+	if !b.controlled() || b.vpc != nil && b.vpc.fab.IsOutside(b.insts[name].spec.Host) {
+		// Local IPAM, or a client outside the VPC: no port.
 		return string(controller.StatusActiveActive), nil
 	}
 	if b.ctl.isDown() {
@@ -905,6 +932,9 @@ func (b *FabricBackend) Finish(run *reports.Run) error {
 	}
 	run.Counters["unexplained_drops"] = unexplained
 	run.Counters["instances"] = len(b.insts)
+	if b.vpc != nil {
+		b.vpc.counters(run.Counters)
+	}
 	run.Timeline = append(run.Timeline[:0], b.timeline...)
 	b.ctl.mu.Lock()
 	run.Faults = append(run.Faults[:0], b.faults...)

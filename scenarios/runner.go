@@ -99,6 +99,14 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 	if err := b.Finish(run); err != nil {
 		return run, fmt.Errorf("finish: %w", err)
 	}
+	if len(r.failedSpawns) > 0 {
+		run.Timeline = append(run.Timeline, r.failedSpawns...)
+		sort.SliceStable(run.Timeline, func(i, j int) bool { return run.Timeline[i].At < run.Timeline[j].At })
+		if run.Counters == nil {
+			run.Counters = map[string]int{}
+		}
+		run.Counters["failed_spawns"] = len(r.failedSpawns)
+	}
 	r.conserve()
 	if opts.Hold != nil {
 		live := make([]Instance, 0, len(r.order))
@@ -135,6 +143,9 @@ type runner struct {
 
 	streams []*stream    // background traffic (stream.go)
 	drifts  []driftEvent // drifts carried out, for the streams' outages
+	// failedSpawns are the instances a spawn with allow_failures could
+	// not create, with the error.
+	failedSpawns []reports.SpawnEvent
 
 	// Policy files (policyfile.go): what spawns said of pods, and the
 	// policies applied.
@@ -200,6 +211,8 @@ func (r *runner) step(ctx context.Context, i int, st *Step) error {
 	case st.Expect != nil:
 		r.expect(ctx, i, st)
 		return nil
+	case st.FloatingIP != nil:
+		return r.floatingIP(ctx, st.FloatingIP)
 	}
 	return errors.New("empty step")
 }
@@ -210,7 +223,8 @@ func (r *runner) spawn(ctx context.Context, sp *Spawn) error {
 		hosts = r.hosts
 	}
 	for _, h := range hosts {
-		if n := r.topo.Node(h); n == nil || n.Role != topologies.RoleHost {
+		// A network outside the VPC (vpc) runs clients named explicitly.
+		if n := r.topo.Node(h); n == nil || n.Role != topologies.RoleHost && (n.Role != topologies.RoleExternal || len(sp.Hosts) == 0) {
 			return fmt.Errorf("spawn %s: %q is not a host of topology %s", sp.Name, h, r.topo.Name)
 		}
 	}
@@ -232,6 +246,10 @@ func (r *runner) spawn(ctx context.Context, sp *Spawn) error {
 			r.next++
 		}
 		in, err := r.b.Spawn(ctx, SpawnRequest{Name: name, Kind: sp.Kind, Host: host, Network: sp.Network, Label: sp.Label, Labels: spawnLabels(sp)})
+		if err != nil && sp.AllowFailures {
+			r.mark(name, "failed: "+err.Error())
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("spawn %s on %s: %w", name, host, err)
 		}
@@ -307,6 +325,36 @@ func (r *runner) drift(ctx context.Context, d *Drift) error {
 			return fmt.Errorf("drift %s to %s: %w", name, to, err)
 		}
 		r.add(moved)
+	}
+	return nil
+}
+
+// mark records a step of an instance's spawn timeline that the backend
+// did not (a spawn that failed).
+func (r *runner) mark(name, step string) {
+	r.failedSpawns = append(r.failedSpawns, reports.SpawnEvent{Instance: name, Step: step, At: r.b.Now()})
+}
+
+// floatingIP attaches or detaches the floating IPs of the instances.
+func (r *runner) floatingIP(ctx context.Context, f *FloatingIP) error {
+	fb, ok := r.b.(FloatingIPs)
+	if !ok {
+		return fmt.Errorf("floating_ip: the %s backend has no floating IPs", r.b.Name())
+	}
+	names := r.resolve(f.Instances)
+	if len(names) == 0 {
+		return fmt.Errorf("floating_ip: no live instance matches %v", f.Instances)
+	}
+	for _, name := range names {
+		var err error
+		if f.Action == "detach" {
+			err = fb.DetachFloatingIP(ctx, name)
+		} else {
+			_, err = fb.AttachFloatingIP(ctx, name)
+		}
+		if err != nil {
+			return fmt.Errorf("floating_ip: %w", err)
+		}
 	}
 	return nil
 }
@@ -390,7 +438,7 @@ func (r *runner) traffic(ctx context.Context, t *Traffic) error {
 		round := reports.Reach{At: r.b.Now(), Tag: tag, Flows: len(pairs) * len(fams)}
 		for _, p := range pairs {
 			for _, fam := range fams {
-				res, err := r.b.Probe(ctx, ProbeRequest{From: p[0], To: p[1], Proto: t.Proto, Port: t.Port, Tag: tag, Timeout: r.opts.ProbeTimeout, Family: fam})
+				res, err := r.b.Probe(ctx, ProbeRequest{From: p[0], To: p[1], Proto: t.Proto, Port: t.Port, Tag: tag, Timeout: r.opts.ProbeTimeout, Family: fam, Floating: t.Floating})
 				if err != nil {
 					return fmt.Errorf("probe %s -> %s over %s: %w", p[0], p[1], fam, err)
 				}

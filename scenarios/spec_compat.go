@@ -26,6 +26,8 @@ type (
 	BGPSessionsExpect = spec.BGPSessionsExpect
 	BGPRouteExpect    = spec.BGPRouteExpect
 	GenOptions        = spec.GenOptions
+	VPCOptions        = spec.VPCOptions
+	FloatingIP        = spec.FloatingIP
 	IDRange           = spec.IDRange
 	Error             = spec.Error
 )
@@ -37,6 +39,7 @@ const (
 	GenEVPN       = spec.GenEVPN
 	GenEBPF       = spec.GenEBPF
 	GenEBPFDirect = spec.GenEBPFDirect
+	GenVPC        = spec.GenVPC
 
 	ControlPlaneShared = spec.ControlPlaneShared
 	ControlPlaneBGP    = spec.ControlPlaneBGP

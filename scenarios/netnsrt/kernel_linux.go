@@ -104,7 +104,7 @@ func (r *Runtime) loadKernel(ctx context.Context, f datapath.Fabric, tc *topolog
 		if gs := KernelGenerations(); len(gs) > 0 {
 			have = strings.Join(gs, ", ")
 		}
-		return fmt.Errorf("kernel runtime: generation %s has no kernel fabric (the kernel backend runs: %s)", f.Generation(), have)
+		return fmt.Errorf("kernel runtime: %s is not built on the kernel backend yet (it runs %s); use --backend netns or sim", f.Generation(), have)
 	}
 	if err := r.lab.WaitUp(ctx, 5*time.Second); err != nil {
 		return fmt.Errorf("kernel runtime: %w", err)

@@ -20,6 +20,24 @@ type GenOptions struct {
 	// 1, and the host side of gen 2); VNIs their VNIs (gen 2).
 	VLANs IDRange
 	VNIs  IDRange
+	// VPC is the vpc generation's cloud.
+	VPC VPCOptions
+}
+
+// VPCOptions configure the vpc generation's cloud: its nodes' instance
+// type (InstanceType; empty: m5.large), their warm pools (the AWS VPC
+// CNI's WARM_ENI_TARGET, WARM_IP_TARGET and MINIMUM_IP_TARGET; all zero:
+// no warm pool, every pod's address asked for on its spawn) and the
+// cloud's limits file (Limits; empty: the built-in
+// datapath/vpc/cloud/limits.yaml).
+type VPCOptions struct {
+	InstanceType                                 string
+	WarmENITarget, WarmIPTarget, MinimumIPTarget int
+	Limits                                       string
+}
+
+func (v VPCOptions) poolSet() bool {
+	return v.WarmENITarget != 0 || v.WarmIPTarget != 0 || v.MinimumIPTarget != 0
 }
 
 // IDRange is the IDs First to Last, both included.
@@ -71,6 +89,15 @@ func (s *Scenario) OptionsFor(gen Generation) GenOptions {
 		}
 		if x.VNIs.First != 0 {
 			o.VNIs = x.VNIs
+		}
+		if x.VPC.InstanceType != "" {
+			o.VPC.InstanceType = x.VPC.InstanceType
+		}
+		if x.VPC.poolSet() {
+			o.VPC.WarmENITarget, o.VPC.WarmIPTarget, o.VPC.MinimumIPTarget = x.VPC.WarmENITarget, x.VPC.WarmIPTarget, x.VPC.MinimumIPTarget
+		}
+		if x.VPC.Limits != "" {
+			o.VPC.Limits = x.VPC.Limits
 		}
 	}
 	return o

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,12 @@ type rawGenOptions struct {
 	NodeMask    int    `yaml:"node_mask"`
 	VLANs       string `yaml:"vlans"`
 	VNIs        string `yaml:"vnis"`
+	// The vpc generation's cloud (VPCOptions).
+	InstanceType    string `yaml:"instance_type"`
+	WarmENITarget   int    `yaml:"warm_eni_target"`
+	WarmIPTarget    int    `yaml:"warm_ip_target"`
+	MinimumIPTarget int    `yaml:"minimum_ip_target"`
+	CloudLimits     string `yaml:"cloud_limits"`
 }
 
 // genOptions checks and sets the scenario's options, keyed by
@@ -59,6 +66,20 @@ func (p *parser) genOptions(raw map[string]rawGenOptions, root *yaml.Node, s *Sc
 		}
 		o.VLANs = p.idRange(r.VLANs, at("vlans"), path+".vlans", MaxVLAN, "VLAN IDs run from 1 to 4094")
 		o.VNIs = p.idRange(r.VNIs, at("vnis"), path+".vnis", MaxVNI, "VNIs run from 1 to 16777215")
+		o.VPC = VPCOptions{InstanceType: r.InstanceType, Limits: r.CloudLimits,
+			WarmENITarget: r.WarmENITarget, WarmIPTarget: r.WarmIPTarget, MinimumIPTarget: r.MinimumIPTarget}
+		for _, t := range []struct {
+			name string
+			v    int
+		}{{"warm_eni_target", r.WarmENITarget}, {"warm_ip_target", r.WarmIPTarget}, {"minimum_ip_target", r.MinimumIPTarget}} {
+			if t.v < 0 {
+				p.fail(at(t.name), path+"."+t.name, "%d: a pool target is a count, 0 or more", t.v)
+			}
+		}
+		if r.CloudLimits != "" && !filepath.IsAbs(r.CloudLimits) && s.File != "" {
+			// Relative to the scenario file, as topology files are.
+			o.VPC.Limits = filepath.Join(filepath.Dir(s.File), r.CloudLimits)
+		}
 		if s.Options == nil {
 			s.Options = map[string]GenOptions{}
 		}

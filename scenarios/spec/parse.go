@@ -335,6 +335,13 @@ type rawStep struct {
 	Policy  *rawPolicy  `yaml:"policy"`
 	Expect  *rawExpect  `yaml:"expect"`
 	Comment string      `yaml:"comment"`
+	// FloatingIP: {attach: [names]} or {detach: [names]}.
+	FloatingIP *rawFloatingIP `yaml:"floating_ip"`
+}
+
+type rawFloatingIP struct {
+	Attach []string `yaml:"attach"`
+	Detach []string `yaml:"detach"`
 }
 
 type rawSpawn struct {
@@ -349,6 +356,8 @@ type rawSpawn struct {
 	// Namespace and Ports: see Spawn.
 	Namespace string            `yaml:"namespace"`
 	Ports     map[string]string `yaml:"ports"`
+	// AllowFailures: see Spawn.AllowFailures.
+	AllowFailures bool `yaml:"allow_failures"`
 }
 
 type rawChurn struct {
@@ -388,6 +397,8 @@ type rawTraffic struct {
 	Family   string   `yaml:"family"`
 	// Background: see Traffic.Background.
 	Background bool `yaml:"background"`
+	// Floating: see Traffic.Floating.
+	Floating bool `yaml:"floating_ip"`
 }
 
 type rawPolicy struct {
@@ -447,7 +458,7 @@ func lineOf(n *yaml.Node, fallback int) int {
 	return n.Line
 }
 
-var builders = []string{"three-tier", "spine-leaf", "multi-az"}
+var builders = []string{"three-tier", "spine-leaf", "multi-az", "vpc"}
 
 func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 	s := &Scenario{Name: r.Name, Description: r.Description, Backend: r.Backend, Seed: r.Seed, Congestion: r.Congestion, File: p.file,
@@ -652,13 +663,13 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 		st.Gens = append(st.Gens, Generation(g))
 	}
 	set := 0
-	for _, ok := range []bool{r.Spawn != nil, r.Churn != nil, r.Drift != nil, r.Fail != nil, r.Restore != nil, r.Traffic != nil, r.Policy != nil, r.Expect != nil} {
+	for _, ok := range []bool{r.Spawn != nil, r.Churn != nil, r.Drift != nil, r.Fail != nil, r.Restore != nil, r.Traffic != nil, r.Policy != nil, r.Expect != nil, r.FloatingIP != nil} {
 		if ok {
 			set++
 		}
 	}
 	if set != 1 {
-		p.fail(n.Line, field, "a step needs exactly one action (spawn, churn, drift, fail, restore, traffic, policy, expect); found %d", set)
+		p.fail(n.Line, field, "a step needs exactly one action (spawn, churn, drift, fail, restore, traffic, policy, expect, floating_ip); found %d", set)
 		return st
 	}
 	checkNet := func(k, network, label string) {
@@ -694,7 +705,7 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 		}
 		checkNet("spawn", sp.Network, sp.Label)
 		st.Spawn = &Spawn{Name: sp.Name, Kind: sp.Kind, Count: sp.Count, Hosts: sp.Hosts, Place: place, Network: sp.Network, Label: sp.Label, Labels: sp.Labels,
-			Namespace: sp.Namespace, Ports: p.namedPorts(child(child(n, "spawn"), "ports"), f+".ports", sp.Ports)}
+			Namespace: sp.Namespace, Ports: p.namedPorts(child(child(n, "spawn"), "ports"), f+".ports", sp.Ports), AllowFailures: sp.AllowFailures}
 	case r.Churn != nil:
 		c := r.Churn
 		if c.Rate <= 0 {
@@ -797,7 +808,17 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 				p.fail(lineOf(child(tn, "family"), n.Line), f+".family", "a background stream probes over IPv4 only, for now")
 			}
 		}
-		st.Traffic = &Traffic{Proto: tr.Proto, Port: tr.Port, From: tr.From, To: tr.To, Matrix: tr.Matrix, Count: tr.Count, Rate: tr.Rate, Tag: tr.Tag, Family: tr.Family, Background: tr.Background}
+		st.Traffic = &Traffic{Proto: tr.Proto, Port: tr.Port, From: tr.From, To: tr.To, Matrix: tr.Matrix, Count: tr.Count, Rate: tr.Rate, Tag: tr.Tag, Family: tr.Family, Background: tr.Background, Floating: tr.Floating}
+	case r.FloatingIP != nil:
+		fl := r.FloatingIP
+		switch {
+		case len(fl.Attach) > 0 && len(fl.Detach) == 0:
+			st.FloatingIP = &FloatingIP{Action: "attach", Instances: fl.Attach}
+		case len(fl.Detach) > 0 && len(fl.Attach) == 0:
+			st.FloatingIP = &FloatingIP{Action: "detach", Instances: fl.Detach}
+		default:
+			p.fail(lineOf(child(n, "floating_ip"), n.Line), field+".floating_ip", "name the instances to attach or to detach, not both: {attach: [web-1]}")
+		}
 	case r.Policy != nil:
 		po := r.Policy
 		if po.Action == "" {

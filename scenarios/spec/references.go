@@ -132,6 +132,9 @@ func (s *Scenario) referenceProblems(g Generation, t *topologies.Topology) [][2]
 		switch {
 		case st.Spawn != nil:
 			for j, h := range st.Spawn.Hosts {
+				if n := t.Node(h); n != nil && n.Role == topologies.RoleExternal {
+					continue // clients outside a VPC, named explicitly
+				}
 				checkHost(fmt.Sprintf("%s.spawn.hosts[%d]", f, j), h)
 			}
 			for k := 1; k <= st.Spawn.Count; k++ {
@@ -149,6 +152,10 @@ func (s *Scenario) referenceProblems(g Generation, t *topologies.Topology) [][2]
 			}
 			if st.Drift.To != "" {
 				checkHost(f+".drift.to", st.Drift.To)
+			}
+		case st.FloatingIP != nil:
+			for j, n := range st.FloatingIP.Instances {
+				checkInstance(fmt.Sprintf("%s.floating_ip.%s[%d]", f, st.FloatingIP.Action, j), n)
 			}
 		case st.Fail != nil:
 			checkTarget(f+".fail", st.Fail)

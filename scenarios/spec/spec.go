@@ -22,6 +22,7 @@ const (
 	GenEVPN       Generation = "evpn"
 	GenEBPF       Generation = "ebpf"
 	GenEBPFDirect Generation = "ebpf-direct"
+	GenVPC        Generation = "vpc"
 )
 
 // Generations lists every generation registered when the package was
@@ -135,7 +136,17 @@ type Step struct {
 	Traffic *Traffic
 	Policy  *Policy
 	Expect  *Expect
-	Line    int
+	// FloatingIP attaches or detaches floating IPs (vpc).
+	FloatingIP *FloatingIP
+	Line       int
+}
+
+// FloatingIP attaches floating IPs to instances, or detaches them: one-to-
+// one NAT at the VPC's internet gateway, so that instances outside the
+// VPC reach them (traffic with floating_ip: true).
+type FloatingIP struct {
+	Action    string // attach or detach
+	Instances []string
 }
 
 // Kind returns the step's action name.
@@ -157,6 +168,8 @@ func (s *Step) Kind() string {
 		return "policy"
 	case s.Expect != nil:
 		return "expect"
+	case s.FloatingIP != nil:
+		return "floating_ip"
 	}
 	return ""
 }
@@ -184,6 +197,10 @@ type Spawn struct {
 	// default), Ports their named container ports.
 	Namespace string
 	Ports     []policy.NamedPort
+	// AllowFailures: an instance the backend cannot spawn (a cloud's
+	// limit) is recorded in the spawn timeline and the run's
+	// failed_spawns counter, and the step goes on.
+	AllowFailures bool
 }
 
 // Churn creates and deletes pods at Rate per second for Duration.
@@ -238,6 +255,8 @@ type Traffic struct {
 	// (see stream): a continuous probe stream that measures drift
 	// outages.
 	Background bool
+	// Floating probes the destinations' floating IPs (FloatingIP).
+	Floating bool
 }
 
 // Policy applies or removes an allow rule between labelled instances, or

@@ -82,6 +82,13 @@ func (t TopologySpec) Build(scenarioFile string) (*topologies.Topology, error) {
 		if err == nil {
 			topo, err = topologies.MultiAZ(p)
 		}
+	case "vpc":
+		var p topologies.VPCParams
+		take("hosts", &p.Hosts)
+		err = unknownParams(at, t.Builder, params)
+		if err == nil {
+			topo, err = topologies.VPC(p)
+		}
 	default:
 		return nil, fmt.Errorf("%s: unknown builder %q", at, t.Builder)
 	}

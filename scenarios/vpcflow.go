@@ -1,0 +1,217 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/netbed/netbed/controller"
+	"github.com/netbed/netbed/datapath/vpc"
+	"github.com/netbed/netbed/datapath/vpc/cloud"
+	"github.com/netbed/netbed/datapath/vpc/ipamd"
+	"github.com/netbed/netbed/datapath/vpc/vpcipam"
+	"github.com/netbed/netbed/topologies"
+)
+
+// FloatingIPs is a Backend whose generation gives instances floating IPs
+// (vpc: Elastic IPs, one-to-one NAT at the VPC's internet gateway).
+type FloatingIPs interface {
+	AttachFloatingIP(ctx context.Context, name string) (netip.Addr, error)
+	DetachFloatingIP(ctx context.Context, name string) error
+}
+
+var _ FloatingIPs = (*FabricBackend)(nil)
+
+// vpcPlane is what the vpc generation's spawn flow adds to the backend:
+// the cloud's model on the runtime's clock, and the IPAM that records
+// every pod's address in the controller and puts it on an ENI through the
+// cloud (datapath/vpc/vpcipam).
+type vpcPlane struct {
+	fab   *vpc.Fabric
+	cloud *cloud.Model
+	ipam  *vpcipam.IPAM
+	// last is the floating IP each instance had last, for probes to it
+	// after it was detached.
+	last map[string]netip.Addr
+}
+
+// mutated is the vpc fabric as vpcipam's data plane: every change made
+// while the runtime's nodes are paused.
+type mutated struct {
+	b *FabricBackend
+	f *vpc.Fabric
+}
+
+func (m mutated) do(f func() error) error { return m.b.rt.Mutate(f) }
+
+func (m mutated) AttachENI(host string, e vpc.ENI) error {
+	return m.do(func() error { return m.f.AttachENI(host, e) })
+}
+func (m mutated) DetachENI(id string) error { return m.do(func() error { return m.f.DetachENI(id) }) }
+func (m mutated) AssignAddress(eni string, a netip.Addr) error {
+	return m.do(func() error { return m.f.AssignAddress(eni, a) })
+}
+func (m mutated) UnassignAddress(a netip.Addr) error {
+	return m.do(func() error { return m.f.UnassignAddress(a) })
+}
+func (m mutated) AssociateFloatingIP(pub, priv netip.Addr) error {
+	return m.do(func() error { return m.f.AssociateFloatingIP(pub, priv) })
+}
+func (m mutated) DisassociateFloatingIP(pub netip.Addr) error {
+	return m.do(func() error { return m.f.DisassociateFloatingIP(pub) })
+}
+
+// startVPC starts the cloud (its limits from the scenario's options, on
+// the runtime's clock) and the IPAM over the controller; the networks and
+// nodes come after (vpcNetwork, vpcNodes).
+func (b *FabricBackend) startVPC() error {
+	f, ok := b.fab.(*vpc.Fabric)
+	if !ok {
+		return fmt.Errorf("vpc: the fabric is a %T", b.fab)
+	}
+	o := b.env.Options.VPC
+	limits, err := cloud.LoadLimits(o.Limits)
+	if err != nil {
+		return fmt.Errorf("vpc: %w", err)
+	}
+	c := cloud.New(b.rt, limits)
+	pool := ipamd.Config{WarmENITarget: o.WarmENITarget, WarmIPTarget: o.WarmIPTarget, MinimumIPTarget: o.MinimumIPTarget}
+	ipam, err := vpcipam.New(c, limits, b.api, mutated{b: b, f: f}, b.rt, vpcipam.Options{InstanceType: o.InstanceType, Pool: pool, Mark: b.mark})
+	if err != nil {
+		return err
+	}
+	b.vpc = &vpcPlane{fab: f, cloud: c, ipam: ipam, last: map[string]netip.Addr{}}
+	return nil
+}
+
+// vpcNodes runs an instance for every VM of the topology, in topology
+// order, each with its primary ENI and its warm pool.
+func (b *FabricBackend) vpcNodes(ctx context.Context) error {
+	for _, h := range b.env.Topology.NodesByRole(topologies.RoleHost) {
+		if err := b.vpc.ipam.AddNode(ctx, h.Name); err != nil {
+			return fmt.Errorf("vpc: %w", err)
+		}
+	}
+	return nil
+}
+
+// wireVPC attaches an instance the vpc way. On the network outside the
+// VPC: a client, its address the outside network's. On a VM: the IPAM
+// gives it its address on an ENI of the node (from the warm pool, from
+// the cloud now, or, after a drift, the address it had, moved), the
+// VPC CNI wires its veth, /32 route and policy rule, and the controller's
+// port goes active.
+func (b *FabricBackend) wireVPC(ctx context.Context, in *instance, host string) error {
+	name := in.spec.Name
+	if b.vpc.fab.IsOutside(host) {
+		in.spec.IP, in.spec.Gateway, in.spec.MAC = netip.Prefix{}, netip.Addr{}, nil
+		if err := b.rt.AddInstance(ctx, b.fab, in.spec); err != nil {
+			return fmt.Errorf("attach %s outside the VPC: %w", name, err)
+		}
+		if inst, ok := b.vpc.fab.Instance(name); ok {
+			in.spec.IP, in.spec.Gateway, in.spec.MAC = inst.Addr(), inst.Gateway(), inst.MAC()
+		}
+		b.mark(name, "2-outside-address")
+		return b.announce(ctx, in)
+	}
+	alloc, err := b.vpc.ipam.Allocate(ctx, name, host, in.network, in.label)
+	if err != nil {
+		return err
+	}
+	// The port is bound to the new node (after a drift: from the old one).
+	if _, err := b.api.BindPort(ctx, name, host); err != nil {
+		return fmt.Errorf("bind %s to %s: %w", name, host, err)
+	}
+	if err := b.cost(ctx); err != nil {
+		return err
+	}
+	in.spec.IP, in.spec.Gateway, in.spec.MAC = netip.PrefixFrom(alloc.IP, 32), vpc.PodGateway, vpc.PodMAC(name)
+	if err := b.rt.AddInstance(ctx, b.fab, in.spec); err != nil {
+		return fmt.Errorf("attach %s to %s: %w", name, host, err)
+	}
+	b.mark(name, "4-cni-veth-route-rule")
+	if err := b.announce(ctx, in); err != nil {
+		return err
+	}
+	for _, s := range []controller.State{controller.StateBuild, controller.StateActive} {
+		if _, err := b.api.SetUnderlayState(ctx, name, controller.StateUpdate{State: s, Host: host, Reason: "vpc cni"}); err != nil {
+			return fmt.Errorf("port of %s: %w", name, err)
+		}
+		if _, err := b.api.SetOverlayState(ctx, name, controller.StateUpdate{State: s, Host: host, Reason: "cloud: address on an ENI of " + host}); err != nil {
+			return fmt.Errorf("port of %s: %w", name, err)
+		}
+	}
+	b.mark(name, "5-port-active")
+	return nil
+}
+
+// deleteVPC gives a deleted instance's address back (and its floating
+// IP) and deletes its port; a client outside the VPC has neither.
+func (b *FabricBackend) deleteVPC(ctx context.Context, in *instance) error {
+	if b.vpc.fab.IsOutside(in.spec.Host) {
+		return nil
+	}
+	return b.vpc.ipam.Release(ctx, in.spec.Name)
+}
+
+// AttachFloatingIP implements FloatingIPs.
+func (b *FabricBackend) AttachFloatingIP(ctx context.Context, name string) (netip.Addr, error) {
+	if _, ok := b.insts[name]; !ok {
+		return netip.Addr{}, fmt.Errorf("floating IP for %s: no such instance", name)
+	}
+	if b.vpc == nil {
+		return netip.Addr{}, fmt.Errorf("floating IP for %s: %w", name, errNoFloatingIPs(b.env.Generation))
+	}
+	a, err := b.vpc.ipam.AttachFloating(ctx, name)
+	if err == nil {
+		b.vpc.last[name] = a
+	}
+	return a, err
+}
+
+// DetachFloatingIP implements FloatingIPs.
+func (b *FabricBackend) DetachFloatingIP(ctx context.Context, name string) error {
+	if _, ok := b.insts[name]; !ok {
+		return fmt.Errorf("detach floating IP of %s: no such instance", name)
+	}
+	if b.vpc == nil {
+		return fmt.Errorf("detach floating IP of %s: %w", name, errNoFloatingIPs(b.env.Generation))
+	}
+	return b.vpc.ipam.DetachFloating(ctx, name)
+}
+
+func errNoFloatingIPs(g Generation) error {
+	return fmt.Errorf("%s has no floating IPs (vpc has); restrict the step with generations: [vpc]", g)
+}
+
+// floatingDst is the floating IP a probe to name goes to: the one it
+// has, or the one it had (detached: the probe shows it no longer leads
+// to the instance).
+func (b *FabricBackend) floatingDst(name string) (netip.Addr, error) {
+	if b.vpc == nil {
+		return netip.Addr{}, errNoFloatingIPs(b.env.Generation)
+	}
+	if a, ok := b.vpc.ipam.Floating(name); ok {
+		return a, nil
+	}
+	if a, ok := b.vpc.last[name]; ok {
+		return a, nil
+	}
+	return netip.Addr{}, errors.New(name + " has never had a floating IP; attach one first (a floating_ip step)")
+}
+
+// counters adds the cloud's call counts to a run's: every call, the
+// throttled ones, and each provider error code.
+func (v *vpcPlane) counters(c map[string]int) {
+	st := v.cloud.Stats()
+	for _, n := range st.Calls {
+		c["cloud_calls"] += n
+	}
+	for _, n := range st.Throttled {
+		c["cloud_throttled"] += n
+	}
+	for code, n := range st.Errors {
+		c["cloud_error:"+string(code)] += n
+	}
+}

@@ -18,8 +18,7 @@ import (
 // of the rounds that fall due while a step is busy (a drift being carried
 // out), the last is sent when the step ends and the others count as lost,
 // as a real stream's would have been. Each probe waits for its
-// answer at most its share of the interval; a later answer counts as
-// lost. Stream probes are not in Run.Probes (their number depends on
+// answer at most StreamTimeout; a later answer counts as lost. Stream probes are not in Run.Probes (their number depends on
 // timing, which differs between backends): what they measure is the
 // outage each drift caused to each flow of the drifted instance
 // (Run.Outages).
@@ -58,7 +57,7 @@ func (r *runner) startStream(ctx context.Context, t *Traffic, pairs [][2]string,
 	gap := time.Duration(float64(time.Second) / t.Rate)
 	now := r.b.Now()
 	s := &stream{tag: tag, proto: t.Proto, port: t.Port, pairs: pairs, gap: gap,
-		timeout: max(gap/time.Duration(len(pairs)), time.Millisecond),
+		timeout: StreamTimeout,
 		start:   now, until: now + time.Duration(t.Count)*gap, next: now}
 	r.streams = append(r.streams, s)
 	return r.serveDue(ctx)
@@ -87,10 +86,13 @@ func (r *runner) sleep(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-// serveDue sends the rounds already due, without waiting.
+// serveDue sends the rounds already due when it is called, without
+// waiting (not those that fall due while it sends: with rounds slower
+// than the stream's interval it would never return).
 func (r *runner) serveDue(ctx context.Context) error {
+	now := r.b.Now()
 	for {
-		s := r.nextDue(r.b.Now())
+		s := r.nextDue(now)
 		if s == nil {
 			return nil
 		}
@@ -252,3 +254,13 @@ func (r *runner) checkOutages(i int, st *Step, e *Expect) {
 	}
 	r.check(i, st, what, true, "")
 }
+
+// StreamTimeout is how long a background stream's probe waits for its
+// answer, whatever the stream's rate, as `ping -W` is set apart from
+// `ping -i`: an answer's round trip depends on the path and the load,
+// not on how often the stream sends (a share of the interval, 5 ms at
+// 100 per second over two flows, was below the round trip across gen
+// 1's userspace OVS switches on a loaded machine, so answered probes
+// counted as lost). A probe that waits keeps the stream's next rounds
+// from going: they count as lost, as during a busy step.
+const StreamTimeout = 200 * time.Millisecond

@@ -112,20 +112,6 @@ var slowKernelCells = map[string]string{
 // failures are logged rather than failed, each with why; an entry goes
 // when its cause is fixed.
 var knownKernelDifferences = map[string]string{
-	// Not MAC learning: OVS's logs (ofproto_dpif_xlate at debug) show
-	// every bridge learn the mover's new place once, within a second of
-	// the move, and never move it back. The background stream gives each
-	// probe its share of the interval (10 ms / 2 flows = 5 ms, see
-	// scenarios/stream.go) and a flow that crosses the fabric after the
-	// move (host, ToR, aggregation, ToR, host: seven userspace OVS
-	// datapaths each way) answers in about 5 ms at the median and up to
-	// 80 ms on this 2-core machine under load (kernel events of answered
-	// probes, NETNSRT_DEBUG=1), so most of its answers count as lost
-	// and the check "recovered" can fail; a foreground probe sent right
-	// after the move can also go before the announce reached the old
-	// host's bridges. The Linux bridge switches forwarded in the kernel
-	// and stayed under 5 ms.
-	"drift-ping-pong/vlan": "stream deadline 5 ms < cross-fabric RTT through userspace OVS under load",
 	// After leaf1's restore (links up, the kernel fabric synced, the
 	// model's routes advertised again) a-3's ARP for a-1 went
 	// unanswered for the 1.5 s the scenario waits (NEIGH_FAILED at

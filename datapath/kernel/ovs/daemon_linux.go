@@ -230,6 +230,22 @@ func (v *vswitch) vsctl(ctx context.Context, args ...string) (string, error) {
 	return v.run(ctx, "ovs-vsctl", append([]string{"--db=" + v.db(), "--timeout=20"}, args...)...)
 }
 
+// delPort takes dev off bridge (nothing if it is not there), and waits
+// until the datapath's cached flows no longer send to it: ovs-vsctl
+// returns once ovs-vswitchd has removed the port, but the flows its
+// revalidator threads have not revisited yet still output to the
+// port's old number, and a frame for a MAC that was behind it (an
+// instance that just moved away) is dropped on them instead of flooded.
+func (v *vswitch) delPort(ctx context.Context, bridge, dev string) error {
+	if _, err := v.vsctl(ctx, "--", "--if-exists", "del-port", bridge, dev); err != nil {
+		return err
+	}
+	if _, err := v.appctl(ctx, "revalidator/wait"); err != nil {
+		return fmt.Errorf("wait for the revalidators after deleting %s: %w", dev, err)
+	}
+	return nil
+}
+
 // appctl runs an ovs-appctl command on v's ovs-vswitchd.
 func (v *vswitch) appctl(ctx context.Context, args ...string) (string, error) {
 	return v.run(ctx, "ovs-appctl", append([]string{"-t", v.ctl()}, args...)...)

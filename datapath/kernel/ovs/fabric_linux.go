@@ -541,7 +541,7 @@ func (f *Fabric) Unplug(ctx context.Context, p kernel.Port) error {
 	if pl == nil {
 		return nil
 	}
-	if _, err := h.v.vsctl(ctx, "--", "--if-exists", "del-port", DevBrInt, pl.ovsPort); err != nil {
+	if err := h.v.delPort(ctx, DevBrInt, pl.ovsPort); err != nil {
 		return fmt.Errorf("ovs: unplug %s: %w", p.Instance, err)
 	}
 	delete(h.ports, p.Instance)

@@ -96,8 +96,7 @@ func (v *Vswitch) PlugAccess(ctx context.Context, lab kernel.Lab, dev string, vi
 
 // UnplugAccess takes dev off br-int (nothing if it is not there).
 func (v *Vswitch) UnplugAccess(ctx context.Context, dev string) error {
-	_, err := v.v.vsctl(ctx, "--", "--if-exists", "del-port", DevBrInt, dev)
-	return err
+	return v.v.delPort(ctx, DevBrInt, dev)
 }
 
 // NoTxChecksum turns transmit checksum offload off on dev in the

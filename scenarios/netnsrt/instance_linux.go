@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 	"unsafe"
@@ -348,6 +349,9 @@ func (r *Runtime) finish(in *instance) error {
 		{"checksums in software", func() error {
 			return netns.DoIn(in.ns, func() error { return noTxChecksum(stack.Port) })
 		}},
+		{"neighbour resolution", func() error {
+			return netns.DoIn(in.ns, func() error { return resolveWithinProbe(stack.Port) })
+		}},
 	} {
 		if err := step.do(); err != nil {
 			return fmt.Errorf("instance %s: %s: %w", in.name, step.what, err)
@@ -595,6 +599,32 @@ type ifreqData struct {
 // UDP and TCP checksums of its packets for the device to fill in; the
 // userspace datapath forwards frames as they are, so the receiving kernel
 // would see bad checksums and drop them.
+// Neighbour resolution on an instance's eth0: a request every
+// ResolveRetrans, ResolveTries times.
+const (
+	ResolveRetrans = 100 * time.Millisecond
+	ResolveTries   = 20
+)
+
+// resolveWithinProbe makes ifname's neighbour resolution (in the calling
+// thread's namespace) ask every ResolveRetrans for ResolveTries times, 2 s
+// in all: the runner's probe timeout. Linux asks three times, a second
+// apart, and drops what waited when the third goes unanswered; a probe
+// sent in the third second of an earlier probe's failing resolution (to
+// a host behind a leaf that failed, then was restored) waited for no
+// request of its own and was dropped with it (NEIGH_FAILED), where sim's
+// stack asks again for every packet queued. Now a resolution ends with
+// the probe that started it, and the next probe starts its own.
+func resolveWithinProbe(ifname string) error {
+	dir := "/proc/sys/net/ipv4/neigh/" + ifname + "/"
+	for name, v := range map[string]int{"retrans_time_ms": int(ResolveRetrans / time.Millisecond), "mcast_solicit": ResolveTries} {
+		if err := os.WriteFile(dir+name, []byte(strconv.Itoa(v)), 0o644); err != nil {
+			return fmt.Errorf("set %s: %w", dir+name, err)
+		}
+	}
+	return nil
+}
+
 func noTxChecksum(ifname string) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {

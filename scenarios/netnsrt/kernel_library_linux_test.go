@@ -112,13 +112,14 @@ var slowKernelCells = map[string]string{
 // failures are logged rather than failed, each with why; an entry goes
 // when its cause is fixed.
 var knownKernelDifferences = map[string]string{
-	// After leaf1's restore (links up, the kernel fabric synced, the
-	// model's routes advertised again) a-3's ARP for a-1 went
-	// unanswered for the 1.5 s the scenario waits (NEIGH_FAILED at
-	// a-3); not diagnosed yet: the bridge fabric's restore of a leaf
-	// (its access OVS ports and the peers' FDB and neighbour entries
-	// after the re-advertisement) is the first suspect.
-	"leaf-failure/evpn": "a restored leaf's hosts unreachable 1.5 s after the restore (not diagnosed)",
+	// The background stream recovers after each move (it waits
+	// StreamTimeout for an answer), but a foreground probe sent right
+	// after the move back was dropped inside the old host's OVS in
+	// about one run in four on a machine at load 25-30: the frame
+	// never left the host's vswitches for a kernel device. Suspected:
+	// a MAC learning change (the mover's RARP, learned over the bond)
+	// not yet revalidated into the datapath's cached flows.
+	"drift-ping-pong/vlan": "a foreground probe right after a move is sometimes dropped in the old host's OVS (cached flows not yet revalidated?)",
 }
 
 // probesIPv6 reports whether a traffic step of s probes over IPv6.

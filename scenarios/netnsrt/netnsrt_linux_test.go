@@ -26,6 +26,8 @@ import (
 	"github.com/netbed/netbed/sim"
 	"github.com/netbed/netbed/topologies"
 	"github.com/netbed/netbed/topologies/netns"
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
 )
 
 // setup is one generation on a small topology with two instances on hosts
@@ -424,5 +426,102 @@ func TestMoveInstance(t *testing.T) {
 	after := probe()
 	if slices.Equal(before, after) || !slices.Contains(after, "host1/tap-"+moved.Name) || slices.Contains(after, "leaf2") {
 		t.Errorf("path before the move %v, after %v: want a path on host1 only", before, after)
+	}
+}
+
+// TestResolutionAcrossRestore: a probe sent right after its destination
+// came back is answered, although the probe before it, sent while the
+// destination was cut off, left its source's ARP resolution failing.
+// Linux asks three times a second apart and drops what waits when the
+// third goes unanswered: a second probe sent when the first's 2 s timeout
+// ran out waited for no request of its own and was dropped with the
+// first's (NEIGH_FAILED), as leaf-failure/evpn's probe after the leaf's
+// restore was on the kernel backend. An instance's resolution ends
+// within a probe's timeout (resolveWithinProbe), so the second probe
+// starts its own.
+func TestResolutionAcrossRestore(t *testing.T) {
+	testutil.RequireRoot(t)
+	var ns [2]vnetns.NsHandle
+	var hs [2]*netlink.Handle
+	for i := range ns {
+		name := testutil.Name("nbtest-")
+		h, err := makeNamespace(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close(); removeNamespace(name) })
+		if hs[i], err = netlink.NewHandleAt(h); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(hs[i].Close)
+		ns[i] = h
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = stack.Port
+	if err := hs[0].LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: "peer", PeerNamespace: netlink.NsFd(ns[1])}); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("10.9.0.2")
+	var links [2]netlink.Link
+	for i, name := range []string{stack.Port, "peer"} {
+		l, err := hs[i].LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := hs[i].LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+		links[i] = l
+	}
+	addAddr := func(i int, a netip.Addr) {
+		t.Helper()
+		if err := hs[i].AddrAdd(links[i], &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(24, 32)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addAddr(0, src)
+	if err := netns.DoIn(ns[0], func() error { return resolveWithinProbe(stack.Port) }); err != nil {
+		t.Fatal(err)
+	}
+	send := func() {
+		t.Helper()
+		err := netns.DoIn(ns[0], func() error {
+			c, err := net.Dial("udp4", netip.AddrPortFrom(dst, 9).String())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte("probe"))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The destination is not there yet: the first probe's resolution
+	// goes unanswered for the probe's whole timeout; the second probe
+	// goes once the destination is back, a moment later (the restore).
+	send()
+	time.Sleep(2*time.Second + 300*time.Millisecond)
+	addAddr(1, dst)
+	send()
+	state := func() int {
+		ns, err := hs[0].NeighList(links[0].Attrs().Index, netlink.FAMILY_V4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range ns {
+			if n.IP.Equal(dst.AsSlice()) {
+				return n.State
+			}
+		}
+		return 0
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for state()&netlink.NUD_REACHABLE == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the destination back: its neighbour entry is in state %#x after 3 s, want REACHABLE", state())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

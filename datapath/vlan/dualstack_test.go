@@ -139,3 +139,59 @@ func TestDualStackErrors(t *testing.T) {
 		t.Error("instance with an IPv6 address outside its network accepted")
 	}
 }
+
+// Stock OpenStack's security groups filter IPv6 as ip6tables does with
+// the same rules: a rule's remote prefix matches its own family only, an
+// icmp rule matches ICMPv6, neighbour discovery passes, and the default
+// drops what no rule accepts.
+func TestSecurityGroupIPv6(t *testing.T) {
+	ops := SecurityGroup{Name: "ops", Rules: []SGRule{
+		{Direction: Ingress, Proto: ProtoICMP, Remote: netip.MustParsePrefix("fd00:1::/64"), Action: Drop},
+		{Direction: Ingress, Proto: ProtoICMP, Remote: netip.MustParsePrefix("10.0.0.0/8"), Action: Accept},
+		{Direction: Ingress, Proto: ProtoICMP, Remote: netip.MustParsePrefix("fd00:2::/64"), Action: Accept},
+		{Direction: Ingress, Proto: ProtoTCP, PortMin: 443, PortMax: 443, Action: Accept},
+	}}
+	b, v6 := newDualBed(t, Options{Stock: true, SecurityGroups: []SecurityGroup{ops}, DefaultIngress: Drop})
+	cases := []struct {
+		from, to string
+		proto    stack.Proto
+		port     uint16
+		v6       bool
+		reply    bool
+		rule     string
+	}{
+		{"a1", "b1", stack.ICMP, 0, true, false, "sg:ops:1"}, // from fd00:1::/64: dropped
+		{"a1", "b1", stack.ICMP, 0, false, true, ""},         // the same pair over IPv4: accepted
+		{"b2", "b1", stack.ICMP, 0, true, true, ""},          // from fd00:2::/64
+		{"a1", "b1", stack.TCP, 443, true, true, ""},         // any remote, either family
+		{"a1", "b1", stack.TCP, 22, true, false, "sg:default:ingress"},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s-%s-%s-%d-v6=%v", c.from, c.to, c.proto, c.port, c.v6), func(t *testing.T) {
+			dst := b.ips[c.to]
+			if c.v6 {
+				dst = v6[c.to]
+			}
+			id, err := b.e.Probe(b.e.Now()+time.Millisecond, c.from, stack.ProbeSpec{Proto: c.proto, Dst: dst, DstPort: c.port})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.e.RunUntilIdle(); err != nil {
+				t.Fatal(err)
+			}
+			r, err := b.e.Result(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Replied != c.reply {
+				t.Fatalf("replied %v, want %v (drop %s/%s %s %s)", r.Replied, c.reply, r.DropNode, r.DropDevice, r.Reason, r.Rule)
+			}
+			if !c.reply && (r.Rule != c.rule || r.Reason != datapath.ReasonPolicy || r.DropDevice != "qbr-"+c.to) {
+				t.Errorf("dropped at %s by %q (%s), want qbr-%s by %q", r.DropDevice, r.Rule, r.Reason, c.to, c.rule)
+			}
+		})
+	}
+	if n := b.f.Host("host3").SGCounters("b1")["sg:ops:1"]; n == 0 {
+		t.Errorf("rule sg:ops:1 of b1 never counted: %v", b.f.Host("host3").SGCounters("b1"))
+	}
+}

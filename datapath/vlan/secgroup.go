@@ -75,6 +75,10 @@ type SecurityGroup struct {
 // match decides and names itself "sg:<group>:<n>" (n counts from 1). No
 // match gives the chain's default for the direction, "sg:default:<dir>".
 // Non-IP frames (ARP) are not filtered, as iptables does not see them.
+// IPv6 goes through the same rules (Neutron writes a port's groups into
+// ip6tables too): a rule's remote prefix holds addresses of one family,
+// so it matches that family only; ProtoICMP matches ICMPv6 on IPv6; the
+// neighbour discovery IPv6 needs always passes (RuleNDP).
 
 type compiledRule struct {
 	SGRule
@@ -83,7 +87,7 @@ type compiledRule struct {
 
 type flowKey struct {
 	proto    uint8
-	src, dst [4]byte
+	src, dst [16]byte // IPv4 as IPv4-mapped
 	sp, dp   uint16
 }
 
@@ -104,6 +108,9 @@ const (
 	RuleDefaultIngress = "sg:default:ingress"
 	RuleDefaultEgress  = "sg:default:egress"
 	RuleNonIP          = "sg:non-ip"
+	// RuleNDP: IPv6 neighbour discovery passes, as the rules Neutron
+	// puts before every port's ip6tables chain let it.
+	RuleNDP = "sg:ndp"
 )
 
 // ctTimeout is how long an idle tracked flow is remembered.
@@ -128,14 +135,23 @@ func newChain(groups []SecurityGroup, defIn, defOut Verdict) *chain {
 // non-IP frames, which iptables does not see). It counts the hit and tracks accepted
 // flows.
 func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (Verdict, string, int) {
-	if !p.Has(layers.LayerTypeIPv4) {
+	var k flowKey
+	v6 := false
+	switch {
+	case p.Has(layers.LayerTypeIPv4) && len(p.IP4.SrcIP) == 4 && len(p.IP4.DstIP) == 4:
+		ip := &p.IP4
+		k = flowKey{proto: uint8(ip.Protocol), src: netip.AddrFrom4([4]byte(ip.SrcIP)).As16(), dst: netip.AddrFrom4([4]byte(ip.DstIP)).As16()}
+	case p.Has(layers.LayerTypeIPv6) && len(p.IP6.SrcIP) == 16 && len(p.IP6.DstIP) == 16:
+		if p.Has(layers.LayerTypeICMPv6) {
+			if t := p.ICMP6.TypeCode.Type(); t >= layers.ICMPv6TypeRouterSolicitation && t <= layers.ICMPv6TypeRedirect {
+				return Accept, RuleNDP, 0
+			}
+		}
+		v6 = true
+		k = flowKey{proto: uint8(p.IP6.NextHeader), src: [16]byte(p.IP6.SrcIP), dst: [16]byte(p.IP6.DstIP)}
+	default:
 		return Accept, RuleNonIP, 0
 	}
-	ip := &p.IP4
-	if len(ip.SrcIP) != 4 || len(ip.DstIP) != 4 {
-		return Accept, RuleNonIP, 0
-	}
-	k := flowKey{proto: uint8(ip.Protocol), src: [4]byte(ip.SrcIP), dst: [4]byte(ip.DstIP)}
 	var port uint16
 	switch {
 	case p.Has(layers.LayerTypeTCP):
@@ -146,22 +162,30 @@ func (c *chain) evaluate(now time.Duration, d Direction, p *frame.Parsed) (Verdi
 		port = k.dp
 	case p.Has(layers.LayerTypeICMPv4):
 		k.sp, k.dp = p.ICMP4.Id, p.ICMP4.Id
+	case p.Has(layers.LayerTypeICMPv6) && len(p.ICMP6.Payload) >= 2:
+		id := uint16(p.ICMP6.Payload[0])<<8 | uint16(p.ICMP6.Payload[1])
+		k.sp, k.dp = id, id
 	}
 	// An echo request is never the reply of a flow the other way, even
 	// with the same echo ID: conntrack tells them apart by type.
-	request := p.Has(layers.LayerTypeICMPv4) && p.ICMP4.TypeCode.Type() == layers.ICMPv4TypeEchoRequest
+	request := p.Has(layers.LayerTypeICMPv4) && p.ICMP4.TypeCode.Type() == layers.ICMPv4TypeEchoRequest ||
+		p.Has(layers.LayerTypeICMPv6) && p.ICMP6.TypeCode.Type() == layers.ICMPv6TypeEchoRequest
 	if seen, ok := c.ct[k.reverse()]; ok && now-seen < ctTimeout && !request {
 		c.ct[k.reverse()] = now
 		c.counters[len(c.rules)]++
 		return Accept, RuleEstablished, 1
 	}
-	var remote netip.Addr
+	remote := netip.AddrFrom16(k.src)
 	if d == Egress {
-		remote = netip.AddrFrom4(k.dst)
-	} else {
-		remote = netip.AddrFrom4(k.src)
+		remote = netip.AddrFrom16(k.dst)
 	}
-	i, walked := c.match(d, k.proto, remote, port)
+	proto := k.proto
+	if v6 && proto == 58 {
+		proto = ProtoICMP // an icmp rule is icmpv6 in ip6tables
+	} else if !v6 {
+		remote = remote.Unmap()
+	}
+	i, walked := c.match(d, proto, remote, port)
 	walked++ // the connection-tracking rule
 	if i >= 0 {
 		r := &c.rules[i]

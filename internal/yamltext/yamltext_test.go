@@ -60,3 +60,14 @@ func TestTabIndent(t *testing.T) {
 		}
 	}
 }
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{{"", "", 0}, {"leafs", "leaves", 2}, {"kind", "kinds", 1}, {"spines", "spines", 0}, {"abc", "", 3}, {"cuont", "count", 2}} {
+		if got := EditDistance(c.a, c.b); got != c.want {
+			t.Errorf("EditDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}

@@ -35,3 +35,17 @@ steps:
 		t.Errorf("error %v, want bad.yaml:3 naming the registered generations", err)
 	}
 }
+
+// TestBuildUnknownParam: a builder parameter the builder does not have is
+// named once with its file and line, with the parameters it does have.
+func TestBuildUnknownParam(t *testing.T) {
+	s, err := spec.Parse("p.yaml", []byte("name: p\ntopology: {builder: spine-leaf, params: {spines: 2, leafs: 4}}\nnetworks: [{name: n, subnet: 10.0.0.0/24}]\nsteps:\n  - spawn: {name: a, count: 1, network: n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.TopologyFor(spec.GenEVPN).Build(s.File)
+	want := `p.yaml:2: topology.params.leafs: spine-leaf has no parameter leafs (did you mean leaves?); its parameters: spines, leaves, hosts_per_leaf, dual_homed`
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v\nwant  %s", err, want)
+	}
+}

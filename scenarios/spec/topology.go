@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/netbed/netbed/internal/yamltext"
 	"github.com/netbed/netbed/topologies"
 	"github.com/netbed/netbed/topologies/clab"
 )
@@ -22,6 +23,7 @@ func (s *Scenario) TopologyFor(gen Generation) TopologySpec {
 // directory) or calls the builder with the params.
 func (t TopologySpec) Build(scenarioFile string) (*topologies.Topology, error) {
 	at := fmt.Sprintf("%s:%d: topology", scenarioFile, t.Line)
+	atParams := fmt.Sprintf("%s:%d: topology.params", scenarioFile, t.Line)
 	if t.File != "" {
 		path := t.File
 		if !filepath.IsAbs(path) {
@@ -55,10 +57,10 @@ func (t TopologySpec) Build(scenarioFile string) (*topologies.Topology, error) {
 		take("racks_per_pod", &p.RacksPerPod)
 		take("hosts_per_rack", &p.HostsPerRack)
 		take("firewalls", &p.Firewalls)
-		err = unknownParams(at, t.Builder, params)
-		if err == nil {
-			topo, err = topologies.ThreeTier(p)
+		if err := unknownParams(atParams, t.Builder, params, "pods", "racks_per_pod", "hosts_per_rack", "firewalls"); err != nil {
+			return nil, err
 		}
+		topo, err = topologies.ThreeTier(p)
 	case "spine-leaf":
 		var p topologies.SpineLeafParams
 		var dual int
@@ -67,10 +69,10 @@ func (t TopologySpec) Build(scenarioFile string) (*topologies.Topology, error) {
 		take("hosts_per_leaf", &p.HostsPerLeaf)
 		take("dual_homed", &dual)
 		p.DualHomed = dual != 0
-		err = unknownParams(at, t.Builder, params)
-		if err == nil {
-			topo, err = topologies.SpineLeaf(p)
+		if err := unknownParams(atParams, t.Builder, params, "spines", "leaves", "hosts_per_leaf", "dual_homed"); err != nil {
+			return nil, err
 		}
+		topo, err = topologies.SpineLeaf(p)
 	case "multi-az":
 		var p topologies.MultiAZParams
 		take("azs", &p.AZs)
@@ -78,17 +80,17 @@ func (t TopologySpec) Build(scenarioFile string) (*topologies.Topology, error) {
 		take("spines", &p.Fabric.Spines)
 		take("leaves", &p.Fabric.Leaves)
 		take("hosts_per_leaf", &p.Fabric.HostsPerLeaf)
-		err = unknownParams(at, t.Builder, params)
-		if err == nil {
-			topo, err = topologies.MultiAZ(p)
+		if err := unknownParams(atParams, t.Builder, params, "azs", "border_leaves", "spines", "leaves", "hosts_per_leaf"); err != nil {
+			return nil, err
 		}
+		topo, err = topologies.MultiAZ(p)
 	case "vpc":
 		var p topologies.VPCParams
 		take("hosts", &p.Hosts)
-		err = unknownParams(at, t.Builder, params)
-		if err == nil {
-			topo, err = topologies.VPC(p)
+		if err := unknownParams(atParams, t.Builder, params, "hosts"); err != nil {
+			return nil, err
 		}
+		topo, err = topologies.VPC(p)
 	default:
 		return nil, fmt.Errorf("%s: unknown builder %q", at, t.Builder)
 	}
@@ -98,7 +100,10 @@ func (t TopologySpec) Build(scenarioFile string) (*topologies.Topology, error) {
 	return topo, nil
 }
 
-func unknownParams(at, builder string, rest map[string]int) error {
+// unknownParams names the first parameter in rest (by name) that the
+// builder does not have, at its path, with the closest known one and the
+// list of known ones.
+func unknownParams(at, builder string, rest map[string]int, known ...string) error {
 	if len(rest) == 0 {
 		return nil
 	}
@@ -107,5 +112,12 @@ func unknownParams(at, builder string, rest map[string]int) error {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	return fmt.Errorf("%s: %s has no parameter %s", at, builder, strings.Join(names, ", "))
+	name := names[0]
+	hint, best := "", 3
+	for _, k := range known {
+		if d := yamltext.EditDistance(name, k); d < best {
+			hint, best = " (did you mean "+k+"?)", d
+		}
+	}
+	return fmt.Errorf("%s.%s: %s has no parameter %s%s; its parameters: %s", at, name, builder, name, hint, strings.Join(known, ", "))
 }

@@ -248,7 +248,7 @@ func suggest(key string, allowed map[string]bool) string {
 	// ("kinds" is "kind", not "binds"), then the first alphabetically.
 	best, bestD, bestP := "", 3, 0
 	for k := range allowed {
-		dist, pre := editDistance(key, k), commonPrefix(key, k)
+		dist, pre := yamltext.EditDistance(key, k), commonPrefix(key, k)
 		if dist < bestD || (dist == bestD && best != "" && (pre > bestP || pre == bestP && k < best)) {
 			best, bestD, bestP = k, dist, pre
 		}
@@ -265,26 +265,6 @@ func commonPrefix(a, b string) int {
 		n++
 	}
 	return n
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // str reads a scalar as a string.

@@ -160,6 +160,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(cpScenario("      bgp_sessions: [leaf1]\n      bgp_route: [{present_on: [leaf2], type: 2, mac: web-1, vni: web}]\n      fabric_consistent: true\n"))
 	f.Add([]byte("name: p\ntopology: {builder: spine-leaf}\nnetworks: [{name: n, subnet: 10.0.0.0/24}]\nsteps:\n  - spawn: {name: a, count: 1, network: n, namespace: x, labels: {app: a}, ports: {http: 8080, dns: 53/udp}}\n  - policy: {file: library/policies/netpol-shop.yaml}\n  - expect: {truth_table: true, namespaces: [x]}\n"))
 	f.Add([]byte("controller: {replicas: 3, store: etcd}\n" + good[:strings.Index(good, "steps:")] + "steps:\n  - fail: {controller: replica-2, after: 50ms}\n  - fail: {etcd: member-1}\n  - restore: {controller: [replica-2]}\n"))
+	f.Add([]byte(strings.Replace(strings.Replace(good, "{name: db, subnet: 10.0.2.0/24}", `{name: db, subnet: 10.0.2.0/24, subnet6: "fd00:2::/64"}`, 1), "tag: x}", "tag: x, family: dual}", 1)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Parse("fuzz.yaml", b)
 		if err == nil && (s.Name == "" || len(s.Steps) == 0 || len(s.Generations) == 0) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -333,7 +334,9 @@ var (
 )
 
 // spawnLines is a line per run: its first instance's spawn steps, each
-// with the time since the first step.
+// with the time since the first step; then a line for every instance
+// whose spawn met a limit, a throttled or refused call, or failed, with
+// those steps.
 func spawnLines(runs []*Run, l linker) []string {
 	var out []string
 	for _, run := range runs {
@@ -345,6 +348,40 @@ func spawnLines(runs []*Run, l linker) []string {
 		b.WriteString(l.esc(fmt.Sprintf("%s, %s: ", run.Generation, ev[0].Instance)) + l.term(KindStep, ev[0].Step))
 		for _, e := range ev[1:] {
 			b.WriteString(" → " + l.term(KindStep, e.Step) + l.esc(fmt.Sprintf(" (+%s)", hopDur(e.At-ev[0].At))))
+		}
+		out = append(out, b.String())
+		out = append(out, troubleLines(run, l)...)
+	}
+	return out
+}
+
+// troubleSteps are the spawn steps that say an instance's spawn met a
+// limit or failed.
+var troubleSteps = []string{"failed", "limit", "cloud-error", "throttled"}
+
+// troubleLines is a line for every instance of run whose timeline has a
+// trouble step: those steps, at their time in the run.
+func troubleLines(run *Run, l linker) []string {
+	var out []string
+	steps := map[string][]SpawnEvent{}
+	var order []string
+	for _, e := range run.Timeline {
+		if !slices.Contains(troubleSteps, termName(KindStep, e.Step)) {
+			continue
+		}
+		if _, ok := steps[e.Instance]; !ok {
+			order = append(order, e.Instance)
+		}
+		steps[e.Instance] = append(steps[e.Instance], e)
+	}
+	for _, inst := range order {
+		var b strings.Builder
+		b.WriteString(l.esc(fmt.Sprintf("%s, %s: ", run.Generation, inst)))
+		for i, e := range steps[inst] {
+			if i > 0 {
+				b.WriteString(" → ")
+			}
+			b.WriteString(l.term(KindStep, e.Step) + l.esc(fmt.Sprintf(" (at %s)", hopDur(e.At))))
 		}
 		out = append(out, b.String())
 	}

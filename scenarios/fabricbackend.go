@@ -617,8 +617,13 @@ func (b *FabricBackend) overlay(ctx context.Context, name, host string) error {
 		if b.svc != nil {
 			b.svc.Idle()
 		}
-		if err := b.cnc.Wait(ctx); err != nil {
-			return fmt.Errorf("cnc: %w", err)
+		// Bounded: a CNC that cannot report (its controller gone, no
+		// replica taking over) fails the step instead of holding the run.
+		wctx, cancel := context.WithTimeout(ctx, maxUnavailable)
+		err := b.cnc.Wait(wctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cnc: %s's overlay not done within %v: %w", name, maxUnavailable, err)
 		}
 		if err := b.cost(ctx); err != nil {
 			return err

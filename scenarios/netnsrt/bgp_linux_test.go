@@ -467,3 +467,60 @@ func gobgpNeighbors(t *testing.T) func(*netnsrt.Runtime) {
 		}
 	}
 }
+
+// BenchmarkBGPFabric4x16 measures the start of gen 2's BGP control plane
+// on a 4×16 fabric (4 spines, 16 leaves, a host per leaf: 64 sessions)
+// on netns: load-s is the time from the start of Load (deploy, datapath,
+// every speaker as a process in its namespace) until every session is
+// established; shared-s is the same Load without BGP.
+func BenchmarkBGPFabric4x16(b *testing.B) {
+	testutil.RequireRoot(b)
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: "bgp4x16", Spines: 4, Leaves: 16, HostsPerLeaf: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var shared, loadT time.Duration
+	sessions := 0
+	for range b.N {
+		for _, bgp := range []bool{false, true} {
+			f, err := evpn.New(topo, evpn.Options{LeafTables: bgp})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rt := newRuntime(b, "bgp4x16")
+			start := time.Now()
+			if err := rt.Load(context.Background(), f, topo); err != nil {
+				rt.Close()
+				b.Fatal(err)
+			}
+			d := time.Since(start)
+			if !bgp {
+				shared += d
+				rt.Close()
+				continue
+			}
+			loadT += d
+			sessions = 0
+			for _, n := range rt.Speakers() {
+				c, _ := rt.Speaker(n)
+				ss, err := c.Sessions(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, s := range ss {
+					if !s.Established {
+						b.Fatalf("%s: session to %s is %s after Load", n, s.Peer, s.State)
+					}
+					sessions++
+				}
+			}
+			rt.Close()
+		}
+	}
+	if sessions != 2*4*16 {
+		b.Errorf("%d session ends established, want %d (64 sessions)", sessions, 2*4*16)
+	}
+	n := float64(b.N)
+	b.ReportMetric(loadT.Seconds()/n, "load-s")
+	b.ReportMetric(shared.Seconds()/n, "shared-s")
+}

@@ -103,6 +103,8 @@ func TestParseBGPSettings(t *testing.T) {
 		{"bgp: {hold: 0s}\n", BGPSettings{Hold: NoHoldTimer}},
 		{"bgp: {keepalive: 2s}\n", BGPSettings{Keepalive: 2 * time.Second}},
 		{"bgp: {hold: 1m30s}\n", BGPSettings{Hold: 90 * time.Second}},
+		{"bgp: {design: ebgp}\n", BGPSettings{Design: DesignEBGP}},
+		{"bgp: {design: ibgp}\n", BGPSettings{}},
 	}
 	for _, c := range cases {
 		s, err := Parse("good.yaml", bgpScenario(c.block, ""))
@@ -140,6 +142,7 @@ func TestParseBGPSettingsErrors(t *testing.T) {
 		{"keepalive with hold 0", "bgp: {hold: 0s, keepalive: 1s}\n", "", `good.yaml:9: bgp.keepalive: with hold 0 no keepalives are sent`},
 		{"keepalive 0", "bgp: {keepalive: 0s}\n", "", `good.yaml:9: bgp.keepalive: 0: give an interval`},
 		{"unknown field", "bgp: {hold: 3s, keepalives: 1s}\n", "", `good.yaml:9: bgp.keepalives: unknown field`},
+		{"design", "bgp: {design: ospf}\n", "", `good.yaml:9: bgp.design: "ospf": use ibgp`},
 		{"mode unknown", "", "  - fail: {node: leaf1, mode: quiet}\n", `good.yaml:13: steps[0].fail.mode: "quiet": use power`},
 		{"mode on a link", "", "  - fail: {link: \"leaf1:eth1\", mode: silent}\n", `good.yaml:13: steps[0].fail.mode: only a node`},
 		{"mode on restore", "", "  - restore: {node: leaf1, mode: silent}\n", `good.yaml:13: steps[0].restore.mode: a restore undoes`},

@@ -46,6 +46,8 @@ const (
 	NoHoldTimer        = spec.NoHoldTimer
 	FailPower          = spec.FailPower
 	FailSilent         = spec.FailSilent
+	DesignIBGP         = spec.DesignIBGP
+	DesignEBGP         = spec.DesignEBGP
 	FamilyIPv4         = spec.FamilyIPv4
 	FamilyIPv6         = spec.FamilyIPv6
 	FamilyDual         = spec.FamilyDual

@@ -33,6 +33,11 @@ type Config struct {
 	ClusterID netip.Addr
 	Peers     []Peer
 	Timers    Timers
+	// EVPNNextHopUnchanged keeps the next hop of the EVPN routes this
+	// speaker passes on to eBGP peers (an RFC 7938 spine: the next hop is
+	// the originating leaf's VTEP, which a spine must not replace with its
+	// own address); other families still get the speaker's address.
+	EVPNNextHopUnchanged bool `json:",omitempty"`
 }
 
 // Peer is one BGP neighbour.

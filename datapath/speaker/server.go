@@ -44,6 +44,12 @@ func Serve(ctx context.Context, cfg Config) (*Server, error) {
 		s.srv.Stop()
 		return nil, fmt.Errorf("start BGP on %s: %w", cfg.Node, err)
 	}
+	if cfg.EVPNNextHopUnchanged {
+		if err := s.keepEVPNNextHop(ctx); err != nil {
+			s.Stop()
+			return nil, fmt.Errorf("%s: %w", cfg.Node, err)
+		}
+	}
 	for _, p := range cfg.Peers {
 		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: cfg.apiPeer(p)}); err != nil {
 			s.Stop()
@@ -51,6 +57,26 @@ func Serve(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// keepEVPNNextHop installs a global export policy that leaves the next
+// hop of EVPN routes as it came (GoBGP's next-hop unchanged action) and
+// accepts everything else as is.
+func (s *Server) keepEVPNNextHop(ctx context.Context) error {
+	pol := &api.Policy{Name: "evpn-next-hop-unchanged", Statements: []*api.Statement{{
+		Name:       "evpn-next-hop-unchanged",
+		Conditions: &api.Conditions{AfiSafiIn: []*api.Family{families[EVPN]}},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT, Nexthop: &api.NexthopAction{Unchanged: true}},
+	}}}
+	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
+		return fmt.Errorf("EVPN next-hop-unchanged policy: %w", err)
+	}
+	err := s.srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_EXPORT, Policies: []*api.Policy{{Name: pol.Name}}, DefaultAction: api.RouteAction_ACCEPT}})
+	if err != nil {
+		return fmt.Errorf("assign the EVPN next-hop-unchanged policy: %w", err)
+	}
+	return nil
 }
 
 // Stop closes every session (with a NOTIFICATION, as an operator's

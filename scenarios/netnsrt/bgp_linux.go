@@ -25,8 +25,9 @@ import (
 	"github.com/netbed/netbed/topologies"
 )
 
-// The BGP control plane's design (docs/design.md, "Gen 2's BGP control
-// plane"): one AS for the fabric (iBGP), the spines route reflectors
+// The BGP control plane's default design (docs/design.md, "Gen 2's BGP
+// control plane"; Options.BGPDesign ebgp is RFC 7938's, designASNs): one
+// AS for the fabric (iBGP), the spines route reflectors
 // sharing one cluster ID, every leaf a client of every spine, each
 // speaker's router ID its node's loopback (a leaf's VTEP address), and
 // every session real TCP over the leaf–spine veth itself, between /31
@@ -81,6 +82,9 @@ type bgpNode struct {
 	learnt    map[netip.Prefix]string
 	pod       netip.Prefix
 	local     netip.Addr
+	// loopback, on a leaf of the eBGP design, is the VTEP address it
+	// advertises in IPv4 unicast.
+	loopback netip.Addr
 
 	// The current incarnation (between start and stop).
 	cmd    *exec.Cmd
@@ -105,11 +109,12 @@ func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir strin
 	if err != nil {
 		return nil, fmt.Errorf("control_plane bgp: the speakers run as 'netbed speaker': %w", err)
 	}
-	asn, err := fabricASN(t)
+	ebgp := r.opts.BGPDesign == scenarios.DesignEBGP
+	asns, rtASN, err := designASNs(t, ebgp)
 	if err != nil {
 		return nil, err
 	}
-	p := &bgpPlane{r: r, fab: fab, asn: asn, dir: dir, exe: exe, nodes: map[string]*bgpNode{}, peers: map[netip.Addr]string{}}
+	p := &bgpPlane{r: r, fab: fab, asn: rtASN, dir: dir, exe: exe, nodes: map[string]*bgpNode{}, peers: map[netip.Addr]string{}}
 	var cluster netip.Addr
 	for _, n := range t.Nodes {
 		isLeaf := n.Role == topologies.RoleLeaf || n.Role == topologies.RoleBorder
@@ -125,10 +130,15 @@ func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir strin
 			return nil, fmt.Errorf("control_plane bgp: node %s: gRPC socket path %s is longer than a unix socket allows; use a shorter state directory", n.Name, sock)
 		}
 		bn := &bgpNode{p: p, name: n.Name, ifaces: t.Interfaces(n.Name), wake: make(chan struct{}, 1),
-			cfg: speaker.Config{Node: n.Name, ASN: asn, RouterID: id, GRPC: sock, Timers: r.opts.BGPTimers}}
+			cfg: speaker.Config{Node: n.Name, ASN: asns[n.Name], RouterID: id, GRPC: sock, Timers: r.opts.BGPTimers}}
 		if isLeaf {
 			bn.leaf, _ = fab.Leaf(n.Name)
 			bn.cfg.Port = -1 // leaves dial their spines
+			if ebgp {
+				bn.loopback = id // advertised in IPv4 unicast
+			}
+		} else if ebgp {
+			bn.cfg.EVPNNextHopUnchanged = true
 		} else if !cluster.IsValid() {
 			cluster = id
 		}
@@ -166,10 +176,16 @@ func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir strin
 				return nil, err
 			}
 		}
-		spine.cfg.ClusterID = cluster
 		spine.cfg.Listen = append(spine.cfg.Listen, sa)
-		spine.cfg.Peers = append(spine.cfg.Peers, speaker.Peer{Address: la, ASN: asn, RRClient: true, Passive: true})
-		leaf.cfg.Peers = append(leaf.cfg.Peers, speaker.Peer{Address: sa, ASN: asn})
+		if ebgp {
+			fams := []speaker.Family{speaker.EVPN, speaker.IPv4Unicast}
+			spine.cfg.Peers = append(spine.cfg.Peers, speaker.Peer{Address: la, ASN: leaf.cfg.ASN, Passive: true, Families: fams})
+			leaf.cfg.Peers = append(leaf.cfg.Peers, speaker.Peer{Address: sa, ASN: spine.cfg.ASN, Families: fams})
+			continue
+		}
+		spine.cfg.ClusterID = cluster
+		spine.cfg.Peers = append(spine.cfg.Peers, speaker.Peer{Address: la, ASN: spine.cfg.ASN, RRClient: true, Passive: true})
+		leaf.cfg.Peers = append(leaf.cfg.Peers, speaker.Peer{Address: sa, ASN: leaf.cfg.ASN})
 	}
 	for _, name := range p.order {
 		bn := p.nodes[name]
@@ -278,7 +294,7 @@ func (bn *bgpNode) start(ctx context.Context) error {
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	client, err := dialSpeaker(ctx, bn.cfg, exited)
+	client, err := dialSpeaker(ctx, bn.cfg, bn.p.asn, exited)
 	if err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
@@ -296,6 +312,12 @@ func (bn *bgpNode) start(ctx context.Context) error {
 	if bn.podRouter {
 		bn.wg.Go(func() { bn.watchPods(ictx, client) })
 	}
+	if bn.loopback.IsValid() {
+		lo := speaker.PrefixRoute{Prefix: netip.PrefixFrom(bn.loopback, 32), NextHop: netip.IPv4Unspecified()}
+		if err := client.AdvertisePrefix(ctx, lo); err != nil {
+			return fmt.Errorf("control_plane bgp: %w", err)
+		}
+	}
 	if bn.pod.IsValid() {
 		if err := client.AdvertisePrefix(ctx, speaker.PrefixRoute{Prefix: bn.pod, NextHop: bn.local}); err != nil {
 			return fmt.Errorf("control_plane bgp: %w", err)
@@ -305,12 +327,12 @@ func (bn *bgpNode) start(ctx context.Context) error {
 }
 
 // dialSpeaker waits for the speaker's socket and connects to it.
-func dialSpeaker(ctx context.Context, c speaker.Config, exited <-chan struct{}) (*speaker.Client, error) {
+func dialSpeaker(ctx context.Context, c speaker.Config, rtASN uint32, exited <-chan struct{}) (*speaker.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
 		if _, err := os.Stat(c.GRPC); err == nil {
-			return speaker.Dial(ctx, c.Node, c.GRPC, c.ASN)
+			return speaker.Dial(ctx, c.Node, c.GRPC, rtASN)
 		}
 		select {
 		case <-exited:

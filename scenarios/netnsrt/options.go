@@ -37,6 +37,9 @@ type Options struct {
 	// BGPTimers are the speakers' session timers with control_plane:
 	// bgp (zero: speaker's defaults, a 9 s hold time).
 	BGPTimers speaker.Timers
+	// BGPDesign is gen 2's session design with control_plane: bgp:
+	// scenarios.DesignIBGP ("", the default) or scenarios.DesignEBGP.
+	BGPDesign string
 	// Settle bounds how long Probe waits, after the answer or the
 	// timeout, for the captures to deliver the probe's last frames
 	// (default 3s; it returns as soon as they are all there).

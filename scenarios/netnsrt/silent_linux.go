@@ -19,8 +19,8 @@ var (
 )
 
 // ConfigureBGP implements scenarios.BGPConfigurer: the scenario's hold
-// and keepalive times become every speaker's, unless Options.BGPTimers
-// set them (tests).
+// and keepalive times and design become the speakers', unless
+// Options.BGPTimers and BGPDesign set them (tests).
 func (r *Runtime) ConfigureBGP(s scenarios.BGPSettings) {
 	t := &r.opts.BGPTimers
 	if t.Hold == 0 {
@@ -31,6 +31,9 @@ func (r *Runtime) ConfigureBGP(s scenarios.BGPSettings) {
 	}
 	if t.Keepalive == 0 {
 		t.Keepalive = s.Keepalive
+	}
+	if r.opts.BGPDesign == "" {
+		r.opts.BGPDesign = s.Design
 	}
 }
 

@@ -278,6 +278,7 @@ type rawScenario struct {
 type rawBGP struct {
 	Hold      string `yaml:"hold"`
 	Keepalive string `yaml:"keepalive"`
+	Design    string `yaml:"design"`
 }
 
 type rawTopo struct {
@@ -613,6 +614,13 @@ func (p *parser) bgpSettings(r *rawBGP, n *yaml.Node, cp ControlPlane) BGPSettin
 		p.fail(lineOf(n, 0), "bgp", "session settings need control_plane: bgp (this scenario's control plane is %s)", cp)
 	}
 	var b BGPSettings
+	switch r.Design {
+	case "", DesignIBGP:
+	case DesignEBGP:
+		b.Design = DesignEBGP
+	default:
+		p.fail(lineOf(child(n, "design"), n.Line), "bgp.design", "%q: use ibgp (one AS, the spines route reflectors; the default) or ebgp (RFC 7938: the spines one AS, one AS per leaf)", r.Design)
+	}
 	seconds := func(key, v string) time.Duration {
 		kn := child(n, key)
 		d := p.duration(kn, "bgp."+key, v)

@@ -57,7 +57,23 @@ type BGPSettings struct {
 	Hold time.Duration
 	// Keepalive is the keepalive interval, below Hold (default Hold/3).
 	Keepalive time.Duration
+	// Design is gen 2's session design: DesignIBGP ("", the default) or
+	// DesignEBGP.
+	Design string
 }
+
+// Gen 2's BGP designs (BGPSettings.Design).
+const (
+	// DesignIBGP is one AS for the fabric, the spines route reflectors
+	// and every leaf a client of every spine (the default).
+	DesignIBGP = "ibgp"
+	// DesignEBGP is RFC 7938's: the spines share one AS, every leaf has
+	// an AS of its own, eBGP on every leaf–spine link carrying IPv4
+	// unicast (the leaves' VTEP loopbacks) and l2vpn-evpn (the overlay,
+	// its next hop the VTEP unchanged through the spines), route targets
+	// numbered in the spines' AS on every leaf.
+	DesignEBGP = "ebgp"
+)
 
 // NoHoldTimer is BGPSettings.Hold for "hold: 0": sessions without a hold
 // timer or keepalives.

@@ -92,7 +92,11 @@ func scenarioCmd(use, short string) *cobra.Command {
 		return runScenarios(c.Name(), f, args, c.OutOrStdout(), c.ErrOrStderr())
 	}
 	fs := c.Flags()
-	fs.StringVar(&f.gens, "gen", "", "generations to run, comma-separated (vlan,vlan-stock,evpn,ebpf,ebpf-direct); default: each scenario's own")
+	var gens []string
+	for _, g := range scenarios.Generations {
+		gens = append(gens, string(g))
+	}
+	fs.StringVar(&f.gens, "gen", "", "generations to run, comma-separated ("+strings.Join(gens, ",")+"); default: each scenario's own")
 	fs.StringVar(&f.backend, "backend", "auto", "sim, netns, kernel or auto (netns when root and the kernel allows, else sim)")
 	fs.StringVar(&f.out, "out", "", "directory for report.md, report.html, report.json and junit.xml")
 	fs.StringVar(&f.probes, "probes", "", "file to write every probe to as the runs go, one JSON object a line (the report keeps a sample in full)")

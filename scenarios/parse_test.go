@@ -161,6 +161,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("name: p\ntopology: {builder: spine-leaf}\nnetworks: [{name: n, subnet: 10.0.0.0/24}]\nsteps:\n  - spawn: {name: a, count: 1, network: n, namespace: x, labels: {app: a}, ports: {http: 8080, dns: 53/udp}}\n  - policy: {file: library/policies/netpol-shop.yaml}\n  - expect: {truth_table: true, namespaces: [x]}\n"))
 	f.Add([]byte("controller: {replicas: 3, store: etcd}\n" + good[:strings.Index(good, "steps:")] + "steps:\n  - fail: {controller: replica-2, after: 50ms}\n  - fail: {etcd: member-1}\n  - restore: {controller: [replica-2]}\n"))
 	f.Add([]byte(strings.Replace(strings.Replace(good, "{name: db, subnet: 10.0.2.0/24}", `{name: db, subnet: 10.0.2.0/24, subnet6: "fd00:2::/64"}`, 1), "tag: x}", "tag: x, family: dual}", 1)))
+	f.Add([]byte("name: v\ntopology: {builder: vpc, params: {hosts: 2}}\ngenerations: [vpc]\noptions: {vpc: {instance_type: t3.nano, warm_ip_target: 2, cloud_limits: l.yaml}}\nnetworks: [{name: n, subnet: 10.20.0.0/24}]\nsteps:\n  - spawn: {name: a, kind: pod, count: 2, network: n, allow_failures: true}\n  - spawn: {name: c, count: 1, network: n, hosts: [internet]}\n  - floating_ip: {attach: [a-1]}\n  - traffic: {from: [c-1], to: [a-1], floating_ip: true}\n  - floating_ip: {detach: [a-1]}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Parse("fuzz.yaml", b)
 		if err == nil && (s.Name == "" || len(s.Steps) == 0 || len(s.Generations) == 0) {

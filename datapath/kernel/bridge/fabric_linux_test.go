@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -367,6 +368,30 @@ func TestEVPN(t *testing.T) {
 		// leaf, each way.
 		if ttl := b.ping("vm1", "vm3", 5*time.Second); ttl != 62 {
 			t.Fatalf("vm1 (net1) -> vm3 (net2): reply TTL %d, want 62", ttl)
+		}
+	})
+	t.Run("host paths from the hosts' vswitches", func(t *testing.T) {
+		// After the pings above taught the MAC tables: the devices the
+		// model's hosts have (veth end, br-int, patch pair, br-bond,
+		// NIC) on each host, from OVS's own trace; none of the leaves.
+		for _, tc := range []struct{ from, to string }{{"vm1", "vm2"}, {"vm1", "vm3"}} {
+			path, err := b.f.ProbePath(context.Background(), b.ports[tc.from], b.ports[tc.to])
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, dst := b.ports[tc.from], b.ports[tc.to]
+			want := []string{tc.from + "/eth0",
+				src.Host + "/" + src.HostIf, src.Host + "/" + ovs.DevBrInt, src.Host + "/" + ovs.DevPatchInt, src.Host + "/" + ovs.DevPatchBond,
+				src.Host + "/" + ovs.DevBrBond, src.Host + "/eth1",
+				dst.Host + "/eth1", dst.Host + "/" + ovs.DevBrBond, dst.Host + "/" + ovs.DevPatchBond, dst.Host + "/" + ovs.DevPatchInt,
+				dst.Host + "/" + ovs.DevBrInt, dst.Host + "/" + dst.HostIf,
+				tc.to + "/eth0"}
+			if got := path.Devices(); !slices.Equal(got, want) {
+				t.Errorf("%s -> %s: path %v, want %v", tc.from, tc.to, got, want)
+			}
+			if h := path.Hops(); h != len(want)-1 {
+				t.Errorf("%s -> %s: %d hops, want %d", tc.from, tc.to, h, len(want)-1)
+			}
 		}
 	})
 	t.Run("ARP answered by the leaf", func(t *testing.T) {

@@ -60,8 +60,8 @@ func (f *Fabric) hostPortDevices(h *host, pl *plugged) ([]datapath.Event, error)
 
 // ovsTrace runs ofproto/trace on bridge for flow and returns the bridges
 // crossed with the patch ports between them, and the ports output to.
-func (f *Fabric) ovsTrace(ctx context.Context, h *host, bridge, flow string) (devs []datapath.Event, outs []DPPort, tr Trace, err error) {
-	show, err := h.v.appctl(ctx, "dpif/show")
+func ovsTrace(ctx context.Context, v *vswitch, bridge, flow string) (devs []datapath.Event, outs []DPPort, tr Trace, err error) {
+	show, err := v.appctl(ctx, "dpif/show")
 	if err != nil {
 		return nil, nil, tr, err
 	}
@@ -69,7 +69,7 @@ func (f *Fabric) ovsTrace(ctx context.Context, h *host, bridge, flow string) (de
 	if err != nil {
 		return nil, nil, tr, err
 	}
-	text, err := h.v.appctl(ctx, "ofproto/trace", bridge, flow)
+	text, err := v.appctl(ctx, "ofproto/trace", bridge, flow)
 	if err != nil {
 		return nil, nil, tr, err
 	}
@@ -82,13 +82,13 @@ func (f *Fabric) ovsTrace(ctx context.Context, h *host, bridge, flow string) (de
 			for _, p := range ports {
 				if p.Bridge == prev && p.Type == "patch" {
 					if j := slices.IndexFunc(ports, func(q DPPort) bool { return q.Name == p.Peer && q.Bridge == b }); j >= 0 {
-						devs = append(devs, ev(h.name, p.Name, datapath.KindPatch), ev(h.name, p.Peer, datapath.KindPatch))
+						devs = append(devs, ev(v.node, p.Name, datapath.KindPatch), ev(v.node, p.Peer, datapath.KindPatch))
 						break
 					}
 				}
 			}
 		}
-		devs = append(devs, ev(h.name, b, datapath.KindBridge))
+		devs = append(devs, ev(v.node, b, datapath.KindBridge))
 	}
 	for _, o := range tr.Outputs {
 		for _, p := range ports {
@@ -116,7 +116,7 @@ func (f *Fabric) PathOut(ctx context.Context, p kernel.Port, dst net.HardwareAdd
 		return nil, "", fmt.Errorf("ovs: path out of %s: %w", p.Instance, err)
 	}
 	flow := fmt.Sprintf("in_port=%s,dl_src=%s,dl_dst=%s,dl_type=0x0800", pl.ovsPort, p.MAC, dst)
-	devs, outs, tr, err := f.ovsTrace(ctx, h, DevBrInt, flow)
+	devs, outs, tr, err := ovsTrace(ctx, h.v, DevBrInt, flow)
 	if err != nil {
 		return nil, "", fmt.Errorf("ovs: path out of %s: %w", p.Instance, err)
 	}
@@ -152,7 +152,7 @@ func (f *Fabric) PathIn(ctx context.Context, p kernel.Port, nic string, src net.
 	}
 	path := datapath.Path{ev(h.name, nic, datapath.KindNIC)}
 	flow := fmt.Sprintf("in_port=%s,dl_vlan=%d,dl_src=%s,dl_dst=%s,dl_type=0x0800", nic, pl.vid, src, p.MAC)
-	devs, outs, tr, err := f.ovsTrace(ctx, h, DevBrBond, flow)
+	devs, outs, tr, err := ovsTrace(ctx, h.v, DevBrBond, flow)
 	if err != nil {
 		return nil, fmt.Errorf("ovs: path into %s: %w", p.Instance, err)
 	}
@@ -377,4 +377,59 @@ func (f *Fabric) ProbePath(ctx context.Context, src, dst kernel.Port) (datapath.
 	}
 	path = append(path, in...)
 	return append(path, ev(dst.Instance, "eth0", datapath.KindNIC)), nil
+}
+
+// PathOut returns the devices a frame from the MAC src on access port
+// dev of a host vswitch (HostConfig) to the MAC dst crosses on the host:
+// dev, br-int, the patch pair, br-bond and the NIC it leaves on, that NIC
+// (or, when the frame stays on the host, the access port it is delivered
+// to, "" otherwise); a frame OVS drops ends in a drop event. Gen 2's
+// hosts are gen 1's; Fabric.PathOut is the same for gen 1's own hosts.
+func (v *Vswitch) PathOut(ctx context.Context, dev string, src, dst net.HardwareAddr) (path datapath.Path, nic, local string, err error) {
+	path = datapath.Path{ev(v.v.node, dev, datapath.KindVeth)}
+	flow := fmt.Sprintf("in_port=%s,dl_src=%s,dl_dst=%s,dl_type=0x0800", dev, src, dst)
+	devs, outs, tr, err := ovsTrace(ctx, v.v, DevBrInt, flow)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("ovs: path out of %s: %w", dev, err)
+	}
+	path = append(path, devs...)
+	for _, o := range outs {
+		switch o.Bridge {
+		case DevBrBond:
+			return append(path, ev(v.v.node, o.Name, datapath.KindNIC)), o.Name, "", nil
+		case DevBrInt:
+			return append(path, ev(v.v.node, o.Name, datapath.KindVeth)), "", o.Name, nil
+		}
+	}
+	return dropAt(path, v.v.node, tr), "", "", nil
+}
+
+// PathIn returns the devices a frame tagged vid from the MAC src to the
+// MAC dst crosses on a host vswitch after arriving on its NIC nic: the
+// NIC, br-bond, the patch pair, br-int, and the access port dev it is
+// delivered to; a frame OVS drops ends in a drop event.
+func (v *Vswitch) PathIn(ctx context.Context, nic string, vid uint16, src, dst net.HardwareAddr, dev string) (datapath.Path, error) {
+	path := datapath.Path{ev(v.v.node, nic, datapath.KindNIC)}
+	flow := fmt.Sprintf("in_port=%s,dl_vlan=%d,dl_src=%s,dl_dst=%s,dl_type=0x0800", nic, vid, src, dst)
+	devs, outs, tr, err := ovsTrace(ctx, v.v, DevBrBond, flow)
+	if err != nil {
+		return nil, fmt.Errorf("ovs: path into %s: %w", dev, err)
+	}
+	path = append(path, devs...)
+	for _, o := range outs {
+		if o.Name == dev {
+			return append(path, ev(v.v.node, dev, datapath.KindVeth)), nil
+		}
+	}
+	return dropAt(path, v.v.node, tr), nil
+}
+
+// ActiveMember returns a host vswitch's bond's active NIC ("" when none
+// is).
+func (v *Vswitch) ActiveMember(ctx context.Context) (string, error) {
+	out, err := v.v.appctl(ctx, "bond/show", DevBond)
+	if err != nil {
+		return "", err
+	}
+	return activeMember(out), nil
 }

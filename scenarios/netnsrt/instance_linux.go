@@ -625,6 +625,36 @@ func resolveWithinProbe(ifname string) error {
 	return nil
 }
 
+// forgetFailedResolutions removes the neighbour entries of in's eth0 that
+// an earlier probe left resolving or failed (INCOMPLETE, FAILED), so that
+// the next probe starts a resolution of its own, as sim's stack asks
+// again for every packet queued: queued behind an earlier resolution, it
+// would be dropped with it (NEIGH_FAILED) once that one gave up, however
+// soon after the destination came back (a leaf's restore).
+func (in *instance) forgetFailedResolutions() error {
+	h, err := netlink.NewHandleAt(in.ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", in.netns, err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(stack.Port)
+	if err != nil {
+		return fmt.Errorf("%s: %w", in.name, err)
+	}
+	ns, err := h.NeighList(l.Attrs().Index, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("%s: neighbours: %w", in.name, err)
+	}
+	for _, n := range ns {
+		if n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) != 0 {
+			if err := h.NeighDel(&n); err != nil {
+				return fmt.Errorf("%s: forget %v: %w", in.name, n.IP, err)
+			}
+		}
+	}
+	return nil
+}
+
 func noTxChecksum(ifname string) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {

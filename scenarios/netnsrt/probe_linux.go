@@ -79,6 +79,9 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 			return reports.Probe{}, fmt.Errorf("probe: %w", err)
 		}
 	}
+	if err := src.forgetFailedResolutions(); err != nil {
+		return reports.Probe{}, fmt.Errorf("probe: %w", err)
+	}
 	id := r.nextProbe.Add(1)
 	var flow userspace.Flow
 	if proto != stack.ICMP {

@@ -1,0 +1,151 @@
+package netnsrt_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/scenarios/netnsrt"
+)
+
+// throughputScenario puts two instances on hosts under different leaves
+// (racks for gen 1), so that traffic between them crosses the fabric.
+const throughputScenario = `name: throughput
+topologies:
+  default: {builder: spine-leaf, params: {spines: 2, leaves: 2, hosts_per_leaf: 1}}
+  vlan: {builder: three-tier, params: {pods: 1, racks_per_pod: 2, hosts_per_rack: 1}}
+generations: [vlan, evpn, ebpf]
+seed: 1
+networks:
+  - {name: app, subnet: 10.7.0.0/24}
+steps:
+  - spawn: {name: a, kind: vm, count: 2, network: app, placement: spread}
+`
+
+// BenchmarkThroughput measures, per generation and backend (kernel: the
+// generation's real devices; netns: netbed's userspace datapath), TCP
+// throughput between two instances across the fabric with iperf3 (one
+// stream, 2 s) and the round trip of 20 of netbed's ICMP probes. Lab start and
+// teardown are not timed. Metrics: Mbit/s, the probes' average and
+// maximum in µs.
+func BenchmarkThroughput(b *testing.B) {
+	testutil.RequireRoot(b)
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		testutil.Unavailable(b, "iperf3 is not installed")
+	}
+	s, err := scenarios.Parse("throughput.yaml", []byte(throughputScenario))
+	if err != nil {
+		b.Fatal(err)
+	}
+	needs := netnsrt.KernelNeeds()
+	for _, backend := range []string{"kernel", "netns"} {
+		for _, gen := range s.Generations {
+			b.Run(backend+"/"+string(gen), func(b *testing.B) {
+				if err := needs[string(gen)]; backend == "kernel" && err != nil {
+					testutil.Unavailable(b, err.Error())
+				}
+				var bits, avg, peak float64
+				for b.Loop() {
+					b.StopTimer()
+					rt := netnsrt.New(netnsrt.Options{Scenario: "throughput", StateRoot: b.TempDir(), OutDir: b.TempDir(), CNIPath: []string{pluginDir},
+						Netbed: filepath.Join(pluginDir, netnsrt.Executable), Kernel: backend == "kernel", InstancesOnly: true})
+					hold := func(ctx context.Context, be scenarios.Backend, live []scenarios.Instance) error {
+						if len(live) != 2 {
+							return fmt.Errorf("%d instances, want 2", len(live))
+						}
+						src, ok := rt.InstanceNamespace(live[0].Name)
+						dst, ok2 := rt.InstanceNamespace(live[1].Name)
+						if !ok || !ok2 {
+							return fmt.Errorf("no namespace for %s or %s", live[0].Name, live[1].Name)
+						}
+						b.StartTimer()
+						defer b.StopTimer()
+						bps, err := iperf(ctx, src, dst, live[1].IP.String())
+						if err != nil {
+							return err
+						}
+						a, m, err := probeRTT(ctx, be, live[0].Name, live[1].Name)
+						if err != nil {
+							return err
+						}
+						bits, avg, peak = bits+bps, avg+a, max(peak, m)
+						return nil
+					}
+					run, err := scenarios.Run(context.Background(), s, gen, scenarios.NewFabricBackend(scenarios.FabricOptions{
+						Runtime: rt, StoreDir: b.TempDir()}), scenarios.Options{Hold: hold})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if run.Failed() {
+						b.Fatalf("the run failed: %+v", run.Checks)
+					}
+					b.StartTimer()
+				}
+				n := float64(b.N)
+				b.ReportMetric(bits/n/1e6, "Mbit/s")
+				b.ReportMetric(avg/n, "µs-rtt-avg")
+				b.ReportMetric(peak, "µs-rtt-max")
+			})
+		}
+	}
+}
+
+// iperf runs iperf3 from namespace src to a one-off server in dst at
+// addr and returns the bits per second received.
+func iperf(ctx context.Context, src, dst, addr string) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	srv := exec.CommandContext(ctx, "ip", "netns", "exec", dst, "iperf3", "-s", "-1", "-B", addr)
+	if err := srv.Start(); err != nil {
+		return 0, fmt.Errorf("iperf3 server in %s: %w", dst, err)
+	}
+	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+	var out []byte
+	var err error
+	for try := 0; try < 50; try++ {
+		// The server may not listen yet: the client is refused at once.
+		out, err = exec.CommandContext(ctx, "ip", "netns", "exec", src, "iperf3", "-c", addr, "-t", "2", "-J").Output()
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("iperf3 client in %s to %s: %w: %s", src, addr, err, out)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return 0, fmt.Errorf("iperf3's report: %w", err)
+	}
+	return res.End.SumReceived.BitsPerSecond, nil
+}
+
+// probeRTT sends 20 of netbed's ICMP probes from src to dst and returns
+// their average and maximum round trip in µs.
+func probeRTT(ctx context.Context, be scenarios.Backend, src, dst string) (avg, peak float64, err error) {
+	const n = 20
+	for range n {
+		p, err := be.Probe(ctx, scenarios.ProbeRequest{From: src, To: dst, Proto: "icmp", Timeout: time.Second})
+		if err != nil {
+			return 0, 0, err
+		}
+		if !p.Replied {
+			return 0, 0, fmt.Errorf("probe %s -> %s not answered: %s at %s", src, dst, p.Reason, p.DropAt)
+		}
+		us := float64(p.RTT) / float64(time.Microsecond)
+		avg, peak = avg+us/n, max(peak, us)
+	}
+	return avg, peak, nil
+}

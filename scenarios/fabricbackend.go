@@ -780,23 +780,30 @@ func (b *FabricBackend) fault(ctx context.Context, t Target, up bool) error {
 func (b *FabricBackend) nodeState(ctx context.Context, node, mode string, up bool) error {
 	f := reports.Fault{At: b.rt.Now(), Target: "node " + node, Restore: up}
 	converged, spine := b.convergenceWatch(ctx, node, f.At, up)
-	if mode == FailSilent && !up {
-		sf, ok := b.rt.(SilentFailer)
-		if !ok {
-			return fmt.Errorf("fail node %s silently: the %s runtime cannot keep a failed node's links up (netns can)", node, b.rt.Name())
+	carryOut := func() error {
+		if mode == FailSilent && !up {
+			sf, ok := b.rt.(SilentFailer)
+			if !ok {
+				return fmt.Errorf("fail node %s silently: the %s runtime cannot keep a failed node's links up (netns can)", node, b.rt.Name())
+			}
+			return sf.FailSilently(ctx, node)
 		}
-		if err := sf.FailSilently(ctx, node); err != nil {
-			return err
-		}
-	} else if err := b.rt.SetNodeState(ctx, node, up); err != nil {
-		return err
+		return b.rt.SetNodeState(ctx, node, up)
 	}
-	if converged != nil {
-		var err error
-		f.Spine = spine
-		if f.Convergence, f.Detail, err = converged(ctx); err != nil {
-			return fmt.Errorf("node %s (up %v): convergence: %w", node, up, err)
+	f.Spine = spine
+	var err error
+	switch {
+	case converged == nil:
+		err = carryOut()
+	case !up && !virtualTime(b.rt):
+		f.Convergence, f.Detail, err = convergeBeside(ctx, carryOut, converged)
+	default:
+		if err = carryOut(); err == nil {
+			f.Convergence, f.Detail, err = converged(ctx)
 		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s node %s: %w", map[bool]string{false: "fail", true: "restore"}[up], node, err)
 	}
 	if mode == FailSilent && !up {
 		f.Detail = strings.TrimSuffix("silent: links up, the node drops everything; "+f.Detail, "; ")
@@ -834,6 +841,44 @@ func (b *FabricBackend) nodeState(ctx context.Context, node, mode string, up boo
 	}
 	b.addFault(f, false)
 	return nil
+}
+
+// virtualTime says whether rt runs in virtual time: its latencies are
+// modelled (LatencySource), as sim's are.
+func virtualTime(rt Runtime) bool {
+	ls, ok := rt.(LatencySource)
+	return ok && ls.Latency().Kind == reports.LatencyModelled
+}
+
+// convergeBeside carries out a failure while converged polls, in real
+// time: taking a node's links down one by one and killing and reaping
+// its speaker takes milliseconds, during which the fabric already
+// reacts, so that polling only afterwards would measure the fault's
+// execution rather than the fabric. (In virtual time a fault takes none
+// and the poll follows it, which keeps a seed's runs identical.)
+func convergeBeside(ctx context.Context, carryOut func() error, converged func(context.Context) (time.Duration, string, error)) (time.Duration, string, error) {
+	type result struct {
+		took   time.Duration
+		detail string
+		err    error
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan result, 1)
+	go func() {
+		took, detail, err := converged(pctx)
+		done <- result{took, detail, err}
+	}()
+	if err := carryOut(); err != nil {
+		cancel()
+		<-done
+		return 0, "", err
+	}
+	r := <-done
+	if r.err != nil {
+		return 0, "", fmt.Errorf("convergence: %w", r.err)
+	}
+	return r.took, r.detail, nil
 }
 
 func parseEndpoint(s string) (topologies.Endpoint, error) {

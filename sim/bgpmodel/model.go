@@ -897,11 +897,19 @@ func (m *Model) Routes(node string) ([]Route, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Route, 0, len(sp.best))
-	for _, p := range sp.best {
-		out = append(out, Route{Route: p.route, RouteTargets: slices.Clone(p.rts)})
+	type keyed struct {
+		text string
+		r    Route
 	}
-	slices.SortFunc(out, func(a, b Route) int { return strings.Compare(a.Route.String(), b.Route.String()) })
+	ks := make([]keyed, 0, len(sp.best))
+	for _, p := range sp.best {
+		ks = append(ks, keyed{p.route.String(), Route{Route: p.route, RouteTargets: slices.Clone(p.rts)}})
+	}
+	slices.SortFunc(ks, func(a, b keyed) int { return strings.Compare(a.text, b.text) })
+	out := make([]Route, len(ks))
+	for i, k := range ks {
+		out[i] = k.r
+	}
 	return out, nil
 }
 

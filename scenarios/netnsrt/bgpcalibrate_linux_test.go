@@ -1,0 +1,326 @@
+package netnsrt_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/datapath/speaker"
+	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/sim/bgpmodel"
+	"github.com/netbed/netbed/topologies"
+)
+
+var writeBGPModel = flag.Bool("bgpmodel.write", false,
+	"BenchmarkBGPModelCalibration: write the derived parameters to sim/bgpmodel/calibration.json")
+
+// calibrationCommand remeasures sim/bgpmodel/calibration.json.
+const calibrationCommand = "go test -run '^$' -bench BGPModelCalibration -benchtime 1x ./scenarios/netnsrt -bgpmodel.write (root)"
+
+// BenchmarkBGPModelCalibration measures gen 2's real speakers where the
+// scenarios run them (a 2×4 fabric with control_plane: bgp on netns: a
+// `netbed speaker` process per switch in its namespace, sessions over
+// the veths, the userspace datapath forwarding beside them) and derives
+// the BGP model's timings (package sim/bgpmodel); with -bgpmodel.write
+// it writes them to sim/bgpmodel/calibration.json with the machine (and
+// its load) and the date. Every figure is timed from just before the
+// action until a speaker's watch (WatchEvent) delivered the change, with
+// no polling in between.
+func BenchmarkBGPModelCalibration(b *testing.B) {
+	testutil.RequireRoot(b)
+	for range b.N {
+		p := measureBGPModel(b)
+		b.ReportMetric(float64(p.Update.Microseconds()), "update-us")
+		b.ReportMetric(float64(p.Service.Microseconds()), "service-us")
+		b.ReportMetric(float64(p.Originate.Microseconds()), "api-us")
+		b.ReportMetric(float64(p.CarrierLoss.Microseconds()), "carrier-us")
+		b.ReportMetric(p.EstablishMin.Seconds(), "establish-min-s")
+		b.ReportMetric(p.EstablishMax.Seconds(), "establish-max-s")
+		for _, k := range slices.Sorted(mapKeys(p.Measured)) {
+			b.Logf("%s: %v", k, p.Measured[k])
+		}
+		if !*writeBGPModel {
+			continue
+		}
+		out, err := p.Marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bgpmodel.ParseParams(out); err != nil {
+			b.Fatalf("the derived parameters do not parse: %v", err)
+		}
+		if err := os.WriteFile("../../sim/bgpmodel/calibration.json", out, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("wrote sim/bgpmodel/calibration.json")
+	}
+}
+
+func measureBGPModel(b *testing.B) bgpmodel.Params {
+	const (
+		singles = 15  // one route advertised and withdrawn, this many times
+		burst   = 100 // routes advertised in one go
+		cycles  = 3   // leaf1 failed and restored with few routes, and again with many
+		owned   = 3   // routes leaf1 holds when it fails (the library's leaf-failure: a type 3, two type 2)
+		many    = 30  // and with this many
+		spines  = 2
+	)
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: "bgpcal", Spines: spines, Leaves: 4, HostsPerLeaf: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := evpn.New(topo, evpn.Options{LeafTables: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt := newRuntime(b, "bgpcal")
+	b.Cleanup(func() { rt.Close() })
+	ctx := context.Background()
+	if err := rt.Load(ctx, f, topo); err != nil {
+		b.Fatal(err)
+	}
+	leaf1, _ := f.Leaf("leaf1")
+	client := func(n string) *speaker.Client {
+		c, ok := rt.Speaker(n)
+		if !ok {
+			b.Fatalf("no speaker on %s", n)
+		}
+		return c
+	}
+	w := watchRoutes(b, client("leaf2"))
+	own := watchRoutes(b, client("leaf1"))
+	route := func(i int) evpn.Route {
+		return evpn.Route{Type: evpn.MACIP, VNI: 100, L3VNI: 50001, MAC: evpn.MAC{2, 0, 0, 1, byte(i >> 8), byte(i)},
+			IP: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), VTEP: leaf1.VTEP(), RouterMAC: leaf1.RouterMAC()}
+	}
+	change := func(add bool, rs ...evpn.Route) {
+		if err := rt.Mutate(func() error {
+			for _, r := range rs {
+				var err error
+				if add {
+					err = leaf1.Advertise(r)
+				} else {
+					err = leaf1.Withdraw(r)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	has := func(rs ...evpn.Route) func(map[evpn.Route]bool) bool {
+		return func(m map[evpn.Route]bool) bool {
+			return !slices.ContainsFunc(rs, func(r evpn.Route) bool { return !m[r] })
+		}
+	}
+	none := func(rs ...evpn.Route) func(map[evpn.Route]bool) bool {
+		return func(m map[evpn.Route]bool) bool {
+			return !slices.ContainsFunc(rs, func(r evpn.Route) bool { return m[r] })
+		}
+	}
+	measured := map[string]time.Duration{}
+
+	// One route at a time: leaf1's export and API, a spine, leaf2, its watch.
+	var adv, wd, local []time.Duration
+	for i := range singles {
+		r := route(i)
+		t0 := time.Now()
+		change(true, r)
+		adv = append(adv, w.until(b, "advertised "+r.String(), has(r)).Sub(t0))
+		local = append(local, own.until(b, "originated "+r.String(), has(r)).Sub(t0))
+		t0 = time.Now()
+		change(false, r)
+		wd = append(wd, w.until(b, "withdrawn "+r.String(), none(r)).Sub(t0))
+	}
+	one, oneW, loc := median(adv), median(wd), median(local)
+	measured["advertise_one_median"], measured["withdraw_one_median"], measured["originate_own_median"] = one, oneW, loc
+
+	// A burst: the pipeline's slowest stage sets the pace.
+	var rs []evpn.Route
+	for i := range burst {
+		rs = append(rs, route(1000+i))
+	}
+	t0 := time.Now()
+	change(true, rs...)
+	all := w.until(b, fmt.Sprintf("%d routes advertised", burst), has(rs...)).Sub(t0)
+	t0 = time.Now()
+	change(false, rs...)
+	allW := w.until(b, fmt.Sprintf("%d routes withdrawn", burst), none(rs...)).Sub(t0)
+	measured[fmt.Sprintf("advertise_%d", burst)], measured[fmt.Sprintf("withdraw_%d", burst)] = all, allW
+	api := loc / 2
+	update := max(one-loc, 0) / 2
+	service, serviceW := max(all-one, 0)/(burst-1), max(allW-oneW, 0)/(burst-1)
+
+	// Power loss: leaf1's links lose carrier, its speaker is killed; the
+	// spines withdraw its routes from leaf2. Then it is restored.
+	held := []evpn.Route{{Type: evpn.InclusiveMulticast, VNI: 100, VTEP: leaf1.VTEP()}}
+	for i := range many - 1 {
+		held = append(held, route(2000+i))
+	}
+	var back []time.Duration
+	powerLoss := func(k int) time.Duration {
+		rs := held[:k]
+		change(true, rs...)
+		w.until(b, "leaf1's routes advertised", has(rs...))
+		var lost []time.Duration
+		for range cycles {
+			t0 := time.Now()
+			if err := rt.SetNodeState(ctx, "leaf1", false); err != nil {
+				b.Fatal(err)
+			}
+			lost = append(lost, w.until(b, "leaf1's routes withdrawn", none(rs...)).Sub(t0))
+			t0 = time.Now()
+			if err := rt.SetNodeState(ctx, "leaf1", true); err != nil {
+				b.Fatal(err)
+			}
+			if k == owned {
+				back = append(back, w.until(b, "leaf1's routes back", has(rs...)).Sub(t0))
+			}
+		}
+		return median(lost)
+	}
+	few := powerLoss(owned)
+	lots := powerLoss(many)
+	measured[fmt.Sprintf("power_loss_withdrawn_%d_median", owned)], measured[fmt.Sprintf("power_loss_withdrawn_%d_median", many)] = few, lots
+	measured["restore_back_min"], measured["restore_back_max"] = slices.Min(back), slices.Max(back)
+	// The model: the failed leaf's first withdrawal is handled at leaf2
+	// at carrier loss + update, the other k*spines-1 one service_withdraw
+	// apart, then the watch: the slope over k gives service_withdraw, the
+	// intercept carrier loss.
+	measured["withdraw_burst_pace"] = serviceW
+	serviceW = max(lots-few, 0) / ((many - owned) * spines)
+	carrier := max(few-update-(owned*spines-1)*serviceW-api, 0)
+	est := func(d time.Duration) time.Duration { return max(d-2*update-(owned-1)*service-api, 0) }
+
+	return bgpmodel.Params{
+		Date:    time.Now().UTC().Format(time.DateOnly),
+		Machine: machine(),
+		Command: calibrationCommand,
+		Method: fmt.Sprintf("gen 2 with control_plane: bgp on netns, as the scenarios run it: a 2x4 spine-leaf fabric, a netbed speaker process per switch in its namespace (iBGP, the spines route reflectors), sessions over the veths, the userspace datapath running; "+
+			"every time is from just before the action until the speaker's WatchEvent stream delivered the change. "+
+			"advertise_one = median of %[1]d single type-2 routes leaf1 originated (its export, gRPC AddPath, a spine, leaf2, leaf2's watch); "+
+			"originate_own = the same until leaf1's own watch had it; originate = watch = originate_own / 2; update = (advertise_one - originate_own) / 2 (a spine's and leaf2's handling with the veth hops); "+
+			"advertise_%[2]d and withdraw_%[2]d = %[2]d routes at once; service = (advertise_%[2]d - advertise_one) / %[3]d (the pace under a burst; withdraw_burst_pace the same for withdraw_%[2]d, recorded only: it is the export API's pace, not a speaker's). "+
+			"power_loss_withdrawn_K = median of %[4]d: leaf1 failed (its veth ends down, its speaker SIGKILLed) holding K routes until leaf2 held none of them, for K = %[5]d and %[8]d; "+
+			"service_withdraw = (power_loss_withdrawn_%[8]d - power_loss_withdrawn_%[5]d) / ((%[8]d - %[5]d) x %[6]d) (each spine withdraws each route); carrier_loss = power_loss_withdrawn_%[5]d - update - (%[5]d x %[6]d - 1) service_withdraw - watch (the model's path for the same failure). "+
+			"restore_back: leaf1 restored until leaf2 held its routes again; establish_min/max = the least and greatest restore_back - 2 update - %[7]d service - watch "+
+			"(GoBGP's random 1-2 s before it dials, TCP, OPEN, KEEPALIVE). MRAI: GoBGP v3 parses minimum-advertisement-interval but never applies it (0).",
+			singles, burst, burst-1, cycles, owned, spines, owned-1, many),
+		Update:          update,
+		Service:         service,
+		ServiceWithdraw: serviceW,
+		Originate:       api,
+		Watch:           api,
+		CarrierLoss:     carrier,
+		EstablishMin:    est(slices.Min(back)),
+		EstablishMax:    est(slices.Max(back)),
+		Measured:        measured,
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// machine says what Linux reports of the CPU, memory, kernel and load,
+// as netbed calibrate does (and the load average).
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			mem = fmt.Sprintf(", %d GB", (kb+1<<19)>>20)
+		}
+	}
+	kernel := ""
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = ", Linux " + strings.TrimSpace(string(b))
+	}
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			load = ", load average " + f[0]
+		}
+	}
+	return fmt.Sprintf("%d vCPU %s%s%s, %s%s", runtime.NumCPU(), cpu, mem, kernel, runtime.Version(), load)
+}
+
+// routeWatch follows a speaker's best paths through its watch, noting
+// when each change arrived.
+type routeWatch struct {
+	mu     sync.Mutex
+	routes map[evpn.Route]bool
+	last   time.Time
+	ch     chan struct{}
+}
+
+func watchRoutes(tb testing.TB, c *speaker.Client) *routeWatch {
+	w := &routeWatch{routes: map[evpn.Route]bool{}, ch: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Watch(ctx, func(u speaker.Update) {
+			now := time.Now()
+			w.mu.Lock()
+			for _, r := range u.Withdrawn {
+				delete(w.routes, r)
+			}
+			for _, r := range u.Adds {
+				w.routes[r] = true
+			}
+			w.last = now
+			w.mu.Unlock()
+			select {
+			case w.ch <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	tb.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+// until waits, at most 20 s, for ok to hold of the routes, and returns
+// when the change that made it hold arrived. ok must not hold already.
+func (w *routeWatch) until(tb testing.TB, what string, ok func(map[evpn.Route]bool) bool) time.Time {
+	tb.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		w.mu.Lock()
+		if ok(w.routes) {
+			t := w.last
+			w.mu.Unlock()
+			return t
+		}
+		w.mu.Unlock()
+		select {
+		case <-w.ch:
+		case <-deadline:
+			tb.Fatalf("%s: not seen after 20 s", what)
+		}
+	}
+}

@@ -322,7 +322,11 @@ func sameFinal(t *testing.T, shared, bgp bgpRun) {
 // converge-ms is the time from a leaf's failure (its links lose carrier,
 // its speaker is killed) until every other leaf's speaker has withdrawn
 // its routes; restore-s is a restore (links up, speaker restarted,
-// sessions up, routes re-advertised and in every leaf's table).
+// sessions up, routes re-advertised and in every leaf's table); spine-ms
+// is from spine1's failure until no leaf has a session with it
+// established, spine-restore-s from its restore until every leaf's is
+// and spine1 holds every leaf's routes (BenchmarkBGPSimFabric in
+// scenarios/simrt measures the same on sim).
 func BenchmarkBGPFabric(b *testing.B) {
 	testutil.RequireRoot(b)
 	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: "bgpbench", Spines: 2, Leaves: 4, HostsPerLeaf: 1})
@@ -342,7 +346,7 @@ func BenchmarkBGPFabric(b *testing.B) {
 		}
 		return rt, f, time.Since(start)
 	}
-	var shared, loadT, converge, restore time.Duration
+	var shared, loadT, converge, restore, spineDown, spineBack time.Duration
 	for range b.N {
 		rt, _, d := load(b, false)
 		shared += d
@@ -400,6 +404,49 @@ func BenchmarkBGPFabric(b *testing.B) {
 			b.Fatal(err)
 		}
 		restore += time.Since(start)
+		// spine1 fails: every leaf drops its session to it (carrier
+		// loss); restored, until every leaf's is back and spine1 holds
+		// every leaf's routes.
+		spineUp := func() int {
+			n := 0
+			for _, leaf := range f.Leaves() {
+				bgpSS, err := rt.BGPSessions(context.Background(), leaf)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if slices.ContainsFunc(bgpSS, func(s scenarios.BGPSession) bool { return s.PeerNode == "spine1" && s.Established }) {
+					n++
+				}
+			}
+			return n
+		}
+		start = time.Now()
+		if err := rt.SetNodeState(context.Background(), "spine1", false); err != nil {
+			b.Fatal(err)
+		}
+		for spineUp() != 0 {
+			if time.Since(start) > 30*time.Second {
+				b.Fatal("sessions to spine1 still up after 30s")
+			}
+		}
+		spineDown += time.Since(start)
+		start = time.Now()
+		if err := rt.SetNodeState(context.Background(), "spine1", true); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			c, ok := rt.Speaker("spine1")
+			if ok && spineUp() == 4 {
+				if rs, err := c.Routes(context.Background()); err == nil && len(rs) == 4*51 {
+					break
+				}
+			}
+			if time.Since(start) > 30*time.Second {
+				b.Fatal("spine1 not back with every route after 30s")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		spineBack += time.Since(start)
 		rt.Close()
 	}
 	n := float64(b.N)
@@ -407,6 +454,8 @@ func BenchmarkBGPFabric(b *testing.B) {
 	b.ReportMetric(shared.Seconds()/n, "shared-s")
 	b.ReportMetric(float64(converge.Milliseconds())/n, "converge-ms")
 	b.ReportMetric(restore.Seconds()/n, "restore-s")
+	b.ReportMetric(float64(spineDown.Milliseconds())/n, "spine-ms")
+	b.ReportMetric(spineBack.Seconds()/n, "spine-restore-s")
 }
 
 // TestBGPLibrary runs the other shipped gen 2 scenarios with

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/reports"
@@ -230,5 +231,20 @@ func TestBGPLibraryOnSim(t *testing.T) {
 	run, err := scenarios.Run(context.Background(), s, scenarios.GenEBPF, simBackend(t, s.Seed), scenarios.Options{})
 	if err != nil || run.Failed() {
 		t.Errorf("gen 3 with control_plane bgp on sim: %v", err)
+	}
+	// The scenario's session timers reach the model; the eBGP design is
+	// refused, not run as iBGP.
+	s.BGP = scenarios.BGPSettings{Hold: 3 * time.Second, Keepalive: time.Second}
+	rt := simrt.New(s.Seed)
+	if _, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: rt,
+		StoreDir: t.TempDir(), ControllerLatency: simrt.ControllerLatency, StoreNoSync: true}), scenarios.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if tm := rt.BGP().Timers(); tm.Hold != 3*time.Second || tm.Keepalive != time.Second {
+		t.Errorf("the model's timers %+v, want the scenario's hold 3s, keepalive 1s", tm)
+	}
+	s.BGP = scenarios.BGPSettings{Design: scenarios.DesignEBGP}
+	if _, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, simBackend(t, s.Seed), scenarios.Options{}); err == nil || !strings.Contains(err.Error(), "ibgp design only") {
+		t.Errorf("bgp.design ebgp on sim: %v; want an error saying the model runs the ibgp design only", err)
 	}
 }

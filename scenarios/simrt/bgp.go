@@ -19,6 +19,24 @@ func (r *Runtime) SetBGP(p *bgpmodel.Params, t bgpmodel.Timers) {
 	r.bgpParams, r.bgpTimers = p, t
 }
 
+var _ scenarios.BGPConfigurer = (*Runtime)(nil)
+
+// ConfigureBGP implements scenarios.BGPConfigurer: the scenario's hold and
+// keepalive times become the model's session timers (unless SetBGP set
+// them); the model runs the iBGP design only, so Load refuses another.
+func (r *Runtime) ConfigureBGP(s scenarios.BGPSettings) {
+	if r.bgpTimers.Hold == 0 {
+		r.bgpTimers.Hold = s.Hold
+		if s.Hold == scenarios.NoHoldTimer {
+			r.bgpTimers.Hold = bgpmodel.NoHold
+		}
+	}
+	if r.bgpTimers.Keepalive == 0 {
+		r.bgpTimers.Keepalive = s.Keepalive
+	}
+	r.bgpDesign = s.Design
+}
+
 // BGP returns the runtime's BGP model, nil without control_plane: bgp.
 func (r *Runtime) BGP() *bgpmodel.Model { return r.bgp }
 
@@ -26,6 +44,9 @@ func (r *Runtime) BGP() *bgpmodel.Model { return r.bgp }
 // design, bgpmodel.IBGP) in the model, every session established as
 // netns's Load leaves them.
 func (r *Runtime) loadBGP(f *evpn.Fabric, t *topologies.Topology) error {
+	if r.bgpDesign != "" && r.bgpDesign != scenarios.DesignIBGP {
+		return fmt.Errorf("sim runtime: control_plane: bgp: bgp.design %s: sim's BGP model runs the %s design only (eBGP is netns only for now)", r.bgpDesign, scenarios.DesignIBGP)
+	}
 	d, err := bgpmodel.IBGP(t, f)
 	if err != nil {
 		return fmt.Errorf("sim runtime: %w", err)

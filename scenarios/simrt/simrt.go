@@ -49,6 +49,7 @@ type Runtime struct {
 	fab       *evpn.Fabric
 	bgpParams *bgpmodel.Params
 	bgpTimers bgpmodel.Timers
+	bgpDesign string
 
 	mu      sync.Mutex
 	cond    *sync.Cond

@@ -610,8 +610,10 @@ func (m *Model) establish(s *session) {
 	now := m.s.Now()
 	for _, e := range s.end {
 		e.inc, e.lastRx, e.sentAny = s.inc, now, false
-		e.keepalive()
-		e.armHold()
+		if m.t.Hold > 0 {
+			e.keepalive()
+			e.armHold()
+		}
 	}
 	for _, e := range s.end {
 		sp := e.sp

@@ -394,3 +394,19 @@ func TestParams(t *testing.T) {
 		}
 	}
 }
+
+// TestNoHoldTimer: without a hold timer (hold 0 in a scenario) a silent
+// leaf is never noticed: its routes stay.
+func TestNoHoldTimer(t *testing.T) {
+	f := newFixture(t, 1, 2, params, bgpmodel.Timers{Hold: bgpmodel.NoHold})
+	r := f.type3("leaf1")
+	if err := f.leaf("leaf1").Advertise(r); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t, 10*time.Millisecond)
+	f.m.SetSilent("leaf1", true)
+	f.run(t, time.Minute)
+	if !inTable(f.leaf("leaf2"), r) || !sessions(t, f.m, "spine1")["leaf1"].Established {
+		t.Error("a silent peer was noticed without a hold timer")
+	}
+}

@@ -106,13 +106,17 @@ func (p *Params) Marshal() ([]byte, error) {
 // Timers are a scenario's session timers, as on the real speakers
 // (speaker.Timers): zero values take the same defaults.
 type Timers struct {
-	Hold      time.Duration // default 9 s
+	Hold      time.Duration // default 9 s; NoHold: none (no keepalives either)
 	Keepalive time.Duration // default Hold/3
 	// ConnectRetry is how long a speaker waits before dialling again
 	// after a session attempt failed or the session dropped while the
 	// link has carrier (default 1 s).
 	ConnectRetry time.Duration
 }
+
+// NoHold is Timers.Hold for sessions without a hold timer (RFC 4271's
+// hold time 0): no keepalives, a silent peer is never noticed.
+const NoHold time.Duration = -1
 
 // Defaults, as datapath/speaker's.
 const (
@@ -124,7 +128,7 @@ func (t Timers) withDefaults() Timers {
 	if t.Hold == 0 {
 		t.Hold = DefaultHold
 	}
-	if t.Keepalive == 0 {
+	if t.Keepalive == 0 && t.Hold > 0 {
 		t.Keepalive = t.Hold / 3
 	}
 	if t.ConnectRetry == 0 {

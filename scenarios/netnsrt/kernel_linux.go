@@ -410,20 +410,31 @@ func (k *kernelFabric) hostView(ctx context.Context, src, dst *instance, obs dat
 			key.WriteString("|" + e.Node + "/" + e.Device)
 		}
 	}
-	k.lock()
-	defer k.unlock()
-	if v, ok := k.views[key.String()]; ok {
-		return v
-	}
 	// The view reads the switches' MAC tables, which the probe itself
-	// taught: a table a moment behind is asked again.
+	// taught: a table a moment behind is asked again. Each question
+	// holds mu (the fabric's calls never overlap); the waits between
+	// them do not, so that plugs and syncs go on meanwhile.
+	ask := func() (datapath.Path, error) {
+		k.lock()
+		defer k.unlock()
+		if v, ok := k.views[key.String()]; ok {
+			return v, nil
+		}
+		v, err := pr.ProbePath(ctx, src.port(), dst.port())
+		if err == nil {
+			k.views[key.String()] = v
+		}
+		return v, err
+	}
 	var v datapath.Path
 	var err error
 	for try := 0; try < 5; try++ {
-		if v, err = pr.ProbePath(ctx, src.port(), dst.port()); err == nil {
+		if try > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if v, err = ask(); err == nil {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
 		if debugTrace {
@@ -431,7 +442,6 @@ func (k *kernelFabric) hostView(ctx context.Context, src, dst *instance, obs dat
 		}
 		return nil
 	}
-	k.views[key.String()] = v
 	return v
 }
 

@@ -186,6 +186,7 @@ func TestParseFileErrors(t *testing.T) {
 		{"binary", "\x7fELF\x02\x01\x01\x00\x00", "s.yaml: not a text file (it holds binary data): a scenario is a YAML file; is this the file you meant?"},
 		{"not utf-8", "name: caf\xe9\n", "s.yaml: not a text file (it holds binary data): a scenario is a YAML file; is this the file you meant?"},
 		{"tab", "name: x\ntopology:\n\tbuilder: spine-leaf\n", "s.yaml:3: builder: this line is indented with a tab; YAML indents with spaces only"},
+		{"indent", "name: x\ntopology: {builder: spine-leaf}\nnetworks:\n  - name: app\n    subnet: 10.1.0.0/24\n   tenant: blue\nsteps: []\n", "s.yaml:6: tenant: this line is indented by 3 spaces, as no line of the block above it (from line 3) is; line it up with its siblings"},
 		{"count: two", head + "  - spawn: {name: a, count: two, network: n}\n", `s.yaml:5: steps[0].spawn.count: want a whole number, got "two"`},
 		{"port out of range", head + "  - traffic: {from: [a], to: [b], port: 70000}\n", `s.yaml:5: steps[0].traffic.port: want a whole number from 0 to 65535, got "70000"`},
 		{"rate not a number", head + "  - traffic: {from: [a], to: [b], rate: fast}\n", `s.yaml:5: steps[0].traffic.rate: want a number, got "fast"`},

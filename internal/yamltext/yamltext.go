@@ -5,6 +5,9 @@ package yamltext
 
 import (
 	"bytes"
+	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -82,4 +85,60 @@ func EditDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// MisIndented finds the line a YAML parser's "did not find expected key"
+// (or "'-' indicator") error is about. The parser names the line where the
+// enclosing block starts (from); the culprit is the first line after it
+// that steps back to an indentation no line since from has had, so that
+// it belongs to no block: one space too few or too many on a sibling.
+// indent is its indentation in spaces.
+func MisIndented(data []byte, from int) (line, indent int, key string, ok bool) {
+	seen := map[int]bool{}
+	prev, n := -1, 0
+	for l := range strings.Lines(string(data)) {
+		n++
+		body := strings.TrimLeft(l, " ")
+		ind := len(l) - len(body)
+		body = strings.TrimSpace(body)
+		if n < from || body == "" || strings.HasPrefix(body, "#") {
+			continue
+		}
+		if prev >= 0 && ind < prev && !seen[ind] {
+			k, _, found := strings.Cut(strings.TrimPrefix(body, "- "), ":")
+			if !found || strings.ContainsAny(k, " {}[]\"'") {
+				k = ""
+			}
+			return n, ind, k, true
+		}
+		seen[ind] = true
+		// A list item's content is a block at the dash's indentation + 2.
+		for rest := body; strings.HasPrefix(rest, "- "); {
+			ind += 2
+			rest = strings.TrimLeft(rest[2:], " ")
+			seen[ind] = true
+		}
+		prev = ind
+	}
+	return 0, 0, "", false
+}
+
+// expectedAt matches a YAML parser's "did not find expected ..." error,
+// which names the line where the enclosing block starts.
+var expectedAt = regexp.MustCompile(`line (\d+): did not find expected`)
+
+// BadIndent explains a YAML parser's error err about data when it comes
+// from a line indented to no enclosing block's level (MisIndented): the
+// line, its key, and a message saying so.
+func BadIndent(data []byte, err error) (line int, key, msg string, ok bool) {
+	m := expectedAt.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0, "", "", false
+	}
+	from, _ := strconv.Atoi(m[1])
+	line, ind, key, ok := MisIndented(data, from)
+	if !ok {
+		return 0, "", "", false
+	}
+	return line, key, fmt.Sprintf("this line is indented by %d spaces, as no line of the block above it (from line %d) is; line it up with its siblings", ind, from), true
 }

@@ -71,3 +71,24 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+func TestMisIndented(t *testing.T) {
+	cases := []struct {
+		name, data string
+		from       int
+		line, ind  int
+		key        string
+		ok         bool
+	}{
+		{"one space short", "name: t2\ntopology:\n  nodes:\n    leaf1:\n      kind: linux\n     labels: {a: b}\n", 3, 6, 5, "labels", true},
+		{"list item", "networks:\n  - name: app\n    subnet: 10.1.0.0/24\n   tenant: blue\nsteps: []\n", 1, 4, 3, "tenant", true},
+		{"well indented", "a:\n  b:\n    c: 1\n  d: 2\ne: 3\n", 1, 0, 0, "", false},
+		{"comments and blanks", "a:\n  b: 1\n\n# x\n c: 2\n", 1, 5, 1, "c", true},
+	}
+	for _, c := range cases {
+		line, ind, key, ok := MisIndented([]byte(c.data), c.from)
+		if line != c.line || ind != c.ind || key != c.key || ok != c.ok {
+			t.Errorf("%s: got line %d indent %d key %q %v, want %d %d %q %v", c.name, line, ind, key, ok, c.line, c.ind, c.key, c.ok)
+		}
+	}
+}

@@ -68,6 +68,9 @@ func Parse(file string, data []byte) (*Scenario, error) {
 		if line, key, ok := yamltext.TabIndent(data); ok {
 			return nil, &Error{File: file, Line: line, Field: key, Msg: "this line is indented with a tab; YAML indents with spaces only"}
 		}
+		if line, key, msg, ok := yamltext.BadIndent(data, err); ok {
+			return nil, &Error{File: file, Line: line, Field: key, Msg: msg}
+		}
 		return nil, yamlError(file, err)
 	}
 	if len(doc.Content) == 0 {

@@ -128,6 +128,9 @@ func Read(file string, data []byte) (*topologies.Topology, *Report, error) {
 		if line, key, ok := yamltext.TabIndent(data); ok {
 			return nil, nil, &ParseError{File: file, Line: line, Path: key, Err: ErrSyntax, Msg: "this line is indented with a tab; YAML indents with spaces only"}
 		}
+		if line, key, msg, ok := yamltext.BadIndent(data, err); ok {
+			return nil, nil, &ParseError{File: file, Line: line, Path: key, Err: ErrSyntax, Msg: msg}
+		}
 		return nil, nil, d.yamlError(err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {

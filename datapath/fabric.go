@@ -23,6 +23,18 @@ type Wire struct {
 	MTU   int
 }
 
+// PodMTUer is a Fabric whose pods need a smaller MTU than their host's
+// links carry (an overlay encapsulating on the host: gen 3's VXLAN
+// tunnel): PodMTU is the MTU both ends of a pod's veth get; 0 keeps the
+// default. Every runtime that wires pods over real links asks it.
+type PodMTUer interface {
+	PodMTU() int
+}
+
+// VXLANOverhead is what VXLAN over IPv4 adds to a packet: outer
+// Ethernet, IPv4, UDP and VXLAN headers.
+const VXLANOverhead = 14 + 20 + 8 + 8
+
 // ErrNoIPv6 is returned by a Fabric asked for an IPv6 subnet or address
 // when its generation does not model IPv6 yet.
 var ErrNoIPv6 = errors.New("IPv6 is not modelled in this generation yet")

@@ -114,6 +114,7 @@ type Fabric struct {
 var (
 	_ datapath.Fabric        = (*Fabric)(nil)
 	_ datapath.TableReporter = (*Fabric)(nil)
+	_ datapath.PodMTUer      = (*Fabric)(nil)
 )
 
 // New builds the fabric: routers with ECMP shortest-path routes to every
@@ -350,6 +351,34 @@ func nextPrefix(p netip.Prefix) netip.Prefix {
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 	v += 1 << (32 - p.Bits())
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), p.Bits())
+}
+
+// PodMTU implements datapath.PodMTUer: in tunnel mode the smallest MTU
+// of a link at a host less datapath.VXLANOverhead (1450 on the builders'
+// 1500-byte host links, as Cilium sets its pods' MTU), so that a
+// full-size pod packet still fits the host's link once encapsulated; 0
+// with direct routing, which does not encapsulate.
+func (f *Fabric) PodMTU() int {
+	if f.opts.Mode == Direct {
+		return 0
+	}
+	least := 0
+	for _, l := range f.t.Links {
+		if f.hosts[l.A.Node] == nil && f.hosts[l.B.Node] == nil {
+			continue
+		}
+		mtu := l.MTU
+		if mtu == 0 {
+			mtu = 1500
+		}
+		if least == 0 || mtu < least {
+			least = mtu
+		}
+	}
+	if least == 0 {
+		return 0
+	}
+	return least - datapath.VXLANOverhead
 }
 
 // Generation implements datapath.Fabric.

@@ -571,3 +571,37 @@ func TestEgressVerdicts(t *testing.T) {
 		})
 	}
 }
+
+// TestPodMTU: in tunnel mode a pod's MTU leaves room for VXLAN on the
+// smallest link at a host (1450 on the builders' 1500-byte host links;
+// less when a host link is smaller), and direct routing keeps the default.
+func TestPodMTU(t *testing.T) {
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Spines: 2, Leaves: 2, HostsPerLeaf: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		mode Mode
+		want int
+	}{{Tunnel, 1450}, {Direct, 0}} {
+		f, err := New(topo, Options{Mode: c.mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.PodMTU(); got != c.want {
+			t.Errorf("%s: pod MTU %d, want %d", f.Generation(), got, c.want)
+		}
+	}
+	for _, l := range topo.Links {
+		if l.A.Node == "host1" || l.B.Node == "host1" {
+			l.MTU = 1400
+		}
+	}
+	f, err := New(topo, Options{Mode: Tunnel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.PodMTU(); got != 1350 {
+		t.Errorf("a 1400-byte host link: pod MTU %d, want 1350", got)
+	}
+}

@@ -91,12 +91,9 @@ type Fabric interface {
 	Close() error
 }
 
-// PodMTUer is a Fabric whose pods need a smaller MTU than the underlay
-// carries (an overlay's encapsulation): PodMTU is the MTU both ends of a
-// pod's veth get, known after Build; 0 keeps the kernel default.
-type PodMTUer interface {
-	PodMTU() int
-}
+// PodMTUer is datapath's: a kernel Fabric knows its pods' MTU after
+// Build.
+type PodMTUer = datapath.PodMTUer
 
 // PathReporter is a Fabric whose hosts forward where the kernel cannot
 // see (Open vSwitch's userspace datapath: its bridges and patch ports are

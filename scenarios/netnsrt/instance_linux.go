@@ -23,7 +23,6 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
-	"github.com/netbed/netbed/datapath/kernel"
 	"github.com/netbed/netbed/datapath/stack"
 	"github.com/netbed/netbed/internal/announce"
 	"github.com/netbed/netbed/scenarios"
@@ -76,6 +75,20 @@ func (r *Runtime) newInstance(s datapath.InstanceSpec) *instance {
 		mac: s.MAC, ip: s.IP, gw: s.Gateway, ip6: s.IP6, gw6: s.Gateway6, network: s.Network, labels: s.Labels, udp: map[uint16]bool{}}
 }
 
+// podMTU is the MTU an instance's veth takes on this fabric (the kernel
+// backend's, or the model netns runs): datapath.PodMTUer's, or 0 for the
+// default.
+func (r *Runtime) podMTU() int {
+	var f any = r.model
+	if r.k != nil {
+		f = r.k.f
+	}
+	if m, ok := f.(datapath.PodMTUer); ok {
+		return m.PodMTU()
+	}
+	return 0
+}
+
 // AttachPod implements scenarios.PodAttacher: a namespace for the pod,
 // then CNI ADD run in the host's namespace, as a kubelet on that host
 // would, by the netbed-cni binary found on Options.CNIPath.
@@ -106,16 +119,15 @@ func (r *Runtime) AttachPod(ctx context.Context, s datapath.InstanceSpec, conf [
 	return s, nil
 }
 
-// podConf is a pod's CNI configuration for this runtime: on the kernel
-// backend, a fabric whose pods need a smaller MTU (gen 3's VXLAN tunnel:
-// 1450 on a 1500-byte underlay, as Cilium sets it) has it written as the
-// plugin's "mtu" unless the configuration names one.
+// podConf is a pod's CNI configuration for this runtime: a fabric whose
+// pods need a smaller MTU (gen 3's VXLAN tunnel: 1450 on a 1500-byte
+// host link, as Cilium sets it), the kernel backend's or the model netns
+// runs, has it written as the plugin's "mtu" unless the configuration
+// names one. Without it a full-size packet, encapsulated, is larger than
+// the host's link: iperf3 got nothing through gen 3 on netns.
 func (r *Runtime) podConf(conf []byte) ([]byte, error) {
-	if r.k == nil {
-		return conf, nil
-	}
-	m, ok := r.k.f.(kernel.PodMTUer)
-	if !ok || m.PodMTU() == 0 {
+	mtu := r.podMTU()
+	if mtu == 0 {
 		return conf, nil
 	}
 	var c map[string]any
@@ -125,7 +137,7 @@ func (r *Runtime) podConf(conf []byte) ([]byte, error) {
 	if _, set := c["mtu"]; set {
 		return conf, nil
 	}
-	c["mtu"] = m.PodMTU()
+	c["mtu"] = mtu
 	return json.Marshal(c)
 }
 
@@ -288,6 +300,9 @@ func (r *Runtime) wireVeth(in *instance) error {
 	}
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.MTU = in.ifname, 1500
+	if m := r.podMTU(); m > 0 {
+		attrs.MTU = m
+	}
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: stack.Port, PeerHardwareAddr: in.mac, PeerNamespace: netlink.NsFd(in.ns)}
 	if err := hh.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create veth %s:%s--%s:%s: %w", in.host, in.ifname, in.name, stack.Port, err)

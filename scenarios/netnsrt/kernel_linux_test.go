@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/kernel"
 	"github.com/netbed/netbed/datapath/outcome"
+	"github.com/netbed/netbed/topologies"
 )
 
 // A kernel probe's path follows the packet link by link and node by node
@@ -155,7 +157,7 @@ func TestPodConfMTU(t *testing.T) {
 		conf []byte
 		want any
 	}{
-		{"netns", nil, conf, nil},
+		{"netns, no pod MTU", nil, conf, nil},
 		{"no pod MTU", &kernelFabric{f: mtuFabric{}}, conf, nil},
 		{"tunnel", &kernelFabric{f: mtuFabric{mtu: 1450}}, conf, 1450.0},
 		{"named by the configuration", &kernelFabric{f: mtuFabric{mtu: 1450}}, []byte(`{"type":"netbed-cni","mtu":9000}`), 9000.0},
@@ -171,6 +173,25 @@ func TestPodConfMTU(t *testing.T) {
 		}
 		if m["mtu"] != c.want || m["type"] != "netbed-cni" {
 			t.Errorf("%s: %s, want mtu %v", c.name, got, c.want)
+		}
+	}
+	// On netns the model's own: gen 3's tunnel encapsulates on the host.
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Spines: 1, Leaves: 2, HostsPerLeaf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for mode, want := range map[ebpf.Mode]any{ebpf.Tunnel: 1450.0, ebpf.Direct: nil} {
+		f, err := ebpf.New(topo, ebpf.Options{Mode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := (&Runtime{model: f}).podConf(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(got, &m); err != nil || m["mtu"] != want {
+			t.Errorf("netns %s: %s (%v), want mtu %v", f.Generation(), got, err, want)
 		}
 	}
 	if _, err := (&Runtime{k: &kernelFabric{f: mtuFabric{mtu: 1450}}}).podConf([]byte("{")); err == nil {

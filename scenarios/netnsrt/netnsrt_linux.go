@@ -35,7 +35,10 @@ type Runtime struct {
 	labOpt *netns.Options
 	name   string // lab name
 	topo   *topologies.Topology
-	us     *userspace.Runtime
+	// model is the fabric Load was given: the datapath netns runs, or
+	// on the kernel backend the model beside the real devices.
+	model datapath.Fabric
+	us    *userspace.Runtime
 	// bgp is gen 2's BGP control plane (control_plane: bgp), or nil.
 	bgp    *bgpPlane
 	cap    *capture.Capture
@@ -207,7 +210,7 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 	tc.Name = labName(r.opts.Scenario, f.Generation())
 	tc.Prefix = nil
 	r.mu.Lock()
-	r.name, r.topo = tc.Name, &tc
+	r.name, r.topo, r.model = tc.Name, &tc, f
 	r.mu.Unlock()
 	r.labOpt = &netns.Options{StateRoot: r.opts.StateRoot, Backend: r.Name()}
 	lab, _, err := netns.Deploy(ctx, &tc, r.labOpt)

@@ -83,9 +83,8 @@ var (
 	_ kernel.PodMTUer = (*Fabric)(nil)
 )
 
-// VXLANOverhead is what VXLAN over IPv4 adds to a pod's packet: outer
-// Ethernet, IPv4, UDP and VXLAN headers.
-const VXLANOverhead = 14 + 20 + 8 + 8
+// VXLANOverhead is what VXLAN over IPv4 adds to a pod's packet.
+const VXLANOverhead = 14 + 20 + 8 + 8 // datapath.VXLANOverhead
 
 // PodMTU implements kernel.PodMTUer: in tunnel mode the smallest NIC MTU
 // of the hosts less VXLANOverhead (1450 on a 1500-byte underlay, as

@@ -3,6 +3,7 @@ package netnsrt_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -106,11 +107,25 @@ func iperf(ctx context.Context, src, dst, addr string) (float64, error) {
 		return 0, fmt.Errorf("iperf3 server in %s: %w", dst, err)
 	}
 	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+	var res struct {
+		Error string `json:"error"`
+		End   struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
 	var out []byte
 	var err error
 	for try := 0; try < 50; try++ {
-		// The server may not listen yet: the client is refused at once.
+		// The server may not listen yet: the client is refused at once,
+		// and iperf3 -J may say so in its report with exit status 0.
 		out, err = exec.CommandContext(ctx, "ip", "netns", "exec", src, "iperf3", "-c", addr, "-t", "2", "-J").Output()
+		if err == nil {
+			if err = json.Unmarshal(out, &res); err == nil && res.Error != "" {
+				err = errors.New(res.Error)
+			}
+		}
 		if err == nil {
 			break
 		}
@@ -119,17 +134,11 @@ func iperf(ctx context.Context, src, dst, addr string) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("iperf3 client in %s to %s: %w: %s", src, addr, err, out)
 	}
-	var res struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
+	if bps := res.End.SumReceived.BitsPerSecond; bps > 0 {
+		return bps, nil
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		return 0, fmt.Errorf("iperf3's report: %w", err)
-	}
-	return res.End.SumReceived.BitsPerSecond, nil
+	// Nothing measured is a failure, not a figure of 0.
+	return 0, fmt.Errorf("iperf3 client in %s to %s received nothing: %s", src, addr, out)
 }
 
 // probeRTT sends 20 of netbed's ICMP probes from src to dst and returns

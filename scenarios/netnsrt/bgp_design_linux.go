@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/netbed/netbed/datapath/evpn/bgpevpn"
 	"github.com/netbed/netbed/topologies"
 )
 
@@ -14,7 +15,7 @@ const DefaultLeafASN = 65001
 
 // designASNs returns the AS of every spine and leaf of t, and the AS the
 // route targets are numbered in (the same on every leaf). iBGP: one AS
-// for all (fabricASN). eBGP (RFC 7938): the spines share one AS (LabelASN
+// for all (bgpevpn.FabricASN). eBGP (RFC 7938): the spines share one AS (LabelASN
 // or DefaultASN, at most 65535: route targets carry it in two bytes), and
 // every leaf has its own (LabelASN, or DefaultLeafASN counting up in
 // topology order), none equal to another leaf's or the spines'. Every
@@ -23,7 +24,7 @@ func designASNs(t *topologies.Topology, ebgp bool) (map[string]uint32, uint32, e
 	isLeaf := func(n *topologies.Node) bool { return n.Role == topologies.RoleLeaf || n.Role == topologies.RoleBorder }
 	out := map[string]uint32{}
 	if !ebgp {
-		asn, err := fabricASN(t)
+		asn, err := bgpevpn.FabricASN(t)
 		if err != nil {
 			return nil, 0, err
 		}

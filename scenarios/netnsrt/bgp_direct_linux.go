@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netbed/netbed/datapath/ebpf"
+	"github.com/netbed/netbed/datapath/evpn/bgpevpn"
 	"github.com/netbed/netbed/datapath/speaker"
 	"github.com/netbed/netbed/topologies"
 )
@@ -34,7 +35,7 @@ func newDirectPlane(r *Runtime, df *ebpf.Fabric, t *topologies.Topology, dir str
 	if err != nil {
 		return nil, fmt.Errorf("control_plane bgp: the speakers run as 'netbed speaker': %w", err)
 	}
-	asn, err := fabricASN(t)
+	asn, err := bgpevpn.FabricASN(t)
 	if err != nil {
 		return nil, err
 	}

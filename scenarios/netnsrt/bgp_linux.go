@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/datapath/evpn/bgpevpn"
 	"github.com/netbed/netbed/datapath/speaker"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/topologies"
@@ -34,16 +34,16 @@ import (
 // addresses the kernels hold on the link's two ends.
 const (
 	// DefaultASN is the fabric's AS unless its switches carry LabelASN.
-	DefaultASN = 65000
+	DefaultASN = bgpevpn.DefaultASN
 	// LabelASN, on a topology's spines and leaves, sets the fabric's AS
 	// number (one for all of them: the design is iBGP).
-	LabelASN = "netbed.asn"
+	LabelASN = bgpevpn.LabelASN
 )
 
 // DefaultSessionPool is where the leaf–spine links' /31 session
 // addresses come from: link-local, so that they collide with no
 // loopback, tenant subnet or anything routed.
-var DefaultSessionPool = netip.MustParsePrefix("169.254.0.0/16")
+var DefaultSessionPool = bgpevpn.SessionPool
 
 // bgpPlane is gen 2's control plane as real BGP: a speaker process in
 // every leaf's and spine's namespace, each leaf's route table fed from
@@ -203,34 +203,6 @@ func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir strin
 		}
 	}
 	return p, nil
-}
-
-// fabricASN is the AS every spine and leaf of t shares: LabelASN where
-// set (the same on all of them), else DefaultASN. Route targets carry it
-// in two bytes.
-func fabricASN(t *topologies.Topology) (uint32, error) {
-	asn, from := uint32(0), ""
-	for _, n := range t.Nodes {
-		if n.Role != topologies.RoleSpine && n.Role != topologies.RoleLeaf && n.Role != topologies.RoleBorder {
-			continue
-		}
-		v, ok := n.Labels[LabelASN]
-		if !ok {
-			continue
-		}
-		a, err := strconv.ParseUint(v, 10, 32)
-		if err != nil || a == 0 || a > 65535 {
-			return 0, fmt.Errorf("control_plane bgp: node %s: label %s: %q is not an AS number 1..65535", n.Name, LabelASN, v)
-		}
-		if asn != 0 && uint32(a) != asn {
-			return 0, fmt.Errorf("control_plane bgp: node %s: label %s: AS %d, but %s has AS %d; the fabric is one AS (iBGP)", n.Name, LabelASN, a, from, asn)
-		}
-		asn, from = uint32(a), n.Name
-	}
-	if asn == 0 {
-		asn = DefaultASN
-	}
-	return asn, nil
 }
 
 func (p *bgpPlane) addAddr(e topologies.Endpoint, a netip.Addr) error {

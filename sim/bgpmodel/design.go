@@ -3,10 +3,10 @@ package bgpmodel
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/datapath/evpn/bgpevpn"
 	"github.com/netbed/netbed/topologies"
 )
 
@@ -47,13 +47,13 @@ type Session struct {
 // fabric unless its switches carry LabelASN, session addresses from a
 // link-local pool.
 const (
-	DefaultASN = 65000
-	LabelASN   = "netbed.asn"
+	DefaultASN = bgpevpn.DefaultASN
+	LabelASN   = bgpevpn.LabelASN
 )
 
 // SessionPool is where the leaf–spine links' /31 session addresses come
 // from, in link order, as on netns.
-var SessionPool = netip.MustParsePrefix("169.254.0.0/16")
+var SessionPool = bgpevpn.SessionPool
 
 // IBGP is gen 2's default design on t, the one netns runs: one AS (iBGP),
 // the spines route reflectors sharing one cluster ID (the first spine's
@@ -61,7 +61,7 @@ var SessionPool = netip.MustParsePrefix("169.254.0.0/16")
 // speaker's router ID its node's loopback (a leaf's VTEP) as fab assigns
 // it, a session per leaf–spine link.
 func IBGP(t *topologies.Topology, fab *evpn.Fabric) (Design, error) {
-	asn, err := FabricASN(t)
+	asn, err := bgpevpn.FabricASN(t)
 	if err != nil {
 		return Design{}, err
 	}
@@ -118,32 +118,4 @@ func IBGP(t *topologies.Topology, fab *evpn.Fabric) (Design, error) {
 		}
 	}
 	return d, nil
-}
-
-// FabricASN is the AS every spine and leaf of t shares: LabelASN where
-// set (the same on all of them), else DefaultASN. Route targets carry it
-// in two bytes.
-func FabricASN(t *topologies.Topology) (uint32, error) {
-	asn, from := uint32(0), ""
-	for _, n := range t.Nodes {
-		if n.Role != topologies.RoleSpine && n.Role != topologies.RoleLeaf && n.Role != topologies.RoleBorder {
-			continue
-		}
-		v, ok := n.Labels[LabelASN]
-		if !ok {
-			continue
-		}
-		a, err := strconv.ParseUint(v, 10, 32)
-		if err != nil || a == 0 || a > 65535 {
-			return 0, fmt.Errorf("control_plane bgp: node %s: label %s: %q is not an AS number 1..65535", n.Name, LabelASN, v)
-		}
-		if asn != 0 && uint32(a) != asn {
-			return 0, fmt.Errorf("control_plane bgp: node %s: label %s: AS %d, but %s has AS %d; the fabric is one AS (iBGP)", n.Name, LabelASN, a, from, asn)
-		}
-		asn, from = uint32(a), n.Name
-	}
-	if asn == 0 {
-		asn = DefaultASN
-	}
-	return asn, nil
 }

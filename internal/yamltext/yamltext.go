@@ -142,3 +142,17 @@ func BadIndent(data []byte, err error) (line int, key, msg string, ok bool) {
 	}
 	return line, key, fmt.Sprintf("this line is indented by %d spaces, as no line of the block above it (from line %d) is; line it up with its siblings", ind, from), true
 }
+
+// Where is how every reader of netbed's YAML files says what is wrong
+// and where: "file:line: field: msg", leaving out the line when it is
+// not known (0) and the field when there is none.
+func Where(file string, line int, field, msg string) string {
+	loc := file
+	if line > 0 {
+		loc += ":" + strconv.Itoa(line)
+	}
+	if field != "" {
+		return loc + ": " + field + ": " + msg
+	}
+	return loc + ": " + msg
+}

@@ -92,3 +92,19 @@ func TestMisIndented(t *testing.T) {
 		}
 	}
 }
+
+func TestWhere(t *testing.T) {
+	for _, c := range []struct {
+		line        int
+		field, want string
+	}{
+		{3, "steps[1].spawn", "x.yaml:3: steps[1].spawn: bad"},
+		{0, "steps", "x.yaml: steps: bad"},
+		{3, "", "x.yaml:3: bad"},
+		{0, "", "x.yaml: bad"},
+	} {
+		if got := Where("x.yaml", c.line, c.field, "bad"); got != c.want {
+			t.Errorf("Where(x.yaml, %d, %q, bad) = %q, want %q", c.line, c.field, got, c.want)
+		}
+	}
+}

@@ -33,14 +33,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	loc := e.File
-	if e.Line > 0 {
-		loc += ":" + strconv.Itoa(e.Line)
-	}
-	if e.Field != "" {
-		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
-	}
-	return fmt.Sprintf("%s: %s", loc, e.Msg)
+	return yamltext.Where(e.File, e.Line, e.Field, e.Msg)
 }
 
 func (e *Error) Unwrap() error { return ErrInvalid }

@@ -46,14 +46,7 @@ type ParseError struct {
 }
 
 func (e *ParseError) Error() string {
-	loc := e.File
-	if e.Line > 0 {
-		loc += ":" + strconv.Itoa(e.Line)
-	}
-	if e.Path != "" {
-		return fmt.Sprintf("%s: %s: %s", loc, e.Path, e.Msg)
-	}
-	return fmt.Sprintf("%s: %s", loc, e.Msg)
+	return yamltext.Where(e.File, e.Line, e.Path, e.Msg)
 }
 
 func (e *ParseError) Unwrap() error { return e.Err }

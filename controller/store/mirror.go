@@ -98,6 +98,15 @@ func (m *mirror) scan(bucket, start, end string, fn func(k string, v mval) bool)
 }
 
 // reset replaces the contents (after a reload).
+// size is the number of keys the mirror holds; the caller holds mu.
+func (m *mirror) size() int {
+	n := 0
+	for _, b := range m.buckets {
+		n += len(b.keys)
+	}
+	return n
+}
+
 func (m *mirror) reset(rev int64) {
 	m.buckets = map[string]*mbucket{}
 	m.rev = rev

@@ -411,7 +411,7 @@ func (k *kernelFabric) hostView(ctx context.Context, src, dst *instance, obs dat
 		}
 	}
 	// The view reads the switches' MAC tables, which the probe itself
-	// taught: a table a moment behind is asked again. Each question
+	// taught: a table behind is asked again. Each question
 	// holds mu (the fabric's calls never overlap); the waits between
 	// them do not, so that plugs and syncs go on meanwhile.
 	ask := func() (datapath.Path, error) {
@@ -428,7 +428,11 @@ func (k *kernelFabric) hostView(ctx context.Context, src, dst *instance, obs dat
 	}
 	var v datapath.Path
 	var err error
-	for try := 0; try < 5; try++ {
+	// Up to 2 s: on a quiet machine a scenario's first probes come
+	// within a second or two of spanning tree converging, while OVS is
+	// still relearning (CI saw vlan-stock's 24 hops as 14 after 250 ms
+	// of asking). Only a view that is missing waits.
+	for try := 0; try < 40; try++ {
 		if try > 0 {
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
 	"strings"
 	"text/tabwriter"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/netbed/netbed/datapath/cost"
 	"github.com/netbed/netbed/datapath/cost/calibrate"
+	"github.com/netbed/netbed/internal/doctor"
 )
 
 func init() {
@@ -68,7 +68,7 @@ func runCalibrate(o calibrateFlags, cmdline string, stdout, stderr io.Writer) er
 		}
 	}
 	if *machine == "" {
-		*machine = describeMachine()
+		*machine = doctor.Machine()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -102,29 +102,4 @@ func runCalibrate(o calibrateFlags, cmdline string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", *outPath)
 	return nil
-}
-
-// describeMachine says what Linux reports of the CPU, memory and kernel.
-func describeMachine() string {
-	cpu := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
-			mem = fmt.Sprintf(", %d GB", (kb+1<<19)>>20)
-		}
-	}
-	kernel := ""
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = ", Linux " + strings.TrimSpace(string(b))
-	}
-	return fmt.Sprintf("%d vCPU %s%s%s, %s", runtime.NumCPU(), cpu, mem, kernel, runtime.Version())
 }

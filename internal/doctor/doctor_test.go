@@ -2,7 +2,10 @@ package doctor
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -89,5 +92,17 @@ func TestWriteTable(t *testing.T) {
 	}
 	if _, ok := r.Check("nope"); ok {
 		t.Error("Check of an unknown name found something")
+	}
+}
+
+// TestMachine: the description names the CPU count and Go version, and on
+// Linux the kernel read from /proc.
+func TestMachine(t *testing.T) {
+	m := Machine()
+	if !strings.Contains(m, runtime.Version()) || !strings.Contains(m, fmt.Sprintf("%d vCPU", runtime.NumCPU())) {
+		t.Errorf("Machine() = %q: lacks the CPU count or Go version", m)
+	}
+	if _, err := os.Stat("/proc/sys/kernel/osrelease"); err == nil && !strings.Contains(m, ", Linux ") {
+		t.Errorf("Machine() = %q: lacks the kernel", m)
 	}
 }

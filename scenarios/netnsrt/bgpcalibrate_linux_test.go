@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/speaker"
+	"github.com/netbed/netbed/internal/doctor"
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/sim/bgpmodel"
 	"github.com/netbed/netbed/topologies"
@@ -236,36 +235,13 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// machine says what Linux reports of the CPU, memory, kernel and load,
-// as netbed calibrate does (and the load average).
+// machine is doctor.Machine with the load average, which a calibration
+// taken on a shared machine must carry.
 func machine() string {
-	cpu := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = strings.TrimSpace(v)
-				break
-			}
-		}
+	if l := doctor.Load(); l != "" {
+		return doctor.Machine() + ", load average " + l
 	}
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
-			mem = fmt.Sprintf(", %d GB", (kb+1<<19)>>20)
-		}
-	}
-	kernel := ""
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = ", Linux " + strings.TrimSpace(string(b))
-	}
-	load := ""
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			load = ", load average " + f[0]
-		}
-	}
-	return fmt.Sprintf("%d vCPU %s%s%s, %s%s", runtime.NumCPU(), cpu, mem, kernel, runtime.Version(), load)
+	return doctor.Machine()
 }
 
 // routeWatch follows a speaker's best paths through its watch, noting

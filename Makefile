@@ -29,8 +29,11 @@ fuzz:
 	done
 
 # Every benchmark once, so that none rots between `make bench` runs.
+# Its output is long; on a failure, the failing packages' lines are shown.
 bench-smoke:
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m $(PKGS) > /dev/null
+	@out=$$(mktemp); \
+	if $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m $(PKGS) > $$out 2>&1; then rm -f $$out; \
+	else grep -v -E '^(ok|PASS|goos|goarch|pkg|cpu|Benchmark[^ ]*[[:space:]]+[0-9])' $$out; rm -f $$out; exit 1; fi
 
 # Benchmarks; results are recorded in docs/benchmarks.md.
 bench:

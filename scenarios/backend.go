@@ -103,4 +103,6 @@ type ProbeRequest struct {
 	Family string
 	// Floating sends the probe to To's floating IP (FloatingIPs).
 	Floating bool
+	// Background is set by a background stream (RuntimeProbe.Background).
+	Background bool
 }

@@ -951,7 +951,7 @@ func (b *FabricBackend) Probe(ctx context.Context, req ProbeRequest) (reports.Pr
 		}
 	}
 	return b.rt.Probe(ctx, RuntimeProbe{From: from.spec.Name, To: to.spec.Name, Dst: dst,
-		Proto: req.Proto, Port: req.Port, Timeout: req.Timeout})
+		Proto: req.Proto, Port: req.Port, Timeout: req.Timeout, Background: req.Background})
 }
 
 // PortState implements Backend.

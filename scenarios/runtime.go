@@ -72,7 +72,18 @@ type RuntimeProbe struct {
 	Proto    string // icmp, udp, tcp
 	Port     uint16
 	Timeout  time.Duration
+	// Background marks a background stream's probe. Its ID comes from a
+	// range of its own (from StreamProbeIDs), so that the foreground
+	// probes' IDs, and the ECMP paths their source ports hash to, do not
+	// depend on how many stream rounds a run had time for: on netns that
+	// is the wall clock's doing.
+	Background bool
 }
+
+// StreamProbeIDs is the first ID of background stream probes. Foreground
+// probes count up from 1 and never reach it; every ID below 2^32 survives
+// an ICMP echo's identifier and sequence fields.
+const StreamProbeIDs = 1 << 31
 
 // TempDirRecorder is a Runtime whose labs can outlive a killed process
 // (netns): the backend records the temporary directories it makes for the

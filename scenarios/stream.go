@@ -132,7 +132,7 @@ func (r *runner) round(ctx context.Context, s *stream) error {
 		_, okFrom := r.inst[p[0]]
 		_, okTo := r.inst[p[1]]
 		if okFrom && okTo {
-			res, err := r.b.Probe(ctx, ProbeRequest{From: p[0], To: p[1], Proto: s.proto, Port: s.port, Tag: s.tag, Timeout: s.timeout})
+			res, err := r.b.Probe(ctx, ProbeRequest{From: p[0], To: p[1], Proto: s.proto, Port: s.port, Tag: s.tag, Timeout: s.timeout, Background: true})
 			if err != nil {
 				return fmt.Errorf("background traffic %s: probe %s -> %s: %w", s.tag, p[0], p[1], err)
 			}

@@ -70,8 +70,11 @@ type Runtime struct {
 	silenced map[string][]link.Link
 
 	nextProbe atomic.Uint64
-	closeOnce sync.Once
-	closeErr  error
+	// streamProbes counts background stream probes, numbered from
+	// scenarios.StreamProbeIDs.
+	streamProbes atomic.Uint64
+	closeOnce    sync.Once
+	closeErr     error
 }
 
 var _ scenarios.PodAttacher = (*Runtime)(nil)

@@ -83,6 +83,9 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 		return reports.Probe{}, fmt.Errorf("probe: %w", err)
 	}
 	id := r.nextProbe.Add(1)
+	if p.Background {
+		id = scenarios.StreamProbeIDs + r.streamProbes.Add(1)
+	}
 	var flow userspace.Flow
 	if proto != stack.ICMP {
 		pr := uint8(17)

@@ -51,6 +51,10 @@ type Runtime struct {
 	bgpTimers bgpmodel.Timers
 	bgpDesign string
 
+	// streamProbes counts background stream probes, numbered from
+	// scenarios.StreamProbeIDs.
+	streamProbes uint64
+
 	mu      sync.Mutex
 	cond    *sync.Cond
 	running bool // the engine is running events
@@ -232,7 +236,12 @@ func (r *Runtime) Probe(_ context.Context, p scenarios.RuntimeProbe) (reports.Pr
 	// traced ~40 events of ~180 bytes per probe, gigabytes in all).
 	_ = r.Mutate(func() error { r.e.ResetTrace(); return nil })
 	start := r.e.Now()
-	id, err := r.e.Probe(start, p.From, stack.ProbeSpec{Proto: proto, Dst: p.Dst, DstPort: p.Port})
+	spec := stack.ProbeSpec{Proto: proto, Dst: p.Dst, DstPort: p.Port}
+	if p.Background {
+		r.streamProbes++
+		spec.ID = scenarios.StreamProbeIDs + r.streamProbes
+	}
+	id, err := r.e.Probe(start, p.From, spec)
 	if err != nil {
 		return reports.Probe{}, err
 	}

@@ -36,6 +36,13 @@
 // runs bpf_lxc, bpf_overlay, bpf_host and the policy check as tc programs
 // over them.
 //
+// Every node's ipcache holds every pod and node of the cluster, as
+// Cilium's does. A fabric keeps what is the same on every node once, in a
+// SharedIPCache that all its nodes' IPCache views read beneath their own
+// entries (the node's addresses and local pods), so that a pod's address
+// is one write, not one per node; each view still counts, looks up and
+// lists the entries as if it held them all (a kmaps sync writes them all).
+//
 // # Policy
 //
 // Identities come from pod labels (equal labels, equal identity; numbers

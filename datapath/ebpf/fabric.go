@@ -90,13 +90,16 @@ type Fabric struct {
 	loopbacks map[string]netip.Prefix
 	hosts     map[string]*Node
 	order     []string // hosts in topology order
-	nodes     []datapath.Node
-	wires     []datapath.Wire
-	ids       *Identities
-	policies  []Policy
-	pods      map[string]*pod
-	podOrder  []string
-	compiled  CompiledPolicy
+	// ipcache holds what every node's ipcache has of the others' pods
+	// and node IPs, once (see SharedIPCache).
+	ipcache  *SharedIPCache
+	nodes    []datapath.Node
+	wires    []datapath.Wire
+	ids      *Identities
+	policies []Policy
+	pods     map[string]*pod
+	podOrder []string
+	compiled CompiledPolicy
 	// extra holds entries compiled elsewhere (SetCompiledRules).
 	extra    CompiledPolicy
 	hasExtra bool
@@ -125,7 +128,8 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, fmt.Errorf("ebpf fabric on %s: %w", t.Name, err)
 	}
-	f := &Fabric{t: t, opts: opts, hosts: map[string]*Node{}, ids: NewIdentities(), pods: map[string]*pod{}}
+	f := &Fabric{t: t, opts: opts, hosts: map[string]*Node{}, ids: NewIdentities(), pods: map[string]*pod{},
+		ipcache: NewSharedIPCache(ipcacheSpec)}
 	isRouter := func(n *topologies.Node) bool { return l3.IsRouterRole(n.Role) }
 	for _, n := range t.Nodes {
 		if n.Role != topologies.RoleHost && !isRouter(n) {
@@ -188,7 +192,7 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		if len(cfg.NICs) == 0 {
 			return nil, fmt.Errorf("ebpf fabric on %s: host %s has no link to a leaf", t.Name, h.Name)
 		}
-		node, err := NewNode(cfg)
+		node, err := newNode(cfg, f.ipcache)
 		if err != nil {
 			return nil, fmt.Errorf("ebpf fabric: %w", err)
 		}
@@ -208,19 +212,20 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	for name, r := range routers {
 		r.OnPortState(func(_ time.Duration, port int, up bool) { f.linkState(name, port, up) })
 	}
-	for _, a := range f.order {
-		for _, b := range f.order {
-			if a == b {
-				continue
-			}
-			cb := f.hosts[b].cfg
-			if opts.Mode == Tunnel {
-				if err := f.hosts[a].SetTunnel(cb.NodeCIDR, cb.NodeIP); err != nil {
+	for _, b := range f.order {
+		// Every other node has b's IP as a remote node.
+		nb := f.hosts[b]
+		if err := f.ipcache.Set(IPCacheKey{32, nb.cfg.NodeIP.As4()}, IPCacheValue{Identity: uint32(IdentityRemoteNode)}, nb.maps.IPCache); err != nil {
+			return nil, fmt.Errorf("ebpf fabric: %w", err)
+		}
+		if opts.Mode != Tunnel {
+			continue
+		}
+		for _, a := range f.order {
+			if a != b {
+				if err := f.hosts[a].SetTunnel(nb.cfg.NodeCIDR, nb.cfg.NodeIP); err != nil {
 					return nil, fmt.Errorf("ebpf fabric: %w", err)
 				}
-			}
-			if err := f.hosts[a].SetRemote(netip.PrefixFrom(cb.NodeIP, 32), IdentityRemoteNode, netip.Addr{}); err != nil {
-				return nil, fmt.Errorf("ebpf fabric: %w", err)
 			}
 		}
 	}
@@ -495,12 +500,10 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 	if err != nil {
 		return nil, datapath.Wire{}, fmt.Errorf("add pod: %w", err)
 	}
-	for _, h := range f.order {
-		if h != s.Host {
-			if err := f.hosts[h].SetRemote(netip.PrefixFrom(ip, 32), id, node.cfg.NodeIP); err != nil {
-				return nil, datapath.Wire{}, fmt.Errorf("add pod %q: %w", s.Name, err)
-			}
-		}
+	// Every other node learns the pod as remote, behind its node's IP.
+	if err := f.ipcache.Set(IPCacheKey{32, ip.As4()}, IPCacheValue{Identity: uint32(id), TunnelEndpoint: node.cfg.NodeIP.As4()}, node.maps.IPCache); err != nil {
+		_ = node.RemoveEndpoint(s.Name)
+		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: %w", s.Name, err)
 	}
 	if !known && len(f.policies) > 0 {
 		if err := f.recompile(); err != nil {
@@ -536,11 +539,7 @@ func (f *Fabric) RemoveInstance(name string) error {
 	if err := f.hosts[p.host].RemoveEndpoint(name); err != nil {
 		return err
 	}
-	for _, h := range f.order {
-		if h != p.host {
-			_ = f.hosts[h].DeleteRemote(netip.PrefixFrom(p.ep.IP, 32))
-		}
-	}
+	_ = f.ipcache.Delete(IPCacheKey{32, p.ep.IP.As4()})
 	delete(f.pods, name)
 	f.podOrder = slices.DeleteFunc(f.podOrder, func(s string) bool { return s == name })
 	return nil

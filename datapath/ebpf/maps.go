@@ -252,11 +252,11 @@ func (t *LPMTrie[V]) Range(fn func(IPCacheKey, V) bool) {
 }
 
 // Maps are one node's BPF maps. Tunnel and ipcache entries for other nodes
-// are the same on every node; endpoints, policy and conntrack are the
-// node's own.
+// are the same on every node (a fabric's nodes read their ipcache's from
+// one SharedIPCache); endpoints, policy and conntrack are the node's own.
 type Maps struct {
 	Endpoints *HashMap[EndpointKey, EndpointInfo]
-	IPCache   *LPMTrie[IPCacheValue]
+	IPCache   *IPCache
 	Tunnel    *HashMap[TunnelKey, TunnelValue]
 	Policy    *HashMap[PolicyKey, PolicyEntry]
 	CT        *HashMap[CTKey, CTEntry]
@@ -271,11 +271,16 @@ const (
 	MaxCT        = 524288
 )
 
+var ipcacheSpec = MapSpec{"cilium_ipcache", MaxIPCache}
+
 // NewMaps returns empty maps with the default capacities.
-func NewMaps() *Maps {
+func NewMaps() *Maps { return newMaps(nil) }
+
+// newMaps is NewMaps with the ipcache over shared (nil: its own only).
+func newMaps(shared *SharedIPCache) *Maps {
 	return &Maps{
 		Endpoints: NewHashMap[EndpointKey, EndpointInfo](MapSpec{"cilium_lxc", MaxEndpoints}),
-		IPCache:   NewLPMTrie[IPCacheValue](MapSpec{"cilium_ipcache", MaxIPCache}),
+		IPCache:   NewIPCache(ipcacheSpec, shared),
 		Tunnel:    NewHashMap[TunnelKey, TunnelValue](MapSpec{"cilium_tunnel_map", MaxTunnel}),
 		Policy:    NewHashMap[PolicyKey, PolicyEntry](MapSpec{"cilium_policy", MaxPolicy}),
 		CT:        NewHashMap[CTKey, CTEntry](MapSpec{"cilium_ct4_global", MaxCT}),

@@ -162,7 +162,10 @@ func fnv32(h uint32, b []byte) uint32 {
 
 // NewNode returns a node with no pods, empty maps apart from its own
 // ipcache entries, and no policy.
-func NewNode(cfg NodeConfig) (*Node, error) {
+func NewNode(cfg NodeConfig) (*Node, error) { return newNode(cfg, nil) }
+
+// newNode is NewNode with the node's ipcache over a fabric's shared one.
+func newNode(cfg NodeConfig, shared *SharedIPCache) (*Node, error) {
 	if cfg.Mode != Tunnel && cfg.Mode != Direct {
 		return nil, fmt.Errorf("node %s: mode %v: want tunnel or direct", cfg.Name, cfg.Mode)
 	}
@@ -170,7 +173,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("node %s: node IP %v and CIDR %v must be IPv4", cfg.Name, cfg.NodeIP, cfg.NodeCIDR)
 	}
 	n := &Node{
-		cfg: cfg, maps: NewMaps(), byName: map[string]*Endpoint{}, tunnels: map[TunnelKey]string{},
+		cfg: cfg, maps: newMaps(shared), byName: map[string]*Endpoint{}, tunnels: map[TunnelKey]string{},
 		gw: cfg.NodeCIDR.Masked().Addr().Next(), nextID: 1, seed: fnv32(2166136261, []byte(cfg.Name)),
 		policy: &PolicyTable{Enforced: map[Identity]bool{}},
 	}

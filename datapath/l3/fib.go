@@ -102,6 +102,21 @@ func (f *FIB[V]) Lookup(addr uint32) (v V, bits int, ok bool) {
 	return v, 0, false
 }
 
+// LookupBelow is Lookup restricted to prefixes shorter than below bits:
+// the next match after one of length below, for a caller that must skip
+// that one.
+func (f *FIB[V]) LookupBelow(addr uint32, below int) (v V, bits int, ok bool) {
+	for _, l := range f.lens {
+		if int(l) >= below {
+			continue
+		}
+		if v, ok := f.byLen[l][addr&mask(int(l))]; ok {
+			return v, int(l), true
+		}
+	}
+	return v, 0, false
+}
+
 // LookupAddr is Lookup for a netip.Addr; non-IPv4 addresses never match.
 func (f *FIB[V]) LookupAddr(a netip.Addr) (V, netip.Prefix, bool) {
 	var zero V

@@ -11,6 +11,7 @@ func init() {
 		Segment:    SegmentNone,
 		Policy:     true,
 		Topology:   "spine-leaf",
+		Roles:      []string{"leaf", "spine", "border"},
 		Instance:   "pod",
 		Flood:      FloodNone,
 	}

@@ -14,6 +14,7 @@ func init() {
 		Segment:    SegmentVXLAN,
 		NoPolicy:   "gen 2 filters at the hardware firewall beside the core, not per pod (the seed); restrict the step with generations",
 		Topology:   "spine-leaf",
+		Roles:      []string{"leaf", "spine", "border"},
 		Instance:   "pod",
 		Flood:      FloodVTEPs,
 		BGP:        true,

@@ -83,6 +83,10 @@ type Desc struct {
 	// instance they spawn ("vm", "pod").
 	Topology string
 	Instance string
+	// Roles are the node roles its fabrics are built from besides
+	// "host" (the topologies package's names): a topology with another
+	// role cannot carry it, which `netbed validate` says before a run.
+	Roles []string
 	// Flood is how plans measure what one broadcast reaches.
 	Flood Flood
 	// BGP: control_plane: bgp applies (its leaves can learn their
@@ -141,6 +145,8 @@ func (d Desc) validate() error {
 		return fmt.Errorf("%s: no host policy, and NoPolicy does not say why", d.Name)
 	case d.Instance != "vm" && d.Instance != "pod":
 		return fmt.Errorf("%s: Instance %q, want vm or pod", d.Name, d.Instance)
+	case len(d.Roles) == 0:
+		return fmt.Errorf("%s: no Roles: which switch roles does its fabric build on?", d.Name)
 	}
 	return nil
 }

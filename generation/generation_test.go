@@ -47,7 +47,7 @@ func TestBuiltins(t *testing.T) {
 }
 
 func TestRegisterRefuses(t *testing.T) {
-	ok := Desc{Name: "t-ok", Family: 4, IPAM: IPAMGlobal, Policy: true, Instance: "vm"}
+	ok := Desc{Name: "t-ok", Family: 4, IPAM: IPAMGlobal, Policy: true, Instance: "vm", Roles: []string{"leaf"}}
 	for name, d := range map[string]Desc{
 		"taken":         func() Desc { d := ok; d.Name = "vlan"; return d }(),
 		"no name":       func() Desc { d := ok; d.Name = ""; return d }(),
@@ -56,6 +56,7 @@ func TestRegisterRefuses(t *testing.T) {
 		"CNI, no mode":  func() Desc { d := ok; d.PodsViaCNI = true; return d }(),
 		"no policy why": func() Desc { d := ok; d.Policy = false; return d }(),
 		"no instance":   func() Desc { d := ok; d.Instance = ""; return d }(),
+		"no roles":      func() Desc { d := ok; d.Roles = nil; return d }(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
@@ -70,7 +71,7 @@ func TestRegisterRefuses(t *testing.T) {
 
 func TestRegisterOrder(t *testing.T) {
 	n := len(Names())
-	RegisterForTest(t, Desc{Name: "t-fam1", Family: 1, IPAM: IPAMGlobal, Policy: true, Instance: "vm"})
+	RegisterForTest(t, Desc{Name: "t-fam1", Family: 1, IPAM: IPAMGlobal, Policy: true, Instance: "vm", Roles: []string{"core"}})
 	got := Names()
 	if len(got) != n+1 || got[2] != "t-fam1" {
 		t.Errorf("a family 1 generation registered last comes after family 1's others: %v", got)
@@ -79,7 +80,7 @@ func TestRegisterOrder(t *testing.T) {
 
 func TestRegisterForTestRemoves(t *testing.T) {
 	t.Run("registers", func(t *testing.T) {
-		RegisterForTest(t, Desc{Name: "t-gone", Family: 4, IPAM: IPAMLocal, Policy: true, Instance: "pod"})
+		RegisterForTest(t, Desc{Name: "t-gone", Family: 4, IPAM: IPAMLocal, Policy: true, Instance: "pod", Roles: []string{"leaf"}})
 		if !Known("t-gone") {
 			t.Fatal("not registered")
 		}

@@ -8,6 +8,7 @@ func init() {
 		IPAM:     IPAMGlobal,
 		Segment:  SegmentVLAN,
 		Topology: "three-tier",
+		Roles:    []string{"tor", "access", "aggregation", "core", "firewall"},
 		Instance: "vm",
 		Flood:    FloodLearnt,
 	}

@@ -14,6 +14,7 @@ func init() {
 		Segment:  SegmentNone,
 		NoPolicy: "vpc filters with the security groups of the ENIs (datapath/vpc), not per-pod policies; restrict the step with generations",
 		Topology: "vpc",
+		Roles:    []string{"vpc-router", "internet-gateway", "external"},
 		Instance: "pod",
 		Flood:    FloodNone,
 		Colour:   "#b07aa1",

@@ -137,7 +137,9 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 	bf, err := buildFabric(FabricEnv{Generation: env.Generation, Topology: env.Topology, Options: env.Options,
 		ControlPlane: env.ControlPlane, Locker: &runtimeLocker{rt: b.rt}})
 	if err != nil {
-		return fmt.Errorf("build %s fabric: %w", env.Generation, err)
+		// The fabric's builder names the fabric and the generation (the
+		// caller says which backend): a prefix here said it twice.
+		return err
 	}
 	b.desc, b.built, b.fab, b.drv = env.Generation.Desc(), bf, bf.Fabric, bf.Driver
 	if c, ok := b.rt.(BGPConfigurer); ok {

@@ -81,6 +81,45 @@ steps:
 	}
 }
 
+// TestCheckReferencesRoles: a generation given a topology its fabric is
+// not built from (gen 1 on a spine-leaf) is a problem of the topology's
+// line, found before a run; the run used to fail at its start, after
+// validate had said ok.
+func TestCheckReferencesRoles(t *testing.T) {
+	for _, c := range []struct{ name, topo, want string }{
+		{"shared", `topology: {builder: spine-leaf, params: {spines: 1, leaves: 2, hosts_per_leaf: 1}}`,
+			`roles.yaml:1: topology: topology spine-leaf has spine1 (role spine), leaf1 (role leaf): vlan's fabric is built from hosts and tor, access, aggregation, core, firewall only; give it one with topologies.vlan: {builder: three-tier} (generation vlan)`},
+		{"own", `topologies:
+  default: {builder: spine-leaf, params: {spines: 1, leaves: 2, hosts_per_leaf: 1}}
+  vlan: {builder: spine-leaf, params: {spines: 1, leaves: 2, hosts_per_leaf: 1}}`,
+			`roles.yaml:3: topologies.vlan: topology spine-leaf has spine1 (role spine), leaf1 (role leaf): vlan's fabric is built from hosts and tor, access, aggregation, core, firewall only; give it one with topologies.vlan: {builder: three-tier} (generation vlan)`},
+		{"right", `topologies:
+  default: {builder: spine-leaf, params: {spines: 1, leaves: 2, hosts_per_leaf: 1}}
+  vlan: {builder: three-tier, params: {pods: 1, racks_per_pod: 2, hosts_per_rack: 1}}`, ``},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := Parse("roles.yaml", []byte(c.topo+`
+name: roles
+generations: [vlan, evpn]
+networks:
+  - {name: web, subnet: 10.0.1.0/24}
+steps:
+  - spawn: {name: web, count: 2, network: web}
+`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if err := s.CheckReferences(func(g Generation) (*topologies.Topology, error) { return s.TopologyFor(g).Build(s.File) }); err != nil {
+				got = err.Error()
+			}
+			if got != c.want {
+				t.Errorf("got\n%s\nwant\n%s", got, c.want)
+			}
+		})
+	}
+}
+
 // TestLibraryReferences: the shipped scenarios name nothing that does not
 // exist.
 func TestLibraryReferences(t *testing.T) {

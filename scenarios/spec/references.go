@@ -41,7 +41,7 @@ func (s *Scenario) CheckReferences(topo func(Generation) (*topologies.Topology, 
 			}
 			continue
 		}
-		for _, p := range append(s.referenceProblems(g, t), s.capacityProblems(g, t)...) {
+		for _, p := range append(append(s.roleProblems(g, t), s.referenceProblems(g, t)...), s.capacityProblems(g, t)...) {
 			k := key{p[0], p[1]}
 			if _, seen := gensOf[k]; !seen {
 				order = append(order, k)
@@ -57,6 +57,42 @@ func (s *Scenario) CheckReferences(topo func(Generation) (*topologies.Topology, 
 		errs = append(errs, &Error{File: s.File, Line: s.lineOf(k.field), Field: k.field, Msg: msg})
 	}
 	return errors.Join(errs...)
+}
+
+// roleProblems says where topology t has a node of a role generation g's
+// fabrics are not built from (a spine in a three-tier gen 1 fabric, a core
+// in a spine-leaf one): the run would fail at its start.
+func (s *Scenario) roleProblems(g Generation, t *topologies.Topology) [][2]string {
+	d := g.Desc()
+	var bad []string
+	seen := map[topologies.Role]bool{}
+	for _, n := range t.Nodes {
+		if n.Role == topologies.RoleHost || slices.Contains(d.Roles, string(n.Role)) || seen[n.Role] {
+			continue
+		}
+		seen[n.Role] = true
+		bad = append(bad, fmt.Sprintf("%s (role %s)", n.Name, n.Role))
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	field := "topologies." + string(g)
+	if spec := s.TopologyFor(g); spec.Flag != "" {
+		field = spec.Flag
+	} else if _, own := s.Topologies[string(g)]; !own {
+		field = "topologies.default"
+		if _, ok := s.lines["topology"]; ok {
+			field = "topology"
+		}
+	}
+	fix := ""
+	if s.TopologyFor(g).Flag != "" {
+		fix = fmt.Sprintf("; give it a lab of its own with --topology %s=FILE", g)
+	} else if d.Topology != "" {
+		fix = fmt.Sprintf("; give it one with topologies.%s: {builder: %s}", g, d.Topology)
+	}
+	return [][2]string{{field, fmt.Sprintf("topology %s has %s: %s's fabric is built from hosts and %s only%s",
+		t.Name, strings.Join(bad, ", "), g, strings.Join(d.Roles, ", "), fix)}}
 }
 
 func joinGens(gs []Generation) string {

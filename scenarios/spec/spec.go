@@ -126,6 +126,9 @@ type TopologySpec struct {
 	Builder string // three-tier, spine-leaf, multi-az
 	Params  map[string]int
 	Line    int
+	// Flag names where the spec was given when not in the scenario file
+	// (netbed run --topology): errors name it instead of a line.
+	Flag string
 }
 
 // Network is a tenant network every generation gets.

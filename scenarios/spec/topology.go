@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -19,11 +20,34 @@ func (s *Scenario) TopologyFor(gen Generation) TopologySpec {
 	return s.Topologies["default"]
 }
 
+// UseTopologyFile runs generation gen of the scenario (every generation
+// without a topology of its own when gen is empty) on the containerlab
+// file at path instead of the scenario's topology; flag names the option
+// that asked, for errors.
+func (s *Scenario) UseTopologyFile(gen Generation, path, flag string) error {
+	key := "default"
+	if gen != "" {
+		if !slices.Contains(s.Generations, gen) {
+			return fmt.Errorf("%s: %s does not run generation %s (it runs %v)", flag, s.File, gen, s.Generations)
+		}
+		key = string(gen)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	s.Topologies[key] = TopologySpec{File: abs, Flag: flag}
+	return nil
+}
+
 // Build realises the spec: reads the file (relative to the scenario file's
 // directory) or calls the builder with the params.
 func (t TopologySpec) Build(scenarioFile string) (*topologies.Topology, error) {
 	at := fmt.Sprintf("%s:%d: topology", scenarioFile, t.Line)
 	atParams := fmt.Sprintf("%s:%d: topology.params", scenarioFile, t.Line)
+	if t.Flag != "" {
+		at = t.Flag
+	}
 	if t.File != "" {
 		path := t.File
 		if !filepath.IsAbs(path) {

@@ -106,6 +106,7 @@ func scenarioCmd(use, short string) *cobra.Command {
 	fs.StringVar(&f.baseline, "baseline", "", "report.json of an earlier run: list what changed, exit 1 on a regression (behaviour, or timing beyond --max-slowdown)")
 	fs.BoolVar(&f.hold, "hold", false, "netns: once the run is measured, keep its lab up (the nodes forwarding) and list its instances' namespaces until Ctrl-C")
 	fs.StringVar(&f.format, "format", "text", "standard output: text (the overview table and the failed checks) or json (the report.json content, for pipelines; progress stays on standard error)")
+	fs.StringArrayVar(&f.topology, "topology", nil, "run on this containerlab file instead of the scenario's topology (FILE: every generation without a topology of its own; GEN=FILE: that generation's; repeatable)")
 	fs.Float64Var(&f.maxSlowdown, "max-slowdown", 0, "with --baseline, the factor by which round-trip and spawn times of runs on the same backend may grow (0: timings not compared)")
 	return c
 }
@@ -147,12 +148,18 @@ func validateScenario(f string) []error {
 	if err != nil {
 		return []error{err}
 	}
+	return referenceProblems(s)
+}
+
+// referenceProblems returns every problem of s's steps on its topologies.
+func referenceProblems(s *scenarios.Scenario) []error {
+	f := s.File
 	type built struct {
 		t   *topologies.Topology
 		err error
 	}
 	cache := map[string]built{}
-	err = s.CheckReferences(func(g scenarios.Generation) (*topologies.Topology, error) {
+	err := s.CheckReferences(func(g scenarios.Generation) (*topologies.Topology, error) {
 		spec := s.TopologyFor(g)
 		key := fmt.Sprint(spec)
 		b, ok := cache[key]
@@ -179,6 +186,29 @@ type runFlags struct {
 	baseline                          string
 	maxSlowdown                       float64
 	hold                              bool
+	topology                          []string
+}
+
+// useTopologies puts the --topology files in place of s's topologies and
+// checks s's steps against them: a host the steps name that a lab lacks
+// is an error before anything starts.
+func useTopologies(s *scenarios.Scenario, specs []string) error {
+	for _, spec := range specs {
+		gen, path := scenarios.Generation(""), spec
+		if g, p, ok := strings.Cut(spec, "="); ok {
+			if !slices.Contains(scenarios.Generations, scenarios.Generation(g)) {
+				return usageErr("--topology %s: %q is not a generation; use FILE or GEN=FILE with GEN one of %v", spec, g, scenarios.Generations)
+			}
+			gen, path = scenarios.Generation(g), p
+		}
+		if err := s.UseTopologyFile(gen, path, "--topology "+spec); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+	if errs := referenceProblems(s); len(errs) > 0 {
+		return fmt.Errorf("%s on the --topology lab:\n%w", s.File, errors.Join(errs...))
+	}
+	return nil
 }
 
 func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Writer) error {
@@ -225,6 +255,11 @@ func runScenarios(name string, f runFlags, files []string, stdout, stderr io.Wri
 		s, err := scenarios.Load(file)
 		if err != nil {
 			return err
+		}
+		if len(f.topology) > 0 {
+			if err := useTopologies(s, f.topology); err != nil {
+				return err
+			}
 		}
 		for _, g := range s.Generations {
 			if len(gens) == 0 || slices.Contains(gens, g) {

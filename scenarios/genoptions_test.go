@@ -11,10 +11,10 @@ import (
 	"github.com/netbed/netbed/topologies"
 )
 
-// wide is gen 3 on 512 hosts (4 spines, 32 leaves, 16 hosts a leaf),
-// with options in place of %s.
+// wide is gen 3 on 512 hosts (4 spines, 32 leaves, 16 hosts a leaf), and
+// gen 1 on as many (2 pods of 16 racks of 16), with options in place of %s.
 const wide = `name: wide
-topology: {builder: spine-leaf, params: {spines: 4, leaves: 32, hosts_per_leaf: 16}}
+topologies: {default: {builder: spine-leaf, params: {spines: 4, leaves: 32, hosts_per_leaf: 16}}, vlan: {builder: three-tier, params: {pods: 2, racks_per_pod: 16, hosts_per_rack: 16}}}
 generations: [ebpf, vlan]
 seed: 1
 %s

@@ -20,7 +20,8 @@ import (
 // sessions go to four leaves in four ASes other than its own, every
 // EVPN route carries a route target in the spines' AS whichever leaf
 // originated it, and every leaf's speaker holds the other leaves'
-// loopbacks in IPv4 unicast.
+// loopbacks in IPv4 unicast; on sim, in the same design, every speaker
+// ends with the same routes (sameAsSim).
 func TestBGPEBGPDesign(t *testing.T) {
 	testutil.RequireRoot(t)
 	s, err := scenarios.Load("../library/leaf-failure.yaml")
@@ -88,4 +89,5 @@ func TestBGPEBGPDesign(t *testing.T) {
 		}
 	})
 	sameFinal(t, ibgp, bgp)
+	sameAsSim(t, &sc, bgp)
 }

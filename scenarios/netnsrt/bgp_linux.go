@@ -26,7 +26,7 @@ import (
 )
 
 // The BGP control plane's default design (docs/design.md, "Gen 2's BGP
-// control plane"; Options.BGPDesign ebgp is RFC 7938's, designASNs): one
+// control plane"; Options.BGPDesign ebgp is RFC 7938's; both from bgpevpn.NewDesign, which the sim model builds too): one
 // AS for the fabric (iBGP), the spines route reflectors
 // sharing one cluster ID, every leaf a client of every spine, each
 // speaker's router ID its node's loopback (a leaf's VTEP address), and
@@ -44,6 +44,10 @@ const (
 // addresses come from: link-local, so that they collide with no
 // loopback, tenant subnet or anything routed.
 var DefaultSessionPool = bgpevpn.SessionPool
+
+// DefaultLeafASN is the first leaf's AS in the eBGP design
+// (bgpevpn.DesignASNs).
+const DefaultLeafASN = bgpevpn.DefaultLeafASN
 
 // bgpPlane is gen 2's control plane as real BGP: a speaker process in
 // every leaf's and spine's namespace, each leaf's route table fed from
@@ -110,71 +114,42 @@ func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir strin
 		return nil, fmt.Errorf("control_plane bgp: the speakers run as 'netbed speaker': %w", err)
 	}
 	ebgp := r.opts.BGPDesign == scenarios.DesignEBGP
-	asns, rtASN, err := designASNs(t, ebgp)
+	d, err := bgpevpn.NewDesign(t, ebgp, fab.Loopback)
 	if err != nil {
 		return nil, err
 	}
-	p := &bgpPlane{r: r, fab: fab, asn: rtASN, dir: dir, exe: exe, nodes: map[string]*bgpNode{}, peers: map[netip.Addr]string{}}
-	var cluster netip.Addr
-	for _, n := range t.Nodes {
-		isLeaf := n.Role == topologies.RoleLeaf || n.Role == topologies.RoleBorder
-		if n.Role != topologies.RoleSpine && !isLeaf {
-			continue
-		}
-		id, ok := fab.Loopback(n.Name)
-		if !ok {
-			return nil, fmt.Errorf("control_plane bgp: node %s: no loopback address for its router ID", n.Name)
-		}
-		sock := filepath.Join(dir, n.Name+".sock")
+	p := &bgpPlane{r: r, fab: fab, asn: d.RouteTargetASN, dir: dir, exe: exe, nodes: map[string]*bgpNode{}, peers: map[netip.Addr]string{}}
+	for _, s := range d.Speakers {
+		sock := filepath.Join(dir, s.Node+".sock")
 		if len(sock) >= len(syscall.RawSockaddrUnix{}.Path) {
-			return nil, fmt.Errorf("control_plane bgp: node %s: gRPC socket path %s is longer than a unix socket allows; use a shorter state directory", n.Name, sock)
+			return nil, fmt.Errorf("control_plane bgp: node %s: gRPC socket path %s is longer than a unix socket allows; use a shorter state directory", s.Node, sock)
 		}
-		bn := &bgpNode{p: p, name: n.Name, ifaces: t.Interfaces(n.Name), wake: make(chan struct{}, 1),
-			cfg: speaker.Config{Node: n.Name, ASN: asns[n.Name], RouterID: id, GRPC: sock, Timers: r.opts.BGPTimers}}
-		if isLeaf {
-			bn.leaf, _ = fab.Leaf(n.Name)
+		bn := &bgpNode{p: p, name: s.Node, ifaces: t.Interfaces(s.Node), wake: make(chan struct{}, 1),
+			cfg: speaker.Config{Node: s.Node, ASN: s.ASN, RouterID: s.RouterID, GRPC: sock, Timers: r.opts.BGPTimers}}
+		if s.Leaf {
+			bn.leaf, _ = fab.Leaf(s.Node)
 			bn.cfg.Port = -1 // leaves dial their spines
 			if ebgp {
-				bn.loopback = id // advertised in IPv4 unicast
+				bn.loopback = s.RouterID // advertised in IPv4 unicast
 			}
 		} else if ebgp {
 			bn.cfg.EVPNNextHopUnchanged = true
-		} else if !cluster.IsValid() {
-			cluster = id
+		} else {
+			bn.cfg.ClusterID = s.ClusterID
 		}
-		p.nodes[n.Name] = bn
+		p.nodes[s.Node] = bn
+		// Spines first, so that they listen before the leaves dial.
+		p.order = append(p.order, s.Node)
 	}
-	// Spines first, so that they listen before the leaves dial.
-	for _, role := range []bool{false, true} {
-		for _, n := range t.Nodes {
-			if bn := p.nodes[n.Name]; bn != nil && (bn.leaf != nil) == role {
-				p.order = append(p.order, n.Name)
-			}
+	for _, ss := range d.Sessions {
+		spine, leaf := p.nodes[ss.Spine.Node], p.nodes[ss.Leaf.Node]
+		sa, la := ss.SpineAddr, ss.LeafAddr
+		p.peers[sa], p.peers[la] = ss.Spine.Node, ss.Leaf.Node
+		if err := p.addAddr(ss.Spine, sa); err != nil {
+			return nil, err
 		}
-	}
-	next := DefaultSessionPool.Masked().Addr()
-	for _, lk := range t.Links {
-		s, l := lk.A, lk.B
-		if p.nodes[s.Node] == nil || p.nodes[s.Node].leaf != nil {
-			s, l = l, s
-		}
-		spine, leaf := p.nodes[s.Node], p.nodes[l.Node]
-		if spine == nil || leaf == nil || spine.leaf != nil || leaf.leaf == nil {
-			continue // not a leaf–spine link
-		}
-		sa, la := next, next.Next()
-		next = la.Next()
-		p.peers[sa], p.peers[la] = s.Node, l.Node
-		if !DefaultSessionPool.Contains(la) {
-			return nil, fmt.Errorf("control_plane bgp: %s has more leaf–spine links than %s holds", t.Name, DefaultSessionPool)
-		}
-		for _, e := range []struct {
-			ep topologies.Endpoint
-			a  netip.Addr
-		}{{s, sa}, {l, la}} {
-			if err := p.addAddr(e.ep, e.a); err != nil {
-				return nil, err
-			}
+		if err := p.addAddr(ss.Leaf, la); err != nil {
+			return nil, err
 		}
 		spine.cfg.Listen = append(spine.cfg.Listen, sa)
 		if ebgp {
@@ -183,7 +158,6 @@ func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir strin
 			leaf.cfg.Peers = append(leaf.cfg.Peers, speaker.Peer{Address: sa, ASN: spine.cfg.ASN, Families: fams})
 			continue
 		}
-		spine.cfg.ClusterID = cluster
 		spine.cfg.Peers = append(spine.cfg.Peers, speaker.Peer{Address: la, ASN: spine.cfg.ASN, RRClient: true, Passive: true})
 		leaf.cfg.Peers = append(leaf.cfg.Peers, speaker.Peer{Address: sa, ASN: leaf.cfg.ASN})
 	}

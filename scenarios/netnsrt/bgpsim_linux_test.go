@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/simrt"
@@ -120,5 +121,30 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 				return
 			}
 		}
+	}
+}
+
+// TestBGPEBGPLibrary runs every other shipped gen 2 scenario with
+// control_plane: bgp in the eBGP design (RFC 7938) on netns and on sim:
+// every check passes on both, and every speaker ends with the same
+// routes (sameAsSim; leaf-failure is TestBGPEBGPDesign's; NETNSRT_LIBRARY
+// narrows the list).
+func TestBGPEBGPLibrary(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, name := range libraryScenarios {
+		if name == "leaf-failure" {
+			continue // TestBGPEBGPDesign
+		}
+		s, err := scenarios.Load("../library/" + name + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(s.Generations, scenarios.GenEVPN) || s.Controller.Replicas > 1 {
+			continue // replicas: see TestBGPLibrary
+		}
+		s.BGP.Design = scenarios.DesignEBGP
+		t.Run(name, func(t *testing.T) {
+			sameAsSim(t, s, runGen2(t, s, scenarios.ControlPlaneBGP, nil))
+		})
 	}
 }

@@ -23,7 +23,7 @@ var _ scenarios.BGPConfigurer = (*Runtime)(nil)
 
 // ConfigureBGP implements scenarios.BGPConfigurer: the scenario's hold and
 // keepalive times become the model's session timers (unless SetBGP set
-// them); the model runs the iBGP design only, so Load refuses another.
+// them), and its design (ibgp, ebgp) the model's.
 func (r *Runtime) ConfigureBGP(s scenarios.BGPSettings) {
 	if r.bgpTimers.Hold == 0 {
 		r.bgpTimers.Hold = s.Hold
@@ -40,14 +40,11 @@ func (r *Runtime) ConfigureBGP(s scenarios.BGPSettings) {
 // BGP returns the runtime's BGP model, nil without control_plane: bgp.
 func (r *Runtime) BGP() *bgpmodel.Model { return r.bgp }
 
-// loadBGP builds gen 2's BGP control plane as netns runs it (the iBGP
-// design, bgpmodel.IBGP) in the model, every session established as
-// netns's Load leaves them.
+// loadBGP builds gen 2's BGP control plane as netns runs it (the
+// scenario's design, bgpmodel.Gen2) in the model, every session
+// established as netns's Load leaves them.
 func (r *Runtime) loadBGP(f *evpn.Fabric, t *topologies.Topology) error {
-	if r.bgpDesign != "" && r.bgpDesign != scenarios.DesignIBGP {
-		return fmt.Errorf("sim runtime: control_plane: bgp: bgp.design %s: sim's BGP model runs the %s design only (eBGP is netns only for now)", r.bgpDesign, scenarios.DesignIBGP)
-	}
-	d, err := bgpmodel.IBGP(t, f)
+	d, err := bgpmodel.Gen2(t, f, r.bgpDesign == scenarios.DesignEBGP)
 	if err != nil {
 		return fmt.Errorf("sim runtime: %w", err)
 	}

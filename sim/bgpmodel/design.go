@@ -1,7 +1,6 @@
 package bgpmodel
 
 import (
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -20,9 +19,12 @@ type Design struct {
 
 // Speaker is one node's BGP process.
 type Speaker struct {
-	Node     string
-	ASN      uint32
-	RouterID netip.Addr
+	Node string
+	ASN  uint32
+	// RouteTargetASN numbers the route targets of what the speaker
+	// originates (1..65535; default ASN).
+	RouteTargetASN uint32
+	RouterID       netip.Addr
 	// ClusterID is the route-reflection cluster when the speaker has
 	// route-reflector clients (default: RouterID).
 	ClusterID netip.Addr
@@ -37,15 +39,15 @@ type Session struct {
 	A, B topologies.Endpoint
 	// AddrA and AddrB are the session's addresses on the link's two ends.
 	AddrA, AddrB netip.Addr
-	// BClient makes A a route reflector for B (iBGP).
+	// BClient makes A a route reflector for B (iBGP). A session between
+	// speakers of different ASes is eBGP.
 	BClient bool
 	// Delay is the link's propagation delay, which every message pays.
 	Delay time.Duration
 }
 
-// Design defaults, as on netns (scenarios/netnsrt): one AS for the
-// fabric unless its switches carry LabelASN, session addresses from a
-// link-local pool.
+// Design defaults, as on netns (scenarios/netnsrt): both come from
+// bgpevpn.NewDesign.
 const (
 	DefaultASN = bgpevpn.DefaultASN
 	LabelASN   = bgpevpn.LabelASN
@@ -55,67 +57,30 @@ const (
 // from, in link order, as on netns.
 var SessionPool = bgpevpn.SessionPool
 
-// IBGP is gen 2's default design on t, the one netns runs: one AS (iBGP),
-// the spines route reflectors sharing one cluster ID (the first spine's
-// router ID), every leaf a client of every spine it has a link to, each
+// Gen2 is gen 2's design on t as netns runs it (bgpevpn.NewDesign), each
 // speaker's router ID its node's loopback (a leaf's VTEP) as fab assigns
-// it, a session per leaf–spine link.
-func IBGP(t *topologies.Topology, fab *evpn.Fabric) (Design, error) {
-	asn, err := bgpevpn.FabricASN(t)
+// it, a session per leaf–spine link. iBGP (ebgp false): one AS, the
+// spines route reflectors sharing one cluster ID, every leaf a client of
+// every spine it has a link to. eBGP (RFC 7938): the spines one AS, each
+// leaf its own, route targets in the spines' AS.
+func Gen2(t *topologies.Topology, fab *evpn.Fabric, ebgp bool) (Design, error) {
+	bd, err := bgpevpn.NewDesign(t, ebgp, fab.Loopback)
 	if err != nil {
 		return Design{}, err
 	}
 	var d Design
-	idx := map[string]int{}
-	var cluster netip.Addr
-	for _, leaves := range []bool{false, true} {
-		for _, n := range t.Nodes {
-			isLeaf := n.Role == topologies.RoleLeaf || n.Role == topologies.RoleBorder
-			if isLeaf != leaves || (!isLeaf && n.Role != topologies.RoleSpine) {
-				continue
-			}
-			id, ok := fab.Loopback(n.Name)
-			if !ok {
-				return Design{}, fmt.Errorf("control_plane bgp: node %s: no loopback address for its router ID", n.Name)
-			}
-			s := Speaker{Node: n.Name, ASN: asn, RouterID: id}
-			if isLeaf {
-				s.Leaf, _ = fab.Leaf(n.Name)
-			} else {
-				if !cluster.IsValid() {
-					cluster = id
-				}
-				s.ClusterID = cluster
-			}
-			idx[n.Name] = len(d.Speakers)
-			d.Speakers = append(d.Speakers, s)
+	for _, s := range bd.Speakers {
+		sp := Speaker{Node: s.Node, ASN: s.ASN, RouteTargetASN: bd.RouteTargetASN, RouterID: s.RouterID, ClusterID: s.ClusterID}
+		if s.Leaf {
+			sp.Leaf, _ = fab.Leaf(s.Node)
 		}
+		d.Speakers = append(d.Speakers, sp)
 	}
-	isSpine := func(n string) bool { i, ok := idx[n]; return ok && d.Speakers[i].Leaf == nil }
-	isLeaf := func(n string) bool { i, ok := idx[n]; return ok && d.Speakers[i].Leaf != nil }
-	next := SessionPool.Masked().Addr()
-	peers := map[string]int{}
-	for _, lk := range t.Links {
-		s, l := lk.A, lk.B
-		if !isSpine(s.Node) {
-			s, l = l, s
-		}
-		if !isSpine(s.Node) || !isLeaf(l.Node) {
-			continue // not a leaf–spine link
-		}
-		sa, la := next, next.Next()
-		next = la.Next()
-		if !SessionPool.Contains(la) {
-			return Design{}, fmt.Errorf("control_plane bgp: %s has more leaf–spine links than %s holds", t.Name, SessionPool)
-		}
-		d.Sessions = append(d.Sessions, Session{A: s, B: l, AddrA: sa, AddrB: la, BClient: true, Delay: lk.Delay})
-		peers[s.Node]++
-		peers[l.Node]++
-	}
-	for _, s := range d.Speakers {
-		if peers[s.Node] == 0 {
-			return Design{}, fmt.Errorf("control_plane bgp: node %s has no leaf–spine link to run a session on", s.Node)
-		}
+	for _, s := range bd.Sessions {
+		d.Sessions = append(d.Sessions, Session{A: s.Spine, B: s.Leaf, AddrA: s.SpineAddr, AddrB: s.LeafAddr, BClient: !bd.EBGP, Delay: s.Delay})
 	}
 	return d, nil
 }
+
+// IBGP is Gen2's iBGP design, the default.
+func IBGP(t *topologies.Topology, fab *evpn.Fabric) (Design, error) { return Gen2(t, fab, false) }

@@ -40,6 +40,10 @@ type Scheduler interface {
 // wins, then the lowest router ID (ORIGINATOR_ID when reflected) of the
 // peer it came from, then the shorter cluster list, then the lowest peer
 // address. Loops are cut by ORIGINATOR_ID and CLUSTER_LIST (RFC 4456).
+// Between ASes (eBGP, RFC 7938's design): a speaker puts its AS in front
+// of AS_PATH, the shorter AS path wins before the router ID and an eBGP
+// path over an iBGP one, and no route goes to a peer whose AS is on its
+// path (GoBGP checks before sending) nor is taken by one.
 // What it leaves out: MAC mobility sequence numbers (GoBGP acts on them
 // only between different Ethernet segments; netbed's are all single
 // homed), the TCP connection's own behaviour (a message is lost only when
@@ -104,6 +108,9 @@ type path struct {
 	from       *end // nil: originated
 	originator netip.Addr
 	cluster    []netip.Addr
+	// asPath is AS_PATH: the ASes the route crossed over eBGP, nearest
+	// first.
+	asPath []uint32
 }
 
 type session struct {
@@ -154,8 +161,14 @@ func New(s Scheduler, d Design, p Params, t Timers, seed int64) (*Model, error) 
 		if _, dup := m.byName[sd.Node]; dup {
 			return nil, fmt.Errorf("bgp model: node %s: two speakers", sd.Node)
 		}
-		if sd.ASN == 0 || sd.ASN > 65535 {
-			return nil, fmt.Errorf("bgp model: node %s: asn: %d is not an AS number 1..65535 (route targets carry it in two bytes)", sd.Node, sd.ASN)
+		if sd.ASN == 0 {
+			return nil, fmt.Errorf("bgp model: node %s: asn: 0 is not an AS number", sd.Node)
+		}
+		if sd.RouteTargetASN == 0 {
+			sd.RouteTargetASN = sd.ASN
+		}
+		if sd.RouteTargetASN > 65535 {
+			return nil, fmt.Errorf("bgp model: node %s: route target asn: %d is not an AS number 1..65535 (route targets carry it in two bytes)", sd.Node, sd.RouteTargetASN)
 		}
 		if !sd.RouterID.Is4() {
 			return nil, fmt.Errorf("bgp model: node %s: router_id: %v is not an IPv4 address", sd.Node, sd.RouterID)
@@ -163,7 +176,7 @@ func New(s Scheduler, d Design, p Params, t Timers, seed int64) (*Model, error) 
 		if !sd.ClusterID.IsValid() {
 			sd.ClusterID = sd.RouterID
 		}
-		sp := &speaker{m: m, Speaker: sd, asn16: uint16(sd.ASN), up: true, busy: idle, local: map[string]path{}, best: map[string]path{}}
+		sp := &speaker{m: m, Speaker: sd, asn16: uint16(sd.RouteTargetASN), up: true, busy: idle, local: map[string]path{}, best: map[string]path{}}
 		m.sp = append(m.sp, sp)
 		m.byName[sd.Node] = sp
 	}
@@ -343,7 +356,7 @@ func (sp *speaker) recompute(key string) {
 			continue
 		}
 		if has && sp.exports(nb, e) {
-			e.queue(key, sp.outgoing(nb))
+			e.queue(key, sp.outgoing(nb, e))
 		} else if e.out[key] || e.pend[key] != nil {
 			e.queue(key, nil)
 		}
@@ -370,6 +383,15 @@ func comparePaths(a, b path) int {
 	if a.from == nil {
 		return 0
 	}
+	if c := len(a.asPath) - len(b.asPath); c != 0 {
+		return c
+	}
+	if ae, be := a.from.ebgp(), b.from.ebgp(); ae != be {
+		if ae {
+			return -1
+		}
+		return 1
+	}
 	if c := a.peerID().Compare(b.peerID()); c != 0 {
 		return c
 	}
@@ -389,8 +411,12 @@ func (p path) peerID() netip.Addr {
 }
 
 func samePath(a, b path) bool {
-	return a.from == b.from && a.route == b.route && a.originator == b.originator && slices.Equal(a.cluster, b.cluster)
+	return a.from == b.from && a.route == b.route && a.originator == b.originator && slices.Equal(a.cluster, b.cluster) &&
+		slices.Equal(a.asPath, b.asPath)
 }
+
+// ebgp says whether e's session is eBGP (its speakers in different ASes).
+func (e *end) ebgp() bool { return e.sp.ASN != e.peer().sp.ASN }
 
 // exports says whether sp sends its best path p to the peer of e.
 func (sp *speaker) exports(p path, e *end) bool {
@@ -400,6 +426,9 @@ func (sp *speaker) exports(p path, e *end) bool {
 	if p.from.peer().sp == e.peer().sp {
 		return false // never back where it came from
 	}
+	if slices.Contains(p.asPath, e.peer().sp.ASN) {
+		return false // the peer's AS is on the path: it would drop it (GoBGP checks before sending)
+	}
 	if p.from.peer().sp.ASN != sp.ASN || e.peer().sp.ASN != sp.ASN {
 		return true // learnt over eBGP, or to an eBGP peer
 	}
@@ -408,11 +437,16 @@ func (sp *speaker) exports(p path, e *end) bool {
 	return p.from.peerIsClient() || e.peerIsClient()
 }
 
-// outgoing is p as sp sends it: a reflected route carries its
-// originator and sp's cluster.
-func (sp *speaker) outgoing(p path) *path {
-	out := path{carriedRoute: p.carriedRoute}
-	if p.from != nil && p.from.peer().sp.ASN == sp.ASN {
+// outgoing is p as sp sends it to the peer of e: over eBGP with sp's AS
+// in front of the AS path (and no iBGP attributes); over iBGP a
+// reflected route carries its originator and sp's cluster.
+func (sp *speaker) outgoing(p path, e *end) *path {
+	out := path{carriedRoute: p.carriedRoute, asPath: p.asPath}
+	if e.ebgp() {
+		out.asPath = append([]uint32{sp.ASN}, p.asPath...)
+		return &out
+	}
+	if p.from != nil && !p.from.ebgp() {
 		out.originator = p.originator
 		if !out.originator.IsValid() {
 			out.originator = p.from.peer().sp.RouterID
@@ -533,7 +567,8 @@ func (e *end) send(handle func(r *end), kind msgKind) {
 func (e *end) update(key string, p *path) {
 	e.lastRx = e.sp.m.s.Now()
 	sp := e.sp
-	if p != nil && (p.originator == sp.RouterID || slices.Contains(p.cluster, sp.ClusterID) && sp.reflects()) {
+	if p != nil && (p.originator == sp.RouterID || slices.Contains(p.cluster, sp.ClusterID) && sp.reflects() ||
+		slices.Contains(p.asPath, sp.ASN)) {
 		p = nil // a loop: treated as withdrawn
 	}
 	if p == nil {
@@ -619,7 +654,7 @@ func (m *Model) establish(s *session) {
 		sp := e.sp
 		for _, key := range sortedKeys(sp.best) {
 			if p := sp.best[key]; sp.exports(p, e) {
-				e.queue(key, sp.outgoing(p))
+				e.queue(key, sp.outgoing(p, e))
 			}
 		}
 	}

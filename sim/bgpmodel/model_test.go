@@ -30,6 +30,12 @@ type fixture struct {
 // tables and its model, every session up.
 func newFixture(t *testing.T, spines, leaves int, p bgpmodel.Params, tm bgpmodel.Timers) *fixture {
 	t.Helper()
+	return newDesignFixture(t, spines, leaves, false, p, tm)
+}
+
+// newDesignFixture is newFixture in the eBGP design (RFC 7938) if ebgp.
+func newDesignFixture(t *testing.T, spines, leaves int, ebgp bool, p bgpmodel.Params, tm bgpmodel.Timers) *fixture {
+	t.Helper()
 	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: "bgpm", Spines: spines, Leaves: leaves, HostsPerLeaf: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +44,7 @@ func newFixture(t *testing.T, spines, leaves int, p bgpmodel.Params, tm bgpmodel
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := bgpmodel.IBGP(topo, fab)
+	d, err := bgpmodel.Gen2(topo, fab, ebgp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,4 +415,68 @@ func TestNoHoldTimer(t *testing.T) {
 	if !inTable(f.leaf("leaf2"), r) || !sessions(t, f.m, "spine1")["leaf1"].Established {
 		t.Error("a silent peer was noticed without a hold timer")
 	}
+}
+
+// TestEBGPDesign: in RFC 7938's design (spines AS 65000, leaves 65001
+// up, every session eBGP) a leaf's route reaches every other leaf's
+// table through either spine in as long as through a route reflector,
+// with its route target in the spines' AS; no spine takes it back from
+// another leaf (the spines' AS is on its path), so after leaf1 loses
+// power the spines' withdrawals take it from every table at the pace of
+// the iBGP design's, and restored it comes back.
+func TestEBGPDesign(t *testing.T) {
+	f := newDesignFixture(t, 2, 3, true, params, bgpmodel.Timers{})
+	d, err := bgpmodel.Gen2(f.topo, f.fab, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asns := map[string]uint32{}
+	for _, s := range d.Speakers {
+		asns[s.Node] = s.ASN
+		if s.RouteTargetASN != 65000 {
+			t.Errorf("%s numbers route targets in AS %d, want the spines' 65000", s.Node, s.RouteTargetASN)
+		}
+	}
+	if asns["spine1"] != 65000 || asns["spine2"] != 65000 || asns["leaf1"] != 65001 || asns["leaf3"] != 65003 {
+		t.Errorf("ASNs %v", asns)
+	}
+	if slices.ContainsFunc(d.Sessions, func(s bgpmodel.Session) bool { return s.BClient }) {
+		t.Errorf("sessions %+v: a route-reflector client in the eBGP design", d.Sessions)
+	}
+	r := f.type3("leaf1")
+	start := f.e.Now()
+	if err := f.leaf("leaf1").Advertise(r); err != nil {
+		t.Fatal(err)
+	}
+	at := f.runUntil(t, time.Second, "leaf2's table has leaf1's route", func() bool { return inTable(f.leaf("leaf2"), r) })
+	if want := params.Originate + 2*params.Update + params.Watch; at-start != want {
+		t.Errorf("leaf2 imported the route after %v, want originate + 2 update + watch = %v", at-start, want)
+	}
+	f.run(t, 10*time.Millisecond)
+	for _, n := range []string{"spine1", "spine2", "leaf2", "leaf3"} {
+		rs, err := f.m.Routes(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 1 || rs[0].Route != r || !slices.Equal(rs[0].RouteTargets, []string{"65000:100"}) {
+			t.Errorf("%s holds %+v, want only %s with route target 65000:100", n, rs, r)
+		}
+	}
+	if !f.m.Quiet() {
+		t.Error("UPDATEs still under way 10 ms after one route: a loop between the ASes")
+	}
+	start = f.e.Now()
+	f.m.SetNodeState("leaf1", false)
+	at = f.runUntil(t, time.Second, "leaf3 loses leaf1's route", func() bool { return !inTable(f.leaf("leaf3"), r) })
+	if want := params.CarrierLoss + params.Update + params.ServiceWithdraw + params.Watch; at-start != want {
+		t.Errorf("leaf3 lost leaf1's route after %v, want carrier loss + update + service_withdraw + watch = %v", at-start, want)
+	}
+	f.run(t, 10*time.Millisecond)
+	for _, n := range []string{"spine1", "spine2", "leaf2", "leaf3"} {
+		if f.holds(t, n, r) {
+			t.Errorf("%s still holds the failed leaf's route", n)
+		}
+	}
+	f.m.SetNodeState("leaf1", true)
+	f.runUntil(t, 3*time.Second, "leaf3 has leaf1's route again", func() bool { return inTable(f.leaf("leaf3"), r) })
 }

@@ -2,6 +2,8 @@ package bgpevpn
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -49,5 +51,52 @@ func TestFabricASN(t *testing.T) {
 				t.Errorf("AS %d, %v; want %d", got, err, c.want)
 			}
 		})
+	}
+}
+
+// TestNewDesign: spines then leaves in topology order, router IDs from
+// the loopbacks, a session per leaf–spine link with the /31s of
+// SessionPool in link order; iBGP: one AS, the spines one cluster (the
+// first spine's router ID); eBGP: the spines' AS and one per leaf, no
+// cluster, route targets in the spines' AS. A node without a loopback or
+// without a leaf–spine link is an error naming it.
+func TestNewDesign(t *testing.T) {
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Spines: 2, Leaves: 2, HostsPerLeaf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]netip.Addr{"spine1": netip.MustParseAddr("10.255.0.1"), "spine2": netip.MustParseAddr("10.255.0.2"),
+		"leaf1": netip.MustParseAddr("10.255.1.1"), "leaf2": netip.MustParseAddr("10.255.1.2")}
+	lo := func(n string) (netip.Addr, bool) { a, ok := ids[n]; return a, ok }
+	for _, ebgp := range []bool{false, true} {
+		d, err := NewDesign(topo, ebgp, lo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range d.Speakers {
+			got = append(got, fmt.Sprintf("%s/%d/%v/%v/%v", s.Node, s.ASN, s.Leaf, s.RouterID, s.ClusterID))
+		}
+		want := []string{"spine1/65000/false/10.255.0.1/10.255.0.1", "spine2/65000/false/10.255.0.2/10.255.0.1",
+			"leaf1/65000/true/10.255.1.1/invalid IP", "leaf2/65000/true/10.255.1.2/invalid IP"}
+		if ebgp {
+			want = []string{"spine1/65000/false/10.255.0.1/invalid IP", "spine2/65000/false/10.255.0.2/invalid IP",
+				"leaf1/65001/true/10.255.1.1/invalid IP", "leaf2/65002/true/10.255.1.2/invalid IP"}
+		}
+		if !slices.Equal(got, want) || d.EBGP != ebgp || d.RouteTargetASN != 65000 {
+			t.Errorf("ebgp %v: speakers %v (route targets in AS %d), want %v", ebgp, got, d.RouteTargetASN, want)
+		}
+		if len(d.Sessions) != 4 {
+			t.Fatalf("sessions %+v, want 4", d.Sessions)
+		}
+		s0 := d.Sessions[0]
+		if s0.Spine.Node != "spine1" || s0.Leaf.Node != "leaf1" || s0.SpineAddr != netip.MustParseAddr("169.254.0.0") ||
+			s0.LeafAddr != netip.MustParseAddr("169.254.0.1") || d.Sessions[3].LeafAddr != netip.MustParseAddr("169.254.0.7") {
+			t.Errorf("sessions %+v", d.Sessions)
+		}
+	}
+	delete(ids, "leaf2")
+	if _, err := NewDesign(topo, false, lo); err == nil || !strings.Contains(err.Error(), "node leaf2: no loopback") {
+		t.Errorf("without leaf2's loopback: %v", err)
 	}
 }

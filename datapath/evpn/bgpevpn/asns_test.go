@@ -1,4 +1,4 @@
-package netnsrt
+package bgpevpn
 
 import (
 	"strings"
@@ -26,16 +26,16 @@ func TestDesignASNs(t *testing.T) {
 		}
 		return tp
 	}
-	asns, rt, err := designASNs(topo(nil), false)
+	asns, rt, err := DesignASNs(topo(nil), false)
 	if err != nil || rt != DefaultASN || asns["spine2"] != DefaultASN || asns["leaf3"] != DefaultASN || asns["host1"] != 0 {
 		t.Errorf("iBGP: %v, route targets in AS %d, %v", asns, rt, err)
 	}
-	asns, rt, err = designASNs(topo(nil), true)
+	asns, rt, err = DesignASNs(topo(nil), true)
 	if err != nil || rt != DefaultASN || asns["spine1"] != 65000 || asns["spine2"] != 65000 ||
 		asns["leaf1"] != 65001 || asns["leaf2"] != 65002 || asns["leaf3"] != 65003 {
 		t.Errorf("eBGP defaults: %v, route targets in AS %d, %v", asns, rt, err)
 	}
-	asns, rt, err = designASNs(topo(map[string]string{"spine1": "64600", "spine2": "64600", "leaf3": "65001"}), true)
+	asns, rt, err = DesignASNs(topo(map[string]string{"spine1": "64600", "spine2": "64600", "leaf3": "65001"}), true)
 	if err != nil || rt != 64600 || asns["leaf3"] != 65001 || asns["leaf1"] != 65002 || asns["leaf2"] != 65003 {
 		t.Errorf("eBGP with labels: %v, route targets in AS %d, %v", asns, rt, err)
 	}
@@ -49,7 +49,7 @@ func TestDesignASNs(t *testing.T) {
 		{map[string]string{"leaf1": "65010", "leaf2": "65010"}, "node leaf2: label netbed.asn: AS 65010 is also leaf leaf1's"},
 		{map[string]string{"spine1": "4200000000", "spine2": "4200000000"}, "node spine1: label netbed.asn: AS 4200000000: the spines' AS numbers the route targets"},
 	} {
-		if _, _, err := designASNs(topo(c.labels), true); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, _, err := DesignASNs(topo(c.labels), true); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("labels %v: %v, want %q", c.labels, err, c.want)
 		}
 	}

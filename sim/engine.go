@@ -78,8 +78,10 @@ type nodeState struct {
 	side    []uint8 // per port: which end of the wire the node is
 	up      bool
 	removed bool
-	out     *output
-	prober  Prober // n as a Prober, nil if it is not one
+	// hung: down by HangNode, its neighbours never told.
+	hung   bool
+	out    *output
+	prober Prober // n as a Prober, nil if it is not one
 }
 
 // output is the datapath.Output of one node; it also implements

@@ -270,6 +270,33 @@ func TestNodeFault(t *testing.T) {
 	}
 }
 
+// TestHangNode: a hung node drops what reaches it (node-down) as a
+// failed one does, but its neighbours' ports never change state, neither
+// when it hangs nor when it comes back.
+func TestHangNode(t *testing.T) {
+	e, src, _, dst := pair(t, 1, 0, 10*time.Microsecond, 0, LinkOpts{})
+	ok(t, e.HangNode(5*time.Microsecond, "w"))
+	burst(t, e, 0, 1, 64)                   // reaches w at 10µs: hung
+	burst(t, e, 20*time.Microsecond, 1, 64) // same
+	ok(t, e.SetNodeState(40*time.Microsecond, "w", true))
+	burst(t, e, 50*time.Microsecond, 1, 64)
+	ok(t, e.RunUntilIdle())
+	if !equalDur(dst.got, []time.Duration{70 * time.Microsecond}) {
+		t.Errorf("delivered at %v", dst.got)
+	}
+	if cs := conserve(t, e); cs.Dropped[datapath.ReasonNodeDown] != 2 {
+		t.Errorf("node-down drops %d, want 2", cs.Dropped[datapath.ReasonNodeDown])
+	}
+	for _, n := range []*endpoint{src, dst} {
+		if len(n.state) != 0 {
+			t.Errorf("%s saw port states %v; a hung neighbour changes none", n.name, n.state)
+		}
+	}
+	if err := e.HangNode(0, "nope"); !errors.Is(err, ErrUnknownNode) {
+		t.Errorf("unknown node: %v", err)
+	}
+}
+
 func TestConnectErrors(t *testing.T) {
 	e := New(1)
 	ok(t, e.AddNode(&endpoint{name: "a"}, 0))

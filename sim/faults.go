@@ -58,7 +58,9 @@ func (e *Engine) portState(ni int32, port int, up bool) {
 // that is down drops every frame that reaches it (node-down) and runs no
 // Do functions; its neighbours get SetPortState on the ports facing it, as
 // if those links had gone down (or come back). The node's own state is
-// kept, as after a reboot with a saved configuration.
+// kept, as after a reboot with a saved configuration. A node hung by
+// HangNode comes back without its neighbours being told: for them
+// nothing changed.
 func (e *Engine) SetNodeState(at time.Duration, node string, up bool) error {
 	ni, err := e.lookup(node)
 	if err != nil {
@@ -70,6 +72,10 @@ func (e *Engine) SetNodeState(at time.Duration, node string, up bool) error {
 			return
 		}
 		n.up = up
+		if n.hung {
+			n.hung = false
+			return
+		}
 		for p, wi := range n.wire {
 			if wi < 0 {
 				continue
@@ -81,6 +87,26 @@ func (e *Engine) SetNodeState(at time.Duration, node string, up bool) error {
 			far := 1 - n.side[p]
 			e.portState(w.node[far], int(w.port[far]), up)
 		}
+	})
+	return nil
+}
+
+// HangNode fails a node at time at as a hung line card fails: like
+// SetNodeState it drops every frame that reaches it (node-down) and runs
+// no Do functions, but its links keep carrier: its neighbours are told
+// nothing and notice only the silence. SetNodeState(node, true) brings
+// it back.
+func (e *Engine) HangNode(at time.Duration, node string) error {
+	ni, err := e.lookup(node)
+	if err != nil {
+		return fmt.Errorf("hang node: %w", err)
+	}
+	e.At(at, func() {
+		n := e.nodes[ni]
+		if n.removed || !n.up {
+			return
+		}
+		n.up, n.hung = false, true
 	})
 	return nil
 }

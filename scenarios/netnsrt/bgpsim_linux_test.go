@@ -77,7 +77,7 @@ func simBGP(t *testing.T, s *scenarios.Scenario) (*reports.Run, map[string][]str
 // netns run: every speaker's final routes (and whether it runs) are the
 // same, and each fault's convergence on sim is within a factor of two of
 // netns's (both logged).
-func sameAsSim(t *testing.T, s *scenarios.Scenario, netns bgpRun) {
+func sameAsSim(t *testing.T, s *scenarios.Scenario, netns bgpRun) *reports.Run {
 	t.Helper()
 	if len(netns.speakers) == 0 {
 		t.Fatal("no speakers read at the end of the netns run")
@@ -112,6 +112,7 @@ func sameAsSim(t *testing.T, s *scenarios.Scenario, netns bgpRun) {
 			t.Logf("%s: convergence %v on sim, %v on netns: ratio %.2f, want within a factor of two", nf.Target, sf.Convergence, nf.Convergence, r)
 		}
 	}
+	return run
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {

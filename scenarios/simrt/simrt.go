@@ -50,6 +50,8 @@ type Runtime struct {
 	bgpParams *bgpmodel.Params
 	bgpTimers bgpmodel.Timers
 	bgpDesign string
+	// hung are the nodes failed silently (FailSilently), until restored.
+	hung map[string]bool
 
 	// streamProbes counts background stream probes, numbered from
 	// scenarios.StreamProbeIDs.
@@ -176,11 +178,20 @@ func (r *Runtime) Announce(_ context.Context, name string, migrated bool) error 
 // and the speakers at the far ends of its links take their sessions down
 // (bgpmodel.Model.SetNodeState). A restored node's speaker starts again
 // and, as on netns, the restore lasts (in virtual time) until its
-// sessions are established and every live leaf's table is complete.
+// sessions are established and every live leaf's table is complete. A
+// node failed silently (FailSilently) is rebooted: its speaker goes down
+// and starts afresh, as on netns, where the frozen speaker is killed.
 func (r *Runtime) SetNodeState(ctx context.Context, node string, up bool) error {
 	if err := r.Mutate(func() error {
 		if err := r.e.SetNodeState(r.e.Now(), node, up); err != nil {
 			return err
+		}
+		if up && r.hung[node] {
+			delete(r.hung, node)
+			if r.bgp != nil {
+				r.bgp.SetNodeState(node, false)
+				r.bgp.SetSilent(node, false)
+			}
 		}
 		if r.bgp != nil {
 			r.bgp.SetNodeState(node, up)

@@ -874,14 +874,16 @@ type SpeakerState struct {
 	Node     string
 	RouterID netip.Addr
 	Leaf     bool
-	Running  bool
+	// Running: powered and not silent (a frozen speaker answers no
+	// question, as on netns).
+	Running bool
 }
 
 // Speakers returns every speaker, spines first.
 func (m *Model) Speakers() []SpeakerState {
 	out := make([]SpeakerState, len(m.sp))
 	for i, sp := range m.sp {
-		out[i] = SpeakerState{Node: sp.Node, RouterID: sp.RouterID, Leaf: sp.Leaf != nil, Running: sp.up}
+		out[i] = SpeakerState{Node: sp.Node, RouterID: sp.RouterID, Leaf: sp.Leaf != nil, Running: sp.up && !sp.silent}
 	}
 	return out
 }
@@ -898,6 +900,10 @@ type SessionState struct {
 
 // ErrNotRunning is returned for a speaker whose node is failed.
 var ErrNotRunning = errors.New("its speaker does not run (the node is failed)")
+
+// ErrSilent is returned for a speaker whose node hangs (SetSilent): it
+// answers nothing, as a frozen process does not.
+var ErrSilent = errors.New("its speaker is frozen (the node hangs)")
 
 // Sessions returns node's sessions, by peer address.
 func (m *Model) Sessions(node string) ([]SessionState, error) {
@@ -957,6 +963,9 @@ func (m *Model) running(node string) (*speaker, error) {
 	}
 	if !sp.up {
 		return nil, fmt.Errorf("%s: %w", node, ErrNotRunning)
+	}
+	if sp.silent {
+		return nil, fmt.Errorf("%s: %w", node, ErrSilent)
 	}
 	return sp, nil
 }

@@ -1,7 +1,7 @@
 // Package evpn models netbed's generation 2 datapath, a VXLAN/EVPN spine-leaf
 // fabric: an EVPN route table (type 2, 3 and 5 routes), leaves that are VTEPs
-// with a distributed anycast gateway, ARP suppression and symmetric IRB, and
-// spines that route the underlay with ECMP.
+// with a distributed anycast gateway, ARP and ND suppression and symmetric
+// IRB over IPv4 and IPv6, and spines that route the underlay with ECMP.
 //
 // # Devices in traces
 //
@@ -50,7 +50,12 @@
 //
 // # Limits
 //
-// The model routes IPv4 only (IPv6 routes are ignored). Multihoming is a
+// The tenant side is dual-stack, the underlay IPv4 (VXLAN between IPv4
+// loopbacks): a network may have an IPv6 subnet beside its IPv4 one, an
+// instance an IPv6 address with a type-2 route of its own, and the leaf
+// answers neighbour solicitations (for the gateway, and from type-2
+// MAC/IPv6 routes) as it answers ARP, and routes IPv6 by symmetric IRB
+// with /128 host routes and type-5 IPv6 prefixes. Multihoming is a
 // host's active-backup bond with MAC mobility, not EVPN multihoming (no
 // ESI, aliasing or designated forwarder). Control-plane convergence, of
 // the route table and of the underlay after a link change, is instant,

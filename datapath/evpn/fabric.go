@@ -119,6 +119,7 @@ type instState struct {
 	primary  *Leaf
 	leafPort int
 	route    Route
+	route6   Route // the type-2 route of its IPv6 address (Type 0: none)
 	node     *stack.Instance
 	external bool // the overlay is a controller's (Options.ExternalOverlay)
 }
@@ -391,8 +392,10 @@ func (f *Fabric) AddNetwork(n datapath.NetworkSpec) error {
 		return fmt.Errorf("%s: %w: subnet %v must be an IPv4 prefix of /30 or shorter", where, ErrBadSpec, n.Subnet)
 	case !n.Subnet.Contains(n.Gateway):
 		return fmt.Errorf("%s: %w: gateway %v is outside subnet %v", where, ErrBadSpec, n.Gateway, n.Subnet)
-	case n.Subnet6.IsValid():
-		return fmt.Errorf("%s: IPv6 subnet %v: gen 2 (evpn): %w (its type-2 and type-5 routes carry IPv4 only)", where, n.Subnet6, datapath.ErrNoIPv6)
+	case n.Subnet6.IsValid() && (!n.Subnet6.Addr().Is6() || n.Subnet6.Addr().Is4In6() || n.Subnet6.Bits() > 126):
+		return fmt.Errorf("%s: %w: IPv6 subnet %v must be an IPv6 prefix of /126 or shorter", where, ErrBadSpec, n.Subnet6)
+	case !n.Subnet6.IsValid() && n.Gateway6.IsValid():
+		return fmt.Errorf("%s: %w: IPv6 gateway %v without an IPv6 subnet", where, ErrBadSpec, n.Gateway6)
 	case n.VLAN == 0 || n.VLAN > 4094:
 		return fmt.Errorf("%s: %w: VLAN %d must be 1..4094", where, ErrBadSpec, n.VLAN)
 	case n.VNI == 0 || n.VNI >= 1<<24:
@@ -401,6 +404,15 @@ func (f *Fabric) AddNetwork(n datapath.NetworkSpec) error {
 		return fmt.Errorf("%s: %w: VNI %d is network %q's", where, ErrExists, n.VNI, f.byVNI[n.VNI].spec.Name)
 	case f.byVLAN[n.VLAN] != nil:
 		return fmt.Errorf("%s: %w: VLAN %d is network %q's", where, ErrExists, n.VLAN, f.byVLAN[n.VLAN].spec.Name)
+	}
+	if n.Subnet6.IsValid() {
+		n.Subnet6 = n.Subnet6.Masked()
+		if !n.Gateway6.IsValid() {
+			n.Gateway6 = n.Subnet6.Addr().Next()
+		}
+		if !n.Subnet6.Contains(n.Gateway6) {
+			return fmt.Errorf("%s: %w: IPv6 gateway %v is outside subnet %v", where, ErrBadSpec, n.Gateway6, n.Subnet6)
+		}
 	}
 	l3vni, ok := f.tenants[n.Tenant]
 	if !ok {
@@ -416,9 +428,13 @@ func (f *Fabric) AddNetwork(n datapath.NetworkSpec) error {
 		if o.spec.Tenant == n.Tenant && o.spec.Subnet.Overlaps(n.Subnet) {
 			return fmt.Errorf("%s: %w: subnet %v overlaps network %q (%v) of tenant %q", where, ErrExists, n.Subnet, o.spec.Name, o.spec.Subnet, n.Tenant)
 		}
+		if o.spec.Tenant == n.Tenant && n.Subnet6.IsValid() && o.spec.Subnet6.IsValid() && o.spec.Subnet6.Overlaps(n.Subnet6) {
+			return fmt.Errorf("%s: %w: IPv6 subnet %v overlaps network %q (%v) of tenant %q", where, ErrExists, n.Subnet6, o.spec.Name, o.spec.Subnet6, n.Tenant)
+		}
 	}
 	for _, name := range f.leafNames() {
-		if err := f.leaves[name].AddNetwork(Network{VNI: n.VNI, L3VNI: l3vni, Subnet: n.Subnet, Gateway: n.Gateway}); err != nil {
+		if err := f.leaves[name].AddNetwork(Network{VNI: n.VNI, L3VNI: l3vni, Subnet: n.Subnet, Gateway: n.Gateway,
+			Subnet6: n.Subnet6, Gateway6: n.Gateway6}); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
@@ -457,6 +473,10 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 		return nil, datapath.Wire{}, fmt.Errorf("%s: %w: MAC %v must be a 6-byte unicast address", where, ErrBadSpec, s.MAC)
 	case !n.spec.Subnet.Contains(s.IP.Addr()) || s.IP.Addr() == n.spec.Gateway:
 		return nil, datapath.Wire{}, fmt.Errorf("%s: %w: IP %v is not a host address of %v", where, ErrBadSpec, s.IP, n.spec.Subnet)
+	case s.IP6.IsValid() && !n.spec.Subnet6.IsValid():
+		return nil, datapath.Wire{}, fmt.Errorf("%s: %w: IPv6 address %v on network %q, which has no IPv6 subnet", where, ErrBadSpec, s.IP6, s.Network)
+	case s.IP6.IsValid() && (!n.spec.Subnet6.Contains(s.IP6.Addr()) || s.IP6.Addr() == n.spec.Gateway6):
+		return nil, datapath.Wire{}, fmt.Errorf("%s: %w: IPv6 address %v is not a host address of %v", where, ErrBadSpec, s.IP6, n.spec.Subnet6)
 	}
 	host, ok := f.hosts[s.Host]
 	if !ok {
@@ -474,10 +494,24 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 		if o.net.l3vni == n.l3vni && o.route.IP == s.IP.Addr() {
 			return nil, datapath.Wire{}, fmt.Errorf("%s: %w: IP %v is instance %q's in tenant %q", where, ErrExists, s.IP.Addr(), o.spec.Name, n.spec.Tenant)
 		}
+		if s.IP6.IsValid() && o.net.l3vni == n.l3vni && o.route6.IP == s.IP6.Addr() {
+			return nil, datapath.Wire{}, fmt.Errorf("%s: %w: IPv6 address %v is instance %q's in tenant %q", where, ErrExists, s.IP6.Addr(), o.spec.Name, n.spec.Tenant)
+		}
 	}
 	gw := s.Gateway
 	if !gw.IsValid() {
 		gw = n.spec.Gateway
+	}
+	newNode := func() *stack.Instance {
+		inst := stack.New(s.Name, s.MAC, s.IP, gw)
+		if s.IP6.IsValid() {
+			gw6 := s.Gateway6
+			if !gw6.IsValid() {
+				gw6 = n.spec.Gateway6
+			}
+			inst.SetIPv6(netip.PrefixFrom(s.IP6.Addr(), n.spec.Subnet6.Bits()), gw6)
+		}
+		return inst
 	}
 	vid := n.spec.VLAN
 	// Underlay: tap on br-int, local VLAN, provider VLAN on the trunk.
@@ -491,11 +525,15 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 	}
 	host.sync()
 	if f.opts.ExternalOverlay {
-		inst := stack.New(s.Name, s.MAC, s.IP, gw)
-		// The route's key (no next hop yet): for uniqueness checks and
-		// InstanceLeaf once the controller has advertised it.
+		inst := newNode()
+		// The routes' keys (no next hop yet): for uniqueness checks and
+		// InstanceLeaf once the controller has advertised them.
 		key := Route{Type: MACIP, VNI: n.spec.VNI, L3VNI: n.l3vni, MAC: mac, IP: s.IP.Addr()}
-		f.instances[s.Name] = &instState{spec: s, net: n, host: s.Host, node: inst, external: true, route: key}
+		var key6 Route
+		if s.IP6.IsValid() {
+			key6 = Route{Type: MACIP, VNI: n.spec.VNI, L3VNI: n.l3vni, MAC: mac, IP: s.IP6.Addr()}
+		}
+		f.instances[s.Name] = &instState{spec: s, net: n, host: s.Host, node: inst, external: true, route: key, route6: key6}
 		w := datapath.Wire{A: datapath.PortRef{Node: s.Name, Port: 0}, B: datapath.PortRef{Node: s.Host, Port: hostPort}}
 		return inst, w, nil
 	}
@@ -526,9 +564,19 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 	if err := primary.leaf.Advertise(rt); err != nil {
 		return nil, datapath.Wire{}, fmt.Errorf("%s: %w", where, err)
 	}
-	inst := stack.New(s.Name, s.MAC, s.IP, gw)
+	// A dual-stack instance has a second type-2 route, with its IPv6
+	// address (one IP per MAC/IP route, as FRR advertises them).
+	var rt6 Route
+	if s.IP6.IsValid() {
+		rt6 = rt
+		rt6.IP = s.IP6.Addr()
+		if err := primary.leaf.Advertise(rt6); err != nil {
+			return nil, datapath.Wire{}, fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	inst := newNode()
 	f.instances[s.Name] = &instState{spec: s, net: n, host: s.Host, primary: primary.leaf,
-		leafPort: primary.leafPort, route: rt, node: inst}
+		leafPort: primary.leafPort, route: rt, route6: rt6, node: inst}
 	w := datapath.Wire{A: datapath.PortRef{Node: s.Name, Port: 0}, B: datapath.PortRef{Node: s.Host, Port: hostPort}}
 	return inst, w, nil
 }
@@ -560,12 +608,16 @@ func (f *Fabric) RemoveInstance(name string) error {
 	// bond failover another leaf of the host may have re-advertised it.
 	withdrawn := false
 	for _, u := range f.up[in.host] {
-		r := in.route
-		r.VTEP, r.RouterMAC = u.leaf.VTEP(), u.leaf.RouterMAC()
-		if err := u.leaf.Withdraw(r); err == nil {
-			withdrawn = true
-		} else if !errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("remove instance %q: %w", name, err)
+		for _, r := range []Route{in.route, in.route6} {
+			if r.Type == 0 {
+				continue
+			}
+			r.VTEP, r.RouterMAC = u.leaf.VTEP(), u.leaf.RouterMAC()
+			if err := u.leaf.Withdraw(r); err == nil {
+				withdrawn = withdrawn || r.IP == in.route.IP
+			} else if !errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("remove instance %q: %w", name, err)
+			}
 		}
 	}
 	if !withdrawn {

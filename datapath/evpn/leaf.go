@@ -57,12 +57,16 @@ type LeafConfig struct {
 }
 
 // Network is an L2 VNI as a leaf sees it: a tenant subnet with its anycast
-// gateway, routed in the tenant's L3 VNI.
+// gateway, routed in the tenant's L3 VNI, and on a dual-stack network an
+// IPv6 subnet with the gateway's IPv6 address beside them.
 type Network struct {
 	VNI     uint32
 	L3VNI   uint32 // the tenant (VPC)
 	Subnet  netip.Prefix
 	Gateway netip.Addr
+	// Subnet6 and Gateway6: the IPv6 side (zero: IPv4 only).
+	Subnet6  netip.Prefix
+	Gateway6 netip.Addr
 }
 
 type portVLAN struct {
@@ -95,7 +99,7 @@ func (k fdbKey) mac() MAC {
 func pvKey(port int, vlan uint16) uint32 { return uint32(port)<<12 | uint32(vlan&0x0fff) }
 
 type ipKey struct {
-	vni uint32 // L2 VNI for ARP, L3 VNI for host routes
+	vni uint32 // L2 VNI for ARP and ND suppression
 	ip  netip.Addr
 }
 
@@ -128,10 +132,12 @@ type prefixRoute struct {
 }
 
 type vrf struct {
-	l3vni  uint32
-	refs   int                  // imported L2 VNIs of this tenant
-	hosts  map[uint32]hostRoute // by IPv4 address (key4)
-	prefix *l3.FIB[*prefixRoute]
+	l3vni   uint32
+	refs    int                      // imported L2 VNIs of this tenant
+	hosts   map[uint32]hostRoute     // by IPv4 address (key4)
+	hosts6  map[netip.Addr]hostRoute // by IPv6 address
+	prefix  *l3.FIB[*prefixRoute]
+	prefix6 *prefixes6
 }
 
 // Leaf is a VTEP: host-facing access ports carry VLAN trunks, each
@@ -159,7 +165,7 @@ type Leaf struct {
 	portCfg  map[uint32]*network   // by pvKey(port, VLAN)
 	local    map[fdbKey]portVLAN   // local FDB (bound by the controller, or learned)
 	remote   map[fdbKey]netip.Addr // remote FDB (type 2)
-	arp      map[ipKey]MAC         // ARP suppression cache (type 2 with IP)
+	arp      map[ipKey]MAC         // ARP and ND suppression cache (type 2 with an IP)
 
 	pbuf, obuf, ebuf []byte // scratch buffers; out.Send copies
 
@@ -326,6 +332,12 @@ func (l *Leaf) AddNetwork(n Network) error {
 	}
 	if !n.Subnet.IsValid() || !n.Subnet.Addr().Is4() || !n.Subnet.Contains(n.Gateway) {
 		return fmt.Errorf("%s: subnet %v must be IPv4 and hold gateway %v", where, n.Subnet, n.Gateway)
+	}
+	if n.Subnet6.IsValid() || n.Gateway6.IsValid() {
+		if !n.Subnet6.Addr().Is6() || n.Subnet6.Addr().Is4In6() || !n.Subnet6.Contains(n.Gateway6) {
+			return fmt.Errorf("%s: IPv6 subnet %v must be IPv6 and hold gateway %v", where, n.Subnet6, n.Gateway6)
+		}
+		n.Subnet6 = n.Subnet6.Masked()
 	}
 	n.Subnet = n.Subnet.Masked()
 	if old, ok := l.networks[n.VNI]; ok {
@@ -583,23 +595,30 @@ func (l *Leaf) importL2(n *network) {
 	}
 	v := l.vrfs[n.L3VNI]
 	if v == nil {
-		v = &vrf{l3vni: n.L3VNI, hosts: map[uint32]hostRoute{}, prefix: l3.NewFIB[*prefixRoute]()}
+		v = &vrf{l3vni: n.L3VNI, hosts: map[uint32]hostRoute{}, hosts6: map[netip.Addr]hostRoute{},
+			prefix: l3.NewFIB[*prefixRoute](), prefix6: newPrefixes6()}
 		l.vrfs[n.L3VNI] = v
 	}
 	v.refs++
 	if v.refs == 1 && l.table != nil {
 		for _, r := range l.table.Import(n.L3VNI) {
-			if r.L3VNI == n.L3VNI && (r.Type == IPPrefix || r.IP.Is4()) {
+			if r.L3VNI == n.L3VNI && (r.Type == IPPrefix || r.IP.IsValid()) {
 				l.applyL3(r, true)
 			}
 		}
 	}
-	pr, _ := v.prefix.Get(n.Subnet)
-	if pr == nil {
-		pr = &prefixRoute{}
-		_ = v.prefix.Insert(n.Subnet, pr) // Subnet is IPv4, checked by the fabric
+	for _, p := range []netip.Prefix{n.Subnet, n.Subnet6} {
+		if !p.IsValid() {
+			continue
+		}
+		t := v.table(p)
+		pr, _ := t.Get(p)
+		if pr == nil {
+			pr = &prefixRoute{}
+			_ = t.Insert(p, pr) // of its table's family, checked by AddNetwork
+		}
+		pr.connected = n.VNI
 	}
-	pr.connected = n.VNI
 }
 
 func (l *Leaf) flushL2(n *network) {
@@ -623,10 +642,16 @@ func (l *Leaf) flushL2(n *network) {
 	if v == nil {
 		return
 	}
-	if pr, ok := v.prefix.Get(n.Subnet); ok && pr.connected == n.VNI {
-		pr.connected = 0
-		if len(pr.vteps) == 0 {
-			v.prefix.Delete(n.Subnet)
+	for _, p := range []netip.Prefix{n.Subnet, n.Subnet6} {
+		if !p.IsValid() {
+			continue
+		}
+		t := v.table(p)
+		if pr, ok := t.Get(p); ok && pr.connected == n.VNI {
+			pr.connected = 0
+			if len(pr.vteps) == 0 {
+				t.Delete(p)
+			}
 		}
 	}
 	v.refs--
@@ -653,8 +678,7 @@ func (l *Leaf) apply(u Update) {
 			l.applyL2(r, add)
 		}
 	}
-	// This model routes IPv4 only; IPv6 host routes are ignored.
-	if r.Type == IPPrefix || (r.Type == MACIP && r.IP.Is4()) {
+	if r.Type == IPPrefix || (r.Type == MACIP && r.IP.IsValid()) {
 		if v := l.vrfs[r.L3VNI]; v != nil {
 			l.applyL3(r, add)
 		}
@@ -676,7 +700,7 @@ func (l *Leaf) applyL2(r Route, add bool) {
 				delete(l.remote, k)
 			}
 		}
-		if r.IP.Is4() {
+		if r.IP.IsValid() {
 			ak := ipKey{r.VNI, r.IP}
 			if add {
 				l.arp[ak] = r.MAC
@@ -705,23 +729,33 @@ func (l *Leaf) applyL3(r Route, add bool) {
 		if r.VTEP == l.cfg.VTEP {
 			h = hostRoute{local: true, vni: r.VNI, mac: r.MAC}
 		}
-		if add {
+		switch {
+		case r.IP.Is4() && add:
 			v.hosts[key4(r.IP)] = h
-		} else if cur, ok := v.hosts[key4(r.IP)]; ok && cur == h {
-			delete(v.hosts, key4(r.IP))
+		case r.IP.Is4():
+			if cur, ok := v.hosts[key4(r.IP)]; ok && cur == h {
+				delete(v.hosts, key4(r.IP))
+			}
+		case add:
+			v.hosts6[r.IP] = h
+		default:
+			if cur, ok := v.hosts6[r.IP]; ok && cur == h {
+				delete(v.hosts6, r.IP)
+			}
 		}
 	case IPPrefix:
 		if r.VTEP == l.cfg.VTEP {
 			return
 		}
-		pr, _ := v.prefix.Get(r.Prefix)
+		t := v.table(r.Prefix)
+		pr, _ := t.Get(r.Prefix)
 		if pr == nil {
 			if !add {
 				return
 			}
 			pr = &prefixRoute{}
-			if err := v.prefix.Insert(r.Prefix, pr); err != nil {
-				return // an IPv6 prefix: this model routes IPv4 only
+			if err := t.Insert(r.Prefix, pr); err != nil {
+				return // an IPv4-mapped IPv6 prefix: no family routes it
 			}
 		}
 		rv := remoteVTEP{r.VTEP, r.RouterMAC}
@@ -735,7 +769,7 @@ func (l *Leaf) applyL3(r Route, add bool) {
 			pr.vteps = slices.Delete(pr.vteps, i, i+1)
 		}
 		if len(pr.vteps) == 0 && pr.connected == 0 {
-			v.prefix.Delete(r.Prefix)
+			t.Delete(r.Prefix)
 		}
 	}
 }
@@ -766,7 +800,7 @@ func (l *Leaf) LookupMAC(vni uint32, mac MAC) (FDBEntry, bool) {
 
 // FIBEntry is how a leaf routes an IP in a tenant's VRF.
 type FIBEntry struct {
-	// Prefix is the matching route: a /32 host route (type 2), a connected
+	// Prefix is the matching route: a /32 or /128 host route (type 2), a connected
 	// subnet or a type-5 prefix.
 	Prefix netip.Prefix
 	// Local host routes: the host's L2 VNI and MAC.
@@ -785,17 +819,30 @@ type FIBEntry struct {
 // connected one of the same length only when no SVI is present.
 func (l *Leaf) LookupIP(l3vni uint32, ip netip.Addr) (FIBEntry, bool) {
 	v := l.vrfs[l3vni]
-	if v == nil || !ip.Is4() {
+	if v == nil || !ip.IsValid() {
 		return FIBEntry{}, false
 	}
-	if h, ok := v.hosts[key4(ip)]; ok {
-		e := FIBEntry{Prefix: netip.PrefixFrom(ip, 32), Local: h.local, VNI: h.vni, MAC: h.mac}
+	var h hostRoute
+	var ok bool
+	if ip.Is4() {
+		h, ok = v.hosts[key4(ip)]
+	} else {
+		h, ok = v.hosts6[ip]
+	}
+	if ok {
+		e := FIBEntry{Prefix: netip.PrefixFrom(ip, ip.BitLen()), Local: h.local, VNI: h.vni, MAC: h.mac}
 		if !h.local {
 			e.VTEPs, e.RouterMACs = []netip.Addr{h.vtep}, []MAC{h.rmac}
 		}
 		return e, true
 	}
-	pr, p, ok := v.prefix.LookupAddr(ip)
+	var pr *prefixRoute
+	var p netip.Prefix
+	if ip.Is4() {
+		pr, p, ok = v.prefix.LookupAddr(ip)
+	} else {
+		pr, p, ok = v.prefix6.LookupAddr(ip)
+	}
 	if !ok {
 		return FIBEntry{}, false
 	}
@@ -818,8 +865,8 @@ type LeafTables struct {
 	VRFs       int // imported L3 VNIs
 	LocalMACs  int
 	RemoteMACs int
-	ARP        int // ARP-suppression bindings
-	HostRoutes int // /32 routes in all VRFs
+	ARP        int // ARP- and ND-suppression bindings
+	HostRoutes int // /32 and /128 routes in all VRFs
 	Prefixes   int // connected and type-5 prefixes in all VRFs
 	FloodVTEPs int // type-3 ingress-replication entries over all VNIs
 	Underlay   int // underlay routes
@@ -836,8 +883,8 @@ func (l *Leaf) Tables() LeafTables {
 		}
 	}
 	for _, v := range l.vrfs {
-		t.HostRoutes += len(v.hosts)
-		t.Prefixes += v.prefix.Len()
+		t.HostRoutes += len(v.hosts) + len(v.hosts6)
+		t.Prefixes += v.prefix.Len() + v.prefix6.Len()
 	}
 	return t
 }
@@ -894,8 +941,15 @@ func (l *Leaf) fromAccess(ev datapath.Event, port int, b []byte, out datapath.Ou
 	dst := MAC(f[0:6])
 	switch {
 	case f[0]&1 == 1:
-		if binary.BigEndian.Uint16(f[12:14]) == etherARP && l.suppressARP(ev, pv, n, f, out) {
-			return
+		switch binary.BigEndian.Uint16(f[12:14]) {
+		case etherARP:
+			if l.suppressARP(ev, pv, n, f, out) {
+				return
+			}
+		case etherIPv6:
+			if l.suppressND(ev, pv, n, f, out) {
+				return
+			}
 		}
 		l.flood(ev, n, pv, f, true, out)
 	case dst == l.cfg.GatewayMAC || dst == l.cfg.RouterMAC:
@@ -1058,6 +1112,10 @@ func (l *Leaf) suppressARP(ev datapath.Event, in portVLAN, n *network, f []byte,
 // to a local host (KindRouter), or by symmetric IRB over the L3 VNI to the
 // destination's VTEP (KindVTEP).
 func (l *Leaf) route(ev datapath.Event, n *network, in portVLAN, f []byte, out datapath.Output) {
+	if binary.BigEndian.Uint16(f[12:14]) == etherIPv6 {
+		l.route6(ev, n, in, f, out)
+		return
+	}
 	ip, payload, ok := ipv4Header(f)
 	if !ok {
 		l.drop(ev, out, datapath.ReasonNotForMe, "gateway:not-ipv4")
@@ -1075,16 +1133,30 @@ func (l *Leaf) route(ev datapath.Event, n *network, in portVLAN, f []byte, out d
 		return
 	}
 	if h, ok := v.hosts[be32(ip[16:20])]; ok {
-		if h.local {
-			l.routeLocal(ev, h, f, out)
-			return
-		}
-		copy(f[0:6], h.rmac[:])
-		copy(f[6:12], l.cfg.RouterMAC[:])
-		l.sendVXLAN(ev, RuleRouteRemote, h.vtep, v.l3vni, f, out)
+		l.routeHost(ev, v, h, f, out)
 		return
 	}
 	pr, _, ok := v.prefix.LookupAddr(dst)
+	l.routePrefix(ev, v, pr, ok, f, out)
+}
+
+// routeHost sends a routed packet along a host route (type 2): to the
+// host on this leaf, or over the L3 VNI to its VTEP.
+func (l *Leaf) routeHost(ev datapath.Event, v *vrf, h hostRoute, f []byte, out datapath.Output) {
+	if h.local {
+		l.routeLocal(ev, h, f, out)
+		return
+	}
+	copy(f[0:6], h.rmac[:])
+	copy(f[6:12], l.cfg.RouterMAC[:])
+	l.sendVXLAN(ev, RuleRouteRemote, h.vtep, v.l3vni, f, out)
+}
+
+// routePrefix sends a routed packet that matched no host route along
+// its longest matching prefix pr (ok: one matched): a type-5 prefix over
+// the L3 VNI (ECMP over its VTEPs); a connected subnet whose host is
+// unknown drops it.
+func (l *Leaf) routePrefix(ev datapath.Event, v *vrf, pr *prefixRoute, ok bool, f []byte, out datapath.Output) {
 	switch {
 	case !ok:
 		l.drop(ev, out, datapath.ReasonNoRoute, "")
@@ -1214,6 +1286,10 @@ func (l *Leaf) routeDecap(ev datapath.Event, v *vrf, inner []byte, out datapath.
 		l.drop(ev, out, datapath.ReasonNotForMe, "irb:inner-dst-mac")
 		return
 	}
+	if binary.BigEndian.Uint16(f[12:14]) == etherIPv6 {
+		l.routeDecap6(ev, v, f, out)
+		return
+	}
 	ip, _, ok := ipv4Header(f)
 	if !ok {
 		l.drop(ev, out, datapath.ReasonMalformed, "irb:not-ipv4")
@@ -1228,6 +1304,11 @@ func (l *Leaf) routeDecap(ev datapath.Event, v *vrf, inner []byte, out datapath.
 		l.drop(ev, out, datapath.ReasonTTL, "")
 		return
 	}
+	l.deliverDecap(ev, h, f, out)
+}
+
+// deliverDecap sends a decapsulated routed packet to the local host h.
+func (l *Leaf) deliverDecap(ev datapath.Event, h hostRoute, f []byte, out datapath.Output) {
 	pv, ok := l.localHost(h)
 	if !ok {
 		l.drop(ev, out, datapath.ReasonNoARP, RuleGlean)

@@ -400,34 +400,6 @@ func TestLeafImportFollowsPortConfig(t *testing.T) {
 	}
 }
 
-func TestLeafIgnoresIPv6Routes(t *testing.T) {
-	l, tb := testLeaf(t)
-	before := l.Tables()
-	v6 := netip.MustParseAddr("fd00::10")
-	for _, r := range []Route{
-		{Type: MACIP, VNI: 100, L3VNI: 50001, MAC: MAC{2, 0, 0, 0, 6, 6}, IP: v6, VTEP: vtep2, RouterMAC: rmac2},
-		{Type: IPPrefix, L3VNI: 50001, Prefix: netip.MustParsePrefix("fd00::/64"), VTEP: vtep2, RouterMAC: rmac2},
-	} {
-		if err := tb.Add(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	after := l.Tables()
-	if after.HostRoutes != before.HostRoutes || after.Prefixes != before.Prefixes || after.RemoteMACs != before.RemoteMACs+1 {
-		t.Errorf("tables %+v -> %+v: want one more remote MAC and no IPv6 route", before, after)
-	}
-	// Re-import after a flush must skip them too.
-	if err := l.UnconfigurePort(pHost1, 10); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.UnconfigurePort(pHost2, 20); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.ConfigurePort(pHost1, 10, 100); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestEncapMatchesFrameBuilder(t *testing.T) {
 	inners := [][]byte{
 		frame.ICMPEcho(ipHdr(macA, macB, ipA, ipB), false, 1, 1, []byte("x")),

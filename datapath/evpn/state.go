@@ -36,7 +36,7 @@ type RemoteMAC struct {
 	VTEP netip.Addr
 }
 
-// Neighbor is an ARP-suppression binding (type 2 with an IP).
+// Neighbor is an ARP- or ND-suppression binding (type 2 with an IP).
 type Neighbor struct {
 	IP  netip.Addr
 	MAC MAC
@@ -53,7 +53,8 @@ type NetworkState struct {
 	Remote []RemoteMAC
 	// Local are the MACs bound (or learnt) on access ports, by MAC.
 	Local []LocalMAC
-	// ARP are the suppression bindings (local and remote), by IP.
+	// ARP are the ARP and ND suppression bindings (local and remote), by
+	// IP (IPv4 first).
 	ARP []Neighbor
 }
 
@@ -63,7 +64,7 @@ type LocalMAC struct {
 	AccessVLAN
 }
 
-// RemoteHost is a /32 host route over the L3 VNI (symmetric IRB).
+// RemoteHost is a /32 or /128 host route over the L3 VNI (symmetric IRB).
 type RemoteHost struct {
 	IP        netip.Addr
 	VTEP      netip.Addr
@@ -140,8 +141,14 @@ func (l *Leaf) State() LeafState {
 				VTEP: h.vtep, RouterMAC: h.rmac})
 			rmacs[h.vtep] = h.rmac
 		}
+		for ip, h := range v.hosts6 {
+			if !h.local {
+				vs.Hosts = append(vs.Hosts, RemoteHost{IP: ip, VTEP: h.vtep, RouterMAC: h.rmac})
+				rmacs[h.vtep] = h.rmac
+			}
+		}
 		slices.SortFunc(vs.Hosts, func(a, b RemoteHost) int { return a.IP.Compare(b.IP) })
-		v.prefix.Walk(func(p netip.Prefix, pr *prefixRoute) bool {
+		walk := func(p netip.Prefix, pr *prefixRoute) bool {
 			if pr.connected != 0 {
 				vs.Connected = append(vs.Connected, ConnectedSubnet{Prefix: p, VNI: pr.connected})
 			}
@@ -155,7 +162,9 @@ func (l *Leaf) State() LeafState {
 				vs.Prefixes = append(vs.Prefixes, rp)
 			}
 			return true
-		})
+		}
+		v.prefix.Walk(walk)
+		v.prefix6.Walk(walk)
 		slices.SortFunc(vs.Connected, func(a, b ConnectedSubnet) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
 		slices.SortFunc(vs.Prefixes, func(a, b RemotePrefix) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
 		for vtep, mac := range rmacs {

@@ -15,8 +15,9 @@ import (
 
 // Driver is the cnc.LeafDriver of the generation 2 fabric model: it maps
 // access VLANs to VNIs on an evpn.Fabric's leaves and, on the leaf of the
-// host's active NIC, binds the port's MAC and advertises its type-2 route
-// (MAC, IP, L3 VNI), as the seed's CNC does on the switches.
+// host's active NIC, binds the port's MAC and advertises its type-2 routes
+// (MAC, IP, L3 VNI; one per address of a dual-stack port), as the seed's
+// CNC does on the switches.
 //
 // The fabric's node models are not safe for concurrent use: every call
 // holds Lock, which whoever else drives the fabric (the simulator) must
@@ -90,8 +91,10 @@ func (d *Driver) routes(l *evpn.Leaf, cfg cnc.LeafConfig) ([]evpn.Route, error) 
 	l3vni, _ := d.f.L3VNI(n.Tenant)
 	var out []evpn.Route
 	for _, ip := range cfg.IPs {
-		if ip.Is4() {
-			out = append(out, evpn.Route{Type: evpn.MACIP, VNI: cfg.VNI, L3VNI: l3vni, MAC: mac, IP: ip, VTEP: l.VTEP(), RouterMAC: l.RouterMAC()})
+		// One type-2 route per address, IPv4 and IPv6 alike (a
+		// dual-stack port has two).
+		if ip.IsValid() {
+			out = append(out, evpn.Route{Type: evpn.MACIP, VNI: cfg.VNI, L3VNI: l3vni, MAC: mac, IP: ip.Unmap(), VTEP: l.VTEP(), RouterMAC: l.RouterMAC()})
 		}
 	}
 	if len(out) == 0 {

@@ -88,6 +88,7 @@ type Instance struct {
 	Name string
 	Host string
 	IP   netip.Addr
+	IP6  netip.Addr // on a dual-stack network (zero: none)
 	MAC  string
 }
 

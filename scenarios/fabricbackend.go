@@ -412,7 +412,7 @@ func (b *FabricBackend) Spawn(ctx context.Context, req SpawnRequest) (Instance, 
 }
 
 func (in *instance) public() Instance {
-	return Instance{Name: in.spec.Name, Host: in.spec.Host, IP: in.spec.IP.Addr(), MAC: in.spec.MAC.String()}
+	return Instance{Name: in.spec.Name, Host: in.spec.Host, IP: in.spec.IP.Addr(), IP6: in.spec.IP6.Addr(), MAC: in.spec.MAC.String()}
 }
 
 // wire attaches in on host. Gens 1 and 2 follow the seed's spawn flow

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -49,7 +48,7 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 	}
 	run.Topology = topo.String()
 	r := &runner{s: s, gen: gen, b: b, topo: topo, run: run, opts: opts, log: newProbeLog(opts.OnProbe),
-		hosts: hostNames(topo), inst: map[string]Instance{}, firstIP: map[string]netip.Addr{}}
+		hosts: hostNames(topo), inst: map[string]Instance{}, firstIP: map[string]Instance{}}
 	defer r.log.finish(run)
 	if r.opts.ProbeTimeout == 0 {
 		r.opts.ProbeTimeout = 2 * time.Second
@@ -133,10 +132,10 @@ type runner struct {
 	opts    Options
 	log     *probeLog // every probe sent (the run gets a sample and figures)
 	hosts   []string
-	next    int                   // spread cursor over hosts
-	inst    map[string]Instance   // live instances
-	order   []string              // live instances in spawn order
-	firstIP map[string]netip.Addr // address at first spawn, for ip_unchanged
+	next    int                 // spread cursor over hosts
+	inst    map[string]Instance // live instances
+	order   []string            // live instances in spawn order
+	firstIP map[string]Instance // as first spawned: its addresses, for ip_unchanged
 	lastTag string
 	churned int
 	stepMsg string // "step i/n kind", the progress line of the current step
@@ -268,7 +267,7 @@ func (r *runner) add(in Instance) {
 	}
 	r.inst[in.Name] = in
 	if _, ok := r.firstIP[in.Name]; !ok {
-		r.firstIP[in.Name] = in.IP
+		r.firstIP[in.Name] = in
 	}
 }
 
@@ -593,8 +592,12 @@ func (r *runner) expect(ctx context.Context, i int, st *Step) {
 		})
 	}
 	for _, name := range r.resolve(e.IPUnchanged) {
-		now, first := r.inst[name].IP, r.firstIP[name]
-		r.check(i, st, "ip unchanged "+name, now == first, "%s had %v, now %v", name, first, now)
+		now, first := r.inst[name], r.firstIP[name]
+		if first.IP6.IsValid() || now.IP6.IsValid() {
+			r.check(i, st, "ip unchanged "+name, now.IP == first.IP && now.IP6 == first.IP6, "%s had %v and %v, now %v and %v", name, first.IP, first.IP6, now.IP, now.IP6)
+			continue
+		}
+		r.check(i, st, "ip unchanged "+name, now.IP == first.IP, "%s had %v, now %v", name, first.IP, now.IP)
 	}
 	if len(e.IPUnchanged) > 0 && len(r.resolve(e.IPUnchanged)) == 0 {
 		r.check(i, st, "ip unchanged", false, "no live instance matches %v", e.IPUnchanged)

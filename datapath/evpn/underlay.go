@@ -94,7 +94,7 @@ const (
 
 // innerSourcePort derives the VXLAN UDP source port from the inner
 // frame's flow (RFC 7348 §5): addresses, protocol and L4 ports of an IPv4
-// packet, the MAC addresses of anything else, so that the fabric's ECMP
+// or IPv6 packet, the MAC addresses of anything else, so that the fabric's ECMP
 // keeps a flow on one path and spreads flows over all of them.
 func innerSourcePort(inner []byte) uint16 {
 	return 49152 + uint16(l3.FlowHash(2166136261, inner)%16384)

@@ -535,3 +535,30 @@ func TestOnPortStateHook(t *testing.T) {
 		t.Errorf("hook calls %v", got)
 	}
 }
+
+// An IPv6 frame hashes its flow as an IPv4 one does: addresses, next
+// header and TCP/UDP ports, not its MAC addresses or flow label (a
+// host's kernel picks the label, a model does not), so that a flow takes
+// the same path whichever stack sent it.
+func TestFlowHashIPv6(t *testing.T) {
+	a, b, c := netip.MustParseAddr("fd00:1::a"), netip.MustParseAddr("fd00:1::b"), netip.MustParseAddr("fd00:2::c")
+	udp := func(src, dst netip.Addr, smac byte, sport uint16) []byte {
+		return frame.UDP(frame.IPv4{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, smac}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 9},
+			Src: src, Dst: dst}, sport, 53, nil)
+	}
+	base := FlowHash(7, udp(a, b, 1, 4000))
+	other := udp(a, b, 2, 4000)
+	other[15] |= 0x0f // flow label
+	if got := FlowHash(7, other); got != base {
+		t.Errorf("another MAC and flow label changed the hash: %#x, was %#x", got, base)
+	}
+	differs := 0
+	for _, f := range [][]byte{udp(a, c, 1, 4000), udp(b, a, 1, 4000), udp(a, b, 1, 4001)} {
+		if FlowHash(7, f) != base {
+			differs++
+		}
+	}
+	if differs < 2 {
+		t.Errorf("only %d of 3 other flows hash differently", differs)
+	}
+}

@@ -415,12 +415,21 @@ func fnv32(h uint32, b []byte) uint32 {
 	return h
 }
 
-// FlowHash hashes the flow key of an untagged IPv4 Ethernet frame: source
-// and destination address, protocol and, for TCP and UDP, the ports. seed
-// varies the hash per device so that tiers do not polarise. Non-IPv4
-// frames hash their MAC addresses.
+// FlowHash hashes the flow key of an untagged IPv4 or IPv6 Ethernet
+// frame: source and destination address, protocol (IPv6's next header)
+// and, for TCP and UDP, the ports. seed varies the hash per device so that
+// tiers do not polarise. Other frames hash their MAC addresses.
 func FlowHash(seed uint32, f []byte) uint32 {
 	h := seed
+	if len(f) >= 54 && binary.BigEndian.Uint16(f[12:14]) == 0x86dd {
+		h = fnv32(h, f[22:54])
+		next := f[20]
+		h = fnv32(h, []byte{next})
+		if (next == 6 || next == 17) && len(f) >= 58 {
+			h = fnv32(h, f[54:58])
+		}
+		return h ^ h>>15
+	}
 	if len(f) < 34 || binary.BigEndian.Uint16(f[12:14]) != etherTypeIPv4 {
 		return fnv32(h, f[:min(len(f), 12)])
 	}

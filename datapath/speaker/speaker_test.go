@@ -170,6 +170,41 @@ func TestReflectedRoutes(t *testing.T) {
 	}
 }
 
+// TestReflectedIPv6Routes: gen 2's dual-stack routes (a type-2 route with
+// an IPv6 address, type-5 IPv6 prefixes) go through GoBGP's EVPN NLRI
+// and its API, leaf to spine to leaf, and come back as advertised, with
+// the L3 VNI's route target; withdrawn, they go.
+func TestReflectedIPv6Routes(t *testing.T) {
+	f := startFabric(t)
+	leaf1, leaf2 := f.clients[1], f.clients[2]
+	vtep, rmac := netip.MustParseAddr("10.255.0.11"), evpn.MAC{2, 0xaa, 0, 0, 0, 11}
+	type2v6 := evpn.Route{Type: evpn.MACIP, VNI: 10100, L3VNI: 50001, MAC: evpn.MAC{2, 0, 0, 0, 0, 1},
+		IP: netip.MustParseAddr("fd00:1::10"), VTEP: vtep, RouterMAC: rmac}
+	type5v6 := evpn.Route{Type: evpn.IPPrefix, L3VNI: 50001, Prefix: netip.MustParsePrefix("fd99::/48"), VTEP: vtep, RouterMAC: rmac}
+	routes := []evpn.Route{type2, type2v6, type5v6}
+	for _, r := range routes {
+		if err := leaf1.Advertise(context.Background(), r); err != nil {
+			t.Fatalf("advertise %s: %v", r, err)
+		}
+	}
+	waitRoutes(t, leaf2, slices.Clone(routes))
+	ps, err := leaf2.Paths(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if (p.Route == type2v6 || p.Route == type5v6) && !slices.Contains(p.RouteTargets, "65000:50001") {
+			t.Errorf("leaf2 holds %s with route targets %v, want the L3 VNI's", p.Route, p.RouteTargets)
+		}
+	}
+	for _, r := range []evpn.Route{type2v6, type5v6} {
+		if err := leaf1.Withdraw(context.Background(), r); err != nil {
+			t.Fatalf("withdraw %s: %v", r, err)
+		}
+	}
+	waitRoutes(t, leaf2, []evpn.Route{type2})
+}
+
 // TestConfigErrors: every problem is named with the node and the field,
 // all at once, before anything starts.
 func TestConfigErrors(t *testing.T) {

@@ -43,6 +43,11 @@ func TestRoundTripOnTheWire(t *testing.T) {
 		{"type3", evpn.Route{Type: evpn.InclusiveMulticast, VNI: 70000, VTEP: vtep2}},
 		{"type5", evpn.Route{Type: evpn.IPPrefix, L3VNI: 50001, Prefix: netip.MustParsePrefix("192.168.0.0/16"), VTEP: vtep1, RouterMAC: rmac1}},
 		{"type5-default", evpn.Route{Type: evpn.IPPrefix, L3VNI: 50002, Prefix: netip.MustParsePrefix("0.0.0.0/0"), VTEP: vtep2, RouterMAC: rmac1}},
+		// Gen 2's dual-stack routes: a type-2 route with an IPv6 address
+		// and type-5 IPv6 prefixes, over the IPv4 next hop.
+		{"type2-mac-ipv6-irb", evpn.Route{Type: evpn.MACIP, VNI: 10010, L3VNI: 50001, MAC: mac1, IP: netip.MustParseAddr("fd00:1::a"), VTEP: vtep1, RouterMAC: rmac1}},
+		{"type5-ipv6", evpn.Route{Type: evpn.IPPrefix, L3VNI: 50001, Prefix: netip.MustParsePrefix("fd99::/48"), VTEP: vtep1, RouterMAC: rmac1}},
+		{"type5-ipv6-default", evpn.Route{Type: evpn.IPPrefix, L3VNI: 50002, Prefix: netip.MustParsePrefix("::/0"), VTEP: vtep2, RouterMAC: rmac1}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

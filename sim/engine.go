@@ -9,6 +9,7 @@ import (
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/cost"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/outcome"
 	"github.com/netbed/netbed/datapath/stack"
 )
 
@@ -217,6 +218,11 @@ type Engine struct {
 	probes    probeTable
 	nextProbe uint64
 	index     probeIndex
+	// Result's scratch: the records handed to outcome.Derive, the
+	// lineage indices and the set of them seen.
+	scratch []outcome.Record
+	lineage []int64
+	seen    map[int64]bool
 }
 
 // New returns an engine whose random choices (link loss) come from seed.

@@ -125,6 +125,9 @@ func (r *probeRec) spec(id uint64) stack.ProbeSpec {
 type probeIndex struct {
 	n  int
 	by map[uint64][]int64
+	// spare are the emptied slices of the probes ResetTrace forgot,
+	// for the next probes' indices.
+	spare [][]int64
 }
 
 // Probe schedules instance from to send spec at time at and returns the
@@ -191,7 +194,6 @@ type Result struct {
 	ReplyKind  stack.ReplyKind
 }
 
-// probeEvents returns the trace indices of probe id's events.
 // String summarises the result on one line: verdict, path, hops, times.
 func (r Result) String() string {
 	var b strings.Builder
@@ -220,6 +222,8 @@ func (r Result) String() string {
 	return b.String()
 }
 
+// probeEvents returns the trace indices of probe id's events (valid
+// until the trace is reset).
 func (e *Engine) probeEvents(id uint64) []int64 {
 	if e.index.by == nil || e.index.n != len(e.trace) {
 		if e.index.by == nil || e.index.n > len(e.trace) {
@@ -227,12 +231,35 @@ func (e *Engine) probeEvents(id uint64) []int64 {
 		}
 		for i := e.index.n; i < len(e.trace); i++ {
 			if p := e.trace[i].ev.Probe; p != 0 {
-				e.index.by[p] = append(e.index.by[p], e.base+int64(i))
+				evs, ok := e.index.by[p]
+				if !ok && len(e.index.spare) > 0 {
+					evs = e.index.spare[len(e.index.spare)-1]
+					e.index.spare = e.index.spare[:len(e.index.spare)-1]
+				}
+				e.index.by[p] = append(evs, e.base+int64(i))
 			}
 		}
 		e.index.n = len(e.trace)
 	}
 	return e.index.by[id]
+}
+
+// ReplyTraced reports whether the trace holds a delivery of one of probe
+// id's frames (not ARP) at the node that sent it: without one, Result
+// cannot find the probe replied, so a caller waiting for the reply can
+// skip deriving it.
+func (e *Engine) ReplyTraced(id uint64) bool {
+	info, ok := e.probe(id)
+	if !ok {
+		return false
+	}
+	for _, g := range e.probeEvents(id) {
+		r := e.rec(g)
+		if r.ev.Action == datapath.ActDeliver && !r.arp && r.ev.Node == info.from {
+			return true
+		}
+	}
+	return false
 }
 
 // Result derives the outcome of probe id from the trace (see Result):
@@ -270,8 +297,9 @@ func (e *Engine) Result(id uint64) (Result, error) {
 // with their lineage as indices into the result. The lineage stops at the
 // first record forgotten by ResetTrace.
 func (e *Engine) records(evs []int64) []outcome.Record {
-	all := evs
-	var seen map[int64]bool
+	all, grown := evs, false
+	seen := e.seen
+	clear(seen)
 	for _, g := range evs {
 		for j := e.rec(g).prev; j >= e.base; j = e.rec(j).prev {
 			if _, ok := slices.BinarySearch(evs, j); ok || seen[j] {
@@ -279,16 +307,23 @@ func (e *Engine) records(evs []int64) []outcome.Record {
 			}
 			if seen == nil {
 				seen = map[int64]bool{}
-				all = slices.Clone(evs)
+				e.seen = seen
+			}
+			if !grown {
+				all, grown = append(e.lineage[:0], evs...), true
 			}
 			seen[j] = true
 			all = append(all, j)
 		}
 	}
-	if seen != nil {
+	if grown {
 		slices.Sort(all)
+		e.lineage = all
 	}
-	rs := make([]outcome.Record, len(all))
+	// The records are the engine's scratch, reused by the next call:
+	// Derive copies what it keeps.
+	rs := slices.Grow(e.scratch[:0], len(all))[:len(all)]
+	e.scratch = rs
 	for k, g := range all {
 		rec := e.rec(g)
 		prev := int32(-1)

@@ -65,10 +65,10 @@ func SortByTime(rs []Record) []Record {
 	return out
 }
 
-// chain returns the indices on the path to i, from its start. It stops at
-// a cycle (which a bad join could make).
-func chain(rs []Record, i int32) []int32 {
-	var idx []int32
+// chain returns the indices on the path to i, from its start, in idx's
+// memory. It stops at a cycle (which a bad join could make).
+func chain(idx []int32, rs []Record, i int32) []int32 {
+	idx = idx[:0]
 	for j, n := i, 0; j >= 0 && n <= len(rs); j, n = rs[j].Prev, n+1 {
 		idx = append(idx, j)
 	}
@@ -79,10 +79,15 @@ func chain(rs []Record, i int32) []int32 {
 }
 
 // pathTo returns the devices on the path of the frame that reached i,
-// ending with i itself unless it is a drop.
-func pathTo(rs []Record, i int32) datapath.Path {
+// ending with i itself unless it is a drop, with room for extra more;
+// idx is scratch for the chain.
+func pathTo(idx []int32, rs []Record, i int32, extra int) datapath.Path {
+	idx = chain(idx, rs, i)
 	var p datapath.Path
-	for _, j := range chain(rs, i) {
+	if n := len(idx) + extra; n > 1 || rs[i].Ev.Action != datapath.ActDrop {
+		p = make(datapath.Path, 0, n) // nil when i, a drop, is all there is
+	}
+	for _, j := range idx {
 		if j == i && rs[j].Ev.Action == datapath.ActDrop {
 			continue
 		}
@@ -92,8 +97,8 @@ func pathTo(rs []Record, i int32) datapath.Path {
 }
 
 // dropPath is the path to drop record i, the drop included.
-func dropPath(rs []Record, i int32) datapath.Path {
-	return append(pathTo(rs, i), rs[i].Ev)
+func dropPath(idx []int32, rs []Record, i int32) datapath.Path {
+	return append(pathTo(idx, rs, i, 1), rs[i].Ev)
 }
 
 // Derive computes the outcome of a probe sent by from, from its records
@@ -102,6 +107,8 @@ func dropPath(rs []Record, i int32) datapath.Path {
 // waits for ARP); nil means it did.
 func Derive(rs []Record, from string, pending func() bool) Outcome {
 	var o Outcome
+	var buf [64]int32
+	idx := buf[:0] // chain's scratch
 	fwd := int32(-1)
 	for i := range rs {
 		ev := &rs[i].Ev
@@ -111,22 +118,26 @@ func Derive(rs []Record, from string, pending func() bool) Outcome {
 		}
 	}
 	if fwd < 0 {
-		o.dropFrom(rs, -1, from, pending)
+		o.dropFrom(idx, rs, -1, from, pending)
 		return o
 	}
 	o.Delivered = true
 	o.To = rs[fwd].Ev.Node
-	o.Forward = pathTo(rs, fwd)
+	o.Forward = pathTo(idx, rs, fwd, 0)
 	o.OneWay = o.Forward[len(o.Forward)-1].Time - o.Forward[0].Time
 	for i := int(fwd) + 1; i < len(rs); i++ {
 		ev := &rs[i].Ev
 		if ev.Action != datapath.ActDeliver || rs[i].ARP || ev.Node != from {
 			continue
 		}
-		ch := chain(rs, int32(i))
+		ch := chain(idx, rs, int32(i))
+		idx = ch[:0]
 		for k, j := range ch {
 			if j == fwd {
 				o.Replied = true
+				if n := len(ch) - k - 1; n > 0 {
+					o.Return = make(datapath.Path, 0, n)
+				}
 				for _, j := range ch[k+1:] {
 					o.Return = append(o.Return, rs[j].Ev)
 				}
@@ -138,7 +149,7 @@ func Derive(rs []Record, from string, pending func() bool) Outcome {
 			return o
 		}
 	}
-	o.dropFrom(rs, fwd, from, nil)
+	o.dropFrom(idx, rs, fwd, from, nil)
 	return o
 }
 
@@ -149,7 +160,7 @@ func Derive(rs []Record, from string, pending func() bool) Outcome {
 // copy on a bond's backup NIC); else a dropped ARP frame. Of several
 // drops of one kind, the one whose path comes first by Path.Before: on
 // real namespaces their order in time varies.
-func (o *Outcome) dropFrom(rs []Record, after int32, from string, pending func() bool) {
+func (o *Outcome) dropFrom(idx []int32, rs []Record, after int32, from string, pending func() bool) {
 	pick, rank := int32(-1), 4
 	for i := int(after) + 1; i < len(rs); i++ {
 		r := &rs[i]
@@ -163,7 +174,7 @@ func (o *Outcome) dropFrom(rs []Record, after int32, from string, pending func()
 		case r.Ev.Reason.Incidental():
 			k = 2
 		}
-		if k < rank || k == rank && dropPath(rs, int32(i)).Before(dropPath(rs, pick)) {
+		if k < rank || k == rank && dropPath(idx, rs, int32(i)).Before(dropPath(idx, rs, pick)) {
 			pick, rank = int32(i), k
 		}
 	}
@@ -177,6 +188,6 @@ func (o *Outcome) dropFrom(rs []Record, after int32, from string, pending func()
 	ev := &rs[pick].Ev
 	o.DropNode, o.DropDevice, o.Reason, o.Rule = ev.Node, ev.Device, ev.Reason, ev.Rule
 	if after < 0 && !rs[pick].ARP {
-		o.Forward = pathTo(rs, pick)
+		o.Forward = pathTo(idx, rs, pick, 0)
 	}
 }

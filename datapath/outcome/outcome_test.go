@@ -24,7 +24,7 @@ func TestSortByTimeRemapsPrev(t *testing.T) {
 	if !slices.Equal(order, []string{"a", "b", "c"}) || got[0].Prev != -1 || got[1].Prev != 0 || got[2].Prev != 1 {
 		t.Errorf("sorted %v with prev %d %d %d", order, got[0].Prev, got[1].Prev, got[2].Prev)
 	}
-	if p := pathTo(got, 2).Devices(); !slices.Equal(p, []string{"a", "b", "c"}) {
+	if p := pathTo(nil, got, 2, 0).Devices(); !slices.Equal(p, []string{"a", "b", "c"}) {
 		t.Errorf("path %v", p)
 	}
 }

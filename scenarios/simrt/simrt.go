@@ -262,10 +262,14 @@ func (r *Runtime) Probe(_ context.Context, p scenarios.RuntimeProbe) (reports.Pr
 		if err := r.run(deadline); err != nil {
 			return reports.Probe{}, fmt.Errorf("probe %s -> %s: %w", p.From, p.To, err)
 		}
+		timedOut := r.e.Now() >= start+p.Timeout
+		if !timedOut && !r.e.ReplyTraced(id) {
+			continue // Result would not find it replied yet
+		}
 		if res, err = r.e.Result(id); err != nil {
 			return reports.Probe{}, err
 		}
-		if res.Replied || r.e.Now() >= start+p.Timeout {
+		if res.Replied || timedOut {
 			break
 		}
 	}

@@ -18,6 +18,7 @@ func init() {
 		Instance:   "pod",
 		Flood:      FloodVTEPs,
 		BGP:        true,
+		FRRLeaves:  true,
 		Default:    true,
 		Colour:     "#f28e2b",
 	})

@@ -92,6 +92,9 @@ type Desc struct {
 	// BGP: control_plane: bgp applies (its leaves can learn their
 	// routes from BGP speakers).
 	BGP bool
+	// FRRLeaves: frr_leaves applies (its leaves can be FRR's zebra and
+	// bgpd on the kernel's bridge and VXLAN devices, on netns).
+	FRRLeaves bool
 	// Default: in a scenario that names no generations.
 	Default bool
 	// Colour is its colour in every plot (#rrggbb).

@@ -264,6 +264,7 @@ type rawScenario struct {
 	Congestion  bool                     `yaml:"expect_congestion"`
 	Control     string                   `yaml:"control_plane"`
 	BGP         *rawBGP                  `yaml:"bgp"`
+	FRRLeaves   []string                 `yaml:"frr_leaves"`
 	Controller  *rawController           `yaml:"controller"`
 	Options     map[string]rawGenOptions `yaml:"options"`
 	Networks    []rawNetwork             `yaml:"networks"`
@@ -480,6 +481,9 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 	}
 	if r.BGP != nil {
 		s.BGP = p.bgpSettings(r.BGP, child(root, "bgp"), s.ControlPlane)
+	}
+	if n := child(root, "frr_leaves"); n != nil {
+		s.BGP.FRRLeaves = p.frrLeaves(n, r.FRRLeaves, s)
 	}
 	if r.Controller != nil {
 		s.Controller = p.controller(r.Controller, child(root, "controller"), root.Line)

@@ -41,7 +41,7 @@ func (s *Scenario) CheckReferences(topo func(Generation) (*topologies.Topology, 
 			}
 			continue
 		}
-		for _, p := range append(append(s.roleProblems(g, t), s.referenceProblems(g, t)...), s.capacityProblems(g, t)...) {
+		for _, p := range slices.Concat(s.roleProblems(g, t), s.referenceProblems(g, t), s.capacityProblems(g, t), s.FRRProblems(g, t)) {
 			k := key{p[0], p[1]}
 			if _, seen := gensOf[k]; !seen {
 				order = append(order, k)

@@ -60,6 +60,10 @@ type BGPSettings struct {
 	// Design is gen 2's session design: DesignIBGP ("", the default) or
 	// DesignEBGP.
 	Design string
+	// FRRLeaves (frr_leaves: in the file) are gen 2 leaves realised as
+	// FRR, Debian's zebra and bgpd, on the kernel's bridge and VXLAN
+	// devices instead of netbed's leaf (netns only; see FRRProblems).
+	FRRLeaves []string
 }
 
 // Gen 2's BGP designs (BGPSettings.Design).

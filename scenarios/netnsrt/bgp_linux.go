@@ -65,6 +65,9 @@ type bgpPlane struct {
 	order  []string // spines, then leaves, in topology order
 	// peers names the node at each session address.
 	peers map[netip.Addr]string
+	// frrSync brings the FRR leaves' devices in line with the model
+	// (frr_leaves), or is nil.
+	frrSync *frrSyncer
 }
 
 // bgpNode is one switch's speaker. Its process comes and goes with the
@@ -89,6 +92,9 @@ type bgpNode struct {
 	// loopback, on a leaf of the eBGP design, is the VTEP address it
 	// advertises in IPv4 unicast.
 	loopback netip.Addr
+	// frr, on a leaf named in frr_leaves, is the FRR leaf that stands in
+	// for the node's speaker and datapath (no 'netbed speaker' runs).
+	frr *frrLeaf
 
 	// The current incarnation (between start and stop).
 	cmd    *exec.Cmd
@@ -161,6 +167,9 @@ func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir strin
 		spine.cfg.Peers = append(spine.cfg.Peers, speaker.Peer{Address: la, ASN: spine.cfg.ASN, RRClient: true, Passive: true})
 		leaf.cfg.Peers = append(leaf.cfg.Peers, speaker.Peer{Address: sa, ASN: leaf.cfg.ASN})
 	}
+	if err := p.frrLeaves(t); err != nil {
+		return nil, err
+	}
 	for _, name := range p.order {
 		bn := p.nodes[name]
 		if len(bn.cfg.Peers) == 0 {
@@ -168,6 +177,9 @@ func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir strin
 		}
 		if err := bn.cfg.Validate(); err != nil {
 			return nil, fmt.Errorf("control_plane bgp: %w", err)
+		}
+		if bn.frr != nil {
+			continue // FRR advertises what its kernel holds
 		}
 		if err := speaker.WriteConfig(bn.configPath(), bn.cfg); err != nil {
 			return nil, fmt.Errorf("control_plane bgp: %w", err)
@@ -215,6 +227,12 @@ func (p *bgpPlane) waitEstablished(ctx context.Context, names []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for _, name := range names {
+		if fl := p.nodes[name].frr; fl != nil {
+			if err := fl.waitEstablished(ctx); err != nil {
+				return fmt.Errorf("control_plane bgp: %w", err)
+			}
+			continue
+		}
 		if err := p.nodes[name].client.WaitEstablished(ctx); err != nil {
 			return fmt.Errorf("control_plane bgp: %w (log: %s)", err, p.nodes[name].logPath())
 		}
@@ -228,6 +246,9 @@ func (bn *bgpNode) logPath() string { return strings.TrimSuffix(bn.cfg.GRPC, ".s
 // connects to its API and, for a leaf, starts sending the leaf's exports
 // and importing the speaker's best paths into the leaf's table.
 func (bn *bgpNode) start(ctx context.Context) error {
+	if bn.frr != nil {
+		return bn.startFRR(ctx)
+	}
 	logf, err := os.OpenFile(bn.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("control_plane bgp: %s: %w", bn.name, err)
@@ -343,7 +364,7 @@ func (bn *bgpNode) send(ctx context.Context, c *speaker.Client) {
 func (bn *bgpNode) watch(ctx context.Context, c *speaker.Client) {
 	present := map[evpn.Route]bool{}
 	err := c.Watch(ctx, func(u speaker.Update) {
-		adds, gone := newPaths(present, u)
+		adds, gone := newPaths(present, dropAsymmetric(u))
 		if len(adds)+len(gone) == 0 {
 			return
 		}
@@ -386,6 +407,13 @@ func (bn *bgpNode) fail(err error) {
 // process gets SIGKILL (it vanishes without a word, as on power loss),
 // and the import and export goroutines end.
 func (bn *bgpNode) stop() {
+	if bn.frr != nil {
+		bn.mu.Lock()
+		bn.live, bn.hung = false, false
+		bn.mu.Unlock()
+		bn.frr.stop()
+		return
+	}
 	bn.mu.Lock()
 	bn.live, bn.queue, bn.hung = false, nil, false
 	cmd, exited, client, cancel := bn.cmd, bn.exited, bn.client, bn.cancel
@@ -409,6 +437,12 @@ func (bn *bgpNode) stop() {
 // the node's speaker is no longer listed as running. stop ends the
 // process for good.
 func (bn *bgpNode) hang() error {
+	if bn.frr != nil {
+		bn.mu.Lock()
+		bn.live, bn.hung = false, true
+		bn.mu.Unlock()
+		return bn.frr.hang()
+	}
 	bn.mu.Lock()
 	bn.live, bn.queue, bn.hung = false, nil, true
 	cmd, cancel := bn.cmd, bn.cancel
@@ -460,6 +494,11 @@ func (p *bgpPlane) failNode(name string) error {
 	if bn.podRouter {
 		return bn.forgetPods()
 	}
+	if bn.frr != nil {
+		if err := bn.frr.forget(); err != nil {
+			return fmt.Errorf("control_plane bgp: fail %s: %w", name, err)
+		}
+	}
 	if bn.leaf != nil {
 		return p.r.exclusive(func() error { bn.leaf.Forget(); return nil })
 	}
@@ -484,6 +523,11 @@ func (p *bgpPlane) restoreNode(ctx context.Context, name string) error {
 				return err
 			}
 		}
+		if bn.frr != nil {
+			if err := bn.frr.forget(); err != nil {
+				return err
+			}
+		}
 		if bn.leaf != nil {
 			if err := p.r.exclusive(func() error { bn.leaf.Forget(); return nil }); err != nil {
 				return err
@@ -493,7 +537,7 @@ func (p *bgpPlane) restoreNode(ctx context.Context, name string) error {
 	if err := bn.setLinks(true); err != nil {
 		return fmt.Errorf("control_plane bgp: restore %s: %w", name, err)
 	}
-	if err := p.r.lab.WaitUp(ctx, 5*time.Second); err != nil {
+	if err := p.r.waitLinksUp(ctx, 5*time.Second); err != nil {
 		return fmt.Errorf("control_plane bgp: restore %s: %w", name, err)
 	}
 	if err := bn.start(ctx); err != nil {
@@ -502,7 +546,11 @@ func (p *bgpPlane) restoreNode(ctx context.Context, name string) error {
 	if err := p.waitEstablished(ctx, []string{name}); err != nil {
 		return err
 	}
-	if bn.leaf != nil {
+	if bn.frr != nil {
+		if err := p.frrSync.wait(ctx); err != nil {
+			return err
+		}
+	} else if bn.leaf != nil {
 		// The leaf's session comes back: it advertises everything again
 		// (to a speaker that knows nothing), whether or not the fabric's
 		// control plane saw it go down.
@@ -553,12 +601,25 @@ func (p *bgpPlane) missing() string {
 		}
 	}
 	for _, to := range live {
+		if to.frr != nil {
+			if m := to.frr.missingFrom(live); m != "" {
+				return m
+			}
+			continue
+		}
+		for _, from := range live {
+			if from.frr != nil {
+				if m := from.frr.missingAt(from, to); m != "" {
+					return m
+				}
+			}
+		}
 		have := map[evpn.Route]bool{}
 		for _, r := range to.leaf.Table().Routes() {
 			have[asCarried(r)] = true
 		}
 		for _, from := range live {
-			if from == to {
+			if from == to || from.frr != nil {
 				continue
 			}
 			for _, r := range from.leaf.Advertised() {
@@ -595,6 +656,9 @@ func (p *bgpPlane) close() error {
 	}
 	wg.Wait()
 	var errs []error
+	if p.frrSync != nil {
+		errs = append(errs, p.frrSync.close())
+	}
 	for _, name := range p.order {
 		bn := p.nodes[name]
 		bn.mu.Lock()
@@ -653,7 +717,9 @@ func (r *Runtime) BGPSpeakers(ctx context.Context) ([]scenarios.BGPSpeaker, erro
 	for _, name := range r.bgp.order {
 		bn := r.bgp.nodes[name]
 		s := scenarios.BGPSpeaker{Node: name, RouterID: bn.cfg.RouterID, Leaf: bn.leaf != nil}
-		if c, ok := r.Speaker(name); ok {
+		if bn.frr != nil {
+			s.Running = bn.running()
+		} else if c, ok := r.Speaker(name); ok {
 			id, err := c.RouterID(ctx)
 			if err != nil {
 				return nil, err
@@ -667,6 +733,9 @@ func (r *Runtime) BGPSpeakers(ctx context.Context) ([]scenarios.BGPSpeaker, erro
 
 // BGPSessions implements scenarios.ControlPlaneInspector.
 func (r *Runtime) BGPSessions(ctx context.Context, node string) ([]scenarios.BGPSession, error) {
+	if r.bgp != nil && r.bgp.nodes[node] != nil && r.bgp.nodes[node].frr != nil {
+		return r.bgp.nodes[node].frr.bgpSessions(ctx)
+	}
 	c, err := r.runningSpeaker(node)
 	if err != nil {
 		return nil, err
@@ -684,6 +753,9 @@ func (r *Runtime) BGPSessions(ctx context.Context, node string) ([]scenarios.BGP
 
 // BGPRoutes implements scenarios.ControlPlaneInspector.
 func (r *Runtime) BGPRoutes(ctx context.Context, node string) ([]scenarios.BGPRoute, error) {
+	if r.bgp != nil && r.bgp.nodes[node] != nil && r.bgp.nodes[node].frr != nil {
+		return r.bgp.nodes[node].frrRoutes()
+	}
 	c, err := r.runningSpeaker(node)
 	if err != nil {
 		return nil, err
@@ -717,6 +789,9 @@ func (r *Runtime) runningSpeaker(node string) (*speaker.Client, error) {
 func (r *Runtime) Settle(ctx context.Context) error {
 	if r.bgp == nil {
 		return nil
+	}
+	if err := r.bgp.frrSync.wait(ctx); err != nil {
+		return err
 	}
 	return r.bgp.waitConverged(ctx, 15*time.Second)
 }

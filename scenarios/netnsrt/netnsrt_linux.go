@@ -282,7 +282,8 @@ func (r *Runtime) Load(ctx context.Context, f datapath.Fabric, t *topologies.Top
 	}
 	// Nodes start side by side (their sockets' setup waits for RCU grace
 	// periods, which concurrent ones share), eight at a time.
-	nodes := f.Nodes()
+	// An FRR leaf's links are its kernel's (frr_leaves).
+	nodes := slices.DeleteFunc(f.Nodes(), func(n datapath.Node) bool { return r.isFRR(n.Name()) })
 	errs := make([]error, len(nodes))
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
@@ -383,6 +384,10 @@ func (r *Runtime) Pause() (resume func()) {
 		r.pauses--
 		r.xcond.Broadcast()
 		r.xmu.Unlock()
+		if r.bgp != nil {
+			// What changed in the model goes to the FRR leaves.
+			r.bgp.frrSync.kick()
+		}
 	}
 }
 
@@ -438,7 +443,12 @@ func (r *Runtime) SetNodeState(ctx context.Context, node string, up bool) error 
 		// Inside a pause of this runtime's: the neighbours'
 		// SetPortState must not run beside an exclusive change.
 		resume := r.Pause()
-		err := r.us.SetNodeState(node, up)
+		var err error
+		if r.isFRR(node) {
+			err = r.frrNeighbours(node, up)
+		} else {
+			err = r.us.SetNodeState(node, up)
+		}
 		resume()
 		if err != nil {
 			return fmt.Errorf("netns runtime: %w", err)

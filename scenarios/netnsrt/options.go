@@ -40,6 +40,10 @@ type Options struct {
 	// BGPDesign is gen 2's session design with control_plane: bgp:
 	// scenarios.DesignIBGP ("", the default) or scenarios.DesignEBGP.
 	BGPDesign string
+	// FRRLeaves are gen 2 leaves realised as FRR (zebra and bgpd on the
+	// kernel's bridge and VXLAN devices) instead of netbed's leaf, with
+	// control_plane: bgp (frr_leaves; set by ConfigureBGP).
+	FRRLeaves []string
 	// Settle bounds how long Probe waits, after the answer or the
 	// timeout, for the captures to deliver the probe's last frames
 	// (default 3s; it returns as soon as they are all there).

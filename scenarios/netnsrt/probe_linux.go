@@ -231,9 +231,12 @@ func (r *Runtime) result(id uint64, p scenarios.RuntimeProbe) reports.Probe {
 			}
 		}
 	}
+	egress := r.us.EgressOf(id)
+	if r.bgp != nil && r.bgp.frrSync != nil {
+		rs = r.frrCrossings(rs, nrecs, local, egress, id)
+	}
 	// A frame an instance received continues from the node's send.
 	used := map[int]bool{}
-	egress := r.us.EgressOf(id)
 	for _, s := range ins {
 		for j, e := range egress {
 			if used[j] || e.Hash != s.hash || e.Node != s.inst.host || e.Port != s.inst.hostPort {

@@ -35,6 +35,9 @@ func (r *Runtime) ConfigureBGP(s scenarios.BGPSettings) {
 	if r.opts.BGPDesign == "" {
 		r.opts.BGPDesign = s.Design
 	}
+	if len(r.opts.FRRLeaves) == 0 {
+		r.opts.FRRLeaves = s.FRRLeaves
+	}
 }
 
 // FailSilently implements scenarios.SilentFailer: node hangs as a line
@@ -48,7 +51,7 @@ func (r *Runtime) FailSilently(ctx context.Context, node string) error {
 	if r.k != nil {
 		return fmt.Errorf("kernel runtime: fail %s silently: not built for the kernel backend (its datapath's tc programs run before a drop filter); use mode power", node)
 	}
-	if _, ok := r.nodes[node]; !ok {
+	if _, ok := r.nodes[node]; !ok && !r.isFRR(node) {
 		return fmt.Errorf("netns runtime: fail %s silently: no fabric node %q", node, node)
 	}
 	if r.bgp != nil && r.bgp.nodes[node] != nil {
@@ -59,9 +62,12 @@ func (r *Runtime) FailSilently(ctx context.Context, node string) error {
 	if err := r.silence(node, true); err != nil {
 		return fmt.Errorf("netns runtime: fail %s silently: %w", node, err)
 	}
-	resume := r.Pause()
-	err := r.us.HangNode(node)
-	resume()
+	var err error
+	if !r.isFRR(node) { // an FRR leaf's kernel is silenced and its daemons frozen
+		resume := r.Pause()
+		err = r.us.HangNode(node)
+		resume()
+	}
 	if err != nil {
 		return fmt.Errorf("netns runtime: %w", err)
 	}

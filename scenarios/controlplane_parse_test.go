@@ -3,6 +3,7 @@ package scenarios
 import (
 	"errors"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -112,7 +113,7 @@ func TestParseBGPSettings(t *testing.T) {
 			t.Errorf("%q: %v", c.block, err)
 			continue
 		}
-		if s.BGP != c.want {
+		if !reflect.DeepEqual(s.BGP, c.want) {
 			t.Errorf("%q: BGP = %+v, want %+v", c.block, s.BGP, c.want)
 		}
 	}

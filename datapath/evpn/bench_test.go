@@ -67,6 +67,19 @@ func BenchmarkLeafRouteEncap(b *testing.B) {
 	}))
 }
 
+// BenchmarkLeafRouteEncap6 is BenchmarkLeafRouteEncap over IPv6: a
+// dual-stack host's frame to the gateway, routed by its /128 host route
+// into the L3 VNI.
+func BenchmarkLeafRouteEncap6(b *testing.B) {
+	l, _ := testLeaf6(b)
+	var frames [][]byte
+	for i := range 64 {
+		src := netip.AddrFrom16([16]byte{0xfd, 1: 0, 3: 1, 15: byte(100 + i)})
+		frames = append(frames, tagged(frame.UDP(ipHdr(macA, gwMAC, src, ip6C), 1000, 7, make([]byte, 64)), 10))
+	}
+	benchNode(b, l, pHost1, frames)
+}
+
 // BenchmarkLeafDecap: VXLAN in, tagged host frame out.
 func BenchmarkLeafDecap(b *testing.B) {
 	l, _ := testLeaf(b)

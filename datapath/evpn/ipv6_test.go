@@ -35,7 +35,7 @@ var (
 // testLeaf6 is testLeaf with both networks dual-stack: every host has a
 // type-2 route with its IPv6 address beside the IPv4 one, and vtep2
 // announces an IPv6 type-5 prefix (fd99::/48) beside its IPv4 one.
-func testLeaf6(t *testing.T) (*Leaf, *RouteTable) {
+func testLeaf6(t testing.TB) (*Leaf, *RouteTable) {
 	t.Helper()
 	tb := NewRouteTable()
 	l, err := NewLeaf(leafCfg, tb)

@@ -58,7 +58,7 @@ func (m *slowLeaf) lookupIP(l3vni uint32, ip netip.Addr) (FIBEntry, bool) {
 	}
 	for _, r := range m.routes {
 		if r.Type == MACIP && r.L3VNI == l3vni && r.IP == ip {
-			e := FIBEntry{Prefix: netip.PrefixFrom(ip, 32)}
+			e := FIBEntry{Prefix: netip.PrefixFrom(ip, ip.BitLen())}
 			if r.VTEP == m.self {
 				e.Local, e.VNI, e.MAC = true, r.VNI, r.MAC
 			} else {
@@ -72,8 +72,10 @@ func (m *slowLeaf) lookupIP(l3vni uint32, ip netip.Addr) (FIBEntry, bool) {
 	better := func(p netip.Prefix) bool { return !found || p.Bits() > best.Prefix.Bits() }
 	for _, v := range m.portCfg {
 		n := m.nets[v]
-		if n.L3VNI == l3vni && n.Subnet.Contains(ip) && (better(n.Subnet) || n.Subnet == best.Prefix) {
-			best, found = FIBEntry{Prefix: n.Subnet, Connected: true, VNI: n.VNI}, true
+		for _, sub := range []netip.Prefix{n.Subnet, n.Subnet6} {
+			if n.L3VNI == l3vni && sub.IsValid() && sub.Contains(ip) && (better(sub) || sub == best.Prefix) {
+				best, found = FIBEntry{Prefix: sub, Connected: true, VNI: n.VNI}, true
+			}
 		}
 	}
 	for _, r := range m.routes { // sorted by VTEP within a prefix
@@ -107,34 +109,50 @@ func sameFIB(a, b FIBEntry) bool {
 
 // TestLeafLookupDifferential drives a leaf and the slow model with the same
 // random route updates, port configurations and bindings, and compares
-// every MAC and IP lookup after each step.
+// every MAC and IP lookup after each step. The networks are dual-stack:
+// half the MACs have an IPv4 address, half an IPv6 one, and type-5
+// prefixes of both families come and go.
 func TestLeafLookupDifferential(t *testing.T) {
 	self := vtep1
 	vteps := []netip.Addr{self, vtep2, netip.MustParseAddr("10.255.0.3")}
 	nets := []Network{
-		{VNI: 100, L3VNI: 50001, Subnet: netip.MustParsePrefix("10.0.1.0/24"), Gateway: netip.MustParseAddr("10.0.1.1")},
-		{VNI: 200, L3VNI: 50001, Subnet: netip.MustParsePrefix("10.0.2.0/24"), Gateway: netip.MustParseAddr("10.0.2.1")},
-		{VNI: 300, L3VNI: 50002, Subnet: netip.MustParsePrefix("10.0.1.0/24"), Gateway: netip.MustParseAddr("10.0.1.1")},
+		{VNI: 100, L3VNI: 50001, Subnet: netip.MustParsePrefix("10.0.1.0/24"), Gateway: netip.MustParseAddr("10.0.1.1"),
+			Subnet6: netip.MustParsePrefix("fd00:1::/64"), Gateway6: netip.MustParseAddr("fd00:1::1")},
+		{VNI: 200, L3VNI: 50001, Subnet: netip.MustParsePrefix("10.0.2.0/24"), Gateway: netip.MustParseAddr("10.0.2.1"),
+			Subnet6: netip.MustParsePrefix("fd00:2::/64"), Gateway6: netip.MustParseAddr("fd00:2::1")},
+		{VNI: 300, L3VNI: 50002, Subnet: netip.MustParsePrefix("10.0.1.0/24"), Gateway: netip.MustParseAddr("10.0.1.1"),
+			Subnet6: netip.MustParsePrefix("fd00:1::/64"), Gateway6: netip.MustParseAddr("fd00:1::1")},
 	}
 	vlanOf := map[uint32]uint16{100: 10, 200: 20, 300: 30}
 	prefixes := []netip.Prefix{
 		netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("10.0.0.0/8"),
 		netip.MustParsePrefix("10.0.1.0/24"), netip.MustParsePrefix("10.0.1.128/25"),
 		netip.MustParsePrefix("192.168.0.0/16"),
+		netip.MustParsePrefix("::/0"), netip.MustParsePrefix("fd00::/16"),
+		netip.MustParsePrefix("fd00:1::/64"), netip.MustParsePrefix("fd00:1::/80"),
+		netip.MustParsePrefix("fd99::/48"),
 	}
-	macs := make([]MAC, 12)
-	ips := make([]netip.Addr, 12)
+	macs := make([]MAC, 24)
+	ips := make([]netip.Addr, 24)
 	for i := range macs {
 		macs[i] = MAC{2, 0, 0, 0, 1, byte(i)}
-		// MAC i lives in nets[i%3], at an address of its subnet: an IP is
-		// unique within a tenant, as the fabric enforces.
-		ips[i] = nets[i%3].Subnet.Addr().Next()
-		for range 10 + i*20 {
+		// MAC i lives in nets[i%3], at an address of its subnet (its
+		// IPv4 one for i < 12, its IPv6 one from 12): an IP is unique
+		// within a tenant, as the fabric enforces, and a MAC has one IP
+		// here, so one type-2 key per (VNI, MAC).
+		sub := nets[i%3].Subnet
+		if i >= 12 {
+			sub = nets[i%3].Subnet6
+		}
+		ips[i] = sub.Addr().Next()
+		for range 10 + (i%12)*20 {
 			ips[i] = ips[i].Next()
 		}
 	}
 	probeIPs := append([]netip.Addr{netip.MustParseAddr("10.0.1.200"), netip.MustParseAddr("10.9.9.9"),
-		netip.MustParseAddr("192.168.3.4"), netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("10.0.2.99")}, ips...)
+		netip.MustParseAddr("192.168.3.4"), netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("10.0.2.99"),
+		netip.MustParseAddr("fd00:1::99"), netip.MustParseAddr("fd00:1::1:0:0:5"), netip.MustParseAddr("fd00:2::99"),
+		netip.MustParseAddr("fd99::1"), netip.MustParseAddr("2001:db8::1")}, ips...)
 
 	for seed := range uint64(8) {
 		rng := rand.New(rand.NewPCG(seed, 7))

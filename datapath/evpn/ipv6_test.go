@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -360,7 +361,7 @@ func ip6Of(d instDef) netip.Addr {
 // newDualTestbed is newTestbed with red1 and red2 dual-stack
 // (fd00:0:0:1::/64, fd00:0:0:2::/64) and every instance holding an IPv6
 // address beside its IPv4 one; it returns the IPv6 addresses.
-func newDualTestbed(t *testing.T, p topologies.SpineLeafParams, opts Options, defs []instDef) (*testbed, map[string]netip.Addr) {
+func newDualTestbed(t *testing.T, p topologies.SpineLeafParams, opts Options, defs []instDef, wrap func(datapath.Node) datapath.Node) (*testbed, map[string]netip.Addr) {
 	t.Helper()
 	topo, err := topologies.SpineLeaf(p)
 	if err != nil {
@@ -377,7 +378,11 @@ func newDualTestbed(t *testing.T, p topologies.SpineLeafParams, opts Options, de
 		}
 	}
 	e := sim.New(1)
-	if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{}); err != nil {
+	var fab datapath.Fabric = f
+	if wrap != nil {
+		fab = wrapped{f, wrap}
+	}
+	if err := e.Load(fab, sim.UniformDelay(time.Microsecond), sim.LinkOpts{}); err != nil {
 		t.Fatal(err)
 	}
 	e.SetEventLimit(10_000_000)
@@ -427,7 +432,7 @@ func (tb *testbed) probeAddr(t *testing.T, from string, dst netip.Addr) sim.Resu
 // between the same pair: same leaf, same subnet across the fabric, and
 // between subnets by symmetric IRB.
 func TestDualStackPaths(t *testing.T) {
-	tb, v6 := newDualTestbed(t, topologies.SpineLeafParams{Spines: 2, Leaves: 4, HostsPerLeaf: 2}, Options{}, dualDefs)
+	tb, v6 := newDualTestbed(t, topologies.SpineLeafParams{Spines: 2, Leaves: 4, HostsPerLeaf: 2}, Options{}, dualDefs, nil)
 	for _, from := range dualDefs {
 		for _, to := range dualDefs {
 			if from == to {
@@ -459,7 +464,7 @@ func TestDualStackPaths(t *testing.T) {
 // removing it withdraws both; an IPv6 address outside the network's
 // subnet6, or on an IPv4-only network, is refused.
 func TestDualStackInstanceRoutes(t *testing.T) {
-	tb, v6 := newDualTestbed(t, topologies.SpineLeafParams{Spines: 2, Leaves: 4, HostsPerLeaf: 2}, Options{}, dualDefs[:2])
+	tb, v6 := newDualTestbed(t, topologies.SpineLeafParams{Spines: 2, Leaves: 4, HostsPerLeaf: 2}, Options{}, dualDefs[:2], nil)
 	routes := func() (n4, n6 int) {
 		for _, r := range tb.f.Table().Routes() {
 			switch {
@@ -501,6 +506,67 @@ func TestDualStackInstanceRoutes(t *testing.T) {
 			if _, _, err := tb.f.AddInstance(s); err == nil {
 				t.Errorf("%s accepted", s.IP6)
 			}
+		})
+	}
+}
+
+// solicitation reports whether b carries a neighbour solicitation,
+// directly (with or without a VLAN tag) or inside VXLAN.
+func solicitation(ps *frame.Parser, b []byte) bool {
+	p, err := ps.Parse(b)
+	if err != nil {
+		return false
+	}
+	if p.IsVXLAN() {
+		p = p.Inner
+	}
+	return p.Has(layers.LayerTypeICMPv6) && p.ICMP6.TypeCode.Type() == layers.ICMPv6TypeNeighborSolicitation
+}
+
+// ND suppression across the fabric, as TestARPSuppression for ARP: a
+// solicitation for a known host (remote or on the same leaf) or for the
+// gateway is answered by the ingress leaf and never leaves it; one for an
+// unknown address is replicated to the VNI's VTEPs.
+func TestNDSuppression(t *testing.T) {
+	defs := []instDef{
+		{"a", "host1", "red1", "10.0.1.21/24"},
+		{"b", "host5", "red1", "10.0.1.22/24"},
+		{"c", "host3", "red2", "10.0.2.23/24"},
+		{"d", "host2", "red1", "10.0.1.24/24"}, // a's leaf
+	}
+	cases := []struct {
+		name, from string
+		dst        netip.Addr
+		wantNS     bool // a solicitation leaves the ingress leaf
+		wantReach  bool
+	}{
+		{"known-binding-same-subnet", "a", ip6Of(defs[1]), false, true},
+		{"known-binding-same-leaf", "a", ip6Of(defs[3]), false, true},
+		{"gateway-for-other-subnet", "a", ip6Of(defs[2]), false, true},
+		{"unknown-address-is-replicated", "a", netip.MustParseAddr("fd00:0:0:1::99"), true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ps := frame.NewParser()
+			ns := 0
+			tb, _ := newDualTestbed(t, topologies.SpineLeafParams{Spines: 2, Leaves: 4, HostsPerLeaf: 2}, Options{}, defs,
+				func(n datapath.Node) datapath.Node {
+					return tapNode{n, func(node string, port int, b []byte) {
+						fromLeaf := strings.HasPrefix(node, "spine") ||
+							strings.HasPrefix(node, "host") && !strings.HasPrefix(n.Ports()[port], "tap-")
+						if fromLeaf && solicitation(ps, b) {
+							ns++
+						}
+					}}
+				})
+			r := tb.probeAddr(t, c.from, c.dst)
+			if r.Replied != c.wantReach {
+				t.Errorf("replied %v, want %v: %v", r.Replied, c.wantReach, r)
+			}
+			if (ns > 0) != c.wantNS {
+				t.Errorf("%d solicitations left a leaf, want any: %v", ns, c.wantNS)
+			}
+			tb.conserve(t)
 		})
 	}
 }

@@ -397,7 +397,11 @@ const convergenceTimeout = 30 * time.Second
 // once the fault is carried out: it polls the other running leaves'
 // speakers until none holds a route whose VTEP is the leaf's (after a
 // failure), or each holds every route the leaf's own speaker originated
-// (after a restore); for a spine, until no running leaf has a session
+// (after a restore); a leaf that originated nothing when it failed (a
+// border leaf without instances), until no running speaker has a session
+// with it established (after the failure) or until its own sessions are
+// (after the restore);
+// for a spine, until no running leaf has a session
 // with it established (after a failure), or every one has and the spine
 // holds every route they originate (after a restore). It returns the
 // backend time that took from start (the operators' convergence), or
@@ -416,13 +420,32 @@ func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start
 		return nil, false
 	}
 	vtep, spine := ss[i].RouterID, !ss[i].Leaf
+	if !spine && !up {
+		// A leaf that originates nothing (a border leaf without
+		// instances) cannot be waited for to originate again.
+		rs, err := b.BGPRoutes(ctx, node)
+		if err == nil && !slices.ContainsFunc(rs, func(r BGPRoute) bool { return r.VTEP == vtep }) {
+			if b.originless == nil {
+				b.originless = map[string]bool{}
+			}
+			b.originless[node] = true
+		} else {
+			delete(b.originless, node)
+		}
+	}
+	originless := b.originless[node]
 	return func(ctx context.Context) (time.Duration, string, error) {
 		for {
 			var wrong string
 			var err error
-			if spine {
+			switch {
+			case spine:
 				wrong, err = b.spineConverged(ctx, ss, node, up)
-			} else {
+			case originless && up:
+				wrong, err = b.sessionsUp(ctx, node)
+			case originless:
+				wrong, err = b.peersDown(ctx, ss, node)
+			default:
 				wrong, err = b.converged(ctx, ss, node, vtep, up)
 			}
 			if err != nil {
@@ -440,6 +463,41 @@ func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start
 			}
 		}
 	}, spine
+}
+
+// sessionsUp names a session of node's speaker that is not established
+// ("" when all are, or what keeps the speaker from answering).
+func (b *FabricBackend) sessionsUp(ctx context.Context, node string) (string, error) {
+	xs, err := b.BGPSessions(ctx, node)
+	if err != nil {
+		return node + "'s speaker does not answer yet", nil
+	}
+	for _, x := range xs {
+		if !x.Established {
+			return fmt.Sprintf("%s's session to %s is %s", node, x.PeerNode, x.State), nil
+		}
+	}
+	return "", nil
+}
+
+// peersDown names a running speaker of ss whose session to node is still
+// established ("" when none is).
+func (b *FabricBackend) peersDown(ctx context.Context, ss []BGPSpeaker, node string) (string, error) {
+	for _, s := range ss {
+		if !s.Running || s.Node == node {
+			continue
+		}
+		xs, err := b.BGPSessions(ctx, s.Node)
+		if err != nil {
+			return "", err
+		}
+		for _, x := range xs {
+			if x.PeerNode == node && x.Established {
+				return fmt.Sprintf("%s's session to %s is still established", s.Node, node), nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // convergencePoll is how often convergence is polled, in backend time:

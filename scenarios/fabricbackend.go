@@ -86,6 +86,10 @@ type FabricBackend struct {
 	timeline []reports.SpawnEvent
 	failed   map[string]bool // nodes and links failed, for restore
 	faults   []reports.Fault
+	// originless are the failed leaves whose speakers originated no
+	// route when they failed (a border leaf): a restore converges once
+	// their sessions are up (convergenceWatch).
+	originless map[string]bool
 }
 
 type instance struct {

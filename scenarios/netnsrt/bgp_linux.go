@@ -140,32 +140,33 @@ func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir strin
 			}
 		} else if ebgp {
 			bn.cfg.EVPNNextHopUnchanged = true
-		} else {
-			bn.cfg.ClusterID = s.ClusterID
 		}
+		bn.cfg.ClusterID = s.ClusterID // a route reflector's
 		p.nodes[s.Node] = bn
 		// Spines first, so that they listen before the leaves dial.
 		p.order = append(p.order, s.Node)
 	}
 	for _, ss := range d.Sessions {
-		spine, leaf := p.nodes[ss.Spine.Node], p.nodes[ss.Leaf.Node]
-		sa, la := ss.SpineAddr, ss.LeafAddr
-		p.peers[sa], p.peers[la] = ss.Spine.Node, ss.Leaf.Node
-		if err := p.addAddr(ss.Spine, sa); err != nil {
+		a, b := p.nodes[ss.A.Node], p.nodes[ss.B.Node]
+		p.peers[ss.AddrA], p.peers[ss.AddrB] = ss.A.Node, ss.B.Node
+		if err := p.addAddr(ss.A, ss.AddrA); err != nil {
 			return nil, err
 		}
-		if err := p.addAddr(ss.Leaf, la); err != nil {
+		if err := p.addAddr(ss.B, ss.AddrB); err != nil {
 			return nil, err
 		}
-		spine.cfg.Listen = append(spine.cfg.Listen, sa)
-		if ebgp {
+		// A listens, B dials.
+		a.cfg.Listen = append(a.cfg.Listen, ss.AddrA)
+		a.cfg.Port = 0
+		switch {
+		case ebgp:
 			fams := []speaker.Family{speaker.EVPN, speaker.IPv4Unicast}
-			spine.cfg.Peers = append(spine.cfg.Peers, speaker.Peer{Address: la, ASN: leaf.cfg.ASN, Passive: true, Families: fams})
-			leaf.cfg.Peers = append(leaf.cfg.Peers, speaker.Peer{Address: sa, ASN: spine.cfg.ASN, Families: fams})
-			continue
+			a.cfg.Peers = append(a.cfg.Peers, speaker.Peer{Address: ss.AddrB, ASN: b.cfg.ASN, Passive: true, Families: fams})
+			b.cfg.Peers = append(b.cfg.Peers, speaker.Peer{Address: ss.AddrA, ASN: a.cfg.ASN, Families: fams})
+		default:
+			a.cfg.Peers = append(a.cfg.Peers, speaker.Peer{Address: ss.AddrB, ASN: a.cfg.ASN, RRClient: ss.BClient, Passive: true})
+			b.cfg.Peers = append(b.cfg.Peers, speaker.Peer{Address: ss.AddrA, ASN: b.cfg.ASN, RRClient: ss.AClient})
 		}
-		spine.cfg.Peers = append(spine.cfg.Peers, speaker.Peer{Address: la, ASN: spine.cfg.ASN, RRClient: true, Passive: true})
-		leaf.cfg.Peers = append(leaf.cfg.Peers, speaker.Peer{Address: sa, ASN: leaf.cfg.ASN})
 	}
 	if err := p.frrLeaves(t); err != nil {
 		return nil, err

@@ -39,9 +39,9 @@ type Session struct {
 	A, B topologies.Endpoint
 	// AddrA and AddrB are the session's addresses on the link's two ends.
 	AddrA, AddrB netip.Addr
-	// BClient makes A a route reflector for B (iBGP). A session between
-	// speakers of different ASes is eBGP.
-	BClient bool
+	// BClient makes A a route reflector for B, AClient B one for A
+	// (iBGP). A session between speakers of different ASes is eBGP.
+	AClient, BClient bool
 	// Delay is the link's propagation delay, which every message pays.
 	Delay time.Duration
 }
@@ -59,7 +59,8 @@ var SessionPool = bgpevpn.SessionPool
 
 // Gen2 is gen 2's design on t as netns runs it (bgpevpn.NewDesign), each
 // speaker's router ID its node's loopback (a leaf's VTEP) as fab assigns
-// it, a session per leaf–spine link. iBGP (ebgp false): one AS, the
+// it, a session per leaf–spine link and per link between border leaves
+// of two availability zones (each reflecting for the other). iBGP (ebgp false): one AS, the
 // spines route reflectors sharing one cluster ID, every leaf a client of
 // every spine it has a link to. eBGP (RFC 7938): the spines one AS, each
 // leaf its own, route targets in the spines' AS.
@@ -77,7 +78,7 @@ func Gen2(t *topologies.Topology, fab *evpn.Fabric, ebgp bool) (Design, error) {
 		d.Speakers = append(d.Speakers, sp)
 	}
 	for _, s := range bd.Sessions {
-		d.Sessions = append(d.Sessions, Session{A: s.Spine, B: s.Leaf, AddrA: s.SpineAddr, AddrB: s.LeafAddr, BClient: !bd.EBGP, Delay: s.Delay})
+		d.Sessions = append(d.Sessions, Session{A: s.A, B: s.B, AddrA: s.AddrA, AddrB: s.AddrB, AClient: s.AClient, BClient: s.BClient, Delay: s.Delay})
 	}
 	return d, nil
 }

@@ -148,7 +148,7 @@ type end struct {
 func (e *end) peer() *end { return e.s.end[1-e.i] }
 
 // peerIsClient: this end's speaker reflects routes for the peer.
-func (e *end) peerIsClient() bool { return e.i == 0 && e.s.BClient }
+func (e *end) peerIsClient() bool { return e.i == 0 && e.s.BClient || e.i == 1 && e.s.AClient }
 
 func (e *end) established() bool { return e.inc != 0 }
 
@@ -185,7 +185,7 @@ func New(s Scheduler, d Design, p Params, t Timers, seed int64) (*Model, error) 
 		if a == nil || b == nil {
 			return nil, fmt.Errorf("bgp model: session %s–%s: both ends need a speaker", sd.A, sd.B)
 		}
-		if sd.BClient && a.ASN != b.ASN {
+		if (sd.AClient || sd.BClient) && a.ASN != b.ASN {
 			return nil, fmt.Errorf("bgp model: session %s–%s: a route-reflector client must be iBGP (AS %d, AS %d)", sd.A, sd.B, a.ASN, b.ASN)
 		}
 		s := &session{Session: sd, link: true}

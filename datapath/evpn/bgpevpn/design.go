@@ -42,7 +42,8 @@ type Design struct {
 	// Speakers: spines first, then leaves (and border leaves), each in
 	// topology order.
 	Speakers []DesignSpeaker
-	// Sessions: one per leaf–spine link, in link order.
+	// Sessions: one per leaf–spine link and per link between border
+	// leaves of different availability zones, in link order.
 	Sessions []DesignSession
 }
 
@@ -54,24 +55,37 @@ type DesignSpeaker struct {
 	// RouterID is the node's loopback (a leaf's VTEP address).
 	RouterID netip.Addr
 	// ClusterID is a route reflector's cluster (iBGP spines: the first
-	// spine's router ID); invalid for everyone else.
+	// spine's router ID in their availability zone; a border leaf with
+	// sessions to other zones: its own); invalid for everyone else.
 	ClusterID netip.Addr
 }
 
-// DesignSession is the session over one leaf–spine link. iBGP: the
-// leaf is the spine's route-reflector client; eBGP: the spine passes
-// EVPN routes on with their next hop unchanged, and the leaf advertises
-// its loopback in IPv4 unicast.
+// DesignSession is the session over one link. A listens (a spine, or
+// the border leaf at the link's A end), B dials. Over a leaf–spine link,
+// iBGP: the leaf is the spine's route-reflector client (BClient); eBGP:
+// the spine passes EVPN routes on with their next hop unchanged, and the
+// leaf advertises its loopback in IPv4 unicast. Between the border
+// leaves of two zones (iBGP only) each reflects for the other (AClient
+// and BClient), so that a zone's routes, reflected to its border leaves
+// by its spines, go on to the other zone's border leaves and from them
+// to its spines, next hops unchanged; CLUSTER_LIST cuts the loops.
 type DesignSession struct {
-	Spine, Leaf         topologies.Endpoint
-	SpineAddr, LeafAddr netip.Addr // the /31 on the link, from SessionPool
-	Delay               time.Duration
+	A, B             topologies.Endpoint
+	AddrA, AddrB     netip.Addr // the /31 on the link, from SessionPool
+	AClient, BClient bool       // B reflects for A; A reflects for B
+	Delay            time.Duration
 }
+
+// Spine says whether A is a spine: the session is over a leaf–spine
+// link.
+func (s DesignSession) Spine() bool { return !s.AClient }
 
 // NewDesign designs gen 2's BGP on t: ASNs (DesignASNs), router IDs from
 // loopback (the fabric's loopback address of a node), a session per
-// leaf–spine link with addresses from SessionPool. Every problem names
-// the node.
+// leaf–spine link and per link between border leaves of different
+// availability zones, with addresses from SessionPool. Every problem
+// names the node. The eBGP design takes one zone: its spines share one
+// AS, so a route could not cross into another zone's spines.
 func NewDesign(t *topologies.Topology, ebgp bool, loopback func(node string) (netip.Addr, bool)) (Design, error) {
 	asns, rtASN, err := DesignASNs(t, ebgp)
 	if err != nil {
@@ -79,7 +93,28 @@ func NewDesign(t *topologies.Topology, ebgp bool, loopback func(node string) (ne
 	}
 	d := Design{EBGP: ebgp, RouteTargetASN: rtASN}
 	role := map[string]bool{} // node: is a leaf
-	var cluster netip.Addr
+	zone := map[string]string{}
+	for _, n := range t.Nodes {
+		zone[n.Name] = n.AZ
+	}
+	interZone := func(lk *topologies.Link) bool {
+		a, b := t.Node(lk.A.Node), t.Node(lk.B.Node)
+		return a != nil && b != nil && a.Role == topologies.RoleBorder && b.Role == topologies.RoleBorder && a.AZ != b.AZ
+	}
+	if ebgp {
+		for _, lk := range t.Links {
+			if interZone(lk) {
+				return Design{}, fmt.Errorf("control_plane bgp: bgp.design ebgp: the link %s–%s joins availability zones %s and %s; the eBGP design (the spines one AS) runs one zone, use ibgp", lk.A, lk.B, zone[lk.A.Node], zone[lk.B.Node])
+			}
+		}
+	}
+	reflector := map[string]bool{} // border leaves with sessions to other zones
+	for _, lk := range t.Links {
+		if interZone(lk) {
+			reflector[lk.A.Node], reflector[lk.B.Node] = true, true
+		}
+	}
+	cluster := map[string]netip.Addr{} // per zone
 	for _, leaves := range []bool{false, true} {
 		for _, n := range t.Nodes {
 			if _, ok := asns[n.Name]; !ok || isLeaf(n) != leaves {
@@ -90,11 +125,14 @@ func NewDesign(t *topologies.Topology, ebgp bool, loopback func(node string) (ne
 				return Design{}, fmt.Errorf("control_plane bgp: node %s: no loopback address for its router ID", n.Name)
 			}
 			s := DesignSpeaker{Node: n.Name, Leaf: leaves, ASN: asns[n.Name], RouterID: id}
-			if !leaves && !ebgp {
-				if !cluster.IsValid() {
-					cluster = id
+			switch {
+			case !leaves && !ebgp:
+				if !cluster[n.AZ].IsValid() {
+					cluster[n.AZ] = id
 				}
-				s.ClusterID = cluster
+				s.ClusterID = cluster[n.AZ]
+			case reflector[n.Name]:
+				s.ClusterID = id
 			}
 			role[n.Name] = leaves
 			d.Speakers = append(d.Speakers, s)
@@ -104,21 +142,27 @@ func NewDesign(t *topologies.Topology, ebgp bool, loopback func(node string) (ne
 	peers := map[string]int{}
 	for _, lk := range t.Links {
 		s, l := lk.A, lk.B
-		if leaf, ok := role[s.Node]; !ok || leaf {
-			s, l = l, s
+		ds := DesignSession{BClient: !ebgp, Delay: lk.Delay}
+		if interZone(lk) {
+			ds.AClient = true
+		} else {
+			if leaf, ok := role[s.Node]; !ok || leaf {
+				s, l = l, s
+			}
+			if leaf, ok := role[s.Node]; !ok || leaf {
+				continue
+			}
+			if leaf, ok := role[l.Node]; !ok || !leaf {
+				continue // not a leaf–spine link
+			}
 		}
-		if leaf, ok := role[s.Node]; !ok || leaf {
-			continue
-		}
-		if leaf, ok := role[l.Node]; !ok || !leaf {
-			continue // not a leaf–spine link
-		}
-		sa, la := next, next.Next()
-		next = la.Next()
-		if !SessionPool.Contains(la) {
+		ds.A, ds.B = s, l
+		ds.AddrA, ds.AddrB = next, next.Next()
+		next = ds.AddrB.Next()
+		if !SessionPool.Contains(ds.AddrB) {
 			return Design{}, fmt.Errorf("control_plane bgp: %s has more leaf–spine links than %s holds", t.Name, SessionPool)
 		}
-		d.Sessions = append(d.Sessions, DesignSession{Spine: s, Leaf: l, SpineAddr: sa, LeafAddr: la, Delay: lk.Delay})
+		d.Sessions = append(d.Sessions, ds)
 		peers[s.Node]++
 		peers[l.Node]++
 	}

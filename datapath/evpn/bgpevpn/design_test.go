@@ -90,13 +90,57 @@ func TestNewDesign(t *testing.T) {
 			t.Fatalf("sessions %+v, want 4", d.Sessions)
 		}
 		s0 := d.Sessions[0]
-		if s0.Spine.Node != "spine1" || s0.Leaf.Node != "leaf1" || s0.SpineAddr != netip.MustParseAddr("169.254.0.0") ||
-			s0.LeafAddr != netip.MustParseAddr("169.254.0.1") || d.Sessions[3].LeafAddr != netip.MustParseAddr("169.254.0.7") {
+		if s0.A.Node != "spine1" || s0.B.Node != "leaf1" || !s0.Spine() || s0.BClient == ebgp || s0.AddrA != netip.MustParseAddr("169.254.0.0") ||
+			s0.AddrB != netip.MustParseAddr("169.254.0.1") || d.Sessions[3].AddrB != netip.MustParseAddr("169.254.0.7") {
 			t.Errorf("sessions %+v", d.Sessions)
 		}
 	}
 	delete(ids, "leaf2")
 	if _, err := NewDesign(topo, false, lo); err == nil || !strings.Contains(err.Error(), "node leaf2: no loopback") {
 		t.Errorf("without leaf2's loopback: %v", err)
+	}
+}
+
+// TestNewDesignZones: with two availability zones, each zone's spines
+// are one cluster (the zone's first spine's router ID), and the border
+// leaves joined across the zones have a session over that link in which
+// each reflects for the other, in a cluster of its own; the eBGP design
+// refuses the zones, naming the link.
+func TestNewDesignZones(t *testing.T) {
+	topo, err := topologies.MultiAZ(topologies.MultiAZParams{Fabric: topologies.SpineLeafParams{Spines: 2, Leaves: 1, HostsPerLeaf: 1}, BorderLeaves: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]netip.Addr{}
+	for i, n := range topo.Nodes {
+		ids[n.Name] = netip.AddrFrom4([4]byte{10, 255, 0, byte(i + 1)})
+	}
+	lo := func(n string) (netip.Addr, bool) { a, ok := ids[n]; return a, ok }
+	d, err := NewDesign(topo, false, lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := map[string]netip.Addr{}
+	for _, s := range d.Speakers {
+		cluster[s.Node] = s.ClusterID
+	}
+	if cluster["az1-spine2"] != ids["az1-spine1"] || cluster["az2-spine2"] != ids["az2-spine1"] ||
+		cluster["az1-border1"] != ids["az1-border1"] || cluster["az2-border1"] != ids["az2-border1"] || cluster["az1-leaf1"].IsValid() {
+		t.Errorf("clusters %v", cluster)
+	}
+	var inter []DesignSession
+	for _, s := range d.Sessions {
+		if !s.Spine() {
+			inter = append(inter, s)
+		}
+	}
+	if len(inter) != 1 || inter[0].A.Node != "az1-border1" || inter[0].B.Node != "az2-border1" || !inter[0].AClient || !inter[0].BClient {
+		t.Errorf("sessions between the zones %+v, want az1-border1 – az2-border1, each reflecting for the other", inter)
+	}
+	if len(d.Sessions) != 2*(2*1+2*1)+1 {
+		t.Errorf("%d sessions, want 9", len(d.Sessions))
+	}
+	if _, err := NewDesign(topo, true, lo); err == nil || !strings.Contains(err.Error(), "joins availability zones az1 and az2") {
+		t.Errorf("eBGP across zones: %v", err)
 	}
 }

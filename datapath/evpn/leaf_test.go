@@ -469,19 +469,28 @@ func FuzzLeafReceive(f *testing.F) {
 	f.Add(2, vxlanFrom(pUp1, 100, frame.ARPRequest(macB[:], ipB, ipA)))
 	f.Add(3, vxlanFrom(pUp2, 50001, frame.ICMPEcho(ipHdr(rmac2, rmac1, ipC, ipD), false, 1, 4, nil)))
 	f.Add(1, []byte{})
-	l, _ := testLeaf(f)
+	// IPv6 (for the dual-stack leaf): a solicitation, a routed echo, an
+	// echo to the gateway, a routed packet from the L3 VNI.
+	f.Add(0, solicit(macA, ip6A, ip6B, 10))
+	f.Add(0, tagged(frame.ICMPEcho(ipHdr(macA, gwMAC, ip6A, ip6C), false, 1, 1, nil), 10))
+	f.Add(0, tagged(frame.ICMPEcho(ipHdr(macA, gwMAC, ip6A, gw61), false, 1, 1, []byte("x")), 10))
+	f.Add(2, vxlanFrom(pUp1, 50001, frame.ICMPEcho(ipHdr(rmac2, rmac1, ip6C, ip6A), false, 1, 4, nil)))
+	l4, _ := testLeaf(f)
+	l6, _ := testLeaf6(f)
 	f.Fuzz(func(t *testing.T, port int, b []byte) {
-		var r rec
-		l.Receive(0, port, b, &r)
-		if len(r.events) != 1 {
-			t.Fatalf("%d events for one frame, want 1", len(r.events))
-		}
-		ev := r.events[0]
-		if (ev.Action == datapath.ActDrop) != (len(r.sends) == 0) {
-			t.Fatalf("event %+v with %d sends: every frame is sent or dropped with a reason", ev, len(r.sends))
-		}
-		if ev.Action == datapath.ActDrop && ev.Reason == "" {
-			t.Fatalf("drop without a reason: %+v", ev)
+		for _, l := range []*Leaf{l4, l6} {
+			var r rec
+			l.Receive(0, port, b, &r)
+			if len(r.events) != 1 {
+				t.Fatalf("%s: %d events for one frame, want 1", l.Name(), len(r.events))
+			}
+			ev := r.events[0]
+			if (ev.Action == datapath.ActDrop) != (len(r.sends) == 0) {
+				t.Fatalf("event %+v with %d sends: every frame is sent or dropped with a reason", ev, len(r.sends))
+			}
+			if ev.Action == datapath.ActDrop && ev.Reason == "" {
+				t.Fatalf("drop without a reason: %+v", ev)
+			}
 		}
 	})
 }

@@ -152,12 +152,14 @@ func (f *Fabric) installUnderlay() error {
 	return nil
 }
 
-// portChanged is every leaf's port hook: a fabric link going down or up
-// makes the underlay reconverge at once (the BGP underlay withdrawing and
+// portChanged is every router's port hook, a leaf's or a spine's at any
+// tier (a superspine is a spine): a fabric link going down or up makes the
+// underlay reconverge at once (the BGP underlay withdrawing and
 // re-advertising the loopbacks behind it), so that no spine keeps
-// attracting traffic for a leaf it can no longer reach.
-func (f *Fabric) portChanged(leaf string, port int, up bool) {
-	lk := f.graph.linkAt(leaf, port)
+// attracting traffic for a leaf it can no longer reach, nor a superspine
+// for a pod. Both ends of a link report it; the second changes nothing.
+func (f *Fabric) portChanged(node string, port int, up bool) {
+	lk := f.graph.linkAt(node, port)
 	if lk == nil || f.linkDown[lk] == !up {
 		return
 	}

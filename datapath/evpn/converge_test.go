@@ -11,6 +11,7 @@ import (
 	"github.com/netbed/netbed/datapath/l3"
 	"github.com/netbed/netbed/datapath/stack"
 	"github.com/netbed/netbed/topologies"
+	"github.com/netbed/netbed/topologies/clab"
 )
 
 // TestUnderlayRoutesMatchL3 checks the fabric's own route computation
@@ -145,6 +146,82 @@ func TestLinkFailureReconverges(t *testing.T) {
 			}
 			if after, want := underlayState(tb.f), underlayState(fresh); after != want || after == before {
 				t.Errorf("after restore the underlay differs from a fresh fabric's:\n%s\nwant\n%s", after, want)
+			}
+			tb.conserve(t)
+		})
+	}
+}
+
+// TestSuperspineFailure: on a 3-tier Clos imported from a containerlab
+// file (testdata/clos02.clab.yml: two pods, two planes of superspines),
+// a failed superspine leaves the spines of its plane with no way to the
+// other pod; the underlay reconverges from the spines' port changes too,
+// so no leaf keeps hashing flows to the other pod into those spines, and
+// every pair of instances still reaches the other (many flows, so that
+// some hash into the failed plane). Restored, the underlay is a fresh
+// fabric's again. The same for a spine–superspine link.
+func TestSuperspineFailure(t *testing.T) {
+	topo, _, err := clab.Load("testdata/clos02.clab.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs := []instDef{
+		{"i1", "client1", "red1", "10.0.1.11/24"},
+		{"i2", "client2", "red2", "10.0.2.12/24"},
+		{"i3", "client3", "red1", "10.0.1.13/24"},
+		{"i4", "client4", "red2", "10.0.2.14/24"},
+	}
+	names := []string{"i1", "i2", "i3", "i4"}
+	for _, c := range []struct {
+		name string
+		fail func(tb *testbed, up bool) error
+	}{
+		{"node superspine1", func(tb *testbed, up bool) error {
+			return tb.e.SetNodeState(tb.e.Now()+time.Millisecond, "superspine1", up)
+		}},
+		{"link spine3-superspine1", func(tb *testbed, up bool) error {
+			return tb.e.SetPortLinkState(tb.e.Now()+time.Millisecond, datapath.PortRef{Node: "spine3", Port: portTo(t, tb.f, "spine3", "superspine1")}, up)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tb := newTestbedOn(t, topo, Options{}, nil, defs, nil)
+			if _, err := tb.e.AllPairs(time.Millisecond, 10*time.Microsecond, names, stack.ProbeSpec{Proto: stack.ICMP}); err != nil {
+				t.Fatal(err)
+			}
+			fresh := underlayState(tb.f)
+			if err := c.fail(tb, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := tb.e.Run(tb.e.Now() + 2*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			// spine3 (and spine1, for the node) no longer reach the
+			// other pod: the leaves under them send that way only over
+			// the pod's other spine.
+			l3f, _ := tb.f.Leaf("leaf3")
+			for _, nh := range l3f.u.fib[key4(tb.f.leaves["leaf1"].VTEP())].nhs {
+				if nh.Port == portTo(t, tb.f, "leaf3", "spine3") {
+					t.Errorf("leaf3 still reaches leaf1 via spine3, which lost its superspine")
+				}
+			}
+			for port := range 16 {
+				m, err := tb.e.AllPairs(tb.e.Now()+time.Millisecond, 10*time.Microsecond, names,
+					stack.ProbeSpec{Proto: stack.UDP, DstPort: uint16(7000 + port)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := m.Reachable(); got != len(names)*(len(names)-1) {
+					t.Fatalf("UDP port %d: %d pairs reachable after the failure, want all:\n%s", 7000+port, got, m)
+				}
+			}
+			if err := c.fail(tb, true); err != nil {
+				t.Fatal(err)
+			}
+			if err := tb.e.Run(tb.e.Now() + 2*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			if got := underlayState(tb.f); got != fresh {
+				t.Errorf("after the restore the underlay differs from before the failure:\n%s\nwant\n%s", got, fresh)
 			}
 			tb.conserve(t)
 		})

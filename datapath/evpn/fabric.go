@@ -215,6 +215,8 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		switch n.Role {
 		case topologies.RoleSpine:
 			r := spines[n.Name]
+			name := n.Name
+			r.OnPortState(func(_ time.Duration, port int, up bool) { f.portChanged(name, port, up) })
 			f.spines[n.Name] = r
 			f.nodes = append(f.nodes, r)
 		case topologies.RoleLeaf, topologies.RoleBorder:

@@ -67,6 +67,12 @@ func newTestbedWith(t *testing.T, p topologies.SpineLeafParams, opts Options, se
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newTestbedOn(t, topo, opts, setup, defs, wrap)
+}
+
+// newTestbedOn is newTestbedWith on a topology of any shape.
+func newTestbedOn(t *testing.T, topo *topologies.Topology, opts Options, setup func(*Fabric), defs []instDef, wrap func(datapath.Node) datapath.Node) *testbed {
+	t.Helper()
 	f, err := New(topo, opts)
 	if err != nil {
 		t.Fatal(err)

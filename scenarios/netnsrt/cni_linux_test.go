@@ -45,6 +45,13 @@ func newRuntime(t testing.TB, scenario string) *netnsrt.Runtime {
 		Netbed: filepath.Join(pluginDir, netnsrt.Executable)})
 }
 
+// newKernelRuntime is newRuntime on the kernel backend, capturing only the
+// instances' namespaces (what the results need).
+func newKernelRuntime(t testing.TB, scenario string) *netnsrt.Runtime {
+	return netnsrt.New(netnsrt.Options{Scenario: scenario, StateRoot: t.TempDir(), OutDir: t.TempDir(), CNIPath: []string{pluginDir},
+		Netbed: filepath.Join(pluginDir, netnsrt.Executable), Kernel: true, InstancesOnly: true})
+}
+
 // Without the plugin a pod cannot be attached, and the error says what
 // is missing and where it was looked for; nothing of the run is left.
 func TestPodWithoutPluginFails(t *testing.T) {

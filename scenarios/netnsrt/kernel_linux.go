@@ -535,8 +535,12 @@ func (r *Runtime) kernelRecords(evs []kernel.Event) []outcome.Record {
 // packet a node sent, or dropped, continues the last one it received.
 // An instance's eth0 originates what it sends and delivers what it
 // receives.
+//
+// A stack copy's refusal (stackCopies) is left out first: it is not a
+// place where the frame was lost.
 func kernelLineage(evs []kernel.Event, insts map[string]bool,
 	peerOf func(node, iface string) (string, string, bool), kind func(string) datapath.DeviceKind) []outcome.Record {
+	evs = withoutStackCopies(evs)
 	rs := make([]outcome.Record, len(evs))
 	last := func(i int, ok func(kernel.Event) bool) int32 {
 		for j := i - 1; j >= 0; j-- {
@@ -583,6 +587,38 @@ func kernelLineage(evs []kernel.Event, insts map[string]bool,
 		rs[i] = outcome.Record{Ev: ev, Prev: prev}
 	}
 	return rs
+}
+
+// withoutStackCopies returns evs without the kernel stack's refusals
+// (OTHERHOST) of frames that their node then sent on. A port that a
+// userspace switch reads from (an OVS port: a host's tap or qvo, a
+// switch's NIC) hands every frame both to the switch and to the node's
+// own stack, which drops a frame for another MAC; the frame itself goes
+// on through the switch. Kept is the refusal of a frame its node sent
+// nowhere: the kernel saw nothing more of it there, so that is where it
+// was lost (inside the switch, for a MAC on no port of it).
+func withoutStackCopies(evs []kernel.Event) []kernel.Event {
+	out := make([]kernel.Event, 0, len(evs))
+	for i, e := range evs {
+		if e.Drop == nil || e.Drop.Reason != "OTHERHOST" || !sentOn(evs, i) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// sentOn reports whether the frame that evs[i] (a drop) refused was sent
+// on by its node: after i, the node transmits before it receives
+// another frame.
+func sentOn(evs []kernel.Event, i int) bool {
+	node := evs[i].Node
+	for _, e := range evs[i+1:] {
+		if e.Node != node || e.Drop != nil {
+			continue
+		}
+		return e.Out
+	}
+	return false
 }
 
 // kernelReason is the report's name for a kernel drop reason: the

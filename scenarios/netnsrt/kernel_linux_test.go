@@ -198,3 +198,65 @@ func TestPodConfMTU(t *testing.T) {
 		t.Error("a malformed configuration passed")
 	}
 }
+
+// A frame for a MAC nobody owns any more (core-failure's gateway, after
+// the core failed) is flooded by every OVS switch and dies inside the
+// vswitches, where the kernel cannot see it. What the kernel does see is
+// its own stack refusing each copy on every port a vswitch reads from
+// (OTHERHOST): on the source's tap (or stock OpenStack's qvo) too, where
+// the frame went on into OVS. Such a refusal, on a node that sent the
+// frame on, is not where the probe was lost: the drop is named where a
+// copy went no further.
+func TestKernelLineageStackCopies(t *testing.T) {
+	links := map[[2]string][2]string{
+		{"a", "eth0"}: {"h1", "tap-a"}, {"h1", "tap-a"}: {"a", "eth0"},
+		{"h1", "eth1"}: {"tor", "e1"}, {"tor", "e1"}: {"h1", "eth1"},
+		{"tor", "e2"}: {"h2", "eth1"}, {"h2", "eth1"}: {"tor", "e2"},
+		{"tor", "e3"}: {"agg", "e1"}, {"agg", "e1"}: {"tor", "e3"},
+	}
+	peerOf := func(n, i string) (string, string, bool) {
+		p, ok := links[[2]string{n, i}]
+		return p[0], p[1], ok
+	}
+	kind := func(n string) datapath.DeviceKind {
+		if n == "tor" || n == "agg" {
+			return datapath.KindSwitch
+		}
+		return datapath.KindNIC
+	}
+	insts := map[string]bool{"a": true}
+	ev := func(us uint64, node, iface string, out bool) kernel.Event {
+		return kernel.Event{Nanos: us * 1000, Node: node, Iface: iface, Out: out}
+	}
+	otherhost := func(us uint64, node, iface string) kernel.Event {
+		return kernel.Event{Nanos: us * 1000, Node: node, Iface: iface, Drop: &kernel.Drop{Node: node, Iface: iface, Reason: "OTHERHOST"}}
+	}
+	flood := []kernel.Event{
+		ev(0, "a", "eth0", true),
+		ev(1, "h1", "tap-a", false),
+		otherhost(2, "h1", "tap-a"), // the host's stack; OVS takes the frame on
+		ev(3, "h1", "eth1", true),
+		ev(4, "tor", "e1", false),
+		otherhost(5, "tor", "e1"),
+		ev(6, "tor", "e2", true), // flooded to h2, which has no port on the VLAN
+		ev(7, "h2", "eth1", false),
+		otherhost(8, "h2", "eth1"),
+		ev(9, "tor", "e3", true),
+		ev(10, "agg", "e1", false),
+		otherhost(11, "agg", "e1"),
+	}
+	o := outcome.Derive(kernelLineage(flood, insts, peerOf, kind), "a", nil)
+	if o.Delivered || o.DropNode != "h2" || o.DropDevice != "eth1" || o.Reason != datapath.ReasonNotForMe {
+		t.Errorf("flooded frame: delivered %v, dropped at %s/%s (%s); want not delivered, dropped at h2/eth1, the nearest copy that went no further",
+			o.Delivered, o.DropNode, o.DropDevice, o.Reason)
+	}
+	if got, want := o.Forward.Devices(), []string{"a/eth0", "h1/tap-a", "h1/eth1", "tor/e1", "tor/e2", "h2/eth1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("path to the drop %v, want %v", got, want)
+	}
+	// A frame OVS dropped on the source's host: the kernel saw only the
+	// stack's refusal on the tap, which is then where it was lost.
+	o = outcome.Derive(kernelLineage(flood[:3], insts, peerOf, kind), "a", nil)
+	if o.DropNode != "h1" || o.DropDevice != "tap-a" || o.Reason != datapath.ReasonNotForMe {
+		t.Errorf("frame lost in the source's host: dropped at %s/%s (%s), want h1/tap-a not-for-me", o.DropNode, o.DropDevice, o.Reason)
+	}
+}

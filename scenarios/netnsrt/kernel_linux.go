@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/kernel"
 	"github.com/netbed/netbed/datapath/kernel/bpf"
 	"github.com/netbed/netbed/datapath/kernel/ktrace"
@@ -362,7 +363,7 @@ func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.Runti
 		if err := bf.FlushFlows(ctx); err != nil {
 			return reports.Probe{}, fmt.Errorf("probe %d: %w", id, err)
 		}
-		explainDrop(&o, bf.Flows(), key)
+		explainDrop(&o, bf.LastDrop, key)
 	}
 	var view datapath.Path
 	if o.Delivered && dst != nil {
@@ -486,15 +487,15 @@ func devicePath(obs, view datapath.Path, isHost func(string) bool) datapath.Path
 // explainDrop names the BPF program's verdict for a drop the kernel
 // reported on a node whose programs record their verdicts (gen 3's flow
 // events, as Hubble shows them): the kernel says only that tc dropped
-// the packet, the program says which policy entry decided.
-func explainDrop(o *outcome.Outcome, flows []bpf.FlowEvent, k ktrace.Key) {
-	for i := len(flows) - 1; i >= 0; i-- {
-		fe := flows[i]
-		if fe.Verdict == bpf.VerdictDropped && fe.Node == o.DropNode && fe.Src == k.Src && fe.Dst == k.Dst &&
-			uint8(fe.Proto) == k.Proto && (k.Proto == ktrace.ProtoICMP || fe.DPort == k.DstPort) {
-			o.Reason, o.Rule = fe.Reason, fe.Rule
-			return
-		}
+// the packet, the program says which policy entry decided. lastDrop is
+// bpf.Fabric.LastDrop: the flow's latest drop verdict on the drop's node.
+func explainDrop(o *outcome.Outcome, lastDrop func(bpf.DropKey) (bpf.FlowEvent, bool), k ktrace.Key) {
+	dk := bpf.DropKey{Node: o.DropNode, Proto: ebpf.Proto(k.Proto), Src: k.Src, Dst: k.Dst, DPort: k.DstPort}
+	if k.Proto == ktrace.ProtoICMP {
+		dk.DPort = 0 // the key's echo sequence number; flow events have no port
+	}
+	if fe, ok := lastDrop(dk); ok {
+		o.Reason, o.Rule = fe.Reason, fe.Rule
 	}
 }
 

@@ -2,6 +2,7 @@ package netnsrt
 
 import (
 	"encoding/json"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/kernel"
+	"github.com/netbed/netbed/datapath/kernel/bpf"
+	"github.com/netbed/netbed/datapath/kernel/ktrace"
 	"github.com/netbed/netbed/datapath/outcome"
 	"github.com/netbed/netbed/topologies"
 )
@@ -258,5 +261,33 @@ func TestKernelLineageStackCopies(t *testing.T) {
 	o = outcome.Derive(kernelLineage(flood[:3], insts, peerOf, kind), "a", nil)
 	if o.DropNode != "h1" || o.DropDevice != "tap-a" || o.Reason != datapath.ReasonNotForMe {
 		t.Errorf("frame lost in the source's host: dropped at %s/%s (%s), want h1/tap-a not-for-me", o.DropNode, o.DropDevice, o.Reason)
+	}
+}
+
+// explainDrop looks the program's verdict up by the probe's flow and the
+// node the kernel saw drop it: an ICMP probe's echo sequence number is no
+// port, a TCP probe's destination port is.
+func TestExplainDrop(t *testing.T) {
+	a, b := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.1.2")
+	verdicts := map[bpf.DropKey]bpf.FlowEvent{
+		{Node: "h2", Proto: ebpf.ProtoICMP, Src: a, Dst: b}:           {Reason: datapath.ReasonPolicy, Rule: "policy:icmp"},
+		{Node: "h2", Proto: ebpf.ProtoTCP, Src: a, Dst: b, DPort: 80}: {Reason: datapath.ReasonPolicy, Rule: "policy:tcp/80"},
+	}
+	lookup := func(k bpf.DropKey) (bpf.FlowEvent, bool) { e, ok := verdicts[k]; return e, ok }
+	for _, c := range []struct {
+		node string
+		key  ktrace.Key
+		rule string
+	}{
+		{"h2", ktrace.ICMPEcho(a, b, 7, 9), "policy:icmp"},
+		{"h2", ktrace.Flow(ktrace.ProtoTCP, a, 40000, b, 80), "policy:tcp/80"},
+		{"h2", ktrace.Flow(ktrace.ProtoTCP, a, 40000, b, 443), "kernel:TC_EGRESS"},
+		{"h1", ktrace.ICMPEcho(a, b, 7, 9), "kernel:TC_EGRESS"},
+	} {
+		o := outcome.Outcome{DropNode: c.node, Reason: "tc-egress", Rule: "kernel:TC_EGRESS"}
+		explainDrop(&o, lookup, c.key)
+		if o.Rule != c.rule {
+			t.Errorf("%v dropped on %s: rule %q, want %q", c.key, c.node, o.Rule, c.rule)
+		}
 	}
 }

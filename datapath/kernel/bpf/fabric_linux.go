@@ -73,6 +73,8 @@ type Fabric struct {
 
 	mu    sync.Mutex // guards the fields below, shared with the readers
 	flows []FlowEvent
+	// drops indexes flows: the latest drop verdict by its key.
+	drops map[DropKey]int
 	lost  uint64
 	names map[netip.Addr]string
 	wg    sync.WaitGroup
@@ -405,15 +407,40 @@ func (f *Fabric) readFlows(hs *host) {
 			continue
 		}
 		f.mu.Lock()
-		if len(f.flows) >= f.opts.MaxFlows {
-			f.lost++
-		} else {
-			f.flows = append(f.flows, flowEvent(hs.name, r,
-				func(i uint32) string { return hs.ifnames[i] },
-				func(a netip.Addr) string { return f.names[a] }))
-		}
+		f.record(flowEvent(hs.name, r,
+			func(i uint32) string { return hs.ifnames[i] },
+			func(a netip.Addr) string { return f.names[a] }))
 		f.mu.Unlock()
 	}
+}
+
+// record keeps e, up to Options.MaxFlows (then counts it lost), and
+// indexes it when it is a drop. f.mu is held.
+func (f *Fabric) record(e FlowEvent) {
+	if len(f.flows) >= f.opts.MaxFlows {
+		f.lost++
+		return
+	}
+	if e.Verdict == VerdictDropped {
+		if f.drops == nil {
+			f.drops = map[DropKey]int{}
+		}
+		f.drops[e.DropKey()] = len(f.flows)
+	}
+	f.flows = append(f.flows, e)
+}
+
+// LastDrop returns the latest drop verdict kept for k: the policy entry
+// that decided a drop the kernel reported on k.Node. Call FlushFlows
+// first for a drop just seen.
+func (f *Fabric) LastDrop(k DropKey) (FlowEvent, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, ok := f.drops[k]
+	if !ok {
+		return FlowEvent{}, false
+	}
+	return f.flows[i], true
 }
 
 // Flows returns the flow events read so far, in the order each host's

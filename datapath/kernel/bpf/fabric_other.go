@@ -34,6 +34,9 @@ func (*Fabric) Close() error                              { return nil }
 // PodMTU is 0 on this platform.
 func (*Fabric) PodMTU() int { return 0 }
 
+// LastDrop finds nothing on this platform.
+func (*Fabric) LastDrop(DropKey) (FlowEvent, bool) { return FlowEvent{}, false }
+
 // FlushFlows fails on this platform.
 func (*Fabric) FlushFlows(context.Context) error { return ErrUnsupported }
 

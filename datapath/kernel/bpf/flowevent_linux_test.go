@@ -60,3 +60,32 @@ func TestFlowEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestLastDrop: a drop verdict is found by its flow and node, the latest
+// of several, and a forwarded verdict or one past MaxFlows is not.
+func TestLastDrop(t *testing.T) {
+	f := New(Options{MaxFlows: 4})
+	a, b := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.1.2")
+	ev := func(node, verdict, rule string, dport uint16) FlowEvent {
+		return FlowEvent{Node: node, Src: a, Dst: b, Proto: gen3.ProtoTCP, DPort: dport, Verdict: verdict, Rule: rule}
+	}
+	f.record(ev("h2", VerdictDropped, "policy:old", 80))
+	f.record(ev("h2", VerdictForwarded, "policy:allow", 80))
+	f.record(ev("h2", VerdictDropped, "policy:new", 80))
+	f.record(ev("h1", VerdictDropped, "policy:egress:h1", 80))
+	f.record(ev("h2", VerdictDropped, "policy:lost", 80)) // past MaxFlows
+	k := DropKey{Node: "h2", Proto: gen3.ProtoTCP, Src: a, Dst: b, DPort: 80}
+	if e, ok := f.LastDrop(k); !ok || e.Rule != "policy:new" {
+		t.Errorf("LastDrop(%v) = %v, %v; want the latest kept drop, policy:new", k, e.Rule, ok)
+	}
+	if e, ok := f.LastDrop(DropKey{Node: "h1", Proto: gen3.ProtoTCP, Src: a, Dst: b, DPort: 80}); !ok || e.Rule != "policy:egress:h1" {
+		t.Errorf("on h1: %v, %v; want policy:egress:h1", e.Rule, ok)
+	}
+	k.DPort = 443
+	if e, ok := f.LastDrop(k); ok {
+		t.Errorf("LastDrop(%v) = %v; want none for another port", k, e)
+	}
+	if f.LostFlows() != 1 {
+		t.Errorf("lost %d, want 1", f.LostFlows())
+	}
+}

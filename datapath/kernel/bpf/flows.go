@@ -64,3 +64,18 @@ func (e FlowEvent) String() string {
 	return fmt.Sprintf("%s %s: %s:%d -> %s %s/%d %s %s %s", e.Node, e.Iface, name(e.Src, e.SrcName, e.SrcIdentity), e.SPort,
 		name(e.Dst, e.DstName, e.DstIdentity), e.Proto, e.DPort, e.Direction, e.Verdict, e.Rule)
 }
+
+// DropKey names the flow a drop verdict was for, on the node whose
+// program decided: what a probe's drop, seen by the kernel, is looked up
+// by. DPort is 0 for ICMP, as in FlowEvent.
+type DropKey struct {
+	Node     string
+	Proto    gen3.Proto
+	Src, Dst netip.Addr
+	DPort    uint16
+}
+
+// DropKey is e's key (meaningful for a dropped event).
+func (e FlowEvent) DropKey() DropKey {
+	return DropKey{Node: e.Node, Proto: e.Proto, Src: e.Src, Dst: e.Dst, DPort: e.DPort}
+}

@@ -429,10 +429,12 @@ func (k *kernelFabric) hostView(ctx context.Context, src, dst *instance, obs dat
 	}
 	var v datapath.Path
 	var err error
-	// Up to 2 s: on a quiet machine a scenario's first probes come
-	// within a second or two of spanning tree converging, while OVS is
-	// still relearning (CI saw vlan-stock's 24 hops as 14 after 250 ms
-	// of asking). Only a view that is missing waits.
+	// Up to 2 s: a failure or a restore starts a topology change of the
+	// switches' spanning tree, and until it is over every switch that
+	// hears of it flushes its MAC table, the probe's MACs with it. (A
+	// build waits for its own to end: ovs.Fabric.Settle. Before it did,
+	// CI saw vlan-stock's 24 hops as 14 after 250 ms of asking.) Only a
+	// view that is missing waits.
 	for try := 0; try < 40; try++ {
 		if try > 0 {
 			time.Sleep(50 * time.Millisecond)

@@ -29,7 +29,14 @@
 // age (RSTP's count to infinity), about 8 s with the default 20 and
 // under a second with these. RSTP then reconverges in about a second
 // after a failure, as the model's tree does at once; the shipped
-// core-failure scenario needs that. Options.LinuxBridges makes them Linux
+// core-failure scenario needs that. Build returns once the tree has
+// settled (Settle): every port forwarding or blocking, and the topology
+// change that follows convergence over, during which every bridge that
+// hears of it flushes its MAC table. Open vSwitch shows neither tcWhile
+// nor the flushes, so the switches' namespaces watch the BPDUs they
+// receive: the change is over on a port when its last BPDU has no TC
+// flag, or had it and was followed by two hello times of silence (a
+// port whose tcWhile runs sends one every hello time). Options.LinuxBridges makes them Linux
 // bridges without VLAN filtering (tags pass untouched; learning shared
 // across VLANs) with the kernel's own 802.1D spanning tree at its
 // shortest timers (forward delay 2 s, hello 1 s, max age 6 s): no daemon

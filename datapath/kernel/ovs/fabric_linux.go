@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,7 +26,8 @@ import (
 var _ kernel.Fabric = (*Fabric)(nil)
 
 // SettleTimeout bounds Build's wait for the switches' spanning tree to
-// converge (every port that is up forwarding or blocking).
+// settle (Settle: every port that is up forwarding or blocking, and no
+// topology change running).
 const SettleTimeout = 20 * time.Second
 
 // Options tune a Fabric. The zero value is the default.
@@ -52,6 +55,7 @@ type Fabric struct {
 	gw       *vswitch // the vswitch holding the gateways
 	mu       sync.Mutex
 	swv      map[string]*vswitch // switches' vswitches (RSTP)
+	bpdus    *bpduWatch          // the BPDUs the switches receive (RSTP)
 	svis     map[uint16]bool     // gateways configured on the core
 	// how long Build took to build the devices, and until the spanning
 	// tree converged (from Build's start)
@@ -138,6 +142,20 @@ func (f *Fabric) build(ctx context.Context, env kernel.Env) error {
 	t := env.Topology
 	start := time.Now()
 
+	if !f.opts.LinuxBridges {
+		// Watched from before the first BPDU, for Settle.
+		var sws []string
+		for _, n := range t.Nodes {
+			if isSwitch(n.Role) {
+				sws = append(sws, n.Name)
+			}
+		}
+		w, err := watchBPDUs(env.Lab, sws)
+		if err != nil {
+			return fmt.Errorf("ovs: build: %w", err)
+		}
+		f.bpdus = w
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(t.Nodes)+1)
 	for i, n := range t.Nodes {
@@ -205,7 +223,7 @@ func (f *Fabric) build(ctx context.Context, env kernel.Env) error {
 		return fmt.Errorf("ovs: build: %w", err)
 	}
 	f.convergedIn = time.Since(start)
-	f.progress("ovs: spanning tree converged after %v", f.convergedIn.Round(time.Millisecond))
+	f.progress("ovs: spanning tree converged, its topology change over, after %v", f.convergedIn.Round(time.Millisecond))
 	return nil
 }
 
@@ -617,32 +635,28 @@ func (f *Fabric) syncRules(h *host) error {
 	return nil
 }
 
-// Settle waits until no switch port is listening or learning: the
-// spanning tree has converged and every port forwards or blocks.
+// Settle waits until the switches' spanning tree has settled: no port
+// listening or learning (every port forwarding or blocking), and no
+// topology change running. A topology change follows every port that
+// starts forwarding, at build as after a failure: while it runs, each
+// bridge that hears of it flushes its MAC table, so that a path read
+// from the tables right after a probe taught them finds them empty. On
+// Open vSwitch it is over when the last BPDU each switch port received
+// has no TC flag or is tcQuiet old (bpduWatch); on Linux bridges when no
+// bridge reports topology_change or topology_change_detected. The error
+// after timeout names the bridge that had not settled.
 func (f *Fabric) Settle(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		pending := ""
-		for _, sw := range f.switches {
-			states, err := f.PortStates(sw)
-			if err != nil {
-				return err
-			}
-			for ifc, st := range states {
-				if st == "listening" || st == "learning" {
-					pending = sw + ":" + ifc + " " + st
-					break
-				}
-			}
-			if pending != "" {
-				break
-			}
+		pending, err := f.unsettled()
+		if err != nil {
+			return err
 		}
 		if pending == "" {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("spanning tree not converged after %v: %s", timeout, pending)
+			return fmt.Errorf("spanning tree not settled after %v: %s", timeout, pending)
 		}
 		select {
 		case <-ctx.Done():
@@ -650,6 +664,81 @@ func (f *Fabric) Settle(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// unsettled says what keeps the spanning tree from having settled now
+// ("" when nothing does).
+func (f *Fabric) unsettled() (string, error) {
+	for _, sw := range f.switches {
+		states, err := f.PortStates(sw)
+		if err != nil {
+			return "", err
+		}
+		for _, ifc := range slices.Sorted(maps.Keys(states)) {
+			if st := states[ifc]; st == "listening" || st == "learning" {
+				return fmt.Sprintf("%s:%s %s", sw, ifc, st), nil
+			}
+		}
+	}
+	if f.opts.LinuxBridges {
+		for _, sw := range f.switches {
+			tc, err := f.linuxTopologyChange(sw)
+			if err != nil {
+				return "", err
+			}
+			if tc {
+				return sw + ": topology change still running (its bridge's topology_change)", nil
+			}
+		}
+		return "", nil
+	}
+	if f.bpdus == nil {
+		return "", nil
+	}
+	t := f.env.Topology
+	var watched []portKey
+	for _, sw := range f.switches {
+		for _, ifc := range f.fabricPorts(sw) {
+			watched = append(watched, portKey{sw, ifc})
+		}
+	}
+	if ch := f.bpdus.changing(time.Now(), tcQuiet, watched); len(ch) > 0 {
+		node, ifc, _ := strings.Cut(ch[0], ":")
+		from := "its peer"
+		if peer, _, ok := t.Peer(topologies.Endpoint{Node: node, Iface: ifc}); ok {
+			from = peer.Node + " (" + peer.Iface + ")"
+		}
+		return fmt.Sprintf("topology change still running: %s signals it to %s (the last BPDU there has TC, under %v ago; %d ports in all)",
+			from, ch[0], tcQuiet, len(ch)), nil
+	}
+	return "", nil
+}
+
+// linuxTopologyChange reports whether node's Linux bridge has a topology
+// change running, as `ip -d link show` reports it.
+func (f *Fabric) linuxTopologyChange(node string) (bool, error) {
+	var out []byte
+	err := f.env.Lab.Do(node, func() error {
+		var err error
+		out, err = exec.Command("ip", "-j", "-d", "link", "show", "dev", DevSwitch).Output()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("%s: ip -d link show %s: %w", node, DevSwitch, err)
+	}
+	var links []struct {
+		LinkInfo struct {
+			InfoData struct {
+				TopologyChange         int `json:"topology_change"`
+				TopologyChangeDetected int `json:"topology_change_detected"`
+			} `json:"info_data"`
+		} `json:"linkinfo"`
+	}
+	if err := json.Unmarshal(out, &links); err != nil || len(links) != 1 {
+		return false, fmt.Errorf("%s: ip -d link show %s: %q: %v", node, DevSwitch, out, err)
+	}
+	d := links[0].LinkInfo.InfoData
+	return d.TopologyChange != 0 || d.TopologyChangeDetected != 0, nil
 }
 
 // PortStates returns the spanning-tree state of every port of node's
@@ -759,6 +848,7 @@ func (f *Fabric) Close() error {
 		go stop(v)
 	}
 	wg.Wait()
+	f.bpdus.close()
 	if err := os.RemoveAll(filepath.Join(f.env.StateDir, TemplateDir)); err != nil {
 		errs = append(errs, err)
 	}
@@ -794,6 +884,6 @@ func (f *Fabric) Close() error {
 			f.env.Lab.Do(h.name, func() error { return exec.Command("iptables", "-X").Run() })
 		}
 	}
-	f.hosts, f.gw, f.swv, f.built = nil, nil, nil, false
+	f.hosts, f.gw, f.swv, f.bpdus, f.built = nil, nil, nil, nil, false
 	return errors.Join(errs...)
 }

@@ -269,6 +269,7 @@ func (b *bed) ping(from, to string, within time.Duration) int {
 func TestGen1(t *testing.T) {
 	t.Parallel() // each test has its own lab: their spanning trees converge together
 	b := newBed(t, vlan.Options{})
+	b.checkTopologyChangeOver(t)
 	b.addInstance("vm1", "host1", net1, "10.1.0.11")
 	b.addInstance("vm2", "host2", net1, "10.1.0.12")
 	b.addInstance("vm3", "host2", net2, "10.2.0.13")

@@ -40,6 +40,19 @@ func Specs() map[string]*ebpf.MapSpec {
 // Maps are a node's maps in the kernel.
 type Maps struct {
 	Endpoints, IPCache, Tunnel, Policy, CT *ebpf.Map
+	// written is what the last Reconcile left in the maps it owns
+	// (nil: not known; the next Reconcile reads the kernel's).
+	written *written
+}
+
+// written is the content of the maps Reconcile owns, as it last wrote
+// them: the programs only read those maps, so that a Reconcile needs to
+// write only what changed since, and to read nothing.
+type written struct {
+	eps map[gen3.EndpointKey]gen3.EndpointInfo
+	ipc map[gen3.IPCacheKey]gen3.IPCacheValue
+	tun map[gen3.TunnelKey]gen3.TunnelValue
+	pol map[gen3.PolicyKey]gen3.PolicyEntry
 }
 
 // Capacity overrides the maps' sizes; a zero field keeps Specs' (the
@@ -97,6 +110,7 @@ func (km *Maps) Close() error {
 // agent's job after it compiles endpoints and policy). It adds and
 // replaces; entries only in the kernel stay.
 func (km *Maps) Sync(m *gen3.Maps) error {
+	km.written = nil // the kernel's are now more than Reconcile wrote
 	var err error
 	put := func(km *ebpf.Map, k, v any) bool {
 		if e := km.Put(k, v); e != nil {
@@ -132,6 +146,14 @@ func (km *Maps) Sync(m *gen3.Maps) error {
 // kernel (the lxc device's real ifindex and MAC); false leaves the
 // endpoint out (its device is not there yet). The conntrack map is the
 // programs' own and stays as it is.
+//
+// Reconcile compares the model with what it last wrote, not with the
+// kernel (read only at the first Reconcile, after a Sync, or after a
+// failed one): nothing but Maps writes those maps. A spawn changes a
+// few entries, so a node's reconcile after it costs a few syscalls,
+// however many pods the cluster has. Changes go to the kernel in batches
+// (BPF_MAP_UPDATE_BATCH, BPF_MAP_DELETE_BATCH) where the map type and
+// the kernel support them, one syscall per entry otherwise.
 func (km *Maps) Reconcile(m *gen3.Maps, endpoint func(gen3.EndpointKey, gen3.EndpointInfo) (gen3.EndpointInfo, bool)) error {
 	eps := map[gen3.EndpointKey]gen3.EndpointInfo{}
 	m.Endpoints.Range(func(k gen3.EndpointKey, v gen3.EndpointInfo) bool {
@@ -146,33 +168,73 @@ func (km *Maps) Reconcile(m *gen3.Maps, endpoint func(gen3.EndpointKey, gen3.End
 	m.Tunnel.Range(func(k gen3.TunnelKey, v gen3.TunnelValue) bool { tun[k] = v; return true })
 	pol := map[gen3.PolicyKey]gen3.PolicyEntry{}
 	m.Policy.Range(func(k gen3.PolicyKey, v gen3.PolicyEntry) bool { pol[k] = v; return true })
-	return errors.Join(reconcile(km.Endpoints, eps), reconcile(km.IPCache, ipc), reconcile(km.Tunnel, tun), reconcile(km.Policy, pol))
+	w := km.written
+	if w == nil {
+		w = &written{}
+	}
+	km.written = nil
+	err := errors.Join(reconcile(km.Endpoints, w.eps, eps), reconcile(km.IPCache, w.ipc, ipc),
+		reconcile(km.Tunnel, w.tun, tun), reconcile(km.Policy, w.pol, pol))
+	if err == nil {
+		km.written = &written{eps: eps, ipc: ipc, tun: tun, pol: pol}
+	}
+	return err
 }
 
-// reconcile makes the kernel map hold exactly want.
-func reconcile[K, V comparable](km *ebpf.Map, want map[K]V) error {
-	have := map[K]V{}
-	var k K
-	var v V
-	it := km.Iterate()
-	for it.Next(&k, &v) {
-		have[k] = v
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("reconcile BPF map %s: read: %w", km.String(), err)
-	}
-	for k := range have {
-		if _, ok := want[k]; !ok {
-			if err := km.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				return fmt.Errorf("reconcile BPF map %s: delete %+v: %w", km.String(), k, err)
-			}
+// reconcile makes the kernel map hold exactly want, given that it holds
+// have (nil: read it from the kernel).
+func reconcile[K, V comparable](km *ebpf.Map, have, want map[K]V) error {
+	if have == nil {
+		have = map[K]V{}
+		var k K
+		var v V
+		it := km.Iterate()
+		for it.Next(&k, &v) {
+			have[k] = v
+		}
+		if err := it.Err(); err != nil {
+			return fmt.Errorf("reconcile BPF map %s: read: %w", km.String(), err)
 		}
 	}
+	var del []K
+	for k := range have {
+		if _, ok := want[k]; !ok {
+			del = append(del, k)
+		}
+	}
+	var putK []K
+	var putV []V
 	for k, v := range want {
 		if hv, ok := have[k]; ok && hv == v {
 			continue
 		}
-		if err := km.Put(k, v); err != nil {
+		putK, putV = append(putK, k), append(putV, v)
+	}
+	// An LPM trie has no batch operations.
+	batch := km.Type() != ebpf.LPMTrie
+	if batch && len(del) > 1 {
+		// A batch stops at its first failure (a key already gone):
+		// the rest go one by one, with a precise error.
+		n, err := km.BatchDelete(del, nil)
+		if err == nil {
+			n = len(del)
+		}
+		del = del[n:]
+	}
+	for _, k := range del {
+		if err := km.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("reconcile BPF map %s: delete %+v: %w", km.String(), k, err)
+		}
+	}
+	if batch && len(putK) > 1 {
+		n, err := km.BatchUpdate(putK, putV, nil)
+		if err == nil {
+			n = len(putK)
+		}
+		putK, putV = putK[n:], putV[n:]
+	}
+	for i, k := range putK {
+		if err := km.Put(k, putV[i]); err != nil {
 			return fmt.Errorf("reconcile BPF map %s: put %+v: %w", km.String(), k, err)
 		}
 	}

@@ -2,6 +2,7 @@ package kmaps
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -296,5 +297,124 @@ func TestExpireCT(t *testing.T) {
 	}
 	if err := km.CT.Lookup(stale, &v); !errors.Is(err, ebpf.ErrKeyNotExist) {
 		t.Errorf("the stale entry survived: %v", err)
+	}
+}
+
+// dump reads a kernel map whole.
+func dump[K, V comparable](t *testing.T, x *ebpf.Map) map[K]V {
+	t.Helper()
+	out := map[K]V{}
+	var k K
+	var v V
+	it := x.Iterate()
+	for it.Next(&k, &v) {
+		out[k] = v
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestReconcileSequence checks Reconcile against the obvious model: after
+// each of a random sequence of changes to a node (pods added and removed,
+// remote pods and nodes coming and going; several at once, for the
+// batches), the kernel maps hold exactly the model's entries, although
+// Reconcile reads the kernel's only the first time.
+func TestReconcileSequence(t *testing.T) {
+	testutil.RequireRoot(t)
+	km, err := NewSized(Capacity{Policy: 1024, CT: 1024})
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = km.Close() })
+	n := node(t)
+	all := func(k gen3.EndpointKey, v gen3.EndpointInfo) (gen3.EndpointInfo, bool) { return v, true }
+	r := rand.New(rand.NewPCG(7, 11))
+	local := map[string]bool{}
+	remote, tunnel := map[netip.Prefix]bool{}, map[netip.Prefix]bool{}
+	ids := gen3.NewIdentities()
+	for step := range 150 {
+		for range 1 + r.IntN(4) {
+			i := r.IntN(40)
+			switch r.IntN(3) {
+			case 0: // a local pod (the node has 5 lxc slots left)
+				i %= 5
+				name := fmt.Sprintf("pod%d", i)
+				if local[name] {
+					if err := n.RemoveEndpoint(name); err != nil {
+						t.Fatal(err)
+					}
+					delete(local, name)
+				} else {
+					l := map[string]string{"app": name}
+					if _, err := n.AddEndpoint(name, netip.AddrFrom4([4]byte{10, 0, 0, byte(10 + i)}), gen3.PodMAC(name), ids.Allocate(l), l); err != nil {
+						t.Fatal(err)
+					}
+					local[name] = true
+				}
+			case 1: // a remote pod
+				p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 7, byte(10 + i)}), 32)
+				if remote[p] {
+					err = n.DeleteRemote(p)
+				} else {
+					err = n.SetRemote(p, gen3.FirstPodIdentity+gen3.Identity(i), netip.AddrFrom4([4]byte{172, 16, 128, byte(i % 5)}))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				remote[p] = !remote[p]
+			default: // a node's tunnel
+				cidr := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(10 + i), 0}), 24)
+				if tunnel[cidr] {
+					err = n.DeleteTunnel(cidr)
+				} else {
+					err = n.SetTunnel(cidr, netip.AddrFrom4([4]byte{172, 16, 128, byte(10 + i)}))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				tunnel[cidr] = !tunnel[cidr]
+			}
+		}
+		if err := km.Reconcile(n.Maps(), all); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		m := n.Maps()
+		check := func(name string, got, want int) {
+			t.Helper()
+			if got != want {
+				t.Fatalf("step %d: %s: kernel %d entries, model %d", step, name, got, want)
+			}
+		}
+		eps := dump[gen3.EndpointKey, gen3.EndpointInfo](t, km.Endpoints)
+		check("endpoints", len(eps), m.Endpoints.Len())
+		m.Endpoints.Range(func(k gen3.EndpointKey, v gen3.EndpointInfo) bool {
+			if eps[k] != v {
+				t.Fatalf("step %d: endpoint %v: kernel %+v, model %+v", step, k.IP, eps[k], v)
+			}
+			return true
+		})
+		ipc := dump[gen3.IPCacheKey, gen3.IPCacheValue](t, km.IPCache)
+		check("ipcache", len(ipc), m.IPCache.Len())
+		m.IPCache.Range(func(k gen3.IPCacheKey, v gen3.IPCacheValue) bool {
+			if ipc[k] != v {
+				t.Fatalf("step %d: ipcache %v/%d: kernel %+v, model %+v", step, k.IP, k.PrefixLen, ipc[k], v)
+			}
+			return true
+		})
+		tun := dump[gen3.TunnelKey, gen3.TunnelValue](t, km.Tunnel)
+		check("tunnel", len(tun), m.Tunnel.Len())
+		m.Tunnel.Range(func(k gen3.TunnelKey, v gen3.TunnelValue) bool {
+			if tun[k] != v {
+				t.Fatalf("step %d: tunnel %+v: kernel %+v, model %+v", step, k, tun[k], v)
+			}
+			return true
+		})
+		pol := dump[gen3.PolicyKey, gen3.PolicyEntry](t, km.Policy)
+		check("policy", len(pol), m.Policy.Len())
 	}
 }

@@ -50,6 +50,9 @@ type NetworkSpec struct {
 	// Subnet6 and Gateway6 make the network dual-stack (zero: IPv4 only).
 	Subnet6  netip.Prefix // e.g. fd00:1::/64
 	Gateway6 netip.Addr
+	// Site is the site of a hybrid network the network is in (the
+	// topology's Node.Site); empty in a network of one site.
+	Site string
 }
 
 // InstanceSpec is a VM, bare-metal instance or pod to attach to a host.

@@ -99,6 +99,11 @@ type Desc struct {
 	Default bool
 	// Colour is its colour in every plot (#rrggbb).
 	Colour string
+	// Sites: the generation is a network of sites, each run by its own
+	// generation (a scenario's sites:) and joined by dedicated lines; the
+	// fields above describe the network as a whole (IPAM: every site's
+	// instances get ports from the controller).
+	Sites bool
 }
 
 // LocalIPAM reports whether instances take addresses from their node's

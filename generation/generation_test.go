@@ -6,7 +6,7 @@ import (
 )
 
 func TestBuiltins(t *testing.T) {
-	want := []Name{"vlan", "vlan-stock", "evpn", "ebpf", "ebpf-direct", "vpc"}
+	want := []Name{"vlan", "vlan-stock", "evpn", "ebpf", "ebpf-direct", "vpc", "hybrid"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %v, want %v (report order)", got, want)
 	}
@@ -26,6 +26,7 @@ func TestBuiltins(t *testing.T) {
 		{"ebpf", 3, true, true, SegmentNone},
 		{"ebpf-direct", 3, true, true, SegmentNone},
 		{"vpc", 4, false, false, SegmentNone},
+		{"hybrid", 5, false, false, SegmentNone},
 	} {
 		d, ok := Lookup(c.name)
 		if !ok {

@@ -49,6 +49,9 @@ type Env struct {
 	Topology   *topologies.Topology
 	Seed       int64
 	Networks   []NetworkSegment
+	// Sites are a hybrid network's sites (the scenario's sites:), each
+	// run by its own generation; empty for one generation's network.
+	Sites []Site
 	// Options is the generation's address plan (the zero value: the
 	// fabric's own defaults).
 	Options GenOptions

@@ -23,6 +23,8 @@ import (
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/evpn/evpndriver"
+	"github.com/netbed/netbed/datapath/hybrid"
+	"github.com/netbed/netbed/datapath/vpc"
 	"github.com/netbed/netbed/generation"
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/topologies"
@@ -80,8 +82,12 @@ type FabricBackend struct {
 	ctl       ctlRun
 	agentDown map[string]bool
 
-	local    map[string]*ipam.NodePool // gen 3: per host
-	vpc      *vpcPlane                 // the cloud and its IPAM (vpc)
+	local map[string]*ipam.NodePool // gen 3: per host
+	vpcs  []*vpcPlane               // each VPC's cloud and IPAM (vpc, and a hybrid network's VPCs)
+	// hyb is a hybrid network's fabric (fab), sites the generation of
+	// each of its sites.
+	hyb      *hybrid.Fabric
+	sites    map[string]generation.Desc
 	insts    map[string]*instance
 	timeline []reports.SpawnEvent
 	failed   map[string]bool // nodes and links failed, for restore
@@ -131,6 +137,26 @@ func (b *FabricBackend) progress(format string, a ...any) {
 	}
 }
 
+// hostDesc returns the generation that runs host: the run's, or in a
+// hybrid network its site's.
+func (b *FabricBackend) hostDesc(host string) generation.Desc {
+	if b.hyb != nil {
+		if s, ok := b.hyb.SiteOf(host); ok {
+			return b.sites[s.Name]
+		}
+	}
+	return b.desc
+}
+
+// networkDesc returns the generation a network is in: the run's, or in
+// a hybrid network its site's.
+func (b *FabricBackend) networkDesc(n NetworkSegment) generation.Desc {
+	if d, ok := b.sites[n.Site]; ok && b.hyb != nil {
+		return d
+	}
+	return b.desc
+}
+
 // controlled reports whether the generation's instances get their ports
 // from the controller (gens 1 and 2); gen 3 uses local IPAM.
 func (b *FabricBackend) controlled() bool { return b.desc.Controlled() }
@@ -139,13 +165,19 @@ func (b *FabricBackend) controlled() bool { return b.desc.Controlled() }
 func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 	b.env = env
 	bf, err := buildFabric(FabricEnv{Generation: env.Generation, Topology: env.Topology, Options: env.Options,
-		ControlPlane: env.ControlPlane, Locker: &runtimeLocker{rt: b.rt}})
+		ControlPlane: env.ControlPlane, Locker: &runtimeLocker{rt: b.rt}, Sites: env.Sites})
 	if err != nil {
 		// The fabric's builder names the fabric and the generation (the
 		// caller says which backend): a prefix here said it twice.
 		return err
 	}
 	b.desc, b.built, b.fab, b.drv = env.Generation.Desc(), bf, bf.Fabric, bf.Driver
+	if h, ok := b.fab.(*hybrid.Fabric); ok {
+		b.hyb, b.sites = h, map[string]generation.Desc{}
+		for _, st := range env.Sites {
+			b.sites[st.Name] = st.Generation.Desc()
+		}
+	}
 	if c, ok := b.rt.(BGPConfigurer); ok {
 		c.ConfigureBGP(env.BGP)
 	}
@@ -192,9 +224,22 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 	if err := b.startController(); err != nil {
 		return err
 	}
-	if b.desc.CloudIPAM() {
-		if err := b.startVPC(); err != nil {
+	switch {
+	case b.desc.CloudIPAM():
+		f, ok := b.fab.(*vpc.Fabric)
+		if !ok {
+			return fmt.Errorf("vpc: the fabric is a %T", b.fab)
+		}
+		if err := b.startVPC(f, ""); err != nil {
 			return err
+		}
+	case b.hyb != nil:
+		for _, s := range b.hyb.Sites() {
+			if f, ok := s.Fabric.(*vpc.Fabric); ok {
+				if err := b.startVPC(f, s.Name); err != nil {
+					return fmt.Errorf("site %s: %w", s.Name, err)
+				}
+			}
 		}
 	}
 	for _, n := range env.Networks {
@@ -202,10 +247,7 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 			return err
 		}
 	}
-	if b.vpc != nil {
-		return b.vpcNodes(ctx)
-	}
-	return nil
+	return b.vpcNodes(ctx)
 }
 
 func (b *FabricBackend) startLocalIPAM() error {
@@ -344,7 +386,7 @@ func (b *FabricBackend) stopController() error {
 
 func (b *FabricBackend) addNetwork(ctx context.Context, n NetworkSegment) error {
 	var seg controller.Segment
-	switch b.desc.Segment {
+	switch b.networkDesc(n).Segment {
 	case generation.SegmentVLAN:
 		seg = controller.Segment{Type: controller.SegmentVLAN, ID: uint32(n.VLAN)}
 	case generation.SegmentVXLAN:
@@ -360,8 +402,8 @@ func (b *FabricBackend) addNetwork(ctx context.Context, n NetworkSegment) error 
 	if _, err := b.api.CreateSubnet(ctx, controller.SubnetRequest{Network: n.Name, CIDR: n.Subnet, Gateway: n.Gateway}); err != nil {
 		return fmt.Errorf("network %s: subnet %v: %w", n.Name, n.Subnet, err)
 	}
-	if b.vpc != nil {
-		if err := b.vpc.ipam.AddNetwork(ctx, n.Name, n.Subnet); err != nil {
+	if v := b.vpcOfNetwork(n); v != nil {
+		if err := v.ipam.AddNetwork(ctx, n.Name, n.Subnet); err != nil {
 			return err
 		}
 	}
@@ -371,9 +413,9 @@ func (b *FabricBackend) addNetwork(ctx context.Context, n NetworkSegment) error 
 		}
 	}
 	spec := datapath.NetworkSpec{Name: n.Name, Tenant: tenant, Subnet: n.Subnet, Gateway: n.Gateway, VLAN: n.VLAN, VNI: n.VNI,
-		Subnet6: n.Subnet6, Gateway6: n.Gateway6}
+		Subnet6: n.Subnet6, Gateway6: n.Gateway6, Site: n.Site}
 	return b.rt.Mutate(func() error {
-		if b.drv != nil {
+		if b.drv != nil && b.hyb == nil {
 			return b.drv.AddNetwork(spec)
 		}
 		return b.fab.AddNetwork(spec)
@@ -426,10 +468,10 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 	name := in.spec.Name
 	in.spec.Host = host
 	b.mark(name, "1-schedule:"+host)
-	if b.vpc != nil {
-		return b.wireVPC(ctx, in, host)
+	if v := b.vpcOf(host); v != nil {
+		return b.wireVPC(ctx, v, in, host)
 	}
-	if pa, ok := b.rt.(PodAttacher); ok && in.kind == "pod" && b.desc.PodsViaCNI {
+	if pa, ok := b.rt.(PodAttacher); ok && in.kind == "pod" && b.hostDesc(host).PodsViaCNI {
 		return b.wirePod(ctx, pa, in, host)
 	}
 	if !b.controlled() {
@@ -534,7 +576,7 @@ func (b *FabricBackend) wirePod(ctx context.Context, pa PodAttacher, in *instanc
 		if err := b.awaitController(ctx); err != nil {
 			return fmt.Errorf("spawn %s: %w", name, err)
 		}
-		conf["mode"], conf["attach"], conf["host"] = b.desc.CNIMode, "none", host
+		conf["mode"], conf["attach"], conf["host"] = b.hostDesc(host).CNIMode, "none", host
 		conf["controllerURL"] = "unix://" + b.controllerSocket()
 		b.secureCNI(conf, host)
 		if err := b.secureMove(ctx, name, host); err != nil {
@@ -676,8 +718,8 @@ func (b *FabricBackend) Delete(ctx context.Context, name string) error {
 	if !b.controlled() {
 		return nil
 	}
-	if b.vpc != nil {
-		return b.deleteVPC(ctx, in)
+	if v := b.vpcOf(in.spec.Host); v != nil {
+		return b.deleteVPC(ctx, v, in)
 	}
 	p, err := b.api.DeletePort(ctx, name)
 	if err != nil {
@@ -965,7 +1007,7 @@ func (b *FabricBackend) PortState(ctx context.Context, name string) (string, err
 	if _, ok := b.insts[name]; !ok {
 		return "", fmt.Errorf("port state of %s: no such instance", name)
 	}
-	if !b.controlled() || b.vpc != nil && b.vpc.fab.IsOutside(b.insts[name].spec.Host) {
+	if v := b.vpcOf(b.insts[name].spec.Host); !b.controlled() || v != nil && v.fab.IsOutside(b.insts[name].spec.Host) {
 		// Local IPAM, or a client outside the VPC: no port.
 		return string(controller.StatusActiveActive), nil
 	}
@@ -988,8 +1030,8 @@ func (b *FabricBackend) Finish(run *reports.Run) error {
 	}
 	run.Counters["unexplained_drops"] = unexplained
 	run.Counters["instances"] = len(b.insts)
-	if b.vpc != nil {
-		b.vpc.counters(run.Counters)
+	for _, v := range b.vpcs {
+		v.counters(run.Counters)
 	}
 	run.Timeline = append(run.Timeline[:0], b.timeline...)
 	b.ctl.mu.Lock()

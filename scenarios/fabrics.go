@@ -26,6 +26,10 @@ type FabricEnv struct {
 	// Locker serialises a leaf driver's changes with the runtime's
 	// nodes (the runtime's pause).
 	Locker sync.Locker
+	// Sites are a hybrid network's (Env.Sites); Site, when set, builds
+	// the generation on that site's nodes of Topology only.
+	Sites []Site
+	Site  string
 }
 
 // BuiltFabric is a generation's fabric, as sim and netns run it.

@@ -10,7 +10,7 @@ import (
 // bgp each leaf keeps its own tables, filled by its BGP speaker.
 func init() {
 	RegisterFabric(GenEVPN, func(env FabricEnv) (BuiltFabric, error) {
-		f, err := evpn.New(env.Topology, evpn.Options{ExternalOverlay: true, LeafTables: env.BGP})
+		f, err := evpn.New(env.Topology, evpn.Options{ExternalOverlay: true, LeafTables: env.BGP, Site: env.Site})
 		if err != nil {
 			return BuiltFabric{}, err
 		}

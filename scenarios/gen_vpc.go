@@ -9,7 +9,7 @@ import (
 // API through the controller (vpcflow.go, datapath/vpc/vpcipam).
 func init() {
 	RegisterFabric(GenVPC, func(env FabricEnv) (BuiltFabric, error) {
-		f, err := vpc.New(env.Topology, vpc.Options{})
+		f, err := vpc.New(env.Topology, vpc.Options{Site: env.Site})
 		if err != nil {
 			return BuiltFabric{}, err
 		}

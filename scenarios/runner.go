@@ -60,7 +60,7 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 		return run, err
 	}
 	gopts := s.OptionsFor(gen)
-	env := Env{Generation: gen, Topology: topo, Seed: s.Seed, Networks: SegmentsFor(s.Networks, gopts), Options: gopts, ControlPlane: s.ControlPlane, BGP: s.BGP, Controller: s.Controller, Progress: opts.Progress}
+	env := Env{Generation: gen, Topology: topo, Seed: s.Seed, Networks: SegmentsFor(s.Networks, gopts), Sites: s.Sites, Options: gopts, ControlPlane: s.ControlPlane, BGP: s.BGP, Controller: s.Controller, Progress: opts.Progress}
 	if err := b.Start(ctx, env); err != nil {
 		_ = b.Close()
 		return run, fmt.Errorf("start %s backend for %s: %w", b.Name(), gen, err)

@@ -13,6 +13,7 @@ type (
 	ControllerSpec    = spec.ControllerSpec
 	TopologySpec      = spec.TopologySpec
 	Network           = spec.Network
+	Site              = spec.Site
 	Step              = spec.Step
 	Placement         = spec.Placement
 	Spawn             = spec.Spawn
@@ -40,6 +41,7 @@ const (
 	GenEBPF       = spec.GenEBPF
 	GenEBPFDirect = spec.GenEBPFDirect
 	GenVPC        = spec.GenVPC
+	GenHybrid     = spec.GenHybrid
 
 	ControlPlaneShared = spec.ControlPlaneShared
 	ControlPlaneBGP    = spec.ControlPlaneBGP

@@ -11,7 +11,6 @@ import (
 	"github.com/netbed/netbed/datapath/vpc/cloud"
 	"github.com/netbed/netbed/datapath/vpc/ipamd"
 	"github.com/netbed/netbed/datapath/vpc/vpcipam"
-	"github.com/netbed/netbed/topologies"
 )
 
 // FloatingIPs is a Backend whose generation gives instances floating IPs
@@ -28,6 +27,7 @@ var _ FloatingIPs = (*FabricBackend)(nil)
 // every pod's address in the controller and puts it on an ENI through the
 // cloud (datapath/vpc/vpcipam).
 type vpcPlane struct {
+	site  string // its site in a hybrid network; "" for the vpc generation's one VPC
 	fab   *vpc.Fabric
 	cloud *cloud.Model
 	ipam  *vpcipam.IPAM
@@ -62,14 +62,11 @@ func (m mutated) DisassociateFloatingIP(pub netip.Addr) error {
 	return m.do(func() error { return m.f.DisassociateFloatingIP(pub) })
 }
 
-// startVPC starts the cloud (its limits from the scenario's options, on
-// the runtime's clock) and the IPAM over the controller; the networks and
-// nodes come after (vpcNetwork, vpcNodes).
-func (b *FabricBackend) startVPC() error {
-	f, ok := b.fab.(*vpc.Fabric)
-	if !ok {
-		return fmt.Errorf("vpc: the fabric is a %T", b.fab)
-	}
+// startVPC starts a VPC's cloud (its limits from the scenario's
+// options, on the runtime's clock) and the IPAM over the controller; the
+// networks and nodes come after (vpcNetwork, vpcNodes). f is the VPC's
+// fabric: the run's, or a site's of a hybrid network.
+func (b *FabricBackend) startVPC(f *vpc.Fabric, site string) error {
 	o := b.env.Options.VPC
 	limits, err := cloud.LoadLimits(o.Limits)
 	if err != nil {
@@ -81,16 +78,40 @@ func (b *FabricBackend) startVPC() error {
 	if err != nil {
 		return err
 	}
-	b.vpc = &vpcPlane{fab: f, cloud: c, ipam: ipam, last: map[string]netip.Addr{}}
+	b.vpcs = append(b.vpcs, &vpcPlane{site: site, fab: f, cloud: c, ipam: ipam, last: map[string]netip.Addr{}})
 	return nil
 }
 
-// vpcNodes runs an instance for every VM of the topology, in topology
+// vpcOf returns the VPC whose VM (or outside network) host is, nil when
+// host is in none.
+func (b *FabricBackend) vpcOf(host string) *vpcPlane {
+	for _, v := range b.vpcs {
+		if _, ok := v.fab.Host(host); ok || v.fab.IsOutside(host) {
+			return v
+		}
+	}
+	return nil
+}
+
+// vpcOfNetwork returns the VPC a network is in: the only one, or its
+// site's in a hybrid network; nil for a network of no VPC.
+func (b *FabricBackend) vpcOfNetwork(n NetworkSegment) *vpcPlane {
+	for _, v := range b.vpcs {
+		if v.site == n.Site {
+			return v
+		}
+	}
+	return nil
+}
+
+// vpcNodes runs an instance for every VM of each VPC, in topology
 // order, each with its primary ENI and its warm pool.
 func (b *FabricBackend) vpcNodes(ctx context.Context) error {
-	for _, h := range b.env.Topology.NodesByRole(topologies.RoleHost) {
-		if err := b.vpc.ipam.AddNode(ctx, h.Name); err != nil {
-			return fmt.Errorf("vpc: %w", err)
+	for _, v := range b.vpcs {
+		for _, h := range v.fab.Hosts() {
+			if err := v.ipam.AddNode(ctx, h); err != nil {
+				return fmt.Errorf("vpc: %w", err)
+			}
 		}
 	}
 	return nil
@@ -102,20 +123,20 @@ func (b *FabricBackend) vpcNodes(ctx context.Context) error {
 // the cloud now, or, after a drift, the address it had, moved), the
 // VPC CNI wires its veth, /32 route and policy rule, and the controller's
 // port goes active.
-func (b *FabricBackend) wireVPC(ctx context.Context, in *instance, host string) error {
+func (b *FabricBackend) wireVPC(ctx context.Context, v *vpcPlane, in *instance, host string) error {
 	name := in.spec.Name
-	if b.vpc.fab.IsOutside(host) {
+	if v.fab.IsOutside(host) {
 		in.spec.IP, in.spec.Gateway, in.spec.MAC = netip.Prefix{}, netip.Addr{}, nil
 		if err := b.rt.AddInstance(ctx, b.fab, in.spec); err != nil {
 			return fmt.Errorf("attach %s outside the VPC: %w", name, err)
 		}
-		if inst, ok := b.vpc.fab.Instance(name); ok {
+		if inst, ok := v.fab.Instance(name); ok {
 			in.spec.IP, in.spec.Gateway, in.spec.MAC = inst.Addr(), inst.Gateway(), inst.MAC()
 		}
 		b.mark(name, "2-outside-address")
 		return b.announce(ctx, in)
 	}
-	alloc, err := b.vpc.ipam.Allocate(ctx, name, host, in.network, in.label)
+	alloc, err := v.ipam.Allocate(ctx, name, host, in.network, in.label)
 	if err != nil {
 		return err
 	}
@@ -148,37 +169,41 @@ func (b *FabricBackend) wireVPC(ctx context.Context, in *instance, host string) 
 
 // deleteVPC gives a deleted instance's address back (and its floating
 // IP) and deletes its port; a client outside the VPC has neither.
-func (b *FabricBackend) deleteVPC(ctx context.Context, in *instance) error {
-	if b.vpc.fab.IsOutside(in.spec.Host) {
+func (b *FabricBackend) deleteVPC(ctx context.Context, v *vpcPlane, in *instance) error {
+	if v.fab.IsOutside(in.spec.Host) {
 		return nil
 	}
-	return b.vpc.ipam.Release(ctx, in.spec.Name)
+	return v.ipam.Release(ctx, in.spec.Name)
 }
 
 // AttachFloatingIP implements FloatingIPs.
 func (b *FabricBackend) AttachFloatingIP(ctx context.Context, name string) (netip.Addr, error) {
-	if _, ok := b.insts[name]; !ok {
+	in, ok := b.insts[name]
+	if !ok {
 		return netip.Addr{}, fmt.Errorf("floating IP for %s: no such instance", name)
 	}
-	if b.vpc == nil {
+	v := b.vpcOf(in.spec.Host)
+	if v == nil {
 		return netip.Addr{}, fmt.Errorf("floating IP for %s: %w", name, errNoFloatingIPs(b.env.Generation))
 	}
-	a, err := b.vpc.ipam.AttachFloating(ctx, name)
+	a, err := v.ipam.AttachFloating(ctx, name)
 	if err == nil {
-		b.vpc.last[name] = a
+		v.last[name] = a
 	}
 	return a, err
 }
 
 // DetachFloatingIP implements FloatingIPs.
 func (b *FabricBackend) DetachFloatingIP(ctx context.Context, name string) error {
-	if _, ok := b.insts[name]; !ok {
+	in, ok := b.insts[name]
+	if !ok {
 		return fmt.Errorf("detach floating IP of %s: no such instance", name)
 	}
-	if b.vpc == nil {
+	v := b.vpcOf(in.spec.Host)
+	if v == nil {
 		return fmt.Errorf("detach floating IP of %s: %w", name, errNoFloatingIPs(b.env.Generation))
 	}
-	return b.vpc.ipam.DetachFloating(ctx, name)
+	return v.ipam.DetachFloating(ctx, name)
 }
 
 func errNoFloatingIPs(g Generation) error {
@@ -189,13 +214,17 @@ func errNoFloatingIPs(g Generation) error {
 // has, or the one it had (detached: the probe shows it no longer leads
 // to the instance).
 func (b *FabricBackend) floatingDst(name string) (netip.Addr, error) {
-	if b.vpc == nil {
+	var v *vpcPlane
+	if in, ok := b.insts[name]; ok {
+		v = b.vpcOf(in.spec.Host)
+	}
+	if v == nil {
 		return netip.Addr{}, errNoFloatingIPs(b.env.Generation)
 	}
-	if a, ok := b.vpc.ipam.Floating(name); ok {
+	if a, ok := v.ipam.Floating(name); ok {
 		return a, nil
 	}
-	if a, ok := b.vpc.last[name]; ok {
+	if a, ok := v.last[name]; ok {
 		return a, nil
 	}
 	return netip.Addr{}, errors.New(name + " has never had a floating IP; attach one first (a floating_ip step)")

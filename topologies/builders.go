@@ -462,3 +462,87 @@ func (b *builder) addVPC(p VPCParams) *Node {
 	}
 	return r
 }
+
+// Hybrid network defaults: a dedicated line of 1 Gbit/s with a WAN's
+// one-way delay between a private data centre and a cloud region.
+const (
+	DefaultLineRate  int64 = 1_000_000_000
+	DefaultLineDelay       = 10 * time.Millisecond
+)
+
+// HybridParams describes a hybrid network: a private cloud (a spine-leaf
+// fabric, site "dc", node names prefixed "dc-") and VPCs in other regions
+// (sites "vpc1", "vpc2", ..., names prefixed "vpc1-"), each VPC's router
+// joined by a dedicated line to a border leaf of the private cloud of its
+// own. Zero fields take the defaults in parentheses.
+type HybridParams struct {
+	Name string // lab name ("hybrid")
+	// Fabric is the private cloud's spine-leaf fabric (2 spines, 2
+	// leaves, 2 hosts per leaf); its Name, Kind and Image are ignored.
+	Fabric SpineLeafParams
+	// VPCs is how many VPCs (1), each with VPCHosts VMs (2) and no
+	// internet gateway.
+	VPCs, VPCHosts int
+	// LineRate and LineDelay are each dedicated line's rate (1 Gbit/s)
+	// and one-way delay (10 ms).
+	LineRate  int64
+	LineDelay time.Duration
+
+	Kind, Image string // carried to containerlab files (linux, DefaultImage)
+}
+
+// SiteDC is the private cloud's site in a Hybrid topology; VPC i's is
+// fmt.Sprintf("vpc%d", i).
+const SiteDC = "dc"
+
+// Hybrid builds a hybrid network: the private cloud's spine-leaf fabric
+// (site dc), one border leaf per VPC linked to every spine, and the VPCs
+// (sites vpc1...), vpcN-vpc-router linked to dc-borderN by a line with
+// LineRate and LineDelay.
+func Hybrid(p HybridParams) (*Topology, error) {
+	def(&p.Name, "hybrid")
+	defInt(&p.VPCs, 1)
+	defInt(&p.VPCHosts, 2)
+	defInt(&p.Fabric.Leaves, 2)
+	defRate(&p.LineRate, DefaultLineRate)
+	if p.LineDelay == 0 {
+		p.LineDelay = DefaultLineDelay
+	}
+	def(&p.Kind, DefaultKind)
+	def(&p.Image, DefaultImage)
+	if err := p.Fabric.defaults(); err != nil {
+		return nil, fmt.Errorf("hybrid: %w", err)
+	}
+	if err := positive(map[string]int{"vpcs": p.VPCs, "vpc hosts": p.VPCHosts}, map[string]int64{"line rate": p.LineRate}); err != nil {
+		return nil, fmt.Errorf("hybrid: %w", err)
+	}
+	if p.LineDelay < 0 {
+		return nil, fmt.Errorf("hybrid: %w: line delay must not be negative (got %v)", ErrBadParams, p.LineDelay)
+	}
+	b := newBuilder(p.Name, p.Kind, p.Image)
+	dc := b.fabric(SiteDC+"-", "", p.Fabric)
+	var borders []*Node
+	for i := 1; i <= p.VPCs; i++ {
+		borders = append(borders, b.node(fmt.Sprintf("%s-border%d", SiteDC, i), RoleBorder))
+	}
+	for _, n := range b.t.Nodes {
+		n.Site = SiteDC
+	}
+	b.wireFabric(dc, p.Fabric)
+	for _, bl := range borders {
+		for _, s := range dc.spines {
+			b.link(bl, s, p.Fabric.FabricRate, FabricMTU)
+		}
+	}
+	for i := 1; i <= p.VPCs; i++ {
+		site := fmt.Sprintf("vpc%d", i)
+		first := len(b.t.Nodes)
+		r := b.addVPC(VPCParams{Prefix: site + "-", Hosts: p.VPCHosts, HostRate: Rate25G, NoInternet: true})
+		for _, n := range b.t.Nodes[first:] {
+			n.Site = site
+		}
+		l := b.link(borders[i-1], r, p.LineRate, 0)
+		l.Delay = p.LineDelay
+	}
+	return b.t, nil
+}

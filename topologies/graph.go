@@ -2,6 +2,7 @@ package topologies
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -62,6 +63,11 @@ type Node struct {
 	AZ string
 	// Rack groups hosts with the ToR or leaf pair they hang off.
 	Rack string
+	// Site is the part of a hybrid network the node belongs to: the
+	// private cloud, or a VPC in a region, each run by its own generation
+	// and joined to the others by dedicated lines (links between nodes of
+	// two sites). Empty: the topology is one site.
+	Site string
 	// Kind and Image are carried through to containerlab files ("linux",
 	// "nokia_srlinux", ...). They do not change how netbed models the node.
 	Kind  string
@@ -179,6 +185,31 @@ func (t *Topology) Neighbors(node string) []string {
 		out = append(out, n)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// Sites returns the distinct non-empty sites of the nodes, in topology
+// order.
+func (t *Topology) Sites() []string {
+	var out []string
+	for _, n := range t.Nodes {
+		if n.Site != "" && !slices.Contains(out, n.Site) {
+			out = append(out, n.Site)
+		}
+	}
+	return out
+}
+
+// Lines returns the links joining two sites (dedicated lines), in link
+// order.
+func (t *Topology) Lines() []*Link {
+	var out []*Link
+	for _, l := range t.Links {
+		a, b := t.Node(l.A.Node), t.Node(l.B.Node)
+		if a != nil && b != nil && a.Site != b.Site {
+			out = append(out, l)
+		}
+	}
 	return out
 }
 

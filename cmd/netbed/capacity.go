@@ -86,6 +86,9 @@ func runCapacity(o capacityFlags, stdout, stderr io.Writer) error {
 		if g = strings.TrimSpace(g); !generation.Known(generation.Name(g)) {
 			return usageErr("--gen: %q is not a generation; use %v", g, generation.Names())
 		}
+		if generation.Name(g).Desc().Sites {
+			return usageErr("--gen: %s is a network of sites, each its own generation; give the sites' generations", g)
+		}
 		gens = append(gens, scenarios.Generation(g))
 	}
 	var per []int

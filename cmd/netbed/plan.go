@@ -89,6 +89,9 @@ func runPlan(f planFlags, stdout, stderr io.Writer) error {
 		if !generation.Known(generation.Name(g)) {
 			return usageErr("--gen: %q is not a generation; use %v", g, generation.Names())
 		}
+		if generation.Name(g).Desc().Sites {
+			return usageErr("--gen: %s is a network of sites, each its own generation; give the sites' generations", g)
+		}
 		gens = append(gens, scenarios.Generation(g))
 	}
 	i, n, _, err := resolveShard(f.shard, f.shards, os.Getenv)

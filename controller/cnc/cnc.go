@@ -394,7 +394,8 @@ func (c *CNC) reconcile(id PortID, pd *pending) {
 			return err
 		})
 	}
-	if err == nil && p.Host != "" {
+	if err == nil && p.Host != "" && seg.Type != controller.SegmentNone {
+		// A routed network (a VPC's, in a hybrid network) needs no leaf.
 		var ok bool
 		if atts, ok = c.w.leaves[p.Host]; !ok {
 			err = fmt.Errorf("host %q is wired to no leaf in topology %q; add its links or bind the port to another host", p.Host, c.w.topo.Name)

@@ -66,6 +66,11 @@ type Options struct {
 	// runtime with control_plane: bgp); failure detection is then the
 	// speakers' own, so FailureDetection is 0.
 	LeafTables bool
+	// Site, when set, builds the fabric on the nodes of that site of a
+	// hybrid topology (topologies.Node.Site) only: nodes of other sites
+	// are another generation's, and a border leaf's link to one is a
+	// dedicated line (AttachLine).
+	Site string
 }
 
 // DefaultFailureDetection is BFD's detection time with 100 ms intervals
@@ -211,6 +216,9 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		return nil, fmt.Errorf("build evpn fabric: %w", err)
 	}
 	for _, n := range t.Nodes {
+		if f.foreign(n.Name) {
+			continue
+		}
 		ifaces := t.Interfaces(n.Name)
 		switch n.Role {
 		case topologies.RoleSpine:
@@ -242,6 +250,9 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		return nil, fmt.Errorf("build evpn fabric on %s: %w", t.Name, err)
 	}
 	for _, lk := range t.Links {
+		if f.foreign(lk.A.Node) || f.foreign(lk.B.Node) {
+			continue // a dedicated line: the hybrid network's wire
+		}
 		w := datapath.Wire{Rate: lk.Rate, Delay: lk.Delay, MTU: lk.MTU,
 			A: datapath.PortRef{Node: lk.A.Node, Port: slices.Index(t.Interfaces(lk.A.Node), lk.A.Iface)},
 			B: datapath.PortRef{Node: lk.B.Node, Port: slices.Index(t.Interfaces(lk.B.Node), lk.B.Iface)}}
@@ -274,6 +285,30 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		slices.SortStableFunc(ups, func(a, b uplink) int { return idx(a) - idx(b) })
 	}
 	return f, nil
+}
+
+// foreign reports whether node belongs to another site (Options.Site).
+func (f *Fabric) foreign(node string) bool {
+	if f.opts.Site == "" {
+		return false
+	}
+	n := f.topo.Node(node)
+	return n == nil || n.Site != f.opts.Site
+}
+
+// AttachLine makes port of leaf a dedicated line to another site in
+// tenant's VRF (its far end's MAC peer) and routes prefixes over it
+// (Leaf.AttachLine). One of the tenant's networks must exist.
+func (f *Fabric) AttachLine(leaf string, port int, tenant string, peer MAC, prefixes ...netip.Prefix) error {
+	l, ok := f.leaves[leaf]
+	if !ok {
+		return fmt.Errorf("attach line to %s: not a leaf of %s", leaf, f.topo.Name)
+	}
+	l3vni, ok := f.tenants[tenant]
+	if !ok {
+		return fmt.Errorf("attach line to %s: tenant %q has no network in the fabric yet", leaf, tenant)
+	}
+	return l.AttachLine(port, l3vni, peer, prefixes...)
 }
 
 func (f *Fabric) newLeaf(name string, ifaces []string) (*Leaf, error) {

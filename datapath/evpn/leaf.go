@@ -129,6 +129,7 @@ type remoteVTEP struct {
 type prefixRoute struct {
 	connected uint32 // L2 VNI; 0 if not connected
 	vteps     []remoteVTEP
+	line      *line // a prefix behind a dedicated line of this leaf
 }
 
 type vrf struct {
@@ -180,6 +181,9 @@ type Leaf struct {
 	// portHook, if set, hears of every port state change (the fabric's
 	// underlay control plane).
 	portHook func(port int, up bool)
+
+	// lines are the ports to dedicated lines (AttachLine), by port.
+	lines map[int]*line
 }
 
 var _ datapath.Node = (*Leaf)(nil)
@@ -292,6 +296,9 @@ func (l *Leaf) Name() string { return l.cfg.Name }
 
 // Ports implements datapath.Node.
 func (l *Leaf) Ports() []string { return l.cfg.Ports }
+
+// PortMAC returns the MAC of port i.
+func (l *Leaf) PortMAC(i int) MAC { return l.cfg.PortMACs[i] }
 
 // VTEP returns the leaf's loopback address.
 func (l *Leaf) VTEP() netip.Addr { return l.cfg.VTEP }
@@ -593,20 +600,7 @@ func (l *Leaf) importL2(n *network) {
 			}
 		}
 	}
-	v := l.vrfs[n.L3VNI]
-	if v == nil {
-		v = &vrf{l3vni: n.L3VNI, hosts: map[uint32]hostRoute{}, hosts6: map[netip.Addr]hostRoute{},
-			prefix: l3.NewFIB[*prefixRoute](), prefix6: newPrefixes6()}
-		l.vrfs[n.L3VNI] = v
-	}
-	v.refs++
-	if v.refs == 1 && l.table != nil {
-		for _, r := range l.table.Import(n.L3VNI) {
-			if r.L3VNI == n.L3VNI && (r.Type == IPPrefix || r.IP.IsValid()) {
-				l.applyL3(r, true)
-			}
-		}
-	}
+	v := l.importVRF(n.L3VNI)
 	for _, p := range []netip.Prefix{n.Subnet, n.Subnet6} {
 		if !p.IsValid() {
 			continue
@@ -908,6 +902,10 @@ func (l *Leaf) Receive(now time.Duration, port int, b []byte, out datapath.Outpu
 		l.fromUnderlay(ev, port, b, out)
 		return
 	}
+	if ln := l.lines[port]; ln != nil {
+		l.fromLine(ev, ln, b, out)
+		return
+	}
 	l.fromAccess(ev, port, b, out)
 }
 
@@ -1154,12 +1152,15 @@ func (l *Leaf) routeHost(ev datapath.Event, v *vrf, h hostRoute, f []byte, out d
 
 // routePrefix sends a routed packet that matched no host route along
 // its longest matching prefix pr (ok: one matched): a type-5 prefix over
-// the L3 VNI (ECMP over its VTEPs); a connected subnet whose host is
-// unknown drops it.
+// the L3 VNI (ECMP over its VTEPs), or a prefix behind a dedicated line
+// of this leaf onto the line; a connected subnet whose host is unknown
+// drops it.
 func (l *Leaf) routePrefix(ev datapath.Event, v *vrf, pr *prefixRoute, ok bool, f []byte, out datapath.Output) {
 	switch {
 	case !ok:
 		l.drop(ev, out, datapath.ReasonNoRoute, "")
+	case pr.line != nil:
+		l.toLine(ev, pr.line, f, out)
 	case len(pr.vteps) > 0 && pr.connected == 0:
 		rv := pr.vteps[0]
 		if len(pr.vteps) > 1 {
@@ -1296,6 +1297,16 @@ func (l *Leaf) routeDecap(ev datapath.Event, v *vrf, inner []byte, out datapath.
 		return
 	}
 	h, ok := v.hosts[be32(ip[16:20])]
+	if !ok && len(l.lines) > 0 {
+		if pr, _, found := v.prefix.LookupAddr(addr4(ip[16:20])); found && pr.line != nil {
+			if !decTTL(ip) {
+				l.drop(ev, out, datapath.ReasonTTL, RuleLine)
+				return
+			}
+			l.toLine(ev, pr.line, f, out)
+			return
+		}
+	}
 	if !ok || !h.local {
 		l.drop(ev, out, datapath.ReasonNoRoute, RuleGlean)
 		return

@@ -2,6 +2,7 @@ package vpc
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -21,6 +22,10 @@ type Options struct {
 	// Slots is how many pod (or client) ports a VM (or the outside
 	// network) has (DefaultSlots).
 	Slots int
+	// Site, when set, builds the VPC on the nodes of that site of a
+	// hybrid topology (topologies.Node.Site) only: a router link to a
+	// node of another site is a dedicated line (RouteOverLine).
+	Site string
 }
 
 // DefaultOutsideCIDR is Options.OutsideCIDR's default.
@@ -49,6 +54,7 @@ type Fabric struct {
 	enis     map[string]string
 	subnets  []netip.Prefix
 	members  map[string]member
+	lines    map[int]string // router port → the node at the line's far end
 	nodes    []datapath.Node
 	wires    []datapath.Wire
 }
@@ -66,11 +72,17 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	if opts.Slots <= 0 {
 		opts.Slots = DefaultSlots
 	}
-	f := &Fabric{t: t, opts: opts, hosts: map[string]*Host{}, hostPort: map[string]int{}, enis: map[string]string{}, members: map[string]member{}}
+	f := &Fabric{t: t, opts: opts, hosts: map[string]*Host{}, hostPort: map[string]int{}, enis: map[string]string{}, members: map[string]member{},
+		lines: map[int]string{}}
 	fail := func(format string, a ...any) (*Fabric, error) {
 		return nil, fmt.Errorf("vpc fabric on %s: "+format, append([]any{t.Name}, a...)...)
 	}
-	routers := t.NodesByRole(topologies.RoleVPCRouter)
+	var routers []*topologies.Node
+	for _, n := range t.NodesByRole(topologies.RoleVPCRouter) {
+		if !f.foreign(n.Name) {
+			routers = append(routers, n)
+		}
+	}
 	if len(routers) != 1 {
 		return fail("want one node with role %s (the VPC's router), have %d; build the topology with the vpc builder", topologies.RoleVPCRouter, len(routers))
 	}
@@ -78,6 +90,9 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	rifs := t.Interfaces(rname)
 	peerMACs := make([]net.HardwareAddr, len(rifs))
 	for _, n := range t.Nodes {
+		if f.foreign(n.Name) {
+			continue
+		}
 		switch n.Role {
 		case topologies.RoleVPCRouter, topologies.RoleHost, topologies.RoleInternetGateway, topologies.RoleExternal:
 		default:
@@ -88,6 +103,10 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	for i, ifc := range rifs {
 		peer, _, _ := t.Peer(topologies.Endpoint{Node: rname, Iface: ifc})
 		pn := t.Node(peer.Node)
+		if f.foreign(pn.Name) {
+			f.lines[i] = pn.Name
+			continue
+		}
 		switch pn.Role {
 		case topologies.RoleHost:
 			if _, dup := f.hostPort[pn.Name]; dup {
@@ -110,6 +129,9 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	}
 	f.router = r
 	for _, h := range t.NodesByRole(topologies.RoleHost) {
+		if f.foreign(h.Name) {
+			continue
+		}
 		port, ok := f.hostPort[h.Name]
 		if !ok {
 			return fail("host %s has no link to %s", h.Name, rname)
@@ -141,6 +163,7 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	}
 	for _, n := range t.Nodes {
 		switch {
+		case f.foreign(n.Name):
 		case n.Name == rname:
 			f.nodes = append(f.nodes, r)
 		case f.hosts[n.Name] != nil:
@@ -154,6 +177,9 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		}
 	}
 	for _, l := range t.Links {
+		if f.foreign(l.A.Node) || f.foreign(l.B.Node) {
+			continue // a dedicated line: the hybrid network's wire
+		}
 		f.wires = append(f.wires, datapath.Wire{A: f.portOf(l.A), B: f.portOf(l.B), Rate: l.Rate, Delay: l.Delay, MTU: l.MTU})
 	}
 	return f, nil
@@ -202,6 +228,38 @@ func (f *Fabric) buildEdge(igw string) error {
 	}
 	f.edge, f.outside = e, o
 	return nil
+}
+
+// foreign reports whether node belongs to another site (Options.Site).
+func (f *Fabric) foreign(node string) bool {
+	if f.opts.Site == "" {
+		return false
+	}
+	n := f.t.Node(node)
+	return n == nil || n.Site != f.opts.Site
+}
+
+// Lines returns the router's ports to dedicated lines and the node at
+// each one's far end.
+func (f *Fabric) Lines() map[int]string { return maps.Clone(f.lines) }
+
+// RouteOverLine routes p out of the router's port to a dedicated line,
+// whose far end has MAC peer: a route in the VPC's route table, as a
+// virtual private gateway's propagated route.
+func (f *Fabric) RouteOverLine(port int, peer net.HardwareAddr, p netip.Prefix) error {
+	far, ok := f.lines[port]
+	if !ok {
+		return fmt.Errorf("route %v over a line: port %d of %s is not a dedicated line", p, port, f.router.Name())
+	}
+	for _, s := range f.subnets {
+		if s.Overlaps(p) {
+			return fmt.Errorf("route %v over the line to %s: overlaps subnet %v of the VPC", p, far, s)
+		}
+	}
+	if err := f.router.SetPeerMAC(port, peer); err != nil {
+		return err
+	}
+	return f.router.AddRoute(p, port, "line:"+far)
 }
 
 func (f *Fabric) portOf(e topologies.Endpoint) datapath.PortRef {

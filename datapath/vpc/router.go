@@ -90,6 +90,15 @@ func (r *Router) Ports() []string { return r.ports }
 // PortMAC returns the MAC of port i.
 func (r *Router) PortMAC(i int) net.HardwareAddr { return net.HardwareAddr(r.macs[i][:]) }
 
+// SetPeerMAC sets the MAC of the device at the other end of port.
+func (r *Router) SetPeerMAC(port int, mac net.HardwareAddr) error {
+	if port < 0 || port >= len(r.ports) || len(mac) != 6 {
+		return fmt.Errorf("router %s: peer MAC %v of port %d", r.name, mac, port)
+	}
+	r.peerMAC[port] = [6]byte(mac)
+	return nil
+}
+
 // AddRoute sends p out of port (TargetLocal: to the ENI holding the
 // address, for the VPC's own subnets); target names where it leads in
 // traces ("igw", a dedicated line).

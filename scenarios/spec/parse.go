@@ -268,6 +268,7 @@ type rawScenario struct {
 	Controller  *rawController           `yaml:"controller"`
 	Options     map[string]rawGenOptions `yaml:"options"`
 	Networks    []rawNetwork             `yaml:"networks"`
+	Sites       []rawSite                `yaml:"sites"`
 	Steps       []rawStep                `yaml:"steps"`
 }
 
@@ -319,6 +320,8 @@ type rawNetwork struct {
 	// Subnet6 is the network's IPv6 subnet beside the IPv4 one.
 	Subnet6 string   `yaml:"subnet6"`
 	Labels  []string `yaml:"labels"`
+	// Site is the hybrid network's site the network is in.
+	Site string `yaml:"site"`
 }
 
 type rawStep struct {
@@ -456,7 +459,7 @@ func lineOf(n *yaml.Node, fallback int) int {
 	return n.Line
 }
 
-var builders = []string{"three-tier", "spine-leaf", "multi-az", "vpc"}
+var builders = []string{"three-tier", "spine-leaf", "multi-az", "vpc", "hybrid"}
 
 func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 	s := &Scenario{Name: r.Name, Description: r.Description, Backend: r.Backend, Seed: r.Seed, Congestion: r.Congestion, File: p.file,
@@ -573,8 +576,10 @@ func (p *parser) build(r *rawScenario, root *yaml.Node) *Scenario {
 			p.fail(line, field+".name", "missing or duplicate network name %q", rn.Name)
 		}
 		names[rn.Name] = true
-		s.Networks = append(s.Networks, Network{Name: rn.Name, Tenant: rn.Tenant, Subnet: pfx.Masked(), Subnet6: pfx6.Masked(), Labels: rn.Labels, Line: line})
+		s.Networks = append(s.Networks, Network{Name: rn.Name, Tenant: rn.Tenant, Subnet: pfx.Masked(), Subnet6: pfx6.Masked(), Labels: rn.Labels,
+			Site: rn.Site, Line: line})
 	}
+	p.sites(r, root, s)
 	stepsNode := child(root, "steps")
 	if len(r.Steps) == 0 {
 		p.fail(root.Line, "steps", "missing; a scenario needs at least one step")

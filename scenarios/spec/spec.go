@@ -115,6 +115,10 @@ type Scenario struct {
 	// Controller is how the controller runs: controller: {secure: true}.
 	Controller ControllerSpec
 	Networks   []Network
+	// Sites make the scenario's network a hybrid one: each site run by
+	// its own generation, joined by dedicated lines; every network names
+	// its site. Empty: one site, the generation under test.
+	Sites []Site
 	// Options are address plans by generation or "default" (OptionsFor).
 	Options map[string]GenOptions
 	Steps   []Step
@@ -144,7 +148,21 @@ type Network struct {
 	// IPv6 address beside its IPv4 one (zero: IPv4 only).
 	Subnet6 netip.Prefix
 	Labels  []string
-	Line    int
+	// Site is the site of a hybrid network the network is in (Sites).
+	Site string
+	Line int
+}
+
+// Site is one site of a hybrid network (sites: in the file): the private
+// cloud or a VPC, run by its own generation on the topology's nodes of
+// that site (topologies.Node.Site).
+type Site struct {
+	Name       string
+	Generation Generation
+	// CIDR is a VPC's address range: its networks (the pods' subnets)
+	// lie inside it. Zero for a private cloud.
+	CIDR netip.Prefix
+	Line int
 }
 
 // Step is one timed action. Exactly one of the action fields is set.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/netbed/netbed/internal/yamltext"
 	"github.com/netbed/netbed/topologies"
@@ -115,6 +116,21 @@ func (t TopologySpec) Build(scenarioFile string) (*topologies.Topology, error) {
 			return nil, err
 		}
 		topo, err = topologies.VPC(p)
+	case "hybrid":
+		var p topologies.HybridParams
+		var delayMS, mbps int
+		take("spines", &p.Fabric.Spines)
+		take("leaves", &p.Fabric.Leaves)
+		take("hosts_per_leaf", &p.Fabric.HostsPerLeaf)
+		take("vpcs", &p.VPCs)
+		take("vpc_hosts", &p.VPCHosts)
+		take("line_delay_ms", &delayMS)
+		take("line_mbps", &mbps)
+		if err := unknownParams(atParams, t.Builder, params, "spines", "leaves", "hosts_per_leaf", "vpcs", "vpc_hosts", "line_delay_ms", "line_mbps"); err != nil {
+			return nil, err
+		}
+		p.LineDelay, p.LineRate = time.Duration(delayMS)*time.Millisecond, int64(mbps)*1_000_000
+		topo, err = topologies.Hybrid(p)
 	default:
 		return nil, fmt.Errorf("%s: unknown builder %q", at, t.Builder)
 	}

@@ -23,6 +23,7 @@ const (
 	LabelRole = "netbed.role"
 	LabelAZ   = "netbed.az"
 	LabelRack = "netbed.rack"
+	LabelSite = "netbed.site"
 	VarRate   = "netbed.rate"
 	VarDelay  = "netbed.delay"
 )
@@ -439,7 +440,8 @@ func (d *decoder) document(root *yaml.Node) (*topologies.Topology, *Report) {
 			}
 			n.Role = role
 		}
-		n.AZ, n.Rack = labels[LabelAZ], labels[LabelRack]
+		n.AZ, n.Rack, n.Site = labels[LabelAZ], labels[LabelRack], labels[LabelSite]
+		delete(labels, LabelSite)
 		delete(labels, LabelRole)
 		delete(labels, LabelAZ)
 		delete(labels, LabelRack)

@@ -77,6 +77,7 @@ func Write(t *topologies.Topology) ([]byte, error) {
 		set(LabelRole, string(n.Role))
 		set(LabelAZ, n.AZ)
 		set(LabelRack, n.Rack)
+		set(LabelSite, n.Site)
 		if len(labels) > 0 {
 			add(nm, "labels", sortedMap(labels))
 		}

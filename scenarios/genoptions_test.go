@@ -104,7 +104,7 @@ func TestGenOptionsMalformed(t *testing.T) {
 		{"options:\n  vlan:\n\n    vlans: 300-200", `wide.yaml:8: options.vlan.vlans: "300-200" runs backwards; write first-last, first ≤ last`},
 		{"options:\n  vlan: {vlans: 100-5000}", `wide.yaml:6: options.vlan.vlans: "100-5000": VLAN IDs run from 1 to 4094`},
 		{"options:\n  vlan: {vlans: lots}", `wide.yaml:6: options.vlan.vlans: "lots" is not a range; write first-last, like 100-199`},
-		{"options:\n  gen4: {vlans: 1-2}", "wide.yaml:6: options.gen4: not a generation; use default or one of [vlan vlan-stock evpn ebpf ebpf-direct vpc]"},
+		{"options:\n  gen4: {vlans: 1-2}", "wide.yaml:6: options.gen4: not a generation; use default or one of [vlan vlan-stock evpn ebpf ebpf-direct vpc hybrid]"},
 		{"options:\n  ebpf: {cluster: 10.0.0.0/8}", "wide.yaml:6: options.ebpf.cluster"},
 	} {
 		_, err := scenarios.Parse("wide.yaml", []byte(fmt.Sprintf(wide, c.opts)))

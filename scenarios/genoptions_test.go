@@ -71,6 +71,37 @@ func TestGen3At512Hosts(t *testing.T) {
 	}
 }
 
+// TestGen3ClusterCIDR6TooSmall: an IPv6 cluster CIDR without room for
+// every host's IPv6 node CIDR names cluster_cidr6, its line and the size
+// it needs; a node_mask6 shorter than the cluster CIDR names node_mask6.
+func TestGen3ClusterCIDR6TooSmall(t *testing.T) {
+	for _, c := range []struct{ opts, want string }{
+		{"options:\n  ebpf: {cluster_cidr6: 'fd10::/112'}",
+			"wide.yaml:6: options.ebpf.cluster_cidr6: fd10::/112 holds 256 node CIDRs of /120, topology spine-leaf has 512 hosts: it needs a /111 or larger"},
+		{"options:\n  ebpf:\n    cluster_cidr6: 'fd10::/112'\n    node_mask6: 108",
+			"wide.yaml:8: options.ebpf.node_mask6: /108: an IPv6 node CIDR must lie between the cluster CIDR's /112 and /126"},
+	} {
+		s, err := scenarios.Parse("wide.yaml", []byte(fmt.Sprintf(wide, c.opts)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.CheckReferences(func(g scenarios.Generation) (*topologyT, error) { return s.TopologyFor(g).Build(s.File) })
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: validate: %v\nwant: %s", c.opts, err, c.want)
+		}
+	}
+	ok, err := scenarios.Parse("wide.yaml", []byte(fmt.Sprintf(wide, "options:\n  ebpf: {cluster_cidr6: 'fd10::/104', node_mask6: 116}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := ok.OptionsFor(scenarios.GenEBPF); o.ClusterCIDR6.String() != "fd10::/104" || o.NodeMask6 != 116 {
+		t.Errorf("options %+v", o)
+	}
+	if o := ok.OptionsFor(scenarios.GenVLAN); o.ClusterCIDR6.IsValid() {
+		t.Errorf("vlan's options have gen 3's cluster_cidr6: %+v", o)
+	}
+}
+
 // TestVLANRangeTooSmall: a VLAN range that cannot hold the scenario's
 // networks names the option and the range it would need.
 func TestVLANRangeTooSmall(t *testing.T) {
@@ -100,6 +131,10 @@ func TestGenOptionsMalformed(t *testing.T) {
 		{"options:\n  ebpf:\n    cluster_cidr: 10.0.0.1/16", "wide.yaml:7: options.ebpf.cluster_cidr: 10.0.0.1/16 has host bits set; did you mean 10.0.0.0/16?"},
 		{"options:\n  ebpf: {cluster_cidr: 'fd00::/48'}", "wide.yaml:6: options.ebpf.cluster_cidr: fd00::/48: want an IPv4 CIDR from /8 to /30"},
 		{"options:\n  default: {node_mask: 31}", "wide.yaml:6: options.default.node_mask: 31: want a prefix length from 8 to 30 (24: a /24 per node, 253 pods)"},
+		{"options:\n  ebpf: {cluster_cidr6: 'fd10::'}", `wide.yaml:6: options.ebpf.cluster_cidr6: "fd10::" is not a CIDR (like fd10::/104)`},
+		{"options:\n  ebpf: {cluster_cidr6: 10.0.0.0/16}", "wide.yaml:6: options.ebpf.cluster_cidr6: 10.0.0.0/16: want an IPv6 CIDR from /16 to /126, like fd10::/104"},
+		{"options:\n  ebpf:\n    cluster_cidr6: 'fd10::1/104'", "wide.yaml:7: options.ebpf.cluster_cidr6: fd10::1/104 has host bits set; did you mean fd10::/104?"},
+		{"options:\n  ebpf: {cluster_cidr6: 'fd10::/104', node_mask6: 64}", "wide.yaml:6: options.ebpf.node_mask6: 64: want a prefix length from 104 to 126 (120: a /120 per node, 254 pods)"},
 		{"options:\n  evpn:\n    vnis: 0-10", `wide.yaml:7: options.evpn.vnis: "0-10": VNIs run from 1 to 16777215`},
 		{"options:\n  vlan:\n\n    vlans: 300-200", `wide.yaml:8: options.vlan.vlans: "300-200" runs backwards; write first-last, first ≤ last`},
 		{"options:\n  vlan: {vlans: 100-5000}", `wide.yaml:6: options.vlan.vlans: "100-5000": VLAN IDs run from 1 to 4094`},

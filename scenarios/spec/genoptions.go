@@ -16,6 +16,12 @@ type GenOptions struct {
 	// CIDR of NodeMask bits from it, in host order.
 	ClusterCIDR netip.Prefix
 	NodeMask    int
+	// ClusterCIDR6, when set, makes gen 3 dual-stack: each host also gets
+	// an IPv6 node CIDR of NodeMask6 bits from it, in host order, and
+	// every pod an IPv6 address from its node's (Cilium's
+	// cluster-pool-ipv6-cidr and its mask size). Zero: IPv4 only.
+	ClusterCIDR6 netip.Prefix
+	NodeMask6    int
 	// VLANs are the VLAN IDs the scenario's networks take, in order (gen
 	// 1, and the host side of gen 2); VNIs their VNIs (gen 2).
 	VLANs IDRange
@@ -58,9 +64,18 @@ func (r IDRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last) 
 var DefaultGenOptions = GenOptions{
 	ClusterCIDR: netip.MustParsePrefix("10.0.0.0/12"),
 	NodeMask:    24,
+	NodeMask6:   120,
 	VLANs:       IDRange{100, MaxVLAN},
 	VNIs:        IDRange{10100, MaxVNI},
 }
+
+// The IPv6 node masks gen 3 takes: a node's pool holds at most 2^24
+// addresses (controller/ipam.MaxNodeHostBits) and at least a gateway and
+// two pods.
+const (
+	MinNodeMask6 = 104
+	MaxNodeMask6 = 126
+)
 
 // The largest IDs: 12 bits of 802.1Q less the reserved 4095; 24 bits of
 // VXLAN.
@@ -83,6 +98,12 @@ func (s *Scenario) OptionsFor(gen Generation) GenOptions {
 		}
 		if x.NodeMask != 0 {
 			o.NodeMask = x.NodeMask
+		}
+		if x.ClusterCIDR6.IsValid() {
+			o.ClusterCIDR6 = x.ClusterCIDR6
+		}
+		if x.NodeMask6 != 0 {
+			o.NodeMask6 = x.NodeMask6
 		}
 		if x.VLANs.First != 0 {
 			o.VLANs = x.VLANs
@@ -139,6 +160,18 @@ func (s *Scenario) capacityProblems(gen Generation, t *topologies.Topology) [][2
 					c, 1<<(o.NodeMask-c.Bits()), o.NodeMask, t.Name, hosts)
 			}
 			out = append(out, [2]string{s.optionField(gen, "cluster_cidr", func(x GenOptions) bool { return x.ClusterCIDR.IsValid() }), msg})
+		}
+		if c6 := o.ClusterCIDR6; c6.IsValid() {
+			switch {
+			case o.NodeMask6 < c6.Bits() || o.NodeMask6 > MaxNodeMask6:
+				out = append(out, [2]string{s.optionField(gen, "node_mask6", func(x GenOptions) bool { return x.NodeMask6 != 0 }),
+					fmt.Sprintf("/%d: an IPv6 node CIDR must lie between the cluster CIDR's /%d and /%d", o.NodeMask6, c6.Bits(), MaxNodeMask6)})
+			case o.NodeMask6-c6.Bits() < 32 && hosts > 1<<(o.NodeMask6-c6.Bits()):
+				need := o.NodeMask6 - bits.Len(uint(hosts-1))
+				out = append(out, [2]string{s.optionField(gen, "cluster_cidr6", func(x GenOptions) bool { return x.ClusterCIDR6.IsValid() }),
+					fmt.Sprintf("%v holds %d node CIDRs of /%d, topology %s has %d hosts: it needs a /%d or larger",
+						c6, 1<<(o.NodeMask6-c6.Bits()), o.NodeMask6, t.Name, hosts, need)})
+			}
 		}
 	}
 	// A segmented generation numbers every network with a VLAN (gen 2:

@@ -16,8 +16,11 @@ import (
 type rawGenOptions struct {
 	ClusterCIDR string `yaml:"cluster_cidr"`
 	NodeMask    int    `yaml:"node_mask"`
-	VLANs       string `yaml:"vlans"`
-	VNIs        string `yaml:"vnis"`
+	// Gen 3's IPv6 pod addresses (GenOptions.ClusterCIDR6, NodeMask6).
+	ClusterCIDR6 string `yaml:"cluster_cidr6"`
+	NodeMask6    int    `yaml:"node_mask6"`
+	VLANs        string `yaml:"vlans"`
+	VNIs         string `yaml:"vnis"`
 	// The vpc generation's cloud (VPCOptions).
 	InstanceType    string `yaml:"instance_type"`
 	WarmENITarget   int    `yaml:"warm_eni_target"`
@@ -63,6 +66,24 @@ func (p *parser) genOptions(raw map[string]rawGenOptions, root *yaml.Node, s *Sc
 				p.fail(at("node_mask"), path+".node_mask", "%d: want a prefix length from 8 to 30 (24: a /24 per node, 253 pods)", r.NodeMask)
 			}
 			o.NodeMask = r.NodeMask
+		}
+		if r.ClusterCIDR6 != "" {
+			c, err := netip.ParsePrefix(r.ClusterCIDR6)
+			switch {
+			case err != nil:
+				p.fail(at("cluster_cidr6"), path+".cluster_cidr6", "%q is not a CIDR (like fd10::/104)", r.ClusterCIDR6)
+			case !c.Addr().Is6() || c.Addr().Is4In6() || c.Bits() < 16 || c.Bits() > MaxNodeMask6:
+				p.fail(at("cluster_cidr6"), path+".cluster_cidr6", "%v: want an IPv6 CIDR from /16 to /%d, like fd10::/104", c, MaxNodeMask6)
+			case c.Masked() != c:
+				p.fail(at("cluster_cidr6"), path+".cluster_cidr6", "%v has host bits set; did you mean %v?", c, c.Masked())
+			}
+			o.ClusterCIDR6 = c
+		}
+		if r.NodeMask6 != 0 {
+			if r.NodeMask6 < MinNodeMask6 || r.NodeMask6 > MaxNodeMask6 {
+				p.fail(at("node_mask6"), path+".node_mask6", "%d: want a prefix length from %d to %d (120: a /120 per node, 254 pods)", r.NodeMask6, MinNodeMask6, MaxNodeMask6)
+			}
+			o.NodeMask6 = r.NodeMask6
 		}
 		o.VLANs = p.idRange(r.VLANs, at("vlans"), path+".vlans", MaxVLAN, "VLAN IDs run from 1 to 4094")
 		o.VNIs = p.idRange(r.VNIs, at("vnis"), path+".vnis", MaxVNI, "VNIs run from 1 to 16777215")

@@ -57,6 +57,21 @@
 // The source identity travels in the VXLAN VNI in tunnel mode and comes
 // from the ipcache (the source IP) in direct mode.
 //
+// # Dual stack
+//
+// With Options.ClusterCIDR6 every node also has an IPv6 pod CIDR
+// (Options.NodeMaskBits6, /120 by default, carved in host order) and
+// every pod an IPv6 /128 from it beside its IPv4 address, with the
+// CIDR's first address on cilium_host as gateway. The maps ending in 6
+// (endpoints, ipcache, tunnel, conntrack) hold the IPv6 entries; bpf_lxc
+// answers a pod's neighbour solicitations with cilium_host's MAC as it
+// answers ARP, so pods resolve only their gateway. Policy is keyed by
+// identities, so it holds over both families alike (an ICMP rule covers
+// ICMPv6); the identity of an IPv6 source comes from the VNI in tunnel
+// mode and from the IPv6 ipcache otherwise. The underlay stays IPv4:
+// IPv6 pod packets cross it in VXLAN between node IPs, and direct
+// routing refuses an IPv6 cluster CIDR (datapath.ErrNoIPv6).
+//
 // # Fabric
 //
 // New realises the model on a spine-leaf topology: spines, leaves and
@@ -67,6 +82,7 @@
 // routes at once (converged BGP, no timers).
 //
 // Not modelled: egress policy, L7 policy, masquerading of pod traffic
-// leaving the cluster, IPv6, host-originated traffic other than ICMP echo
-// replies, and BGP timers.
+// leaving the cluster, IPv6 beyond the cluster's pods and with direct
+// routing, host-originated traffic other than ICMP echo replies, and BGP
+// timers.
 package ebpf

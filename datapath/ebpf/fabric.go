@@ -2,9 +2,11 @@ package ebpf
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
+	"math/bits"
 	"net"
 	"net/netip"
 	"slices"
@@ -22,6 +24,14 @@ type Options struct {
 	Mode         Mode         // Tunnel or Direct (Tunnel)
 	ClusterCIDR  netip.Prefix // pod addresses of the whole cluster (DefaultClusterCIDR)
 	NodeMaskBits int          // size of each node's pod CIDR (DefaultNodeMaskBits)
+	// ClusterCIDR6 makes the cluster dual-stack: every node also gets an
+	// IPv6 pod CIDR of NodeMaskBits6 (DefaultNodeMaskBits6) carved from
+	// it in host order, and every pod an IPv6 address from its node's
+	// (Cilium's cluster-pool-ipv6-cidr). Zero: IPv4 only. Tunnel mode
+	// only: the underlay routes IPv4, so IPv6 pod packets cross it in
+	// VXLAN between the nodes' IPv4 addresses, as Cilium's tunnel does.
+	ClusterCIDR6  netip.Prefix
+	NodeMaskBits6 int
 	// UnderlayCIDR holds router loopbacks (first half) and node IPs
 	// (second half) (172.16.0.0/16).
 	UnderlayCIDR netip.Prefix
@@ -42,6 +52,8 @@ type Options struct {
 var (
 	DefaultClusterCIDR  = netip.MustParsePrefix("10.0.0.0/12")
 	DefaultNodeMaskBits = 24
+	// DefaultNodeMaskBits6 is Cilium's IPv6 cluster-pool mask size.
+	DefaultNodeMaskBits6 = 120
 )
 
 func (o *Options) defaults() error {
@@ -69,6 +81,21 @@ func (o *Options) defaults() error {
 	}
 	if o.UnderlayCIDR.Bits() > 30 || o.UnderlayCIDR.Overlaps(o.ClusterCIDR) {
 		return fmt.Errorf("underlay CIDR %v: must be /30 or larger and not overlap the cluster CIDR %v", o.UnderlayCIDR, o.ClusterCIDR)
+	}
+	if !o.ClusterCIDR6.IsValid() {
+		return nil
+	}
+	if o.NodeMaskBits6 == 0 {
+		o.NodeMaskBits6 = DefaultNodeMaskBits6
+	}
+	o.ClusterCIDR6 = o.ClusterCIDR6.Masked()
+	switch {
+	case !o.ClusterCIDR6.Addr().Is6() || o.ClusterCIDR6.Addr().Is4In6():
+		return fmt.Errorf("IPv6 cluster CIDR %v: must be IPv6", o.ClusterCIDR6)
+	case o.NodeMaskBits6 < o.ClusterCIDR6.Bits() || o.NodeMaskBits6 > 126:
+		return fmt.Errorf("IPv6 node mask /%d: must lie between the IPv6 cluster CIDR's /%d and /126", o.NodeMaskBits6, o.ClusterCIDR6.Bits())
+	case o.Mode == Direct:
+		return fmt.Errorf("IPv6 cluster CIDR %v: %w with direct routing (the underlay routes IPv4 only); use tunnel mode (ebpf) for dual stack", o.ClusterCIDR6, datapath.ErrNoIPv6)
 	}
 	return nil
 }
@@ -152,10 +179,21 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	}
 	nodeIP := lastHalf(opts.UnderlayCIDR).Addr()
 	cidr := netip.PrefixFrom(opts.ClusterCIDR.Addr(), opts.NodeMaskBits)
+	var cidr6 netip.Prefix
+	if opts.ClusterCIDR6.IsValid() {
+		cidr6 = netip.PrefixFrom(opts.ClusterCIDR6.Addr(), opts.NodeMaskBits6)
+	}
 	hosts := t.NodesByRole(topologies.RoleHost)
 	for i, h := range hosts {
 		if i > 0 {
 			cidr = nextPrefix(cidr)
+			if opts.ClusterCIDR6.IsValid() {
+				cidr6 = nextPrefix6(cidr6)
+			}
+		}
+		if opts.ClusterCIDR6.IsValid() && (!cidr6.IsValid() || !opts.ClusterCIDR6.Contains(cidr6.Addr())) {
+			return nil, fmt.Errorf("ebpf fabric on %s: IPv6 cluster CIDR %v has room for %d node CIDRs of /%d, not %d hosts; use a larger IPv6 cluster CIDR or a longer IPv6 node mask",
+				t.Name, opts.ClusterCIDR6, i, opts.NodeMaskBits6, len(hosts))
 		}
 		nodeIP = nodeIP.Next()
 		if !opts.ClusterCIDR.Contains(cidr.Addr()) {
@@ -165,7 +203,8 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		if !opts.UnderlayCIDR.Contains(nodeIP) {
 			return nil, fmt.Errorf("ebpf fabric on %s: underlay CIDR %v too small for %d hosts", t.Name, opts.UnderlayCIDR, len(hosts))
 		}
-		cfg := NodeConfig{Name: h.Name, Mode: opts.Mode, NodeIP: nodeIP, NodeCIDR: cidr, ClusterCIDR: opts.ClusterCIDR, Slots: opts.PodsPerNode}
+		cfg := NodeConfig{Name: h.Name, Mode: opts.Mode, NodeIP: nodeIP, NodeCIDR: cidr, ClusterCIDR: opts.ClusterCIDR, Slots: opts.PodsPerNode,
+			NodeCIDR6: cidr6, ClusterCIDR6: opts.ClusterCIDR6}
 		for _, ifc := range t.Interfaces(h.Name) {
 			peer, _, _ := t.Peer(topologies.Endpoint{Node: h.Name, Iface: ifc})
 			r, ok := routers[peer.Node]
@@ -226,6 +265,18 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 				if err := f.hosts[a].SetTunnel(nb.cfg.NodeCIDR, nb.cfg.NodeIP); err != nil {
 					return nil, fmt.Errorf("ebpf fabric: %w", err)
 				}
+			}
+			if a == b || !nb.cfg.NodeCIDR6.IsValid() {
+				continue
+			}
+			// The IPv6 node CIDR through the tunnel, and the node's IPv6
+			// gateway address as a remote node (the IPv6 ipcache is
+			// each node's own).
+			if err := f.hosts[a].SetTunnel(nb.cfg.NodeCIDR6, nb.cfg.NodeIP); err != nil {
+				return nil, fmt.Errorf("ebpf fabric: %w", err)
+			}
+			if err := f.hosts[a].SetRemote(netip.PrefixFrom(nb.Gateway6(), 128), IdentityRemoteNode, nb.cfg.NodeIP); err != nil {
+				return nil, fmt.Errorf("ebpf fabric: %w", err)
 			}
 		}
 	}
@@ -314,6 +365,19 @@ func (f *Fabric) Loopback(router string) (netip.Addr, bool) {
 	return p.Addr(), ok
 }
 
+// PodCIDRs6 returns every host's IPv6 pod CIDR, by host; nil when the
+// cluster is IPv4 only.
+func (f *Fabric) PodCIDRs6() map[string]netip.Prefix {
+	if !f.opts.ClusterCIDR6.IsValid() {
+		return nil
+	}
+	out := make(map[string]netip.Prefix, len(f.hosts))
+	for n, h := range f.hosts {
+		out[n] = h.cfg.NodeCIDR6
+	}
+	return out
+}
+
 // PodCIDRs returns every host's pod CIDR, by host.
 func (f *Fabric) PodCIDRs() map[string]netip.Prefix {
 	out := make(map[string]netip.Prefix, len(f.hosts))
@@ -348,6 +412,27 @@ func (f *Fabric) portOf(e topologies.Endpoint) datapath.PortRef {
 func lastHalf(p netip.Prefix) netip.Prefix {
 	first := netip.PrefixFrom(p.Addr(), p.Bits()+1)
 	return nextPrefix(first)
+}
+
+// nextPrefix6 returns the IPv6 prefix of the same length right after p,
+// or an invalid prefix past the end of the address space.
+func nextPrefix6(p netip.Prefix) netip.Prefix {
+	a := p.Addr().As16()
+	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
+	host := 128 - p.Bits()
+	var carry uint64
+	if host >= 64 {
+		hi, carry = bits.Add64(hi, 1<<(host-64), 0)
+	} else {
+		lo, carry = bits.Add64(lo, 1<<host, 0)
+		hi, carry = bits.Add64(hi, carry, 0)
+	}
+	if carry != 0 {
+		return netip.Prefix{}
+	}
+	binary.BigEndian.PutUint64(a[:8], hi)
+	binary.BigEndian.PutUint64(a[8:], lo)
+	return netip.PrefixFrom(netip.AddrFrom16(a), p.Bits())
 }
 
 // nextPrefix returns the prefix of the same length right after p.
@@ -462,6 +547,14 @@ func (f *Fabric) TableSizes(time.Duration) []datapath.TableSize {
 		}{{"endpoints", m.Endpoints.Len()}, {"ipcache", m.IPCache.Len()}, {"tunnel", m.Tunnel.Len()}, {"policy", m.Policy.Len()}, {"conntrack", m.CT.Len()}} {
 			out = append(out, datapath.TableSize{Node: n, Table: e.name, Entries: e.v})
 		}
+		if h.cfg.NodeCIDR6.IsValid() {
+			for _, e := range []struct {
+				name string
+				v    int
+			}{{"endpoints6", m.Endpoints6.Len()}, {"ipcache6", m.IPCache6.Len()}, {"tunnel6", m.Tunnel6.Len()}, {"conntrack6", m.CT6.Len()}} {
+				out = append(out, datapath.TableSize{Node: n, Table: e.name, Entries: e.v})
+			}
+		}
 	}
 	return out
 }
@@ -477,8 +570,20 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 	if f.t.Node(s.Name) != nil {
 		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: a topology node has that name", s.Name)
 	}
-	if s.IP6.IsValid() {
-		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: IPv6 address %v: gen 3 (ebpf): %w", s.Name, s.IP6, datapath.ErrNoIPv6)
+	if s.IP6.IsValid() && !node.gw6.IsValid() {
+		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: IPv6 address %v: the cluster has no IPv6 CIDR (Options.ClusterCIDR6; a scenario's options.ebpf.cluster_cidr6): %w", s.Name, s.IP6, datapath.ErrNoIPv6)
+	}
+	if s.Gateway6.IsValid() && s.Gateway6 != node.gw6 {
+		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: IPv6 gateway %v: pods on %s use %v (cilium_host); leave Gateway6 empty", s.Name, s.Gateway6, s.Host, node.gw6)
+	}
+	// A dual-stack node gives every pod an IPv6 address: the spec's, or
+	// the next free one of its IPv6 CIDR.
+	ip6 := s.IP6.Addr()
+	if node.gw6.IsValid() && !ip6.IsValid() {
+		var err error
+		if ip6, err = f.freeIP6(node); err != nil {
+			return nil, datapath.Wire{}, fmt.Errorf("add pod %q: %w", s.Name, err)
+		}
 	}
 	ip := s.IP.Addr()
 	if !s.IP.IsValid() {
@@ -500,10 +605,25 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 	if err != nil {
 		return nil, datapath.Wire{}, fmt.Errorf("add pod: %w", err)
 	}
+	if ip6.IsValid() {
+		if err := node.AddEndpointIPv6(s.Name, ip6); err != nil {
+			_ = node.RemoveEndpoint(s.Name)
+			return nil, datapath.Wire{}, fmt.Errorf("add pod: %w", err)
+		}
+	}
 	// Every other node learns the pod as remote, behind its node's IP.
 	if err := f.ipcache.Set(IPCacheKey{32, ip.As4()}, IPCacheValue{Identity: uint32(id), TunnelEndpoint: node.cfg.NodeIP.As4()}, node.maps.IPCache); err != nil {
 		_ = node.RemoveEndpoint(s.Name)
 		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: %w", s.Name, err)
+	}
+	// Its IPv6 address goes into every other node's IPv6 ipcache.
+	for _, h := range f.order {
+		if h == s.Host || !ip6.IsValid() {
+			continue
+		}
+		if err := f.hosts[h].SetRemote(netip.PrefixFrom(ip6, 128), id, node.cfg.NodeIP); err != nil {
+			return nil, datapath.Wire{}, fmt.Errorf("add pod %q: %w", s.Name, err)
+		}
 	}
 	if !known && len(f.policies) > 0 {
 		if err := f.recompile(); err != nil {
@@ -511,6 +631,9 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 		}
 	}
 	inst := stack.New(s.Name, mac, netip.PrefixFrom(ip, 32), node.Gateway())
+	if ip6.IsValid() {
+		inst.SetIPv6(netip.PrefixFrom(ip6, 128), node.gw6)
+	}
 	f.pods[s.Name] = &pod{host: s.Host, inst: inst, ep: ep}
 	f.podOrder = append(f.podOrder, s.Name)
 	w := datapath.Wire{A: datapath.PortRef{Node: s.Name, Port: 0}, B: datapath.PortRef{Node: s.Host, Port: ep.Port}}
@@ -524,6 +647,15 @@ func (f *Fabric) freeIP(n *Node) (netip.Addr, error) {
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("node CIDR %v of %s is full", n.cfg.NodeCIDR, n.cfg.Name)
+}
+
+func (f *Fabric) freeIP6(n *Node) (netip.Addr, error) {
+	for a := n.gw6.Next(); a.IsValid() && n.cfg.NodeCIDR6.Contains(a); a = a.Next() {
+		if _, used := n.maps.Endpoints6.Lookup(EndpointKey6{a.As16()}); !used {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("IPv6 node CIDR %v of %s is full", n.cfg.NodeCIDR6, n.cfg.Name)
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {
@@ -540,6 +672,11 @@ func (f *Fabric) RemoveInstance(name string) error {
 		return err
 	}
 	_ = f.ipcache.Delete(IPCacheKey{32, p.ep.IP.As4()})
+	for _, h := range f.order {
+		if h != p.host && p.ep.IP6.IsValid() {
+			_ = f.hosts[h].DeleteRemote(netip.PrefixFrom(p.ep.IP6, 128))
+		}
+	}
 	delete(f.pods, name)
 	f.podOrder = slices.DeleteFunc(f.podOrder, func(s string) bool { return s == name })
 	return nil

@@ -254,12 +254,20 @@ func (t *LPMTrie[V]) Range(fn func(IPCacheKey, V) bool) {
 // Maps are one node's BPF maps. Tunnel and ipcache entries for other nodes
 // are the same on every node (a fabric's nodes read their ipcache's from
 // one SharedIPCache); endpoints, policy and conntrack are the node's own.
+// The maps ending in 6 are the IPv6 ones of a dual-stack node (empty on
+// an IPv4-only one; its IPv6 ipcache is its own); policy serves both
+// families.
 type Maps struct {
 	Endpoints *HashMap[EndpointKey, EndpointInfo]
 	IPCache   *IPCache
 	Tunnel    *HashMap[TunnelKey, TunnelValue]
 	Policy    *HashMap[PolicyKey, PolicyEntry]
 	CT        *HashMap[CTKey, CTEntry]
+
+	Endpoints6 *HashMap[EndpointKey6, EndpointInfo]
+	IPCache6   *LPMTrie6[IPCacheValue]
+	Tunnel6    *HashMap[TunnelKey6, TunnelValue]
+	CT6        *HashMap[CTKey6, CTEntry]
 }
 
 // Map capacities (Cilium's defaults, roughly).
@@ -284,6 +292,11 @@ func newMaps(shared *SharedIPCache) *Maps {
 		Tunnel:    NewHashMap[TunnelKey, TunnelValue](MapSpec{"cilium_tunnel_map", MaxTunnel}),
 		Policy:    NewHashMap[PolicyKey, PolicyEntry](MapSpec{"cilium_policy", MaxPolicy}),
 		CT:        NewHashMap[CTKey, CTEntry](MapSpec{"cilium_ct4_global", MaxCT}),
+
+		Endpoints6: NewHashMap[EndpointKey6, EndpointInfo](MapSpec{"cilium_lxc6", MaxEndpoints}),
+		IPCache6:   NewLPMTrie6[IPCacheValue](MapSpec{"cilium_ipcache6", MaxIPCache}),
+		Tunnel6:    NewHashMap[TunnelKey6, TunnelValue](MapSpec{"cilium_tunnel_map6", MaxTunnel}),
+		CT6:        NewHashMap[CTKey6, CTEntry](MapSpec{"cilium_ct6_global", MaxCT}),
 	}
 }
 

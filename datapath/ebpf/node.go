@@ -12,7 +12,6 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
-	"github.com/netbed/netbed/datapath/l3"
 )
 
 // Mode is how pods on different nodes reach each other.
@@ -83,7 +82,12 @@ type NodeConfig struct {
 	NodeIP      netip.Addr   // underlay address (on the NICs)
 	NodeCIDR    netip.Prefix // pods of this node; the first address is the gateway on cilium_host
 	ClusterCIDR netip.Prefix // all pod CIDRs
-	NICs        []NIC
+	// NodeCIDR6 and ClusterCIDR6 make the node dual-stack: its pods'
+	// IPv6 addresses, the first after the network address being the
+	// gateway on cilium_host, and every node's (zero: IPv4 only).
+	NodeCIDR6    netip.Prefix
+	ClusterCIDR6 netip.Prefix
+	NICs         []NIC
 	// Slots is how many lxc ports the node has (free ones are named "");
 	// 0 means one per usable address of the node CIDR, at most
 	// DefaultSlots. Ports are fixed at creation so that a runtime may
@@ -102,6 +106,7 @@ type Endpoint struct {
 	ID       uint16
 	Port     int // node port of the lxc device
 	IP       netip.Addr
+	IP6      netip.Addr       // zero on an IPv4-only pod
 	MAC      net.HardwareAddr // pod eth0
 	NodeMAC  net.HardwareAddr // lxc host side
 	Identity Identity
@@ -109,6 +114,7 @@ type Endpoint struct {
 
 	mac, nodeMAC [6]byte
 	allowRule    string
+	allowRule6   string
 }
 
 type nic struct {
@@ -141,6 +147,10 @@ type Node struct {
 	vxMAC   [6]byte
 	// The cluster and node CIDRs, to match raw addresses.
 	cluster4, node4 prefix4
+	// gw6 is the pods' IPv6 gateway on cilium_host (zero: IPv4 only).
+	gw6      netip.Addr
+	gw6b     [16]byte
+	tunnels6 map[TunnelKey6]string // rule names of IPv6 tunnel entries
 }
 
 var _ datapath.Node = (*Node)(nil)
@@ -183,6 +193,15 @@ func newNode(cfg NodeConfig, shared *SharedIPCache) (*Node, error) {
 	n.hostIP = cfg.NodeIP.As4()
 	n.gw4 = n.gw.As4()
 	n.cluster4, n.node4 = newPrefix4(cfg.ClusterCIDR), newPrefix4(cfg.NodeCIDR)
+	if cfg.NodeCIDR6.IsValid() {
+		c6, n6 := cfg.ClusterCIDR6.Masked(), cfg.NodeCIDR6.Masked()
+		if !n6.Addr().Is6() || n6.Addr().Is4In6() || !c6.IsValid() || !c6.Addr().Is6() || !c6.Contains(n6.Addr()) || n6.Bits() < c6.Bits() || n6.Bits() > 126 {
+			return nil, fmt.Errorf("node %s: IPv6 node CIDR %v must be an IPv6 prefix of /126 or larger inside the IPv6 cluster CIDR %v", cfg.Name, cfg.NodeCIDR6, cfg.ClusterCIDR6)
+		}
+		n.cfg.NodeCIDR6, n.cfg.ClusterCIDR6 = n6, c6
+		n.gw6 = n6.Addr().Next()
+		n.gw6b = n.gw6.As16()
+	}
 	for i, c := range cfg.NICs {
 		if len(c.MAC) != 6 || len(c.GatewayMAC) != 6 {
 			return nil, fmt.Errorf("node %s NIC %d %q: MAC and gateway MAC must be 6 bytes", cfg.Name, i, c.Name)
@@ -205,6 +224,11 @@ func newNode(cfg NodeConfig, shared *SharedIPCache) (*Node, error) {
 			return nil, err
 		}
 	}
+	if n.gw6.IsValid() {
+		if err := n.maps.IPCache6.Update(IPCacheKey6{128, n.gw6b}, IPCacheValue{Identity: uint32(IdentityHost)}); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -221,6 +245,10 @@ func (n *Node) Config() NodeConfig { return n.cfg }
 // Gateway returns the pods' gateway, the node CIDR's first address, on
 // cilium_host.
 func (n *Node) Gateway() netip.Addr { return n.gw }
+
+// Gateway6 returns the pods' IPv6 gateway, the IPv6 node CIDR's first
+// address, on cilium_host; zero on an IPv4-only node.
+func (n *Node) Gateway6() netip.Addr { return n.gw6 }
 
 // HostMAC returns cilium_host's MAC, the one bpf_lxc answers ARP with.
 func (n *Node) HostMAC() net.HardwareAddr { return net.HardwareAddr(n.hostMAC[:]) }
@@ -332,6 +360,10 @@ func (n *Node) RemoveEndpoint(name string) error {
 	}
 	_ = n.maps.Endpoints.Delete(EndpointKey{ep.IP.As4()})
 	_ = n.maps.IPCache.Delete(IPCacheKey{32, ep.IP.As4()})
+	if ep.IP6.IsValid() {
+		_ = n.maps.Endpoints6.Delete(EndpointKey6{ep.IP6.As16()})
+		_ = n.maps.IPCache6.Delete(IPCacheKey6{128, ep.IP6.As16()})
+	}
 	n.eps[ep.Port] = nil
 	n.ports[ep.Port] = ""
 	delete(n.byName, name)
@@ -340,22 +372,33 @@ func (n *Node) RemoveEndpoint(name string) error {
 
 // SetRemote records a pod or node address of another node in the
 // ipcache: its identity and the node it lives on.
+// An IPv6 prefix goes into the IPv6 ipcache; the node is always named
+// by its (IPv4) underlay address.
 func (n *Node) SetRemote(p netip.Prefix, id Identity, nodeIP netip.Addr) error {
 	v := IPCacheValue{Identity: uint32(id)}
 	if nodeIP.IsValid() {
 		v.TunnelEndpoint = nodeIP.As4()
+	}
+	if p.Addr().Is6() {
+		return n.maps.IPCache6.Update(ipcacheKey6(p), v)
 	}
 	return n.maps.IPCache.Update(IPCacheKey{uint32(p.Bits()), p.Masked().Addr().As4()}, v)
 }
 
 // DeleteRemote removes an ipcache entry written by SetRemote.
 func (n *Node) DeleteRemote(p netip.Prefix) error {
+	if p.Addr().Is6() {
+		return n.maps.IPCache6.Delete(ipcacheKey6(p))
+	}
 	return n.maps.IPCache.Delete(IPCacheKey{uint32(p.Bits()), p.Masked().Addr().As4()})
 }
 
 // SetTunnel points the node CIDR cidr at the node with underlay address
 // nodeIP in the tunnel map.
 func (n *Node) SetTunnel(cidr netip.Prefix, nodeIP netip.Addr) error {
+	if cidr.Addr().Is6() {
+		return n.setTunnel6(cidr, nodeIP)
+	}
 	k := TunnelKey{cidr.Masked().Addr().As4()}
 	if err := n.maps.Tunnel.Update(k, TunnelValue{nodeIP.As4()}); err != nil {
 		return err
@@ -366,6 +409,9 @@ func (n *Node) SetTunnel(cidr netip.Prefix, nodeIP netip.Addr) error {
 
 // DeleteTunnel removes the tunnel map entry of cidr.
 func (n *Node) DeleteTunnel(cidr netip.Prefix) error {
+	if cidr.Addr().Is6() {
+		return n.maps.Tunnel6.Delete(TunnelKey6{cidr.Masked().Addr().As16()})
+	}
 	k := TunnelKey{cidr.Masked().Addr().As4()}
 	delete(n.tunnels, k)
 	return n.maps.Tunnel.Delete(k)
@@ -391,6 +437,11 @@ func (n *Node) SetPolicy(cp CompiledPolicy) error {
 		}
 		if err := n.maps.Endpoints.Update(k, info); err != nil {
 			return err
+		}
+		if ep.IP6.IsValid() {
+			if err := n.maps.Endpoints6.Update(EndpointKey6{ep.IP6.As16()}, info); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -476,8 +527,12 @@ func reverse(k CTKey) CTKey {
 }
 
 // decTTL decrements the TTL of the IPv4 packet in b and fixes the header
-// checksum.
+// checksum, or the hop limit of an IPv6 one (which has no checksum).
 func decTTL(b []byte) {
+	if b[12] == etherTypeIPv6>>8 && b[13] == etherTypeIPv6&0xff {
+		b[21]--
+		return
+	}
 	b[22]--
 	ihl := int(b[14]&0xf) * 4
 	b[24], b[25] = 0, 0
@@ -637,6 +692,10 @@ func (n *Node) fromContainer(now time.Duration, ep *Endpoint, b []byte, out data
 		n.arpResponder(now, ep, b, out)
 		return
 	}
+	if len(b) >= 14 && binary.BigEndian.Uint16(b[12:14]) == etherTypeIPv6 {
+		n.fromContainer6(now, ep, b, out)
+		return
+	}
 	if !ipv4(b) {
 		n.trace(out, now, ProgLxc, datapath.KindBPF, ep.Device, "", datapath.ActDrop, datapath.ReasonMalformed, "not-ipv4")
 		return
@@ -695,7 +754,13 @@ func (n *Node) arpResponder(now time.Duration, ep *Endpoint, b []byte, out datap
 func (n *Node) toHost(now time.Duration, ep *Endpoint, b []byte, out datapath.Output) {
 	n.trace(out, now, ProgLxc, datapath.KindBPF, ep.Device, DevCiliumHost, datapath.ActRedirect, "", "host")
 	n.trace(out, now, DevCiliumHost, datapath.KindVeth, ProgLxc, "", datapath.ActDeliver, "", "host")
-	if reply := echoReply(b, n.hostMAC, ep.mac); reply != nil {
+	var reply []byte
+	if ipv6(b) {
+		reply = echoReply6(b, n.hostMAC, ep.mac)
+	} else {
+		reply = echoReply(b, n.hostMAC, ep.mac)
+	}
+	if reply != nil {
 		n.trace(out, now, DevCiliumHost, datapath.KindVeth, "", ep.Device, datapath.ActOriginate, "", "icmp:echo-reply")
 		n.trace(out, now, ep.Device, datapath.KindVeth, DevCiliumHost, "eth0", datapath.ActForward, "", "")
 		out.Send(ep.Port, reply)
@@ -730,7 +795,7 @@ func (n *Node) uplink(b []byte) int {
 	}
 	pick := 0 // one NIC up: no hash needed, any hash modulo 1 is 0
 	if up > 1 {
-		pick = int(l3.FlowHash(n.seed, b) % uint32(up))
+		pick = int(n.flowHash(b) % uint32(up))
 	}
 	for i := range n.nics {
 		if n.nics[i].up {
@@ -781,7 +846,7 @@ func (n *Node) encap(now time.Duration, prog, in string, id Identity, remote [4]
 	inner := buf[outerLen:]
 	copy(inner[6:12], n.vxMAC[:])
 	decTTL(inner)
-	writeOuter(buf, c.mac, c.gw, n.hostIP, remote, uint32(id), uint16(49152+l3.FlowHash(n.seed, b)%16384))
+	writeOuter(buf, c.mac, c.gw, n.hostIP, remote, uint32(id), uint16(49152+n.flowHash(b)%16384))
 	n.buf = buf
 	n.trace(out, now, prog, datapath.KindBPF, in, DevCiliumVXLAN, datapath.ActRedirect, "", rule)
 	n.trace(out, now, DevCiliumVXLAN, datapath.KindTunnel, prog, c.Name, datapath.ActEncap, "", "vxlan")
@@ -932,6 +997,10 @@ func (n *Node) fromOverlay(now time.Duration, nicName string, vx []byte, out dat
 	src := Identity(uint32(vx[4])<<16 | uint32(vx[5])<<8 | uint32(vx[6]))
 	inner := vx[8:]
 	n.trace(out, now, DevCiliumVXLAN, datapath.KindTunnel, nicName, ProgOverlay, datapath.ActDecap, "", "vxlan")
+	if ipv6(inner) {
+		n.fromOverlay6(now, src, inner, out)
+		return
+	}
 	if !ipv4(inner) {
 		n.trace(out, now, ProgOverlay, datapath.KindBPF, DevCiliumVXLAN, "", datapath.ActDrop, datapath.ReasonMalformed, "inner:not-ipv4")
 		return

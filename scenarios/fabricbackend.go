@@ -83,7 +83,9 @@ type FabricBackend struct {
 	agentDown map[string]bool
 
 	local map[string]*ipam.NodePool // gen 3: per host
-	vpcs  []*vpcPlane               // each VPC's cloud and IPAM (vpc, and a hybrid network's VPCs)
+	// local6 are gen 3's IPv6 pools (dual stack), per host.
+	local6 map[string]*ipam.NodePool
+	vpcs   []*vpcPlane // each VPC's cloud and IPAM (vpc, and a hybrid network's VPCs)
 	// hyb is a hybrid network's fabric (fab), sites the generation of
 	// each of its sites.
 	hyb      *hybrid.Fabric
@@ -114,7 +116,7 @@ var _ Backend = (*FabricBackend)(nil)
 // NewFabricBackend returns a backend over opts.Runtime.
 func NewFabricBackend(opts FabricOptions) *FabricBackend {
 	b := &FabricBackend{opts: opts, rt: opts.Runtime, agentDown: map[string]bool{}, failed: map[string]bool{},
-		local: map[string]*ipam.NodePool{}, insts: map[string]*instance{}}
+		local: map[string]*ipam.NodePool{}, local6: map[string]*ipam.NodePool{}, insts: map[string]*instance{}}
 	b.ctl.lastRestore = -1
 	return b
 }
@@ -261,6 +263,14 @@ func (b *FabricBackend) startLocalIPAM() error {
 			return fmt.Errorf("local IPAM for %s: %w", h.Name, err)
 		}
 		b.local[h.Name] = pool
+		if b.built.NodeCIDR6 == nil {
+			continue
+		}
+		if cidr6, ok := b.built.NodeCIDR6(h.Name); ok {
+			if b.local6[h.Name], err = ipam.NewNodePool(cidr6); err != nil {
+				return fmt.Errorf("local IPv6 IPAM for %s: %w", h.Name, err)
+			}
+		}
 	}
 	return nil
 }
@@ -486,9 +496,21 @@ func (b *FabricBackend) wire(ctx context.Context, in *instance, host string) err
 		in.spec.IP = netip.PrefixFrom(ip, pool.CIDR().Bits())
 		in.spec.Gateway = pool.Gateway()
 		in.spec.MAC = b.built.PodMAC(name)
+		release := func() { _ = pool.Release(ip) }
+		if pool6 := b.local6[host]; pool6 != nil {
+			// Dual stack: an IPv6 /128 from the node's IPv6 CIDR, as
+			// Cilium gives its pods.
+			ip6, err := pool6.Allocate()
+			if err != nil {
+				release()
+				return fmt.Errorf("local IPv6 IPAM of %s: %w", host, err)
+			}
+			in.spec.IP6, in.spec.Gateway6 = netip.PrefixFrom(ip6, 128), pool6.Gateway()
+			release = func() { _ = pool.Release(ip); _ = pool6.Release(ip6) }
+		}
 		b.mark(name, "2-ipam-local")
 		if err := b.rt.AddInstance(ctx, b.fab, in.spec); err != nil {
-			_ = pool.Release(ip)
+			release()
 			return fmt.Errorf("create endpoint: %w", err)
 		}
 		b.mark(name, "3-endpoint-bpf-maps")
@@ -741,7 +763,11 @@ func (b *FabricBackend) unwire(ctx context.Context, in *instance) error {
 		return fmt.Errorf("detach %s: %w", in.spec.Name, err)
 	}
 	if !b.controlled() {
-		return b.local[in.spec.Host].Release(in.spec.IP.Addr())
+		err := b.local[in.spec.Host].Release(in.spec.IP.Addr())
+		if pool6 := b.local6[in.spec.Host]; pool6 != nil && in.spec.IP6.IsValid() {
+			err = errors.Join(err, pool6.Release(in.spec.IP6.Addr()))
+		}
+		return err
 	}
 	return nil
 }
@@ -1119,7 +1145,7 @@ func (l *runtimeLocker) Unlock() {
 // noIPv6Why says why instance in has no IPv6 address.
 func (b *FabricBackend) noIPv6Why(in *instance) string {
 	if !b.controlled() {
-		return fmt.Sprintf("gen 3 (%s) models IPv4 pods only, for now", b.env.Generation)
+		return fmt.Sprintf("the scenario gives %s no IPv6 cluster CIDR; set options.%s.cluster_cidr6, like fd10::/104, for dual-stack pods", b.env.Generation, b.env.Generation)
 	}
 	if in.kind == "pod" {
 		if _, ok := b.rt.(PodAttacher); ok {

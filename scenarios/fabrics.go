@@ -42,6 +42,10 @@ type BuiltFabric struct {
 	// pod CIDR (false: not a node) and the MAC of a pod's endpoint.
 	NodeCIDR func(host string) (netip.Prefix, bool)
 	PodMAC   func(name string) net.HardwareAddr
+	// NodeCIDR6 is a node's IPv6 pod CIDR in a dual-stack cluster
+	// (false, or nil: IPv4 only); each pod then takes an IPv6 address
+	// from it too.
+	NodeCIDR6 func(host string) (netip.Prefix, bool)
 }
 
 // FabricBuilder builds a generation's fabric on a topology.

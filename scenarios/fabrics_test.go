@@ -114,4 +114,7 @@ func TestDefaultGenOptionsAreEBPFs(t *testing.T) {
 	if o := scenarios.DefaultGenOptions; o.ClusterCIDR != ebpf.DefaultClusterCIDR || o.NodeMask != ebpf.DefaultNodeMaskBits {
 		t.Errorf("spec's defaults %v /%d, datapath/ebpf's %v /%d", o.ClusterCIDR, o.NodeMask, ebpf.DefaultClusterCIDR, ebpf.DefaultNodeMaskBits)
 	}
+	if o := scenarios.DefaultGenOptions; o.NodeMask6 != ebpf.DefaultNodeMaskBits6 || o.ClusterCIDR6.IsValid() {
+		t.Errorf("spec's IPv6 defaults %v /%d, datapath/ebpf's none and /%d", o.ClusterCIDR6, o.NodeMask6, ebpf.DefaultNodeMaskBits6)
+	}
 }

@@ -8,12 +8,13 @@ import (
 
 // Generation 3's fabric: datapath/ebpf, tunnelled (ebpf) or directly
 // routed (ebpf-direct), its nodes' pod CIDRs carved from the scenario's
-// cluster CIDR.
+// cluster CIDR, and from its IPv6 cluster CIDR when it has one (dual
+// stack, tunnel mode only).
 func init() {
 	for g, mode := range map[Generation]ebpf.Mode{GenEBPF: ebpf.Tunnel, GenEBPFDirect: ebpf.Direct} {
 		RegisterFabric(g, func(env FabricEnv) (BuiltFabric, error) {
 			f, err := ebpf.New(env.Topology, ebpf.Options{Mode: mode, ClusterCIDR: env.Options.ClusterCIDR, NodeMaskBits: env.Options.NodeMask,
-				PodCIDRsFromBGP: env.BGP})
+				ClusterCIDR6: env.Options.ClusterCIDR6, NodeMaskBits6: env.Options.NodeMask6, PodCIDRsFromBGP: env.BGP})
 			if err != nil {
 				return BuiltFabric{}, err
 			}
@@ -24,7 +25,14 @@ func init() {
 				}
 				return n.Config().NodeCIDR, true
 			}
-			return BuiltFabric{Fabric: f, NodeCIDR: nodeCIDR, PodMAC: ebpf.PodMAC}, nil
+			nodeCIDR6 := func(host string) (netip.Prefix, bool) {
+				n, ok := f.Host(host)
+				if !ok || !n.Config().NodeCIDR6.IsValid() {
+					return netip.Prefix{}, false
+				}
+				return n.Config().NodeCIDR6, true
+			}
+			return BuiltFabric{Fabric: f, NodeCIDR: nodeCIDR, NodeCIDR6: nodeCIDR6, PodMAC: ebpf.PodMAC}, nil
 		})
 	}
 }

@@ -45,10 +45,20 @@ type CTKey6 struct {
 // one hash map per prefix length in use, probed from the longest, as
 // l3.FIB does for IPv4.
 type LPMTrie6[V any] struct {
-	spec  MapSpec
-	byLen [129]map[[16]byte]V
-	lens  []uint8 // longest first
-	n     int
+	spec MapSpec
+	lens []uint8          // prefix lengths in use, longest first
+	tabs []map[[16]byte]V // the prefixes of each length, as lens
+	n    int
+}
+
+// table returns the map of prefixes of length bits, or nil.
+func (t *LPMTrie6[V]) table(bits int) map[[16]byte]V {
+	for i, l := range t.lens {
+		if int(l) == bits {
+			return t.tabs[i]
+		}
+	}
+	return nil
 }
 
 // NewLPMTrie6 returns an empty trie.
@@ -85,16 +95,16 @@ func (t *LPMTrie6[V]) Update(k IPCacheKey6, v V) error {
 	if err != nil {
 		return fmt.Errorf("update map %s: %w", t.spec.Name, err)
 	}
-	m := t.byLen[bits]
+	m := t.table(bits)
 	if _, ok := m[a]; !ok {
 		if t.spec.MaxEntries > 0 && t.n >= t.spec.MaxEntries {
 			return fmt.Errorf("update map %s: %w (%d entries)", t.spec.Name, ErrMapFull, t.spec.MaxEntries)
 		}
 		if m == nil {
 			m = map[[16]byte]V{}
-			t.byLen[bits] = m
-			t.lens = append(t.lens, uint8(bits))
-			slices.SortFunc(t.lens, func(x, y uint8) int { return cmp.Compare(y, x) })
+			i, _ := slices.BinarySearchFunc(t.lens, uint8(bits), func(x, y uint8) int { return cmp.Compare(y, x) })
+			t.lens = slices.Insert(t.lens, i, uint8(bits))
+			t.tabs = slices.Insert(t.tabs, i, m)
 		}
 		t.n++
 	}
@@ -108,23 +118,24 @@ func (t *LPMTrie6[V]) Delete(k IPCacheKey6) error {
 	if err != nil {
 		return fmt.Errorf("delete from map %s: %w", t.spec.Name, err)
 	}
-	m := t.byLen[bits]
+	m := t.table(bits)
 	if _, ok := m[a]; !ok {
 		return fmt.Errorf("delete from map %s: %w", t.spec.Name, ErrKeyNotExist)
 	}
 	delete(m, a)
 	t.n--
 	if len(m) == 0 {
-		t.byLen[bits] = nil
-		t.lens = slices.DeleteFunc(t.lens, func(l uint8) bool { return int(l) == bits })
+		i := slices.Index(t.lens, uint8(bits))
+		t.lens = slices.Delete(t.lens, i, i+1)
+		t.tabs = slices.Delete(t.tabs, i, i+1)
 	}
 	return nil
 }
 
 // Lookup returns the value of the longest prefix containing ip.
 func (t *LPMTrie6[V]) Lookup(ip [16]byte) (V, bool) {
-	for _, l := range t.lens {
-		if v, ok := t.byLen[l][mask16(ip, int(l))]; ok {
+	for i, l := range t.lens {
+		if v, ok := t.tabs[i][mask16(ip, int(l))]; ok {
 			return v, true
 		}
 	}
@@ -141,14 +152,14 @@ func (t *LPMTrie6[V]) Spec() MapSpec { return t.spec }
 // Range calls fn for every prefix (longest first, then by address) until
 // fn returns false.
 func (t *LPMTrie6[V]) Range(fn func(IPCacheKey6, V) bool) {
-	for _, l := range t.lens {
-		keys := make([][16]byte, 0, len(t.byLen[l]))
-		for a := range t.byLen[l] {
+	for i, l := range t.lens {
+		keys := make([][16]byte, 0, len(t.tabs[i]))
+		for a := range t.tabs[i] {
 			keys = append(keys, a)
 		}
 		slices.SortFunc(keys, func(x, y [16]byte) int { return netip.AddrFrom16(x).Compare(netip.AddrFrom16(y)) })
 		for _, a := range keys {
-			if !fn(IPCacheKey6{PrefixLen: uint32(l), IP: a}, t.byLen[l][a]) {
+			if !fn(IPCacheKey6{PrefixLen: uint32(l), IP: a}, t.tabs[i][a]) {
 				return
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/netbed/netbed/controller/ipam"
 )
 
 // Modes.
@@ -89,6 +91,10 @@ type NetConf struct {
 	// out, with a ControllerURL, ADD asks the controller for this host's
 	// block of its cluster pool (PUT /v1/nodes/{host}).
 	NodeCIDR string `json:"nodeCIDR,omitempty"`
+	// NodeCIDR6 makes the ebpf node dual-stack: its IPv6 block, from
+	// which every pod also gets an IPv6 /128 (local IPAM, its own state
+	// file); the result lists both addresses.
+	NodeCIDR6 string `json:"nodeCIDR6,omitempty"`
 	// DataDir holds the local IPAM state (ebpf); default /var/lib/netbed-cni.
 	DataDir string `json:"dataDir,omitempty"`
 	// IdentityLabels are label keys (args.cni.labels) whose value names a
@@ -108,8 +114,8 @@ type NetConf struct {
 	} `json:"args,omitempty"`
 
 	// Parsed.
-	nodeCIDR netip.Prefix
-	timeout  time.Duration
+	nodeCIDR, nodeCIDR6 netip.Prefix
+	timeout             time.Duration
 }
 
 // Label is one args.cni.labels entry.
@@ -243,6 +249,20 @@ func (c *NetConf) validate(hostname string) *types.Error {
 			return configError("nodeCIDR", "%q: want an IPv4 block of /30 or larger", c.NodeCIDR)
 		}
 		c.nodeCIDR = p
+	}
+	if c.NodeCIDR6 != "" {
+		p, err := netip.ParsePrefix(c.NodeCIDR6)
+		switch {
+		case err != nil:
+			return configError("nodeCIDR6", "%v; want an IPv6 CIDR such as fd10::100/120", err)
+		case p.Masked() != p:
+			return configError("nodeCIDR6", "%q has host bits set; did you mean %v?", c.NodeCIDR6, p.Masked())
+		case !p.Addr().Is6() || p.Addr().Is4In6() || p.Bits() < 128-ipam.MaxNodeHostBits || p.Bits() > 126:
+			return configError("nodeCIDR6", "%q: want an IPv6 block from /%d to /126", c.NodeCIDR6, 128-ipam.MaxNodeHostBits)
+		case c.Mode != ModeEBPF:
+			return configError("nodeCIDR6", "only used in ebpf mode; evpn takes addresses from the controller")
+		}
+		c.nodeCIDR6 = p
 	}
 	if c.Mode == ModeEBPF && !c.nodeCIDR.IsValid() && c.ControllerURL == "" {
 		return configError("nodeCIDR", "ebpf mode allocates locally and needs this node's CIDR, e.g. \"10.244.1.0/24\", or a controllerURL to get it from the cluster pool")

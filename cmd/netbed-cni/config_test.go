@@ -94,6 +94,11 @@ var malformed = []struct {
 	{"ebpf without node CIDR nor controller", map[string]any{"mode": "ebpf", "controllerURL": nil, "network": nil}, "nodeCIDR", types.ErrInvalidNetworkConfig},
 	{"ebpf node CIDR garbage", map[string]any{"mode": "ebpf", "nodeCIDR": "ten"}, "nodeCIDR", types.ErrInvalidNetworkConfig},
 	{"ebpf node CIDR host bits", map[string]any{"mode": "ebpf", "nodeCIDR": "10.244.1.7/24"}, "nodeCIDR", types.ErrInvalidNetworkConfig},
+	{"ebpf node CIDR6 garbage", map[string]any{"mode": "ebpf", "nodeCIDR": "10.244.1.0/24", "nodeCIDR6": "fd10::"}, "nodeCIDR6", types.ErrInvalidNetworkConfig},
+	{"ebpf node CIDR6 host bits", map[string]any{"mode": "ebpf", "nodeCIDR": "10.244.1.0/24", "nodeCIDR6": "fd10::1/120"}, "nodeCIDR6", types.ErrInvalidNetworkConfig},
+	{"ebpf node CIDR6 IPv4", map[string]any{"mode": "ebpf", "nodeCIDR": "10.244.1.0/24", "nodeCIDR6": "10.245.0.0/24"}, "nodeCIDR6", types.ErrInvalidNetworkConfig},
+	{"ebpf node CIDR6 too large", map[string]any{"mode": "ebpf", "nodeCIDR": "10.244.1.0/24", "nodeCIDR6": "fd10::/64"}, "nodeCIDR6", types.ErrInvalidNetworkConfig},
+	{"node CIDR6 in evpn", map[string]any{"nodeCIDR6": "fd10::/120"}, "nodeCIDR6", types.ErrInvalidNetworkConfig},
 	{"keepPort unknown", map[string]any{"keepPort": "sometimes"}, "keepPort", types.ErrInvalidNetworkConfig},
 	{"timeout garbage", map[string]any{"timeout": "forever"}, "timeout", types.ErrInvalidNetworkConfig},
 	{"identity label empty", map[string]any{"identityLabels": []string{""}}, "identityLabels[0]", types.ErrInvalidNetworkConfig},
@@ -167,6 +172,7 @@ func TestVersionCommand(t *testing.T) {
 func FuzzParseConf(f *testing.F) {
 	f.Add(confJSON(f, "1.0.0", nil))
 	f.Add(confJSON(f, "1.1.0", map[string]any{"mode": "ebpf", "nodeCIDR": "10.244.1.0/24", "controllerURL": nil, "network": nil}))
+	f.Add(confJSON(f, "1.1.0", map[string]any{"mode": "ebpf", "nodeCIDR": "10.244.1.0/24", "nodeCIDR6": "fd10::100/120", "controllerURL": nil, "network": nil}))
 	f.Add([]byte(`{"controllerURL":"unix:///run/x.sock","label":"prod-env","mtu":1450,"args":{"cni":{"labels":[{"key":"k","value":"v"}]}}}`))
 	f.Add([]byte(`{"mtu":"x"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"time"
 
@@ -108,6 +109,19 @@ func (netlinkLinker) Setup(w wiring) (_ wired, err error) {
 	if lo, err := ch.LinkByName("lo"); err == nil {
 		_ = ch.LinkSetUp(lo)
 	}
+	if slices.ContainsFunc(w.Addrs, func(a netip.Prefix) bool { return a.Addr().Is6() }) {
+		// A dual-stack pod: IPv6 on for its interface, quietly (its
+		// addresses and routes are configured), and for the routed host
+		// side, which carries the host route.
+		if err := inNetns(nsh, func() error { return enableIPv6(w.IfName) }); err != nil {
+			return out, fmt.Errorf("IPv6 on %s in %s: %w", w.IfName, w.Netns, err)
+		}
+		if w.Routed {
+			if err := enableIPv6(w.HostIf); err != nil {
+				return out, fmt.Errorf("IPv6 on %s: %w", w.HostIf, err)
+			}
+		}
+	}
 	for _, a := range w.Addrs {
 		addr := &netlink.Addr{IPNet: ipNet(a)}
 		if a.Addr().Is6() {
@@ -161,6 +175,52 @@ func (netlinkLinker) Setup(w wiring) (_ wired, err error) {
 	waitOperUp(hh, w.HostIf, 2*time.Second)
 	_ = announce.SendIn(w.Netns, w.IfName, announcements(out.PodMAC, w.Addrs)...)
 	return out, nil
+}
+
+// quietIPv6 turn IPv6 on for an interface without duplicate address
+// detection, router solicitations or autoconfiguration, in that order, so
+// that enabling it sends none of them.
+var quietIPv6 = [][2]string{{"accept_dad", "0"}, {"router_solicitations", "0"}, {"accept_ra", "0"}, {"autoconf", "0"}, {"disable_ipv6", "0"}}
+
+// enableIPv6 turns IPv6 on for ifname in the calling thread's namespace
+// (a namespace may start with it off, as netbed's netns backend's do).
+func enableIPv6(ifname string) error {
+	for _, kv := range quietIPv6 {
+		p := "/proc/sys/net/ipv6/conf/" + ifname + "/" + kv[0]
+		if err := os.WriteFile(p, []byte(kv[1]), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// inNetns runs fn on a locked OS thread inside the namespace ns.
+func inNetns(ns netns.NsHandle, fn func() error) error {
+	res := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			res <- fmt.Errorf("open current namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			res <- fmt.Errorf("enter namespace: %w", err)
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			// The thread stays locked and dies with the goroutine.
+			res <- errors.Join(ferr, fmt.Errorf("leave namespace: %w", err))
+			return
+		}
+		runtime.UnlockOSThread()
+		res <- ferr
+	}()
+	return <-res
 }
 
 // waitOperUp waits up to timeout for the link name to be operationally up.

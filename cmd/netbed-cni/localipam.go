@@ -21,6 +21,7 @@ import (
 type localIPAM struct {
 	path, lock string
 	cidr       netip.Prefix
+	field      string // the configuration's field for cidr
 }
 
 type localState struct {
@@ -30,7 +31,23 @@ type localState struct {
 
 func newLocalIPAM(dir, network string, cidr netip.Prefix) *localIPAM {
 	name := portName(network) // safe as a file name: no "/"
-	return &localIPAM{path: filepath.Join(dir, name+".json"), lock: filepath.Join(dir, name+".lock"), cidr: cidr}
+	return &localIPAM{path: filepath.Join(dir, name+".json"), lock: filepath.Join(dir, name+".lock"), cidr: cidr, field: "nodeCIDR"}
+}
+
+// newLocalIPAM6 is the local IPAM of the node's IPv6 CIDR (dual stack):
+// a state file of its own beside the IPv4 one.
+func newLocalIPAM6(dir, network string, cidr netip.Prefix) *localIPAM {
+	name := portName(network) + ".ipv6"
+	return &localIPAM{path: filepath.Join(dir, name+".json"), lock: filepath.Join(dir, name+".lock"), cidr: cidr, field: "nodeCIDR6"}
+}
+
+// inUse reports whether the IPAM has a CIDR: given, or in its state file.
+func (l *localIPAM) inUse() bool {
+	if l.cidr.IsValid() {
+		return true
+	}
+	_, err := os.Stat(l.path)
+	return err == nil
 }
 
 // with runs fn on the state under the lock and saves it when fn changed it.
@@ -53,6 +70,9 @@ func (l *localIPAM) with(fn func(s *localState) (bool, error)) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if !l.cidr.IsValid() {
+			if l.field == "nodeCIDR6" {
+				return errors.New("local IPAM: no IPv6 node CIDR: set nodeCIDR6")
+			}
 			return errors.New("local IPAM: no node CIDR yet: set nodeCIDR, or controllerURL to get one from the cluster pool")
 		}
 		if s.Pool, err = ipam.NewNodePool(l.cidr); err != nil {
@@ -67,7 +87,7 @@ func (l *localIPAM) with(fn func(s *localState) (bool, error)) error {
 		// Without a CIDR (DEL, CHECK, GC with the block from the
 		// controller) the file's is the node's.
 		if s.Pool == nil || l.cidr.IsValid() && s.Pool.CIDR() != l.cidr {
-			return fmt.Errorf("local IPAM: %s holds node CIDR %v but nodeCIDR is %v; release the pods first or use another dataDir", l.path, cidrOf(s.Pool), l.cidr)
+			return fmt.Errorf("local IPAM: %s holds node CIDR %v but %s is %v; release the pods first or use another dataDir", l.path, cidrOf(s.Pool), l.field, l.cidr)
 		}
 		if s.Holders == nil {
 			s.Holders = map[string]netip.Addr{}

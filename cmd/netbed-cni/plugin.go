@@ -134,6 +134,17 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 		}
 		w.Addrs = []netip.Prefix{netip.PrefixFrom(addr, 32)}
 		w.Gateways = []netip.Addr{gw}
+		if c.conf.nodeCIDR6.IsValid() {
+			// Dual stack: an IPv6 /128 from the node's IPv6 block too,
+			// with its first address as the IPv6 gateway.
+			addr6, gw6, err := newLocalIPAM6(c.conf.DataDir, c.conf.Name, c.conf.nodeCIDR6).Allocate(c.holder)
+			if err != nil {
+				_ = newLocalIPAM(c.conf.DataDir, c.conf.Name, c.conf.nodeCIDR).Release(c.holder)
+				return nil, nil, types.NewError(types.ErrInternal, err.Error(), "")
+			}
+			w.Addrs = append(w.Addrs, netip.PrefixFrom(addr6, 128))
+			w.Gateways = append(w.Gateways, gw6)
+		}
 		if c.registers() {
 			req := controller.PortRequest{Name: c.id.Port, Network: c.conf.Network, Label: c.conf.Label, DeviceOwner: controller.OwnerPod, Host: c.conf.Host, IP: addr}
 			if port, created, err = c.client.EnsurePort(c.ctx, req); err != nil {
@@ -185,6 +196,9 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 	if err != nil {
 		if c.conf.Mode == ModeEBPF {
 			_ = newLocalIPAM(c.conf.DataDir, c.conf.Name, c.conf.nodeCIDR).Release(c.holder)
+			if c.conf.nodeCIDR6.IsValid() {
+				_ = newLocalIPAM6(c.conf.DataDir, c.conf.Name, c.conf.nodeCIDR6).Release(c.holder)
+			}
 		}
 		if c.registers() {
 			c.underlay(port.Name, controller.StateError, err.Error())
@@ -261,6 +275,11 @@ func (p *plugin) cmdDel(args *skel.CmdArgs) error {
 	if c.conf.Mode == ModeEBPF {
 		if err := newLocalIPAM(c.conf.DataDir, c.conf.Name, c.conf.nodeCIDR).Release(c.holder); err != nil {
 			return types.NewError(types.ErrInternal, err.Error(), "")
+		}
+		if l6 := newLocalIPAM6(c.conf.DataDir, c.conf.Name, c.conf.nodeCIDR6); l6.inUse() {
+			if err := l6.Release(c.holder); err != nil {
+				return types.NewError(types.ErrInternal, err.Error(), "")
+			}
 		}
 	}
 	if !c.registers() {
@@ -356,6 +375,18 @@ func (p *plugin) cmdCheck(args *skel.CmdArgs) error {
 			return types.NewError(types.ErrInternal, fmt.Sprintf("container %s holds no address of node CIDR %v", c.holder, c.conf.nodeCIDR), "")
 		}
 		w.Addrs = append(w.Addrs, netip.PrefixFrom(addr, 32))
+		if l6 := newLocalIPAM6(c.conf.DataDir, c.conf.Name, c.conf.nodeCIDR6); l6.inUse() {
+			addr6, _, ok, err := l6.Lookup(c.holder)
+			if err != nil {
+				return types.NewError(types.ErrInternal, err.Error(), "")
+			}
+			if !ok && c.conf.nodeCIDR6.IsValid() {
+				return types.NewError(types.ErrInternal, fmt.Sprintf("container %s holds no address of IPv6 node CIDR %v", c.holder, c.conf.nodeCIDR6), "")
+			}
+			if ok {
+				w.Addrs = append(w.Addrs, netip.PrefixFrom(addr6, 128))
+			}
+		}
 	}
 	if err := p.link.Check(w); err != nil {
 		return types.NewError(types.ErrInternal, "check: "+err.Error(), "")
@@ -414,6 +445,11 @@ func (p *plugin) cmdGC(args *skel.CmdArgs) error {
 	}
 	if err := newLocalIPAM(conf.DataDir, conf.Name, conf.nodeCIDR).GC(valid); err != nil {
 		return types.NewError(types.ErrInternal, err.Error(), "")
+	}
+	if l6 := newLocalIPAM6(conf.DataDir, conf.Name, conf.nodeCIDR6); l6.inUse() {
+		if err := l6.GC(valid); err != nil {
+			return types.NewError(types.ErrInternal, err.Error(), "")
+		}
 	}
 	return nil
 }

@@ -615,6 +615,9 @@ func (b *FabricBackend) wirePod(ctx context.Context, pa PodAttacher, in *instanc
 			return fmt.Errorf("%s: %s is not a node", b.env.Generation, host)
 		}
 		conf["mode"], conf["nodeCIDR"] = b.desc.CNIMode, pool.CIDR().String()
+		if pool6 := b.local6[host]; pool6 != nil {
+			conf["nodeCIDR6"] = pool6.CIDR().String()
+		}
 		conf["dataDir"] = filepath.Join(b.cniDir, "ipam", host)
 	}
 	raw, err := json.Marshal(conf)
@@ -632,8 +635,20 @@ func (b *FabricBackend) wirePod(ctx context.Context, pa PodAttacher, in *instanc
 		if err := b.local[host].Reserve(spec.IP.Addr()); err != nil {
 			return undo(fmt.Errorf("local IPAM of %s: the plugin gave %v: %w", host, spec.IP.Addr(), err))
 		}
+		release := func() { _ = b.local[host].Release(spec.IP.Addr()) }
+		if pool6 := b.local6[host]; pool6 != nil {
+			if !spec.IP6.IsValid() {
+				release()
+				return undo(fmt.Errorf("local IPv6 IPAM of %s: the plugin's result has no IPv6 address for %s", host, name))
+			}
+			if err := pool6.Reserve(spec.IP6.Addr()); err != nil {
+				release()
+				return undo(fmt.Errorf("local IPv6 IPAM of %s: the plugin gave %v: %w", host, spec.IP6.Addr(), err))
+			}
+			release = func() { _ = b.local[host].Release(spec.IP.Addr()); _ = pool6.Release(spec.IP6.Addr()) }
+		}
 		if err := b.rt.AddInstance(ctx, b.fab, spec); err != nil {
-			_ = b.local[host].Release(spec.IP.Addr())
+			release()
 			return undo(fmt.Errorf("create endpoint: %w", err))
 		}
 		in.spec = spec

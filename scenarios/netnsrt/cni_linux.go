@@ -115,17 +115,22 @@ func (r *Runtime) cniAdd(ctx context.Context, in *instance) error {
 			}
 		}
 	}
+	// The first address of each family: a dual-stack pod's result
+	// lists an IPv6 one beside the IPv4 one.
 	for _, ipc := range cur.IPs {
 		a, ok := netip.AddrFromSlice(ipc.Address.IP)
-		if !ok || !a.Unmap().Is4() {
+		if !ok {
 			continue
 		}
+		a = a.Unmap()
 		ones, _ := ipc.Address.Mask.Size()
-		in.ip = netip.PrefixFrom(a.Unmap(), ones)
-		if gw, ok := netip.AddrFromSlice(ipc.Gateway); ok {
-			in.gw = gw.Unmap()
+		gw, _ := netip.AddrFromSlice(ipc.Gateway)
+		switch {
+		case a.Is4() && !in.ip.IsValid():
+			in.ip, in.gw = netip.PrefixFrom(a, ones), gw.Unmap()
+		case a.Is6() && !in.ip6.IsValid():
+			in.ip6, in.gw6 = netip.PrefixFrom(a, ones), gw
 		}
-		break
 	}
 	if in.ifname == "" || in.mac == nil || !in.ip.IsValid() {
 		return fmt.Errorf("CNI ADD on %s: the result lacks the host interface, the pod's MAC or an IPv4 address: %+v", in.host, cur)

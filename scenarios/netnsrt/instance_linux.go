@@ -116,6 +116,7 @@ func (r *Runtime) AttachPod(ctx context.Context, s datapath.InstanceSpec, conf [
 	r.insts[s.Name] = in
 	r.mu.Unlock()
 	s.IP, s.MAC, s.Gateway = in.ip, in.mac, in.gw
+	s.IP6, s.Gateway6 = in.ip6, in.gw6
 	return s, nil
 }
 

@@ -1,0 +1,106 @@
+package scenarios_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/netbed/netbed/reports"
+	"github.com/netbed/netbed/scenarios"
+)
+
+// familiesAgree checks that every IPv6 probe of a run had the outcome of
+// the IPv4 probe of the same pair, protocol and step: delivered, replied,
+// the deciding rule, the hop and switch hop counts. It returns how many
+// pairs it compared.
+func familiesAgree(t *testing.T, probes []reports.Probe) int {
+	t.Helper()
+	key := func(p reports.Probe) string { return fmt.Sprintf("%s %s->%s %s", p.Tag, p.From, p.To, p.Proto) }
+	v4 := map[string]reports.Probe{}
+	for _, p := range probes {
+		if p.Family == "" {
+			v4[key(p)] = p
+		}
+	}
+	n := 0
+	for _, p6 := range probes {
+		if p6.Family != scenarios.FamilyIPv6 {
+			continue
+		}
+		p4, ok := v4[key(p6)]
+		if !ok {
+			continue
+		}
+		n++
+		if p4.Delivered != p6.Delivered || p4.Replied != p6.Replied || p4.Rule != p6.Rule || p4.Hops != p6.Hops || p4.SwitchHops != p6.SwitchHops {
+			t.Errorf("%s: IPv4 delivered=%v replied=%v rule=%q hops=%d/%d, IPv6 delivered=%v replied=%v rule=%q hops=%d/%d",
+				key(p6), p4.Delivered, p4.Replied, p4.Rule, p4.Hops, p4.SwitchHops, p6.Delivered, p6.Replied, p6.Rule, p6.Hops, p6.SwitchHops)
+		}
+	}
+	return n
+}
+
+// TestGen3DualStackOnSim runs the shipped dual-stack-pods scenario on
+// sim: every pod has an address of each family, from its node's IPv4 and
+// IPv6 CIDRs, and every IPv6 probe's verdict, rule and hops are those of
+// the IPv4 probe between the same pods (policy allows and denies alike).
+func TestGen3DualStackOnSim(t *testing.T) {
+	s, err := scenarios.Load("library/dual-stack-pods.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenEBPF, simBackend(t, s.Seed), scenarios.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Failed() {
+		t.Fatalf("checks failed: %+v", run.Checks)
+	}
+	dropped := 0
+	for _, p := range run.Probes {
+		if p.Family == scenarios.FamilyIPv6 && !p.Delivered {
+			dropped++
+			if !strings.HasPrefix(p.Rule, "policy:") {
+				t.Errorf("IPv6 probe %s -> %s dropped by %q, not by policy", p.From, p.To, p.Rule)
+			}
+		}
+	}
+	if n := familiesAgree(t, run.Probes); n < 12 || dropped == 0 {
+		t.Errorf("compared %d pairs across families, %d IPv6 probes dropped: want the matrix and the policy's drops", n, dropped)
+	}
+}
+
+// TestGen3IPv6Refused: a gen 3 scenario without cluster_cidr6 refuses an
+// IPv6 probe, naming the pod without an IPv6 address; ebpf-direct refuses
+// an IPv6 cluster CIDR (its underlay routes IPv4 only).
+func TestGen3IPv6Refused(t *testing.T) {
+	src := `name: v6
+topology: {builder: spine-leaf, params: {spines: 1, leaves: 1, hosts_per_leaf: 2}}
+generations: [ebpf, ebpf-direct]
+seed: 1
+%s
+networks:
+  - {name: pods, subnet: 10.10.0.0/24}
+steps:
+  - spawn: {name: p, kind: pod, count: 2, network: pods}
+  - traffic: {proto: icmp, from: [p-1], to: [p-2], family: ipv6, tag: x}
+  - expect: {tag: x, all_reachable: true}
+`
+	s, err := scenarios.Parse("v6.yaml", []byte(fmt.Sprintf(src, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = scenarios.Run(context.Background(), s, scenarios.GenEBPF, simBackend(t, 1), scenarios.Options{})
+	if err == nil || !strings.Contains(err.Error(), "p-2 has no IPv6 address (the scenario gives ebpf no IPv6 cluster CIDR; set options.ebpf.cluster_cidr6") {
+		t.Errorf("IPv6 probe on an IPv4-only cluster: %v", err)
+	}
+	d, err := scenarios.Parse("v6.yaml", []byte(fmt.Sprintf(src, "options:\n  default: {cluster_cidr6: 'fd10::/104'}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = scenarios.Run(context.Background(), d, scenarios.GenEBPFDirect, simBackend(t, 1), scenarios.Options{})
+	if err == nil || !strings.Contains(err.Error(), "use tunnel mode (ebpf) for dual stack") {
+		t.Errorf("ebpf-direct with cluster_cidr6: %v", err)
+	}
+}

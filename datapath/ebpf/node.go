@@ -12,6 +12,7 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/l3"
 )
 
 // Mode is how pods on different nodes reach each other.
@@ -795,7 +796,7 @@ func (n *Node) uplink(b []byte) int {
 	}
 	pick := 0 // one NIC up: no hash needed, any hash modulo 1 is 0
 	if up > 1 {
-		pick = int(n.flowHash(b) % uint32(up))
+		pick = int(l3.FlowHash(n.seed, b) % uint32(up))
 	}
 	for i := range n.nics {
 		if n.nics[i].up {
@@ -846,7 +847,7 @@ func (n *Node) encap(now time.Duration, prog, in string, id Identity, remote [4]
 	inner := buf[outerLen:]
 	copy(inner[6:12], n.vxMAC[:])
 	decTTL(inner)
-	writeOuter(buf, c.mac, c.gw, n.hostIP, remote, uint32(id), uint16(49152+n.flowHash(b)%16384))
+	writeOuter(buf, c.mac, c.gw, n.hostIP, remote, uint32(id), uint16(49152+l3.FlowHash(n.seed, b)%16384))
 	n.buf = buf
 	n.trace(out, now, prog, datapath.KindBPF, in, DevCiliumVXLAN, datapath.ActRedirect, "", rule)
 	n.trace(out, now, DevCiliumVXLAN, datapath.KindTunnel, prog, c.Name, datapath.ActEncap, "", "vxlan")

@@ -9,7 +9,6 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
-	"github.com/netbed/netbed/datapath/l3"
 )
 
 // IPv6 in the programs: the same paths as IPv4 (bpf_lxc, cilium_vxlan
@@ -351,19 +350,4 @@ func echoReply6(b []byte, srcMAC, dstMAC [6]byte) []byte {
 	return frame.ICMPv6Echo(frame.IPv4{SrcMAC: net.HardwareAddr(srcMAC[:]), DstMAC: net.HardwareAddr(dstMAC[:]),
 		Src: netip.AddrFrom16(dst6(b)), Dst: netip.AddrFrom16(src6(b))},
 		true, binary.BigEndian.Uint16(icmp[4:6]), binary.BigEndian.Uint16(icmp[6:8]), icmp[8:])
-}
-
-// flowHash hashes a pod packet's flow for the uplink and the VXLAN
-// source port: l3.FlowHash's fields for IPv4, the addresses and ports
-// for IPv6.
-func (n *Node) flowHash(b []byte) uint32 {
-	if !ipv6(b) {
-		return l3.FlowHash(n.seed, b)
-	}
-	h := fnv32(n.seed, b[22:54])
-	h = fnv32(h, b[20:21])
-	if (b[20] == 6 || b[20] == 17) && len(b) >= 14+ip6Len+4 {
-		h = fnv32(h, b[14+ip6Len:14+ip6Len+4])
-	}
-	return h ^ h>>15
 }

@@ -26,6 +26,12 @@
 //	{"cniVersion": "1.1.0", "name": "pods", "type": "netbed-cni",
 //	 "mode": "ebpf", "nodeCIDR": "10.244.1.0/24"}
 //
+// With "nodeCIDR6" as well (an IPv6 block from /104 to /126, like
+// "fd10::100/120") the pod is dual-stack: it also gets an IPv6 /128 from
+// that block, its first address being the IPv6 gateway, and the result's
+// ips list both addresses, each with its gateway, and its routes a
+// default route per family.
+//
 // A pod's port is named after its identity, first match: NETBED_PORT in
 // CNI_ARGS (that exact name), an identity label
 // in args.cni.labels (default "statefulset.kubernetes.io/pod-name"),

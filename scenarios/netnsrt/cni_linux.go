@@ -116,7 +116,9 @@ func (r *Runtime) cniAdd(ctx context.Context, in *instance) error {
 		}
 	}
 	// The first address of each family: a dual-stack pod's result
-	// lists an IPv6 one beside the IPv4 one.
+	// lists an IPv6 one beside the IPv4 one. A pod that drifted here
+	// still has its old host's addresses: the result's replace them.
+	in.ip, in.gw, in.ip6, in.gw6 = netip.Prefix{}, netip.Addr{}, netip.Prefix{}, netip.Addr{}
 	for _, ipc := range cur.IPs {
 		a, ok := netip.AddrFromSlice(ipc.Address.IP)
 		if !ok {

@@ -137,6 +137,19 @@ func (r *Runtime) cniAdd(ctx context.Context, in *instance) error {
 	if in.ifname == "" || in.mac == nil || !in.ip.IsValid() {
 		return fmt.Errorf("CNI ADD on %s: the result lacks the host interface, the pod's MAC or an IPv4 address: %+v", in.host, cur)
 	}
+	if in.ip6.IsValid() {
+		// The plugin turned IPv6 on for the routed host side, as a node
+		// routing to its pods needs; here the host's namespace only holds
+		// the veth the userspace datapath reads, and IPv6 stays off in it
+		// as on the host's other links: its kernel would otherwise answer
+		// the pod's IPv6 to other pods with ICMPv6 "no route" (it routes
+		// nothing), and the pod's TCP gives up before the datapath's
+		// answer comes.
+		p := "/proc/sys/net/ipv6/conf/" + in.ifname + "/disable_ipv6"
+		if err := r.lab.Do(in.host, func() error { return os.WriteFile(p, []byte("1"), 0o644) }); err != nil {
+			return fmt.Errorf("CNI ADD on %s: IPv6 off on %s: %w", in.host, in.ifname, err)
+		}
+	}
 	return nil
 }
 

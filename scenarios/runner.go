@@ -59,6 +59,9 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 	if err := s.FRRError(gen, topo, b.Name()); err != nil {
 		return run, err
 	}
+	if err := s.BFDError(gen, b.Name()); err != nil {
+		return run, err
+	}
 	gopts := s.OptionsFor(gen)
 	env := Env{Generation: gen, Topology: topo, Seed: s.Seed, Networks: SegmentsFor(s.Networks, gopts), Sites: s.Sites, Options: gopts, ControlPlane: s.ControlPlane, BGP: s.BGP, Controller: s.Controller, Progress: opts.Progress}
 	if err := b.Start(ctx, env); err != nil {

@@ -20,7 +20,6 @@ func (s *Server) watchCarrier(ctx context.Context) error {
 	if err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{ListExisting: true}); err != nil {
 		return fmt.Errorf("%s: watch links: %w", s.cfg.Node, err)
 	}
-	down := map[netip.Addr]bool{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -31,13 +30,18 @@ func (s *Server) watchCarrier(ctx context.Context) error {
 			}
 			up := u.IfInfomsg.Flags&unix.IFF_LOWER_UP != 0
 			for _, p := range s.peersOn(u.Link) {
-				if down[p] == !up {
+				s.mu.Lock()
+				if s.carrierDown[p] == !up {
+					s.mu.Unlock()
 					continue
 				}
-				down[p] = !up
+				s.carrierDown[p] = !up
+				bfdDown := s.bfdDown[p]
+				s.bfdDown[p] = false // superseded: BFD's next Up or Down counts afresh
+				s.mu.Unlock()
 				if up {
 					s.renewPeer(ctx, p)
-				} else {
+				} else if !bfdDown {
 					_ = s.srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: p.String(), Communication: "carrier lost"})
 				}
 			}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
+
+	"github.com/netbed/netbed/datapath/bfd"
 )
 
 // ErrConfig marks every error about a speaker's configuration.
@@ -38,6 +40,24 @@ type Config struct {
 	// the originating leaf's VTEP, which a spine must not replace with its
 	// own address); other families still get the speaker's address.
 	EVPNNextHopUnchanged bool `json:",omitempty"`
+	// BFD, if set, runs a BFD session beside every peer on a connected
+	// subnet and takes the BGP session down when BFD says the peer is
+	// gone (RFC 5882), long before the hold timer would.
+	BFD *BFD `json:",omitempty"`
+}
+
+// BFD sets the speaker's BFD sessions (package bfd); zero fields take
+// its defaults (300 ms, multiplier 3: a silent peer is gone after 900 ms).
+type BFD struct {
+	MinTx      time.Duration `json:",omitempty"`
+	MinRx      time.Duration `json:",omitempty"`
+	Multiplier uint8         `json:",omitempty"`
+	// Port is the UDP port (default 3784; tests use others).
+	Port int `json:",omitempty"`
+}
+
+func (b *BFD) session() bfd.Config {
+	return bfd.Config{DesiredMinTx: b.MinTx, RequiredMinRx: b.MinRx, DetectMult: b.Multiplier}
 }
 
 // Peer is one BGP neighbour.

@@ -20,8 +20,8 @@ func WriteConfig(path string, cfg Config) error {
 // process until ctx ends, then stops it: the body of `netbed speaker`,
 // started inside a node's network namespace. Sessions to directly
 // connected peers go down as soon as their link loses carrier (fast
-// external failover), as a router's do, instead of waiting for the hold
-// timer.
+// external failover), as a router's do, or, with Config.BFD, as soon as
+// BFD finds the peer silent, instead of waiting for the hold timer.
 func RunFile(ctx context.Context, path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -36,8 +36,9 @@ func RunFile(ctx context.Context, path string) error {
 		return err
 	}
 	defer s.Stop()
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- s.watchCarrier(ctx) }()
+	go func() { errc <- s.runBFD(ctx) }()
 	select {
 	case <-ctx.Done():
 		return nil

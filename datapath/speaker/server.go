@@ -3,7 +3,9 @@ package speaker
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -15,6 +17,13 @@ import (
 type Server struct {
 	cfg Config
 	srv *server.BgpServer
+
+	// What took a peer's session down: its link's carrier (watchCarrier)
+	// or BFD (runBFD), under mu. A peer comes back once neither holds it
+	// down; a BFD verdict while the carrier is down does not count.
+	mu          sync.Mutex
+	carrierDown map[netip.Addr]bool
+	bfdDown     map[netip.Addr]bool
 }
 
 // Serve validates cfg and starts its speaker in this process: BGP with
@@ -30,7 +39,7 @@ func Serve(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.Remove(cfg.GRPC); err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("%s: stale gRPC socket: %w", cfg.Node, err)
 	}
-	s := &Server{cfg: cfg, srv: server.NewBgpServer(server.LoggerOption(quiet{}), server.GrpcListenAddress("unix://"+cfg.GRPC))}
+	s := &Server{cfg: cfg, carrierDown: map[netip.Addr]bool{}, bfdDown: map[netip.Addr]bool{}, srv: server.NewBgpServer(server.LoggerOption(quiet{}), server.GrpcListenAddress("unix://"+cfg.GRPC))}
 	go s.srv.Serve()
 	port := cfg.Port
 	if port == 0 {

@@ -132,6 +132,9 @@ func newBGPPlane(r *Runtime, fab *evpn.Fabric, t *topologies.Topology, dir strin
 		}
 		bn := &bgpNode{p: p, name: s.Node, ifaces: t.Interfaces(s.Node), wake: make(chan struct{}, 1),
 			cfg: speaker.Config{Node: s.Node, ASN: s.ASN, RouterID: s.RouterID, GRPC: sock, Timers: r.opts.BGPTimers}}
+		if r.opts.BFD {
+			bn.cfg.BFD = &speaker.BFD{}
+		}
 		if s.Leaf {
 			bn.leaf, _ = fab.Leaf(s.Node)
 			bn.cfg.Port = -1 // leaves dial their spines

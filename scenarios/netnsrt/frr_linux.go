@@ -95,7 +95,7 @@ type frrLeaf struct {
 
 // FRRAvailable says why FRR leaves cannot run here, or nil.
 func FRRAvailable() error {
-	for _, d := range []string{"zebra", "bgpd"} {
+	for _, d := range []string{"zebra", "bgpd", "bfdd"} {
 		if _, err := os.Stat(filepath.Join(FRRDir, d)); err != nil {
 			return fmt.Errorf("frr_leaves needs FRR's %s (Debian package frr): %w", d, err)
 		}
@@ -236,6 +236,9 @@ func (fl *frrLeaf) writeConfig() error {
 	tm := fl.p.r.opts.BGPTimers
 	for _, pr := range fl.p.nodes[fl.name].cfg.Peers {
 		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s timers connect 1\n", pr.Address, pr.ASN, pr.Address)
+		if fl.p.r.opts.BFD {
+			fmt.Fprintf(&b, " neighbor %s bfd\n", pr.Address)
+		}
 		if tm.Hold != 0 {
 			hold, ka := int(tm.Hold/time.Second), int(tm.Keepalive/time.Second)
 			if hold < 0 {
@@ -254,6 +257,7 @@ func (fl *frrLeaf) writeConfig() error {
 	files := map[string]string{
 		"bgpd.conf":  b.String(),
 		"zebra.conf": fmt.Sprintf("hostname %s\nlog file %s\n", fl.name, filepath.Join(fl.dir, "zebra.log")),
+		"bfdd.conf":  fmt.Sprintf("hostname %s\nlog file %s\n", fl.name, filepath.Join(fl.dir, "bfdd.log")),
 	}
 	for name, conf := range files {
 		path := filepath.Join(fl.dir, name)
@@ -283,11 +287,18 @@ func (fl *frrLeaf) start(ctx context.Context) error {
 			<-exited[i]
 		}
 	}
-	for _, d := range []string{"zebra", "bgpd"} {
+	daemons := []string{"zebra", "bgpd"}
+	if fl.p.r.opts.BFD {
+		daemons = []string{"zebra", "bfdd", "bgpd"}
+	}
+	for _, d := range daemons {
 		args := []string{"-u", "frr", "-g", "frr", "-f", filepath.Join(fl.dir, d+".conf"), "-z", zserv,
 			"--vty_socket", fl.dir, "-i", filepath.Join(fl.dir, d+".pid")}
-		if d == "bgpd" {
+		switch d {
+		case "bgpd":
 			args = append(args, "-p", "179")
+		case "bfdd":
+			args = append(args, "--bfdctl", filepath.Join(fl.dir, "bfdd.sock"))
 		}
 		logf, err := os.OpenFile(filepath.Join(fl.dir, d+".out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {

@@ -44,6 +44,9 @@ type Options struct {
 	// kernel's bridge and VXLAN devices) instead of netbed's leaf, with
 	// control_plane: bgp (frr_leaves; set by ConfigureBGP).
 	FRRLeaves []string
+	// BFD runs BFD beside every leaf–spine session (bgp: {bfd: true}):
+	// the speakers' own (package bfd), FRR's bfdd on FRR leaves.
+	BFD bool
 	// Settle bounds how long Probe waits, after the answer or the
 	// timeout, for the captures to deliver the probe's last frames
 	// (default 3s; it returns as soon as they are all there).

@@ -35,6 +35,7 @@ func (r *Runtime) ConfigureBGP(s scenarios.BGPSettings) {
 	if r.opts.BGPDesign == "" {
 		r.opts.BGPDesign = s.Design
 	}
+	r.opts.BFD = r.opts.BFD || s.BFD
 	if len(r.opts.FRRLeaves) == 0 {
 		r.opts.FRRLeaves = s.FRRLeaves
 	}

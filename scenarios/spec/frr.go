@@ -58,6 +58,16 @@ func (s *Scenario) FRRProblems(g Generation, t *topologies.Topology) [][2]string
 	return out
 }
 
+// BFDError refuses bgp: {bfd: true} on a backend other than netns (the
+// only one whose speakers run BFD), naming the file, line and field.
+func (s *Scenario) BFDError(g Generation, backend string) error {
+	if !s.BGP.BFD || !g.Desc().BGP || s.ControlPlane != ControlPlaneBGP || backend == "netns" {
+		return nil
+	}
+	return &Error{File: s.File, Line: s.lineOf("bgp.bfd"), Field: "bgp.bfd",
+		Msg: fmt.Sprintf("BFD runs beside the netns backend's speakers only (this run is on %s)", backend)}
+}
+
 // FRRError checks frr_leaves before a run of generation g on topology t
 // on the backend called backend: the names (FRRProblems), and that the
 // backend is netns, the only one that runs FRR. The error names the file,

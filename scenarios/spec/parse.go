@@ -277,6 +277,7 @@ type rawBGP struct {
 	Hold      string `yaml:"hold"`
 	Keepalive string `yaml:"keepalive"`
 	Design    string `yaml:"design"`
+	BFD       bool   `yaml:"bfd"`
 }
 
 type rawTopo struct {
@@ -618,7 +619,7 @@ func (p *parser) bgpSettings(r *rawBGP, n *yaml.Node, cp ControlPlane) BGPSettin
 	if cp != ControlPlaneBGP {
 		p.fail(lineOf(n, 0), "bgp", "session settings need control_plane: bgp (this scenario's control plane is %s)", cp)
 	}
-	var b BGPSettings
+	b := BGPSettings{BFD: r.BFD}
 	switch r.Design {
 	case "", DesignIBGP:
 	case DesignEBGP:

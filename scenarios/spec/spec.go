@@ -60,6 +60,10 @@ type BGPSettings struct {
 	// Design is gen 2's session design: DesignIBGP ("", the default) or
 	// DesignEBGP.
 	Design string
+	// BFD runs BFD (RFC 5880, single hop) beside every leaf–spine session
+	// and takes the BGP session down when it finds the peer silent
+	// (netns only; FRR's bfdd on FRR leaves).
+	BFD bool
 	// FRRLeaves (frr_leaves: in the file) are gen 2 leaves realised as
 	// FRR, Debian's zebra and bgpd, on the kernel's bridge and VXLAN
 	// devices instead of netbed's leaf (netns only; see FRRProblems).

@@ -90,3 +90,28 @@ frr.yaml:8: frr_leaves[2]: no node "leaf9" in topology spine-leaf (generation ev
 		t.Errorf("FRRError for leaf3 on netns: %v", err)
 	}
 }
+
+// TestBFDSetting: bgp: {bfd: true} is parsed, and refused on any backend
+// but netns with the file, line and field.
+func TestBFDSetting(t *testing.T) {
+	s, err := spec.Parse("bfd.yaml", []byte(frrHead+"control_plane: bgp\nbgp:\n  bfd: true\n"+frrTail))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.BGP.BFD {
+		t.Fatal("bgp.bfd not set")
+	}
+	if err := s.BFDError(spec.GenEVPN, "netns"); err != nil {
+		t.Errorf("on netns: %v", err)
+	}
+	want := "bfd.yaml:6: bgp.bfd: BFD runs beside the netns backend's speakers only (this run is on sim)"
+	if err := s.BFDError(spec.GenEVPN, "sim"); err == nil || err.Error() != want {
+		t.Errorf("on sim: %v, want %s", err, want)
+	}
+	if err := s.BFDError(spec.GenVLAN, "sim"); err != nil {
+		t.Errorf("gen 1 has no speakers, nothing to refuse: %v", err)
+	}
+	if _, err := spec.Parse("bfd.yaml", []byte(frrHead+"bgp: {bfd: true}\n"+frrTail)); err == nil || !strings.Contains(err.Error(), "bgp: session settings need control_plane: bgp") {
+		t.Errorf("bfd without control_plane bgp: %v", err)
+	}
+}

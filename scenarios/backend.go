@@ -52,6 +52,9 @@ type Env struct {
 	// Sites are a hybrid network's sites (the scenario's sites:), each
 	// run by its own generation; empty for one generation's network.
 	Sites []Site
+	// SiteOptions are each site's options: its generation's (options.vpc
+	// applies to every VPC of a hybrid network).
+	SiteOptions map[string]GenOptions
 	// Options is the generation's address plan (the zero value: the
 	// fabric's own defaults).
 	Options GenOptions

@@ -81,6 +81,14 @@ func TestHybridAcrossTheLine(t *testing.T) {
 	if across != 5 {
 		t.Errorf("%d probes across the line, want 5", across)
 	}
+	// The VPC's pods spawn the cloud's way, with options.vpc's warm pool;
+	// the private cloud's through gen 2's controller and CNC.
+	if st := steps(run, "cloud-api-1"); !hasStep(st, "2-ipam-warm-pool") {
+		t.Errorf("cloud-api-1's timeline %v: no address from the warm pool (options.vpc)", st)
+	}
+	if st := steps(run, "dc-web-1"); !hasStep(st, "9-overlay-active") {
+		t.Errorf("dc-web-1's timeline %v: no overlay from the CNC", st)
+	}
 }
 
 // TestHybridTransit: two VPCs, each with its line to the private cloud,

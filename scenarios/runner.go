@@ -64,6 +64,12 @@ func Run(ctx context.Context, s *Scenario, gen Generation, b Backend, opts Optio
 	}
 	gopts := s.OptionsFor(gen)
 	env := Env{Generation: gen, Topology: topo, Seed: s.Seed, Networks: SegmentsFor(s.Networks, gopts), Sites: s.Sites, Options: gopts, ControlPlane: s.ControlPlane, BGP: s.BGP, Controller: s.Controller, Progress: opts.Progress}
+	for _, st := range s.Sites {
+		if env.SiteOptions == nil {
+			env.SiteOptions = map[string]GenOptions{}
+		}
+		env.SiteOptions[st.Name] = s.OptionsFor(st.Generation)
+	}
 	if err := b.Start(ctx, env); err != nil {
 		_ = b.Close()
 		return run, fmt.Errorf("start %s backend for %s: %w", b.Name(), gen, err)

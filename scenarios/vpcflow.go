@@ -68,6 +68,9 @@ func (m mutated) DisassociateFloatingIP(pub netip.Addr) error {
 // fabric: the run's, or a site's of a hybrid network.
 func (b *FabricBackend) startVPC(f *vpc.Fabric, site string) error {
 	o := b.env.Options.VPC
+	if so, ok := b.env.SiteOptions[site]; ok {
+		o = so.VPC
+	}
 	limits, err := cloud.LoadLimits(o.Limits)
 	if err != nil {
 		return fmt.Errorf("vpc: %w", err)

@@ -194,3 +194,56 @@ steps:
 		t.Errorf("a floating IP on ebpf: %v", err)
 	}
 }
+
+// TestVPCAttachmentLimit: the provider's AttachmentLimitExceeded is
+// reachable. ipamd checks its own instance-type table before it attaches
+// an ENI, so a node at its limits is limit:node-full (above) and the cloud
+// is not asked; with a table that lags the provider's (cni_limits: a
+// t3.nano of 3 ENIs where the cloud allows 2) ipamd attaches a third ENI
+// during the storm and the cloud refuses it. The refused pods' timelines,
+// the run's counters and the report show the provider's error, the ENI is
+// deleted again, and the pods that came up are reached.
+func TestVPCAttachmentLimit(t *testing.T) {
+	s, err := scenarios.Load("testdata/vpc-eni-limit.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenVPC, simBackend(t, s.Seed), scenarios.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAttachmentLimit(t, run)
+}
+
+func checkAttachmentLimit(t *testing.T, run *reports.Run) {
+	t.Helper()
+	for _, c := range run.Checks {
+		if !c.Passed {
+			t.Errorf("step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+		}
+	}
+	for _, pod := range []string{"storm-1", "storm-2"} {
+		if st := steps(run, pod); hasStep(st, "failed:") || hasStep(st, "cloud-error:") {
+			t.Errorf("%s's timeline: %v", pod, st)
+		}
+	}
+	for _, pod := range []string{"storm-3", "storm-4"} {
+		st := steps(run, pod)
+		if !hasStep(st, "cloud-error:AttachNetworkInterface:AttachmentLimitExceeded") ||
+			!hasStep(st, "limit:attachment (the cloud: t3.nano takes 2 ENIs; ipamd's table: 3)") ||
+			!hasStep(st, "failed: ") || hasStep(st, "limit:node-full") {
+			t.Errorf("%s's timeline: %v", pod, st)
+		}
+	}
+	if run.Counters["cloud_error:AttachmentLimitExceeded"] != 2 || run.Counters["failed_spawns"] != 2 ||
+		run.Counters["cloud_error:InvalidNetworkInterfaceID.NotFound"] != 0 {
+		t.Errorf("counters %v", run.Counters)
+	}
+	var md bytes.Buffer
+	if err := reports.WriteMarkdown(&md, &reports.Report{Runs: []*reports.Run{run}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "AttachmentLimitExceeded") {
+		t.Errorf("the report does not show AttachmentLimitExceeded:\n%s", md.String())
+	}
+}

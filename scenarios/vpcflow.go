@@ -75,9 +75,15 @@ func (b *FabricBackend) startVPC(f *vpc.Fabric, site string) error {
 	if err != nil {
 		return fmt.Errorf("vpc: %w", err)
 	}
+	var cni *cloud.Limits
+	if o.CNILimits != "" {
+		if cni, err = cloud.LoadLimits(o.CNILimits); err != nil {
+			return fmt.Errorf("vpc: the CNI's limits: %w", err)
+		}
+	}
 	c := cloud.New(b.rt, limits)
 	pool := ipamd.Config{WarmENITarget: o.WarmENITarget, WarmIPTarget: o.WarmIPTarget, MinimumIPTarget: o.MinimumIPTarget}
-	ipam, err := vpcipam.New(c, limits, b.api, mutated{b: b, f: f}, b.rt, vpcipam.Options{InstanceType: o.InstanceType, Pool: pool, Mark: b.mark})
+	ipam, err := vpcipam.New(c, limits, b.api, mutated{b: b, f: f}, b.rt, vpcipam.Options{InstanceType: o.InstanceType, Pool: pool, Mark: b.mark, CNILimits: cni})
 	if err != nil {
 		return err
 	}

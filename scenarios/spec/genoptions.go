@@ -40,6 +40,10 @@ type VPCOptions struct {
 	InstanceType                                 string
 	WarmENITarget, WarmIPTarget, MinimumIPTarget int
 	Limits                                       string
+	// CNILimits is the limits file the nodes' ipamd holds when it differs
+	// from the cloud's (empty: the cloud's): an ENI it believes fits and
+	// the cloud refuses is AttachmentLimitExceeded.
+	CNILimits string
 }
 
 func (v VPCOptions) poolSet() bool {
@@ -119,6 +123,9 @@ func (s *Scenario) OptionsFor(gen Generation) GenOptions {
 		}
 		if x.VPC.Limits != "" {
 			o.VPC.Limits = x.VPC.Limits
+		}
+		if x.VPC.CNILimits != "" {
+			o.VPC.CNILimits = x.VPC.CNILimits
 		}
 	}
 	return o

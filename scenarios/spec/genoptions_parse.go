@@ -27,6 +27,7 @@ type rawGenOptions struct {
 	WarmIPTarget    int    `yaml:"warm_ip_target"`
 	MinimumIPTarget int    `yaml:"minimum_ip_target"`
 	CloudLimits     string `yaml:"cloud_limits"`
+	CNILimits       string `yaml:"cni_limits"`
 }
 
 // genOptions checks and sets the scenario's options, keyed by
@@ -87,7 +88,7 @@ func (p *parser) genOptions(raw map[string]rawGenOptions, root *yaml.Node, s *Sc
 		}
 		o.VLANs = p.idRange(r.VLANs, at("vlans"), path+".vlans", MaxVLAN, "VLAN IDs run from 1 to 4094")
 		o.VNIs = p.idRange(r.VNIs, at("vnis"), path+".vnis", MaxVNI, "VNIs run from 1 to 16777215")
-		o.VPC = VPCOptions{InstanceType: r.InstanceType, Limits: r.CloudLimits,
+		o.VPC = VPCOptions{InstanceType: r.InstanceType, Limits: r.CloudLimits, CNILimits: r.CNILimits,
 			WarmENITarget: r.WarmENITarget, WarmIPTarget: r.WarmIPTarget, MinimumIPTarget: r.MinimumIPTarget}
 		for _, t := range []struct {
 			name string
@@ -100,6 +101,9 @@ func (p *parser) genOptions(raw map[string]rawGenOptions, root *yaml.Node, s *Sc
 		if r.CloudLimits != "" && !filepath.IsAbs(r.CloudLimits) && s.File != "" {
 			// Relative to the scenario file, as topology files are.
 			o.VPC.Limits = filepath.Join(filepath.Dir(s.File), r.CloudLimits)
+		}
+		if r.CNILimits != "" && !filepath.IsAbs(r.CNILimits) && s.File != "" {
+			o.VPC.CNILimits = filepath.Join(filepath.Dir(s.File), r.CNILimits)
 		}
 		if s.Options == nil {
 			s.Options = map[string]GenOptions{}

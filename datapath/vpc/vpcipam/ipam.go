@@ -22,6 +22,12 @@ type Options struct {
 	Pool ipamd.Config
 	// Mark, if set, records a step of an instance's spawn timeline.
 	Mark func(instance, step string)
+	// CNILimits, if set, are the limits the nodes' ipamd holds when they
+	// differ from the cloud's: a CNI release whose table lags the
+	// provider's (or a slot taken by another controller) lets ipamd
+	// attach an ENI the cloud refuses (AttachmentLimitExceeded). Nil:
+	// the cloud's own.
+	CNILimits *cloud.Limits
 }
 
 type floating struct {
@@ -40,7 +46,10 @@ type IPAM struct {
 	ctl  controller.API
 	clk  cloud.Clock
 	opts Options
-	typ  cloud.InstanceType
+	typ  cloud.InstanceType // the cloud's
+	// cniTyp is the instance type as the nodes' ipamd knows it
+	// (Options.CNILimits; else typ).
+	cniTyp cloud.InstanceType
 
 	mu       sync.Mutex
 	network  string
@@ -61,7 +70,13 @@ func New(c cloud.API, limits *cloud.Limits, ctl controller.API, dp Dataplane, cl
 	if !ok {
 		return nil, fmt.Errorf("vpc IPAM: instance type %q is not in the cloud's limits", opts.InstanceType)
 	}
-	p := &IPAM{api: NewSynced(c, dp), ctl: ctl, clk: clk, opts: opts, typ: t,
+	pt := t
+	if opts.CNILimits != nil {
+		if pt, ok = opts.CNILimits.InstanceType(opts.InstanceType); !ok {
+			return nil, fmt.Errorf("vpc IPAM: instance type %q is not in the CNI's limits", opts.InstanceType)
+		}
+	}
+	p := &IPAM{api: NewSynced(c, dp), ctl: ctl, clk: clk, opts: opts, typ: t, cniTyp: pt,
 		pools: map[string]*ipamd.Pool{}, hostOf: map[string]string{}, floating: map[string]*floating{}}
 	p.api.Observe(p.observe)
 	return p, nil
@@ -141,7 +156,7 @@ func (p *IPAM) AddNode(ctx context.Context, host string) error {
 	if err != nil {
 		return fmt.Errorf("node %s: %w", host, err)
 	}
-	pool, err := ipamd.New(ctx, p.api, p.clk, inst, p.typ, p.opts.Pool)
+	pool, err := ipamd.New(ctx, p.api, p.clk, inst, p.cniTyp, p.opts.Pool)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", host, err)
 	}
@@ -216,8 +231,11 @@ func (p *IPAM) Allocate(ctx context.Context, pod, host, network, label string) (
 		}
 	}
 	if err != nil {
-		if errors.Is(err, ipamd.ErrNodeFull) {
-			p.mark(pod, fmt.Sprintf("limit:node-full (%s: %d ENIs x %d addresses, max pods %d)", p.typ.Name, p.typ.ENIs, p.typ.IPv4PerENI, p.typ.MaxPods()))
+		switch {
+		case errors.Is(err, ipamd.ErrNodeFull):
+			p.mark(pod, fmt.Sprintf("limit:node-full (%s: %d ENIs x %d addresses, max pods %d)", p.cniTyp.Name, p.cniTyp.ENIs, p.cniTyp.IPv4PerENI, p.cniTyp.MaxPods()))
+		case errors.Is(err, cloud.AttachmentLimitExceeded):
+			p.mark(pod, fmt.Sprintf("limit:attachment (the cloud: %s takes %d ENIs; ipamd's table: %d)", p.typ.Name, p.typ.ENIs, p.cniTyp.ENIs))
 		}
 		return Allocation{}, fmt.Errorf("allocate for %s on %s: %w", pod, host, err)
 	}

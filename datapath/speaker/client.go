@@ -345,6 +345,35 @@ func (c *Client) Sessions(ctx context.Context) ([]Session, error) {
 	return out, nil
 }
 
+// WatchPeers calls fn with every change of a session's state (the peer's
+// address and whether the session is established), as the speaker's
+// event stream reports it, until ctx ends or the speaker goes away; it
+// returns then, nil when ctx ended. fn runs on the caller's goroutine.
+func (c *Client) WatchPeers(ctx context.Context, fn func(peer netip.Addr, established bool)) error {
+	st, err := c.api.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}})
+	if err != nil {
+		return fmt.Errorf("%s: watch peers: %w", c.node, err)
+	}
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%s: watch peers: %w", c.node, err)
+		}
+		p := r.GetPeer().GetPeer()
+		if p == nil {
+			continue
+		}
+		a, err := netip.ParseAddr(p.GetState().GetNeighborAddress())
+		if err != nil {
+			a, _ = netip.ParseAddr(p.GetConf().GetNeighborAddress())
+		}
+		fn(a, p.GetState().GetSessionState() == api.PeerState_ESTABLISHED)
+	}
+}
+
 var stateNames = map[api.PeerState_SessionState]string{
 	api.PeerState_UNKNOWN: "unknown", api.PeerState_IDLE: "idle", api.PeerState_CONNECT: "connect",
 	api.PeerState_ACTIVE: "active", api.PeerState_OPENSENT: "opensent", api.PeerState_OPENCONFIRM: "openconfirm",

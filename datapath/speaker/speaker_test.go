@@ -231,3 +231,30 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchPeers: the spine's peer stream reports its session to leaf1
+// going down when leaf1's speaker stops, and nothing about it before.
+func TestWatchPeers(t *testing.T) {
+	f := startFabric(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	leaf1 := netip.AddrFrom4([4]byte{127, 0, 0, 2})
+	down := make(chan struct{})
+	var once sync.Once
+	go f.clients[0].WatchPeers(ctx, func(peer netip.Addr, established bool) {
+		if peer == leaf1 && !established {
+			once.Do(func() { close(down) })
+		}
+	})
+	select {
+	case <-down:
+		t.Fatal("leaf1's session reported down while it was up")
+	case <-time.After(300 * time.Millisecond):
+	}
+	f.servers[1].Stop()
+	select {
+	case <-down:
+	case <-ctx.Done():
+		t.Fatal("no peer event for leaf1's session going down")
+	}
+}

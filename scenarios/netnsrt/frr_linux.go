@@ -32,6 +32,7 @@ import (
 	"github.com/netbed/netbed/datapath/userspace"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/topologies"
+	"github.com/netbed/netbed/topologies/netns"
 )
 
 // FRRDir is where Debian's frr package installs its daemons.
@@ -85,7 +86,6 @@ type frrLeaf struct {
 	mu     sync.Mutex
 	cmds   []*exec.Cmd // zebra, bgpd of the running incarnation
 	exited []chan struct{}
-	pids   []int
 	down   bool                // failed: links down, daemons gone
 	access map[string]string   // internal port → trunk, built
 	flows  string              // br-acc's flows last applied
@@ -271,8 +271,10 @@ func (fl *frrLeaf) writeConfig() error {
 	return nil
 }
 
-// start runs zebra, then bgpd, inside the leaf's namespace as the frr
-// user, and records their PIDs with the lab.
+// start runs zebra, then (with BFD) bfdd, then bgpd, inside the leaf's
+// namespace as the frr user, and records them with the lab
+// (netns.RecordProcess), so that 'netbed down' kills them even after a
+// crash of this process, wherever they are.
 func (fl *frrLeaf) start(ctx context.Context) error {
 	if err := fl.writeConfig(); err != nil {
 		return err
@@ -323,31 +325,15 @@ func (fl *frrLeaf) start(ctx context.Context) error {
 			}
 		}
 	}
-	var pids []int
-	for _, c := range cmds {
-		pids = append(pids, c.Process.Pid)
+	for i, c := range cmds {
+		if err := netns.RecordProcess(fl.p.r.name, c.Process.Pid, fl.name+" "+daemons[i], fl.p.r.labOpt); err != nil {
+			kill()
+			return fmt.Errorf("frr leaf %s: %w", fl.name, err)
+		}
 	}
 	fl.mu.Lock()
-	fl.cmds, fl.exited, fl.pids, fl.down = cmds, exited, pids, false
+	fl.cmds, fl.exited, fl.down = cmds, exited, false
 	fl.mu.Unlock()
-	if err := fl.recordPIDs(pids); err != nil {
-		kill()
-		return err
-	}
-	return nil
-}
-
-// recordPIDs writes the daemons' PIDs into the lab's state directory
-// (frr/<leaf>/pids): 'netbed down' kills every process in the lab's
-// namespaces, these included, and the file says which were FRR's.
-func (fl *frrLeaf) recordPIDs(pids []int) error {
-	var b strings.Builder
-	for _, p := range pids {
-		fmt.Fprintf(&b, "%d\n", p)
-	}
-	if err := os.WriteFile(filepath.Join(fl.dir, "pids"), []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("frr leaf %s: record pids: %w", fl.name, err)
-	}
 	return nil
 }
 
@@ -372,7 +358,7 @@ func waitPath(ctx context.Context, path string, exited <-chan struct{}) error {
 func (fl *frrLeaf) stop() {
 	fl.mu.Lock()
 	cmds, exited := fl.cmds, fl.exited
-	fl.cmds, fl.exited, fl.pids = nil, nil, nil
+	fl.cmds, fl.exited = nil, nil
 	fl.mu.Unlock()
 	for i, c := range cmds {
 		_ = c.Process.Signal(syscall.SIGKILL)

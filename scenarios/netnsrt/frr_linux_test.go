@@ -2,11 +2,11 @@ package netnsrt_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -14,6 +14,7 @@ import (
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/netnsrt"
+	"github.com/netbed/netbed/topologies/netns"
 )
 
 // runFRR runs s for gen 2 on netns with control_plane bgp and the FRR
@@ -82,13 +83,16 @@ func TestFRRLeavesLibrary(t *testing.T) {
 		if !ok {
 			return fmt.Errorf("leaf3 is not an FRR leaf")
 		}
-		b, err := os.ReadFile(filepath.Join(dir, "pids"))
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(dir)), "state.json"))
 		if err != nil {
 			return err
 		}
-		for _, f := range strings.Fields(string(b)) {
-			p, _ := strconv.Atoi(f)
-			pids = append(pids, p)
+		var st netns.State
+		if err := json.Unmarshal(b, &st); err != nil {
+			return err
+		}
+		for _, p := range st.Processes {
+			pids = append(pids, p.PID)
 		}
 		ns, err := rt.Lab().NetnsName("leaf3")
 		if err != nil {
@@ -117,7 +121,7 @@ func TestFRRLeavesLibrary(t *testing.T) {
 		return nil
 	})
 	if len(pids) != 2 {
-		t.Errorf("FRR pids recorded: %v, want zebra's and bgpd's", pids)
+		t.Errorf("FRR processes recorded with the lab: %v, want zebra's and bgpd's", pids)
 	}
 	for _, p := range pids {
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", p)); err == nil {

@@ -120,10 +120,15 @@ func destroyLab(lab string, names []string, root string, opt *Options) (*Destroy
 	for i, n := range names {
 		paths[i] = nsPath(n)
 	}
+	recorded, err := killRecorded(root, lab)
+	if err != nil {
+		return nil, fmt.Errorf("destroy lab %s: %w", lab, err)
+	}
 	killed, err := killProcessesIn(paths)
 	if err != nil {
 		return nil, fmt.Errorf("destroy lab %s: %w", lab, err)
 	}
+	killed += recorded
 	var removed atomic.Int64
 	err = pool(context.Background(), len(names), workerCount(opt, len(names)), simple(func(i int) error {
 		ok, err := removeNamespace(names[i])

@@ -853,3 +853,46 @@ func TestDestroyKillsLabProcesses(t *testing.T) {
 		t.Errorf("report %q does not say what it killed", rep)
 	}
 }
+
+// A daemon recorded with the lab (RecordProcess: FRR's, on an FRR leaf)
+// is killed by Destroy wherever its namespace is, even outside the lab's
+// (a namespace already gone keeps no mount to find it by); an unrecorded
+// process outside is left alone, and a process that no longer runs
+// cannot be recorded.
+func TestDestroyKillsRecordedProcesses(t *testing.T) {
+	testutil.RequireRoot(t)
+	tp, opt := newTestLab(t, 1, 1, 1)
+	lab, _ := deploy(t, tp, opt)
+	start := func() *exec.Cmd {
+		cmd := exec.Command("sleep", "300")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	recorded, other := start(), start()
+	if err := RecordProcess(tp.Name, recorded.Process.Pid, "leaf1 bgpd", opt); err != nil {
+		t.Fatal(err)
+	}
+	gone := start()
+	gone.Process.Kill()
+	gone.Wait()
+	if err := RecordProcess(tp.Name, gone.Process.Pid, "leaf1 zebra", opt); err == nil {
+		t.Error("a process that ended was recorded")
+	}
+	lab.Close()
+	rep, err := Destroy(tp.Name, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alive(recorded.Process.Pid) {
+		t.Errorf("recorded process %d survived the lab's destruction", recorded.Process.Pid)
+	}
+	if !alive(other.Process.Pid) {
+		t.Error("destroy killed an unrecorded process outside the lab")
+	}
+	if rep.Processes != 1 {
+		t.Errorf("destroy killed %d processes, want the recorded one: %v", rep.Processes, rep)
+	}
+}

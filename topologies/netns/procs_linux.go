@@ -102,3 +102,30 @@ func alive(pid int) bool {
 	}
 	return true
 }
+
+// killRecorded SIGKILLs the processes recorded in lab's state
+// (RecordProcess) that still run as the same process, and waits until
+// they are gone; it returns how many it killed.
+func killRecorded(root, lab string) (int, error) {
+	st, _, err := readState(root, lab)
+	if err != nil {
+		return 0, nil // no state: nothing recorded
+	}
+	var pids []int
+	for _, p := range st.Processes {
+		if p.Start == 0 || procStart(p.PID) != p.Start || !alive(p.PID) {
+			continue
+		}
+		if err := unix.Kill(p.PID, syscall.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			return 0, fmt.Errorf("kill recorded process %d (%s): %w", p.PID, p.What, err)
+		}
+		pids = append(pids, p.PID)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return len(pids), nil
+}

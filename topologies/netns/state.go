@@ -33,6 +33,11 @@ type State struct {
 	// directory (CNI cache, controller store, captures): removed with the
 	// lab, so that a killed run leaves none (see RecordTempDir).
 	TempDirs []string `json:"temp_dirs,omitempty"`
+	// Processes are daemons the lab's owner started for it (FRR's zebra,
+	// bgpd and bfdd on an FRR leaf; see RecordProcess): Destroy kills
+	// those still running, wherever their namespace is, before whatever
+	// runs in the lab's namespaces.
+	Processes []Process `json:"processes,omitempty"`
 	// PID is the owning process; PIDStart its start time in clock ticks
 	// since boot (/proc/<pid>/stat), which tells a live owner from a
 	// later process that reuses the PID.
@@ -123,6 +128,36 @@ func RecordTempDir(lab, dir string, opt *Options) error {
 		return nil
 	}
 	st.TempDirs = append(st.TempDirs, dir)
+	return writeState(root, st, nil)
+}
+
+// Process is one recorded daemon: its PID, its start time in clock ticks
+// since boot (which tells it from a later process with its PID), and what
+// it is ("leaf3 bgpd").
+type Process struct {
+	PID   int    `json:"pid"`
+	Start uint64 `json:"start"`
+	What  string `json:"what"`
+}
+
+// RecordProcess adds the running process pid to lab's state, so that
+// Destroy and DestroyAll kill it even when the process that started it
+// was killed. opt may be nil.
+func RecordProcess(lab string, pid int, what string, opt *Options) error {
+	start := procStart(pid)
+	if start == 0 {
+		return fmt.Errorf("record process %d (%s) of lab %s: it does not run", pid, what, lab)
+	}
+	stateMu.Lock()
+	defer stateMu.Unlock()
+	root := opt.stateRoot()
+	st, _, err := readState(root, lab)
+	if err != nil {
+		return fmt.Errorf("record process %d (%s): %w", pid, what, err)
+	}
+	// Processes that ended are dropped: a restarted daemon replaces them.
+	st.Processes = slices.DeleteFunc(st.Processes, func(p Process) bool { return procStart(p.PID) != p.Start })
+	st.Processes = append(st.Processes, Process{PID: pid, Start: start, What: what})
 	return writeState(root, st, nil)
 }
 

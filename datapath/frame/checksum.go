@@ -24,3 +24,19 @@ func IPv4Checksum(h []byte) uint16 {
 	}
 	return ^uint16(s)
 }
+
+// Checksum is the Internet checksum (RFC 1071) of b, an odd last byte
+// padded with zero: an ICMP message's, its checksum field zero.
+func Checksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}

@@ -2,14 +2,12 @@ package netnsrt_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/scenarios"
-	"github.com/netbed/netbed/scenarios/netnsrt"
 	"github.com/netbed/netbed/scenarios/simrt"
 )
 
@@ -84,8 +82,7 @@ func TestPolicyTruthTableOnKernel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rt := netnsrt.New(netnsrt.Options{Scenario: s.Name, StateRoot: t.TempDir(), OutDir: t.TempDir(), CNIPath: []string{pluginDir},
-				Netbed: filepath.Join(pluginDir, netnsrt.Executable), Kernel: true})
+			rt := newKernelRuntime(t, s.Name)
 			run, err := scenarios.Run(ctx, s, gen, scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: rt, StoreDir: t.TempDir()}), opts)
 			if err != nil {
 				t.Fatal(err)
@@ -128,8 +125,7 @@ func TestPolicyEdgeCasesOnKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := netnsrt.New(netnsrt.Options{Scenario: s.Name, StateRoot: t.TempDir(), OutDir: t.TempDir(), CNIPath: []string{pluginDir},
-		Netbed: filepath.Join(pluginDir, netnsrt.Executable), Kernel: true, InstancesOnly: true})
+	rt := newKernelRuntime(t, s.Name)
 	run, err := scenarios.Run(context.Background(), s, scenarios.GenEBPF, scenarios.NewFabricBackend(scenarios.FabricOptions{Runtime: rt, StoreDir: t.TempDir()}),
 		scenarios.Options{ProbeTimeout: 300 * time.Millisecond})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netbed/netbed/datapath/cost"
+	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/topologies/netns"
 )
 
@@ -567,7 +568,7 @@ func (r *run) start(p *path) error {
 // timestamp of the reply, so that no thread's wakeup is part of it.
 func (p *path) roundTrip(seq uint16) (time.Duration, error) {
 	req := []byte{8, 0, 0, 0, 0x4e, 0x42, byte(seq >> 8), byte(seq), 'n', 'e', 't', 'b', 'e', 'd', 0, 0}
-	binary.BigEndian.PutUint16(req[2:], checksum(req))
+	binary.BigEndian.PutUint16(req[2:], frame.Checksum(req))
 	buf := make([]byte, 128)
 	oob := make([]byte, 128)
 	t0 := time.Now()
@@ -611,21 +612,6 @@ func rxStamp(oob []byte) (time.Time, error) {
 		}
 	}
 	return time.Time{}, errors.New("no receive timestamp on the reply")
-}
-
-// checksum is the Internet checksum of b.
-func checksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return ^uint16(s)
 }
 
 // sample takes n round trips.

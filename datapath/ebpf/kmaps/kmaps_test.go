@@ -95,15 +95,7 @@ func lookup[K comparable, V comparable](t *testing.T, name string, km *ebpf.Map,
 // maps into them, reads every entry back, and checks the kernel's LPM trie
 // against the model's ipcache lookups for random addresses.
 func TestSyncToKernel(t *testing.T) {
-	testutil.RequireRoot(t)
-	km, err := New()
-	if err != nil {
-		if errors.Is(err, ebpf.ErrNotSupported) {
-			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = km.Close() })
+	km := newMaps(t, Capacity{})
 	n := node(t)
 	m := n.Maps()
 	if err := km.Sync(m); err != nil {
@@ -161,15 +153,7 @@ func TestSyncToKernel(t *testing.T) {
 // (Sync would keep the stale entries), translates endpoints, leaves out
 // the ones the translation rejects, and keeps the conntrack map.
 func TestReconcile(t *testing.T) {
-	testutil.RequireRoot(t)
-	km, err := New()
-	if err != nil {
-		if errors.Is(err, ebpf.ErrNotSupported) {
-			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = km.Close() })
+	km := newMaps(t, Capacity{})
 	n := node(t)
 	if err := km.Sync(n.Maps()); err != nil {
 		t.Fatal(err)
@@ -236,15 +220,7 @@ func TestReconcile(t *testing.T) {
 // TestNewSized: the capacities given are the kernel maps', the others
 // the defaults; a put beyond a small map's capacity fails.
 func TestNewSized(t *testing.T) {
-	testutil.RequireRoot(t)
-	km, err := NewSized(Capacity{Policy: 4, CT: 128})
-	if err != nil {
-		if errors.Is(err, ebpf.ErrNotSupported) {
-			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = km.Close() })
+	km := newMaps(t, Capacity{Policy: 4, CT: 128})
 	specs := Specs()
 	for _, c := range []struct {
 		name string
@@ -266,15 +242,7 @@ func TestNewSized(t *testing.T) {
 // TestExpireCT: entries not seen for longer than the TTL go, fresh ones
 // stay.
 func TestExpireCT(t *testing.T) {
-	testutil.RequireRoot(t)
-	km, err := NewSized(Capacity{Policy: 16, CT: 16})
-	if err != nil {
-		if errors.Is(err, ebpf.ErrNotSupported) {
-			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = km.Close() })
+	km := newMaps(t, Capacity{Policy: 16, CT: 16})
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		t.Fatal(err)
@@ -322,15 +290,7 @@ func dump[K, V comparable](t *testing.T, x *ebpf.Map) map[K]V {
 // batches), the kernel maps hold exactly the model's entries, although
 // Reconcile reads the kernel's only the first time.
 func TestReconcileSequence(t *testing.T) {
-	testutil.RequireRoot(t)
-	km, err := NewSized(Capacity{Policy: 1024, CT: 1024})
-	if err != nil {
-		if errors.Is(err, ebpf.ErrNotSupported) {
-			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = km.Close() })
+	km := newMaps(t, Capacity{Policy: 1024, CT: 1024})
 	n := node(t)
 	all := func(k gen3.EndpointKey, v gen3.EndpointInfo) (gen3.EndpointInfo, bool) { return v, true }
 	r := rand.New(rand.NewPCG(7, 11))
@@ -339,6 +299,7 @@ func TestReconcileSequence(t *testing.T) {
 	ids := gen3.NewIdentities()
 	for step := range 150 {
 		for range 1 + r.IntN(4) {
+			var err error
 			i := r.IntN(40)
 			switch r.IntN(3) {
 			case 0: // a local pod (the node has 5 lxc slots left)
@@ -417,4 +378,21 @@ func TestReconcileSequence(t *testing.T) {
 		pol := dump[gen3.PolicyKey, gen3.PolicyEntry](t, km.Policy)
 		check("policy", len(pol), m.Policy.Len())
 	}
+}
+
+// newMaps creates a node's maps with capacities c for t, closed when t
+// ends; it skips t (or fails it, NETBED_REQUIRE_PRIVILEGED=1) without
+// root or BPF maps.
+func newMaps(t *testing.T, c Capacity) *Maps {
+	t.Helper()
+	testutil.RequireRoot(t)
+	km, err := NewSized(c)
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = km.Close() })
+	return km
 }

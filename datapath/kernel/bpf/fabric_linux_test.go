@@ -21,7 +21,9 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
+	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/datapath/kernel"
+	"github.com/netbed/netbed/datapath/kernel/kerneltest"
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/topologies"
 	"github.com/netbed/netbed/topologies/netns"
@@ -36,19 +38,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childLabEnv) != "" {
 		os.Exit(childBuild())
 	}
-	code := m.Run()
-	ents, _ := os.ReadDir(netns.NetnsDir)
-	var leaked []string
-	for _, e := range ents {
-		if strings.Contains(e.Name(), testPrefix) {
-			leaked = append(leaked, e.Name())
-		}
-	}
-	if len(leaked) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: tests left namespaces behind: %s\n", strings.Join(leaked, " "))
-		code = 1
-	}
-	os.Exit(code)
+	kerneltest.Main(m, testPrefix)
 }
 
 // rig is a deployed spine-leaf lab (two spines, two leaves, a host under
@@ -78,20 +68,7 @@ func newRig(t *testing.T, mode gen3.Mode, hold4789 bool) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := &netns.Options{StateRoot: t.TempDir()}
-	t.Cleanup(func() {
-		if _, err := netns.Destroy(tp.Name, opt); err != nil {
-			t.Errorf("destroy lab: %v", err)
-		}
-	})
-	lab, _, err := netns.Deploy(context.Background(), tp, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lab.Close() })
-	if err := lab.WaitUp(context.Background(), 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	lab := kerneltest.Lab(t, tp)
 	model, err := gen3.New(tp, gen3.Options{Mode: mode})
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +240,7 @@ func ping(t *testing.T, src, dst *pod, tries int) bool {
 	buf := make([]byte, 1500)
 	for seq := range uint16(tries) {
 		msg := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), byte(seq >> 8), byte(seq), 'n', 'b'}
-		binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
+		binary.BigEndian.PutUint16(msg[2:], frame.Checksum(msg))
 		if _, err := c.WriteTo(msg, &net.IPAddr{IP: dst.ip.AsSlice()}); err != nil {
 			t.Fatal(err)
 		}
@@ -281,66 +258,14 @@ func ping(t *testing.T, src, dst *pod, tries int) bool {
 	return false
 }
 
-// tcpBulk connects from src to dst:7778 and sends n bytes, which dst
-// must receive in full within ten seconds: full-size segments cross the
+// tcpBulk connects from src to dst and sends n bytes, which dst must
+// receive in full within ten seconds: full-size segments cross the
 // fabric (through cilium_vxlan, they must fit the underlay's MTU).
-func tcpBulk(t *testing.T, src, dst *pod, n int) error {
-	t.Helper()
-	var ln net.Listener
-	dst.in(t, func() error {
-		var err error
-		ln, err = net.Listen("tcp4", net.JoinHostPort(dst.ip.String(), "7778"))
-		return err
-	})
-	defer ln.Close()
-	got := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- err
-			return
-		}
-		defer c.Close()
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		buf := make([]byte, 64<<10)
-		total := 0
-		for total < n {
-			k, err := c.Read(buf)
-			total += k
-			if err != nil {
-				got <- fmt.Errorf("received %d of %d bytes: %w", total, n, err)
-				return
-			}
-		}
-		got <- nil
-	}()
-	var c net.Conn
-	src.in(t, func() error {
-		var err error
-		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: src.ip.AsSlice()}}
-		c, err = d.Dial("tcp4", net.JoinHostPort(dst.ip.String(), "7778"))
-		return err
-	})
-	defer c.Close()
-	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write(make([]byte, n)); err != nil {
-		return fmt.Errorf("send: %w", err)
+func tcpBulk(src, dst *pod, n int) error {
+	in := func(p *pod) func(func() error) error {
+		return func(fn func() error) error { return netns.DoIn(p.ns, fn) }
 	}
-	return <-got
-}
-
-func icmpChecksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
+	return kerneltest.TCPTransfer(in(src), in(dst), src.ip, dst.ip, n, 10*time.Second)
 }
 
 // waitFlow polls the fabric's flow events (the readers run on their own)
@@ -418,7 +343,7 @@ func kernelFabric(t *testing.T, mode gen3.Mode) {
 			}
 		}
 		for _, dst := range []*pod{db1, db2} {
-			if err := tcpBulk(t, web, dst, 1<<20); err != nil {
+			if err := tcpBulk(web, dst, 1<<20); err != nil {
 				t.Errorf("TCP, 1 MiB from web-1 to %s: %v", dst.name, err)
 			}
 		}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -23,6 +21,7 @@ import (
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/datapath/kernel"
+	"github.com/netbed/netbed/datapath/kernel/kerneltest"
 	"github.com/netbed/netbed/datapath/kernel/ovs"
 	"github.com/netbed/netbed/internal/announce"
 	"github.com/netbed/netbed/internal/testutil"
@@ -34,41 +33,7 @@ import (
 // this test process (the leak check in TestMain).
 var testPrefix = testutil.Name("nbtest-br")[:13]
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if left := daemons(testPrefix); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: tests left OVS daemons running: %v\n", left)
-		code = 1
-	}
-	ents, _ := os.ReadDir(netns.NetnsDir)
-	for _, e := range ents {
-		if strings.Contains(e.Name(), testPrefix) {
-			fmt.Fprintf(os.Stderr, "FAIL: tests left namespace %s\n", e.Name())
-			exec.Command("ip", "netns", "del", e.Name()).Run()
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// daemons returns the processes whose command line holds s.
-func daemons(s string) []string {
-	ents, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if cmd := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmd, s) {
-			out = append(out, e.Name()+": "+cmd)
-		}
-	}
-	return out
-}
+func TestMain(m *testing.M) { kerneltest.Main(m, testPrefix) }
 
 var (
 	net1 = datapath.NetworkSpec{Name: "net1", Tenant: "t1", Subnet: netip.MustParsePrefix("10.1.0.0/24"),
@@ -99,21 +64,8 @@ func newBed(t *testing.T) *bed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := &netns.Options{StateRoot: t.TempDir()}
-	t.Cleanup(func() {
-		if _, err := netns.Destroy(topo.Name, opt); err != nil {
-			t.Errorf("destroy lab: %v", err)
-		}
-	})
+	lab := kerneltest.Lab(t, topo)
 	ctx := context.Background()
-	lab, _, err := netns.Deploy(ctx, topo, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lab.Close() })
-	if err := lab.WaitUp(ctx, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
 	m, err := evpn.New(topo, evpn.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -123,12 +75,7 @@ func newBed(t *testing.T) *bed {
 			t.Fatal(err)
 		}
 	}
-	// A short path: unix socket paths are limited to 108 bytes.
-	state, err := os.MkdirTemp("", testPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(state) })
+	state := kerneltest.ShortDir(t, testPrefix)
 	b := &bed{t: t, topo: topo, lab: lab, model: m, f: New(Options{}), ports: map[string]kernel.Port{}, nsName: map[string]string{}}
 	t.Cleanup(func() {
 		if err := b.f.Close(); err != nil {
@@ -461,7 +408,7 @@ func TestClose(t *testing.T) {
 	if err := b.f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if left := daemons(filepath.Base(b.f.env.StateDir)); len(left) > 0 {
+	if left := kerneltest.Processes(filepath.Base(b.f.env.StateDir)); len(left) > 0 {
 		t.Errorf("daemons left: %v", left)
 	}
 	lo1, _ := b.model.Loopback("leaf1")

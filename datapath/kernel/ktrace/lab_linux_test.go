@@ -15,6 +15,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/topologies/netns"
 )
@@ -172,7 +173,7 @@ func (n *tns) ping(t testing.TB, dst netip.Addr, id, seq uint16, timeout time.Du
 	defer unix.Close(fd)
 	msg := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), byte(seq >> 8), byte(seq)}
 	msg = binary.BigEndian.AppendUint64(msg, uint64(id)<<16|uint64(seq))
-	binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+	binary.BigEndian.PutUint16(msg[2:], frame.Checksum(msg))
 	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
 		t.Fatalf("%s: send echo request: %v", n.node, err)
 	}
@@ -194,20 +195,6 @@ func (n *tns) ping(t testing.TB, dst netip.Addr, id, seq uint16, timeout time.Du
 		}
 	}
 	return false
-}
-
-func checksum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }
 
 // send sends one UDP datagram, or one TCP SYN (a non-blocking connect),

@@ -2,7 +2,6 @@ package ovs
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/datapath/kernel"
+	"github.com/netbed/netbed/datapath/kernel/kerneltest"
 	"github.com/netbed/netbed/datapath/vlan"
 	"github.com/netbed/netbed/internal/announce"
 	"github.com/netbed/netbed/internal/testutil"
@@ -29,43 +29,7 @@ import (
 // (another worktree, CI) is not taken for a leak.
 var testPrefix = testutil.Name("nbtest-ovs")[:14]
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if left := ovsProcesses(testPrefix); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: tests left OVS daemons running: %v\n", left)
-		code = 1
-	}
-	ents, _ := os.ReadDir(netns.NetnsDir)
-	for _, e := range ents {
-		if strings.Contains(e.Name(), testPrefix) {
-			fmt.Fprintf(os.Stderr, "FAIL: tests left namespace %s\n", e.Name())
-			exec.Command("ip", "netns", "del", e.Name()).Run()
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// ovsProcesses returns the pid and command line of every ovsdb-server or
-// ovs-vswitchd whose command line contains s.
-func ovsProcesses(s string) []string {
-	ents, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		cmd := strings.ReplaceAll(string(b), "\x00", " ")
-		if strings.Contains(cmd, "ovs") && strings.Contains(cmd, s) {
-			out = append(out, e.Name()+": "+cmd)
-		}
-	}
-	return out
-}
+func TestMain(m *testing.M) { kerneltest.Main(m, testPrefix) }
 
 // bed is a deployed three-tier lab with gen 1 built on it.
 type bed struct {
@@ -103,21 +67,8 @@ func newBedWith(t *testing.T, opts vlan.Options, fopts Options) *bed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := &netns.Options{StateRoot: t.TempDir()}
-	t.Cleanup(func() {
-		if _, err := netns.Destroy(topo.Name, opt); err != nil {
-			t.Errorf("destroy lab: %v", err)
-		}
-	})
+	lab := kerneltest.Lab(t, topo)
 	ctx := context.Background()
-	lab, _, err := netns.Deploy(ctx, topo, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lab.Close() })
-	if err := lab.WaitUp(ctx, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
 	m, err := vlan.New(topo, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -127,12 +78,7 @@ func newBedWith(t *testing.T, opts vlan.Options, fopts Options) *bed {
 			t.Fatal(err)
 		}
 	}
-	// A short path: unix socket paths are limited to 108 bytes.
-	state, err := os.MkdirTemp("", testPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(state) })
+	state := kerneltest.ShortDir(t, testPrefix)
 	b := &bed{t: t, topo: topo, lab: lab, model: m, f: NewWith(fopts), state: state, ports: map[string]kernel.Port{}, nsName: map[string]string{}}
 	t.Cleanup(func() {
 		if err := b.f.Close(); err != nil {
@@ -582,7 +528,7 @@ func (b *bed) closeAndCheck(t *testing.T) {
 	if err := b.f.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	if left := ovsProcesses(b.state); len(left) > 0 {
+	if left := kerneltest.Processes(b.state); len(left) > 0 {
 		t.Errorf("OVS daemons still running after Close: %v", left)
 	}
 	if ents, _ := os.ReadDir(b.state); len(ents) > 0 {
@@ -673,7 +619,7 @@ func TestLongStateDir(t *testing.T) {
 	if err := v.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if left := ovsProcesses(base); len(left) > 0 {
+	if left := kerneltest.Processes(base); len(left) > 0 {
 		t.Errorf("daemons left after stop: %v", left)
 	}
 }

@@ -2,16 +2,15 @@ package ovs
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"time"
 
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/kernel/kerneltest"
 	"github.com/netbed/netbed/topologies/netns"
 )
 
@@ -23,20 +22,6 @@ func inNS(name string, fn func() error) error {
 	}
 	defer h.Close()
 	return netns.DoIn(h, fn)
-}
-
-func csum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
 }
 
 // echo sends one ICMP echo request from namespace ns to dst and waits up
@@ -57,7 +42,7 @@ func echo(ns string, dst netip.Addr, id, seq uint16, wait time.Duration) (ttl in
 	req[0] = 8
 	binary.BigEndian.PutUint16(req[4:], id)
 	binary.BigEndian.PutUint16(req[6:], seq)
-	binary.BigEndian.PutUint16(req[2:], csum(req))
+	binary.BigEndian.PutUint16(req[2:], frame.Checksum(req))
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
 		return 0, fmt.Errorf("send echo to %v: %w", dst, err)
 	}
@@ -87,40 +72,6 @@ func echo(ns string, dst netip.Addr, id, seq uint16, wait time.Duration) (ttl in
 // tcpTransfer sends n bytes over TCP from namespace from to a listener in
 // namespace to at addr, and checks they all arrive.
 func tcpTransfer(from, to string, addr netip.Addr, n int) error {
-	var ln net.Listener
-	if err := inNS(to, func() error {
-		var err error
-		ln, err = net.Listen("tcp4", net.JoinHostPort(addr.String(), "0"))
-		return err
-	}); err != nil {
-		return err
-	}
-	defer ln.Close()
-	got := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- err
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		m, err := io.Copy(io.Discard, c)
-		if err == nil && m != int64(n) {
-			err = fmt.Errorf("received %d bytes, want %d", m, n)
-		}
-		got <- err
-	}()
-	var c net.Conn
-	if err := inNS(from, func() error {
-		var err error
-		c, err = net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
-		return err
-	}); err != nil {
-		return err
-	}
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	_, werr := c.Write(make([]byte, n))
-	c.Close()
-	return errors.Join(werr, <-got)
+	in := func(ns string) func(func() error) error { return func(fn func() error) error { return inNS(ns, fn) } }
+	return kerneltest.TCPTransfer(in(from), in(to), netip.Addr{}, addr, n, 30*time.Second)
 }

@@ -403,7 +403,14 @@ func holdLab(w io.Writer) func(context.Context, scenarios.Backend, []scenarios.I
 			SpeakerSocket(string) (string, bool)
 		}); ok && len(sp.Speakers()) > 0 {
 			fmt.Fprintln(w, "BGP speakers (GoBGP's own CLI reads them: go tool gobgp --target unix://<socket> neighbor):")
+			frr, _ := ns.(interface{ FRRLeaf(string) (string, bool) })
 			for _, n := range sp.Speakers() {
+				if frr != nil {
+					if dir, ok := frr.FRRLeaf(n); ok {
+						fmt.Fprintf(w, "  %-14s FRR: vtysh --vty_socket %s -c 'show bgp l2vpn evpn'\n", n, dir)
+						continue
+					}
+				}
 				sock, _ := sp.SpeakerSocket(n)
 				fmt.Fprintf(w, "  %-14s unix://%s\n", n, sock)
 			}

@@ -36,7 +36,12 @@ func (b *FabricBackend) SetPolicies(_ context.Context, s *policy.Set, c *policy.
 		if err != nil {
 			return err
 		}
-		return b.rt.Mutate(func() error { return f.SetCompiledRules(g.Rules, g.Enforced, g.EgressEnforced) })
+		return b.rt.Mutate(func() error {
+			if err := f.SetCIDRIdentities(g.CIDRs); err != nil {
+				return err
+			}
+			return f.SetCompiledRules(g.Rules, g.Enforced, g.EgressEnforced)
+		})
 	case *vlan.Fabric:
 		g, err := policycompile.CompileGen1(s, c)
 		if err != nil {

@@ -356,3 +356,75 @@ func TestLPMTrie6(t *testing.T) {
 		t.Error("a /129 key was accepted")
 	}
 }
+
+// TestCIDRIdentities: prefixes outside the cluster get CIDR identities
+// in every node's ipcache, IPv4 and IPv6 alike; the longest prefix
+// holding an address decides its identity, and the egress check of
+// bpf_lxc allows or denies by it over either family; a new set replaces
+// the old one.
+func TestCIDRIdentities(t *testing.T) {
+	v := newEnv6(t)
+	v.pod(t, "a", "host1", map[string]string{"app": "a"})
+	v.pod(t, "b", "host3", map[string]string{"app": "b"})
+	p4, p6, p6in := netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("2001:db8:100::/48"), netip.MustParsePrefix("2001:db8:100:1::/64")
+	cids := CIDRIdentities([]netip.Prefix{p6in, p6, p4})
+	if cids[p4] != FirstCIDRIdentity || cids[p6] != FirstCIDRIdentity+1 || cids[p6in] != FirstCIDRIdentity+2 {
+		t.Fatalf("CIDR identities %v: IPv4 first, then shorter first", cids)
+	}
+	if err := v.f.SetCIDRIdentities(cids); err != nil {
+		t.Fatal(err)
+	}
+	aid, _ := v.f.Identities().Lookup(map[string]string{"app": "a"})
+	if err := v.f.SetCompiledRules([]PolicyRule{
+		{Key: NewEgressKey(aid, cids[p4], ProtoTCP, 443), Action: PolicyAllow, Name: "to-v4-block"},
+		{Key: NewEgressKey(aid, cids[p6], ProtoTCP, 443), Action: PolicyAllow, Name: "to-v6-block"},
+	}, nil, map[Identity]bool{aid: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"host1", "host4"} {
+		n, _ := v.f.Host(h)
+		if e, ok := n.Maps().IPCache.Lookup(netip.MustParseAddr("192.168.7.7").As4()); !ok || Identity(e.Identity) != cids[p4] {
+			t.Errorf("%s ipcache for 192.168.7.7: %+v %v, want %d", h, e, ok, cids[p4])
+		}
+		if e, ok := n.Maps().IPCache6.Lookup(netip.MustParseAddr("2001:db8:100:1::5").As16()); !ok || Identity(e.Identity) != cids[p6in] {
+			t.Errorf("%s ipcache6 for 2001:db8:100:1::5: %+v %v, want %d (the longer prefix)", h, e, ok, cids[p6in])
+		}
+	}
+	for _, c := range []struct {
+		dst  string
+		deny string // the egress rule that drops it; "" when it leaves
+	}{
+		{"192.168.7.7", ""},
+		{"10.99.0.1", EgressDefaultDenyRule(aid, IdentityWorld)},
+		{"2001:db8:100::5", ""},
+		{"2001:db8:100:1::5", EgressDefaultDenyRule(aid, cids[p6in])},
+		{"2001:db9::1", EgressDefaultDenyRule(aid, IdentityWorld)},
+	} {
+		r := v.probeTo(t, "a", netip.MustParseAddr(c.dst), stack.TCP, 443)
+		policyDrop := r.Reason == datapath.ReasonPolicy && r.DropNode == "host1"
+		if c.deny != "" && (!policyDrop || r.Rule != c.deny) {
+			t.Errorf("a -> %s: %s %q at %s, want dropped by %q", c.dst, r.Reason, r.Rule, r.DropNode, c.deny)
+		}
+		if c.deny == "" && policyDrop {
+			t.Errorf("a -> %s: dropped by %q, want it to leave bpf_lxc", c.dst, r.Rule)
+		}
+	}
+	// Pods keep their own identities inside a CIDR that holds them.
+	if err := v.f.SetCIDRIdentities(map[netip.Prefix]Identity{netip.MustParsePrefix("fd10::/104"): FirstCIDRIdentity}); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := v.f.Host("host1")
+	bid, _ := v.f.Identities().Lookup(map[string]string{"app": "b"})
+	if e, _ := n.Maps().IPCache6.Lookup(v.ip6(t, "b").As16()); Identity(e.Identity) != bid {
+		t.Errorf("pod b resolves to %d, want its identity %d", e.Identity, bid)
+	}
+	if _, ok := n.Maps().IPCache6.Lookup(netip.MustParseAddr("2001:db8:100::5").As16()); ok {
+		t.Error("the replaced set's IPv6 prefixes are still in the ipcache")
+	}
+	if _, ok := n.Maps().IPCache.Lookup(netip.MustParseAddr("192.168.7.7").As4()); ok {
+		t.Error("the replaced set's IPv4 prefix is still in the ipcache")
+	}
+	if err := v.f.SetCIDRIdentities(map[netip.Prefix]Identity{p4: 300}); err == nil {
+		t.Error("a pod identity was taken as a CIDR identity")
+	}
+}

@@ -127,6 +127,8 @@ type Fabric struct {
 	pods     map[string]*pod
 	podOrder []string
 	compiled CompiledPolicy
+	// cidrs are the CIDR identities in the ipcache (SetCIDRIdentities).
+	cidrs map[netip.Prefix]Identity
 	// extra holds entries compiled elsewhere (SetCompiledRules).
 	extra    CompiledPolicy
 	hasExtra bool

@@ -1,7 +1,10 @@
 package policycompile
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"net/netip"
 	"slices"
 
 	"github.com/netbed/netbed/datapath/ebpf"
@@ -13,6 +16,9 @@ import (
 type Gen3 struct {
 	Rules                    []ebpf.PolicyRule
 	Enforced, EgressEnforced map[ebpf.Identity]bool
+	// CIDRs are the CIDR identities of the ipBlocks' prefixes, for
+	// every node's ipcache (ebpf.Fabric.SetCIDRIdentities).
+	CIDRs map[netip.Prefix]ebpf.Identity
 }
 
 // CompileGen3 compiles s over c for gen 3, where ids gives every pod's
@@ -22,9 +28,16 @@ type Gen3 struct {
 // policies: same namespace, same named ports where a policy names one,
 // and on the same side of every ipBlock; otherwise the compile fails
 // naming two pods that differ. Port ranges become one entry per port.
-// An ipBlock admits the pods whose addresses it holds; of the addresses
-// outside the cluster only a whole 0.0.0.0/0 (or ::/0) without except is
-// compiled (to the world identity): the model has no CIDR identities yet.
+// An ipBlock admits the pods whose addresses it holds, and the addresses
+// outside the cluster by CIDR identities, as Cilium compiles CIDR
+// selectors: the block less its excepts is cut into prefixes, every
+// prefix of every block gets an identity (Gen3.CIDRs, for the ipcache,
+// IPv4 and IPv6 alike), and a block admits each identity whose prefix
+// lies inside one of its own, so that the longest prefix holding an
+// address decides for every block at once. A whole 0.0.0.0/0 or ::/0
+// without except is the world identity, which holds addresses of both
+// families: in a dual-stack cluster such a block admits the other
+// family's outside addresses too.
 func CompileGen3(s *policy.Set, c *policy.Cluster, ids map[string]ebpf.Identity) (*Gen3, error) {
 	r, err := resolve(s, c)
 	if err != nil {
@@ -49,6 +62,16 @@ func CompileGen3(s *policy.Set, c *policy.Cluster, ids map[string]ebpf.Identity)
 		}
 	}
 	out := &Gen3{Enforced: map[ebpf.Identity]bool{}, EgressEnforced: map[ebpf.Identity]bool{}}
+	var prefixes []netip.Prefix
+	for _, bl := range r.blocks {
+		for _, f := range subtract(bl.cidr, bl.except) {
+			if f.Bits() > 0 {
+				prefixes = append(prefixes, f)
+			}
+		}
+	}
+	out.CIDRs = ebpf.CIDRIdentities(prefixes)
+	cidrOrder := slices.SortedFunc(maps.Keys(out.CIDRs), func(a, b netip.Prefix) int { return cmp.Compare(out.CIDRs[a], out.CIDRs[b]) })
 	for p := range r.isolatedIn {
 		out.Enforced[idOf[p]] = true
 	}
@@ -90,6 +113,13 @@ func CompileGen3(s *policy.Set, c *policy.Cluster, ids map[string]ebpf.Identity)
 				}
 				if b.cidr.Bits() == 0 && len(b.except) == 0 {
 					remotes = append(remotes, remote{ebpf.IdentityWorld, nil})
+					continue
+				}
+				frags := subtract(b.cidr, b.except)
+				for _, p := range cidrOrder {
+					if slices.ContainsFunc(frags, func(f netip.Prefix) bool { return f.Bits() <= p.Bits() && f.Contains(p.Addr()) }) {
+						remotes = append(remotes, remote{out.CIDRs[p], nil})
+					}
 				}
 			}
 			if g.peers.world {

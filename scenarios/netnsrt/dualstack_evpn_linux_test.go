@@ -16,7 +16,8 @@ import (
 // TestBGPDualStack runs gen 2's dual-stack scenario with control_plane:
 // bgp on netns: real GoBGP speakers carry the instances' IPv6 type-2
 // routes, so that while the run holds, a leaf's speaker holds one
-// MAC/IPv6 route per instance (each with its L3 VNI's route target, for
+// MAC/IPv6 route per instance, the pod the CNI plugin attached among them
+// (each with its L3 VNI's route target, for
 // symmetric IRB) beside the MAC/IPv4 ones, its leaf's table imports them
 // and every probe over IPv6, within and between subnets and after the
 // drift, is answered (runGen2 fails on any failed check).
@@ -70,8 +71,8 @@ func TestBGPDualStack(t *testing.T) {
 	for _, p := range problems {
 		t.Error(p)
 	}
-	if len(speaker6) != 4 || len(table6) != 4 {
-		t.Errorf("leaf4's speaker holds MAC/IPv6 routes of %v and its table of %v, want the 4 instances'", speaker6, table6)
+	if len(speaker6) != 5 || len(table6) != 5 {
+		t.Errorf("leaf4's speaker holds MAC/IPv6 routes of %v and its table of %v, want the 5 instances' (4 VMs, a pod)", speaker6, table6)
 	}
 	v6 := 0
 	for _, p := range run.run.Probes {

@@ -224,6 +224,12 @@ func (r *runner) step(ctx context.Context, i int, st *Step) error {
 		return nil
 	case st.FloatingIP != nil:
 		return r.floatingIP(ctx, st.FloatingIP)
+	case st.SecurityGroup != nil:
+		sg, ok := r.b.(SecurityGroups)
+		if !ok {
+			return fmt.Errorf("security_group: the %s backend has no security groups", r.b.Name())
+		}
+		return sg.ChangeSecurityGroup(ctx, *st.SecurityGroup)
 	}
 	return errors.New("empty step")
 }

@@ -6,31 +6,32 @@ import "github.com/netbed/netbed/scenarios/spec"
 // neither the controller nor any datapath model; these names keep the code
 // that says scenarios.Scenario (and the branches in flight) compiling.
 type (
-	Scenario          = spec.Scenario
-	Generation        = spec.Generation
-	ControlPlane      = spec.ControlPlane
-	BGPSettings       = spec.BGPSettings
-	ControllerSpec    = spec.ControllerSpec
-	TopologySpec      = spec.TopologySpec
-	Network           = spec.Network
-	Site              = spec.Site
-	Step              = spec.Step
-	Placement         = spec.Placement
-	Spawn             = spec.Spawn
-	Churn             = spec.Churn
-	Drift             = spec.Drift
-	Target            = spec.Target
-	Traffic           = spec.Traffic
-	Policy            = spec.Policy
-	Expect            = spec.Expect
-	Pair              = spec.Pair
-	BGPSessionsExpect = spec.BGPSessionsExpect
-	BGPRouteExpect    = spec.BGPRouteExpect
-	GenOptions        = spec.GenOptions
-	VPCOptions        = spec.VPCOptions
-	FloatingIP        = spec.FloatingIP
-	IDRange           = spec.IDRange
-	Error             = spec.Error
+	Scenario            = spec.Scenario
+	Generation          = spec.Generation
+	ControlPlane        = spec.ControlPlane
+	BGPSettings         = spec.BGPSettings
+	ControllerSpec      = spec.ControllerSpec
+	TopologySpec        = spec.TopologySpec
+	Network             = spec.Network
+	Site                = spec.Site
+	Step                = spec.Step
+	Placement           = spec.Placement
+	Spawn               = spec.Spawn
+	Churn               = spec.Churn
+	Drift               = spec.Drift
+	Target              = spec.Target
+	Traffic             = spec.Traffic
+	Policy              = spec.Policy
+	Expect              = spec.Expect
+	Pair                = spec.Pair
+	BGPSessionsExpect   = spec.BGPSessionsExpect
+	BGPRouteExpect      = spec.BGPRouteExpect
+	GenOptions          = spec.GenOptions
+	VPCOptions          = spec.VPCOptions
+	FloatingIP          = spec.FloatingIP
+	SecurityGroupChange = spec.SecurityGroupChange
+	IDRange             = spec.IDRange
+	Error               = spec.Error
 )
 
 // Constants of package spec.

@@ -22,6 +22,44 @@ type FloatingIPs interface {
 
 var _ FloatingIPs = (*FabricBackend)(nil)
 
+// SecurityGroups is a Backend whose generation filters with security
+// groups (vpc: on the ENIs, at the VPC router).
+type SecurityGroups interface {
+	ChangeSecurityGroup(ctx context.Context, c SecurityGroupChange) error
+}
+
+var _ SecurityGroups = (*FabricBackend)(nil)
+
+// ChangeSecurityGroup implements SecurityGroups: the rule is added to
+// (or removed from) the group in every VPC of the run, while the
+// runtime's nodes are paused.
+func (b *FabricBackend) ChangeSecurityGroup(ctx context.Context, c SecurityGroupChange) error {
+	if len(b.vpcs) == 0 {
+		return fmt.Errorf("security_group: %s has no security groups (vpc has); restrict the step with generations: [vpc]", b.env.Generation)
+	}
+	proto, err := vpc.ParseProto(c.Proto)
+	if err != nil {
+		return fmt.Errorf("security_group: %w", err)
+	}
+	group := c.Group
+	if group == "" {
+		group = vpc.DefaultGroup
+	}
+	rule := vpc.Rule{Proto: proto, FromPort: c.Port, ToPort: c.Port, CIDR: c.From}
+	for _, v := range b.vpcs {
+		err := b.rt.Mutate(func() error {
+			if c.Action == "remove" {
+				return v.fab.RevokeIngress(group, rule)
+			}
+			return v.fab.AuthorizeIngress(group, rule)
+		})
+		if err != nil {
+			return fmt.Errorf("security_group: %w", err)
+		}
+	}
+	return nil
+}
+
 // vpcPlane is what the vpc generation's spawn flow adds to the backend:
 // the cloud's model on the runtime's clock, and the IPAM that records
 // every pod's address in the controller and puts it on an ENI through the

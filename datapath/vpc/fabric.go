@@ -409,6 +409,16 @@ func (f *Fabric) DisassociateFloatingIP(pub netip.Addr) error {
 // SetSecurityGroup adds or replaces a security group.
 func (f *Fabric) SetSecurityGroup(g SecurityGroup) error { return f.router.SetGroup(g) }
 
+// AuthorizeIngress adds an ingress rule to a security group
+// (Router.AuthorizeIngress).
+func (f *Fabric) AuthorizeIngress(group string, r Rule) error {
+	return f.router.AuthorizeIngress(group, r)
+}
+
+// RevokeIngress removes an ingress rule from a security group
+// (Router.RevokeIngress).
+func (f *Fabric) RevokeIngress(group string, r Rule) error { return f.router.RevokeIngress(group, r) }
+
 // PodMAC is the MAC a pod gets when its spec has none.
 func PodMAC(name string) net.HardwareAddr { return DeviceMAC(name, "eth0") }
 

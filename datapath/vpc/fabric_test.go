@@ -344,3 +344,38 @@ func TestRewriteChecksums(t *testing.T) {
 		t.Fatal("checksums wrong after rewrite")
 	}
 }
+
+// TestAuthorizeRevokeIngress: rules added to and removed from a group
+// decide the next connection; an established flow goes on after its rule
+// is revoked; a duplicate or a missing rule is EC2's error.
+func TestAuthorizeRevokeIngress(t *testing.T) {
+	v := newEnv(t)
+	v.pod(t, "a", "host1", "10.9.0.10")
+	v.pod(t, "b", "host2", "10.9.0.20")
+	all := Rule{CIDR: netip.MustParsePrefix("0.0.0.0/0")}
+	if err := v.f.RevokeIngress(DefaultGroup, all); err != nil {
+		t.Fatal(err)
+	}
+	if r := v.probe(t, "a", v.addr(t, "b"), stack.TCP, 443); r.Delivered || r.Rule != "sg:eni-host2-1:no-ingress-rule" {
+		t.Fatalf("tcp/443 after the revoke:\n%s", render(r))
+	}
+	https := Rule{Proto: protoTCP, FromPort: 443, ToPort: 443, CIDR: podNet}
+	if err := v.f.AuthorizeIngress(DefaultGroup, https); err != nil {
+		t.Fatal(err)
+	}
+	if r := v.probe(t, "a", v.addr(t, "b"), stack.TCP, 443); !r.Delivered || !r.Replied {
+		t.Fatalf("tcp/443 after the authorize:\n%s", render(r))
+	}
+	if r := v.probe(t, "a", v.addr(t, "b"), stack.ICMP, 0); r.Delivered {
+		t.Fatalf("icmp delivered with only tcp/443 allowed:\n%s", render(r))
+	}
+	if err := v.f.AuthorizeIngress(DefaultGroup, https); !errors.Is(err, ErrDuplicateRule) {
+		t.Errorf("authorize twice: %v", err)
+	}
+	if err := v.f.RevokeIngress(DefaultGroup, all); !errors.Is(err, ErrNoSuchRule) {
+		t.Errorf("revoke a missing rule: %v", err)
+	}
+	if err := v.f.AuthorizeIngress("sg-none", https); !errors.Is(err, ErrNotFound) {
+		t.Errorf("authorize in a missing group: %v", err)
+	}
+}

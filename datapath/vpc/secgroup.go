@@ -1,8 +1,10 @@
 package vpc
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 )
 
@@ -80,3 +82,66 @@ func (g SecurityGroup) Validate() error {
 // AllowAll is the default group's rule set: everything from anywhere.
 // Scenarios that test a restriction replace it (Fabric.SetSecurityGroup).
 var AllowAll = []Rule{{CIDR: netip.MustParsePrefix("0.0.0.0/0")}}
+
+// Security group errors, as EC2 names them.
+var (
+	// ErrDuplicateRule: the group has the rule already
+	// (InvalidPermission.Duplicate).
+	ErrDuplicateRule = errors.New("InvalidPermission.Duplicate: the rule exists in the group")
+	// ErrNoSuchRule: the group has no such rule
+	// (InvalidPermission.NotFound).
+	ErrNoSuchRule = errors.New("InvalidPermission.NotFound: the group has no such rule")
+)
+
+// AuthorizeIngress adds rule r to group id (EC2's
+// AuthorizeSecurityGroupIngress); every ENI in the group admits what it
+// matches from the next packet on.
+func (r *Router) AuthorizeIngress(id string, rl Rule) error {
+	g, ok := r.groups[id]
+	if !ok {
+		return fmt.Errorf("authorize %v in %s: security group %w", rl, id, ErrNotFound)
+	}
+	rl.CIDR = rl.CIDR.Masked()
+	if slices.Contains(g.Ingress, rl) {
+		return fmt.Errorf("authorize %v in %s: %w", rl, id, ErrDuplicateRule)
+	}
+	ng := SecurityGroup{ID: id, Ingress: append(slices.Clone(g.Ingress), rl)}
+	if err := ng.Validate(); err != nil {
+		return err
+	}
+	r.groups[id] = &ng
+	return nil
+}
+
+// RevokeIngress removes rule r from group id (EC2's
+// RevokeSecurityGroupIngress). Connections already tracked go on, as on
+// EC2; new ones need another rule.
+func (r *Router) RevokeIngress(id string, rl Rule) error {
+	g, ok := r.groups[id]
+	if !ok {
+		return fmt.Errorf("revoke %v in %s: security group %w", rl, id, ErrNotFound)
+	}
+	rl.CIDR = rl.CIDR.Masked()
+	i := slices.Index(g.Ingress, rl)
+	if i < 0 {
+		return fmt.Errorf("revoke %v in %s (rules: %v): %w", rl, id, g.Ingress, ErrNoSuchRule)
+	}
+	r.groups[id] = &SecurityGroup{ID: id, Ingress: slices.Delete(slices.Clone(g.Ingress), i, i+1)}
+	return nil
+}
+
+// ParseProto returns the IP protocol number of "all" (0), "icmp", "tcp"
+// or "udp".
+func ParseProto(s string) (uint8, error) {
+	switch s {
+	case "", "all":
+		return 0, nil
+	case "icmp":
+		return protoICMP, nil
+	case "tcp":
+		return protoTCP, nil
+	case "udp":
+		return protoUDP, nil
+	}
+	return 0, fmt.Errorf("protocol %q: use all, icmp, tcp or udp", s)
+}

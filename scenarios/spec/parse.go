@@ -339,6 +339,21 @@ type rawStep struct {
 	Comment string      `yaml:"comment"`
 	// FloatingIP: {attach: [names]} or {detach: [names]}.
 	FloatingIP *rawFloatingIP `yaml:"floating_ip"`
+	// SecurityGroup: {group: sg-default, add: {...}} or {..., remove: {...}}.
+	SecurityGroup *rawSecurityGroup `yaml:"security_group"`
+}
+
+type rawSecurityGroup struct {
+	Group  string   `yaml:"group"`
+	Add    *rawRule `yaml:"add"`
+	Remove *rawRule `yaml:"remove"`
+}
+
+// rawRule is a security group's ingress rule.
+type rawRule struct {
+	Proto string `yaml:"proto"`
+	Port  uint16 `yaml:"port"`
+	From  string `yaml:"from"`
 }
 
 type rawFloatingIP struct {
@@ -677,13 +692,13 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 		st.Gens = append(st.Gens, Generation(g))
 	}
 	set := 0
-	for _, ok := range []bool{r.Spawn != nil, r.Churn != nil, r.Drift != nil, r.Fail != nil, r.Restore != nil, r.Traffic != nil, r.Policy != nil, r.Expect != nil, r.FloatingIP != nil} {
+	for _, ok := range []bool{r.Spawn != nil, r.Churn != nil, r.Drift != nil, r.Fail != nil, r.Restore != nil, r.Traffic != nil, r.Policy != nil, r.Expect != nil, r.FloatingIP != nil, r.SecurityGroup != nil} {
 		if ok {
 			set++
 		}
 	}
 	if set != 1 {
-		p.fail(n.Line, field, "a step needs exactly one action (spawn, churn, drift, fail, restore, traffic, policy, expect, floating_ip); found %d", set)
+		p.fail(n.Line, field, "a step needs exactly one action (spawn, churn, drift, fail, restore, traffic, policy, expect, floating_ip, security_group); found %d", set)
 		return st
 	}
 	checkNet := func(k, network, label string) {
@@ -833,6 +848,8 @@ func (p *parser) step(r *rawStep, n *yaml.Node, field string, networks map[strin
 		default:
 			p.fail(lineOf(child(n, "floating_ip"), n.Line), field+".floating_ip", "name the instances to attach or to detach, not both: {attach: [web-1]}")
 		}
+	case r.SecurityGroup != nil:
+		st.SecurityGroup = p.securityGroup(r.SecurityGroup, child(n, "security_group"), field+".security_group")
 	case r.Policy != nil:
 		po := r.Policy
 		if po.Action == "" {

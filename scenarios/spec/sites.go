@@ -140,3 +140,48 @@ func siteGenerations() []Generation {
 	}
 	return out
 }
+
+// securityGroup reads a security_group step.
+func (p *parser) securityGroup(r *rawSecurityGroup, n *yaml.Node, field string) *SecurityGroupChange {
+	c := &SecurityGroupChange{Group: r.Group}
+	rule, key := r.Add, "add"
+	switch {
+	case r.Add != nil && r.Remove == nil:
+		c.Action = "add"
+	case r.Remove != nil && r.Add == nil:
+		c.Action, rule, key = "remove", r.Remove, "remove"
+	default:
+		p.fail(lineOf(n, 0), field, "give one rule to add or to remove: {add: {proto: tcp, port: 80, from: 10.0.0.0/16}}")
+		return c
+	}
+	rn := child(n, key)
+	at := func(k string) int { return lineOf(child(rn, k), lineOf(rn, lineOf(n, 0))) }
+	switch rule.Proto {
+	case "", "all":
+		c.Proto = "all"
+		if rule.Port != 0 {
+			p.fail(at("port"), field+"."+key+".port", "a port needs a protocol: give proto: tcp or udp")
+		}
+	case "icmp":
+		c.Proto = "icmp"
+		if rule.Port != 0 {
+			p.fail(at("port"), field+"."+key+".port", "ICMP has no ports")
+		}
+	case "tcp", "udp":
+		c.Proto = rule.Proto
+	default:
+		p.fail(at("proto"), field+"."+key+".proto", "%q: use all, icmp, tcp or udp", rule.Proto)
+	}
+	c.Port = rule.Port
+	from, err := netip.ParsePrefix(rule.From)
+	switch {
+	case rule.From == "":
+		p.fail(at("from"), field+"."+key+".from", "missing: the sources the rule admits, a CIDR like 10.0.0.0/16 (0.0.0.0/0: anywhere)")
+	case err != nil || !from.Addr().Is4():
+		p.fail(at("from"), field+"."+key+".from", "%q is not an IPv4 CIDR like 10.0.0.0/16", rule.From)
+	case from.Masked() != from:
+		p.fail(at("from"), field+"."+key+".from", "%v has host bits set; did you mean %v?", from, from.Masked())
+	}
+	c.From = from
+	return c
+}

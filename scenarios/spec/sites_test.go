@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -88,5 +89,35 @@ func TestSitesErrors(t *testing.T) {
 	}
 	if len(s.Generations) != 1 || s.Generations[0] != GenHybrid || len(s.Sites) != 3 || s.Sites[1].CIDR.String() != "10.100.0.0/16" {
 		t.Errorf("generations %v, sites %+v", s.Generations, s.Sites)
+	}
+}
+
+// TestSecurityGroupStep: a security_group step's rule, and its errors at
+// their lines.
+func TestSecurityGroupStep(t *testing.T) {
+	head := "name: s\ntopology: {builder: vpc}\ngenerations: [vpc]\nnetworks:\n  - {name: a, subnet: 10.20.0.0/20}\nsteps:\n"
+	s, err := Parse("s.yaml", []byte(head+"  - security_group: {group: sg-web, add: {proto: tcp, port: 443, from: 10.20.0.0/20}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := SecurityGroupChange{Group: "sg-web", Action: "add", Proto: "tcp", Port: 443, From: netip.MustParsePrefix("10.20.0.0/20")}
+	if got := s.Steps[0].SecurityGroup; got == nil || *got != want || s.Steps[0].Kind() != "security_group" {
+		t.Fatalf("step %+v, want %+v", got, want)
+	}
+	for _, c := range []struct{ step, want string }{
+		{"  - security_group: {remove: {from: 0.0.0.0/0}}\n", ""},
+		{"  - security_group: {add: {from: 0.0.0.0/0}, remove: {from: 0.0.0.0/0}}\n", "s.yaml:7: steps[0].security_group: give one rule to add or to remove"},
+		{"  - security_group: {add: {proto: sctp, from: 0.0.0.0/0}}\n", `s.yaml:7: steps[0].security_group.add.proto: "sctp": use all, icmp, tcp or udp`},
+		{"  - security_group: {add: {proto: icmp, port: 8, from: 0.0.0.0/0}}\n", "s.yaml:7: steps[0].security_group.add.port: ICMP has no ports"},
+		{"  - security_group:\n      add: {proto: tcp, port: 80}\n", "s.yaml:8: steps[0].security_group.add.from: missing"},
+		{"  - security_group: {add: {proto: tcp, from: 10.20.0.1/20}}\n", "s.yaml:7: steps[0].security_group.add.from: 10.20.0.1/20 has host bits set; did you mean 10.20.0.0/20?"},
+	} {
+		_, err := Parse("s.yaml", []byte(head+c.step))
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%q: %v", c.step, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%q: error %v, want %q", c.step, err, c.want)
+		}
 	}
 }

@@ -183,7 +183,21 @@ type Step struct {
 	Expect  *Expect
 	// FloatingIP attaches or detaches floating IPs (vpc).
 	FloatingIP *FloatingIP
-	Line       int
+	// SecurityGroup adds or removes an ingress rule of a VPC's security
+	// group (vpc, and a hybrid network's VPCs).
+	SecurityGroup *SecurityGroupChange
+	Line          int
+}
+
+// SecurityGroupChange adds an ingress rule to a security group, or
+// removes one, on every VPC of the run: traffic of Proto ("all", "icmp",
+// "tcp", "udp") to Port (0: any) from an address in From is allowed.
+type SecurityGroupChange struct {
+	Group  string // "" : sg-default, every ENI's group
+	Action string // add or remove
+	Proto  string
+	Port   uint16
+	From   netip.Prefix
 }
 
 // FloatingIP attaches floating IPs to instances, or detaches them: one-to-
@@ -215,6 +229,8 @@ func (s *Step) Kind() string {
 		return "expect"
 	case s.FloatingIP != nil:
 		return "floating_ip"
+	case s.SecurityGroup != nil:
+		return "security_group"
 	}
 	return ""
 }

@@ -79,7 +79,10 @@ type Fault struct {
 	// Convergence is, for a leaf failed with control_plane bgp, the time
 	// from the fault until every other leaf's speaker had withdrawn the
 	// failed leaf's routes; for a leaf restored, until every other leaf's
-	// speaker held every route the leaf's own speaker originated. For a
+	// speaker held every route the leaf's own speaker originated; for a
+	// leaf that originated nothing when it failed (a border leaf without
+	// instances), until no running speaker had a session with it
+	// established, and restored, until its own sessions were. For a
 	// spine (Spine) failed, until no running leaf's speaker had a session
 	// with it established (its paths via the spine gone, the other
 	// spines' chosen); restored, until every running leaf's session to it

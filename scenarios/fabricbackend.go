@@ -873,7 +873,7 @@ func (b *FabricBackend) nodeState(ctx context.Context, node, mode string, up boo
 		if mode == FailSilent && !up {
 			sf, ok := b.rt.(SilentFailer)
 			if !ok {
-				return fmt.Errorf("fail node %s silently: the %s runtime cannot keep a failed node's links up (netns can)", node, b.rt.Name())
+				return fmt.Errorf("fail node %s silently: the %s runtime cannot keep a failed node's links up (netns and sim can)", node, b.rt.Name())
 			}
 			return sf.FailSilently(ctx, node)
 		}

@@ -693,7 +693,7 @@ func (n *Node) fromContainer(now time.Duration, ep *Endpoint, b []byte, out data
 		n.arpResponder(now, ep, b, out)
 		return
 	}
-	if len(b) >= 14 && binary.BigEndian.Uint16(b[12:14]) == etherTypeIPv6 {
+	if n.gw6.IsValid() && len(b) >= 14 && binary.BigEndian.Uint16(b[12:14]) == etherTypeIPv6 {
 		n.fromContainer6(now, ep, b, out)
 		return
 	}

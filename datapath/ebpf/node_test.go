@@ -152,6 +152,7 @@ func FuzzNodeReceive(f *testing.F) {
 	f.Add(true, frame.VXLANEncap(frame.IPv4{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: nicMAC,
 		Src: netip.MustParseAddr("172.16.128.2"), Dst: n.cfg.NodeIP}, 300, inner))
 	f.Add(true, frame.ARPRequest(net.HardwareAddr{2, 0, 0, 0, 0, 1}, netip.MustParseAddr("172.16.0.1"), n.cfg.NodeIP))
+	f.Add(false, frame.NeighborSolicitation(a.MAC, netip.MustParseAddr("fd10::2"), netip.MustParseAddr("fd10::1")))
 	f.Fuzz(func(t *testing.T, nic bool, in []byte) {
 		port := a.Port
 		if nic {
@@ -167,6 +168,10 @@ func FuzzNodeReceive(f *testing.F) {
 		for _, s := range o.sent {
 			switch binary.BigEndian.Uint16(s.b[12:14]) {
 			case etherTypeARP:
+			case etherTypeIPv6:
+				if !ipv6(s.b) {
+					t.Fatalf("sent IPv6 frame with a bad header on port %d: % x", s.port, s.b[:min(len(s.b), 54)])
+				}
 			case etherTypeIPv4:
 				ihl := int(s.b[14]&0xf) * 4
 				if !ipv4(s.b) || frame.IPv4Checksum(s.b[14:14+ihl]) != 0 {

@@ -56,7 +56,7 @@ func (f *Fabric) SetCIDRIdentities(ids map[netip.Prefix]Identity) error {
 			continue
 		}
 		if p.Addr().Is4() {
-			_ = f.ipcache.Delete(IPCacheKey{uint32(p.Bits()), p.Addr().As4()})
+			_ = f.cluster.ipcache.Delete(IPCacheKey{uint32(p.Bits()), p.Addr().As4()})
 			continue
 		}
 		for _, h := range f.order {
@@ -77,7 +77,7 @@ func (f *Fabric) SetCIDRIdentities(ids map[netip.Prefix]Identity) error {
 		}
 		v := IPCacheValue{Identity: uint32(id)}
 		if p.Addr().Is4() {
-			if err := f.ipcache.Set(IPCacheKey{uint32(p.Bits()), p.Addr().As4()}, v, nil); err != nil {
+			if err := f.cluster.ipcache.Set(IPCacheKey{uint32(p.Bits()), p.Addr().As4()}, v, nil); err != nil {
 				return fmt.Errorf("CIDR identity %d of %v: %w", id, p, err)
 			}
 		} else {

@@ -42,6 +42,8 @@
 // entries (the node's addresses and local pods), so that a pod's address
 // is one write, not one per node; each view still counts, looks up and
 // lists the entries as if it held them all (a kmaps sync writes them all).
+// The tunnel map, every other node's CIDR, is kept the same way
+// (SharedHashMap beneath each node's OverlayHashMap).
 //
 // # Policy
 //

@@ -117,9 +117,10 @@ type Fabric struct {
 	loopbacks map[string]netip.Prefix
 	hosts     map[string]*Node
 	order     []string // hosts in topology order
-	// ipcache holds what every node's ipcache has of the others' pods
-	// and node IPs, once (see SharedIPCache).
-	ipcache  *SharedIPCache
+	// cluster holds what every node's ipcache has of the others' pods
+	// and node IPs, and its tunnel map of their CIDRs, once (see
+	// SharedIPCache).
+	cluster  *clusterMaps
 	nodes    []datapath.Node
 	wires    []datapath.Wire
 	ids      *Identities
@@ -158,7 +159,7 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		return nil, fmt.Errorf("ebpf fabric on %s: %w", t.Name, err)
 	}
 	f := &Fabric{t: t, opts: opts, hosts: map[string]*Node{}, ids: NewIdentities(), pods: map[string]*pod{},
-		ipcache: NewSharedIPCache(ipcacheSpec)}
+		cluster: newClusterMaps()}
 	isRouter := func(n *topologies.Node) bool { return l3.IsRouterRole(n.Role) }
 	for _, n := range t.Nodes {
 		if n.Role != topologies.RoleHost && !isRouter(n) {
@@ -233,7 +234,7 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		if len(cfg.NICs) == 0 {
 			return nil, fmt.Errorf("ebpf fabric on %s: host %s has no link to a leaf", t.Name, h.Name)
 		}
-		node, err := newNode(cfg, f.ipcache)
+		node, err := newNode(cfg, f.cluster)
 		if err != nil {
 			return nil, fmt.Errorf("ebpf fabric: %w", err)
 		}
@@ -256,24 +257,28 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 	for _, b := range f.order {
 		// Every other node has b's IP as a remote node.
 		nb := f.hosts[b]
-		if err := f.ipcache.Set(IPCacheKey{32, nb.cfg.NodeIP.As4()}, IPCacheValue{Identity: uint32(IdentityRemoteNode)}, nb.maps.IPCache); err != nil {
+		if err := f.cluster.ipcache.Set(IPCacheKey{32, nb.cfg.NodeIP.As4()}, IPCacheValue{Identity: uint32(IdentityRemoteNode)}, nb.maps.IPCache); err != nil {
 			return nil, fmt.Errorf("ebpf fabric: %w", err)
 		}
 		if opts.Mode != Tunnel {
 			continue
 		}
+		// And a tunnel map entry for b's CIDR.
+		tk := TunnelKey{nb.cfg.NodeCIDR.Masked().Addr().As4()}
+		if err := f.cluster.tunnel.Set(tk, TunnelValue{nb.cfg.NodeIP.As4()}, nb.maps.Tunnel); err != nil {
+			return nil, fmt.Errorf("ebpf fabric: %w", err)
+		}
+		f.cluster.tunnelRules[tk] = tunnelRuleName(nb.cfg.NodeCIDR, nb.cfg.NodeIP)
+		if !nb.cfg.NodeCIDR6.IsValid() {
+			continue
+		}
 		for _, a := range f.order {
-			if a != b {
-				if err := f.hosts[a].SetTunnel(nb.cfg.NodeCIDR, nb.cfg.NodeIP); err != nil {
-					return nil, fmt.Errorf("ebpf fabric: %w", err)
-				}
-			}
-			if a == b || !nb.cfg.NodeCIDR6.IsValid() {
+			if a == b {
 				continue
 			}
 			// The IPv6 node CIDR through the tunnel, and the node's IPv6
-			// gateway address as a remote node (the IPv6 ipcache is
-			// each node's own).
+			// gateway address as a remote node (the IPv6 ipcache and
+			// tunnel map are each node's own).
 			if err := f.hosts[a].SetTunnel(nb.cfg.NodeCIDR6, nb.cfg.NodeIP); err != nil {
 				return nil, fmt.Errorf("ebpf fabric: %w", err)
 			}
@@ -614,7 +619,7 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 		}
 	}
 	// Every other node learns the pod as remote, behind its node's IP.
-	if err := f.ipcache.Set(IPCacheKey{32, ip.As4()}, IPCacheValue{Identity: uint32(id), TunnelEndpoint: node.cfg.NodeIP.As4()}, node.maps.IPCache); err != nil {
+	if err := f.cluster.ipcache.Set(IPCacheKey{32, ip.As4()}, IPCacheValue{Identity: uint32(id), TunnelEndpoint: node.cfg.NodeIP.As4()}, node.maps.IPCache); err != nil {
 		_ = node.RemoveEndpoint(s.Name)
 		return nil, datapath.Wire{}, fmt.Errorf("add pod %q: %w", s.Name, err)
 	}
@@ -673,7 +678,7 @@ func (f *Fabric) RemoveInstance(name string) error {
 	if err := f.hosts[p.host].RemoveEndpoint(name); err != nil {
 		return err
 	}
-	_ = f.ipcache.Delete(IPCacheKey{32, p.ep.IP.As4()})
+	_ = f.cluster.ipcache.Delete(IPCacheKey{32, p.ep.IP.As4()})
 	for _, h := range f.order {
 		if h != p.host && p.ep.IP6.IsValid() {
 			_ = f.hosts[h].DeleteRemote(netip.PrefixFrom(p.ep.IP6, 128))

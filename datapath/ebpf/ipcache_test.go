@@ -196,14 +196,14 @@ func TestPodWritesIPCacheOnce(t *testing.T) {
 			t.Fatalf("%s ipcache %d entries before pods, want %d", name, got, 2+hosts-1)
 		}
 	}
-	before, sharedBefore := own(), f.ipcache.Len()
+	before, sharedBefore := own(), f.cluster.ipcache.Len()
 	if _, _, err := f.AddInstance(datapath.InstanceSpec{Name: "p1", Host: "host1", Labels: map[string]string{"app": "a"}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := own() - before; got != 1 {
 		t.Errorf("node-local ipcache entries grew by %d for one pod, want 1 (host1's endpoint)", got)
 	}
-	if got := f.ipcache.Len() - sharedBefore; got != 1 {
+	if got := f.cluster.ipcache.Len() - sharedBefore; got != 1 {
 		t.Errorf("shared ipcache grew by %d for one pod, want 1", got)
 	}
 	ep, _, _ := f.Endpoint("p1")
@@ -221,6 +221,12 @@ func TestPodWritesIPCacheOnce(t *testing.T) {
 			t.Errorf("%s ipcache[%v] = %+v %v, want %+v", name, ep.IP, v, ok, want)
 		}
 	}
+	// The tunnel map: every other node's CIDR, kept once.
+	for name, h := range f.hosts {
+		if got := h.Maps().Tunnel.Len(); got != hosts-1 || len(h.maps.Tunnel.local) != 0 {
+			t.Errorf("%s tunnel map %d entries (%d its own), want %d shared", name, got, len(h.maps.Tunnel.local), hosts-1)
+		}
+	}
 	if err := f.RemoveInstance("p1"); err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +235,90 @@ func TestPodWritesIPCacheOnce(t *testing.T) {
 			t.Errorf("%s ipcache %d entries after the pod left, want %d", name, got, 2+hosts-1)
 		}
 	}
-	if own() != before || f.ipcache.Len() != sharedBefore {
-		t.Errorf("after the pod left: own entries %d (was %d), shared %d (was %d)", own(), before, f.ipcache.Len(), sharedBefore)
+	if own() != before || f.cluster.ipcache.Len() != sharedBefore {
+		t.Errorf("after the pod left: own entries %d (was %d), shared %d (was %d)", own(), before, f.cluster.ipcache.Len(), sharedBefore)
+	}
+}
+
+// TestOverlayHashMapDifferential is TestIPCacheDifferential for the
+// tunnel map's exact-match twin.
+func TestOverlayHashMapDifferential(t *testing.T) {
+	const views = 4
+	rng := rand.New(rand.NewPCG(3, 4))
+	shared := NewSharedHashMap[TunnelKey, TunnelValue](MapSpec{"shared", 0})
+	var vs []*OverlayHashMap[TunnelKey, TunnelValue]
+	local := make([]map[TunnelKey]TunnelValue, views)
+	sharedM, owner := map[TunnelKey]TunnelValue{}, map[TunnelKey]int{}
+	for i := range views {
+		vs = append(vs, NewOverlayHashMap(MapSpec{"view", 0}, shared))
+		local[i] = map[TunnelKey]TunnelValue{}
+	}
+	for step := range 4000 {
+		k := TunnelKey{[4]byte{10, 0, byte(rng.IntN(8)), 0}}
+		v := TunnelValue{[4]byte{192, 168, 0, byte(rng.IntN(200))}}
+		i := rng.IntN(views)
+		switch rng.IntN(4) {
+		case 0:
+			if err := vs[i].Update(k, v); err != nil {
+				t.Fatal(err)
+			}
+			local[i][k] = v
+		case 1:
+			_, had := local[i][k]
+			if err := vs[i].Delete(k); had != (err == nil) {
+				t.Fatalf("step %d: delete %v from view %d: %v, model had it: %v", step, k, i, err, had)
+			}
+			delete(local[i], k)
+		case 2:
+			o := rng.IntN(views+1) - 1
+			var ov *OverlayHashMap[TunnelKey, TunnelValue]
+			if o >= 0 {
+				ov = vs[o]
+			}
+			if err := shared.Set(k, v, ov); err != nil {
+				t.Fatal(err)
+			}
+			sharedM[k], owner[k] = v, o
+		case 3:
+			_, had := sharedM[k]
+			if err := shared.Delete(k); had != (err == nil) {
+				t.Fatalf("step %d: shared delete %v: %v, model had it: %v", step, k, err, had)
+			}
+			delete(sharedM, k)
+			delete(owner, k)
+		}
+		for j, c := range vs {
+			want := map[TunnelKey]TunnelValue{}
+			for k, v := range sharedM {
+				if owner[k] != j {
+					want[k] = v
+				}
+			}
+			for k, v := range local[j] {
+				want[k] = v
+			}
+			if c.Len() != len(want) {
+				t.Fatalf("step %d: view %d Len %d, model %d", step, j, c.Len(), len(want))
+			}
+			for b := range 8 {
+				k := TunnelKey{[4]byte{10, 0, byte(b), 0}}
+				got, gok := c.Lookup(k)
+				w, wok := want[k]
+				if got != w || gok != wok {
+					t.Fatalf("step %d: view %d Lookup %v = %v %v, model %v %v", step, j, k, got, gok, w, wok)
+				}
+			}
+			seen := map[TunnelKey]bool{}
+			c.Range(func(k TunnelKey, v TunnelValue) bool {
+				if w, ok := want[k]; !ok || w != v || seen[k] {
+					t.Fatalf("step %d: view %d Range gave %v %v (again: %v), model %v %v", step, j, k, v, seen[k], w, ok)
+				}
+				seen[k] = true
+				return true
+			})
+			if len(seen) != len(want) {
+				t.Fatalf("step %d: view %d Range gave %d entries, model %d", step, j, len(seen), len(want))
+			}
+		}
 	}
 }

@@ -252,15 +252,15 @@ func (t *LPMTrie[V]) Range(fn func(IPCacheKey, V) bool) {
 }
 
 // Maps are one node's BPF maps. Tunnel and ipcache entries for other nodes
-// are the same on every node (a fabric's nodes read their ipcache's from
-// one SharedIPCache); endpoints, policy and conntrack are the node's own.
-// The maps ending in 6 are the IPv6 ones of a dual-stack node (empty on
-// an IPv4-only one; its IPv6 ipcache is its own); policy serves both
-// families.
+// are the same on every node (a fabric's nodes read them from one
+// SharedIPCache and one SharedHashMap); endpoints, policy and conntrack
+// are the node's own. The maps ending in 6 are the IPv6 ones of a
+// dual-stack node (empty on an IPv4-only one; its IPv6 ipcache and tunnel
+// map are its own); policy serves both families.
 type Maps struct {
 	Endpoints *HashMap[EndpointKey, EndpointInfo]
 	IPCache   *IPCache
-	Tunnel    *HashMap[TunnelKey, TunnelValue]
+	Tunnel    *OverlayHashMap[TunnelKey, TunnelValue]
 	Policy    *HashMap[PolicyKey, PolicyEntry]
 	CT        *HashMap[CTKey, CTEntry]
 
@@ -279,17 +279,39 @@ const (
 	MaxCT        = 524288
 )
 
-var ipcacheSpec = MapSpec{"cilium_ipcache", MaxIPCache}
+var (
+	ipcacheSpec = MapSpec{"cilium_ipcache", MaxIPCache}
+	tunnelSpec  = MapSpec{"cilium_tunnel_map", MaxTunnel}
+)
 
 // NewMaps returns empty maps with the default capacities.
 func NewMaps() *Maps { return newMaps(nil) }
 
-// newMaps is NewMaps with the ipcache over shared (nil: its own only).
-func newMaps(shared *SharedIPCache) *Maps {
+// clusterMaps are what a fabric's nodes hold alike, kept once: the
+// shared part of their ipcache and tunnel map, and the rule names of the
+// shared tunnel entries.
+type clusterMaps struct {
+	ipcache     *SharedIPCache
+	tunnel      *SharedHashMap[TunnelKey, TunnelValue]
+	tunnelRules map[TunnelKey]string
+}
+
+func newClusterMaps() *clusterMaps {
+	return &clusterMaps{ipcache: NewSharedIPCache(ipcacheSpec),
+		tunnel: NewSharedHashMap[TunnelKey, TunnelValue](tunnelSpec), tunnelRules: map[TunnelKey]string{}}
+}
+
+// newMaps is NewMaps over a fabric's shared maps (nil: the node's own only).
+func newMaps(c *clusterMaps) *Maps {
+	var ipc *SharedIPCache
+	var tun *SharedHashMap[TunnelKey, TunnelValue]
+	if c != nil {
+		ipc, tun = c.ipcache, c.tunnel
+	}
 	return &Maps{
 		Endpoints: NewHashMap[EndpointKey, EndpointInfo](MapSpec{"cilium_lxc", MaxEndpoints}),
-		IPCache:   NewIPCache(ipcacheSpec, shared),
-		Tunnel:    NewHashMap[TunnelKey, TunnelValue](MapSpec{"cilium_tunnel_map", MaxTunnel}),
+		IPCache:   NewIPCache(ipcacheSpec, ipc),
+		Tunnel:    NewOverlayHashMap(tunnelSpec, tun),
 		Policy:    NewHashMap[PolicyKey, PolicyEntry](MapSpec{"cilium_policy", MaxPolicy}),
 		CT:        NewHashMap[CTKey, CTEntry](MapSpec{"cilium_ct4_global", MaxCT}),
 

@@ -140,7 +140,8 @@ type Node struct {
 	netMAC  [6]byte
 	gw      netip.Addr
 	nextID  uint16
-	tunnels map[TunnelKey]string // rule names of tunnel entries
+	tunnels map[TunnelKey]string // rule names of the node's own tunnel entries
+	cluster *clusterMaps         // the fabric's shared maps, nil if none
 	seed    uint32
 	buf     []byte
 	hostIP  [4]byte
@@ -175,8 +176,8 @@ func fnv32(h uint32, b []byte) uint32 {
 // ipcache entries, and no policy.
 func NewNode(cfg NodeConfig) (*Node, error) { return newNode(cfg, nil) }
 
-// newNode is NewNode with the node's ipcache over a fabric's shared one.
-func newNode(cfg NodeConfig, shared *SharedIPCache) (*Node, error) {
+// newNode is NewNode with the node's maps over a fabric's shared ones.
+func newNode(cfg NodeConfig, cluster *clusterMaps) (*Node, error) {
 	if cfg.Mode != Tunnel && cfg.Mode != Direct {
 		return nil, fmt.Errorf("node %s: mode %v: want tunnel or direct", cfg.Name, cfg.Mode)
 	}
@@ -184,7 +185,7 @@ func newNode(cfg NodeConfig, shared *SharedIPCache) (*Node, error) {
 		return nil, fmt.Errorf("node %s: node IP %v and CIDR %v must be IPv4", cfg.Name, cfg.NodeIP, cfg.NodeCIDR)
 	}
 	n := &Node{
-		cfg: cfg, maps: newMaps(shared), byName: map[string]*Endpoint{}, tunnels: map[TunnelKey]string{},
+		cfg: cfg, maps: newMaps(cluster), cluster: cluster, byName: map[string]*Endpoint{}, tunnels: map[TunnelKey]string{},
 		gw: cfg.NodeCIDR.Masked().Addr().Next(), nextID: 1, seed: fnv32(2166136261, []byte(cfg.Name)),
 		policy: &PolicyTable{Enforced: map[Identity]bool{}},
 	}
@@ -404,8 +405,26 @@ func (n *Node) SetTunnel(cidr netip.Prefix, nodeIP netip.Addr) error {
 	if err := n.maps.Tunnel.Update(k, TunnelValue{nodeIP.As4()}); err != nil {
 		return err
 	}
-	n.tunnels[k] = "tunnel:" + cidr.Masked().String() + "->" + nodeIP.String()
+	n.tunnels[k] = tunnelRuleName(cidr, nodeIP)
 	return nil
+}
+
+// tunnelRule names the tunnel map entry tk for the trace: the node's own
+// entry's, else the shared one's.
+func (n *Node) tunnelRule(tk TunnelKey) string {
+	if len(n.tunnels) > 0 {
+		if r, ok := n.tunnels[tk]; ok {
+			return r
+		}
+	}
+	if n.cluster != nil {
+		return n.cluster.tunnelRules[tk]
+	}
+	return ""
+}
+
+func tunnelRuleName(cidr netip.Prefix, nodeIP netip.Addr) string {
+	return "tunnel:" + cidr.Masked().String() + "->" + nodeIP.String()
 }
 
 // DeleteTunnel removes the tunnel map entry of cidr.
@@ -730,7 +749,7 @@ func (n *Node) fromContainer(now time.Duration, ep *Endpoint, b []byte, out data
 			n.trace(out, now, ProgLxc, datapath.KindBPF, ep.Device, "", datapath.ActDrop, datapath.ReasonNoTunnel, "tunnel:miss")
 			return
 		}
-		n.encap(now, ProgLxc, ep.Device, ep.Identity, tv.NodeIP, n.tunnels[tk], b, out)
+		n.encap(now, ProgLxc, ep.Device, ep.Identity, tv.NodeIP, n.tunnelRule(tk), b, out)
 		return
 	}
 	n.routeOut(now, ProgLxc, ep.Device, b, "fib:default", out)
@@ -963,7 +982,7 @@ func (n *Node) fromNetdev(now time.Duration, i int, b []byte, out datapath.Outpu
 			// in the underlay.
 			if tk, tv, ok := n.tunnelFor(netip.AddrFrom4([4]byte(b[26:30]))); ok {
 				n.trace(out, now, DevCiliumHost, datapath.KindVeth, "", ProgHost, datapath.ActOriginate, "", "icmp:echo-reply")
-				n.encap(now, ProgHost, DevCiliumHost, IdentityRemoteNode, tv.NodeIP, n.tunnels[tk], reply, out)
+				n.encap(now, ProgHost, DevCiliumHost, IdentityRemoteNode, tv.NodeIP, n.tunnelRule(tk), reply, out)
 				return
 			}
 			n.trace(out, now, c.Name, datapath.KindNIC, "", c.Name, datapath.ActOriginate, "", "icmp:echo-reply")

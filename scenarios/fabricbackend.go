@@ -1033,14 +1033,16 @@ func (b *FabricBackend) Probe(ctx context.Context, req ProbeRequest) (reports.Pr
 		}
 		dst = to.spec.IP6.Addr()
 	}
+	var translated netip.Addr
 	if req.Floating {
 		var err error
 		if dst, err = b.floatingDst(req.To); err != nil {
 			return reports.Probe{}, fmt.Errorf("probe to %s's floating IP: %w", req.To, err)
 		}
+		translated = to.spec.IP.Addr()
 	}
 	return b.rt.Probe(ctx, RuntimeProbe{From: from.spec.Name, To: to.spec.Name, Dst: dst,
-		Proto: req.Proto, Port: req.Port, Timeout: req.Timeout, Background: req.Background})
+		Proto: req.Proto, Port: req.Port, Timeout: req.Timeout, Background: req.Background, Translated: translated})
 }
 
 // PortState implements Backend.

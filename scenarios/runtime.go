@@ -78,6 +78,12 @@ type RuntimeProbe struct {
 	// depend on how many stream rounds a run had time for: on netns that
 	// is the wall clock's doing.
 	Background bool
+	// Translated, when valid, is the address a one-to-one NAT on the path
+	// rewrites Dst to (a floating IP's private address): a runtime that
+	// follows probes by their flow follows the translated one too, so
+	// that a probe's answers without its ID in them (a SYN-ACK, a RST)
+	// and its frames past the NAT stay the probe's.
+	Translated netip.Addr
 }
 
 // StreamProbeIDs is the first ID of background stream probes. Foreground

@@ -95,6 +95,15 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 		flow = userspace.Flow{Proto: pr, Src: srcIP, Dst: p.Dst, SrcPort: srcPort(id), DstPort: port}
 		r.addFlow(flow, id)
 		defer r.dropFlow(flow)
+		if p.Translated.IsValid() {
+			// Past a one-to-one NAT the probe's frames are of the
+			// translated flow: a TCP probe's SYN and its answer carry no
+			// ID, so they are the probe's by their flow alone.
+			nat := flow
+			nat.Dst = p.Translated
+			r.addFlow(nat, id)
+			defer r.dropFlow(nat)
+		}
 	}
 	var key ktrace.Key
 	if r.k != nil {

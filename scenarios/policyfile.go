@@ -75,6 +75,25 @@ func (r *runner) cluster() *policy.Cluster {
 	return c
 }
 
+// clusterIPv6 is c with every pod's IPv6 address in place of its IPv4
+// one, when every pod has one (a dual-stack cluster); nil otherwise.
+func (r *runner) clusterIPv6(c *policy.Cluster) *policy.Cluster {
+	out := &policy.Cluster{Namespaces: c.Namespaces}
+	for _, p := range c.Pods {
+		ip6 := r.inst[p.Name].IP6
+		if !ip6.IsValid() {
+			return nil
+		}
+		q := *p
+		q.IP = ip6
+		out.Pods = append(out.Pods, &q)
+	}
+	if len(out.Pods) == 0 {
+		return nil
+	}
+	return out
+}
+
 // policyFile applies or removes the policies of a policy step's file.
 func (r *runner) policyFile(ctx context.Context, p *Policy) error {
 	ps, ok := r.b.(PolicySetter)
@@ -153,27 +172,49 @@ func (r *runner) truthTable(ctx context.Context, i int, st *Step) error {
 			return fmt.Errorf("truth table: %w", err)
 		}
 	}
-	for _, t := range traffics {
-		proto := strings.ToLower(t.Protocol)
-		for _, a := range pods {
-			for _, b := range pods {
-				if a == b {
-					continue // a pod's traffic to itself never leaves it
+	// Dual-stack pods are probed over each family, each evaluated with
+	// the pods' addresses of that family (an ipBlock holds one family's).
+	type view struct {
+		family, label string
+		c             *policy.Cluster
+	}
+	views := []view{{FamilyIPv4, "", c}}
+	if c6 := r.clusterIPv6(c); c6 != nil {
+		views = append(views, view{FamilyIPv6, " over ipv6", c6})
+		for _, t := range traffics {
+			tt.Traffics = append(tt.Traffics, t.String()+" over ipv6")
+		}
+	}
+	for _, v := range views {
+		byName := map[string]*policy.Pod{}
+		for _, p := range v.c.Pods {
+			byName[p.Name] = p
+		}
+		for _, t := range traffics {
+			proto := strings.ToLower(t.Protocol)
+			for _, a := range pods {
+				for _, b := range pods {
+					if a == b {
+						continue // a pod's traffic to itself never leaves it
+					}
+					res, err := r.b.Probe(ctx, ProbeRequest{From: a.Name, To: b.Name, Proto: proto, Port: t.Port, Tag: tag, Family: v.family, Timeout: min(r.opts.ProbeTimeout, TruthTableTimeout)})
+					if err != nil {
+						return fmt.Errorf("truth table probe %s -> %s %s%s: %w", a, b, t, v.label, err)
+					}
+					want := set.Evaluate(v.c, policy.Peer{Pod: byName[a.Name]}, policy.Peer{Pod: byName[b.Name]}, t)
+					res.Tag, res.From, res.To, res.Proto = tag, a.Name, b.Name, proto
+					if v.family == FamilyIPv6 {
+						res.Family = FamilyIPv6
+					}
+					res.Expect = reports.ExpectDropped
+					if want.Allowed {
+						res.Expect = reports.ExpectDelivered
+					}
+					r.run.Probes = append(r.run.Probes, res)
+					why := "egress: " + want.Egress + "; ingress: " + want.Ingress
+					tt.Cells = append(tt.Cells, reports.Cell{From: a.String(), To: b.String(), Traffic: t.String() + v.label,
+						Expected: want.Allowed, Observed: res.Replied, Why: why, Rule: res.Rule})
 				}
-				res, err := r.b.Probe(ctx, ProbeRequest{From: a.Name, To: b.Name, Proto: proto, Port: t.Port, Tag: tag, Timeout: min(r.opts.ProbeTimeout, TruthTableTimeout)})
-				if err != nil {
-					return fmt.Errorf("truth table probe %s -> %s %s: %w", a, b, t, err)
-				}
-				want := set.Evaluate(c, policy.Peer{Pod: a}, policy.Peer{Pod: b}, t)
-				res.Tag, res.From, res.To, res.Proto = tag, a.Name, b.Name, proto
-				res.Expect = reports.ExpectDropped
-				if want.Allowed {
-					res.Expect = reports.ExpectDelivered
-				}
-				r.run.Probes = append(r.run.Probes, res)
-				why := "egress: " + want.Egress + "; ingress: " + want.Ingress
-				tt.Cells = append(tt.Cells, reports.Cell{From: a.String(), To: b.String(), Traffic: t.String(),
-					Expected: want.Allowed, Observed: res.Replied, Why: why, Rule: res.Rule})
 			}
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/netbed/netbed/datapath/frame"
 	"github.com/netbed/netbed/internal/announce"
+	labns "github.com/netbed/netbed/topologies/netns"
 )
 
 // netlinkLinker is the linker on Linux: every call aims at the pod's
@@ -113,7 +113,7 @@ func (netlinkLinker) Setup(w wiring) (_ wired, err error) {
 		// A dual-stack pod: IPv6 on for its interface, quietly (its
 		// addresses and routes are configured), and for the routed host
 		// side, which carries the host route.
-		if err := inNetns(nsh, func() error { return enableIPv6(w.IfName) }); err != nil {
+		if err := labns.DoIn(nsh, func() error { return enableIPv6(w.IfName) }); err != nil {
 			return out, fmt.Errorf("IPv6 on %s in %s: %w", w.IfName, w.Netns, err)
 		}
 		if w.Routed {
@@ -192,35 +192,6 @@ func enableIPv6(ifname string) error {
 		}
 	}
 	return nil
-}
-
-// inNetns runs fn on a locked OS thread inside the namespace ns.
-func inNetns(ns netns.NsHandle, fn func() error) error {
-	res := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			res <- fmt.Errorf("open current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			res <- fmt.Errorf("enter namespace: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// The thread stays locked and dies with the goroutine.
-			res <- errors.Join(ferr, fmt.Errorf("leave namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		res <- ferr
-	}()
-	return <-res
 }
 
 // waitOperUp waits up to timeout for the link name to be operationally up.

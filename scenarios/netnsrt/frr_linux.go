@@ -730,6 +730,18 @@ func syncLocalNeighs(h *netlink.Handle, br netlink.Link, want []evpn.Neighbor) e
 // VXLAN devices: per VNI, MAC → VTEP (the all-zero MAC: a flood entry,
 // one VTEP of them).
 func (fl *frrLeaf) kernelFDB() (map[uint32]map[evpn.MAC][]netip.Addr, error) {
+	return fl.kernelTable("fdb", bridge.VXLANName, unix.AF_BRIDGE, netlink.NTF_SELF)
+}
+
+// kernelNeighs returns zebra's neighbour entries (extern_learn) on the
+// leaf's VNI bridges: per VNI, MAC → addresses.
+func (fl *frrLeaf) kernelNeighs() (map[uint32]map[evpn.MAC][]netip.Addr, error) {
+	return fl.kernelTable("neighbours", bridge.BridgeName, unix.AF_INET, netlink.NTF_EXT_LEARNED)
+}
+
+// kernelTable reads, on each VNI's device (dev names it), the entries of
+// family that carry flag and an IPv4 address: per VNI, MAC → addresses.
+func (fl *frrLeaf) kernelTable(what string, dev func(uint32) string, family, flag int) (map[uint32]map[evpn.MAC][]netip.Addr, error) {
 	h, err := fl.p.r.lab.Handle(fl.name)
 	if err != nil {
 		return nil, err
@@ -742,25 +754,23 @@ func (fl *frrLeaf) kernelFDB() (map[uint32]map[evpn.MAC][]netip.Addr, error) {
 	fl.mu.Unlock()
 	out := map[uint32]map[evpn.MAC][]netip.Addr{}
 	for _, vni := range vnis {
-		vx, err := h.LinkByName(bridge.VXLANName(vni))
+		l, err := h.LinkByName(dev(vni))
 		if err != nil {
 			continue
 		}
-		ns, err := h.NeighList(vx.Attrs().Index, unix.AF_BRIDGE)
+		ns, err := h.NeighList(l.Attrs().Index, family)
 		if err != nil {
-			return nil, fmt.Errorf("frr leaf %s: fdb of %s: %w", fl.name, bridge.VXLANName(vni), err)
+			return nil, fmt.Errorf("frr leaf %s: %s of %s: %w", fl.name, what, dev(vni), err)
 		}
 		m := map[evpn.MAC][]netip.Addr{}
 		for _, n := range ns {
-			if n.Flags&netlink.NTF_SELF == 0 || len(n.HardwareAddr) != 6 || n.IP == nil {
+			if n.Flags&flag == 0 || len(n.HardwareAddr) != 6 {
 				continue
 			}
-			dst, ok := netip.AddrFromSlice(n.IP.To4())
-			if !ok {
-				continue
+			if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok {
+				mac := evpn.MACOf(n.HardwareAddr)
+				m[mac] = append(m[mac], ip)
 			}
-			mac := evpn.MACOf(n.HardwareAddr)
-			m[mac] = append(m[mac], dst)
 		}
 		out[vni] = m
 	}
@@ -1168,44 +1178,6 @@ func (bn *bgpNode) frrRoutes() ([]scenarios.BGPRoute, error) {
 		if r.Type == evpn.MACIP && fdb[r.VNI] != nil {
 			out = append(out, scenarios.BGPRoute{Route: evpn.Route{Type: evpn.MACIP, VNI: r.VNI, MAC: r.MAC, VTEP: fl.vtep}})
 		}
-	}
-	return out, nil
-}
-
-// kernelNeighs returns zebra's neighbour entries (extern_learn) on the
-// leaf's VNI bridges: per VNI, MAC → addresses.
-func (fl *frrLeaf) kernelNeighs() (map[uint32]map[evpn.MAC][]netip.Addr, error) {
-	h, err := fl.p.r.lab.Handle(fl.name)
-	if err != nil {
-		return nil, err
-	}
-	fl.mu.Lock()
-	vnis := make([]uint32, 0, len(fl.l2))
-	for v := range fl.l2 {
-		vnis = append(vnis, v)
-	}
-	fl.mu.Unlock()
-	out := map[uint32]map[evpn.MAC][]netip.Addr{}
-	for _, vni := range vnis {
-		br, err := h.LinkByName(bridge.BridgeName(vni))
-		if err != nil {
-			continue
-		}
-		ns, err := h.NeighList(br.Attrs().Index, unix.AF_INET)
-		if err != nil {
-			return nil, fmt.Errorf("frr leaf %s: neighbours of %s: %w", fl.name, bridge.BridgeName(vni), err)
-		}
-		m := map[evpn.MAC][]netip.Addr{}
-		for _, n := range ns {
-			if n.Flags&netlink.NTF_EXT_LEARNED == 0 || len(n.HardwareAddr) != 6 {
-				continue
-			}
-			if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok {
-				mac := evpn.MACOf(n.HardwareAddr)
-				m[mac] = append(m[mac], ip)
-			}
-		}
-		out[vni] = m
 	}
 	return out, nil
 }

@@ -637,7 +637,7 @@ func (fl *frrLeaf) syncNetwork(h *netlink.Handle, st evpn.LeafState, n evpn.Netw
 				continue
 			}
 		}
-		errs = append(errs, syncStaticFDB(h, lk, local[dev]))
+		errs = append(errs, bridge.SyncLocalFDB(h, lk, local[dev]))
 	}
 	isLocal := map[evpn.MAC]bool{}
 	for _, m := range n.Local {
@@ -650,41 +650,6 @@ func (fl *frrLeaf) syncNetwork(h *netlink.Handle, st evpn.LeafState, n evpn.Netw
 		}
 	}
 	errs = append(errs, syncLocalNeighs(h, br, neighs))
-	return errors.Join(errs...)
-}
-
-// syncStaticFDB makes dev's static bridge entries exactly macs.
-func syncStaticFDB(h *netlink.Handle, dev netlink.Link, macs []evpn.MAC) error {
-	idx := dev.Attrs().Index
-	have, err := h.NeighList(idx, unix.AF_BRIDGE)
-	if err != nil {
-		return fmt.Errorf("list fdb of %s: %w", dev.Attrs().Name, err)
-	}
-	want := map[evpn.MAC]bool{}
-	for _, m := range macs {
-		want[m] = true
-	}
-	var errs []error
-	for _, n := range have {
-		if n.Flags&netlink.NTF_MASTER == 0 || n.State&netlink.NUD_NOARP == 0 || len(n.HardwareAddr) != 6 {
-			continue
-		}
-		m := evpn.MACOf(n.HardwareAddr)
-		if want[m] {
-			delete(want, m)
-			continue
-		}
-		if err := h.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, Flags: netlink.NTF_MASTER,
-			HardwareAddr: n.HardwareAddr}); err != nil && !kernel.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove fdb %s dev %s: %w", m, dev.Attrs().Name, err))
-		}
-	}
-	for m := range want {
-		if err := h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, State: netlink.NUD_NOARP,
-			Flags: netlink.NTF_MASTER, HardwareAddr: m.HardwareAddr()}); err != nil {
-			errs = append(errs, fmt.Errorf("fdb %s dev %s master static: %w", m, dev.Attrs().Name, err))
-		}
-	}
 	return errors.Join(errs...)
 }
 

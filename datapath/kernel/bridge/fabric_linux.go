@@ -478,7 +478,7 @@ func (f *Fabric) syncNetwork(l *leaf, st evpn.LeafState, n evpn.NetworkState, ac
 	var errs []error
 	for dev, macs := range local {
 		if lk, err := h.LinkByName(dev); err == nil {
-			errs = append(errs, syncLocalFDB(h, lk, macs))
+			errs = append(errs, SyncLocalFDB(h, lk, macs))
 		}
 	}
 	var neighs []neighEntry
@@ -490,9 +490,11 @@ func (f *Fabric) syncNetwork(l *leaf, st evpn.LeafState, n evpn.NetworkState, ac
 	return errors.Join(append(errs, syncFDB(h, vx, fdb), syncNeighs(h, br, neighs))...)
 }
 
-// syncLocalFDB makes dev's static bridge entries exactly macs (a MAC
-// bound on another port is moved there by the replace).
-func syncLocalFDB(h *netlink.Handle, dev netlink.Link, macs []evpn.MAC) error {
+// SyncLocalFDB makes dev's static bridge entries exactly macs (a MAC
+// bound on another port is moved there by the replace): a leaf's locally
+// bound MACs on its access ports, as netbed's kernel leaves and an FRR
+// leaf's access side hold them.
+func SyncLocalFDB(h *netlink.Handle, dev netlink.Link, macs []evpn.MAC) error {
 	idx := dev.Attrs().Index
 	have, err := h.NeighList(idx, unix.AF_BRIDGE)
 	if err != nil {

@@ -102,11 +102,6 @@ func BenchmarkThroughput(b *testing.B) {
 func iperf(ctx context.Context, src, dst, addr string) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	srv := exec.CommandContext(ctx, "ip", "netns", "exec", dst, "iperf3", "-s", "-1", "-B", addr)
-	if err := srv.Start(); err != nil {
-		return 0, fmt.Errorf("iperf3 server in %s: %w", dst, err)
-	}
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
 	var res struct {
 		Error string `json:"error"`
 		End   struct {
@@ -117,7 +112,26 @@ func iperf(ctx context.Context, src, dst, addr string) (float64, error) {
 	}
 	var out []byte
 	var err error
+	var srv *exec.Cmd
+	defer func() {
+		if srv != nil {
+			_ = srv.Process.Kill()
+			_ = srv.Wait()
+		}
+	}()
 	for try := 0; try < 50; try++ {
+		// A one-off server serves one client: a try that reached it and
+		// failed (CI saw every later try refused) needs a new one.
+		if srv == nil || srv.ProcessState != nil || try%10 == 0 {
+			if srv != nil {
+				_ = srv.Process.Kill()
+				_ = srv.Wait()
+			}
+			srv = exec.CommandContext(ctx, "ip", "netns", "exec", dst, "iperf3", "-s", "-1", "-B", addr)
+			if err := srv.Start(); err != nil {
+				return 0, fmt.Errorf("iperf3 server in %s: %w", dst, err)
+			}
+		}
 		// The server may not listen yet: the client is refused at once,
 		// and iperf3 -J may say so in its report with exit status 0.
 		out, err = exec.CommandContext(ctx, "ip", "netns", "exec", src, "iperf3", "-c", addr, "-t", "2", "-J").Output()

@@ -1,12 +1,15 @@
 package netnsrt_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,10 +101,57 @@ func BenchmarkThroughput(b *testing.B) {
 }
 
 // iperf runs iperf3 from namespace src to a one-off server in dst at
-// addr and returns the bits per second received.
+// addr and returns the bits per second received. A client is started only
+// once its server says it listens; a failed try starts a new server, and
+// the error carries what the last server said.
 func iperf(ctx context.Context, src, dst, addr string) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	var err error
+	for range 3 {
+		var bps float64
+		if bps, err = iperfOnce(ctx, src, dst, addr); err == nil {
+			return bps, nil
+		}
+	}
+	return 0, err
+}
+
+// iperfOnce starts a one-off iperf3 server in dst, waits until it
+// listens, and runs one client from src against it.
+func iperfOnce(ctx context.Context, src, dst, addr string) (float64, error) {
+	srv := exec.CommandContext(ctx, "ip", "netns", "exec", dst, "iperf3", "-s", "-1", "-B", addr, "--forceflush")
+	var errs bytes.Buffer
+	srv.Stderr = &errs
+	stdout, err := srv.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := srv.Start(); err != nil {
+		return 0, fmt.Errorf("iperf3 server in %s: %w", dst, err)
+	}
+	// stop ends the server and returns all it said (its stderr is
+	// written by exec's goroutine until Wait returns).
+	var said strings.Builder
+	stopped := false
+	stop := func() string {
+		if !stopped {
+			stopped = true
+			_ = srv.Process.Kill()
+			_ = srv.Wait()
+		}
+		return strings.TrimSpace(said.String() + errs.String())
+	}
+	defer stop()
+	lines := bufio.NewScanner(stdout)
+	listening := false
+	for !listening && lines.Scan() {
+		said.WriteString(lines.Text() + "\n")
+		listening = strings.HasPrefix(lines.Text(), "Server listening")
+	}
+	if !listening {
+		return 0, fmt.Errorf("iperf3 server in %s on %s never listened: %s", dst, addr, stop())
+	}
 	var res struct {
 		Error string `json:"error"`
 		End   struct {
@@ -110,43 +160,15 @@ func iperf(ctx context.Context, src, dst, addr string) (float64, error) {
 			} `json:"sum_received"`
 		} `json:"end"`
 	}
-	var out []byte
-	var err error
-	var srv *exec.Cmd
-	defer func() {
-		if srv != nil {
-			_ = srv.Process.Kill()
-			_ = srv.Wait()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", src, "iperf3", "-c", addr, "-t", "2", "-J").Output()
+	if err == nil {
+		// iperf3 -J may report an error with exit status 0.
+		if err = json.Unmarshal(out, &res); err == nil && res.Error != "" {
+			err = errors.New(res.Error)
 		}
-	}()
-	for try := 0; try < 50; try++ {
-		// A one-off server serves one client: a try that reached it and
-		// failed (CI saw every later try refused) needs a new one.
-		if try%10 == 0 {
-			if srv != nil {
-				_ = srv.Process.Kill()
-				_ = srv.Wait()
-			}
-			srv = exec.CommandContext(ctx, "ip", "netns", "exec", dst, "iperf3", "-s", "-1", "-B", addr)
-			if err := srv.Start(); err != nil {
-				return 0, fmt.Errorf("iperf3 server in %s: %w", dst, err)
-			}
-		}
-		// The server may not listen yet: the client is refused at once,
-		// and iperf3 -J may say so in its report with exit status 0.
-		out, err = exec.CommandContext(ctx, "ip", "netns", "exec", src, "iperf3", "-c", addr, "-t", "2", "-J").Output()
-		if err == nil {
-			if err = json.Unmarshal(out, &res); err == nil && res.Error != "" {
-				err = errors.New(res.Error)
-			}
-		}
-		if err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("iperf3 client in %s to %s: %w: %s", src, addr, err, out)
+		return 0, fmt.Errorf("iperf3 client in %s to %s: %w: %s (the server, once listening, said: %s)", src, addr, err, out, stop())
 	}
 	if bps := res.End.SumReceived.BitsPerSecond; bps > 0 {
 		return bps, nil

@@ -12,15 +12,16 @@ import (
 
 // familiesAgree checks that every IPv6 probe of a run had the outcome of
 // the IPv4 probe of the same pair, protocol and step: delivered, replied,
-// the deciding rule, the hop and switch hop counts. It returns how many
-// pairs it compared.
+// the deciding rule, the hop and switch hop counts. Probes of one key
+// (a truth table probes a pair on several ports) pair up in the order
+// they were sent. It returns how many pairs it compared.
 func familiesAgree(t *testing.T, probes []reports.Probe) int {
 	t.Helper()
 	key := func(p reports.Probe) string { return fmt.Sprintf("%s %s->%s %s", p.Tag, p.From, p.To, p.Proto) }
-	v4 := map[string]reports.Probe{}
+	v4 := map[string][]reports.Probe{}
 	for _, p := range probes {
 		if p.Family == "" {
-			v4[key(p)] = p
+			v4[key(p)] = append(v4[key(p)], p)
 		}
 	}
 	n := 0
@@ -28,14 +29,16 @@ func familiesAgree(t *testing.T, probes []reports.Probe) int {
 		if p6.Family != scenarios.FamilyIPv6 {
 			continue
 		}
-		p4, ok := v4[key(p6)]
-		if !ok {
+		k := key(p6)
+		if len(v4[k]) == 0 {
 			continue
 		}
+		p4 := v4[k][0]
+		v4[k] = v4[k][1:]
 		n++
 		if p4.Delivered != p6.Delivered || p4.Replied != p6.Replied || p4.Rule != p6.Rule || p4.Hops != p6.Hops || p4.SwitchHops != p6.SwitchHops {
 			t.Errorf("%s: IPv4 delivered=%v replied=%v rule=%q hops=%d/%d, IPv6 delivered=%v replied=%v rule=%q hops=%d/%d",
-				key(p6), p4.Delivered, p4.Replied, p4.Rule, p4.Hops, p4.SwitchHops, p6.Delivered, p6.Replied, p6.Rule, p6.Hops, p6.SwitchHops)
+				k, p4.Delivered, p4.Replied, p4.Rule, p4.Hops, p4.SwitchHops, p6.Delivered, p6.Replied, p6.Rule, p6.Hops, p6.SwitchHops)
 		}
 	}
 	return n
@@ -158,6 +161,26 @@ steps:
 	}
 	if n6 == 0 || 2*n6 != len(tt.Cells) {
 		t.Errorf("%d of %d cells over IPv6; want half", n6, len(tt.Cells))
+	}
+	// Every cell is a probe in the run's list, with what the table
+	// wanted of it, so that the report counts the drops it meant.
+	var mine []reports.Probe
+	for _, p := range run.Probes {
+		if p.Tag == tt.Tag {
+			mine = append(mine, p)
+		}
+	}
+	if len(mine) != len(tt.Cells) {
+		t.Errorf("%d probes tagged %s in the run; want one per cell (%d)", len(mine), tt.Tag, len(tt.Cells))
+	}
+	for i := range min(len(mine), len(tt.Cells)) {
+		want := reports.ExpectDropped
+		if tt.Cells[i].Expected {
+			want = reports.ExpectDelivered
+		}
+		if mine[i].Expect != want || mine[i].Replied != tt.Cells[i].Observed {
+			t.Errorf("probe %d %s -> %s: expect %q replied %v; the cell %s wants %q, observed %v", i, mine[i].From, mine[i].To, mine[i].Expect, mine[i].Replied, tt.Cells[i], want, tt.Cells[i].Observed)
+		}
 	}
 	// Every cell agrees but the one gen 3 cannot tell apart: it admits
 	// the web pod to the db on 5432 by identity, over both families.

@@ -210,7 +210,7 @@ func (r *runner) truthTable(ctx context.Context, i int, st *Step) error {
 					if want.Allowed {
 						res.Expect = reports.ExpectDelivered
 					}
-					r.run.Probes = append(r.run.Probes, res)
+					r.log.add(res)
 					why := "egress: " + want.Egress + "; ingress: " + want.Ingress
 					tt.Cells = append(tt.Cells, reports.Cell{From: a.String(), To: b.String(), Traffic: t.String() + v.label,
 						Expected: want.Allowed, Observed: res.Replied, Why: why, Rule: res.Rule})

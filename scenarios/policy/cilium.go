@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,13 +26,35 @@ type CiliumNetworkPolicy struct {
 
 // CiliumRule is one ingress or egress rule: its peers (Endpoints,
 // selectors over Cilium's pod labels; Entities, "world", "cluster" or
-// "all") and its ports. A rule with neither endpoints nor entities and
-// with ports applies to every peer (an L4-only rule); one with nothing
-// allows nothing.
+// "all"; CIDRs, from fromCIDR/toCIDR and fromCIDRSet/toCIDRSet) and its
+// ports. A rule with no peers and with ports applies to every peer (an
+// L4-only rule); one with nothing allows nothing.
 type CiliumRule struct {
 	Endpoints []metav1.LabelSelector
 	Entities  []string
+	CIDRs     []CIDRSet
 	Ports     []CiliumPort
+}
+
+// CIDRSet is a CIDR rule's block: the addresses of CIDR outside those of
+// Except. As Cilium documents, CIDR rules select addresses outside the
+// cluster: they never select a pod, whatever its address.
+type CIDRSet struct {
+	CIDR   netip.Prefix
+	Except []netip.Prefix
+}
+
+// Contains reports whether a is in the set.
+func (c CIDRSet) Contains(a netip.Addr) bool {
+	if !a.IsValid() || !c.CIDR.Contains(a) {
+		return false
+	}
+	for _, e := range c.Except {
+		if e.Contains(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // CiliumPort is one toPorts port: Port 0 means every port of Protocol
@@ -49,8 +72,9 @@ var ciliumKeys = map[string][]string{
 	"":                 {"apiVersion", "kind", "metadata", "spec"},
 	"metadata":         {"name", "namespace", "labels", "annotations"},
 	"spec":             {"endpointSelector", "ingress", "egress", "ingressDeny", "egressDeny", "description"},
-	"ingress":          {"fromEndpoints", "fromEntities", "toPorts"},
-	"egress":           {"toEndpoints", "toEntities", "toPorts"},
+	"ingress":          {"fromEndpoints", "fromEntities", "fromCIDR", "fromCIDRSet", "toPorts"},
+	"egress":           {"toEndpoints", "toEntities", "toCIDR", "toCIDRSet", "toPorts"},
+	"cidrSet":          {"cidr", "except"},
 	"toPorts":          {"ports"},
 	"ports":            {"port", "endPort", "protocol"},
 	"selector":         {"matchLabels", "matchExpressions"},
@@ -77,7 +101,7 @@ func checkKeys(v any, kind string, path *field.Path) error {
 				p = field.NewPath(k)
 			}
 			if !slices.Contains(ciliumKeys[kind], k) {
-				return fmt.Errorf("%s: %w (netbed reads endpointSelector, ingress/egress with fromEndpoints/toEndpoints, fromEntities/toEntities and toPorts, ingressDeny and egressDeny)", p, ErrUnsupported)
+				return fmt.Errorf("%s: %w (netbed reads endpointSelector, ingress/egress with fromEndpoints/toEndpoints, fromEntities/toEntities, fromCIDR/toCIDR, fromCIDRSet/toCIDRSet and toPorts, ingressDeny and egressDeny)", p, ErrUnsupported)
 			}
 			sub := k
 			switch {
@@ -89,8 +113,11 @@ func checkKeys(v any, kind string, path *field.Path) error {
 				sub = "egress"
 			case k == "endpointSelector" || k == "fromEndpoints" || k == "toEndpoints":
 				sub = "selector"
+			case k == "fromCIDRSet" || k == "toCIDRSet":
+				sub = "cidrSet"
 			case kind == "selector" && k == "matchLabels", k == "fromEntities", k == "toEntities", k == "values",
-				k == "apiVersion", k == "kind", k == "description", kind == "ports":
+				k == "apiVersion", k == "kind", k == "description", kind == "ports", kind == "cidrSet",
+				k == "fromCIDR", k == "toCIDR":
 				continue
 			}
 			if err := checkKeys(x[k], sub, p); err != nil {
@@ -126,6 +153,10 @@ type rawCiliumRule struct {
 	ToEndpoints   []metav1.LabelSelector `json:"toEndpoints"`
 	FromEntities  []string               `json:"fromEntities"`
 	ToEntities    []string               `json:"toEntities"`
+	FromCIDR      []string               `json:"fromCIDR"`
+	ToCIDR        []string               `json:"toCIDR"`
+	FromCIDRSet   []rawCIDRSet           `json:"fromCIDRSet"`
+	ToCIDRSet     []rawCIDRSet           `json:"toCIDRSet"`
 	ToPorts       []struct {
 		Ports []struct {
 			Port     string `json:"port"`
@@ -133,6 +164,11 @@ type rawCiliumRule struct {
 			Protocol string `json:"protocol"`
 		} `json:"ports"`
 	} `json:"toPorts"`
+}
+
+type rawCIDRSet struct {
+	CIDR   string   `json:"cidr"`
+	Except []string `json:"except"`
 }
 
 // parseCilium reads one CiliumNetworkPolicy document of the subset.
@@ -173,10 +209,26 @@ func parseCilium(data []byte) (*CiliumNetworkPolicy, error) {
 		for i, r := range sec.raw {
 			path := spec.Child(sec.name).Index(i)
 			cr := CiliumRule{Endpoints: r.FromEndpoints, Entities: r.FromEntities}
-			epField, entField := "fromEndpoints", "fromEntities"
+			epField, entField, cidrField := "fromEndpoints", "fromEntities", "fromCIDR"
+			cidrs, sets := r.FromCIDR, r.FromCIDRSet
 			if sec.egress {
 				cr.Endpoints, cr.Entities = r.ToEndpoints, r.ToEntities
-				epField, entField = "toEndpoints", "toEntities"
+				epField, entField, cidrField = "toEndpoints", "toEntities", "toCIDR"
+				cidrs, sets = r.ToCIDR, r.ToCIDRSet
+			}
+			for j, c := range cidrs {
+				pf, err := ciliumCIDR(c, path.Child(cidrField).Index(j))
+				if err != nil {
+					return nil, err
+				}
+				cr.CIDRs = append(cr.CIDRs, CIDRSet{CIDR: pf})
+			}
+			for j, set := range sets {
+				cs, err := ciliumCIDRSet(set, path.Child(cidrField+"Set").Index(j))
+				if err != nil {
+					return nil, err
+				}
+				cr.CIDRs = append(cr.CIDRs, cs)
 			}
 			for j := range cr.Endpoints {
 				cr.Endpoints[j] = stripSelector(cr.Endpoints[j])
@@ -203,6 +255,47 @@ func parseCilium(data []byte) (*CiliumNetworkPolicy, error) {
 		}
 	}
 	return p, nil
+}
+
+// ciliumCIDR reads a CIDR rule's prefix; a bare address is its host
+// prefix, as Cilium reads one.
+func ciliumCIDR(s string, p *field.Path) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%s: %w: Invalid value: %q: must be a CIDR or an address", p, ErrInvalid, s)
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	pf, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%s: %w: Invalid value: %q: must be a CIDR", p, ErrInvalid, s)
+	}
+	return pf.Masked(), nil
+}
+
+// ciliumCIDRSet reads a fromCIDRSet/toCIDRSet entry: every except must
+// lie inside the cidr (Cilium refuses the policy otherwise).
+func ciliumCIDRSet(raw rawCIDRSet, p *field.Path) (CIDRSet, error) {
+	if raw.CIDR == "" {
+		return CIDRSet{}, fmt.Errorf("%s: %w: Required value (cidrGroupRef, cidrGroupSelector: %w)", p.Child("cidr"), ErrInvalid, ErrUnsupported)
+	}
+	cidr, err := ciliumCIDR(raw.CIDR, p.Child("cidr"))
+	if err != nil {
+		return CIDRSet{}, err
+	}
+	cs := CIDRSet{CIDR: cidr}
+	for k, e := range raw.Except {
+		ex, err := ciliumCIDR(e, p.Child("except").Index(k))
+		if err != nil {
+			return CIDRSet{}, err
+		}
+		if ex.Addr().Is4() != cidr.Addr().Is4() || ex.Bits() < cidr.Bits() || !cidr.Contains(ex.Addr()) {
+			return CIDRSet{}, fmt.Errorf("%s: %w: Invalid value: %q: must lie inside cidr %s", p.Child("except").Index(k), ErrInvalid, e, cidr)
+		}
+		cs.Except = append(cs.Except, ex)
+	}
+	return cs, nil
 }
 
 func ciliumPort(port string, end int32, proto string, p *field.Path) (CiliumPort, error) {

@@ -124,9 +124,12 @@ type Verdict struct {
 // io.kubernetes.pod.namespace and io.cilium.k8s.namespace.labels.*) and
 // are confined to the policy's namespace unless they name
 // io.kubernetes.pod.namespace; entities: world (outside the cluster),
-// cluster (every pod), all. Within a rule, peers and ports are ANDed; a
-// rule with ports only admits every peer. A deny rule wins over every
-// allow.
+// cluster (every pod), all; fromCIDR/toCIDR and fromCIDRSet/toCIDRSet
+// (a cidr less its excepts) select addresses outside the cluster only:
+// as Cilium documents, a CIDR rule does not apply where both ends are
+// pods, even if a pod's address is in the CIDR. Within a rule, peers
+// and ports are ANDed; a rule with ports only admits every peer. A deny
+// rule wins over every allow.
 func (s *Set) Evaluate(c *Cluster, src, dst Peer, t Traffic) Verdict {
 	v := Verdict{Allowed: true, Egress: "not isolated", Ingress: "not isolated"}
 	if src.Pod != nil {
@@ -357,7 +360,12 @@ func stripSource(k string) string {
 }
 
 func ciliumMatch(c *Cluster, ns string, r *CiliumRule, peer Peer, dst *Pod, t Traffic) bool {
-	peerOK := len(r.Endpoints) == 0 && len(r.Entities) == 0 && len(r.Ports) > 0
+	peerOK := len(r.Endpoints) == 0 && len(r.Entities) == 0 && len(r.CIDRs) == 0 && len(r.Ports) > 0
+	if peer.Pod == nil {
+		for _, cs := range r.CIDRs {
+			peerOK = peerOK || cs.Contains(peer.IP)
+		}
+	}
 	for _, e := range r.Entities {
 		switch e {
 		case "all":

@@ -458,10 +458,61 @@ spec:
 	})
 }
 
+// TestCiliumCIDR: fromCIDR/toCIDR and fromCIDRSet/toCIDRSet select
+// addresses outside the cluster, less a set's excepts, and never a pod
+// whose address lies in the CIDR (Cilium's "CIDR rules do not apply to
+// traffic where both sides are managed by Cilium").
+func TestCiliumCIDR(t *testing.T) {
+	s := mustParse(t, `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: x}
+spec:
+  endpointSelector: {matchLabels: {pod: a}}
+  ingress:
+  - fromCIDR: [10.0.0.0/8, 192.0.2.7]
+    toPorts: [{ports: [{port: "80", protocol: TCP}]}]
+  - fromCIDRSet: [{cidr: "2001:db8::/32", except: ["2001:db8:1::/48"]}]
+  egress:
+  - toCIDRSet: [{cidr: 198.51.100.0/24, except: [198.51.100.128/25]}]
+    toPorts: [{ports: [{port: "443"}]}]
+`)
+	c := &Cluster{Pods: []*Pod{
+		pod("x", "a", "10.1.0.1", map[string]string{"pod": "a"}),
+		pod("x", "b", "10.1.0.2", map[string]string{"pod": "b"}),
+	}}
+	check(t, s, c, []cell{
+		{"10.9.9.9", "x/a", tcp(80), true},
+		{"10.9.9.9", "x/a", tcp(81), false},
+		{"192.0.2.7", "x/a", tcp(80), true}, // a bare address is its /32
+		{"192.0.2.8", "x/a", tcp(80), false},
+		{"x/b", "x/a", tcp(80), false}, // a pod in 10.0.0.0/8 is not selected
+		{"2001:db8:2::1", "x/a", tcp(22), true},
+		{"2001:db8:1::1", "x/a", tcp(22), false}, // except
+		{"x/a", "198.51.100.9", tcp(443), true},
+		{"x/a", "198.51.100.200", tcp(443), false}, // except
+		{"x/a", "198.51.100.9", tcp(80), false},
+		{"x/a", "x/b", tcp(443), false}, // egress isolated, no pod peer
+	})
+	head := "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: c}\nspec:\n  endpointSelector: {}\n"
+	for _, tc := range []struct{ src, want string }{
+		{head + "  ingress: [{fromCIDR: [10.0.0.0/33]}]\n", `spec.ingress[0].fromCIDR[0]: invalid: Invalid value: "10.0.0.0/33"`},
+		{head + "  egress: [{toCIDR: [nope]}]\n", `spec.egress[0].toCIDR[0]: invalid: Invalid value: "nope"`},
+		{head + "  egress: [{toCIDRSet: [{cidr: 10.0.0.0/16, except: [10.1.0.0/24]}]}]\n", `spec.egress[0].toCIDRSet[0].except[0]: invalid: Invalid value: "10.1.0.0/24": must lie inside cidr 10.0.0.0/16`},
+		{head + "  ingress: [{fromCIDRSet: [{except: [10.1.0.0/24]}]}]\n", `spec.ingress[0].fromCIDRSet[0].cidr: invalid: Required value`},
+	} {
+		_, err := Parse("cnp.yaml", []byte(tc.src))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("error %v, want %q", err, tc.want)
+		}
+	}
+}
+
 func TestCiliumUnsupported(t *testing.T) {
 	head := "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: c}\nspec:\n  endpointSelector: {}\n"
 	for _, tc := range []struct{ src, want string }{
-		{head + "  ingress: [{fromCIDR: [10.0.0.0/8]}]\n", "spec.ingress[0].fromCIDR: not supported yet"},
+		{head + "  ingress: [{fromRequires: [{matchLabels: {a: b}}]}]\n", "spec.ingress[0].fromRequires: not supported yet"},
+		{head + "  egress: [{toCIDRSet: [{cidrGroupRef: g}]}]\n", "spec.egress[0].toCIDRSet[0].cidrGroupRef: not supported yet"},
 		{head + "  egress: [{toFQDNs: [{matchName: x}]}]\n", "spec.egress[0].toFQDNs: not supported yet"},
 		{head + "  ingress: [{toPorts: [{ports: [{port: \"80\"}], rules: {http: []}}]}]\n", "spec.ingress[0].toPorts[0].rules: not supported yet"},
 		{head + "  ingress: [{fromEntities: [host]}]\n", `spec.ingress[0].fromEntities[0]: entity "host": not supported yet`},

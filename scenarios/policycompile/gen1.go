@@ -29,7 +29,8 @@ type Gen1 struct {
 // destination pod), then a drop of everything else; a direction in which
 // it is not isolated gets one accept-all rule. Replies pass the chain's
 // connection-tracking rule. Cilium's world entity is not compiled (a
-// security group cannot say "not a pod") and fails the compile.
+// security group cannot say "not a pod") and fails the compile, as does
+// a Cilium CIDR rule whose block holds a pod's address.
 func CompileGen1(s *policy.Set, c *policy.Cluster) (*Gen1, error) {
 	r, err := resolve(s, c)
 	if err != nil {
@@ -39,6 +40,13 @@ func CompileGen1(s *policy.Set, c *policy.Cluster) (*Gen1, error) {
 	for _, g := range r.grants {
 		if g.peers.world {
 			return nil, fmt.Errorf("compile %s for gen 1: entity world has no security-group form (remote prefixes cannot exclude the pods): %w", g.origin, ErrNoHostPolicy)
+		}
+		for _, b := range g.peers.blocks {
+			for _, p := range c.Pods {
+				if b.outside && b.contains(p.IP) {
+					return nil, fmt.Errorf("compile %s for gen 1: CIDR %s holds pod %s (%s), which a Cilium CIDR rule does not select and a remote prefix would: %w", g.origin, b, p, p.IP, ErrNoHostPolicy)
+				}
+			}
 		}
 	}
 	for _, p := range c.Pods {
@@ -132,7 +140,7 @@ func host(q *policy.Pod) netip.Prefix { return netip.PrefixFrom(q.IP, q.IP.BitLe
 
 func inBlocks(g *grant, q *policy.Pod) bool {
 	for _, b := range g.peers.blocks {
-		if b.contains(q.IP) {
+		if b.holdsPod(q.IP) {
 			return true
 		}
 	}

@@ -107,7 +107,7 @@ func CompileGen3(s *policy.Set, c *policy.Cluster, ids map[string]ebpf.Identity)
 			pods = append(pods, g.peers.pods...)
 			for _, b := range g.peers.blocks {
 				for _, p := range c.Pods {
-					if b.contains(p.IP) {
+					if b.holdsPod(p.IP) {
 						pods = append(pods, p)
 					}
 				}

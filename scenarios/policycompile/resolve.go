@@ -37,10 +37,17 @@ type peers struct {
 	world  bool
 }
 
+// block is an address block: a NetworkPolicy ipBlock, which holds the
+// pods whose addresses are in it, or a Cilium CIDR rule's (outside),
+// which holds addresses outside the cluster only.
 type block struct {
-	cidr   netip.Prefix
-	except []netip.Prefix
+	cidr    netip.Prefix
+	except  []netip.Prefix
+	outside bool
 }
+
+// holdsPod reports whether b admits pod address a.
+func (b block) holdsPod(a netip.Addr) bool { return !b.outside && b.contains(a) }
 
 func (b block) contains(a netip.Addr) bool {
 	if !b.cidr.Contains(a) {
@@ -248,7 +255,12 @@ func (r *resolved) cilium(cp *policy.CiliumNetworkPolicy, c *policy.Cluster) err
 		}
 		for j, rule := range sec.rules {
 			g := grant{egress: sec.egress, deny: sec.deny, subjects: subjects, origin: fmt.Sprintf("%s %s[%d]", key, sec.name, j)}
-			g.peers.any = len(rule.Endpoints) == 0 && len(rule.Entities) == 0 && len(rule.Ports) > 0
+			g.peers.any = len(rule.Endpoints) == 0 && len(rule.Entities) == 0 && len(rule.CIDRs) == 0 && len(rule.Ports) > 0
+			for _, cs := range rule.CIDRs {
+				b := block{cidr: cs.CIDR, except: cs.Except, outside: true}
+				g.peers.blocks = append(g.peers.blocks, b)
+				r.blocks = append(r.blocks, b)
+			}
 			for _, e := range rule.Entities {
 				switch e {
 				case "all":
@@ -284,7 +296,7 @@ func (r *resolved) cilium(cp *policy.CiliumNetworkPolicy, c *policy.Cluster) err
 					g.ports = append(g.ports, ps)
 				}
 			}
-			if g.peers.any || len(g.peers.pods) > 0 || g.peers.world {
+			if g.peers.any || len(g.peers.pods) > 0 || g.peers.world || len(g.peers.blocks) > 0 {
 				r.grants = append(r.grants, g)
 			}
 		}

@@ -238,7 +238,7 @@ func TestGlossaryLinked(t *testing.T) {
 	}
 	m, h := md.String(), html.String()
 	for _, want := range []string{
-		"- vlan drops: [bond-backup](#glossary) 1, [not-for-me](#glossary) 3",
+		"- vlan frames dropped in the fabric (probes and all other traffic), by reason: [bond-backup](#glossary) 1, [not-for-me](#glossary) 3",
 		"dropped at core1, [no-route](#glossary), rule [bond:backup](#glossary)",
 		"[1-schedule:host1](#glossary) → [2-4-port-created](#glossary)",
 		"## Glossary\n",

@@ -25,6 +25,11 @@ type Report struct {
 }
 
 // Failed reports whether any run failed.
+// dropsLead introduces a run's drop counts: every frame the fabric
+// dropped, the instances' own ARP and neighbour discovery included, not
+// only the probes (whose drops the probe list shows).
+const dropsLead = "frames dropped in the fabric (probes and all other traffic), by reason: "
+
 func (r *Report) Failed() bool {
 	for _, run := range r.Runs {
 		if run.Failed() {
@@ -152,7 +157,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 				for _, k := range sortedKeys(run.Drops) {
 					parts = append(parts, fmt.Sprintf("%s %d", mdTerm(KindReason, k), run.Drops[k]))
 				}
-				fmt.Fprintf(&b, "- %s drops: %s\n", run.Generation, strings.Join(parts, ", "))
+				fmt.Fprintf(&b, "- %s %s%s\n", run.Generation, dropsLead, strings.Join(parts, ", "))
 			}
 			for _, f := range run.Faults {
 				fmt.Fprintf(&b, "- %s %s\n", run.Generation, f)
@@ -683,7 +688,7 @@ func WriteHTML(w io.Writer, r *Report) error {
 				for _, k := range sortedKeys(run.Drops) {
 					parts = append(parts, fmt.Sprintf("%s %d", htmlTerm(KindReason, k), run.Drops[k]))
 				}
-				sec.Notes = append(sec.Notes, template.HTML(template.HTMLEscapeString(run.Generation+" drops: ")+strings.Join(parts, ", ")))
+				sec.Notes = append(sec.Notes, template.HTML(template.HTMLEscapeString(run.Generation+" "+dropsLead)+strings.Join(parts, ", ")))
 			}
 			for _, f := range run.Faults {
 				sec.Notes = append(sec.Notes, template.HTML(template.HTMLEscapeString(run.Generation+" "+f.String())))

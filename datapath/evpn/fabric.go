@@ -129,6 +129,33 @@ type instState struct {
 	external bool // the overlay is a controller's (Options.ExternalOverlay)
 }
 
+type vniMAC struct {
+	vni uint32
+	mac MAC
+}
+
+type l3Addr struct {
+	l3vni uint32
+	ip    netip.Addr
+}
+
+// index records in under its MAC and addresses; unindex forgets them.
+func (f *Fabric) index(in *instState) {
+	f.byMAC[vniMAC{in.net.spec.VNI, in.route.MAC}] = in
+	f.byIP[l3Addr{in.net.l3vni, in.spec.IP.Addr()}] = in
+	if in.spec.IP6.IsValid() {
+		f.byIP[l3Addr{in.net.l3vni, in.spec.IP6.Addr()}] = in
+	}
+}
+
+func (f *Fabric) unindex(in *instState) {
+	delete(f.byMAC, vniMAC{in.net.spec.VNI, in.route.MAC})
+	delete(f.byIP, l3Addr{in.net.l3vni, in.spec.IP.Addr()})
+	if in.spec.IP6.IsValid() {
+		delete(f.byIP, l3Addr{in.net.l3vni, in.spec.IP6.Addr()})
+	}
+}
+
 type portUse struct {
 	leaf *Leaf
 	port int
@@ -158,8 +185,12 @@ type Fabric struct {
 	byVLAN    map[uint16]*netState
 	tenants   map[string]uint32
 	instances map[string]*instState
-	portRefs  map[portUse]int
-	byVTEP    map[netip.Addr]*Leaf
+	// byMAC and byIP index the instances by (VNI, MAC) and (L3 VNI,
+	// address, v4 or v6) for AddInstance's uniqueness checks.
+	byMAC    map[vniMAC]*instState
+	byIP     map[l3Addr]*instState
+	portRefs map[portUse]int
+	byVTEP   map[netip.Addr]*Leaf
 
 	graph       *underlayGraph
 	linkDown    map[*topologies.Link]bool
@@ -198,6 +229,7 @@ func New(t *topologies.Topology, opts Options) (*Fabric, error) {
 		up:       map[string][]uplink{},
 		networks: map[string]*netState{}, byVNI: map[uint32]*netState{}, byVLAN: map[uint16]*netState{},
 		tenants: map[string]uint32{}, instances: map[string]*instState{},
+		byMAC: map[vniMAC]*instState{}, byIP: map[l3Addr]*instState{},
 		portRefs: map[portUse]int{}, byVTEP: map[netip.Addr]*Leaf{},
 	}
 	if !opts.LeafTables {
@@ -524,16 +556,14 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 		return nil, datapath.Wire{}, fmt.Errorf("%s: host %s: %w", where, s.Host, ErrNotLeaf)
 	}
 	mac := MACOf(s.MAC)
-	for _, o := range f.instances {
-		if o.net.spec.VNI == n.spec.VNI && o.route.MAC == mac {
-			return nil, datapath.Wire{}, fmt.Errorf("%s: %w: MAC %v is instance %q's in network %q", where, ErrExists, s.MAC, o.spec.Name, s.Network)
-		}
-		if o.net.l3vni == n.l3vni && o.route.IP == s.IP.Addr() {
-			return nil, datapath.Wire{}, fmt.Errorf("%s: %w: IP %v is instance %q's in tenant %q", where, ErrExists, s.IP.Addr(), o.spec.Name, n.spec.Tenant)
-		}
-		if s.IP6.IsValid() && o.net.l3vni == n.l3vni && o.route6.IP == s.IP6.Addr() {
-			return nil, datapath.Wire{}, fmt.Errorf("%s: %w: IPv6 address %v is instance %q's in tenant %q", where, ErrExists, s.IP6.Addr(), o.spec.Name, n.spec.Tenant)
-		}
+	if o := f.byMAC[vniMAC{n.spec.VNI, mac}]; o != nil {
+		return nil, datapath.Wire{}, fmt.Errorf("%s: %w: MAC %v is instance %q's in network %q", where, ErrExists, s.MAC, o.spec.Name, s.Network)
+	}
+	if o := f.byIP[l3Addr{n.l3vni, s.IP.Addr()}]; o != nil {
+		return nil, datapath.Wire{}, fmt.Errorf("%s: %w: IP %v is instance %q's in tenant %q", where, ErrExists, s.IP.Addr(), o.spec.Name, n.spec.Tenant)
+	}
+	if o := f.byIP[l3Addr{n.l3vni, s.IP6.Addr()}]; s.IP6.IsValid() && o != nil {
+		return nil, datapath.Wire{}, fmt.Errorf("%s: %w: IPv6 address %v is instance %q's in tenant %q", where, ErrExists, s.IP6.Addr(), o.spec.Name, n.spec.Tenant)
 	}
 	gw := s.Gateway
 	if !gw.IsValid() {
@@ -571,6 +601,7 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 			key6 = Route{Type: MACIP, VNI: n.spec.VNI, L3VNI: n.l3vni, MAC: mac, IP: s.IP6.Addr()}
 		}
 		f.instances[s.Name] = &instState{spec: s, net: n, host: s.Host, node: inst, external: true, route: key, route6: key6}
+		f.index(f.instances[s.Name])
 		w := datapath.Wire{A: datapath.PortRef{Node: s.Name, Port: 0}, B: datapath.PortRef{Node: s.Host, Port: hostPort}}
 		return inst, w, nil
 	}
@@ -614,6 +645,7 @@ func (f *Fabric) AddInstance(s datapath.InstanceSpec) (datapath.Node, datapath.W
 	inst := newNode()
 	f.instances[s.Name] = &instState{spec: s, net: n, host: s.Host, primary: primary.leaf,
 		leafPort: primary.leafPort, route: rt, route6: rt6, node: inst}
+	f.index(f.instances[s.Name])
 	w := datapath.Wire{A: datapath.PortRef{Node: s.Name, Port: 0}, B: datapath.PortRef{Node: s.Host, Port: hostPort}}
 	return inst, w, nil
 }
@@ -636,6 +668,7 @@ func (f *Fabric) RemoveInstance(name string) error {
 		return fmt.Errorf("remove instance %q: %w", name, ErrNotFound)
 	}
 	delete(f.instances, name)
+	f.unindex(in)
 	if in.external {
 		f.hosts[in.host].DetachInstance(name)
 		f.hosts[in.host].sync()

@@ -601,6 +601,27 @@ func TestFabricErrors(t *testing.T) {
 	if c := f.Table().Counts(); c.MACIP != 1 || c.InclusiveMulticast != 1 {
 		t.Errorf("table after failed adds: %+v", c)
 	}
+	// A removed instance's MAC and IP are free again, for another name.
+	if err := f.RemoveInstance(good.Name); err != nil {
+		t.Fatal(err)
+	}
+	again := bad(func(s *datapath.InstanceSpec) { s.IP, s.MAC = good.IP, good.MAC })
+	if _, _, err := f.AddInstance(again); err != nil {
+		t.Errorf("AddInstance with a removed instance's MAC and IP: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		mod  func(*datapath.InstanceSpec)
+	}{
+		{"same-ip", func(s *datapath.InstanceSpec) { s.IP = again.IP }},
+		{"same-mac", func(s *datapath.InstanceSpec) { s.MAC = again.MAC }},
+	} {
+		s := bad(c.mod)
+		s.Name = "z"
+		if _, _, err := f.AddInstance(s); !errors.Is(err, ErrExists) {
+			t.Errorf("AddInstance %s as the re-added instance: %v, want %v", c.name, err, ErrExists)
+		}
+	}
 	bad3 := &topologies.Topology{Name: "bad"}
 	bad3.AddNode("c1", topologies.RoleCore)
 	if _, err := New(bad3, Options{}); !errors.Is(err, ErrBadFabric) {

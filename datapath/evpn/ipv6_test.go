@@ -508,6 +508,13 @@ func TestDualStackInstanceRoutes(t *testing.T) {
 			}
 		})
 	}
+	// The removed r1's IPv6 address is free again.
+	s := datapath.InstanceSpec{Name: "r1-again", Host: "host3", Network: "red1",
+		MAC: net.HardwareAddr{2, 0x20, 0, 0, 0, 2}, IP: netip.MustParsePrefix("10.0.1.78/24"),
+		IP6: netip.PrefixFrom(v6["r1"], 64)}
+	if _, _, err := tb.f.AddInstance(s); err != nil {
+		t.Errorf("AddInstance with removed r1's IPv6 address: %v", err)
+	}
 }
 
 // solicitation reports whether b carries a neighbour solicitation,

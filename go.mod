@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/cilium/ebpf v0.20.0
 	github.com/containernetworking/cni v1.3.1
+	github.com/google/btree v1.1.3
 	github.com/google/gopacket v1.1.19
 	github.com/osrg/gobgp/v3 v3.37.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3

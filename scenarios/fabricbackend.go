@@ -53,11 +53,18 @@ type FabricOptions struct {
 	// only costs wall time (a spawn of 256 VMs took 12 s), and its store
 	// must outlive a controller restart in the process, not a power cut.
 	StoreNoSync bool
+	// MemoryStore holds the controller's store in memory (store.Memory,
+	// Bolt's in-memory twin) instead of a bbolt file: same service, same
+	// transactions, no pages written. For netbed plan, whose controller
+	// takes every port of a four-zone spawn and lives in this process;
+	// refused where the controller runs as its own process (netns).
+	MemoryStore bool
 }
 
 // FabricBackend is the Backend every runtime shares: it builds the
 // generation's fabric on the topology, runs the controller (the real
-// service over a real bbolt store, and the CNC for gen 2), follows the
+// service over a real bbolt store, or its in-memory twin with
+// FabricOptions.MemoryStore, and the CNC for gen 2), follows the
 // generation's spawn flow, and leaves packets and time to its Runtime.
 type FabricBackend struct {
 	opts FabricOptions
@@ -74,6 +81,7 @@ type FabricBackend struct {
 	// PodAttacher): the controller's unix socket, the local IPAM state.
 	cniDir    string
 	st        store.Store
+	mem       *store.Memory // MemoryStore's data, kept over controller restarts
 	svc       *controller.Service
 	api       controller.API // svc, or a client of it over HTTP
 	srv       *http.Server
@@ -201,6 +209,9 @@ func (b *FabricBackend) Start(ctx context.Context, env Env) error {
 		return err
 	}
 	if ch, ok := b.rt.(ControllerHost); ok {
+		if b.opts.MemoryStore {
+			return fmt.Errorf("controller: a store in memory cannot serve %T's controller, which runs as its own process", b.rt)
+		}
 		// The controller is its own process, reached on its socket.
 		if b.ctl.bin, err = ch.ControllerBinary(); err != nil {
 			return fmt.Errorf("controller: %w", err)
@@ -318,9 +329,18 @@ func (b *FabricBackend) startController() error {
 		}
 		return nil
 	}
-	st, err := store.OpenBolt(b.storePath, store.BoltOptions{NoSync: b.opts.StoreNoSync})
-	if err != nil {
-		return fmt.Errorf("open controller store %s: %w", b.storePath, err)
+	var st store.Store
+	if b.opts.MemoryStore {
+		if b.mem == nil {
+			b.mem = store.NewMemory()
+		}
+		st = b.mem.Reopen()
+	} else {
+		bs, err := store.OpenBolt(b.storePath, store.BoltOptions{NoSync: b.opts.StoreNoSync})
+		if err != nil {
+			return fmt.Errorf("open controller store %s: %w", b.storePath, err)
+		}
+		st = bs
 	}
 	b.st = st
 	b.svc = controller.New(st, nil, controller.SystemClock{})

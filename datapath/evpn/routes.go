@@ -202,14 +202,43 @@ func (c *Counts) add(t RouteType, d int) {
 type RouteTable struct {
 	routes map[key]Route
 	byMAC  map[macKey][]netip.Addr // type-2 keys by (VNI, MAC): their IPs
+	// byVNI holds the keys Import(vni) returns: every route under its
+	// VNI, and a type 5 or a type 2 with an IP under its L3 VNI too.
+	byVNI  map[uint32]map[key]struct{}
 	subs   map[int]func(Update)
+	order  []int // subs' IDs, ascending: the order subscribers are called in
 	nextID int
 	moves  int
 }
 
 // NewRouteTable returns an empty table.
 func NewRouteTable() *RouteTable {
-	return &RouteTable{routes: map[key]Route{}, byMAC: map[macKey][]netip.Addr{}, subs: map[int]func(Update){}}
+	return &RouteTable{routes: map[key]Route{}, byMAC: map[macKey][]netip.Addr{},
+		byVNI: map[uint32]map[key]struct{}{}, subs: map[int]func(Update){}}
+}
+
+// index adds k (r's key) to, or (add false) removes it from, the sets
+// Import reads: r's VNI's, and its L3 VNI's for a type 5 or a type 2 with
+// an IP.
+func (t *RouteTable) index(k key, r Route, add bool) {
+	vnis := []uint32{r.VNI}
+	if r.Type == IPPrefix || r.IP.IsValid() {
+		vnis = append(vnis, r.L3VNI)
+	}
+	for _, n := range vnis {
+		set := t.byVNI[n]
+		switch {
+		case add && set == nil:
+			t.byVNI[n] = map[key]struct{}{k: {}}
+		case add:
+			set[k] = struct{}{}
+		case set != nil:
+			delete(set, k)
+			if len(set) == 0 {
+				delete(t.byVNI, n)
+			}
+		}
+	}
 }
 
 // Add installs or replaces r and notifies subscribers. Adding a route that
@@ -255,7 +284,9 @@ func (t *RouteTable) Withdraw(r Route) error {
 }
 
 func (t *RouteTable) put(r Route) {
-	t.routes[r.key()] = r
+	k := r.key()
+	t.routes[k] = r
+	t.index(k, r, true)
 	if r.Type == MACIP {
 		mk := macKey{r.VNI, r.MAC}
 		t.byMAC[mk] = append(t.byMAC[mk], r.IP)
@@ -263,7 +294,9 @@ func (t *RouteTable) put(r Route) {
 }
 
 func (t *RouteTable) remove(r Route) {
-	delete(t.routes, r.key())
+	k := r.key()
+	delete(t.routes, k)
+	t.index(k, r, false)
 	if r.Type == MACIP {
 		mk := macKey{r.VNI, r.MAC}
 		ips := slices.DeleteFunc(t.byMAC[mk], func(a netip.Addr) bool { return a == r.IP })
@@ -304,12 +337,9 @@ func (t *RouteTable) WithdrawVTEP(vtep netip.Addr) int {
 }
 
 func (t *RouteTable) notify(u Update) {
-	ids := make([]int, 0, len(t.subs))
-	for id := range t.subs {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	// A subscriber may cancel itself or another meanwhile: walk a copy
+	// only then (cancel replaces t.order).
+	for _, id := range t.order {
 		if f, ok := t.subs[id]; ok {
 			f(u)
 		}
@@ -323,7 +353,14 @@ func (t *RouteTable) Subscribe(f func(Update)) (cancel func()) {
 	id := t.nextID
 	t.nextID++
 	t.subs[id] = f
-	return func() { delete(t.subs, id) }
+	t.order = append(t.order, id)
+	return func() {
+		if _, ok := t.subs[id]; !ok {
+			return
+		}
+		delete(t.subs, id)
+		t.order = slices.DeleteFunc(slices.Clone(t.order), func(x int) bool { return x == id })
+	}
 }
 
 // Routes returns every route in a stable order (type, VNI, key).
@@ -340,11 +377,13 @@ func (t *RouteTable) Routes() []Route {
 // imports for it: type-2 and type-3 routes whose L2 VNI is vni, and type-2
 // (with an IP) and type-5 routes whose L3 VNI is vni.
 func (t *RouteTable) Import(vni uint32) []Route {
-	var out []Route
-	for _, r := range t.routes {
-		if r.VNI == vni || (r.L3VNI == vni && (r.Type == IPPrefix || r.IP.IsValid())) {
-			out = append(out, r)
-		}
+	set := t.byVNI[vni]
+	if len(set) == 0 {
+		return nil
+	}
+	out := make([]Route, 0, len(set))
+	for k := range set {
+		out = append(out, t.routes[k])
 	}
 	slices.SortFunc(out, compareRoutes)
 	return out

@@ -3,6 +3,7 @@ package evpn
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -203,7 +204,9 @@ func FuzzRouteTable(f *testing.F) {
 		vteps := []netip.Addr{vtep1, vtep2}
 		for i := 0; i+3 < len(b); i += 4 {
 			op, typ, a, v := b[i], b[i+1], b[i+2], b[i+3]
-			r := Route{VTEP: vteps[v%2], VNI: 100 + uint32(a%3), L3VNI: 50001}
+			// An L3 VNI that is also an L2 VNI (100) too: Import(100)
+			// holds such a route once.
+			r := Route{VTEP: vteps[v%2], VNI: 100 + uint32(a%3), L3VNI: []uint32{50001, 50002, 100}[(v/2)%3]}
 			switch typ % 3 {
 			case 0:
 				r.Type, r.MAC = MACIP, MAC{2, 0, 0, 0, 0, a % 5}
@@ -215,12 +218,28 @@ func FuzzRouteTable(f *testing.F) {
 			default:
 				r.Type, r.Prefix = IPPrefix, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, a, 0, 0}), 16)
 			}
-			if op%3 == 2 {
+			switch {
+			case op == 255:
+				tb.WithdrawVTEP(r.VTEP)
+			case op%3 == 2:
 				_ = tb.Withdraw(r)
-			} else {
+			default:
 				_ = tb.Add(r)
 			}
 			rs := tb.Routes()
+			// Import against a scan of every route.
+			for _, vni := range []uint32{100, 101, 102, 50001, 50002} {
+				var want []Route
+				for _, r := range rs {
+					if r.VNI == vni || (r.L3VNI == vni && (r.Type == IPPrefix || r.IP.IsValid())) {
+						want = append(want, r)
+					}
+				}
+				slices.SortFunc(want, compareRoutes)
+				if got := tb.Import(vni); !slices.Equal(got, want) {
+					t.Fatalf("Import(%d) = %v, want %v", vni, got, want)
+				}
+			}
 			c := tb.Counts()
 			if c.Total() != len(rs) {
 				t.Fatalf("counts %+v for %d routes", c, len(rs))
@@ -245,4 +264,30 @@ func FuzzRouteTable(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRouteTableSubscribers: subscribers hear each change in the order
+// they subscribed; one that cancels (itself or another) while being told
+// is not told again, and the others still hear that change.
+func TestRouteTableSubscribers(t *testing.T) {
+	tb := NewRouteTable()
+	var heard []string
+	var cancelB, cancelC func()
+	tb.Subscribe(func(Update) { heard = append(heard, "a") })
+	cancelB = tb.Subscribe(func(Update) {
+		heard = append(heard, "b")
+		cancelB()
+		cancelC()
+	})
+	cancelC = tb.Subscribe(func(Update) { heard = append(heard, "c") })
+	tb.Subscribe(func(Update) { heard = append(heard, "d") })
+	for _, ip := range []netip.Addr{ipA, ipB} {
+		if err := tb.Add(Route{Type: MACIP, VNI: 100, L3VNI: 50001, MAC: macA, IP: ip, VTEP: vtep1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancelB() // again: no effect
+	if want := []string{"a", "b", "d", "a", "d"}; !slices.Equal(heard, want) {
+		t.Errorf("heard %v, want %v", heard, want)
+	}
 }

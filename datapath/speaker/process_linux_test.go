@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"testing"
@@ -25,19 +26,43 @@ import (
 
 const envConfig = "NETBED_SPEAKER_CONFIG"
 
+// envProfile names a directory where each speaker process started with
+// envConfig writes a CPU profile of its life (<node>.sock.json.prof),
+// to see where a benchmark's speakers spend their time.
+const envProfile = "NETBED_SPEAKER_CPUPROFILE_DIR"
+
 // TestMain doubles as the speaker process: with envConfig set, the test
 // binary runs that speaker until SIGTERM, as `netbed speaker` does.
 func TestMain(m *testing.M) {
 	if path := os.Getenv(envConfig); path != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
-		if err := speaker.RunFile(ctx, path); err != nil {
+		if dir := os.Getenv(envProfile); dir != "" {
+			if err := startProfile(filepath.Join(dir, filepath.Base(path)+".prof")); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		}
+		err := speaker.RunFile(ctx, path)
+		pprof.StopCPUProfile()
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+func startProfile(path string) error {
+	w, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("speaker CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(w); err != nil {
+		return fmt.Errorf("speaker CPU profile %s: %w", path, err)
+	}
+	return nil
 }
 
 // nsFabric is a spine and two leaves as namespaces joined by veth pairs

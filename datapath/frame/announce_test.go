@@ -132,3 +132,27 @@ func TestIsResolution(t *testing.T) {
 		}
 	}
 }
+
+// The announcements, built byte by byte (package gratuitous), are the
+// frames gopacket serializes from the same fields.
+func TestAnnouncementsMatchGopacket(t *testing.T) {
+	for _, ip := range []netip.Addr{netip.MustParseAddr("10.7.0.5"), netip.MustParseAddr("192.168.255.1")} {
+		if got, want := GratuitousARP(annMAC, ip), ARPRequest(annMAC, ip, ip); !bytes.Equal(got, want) {
+			t.Errorf("gratuitous ARP for %v:\n got % x\nwant % x", ip, got, want)
+		}
+	}
+	for _, target := range []netip.Addr{LinkLocal(annMAC), netip.MustParseAddr("fd00::12:3456")} {
+		ip := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolICMPv6, HopLimit: 255,
+			SrcIP: target.AsSlice(), DstIP: net.ParseIP("ff02::1")}
+		icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeNeighborAdvertisement, 0)}
+		if err := icmp.SetNetworkLayerForChecksum(ip); err != nil {
+			t.Fatal(err)
+		}
+		na := &layers.ICMPv6NeighborAdvertisement{Flags: NAOverride, TargetAddress: target.AsSlice(),
+			Options: layers.ICMPv6Options{{Type: layers.ICMPv6OptTargetAddress, Data: annMAC}}}
+		want := mustSerialize(append(Ethernet(annMAC, AllNodesMAC, layers.EthernetTypeIPv6, 0), ip, icmp, na)...)
+		if got := UnsolicitedNA(annMAC, target); !bytes.Equal(got, want) {
+			t.Errorf("unsolicited NA for %v:\n got % x\nwant % x", target, got, want)
+		}
+	}
+}

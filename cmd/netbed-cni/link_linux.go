@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/gratuitous"
 	"github.com/netbed/netbed/internal/announce"
 	labns "github.com/netbed/netbed/topologies/netns"
 )
@@ -215,9 +215,9 @@ func announcements(mac net.HardwareAddr, addrs []netip.Prefix) [][]byte {
 	var out [][]byte
 	for _, a := range addrs {
 		if a.Addr().Is4() {
-			out = append(out, frame.GratuitousARP(mac, a.Addr()))
+			out = append(out, gratuitous.ARP(mac, a.Addr()))
 		} else {
-			out = append(out, frame.UnsolicitedNA(mac, a.Addr()))
+			out = append(out, gratuitous.NA(mac, a.Addr()))
 		}
 	}
 	return out

@@ -132,14 +132,20 @@ type MapSpec struct {
 }
 
 // HashMap is the userspace twin of a BPF hash map: lookups copy the value
-// out, updates fail with ErrMapFull past MaxEntries.
+// out, updates fail with ErrMapFull past MaxEntries. The conntrack key
+// types are stored in an open-addressing table (table.go), the others in
+// a Go map.
 type HashMap[K comparable, V any] struct {
 	spec MapSpec
 	m    map[K]V
+	t    *table[K, V] // instead of m when the key type has a hash here
 }
 
 // NewHashMap returns an empty map.
 func NewHashMap[K comparable, V any](spec MapSpec) *HashMap[K, V] {
+	if h := hasherOf[K](); h != nil {
+		return &HashMap[K, V]{spec: spec, t: &table[K, V]{hash: h}}
+	}
 	return &HashMap[K, V]{spec: spec, m: make(map[K]V)}
 }
 
@@ -148,12 +154,30 @@ func (h *HashMap[K, V]) Spec() MapSpec { return h.spec }
 
 // Lookup returns the value for k.
 func (h *HashMap[K, V]) Lookup(k K) (V, bool) {
+	if h.t != nil {
+		if p := h.t.ref(k); p != nil {
+			return *p, true
+		}
+		var zero V
+		return zero, false
+	}
 	v, ok := h.m[k]
 	return v, ok
 }
 
+// ref returns k's value in place, nil if absent, good until the next
+// Update or Delete. Only for a key type stored in a table (hasherOf):
+// a Go map's values have no address.
+func (h *HashMap[K, V]) ref(k K) *V { return h.t.ref(k) }
+
 // Update inserts or replaces k.
 func (h *HashMap[K, V]) Update(k K, v V) error {
+	if h.t != nil {
+		if h.t.put(k, v, h.spec.MaxEntries) {
+			return fmt.Errorf("update map %s: %w (%d entries)", h.spec.Name, ErrMapFull, h.spec.MaxEntries)
+		}
+		return nil
+	}
 	if h.spec.MaxEntries > 0 && len(h.m) >= h.spec.MaxEntries {
 		if _, ok := h.m[k]; !ok {
 			return fmt.Errorf("update map %s: %w (%d entries)", h.spec.Name, ErrMapFull, h.spec.MaxEntries)
@@ -165,6 +189,12 @@ func (h *HashMap[K, V]) Update(k K, v V) error {
 
 // Delete removes k.
 func (h *HashMap[K, V]) Delete(k K) error {
+	if h.t != nil {
+		if !h.t.del(k) {
+			return fmt.Errorf("delete from map %s: %w", h.spec.Name, ErrKeyNotExist)
+		}
+		return nil
+	}
 	if _, ok := h.m[k]; !ok {
 		return fmt.Errorf("delete from map %s: %w", h.spec.Name, ErrKeyNotExist)
 	}
@@ -173,14 +203,29 @@ func (h *HashMap[K, V]) Delete(k K) error {
 }
 
 // Len returns the number of entries.
-func (h *HashMap[K, V]) Len() int { return len(h.m) }
+func (h *HashMap[K, V]) Len() int {
+	if h.t != nil {
+		return h.t.n
+	}
+	return len(h.m)
+}
 
 // Clear removes every entry.
-func (h *HashMap[K, V]) Clear() { clear(h.m) }
+func (h *HashMap[K, V]) Clear() {
+	if h.t != nil {
+		h.t.clear()
+		return
+	}
+	clear(h.m)
+}
 
 // Range calls fn for every entry in no particular order until fn returns
-// false.
+// false. fn must not update or delete entries.
 func (h *HashMap[K, V]) Range(fn func(K, V) bool) {
+	if h.t != nil {
+		h.t.each(fn)
+		return
+	}
 	for k, v := range h.m {
 		if !fn(k, v) {
 			return

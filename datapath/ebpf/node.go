@@ -564,18 +564,39 @@ func decTTL(b []byte) {
 // still full the flow goes untracked, and replies to it then face the
 // policy like new traffic.
 func (n *Node) ctTrack(now time.Duration, k CTKey, id Identity, size int) {
-	e, ok := n.maps.CT.Lookup(k)
-	n.ctUpdate(now, k, e, ok && ctFresh(now, e), id, size)
+	// In place: one probe of the table, not a lookup and an update.
+	if p := n.maps.CT.ref(k); p != nil && ctFresh(now, *p) {
+		ctCount(now, p, size)
+		return
+	}
+	n.ctNew(now, k, id, size)
 }
 
-// ctUpdate counts a packet of flow k, whose entry e is live or not.
-func (n *Node) ctUpdate(now time.Duration, k CTKey, e CTEntry, live bool, id Identity, size int) {
-	if !live {
-		e = CTEntry{Created: uint64(now), Identity: uint32(id)}
-	}
+// ctCount counts a packet of size bytes on the live entry e.
+func ctCount(now time.Duration, e *CTEntry, size int) {
 	e.Packets++
 	e.Bytes += uint64(size)
 	e.LastSeen = uint64(now)
+}
+
+// ctReply returns, in place, the live conntrack entry of the flow whose
+// reply is the IPv4 frame b with tuple k, nil if none. An echo request
+// is never a reply: it skips the lookup.
+func (n *Node) ctReply(now time.Duration, k CTKey, b []byte) *CTEntry {
+	if echoRequest(b) {
+		return nil
+	}
+	if p := n.maps.CT.ref(reverse(k)); p != nil && ctFresh(now, *p) {
+		return p
+	}
+	return nil
+}
+
+// ctNew starts the entry of flow k (replacing an expired one) with its
+// first packet.
+func (n *Node) ctNew(now time.Duration, k CTKey, id Identity, size int) {
+	e := CTEntry{Created: uint64(now), Identity: uint32(id)}
+	ctCount(now, &e, size)
 	if err := n.maps.CT.Update(k, e); err != nil {
 		n.ctGC(now)
 		_ = n.maps.CT.Update(k, e)
@@ -606,9 +627,8 @@ func (n *Node) ctGC(now time.Duration) {
 // enforced endpoint denies what nothing allows.
 func (n *Node) ingress(now time.Duration, src Identity, ep *Endpoint, b []byte) (bool, string) {
 	k, proto, dport := flow(b)
-	rk := reverse(k)
-	if e, ok := n.maps.CT.Lookup(rk); ok && ctFresh(now, e) && !echoRequest(b) {
-		n.ctUpdate(now, rk, e, true, src, len(b))
+	if p := n.ctReply(now, k, b); p != nil {
+		ctCount(now, p, len(b))
 		return true, "ct:reply"
 	}
 	pk, e, ok := PolicyLookup(n.maps.Policy, src, ep.Identity, proto, dport)
@@ -643,7 +663,7 @@ func (n *Node) egress(now time.Duration, ep *Endpoint, dst [4]byte, b []byte) (b
 		return true, ""
 	}
 	k, proto, dport := flow(b)
-	if e, ok := n.maps.CT.Lookup(reverse(k)); ok && ctFresh(now, e) && !echoRequest(b) {
+	if n.ctReply(now, k, b) != nil {
 		return true, "ct:reply"
 	}
 	remote := IdentityWorld

@@ -14,6 +14,7 @@ import (
 	"github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/stack"
+	"github.com/netbed/netbed/datapath/vlan"
 	"github.com/netbed/netbed/sim"
 	"github.com/netbed/netbed/topologies"
 )
@@ -158,6 +159,51 @@ func evpnAllPairs(b *testing.B, devCost sim.DeviceCost) {
 		ip[2], ip[3] = byte((h+2)>>8), byte(h+2)
 		spec := datapath.InstanceSpec{Name: fmt.Sprintf("vm%d", h), Host: hn.Name, Network: nw.Name,
 			MAC: net.HardwareAddr{2, 0x10, 0, 0, byte(h >> 8), byte(h)}, IP: netip.PrefixFrom(netip.AddrFrom4(ip), 16), Gateway: nw.Gateway}
+		nd, err := e.AddInstance(f, spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		names, insts = append(names, spec.Name), append(insts, nd.(*stack.Instance))
+	}
+	allPairs(b, e, names, insts)
+}
+
+// BenchmarkVLANAllPairs is gen 1 (Ctrip's host model) on a three-tier
+// fabric of the same 256 hosts: 4 pods of 4 racks of 16 hosts, one
+// instance per host, a VLAN per rack (16, their gateways on the core, so
+// 15 of 16 pairs are routed there), all pairs as above. A VLAN per rack
+// rather than two across the fabric keeps the first round's ARP floods
+// (every switch trunk carries every VLAN) within reach of -benchtime 1x.
+func BenchmarkVLANAllPairs(b *testing.B) {
+	topo, err := topologies.ThreeTier(topologies.ThreeTierParams{Pods: 4, RacksPerPod: 4, HostsPerRack: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := vlan.New(topo, vlan.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var nets []datapath.NetworkSpec
+	for r := range 16 {
+		n := datapath.NetworkSpec{Name: fmt.Sprintf("rack%d", r), VLAN: uint16(10 + r),
+			Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(r), 0, 0}), 16)}
+		if err := f.AddNetwork(n); err != nil {
+			b.Fatal(err)
+		}
+		nets = append(nets, n)
+	}
+	e := sim.New(1)
+	if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{QueueFrames: 1024}); err != nil {
+		b.Fatal(err)
+	}
+	var names []string
+	var insts []*stack.Instance
+	for h, hn := range topo.NodesByRole(topologies.RoleHost) {
+		nw := nets[h/16]
+		ip := nw.Subnet.Addr().As4()
+		ip[3] = byte(10 + h%16)
+		spec := datapath.InstanceSpec{Name: fmt.Sprintf("vm%d", h), Host: hn.Name, Network: nw.Name,
+			IP: netip.PrefixFrom(netip.AddrFrom4(ip), 16)}
 		nd, err := e.AddInstance(f, spec)
 		if err != nil {
 			b.Fatal(err)

@@ -126,6 +126,7 @@ type Instance struct {
 	open  map[uint16]bool
 
 	arp     map[netip.Addr][6]byte
+	lastARP arpHit // the entry of arp found last
 	pending map[netip.Addr][]pending
 	probes  map[replyKey]outstanding
 	replies []Reply    // Replies: log made into Replies when asked
@@ -257,7 +258,39 @@ func (in *Instance) Neighbor(ip netip.Addr) (net.HardwareAddr, bool) {
 }
 
 // FlushARP empties the ARP cache (packets waiting for ARP stay queued).
-func (in *Instance) FlushARP() { clear(in.arp) }
+func (in *Instance) FlushARP() {
+	clear(in.arp)
+	in.lastARP = arpHit{}
+}
+
+// arpHit is the neighbour cache entry found last: nearly every packet an
+// instance sends goes to its gateway, and comparing an address is
+// cheaper than hashing it.
+type arpHit struct {
+	ip  netip.Addr
+	mac [6]byte
+	ok  bool
+}
+
+// setARP writes the neighbour cache entry of ip.
+func (in *Instance) setARP(ip netip.Addr, mac [6]byte) {
+	in.arp[ip] = mac
+	if in.lastARP.ok && in.lastARP.ip == ip {
+		in.lastARP.mac = mac
+	}
+}
+
+// lookupARP returns the neighbour cache entry of ip.
+func (in *Instance) lookupARP(ip netip.Addr) ([6]byte, bool) {
+	if in.lastARP.ok && in.lastARP.ip == ip {
+		return in.lastARP.mac, true
+	}
+	mac, ok := in.arp[ip]
+	if ok {
+		in.lastARP = arpHit{ip: ip, mac: mac, ok: true}
+	}
+	return mac, ok
+}
 
 // Pending reports whether a packet of probe id is still queued behind an
 // unresolved ARP entry.
@@ -430,7 +463,7 @@ func (in *Instance) sendIP(out datapath.Output, dst netip.Addr, b []byte, rule s
 		in.trace(out, datapath.ActDrop, datapath.ReasonNoRoute, "route:none")
 		return
 	}
-	if mac, ok := in.arp[nh]; ok {
+	if mac, ok := in.lookupARP(nh); ok {
 		copy(b[0:6], mac[:])
 		in.trace(out, datapath.ActOriginate, datapath.ReasonNone, rule)
 		out.Send(0, b)
@@ -592,20 +625,20 @@ func (in *Instance) receiveARP(now time.Duration, p *frame.Parsed, out datapath.
 	switch {
 	case a.Operation == layers.ARPRequest && tpa == me && spa != me:
 		// Linux creates the neighbour entry of whoever asks for it.
-		in.arp[spa] = sha
+		in.setARP(spa, sha)
 		in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "arp:request")
 		in.trace(out, datapath.ActOriginate, datapath.ReasonNone, "arp:reply")
 		out.Send(0, in.arpFrame(2, sha, sha, me, spa))
 		in.release(out, spa, sha)
 	case a.Operation == layers.ARPReply && tpa == me:
-		in.arp[spa] = sha
+		in.setARP(spa, sha)
 		in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "arp:reply")
 		in.release(out, spa, sha)
 	default:
 		// Someone else's ARP, or a gratuitous one: update an existing
 		// entry (arp_accept=0 behaviour), but the frame was not for us.
 		if _, known := in.arp[spa]; known && spa != me {
-			in.arp[spa] = sha
+			in.setARP(spa, sha)
 		}
 		in.trace(out, datapath.ActDrop, datapath.ReasonNotForMe, "arp:other")
 	}
@@ -676,7 +709,7 @@ func (in *Instance) receiveNDP(now time.Duration, p *frame.Parsed, src, dst neti
 	switch {
 	case nd.Type == layers.ICMPv6TypeNeighborSolicitation && in.mine(nd.Target) && nd.Target != in.ip.Addr():
 		if nd.HasLL && src.IsValid() && !src.IsUnspecified() {
-			in.arp[src] = nd.LLAddr
+			in.setARP(src, nd.LLAddr)
 		}
 		in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "ndisc:solicit")
 		dmac, to := [6]byte(p.Eth.SrcMAC), src
@@ -689,14 +722,14 @@ func (in *Instance) receiveNDP(now time.Duration, p *frame.Parsed, src, dst neti
 			in.release(out, src, nd.LLAddr)
 		}
 	case nd.Type == layers.ICMPv6TypeNeighborAdvertisement && in.mine(dst) && nd.HasLL:
-		in.arp[nd.Target] = nd.LLAddr
+		in.setARP(nd.Target, nd.LLAddr)
 		in.trace(out, datapath.ActDeliver, datapath.ReasonNone, "ndisc:advert")
 		in.release(out, nd.Target, nd.LLAddr)
 	default:
 		// An advertisement to all nodes updates an entry held, when it
 		// overrides (Linux's behaviour without ndisc accept_untracked_na).
 		if _, known := in.arp[nd.Target]; known && nd.HasLL && nd.Flags&frame.NAOverride != 0 && !in.mine(nd.Target) {
-			in.arp[nd.Target] = nd.LLAddr
+			in.setARP(nd.Target, nd.LLAddr)
 		}
 		in.trace(out, datapath.ActDrop, datapath.ReasonNotForMe, "ndisc:other")
 	}

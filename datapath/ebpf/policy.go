@@ -321,6 +321,10 @@ func cmpU32(a, b uint32) int {
 // port), (src, dst, proto, any), (src, dst, any, any), then the same with
 // any source — and the first hit decides. O(1) in the number of rules.
 func PolicyLookup(m *HashMap[PolicyKey, PolicyEntry], src, dst Identity, proto Proto, dport uint16) (PolicyKey, PolicyEntry, bool) {
+	if m.Len() == 0 {
+		// No policy on the node: six misses, known without a probe.
+		return PolicyKey{}, PolicyEntry{}, false
+	}
 	k := PolicyKey{SrcIdentity: uint32(src), DstIdentity: uint32(dst), Proto: uint8(proto), DPort: port2(dport)}
 	for range 2 {
 		if dport != 0 {
@@ -351,6 +355,9 @@ func PolicyLookup(m *HashMap[PolicyKey, PolicyEntry], src, dst Identity, proto P
 // the same six lookups as PolicyLookup over egress entries, with the
 // destination as the wildcard side.
 func EgressLookup(m *HashMap[PolicyKey, PolicyEntry], src, dst Identity, proto Proto, dport uint16) (PolicyKey, PolicyEntry, bool) {
+	if m.Len() == 0 {
+		return PolicyKey{}, PolicyEntry{}, false
+	}
 	k := NewEgressKey(src, dst, proto, dport)
 	for range 2 {
 		if dport != 0 {

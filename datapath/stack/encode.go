@@ -82,8 +82,8 @@ func (in *Instance) arpFrame(op uint16, dstMAC, tha [6]byte, spa, tpa netip.Addr
 
 // pad zero-pads b to the Ethernet minimum and keeps it as the buffer.
 func (in *Instance) pad(b []byte) []byte {
-	for len(b) < minFrame {
-		b = append(b, 0)
+	if n := minFrame - len(b); n > 0 {
+		b = append(b, make([]byte, n)...) // zeroes in place: no allocation
 	}
 	in.buf = b
 	return b

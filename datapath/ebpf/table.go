@@ -50,9 +50,9 @@ func (t *table[K, V]) ref(k K) *V {
 }
 
 // put inserts or replaces k; full reports that k is new and the table
-// already holds max entries (max 0: no limit), in which case nothing
+// already holds limit entries (0: no limit), in which case nothing
 // changed.
-func (t *table[K, V]) put(k K, v V, max int) (full bool) {
+func (t *table[K, V]) put(k K, v V, limit int) (full bool) {
 	if len(t.slots) == 0 {
 		t.slots = make([]slot[K, V], tableMinSlots)
 	}
@@ -64,7 +64,7 @@ func (t *table[K, V]) put(k K, v V, max int) (full bool) {
 			return false
 		}
 	}
-	if max > 0 && t.n >= max {
+	if limit > 0 && t.n >= limit {
 		return true
 	}
 	if (t.n+1)*4 > len(t.slots)*3 {

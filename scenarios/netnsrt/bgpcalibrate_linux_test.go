@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -15,6 +16,8 @@ import (
 	"github.com/netbed/netbed/datapath/speaker"
 	"github.com/netbed/netbed/internal/doctor"
 	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/scenarios/netnsrt"
 	"github.com/netbed/netbed/sim/bgpmodel"
 	"github.com/netbed/netbed/topologies"
 )
@@ -42,6 +45,7 @@ func BenchmarkBGPModelCalibration(b *testing.B) {
 		b.ReportMetric(float64(p.Service.Microseconds()), "service-us")
 		b.ReportMetric(float64(p.Originate.Microseconds()), "api-us")
 		b.ReportMetric(float64(p.CarrierLoss.Microseconds()), "carrier-us")
+		b.ReportMetric(float64(p.Drop.Microseconds()), "drop-us")
 		b.ReportMetric(p.EstablishMin.Seconds(), "establish-min-s")
 		b.ReportMetric(p.EstablishMax.Seconds(), "establish-max-s")
 		for _, k := range slices.Sorted(mapKeys(p.Measured)) {
@@ -72,6 +76,8 @@ func measureBGPModel(b *testing.B) bgpmodel.Params {
 		owned   = 3   // routes leaf1 holds when it fails (the library's leaf-failure: a type 3, two type 2)
 		many    = 30  // and with this many
 		spines  = 2
+		// spine1 fails with leaf1 holding many routes, then this many more
+		spineMore = 120
 	)
 	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: "bgpcal", Spines: spines, Leaves: 4, HostsPerLeaf: 1})
 	if err != nil {
@@ -194,13 +200,51 @@ func measureBGPModel(b *testing.B) bgpmodel.Params {
 	lots := powerLoss(many)
 	measured[fmt.Sprintf("power_loss_withdrawn_%d_median", owned)], measured[fmt.Sprintf("power_loss_withdrawn_%d_median", many)] = few, lots
 	measured["restore_back_min"], measured["restore_back_max"] = slices.Min(back), slices.Max(back)
+
+	// Spine power loss: spine1's links lose carrier, its speaker is
+	// killed; each leaf's speaker takes its session to spine1 down and
+	// drops the paths it learnt on it (GoBGP's DropAll: each path's best
+	// path recomputed) before it reports the peer down. Timed until the
+	// last leaf's speaker reported it, with leaf1 holding many routes
+	// and then spineMore more: the slope is the cost of one dropped path
+	// at a leaf, the intercept a spine's carrier loss.
+	peers := watchSessionsTo(b, rt, f.Leaves(), "spine1")
+	spineLoss := func(k int) time.Duration {
+		var lost []time.Duration
+		for range cycles {
+			t0 := time.Now()
+			peers.reset()
+			if err := rt.SetNodeState(ctx, "spine1", false); err != nil {
+				b.Fatal(err)
+			}
+			lost = append(lost, peers.allDown(b).Sub(t0))
+			if err := rt.SetNodeState(ctx, "spine1", true); err != nil {
+				b.Fatal(err)
+			}
+			peers.rearm(b)
+		}
+		measured[fmt.Sprintf("spine_loss_down_%d", k)] = median(lost)
+		return median(lost)
+	}
+	spineFew := spineLoss(many)
+	var more []evpn.Route
+	for i := range spineMore {
+		more = append(more, route(3000+i))
+	}
+	change(true, more...)
+	w.until(b, "leaf1's routes advertised", has(more...))
+	spineLots := spineLoss(many + spineMore)
+	change(false, more...)
+	w.until(b, "leaf1's routes withdrawn", none(more...))
+	drop := max(spineLots-spineFew, 0) / spineMore
 	// The model: the failed leaf's first withdrawal is handled at leaf2
 	// at carrier loss + update, the other k*spines-1 one service_withdraw
 	// apart, then the watch: the slope over k gives service_withdraw, the
 	// intercept carrier loss.
 	measured["withdraw_burst_pace"] = serviceW
 	serviceW = max(lots-few, 0) / ((many - owned) * spines)
-	carrier := max(few-update-(owned*spines-1)*serviceW-api, 0)
+	carrier := max(few-update-max(owned*drop, drop+(owned*spines-1)*serviceW)-api, 0)
+	measured["spine_carrier_loss"] = max(spineFew-many*drop-api, 0)
 	est := func(d time.Duration) time.Duration { return max(d-2*update-(owned-1)*service-api, 0) }
 
 	return bgpmodel.Params{
@@ -213,16 +257,20 @@ func measureBGPModel(b *testing.B) bgpmodel.Params {
 			"originate_own = the same until leaf1's own watch had it; originate = watch = originate_own / 2; update = (advertise_one - originate_own) / 2 (a spine's and leaf2's handling with the veth hops); "+
 			"advertise_%[2]d and withdraw_%[2]d = %[2]d routes at once; service = (advertise_%[2]d - advertise_one) / %[3]d (the pace under a burst; withdraw_burst_pace the same for withdraw_%[2]d, recorded only: it is the export API's pace, not a speaker's). "+
 			"power_loss_withdrawn_K = median of %[4]d: leaf1 failed (its veth ends down, its speaker SIGKILLed) holding K routes until leaf2 held none of them, for K = %[5]d and %[8]d; "+
-			"service_withdraw = (power_loss_withdrawn_%[8]d - power_loss_withdrawn_%[5]d) / ((%[8]d - %[5]d) x %[6]d) (each spine withdraws each route); carrier_loss = power_loss_withdrawn_%[5]d - update - (%[5]d x %[6]d - 1) service_withdraw - watch (the model's path for the same failure). "+
+			"service_withdraw = (power_loss_withdrawn_%[8]d - power_loss_withdrawn_%[5]d) / ((%[8]d - %[5]d) x %[6]d) (each spine withdraws each route). "+
+			"spine_loss_down_K = median of %[4]d: spine1 failed (its veth ends down, its speaker SIGKILLed) while leaf1 held K routes (every other leaf learnt each from spine1), until the last leaf's speaker reported its session to spine1 down (WatchEvent, peers: GoBGP reports it after dropping every path learnt on it), for K = %[8]d and %[8]d + %[9]d; "+
+			"drop = (spine_loss_down_%[10]d - spine_loss_down_%[8]d) / %[9]d (one dropped path at a leaf); spine_carrier_loss = spine_loss_down_%[8]d - %[8]d drop - watch (recorded only); "+
+			"carrier_loss = power_loss_withdrawn_%[5]d - update - max(%[5]d drop, drop + (%[5]d x %[6]d - 1) service_withdraw) - watch (the model's path for the same failure). "+
 			"restore_back: leaf1 restored until leaf2 held its routes again; establish_min/max = the least and greatest restore_back - 2 update - %[7]d service - watch "+
 			"(GoBGP's random 1-2 s before it dials, TCP, OPEN, KEEPALIVE). MRAI: GoBGP v3 parses minimum-advertisement-interval but never applies it (0).",
-			singles, burst, burst-1, cycles, owned, spines, owned-1, many),
+			singles, burst, burst-1, cycles, owned, spines, owned-1, many, spineMore, many+spineMore),
 		Update:          update,
 		Service:         service,
 		ServiceWithdraw: serviceW,
 		Originate:       api,
 		Watch:           api,
 		CarrierLoss:     carrier,
+		Drop:            drop,
 		EstablishMin:    est(slices.Min(back)),
 		EstablishMax:    est(slices.Max(back)),
 		Measured:        measured,
@@ -297,6 +345,134 @@ func (w *routeWatch) until(tb testing.TB, what string, ok func(map[evpn.Route]bo
 		case <-w.ch:
 		case <-deadline:
 			tb.Fatalf("%s: not seen after 20 s", what)
+		}
+	}
+}
+
+// sessionWatch follows, on each of a set of speakers, the session to one
+// peer node through the speaker's peer events (WatchPeers), noting when
+// each speaker first reported it down, and established, since reset.
+type sessionWatch struct {
+	rt    *netnsrt.Runtime
+	peer  string
+	nodes []string
+	addrs map[string]netip.Addr // the peer's address, by speaker
+	mu    sync.Mutex
+	down  map[string]time.Time
+	up    map[string]time.Time
+	ch    chan struct{}
+	stop  []func()
+}
+
+func watchSessionsTo(tb testing.TB, rt *netnsrt.Runtime, nodes []string, peer string) *sessionWatch {
+	tb.Helper()
+	sw := &sessionWatch{rt: rt, peer: peer, nodes: nodes, addrs: map[string]netip.Addr{}, ch: make(chan struct{}, 1)}
+	sw.reset()
+	for _, n := range nodes {
+		xs, err := rt.BGPSessions(context.Background(), n)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		i := slices.IndexFunc(xs, func(x scenarios.BGPSession) bool { return x.PeerNode == peer })
+		if i < 0 || !xs[i].Established {
+			tb.Fatalf("%s has no established session to %s: %+v", n, peer, xs)
+		}
+		sw.addrs[n] = xs[i].Peer
+	}
+	sw.rearm(tb)
+	tb.Cleanup(func() {
+		for _, f := range sw.stop {
+			f()
+		}
+	})
+	return sw
+}
+
+// rearm (re)starts the watches, needed when a watched speaker restarted;
+// the streams have no initial event, so it waits a moment for them to
+// be open.
+func (sw *sessionWatch) rearm(tb testing.TB) {
+	tb.Helper()
+	for _, f := range sw.stop {
+		f()
+	}
+	sw.stop = nil
+	for _, n := range sw.nodes {
+		c, ok := sw.rt.Speaker(n)
+		if !ok {
+			tb.Fatalf("no speaker on %s", n)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		addr := sw.addrs[n]
+		go func() {
+			defer close(done)
+			_ = c.WatchPeers(ctx, func(p netip.Addr, established bool) {
+				if p != addr {
+					return
+				}
+				now := time.Now()
+				sw.mu.Lock()
+				seen := sw.down
+				if established {
+					seen = sw.up
+				}
+				if _, ok := seen[n]; !ok {
+					seen[n] = now
+				}
+				sw.mu.Unlock()
+				select {
+				case sw.ch <- struct{}{}:
+				default:
+				}
+			})
+		}()
+		sw.stop = append(sw.stop, func() { cancel(); <-done })
+	}
+	time.Sleep(200 * time.Millisecond)
+	sw.reset()
+}
+
+// reset forgets what was seen so far.
+func (sw *sessionWatch) reset() {
+	sw.mu.Lock()
+	sw.down, sw.up = map[string]time.Time{}, map[string]time.Time{}
+	sw.mu.Unlock()
+}
+
+// allDown waits, at most 20 s, until every speaker has reported the
+// session down since reset, and returns when the last did; allUp the
+// same for established.
+func (sw *sessionWatch) allDown(tb testing.TB) time.Time {
+	tb.Helper()
+	return sw.all(tb, false)
+}
+
+func (sw *sessionWatch) allUp(tb testing.TB) time.Time {
+	tb.Helper()
+	return sw.all(tb, true)
+}
+
+func (sw *sessionWatch) all(tb testing.TB, up bool) time.Time {
+	tb.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		sw.mu.Lock()
+		seen := sw.down
+		if up {
+			seen = sw.up
+		}
+		if len(seen) == len(sw.nodes) {
+			last := slices.MaxFunc(slices.Collect(maps.Values(seen)), time.Time.Compare)
+			sw.mu.Unlock()
+			return last
+		}
+		n := len(seen)
+		sw.mu.Unlock()
+		select {
+		case <-sw.ch:
+		case <-deadline:
+			tb.Fatalf("sessions to %s: %d of %d reported (established %v) after 20 s", sw.peer, n, len(sw.nodes), up)
 		}
 	}
 }

@@ -36,7 +36,10 @@ type Scheduler interface {
 // back to where it came from; a non-reflector passes no iBGP route on),
 // one route per UPDATE, at most one batch per MRAI; each UPDATE reaches
 // the peer after the link's delay and waits for the peer to have handled
-// the ones before it (Params.Update each). Best path: an originated route
+// the ones before it (Params.Update each). A session that ends (carrier,
+// hold timer, NOTIFICATION) costs the speaker Params.Drop per path learnt
+// on it, each path's change sent on as it is dropped, and is reported
+// down after the last, as GoBGP does. Best path: an originated route
 // wins, then the lowest router ID (ORIGINATOR_ID when reflected) of the
 // peer it came from, then the shorter cluster list, then the lowest peer
 // address. Loops are cut by ORIGINATOR_ID and CLUSTER_LIST (RFC 4456).
@@ -87,7 +90,7 @@ type speaker struct {
 	// epoch counts incarnations: what was scheduled by an earlier one is
 	// dropped.
 	epoch uint64
-	busy  time.Duration // when it will have handled the last UPDATE it received
+	busy  time.Duration // when it will have handled the last UPDATE it received, or dropped the last path of a session that ended
 	local map[string]path
 	best  map[string]path
 	ends  []*end
@@ -143,6 +146,8 @@ type end struct {
 	flushArm  bool
 	// down is why the end last went down ("" before any).
 	down string
+	// dropping is the incarnation whose paths are being dropped (0: none).
+	dropping uint64
 }
 
 func (e *end) peer() *end { return e.s.end[1-e.i] }
@@ -206,7 +211,7 @@ func New(s Scheduler, d Design, p Params, t Timers, seed int64) (*Model, error) 
 }
 
 func (e *end) reset() {
-	e.inc = 0
+	e.inc, e.dropping = 0, 0
 	e.in, e.out, e.pend, e.pendOrder = map[string]path{}, map[string]bool{}, map[string]*path{}, nil
 	e.flushArm = false
 }
@@ -698,11 +703,51 @@ func (e *end) notify(why string) {
 	if !e.sp.silent {
 		e.send(func(r *end) {
 			if r.inc == inc {
-				r.takeDown("notification: " + why)
+				r.endSession("notification: " + why)
 			}
 		}, msgControl)
 	}
-	e.takeDown(why)
+	e.endSession(why)
+}
+
+// endSession ends e's session as GoBGP does: after what the speaker is busy
+// with, it removes the paths learnt on the session one after another,
+// Params.Drop each (its best path recomputed, a change sent on at once),
+// and then takes the session down (the peer-down event).
+func (e *end) endSession(why string) {
+	m := e.sp.m
+	if m.p.Drop <= 0 {
+		e.takeDown(why)
+		return
+	}
+	if !e.established() || e.dropping == e.inc {
+		return
+	}
+	inc, sp := e.inc, e.sp
+	e.dropping = inc
+	t := max(m.s.Now(), sp.busy)
+	for _, key := range sortedKeys(e.in) {
+		t += m.p.Drop
+		m.inflight++
+		m.s.At(t, func() {
+			m.inflight--
+			if e.inc != inc {
+				return
+			}
+			if _, ok := e.in[key]; ok {
+				delete(e.in, key)
+				sp.recompute(key)
+			}
+		})
+	}
+	sp.busy = t
+	m.inflight++
+	m.s.At(t, func() {
+		m.inflight--
+		if e.inc == inc {
+			e.takeDown(why)
+		}
+	})
 }
 
 // takeDown takes e's side of the session down: the paths learnt on it are
@@ -800,7 +845,7 @@ func (e *end) carrierLost() {
 	m, inc := e.sp.m, e.inc
 	m.s.At(m.s.Now()+m.p.CarrierLoss, func() {
 		if e.inc == inc && !e.carrier() {
-			e.takeDown("carrier lost")
+			e.endSession("carrier lost")
 		}
 	})
 }

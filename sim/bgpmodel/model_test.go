@@ -281,6 +281,59 @@ func TestSpineFailure(t *testing.T) {
 	}
 }
 
+// TestSessionDownDropsPaths: a speaker that loses a session removes the
+// paths it learnt on it one Params.Drop apart and reports the session
+// down after the last (GoBGP's order): after spine1's power loss, leaf2,
+// holding leaf1's five routes from spine1, has the session down at
+// carrier loss + 5 drops, leaf1, holding none, at carrier loss; a failed
+// leaf's routes leave each spine one drop apart.
+func TestSessionDownDropsPaths(t *testing.T) {
+	p := params
+	p.Drop = 600 * time.Microsecond // above ServiceWithdraw: the spine sets the pace
+	f := newFixture(t, 2, 2, p, bgpmodel.Timers{})
+	var rs []evpn.Route
+	for i := range byte(5) {
+		rs = append(rs, f.type2("leaf1", i+1))
+	}
+	for _, r := range rs {
+		if err := f.leaf("leaf1").Advertise(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.run(t, 50*time.Millisecond)
+	start := f.e.Now()
+	f.m.SetNodeState("spine1", false)
+	down := func(leaf string) func() bool {
+		return func() bool { return !sessions(t, f.m, leaf)["spine1"].Established }
+	}
+	if at := f.runUntil(t, time.Second, "leaf1's session to spine1 down", down("leaf1")); at-start != p.CarrierLoss {
+		t.Errorf("leaf1 (nothing learnt from spine1) reported spine1 down after %v, want carrier loss %v", at-start, p.CarrierLoss)
+	}
+	if at := f.runUntil(t, time.Second, "leaf2's session to spine1 down", down("leaf2")); at-start != p.CarrierLoss+5*p.Drop {
+		t.Errorf("leaf2 (five paths from spine1) reported spine1 down after %v, want carrier loss + 5 drops = %v", at-start, p.CarrierLoss+5*p.Drop)
+	}
+	for _, r := range rs {
+		if !inTable(f.leaf("leaf2"), r) {
+			t.Errorf("leaf2 lost %s with spine2 left", r)
+		}
+	}
+	f.m.SetNodeState("spine1", true)
+	f.run(t, 3*time.Second)
+
+	// leaf1 fails: spine2 alone withdraws its five routes, one drop
+	// apart; the last leaves it at carrier loss + 5 drops.
+	f.m.SetNodeState("spine1", false)
+	f.run(t, 100*time.Millisecond)
+	start = f.e.Now()
+	f.m.SetNodeState("leaf1", false)
+	at := f.runUntil(t, time.Second, "leaf2 loses leaf1's routes", func() bool {
+		return !slices.ContainsFunc(rs, func(r evpn.Route) bool { return f.holds(t, "leaf2", r) })
+	})
+	if want := p.CarrierLoss + 5*p.Drop + p.Update; at-start != want {
+		t.Errorf("leaf2 lost leaf1's routes after %v, want carrier loss + 5 drops + update = %v", at-start, want)
+	}
+}
+
 // TestHoldTimer: a silent leaf (links up, nothing through) is noticed by
 // the hold timer alone: its routes stay until the hold time since the
 // last keepalive has passed, then go; when it speaks again its sessions

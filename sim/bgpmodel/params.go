@@ -37,6 +37,12 @@ type Params struct {
 	// end has taken the session on it down (netlink's link event, then
 	// DisablePeer: fast external failover).
 	CarrierLoss time.Duration `json:"carrier_loss_ns"`
+	// Drop is what one path costs a speaker when a session goes down
+	// (carrier, hold timer, notification): GoBGP removes every path
+	// learnt on the session one after another, recomputing each one's
+	// best path and sending the changes on at once, and only then
+	// reports the peer down.
+	Drop time.Duration `json:"drop_ns"`
 	// EstablishMin and EstablishMax bound the time from a speaker's start,
 	// or its link's carrier coming back, until a session on it is
 	// established: GoBGP waits a random 1–2 s before its first connection
@@ -83,7 +89,7 @@ func ParseParams(b []byte) (*Params, error) {
 		return nil, fmt.Errorf("parse BGP model calibration: date, machine, command and method are required")
 	}
 	for name, d := range map[string]time.Duration{"update_ns": p.Update, "service_ns": p.Service, "service_withdraw_ns": p.ServiceWithdraw, "originate_ns": p.Originate, "watch_ns": p.Watch,
-		"carrier_loss_ns": p.CarrierLoss, "establish_min_ns": p.EstablishMin, "establish_max_ns": p.EstablishMax, "mrai_ns": p.MRAI} {
+		"carrier_loss_ns": p.CarrierLoss, "drop_ns": p.Drop, "establish_min_ns": p.EstablishMin, "establish_max_ns": p.EstablishMax, "mrai_ns": p.MRAI} {
 		if d < 0 {
 			return nil, fmt.Errorf("parse BGP model calibration: %s: negative (%d)", name, d)
 		}

@@ -428,6 +428,9 @@ type Session struct {
 	// Hold and Keepalive are the timers negotiated with the peer
 	// (while established).
 	Hold, Keepalive time.Duration
+	// Up is when the session was last established; zero if it never
+	// was since the peer was configured.
+	Up time.Time
 }
 
 // Sessions returns the state of every configured neighbour, by address.
@@ -453,6 +456,9 @@ func (c *Client) Sessions(ctx context.Context) ([]Session, error) {
 			Established: state == api.PeerState_ESTABLISHED, State: stateNames[state],
 			Hold:      time.Duration(ts.GetNegotiatedHoldTime()) * time.Second,
 			Keepalive: time.Duration(ts.GetKeepaliveInterval()) * time.Second})
+		if up := ts.GetUptime().GetSeconds(); up > 0 {
+			out[len(out)-1].Up = time.Unix(up, 0)
+		}
 	}
 	slices.SortFunc(out, func(a, b Session) int { return a.Peer.Compare(b.Peer) })
 	return out, nil

@@ -265,6 +265,29 @@ func TestLeafFailuresWithdraw(t *testing.T) {
 			}
 			waitRoutes(t, leaf2, nil)
 			t.Logf("%s: leaf2 withdrew leaf1's routes after %v", mode, time.Since(start).Round(time.Millisecond))
+			if mode == "silent" {
+				// The spine's session to leaf1 ended on its own (the
+				// hold timer): the speaker configures the peer afresh,
+				// never established since, rather than leaving it idle
+				// for GoBGP's fixed 5 s and then trying the old one.
+				s := waitSession(t, f.clients["spine1"], f.leafAddr("leaf1"), func(s speaker.Session) bool { return s.State != "idle" })
+				if !s.Up.IsZero() {
+					t.Errorf("spine1's peer leaf1 after its hold timer expired: %+v; want a peer configured afresh (never established)", s)
+				}
+				// leaf1 speaks again: its sessions come back.
+				start = time.Now()
+				ns, err := f.lab.NetnsName("leaf1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, chain := range []string{"INPUT", "OUTPUT"} {
+					if out, err := exec.Command("ip", "netns", "exec", ns, "iptables", "-D", chain, "-j", "DROP").CombinedOutput(); err != nil {
+						t.Fatalf("iptables: %v: %s", err, out)
+					}
+				}
+				waitRoutes(t, leaf2, []evpn.Route{type2, type3})
+				t.Logf("silence over: leaf2 has leaf1's routes again after %v", time.Since(start).Round(time.Millisecond))
+			}
 			if mode == "carrier" {
 				// Power is back: the link has carrier again, the
 				// sessions come back and so do leaf1's routes.
@@ -276,5 +299,29 @@ func TestLeafFailuresWithdraw(t *testing.T) {
 				t.Logf("carrier back: leaf2 has leaf1's routes again after %v", time.Since(start).Round(time.Millisecond))
 			}
 		})
+	}
+}
+
+// leafAddr is leaf's address on its link to the spine.
+func (f *nsFabric) leafAddr(leaf string) netip.Addr { return f.spineAddr[leaf].Next() }
+
+// waitSession polls c's session to peer until ok holds of it, for at most
+// 20 s, and returns it.
+func waitSession(t *testing.T, c *speaker.Client, peer netip.Addr, ok func(speaker.Session) bool) speaker.Session {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ss, err := c.Sessions(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(ss, func(s speaker.Session) bool { return s.Peer == peer })
+		if i >= 0 && ok(ss[i]) {
+			return ss[i]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v: session to %s not as wanted after 20 s", ss, peer)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

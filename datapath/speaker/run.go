@@ -21,7 +21,9 @@ func WriteConfig(path string, cfg Config) error {
 // started inside a node's network namespace. Sessions to directly
 // connected peers go down as soon as their link loses carrier (fast
 // external failover), as a router's do, or, with Config.BFD, as soon as
-// BFD finds the peer silent, instead of waiting for the hold timer.
+// BFD finds the peer silent, instead of waiting for the hold timer; a
+// session that ended otherwise is attempted again after the connect
+// retry, not GoBGP's fixed 5 s idle hold (renewDropped).
 func RunFile(ctx context.Context, path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -36,9 +38,10 @@ func RunFile(ctx context.Context, path string) error {
 		return err
 	}
 	defer s.Stop()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- s.watchCarrier(ctx) }()
 	go func() { errc <- s.runBFD(ctx) }()
+	go func() { errc <- s.renewDropped(ctx) }()
 	select {
 	case <-ctx.Done():
 		return nil

@@ -29,6 +29,16 @@ type ControlPlaneInspector interface {
 	BGPRoutes(ctx context.Context, node string) ([]BGPRoute, error)
 }
 
+// BGPEventClock is a Runtime that follows its leaves' speakers as they
+// report changes (netns: each leaf imports its speaker's WatchEvent
+// stream). LastBGPChange is when node's leaf last received a best path of
+// vtep gained or lost, in the runtime's time (Now); false if never. A
+// leaf's convergence is then timed by the speakers' own reports, not by
+// when a poll happened to see it.
+type BGPEventClock interface {
+	LastBGPChange(node string, vtep netip.Addr) (time.Duration, bool)
+}
+
 // BGPSpeaker is one node's speaker.
 type BGPSpeaker struct {
 	Node string
@@ -453,6 +463,9 @@ func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start
 			}
 			took := b.rt.Now() - start
 			if wrong == "" {
+				if !spine && !originless {
+					took = b.eventTimed(ss, node, vtep, start, took)
+				}
 				return took, "", nil
 			}
 			if took > convergenceTimeout {
@@ -463,6 +476,34 @@ func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start
 			}
 		}
 	}, spine
+}
+
+// eventTimed returns a leaf's convergence as the other running leaves'
+// speakers reported it, when the runtime follows their reports
+// (BGPEventClock): from start until the last of them received the last
+// change of vtep's routes. It returns polled, the figure the poll saw,
+// when the runtime does not, or when a leaf reported no change since
+// start (one netbed does not follow: an FRR leaf).
+func (b *FabricBackend) eventTimed(ss []BGPSpeaker, node string, vtep netip.Addr, start, polled time.Duration) time.Duration {
+	ec, ok := b.rt.(BGPEventClock)
+	if !ok {
+		return polled
+	}
+	var last time.Duration
+	for _, s := range ss {
+		if !s.Leaf || !s.Running || s.Node == node {
+			continue
+		}
+		at, ok := ec.LastBGPChange(s.Node, vtep)
+		if !ok || at < start {
+			return polled
+		}
+		last = max(last, at-start)
+	}
+	if last == 0 || last > polled {
+		return polled
+	}
+	return last
 }
 
 // sessionsUp names a session of node's speaker that is not established

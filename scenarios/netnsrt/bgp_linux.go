@@ -109,6 +109,9 @@ type bgpNode struct {
 	queue []evpn.Update // exports not sent yet
 	wake  chan struct{}
 	errs  []error
+	// changed is, by VTEP, when the leaf's watch last received a best
+	// path of that VTEP gained or lost (runtime time), under mu.
+	changed map[netip.Addr]time.Duration
 }
 
 // newBGPPlane designs the fabric's BGP (ASN, router IDs, sessions),
@@ -368,10 +371,21 @@ func (bn *bgpNode) send(ctx context.Context, c *speaker.Client) {
 func (bn *bgpNode) watch(ctx context.Context, c *speaker.Client) {
 	present := map[evpn.Route]bool{}
 	err := c.Watch(ctx, func(u speaker.Update) {
+		at := bn.p.r.Now()
 		adds, gone := newPaths(present, dropAsymmetric(u))
 		if len(adds)+len(gone) == 0 {
 			return
 		}
+		bn.mu.Lock()
+		if bn.changed == nil {
+			bn.changed = map[netip.Addr]time.Duration{}
+		}
+		for _, rs := range [][]evpn.Route{adds, gone} {
+			for _, r := range rs {
+				bn.changed[r.VTEP] = at
+			}
+		}
+		bn.mu.Unlock()
 		if err := bn.p.r.exclusive(func() error { return bn.leaf.Import(adds, gone) }); err != nil {
 			bn.fail(err)
 		}
@@ -774,6 +788,24 @@ func (r *Runtime) BGPRoutes(ctx context.Context, node string) ([]scenarios.BGPRo
 	}
 	return out, nil
 }
+
+// LastBGPChange implements scenarios.BGPEventClock: when node's leaf
+// last received, from its speaker's watch, a best path of vtep gained or
+// lost (a copy of a held route from the other reflector does not count);
+// false for a node whose speaker netbed does not watch (a spine, an FRR
+// leaf) or that received none.
+func (r *Runtime) LastBGPChange(node string, vtep netip.Addr) (time.Duration, bool) {
+	if r.bgp == nil || r.bgp.nodes[node] == nil {
+		return 0, false
+	}
+	bn := r.bgp.nodes[node]
+	bn.mu.Lock()
+	defer bn.mu.Unlock()
+	at, ok := bn.changed[vtep]
+	return at, ok
+}
+
+var _ scenarios.BGPEventClock = (*Runtime)(nil)
 
 func (r *Runtime) runningSpeaker(node string) (*speaker.Client, error) {
 	if r.bgp == nil || r.bgp.nodes[node] == nil {

@@ -1,9 +1,9 @@
 // Package ktrace follows registered probe packets through the kernel's
 // devices in every namespace, as pwru does: BPF programs on the
 // net:netif_receive_skb, net:net_dev_start_xmit and skb:kfree_skb
-// tracepoints match each sk_buff to a watched probe key (the IPv4 5-tuple,
-// or ICMP echo id and sequence; inside a VXLAN header, or quoted by an
-// ICMP error) and report the device, its namespace, the direction and the
+// tracepoints match each sk_buff to a watched probe key (the IPv4 or IPv6
+// 5-tuple, or ICMP or ICMPv6 echo id and sequence; inside a VXLAN header,
+// or quoted by an ICMP or ICMPv6 error) and report the device, its namespace, the direction and the
 // kernel's drop reason, resolved to node and interface names.
 //
 // A runtime creates one Tracer for a lab (New, with a Namespaces resolver
@@ -20,7 +20,9 @@
 // the fentry of internal functions. Packet bytes are read with
 // bpf_probe_read_kernel: at receive from skb->data (after eth_type_trans),
 // at transmit past the Ethernet header (and a VLAN tag) at skb->data, at a
-// drop from skb->head + network_header.
+// drop from skb->head + network_header. An IPv6 packet's next header is
+// taken as its transport: probes carry no extension headers, and
+// neighbour discovery (ICMPv6, but no echo) is never a probe's.
 //
 // What the kernel reports is reported, including drops that are not the
 // probe's fate: the prober's kernel frees an echo reply as NO_SOCKET once

@@ -9,16 +9,28 @@ import (
 
 func TestKeyMarshal(t *testing.T) {
 	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	a6, b6 := netip.MustParseAddr("fd00:1::1"), netip.MustParseAddr("fd00:2::2")
+	const z12 = "000000000000000000000000"
+	const (
+		v4ab = "0a000001" + z12 + "0a000002" + z12
+		v6ab = "fd000001000000000000000000000001" + "fd000002000000000000000000000002"
+	)
 	for _, c := range []struct {
 		name string
 		key  Key
 		want string // hex of the map key
 		err  string
 	}{
-		{"icmp", ICMPEcho(a, b, 0x0102, 0x0304), "0a0000010a00000201020304" + "01000000", ""},
-		{"udp", Flow(ProtoUDP, a, 40000, b, 7), "0a0000010a0000029c400007" + "11000000", ""},
-		{"tcp", Flow(ProtoTCP, a, 40000, b, 80), "0a0000010a0000029c400050" + "06000000", ""},
-		{"ipv6", ICMPEcho(netip.MustParseAddr("::1"), b, 1, 1), "", "must be IPv4"},
+		{"icmp", ICMPEcho(a, b, 0x0102, 0x0304), v4ab + "01020304" + "01040000", ""},
+		{"udp", Flow(ProtoUDP, a, 40000, b, 7), v4ab + "9c400007" + "11040000", ""},
+		{"tcp", Flow(ProtoTCP, a, 40000, b, 80), v4ab + "9c400050" + "06040000", ""},
+		// ICMPv6 is protocol 58 on the wire; the version tells an IPv6
+		// key from an IPv4 one whose address bytes it shares.
+		{"icmpv6", ICMPEcho(a6, b6, 0x0102, 0x0304), v6ab + "01020304" + "3a060000", ""},
+		{"udp6", Flow(ProtoUDP, a6, 40000, b6, 7), v6ab + "9c400007" + "11060000", ""},
+		{"tcp6", Flow(ProtoTCP, a6, 40000, b6, 80), v6ab + "9c400050" + "06060000", ""},
+		{"mixed", ICMPEcho(netip.MustParseAddr("::1"), b, 1, 1), "", "both IPv4 or both IPv6"},
+		{"mapped", ICMPEcho(netip.MustParseAddr("::ffff:10.0.0.1"), netip.MustParseAddr("::ffff:10.0.0.2"), 1, 1), "", "both IPv4 or both IPv6"},
 		{"sctp", Flow(132, a, 1, b, 2), "", "protocol 132"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -303,6 +303,121 @@ func TestPortsAndQuotes(t *testing.T) {
 	}
 }
 
+// TestIPv6: IPv6 probes are matched as IPv4 ones are: an ICMPv6 echo and
+// its reply, TCP and UDP on their ports, an ICMPv6 error on the header it
+// quotes, and IPv6 inside VXLAN over an IPv4 underlay. Neighbour
+// discovery (ICMPv6 too) is never a probe's.
+func TestIPv6(t *testing.T) {
+	l := newBridged(t)
+	a6, b6 := netip.MustParseAddr("fd99::1"), netip.MustParseAddr("fd99::2")
+	l.a.ipv6(t, "eth0", "fd99::1/64")
+	l.b.ipv6(t, "eth0", "fd99::2/64")
+	tr := newTracer(t, l.r)
+	// Warm the neighbour caches: the first request would wait for ND.
+	if !l.a.ping6(t, b6, 7, 1, 2*time.Second) {
+		t.Fatal("a cannot ping b over IPv6 before tracing")
+	}
+	t.Run("icmpv6", func(t *testing.T) {
+		const probe = 60
+		if err := tr.Watch(ICMPEcho(a6, b6, 7, 2), probe); err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Unwatch(ICMPEcho(a6, b6, 7, 2))
+		if !l.a.ping6(t, b6, 7, 2, 2*time.Second) {
+			t.Fatal("no reply")
+		}
+		// As over IPv4: the reply reaches the raw socket (a clone), and
+		// the original is freed as NO_SOCKET (no ping socket).
+		want := []string{
+			"a/eth0 out", "m/pa in", "m/pb out", "b/eth0 in",
+			"b/eth0 out reply", "m/pb in reply", "m/pa out reply", "a/eth0 in reply",
+			"a/eth0 drop NO_SOCKET reply",
+		}
+		expect(t, settle(t, tr, probe, len(want)), want)
+	})
+	for _, c := range []struct {
+		name     string
+		typ      int
+		proto    uint8
+		probe    uint64
+		syn, rst string
+	}{
+		// The answer is an ICMPv6 port unreachable quoting the datagram.
+		{"udp6", unix.SOCK_DGRAM, ProtoUDP, 61, "", ""},
+		{"tcp6", unix.SOCK_STREAM, ProtoTCP, 62, " tcp=0x02", " tcp=0x14"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sport := uint16(40000 + c.probe)
+			if err := tr.Watch(Flow(c.proto, a6, sport, b6, 9), c.probe); err != nil {
+				t.Fatal(err)
+			}
+			l.a.send(t, c.typ, a6, sport, b6, 9)
+			want := []string{
+				"a/eth0 out" + c.syn, "m/pa in" + c.syn, "m/pb out" + c.syn, "b/eth0 in" + c.syn,
+				"b/eth0 out reply" + c.rst, "b/eth0 drop NO_SOCKET" + c.syn,
+				"m/pb in reply" + c.rst, "m/pa out reply" + c.rst, "a/eth0 in reply" + c.rst,
+			}
+			expect(t, settle(t, tr, c.probe, len(want)), want)
+		})
+	}
+	// The IPv4 key with the same ports sees nothing of the IPv6 flow.
+	t.Run("family", func(t *testing.T) {
+		const probe = 63
+		if err := tr.Watch(Flow(ProtoUDP, addrA, 40063, addrB, 9), probe); err != nil {
+			t.Fatal(err)
+		}
+		l.a.send(t, unix.SOCK_DGRAM, a6, 40063, b6, 9)
+		if !l.a.ping6(t, b6, 7, 3, 2*time.Second) {
+			t.Fatal("no reply")
+		}
+		if err := tr.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if evs := tr.Events(probe); len(evs) != 0 {
+			t.Errorf("an IPv4 key matched IPv6 packets:\n%s", strings.Join(sightings(evs), "\n"))
+		}
+	})
+}
+
+// TestVXLANInnerIPv6: IPv6 between two VXLAN devices over an IPv4
+// underlay is matched on the inner headers on the underlay veth too.
+func TestVXLANInnerIPv6(t *testing.T) {
+	r := NewNamespaces()
+	t.Cleanup(r.Close)
+	u1, u2 := newNS(t, r, "u1"), newNS(t, r, "u2")
+	veth(t, u1, "ul", u2, "ul")
+	for i, n := range []*tns{u1, u2} {
+		n.addr(t, "ul", fmt.Sprintf("192.168.77.%d/24", i+1))
+		peer := net.ParseIP(fmt.Sprintf("192.168.77.%d", 2-i))
+		vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "vx0"}, VxlanId: 42, Group: peer,
+			VtepDevIndex: n.link(t, "ul").Attrs().Index, Port: 4789}
+		if err := n.h.LinkAdd(vx); err != nil {
+			t.Fatalf("%s: create vx0: %v", n.node, err)
+		}
+		n.ipv6(t, "vx0", fmt.Sprintf("fd98::%d/64", i+1))
+		n.up(t, "vx0")
+		n.waitUp(t, "ul")
+	}
+	tr := newTracer(t, r)
+	src, dst := netip.MustParseAddr("fd98::1"), netip.MustParseAddr("fd98::2")
+	if !u1.ping6(t, dst, 5, 1, 2*time.Second) {
+		t.Fatal("u1 cannot ping u2 over vx0 before tracing")
+	}
+	const probe = 64
+	if err := tr.Watch(ICMPEcho(src, dst, 5, 2), probe); err != nil {
+		t.Fatal(err)
+	}
+	if !u1.ping6(t, dst, 5, 2, 2*time.Second) {
+		t.Fatal("no reply")
+	}
+	want := []string{
+		"u1/vx0 out", "u1/ul out encap", "u2/ul in encap", "u2/vx0 in",
+		"u2/vx0 out reply", "u2/ul out reply encap", "u1/ul in reply encap", "u1/vx0 in reply",
+		"u1/vx0 drop NO_SOCKET reply",
+	}
+	expect(t, settle(t, tr, probe, len(want)), want)
+}
+
 // TestCloseLeavesNothing: after Close no program, link or map of the
 // tracer is left in the kernel.
 func TestCloseLeavesNothing(t *testing.T) {

@@ -204,16 +204,20 @@ func (n *tns) send(t testing.TB, typ int, src netip.Addr, sport uint16, dst neti
 	var fd int
 	if err := netns.DoIn(n.ns, func() error {
 		var err error
-		fd, err = unix.Socket(unix.AF_INET, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		family := unix.AF_INET
+		if src.Is6() {
+			family = unix.AF_INET6
+		}
+		fd, err = unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return err
 		}
-		return unix.Bind(fd, &unix.SockaddrInet4{Addr: src.As4(), Port: int(sport)})
+		return unix.Bind(fd, sockaddr(src, sport))
 	}); err != nil {
 		t.Fatalf("%s: socket: %v", n.node, err)
 	}
 	t.Cleanup(func() { unix.Close(fd) })
-	to := &unix.SockaddrInet4{Addr: dst.As4(), Port: int(dport)}
+	to := sockaddr(dst, dport)
 	var err error
 	if typ == unix.SOCK_DGRAM {
 		err = unix.Sendto(fd, []byte("probe"), 0, to)
@@ -223,6 +227,67 @@ func (n *tns) send(t testing.TB, typ int, src netip.Addr, sport uint16, dst neti
 	if err != nil {
 		t.Fatalf("%s: send to %v:%d: %v", n.node, dst, dport, err)
 	}
+}
+
+// sockaddr is a:port as a socket address of a's family.
+func sockaddr(a netip.Addr, port uint16) unix.Sockaddr {
+	if a.Is6() {
+		return &unix.SockaddrInet6{Addr: a.As16(), Port: int(port)}
+	}
+	return &unix.SockaddrInet4{Addr: a.As4(), Port: int(port)}
+}
+
+// ipv6 turns IPv6 on for dev in n and gives it cidr without duplicate
+// address detection (the address is usable at once).
+func (n *tns) ipv6(t testing.TB, dev, cidr string) {
+	t.Helper()
+	n.sysctl(t, "net/ipv6/conf/"+dev+"/accept_dad", "0")
+	n.sysctl(t, "net/ipv6/conf/"+dev+"/disable_ipv6", "0")
+	a, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Flags = unix.IFA_F_NODAD
+	if err := n.h.AddrAdd(n.link(t, dev), a); err != nil {
+		t.Fatalf("%s: address %s on %s: %v", n.node, cidr, dev, err)
+	}
+}
+
+// ping6 sends one ICMPv6 echo request with id and seq from a raw socket
+// in n (the kernel fills in the checksum) and reports whether the reply
+// came within timeout.
+func (n *tns) ping6(t testing.TB, dst netip.Addr, id, seq uint16, timeout time.Duration) bool {
+	t.Helper()
+	var fd int
+	if err := netns.DoIn(n.ns, func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
+		return err
+	}); err != nil {
+		t.Fatalf("%s: raw ICMPv6 socket: %v", n.node, err)
+	}
+	defer unix.Close(fd)
+	msg := []byte{128, 0, 0, 0, byte(id >> 8), byte(id), byte(seq >> 8), byte(seq)}
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet6{Addr: dst.As16()}); err != nil {
+		t.Fatalf("%s: send ICMPv6 echo request: %v", n.node, err)
+	}
+	tv := unix.NsecToTimeval(timeout.Nanoseconds())
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	buf := make([]byte, 1500)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		m, _, err := unix.Recvfrom(fd, buf, 0)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: receive: %v", n.node, err)
+		}
+		if r := buf[:m]; len(r) >= 8 && r[0] == 129 && binary.BigEndian.Uint16(r[4:]) == id && binary.BigEndian.Uint16(r[6:]) == seq {
+			return true
+		}
+	}
+	return false
 }
 
 // sysctl writes value to /proc/sys/key from inside n (net sysctls are the

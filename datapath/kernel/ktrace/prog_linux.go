@@ -18,12 +18,13 @@ type maps struct {
 // Stack of the programs (offsets from R10).
 const (
 	fpRec     = -48  // the record (recordLen bytes)
-	fpKey     = -64  // the key as seen
-	fpRev     = -80  // the key with source and destination swapped
-	fpIP      = -104 // IPv4 header (20 bytes)
-	fpL4      = -120 // first 16 bytes after it (TCP's flags are at 13)
-	fpScratch = -128 // an EtherType
-	fpZero    = -136 // 0, the key of the array maps
+	fpKey     = -88  // the key as seen (keyLen bytes)
+	fpRev     = -128 // the key with source and destination swapped
+	fpIP      = -168 // IPv4 header (20 bytes) or IPv6 header (40)
+	fpL4      = -184 // first 16 bytes after it (TCP's flags are at 13)
+	fpScratch = -192 // an EtherType
+	fpProto   = -200 // the transport protocol (IPv6: next header), a byte
+	fpZero    = -208 // 0, the key of the array maps
 )
 
 // Registers kept across helper calls.
@@ -40,6 +41,7 @@ func le16be(v uint16) int32 { return int32(v>>8 | v<<8&0xff00) }
 
 var (
 	etherIPv4 = le16be(0x0800)
+	etherIPv6 = le16be(0x86dd)
 	etherVLAN = le16be(0x8100)
 	etherQinQ = le16be(0x88a8)
 )
@@ -58,15 +60,20 @@ func probeRead(dst int16, n int32, src asm.Register, add int32) asm.Instructions
 	}
 }
 
-// parseIPv4 reads the IPv4 header at rAddr and the 16 bytes after it into
-// fpIP and fpL4, leaving rAddr at the latter; anything else (another
-// version, a short header, a later fragment) ends the program.
-func parseIPv4() asm.Instructions {
+// parseIP reads the IP header at rAddr (IPv4 or IPv6, by its version)
+// into fpIP, its transport protocol into fpProto and the 16 bytes after
+// it into fpL4, leaving rAddr at the latter, and sets flagIPv6 for IPv6
+// (clears it for IPv4). Anything else ends the program: another version,
+// a short IPv4 header, a later fragment. An IPv6 packet's next header is
+// taken as its transport (probes carry no extension headers). n makes
+// the labels unique.
+func parseIP(n string) asm.Instructions {
 	ins := probeRead(fpIP, 20, rAddr, 0)
 	ins = append(ins,
 		asm.LoadMem(asm.R1, asm.RFP, fpIP, asm.Byte),
 		asm.Mov.Reg(asm.R2, asm.R1),
 		asm.RSh.Imm(asm.R2, 4),
+		asm.JEq.Imm(asm.R2, 6, "v6"+n),
 		asm.JNE.Imm(asm.R2, 4, "exit"),
 		asm.And.Imm(asm.R1, 0x0f),
 		asm.LSh.Imm(asm.R1, 2),
@@ -75,8 +82,19 @@ func parseIPv4() asm.Instructions {
 		asm.And.Imm(asm.R2, 0xff1f),
 		asm.JNE.Imm(asm.R2, 0, "exit"),
 		asm.Add.Reg(rAddr, asm.R1),
+		asm.LoadMem(asm.R1, asm.RFP, fpIP+9, asm.Byte),
+		asm.StoreMem(asm.RFP, fpProto, asm.R1, asm.Byte),
+		asm.And.Imm(rFlags, ^int32(flagIPv6)),
+		asm.Ja.Label("l4"+n),
 	)
-	return append(ins, probeRead(fpL4, l4Len, rAddr, 0)...)
+	ins = append(ins, labelled("v6"+n, probeRead(fpIP+20, 20, rAddr, 20))...)
+	ins = append(ins,
+		asm.LoadMem(asm.R1, asm.RFP, fpIP+6, asm.Byte), // next header
+		asm.StoreMem(asm.RFP, fpProto, asm.R1, asm.Byte),
+		asm.Add.Imm(rAddr, 40),
+		setFlag(flagIPv6),
+	)
+	return append(ins, labelled("l4"+n, probeRead(fpL4, l4Len, rAddr, 0))...)
 }
 
 // labelled puts label on the first of ins.
@@ -113,8 +131,8 @@ var hooks = []hook{
 	{"ktrace_drop", "kfree_skb", kindDrop},
 }
 
-// instructions is the program for h: find the IPv4 header (inner, behind
-// VXLAN on one of vxlanPorts; quoted, in an ICMP error), build its key and
+// instructions is the program for h: find the IPv4 or IPv6 header
+// (inner, behind VXLAN on one of vxlanPorts; quoted, in an ICMP error), build its key and
 // the reversed key, look both up and write a record for a watched one.
 func instructions(h hook, l layout, m maps, vxlanPorts []uint16, ringBytes int) asm.Instructions {
 	ins := asm.Instructions{
@@ -181,7 +199,7 @@ func instructions(h hook, l layout, m maps, vxlanPorts []uint16, ringBytes int) 
 		asm.LoadMem(asm.R1, asm.R1, l.netInum, asm.Word),
 		asm.StoreMem(asm.RFP, fpRec+recNetns, asm.R1, asm.Word),
 	)
-	// Where the IPv4 header is.
+	// Where the IP header is.
 	ins = append(ins, asm.Mov.Imm(rFlags, 0).WithSymbol("l3"))
 	switch h.kind {
 	case kindRecv:
@@ -191,6 +209,7 @@ func instructions(h hook, l layout, m maps, vxlanPorts []uint16, ringBytes int) 
 			asm.LoadMem(rAddr, rSkb, l.skbData, asm.DWord),
 			asm.LoadMem(asm.R1, rSkb, l.skbProtocol, asm.Half),
 			asm.JEq.Imm(asm.R1, etherIPv4, "ip"),
+			asm.JEq.Imm(asm.R1, etherIPv6, "ip"),
 			asm.JEq.Imm(asm.R1, etherVLAN, "tag"),
 			asm.JEq.Imm(asm.R1, etherQinQ, "tag"),
 			asm.Ja.Label("exit"),
@@ -198,8 +217,9 @@ func instructions(h hook, l layout, m maps, vxlanPorts []uint16, ringBytes int) 
 		ins = append(ins, labelled("tag", probeRead(fpScratch, 2, rAddr, 2))...)
 		ins = append(ins,
 			asm.LoadMem(asm.R1, asm.RFP, fpScratch, asm.Half),
-			asm.JNE.Imm(asm.R1, etherIPv4, "exit"),
 			asm.Add.Imm(rAddr, 4),
+			asm.JEq.Imm(asm.R1, etherIPv4, "ip"),
+			asm.JNE.Imm(asm.R1, etherIPv6, "exit"),
 			asm.Ja.Label("ip"),
 		)
 	case kindXmit:
@@ -210,6 +230,7 @@ func instructions(h hook, l layout, m maps, vxlanPorts []uint16, ringBytes int) 
 			asm.Add.Imm(rAddr, 14),
 			asm.LoadMem(asm.R1, asm.RFP, fpScratch, asm.Half),
 			asm.JEq.Imm(asm.R1, etherIPv4, "ip"),
+			asm.JEq.Imm(asm.R1, etherIPv6, "ip"),
 			asm.JEq.Imm(asm.R1, etherVLAN, "tag"),
 			asm.JEq.Imm(asm.R1, etherQinQ, "tag"),
 			asm.Ja.Label("exit"),
@@ -217,8 +238,9 @@ func instructions(h hook, l layout, m maps, vxlanPorts []uint16, ringBytes int) 
 		ins = append(ins, labelled("tag", probeRead(fpScratch, 2, rAddr, 2))...)
 		ins = append(ins,
 			asm.LoadMem(asm.R1, asm.RFP, fpScratch, asm.Half),
-			asm.JNE.Imm(asm.R1, etherIPv4, "exit"),
 			asm.Add.Imm(rAddr, 4),
+			asm.JEq.Imm(asm.R1, etherIPv4, "ip"),
+			asm.JNE.Imm(asm.R1, etherIPv6, "exit"),
 			asm.Ja.Label("ip"),
 		)
 	case kindDrop:
@@ -230,11 +252,11 @@ func instructions(h hook, l layout, m maps, vxlanPorts []uint16, ringBytes int) 
 			asm.Ja.Label("ip"),
 		)
 	}
-	ins = append(ins, labelled("ip", parseIPv4())...)
+	ins = append(ins, labelled("ip", parseIP("outer"))...)
 
-	// VXLAN: UDP to one of its ports, an Ethernet header, IPv4.
+	// VXLAN: UDP to one of its ports, an Ethernet header, IPv4 or IPv6.
 	ins = append(ins,
-		asm.LoadMem(asm.R1, asm.RFP, fpIP+9, asm.Byte),
+		asm.LoadMem(asm.R1, asm.RFP, fpProto, asm.Byte),
 		asm.JNE.Imm(asm.R1, ProtoUDP, "icmperr"),
 		asm.LoadMem(asm.R1, asm.RFP, fpL4+2, asm.Half),
 	)
@@ -245,55 +267,96 @@ func instructions(h hook, l layout, m maps, vxlanPorts []uint16, ringBytes int) 
 	ins = append(ins, labelled("vxlan", probeRead(fpScratch, 2, rAddr, 8+8+12))...)
 	ins = append(ins,
 		asm.LoadMem(asm.R1, asm.RFP, fpScratch, asm.Half),
-		asm.JNE.Imm(asm.R1, etherIPv4, "exit"),
 		asm.Add.Imm(rAddr, 8+8+14),
 		setFlag(flagEncap),
+		asm.JEq.Imm(asm.R1, etherIPv4, "inner"),
+		asm.JNE.Imm(asm.R1, etherIPv6, "exit"),
 	)
-	ins = append(ins, parseIPv4()...)
+	ins = append(ins, labelled("inner", parseIP("inner"))...)
 
-	// An ICMP error (unreachable, time exceeded, parameter problem)
-	// quotes the packet it is about.
+	// An ICMP error (unreachable, time exceeded, parameter problem;
+	// ICMPv6's also packet too big) quotes the packet it is about.
 	ins = append(ins,
-		asm.LoadMem(asm.R1, asm.RFP, fpIP+9, asm.Byte).WithSymbol("icmperr"),
-		asm.JNE.Imm(asm.R1, ProtoICMP, "key"),
-		asm.LoadMem(asm.R1, asm.RFP, fpL4, asm.Byte),
-		asm.JEq.Imm(asm.R1, 3, "quoted"),
-		asm.JEq.Imm(asm.R1, 11, "quoted"),
-		asm.JEq.Imm(asm.R1, 12, "quoted"),
+		asm.LoadMem(asm.R1, asm.RFP, fpProto, asm.Byte).WithSymbol("icmperr"),
+		asm.LoadMem(asm.R2, asm.RFP, fpL4, asm.Byte),
+		asm.JEq.Imm(asm.R1, ProtoICMP, "icmp4err"),
+		asm.JNE.Imm(asm.R1, protoICMPv6, "key"),
+		asm.JEq.Imm(asm.R2, 1, "quoted"),
+		asm.JEq.Imm(asm.R2, 2, "quoted"),
+		asm.JEq.Imm(asm.R2, 3, "quoted"),
+		asm.JEq.Imm(asm.R2, 4, "quoted"),
+		asm.Ja.Label("key"),
+		asm.JEq.Imm(asm.R2, 3, "quoted").WithSymbol("icmp4err"),
+		asm.JEq.Imm(asm.R2, 11, "quoted"),
+		asm.JEq.Imm(asm.R2, 12, "quoted"),
 		asm.Ja.Label("key"),
 		asm.Add.Imm(rAddr, 8).WithSymbol("quoted"),
 		setFlag(flagICMPErr),
 	)
-	ins = append(ins, parseIPv4()...)
+	ins = append(ins, parseIP("quoted")...)
 
-	// The keys: addresses, ports (or ICMP echo id and sequence), protocol.
+	// The keys: addresses, ports (or ICMP echo id and sequence),
+	// protocol, version (both zeroed first: an IPv4 address fills 4 of
+	// its 16 bytes).
+	for off := int16(0); off < keyLen; off += 4 {
+		ins = append(ins, asm.StoreImm(asm.RFP, fpKey+off, 0, asm.Word), asm.StoreImm(asm.RFP, fpRev+off, 0, asm.Word))
+	}
+	ins[len(ins)-2*keyLen/4] = ins[len(ins)-2*keyLen/4].WithSymbol("key")
 	ins = append(ins,
-		asm.LoadMem(asm.R1, asm.RFP, fpIP+12, asm.Word).WithSymbol("key"),
+		asm.Mov.Reg(asm.R1, rFlags),
+		asm.And.Imm(asm.R1, flagIPv6),
+		asm.JNE.Imm(asm.R1, 0, "key6"),
+		asm.LoadMem(asm.R1, asm.RFP, fpIP+12, asm.Word),
 		asm.LoadMem(asm.R2, asm.RFP, fpIP+16, asm.Word),
-		asm.StoreMem(asm.RFP, fpKey, asm.R1, asm.Word),
-		asm.StoreMem(asm.RFP, fpKey+4, asm.R2, asm.Word),
-		asm.StoreMem(asm.RFP, fpRev, asm.R2, asm.Word),
-		asm.StoreMem(asm.RFP, fpRev+4, asm.R1, asm.Word),
-		asm.LoadMem(asm.R3, asm.RFP, fpIP+9, asm.Byte),
-		asm.StoreMem(asm.RFP, fpKey+12, asm.R3, asm.Word),
-		asm.StoreMem(asm.RFP, fpRev+12, asm.R3, asm.Word),
+		asm.StoreMem(asm.RFP, fpKey+keySrc, asm.R1, asm.Word),
+		asm.StoreMem(asm.RFP, fpKey+keyDst, asm.R2, asm.Word),
+		asm.StoreMem(asm.RFP, fpRev+keySrc, asm.R2, asm.Word),
+		asm.StoreMem(asm.RFP, fpRev+keyDst, asm.R1, asm.Word),
+		asm.StoreImm(asm.RFP, fpKey+keyVersion, 4, asm.Byte),
+		asm.StoreImm(asm.RFP, fpRev+keyVersion, 4, asm.Byte),
+		asm.Ja.Label("proto"),
+	)
+	// IPv6: source at 8, destination at 24, 16 bytes each.
+	for half := int16(0); half < 16; half += 8 {
+		ld := asm.LoadMem(asm.R1, asm.RFP, fpIP+8+half, asm.DWord)
+		if half == 0 {
+			ld = ld.WithSymbol("key6")
+		}
+		ins = append(ins, ld,
+			asm.LoadMem(asm.R2, asm.RFP, fpIP+24+half, asm.DWord),
+			asm.StoreMem(asm.RFP, fpKey+keySrc+half, asm.R1, asm.DWord),
+			asm.StoreMem(asm.RFP, fpKey+keyDst+half, asm.R2, asm.DWord),
+			asm.StoreMem(asm.RFP, fpRev+keySrc+half, asm.R2, asm.DWord),
+			asm.StoreMem(asm.RFP, fpRev+keyDst+half, asm.R1, asm.DWord),
+		)
+	}
+	ins = append(ins,
+		asm.StoreImm(asm.RFP, fpKey+keyVersion, 6, asm.Byte),
+		asm.StoreImm(asm.RFP, fpRev+keyVersion, 6, asm.Byte),
+		asm.LoadMem(asm.R3, asm.RFP, fpProto, asm.Byte).WithSymbol("proto"),
+		asm.StoreMem(asm.RFP, fpKey+keyProto, asm.R3, asm.Byte),
+		asm.StoreMem(asm.RFP, fpRev+keyProto, asm.R3, asm.Byte),
 		asm.JEq.Imm(asm.R3, ProtoTCP, "ports"),
 		asm.JEq.Imm(asm.R3, ProtoUDP, "ports"),
+		asm.LoadMem(asm.R1, asm.RFP, fpL4, asm.Byte),
+		asm.JEq.Imm(asm.R3, protoICMPv6, "echo6"),
 		asm.JNE.Imm(asm.R3, ProtoICMP, "exit"),
 		// ICMP: echo request or reply only; id and sequence as they are.
-		asm.LoadMem(asm.R1, asm.RFP, fpL4, asm.Byte),
 		asm.JEq.Imm(asm.R1, 0, "echo"),
 		asm.JNE.Imm(asm.R1, 8, "exit"),
+		asm.Ja.Label("echo"),
+		asm.JEq.Imm(asm.R1, 128, "echo").WithSymbol("echo6"),
+		asm.JNE.Imm(asm.R1, 129, "exit"),
 		asm.LoadMem(asm.R1, asm.RFP, fpL4+4, asm.Word).WithSymbol("echo"),
-		asm.StoreMem(asm.RFP, fpKey+8, asm.R1, asm.Word),
-		asm.StoreMem(asm.RFP, fpRev+8, asm.R1, asm.Word),
+		asm.StoreMem(asm.RFP, fpKey+keyPorts, asm.R1, asm.Word),
+		asm.StoreMem(asm.RFP, fpRev+keyPorts, asm.R1, asm.Word),
 		asm.Ja.Label("lookup"),
 		asm.LoadMem(asm.R1, asm.RFP, fpL4, asm.Half).WithSymbol("ports"),
 		asm.LoadMem(asm.R2, asm.RFP, fpL4+2, asm.Half),
-		asm.StoreMem(asm.RFP, fpKey+8, asm.R1, asm.Half),
-		asm.StoreMem(asm.RFP, fpKey+10, asm.R2, asm.Half),
-		asm.StoreMem(asm.RFP, fpRev+8, asm.R2, asm.Half),
-		asm.StoreMem(asm.RFP, fpRev+10, asm.R1, asm.Half),
+		asm.StoreMem(asm.RFP, fpKey+keyPorts, asm.R1, asm.Half),
+		asm.StoreMem(asm.RFP, fpKey+keyPorts+2, asm.R2, asm.Half),
+		asm.StoreMem(asm.RFP, fpRev+keyPorts, asm.R2, asm.Half),
+		asm.StoreMem(asm.RFP, fpRev+keyPorts+2, asm.R1, asm.Half),
 		asm.JNE.Imm(asm.R3, ProtoTCP, "lookup"),
 		asm.LoadMem(asm.R1, asm.RFP, fpL4+13, asm.Byte),
 		asm.StoreMem(asm.RFP, fpRec+recTCPFlags, asm.R1, asm.Byte),

@@ -17,6 +17,7 @@ const (
 	flagReversed = 1 << iota // matched the key with source and destination swapped
 	flagEncap                // inside a VXLAN header
 	flagICMPErr              // quoted by an ICMP error
+	flagIPv6                 // an IPv6 packet (the innermost header the key is of)
 )
 
 // Offsets in a record, as the programs write it on their stack and into

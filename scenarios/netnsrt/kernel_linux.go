@@ -28,11 +28,14 @@ import (
 )
 
 // kernelGen is how the kernel backend runs one generation: a fresh
-// datapath/kernel fabric, and what the machine must have for it (nil: the
-// kernel backend's own needs).
+// datapath/kernel fabric, what the machine must have for it (nil: the
+// kernel backend's own needs), and whether its fabric carries IPv6 (a
+// dual-stack instance's IPv6 probes; otherwise they are refused, naming
+// the generation).
 type kernelGen struct {
 	make  func() kernel.Fabric
 	needs func() error
+	ipv6  bool
 }
 
 // kernelFabrics are the generations the kernel backend builds, by the
@@ -48,7 +51,31 @@ func registerKernel(g generation.Name, make func() kernel.Fabric, needs func() e
 	if _, ok := kernelFabrics[string(g)]; ok {
 		panic(fmt.Sprintf("netnsrt: kernel fabric for %s registered twice", g))
 	}
-	kernelFabrics[string(g)] = kernelGen{make, needs}
+	kernelFabrics[string(g)] = kernelGen{make: make, needs: needs}
+}
+
+// kernelDualStack says that generation g's kernel fabric (registered)
+// carries IPv6 as well as IPv4.
+func kernelDualStack(g generation.Name) {
+	k, ok := kernelFabrics[string(g)]
+	if !ok {
+		panic(fmt.Sprintf("netnsrt: %s is dual-stack on a kernel fabric that is not registered", g))
+	}
+	k.ipv6 = true
+	kernelFabrics[string(g)] = k
+}
+
+// KernelIPv6Generations lists the generations the kernel backend runs
+// dual-stack: their IPv6 probes are sent and traced as IPv4 ones.
+func KernelIPv6Generations() []string {
+	var out []string
+	for g, k := range kernelFabrics {
+		if k.ipv6 {
+			out = append(out, g)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // KernelGenerations lists the generations the kernel backend can run.
@@ -72,6 +99,8 @@ func KernelNeeds() map[string]error {
 // its desired state, and every change to the model is followed by Sync.
 type kernelFabric struct {
 	f     kernel.Fabric
+	gen   string
+	ipv6  bool // the fabric carries IPv6 (kernelGen.ipv6)
 	start time.Time
 	// mu serialises changes to the model with Plug, Unplug and Sync;
 	// lock and unlock take it. dirty says the model changed under a
@@ -133,7 +162,7 @@ func (r *Runtime) loadKernel(ctx context.Context, f datapath.Fabric, tc *topolog
 			return fmt.Errorf("kernel runtime: %s: %w", f.Generation(), err)
 		}
 	}
-	k := &kernelFabric{f: kg.make(), start: time.Now(), down: map[string][]string{}, names: ktrace.NewNamespaces(), drops: map[string]int{},
+	k := &kernelFabric{f: kg.make(), gen: f.Generation(), ipv6: kg.ipv6, start: time.Now(), down: map[string][]string{}, names: ktrace.NewNamespaces(), drops: map[string]int{},
 		views: map[string]datapath.Path{}}
 	r.k = k
 	if err := k.names.AddLab(r.lab); err != nil {
@@ -349,7 +378,7 @@ func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.Runti
 	}
 	rs := r.kernelRecords(evs)
 	// No packet of the probe left the source: its stack still waits for
-	// ARP (the tracepoints match IPv4 only).
+	// ARP or neighbour discovery (the tracepoints match neither).
 	pending := func() bool {
 		return !slices.ContainsFunc(rs, func(x outcome.Record) bool { return x.Ev.Action == datapath.ActOriginate && x.Ev.Node == p.From })
 	}

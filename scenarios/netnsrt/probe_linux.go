@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,8 +49,9 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 	if !ok {
 		return reports.Probe{}, fmt.Errorf("probe: unknown protocol %q (icmp, udp, tcp)", p.Proto)
 	}
-	if p.Dst.Is6() && r.k != nil {
-		return reports.Probe{}, fmt.Errorf("probe %s -> %s over IPv6: the kernel backend (lab %s) probes over IPv4 only, for now (use --backend netns or sim)", p.From, p.To, r.name)
+	if p.Dst.Is6() && r.k != nil && !r.k.ipv6 {
+		return reports.Probe{}, fmt.Errorf("probe %s -> %s over IPv6: the kernel backend (lab %s) runs %s over IPv4 only, for now (it runs %s dual-stack; or use --backend netns or sim)",
+			p.From, p.To, r.name, r.k.gen, strings.Join(KernelIPv6Generations(), ", "))
 	}
 	src, err := r.instance(p.From)
 	if err != nil {
@@ -107,7 +109,7 @@ func (r *Runtime) Probe(ctx context.Context, p scenarios.RuntimeProbe) (reports.
 	}
 	var key ktrace.Key
 	if r.k != nil {
-		key = kernelKey(id, p.Proto, src.ip.Addr(), p.Dst, port)
+		key = kernelKey(id, p.Proto, srcIP, p.Dst, port)
 		if err := r.k.tr.Watch(key, id); err != nil {
 			return reports.Probe{}, fmt.Errorf("probe %d %s -> %s: %w", id, p.From, p.To, err)
 		}

@@ -68,6 +68,19 @@
 // connected routes are also in the main table (locally generated
 // replies use it), so two tenants may not reuse a subnet on one leaf.
 //
+// IPv6 (a network with a subnet6; ipv6_linux.go): the tenants' side is
+// dual-stack over the IPv4 underlay. A dual-stack network's bridge gets
+// IPv6 on and the anycast gateway's IPv6 address (nodad: every leaf holds
+// it), remote type-2 MAC/IPv6 bindings are extern_learn neighbours there
+// (neigh_suppress answers neighbour solicitations from them), and the
+// tenant's table holds the IPv6 subnets, a /128 per remote host and the
+// type-5 IPv6 prefixes through the remote VTEP's IPv4-mapped address
+// ::ffff:<VTEP> on link over br<L3VNI> (the kernel takes no IPv4 next hop
+// for an IPv6 route), that address an IPv6 neighbour with the VTEP's
+// router MAC, as zebra installs them, and an unreachable IPv6 default;
+// ip rules send both families to the table. The bridges do no multicast
+// snooping, so solicitations are flooded as ARP requests are.
+//
 // Hosts are gen 1's: a private Open vSwitch per host with br-int (each
 // instance's veth end an access port of its network's VLAN), the patch
 // pair and br-bond with an active-backup bond of the host's first two

@@ -54,6 +54,7 @@ type leaf struct {
 	access map[string]string   // internal port → its trunk, built
 	l2     map[uint32]bool     // L2 VNIs with their bridge and VXLAN device
 	l3     map[uint32]bool     // L3 VNIs likewise
+	l3v6   map[uint32]bool     // L3 VNIs whose bridge has IPv6 on
 	rules  map[string]uint32   // ip rules: ingress bridge → table
 	flows  string              // br-acc's OpenFlow rules last applied
 	nets   map[uint32][]string // L2 VNI → its access ports, last synced
@@ -123,7 +124,7 @@ func (f *Fabric) build(ctx context.Context) error {
 				if err != nil {
 					return fmt.Errorf("bridge: build leaf %s: %w", n.Name, err)
 				}
-				l := &leaf{name: n.Name, h: h, access: map[string]string{}, l2: map[uint32]bool{}, l3: map[uint32]bool{},
+				l := &leaf{name: n.Name, h: h, access: map[string]string{}, l2: map[uint32]bool{}, l3: map[uint32]bool{}, l3v6: map[uint32]bool{},
 					rules: map[string]uint32{}, nets: map[uint32][]string{}}
 				for _, ifc := range t.Interfaces(n.Name) {
 					if peer, _, ok := t.Peer(topologies.Endpoint{Node: n.Name, Iface: ifc}); ok {
@@ -131,6 +132,11 @@ func (f *Fabric) build(ctx context.Context) error {
 							l.trunks = append(l.trunks, ifc)
 						}
 					}
+				}
+				// IPv6 forwarding for the tenants' dual-stack networks
+				// (their devices get IPv6 on one by one: enableIPv6).
+				if err := kernel.Sysctl(f.env.Lab, n.Name, "net/ipv6/conf/all/forwarding", "1"); err != nil {
+					return fmt.Errorf("bridge: build leaf %s: %w", n.Name, err)
 				}
 				f.leaves[n.Name] = l
 				f.order = append(f.order, n.Name)
@@ -334,6 +340,7 @@ func (f *Fabric) syncLeaf(ctx context.Context, l *leaf) error {
 		if !keep[vni] {
 			errs = append(errs, delLinks(l.h, VXLANName(vni), BridgeName(vni)), f.flushTable(l, vni))
 			delete(l.l3, vni)
+			delete(l.l3v6, vni)
 		}
 	}
 	l.nets = nets
@@ -386,7 +393,11 @@ func (f *Fabric) syncAccess(ctx context.Context, l *leaf, want map[string]string
 func (f *Fabric) ensureBridge(l *leaf, st evpn.LeafState, vni uint32, mac evpn.MAC, suppress bool) (br, vx netlink.Link, err error) {
 	h := l.h
 	if br, err = h.LinkByName(BridgeName(vni)); err != nil {
-		b := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: BridgeName(vni), HardwareAddr: mac.HardwareAddr()}}
+		// No multicast snooping: neighbour solicitations (to
+		// solicited-node groups) are flooded as ARP requests are.
+		snooping := false
+		b := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: BridgeName(vni), HardwareAddr: mac.HardwareAddr()},
+			MulticastSnooping: &snooping}
 		if err := h.LinkAdd(b); err != nil {
 			return nil, nil, fmt.Errorf("create %s: %w", BridgeName(vni), err)
 		}
@@ -435,6 +446,15 @@ func (f *Fabric) syncNetwork(l *leaf, st evpn.LeafState, n evpn.NetworkState, ac
 		gw := &netlink.Addr{IPNet: kernel.IPNet(netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))}
 		if err := h.AddrReplace(br, gw); err != nil {
 			return fmt.Errorf("gateway %v on %s: %w", gw.IPNet, BridgeName(n.VNI), err)
+		}
+		if n.Gateway6.IsValid() {
+			if err := f.enableIPv6(l, BridgeName(n.VNI)); err != nil {
+				return err
+			}
+			gw6 := &netlink.Addr{IPNet: kernel.IPNet(netip.PrefixFrom(n.Gateway6, n.Subnet6.Bits())), Flags: unix.IFA_F_NODAD}
+			if err := h.AddrReplace(br, gw6); err != nil {
+				return fmt.Errorf("gateway %v on %s: %w", gw6.IPNet, BridgeName(n.VNI), err)
+			}
 		}
 		l.l2[n.VNI] = true
 	}
@@ -487,7 +507,7 @@ func (f *Fabric) syncNetwork(l *leaf, st evpn.LeafState, n evpn.NetworkState, ac
 			neighs = append(neighs, neighEntry{ip: a.IP, mac: a.MAC})
 		}
 	}
-	return errors.Join(append(errs, syncFDB(h, vx, fdb), syncNeighs(h, br, neighs))...)
+	return errors.Join(append(errs, syncFDB(h, vx, fdb), f.syncNeighs(l, br, neighs))...)
 }
 
 // SyncLocalFDB makes dev's static bridge entries exactly macs (a MAC
@@ -536,22 +556,38 @@ func (f *Fabric) syncVRF(l *leaf, st evpn.LeafState, v evpn.VRFState) error {
 	if err != nil {
 		return err
 	}
+	v6 := ipv6Of(v)
+	if v6 && !l.l3v6[v.L3VNI] {
+		if err := f.enableIPv6(l, BridgeName(v.L3VNI)); err != nil {
+			return err
+		}
+		l.l3v6[v.L3VNI] = true
+	}
 	l.l3[v.L3VNI] = true
 	var fdb []fdbEntry
 	var neighs []neighEntry
 	for _, r := range v.RouterMACs {
 		fdb = append(fdb, fdbEntry{mac: r.MAC, dst: r.VTEP})
 		neighs = append(neighs, neighEntry{ip: r.VTEP, mac: r.MAC})
+		if v6 {
+			// IPv6 routes' next hop: the VTEP's mapped address.
+			neighs = append(neighs, neighEntry{ip: mapped(r.VTEP), mac: r.MAC})
+		}
 	}
-	errs := []error{syncFDB(h, vx, fdb), syncNeighs(h, br, neighs)}
+	errs := []error{syncFDB(h, vx, fdb), f.syncNeighs(l, br, neighs)}
 	table := int(v.L3VNI)
 	var want []*netlink.Route
+	var want6 []route6
 	for _, c := range v.Connected {
 		lk, err := h.LinkByName(BridgeName(c.VNI))
 		if err != nil {
 			continue // not carried here (yet)
 		}
-		want = append(want, &netlink.Route{Dst: kernel.IPNet(c.Prefix), LinkIndex: lk.Attrs().Index, Scope: netlink.SCOPE_LINK,
+		scope := netlink.SCOPE_LINK
+		if c.Prefix.Addr().Is6() {
+			scope = netlink.SCOPE_UNIVERSE // IPv6 routes have no scope
+		}
+		want = append(want, &netlink.Route{Dst: kernel.IPNet(c.Prefix), LinkIndex: lk.Attrs().Index, Scope: scope,
 			Table: table, Protocol: tenantProto})
 	}
 	via := func(dst netip.Prefix, vteps []netip.Addr) *netlink.Route {
@@ -566,14 +602,24 @@ func (f *Fabric) syncVRF(l *leaf, st evpn.LeafState, v evpn.VRFState) error {
 		return rt
 	}
 	for _, hr := range v.Hosts {
+		if hr.IP.Is6() {
+			want6 = append(want6, route6{dst: netip.PrefixFrom(hr.IP, 128), table: table, dev: br.Attrs().Index, vteps: []netip.Addr{hr.VTEP}})
+			continue
+		}
 		want = append(want, via(netip.PrefixFrom(hr.IP, 32), []netip.Addr{hr.VTEP}))
 	}
 	for _, p := range v.Prefixes {
+		if p.Prefix.Addr().Is6() {
+			want6 = append(want6, route6{dst: p.Prefix, table: table, dev: br.Attrs().Index, vteps: p.VTEPs})
+			continue
+		}
 		want = append(want, via(p.Prefix, p.VTEPs))
 	}
 	// Nothing falls through to the main (underlay) table.
-	want = append(want, &netlink.Route{Dst: kernel.IPNet(netip.MustParsePrefix("0.0.0.0/0")), Type: unix.RTN_UNREACHABLE,
-		Table: table, Protocol: tenantProto})
+	want = append(want, defaultRoute(netlink.FAMILY_V4, table))
+	if v6 {
+		want = append(want, defaultRoute(netlink.FAMILY_V6, table))
+	}
 	keep := map[string]bool{}
 	for _, rt := range want {
 		keep[rt.Dst.String()] = true
@@ -581,35 +627,70 @@ func (f *Fabric) syncVRF(l *leaf, st evpn.LeafState, v evpn.VRFState) error {
 			errs = append(errs, fmt.Errorf("route %v in table %d: %w", rt.Dst, table, err))
 		}
 	}
+	if len(want6) > 0 {
+		err := f.env.Lab.Do(l.name, func() error {
+			var errs []error
+			for _, r := range want6 {
+				keep[r.dst.String()] = true
+				if err := replaceRoute6(r); err != nil && !errors.Is(err, unix.ENETDOWN) {
+					errs = append(errs, err)
+				}
+			}
+			return errors.Join(errs...)
+		})
+		errs = append(errs, err)
+	}
 	have, err := tableRoutes(h, table)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	for _, rt := range have {
-		if !keep[dst(rt)] {
-			if err := h.RouteDel(&rt); err != nil && !kernel.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("remove route %v from table %d: %w", rt.Dst, table, err))
+		if !keep[dst(rt).String()] {
+			if err := delRoute(h, rt); err != nil {
+				errs = append(errs, fmt.Errorf("remove route %v from table %d: %w", dst(rt), table, err))
 			}
 		}
 	}
-	_ = vx
 	return errors.Join(errs...)
 }
 
-func dst(rt netlink.Route) string {
-	if rt.Dst == nil {
-		return "0.0.0.0/0"
+// dst is rt's destination (a default route's may be nil).
+func dst(rt netlink.Route) *net.IPNet {
+	if rt.Dst != nil {
+		return rt.Dst
 	}
-	return rt.Dst.String()
+	if rt.Family == netlink.FAMILY_V6 {
+		return kernel.IPNet(netip.MustParsePrefix("::/0"))
+	}
+	return kernel.IPNet(netip.MustParsePrefix("0.0.0.0/0"))
 }
 
-func tableRoutes(h *netlink.Handle, table int) ([]netlink.Route, error) {
-	rs, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: table, Protocol: tenantProto},
-		netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
-	if err != nil {
-		return nil, fmt.Errorf("list table %d: %w", table, err)
+// delRoute removes a tenant route by its destination, table and
+// protocol: an IPv6 route's IPv4-mapped next hops are nothing
+// vishvananda/netlink can encode.
+func delRoute(h *netlink.Handle, rt netlink.Route) error {
+	del := &netlink.Route{Dst: dst(rt), Table: rt.Table, Protocol: rt.Protocol, Type: rt.Type}
+	if err := h.RouteDel(del); err != nil && !kernel.IsNotFound(err) {
+		return err
 	}
-	return rs, nil
+	return nil
+}
+
+// tableRoutes lists the tenant routes of table, both families.
+func tableRoutes(h *netlink.Handle, table int) ([]netlink.Route, error) {
+	var out []netlink.Route
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rs, err := h.RouteListFiltered(family, &netlink.Route{Table: table, Protocol: tenantProto},
+			netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+		if err != nil {
+			return nil, fmt.Errorf("list table %d: %w", table, err)
+		}
+		for _, rt := range rs {
+			rt.Family = family
+			out = append(out, rt)
+		}
+	}
+	return out, nil
 }
 
 func (f *Fabric) flushTable(l *leaf, table uint32) error {
@@ -619,9 +700,7 @@ func (f *Fabric) flushTable(l *leaf, table uint32) error {
 	}
 	var errs []error
 	for _, rt := range rs {
-		if err := l.h.RouteDel(&rt); err != nil && !kernel.IsNotFound(err) {
-			errs = append(errs, err)
-		}
+		errs = append(errs, delRoute(l.h, rt))
 	}
 	return errors.Join(errs...)
 }
@@ -641,11 +720,7 @@ func (f *Fabric) syncRules(l *leaf, st evpn.LeafState) error {
 	var errs []error
 	for dev, table := range l.rules {
 		if want[dev] != table {
-			r := netlink.NewRule()
-			r.IifName, r.Table, r.Priority = dev, int(table), RulePriority
-			if err := l.h.RuleDel(r); err != nil && !kernel.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("remove rule iif %s table %d: %w", dev, table, err))
-			}
+			errs = append(errs, delRules(l.h, dev, table))
 			delete(l.rules, dev)
 		}
 	}
@@ -653,13 +728,38 @@ func (f *Fabric) syncRules(l *leaf, st evpn.LeafState) error {
 		if l.rules[dev] == table {
 			continue
 		}
-		r := netlink.NewRule()
-		r.IifName, r.Table, r.Priority = dev, int(table), RulePriority
-		if err := l.h.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
-			errs = append(errs, fmt.Errorf("rule iif %s table %d: %w", dev, table, err))
-			continue
+		added := true
+		for _, r := range rules(dev, table) {
+			if err := l.h.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+				errs = append(errs, fmt.Errorf("rule iif %s table %d: %w", dev, table, err))
+				added = false
+			}
 		}
-		l.rules[dev] = table
+		if added {
+			l.rules[dev] = table
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rules are the ip rules (IPv4 and IPv6) sending what enters dev to
+// table.
+func rules(dev string, table uint32) []*netlink.Rule {
+	var out []*netlink.Rule
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		r := netlink.NewRule()
+		r.IifName, r.Table, r.Priority, r.Family = dev, int(table), RulePriority, family
+		out = append(out, r)
+	}
+	return out
+}
+
+func delRules(h *netlink.Handle, dev string, table uint32) error {
+	var errs []error
+	for _, r := range rules(dev, table) {
+		if err := h.RuleDel(r); err != nil && !kernel.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove rule iif %s table %d: %w", dev, table, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -769,42 +869,84 @@ type neighEntry struct {
 }
 
 // syncNeighs makes dev's neighbour entries of ours (extern_learn)
-// exactly want, each noarp: what the bridge answers ARP requests from
-// (neigh_suppress), and what the kernel resolves next hops with.
-func syncNeighs(h *netlink.Handle, dev netlink.Link, want []neighEntry) error {
+// exactly want, each noarp, IPv4 and IPv6 alike: what the bridge answers
+// ARP requests and neighbour solicitations from (neigh_suppress), and
+// what the kernel resolves next hops with. An IPv4-mapped address (an
+// IPv6 route's next hop over an IPv4 VTEP) is an IPv6 neighbour.
+func (f *Fabric) syncNeighs(l *leaf, dev netlink.Link, want []neighEntry) error {
+	h := l.h
 	idx := dev.Attrs().Index
-	have, err := h.NeighList(idx, unix.AF_INET)
-	if err != nil {
-		return fmt.Errorf("list neighbours of %s: %w", dev.Attrs().Name, err)
-	}
 	cur := map[netip.Addr]evpn.MAC{}
-	for _, n := range have {
-		if n.Flags&netlink.NTF_EXT_LEARNED == 0 || len(n.HardwareAddr) != 6 {
-			continue
+	for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
+		have, err := h.NeighList(idx, family)
+		if err != nil {
+			return fmt.Errorf("list neighbours of %s: %w", dev.Attrs().Name, err)
 		}
-		a, _ := netip.AddrFromSlice(n.IP)
-		cur[a.Unmap()] = evpn.MACOf(n.HardwareAddr)
+		for _, n := range have {
+			if n.Flags&netlink.NTF_EXT_LEARNED == 0 || len(n.HardwareAddr) != 6 {
+				continue
+			}
+			a, _ := netip.AddrFromSlice(n.IP)
+			if family == unix.AF_INET {
+				a = a.Unmap()
+			}
+			cur[a] = evpn.MACOf(n.HardwareAddr)
+		}
 	}
 	var errs []error
+	var mset, mdel []neighEntry // IPv4-mapped: written in dev's namespace
 	wanted := map[netip.Addr]bool{}
 	for _, e := range want {
 		wanted[e.ip] = true
 		if m, ok := cur[e.ip]; ok && m == e.mac {
 			continue
 		}
-		if err := h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, State: netlink.NUD_NOARP,
+		if e.ip.Is4In6() {
+			mset = append(mset, e)
+			continue
+		}
+		if err := h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: family(e.ip), State: netlink.NUD_NOARP,
 			Flags: netlink.NTF_EXT_LEARNED, IP: e.ip.AsSlice(), HardwareAddr: e.mac.HardwareAddr()}); err != nil {
 			errs = append(errs, fmt.Errorf("neighbour %v lladdr %s dev %s extern_learn: %w", e.ip, e.mac, dev.Attrs().Name, err))
 		}
 	}
-	for ip := range cur {
-		if !wanted[ip] {
-			if err := h.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, IP: ip.AsSlice()}); err != nil && !kernel.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("remove neighbour %v dev %s: %w", ip, dev.Attrs().Name, err))
-			}
+	for ip, mac := range cur {
+		if wanted[ip] {
+			continue
+		}
+		if ip.Is4In6() {
+			mdel = append(mdel, neighEntry{ip: ip, mac: mac})
+			continue
+		}
+		if err := h.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: family(ip), IP: ip.AsSlice()}); err != nil && !kernel.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove neighbour %v dev %s: %w", ip, dev.Attrs().Name, err))
 		}
 	}
+	if len(mset)+len(mdel) > 0 {
+		errs = append(errs, f.env.Lab.Do(l.name, func() error {
+			var errs []error
+			for _, e := range mset {
+				if err := mappedNeigh(true, idx, e.ip.Unmap(), e.mac); err != nil {
+					errs = append(errs, fmt.Errorf("dev %s: %w", dev.Attrs().Name, err))
+				}
+			}
+			for _, e := range mdel {
+				if err := mappedNeigh(false, idx, e.ip.Unmap(), e.mac); err != nil && !kernel.IsNotFound(err) {
+					errs = append(errs, fmt.Errorf("remove from dev %s: %w", dev.Attrs().Name, err))
+				}
+			}
+			return errors.Join(errs...)
+		}))
+	}
 	return errors.Join(errs...)
+}
+
+// family is a's address family for a neighbour entry.
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
 }
 
 func delLinks(h *netlink.Handle, names ...string) error {
@@ -908,9 +1050,7 @@ func (f *Fabric) Close() error {
 	// Devices: best effort, a failed node's namespace may be gone.
 	for _, l := range f.leaves {
 		for dev, table := range l.rules {
-			r := netlink.NewRule()
-			r.IifName, r.Table, r.Priority = dev, int(table), RulePriority
-			l.h.RuleDel(r)
+			delRules(l.h, dev, table)
 		}
 		for vni := range l.l3 {
 			f.flushTable(l, vni)

@@ -54,7 +54,10 @@ type bed struct {
 	nsName map[string]string
 }
 
-func newBed(t *testing.T) *bed {
+func newBed(t *testing.T) *bed { return newBedWith(t, net1, net2) }
+
+// newBedWith is newBed with networks nets instead of net1 and net2.
+func newBedWith(t *testing.T, nets ...datapath.NetworkSpec) *bed {
 	t.Helper()
 	testutil.RequireRoot(t)
 	if err := ovs.Available(); err != nil {
@@ -65,12 +68,21 @@ func newBed(t *testing.T) *bed {
 		t.Fatal(err)
 	}
 	lab := kerneltest.Lab(t, topo)
+	// IPv6 off everywhere, as the runtime leaves the lab's namespaces:
+	// the fabric turns it on where a dual-stack network needs it.
+	for _, n := range lab.Nodes() {
+		for _, c := range []string{"all", "default"} {
+			if err := kernel.Sysctl(lab, n, "net/ipv6/conf/"+c+"/disable_ipv6", "1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	ctx := context.Background()
 	m, err := evpn.New(topo, evpn.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []datapath.NetworkSpec{net1, net2} {
+	for _, n := range nets {
 		if err := m.AddNetwork(n); err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +139,12 @@ func (b *bed) addInstance(inst, host string, n datapath.NetworkSpec, ip string) 
 func (b *bed) place(p kernel.Port) {
 	t := b.t
 	t.Helper()
-	if _, _, err := b.model.AddInstance(datapath.InstanceSpec{Name: p.Instance, Host: p.Host, Network: p.Network, IP: p.IP, MAC: p.MAC}); err != nil {
+	n, _ := b.model.Network(p.Network)
+	spec := datapath.InstanceSpec{Name: p.Instance, Host: p.Host, Network: p.Network, IP: p.IP, MAC: p.MAC}
+	if n.Subnet6.IsValid() {
+		spec.IP6, spec.Gateway6 = ip6Of(n, p.IP.Addr()), n.Gateway6
+	}
+	if _, _, err := b.model.AddInstance(spec); err != nil {
 		t.Fatal(err)
 	}
 	ns := b.nsName[p.Instance]
@@ -141,6 +158,15 @@ func (b *bed) place(p kernel.Port) {
 	run(t, "ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off")
 	run(t, "ip", "-n", ns, "addr", "add", p.IP.String(), "dev", "eth0")
 	run(t, "ip", "-n", ns, "route", "add", "default", "via", p.Gateway.String())
+	if spec.IP6.IsValid() {
+		// As the runtime turns a dual-stack instance's IPv6 on: no DAD,
+		// no router solicitations.
+		for _, kv := range [][2]string{{"accept_dad", "0"}, {"router_solicitations", "0"}, {"disable_ipv6", "0"}} {
+			run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.eth0."+kv[0]+"="+kv[1])
+		}
+		run(t, "ip", "-n", ns, "-6", "addr", "add", spec.IP6.String(), "dev", "eth0", "nodad")
+		run(t, "ip", "-n", ns, "-6", "route", "add", "default", "via", spec.Gateway6.String())
+	}
 	ctx := context.Background()
 	plugged := p
 	if strings.HasPrefix(p.Instance, "pod") {
@@ -156,6 +182,14 @@ func (b *bed) place(p kernel.Port) {
 	if err := announce.SendIn(filepath.Join(netns.NetnsDir, ns), "eth0", frame.GratuitousARP(p.MAC, p.IP.Addr())); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ip6Of is a dual-stack instance's IPv6 address on n: its IPv4
+// address's last byte as the host part of n's IPv6 subnet.
+func ip6Of(n datapath.NetworkSpec, ip4 netip.Addr) netip.Prefix {
+	a := n.Subnet6.Addr().As16()
+	a[15] = ip4.As4()[3]
+	return netip.PrefixFrom(netip.AddrFrom16(a), n.Subnet6.Bits())
 }
 
 // move drifts inst to host: off its old host, the model's instance
@@ -190,6 +224,72 @@ func (b *bed) ping(from, to string, within time.Duration) int {
 			return -1
 		}
 	}
+}
+
+// ping6 is ping over IPv6 (the reply's hop limit).
+func (b *bed) ping6(from, to string, within time.Duration) int {
+	n, _ := b.model.Network(b.ports[to].Network)
+	dst := ip6Of(n, b.ports[to].IP.Addr()).Addr()
+	deadline := time.Now().Add(within)
+	for seq := uint16(1); ; seq++ {
+		hl, err := echo6(b.nsName[from], dst, seq, 300*time.Millisecond)
+		if err == nil {
+			return hl
+		}
+		if time.Now().After(deadline) {
+			b.t.Logf("ping6 %s -> %s: %v", from, to, err)
+			return -1
+		}
+	}
+}
+
+// echo6 sends one ICMPv6 echo request from namespace ns to dst and
+// returns its reply's hop limit.
+func echo6(ns string, dst netip.Addr, seq uint16, wait time.Duration) (int, error) {
+	h, err := vnetns.GetFromName(ns)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	var fd int
+	if err := netns.DoIn(h, func() error {
+		fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1)
+	tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	const id = 0x6236
+	req := make([]byte, 16)
+	req[0] = 128
+	binary.BigEndian.PutUint16(req[4:], id)
+	binary.BigEndian.PutUint16(req[6:], seq)
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrInet6{Addr: dst.As16()}); err != nil {
+		return 0, err
+	}
+	buf, oob := make([]byte, 1500), make([]byte, 128)
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
+		n, oobn, _, from, err := unix.Recvmsg(fd, buf, oob, 0)
+		sa, ok := from.(*unix.SockaddrInet6)
+		if err != nil || n < 8 || !ok || netip.AddrFrom16(sa.Addr) != dst || buf[0] != 129 ||
+			binary.BigEndian.Uint16(buf[4:]) != id || binary.BigEndian.Uint16(buf[6:]) != seq {
+			continue
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return 0, err
+		}
+		for _, m := range msgs {
+			if m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_HOPLIMIT && len(m.Data) >= 4 {
+				return int(binary.NativeEndian.Uint32(m.Data)), nil
+			}
+		}
+		return 0, errors.New("reply without its hop limit")
+	}
+	return 0, errors.New("no reply")
 }
 
 // echo sends one ICMP echo request from namespace ns to dst and returns
@@ -387,6 +487,100 @@ func TestEVPN(t *testing.T) {
 		}
 		if ttl := b.ping("vm1", "vm2", 5*time.Second); ttl != 64 {
 			t.Errorf("vm1 -> vm2, now on the same leaf: reply TTL %d, want 64", ttl)
+		}
+	})
+}
+
+var (
+	dual1 = datapath.NetworkSpec{Name: "dual1", Tenant: "t1", Subnet: netip.MustParsePrefix("10.1.0.0/24"),
+		Gateway: netip.MustParseAddr("10.1.0.1"), Subnet6: netip.MustParsePrefix("fd00:1::/64"),
+		Gateway6: netip.MustParseAddr("fd00:1::1"), VLAN: 100, VNI: 10100}
+	dual2 = datapath.NetworkSpec{Name: "dual2", Tenant: "t1", Subnet: netip.MustParsePrefix("10.2.0.0/24"),
+		Gateway: netip.MustParseAddr("10.2.0.1"), Subnet6: netip.MustParsePrefix("fd00:2::/64"),
+		Gateway6: netip.MustParseAddr("fd00:2::1"), VLAN: 200, VNI: 10200}
+)
+
+// TestEVPNDualStack: a leaf's kernel tables carry the IPv6 side of its
+// tables as zebra programs them: the anycast gateway's IPv6 address on
+// each dual-stack network's bridge, the remote hosts' type-2 MAC/IPv6
+// bindings as extern_learn neighbours there (which the bridge answers
+// neighbour solicitations from), /128 host routes in the tenant's table
+// through the remote VTEP's IPv4-mapped address on link over the L3 VNI
+// bridge, that address a neighbour with the VTEP's router MAC, and an
+// unreachable IPv6 default. IPv6 is then bridged across leaves and routed
+// between subnets as IPv4 is.
+func TestEVPNDualStack(t *testing.T) {
+	b := newBedWith(t, dual1, dual2)
+	b.addInstance("vm1", "host1", dual1, "10.1.0.11")
+	b.addInstance("vm2", "host2", dual1, "10.1.0.12")
+	b.addInstance("vm3", "host2", dual2, "10.2.0.13")
+	lo2, _ := b.model.Loopback("leaf2")
+	l3 := evpnL3VNI(t, b)
+	vx, br, brL3 := VXLANName(dual1.VNI), BridgeName(dual1.VNI), BridgeName(l3)
+	vm2MAC := b.ports["vm2"].MAC.String()
+	ml2, _ := b.model.Leaf("leaf2")
+	rmac2 := ml2.State().RouterMAC.HardwareAddr().String()
+
+	t.Run("leaf tables are the model's", func(t *testing.T) {
+		if out := b.nsRun("leaf1", "ip", "-6", "addr", "show", "dev", br); !hasLine(out, "inet6 fd00:1::1/64") {
+			t.Errorf("leaf1 %s: no anycast gateway fd00:1::1/64:\n%s", br, out)
+		}
+		if fdb := b.nsRun("leaf1", "bridge", "fdb", "show", "dev", vx); !hasLine(fdb, vm2MAC, "dst "+lo2.String(), "self") {
+			t.Errorf("leaf1 %s: no entry for vm2 (%s) to leaf2's VTEP %v:\n%s", vx, vm2MAC, lo2, fdb)
+		}
+		if neigh := b.nsRun("leaf1", "ip", "-6", "neigh", "show", "dev", br); !hasLine(neigh, "fd00:1::c ", vm2MAC, "extern_learn") {
+			t.Errorf("leaf1 %s: no extern_learn IPv6 neighbour for vm2:\n%s", br, neigh)
+		}
+		if neigh := b.nsRun("leaf1", "ip", "-6", "neigh", "show", "dev", brL3); !hasLine(neigh, "::ffff:"+lo2.String()+" ", rmac2, "extern_learn") {
+			t.Errorf("leaf1 %s: no extern_learn neighbour ::ffff:%v with leaf2's router MAC %s:\n%s", brL3, lo2, rmac2, neigh)
+		}
+		routes := b.nsRun("leaf1", "ip", "-6", "route", "show", "table", strconv.Itoa(int(l3)))
+		if !hasLine(routes, "fd00:2::d ", "via ::ffff:"+lo2.String(), brL3, "onlink") {
+			t.Errorf("leaf1: no /128 host route to vm3 over the L3 VNI:\n%s", routes)
+		}
+		if !hasLine(routes, "unreachable default") {
+			t.Errorf("leaf1: no unreachable IPv6 default in table %d:\n%s", l3, routes)
+		}
+		if rules := b.nsRun("leaf1", "ip", "-6", "rule", "show"); !hasLine(rules, "iif "+brL3, "lookup "+strconv.Itoa(int(l3))) {
+			t.Errorf("leaf1: no IPv6 rule from %s to table %d:\n%s", brL3, l3, rules)
+		}
+	})
+	t.Run("same subnet across leaves", func(t *testing.T) {
+		if hl := b.ping6("vm1", "vm2", 5*time.Second); hl != 64 {
+			t.Fatalf("vm1 -> vm2 (dual1, other leaf): reply hop limit %d, want 64 (bridged over VXLAN)", hl)
+		}
+	})
+	t.Run("across subnets at the anycast gateway", func(t *testing.T) {
+		if hl := b.ping6("vm1", "vm3", 5*time.Second); hl != 62 {
+			t.Fatalf("vm1 (dual1) -> vm3 (dual2): reply hop limit %d, want 62 (routed by both leaves)", hl)
+		}
+	})
+	t.Run("neighbour solicitation answered by the leaf", func(t *testing.T) {
+		// vm2 is gone from the wire: an advertisement for its address can
+		// come only from leaf1's bridge, from the neighbour entry Sync put
+		// there.
+		b.nsRun("vm2", "ip", "link", "set", "eth0", "down")
+		defer b.nsRun("vm2", "ip", "link", "set", "eth0", "up")
+		b.nsRun("vm1", "ip", "-6", "neigh", "flush", "dev", "eth0")
+		dst := ip6Of(dual1, b.ports["vm2"].IP.Addr()).Addr()
+		deadline := time.Now().Add(3 * time.Second)
+		for seq := uint16(1); ; seq++ {
+			echo6(b.nsName["vm1"], dst, seq, 200*time.Millisecond)
+			out := b.nsRun("vm1", "ip", "-6", "neigh", "show", dst.String())
+			if hasLine(out, vm2MAC) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("vm1 has no neighbour advertisement for vm2 while vm2 is down: %q", out)
+			}
+		}
+	})
+	t.Run("close leaves no IPv6 rule", func(t *testing.T) {
+		if err := b.f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if rules := b.nsRun("leaf1", "ip", "-6", "rule", "show"); strings.Contains(rules, strconv.Itoa(RulePriority)+":") {
+			t.Errorf("leaf1: IPv6 rules after Close:\n%s", rules)
 		}
 	})
 }

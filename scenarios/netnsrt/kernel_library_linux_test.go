@@ -2,13 +2,16 @@ package netnsrt_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/netnsrt"
 	"github.com/netbed/netbed/scenarios/simrt"
@@ -137,22 +140,130 @@ func probesIPv6(s *scenarios.Scenario) bool {
 	return false
 }
 
-// TestKernelRefusesIPv6Probe: on the kernel backend a probe over IPv6 is
-// a clear error naming the backend and the lab (whose name holds the
-// generation), not a silent IPv4 probe or a hang; nothing of the run is
-// left.
-func TestKernelRefusesIPv6Probe(t *testing.T) {
+// dualStackSG is stock OpenStack dual-stack with a security group
+// compiled from a NetworkPolicy (dualStackNetpol): the db takes TCP on
+// 5432 from the web pods and from the web network's IPv6 subnet only.
+// %s is the topology file.
+const dualStackSG = `
+name: dual-stack-sg
+topology: {file: %s}
+generations: [vlan-stock]
+seed: 6
+networks:
+  - {name: web, subnet: 10.0.1.0/24, subnet6: "fd00:1::/64"}
+  - {name: db, subnet: 10.0.2.0/24, subnet6: "fd00:2::/64"}
+steps:
+  - spawn: {name: web, kind: vm, count: 1, network: web, hosts: [host1], labels: {app: web}}
+  - spawn: {name: db, kind: vm, count: 1, network: db, hosts: [host4], labels: {app: db}}
+  - spawn: {name: batch, kind: vm, count: 1, network: db, hosts: [host2], labels: {app: batch}}
+  - policy: {file: netpol.yaml}
+  - at: 1s
+    traffic: {proto: tcp, port: 5432, from: [web-1, batch-1], to: [db-1], family: dual, tag: sql}
+  - expect: {tag: sql, reachable: ["web-1 -> db-1"], unreachable: ["batch-1 -> db-1"]}
+`
+
+// dualStackNetpol: a pod peer compiles into a rule of its IPv4 address
+// (docs/scenarios.md), so the web's IPv6 is admitted by the ipBlock.
+const dualStackNetpol = `
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-from-web, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress]
+  ingress:
+    - from:
+        - podSelector: {matchLabels: {app: web}}
+        - ipBlock: {cidr: "fd00:1::/64"}
+      ports:
+        - {protocol: TCP, port: 5432}
+`
+
+// TestKernelDualStackSecurityGroups: on stock OpenStack's kernel host a
+// security group filters IPv6 as IPv4 (ip6tables rules beside the
+// iptables ones, as Neutron writes them): the kernel run agrees with sim
+// on every probe of both families, and the IPv6 probe the group refuses
+// is dropped by netfilter on the db's host (with no ip6tables rules it
+// went through).
+func TestKernelDualStackSecurityGroups(t *testing.T) {
 	testutil.RequireRoot(t)
-	s, err := scenarios.Load("../library/dual-stack.yaml")
+	dir := t.TempDir()
+	topo, err := filepath.Abs("../../topologies/examples/three-tier.clab.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "dual-stack-sg.yaml")
+	for name, body := range map[string]string{file: fmt.Sprintf(dualStackSG, topo), filepath.Join(dir, "netpol.yaml"): dualStackNetpol} {
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := scenarios.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	simRun, err := scenarios.Run(ctx, s, scenarios.GenVLANStock, scenarios.NewFabricBackend(scenarios.FabricOptions{
+		Runtime: simrt.New(s.Seed), StoreDir: t.TempDir(), ControllerLatency: simrt.ControllerLatency}), scenarios.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt := newKernelRuntime(t, s.Name)
-	_, err = scenarios.Run(context.Background(), s, scenarios.GenVLAN, scenarios.NewFabricBackend(scenarios.FabricOptions{
+	kRun, err := scenarios.Run(ctx, s, scenarios.GenVLANStock, scenarios.NewFabricBackend(scenarios.FabricOptions{
 		Runtime: rt, StoreDir: t.TempDir()}), scenarios.Options{})
-	if err == nil || !strings.Contains(err.Error(), "over IPv6: the kernel backend") || !strings.Contains(err.Error(), "vlan") {
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, run := range []*reports.Run{simRun, kRun} {
+		for _, c := range run.Checks {
+			if !c.Passed {
+				t.Errorf("%s: step %d (line %d) %s: %s", run.Backend, c.Step, c.Line, c.What, c.Detail)
+			}
+		}
+	}
+	if len(kRun.Probes) != len(simRun.Probes) || len(kRun.Probes) != 4 {
+		t.Fatalf("kernel sent %d probes, sim %d; want 4", len(kRun.Probes), len(simRun.Probes))
+	}
+	dropped6 := 0
+	for i, sp := range simRun.Probes {
+		kp := kRun.Probes[i]
+		if sp.Delivered != kp.Delivered || sp.Replied != kp.Replied || sp.Verdict() != kp.Verdict() {
+			t.Errorf("probe %d %s -> %s (%s): kernel delivered %v replied %v (dropped at %s: %s), sim delivered %v replied %v (dropped at %s: %s)",
+				i, sp.From, sp.To, sp.Family, kp.Delivered, kp.Replied, kp.DropAt, kp.Reason, sp.Delivered, sp.Replied, sp.DropAt, sp.Reason)
+		}
+		if kp.From == "batch-1" && kp.Family == "ipv6" {
+			dropped6++
+			if kp.Reason != "netfilter-drop" {
+				t.Errorf("IPv6 probe %s -> %s: kernel reason %q at %s, want netfilter-drop (the ip6tables chain)", kp.From, kp.To, kp.Reason, kp.DropAt)
+			}
+		}
+	}
+	if dropped6 != 1 {
+		t.Errorf("%d IPv6 probes from batch-1, want 1", dropped6)
+	}
+}
+
+// TestKernelRefusesIPv6Probe: on the kernel backend an IPv6 probe on a
+// generation it runs over IPv4 only (gen 3: its tc programs and maps
+// are IPv4's) is a clear error naming the backend, the lab and the
+// generation, not a silent IPv4 probe or a hang; nothing of the run is
+// left.
+func TestKernelRefusesIPv6Probe(t *testing.T) {
+	testutil.RequireRoot(t)
+	if slices.Contains(netnsrt.KernelIPv6Generations(), string(scenarios.GenEBPF)) {
+		t.Fatalf("the kernel backend runs %s dual-stack: pick a generation that refuses IPv6, if one is left", scenarios.GenEBPF)
+	}
+	s, err := scenarios.Load("../library/dual-stack-pods.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newKernelRuntime(t, s.Name)
+	_, err = scenarios.Run(context.Background(), s, scenarios.GenEBPF, scenarios.NewFabricBackend(scenarios.FabricOptions{
+		Runtime: rt, StoreDir: t.TempDir()}), scenarios.Options{})
+	if err == nil || !strings.Contains(err.Error(), "over IPv6: the kernel backend") || !strings.Contains(err.Error(), "runs ebpf over IPv4 only") {
 		t.Fatalf("run: %v; want the kernel backend's IPv6 refusal naming the generation", err)
 	}
+	t.Log(err)
 	if left := namespacesOf(rt.LabName()); len(left) > 0 {
 		t.Errorf("namespaces left after the run: %v", left)
 	}

@@ -18,5 +18,7 @@ func init() {
 	registerKernel(scenarios.GenEVPN, func() kernel.Fabric { return bridge.New(bridge.Options{}) }, ovs.Available)
 	registerKernel(scenarios.GenEBPF, func() kernel.Fabric { return bpf.New(bpf.Options{}) }, nil)
 	registerKernel(scenarios.GenEBPFDirect, func() kernel.Fabric { return bpf.New(bpf.Options{}) }, nil)
+	kernelDualStack(scenarios.GenVLAN)
+	kernelDualStack(scenarios.GenVLANStock)
 	kernelDualStack(scenarios.GenEVPN)
 }

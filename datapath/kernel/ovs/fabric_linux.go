@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/netbed/netbed/datapath/kernel"
 	"github.com/netbed/netbed/datapath/vlan"
@@ -349,12 +350,34 @@ func (f *Fabric) ActiveMember(ctx context.Context, host string) (string, error) 
 // routeGateways turns on forwarding in the gateway core (whose switch
 // vswitch holds the gateways) and adds the model's gateways.
 func (f *Fabric) routeGateways(ctx context.Context) error {
-	if err := f.env.Lab.Do(f.gwNode, func() error {
-		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
-	}); err != nil {
+	if err := f.env.Lab.Do(f.gwNode, forwarding); err != nil {
 		return err
 	}
 	return f.syncGateways(ctx)
+}
+
+// forwarding turns on routing, IPv4 and IPv6, in the calling thread's
+// namespace (the gateway core's).
+func forwarding() error {
+	for _, p := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
+		if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("forwarding on: %w", err)
+		}
+	}
+	return nil
+}
+
+// enableIPv6 turns IPv6 on for dev in the calling thread's namespace (the
+// lab's start with it off), quietly: no duplicate address detection, no
+// router advertisements taken.
+func enableIPv6(dev string) error {
+	for _, kv := range [][2]string{{"accept_dad", "0"}, {"accept_ra", "0"}, {"disable_ipv6", "0"}} {
+		p := "/proc/sys/net/ipv6/conf/" + dev + "/" + kv[0]
+		if err := os.WriteFile(p, []byte(kv[1]), 0o644); err != nil {
+			return fmt.Errorf("IPv6 on %s: %w", dev, err)
+		}
+	}
+	return nil
 }
 
 // buildOVSSwitch makes n an Open vSwitch bridge over its fabric ports
@@ -417,7 +440,7 @@ func (f *Fabric) buildGateways(ctx context.Context) error {
 				return err
 			}
 		}
-		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+		return forwarding()
 	}); err != nil {
 		return err
 	}
@@ -475,6 +498,16 @@ func (f *Fabric) syncGateways(ctx context.Context) error {
 		addr := &netlink.Addr{IPNet: prefixIPNet(n.Gateway, n.Subnet.Bits())}
 		if err := h.AddrReplace(l, addr); err != nil {
 			return fmt.Errorf("gateway %s: address %v/%d: %w", dev, n.Gateway, n.Subnet.Bits(), err)
+		}
+		if n.Gateway6.IsValid() {
+			// A dual-stack network: the core routes its IPv6 too.
+			if err := f.env.Lab.Do(f.gwNode, func() error { return enableIPv6(dev) }); err != nil {
+				return fmt.Errorf("gateway %s: %w", dev, err)
+			}
+			addr6 := &netlink.Addr{IPNet: prefixIPNet(n.Gateway6, n.Subnet6.Bits()), Flags: unix.IFA_F_NODAD}
+			if err := h.AddrReplace(l, addr6); err != nil {
+				return fmt.Errorf("gateway %s: address %v/%d: %w", dev, n.Gateway6, n.Subnet6.Bits(), err)
+			}
 		}
 		if err := h.LinkSetUp(l); err != nil {
 			return fmt.Errorf("gateway %s: up: %w", dev, err)
@@ -604,7 +637,7 @@ func sortedHosts(m map[string]*host) []string {
 }
 
 // syncRules renders h's security groups from the model and loads them
-// with iptables-restore when they changed.
+// with iptables-restore and ip6tables-restore when they changed.
 func (f *Fabric) syncRules(h *host) error {
 	mh := f.model.Host(h.name)
 	var ports []SGPort
@@ -615,17 +648,20 @@ func (f *Fabric) syncRules(h *host) error {
 		}
 		ports = append(ports, SGPort{Instance: inst, Tap: pl.port.HostIf, Groups: g, DefIngress: in, DefEgress: out})
 	}
-	rules := RenderSecurityGroups(ports)
+	rules4, rules6 := RenderSecurityGroups(ports), RenderSecurityGroups6(ports)
+	rules := rules4 + rules6
 	if rules == h.rules {
 		return nil
 	}
 	if err := f.env.Lab.Do(h.name, func() error {
-		cmd := exec.Command("iptables-restore")
-		cmd.Stdin = strings.NewReader(rules)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("iptables-restore: %w: %s", err, strings.TrimSpace(stderr.String()))
+		for _, c := range []struct{ cmd, rules string }{{"iptables-restore", rules4}, {"ip6tables-restore", rules6}} {
+			cmd := exec.Command(c.cmd)
+			cmd.Stdin = strings.NewReader(c.rules)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("%s: %w: %s", c.cmd, err, strings.TrimSpace(stderr.String()))
+			}
 		}
 		return nil
 	}); err != nil {

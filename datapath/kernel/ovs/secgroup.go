@@ -31,8 +31,22 @@ func chainOut(tap string) string { return "nb-o-" + tap }
 // in order, then the direction's default. Every rule carries the model's
 // rule name as its comment ("sg:web:1", "sg:default:ingress"), so a
 // counter or a drop names the same rule as the model does. Ports are
-// rendered in Tap order; the output is deterministic.
-func RenderSecurityGroups(ports []SGPort) string {
+// rendered in Tap order; the output is deterministic. A rule whose remote
+// prefix is IPv6 is left out here (RenderSecurityGroups6 has it).
+func RenderSecurityGroups(ports []SGPort) string { return render(ports, false) }
+
+// RenderSecurityGroups6 returns the ip6tables-restore input for the same
+// ports, as Neutron writes a port's groups into ip6tables too (the model,
+// vlan's chain, filters IPv6 with the same rules): each chain lets
+// neighbour discovery pass first ("sg:ndp"), an icmp rule matches ICMPv6,
+// and a rule whose remote prefix is IPv4 is left out.
+func RenderSecurityGroups6(ports []SGPort) string { return render(ports, true) }
+
+// ndpTypes are the ICMPv6 types of neighbour discovery (router
+// solicitation to redirect), which every IPv6 chain lets pass.
+var ndpTypes = []int{133, 134, 135, 136, 137}
+
+func render(ports []SGPort, v6 bool) string {
 	ps := append([]SGPort(nil), ports...)
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Tap < ps[j].Tap })
 	var b strings.Builder
@@ -52,14 +66,19 @@ func RenderSecurityGroups(ports []SGPort) string {
 			if d == vlan.Egress {
 				ch, def, defName = chainOut(p.Tap), p.DefEgress, vlan.RuleDefaultEgress
 			}
+			if v6 {
+				for _, t := range ndpTypes {
+					fmt.Fprintf(&b, "-A %s -p ipv6-icmp -m icmp6 --icmpv6-type %d -m comment --comment %q -j ACCEPT\n", ch, t, vlan.RuleNDP)
+				}
+			}
 			fmt.Fprintf(&b, "-A %s -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment %q -j ACCEPT\n", ch, vlan.RuleEstablished)
 			for _, g := range p.Groups {
 				for i, r := range g.Rules {
-					if r.Direction != d {
+					if r.Direction != d || r.Remote.IsValid() && r.Remote.Addr().Is6() != v6 {
 						continue
 					}
 					name := fmt.Sprintf("sg:%s:%d", g.Name, i+1)
-					for _, m := range ruleMatches(r) {
+					for _, m := range ruleMatches(r, v6) {
 						fmt.Fprintf(&b, "-A %s%s -m comment --comment %q -j %s\n", ch, m, name, target(r.Action))
 					}
 				}
@@ -78,11 +97,11 @@ func target(v vlan.Verdict) string {
 	return "ACCEPT"
 }
 
-// ruleMatches returns the iptables matches of r (each with a leading
-// space; "" matches everything). A port range on any protocol needs a
-// protocol in iptables: it becomes one rule for TCP and one for UDP, the
-// protocols the model takes ports from.
-func ruleMatches(r vlan.SGRule) []string {
+// ruleMatches returns the iptables (ip6tables when v6) matches of r (each
+// with a leading space; "" matches everything). A port range on any
+// protocol needs a protocol in iptables: it becomes one rule for TCP and
+// one for UDP, the protocols the model takes ports from.
+func ruleMatches(r vlan.SGRule, v6 bool) []string {
 	remote := ""
 	if r.Remote.IsValid() {
 		flag := " -s "
@@ -106,6 +125,9 @@ func ruleMatches(r vlan.SGRule) []string {
 		}
 		return []string{remote}
 	case vlan.ProtoICMP:
+		if v6 {
+			return []string{" -p ipv6-icmp" + remote}
+		}
 		return []string{" -p icmp" + remote}
 	case vlan.ProtoTCP:
 		return []string{" -p tcp" + remote + ports}

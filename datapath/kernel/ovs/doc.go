@@ -15,7 +15,8 @@
 // holding the instance's veth end and qvb-<inst>, whose peer qvo-<inst> is
 // the access port, and the security groups as iptables rules in the host
 // namespace (FORWARD with physdev matches, bridge-nf-call-iptables on),
-// each rule's comment the model's rule name.
+// each rule's comment the model's rule name, and as ip6tables rules for
+// IPv6 (RenderSecurityGroups6).
 //
 // Switches: every ToR, access, aggregation and core switch is an Open
 // vSwitch bridge br0 (its own private vswitch) whose ports are trunks, with
@@ -51,8 +52,9 @@
 // by hand, and the model has none). The gateway core's switch bridge has a
 // trunk (an OVS patch pair; a veth pair beside a Linux bridge) to an OVS
 // bridge br-gw, where each network has an internal port vlan<VID> tagged
-// with its VLAN, holding the gateway address and the model's router MAC;
-// the core's kernel routes between them. (The internal ports cannot sit on
+// with its VLAN, holding the gateway address (and a dual-stack network's
+// IPv6 gateway, nodad) and the model's router MAC; the core's kernel
+// routes between them, IPv4 and IPv6. (The internal ports cannot sit on
 // br0 itself: OVS leaves internal ports out of RSTP and then forwards
 // nothing to them.)
 //

@@ -199,13 +199,18 @@ func runDoctor(require string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "\nCNI plugin: not found (%v): pods on the netns backend need it; make build puts it in bin/ beside netbed\n", err)
 	}
 	needs := netnsrt.KernelNeeds()
+	dual := netnsrt.KernelIPv6Generations()
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nGENERATION ON KERNEL\tCAN RUN")
+	fmt.Fprintln(tw, "\nGENERATION ON KERNEL\tFAMILIES\tCAN RUN")
 	for _, g := range netnsrt.KernelGenerations() {
+		families := "IPv4"
+		if slices.Contains(dual, g) {
+			families = "IPv4, IPv6"
+		}
 		if err := needs[g]; err != nil {
-			fmt.Fprintf(tw, "%s\tno: %s\n", g, strings.ReplaceAll(err.Error(), "\n", " "))
+			fmt.Fprintf(tw, "%s\t%s\tno: %s\n", g, families, strings.ReplaceAll(err.Error(), "\n", " "))
 		} else {
-			fmt.Fprintf(tw, "%s\twhere the kernel backend can\n", g)
+			fmt.Fprintf(tw, "%s\t%s\twhere the kernel backend can\n", g, families)
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -62,6 +62,18 @@ func TestDoctorCommand(t *testing.T) {
 			t.Errorf("doctor does not list %q:\n%s", g, stdout)
 		}
 	}
+	// and over which address families.
+	for _, l := range strings.Split(stdout, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		switch want := map[string]string{"evpn": "IPv4, IPv6", "vlan": "IPv4, IPv6", "ebpf": "IPv4"}[f[0]]; {
+		case want == "":
+		case !strings.Contains(l, want) || want == "IPv4" && strings.Contains(l, "IPv6"):
+			t.Errorf("doctor: %s runs over %s on kernel, says %q", f[0], want, l)
+		}
+	}
 	// The test binary's directory has no plugin, nor has $CNI_PATH here
 	// (nor /opt/cni/bin, unless this machine installed one).
 	t.Setenv("CNI_PATH", "")

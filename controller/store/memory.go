@@ -15,8 +15,8 @@ import (
 // plan spawns tens of thousands of ports through the controller, where a
 // bbolt commit per call was a third of the run's CPU). It keeps the
 // Store contract but durability: an Update is atomic and isolated (one
-// writer at a time, Views see whole Updates only), and nothing survives
-// the process. Close only refuses later calls; Reopen hands out the same
+// writer at a time, and no View meanwhile), and nothing survives the
+// process. Close only refuses later calls; Reopen hands out the same
 // data again, as reopening Bolt's file does after a controller restart.
 type Memory struct {
 	d *memData
@@ -26,8 +26,8 @@ type Memory struct {
 }
 
 // memData is a Memory's buckets, each an ordered tree of keys. An Update
-// works on copy-on-write clones of the buckets it writes and swaps them
-// in when it commits.
+// writes them in place and keeps an undo log, replayed backwards when it
+// fails.
 type memData struct {
 	mu      sync.RWMutex
 	buckets map[string]*btree.BTreeG[memItem]
@@ -39,6 +39,13 @@ type memItem struct {
 }
 
 func memLess(a, b memItem) bool { return a.k < b.k }
+
+// memUndo undoes one write: it puts old back (had) or deletes key.
+type memUndo struct {
+	bucket string
+	old    memItem
+	had    bool
+}
 
 var _ Store = (*Memory)(nil)
 
@@ -61,18 +68,25 @@ func (m *Memory) Update(ctx context.Context, fn func(tx Tx) error) error {
 	if m.closed {
 		return ErrClosed
 	}
-	tx := &memTx{d: m.d, w: map[string]*btree.BTreeG[memItem]{}}
-	if err := memCall(fn, tx); err != nil {
-		return err
-	}
-	for b, t := range tx.w {
-		if t.Len() == 0 {
-			delete(m.d.buckets, b)
-			continue
+	tx := &memTx{d: m.d, rw: true}
+	err := memCall(fn, tx)
+	if err != nil {
+		for i := len(tx.undo) - 1; i >= 0; i-- {
+			u := tx.undo[i]
+			b := m.d.buckets[u.bucket]
+			if u.had {
+				b.ReplaceOrInsert(u.old)
+			} else {
+				b.Delete(u.old)
+			}
 		}
-		m.d.buckets[b] = t
 	}
-	return nil
+	for b, t := range m.d.buckets {
+		if t.Len() == 0 {
+			delete(m.d.buckets, b) // as if never created
+		}
+	}
+	return err
 }
 
 // View runs fn in a read-only snapshot; see Store.
@@ -106,40 +120,16 @@ func memCall(fn func(Tx) error, tx Tx) (err error) {
 	return fn(tx)
 }
 
-// memTx reads the committed buckets, or (once it wrote them) its own
-// clones in w; a read-only one has no w.
+// memTx reads and writes the buckets in place; a read-write one logs
+// how to undo its writes.
 type memTx struct {
-	d *memData
-	w map[string]*btree.BTreeG[memItem]
-}
-
-func (t *memTx) tree(bucket string) *btree.BTreeG[memItem] {
-	if b, ok := t.w[bucket]; ok {
-		return b
-	}
-	return t.d.buckets[bucket]
-}
-
-// writable returns the transaction's own copy of bucket.
-func (t *memTx) writable(bucket string) (*btree.BTreeG[memItem], error) {
-	if t.w == nil {
-		return nil, ErrReadOnly
-	}
-	if b, ok := t.w[bucket]; ok {
-		return b, nil
-	}
-	b := t.d.buckets[bucket]
-	if b == nil {
-		b = btree.NewG(32, memLess)
-	} else {
-		b = b.Clone()
-	}
-	t.w[bucket] = b
-	return b, nil
+	d    *memData
+	rw   bool
+	undo []memUndo
 }
 
 func (t *memTx) Get(bucket string, key []byte) []byte {
-	b := t.tree(bucket)
+	b := t.d.buckets[bucket]
 	if b == nil {
 		return nil
 	}
@@ -151,42 +141,49 @@ func (t *memTx) Get(bucket string, key []byte) []byte {
 }
 
 func (t *memTx) Put(bucket string, key, value []byte) error {
+	if !t.rw {
+		return ErrReadOnly
+	}
 	if len(key) == 0 {
 		return fmt.Errorf("put %q: empty key", bucket)
 	}
-	b, err := t.writable(bucket)
-	if err != nil {
-		return err
+	b := t.d.buckets[bucket]
+	if b == nil {
+		b = btree.NewG(32, memLess)
+		t.d.buckets[bucket] = b
 	}
 	// The caller's slices are its own again once Put returns.
-	b.ReplaceOrInsert(memItem{k: string(key), v: append([]byte{}, value...)})
+	old, had := b.ReplaceOrInsert(memItem{k: string(key), v: append([]byte{}, value...)})
+	if !had {
+		old.k = string(key)
+	}
+	t.undo = append(t.undo, memUndo{bucket: bucket, old: old, had: had})
 	return nil
 }
 
 func (t *memTx) Delete(bucket string, key []byte) error {
-	if t.w == nil {
+	if !t.rw {
 		return ErrReadOnly
 	}
-	if t.tree(bucket) == nil {
-		return nil
-	}
-	b, err := t.writable(bucket)
-	if err != nil {
-		return err
-	}
-	b.Delete(memItem{k: string(key)})
-	return nil
-}
-
-// Scan walks the bucket as it was when the scan began: fn may write to
-// it (the transaction's own copy is cloned first; the committed one is
-// never written).
-func (t *memTx) Scan(bucket string, prefix, from []byte, fn func(k, v []byte) bool) error {
-	b := t.tree(bucket)
+	b := t.d.buckets[bucket]
 	if b == nil {
 		return nil
 	}
-	if _, own := t.w[bucket]; own {
+	if old, had := b.Delete(memItem{k: string(key)}); had {
+		t.undo = append(t.undo, memUndo{bucket: bucket, old: old, had: true})
+	}
+	return nil
+}
+
+// Scan walks the bucket as it was when the scan began: in a read-write
+// transaction it walks a clone (copy-on-write, O(1)), so that fn may
+// write to the bucket meanwhile.
+func (t *memTx) Scan(bucket string, prefix, from []byte, fn func(k, v []byte) bool) error {
+	b := t.d.buckets[bucket]
+	if b == nil {
+		return nil
+	}
+	if t.rw {
 		b = b.Clone()
 	}
 	start := prefix

@@ -104,6 +104,22 @@ type PathReporter interface {
 	ProbePath(ctx context.Context, src, dst Port) (datapath.Path, error)
 }
 
+// FlowCache is a Fabric whose switches learn where a MAC is in a slow
+// path of their own and forward by flows cached from it (Open vSwitch's
+// userspace datapath). A frame that a cached flow forwards teaches the
+// MAC tables nothing until the switch's revalidators next revisit that
+// flow: a migrated instance's announcement that matches a flow its
+// earlier announcements took (from the same MAC, in on the same port)
+// passes the switch without moving the MAC, and the switch goes on
+// sending frames for the instance to its old place. Hardware switches,
+// the Linux bridge and netbed's models learn from every frame.
+type FlowCache interface {
+	// ForgetFlows drops every switch's cached flows, so that the next
+	// frames (the announcements) are forwarded by the tables as they are
+	// and teach them.
+	ForgetFlows(ctx context.Context) error
+}
+
 // Drop is one packet the kernel (or a BPF program, or OVS) discarded.
 type Drop struct {
 	Node   string // the node whose namespace dropped it

@@ -693,11 +693,17 @@ func noTxChecksum(ifname string) error {
 // sends when told it moved (arping -U for a pod, as CNI plugins do after
 // configuring the address), and for a migrated VM the hypervisor's RARP
 // rounds, the later ones from a goroutine that stops when the instance
-// goes.
-func (r *Runtime) Announce(_ context.Context, name string, migrated bool) error {
+// goes. On the kernel backend a migrated VM's announcements meet no
+// switch's cached flows (kernelFabric.forgetFlows).
+func (r *Runtime) Announce(ctx context.Context, name string, migrated bool) error {
 	in, err := r.instance(name)
 	if err != nil {
 		return fmt.Errorf("announce: %w", err)
+	}
+	if migrated && r.k != nil {
+		if err := r.k.forgetFlows(ctx); err != nil {
+			return fmt.Errorf("announce %s: %w", name, err)
+		}
 	}
 	path := filepath.Join(netns.NetnsDir, in.netns)
 	frames := [][]byte{frame.GratuitousARP(in.mac, in.ip.Addr()), frame.UnsolicitedNA(in.mac, frame.LinkLocal(in.mac))}

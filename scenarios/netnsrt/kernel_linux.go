@@ -267,6 +267,29 @@ func (r *Runtime) detach(ctx context.Context, in *instance) error {
 	return r.k.f.Unplug(ctx, in.port())
 }
 
+// forgetFlows has a kernel.FlowCache fabric drop its switches' cached
+// flows before a migrated instance announces itself, so that each switch
+// learns from the announcement as it passes, as the models do. A cached
+// flow of the instance's earlier announcements (from when it was here
+// before, the datapath keeping an idle flow for 10 s) would carry the new
+// ones past a switch's MAC table, and the switch would send frames for
+// the instance to its old place until its revalidators next passed:
+// drift-ping-pong on gen 1 saw a probe sent right after the move back
+// dropped at the old host's ToR, its RARP rounds of both moves counted on
+// one cached flow at a bystander host.
+func (k *kernelFabric) forgetFlows(ctx context.Context) error {
+	fc, ok := k.f.(kernel.FlowCache)
+	if !ok {
+		return nil
+	}
+	k.lock()
+	defer k.unlock()
+	if err := fc.ForgetFlows(ctx); err != nil {
+		return fmt.Errorf("kernel runtime: %w", err)
+	}
+	return nil
+}
+
 // setCarrier fails or restores node as power does: every link of the
 // node (its topology links and, on a host, its instances' veths) goes
 // down in its namespace, so that every neighbour loses carrier and

@@ -156,6 +156,13 @@ func (b *bed) wire(ns, hostNS, tap, mac string) {
 // host's br-int, its veth recreated on the new host, plugged there, then
 // the hypervisor's announcements (a gratuitous ARP and a RARP).
 func (b *bed) migrate(inst, host string) {
+	b.t.Helper()
+	b.move(inst, host)
+	b.announce(inst)
+}
+
+// move moves inst to host as migrate does, without the announcements.
+func (b *bed) move(inst, host string) {
 	t := b.t
 	t.Helper()
 	ctx := context.Background()
@@ -183,9 +190,15 @@ func (b *bed) migrate(inst, host string) {
 	}
 	t.Logf("Plug %s on %s: %v", inst, host, time.Since(start))
 	b.ports[inst] = p
+}
+
+// announce sends what a migrated instance's hypervisor sends.
+func (b *bed) announce(inst string) {
+	b.t.Helper()
+	p := b.ports[inst]
 	if err := announce.SendIn(filepath.Join(netns.NetnsDir, b.nsName[inst]), "eth0",
 		frame.GratuitousARP(p.MAC, p.IP.Addr()), frame.RARPAnnounce(p.MAC)); err != nil {
-		t.Fatal(err)
+		b.t.Fatal(err)
 	}
 }
 
@@ -414,6 +427,60 @@ func TestMigrate(t *testing.T) {
 				continue
 			}
 			t.Logf("%s -> mover answered %v after the move to %s", from, time.Since(start), to)
+		}
+	}
+}
+
+// TestForgetFlows: the peers' echoes to an instance leave cached flows
+// to its MAC on their hosts; ForgetFlows leaves none. A migration whose
+// announcements follow it is answered at the first echo from each peer.
+func TestForgetFlows(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, vlan.Options{})
+	b.addInstance("mover", "host1", net1, "10.1.0.20")
+	b.addInstance("left", "host1", net1, "10.1.0.21")
+	b.addInstance("right", "host2", net1, "10.1.0.22")
+	for _, from := range []string{"left", "right"} {
+		if b.ping(from, "mover", reachWithin) < 0 {
+			t.Fatalf("%s -> mover before the move", from)
+		}
+	}
+	ctx := context.Background()
+	toMover := "dst=" + b.ports["mover"].MAC.String()
+	flows := func(v *vswitch) []string {
+		out, err := v.appctl(ctx, "dpctl/dump-flows")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fs []string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, toMover) {
+				fs = append(fs, l)
+			}
+		}
+		return fs
+	}
+	if len(flows(b.f.hosts["host2"].v)) == 0 {
+		t.Fatalf("host2 holds no cached flow with %s after right's echoes", toMover)
+	}
+	if err := b.f.ForgetFlows(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range b.f.hosts {
+		if fs := flows(h.v); len(fs) > 0 {
+			t.Errorf("%s after ForgetFlows: %v", name, fs)
+		}
+	}
+	for _, to := range []string{"host2", "host1"} {
+		b.move("mover", to)
+		if err := b.f.ForgetFlows(ctx); err != nil {
+			t.Fatal(err)
+		}
+		b.announce("mover")
+		for i, from := range []string{"left", "right"} {
+			if _, err := echo(b.nsName[from], b.ports["mover"].IP.Addr(), 0x4d57, uint16(i+1), 2*time.Second); err != nil {
+				t.Errorf("%s -> mover on %s: the first echo after the announcements: %v", from, to, err)
+			}
 		}
 	}
 }

@@ -122,15 +122,15 @@ var slowKernelCells = map[string]string{
 var knownKernelDifferences = map[string]string{
 	// The foreground probes after each move pass since every vswitch
 	// drops its cached flows before a migrated VM announces itself
-	// (kernel.FlowCache; 0 of 8 runs at load 33-39, against 1 of 10
+	// (kernel.FlowCache; 0 of 12 runs at load 30-39, against 1 of 10
 	// and the one in four noted before, each dropped at the old host's
 	// ToR or br-bond). What fails is the background stream's recovery:
-	// 2 of 8 runs at load 25-31 before that change, 2 of 8 at load
-	// 33-39 after it, each time the flow from the peer on a host the
-	// mover left or came to lost every probe between the move and the
-	// stream's end, 8 to 150 of them: the stream runs two seconds past
-	// the second move's start, and on a machine that loaded the move
-	// itself (unplug, veth, plug, OVS reconfiguring) takes up to two.
+	// 2 of 8 runs at load 25-31 before that change, 3 of 12 at load
+	// 30-39 after it, each time one peer's flow lost every probe from
+	// a move to the stream's end, 8 to 153 of them: fewer than the 200
+	// of the two seconds the stream runs past the second move's start,
+	// which on a machine that loaded the move itself (unplug, veth,
+	// plug, OVS reconfiguring) can take.
 	"drift-ping-pong/vlan": "under load the background stream can end before the second move has finished, and its flow never recovers",
 }
 

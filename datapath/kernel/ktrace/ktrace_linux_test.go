@@ -226,43 +226,62 @@ func TestNeighFailed(t *testing.T) {
 	t.Logf("dropped in %s", dropOf(t, evs).Func)
 }
 
-// TestVXLANInner: a ping between two VXLAN devices is matched on the
-// inner headers on the underlay veth too.
+// TestVXLANInner: a ping between two VXLAN devices, over IPv4 and over
+// IPv6 (on the same IPv4 underlay), is matched on the inner headers on
+// the underlay veth too.
 func TestVXLANInner(t *testing.T) {
-	r := NewNamespaces()
-	t.Cleanup(r.Close)
-	u1, u2 := newNS(t, r, "u1"), newNS(t, r, "u2")
-	veth(t, u1, "ul", u2, "ul")
-	for i, n := range []*tns{u1, u2} {
-		n.addr(t, "ul", fmt.Sprintf("192.168.77.%d/24", i+1))
-		peer := net.ParseIP(fmt.Sprintf("192.168.77.%d", 2-i))
-		vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "vx0"}, VxlanId: 42, Group: peer,
-			VtepDevIndex: n.link(t, "ul").Attrs().Index, Port: 4789}
-		if err := n.h.LinkAdd(vx); err != nil {
-			t.Fatalf("%s: create vx0: %v", n.node, err)
-		}
-		n.up(t, "vx0")
-		n.addr(t, "vx0", fmt.Sprintf("10.98.0.%d/24", i+1))
-		n.waitUp(t, "ul")
+	for _, fam := range []struct {
+		name   string
+		prefix string // the inner addresses: prefix + node number
+		bits   int
+		probe  uint64
+	}{{"ipv4", "10.98.0.", 24, 45}, {"ipv6", "fd98::", 64, 64}} {
+		t.Run(fam.name, func(t *testing.T) {
+			r := NewNamespaces()
+			t.Cleanup(r.Close)
+			u1, u2 := newNS(t, r, "u1"), newNS(t, r, "u2")
+			veth(t, u1, "ul", u2, "ul")
+			v6 := fam.name == "ipv6"
+			for i, n := range []*tns{u1, u2} {
+				n.addr(t, "ul", fmt.Sprintf("192.168.77.%d/24", i+1))
+				peer := net.ParseIP(fmt.Sprintf("192.168.77.%d", 2-i))
+				vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "vx0"}, VxlanId: 42, Group: peer,
+					VtepDevIndex: n.link(t, "ul").Attrs().Index, Port: 4789}
+				if err := n.h.LinkAdd(vx); err != nil {
+					t.Fatalf("%s: create vx0: %v", n.node, err)
+				}
+				inner := fmt.Sprintf("%s%d/%d", fam.prefix, i+1, fam.bits)
+				if v6 {
+					n.ipv6(t, "vx0", inner)
+				} else {
+					n.addr(t, "vx0", inner)
+				}
+				n.up(t, "vx0")
+				n.waitUp(t, "ul")
+			}
+			tr := newTracer(t, r)
+			src, dst := netip.MustParseAddr(fam.prefix+"1"), netip.MustParseAddr(fam.prefix+"2")
+			ping := u1.ping
+			if v6 {
+				ping = u1.ping6
+			}
+			if !ping(t, dst, 5, 1, 2*time.Second) {
+				t.Fatal("u1 cannot ping u2 over vx0 before tracing")
+			}
+			if err := tr.Watch(ICMPEcho(src, dst, 5, 2), fam.probe); err != nil {
+				t.Fatal(err)
+			}
+			if !ping(t, dst, 5, 2, 2*time.Second) {
+				t.Fatal("no reply")
+			}
+			want := []string{
+				"u1/vx0 out", "u1/ul out encap", "u2/ul in encap", "u2/vx0 in",
+				"u2/vx0 out reply", "u2/ul out reply encap", "u1/ul in reply encap", "u1/vx0 in reply",
+				"u1/vx0 drop NO_SOCKET reply",
+			}
+			expect(t, settle(t, tr, fam.probe, len(want)), want)
+		})
 	}
-	tr := newTracer(t, r)
-	src, dst := netip.MustParseAddr("10.98.0.1"), netip.MustParseAddr("10.98.0.2")
-	if !u1.ping(t, dst, 5, 1, 2*time.Second) {
-		t.Fatal("u1 cannot ping u2 over vx0 before tracing")
-	}
-	const probe = 45
-	if err := tr.Watch(ICMPEcho(src, dst, 5, 2), probe); err != nil {
-		t.Fatal(err)
-	}
-	if !u1.ping(t, dst, 5, 2, 2*time.Second) {
-		t.Fatal("no reply")
-	}
-	want := []string{
-		"u1/vx0 out", "u1/ul out encap", "u2/ul in encap", "u2/vx0 in",
-		"u2/vx0 out reply", "u2/ul out reply encap", "u1/ul in reply encap", "u1/vx0 in reply",
-		"u1/vx0 drop NO_SOCKET reply",
-	}
-	expect(t, settle(t, tr, probe, len(want)), want)
 }
 
 // TestPortsAndQuotes: TCP and UDP keys match on ports, the answer on the
@@ -377,45 +396,6 @@ func TestIPv6(t *testing.T) {
 			t.Errorf("an IPv4 key matched IPv6 packets:\n%s", strings.Join(sightings(evs), "\n"))
 		}
 	})
-}
-
-// TestVXLANInnerIPv6: IPv6 between two VXLAN devices over an IPv4
-// underlay is matched on the inner headers on the underlay veth too.
-func TestVXLANInnerIPv6(t *testing.T) {
-	r := NewNamespaces()
-	t.Cleanup(r.Close)
-	u1, u2 := newNS(t, r, "u1"), newNS(t, r, "u2")
-	veth(t, u1, "ul", u2, "ul")
-	for i, n := range []*tns{u1, u2} {
-		n.addr(t, "ul", fmt.Sprintf("192.168.77.%d/24", i+1))
-		peer := net.ParseIP(fmt.Sprintf("192.168.77.%d", 2-i))
-		vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "vx0"}, VxlanId: 42, Group: peer,
-			VtepDevIndex: n.link(t, "ul").Attrs().Index, Port: 4789}
-		if err := n.h.LinkAdd(vx); err != nil {
-			t.Fatalf("%s: create vx0: %v", n.node, err)
-		}
-		n.ipv6(t, "vx0", fmt.Sprintf("fd98::%d/64", i+1))
-		n.up(t, "vx0")
-		n.waitUp(t, "ul")
-	}
-	tr := newTracer(t, r)
-	src, dst := netip.MustParseAddr("fd98::1"), netip.MustParseAddr("fd98::2")
-	if !u1.ping6(t, dst, 5, 1, 2*time.Second) {
-		t.Fatal("u1 cannot ping u2 over vx0 before tracing")
-	}
-	const probe = 64
-	if err := tr.Watch(ICMPEcho(src, dst, 5, 2), probe); err != nil {
-		t.Fatal(err)
-	}
-	if !u1.ping6(t, dst, 5, 2, 2*time.Second) {
-		t.Fatal("no reply")
-	}
-	want := []string{
-		"u1/vx0 out", "u1/ul out encap", "u2/ul in encap", "u2/vx0 in",
-		"u2/vx0 out reply", "u2/ul out reply encap", "u1/ul in reply encap", "u1/vx0 in reply",
-		"u1/vx0 drop NO_SOCKET reply",
-	}
-	expect(t, settle(t, tr, probe, len(want)), want)
 }
 
 // TestCloseLeavesNothing: after Close no program, link or map of the

@@ -433,7 +433,9 @@ func TestMigrate(t *testing.T) {
 
 // TestForgetFlows: the peers' echoes to an instance leave cached flows
 // to its MAC on their hosts; ForgetFlows leaves none. A migration whose
-// announcements follow it is answered at the first echo from each peer.
+// announcements follow it is answered from each peer. (Not always at the
+// first echo: OVS may translate a peer's echo before the announcement
+// that moves the MAC, as CI saw once in four runs on a quiet machine.)
 func TestForgetFlows(t *testing.T) {
 	t.Parallel()
 	b := newBed(t, vlan.Options{})
@@ -477,10 +479,13 @@ func TestForgetFlows(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.announce("mover")
-		for i, from := range []string{"left", "right"} {
-			if _, err := echo(b.nsName[from], b.ports["mover"].IP.Addr(), 0x4d57, uint16(i+1), 2*time.Second); err != nil {
-				t.Errorf("%s -> mover on %s: the first echo after the announcements: %v", from, to, err)
+		for _, from := range []string{"left", "right"} {
+			start := time.Now()
+			if b.ping(from, "mover", reachWithin) < 0 {
+				t.Errorf("%s -> mover on %s: no answer after the announcements within %v", from, to, reachWithin)
+				continue
 			}
+			t.Logf("%s -> mover on %s answered %v after the announcements", from, to, time.Since(start))
 		}
 	}
 }

@@ -174,6 +174,8 @@ func TestConservation(t *testing.T) {
 			want: "1 probes lost without a recorded drop, first a-1 -> a-3 (t)"},
 		{name: "unexplained frames", b: scripted{probes: map[string]reports.Probe{"a-2": answered, "a-3": answered}, unexplained: 3},
 			want: "3 frames lost without a reason"},
+		{name: "unexplained frames by kind", b: scripted{probes: map[string]reports.Probe{"a-2": answered, "a-3": answered}, unexplained: 3, drops: map[string]int{"send-error": 1, "": 2}},
+			want: "3 frames lost without a reason (no reason 2, send-error 1)"},
 		{name: "ring full", b: scripted{probes: map[string]reports.Probe{"a-2": answered, "a-3": answered}, drops: map[string]int{"rx-ring-full": 2}},
 			want: "2 frames dropped as rx-ring-full in a scenario that does not expect congestion"},
 		{name: "congestion expected", congestion: true,

@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -716,6 +717,21 @@ func lostAt(p reports.Probe) string {
 	return fmt.Sprintf("dropped at %s: %s", p.DropAt, p.Reason)
 }
 
+// unexplainedKinds says which of the runtimes' unexplained kinds the
+// drops hold: " (send-error 1, capture-lost 2)", or "" when none does.
+func unexplainedKinds(drops map[string]int) string {
+	var kinds []string
+	for _, k := range []string{"", "send-error", "capture-lost"} {
+		if n := drops[k]; n > 0 {
+			kinds = append(kinds, fmt.Sprintf("%s %d", cmp.Or(k, "no reason"), n))
+		}
+	}
+	if len(kinds) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(kinds, ", ") + ")"
+}
+
 // congestionDrops are the drop reasons of a queue or ring that overflowed:
 // explained only where a scenario expects congestion.
 var congestionDrops = []string{string(datapath.ReasonQueueFull), "rx-ring-full"}
@@ -728,7 +744,7 @@ func (r *runner) conserve() {
 	unexplained := r.run.Counters["unexplained_drops"]
 	var why []string
 	if unexplained > 0 {
-		why = append(why, fmt.Sprintf("%d frames lost without a reason", unexplained))
+		why = append(why, fmt.Sprintf("%d frames lost without a reason%s", unexplained, unexplainedKinds(r.run.Drops)))
 	}
 	if !r.s.Congestion {
 		for _, reason := range congestionDrops {

@@ -194,6 +194,30 @@ type txQueue struct {
 	// batched: a frame went to the batch since the last flush, so the
 	// ones after it go there too (the batch is sent after the ring).
 	batched bool
+	// refused counts the frames the kernel refused since takeRefused
+	// (a refused ring send counts one: it does not say how many).
+	refused int
+}
+
+// takeRefused returns the frames refused since its last call.
+func (q *txQueue) takeRefused() int {
+	n := q.refused
+	q.refused = 0
+	return n
+}
+
+// linkDown tells whether the socket's interface is down or has lost
+// carrier, as the kernel has it now (the flags of its own namespace).
+func linkDown(fd int, ifname string) bool {
+	ifr, err := unix.NewIfreq(ifname)
+	if err != nil {
+		return false
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return false
+	}
+	f := ifr.Uint16()
+	return f&unix.IFF_UP == 0 || f&unix.IFF_RUNNING == 0
 }
 
 func newTxQueue(fd, n, size int) *txQueue {
@@ -222,6 +246,9 @@ func (q *txQueue) add(frame []byte) (bool, error) {
 		// The next slot is in flight: send what is marked, which the
 		// kernel usually completes before it returns, and try again.
 		err = q.ring.send()
+		if err != nil {
+			q.refused++
+		}
 		if q.ring.add(frame) {
 			return true, err
 		}
@@ -241,7 +268,9 @@ func (q *txQueue) add(frame []byte) (bool, error) {
 func (q *txQueue) flush() error {
 	var first error
 	if q.ring != nil {
-		first = q.ring.send()
+		if first = q.ring.send(); first != nil {
+			q.refused++
+		}
 		q.batched = false
 	}
 	done := 0
@@ -259,6 +288,7 @@ func (q *txQueue) flush() error {
 			if first == nil {
 				first = e
 			}
+			q.refused++
 			done++ // skip the frame the kernel refused
 			continue
 		}

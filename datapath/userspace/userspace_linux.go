@@ -883,7 +883,7 @@ func (o *output) Send(i int, b []byte) {
 	}
 	ok, err := p.tx.add(b)
 	if err != nil {
-		r.sendErr.Add(1)
+		nr.refused(p)
 	}
 	if !ok {
 		o.linkDropAt(i, true, datapath.ReasonQueueFull, "userspace:frame-too-large", head)
@@ -911,7 +911,7 @@ func (nr *nodeRun) release() {
 				nr.out.pending = append(nr.out.pending, i)
 			}
 			if _, err := p.tx.add(p.held[k].frame); err != nil {
-				nr.r.sendErr.Add(1)
+				nr.refused(p)
 			}
 		}
 		p.held = p.held[k:]
@@ -923,6 +923,24 @@ func (nr *nodeRun) release() {
 	nr.poll.arm(next)
 }
 
+// refused accounts for the frames the kernel refused on port p. When
+// its interface is down or has lost carrier (a neighbour lost power and
+// the node has not yet seen its port go down) they are lost with the
+// link, as sim has them; else they are send errors, unexplained.
+func (nr *nodeRun) refused(p *port) {
+	n := p.tx.takeRefused()
+	if n == 0 {
+		return
+	}
+	if linkDown(p.fd, p.name) {
+		for range n {
+			nr.r.countDrop(datapath.ReasonPortDown)
+		}
+		return
+	}
+	nr.r.sendErr.Add(int64(n))
+}
+
 // flush writes every port's queued frames.
 func (o *output) flush() {
 	o.nr.release()
@@ -932,7 +950,7 @@ func (o *output) flush() {
 			continue
 		}
 		if err := p.tx.flush(); err != nil {
-			o.nr.r.sendErr.Add(1)
+			o.nr.refused(p)
 		}
 	}
 	o.pending = o.pending[:0]

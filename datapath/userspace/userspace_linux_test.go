@@ -507,3 +507,62 @@ func TestKernelFramesLeftAlone(t *testing.T) {
 	}
 	t.Logf("%d frames left to the kernels", s.Kernel)
 }
+
+// TestCarrierLostUnseen: the far end of r1's eth2 goes down in b's
+// namespace and nobody tells the runtime, as when a neighbour loses
+// power before the node's netlink watch hears of it. What r1 then
+// forwards the kernel refuses; those frames count as lost with the
+// link (port-down), not as unexplained send errors. With and without
+// the transmit ring, which the kernel refuses differently.
+func TestCarrierLostUnseen(t *testing.T) {
+	for _, ring := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sendmmsg", true: "tx-ring"}[ring], func(t *testing.T) {
+			lab, names := chain(t, 1)
+			r1 := &relay{name: "r1"}
+			r := New(Options{TxRing: ring})
+			t.Cleanup(func() { r.Close() })
+			ns, err := lab.NsHandle(names[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.AddNode(r1, ns, r1.Ports()); err != nil {
+				t.Fatal(err)
+			}
+			bns, err := lab.NsHandle("b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := netlink.NewHandleAt(bns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			l, err := h.LinkByName("eth1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.LinkSetDown(l); err != nil {
+				t.Fatal(err)
+			}
+			a := open(t, lab, "a", "eth2")
+			const sent = 20
+			for i := range sent {
+				a.send(t, probeFrame(uint64(100+i), 0))
+			}
+			// Every frame r1 reads is refused: wait until it has read
+			// them all and one refusal is counted.
+			var st Stats
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if st = r.Stats(); st.Frames >= sent && st.Drops[string(datapath.ReasonPortDown)]+st.SendErrors > 0 {
+					break
+				}
+			}
+			if st.SendErrors != 0 {
+				t.Errorf("%d send errors on a port whose link is down; want them counted as port-down", st.SendErrors)
+			}
+			if st.Drops[string(datapath.ReasonPortDown)] == 0 {
+				t.Errorf("no port-down drop after %d frames forwarded onto a link without carrier (stats %+v)", sent, st)
+			}
+		})
+	}
+}

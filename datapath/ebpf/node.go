@@ -12,6 +12,7 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 	"github.com/netbed/netbed/datapath/l3"
 )
 
@@ -556,7 +557,7 @@ func decTTL(b []byte) {
 	b[22]--
 	ihl := int(b[14]&0xf) * 4
 	b[24], b[25] = 0, 0
-	binary.BigEndian.PutUint16(b[24:26], frame.IPv4Checksum(b[14:14+ihl]))
+	binary.BigEndian.PutUint16(b[24:26], inetsum.IPv4Header(b[14:14+ihl]))
 }
 
 // ctTrack records the flow k in the conntrack map. A full map is swept
@@ -951,7 +952,7 @@ func writeOuter(b []byte, src, dst [6]byte, sip, dip [4]byte, vni uint32, sport 
 	ip[10], ip[11] = 0, 0
 	copy(ip[12:16], sip[:])
 	copy(ip[16:20], dip[:])
-	binary.BigEndian.PutUint16(ip[10:12], frame.IPv4Checksum(ip))
+	binary.BigEndian.PutUint16(ip[10:12], inetsum.IPv4Header(ip))
 	udp := b[34:42]
 	binary.BigEndian.PutUint16(udp[0:2], sport)
 	binary.BigEndian.PutUint16(udp[2:4], frame.VXLANPort)

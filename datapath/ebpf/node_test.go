@@ -11,6 +11,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 )
 
 // rec is a recording datapath.Output.
@@ -86,7 +87,7 @@ func TestNodeUnit(t *testing.T) {
 				if net.HardwareAddr(out[0:6]).String() != b.MAC.String() || net.HardwareAddr(out[6:12]).String() != b.NodeMAC.String() {
 					t.Errorf("MACs %v -> %v, want %v -> %v", net.HardwareAddr(out[6:12]), net.HardwareAddr(out[0:6]), b.NodeMAC, b.MAC)
 				}
-				if out[22] != 63 || frame.IPv4Checksum(out[14:34]) != 0 {
+				if out[22] != 63 || inetsum.IPv4Header(out[14:34]) != 0 {
 					t.Errorf("TTL %d or checksum wrong", out[22])
 				}
 			}},
@@ -101,7 +102,7 @@ func TestNodeUnit(t *testing.T) {
 				if err != nil || !p.IsVXLAN() || p.VXLAN.VNI != uint32(FirstPodIdentity) {
 					t.Fatalf("not VXLAN with the identity as VNI: %v", err)
 				}
-				if frame.IPv4Checksum(out[14:34]) != 0 || int(binary.BigEndian.Uint16(out[16:18])) != len(out)-14 {
+				if inetsum.IPv4Header(out[14:34]) != 0 || int(binary.BigEndian.Uint16(out[16:18])) != len(out)-14 {
 					t.Error("outer IPv4 header wrong")
 				}
 			}},
@@ -174,7 +175,7 @@ func FuzzNodeReceive(f *testing.F) {
 				}
 			case etherTypeIPv4:
 				ihl := int(s.b[14]&0xf) * 4
-				if !ipv4(s.b) || frame.IPv4Checksum(s.b[14:14+ihl]) != 0 {
+				if !ipv4(s.b) || inetsum.IPv4Header(s.b[14:14+ihl]) != 0 {
 					t.Fatalf("sent IPv4 frame with a bad header on port %d: % x", s.port, s.b[:min(len(s.b), 34)])
 				}
 			default:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 )
 
 // rec is a recording datapath.Output.
@@ -151,7 +152,7 @@ func wantVXLAN(t *testing.T, s sent, vni uint32, dst netip.Addr, inner []byte) {
 func ipChecksumOf(h []byte) uint16 {
 	c := bytes.Clone(h)
 	c[10], c[11] = 0, 0
-	return frame.IPv4Checksum(c)
+	return inetsum.IPv4Header(c)
 }
 
 // routed returns f (untagged IPv4) as a router forwards it: new MACs,
@@ -162,7 +163,7 @@ func routed(f []byte, src, dst MAC) []byte {
 	copy(g[6:12], src[:])
 	g[22]--
 	g[24], g[25] = 0, 0
-	cs := frame.IPv4Checksum(g[14:34])
+	cs := inetsum.IPv4Header(g[14:34])
 	g[24], g[25] = byte(cs>>8), byte(cs)
 	return g
 }

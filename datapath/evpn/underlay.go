@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 	"github.com/netbed/netbed/datapath/l3"
 )
 
@@ -125,7 +125,7 @@ func encap(dst []byte, srcMAC, dstMAC MAC, src, dstIP netip.Addr, sport uint16, 
 	s4, d4 := src.As4(), dstIP.As4()
 	copy(ip[12:16], s4[:])
 	copy(ip[16:20], d4[:])
-	binary.BigEndian.PutUint16(ip[10:12], frame.IPv4Checksum(ip))
+	binary.BigEndian.PutUint16(ip[10:12], inetsum.IPv4Header(ip))
 	udp := b[ethLen+ipv4Len : ethLen+ipv4Len+udpLen]
 	binary.BigEndian.PutUint16(udp[0:2], sport)
 	binary.BigEndian.PutUint16(udp[2:4], vxlanPort)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 	"github.com/netbed/netbed/topologies"
 )
 
@@ -154,7 +155,7 @@ func testRouter(t *testing.T) *Router {
 
 func validIPChecksum(f []byte) bool {
 	ihl := int(f[14]&0xf) * 4
-	return frame.IPv4Checksum(f[14:14+ihl]) == 0
+	return inetsum.IPv4Header(f[14:14+ihl]) == 0
 }
 
 func TestRouterReceive(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 )
 
 // Errors callers test with errors.Is.
@@ -375,7 +376,7 @@ func (r *Router) receiveIPv4(now time.Duration, port int, f []byte, out datapath
 	b[22]--
 	ihl := int(b[14]&0xf) * 4
 	b[24], b[25] = 0, 0
-	binary.BigEndian.PutUint16(b[24:26], frame.IPv4Checksum(b[14:14+ihl]))
+	binary.BigEndian.PutUint16(b[24:26], inetsum.IPv4Header(b[14:14+ihl]))
 	out.Trace(datapath.Event{Time: now, Node: r.name, Device: r.name, Kind: datapath.KindRouter,
 		InPort: r.portNames[port], OutPort: r.portNames[h.port], Action: datapath.ActRoute, Rule: g.rule})
 	out.Send(h.port, b)

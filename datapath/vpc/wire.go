@@ -5,7 +5,7 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 )
 
 const (
@@ -73,7 +73,7 @@ func decTTL(b []byte, ihl int) bool {
 	}
 	b[22]--
 	b[24], b[25] = 0, 0
-	binary.BigEndian.PutUint16(b[24:26], frame.IPv4Checksum(b[14:14+ihl]))
+	binary.BigEndian.PutUint16(b[24:26], inetsum.IPv4Header(b[14:14+ihl]))
 	return true
 }
 
@@ -89,7 +89,7 @@ func rewrite(b []byte, ihl int, dst bool, a [4]byte) {
 	old := [4]byte(b[off : off+4])
 	copy(b[off:off+4], a[:])
 	b[24], b[25] = 0, 0
-	binary.BigEndian.PutUint16(b[24:26], frame.IPv4Checksum(b[14:14+ihl]))
+	binary.BigEndian.PutUint16(b[24:26], inetsum.IPv4Header(b[14:14+ihl]))
 	l4 := b[14+ihl:]
 	var ck int
 	switch b[23] {

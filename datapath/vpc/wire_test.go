@@ -10,6 +10,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 )
 
 func udpFrame(t *testing.T) []byte {
@@ -26,7 +27,7 @@ func checksumsOK(b []byte) bool {
 		return false
 	}
 	ihl := int(b[14]&0xf) * 4
-	if frame.IPv4Checksum(b[14:14+ihl]) != 0 {
+	if inetsum.IPv4Header(b[14:14+ihl]) != 0 {
 		return false
 	}
 	l4 := b[14+ihl : 14+int(binary.BigEndian.Uint16(b[16:18]))]

@@ -22,7 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netbed/netbed/datapath/cost"
-	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 	"github.com/netbed/netbed/topologies/netns"
 )
 
@@ -568,7 +568,7 @@ func (r *run) start(p *path) error {
 // timestamp of the reply, so that no thread's wakeup is part of it.
 func (p *path) roundTrip(seq uint16) (time.Duration, error) {
 	req := []byte{8, 0, 0, 0, 0x4e, 0x42, byte(seq >> 8), byte(seq), 'n', 'e', 't', 'b', 'e', 'd', 0, 0}
-	binary.BigEndian.PutUint16(req[2:], frame.Checksum(req))
+	binary.BigEndian.PutUint16(req[2:], inetsum.Sum(req))
 	buf := make([]byte, 128)
 	oob := make([]byte, 128)
 	t0 := time.Now()

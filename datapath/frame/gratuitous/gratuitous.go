@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 )
 
 // Ethertypes of the frames built here.
@@ -88,7 +90,7 @@ func NA(mac net.HardwareAddr, target netip.Addr) []byte {
 	ph = append(ph, allNodes[:]...)
 	ph = binary.BigEndian.AppendUint32(ph, uint32(len(icmp)))
 	ph = append(ph, 0, 0, 0, 58)
-	binary.BigEndian.PutUint16(icmp[2:], checksum(append(ph, icmp...)))
+	binary.BigEndian.PutUint16(icmp[2:], inetsum.Sum(append(ph, icmp...)))
 
 	b := make([]byte, 0, 14+40+len(icmp))
 	b = append(b, AllNodesMAC...)
@@ -100,17 +102,4 @@ func NA(mac net.HardwareAddr, target netip.Addr) []byte {
 	b = append(b, src[:]...)
 	b = append(b, allNodes[:]...)
 	return append(b, icmp...)
-}
-
-// checksum is the Internet checksum (RFC 1071) of b (of even length
-// here): package frame's Checksum, which this package cannot import.
-func checksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
 }

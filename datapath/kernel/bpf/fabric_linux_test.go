@@ -21,7 +21,7 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
-	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 	"github.com/netbed/netbed/datapath/kernel"
 	"github.com/netbed/netbed/datapath/kernel/kerneltest"
 	"github.com/netbed/netbed/internal/testutil"
@@ -240,7 +240,7 @@ func ping(t *testing.T, src, dst *pod, tries int) bool {
 	buf := make([]byte, 1500)
 	for seq := range uint16(tries) {
 		msg := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), byte(seq >> 8), byte(seq), 'n', 'b'}
-		binary.BigEndian.PutUint16(msg[2:], frame.Checksum(msg))
+		binary.BigEndian.PutUint16(msg[2:], inetsum.Sum(msg))
 		if _, err := c.WriteTo(msg, &net.IPAddr{IP: dst.ip.AsSlice()}); err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/topologies/netns"
 )
@@ -173,7 +173,7 @@ func (n *tns) ping(t testing.TB, dst netip.Addr, id, seq uint16, timeout time.Du
 	defer unix.Close(fd)
 	msg := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), byte(seq >> 8), byte(seq)}
 	msg = binary.BigEndian.AppendUint64(msg, uint64(id)<<16|uint64(seq))
-	binary.BigEndian.PutUint16(msg[2:], frame.Checksum(msg))
+	binary.BigEndian.PutUint16(msg[2:], inetsum.Sum(msg))
 	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
 		t.Fatalf("%s: send echo request: %v", n.node, err)
 	}

@@ -9,7 +9,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 	"github.com/netbed/netbed/datapath/kernel/kerneltest"
 	"github.com/netbed/netbed/topologies/netns"
 )
@@ -42,7 +42,7 @@ func echo(ns string, dst netip.Addr, id, seq uint16, wait time.Duration) (ttl in
 	req[0] = 8
 	binary.BigEndian.PutUint16(req[4:], id)
 	binary.BigEndian.PutUint16(req[6:], seq)
-	binary.BigEndian.PutUint16(req[2:], frame.Checksum(req))
+	binary.BigEndian.PutUint16(req[2:], inetsum.Sum(req))
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
 		return 0, fmt.Errorf("send echo to %v: %w", dst, err)
 	}

@@ -1,12 +1,15 @@
-package frame
+// Package inetsum computes the Internet checksum (RFC 1071). It imports
+// only the standard library, so that packages kept light (the CNI
+// plugin's datapath/frame/gratuitous) share it with datapath/frame.
+package inetsum
 
 import "encoding/binary"
 
-// IPv4Checksum is the Internet checksum (RFC 1071) of an IPv4 header h
+// IPv4Header is the Internet checksum (RFC 1071) of an IPv4 header h
 // whose checksum field is zero; over a header with a correct checksum it
 // is 0. The usual 20-byte header is summed unrolled: it is on the hot path
 // of every routing node.
-func IPv4Checksum(h []byte) uint16 {
+func IPv4Header(h []byte) uint16 {
 	var s uint32
 	if len(h) == 20 {
 		be := binary.BigEndian
@@ -25,9 +28,9 @@ func IPv4Checksum(h []byte) uint16 {
 	return ^uint16(s)
 }
 
-// Checksum is the Internet checksum (RFC 1071) of b, an odd last byte
+// Sum is the Internet checksum (RFC 1071) of b, an odd last byte
 // padded with zero: an ICMP message's, its checksum field zero.
-func Checksum(b []byte) uint16 {
+func Sum(b []byte) uint16 {
 	var s uint32
 	for i := 0; i+1 < len(b); i += 2 {
 		s += uint32(b[i])<<8 | uint32(b[i+1])

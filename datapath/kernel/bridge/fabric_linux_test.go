@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -13,9 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	vnetns "github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/evpn"
@@ -232,7 +227,7 @@ func (b *bed) ping6(from, to string, within time.Duration) int {
 	dst := ip6Of(n, b.ports[to].IP.Addr()).Addr()
 	deadline := time.Now().Add(within)
 	for seq := uint16(1); ; seq++ {
-		hl, err := echo6(b.nsName[from], dst, seq, 300*time.Millisecond)
+		hl, err := echo(b.nsName[from], dst, seq, 300*time.Millisecond)
 		if err == nil {
 			return hl
 		}
@@ -243,100 +238,10 @@ func (b *bed) ping6(from, to string, within time.Duration) int {
 	}
 }
 
-// echo6 sends one ICMPv6 echo request from namespace ns to dst and
-// returns its reply's hop limit.
-func echo6(ns string, dst netip.Addr, seq uint16, wait time.Duration) (int, error) {
-	h, err := vnetns.GetFromName(ns)
-	if err != nil {
-		return 0, err
-	}
-	defer h.Close()
-	var fd int
-	if err := netns.DoIn(h, func() error {
-		fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
-		return err
-	}); err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1)
-	tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	const id = 0x6236
-	req := make([]byte, 16)
-	req[0] = 128
-	binary.BigEndian.PutUint16(req[4:], id)
-	binary.BigEndian.PutUint16(req[6:], seq)
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrInet6{Addr: dst.As16()}); err != nil {
-		return 0, err
-	}
-	buf, oob := make([]byte, 1500), make([]byte, 128)
-	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
-		n, oobn, _, from, err := unix.Recvmsg(fd, buf, oob, 0)
-		sa, ok := from.(*unix.SockaddrInet6)
-		if err != nil || n < 8 || !ok || netip.AddrFrom16(sa.Addr) != dst || buf[0] != 129 ||
-			binary.BigEndian.Uint16(buf[4:]) != id || binary.BigEndian.Uint16(buf[6:]) != seq {
-			continue
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil {
-			return 0, err
-		}
-		for _, m := range msgs {
-			if m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_HOPLIMIT && len(m.Data) >= 4 {
-				return int(binary.NativeEndian.Uint32(m.Data)), nil
-			}
-		}
-		return 0, errors.New("reply without its hop limit")
-	}
-	return 0, errors.New("no reply")
-}
-
-// echo sends one ICMP echo request from namespace ns to dst and returns
-// its reply's TTL.
+// echo sends one echo request (ICMP or ICMPv6, by dst's family) from
+// namespace ns to dst and returns its reply's TTL or hop limit.
 func echo(ns string, dst netip.Addr, seq uint16, wait time.Duration) (int, error) {
-	h, err := vnetns.GetFromName(ns)
-	if err != nil {
-		return 0, err
-	}
-	defer h.Close()
-	var fd int
-	if err := netns.DoIn(h, func() error {
-		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
-		return err
-	}); err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	const id = 0x6272
-	req := make([]byte, 16)
-	req[0] = 8
-	binary.BigEndian.PutUint16(req[4:], id)
-	binary.BigEndian.PutUint16(req[6:], seq)
-	var sum uint32
-	for i := 0; i < len(req); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(req[i:]))
-	}
-	sum = sum&0xffff + sum>>16
-	binary.BigEndian.PutUint16(req[2:], ^uint16(sum+sum>>16))
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
-		return 0, err
-	}
-	buf := make([]byte, 1500)
-	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
-		if err != nil || n < 28 {
-			continue
-		}
-		ihl := int(buf[0]&0x0f) * 4
-		if netip.AddrFrom4([4]byte(buf[12:16])) == dst && buf[ihl] == 0 &&
-			binary.BigEndian.Uint16(buf[ihl+4:]) == id && binary.BigEndian.Uint16(buf[ihl+6:]) == seq {
-			return int(buf[8]), nil
-		}
-	}
-	return 0, errors.New("no reply")
+	return kerneltest.Echo(kerneltest.In(ns), dst, 0x6272, seq, wait)
 }
 
 // nsRun runs a command in node's namespace (a lab node or an instance).
@@ -565,7 +470,7 @@ func TestEVPNDualStack(t *testing.T) {
 		dst := ip6Of(dual1, b.ports["vm2"].IP.Addr()).Addr()
 		deadline := time.Now().Add(3 * time.Second)
 		for seq := uint16(1); ; seq++ {
-			echo6(b.nsName["vm1"], dst, seq, 200*time.Millisecond)
+			echo(b.nsName["vm1"], dst, seq, 200*time.Millisecond)
 			out := b.nsRun("vm1", "ip", "-6", "neigh", "show", dst.String())
 			if hasLine(out, vm2MAC) {
 				break

@@ -262,9 +262,6 @@ func TestVXLANInner(t *testing.T) {
 			tr := newTracer(t, r)
 			src, dst := netip.MustParseAddr(fam.prefix+"1"), netip.MustParseAddr(fam.prefix+"2")
 			ping := u1.ping
-			if v6 {
-				ping = u1.ping6
-			}
 			if !ping(t, dst, 5, 1, 2*time.Second) {
 				t.Fatal("u1 cannot ping u2 over vx0 before tracing")
 			}
@@ -333,7 +330,7 @@ func TestIPv6(t *testing.T) {
 	l.b.ipv6(t, "eth0", "fd99::2/64")
 	tr := newTracer(t, l.r)
 	// Warm the neighbour caches: the first request would wait for ND.
-	if !l.a.ping6(t, b6, 7, 1, 2*time.Second) {
+	if !l.a.ping(t, b6, 7, 1, 2*time.Second) {
 		t.Fatal("a cannot ping b over IPv6 before tracing")
 	}
 	t.Run("icmpv6", func(t *testing.T) {
@@ -342,7 +339,7 @@ func TestIPv6(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tr.Unwatch(ICMPEcho(a6, b6, 7, 2))
-		if !l.a.ping6(t, b6, 7, 2, 2*time.Second) {
+		if !l.a.ping(t, b6, 7, 2, 2*time.Second) {
 			t.Fatal("no reply")
 		}
 		// As over IPv4: the reply reaches the raw socket (a clone), and
@@ -386,7 +383,7 @@ func TestIPv6(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.a.send(t, unix.SOCK_DGRAM, a6, 40063, b6, 9)
-		if !l.a.ping6(t, b6, 7, 3, 2*time.Second) {
+		if !l.a.ping(t, b6, 7, 3, 2*time.Second) {
 			t.Fatal("no reply")
 		}
 		if err := tr.Sync(context.Background()); err != nil {

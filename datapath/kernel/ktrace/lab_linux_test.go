@@ -1,7 +1,6 @@
 package ktrace
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -15,7 +14,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/netbed/netbed/datapath/frame/inetsum"
+	"github.com/netbed/netbed/datapath/kernel/kerneltest"
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/topologies/netns"
 )
@@ -158,43 +157,13 @@ func (n *tns) waitUp(t testing.TB, names ...string) {
 	}
 }
 
-// ping sends one echo request with id and seq from a raw socket in n and
-// reports whether the reply came within timeout.
+// ping sends one echo request (ICMP or ICMPv6, by dst's family) with id
+// and seq from a raw socket in n and reports whether the reply came
+// within timeout.
 func (n *tns) ping(t testing.TB, dst netip.Addr, id, seq uint16, timeout time.Duration) bool {
 	t.Helper()
-	var fd int
-	if err := netns.DoIn(n.ns, func() error {
-		var err error
-		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
-		return err
-	}); err != nil {
-		t.Fatalf("%s: raw socket: %v", n.node, err)
-	}
-	defer unix.Close(fd)
-	msg := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), byte(seq >> 8), byte(seq)}
-	msg = binary.BigEndian.AppendUint64(msg, uint64(id)<<16|uint64(seq))
-	binary.BigEndian.PutUint16(msg[2:], inetsum.Sum(msg))
-	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
-		t.Fatalf("%s: send echo request: %v", n.node, err)
-	}
-	tv := unix.NsecToTimeval(timeout.Nanoseconds())
-	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	buf := make([]byte, 1500)
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		m, _, err := unix.Recvfrom(fd, buf, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("%s: receive: %v", n.node, err)
-		}
-		ihl := int(buf[0]&0x0f) * 4
-		if r := buf[ihl:m]; len(r) >= 8 && r[0] == 0 && binary.BigEndian.Uint16(r[4:]) == id && binary.BigEndian.Uint16(r[6:]) == seq {
-			return true
-		}
-	}
-	return false
+	_, err := kerneltest.Echo(func(fn func() error) error { return netns.DoIn(n.ns, fn) }, dst, id, seq, timeout)
+	return err == nil
 }
 
 // send sends one UDP datagram, or one TCP SYN (a non-blocking connect),
@@ -251,43 +220,6 @@ func (n *tns) ipv6(t testing.TB, dev, cidr string) {
 	if err := n.h.AddrAdd(n.link(t, dev), a); err != nil {
 		t.Fatalf("%s: address %s on %s: %v", n.node, cidr, dev, err)
 	}
-}
-
-// ping6 sends one ICMPv6 echo request with id and seq from a raw socket
-// in n (the kernel fills in the checksum) and reports whether the reply
-// came within timeout.
-func (n *tns) ping6(t testing.TB, dst netip.Addr, id, seq uint16, timeout time.Duration) bool {
-	t.Helper()
-	var fd int
-	if err := netns.DoIn(n.ns, func() error {
-		var err error
-		fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
-		return err
-	}); err != nil {
-		t.Fatalf("%s: raw ICMPv6 socket: %v", n.node, err)
-	}
-	defer unix.Close(fd)
-	msg := []byte{128, 0, 0, 0, byte(id >> 8), byte(id), byte(seq >> 8), byte(seq)}
-	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet6{Addr: dst.As16()}); err != nil {
-		t.Fatalf("%s: send ICMPv6 echo request: %v", n.node, err)
-	}
-	tv := unix.NsecToTimeval(timeout.Nanoseconds())
-	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	buf := make([]byte, 1500)
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		m, _, err := unix.Recvfrom(fd, buf, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("%s: receive: %v", n.node, err)
-		}
-		if r := buf[:m]; len(r) >= 8 && r[0] == 129 && binary.BigEndian.Uint16(r[4:]) == id && binary.BigEndian.Uint16(r[6:]) == seq {
-			return true
-		}
-	}
-	return false
 }
 
 // sysctl writes value to /proc/sys/key from inside n (net sysctls are the

@@ -214,7 +214,7 @@ func (b *bed) ping(from, to string, within time.Duration) int {
 	dst := b.ports[to].IP.Addr()
 	deadline := time.Now().Add(within)
 	for seq := uint16(1); ; seq++ {
-		ttl, err := echo(b.nsName[from], dst, 0x4e42, seq, 300*time.Millisecond)
+		ttl, err := kerneltest.Echo(kerneltest.In(b.nsName[from]), dst, 0x4e42, seq, 300*time.Millisecond)
 		if err == nil {
 			return ttl
 		}

@@ -44,24 +44,13 @@ var kernelFabrics = map[string]kernelGen{}
 
 // registerKernel registers generation g's kernel fabric. g must be a
 // registered generation; registering twice panics.
-func registerKernel(g generation.Name, make func() kernel.Fabric, needs func() error) {
+func registerKernel(g generation.Name, k kernelGen) {
 	if !generation.Known(g) {
 		panic(fmt.Sprintf("netnsrt: kernel fabric for %q, which is not a registered generation", g))
 	}
 	if _, ok := kernelFabrics[string(g)]; ok {
 		panic(fmt.Sprintf("netnsrt: kernel fabric for %s registered twice", g))
 	}
-	kernelFabrics[string(g)] = kernelGen{make: make, needs: needs}
-}
-
-// kernelDualStack says that generation g's kernel fabric (registered)
-// carries IPv6 as well as IPv4.
-func kernelDualStack(g generation.Name) {
-	k, ok := kernelFabrics[string(g)]
-	if !ok {
-		panic(fmt.Sprintf("netnsrt: %s is dual-stack on a kernel fabric that is not registered", g))
-	}
-	k.ipv6 = true
 	kernelFabrics[string(g)] = k
 }
 

@@ -10,15 +10,14 @@ import (
 
 // The generations the kernel backend runs, one registration each: gen 1
 // on Open vSwitch (the stock host's qbr bridges and iptables included),
-// gen 2 on the Linux bridge and VXLAN devices with OVS hosts, gen 3 on tc
-// BPF programs; the ones named by kernelDualStack carry IPv6 too.
+// gen 2 on the Linux bridge and VXLAN devices with OVS hosts, both
+// dual-stack; gen 3 on tc BPF programs, IPv4 only.
 func init() {
-	registerKernel(scenarios.GenVLAN, func() kernel.Fabric { return ovs.New() }, ovs.Available)
-	registerKernel(scenarios.GenVLANStock, func() kernel.Fabric { return ovs.New() }, ovs.Available)
-	registerKernel(scenarios.GenEVPN, func() kernel.Fabric { return bridge.New(bridge.Options{}) }, ovs.Available)
-	registerKernel(scenarios.GenEBPF, func() kernel.Fabric { return bpf.New(bpf.Options{}) }, nil)
-	registerKernel(scenarios.GenEBPFDirect, func() kernel.Fabric { return bpf.New(bpf.Options{}) }, nil)
-	kernelDualStack(scenarios.GenVLAN)
-	kernelDualStack(scenarios.GenVLANStock)
-	kernelDualStack(scenarios.GenEVPN)
+	openvswitch := func() kernel.Fabric { return ovs.New() }
+	registerKernel(scenarios.GenVLAN, kernelGen{make: openvswitch, needs: ovs.Available, ipv6: true})
+	registerKernel(scenarios.GenVLANStock, kernelGen{make: openvswitch, needs: ovs.Available, ipv6: true})
+	registerKernel(scenarios.GenEVPN, kernelGen{make: func() kernel.Fabric { return bridge.New(bridge.Options{}) }, needs: ovs.Available, ipv6: true})
+	tcBPF := func() kernel.Fabric { return bpf.New(bpf.Options{}) }
+	registerKernel(scenarios.GenEBPF, kernelGen{make: tcBPF})
+	registerKernel(scenarios.GenEBPFDirect, kernelGen{make: tcBPF})
 }

@@ -2,7 +2,6 @@ package vlan
 
 import (
 	"bytes"
-	"encoding/binary"
 	"net/netip"
 	"testing"
 
@@ -10,18 +9,10 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 )
 
-func ipChecksumOK(h []byte) bool {
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(h[i:]))
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return sum == 0xffff
-}
+func ipChecksumOK(h []byte) bool { return inetsum.IPv4Header(h[:20]) == 0 }
 
 func newTestCore(t *testing.T) *Core {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 	"github.com/netbed/netbed/datapath/kernel/ktrace"
 	"github.com/netbed/netbed/datapath/outcome"
 	"github.com/netbed/netbed/datapath/stack"
@@ -315,7 +316,7 @@ func (in *instance) ping(ctx context.Context, dst netip.Addr, id uint64, timeout
 	icmpID, seq := uint16(id>>16), uint16(id)
 	msg := []byte{8, 0, 0, 0, byte(icmpID >> 8), byte(icmpID), byte(seq >> 8), byte(seq)}
 	msg = binary.BigEndian.AppendUint64(msg, id)
-	binary.BigEndian.PutUint16(msg[2:], inetChecksum(msg))
+	binary.BigEndian.PutUint16(msg[2:], inetsum.Sum(msg))
 	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
 		return false, fmt.Errorf("send echo request from %s: %w", in.name, err)
 	}
@@ -524,19 +525,4 @@ func waitFor(ctx context.Context, fd int, timeout time.Duration, match func() (b
 			}
 		}
 	}
-}
-
-// inetChecksum is the Internet checksum of b.
-func inetChecksum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }

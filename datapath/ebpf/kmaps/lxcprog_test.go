@@ -12,20 +12,14 @@ import (
 
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/datapath/frame/inetsum"
 	"github.com/netbed/netbed/internal/testutil"
 )
 
 var hostMAC = net.HardwareAddr{0x0a, 1, 2, 3, 4, 5}
 
 func ipChecksumOK(b []byte) bool {
-	var s uint32
-	for i := 14; i < 34; i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return s == 0xffff
+	return inetsum.IPv4Header(b[14:34]) == 0
 }
 
 // TestFromContainerRun runs bpf_lxc in the kernel (BPF_PROG_TEST_RUN) and

@@ -27,18 +27,18 @@ type SharedIPCache struct {
 	fib  *l3.FIB[sharedIPCacheEntry]
 	// holders are, per prefix, the views whose overlay holds it, so
 	// that a shared write keeps their counts of hidden entries right.
-	holders map[netip.Prefix][]*IPCache
+	holders holders[netip.Prefix]
 }
 
 type sharedIPCacheEntry struct {
 	v     IPCacheValue
-	owner *IPCache // left out of this view; nil: in every view
+	owner *view // left out of this view; nil: in every view
 }
 
 // NewSharedIPCache returns an empty shared table; spec's capacity bounds
 // it and every view of it.
 func NewSharedIPCache(spec MapSpec) *SharedIPCache {
-	return &SharedIPCache{spec: spec, fib: l3.NewFIB[sharedIPCacheEntry](), holders: map[netip.Prefix][]*IPCache{}}
+	return &SharedIPCache{spec: spec, fib: l3.NewFIB[sharedIPCacheEntry](), holders: holders[netip.Prefix]{}}
 }
 
 // Len returns the number of shared entries.
@@ -56,21 +56,12 @@ func (s *SharedIPCache) Set(k IPCacheKey, v IPCacheValue, owner *IPCache) error 
 	if !had && s.spec.MaxEntries > 0 && s.fib.Len() >= s.spec.MaxEntries {
 		return fmt.Errorf("update shared map %s: %w (%d entries)", s.spec.Name, ErrMapFull, s.spec.MaxEntries)
 	}
-	for _, h := range s.holders[p] {
-		if had && old.owner != h {
-			h.shadowed--
-		}
-		if owner != h {
-			h.shadowed++
-		}
-	}
-	if had && old.owner != nil {
-		old.owner.owned--
-	}
+	var o *view
 	if owner != nil {
-		owner.owned++
+		o = &owner.view
 	}
-	return s.fib.Insert(p, sharedIPCacheEntry{v: v, owner: owner})
+	s.holders.set(p, had, old.owner, o)
+	return s.fib.Insert(p, sharedIPCacheEntry{v: v, owner: o})
 }
 
 // Delete removes the prefix k from the shared table.
@@ -84,14 +75,7 @@ func (s *SharedIPCache) Delete(k IPCacheKey) error {
 	if !had {
 		return fmt.Errorf("delete from shared map %s: %w", s.spec.Name, ErrKeyNotExist)
 	}
-	for _, h := range s.holders[p] {
-		if old.owner != h {
-			h.shadowed--
-		}
-	}
-	if old.owner != nil {
-		old.owner.owned--
-	}
+	s.holders.remove(p, old.owner)
 	s.fib.Delete(p)
 	return nil
 }
@@ -104,10 +88,7 @@ type IPCache struct {
 	spec   MapSpec
 	local  *l3.FIB[IPCacheValue]
 	shared *SharedIPCache
-	// owned counts the shared entries this view leaves out (their
-	// owner is this node); shadowed the local prefixes that hide a
-	// shared entry this view would otherwise show.
-	owned, shadowed int
+	view
 }
 
 // NewIPCache returns a node's ipcache over shared (nil: a stand-alone
@@ -128,7 +109,7 @@ func (c *IPCache) sees(p netip.Prefix) bool {
 		return false
 	}
 	e, ok := c.shared.fib.Get(p)
-	return ok && e.owner != c
+	return ok && e.owner != &c.view
 }
 
 // Update inserts or replaces the prefix k among the node's own entries;
@@ -150,10 +131,7 @@ func (c *IPCache) Update(k IPCacheKey, v IPCacheValue) error {
 		return err
 	}
 	if c.shared != nil {
-		c.shared.holders[p] = append(c.shared.holders[p], c)
-		if seen {
-			c.shadowed++
-		}
+		c.shared.holders.hold(p, &c.view, seen)
 	}
 	return nil
 }
@@ -170,15 +148,7 @@ func (c *IPCache) Delete(k IPCacheKey) error {
 		return fmt.Errorf("delete from map %s: %w", c.spec.Name, ErrKeyNotExist)
 	}
 	if c.shared != nil {
-		hs := slices.DeleteFunc(c.shared.holders[p], func(h *IPCache) bool { return h == c })
-		if len(hs) == 0 {
-			delete(c.shared.holders, p)
-		} else {
-			c.shared.holders[p] = hs
-		}
-		if c.sees(p) {
-			c.shadowed--
-		}
+		c.shared.holders.release(p, &c.view, c.sees(p))
 	}
 	return nil
 }
@@ -191,7 +161,7 @@ func (c *IPCache) Lookup(ip [4]byte) (IPCacheValue, bool) {
 	lv, lbits, lok := c.local.Lookup(a)
 	if c.shared != nil {
 		e, sbits, sok := c.shared.fib.Lookup(a)
-		for sok && e.owner == c {
+		for sok && e.owner == &c.view {
 			e, sbits, sok = c.shared.fib.LookupBelow(a, sbits)
 		}
 		if sok && (!lok || sbits > lbits) {
@@ -230,7 +200,7 @@ func (c *IPCache) Range(fn func(IPCacheKey, IPCacheValue) bool) {
 		return true
 	})
 	c.shared.fib.Walk(func(p netip.Prefix, e sharedIPCacheEntry) bool {
-		if _, mine := c.local.Get(p); e.owner != c && !mine {
+		if _, mine := c.local.Get(p); e.owner != &c.view && !mine {
 			all = append(all, entry{IPCacheKey{PrefixLen: uint32(p.Bits()), IP: p.Addr().As4()}, e.v})
 		}
 		return true

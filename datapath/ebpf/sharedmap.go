@@ -1,9 +1,6 @@
 package ebpf
 
-import (
-	"fmt"
-	"slices"
-)
+import "fmt"
 
 // SharedHashMap is the cluster-wide part of a hash map every node holds
 // alike (the tunnel map: every other node's CIDR and IP), kept once, as
@@ -14,18 +11,18 @@ import (
 // A SharedHashMap and its views are not safe for concurrent use.
 type SharedHashMap[K comparable, V any] struct {
 	spec    MapSpec
-	m       map[K]sharedHashEntry[K, V]
-	holders map[K][]*OverlayHashMap[K, V] // views whose own entries hold the key
+	m       map[K]sharedHashEntry[V]
+	holders holders[K]
 }
 
-type sharedHashEntry[K comparable, V any] struct {
+type sharedHashEntry[V any] struct {
 	v     V
-	owner *OverlayHashMap[K, V]
+	owner *view // left out of this view; nil: in every view
 }
 
 // NewSharedHashMap returns an empty shared map; spec's capacity bounds it.
 func NewSharedHashMap[K comparable, V any](spec MapSpec) *SharedHashMap[K, V] {
-	return &SharedHashMap[K, V]{spec: spec, m: map[K]sharedHashEntry[K, V]{}, holders: map[K][]*OverlayHashMap[K, V]{}}
+	return &SharedHashMap[K, V]{spec: spec, m: map[K]sharedHashEntry[V]{}, holders: holders[K]{}}
 }
 
 // Len returns the number of shared entries.
@@ -37,21 +34,12 @@ func (s *SharedHashMap[K, V]) Set(k K, v V, owner *OverlayHashMap[K, V]) error {
 	if !had && s.spec.MaxEntries > 0 && len(s.m) >= s.spec.MaxEntries {
 		return fmt.Errorf("update shared map %s: %w (%d entries)", s.spec.Name, ErrMapFull, s.spec.MaxEntries)
 	}
-	for _, h := range s.holders[k] {
-		if had && old.owner != h {
-			h.shadowed--
-		}
-		if owner != h {
-			h.shadowed++
-		}
-	}
-	if had && old.owner != nil {
-		old.owner.owned--
-	}
+	var o *view
 	if owner != nil {
-		owner.owned++
+		o = &owner.view
 	}
-	s.m[k] = sharedHashEntry[K, V]{v: v, owner: owner}
+	s.holders.set(k, had, old.owner, o)
+	s.m[k] = sharedHashEntry[V]{v: v, owner: o}
 	return nil
 }
 
@@ -61,14 +49,7 @@ func (s *SharedHashMap[K, V]) Delete(k K) error {
 	if !had {
 		return fmt.Errorf("delete from shared map %s: %w", s.spec.Name, ErrKeyNotExist)
 	}
-	for _, h := range s.holders[k] {
-		if old.owner != h {
-			h.shadowed--
-		}
-	}
-	if old.owner != nil {
-		old.owner.owned--
-	}
+	s.holders.remove(k, old.owner)
 	delete(s.m, k)
 	return nil
 }
@@ -81,9 +62,7 @@ type OverlayHashMap[K comparable, V any] struct {
 	spec   MapSpec
 	local  map[K]V
 	shared *SharedHashMap[K, V]
-	// owned counts the shared entries this view leaves out, shadowed
-	// its own keys that hide a shared entry it would otherwise show.
-	owned, shadowed int
+	view
 }
 
 // NewOverlayHashMap returns a node's map over shared (nil: stand-alone).
@@ -99,7 +78,7 @@ func (o *OverlayHashMap[K, V]) sees(k K) bool {
 		return false
 	}
 	e, ok := o.shared.m[k]
-	return ok && e.owner != o
+	return ok && e.owner != &o.view
 }
 
 // Lookup returns the value for k: the node's own, else the shared one.
@@ -110,7 +89,7 @@ func (o *OverlayHashMap[K, V]) Lookup(k K) (V, bool) {
 		}
 	}
 	if o.shared != nil {
-		if e, ok := o.shared.m[k]; ok && e.owner != o {
+		if e, ok := o.shared.m[k]; ok && e.owner != &o.view {
 			return e.v, true
 		}
 	}
@@ -130,10 +109,7 @@ func (o *OverlayHashMap[K, V]) Update(k K, v V) error {
 	}
 	o.local[k] = v
 	if o.shared != nil {
-		o.shared.holders[k] = append(o.shared.holders[k], o)
-		if seen {
-			o.shadowed++
-		}
+		o.shared.holders.hold(k, &o.view, seen)
 	}
 	return nil
 }
@@ -145,15 +121,7 @@ func (o *OverlayHashMap[K, V]) Delete(k K) error {
 	}
 	delete(o.local, k)
 	if o.shared != nil {
-		hs := slices.DeleteFunc(o.shared.holders[k], func(h *OverlayHashMap[K, V]) bool { return h == o })
-		if len(hs) == 0 {
-			delete(o.shared.holders, k)
-		} else {
-			o.shared.holders[k] = hs
-		}
-		if o.sees(k) {
-			o.shadowed--
-		}
+		o.shared.holders.release(k, &o.view, o.sees(k))
 	}
 	return nil
 }
@@ -179,7 +147,7 @@ func (o *OverlayHashMap[K, V]) Range(fn func(K, V) bool) {
 		return
 	}
 	for k, e := range o.shared.m {
-		if _, mine := o.local[k]; e.owner == o || mine {
+		if _, mine := o.local[k]; e.owner == &o.view || mine {
 			continue
 		}
 		if !fn(k, e.v) {

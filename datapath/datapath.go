@@ -14,7 +14,12 @@ import (
 //     the node's ports, see Ports). The node may call out.Send any number of
 //     times, and must call out.Trace once for every device inside it that the
 //     frame crossed, in order (see HopRule).
-//   - The node must not retain frame after Receive returns; out.Send copies.
+//   - frame is the node's until Receive returns: the node may rewrite it
+//     in place (MACs, TTL, a VLAN tag popped by moving the MACs up) and
+//     pass it, or a slice of it (a decapsulated inner frame), to
+//     out.Send, which copies, so that a forwarded frame is copied once
+//     per hop. The node must not retain frame after Receive returns, and
+//     a runtime must not read frame after handing it to Receive.
 //   - Calls to Receive and SetPortState for one node never overlap.
 type Node interface {
 	// Name is the device name used in traces (the topology node name).
@@ -30,7 +35,8 @@ type Node interface {
 
 // Output is where a node sends frames and trace events.
 type Output interface {
-	// Send transmits a copy of frame on the node's port.
+	// Send transmits a copy of frame on the node's port; the node may
+	// reuse or rewrite frame as soon as Send returns.
 	Send(port int, frame []byte)
 	// Trace records that a device inside the node handled the frame.
 	Trace(ev Event)

@@ -695,11 +695,10 @@ func (n *Node) egress(now time.Duration, ep *Endpoint, dst [4]byte, b []byte) (b
 // deliver hands b (an IPv4 frame for ep that prog already decided on) to
 // the pod: MACs rewritten, TTL decremented, out of the lxc device.
 func (n *Node) deliver(now time.Duration, prog, in string, ep *Endpoint, b []byte, rule string, out datapath.Output) {
-	buf := append(n.buf[:0], b...)
+	buf := b // rewritten in place (datapath.Node's contract)
 	copy(buf[0:6], ep.mac[:])
 	copy(buf[6:12], ep.nodeMAC[:])
 	decTTL(buf)
-	n.buf = buf
 	n.trace(out, now, prog, datapath.KindBPF, in, ep.Device, datapath.ActRedirect, "", rule)
 	n.trace(out, now, ep.Device, datapath.KindVeth, prog, "eth0", datapath.ActForward, "", "")
 	out.Send(ep.Port, buf)
@@ -858,11 +857,10 @@ func (n *Node) routeOut(now time.Duration, prog, in string, b []byte, rule strin
 		return
 	}
 	c := &n.nics[i]
-	buf := append(n.buf[:0], b...)
+	buf := b // rewritten in place (datapath.Node's contract)
 	copy(buf[0:6], c.gw[:])
 	copy(buf[6:12], c.mac[:])
 	decTTL(buf)
-	n.buf = buf
 	n.trace(out, now, prog, datapath.KindBPF, in, c.Name, datapath.ActRedirect, "", rule)
 	n.trace(out, now, c.Name, datapath.KindNIC, prog, c.Name, datapath.ActForward, "", "")
 	out.Send(i, buf)

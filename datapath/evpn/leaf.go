@@ -915,16 +915,8 @@ func (l *Leaf) drop(ev datapath.Event, out datapath.Output, r datapath.Reason, r
 }
 
 func (l *Leaf) fromAccess(ev datapath.Event, port int, b []byte, out datapath.Output) {
-	// Pop the host trunk's VLAN tag into pbuf.
-	var vlan uint16
-	f := l.pbuf[:0]
-	if len(b) >= 18 && binary.BigEndian.Uint16(b[12:14]) == etherVLAN {
-		vlan = binary.BigEndian.Uint16(b[14:16]) & 0x0fff
-		f = append(append(f, b[:12]...), b[16:]...)
-	} else {
-		f = append(f, b...)
-	}
-	l.pbuf = f
+	// Pop the host trunk's VLAN tag, in place (datapath.Node's contract).
+	f, vlan := frame.StripVLAN(b)
 	pv := portVLAN{port, vlan}
 	n, ok := l.portCfg[pvKey(port, vlan)]
 	if !ok {
@@ -1238,8 +1230,7 @@ func (l *Leaf) fromUnderlay(ev datapath.Event, port int, b []byte, out datapath.
 	inner := b[payload+udpLen+vxlanLen:]
 	ev.Action = datapath.ActDecap
 	if n := l.networks[vni]; n != nil && len(n.ports) > 0 {
-		f := append(l.pbuf[:0], inner...)
-		l.pbuf = f
+		f := inner // rewritten in place (datapath.Node's contract)
 		if f[0]&1 == 0 {
 			if pv, ok := l.local[n.key(MAC(f[0:6]))]; ok {
 				l.sendAccess(ev, datapath.ActDecap, RuleFDBLocal, pv, f, out)
@@ -1281,8 +1272,7 @@ func (l *Leaf) transit(ev datapath.Event, b []byte, ihl int, out datapath.Output
 // routeDecap is the egress half of symmetric IRB: route the inner packet
 // in the tenant's VRF to a local host.
 func (l *Leaf) routeDecap(ev datapath.Event, v *vrf, inner []byte, out datapath.Output) {
-	f := append(l.pbuf[:0], inner...)
-	l.pbuf = f
+	f := inner // rewritten in place (datapath.Node's contract)
 	if MAC(f[0:6]) != l.cfg.RouterMAC {
 		l.drop(ev, out, datapath.ReasonNotForMe, "irb:inner-dst-mac")
 		return

@@ -276,11 +276,8 @@ func TestLeafReceive(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			l, _ := testLeaf(t)
 			var r rec
-			in := bytes.Clone(c.in)
-			l.Receive(0, c.port, in, &r)
-			if !bytes.Equal(in, c.in) {
-				t.Errorf("Receive modified its input frame")
-			}
+			// Receive may rewrite the frame it is given (datapath.Node).
+			l.Receive(0, c.port, bytes.Clone(c.in), &r)
 			if len(r.events) != 1 {
 				t.Fatalf("events %+v, want exactly one (one device crossing)", r.events)
 			}

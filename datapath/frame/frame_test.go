@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -109,6 +110,15 @@ func TestVLANPushPop(t *testing.T) {
 	if vid != 0 || !bytes.Equal(same, f) {
 		t.Errorf("pop of untagged changed it")
 	}
+	// StripVLAN is PopVLAN in place: the result lies in the tagged frame.
+	stripped, vid := StripVLAN(slices.Clone(tagged))
+	if vid != 100 || !bytes.Equal(stripped, f) {
+		t.Errorf("strip: vid %d, frame equal %v", vid, bytes.Equal(stripped, f))
+	}
+	in := slices.Clone(f)
+	if same, vid := StripVLAN(in); vid != 0 || &same[0] != &in[0] || !bytes.Equal(same, f) {
+		t.Errorf("strip of untagged changed it")
+	}
 }
 
 func FuzzParse(f *testing.F) {
@@ -131,6 +141,9 @@ func FuzzParse(f *testing.F) {
 			back, _ := PopVLAN(nil, tagged)
 			if !bytes.Equal(back, b) {
 				t.Fatal("push/pop not inverse")
+			}
+			if back, _ := StripVLAN(tagged); !bytes.Equal(back, b) {
+				t.Fatal("push/strip not inverse")
 			}
 		}
 	})

@@ -136,6 +136,20 @@ func PushVLAN(dst, frame []byte, vid uint16) []byte {
 	return append(dst, frame[12:]...)
 }
 
+// StripVLAN removes frame's 802.1Q tag in place, moving the MAC addresses
+// up over it, and returns the untagged frame (a slice of frame) and the
+// tag's VLAN ID; an untagged frame is returned as it is with vid 0. It
+// is PopVLAN without the copy, for a node rewriting the frame it received
+// (see datapath.Node).
+func StripVLAN(frame []byte) (out []byte, vid uint16) {
+	if len(frame) < 18 || binary.BigEndian.Uint16(frame[12:14]) != uint16(layers.EthernetTypeDot1Q) {
+		return frame, 0
+	}
+	vid = binary.BigEndian.Uint16(frame[14:16]) & 0x0fff
+	copy(frame[4:16], frame[:12])
+	return frame[4:], vid
+}
+
 // PopVLAN returns a copy of frame without its 802.1Q tag and the tag's VLAN
 // ID; an untagged frame is copied unchanged with vid 0.
 func PopVLAN(dst, frame []byte) (out []byte, vid uint16) {

@@ -91,7 +91,6 @@ type Router struct {
 	fib    *FIB[*group]
 	groups []*group
 	seed   uint32
-	buf    []byte
 	onPort func(now time.Duration, port int, up bool)
 }
 
@@ -369,8 +368,7 @@ func (r *Router) receiveIPv4(now time.Duration, port int, f []byte, out datapath
 	if len(g.up) > 1 {
 		h = g.up[FlowHash(r.seed, f)%uint32(len(g.up))]
 	}
-	r.buf = append(r.buf[:0], f...)
-	b := r.buf
+	b := f // rewritten in place (datapath.Node's contract)
 	copy(b[0:6], h.mac[:])
 	copy(b[6:12], r.macs[h.port][:])
 	b[22]--

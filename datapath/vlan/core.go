@@ -284,7 +284,7 @@ func (c *Core) l3(now time.Duration, port int, vlan uint16, b []byte, out datapa
 	if binary.BigEndian.Uint16(b[12:14]) == 0x8100 {
 		off = 18
 	}
-	c.route(now, inName, dst, b[off:], out)
+	c.route(now, inName, dst, b, off, out)
 }
 
 // gatewayOwning returns the SVI whose gateway address is ip.
@@ -313,9 +313,12 @@ func (c *Core) toGateway(now time.Duration, inName string, vlan uint16, p *frame
 	c.bridge(now, -1, "", vlan, reply, datapath.ActForward, "", false, out)
 }
 
-// route forwards the IPv4 packet ip (header and payload) to dst: into the
-// VLAN of the network holding dst, or to the firewall for anything else.
-func (c *Core) route(now time.Duration, inName string, dst netip.Addr, ip []byte, out datapath.Output) {
+// route forwards the IPv4 packet at offset off (14 or more) of the frame b
+// it arrived in to dst: into the VLAN of the network holding dst, or to
+// the firewall for anything else. The routed frame is built in place in
+// b (datapath.Node's contract).
+func (c *Core) route(now time.Duration, inName string, dst netip.Addr, b []byte, off int, out datapath.Output) {
+	ip := b[off:]
 	if len(ip) < 20 {
 		c.trace(now, out, inName, "", datapath.ActDrop, datapath.ReasonMalformed, "ip:short")
 		return
@@ -333,33 +336,33 @@ func (c *Core) route(now time.Duration, inName string, dst netip.Addr, ip []byte
 	}
 	// Build the routed frame: untagged Ethernet, router MAC as source,
 	// TTL one less with the checksum updated incrementally (RFC 1624).
-	c.rbuf = append(c.rbuf[:0], make([]byte, 12)...)
-	c.rbuf = binary.BigEndian.AppendUint16(c.rbuf, 0x0800)
-	c.rbuf = append(c.rbuf, ip...)
-	decTTL(c.rbuf[14:])
-	copy(c.rbuf[6:12], c.mac[:])
+	f := b[off-14:]
+	clear(f[0:6])
+	copy(f[6:12], c.mac[:])
+	binary.BigEndian.PutUint16(f[12:14], 0x0800)
+	decTTL(f[14:])
 	if target == nil {
 		if c.fwPort < 0 || !c.ports[c.fwPort].up {
 			c.trace(now, out, inName, "", datapath.ActDrop, datapath.ReasonNoRoute, "route:none")
 			return
 		}
-		copy(c.rbuf[0:6], c.fwMAC[:])
+		copy(f[0:6], c.fwMAC[:])
 		c.trace(now, out, inName, c.names[c.fwPort], datapath.ActRoute, datapath.ReasonNone, "route:default")
-		out.Send(c.fwPort, c.rbuf)
+		out.Send(c.fwPort, f)
 		return
 	}
 	if e, ok := c.arp[dst]; ok && e.vlan == target.vlan && now-e.seen < c.arpTTL {
-		copy(c.rbuf[0:6], e.mac[:])
-		c.bridge(now, -1, inName, target.vlan, c.rbuf, datapath.ActRoute, target.rule, true, out)
+		copy(f[0:6], e.mac[:])
+		c.bridge(now, -1, inName, target.vlan, f, datapath.ActRoute, target.rule, true, out)
 		return
 	}
-	c.hold(now, inName, target, dst, out)
+	c.hold(now, inName, target, dst, f, out)
 }
 
-// hold queues the routed packet in rbuf behind ARP resolution of dst and
-// asks for dst in the target VLAN.
-func (c *Core) hold(now time.Duration, inName string, target *svi, dst netip.Addr, out datapath.Output) {
-	h := heldPacket{frame: append([]byte(nil), c.rbuf...), vlan: target.vlan, in: inName, rule: target.rule}
+// hold queues a copy of the routed frame f behind ARP resolution of dst
+// and asks for dst in the target VLAN.
+func (c *Core) hold(now time.Duration, inName string, target *svi, dst netip.Addr, f []byte, out datapath.Output) {
+	h := heldPacket{frame: append([]byte(nil), f...), vlan: target.vlan, in: inName, rule: target.rule}
 	if r, ok := out.(stack.Resumer); ok {
 		h.ctx, h.has = r.Context(), true
 	}
@@ -425,7 +428,7 @@ func (c *Core) fromFirewall(now time.Duration, port int, b []byte, out datapath.
 		return
 	}
 	dst := netip.AddrFrom4([4]byte(b[30:34]))
-	c.route(now, inName, dst, b[14:], out)
+	c.route(now, inName, dst, b, 14, out)
 }
 
 // decTTL decrements the TTL of the IPv4 header h and patches its checksum
@@ -553,7 +556,7 @@ func (c *Core) l3v6(now time.Duration, port int, vlan uint16, s *svi, b []byte, 
 		c.bridge(now, -1, inName, target.vlan, c.rbuf, datapath.ActRoute, target.rule, true, out)
 		return
 	}
-	c.hold(now, inName, target, dst, out)
+	c.hold(now, inName, target, dst, c.rbuf, out)
 }
 
 // gatewayOwning6 reports whether ip is the IPv6 gateway of some SVI.

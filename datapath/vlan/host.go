@@ -522,8 +522,7 @@ func (h *Host) fromFabric(now time.Duration, port int, b []byte, out datapath.Ou
 	out.Trace(e)
 	out.Trace(h.ev(now, DevPatchBond, datapath.KindPatch, DevBrBond, DevPatchInt, datapath.ActForward))
 	out.Trace(h.ev(now, DevPatchInt, datapath.KindPatch, DevPatchBond, DevBrInt, datapath.ActForward))
-	h.buf, _ = frame.PopVLAN(h.buf, b)
-	u := h.buf
+	u, _ := frame.StripVLAN(b)
 	src := frame.SrcMAC(u)
 	if src[0]&1 == 0 {
 		h.fdb.Learn(now, n.local, src, patchID)

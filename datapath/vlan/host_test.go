@@ -177,7 +177,8 @@ func TestBondFailover(t *testing.T) {
 				}
 				r.reset()
 			}
-			h.Receive(3*time.Second, c.port, tagged, &r)
+			// Receive may rewrite the frame it is given (datapath.Node).
+			h.Receive(3*time.Second, c.port, bytes.Clone(tagged), &r)
 			e := r.last()
 			if c.wantDrop != "" {
 				if e.Action != datapath.ActDrop || e.Reason != c.wantDrop {

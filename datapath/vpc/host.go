@@ -98,7 +98,6 @@ type Host struct {
 	byName    map[string]*Pod
 	byIP      map[[4]byte]*Pod
 	first     int // first pod port
-	buf       []byte
 	upOK      bool
 }
 
@@ -288,8 +287,6 @@ func (h *Host) fromPod(now time.Duration, p *Pod, b []byte, out datapath.Output)
 		out.Trace(h.ev(now, p.Veth, datapath.KindVeth, p.Veth, "", datapath.ActDrop, datapath.ReasonNotForMe, ""))
 		return
 	}
-	h.buf = append(h.buf[:0], b...)
-	b = h.buf
 	if !decTTL(b, ihl) {
 		out.Trace(h.ev(now, p.Veth, datapath.KindVeth, p.Veth, "", datapath.ActDrop, datapath.ReasonTTL, ""))
 		return
@@ -338,8 +335,6 @@ func (h *Host) fromVPC(now time.Duration, port int, b []byte, out datapath.Outpu
 		out.Trace(h.ev(now, e.Device(), datapath.KindNIC, h.ports[port], "", datapath.ActDrop, datapath.ReasonNoRoute, "main"))
 		return
 	}
-	h.buf = append(h.buf[:0], b...)
-	b = h.buf
 	if !decTTL(b, ihl) {
 		out.Trace(h.ev(now, e.Device(), datapath.KindNIC, h.ports[port], "", datapath.ActDrop, datapath.ReasonTTL, ""))
 		return

@@ -28,7 +28,6 @@ type Outside struct {
 	insts   []*outInst
 	byIP    map[[4]byte]*outInst
 	byName  map[string]*outInst
-	buf     []byte
 }
 
 type outInst struct {
@@ -168,24 +167,24 @@ func (o *Outside) Receive(now time.Duration, port int, b []byte, out datapath.Ou
 		drop(datapath.ReasonNotForMe)
 		return
 	}
-	o.buf = append(o.buf[:0], b...)
-	if !decTTL(o.buf, ihl) {
+	buf := b // rewritten in place (datapath.Node's contract)
+	if !decTTL(buf, ihl) {
 		drop(datapath.ReasonTTL)
 		return
 	}
 	if to, ok := o.byIP[dst4(b)]; ok {
-		setMACs(o.buf, to.mac, to.dev)
+		setMACs(buf, to.mac, to.dev)
 		ev.OutPort, ev.Action, ev.Rule = o.ports[to.port], datapath.ActRoute, "route:"+to.ip.String()
 		out.Trace(ev)
-		out.Send(to.port, o.buf)
+		out.Send(to.port, buf)
 		return
 	}
 	if from == nil {
 		drop(datapath.ReasonNoRoute)
 		return
 	}
-	setMACs(o.buf, o.peerMAC, o.upMAC)
+	setMACs(buf, o.peerMAC, o.upMAC)
 	ev.OutPort, ev.Action, ev.Rule = o.ports[o.uplink], datapath.ActRoute, "route:default"
 	out.Trace(ev)
-	out.Send(o.uplink, o.buf)
+	out.Send(o.uplink, buf)
 }

@@ -52,7 +52,6 @@ type Router struct {
 	rt       *l3.FIB[*rtEntry]
 	groups   map[string]*SecurityGroup
 	tracked  map[flow]struct{}
-	buf      []byte
 	maxTrack int
 }
 
@@ -278,10 +277,10 @@ func (r *Router) Receive(now time.Duration, port int, b []byte, out datapath.Out
 			out.Trace(r.ev(now, DevRTB, datapath.KindRouter, port, e.port, datapath.ActDrop, datapath.ReasonPortDown, e.rule))
 			return
 		}
-		r.buf = append(r.buf[:0], b...)
-		setMACs(r.buf, r.peerMAC[e.port], r.macs[e.port])
+		// b is rewritten in place (datapath.Node's contract).
+		setMACs(b, r.peerMAC[e.port], r.macs[e.port])
 		out.Trace(r.ev(now, DevRTB, datapath.KindRouter, port, e.port, datapath.ActRoute, "", e.rule))
-		out.Send(e.port, r.buf)
+		out.Send(e.port, b)
 		return
 	}
 	to, ok := r.addrs[f.dst]
@@ -300,9 +299,9 @@ func (r *Router) Receive(now time.Duration, port int, b []byte, out datapath.Out
 		return
 	}
 	out.Trace(r.ev(now, DevSGIn, datapath.KindFirewall, -1, to.port, datapath.ActForward, "", rule))
-	r.buf = append(r.buf[:0], b...)
-	setMACs(r.buf, to.mac, r.macs[to.port])
-	out.Send(to.port, r.buf)
+	// b is rewritten in place (datapath.Node's contract).
+	setMACs(b, to.mac, r.macs[to.port])
+	out.Send(to.port, b)
 }
 
 // admit decides whether the groups of e let f in, and names the rule.

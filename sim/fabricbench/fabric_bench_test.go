@@ -14,7 +14,6 @@ import (
 	"github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/datapath/stack"
-	"github.com/netbed/netbed/datapath/vlan"
 	"github.com/netbed/netbed/sim"
 	"github.com/netbed/netbed/topologies"
 )
@@ -93,78 +92,22 @@ func allPairs(b *testing.B, e *sim.Engine, names []string, insts []*stack.Instan
 func BenchmarkEBPFAllPairs(b *testing.B) {
 	for _, mode := range []ebpf.Mode{ebpf.Tunnel, ebpf.Direct} {
 		b.Run(mode.String(), func(b *testing.B) {
-			topo, err := topologies.SpineLeaf(params)
-			if err != nil {
-				b.Fatal(err)
-			}
-			f, err := ebpf.New(topo, ebpf.Options{Mode: mode, PodsPerNode: 2})
-			if err != nil {
-				b.Fatal(err)
-			}
-			e := sim.New(1)
-			if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{QueueFrames: 1024}); err != nil {
-				b.Fatal(err)
-			}
-			var names []string
-			var insts []*stack.Instance
-			for h, hn := range topo.NodesByRole(topologies.RoleHost) {
-				name := fmt.Sprintf("pod%d", h)
-				nd, err := e.AddInstance(f, datapath.InstanceSpec{Name: name, Host: hn.Name})
-				if err != nil {
-					b.Fatal(err)
-				}
-				names, insts = append(names, name), append(insts, nd.(*stack.Instance))
-			}
+			e, names, insts := ebpfFabric(b, params, mode)
 			allPairs(b, e, names, insts)
 		})
 	}
 }
 
-func BenchmarkEVPNAllPairs(b *testing.B) { evpnAllPairs(b, nil) }
+func BenchmarkEVPNAllPairs(b *testing.B) {
+	e, names, insts := evpnFabric(b, params, nil)
+	allPairs(b, e, names, insts)
+}
 
 // BenchmarkEVPNAllPairsCalibrated is BenchmarkEVPNAllPairs with every
 // device costed from the calibration table, as the scenarios' sim runtime
 // does (sim.Engine.SetDeviceCost): what costing each trace event adds.
-func BenchmarkEVPNAllPairsCalibrated(b *testing.B) { evpnAllPairs(b, cost.NewModel(nil).Of) }
-
-func evpnAllPairs(b *testing.B, devCost sim.DeviceCost) {
-	topo, err := topologies.SpineLeaf(params)
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := evpn.New(topo, evpn.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Two subnets of one tenant: half the pairs are routed on the leaf.
-	nets := []datapath.NetworkSpec{
-		{Name: "a", Tenant: "t", Subnet: netip.MustParsePrefix("10.1.0.0/16"), Gateway: netip.MustParseAddr("10.1.0.1"), VLAN: 10, VNI: 10010},
-		{Name: "b", Tenant: "t", Subnet: netip.MustParsePrefix("10.2.0.0/16"), Gateway: netip.MustParseAddr("10.2.0.1"), VLAN: 20, VNI: 10020},
-	}
-	for _, n := range nets {
-		if err := f.AddNetwork(n); err != nil {
-			b.Fatal(err)
-		}
-	}
-	e := sim.New(1)
-	e.SetDeviceCost(devCost)
-	if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{QueueFrames: 1024}); err != nil {
-		b.Fatal(err)
-	}
-	var names []string
-	var insts []*stack.Instance
-	for h, hn := range topo.NodesByRole(topologies.RoleHost) {
-		nw := nets[h%2]
-		ip := nw.Subnet.Addr().As4()
-		ip[2], ip[3] = byte((h+2)>>8), byte(h+2)
-		spec := datapath.InstanceSpec{Name: fmt.Sprintf("vm%d", h), Host: hn.Name, Network: nw.Name,
-			MAC: net.HardwareAddr{2, 0x10, 0, 0, byte(h >> 8), byte(h)}, IP: netip.PrefixFrom(netip.AddrFrom4(ip), 16), Gateway: nw.Gateway}
-		nd, err := e.AddInstance(f, spec)
-		if err != nil {
-			b.Fatal(err)
-		}
-		names, insts = append(names, spec.Name), append(insts, nd.(*stack.Instance))
-	}
+func BenchmarkEVPNAllPairsCalibrated(b *testing.B) {
+	e, names, insts := evpnFabric(b, params, cost.NewModel(nil).Of)
 	allPairs(b, e, names, insts)
 }
 
@@ -175,41 +118,7 @@ func evpnAllPairs(b *testing.B, devCost sim.DeviceCost) {
 // rather than two across the fabric keeps the first round's ARP floods
 // (every switch trunk carries every VLAN) within reach of -benchtime 1x.
 func BenchmarkVLANAllPairs(b *testing.B) {
-	topo, err := topologies.ThreeTier(topologies.ThreeTierParams{Pods: 4, RacksPerPod: 4, HostsPerRack: 16})
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := vlan.New(topo, vlan.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var nets []datapath.NetworkSpec
-	for r := range 16 {
-		n := datapath.NetworkSpec{Name: fmt.Sprintf("rack%d", r), VLAN: uint16(10 + r),
-			Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(r), 0, 0}), 16)}
-		if err := f.AddNetwork(n); err != nil {
-			b.Fatal(err)
-		}
-		nets = append(nets, n)
-	}
-	e := sim.New(1)
-	if err := e.Load(f, sim.UniformDelay(time.Microsecond), sim.LinkOpts{QueueFrames: 1024}); err != nil {
-		b.Fatal(err)
-	}
-	var names []string
-	var insts []*stack.Instance
-	for h, hn := range topo.NodesByRole(topologies.RoleHost) {
-		nw := nets[h/16]
-		ip := nw.Subnet.Addr().As4()
-		ip[3] = byte(10 + h%16)
-		spec := datapath.InstanceSpec{Name: fmt.Sprintf("vm%d", h), Host: hn.Name, Network: nw.Name,
-			IP: netip.PrefixFrom(netip.AddrFrom4(ip), 16)}
-		nd, err := e.AddInstance(f, spec)
-		if err != nil {
-			b.Fatal(err)
-		}
-		names, insts = append(names, spec.Name), append(insts, nd.(*stack.Instance))
-	}
+	e, names, insts := vlanFabric(b, topologies.ThreeTierParams{Pods: 4, RacksPerPod: 4, HostsPerRack: 16})
 	allPairs(b, e, names, insts)
 }
 

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -76,10 +77,11 @@ func measureBGPModel(b *testing.B) bgpmodel.Params {
 		owned   = 3   // routes leaf1 holds when it fails (the library's leaf-failure: a type 3, two type 2)
 		many    = 30  // and with this many
 		spines  = 2
+		leaves  = 4
 		// spine1 fails with leaf1 holding many routes, then this many more
 		spineMore = 120
 	)
-	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: "bgpcal", Spines: spines, Leaves: 4, HostsPerLeaf: 1})
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: "bgpcal", Spines: spines, Leaves: leaves, HostsPerLeaf: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -236,7 +238,18 @@ func measureBGPModel(b *testing.B) bgpmodel.Params {
 	spineLots := spineLoss(many + spineMore)
 	change(false, more...)
 	w.until(b, "leaf1's routes withdrawn", none(more...))
-	drop := max(spineLots-spineFew, 0) / spineMore
+	// The slope is the wall time per path at the leaf that finished
+	// last, with every leaf but leaf1 (the droppers) dropping at once on
+	// the machine's CPUs: the model runs drops on a pool of that many
+	// CPUs (Params.Cores), so drop is the CPU time of one path, the
+	// slope shared out when the droppers outnumber the CPUs.
+	cores, droppers := runtime.NumCPU(), leaves-1
+	slope := max(spineLots-spineFew, 0) / spineMore
+	measured["spine_drop_slope"] = slope
+	drop := slope
+	if droppers > cores {
+		drop = slope * time.Duration(cores) / time.Duration(droppers)
+	}
 	// The model: the failed leaf's first withdrawal is handled at leaf2
 	// at carrier loss + update, the other k*spines-1 one service_withdraw
 	// apart, then the watch: the slope over k gives service_withdraw, the
@@ -244,7 +257,7 @@ func measureBGPModel(b *testing.B) bgpmodel.Params {
 	measured["withdraw_burst_pace"] = serviceW
 	serviceW = max(lots-few, 0) / ((many - owned) * spines)
 	carrier := max(few-update-max(owned*drop, drop+(owned*spines-1)*serviceW)-api, 0)
-	measured["spine_carrier_loss"] = max(spineFew-many*drop-api, 0)
+	measured["spine_carrier_loss"] = max(spineFew-many*slope-api, 0)
 	est := func(d time.Duration) time.Duration { return max(d-2*update-(owned-1)*service-api, 0) }
 
 	return bgpmodel.Params{
@@ -259,11 +272,13 @@ func measureBGPModel(b *testing.B) bgpmodel.Params {
 			"power_loss_withdrawn_K = median of %[4]d: leaf1 failed (its veth ends down, its speaker SIGKILLed) holding K routes until leaf2 held none of them, for K = %[5]d and %[8]d; "+
 			"service_withdraw = (power_loss_withdrawn_%[8]d - power_loss_withdrawn_%[5]d) / ((%[8]d - %[5]d) x %[6]d) (each spine withdraws each route). "+
 			"spine_loss_down_K = median of %[4]d: spine1 failed (its veth ends down, its speaker SIGKILLed) while leaf1 held K routes (every other leaf learnt each from spine1), until the last leaf's speaker reported its session to spine1 down (WatchEvent, peers: GoBGP reports it after dropping every path learnt on it), for K = %[8]d and %[8]d + %[9]d; "+
-			"drop = (spine_loss_down_%[10]d - spine_loss_down_%[8]d) / %[9]d (one dropped path at a leaf); spine_carrier_loss = spine_loss_down_%[8]d - %[8]d drop - watch (recorded only); "+
+			"spine_drop_slope = (spine_loss_down_%[10]d - spine_loss_down_%[8]d) / %[9]d (one dropped path at the last leaf, %[11]d leaves dropping at once on the machine's %[12]d CPUs); "+
+			"drop = spine_drop_slope x min(1, cores / %[11]d) (one path's CPU time: the model shares cores CPUs among the speakers dropping at once; cores = runtime.NumCPU()); "+
+			"spine_carrier_loss = spine_loss_down_%[8]d - %[8]d spine_drop_slope - watch (recorded only); "+
 			"carrier_loss = power_loss_withdrawn_%[5]d - update - max(%[5]d drop, drop + (%[5]d x %[6]d - 1) service_withdraw) - watch (the model's path for the same failure). "+
 			"restore_back: leaf1 restored until leaf2 held its routes again; establish_min/max = the least and greatest restore_back - 2 update - %[7]d service - watch "+
 			"(GoBGP's random 1-2 s before it dials, TCP, OPEN, KEEPALIVE). MRAI: GoBGP v3 parses minimum-advertisement-interval but never applies it (0).",
-			singles, burst, burst-1, cycles, owned, spines, owned-1, many, spineMore, many+spineMore),
+			singles, burst, burst-1, cycles, owned, spines, owned-1, many, spineMore, many+spineMore, droppers, cores),
 		Update:          update,
 		Service:         service,
 		ServiceWithdraw: serviceW,
@@ -271,6 +286,7 @@ func measureBGPModel(b *testing.B) bgpmodel.Params {
 		Watch:           api,
 		CarrierLoss:     carrier,
 		Drop:            drop,
+		Cores:           cores,
 		EstablishMin:    est(slices.Min(back)),
 		EstablishMax:    est(slices.Max(back)),
 		Measured:        measured,

@@ -39,7 +39,10 @@ type Scheduler interface {
 // the ones before it (Params.Update each). A session that ends (carrier,
 // hold timer, NOTIFICATION) costs the speaker Params.Drop per path learnt
 // on it, each path's change sent on as it is dropped, and is reported
-// down after the last, as GoBGP does. Best path: an originated route
+// down after the last, as GoBGP does; that work runs on Params.Cores CPUs
+// shared by every speaker, a path at a time, so that speakers dropping
+// at once wait for one another when they outnumber the CPUs (on netns
+// the speakers are processes on one machine). Best path: an originated route
 // wins, then the lowest router ID (ORIGINATOR_ID when reflected) of the
 // peer it came from, then the shorter cluster list, then the lowest peer
 // address. Loops are cut by ORIGINATOR_ID and CLUSTER_LIST (RFC 4456).
@@ -65,6 +68,32 @@ type Model struct {
 	inflight int
 	// carried caches routes as BGP carries them.
 	carried map[carryKey]carriedRoute
+	cpus    cpus
+}
+
+// cpus are the CPUs the speakers' Drop work shares (Params.Cores): each
+// job runs on the one free soonest, after the jobs claimed on it before.
+// No CPUs: every job starts when it is ready.
+type cpus struct {
+	free []time.Duration // when each CPU has finished what it was given
+}
+
+// claim gives a job of d, ready at ready, a CPU and returns when it ends.
+// Speakers claim one path at a time, each when their previous one ends,
+// so that speakers busy at once take turns (as a time-sharing scheduler
+// lets them) rather than one running all its paths before the next.
+func (c *cpus) claim(ready, d time.Duration) time.Duration {
+	if len(c.free) == 0 {
+		return ready + d
+	}
+	i := 0
+	for j, f := range c.free {
+		if f < c.free[i] {
+			i = j
+		}
+	}
+	c.free[i] = max(ready, c.free[i]) + d
+	return c.free[i]
 }
 
 type carryKey struct {
@@ -91,12 +120,37 @@ type speaker struct {
 	// dropped.
 	epoch uint64
 	busy  time.Duration // when it will have handled the last UPDATE it received, or dropped the last path of a session that ended
-	local map[string]path
-	best  map[string]path
-	ends  []*end
+	// drops is the work of sessions that ended, in order: a path to drop
+	// or, after a session's last, its peer-down; dropBusy says one is
+	// on a CPU. UPDATEs that arrive meanwhile wait in held (GoBGP's
+	// main loop handles them after the drops).
+	drops    []dropJob
+	dropBusy bool
+	held     []heldMsg
+	local    map[string]path
+	best     map[string]path
+	ends     []*end
 	// imports are best-path changes not yet in the leaf's table.
 	imports     []change
 	importArmed bool
+}
+
+// dropJob is one path to drop from e's Adj-RIB-In (key), or e's session
+// to take down (key "", why).
+type dropJob struct {
+	e   *end
+	inc uint64
+	key string
+	why string
+}
+
+// heldMsg is an UPDATE that arrived at a speaker while it dropped paths.
+type heldMsg struct {
+	at     time.Duration // arrival
+	r      *end
+	inc    uint64
+	kind   msgKind
+	handle func(r *end)
 }
 
 // change is one best-path change a leaf imports.
@@ -160,8 +214,11 @@ func (e *end) established() bool { return e.inc != 0 }
 // New builds the model of d. Every speaker starts powered with no
 // session; Start establishes them.
 func New(s Scheduler, d Design, p Params, t Timers, seed int64) (*Model, error) {
+	if p.Cores < 0 {
+		return nil, fmt.Errorf("bgp model: cores: %d is negative", p.Cores)
+	}
 	m := &Model{s: s, p: p, t: t.withDefaults(), rng: rand.New(rand.NewPCG(uint64(seed), 0x6267706d6f64656c)),
-		byName: map[string]*speaker{}, carried: map[carryKey]carriedRoute{}}
+		byName: map[string]*speaker{}, carried: map[carryKey]carriedRoute{}, cpus: cpus{free: make([]time.Duration, p.Cores)}}
 	for _, sd := range d.Speakers {
 		if _, dup := m.byName[sd.Node]; dup {
 			return nil, fmt.Errorf("bgp model: node %s: two speakers", sd.Node)
@@ -532,7 +589,7 @@ const (
 // then and on arrival, and is handled if the session is the same
 // incarnation: an UPDATE at the later of its arrival plus Params.Update
 // and the receiver's previous UPDATE plus Params.Service (or
-// ServiceWithdraw).
+// ServiceWithdraw), after the paths it is dropping if it is.
 func (e *end) send(handle func(r *end), kind msgKind) {
 	m, s := e.sp.m, e.s
 	if !s.transport() {
@@ -550,20 +607,32 @@ func (e *end) send(handle func(r *end), kind msgKind) {
 			handle(r)
 			return
 		}
-		sp := r.sp
-		service := m.p.Service
-		if kind == msgWithdraw {
-			service = m.p.ServiceWithdraw
-		}
-		done := max(m.s.Now()+m.p.Update, sp.busy+service)
-		sp.busy = done
+		r.sp.accept(heldMsg{at: m.s.Now(), r: r, inc: inc, kind: kind, handle: handle})
+	})
+}
+
+// accept schedules the handling of an UPDATE that arrived at sp (at the
+// later of its arrival plus Update and sp's previous one plus its
+// service time), or holds it while sp drops paths.
+func (sp *speaker) accept(h heldMsg) {
+	m := sp.m
+	if sp.dropBusy || len(sp.drops) > 0 {
 		m.inflight++
-		m.s.At(done, func() {
-			m.inflight--
-			if r.inc == inc {
-				handle(r)
-			}
-		})
+		sp.held = append(sp.held, h)
+		return
+	}
+	service := m.p.Service
+	if h.kind == msgWithdraw {
+		service = m.p.ServiceWithdraw
+	}
+	done := max(h.at+m.p.Update, sp.busy+service)
+	sp.busy = done
+	m.inflight++
+	m.s.At(done, func() {
+		m.inflight--
+		if h.r.inc == h.inc {
+			h.handle(h.r)
+		}
 	})
 }
 
@@ -711,9 +780,10 @@ func (e *end) notify(why string) {
 }
 
 // endSession ends e's session as GoBGP does: after what the speaker is busy
-// with, it removes the paths learnt on the session one after another,
-// Params.Drop each (its best path recomputed, a change sent on at once),
-// and then takes the session down (the peer-down event).
+// with (UPDATEs, other sessions' drops), it removes the paths learnt on
+// the session one after another, Params.Drop of CPU each (its best path
+// recomputed, a change sent on at once), and then takes the session down
+// (the peer-down event).
 func (e *end) endSession(why string) {
 	m := e.sp.m
 	if m.p.Drop <= 0 {
@@ -725,28 +795,55 @@ func (e *end) endSession(why string) {
 	}
 	inc, sp := e.inc, e.sp
 	e.dropping = inc
-	t := max(m.s.Now(), sp.busy)
 	for _, key := range sortedKeys(e.in) {
-		t += m.p.Drop
-		m.inflight++
-		m.s.At(t, func() {
-			m.inflight--
-			if e.inc != inc {
-				return
-			}
-			if _, ok := e.in[key]; ok {
-				delete(e.in, key)
-				sp.recompute(key)
-			}
-		})
+		sp.drops = append(sp.drops, dropJob{e: e, inc: inc, key: key})
 	}
-	sp.busy = t
-	m.inflight++
-	m.s.At(t, func() {
-		m.inflight--
-		if e.inc == inc {
-			e.takeDown(why)
+	sp.drops = append(sp.drops, dropJob{e: e, inc: inc, why: why})
+	sp.nextDrop()
+}
+
+// nextDrop starts sp's next drop job, unless one runs: a path claims a
+// CPU from when sp is free; a peer-down takes no time of its own. When
+// the last is done, the UPDATEs held meanwhile are handled.
+func (sp *speaker) nextDrop() {
+	m := sp.m
+	if sp.dropBusy {
+		return
+	}
+	if len(sp.drops) == 0 {
+		held := sp.held
+		sp.held = nil
+		for _, h := range held {
+			m.inflight--
+			sp.accept(h)
 		}
+		return
+	}
+	j := sp.drops[0]
+	sp.drops = sp.drops[1:]
+	at := max(m.s.Now(), sp.busy)
+	if j.key != "" {
+		at = m.cpus.claim(at, m.p.Drop)
+	}
+	sp.dropBusy = true
+	epoch := sp.epoch
+	m.inflight++
+	m.s.At(at, func() {
+		m.inflight--
+		if sp.epoch != epoch {
+			return // powered off meanwhile: its state is gone
+		}
+		sp.dropBusy = false
+		sp.busy = max(sp.busy, at)
+		if j.e.inc == j.inc {
+			if j.key == "" {
+				j.e.takeDown(j.why)
+			} else if _, ok := j.e.in[j.key]; ok {
+				delete(j.e.in, j.key)
+				sp.recompute(j.key)
+			}
+		}
+		sp.nextDrop()
 	})
 }
 
@@ -812,6 +909,8 @@ func (m *Model) SetNodeState(node string, up bool) {
 	sp.local, sp.best = map[string]path{}, map[string]path{}
 	sp.imports, sp.importArmed = nil, false
 	sp.busy = idle
+	m.inflight -= len(sp.held)
+	sp.drops, sp.dropBusy, sp.held = nil, false, nil
 	for _, e := range sp.ends {
 		e.reset()
 		e.s.connecting = 0

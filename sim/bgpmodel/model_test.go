@@ -334,6 +334,89 @@ func TestSessionDownDropsPaths(t *testing.T) {
 	}
 }
 
+// TestDropContention: speakers that drop paths at once share
+// Params.Cores CPUs, a path at a time. spine1 fails while four leaves
+// each hold n of leaf1's routes from it: with a CPU each (4 cores, or 0:
+// unlimited) every leaf reports spine1 down at carrier loss + n drops;
+// on 2 cores the four take turns two by two, so leaf2 and leaf3 (first
+// to claim) end their last path at carrier loss + (2n - 1) drops and
+// leaf4 and leaf5 at carrier loss + 2n drops: the four leaves' 4n drops
+// on 2 CPUs. leaf1, with nothing to drop, is unaffected.
+func TestDropContention(t *testing.T) {
+	const n = 10
+	down := map[int]map[string]time.Duration{}
+	for _, cores := range []int{0, 4, 2} {
+		p := params
+		p.Drop, p.Cores = time.Millisecond, cores
+		f := newFixture(t, 2, 5, p, bgpmodel.Timers{})
+		for i := range byte(n) {
+			if err := f.leaf("leaf1").Advertise(f.type2("leaf1", i+1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.run(t, 100*time.Millisecond)
+		start := f.e.Now()
+		f.m.SetNodeState("spine1", false)
+		down[cores] = map[string]time.Duration{}
+		for _, leaf := range []string{"leaf1", "leaf2", "leaf3", "leaf4", "leaf5"} {
+			at := f.runUntil(t, time.Second, leaf+"'s session to spine1 down", func() bool {
+				s, ok := sessions(t, f.m, leaf)["spine1"]
+				return ok && !s.Established
+			})
+			down[cores][leaf] = at - start // leaves in the order they go down; every drop ends on a 10 µs step
+		}
+	}
+	cl, d := params.CarrierLoss, time.Millisecond
+	for _, cores := range []int{0, 4} {
+		for leaf, at := range down[cores] {
+			want := cl + n*d
+			if leaf == "leaf1" {
+				want = cl
+			}
+			if at != want {
+				t.Errorf("%d cores: %s reported spine1 down after %v, want %v", cores, leaf, at, want)
+			}
+		}
+	}
+	for leaf, want := range map[string]time.Duration{"leaf1": cl, "leaf2": cl + (2*n-1)*d, "leaf3": cl + (2*n-1)*d,
+		"leaf4": cl + 2*n*d, "leaf5": cl + 2*n*d} {
+		if at := down[2][leaf]; at != want {
+			t.Errorf("2 cores: %s reported spine1 down after %v, want %v", leaf, at, want)
+		}
+	}
+}
+
+// TestDropNoContention: a leaf's failure costs each spine its paths'
+// drops, two speakers on two CPUs: nothing waits, and leaf2 loses the
+// failed leaf's routes exactly when it does with unlimited CPUs (carrier
+// loss + n drops + leaf2's handling of the last two withdrawals).
+func TestDropNoContention(t *testing.T) {
+	const n = 8
+	for _, cores := range []int{0, 2} {
+		p := params
+		p.Drop, p.Cores = 1500*time.Microsecond, cores // above 2 ServiceWithdraw: the spines set the pace
+		f := newFixture(t, 2, 2, p, bgpmodel.Timers{})
+		var rs []evpn.Route
+		for i := range byte(n) {
+			rs = append(rs, f.type2("leaf1", i+1))
+		}
+		for _, r := range rs {
+			if err := f.leaf("leaf1").Advertise(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.run(t, 100*time.Millisecond)
+		start := f.e.Now()
+		f.m.SetNodeState("leaf1", false)
+		at := f.runUntil(t, time.Second, "leaf2 loses leaf1's routes", func() bool {
+			return !slices.ContainsFunc(rs, func(r evpn.Route) bool { return f.holds(t, "leaf2", r) })
+		})
+		if want := p.CarrierLoss + n*p.Drop + p.Update + p.ServiceWithdraw; at-start != want {
+			t.Errorf("%d cores: leaf2 lost leaf1's routes after %v, want carrier loss + %d drops + update + service_withdraw = %v", cores, at-start, n, want)
+		}
+	}
+}
+
 // TestHoldTimer: a silent leaf (links up, nothing through) is noticed by
 // the hold timer alone: its routes stay until the hold time since the
 // last keepalive has passed, then go; when it speaks again its sessions
@@ -439,13 +522,14 @@ func TestIBGPDesign(t *testing.T) {
 // from; a file with a negative or inverted timing does not.
 func TestParams(t *testing.T) {
 	p := bgpmodel.Default()
-	if p.Update <= 0 || p.EstablishMax < p.EstablishMin || !strings.Contains(p.Command, "BGPModelCalibration") {
+	if p.Update <= 0 || p.Cores <= 0 || p.EstablishMax < p.EstablishMin || !strings.Contains(p.Command, "BGPModelCalibration") {
 		t.Errorf("checked-in calibration: %+v", p)
 	}
 	for _, bad := range []string{
 		`{"date":"d","machine":"m","command":"c","method":"x","update_ns":-1}`,
 		`{"date":"d","machine":"m","command":"c","method":"x","establish_min_ns":2,"establish_max_ns":1}`,
 		`{"date":"d","machine":"m","command":"c","method":"x","bogus":1}`,
+		`{"date":"d","machine":"m","command":"c","method":"x","cores":-1}`,
 		`{"update_ns":1}`,
 	} {
 		if _, err := bgpmodel.ParseParams([]byte(bad)); err == nil {

@@ -41,8 +41,19 @@ type Params struct {
 	// (carrier, hold timer, notification): GoBGP removes every path
 	// learnt on the session one after another, recomputing each one's
 	// best path and sending the changes on at once, and only then
-	// reports the peer down.
+	// reports the peer down. It is CPU time: a speaker that drops with
+	// more speakers dropping than there are Cores waits for a CPU
+	// between its paths.
 	Drop time.Duration `json:"drop_ns"`
+	// Cores is how many CPUs the calibration machine has
+	// (runtime.NumCPU when it measured), which the speakers' processes
+	// share on netns: the model runs every speaker's Drop work on a pool
+	// of this many CPUs, a path at a time, each on the CPU free soonest.
+	// 0: as many as there are speakers (no speaker waits for another).
+	// It is the calibration's machine, not the one sim runs on, because
+	// Drop was derived from that machine's contention (see Method) and
+	// because sim's figures must not depend on where it runs.
+	Cores int `json:"cores"`
 	// EstablishMin and EstablishMax bound the time from a speaker's start,
 	// or its link's carrier coming back, until a session on it is
 	// established: GoBGP waits a random 1–2 s before its first connection
@@ -93,6 +104,9 @@ func ParseParams(b []byte) (*Params, error) {
 		if d < 0 {
 			return nil, fmt.Errorf("parse BGP model calibration: %s: negative (%d)", name, d)
 		}
+	}
+	if p.Cores < 0 {
+		return nil, fmt.Errorf("parse BGP model calibration: cores: negative (%d)", p.Cores)
 	}
 	if p.EstablishMax < p.EstablishMin {
 		return nil, fmt.Errorf("parse BGP model calibration: establish_max_ns %v is below establish_min_ns %v", p.EstablishMax, p.EstablishMin)

@@ -386,6 +386,43 @@ func TestDropContention(t *testing.T) {
 	}
 }
 
+// TestSpineFailureCalibrated: BenchmarkBGPConvergenceSimNetns's spine
+// failure on sim with the checked-in calibration, by arithmetic: four
+// leaves each originating 51 routes, so that each holds 153 from spine1;
+// spine1's power loss takes them all down at carrier loss, and the four
+// leaves' 4 x 153 drops share the calibration's 2 CPUs, so the last
+// reports spine1 down at carrier loss + 2 x 153 drops (46.4 ms; each
+// leaf on a CPU of its own, as before the CPUs were modelled, it was
+// carrier loss + 153 drops, 38.8 ms with the drop then calibrated).
+func TestSpineFailureCalibrated(t *testing.T) {
+	p := *bgpmodel.Default()
+	if p.Cores != 2 {
+		t.Fatalf("the calibration's machine has %d cores; this test's arithmetic is for 2", p.Cores)
+	}
+	f := newFixture(t, 2, 4, p, bgpmodel.Timers{})
+	leaves := []string{"leaf1", "leaf2", "leaf3", "leaf4"}
+	for _, l := range leaves {
+		if err := f.leaf(l).Advertise(f.type3(l)); err != nil {
+			t.Fatal(err)
+		}
+		for i := range byte(50) {
+			if err := f.leaf(l).Advertise(f.type2(l, i+1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.run(t, 2*time.Second)
+	start := f.e.Now()
+	f.m.SetNodeState("spine1", false)
+	at := f.runUntil(t, time.Second, "every leaf's session to spine1 down", func() bool {
+		return !slices.ContainsFunc(leaves, func(l string) bool { return sessions(t, f.m, l)["spine1"].Established })
+	})
+	want := p.CarrierLoss + 2*153*p.Drop
+	if d := at - start; d < want || d >= want+10*time.Microsecond { // runUntil's 10 µs steps
+		t.Errorf("the last leaf reported spine1 down after %v, want carrier loss + 2 x 153 drops = %v", d, want)
+	}
+}
+
 // TestDropNoContention: a leaf's failure costs each spine its paths'
 // drops, two speakers on two CPUs: nothing waits, and leaf2 loses the
 // failed leaf's routes exactly when it does with unlimited CPUs (carrier

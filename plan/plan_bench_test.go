@@ -30,7 +30,7 @@ func BenchmarkPlanZone(b *testing.B) {
 					b.Fatalf("plan of %s: %d generations, want one with instances", gen, len(p.Gens))
 				}
 			}
-			b.ReportMetric((cpuTime() - cpu0).Seconds()/float64(b.N), "cpu-s/op")
+			b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
 			b.ReportMetric(float64(peak())/(1<<20), "peak-MB")
 		})
 	}

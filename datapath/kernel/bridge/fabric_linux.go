@@ -510,6 +510,15 @@ func (f *Fabric) syncNetwork(l *leaf, st evpn.LeafState, n evpn.NetworkState, ac
 	return errors.Join(append(errs, syncFDB(h, vx, fdb), f.syncNeighs(l, br, neighs))...)
 }
 
+// bridgeEntry reports whether n, from a dump of a bridge port's FDB, is
+// the bridge's entry (bridge fdb's "master") rather than the port
+// device's own ("self"): the kernel reports the bridge's with the
+// master's index (NDA_MASTER) and without NTF_MASTER, the flag a request
+// sets to address the bridge.
+func bridgeEntry(n netlink.Neigh) bool {
+	return n.MasterIndex != 0 || n.Flags&netlink.NTF_MASTER != 0
+}
+
 // SyncLocalFDB makes dev's static bridge entries exactly macs (a MAC
 // bound on another port is moved there by the replace): a leaf's locally
 // bound MACs on its access ports, as netbed's kernel leaves and an FRR
@@ -526,7 +535,7 @@ func SyncLocalFDB(h *netlink.Handle, dev netlink.Link, macs []evpn.MAC) error {
 	}
 	var errs []error
 	for _, n := range have {
-		if n.Flags&netlink.NTF_MASTER == 0 || n.State&netlink.NUD_NOARP == 0 || len(n.HardwareAddr) != 6 {
+		if !bridgeEntry(n) || n.State&netlink.NUD_NOARP == 0 || len(n.HardwareAddr) != 6 {
 			continue
 		}
 		m := evpn.MACOf(n.HardwareAddr)
@@ -792,7 +801,7 @@ func syncFDB(h *netlink.Handle, vx netlink.Link, want []fdbEntry) error {
 		}
 		key := k{mac: evpn.MACOf(n.HardwareAddr)}
 		switch {
-		case n.Flags&netlink.NTF_MASTER != 0 && n.Flags&netlink.NTF_EXT_LEARNED != 0:
+		case bridgeEntry(n) && n.Flags&netlink.NTF_EXT_LEARNED != 0:
 			key.master = true
 		case n.Flags&netlink.NTF_SELF != 0 && n.IP != nil:
 			a, _ := netip.AddrFromSlice(n.IP)

@@ -539,3 +539,51 @@ func TestClose(t *testing.T) {
 		}
 	}
 }
+
+// remove takes inst off its host and out of the model, and syncs.
+func (b *bed) remove(inst string) {
+	t := b.t
+	t.Helper()
+	if err := b.f.Unplug(context.Background(), b.ports[inst]); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.model.RemoveInstance(inst); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "-n", b.nsName[inst], "link", "del", "eth0")
+	delete(b.ports, inst)
+	if err := b.f.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRemovedInstanceLeavesNoEntry: an instance gone from the model
+// leaves no bridge entry for its MAC on any leaf: neither the remote
+// leaf's extern_learn entry towards its VXLAN device nor its own leaf's
+// static entry on the access port (the bridge reports its entries with
+// the master's index, not with NTF_MASTER: read as not the fabric's,
+// they were set again at every sync and never removed).
+func TestRemovedInstanceLeavesNoEntry(t *testing.T) {
+	b := newBed(t)
+	b.addInstance("vm1", "host1", net1, "10.1.0.11")
+	b.addInstance("vm2", "host2", net1, "10.1.0.12")
+	b.addInstance("vm4", "host2", net1, "10.1.0.14")
+	mac := b.ports["vm2"].MAC.String()
+	for _, leaf := range []string{"leaf1", "leaf2"} {
+		if fdb := b.nsRun(leaf, "bridge", "fdb", "show", "br", BridgeName(net1.VNI)); !hasLine(fdb, mac) {
+			t.Fatalf("%s: no entry for vm2 (%s) before its removal:\n%s", leaf, mac, fdb)
+		}
+	}
+	b.remove("vm2")
+	for _, leaf := range []string{"leaf1", "leaf2"} {
+		if fdb := b.nsRun(leaf, "bridge", "fdb", "show", "br", BridgeName(net1.VNI)); hasLine(fdb, mac) {
+			t.Errorf("%s: vm2 (%s) removed, its entries stay:\n%s", leaf, mac, fdb)
+		}
+	}
+	if neigh := b.nsRun("leaf1", "ip", "neigh", "show", "dev", BridgeName(net1.VNI)); hasLine(neigh, "10.1.0.12 ") {
+		t.Errorf("leaf1: vm2 removed, its neighbour stays:\n%s", neigh)
+	}
+	if ttl := b.ping("vm1", "vm4", 5*time.Second); ttl != 64 {
+		t.Errorf("vm1 -> vm4 after vm2's removal: reply TTL %d, want 64", ttl)
+	}
+}

@@ -91,6 +91,16 @@ type Fabric interface {
 	Close() error
 }
 
+// Resyncer is a Fabric whose Sync writes only what changed in the model
+// since its last Sync, trusting the kernel to hold what it wrote. When
+// something outside the model changed the kernel's tables (a node's
+// links set down and up again, the routes over them gone with them),
+// Resync reads the fabric's tables back from the kernel and makes them
+// the model's, as the first Sync did.
+type Resyncer interface {
+	Resync(ctx context.Context) error
+}
+
 // PodMTUer is datapath's: a kernel Fabric knows its pods' MTU after
 // Build.
 type PodMTUer = datapath.PodMTUer

@@ -283,7 +283,8 @@ func (k *kernelFabric) forgetFlows(ctx context.Context) error {
 // node (its topology links and, on a host, its instances' veths) goes
 // down in its namespace, so that every neighbour loses carrier and
 // learns of it only from that; restored, the same links come up and
-// the fabric syncs again (a link set down lost its routes).
+// the fabric syncs again, reading its tables back (kernel.Resyncer: a
+// link set down lost its routes).
 func (r *Runtime) setCarrier(node string, up bool) error {
 	h, err := r.lab.Handle(node)
 	if err != nil {
@@ -321,7 +322,13 @@ func (r *Runtime) setCarrier(node string, up bool) error {
 		}
 	}
 	if up {
-		if err := k.f.Sync(context.Background()); err != nil {
+		// The node's links lost their routes while down: a fabric
+		// that writes only the model's changes reads its tables again.
+		sync := k.f.Sync
+		if rs, ok := k.f.(kernel.Resyncer); ok {
+			sync = rs.Resync
+		}
+		if err := sync(context.Background()); err != nil {
 			return fmt.Errorf("kernel runtime: restore %s: sync: %w", node, err)
 		}
 	}

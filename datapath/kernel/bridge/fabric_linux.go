@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -22,7 +23,10 @@ import (
 	"github.com/netbed/netbed/topologies"
 )
 
-var _ kernel.Fabric = (*Fabric)(nil)
+var (
+	_ kernel.Fabric   = (*Fabric)(nil)
+	_ kernel.Resyncer = (*Fabric)(nil)
+)
 
 // Route protocols marking what this package installs: the underlay's
 // routes (main table) and the tenants' (their tables).
@@ -44,6 +48,10 @@ type Fabric struct {
 	hosts   map[string]*host
 	lo      map[string]netip.Addr
 	took    time.Duration
+	// underlay is, per spine and leaf, the model's underlay routes
+	// (l3.Route.String) its main table was last made to hold: Sync
+	// leaves a router whose routes have not changed alone.
+	underlay map[string]string
 }
 
 type leaf struct {
@@ -58,6 +66,41 @@ type leaf struct {
 	rules  map[string]uint32   // ip rules: ingress bridge → table
 	flows  string              // br-acc's OpenFlow rules last applied
 	nets   map[uint32][]string // L2 VNI → its access ports, last synced
+	w      written
+}
+
+// written is what Sync last wrote to a leaf's kernel tables, known to be
+// there since: the next Sync writes only where the model differs from
+// it, instead of reading every table back (on pod-spawn-storm's 300
+// pods, two syncs per spawn that each listed and rewrote every leaf's
+// FDB, neighbours and routes were most of a spawn's time). What is
+// missing (nil) is read from the kernel: at the first Sync, after a
+// write to that table failed, and after Resync.
+type written struct {
+	// links are the leaf's bridges and VXLAN devices, created and up,
+	// and its access ports, each up in the bridge enslaved names.
+	links    map[string]netlink.Link
+	enslaved map[string]int
+	fdb      map[string]map[fdbKey]bool         // VXLAN device → our entries (syncFDB)
+	local    map[string]map[evpn.MAC]bool       // access port → its static entries
+	neighs   map[string]map[netip.Addr]evpn.MAC // bridge → our neighbour entries
+	routes   map[uint32]map[string]tenantRoute  // table → destination → route
+}
+
+func newWritten() written {
+	return written{links: map[string]netlink.Link{}, enslaved: map[string]int{}, fdb: map[string]map[fdbKey]bool{},
+		local: map[string]map[evpn.MAC]bool{}, neighs: map[string]map[netip.Addr]evpn.MAC{}, routes: map[uint32]map[string]tenantRoute{}}
+}
+
+// forget drops what w knows of the named devices (removed).
+func (w *written) forget(names ...string) {
+	for _, n := range names {
+		delete(w.links, n)
+		delete(w.enslaved, n)
+		delete(w.fdb, n)
+		delete(w.local, n)
+		delete(w.neighs, n)
+	}
 }
 
 type host struct {
@@ -102,7 +145,7 @@ func (f *Fabric) Build(ctx context.Context, env kernel.Env) error {
 		return fmt.Errorf("bridge: build: %w", err)
 	}
 	f.env, f.model, f.built = env, m, true
-	f.leaves, f.hosts, f.lo = map[string]*leaf{}, map[string]*host{}, map[string]netip.Addr{}
+	f.leaves, f.hosts, f.lo, f.underlay = map[string]*leaf{}, map[string]*host{}, map[string]netip.Addr{}, map[string]string{}
 	if err := f.build(ctx); err != nil {
 		return errors.Join(err, f.Close())
 	}
@@ -125,7 +168,7 @@ func (f *Fabric) build(ctx context.Context) error {
 					return fmt.Errorf("bridge: build leaf %s: %w", n.Name, err)
 				}
 				l := &leaf{name: n.Name, h: h, access: map[string]string{}, l2: map[uint32]bool{}, l3: map[uint32]bool{}, l3v6: map[uint32]bool{},
-					rules: map[string]uint32{}, nets: map[uint32][]string{}}
+					rules: map[string]uint32{}, nets: map[uint32][]string{}, w: newWritten()}
 				for _, ifc := range t.Interfaces(n.Name) {
 					if peer, _, ok := t.Peer(topologies.Endpoint{Node: n.Name, Iface: ifc}); ok {
 						if pn := t.Node(peer.Node); pn != nil && pn.Role == topologies.RoleHost {
@@ -252,23 +295,37 @@ func (f *Fabric) syncUnderlay() error {
 	}
 	var errs []error
 	for _, name := range f.routers {
+		rs := f.model.UnderlayRoutes(name)
+		var fp strings.Builder
+		for _, r := range rs {
+			fp.WriteString(r.String() + "\n")
+		}
+		if prev, ok := f.underlay[name]; ok && prev == fp.String() {
+			continue
+		}
+		delete(f.underlay, name)
 		h, err := f.env.Lab.Handle(name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		want, err := kernel.ModelRoutes(h, t, name, f.model.UnderlayRoutes(name), underlayProto, peer)
+		want, err := kernel.ModelRoutes(h, t, name, rs, underlayProto, peer)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		errs = append(errs, kernel.SyncRoutes(h, name, underlayProto, want))
+		if err := kernel.SyncRoutes(h, name, underlayProto, want); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f.underlay[name] = fp.String()
 	}
 	return errors.Join(errs...)
 }
 
 // Sync makes the underlay routes and every leaf's devices, FDB and
-// neighbour entries, rules and tenant routes match the model.
+// neighbour entries, rules and tenant routes match the model. It writes
+// only what changed in the model since the last Sync (see written).
 func (f *Fabric) Sync(ctx context.Context) error {
 	if !f.built {
 		return fmt.Errorf("bridge: sync: %w", ErrNotBuilt)
@@ -283,6 +340,19 @@ func (f *Fabric) Sync(ctx context.Context) error {
 		return fmt.Errorf("bridge: sync: %w", err)
 	}
 	return nil
+}
+
+// Resync implements kernel.Resyncer: Sync, reading every table of the
+// fabric's from the kernel first.
+func (f *Fabric) Resync(ctx context.Context) error {
+	if !f.built {
+		return fmt.Errorf("bridge: resync: %w", ErrNotBuilt)
+	}
+	clear(f.underlay)
+	for _, l := range f.leaves {
+		l.w = newWritten()
+	}
+	return f.Sync(ctx)
 }
 
 // syncLeaf programs a leaf from its tables.
@@ -329,6 +399,7 @@ func (f *Fabric) syncLeaf(ctx context.Context, l *leaf) error {
 	for vni := range l.l2 {
 		if !keep[vni] {
 			errs = append(errs, delLinks(l.h, VXLANName(vni), BridgeName(vni)))
+			l.w.forget(VXLANName(vni), BridgeName(vni))
 			delete(l.l2, vni)
 		}
 	}
@@ -339,6 +410,8 @@ func (f *Fabric) syncLeaf(ctx context.Context, l *leaf) error {
 	for vni := range l.l3 {
 		if !keep[vni] {
 			errs = append(errs, delLinks(l.h, VXLANName(vni), BridgeName(vni)), f.flushTable(l, vni))
+			l.w.forget(VXLANName(vni), BridgeName(vni))
+			delete(l.w.routes, vni)
 			delete(l.l3, vni)
 			delete(l.l3v6, vni)
 		}
@@ -358,6 +431,7 @@ func (f *Fabric) syncAccess(ctx context.Context, l *leaf, want map[string]string
 	for dev := range l.access {
 		if _, ok := want[dev]; !ok {
 			args = append(args, "--", "--if-exists", "del-port", DevAccess, dev)
+			l.w.forget(dev)
 		}
 	}
 	if len(args) > 0 {
@@ -392,6 +466,9 @@ func (f *Fabric) syncAccess(ctx context.Context, l *leaf, want map[string]string
 // bridge with MAC mac, and returns both.
 func (f *Fabric) ensureBridge(l *leaf, st evpn.LeafState, vni uint32, mac evpn.MAC, suppress bool) (br, vx netlink.Link, err error) {
 	h := l.h
+	if br, vx = l.w.links[BridgeName(vni)], l.w.links[VXLANName(vni)]; br != nil && vx != nil {
+		return br, vx, nil
+	}
 	if br, err = h.LinkByName(BridgeName(vni)); err != nil {
 		// No multicast snooping: neighbour solicitations (to
 		// solicited-node groups) are flooded as ARP requests are.
@@ -430,6 +507,7 @@ func (f *Fabric) ensureBridge(l *leaf, st evpn.LeafState, vni uint32, mac evpn.M
 			}
 		}
 	}
+	l.w.links[BridgeName(vni)], l.w.links[VXLANName(vni)] = br, vx
 	return br, vx, nil
 }
 
@@ -459,6 +537,9 @@ func (f *Fabric) syncNetwork(l *leaf, st evpn.LeafState, n evpn.NetworkState, ac
 		l.l2[n.VNI] = true
 	}
 	for _, dev := range access {
+		if l.w.enslaved[dev] == br.Attrs().Index {
+			continue
+		}
 		lk, err := h.LinkByName(dev)
 		if err != nil {
 			return fmt.Errorf("access port %s: %w", dev, err)
@@ -473,6 +554,7 @@ func (f *Fabric) syncNetwork(l *leaf, st evpn.LeafState, n evpn.NetworkState, ac
 				return fmt.Errorf("set %s up: %w", dev, err)
 			}
 		}
+		l.w.links[dev], l.w.enslaved[dev] = lk, br.Attrs().Index
 	}
 	remote := map[evpn.MAC]bool{}
 	var fdb []fdbEntry
@@ -497,9 +579,13 @@ func (f *Fabric) syncNetwork(l *leaf, st evpn.LeafState, n evpn.NetworkState, ac
 	}
 	var errs []error
 	for dev, macs := range local {
-		if lk, err := h.LinkByName(dev); err == nil {
-			errs = append(errs, SyncLocalFDB(h, lk, macs))
+		lk := l.w.links[dev]
+		if lk == nil {
+			continue
 		}
+		var err error
+		l.w.local[dev], err = syncLocalFDB(h, lk, macs, l.w.local[dev])
+		errs = append(errs, err)
 	}
 	var neighs []neighEntry
 	for _, a := range n.ARP {
@@ -507,7 +593,10 @@ func (f *Fabric) syncNetwork(l *leaf, st evpn.LeafState, n evpn.NetworkState, ac
 			neighs = append(neighs, neighEntry{ip: a.IP, mac: a.MAC})
 		}
 	}
-	return errors.Join(append(errs, syncFDB(h, vx, fdb), f.syncNeighs(l, br, neighs))...)
+	l.w.fdb[vx.Attrs().Name], err = syncFDB(h, vx, fdb, l.w.fdb[vx.Attrs().Name])
+	errs = append(errs, err)
+	l.w.neighs[br.Attrs().Name], err = f.syncNeighs(l, br, neighs, l.w.neighs[br.Attrs().Name])
+	return errors.Join(append(errs, err)...)
 }
 
 // bridgeEntry reports whether n, from a dump of a bridge port's FDB, is
@@ -524,27 +613,42 @@ func bridgeEntry(n netlink.Neigh) bool {
 // bound MACs on its access ports, as netbed's kernel leaves and an FRR
 // leaf's access side hold them.
 func SyncLocalFDB(h *netlink.Handle, dev netlink.Link, macs []evpn.MAC) error {
+	_, err := syncLocalFDB(h, dev, macs, nil)
+	return err
+}
+
+// syncLocalFDB is SyncLocalFDB with dev's static entries as the last
+// call left them (cur; nil: read from the kernel). It returns the
+// entries dev now holds, nil when a write failed.
+func syncLocalFDB(h *netlink.Handle, dev netlink.Link, macs []evpn.MAC, cur map[evpn.MAC]bool) (map[evpn.MAC]bool, error) {
 	idx := dev.Attrs().Index
-	have, err := h.NeighList(idx, unix.AF_BRIDGE)
-	if err != nil {
-		return fmt.Errorf("list fdb of %s: %w", dev.Attrs().Name, err)
+	if cur == nil {
+		have, err := h.NeighList(idx, unix.AF_BRIDGE)
+		if err != nil {
+			return nil, fmt.Errorf("list fdb of %s: %w", dev.Attrs().Name, err)
+		}
+		cur = map[evpn.MAC]bool{}
+		for _, n := range have {
+			if bridgeEntry(n) && n.State&netlink.NUD_NOARP != 0 && len(n.HardwareAddr) == 6 {
+				cur[evpn.MACOf(n.HardwareAddr)] = true
+			}
+		}
 	}
 	want := map[evpn.MAC]bool{}
 	for _, m := range macs {
 		want[m] = true
 	}
+	now := maps.Clone(want)
 	var errs []error
-	for _, n := range have {
-		if !bridgeEntry(n) || n.State&netlink.NUD_NOARP == 0 || len(n.HardwareAddr) != 6 {
-			continue
-		}
-		m := evpn.MACOf(n.HardwareAddr)
+	for m := range cur {
 		if want[m] {
 			delete(want, m)
 			continue
 		}
+		// A MAC bound on another port since is not found here: the
+		// kernel removes an entry only from the port it is on.
 		if err := h.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, Flags: netlink.NTF_MASTER,
-			HardwareAddr: n.HardwareAddr}); err != nil && !kernel.IsNotFound(err) {
+			HardwareAddr: m.HardwareAddr()}); err != nil && !kernel.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove fdb %s dev %s: %w", m, dev.Attrs().Name, err))
 		}
 	}
@@ -554,7 +658,10 @@ func SyncLocalFDB(h *netlink.Handle, dev netlink.Link, macs []evpn.MAC) error {
 			errs = append(errs, fmt.Errorf("fdb %s dev %s master static: %w", m, dev.Attrs().Name, err))
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return now, nil
 }
 
 // syncVRF programs one tenant: its L3 VNI bridge (router MAC) and VXLAN
@@ -583,7 +690,11 @@ func (f *Fabric) syncVRF(l *leaf, st evpn.LeafState, v evpn.VRFState) error {
 			neighs = append(neighs, neighEntry{ip: mapped(r.VTEP), mac: r.MAC})
 		}
 	}
-	errs := []error{syncFDB(h, vx, fdb), f.syncNeighs(l, br, neighs)}
+	var errs []error
+	var err1, err2 error
+	l.w.fdb[vx.Attrs().Name], err1 = syncFDB(h, vx, fdb, l.w.fdb[vx.Attrs().Name])
+	l.w.neighs[br.Attrs().Name], err2 = f.syncNeighs(l, br, neighs, l.w.neighs[br.Attrs().Name])
+	errs = append(errs, err1, err2)
 	table := int(v.L3VNI)
 	var want []*netlink.Route
 	var want6 []route6
@@ -629,10 +740,24 @@ func (f *Fabric) syncVRF(l *leaf, st evpn.LeafState, v evpn.VRFState) error {
 	if v6 {
 		want = append(want, defaultRoute(netlink.FAMILY_V6, table))
 	}
+	// Written are the routes that differ from what the last sync
+	// wrote; one over a link that is down is left for the next sync.
+	prev := l.w.routes[v.L3VNI]
+	delete(l.w.routes, v.L3VNI)
+	now := map[string]tenantRoute{}
 	keep := map[string]bool{}
 	for _, rt := range want {
-		keep[rt.Dst.String()] = true
-		if err := h.RouteReplace(rt); err != nil && !errors.Is(err, unix.ENETDOWN) {
+		key := rt.Dst.String()
+		keep[key] = true
+		tr := tenantRoute{spec: routeSpec(rt), del: netlink.Route{Dst: rt.Dst, Table: table, Protocol: tenantProto, Type: rt.Type}}
+		if p, ok := prev[key]; ok && p.spec == tr.spec {
+			now[key] = tr
+			continue
+		}
+		switch err := h.RouteReplace(rt); {
+		case err == nil:
+			now[key] = tr
+		case !errors.Is(err, unix.ENETDOWN):
 			errs = append(errs, fmt.Errorf("route %v in table %d: %w", rt.Dst, table, err))
 		}
 	}
@@ -640,8 +765,18 @@ func (f *Fabric) syncVRF(l *leaf, st evpn.LeafState, v evpn.VRFState) error {
 		err := f.env.Lab.Do(l.name, func() error {
 			var errs []error
 			for _, r := range want6 {
-				keep[r.dst.String()] = true
-				if err := replaceRoute6(r); err != nil && !errors.Is(err, unix.ENETDOWN) {
+				key := r.dst.String()
+				keep[key] = true
+				tr := tenantRoute{spec: fmt.Sprintf("%v dev %d via %v", r.dst, r.dev, r.vteps),
+					del: netlink.Route{Dst: kernel.IPNet(r.dst), Table: table, Protocol: tenantProto, Family: netlink.FAMILY_V6}}
+				if p, ok := prev[key]; ok && p.spec == tr.spec {
+					now[key] = tr
+					continue
+				}
+				switch err := replaceRoute6(r); {
+				case err == nil:
+					now[key] = tr
+				case !errors.Is(err, unix.ENETDOWN):
 					errs = append(errs, err)
 				}
 			}
@@ -649,18 +784,50 @@ func (f *Fabric) syncVRF(l *leaf, st evpn.LeafState, v evpn.VRFState) error {
 		})
 		errs = append(errs, err)
 	}
-	have, err := tableRoutes(h, table)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	for _, rt := range have {
-		if !keep[dst(rt).String()] {
-			if err := delRoute(h, rt); err != nil {
-				errs = append(errs, fmt.Errorf("remove route %v from table %d: %w", dst(rt), table, err))
+	if prev != nil {
+		for key, p := range prev {
+			if !keep[key] {
+				if err := delRoute(h, p.del); err != nil {
+					errs = append(errs, fmt.Errorf("remove route %v from table %d: %w", key, table, err))
+				}
+			}
+		}
+	} else {
+		have, err := tableRoutes(h, table)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		for _, rt := range have {
+			if !keep[dst(rt).String()] {
+				if err := delRoute(h, rt); err != nil {
+					errs = append(errs, fmt.Errorf("remove route %v from table %d: %w", dst(rt), table, err))
+				}
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	l.w.routes[v.L3VNI] = now
+	return nil
+}
+
+// tenantRoute is a route Sync wrote to a tenant's table: spec says what
+// it was (routeSpec), del is what removes it.
+type tenantRoute struct {
+	spec string
+	del  netlink.Route
+}
+
+// routeSpec is what of rt Sync writes: two routes of one destination
+// with the same spec are the same route.
+func routeSpec(rt *netlink.Route) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v type %d scope %d dev %d via %v flags %d", rt.Dst, rt.Type, rt.Scope, rt.LinkIndex, rt.Gw, rt.Flags)
+	for _, nh := range rt.MultiPath {
+		fmt.Fprintf(&b, " nexthop dev %d via %v flags %d", nh.LinkIndex, nh.Gw, nh.Flags)
+	}
+	return b.String()
 }
 
 // dst is rt's destination (a default route's may be nil).
@@ -780,44 +947,54 @@ type fdbEntry struct {
 	dst netip.Addr
 }
 
+// fdbKey is one entry of ours on a VXLAN device: the bridge's for mac
+// (master), or the device's own to dst.
+type fdbKey struct {
+	mac    evpn.MAC
+	dst    netip.Addr
+	master bool
+}
+
 // syncFDB makes vx's FDB entries of ours exactly want: per MAC the
 // bridge's entry (master, extern_learn) and the VXLAN device's (self,
 // dst); per flood VTEP an all-zero entry (self, dst, appended).
-func syncFDB(h *netlink.Handle, vx netlink.Link, want []fdbEntry) error {
+//
+// cur is what the last call left (nil: read from the kernel); it
+// returns what vx now holds, nil when a write failed.
+func syncFDB(h *netlink.Handle, vx netlink.Link, want []fdbEntry, cur map[fdbKey]bool) (map[fdbKey]bool, error) {
 	idx := vx.Attrs().Index
-	have, err := h.NeighList(idx, unix.AF_BRIDGE)
-	if err != nil {
-		return fmt.Errorf("list fdb of %s: %w", vx.Attrs().Name, err)
-	}
-	type k struct {
-		mac    evpn.MAC
-		dst    netip.Addr
-		master bool
-	}
-	cur := map[k]bool{}
-	for _, n := range have {
-		if len(n.HardwareAddr) != 6 {
-			continue
+	if cur == nil {
+		have, err := h.NeighList(idx, unix.AF_BRIDGE)
+		if err != nil {
+			return nil, fmt.Errorf("list fdb of %s: %w", vx.Attrs().Name, err)
 		}
-		key := k{mac: evpn.MACOf(n.HardwareAddr)}
-		switch {
-		case bridgeEntry(n) && n.Flags&netlink.NTF_EXT_LEARNED != 0:
-			key.master = true
-		case n.Flags&netlink.NTF_SELF != 0 && n.IP != nil:
-			a, _ := netip.AddrFromSlice(n.IP)
-			key.dst = a.Unmap()
-		default:
-			continue // the port's own entries, learnt ones
+		cur = map[fdbKey]bool{}
+		for _, n := range have {
+			if len(n.HardwareAddr) != 6 {
+				continue
+			}
+			key := fdbKey{mac: evpn.MACOf(n.HardwareAddr)}
+			switch {
+			case bridgeEntry(n) && n.Flags&netlink.NTF_EXT_LEARNED != 0:
+				key.master = true
+			case n.Flags&netlink.NTF_SELF != 0 && n.IP != nil:
+				a, _ := netip.AddrFromSlice(n.IP)
+				key.dst = a.Unmap()
+			default:
+				continue // the port's own entries, learnt ones
+			}
+			cur[key] = true
 		}
-		cur[key] = true
+	} else {
+		cur = maps.Clone(cur)
 	}
 	var errs []error
-	wanted := map[k]bool{}
+	wanted := map[fdbKey]bool{}
 	for _, e := range want {
-		self := k{mac: e.mac, dst: e.dst}
+		self := fdbKey{mac: e.mac, dst: e.dst}
 		wanted[self] = true
 		if e.mac != (evpn.MAC{}) {
-			master := k{mac: e.mac, master: true}
+			master := fdbKey{mac: e.mac, master: true}
 			wanted[master] = true
 			if !cur[master] {
 				err := h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, State: netlink.NUD_REACHABLE,
@@ -856,7 +1033,10 @@ func syncFDB(h *netlink.Handle, vx netlink.Link, want []fdbEntry) error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return wanted, nil
 }
 
 func delFDB(h *netlink.Handle, idx int, mac evpn.MAC, dst netip.Addr, master bool) error {
@@ -882,31 +1062,38 @@ type neighEntry struct {
 // ARP requests and neighbour solicitations from (neigh_suppress), and
 // what the kernel resolves next hops with. An IPv4-mapped address (an
 // IPv6 route's next hop over an IPv4 VTEP) is an IPv6 neighbour.
-func (f *Fabric) syncNeighs(l *leaf, dev netlink.Link, want []neighEntry) error {
+//
+// cur is what the last call left (nil: read from the kernel); it
+// returns what dev now holds, nil when a write failed.
+func (f *Fabric) syncNeighs(l *leaf, dev netlink.Link, want []neighEntry, cur map[netip.Addr]evpn.MAC) (map[netip.Addr]evpn.MAC, error) {
 	h := l.h
 	idx := dev.Attrs().Index
-	cur := map[netip.Addr]evpn.MAC{}
-	for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
-		have, err := h.NeighList(idx, family)
-		if err != nil {
-			return fmt.Errorf("list neighbours of %s: %w", dev.Attrs().Name, err)
-		}
-		for _, n := range have {
-			if n.Flags&netlink.NTF_EXT_LEARNED == 0 || len(n.HardwareAddr) != 6 {
-				continue
+	if cur == nil {
+		cur = map[netip.Addr]evpn.MAC{}
+		for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
+			have, err := h.NeighList(idx, family)
+			if err != nil {
+				return nil, fmt.Errorf("list neighbours of %s: %w", dev.Attrs().Name, err)
 			}
-			a, _ := netip.AddrFromSlice(n.IP)
-			if family == unix.AF_INET {
-				a = a.Unmap()
+			for _, n := range have {
+				if n.Flags&netlink.NTF_EXT_LEARNED == 0 || len(n.HardwareAddr) != 6 {
+					continue
+				}
+				a, _ := netip.AddrFromSlice(n.IP)
+				if family == unix.AF_INET {
+					a = a.Unmap()
+				}
+				cur[a] = evpn.MACOf(n.HardwareAddr)
 			}
-			cur[a] = evpn.MACOf(n.HardwareAddr)
 		}
 	}
 	var errs []error
 	var mset, mdel []neighEntry // IPv4-mapped: written in dev's namespace
 	wanted := map[netip.Addr]bool{}
+	now := map[netip.Addr]evpn.MAC{}
 	for _, e := range want {
 		wanted[e.ip] = true
+		now[e.ip] = e.mac
 		if m, ok := cur[e.ip]; ok && m == e.mac {
 			continue
 		}
@@ -947,7 +1134,10 @@ func (f *Fabric) syncNeighs(l *leaf, dev netlink.Link, want []neighEntry) error 
 			return errors.Join(errs...)
 		}))
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return now, nil
 }
 
 // family is a's address family for a neighbour entry.

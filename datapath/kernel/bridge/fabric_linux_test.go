@@ -587,3 +587,85 @@ func TestRemovedInstanceLeavesNoEntry(t *testing.T) {
 		t.Errorf("vm1 -> vm4 after vm2's removal: reply TTL %d, want 64", ttl)
 	}
 }
+
+// tables is what Sync wrote to the lab's leaves and spines, a line an
+// entry, sorted: each leaf's FDB entries of ours (extern_learn, static,
+// to a VTEP), extern_learn neighbours, tenant routes and rules, and every
+// router's underlay routes.
+func (b *bed) tables() []string {
+	b.t.Helper()
+	var out []string
+	add := func(node, text string, keep func(string) bool) {
+		for _, l := range strings.Split(text, "\n") {
+			if l = strings.TrimSpace(l); l != "" && (keep == nil || keep(l)) {
+				out = append(out, node+": "+l)
+			}
+		}
+	}
+	ours := func(words ...string) func(string) bool {
+		return func(l string) bool {
+			return slices.ContainsFunc(words, func(w string) bool { return strings.Contains(l, w) })
+		}
+	}
+	for _, n := range b.topo.Nodes {
+		switch n.Role {
+		case topologies.RoleLeaf:
+			add(n.Name, b.nsRun(n.Name, "bridge", "fdb", "show"), ours("extern_learn", "static", " dst "))
+			add(n.Name, b.nsRun(n.Name, "ip", "neigh", "show", "nud", "all"), ours("extern_learn"))
+			add(n.Name, b.nsRun(n.Name, "ip", "-6", "neigh", "show", "nud", "all"), ours("extern_learn"))
+			add(n.Name, b.nsRun(n.Name, "ip", "route", "show", "table", "all", "proto", strconv.Itoa(int(tenantProto))), nil)
+			add(n.Name, b.nsRun(n.Name, "ip", "-6", "route", "show", "table", "all", "proto", strconv.Itoa(int(tenantProto))), nil)
+			add(n.Name, b.nsRun(n.Name, "ip", "rule", "show"), nil)
+			add(n.Name, b.nsRun(n.Name, "ip", "-6", "rule", "show"), nil)
+			fallthrough
+		case topologies.RoleSpine:
+			add(n.Name, b.nsRun(n.Name, "ip", "route", "show", "proto", strconv.Itoa(int(underlayProto))), nil)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestSyncWritesTheChange: Sync writes only where the model changed
+// since the last Sync (written), and leaves the kernel's tables as a
+// Resync, which reads them all back first, makes them: after each
+// change of a sequence (dual-stack instances on both leaves in two
+// networks, one moved to the other leaf, one removed with the last of
+// its network on a leaf) the tables are compared.
+func TestSyncWritesTheChange(t *testing.T) {
+	b := newBedWith(t, dual1, dual2)
+	ctx := context.Background()
+	check := func(step string) {
+		t.Helper()
+		delta := b.tables()
+		if err := b.f.Resync(ctx); err != nil {
+			t.Fatalf("after %s: resync: %v", step, err)
+		}
+		full := b.tables()
+		for _, l := range delta {
+			if !slices.Contains(full, l) {
+				t.Errorf("after %s: Sync left %q, which Resync removed", step, l)
+			}
+		}
+		for _, l := range full {
+			if !slices.Contains(delta, l) {
+				t.Errorf("after %s: Sync did not write %q, which Resync did", step, l)
+			}
+		}
+	}
+	b.addInstance("vm1", "host1", dual1, "10.1.0.11")
+	b.addInstance("vm2", "host2", dual1, "10.1.0.12")
+	check("two instances of dual1")
+	b.addInstance("vm3", "host2", dual2, "10.2.0.13")
+	b.addInstance("vm4", "host1", dual2, "10.2.0.14")
+	check("two instances of dual2")
+	b.move("vm2", "host1")
+	check("vm2 moved to leaf1")
+	b.remove("vm3")
+	check("vm3 removed")
+	b.remove("vm4")
+	check("vm4 removed: dual2 on no leaf")
+	if ttl := b.ping("vm1", "vm2", 5*time.Second); ttl != 64 {
+		t.Errorf("vm1 -> vm2 after the changes: reply TTL %d, want 64", ttl)
+	}
+}

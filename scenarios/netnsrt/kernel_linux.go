@@ -96,6 +96,11 @@ type kernelFabric struct {
 	// pause (the CNC's leaf driver) and the kernel has not followed yet.
 	mu    sync.Mutex
 	dirty atomic.Bool
+	// model is held while the fabric reads the model (Sync, Plug, a
+	// path's view) and by a pause, in which the CNC's leaf driver
+	// writes it from a goroutine of its own. It is taken after mu, and
+	// not around Mutate's change: a driver may pause inside it.
+	model sync.Mutex
 	// down are the interfaces a node failure set down, per node, for
 	// its restore.
 	down  map[string][]string
@@ -177,13 +182,34 @@ func (r *Runtime) loadKernel(ctx context.Context, f datapath.Fabric, tc *topolog
 
 func (k *kernelFabric) lock() { k.mu.Lock() }
 
+// reading runs f, a call of the fabric's that reads the model, while no
+// pause writes it.
+func (k *kernelFabric) reading(f func() error) error {
+	k.model.Lock()
+	defer k.model.Unlock()
+	return f()
+}
+
+func (k *kernelFabric) sync() error {
+	return k.reading(func() error { return k.f.Sync(context.Background()) })
+}
+
+// pause holds the model for the CNC's leaf driver; resume syncs.
+func (k *kernelFabric) pause() (resume func()) {
+	k.model.Lock()
+	return func() {
+		k.model.Unlock()
+		k.changed()
+	}
+}
+
 // unlock releases mu, syncing first if the model changed under a pause
 // meanwhile. A change that finds mu taken marks dirty before trying it,
 // and unlock looks at dirty after releasing, so one of the two syncs it.
 func (k *kernelFabric) unlock() {
 	for {
 		if k.dirty.Swap(false) {
-			if err := k.f.Sync(context.Background()); err != nil {
+			if err := k.sync(); err != nil {
 				k.syncErr(err)
 			}
 		}
@@ -221,7 +247,7 @@ func (k *kernelFabric) mutate(f func() error) error {
 	if err := f(); err != nil {
 		return err
 	}
-	if err := k.f.Sync(context.Background()); err != nil {
+	if err := k.sync(); err != nil {
 		return fmt.Errorf("kernel runtime: sync: %w", err)
 	}
 	return nil
@@ -243,7 +269,7 @@ func (r *Runtime) attach(ctx context.Context, in *instance) error {
 	}
 	r.k.lock()
 	defer r.k.unlock()
-	return r.k.f.Plug(ctx, in.port())
+	return r.k.reading(func() error { return r.k.f.Plug(ctx, in.port()) })
 }
 
 func (r *Runtime) detach(ctx context.Context, in *instance) error {
@@ -253,7 +279,7 @@ func (r *Runtime) detach(ctx context.Context, in *instance) error {
 	r.k.names.Remove(in.name)
 	r.k.lock()
 	defer r.k.unlock()
-	return r.k.f.Unplug(ctx, in.port())
+	return r.k.reading(func() error { return r.k.f.Unplug(ctx, in.port()) })
 }
 
 // forgetFlows has a kernel.FlowCache fabric drop its switches' cached
@@ -328,7 +354,7 @@ func (r *Runtime) setCarrier(node string, up bool) error {
 		if rs, ok := k.f.(kernel.Resyncer); ok {
 			sync = rs.Resync
 		}
-		if err := sync(context.Background()); err != nil {
+		if err := k.reading(func() error { return sync(context.Background()) }); err != nil {
 			return fmt.Errorf("kernel runtime: restore %s: sync: %w", node, err)
 		}
 	}
@@ -469,7 +495,11 @@ func (k *kernelFabric) hostView(ctx context.Context, src, dst *instance, obs dat
 		if v, ok := k.views[key.String()]; ok {
 			return v, nil
 		}
-		v, err := pr.ProbePath(ctx, src.port(), dst.port())
+		var v datapath.Path
+		err := k.reading(func() (err error) {
+			v, err = pr.ProbePath(ctx, src.port(), dst.port())
+			return err
+		})
 		if err == nil {
 			k.views[key.String()] = v
 		}

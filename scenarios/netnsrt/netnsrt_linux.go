@@ -364,9 +364,9 @@ func (r *Runtime) Mutate(f func() error) error {
 // exclusive one (the BGP control plane's imports), which they wait for.
 func (r *Runtime) Pause() (resume func()) {
 	if r.k != nil {
-		// The kernel never stops; what changed while "paused" is
-		// synced on resume.
-		return r.k.changed
+		// The kernel never stops: the pause keeps the model from the
+		// fabric's reads, and what changed is synced on resume.
+		return r.k.pause()
 	}
 	if r.us == nil {
 		return func() {}

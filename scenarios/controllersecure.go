@@ -13,7 +13,7 @@ import (
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/api"
 	"github.com/netbed/netbed/controller/pki"
-	"github.com/netbed/netbed/controller/store"
+	"github.com/netbed/netbed/controller/store/etcdstore"
 	"github.com/netbed/netbed/topologies"
 )
 
@@ -106,7 +106,7 @@ func (b *FabricBackend) etcdSecurity() (member []string, client *tls.Config, rep
 		return nil, nil, nil, nil
 	}
 	kp := s.etcd.Clients["admin"]
-	if client, err = store.EtcdTLS(s.etcd.CA, kp.Cert, kp.Key); err != nil {
+	if client, err = etcdstore.TLS(s.etcd.CA, kp.Cert, kp.Key); err != nil {
 		return nil, nil, nil, err
 	}
 	member = []string{"--client-cert-auth", "--trusted-ca-file", s.etcd.CA, "--cert-file", s.etcd.Server, "--key-file", s.etcd.ServerKey}
@@ -134,11 +134,11 @@ func (b *FabricBackend) checkEtcdSecure(endpoints []string) error {
 		{"a client without a certificate", "", ""},
 		{who, other.Cert, other.Key},
 	} {
-		conf, err := store.EtcdTLS(s.etcd.CA, t.cert, t.key)
+		conf, err := etcdstore.TLS(s.etcd.CA, t.cert, t.key)
 		if err != nil {
 			return err
 		}
-		st, err := store.OpenEtcd(store.EtcdOptions{Endpoints: endpoints, TLS: conf, DialTimeout: time.Second, Name: "probe"})
+		st, err := etcdstore.Open(etcdstore.Options{Endpoints: endpoints, TLS: conf, DialTimeout: time.Second, Name: "probe"})
 		if err == nil {
 			st.Close()
 			return fmt.Errorf("secure etcd: %s was let in, want it refused", t.who)

@@ -22,6 +22,7 @@ import (
 	"github.com/netbed/netbed/controller/cnc"
 	"github.com/netbed/netbed/controller/election"
 	"github.com/netbed/netbed/controller/store"
+	"github.com/netbed/netbed/controller/store/etcdstore"
 	"github.com/netbed/netbed/topologies"
 	"github.com/netbed/netbed/topologies/clab"
 )
@@ -74,7 +75,7 @@ type controllerFlags struct {
 	cncElection                          bool
 	nodeMask, parent                     int
 	sec                                  securityFlags
-	etcd                                 store.EtcdOptions
+	etcd                                 etcdstore.Options
 	etcdCA, etcdCert, etcdKey            string
 }
 
@@ -105,7 +106,7 @@ func runController(o controllerFlags, stdout io.Writer) error {
 		}
 		pool = &controller.ClusterPool{CIDR: p, MaskBits: *nodeMask}
 	}
-	eps, isEtcd, err := store.ParseEtcdURL(*storePath)
+	eps, isEtcd, err := etcdstore.ParseURL(*storePath)
 	if err != nil {
 		return usageErr("--store: %v", err)
 	}
@@ -115,11 +116,11 @@ func runController(o controllerFlags, stdout io.Writer) error {
 	if isEtcd {
 		o.etcd.Endpoints = eps
 		if o.etcdCA+o.etcdCert+o.etcdKey != "" {
-			if o.etcd.TLS, err = store.EtcdTLS(o.etcdCA, o.etcdCert, o.etcdKey); err != nil {
+			if o.etcd.TLS, err = etcdstore.TLS(o.etcdCA, o.etcdCert, o.etcdKey); err != nil {
 				return usageErr("%v", err)
 			}
 		}
-		st, err := store.OpenEtcd(o.etcd)
+		st, err := etcdstore.Open(o.etcd)
 		if err != nil {
 			return err
 		}
@@ -157,7 +158,7 @@ func serveOn(ctx context.Context, st store.Store, storePath, listen string, topo
 	if sec == nil {
 		sec = &serverSecurity{limits: api.DefaultLimits()}
 	}
-	est, replicated := st.(*store.Etcd)
+	est, replicated := st.(*etcdstore.Store)
 	svc := controller.New(st, nil, nil)
 	if pool != nil {
 		if err := svc.SetClusterPool(ctx, *pool); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/netbed/netbed/controller/election"
 	"github.com/netbed/netbed/controller/ipam"
 	"github.com/netbed/netbed/controller/store"
+	"github.com/netbed/netbed/controller/store/etcdstore"
 	"github.com/netbed/netbed/internal/etcdtest"
 )
 
@@ -156,7 +157,7 @@ func (rs *replicaSet) client(i int) *api.Client {
 
 // leader returns the replica that runs the CNC ("" when none).
 func (rs *replicaSet) leader(t *testing.T) string {
-	st, err := store.OpenEtcd(store.EtcdOptions{Endpoints: rs.etcd.Endpoints(), Prefix: rs.prefix})
+	st, err := etcdstore.Open(etcdstore.Options{Endpoints: rs.etcd.Endpoints(), Prefix: rs.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +357,7 @@ func (rs *replicaSet) heldBy(_ *api.Client, holder string) (bool, []controller.A
 }
 
 func (rs *replicaSet) dump() (map[string]map[string]string, error) {
-	st, err := store.OpenEtcd(store.EtcdOptions{Endpoints: rs.etcd.Endpoints(), Prefix: rs.prefix, DialTimeout: 5 * time.Second})
+	st, err := etcdstore.Open(etcdstore.Options{Endpoints: rs.etcd.Endpoints(), Prefix: rs.prefix, DialTimeout: 5 * time.Second})
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/controller/api"
-	"github.com/netbed/netbed/controller/store"
+	"github.com/netbed/netbed/controller/store/etcdstore"
 	"github.com/netbed/netbed/internal/etcdlab"
 	"github.com/netbed/netbed/internal/etcdtest"
 )
@@ -29,7 +29,7 @@ func TestReplicaOverEtcdTLS(t *testing.T) {
 	}
 	ca, srv, srvKey := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	cert, key := filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key")
-	tlsc, err := store.EtcdTLS(ca, cert, key)
+	tlsc, err := etcdstore.TLS(ca, cert, key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,23 @@ var (
 	// ErrLocked is returned by Open when another live process holds the
 	// store's file lock.
 	ErrLocked = errors.New("store locked by another process")
+	// ErrUnreachable is returned by a store on a server (etcdstore) that
+	// does not answer in time, or has no leader to answer with.
+	ErrUnreachable = errors.New("etcd unreachable")
+	// ErrTooLarge is returned by an Update that needs more operations in
+	// one commit than a store on a server (etcdstore) takes.
+	ErrTooLarge = errors.New("transaction too large for etcd")
 )
+
+// Watcher is a Store that other processes change too: it tells of every
+// committed change of a bucket, whoever made it.
+type Watcher interface {
+	// Watch calls fn for each key of bucket changed after Watch returns, in
+	// commit order, from one goroutine: old is the value before (nil when
+	// the key was created), new after (nil when deleted). The slices must
+	// not be modified. fn must return quickly. stop ends the calls.
+	Watch(bucket string, fn func(key, old, new []byte)) (stop func())
+}
 
 // Dump copies every key of the named buckets, for tests and debugging:
 // bucket -> key -> value.

@@ -1,4 +1,4 @@
-package store
+package etcdstore
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// mirror is an Etcd store's in-memory copy of its data keys, kept current
+// mirror is a Store's in-memory copy of its data keys, kept current
 // by a watch: transactions read it instead of etcd, and their commit
 // compares what they read with etcd's revisions. It is consistent at rev:
 // every change up to rev is applied, none after.

@@ -1,4 +1,4 @@
-package store
+package etcdstore
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/controller/pki"
+	"github.com/netbed/netbed/controller/store"
 	"github.com/netbed/netbed/internal/etcdlab"
 	"github.com/netbed/netbed/internal/etcdtest"
 )
@@ -28,53 +29,53 @@ func TestEtcdClientTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin := lab.Clients["admin"]
-	good, err := EtcdTLS(lab.CA, admin.Cert, admin.Key)
+	good, err := TLS(lab.CA, admin.Cert, admin.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := etcdtest.StartWith(t, etcdlab.Options{Members: 1, Scheme: "https", ClientTLS: good, ExtraArgs: []string{
 		"--client-cert-auth", "--trusted-ca-file", lab.CA, "--cert-file", lab.Server, "--key-file", lab.ServerKey}})
 
-	st, err := OpenEtcd(EtcdOptions{Endpoints: c.Endpoints(), Prefix: "/tls/", TLS: good, DialTimeout: 3 * time.Second})
+	st, err := Open(Options{Endpoints: c.Endpoints(), Prefix: "/tls/", TLS: good, DialTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatalf("open with the lab's CA and client certificate: %v", err)
 	}
 	ctx := context.Background()
-	if err := st.Update(ctx, func(tx Tx) error { return tx.Put("kv", []byte("k"), []byte("v")) }); err != nil {
+	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Put("kv", []byte("k"), []byte("v")) }); err != nil {
 		t.Fatal(err)
 	}
 	var got string
-	if err := st.View(ctx, func(tx Tx) error { got = string(tx.Get("kv", []byte("k"))); return nil }); err != nil || got != "v" {
+	if err := st.View(ctx, func(tx store.Tx) error { got = string(tx.Get("kv", []byte("k"))); return nil }); err != nil || got != "v" {
 		t.Errorf("read back %q, %v; want v", got, err)
 	}
 	st.Close()
 
-	noCert, err := EtcdTLS(lab.CA, "", "")
+	noCert, err := TLS(lab.CA, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	stranger := other.Clients["admin"]
-	wrongCA, err := EtcdTLS(lab.CA, stranger.Cert, stranger.Key)
+	wrongCA, err := TLS(lab.CA, stranger.Cert, stranger.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	untrusted, err := EtcdTLS(other.CA, admin.Cert, admin.Key)
+	untrusted, err := TLS(other.CA, admin.Cert, admin.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		name string
-		o    EtcdOptions
+		o    Options
 	}{
-		{"plain", EtcdOptions{}},
-		{"no client certificate", EtcdOptions{TLS: noCert}},
-		{"client certificate of another CA", EtcdOptions{TLS: wrongCA}},
-		{"server not signed by the CA", EtcdOptions{TLS: untrusted}},
+		{"plain", Options{}},
+		{"no client certificate", Options{TLS: noCert}},
+		{"client certificate of another CA", Options{TLS: wrongCA}},
+		{"server not signed by the CA", Options{TLS: untrusted}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o
 			o.Endpoints, o.Prefix, o.DialTimeout, o.CommitTimeout = c.Endpoints(), "/tls/", time.Second, time.Second
-			st, err := OpenEtcd(o)
+			st, err := Open(o)
 			if err == nil {
 				st.Close()
 				t.Fatal("opened; want refused")
@@ -101,13 +102,13 @@ func TestEtcdTLSFiles(t *testing.T) {
 		{"key of another cert", lab.CA, a.Cert, lab.ServerKey, "client certificate " + a.Cert},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := EtcdTLS(tc.ca, tc.cert, tc.key)
+			_, err := TLS(tc.ca, tc.cert, tc.key)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v; want %q", err, tc.want)
 			}
 		})
 	}
-	if _, err := EtcdTLS(lab.CA, a.Cert, a.Key); err != nil {
+	if _, err := TLS(lab.CA, a.Cert, a.Key); err != nil {
 		t.Error(err)
 	}
 }

@@ -1,4 +1,4 @@
-package store_test
+package etcdstore_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/netbed/netbed/controller"
 	"github.com/netbed/netbed/controller/ipam"
-	"github.com/netbed/netbed/controller/store"
+	"github.com/netbed/netbed/controller/store/etcdstore"
 	"github.com/netbed/netbed/internal/etcdtest"
 )
 
@@ -25,7 +25,7 @@ func TestServiceReplicasShareAPool(t *testing.T) {
 	ctx := context.Background()
 	var svcs []*controller.Service
 	for i := range 2 {
-		st, err := store.OpenEtcd(store.EtcdOptions{Endpoints: c.Endpoints(), Prefix: "/share/", Name: fmt.Sprint("r", i), DialTimeout: 3 * time.Second})
+		st, err := etcdstore.Open(etcdstore.Options{Endpoints: c.Endpoints(), Prefix: "/share/", Name: fmt.Sprint("r", i), DialTimeout: 3 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package store
+package etcdstore
 
 import (
 	"context"
@@ -24,10 +24,12 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/netbed/netbed/controller/store"
 )
 
-// EtcdOptions configure an Etcd store. Endpoints is required.
-type EtcdOptions struct {
+// Options configure an Etcd store. Endpoints is required.
+type Options struct {
 	// Endpoints are the etcd members' client addresses, host:port.
 	Endpoints []string
 	// Prefix is put before every key the store writes, so that several
@@ -60,14 +62,14 @@ type EtcdOptions struct {
 	Name string
 	// TLS, when set, is the client TLS the store speaks to etcd with (its
 	// CA, and the client certificate etcd's --client-cert-auth asks
-	// for): EtcdTLS builds it from files.
+	// for): TLS builds it from files.
 	TLS *tls.Config
 }
 
-// EtcdTLS returns the client TLS for an etcd whose server certificate ca
+// TLS returns the client TLS for an etcd whose server certificate ca
 // signed, presenting the client certificate cert with key (both empty:
 // none). Each file's problem is named.
-func EtcdTLS(ca, cert, key string) (*tls.Config, error) {
+func TLS(ca, cert, key string) (*tls.Config, error) {
 	if ca == "" {
 		return nil, errors.New("etcd TLS: the CA file (--etcd-ca) is required")
 	}
@@ -115,9 +117,9 @@ func EtcdTLS(ca, cert, key string) (*tls.Config, error) {
 // fail (etcd compares the revisions of keys present); every Update of the
 // controller that depends on such a key also reads a key the deleter
 // changes (a pool's counter, a record).
-type Etcd struct {
+type Store struct {
 	cli      *clientv3.Client
-	o        EtcdOptions
+	o        Options
 	data     string // Prefix + "d/"
 	m        *mirror
 	ctx      context.Context // the watch's; ends at Close
@@ -142,34 +144,20 @@ type sub struct{ fn func(key, old, new []byte) }
 
 type ecall struct {
 	ctx  context.Context
-	fn   func(Tx) error
+	fn   func(store.Tx) error
 	err  chan error
 	ferr error // fn's own error in the current attempt
 }
 
 var (
-	_ Store   = (*Etcd)(nil)
-	_ Watcher = (*Etcd)(nil)
-	_ Sharded = (*etcdTx)(nil)
+	_ store.Store   = (*Store)(nil)
+	_ store.Watcher = (*Store)(nil)
+	_ store.Sharded = (*etcdTx)(nil)
 )
 
-// Watcher is a Store that other processes change too: it tells of every
-// committed change of a bucket, whoever made it.
-type Watcher interface {
-	// Watch calls fn for each key of bucket changed after Watch returns, in
-	// commit order, from one goroutine: old is the value before (nil when
-	// the key was created), new after (nil when deleted). The slices must
-	// not be modified. fn must return quickly. stop ends the calls.
-	Watch(bucket string, fn func(key, old, new []byte)) (stop func())
-}
-
-// ErrUnreachable is returned when etcd does not answer in time, or has no
-// leader to answer with.
-var ErrUnreachable = errors.New("etcd unreachable")
-
-// ParseEtcdURL returns the endpoints of an etcd://host:port[,host:port…]
+// ParseURL returns the endpoints of an etcd://host:port[,host:port…]
 // store address; ok is false when s is not one (a bbolt file path).
-func ParseEtcdURL(s string) (endpoints []string, ok bool, err error) {
+func ParseURL(s string) (endpoints []string, ok bool, err error) {
 	rest, ok := strings.CutPrefix(s, "etcd://")
 	if !ok {
 		return nil, false, nil
@@ -184,9 +172,9 @@ func ParseEtcdURL(s string) (endpoints []string, ok bool, err error) {
 	return endpoints, true, nil
 }
 
-// OpenEtcd connects to etcd and loads the store's keys. It fails with
-// ErrUnreachable when no member answers within DialTimeout.
-func OpenEtcd(o EtcdOptions) (*Etcd, error) {
+// Open connects to etcd and loads the store's keys. It fails with
+// store.ErrUnreachable when no member answers within DialTimeout.
+func Open(o Options) (*Store, error) {
 	if len(o.Endpoints) == 0 {
 		return nil, errors.New("open etcd store: no endpoints")
 	}
@@ -236,7 +224,7 @@ func OpenEtcd(o EtcdOptions) (*Etcd, error) {
 		return nil, fmt.Errorf("open etcd store at %s: %w", where, err)
 	}
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
-	e := &Etcd{cli: cli, o: o, data: o.Prefix + "d/", m: newMirror(),
+	e := &Store{cli: cli, o: o, data: o.Prefix + "d/", m: newMirror(),
 		ctx: ctx, cancel: cancel, watchEnd: make(chan struct{}),
 		reqs: make(chan *ecall, 4*o.MaxBatch), subs: map[string][]*sub{}}
 	rev, err := e.load()
@@ -259,30 +247,30 @@ func OpenEtcd(o EtcdOptions) (*Etcd, error) {
 }
 
 // Client returns the store's etcd client (for elections).
-func (e *Etcd) Client() *clientv3.Client { return e.cli }
+func (e *Store) Client() *clientv3.Client { return e.cli }
 
 // Prefix returns the key prefix the store writes under.
-func (e *Etcd) Prefix() string { return e.o.Prefix }
+func (e *Store) Prefix() string { return e.o.Prefix }
 
 // Name returns this replica's name.
-func (e *Etcd) Name() string { return e.o.Name }
+func (e *Store) Name() string { return e.o.Name }
 
 // Endpoints returns the etcd endpoints.
-func (e *Etcd) Endpoints() []string { return slices.Clone(e.o.Endpoints) }
+func (e *Store) Endpoints() []string { return slices.Clone(e.o.Endpoints) }
 
-func (e *Etcd) errf(op string, err error) error {
+func (e *Store) errf(op string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) ||
 		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost) ||
 		errors.Is(err, rpctypes.ErrLeaderChanged) || errors.Is(err, rpctypes.ErrGRPCNoLeader) ||
 		status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded {
-		return fmt.Errorf("%s: %w at %s (%v)", op, ErrUnreachable, strings.Join(e.o.Endpoints, ","), err)
+		return fmt.Errorf("%s: %w at %s (%v)", op, store.ErrUnreachable, strings.Join(e.o.Endpoints, ","), err)
 	}
 	return fmt.Errorf("%s at %s: %w", op, strings.Join(e.o.Endpoints, ","), err)
 }
 
 // load reads every key under the prefix into the mirror, in pages of one
 // revision, and returns that revision.
-func (e *Etcd) load() (int64, error) {
+func (e *Store) load() (int64, error) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.DialTimeout)
 	defer cancel()
 	e.m.mu.Lock()
@@ -319,7 +307,7 @@ func (e *Etcd) load() (int64, error) {
 }
 
 // watch applies etcd's changes under the prefix to the mirror until Close.
-func (e *Etcd) watch(rev int64) {
+func (e *Store) watch(rev int64) {
 	defer close(e.watchEnd)
 	for e.ctx.Err() == nil {
 		wch := e.cli.Watch(e.ctx, e.o.Prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
@@ -366,7 +354,7 @@ func (e *Etcd) watch(rev int64) {
 // from a mirror that lacked a committed key (TestEtcdUnreachable, about
 // one run in eight). When it cannot tell, it says no: the events, or
 // the next notification, will bring the revision.
-func (e *Etcd) caughtUp(rev, at int64) bool {
+func (e *Store) caughtUp(rev, at int64) bool {
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.CommitTimeout)
 	defer cancel()
 	newer, err := e.cli.Get(ctx, e.data, clientv3.WithPrefix(), clientv3.WithRev(at), clientv3.WithMinModRev(rev+1), clientv3.WithKeysOnly())
@@ -388,7 +376,7 @@ type change struct {
 }
 
 // apply applies events, calls the subscribers and publishes the revision.
-func (e *Etcd) apply(evs []*clientv3.Event, rev int64) int64 {
+func (e *Store) apply(evs []*clientv3.Event, rev int64) int64 {
 	var changes []change
 	e.subMu.Lock()
 	watched := len(e.subs) > 0
@@ -438,7 +426,7 @@ func (e *Etcd) apply(evs []*clientv3.Event, rev int64) int64 {
 }
 
 // Watch implements Watcher.
-func (e *Etcd) Watch(bucket string, fn func(key, old, new []byte)) (stop func()) {
+func (e *Store) Watch(bucket string, fn func(key, old, new []byte)) (stop func()) {
 	s := &sub{fn: fn}
 	e.subMu.Lock()
 	e.subs[bucket] = append(e.subs[bucket], s)
@@ -455,7 +443,7 @@ func (e *Etcd) Watch(bucket string, fn func(key, old, new []byte)) (stop func())
 
 // sync waits until the mirror holds every commit that finished before it
 // was called.
-func (e *Etcd) sync(ctx context.Context) error {
+func (e *Store) sync(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, e.o.CommitTimeout)
 	defer cancel()
 	resp, err := e.cli.Get(ctx, e.o.Prefix+"rev", clientv3.WithCountOnly())
@@ -465,7 +453,7 @@ func (e *Etcd) sync(ctx context.Context) error {
 	return e.waitRev(ctx, resp.Header.Revision)
 }
 
-func (e *Etcd) waitRev(ctx context.Context, rev int64) error {
+func (e *Store) waitRev(ctx context.Context, rev int64) error {
 	err := e.m.wait(ctx, rev, 20*time.Millisecond, func() {
 		// The watch's own context (its metadata names the stream).
 		pctx, cancel := context.WithTimeout(e.ctx, 100*time.Millisecond)
@@ -479,9 +467,9 @@ func (e *Etcd) waitRev(ctx context.Context, rev int64) error {
 }
 
 // View runs fn on the data as of now; see Store.
-func (e *Etcd) View(ctx context.Context, fn func(tx Tx) error) error {
+func (e *Store) View(ctx context.Context, fn func(tx store.Tx) error) error {
 	if e.closed.Load() {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -496,9 +484,9 @@ func (e *Etcd) View(ctx context.Context, fn func(tx Tx) error) error {
 
 // Update runs fn in a transaction committed with the Updates waiting with
 // it; see Store.
-func (e *Etcd) Update(ctx context.Context, fn func(tx Tx) error) error {
+func (e *Store) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 	if e.closed.Load() {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -507,7 +495,7 @@ func (e *Etcd) Update(ctx context.Context, fn func(tx Tx) error) error {
 	e.mu.RLock()
 	if e.closed.Load() {
 		e.mu.RUnlock()
-		return ErrClosed
+		return store.ErrClosed
 	}
 	e.reqs <- c
 	e.mu.RUnlock()
@@ -516,7 +504,7 @@ func (e *Etcd) Update(ctx context.Context, fn func(tx Tx) error) error {
 
 // Close commits the Updates already queued, stops the watch and closes the
 // client.
-func (e *Etcd) Close() error {
+func (e *Store) Close() error {
 	e.mu.Lock()
 	if e.closed.Swap(true) {
 		e.mu.Unlock()
@@ -530,19 +518,19 @@ func (e *Etcd) Close() error {
 	return e.cli.Close()
 }
 
-// EtcdStats counts commits: Updates committed, commits, commits retried
+// Stats counts commits: Updates committed, commits, commits retried
 // after a conflict with another replica, commits of unknown outcome
 // resolved by the marker, the last and largest batch.
-type EtcdStats struct {
+type Stats struct {
 	Updates, Commits, Retries, Ambiguous uint64
 	LastBatch, MaxBatch                  int
 }
 
 // Stats returns the commit counters.
-func (e *Etcd) Stats() EtcdStats {
+func (e *Store) Stats() Stats {
 	e.statMu.Lock()
 	defer e.statMu.Unlock()
-	return EtcdStats{Updates: e.updates, Commits: e.commits, Retries: e.retries, Ambiguous: e.ambig, LastBatch: e.lastBatch, MaxBatch: e.maxBat}
+	return Stats{Updates: e.updates, Commits: e.commits, Retries: e.retries, Ambiguous: e.ambig, LastBatch: e.lastBatch, MaxBatch: e.maxBat}
 }
 
 // committer takes the Updates waiting when it is free and commits them
@@ -552,7 +540,7 @@ func (e *Etcd) Stats() EtcdStats {
 // marker, so that an unknown outcome is read back from a key no other
 // committer writes.
 type committer struct {
-	e      *Etcd
+	e      *Store
 	shard  string
 	marker string // Prefix + "txn/" + shard
 	seq    int64
@@ -609,7 +597,7 @@ func (cm *committer) run(batch []*ecall) {
 			if !w.fits(tx) {
 				if n == 0 {
 					c.ferr = fmt.Errorf("one transaction needs %d writes and %d comparisons, more than etcd's --max-txn-ops (%d, the store's MaxTxnOps); raise both, or ask for less at once: %w",
-						w.nwrites(tx)+1, w.ncmps(tx), e.o.MaxTxnOps, ErrTooLarge)
+						w.nwrites(tx)+1, w.ncmps(tx), e.o.MaxTxnOps, store.ErrTooLarge)
 					n++
 				}
 				break
@@ -651,13 +639,13 @@ func (cm *committer) run(batch []*ecall) {
 // waitCommitted waits (at most CommitTimeout) for the mirror to hold rev,
 // so that the next batch reads this one's writes instead of conflicting
 // with them.
-func (e *Etcd) waitCommitted(rev int64) {
+func (e *Store) waitCommitted(rev int64) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.CommitTimeout)
 	defer cancel()
 	_ = e.waitRev(ctx, rev)
 }
 
-func safeEtcdCall(fn func(Tx) error, tx Tx) (err error) {
+func safeEtcdCall(fn func(store.Tx) error, tx store.Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("store update panicked: %v", p)
@@ -667,10 +655,6 @@ func safeEtcdCall(fn func(Tx) error, tx Tx) (err error) {
 }
 
 var errConflict = errors.New("conflict")
-
-// ErrTooLarge is returned by an Update that needs more operations in one
-// etcd transaction than etcd allows.
-var ErrTooLarge = errors.New("transaction too large for etcd")
 
 // commit sends w as one etcd transaction and returns its revision (0 when
 // it wrote nothing). errConflict means a key read changed; the revision is
@@ -712,7 +696,7 @@ func (cm *committer) commit(w *txWrites) (int64, error) {
 		return resp.Header.Revision, nil
 	}
 	if errors.Is(err, rpctypes.ErrTooManyOps) {
-		return 0, fmt.Errorf("commit %d writes and %d comparisons: %w (etcd's --max-txn-ops is lower than the store's MaxTxnOps, %d): %w", len(ops), len(cmps), err, e.o.MaxTxnOps, ErrTooLarge)
+		return 0, fmt.Errorf("commit %d writes and %d comparisons: %w (etcd's --max-txn-ops is lower than the store's MaxTxnOps, %d): %w", len(ops), len(cmps), err, e.o.MaxTxnOps, store.ErrTooLarge)
 	}
 	if len(ops) == 0 {
 		return 0, e.errf("check reads", err)
@@ -749,7 +733,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // txWrites is a batch's accumulated reads and writes.
 type txWrites struct {
-	e      *Etcd
+	e      *Store
 	shard  string // the committer's
 	snap   int64
 	reads  map[string]int64 // mirror key (bucket/key) -> ModRevision seen (0 absent)
@@ -852,7 +836,7 @@ func (w *txWrites) compares() []clientv3.Cmp {
 // etcdTx is one function's view: the mirror at the batch's snapshot, the
 // writes of the batch's earlier functions, then its own.
 type etcdTx struct {
-	e      *Etcd
+	e      *Store
 	ro     bool
 	w      *txWrites // nil in a View
 	reads  map[string]int64
@@ -891,7 +875,7 @@ func (t *etcdTx) Get(bucket string, key []byte) []byte {
 
 func (t *etcdTx) put(bucket string, key, value []byte) error {
 	if t.ro {
-		return ErrReadOnly
+		return store.ErrReadOnly
 	}
 	if bucket == "" || strings.Contains(bucket, "/") {
 		return fmt.Errorf("bucket %q: an etcd store's bucket names are not empty and have no '/'", bucket)
@@ -914,7 +898,7 @@ func (t *etcdTx) Put(bucket string, key, value []byte) error {
 
 func (t *etcdTx) Delete(bucket string, key []byte) error {
 	if t.ro {
-		return ErrReadOnly
+		return store.ErrReadOnly
 	}
 	if _, ok := t.e.m.get(bucket, string(key)); !ok {
 		if v, ok := t.overlay(bucket, string(key)); !ok || v == nil {

@@ -1,4 +1,4 @@
-package store
+package etcdstore
 
 import (
 	"context"
@@ -10,13 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netbed/netbed/controller/store"
 	"github.com/netbed/netbed/internal/etcdtest"
 	"github.com/netbed/netbed/internal/testutil"
 )
 
-func openEtcd(t *testing.T, c *etcdtest.Cluster, prefix string) *Etcd {
+func openEtcd(t *testing.T, c *etcdtest.Cluster, prefix string) *Store {
 	t.Helper()
-	st, err := OpenEtcd(EtcdOptions{Endpoints: c.Endpoints(), Prefix: prefix, MaxTxnOps: etcdtest.MaxTxnOps, DialTimeout: 3 * time.Second, CommitTimeout: 3 * time.Second})
+	st, err := Open(Options{Endpoints: c.Endpoints(), Prefix: prefix, MaxTxnOps: etcdtest.MaxTxnOps, DialTimeout: 3 * time.Second, CommitTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +25,7 @@ func openEtcd(t *testing.T, c *etcdtest.Cluster, prefix string) *Etcd {
 	return st
 }
 
-func TestParseEtcdURL(t *testing.T) {
+func TestParseURL(t *testing.T) {
 	tests := []struct {
 		in      string
 		want    string
@@ -39,9 +40,9 @@ func TestParseEtcdURL(t *testing.T) {
 		{"etcd://host", "", true, true},
 	}
 	for _, tc := range tests {
-		eps, ok, err := ParseEtcdURL(tc.in)
+		eps, ok, err := ParseURL(tc.in)
 		if ok != tc.ok || (err != nil) != tc.bad || (!tc.bad && fmt.Sprint(eps) != tc.want) {
-			t.Errorf("ParseEtcdURL(%q) = %v, %v, %v; want %s, %v, error %v", tc.in, eps, ok, err, tc.want, tc.ok, tc.bad)
+			t.Errorf("ParseURL(%q) = %v, %v, %v; want %s, %v, error %v", tc.in, eps, ok, err, tc.want, tc.ok, tc.bad)
 		}
 	}
 }
@@ -54,7 +55,7 @@ func TestEtcd(t *testing.T) {
 
 	t.Run("update view scan", func(t *testing.T) {
 		st := openEtcd(t, c, "/t1/")
-		if err := st.Update(ctx, func(tx Tx) error {
+		if err := st.Update(ctx, func(tx store.Tx) error {
 			for _, k := range []string{"a/1", "a/2", "a/3", "b/1"} {
 				if err := tx.Put("kv", []byte(k), []byte("v"+k)); err != nil {
 					return err
@@ -85,7 +86,7 @@ func TestEtcd(t *testing.T) {
 		}
 		for _, tc := range tests {
 			var got []string
-			if err := st.View(ctx, func(tx Tx) error {
+			if err := st.View(ctx, func(tx store.Tx) error {
 				return tx.Scan("kv", []byte(tc.prefix), []byte(tc.from), func(k, v []byte) bool {
 					if string(v) != "v"+string(k) {
 						t.Errorf("value of %s = %s", k, v)
@@ -100,13 +101,13 @@ func TestEtcd(t *testing.T) {
 				t.Errorf("%s: scan = %v, want %v", tc.name, got, tc.want)
 			}
 		}
-		err := st.View(ctx, func(tx Tx) error { return tx.Put("kv", []byte("x"), nil) })
-		if !errors.Is(err, ErrReadOnly) {
-			t.Errorf("put in View: %v, want ErrReadOnly", err)
+		err := st.View(ctx, func(tx store.Tx) error { return tx.Put("kv", []byte("x"), nil) })
+		if !errors.Is(err, store.ErrReadOnly) {
+			t.Errorf("put in View: %v, want store.ErrReadOnly", err)
 		}
 		// Another replica opening the same prefix sees the same data.
 		other := openEtcd(t, c, "/t1/")
-		d, err := Dump(ctx, other, "kv")
+		d, err := store.Dump(ctx, other, "kv")
 		if err != nil || len(d["kv"]) != 3 || d["kv"]["b/1"] != "vb/1" {
 			t.Errorf("second replica's dump = %v, %v", d, err)
 		}
@@ -115,14 +116,14 @@ func TestEtcd(t *testing.T) {
 	t.Run("rollback on error", func(t *testing.T) {
 		st := openEtcd(t, c, "/t2/")
 		boom := errors.New("boom")
-		err := st.Update(ctx, func(tx Tx) error {
+		err := st.Update(ctx, func(tx store.Tx) error {
 			_ = tx.Put("kv", []byte("k"), []byte("v"))
 			return boom
 		})
 		if !errors.Is(err, boom) {
 			t.Fatalf("update error %v, want the fn's own error", err)
 		}
-		if d, _ := Dump(ctx, st, "kv"); len(d["kv"]) != 0 {
+		if d, _ := store.Dump(ctx, st, "kv"); len(d["kv"]) != 0 {
 			t.Errorf("failed update left %v", d["kv"])
 		}
 	})
@@ -131,7 +132,7 @@ func TestEtcd(t *testing.T) {
 	// acknowledged is counted once, although replicas commit concurrently
 	// and batch (and rerun) functions.
 	t.Run("counter across replicas", func(t *testing.T) {
-		var sts []*Etcd
+		var sts []*Store
 		for range 3 {
 			sts = append(sts, openEtcd(t, c, "/t3/"))
 		}
@@ -144,7 +145,7 @@ func TestEtcd(t *testing.T) {
 				defer wg.Done()
 				st := sts[w%3]
 				for i := range each {
-					err := st.Update(ctx, func(tx Tx) error {
+					err := st.Update(ctx, func(tx store.Tx) error {
 						if (w+i)%7 == 0 {
 							_ = tx.Put("kv", []byte("junk"), []byte("x"))
 							return failing
@@ -170,7 +171,7 @@ func TestEtcd(t *testing.T) {
 				}
 			}
 		}
-		d, _ := Dump(ctx, sts[1], "kv")
+		d, _ := store.Dump(ctx, sts[1], "kv")
 		if got := binary.BigEndian.Uint64([]byte(d["kv"]["n"])); got != uint64(want) {
 			t.Errorf("counter = %d, want %d", got, want)
 		}
@@ -200,7 +201,7 @@ func TestEtcd(t *testing.T) {
 				}
 				for range 5 {
 					var got string
-					err := st.Update(ctx, func(tx Tx) error {
+					err := st.Update(ctx, func(tx store.Tx) error {
 						next := 0
 						_ = tx.Scan("slots", nil, nil, func(k, _ []byte) bool {
 							if string(k) != fmt.Sprintf("%04d", next) {
@@ -229,7 +230,7 @@ func TestEtcd(t *testing.T) {
 			}
 			seen[s] = true
 		}
-		if d, _ := Dump(ctx, a, "slots"); len(d["slots"]) != 100 {
+		if d, _ := store.Dump(ctx, a, "slots"); len(d["slots"]) != 100 {
 			t.Errorf("%d slots stored, want 100", len(d["slots"]))
 		}
 	})
@@ -239,10 +240,10 @@ func TestEtcd(t *testing.T) {
 		got := make(chan string, 10)
 		stop := a.Watch("kv", func(k, old, new []byte) { got <- fmt.Sprintf("%s:%s->%s", k, old, new) })
 		defer stop()
-		for _, fn := range []func(Tx) error{
-			func(tx Tx) error { return tx.Put("kv", []byte("k"), []byte("1")) },
-			func(tx Tx) error { return tx.Put("kv", []byte("k"), []byte("2")) },
-			func(tx Tx) error { return tx.Delete("kv", []byte("k")) },
+		for _, fn := range []func(store.Tx) error{
+			func(tx store.Tx) error { return tx.Put("kv", []byte("k"), []byte("1")) },
+			func(tx store.Tx) error { return tx.Put("kv", []byte("k"), []byte("2")) },
+			func(tx store.Tx) error { return tx.Delete("kv", []byte("k")) },
 		} {
 			if err := b.Update(ctx, fn); err != nil {
 				t.Fatal(err)
@@ -261,19 +262,19 @@ func TestEtcd(t *testing.T) {
 	})
 
 	t.Run("too large", func(t *testing.T) {
-		st, err := OpenEtcd(EtcdOptions{Endpoints: c.Endpoints(), Prefix: "/t6/", MaxTxnOps: 16})
+		st, err := Open(Options{Endpoints: c.Endpoints(), Prefix: "/t6/", MaxTxnOps: 16})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		err = st.Update(ctx, func(tx Tx) error {
+		err = st.Update(ctx, func(tx store.Tx) error {
 			for i := range 20 {
 				_ = tx.Put("kv", []byte(fmt.Sprint(i)), nil)
 			}
 			return nil
 		})
-		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "--max-txn-ops") {
-			t.Errorf("20 writes with MaxTxnOps 16: %v, want ErrTooLarge naming --max-txn-ops", err)
+		if !errors.Is(err, store.ErrTooLarge) || !strings.Contains(err.Error(), "--max-txn-ops") {
+			t.Errorf("20 writes with MaxTxnOps 16: %v, want store.ErrTooLarge naming --max-txn-ops", err)
 		}
 		// Many small Updates at once are split over several commits.
 		var wg sync.WaitGroup
@@ -281,13 +282,13 @@ func TestEtcd(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := st.Update(ctx, func(tx Tx) error { return tx.Put("kv", []byte(fmt.Sprint("k", i)), nil) }); err != nil {
+				if err := st.Update(ctx, func(tx store.Tx) error { return tx.Put("kv", []byte(fmt.Sprint("k", i)), nil) }); err != nil {
 					t.Error(err)
 				}
 			}()
 		}
 		wg.Wait()
-		if d, _ := Dump(ctx, st, "kv"); len(d["kv"]) != 40 {
+		if d, _ := store.Dump(ctx, st, "kv"); len(d["kv"]) != 40 {
 			t.Errorf("%d keys stored, want 40", len(d["kv"]))
 		}
 	})
@@ -298,23 +299,23 @@ func TestEtcd(t *testing.T) {
 func TestEtcdUnreachable(t *testing.T) {
 	etcdtest.Binary(t)
 	testutil.Name("x") // keep the import when the binary is missing
-	_, err := OpenEtcd(EtcdOptions{Endpoints: []string{"127.0.0.1:1"}, DialTimeout: 500 * time.Millisecond})
-	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
-		t.Errorf("open with no etcd: %v, want ErrUnreachable naming the endpoint", err)
+	_, err := Open(Options{Endpoints: []string{"127.0.0.1:1"}, DialTimeout: 500 * time.Millisecond})
+	if !errors.Is(err, store.ErrUnreachable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("open with no etcd: %v, want store.ErrUnreachable naming the endpoint", err)
 	}
 
 	c := etcdtest.Start(t, 3)
 	ctx := context.Background()
-	st, err := OpenEtcd(EtcdOptions{Endpoints: c.Endpoints(), Prefix: "/u/", MaxTxnOps: etcdtest.MaxTxnOps, CommitTimeout: time.Second})
+	st, err := Open(Options{Endpoints: c.Endpoints(), Prefix: "/u/", MaxTxnOps: etcdtest.MaxTxnOps, CommitTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.Update(ctx, func(tx Tx) error { return tx.Put("kv", []byte("before"), []byte("1")) }); err != nil {
+	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Put("kv", []byte("before"), []byte("1")) }); err != nil {
 		t.Fatal(err)
 	}
 	c.KillAll()
-	err = st.Update(ctx, func(tx Tx) error {
+	err = st.Update(ctx, func(tx store.Tx) error {
 		for i := range 10 {
 			if err := tx.Put("kv", []byte(fmt.Sprint("during", i)), []byte("1")); err != nil {
 				return err
@@ -322,11 +323,11 @@ func TestEtcdUnreachable(t *testing.T) {
 		}
 		return nil
 	})
-	if !errors.Is(err, ErrUnreachable) {
-		t.Errorf("update with etcd down: %v, want ErrUnreachable", err)
+	if !errors.Is(err, store.ErrUnreachable) {
+		t.Errorf("update with etcd down: %v, want store.ErrUnreachable", err)
 	}
-	if err := st.View(ctx, func(Tx) error { return nil }); !errors.Is(err, ErrUnreachable) {
-		t.Errorf("view with etcd down: %v, want ErrUnreachable", err)
+	if err := st.View(ctx, func(store.Tx) error { return nil }); !errors.Is(err, store.ErrUnreachable) {
+		t.Errorf("view with etcd down: %v, want store.ErrUnreachable", err)
 	}
 	for i := range c.Members {
 		c.Restart(i)
@@ -335,8 +336,8 @@ func TestEtcdUnreachable(t *testing.T) {
 	// The store's client reconnects by itself.
 	var d map[string]map[string]string
 	deadline := time.Now().Add(10 * time.Second)
-	for d, err = Dump(ctx, st, "kv"); err != nil; d, err = Dump(ctx, st, "kv") {
-		if !errors.Is(err, ErrUnreachable) || time.Now().After(deadline) {
+	for d, err = store.Dump(ctx, st, "kv"); err != nil; d, err = store.Dump(ctx, st, "kv") {
+		if !errors.Is(err, store.ErrUnreachable) || time.Now().After(deadline) {
 			t.Fatalf("read after etcd came back: %v", err)
 		}
 	}
@@ -349,7 +350,7 @@ func TestEtcdUnreachable(t *testing.T) {
 	if d["kv"]["before"] != "1" || (n != 0 && n != 10) {
 		t.Errorf("after etcd came back: %v; want 'before' and all or none of the 10 'during' keys", d["kv"])
 	}
-	if err := st.Update(ctx, func(tx Tx) error { return tx.Put("kv", []byte("after"), []byte("1")) }); err != nil {
+	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Put("kv", []byte("after"), []byte("1")) }); err != nil {
 		t.Errorf("update after etcd came back: %v", err)
 	}
 }

@@ -45,10 +45,11 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// watchMemory samples the memory the Go runtime holds from the OS every
-// 50 ms until the benchmark ends; peak returns the largest sample.
+// watchMemory samples the memory the Go runtime holds from the OS (what
+// it mapped, less what it returned) every 50 ms until the benchmark
+// ends; peak returns the largest sample.
 func watchMemory(b *testing.B) (peak func() uint64) {
-	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}}
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	var most uint64
 	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -57,7 +58,7 @@ func watchMemory(b *testing.B) (peak func() uint64) {
 		defer t.Stop()
 		for {
 			metrics.Read(s)
-			most = max(most, s[0].Value.Uint64())
+			most = max(most, s[0].Value.Uint64()-s[1].Value.Uint64())
 			select {
 			case <-done:
 				return

@@ -384,6 +384,27 @@ func (c *Client) Paths(ctx context.Context) ([]Path, error) {
 	return out, nil
 }
 
+// Received returns how many EVPN paths the speaker holds from peer (its
+// Adj-RIB-In for that neighbour), best or not: what it would drop were
+// the session to end.
+func (c *Client) Received(ctx context.Context, peer netip.Addr) (int, error) {
+	st, err := c.api.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_ADJ_IN, Name: peer.String(), Family: families[EVPN]})
+	if err != nil {
+		return 0, fmt.Errorf("%s: list EVPN paths from %s: %w", c.node, peer, err)
+	}
+	n := 0
+	for {
+		r, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%s: list EVPN paths from %s: %w", c.node, peer, err)
+		}
+		n += len(r.GetDestination().GetPaths())
+	}
+}
+
 // routeTargets returns the route targets among p's extended communities.
 func routeTargets(p *api.Path) []string {
 	attrs, err := apiutil.GetNativePathAttributes(p)

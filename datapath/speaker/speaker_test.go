@@ -138,6 +138,20 @@ func TestReflectedRoutes(t *testing.T) {
 	}
 	waitRoutes(t, leaf2, []evpn.Route{type2, type3})
 	waitRoutes(t, spine, []evpn.Route{type2, type3})
+	// leaf2 holds both from its one peer, the spine; leaf1 holds none of
+	// them from it (a route reflector sends nothing back to its source).
+	for _, c := range []struct {
+		leaf *speaker.Client
+		want int
+	}{{leaf2, 2}, {leaf1, 0}} {
+		ss, err := c.leaf.Sessions(context.Background())
+		if err != nil || len(ss) != 1 {
+			t.Fatalf("%s's sessions: %v, %v; want one", c.leaf.Node(), ss, err)
+		}
+		if n, err := c.leaf.Received(context.Background(), ss[0].Peer); err != nil || n != c.want {
+			t.Errorf("%s received %d, %v paths from the spine; want %d", c.leaf.Node(), n, err, c.want)
+		}
+	}
 	// What fabric checks read: the paths' route targets (AS:VNI for the
 	// L2 VNI, and the L3 VNI with an IP) and the speaker's router ID.
 	ps, err := leaf2.Paths(context.Background())

@@ -214,6 +214,14 @@ func measureBGPModel(b *testing.B) bgpmodel.Params {
 	spineLoss := func(k int) time.Duration {
 		var lost []time.Duration
 		for range cycles {
+			// Every other leaf holds leaf1's routes from spine1 (after
+			// a restore, established comes before spine1 sent them).
+			peers.waitReceived(b, func(n string) int {
+				if n == "leaf1" {
+					return 0
+				}
+				return k
+			})
 			t0 := time.Now()
 			peers.reset()
 			if err := rt.SetNodeState(ctx, "spine1", false); err != nil {
@@ -447,6 +455,33 @@ func (sw *sessionWatch) rearm(tb testing.TB) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	sw.reset()
+}
+
+// waitReceived waits, at most 20 s, until every speaker sw watches holds
+// want(node) paths from the peer (its Adj-RIB-In): after the peer's
+// restart its sessions are established before it has sent its table.
+func (sw *sessionWatch) waitReceived(tb testing.TB, want func(node string) int) {
+	tb.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, n := range sw.nodes {
+		c, ok := sw.rt.Speaker(n)
+		if !ok {
+			tb.Fatalf("no speaker on %s", n)
+		}
+		for {
+			got, err := c.Received(context.Background(), sw.addrs[n])
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if got == want(n) {
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("%s holds %d paths from %s after 20 s, want %d", n, got, sw.peer, want(n))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // reset forgets what was seen so far.

@@ -88,9 +88,18 @@ func dropSlope(b *testing.B, leaves int) time.Duration {
 		})
 	}
 	peers := watchSessionsTo(b, rt, f.Leaves(), "spine1")
+	held := 0
 	spineLoss := func() time.Duration {
 		var lost []time.Duration
 		for range cycles {
+			// Every other leaf holds leaf1's routes from spine1 (after
+			// a restore, established comes before spine1 sent them).
+			peers.waitReceived(b, func(n string) int {
+				if n == "leaf1" {
+					return 0
+				}
+				return held
+			})
 			peers.reset()
 			t0 := time.Now()
 			if err := rt.SetNodeState(ctx, "spine1", false); err != nil {
@@ -101,16 +110,14 @@ func dropSlope(b *testing.B, leaves int) time.Duration {
 				b.Fatal(err)
 			}
 			peers.rearm(b)
-			// The restore returns once every leaf's table is whole,
-			// which spine2 alone makes it; give the restarted spine1
-			// time to reflect leaf1's routes to the leaves again.
-			time.Sleep(time.Second)
 		}
 		return median(lost)
 	}
 	advertise(1, few)
+	held = few
 	lFew := spineLoss()
 	advertise(1+few, more)
+	held = few + more
 	lMore := spineLoss()
 	slope := max(lMore-lFew, 0) / more
 	b.Logf("2x%d, %d leaves dropping: spine1's loss %v with %d routes, %v with %d: %v a path", leaves, leaves-1, lFew, few, lMore, few+more, slope)

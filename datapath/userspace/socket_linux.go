@@ -206,20 +206,6 @@ func (q *txQueue) takeRefused() int {
 	return n
 }
 
-// linkDown tells whether the socket's interface is down or has lost
-// carrier, as the kernel has it now (the flags of its own namespace).
-func linkDown(fd int, ifname string) bool {
-	ifr, err := unix.NewIfreq(ifname)
-	if err != nil {
-		return false
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return false
-	}
-	f := ifr.Uint16()
-	return f&unix.IFF_UP == 0 || f&unix.IFF_RUNNING == 0
-}
-
 func newTxQueue(fd, n, size int) *txQueue {
 	return &txQueue{fd: fd, b: newBatch(n, size, false), lens: make([]int, n)}
 }

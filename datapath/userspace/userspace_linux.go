@@ -13,7 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/netbed/netbed/datapath"
 	"github.com/netbed/netbed/datapath/frame"
@@ -136,6 +138,10 @@ type nodeRun struct {
 	done    chan struct{}
 	rx      *batch
 	out     output
+	// links is a netlink handle in the node's namespace, opened at the
+	// first refused send (carrierLost).
+	linkMu sync.Mutex
+	links  *netlink.Handle
 }
 
 // Runtime runs nodes in real time. Node calls never overlap: each node has
@@ -372,6 +378,12 @@ func (nr *nodeRun) closeAll() {
 	}
 	wg.Wait()
 	nr.poll.close()
+	nr.linkMu.Lock()
+	if nr.links != nil {
+		nr.links.Close()
+		nr.links = nil
+	}
+	nr.linkMu.Unlock()
 }
 
 func (r *Runtime) node(name string) (*nodeRun, error) {
@@ -932,13 +944,36 @@ func (nr *nodeRun) refused(p *port) {
 	if n == 0 {
 		return
 	}
-	if linkDown(p.fd, p.name) {
+	if nr.carrierLost(p) {
 		for range n {
 			nr.r.countDrop(datapath.ReasonPortDown)
 		}
 		return
 	}
 	nr.r.sendErr.Add(int64(n))
+}
+
+// carrierLost tells whether port p's interface is down or has lost
+// carrier, as the kernel has it now. It asks netlink in the node's
+// namespace: the SIOCGIFFLAGS ioctl cannot carry IFF_LOWER_UP, and its
+// IFF_RUNNING follows the carrier only once the kernel's link watcher
+// has run, after the send was refused.
+func (nr *nodeRun) carrierLost(p *port) bool {
+	nr.linkMu.Lock()
+	defer nr.linkMu.Unlock()
+	if nr.links == nil {
+		h, err := netlink.NewHandleAt(nr.ns)
+		if err != nil {
+			return false
+		}
+		nr.links = h
+	}
+	l, err := nr.links.LinkByName(p.name)
+	if err != nil {
+		return false
+	}
+	f := l.Attrs().RawFlags
+	return f&unix.IFF_UP == 0 || f&unix.IFF_LOWER_UP == 0
 }
 
 // flush writes every port's queued frames.

@@ -388,11 +388,14 @@ func (w *kernelWatch) leaves() []string {
 }
 
 // kernelView is what a leaf's kernel holds of the overlay: the remote
-// entries of its VXLAN devices' FDB (`bridge fdb show dev vx<VNI>`,
-// self, with a dst) and its bridges' extern_learn neighbours (`ip neigh
+// entries of its VXLAN devices' FDB (`bridge fdb show dev vx<VNI>`:
+// self with a dst, and the bridge's extern_learn entries) and its
+// bridges' extern_learn neighbours (`ip neigh
 // show dev br<VNI>`).
 type kernelView struct {
-	fdb   []string // "vni V MAC dst VTEP", sorted; L2 VNIs
+	// fdb is "vni V MAC dst VTEP" (the VXLAN device's, self) and "vni
+	// V MAC master" (the bridge's, extern_learn), sorted; L2 VNIs.
+	fdb   []string
 	neigh []string // "vni V IP MAC", sorted; L2 VNIs
 	// l2 are the VNIs with a bridge holding an anycast gateway
 	// address (an L3 VNI's bridge has none).
@@ -428,7 +431,15 @@ func readKernel(t testing.TB, rt *netnsrt.Runtime, leaf string) kernelView {
 			if err != nil {
 				t.Fatalf("%s: fdb of %s: %v", leaf, name, err)
 			}
+			var master []string
 			for _, n := range fdb {
+				// The bridge's entries come with its index
+				// (NDA_MASTER), not NTF_MASTER, in a dump.
+				if n.MasterIndex != 0 && n.Flags&netlink.NTF_SELF == 0 && n.Flags&netlink.NTF_EXT_LEARNED != 0 && len(n.HardwareAddr) == 6 {
+					master = append(master, n.HardwareAddr.String())
+					kv.fdb = append(kv.fdb, fmt.Sprintf("vni %d %s master", vx.VxlanId, n.HardwareAddr))
+					continue
+				}
 				if n.Flags&netlink.NTF_SELF == 0 || n.IP == nil || len(n.HardwareAddr) != 6 {
 					continue
 				}
@@ -440,6 +451,13 @@ func readKernel(t testing.TB, rt *netnsrt.Runtime, leaf string) kernelView {
 				if mac != "00:00:00:00:00:00" {
 					kv.macAt[mac] = append(kv.macAt[mac], d)
 					macVTEP[mac] = d
+				}
+			}
+			// The bridge's entries towards the VXLAN device count
+			// for the VTEP their MAC's own entry points at.
+			for _, mac := range master {
+				if d, ok := macVTEP[mac]; ok {
+					kv.dsts[d]++
 				}
 			}
 			continue
@@ -511,7 +529,8 @@ func readKernel(t testing.TB, rt *netnsrt.Runtime, leaf string) kernelView {
 
 // want is what kv's L2 VNIs should hold from a leaf's speaker's best
 // paths rs (the leaf's own VTEP self): per remote type 2 an FDB entry
-// towards its VTEP and, with an IP, a neighbour; per remote type 3 an
+// towards its VTEP, the bridge's entry sending its MAC to the VXLAN
+// device and, with an IP, a neighbour; per remote type 3 an
 // all-zero entry (head-end replication).
 func (kv kernelView) want(rs []evpn.Route, self netip.Addr) kernelView {
 	var out kernelView
@@ -521,9 +540,10 @@ func (kv kernelView) want(rs []evpn.Route, self netip.Addr) kernelView {
 		}
 		switch r.Type {
 		case evpn.MACIP:
-			e := fmt.Sprintf("vni %d %s dst %s", r.VNI, r.MAC, r.VTEP)
-			if !slices.Contains(out.fdb, e) {
-				out.fdb = append(out.fdb, e)
+			for _, e := range []string{fmt.Sprintf("vni %d %s dst %s", r.VNI, r.MAC, r.VTEP), fmt.Sprintf("vni %d %s master", r.VNI, r.MAC)} {
+				if !slices.Contains(out.fdb, e) {
+					out.fdb = append(out.fdb, e)
+				}
 			}
 			if r.IP.IsValid() {
 				out.neigh = append(out.neigh, fmt.Sprintf("vni %d %s %s", r.VNI, r.IP, r.MAC))

@@ -36,10 +36,11 @@ import (
 // outages are real time on the kernel and virtual time on sim) has the
 // same outcome as on sim with the BGP model, and every speaker ends with
 // the same routes as sim's. After every fail, restore and drift step,
-// and at the end, each running leaf's kernel (its VXLAN devices' FDB and
-// its bridges' extern_learn neighbours, read with netlink as `bridge
-// fdb` and `ip neigh` show them) holds exactly what its speaker's routes
-// say; once a leaf has failed no other leaf's kernel points at its VTEP;
+// and at the end, each running leaf's kernel (its VXLAN devices' FDB,
+// the bridge's extern_learn entries towards them and its static entries
+// on the access ports, and its bridges' extern_learn neighbours, read
+// with netlink as `bridge fdb` and `ip neigh` show them) holds exactly
+// what its speaker's routes say, remote and local; once a leaf has failed no other leaf's kernel points at its VTEP;
 // once an instance has drifted every other leaf's kernel points its MAC
 // at its new leaf's VTEP only (kernelBGPScenarios).
 func TestKernelBGP(t *testing.T) {
@@ -393,8 +394,9 @@ func (w *kernelWatch) leaves() []string {
 // bridges' extern_learn neighbours (`ip neigh
 // show dev br<VNI>`).
 type kernelView struct {
-	// fdb is "vni V MAC dst VTEP" (the VXLAN device's, self) and "vni
-	// V MAC master" (the bridge's, extern_learn), sorted; L2 VNIs.
+	// fdb is "vni V MAC dst VTEP" (the VXLAN device's, self), "vni V
+	// MAC master" (the bridge's, extern_learn) and "vni V MAC local"
+	// (static on an access port), sorted; L2 VNIs.
 	fdb   []string
 	neigh []string // "vni V IP MAC", sorted; L2 VNIs
 	// l2 are the VNIs with a bridge holding an anycast gateway
@@ -477,6 +479,22 @@ func readKernel(t testing.TB, rt *netnsrt.Runtime, leaf string) kernelView {
 		}
 		if len(addrs) > 0 {
 			kv.l2[uint32(vni)] = true
+			// The access ports' static entries: the MACs bound on
+			// this leaf.
+			for _, lk := range links {
+				if lk.Attrs().MasterIndex != br.Attrs().Index || lk.Type() == "vxlan" {
+					continue
+				}
+				fdb, err := h.NeighList(lk.Attrs().Index, unix.AF_BRIDGE)
+				if err != nil {
+					t.Fatalf("%s: fdb of %s: %v", leaf, lk.Attrs().Name, err)
+				}
+				for _, n := range fdb {
+					if n.MasterIndex != 0 && n.Flags&netlink.NTF_SELF == 0 && n.State&netlink.NUD_NOARP != 0 && len(n.HardwareAddr) == 6 {
+						kv.fdb = append(kv.fdb, fmt.Sprintf("vni %d %s local", vni, n.HardwareAddr))
+					}
+				}
+			}
 		}
 		for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 			ns, err := h.NeighList(br.Attrs().Index, fam)
@@ -530,12 +548,19 @@ func readKernel(t testing.TB, rt *netnsrt.Runtime, leaf string) kernelView {
 // want is what kv's L2 VNIs should hold from a leaf's speaker's best
 // paths rs (the leaf's own VTEP self): per remote type 2 an FDB entry
 // towards its VTEP, the bridge's entry sending its MAC to the VXLAN
-// device and, with an IP, a neighbour; per remote type 3 an
+// device and, with an IP, a neighbour; per local type 2 a static entry
+// on an access port; per remote type 3 an
 // all-zero entry (head-end replication).
 func (kv kernelView) want(rs []evpn.Route, self netip.Addr) kernelView {
 	var out kernelView
 	for _, r := range rs {
-		if r.VTEP == self || !kv.l2[r.VNI] {
+		if !kv.l2[r.VNI] {
+			continue
+		}
+		if r.VTEP == self {
+			if e := fmt.Sprintf("vni %d %s local", r.VNI, r.MAC); r.Type == evpn.MACIP && !slices.Contains(out.fdb, e) {
+				out.fdb = append(out.fdb, e)
+			}
 			continue
 		}
 		switch r.Type {

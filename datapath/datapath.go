@@ -17,9 +17,10 @@ import (
 //   - frame is the node's until Receive returns: the node may rewrite it
 //     in place (MACs, TTL, a VLAN tag popped by moving the MACs up) and
 //     pass it, or a slice of it (a decapsulated inner frame), to
-//     out.Send, which copies, so that a forwarded frame is copied once
-//     per hop. The node must not retain frame after Receive returns, and
-//     a runtime must not read frame after handing it to Receive.
+//     out.Forward (or out.Send, which copies), so that a forwarded frame
+//     is copied at most once per hop. The node must not retain frame
+//     after Receive returns, and a runtime must not read frame after
+//     handing it to Receive.
 //   - Calls to Receive and SetPortState for one node never overlap.
 type Node interface {
 	// Name is the device name used in traces (the topology node name).
@@ -38,6 +39,12 @@ type Output interface {
 	// Send transmits a copy of frame on the node's port; the node may
 	// reuse or rewrite frame as soon as Send returns.
 	Send(port int, frame []byte)
+	// Forward is Send for a node done with frame: from the call until
+	// Receive returns the node neither reads nor writes frame again. When
+	// frame is the one Receive was handed, or a slice of it, a runtime
+	// may then send it without a copy (the simulator does, once per
+	// received frame); otherwise Forward copies as Send does.
+	Forward(port int, frame []byte)
 	// Trace records that a device inside the node handled the frame.
 	Trace(ev Event)
 }

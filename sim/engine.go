@@ -97,7 +97,8 @@ var (
 	_ stack.Resumer   = (*output)(nil)
 )
 
-func (o *output) Send(port int, b []byte) { o.e.send(o.n, port, b) }
+func (o *output) Send(port int, b []byte)    { o.e.send(o.n, port, b, false) }
+func (o *output) Forward(port int, b []byte) { o.e.send(o.n, port, b, true) }
 func (o *output) Trace(ev datapath.Event) {
 	e := o.e
 	if !e.keeping && e.devCost == nil {
@@ -202,8 +203,15 @@ type Engine struct {
 	byName map[string]int32
 	wires  []wireState
 
+	// Frame buffers: arena holds each buffer whole, bufs the frame in it
+	// (a slice of it: a node may forward the inner frame of the one it
+	// received); freeBufs are the indices not in flight. rx is the
+	// buffer of the frame a node is receiving until the node forwards it
+	// (datapath.Output.Forward), -1 otherwise.
+	arena    [][]byte
 	bufs     [][]byte
 	freeBufs []int32
+	rx       int32
 	actions  []action
 	freeActs []int32
 
@@ -244,7 +252,7 @@ func New(seed int64) *Engine {
 		byName: map[string]int32{},
 		counts: Counts{Dropped: map[datapath.Reason]uint64{}},
 		record: true, keeping: true,
-		cur: idle,
+		cur: idle, rx: -1,
 	}
 }
 
@@ -545,20 +553,44 @@ func serialisation(n int, rate int64) time.Duration {
 	return time.Duration((bits + rate - 1) / rate)
 }
 
+// allocBuf copies b into a free buffer and returns its index.
 func (e *Engine) allocBuf(b []byte) int32 {
 	var i int32
 	if n := len(e.freeBufs); n > 0 {
 		i = e.freeBufs[n-1]
 		e.freeBufs = e.freeBufs[:n-1]
 	} else {
-		i = int32(len(e.bufs))
-		e.bufs = append(e.bufs, make([]byte, 0, max(len(b), 1600)))
+		i = int32(len(e.arena))
+		e.arena = append(e.arena, make([]byte, 0, max(len(b), 1600)))
+		e.bufs = append(e.bufs, nil)
 	}
-	e.bufs[i] = append(e.bufs[i][:0], b...)
+	f := append(e.arena[i][:0], b...)
+	if cap(f) != cap(e.arena[i]) {
+		e.arena[i] = f[:0] // grown for a larger frame
+	}
+	e.bufs[i] = f
 	return i
 }
 
-func (e *Engine) send(ni int32, port int, b []byte) {
+// takeBuf returns the buffer holding b without a copy when b is the frame
+// being received (or a slice of it) and no earlier Forward took it, and
+// a copy in a free buffer otherwise.
+func (e *Engine) takeBuf(b []byte) int32 {
+	if i := e.rx; i >= 0 && cap(b) > 0 {
+		a := e.arena[i][:cap(e.arena[i])]
+		// b lies in the buffer when both end where the buffer ends.
+		if &b[:cap(b)][cap(b)-1] == &a[len(a)-1] {
+			e.rx = -1
+			e.bufs[i] = b
+			return i
+		}
+	}
+	return e.allocBuf(b)
+}
+
+// send queues a frame node ni sends on port: a copy of b, or b itself when
+// the node forwards the frame it is receiving (take).
+func (e *Engine) send(ni int32, port int, b []byte, take bool) {
 	e.counts.Injected++
 	e.cur.sends++
 	n := e.nodes[ni]
@@ -622,8 +654,14 @@ func (e *Engine) send(ni int32, port int, b []byte) {
 	}
 	e.counts.InFlight++
 	e.seq++
+	var buf int32
+	if take {
+		buf = e.takeBuf(b)
+	} else {
+		buf = e.allocBuf(b)
+	}
 	e.q.push(event{at: end + d.lag, seq: e.seq, probe: e.cur.probe,
-		wire: wi, buf: e.allocBuf(b), head: head, epoch: w.epoch, kind: evArrive, dir: side})
+		wire: wi, buf: buf, head: head, epoch: w.epoch, kind: evArrive, dir: side})
 }
 
 // linkDrop counts and traces a frame the engine dropped on n's port.
@@ -705,7 +743,13 @@ func (e *Engine) arrive(ev *event) {
 		e.linkDrop(n, port, false, datapath.ReasonNodeDown, "sim:node-down", ev.head)
 	default:
 		e.counts.Hops++
+		e.rx = ev.buf
 		n.n.Receive(e.now, port, b, n.out)
+		if e.rx < 0 {
+			// The node forwarded the frame: its buffer is in flight.
+			ev.buf = -1
+		}
+		e.rx = -1
 		switch {
 		case e.cur.sends > 0:
 			e.counts.Forwarded++
@@ -715,7 +759,9 @@ func (e *Engine) arrive(ev *event) {
 			e.counts.Delivered++
 		}
 	}
-	e.freeBufs = append(e.freeBufs, ev.buf)
+	if ev.buf >= 0 {
+		e.freeBufs = append(e.freeBufs, ev.buf)
+	}
 	e.cur = idle
 }
 

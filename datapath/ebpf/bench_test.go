@@ -94,8 +94,9 @@ func BenchmarkPolicyLookup(b *testing.B) {
 
 type discard struct{ sent int }
 
-func (d *discard) Send(int, []byte)     { d.sent++ }
-func (d *discard) Trace(datapath.Event) {}
+func (d *discard) Forward(port int, b []byte) { d.Send(port, b) }
+func (d *discard) Send(int, []byte)           { d.sent++ }
+func (d *discard) Trace(datapath.Event)       {}
 
 func benchNode(b *testing.B, mode Mode) (*Node, *Endpoint, *Endpoint) {
 	n, err := NewNode(NodeConfig{Name: "host1", Mode: mode, NodeIP: netip.MustParseAddr("172.16.128.1"),

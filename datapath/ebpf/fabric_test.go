@@ -40,6 +40,7 @@ type tapOut struct {
 	t *tap
 }
 
+func (o tapOut) Forward(port int, b []byte) { o.Send(port, b) }
 func (o tapOut) Send(port int, b []byte) {
 	*o.t.log = append(*o.t.log, capture{o.t.Name(), o.t.Ports()[port], true, append([]byte(nil), b...)})
 	o.Output.Send(port, b)

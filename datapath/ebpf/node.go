@@ -701,7 +701,7 @@ func (n *Node) deliver(now time.Duration, prog, in string, ep *Endpoint, b []byt
 	decTTL(buf)
 	n.trace(out, now, prog, datapath.KindBPF, in, ep.Device, datapath.ActRedirect, "", rule)
 	n.trace(out, now, ep.Device, datapath.KindVeth, prog, "eth0", datapath.ActForward, "", "")
-	out.Send(ep.Port, buf)
+	out.Forward(ep.Port, buf)
 }
 
 // toEndpoint runs the ingress policy for ep and delivers or drops.
@@ -863,7 +863,7 @@ func (n *Node) routeOut(now time.Duration, prog, in string, b []byte, rule strin
 	decTTL(buf)
 	n.trace(out, now, prog, datapath.KindBPF, in, c.Name, datapath.ActRedirect, "", rule)
 	n.trace(out, now, c.Name, datapath.KindNIC, prog, c.Name, datapath.ActForward, "", "")
-	out.Send(i, buf)
+	out.Forward(i, buf)
 }
 
 // VXLAN header sizes.

@@ -25,6 +25,7 @@ type sentFrame struct {
 	b    []byte
 }
 
+func (r *rec) Forward(port int, b []byte) { r.Send(port, b) }
 func (r *rec) Send(port int, b []byte) {
 	r.sent = append(r.sent, sentFrame{port, append([]byte(nil), b...)})
 }

@@ -18,7 +18,8 @@ import (
 // counter counts what a node emits without keeping it.
 type counter struct{ sends, drops int }
 
-func (c *counter) Send(int, []byte) { c.sends++ }
+func (c *counter) Forward(port int, b []byte) { c.Send(port, b) }
+func (c *counter) Send(int, []byte)           { c.sends++ }
 func (c *counter) Trace(ev datapath.Event) {
 	if ev.Action == datapath.ActDrop {
 		c.drops++

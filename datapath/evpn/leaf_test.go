@@ -25,12 +25,15 @@ type sent struct {
 	frame []byte
 }
 
+func (r *rec) Forward(port int, b []byte) { r.Send(port, b) }
 func (r *rec) Send(port int, f []byte) {
 	r.sends = append(r.sends, sent{port, bytes.Clone(f)})
 }
 func (r *rec) Trace(ev datapath.Event) { r.events = append(r.events, ev) }
 
 type discard struct{}
+
+func (o discard) Forward(port int, b []byte) { o.Send(port, b) }
 
 func (discard) Send(int, []byte)     {}
 func (discard) Trace(datapath.Event) {}

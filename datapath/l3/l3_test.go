@@ -119,6 +119,7 @@ type sent struct {
 	frame []byte
 }
 
+func (r *rec) Forward(port int, b []byte) { r.Send(port, b) }
 func (r *rec) Send(port int, f []byte) {
 	r.sent = append(r.sent, sent{port, append([]byte(nil), f...)})
 }
@@ -473,6 +474,8 @@ func BenchmarkFIBLookup(b *testing.B) {
 }
 
 type discard struct{}
+
+func (o discard) Forward(port int, b []byte) { o.Send(port, b) }
 
 func (discard) Send(int, []byte)     {}
 func (discard) Trace(datapath.Event) {}

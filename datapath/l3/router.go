@@ -377,7 +377,7 @@ func (r *Router) receiveIPv4(now time.Duration, port int, f []byte, out datapath
 	binary.BigEndian.PutUint16(b[24:26], inetsum.IPv4Header(b[14:14+ihl]))
 	out.Trace(datapath.Event{Time: now, Node: r.name, Device: r.name, Kind: datapath.KindRouter,
 		InPort: r.portNames[port], OutPort: r.portNames[h.port], Action: datapath.ActRoute, Rule: g.rule})
-	out.Send(h.port, b)
+	out.Forward(h.port, b)
 }
 
 // deliverLocal consumes a packet addressed to the router; ICMP echo

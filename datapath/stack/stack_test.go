@@ -24,6 +24,7 @@ type recorder struct {
 	ctx    Context
 }
 
+func (r *recorder) Forward(port int, b []byte) { r.Send(port, b) }
 func (r *recorder) Send(port int, b []byte) {
 	r.sent = append(r.sent, append([]byte(nil), b...))
 	r.sentAt = append(r.sentAt, r.ctx)

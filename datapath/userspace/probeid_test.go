@@ -14,8 +14,9 @@ import (
 // sent records what a stack.Instance sends.
 type sent struct{ frames [][]byte }
 
-func (s *sent) Send(_ int, b []byte)    { s.frames = append(s.frames, append([]byte(nil), b...)) }
-func (s *sent) Trace(ev datapath.Event) {}
+func (s *sent) Forward(port int, b []byte) { s.Send(port, b) }
+func (s *sent) Send(_ int, b []byte)       { s.frames = append(s.frames, append([]byte(nil), b...)) }
+func (s *sent) Trace(ev datapath.Event)    {}
 
 // TestProbeIDOf checks that ProbeIDOf finds the ID in every probe a
 // stack.Instance sends, and in the same frames tagged or VXLAN-encapsulated,

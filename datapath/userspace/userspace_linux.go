@@ -849,6 +849,10 @@ func (o *output) Resume(c stack.Context) {
 	o.probe, o.head, o.arp, o.flood, o.from = c.Probe, int32(uint32(c.Ref)), c.Ref&(1<<32) != 0, -1, nil
 }
 
+// Forward implements datapath.Output: the socket or ring takes a copy
+// anyway, as Send.
+func (o *output) Forward(i int, b []byte) { o.Send(i, b) }
+
 // Send implements datapath.Output.
 func (o *output) Send(i int, b []byte) {
 	nr := o.nr

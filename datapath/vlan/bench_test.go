@@ -12,8 +12,9 @@ import (
 // sink is an Output that counts and discards, as cheaply as possible.
 type sink struct{ sent, traced int }
 
-func (s *sink) Send(int, []byte)     { s.sent++ }
-func (s *sink) Trace(datapath.Event) { s.traced++ }
+func (s *sink) Forward(port int, b []byte) { s.Send(port, b) }
+func (s *sink) Send(int, []byte)           { s.sent++ }
+func (s *sink) Trace(datapath.Event)       { s.traced++ }
 
 func reportRate(b *testing.B, start time.Time) {
 	if el := time.Since(start).Seconds(); el > 0 {

@@ -348,7 +348,7 @@ func (c *Core) route(now time.Duration, inName string, dst netip.Addr, b []byte,
 		}
 		copy(f[0:6], c.fwMAC[:])
 		c.trace(now, out, inName, c.names[c.fwPort], datapath.ActRoute, datapath.ReasonNone, "route:default")
-		out.Send(c.fwPort, f)
+		out.Forward(c.fwPort, f)
 		return
 	}
 	if e, ok := c.arp[dst]; ok && e.vlan == target.vlan && now-e.seen < c.arpTTL {

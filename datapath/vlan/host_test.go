@@ -23,6 +23,7 @@ type sent struct {
 	b    []byte
 }
 
+func (r *rec) Forward(port int, b []byte) { r.Send(port, b) }
 func (r *rec) Send(port int, b []byte) {
 	r.sent = append(r.sent, sent{port, append([]byte(nil), b...)})
 }

@@ -268,7 +268,11 @@ func (s *Switch) egress(q int, vlan uint16, b []byte, out datapath.Output, cache
 	tagged := binary.BigEndian.Uint16(b[12:14]) == 0x8100
 	switch {
 	case wantTag == tagged && (!tagged || frame.VLANOf(b) == vlan):
-		out.Send(q, b)
+		if cache == nil {
+			out.Forward(q, b) // one port: the switch is done with b
+		} else {
+			out.Send(q, b)
+		}
 	case wantTag:
 		if cache == nil || !cache[0] {
 			if tagged {

@@ -308,13 +308,13 @@ func (h *Host) fromPod(now time.Duration, p *Pod, b []byte, out datapath.Output)
 	}
 	setMACs(b, h.routerMAC, e.mac)
 	out.Trace(h.ev(now, e.Device(), datapath.KindNIC, p.Veth, h.ports[h.uplink], datapath.ActForward, "", "route:default via "+gatewayOf(e.Subnet).String()+" dev "+e.Device()))
-	out.Send(h.uplink, b)
+	out.Forward(h.uplink, b)
 }
 
 func (h *Host) toPod(now time.Duration, q *Pod, b []byte, out datapath.Output) {
 	setMACs(b, q.mac, q.veth)
 	out.Trace(h.ev(now, q.Veth, datapath.KindVeth, "", q.Veth, datapath.ActForward, "", "route:"+q.IP.String()+" dev "+q.Veth))
-	out.Send(q.Port, b)
+	out.Forward(q.Port, b)
 }
 
 // fromVPC: a packet for one of the VM's ENIs goes to the pod holding its

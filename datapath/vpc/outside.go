@@ -176,7 +176,7 @@ func (o *Outside) Receive(now time.Duration, port int, b []byte, out datapath.Ou
 		setMACs(buf, to.mac, to.dev)
 		ev.OutPort, ev.Action, ev.Rule = o.ports[to.port], datapath.ActRoute, "route:"+to.ip.String()
 		out.Trace(ev)
-		out.Send(to.port, buf)
+		out.Forward(to.port, buf)
 		return
 	}
 	if from == nil {
@@ -186,5 +186,5 @@ func (o *Outside) Receive(now time.Duration, port int, b []byte, out datapath.Ou
 	setMACs(buf, o.peerMAC, o.upMAC)
 	ev.OutPort, ev.Action, ev.Rule = o.ports[o.uplink], datapath.ActRoute, "route:default"
 	out.Trace(ev)
-	out.Send(o.uplink, buf)
+	out.Forward(o.uplink, buf)
 }

@@ -280,7 +280,7 @@ func (r *Router) Receive(now time.Duration, port int, b []byte, out datapath.Out
 		// b is rewritten in place (datapath.Node's contract).
 		setMACs(b, r.peerMAC[e.port], r.macs[e.port])
 		out.Trace(r.ev(now, DevRTB, datapath.KindRouter, port, e.port, datapath.ActRoute, "", e.rule))
-		out.Send(e.port, b)
+		out.Forward(e.port, b)
 		return
 	}
 	to, ok := r.addrs[f.dst]
@@ -301,7 +301,7 @@ func (r *Router) Receive(now time.Duration, port int, b []byte, out datapath.Out
 	out.Trace(r.ev(now, DevSGIn, datapath.KindFirewall, -1, to.port, datapath.ActForward, "", rule))
 	// b is rewritten in place (datapath.Node's contract).
 	setMACs(b, to.mac, r.macs[to.port])
-	out.Send(to.port, b)
+	out.Forward(to.port, b)
 }
 
 // admit decides whether the groups of e let f in, and names the rule.

@@ -389,8 +389,9 @@ func TestGen1(t *testing.T) {
 
 type nopOutput struct{}
 
-func (nopOutput) Send(int, []byte)     {}
-func (nopOutput) Trace(datapath.Event) {}
+func (o nopOutput) Forward(port int, b []byte) { o.Send(port, b) }
+func (nopOutput) Send(int, []byte)             {}
+func (nopOutput) Trace(datapath.Event)         {}
 
 // unplug removes inst from the model and unplugs it.
 func (b *bed) unplug(t *testing.T, inst string) {

@@ -43,7 +43,8 @@ type Output interface {
 	// Receive returns the node neither reads nor writes frame again. When
 	// frame is the one Receive was handed, or a slice of it, a runtime
 	// may then send it without a copy (the simulator does, once per
-	// received frame); otherwise Forward copies as Send does.
+	// received frame, for a slice from the frame's start); otherwise
+	// Forward copies as Send does.
 	Forward(port int, frame []byte)
 	// Trace records that a device inside the node handled the frame.
 	Trace(ev Event)

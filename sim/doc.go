@@ -19,7 +19,13 @@
 // Order. Events run by (time, scheduling order), so equal seeds and inputs
 // give byte-identical traces (WriteTrace).
 //
-// Accounting. Every Send injects a frame; each injected frame is delivered
+// Frames. The engine owns the frame buffers: Send copies a frame into a
+// free one; Forward of the frame a node is receiving (or of a slice of it
+// from its start) hands that frame's buffer on without a copy, once per
+// received frame; a second send of it, or an inner frame, is a copy. Once the fabric has
+// learnt its addresses, a packet hop allocates nothing.
+//
+// Accounting. Every Send or Forward injects a frame; each injected frame is delivered
 // (its receiver sent nothing in response and traced no drop), forwarded
 // (its receiver sent one or more frames, injected in turn), dropped by
 // reason (by the receiver's drop event, or by the engine: queue-full,

@@ -203,12 +203,10 @@ type Engine struct {
 	byName map[string]int32
 	wires  []wireState
 
-	// Frame buffers: arena holds each buffer whole, bufs the frame in it
-	// (a slice of it: a node may forward the inner frame of the one it
-	// received); freeBufs are the indices not in flight. rx is the
-	// buffer of the frame a node is receiving until the node forwards it
+	// Frame buffers: bufs holds the frames, each at the start of its
+	// buffer; freeBufs are the indices not in flight. rx is the buffer of
+	// the frame a node is receiving until the node forwards it
 	// (datapath.Output.Forward), -1 otherwise.
-	arena    [][]byte
 	bufs     [][]byte
 	freeBufs []int32
 	rx       int32
@@ -560,32 +558,11 @@ func (e *Engine) allocBuf(b []byte) int32 {
 		i = e.freeBufs[n-1]
 		e.freeBufs = e.freeBufs[:n-1]
 	} else {
-		i = int32(len(e.arena))
-		e.arena = append(e.arena, make([]byte, 0, max(len(b), 1600)))
-		e.bufs = append(e.bufs, nil)
+		i = int32(len(e.bufs))
+		e.bufs = append(e.bufs, make([]byte, 0, max(len(b), 1600)))
 	}
-	f := append(e.arena[i][:0], b...)
-	if cap(f) != cap(e.arena[i]) {
-		e.arena[i] = f[:0] // grown for a larger frame
-	}
-	e.bufs[i] = f
+	e.bufs[i] = append(e.bufs[i][:0], b...)
 	return i
-}
-
-// takeBuf returns the buffer holding b without a copy when b is the frame
-// being received (or a slice of it) and no earlier Forward took it, and
-// a copy in a free buffer otherwise.
-func (e *Engine) takeBuf(b []byte) int32 {
-	if i := e.rx; i >= 0 && cap(b) > 0 {
-		a := e.arena[i][:cap(e.arena[i])]
-		// b lies in the buffer when both end where the buffer ends.
-		if &b[:cap(b)][cap(b)-1] == &a[len(a)-1] {
-			e.rx = -1
-			e.bufs[i] = b
-			return i
-		}
-	}
-	return e.allocBuf(b)
 }
 
 // send queues a frame node ni sends on port: a copy of b, or b itself when
@@ -655,8 +632,11 @@ func (e *Engine) send(ni int32, port int, b []byte, take bool) {
 	e.counts.InFlight++
 	e.seq++
 	var buf int32
-	if take {
-		buf = e.takeBuf(b)
+	if take && e.rx >= 0 && len(b) > 0 && &b[0] == &e.bufs[e.rx][:1][0] {
+		// b is the frame being received, or a slice of it from its
+		// start: its buffer goes on without a copy.
+		buf, e.rx = e.rx, -1
+		e.bufs[buf] = b
 	} else {
 		buf = e.allocBuf(b)
 	}

@@ -9,9 +9,9 @@ import (
 	"github.com/netbed/netbed/datapath"
 )
 
-// stripper forwards every frame from port 0 without its first strip
-// bytes (as a decapsulating node forwards the inner frame) on each of
-// its other ports: the first taken by Forward, the others sent (copies).
+// stripper forwards every frame from port 0, without its first strip
+// bytes (as a decapsulating node forwards the inner frame), on each of
+// its other ports: by Forward on port 1, by Send on the others.
 type stripper struct {
 	name  string
 	ports []string
@@ -57,14 +57,14 @@ func (k *keeper) Receive(now time.Duration, port int, b []byte, out datapath.Out
 }
 func (k *keeper) SetPortState(time.Duration, int, bool, datapath.Output) {}
 
-// TestForwardTakesTheFrame: a node forwarding the frame it received (or
-// its inner frame) hands the engine's buffer on without a copy, once; a
-// second send of it, and a Forward of a frame the node built, are
-// copies; buffers shortened by a forward are whole again when reused.
+// TestForwardTakesTheFrame: a node forwarding the frame it received
+// hands the engine's buffer on without a copy, once; an inner frame, a
+// second send of the frame and a Forward of a frame the node built are
+// copies; buffers keep their size when reused.
 func TestForwardTakesTheFrame(t *testing.T) {
 	e := New(1)
 	e.SetRecord(false)
-	s1 := &stripper{name: "s1", ports: []string{"in", "out"}, strip: 4}
+	s1 := &stripper{name: "s1", ports: []string{"in", "out"}}
 	s2 := &stripper{name: "s2", ports: []string{"in", "out", "copy"}, strip: 4}
 	src := &endpoint{name: "src"}
 	dst, cp := &keeper{name: "dst"}, &keeper{name: "cp"}
@@ -107,19 +107,20 @@ func TestForwardTakesTheFrame(t *testing.T) {
 	if len(dst.frames) != 1 || len(cp.frames) != 1 {
 		t.Fatalf("dst got %d frames, cp %d; want 1 each", len(dst.frames), len(cp.frames))
 	}
-	if !bytes.Equal(dst.frames[0], frame[8:]) || !bytes.Equal(cp.frames[0], frame[8:]) {
-		t.Fatalf("dst got %x, cp %x; want %x", dst.frames[0], cp.frames[0], frame[8:])
+	if !bytes.Equal(dst.frames[0], frame[4:]) || !bytes.Equal(cp.frames[0], frame[4:]) {
+		t.Fatalf("dst got %x, cp %x; want %x", dst.frames[0], cp.frames[0], frame[4:])
 	}
 	if &s1.got[0][0] == &own[0] {
 		t.Error("a frame forwarded from outside Receive was not copied")
 	}
-	// s1 and s2 forwarded the buffer s1 received: dst's frame lies 8
-	// bytes into it; cp's is a copy.
-	if dst.at[0] != &s1.got[0][8] || &s2.got[0][0] != &s1.got[0][4] {
-		t.Errorf("the forwarded frame was copied: s1 got it at %p, s2 at %p, dst at %p", &s1.got[0][0], &s2.got[0][0], dst.at[0])
+	// s1 forwarded the buffer it received; s2's inner frame does not
+	// start where its buffer starts, so its Forward copied (so did its
+	// Send, a second send of the frame).
+	if &s2.got[0][0] != &s1.got[0][0] {
+		t.Errorf("the forwarded frame was copied: s1 got it at %p, s2 at %p", &s1.got[0][0], &s2.got[0][0])
 	}
-	if cp.at[0] == dst.at[0] {
-		t.Error("the second send of a forwarded frame was not a copy")
+	if dst.at[0] == &s2.got[0][4] || cp.at[0] == &s2.got[0][4] || cp.at[0] == dst.at[0] {
+		t.Error("an inner frame, or a second send of a frame, was not copied")
 	}
 	if c, err := e.Conservation(); err != nil || c.Forwarded != 2 || c.Delivered != 2 {
 		t.Fatalf("counts %+v, %v; want 2 forwarded, 2 delivered", c, err)
@@ -135,8 +136,8 @@ func TestForwardTakesTheFrame(t *testing.T) {
 	long[1599] = 7
 	frame, own = long, bytes.Clone(long)
 	round()
-	if got := dst.frames[len(dst.frames)-1]; !bytes.Equal(got, long[8:]) {
-		t.Errorf("a full-size frame after the short ones arrived as %d bytes, want %d", len(got), len(long)-8)
+	if got := dst.frames[len(dst.frames)-1]; !bytes.Equal(got, long[4:]) {
+		t.Errorf("a full-size frame after the short ones arrived as %d bytes, want %d", len(got), len(long)-4)
 	}
 	dst.quiet = true
 	round()

@@ -148,13 +148,20 @@ func TestForwardTakesTheFrame(t *testing.T) {
 
 // mallocsIn returns the heap allocations made in n calls of f: all of
 // them, where testing.AllocsPerRun rounds the mean down (a table
-// regrowing every few rounds would pass it).
+// regrowing every few rounds would pass it). The count is the process's,
+// so it takes the least of three tries: an allocation of f's shows in
+// every try, a stray one of another goroutine's (a test before this one)
+// in one.
 func mallocsIn(n int, f func()) uint64 {
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	for range n {
-		f()
+	least := ^uint64(0)
+	for range 3 {
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		for range n {
+			f()
+		}
+		runtime.ReadMemStats(&m1)
+		least = min(least, m1.Mallocs-m0.Mallocs)
 	}
-	runtime.ReadMemStats(&m1)
-	return m1.Mallocs - m0.Mallocs
+	return least
 }

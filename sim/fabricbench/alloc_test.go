@@ -108,13 +108,19 @@ func TestSteadyStateHopsDoNotAllocate(t *testing.T) {
 				t.Fatalf("%d packet-hop events in a round of %d requests, want at least 6 a request", perRound, len(sends))
 			}
 			// Every allocation counts (testing.AllocsPerRun would round
-			// the mean down).
-			m0 := mallocs()
-			for range 20 {
-				round()
+			// the mean down); the least of three tries, since the count
+			// is the process's (a stray allocation of another goroutine
+			// shows in one, one of the rounds' in every one).
+			least := ^uint64(0)
+			for range 3 {
+				m0 := mallocs()
+				for range 20 {
+					round()
+				}
+				least = min(least, mallocs()-m0)
 			}
-			if a := mallocs() - m0; a != 0 {
-				t.Errorf("%d allocations in 20 rounds of %d packet-hop events, want 0", a, perRound)
+			if least != 0 {
+				t.Errorf("%d allocations in 20 rounds of %d packet-hop events, want 0", least, perRound)
 			}
 		})
 	}

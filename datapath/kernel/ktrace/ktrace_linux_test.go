@@ -289,26 +289,31 @@ func TestPortsAndQuotes(t *testing.T) {
 	if !l.a.ping(t, addrB, 1, 1, 2*time.Second) {
 		t.Fatal("a cannot ping b")
 	}
+	portsAndQuotes(t, l, tr, addrA, addrB, 46)
+}
+
+// portsAndQuotes sends a UDP datagram (probe first) and a TCP SYN (probe
+// first+1) from a's src to port 9 on b's dst, where nothing listens, and
+// wants the path of each and of its answer: for UDP an ICMP (or ICMPv6)
+// port unreachable quoting the datagram, sent before b frees the
+// datagram; for TCP a RST from port 9 to the prober's port.
+func portsAndQuotes(t *testing.T, l *bridged, tr *Tracer, src, dst netip.Addr, first uint64) {
 	for _, c := range []struct {
-		name  string
-		typ   int
-		proto uint8
-		probe uint64
-		syn   string // the flags of the request and of the answer
-		rst   string
+		name     string
+		typ      int
+		proto    uint8
+		probe    uint64
+		syn, rst string // the flags of the request and of the answer
 	}{
-		// No listener on b: the answer is an ICMP port unreachable
-		// quoting the datagram, sent before b frees the datagram.
-		{"udp", unix.SOCK_DGRAM, ProtoUDP, 46, "", ""},
-		// The answer is a RST from port 9 to the prober's port.
-		{"tcp", unix.SOCK_STREAM, ProtoTCP, 47, " tcp=0x02", " tcp=0x14"},
+		{"udp", unix.SOCK_DGRAM, ProtoUDP, first, "", ""},
+		{"tcp", unix.SOCK_STREAM, ProtoTCP, first + 1, " tcp=0x02", " tcp=0x14"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			sport := uint16(40000 + c.probe)
-			if err := tr.Watch(Flow(c.proto, addrA, sport, addrB, 9), c.probe); err != nil {
+			if err := tr.Watch(Flow(c.proto, src, sport, dst, 9), c.probe); err != nil {
 				t.Fatal(err)
 			}
-			l.a.send(t, c.typ, addrA, sport, addrB, 9)
+			l.a.send(t, c.typ, src, sport, dst, 9)
 			want := []string{
 				"a/eth0 out" + c.syn, "m/pa in" + c.syn, "m/pb out" + c.syn, "b/eth0 in" + c.syn,
 				"b/eth0 out reply" + c.rst, "b/eth0 drop NO_SOCKET" + c.syn,
@@ -351,31 +356,7 @@ func TestIPv6(t *testing.T) {
 		}
 		expect(t, settle(t, tr, probe, len(want)), want)
 	})
-	for _, c := range []struct {
-		name     string
-		typ      int
-		proto    uint8
-		probe    uint64
-		syn, rst string
-	}{
-		// The answer is an ICMPv6 port unreachable quoting the datagram.
-		{"udp6", unix.SOCK_DGRAM, ProtoUDP, 61, "", ""},
-		{"tcp6", unix.SOCK_STREAM, ProtoTCP, 62, " tcp=0x02", " tcp=0x14"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			sport := uint16(40000 + c.probe)
-			if err := tr.Watch(Flow(c.proto, a6, sport, b6, 9), c.probe); err != nil {
-				t.Fatal(err)
-			}
-			l.a.send(t, c.typ, a6, sport, b6, 9)
-			want := []string{
-				"a/eth0 out" + c.syn, "m/pa in" + c.syn, "m/pb out" + c.syn, "b/eth0 in" + c.syn,
-				"b/eth0 out reply" + c.rst, "b/eth0 drop NO_SOCKET" + c.syn,
-				"m/pb in reply" + c.rst, "m/pa out reply" + c.rst, "a/eth0 in reply" + c.rst,
-			}
-			expect(t, settle(t, tr, c.probe, len(want)), want)
-		})
-	}
+	t.Run("ipv6", func(t *testing.T) { portsAndQuotes(t, l, tr, a6, b6, 61) })
 	// The IPv4 key with the same ports sees nothing of the IPv6 flow.
 	t.Run("family", func(t *testing.T) {
 		const probe = 63

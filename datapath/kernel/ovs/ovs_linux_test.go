@@ -404,10 +404,11 @@ func (b *bed) unplug(t *testing.T, inst string) {
 	}
 }
 
-// TestMigrate: an instance live-migrated to another host and back is
-// reached again from peers on both hosts once it announces itself.
-func TestMigrate(t *testing.T) {
-	t.Parallel()
+// moverBed is a gen 1 bed with an instance to move ("mover" on host1)
+// and a peer on either host ("left" on host1, "right" on host2), each
+// of which has reached mover.
+func moverBed(t *testing.T) *bed {
+	t.Helper()
 	b := newBed(t, vlan.Options{})
 	b.addInstance("mover", "host1", net1, "10.1.0.20")
 	b.addInstance("left", "host1", net1, "10.1.0.21")
@@ -417,6 +418,14 @@ func TestMigrate(t *testing.T) {
 			t.Fatalf("%s -> mover before the move", from)
 		}
 	}
+	return b
+}
+
+// TestMigrate: an instance live-migrated to another host and back is
+// reached again from peers on both hosts once it announces itself.
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	b := moverBed(t)
 	for _, to := range []string{"host2", "host1"} {
 		start := time.Now()
 		b.migrate("mover", to)
@@ -439,15 +448,7 @@ func TestMigrate(t *testing.T) {
 // that moves the MAC, as CI saw once in four runs on a quiet machine.)
 func TestForgetFlows(t *testing.T) {
 	t.Parallel()
-	b := newBed(t, vlan.Options{})
-	b.addInstance("mover", "host1", net1, "10.1.0.20")
-	b.addInstance("left", "host1", net1, "10.1.0.21")
-	b.addInstance("right", "host2", net1, "10.1.0.22")
-	for _, from := range []string{"left", "right"} {
-		if b.ping(from, "mover", reachWithin) < 0 {
-			t.Fatalf("%s -> mover before the move", from)
-		}
-	}
+	b := moverBed(t)
 	ctx := context.Background()
 	toMover := "dst=" + b.ports["mover"].MAC.String()
 	flows := func(v *vswitch) []string {

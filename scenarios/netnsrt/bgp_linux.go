@@ -477,27 +477,9 @@ func (bn *bgpNode) hang() error {
 }
 
 // setLinks takes every link of the node down (its veth ends, inside its
-// namespace: the peers lose carrier) or up.
+// namespace: the peers lose carrier) or up, all in one send.
 func (bn *bgpNode) setLinks(up bool) error {
-	h, err := bn.p.r.lab.Handle(bn.name)
-	if err != nil {
-		return err
-	}
-	for _, ifn := range bn.ifaces {
-		l, err := h.LinkByName(ifn)
-		if err != nil {
-			return fmt.Errorf("%s:%s: %w", bn.name, ifn, err)
-		}
-		if up {
-			err = h.LinkSetUp(l)
-		} else {
-			err = h.LinkSetDown(l)
-		}
-		if err != nil {
-			return fmt.Errorf("set %s:%s up=%v: %w", bn.name, ifn, up, err)
-		}
-	}
-	return nil
+	return bn.p.r.lab.SetLinks(bn.name, bn.ifaces, up)
 }
 
 // fail is a switch losing power: its links lose carrier, its speaker

@@ -312,10 +312,6 @@ func (k *kernelFabric) forgetFlows(ctx context.Context) error {
 // the fabric syncs again, reading its tables back (kernel.Resyncer: a
 // link set down lost its routes).
 func (r *Runtime) setCarrier(node string, up bool) error {
-	h, err := r.lab.Handle(node)
-	if err != nil {
-		return fmt.Errorf("kernel runtime: %w", err)
-	}
 	k := r.k
 	k.lock()
 	defer k.unlock()
@@ -333,19 +329,8 @@ func (r *Runtime) setCarrier(node string, up bool) error {
 	} else {
 		delete(k.down, node)
 	}
-	for _, name := range names {
-		l, err := h.LinkByName(name)
-		if err != nil {
-			return fmt.Errorf("kernel runtime: node %s: %s: %w", node, name, err)
-		}
-		if up {
-			err = h.LinkSetUp(l)
-		} else {
-			err = h.LinkSetDown(l)
-		}
-		if err != nil {
-			return fmt.Errorf("kernel runtime: node %s: set %s up=%v: %w", node, name, up, err)
-		}
+	if err := r.lab.SetLinks(node, names, up); err != nil {
+		return fmt.Errorf("kernel runtime: %w", err)
 	}
 	if up {
 		// The node's links lost their routes while down: a fabric

@@ -478,21 +478,8 @@ func (r *Runtime) SetLinkState(_ context.Context, e topologies.Endpoint, up bool
 		ends = append(ends, peer)
 	}
 	for _, end := range ends {
-		h, err := r.lab.Handle(end.Node)
-		if err != nil {
-			return fmt.Errorf("netns runtime: link %s: %w", end, err)
-		}
-		l, err := h.LinkByName(end.Iface)
-		if err != nil {
-			return fmt.Errorf("netns runtime: link %s: %w", end, err)
-		}
-		if up {
-			err = h.LinkSetUp(l)
-		} else {
-			err = h.LinkSetDown(l)
-		}
-		if err != nil {
-			return fmt.Errorf("netns runtime: set link %s up=%v: %w", end, up, err)
+		if err := r.lab.SetLinks(end.Node, []string{end.Iface}, up); err != nil {
+			return fmt.Errorf("netns runtime: link %s: %w", e, err)
 		}
 	}
 	if r.k != nil {

@@ -109,3 +109,65 @@ func BenchmarkRedeploy(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(tp.Nodes)*b.N)/took.Seconds(), "nodes/s")
 }
+
+// BenchmarkSetLinksDown takes a spine's 16 links down and up again, in
+// one send (SetLinks) and with one netlink call per link as the runtimes
+// did before. down-µs is the time from the first link's request to the
+// last link down: the most a neighbour's carrier loss can lag another's.
+func BenchmarkSetLinksDown(b *testing.B) {
+	testutil.RequireRoot(b)
+	tp := benchTopology(b, 1, 16, 0)
+	opt := &Options{StateRoot: b.TempDir()}
+	lab, _, err := Deploy(context.Background(), tp, opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		lab.Close()
+		if _, err := Destroy(tp.Name, opt); err != nil {
+			b.Error(err)
+		}
+	})
+	names := tp.Interfaces("spine1")
+	h, err := lab.Handle("spine1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	perLink := func(up bool) error {
+		for _, n := range names {
+			l, err := h.LinkByName(n)
+			if err != nil {
+				return err
+			}
+			if up {
+				err = h.LinkSetUp(l)
+			} else {
+				err = h.LinkSetDown(l)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	oneSend := func(up bool) error { return lab.SetLinks("spine1", names, up) }
+	for _, m := range []struct {
+		name string
+		set  func(up bool) error
+	}{{"one-send", oneSend}, {"call-per-link", perLink}} {
+		b.Run(m.name, func(b *testing.B) {
+			var down time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if err := m.set(false); err != nil {
+					b.Fatal(err)
+				}
+				down += time.Since(start)
+				if err := m.set(true); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(down.Microseconds())/float64(b.N), "down-µs")
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -894,5 +895,69 @@ func TestDestroyKillsRecordedProcesses(t *testing.T) {
 	}
 	if rep.Processes != 1 {
 		t.Errorf("destroy killed %d processes, want the recorded one: %v", rep.Processes, rep)
+	}
+}
+
+// TestSetLinks: SetLinks takes every named interface of a node down in
+// one send (the peers lose carrier), brings them up again, and names the
+// interface it could not find while still setting the others.
+func TestSetLinks(t *testing.T) {
+	testutil.RequireRoot(t)
+	tp, opt := newTestLab(t, 2, 1, 1)
+	lab, _ := deploy(t, tp, opt)
+	if err := lab.WaitUp(context.Background(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	leaf := "leaf1"
+	names := tp.Interfaces(leaf)
+	if len(names) < 3 {
+		t.Fatalf("%s has interfaces %v, want at least 3", leaf, names)
+	}
+	state := func(e topologies.Endpoint) (up, carrier bool) {
+		t.Helper()
+		h, err := lab.Handle(e.Node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lk, err := h.LinkByName(e.Iface)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := lk.Attrs().RawFlags
+		return f&unix.IFF_UP != 0, f&unix.IFF_LOWER_UP != 0
+	}
+	peers := func() []topologies.Endpoint {
+		var out []topologies.Endpoint
+		for _, n := range names {
+			p, _, ok := tp.Peer(topologies.Endpoint{Node: leaf, Iface: n})
+			if !ok {
+				t.Fatalf("%s:%s has no peer", leaf, n)
+			}
+			out = append(out, p)
+		}
+		return out
+	}()
+	err := lab.SetLinks(leaf, append(slices.Clone(names), "nosuch0"), false)
+	if err == nil || !strings.Contains(err.Error(), "node leaf1: set nosuch0 up=false: no such device") {
+		t.Errorf("SetLinks with an unknown interface: %v", err)
+	}
+	for i, n := range names {
+		if up, _ := state(topologies.Endpoint{Node: leaf, Iface: n}); up {
+			t.Errorf("%s:%s is up after SetLinks(down)", leaf, n)
+		}
+		if _, carrier := state(peers[i]); carrier {
+			t.Errorf("%s kept its carrier with %s:%s down", peers[i], leaf, n)
+		}
+	}
+	if err := lab.SetLinks(leaf, names, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitUp(context.Background(), 10*time.Second); err != nil {
+		t.Errorf("after SetLinks(up): %v", err)
+	}
+	for _, p := range peers {
+		if up, carrier := state(p); !up || !carrier {
+			t.Errorf("%s: up %v carrier %v after SetLinks(up)", p, up, carrier)
+		}
 	}
 }

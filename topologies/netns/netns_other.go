@@ -51,6 +51,9 @@ func (l *Lab) NsHandle(node string) (netns.NsHandle, error) { return netns.None(
 // DoIn needs Linux; elsewhere it returns ErrUnsupported.
 func DoIn(ns netns.NsHandle, fn func() error) error { return ErrUnsupported }
 
+// SetLinks needs Linux; elsewhere it returns ErrUnsupported.
+func (l *Lab) SetLinks(node string, names []string, up bool) error { return ErrUnsupported }
+
 // WaitUp is not supported off Linux.
 func (l *Lab) WaitUp(ctx context.Context, timeout time.Duration) error { return ErrUnsupported }
 

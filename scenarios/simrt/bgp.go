@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/netbed/netbed/datapath/bfd"
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/sim/bgpmodel"
@@ -23,7 +24,8 @@ var _ scenarios.BGPConfigurer = (*Runtime)(nil)
 
 // ConfigureBGP implements scenarios.BGPConfigurer: the scenario's hold and
 // keepalive times become the model's session timers (unless SetBGP set
-// them), and its design (ibgp, ebgp) the model's.
+// them), bfd: true runs BFD beside its sessions, and its design (ibgp,
+// ebgp) the model's.
 func (r *Runtime) ConfigureBGP(s scenarios.BGPSettings) {
 	if r.bgpTimers.Hold == 0 {
 		r.bgpTimers.Hold = s.Hold
@@ -33,6 +35,9 @@ func (r *Runtime) ConfigureBGP(s scenarios.BGPSettings) {
 	}
 	if r.bgpTimers.Keepalive == 0 {
 		r.bgpTimers.Keepalive = s.Keepalive
+	}
+	if s.BFD && r.bgpTimers.BFD == nil {
+		r.bgpTimers.BFD = &bfd.Config{} // package bfd's defaults, as netns's speakers run it
 	}
 	r.bgpDesign = s.Design
 }

@@ -14,7 +14,8 @@ var _ scenarios.SilentFailer = (*Runtime)(nil)
 // told nothing (sim.Engine.HangNode): it drops every frame that reaches
 // it, and with control_plane: bgp its speaker neither sends nor hears
 // anything (bgpmodel.Model.SetSilent), so its peers learn of it only when
-// their hold timers expire. SetNodeState(node, true) reboots it.
+// their hold timers expire, or BFD's detection time with bgp: {bfd:
+// true}. SetNodeState(node, true) reboots it.
 func (r *Runtime) FailSilently(_ context.Context, node string) error {
 	if _, ok := r.e.Node(node); !ok {
 		return fmt.Errorf("sim runtime: fail %s silently: no fabric node %q", node, node)

@@ -58,14 +58,14 @@ func (s *Scenario) FRRProblems(g Generation, t *topologies.Topology) [][2]string
 	return out
 }
 
-// BFDError refuses bgp: {bfd: true} on a backend other than netns (the
-// only one whose speakers run BFD), naming the file, line and field.
+// BFDError refuses bgp: {bfd: true} on a backend other than netns and
+// sim (whose BGP model runs BFD too), naming the file, line and field.
 func (s *Scenario) BFDError(g Generation, backend string) error {
-	if !s.BGP.BFD || !g.Desc().BGP || s.ControlPlane != ControlPlaneBGP || backend == "netns" {
+	if !s.BGP.BFD || !g.Desc().BGP || s.ControlPlane != ControlPlaneBGP || backend == "netns" || backend == "sim" {
 		return nil
 	}
 	return &Error{File: s.File, Line: s.lineOf("bgp.bfd"), Field: "bgp.bfd",
-		Msg: fmt.Sprintf("BFD runs beside the netns backend's speakers only (this run is on %s)", backend)}
+		Msg: fmt.Sprintf("BFD runs beside the netns and sim backends' speakers only (this run is on %s)", backend)}
 }
 
 // FRRError checks frr_leaves before a run of generation g on topology t

@@ -62,7 +62,7 @@ type BGPSettings struct {
 	Design string
 	// BFD runs BFD (RFC 5880, single hop) beside every leaf–spine session
 	// and takes the BGP session down when it finds the peer silent
-	// (netns only; FRR's bfdd on FRR leaves).
+	// (netns, and sim's BGP model; FRR's bfdd on FRR leaves).
 	BFD bool
 	// FRRLeaves (frr_leaves: in the file) are gen 2 leaves realised as
 	// FRR, Debian's zebra and bgpd, on the kernel's bridge and VXLAN

@@ -69,6 +69,11 @@ type Model struct {
 	// carried caches routes as BGP carries them.
 	carried map[carryKey]carriedRoute
 	cpus    cpus
+	// bfdRng spaces BFD's packets (its jitter), apart from rng so that
+	// runs without BFD draw what they drew before; bfdDisc numbers the
+	// BFD sessions' discriminators.
+	bfdRng  *rand.Rand
+	bfdDisc uint32
 }
 
 // cpus are the CPUs the speakers' Drop work shares (Params.Cores): each
@@ -202,6 +207,9 @@ type end struct {
 	down string
 	// dropping is the incarnation whose paths are being dropped (0: none).
 	dropping uint64
+	// bfd is the end's BFD session (Timers.BFD), which outlives BGP
+	// sessions.
+	bfd endBFD
 }
 
 func (e *end) peer() *end { return e.s.end[1-e.i] }
@@ -218,6 +226,7 @@ func New(s Scheduler, d Design, p Params, t Timers, seed int64) (*Model, error) 
 		return nil, fmt.Errorf("bgp model: cores: %d is negative", p.Cores)
 	}
 	m := &Model{s: s, p: p, t: t.withDefaults(), rng: rand.New(rand.NewPCG(uint64(seed), 0x6267706d6f64656c)),
+		bfdRng: rand.New(rand.NewPCG(uint64(seed), 0x62666435383830)),
 		byName: map[string]*speaker{}, carried: map[carryKey]carriedRoute{}, cpus: cpus{free: make([]time.Duration, p.Cores)}}
 	for _, sd := range d.Speakers {
 		if _, dup := m.byName[sd.Node]; dup {
@@ -286,6 +295,13 @@ func (m *Model) Start() {
 	for _, s := range m.ss {
 		if s.transport() {
 			m.establish(s)
+		}
+	}
+	for _, sp := range m.sp {
+		for _, e := range sp.ends {
+			if sp.up {
+				e.startBFD()
+			}
 		}
 	}
 }
@@ -867,7 +883,7 @@ func (e *end) takeDown(why string) {
 // a time drawn from [EstablishMin, EstablishMax] if the transport still
 // works then.
 func (m *Model) tryConnect(s *session) {
-	if s.connecting != 0 || !s.transport() || s.end[0].established() && s.end[1].established() {
+	if s.connecting != 0 || !s.transport() || s.bfdHolds() || s.end[0].established() && s.end[1].established() {
 		return
 	}
 	if s.end[0].established() != s.end[1].established() {
@@ -888,7 +904,7 @@ func (m *Model) tryConnect(s *session) {
 			return
 		}
 		s.connecting = 0
-		if s.transport() {
+		if s.transport() && !s.bfdHolds() {
 			m.establish(s)
 		}
 	})
@@ -914,6 +930,7 @@ func (m *Model) SetNodeState(node string, up bool) {
 	for _, e := range sp.ends {
 		e.reset()
 		e.s.connecting = 0
+		e.stopBFD()
 	}
 	if !up {
 		if sp.Leaf != nil {
@@ -931,6 +948,7 @@ func (m *Model) SetNodeState(node string, up bool) {
 		sp.Leaf.SetSession(true)
 	}
 	for _, e := range sp.ends {
+		e.startBFD()
 		m.tryConnect(e.s)
 	}
 }
@@ -979,6 +997,9 @@ func (m *Model) SetSilent(node string, silent bool) {
 	sp.silent = silent
 	if !silent {
 		for _, e := range sp.ends {
+			if e.bfd.frozen {
+				e.bfdTick() // its timers run again, late
+			}
 			m.tryConnect(e.s)
 		}
 	}
@@ -1040,6 +1061,9 @@ type SessionState struct {
 	Established bool
 	// Down is why the session last went down ("" if it never did).
 	Down string
+	// BFD is the state of the BFD session beside it (as bfd.State
+	// prints it; "" without BFD).
+	BFD string
 }
 
 // ErrNotRunning is returned for a speaker whose node is failed.
@@ -1058,7 +1082,7 @@ func (m *Model) Sessions(node string) ([]SessionState, error) {
 	var out []SessionState
 	for _, e := range sp.ends {
 		p := e.peer()
-		st := SessionState{Peer: p.addr, PeerNode: p.sp.Node, State: "idle", Established: e.established(), Down: e.down}
+		st := SessionState{Peer: p.addr, PeerNode: p.sp.Node, State: "idle", Established: e.established(), Down: e.down, BFD: e.bfdState()}
 		switch {
 		case e.established():
 			st.State = "established"

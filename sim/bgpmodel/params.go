@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/netbed/netbed/datapath/bfd"
 )
 
 // Params are the model's timings, measured on the real speakers (GoBGP,
@@ -132,6 +134,10 @@ type Timers struct {
 	// after a session attempt failed or the session dropped while the
 	// link has carrier (default 1 s).
 	ConnectRetry time.Duration
+	// BFD, if set, runs BFD beside every session with these timers
+	// (package bfd's defaults for zero fields: 300 ms, multiplier 3), as
+	// bgp: {bfd: true} does on netns; nil: none.
+	BFD *bfd.Config
 }
 
 // NoHold is Timers.Hold for sessions without a hold timer (RFC 4271's

@@ -54,6 +54,12 @@ type Env struct {
 	StateDir string
 	// Progress, if set, receives one-line progress messages.
 	Progress func(string)
+	// Foreign names switches another program realises on their
+	// namespaces' kernels (FRR's zebra and bgpd: frr_leaves). A fabric
+	// routes its underlay to and from them as to its own (forwarding,
+	// the loopback, the underlay routes) but builds none of their other
+	// devices and writes none of their other tables.
+	Foreign []string
 }
 
 // Port is an instance's attachment: the instance's namespace holds eth0,

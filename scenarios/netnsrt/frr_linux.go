@@ -844,11 +844,16 @@ func (r *Runtime) FRRLeaf(node string) (string, bool) {
 }
 
 // startFRR powers the FRR leaf on: its underlay, its access vswitch
-// (once), zebra and bgpd; the syncer then programs its VNIs.
+// (once), zebra and bgpd; the syncer then programs its VNIs. On the
+// kernel backend the fabric routes the leaf's underlay as any leaf's
+// (kernel.Env.Foreign), the spines being kernels that resolve its
+// loopback by ARP; on netns buildUnderlay does, for the spines' models.
 func (bn *bgpNode) startFRR(ctx context.Context) error {
 	fl := bn.frr
-	if err := fl.buildUnderlay(); err != nil {
-		return fmt.Errorf("frr leaf %s: %w", bn.name, err)
+	if bn.p.r.k == nil {
+		if err := fl.buildUnderlay(); err != nil {
+			return fmt.Errorf("frr leaf %s: %w", bn.name, err)
+		}
 	}
 	if err := fl.startVswitch(ctx); err != nil {
 		return err
@@ -939,7 +944,7 @@ func (s *frrSyncer) run(ctx context.Context) {
 
 func (s *frrSyncer) syncAll(ctx context.Context) error {
 	states := make([]evpn.LeafState, len(s.leaves))
-	if err := s.p.r.exclusive(func() error {
+	if err := s.p.r.readModel(func() error {
 		for i, bn := range s.leaves {
 			states[i] = bn.leaf.State()
 		}
@@ -1096,7 +1101,7 @@ func (bn *bgpNode) frrRoutes() ([]scenarios.BGPRoute, error) {
 	}
 	var local []evpn.Route
 	advertised := map[evpn.Route][]evpn.Route{} // by VNI, MAC, IP and VTEP
-	if err := bn.p.r.exclusive(func() error {
+	if err := bn.p.r.readModel(func() error {
 		local = bn.leaf.Advertised()
 		for _, other := range bn.p.nodes {
 			if other.leaf == nil || other.frr != nil {

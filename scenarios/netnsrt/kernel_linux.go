@@ -115,6 +115,10 @@ type kernelFabric struct {
 	// drops counts the probes' drops the kernel reported, by reason.
 	dmu   sync.Mutex
 	drops map[string]int
+	// synced, if set, is told after every sync of the fabric: the FRR
+	// leaves, which the fabric leaves alone (kernel.Env.Foreign), follow
+	// the model's changes through their own syncer.
+	synced func()
 }
 
 // loadKernel builds f's generation on kernel devices in the deployed lab:
@@ -167,7 +171,16 @@ func (r *Runtime) loadKernel(ctx context.Context, f datapath.Fabric, tc *topolog
 		return fmt.Errorf("kernel runtime: trace the kernel's packets: %w", err)
 	}
 	k.tr = tr
-	if err := r.k.f.Build(ctx, kernel.Env{Lab: r.lab, Topology: tc, Model: f, StateDir: dir}); err != nil {
+	env := kernel.Env{Lab: r.lab, Topology: tc, Model: f, StateDir: dir}
+	if r.bgp != nil && r.bgp.frrSync != nil {
+		// FRR's leaves are FRR's: the fabric routes to them, and the
+		// FRR code builds their devices (frrLeaf.sync) after each sync.
+		for _, bn := range r.bgp.frrSync.leaves {
+			env.Foreign = append(env.Foreign, bn.name)
+		}
+		k.synced = r.bgp.frrSync.kick
+	}
+	if err := r.k.f.Build(ctx, env); err != nil {
 		return fmt.Errorf("kernel runtime: build %s: %w", f.Generation(), err)
 	}
 	if r.bgp != nil {
@@ -191,7 +204,24 @@ func (k *kernelFabric) reading(f func() error) error {
 }
 
 func (k *kernelFabric) sync() error {
-	return k.reading(func() error { return k.f.Sync(context.Background()) })
+	if err := k.reading(func() error { return k.f.Sync(context.Background()) }); err != nil {
+		return err
+	}
+	if k.synced != nil {
+		k.synced()
+	}
+	return nil
+}
+
+// readModel runs f, which reads the model and changes nothing, while no
+// change or pause writes it (exclusive would sync the kernel after it).
+func (r *Runtime) readModel(f func() error) error {
+	if r.k == nil {
+		return r.exclusive(f)
+	}
+	r.k.lock()
+	defer r.k.unlock()
+	return r.k.reading(f)
 }
 
 // pause holds the model for the CNC's leaf driver; resume syncs.

@@ -11,7 +11,8 @@ import (
 
 // frrLeaves checks the frr_leaves list (n): node names, each once, in a
 // scenario whose gen 2 leaves learn their routes over BGP (control_plane:
-// bgp, the ibgp design) on a backend that can run FRR (netns, or auto).
+// bgp, the ibgp design) on a backend that can run FRR (netns, kernel,
+// or auto).
 // Whether each name is a leaf of the topology is FRRProblems' question.
 func (p *parser) frrLeaves(n *yaml.Node, names []string, s *Scenario) []string {
 	if n.Kind != yaml.SequenceNode {
@@ -29,8 +30,8 @@ func (p *parser) frrLeaves(n *yaml.Node, names []string, s *Scenario) []string {
 	switch {
 	case s.ControlPlane != ControlPlaneBGP:
 		p.fail(n.Line, "frr_leaves", "FRR leaves are BGP speakers: they need control_plane: bgp (this scenario's control plane is %s)", s.ControlPlane)
-	case s.Backend != "netns" && s.Backend != "auto":
-		p.fail(n.Line, "frr_leaves", "FRR leaves run on the netns backend only (this scenario says backend: %s)", s.Backend)
+	case !frrBackend(s.Backend) && s.Backend != "auto":
+		p.fail(n.Line, "frr_leaves", "FRR leaves run on the netns and kernel backends only (this scenario says backend: %s)", s.Backend)
 	case s.BGP.Design == DesignEBGP:
 		p.fail(n.Line, "frr_leaves", "FRR leaves join the ibgp design (the spines route reflectors); design ebgp is not built for them")
 	}
@@ -68,17 +69,22 @@ func (s *Scenario) BFDError(g Generation, backend string) error {
 		Msg: fmt.Sprintf("BFD runs beside the netns and sim backends' speakers only (this run is on %s)", backend)}
 }
 
+// frrBackend reports whether the backend called name runs FRR leaves:
+// netns (the spines in userspace route VXLAN to FRR's kernel) and kernel
+// (the spines' kernels do), not sim, which has no kernel to run FRR on.
+func frrBackend(name string) bool { return name == "netns" || name == "kernel" }
+
 // FRRError checks frr_leaves before a run of generation g on topology t
 // on the backend called backend: the names (FRRProblems), and that the
-// backend is netns, the only one that runs FRR. The error names the file,
-// line and field.
+// backend is one that runs FRR (netns or kernel). The error names the
+// file, line and field.
 func (s *Scenario) FRRError(g Generation, t *topologies.Topology, backend string) error {
 	if len(s.BGP.FRRLeaves) == 0 || !g.Desc().FRRLeaves {
 		return nil
 	}
 	ps := s.FRRProblems(g, t)
-	if backend != "netns" {
-		ps = append([][2]string{{"frr_leaves", fmt.Sprintf("FRR leaves run on the netns backend only (this run is on %s)", backend)}}, ps...)
+	if !frrBackend(backend) {
+		ps = append([][2]string{{"frr_leaves", fmt.Sprintf("FRR leaves run on the netns and kernel backends only (this run is on %s)", backend)}}, ps...)
 	}
 	if len(ps) == 0 {
 		return nil

@@ -19,7 +19,7 @@ steps:
 `
 
 // TestFRRLeavesParse: frr_leaves is a list of names, each once, in a
-// scenario with control_plane: bgp (ibgp design) on netns or auto; every
+// scenario with control_plane: bgp (ibgp design) on netns, kernel or auto; every
 // other use is an error naming the file, line and field.
 func TestFRRLeavesParse(t *testing.T) {
 	cases := []struct {
@@ -30,9 +30,8 @@ func TestFRRLeavesParse(t *testing.T) {
 		{"shared control plane", "backend: netns\nfrr_leaves: [leaf3]\n",
 			"frr.yaml:5: frr_leaves: FRR leaves are BGP speakers: they need control_plane: bgp (this scenario's control plane is shared)"},
 		{"sim backend", "backend: sim\ncontrol_plane: bgp\nfrr_leaves: [leaf3]\n",
-			"frr.yaml:6: frr_leaves: FRR leaves run on the netns backend only (this scenario says backend: sim)"},
-		{"kernel backend", "backend: kernel\ncontrol_plane: bgp\nfrr_leaves: [leaf3]\n",
-			"frr.yaml:6: frr_leaves: FRR leaves run on the netns backend only (this scenario says backend: kernel)"},
+			"frr.yaml:6: frr_leaves: FRR leaves run on the netns and kernel backends only (this scenario says backend: sim)"},
+		{"kernel backend", "backend: kernel\ncontrol_plane: bgp\nfrr_leaves: [leaf3]\n", ""},
 		{"ebgp design", "control_plane: bgp\nbgp: {design: ebgp}\nfrr_leaves: [leaf3]\n",
 			"frr.yaml:6: frr_leaves: FRR leaves join the ibgp design"},
 		{"duplicate", "control_plane: bgp\nfrr_leaves:\n  - leaf3\n  - leaf3\n",
@@ -62,7 +61,7 @@ func TestFRRLeavesParse(t *testing.T) {
 // TestFRRLeavesReferences: a name that is not a leaf of the gen 2
 // topology is reported by CheckReferences (for evpn only: ebpf has no
 // gen 2 leaves) and by FRRError, which also refuses every backend but
-// netns.
+// netns and kernel.
 func TestFRRLeavesReferences(t *testing.T) {
 	s, err := spec.Parse("frr.yaml", []byte(frrHead+"control_plane: bgp\nfrr_leaves:\n  - leaf3\n  - spine1\n  - leaf9\n"+frrTail))
 	if err != nil {
@@ -83,11 +82,13 @@ frr.yaml:8: frr_leaves[2]: no node "leaf9" in topology spine-leaf (generation ev
 		t.Errorf("FRRError on netns: %v", err)
 	}
 	s.BGP.FRRLeaves = []string{"leaf3"}
-	if err := s.FRRError(spec.GenEVPN, tp, "sim"); err == nil || err.Error() != "frr.yaml:5: frr_leaves: FRR leaves run on the netns backend only (this run is on sim)" {
+	if err := s.FRRError(spec.GenEVPN, tp, "sim"); err == nil || err.Error() != "frr.yaml:5: frr_leaves: FRR leaves run on the netns and kernel backends only (this run is on sim)" {
 		t.Errorf("FRRError on sim: %v", err)
 	}
-	if err := s.FRRError(spec.GenEVPN, tp, "netns"); err != nil {
-		t.Errorf("FRRError for leaf3 on netns: %v", err)
+	for _, b := range []string{"netns", "kernel"} {
+		if err := s.FRRError(spec.GenEVPN, tp, b); err != nil {
+			t.Errorf("FRRError for leaf3 on %s: %v", b, err)
+		}
 	}
 }
 

@@ -11,6 +11,8 @@
 // loopback (the VTEP address) on lo, the model's ECMP routes to every
 // other loopback on link through the neighbours' loopbacks (the fabric
 // is unnumbered), forwarding on (kernel.ModelRoutes, shared with gen 3).
+// A leaf named in kernel.Env.Foreign (FRR's, frr_leaves) is routed so
+// and nothing more: its devices and tables are another program's.
 //
 // Per leaf and L2 VNI: a bridge br<VNI> holding the anycast gateway's
 // address and MAC, and a VXLAN device vx<VNI> (nolearning, local VTEP

@@ -162,7 +162,7 @@ func (f *Fabric) build(ctx context.Context) error {
 			if a, ok := f.model.Loopback(n.Name); ok {
 				f.lo[n.Name] = a
 			}
-			if _, ok := f.model.Leaf(n.Name); ok {
+			if _, ok := f.model.Leaf(n.Name); ok && !slices.Contains(f.env.Foreign, n.Name) {
 				h, err := f.env.Lab.Handle(n.Name)
 				if err != nil {
 					return fmt.Errorf("bridge: build leaf %s: %w", n.Name, err)

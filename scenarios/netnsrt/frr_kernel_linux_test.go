@@ -1,0 +1,264 @@
+package netnsrt_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netbed/netbed/datapath/evpn"
+	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/scenarios"
+	"github.com/netbed/netbed/scenarios/netnsrt"
+	"github.com/netbed/netbed/topologies/netns"
+)
+
+// frrKernelRuntime is a kernel runtime whose short state root the frr
+// user can enter (FRR's daemons run as that user, their sockets there).
+func frrKernelRuntime(t testing.TB, scenario string) *netnsrt.Runtime {
+	t.Helper()
+	root, err := os.MkdirTemp("", "nb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return netnsrt.New(netnsrt.Options{Scenario: scenario, StateRoot: root, OutDir: t.TempDir(), CNIPath: []string{pluginDir},
+		Netbed: filepath.Join(pluginDir, netnsrt.Executable), Kernel: true, InstancesOnly: true})
+}
+
+// TestFRRLeavesOnKernel runs the shipped leaf-failure scenario (gen 2,
+// control_plane bgp) on the kernel backend with leaf3 realised as FRR:
+// zebra and bgpd in leaf3's namespace over the kernel's bridge and
+// VXLAN devices, which the bridge fabric leaves to them, peering with
+// the spines' GoBGP speakers, whose kernels route VXLAN to leaf3's
+// loopback. Every check passes, and every probe is delivered, answered
+// and judged as on sim (all leaves netbed's: sim has no FRR). While the
+// lab is held: an instance behind FRR's leaf and one behind each netbed
+// leaf reach each other both ways; leaf3's kernel holds, from zebra, an
+// FDB entry (extern_learn) towards the right VTEP and a neighbour entry
+// for every instance of netbed's leaves, and a flood entry per netbed
+// leaf (read with netlink); netbed's leaves' speakers hold FRR's type 3
+// and a type 2 for each instance behind leaf3, and leaf2's kernel points
+// their MACs at leaf3's VTEP. After the run no FRR process and no
+// namespace of the lab is left.
+func TestFRRLeavesOnKernel(t *testing.T) {
+	testutil.RequireRoot(t)
+	if err := netnsrt.FRRAvailable(); err != nil {
+		testutil.Unavailable(t, err.Error())
+	}
+	s, err := scenarios.Load("../library/leaf-failure.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := *s
+	sc.ControlPlane = scenarios.ControlPlaneBGP
+	sc.BGP.FRRLeaves = []string{"leaf3"}
+	rt := frrKernelRuntime(t, sc.Name)
+	var pids []netns.Process
+	held := false
+	opts := scenarios.Options{Hold: func(ctx context.Context, b scenarios.Backend, live []scenarios.Instance) error {
+		held = true
+		dir, ok := rt.FRRLeaf("leaf3")
+		if !ok {
+			return fmt.Errorf("leaf3 is not an FRR leaf")
+		}
+		st, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(dir)), "state.json"))
+		if err != nil {
+			return err
+		}
+		var state netns.State
+		if err := json.Unmarshal(st, &state); err != nil {
+			return err
+		}
+		pids = state.Processes
+		checkFRRKernel(ctx, t, rt, b, live)
+		return nil
+	}}
+	run, err := scenarios.Run(context.Background(), &sc, scenarios.GenEVPN, scenarios.NewFabricBackend(scenarios.FabricOptions{
+		Runtime: rt, StoreDir: t.TempDir()}), opts)
+	if err != nil {
+		t.Fatalf("leaf-failure on kernel with frr_leaves [leaf3]: %v", err)
+	}
+	if run.Backend != "kernel" {
+		t.Errorf("the run says backend %q, want kernel", run.Backend)
+	}
+	if !held {
+		t.Error("the lab was never held")
+	}
+	for _, c := range run.Checks {
+		if !c.Passed {
+			t.Errorf("kernel with FRR: step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+		}
+	}
+	if len(run.Checks) == 0 {
+		t.Error("no checks ran")
+	}
+	var daemons []string
+	for _, p := range pids {
+		daemons = append(daemons, p.What)
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", p.PID)); err == nil {
+			t.Errorf("FRR process %d (%s) still runs after the run", p.PID, p.What)
+		}
+	}
+	slices.Sort(daemons)
+	if want := []string{"leaf3 bgpd", "leaf3 zebra"}; !slices.Equal(daemons, want) {
+		t.Errorf("processes recorded with the lab: %v, want %v", daemons, want)
+	}
+	if left := namespacesOf(rt.LabName()); len(left) > 0 {
+		t.Errorf("namespaces left after the run: %v", left)
+	}
+	base := *s
+	simRun, _ := simBGP(t, &base)
+	sameProbes(t, &sc, run, simRun)
+	behind := 0
+	for i, kp := range run.Probes {
+		sp := simRun.Probes[i]
+		if !strings.Contains(strings.Join(kp.Path, " "), "leaf3") {
+			continue
+		}
+		if kp.Replied {
+			behind++
+		}
+		if kp.SwitchHops != sp.SwitchHops || !slices.Equal(kp.Path, sp.Path) {
+			t.Logf("probe %d %s -> %s through FRR's leaf3: kernel %d switch hops %v; sim %d %v",
+				i, kp.From, kp.To, kp.SwitchHops, kp.Path, sp.SwitchHops, sp.Path)
+		}
+	}
+	if behind == 0 {
+		t.Error("no answered probe crossed leaf3")
+	}
+}
+
+// checkFRRKernel checks a held kernel lab with leaf3 as FRR (see
+// TestFRRLeavesOnKernel).
+func checkFRRKernel(ctx context.Context, t *testing.T, rt *netnsrt.Runtime, b scenarios.Backend, live []scenarios.Instance) {
+	t.Helper()
+	ins, ok := b.(scenarios.ControlPlaneInspector)
+	if !ok {
+		t.Fatal("the kernel backend has no control-plane inspector")
+	}
+	ss, err := ins.BGPSpeakers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vtep := map[string]netip.Addr{}
+	for _, s := range ss {
+		if s.Leaf {
+			vtep[s.Node] = s.RouterID
+		}
+	}
+	sessions, err := ins.BGPSessions(ctx, "leaf3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sessions) != 2 {
+		t.Errorf("FRR's sessions on leaf3: %v, want one to each spine", sessions)
+	}
+	for _, s := range sessions {
+		if !s.Established {
+			t.Errorf("FRR's session to %s (%s) is %s", s.PeerNode, s.Peer, s.State)
+		}
+	}
+	var frr, netbed []scenarios.Instance
+	for _, in := range live {
+		if leafOfHost(rt, in.Host) == "leaf3" {
+			frr = append(frr, in)
+		} else {
+			netbed = append(netbed, in)
+		}
+	}
+	if len(frr) == 0 || len(netbed) == 0 {
+		t.Fatalf("instances behind FRR's leaf %v, behind netbed's %v: want both", frr, netbed)
+	}
+	// Both ways, between FRR's leaf and each netbed leaf.
+	probed := map[string]bool{}
+	for _, nb := range netbed {
+		leaf := leafOfHost(rt, nb.Host)
+		if probed[leaf] {
+			continue
+		}
+		probed[leaf] = true
+		for _, pair := range [][2]scenarios.Instance{{frr[0], nb}, {nb, frr[0]}} {
+			p, err := b.Probe(ctx, scenarios.ProbeRequest{From: pair[0].Name, To: pair[1].Name, Proto: "icmp", Tag: "frr", Timeout: 2 * time.Second})
+			if err != nil {
+				t.Fatalf("probe %s -> %s: %v", pair[0].Name, pair[1].Name, err)
+			}
+			if !p.Delivered || !p.Replied {
+				t.Errorf("%s (%s) -> %s (%s) on kernel: delivered %v replied %v, dropped at %s: %s",
+					pair[0].Name, pair[0].Host, pair[1].Name, pair[1].Host, p.Delivered, p.Replied, p.DropAt, p.Reason)
+			}
+		}
+	}
+	// FRR's kernel: zebra's entries for netbed's instances.
+	kv := readKernel(t, rt, "leaf3")
+	for _, in := range netbed {
+		mac := strings.ToLower(in.MAC)
+		want := vtep[leafOfHost(rt, in.Host)]
+		if !slices.Contains(kv.macAt[mac], want) {
+			t.Errorf("FRR's kernel on leaf3: %s (%s) at %v, want towards %v (bridge fdb: %v)", in.Name, mac, kv.macAt[mac], want, kv.fdb)
+		}
+		if !slices.ContainsFunc(kv.neigh, func(e string) bool { return strings.HasSuffix(e, " "+in.IP.String()+" "+mac) }) {
+			t.Errorf("FRR's kernel on leaf3 has no neighbour %s lladdr %s (%s): %v", in.IP, mac, in.Name, kv.neigh)
+		}
+		if !slices.ContainsFunc(kv.fdb, func(e string) bool { return strings.HasSuffix(e, " "+mac+" master") }) {
+			t.Errorf("FRR's kernel on leaf3: no bridge entry (extern_learn) for %s (%s): %v", in.Name, mac, kv.fdb)
+		}
+	}
+	for leaf, a := range vtep {
+		if leaf != "leaf3" && !slices.Contains(kv.macAt["00:00:00:00:00:00"], a) && kv.at(a) == 0 {
+			t.Errorf("FRR's kernel on leaf3 has no entry towards %s (%v)", leaf, a)
+		}
+		if leaf != "leaf3" && !slices.ContainsFunc(kv.fdb, func(e string) bool { return strings.HasSuffix(e, " 00:00:00:00:00:00 dst "+a.String()) }) {
+			t.Errorf("FRR's kernel on leaf3 has no flood entry towards %s (%v): %v", leaf, a, kv.fdb)
+		}
+	}
+	// netbed's speakers: FRR's type 3 and type 2 routes.
+	for _, leaf := range []string{"leaf1", "leaf2", "leaf4"} {
+		c, ok := rt.Speaker(leaf)
+		if !ok {
+			t.Errorf("%s's speaker does not run", leaf)
+			continue
+		}
+		ps, err := c.Paths(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type3 := false
+		macs := map[string]bool{}
+		for _, p := range ps {
+			if p.Route.VTEP != vtep["leaf3"] {
+				continue
+			}
+			switch p.Route.Type {
+			case evpn.InclusiveMulticast:
+				type3 = true
+			case evpn.MACIP:
+				macs[p.Route.MAC.String()] = true
+			}
+		}
+		if !type3 {
+			t.Errorf("%s's speaker holds no type 3 route of FRR's leaf3", leaf)
+		}
+		for _, in := range frr {
+			if !macs[strings.ToLower(in.MAC)] {
+				t.Errorf("%s's speaker holds no type 2 route of FRR's leaf3 for %s (%s): %v", leaf, in.Name, in.MAC, macs)
+			}
+		}
+	}
+	// A netbed leaf's kernel sends FRR's instances to leaf3's VTEP.
+	kv2 := readKernel(t, rt, "leaf2")
+	for _, in := range frr {
+		if mac := strings.ToLower(in.MAC); !slices.Contains(kv2.macAt[mac], vtep["leaf3"]) {
+			t.Errorf("leaf2's kernel: %s (%s) at %v, want towards FRR's leaf3 (%v)", in.Name, mac, kv2.macAt[mac], vtep["leaf3"])
+		}
+	}
+}

@@ -16,12 +16,15 @@ import (
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/netnsrt"
+	"github.com/netbed/netbed/topologies"
 	"github.com/netbed/netbed/topologies/netns"
 )
 
 // frrKernelRuntime is a kernel runtime whose short state root the frr
-// user can enter (FRR's daemons run as that user, their sockets there).
-func frrKernelRuntime(t testing.TB, scenario string) *netnsrt.Runtime {
+// user can enter (FRR's daemons run as that user, their sockets there);
+// frr are its FRR leaves when Load is called directly (a scenario run
+// sets them from the scenario).
+func frrKernelRuntime(t testing.TB, scenario string, frr ...string) *netnsrt.Runtime {
 	t.Helper()
 	root, err := os.MkdirTemp("", "nb")
 	if err != nil {
@@ -32,7 +35,57 @@ func frrKernelRuntime(t testing.TB, scenario string) *netnsrt.Runtime {
 		t.Fatal(err)
 	}
 	return netnsrt.New(netnsrt.Options{Scenario: scenario, StateRoot: root, OutDir: t.TempDir(), CNIPath: []string{pluginDir},
-		Netbed: filepath.Join(pluginDir, netnsrt.Executable), Kernel: true, InstancesOnly: true})
+		Netbed: filepath.Join(pluginDir, netnsrt.Executable), Kernel: true, InstancesOnly: true, FRRLeaves: frr})
+}
+
+// BenchmarkFRRKernelLabStart measures the start of a gen 2 lab on the
+// kernel backend with control_plane bgp (2 spines, 4 leaves, a host per
+// leaf: the fabric of leaf-failure), from the start of Load (deploy, the
+// bridge fabric's build with its Open vSwitch daemons, the speakers)
+// until every BGP session is established: start-s with every leaf
+// netbed's, frr-start-s with leaf3 FRR's zebra and bgpd (its own
+// vswitch, its sessions from bgpd, 'connect 1'), frr-extra-s the
+// difference; load1 is the machine's load average as it ended.
+func BenchmarkFRRKernelLabStart(b *testing.B) {
+	testutil.RequireRoot(b)
+	if err := netnsrt.FRRAvailable(); err != nil {
+		testutil.Unavailable(b, err.Error())
+	}
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: "frrstart", Spines: 2, Leaves: 4, HostsPerLeaf: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := func(frr ...string) time.Duration {
+		f, err := evpn.New(topo, evpn.Options{LeafTables: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rt := frrKernelRuntime(b, "frrstart", frr...)
+		t0 := time.Now()
+		if err := rt.Load(context.Background(), f, topo); err != nil {
+			rt.Close()
+			b.Fatalf("load with FRR leaves %v: %v", frr, err)
+		}
+		d := time.Since(t0)
+		if err := rt.Close(); err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	var plain, frr time.Duration
+	for range b.N {
+		plain += start()
+		frr += start("leaf3")
+	}
+	n := float64(b.N)
+	b.ReportMetric(plain.Seconds()/n, "start-s")
+	b.ReportMetric(frr.Seconds()/n, "frr-start-s")
+	b.ReportMetric((frr-plain).Seconds()/n, "frr-extra-s")
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		var load1 float64
+		fmt.Sscan(string(l), &load1)
+		b.ReportMetric(load1, "load1")
+	}
 }
 
 // TestFRRLeavesOnKernel runs the shipped leaf-failure scenario (gen 2,

@@ -10,6 +10,11 @@
 // over the one policy map, ingress and egress entries told apart by the
 // key's Egress byte as Cilium's policy key holds the direction.
 //
+// Every program carries IPv6 beside IPv4 (prog6.go): the IPv6 endpoints
+// map, ipcache, tunnel map and conntrack map, the same policy map;
+// bpf_lxc answers a pod's neighbour solicitations with cilium_host's MAC
+// as it answers ARP, and IPv6 pods cross nodes over the IPv4 underlay.
+//
 // Reconcile makes the kernel maps equal to a node's model maps (deleting
 // what the model dropped, translating endpoints to the real lxc devices);
 // the policy programs can also write every verdict to a ring buffer as a

@@ -3,6 +3,7 @@ package kmaps
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 
 	"github.com/cilium/ebpf"
 
@@ -100,4 +101,40 @@ func ParseFlowRecord(b []byte) (FlowRecord, error) {
 	}
 	_, err := binary.Decode(b[:flowRecordLen], binary.LittleEndian, &r)
 	return r, err
+}
+
+// flowRecord6 is the IPv6 record's layout: the addresses, then the
+// fields FlowRecord has after its own (emitTail writes both).
+type flowRecord6 struct {
+	Src, Dst    [16]byte
+	SrcIdentity uint32
+	DstIdentity uint32
+	IfIndex     uint32
+	Key         gen3.PolicyKey
+	DPort       [2]byte
+	Proto       uint8
+	Verdict     uint8
+	Reason      uint8
+	Direction   uint8
+	SPort       [2]byte
+	Nanos       uint64
+}
+
+// ParseFlow decodes a ring buffer sample of either family: an IPv4
+// record (48 bytes) or an IPv6 one (72), told apart by their length. r
+// holds the fields; src and dst are the addresses (r.Src and r.Dst are
+// zero for IPv6). For ICMPv6, r.Proto is ICMP's, the protocol policy
+// used.
+func ParseFlow(b []byte) (r FlowRecord, src, dst netip.Addr, err error) {
+	if len(b) != flowRecord6Len {
+		r, err = ParseFlowRecord(b)
+		return r, netip.AddrFrom4(r.Src), netip.AddrFrom4(r.Dst), err
+	}
+	var r6 flowRecord6
+	if _, err := binary.Decode(b, binary.LittleEndian, &r6); err != nil {
+		return r, src, dst, fmt.Errorf("IPv6 flow record: %w", err)
+	}
+	r = FlowRecord{SrcIdentity: r6.SrcIdentity, DstIdentity: r6.DstIdentity, IfIndex: r6.IfIndex, Key: r6.Key, DPort: r6.DPort,
+		Proto: r6.Proto, Verdict: r6.Verdict, Reason: r6.Reason, Direction: r6.Direction, SPort: r6.SPort, Nanos: r6.Nanos}
+	return r, netip.AddrFrom16(r6.Src), netip.AddrFrom16(r6.Dst), nil
 }

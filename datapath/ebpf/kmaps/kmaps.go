@@ -34,12 +34,21 @@ func Specs() map[string]*ebpf.MapSpec {
 		"tunnel": hash(m.Tunnel.Spec().Name, m.Tunnel.Spec().MaxEntries, gen3.TunnelKey{}, gen3.TunnelValue{}),
 		"policy": hash(m.Policy.Spec().Name, m.Policy.Spec().MaxEntries, gen3.PolicyKey{}, gen3.PolicyEntry{}),
 		"ct":     hash(m.CT.Spec().Name, m.CT.Spec().MaxEntries, gen3.CTKey{}, gen3.CTEntry{}),
+
+		"endpoints6": hash(m.Endpoints6.Spec().Name, m.Endpoints6.Spec().MaxEntries, gen3.EndpointKey6{}, gen3.EndpointInfo{}),
+		"ipcache6": {Name: m.IPCache6.Spec().Name, Type: ebpf.LPMTrie, KeySize: size(gen3.IPCacheKey6{}), ValueSize: size(gen3.IPCacheValue{}),
+			MaxEntries: uint32(m.IPCache6.Spec().MaxEntries), Flags: unix.BPF_F_NO_PREALLOC},
+		"tunnel6": hash(m.Tunnel6.Spec().Name, m.Tunnel6.Spec().MaxEntries, gen3.TunnelKey6{}, gen3.TunnelValue{}),
+		"ct6":     hash(m.CT6.Spec().Name, m.CT6.Spec().MaxEntries, gen3.CTKey6{}, gen3.CTEntry{}),
 	}
 }
 
-// Maps are a node's maps in the kernel.
+// Maps are a node's maps in the kernel: IPv4's, the IPv6 twins (the
+// names ending in 6, as the model keeps them), and the one policy map
+// keyed by identities that serves both families.
 type Maps struct {
 	Endpoints, IPCache, Tunnel, Policy, CT *ebpf.Map
+	Endpoints6, IPCache6, Tunnel6, CT6     *ebpf.Map
 	// written is what the last Reconcile left in the maps it owns
 	// (nil: not known; the next Reconcile reads the kernel's).
 	written *written
@@ -53,6 +62,10 @@ type written struct {
 	ipc map[gen3.IPCacheKey]gen3.IPCacheValue
 	tun map[gen3.TunnelKey]gen3.TunnelValue
 	pol map[gen3.PolicyKey]gen3.PolicyEntry
+
+	eps6 map[gen3.EndpointKey6]gen3.EndpointInfo
+	ipc6 map[gen3.IPCacheKey6]gen3.IPCacheValue
+	tun6 map[gen3.TunnelKey6]gen3.TunnelValue
 }
 
 // Capacity overrides the maps' sizes; a zero field keeps Specs' (the
@@ -61,7 +74,8 @@ type written struct {
 // default policy (1M entries) and conntrack (512k) maps take about 25 MB
 // and 200 ms to create on a small machine, so a lab of many nodes wants
 // smaller ones. The model's maps keep their capacity: a kernel map that
-// overflows fails the Sync that fills it.
+// overflows fails the Sync that fills it. CT sizes the IPv6 conntrack
+// map too.
 type Capacity struct {
 	Endpoints, IPCache, Tunnel, Policy, CT int
 }
@@ -75,7 +89,8 @@ func NewSized(c Capacity) (*Maps, error) {
 		return nil, fmt.Errorf("create BPF maps: lift the memlock limit: %w", err)
 	}
 	specs := Specs()
-	for name, n := range map[string]int{"endpoints": c.Endpoints, "ipcache": c.IPCache, "tunnel": c.Tunnel, "policy": c.Policy, "ct": c.CT} {
+	for name, n := range map[string]int{"endpoints": c.Endpoints, "ipcache": c.IPCache, "tunnel": c.Tunnel, "policy": c.Policy, "ct": c.CT,
+		"endpoints6": c.Endpoints, "ipcache6": c.IPCache, "tunnel6": c.Tunnel, "ct6": c.CT} {
 		if n > 0 {
 			specs[name].MaxEntries = uint32(n)
 		}
@@ -84,7 +99,8 @@ func NewSized(c Capacity) (*Maps, error) {
 	for _, x := range []struct {
 		name string
 		dst  **ebpf.Map
-	}{{"endpoints", &km.Endpoints}, {"ipcache", &km.IPCache}, {"tunnel", &km.Tunnel}, {"policy", &km.Policy}, {"ct", &km.CT}} {
+	}{{"endpoints", &km.Endpoints}, {"ipcache", &km.IPCache}, {"tunnel", &km.Tunnel}, {"policy", &km.Policy}, {"ct", &km.CT},
+		{"endpoints6", &km.Endpoints6}, {"ipcache6", &km.IPCache6}, {"tunnel6", &km.Tunnel6}, {"ct6", &km.CT6}} {
 		m, err := ebpf.NewMap(specs[x.name])
 		if err != nil {
 			km.Close()
@@ -98,7 +114,7 @@ func NewSized(c Capacity) (*Maps, error) {
 // Close releases the maps.
 func (km *Maps) Close() error {
 	var errs []error
-	for _, m := range []*ebpf.Map{km.Endpoints, km.IPCache, km.Tunnel, km.Policy, km.CT} {
+	for _, m := range []*ebpf.Map{km.Endpoints, km.IPCache, km.Tunnel, km.Policy, km.CT, km.Endpoints6, km.IPCache6, km.Tunnel6, km.CT6} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
@@ -136,6 +152,22 @@ func (km *Maps) Sync(m *gen3.Maps) error {
 		return err
 	}
 	m.CT.Range(func(k gen3.CTKey, v gen3.CTEntry) bool { return put(km.CT, k, v) })
+	if err != nil {
+		return err
+	}
+	m.Endpoints6.Range(func(k gen3.EndpointKey6, v gen3.EndpointInfo) bool { return put(km.Endpoints6, k, v) })
+	if err != nil {
+		return err
+	}
+	m.IPCache6.Range(func(k gen3.IPCacheKey6, v gen3.IPCacheValue) bool { return put(km.IPCache6, k, v) })
+	if err != nil {
+		return err
+	}
+	m.Tunnel6.Range(func(k gen3.TunnelKey6, v gen3.TunnelValue) bool { return put(km.Tunnel6, k, v) })
+	if err != nil {
+		return err
+	}
+	m.CT6.Range(func(k gen3.CTKey6, v gen3.CTEntry) bool { return put(km.CT6, k, v) })
 	return err
 }
 
@@ -144,8 +176,11 @@ func (km *Maps) Sync(m *gen3.Maps) error {
 // different and deletes what the model no longer has, as the agent does
 // after a change. endpoint translates a model endpoint entry for this
 // kernel (the lxc device's real ifindex and MAC); false leaves the
-// endpoint out (its device is not there yet). The conntrack map is the
-// programs' own and stays as it is.
+// endpoint out (its device is not there yet). An IPv6 endpoint entry
+// is the same endpoint's IPv4 entry in the model (AddEndpointIPv6), so
+// it takes that entry's translation, found by the model's ifindex, and
+// is left out with it. The conntrack maps are the programs' own and
+// stay as they are.
 //
 // Reconcile compares the model with what it last wrote, not with the
 // kernel (read only at the first Reconcile, after a Sync, or after a
@@ -156,12 +191,26 @@ func (km *Maps) Sync(m *gen3.Maps) error {
 // the kernel support them, one syscall per entry otherwise.
 func (km *Maps) Reconcile(m *gen3.Maps, endpoint func(gen3.EndpointKey, gen3.EndpointInfo) (gen3.EndpointInfo, bool)) error {
 	eps := map[gen3.EndpointKey]gen3.EndpointInfo{}
+	byIfIndex := map[uint32]gen3.EndpointInfo{}
 	m.Endpoints.Range(func(k gen3.EndpointKey, v gen3.EndpointInfo) bool {
-		if v, ok := endpoint(k, v); ok {
-			eps[k] = v
+		if kv, ok := endpoint(k, v); ok {
+			eps[k] = kv
+			byIfIndex[v.IfIndex] = kv
 		}
 		return true
 	})
+	eps6 := map[gen3.EndpointKey6]gen3.EndpointInfo{}
+	m.Endpoints6.Range(func(k gen3.EndpointKey6, v gen3.EndpointInfo) bool {
+		if kv, ok := byIfIndex[v.IfIndex]; ok {
+			kv.Flags, kv.Identity = v.Flags, v.Identity
+			eps6[k] = kv
+		}
+		return true
+	})
+	ipc6 := map[gen3.IPCacheKey6]gen3.IPCacheValue{}
+	m.IPCache6.Range(func(k gen3.IPCacheKey6, v gen3.IPCacheValue) bool { ipc6[k] = v; return true })
+	tun6 := map[gen3.TunnelKey6]gen3.TunnelValue{}
+	m.Tunnel6.Range(func(k gen3.TunnelKey6, v gen3.TunnelValue) bool { tun6[k] = v; return true })
 	ipc := map[gen3.IPCacheKey]gen3.IPCacheValue{}
 	m.IPCache.Range(func(k gen3.IPCacheKey, v gen3.IPCacheValue) bool { ipc[k] = v; return true })
 	tun := map[gen3.TunnelKey]gen3.TunnelValue{}
@@ -174,9 +223,10 @@ func (km *Maps) Reconcile(m *gen3.Maps, endpoint func(gen3.EndpointKey, gen3.End
 	}
 	km.written = nil
 	err := errors.Join(reconcile(km.Endpoints, w.eps, eps), reconcile(km.IPCache, w.ipc, ipc),
-		reconcile(km.Tunnel, w.tun, tun), reconcile(km.Policy, w.pol, pol))
+		reconcile(km.Tunnel, w.tun, tun), reconcile(km.Policy, w.pol, pol),
+		reconcile(km.Endpoints6, w.eps6, eps6), reconcile(km.IPCache6, w.ipc6, ipc6), reconcile(km.Tunnel6, w.tun6, tun6))
 	if err == nil {
-		km.written = &written{eps: eps, ipc: ipc, tun: tun, pol: pol}
+		km.written = &written{eps: eps, ipc: ipc, tun: tun, pol: pol, eps6: eps6, ipc6: ipc6, tun6: tun6}
 	}
 	return err
 }
@@ -241,30 +291,40 @@ func reconcile[K, V comparable](km *ebpf.Map, have, want map[K]V) error {
 	return nil
 }
 
-// ExpireCT deletes the conntrack entries the programs have not refreshed
-// for ttl (their LastSeen is bpf_ktime_get_ns, CLOCK_MONOTONIC), as the
-// agent's conntrack GC does, and returns how many it deleted.
+// ExpireCT deletes the conntrack entries (both families) the programs
+// have not refreshed for ttl (their LastSeen is bpf_ktime_get_ns,
+// CLOCK_MONOTONIC), as the agent's conntrack GC does, and returns how
+// many it deleted.
 func (km *Maps) ExpireCT(ttl time.Duration) (int, error) {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return 0, fmt.Errorf("expire conntrack entries: read the clock: %w", err)
 	}
 	now := uint64(ts.Nano())
-	var k gen3.CTKey
+	n, err := expireCT[gen3.CTKey](km.CT, now, ttl)
+	if err != nil || km.CT6 == nil {
+		return n, err
+	}
+	n6, err := expireCT[gen3.CTKey6](km.CT6, now, ttl)
+	return n + n6, err
+}
+
+func expireCT[K comparable](m *ebpf.Map, now uint64, ttl time.Duration) (int, error) {
+	var k K
 	var v gen3.CTEntry
-	var old []gen3.CTKey
-	it := km.CT.Iterate()
+	var old []K
+	it := m.Iterate()
 	for it.Next(&k, &v) {
 		if now > v.LastSeen && now-v.LastSeen > uint64(ttl) {
 			old = append(old, k)
 		}
 	}
 	if err := it.Err(); err != nil {
-		return 0, fmt.Errorf("expire conntrack entries: read: %w", err)
+		return 0, fmt.Errorf("expire conntrack entries of %s: read: %w", m.String(), err)
 	}
 	n := 0
 	for _, k := range old {
-		if err := km.CT.Delete(k); err == nil {
+		if err := m.Delete(k); err == nil {
 			n++
 		} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return n, fmt.Errorf("expire conntrack entry %+v: %w", k, err)

@@ -86,6 +86,9 @@ type LxcConfig struct {
 	// other nodes to the host stack (direct routing).
 	VXLANIfIndex int
 	NodeMaskBits int // the node CIDRs' prefix length, for the tunnel map key
+	// NodeMaskBits6 is the IPv6 node CIDRs' prefix length, for the IPv6
+	// tunnel map key (0: no IPv6 pod crosses nodes).
+	NodeMaskBits6 int
 }
 
 // ctRecord records the pod's flow in the conntrack map, as the Go model's
@@ -147,7 +150,8 @@ func FromContainerInstructions(km *Maps, cfg LxcConfig) asm.Instructions {
 	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(14)...)
 	ins = append(ins, asm.Instructions{
 		asm.LoadMem(asm.R2, asm.R7, 12, asm.Half),
-		asm.JEq.Imm(asm.R2, 0x0608, "arp"),  // ETH_P_ARP in network order
+		asm.JEq.Imm(asm.R2, 0x0608, "arp"), // ETH_P_ARP in network order
+		asm.JEq.Imm(asm.R2, ethIPv6, "ip6"),
 		asm.JNE.Imm(asm.R2, 0x0008, "pass"), // ETH_P_IP
 
 		// IPv4 to a local endpoint?
@@ -210,8 +214,11 @@ func FromContainerInstructions(km *Maps, cfg LxcConfig) asm.Instructions {
 		asm.Return(),
 	)
 	ins = append(ins, tunnelOut(km, cfg)...)
+	ins = append(ins, lxc6(km, cfg)...)
 	ins = append(ins,
 		asm.Mov.Imm(asm.R0, TCActOK).WithSymbol("pass"),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("shot"),
 		asm.Return(),
 	)
 	return ins
@@ -254,17 +261,27 @@ func tunnelOut(km *Maps, cfg LxcConfig) asm.Instructions {
 		asm.StoreImm(asm.RFP, fpIPCacheKey, 32, asm.Word),
 		asm.LoadMem(asm.R0, asm.R7, 26, asm.Word),
 		asm.StoreMem(asm.RFP, fpIPCacheKey+4, asm.R0, asm.Word))
+	ins = append(ins, mapLookup(km.IPCache, fpIPCacheKey)...)
+	return append(ins, setTunnelKey(cfg, "")...)
+}
+
+// setTunnelKey ends both families' tunnel paths: R0 is the source's
+// ipcache entry (or 0: world), R9 the tunnel map's value. It sets the
+// tunnel key (the identity as VNI, the node's IPv4 address as the
+// remote: both families cross the IPv4 underlay) and redirects to
+// cilium_vxlan; a failure drops. sfx keeps each family's labels apart.
+func setTunnelKey(cfg LxcConfig, sfx string) asm.Instructions {
+	var ins asm.Instructions
 	for off := int16(0); off < tunnelKeyLen; off += 4 {
 		ins = append(ins, asm.StoreImm(asm.RFP, fpTunnelKey+off, 0, asm.Word))
 	}
-	ins = append(ins, mapLookup(km.IPCache, fpIPCacheKey)...)
-	ins = append(ins,
+	return append(ins,
 		asm.Mov.Imm(asm.R1, 2), // world
-		asm.JEq.Imm(asm.R0, 0, "vni"),
+		asm.JEq.Imm(asm.R0, 0, "vni"+sfx),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
-		asm.StoreMem(asm.RFP, fpTunnelKey, asm.R1, asm.Word).WithSymbol("vni"), // tunnel_id
-		asm.LoadMem(asm.R1, asm.R9, 0, asm.Word),                               // TunnelValue.NodeIP, network order
-		asm.HostTo(asm.BE, asm.R1, asm.Word),                                   // remote_ipv4 is in host order
+		asm.StoreMem(asm.RFP, fpTunnelKey, asm.R1, asm.Word).WithSymbol("vni"+sfx), // tunnel_id
+		asm.LoadMem(asm.R1, asm.R9, 0, asm.Word),                                   // TunnelValue.NodeIP, network order
+		asm.HostTo(asm.BE, asm.R1, asm.Word),                                       // remote_ipv4 is in host order
 		asm.StoreMem(asm.RFP, fpTunnelKey+4, asm.R1, asm.Word),
 		asm.StoreImm(asm.RFP, fpTunnelKey+21, 64, asm.Byte), // tunnel_ttl
 		asm.Mov.Reg(asm.R1, asm.R6),
@@ -273,15 +290,12 @@ func tunnelOut(km *Maps, cfg LxcConfig) asm.Instructions {
 		asm.Mov.Imm(asm.R3, tunnelKeyLen),
 		asm.Mov.Imm(asm.R4, 0),
 		asm.FnSkbSetTunnelKey.Call(),
-		asm.JNE.Imm(asm.R0, 0, "drop"),
+		asm.JNE.Imm(asm.R0, 0, "shot"),
 		asm.Mov.Imm(asm.R1, int32(cfg.VXLANIfIndex)),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.FnRedirect.Call(),
 		asm.Return(),
-		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("drop"),
-		asm.Return(),
 	)
-	return ins
 }
 
 // OverlayInstructions is bpf_overlay (tc ingress on cilium_vxlan): a
@@ -292,6 +306,7 @@ func OverlayInstructions(km *Maps) asm.Instructions {
 	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(34)...)
 	ins = append(ins,
 		asm.LoadMem(asm.R2, asm.R7, 12, asm.Half),
+		asm.JEq.Imm(asm.R2, ethIPv6, "ip6"),
 		asm.JNE.Imm(asm.R2, 0x0008, "pass"),
 		asm.LoadMem(asm.R0, asm.R7, 30, asm.Word),
 		asm.StoreMem(asm.RFP, fpEPKey, asm.R0, asm.Word))
@@ -301,6 +316,7 @@ func OverlayInstructions(km *Maps) asm.Instructions {
 		asm.Mov.Reg(asm.R9, asm.R0))
 	ins = append(ins, loadPacket(34)...)
 	ins = append(ins, redirectToEndpoint()...)
+	ins = append(ins, overlay6(km)...)
 	ins = append(ins,
 		asm.Mov.Imm(asm.R0, TCActOK).WithSymbol("pass"),
 		asm.Return(),
@@ -337,6 +353,9 @@ func NewFromContainerProgram(km *Maps, cfg LxcConfig) (*ebpf.Program, error) {
 	}
 	if cfg.VXLANIfIndex != 0 && (cfg.NodeMaskBits < 1 || cfg.NodeMaskBits > 32) {
 		return nil, fmt.Errorf("load from-container program: node mask /%d: want 1 to 32 with a tunnel", cfg.NodeMaskBits)
+	}
+	if cfg.NodeMaskBits6 < 0 || cfg.NodeMaskBits6 > 128 {
+		return nil, fmt.Errorf("load from-container program: IPv6 node mask /%d: want 0 to 128", cfg.NodeMaskBits6)
 	}
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bpf_lxc", Type: ebpf.SchedCLS, License: "Dual BSD/GPL",
 		Instructions: FromContainerInstructions(km, cfg)})

@@ -142,23 +142,23 @@ func PolicyInstructions(km *Maps, pass int32) asm.Instructions {
 
 // policyRound tries the three keys at fpPolicyKey (port, protocol,
 // neither) with both identities already in the key; a hit jumps to
-// "verdict" with the entry in R0.
-func policyRound(km *Maps, n string) asm.Instructions {
+// verdict with the entry in R0.
+func policyRound(km *Maps, n, verdict string) asm.Instructions {
 	var ins asm.Instructions
 	ins = append(ins,
 		asm.LoadMem(asm.R1, asm.RFP, fpPolicyPort, asm.Half),
 		asm.JEq.Imm(asm.R1, 0, "noport"+n))
 	ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
-	ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
+	ins = append(ins, asm.JNE.Imm(asm.R0, 0, verdict))
 	ins = append(ins,
 		asm.StoreImm(asm.RFP, fpPolicyPort, 0, asm.Half).WithSymbol("noport"+n),
 		asm.LoadMem(asm.R1, asm.RFP, fpPolicyProt, asm.Byte),
 		asm.JEq.Imm(asm.R1, 0, "noproto"+n))
 	ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
-	ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
+	ins = append(ins, asm.JNE.Imm(asm.R0, 0, verdict))
 	ins = append(ins, asm.StoreImm(asm.RFP, fpPolicyProt, 0, asm.Byte).WithSymbol("noproto"+n))
 	ins = append(ins, mapLookup(km.Policy, fpPolicyKey)...)
-	ins = append(ins, asm.JNE.Imm(asm.R0, 0, "verdict"))
+	ins = append(ins, asm.JNE.Imm(asm.R0, 0, verdict))
 	return ins
 }
 
@@ -176,11 +176,13 @@ func restoreKey() asm.Instructions {
 // parseL4 reads the IPv4 packet at R7/R8 into the policy key slots: the
 // protocol, the destination port for TCP and UDP (0 otherwise), the Egress
 // byte, and copies kept for the second round. It jumps to "pass" for what
-// is not IPv4 or too short, and leaves the IHL in R3 and the protocol in
+// is neither IP version or too short, to "ip6" for IPv6 (the program's
+// IPv6 half, policy6), and leaves the IHL in R3 and the protocol in
 // R4 for ctTuple.
 func parseL4(egress uint8) asm.Instructions {
 	return asm.Instructions{
 		asm.LoadMem(asm.R2, asm.R7, 12, asm.Half),
+		asm.JEq.Imm(asm.R2, ethIPv6, "ip6"),
 		asm.JNE.Imm(asm.R2, 0x0008, "pass"), // ETH_P_IP in network order, loaded little-endian
 		asm.LoadMem(asm.R3, asm.R7, 14, asm.Byte),
 		asm.And.Imm(asm.R3, 0x0f),
@@ -262,9 +264,10 @@ func ctTrackFlow(km *Maps, sym string) asm.Instructions {
 }
 
 // decide ends a path with a verdict: with events, it records verdict and
-// reason and goes to "emit"; without, straight to pass or shot. pre runs
-// first (the symbol is then on its first instruction).
-func decide(cfg PolicyConfig, sym string, verdict, reason uint8, pre asm.Instructions) asm.Instructions {
+// reason and goes to emit; without, straight to pass or shot. pre runs
+// first (the symbol is then on its first instruction). The verdict and
+// reason slots are the same for both families' records.
+func decide(cfg PolicyConfig, sym, emit string, verdict, reason uint8, pre asm.Instructions) asm.Instructions {
 	var ins asm.Instructions
 	if cfg.Events == nil {
 		to := "pass"
@@ -276,7 +279,7 @@ func decide(cfg PolicyConfig, sym string, verdict, reason uint8, pre asm.Instruc
 		ins = asm.Instructions{
 			asm.StoreImm(asm.RFP, fpEvent+evVerdict, int64(verdict), asm.Byte),
 			asm.StoreImm(asm.RFP, fpEvent+evReason, int64(reason), asm.Half), // with the direction byte after it
-			asm.Ja.Label("emit"),
+			asm.Ja.Label(emit),
 		}
 	}
 	ins = append(pre, ins...)
@@ -309,27 +312,28 @@ func PolicyInstructionsWith(km *Maps, cfg PolicyConfig) asm.Instructions {
 		asm.StoreMem(asm.RFP, fpPolicyKey, asm.R9, asm.Word).WithSymbol("src"))
 	// A reply to a flow the destination started passes (conntrack).
 	ins = append(ins, ctLookupReply(km)...)
-	ins = append(ins, policyRound(km, "1")...)
+	ins = append(ins, policyRound(km, "1", "verdict")...)
 	ins = append(ins,
 		asm.JEq.Imm(asm.R9, 0, "nomatch"),
 		asm.StoreImm(asm.RFP, fpPolicyKey, 0, asm.Word))
 	ins = append(ins, restoreKey()...)
-	ins = append(ins, policyRound(km, "2")...)
+	ins = append(ins, policyRound(km, "2", "verdict")...)
 	ins = append(ins,
 		asm.LoadMem(asm.R1, asm.RFP, fpFlags, asm.Word).WithSymbol("nomatch"),
 		asm.And.Imm(asm.R1, 1), // EndpointPolicyEnforced
 		asm.JNE.Imm(asm.R1, 0, "defaultdeny"))
-	ins = append(ins, decide(cfg, "open", VerdictForwarded, ReasonNotEnforced, ctTrackFlow(km, ""))...)
+	ins = append(ins, decide(cfg, "open", "emit", VerdictForwarded, ReasonNotEnforced, ctTrackFlow(km, ""))...)
 	ins = append(ins,
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Byte).WithSymbol("verdict"), // PolicyEntry.Action
 		asm.JNE.Imm(asm.R1, 1, "denied"))
-	ins = append(ins, decide(cfg, "allowed", VerdictForwarded, ReasonPolicyAllow, ctTrackFlow(km, ""))...)
-	ins = append(ins, decide(cfg, "denied", VerdictDropped, ReasonPolicyDeny, nil)...)
-	ins = append(ins, decide(cfg, "defaultdeny", VerdictDropped, ReasonDefaultDeny, nil)...)
-	ins = append(ins, decide(cfg, "ctreply", VerdictForwarded, ReasonCTReply, nil)...)
+	ins = append(ins, decide(cfg, "allowed", "emit", VerdictForwarded, ReasonPolicyAllow, ctTrackFlow(km, ""))...)
+	ins = append(ins, decide(cfg, "denied", "emit", VerdictDropped, ReasonPolicyDeny, nil)...)
+	ins = append(ins, decide(cfg, "defaultdeny", "emit", VerdictDropped, ReasonDefaultDeny, nil)...)
+	ins = append(ins, decide(cfg, "ctreply", "emit", VerdictForwarded, ReasonCTReply, nil)...)
 	if cfg.Events != nil {
 		ins = append(ins, emitRecord(cfg.Events, DirIngress, fpPolicyDst)...)
 	}
+	ins = append(ins, ingress6(km, cfg)...)
 	ins = append(ins,
 		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("shot"),
 		asm.Return(),
@@ -381,26 +385,27 @@ func EgressInstructions(km *Maps, cfg PolicyConfig) asm.Instructions {
 		asm.StoreMem(asm.RFP, fpRemote, asm.R1, asm.Word))
 	// A reply to a flow the destination started passes (conntrack).
 	ins = append(ins, ctLookupReply(km)...)
-	ins = append(ins, policyRound(km, "1")...)
+	ins = append(ins, policyRound(km, "1", "verdict")...)
 	ins = append(ins,
 		asm.LoadMem(asm.R1, asm.RFP, fpRemote, asm.Word),
 		asm.JEq.Imm(asm.R1, 0, "defaultdeny"),
 		asm.StoreImm(asm.RFP, fpPolicyDst, 0, asm.Word))
 	ins = append(ins, restoreKey()...)
-	ins = append(ins, policyRound(km, "2")...)
+	ins = append(ins, policyRound(km, "2", "verdict")...)
 	ins = append(ins, asm.Ja.Label("defaultdeny"))
 	ins = append(ins,
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Byte).WithSymbol("verdict"), // PolicyEntry.Action
 		asm.JNE.Imm(asm.R1, 1, "denied"))
-	ins = append(ins, decide(cfg, "allowed", VerdictForwarded, ReasonPolicyAllow, ctTrackFlow(km, ""))...)
-	ins = append(ins, decide(cfg, "denied", VerdictDropped, ReasonPolicyDeny, nil)...)
-	ins = append(ins, decide(cfg, "defaultdeny", VerdictDropped, ReasonDefaultDeny, nil)...)
-	ins = append(ins, decide(cfg, "ctreply", VerdictForwarded, ReasonCTReply, ctTrackFlow(km, ""))...)
+	ins = append(ins, decide(cfg, "allowed", "emit", VerdictForwarded, ReasonPolicyAllow, ctTrackFlow(km, ""))...)
+	ins = append(ins, decide(cfg, "denied", "emit", VerdictDropped, ReasonPolicyDeny, nil)...)
+	ins = append(ins, decide(cfg, "defaultdeny", "emit", VerdictDropped, ReasonDefaultDeny, nil)...)
+	ins = append(ins, decide(cfg, "ctreply", "emit", VerdictForwarded, ReasonCTReply, ctTrackFlow(km, ""))...)
 	ins = append(ins, ctTrackFlow(km, "open")...)
 	ins = append(ins, asm.Ja.Label("pass"))
 	if cfg.Events != nil {
 		ins = append(ins, emitRecord(cfg.Events, DirEgress, fpRemote)...)
 	}
+	ins = append(ins, egress6(km, cfg)...)
 	ins = append(ins,
 		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("shot"),
 		asm.Return(),
@@ -420,6 +425,18 @@ func emitRecord(events *ebpf.Map, dir uint8, dstID int16) asm.Instructions {
 		asm.StoreMem(asm.RFP, fpEvent+evSrc, asm.R1, asm.Word),
 		asm.LoadMem(asm.R1, asm.RFP, fpEPKey, asm.Word),
 		asm.StoreMem(asm.RFP, fpEvent+evDst, asm.R1, asm.Word),
+	}
+	// The reversed conntrack key holds the packet's source port (or
+	// echo ID) in its DPort.
+	return append(ins, emitTail(events, dir, dstID, fpCTKey+10, fpEvent, flowRecordLen)...)
+}
+
+// emitTail fills the fields after the addresses (at the same stack
+// slots for both families' records), writes the record of n bytes at
+// base to the ring buffer, and ends with the verdict. sport is the stack
+// slot of the packet's source port.
+func emitTail(events *ebpf.Map, dir uint8, dstID, sport, base int16, n int32) asm.Instructions {
+	ins := asm.Instructions{
 		asm.StoreMem(asm.RFP, fpEvent+evSrcID, asm.R9, asm.Word),
 		asm.LoadMem(asm.R1, asm.RFP, dstID, asm.Word),
 		asm.StoreMem(asm.RFP, fpEvent+evDstID, asm.R1, asm.Word),
@@ -437,16 +454,14 @@ func emitRecord(events *ebpf.Map, dir uint8, dstID int16) asm.Instructions {
 		asm.StoreMem(asm.RFP, fpEvent+evDPort, asm.R1, asm.Half),
 		asm.LoadMem(asm.R1, asm.RFP, fpProto, asm.Half),
 		asm.StoreMem(asm.RFP, fpEvent+evProto, asm.R1, asm.Byte),
-		// The reversed conntrack key holds the packet's source port
-		// (or echo ID) in its DPort.
-		asm.LoadMem(asm.R1, asm.RFP, fpCTKey+10, asm.Half),
+		asm.LoadMem(asm.R1, asm.RFP, sport, asm.Half),
 		asm.StoreMem(asm.RFP, fpEvent+evSPort, asm.R1, asm.Half),
 		asm.FnKtimeGetNs.Call(),
 		asm.StoreMem(asm.RFP, fpEvent+evNanos, asm.R0, asm.DWord),
 		asm.LoadMapPtr(asm.R1, events.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpEvent),
-		asm.Mov.Imm(asm.R3, flowRecordLen),
+		asm.Add.Imm(asm.R2, int32(base)),
+		asm.Mov.Imm(asm.R3, n),
 		asm.Mov.Imm(asm.R4, 0),
 		asm.FnRingbufOutput.Call(), // a full ring loses the record, not the packet
 		asm.LoadMem(asm.R1, asm.RFP, fpEvent+evVerdict, asm.Byte),

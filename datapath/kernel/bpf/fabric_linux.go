@@ -298,6 +298,12 @@ func (f *Fabric) buildHost(name string) error {
 		}
 	}
 	cfg := kmaps.LxcConfig{HostMAC: n.HostMAC(), NodeMaskBits: f.model.Options().NodeMaskBits}
+	if c6 := n.Config().NodeCIDR6; c6.IsValid() {
+		// Dual-stack: IPv6 pods' packets are the programs' alone (the
+		// host's namespace keeps IPv6 off; bpf_lxc answers the pods'
+		// neighbour solicitations), so the pods need no route here.
+		cfg.NodeMaskBits6 = c6.Bits()
+	}
 	var hooks []string // devices that get policy + toEP
 	if f.model.Options().Mode == gen3.Tunnel {
 		if err := h.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: gen3.DevCiliumVXLAN}, FlowBased: true, Port: f.port}); err != nil {
@@ -402,12 +408,12 @@ func (f *Fabric) readFlows(hs *host) {
 			}
 			continue
 		}
-		r, err := kmaps.ParseFlowRecord(rec.RawSample)
+		r, src, dst, err := kmaps.ParseFlow(rec.RawSample)
 		if err != nil {
 			continue
 		}
 		f.mu.Lock()
-		f.record(flowEvent(hs.name, r,
+		f.record(flowEvent(hs.name, r, src, dst,
 			func(i uint32) string { return hs.ifnames[i] },
 			func(a netip.Addr) string { return f.names[a] }))
 		f.mu.Unlock()
@@ -603,6 +609,9 @@ func (f *Fabric) refreshNames() {
 	for _, name := range f.order {
 		for _, ep := range f.hosts[name].model.Endpoints() {
 			names[ep.IP] = ep.Name
+			if ep.IP6.IsValid() {
+				names[ep.IP6] = ep.Name
+			}
 		}
 	}
 	f.mu.Lock()

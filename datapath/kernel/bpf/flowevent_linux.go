@@ -9,10 +9,10 @@ import (
 	"github.com/netbed/netbed/datapath/ebpf/kmaps"
 )
 
-// flowEvent turns a record into an event; iface and names resolve
-// ifindexes and addresses.
-func flowEvent(node string, r kmaps.FlowRecord, iface func(uint32) string, names func(netip.Addr) string) FlowEvent {
-	src, dst := netip.AddrFrom4(r.Src), netip.AddrFrom4(r.Dst)
+// flowEvent turns a record of either family (its addresses src and dst:
+// kmaps.ParseFlow) into an event; iface and names resolve ifindexes and
+// addresses.
+func flowEvent(node string, r kmaps.FlowRecord, src, dst netip.Addr, iface func(uint32) string, names func(netip.Addr) string) FlowEvent {
 	e := FlowEvent{Node: node, Iface: iface(r.IfIndex), Src: src, Dst: dst,
 		SrcIdentity: gen3.Identity(r.SrcIdentity), DstIdentity: gen3.Identity(r.DstIdentity),
 		SrcName: names(src), DstName: names(dst), Proto: gen3.Proto(r.Proto),

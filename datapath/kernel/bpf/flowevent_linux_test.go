@@ -47,7 +47,7 @@ func TestFlowEvent(t *testing.T) {
 	for _, c := range cases {
 		r := rec
 		r.Verdict, r.Reason, r.Key, r.Direction = c.verdict, c.reason, c.key, c.dir
-		got := flowEvent("host2", r, iface, names)
+		got := flowEvent("host2", r, netip.AddrFrom4(r.Src), netip.AddrFrom4(r.Dst), iface, names)
 		want := c.want
 		want.Direction = DirIngress
 		if c.dir == kmaps.DirEgress {

@@ -1,0 +1,274 @@
+package kmaps
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+
+	gen3 "github.com/netbed/netbed/datapath/ebpf"
+	"github.com/netbed/netbed/datapath/frame"
+	"github.com/netbed/netbed/internal/testutil"
+)
+
+// run6 runs prog on in (BPF_PROG_TEST_RUN) and returns its verdict and
+// the frame it left.
+func run6(t *testing.T, prog *ebpf.Program, in []byte) (uint32, []byte) {
+	t.Helper()
+	out := make([]byte, len(in)+64)
+	opts := &ebpf.RunOptions{Data: in, DataOut: out}
+	ret, err := prog.Run(opts)
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			testutil.Unavailable(t, "kernel lacks BPF_PROG_TEST_RUN for tc: "+err.Error())
+		}
+		t.Fatal(err)
+	}
+	return ret, opts.DataOut
+}
+
+var (
+	pod6A, pod6B = netip.MustParseAddr("fd10::2"), netip.MustParseAddr("fd10::3")
+	gw6          = netip.MustParseAddr("fd10::1")
+	remote6      = netip.MustParseAddr("fd10::105") // node CIDR fd10::100/120
+)
+
+// TestFromContainerRun6 runs bpf_lxc's IPv6 half: the neighbour
+// advertisement it builds in place is the model's byte for byte, a
+// packet to a local endpoint is rewritten and redirected with its hop
+// limit decremented, one to another node's pod CIDR is tunnelled, and
+// multicast, an expiring hop limit, other neighbour discovery and an
+// unknown node are dropped.
+func TestFromContainerRun6(t *testing.T) {
+	testutil.RequireRoot(t)
+	km, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = km.Close() })
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := NewFromContainerProgram(km, LxcConfig{HostMAC: hostMAC, VXLANIfIndex: lo.Index, NodeMaskBits: 24, NodeMaskBits6: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = prog.Close() })
+	podA, podB := net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}
+	lxcB := net.HardwareAddr{0x0a, 0, 0, 0, 0, 0xb}
+	if err := km.Endpoints6.Put(gen3.EndpointKey6{IP: pod6B.As16()}, gen3.EndpointInfo{IfIndex: 1, Identity: 257, MAC: [6]byte(podB), NodeMAC: [6]byte(lxcB)}); err != nil {
+		t.Fatal(err)
+	}
+	node := netip.MustParseAddr("fd10::100")
+	if err := km.Tunnel6.Put(gen3.TunnelKey6{IP: node.As16()}, gen3.TunnelValue{NodeIP: [4]byte{172, 16, 0, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	h := func(dst netip.Addr, hop uint8) frame.IPv4 {
+		return frame.IPv4{SrcMAC: podA, DstMAC: hostMAC, Src: pod6A, Dst: dst, TTL: hop}
+	}
+	na := func(target netip.Addr) func(t *testing.T, out []byte) {
+		return func(t *testing.T, out []byte) {
+			want := frame.NeighborAdvertisement(hostMAC, target, podA, pod6A, frame.NARouter|frame.NASolicited|frame.NAOverride)
+			if !bytes.Equal(out[:len(want)], want) {
+				t.Errorf("advertisement\n% x\nwant\n% x", out[:len(want)], want)
+			}
+		}
+	}
+	cases := []struct {
+		name  string
+		in    []byte
+		ret   uint32
+		check func(t *testing.T, out []byte)
+	}{
+		{"ns-gateway", frame.NeighborSolicitation(podA, pod6A, gw6), TCActRedirect, na(gw6)},
+		{"ns-peer", frame.NeighborSolicitation(podA, pod6A, pod6B), TCActRedirect, na(pod6B)},
+		{"ns-own-address", frame.NeighborSolicitation(podA, pod6A, pod6A), TCActShot, nil},
+		{"ns-dad", frame.NeighborSolicitation(podA, netip.IPv6Unspecified(), pod6A), TCActShot, nil},
+		{"unsolicited-na", frame.UnsolicitedNA(podA, pod6A), TCActShot, nil},
+		{"to-endpoint", frame.UDP(h(pod6B, 64), 40000, 7, []byte("hi")), TCActRedirect, func(t *testing.T, out []byte) {
+			if !bytes.Equal(out[0:6], podB) || !bytes.Equal(out[6:12], lxcB) {
+				t.Errorf("MACs %v -> %v, want %v -> %v", net.HardwareAddr(out[6:12]), net.HardwareAddr(out[0:6]), lxcB, podB)
+			}
+			if out[21] != 63 {
+				t.Errorf("hop limit %d, want 63", out[21])
+			}
+		}},
+		{"tunnel", frame.UDP(h(remote6, 64), 40000, 7, nil), TCActRedirect, nil},
+		{"no-tunnel", frame.UDP(h(netip.MustParseAddr("fd10::2:5"), 64), 40000, 7, nil), TCActShot, nil},
+		{"multicast", frame.UDP(h(netip.MustParseAddr("ff02::16"), 1), 1, 7, nil), TCActShot, nil},
+		{"hop-limit-1", frame.UDP(h(pod6B, 1), 1, 7, nil), TCActShot, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ret, out := run6(t, prog, c.in)
+			if ret != c.ret {
+				t.Fatalf("returned %d, want %d", ret, c.ret)
+			}
+			if c.check != nil {
+				c.check(t, out)
+			}
+		})
+	}
+}
+
+// TestOverlayRun6: bpf_overlay hands a decapsulated IPv6 packet to its
+// local endpoint's lxc and lets the rest pass.
+func TestOverlayRun6(t *testing.T) {
+	testutil.RequireRoot(t)
+	km, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = km.Close() })
+	prog, err := NewOverlayProgram(km)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = prog.Close() })
+	podB, lxcB := net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, net.HardwareAddr{0x0a, 0, 0, 0, 0, 0xb}
+	if err := km.Endpoints6.Put(gen3.EndpointKey6{IP: pod6B.As16()}, gen3.EndpointInfo{IfIndex: 1, Identity: 257, MAC: [6]byte(podB), NodeMAC: [6]byte(lxcB)}); err != nil {
+		t.Fatal(err)
+	}
+	in := frame.UDP(frame.IPv4{SrcMAC: hostMAC, DstMAC: hostMAC, Src: remote6, Dst: pod6B}, 1, 7, nil)
+	ret, out := run6(t, prog, in)
+	if ret != TCActRedirect || !bytes.Equal(out[0:6], podB) || !bytes.Equal(out[6:12], lxcB) {
+		t.Errorf("to a local endpoint: returned %d, MACs %v -> %v", ret, net.HardwareAddr(out[6:12]), net.HardwareAddr(out[0:6]))
+	}
+	in = frame.UDP(frame.IPv4{SrcMAC: hostMAC, DstMAC: hostMAC, Src: remote6, Dst: pod6A}, 1, 7, nil)
+	if ret, _ := run6(t, prog, in); ret != TCActOK {
+		t.Errorf("to no local endpoint: returned %d, want pass", ret)
+	}
+}
+
+// TestPolicyRun6 runs the ingress and egress checks on IPv6 packets:
+// an open endpoint, an allow entry (ICMPv6 matching an ICMP rule), a
+// deny entry, default deny, and a reply to a flow the egress program
+// recorded in the IPv6 conntrack map (but never an echo request), each
+// verdict with its IPv6 flow record.
+func TestPolicyRun6(t *testing.T) {
+	testutil.RequireRoot(t)
+	km, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = km.Close() })
+	events, err := NewEvents(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = events.Close() })
+	ingress, err := NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ingress.Close() })
+	egress, err := NewEgressProgram(km, PolicyConfig{Pass: TCActOK, Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = egress.Close() })
+	rd, err := ringbuf.NewReader(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rd.Close() })
+
+	// A (256, local, open) and B (257, local, enforcing); R (258) remote.
+	const idA, idB, idR = 256, 257, 258
+	put := func(m *ebpf.Map, k, v any) {
+		t.Helper()
+		if err := m.Put(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(km.Endpoints6, gen3.EndpointKey6{IP: pod6A.As16()}, gen3.EndpointInfo{IfIndex: 1, Identity: idA})
+	put(km.Endpoints6, gen3.EndpointKey6{IP: pod6B.As16()}, gen3.EndpointInfo{IfIndex: 2, Identity: idB, Flags: gen3.EndpointPolicyEnforced})
+	for a, id := range map[netip.Addr]uint32{pod6A: idA, pod6B: idB, remote6: idR} {
+		put(km.IPCache6, gen3.IPCacheKey6{PrefixLen: 128, IP: a.As16()}, gen3.IPCacheValue{Identity: id})
+	}
+	allowICMP := gen3.PolicyKey{SrcIdentity: idA, DstIdentity: idB, Proto: uint8(gen3.ProtoICMP)}
+	denyUDP := gen3.PolicyKey{SrcIdentity: idR, DstIdentity: idB, Proto: uint8(gen3.ProtoUDP), DPort: [2]byte{0, 53}}
+	put(km.Policy, allowICMP, gen3.PolicyEntry{Action: gen3.PolicyAllow})
+	put(km.Policy, denyUDP, gen3.PolicyEntry{Action: gen3.PolicyDeny})
+
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	hdr := func(src, dst netip.Addr) frame.IPv4 { return frame.IPv4{SrcMAC: mac, DstMAC: mac, Src: src, Dst: dst} }
+	type rec struct {
+		verdict, reason uint8
+		key             gen3.PolicyKey
+	}
+	cases := []struct {
+		name string
+		prog *ebpf.Program
+		in   []byte
+		ret  uint32
+		want *rec // nil: no record
+	}{
+		{"open-endpoint", ingress, frame.UDP(hdr(pod6B, pod6A), 1000, 7, nil), TCActOK, &rec{VerdictForwarded, ReasonNotEnforced, gen3.PolicyKey{}}},
+		{"allow-icmpv6-by-icmp-rule", ingress, frame.ICMPEcho(hdr(pod6A, pod6B), false, 9, 1, nil), TCActOK, &rec{VerdictForwarded, ReasonPolicyAllow, allowICMP}},
+		{"deny-entry", ingress, frame.UDP(hdr(remote6, pod6B), 1000, 53, nil), TCActShot, &rec{VerdictDropped, ReasonPolicyDeny, denyUDP}},
+		{"default-deny", ingress, frame.UDP(hdr(remote6, pod6B), 1000, 7, nil), TCActShot, &rec{VerdictDropped, ReasonDefaultDeny, gen3.PolicyKey{}}},
+		// B starts a flow to R: its egress (not enforced) records it;
+		// R's reply then passes B's ingress as a conntrack reply.
+		{"egress-records", egress, frame.UDP(hdr(pod6B, remote6), 4000, 7, nil), TCActOK, nil},
+		{"ct-reply", ingress, frame.UDP(hdr(remote6, pod6B), 7, 4000, nil), TCActOK, &rec{VerdictForwarded, ReasonCTReply, gen3.PolicyKey{}}},
+		{"egress-records-echo", egress, frame.ICMPEcho(hdr(pod6B, remote6), false, 77, 1, nil), TCActOK, nil},
+		{"ct-echo-reply", ingress, frame.ICMPEcho(hdr(remote6, pod6B), true, 77, 1, nil), TCActOK, &rec{VerdictForwarded, ReasonCTReply, gen3.PolicyKey{}}},
+		{"echo-request-never-a-reply", ingress, frame.ICMPEcho(hdr(remote6, pod6B), false, 77, 1, nil), TCActShot, &rec{VerdictDropped, ReasonDefaultDeny, gen3.PolicyKey{}}},
+		{"not-local", ingress, frame.UDP(hdr(pod6A, remote6), 1, 7, nil), TCActOK, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ret, _ := run6(t, c.prog, c.in)
+			if ret != c.ret {
+				t.Errorf("returned %d, want %d", ret, c.ret)
+			}
+			rd.SetDeadline(time.Now())
+			sample, err := rd.Read()
+			if c.want == nil {
+				if err == nil {
+					t.Fatalf("unexpected record % x", sample.RawSample)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("no flow record: %v", err)
+			}
+			if len(sample.RawSample) != flowRecord6Len {
+				t.Fatalf("record of %d bytes, want the IPv6 record's %d", len(sample.RawSample), flowRecord6Len)
+			}
+			r, src, dst, err := ParseFlow(sample.RawSample)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantSrc, wantDst := netip.AddrFrom16([16]byte(c.in[22:38])), netip.AddrFrom16([16]byte(c.in[38:54]))
+			if src != wantSrc || dst != wantDst {
+				t.Errorf("record %v -> %v, want %v -> %v", src, dst, wantSrc, wantDst)
+			}
+			if r.Verdict != c.want.verdict || r.Reason != c.want.reason || r.Direction != DirIngress || r.Nanos == 0 {
+				t.Errorf("record %+v, want verdict %d reason %d", r, c.want.verdict, c.want.reason)
+			}
+			if (c.want.reason == ReasonPolicyAllow || c.want.reason == ReasonPolicyDeny) && r.Key != c.want.key {
+				t.Errorf("record's key %+v, want %+v", r.Key, c.want.key)
+			}
+		})
+	}
+	var k gen3.CTKey6
+	var v gen3.CTEntry
+	n := 0
+	for it := km.CT6.Iterate(); it.Next(&k, &v); {
+		n++
+	}
+	if n == 0 {
+		t.Error("nothing in the IPv6 conntrack map")
+	}
+	if err := km.CT.Iterate().Err(); err != nil {
+		t.Fatal(err)
+	}
+}

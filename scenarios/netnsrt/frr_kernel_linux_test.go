@@ -1,14 +1,18 @@
 package netnsrt_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -314,4 +318,148 @@ func checkFRRKernel(ctx context.Context, t *testing.T, rt *netnsrt.Runtime, b sc
 			t.Errorf("leaf2's kernel: %s (%s) at %v, want towards FRR's leaf3 (%v)", in.Name, mac, kv2.macAt[mac], vtep["leaf3"])
 		}
 	}
+}
+
+// childPlugins, in a test's child process, names its parent's pluginDir
+// (TestMain builds nothing then: a killed child would leave its own).
+const childPlugins = "NETNSRT_CHILD_PLUGINS"
+
+// TestKilledFRRKernelRunIsCleaned is TestKilledRunIsCleaned with an FRR
+// leaf on the kernel backend: a child process loads a gen 2 lab with
+// control_plane bgp and leaf1 as FRR on the kernel backend and is killed
+// with SIGKILL; FRR's zebra and bgpd (recorded with the lab), the Open
+// vSwitch daemons and the speakers outlive it. netns.Destroy, what
+// 'netbed down --lab' runs, then leaves no process of the lab (none
+// whose command line names its state directory, FRR's included) and no
+// namespace.
+func TestKilledFRRKernelRunIsCleaned(t *testing.T) {
+	testutil.RequireRoot(t)
+	if err := netnsrt.FRRAvailable(); err != nil {
+		testutil.Unavailable(t, err.Error())
+	}
+	root, err := os.MkdirTemp("", "nb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestFRRKernelChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "NETNSRT_FRR_CHILD=1", "NETNSRT_STATE="+root, childPlugins+"="+pluginDir)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lab := ""
+	sc := bufio.NewScanner(stdout)
+	var out []string
+	for sc.Scan() {
+		out = append(out, sc.Text())
+		if l, ok := strings.CutPrefix(sc.Text(), "LAB "); ok {
+			lab = l
+			break
+		}
+	}
+	if lab == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the child did not load a lab:\n%s", strings.Join(out, "\n"))
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	opt := &netns.Options{StateRoot: root}
+	b, err := os.ReadFile(filepath.Join(opt.LabDir(lab), "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st netns.State
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	var frr []string
+	for _, p := range st.Processes {
+		frr = append(frr, p.What)
+		if !running(p.PID) {
+			t.Errorf("%s (%d) did not outlive the killed run: nothing to clean", p.What, p.PID)
+		}
+	}
+	slices.Sort(frr)
+	if want := []string{"leaf1 bgpd", "leaf1 zebra"}; !slices.Equal(frr, want) {
+		t.Errorf("processes recorded with the lab: %v, want %v", frr, want)
+	}
+	if left := processesNaming(root); len(left) == 0 {
+		t.Error("no process of the killed run names its state directory: the check below would prove nothing")
+	}
+	if _, err := netns.Destroy(lab, opt); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Processes {
+		if running(p.PID) {
+			t.Errorf("%s (%d) still runs after netns.Destroy", p.What, p.PID)
+		}
+	}
+	if left := processesNaming(root); len(left) > 0 {
+		t.Errorf("processes left after netns.Destroy: %v", left)
+	}
+	if left := namespacesOf(lab); len(left) > 0 {
+		t.Errorf("namespaces left after netns.Destroy: %v", left)
+	}
+}
+
+// running reports whether pid runs: it exists and is no zombie (a killed
+// orphan waits in /proc until init reaps it).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
+
+// processesNaming lists the running processes whose command line names
+// dir (the daemons a lab under dir started: FRR's, Open vSwitch's, the
+// speakers').
+func processesNaming(dir string) []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(b), dir) {
+			continue
+		}
+		out = append(out, e.Name()+" "+strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " "))
+	}
+	return out
+}
+
+// TestFRRKernelChild is the killed child of
+// TestKilledFRRKernelRunIsCleaned.
+func TestFRRKernelChild(t *testing.T) {
+	if os.Getenv("NETNSRT_FRR_CHILD") != "1" {
+		t.Skip("run by TestKilledFRRKernelRunIsCleaned")
+	}
+	topo, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: "frrkill", Spines: 2, Leaves: 2, HostsPerLeaf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := evpn.New(topo, evpn.Options{LeafTables: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := netnsrt.New(netnsrt.Options{Scenario: "frrkill", StateRoot: os.Getenv("NETNSRT_STATE"), CNIPath: []string{pluginDir},
+		Netbed: filepath.Join(pluginDir, netnsrt.Executable), Kernel: true, InstancesOnly: true, FRRLeaves: []string{"leaf1"}})
+	if err := rt.Load(context.Background(), f, topo); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("LAB %s\n", rt.LabName())
+	time.Sleep(time.Minute)
 }

@@ -1,0 +1,180 @@
+package kmaps
+
+import (
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	gen3 "github.com/netbed/netbed/datapath/ebpf"
+	"github.com/netbed/netbed/internal/testutil"
+)
+
+// pod6 is pod for IPv6: ip/128 without duplicate address detection, the
+// gateway on link and the default route via it, the programs on the
+// lxc, the endpoint in km's IPv6 maps.
+func (l *lab) pod6(node *netlink.Handle, km *Maps, lxcName string, ip, gw net.IP, id gen3.Identity, progs ...*ebpf.Program) *kpod {
+	t := l.t
+	t.Helper()
+	p := &kpod{ip: ip.To16()}
+	p.ns, p.h = l.ns()
+	p.lxc, p.eth = l.veth(node, lxcName, p.ns, p.h, "eth0")
+	l.sysctl(p.ns, "net/ipv6/conf/eth0/disable_ipv6", "0")
+	if err := p.h.AddrAdd(p.eth, &netlink.Addr{IPNet: &net.IPNet{IP: p.ip, Mask: net.CIDRMask(128, 128)}, Flags: unix.IFA_F_NODAD}); err != nil {
+		t.Fatal(err)
+	}
+	idx := p.eth.Attrs().Index
+	if err := p.h.RouteAdd(&netlink.Route{LinkIndex: idx, Dst: &net.IPNet{IP: gw, Mask: net.CIDRMask(128, 128)}, Scope: netlink.SCOPE_LINK}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.h.RouteAdd(&netlink.Route{LinkIndex: idx, Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, Gw: gw}); err != nil {
+		t.Fatal(err)
+	}
+	l.attach(node, p.lxc, progs...)
+	p.info = gen3.EndpointInfo{IfIndex: uint32(p.lxc.Attrs().Index), Identity: uint32(id),
+		MAC: [6]byte(p.eth.Attrs().HardwareAddr), NodeMAC: [6]byte(p.lxc.Attrs().HardwareAddr)}
+	if err := km.Endpoints6.Put(gen3.EndpointKey6{IP: [16]byte(p.ip)}, p.info); err != nil {
+		t.Fatal(err)
+	}
+	if err := km.IPCache6.Put(gen3.IPCacheKey6{PrefixLen: 128, IP: [16]byte(p.ip)}, gen3.IPCacheValue{Identity: uint32(id)}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// listen6 opens a UDP socket on the pod's IPv6 address.
+func (l *lab) listen6(p *kpod, port int) net.PacketConn {
+	t := l.t
+	t.Helper()
+	if err := netns.Set(p.ns); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = netns.Set(l.orig) }()
+	c, err := net.ListenPacket("udp6", fmt.Sprintf("[%s]:%d", p.ip, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestCrossNodeTunnelKernel6 is TestCrossNodeTunnelKernel over IPv6, in
+// node namespaces with IPv6 off: bpf_lxc answers each pod's neighbour
+// solicitation for its gateway with cilium_host's MAC, finds the other
+// node's IPv6 pod CIDR in the IPv6 tunnel map and tunnels over the IPv4
+// underlay; bpf_overlay hands the packet to the pod's lxc after the
+// ingress check. UDP must flow both ways; on an enforcing pod nothing
+// gets in without an allow entry, an entry lets its flow in, and a
+// reply to a flow the pod started gets in by the IPv6 conntrack map.
+func TestCrossNodeTunnelKernel6(t *testing.T) {
+	l := newLab(t)
+	n1NS, n1 := l.ns()
+	n2NS, n2 := l.ns()
+	for _, ns := range []netns.NsHandle{n1NS, n2NS} {
+		l.sysctl(ns, "net/ipv6/conf/all/disable_ipv6", "1")
+		l.sysctl(ns, "net/ipv6/conf/default/disable_ipv6", "1")
+	}
+	e1, e2 := l.veth(n1, "eth1", n2NS, n2, "eth1")
+	type node struct {
+		h      *netlink.Handle
+		uplink netlink.Link
+		ip     net.IP
+		gw     net.IP
+		podIP  net.IP
+		cidr   net.IP // the node's IPv6 pod CIDR, /120
+		km     *Maps
+		pod    *kpod
+	}
+	nodes := []*node{
+		{h: n1, uplink: e1, ip: net.IPv4(172, 16, 0, 1).To4(), gw: net.ParseIP("fd10::101"), podIP: net.ParseIP("fd10::102"), cidr: net.ParseIP("fd10::100")},
+		{h: n2, uplink: e2, ip: net.IPv4(172, 16, 0, 2).To4(), gw: net.ParseIP("fd10::201"), podIP: net.ParseIP("fd10::202"), cidr: net.ParseIP("fd10::200")},
+	}
+	for i, n := range nodes {
+		if err := n.h.AddrAdd(n.uplink, &netlink.Addr{IPNet: &net.IPNet{IP: n.ip, Mask: net.CIDRMask(24, 32)}}); err != nil {
+			t.Fatal(err)
+		}
+		n.km = newKernelMaps(t)
+		if err := n.h.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: gen3.DevCiliumVXLAN}, FlowBased: true, Port: 4789}); err != nil {
+			testutil.Unavailable(t, "cannot create a flow-based VXLAN device: "+err.Error())
+		}
+		vx, err := n.h.LinkByName(gen3.DevCiliumVXLAN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.h.LinkSetUp(vx); err != nil {
+			t.Fatal(err)
+		}
+		l.attach(n.h, vx, l.load(NewPolicyProgram(n.km, TCActUnspec)), l.load(NewOverlayProgram(n.km)))
+		cfg := LxcConfig{HostMAC: hostMAC, VXLANIfIndex: vx.Attrs().Index, NodeMaskBits: 24, NodeMaskBits6: 120}
+		egress := l.load(NewEgressProgram(n.km, PolicyConfig{Pass: TCActUnspec}))
+		policy := l.load(NewPolicyProgram(n.km, TCActUnspec))
+		lxc := l.load(NewFromContainerProgram(n.km, cfg))
+		n.pod = l.pod6(n.h, n.km, "lxc1", n.podIP, n.gw, gen3.FirstPodIdentity+gen3.Identity(i), egress, policy, lxc)
+	}
+	for i, n := range nodes {
+		o := nodes[1-i]
+		if err := n.km.Tunnel6.Put(gen3.TunnelKey6{IP: [16]byte(o.cidr)}, gen3.TunnelValue{NodeIP: [4]byte(o.ip)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.km.IPCache6.Put(gen3.IPCacheKey6{PrefixLen: 128, IP: [16]byte(o.podIP)}, gen3.IPCacheValue{Identity: o.pod.info.Identity}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, dst := nodes[0].pod, nodes[1].pod
+	c1, c2 := l.listen6(src, 0), l.listen6(dst, 7777)
+	to2 := &net.UDPAddr{IP: dst.ip, Port: 7777}
+	from := exchange(t, c1, c2, to2, "across nodes over IPv6")
+	if !from.(*net.UDPAddr).IP.Equal(src.ip) {
+		t.Errorf("datagram came from %v, want %v", from, src.ip)
+	}
+	exchange(t, c2, c1, from, "and back")
+
+	// Policy on the receiving node, before delivery.
+	km := nodes[1].km
+	enforced := dst.info
+	enforced.Flags = gen3.EndpointPolicyEnforced
+	if err := km.Endpoints6.Put(gen3.EndpointKey6{IP: [16]byte(dst.ip)}, enforced); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(t, l.listen6(src, 0), c2, to2, "denied", 1); got != nil {
+		t.Errorf("a datagram to the enforced pod arrived without an allow entry")
+	}
+	allow := gen3.NewPolicyKey(gen3.Identity(src.info.Identity), gen3.Identity(enforced.Identity), gen3.ProtoUDP, 7777)
+	if err := km.Policy.Put(allow, gen3.PolicyEntry{Action: gen3.PolicyAllow}); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, l.listen6(src, 0), c2, to2, "allowed")
+	if err := km.Policy.Delete(allow); err != nil {
+		t.Fatal(err)
+	}
+	c := l.listen6(src, 0)
+	exchange(t, c2, c, c.LocalAddr(), "dst starts a flow")
+	exchange(t, c, c2, to2, "reply by conntrack")
+	if got := send(t, l.listen6(src, 0), c2, to2, "a new flow, denied", 1); got != nil {
+		t.Errorf("a new flow to the enforced pod arrived without an allow entry")
+	}
+
+	// Each pod resolved its gateway to cilium_host's MAC, and only that.
+	for _, n := range nodes {
+		neigh, err := n.pod.h.NeighList(n.pod.eth.Attrs().Index, netlink.FAMILY_V6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sawGW := false
+		for _, e := range neigh {
+			if e.IP.Equal(n.gw) && e.HardwareAddr.String() == hostMAC.String() {
+				sawGW = true
+			}
+			if !e.IP.Equal(n.gw) && !e.IP.IsLinkLocalUnicast() && !e.IP.IsMulticast() {
+				t.Errorf("pod %v has a neighbour entry for %v", n.podIP, e.IP)
+			}
+		}
+		if !sawGW {
+			t.Errorf("pod %v never resolved its gateway %v to cilium_host's %v: %v", n.podIP, n.gw, hostMAC, neigh)
+		}
+	}
+}

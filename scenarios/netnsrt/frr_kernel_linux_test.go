@@ -18,6 +18,7 @@ import (
 
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/internal/testutil"
+	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/netnsrt"
 	"github.com/netbed/netbed/topologies"
@@ -93,20 +94,23 @@ func BenchmarkFRRKernelLabStart(b *testing.B) {
 }
 
 // TestFRRLeavesOnKernel runs the shipped leaf-failure scenario (gen 2,
-// control_plane bgp) on the kernel backend with leaf3 realised as FRR:
-// zebra and bgpd in leaf3's namespace over the kernel's bridge and
+// control_plane bgp) on the kernel backend with one leaf realised as FRR:
+// zebra and bgpd in the leaf's namespace over the kernel's bridge and
 // VXLAN devices, which the bridge fabric leaves to them, peering with
-// the spines' GoBGP speakers, whose kernels route VXLAN to leaf3's
-// loopback. Every check passes, and every probe is delivered, answered
-// and judged as on sim (all leaves netbed's: sim has no FRR). While the
-// lab is held: an instance behind FRR's leaf and one behind each netbed
-// leaf reach each other both ways; leaf3's kernel holds, from zebra, an
-// FDB entry (extern_learn) towards the right VTEP and a neighbour entry
-// for every instance of netbed's leaves, and a flood entry per netbed
-// leaf (read with netlink); netbed's leaves' speakers hold FRR's type 3
-// and a type 2 for each instance behind leaf3, and leaf2's kernel points
-// their MACs at leaf3's VTEP. After the run no FRR process and no
-// namespace of the lab is left.
+// the spines' GoBGP speakers, whose kernels route VXLAN to the leaf's
+// loopback. leaf3 is FRR's beside the failure of netbed's leaf1; leaf1
+// is FRR's and fails (carrier lost, zebra and bgpd killed, its devices
+// gone) and is restored. Every check passes, and every probe is
+// delivered, answered and judged as on sim (all leaves netbed's: sim has
+// no FRR). While the lab is held (after the restore): an instance behind
+// FRR's leaf and one behind each netbed leaf reach each other both ways;
+// FRR's kernel holds, from zebra, an FDB entry (extern_learn) towards
+// the right VTEP and a neighbour entry for every instance of netbed's
+// leaves, and a flood entry per netbed leaf (read with netlink);
+// netbed's leaves' speakers hold FRR's type 3 and a type 2 for each
+// instance behind FRR's leaf, and a netbed leaf's kernel points their
+// MACs at its VTEP. After the run no FRR process and no namespace of
+// the lab is left.
 func TestFRRLeavesOnKernel(t *testing.T) {
 	testutil.RequireRoot(t)
 	if err := netnsrt.FRRAvailable(); err != nil {
@@ -116,17 +120,32 @@ func TestFRRLeavesOnKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var simRun *reports.Run
+	for _, leaf := range []string{"leaf3", "leaf1"} {
+		t.Run(leaf, func(t *testing.T) {
+			if simRun == nil {
+				base := *s
+				simRun, _ = simBGP(t, &base)
+			}
+			frrOnKernel(t, s, leaf, simRun)
+		})
+	}
+}
+
+// frrOnKernel is TestFRRLeavesOnKernel with leaf as FRR's; simRun is s
+// on sim.
+func frrOnKernel(t *testing.T, s *scenarios.Scenario, leaf string, simRun *reports.Run) {
 	sc := *s
 	sc.ControlPlane = scenarios.ControlPlaneBGP
-	sc.BGP.FRRLeaves = []string{"leaf3"}
+	sc.BGP.FRRLeaves = []string{leaf}
 	rt := frrKernelRuntime(t, sc.Name)
 	var pids []netns.Process
 	held := false
 	opts := scenarios.Options{Hold: func(ctx context.Context, b scenarios.Backend, live []scenarios.Instance) error {
 		held = true
-		dir, ok := rt.FRRLeaf("leaf3")
+		dir, ok := rt.FRRLeaf(leaf)
 		if !ok {
-			return fmt.Errorf("leaf3 is not an FRR leaf")
+			return fmt.Errorf("%s is not an FRR leaf", leaf)
 		}
 		st, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(dir)), "state.json"))
 		if err != nil {
@@ -137,13 +156,13 @@ func TestFRRLeavesOnKernel(t *testing.T) {
 			return err
 		}
 		pids = state.Processes
-		checkFRRKernel(ctx, t, rt, b, live)
+		checkFRRKernel(ctx, t, rt, b, live, leaf)
 		return nil
 	}}
 	run, err := scenarios.Run(context.Background(), &sc, scenarios.GenEVPN, scenarios.NewFabricBackend(scenarios.FabricOptions{
 		Runtime: rt, StoreDir: t.TempDir()}), opts)
 	if err != nil {
-		t.Fatalf("leaf-failure on kernel with frr_leaves [leaf3]: %v", err)
+		t.Fatalf("leaf-failure on kernel with frr_leaves [%s]: %v", leaf, err)
 	}
 	if run.Backend != "kernel" {
 		t.Errorf("the run says backend %q, want kernel", run.Backend)
@@ -167,37 +186,35 @@ func TestFRRLeavesOnKernel(t *testing.T) {
 		}
 	}
 	slices.Sort(daemons)
-	if want := []string{"leaf3 bgpd", "leaf3 zebra"}; !slices.Equal(daemons, want) {
+	if want := []string{leaf + " bgpd", leaf + " zebra"}; !slices.Equal(daemons, want) {
 		t.Errorf("processes recorded with the lab: %v, want %v", daemons, want)
 	}
 	if left := namespacesOf(rt.LabName()); len(left) > 0 {
 		t.Errorf("namespaces left after the run: %v", left)
 	}
-	base := *s
-	simRun, _ := simBGP(t, &base)
 	sameProbes(t, &sc, run, simRun)
 	behind := 0
 	for i, kp := range run.Probes {
 		sp := simRun.Probes[i]
-		if !strings.Contains(strings.Join(kp.Path, " "), "leaf3") {
+		if !slices.Contains(kp.Path, leaf) {
 			continue
 		}
 		if kp.Replied {
 			behind++
 		}
 		if kp.SwitchHops != sp.SwitchHops || !slices.Equal(kp.Path, sp.Path) {
-			t.Logf("probe %d %s -> %s through FRR's leaf3: kernel %d switch hops %v; sim %d %v",
-				i, kp.From, kp.To, kp.SwitchHops, kp.Path, sp.SwitchHops, sp.Path)
+			t.Logf("probe %d %s -> %s through FRR's %s: kernel %d switch hops %v; sim %d %v",
+				i, kp.From, kp.To, leaf, kp.SwitchHops, kp.Path, sp.SwitchHops, sp.Path)
 		}
 	}
 	if behind == 0 {
-		t.Error("no answered probe crossed leaf3")
+		t.Errorf("no answered probe crossed %s", leaf)
 	}
 }
 
-// checkFRRKernel checks a held kernel lab with leaf3 as FRR (see
+// checkFRRKernel checks a held kernel lab with leaf as FRR's (see
 // TestFRRLeavesOnKernel).
-func checkFRRKernel(ctx context.Context, t *testing.T, rt *netnsrt.Runtime, b scenarios.Backend, live []scenarios.Instance) {
+func checkFRRKernel(ctx context.Context, t *testing.T, rt *netnsrt.Runtime, b scenarios.Backend, live []scenarios.Instance, leaf string) {
 	t.Helper()
 	ins, ok := b.(scenarios.ControlPlaneInspector)
 	if !ok {
@@ -213,12 +230,12 @@ func checkFRRKernel(ctx context.Context, t *testing.T, rt *netnsrt.Runtime, b sc
 			vtep[s.Node] = s.RouterID
 		}
 	}
-	sessions, err := ins.BGPSessions(ctx, "leaf3")
+	sessions, err := ins.BGPSessions(ctx, leaf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(sessions) != 2 {
-		t.Errorf("FRR's sessions on leaf3: %v, want one to each spine", sessions)
+		t.Errorf("FRR's sessions on %s: %v, want one to each spine", leaf, sessions)
 	}
 	for _, s := range sessions {
 		if !s.Established {
@@ -227,7 +244,7 @@ func checkFRRKernel(ctx context.Context, t *testing.T, rt *netnsrt.Runtime, b sc
 	}
 	var frr, netbed []scenarios.Instance
 	for _, in := range live {
-		if leafOfHost(rt, in.Host) == "leaf3" {
+		if leafOfHost(rt, in.Host) == leaf {
 			frr = append(frr, in)
 		} else {
 			netbed = append(netbed, in)
@@ -239,11 +256,11 @@ func checkFRRKernel(ctx context.Context, t *testing.T, rt *netnsrt.Runtime, b sc
 	// Both ways, between FRR's leaf and each netbed leaf.
 	probed := map[string]bool{}
 	for _, nb := range netbed {
-		leaf := leafOfHost(rt, nb.Host)
-		if probed[leaf] {
+		l := leafOfHost(rt, nb.Host)
+		if probed[l] {
 			continue
 		}
-		probed[leaf] = true
+		probed[l] = true
 		for _, pair := range [][2]scenarios.Instance{{frr[0], nb}, {nb, frr[0]}} {
 			p, err := b.Probe(ctx, scenarios.ProbeRequest{From: pair[0].Name, To: pair[1].Name, Proto: "icmp", Tag: "frr", Timeout: 2 * time.Second})
 			if err != nil {
@@ -256,33 +273,36 @@ func checkFRRKernel(ctx context.Context, t *testing.T, rt *netnsrt.Runtime, b sc
 		}
 	}
 	// FRR's kernel: zebra's entries for netbed's instances.
-	kv := readKernel(t, rt, "leaf3")
+	kv := readKernel(t, rt, leaf)
 	for _, in := range netbed {
 		mac := strings.ToLower(in.MAC)
 		want := vtep[leafOfHost(rt, in.Host)]
 		if !slices.Contains(kv.macAt[mac], want) {
-			t.Errorf("FRR's kernel on leaf3: %s (%s) at %v, want towards %v (bridge fdb: %v)", in.Name, mac, kv.macAt[mac], want, kv.fdb)
+			t.Errorf("FRR's kernel on %s: %s (%s) at %v, want towards %v (bridge fdb: %v)", leaf, in.Name, mac, kv.macAt[mac], want, kv.fdb)
 		}
 		if !slices.ContainsFunc(kv.neigh, func(e string) bool { return strings.HasSuffix(e, " "+in.IP.String()+" "+mac) }) {
-			t.Errorf("FRR's kernel on leaf3 has no neighbour %s lladdr %s (%s): %v", in.IP, mac, in.Name, kv.neigh)
+			t.Errorf("FRR's kernel on %s has no neighbour %s lladdr %s (%s): %v", leaf, in.IP, mac, in.Name, kv.neigh)
 		}
 		if !slices.ContainsFunc(kv.fdb, func(e string) bool { return strings.HasSuffix(e, " "+mac+" master") }) {
-			t.Errorf("FRR's kernel on leaf3: no bridge entry (extern_learn) for %s (%s): %v", in.Name, mac, kv.fdb)
+			t.Errorf("FRR's kernel on %s: no bridge entry (extern_learn) for %s (%s): %v", leaf, in.Name, mac, kv.fdb)
 		}
 	}
-	for leaf, a := range vtep {
-		if leaf != "leaf3" && !slices.Contains(kv.macAt["00:00:00:00:00:00"], a) && kv.at(a) == 0 {
-			t.Errorf("FRR's kernel on leaf3 has no entry towards %s (%v)", leaf, a)
+	var others []string
+	for l, a := range vtep {
+		if l == leaf {
+			continue
 		}
-		if leaf != "leaf3" && !slices.ContainsFunc(kv.fdb, func(e string) bool { return strings.HasSuffix(e, " 00:00:00:00:00:00 dst "+a.String()) }) {
-			t.Errorf("FRR's kernel on leaf3 has no flood entry towards %s (%v): %v", leaf, a, kv.fdb)
+		others = append(others, l)
+		if !slices.ContainsFunc(kv.fdb, func(e string) bool { return strings.HasSuffix(e, " 00:00:00:00:00:00 dst "+a.String()) }) {
+			t.Errorf("FRR's kernel on %s has no flood entry towards %s (%v): %v", leaf, l, a, kv.fdb)
 		}
 	}
+	slices.Sort(others)
 	// netbed's speakers: FRR's type 3 and type 2 routes.
-	for _, leaf := range []string{"leaf1", "leaf2", "leaf4"} {
-		c, ok := rt.Speaker(leaf)
+	for _, l := range others {
+		c, ok := rt.Speaker(l)
 		if !ok {
-			t.Errorf("%s's speaker does not run", leaf)
+			t.Errorf("%s's speaker does not run", l)
 			continue
 		}
 		ps, err := c.Paths(ctx)
@@ -292,7 +312,7 @@ func checkFRRKernel(ctx context.Context, t *testing.T, rt *netnsrt.Runtime, b sc
 		type3 := false
 		macs := map[string]bool{}
 		for _, p := range ps {
-			if p.Route.VTEP != vtep["leaf3"] {
+			if p.Route.VTEP != vtep[leaf] {
 				continue
 			}
 			switch p.Route.Type {
@@ -303,19 +323,19 @@ func checkFRRKernel(ctx context.Context, t *testing.T, rt *netnsrt.Runtime, b sc
 			}
 		}
 		if !type3 {
-			t.Errorf("%s's speaker holds no type 3 route of FRR's leaf3", leaf)
+			t.Errorf("%s's speaker holds no type 3 route of FRR's %s", l, leaf)
 		}
 		for _, in := range frr {
 			if !macs[strings.ToLower(in.MAC)] {
-				t.Errorf("%s's speaker holds no type 2 route of FRR's leaf3 for %s (%s): %v", leaf, in.Name, in.MAC, macs)
+				t.Errorf("%s's speaker holds no type 2 route of FRR's %s for %s (%s): %v", l, leaf, in.Name, in.MAC, macs)
 			}
 		}
 	}
-	// A netbed leaf's kernel sends FRR's instances to leaf3's VTEP.
-	kv2 := readKernel(t, rt, "leaf2")
+	// A netbed leaf's kernel sends FRR's instances to FRR's VTEP.
+	kv2 := readKernel(t, rt, others[0])
 	for _, in := range frr {
-		if mac := strings.ToLower(in.MAC); !slices.Contains(kv2.macAt[mac], vtep["leaf3"]) {
-			t.Errorf("leaf2's kernel: %s (%s) at %v, want towards FRR's leaf3 (%v)", in.Name, mac, kv2.macAt[mac], vtep["leaf3"])
+		if mac := strings.ToLower(in.MAC); !slices.Contains(kv2.macAt[mac], vtep[leaf]) {
+			t.Errorf("%s's kernel: %s (%s) at %v, want towards FRR's %s (%v)", others[0], in.Name, mac, kv2.macAt[mac], leaf, vtep[leaf])
 		}
 	}
 }

@@ -448,7 +448,7 @@ func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.Runti
 	if o.Replied && !answered {
 		o.Replied, o.DropNode, o.DropDevice, o.Reason, o.Rule = false, p.From, stack.Port, reasonAnswerLate, "timeout"
 	}
-	if bf, ok := r.k.f.(*bpf.Fabric); ok && o.Reason != "" && !o.Delivered {
+	if bf, ok := r.k.f.(*bpf.Fabric); ok && o.Reason != "" && o.Reason != datapath.ReasonNodeDown && !o.Delivered {
 		if err := bf.FlushFlows(ctx); err != nil {
 			return reports.Probe{}, fmt.Errorf("probe %d: %w", id, err)
 		}
@@ -605,6 +605,7 @@ func (r *Runtime) kernelRecords(evs []kernel.Event) []outcome.Record {
 		peers[[2]string{in.name, stack.Port}] = [2]string{in.host, in.ifname}
 		peers[[2]string{in.host, in.ifname}] = [2]string{in.name, stack.Port}
 	}
+	hung := maps.Clone(r.hung)
 	r.mu.Unlock()
 	peerOf := func(node, iface string) (string, string, bool) {
 		if p, ok := peers[[2]string{node, iface}]; ok {
@@ -621,7 +622,7 @@ func (r *Runtime) kernelRecords(evs []kernel.Event) []outcome.Record {
 		}
 		return datapath.KindNIC
 	}
-	return kernelLineage(evs, insts, peerOf, kind)
+	return kernelLineage(evs, insts, hung, peerOf, kind)
 }
 
 // kernelLineage gives each kernel event its place on a frame's path: a
@@ -634,7 +635,11 @@ func (r *Runtime) kernelRecords(evs []kernel.Event) []outcome.Record {
 //
 // A stack copy's refusal (stackCopies) is left out first: it is not a
 // place where the frame was lost.
-func kernelLineage(evs []kernel.Event, insts map[string]bool,
+//
+// A drop on a node failed silently (hung: FailSilently's drops, which the
+// kernel reports as TC_INGRESS or TC_EGRESS) is node-down, as the models
+// record a hung node's drops; its rule keeps the kernel's reason.
+func kernelLineage(evs []kernel.Event, insts, hung map[string]bool,
 	peerOf func(node, iface string) (string, string, bool), kind func(string) datapath.DeviceKind) []outcome.Record {
 	evs = withoutStackCopies(evs)
 	rs := make([]outcome.Record, len(evs))
@@ -654,6 +659,9 @@ func kernelLineage(evs []kernel.Event, insts map[string]bool,
 		switch {
 		case e.Drop != nil:
 			ev.Action, ev.Reason, ev.Rule = datapath.ActDrop, kernelReason(e.Drop.Reason), "kernel:"+e.Drop.Reason
+			if hung[e.Node] {
+				ev.Reason = datapath.ReasonNodeDown
+			}
 			prev = last(i, onNode)
 		case e.Out:
 			if insts[e.Node] && e.Iface == stack.Port {

@@ -66,7 +66,7 @@ func TestKernelLineage(t *testing.T) {
 		ev(27, "a", "eth0", false),
 	}
 	evs := append(append([]kernel.Event{}, request...), answer...)
-	o := outcome.Derive(kernelLineage(evs, insts, peerOf, kind), "a", nil)
+	o := outcome.Derive(kernelLineage(evs, insts, nil, peerOf, kind), "a", nil)
 	want := []string{"a/eth0", "h1/p1", "h1/up", "leaf/e1", "leaf/e2", "h2/up", "h2/vxlan0", "h2/p1", "b/eth0"}
 	if got := o.Forward.Devices(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("forward %v, want %v", got, want)
@@ -84,12 +84,25 @@ func TestKernelLineage(t *testing.T) {
 	// last device the packet crossed.
 	dropped := append(append([]kernel.Event{}, request[:8]...),
 		kernel.Event{Nanos: 8500, Node: "h2", Iface: "p1", Drop: &kernel.Drop{Node: "h2", Iface: "p1", Reason: "NETFILTER_DROP"}})
-	o = outcome.Derive(kernelLineage(dropped, insts, peerOf, kind), "a", nil)
+	o = outcome.Derive(kernelLineage(dropped, insts, nil, peerOf, kind), "a", nil)
 	if o.Delivered || o.DropNode != "h2" || o.DropDevice != "p1" || o.Reason != "netfilter-drop" || o.Rule != "kernel:NETFILTER_DROP" {
 		t.Errorf("drop: delivered %v at %s/%s %s %s", o.Delivered, o.DropNode, o.DropDevice, o.Reason, o.Rule)
 	}
 	if got := o.Forward.Devices(); !reflect.DeepEqual(got, want[:6]) {
 		t.Errorf("path to the drop %v, want %v", got, want[:6])
+	}
+	// The leaf failed silently: its drop (FailSilently's, at its link's
+	// ingress) is node-down there, as on sim and netns; the rule keeps
+	// the kernel's reason. Another node's drop keeps its own.
+	silenced := append(append([]kernel.Event{}, request[:4]...),
+		kernel.Event{Nanos: 3500, Node: "leaf", Iface: "e1", Drop: &kernel.Drop{Node: "leaf", Iface: "e1", Reason: "TC_INGRESS"}})
+	o = outcome.Derive(kernelLineage(silenced, insts, map[string]bool{"leaf": true}, peerOf, kind), "a", nil)
+	if o.Delivered || o.DropNode != "leaf" || o.DropDevice != "e1" || o.Reason != datapath.ReasonNodeDown || o.Rule != "kernel:TC_INGRESS" {
+		t.Errorf("hung leaf: delivered %v at %s/%s %s %s; want node-down at leaf/e1 by kernel:TC_INGRESS", o.Delivered, o.DropNode, o.DropDevice, o.Reason, o.Rule)
+	}
+	o = outcome.Derive(kernelLineage(dropped, insts, map[string]bool{"leaf": true}, peerOf, kind), "a", nil)
+	if o.DropNode != "h2" || o.Reason != "netfilter-drop" {
+		t.Errorf("drop on h2 with the leaf hung: at %s %s, want h2 netfilter-drop", o.DropNode, o.Reason)
 	}
 }
 
@@ -248,7 +261,7 @@ func TestKernelLineageStackCopies(t *testing.T) {
 		ev(10, "agg", "e1", false),
 		otherhost(11, "agg", "e1"),
 	}
-	o := outcome.Derive(kernelLineage(flood, insts, peerOf, kind), "a", nil)
+	o := outcome.Derive(kernelLineage(flood, insts, nil, peerOf, kind), "a", nil)
 	if o.Delivered || o.DropNode != "h2" || o.DropDevice != "eth1" || o.Reason != datapath.ReasonNotForMe {
 		t.Errorf("flooded frame: delivered %v, dropped at %s/%s (%s); want not delivered, dropped at h2/eth1, the nearest copy that went no further",
 			o.Delivered, o.DropNode, o.DropDevice, o.Reason)
@@ -258,7 +271,7 @@ func TestKernelLineageStackCopies(t *testing.T) {
 	}
 	// A frame OVS dropped on the source's host: the kernel saw only the
 	// stack's refusal on the tap, which is then where it was lost.
-	o = outcome.Derive(kernelLineage(flood[:3], insts, peerOf, kind), "a", nil)
+	o = outcome.Derive(kernelLineage(flood[:3], insts, nil, peerOf, kind), "a", nil)
 	if o.DropNode != "h1" || o.DropDevice != "tap-a" || o.Reason != datapath.ReasonNotForMe {
 		t.Errorf("frame lost in the source's host: dropped at %s/%s (%s), want h1/tap-a not-for-me", o.DropNode, o.DropDevice, o.Reason)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -48,23 +49,40 @@ func (r *Runtime) ConfigureBGP(s scenarios.BGPSettings) {
 // its links, both ways, so no TCP or ARP answer leaves it); and its BGP
 // speaker, if it has one, is frozen (SIGSTOP). Its peers learn of it only
 // when their hold timers expire. SetNodeState(node, true) reboots it.
+//
+// On the kernel backend the same drops are the node's datapath's silence
+// too, on its instances' veths as well (silence): whatever a node's
+// datapath is (the bridge, VXLAN and routing of the kernel, tc BPF
+// programs, Open vSwitch), nothing that reaches the node gets past its
+// links' ingress into the kernel, and nothing the node forwards or sends
+// gets out of any of its links. Open vSwitch reads its ports before tc
+// ingress, so a node's vswitch still sees what arrives; what it forwards
+// is dropped on the way out. The kernel reports the drops (TC_INGRESS,
+// TC_EGRESS), which kernelLineage records as node-down at the hung node,
+// as the models do.
 func (r *Runtime) FailSilently(ctx context.Context, node string) error {
+	what := "netns runtime"
 	if r.k != nil {
-		return fmt.Errorf("kernel runtime: fail %s silently: not built for the kernel backend (its datapath's tc programs run before a drop filter); use mode power", node)
+		what = "kernel runtime"
 	}
-	if _, ok := r.nodes[node]; !ok && !r.isFRR(node) {
-		return fmt.Errorf("netns runtime: fail %s silently: no fabric node %q", node, node)
+	r.mu.Lock()
+	_, ok := r.nodes[node]
+	r.mu.Unlock()
+	if !ok && !r.isFRR(node) {
+		return fmt.Errorf("%s: fail %s silently: no fabric node %q", what, node, node)
 	}
 	if r.bgp != nil && r.bgp.nodes[node] != nil {
 		if err := r.bgp.nodes[node].hang(); err != nil {
-			return fmt.Errorf("netns runtime: fail %s silently: %w", node, err)
+			return fmt.Errorf("%s: fail %s silently: %w", what, node, err)
 		}
 	}
 	if err := r.silence(node, true); err != nil {
-		return fmt.Errorf("netns runtime: fail %s silently: %w", node, err)
+		return fmt.Errorf("%s: fail %s silently: %w", what, node, err)
 	}
 	var err error
-	if !r.isFRR(node) { // an FRR leaf's kernel is silenced and its daemons frozen
+	// An FRR leaf's kernel is silenced and its daemons frozen; on the
+	// kernel backend the drops are the whole of it.
+	if !r.isFRR(node) && r.k == nil {
 		resume := r.Pause()
 		err = r.us.HangNode(node)
 		resume()
@@ -83,10 +101,13 @@ func (r *Runtime) FailSilently(ctx context.Context, node string) error {
 
 // silence puts (on) or takes off a drop of everything on every link of
 // node, in both directions, in front of its kernel: a BPF program that
-// returns TC_ACT_SHOT, attached first (TCX) at each link's ingress and
-// egress. Captures and the userspace datapath read frames before TCX
-// ingress, so the datapath still sees what arrives (and, hung, drops
-// it); nothing sent from the namespace leaves it.
+// returns TC_ACT_SHOT, attached first (TCX, anchored at the head) at each
+// link's ingress and egress, so that it runs before any program of the
+// node's own (gen 3's, appended at the tail, or clsact filters, which
+// run after TCX). Captures and the userspace datapath read frames before
+// TCX ingress, so the datapath still sees what arrives (and, hung, drops
+// it); nothing sent from the namespace leaves it. On the kernel backend
+// the node's instances' veths are its links too (a host's pods).
 func (r *Runtime) silence(node string, on bool) error {
 	r.mu.Lock()
 	links := r.silenced[node]
@@ -111,7 +132,17 @@ func (r *Runtime) silence(node string, on bool) error {
 	if err != nil {
 		return err
 	}
-	for _, ifn := range r.topo.Interfaces(node) {
+	ifaces := slices.Clone(r.topo.Interfaces(node))
+	if r.k != nil {
+		r.mu.Lock()
+		for _, in := range r.insts {
+			if in.host == node && in.inFabric {
+				ifaces = append(ifaces, in.ifname)
+			}
+		}
+		r.mu.Unlock()
+	}
+	for _, ifn := range ifaces {
 		lk, err := h.LinkByName(ifn)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s:%s: %w", node, ifn, err))

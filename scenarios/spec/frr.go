@@ -59,14 +59,16 @@ func (s *Scenario) FRRProblems(g Generation, t *topologies.Topology) [][2]string
 	return out
 }
 
-// BFDError refuses bgp: {bfd: true} on a backend other than netns and
-// sim (whose BGP model runs BFD too), naming the file, line and field.
+// BFDError refuses bgp: {bfd: true} on a backend other than netns,
+// kernel (whose speakers run BFD over the links' /31s in the nodes'
+// namespaces) and sim (whose BGP model runs BFD too), naming the file,
+// line and field.
 func (s *Scenario) BFDError(g Generation, backend string) error {
-	if !s.BGP.BFD || !g.Desc().BGP || s.ControlPlane != ControlPlaneBGP || backend == "netns" || backend == "sim" {
+	if !s.BGP.BFD || !g.Desc().BGP || s.ControlPlane != ControlPlaneBGP || backend == "netns" || backend == "kernel" || backend == "sim" {
 		return nil
 	}
 	return &Error{File: s.File, Line: s.lineOf("bgp.bfd"), Field: "bgp.bfd",
-		Msg: fmt.Sprintf("BFD runs beside the netns and sim backends' speakers only (this run is on %s)", backend)}
+		Msg: fmt.Sprintf("BFD runs beside the netns, kernel and sim backends' speakers only (this run is on %s)", backend)}
 }
 
 // frrBackend reports whether the backend called name runs FRR leaves:

@@ -93,7 +93,7 @@ frr.yaml:8: frr_leaves[2]: no node "leaf9" in topology spine-leaf (generation ev
 }
 
 // TestBFDSetting: bgp: {bfd: true} is parsed, and refused on any backend
-// but netns and sim with the file, line and field.
+// but netns, kernel and sim with the file, line and field.
 func TestBFDSetting(t *testing.T) {
 	s, err := spec.Parse("bfd.yaml", []byte(frrHead+"control_plane: bgp\nbgp:\n  bfd: true\n"+frrTail))
 	if err != nil {
@@ -102,13 +102,12 @@ func TestBFDSetting(t *testing.T) {
 	if !s.BGP.BFD {
 		t.Fatal("bgp.bfd not set")
 	}
-	if err := s.BFDError(spec.GenEVPN, "netns"); err != nil {
-		t.Errorf("on netns: %v", err)
+	for _, backend := range []string{"netns", "kernel", "sim"} {
+		if err := s.BFDError(spec.GenEVPN, backend); err != nil {
+			t.Errorf("on %s: %v", backend, err)
+		}
 	}
-	if err := s.BFDError(spec.GenEVPN, "sim"); err != nil {
-		t.Errorf("on sim: %v", err)
-	}
-	want := "bfd.yaml:6: bgp.bfd: BFD runs beside the netns and sim backends' speakers only (this run is on scripted)"
+	want := "bfd.yaml:6: bgp.bfd: BFD runs beside the netns, kernel and sim backends' speakers only (this run is on scripted)"
 	if err := s.BFDError(spec.GenEVPN, "scripted"); err == nil || err.Error() != want {
 		t.Errorf("on another backend: %v, want %s", err, want)
 	}

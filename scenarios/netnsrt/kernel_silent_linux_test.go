@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/netbed/netbed/datapath"
+	"github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/evpn"
 	"github.com/netbed/netbed/internal/testutil"
 	"github.com/netbed/netbed/reports"
@@ -385,4 +388,101 @@ func instanceCounters(t testing.TB, rt *netnsrt.Runtime, in string) linkCounters
 	}
 	defer h.Close()
 	return countersOf(t, h, "eth0")
+}
+
+// TestKernelSilentDirectHost: on ebpf-direct with control_plane: bgp on
+// the kernel backend (hold 3 s, keepalive 1 s), a host failed silently
+// keeps its pod CIDR in its leaf's speaker and kernel right after the
+// fault (nobody was told), and loses it there later, once the leaf's
+// hold timer has expired; its pod is unreachable meanwhile, and after the
+// restore (a reboot: the frozen speaker is killed and started afresh) the
+// leaf routes it again. Every check passes and every probe has the same
+// outcome as on sim.
+func TestKernelSilentDirectHost(t *testing.T) {
+	testutil.RequireRoot(t)
+	src := strings.Replace(kernelDirectFailure, "  - fail: {node: host1}", "  - fail: {node: host1, mode: silent}", 1)
+	src = strings.Replace(src, "control_plane: bgp\n", "control_plane: bgp\nbgp: {hold: 3s, keepalive: 1s}\n", 1)
+	s, err := scenarios.Parse("kernel-direct-silent.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, root := kernelRuntimeAt(t, s.Name)
+	var cidr netip.Prefix
+	routed := func(what string) bool {
+		h, err := rt.Lab().Handle("leaf1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: &net.IPNet{IP: cidr.Addr().AsSlice(), Mask: net.CIDRMask(cidr.Bits(), 32)}}, netlink.RT_FILTER_DST)
+		if err != nil {
+			t.Fatalf("%s: leaf1: routes to %v: %v", what, cidr, err)
+		}
+		return len(rs) > 0
+	}
+	// learnt says whether leaf1's speaker holds host1's pod CIDR.
+	learnt := func() bool { return slices.Contains(leafPrefixes(t, rt)["leaf1"], cidr) }
+	// The report's convergence of a host's fault is not the leaves'
+	// (scenarios.BGPSpeaker.Leaf is gen 2's): the test times the
+	// withdrawal it waits for itself, from the fault.
+	atFault := false
+	var faultAt time.Time
+	var withdrawn time.Duration
+	watch := silentWatch{Runtime: rt, check: func(string) {
+		atFault, faultAt = true, time.Now()
+		if !learnt() {
+			t.Errorf("right after host1 hung, leaf1 no longer holds its pod CIDR %v: it was told", cidr)
+		}
+		if !routed("right after host1 hung") {
+			t.Errorf("right after host1 hung, leaf1's kernel no longer routes its pod CIDR %v: it was told", cidr)
+		}
+	}}
+	waitRouted := func(what string, want bool) {
+		deadline := time.Now().Add(10 * time.Second)
+		for routed(what) != want || learnt() != want {
+			if time.Now().After(deadline) {
+				t.Errorf("%s: leaf1's speaker holds and its kernel routes host1's pod CIDR %v: %v and %v, want %v", what, cidr, learnt(), routed(what), want)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	checked := 0
+	opts := scenarios.Options{Progress: func(msg string) {
+		switch {
+		case strings.HasPrefix(msg, "step 4/") && stepMsg.MatchString(msg): // fail: {node: host1, mode: silent}
+			rt.Mutate(func() error {
+				n, _ := rt.Node("host1")
+				cidr = n.(*ebpf.Node).Config().NodeCIDR
+				return nil
+			})
+		case strings.HasPrefix(msg, "step 5/") && stepMsg.MatchString(msg):
+			waitRouted("after host1 hung", false)
+			withdrawn = time.Since(faultAt)
+			checked++
+		case strings.HasPrefix(msg, "step 8/") && stepMsg.MatchString(msg):
+			waitRouted("after host1 was restored", true)
+			checked++
+		}
+	}}
+	kRun, err := scenarios.Run(context.Background(), s, scenarios.GenEBPFDirect, scenarios.NewFabricBackend(scenarios.FabricOptions{
+		Runtime: watch, StoreDir: t.TempDir()}), opts)
+	if err != nil {
+		t.Fatalf("on kernel: %v", err)
+	}
+	if !atFault || checked != 2 {
+		t.Errorf("leaf1 checked at the fault: %v, and %d times after, want 2 (after the fail and after the restore)", atFault, checked)
+	}
+	for _, c := range kRun.Checks {
+		if !c.Passed {
+			t.Errorf("kernel: step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+		}
+	}
+	t.Logf("host1 hung: leaf1 withdrew its pod CIDR %v after the fault", withdrawn.Round(time.Millisecond))
+	if left := namespacesOf(rt.LabName()); len(left) > 0 {
+		t.Errorf("namespaces left after the run: %v", left)
+	}
+	if left := processesIn(root); len(left) > 0 {
+		t.Errorf("processes of the lab left after the run: %v", left)
+	}
+	sameProbes(t, s, kRun, simDirect(t, s))
 }

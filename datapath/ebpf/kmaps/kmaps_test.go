@@ -27,6 +27,10 @@ func TestSpecsMatchTypes(t *testing.T) {
 		{"tunnel", ebpf.Hash, 4, 4},
 		{"policy", ebpf.Hash, 12, 24},
 		{"ct", ebpf.Hash, 16, 40},
+		{"endpoints6", ebpf.Hash, 16, 28},
+		{"ipcache6", ebpf.LPMTrie, 20, 8},
+		{"tunnel6", ebpf.Hash, 16, 4},
+		{"ct6", ebpf.Hash, 40, 40},
 	}
 	for _, c := range cases {
 		s := specs[c.name]
@@ -395,4 +399,75 @@ func newMaps(t *testing.T, c Capacity) *Maps {
 	}
 	t.Cleanup(func() { _ = km.Close() })
 	return km
+}
+
+// TestReconcile6: a dual-stack node's IPv6 maps reach the kernel through
+// Reconcile as its IPv4 ones do: a plugged pod's IPv6 endpoint entry
+// with its IPv4 entry's translation (the real lxc's ifindex), none for a
+// pod not plugged, the IPv6 ipcache and tunnel map as the model's; a
+// removed pod's IPv6 entries go.
+func TestReconcile6(t *testing.T) {
+	km := newMaps(t, Capacity{})
+	n, err := gen3.NewNode(gen3.NodeConfig{Name: "host1", Mode: gen3.Tunnel, NodeIP: netip.MustParseAddr("172.16.128.1"),
+		NodeCIDR: netip.MustParsePrefix("10.0.0.0/24"), ClusterCIDR: netip.MustParsePrefix("10.0.0.0/16"), Slots: 8,
+		NodeCIDR6: netip.MustParsePrefix("fd10::/120"), ClusterCIDR6: netip.MustParsePrefix("fd10::/104"),
+		NICs: []gen3.NIC{{Name: "eth1", MAC: gen3.DeviceMAC("host1", "eth1"), GatewayMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := gen3.NewIdentities()
+	for i, app := range []string{"web", "db"} {
+		l := map[string]string{"app": app}
+		if _, err := n.AddEndpoint(app, netip.AddrFrom4([4]byte{10, 0, 0, byte(2 + i)}), gen3.PodMAC(app), ids.Allocate(l), l); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.AddEndpointIPv6(app, netip.AddrFrom16([16]byte{0xfd, 0x10, 15: byte(2 + i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.SetTunnel(netip.MustParsePrefix("fd10::100/120"), netip.MustParseAddr("172.16.128.2")); err != nil {
+		t.Fatal(err)
+	}
+	web4, web6 := netip.MustParseAddr("10.0.0.2").As4(), netip.MustParseAddr("fd10::2").As16()
+	translate := func(k gen3.EndpointKey, v gen3.EndpointInfo) (gen3.EndpointInfo, bool) {
+		if k.IP != web4 {
+			return v, false
+		}
+		v.IfIndex = 42
+		return v, true
+	}
+	if err := km.Reconcile(n.Maps(), translate); err != nil {
+		t.Fatal(err)
+	}
+	m := n.Maps()
+	want, _ := m.Endpoints6.Lookup(gen3.EndpointKey6{IP: web6})
+	want.IfIndex = 42
+	if got := dump[gen3.EndpointKey6, gen3.EndpointInfo](t, km.Endpoints6); len(got) != 1 || got[gen3.EndpointKey6{IP: web6}] != want {
+		t.Errorf("IPv6 endpoints in the kernel %+v, want web's alone, %+v", got, want)
+	}
+	ipc := dump[gen3.IPCacheKey6, gen3.IPCacheValue](t, km.IPCache6)
+	if len(ipc) != m.IPCache6.Len() || m.IPCache6.Len() == 0 {
+		t.Errorf("the kernel's IPv6 ipcache has %d entries, the model's %d", len(ipc), m.IPCache6.Len())
+	}
+	m.IPCache6.Range(func(k gen3.IPCacheKey6, v gen3.IPCacheValue) bool {
+		lookup(t, "ipcache6", km.IPCache6, k, v)
+		return true
+	})
+	if tun := dump[gen3.TunnelKey6, gen3.TunnelValue](t, km.Tunnel6); len(tun) != 1 || m.Tunnel6.Len() != 1 {
+		t.Errorf("IPv6 tunnel map in the kernel %+v, the model's has %d", tun, m.Tunnel6.Len())
+	}
+	m.Tunnel6.Range(func(k gen3.TunnelKey6, v gen3.TunnelValue) bool { lookup(t, "tunnel6", km.Tunnel6, k, v); return true })
+
+	if err := n.RemoveEndpoint("web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := km.Reconcile(n.Maps(), translate); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump[gen3.EndpointKey6, gen3.EndpointInfo](t, km.Endpoints6); len(got) != 0 {
+		t.Errorf("IPv6 endpoints left after web went: %+v", got)
+	}
+	if _, ok := dump[gen3.IPCacheKey6, gen3.IPCacheValue](t, km.IPCache6)[gen3.IPCacheKey6{PrefixLen: 128, IP: web6}]; ok {
+		t.Error("web's IPv6 ipcache entry is left after it went")
+	}
 }

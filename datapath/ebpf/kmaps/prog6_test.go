@@ -2,11 +2,13 @@ package kmaps
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
@@ -270,5 +272,39 @@ func TestPolicyRun6(t *testing.T) {
 	}
 	if err := km.CT.Iterate().Err(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFlowRecord6Layout: the IPv6 record is its addresses, then the
+// IPv4 record's fields after its own at the same stack slots (the
+// programs write both through emitTail), and ParseFlow tells the two
+// apart by their length.
+func TestFlowRecord6Layout(t *testing.T) {
+	if n := binary.Size(flowRecord6{}); n != flowRecord6Len {
+		t.Fatalf("flowRecord6 is %d bytes, the programs write %d", n, flowRecord6Len)
+	}
+	if fpEvent6+flowRecord6Len != fpEvent+flowRecordLen {
+		t.Fatalf("the IPv6 record ends at %d, the IPv4 one at %d: their tails must share slots", fpEvent6+flowRecord6Len, fpEvent+flowRecordLen)
+	}
+	var r6 flowRecord6
+	var r FlowRecord
+	if got, want := unsafe.Offsetof(r6.SrcIdentity), unsafe.Offsetof(r.SrcIdentity)+24; got != want {
+		t.Errorf("flowRecord6.SrcIdentity at %d, want %d", got, want)
+	}
+	if got, want := unsafe.Offsetof(r6.Nanos), unsafe.Offsetof(r.Nanos)+24; got != want {
+		t.Errorf("flowRecord6.Nanos at %d, want %d", got, want)
+	}
+	b := make([]byte, flowRecord6Len)
+	copy(b, pod6A.AsSlice())
+	copy(b[ev6Dst:], pod6B.AsSlice())
+	b[24+evVerdict], b[24+evReason], b[24+evProto] = VerdictDropped, ReasonDefaultDeny, 1
+	got, src, dst, err := ParseFlow(b)
+	if err != nil || src != pod6A || dst != pod6B || got.Verdict != VerdictDropped || got.Reason != ReasonDefaultDeny || got.Proto != 1 {
+		t.Errorf("ParseFlow: %+v %v -> %v, %v", got, src, dst, err)
+	}
+	b4 := make([]byte, flowRecordLen)
+	copy(b4, []byte{10, 0, 0, 2, 10, 0, 0, 3})
+	if _, src, dst, err := ParseFlow(b4); err != nil || src != netip.MustParseAddr("10.0.0.2") || dst != netip.MustParseAddr("10.0.0.3") {
+		t.Errorf("ParseFlow of an IPv4 record: %v -> %v, %v", src, dst, err)
 	}
 }

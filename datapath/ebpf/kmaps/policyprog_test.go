@@ -75,10 +75,14 @@ func TestPolicyProgramDifferential(t *testing.T) {
 				ip    netip.Addr
 				id    gen3.Identity
 				local bool
+				ip6   netip.Addr
 			}
 			var pods []pod
+			v6 := map[netip.Addr]netip.Addr{netip.MustParseAddr("192.0.2.7"): netip.MustParseAddr("2001:db8::7")}
 			for i := range 16 {
-				pods = append(pods, pod{netip.AddrFrom4([4]byte{10, 0, byte(i / 8), byte(2 + i)}), ids.Allocate(labels[i%8]), i%2 == 0})
+				pods = append(pods, pod{netip.AddrFrom4([4]byte{10, 0, byte(i / 8), byte(2 + i)}), ids.Allocate(labels[i%8]), i%2 == 0,
+					netip.AddrFrom16([16]byte{0xfd, 0x10, 14: byte(i / 8), 15: byte(2 + i)})})
+				v6[pods[i].ip] = pods[i].ip6
 			}
 			var ps []gen3.Policy
 			protos := []gen3.Proto{gen3.ProtoAny, gen3.ProtoICMP, gen3.ProtoTCP, gen3.ProtoUDP}
@@ -107,12 +111,18 @@ func TestPolicyProgramDifferential(t *testing.T) {
 				if err := m.IPCache.Update(gen3.IPCacheKey{PrefixLen: 32, IP: p.ip.As4()}, gen3.IPCacheValue{Identity: uint32(p.id)}); err != nil {
 					t.Fatal(err)
 				}
+				if err := m.IPCache6.Update(gen3.IPCacheKey6{PrefixLen: 128, IP: p.ip6.As16()}, gen3.IPCacheValue{Identity: uint32(p.id)}); err != nil {
+					t.Fatal(err)
+				}
 				if p.local {
 					info := gen3.EndpointInfo{IfIndex: uint32(10 + i), Identity: uint32(p.id)}
 					if cp.Enforced[p.id] {
 						info.Flags = gen3.EndpointPolicyEnforced
 					}
 					if err := m.Endpoints.Update(gen3.EndpointKey{IP: p.ip.As4()}, info); err != nil {
+						t.Fatal(err)
+					}
+					if err := m.Endpoints6.Update(gen3.EndpointKey6{IP: p.ip6.As16()}, info); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -187,6 +197,26 @@ func TestPolicyProgramDifferential(t *testing.T) {
 				}
 				checkRecord(t, rd, wantRec)
 				verdicts[got]++
+
+				// The same flow over IPv6: identities have no family,
+				// so the verdict and the record's fields are the same
+				// (ICMPv6 echo is ICMP to policy).
+				h6 := frame.IPv4{SrcMAC: macA, DstMAC: macB, Src: v6[src], Dst: v6[dst]}
+				switch proto {
+				case gen3.ProtoICMP:
+					f = frame.ICMPEcho(h6, false, 1, 1, nil)
+				case gen3.ProtoTCP:
+					f = frame.TCP(h6, 40000, port, 1, 0, frame.TCPFlags{SYN: true}, nil)
+				default:
+					f = frame.UDP(h6, 40000, port, []byte("x"))
+				}
+				if got, err := prog.Run(&ebpf.RunOptions{Data: f}); err != nil || got != want {
+					t.Fatalf("policies %+v\n%v -> %v %s/%d over IPv6: kernel %d (%v), model %d", ps, h6.Src, h6.Dst, proto, port, got, err, want)
+				}
+				if got, err := evProg.Run(&ebpf.RunOptions{Data: f}); err != nil || got != want {
+					t.Fatalf("%v -> %v %s/%d over IPv6: with events, verdict %d (%v), want %d", h6.Src, h6.Dst, proto, port, got, err, want)
+				}
+				checkRecord6(t, rd, wantRec, h6.Src, h6.Dst)
 			}
 			t.Logf("verdicts: %d pass, %d shot", verdicts[TCActOK], verdicts[TCActShot])
 			total[TCActOK] += verdicts[TCActOK]
@@ -208,6 +238,45 @@ func TestPolicyProgramDifferential(t *testing.T) {
 			total[TCActOK] += verdicts[TCActOK]
 			total[TCActShot] += verdicts[TCActShot]
 		})
+	}
+}
+
+// checkRecord6 is checkRecord for an IPv6 record: its addresses src and
+// dst, its other fields want's.
+func checkRecord6(t *testing.T, rd *ringbuf.Reader, want *FlowRecord, src, dst netip.Addr) {
+	t.Helper()
+	rd.SetDeadline(time.Now())
+	rec, err := rd.Read()
+	if want == nil {
+		if err == nil {
+			t.Fatalf("an IPv6 record for traffic to no local endpoint: % x", rec.RawSample)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("no IPv6 flow record for %+v: %v", *want, err)
+	}
+	if len(rec.RawSample) != flowRecord6Len {
+		t.Fatalf("a record of %d bytes for IPv6, want %d", len(rec.RawSample), flowRecord6Len)
+	}
+	got, gotSrc, gotDst, err := ParseFlow(rec.RawSample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotSrc != src || gotDst != dst {
+		t.Errorf("IPv6 record %v -> %v, want %v -> %v", gotSrc, gotDst, src, dst)
+	}
+	w := *want
+	w.Src, w.Dst = [4]byte{}, [4]byte{}
+	got.IfIndex, got.Nanos = 0, 0
+	if w.Reason != ReasonPolicyAllow && w.Reason != ReasonPolicyDeny {
+		got.Key = gen3.PolicyKey{}
+	}
+	if w.Proto == uint8(gen3.ProtoICMP) {
+		got.DPort = [2]byte{}
+	}
+	if got != w {
+		t.Fatalf("IPv6 flow record\n%+v, want\n%+v", got, w)
 	}
 }
 

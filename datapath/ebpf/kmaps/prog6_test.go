@@ -151,8 +151,9 @@ func TestOverlayRun6(t *testing.T) {
 // TestPolicyRun6 runs the ingress and egress checks on IPv6 packets:
 // an open endpoint, an allow entry (ICMPv6 matching an ICMP rule), a
 // deny entry, default deny, and a reply to a flow the egress program
-// recorded in the IPv6 conntrack map (but never an echo request), each
-// verdict with its IPv6 flow record.
+// recorded in the IPv6 conntrack map (but never an echo request); and
+// an egress-enforcing pod's allow, deny, default deny and world entries;
+// each verdict with its IPv6 flow record and direction.
 func TestPolicyRun6(t *testing.T) {
 	testutil.RequireRoot(t)
 	km, err := New()
@@ -181,8 +182,10 @@ func TestPolicyRun6(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = rd.Close() })
 
-	// A (256, local, open) and B (257, local, enforcing); R (258) remote.
-	const idA, idB, idR = 256, 257, 258
+	// A (256, local, open), B (257, local, enforcing) and C (259, local,
+	// enforcing egress); R (258) remote.
+	const idA, idB, idR, idC = 256, 257, 258, 259
+	podC, world6 := netip.MustParseAddr("fd10::4"), netip.MustParseAddr("2001:db8::1")
 	put := func(m *ebpf.Map, k, v any) {
 		t.Helper()
 		if err := m.Put(k, v); err != nil {
@@ -191,19 +194,27 @@ func TestPolicyRun6(t *testing.T) {
 	}
 	put(km.Endpoints6, gen3.EndpointKey6{IP: pod6A.As16()}, gen3.EndpointInfo{IfIndex: 1, Identity: idA})
 	put(km.Endpoints6, gen3.EndpointKey6{IP: pod6B.As16()}, gen3.EndpointInfo{IfIndex: 2, Identity: idB, Flags: gen3.EndpointPolicyEnforced})
-	for a, id := range map[netip.Addr]uint32{pod6A: idA, pod6B: idB, remote6: idR} {
+	put(km.Endpoints6, gen3.EndpointKey6{IP: podC.As16()}, gen3.EndpointInfo{IfIndex: 3, Identity: idC, Flags: gen3.EndpointEgressEnforced})
+	for a, id := range map[netip.Addr]uint32{pod6A: idA, pod6B: idB, remote6: idR, podC: idC} {
 		put(km.IPCache6, gen3.IPCacheKey6{PrefixLen: 128, IP: a.As16()}, gen3.IPCacheValue{Identity: id})
 	}
 	allowICMP := gen3.PolicyKey{SrcIdentity: idA, DstIdentity: idB, Proto: uint8(gen3.ProtoICMP)}
 	denyUDP := gen3.PolicyKey{SrcIdentity: idR, DstIdentity: idB, Proto: uint8(gen3.ProtoUDP), DPort: [2]byte{0, 53}}
 	put(km.Policy, allowICMP, gen3.PolicyEntry{Action: gen3.PolicyAllow})
 	put(km.Policy, denyUDP, gen3.PolicyEntry{Action: gen3.PolicyDeny})
+	egAllow := gen3.NewEgressKey(idC, idR, gen3.ProtoUDP, 53)
+	egDeny := gen3.NewEgressKey(idC, idB, gen3.ProtoTCP, 80)
+	egWorld := gen3.NewEgressKey(idC, gen3.IdentityWorld, gen3.ProtoAny, 0)
+	put(km.Policy, egAllow, gen3.PolicyEntry{Action: gen3.PolicyAllow})
+	put(km.Policy, egDeny, gen3.PolicyEntry{Action: gen3.PolicyDeny})
+	put(km.Policy, egWorld, gen3.PolicyEntry{Action: gen3.PolicyAllow})
 
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	hdr := func(src, dst netip.Addr) frame.IPv4 { return frame.IPv4{SrcMAC: mac, DstMAC: mac, Src: src, Dst: dst} }
 	type rec struct {
 		verdict, reason uint8
 		key             gen3.PolicyKey
+		dir             uint8
 	}
 	cases := []struct {
 		name string
@@ -212,18 +223,23 @@ func TestPolicyRun6(t *testing.T) {
 		ret  uint32
 		want *rec // nil: no record
 	}{
-		{"open-endpoint", ingress, frame.UDP(hdr(pod6B, pod6A), 1000, 7, nil), TCActOK, &rec{VerdictForwarded, ReasonNotEnforced, gen3.PolicyKey{}}},
-		{"allow-icmpv6-by-icmp-rule", ingress, frame.ICMPEcho(hdr(pod6A, pod6B), false, 9, 1, nil), TCActOK, &rec{VerdictForwarded, ReasonPolicyAllow, allowICMP}},
-		{"deny-entry", ingress, frame.UDP(hdr(remote6, pod6B), 1000, 53, nil), TCActShot, &rec{VerdictDropped, ReasonPolicyDeny, denyUDP}},
-		{"default-deny", ingress, frame.UDP(hdr(remote6, pod6B), 1000, 7, nil), TCActShot, &rec{VerdictDropped, ReasonDefaultDeny, gen3.PolicyKey{}}},
+		{"open-endpoint", ingress, frame.UDP(hdr(pod6B, pod6A), 1000, 7, nil), TCActOK, &rec{VerdictForwarded, ReasonNotEnforced, gen3.PolicyKey{}, DirIngress}},
+		{"allow-icmpv6-by-icmp-rule", ingress, frame.ICMPEcho(hdr(pod6A, pod6B), false, 9, 1, nil), TCActOK, &rec{VerdictForwarded, ReasonPolicyAllow, allowICMP, DirIngress}},
+		{"deny-entry", ingress, frame.UDP(hdr(remote6, pod6B), 1000, 53, nil), TCActShot, &rec{VerdictDropped, ReasonPolicyDeny, denyUDP, DirIngress}},
+		{"default-deny", ingress, frame.UDP(hdr(remote6, pod6B), 1000, 7, nil), TCActShot, &rec{VerdictDropped, ReasonDefaultDeny, gen3.PolicyKey{}, DirIngress}},
 		// B starts a flow to R: its egress (not enforced) records it;
 		// R's reply then passes B's ingress as a conntrack reply.
 		{"egress-records", egress, frame.UDP(hdr(pod6B, remote6), 4000, 7, nil), TCActOK, nil},
-		{"ct-reply", ingress, frame.UDP(hdr(remote6, pod6B), 7, 4000, nil), TCActOK, &rec{VerdictForwarded, ReasonCTReply, gen3.PolicyKey{}}},
+		{"ct-reply", ingress, frame.UDP(hdr(remote6, pod6B), 7, 4000, nil), TCActOK, &rec{VerdictForwarded, ReasonCTReply, gen3.PolicyKey{}, DirIngress}},
 		{"egress-records-echo", egress, frame.ICMPEcho(hdr(pod6B, remote6), false, 77, 1, nil), TCActOK, nil},
-		{"ct-echo-reply", ingress, frame.ICMPEcho(hdr(remote6, pod6B), true, 77, 1, nil), TCActOK, &rec{VerdictForwarded, ReasonCTReply, gen3.PolicyKey{}}},
-		{"echo-request-never-a-reply", ingress, frame.ICMPEcho(hdr(remote6, pod6B), false, 77, 1, nil), TCActShot, &rec{VerdictDropped, ReasonDefaultDeny, gen3.PolicyKey{}}},
+		{"ct-echo-reply", ingress, frame.ICMPEcho(hdr(remote6, pod6B), true, 77, 1, nil), TCActOK, &rec{VerdictForwarded, ReasonCTReply, gen3.PolicyKey{}, DirIngress}},
+		{"echo-request-never-a-reply", ingress, frame.ICMPEcho(hdr(remote6, pod6B), false, 77, 1, nil), TCActShot, &rec{VerdictDropped, ReasonDefaultDeny, gen3.PolicyKey{}, DirIngress}},
 		{"not-local", ingress, frame.UDP(hdr(pod6A, remote6), 1, 7, nil), TCActOK, nil},
+		// C's egress policy, on its own node as the packet leaves it.
+		{"egress-allow", egress, frame.UDP(hdr(podC, remote6), 5000, 53, nil), TCActOK, &rec{VerdictForwarded, ReasonPolicyAllow, egAllow, DirEgress}},
+		{"egress-deny", egress, frame.TCP(hdr(podC, pod6B), 5000, 80, 1, 0, frame.TCPFlags{SYN: true}, nil), TCActShot, &rec{VerdictDropped, ReasonPolicyDeny, egDeny, DirEgress}},
+		{"egress-default-deny", egress, frame.UDP(hdr(podC, remote6), 5000, 54, nil), TCActShot, &rec{VerdictDropped, ReasonDefaultDeny, gen3.PolicyKey{}, DirEgress}},
+		{"egress-world", egress, frame.UDP(hdr(podC, world6), 5000, 9, nil), TCActOK, &rec{VerdictForwarded, ReasonPolicyAllow, egWorld, DirEgress}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -253,7 +269,7 @@ func TestPolicyRun6(t *testing.T) {
 			if src != wantSrc || dst != wantDst {
 				t.Errorf("record %v -> %v, want %v -> %v", src, dst, wantSrc, wantDst)
 			}
-			if r.Verdict != c.want.verdict || r.Reason != c.want.reason || r.Direction != DirIngress || r.Nanos == 0 {
+			if r.Verdict != c.want.verdict || r.Reason != c.want.reason || r.Direction != c.want.dir || r.Nanos == 0 {
 				t.Errorf("record %+v, want verdict %d reason %d", r, c.want.verdict, c.want.reason)
 			}
 			if (c.want.reason == ReasonPolicyAllow || c.want.reason == ReasonPolicyDeny) && r.Key != c.want.key {

@@ -393,6 +393,7 @@ func TestKilledFRRKernelRunIsCleaned(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	opt := &netns.Options{StateRoot: root}
+	t.Cleanup(func() { netns.Destroy(lab, opt) }) // if the test stops before its own
 	b, err := os.ReadFile(filepath.Join(opt.LabDir(lab), "state.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,8 @@
 // one node (lxc → BPF → lxc, with policy allow and deny), and two nodes
 // joined by an underlay veth, over flow-based cilium_vxlan devices or
 // routed directly, with the policy check (conntrack replies, policy map,
-// default deny) before delivery on the receiving node. Not yet in the
+// default deny) before delivery on the receiving node, and the same
+// across nodes over IPv6 in namespaces with IPv6 off. Not yet in the
 // kernel: conntrack expiry (the agent's GC, ExpireCT, runs on the agent's
 // schedule, not the kernel's), and TTL decrement on the
 // tunnel path. The policy program takes the source identity from the

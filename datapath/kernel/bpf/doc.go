@@ -6,6 +6,10 @@
 // on every Sync, and the fabric's leaves and spines routing the underlay
 // in their own namespaces with the model's routes. Every policy verdict
 // is also a flow event in a BPF ring buffer, read back as FlowEvent.
+// A dual-stack model (tunnel mode) is dual-stack here too: the pods'
+// IPv6 addresses go into the IPv6 maps, their packets are the programs'
+// alone (the host's namespace keeps IPv6 off), and flow events carry
+// IPv6 addresses (TestKernelFabricDualStack).
 //
 // Nothing is pinned: every TCX link, program and map lives as long as the
 // process holds its file descriptor, so a killed run leaves nothing

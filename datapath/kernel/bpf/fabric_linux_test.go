@@ -63,13 +63,18 @@ type pod struct {
 // newRig deploys the lab and builds the fabric; with hold4789 a UDP
 // socket holds port 4789 in host2's namespace first.
 func newRig(t *testing.T, mode gen3.Mode, hold4789 bool) *rig {
+	return newRigWith(t, gen3.Options{Mode: mode}, hold4789)
+}
+
+// newRigWith is newRig with the model's options.
+func newRigWith(t *testing.T, opts gen3.Options, hold4789 bool) *rig {
 	testutil.RequireRoot(t)
 	tp, err := topologies.SpineLeaf(topologies.SpineLeafParams{Name: testutil.Name(testPrefix + "-"), Spines: 2, Leaves: 2, HostsPerLeaf: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lab := kerneltest.Lab(t, tp)
-	model, err := gen3.New(tp, gen3.Options{Mode: mode})
+	model, err := gen3.New(tp, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

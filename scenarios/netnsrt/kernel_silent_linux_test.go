@@ -236,10 +236,11 @@ type linkCounters struct{ rx, tx uint64 }
 
 // TestKernelSilence fails a node silently on the kernel backend, for each
 // kind of datapath a node has there: a gen 2 leaf (the Linux bridge and
-// VXLAN devices, and its access bridge in Open vSwitch), a gen 2 host and
-// a gen 1 host (Open vSwitch's userspace datapath, which reads its ports
-// before tc ingress), and a gen 3 host (tc BPF programs on its pods'
-// veths). While the node hangs, the far end of every one of its links (a
+// VXLAN devices, and its access bridge in Open vSwitch), a gen 2 host
+// (Open vSwitch's userspace datapath, which reads its ports before tc
+// ingress), a gen 3 host (tc BPF programs on its pods' veths) and a gen 1
+// ToR (an Open vSwitch bridge running RSTP; host1's bond stays on it,
+// its carrier up, as sim's does). While the node hangs, the far end of every one of its links (a
 // neighbour's interface, a pod's eth0) receives nothing from it, though
 // frames were sent to it: nothing the node forwards or answers gets out.
 // Every probe to or from the instance behind it is lost, and the kernel's
@@ -256,12 +257,12 @@ func TestKernelSilence(t *testing.T) {
 		{gen: scenarios.GenEVPN, topology: spineLeaf, node: "leaf1"},
 		{gen: scenarios.GenEVPN, topology: spineLeaf, node: "host1", insts: []string{"a-1"}},
 		{gen: scenarios.GenEBPF, topology: spineLeaf, node: "host1", insts: []string{"a-1"}},
-		{gen: scenarios.GenVLAN, topology: "{file: " + threeTier + "}", node: "host1", insts: []string{"a-1"}},
+		{gen: scenarios.GenVLAN, topology: "{file: " + threeTier + "}", node: "tor1"},
 	} {
 		t.Run(string(c.gen)+"/"+c.node, func(t *testing.T) {
 			kind, b, cc := "pod", "host2", "host3"
 			if c.gen == scenarios.GenVLAN {
-				kind, b, cc = "vm", "host2", "host4"
+				kind, b, cc = "vm", "host3", "host4" // rack2's: a's rack hangs from tor1
 			}
 			src := fmt.Sprintf(silenceScenario, c.topology, c.gen, kind, kind, b, kind, cc, c.node, c.node)
 			s, err := scenarios.Parse("kernel-silence.yaml", []byte(src))
@@ -342,12 +343,14 @@ func TestKernelSilence(t *testing.T) {
 				if sp.Tag != "during" || sp.Reason != string(datapath.ReasonNodeDown) {
 					continue
 				}
-				// A real stack's neighbour entry ages: one that
-				// needed confirming while the node hung has failed,
-				// its ARP lost at the node, and the probe waits at its
-				// source (the trace matches no ARP). Sim's stays.
+				// A real stack confirms a neighbour entry it used
+				// (STALE, DELAY, then unicast ARP): one that came
+				// up for confirmation while the node hung has
+				// failed, its ARP lost at the node, and the probe
+				// waits at its source (the trace matches no ARP).
+				// Sim's stack keeps its entries.
 				if kp.Reason == string(datapath.ReasonNoARP) && kp.DropAt == sp.From+"/eth0" {
-					t.Logf("probe %d %s -> %s: its source's ARP for it failed on kernel (its neighbour entry had aged while %s hung); on sim dropped at %s (%s)",
+					t.Logf("probe %d %s -> %s: its source's ARP for it failed on kernel (its neighbour entry came up for confirmation while %s hung); on sim dropped at %s (%s)",
 						i, sp.From, sp.To, c.node, sp.DropAt, sp.Reason)
 					continue
 				}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/netbed/netbed/datapath"
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
+	"github.com/netbed/netbed/datapath/kernel/kerneltest"
+	"github.com/netbed/netbed/topologies/netns"
 )
 
 // addPod6 is addPod for a dual-stack model: the pod also gets its IPv6
@@ -118,6 +120,29 @@ func TestKernelFabricDualStack(t *testing.T) {
 		if !udp6(t, c.src, c.from, c.to, c.conn, "hello over IPv6, "+c.name, 5) {
 			t.Errorf("%s: UDP over IPv6 %v -> %v never arrived", c.name, c.from, c.to)
 		}
+	}
+
+	// Full-size segments over IPv6 through cilium_vxlan: the pods' MTU
+	// leaves room for VXLAN over the IPv4 underlay.
+	for _, p := range []*pod{web, db} {
+		p.in(t, func() error {
+			h, err := netlink.NewHandle()
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			eth, err := h.LinkByName("eth0")
+			if err != nil {
+				return err
+			}
+			return h.LinkSetMTU(eth, r.fab.PodMTU())
+		})
+	}
+	in := func(p *pod) func(func() error) error {
+		return func(fn func() error) error { return netns.DoIn(p.ns, fn) }
+	}
+	if err := kerneltest.TCPTransfer(in(web), in(db), web6, db6, 1<<20, 10*time.Second); err != nil {
+		t.Errorf("TCP over IPv6, 1 MiB from web-1 to db-1 across nodes: %v", err)
 	}
 
 	if err := r.model.ApplyPolicy(gen3.Policy{Name: "web-db", From: map[string]string{"app": "web"}, To: map[string]string{"app": "db"},

@@ -102,12 +102,16 @@ func ShortDir(t testing.TB, prefix string) string {
 // listener on dst, and checks that all of them arrive within timeout.
 // inSrc and inDst run a function in src's and dst's namespaces
 // (netns.DoIn); the connection is made from src, which may be the zero
-// address (any).
+// address (any). dst's family is the connection's.
 func TCPTransfer(inSrc, inDst func(func() error) error, src, dst netip.Addr, n int, timeout time.Duration) error {
+	network := "tcp4"
+	if dst.Is6() {
+		network = "tcp6"
+	}
 	var ln net.Listener
 	if err := inDst(func() error {
 		var err error
-		ln, err = net.Listen("tcp4", net.JoinHostPort(dst.String(), "0"))
+		ln, err = net.Listen(network, net.JoinHostPort(dst.String(), "0"))
 		return err
 	}); err != nil {
 		return fmt.Errorf("listen on %v: %w", dst, err)
@@ -137,7 +141,7 @@ func TCPTransfer(inSrc, inDst func(func() error) error, src, dst netip.Addr, n i
 			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
 		}
 		var err error
-		c, err = d.Dial("tcp4", ln.Addr().String())
+		c, err = d.Dial(network, ln.Addr().String())
 		return err
 	}); err != nil {
 		return fmt.Errorf("connect to %v: %w", ln.Addr(), err)

@@ -26,8 +26,11 @@ import (
 // ebpf.PolicyLookup) over the same maps, with conntrack as the model keeps
 // it: a flow is recorded when a pod sends it (egress passed) and when an
 // ingress check lets it in, and a reply to a recorded flow passes both
-// ways, an echo request never. It returns the verdicts it saw and counts
-// the egress records' (verdict, reason) in reasons.
+// ways, an echo request never. Each packet is sent again between the
+// addresses' IPv6 twins (same identities) and must get the same verdicts
+// and records from the programs' IPv6 halves, and the IPv6 conntrack map
+// must end as the twin of the model's. It returns the verdicts it saw
+// and counts the egress records' (verdict, reason) in reasons.
 func egressDifferential(t *testing.T, seed uint64, reasons map[[2]uint8]int) map[uint32]int {
 	km, err := New()
 	if err != nil {
@@ -178,6 +181,26 @@ func egressDifferential(t *testing.T, seed uint64, reasons map[[2]uint8]int) map
 			}
 		}
 	}
+	// Every address has an IPv6 twin with the same identity: each packet
+	// is also sent over IPv6 and must get the same verdicts and records,
+	// the IPv6 conntrack map keeping the twin of the IPv4 one.
+	six := map[netip.Addr]netip.Addr{hostIP: netip.MustParseAddr("fd10:9::1"), worldIP: netip.MustParseAddr("2001:db8::9")}
+	for i, p := range pods {
+		six[p.ip] = netip.AddrFrom16([16]byte{0xfd, 0x10, 14: byte(i / 6), 15: byte(2 + i)})
+	}
+	if err := m.IPCache6.Update(gen3.IPCacheKey6{PrefixLen: 128, IP: six[hostIP].As16()}, gen3.IPCacheValue{Identity: uint32(gen3.IdentityHost)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods {
+		if err := m.IPCache6.Update(gen3.IPCacheKey6{PrefixLen: 128, IP: six[p.ip].As16()}, gen3.IPCacheValue{Identity: uint32(p.id)}); err != nil {
+			t.Fatal(err)
+		}
+		if info, ok := m.Endpoints.Lookup(gen3.EndpointKey{IP: p.ip.As4()}); ok {
+			if err := m.Endpoints6.Update(gen3.EndpointKey6{IP: six[p.ip].As16()}, info); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	if err := km.Sync(m); err != nil {
 		t.Fatal(err)
 	}
@@ -279,8 +302,11 @@ func egressDifferential(t *testing.T, seed uint64, reasons map[[2]uint8]int) map
 		}
 		return TCActShot, rec
 	}
-	build := func(p packet) []byte {
+	build := func(p packet, v6 bool) []byte {
 		h := frame.IPv4{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, Src: p.src, Dst: p.dst}
+		if v6 {
+			h.Src, h.Dst = six[p.src], six[p.dst]
+		}
 		switch p.proto {
 		case gen3.ProtoICMP:
 			return frame.ICMPEcho(h, p.echoReply, p.sport, 1, nil)
@@ -329,7 +355,7 @@ func egressDifferential(t *testing.T, seed uint64, reasons map[[2]uint8]int) map
 		if p.src == p.dst {
 			continue
 		}
-		f := build(p)
+		f := build(p, false)
 		// The lxc hook: egress (for a local source), then ingress.
 		wantEg, recEg := egressModel(p)
 		want, recIn := wantEg, (*FlowRecord)(nil)
@@ -353,6 +379,25 @@ func egressDifferential(t *testing.T, seed uint64, reasons map[[2]uint8]int) map
 				t.Fatalf("%s: ingress program with events %d, model %d", name, got, want)
 			}
 			checkRecord(t, rd, recIn)
+		}
+		checkRecord(t, rd, nil)
+		// The same over IPv6.
+		f = build(p, true)
+		if got := run(egress, f); got != wantEg {
+			t.Fatalf("rules %+v\n%s over IPv6: egress program %d, model %d", cp.Rules, name, got, wantEg)
+		}
+		if got := run(egressEv, f); got != wantEg {
+			t.Fatalf("%s over IPv6: egress program with events %d, model %d", name, got, wantEg)
+		}
+		checkRecord6(t, rd, recEg, six[p.src], six[p.dst])
+		if wantEg == TCActOK {
+			if got := run(ingress, f); got != want {
+				t.Fatalf("rules %+v\n%s over IPv6: ingress program after egress %d, model %d", cp.Rules, name, got, want)
+			}
+			if got := run(ingressEv, f); got != want {
+				t.Fatalf("%s over IPv6: ingress program with events %d, model %d", name, got, want)
+			}
+			checkRecord6(t, rd, recIn, six[p.src], six[p.dst])
 		}
 		checkRecord(t, rd, nil)
 		if want == TCActOK {
@@ -379,6 +424,29 @@ func egressDifferential(t *testing.T, seed uint64, reasons map[[2]uint8]int) map
 	}
 	if n != len(ct) {
 		t.Errorf("kernel conntrack has %d flows, the model %d", n, len(ct))
+	}
+	var k6 gen3.CTKey6
+	n6 := 0
+	for it := km.CT6.Iterate(); it.Next(&k6, &v); {
+		k4 := gen3.CTKey{SPort: k6.SPort, DPort: k6.DPort, Proto: k6.Proto}
+		for a4, a6 := range six {
+			if a6.As16() == k6.Src {
+				k4.Src = a4.As4()
+			}
+			if a6.As16() == k6.Dst {
+				k4.Dst = a4.As4()
+			}
+		}
+		if k4.Proto == 58 {
+			k4.Proto = uint8(gen3.ProtoICMP)
+		}
+		if !ct[k4] {
+			t.Errorf("kernel IPv6 conntrack has %+v, the model has no twin of it", k6)
+		}
+		n6++
+	}
+	if n6 != len(ct) {
+		t.Errorf("kernel IPv6 conntrack has %d flows, the model %d", n6, len(ct))
 	}
 	t.Logf("verdicts: %d pass, %d shot; egress (verdict, reason) so far: %v", verdicts[TCActOK], verdicts[TCActShot], reasons)
 	return verdicts

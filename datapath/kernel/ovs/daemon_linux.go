@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/netbed/netbed/datapath/kernel"
+	"github.com/netbed/netbed/datapath/kernel/ovs/ovsdb"
 )
 
 // Where Debian's openvswitch-switch keeps its schema.
@@ -62,6 +63,9 @@ type vswitch struct {
 	node  string
 	dir   string
 	procs []*daemon
+
+	cmu  sync.Mutex
+	conn *ovsdb.Client // to the ovsdb-server, opened by dbClient
 }
 
 type daemon struct {
@@ -230,14 +234,15 @@ func (v *vswitch) vsctl(ctx context.Context, args ...string) (string, error) {
 	return v.run(ctx, "ovs-vsctl", append([]string{"--db=" + v.db(), "--timeout=20"}, args...)...)
 }
 
-// delPort takes dev off bridge (nothing if it is not there), and waits
+// delPort takes dev off bridge (nothing if it is not there: dropPort),
+// and waits
 // until the datapath's cached flows no longer send to it: ovs-vsctl
 // returns once ovs-vswitchd has removed the port, but the flows its
 // revalidator threads have not revisited yet still output to the
 // port's old number, and a frame for a MAC that was behind it (an
 // instance that just moved away) is dropped on them instead of flooded.
 func (v *vswitch) delPort(ctx context.Context, bridge, dev string) error {
-	if _, err := v.vsctl(ctx, "--", "--if-exists", "del-port", bridge, dev); err != nil {
+	if err := v.dropPort(ctx, bridge, dev); err != nil {
 		return err
 	}
 	if _, err := v.appctl(ctx, "revalidator/wait"); err != nil {
@@ -254,6 +259,7 @@ func (v *vswitch) appctl(ctx context.Context, args ...string) (string, error) {
 // stop ends both daemons (ovs-vswitchd first): SIGTERM, then SIGKILL after
 // stopGrace, and waits for them. It removes v's directory.
 func (v *vswitch) stop() error {
+	v.closeDB()
 	var errs []error
 	for i := len(v.procs) - 1; i >= 0; i-- {
 		d := v.procs[i]

@@ -567,9 +567,7 @@ func (f *Fabric) Plug(ctx context.Context, p kernel.Port) error {
 	}); err != nil {
 		return fmt.Errorf("ovs: plug %s: %w", p.Instance, err)
 	}
-	if _, err := h.v.vsctl(ctx, "--", "add-port", DevBrInt, pl.ovsPort, fmt.Sprintf("tag=%d", n.VLAN),
-		"--", "set", "interface", pl.ovsPort, "external_ids:iface-id="+p.Instance,
-		fmt.Sprintf("external_ids:attached-mac=%q", p.MAC.String())); err != nil {
+	if _, err := h.v.addPort(ctx, DevBrInt, pl.ovsPort, n.VLAN, accessIDs(p.Instance, p.MAC)); err != nil {
 		return fmt.Errorf("ovs: plug %s: %w", p.Instance, err)
 	}
 	h.ports[p.Instance] = pl

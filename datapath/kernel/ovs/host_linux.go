@@ -2,7 +2,6 @@ package ovs
 
 import (
 	"context"
-	"fmt"
 	"net"
 
 	"github.com/netbed/netbed/datapath/kernel"
@@ -81,17 +80,15 @@ func (v *Vswitch) SettleBond(ctx context.Context, first string) error {
 
 // PlugAccess puts dev (an instance's veth end in the vswitch's
 // namespace) on br-int as an access port of VLAN vid, transmit checksum
-// offload off, named for the instance as Neutron's OVS agent does.
+// offload off, named for the instance as Neutron's OVS agent does; it
+// returns once ovs-vswitchd has the port (over the vswitch's OVSDB
+// connection, no ovs-vsctl).
 func (v *Vswitch) PlugAccess(ctx context.Context, lab kernel.Lab, dev string, vid uint16, instance string, mac net.HardwareAddr) error {
 	if err := lab.Do(v.v.node, func() error { return noTxChecksum(dev) }); err != nil {
 		return err
 	}
-	if _, err := v.v.vsctl(ctx, "--", "add-port", DevBrInt, dev, fmt.Sprintf("tag=%d", vid),
-		"--", "set", "interface", dev, "external_ids:iface-id="+instance,
-		fmt.Sprintf("external_ids:attached-mac=%q", mac.String())); err != nil {
-		return err
-	}
-	return nil
+	_, err := v.v.addPort(ctx, DevBrInt, dev, vid, accessIDs(instance, mac))
+	return err
 }
 
 // UnplugAccess takes dev off br-int (nothing if it is not there).

@@ -2,7 +2,11 @@ package ovs
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -88,4 +92,74 @@ func benchLabStart(b *testing.B, fopts Options) {
 	b.ReportMetric(devices.Seconds()/n, "s/ovs+devices")
 	b.ReportMetric((converged-devices).Seconds()/n, "s/stp")
 	b.ReportMetric(float64(hosts), "hosts")
+}
+
+// BenchmarkPlugPort measures putting one instance's veth end on br-int as
+// an access port, as Plug and PlugAccess do, until ovs-vswitchd has it:
+// "vsctl" starts `ovs-vsctl add-port … -- set interface …` (how netbed
+// plugged before), "ovsdb" sends the same change over the vswitch's open
+// OVSDB connection (addPort). One private vswitch in a namespace serves
+// both; creating the veth and deleting the port are not timed. Metric:
+// ms/plug.
+func BenchmarkPlugPort(b *testing.B) {
+	testutil.RequireRoot(b)
+	if err := Available(); err != nil {
+		testutil.Unavailable(b, err.Error())
+	}
+	ns := testPrefix + "-plugb"
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		b.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	b.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	base, err := os.MkdirTemp("", testPrefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(base) })
+	ctx := context.Background()
+	v, err := startVswitch(ctx, nsLab{}, ns, filepath.Join(base, "v"), "--", "add-br", DevBrInt, "--", "set", "bridge", DevBrInt, "datapath_type=netdev")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { v.stop() })
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	plugs := map[string]func(dev string) error{
+		"vsctl": func(dev string) error {
+			_, err := v.vsctl(ctx, "--", "add-port", DevBrInt, dev, "tag=10", "--", "set", "interface", dev,
+				"external_ids:iface-id=inst-"+dev, fmt.Sprintf("external_ids:attached-mac=%q", mac.String()))
+			return err
+		},
+		"ovsdb": func(dev string) error {
+			_, err := v.addPort(ctx, DevBrInt, dev, 10, accessIDs("inst-"+dev, mac))
+			return err
+		},
+	}
+	for _, name := range []string{"vsctl", "ovsdb"} {
+		plug := plugs[name]
+		b.Run(name, func(b *testing.B) {
+			var took time.Duration
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				dev := fmt.Sprintf("b%s%d", name[:2], i)
+				i++
+				if out, err := exec.Command("ip", "-n", ns, "link", "add", dev, "type", "veth", "peer", "name", dev+"p").CombinedOutput(); err != nil {
+					b.Fatalf("ip link add: %v: %s", err, out)
+				}
+				b.StartTimer()
+				start := time.Now()
+				if err := plug(dev); err != nil {
+					b.Fatal(err)
+				}
+				took += time.Since(start)
+				b.StopTimer()
+				if err := v.dropPort(ctx, DevBrInt, dev); err != nil {
+					b.Fatal(err)
+				}
+				exec.Command("ip", "-n", ns, "link", "del", dev).Run()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(took.Microseconds())/1000/float64(i), "ms/plug")
+		})
+	}
 }

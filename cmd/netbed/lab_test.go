@@ -68,7 +68,7 @@ func TestDoctorCommand(t *testing.T) {
 		if len(f) < 2 {
 			continue
 		}
-		switch want := map[string]string{"evpn": "IPv4, IPv6", "vlan": "IPv4, IPv6", "ebpf": "IPv4"}[f[0]]; {
+		switch want := map[string]string{"evpn": "IPv4, IPv6", "vlan": "IPv4, IPv6", "ebpf": "IPv4, IPv6", "ebpf-direct": "IPv4"}[f[0]]; {
 		case want == "":
 		case !strings.Contains(l, want) || want == "IPv4" && strings.Contains(l, "IPv6"):
 			t.Errorf("doctor: %s runs over %s on kernel, says %q", f[0], want, l)

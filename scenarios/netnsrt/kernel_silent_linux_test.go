@@ -3,10 +3,12 @@ package netnsrt_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -493,4 +495,71 @@ func TestKernelSilentDirectHost(t *testing.T) {
 		t.Errorf("processes of the lab left after the run: %v", left)
 	}
 	sameProbes(t, s, kRun, simDirect(t, s))
+}
+
+// TestKernelBFDWithFRR is TestBFDSilentFailure on the kernel backend:
+// silent-failure.yaml with bgp: {bfd: true}, BGP's default timers and
+// leaf3 as FRR, whose bfdd peers with the spines' Go BFD over the
+// kernel's underlay (both of its peers up at the end). leaf2, failed
+// silently, is withdrawn everywhere before BGP's hold timer could have
+// expired (hold − keepalive = 6 s after the fault), and every check of
+// the run passes.
+func TestKernelBFDWithFRR(t *testing.T) {
+	testutil.RequireRoot(t)
+	if err := netnsrt.FRRAvailable(); err != nil {
+		testutil.Unavailable(t, err.Error())
+	}
+	s, err := scenarios.Load("../testdata/silent-failure.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.BGP.Hold, s.BGP.Keepalive, s.BGP.BFD = 0, 0, true
+	s.BGP.FRRLeaves = []string{"leaf3"}
+	rt := frrKernelRuntime(t, s.Name)
+	var peers []string
+	opts := scenarios.Options{Hold: func(ctx context.Context, _ scenarios.Backend, _ []scenarios.Instance) error {
+		dir, ok := rt.FRRLeaf("leaf3")
+		if !ok {
+			return fmt.Errorf("leaf3 is not an FRR leaf")
+		}
+		out, err := exec.CommandContext(ctx, "vtysh", "--vty_socket", dir, "-c", "show bfd peers json").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("vtysh show bfd peers: %v: %s", err, out)
+		}
+		var ps []struct {
+			Peer   string `json:"peer"`
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal(out, &ps); err != nil {
+			return fmt.Errorf("show bfd peers json: %v: %s", err, out)
+		}
+		for _, p := range ps {
+			peers = append(peers, p.Peer+" "+p.Status)
+		}
+		return nil
+	}}
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, scenarios.NewFabricBackend(scenarios.FabricOptions{
+		Runtime: rt, StoreDir: t.TempDir()}), opts)
+	if err != nil {
+		t.Fatalf("on kernel: %v", err)
+	}
+	if run.Backend != "kernel" {
+		t.Errorf("the run says backend %q, want kernel", run.Backend)
+	}
+	for _, c := range run.Checks {
+		if !c.Passed {
+			t.Errorf("step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+		}
+	}
+	if len(peers) != 2 || slices.ContainsFunc(peers, func(p string) bool { return !strings.HasSuffix(p, " up") }) {
+		t.Errorf("FRR's bfdd peers at the end: %v; want both spines up", peers)
+	}
+	c := silentConvergence(t, run, "leaf2")
+	t.Logf("silent failure of leaf2 with BFD beside FRR's bfdd on the kernel: converged in %v", c)
+	if c >= 6*time.Second {
+		t.Errorf("silent failure withdrawn after %v: no sooner than BGP's hold timer (9 s, keepalive 3 s) would have", c)
+	}
+	if left := namespacesOf(rt.LabName()); len(left) > 0 {
+		t.Errorf("namespaces left after the run: %v", left)
+	}
 }

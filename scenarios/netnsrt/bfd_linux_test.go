@@ -13,6 +13,7 @@ import (
 	"github.com/netbed/netbed/reports"
 	"github.com/netbed/netbed/scenarios"
 	"github.com/netbed/netbed/scenarios/netnsrt"
+	"github.com/netbed/netbed/scenarios/simrt"
 )
 
 // silentConvergence returns the convergence of the first silent failure
@@ -76,13 +77,49 @@ func TestBFDSilentFailure(t *testing.T) {
 	}
 }
 
+// TestSilentFailureBFDSameAsSim runs the silent-failure scenario with
+// bgp: {bfd: true}, BGP's default timers and every leaf netbed's on netns
+// and on sim (the BGP model's BFD): every check passes on both, and every
+// speaker ends with the same routes (and the same running or not) on
+// both. Both runs' convergences are logged; BenchmarkSilentFailureBFD
+// compares them.
+func TestSilentFailureBFDSameAsSim(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, err := scenarios.Load("../testdata/silent-failure.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.BGP.Hold, s.BGP.Keepalive, s.BGP.BFD = 0, 0, true
+	rt := newRuntime(t, s.Name)
+	var speakers map[string][]string
+	opts := scenarios.Options{Hold: func(ctx context.Context, b scenarios.Backend, _ []scenarios.Instance) error {
+		var err error
+		speakers, err = finalSpeakers(ctx, b)
+		return err
+	}}
+	run, err := scenarios.Run(context.Background(), s, scenarios.GenEVPN, scenarios.NewFabricBackend(scenarios.FabricOptions{
+		Runtime: rt, StoreDir: t.TempDir()}), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range run.Checks {
+		if !c.Passed {
+			t.Errorf("netns: step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+		}
+	}
+	sim := sameAsSim(t, s, bgpRun{run: run, speakers: speakers})
+	t.Logf("silent failure with BFD: convergence %v on sim, %v on netns", silentConvergence(t, sim, "leaf2"), silentConvergence(t, run, "leaf2"))
+}
+
 // BenchmarkSilentFailureBFD measures how long a leaf failed silently
 // (links up, everything dropped) takes to be withdrawn from every other
 // leaf, on netns and on the kernel backend (the same speakers over the
 // kernel's underlay, the leaf silenced by the same TCX drops), with BGP's
 // default timers (hold 9 s, keepalive 3 s) alone and with BFD beside every
 // session (300 ms × 3), all leaves netbed's: silent-ms is the fault's
-// convergence.
+// convergence. silent-sim-ms is the same scenario's on sim (the BGP
+// model's BFD, in virtual time, one run per iteration with the
+// iteration's number as the seed) and ratio sim / the backend.
 func BenchmarkSilentFailureBFD(b *testing.B) {
 	testutil.RequireRoot(b)
 	src := []byte(`name: silent-bfd
@@ -106,8 +143,23 @@ steps:
 					b.Fatal(err)
 				}
 				s.BGP.BFD = bfd
-				var total time.Duration
+				var total, simTotal time.Duration
+				seed := int64(0)
 				for b.Loop() {
+					seed++
+					sc := *s
+					sc.Seed = seed
+					simRun, err := scenarios.Run(context.Background(), &sc, scenarios.GenEVPN, scenarios.NewFabricBackend(scenarios.FabricOptions{
+						Runtime: simrt.New(seed), StoreDir: b.TempDir(), ControllerLatency: simrt.ControllerLatency, StoreNoSync: true}), scenarios.Options{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, c := range simRun.Checks {
+						if !c.Passed {
+							b.Fatalf("sim: step %d %s: %s", c.Step, c.What, c.Detail)
+						}
+					}
+					simTotal += silentConvergence(b, simRun, "leaf2")
 					rt := newRuntime(b, s.Name)
 					if backend == "kernel" {
 						rt, _ = kernelRuntimeAt(b, s.Name)
@@ -128,6 +180,8 @@ steps:
 					total += silentConvergence(b, run, "leaf2")
 				}
 				b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "silent-ms")
+				b.ReportMetric(float64(simTotal.Milliseconds())/float64(b.N), "silent-sim-ms")
+				b.ReportMetric(float64(simTotal)/float64(total), "ratio")
 			})
 		}
 	}

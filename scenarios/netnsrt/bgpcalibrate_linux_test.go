@@ -47,6 +47,7 @@ func BenchmarkBGPModelCalibration(b *testing.B) {
 		b.ReportMetric(float64(p.Originate.Microseconds()), "api-us")
 		b.ReportMetric(float64(p.CarrierLoss.Microseconds()), "carrier-us")
 		b.ReportMetric(float64(p.Drop.Microseconds()), "drop-us")
+		b.ReportMetric(float64(p.UpdateCPU.Microseconds()), "update-cpu-us")
 		b.ReportMetric(p.EstablishMin.Seconds(), "establish-min-s")
 		b.ReportMetric(p.EstablishMax.Seconds(), "establish-max-s")
 		for _, k := range slices.Sorted(mapKeys(p.Measured)) {
@@ -265,6 +266,13 @@ func measureBGPModel(b *testing.B) bgpmodel.Params {
 	measured["withdraw_burst_pace"] = serviceW
 	serviceW = max(lots-few, 0) / ((many - owned) * spines)
 	carrier := max(few-update-max(owned*drop, drop+(owned*spines-1)*serviceW)-api, 0)
+	// The same slope on the CPUs: each route more costs both spines a
+	// drop and each other leaf the handling of a withdrawal from each
+	// spine, all on the machine's cores at once; what is left of the
+	// cores' time per route after the drops, shared among those
+	// withdrawals, is one UPDATE's CPU time (at most update).
+	perRoute := max(lots-few, 0) / (many - owned)
+	updateCPU := min(max(time.Duration(cores)*perRoute-spines*drop, 0)/((leaves-1)*spines), update)
 	measured["spine_carrier_loss"] = max(spineFew-many*slope-api, 0)
 	est := func(d time.Duration) time.Duration { return max(d-2*update-(owned-1)*service-api, 0) }
 
@@ -284,12 +292,14 @@ func measureBGPModel(b *testing.B) bgpmodel.Params {
 			"drop = spine_drop_slope x min(1, cores / %[11]d) (one path's CPU time: the model shares cores CPUs among the speakers dropping at once; cores = runtime.NumCPU()); "+
 			"spine_carrier_loss = spine_loss_down_%[8]d - %[8]d spine_drop_slope - watch (recorded only); "+
 			"carrier_loss = power_loss_withdrawn_%[5]d - update - max(%[5]d drop, drop + (%[5]d x %[6]d - 1) service_withdraw) - watch (the model's path for the same failure). "+
+			"update_cpu = min(update, (cores x (power_loss_withdrawn_%[8]d - power_loss_withdrawn_%[5]d) / (%[8]d - %[5]d) - %[6]d drop) / (%[13]d x %[6]d)) (per route more, the cores' time less the spines' drops, shared among the other leaves' withdrawals: one UPDATE's CPU time on the model's pool). "+
 			"restore_back: leaf1 restored until leaf2 held its routes again; establish_min/max = the least and greatest restore_back - 2 update - %[7]d service - watch "+
 			"(GoBGP's random 1-2 s before it dials, TCP, OPEN, KEEPALIVE). MRAI: GoBGP v3 parses minimum-advertisement-interval but never applies it (0).",
-			singles, burst, burst-1, cycles, owned, spines, owned-1, many, spineMore, many+spineMore, droppers, cores),
+			singles, burst, burst-1, cycles, owned, spines, owned-1, many, spineMore, many+spineMore, droppers, cores, leaves-1),
 		Update:          update,
 		Service:         service,
 		ServiceWithdraw: serviceW,
+		UpdateCPU:       updateCPU,
 		Originate:       api,
 		Watch:           api,
 		CarrierLoss:     carrier,

@@ -36,7 +36,8 @@ type Scheduler interface {
 // back to where it came from; a non-reflector passes no iBGP route on),
 // one route per UPDATE, at most one batch per MRAI; each UPDATE reaches
 // the peer after the link's delay and waits for the peer to have handled
-// the ones before it (Params.Update each). A session that ends (carrier,
+// the ones before it (Params.Update each, its last Params.UpdateCPU on
+// the CPUs below). A session that ends (carrier,
 // hold timer, NOTIFICATION) costs the speaker Params.Drop per path learnt
 // on it, each path's change sent on as it is dropped, and is reported
 // down after the last, as GoBGP does; that work runs on Params.Cores CPUs
@@ -76,7 +77,8 @@ type Model struct {
 	bfdDisc uint32
 }
 
-// cpus are the CPUs the speakers' Drop work shares (Params.Cores): each
+// cpus are the CPUs the speakers' Drop and UpdateCPU work shares
+// (Params.Cores): each
 // job runs on the one free soonest, after the jobs claimed on it before.
 // No CPUs: every job starts when it is ready.
 type cpus struct {
@@ -132,9 +134,14 @@ type speaker struct {
 	drops    []dropJob
 	dropBusy bool
 	held     []heldMsg
-	local    map[string]path
-	best     map[string]path
-	ends     []*end
+	// rx are the UPDATEs accepted and not yet on a CPU, in order;
+	// rxArmed says the first one's claim is scheduled (when it is
+	// ready). A drop starts after the last of them has claimed its CPU.
+	rx      []heldMsg
+	rxArmed bool
+	local   map[string]path
+	best    map[string]path
+	ends    []*end
 	// imports are best-path changes not yet in the leaf's table.
 	imports     []change
 	importArmed bool
@@ -627,29 +634,64 @@ func (e *end) send(handle func(r *end), kind msgKind) {
 	})
 }
 
-// accept schedules the handling of an UPDATE that arrived at sp (at the
-// later of its arrival plus Update and sp's previous one plus its
-// service time), or holds it while sp drops paths.
+// accept queues the handling of an UPDATE that arrived at sp, or holds
+// it while sp drops paths.
 func (sp *speaker) accept(h heldMsg) {
 	m := sp.m
+	m.inflight++
 	if sp.dropBusy || len(sp.drops) > 0 {
-		m.inflight++
 		sp.held = append(sp.held, h)
 		return
 	}
-	service := m.p.Service
-	if h.kind == msgWithdraw {
-		service = m.p.ServiceWithdraw
-	}
-	done := max(h.at+m.p.Update, sp.busy+service)
-	sp.busy = done
-	m.inflight++
-	m.s.At(done, func() {
-		m.inflight--
-		if h.r.inc == h.inc {
-			h.handle(h.r)
+	sp.rx = append(sp.rx, h)
+	sp.nextRx()
+}
+
+// nextRx starts sp's queued UPDATEs in order. One is handled at the
+// later of its arrival plus Update and sp's previous one's end plus the
+// service time (Service, or ServiceWithdraw), as long as a CPU of the
+// pool (Params.Cores), which every speaker's UPDATEs and drops share, is
+// free for its last UpdateCPU; else when that CPU time ends. The CPU is
+// claimed when the message is ready for it, so that the pool serves the
+// speakers in the order their work is ready.
+func (sp *speaker) nextRx() {
+	m := sp.m
+	c := m.p.UpdateCPU
+	for len(sp.rx) > 0 && !sp.rxArmed {
+		h := sp.rx[0]
+		service := m.p.Service
+		if h.kind == msgWithdraw {
+			service = m.p.ServiceWithdraw
 		}
-	})
+		done := max(h.at+m.p.Update, sp.busy+service)
+		ready := max(done-c, sp.busy)
+		if c > 0 && ready > m.s.Now() {
+			sp.rxArmed = true
+			epoch := sp.epoch
+			m.s.At(ready, func() {
+				if sp.epoch != epoch {
+					return // powered off meanwhile: its queue is gone
+				}
+				sp.rxArmed = false
+				sp.nextRx()
+			})
+			return
+		}
+		sp.rx = sp.rx[1:]
+		if c > 0 {
+			done = max(done, m.cpus.claim(ready, c))
+		}
+		sp.busy = done
+		m.s.At(done, func() {
+			m.inflight--
+			if h.r.inc == h.inc {
+				h.handle(h.r)
+			}
+		})
+	}
+	if len(sp.rx) == 0 && len(sp.drops) > 0 {
+		sp.nextDrop()
+	}
 }
 
 // update handles an UPDATE received on e: a path for key, or its
@@ -835,6 +877,9 @@ func (sp *speaker) nextDrop() {
 		}
 		return
 	}
+	if len(sp.rx) > 0 {
+		return // after the UPDATEs that came before (nextRx starts it)
+	}
 	j := sp.drops[0]
 	sp.drops = sp.drops[1:]
 	at := max(m.s.Now(), sp.busy)
@@ -925,8 +970,9 @@ func (m *Model) SetNodeState(node string, up bool) {
 	sp.local, sp.best = map[string]path{}, map[string]path{}
 	sp.imports, sp.importArmed = nil, false
 	sp.busy = idle
-	m.inflight -= len(sp.held)
+	m.inflight -= len(sp.held) + len(sp.rx)
 	sp.drops, sp.dropBusy, sp.held = nil, false, nil
+	sp.rx, sp.rxArmed = nil, false
 	for _, e := range sp.ends {
 		e.reset()
 		e.s.connecting = 0

@@ -426,7 +426,8 @@ func TestSpineFailureCalibrated(t *testing.T) {
 // TestDropNoContention: a leaf's failure costs each spine its paths'
 // drops, two speakers on two CPUs: nothing waits, and leaf2 loses the
 // failed leaf's routes exactly when it does with unlimited CPUs (carrier
-// loss + n drops + leaf2's handling of the last two withdrawals).
+// loss + n drops + leaf2's handling of the last two withdrawals, which
+// takes no CPU of the pool here: update_cpu 0).
 func TestDropNoContention(t *testing.T) {
 	const n = 8
 	for _, cores := range []int{0, 2} {
@@ -450,6 +451,39 @@ func TestDropNoContention(t *testing.T) {
 		})
 		if want := p.CarrierLoss + n*p.Drop + p.Update + p.ServiceWithdraw; at-start != want {
 			t.Errorf("%d cores: leaf2 lost leaf1's routes after %v, want carrier loss + %d drops + update + service_withdraw = %v", cores, at-start, n, want)
+		}
+	}
+}
+
+// TestUpdateContention: handling an UPDATE takes update_cpu of the CPU
+// pool the drops use (here all of its update). leaf1's new route reaches
+// both spines at once; on two CPUs (or unlimited) they handle it side by
+// side and reflect it, and leaf2 has it in its table at originate + 2
+// updates + watch; on one CPU spine2 waits for spine1, and leaf2's
+// handling of spine1's UPDATE (ready when spine1 is done) waits for
+// spine2's: one update later.
+func TestUpdateContention(t *testing.T) {
+	for _, c := range []struct {
+		cores   int
+		updates time.Duration
+	}{{0, 2}, {2, 2}, {1, 3}} {
+		p := params
+		p.Cores, p.UpdateCPU = c.cores, p.Update
+		f := newFixture(t, 2, 2, p, bgpmodel.Timers{})
+		f.run(t, 10*time.Millisecond)
+		r := f.type2("leaf1", 1)
+		start := f.e.Now()
+		if err := f.leaf("leaf1").Advertise(r); err != nil {
+			t.Fatal(err)
+		}
+		want := start + p.Originate + c.updates*p.Update + p.Watch
+		f.runTo(t, want-1)
+		if inTable(f.leaf("leaf2"), r) {
+			t.Errorf("%d cores: leaf2 has leaf1's new route before %v", c.cores, want-start)
+		}
+		f.runTo(t, want)
+		if !inTable(f.leaf("leaf2"), r) {
+			t.Errorf("%d cores: leaf2 has not leaf1's new route at %v, want it then (originate + %d updates + watch)", c.cores, want-start, c.updates)
 		}
 	}
 }

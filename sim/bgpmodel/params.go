@@ -30,6 +30,12 @@ type Params struct {
 	// plus Service.
 	Service         time.Duration `json:"service_ns"`
 	ServiceWithdraw time.Duration `json:"service_withdraw_ns"`
+	// UpdateCPU is the CPU time of handling one UPDATE, the last part of
+	// its Update: it runs on the pool of Cores CPUs that Drop work uses
+	// too, so that a message whose CPUs are all taken (speakers handling
+	// or dropping at once) ends later. At most Update; 0: UPDATEs take
+	// no CPU of the pool.
+	UpdateCPU time.Duration `json:"update_cpu_ns"`
 	// Originate is from a leaf's export until its speaker holds the route
 	// (gRPC AddPath); Watch, from a change of a speaker's best paths until
 	// the leaf's table has it (WatchEvent, then Import).
@@ -49,8 +55,9 @@ type Params struct {
 	Drop time.Duration `json:"drop_ns"`
 	// Cores is how many CPUs the calibration machine has
 	// (runtime.NumCPU when it measured), which the speakers' processes
-	// share on netns: the model runs every speaker's Drop work on a pool
-	// of this many CPUs, a path at a time, each on the CPU free soonest.
+	// share on netns: the model runs every speaker's Drop and UpdateCPU
+	// work on a pool of this many CPUs, a path or a message at a time,
+	// each on the CPU free soonest.
 	// 0: as many as there are speakers (no speaker waits for another).
 	// It is the calibration's machine, not the one sim runs on, because
 	// Drop was derived from that machine's contention (see Method) and
@@ -101,7 +108,7 @@ func ParseParams(b []byte) (*Params, error) {
 	if p.Date == "" || p.Machine == "" || p.Command == "" || p.Method == "" {
 		return nil, fmt.Errorf("parse BGP model calibration: date, machine, command and method are required")
 	}
-	for name, d := range map[string]time.Duration{"update_ns": p.Update, "service_ns": p.Service, "service_withdraw_ns": p.ServiceWithdraw, "originate_ns": p.Originate, "watch_ns": p.Watch,
+	for name, d := range map[string]time.Duration{"update_ns": p.Update, "service_ns": p.Service, "service_withdraw_ns": p.ServiceWithdraw, "update_cpu_ns": p.UpdateCPU, "originate_ns": p.Originate, "watch_ns": p.Watch,
 		"carrier_loss_ns": p.CarrierLoss, "drop_ns": p.Drop, "establish_min_ns": p.EstablishMin, "establish_max_ns": p.EstablishMax, "mrai_ns": p.MRAI} {
 		if d < 0 {
 			return nil, fmt.Errorf("parse BGP model calibration: %s: negative (%d)", name, d)
@@ -109,6 +116,9 @@ func ParseParams(b []byte) (*Params, error) {
 	}
 	if p.Cores < 0 {
 		return nil, fmt.Errorf("parse BGP model calibration: cores: negative (%d)", p.Cores)
+	}
+	if p.UpdateCPU > p.Update {
+		return nil, fmt.Errorf("parse BGP model calibration: update_cpu_ns %v is above update_ns %v (it is a part of it)", p.UpdateCPU, p.Update)
 	}
 	if p.EstablishMax < p.EstablishMin {
 		return nil, fmt.Errorf("parse BGP model calibration: establish_max_ns %v is below establish_min_ns %v", p.EstablishMax, p.EstablishMin)

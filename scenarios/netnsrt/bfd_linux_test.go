@@ -132,6 +132,7 @@ steps:
   - spawn: {name: a, count: 1, network: web, hosts: [host1]}
   - spawn: {name: b, count: 1, network: web, hosts: [host2]}
   - expect: {bgp_sessions: established, within: 10s}
+  - expect: {bgp_route: {present_on: [leaf1, leaf3], type: 2, mac: b-1}, within: 10s}
   - fail: {node: leaf2, mode: silent}
   - expect: {bgp_route: {absent_from: [leaf1, leaf3], type: 2, mac: b-1}, within: 15s}
 `)

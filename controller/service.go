@@ -917,7 +917,10 @@ func (s *Service) CreatePort(ctx context.Context, r PortRequest) (Port, error) {
 	id := newID("port-")
 	var p Port
 	err := s.st.Update(ctx, func(tx store.Tx) (err error) {
-		p, err = s.createPortTx(tx, r, id)
+		if p, err = s.createPortTx(tx, r, id); err != nil {
+			return err
+		}
+		_, err = s.reportTx(tx, &p, r)
 		return err
 	})
 	if err != nil {
@@ -938,15 +941,19 @@ func (s *Service) EnsurePort(ctx context.Context, r PortRequest) (p Port, create
 	}
 	id := newID("port-")
 	var oldHost string
+	var reported bool
 	err = s.st.Update(ctx, func(tx store.Tx) error {
-		oldHost, created = "", false
+		oldHost, created, reported = "", false, false
 		cur, ok, err := portByName(tx, r.Name)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			created = true
-			p, err = s.createPortTx(tx, r, id)
+			if p, err = s.createPortTx(tx, r, id); err != nil {
+				return err
+			}
+			reported, err = s.reportTx(tx, &p, r)
 			return err
 		}
 		n, err := networkOf(tx, cur)
@@ -972,17 +979,34 @@ func (s *Service) EnsurePort(ctx context.Context, r PortRequest) (p Port, create
 			}
 		}
 		p = cur
-		return nil
+		reported, err = s.reportTx(tx, &p, r)
+		return err
 	})
 	if err != nil {
 		return Port{}, false, fmt.Errorf("ensure port %q: %w", r.Name, err)
 	}
-	if created {
+	switch {
+	case created:
 		s.changed(p, "")
-	} else if p.Host != oldHost {
+	case p.Host != oldHost:
 		s.changed(p, oldHost)
+	case reported:
+		s.notify(p.Name)
 	}
 	return p, created, nil
+}
+
+// reportTx records r's underlay report on p, bound to r.Host by now, and
+// saves p if its state changed; it reports whether it did.
+func (s *Service) reportTx(tx store.Tx, p *Port, r PortRequest) (bool, error) {
+	if r.Underlay.State == "" {
+		return false, nil
+	}
+	changed, err := p.transition(PlaneUnderlay, r.Underlay.State, s.clock.Now(), r.Underlay.Reason)
+	if err != nil || !changed {
+		return false, err
+	}
+	return true, savePort(tx, *p)
 }
 
 func networkOf(tx store.Tx, p Port) (Network, error) {

@@ -178,6 +178,12 @@ type PortRequest struct {
 	Host        string      `json:"host,omitempty"`
 	MAC         string      `json:"mac,omitempty"`
 	IP          netip.Addr  `json:"ip,omitzero"`
+	// Underlay, when its State is set, is the host's report of the
+	// port's underlay, recorded in the transaction that creates or binds
+	// the port: a CNI plugin's BUILD as it starts wiring, one durable
+	// write fewer than a SetUnderlayState after. It needs Host; its own
+	// Host, if set, must be the same.
+	Underlay StateUpdate `json:"underlay,omitzero"`
 }
 
 func (r *PortRequest) validate() error {
@@ -199,6 +205,16 @@ func (r *PortRequest) validate() error {
 	if r.Host != "" {
 		if err := validName("host", r.Host); err != nil {
 			return err
+		}
+	}
+	if r.Underlay != (StateUpdate{}) {
+		switch {
+		case r.Host == "":
+			return &FieldError{Field: "underlay", Value: string(r.Underlay.State), Reason: "a report needs the port bound: set host"}
+		case r.Underlay.Host != "" && r.Underlay.Host != r.Host:
+			return &FieldError{Field: "underlay.host", Value: r.Underlay.Host, Reason: fmt.Sprintf("differs from the port's host, %q", r.Host)}
+		case !r.Underlay.State.Valid():
+			return &FieldError{Field: "underlay.state", Value: string(r.Underlay.State), Reason: "want DOWN, BUILD, ACTIVE or ERROR"}
 		}
 	}
 	if r.MAC != "" {

@@ -35,8 +35,9 @@ func (f *fakeClient) EnsurePort(_ context.Context, r controller.PortRequest) (co
 	if p, ok := f.ports[r.Name]; ok {
 		if r.Host != "" && p.Host != r.Host {
 			p.Host, p.UnderlayState = r.Host, controller.StateDown
-			f.ports[r.Name] = p
 		}
+		p = f.report(p, r)
+		f.ports[r.Name] = p
 		return p, false, nil
 	}
 	f.next++
@@ -47,8 +48,19 @@ func (f *fakeClient) EnsurePort(_ context.Context, r controller.PortRequest) (co
 	p := controller.Port{ID: fmt.Sprintf("port-%d", f.next), Name: r.Name, Network: "net-1", Host: r.Host,
 		MAC: fmt.Sprintf("02:00:00:00:00:%02x", f.next), UnderlayState: controller.StateDown, OverlayState: controller.StateBuild,
 		IPs: []controller.FixedIP{{Address: addr, Prefix: netip.MustParsePrefix("10.9.0.0/24"), Gateway: netip.MustParseAddr("10.9.0.1")}}}
+	p = f.report(p, r)
 	f.ports[r.Name] = p
 	return p, true, nil
+}
+
+// report records r's underlay report on p, as the service does with the
+// binding.
+func (f *fakeClient) report(p controller.Port, r controller.PortRequest) controller.Port {
+	if r.Underlay.State != "" {
+		f.states = append(f.states, p.Name+" "+string(r.Underlay.State))
+		p.UnderlayState = r.Underlay.State
+	}
+	return p
 }
 
 func (f *fakeClient) GetPort(_ context.Context, name string) (controller.Port, error) {
@@ -80,6 +92,7 @@ func (f *fakeClient) DeletePort(_ context.Context, name string) (controller.Port
 func (f *fakeClient) SetUnderlayState(_ context.Context, name string, u controller.StateUpdate) (controller.Port, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.calls = append(f.calls, "underlay "+name+" "+string(u.State))
 	f.states = append(f.states, name+" "+string(u.State))
 	p, ok := f.ports[name]
 	if !ok {

@@ -146,7 +146,8 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 			w.Gateways = append(w.Gateways, gw6)
 		}
 		if c.registers() {
-			req := controller.PortRequest{Name: c.id.Port, Network: c.conf.Network, Label: c.conf.Label, DeviceOwner: controller.OwnerPod, Host: c.conf.Host, IP: addr}
+			req := controller.PortRequest{Name: c.id.Port, Network: c.conf.Network, Label: c.conf.Label, DeviceOwner: controller.OwnerPod, Host: c.conf.Host, IP: addr,
+				Underlay: c.building()}
 			if port, created, err = c.client.EnsurePort(c.ctx, req); err != nil {
 				return nil, nil, controllerError(fmt.Sprintf("register port %q", c.id.Port), err)
 			}
@@ -166,7 +167,8 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 		// The seed's steps 2–4 and 7: get (or create) the port by the
 		// pod's identity, bound to this host; a port found bound elsewhere
 		// moves here and the CNC moves its leaf configuration.
-		req := controller.PortRequest{Name: c.id.Port, Network: c.conf.Network, Label: c.conf.Label, DeviceOwner: controller.OwnerPod, Host: c.conf.Host}
+		req := controller.PortRequest{Name: c.id.Port, Network: c.conf.Network, Label: c.conf.Label, DeviceOwner: controller.OwnerPod, Host: c.conf.Host,
+			Underlay: c.building()}
 		if port, created, err = c.client.EnsurePort(c.ctx, req); err != nil {
 			return nil, nil, controllerError(fmt.Sprintf("get or create port %q", c.id.Port), err)
 		}
@@ -184,9 +186,6 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 				w.Gateways = append(w.Gateways, ip.Gateway)
 			}
 		}
-	}
-	if c.registers() {
-		c.underlay(port.Name, controller.StateBuild, "wiring "+c.hostIf)
 	}
 
 	// Step 5–6: the veth pair, configured, attached on the host.
@@ -244,6 +243,13 @@ func (p *plugin) add(args *skel.CmdArgs) (*types100.Result, *NetConf, error) {
 		res.Routes = append(res.Routes, &types.Route{Dst: *ipNet(def), GW: gw.AsSlice()})
 	}
 	return res, c.conf, nil
+}
+
+// building is the underlay report the port is got or created with: BUILD,
+// the plugin starting to wire it (recorded with the binding, one
+// controller write fewer than a report of its own).
+func (c *call) building() controller.StateUpdate {
+	return controller.StateUpdate{State: controller.StateBuild, Host: c.conf.Host, Reason: "wiring " + c.hostIf}
 }
 
 // underlay reports the port's underlay state; a failure is not fatal (the

@@ -208,6 +208,23 @@ func TestDelAfterDriftLeavesPort(t *testing.T) {
 	}
 }
 
+// TestAddCallsTheControllerTwice: an evpn ADD gets or creates the port
+// with its BUILD report in one call, then reports ACTIVE once wired: two
+// controller writes, the underlay BUILD then ACTIVE.
+func TestAddCallsTheControllerTwice(t *testing.T) {
+	cl, ln := newFakeClient(), newFakeLinker()
+	if _, _, err := fakePlugin(cl, ln).add(args(confJSON(t, "1.0.0", nil), "cid", "")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ensure ctr:cid node-1", "underlay ctr:cid ACTIVE"}
+	if !slices.Equal(cl.calls, want) {
+		t.Errorf("controller calls %q, want %q", cl.calls, want)
+	}
+	if want := []string{"ctr:cid BUILD", "ctr:cid ACTIVE"}; !slices.Equal(cl.states, want) {
+		t.Errorf("underlay reports %q, want %q", cl.states, want)
+	}
+}
+
 func TestAddErrors(t *testing.T) {
 	cases := []struct {
 		name     string

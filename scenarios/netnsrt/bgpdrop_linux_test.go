@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,23 +28,37 @@ import (
 // their ratio. If the speakers were the machine's only load, the model's
 // pool predicts model-contention: max(1, 3 / runtime.NumCPU()) / max(1,
 // 1 / runtime.NumCPU()), 1.5 on 2 cores; other processes competing for
-// the CPUs bring it towards 1.
+// the CPUs bring it towards 1. Beside the wall time, each failure's CPU
+// time is read from /proc (every thread's schedstat, from just before the
+// fail call until the last leaf reported spine1 down): cpu-1-leaf-us and
+// cpu-3-leaves-us are the dropping leaves' speaker processes' CPU per path
+// and per leaf (the same slope, in CPU time), runtime-cpu-ms the test
+// process's own (the runtime: the fail call, the userspace datapath, the
+// leaves' imports), the mean per failure over both fabrics.
 func BenchmarkBGPDropContention(b *testing.B) {
 	testutil.RequireRoot(b)
 	cpus := float64(runtime.NumCPU())
 	for range b.N {
 		one, three := dropSlope(b, 2), dropSlope(b, 4)
-		b.ReportMetric(float64(one.Nanoseconds())/1e3, "drop-1-leaf-us")
-		b.ReportMetric(float64(three.Nanoseconds())/1e3, "drop-3-leaves-us")
-		b.ReportMetric(float64(three)/float64(max(one, 1)), "contention")
+		b.ReportMetric(float64(one.wall.Nanoseconds())/1e3, "drop-1-leaf-us")
+		b.ReportMetric(float64(three.wall.Nanoseconds())/1e3, "drop-3-leaves-us")
+		b.ReportMetric(float64(one.cpu.Nanoseconds())/1e3, "cpu-1-leaf-us")
+		b.ReportMetric(float64(three.cpu.Nanoseconds())/1e3, "cpu-3-leaves-us")
+		b.ReportMetric(float64((one.runtime+three.runtime).Microseconds())/2e3, "runtime-cpu-ms")
+		b.ReportMetric(float64(three.wall)/float64(max(one.wall, 1)), "contention")
 		b.ReportMetric(max(1, 3/cpus)/max(1, 1/cpus), "model-contention")
 	}
 }
 
+// dropCost is what one dropped path costs: the wall time at the last
+// leaf, the CPU time of a dropping leaf's speaker (their mean), and the
+// test process's CPU time per failure (the mean).
+type dropCost struct{ wall, cpu, runtime time.Duration }
+
 // dropSlope builds a 2×leaves fabric on netns and returns the time per
 // path it costs the last leaf to report spine1's power loss, from 30 and
 // 150 of leaf1's routes held by every other leaf.
-func dropSlope(b *testing.B, leaves int) time.Duration {
+func dropSlope(b *testing.B, leaves int) dropCost {
 	const (
 		few    = 30
 		more   = 120
@@ -89,8 +107,10 @@ func dropSlope(b *testing.B, leaves int) time.Duration {
 	}
 	peers := watchSessionsTo(b, rt, f.Leaves(), "spine1")
 	held := 0
-	spineLoss := func() time.Duration {
-		var lost []time.Duration
+	var selfCPU time.Duration
+	failures := 0
+	spineLoss := func() (time.Duration, time.Duration) {
+		var lost, cpu []time.Duration
 		for range cycles {
 			// Every other leaf holds leaf1's routes from spine1 (after
 			// a restore, established comes before spine1 sent them).
@@ -101,25 +121,81 @@ func dropSlope(b *testing.B, leaves int) time.Duration {
 				return held
 			})
 			peers.reset()
+			self0, sp0 := cpuNS(rt.LabName())
 			t0 := time.Now()
 			if err := rt.SetNodeState(ctx, "spine1", false); err != nil {
 				b.Fatal(err)
 			}
 			lost = append(lost, peers.allDown(b).Sub(t0))
+			self1, sp1 := cpuNS(rt.LabName())
+			var parts []string
+			var droppers time.Duration
+			for _, n := range slices.Sorted(mapKeys(sp1)) {
+				d := sp1[n] - sp0[n]
+				parts = append(parts, fmt.Sprintf("%s %v", n, d.Round(10*time.Microsecond)))
+				if n != "spine1" && n != "spine2" && n != "leaf1" {
+					droppers += d
+				}
+			}
+			cpu = append(cpu, droppers/time.Duration(leaves-1))
+			selfCPU += self1 - self0
+			failures++
+			b.Logf("2x%d, %d routes: spine1's loss %v; CPU: the test process %v, speakers %v", leaves, held, lost[len(lost)-1], (self1 - self0).Round(10*time.Microsecond), parts)
 			if err := rt.SetNodeState(ctx, "spine1", true); err != nil {
 				b.Fatal(err)
 			}
 			peers.rearm(b)
 		}
-		return median(lost)
+		return median(lost), median(cpu)
 	}
 	advertise(1, few)
 	held = few
-	lFew := spineLoss()
+	lFew, cFew := spineLoss()
 	advertise(1+few, more)
 	held = few + more
-	lMore := spineLoss()
-	slope := max(lMore-lFew, 0) / more
-	b.Logf("2x%d, %d leaves dropping: spine1's loss %v with %d routes, %v with %d: %v a path", leaves, leaves-1, lFew, few, lMore, few+more, slope)
-	return slope
+	lMore, cMore := spineLoss()
+	cost := dropCost{wall: max(lMore-lFew, 0) / more, cpu: max(cMore-cFew, 0) / more, runtime: selfCPU / time.Duration(failures)}
+	b.Logf("2x%d, %d leaves dropping: spine1's loss %v with %d routes, %v with %d: %v a path; a dropping leaf's speaker's CPU %v and %v: %v a path; the test process's CPU %v a failure",
+		leaves, leaves-1, lFew, few, lMore, few+more, cost.wall, cFew, cMore, cost.cpu, cost.runtime)
+	return cost
+}
+
+// cpuNS returns the CPU time (every thread's, /proc/<pid>/task/*/schedstat)
+// of this process and of the speaker processes whose command line names
+// the lab, by node (their config file's name).
+func cpuNS(lab string) (self time.Duration, speakers map[string]time.Duration) {
+	self = procCPU("self")
+	speakers = map[string]time.Duration{}
+	ds, _ := os.ReadDir("/proc")
+	for _, d := range ds {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		cl, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cl), "\x00")
+		if len(args) < 4 || args[1] != "speaker" || !strings.Contains(args[3], lab) {
+			continue
+		}
+		speakers[strings.TrimSuffix(filepath.Base(args[3]), ".json")] = procCPU(d.Name())
+	}
+	return self, speakers
+}
+
+// procCPU sums the CPU time of pid's threads (0 for a process gone).
+func procCPU(pid string) (d time.Duration) {
+	ts, _ := os.ReadDir(filepath.Join("/proc", pid, "task"))
+	for _, t := range ts {
+		b, err := os.ReadFile(filepath.Join("/proc", pid, "task", t.Name(), "schedstat"))
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			d += time.Duration(ns)
+		}
+	}
+	return d
 }

@@ -121,13 +121,15 @@ func dropSlope(b *testing.B, leaves int) dropCost {
 				return held
 			})
 			peers.reset()
-			self0, sp0 := cpuNS(rt.LabName())
+			sp0 := speakersCPU(rt.LabName())
+			self0 := procCPU("self") // after the scan of /proc, which is not the runtime's work
 			t0 := time.Now()
 			if err := rt.SetNodeState(ctx, "spine1", false); err != nil {
 				b.Fatal(err)
 			}
 			lost = append(lost, peers.allDown(b).Sub(t0))
-			self1, sp1 := cpuNS(rt.LabName())
+			self1 := procCPU("self")
+			sp1 := speakersCPU(rt.LabName())
 			var parts []string
 			var droppers time.Duration
 			for _, n := range slices.Sorted(mapKeys(sp1)) {
@@ -160,12 +162,11 @@ func dropSlope(b *testing.B, leaves int) dropCost {
 	return cost
 }
 
-// cpuNS returns the CPU time (every thread's, /proc/<pid>/task/*/schedstat)
-// of this process and of the speaker processes whose command line names
-// the lab, by node (their config file's name).
-func cpuNS(lab string) (self time.Duration, speakers map[string]time.Duration) {
-	self = procCPU("self")
-	speakers = map[string]time.Duration{}
+// speakersCPU returns the CPU time (every thread's,
+// /proc/<pid>/task/*/schedstat) of the speaker processes whose command
+// line names the lab, by node (their config file's name).
+func speakersCPU(lab string) map[string]time.Duration {
+	speakers := map[string]time.Duration{}
 	ds, _ := os.ReadDir("/proc")
 	for _, d := range ds {
 		if _, err := strconv.Atoi(d.Name()); err != nil {
@@ -181,7 +182,7 @@ func cpuNS(lab string) (self time.Duration, speakers map[string]time.Duration) {
 		}
 		speakers[strings.TrimSuffix(filepath.Base(args[3]), ".json")] = procCPU(d.Name())
 	}
-	return self, speakers
+	return speakers
 }
 
 // procCPU sums the CPU time of pid's threads (0 for a process gone).

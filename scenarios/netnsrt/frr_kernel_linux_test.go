@@ -484,3 +484,90 @@ func TestFRRKernelChild(t *testing.T) {
 	fmt.Printf("LAB %s\n", rt.LabName())
 	time.Sleep(time.Minute)
 }
+
+// TestFRRSilentLeafBFD fails FRR's leaf silently with bgp: {bfd: true}
+// and BGP's default timers (hold 9 s, keepalive 3 s), on netns and on the
+// kernel backend: the silent-failure scenario with leaf2 as FRR. The
+// spines' BFD withdraws it before BGP's hold timer could have (hold −
+// keepalive = 6 s after the fault), and its restore brings its sessions
+// back: FRR's bfdd runs a single-hop session with each spine from its
+// start (bfdd.conf), so that a spine that took the leaf's BGP session
+// down on BFD's word, and takes it back only once BFD is up, gets its
+// BFD up before any TCP connection (bgpd asks bfdd for a session only
+// after one: an iBGP peer counts as multihop until it saw it connected).
+// Every check of the run passes, and bfdd's peers are up at the end.
+func TestFRRSilentLeafBFD(t *testing.T) {
+	testutil.RequireRoot(t)
+	if err := netnsrt.FRRAvailable(); err != nil {
+		testutil.Unavailable(t, err.Error())
+	}
+	s, err := scenarios.Load("../testdata/silent-failure.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.BGP.Hold, s.BGP.Keepalive, s.BGP.BFD = 0, 0, true
+	bfdPeers := func(ctx context.Context, rt *netnsrt.Runtime) []string {
+		dir, _ := rt.FRRLeaf("leaf2")
+		out, err := exec.CommandContext(ctx, "vtysh", "--vty_socket", dir, "-c", "show bfd peers json").CombinedOutput()
+		if err != nil {
+			t.Errorf("vtysh show bfd peers: %v: %s", err, out)
+			return nil
+		}
+		var ps []struct {
+			Peer   string `json:"peer"`
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal(out, &ps); err != nil {
+			t.Errorf("show bfd peers json: %v: %s", err, out)
+		}
+		var up []string
+		for _, p := range ps {
+			if p.Status == "up" {
+				up = append(up, p.Peer)
+			}
+		}
+		return up
+	}
+	check := func(t *testing.T, run *reports.Run, up []string) {
+		if len(up) != 2 {
+			t.Errorf("FRR's bfdd peers up at the end: %v; want both spines", up)
+		}
+		c := silentConvergence(t, run, "leaf2")
+		t.Logf("silent failure of FRR's leaf2 with BFD on %s: converged in %v", run.Backend, c)
+		if c >= 6*time.Second {
+			t.Errorf("FRR's leaf2 failed silently withdrawn after %v: no sooner than BGP's hold timer would have", c)
+		}
+	}
+	t.Run("netns", func(t *testing.T) {
+		var up []string
+		run := runFRR(t, s, []string{"leaf2"}, func(ctx context.Context, rt *netnsrt.Runtime, _ []scenarios.Instance) error {
+			up = bfdPeers(ctx, rt)
+			return nil
+		})
+		check(t, run, up)
+	})
+	t.Run("kernel", func(t *testing.T) {
+		sc := *s
+		sc.BGP.FRRLeaves = []string{"leaf2"}
+		rt := frrKernelRuntime(t, sc.Name)
+		var up []string
+		opts := scenarios.Options{Hold: func(ctx context.Context, _ scenarios.Backend, _ []scenarios.Instance) error {
+			up = bfdPeers(ctx, rt)
+			return nil
+		}}
+		run, err := scenarios.Run(context.Background(), &sc, scenarios.GenEVPN, scenarios.NewFabricBackend(scenarios.FabricOptions{
+			Runtime: rt, StoreDir: t.TempDir()}), opts)
+		if err != nil {
+			t.Fatalf("silent-failure on kernel with frr_leaves [leaf2] and BFD: %v", err)
+		}
+		for _, c := range run.Checks {
+			if !c.Passed {
+				t.Errorf("kernel: step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
+			}
+		}
+		if left := namespacesOf(rt.LabName()); len(left) > 0 {
+			t.Errorf("namespaces left after the run: %v", left)
+		}
+		check(t, run, up)
+	})
+}

@@ -254,10 +254,26 @@ func (fl *frrLeaf) writeConfig() error {
 		fmt.Fprintf(&b, "  neighbor %s activate\n", pr.Address)
 	}
 	b.WriteString("  advertise-all-vni\n exit-address-family\n")
+	// bfdd runs a single-hop session with each spine from the start, as
+	// netbed's speakers do: bgpd asks for one only once its TCP session
+	// showed the peer connected (an iBGP peer counts as multihop until
+	// then), and a spine whose BFD saw this leaf go down takes the BGP
+	// session back only once BFD is up again (a silent failure's
+	// restore). bgpd's own registration then shares it.
+	var bfdPeers strings.Builder
+	if fl.p.r.opts.BFD {
+		bfdPeers.WriteString("bfd\n")
+		for _, pr := range fl.p.nodes[fl.name].cfg.Peers {
+			if a, ok := fl.localAddr(pr.Address); ok {
+				fmt.Fprintf(&bfdPeers, " peer %s local-address %s\n exit\n", pr.Address, a)
+			}
+		}
+		bfdPeers.WriteString("exit\n")
+	}
 	files := map[string]string{
 		"bgpd.conf":  b.String(),
 		"zebra.conf": fmt.Sprintf("hostname %s\nlog file %s\n", fl.name, filepath.Join(fl.dir, "zebra.log")),
-		"bfdd.conf":  fmt.Sprintf("hostname %s\nlog file %s\n", fl.name, filepath.Join(fl.dir, "bfdd.log")),
+		"bfdd.conf":  fmt.Sprintf("hostname %s\nlog file %s\n", fl.name, filepath.Join(fl.dir, "bfdd.log")) + bfdPeers.String(),
 	}
 	for name, conf := range files {
 		path := filepath.Join(fl.dir, name)
@@ -269,6 +285,18 @@ func (fl *frrLeaf) writeConfig() error {
 		}
 	}
 	return nil
+}
+
+// localAddr is the leaf's own session address towards peer: the other
+// address of their link's /31.
+func (fl *frrLeaf) localAddr(peer netip.Addr) (netip.Addr, bool) {
+	if !peer.Is4() {
+		return netip.Addr{}, false
+	}
+	b := peer.As4()
+	b[3] ^= 1
+	a := netip.AddrFrom4(b)
+	return a, fl.p.peers[a] == fl.name
 }
 
 // start runs zebra, then (with BFD) bfdd, then bgpd, inside the leaf's

@@ -11,7 +11,11 @@
 // the host's first two NICs, the first active (as in the model) and no
 // preemption when it comes back. Instance veth ends have transmit
 // checksum offload off: the userspace datapath never fills checksums in.
-// Stock OpenStack (Fig. 6) adds per instance a Linux bridge qbr-<inst>
+// Instance ports are added and removed over the vswitch's OVSDB
+// connection (package ovsdb, kept open from the first port to the
+// vswitch's stop), one transaction and then a wait until ovs-vswitchd has
+// applied it, as ovs-vsctl waits, rather than an ovs-vsctl process per
+// port (BenchmarkPlugPort). Stock OpenStack (Fig. 6) adds per instance a Linux bridge qbr-<inst>
 // holding the instance's veth end and qvb-<inst>, whose peer qvo-<inst> is
 // the access port, and the security groups as iptables rules in the host
 // namespace (FORWARD with physdev matches, bridge-nf-call-iptables on),

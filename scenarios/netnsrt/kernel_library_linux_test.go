@@ -119,9 +119,12 @@ func TestLibraryOnKernel(t *testing.T) {
 // slowKernelCells are left out of TestLibraryOnKernel unless
 // NETNSRT_LIBRARY names the scenario, each with why: make test runs
 // this test, and these cells alone would take minutes.
-var slowKernelCells = map[string]string{
-	"pod-spawn-storm/evpn": "300 pods through the CNI plugin and the controller, each plugged into its host's OVS and synced to the leaves: 74-89 s at load 10-24 on 2 vCPUs (116-134 s before the leaves synced only the change), 49 s before on a quiet machine",
-}
+// None today: pod-spawn-storm/evpn (300 pods through the CNI plugin and
+// the controller, each plugged into its host's OVS and synced to the
+// leaves) joined make test once ports went over OVSDB and the plugin's
+// BUILD report rode on its port request: 47-56 s at load 11-15 on 2
+// vCPUs, against 74-89 s before (docs/benchmarks.md).
+var slowKernelCells = map[string]string{}
 
 // knownKernelDifferences are the cells of TestLibraryOnKernel whose
 // failures are logged rather than failed, each with why; an entry goes

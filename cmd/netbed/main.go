@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/netbed/netbed/scenarios/netnsrt"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -32,6 +33,9 @@ func usageErr(format string, a ...any) error {
 }
 
 func main() {
+	// The controller and speakers run from this binary, whatever it is
+	// called.
+	netnsrt.ThisIsNetbed()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

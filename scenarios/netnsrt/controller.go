@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/netbed/netbed/scenarios"
 )
@@ -29,12 +30,22 @@ func (r *Runtime) ControllerBinary() (string, error) {
 	return FindNetbed()
 }
 
+// selfIsNetbed says the running executable is the netbed command,
+// whatever its file is called (ThisIsNetbed).
+var selfIsNetbed atomic.Bool
+
+// ThisIsNetbed marks the running executable as the netbed command, so
+// that the controller and the speakers run from it even when its file is
+// not called netbed, rather than from a netbed found beside it (which may
+// be an older build). cmd/netbed's main calls it.
+func ThisIsNetbed() { selfIsNetbed.Store(true) }
+
 // FindNetbed returns the path of the netbed executable, looked for as
 // Runtime.ControllerBinary says.
 func FindNetbed() (string, error) {
 	var tried []string
 	if exe, err := os.Executable(); err == nil {
-		if filepath.Base(exe) == Executable {
+		if selfIsNetbed.Load() || filepath.Base(exe) == Executable {
 			return exe, nil
 		}
 		p := filepath.Join(filepath.Dir(exe), Executable)

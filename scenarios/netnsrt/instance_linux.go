@@ -217,7 +217,14 @@ func (r *Runtime) AddInstance(ctx context.Context, f datapath.Fabric, s datapath
 	r.mu.Lock()
 	in.inFabric = true
 	r.insts[s.Name] = in
+	hung := r.hung[in.host]
 	r.mu.Unlock()
+	if hung && r.k != nil {
+		// Its host hangs: the new veth is silenced as its others are.
+		if err := r.silenceLinks(in.host, []string{in.ifname}); err != nil {
+			return fmt.Errorf("add instance %q on %s, which hangs: %w", s.Name, in.host, err)
+		}
+	}
 	return nil
 }
 

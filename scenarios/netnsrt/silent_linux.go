@@ -122,16 +122,6 @@ func (r *Runtime) silence(node string, on bool) error {
 	if !on {
 		return errors.Join(errs...)
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "netbed_silent", Type: ebpf.SchedCLS, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* TC_ACT_SHOT */), asm.Return()}})
-	if err != nil {
-		return fmt.Errorf("%s: load the drop program: %w", node, err)
-	}
-	defer prog.Close() // the links hold it
-	h, err := r.lab.Handle(node)
-	if err != nil {
-		return err
-	}
 	ifaces := slices.Clone(r.topo.Interfaces(node))
 	if r.k != nil {
 		r.mu.Lock()
@@ -142,6 +132,24 @@ func (r *Runtime) silence(node string, on bool) error {
 		}
 		r.mu.Unlock()
 	}
+	return errors.Join(append(errs, r.silenceLinks(node, ifaces))...)
+}
+
+// silenceLinks puts silence's drop on node's interfaces ifaces, beside
+// the drops node has already (an instance plugged while it hangs).
+func (r *Runtime) silenceLinks(node string, ifaces []string) error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "netbed_silent", Type: ebpf.SchedCLS, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* TC_ACT_SHOT */), asm.Return()}})
+	if err != nil {
+		return fmt.Errorf("%s: load the drop program: %w", node, err)
+	}
+	defer prog.Close() // the links hold it
+	h, err := r.lab.Handle(node)
+	if err != nil {
+		return err
+	}
+	var links []link.Link
+	var errs []error
 	for _, ifn := range ifaces {
 		lk, err := h.LinkByName(ifn)
 		if err != nil {
@@ -165,7 +173,7 @@ func (r *Runtime) silence(node string, on bool) error {
 	if r.silenced == nil {
 		r.silenced = map[string][]link.Link{}
 	}
-	r.silenced[node] = links
+	r.silenced[node] = append(r.silenced[node], links...)
 	r.mu.Unlock()
 	return errors.Join(errs...)
 }

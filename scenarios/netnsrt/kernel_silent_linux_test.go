@@ -244,12 +244,14 @@ type linkCounters struct{ rx, tx uint64 }
 // (Open vSwitch's userspace datapath, which reads its ports before tc
 // ingress), a gen 3 host (tc BPF programs on its pods' veths) and a gen 1
 // ToR (an Open vSwitch bridge running RSTP; host1's bond stays on it,
-// its carrier up, as sim's does). While the node hangs, the far end of every one of its links (a
-// neighbour's interface, a pod's eth0) receives nothing from it, though
-// frames were sent to it: nothing the node forwards or answers gets out.
-// Every probe to or from the instance behind it is lost, and the kernel's
-// drop is reported as sim reports it: node-down at the hung node. After
-// the restore everything is reachable again; every check passes.
+// its carrier up, as sim's does). While the node hangs, the far end of
+// every one of its links (a neighbour's interface, an instance's eth0,
+// one plugged into the hung gen 2 host included) receives nothing from
+// it, though frames were sent to it: nothing the node forwards or
+// answers gets out. Every probe to or from the instance behind it is
+// lost, and the kernel's drop is reported as sim reports it: node-down at
+// the hung node. After the restore everything is reachable again; every
+// check passes, and no namespace or daemon of the lab is left.
 func TestKernelSilence(t *testing.T) {
 	testutil.RequireRoot(t)
 	threeTier, err := filepath.Abs("../../topologies/examples/three-tier.clab.yml")

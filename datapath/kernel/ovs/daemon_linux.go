@@ -3,6 +3,7 @@ package ovs
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -66,6 +67,7 @@ type vswitch struct {
 
 	cmu  sync.Mutex
 	conn *ovsdb.Client // to the ovsdb-server, opened by dbClient
+	ctlc *ovsdb.Client // to ovs-vswitchd's unixctl socket, opened by ctlClient
 }
 
 type daemon struct {
@@ -251,9 +253,31 @@ func (v *vswitch) delPort(ctx context.Context, bridge, dev string) error {
 	return nil
 }
 
-// appctl runs an ovs-appctl command on v's ovs-vswitchd.
+// appctl runs an ovs-appctl command on v's ovs-vswitchd: the command
+// and its arguments as a JSON-RPC request on the daemon's unixctl
+// socket, over a connection kept open (ctlClient), as ovs-appctl sends
+// them; the reply's text is what ovs-appctl would print.
 func (v *vswitch) appctl(ctx context.Context, args ...string) (string, error) {
-	return v.run(ctx, "ovs-appctl", append([]string{"-t", v.ctl()}, args...)...)
+	if len(args) == 0 {
+		return "", errors.New("ovs-appctl: no command")
+	}
+	c, err := v.ctlClient()
+	if err != nil {
+		return "", fmt.Errorf("ovs-appctl %s: %w", strings.Join(args, " "), err)
+	}
+	params := make([]any, len(args)-1)
+	for i, a := range args[1:] {
+		params[i] = a
+	}
+	raw, err := c.Call(ctx, args[0], params...)
+	if err != nil {
+		return "", fmt.Errorf("ovs-appctl: %w (arguments %q)", err, args[1:])
+	}
+	var out string
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return "", fmt.Errorf("ovs-appctl %s: reply %s: %w", strings.Join(args, " "), raw, err)
+	}
+	return out, nil
 }
 
 // stop ends both daemons (ovs-vswitchd first): SIGTERM, then SIGKILL after

@@ -49,13 +49,36 @@ func (v *vswitch) dbClient() (*ovsdb.Client, error) {
 	return v.conn, nil
 }
 
-// closeDB closes v's connection to its ovsdb-server, if open.
+// ctlClient returns v's connection to ovs-vswitchd's unixctl socket,
+// opened on first use and kept until stop (opened again if the daemon
+// closed it).
+func (v *vswitch) ctlClient() (*ovsdb.Client, error) {
+	v.cmu.Lock()
+	defer v.cmu.Unlock()
+	if v.ctlc != nil && v.ctlc.Err() == nil {
+		return v.ctlc, nil
+	}
+	if v.ctlc != nil {
+		v.ctlc.Close()
+		v.ctlc = nil
+	}
+	c, err := dialUnix(v.ctl())
+	if err != nil {
+		return nil, fmt.Errorf("connect to ovs-vswitchd: %w", err)
+	}
+	v.ctlc = ovsdb.NewClient(c)
+	return v.ctlc, nil
+}
+
+// closeDB closes v's connections to its daemons, if open.
 func (v *vswitch) closeDB() {
 	v.cmu.Lock()
 	defer v.cmu.Unlock()
-	if v.conn != nil {
-		v.conn.Close()
-		v.conn = nil
+	for _, c := range []**ovsdb.Client{&v.conn, &v.ctlc} {
+		if *c != nil {
+			(*c).Close()
+			*c = nil
+		}
 	}
 }
 

@@ -21,7 +21,9 @@ import (
 // errors naming what was wrong, and leave no port behind; dropPort takes
 // the port off, and dropping it again does nothing. Once with a short
 // state directory, once with one whose socket path is too long for a
-// socket address (reached through /proc/self/fd).
+// socket address (reached through /proc/self/fd). ovs-appctl's commands,
+// sent on ovs-vswitchd's unixctl socket the same way, answer as
+// ovs-appctl prints, and an unknown one is an error naming it.
 func TestAddPort(t *testing.T) {
 	testutil.RequireRoot(t)
 	if err := Available(); err != nil {
@@ -55,6 +57,14 @@ func TestAddPort(t *testing.T) {
 					t.Fatal(err)
 				}
 				return strings.TrimSpace(out)
+			}
+
+			// ovs-appctl's commands go over the same kind of connection.
+			if out, err := v.appctl(ctx, "dpif/show"); err != nil || !strings.Contains(out, "br-x") {
+				t.Errorf("dpif/show: %v\n%s", err, out)
+			}
+			if _, err := v.appctl(ctx, "no/such-command", "x"); err == nil || !strings.Contains(err.Error(), "no/such-command") {
+				t.Errorf("an unknown command: %v, want an error naming it", err)
 			}
 
 			ofport, err := v.addPort(ctx, "br-x", "pa", 42, map[string]string{"iface-id": "vm-1", "attached-mac": "02:00:00:00:00:01"})

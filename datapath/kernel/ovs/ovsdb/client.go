@@ -134,7 +134,11 @@ func (c *Client) call(ctx context.Context, method string, params []any) (json.Ra
 			return nil, err
 		}
 		if len(m.Error) > 0 && string(m.Error) != "null" {
-			return nil, fmt.Errorf("ovsdb: %s: %s", method, m.Error)
+			var text string
+			if json.Unmarshal(m.Error, &text) == nil {
+				return nil, fmt.Errorf("%s: %s", method, strings.TrimSpace(text))
+			}
+			return nil, fmt.Errorf("%s: %s", method, m.Error)
 		}
 		return m.Result, nil
 	case <-ctx.Done():
@@ -161,6 +165,17 @@ func (c *Client) Close() error {
 	err := c.conn.Close()
 	<-c.done
 	return err
+}
+
+// Call sends method with params and returns the reply's result: any
+// JSON-RPC method of the server, such as an OVS daemon's unixctl
+// command (ovs-appctl's, whose params are its arguments as strings). A
+// reply with an error is an error holding its text.
+func (c *Client) Call(ctx context.Context, method string, params ...any) (json.RawMessage, error) {
+	if params == nil {
+		params = []any{}
+	}
+	return c.call(ctx, method, params)
 }
 
 // TransactError is a transaction the server refused (nothing of it was

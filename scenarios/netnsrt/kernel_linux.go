@@ -426,6 +426,11 @@ func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.Runti
 	if err := r.k.tr.Sync(ctx); err != nil {
 		return reports.Probe{}, fmt.Errorf("probe %d: %w", id, err)
 	}
+	if !answered {
+		if err := r.awaitNeighbour(ctx, id); err != nil {
+			return reports.Probe{}, fmt.Errorf("probe %d: %w", id, err)
+		}
+	}
 	evs := r.k.tr.Take(id)
 	if debugTrace {
 		for i, e := range evs {
@@ -465,6 +470,51 @@ func (r *Runtime) kernelResult(ctx context.Context, id uint64, p scenarios.Runti
 		r.k.dmu.Unlock()
 	}
 	return scenarios.ProbeRecord(o, p), nil
+}
+
+// neighbourWait bounds awaitNeighbour: a resolution asks three times a
+// second apart (the kernel's default mcast_solicit and retrans_time on
+// the fabric's nodes), and the packets it held are dropped after the
+// third goes unanswered.
+const neighbourWait = 4 * time.Second
+
+// awaitNeighbour waits, while a node hangs, for the fate of probe id's
+// packet when the kernel last saw it received by a node beside a hung
+// one and nothing since: that node holds it for ARP towards the hung node
+// (its entry came up for confirmation during the hang, failed, and a
+// fresh resolution goes unanswered), and drops it (NEIGH_FAILED) only
+// once the resolution gives up, after the probe's timeout. The drop is
+// then recorded (kernelLineage: node-down at the hung node, as sim
+// records it) rather than the probe lost without one.
+func (r *Runtime) awaitNeighbour(ctx context.Context, id uint64) error {
+	r.mu.Lock()
+	hung := len(r.hung) > 0
+	r.mu.Unlock()
+	if !hung {
+		return nil
+	}
+	held := func() bool {
+		evs := r.k.tr.Events(id)
+		if len(evs) == 0 {
+			return false
+		}
+		last := evs[len(evs)-1]
+		if last.Out || last.Drop != nil {
+			return false
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return slices.ContainsFunc(r.topo.Neighbors(last.Node), func(n string) bool { return r.hung[n] })
+	}
+	for deadline := time.Now().Add(neighbourWait); held() && time.Now().Before(deadline); {
+		if err := r.Sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+		if err := r.k.tr.Sync(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // devicePath turns the kernel's sightings of a probe into devices as
@@ -638,7 +688,9 @@ func (r *Runtime) kernelRecords(evs []kernel.Event) []outcome.Record {
 //
 // A drop on a node failed silently (hung: FailSilently's drops, which the
 // kernel reports as TC_INGRESS or TC_EGRESS) is node-down, as the models
-// record a hung node's drops; its rule keeps the kernel's reason.
+// record a hung node's drops, and so is a neighbour's drop of a packet it
+// held for ARP towards a hung node (NEIGH_FAILED on the link to it), at
+// the hung node; the rule keeps the kernel's reason.
 func kernelLineage(evs []kernel.Event, insts, hung map[string]bool,
 	peerOf func(node, iface string) (string, string, bool), kind func(string) datapath.DeviceKind) []outcome.Record {
 	evs = withoutStackCopies(evs)
@@ -661,6 +713,11 @@ func kernelLineage(evs []kernel.Event, insts, hung map[string]bool,
 			ev.Action, ev.Reason, ev.Rule = datapath.ActDrop, kernelReason(e.Drop.Reason), "kernel:"+e.Drop.Reason
 			if hung[e.Node] {
 				ev.Reason = datapath.ReasonNodeDown
+			}
+			// Held for ARP towards a hung node that never answered:
+			// lost at that node, as the models record it.
+			if pn, pi, ok := peerOf(e.Node, e.Iface); ok && hung[pn] && strings.HasPrefix(e.Drop.Reason, "NEIGH_") {
+				ev.Node, ev.Device, ev.Kind, ev.Reason = pn, pi, kind(pn), datapath.ReasonNodeDown
 			}
 			prev = last(i, onNode)
 		case e.Out:

@@ -100,6 +100,18 @@ func TestKernelLineage(t *testing.T) {
 	if o.Delivered || o.DropNode != "leaf" || o.DropDevice != "e1" || o.Reason != datapath.ReasonNodeDown || o.Rule != "kernel:TC_INGRESS" {
 		t.Errorf("hung leaf: delivered %v at %s/%s %s %s; want node-down at leaf/e1 by kernel:TC_INGRESS", o.Delivered, o.DropNode, o.DropDevice, o.Reason, o.Rule)
 	}
+	// h2 hangs and the leaf's ARP towards it failed: the packet it held
+	// is lost at h2, node-down, as the models have it.
+	unresolved := append(append([]kernel.Event{}, request[:4]...),
+		kernel.Event{Nanos: 3500, Node: "leaf", Iface: "e2", Drop: &kernel.Drop{Node: "leaf", Iface: "e2", Reason: "NEIGH_FAILED"}})
+	o = outcome.Derive(kernelLineage(unresolved, insts, map[string]bool{"h2": true}, peerOf, kind), "a", nil)
+	if o.Delivered || o.DropNode != "h2" || o.DropDevice != "up" || o.Reason != datapath.ReasonNodeDown || o.Rule != "kernel:NEIGH_FAILED" {
+		t.Errorf("ARP towards hung h2: delivered %v at %s/%s %s %s; want node-down at h2/up by kernel:NEIGH_FAILED", o.Delivered, o.DropNode, o.DropDevice, o.Reason, o.Rule)
+	}
+	o = outcome.Derive(kernelLineage(unresolved, insts, nil, peerOf, kind), "a", nil)
+	if o.DropNode != "leaf" || o.Reason != "neigh-failed" {
+		t.Errorf("ARP towards h2, up: at %s %s, want leaf neigh-failed", o.DropNode, o.Reason)
+	}
 	o = outcome.Derive(kernelLineage(dropped, insts, map[string]bool{"leaf": true}, peerOf, kind), "a", nil)
 	if o.DropNode != "h2" || o.Reason != "netfilter-drop" {
 		t.Errorf("drop on h2 with the leaf hung: at %s %s, want h2 netfilter-drop", o.DropNode, o.Reason)

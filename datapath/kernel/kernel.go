@@ -120,6 +120,15 @@ type PathReporter interface {
 	ProbePath(ctx context.Context, src, dst Port) (datapath.Path, error)
 }
 
+// ProgramReporter is a Fabric whose hosts hand packets on with programs
+// on their devices' ingress (gen 3's tc programs): IngressProgram names
+// the program that hands on what iface of node receives, as the kernel
+// says is attached there (the last of a chain: the others pass what they
+// let through to it), or "" when none is.
+type ProgramReporter interface {
+	IngressProgram(node, iface string) string
+}
+
 // FlowCache is a Fabric whose switches learn where a MAC is in a slow
 // path of their own and forward by flows cached from it (Open vSwitch's
 // userspace datapath). A frame that a cached flow forwards teaches the

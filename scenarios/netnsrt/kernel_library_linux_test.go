@@ -74,14 +74,7 @@ func TestLibraryOnKernel(t *testing.T) {
 					t.Errorf("the run says backend %q, want kernel", kRun.Backend)
 				}
 				for _, c := range kRun.Checks {
-					switch {
-					case !c.Passed && gen == scenarios.GenEBPF && strings.HasPrefix(c.What, "hops = "):
-						// The model counts gen 3's programs (bpf_lxc,
-						// bpf_overlay) and the sending cilium_vxlan as
-						// hops; the kernel counts the devices a probe
-						// crossed (switch hops are checked).
-						t.Logf("hops differ by design: step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
-					case !c.Passed:
+					if !c.Passed {
 						errorf("kernel: step %d (line %d) %s: %s", c.Step, c.Line, c.What, c.Detail)
 					}
 				}

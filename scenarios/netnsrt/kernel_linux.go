@@ -672,16 +672,28 @@ func (r *Runtime) kernelRecords(evs []kernel.Event) []outcome.Record {
 		}
 		return datapath.KindNIC
 	}
-	return kernelLineage(evs, insts, hung, peerOf, kind)
+	var prog func(node, iface string) string
+	if pr, ok := r.k.f.(kernel.ProgramReporter); ok {
+		prog = pr.IngressProgram
+	}
+	return kernelLineage(evs, insts, hung, peerOf, kind, prog)
 }
 
 // kernelLineage gives each kernel event its place on a frame's path: a
 // packet received on an interface continues the last one sent on the
 // other end of its link (else the last seen on that node, else on this
 // one: a device such as a VXLAN or BPF-redirect target has no link); a
-// packet a node sent, or dropped, continues the last one it received.
+// packet a node sent, or dropped, continues the last one it received, or
+// the last it sent on a device without a link (a tunnel device, whose
+// transmit the node's stack carries on as the encapsulated packet).
 // An instance's eth0 originates what it sends and delivers what it
 // receives.
+//
+// Where a host hands on what a device received with a program on that
+// device's ingress (prog, the fabric's kernel.ProgramReporter; nil:
+// none), the program is a device of the path after the receive, as the
+// models trace gen 3's bpf_lxc and bpf_overlay: what the host sends on
+// continues it. A drop continues the receive itself.
 //
 // A stack copy's refusal (stackCopies) is left out first: it is not a
 // place where the frame was lost.
@@ -692,22 +704,31 @@ func (r *Runtime) kernelRecords(evs []kernel.Event) []outcome.Record {
 // held for ARP towards a hung node (NEIGH_FAILED on the link to it), at
 // the hung node; the rule keeps the kernel's reason.
 func kernelLineage(evs []kernel.Event, insts, hung map[string]bool,
-	peerOf func(node, iface string) (string, string, bool), kind func(string) datapath.DeviceKind) []outcome.Record {
+	peerOf func(node, iface string) (string, string, bool), kind func(string) datapath.DeviceKind,
+	prog func(node, iface string) string) []outcome.Record {
 	evs = withoutStackCopies(evs)
-	rs := make([]outcome.Record, len(evs))
-	last := func(i int, ok func(kernel.Event) bool) int32 {
+	rs := make([]outcome.Record, 0, len(evs))
+	// rec and via are event i's record and the record what continues it
+	// comes from (its program's, if one handed it on).
+	rec := make([]int32, len(evs))
+	via := make([]int32, len(evs))
+	last := func(i int, ok func(kernel.Event) bool) int {
 		for j := i - 1; j >= 0; j-- {
 			if ok(evs[j]) {
-				return int32(j)
+				return j
 			}
 		}
 		return -1
+	}
+	linkless := func(g kernel.Event) bool {
+		_, _, ok := peerOf(g.Node, g.Iface)
+		return !ok && !(insts[g.Node] && g.Iface == stack.Port)
 	}
 	for i, e := range evs {
 		ev := datapath.Event{Time: time.Duration(e.Nanos - evs[0].Nanos), Node: e.Node, Device: e.Iface, Kind: kind(e.Node),
 			Action: datapath.ActForward}
 		onNode := func(g kernel.Event) bool { return g.Node == e.Node }
-		prev := int32(-1)
+		prev, through := -1, true
 		switch {
 		case e.Drop != nil:
 			ev.Action, ev.Reason, ev.Rule = datapath.ActDrop, kernelReason(e.Drop.Reason), "kernel:"+e.Drop.Reason
@@ -719,12 +740,14 @@ func kernelLineage(evs []kernel.Event, insts, hung map[string]bool,
 			if pn, pi, ok := peerOf(e.Node, e.Iface); ok && hung[pn] && strings.HasPrefix(e.Drop.Reason, "NEIGH_") {
 				ev.Node, ev.Device, ev.Kind, ev.Reason = pn, pi, kind(pn), datapath.ReasonNodeDown
 			}
-			prev = last(i, onNode)
+			prev, through = last(i, onNode), false
 		case e.Out:
 			if insts[e.Node] && e.Iface == stack.Port {
 				ev.Action, ev.Kind = datapath.ActOriginate, datapath.KindNIC
 			}
-			prev = last(i, func(g kernel.Event) bool { return g.Node == e.Node && !g.Out && g.Drop == nil })
+			prev = last(i, func(g kernel.Event) bool {
+				return g.Node == e.Node && g.Drop == nil && (!g.Out || linkless(g))
+			})
 			if prev < 0 {
 				prev = last(i, onNode)
 			}
@@ -745,7 +768,23 @@ func kernelLineage(evs []kernel.Event, insts, hung map[string]bool,
 		if insts[e.Node] && ev.Action == datapath.ActForward {
 			ev.Kind = datapath.KindNIC
 		}
-		rs[i] = outcome.Record{Ev: ev, Prev: prev}
+		p := int32(-1)
+		if prev >= 0 {
+			p = rec[prev]
+			if through {
+				p = via[prev]
+			}
+		}
+		rec[i] = int32(len(rs))
+		via[i] = rec[i]
+		rs = append(rs, outcome.Record{Ev: ev, Prev: p})
+		if prog != nil && e.Drop == nil && !e.Out && !insts[e.Node] && ev.Kind != datapath.KindSwitch {
+			if name := prog(e.Node, e.Iface); name != "" {
+				via[i] = int32(len(rs))
+				rs = append(rs, outcome.Record{Ev: datapath.Event{Time: ev.Time, Node: e.Node, Device: name, Kind: datapath.KindBPF,
+					Action: datapath.ActForward}, Prev: rec[i]})
+			}
+		}
 	}
 	return rs
 }

@@ -66,7 +66,7 @@ func TestKernelLineage(t *testing.T) {
 		ev(27, "a", "eth0", false),
 	}
 	evs := append(append([]kernel.Event{}, request...), answer...)
-	o := outcome.Derive(kernelLineage(evs, insts, nil, peerOf, kind), "a", nil)
+	o := outcome.Derive(kernelLineage(evs, insts, nil, peerOf, kind, nil), "a", nil)
 	want := []string{"a/eth0", "h1/p1", "h1/up", "leaf/e1", "leaf/e2", "h2/up", "h2/vxlan0", "h2/p1", "b/eth0"}
 	if got := o.Forward.Devices(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("forward %v, want %v", got, want)
@@ -84,7 +84,7 @@ func TestKernelLineage(t *testing.T) {
 	// last device the packet crossed.
 	dropped := append(append([]kernel.Event{}, request[:8]...),
 		kernel.Event{Nanos: 8500, Node: "h2", Iface: "p1", Drop: &kernel.Drop{Node: "h2", Iface: "p1", Reason: "NETFILTER_DROP"}})
-	o = outcome.Derive(kernelLineage(dropped, insts, nil, peerOf, kind), "a", nil)
+	o = outcome.Derive(kernelLineage(dropped, insts, nil, peerOf, kind, nil), "a", nil)
 	if o.Delivered || o.DropNode != "h2" || o.DropDevice != "p1" || o.Reason != "netfilter-drop" || o.Rule != "kernel:NETFILTER_DROP" {
 		t.Errorf("drop: delivered %v at %s/%s %s %s", o.Delivered, o.DropNode, o.DropDevice, o.Reason, o.Rule)
 	}
@@ -96,7 +96,7 @@ func TestKernelLineage(t *testing.T) {
 	// the kernel's reason. Another node's drop keeps its own.
 	silenced := append(append([]kernel.Event{}, request[:4]...),
 		kernel.Event{Nanos: 3500, Node: "leaf", Iface: "e1", Drop: &kernel.Drop{Node: "leaf", Iface: "e1", Reason: "TC_INGRESS"}})
-	o = outcome.Derive(kernelLineage(silenced, insts, map[string]bool{"leaf": true}, peerOf, kind), "a", nil)
+	o = outcome.Derive(kernelLineage(silenced, insts, map[string]bool{"leaf": true}, peerOf, kind, nil), "a", nil)
 	if o.Delivered || o.DropNode != "leaf" || o.DropDevice != "e1" || o.Reason != datapath.ReasonNodeDown || o.Rule != "kernel:TC_INGRESS" {
 		t.Errorf("hung leaf: delivered %v at %s/%s %s %s; want node-down at leaf/e1 by kernel:TC_INGRESS", o.Delivered, o.DropNode, o.DropDevice, o.Reason, o.Rule)
 	}
@@ -104,15 +104,15 @@ func TestKernelLineage(t *testing.T) {
 	// is lost at h2, node-down, as the models have it.
 	unresolved := append(append([]kernel.Event{}, request[:4]...),
 		kernel.Event{Nanos: 3500, Node: "leaf", Iface: "e2", Drop: &kernel.Drop{Node: "leaf", Iface: "e2", Reason: "NEIGH_FAILED"}})
-	o = outcome.Derive(kernelLineage(unresolved, insts, map[string]bool{"h2": true}, peerOf, kind), "a", nil)
+	o = outcome.Derive(kernelLineage(unresolved, insts, map[string]bool{"h2": true}, peerOf, kind, nil), "a", nil)
 	if o.Delivered || o.DropNode != "h2" || o.DropDevice != "up" || o.Reason != datapath.ReasonNodeDown || o.Rule != "kernel:NEIGH_FAILED" {
 		t.Errorf("ARP towards hung h2: delivered %v at %s/%s %s %s; want node-down at h2/up by kernel:NEIGH_FAILED", o.Delivered, o.DropNode, o.DropDevice, o.Reason, o.Rule)
 	}
-	o = outcome.Derive(kernelLineage(unresolved, insts, nil, peerOf, kind), "a", nil)
+	o = outcome.Derive(kernelLineage(unresolved, insts, nil, peerOf, kind, nil), "a", nil)
 	if o.DropNode != "leaf" || o.Reason != "neigh-failed" {
 		t.Errorf("ARP towards h2, up: at %s %s, want leaf neigh-failed", o.DropNode, o.Reason)
 	}
-	o = outcome.Derive(kernelLineage(dropped, insts, map[string]bool{"leaf": true}, peerOf, kind), "a", nil)
+	o = outcome.Derive(kernelLineage(dropped, insts, map[string]bool{"leaf": true}, peerOf, kind, nil), "a", nil)
 	if o.DropNode != "h2" || o.Reason != "netfilter-drop" {
 		t.Errorf("drop on h2 with the leaf hung: at %s %s, want h2 netfilter-drop", o.DropNode, o.Reason)
 	}
@@ -273,7 +273,7 @@ func TestKernelLineageStackCopies(t *testing.T) {
 		ev(10, "agg", "e1", false),
 		otherhost(11, "agg", "e1"),
 	}
-	o := outcome.Derive(kernelLineage(flood, insts, nil, peerOf, kind), "a", nil)
+	o := outcome.Derive(kernelLineage(flood, insts, nil, peerOf, kind, nil), "a", nil)
 	if o.Delivered || o.DropNode != "h2" || o.DropDevice != "eth1" || o.Reason != datapath.ReasonNotForMe {
 		t.Errorf("flooded frame: delivered %v, dropped at %s/%s (%s); want not delivered, dropped at h2/eth1, the nearest copy that went no further",
 			o.Delivered, o.DropNode, o.DropDevice, o.Reason)
@@ -283,7 +283,7 @@ func TestKernelLineageStackCopies(t *testing.T) {
 	}
 	// A frame OVS dropped on the source's host: the kernel saw only the
 	// stack's refusal on the tap, which is then where it was lost.
-	o = outcome.Derive(kernelLineage(flood[:3], insts, nil, peerOf, kind), "a", nil)
+	o = outcome.Derive(kernelLineage(flood[:3], insts, nil, peerOf, kind, nil), "a", nil)
 	if o.DropNode != "h1" || o.DropDevice != "tap-a" || o.Reason != datapath.ReasonNotForMe {
 		t.Errorf("frame lost in the source's host: dropped at %s/%s (%s), want h1/tap-a not-for-me", o.DropNode, o.DropDevice, o.Reason)
 	}
@@ -314,5 +314,69 @@ func TestExplainDrop(t *testing.T) {
 		if o.Rule != c.rule {
 			t.Errorf("%v dropped on %s: rule %q, want %q", c.key, c.node, o.Rule, c.rule)
 		}
+	}
+}
+
+// TestKernelLineagePrograms: on a host whose devices hand packets on with
+// tc programs (gen 3), the program a receive ran through is a device of
+// the path, as the models trace bpf_lxc and bpf_overlay; the tunnel
+// device the source host sent on is one too (its transmit continues as
+// the encapsulated packet on the NIC); a drop continues the receive.
+func TestKernelLineagePrograms(t *testing.T) {
+	links := map[[2]string][2]string{
+		{"a", "eth0"}: {"h1", "lxc1"}, {"h1", "lxc1"}: {"a", "eth0"},
+		{"h1", "up"}: {"leaf", "e1"}, {"leaf", "e1"}: {"h1", "up"},
+		{"leaf", "e2"}: {"h2", "up"}, {"h2", "up"}: {"leaf", "e2"},
+		{"h2", "lxc2"}: {"b", "eth0"}, {"b", "eth0"}: {"h2", "lxc2"},
+	}
+	peerOf := func(n, i string) (string, string, bool) {
+		p, ok := links[[2]string{n, i}]
+		return p[0], p[1], ok
+	}
+	kind := func(n string) datapath.DeviceKind {
+		if n == "leaf" {
+			return datapath.KindSwitch
+		}
+		return datapath.KindNIC
+	}
+	progs := map[string]string{"lxc1": "bpf_lxc", "lxc2": "bpf_lxc", "cilium_vxlan": "bpf_overlay"}
+	prog := func(_, iface string) string { return progs[iface] }
+	insts := map[string]bool{"a": true, "b": true}
+	ev := func(us uint64, node, iface string, out bool) kernel.Event {
+		return kernel.Event{Nanos: us * 1000, Node: node, Iface: iface, Out: out}
+	}
+	evs := []kernel.Event{
+		ev(0, "a", "eth0", true),
+		ev(1, "h1", "lxc1", false),
+		ev(2, "h1", "cilium_vxlan", true), // bpf_lxc's redirect
+		ev(3, "h1", "up", true),           // the encapsulated packet
+		ev(4, "leaf", "e1", false),
+		ev(5, "leaf", "e2", true),
+		ev(6, "h2", "up", false),
+		ev(7, "h2", "cilium_vxlan", false), // decapsulated
+		ev(8, "h2", "lxc2", true),          // bpf_overlay's redirect
+		ev(9, "b", "eth0", false),
+	}
+	o := outcome.Derive(kernelLineage(evs, insts, nil, peerOf, kind, prog), "a", nil)
+	want := []string{"a/eth0", "h1/lxc1", "h1/bpf_lxc", "h1/cilium_vxlan", "h1/up", "leaf/e1", "leaf/e2",
+		"h2/up", "h2/cilium_vxlan", "h2/bpf_overlay", "h2/lxc2", "b/eth0"}
+	if got := o.Forward.Devices(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("forward %v, want %v", got, want)
+	}
+	if !o.Delivered {
+		t.Fatal("not delivered")
+	}
+	// Without a program reporter, the tunnel device still is on the path.
+	o = outcome.Derive(kernelLineage(evs, insts, nil, peerOf, kind, nil), "a", nil)
+	if got := o.Forward.Devices(); !reflect.DeepEqual(got, []string{"a/eth0", "h1/lxc1", "h1/cilium_vxlan", "h1/up", "leaf/e1", "leaf/e2",
+		"h2/up", "h2/cilium_vxlan", "h2/lxc2", "b/eth0"}) {
+		t.Errorf("forward without programs %v", got)
+	}
+	// bpf_lxc drops it (policy): the drop comes after lxc1's receive.
+	dropped := append(append([]kernel.Event{}, evs[:2]...),
+		kernel.Event{Nanos: 1500, Node: "h1", Iface: "lxc1", Drop: &kernel.Drop{Node: "h1", Iface: "lxc1", Reason: "TC_INGRESS"}})
+	o = outcome.Derive(kernelLineage(dropped, insts, nil, peerOf, kind, prog), "a", nil)
+	if got := o.Forward.Devices(); o.Delivered || o.DropNode != "h1" || !reflect.DeepEqual(got, []string{"a/eth0", "h1/lxc1"}) {
+		t.Errorf("drop: delivered %v at %s, path %v", o.Delivered, o.DropNode, got)
 	}
 }

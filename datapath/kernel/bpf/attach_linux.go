@@ -90,3 +90,51 @@ func (c *tcFilter) Close() error {
 	}
 	return nil
 }
+
+// IngressProgram implements kernel.ProgramReporter: it asks the kernel in
+// node's namespace which programs iface's ingress runs (TCX links, else
+// clsact filters) and returns the name of the last, the one that
+// redirects; "" when there is none or the kernel cannot say.
+func (f *Fabric) IngressProgram(node, iface string) string {
+	var id ebpf.ProgramID
+	err := f.env.Lab.Do(node, func() error {
+		lk, err := netlink.LinkByName(iface)
+		if err != nil {
+			return err
+		}
+		if f.tcxState != tcxMissing {
+			res, err := link.QueryPrograms(link.QueryOptions{Target: lk.Attrs().Index, Attach: ebpf.AttachTCXIngress})
+			if err != nil {
+				return err
+			}
+			if n := len(res.Programs); n > 0 {
+				id = res.Programs[n-1].ID
+			}
+			return nil
+		}
+		flts, err := netlink.FilterList(lk, netlink.HANDLE_MIN_INGRESS)
+		if err != nil {
+			return err
+		}
+		prio := uint16(0)
+		for _, fl := range flts {
+			if bf, ok := fl.(*netlink.BpfFilter); ok && bf.Priority >= prio {
+				id, prio = ebpf.ProgramID(bf.Id), bf.Priority
+			}
+		}
+		return nil
+	})
+	if err != nil || id == 0 {
+		return ""
+	}
+	p, err := ebpf.NewProgramFromID(id)
+	if err != nil {
+		return ""
+	}
+	defer p.Close()
+	info, err := p.Info()
+	if err != nil {
+		return ""
+	}
+	return info.Name
+}

@@ -46,7 +46,13 @@ type BGPSpeaker struct {
 	// while it does not run). A leaf's is its VTEP address.
 	RouterID netip.Addr
 	Leaf     bool
-	Running  bool
+	// Direct is a speaker of gen 3's direct routing (a host advertising
+	// its pod CIDR, or the leaf that learns it): it has no EVPN routes,
+	// so a fault of it is over when no running peer's session to it is
+	// established (the withdrawal comes with the session), and its
+	// restore when its own sessions are.
+	Direct  bool
+	Running bool
 }
 
 // BGPSession is one session of a speaker.
@@ -410,7 +416,8 @@ const convergenceTimeout = 30 * time.Second
 // (after a restore); a leaf that originated nothing when it failed (a
 // border leaf without instances), until no running speaker has a session
 // with it established (after the failure) or until its own sessions are
-// (after the restore);
+// (after the restore), and so for a speaker of gen 3's direct routing (a
+// host or its leaf: BGPSpeaker.Direct);
 // for a spine, until no running leaf has a session
 // with it established (after a failure), or every one has and the spine
 // holds every route they originate (after a restore). It returns the
@@ -429,8 +436,8 @@ func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start
 	if i < 0 || ss[i].Running == up {
 		return nil, false
 	}
-	vtep, spine := ss[i].RouterID, !ss[i].Leaf
-	if !spine && !up {
+	vtep, spine := ss[i].RouterID, !ss[i].Leaf && !ss[i].Direct
+	if ss[i].Leaf && !up {
 		// A leaf that originates nothing (a border leaf without
 		// instances) cannot be waited for to originate again.
 		rs, err := b.BGPRoutes(ctx, node)
@@ -443,7 +450,7 @@ func (b *FabricBackend) convergenceWatch(ctx context.Context, node string, start
 			delete(b.originless, node)
 		}
 	}
-	originless := b.originless[node]
+	originless := b.originless[node] || ss[i].Direct
 	return func(ctx context.Context) (time.Duration, string, error) {
 		for {
 			var wrong string

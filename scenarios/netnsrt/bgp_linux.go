@@ -716,7 +716,7 @@ func (r *Runtime) BGPSpeakers(ctx context.Context) ([]scenarios.BGPSpeaker, erro
 	var out []scenarios.BGPSpeaker
 	for _, name := range r.bgp.order {
 		bn := r.bgp.nodes[name]
-		s := scenarios.BGPSpeaker{Node: name, RouterID: bn.cfg.RouterID, Leaf: bn.leaf != nil}
+		s := scenarios.BGPSpeaker{Node: name, RouterID: bn.cfg.RouterID, Leaf: bn.leaf != nil, Direct: bn.podRouter || bn.pod.IsValid()}
 		if bn.frr != nil {
 			s.Running = bn.running()
 		} else if c, ok := r.Speaker(name); ok {

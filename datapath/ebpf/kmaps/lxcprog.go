@@ -102,23 +102,7 @@ func ctRecord(km *Maps) asm.Instructions {
 		asm.LoadMem(asm.R4, asm.R7, 23, asm.Byte),
 	}
 	ins = append(ins, ctTuple("fwd_", false, "pass")...)
-	for off := int16(0); off < 40; off += 4 {
-		ins = append(ins, asm.StoreImm(asm.RFP, fpCTVal+off, 0, asm.Word))
-	}
-	ins = append(ins,
-		asm.FnKtimeGetNs.Call(),
-		asm.StoreMem(asm.RFP, fpCTVal+16, asm.R0, asm.DWord), // Created
-		asm.StoreMem(asm.RFP, fpCTVal+24, asm.R0, asm.DWord), // LastSeen
-		asm.StoreImm(asm.RFP, fpCTVal, 1, asm.Word),          // Packets
-		asm.LoadMapPtr(asm.R1, km.CT.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpCTKey),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, fpCTVal),
-		asm.Mov.Imm(asm.R4, 0), // BPF_ANY
-		asm.FnMapUpdateElem.Call(),
-	)
-	return ins
+	return append(ins, ctUpdate(km.CT, fpCTKey)...)
 }
 
 // bpf_tunnel_key layout (struct bpf_tunnel_key, 28 bytes).

@@ -215,52 +215,20 @@ func parseL4(egress uint8) asm.Instructions {
 	}
 }
 
-// ctLookupReply jumps to "ctreply" when the packet is a reply to a flow
-// in the conntrack map (fpCTKey holds the reverse tuple): never for an
-// echo request.
-func ctLookupReply(km *Maps) asm.Instructions {
-	ins := asm.Instructions{
-		asm.LoadMem(asm.R1, asm.RFP, fpEcho, asm.Byte),
-		asm.JNE.Imm(asm.R1, 0, "noct"),
-	}
-	ins = append(ins, mapLookup(km.CT, fpCTKey)...)
-	return append(ins,
-		asm.JNE.Imm(asm.R0, 0, "ctreply"),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol("noct"))
-}
-
-// ctTrackFlow records the packet's own flow (fpCTKey reversed back) in
-// the conntrack map, as the model's ctTrack: the first instruction
-// carries sym. R1 to R5 and R0 are clobbered.
-func ctTrackFlow(km *Maps, sym string) asm.Instructions {
-	ins := asm.Instructions{
-		asm.LoadMem(asm.R1, asm.RFP, fpCTKey, asm.Word).WithSymbol(sym),
-		asm.StoreMem(asm.RFP, fpCTFwd+4, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.RFP, fpCTKey+4, asm.Word),
-		asm.StoreMem(asm.RFP, fpCTFwd, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.RFP, fpCTKey+8, asm.Half),
-		asm.StoreMem(asm.RFP, fpCTFwd+10, asm.R1, asm.Half),
-		asm.LoadMem(asm.R1, asm.RFP, fpCTKey+10, asm.Half),
-		asm.StoreMem(asm.RFP, fpCTFwd+8, asm.R1, asm.Half),
-		asm.LoadMem(asm.R1, asm.RFP, fpCTKey+12, asm.Word),
-		asm.StoreMem(asm.RFP, fpCTFwd+12, asm.R1, asm.Word),
-	}
-	for off := int16(0); off < 40; off += 4 {
-		ins = append(ins, asm.StoreImm(asm.RFP, fpCTVal+off, 0, asm.Word))
+// parse4 is the IPv4 family's parse: parseL4, then the ipcache key of
+// the source (ingress) or of the destination and the endpoint key of the
+// source (egress).
+func parse4(egress uint8) asm.Instructions {
+	ins := parseL4(egress)
+	if egress == 0 {
+		return append(ins, asm.StoreImm(asm.RFP, fpIPCacheKey, 32, asm.Word))
 	}
 	return append(ins,
-		asm.FnKtimeGetNs.Call(),
-		asm.StoreMem(asm.RFP, fpCTVal+16, asm.R0, asm.DWord), // Created
-		asm.StoreMem(asm.RFP, fpCTVal+24, asm.R0, asm.DWord), // LastSeen
-		asm.StoreImm(asm.RFP, fpCTVal, 1, asm.Word),          // Packets
-		asm.LoadMapPtr(asm.R1, km.CT.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpCTFwd),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, fpCTVal),
-		asm.Mov.Imm(asm.R4, 0), // BPF_ANY
-		asm.FnMapUpdateElem.Call(),
-	)
+		asm.LoadMem(asm.R0, asm.RFP, fpIPCacheKey+4, asm.Word),
+		asm.StoreMem(asm.RFP, fpEPSrc, asm.R0, asm.Word),
+		asm.LoadMem(asm.R0, asm.RFP, fpEPKey, asm.Word),
+		asm.StoreMem(asm.RFP, fpIPCacheDst+4, asm.R0, asm.Word),
+		asm.StoreImm(asm.RFP, fpIPCacheDst, 32, asm.Word))
 }
 
 // decide ends a path with a verdict: with events, it records verdict and
@@ -294,52 +262,60 @@ func decide(cfg PolicyConfig, sym, emit string, verdict, reason uint8, pre asm.I
 // DirIngress), as Hubble's flow events.
 func PolicyInstructionsWith(km *Maps, cfg PolicyConfig) asm.Instructions {
 	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(34)...)
-	ins = append(ins, parseL4(0)...)
-	ins = append(ins, asm.StoreImm(asm.RFP, fpIPCacheKey, 32, asm.Word))
-	ins = append(ins, ctTuple("rev_", true, "pass")...)
-	ins = append(ins, mapLookup(km.Endpoints, fpEPKey)...)
-	ins = append(ins,
-		asm.JEq.Imm(asm.R0, 0, "pass"),
-		asm.LoadMem(asm.R1, asm.R0, 4, asm.Word), // EndpointInfo.Identity
-		asm.StoreMem(asm.RFP, fpPolicyDst, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.R0, 8, asm.Word), // EndpointInfo.Flags
-		asm.StoreMem(asm.RFP, fpFlags, asm.R1, asm.Word))
-	ins = append(ins, mapLookup(km.IPCache, fpIPCacheKey)...)
-	ins = append(ins,
-		asm.Mov.Imm(asm.R9, 2), // world
-		asm.JEq.Imm(asm.R0, 0, "src"),
-		asm.LoadMem(asm.R9, asm.R0, 0, asm.Word), // IPCacheValue.Identity
-		asm.StoreMem(asm.RFP, fpPolicyKey, asm.R9, asm.Word).WithSymbol("src"))
-	// A reply to a flow the destination started passes (conntrack).
-	ins = append(ins, ctLookupReply(km)...)
-	ins = append(ins, policyRound(km, "1", "verdict")...)
-	ins = append(ins,
-		asm.JEq.Imm(asm.R9, 0, "nomatch"),
-		asm.StoreImm(asm.RFP, fpPolicyKey, 0, asm.Word))
-	ins = append(ins, restoreKey()...)
-	ins = append(ins, policyRound(km, "2", "verdict")...)
-	ins = append(ins,
-		asm.LoadMem(asm.R1, asm.RFP, fpFlags, asm.Word).WithSymbol("nomatch"),
-		asm.And.Imm(asm.R1, 1), // EndpointPolicyEnforced
-		asm.JNE.Imm(asm.R1, 0, "defaultdeny"))
-	ins = append(ins, decide(cfg, "open", "emit", VerdictForwarded, ReasonNotEnforced, ctTrackFlow(km, ""))...)
-	ins = append(ins,
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.Byte).WithSymbol("verdict"), // PolicyEntry.Action
-		asm.JNE.Imm(asm.R1, 1, "denied"))
-	ins = append(ins, decide(cfg, "allowed", "emit", VerdictForwarded, ReasonPolicyAllow, ctTrackFlow(km, ""))...)
-	ins = append(ins, decide(cfg, "denied", "emit", VerdictDropped, ReasonPolicyDeny, nil)...)
-	ins = append(ins, decide(cfg, "defaultdeny", "emit", VerdictDropped, ReasonDefaultDeny, nil)...)
-	ins = append(ins, decide(cfg, "ctreply", "emit", VerdictForwarded, ReasonCTReply, nil)...)
-	if cfg.Events != nil {
-		ins = append(ins, emitRecord(cfg.Events, DirIngress, fpPolicyDst)...)
-	}
-	ins = append(ins, ingress6(km, cfg)...)
+	ins = append(ins, ingressBody(km, cfg, ipv4(km))...)
+	ins = append(ins, ingressBody(km, cfg, ipv6(km))...)
 	ins = append(ins,
 		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("shot"),
 		asm.Return(),
 		asm.Mov.Imm(asm.R0, cfg.Pass).WithSymbol("pass"),
 		asm.Return(),
 	)
+	return ins
+}
+
+// ingressBody is PolicyInstructionsWith's check for one family, from
+// parsing the packet to the verdict (and its record); the labels carry
+// the family's suffix, but for "pass" and "shot".
+func ingressBody(km *Maps, cfg PolicyConfig, f family) asm.Instructions {
+	l := func(name string) string { return name + f.sfx }
+	ins := f.parse(0)
+	ins = append(ins, f.tuple(l("rev")+"_", true, "pass")...)
+	ins = append(ins, mapLookup(f.endpoints, f.dstEP)...)
+	ins = append(ins,
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R1, asm.R0, 4, asm.Word), // EndpointInfo.Identity
+		asm.StoreMem(asm.RFP, fpPolicyDst, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R0, 8, asm.Word), // EndpointInfo.Flags
+		asm.StoreMem(asm.RFP, fpFlags, asm.R1, asm.Word))
+	ins = append(ins, mapLookup(f.ipcache, f.srcIPC)...)
+	ins = append(ins,
+		asm.Mov.Imm(asm.R9, 2), // world
+		asm.JEq.Imm(asm.R0, 0, l("src")),
+		asm.LoadMem(asm.R9, asm.R0, 0, asm.Word), // IPCacheValue.Identity
+		asm.StoreMem(asm.RFP, fpPolicyKey, asm.R9, asm.Word).WithSymbol(l("src")))
+	// A reply to a flow the destination started passes (conntrack).
+	ins = append(ins, ctLookupReply(f)...)
+	ins = append(ins, policyRound(km, f.sfx+"1", l("verdict"))...)
+	ins = append(ins,
+		asm.JEq.Imm(asm.R9, 0, l("nomatch")),
+		asm.StoreImm(asm.RFP, fpPolicyKey, 0, asm.Word))
+	ins = append(ins, restoreKey()...)
+	ins = append(ins, policyRound(km, f.sfx+"2", l("verdict"))...)
+	ins = append(ins,
+		asm.LoadMem(asm.R1, asm.RFP, fpFlags, asm.Word).WithSymbol(l("nomatch")),
+		asm.And.Imm(asm.R1, 1), // EndpointPolicyEnforced
+		asm.JNE.Imm(asm.R1, 0, l("defaultdeny")))
+	ins = append(ins, decide(cfg, l("open"), l("emit"), VerdictForwarded, ReasonNotEnforced, ctTrackFlow(f, ""))...)
+	ins = append(ins,
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Byte).WithSymbol(l("verdict")), // PolicyEntry.Action
+		asm.JNE.Imm(asm.R1, 1, l("denied")))
+	ins = append(ins, decide(cfg, l("allowed"), l("emit"), VerdictForwarded, ReasonPolicyAllow, ctTrackFlow(f, ""))...)
+	ins = append(ins, decide(cfg, l("denied"), l("emit"), VerdictDropped, ReasonPolicyDeny, nil)...)
+	ins = append(ins, decide(cfg, l("defaultdeny"), l("emit"), VerdictDropped, ReasonDefaultDeny, nil)...)
+	ins = append(ins, decide(cfg, l("ctreply"), l("emit"), VerdictForwarded, ReasonCTReply, nil)...)
+	if cfg.Events != nil {
+		ins = append(ins, emitRecord(f, cfg.Events, DirIngress, fpPolicyDst)...)
+	}
 	return ins
 }
 
@@ -360,52 +336,8 @@ func PolicyInstructionsWith(km *Maps, cfg PolicyConfig) asm.Instructions {
 // FlowRecord with DirEgress; a pod without egress policy has no verdict.
 func EgressInstructions(km *Maps, cfg PolicyConfig) asm.Instructions {
 	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(34)...)
-	ins = append(ins, parseL4(1)...)
-	ins = append(ins,
-		asm.LoadMem(asm.R0, asm.RFP, fpIPCacheKey+4, asm.Word),
-		asm.StoreMem(asm.RFP, fpEPSrc, asm.R0, asm.Word),
-		asm.LoadMem(asm.R0, asm.RFP, fpEPKey, asm.Word),
-		asm.StoreMem(asm.RFP, fpIPCacheDst+4, asm.R0, asm.Word),
-		asm.StoreImm(asm.RFP, fpIPCacheDst, 32, asm.Word))
-	ins = append(ins, ctTuple("rev_", true, "pass")...)
-	ins = append(ins, mapLookup(km.Endpoints, fpEPSrc)...)
-	ins = append(ins,
-		asm.JEq.Imm(asm.R0, 0, "pass"),
-		asm.LoadMem(asm.R1, asm.R0, 8, asm.Word), // EndpointInfo.Flags
-		asm.And.Imm(asm.R1, 2),                   // EndpointEgressEnforced
-		asm.JEq.Imm(asm.R1, 0, "open"),
-		asm.LoadMem(asm.R9, asm.R0, 4, asm.Word), // EndpointInfo.Identity
-		asm.StoreMem(asm.RFP, fpPolicyKey, asm.R9, asm.Word))
-	ins = append(ins, mapLookup(km.IPCache, fpIPCacheDst)...)
-	ins = append(ins,
-		asm.Mov.Imm(asm.R1, 2), // world
-		asm.JEq.Imm(asm.R0, 0, "dst"),
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word), // IPCacheValue.Identity
-		asm.StoreMem(asm.RFP, fpPolicyDst, asm.R1, asm.Word).WithSymbol("dst"),
-		asm.StoreMem(asm.RFP, fpRemote, asm.R1, asm.Word))
-	// A reply to a flow the destination started passes (conntrack).
-	ins = append(ins, ctLookupReply(km)...)
-	ins = append(ins, policyRound(km, "1", "verdict")...)
-	ins = append(ins,
-		asm.LoadMem(asm.R1, asm.RFP, fpRemote, asm.Word),
-		asm.JEq.Imm(asm.R1, 0, "defaultdeny"),
-		asm.StoreImm(asm.RFP, fpPolicyDst, 0, asm.Word))
-	ins = append(ins, restoreKey()...)
-	ins = append(ins, policyRound(km, "2", "verdict")...)
-	ins = append(ins, asm.Ja.Label("defaultdeny"))
-	ins = append(ins,
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.Byte).WithSymbol("verdict"), // PolicyEntry.Action
-		asm.JNE.Imm(asm.R1, 1, "denied"))
-	ins = append(ins, decide(cfg, "allowed", "emit", VerdictForwarded, ReasonPolicyAllow, ctTrackFlow(km, ""))...)
-	ins = append(ins, decide(cfg, "denied", "emit", VerdictDropped, ReasonPolicyDeny, nil)...)
-	ins = append(ins, decide(cfg, "defaultdeny", "emit", VerdictDropped, ReasonDefaultDeny, nil)...)
-	ins = append(ins, decide(cfg, "ctreply", "emit", VerdictForwarded, ReasonCTReply, ctTrackFlow(km, ""))...)
-	ins = append(ins, ctTrackFlow(km, "open")...)
-	ins = append(ins, asm.Ja.Label("pass"))
-	if cfg.Events != nil {
-		ins = append(ins, emitRecord(cfg.Events, DirEgress, fpRemote)...)
-	}
-	ins = append(ins, egress6(km, cfg)...)
+	ins = append(ins, egressBody(km, cfg, ipv4(km))...)
+	ins = append(ins, egressBody(km, cfg, ipv6(km))...)
 	ins = append(ins,
 		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("shot"),
 		asm.Return(),
@@ -415,20 +347,50 @@ func EgressInstructions(km *Maps, cfg PolicyConfig) asm.Instructions {
 	return ins
 }
 
-// emitRecord ("emit") fills the rest of the FlowRecord at fpEvent (verdict
-// and reason are already there), writes it to the ring buffer, and ends
-// with the verdict. R6 is the skb, R9 the source identity; dstID is the
-// stack slot of the destination identity.
-func emitRecord(events *ebpf.Map, dir uint8, dstID int16) asm.Instructions {
-	ins := asm.Instructions{
-		asm.LoadMem(asm.R1, asm.RFP, fpIPCacheKey+4, asm.Word).WithSymbol("emit"),
-		asm.StoreMem(asm.RFP, fpEvent+evSrc, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.RFP, fpEPKey, asm.Word),
-		asm.StoreMem(asm.RFP, fpEvent+evDst, asm.R1, asm.Word),
+// egressBody is EgressInstructions' check for one family, as
+// ingressBody is PolicyInstructionsWith's.
+func egressBody(km *Maps, cfg PolicyConfig, f family) asm.Instructions {
+	l := func(name string) string { return name + f.sfx }
+	ins := f.parse(1)
+	ins = append(ins, f.tuple(l("rev")+"_", true, "pass")...)
+	ins = append(ins, mapLookup(f.endpoints, f.srcEP)...)
+	ins = append(ins,
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R1, asm.R0, 8, asm.Word), // EndpointInfo.Flags
+		asm.And.Imm(asm.R1, 2),                   // EndpointEgressEnforced
+		asm.JEq.Imm(asm.R1, 0, l("open")),
+		asm.LoadMem(asm.R9, asm.R0, 4, asm.Word), // EndpointInfo.Identity
+		asm.StoreMem(asm.RFP, fpPolicyKey, asm.R9, asm.Word))
+	ins = append(ins, mapLookup(f.ipcache, f.dstIPC)...)
+	ins = append(ins,
+		asm.Mov.Imm(asm.R1, 2), // world
+		asm.JEq.Imm(asm.R0, 0, l("dst")),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word), // IPCacheValue.Identity
+		asm.StoreMem(asm.RFP, fpPolicyDst, asm.R1, asm.Word).WithSymbol(l("dst")),
+		asm.StoreMem(asm.RFP, fpRemote, asm.R1, asm.Word))
+	// A reply to a flow the destination started passes (conntrack).
+	ins = append(ins, ctLookupReply(f)...)
+	ins = append(ins, policyRound(km, f.sfx+"1", l("verdict"))...)
+	ins = append(ins,
+		asm.LoadMem(asm.R1, asm.RFP, fpRemote, asm.Word),
+		asm.JEq.Imm(asm.R1, 0, l("defaultdeny")),
+		asm.StoreImm(asm.RFP, fpPolicyDst, 0, asm.Word))
+	ins = append(ins, restoreKey()...)
+	ins = append(ins, policyRound(km, f.sfx+"2", l("verdict"))...)
+	ins = append(ins, asm.Ja.Label(l("defaultdeny")))
+	ins = append(ins,
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Byte).WithSymbol(l("verdict")), // PolicyEntry.Action
+		asm.JNE.Imm(asm.R1, 1, l("denied")))
+	ins = append(ins, decide(cfg, l("allowed"), l("emit"), VerdictForwarded, ReasonPolicyAllow, ctTrackFlow(f, ""))...)
+	ins = append(ins, decide(cfg, l("denied"), l("emit"), VerdictDropped, ReasonPolicyDeny, nil)...)
+	ins = append(ins, decide(cfg, l("defaultdeny"), l("emit"), VerdictDropped, ReasonDefaultDeny, nil)...)
+	ins = append(ins, decide(cfg, l("ctreply"), l("emit"), VerdictForwarded, ReasonCTReply, ctTrackFlow(f, ""))...)
+	ins = append(ins, ctTrackFlow(f, l("open"))...)
+	ins = append(ins, asm.Ja.Label("pass"))
+	if cfg.Events != nil {
+		ins = append(ins, emitRecord(f, cfg.Events, DirEgress, fpRemote)...)
 	}
-	// The reversed conntrack key holds the packet's source port (or
-	// echo ID) in its DPort.
-	return append(ins, emitTail(events, dir, dstID, fpCTKey+10, fpEvent, flowRecordLen)...)
+	return ins
 }
 
 // emitTail fills the fields after the addresses (at the same stack

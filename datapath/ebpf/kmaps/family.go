@@ -1,0 +1,148 @@
+package kmaps
+
+import (
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// family is what the policy programs' bodies need to know of an IP
+// version: each body (ingressBody, egressBody) is generated once and
+// emitted for IPv4 and again for IPv6, with the family's labels, maps,
+// stack slots and packet parsing.
+type family struct {
+	// sfx keeps the family's labels apart: "" for IPv4, "6" for IPv6.
+	sfx string
+	// The family's endpoints map, ipcache and conntrack map.
+	endpoints, ipcache, ct *ebpf.Map
+	// addrLen is the address length in bytes: the conntrack key holds
+	// the source and destination addresses, then the ports at
+	// 2*addrLen and 2*addrLen+2, then the protocol.
+	addrLen int16
+	// Stack slots of the endpoint keys and the ipcache keys of the
+	// packet's source and destination, as parse leaves them.
+	srcEP, dstEP, srcIPC, dstIPC int16
+	// ctKey and ctFwd are the stack slots of the conntrack key the
+	// tuple writes and of the packet's own flow's key (ctTrackFlow).
+	ctKey, ctFwd int16
+	// event and recordLen are the flow record's stack slot and length;
+	// recordAddrs puts the addresses into it (nil when parse did).
+	event       int16
+	recordLen   int32
+	recordAddrs asm.Instructions
+	// parse reads the packet (R7/R8) into the policy key slots and the
+	// source and destination keys, leaving what tuple needs in R3/R4;
+	// egress is the policy key's Egress byte.
+	parse func(egress uint8) asm.Instructions
+	// tuple writes the conntrack key at ctKey (see ctTuple).
+	tuple func(prefix string, reverse bool, fail string) asm.Instructions
+}
+
+// ipv4 is the IPv4 family: its keys lie where parseL4 puts them.
+func ipv4(km *Maps) family {
+	return family{
+		endpoints: km.Endpoints, ipcache: km.IPCache, ct: km.CT,
+		addrLen: 4,
+		srcEP:   fpEPSrc, dstEP: fpEPKey, srcIPC: fpIPCacheKey, dstIPC: fpIPCacheDst,
+		ctKey: fpCTKey, ctFwd: fpCTFwd,
+		event: fpEvent, recordLen: flowRecordLen,
+		recordAddrs: asm.Instructions{
+			asm.LoadMem(asm.R1, asm.RFP, fpIPCacheKey+4, asm.Word),
+			asm.StoreMem(asm.RFP, fpEvent+evSrc, asm.R1, asm.Word),
+			asm.LoadMem(asm.R1, asm.RFP, fpEPKey, asm.Word),
+			asm.StoreMem(asm.RFP, fpEvent+evDst, asm.R1, asm.Word),
+		},
+		parse: parse4,
+		tuple: ctTuple,
+	}
+}
+
+// ipv6 is the IPv6 family (the programs' halves entered at "ip6").
+func ipv6(km *Maps) family {
+	return family{
+		sfx:       "6",
+		endpoints: km.Endpoints6, ipcache: km.IPCache6, ct: km.CT6,
+		addrLen: 16,
+		srcEP:   fp6Src + 4, dstEP: fp6Dst + 4, srcIPC: fp6Src, dstIPC: fp6Dst,
+		ctKey: fp6CTKey, ctFwd: fp6CTFwd,
+		event: fpEvent6, recordLen: flowRecord6Len,
+		parse: parse6,
+		tuple: ctTuple6,
+	}
+}
+
+// copyWords copies n bytes (a multiple of 4) from src+so to dst+do
+// through reg.
+func copyWords(reg, dst asm.Register, do int16, src asm.Register, so, n int16) asm.Instructions {
+	var ins asm.Instructions
+	for off := int16(0); off < n; off += 4 {
+		ins = append(ins, asm.LoadMem(reg, src, so+off, asm.Word), asm.StoreMem(dst, do+off, reg, asm.Word))
+	}
+	return ins
+}
+
+// ctLookupReply jumps to "ctreply" (with the family's suffix) when the
+// packet is a reply to a flow in the family's conntrack map (its ctKey
+// holds the reverse tuple): never for an echo request.
+func ctLookupReply(f family) asm.Instructions {
+	ins := asm.Instructions{
+		asm.LoadMem(asm.R1, asm.RFP, fpEcho, asm.Byte),
+		asm.JNE.Imm(asm.R1, 0, "noct"+f.sfx),
+	}
+	ins = append(ins, mapLookup(f.ct, f.ctKey)...)
+	return append(ins,
+		asm.JNE.Imm(asm.R0, 0, "ctreply"+f.sfx),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("noct"+f.sfx))
+}
+
+// ctTrackFlow records the packet's own flow (ctKey reversed back into
+// ctFwd) in the family's conntrack map, as the model's ctTrack: the
+// first instruction carries sym. R1 to R5 and R0 are clobbered.
+func ctTrackFlow(f family, sym string) asm.Instructions {
+	a := f.addrLen
+	ins := copyWords(asm.R1, asm.RFP, f.ctFwd+a, asm.RFP, f.ctKey, a)
+	ins[0] = ins[0].WithSymbol(sym)
+	ins = append(ins, copyWords(asm.R1, asm.RFP, f.ctFwd, asm.RFP, f.ctKey+a, a)...)
+	ins = append(ins,
+		asm.LoadMem(asm.R1, asm.RFP, f.ctKey+2*a, asm.Half),
+		asm.StoreMem(asm.RFP, f.ctFwd+2*a+2, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, asm.RFP, f.ctKey+2*a+2, asm.Half),
+		asm.StoreMem(asm.RFP, f.ctFwd+2*a, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, asm.RFP, f.ctKey+2*a+4, asm.Word),
+		asm.StoreMem(asm.RFP, f.ctFwd+2*a+4, asm.R1, asm.Word))
+	return append(ins, ctUpdate(f.ct, f.ctFwd)...)
+}
+
+// ctUpdate writes a new CTEntry (one packet, created and last seen now)
+// under the key at fp+key into the conntrack map m.
+func ctUpdate(m *ebpf.Map, key int16) asm.Instructions {
+	var ins asm.Instructions
+	for off := int16(0); off < 40; off += 4 {
+		ins = append(ins, asm.StoreImm(asm.RFP, fpCTVal+off, 0, asm.Word))
+	}
+	return append(ins,
+		asm.FnKtimeGetNs.Call(),
+		asm.StoreMem(asm.RFP, fpCTVal+16, asm.R0, asm.DWord), // Created
+		asm.StoreMem(asm.RFP, fpCTVal+24, asm.R0, asm.DWord), // LastSeen
+		asm.StoreImm(asm.RFP, fpCTVal, 1, asm.Word),          // Packets
+		asm.LoadMapPtr(asm.R1, m.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, int32(key)),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, fpCTVal),
+		asm.Mov.Imm(asm.R4, 0), // BPF_ANY
+		asm.FnMapUpdateElem.Call(),
+	)
+}
+
+// emitRecord ("emit" with the family's suffix) fills the rest of the
+// family's FlowRecord (verdict and reason are already there), writes it
+// to the ring buffer, and ends with the verdict. R6 is the skb, R9 the
+// source identity; dstID is the stack slot of the destination identity.
+func emitRecord(f family, events *ebpf.Map, dir uint8, dstID int16) asm.Instructions {
+	// The reversed conntrack key holds the packet's source port (or
+	// echo ID) in its DPort.
+	ins := append(append(asm.Instructions(nil), f.recordAddrs...),
+		emitTail(events, dir, dstID, f.ctKey+2*f.addrLen+2, f.event, f.recordLen)...)
+	ins[0] = ins[0].WithSymbol("emit" + f.sfx)
+	return ins
+}

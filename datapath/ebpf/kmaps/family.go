@@ -33,8 +33,12 @@ type family struct {
 	// source and destination keys, leaving what tuple needs in R3/R4;
 	// egress is the policy key's Egress byte.
 	parse func(egress uint8) asm.Instructions
-	// tuple writes the conntrack key at ctKey (see ctTuple).
-	tuple func(prefix string, reverse bool, fail string) asm.Instructions
+	// The packet's layout for ctTuple: the offsets of the source and
+	// destination addresses; l4 points R5 at the transport header; the
+	// ICMP protocol number and its echo request and reply types.
+	pktSrc, pktDst           int16
+	l4                       asm.Instructions
+	icmp, echoReq, echoReply int32
 }
 
 // ipv4 is the IPv4 family: its keys lie where parseL4 puts them.
@@ -51,8 +55,14 @@ func ipv4(km *Maps) family {
 			asm.LoadMem(asm.R1, asm.RFP, fpEPKey, asm.Word),
 			asm.StoreMem(asm.RFP, fpEvent+evDst, asm.R1, asm.Word),
 		},
-		parse: parse4,
-		tuple: ctTuple,
+		parse:  parse4,
+		pktSrc: 26, pktDst: 30,
+		l4: asm.Instructions{ // the IHL is in R3
+			asm.Mov.Reg(asm.R5, asm.R7),
+			asm.Add.Imm(asm.R5, 14),
+			asm.Add.Reg(asm.R5, asm.R3),
+		},
+		icmp: 1, echoReq: 8, echoReply: 0,
 	}
 }
 
@@ -65,8 +75,13 @@ func ipv6(km *Maps) family {
 		srcEP:   fp6Src + 4, dstEP: fp6Dst + 4, srcIPC: fp6Src, dstIPC: fp6Dst,
 		ctKey: fp6CTKey, ctFwd: fp6CTFwd,
 		event: fpEvent6, recordLen: flowRecord6Len,
-		parse: parse6,
-		tuple: ctTuple6,
+		parse:  parse6,
+		pktSrc: 22, pktDst: 38,
+		l4: asm.Instructions{ // no extension headers
+			asm.Mov.Reg(asm.R5, asm.R7),
+			asm.Add.Imm(asm.R5, 54),
+		},
+		icmp: 58, echoReq: 128, echoReply: 129,
 	}
 }
 
@@ -78,6 +93,70 @@ func copyWords(reg, dst asm.Register, do int16, src asm.Register, so, n int16) a
 		ins = append(ins, asm.LoadMem(reg, src, so+off, asm.Word), asm.StoreMem(dst, do+off, reg, asm.Word))
 	}
 	return ins
+}
+
+// ctTuple writes the conntrack key of the family's packet at R7 (data)
+// / R8 (data_end) to its ctKey: addresses and ports swapped when reverse
+// (the key a reply to this packet's flow was recorded under). For TCP
+// and UDP the ports; for ICMP echo both ports hold the echo ID, as the Go
+// model's flow(). What the family's l4 needs must be in R3 (IPv4: the
+// IHL, bounded, 20 to 60) and the protocol in R4; jumps to fail when the
+// packet is too short. R0 and R5 are clobbered. The reverse tuple also
+// sets fpEcho for an ICMP echo request, which is never a reply whatever
+// its echo ID (the model's echoRequest).
+func ctTuple(f family, prefix string, reverse bool, fail string) asm.Instructions {
+	a, key := f.addrLen, f.ctKey
+	src, dst := f.pktSrc, f.pktDst
+	sport, dport := key+2*a, key+2*a+2
+	if reverse {
+		src, dst = dst, src
+		sport, dport = dport, sport
+	}
+	echo := asm.Instructions{
+		asm.LoadMem(asm.R0, asm.R5, 0, asm.Byte),
+		asm.JEq.Imm(asm.R0, f.echoReq, prefix+"echo"),
+		asm.JNE.Imm(asm.R0, f.echoReply, prefix+"done"),
+	}
+	var ins asm.Instructions
+	if reverse {
+		echo = asm.Instructions{
+			asm.LoadMem(asm.R0, asm.R5, 0, asm.Byte),
+			asm.JEq.Imm(asm.R0, f.echoReply, prefix+"echo"),
+			asm.JNE.Imm(asm.R0, f.echoReq, prefix+"done"),
+			asm.StoreImm(asm.RFP, fpEcho, 1, asm.Byte),
+		}
+		ins = append(ins, asm.StoreImm(asm.RFP, fpEcho, 0, asm.Byte))
+	}
+	ins = append(ins, copyWords(asm.R0, asm.RFP, key, asm.R7, src, a)...)
+	ins = append(ins, copyWords(asm.R0, asm.RFP, key+a, asm.R7, dst, a)...)
+	ins = append(ins,
+		asm.StoreImm(asm.RFP, key+2*a, 0, asm.Word),
+		asm.StoreImm(asm.RFP, key+2*a+4, 0, asm.Word),
+		asm.StoreMem(asm.RFP, key+2*a+4, asm.R4, asm.Byte))
+	ins = append(ins, f.l4...)
+	ins = append(ins,
+		asm.JEq.Imm(asm.R4, 6, prefix+"ports"),
+		asm.JEq.Imm(asm.R4, 17, prefix+"ports"),
+		asm.JNE.Imm(asm.R4, f.icmp, prefix+"done"),
+		// ICMP echo: the ID in both ports.
+		asm.Mov.Reg(asm.R0, asm.R5),
+		asm.Add.Imm(asm.R0, 8),
+		asm.JGT.Reg(asm.R0, asm.R8, fail))
+	ins = append(ins, echo...)
+	return append(ins,
+		asm.LoadMem(asm.R0, asm.R5, 4, asm.Half).WithSymbol(prefix+"echo"),
+		asm.StoreMem(asm.RFP, key+2*a, asm.R0, asm.Half),
+		asm.StoreMem(asm.RFP, key+2*a+2, asm.R0, asm.Half),
+		asm.Ja.Label(prefix+"done"),
+		asm.Mov.Reg(asm.R0, asm.R5).WithSymbol(prefix+"ports"),
+		asm.Add.Imm(asm.R0, 4),
+		asm.JGT.Reg(asm.R0, asm.R8, fail),
+		asm.LoadMem(asm.R0, asm.R5, 0, asm.Half),
+		asm.StoreMem(asm.RFP, sport, asm.R0, asm.Half),
+		asm.LoadMem(asm.R0, asm.R5, 2, asm.Half),
+		asm.StoreMem(asm.RFP, dport, asm.R0, asm.Half),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol(prefix+"done"),
+	)
 }
 
 // ctLookupReply jumps to "ctreply" (with the family's suffix) when the

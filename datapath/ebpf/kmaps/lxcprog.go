@@ -101,7 +101,7 @@ func ctRecord(km *Maps) asm.Instructions {
 		asm.JLT.Imm(asm.R3, 20, "pass"),
 		asm.LoadMem(asm.R4, asm.R7, 23, asm.Byte),
 	}
-	ins = append(ins, ctTuple("fwd_", false, "pass")...)
+	ins = append(ins, ctTuple(ipv4(km), "fwd_", false, "pass")...)
 	return append(ins, ctUpdate(km.CT, fpCTKey)...)
 }
 

@@ -41,74 +41,6 @@ const (
 	fpEPSrc      = -92  // egress: EndpointKey of the source
 )
 
-// ctTuple writes the conntrack key of the IPv4 packet at R7 (data) /
-// R8 (data_end) to fpCTKey: addresses and ports swapped when reverse (the
-// key a reply to this packet's flow was recorded under). For TCP and UDP
-// the ports; for ICMP echo both ports hold the echo ID, as the Go model's
-// flow(). The IHL must be in R3 (bounded, 20 to 60) and the protocol in R4;
-// jumps to fail when the packet is too short. R0 and R5 are clobbered.
-// The reverse tuple also sets fpEcho for an ICMP echo request, which is
-// never a reply whatever its echo ID (the model's echoRequest).
-func ctTuple(prefix string, reverse bool, fail string) asm.Instructions {
-	src, dst := int16(26), int16(30)
-	sport, dport := int16(fpCTKey+8), int16(fpCTKey+10)
-	if reverse {
-		src, dst = dst, src
-		sport, dport = dport, sport
-	}
-	echo := asm.Instructions{
-		asm.LoadMem(asm.R0, asm.R5, 0, asm.Byte),
-		asm.JEq.Imm(asm.R0, 8, prefix+"echo"),
-		asm.JNE.Imm(asm.R0, 0, prefix+"done"),
-	}
-	if reverse {
-		echo = asm.Instructions{
-			asm.LoadMem(asm.R0, asm.R5, 0, asm.Byte),
-			asm.JEq.Imm(asm.R0, 0, prefix+"echo"),
-			asm.JNE.Imm(asm.R0, 8, prefix+"done"),
-			asm.StoreImm(asm.RFP, fpEcho, 1, asm.Byte),
-		}
-	}
-	ins := asm.Instructions{}
-	if reverse {
-		ins = append(ins, asm.StoreImm(asm.RFP, fpEcho, 0, asm.Byte))
-	}
-	ins = append(ins, asm.Instructions{
-		asm.LoadMem(asm.R0, asm.R7, src, asm.Word),
-		asm.StoreMem(asm.RFP, fpCTKey, asm.R0, asm.Word),
-		asm.LoadMem(asm.R0, asm.R7, dst, asm.Word),
-		asm.StoreMem(asm.RFP, fpCTKey+4, asm.R0, asm.Word),
-		asm.StoreImm(asm.RFP, fpCTKey+8, 0, asm.Word),
-		asm.StoreImm(asm.RFP, fpCTKey+12, 0, asm.Word),
-		asm.StoreMem(asm.RFP, fpCTKey+12, asm.R4, asm.Byte),
-		asm.Mov.Reg(asm.R5, asm.R7),
-		asm.Add.Imm(asm.R5, 14),
-		asm.Add.Reg(asm.R5, asm.R3),
-		asm.JEq.Imm(asm.R4, 6, prefix+"ports"),
-		asm.JEq.Imm(asm.R4, 17, prefix+"ports"),
-		asm.JNE.Imm(asm.R4, 1, prefix+"done"),
-		// ICMP echo: the ID in both ports.
-		asm.Mov.Reg(asm.R0, asm.R5),
-		asm.Add.Imm(asm.R0, 8),
-		asm.JGT.Reg(asm.R0, asm.R8, fail),
-	}...)
-	ins = append(ins, echo...)
-	return append(ins, asm.Instructions{
-		asm.LoadMem(asm.R0, asm.R5, 4, asm.Half).WithSymbol(prefix + "echo"),
-		asm.StoreMem(asm.RFP, fpCTKey+8, asm.R0, asm.Half),
-		asm.StoreMem(asm.RFP, fpCTKey+10, asm.R0, asm.Half),
-		asm.Ja.Label(prefix + "done"),
-		asm.Mov.Reg(asm.R0, asm.R5).WithSymbol(prefix + "ports"),
-		asm.Add.Imm(asm.R0, 4),
-		asm.JGT.Reg(asm.R0, asm.R8, fail),
-		asm.LoadMem(asm.R0, asm.R5, 0, asm.Half),
-		asm.StoreMem(asm.RFP, sport, asm.R0, asm.Half),
-		asm.LoadMem(asm.R0, asm.R5, 2, asm.Half),
-		asm.StoreMem(asm.RFP, dport, asm.R0, asm.Half),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol(prefix + "done"),
-	}...)
-}
-
 // PolicyConfig is what the policy programs are built with.
 type PolicyConfig struct {
 	// Pass is the verdict for allowed traffic: TCActOK for a program on
@@ -178,9 +110,9 @@ func restoreKey() asm.Instructions {
 // byte, and copies kept for the second round. It jumps to "pass" for what
 // is neither IP version or too short, to "ip6" for IPv6 (the program's
 // IPv6 half, policy6), and leaves the IHL in R3 and the protocol in
-// R4 for ctTuple.
+// R4 for ctTuple (the IPv4 family's l4 and proto).
 func parseL4(egress uint8) asm.Instructions {
-	return asm.Instructions{
+	ins := asm.Instructions{
 		asm.LoadMem(asm.R2, asm.R7, 12, asm.Half),
 		asm.JEq.Imm(asm.R2, ethIPv6, "ip6"),
 		asm.JNE.Imm(asm.R2, 0x0008, "pass"), // ETH_P_IP in network order, loaded little-endian
@@ -201,17 +133,27 @@ func parseL4(egress uint8) asm.Instructions {
 		asm.JGT.Reg(asm.R0, asm.R8, "pass"),
 		asm.LoadMem(asm.R0, asm.R5, 2, asm.Half),
 		asm.StoreMem(asm.RFP, fpPolicyPort, asm.R0, asm.Half),
-
-		asm.StoreMem(asm.RFP, fpPolicyProt, asm.R4, asm.Byte).WithSymbol("keys"),
-		asm.StoreImm(asm.RFP, fpPolicyPad, int64(egress), asm.Byte),
-		asm.StoreMem(asm.RFP, fpProto, asm.R4, asm.Half),
-		asm.LoadMem(asm.R0, asm.RFP, fpPolicyPort, asm.Half),
-		asm.StoreMem(asm.RFP, fpPort, asm.R0, asm.Half),
-		// Both addresses where emitRecord reads them.
+	}
+	ins = append(ins, policyKeys("keys", asm.R4, egress)...)
+	// Both addresses where emitRecord reads them.
+	return append(ins,
 		asm.LoadMem(asm.R0, asm.R7, 30, asm.Word),
 		asm.StoreMem(asm.RFP, fpEPKey, asm.R0, asm.Word),
 		asm.LoadMem(asm.R0, asm.R7, 26, asm.Word),
 		asm.StoreMem(asm.RFP, fpIPCacheKey+4, asm.R0, asm.Word),
+	)
+}
+
+// policyKeys ("keys" of a family's parse) completes the policy key with
+// the protocol in proto and the Egress byte (the port is there), and
+// keeps the port and protocol for the second round.
+func policyKeys(sym string, proto asm.Register, egress uint8) asm.Instructions {
+	return asm.Instructions{
+		asm.StoreMem(asm.RFP, fpPolicyProt, proto, asm.Byte).WithSymbol(sym),
+		asm.StoreImm(asm.RFP, fpPolicyPad, int64(egress), asm.Byte),
+		asm.StoreMem(asm.RFP, fpProto, proto, asm.Half),
+		asm.LoadMem(asm.R0, asm.RFP, fpPolicyPort, asm.Half),
+		asm.StoreMem(asm.RFP, fpPort, asm.R0, asm.Half),
 	}
 }
 
@@ -279,7 +221,7 @@ func PolicyInstructionsWith(km *Maps, cfg PolicyConfig) asm.Instructions {
 func ingressBody(km *Maps, cfg PolicyConfig, f family) asm.Instructions {
 	l := func(name string) string { return name + f.sfx }
 	ins := f.parse(0)
-	ins = append(ins, f.tuple(l("rev")+"_", true, "pass")...)
+	ins = append(ins, ctTuple(f, l("rev")+"_", true, "pass")...)
 	ins = append(ins, mapLookup(f.endpoints, f.dstEP)...)
 	ins = append(ins,
 		asm.JEq.Imm(asm.R0, 0, "pass"),
@@ -352,7 +294,7 @@ func EgressInstructions(km *Maps, cfg PolicyConfig) asm.Instructions {
 func egressBody(km *Maps, cfg PolicyConfig, f family) asm.Instructions {
 	l := func(name string) string { return name + f.sfx }
 	ins := f.parse(1)
-	ins = append(ins, f.tuple(l("rev")+"_", true, "pass")...)
+	ins = append(ins, ctTuple(f, l("rev")+"_", true, "pass")...)
 	ins = append(ins, mapLookup(f.endpoints, f.srcEP)...)
 	ins = append(ins,
 		asm.JEq.Imm(asm.R0, 0, "pass"),

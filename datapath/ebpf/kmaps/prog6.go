@@ -51,17 +51,13 @@ const (
 
 // copy16 copies 16 bytes from src+so to dst+do through R0.
 func copy16(dst asm.Register, do int16, src asm.Register, so int16) asm.Instructions {
-	var ins asm.Instructions
-	for off := int16(0); off < 16; off += 4 {
-		ins = append(ins, asm.LoadMem(asm.R0, src, so+off, asm.Word), asm.StoreMem(dst, do+off, asm.R0, asm.Word))
-	}
-	return ins
+	return copyWords(asm.R0, dst, do, src, so, 16)
 }
 
 // parse6 reads the IPv6 packet at R7/R8 ("ip6") into the policy key
 // slots as parseL4 does IPv4's, the addresses into fp6Src and fp6Dst
 // (IPCacheKey6: their endpoint keys at +4) and into the flow record. It
-// leaves the next header in R4 for ctTuple6; too short a packet passes.
+// leaves the next header in R4 for ctTuple; too short a packet passes.
 func parse6(egress uint8) asm.Instructions {
 	ins := asm.Instructions{
 		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word).WithSymbol("ip6"),
@@ -82,75 +78,15 @@ func parse6(egress uint8) asm.Instructions {
 		asm.JGT.Reg(asm.R0, asm.R8, "pass"),
 		asm.LoadMem(asm.R0, asm.R7, 56, asm.Half),
 		asm.StoreMem(asm.RFP, fpPolicyPort, asm.R0, asm.Half),
-
-		asm.StoreMem(asm.RFP, fpPolicyProt, asm.R3, asm.Byte).WithSymbol("keys6"),
-		asm.StoreImm(asm.RFP, fpPolicyPad, int64(egress), asm.Byte),
-		asm.StoreMem(asm.RFP, fpProto, asm.R3, asm.Half),
-		asm.LoadMem(asm.R0, asm.RFP, fpPolicyPort, asm.Half),
-		asm.StoreMem(asm.RFP, fpPort, asm.R0, asm.Half),
-		asm.StoreImm(asm.RFP, fp6Src, 128, asm.Word),
-		asm.StoreImm(asm.RFP, fp6Dst, 128, asm.Word),
 	}
+	ins = append(ins, policyKeys("keys6", asm.R3, egress)...)
+	ins = append(ins,
+		asm.StoreImm(asm.RFP, fp6Src, 128, asm.Word),
+		asm.StoreImm(asm.RFP, fp6Dst, 128, asm.Word))
 	ins = append(ins, copy16(asm.RFP, fp6Src+4, asm.R7, 22)...)
 	ins = append(ins, copy16(asm.RFP, fp6Dst+4, asm.R7, 38)...)
 	ins = append(ins, copy16(asm.RFP, fpEvent6, asm.R7, 22)...)
 	return append(ins, copy16(asm.RFP, fpEvent6+ev6Dst, asm.R7, 38)...)
-}
-
-// ctTuple6 is ctTuple for the IPv6 packet at R7/R8 (next header in R4),
-// into fp6CTKey: CTKey6, the echo ID in both ports for ICMPv6 echo
-// (request 128, reply 129), fpEcho set by the reverse tuple for a request.
-func ctTuple6(prefix string, reverse bool, fail string) asm.Instructions {
-	src, dst := int16(fp6CTKey), int16(fp6CTKey+16)
-	sport, dport := int16(fp6CTKey+32), int16(fp6CTKey+34)
-	if reverse {
-		src, dst = dst, src
-		sport, dport = dport, sport
-	}
-	echo := asm.Instructions{
-		asm.LoadMem(asm.R0, asm.R5, 0, asm.Byte),
-		asm.JEq.Imm(asm.R0, 128, prefix+"echo"),
-		asm.JNE.Imm(asm.R0, 129, prefix+"done"),
-	}
-	if reverse {
-		echo = asm.Instructions{
-			asm.LoadMem(asm.R0, asm.R5, 0, asm.Byte),
-			asm.JEq.Imm(asm.R0, 129, prefix+"echo"),
-			asm.JNE.Imm(asm.R0, 128, prefix+"done"),
-			asm.StoreImm(asm.RFP, fpEcho, 1, asm.Byte),
-		}
-	}
-	ins := asm.Instructions{asm.StoreImm(asm.RFP, fpEcho, 0, asm.Byte)}
-	ins = append(ins, copy16(asm.RFP, src, asm.R7, 22)...)
-	ins = append(ins, copy16(asm.RFP, dst, asm.R7, 38)...)
-	ins = append(ins, asm.Instructions{
-		asm.StoreImm(asm.RFP, fp6CTKey+32, 0, asm.Word),
-		asm.StoreImm(asm.RFP, fp6CTKey+36, 0, asm.Word),
-		asm.StoreMem(asm.RFP, fp6CTKey+36, asm.R4, asm.Byte),
-		asm.Mov.Reg(asm.R5, asm.R7),
-		asm.Add.Imm(asm.R5, 54),
-		asm.JEq.Imm(asm.R4, 6, prefix+"ports"),
-		asm.JEq.Imm(asm.R4, 17, prefix+"ports"),
-		asm.JNE.Imm(asm.R4, 58, prefix+"done"),
-		asm.Mov.Reg(asm.R0, asm.R5),
-		asm.Add.Imm(asm.R0, 8),
-		asm.JGT.Reg(asm.R0, asm.R8, fail),
-	}...)
-	ins = append(ins, echo...)
-	return append(ins, asm.Instructions{
-		asm.LoadMem(asm.R0, asm.R5, 4, asm.Half).WithSymbol(prefix + "echo"),
-		asm.StoreMem(asm.RFP, fp6CTKey+32, asm.R0, asm.Half),
-		asm.StoreMem(asm.RFP, fp6CTKey+34, asm.R0, asm.Half),
-		asm.Ja.Label(prefix + "done"),
-		asm.Mov.Reg(asm.R0, asm.R5).WithSymbol(prefix + "ports"),
-		asm.Add.Imm(asm.R0, 4),
-		asm.JGT.Reg(asm.R0, asm.R8, fail),
-		asm.LoadMem(asm.R0, asm.R5, 0, asm.Half),
-		asm.StoreMem(asm.RFP, sport, asm.R0, asm.Half),
-		asm.LoadMem(asm.R0, asm.R5, 2, asm.Half),
-		asm.StoreMem(asm.RFP, dport, asm.R0, asm.Half),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol(prefix + "done"),
-	}...)
 }
 
 // loadPacket6 reloads the packet pointers ("ip6" entry of bpf_lxc and

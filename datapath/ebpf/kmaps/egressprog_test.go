@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/ringbuf"
 
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/frame"
@@ -32,36 +31,12 @@ import (
 // must end as the twin of the model's. It returns the verdicts it saw
 // and counts the egress records' (verdict, reason) in reasons.
 func egressDifferential(t *testing.T, seed uint64, reasons map[[2]uint8]int) map[uint32]int {
-	km, err := New()
-	if err != nil {
-		if errors.Is(err, ebpf.ErrNotSupported) {
-			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = km.Close() })
-	events, err := NewEvents(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = events.Close() })
-	load := func(p *ebpf.Program, err error) *ebpf.Program {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Close() })
-		return p
-	}
-	egress := load(NewEgressProgram(km, PolicyConfig{Pass: TCActOK}))
-	egressEv := load(NewEgressProgram(km, PolicyConfig{Pass: TCActOK, Events: events}))
-	ingress := load(NewPolicyProgram(km, TCActOK))
-	ingressEv := load(NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events}))
-	rd, err := ringbuf.NewReader(events)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rd.Close() })
+	km := testMaps(t)
+	events, rd := testEvents(t)
+	egress := loader(t)(NewEgressProgram(km, PolicyConfig{Pass: TCActOK}))
+	egressEv := loader(t)(NewEgressProgram(km, PolicyConfig{Pass: TCActOK, Events: events}))
+	ingress := loader(t)(NewPolicyProgram(km, TCActOK))
+	ingressEv := loader(t)(NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events}))
 
 	r := rand.New(rand.NewPCG(seed, 16))
 	ids := gen3.NewIdentities()

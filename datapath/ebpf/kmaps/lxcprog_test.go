@@ -27,16 +27,8 @@ func ipChecksumOK(b []byte) bool {
 // rewrite of a packet to a local endpoint, and pass for the rest.
 func TestFromContainerRun(t *testing.T) {
 	testutil.RequireRoot(t)
-	km, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = km.Close() })
-	prog, err := NewFromContainerProgram(km, LxcConfig{HostMAC: hostMAC})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = prog.Close() })
+	km := testMaps(t)
+	prog := loader(t)(NewFromContainerProgram(km, LxcConfig{HostMAC: hostMAC}))
 	podA, podB := net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}
 	lxcB := net.HardwareAddr{0x0a, 0, 0, 0, 0, 0xb}
 	ipA, ipB, gw := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3"), netip.MustParseAddr("10.0.0.1")

@@ -1,66 +1,15 @@
 package kmaps
 
 import (
-	"fmt"
 	"net"
 	"testing"
 
-	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/internal/testutil"
 )
-
-// pod6 is pod for IPv6: ip/128 without duplicate address detection, the
-// gateway on link and the default route via it, the programs on the
-// lxc, the endpoint in km's IPv6 maps.
-func (l *lab) pod6(node *netlink.Handle, km *Maps, lxcName string, ip, gw net.IP, id gen3.Identity, progs ...*ebpf.Program) *kpod {
-	t := l.t
-	t.Helper()
-	p := &kpod{ip: ip.To16()}
-	p.ns, p.h = l.ns()
-	p.lxc, p.eth = l.veth(node, lxcName, p.ns, p.h, "eth0")
-	l.sysctl(p.ns, "net/ipv6/conf/eth0/disable_ipv6", "0")
-	if err := p.h.AddrAdd(p.eth, &netlink.Addr{IPNet: &net.IPNet{IP: p.ip, Mask: net.CIDRMask(128, 128)}, Flags: unix.IFA_F_NODAD}); err != nil {
-		t.Fatal(err)
-	}
-	idx := p.eth.Attrs().Index
-	if err := p.h.RouteAdd(&netlink.Route{LinkIndex: idx, Dst: &net.IPNet{IP: gw, Mask: net.CIDRMask(128, 128)}, Scope: netlink.SCOPE_LINK}); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.h.RouteAdd(&netlink.Route{LinkIndex: idx, Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, Gw: gw}); err != nil {
-		t.Fatal(err)
-	}
-	l.attach(node, p.lxc, progs...)
-	p.info = gen3.EndpointInfo{IfIndex: uint32(p.lxc.Attrs().Index), Identity: uint32(id),
-		MAC: [6]byte(p.eth.Attrs().HardwareAddr), NodeMAC: [6]byte(p.lxc.Attrs().HardwareAddr)}
-	if err := km.Endpoints6.Put(gen3.EndpointKey6{IP: [16]byte(p.ip)}, p.info); err != nil {
-		t.Fatal(err)
-	}
-	if err := km.IPCache6.Put(gen3.IPCacheKey6{PrefixLen: 128, IP: [16]byte(p.ip)}, gen3.IPCacheValue{Identity: uint32(id)}); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// listen6 opens a UDP socket on the pod's IPv6 address.
-func (l *lab) listen6(p *kpod, port int) net.PacketConn {
-	t := l.t
-	t.Helper()
-	if err := netns.Set(p.ns); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = netns.Set(l.orig) }()
-	c, err := net.ListenPacket("udp6", fmt.Sprintf("[%s]:%d", p.ip, port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
 
 // TestCrossNodeTunnelKernel6 is TestCrossNodeTunnelKernel over IPv6, in
 // node namespaces with IPv6 off: bpf_lxc answers each pod's neighbour
@@ -97,7 +46,7 @@ func TestCrossNodeTunnelKernel6(t *testing.T) {
 		if err := n.h.AddrAdd(n.uplink, &netlink.Addr{IPNet: &net.IPNet{IP: n.ip, Mask: net.CIDRMask(24, 32)}}); err != nil {
 			t.Fatal(err)
 		}
-		n.km = newKernelMaps(t)
+		n.km = testMaps(t)
 		if err := n.h.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: gen3.DevCiliumVXLAN}, FlowBased: true, Port: 4789}); err != nil {
 			testutil.Unavailable(t, "cannot create a flow-based VXLAN device: "+err.Error())
 		}
@@ -113,7 +62,7 @@ func TestCrossNodeTunnelKernel6(t *testing.T) {
 		egress := l.load(NewEgressProgram(n.km, PolicyConfig{Pass: TCActUnspec}))
 		policy := l.load(NewPolicyProgram(n.km, TCActUnspec))
 		lxc := l.load(NewFromContainerProgram(n.km, cfg))
-		n.pod = l.pod6(n.h, n.km, "lxc1", n.podIP, n.gw, gen3.FirstPodIdentity+gen3.Identity(i), egress, policy, lxc)
+		n.pod = l.pod(n.h, n.km, "lxc1", n.podIP, n.gw, gen3.FirstPodIdentity+gen3.Identity(i), egress, policy, lxc)
 	}
 	for i, n := range nodes {
 		o := nodes[1-i]
@@ -125,7 +74,7 @@ func TestCrossNodeTunnelKernel6(t *testing.T) {
 		}
 	}
 	src, dst := nodes[0].pod, nodes[1].pod
-	c1, c2 := l.listen6(src, 0), l.listen6(dst, 7777)
+	c1, c2 := l.listen(src, 0), l.listen(dst, 7777)
 	to2 := &net.UDPAddr{IP: dst.ip, Port: 7777}
 	from := exchange(t, c1, c2, to2, "across nodes over IPv6")
 	if !from.(*net.UDPAddr).IP.Equal(src.ip) {
@@ -140,21 +89,21 @@ func TestCrossNodeTunnelKernel6(t *testing.T) {
 	if err := km.Endpoints6.Put(gen3.EndpointKey6{IP: [16]byte(dst.ip)}, enforced); err != nil {
 		t.Fatal(err)
 	}
-	if got := send(t, l.listen6(src, 0), c2, to2, "denied", 1); got != nil {
+	if got := send(t, l.listen(src, 0), c2, to2, "denied", 1); got != nil {
 		t.Errorf("a datagram to the enforced pod arrived without an allow entry")
 	}
 	allow := gen3.NewPolicyKey(gen3.Identity(src.info.Identity), gen3.Identity(enforced.Identity), gen3.ProtoUDP, 7777)
 	if err := km.Policy.Put(allow, gen3.PolicyEntry{Action: gen3.PolicyAllow}); err != nil {
 		t.Fatal(err)
 	}
-	exchange(t, l.listen6(src, 0), c2, to2, "allowed")
+	exchange(t, l.listen(src, 0), c2, to2, "allowed")
 	if err := km.Policy.Delete(allow); err != nil {
 		t.Fatal(err)
 	}
-	c := l.listen6(src, 0)
+	c := l.listen(src, 0)
 	exchange(t, c2, c, c.LocalAddr(), "dst starts a flow")
 	exchange(t, c, c2, to2, "reply by conntrack")
-	if got := send(t, l.listen6(src, 0), c2, to2, "a new flow, denied", 1); got != nil {
+	if got := send(t, l.listen(src, 0), c2, to2, "a new flow, denied", 1); got != nil {
 		t.Errorf("a new flow to the enforced pod arrived without an allow entry")
 	}
 

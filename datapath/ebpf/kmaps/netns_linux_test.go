@@ -1,7 +1,6 @@
 package kmaps
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -130,37 +129,55 @@ type kpod struct {
 }
 
 // pod creates a pod namespace wired to the node by lxcName, addressed
-// ip/32 with gw as default gateway, with progs on the lxc's tc ingress and
-// its entries in km (endpoints, ipcache).
+// ip/32 (or, for an IPv6 ip, ip/128 without duplicate address detection)
+// with gw on link and the default route via it, with progs on the lxc's
+// tc ingress and its entries in km's maps of ip's family (endpoints,
+// ipcache).
 func (l *lab) pod(node *netlink.Handle, km *Maps, lxcName string, ip, gw net.IP, id gen3.Identity, progs ...*ebpf.Program) *kpod {
 	t := l.t
 	t.Helper()
-	p := &kpod{ip: ip.To4()}
+	v4 := ip.To4() != nil
+	p, bits, flags, dflt := &kpod{ip: ip.To4()}, 32, 0, (*net.IPNet)(nil)
+	if !v4 {
+		p.ip, bits, flags = ip.To16(), 128, unix.IFA_F_NODAD
+		dflt = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+	}
 	p.ns, p.h = l.ns()
 	p.lxc, p.eth = l.veth(node, lxcName, p.ns, p.h, "eth0")
-	if err := p.h.AddrAdd(p.eth, &netlink.Addr{IPNet: &net.IPNet{IP: p.ip, Mask: net.CIDRMask(32, 32)}}); err != nil {
+	if !v4 {
+		l.sysctl(p.ns, "net/ipv6/conf/eth0/disable_ipv6", "0")
+	}
+	if err := p.h.AddrAdd(p.eth, &netlink.Addr{IPNet: &net.IPNet{IP: p.ip, Mask: net.CIDRMask(bits, bits)}, Flags: flags}); err != nil {
 		t.Fatal(err)
 	}
 	idx := p.eth.Attrs().Index
-	if err := p.h.RouteAdd(&netlink.Route{LinkIndex: idx, Dst: &net.IPNet{IP: gw, Mask: net.CIDRMask(32, 32)}, Scope: netlink.SCOPE_LINK}); err != nil {
+	if err := p.h.RouteAdd(&netlink.Route{LinkIndex: idx, Dst: &net.IPNet{IP: gw, Mask: net.CIDRMask(bits, bits)}, Scope: netlink.SCOPE_LINK}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.h.RouteAdd(&netlink.Route{LinkIndex: idx, Gw: gw}); err != nil {
+	if err := p.h.RouteAdd(&netlink.Route{LinkIndex: idx, Dst: dflt, Gw: gw}); err != nil {
 		t.Fatal(err)
 	}
 	l.attach(node, p.lxc, progs...)
 	p.info = gen3.EndpointInfo{IfIndex: uint32(p.lxc.Attrs().Index), Identity: uint32(id),
 		MAC: [6]byte(p.eth.Attrs().HardwareAddr), NodeMAC: [6]byte(p.lxc.Attrs().HardwareAddr)}
-	if err := km.Endpoints.Put(gen3.EndpointKey{IP: [4]byte(p.ip)}, p.info); err != nil {
-		t.Fatal(err)
+	put := func(m *ebpf.Map, k, v any) {
+		t.Helper()
+		if err := m.Put(k, v); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := km.IPCache.Put(gen3.IPCacheKey{PrefixLen: 32, IP: [4]byte(p.ip)}, gen3.IPCacheValue{Identity: uint32(id)}); err != nil {
-		t.Fatal(err)
+	ipc := gen3.IPCacheValue{Identity: uint32(id)}
+	if v4 {
+		put(km.Endpoints, gen3.EndpointKey{IP: [4]byte(p.ip)}, p.info)
+		put(km.IPCache, gen3.IPCacheKey{PrefixLen: 32, IP: [4]byte(p.ip)}, ipc)
+	} else {
+		put(km.Endpoints6, gen3.EndpointKey6{IP: [16]byte(p.ip)}, p.info)
+		put(km.IPCache6, gen3.IPCacheKey6{PrefixLen: 128, IP: [16]byte(p.ip)}, ipc)
 	}
 	return p
 }
 
-// listen opens a UDP socket in the pod's namespace.
+// listen opens a UDP socket in the pod's namespace, on its address.
 func (l *lab) listen(p *kpod, port int) net.PacketConn {
 	t := l.t
 	t.Helper()
@@ -168,7 +185,7 @@ func (l *lab) listen(p *kpod, port int) net.PacketConn {
 		t.Fatal(err)
 	}
 	defer func() { _ = netns.Set(l.orig) }()
-	c, err := net.ListenPacket("udp4", fmt.Sprintf("%s:%d", p.ip, port))
+	c, err := net.ListenPacket("udp", net.JoinHostPort(p.ip.String(), fmt.Sprint(port)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,28 +226,10 @@ func exchange(t *testing.T, from, to net.PacketConn, dst net.Addr, msg string) n
 	return src
 }
 
-func newKernelMaps(t *testing.T) *Maps {
-	t.Helper()
-	km, err := New()
-	if err != nil {
-		if errors.Is(err, os.ErrPermission) || errors.Is(err, ebpf.ErrNotSupported) {
-			testutil.Unavailable(t, "cannot create BPF maps: "+err.Error())
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = km.Close() })
-	return km
-}
-
 // load fails the test on err and closes p at the end.
 func (l *lab) load(p *ebpf.Program, err error) *ebpf.Program {
-	t := l.t
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	return p
+	l.t.Helper()
+	return loader(l.t)(p, err)
 }
 
 // checkNeighbours fails unless the pod resolved the gateway to
@@ -301,7 +300,7 @@ func policyChecks(t *testing.T, l *lab, src, dst *kpod, km *Maps, c2 net.PacketC
 func TestSameNodePodsKernel(t *testing.T) {
 	l := newLab(t)
 	_, node := l.ns()
-	km := newKernelMaps(t)
+	km := testMaps(t)
 	gw := net.IPv4(10, 0, 0, 1).To4()
 	prog := l.load(NewFromContainerProgram(km, LxcConfig{HostMAC: hostMAC}))
 	// The policy check runs first on the same hook and hands allowed
@@ -385,7 +384,7 @@ func crossNode(t *testing.T, mode gen3.Mode) {
 		if err := n.h.AddrAdd(n.uplink, &netlink.Addr{IPNet: &net.IPNet{IP: n.ip, Mask: net.CIDRMask(24, 32)}}); err != nil {
 			t.Fatal(err)
 		}
-		n.km = newKernelMaps(t)
+		n.km = testMaps(t)
 		cfg := LxcConfig{HostMAC: hostMAC, NodeMaskBits: 24}
 		if mode == gen3.Tunnel {
 			if err := n.h.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: gen3.DevCiliumVXLAN}, FlowBased: true, Port: 4789}); err != nil {

@@ -34,34 +34,10 @@ func TestPolicyProgramDifferential(t *testing.T) {
 	}()
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			km, err := New()
-			if err != nil {
-				if errors.Is(err, ebpf.ErrNotSupported) {
-					testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
-				}
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = km.Close() })
-			prog, err := NewPolicyProgram(km, TCActOK)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = prog.Close() })
-			events, err := NewEvents(0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = events.Close() })
-			evProg, err := NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = evProg.Close() })
-			rd, err := ringbuf.NewReader(events)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = rd.Close() })
+			km := testMaps(t)
+			prog := loader(t)(NewPolicyProgram(km, TCActOK))
+			events, rd := testEvents(t)
+			evProg := loader(t)(NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events}))
 
 			r := rand.New(rand.NewPCG(seed, 3))
 			ids := gen3.NewIdentities()

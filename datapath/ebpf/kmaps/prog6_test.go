@@ -11,7 +11,6 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/ringbuf"
 
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
 	"github.com/netbed/netbed/datapath/frame"
@@ -48,20 +47,12 @@ var (
 // unknown node are dropped.
 func TestFromContainerRun6(t *testing.T) {
 	testutil.RequireRoot(t)
-	km, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = km.Close() })
+	km := testMaps(t)
 	lo, err := net.InterfaceByName("lo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := NewFromContainerProgram(km, LxcConfig{HostMAC: hostMAC, VXLANIfIndex: lo.Index, NodeMaskBits: 24, NodeMaskBits6: 120})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = prog.Close() })
+	prog := loader(t)(NewFromContainerProgram(km, LxcConfig{HostMAC: hostMAC, VXLANIfIndex: lo.Index, NodeMaskBits: 24, NodeMaskBits6: 120}))
 	podA, podB := net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}
 	lxcB := net.HardwareAddr{0x0a, 0, 0, 0, 0, 0xb}
 	if err := km.Endpoints6.Put(gen3.EndpointKey6{IP: pod6B.As16()}, gen3.EndpointInfo{IfIndex: 1, Identity: 257, MAC: [6]byte(podB), NodeMAC: [6]byte(lxcB)}); err != nil {
@@ -123,16 +114,8 @@ func TestFromContainerRun6(t *testing.T) {
 // local endpoint's lxc and lets the rest pass.
 func TestOverlayRun6(t *testing.T) {
 	testutil.RequireRoot(t)
-	km, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = km.Close() })
-	prog, err := NewOverlayProgram(km)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = prog.Close() })
+	km := testMaps(t)
+	prog := loader(t)(NewOverlayProgram(km))
 	podB, lxcB := net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, net.HardwareAddr{0x0a, 0, 0, 0, 0, 0xb}
 	if err := km.Endpoints6.Put(gen3.EndpointKey6{IP: pod6B.As16()}, gen3.EndpointInfo{IfIndex: 1, Identity: 257, MAC: [6]byte(podB), NodeMAC: [6]byte(lxcB)}); err != nil {
 		t.Fatal(err)
@@ -156,31 +139,10 @@ func TestOverlayRun6(t *testing.T) {
 // each verdict with its IPv6 flow record and direction.
 func TestPolicyRun6(t *testing.T) {
 	testutil.RequireRoot(t)
-	km, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = km.Close() })
-	events, err := NewEvents(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = events.Close() })
-	ingress, err := NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ingress.Close() })
-	egress, err := NewEgressProgram(km, PolicyConfig{Pass: TCActOK, Events: events})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = egress.Close() })
-	rd, err := ringbuf.NewReader(events)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rd.Close() })
+	km := testMaps(t)
+	events, rd := testEvents(t)
+	ingress := loader(t)(NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events}))
+	egress := loader(t)(NewEgressProgram(km, PolicyConfig{Pass: TCActOK, Events: events}))
 
 	// A (256, local, open), B (257, local, enforcing) and C (259, local,
 	// enforcing egress); R (258) remote.

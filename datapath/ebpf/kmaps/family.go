@@ -159,6 +159,18 @@ func ctTuple(f family, prefix string, reverse bool, fail string) asm.Instruction
 	)
 }
 
+// lookupDst looks the packet's destination (R7) up in the family's
+// endpoints map, through its endpoint key slot: R9 is then the entry;
+// jumps to miss for no local endpoint. The packet pointers are stale
+// after it.
+func lookupDst(f family, miss string) asm.Instructions {
+	ins := copyWords(asm.R0, asm.RFP, f.dstEP, asm.R7, f.pktDst, f.addrLen)
+	ins = append(ins, mapLookup(f.endpoints, f.dstEP)...)
+	return append(ins,
+		asm.JEq.Imm(asm.R0, 0, miss),
+		asm.Mov.Reg(asm.R9, asm.R0))
+}
+
 // ctLookupReply jumps to "ctreply" (with the family's suffix) when the
 // packet is a reply to a flow in the family's conntrack map (its ctKey
 // holds the reverse tuple): never for an echo request.

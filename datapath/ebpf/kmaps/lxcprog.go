@@ -291,13 +291,8 @@ func OverlayInstructions(km *Maps) asm.Instructions {
 	ins = append(ins,
 		asm.LoadMem(asm.R2, asm.R7, 12, asm.Half),
 		asm.JEq.Imm(asm.R2, ethIPv6, "ip6"),
-		asm.JNE.Imm(asm.R2, 0x0008, "pass"),
-		asm.LoadMem(asm.R0, asm.R7, 30, asm.Word),
-		asm.StoreMem(asm.RFP, fpEPKey, asm.R0, asm.Word))
-	ins = append(ins, mapLookup(km.Endpoints, fpEPKey)...)
-	ins = append(ins,
-		asm.JEq.Imm(asm.R0, 0, "pass"),
-		asm.Mov.Reg(asm.R9, asm.R0))
+		asm.JNE.Imm(asm.R2, 0x0008, "pass"))
+	ins = append(ins, lookupDst(ipv4(km), "pass")...)
 	ins = append(ins, loadPacket(34)...)
 	ins = append(ins, redirectToEndpoint()...)
 	ins = append(ins, overlay6(km)...)

@@ -203,16 +203,22 @@ func decide(cfg PolicyConfig, sym, emit string, verdict, reason uint8, pre asm.I
 // the ifindex it ran on, the policy key last looked up, verdict, reason,
 // DirIngress), as Hubble's flow events.
 func PolicyInstructionsWith(km *Maps, cfg PolicyConfig) asm.Instructions {
+	return policyProgram(km, cfg, ingressBody)
+}
+
+// policyProgram is a policy program made of body for each family: the
+// IPv4 one (whose parse jumps to "ip6" for IPv6), the IPv6 one, and the
+// verdicts "shot" and "pass".
+func policyProgram(km *Maps, cfg PolicyConfig, body func(*Maps, PolicyConfig, family) asm.Instructions) asm.Instructions {
 	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(34)...)
-	ins = append(ins, ingressBody(km, cfg, ipv4(km))...)
-	ins = append(ins, ingressBody(km, cfg, ipv6(km))...)
-	ins = append(ins,
+	ins = append(ins, body(km, cfg, ipv4(km))...)
+	ins = append(ins, body(km, cfg, ipv6(km))...)
+	return append(ins,
 		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("shot"),
 		asm.Return(),
 		asm.Mov.Imm(asm.R0, cfg.Pass).WithSymbol("pass"),
 		asm.Return(),
 	)
-	return ins
 }
 
 // ingressBody is PolicyInstructionsWith's check for one family, from
@@ -277,16 +283,7 @@ func ingressBody(km *Maps, cfg PolicyConfig, f family) asm.Instructions {
 // enforcing endpoint's traffic is written to the ring buffer as a
 // FlowRecord with DirEgress; a pod without egress policy has no verdict.
 func EgressInstructions(km *Maps, cfg PolicyConfig) asm.Instructions {
-	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadPacket(34)...)
-	ins = append(ins, egressBody(km, cfg, ipv4(km))...)
-	ins = append(ins, egressBody(km, cfg, ipv6(km))...)
-	ins = append(ins,
-		asm.Mov.Imm(asm.R0, TCActShot).WithSymbol("shot"),
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, cfg.Pass).WithSymbol("pass"),
-		asm.Return(),
-	)
-	return ins
+	return policyProgram(km, cfg, egressBody)
 }
 
 // egressBody is EgressInstructions' check for one family, as

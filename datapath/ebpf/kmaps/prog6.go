@@ -131,11 +131,7 @@ func lxc6(km *Maps, cfg LxcConfig) asm.Instructions {
 		asm.JLE.Imm(asm.R1, 1, "shot"), // the hop limit would expire
 		asm.StoreImm(asm.RFP, fp6Dst, 128, asm.Word),
 	)
-	ins = append(ins, copy16(asm.RFP, fp6Dst+4, asm.R7, 38)...)
-	ins = append(ins, mapLookup(km.Endpoints6, fp6Dst+4)...)
-	ins = append(ins,
-		asm.JEq.Imm(asm.R0, 0, "remote6"),
-		asm.Mov.Reg(asm.R9, asm.R0))
+	ins = append(ins, lookupDst(ipv6(km), "remote6")...)
 	ins = append(ins, loadPacket6("", 54, "shot")...)
 	ins = append(ins,
 		asm.LoadMem(asm.R1, asm.R7, 21, asm.Byte),
@@ -279,11 +275,7 @@ func ndResponder(cfg LxcConfig) asm.Instructions {
 // local IPv6 endpoint is redirected to its lxc, the rest passes.
 func overlay6(km *Maps) asm.Instructions {
 	ins := loadPacket6("ip6", 54, "pass")
-	ins = append(ins, copy16(asm.RFP, fp6Dst+4, asm.R7, 38)...)
-	ins = append(ins, mapLookup(km.Endpoints6, fp6Dst+4)...)
-	ins = append(ins,
-		asm.JEq.Imm(asm.R0, 0, "pass"),
-		asm.Mov.Reg(asm.R9, asm.R0))
+	ins = append(ins, lookupDst(ipv6(km), "pass")...)
 	ins = append(ins, loadPacket6("", 54, "pass")...)
 	return append(ins, redirectToEndpoint()...)
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/vishvananda/netns"
 
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
-	"github.com/netbed/netbed/internal/testutil"
 )
 
 // TestCrossNodeTunnelKernel6 is TestCrossNodeTunnelKernel over IPv6, in
@@ -47,16 +46,7 @@ func TestCrossNodeTunnelKernel6(t *testing.T) {
 			t.Fatal(err)
 		}
 		n.km = testMaps(t)
-		if err := n.h.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: gen3.DevCiliumVXLAN}, FlowBased: true, Port: 4789}); err != nil {
-			testutil.Unavailable(t, "cannot create a flow-based VXLAN device: "+err.Error())
-		}
-		vx, err := n.h.LinkByName(gen3.DevCiliumVXLAN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.h.LinkSetUp(vx); err != nil {
-			t.Fatal(err)
-		}
+		vx := l.vxlan(n.h)
 		l.attach(n.h, vx, l.load(NewPolicyProgram(n.km, TCActUnspec)), l.load(NewOverlayProgram(n.km)))
 		cfg := LxcConfig{HostMAC: hostMAC, VXLANIfIndex: vx.Attrs().Index, NodeMaskBits: 24, NodeMaskBits6: 120}
 		egress := l.load(NewEgressProgram(n.km, PolicyConfig{Pass: TCActUnspec}))
@@ -83,29 +73,7 @@ func TestCrossNodeTunnelKernel6(t *testing.T) {
 	exchange(t, c2, c1, from, "and back")
 
 	// Policy on the receiving node, before delivery.
-	km := nodes[1].km
-	enforced := dst.info
-	enforced.Flags = gen3.EndpointPolicyEnforced
-	if err := km.Endpoints6.Put(gen3.EndpointKey6{IP: [16]byte(dst.ip)}, enforced); err != nil {
-		t.Fatal(err)
-	}
-	if got := send(t, l.listen(src, 0), c2, to2, "denied", 1); got != nil {
-		t.Errorf("a datagram to the enforced pod arrived without an allow entry")
-	}
-	allow := gen3.NewPolicyKey(gen3.Identity(src.info.Identity), gen3.Identity(enforced.Identity), gen3.ProtoUDP, 7777)
-	if err := km.Policy.Put(allow, gen3.PolicyEntry{Action: gen3.PolicyAllow}); err != nil {
-		t.Fatal(err)
-	}
-	exchange(t, l.listen(src, 0), c2, to2, "allowed")
-	if err := km.Policy.Delete(allow); err != nil {
-		t.Fatal(err)
-	}
-	c := l.listen(src, 0)
-	exchange(t, c2, c, c.LocalAddr(), "dst starts a flow")
-	exchange(t, c, c2, to2, "reply by conntrack")
-	if got := send(t, l.listen(src, 0), c2, to2, "a new flow, denied", 1); got != nil {
-		t.Errorf("a new flow to the enforced pod arrived without an allow entry")
-	}
+	policyChecks(t, l, src, dst, nodes[1].km, c2)
 
 	// Each pod resolved its gateway to cilium_host's MAC, and only that.
 	for _, n := range nodes {

@@ -160,21 +160,32 @@ func (l *lab) pod(node *netlink.Handle, km *Maps, lxcName string, ip, gw net.IP,
 	l.attach(node, p.lxc, progs...)
 	p.info = gen3.EndpointInfo{IfIndex: uint32(p.lxc.Attrs().Index), Identity: uint32(id),
 		MAC: [6]byte(p.eth.Attrs().HardwareAddr), NodeMAC: [6]byte(p.lxc.Attrs().HardwareAddr)}
-	put := func(m *ebpf.Map, k, v any) {
-		t.Helper()
-		if err := m.Put(k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.put(t, km, p.info)
 	ipc := gen3.IPCacheValue{Identity: uint32(id)}
+	var err error
 	if v4 {
-		put(km.Endpoints, gen3.EndpointKey{IP: [4]byte(p.ip)}, p.info)
-		put(km.IPCache, gen3.IPCacheKey{PrefixLen: 32, IP: [4]byte(p.ip)}, ipc)
+		err = km.IPCache.Put(gen3.IPCacheKey{PrefixLen: 32, IP: [4]byte(p.ip)}, ipc)
 	} else {
-		put(km.Endpoints6, gen3.EndpointKey6{IP: [16]byte(p.ip)}, p.info)
-		put(km.IPCache6, gen3.IPCacheKey6{PrefixLen: 128, IP: [16]byte(p.ip)}, ipc)
+		err = km.IPCache6.Put(gen3.IPCacheKey6{PrefixLen: 128, IP: [16]byte(p.ip)}, ipc)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	return p
+}
+
+// put writes info as p's entry in km's endpoints map of p's family.
+func (p *kpod) put(t *testing.T, km *Maps, info gen3.EndpointInfo) {
+	t.Helper()
+	var err error
+	if len(p.ip) == net.IPv4len {
+		err = km.Endpoints.Put(gen3.EndpointKey{IP: [4]byte(p.ip)}, info)
+	} else {
+		err = km.Endpoints6.Put(gen3.EndpointKey6{IP: [16]byte(p.ip)}, info)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // listen opens a UDP socket in the pod's namespace, on its address.
@@ -258,7 +269,7 @@ func checkNeighbours(t *testing.T, p *kpod, gw, other net.IP) {
 }
 
 // policyChecks enforces ingress on dst (km holds its node's maps; c2
-// listens on dst:7777) and checks, each time on a new flow from src: no
+// listens on dst:7777; both pods of one family) and checks, each time on a new flow from src: no
 // allow entry, dropped; an allow entry for src's identity to UDP 7777,
 // delivered; and, without the entry, a reply to a flow dst started
 // passes by conntrack while a new flow is still dropped.
@@ -267,9 +278,7 @@ func policyChecks(t *testing.T, l *lab, src, dst *kpod, km *Maps, c2 net.PacketC
 	to2 := &net.UDPAddr{IP: dst.ip, Port: 7777}
 	enforced := dst.info
 	enforced.Flags = gen3.EndpointPolicyEnforced
-	if err := km.Endpoints.Put(gen3.EndpointKey{IP: [4]byte(dst.ip)}, enforced); err != nil {
-		t.Fatal(err)
-	}
+	dst.put(t, km, enforced)
 	if got := send(t, l.listen(src, 0), c2, to2, "denied", 1); got != nil {
 		t.Errorf("a datagram to the enforced pod arrived without an allow entry")
 	}
@@ -361,6 +370,24 @@ func (l *lab) sysctl(ns netns.NsHandle, path, value string) {
 	}
 }
 
+// vxlan creates the node's cilium_vxlan (flow-based, port 4789) and
+// sets it up.
+func (l *lab) vxlan(h *netlink.Handle) netlink.Link {
+	t := l.t
+	t.Helper()
+	if err := h.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: gen3.DevCiliumVXLAN}, FlowBased: true, Port: 4789}); err != nil {
+		testutil.Unavailable(t, "cannot create a flow-based VXLAN device: "+err.Error())
+	}
+	vx, err := h.LinkByName(gen3.DevCiliumVXLAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(vx); err != nil {
+		t.Fatal(err)
+	}
+	return vx
+}
+
 func crossNode(t *testing.T, mode gen3.Mode) {
 	l := newLab(t)
 	n1NS, n1 := l.ns()
@@ -387,16 +414,7 @@ func crossNode(t *testing.T, mode gen3.Mode) {
 		n.km = testMaps(t)
 		cfg := LxcConfig{HostMAC: hostMAC, NodeMaskBits: 24}
 		if mode == gen3.Tunnel {
-			if err := n.h.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: gen3.DevCiliumVXLAN}, FlowBased: true, Port: 4789}); err != nil {
-				testutil.Unavailable(t, "cannot create a flow-based VXLAN device: "+err.Error())
-			}
-			vx, err := n.h.LinkByName(gen3.DevCiliumVXLAN)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := n.h.LinkSetUp(vx); err != nil {
-				t.Fatal(err)
-			}
+			vx := l.vxlan(n.h)
 			cfg.VXLANIfIndex = vx.Attrs().Index
 			l.attach(n.h, vx, l.load(NewPolicyProgram(n.km, TCActUnspec)), l.load(NewOverlayProgram(n.km)))
 		} else {

@@ -11,11 +11,20 @@ import (
 	"github.com/netbed/netbed/internal/testutil"
 )
 
-// testMaps creates the kernel maps, closed when t ends; a kernel that
-// cannot is a skip (a failure under NETBED_REQUIRE_PRIVILEGED=1).
+// testMaps creates the kernel maps with the default capacities, closed
+// when t ends.
 func testMaps(t testing.TB) *Maps {
 	t.Helper()
-	km, err := New()
+	return newMaps(t, Capacity{})
+}
+
+// newMaps creates a node's maps with capacities c for t, closed when t
+// ends; it skips t (or fails it, NETBED_REQUIRE_PRIVILEGED=1) without
+// root or BPF maps.
+func newMaps(t testing.TB, c Capacity) *Maps {
+	t.Helper()
+	testutil.RequireRoot(t)
+	km, err := NewSized(c)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) || errors.Is(err, ebpf.ErrNotSupported) {
 			testutil.Unavailable(t, "cannot create BPF maps: "+err.Error())

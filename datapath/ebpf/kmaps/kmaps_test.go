@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
-	"github.com/netbed/netbed/internal/testutil"
 )
 
 func TestSpecsMatchTypes(t *testing.T) {
@@ -180,14 +179,7 @@ func TestReconcile(t *testing.T) {
 	}
 	// The kernel's web is at ifindex 42; db is not plugged.
 	web := netip.MustParseAddr("10.0.0.2").As4()
-	translate := func(k gen3.EndpointKey, v gen3.EndpointInfo) (gen3.EndpointInfo, bool) {
-		if k.IP != web {
-			return v, false
-		}
-		v.IfIndex = 42
-		return v, true
-	}
-	if err := km.Reconcile(n.Maps(), translate); err != nil {
+	if err := km.Reconcile(n.Maps(), pluggedAt42(web)); err != nil {
 		t.Fatal(err)
 	}
 	m := n.Maps()
@@ -384,21 +376,16 @@ func TestReconcileSequence(t *testing.T) {
 	}
 }
 
-// newMaps creates a node's maps with capacities c for t, closed when t
-// ends; it skips t (or fails it, NETBED_REQUIRE_PRIVILEGED=1) without
-// root or BPF maps.
-func newMaps(t *testing.T, c Capacity) *Maps {
-	t.Helper()
-	testutil.RequireRoot(t)
-	km, err := NewSized(c)
-	if err != nil {
-		if errors.Is(err, ebpf.ErrNotSupported) {
-			testutil.Unavailable(t, "kernel lacks BPF maps: "+err.Error())
+// pluggedAt42 is a Reconcile translation for a node whose pod at web
+// alone is plugged, its lxc at ifindex 42.
+func pluggedAt42(web [4]byte) func(gen3.EndpointKey, gen3.EndpointInfo) (gen3.EndpointInfo, bool) {
+	return func(k gen3.EndpointKey, v gen3.EndpointInfo) (gen3.EndpointInfo, bool) {
+		if k.IP != web {
+			return v, false
 		}
-		t.Fatal(err)
+		v.IfIndex = 42
+		return v, true
 	}
-	t.Cleanup(func() { _ = km.Close() })
-	return km
 }
 
 // TestReconcile6: a dual-stack node's IPv6 maps reach the kernel through
@@ -429,14 +416,7 @@ func TestReconcile6(t *testing.T) {
 		t.Fatal(err)
 	}
 	web4, web6 := netip.MustParseAddr("10.0.0.2").As4(), netip.MustParseAddr("fd10::2").As16()
-	translate := func(k gen3.EndpointKey, v gen3.EndpointInfo) (gen3.EndpointInfo, bool) {
-		if k.IP != web4 {
-			return v, false
-		}
-		v.IfIndex = 42
-		return v, true
-	}
-	if err := km.Reconcile(n.Maps(), translate); err != nil {
+	if err := km.Reconcile(n.Maps(), pluggedAt42(web4)); err != nil {
 		t.Fatal(err)
 	}
 	m := n.Maps()
@@ -461,7 +441,7 @@ func TestReconcile6(t *testing.T) {
 	if err := n.RemoveEndpoint("web"); err != nil {
 		t.Fatal(err)
 	}
-	if err := km.Reconcile(n.Maps(), translate); err != nil {
+	if err := km.Reconcile(n.Maps(), pluggedAt42(web4)); err != nil {
 		t.Fatal(err)
 	}
 	if got := dump[gen3.EndpointKey6, gen3.EndpointInfo](t, km.Endpoints6); len(got) != 0 {

@@ -221,21 +221,14 @@ func TestPolicyProgramDifferential(t *testing.T) {
 // dst, its other fields want's.
 func checkRecord6(t *testing.T, rd *ringbuf.Reader, want *FlowRecord, src, dst netip.Addr) {
 	t.Helper()
-	rd.SetDeadline(time.Now())
-	rec, err := rd.Read()
-	if want == nil {
-		if err == nil {
-			t.Fatalf("an IPv6 record for traffic to no local endpoint: % x", rec.RawSample)
-		}
+	raw := nextRecord(t, rd, want, "IPv6 ")
+	if raw == nil {
 		return
 	}
-	if err != nil {
-		t.Fatalf("no IPv6 flow record for %+v: %v", *want, err)
+	if len(raw) != flowRecord6Len {
+		t.Fatalf("a record of %d bytes for IPv6, want %d", len(raw), flowRecord6Len)
 	}
-	if len(rec.RawSample) != flowRecord6Len {
-		t.Fatalf("a record of %d bytes for IPv6, want %d", len(rec.RawSample), flowRecord6Len)
-	}
-	got, gotSrc, gotDst, err := ParseFlow(rec.RawSample)
+	got, gotSrc, gotDst, err := ParseFlow(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,16 +237,7 @@ func checkRecord6(t *testing.T, rd *ringbuf.Reader, want *FlowRecord, src, dst n
 	}
 	w := *want
 	w.Src, w.Dst = [4]byte{}, [4]byte{}
-	got.IfIndex, got.Nanos = 0, 0
-	if w.Reason != ReasonPolicyAllow && w.Reason != ReasonPolicyDeny {
-		got.Key = gen3.PolicyKey{}
-	}
-	if w.Proto == uint8(gen3.ProtoICMP) {
-		got.DPort = [2]byte{}
-	}
-	if got != w {
-		t.Fatalf("IPv6 flow record\n%+v, want\n%+v", got, w)
-	}
+	sameRecord(t, got, w, "IPv6 ")
 }
 
 // checkRecord reads what the events program wrote for one run and
@@ -262,23 +246,43 @@ func checkRecord6(t *testing.T, rd *ringbuf.Reader, want *FlowRecord, src, dst n
 // for reasons that name an entry.
 func checkRecord(t *testing.T, rd *ringbuf.Reader, want *FlowRecord) {
 	t.Helper()
+	raw := nextRecord(t, rd, want, "")
+	if raw == nil {
+		return
+	}
+	got, err := ParseFlowRecord(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecord(t, got, *want, "")
+}
+
+// nextRecord reads the next record the events program wrote (fam names
+// the family in messages): none must be there when want is nil, and it
+// returns nil.
+func nextRecord(t *testing.T, rd *ringbuf.Reader, want *FlowRecord, fam string) []byte {
+	t.Helper()
 	rd.SetDeadline(time.Now())
 	rec, err := rd.Read()
 	if want == nil {
 		if err == nil {
-			t.Fatalf("a record for traffic to no local endpoint: % x", rec.RawSample)
+			t.Fatalf("%srecord for traffic to no local endpoint: % x", fam, rec.RawSample)
 		}
-		return
+		return nil
 	}
 	if err != nil {
-		t.Fatalf("no flow record for %+v: %v", *want, err)
+		t.Fatalf("no %sflow record for %+v: %v", fam, *want, err)
 	}
-	got, err := ParseFlowRecord(rec.RawSample)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return rec.RawSample
+}
+
+// sameRecord fails t unless got is want but for the ifindex and time
+// (the test run's; the time must be set), the key of a verdict no entry
+// made, and an ICMP packet's port.
+func sameRecord(t *testing.T, got, want FlowRecord, fam string) {
+	t.Helper()
 	if got.Nanos == 0 {
-		t.Errorf("record without a time: %+v", got)
+		t.Errorf("%srecord without a time: %+v", fam, got)
 	}
 	got.IfIndex, got.Nanos = 0, 0
 	if want.Reason != ReasonPolicyAllow && want.Reason != ReasonPolicyDeny {
@@ -287,8 +291,8 @@ func checkRecord(t *testing.T, rd *ringbuf.Reader, want *FlowRecord) {
 	if want.Proto == uint8(gen3.ProtoICMP) {
 		got.DPort = [2]byte{}
 	}
-	if got != *want {
-		t.Fatalf("flow record\n%+v, want\n%+v", got, *want)
+	if got != want {
+		t.Fatalf("%sflow record\n%+v, want\n%+v", fam, got, want)
 	}
 }
 

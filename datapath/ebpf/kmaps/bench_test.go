@@ -80,12 +80,7 @@ func BenchmarkKernelPolicy(b *testing.B) {
 // redirect to the destination's lxc, timed one run per call: it rewrites
 // the packet). What IPv6's longer keys and addresses cost per packet.
 func BenchmarkKernelPrograms(b *testing.B) {
-	testutil.RequireRoot(b)
-	km, err := New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer km.Close()
+	km := testMaps(b)
 	const idA, idB = gen3.FirstPodIdentity, gen3.FirstPodIdentity + 1
 	a4, b4 := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
 	a6, b6 := netip.MustParseAddr("fd10::2"), netip.MustParseAddr("fd10::3")
@@ -108,21 +103,10 @@ func BenchmarkKernelPrograms(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	egress, err := NewEgressProgram(km, PolicyConfig{Pass: TCActOK})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer egress.Close()
-	ingress, err := NewPolicyProgram(km, TCActOK)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ingress.Close()
-	lxc, err := NewFromContainerProgram(km, LxcConfig{HostMAC: hostMAC})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lxc.Close()
+	load := loader(b)
+	egress := load(NewEgressProgram(km, PolicyConfig{Pass: TCActOK}))
+	ingress := load(NewPolicyProgram(km, TCActOK))
+	lxc := load(NewFromContainerProgram(km, LxcConfig{HostMAC: hostMAC}))
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	for _, fam := range []struct {
 		name     string

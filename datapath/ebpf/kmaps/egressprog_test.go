@@ -33,10 +33,11 @@ import (
 func egressDifferential(t *testing.T, seed uint64, reasons map[[2]uint8]int) map[uint32]int {
 	km := testMaps(t)
 	events, rd := testEvents(t)
-	egress := loader(t)(NewEgressProgram(km, PolicyConfig{Pass: TCActOK}))
-	egressEv := loader(t)(NewEgressProgram(km, PolicyConfig{Pass: TCActOK, Events: events}))
-	ingress := loader(t)(NewPolicyProgram(km, TCActOK))
-	ingressEv := loader(t)(NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events}))
+	load := loader(t)
+	egress := load(NewEgressProgram(km, PolicyConfig{Pass: TCActOK}))
+	egressEv := load(NewEgressProgram(km, PolicyConfig{Pass: TCActOK, Events: events}))
+	ingress := load(NewPolicyProgram(km, TCActOK))
+	ingressEv := load(NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events}))
 
 	r := rand.New(rand.NewPCG(seed, 16))
 	ids := gen3.NewIdentities()

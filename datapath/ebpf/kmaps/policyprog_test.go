@@ -35,9 +35,10 @@ func TestPolicyProgramDifferential(t *testing.T) {
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			km := testMaps(t)
-			prog := loader(t)(NewPolicyProgram(km, TCActOK))
+			load := loader(t)
+			prog := load(NewPolicyProgram(km, TCActOK))
 			events, rd := testEvents(t)
-			evProg := loader(t)(NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events}))
+			evProg := load(NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events}))
 
 			r := rand.New(rand.NewPCG(seed, 3))
 			ids := gen3.NewIdentities()

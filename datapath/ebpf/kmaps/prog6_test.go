@@ -141,8 +141,9 @@ func TestPolicyRun6(t *testing.T) {
 	testutil.RequireRoot(t)
 	km := testMaps(t)
 	events, rd := testEvents(t)
-	ingress := loader(t)(NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events}))
-	egress := loader(t)(NewEgressProgram(km, PolicyConfig{Pass: TCActOK, Events: events}))
+	load := loader(t)
+	ingress := load(NewPolicyProgramWith(km, PolicyConfig{Pass: TCActOK, Events: events}))
+	egress := load(NewEgressProgram(km, PolicyConfig{Pass: TCActOK, Events: events}))
 
 	// A (256, local, open), B (257, local, enforcing) and C (259, local,
 	// enforcing egress); R (258) remote.

@@ -11,7 +11,10 @@
 // key's Egress byte as Cilium's policy key holds the direction.
 //
 // Every program carries IPv6 beside IPv4 (prog6.go): the IPv6 endpoints
-// map, ipcache, tunnel map and conntrack map, the same policy map;
+// map, ipcache, tunnel map and conntrack map, the same policy map. The
+// policy programs' bodies, the conntrack tuple and records and the
+// endpoint lookup are written once and emitted for each family from its
+// description (family.go: labels, maps, stack slots, packet layout).
 // bpf_lxc answers a pod's neighbour solicitations with cilium_host's MAC
 // as it answers ARP, and IPv6 pods cross nodes over the IPv4 underlay.
 //

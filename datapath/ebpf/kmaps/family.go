@@ -12,8 +12,10 @@ import (
 type family struct {
 	// sfx keeps the family's labels apart: "" for IPv4, "6" for IPv6.
 	sfx string
-	// The family's endpoints map, ipcache and conntrack map.
-	endpoints, ipcache, ct *ebpf.Map
+	// The family's endpoints map, ipcache, conntrack map and tunnel map,
+	// and the stack slot of bpf_lxc's tunnel map key.
+	endpoints, ipcache, ct, tunnel *ebpf.Map
+	tunKey                         int16
 	// addrLen is the address length in bytes: the conntrack key holds
 	// the source and destination addresses, then the ports at
 	// 2*addrLen and 2*addrLen+2, then the protocol.
@@ -44,7 +46,7 @@ type family struct {
 // ipv4 is the IPv4 family: its keys lie where parseL4 puts them.
 func ipv4(km *Maps) family {
 	return family{
-		endpoints: km.Endpoints, ipcache: km.IPCache, ct: km.CT,
+		endpoints: km.Endpoints, ipcache: km.IPCache, ct: km.CT, tunnel: km.Tunnel, tunKey: fpTunnelMap,
 		addrLen: 4,
 		srcEP:   fpEPSrc, dstEP: fpEPKey, srcIPC: fpIPCacheKey, dstIPC: fpIPCacheDst,
 		ctKey: fpCTKey, ctFwd: fpCTFwd,
@@ -70,7 +72,7 @@ func ipv4(km *Maps) family {
 func ipv6(km *Maps) family {
 	return family{
 		sfx:       "6",
-		endpoints: km.Endpoints6, ipcache: km.IPCache6, ct: km.CT6,
+		endpoints: km.Endpoints6, ipcache: km.IPCache6, ct: km.CT6, tunnel: km.Tunnel6, tunKey: fp6TunKey,
 		addrLen: 16,
 		srcEP:   fp6Src + 4, dstEP: fp6Dst + 4, srcIPC: fp6Src, dstIPC: fp6Dst,
 		ctKey: fp6CTKey, ctFwd: fp6CTFwd,

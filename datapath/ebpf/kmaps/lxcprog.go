@@ -223,30 +223,40 @@ func tunnelOut(km *Maps, cfg LxcConfig) asm.Instructions {
 			asm.Ja.Label("pass"),
 		}
 	}
-	var m [4]byte
-	for i := range 4 {
-		bits := min(max(cfg.NodeMaskBits-8*i, 0), 8)
-		m[i] = byte(0xff << (8 - bits))
+	return tunnelTo(ipv4(km), cfg, cfg.NodeMaskBits, "pass", loadPacket(34))
+}
+
+// tunnelTo is bpf_lxc's "remote" (with the family's suffix): the
+// family's tunnel map entry for the destination's node CIDR (its
+// endpoint key masked to bits), else miss; then the source identity
+// from the ipcache (the source address is still in the packet: reload
+// refreshes the pointers), the tunnel key and the redirect to
+// cilium_vxlan (setTunnelKey).
+func tunnelTo(f family, cfg LxcConfig, bits int, miss string, reload asm.Instructions) asm.Instructions {
+	var ins asm.Instructions
+	for i := range f.addrLen / 4 {
+		var m [4]byte
+		for j := range 4 {
+			b := min(max(bits-8*(4*int(i)+j), 0), 8)
+			m[j] = byte(0xff << (8 - b))
+		}
+		off := 4 * i
+		ins = append(ins,
+			asm.LoadMem(asm.R1, asm.RFP, f.dstEP+off, asm.Word),
+			asm.Mov.Imm32(asm.R2, int32(binary.LittleEndian.Uint32(m[:]))),
+			asm.And.Reg32(asm.R1, asm.R2),
+			asm.StoreMem(asm.RFP, f.tunKey+off, asm.R1, asm.Word))
 	}
-	ins := asm.Instructions{
-		asm.LoadMem(asm.R1, asm.RFP, fpEPKey, asm.Word).WithSymbol("remote"),
-		asm.Mov.Imm32(asm.R2, int32(binary.LittleEndian.Uint32(m[:]))),
-		asm.And.Reg32(asm.R1, asm.R2),
-		asm.StoreMem(asm.RFP, fpTunnelMap, asm.R1, asm.Word),
-	}
-	ins = append(ins, mapLookup(km.Tunnel, fpTunnelMap)...)
+	ins[0] = ins[0].WithSymbol("remote" + f.sfx)
+	ins = append(ins, mapLookup(f.tunnel, f.tunKey)...)
 	ins = append(ins,
-		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.JEq.Imm(asm.R0, 0, miss),
 		asm.Mov.Reg(asm.R9, asm.R0))
-	// Source identity from the ipcache (the source IP is still in the
-	// packet; reload the pointers).
-	ins = append(ins, loadPacket(34)...)
-	ins = append(ins,
-		asm.StoreImm(asm.RFP, fpIPCacheKey, 32, asm.Word),
-		asm.LoadMem(asm.R0, asm.R7, 26, asm.Word),
-		asm.StoreMem(asm.RFP, fpIPCacheKey+4, asm.R0, asm.Word))
-	ins = append(ins, mapLookup(km.IPCache, fpIPCacheKey)...)
-	return append(ins, setTunnelKey(cfg, "")...)
+	ins = append(ins, reload...)
+	ins = append(ins, asm.StoreImm(asm.RFP, f.srcIPC, int64(8*f.addrLen), asm.Word))
+	ins = append(ins, copyWords(asm.R0, asm.RFP, f.srcIPC+4, asm.R7, f.pktSrc, f.addrLen)...)
+	ins = append(ins, mapLookup(f.ipcache, f.srcIPC)...)
+	return append(ins, setTunnelKey(cfg, f.sfx)...)
 }
 
 // setTunnelKey ends both families' tunnel paths: R0 is the source's

@@ -1,10 +1,6 @@
 package kmaps
 
-import (
-	"encoding/binary"
-
-	"github.com/cilium/ebpf/asm"
-)
+import "github.com/cilium/ebpf/asm"
 
 // IPv6 in the programs: each program has an IPv6 half beside its IPv4
 // one, entered at "ip6" on ETH_P_IPV6, over the model's IPv6 maps
@@ -149,30 +145,7 @@ func tunnelOut6(km *Maps, cfg LxcConfig) asm.Instructions {
 	if cfg.VXLANIfIndex == 0 {
 		return asm.Instructions{asm.Ja.Label("shot").WithSymbol("remote6")}
 	}
-	var ins asm.Instructions
-	for i := range 4 {
-		var m [4]byte
-		for j := range 4 {
-			bits := min(max(cfg.NodeMaskBits6-8*(4*i+j), 0), 8)
-			m[j] = byte(0xff << (8 - bits))
-		}
-		off := int16(4 * i)
-		ins = append(ins,
-			asm.LoadMem(asm.R1, asm.RFP, fp6Dst+4+off, asm.Word),
-			asm.Mov.Imm32(asm.R2, int32(binary.LittleEndian.Uint32(m[:]))),
-			asm.And.Reg32(asm.R1, asm.R2),
-			asm.StoreMem(asm.RFP, fp6TunKey+off, asm.R1, asm.Word))
-	}
-	ins[0] = ins[0].WithSymbol("remote6")
-	ins = append(ins, mapLookup(km.Tunnel6, fp6TunKey)...)
-	ins = append(ins,
-		asm.JEq.Imm(asm.R0, 0, "shot"),
-		asm.Mov.Reg(asm.R9, asm.R0))
-	ins = append(ins, loadPacket6("", 54, "shot")...)
-	ins = append(ins, asm.StoreImm(asm.RFP, fp6Src, 128, asm.Word))
-	ins = append(ins, copy16(asm.RFP, fp6Src+4, asm.R7, 22)...)
-	ins = append(ins, mapLookup(km.IPCache6, fp6Src)...)
-	return append(ins, setTunnelKey(cfg, "6")...)
+	return tunnelTo(ipv6(km), cfg, cfg.NodeMaskBits6, "shot", loadPacket6("", 54, "shot"))
 }
 
 // ndResponder is lxc6's "nd6": a neighbour solicitation with its source

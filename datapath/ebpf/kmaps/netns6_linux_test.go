@@ -1,11 +1,11 @@
 package kmaps
 
 import (
+	"fmt"
 	"net"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	gen3 "github.com/netbed/netbed/datapath/ebpf"
 )
@@ -20,32 +20,13 @@ import (
 // reply to a flow the pod started gets in by the IPv6 conntrack map.
 func TestCrossNodeTunnelKernel6(t *testing.T) {
 	l := newLab(t)
-	n1NS, n1 := l.ns()
-	n2NS, n2 := l.ns()
-	for _, ns := range []netns.NsHandle{n1NS, n2NS} {
-		l.sysctl(ns, "net/ipv6/conf/all/disable_ipv6", "1")
-		l.sysctl(ns, "net/ipv6/conf/default/disable_ipv6", "1")
-	}
-	e1, e2 := l.veth(n1, "eth1", n2NS, n2, "eth1")
-	type node struct {
-		h      *netlink.Handle
-		uplink netlink.Link
-		ip     net.IP
-		gw     net.IP
-		podIP  net.IP
-		cidr   net.IP // the node's IPv6 pod CIDR, /120
-		km     *Maps
-		pod    *kpod
-	}
-	nodes := []*node{
-		{h: n1, uplink: e1, ip: net.IPv4(172, 16, 0, 1).To4(), gw: net.ParseIP("fd10::101"), podIP: net.ParseIP("fd10::102"), cidr: net.ParseIP("fd10::100")},
-		{h: n2, uplink: e2, ip: net.IPv4(172, 16, 0, 2).To4(), gw: net.ParseIP("fd10::201"), podIP: net.ParseIP("fd10::202"), cidr: net.ParseIP("fd10::200")},
+	nodes := l.twoNodes(true)
+	for i, n := range nodes {
+		n.gw = net.ParseIP(fmt.Sprintf("fd10::%d01", 1+i))
+		n.podIP = net.ParseIP(fmt.Sprintf("fd10::%d02", 1+i))
+		n.cidr = net.ParseIP(fmt.Sprintf("fd10::%d00", 1+i))
 	}
 	for i, n := range nodes {
-		if err := n.h.AddrAdd(n.uplink, &netlink.Addr{IPNet: &net.IPNet{IP: n.ip, Mask: net.CIDRMask(24, 32)}}); err != nil {
-			t.Fatal(err)
-		}
-		n.km = testMaps(t)
 		vx := l.vxlan(n.h)
 		l.attach(n.h, vx, l.load(NewPolicyProgram(n.km, TCActUnspec)), l.load(NewOverlayProgram(n.km)))
 		cfg := LxcConfig{HostMAC: hostMAC, VXLANIfIndex: vx.Attrs().Index, NodeMaskBits: 24, NodeMaskBits6: 120}

@@ -388,30 +388,51 @@ func (l *lab) vxlan(h *netlink.Handle) netlink.Link {
 	return vx
 }
 
-func crossNode(t *testing.T, mode gen3.Mode) {
-	l := newLab(t)
-	n1NS, n1 := l.ns()
-	n2NS, n2 := l.ns()
-	e1, e2 := l.veth(n1, "eth1", n2NS, n2, "eth1")
-	nsOf := []netns.NsHandle{n1NS, n2NS}
-	type node struct {
-		h      *netlink.Handle
-		uplink netlink.Link
-		ip     net.IP
-		gw     net.IP
-		podIP  net.IP
-		km     *Maps
-		pod    *kpod
+// xnode is a node of the cross-node tests.
+type xnode struct {
+	ns     netns.NsHandle
+	h      *netlink.Handle
+	uplink netlink.Link // eth1, to the other node
+	ip     net.IP       // the node's underlay address, 172.16.0.x/24
+	gw     net.IP       // its pod's gateway
+	podIP  net.IP
+	cidr   net.IP // the node's IPv6 pod CIDR, /120
+	km     *Maps
+	pod    *kpod
+}
+
+// twoNodes creates two node namespaces joined by an underlay veth
+// (eth1, 172.16.0.1 and .2/24), each with its maps; with noIPv6 the
+// namespaces have IPv6 off first.
+func (l *lab) twoNodes(noIPv6 bool) []*xnode {
+	t := l.t
+	t.Helper()
+	nodes := []*xnode{{}, {}}
+	for _, n := range nodes {
+		n.ns, n.h = l.ns()
+		if noIPv6 {
+			l.sysctl(n.ns, "net/ipv6/conf/all/disable_ipv6", "1")
+			l.sysctl(n.ns, "net/ipv6/conf/default/disable_ipv6", "1")
+		}
 	}
-	nodes := []*node{
-		{h: n1, uplink: e1, ip: net.IPv4(172, 16, 0, 1).To4(), gw: net.IPv4(10, 0, 1, 1).To4(), podIP: net.IPv4(10, 0, 1, 2).To4()},
-		{h: n2, uplink: e2, ip: net.IPv4(172, 16, 0, 2).To4(), gw: net.IPv4(10, 0, 2, 1).To4(), podIP: net.IPv4(10, 0, 2, 2).To4()},
-	}
+	nodes[0].uplink, nodes[1].uplink = l.veth(nodes[0].h, "eth1", nodes[1].ns, nodes[1].h, "eth1")
 	for i, n := range nodes {
+		n.ip = net.IPv4(172, 16, 0, byte(1+i)).To4()
 		if err := n.h.AddrAdd(n.uplink, &netlink.Addr{IPNet: &net.IPNet{IP: n.ip, Mask: net.CIDRMask(24, 32)}}); err != nil {
 			t.Fatal(err)
 		}
 		n.km = testMaps(t)
+	}
+	return nodes
+}
+
+func crossNode(t *testing.T, mode gen3.Mode) {
+	l := newLab(t)
+	nodes := l.twoNodes(false)
+	for i, n := range nodes {
+		n.gw, n.podIP = net.IPv4(10, 0, byte(1+i), 1).To4(), net.IPv4(10, 0, byte(1+i), 2).To4()
+	}
+	for i, n := range nodes {
 		cfg := LxcConfig{HostMAC: hostMAC, NodeMaskBits: 24}
 		if mode == gen3.Tunnel {
 			vx := l.vxlan(n.h)
@@ -419,7 +440,7 @@ func crossNode(t *testing.T, mode gen3.Mode) {
 			l.attach(n.h, vx, l.load(NewPolicyProgram(n.km, TCActUnspec)), l.load(NewOverlayProgram(n.km)))
 		} else {
 			l.attach(n.h, n.uplink, l.load(NewPolicyProgram(n.km, TCActUnspec)), l.load(NewHostProgram(n.km)))
-			l.sysctl(nsOf[i], "net/ipv4/ip_forward", "1")
+			l.sysctl(n.ns, "net/ipv4/ip_forward", "1")
 		}
 		lxc := l.load(NewFromContainerProgram(n.km, cfg))
 		n.pod = l.pod(n.h, n.km, "lxc1", n.podIP, n.gw, gen3.FirstPodIdentity+gen3.Identity(i), lxc)

@@ -128,7 +128,12 @@ func (km *Maps) Close() error {
 func (km *Maps) Sync(m *gen3.Maps) error {
 	km.written = nil // the kernel's are now more than Reconcile wrote
 	var err error
+	// After the first failure put writes nothing more: each Range
+	// that follows stops at once.
 	put := func(km *ebpf.Map, k, v any) bool {
+		if err != nil {
+			return false
+		}
 		if e := km.Put(k, v); e != nil {
 			err = fmt.Errorf("sync BPF map: put %+v: %w", k, e)
 			return false
@@ -136,37 +141,13 @@ func (km *Maps) Sync(m *gen3.Maps) error {
 		return true
 	}
 	m.Endpoints.Range(func(k gen3.EndpointKey, v gen3.EndpointInfo) bool { return put(km.Endpoints, k, v) })
-	if err != nil {
-		return err
-	}
 	m.IPCache.Range(func(k gen3.IPCacheKey, v gen3.IPCacheValue) bool { return put(km.IPCache, k, v) })
-	if err != nil {
-		return err
-	}
 	m.Tunnel.Range(func(k gen3.TunnelKey, v gen3.TunnelValue) bool { return put(km.Tunnel, k, v) })
-	if err != nil {
-		return err
-	}
 	m.Policy.Range(func(k gen3.PolicyKey, v gen3.PolicyEntry) bool { return put(km.Policy, k, v) })
-	if err != nil {
-		return err
-	}
 	m.CT.Range(func(k gen3.CTKey, v gen3.CTEntry) bool { return put(km.CT, k, v) })
-	if err != nil {
-		return err
-	}
 	m.Endpoints6.Range(func(k gen3.EndpointKey6, v gen3.EndpointInfo) bool { return put(km.Endpoints6, k, v) })
-	if err != nil {
-		return err
-	}
 	m.IPCache6.Range(func(k gen3.IPCacheKey6, v gen3.IPCacheValue) bool { return put(km.IPCache6, k, v) })
-	if err != nil {
-		return err
-	}
 	m.Tunnel6.Range(func(k gen3.TunnelKey6, v gen3.TunnelValue) bool { return put(km.Tunnel6, k, v) })
-	if err != nil {
-		return err
-	}
 	m.CT6.Range(func(k gen3.CTKey6, v gen3.CTEntry) bool { return put(km.CT6, k, v) })
 	return err
 }

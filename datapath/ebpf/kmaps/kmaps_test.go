@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -449,5 +450,29 @@ func TestReconcile6(t *testing.T) {
 	}
 	if _, ok := dump[gen3.IPCacheKey6, gen3.IPCacheValue](t, km.IPCache6)[gen3.IPCacheKey6{PrefixLen: 128, IP: web6}]; ok {
 		t.Error("web's IPv6 ipcache entry is left after it went")
+	}
+}
+
+// TestSyncStopsAtFailure: a put that fails (a policy map of one entry
+// given two) ends Sync with the error, naming the put, and nothing after
+// it is written (the conntrack map, synced after the policy map, stays
+// empty).
+func TestSyncStopsAtFailure(t *testing.T) {
+	km := newMaps(t, Capacity{Policy: 1})
+	m := gen3.NewMaps()
+	for i := range 2 {
+		if err := m.Policy.Update(gen3.NewPolicyKey(gen3.Identity(256+i), 257, gen3.ProtoUDP, 53), gen3.PolicyEntry{Action: gen3.PolicyAllow}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.CT.Update(gen3.CTKey{Src: [4]byte{10, 0, 0, 2}, Dst: [4]byte{10, 0, 0, 3}, Proto: 17}, gen3.CTEntry{Packets: 1}); err != nil {
+		t.Fatal(err)
+	}
+	err := km.Sync(m)
+	if err == nil || !strings.Contains(err.Error(), "sync BPF map: put") {
+		t.Fatalf("Sync of two policy entries into a map of one: %v, want the failed put", err)
+	}
+	if ct := dump[gen3.CTKey, gen3.CTEntry](t, km.CT); len(ct) != 0 {
+		t.Errorf("Sync went on after the failure: conntrack map %+v", ct)
 	}
 }

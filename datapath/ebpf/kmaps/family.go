@@ -5,10 +5,11 @@ import (
 	"github.com/cilium/ebpf/asm"
 )
 
-// family is what the policy programs' bodies need to know of an IP
-// version: each body (ingressBody, egressBody) is generated once and
-// emitted for IPv4 and again for IPv6, with the family's labels, maps,
-// stack slots and packet parsing.
+// family is what the programs' shared parts need to know of an IP
+// version: each of them (the policy bodies ingressBody and egressBody,
+// ctTuple, ctTrackFlow, emitRecord, lookupDst, bpf_lxc's tunnelTo) is
+// written once and emitted for IPv4 and again for IPv6, with the
+// family's labels, maps, stack slots and packet layout.
 type family struct {
 	// sfx keeps the family's labels apart: "" for IPv4, "6" for IPv6.
 	sfx string

@@ -335,6 +335,21 @@ func (k *kernelFabric) forgetFlows(ctx context.Context) error {
 	return nil
 }
 
+// kernelLinks are node's links on the kernel backend: its topology
+// interfaces and, on a host, its instances' veths (their ends in its
+// namespace), which a power loss or a hang takes with it.
+func (r *Runtime) kernelLinks(node string) []string {
+	names := slices.Clone(r.topo.Interfaces(node))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, in := range r.insts {
+		if in.host == node && in.inFabric {
+			names = append(names, in.ifname)
+		}
+	}
+	return names
+}
+
 // setCarrier fails or restores node as power does: every link of the
 // node (its topology links and, on a host, its instances' veths) goes
 // down in its namespace, so that every neighbour loses carrier and
@@ -347,14 +362,7 @@ func (r *Runtime) setCarrier(node string, up bool) error {
 	defer k.unlock()
 	names := k.down[node]
 	if !up {
-		names = slices.Clone(r.topo.Interfaces(node))
-		r.mu.Lock()
-		for _, in := range r.insts {
-			if in.host == node && in.inFabric {
-				names = append(names, in.ifname)
-			}
-		}
-		r.mu.Unlock()
+		names = r.kernelLinks(node)
 		k.down[node] = names
 	} else {
 		delete(k.down, node)

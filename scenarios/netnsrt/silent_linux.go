@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -122,15 +121,9 @@ func (r *Runtime) silence(node string, on bool) error {
 	if !on {
 		return errors.Join(errs...)
 	}
-	ifaces := slices.Clone(r.topo.Interfaces(node))
+	ifaces := r.topo.Interfaces(node)
 	if r.k != nil {
-		r.mu.Lock()
-		for _, in := range r.insts {
-			if in.host == node && in.inFabric {
-				ifaces = append(ifaces, in.ifname)
-			}
-		}
-		r.mu.Unlock()
+		ifaces = r.kernelLinks(node)
 	}
 	return errors.Join(append(errs, r.silenceLinks(node, ifaces))...)
 }
